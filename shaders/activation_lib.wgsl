@@ -1,0 +1,281 @@
+// The activation library: every activation's forward `f(x)` and backward `dy * f'(x)` in f32.
+//
+// Prepended by the host (src/shaders.rs): `const ACT_<NAME>: u32` for every `Activation` variant, generated from
+// the Rust enum so the two cannot drift. Overrides supplied per pipeline: `ACT` (which activation), `P0`, `P1`
+// (its parameters, see `Activation::params`).
+//
+// Numerical policy (NUMERICS.md): WGSL gives no guarantee once inf or NaN meets arithmetic, so every
+// transcendental call gets a finite, clamped argument; infinities are mapped to their limits by construction and
+// NaN is restored at the end with a bit test (`x != x` is folded away on lavapipe).
+
+override ACT: u32;
+override P0: f32 = 0.0;
+override P1: f32 = 0.0;
+
+const QNAN_BITS: u32 = 0x7fc00000u;
+const F32_MAX: f32 = 3.4028234663852886e38;
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn nan_f32() -> f32 {
+    return bitcast<f32>(QNAN_BITS);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Elementary functions with error bounds the built-ins do not give.
+
+/// `exp` of a clamped argument: inputs past +-100 (where exp is already 0 or beyond f32) never reach `exp`.
+/// Upper clamp 88: exp(88) = 1.65e38 is finite; callers never need a larger value.
+fn exp_c(x: f32) -> f32 {
+    return exp(clamp(x, -100.0, 88.0));
+}
+
+/// expm1(x) = e^x - 1 with small relative error: Taylor series to x^9 for |x| < 0.5 (truncation < 1.1e-8
+/// relative), else exp(x) - 1 (no cancellation left to lose digits to). Returns -1 for x <= -100.
+fn expm1_f(x: f32) -> f32 {
+    if (abs(x) < 0.5) {
+        let p = 1.0 / 362880.0;
+        var s = x * p + 1.0 / 40320.0;
+        s = s * x + 1.0 / 5040.0;
+        s = s * x + 1.0 / 720.0;
+        s = s * x + 1.0 / 120.0;
+        s = s * x + 1.0 / 24.0;
+        s = s * x + 1.0 / 6.0;
+        s = s * x + 0.5;
+        s = s * x + 1.0;
+        return s * x;
+    }
+    return exp_c(x) - 1.0;
+}
+
+/// log1p(u) = ln(1 + u) for u in [0, 1], the only range the library needs (softplus of exp(-|x|)).
+/// ln(1+u) = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = u / (2 + u) in [0, 1/3]: series to s^17 (truncation
+/// below 2e-10 relative). Avoids `log` near 1, where WGSL only bounds the absolute error by 2^-21.
+fn log1p_unit(u: f32) -> f32 {
+    let s = u / (2.0 + u);
+    let s2 = s * s;
+    var p = 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    return 2.0 * s * p;
+}
+
+/// sigmoid(x) = 1 / (1 + e^-x), with e = exp(-|x|): 1/(1+e) for x >= 0, e/(1+e) otherwise. No overflow anywhere.
+fn sigmoid_f(x: f32) -> f32 {
+    let e = exp_c(-abs(x));
+    let r = 1.0 / (1.0 + e);
+    return select(e * r, r, x >= 0.0);
+}
+
+/// sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = exp(-|x|): no cancellation.
+fn sigmoid_grad(x: f32) -> f32 {
+    let e = exp_c(-abs(x));
+    let r = 1.0 / (1.0 + e);
+    return e * r * r;
+}
+
+/// v * sigmoid'(v) for any v, including +-inf (where the limit is 0): the factor v is clamped with the exp.
+fn v_sigmoid_grad(v: f32) -> f32 {
+    let c = clamp(v, -100.0, 100.0);
+    return c * sigmoid_grad(c);
+}
+
+/// softplus(v) = ln(1 + e^v) = max(v, 0) + log1p(e^-|v|).
+fn softplus_f(v: f32) -> f32 {
+    return max(v, 0.0) + log1p_unit(exp_c(-abs(v)));
+}
+
+/// tanh(x) = sign(x) t / (t + 2), t = expm1(2|x|) (relative accuracy near 0 from expm1); |x| is clamped to 10,
+/// past which tanh rounds to +-1 in f32.
+fn tanh_f(x: f32) -> f32 {
+    let a = min(abs(x), 10.0);
+    let t = expm1_f(2.0 * a);
+    let r = t / (t + 2.0);
+    return select(r, -r, x < 0.0);
+}
+
+/// tanh'(x) = sech^2(x) = 4 e / (1 + e)^2, e = exp(-2|x|): no `1 - tanh^2` cancellation.
+fn tanh_grad(x: f32) -> f32 {
+    let e = exp_c(-2.0 * abs(x));
+    let r = 1.0 / (1.0 + e);
+    return 4.0 * e * r * r;
+}
+
+/// erfc(z) for z >= 0 (Numerical Recipes `erfcc`, Chebyshev fit with fractional error < 1.2e-7 everywhere):
+/// t = 1/(1 + z/2), erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)). z is clamped to 10 (erfc(10) = 2e-45).
+fn erfc_pos(z_in: f32) -> f32 {
+    let z = min(z_in, 10.0);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    var p = 0.17087277;
+    p = p * t - 0.82215223;
+    p = p * t + 1.48851587;
+    p = p * t - 1.13520398;
+    p = p * t + 0.27886807;
+    p = p * t - 0.18628806;
+    p = p * t + 0.09678418;
+    p = p * t + 0.37409196;
+    p = p * t + 1.00002368;
+    p = p * t - 1.26551223;
+    return t * exp_c(p - z * z);
+}
+
+/// Standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2: the tail is computed directly (relative accuracy for
+/// x < 0), 1 - tail for x > 0. Exactly 0 below about -14 and exactly 1 above about 5.9.
+fn normal_cdf(x: f32) -> f32 {
+    let tail = 0.5 * erfc_pos(abs(x) * 0.70710678118654752);
+    return select(tail, 1.0 - tail, x > 0.0);
+}
+
+/// Standard normal density phi(x) = exp(-x^2/2) / sqrt(2 pi), for |x| <= 20 (callers clamp).
+fn normal_pdf(x: f32) -> f32 {
+    return 0.3989422804014327 * exp_c(-0.5 * x * x);
+}
+
+/// x * g where g -> 0 as x -> -inf: returns 0 where g is 0 so that -inf * 0 never forms NaN.
+fn times_gate(x: f32, g: f32) -> f32 {
+    return select(x * g, 0.0, g == 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activations: forward. Formulas follow PyTorch; see `Activation` in src/activation.rs for the documented list.
+
+fn hardtanh_f(x: f32, lo: f32, hi: f32) -> f32 {
+    return clamp(x, lo, hi);
+}
+
+fn elu_f(x: f32, alpha: f32) -> f32 {
+    return select(alpha * expm1_f(x), x, x > 0.0);
+}
+
+fn gelu_f(x: f32) -> f32 {
+    return times_gate(x, normal_cdf(x));
+}
+
+/// GELU, tanh form: x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) (equal to 0.5 x (1 + tanh u)).
+fn gelu_tanh_arg(x: f32) -> f32 {
+    let c = clamp(x, -30.0, 30.0);
+    return 1.5957691216057308 * (c + 0.044715 * c * c * c);
+}
+
+fn mish_tsp(x: f32) -> f32 {
+    // tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2); exactly 1 in f32 past x = 20.
+    let e = exp_c(min(x, 20.0));
+    let n = e * (e + 2.0);
+    return n / (n + 2.0);
+}
+
+fn act_forward(x: f32) -> f32 {
+    var y: f32;
+    switch ACT {
+        case ACT_IDENTITY: { y = x; }
+        case ACT_RELU: { y = max(x, 0.0); }
+        case ACT_RELU6: { y = hardtanh_f(x, 0.0, 6.0); }
+        case ACT_LEAKY_RELU: { y = select(P0 * x, x, x > 0.0); }
+        case ACT_ELU: { y = elu_f(x, P0); }
+        case ACT_CELU: { y = select(P0 * expm1_f(x / P0), x, x > 0.0); }
+        case ACT_SELU: { y = 1.0507009873554805 * elu_f(x, 1.6732632423543772); }
+        case ACT_GELU: { y = gelu_f(x); }
+        case ACT_GELU_TANH: { y = times_gate(x, sigmoid_f(gelu_tanh_arg(x))); }
+        case ACT_QUICK_GELU: { y = times_gate(x, sigmoid_f(1.702 * x)); }
+        case ACT_SILU: { y = times_gate(x, sigmoid_f(x)); }
+        case ACT_SWISH: { y = times_gate(x, sigmoid_f(P0 * x)); }
+        case ACT_MISH: { y = times_gate(x, mish_tsp(x)); }
+        case ACT_SOFTPLUS: {
+            // PyTorch: x when beta x > threshold, else softplus(beta x) / beta.
+            let v = P0 * x;
+            y = select(softplus_f(v) / P0, x, v > P1);
+        }
+        case ACT_SOFTSIGN: {
+            let c = clamp(x, -F32_MAX, F32_MAX);
+            y = c / (1.0 + abs(c));
+        }
+        case ACT_SIGMOID: { y = sigmoid_f(x); }
+        case ACT_LOG_SIGMOID: { y = min(x, 0.0) - log1p_unit(exp_c(-abs(x))); }
+        case ACT_TANH: { y = tanh_f(x); }
+        case ACT_HARDTANH: { y = hardtanh_f(x, P0, P1); }
+        case ACT_HARDSIGMOID: { y = clamp(x + 3.0, 0.0, 6.0) / 6.0; }
+        case ACT_HARDSWISH: {
+            y = select(select(x * (x + 3.0) / 6.0, x, x >= 3.0), 0.0, x <= -3.0);
+        }
+        case ACT_RELU_SQUARED: {
+            let r = max(x, 0.0);
+            y = r * r;
+        }
+        default: { y = nan_f32(); }
+    }
+    return select(y, x, is_nan(x));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activations: backward, dx = dy * f'(x). Where PyTorch defines the derivative at a kink, we follow it.
+
+/// The derivative f'(x) of the activations whose backward is a plain product with dy.
+fn act_derivative(x: f32) -> f32 {
+    switch ACT {
+        case ACT_IDENTITY: { return 1.0; }
+        case ACT_RELU: { return select(0.0, 1.0, x > 0.0); }
+        case ACT_RELU6: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
+        case ACT_LEAKY_RELU: { return select(P0, 1.0, x > 0.0); }
+        case ACT_ELU: { return select(P0 * exp_c(x), 1.0, x > 0.0); }
+        case ACT_CELU: { return select(exp_c(x / P0), 1.0, x > 0.0); }
+        case ACT_SELU: {
+            return 1.0507009873554805 * select(1.6732632423543772 * exp_c(x), 1.0, x > 0.0);
+        }
+        case ACT_GELU: {
+            // Exact: Phi(x) + x phi(x); x phi(x) -> 0 at +-inf, so x is clamped where phi(x) is 0 anyway.
+            let c = clamp(x, -20.0, 20.0);
+            return normal_cdf(x) + c * normal_pdf(c);
+        }
+        case ACT_GELU_TANH: {
+            // d/dx [x sigmoid(2u)] = sigmoid(2u) + x sigmoid'(2u) 2u'(x), u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+            let c = clamp(x, -30.0, 30.0);
+            let v = gelu_tanh_arg(c);
+            let dv = 1.5957691216057308 * (1.0 + 0.134145 * c * c);
+            return sigmoid_f(v) + c * dv * sigmoid_grad(v);
+        }
+        case ACT_QUICK_GELU: { return sigmoid_f(1.702 * x) + v_sigmoid_grad(1.702 * x); }
+        case ACT_SILU: { return sigmoid_f(x) + v_sigmoid_grad(x); }
+        case ACT_SWISH: { return sigmoid_f(P0 * x) + v_sigmoid_grad(P0 * x); }
+        case ACT_MISH: {
+            // mish'(x) = tsp + x sech^2(sp) sigmoid(x), sech^2(sp) = 4 (n + 1) / (n + 2)^2 with n as in mish_tsp.
+            let c = clamp(x, -100.0, 20.0);
+            let e = exp_c(c);
+            let n = e * (e + 2.0);
+            let r = 1.0 / (n + 2.0);
+            return n * r + c * 4.0 * (n + 1.0) * r * r * sigmoid_f(c);
+        }
+        case ACT_SOFTPLUS: { return select(sigmoid_f(P0 * x), 1.0, P0 * x > P1); }
+        case ACT_SOFTSIGN: {
+            let d = 1.0 / (1.0 + min(abs(x), F32_MAX));
+            return d * d;
+        }
+        case ACT_SIGMOID: { return sigmoid_grad(x); }
+        case ACT_LOG_SIGMOID: { return sigmoid_f(-x); }
+        case ACT_TANH: { return tanh_grad(x); }
+        case ACT_HARDTANH: { return select(0.0, 1.0, x > P0 && x < P1); }
+        case ACT_HARDSIGMOID: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
+        case ACT_HARDSWISH: {
+            return select(select(x / 3.0 + 0.5, 1.0, x > 3.0), 0.0, x < -3.0);
+        }
+        default: { return nan_f32(); }
+    }
+}
+
+fn act_backward(x: f32, dy: f32) -> f32 {
+    var dx: f32;
+    if (ACT == ACT_RELU_SQUARED) {
+        // d/dx relu(x)^2 = 2 relu(x); (dy * r) * 2 overflows only where the true result does.
+        dx = (dy * max(x, 0.0)) * 2.0;
+    } else {
+        dx = dy * act_derivative(x);
+    }
+    return select(dx, nan_f32(), is_nan(x) || is_nan(dy));
+}

@@ -1,0 +1,274 @@
+//! The activation functions: one enum, PyTorch's definitions and defaults.
+//!
+//! Each formula lives twice, and only twice: in `shaders/activation_lib.wgsl` and in [`crate::cpu::activation`].
+//! Tests walk [`Activation::ALL`] through both.
+
+use crate::{Error, Result};
+
+/// An activation function with its parameters. Constructors with PyTorch's defaults: [`Activation::leaky_relu`],
+/// [`Activation::elu`], [`Activation::celu`], [`Activation::swish`], [`Activation::softplus`],
+/// [`Activation::hardtanh`].
+///
+/// Backward always means `dx = dy * f'(x)`, with the derivative at kinks as PyTorch defines it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `f(x) = x`; `f'(x) = 1`.
+    Identity,
+    /// `f(x) = max(x, 0)`; `f'(x) = 1 if x > 0 else 0`.
+    Relu,
+    /// `f(x) = min(max(x, 0), 6)`; `f'(x) = 1 if 0 < x < 6 else 0`.
+    Relu6,
+    /// `f(x) = x if x > 0 else negative_slope * x` (default slope 0.01); `f'(x) = 1 if x > 0 else negative_slope`.
+    LeakyRelu {
+        /// Slope for x <= 0.
+        negative_slope: f32,
+    },
+    /// `f(x) = x if x > 0 else alpha (e^x - 1)` (default alpha 1); `f'(x) = 1 if x > 0 else alpha e^x`.
+    Elu {
+        /// Scale of the negative branch.
+        alpha: f32,
+    },
+    /// `f(x) = x if x > 0 else alpha (e^(x/alpha) - 1)` (default alpha 1, must be nonzero);
+    /// `f'(x) = 1 if x > 0 else e^(x/alpha)`.
+    Celu {
+        /// Scale of the negative branch.
+        alpha: f32,
+    },
+    /// `f(x) = scale * (x if x > 0 else alpha (e^x - 1))`, alpha = 1.6732632423543772,
+    /// scale = 1.0507009873554805; `f'(x) = scale * (1 if x > 0 else alpha e^x)`.
+    Selu,
+    /// Exact GELU: `f(x) = x Phi(x)`, `Phi(x) = (1 + erf(x / sqrt 2)) / 2`; `f'(x) = Phi(x) + x phi(x)`,
+    /// `phi(x) = e^(-x^2/2) / sqrt(2 pi)` (the exact derivative, not the tanh approximation's).
+    Gelu,
+    /// GELU, tanh approximation: `f(x) = x/2 (1 + tanh(u))`, `u = sqrt(2/pi) (x + 0.044715 x^3)`;
+    /// `f'(x) = (1 + tanh u)/2 + x/2 sech^2(u) u'(x)`.
+    GeluTanh,
+    /// `f(x) = x sigmoid(1.702 x)`; `f'(x) = s + 1.702 x s (1 - s)`, `s = sigmoid(1.702 x)`.
+    QuickGelu,
+    /// SiLU: `f(x) = x sigmoid(x)`; `f'(x) = s (1 + x (1 - s))`, `s = sigmoid(x)`.
+    Silu,
+    /// Swish: `f(x) = x sigmoid(beta x)` (default beta 1, which is SiLU); `f'(x) = s + beta x s (1 - s)`.
+    Swish {
+        /// Slope inside the sigmoid.
+        beta: f32,
+    },
+    /// Mish: `f(x) = x tanh(softplus(x))`; `f'(x) = tanh(sp) + x sech^2(sp) sigmoid(x)`, `sp = softplus(x)`.
+    Mish,
+    /// `f(x) = ln(1 + e^(beta x)) / beta`, and `x` where `beta x > threshold` (defaults beta 1, threshold 20);
+    /// `f'(x) = sigmoid(beta x)`, and 1 where `beta x > threshold`. beta must be positive.
+    Softplus {
+        /// Sharpness.
+        beta: f32,
+        /// Above `beta x > threshold` the function is taken as linear.
+        threshold: f32,
+    },
+    /// `f(x) = x / (1 + |x|)`; `f'(x) = 1 / (1 + |x|)^2`.
+    Softsign,
+    /// `f(x) = 1 / (1 + e^-x)`; `f'(x) = f(x) (1 - f(x))`.
+    Sigmoid,
+    /// `f(x) = ln(sigmoid(x)) = -softplus(-x)`; `f'(x) = sigmoid(-x)`.
+    LogSigmoid,
+    /// `f(x) = tanh(x)`; `f'(x) = 1 - tanh^2(x)`.
+    Tanh,
+    /// `f(x) = min(max(x, min_val), max_val)` (defaults -1, 1); `f'(x) = 1 if min_val < x < max_val else 0`.
+    Hardtanh {
+        /// Lower clip.
+        min_val: f32,
+        /// Upper clip.
+        max_val: f32,
+    },
+    /// `f(x) = min(max(x + 3, 0), 6) / 6`; `f'(x) = 1/6 if -3 < x < 3 else 0`.
+    Hardsigmoid,
+    /// `f(x) = x min(max(x + 3, 0), 6) / 6`; `f'(x) = 0 if x < -3, x/3 + 1/2 if x <= 3, else 1`.
+    Hardswish,
+    /// Squared ReLU: `f(x) = max(x, 0)^2`; `f'(x) = 2 max(x, 0)`.
+    ReluSquared,
+}
+
+/// SELU's alpha, as PyTorch defines it.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_284_817_042_991_671_7;
+/// SELU's scale, as PyTorch defines it.
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
+
+impl Activation {
+    /// Every activation, each with PyTorch's default parameters, in id order.
+    pub const ALL: [Activation; 22] = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::leaky_relu(),
+        Activation::elu(),
+        Activation::celu(),
+        Activation::Selu,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::QuickGelu,
+        Activation::Silu,
+        Activation::swish(),
+        Activation::Mish,
+        Activation::softplus(),
+        Activation::Softsign,
+        Activation::Sigmoid,
+        Activation::LogSigmoid,
+        Activation::Tanh,
+        Activation::hardtanh(),
+        Activation::Hardsigmoid,
+        Activation::Hardswish,
+        Activation::ReluSquared,
+    ];
+
+    /// Leaky ReLU with PyTorch's default slope 0.01.
+    pub const fn leaky_relu() -> Self {
+        Activation::LeakyRelu {
+            negative_slope: 0.01,
+        }
+    }
+
+    /// ELU with alpha 1.
+    pub const fn elu() -> Self {
+        Activation::Elu { alpha: 1.0 }
+    }
+
+    /// CELU with alpha 1.
+    pub const fn celu() -> Self {
+        Activation::Celu { alpha: 1.0 }
+    }
+
+    /// Swish with beta 1.
+    pub const fn swish() -> Self {
+        Activation::Swish { beta: 1.0 }
+    }
+
+    /// Softplus with beta 1, threshold 20.
+    pub const fn softplus() -> Self {
+        Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        }
+    }
+
+    /// Hardtanh on [-1, 1].
+    pub const fn hardtanh() -> Self {
+        Activation::Hardtanh {
+            min_val: -1.0,
+            max_val: 1.0,
+        }
+    }
+
+    /// Stable numeric id, shared with the WGSL library through generated constants.
+    pub const fn id(self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::Relu6 => 2,
+            Activation::LeakyRelu { .. } => 3,
+            Activation::Elu { .. } => 4,
+            Activation::Celu { .. } => 5,
+            Activation::Selu => 6,
+            Activation::Gelu => 7,
+            Activation::GeluTanh => 8,
+            Activation::QuickGelu => 9,
+            Activation::Silu => 10,
+            Activation::Swish { .. } => 11,
+            Activation::Mish => 12,
+            Activation::Softplus { .. } => 13,
+            Activation::Softsign => 14,
+            Activation::Sigmoid => 15,
+            Activation::LogSigmoid => 16,
+            Activation::Tanh => 17,
+            Activation::Hardtanh { .. } => 18,
+            Activation::Hardsigmoid => 19,
+            Activation::Hardswish => 20,
+            Activation::ReluSquared => 21,
+        }
+    }
+
+    /// snake_case name, as PyTorch's functional API spells it (and as `validate` and `bench` print it).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Elu { .. } => "elu",
+            Activation::Celu { .. } => "celu",
+            Activation::Selu => "selu",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::QuickGelu => "quick_gelu",
+            Activation::Silu => "silu",
+            Activation::Swish { .. } => "swish",
+            Activation::Mish => "mish",
+            Activation::Softplus { .. } => "softplus",
+            Activation::Softsign => "softsign",
+            Activation::Sigmoid => "sigmoid",
+            Activation::LogSigmoid => "log_sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Hardtanh { .. } => "hardtanh",
+            Activation::Hardsigmoid => "hardsigmoid",
+            Activation::Hardswish => "hardswish",
+            Activation::ReluSquared => "relu_squared",
+        }
+    }
+
+    /// The activation with this name and default parameters.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The parameters passed to the kernel as the override constants `P0`, `P1` (0 where unused).
+    pub const fn params(self) -> [f32; 2] {
+        match self {
+            Activation::LeakyRelu { negative_slope } => [negative_slope, 0.0],
+            Activation::Elu { alpha } | Activation::Celu { alpha } => [alpha, 0.0],
+            Activation::Swish { beta } => [beta, 0.0],
+            Activation::Softplus { beta, threshold } => [beta, threshold],
+            Activation::Hardtanh { min_val, max_val } => [min_val, max_val],
+            _ => [0.0, 0.0],
+        }
+    }
+
+    /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`.
+    pub fn validate(self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::InvalidArgument {
+                op: self.name(),
+                reason,
+            })
+        };
+        let [p0, p1] = self.params();
+        if !p0.is_finite() || !p1.is_finite() {
+            return bad(format!("parameters must be finite, got {p0}, {p1}"));
+        }
+        match self {
+            Activation::Celu { alpha } if alpha == 0.0 => bad("alpha must be nonzero".into()),
+            Activation::Softplus { beta, .. } if beta <= 0.0 => {
+                bad(format!("beta must be positive, got {beta}"))
+            }
+            Activation::Hardtanh { min_val, max_val } if min_val > max_val => bad(format!(
+                "min_val {min_val} must not exceed max_val {max_val}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The WGSL constants `const ACT_<NAME>: u32 = <id>u;` for every variant, prepended to the shader library.
+    pub fn wgsl_ids() -> String {
+        Self::ALL
+            .iter()
+            .map(|a| {
+                format!(
+                    "const ACT_{}: u32 = {}u;\n",
+                    a.name().to_ascii_uppercase(),
+                    a.id()
+                )
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

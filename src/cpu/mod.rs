@@ -1,0 +1,6 @@
+//! The f64 CPU reference of every GPU op. Tests and the `validate` example compare the kernels against it.
+//!
+//! The reference follows the same policy as the kernels: at +-inf it returns the mathematical limit, and NaN in
+//! gives NaN out.
+
+pub mod activation;

@@ -1,0 +1,106 @@
+//! Dispatch math: how many workgroups, in what grid, and how a long buffer is split into bindable chunks.
+
+use crate::{Error, Result};
+
+/// Threads per workgroup and vec4 elements per thread of the memory-bound kernels. One value feeds both the WGSL
+/// override `WG` and the host's grid arithmetic, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LaunchConfig {
+    /// Threads per workgroup (WGSL override `WG`).
+    pub workgroup_size: u32,
+    /// vec4 elements (16 bytes each) handled by one thread (WGSL override `PER_THREAD`).
+    pub vec4_per_thread: u32,
+}
+
+impl LaunchConfig {
+    /// 256 threads, one vec4 each: a good default on discrete GPUs.
+    pub const GPU: LaunchConfig = LaunchConfig {
+        workgroup_size: 256,
+        vec4_per_thread: 1,
+    };
+    /// 64 threads, four vec4 each: more work per thread suits CPU-emulated adapters (lavapipe, llvmpipe).
+    pub const CPU: LaunchConfig = LaunchConfig {
+        workgroup_size: 64,
+        vec4_per_thread: 4,
+    };
+
+    /// The default for an adapter of this type.
+    pub fn for_device_type(device_type: wgpu::DeviceType) -> Self {
+        match device_type {
+            wgpu::DeviceType::Cpu => Self::CPU,
+            _ => Self::GPU,
+        }
+    }
+
+    /// vec4 elements covered by one workgroup.
+    pub fn vec4_per_workgroup(self) -> u64 {
+        u64::from(self.workgroup_size) * u64::from(self.vec4_per_thread)
+    }
+}
+
+/// A 2D grid of `groups` workgroups: x up to `max_per_dim`, y as many rows as needed. The kernel flattens it as
+/// `wid.x + wid.y * num_workgroups.x` and discards threads past the end.
+pub fn grid(groups: u64, max_per_dim: u32) -> Result<(u32, u32)> {
+    if groups == 0 {
+        return Ok((0, 0));
+    }
+    let x = groups.min(u64::from(max_per_dim));
+    let y = groups.div_ceil(x);
+    if y > u64::from(max_per_dim) {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_workgroups_per_dimension (squared)",
+            max: u64::from(max_per_dim) * u64::from(max_per_dim),
+            requested: groups,
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
+/// Splits `len4` vec4 elements into chunks that fit one storage binding of at most `max_binding_bytes`, with
+/// chunk starts aligned to `offset_alignment` bytes. Returns `(first_vec4, count_vec4)` pairs.
+pub fn chunks(len4: u64, max_binding_bytes: u64, offset_alignment: u32) -> Vec<(u64, u64)> {
+    let align4 = (u64::from(offset_alignment) / 16).max(1);
+    let per_chunk = ((max_binding_bytes / 16) / align4 * align4).max(align4);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len4 {
+        let count = per_chunk.min(len4 - start);
+        out.push((start, count));
+        start += count;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_every_group_within_limits() {
+        for groups in [1u64, 2, 65_535, 65_536, 65_535 * 3 + 1, 1 << 24] {
+            let (x, y) = grid(groups, 65_535).unwrap();
+            assert!(x <= 65_535 && y <= 65_535);
+            let total = u64::from(x) * u64::from(y);
+            assert!(total >= groups, "{groups}: {x} x {y}");
+            assert!(total - groups < u64::from(x), "{groups}: one spare row at most");
+        }
+        assert_eq!(grid(0, 65_535).unwrap(), (0, 0));
+        assert!(matches!(
+            grid(65_535u64 * 65_535 + 1, 65_535),
+            Err(Error::LimitExceeded { .. })
+        ));
+    }
+
+    #[test]
+    fn chunks_are_aligned_and_cover_exactly() {
+        let c = chunks(1000, 1024, 256);
+        assert_eq!(c[0], (0, 64));
+        assert_eq!(c.iter().map(|&(_, n)| n).sum::<u64>(), 1000);
+        for w in c.windows(2) {
+            assert_eq!(w[0].0 + w[0].1, w[1].0);
+            assert_eq!((w[1].0 * 16) % 256, 0);
+        }
+        assert!(chunks(0, 1024, 256).is_empty());
+        assert_eq!(chunks(5, 1 << 27, 256), vec![(0, 5)]);
+    }
+}

@@ -1,0 +1,129 @@
+//! The crate's one error type. Every variant carries the fields a caller needs to act on it.
+
+use std::fmt;
+
+use crate::DType;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in actgpu. Caller mistakes are reported here, never as panics.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two tensors that must agree in shape do not.
+    ShapeMismatch {
+        /// The operation that checked.
+        op: &'static str,
+        /// The shape it required.
+        expected: Vec<usize>,
+        /// The shape it was given.
+        got: Vec<usize>,
+    },
+    /// A tensor has an element type the operation does not take.
+    DTypeMismatch {
+        /// The operation that checked.
+        op: &'static str,
+        /// The type it required.
+        expected: DType,
+        /// The type it was given.
+        got: DType,
+    },
+    /// A parameter is outside the range where the operation is defined.
+    InvalidArgument {
+        /// The operation that checked.
+        op: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A request exceeds a limit of the device (or of wgpu).
+    LimitExceeded {
+        /// Which limit, by its `wgpu::Limits` name where it has one.
+        limit: &'static str,
+        /// The device's value of that limit.
+        max: u64,
+        /// What the request needed.
+        requested: u64,
+    },
+    /// A buffer lacks a usage flag the operation needs (for wrapped host buffers).
+    MissingUsage {
+        /// The operation that checked.
+        op: &'static str,
+        /// The missing flags, as wgpu prints them.
+        missing: String,
+    },
+    /// Tensors from different `Gpu` contexts were mixed in one call.
+    DeviceMismatch {
+        /// The operation that checked.
+        op: &'static str,
+    },
+    /// No adapter matched the request.
+    NoAdapter {
+        /// The backends that were searched (from `WGPU_BACKEND`, or all).
+        backends: String,
+        /// wgpu's own explanation.
+        reason: String,
+    },
+    /// The adapter refused to create a device.
+    RequestDevice {
+        /// wgpu's explanation.
+        reason: String,
+    },
+    /// The device was lost; every later call fails with this.
+    DeviceLost {
+        /// wgpu's explanation.
+        reason: String,
+    },
+    /// Copying results back to the host failed.
+    Readback {
+        /// What failed.
+        reason: String,
+    },
+    /// wgpu reported an error (shader compilation, validation, out of memory) captured through an error scope.
+    Wgpu {
+        /// The operation during which it was captured.
+        op: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+}
+
+/// How to get an adapter on a machine without a GPU; part of the `NoAdapter` message.
+pub const NO_ADAPTER_HINT: &str = "install a software driver: `apt-get install -y mesa-vulkan-drivers` for \
+     Vulkan (lavapipe), or Mesa's EGL/llvmpipe (libegl-mesa0, libgl1-mesa-dri) for GL; choose one with \
+     WGPU_BACKEND=vulkan or WGPU_BACKEND=gl";
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch { op, expected, got } => {
+                write!(f, "{op}: shape mismatch: expected {expected:?}, got {got:?}")
+            }
+            Error::DTypeMismatch { op, expected, got } => {
+                write!(f, "{op}: dtype mismatch: expected {expected:?}, got {got:?}")
+            }
+            Error::InvalidArgument { op, reason } => write!(f, "{op}: invalid argument: {reason}"),
+            Error::LimitExceeded {
+                limit,
+                max,
+                requested,
+            } => write!(f, "limit {limit} exceeded: requested {requested}, device maximum {max}"),
+            Error::MissingUsage { op, missing } => {
+                write!(f, "{op}: buffer lacks usage {missing}")
+            }
+            Error::DeviceMismatch { op } => {
+                write!(f, "{op}: tensors belong to different Gpu contexts")
+            }
+            Error::NoAdapter { backends, reason } => write!(
+                f,
+                "no GPU adapter found on backends {backends} ({reason}); {NO_ADAPTER_HINT}"
+            ),
+            Error::RequestDevice { reason } => write!(f, "request_device failed: {reason}"),
+            Error::DeviceLost { reason } => write!(f, "device lost: {reason}"),
+            Error::Readback { reason } => write!(f, "readback failed: {reason}"),
+            Error::Wgpu { op, message } => write!(f, "{op}: wgpu error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,39 @@
+//! # actgpu
+//!
+//! Activation functions, forward and backward, as WGSL compute kernels on wgpu, proven against an f64 CPU
+//! reference ([`cpu`]). See README.md for the tour.
+//!
+//! ```no_run
+//! use actgpu::{Activation, Gpu};
+//! # fn main() -> actgpu::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let x = gpu.upload(&[-1.0f32, 0.0, 2.0])?;
+//! let y = Activation::Gelu.forward(&x)?;
+//! println!("{:?}", y.read::<f32>()?);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod activation;
+pub mod cpu;
+pub mod dispatch;
+mod dtype;
+mod error;
+mod gpu;
+pub mod ops;
+pub mod pipeline;
+pub mod shaders;
+mod tensor;
+pub mod verify;
+
+pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
+pub use dispatch::LaunchConfig;
+pub use dtype::{DType, Element};
+pub use error::{Error, Result, NO_ADAPTER_HINT};
+pub use gpu::{Gpu, GpuOptions};
+pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
+
+/// Re-export of the wgpu version actgpu is built on, for hosts that share their device.
+pub use wgpu;

@@ -1,0 +1,157 @@
+//! Activation forward and backward launchers (`shaders/activation.wgsl`).
+//!
+//! `record_*` methods encode into the caller's `CommandEncoder` and submit nothing; the others allocate the
+//! output where there is one, submit, and wait.
+
+use super::elementwise::{check_operands, record, Slot};
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{Activation, Result, Tensor};
+
+/// Entry points of `shaders/activation.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Forward,
+    ForwardInplace,
+    Backward,
+    BackwardInplace,
+}
+
+impl Entry {
+    const fn name(self) -> &'static str {
+        match self {
+            Entry::Forward => "forward",
+            Entry::ForwardInplace => "forward_inplace",
+            Entry::Backward => "backward",
+            Entry::BackwardInplace => "backward_inplace",
+        }
+    }
+}
+
+fn key(act: Activation, entry: Entry, tensor: &Tensor) -> PipelineKey {
+    let launch = tensor.gpu().launch_config();
+    let [p0, p1] = act.params();
+    PipelineKey::new(
+        ShaderId::Activation,
+        entry.name(),
+        launch.workgroup_size,
+        &[
+            ("ACT", f64::from(act.id())),
+            ("P0", f64::from(p0)),
+            ("P1", f64::from(p1)),
+            ("PER_THREAD", f64::from(launch.vec4_per_thread)),
+        ],
+    )
+}
+
+impl Activation {
+    /// Records `y = f(x)`.
+    pub fn record_forward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        check_operands(self.name(), &[x, y])?;
+        record(
+            x.gpu(),
+            encoder,
+            &key(self, Entry::Forward, x),
+            &[(Slot::X, x), (Slot::Out, y)],
+            x.len(),
+        )
+    }
+
+    /// Records `x = f(x)` in place.
+    pub fn record_forward_inplace(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        check_operands(self.name(), &[x])?;
+        record(
+            x.gpu(),
+            encoder,
+            &key(self, Entry::ForwardInplace, x),
+            &[(Slot::Out, x)],
+            x.len(),
+        )
+    }
+
+    /// Records `dx = dy * f'(x)`.
+    pub fn record_backward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        check_operands(self.name(), &[x, dy, dx])?;
+        record(
+            x.gpu(),
+            encoder,
+            &key(self, Entry::Backward, x),
+            &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
+            x.len(),
+        )
+    }
+
+    /// Records `dy = dy * f'(x)`: the gradient buffer is overwritten with dx.
+    pub fn record_backward_inplace(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dy: &Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        check_operands(self.name(), &[x, dy])?;
+        record(
+            x.gpu(),
+            encoder,
+            &key(self, Entry::BackwardInplace, x),
+            &[(Slot::X, x), (Slot::Out, dy)],
+            x.len(),
+        )
+    }
+
+    /// `y = f(x)` into a new tensor; submits and waits.
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        let y = x.zeros_like()?;
+        self.forward_into(x, &y)?;
+        Ok(y)
+    }
+
+    /// `y = f(x)` into an existing tensor; submits and waits.
+    pub fn forward_into(self, x: &Tensor, y: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_forward(enc, x, y))
+    }
+
+    /// `x = f(x)` in place; submits and waits.
+    pub fn forward_inplace(self, x: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_forward_inplace(enc, x))
+    }
+
+    /// `dx = dy * f'(x)` into a new tensor; submits and waits.
+    pub fn backward(self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        let dx = x.zeros_like()?;
+        self.backward_into(x, dy, &dx)?;
+        Ok(dx)
+    }
+
+    /// `dx = dy * f'(x)` into an existing tensor; submits and waits.
+    pub fn backward_into(self, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_backward(enc, x, dy, dx))
+    }
+
+    /// `dy = dy * f'(x)` in place; submits and waits.
+    pub fn backward_inplace(self, x: &Tensor, dy: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_backward_inplace(enc, x, dy))
+    }
+}

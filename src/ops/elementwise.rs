@@ -1,0 +1,113 @@
+//! Shared launch path of the memory-bound elementwise kernels: argument checks, chunking past the storage-binding
+//! limit, the 2D workgroup grid, bind groups.
+
+use wgpu::util::DeviceExt;
+
+use crate::dispatch::{chunks, grid};
+use crate::pipeline::PipelineKey;
+use crate::{DType, Error, Gpu, Result, Tensor};
+
+/// Binding slots shared by every elementwise kernel (see `shaders/activation.wgsl`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// Binding 0: the input, read-only.
+    X = 0,
+    /// Binding 1: the output (or in-place operand), read-write.
+    Out = 1,
+    /// Binding 2: the incoming gradient, read-only.
+    Dy = 2,
+}
+
+/// Checks that every tensor shares `first`'s context, shape and f32 type, and that no two share a buffer.
+pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    let first = tensors[0];
+    for (i, t) in tensors.iter().enumerate() {
+        if !t.gpu().same_context(first.gpu()) {
+            return Err(Error::DeviceMismatch { op });
+        }
+        if t.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                got: t.dtype(),
+            });
+        }
+        if t.shape() != first.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: first.shape().to_vec(),
+                got: t.shape().to_vec(),
+            });
+        }
+        if tensors[..i].iter().any(|o| o.buffer() == t.buffer()) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "the same buffer is passed twice; use the in-place variant".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Records one elementwise kernel over `len` f32 elements into `encoder`, splitting it into dispatches whose
+/// bindings fit the device's storage-binding limit. Length 0 records nothing.
+pub(crate) fn record(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    key: &PipelineKey,
+    operands: &[(Slot, &Tensor)],
+    len: usize,
+) -> Result<()> {
+    gpu.check_lost()?;
+    if len == 0 {
+        return Ok(());
+    }
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
+    let layout = pipeline.get_bind_group_layout(0);
+    let limits = gpu.limits();
+    let launch = gpu.launch_config();
+    let len4 = (len as u64).div_ceil(4);
+    for (first, count) in chunks(
+        len4,
+        limits.max_storage_buffer_binding_size,
+        limits.min_storage_buffer_offset_alignment,
+    ) {
+        let groups = count.div_ceil(launch.vec4_per_workgroup());
+        let (gx, gy) = grid(groups, limits.max_compute_workgroups_per_dimension)?;
+        let params = gpu
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("actgpu.params"),
+                contents: bytemuck::cast_slice(&[count as u32, 0, 0, 0]),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries: Vec<wgpu::BindGroupEntry> = operands
+            .iter()
+            .map(|&(slot, t)| wgpu::BindGroupEntry {
+                binding: slot as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: t.buffer(),
+                    offset: first * 16,
+                    size: wgpu::BufferSize::new(count * 16),
+                }),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: 3,
+            resource: params.as_entire_binding(),
+        });
+        let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(key.entry),
+            layout: &layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(key.entry),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Pipeline cache: compiled compute pipelines keyed by everything that changes the compiled code.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::shaders::ShaderId;
+use crate::{Error, Result};
+
+/// Names everything that changes a compiled pipeline: the shader, its entry point, the workgroup size and every
+/// other override constant (by name, with the value's f64 bits so the key is `Eq + Hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    /// The shader module.
+    pub shader: ShaderId,
+    /// The entry point in it.
+    pub entry: &'static str,
+    /// Threads per workgroup (passed as the override `WG`).
+    pub workgroup_size: u32,
+    /// Every other override constant as `(name, f64::to_bits(value))`, in a fixed order.
+    pub constants: Vec<(&'static str, u64)>,
+}
+
+impl PipelineKey {
+    /// A key from plain `(name, value)` constants.
+    pub fn new(
+        shader: ShaderId,
+        entry: &'static str,
+        workgroup_size: u32,
+        constants: &[(&'static str, f64)],
+    ) -> Self {
+        PipelineKey {
+            shader,
+            entry,
+            workgroup_size,
+            constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
+        }
+    }
+}
+
+/// Get-or-create cache of shader modules and compute pipelines for one device.
+#[derive(Default)]
+pub struct PipelineCache {
+    modules: Mutex<HashMap<ShaderId, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+impl PipelineCache {
+    /// Number of distinct pipelines compiled so far.
+    pub fn len(&self) -> usize {
+        lock(&self.pipelines).len()
+    }
+
+    /// True when nothing has been compiled yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pipeline for `key`, compiling it (and its module) on first use. Compilation errors are captured with
+    /// an error scope and returned as [`Error::Wgpu`].
+    pub fn get_or_create(
+        &self,
+        device: &wgpu::Device,
+        key: &PipelineKey,
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut pipelines = lock(&self.pipelines);
+        if let Some(p) = pipelines.get(key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(device, key.shader)?;
+        let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
+        constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key.entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Wgpu {
+                op: "create_compute_pipeline",
+                message: format!("{} / {}: {err}", key.shader.label(), key.entry),
+            });
+        }
+        pipelines.insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn module(&self, device: &wgpu::Device, shader: ShaderId) -> Result<wgpu::ShaderModule> {
+        let mut modules = lock(&self.modules);
+        if let Some(m) = modules.get(&shader) {
+            return Ok(m.clone());
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.label()),
+            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Wgpu {
+                op: "create_shader_module",
+                message: format!("{}: {err}", shader.label()),
+            });
+        }
+        modules.insert(shader, module.clone());
+        Ok(module)
+    }
+}
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it (the maps stay valid).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

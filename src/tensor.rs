@@ -1,0 +1,334 @@
+//! Tensors: a storage buffer with a shape and an element type, upload and readback.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::channel::oneshot;
+use wgpu::util::DeviceExt;
+
+use crate::dtype::Element;
+use crate::{DType, Error, Gpu, Result};
+
+/// Usage flags of every buffer actgpu allocates.
+pub const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A tensor on the GPU: a storage buffer, a row-major shape and an element type.
+///
+/// Buffers are padded to whole 16-byte words so kernels can read and write `vec4`; the padding is never read back.
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    gpu: Gpu,
+    buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+/// Bytes a buffer holding `len` elements of `dtype` needs: whole 16-byte words, at least one.
+pub fn padded_bytes(len: usize, dtype: DType) -> u64 {
+    let bytes = (len as u64) * dtype.size_bytes() as u64;
+    bytes.div_ceil(16).max(1) * 16
+}
+
+fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or(Error::InvalidArgument {
+            op: "tensor",
+            reason: format!("shape {shape:?} overflows usize"),
+        })
+}
+
+impl Gpu {
+    fn check_buffer_size(&self, bytes: u64) -> Result<()> {
+        let max = self.limits().max_buffer_size;
+        if bytes > max {
+            return Err(Error::LimitExceeded {
+                limit: "max_buffer_size",
+                max,
+                requested: bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A 1-D tensor holding a copy of `data`.
+    pub fn upload<T: Element>(&self, data: &[T]) -> Result<Tensor> {
+        self.upload_shaped(data, &[data.len()])
+    }
+
+    /// A tensor of the given shape holding a copy of `data` (row-major).
+    pub fn upload_shaped<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Tensor> {
+        let len = element_count(shape)?;
+        if len != data.len() {
+            return Err(Error::ShapeMismatch {
+                op: "upload",
+                expected: shape.to_vec(),
+                got: vec![data.len()],
+            });
+        }
+        let bytes = padded_bytes(len, T::DTYPE);
+        self.check_buffer_size(bytes)?;
+        self.check_lost()?;
+        let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        contents.resize(bytes as usize, 0);
+        let buffer = self
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("actgpu.tensor"),
+                contents: &contents,
+                usage: TENSOR_USAGE,
+            });
+        Ok(Tensor {
+            gpu: self.clone(),
+            buffer,
+            shape: shape.to_vec(),
+            dtype: T::DTYPE,
+        })
+    }
+
+    /// A zero-filled tensor of the given shape and type.
+    pub fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let len = element_count(shape)?;
+        let bytes = padded_bytes(len, dtype);
+        self.check_buffer_size(bytes)?;
+        self.check_lost()?;
+        let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.tensor"),
+            size: bytes,
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            gpu: self.clone(),
+            buffer,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+}
+
+impl Tensor {
+    /// Wraps a buffer the host application owns. It needs `STORAGE` (and `COPY_SRC` to be read back) and at
+    /// least [`padded_bytes`] bytes.
+    pub fn from_buffer(
+        gpu: &Gpu,
+        buffer: wgpu::Buffer,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let len = element_count(shape)?;
+        let missing = wgpu::BufferUsages::STORAGE - buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::MissingUsage {
+                op: "Tensor::from_buffer",
+                missing: format!("{missing:?}"),
+            });
+        }
+        let need = padded_bytes(len, dtype);
+        if buffer.size() < need {
+            return Err(Error::InvalidArgument {
+                op: "Tensor::from_buffer",
+                reason: format!(
+                    "buffer of {} bytes is smaller than the {need} bytes a padded {shape:?} {} tensor needs",
+                    buffer.size(),
+                    dtype.name()
+                ),
+            });
+        }
+        Ok(Tensor {
+            gpu: gpu.clone(),
+            buffer,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    /// The context this tensor lives in.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The underlying buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// The shape, row-major.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A new zero-filled tensor of the same shape and type on the same device.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        self.gpu.zeros(&self.shape, self.dtype)
+    }
+
+    /// Overwrites the contents with `data` (same length and type).
+    pub fn write<T: Element>(&self, data: &[T]) -> Result<()> {
+        self.check_host_type::<T>("Tensor::write")?;
+        if data.len() != self.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::write",
+                expected: self.shape.clone(),
+                got: vec![data.len()],
+            });
+        }
+        self.gpu.check_lost()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+        self.gpu.queue().write_buffer(&self.buffer, 0, &bytes);
+        Ok(())
+    }
+
+    fn check_host_type<T: Element>(&self, op: &'static str) -> Result<()> {
+        if T::DTYPE != self.dtype {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: self.dtype,
+                got: T::DTYPE,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies into a mappable staging buffer and starts mapping it; `None` for an empty tensor.
+    fn start_readback(&self) -> Result<Option<PendingRead>> {
+        self.gpu.check_lost()?;
+        if !self.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::MissingUsage {
+                op: "Tensor::read",
+                missing: "COPY_SRC".into(),
+            });
+        }
+        let bytes = (self.len() * self.dtype.size_bytes()) as u64;
+        if bytes == 0 {
+            return Ok(None);
+        }
+        let copy_bytes = bytes.div_ceil(4) * 4;
+        let device = self.gpu.device();
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.readback"),
+            size: copy_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("actgpu.readback"),
+        });
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, copy_bytes);
+        self.gpu.queue().submit([encoder.finish()]);
+        let (tx, rx) = oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        Ok(Some(PendingRead {
+            staging,
+            rx,
+            bytes: bytes as usize,
+        }))
+    }
+
+    /// Reads the tensor back, asynchronously. The future polls the device each time it is polled, so it makes
+    /// progress under any executor.
+    pub fn read_async<T: Element>(&self) -> impl Future<Output = Result<Vec<T>>> + '_ {
+        async move {
+            self.check_host_type::<T>("Tensor::read_async")?;
+            let Some(pending) = self.start_readback()? else {
+                return Ok(Vec::new());
+            };
+            let mapped = MapFuture {
+                device: self.gpu.device().clone(),
+                rx: pending.rx,
+            }
+            .await;
+            finish_read(mapped, &pending.staging, pending.bytes)
+        }
+    }
+
+    /// Reads the tensor back, blocking until the device has finished.
+    pub fn read<T: Element>(&self) -> Result<Vec<T>> {
+        self.check_host_type::<T>("Tensor::read")?;
+        let Some(mut pending) = self.start_readback()? else {
+            return Ok(Vec::new());
+        };
+        self.gpu.wait()?;
+        let mapped = match pending.rx.try_recv() {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Error::Readback {
+                reason: "buffer was not mapped after the device went idle".into(),
+            }),
+            Err(_) => Err(Error::Readback {
+                reason: "map callback dropped".into(),
+            }),
+        }?;
+        finish_read(mapped, &pending.staging, pending.bytes)
+    }
+}
+
+struct PendingRead {
+    staging: wgpu::Buffer,
+    rx: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    bytes: usize,
+}
+
+fn finish_read<T: Element>(
+    mapped: Result<(), wgpu::BufferAsyncError>,
+    staging: &wgpu::Buffer,
+    bytes: usize,
+) -> Result<Vec<T>> {
+    mapped.map_err(|e| Error::Readback {
+        reason: e.to_string(),
+    })?;
+    let out = {
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback {
+            reason: e.to_string(),
+        })?;
+        bytemuck::pod_collect_to_vec::<u8, T>(&view[..bytes])
+    };
+    staging.unmap();
+    Ok(out)
+}
+
+/// Resolves when the map callback has fired, polling the device (without blocking) on every poll.
+struct MapFuture {
+    device: wgpu::Device,
+    rx: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl Future for MapFuture {
+    type Output = Result<(), wgpu::BufferAsyncError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Ready(Ok(r)) => Poll::Ready(r),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(wgpu::BufferAsyncError)),
+            Poll::Pending => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}
