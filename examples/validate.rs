@@ -158,7 +158,12 @@ fn main() -> ExitCode {
                 worst_input(r),
                 if r.ok() { "ok" } else { "FAIL" }
             );
-            for f in r.general.first_failures.iter().chain(&r.small.first_failures) {
+            for f in r
+                .general
+                .first_failures
+                .iter()
+                .chain(&r.small.first_failures)
+            {
                 println!(
                     "    x = {:e}: got {:e}, expected {:e}",
                     f.input, f.got, f.expected
@@ -171,7 +176,11 @@ fn main() -> ExitCode {
             results.len(),
             info.name,
             started.elapsed().as_secs_f64(),
-            if failed == 0 { "" } else { " -- FAILURES above" }
+            if failed == 0 {
+                ""
+            } else {
+                " -- FAILURES above"
+            }
         );
     }
     if failed == 0 {

@@ -241,7 +241,7 @@ impl Activation {
             return bad(format!("parameters must be finite, got {p0}, {p1}"));
         }
         match self {
-            Activation::Celu { alpha } if alpha == 0.0 => bad("alpha must be nonzero".into()),
+            Activation::Celu { alpha: 0.0 } => bad("alpha must be nonzero".into()),
             Activation::Softplus { beta, .. } if beta <= 0.0 => {
                 bad(format!("beta must be positive, got {beta}"))
             }

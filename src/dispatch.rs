@@ -82,7 +82,10 @@ mod tests {
             assert!(x <= 65_535 && y <= 65_535);
             let total = u64::from(x) * u64::from(y);
             assert!(total >= groups, "{groups}: {x} x {y}");
-            assert!(total - groups < u64::from(x), "{groups}: one spare row at most");
+            assert!(
+                total - groups < u64::from(x),
+                "{groups}: one spare row at most"
+            );
         }
         assert_eq!(grid(0, 65_535).unwrap(), (0, 0));
         assert!(matches!(

@@ -97,17 +97,26 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::ShapeMismatch { op, expected, got } => {
-                write!(f, "{op}: shape mismatch: expected {expected:?}, got {got:?}")
+                write!(
+                    f,
+                    "{op}: shape mismatch: expected {expected:?}, got {got:?}"
+                )
             }
             Error::DTypeMismatch { op, expected, got } => {
-                write!(f, "{op}: dtype mismatch: expected {expected:?}, got {got:?}")
+                write!(
+                    f,
+                    "{op}: dtype mismatch: expected {expected:?}, got {got:?}"
+                )
             }
             Error::InvalidArgument { op, reason } => write!(f, "{op}: invalid argument: {reason}"),
             Error::LimitExceeded {
                 limit,
                 max,
                 requested,
-            } => write!(f, "limit {limit} exceeded: requested {requested}, device maximum {max}"),
+            } => write!(
+                f,
+                "limit {limit} exceeded: requested {requested}, device maximum {max}"
+            ),
             Error::MissingUsage { op, missing } => {
                 write!(f, "{op}: buffer lacks usage {missing}")
             }

@@ -86,7 +86,8 @@ impl Gpu {
             })?;
         let mut limits = adapter.limits();
         if let Some(max) = options.max_storage_binding_bytes {
-            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(max);
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(max);
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -102,9 +103,12 @@ impl Gpu {
         let gpu = Self::build(device, queue, options.launch);
         // Only a device we created gets our handlers: a host app's device keeps its own.
         let lost = gpu.inner.lost.clone();
-        gpu.inner.device.set_device_lost_callback(move |reason, msg| {
-            *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{reason:?}: {msg}"));
-        });
+        gpu.inner
+            .device
+            .set_device_lost_callback(move |reason, msg| {
+                *lost.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("{reason:?}: {msg}"));
+            });
         let uncaptured = gpu.inner.uncaptured.clone();
         gpu.inner
             .device

@@ -37,3 +37,8 @@ pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 
 /// Re-export of the wgpu version actgpu is built on, for hosts that share their device.
 pub use wgpu;
+
+/// The README's code blocks, compiled and run as doctests so the quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -252,37 +252,32 @@ impl Tensor {
 
     /// Reads the tensor back, asynchronously. The future polls the device each time it is polled, so it makes
     /// progress under any executor.
-    pub fn read_async<T: Element>(&self) -> impl Future<Output = Result<Vec<T>>> + '_ {
-        async move {
-            self.check_host_type::<T>("Tensor::read_async")?;
-            let Some(pending) = self.start_readback()? else {
-                return Ok(Vec::new());
-            };
-            let mapped = MapFuture {
-                device: self.gpu.device().clone(),
-                rx: pending.rx,
-            }
-            .await;
-            finish_read(mapped, &pending.staging, pending.bytes)
+    pub async fn read_async<T: Element>(&self) -> Result<Vec<T>> {
+        self.check_host_type::<T>("Tensor::read_async")?;
+        let Some(pending) = self.start_readback()? else {
+            return Ok(Vec::new());
+        };
+        let mapped = MapFuture {
+            device: self.gpu.device().clone(),
+            rx: pending.rx,
         }
+        .await;
+        finish_read(mapped, &pending.staging, pending.bytes)
     }
 
     /// Reads the tensor back, blocking until the device has finished.
     pub fn read<T: Element>(&self) -> Result<Vec<T>> {
         self.check_host_type::<T>("Tensor::read")?;
-        let Some(mut pending) = self.start_readback()? else {
+        let Some(pending) = self.start_readback()? else {
             return Ok(Vec::new());
         };
         self.gpu.wait()?;
-        let mapped = match pending.rx.try_recv() {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Readback {
-                reason: "buffer was not mapped after the device went idle".into(),
-            }),
-            Err(_) => Err(Error::Readback {
-                reason: "map callback dropped".into(),
-            }),
-        }?;
+        // Another thread's poll may have collected the callback and not yet run it: wait for it without blocking
+        // the device.
+        let mapped = pollster::block_on(MapFuture {
+            device: self.gpu.device().clone(),
+            rx: pending.rx,
+        });
         finish_read(mapped, &pending.staging, pending.bytes)
     }
 }
@@ -302,9 +297,12 @@ fn finish_read<T: Element>(
         reason: e.to_string(),
     })?;
     let out = {
-        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback {
-            reason: e.to_string(),
-        })?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Readback {
+                reason: e.to_string(),
+            })?;
         bytemuck::pod_collect_to_vec::<u8, T>(&view[..bytes])
     };
     staging.unmap();

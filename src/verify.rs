@@ -133,7 +133,11 @@ pub fn random_inputs(seed: u64, n_per_scale: usize) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     [1.0, 4.0, 30.0, 1000.0]
         .iter()
-        .flat_map(|&s| (0..n_per_scale).map(|_| rng.uniform(-s, s)).collect::<Vec<_>>())
+        .flat_map(|&s| {
+            (0..n_per_scale)
+                .map(|_| rng.uniform(-s, s))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

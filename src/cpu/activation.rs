@@ -173,14 +173,7 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
                 (x / p0).exp()
             }
         }
-        Activation::Selu => {
-            SELU_SCALE
-                * if x > 0.0 {
-                    1.0
-                } else {
-                    SELU_ALPHA * x.exp()
-                }
-        }
+        Activation::Selu => SELU_SCALE * if x > 0.0 { 1.0 } else { SELU_ALPHA * x.exp() },
         Activation::Gelu => {
             let tail = if x.is_infinite() {
                 0.0

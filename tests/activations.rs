@@ -1,0 +1,102 @@
+//! Every activation, forward and backward, against the f64 reference: random inputs at several scales, a dense
+//! sweep of [-20, 20], the edge values, and tiny magnitudes under a relative-only tolerance.
+
+mod common;
+
+use actgpu::verify::{check_activation, compare, random_inputs, Pass, F32_ELEMENTWISE, POISON};
+use actgpu::{cpu, Activation};
+use common::{describe, gpu};
+
+fn check_all(acts: &[Activation], seed: u64) {
+    let mut failures = Vec::new();
+    for &act in acts {
+        for pass in [Pass::Forward, Pass::Backward] {
+            let r = check_activation(gpu(), act, pass, seed + u64::from(act.id()))
+                .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"));
+            assert!(
+                r.general.count >= 300_000 && r.small.count > 0,
+                "{act} {pass:?}: too few compared"
+            );
+            if !r.ok() {
+                failures.push(r);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "out of tolerance:\n{}",
+        describe(&failures)
+    );
+}
+
+#[test]
+fn every_activation_with_default_parameters_matches_the_reference() {
+    check_all(&Activation::ALL, 1);
+}
+
+#[test]
+fn parameterised_activations_match_the_reference_with_other_parameters() {
+    check_all(
+        &[
+            Activation::LeakyRelu {
+                negative_slope: 0.2,
+            },
+            Activation::Elu { alpha: 0.5 },
+            Activation::Celu { alpha: 2.0 },
+            Activation::Swish { beta: 1.5 },
+            Activation::Swish { beta: 0.0 },
+            Activation::Softplus {
+                beta: 2.0,
+                threshold: 10.0,
+            },
+            Activation::Hardtanh {
+                min_val: -2.0,
+                max_val: 3.0,
+            },
+        ],
+        2,
+    );
+}
+
+#[test]
+fn in_place_variants_match_the_reference() {
+    let xs = random_inputs(3, 2_000);
+    let mut rng = actgpu::verify::Rng::new(4);
+    let dys: Vec<f32> = xs.iter().map(|_| rng.uniform(-2.0, 2.0)).collect();
+    for act in Activation::ALL {
+        let x = gpu().upload(&xs).unwrap();
+        act.forward_inplace(&x).unwrap();
+        let reference: Vec<f64> = xs
+            .iter()
+            .map(|&v| cpu::activation::forward(act, v.into()))
+            .collect();
+        let c = compare(&xs, &x.read().unwrap(), &reference, F32_ELEMENTWISE, false);
+        assert!(c.ok(), "{act} forward_inplace: {c:#?}");
+
+        let x = gpu().upload(&xs).unwrap();
+        let dy = gpu().upload(&dys).unwrap();
+        act.backward_inplace(&x, &dy).unwrap();
+        let reference: Vec<f64> = xs
+            .iter()
+            .zip(&dys)
+            .map(|(&v, &d)| cpu::activation::backward(act, v.into(), d.into()))
+            .collect();
+        let c = compare(&xs, &dy.read().unwrap(), &reference, F32_ELEMENTWISE, false);
+        assert!(c.ok(), "{act} backward_inplace: {c:#?}");
+    }
+}
+
+#[test]
+fn a_poisoned_output_that_the_kernel_skips_fails_the_comparison() {
+    // The harness itself: an output left at POISON must not pass.
+    let xs = [1.0f32, -2.0, 0.5];
+    let reference: Vec<f64> = xs
+        .iter()
+        .map(|&v| cpu::activation::forward(Activation::Relu, v.into()))
+        .collect();
+    let c = compare(&xs, &[1.0, 0.0, POISON], &reference, F32_ELEMENTWISE, false);
+    assert_eq!(c.failures, 1);
+    assert_eq!(c.first_failures[0].index, 2);
+    let c = compare(&[f32::NAN], &[POISON], &[f64::NAN], F32_ELEMENTWISE, false);
+    assert_eq!(c.failures, 1, "a NaN reference needs a NaN result");
+}

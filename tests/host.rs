@@ -1,0 +1,235 @@
+//! The host layer: the host app's own device and encoder, wrapped buffers, async readback, typed errors and the
+//! pipeline cache.
+
+mod common;
+
+use actgpu::verify::{compare, F32_ELEMENTWISE};
+use actgpu::{cpu, wgpu, Activation, DType, Error, Gpu, GpuOptions, Tensor};
+use common::gpu;
+
+/// A device created the way a host application would, with plain wgpu.
+fn host_device() -> (wgpu::Device, wgpu::Queue) {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .unwrap_or_else(|e| panic!("no adapter ({e}); {}", actgpu::NO_ADAPTER_HINT));
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap()
+}
+
+#[test]
+fn records_into_the_host_apps_own_device_and_encoder() {
+    let (device, queue) = host_device();
+    let gpu = Gpu::from_device(device.clone(), queue.clone());
+    let xs: Vec<f32> = (0..1001).map(|i| i as f32 / 50.0 - 10.0).collect();
+    // The host owns the buffers too.
+    let make = |label| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: actgpu::padded_bytes(xs.len(), DType::F32),
+            usage: actgpu::TENSOR_USAGE,
+            mapped_at_creation: false,
+        })
+    };
+    let (xb, yb, gb) = (make("x"), make("y"), make("dx"));
+    queue.write_buffer(&xb, 0, bytemuck::cast_slice(&xs));
+    let x = Tensor::from_buffer(&gpu, xb, &[xs.len()], DType::F32).unwrap();
+    let y = Tensor::from_buffer(&gpu, yb, &[xs.len()], DType::F32).unwrap();
+    let dx = Tensor::from_buffer(&gpu, gb, &[xs.len()], DType::F32).unwrap();
+
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("host"),
+    });
+    Activation::Mish
+        .record_forward(&mut encoder, &x, &y)
+        .unwrap();
+    // Backward with y standing in for dy, recorded into the same encoder after the forward.
+    Activation::Mish
+        .record_backward(&mut encoder, &x, &y, &dx)
+        .unwrap();
+    queue.submit([encoder.finish()]);
+
+    let fwd: Vec<f64> = xs
+        .iter()
+        .map(|&v| cpu::activation::forward(Activation::Mish, v.into()))
+        .collect();
+    let got_y = y.read::<f32>().unwrap();
+    assert!(compare(&xs, &got_y, &fwd, F32_ELEMENTWISE, false).ok());
+    let bwd: Vec<f64> = xs
+        .iter()
+        .zip(&got_y)
+        .map(|(&v, &d)| cpu::activation::backward(Activation::Mish, v.into(), d.into()))
+        .collect();
+    let c = compare(
+        &xs,
+        &dx.read::<f32>().unwrap(),
+        &bwd,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "{c:#?}");
+}
+
+#[test]
+fn async_readback_returns_the_same_as_blocking() {
+    let x = gpu().upload(&[1.5f32, -2.0, 3.25, 0.0, -0.0]).unwrap();
+    let y = Activation::Relu.forward(&x).unwrap();
+    let blocking = y.read::<f32>().unwrap();
+    let asynchronous = futures::executor::block_on(y.read_async::<f32>()).unwrap();
+    assert_eq!(blocking, asynchronous);
+    assert_eq!(blocking, vec![1.5, 0.0, 3.25, 0.0, 0.0]);
+    let empty = gpu().upload::<f32>(&[]).unwrap();
+    assert!(empty.read::<f32>().unwrap().is_empty());
+    assert!(futures::executor::block_on(empty.read_async::<f32>())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn caller_mistakes_are_typed_errors() {
+    let g = gpu();
+    let a = g.upload(&[1.0f32; 10]).unwrap();
+    let b = g.upload(&[1.0f32; 11]).unwrap();
+    assert!(matches!(
+        Activation::Relu.forward_into(&a, &b),
+        Err(Error::ShapeMismatch { op: "relu", ref expected, ref got }) if expected == &[10] && got == &[11]
+    ));
+    assert!(matches!(
+        Activation::Relu.backward(&a, &b),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Activation::Relu.forward_into(&a, &a),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Activation::Celu { alpha: 0.0 }.forward(&a),
+        Err(Error::InvalidArgument { op: "celu", .. })
+    ));
+    assert!(matches!(
+        g.upload_shaped(&[1.0f32; 5], &[2, 3]),
+        Err(Error::ShapeMismatch { op: "upload", .. })
+    ));
+    assert!(matches!(
+        g.zeros(&[usize::MAX, 2], DType::F32),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let too_big = g.limits().max_buffer_size / 4 + 1;
+    assert!(matches!(
+        g.zeros(&[too_big as usize], DType::F32),
+        Err(Error::LimitExceeded {
+            limit: "max_buffer_size",
+            ..
+        })
+    ));
+    assert!(matches!(
+        a.write(&[1.0f32; 3]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+
+    // Tensors of two contexts do not mix.
+    let other = Gpu::new().unwrap();
+    let c = other.upload(&[1.0f32; 10]).unwrap();
+    assert!(matches!(
+        Activation::Relu.forward_into(&a, &c),
+        Err(Error::DeviceMismatch { .. })
+    ));
+}
+
+#[test]
+fn wrapped_buffers_are_checked() {
+    let g = gpu();
+    let uniform = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage: wgpu::BufferUsages::UNIFORM,
+        mapped_at_creation: false,
+    });
+    assert!(matches!(
+        Tensor::from_buffer(g, uniform, &[4], DType::F32),
+        Err(Error::MissingUsage { .. })
+    ));
+    let small = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    assert!(matches!(
+        Tensor::from_buffer(g, small, &[5], DType::F32),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let no_copy = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let t = Tensor::from_buffer(g, no_copy, &[4], DType::F32).unwrap();
+    assert!(matches!(t.read::<f32>(), Err(Error::MissingUsage { .. })));
+}
+
+#[test]
+fn wgpu_validation_errors_are_captured_not_panicked() {
+    let g = gpu();
+    let a = g.upload(&[1.0f32; 8]).unwrap();
+    let b = g.upload(&[1.0f32; 8]).unwrap();
+    // A copy of 3 bytes violates wgpu's 4-byte alignment rule.
+    let r = g.submit_and_wait("bad_copy", |enc| {
+        enc.copy_buffer_to_buffer(a.buffer(), 0, b.buffer(), 0, 3);
+        Ok(())
+    });
+    assert!(
+        matches!(r, Err(Error::Wgpu { op: "bad_copy", .. })),
+        "{r:?}"
+    );
+    // The context stays usable.
+    assert_eq!(
+        Activation::Relu.forward(&a).unwrap().read::<f32>().unwrap(),
+        vec![1.0; 8]
+    );
+}
+
+#[test]
+fn a_lost_device_is_an_error_on_every_later_call() {
+    let g = Gpu::new().unwrap();
+    let x = g.upload(&[1.0f32; 4]).unwrap();
+    g.device().destroy();
+    let _ = g.wait();
+    assert!(matches!(g.check_lost(), Err(Error::DeviceLost { .. })));
+    assert!(matches!(
+        Activation::Relu.forward(&x),
+        Err(Error::DeviceLost { .. })
+    ));
+    assert!(matches!(x.read::<f32>(), Err(Error::DeviceLost { .. })));
+}
+
+#[test]
+fn pipeline_cache_reuses_keys_and_compiles_new_constants() {
+    let g = Gpu::with_options(GpuOptions::default()).unwrap();
+    let x = g.upload(&[-1.0f32, 2.0]).unwrap();
+    assert!(g.pipelines().is_empty());
+    Activation::leaky_relu().forward(&x).unwrap();
+    assert_eq!(g.pipelines().len(), 1);
+    Activation::leaky_relu().forward(&x).unwrap();
+    assert_eq!(g.pipelines().len(), 1, "the same key is reused");
+    let y = Activation::LeakyRelu {
+        negative_slope: 0.25,
+    }
+    .forward(&x)
+    .unwrap();
+    assert_eq!(
+        g.pipelines().len(),
+        2,
+        "a new constant compiles a new pipeline"
+    );
+    assert_eq!(y.read::<f32>().unwrap(), vec![-0.25, 2.0]);
+    Activation::leaky_relu()
+        .backward(&x, &x.zeros_like().unwrap())
+        .unwrap();
+    assert_eq!(
+        g.pipelines().len(),
+        3,
+        "another entry point is another pipeline"
+    );
+}

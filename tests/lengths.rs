@@ -1,0 +1,90 @@
+//! Dispatch for any length: 0, 1, lengths that are not multiples of the vector width or the workgroup, more than
+//! 65,535 workgroups (a 2D grid), and inputs past the storage-binding limit (chunked). Outputs are poisoned first.
+
+mod common;
+
+use actgpu::verify::{compare, Rng, F32_ELEMENTWISE, POISON};
+use actgpu::{cpu, Activation, Gpu, GpuOptions, LaunchConfig};
+use common::gpu;
+
+const LENGTHS: [usize; 7] = [0, 1, 3, 255, 257, 1_000_003, 65_535 * 256 + 1];
+
+fn inputs(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    let x = (0..n).map(|_| rng.uniform(-8.0, 8.0)).collect();
+    let dy = (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    (x, dy)
+}
+
+/// Runs forward and backward of `act` on `n` elements and checks every element.
+fn check_length(gpu: &Gpu, act: Activation, n: usize) {
+    let (xs, dys) = inputs(n, n as u64);
+    let x = gpu.upload(&xs).unwrap();
+    let y = gpu.upload(&vec![POISON; n]).unwrap();
+    act.forward_into(&x, &y).unwrap();
+    let got = y.read::<f32>().unwrap();
+    assert_eq!(got.len(), n);
+    let reference: Vec<f64> = xs
+        .iter()
+        .map(|&v| cpu::activation::forward(act, v.into()))
+        .collect();
+    let c = compare(&xs, &got, &reference, F32_ELEMENTWISE, false);
+    assert!(c.ok(), "{act} forward, n = {n}: {c:#?}");
+
+    let dy = gpu.upload(&dys).unwrap();
+    let dx = gpu.upload(&vec![POISON; n]).unwrap();
+    act.backward_into(&x, &dy, &dx).unwrap();
+    let reference: Vec<f64> = xs
+        .iter()
+        .zip(&dys)
+        .map(|(&v, &d)| cpu::activation::backward(act, v.into(), d.into()))
+        .collect();
+    let c = compare(
+        &xs,
+        &dx.read::<f32>().unwrap(),
+        &reference,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "{act} backward, n = {n}: {c:#?}");
+}
+
+#[test]
+fn every_length_is_computed_in_full() {
+    for n in LENGTHS {
+        check_length(gpu(), Activation::Gelu, n);
+        check_length(gpu(), Activation::Relu, n);
+    }
+}
+
+#[test]
+fn more_than_65535_workgroups_use_a_2d_grid() {
+    // One vec4 per thread in workgroups of 64: 65,535 * 256 + 1 elements need 65,537 workgroups.
+    let launch = LaunchConfig {
+        workgroup_size: 64,
+        vec4_per_thread: 1,
+    };
+    let gpu = Gpu::with_options(GpuOptions {
+        launch: Some(launch),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let n = 65_535 * 256 + 1;
+    let groups = (n as u64).div_ceil(4).div_ceil(launch.vec4_per_workgroup());
+    assert!(groups > 65_535, "the test must exceed one grid dimension");
+    check_length(&gpu, Activation::Silu, n);
+    check_length(&gpu, Activation::Silu, 255);
+}
+
+#[test]
+fn inputs_past_the_storage_binding_limit_run_in_chunks() {
+    // A 64 KiB binding limit splits 100,003 elements (400 KB) into seven dispatches.
+    let gpu = Gpu::with_options(GpuOptions {
+        max_storage_binding_bytes: Some(64 * 1024),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gpu.limits().max_storage_buffer_binding_size, 64 * 1024);
+    check_length(&gpu, Activation::Tanh, 100_003);
+    check_length(&gpu, Activation::Tanh, 16_384);
+}

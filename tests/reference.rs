@@ -1,0 +1,136 @@
+//! The CPU reference itself: derivatives against central finite differences, and every variant present in both
+//! the reference and the WGSL library.
+
+use actgpu::shaders::ShaderId;
+use actgpu::verify::Rng;
+use actgpu::{cpu, Activation};
+
+const OTHER_PARAMETERS: [Activation; 6] = [
+    Activation::LeakyRelu {
+        negative_slope: 0.2,
+    },
+    Activation::Elu { alpha: 0.5 },
+    Activation::Celu { alpha: 2.0 },
+    Activation::Swish { beta: 1.5 },
+    Activation::Softplus {
+        beta: 2.0,
+        threshold: 10.0,
+    },
+    Activation::Hardtanh {
+        min_val: -2.0,
+        max_val: 3.0,
+    },
+];
+
+#[test]
+fn reference_derivatives_match_central_finite_differences() {
+    let mut rng = Rng::new(11);
+    for act in Activation::ALL.into_iter().chain(OTHER_PARAMETERS) {
+        let kinks = cpu::activation::kinks(act);
+        let mut checked = 0;
+        for _ in 0..2_000 {
+            let x = rng.unit() * 24.0 - 12.0;
+            if kinks.iter().any(|k| (x - k).abs() < 1e-3) {
+                continue;
+            }
+            let h = 1e-6 * x.abs().max(1.0);
+            let fd = (cpu::activation::forward(act, x + h) - cpu::activation::forward(act, x - h))
+                / (2.0 * h);
+            let d = cpu::activation::derivative(act, x);
+            assert!(
+                (fd - d).abs() <= 1e-7 + 1e-6 * d.abs(),
+                "{act}: f'({x}) = {d}, finite difference {fd}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 1_900, "{act}: only {checked} points checked");
+    }
+}
+
+#[test]
+fn reference_limits_at_infinity_and_nan() {
+    for act in Activation::ALL {
+        for x in [f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(
+                !cpu::activation::forward(act, x).is_nan(),
+                "{act}({x}) is NaN"
+            );
+            assert!(
+                !cpu::activation::derivative(act, x).is_nan(),
+                "{act}'({x}) is NaN"
+            );
+        }
+        assert!(cpu::activation::forward(act, f64::NAN).is_nan());
+        assert!(cpu::activation::backward(act, 1.0, f64::NAN).is_nan());
+        assert!(cpu::activation::backward(act, f64::NAN, 1.0).is_nan());
+    }
+    assert_eq!(
+        cpu::activation::forward(Activation::Silu, f64::NEG_INFINITY),
+        0.0
+    );
+    assert_eq!(
+        cpu::activation::forward(Activation::Gelu, f64::NEG_INFINITY),
+        0.0
+    );
+    assert_eq!(
+        cpu::activation::forward(Activation::Mish, f64::NEG_INFINITY),
+        0.0
+    );
+    assert_eq!(
+        cpu::activation::forward(Activation::elu(), f64::NEG_INFINITY),
+        -1.0
+    );
+    assert_eq!(
+        cpu::activation::forward(Activation::Softsign, f64::INFINITY),
+        1.0
+    );
+    assert_eq!(
+        cpu::activation::derivative(Activation::Gelu, f64::INFINITY),
+        1.0
+    );
+}
+
+#[test]
+fn every_variant_has_a_unique_id_name_and_wgsl_case() {
+    let source = ShaderId::Activation.source();
+    for (i, act) in Activation::ALL.into_iter().enumerate() {
+        assert_eq!(act.id() as usize, i, "ALL is in id order");
+        assert_eq!(Activation::from_name(act.name()), Some(act));
+        act.validate().unwrap();
+        let constant = format!("ACT_{}", act.name().to_ascii_uppercase());
+        assert!(
+            source.contains(&format!("const {constant}: u32 = {i}u;")),
+            "{act}: no generated WGSL id"
+        );
+        assert!(
+            source.contains(&format!("case {constant}:")),
+            "{act}: no case in the WGSL library"
+        );
+    }
+}
+
+#[test]
+fn invalid_parameters_are_rejected() {
+    for act in [
+        Activation::Celu { alpha: 0.0 },
+        Activation::Softplus {
+            beta: -1.0,
+            threshold: 20.0,
+        },
+        Activation::Hardtanh {
+            min_val: 1.0,
+            max_val: -1.0,
+        },
+        Activation::LeakyRelu {
+            negative_slope: f32::NAN,
+        },
+        Activation::Elu {
+            alpha: f32::INFINITY,
+        },
+    ] {
+        assert!(
+            matches!(act.validate(), Err(actgpu::Error::InvalidArgument { .. })),
+            "{act:?}"
+        );
+    }
+}
