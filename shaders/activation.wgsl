@@ -1,27 +1,57 @@
-// Elementwise activation kernels, forward and backward, over f32 storage read and written as vec4 (16 bytes per
-// access). Appended to activation_lib.wgsl by the host.
+// Elementwise activation kernels, forward and backward. Appended by the host to storage.wgsl and
+// activation_lib.wgsl.
 //
-// Bindings (one numbering for every entry point; each entry point uses the subset it needs):
+// Bindings (one numbering for every entry point; each entry point uses the subset it needs), all bound as
+// array<vec4<u32>> and decoded by their storage type (X_T, DY_T, OUT_T: T_F32, T_F16 or T_BF16):
 //   0: x (read), 1: out (read_write: y, dx, or the in-place operand), 2: dy (read), 3: params (uniform).
-// Dispatch: a 2D grid of workgroups (x up to 65,535); each thread handles PER_THREAD vec4s strided by WG so that
-// neighbouring threads touch neighbouring addresses. Buffers are padded to whole vec4s by the host.
+// Work is counted in units of 8 elements (see storage.wgsl): 32 bytes of f32 or 16 bytes of 16-bit data per
+// access pair. Dispatch: a 2D grid of workgroups (x up to 65,535); each thread handles PER_THREAD units strided
+// by WG so that neighbouring threads touch neighbouring addresses. The host pads every buffer to whole units.
 
 override WG: u32;
 override PER_THREAD: u32 = 1u;
+override X_T: u32 = T_F32;
+override DY_T: u32 = T_F32;
+override OUT_T: u32 = T_F32;
 
 struct Params {
-    /// Number of vec4 elements to process in this dispatch.
-    len4: u32,
+    /// Number of 8-element units to process in this dispatch.
+    units: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x_in: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dy_in: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> x_in: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> dy_in: array<vec4<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn first_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    let group = wid.x + wid.y * nwg.x;
-    return group * WG * PER_THREAD + lid.x;
+fn load_x(u: u32) -> Oct {
+    if (X_T == T_F32) {
+        return Oct(bitcast<vec4<f32>>(x_in[2u * u]), bitcast<vec4<f32>>(x_in[2u * u + 1u]));
+    }
+    return unpack_oct(X_T, x_in[u]);
+}
+
+fn load_dy(u: u32) -> Oct {
+    if (DY_T == T_F32) {
+        return Oct(bitcast<vec4<f32>>(dy_in[2u * u]), bitcast<vec4<f32>>(dy_in[2u * u + 1u]));
+    }
+    return unpack_oct(DY_T, dy_in[u]);
+}
+
+fn load_out(u: u32) -> Oct {
+    if (OUT_T == T_F32) {
+        return Oct(bitcast<vec4<f32>>(out[2u * u]), bitcast<vec4<f32>>(out[2u * u + 1u]));
+    }
+    return unpack_oct(OUT_T, out[u]);
+}
+
+fn store_out(u: u32, v: Oct) {
+    if (OUT_T == T_F32) {
+        out[2u * u] = bitcast<vec4<u32>>(v.a);
+        out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
+    } else {
+        out[u] = pack_oct(OUT_T, v);
+    }
 }
 
 fn fwd4(v: vec4<f32>) -> vec4<f32> {
@@ -32,14 +62,27 @@ fn bwd4(v: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(act_backward(v.x, g.x), act_backward(v.y, g.y), act_backward(v.z, g.z), act_backward(v.w, g.w));
 }
 
+fn fwd8(v: Oct) -> Oct {
+    return Oct(fwd4(v.a), fwd4(v.b));
+}
+
+fn bwd8(v: Oct, g: Oct) -> Oct {
+    return Oct(bwd4(v.a, g.a), bwd4(v.b, g.b));
+}
+
+fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    let group = wid.x + wid.y * nwg.x;
+    return group * WG * PER_THREAD + lid.x;
+}
+
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let base = first_index(wid, nwg, lid);
+    let base = first_unit(wid, nwg, lid);
     for (var k = 0u; k < PER_THREAD; k++) {
-        let i = base + k * WG;
-        if (i < params.len4) {
-            out[i] = fwd4(x_in[i]);
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, fwd8(load_x(u)));
         }
     }
 }
@@ -47,11 +90,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn forward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-    let base = first_index(wid, nwg, lid);
+    let base = first_unit(wid, nwg, lid);
     for (var k = 0u; k < PER_THREAD; k++) {
-        let i = base + k * WG;
-        if (i < params.len4) {
-            out[i] = fwd4(out[i]);
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, fwd8(load_out(u)));
         }
     }
 }
@@ -59,24 +102,24 @@ fn forward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let base = first_index(wid, nwg, lid);
+    let base = first_unit(wid, nwg, lid);
     for (var k = 0u; k < PER_THREAD; k++) {
-        let i = base + k * WG;
-        if (i < params.len4) {
-            out[i] = bwd4(x_in[i], dy_in[i]);
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, bwd8(load_x(u), load_dy(u)));
         }
     }
 }
 
-/// dy is overwritten with dx (binding 1 holds dy on entry).
+/// dy is overwritten with dx (binding 1 holds dy on entry, in type OUT_T).
 @compute @workgroup_size(WG)
 fn backward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let base = first_index(wid, nwg, lid);
+    let base = first_unit(wid, nwg, lid);
     for (var k = 0u; k < PER_THREAD; k++) {
-        let i = base + k * WG;
-        if (i < params.len4) {
-            out[i] = bwd4(x_in[i], out[i]);
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, bwd8(load_x(u), load_out(u)));
         }
     }
 }

@@ -26,10 +26,14 @@ fn nan_f32() -> f32 {
 // ---------------------------------------------------------------------------------------------------------------
 // Elementary functions with error bounds the built-ins do not give.
 
-/// `exp` of a clamped argument: inputs past +-100 (where exp is already 0 or beyond f32) never reach `exp`.
-/// Upper clamp 88: exp(88) = 1.65e38 is finite; callers never need a larger value.
+/// `exp` of a clamped argument, with results in the f32 subnormal range kept: built-in `exp` flushes them to 0
+/// on some drivers (lavapipe from -87.3), which loses products like x e^x that are normal again. Below -80 it
+/// computes exp(x + 64 ln 2) 2^-64: the argument stays where exp is normal and the scaling by a power of two is
+/// exact. Arguments are clamped to [-120, 88]: exp(-120) is 0 in f32 either way and exp(88) = 1.65e38 is
+/// finite; callers never need more.
 fn exp_c(x: f32) -> f32 {
-    return exp(clamp(x, -100.0, 88.0));
+    let c = clamp(x, -120.0, 88.0);
+    return select(exp(c), exp(c + 44.3614195558365) * 5.421010862427522e-20, c < -80.0);
 }
 
 /// expm1(x) = e^x - 1 with small relative error: Taylor series to x^9 for |x| < 0.5 (truncation < 1.1e-8
@@ -82,9 +86,10 @@ fn sigmoid_grad(x: f32) -> f32 {
     return e * r * r;
 }
 
-/// v * sigmoid'(v) for any v, including +-inf (where the limit is 0): the factor v is clamped with the exp.
+/// v * sigmoid'(v) for any v, including +-inf (where the limit is 0): the factor v is clamped where the exp has
+/// already reached 0.
 fn v_sigmoid_grad(v: f32) -> f32 {
-    let c = clamp(v, -100.0, 100.0);
+    let c = clamp(v, -120.0, 120.0);
     return c * sigmoid_grad(c);
 }
 
@@ -110,9 +115,9 @@ fn tanh_grad(x: f32) -> f32 {
 }
 
 /// erfc(z) for z >= 0 (Numerical Recipes `erfcc`, Chebyshev fit with fractional error < 1.2e-7 everywhere):
-/// t = 1/(1 + z/2), erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)). z is clamped to 10 (erfc(10) = 2e-45).
+/// t = 1/(1 + z/2), erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)). z is clamped to 11, where erfc is 0 in f32.
 fn erfc_pos(z_in: f32) -> f32 {
-    let z = min(z_in, 10.0);
+    let z = min(z_in, 11.0);
     let t = 1.0 / (1.0 + 0.5 * z);
     var p = 0.17087277;
     p = p * t - 0.82215223;
@@ -128,7 +133,7 @@ fn erfc_pos(z_in: f32) -> f32 {
 }
 
 /// Standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2: the tail is computed directly (relative accuracy for
-/// x < 0), 1 - tail for x > 0. Exactly 0 below about -14 and exactly 1 above about 5.9.
+/// x < 0), 1 - tail for x > 0. Exactly 0 below about -15.5 and exactly 1 above about 5.9.
 fn normal_cdf(x: f32) -> f32 {
     let tail = 0.5 * erfc_pos(abs(x) * 0.70710678118654752);
     return select(tail, 1.0 - tail, x > 0.0);
@@ -246,7 +251,7 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_SWISH: { return sigmoid_f(P0 * x) + v_sigmoid_grad(P0 * x); }
         case ACT_MISH: {
             // mish'(x) = tsp + x sech^2(sp) sigmoid(x), sech^2(sp) = 4 (n + 1) / (n + 2)^2 with n as in mish_tsp.
-            let c = clamp(x, -100.0, 20.0);
+            let c = clamp(x, -120.0, 20.0);
             let e = exp_c(c);
             let n = e * (e + 2.0);
             let r = 1.0 / (n + 2.0);

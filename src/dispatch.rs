@@ -2,26 +2,31 @@
 
 use crate::{Error, Result};
 
-/// Threads per workgroup and vec4 elements per thread of the memory-bound kernels. One value feeds both the WGSL
-/// override `WG` and the host's grid arithmetic, so the two cannot disagree.
+/// Elements in one work unit of the elementwise kernels: two 16-byte words of f32, or one of packed 16-bit data.
+pub const UNIT_ELEMENTS: usize = 8;
+
+/// Threads per workgroup and work units (of [`UNIT_ELEMENTS`] elements) per thread of the memory-bound kernels.
+/// One value feeds both the WGSL overrides `WG`, `PER_THREAD` and the host's grid arithmetic, so they cannot
+/// disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LaunchConfig {
     /// Threads per workgroup (WGSL override `WG`).
     pub workgroup_size: u32,
-    /// vec4 elements (16 bytes each) handled by one thread (WGSL override `PER_THREAD`).
-    pub vec4_per_thread: u32,
+    /// Work units of [`UNIT_ELEMENTS`] elements handled by one thread (WGSL override `PER_THREAD`).
+    pub units_per_thread: u32,
 }
 
 impl LaunchConfig {
-    /// 256 threads, one vec4 each: a good default on discrete GPUs.
+    /// 256 threads, one unit each: a good default on discrete GPUs.
     pub const GPU: LaunchConfig = LaunchConfig {
         workgroup_size: 256,
-        vec4_per_thread: 1,
+        units_per_thread: 1,
     };
-    /// 64 threads, four vec4 each: more work per thread suits CPU-emulated adapters (lavapipe, llvmpipe).
+    /// 64 threads, two units (16 f32 elements) each: more work per thread suits CPU-emulated adapters
+    /// (lavapipe, llvmpipe).
     pub const CPU: LaunchConfig = LaunchConfig {
         workgroup_size: 64,
-        vec4_per_thread: 4,
+        units_per_thread: 2,
     };
 
     /// The default for an adapter of this type.
@@ -32,9 +37,9 @@ impl LaunchConfig {
         }
     }
 
-    /// vec4 elements covered by one workgroup.
-    pub fn vec4_per_workgroup(self) -> u64 {
-        u64::from(self.workgroup_size) * u64::from(self.vec4_per_thread)
+    /// Work units covered by one workgroup.
+    pub fn units_per_workgroup(self) -> u64 {
+        u64::from(self.workgroup_size) * u64::from(self.units_per_thread)
     }
 }
 
@@ -56,15 +61,21 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     Ok((x as u32, y as u32))
 }
 
-/// Splits `len4` vec4 elements into chunks that fit one storage binding of at most `max_binding_bytes`, with
-/// chunk starts aligned to `offset_alignment` bytes. Returns `(first_vec4, count_vec4)` pairs.
-pub fn chunks(len4: u64, max_binding_bytes: u64, offset_alignment: u32) -> Vec<(u64, u64)> {
-    let align4 = (u64::from(offset_alignment) / 16).max(1);
-    let per_chunk = ((max_binding_bytes / 16) / align4 * align4).max(align4);
+/// Splits `units` work units into chunks whose bindings fit one storage binding of at most `max_binding_bytes`
+/// when a unit takes up to `unit_bytes` bytes, with chunk starts aligned to `offset_alignment` bytes for units
+/// of 16 bytes or more. Returns `(first_unit, unit_count)` pairs.
+pub fn chunks(
+    units: u64,
+    max_binding_bytes: u64,
+    offset_alignment: u32,
+    unit_bytes: u64,
+) -> Vec<(u64, u64)> {
+    let align = (u64::from(offset_alignment) / 16).max(1);
+    let per_chunk = ((max_binding_bytes / unit_bytes) / align * align).max(align);
     let mut out = Vec::new();
     let mut start = 0;
-    while start < len4 {
-        let count = per_chunk.min(len4 - start);
+    while start < units {
+        let count = per_chunk.min(units - start);
         out.push((start, count));
         start += count;
     }
@@ -96,14 +107,15 @@ mod tests {
 
     #[test]
     fn chunks_are_aligned_and_cover_exactly() {
-        let c = chunks(1000, 1024, 256);
+        let c = chunks(1000, 1024, 256, 16);
         assert_eq!(c[0], (0, 64));
+        assert_eq!(chunks(1000, 1024, 256, 32)[0], (0, 32));
         assert_eq!(c.iter().map(|&(_, n)| n).sum::<u64>(), 1000);
         for w in c.windows(2) {
             assert_eq!(w[0].0 + w[0].1, w[1].0);
             assert_eq!((w[1].0 * 16) % 256, 0);
         }
-        assert!(chunks(0, 1024, 256).is_empty());
-        assert_eq!(chunks(5, 1 << 27, 256), vec![(0, 5)]);
+        assert!(chunks(0, 1024, 256, 32).is_empty());
+        assert_eq!(chunks(5, 1 << 27, 256, 32), vec![(0, 5)]);
     }
 }

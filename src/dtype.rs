@@ -6,6 +6,10 @@
 pub enum DType {
     /// IEEE binary32.
     F32,
+    /// IEEE binary16 (`half::f16`), stored two to a `u32`.
+    F16,
+    /// bfloat16 (`half::bf16`, the upper half of an f32), stored two to a `u32`.
+    BF16,
 }
 
 impl DType {
@@ -13,6 +17,7 @@ impl DType {
     pub const fn size_bytes(self) -> usize {
         match self {
             DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
         }
     }
 
@@ -20,7 +25,30 @@ impl DType {
     pub const fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
         }
+    }
+
+    /// The storage code the kernels' `X_T` / `DY_T` / `OUT_T` overrides take (`shaders/storage.wgsl`).
+    pub const fn storage_code(self) -> u32 {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::BF16 => 2,
+        }
+    }
+
+    /// Bytes one work unit of the elementwise kernels occupies (8 elements).
+    pub const fn unit_bytes(self) -> u64 {
+        (self.size_bytes() * crate::dispatch::UNIT_ELEMENTS) as u64
+    }
+
+    /// The type named `f32`, `f16` or `bf16`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [DType::F32, DType::F16, DType::BF16]
+            .into_iter()
+            .find(|d| d.name() == name)
     }
 }
 
@@ -32,4 +60,12 @@ pub trait Element: bytemuck::Pod + Copy + Send + 'static {
 
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
+}
+
+impl Element for half::f16 {
+    const DTYPE: DType = DType::F16;
+}
+
+impl Element for half::bf16 {
+    const DTYPE: DType = DType::BF16;
 }

@@ -9,6 +9,7 @@ pub enum ShaderId {
     Activation,
 }
 
+const STORAGE: &str = include_str!("../shaders/storage.wgsl");
 const ACTIVATION_LIB: &str = include_str!("../shaders/activation_lib.wgsl");
 const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 
@@ -20,12 +21,12 @@ impl ShaderId {
         }
     }
 
-    /// The complete WGSL source: generated constants, then the shared library, then the kernels.
+    /// The complete WGSL source: generated constants, the storage codecs, the activation library, the kernels.
     pub fn source(self) -> String {
         match self {
             ShaderId::Activation => {
                 format!(
-                    "{}\n{ACTIVATION_LIB}\n{ACTIVATION_KERNELS}",
+                    "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_KERNELS}",
                     Activation::wgsl_ids()
                 )
             }

@@ -17,7 +17,8 @@ pub const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 
 /// A tensor on the GPU: a storage buffer, a row-major shape and an element type.
 ///
-/// Buffers are padded to whole 16-byte words so kernels can read and write `vec4`; the padding is never read back.
+/// Buffers are padded to whole 32-byte work units so kernels can read and write 16 bytes per access; the padding
+/// is never read back.
 #[derive(Debug, Clone)]
 pub struct Tensor {
     gpu: Gpu,
@@ -26,10 +27,11 @@ pub struct Tensor {
     dtype: DType,
 }
 
-/// Bytes a buffer holding `len` elements of `dtype` needs: whole 16-byte words, at least one.
+/// Bytes a buffer holding `len` elements of `dtype` needs: whole 32-byte blocks (a work unit of f32 data), at
+/// least one.
 pub fn padded_bytes(len: usize, dtype: DType) -> u64 {
     let bytes = (len as u64) * dtype.size_bytes() as u64;
-    bytes.div_ceil(16).max(1) * 16
+    bytes.div_ceil(32).max(1) * 32
 }
 
 fn element_count(shape: &[usize]) -> Result<usize> {
@@ -88,6 +90,25 @@ impl Gpu {
             shape: shape.to_vec(),
             dtype: T::DTYPE,
         })
+    }
+
+    /// A 1-D tensor of type `dtype` holding `data` rounded to it (to nearest even, as the kernels round).
+    pub fn upload_f32_as(&self, data: &[f32], dtype: DType) -> Result<Tensor> {
+        match dtype {
+            DType::F32 => self.upload(data),
+            DType::F16 => self.upload(
+                &data
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v))
+                    .collect::<Vec<_>>(),
+            ),
+            DType::BF16 => self.upload(
+                &data
+                    .iter()
+                    .map(|&v| half::bf16::from_f32(v))
+                    .collect::<Vec<_>>(),
+            ),
+        }
     }
 
     /// A zero-filled tensor of the given shape and type.
@@ -263,6 +284,23 @@ impl Tensor {
         }
         .await;
         finish_read(mapped, &pending.staging, pending.bytes)
+    }
+
+    /// Reads the tensor back as f32 whatever its type (16-bit values convert exactly). Blocks.
+    pub fn read_f32(&self) -> Result<Vec<f32>> {
+        Ok(match self.dtype {
+            DType::F32 => self.read::<f32>()?,
+            DType::F16 => self
+                .read::<half::f16>()?
+                .iter()
+                .map(|h| h.to_f32())
+                .collect(),
+            DType::BF16 => self
+                .read::<half::bf16>()?
+                .iter()
+                .map(|h| h.to_f32())
+                .collect(),
+        })
     }
 
     /// Reads the tensor back, blocking until the device has finished.

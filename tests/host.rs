@@ -161,7 +161,7 @@ fn wrapped_buffers_are_checked() {
     ));
     let no_copy = g.device().create_buffer(&wgpu::BufferDescriptor {
         label: None,
-        size: 16,
+        size: 32,
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });

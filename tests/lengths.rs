@@ -59,10 +59,10 @@ fn every_length_is_computed_in_full() {
 
 #[test]
 fn more_than_65535_workgroups_use_a_2d_grid() {
-    // One vec4 per thread in workgroups of 64: 65,535 * 256 + 1 elements need 65,537 workgroups.
+    // One 8-element unit per thread in workgroups of 16: 65,535 * 256 + 1 elements need 131,071 workgroups.
     let launch = LaunchConfig {
-        workgroup_size: 64,
-        vec4_per_thread: 1,
+        workgroup_size: 16,
+        units_per_thread: 1,
     };
     let gpu = Gpu::with_options(GpuOptions {
         launch: Some(launch),
@@ -70,7 +70,9 @@ fn more_than_65535_workgroups_use_a_2d_grid() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let n = 65_535 * 256 + 1;
-    let groups = (n as u64).div_ceil(4).div_ceil(launch.vec4_per_workgroup());
+    let groups = (n as u64)
+        .div_ceil(actgpu::dispatch::UNIT_ELEMENTS as u64)
+        .div_ceil(launch.units_per_workgroup());
     assert!(groups > 65_535, "the test must exceed one grid dimension");
     check_length(&gpu, Activation::Silu, n);
     check_length(&gpu, Activation::Silu, 255);

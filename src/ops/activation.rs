@@ -2,6 +2,10 @@
 //!
 //! `record_*` methods encode into the caller's `CommandEncoder` and submit nothing; the others allocate the
 //! output where there is one, submit, and wait.
+//!
+//! Storage types: every operand may be f32, f16 or bf16, independently (for example f16 activations with an f32
+//! gradient); kernels compute in f32 and round once on store, to nearest even. In-place variants read and write
+//! one buffer in its own type. Allocating variants give the output the type of `x`.
 
 use super::elementwise::{check_operands, record, Slot};
 use crate::pipeline::PipelineKey;
@@ -28,9 +32,18 @@ impl Entry {
     }
 }
 
-fn key(act: Activation, entry: Entry, tensor: &Tensor) -> PipelineKey {
-    let launch = tensor.gpu().launch_config();
+/// The pipeline key: the activation and its parameters, the storage type of each operand (`dy` is `None` where
+/// the entry point has no separate gradient input), and the launch shape.
+fn key(
+    act: Activation,
+    entry: Entry,
+    x: &Tensor,
+    dy: Option<&Tensor>,
+    out: &Tensor,
+) -> PipelineKey {
+    let launch = x.gpu().launch_config();
     let [p0, p1] = act.params();
+    let code = |t: &Tensor| f64::from(t.dtype().storage_code());
     PipelineKey::new(
         ShaderId::Activation,
         entry.name(),
@@ -39,7 +52,10 @@ fn key(act: Activation, entry: Entry, tensor: &Tensor) -> PipelineKey {
             ("ACT", f64::from(act.id())),
             ("P0", f64::from(p0)),
             ("P1", f64::from(p1)),
-            ("PER_THREAD", f64::from(launch.vec4_per_thread)),
+            ("PER_THREAD", f64::from(launch.units_per_thread)),
+            ("X_T", code(x)),
+            ("DY_T", dy.map_or(0.0, code)),
+            ("OUT_T", code(out)),
         ],
     )
 }
@@ -57,7 +73,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::Forward, x),
+            &key(self, Entry::Forward, x, None, y),
             &[(Slot::X, x), (Slot::Out, y)],
             x.len(),
         )
@@ -74,7 +90,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::ForwardInplace, x),
+            &key(self, Entry::ForwardInplace, x, None, x),
             &[(Slot::Out, x)],
             x.len(),
         )
@@ -93,7 +109,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::Backward, x),
+            &key(self, Entry::Backward, x, Some(dy), dx),
             &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
             x.len(),
         )
@@ -111,7 +127,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::BackwardInplace, x),
+            &key(self, Entry::BackwardInplace, x, None, dy),
             &[(Slot::X, x), (Slot::Out, dy)],
             x.len(),
         )

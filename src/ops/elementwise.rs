@@ -3,9 +3,9 @@
 
 use wgpu::util::DeviceExt;
 
-use crate::dispatch::{chunks, grid};
+use crate::dispatch::{chunks, grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
-use crate::{DType, Error, Gpu, Result, Tensor};
+use crate::{Error, Gpu, Result, Tensor};
 
 /// Binding slots shared by every elementwise kernel (see `shaders/activation.wgsl`).
 #[derive(Debug, Clone, Copy)]
@@ -18,19 +18,13 @@ pub(crate) enum Slot {
     Dy = 2,
 }
 
-/// Checks that every tensor shares `first`'s context, shape and f32 type, and that no two share a buffer.
+/// Checks that every tensor shares `first`'s context and shape, and that no two share a buffer. Element types
+/// may differ: every kernel decodes each operand by its own type.
 pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
     let first = tensors[0];
     for (i, t) in tensors.iter().enumerate() {
         if !t.gpu().same_context(first.gpu()) {
             return Err(Error::DeviceMismatch { op });
-        }
-        if t.dtype() != DType::F32 {
-            return Err(Error::DTypeMismatch {
-                op,
-                expected: DType::F32,
-                got: t.dtype(),
-            });
         }
         if t.shape() != first.shape() {
             return Err(Error::ShapeMismatch {
@@ -49,7 +43,7 @@ pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()
     Ok(())
 }
 
-/// Records one elementwise kernel over `len` f32 elements into `encoder`, splitting it into dispatches whose
+/// Records one elementwise kernel over `len` elements into `encoder`, splitting it into dispatches whose
 /// bindings fit the device's storage-binding limit. Length 0 records nothing.
 pub(crate) fn record(
     gpu: &Gpu,
@@ -66,13 +60,19 @@ pub(crate) fn record(
     let layout = pipeline.get_bind_group_layout(0);
     let limits = gpu.limits();
     let launch = gpu.launch_config();
-    let len4 = (len as u64).div_ceil(4);
+    let units = (len as u64).div_ceil(UNIT_ELEMENTS as u64);
+    let widest_unit = operands
+        .iter()
+        .map(|(_, t)| t.dtype().unit_bytes())
+        .max()
+        .unwrap_or(16);
     for (first, count) in chunks(
-        len4,
+        units,
         limits.max_storage_buffer_binding_size,
         limits.min_storage_buffer_offset_alignment,
+        widest_unit,
     ) {
-        let groups = count.div_ceil(launch.vec4_per_workgroup());
+        let groups = count.div_ceil(launch.units_per_workgroup());
         let (gx, gy) = grid(groups, limits.max_compute_workgroups_per_dimension)?;
         let params = gpu
             .device()
@@ -87,8 +87,8 @@ pub(crate) fn record(
                 binding: slot as u32,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: t.buffer(),
-                    offset: first * 16,
-                    size: wgpu::BufferSize::new(count * 16),
+                    offset: first * t.dtype().unit_bytes(),
+                    size: wgpu::BufferSize::new(count * t.dtype().unit_bytes()),
                 }),
             })
             .collect();

@@ -1,4 +1,5 @@
 //! Launchers: one module per kernel family, each recording into a caller's `wgpu::CommandEncoder`.
 
 pub mod activation;
+mod cast;
 mod elementwise;

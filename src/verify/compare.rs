@@ -1,0 +1,223 @@
+//! Element-by-element comparison against the f64 reference, with error statistics.
+
+use super::Tolerance;
+use crate::DType;
+
+/// One element that failed its check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Failure {
+    /// Index in the checked slice.
+    pub index: usize,
+    /// The op's input x there.
+    pub input: f32,
+    /// What the GPU wrote.
+    pub got: f32,
+    /// The f64 reference.
+    pub expected: f64,
+}
+
+/// What an element must satisfy to pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Criterion {
+    /// Within `abs + rel |ref|` of the f64 reference.
+    Tolerance(Tolerance),
+    /// Within `max` units in the last place of `dtype` of the reference rounded to `dtype` (to nearest even).
+    /// Where that rounded reference is subnormal in f32, 0 is accepted too: WGSL lets f32 subnormals flush.
+    Ulp {
+        /// The storage type whose ULPs count.
+        dtype: DType,
+        /// The largest distance that passes.
+        max: u32,
+    },
+}
+
+/// Error statistics of one comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The criterion applied.
+    pub criterion: Criterion,
+    /// Elements compared.
+    pub count: usize,
+    /// Elements out of tolerance (or of the wrong class: NaN, inf, finite).
+    pub failures: usize,
+    /// Largest `|got - ref|` over elements where the absolute term of the tolerance dominates
+    /// (`rel |ref| < abs`), so that it is not swamped by the rounding of huge values.
+    pub max_abs_err: f64,
+    /// Largest `|got - ref| / |ref|` over elements where the relative term of the tolerance dominates
+    /// (`rel |ref| >= abs`), so that it is not swamped by references near 0.
+    pub max_rel_err: f64,
+    /// Largest distance, in units in the last place of the storage type, between the result and the reference
+    /// rounded to that type (finite elements).
+    pub max_ulp_err: u32,
+    /// The input whose error used the largest share of its allowance.
+    pub worst_input: f32,
+    /// That share: `|got - ref| / (abs + rel |ref|)`; at most 1 when everything passes.
+    pub worst_ratio: f64,
+    /// The first few failures, in index order.
+    pub first_failures: Vec<Failure>,
+}
+
+impl Check {
+    /// True when no element failed.
+    pub fn ok(&self) -> bool {
+        self.failures == 0
+    }
+}
+
+/// Compares `got` with `reference` element by element. Where the reference rounded to f32 is NaN or +-inf, the
+/// result must be NaN or that same infinity; elsewhere it must be finite and within `tol`. `skip_zero_reference`
+/// leaves out elements whose reference is 0 (for the relative-only check of small inputs).
+pub fn compare(
+    inputs: &[f32],
+    got: &[f32],
+    reference: &[f64],
+    tol: Tolerance,
+    skip_zero_reference: bool,
+) -> Check {
+    compare_with(
+        Criterion::Tolerance(tol),
+        inputs,
+        got,
+        reference,
+        skip_zero_reference,
+    )
+}
+
+/// Compares results stored in `dtype` (given as exact f32 values) with the reference rounded to `dtype`: NaN and
+/// +-inf must match in class, finite values must be within `max_ulp` units in the last place of `dtype`.
+pub fn compare_storage(
+    dtype: DType,
+    inputs: &[f32],
+    got: &[f32],
+    reference: &[f64],
+    max_ulp: u32,
+) -> Check {
+    compare_with(
+        Criterion::Ulp {
+            dtype,
+            max: max_ulp,
+        },
+        inputs,
+        got,
+        reference,
+        false,
+    )
+}
+
+/// The reference rounded to `dtype` (to nearest even, overflow to +-inf), as f32.
+fn rounded(dtype: DType, r: f64) -> f32 {
+    match dtype {
+        DType::F32 => r as f32,
+        DType::F16 => half::f16::from_f64(r).to_f32(),
+        DType::BF16 => half::bf16::from_f64(r).to_f32(),
+    }
+}
+
+/// Position of a finite value on the integer line of `dtype`'s encodings, so that neighbours differ by 1 and
+/// -0 and +0 coincide.
+fn ordinal(dtype: DType, v: f32) -> i64 {
+    let (bits, sign_bit) = match dtype {
+        DType::F32 => (u64::from(v.to_bits()), 1u64 << 31),
+        DType::F16 => (u64::from(half::f16::from_f32(v).to_bits()), 1 << 15),
+        DType::BF16 => (u64::from(half::bf16::from_f32(v).to_bits()), 1 << 15),
+    };
+    let magnitude = (bits & (sign_bit - 1)) as i64;
+    if bits & sign_bit != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+fn compare_with(
+    criterion: Criterion,
+    inputs: &[f32],
+    got: &[f32],
+    reference: &[f64],
+    skip_zero_reference: bool,
+) -> Check {
+    let mut c = Check {
+        criterion,
+        count: 0,
+        failures: 0,
+        max_abs_err: 0.0,
+        max_rel_err: 0.0,
+        max_ulp_err: 0,
+        worst_input: f32::NAN,
+        worst_ratio: 0.0,
+        first_failures: Vec::new(),
+    };
+    let storage = match criterion {
+        Criterion::Tolerance(_) => DType::F32,
+        Criterion::Ulp { dtype, .. } => dtype,
+    };
+    // The absolute/relative split of the reported errors; for ULP checks the f32 elementwise tolerance's.
+    let split = match criterion {
+        Criterion::Tolerance(t) => t,
+        Criterion::Ulp { .. } => super::F32_ELEMENTWISE,
+    };
+    for (i, ((&x, &g), &r)) in inputs.iter().zip(got).zip(reference).enumerate() {
+        if skip_zero_reference && r == 0.0 {
+            continue;
+        }
+        c.count += 1;
+        let expected = rounded(storage, r);
+        let (pass, ratio) = if expected.is_nan() {
+            (g.is_nan(), if g.is_nan() { 0.0 } else { f64::INFINITY })
+        } else if expected.is_infinite() {
+            (
+                g == expected,
+                if g == expected { 0.0 } else { f64::INFINITY },
+            )
+        } else if !g.is_finite() {
+            (false, f64::INFINITY)
+        } else {
+            let err = (f64::from(g) - r).abs();
+            if split.rel * r.abs() < split.abs {
+                c.max_abs_err = c.max_abs_err.max(err);
+            } else if r != 0.0 {
+                c.max_rel_err = c.max_rel_err.max(err / r.abs());
+            }
+            let ulps = (ordinal(storage, g) - ordinal(storage, expected)).unsigned_abs();
+            c.max_ulp_err = c.max_ulp_err.max(ulps.min(u64::from(u32::MAX)) as u32);
+            match criterion {
+                Criterion::Tolerance(tol) => {
+                    let allowed = tol.allowed(r);
+                    let ratio = if allowed > 0.0 {
+                        err / allowed
+                    } else if err == 0.0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    };
+                    (err <= allowed, ratio)
+                }
+                Criterion::Ulp { max, .. } => {
+                    let flushed = g == 0.0 && expected != 0.0 && expected.abs() < f32::MIN_POSITIVE;
+                    let ratio = if flushed {
+                        0.0
+                    } else {
+                        ulps as f64 / f64::from(max.max(1))
+                    };
+                    (flushed || ulps <= u64::from(max), ratio)
+                }
+            }
+        };
+        if ratio > c.worst_ratio || c.worst_input.is_nan() && ratio > 0.0 {
+            c.worst_ratio = ratio;
+            c.worst_input = x;
+        }
+        if !pass {
+            c.failures += 1;
+            if c.first_failures.len() < 8 {
+                c.first_failures.push(Failure {
+                    index: i,
+                    input: x,
+                    got: g,
+                    expected: r,
+                });
+            }
+        }
+    }
+    c
+}

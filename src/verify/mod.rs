@@ -1,0 +1,287 @@
+//! Checking GPU results against the f64 reference: named tolerances, input sets, error statistics, and the
+//! whole check of one activation that the tests and the `validate` example share.
+
+mod compare;
+mod inputs;
+
+pub use compare::{compare, compare_storage, Check, Failure};
+pub use inputs::{
+    edge_values, every_bit_pattern, random_inputs, round_to, small_inputs, sweep, Rng,
+};
+
+use crate::{cpu, Activation, DType, Gpu, Result, Tensor};
+
+/// Which direction of an op is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// `y = f(x)`.
+    Forward,
+    /// `dx = dy * f'(x)`.
+    Backward,
+}
+
+impl Pass {
+    /// `forward` or `backward`, as `validate --json` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+        }
+    }
+}
+
+/// A named tolerance: an element passes when `|got - ref| <= abs + rel * |ref|`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Name, for reports.
+    pub name: &'static str,
+    /// Absolute slack.
+    pub abs: f64,
+    /// Relative slack.
+    pub rel: f64,
+}
+
+impl Tolerance {
+    /// The bound on `|got - ref|` for this reference value.
+    pub fn allowed(&self, reference: f64) -> f64 {
+        self.abs + self.rel * reference.abs()
+    }
+}
+
+/// f32 elementwise kernels on random, sweep and edge inputs: `1e-6 + 1e-5 |ref|`.
+pub const F32_ELEMENTWISE: Tolerance = Tolerance {
+    name: "f32_elementwise",
+    abs: 1e-6,
+    rel: 1e-5,
+};
+
+/// f32 elementwise kernels on inputs with `1e-8 <= |x| <= 1e-3`: relative error only, `1e-5 |ref|`.
+pub const F32_SMALL_INPUT: Tolerance = Tolerance {
+    name: "f32_small_input_relative",
+    abs: 0.0,
+    rel: 1e-5,
+};
+
+/// The tolerance of an activation in a pass on general inputs. Every activation meets [`F32_ELEMENTWISE`]
+/// today; a looser one would be named here, next to the reason.
+pub fn activation_tolerance(_act: Activation, _pass: Pass) -> Tolerance {
+    F32_ELEMENTWISE
+}
+
+/// The value written into f32 outputs before a kernel runs, so an element the kernel skips cannot pass: a
+/// finite, huge, odd value that no activation produces from the test inputs.
+pub const POISON: f32 = f32::from_bits(0x7f7f_dead);
+
+/// The bits written into 16-bit outputs before a kernel runs: a signalling NaN. Kernels only ever store quiet
+/// NaNs, so an element still holding these bits was not written.
+pub const fn poison_bits(dtype: DType) -> u16 {
+    match dtype {
+        DType::F16 => 0x7d55,
+        DType::F32 | DType::BF16 => 0x7f95,
+    }
+}
+
+/// Storage types of an op's operands: input, incoming gradient (backward only), output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dtypes {
+    /// Type of x.
+    pub x: DType,
+    /// Type of dy.
+    pub dy: DType,
+    /// Type of y or dx.
+    pub out: DType,
+}
+
+impl Dtypes {
+    /// Every operand in `dtype`.
+    pub const fn all(dtype: DType) -> Self {
+        Dtypes {
+            x: dtype,
+            dy: dtype,
+            out: dtype,
+        }
+    }
+}
+
+/// The result of checking one activation in one pass.
+#[derive(Debug, Clone)]
+pub struct ActivationCheck {
+    /// The activation.
+    pub activation: Activation,
+    /// The pass.
+    pub pass: Pass,
+    /// The operands' storage types.
+    pub dtypes: Dtypes,
+    /// f32: random, sweep and edge inputs under [`activation_tolerance`]. 16-bit: every bit pattern of x,
+    /// within 1 ULP of the output type.
+    pub general: Check,
+    /// f32 only: inputs with `1e-8 <= |x| <= 1e-3` under [`F32_SMALL_INPUT`], where the reference is nonzero.
+    pub small: Option<Check>,
+    /// Output elements the kernel left unwritten (still poisoned).
+    pub unwritten: usize,
+}
+
+impl ActivationCheck {
+    /// True when every check passed and every element was written.
+    pub fn ok(&self) -> bool {
+        self.general.ok() && self.small.as_ref().is_none_or(Check::ok) && self.unwritten == 0
+    }
+}
+
+/// The inputs [`check_activation`] uses: general (random, sweep of [-20, 20], edges) and small magnitudes.
+pub fn standard_inputs(seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut general = random_inputs(seed, 25_000);
+    general.extend(sweep(-20.0, 20.0, 200_001));
+    general.extend(edge_values());
+    (general, small_inputs(2_000))
+}
+
+/// One run of a kernel over a set of inputs.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The inputs as stored (rounded to the input type).
+    pub x: Vec<f32>,
+    /// The output, converted exactly to f32.
+    pub got: Vec<f32>,
+    /// The f64 reference computed from the stored inputs.
+    pub reference: Vec<f64>,
+    /// Output elements still poisoned after the run.
+    pub unwritten: usize,
+}
+
+/// A tensor of `n` poisoned elements of `dtype`.
+fn poisoned(gpu: &Gpu, dtype: DType, n: usize) -> Result<Tensor> {
+    match dtype {
+        DType::F32 => gpu.upload(&vec![POISON; n]),
+        DType::F16 => gpu.upload(&vec![half::f16::from_bits(poison_bits(dtype)); n]),
+        DType::BF16 => gpu.upload(&vec![half::bf16::from_bits(poison_bits(dtype)); n]),
+    }
+}
+
+/// Reads `t` back as exact f32 values and counts elements still holding the poison.
+fn read_checked(t: &Tensor) -> Result<(Vec<f32>, usize)> {
+    let (got, unwritten) = match t.dtype() {
+        DType::F32 => {
+            let v: Vec<f32> = t.read()?;
+            let n = v.iter().filter(|x| x.to_bits() == POISON.to_bits()).count();
+            (v, n)
+        }
+        DType::F16 => {
+            let v: Vec<half::f16> = t.read()?;
+            let n = v
+                .iter()
+                .filter(|h| h.to_bits() == poison_bits(DType::F16))
+                .count();
+            (v.iter().map(|h| h.to_f32()).collect(), n)
+        }
+        DType::BF16 => {
+            let v: Vec<half::bf16> = t.read()?;
+            let n = v
+                .iter()
+                .filter(|h| h.to_bits() == poison_bits(DType::BF16))
+                .count();
+            (v.iter().map(|h| h.to_f32()).collect(), n)
+        }
+    };
+    Ok((got, unwritten))
+}
+
+/// Runs `act` in `pass` on the GPU over `inputs` (rounded to `dtypes.x`; with a seeded random `dy` for the
+/// backward, plus a few NaN gradients) into a poisoned output.
+pub fn run_activation(
+    gpu: &Gpu,
+    act: Activation,
+    pass: Pass,
+    inputs: &[f32],
+    seed: u64,
+    dtypes: Dtypes,
+) -> Result<Run> {
+    let x_host: Vec<f32> = inputs.iter().map(|&v| round_to(dtypes.x, v)).collect();
+    let x = gpu.upload_f32_as(&x_host, dtypes.x)?;
+    let out = poisoned(gpu, dtypes.out, x_host.len())?;
+    let reference = match pass {
+        Pass::Forward => {
+            act.forward_into(&x, &out)?;
+            x_host
+                .iter()
+                .map(|&v| cpu::activation::forward(act, f64::from(v)))
+                .collect()
+        }
+        Pass::Backward => {
+            let mut rng = Rng::new(seed ^ 0xd1b5_4a32_d192_ed03);
+            let mut dy_host: Vec<f32> = (0..x_host.len())
+                .map(|_| round_to(dtypes.dy, rng.uniform(-2.0, 2.0)))
+                .collect();
+            // A NaN gradient must come out as NaN whatever x is.
+            for d in dy_host.iter_mut().skip(7).step_by(10_007) {
+                *d = f32::NAN;
+            }
+            let dy = gpu.upload_f32_as(&dy_host, dtypes.dy)?;
+            act.backward_into(&x, &dy, &out)?;
+            x_host
+                .iter()
+                .zip(&dy_host)
+                .map(|(&v, &d)| cpu::activation::backward(act, f64::from(v), f64::from(d)))
+                .collect()
+        }
+    };
+    let (got, unwritten) = read_checked(&out)?;
+    Ok(Run {
+        x: x_host,
+        got,
+        reference,
+        unwritten,
+    })
+}
+
+/// Checks `act` in `pass` with f32 operands against the f64 reference on [`standard_inputs`].
+pub fn check_activation(
+    gpu: &Gpu,
+    act: Activation,
+    pass: Pass,
+    seed: u64,
+) -> Result<ActivationCheck> {
+    let (general_in, small_in) = standard_inputs(seed);
+    let dtypes = Dtypes::all(DType::F32);
+    let g = run_activation(gpu, act, pass, &general_in, seed, dtypes)?;
+    let general = compare(
+        &g.x,
+        &g.got,
+        &g.reference,
+        activation_tolerance(act, pass),
+        false,
+    );
+    let s = run_activation(gpu, act, pass, &small_in, seed, dtypes)?;
+    let small = compare(&s.x, &s.got, &s.reference, F32_SMALL_INPUT, true);
+    Ok(ActivationCheck {
+        activation: act,
+        pass,
+        dtypes,
+        general,
+        small: Some(small),
+        unwritten: g.unwritten + s.unwritten,
+    })
+}
+
+/// Checks `act` in `pass` with 16-bit storage: x takes every one of the 65,536 bit patterns of `dtypes.x`, and
+/// each result must be within `max_ulp` units in the last place of `dtypes.out` of the f64 reference rounded to
+/// `dtypes.out`.
+pub fn check_activation_exhaustive(
+    gpu: &Gpu,
+    act: Activation,
+    pass: Pass,
+    dtypes: Dtypes,
+    max_ulp: u32,
+    seed: u64,
+) -> Result<ActivationCheck> {
+    let inputs = every_bit_pattern(dtypes.x);
+    let r = run_activation(gpu, act, pass, &inputs, seed, dtypes)?;
+    Ok(ActivationCheck {
+        activation: act,
+        pass,
+        dtypes,
+        general: compare_storage(dtypes.out, &r.x, &r.got, &r.reference, max_ulp),
+        small: None,
+        unwritten: r.unwritten,
+    })
+}

@@ -1,0 +1,183 @@
+//! f16 and bf16 storage: every one of the 65,536 bit patterns through every activation, forward and backward,
+//! within 1 ULP of the f64 reference rounded to the storage type; mixed storage types; conversions bit-exact with
+//! the `half` crate (round to nearest even, overflow to inf, NaN kept); odd and long lengths.
+
+mod common;
+
+use actgpu::verify::{
+    check_activation_exhaustive, compare_storage, edge_values, random_inputs, round_to,
+    run_activation, Dtypes, Pass, Rng,
+};
+use actgpu::{Activation, DType};
+use common::{describe, gpu};
+
+fn exhaustive(dtype: DType) {
+    let mut failures = Vec::new();
+    for act in Activation::ALL {
+        for pass in [Pass::Forward, Pass::Backward] {
+            let r = check_activation_exhaustive(gpu(), act, pass, Dtypes::all(dtype), 1, 7)
+                .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"));
+            assert_eq!(r.general.count, 65_536);
+            if !r.ok() {
+                failures.push(r);
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{dtype:?} out of tolerance:\n{}",
+        describe(&failures)
+    );
+}
+
+#[test]
+fn f16_every_bit_pattern_every_activation_within_one_ulp() {
+    exhaustive(DType::F16);
+}
+
+#[test]
+fn bf16_every_bit_pattern_every_activation_within_one_ulp() {
+    exhaustive(DType::BF16);
+}
+
+#[test]
+fn mixed_storage_types_round_once_on_store() {
+    let inputs = random_inputs(21, 4_000);
+    let combos = [
+        // f16 activations with an f32 gradient, and the reverse.
+        Dtypes {
+            x: DType::F16,
+            dy: DType::F32,
+            out: DType::F32,
+        },
+        Dtypes {
+            x: DType::F32,
+            dy: DType::F16,
+            out: DType::F16,
+        },
+        Dtypes {
+            x: DType::BF16,
+            dy: DType::F32,
+            out: DType::BF16,
+        },
+        Dtypes {
+            x: DType::F32,
+            dy: DType::BF16,
+            out: DType::F16,
+        },
+    ];
+    for act in [
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Tanh,
+        Activation::Hardswish,
+    ] {
+        for dtypes in combos {
+            for pass in [Pass::Forward, Pass::Backward] {
+                let r = run_activation(gpu(), act, pass, &inputs, 5, dtypes).unwrap();
+                assert_eq!(r.unwritten, 0);
+                // An f32 output of 16-bit inputs is held to 1 ULP of f32 where the f32 tolerance does not apply:
+                // check the f32 outputs against the elementwise tolerance instead.
+                let c = if dtypes.out == DType::F32 {
+                    actgpu::verify::compare(
+                        &r.x,
+                        &r.got,
+                        &r.reference,
+                        actgpu::verify::F32_ELEMENTWISE,
+                        false,
+                    )
+                } else {
+                    compare_storage(dtypes.out, &r.x, &r.got, &r.reference, 1)
+                };
+                assert!(c.ok(), "{act} {pass:?} {dtypes:?}: {c:#?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn conversions_match_the_half_crate_bit_for_bit() {
+    let mut rng = Rng::new(9);
+    let mut values: Vec<f32> = (0..100_000)
+        .map(|_| f32::from_bits(rng.next_u64() as u32))
+        .collect();
+    values.extend(edge_values());
+    // Around the f16 overflow threshold (65520 rounds to inf) and the subnormal/normal boundary.
+    values.extend([
+        65504.0,
+        65519.0,
+        65519.996,
+        65520.0,
+        65536.0,
+        -65520.0,
+        6.1035156e-5,
+        6.097555e-5,
+        2.9802322e-8,
+    ]);
+    values.extend([
+        5.9604645e-8,
+        8.940697e-8,
+        1.1920929e-7,
+        f32::from_bits(0x7f7f_ffff),
+        f32::from_bits(0x7fc0_0001),
+    ]);
+    let x = gpu().upload(&values).unwrap();
+    let h: Vec<half::f16> = x.to_dtype(DType::F16).unwrap().read().unwrap();
+    let b: Vec<half::bf16> = x.to_dtype(DType::BF16).unwrap().read().unwrap();
+    for (i, &v) in values.iter().enumerate() {
+        let (eh, eb) = (half::f16::from_f32(v), half::bf16::from_f32(v));
+        if v.is_nan() {
+            assert!(h[i].is_nan() && b[i].is_nan(), "{v:e}");
+        } else {
+            assert_eq!(
+                h[i].to_bits(),
+                eh.to_bits(),
+                "f16 of {v:e} ({:#x})",
+                v.to_bits()
+            );
+            assert_eq!(
+                b[i].to_bits(),
+                eb.to_bits(),
+                "bf16 of {v:e} ({:#x})",
+                v.to_bits()
+            );
+        }
+    }
+    // And back: every 16-bit pattern widens exactly.
+    for dtype in [DType::F16, DType::BF16] {
+        let all = actgpu::verify::every_bit_pattern(dtype);
+        let t = gpu().upload_f32_as(&all, dtype).unwrap();
+        let back: Vec<f32> = t.to_dtype(DType::F32).unwrap().read().unwrap();
+        for (a, b) in all.iter().zip(&back) {
+            assert!(
+                a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan(),
+                "{dtype:?} {a:e} -> {b:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sixteen_bit_lengths_are_computed_in_full() {
+    for dtype in [DType::F16, DType::BF16] {
+        for n in [0usize, 1, 2, 3, 7, 9, 255, 257, 100_001, 65_535 * 256 + 1] {
+            let mut rng = Rng::new(n as u64);
+            let xs: Vec<f32> = (0..n)
+                .map(|_| round_to(dtype, rng.uniform(-6.0, 6.0)))
+                .collect();
+            let r = run_activation(
+                gpu(),
+                Activation::Gelu,
+                Pass::Backward,
+                &xs,
+                3,
+                Dtypes::all(dtype),
+            )
+            .unwrap();
+            assert_eq!(r.got.len(), n);
+            assert_eq!(r.unwritten, 0, "{dtype:?} n = {n}");
+            let c = compare_storage(dtype, &r.x, &r.got, &r.reference, 1);
+            assert!(c.ok(), "{dtype:?} n = {n}: {c:#?}");
+        }
+    }
+}
