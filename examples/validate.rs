@@ -175,7 +175,11 @@ fn main() -> ExitCode {
             rows.join(",\n  ")
         );
     } else {
-        println!("adapter: {}", gpu.adapter_line());
+        println!(
+            "adapter: {}; f16 storage: {}",
+            gpu.adapter_line(),
+            if gpu.f16_native() { "native" } else { "packed" }
+        );
         println!(
             "{:<13} {:<5} {:<9} {:>11} {:>11} {:>7} {:>14} {:>4}",
             "op", "dtype", "pass", "max_abs_err", "max_rel_err", "max_ulp", "worst_input", "ok"

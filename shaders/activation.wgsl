@@ -1,58 +1,22 @@
-// Elementwise activation kernels, forward and backward. Appended by the host to storage.wgsl and
-// activation_lib.wgsl.
+// Elementwise activation kernels, forward and backward. Appended by the host to storage.wgsl,
+// activation_lib.wgsl and one of the activation_io_*.wgsl files.
 //
-// Bindings (one numbering for every entry point; each entry point uses the subset it needs), all bound as
-// array<vec4<u32>> and decoded by their storage type (X_T, DY_T, OUT_T: T_F32, T_F16 or T_BF16):
+// Bindings (one numbering for every entry point; each entry point uses the subset it needs):
 //   0: x (read), 1: out (read_write: y, dx, or the in-place operand), 2: dy (read), 3: params (uniform).
+// Operand access (bindings 0-2 and load_x, load_dy, load_out, store_out) comes from activation_io_packed.wgsl
+// (any storage types) or activation_io_f16.wgsl (native f16 where the adapter has SHADER_F16).
 // Work is counted in units of 8 elements (see storage.wgsl): 32 bytes of f32 or 16 bytes of 16-bit data per
 // access pair. Dispatch: a 2D grid of workgroups (x up to 65,535); each thread handles PER_THREAD units strided
 // by WG so that neighbouring threads touch neighbouring addresses. The host pads every buffer to whole units.
 
 override WG: u32;
 override PER_THREAD: u32 = 1u;
-override X_T: u32 = T_F32;
-override DY_T: u32 = T_F32;
-override OUT_T: u32 = T_F32;
-
 struct Params {
     /// Number of 8-element units to process in this dispatch.
     units: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x_in: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> dy_in: array<vec4<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
-
-fn load_x(u: u32) -> Oct {
-    if (X_T == T_F32) {
-        return Oct(bitcast<vec4<f32>>(x_in[2u * u]), bitcast<vec4<f32>>(x_in[2u * u + 1u]));
-    }
-    return unpack_oct(X_T, x_in[u]);
-}
-
-fn load_dy(u: u32) -> Oct {
-    if (DY_T == T_F32) {
-        return Oct(bitcast<vec4<f32>>(dy_in[2u * u]), bitcast<vec4<f32>>(dy_in[2u * u + 1u]));
-    }
-    return unpack_oct(DY_T, dy_in[u]);
-}
-
-fn load_out(u: u32) -> Oct {
-    if (OUT_T == T_F32) {
-        return Oct(bitcast<vec4<f32>>(out[2u * u]), bitcast<vec4<f32>>(out[2u * u + 1u]));
-    }
-    return unpack_oct(OUT_T, out[u]);
-}
-
-fn store_out(u: u32, v: Oct) {
-    if (OUT_T == T_F32) {
-        out[2u * u] = bitcast<vec4<u32>>(v.a);
-        out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
-    } else {
-        out[u] = pack_oct(OUT_T, v);
-    }
-}
 
 fn fwd4(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(act_forward(v.x), act_forward(v.y), act_forward(v.z), act_forward(v.w));

@@ -1,6 +1,6 @@
 //! The GPU context: device, queue, limits, pipeline cache and the device's health.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::dispatch::LaunchConfig;
 use crate::pipeline::PipelineCache;
@@ -17,6 +17,21 @@ pub struct GpuOptions {
     pub max_storage_binding_bytes: Option<u64>,
     /// Workgroup size and work per thread; `None` picks [`LaunchConfig::for_device_type`].
     pub launch: Option<LaunchConfig>,
+    /// How kernels access f16 tensors.
+    pub f16_storage: F16Storage,
+}
+
+/// How the kernels access tensors whose every operand is f16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum F16Storage {
+    /// Time both paths once, on first use, and keep the faster (native only where the adapter has
+    /// `SHADER_F16`).
+    #[default]
+    Auto,
+    /// Two values packed in each `u32`, converted with integer code: works on every adapter.
+    Packed,
+    /// WGSL's native `f16`; where the adapter lacks `SHADER_F16` the packed path runs instead.
+    Native,
 }
 
 impl Default for GpuOptions {
@@ -27,6 +42,7 @@ impl Default for GpuOptions {
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             max_storage_binding_bytes: None,
             launch: None,
+            f16_storage: F16Storage::Auto,
         }
     }
 }
@@ -45,13 +61,16 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     launch: LaunchConfig,
+    f16_storage: F16Storage,
+    f16_native: OnceLock<bool>,
     cache: PipelineCache,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
 /// Optional features actgpu uses when the adapter has them.
-const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY;
+const WANTED_FEATURES: wgpu::Features =
+    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SHADER_F16);
 
 impl Gpu {
     /// Creates a device on the adapter chosen by `WGPU_BACKEND` and power preference. Blocks.
@@ -100,7 +119,7 @@ impl Gpu {
             .map_err(|e| Error::RequestDevice {
                 reason: e.to_string(),
             })?;
-        let gpu = Self::build(device, queue, options.launch);
+        let gpu = Self::build(device, queue, options.launch, options.f16_storage);
         // Only a device we created gets our handlers: a host app's device keeps its own.
         let lost = gpu.inner.lost.clone();
         gpu.inner
@@ -124,10 +143,15 @@ impl Gpu {
     /// Wraps the host application's device and queue. actgpu creates nothing global and leaves the device's
     /// error and device-lost handlers as the host set them.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(device, queue, None)
+        Self::build(device, queue, None, F16Storage::Auto)
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, launch: Option<LaunchConfig>) -> Self {
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        launch: Option<LaunchConfig>,
+        f16_storage: F16Storage,
+    ) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
         let launch = launch.unwrap_or_else(|| LaunchConfig::for_device_type(info.device_type));
@@ -138,6 +162,8 @@ impl Gpu {
                 info,
                 limits,
                 launch,
+                f16_storage,
+                f16_native: OnceLock::new(),
                 cache: PipelineCache::default(),
                 lost: Arc::default(),
                 uncaptured: Arc::default(),
@@ -168,6 +194,27 @@ impl Gpu {
     /// Workgroup size and work per thread of the memory-bound kernels.
     pub fn launch_config(&self) -> LaunchConfig {
         self.inner.launch
+    }
+
+    /// True when kernels whose operands are all f16 use WGSL's native `f16` rather than packed words: never
+    /// without `SHADER_F16`; with it, as [`GpuOptions::f16_storage`] says (for `Auto`, the faster of the two,
+    /// timed once on first call).
+    pub fn f16_native(&self) -> bool {
+        if !self
+            .device()
+            .features()
+            .contains(wgpu::Features::SHADER_F16)
+        {
+            return false;
+        }
+        match self.inner.f16_storage {
+            F16Storage::Packed => false,
+            F16Storage::Native => true,
+            F16Storage::Auto => *self
+                .inner
+                .f16_native
+                .get_or_init(|| crate::ops::activation::native_f16_is_faster(self)),
+        }
     }
 
     /// The pipeline cache.

@@ -5,12 +5,17 @@ use crate::Activation;
 /// A shader module the crate compiles. Part of [`crate::pipeline::PipelineKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShaderId {
-    /// Elementwise activation forward and backward (`shaders/activation.wgsl`).
+    /// Elementwise activation forward and backward (`shaders/activation.wgsl`), operands of any storage type
+    /// packed in `u32` words (`shaders/activation_io_packed.wgsl`).
     Activation,
+    /// The same kernels with native `f16` operands (`shaders/activation_io_f16.wgsl`); needs `SHADER_F16`.
+    ActivationNativeF16,
 }
 
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
 const ACTIVATION_LIB: &str = include_str!("../shaders/activation_lib.wgsl");
+const ACTIVATION_IO_PACKED: &str = include_str!("../shaders/activation_io_packed.wgsl");
+const ACTIVATION_IO_F16: &str = include_str!("../shaders/activation_io_f16.wgsl");
 const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 
 impl ShaderId {
@@ -18,18 +23,22 @@ impl ShaderId {
     pub const fn label(self) -> &'static str {
         match self {
             ShaderId::Activation => "actgpu.activation",
+            ShaderId::ActivationNativeF16 => "actgpu.activation_native_f16",
         }
     }
 
-    /// The complete WGSL source: generated constants, the storage codecs, the activation library, the kernels.
+    /// The complete WGSL source: enables, generated constants, the storage codecs, the activation library, the
+    /// operand access, the kernels.
     pub fn source(self) -> String {
         match self {
-            ShaderId::Activation => {
-                format!(
-                    "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_KERNELS}",
-                    Activation::wgsl_ids()
-                )
-            }
+            ShaderId::Activation => format!(
+                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{ACTIVATION_KERNELS}",
+                Activation::wgsl_ids()
+            ),
+            ShaderId::ActivationNativeF16 => format!(
+                "enable f16;\n{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_F16}\n{ACTIVATION_KERNELS}",
+                Activation::wgsl_ids()
+            ),
         }
     }
 }

@@ -8,14 +8,14 @@ use actgpu::verify::{
     check_activation_exhaustive, compare_storage, edge_values, random_inputs, round_to,
     run_activation, Dtypes, Pass, Rng,
 };
-use actgpu::{Activation, DType};
+use actgpu::{wgpu, Activation, DType, F16Storage, Gpu, GpuOptions};
 use common::{describe, gpu};
 
-fn exhaustive(dtype: DType) {
+fn exhaustive(gpu: &Gpu, dtype: DType) {
     let mut failures = Vec::new();
     for act in Activation::ALL {
         for pass in [Pass::Forward, Pass::Backward] {
-            let r = check_activation_exhaustive(gpu(), act, pass, Dtypes::all(dtype), 1, 7)
+            let r = check_activation_exhaustive(gpu, act, pass, Dtypes::all(dtype), 1, 7)
                 .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"));
             assert_eq!(r.general.count, 65_536);
             if !r.ok() {
@@ -32,12 +32,44 @@ fn exhaustive(dtype: DType) {
 
 #[test]
 fn f16_every_bit_pattern_every_activation_within_one_ulp() {
-    exhaustive(DType::F16);
+    exhaustive(gpu(), DType::F16);
+}
+
+#[test]
+fn f16_both_storage_paths_are_exact_where_they_exist() {
+    let has_f16 = gpu()
+        .device()
+        .features()
+        .contains(wgpu::Features::SHADER_F16);
+    for path in [F16Storage::Packed, F16Storage::Native] {
+        let g = Gpu::with_options(GpuOptions {
+            f16_storage: path,
+            ..GpuOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Without SHADER_F16 (GL here) a request for the native path runs the packed one.
+        assert_eq!(
+            g.f16_native(),
+            path == F16Storage::Native && has_f16,
+            "{path:?}"
+        );
+        exhaustive(&g, DType::F16);
+        let bits: Vec<f32> = actgpu::verify::every_bit_pattern(DType::F16);
+        let t = g.upload_f32_as(&bits, DType::F16).unwrap();
+        Activation::Identity.forward_inplace(&t).unwrap();
+        let back: Vec<half::f16> = t.read().unwrap();
+        for (a, b) in bits.iter().zip(&back) {
+            assert!(
+                a.is_nan() && b.is_nan() || a.to_bits() == b.to_f32().to_bits(),
+                "{path:?}: {a:e} -> {b}"
+            );
+        }
+    }
 }
 
 #[test]
 fn bf16_every_bit_pattern_every_activation_within_one_ulp() {
-    exhaustive(DType::BF16);
+    exhaustive(gpu(), DType::BF16);
 }
 
 #[test]

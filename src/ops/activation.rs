@@ -10,7 +10,9 @@
 use super::elementwise::{check_operands, record, Slot};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
-use crate::{Activation, Result, Tensor};
+use std::time::{Duration, Instant};
+
+use crate::{Activation, DType, Gpu, Result, Tensor};
 
 /// Entry points of `shaders/activation.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,32 +34,78 @@ impl Entry {
     }
 }
 
-/// The pipeline key: the activation and its parameters, the storage type of each operand (`dy` is `None` where
-/// the entry point has no separate gradient input), and the launch shape.
+/// The kernel variant: the packed path for any storage types, or native f16 where every operand is f16 and the
+/// context prefers it (`force_native` overrides the choice, for timing both).
+fn shader_for(
+    x: &Tensor,
+    dy: Option<&Tensor>,
+    out: &Tensor,
+    force_native: Option<bool>,
+) -> ShaderId {
+    let all_f16 = [Some(x), dy, Some(out)]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F16);
+    let native = all_f16 && force_native.unwrap_or_else(|| x.gpu().f16_native());
+    if native {
+        ShaderId::ActivationNativeF16
+    } else {
+        ShaderId::Activation
+    }
+}
+
+/// The pipeline key: the activation and its parameters, the kernel variant and, for the packed one, the storage
+/// type of each operand (`dy` is `None` where the entry point has no separate gradient input), and the launch
+/// shape.
 fn key(
     act: Activation,
     entry: Entry,
     x: &Tensor,
     dy: Option<&Tensor>,
     out: &Tensor,
+    force_native: Option<bool>,
 ) -> PipelineKey {
     let launch = x.gpu().launch_config();
     let [p0, p1] = act.params();
+    let shader = shader_for(x, dy, out, force_native);
     let code = |t: &Tensor| f64::from(t.dtype().storage_code());
-    PipelineKey::new(
-        ShaderId::Activation,
-        entry.name(),
-        launch.workgroup_size,
-        &[
-            ("ACT", f64::from(act.id())),
-            ("P0", f64::from(p0)),
-            ("P1", f64::from(p1)),
-            ("PER_THREAD", f64::from(launch.units_per_thread)),
+    let mut constants = vec![
+        ("ACT", f64::from(act.id())),
+        ("P0", f64::from(p0)),
+        ("P1", f64::from(p1)),
+        ("PER_THREAD", f64::from(launch.units_per_thread)),
+    ];
+    if shader == ShaderId::Activation {
+        constants.extend([
             ("X_T", code(x)),
             ("DY_T", dy.map_or(0.0, code)),
             ("OUT_T", code(out)),
-        ],
-    )
+        ]);
+    }
+    PipelineKey::new(shader, entry.name(), launch.workgroup_size, &constants)
+}
+
+/// Times f16 relu forward over 2^21 elements on both paths (best of five after a warm-up) and says whether the
+/// native one is faster. Any failure counts as "no".
+pub(crate) fn native_f16_is_faster(gpu: &Gpu) -> bool {
+    let time = |native: bool| -> Result<Duration> {
+        let n = 1 << 21;
+        let x = gpu.upload_f32_as(&vec![0.5; n], DType::F16)?;
+        let y = x.zeros_like()?;
+        let k = key(Activation::Relu, Entry::Forward, &x, None, &y, Some(native));
+        let mut best = Duration::MAX;
+        for rep in 0..6 {
+            let start = Instant::now();
+            gpu.submit_and_wait("f16 path timing", |enc| {
+                record(gpu, enc, &k, &[(Slot::X, &x), (Slot::Out, &y)], n)
+            })?;
+            if rep > 0 {
+                best = best.min(start.elapsed());
+            }
+        }
+        Ok(best)
+    };
+    matches!((time(true), time(false)), (Ok(native), Ok(packed)) if native < packed)
 }
 
 impl Activation {
@@ -73,7 +121,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::Forward, x, None, y),
+            &key(self, Entry::Forward, x, None, y, None),
             &[(Slot::X, x), (Slot::Out, y)],
             x.len(),
         )
@@ -90,7 +138,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::ForwardInplace, x, None, x),
+            &key(self, Entry::ForwardInplace, x, None, x, None),
             &[(Slot::Out, x)],
             x.len(),
         )
@@ -109,7 +157,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::Backward, x, Some(dy), dx),
+            &key(self, Entry::Backward, x, Some(dy), dx, None),
             &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
             x.len(),
         )
@@ -127,7 +175,7 @@ impl Activation {
         record(
             x.gpu(),
             encoder,
-            &key(self, Entry::BackwardInplace, x, None, dy),
+            &key(self, Entry::BackwardInplace, x, None, dy, None),
             &[(Slot::X, x), (Slot::Out, dy)],
             x.len(),
         )
