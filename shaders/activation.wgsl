@@ -14,25 +14,11 @@ override PER_THREAD: u32 = 1u;
 struct Params {
     /// Number of 8-element units to process in this dispatch.
     units: u32,
+    /// Index of this dispatch's first unit in the whole tensor (unused here).
+    first_unit: u32,
 }
 
 @group(0) @binding(3) var<uniform> params: Params;
-
-fn fwd4(v: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(act_forward(v.x), act_forward(v.y), act_forward(v.z), act_forward(v.w));
-}
-
-fn bwd4(v: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(act_backward(v.x, g.x), act_backward(v.y, g.y), act_backward(v.z, g.z), act_backward(v.w, g.w));
-}
-
-fn fwd8(v: Oct) -> Oct {
-    return Oct(fwd4(v.a), fwd4(v.b));
-}
-
-fn bwd8(v: Oct, g: Oct) -> Oct {
-    return Oct(bwd4(v.a, g.a), bwd4(v.b, g.b));
-}
 
 fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     let group = wid.x + wid.y * nwg.x;

@@ -284,3 +284,22 @@ fn act_backward(x: f32, dy: f32) -> f32 {
     }
     return select(dx, nan_f32(), is_nan(x) || is_nan(dy));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Eight elements at a time (an `Oct`, see storage.wgsl).
+
+fn fwd4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_forward(v.x), act_forward(v.y), act_forward(v.z), act_forward(v.w));
+}
+
+fn bwd4(v: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_backward(v.x, g.x), act_backward(v.y, g.y), act_backward(v.z, g.z), act_backward(v.w, g.w));
+}
+
+fn fwd8(v: Oct) -> Oct {
+    return Oct(fwd4(v.a), fwd4(v.b));
+}
+
+fn bwd8(v: Oct, g: Oct) -> Oct {
+    return Oct(bwd4(v.a, g.a), bwd4(v.b, g.b));
+}

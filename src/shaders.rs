@@ -10,6 +10,8 @@ pub enum ShaderId {
     Activation,
     /// The same kernels with native `f16` operands (`shaders/activation_io_f16.wgsl`); needs `SHADER_F16`.
     ActivationNativeF16,
+    /// Bias + activation forward and backward with the bias gradient (`shaders/bias_activation.wgsl`).
+    BiasActivation,
 }
 
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
@@ -17,6 +19,7 @@ const ACTIVATION_LIB: &str = include_str!("../shaders/activation_lib.wgsl");
 const ACTIVATION_IO_PACKED: &str = include_str!("../shaders/activation_io_packed.wgsl");
 const ACTIVATION_IO_F16: &str = include_str!("../shaders/activation_io_f16.wgsl");
 const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
+const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 
 impl ShaderId {
     /// A label for wgpu objects and error messages.
@@ -24,6 +27,7 @@ impl ShaderId {
         match self {
             ShaderId::Activation => "actgpu.activation",
             ShaderId::ActivationNativeF16 => "actgpu.activation_native_f16",
+            ShaderId::BiasActivation => "actgpu.bias_activation",
         }
     }
 
@@ -33,6 +37,10 @@ impl ShaderId {
         match self {
             ShaderId::Activation => format!(
                 "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{ACTIVATION_KERNELS}",
+                Activation::wgsl_ids()
+            ),
+            ShaderId::BiasActivation => format!(
+                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{BIAS_ACTIVATION}",
                 Activation::wgsl_ids()
             ),
             ShaderId::ActivationNativeF16 => format!(

@@ -4,3 +4,4 @@
 //! gives NaN out.
 
 pub mod activation;
+pub mod fused;

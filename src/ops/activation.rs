@@ -12,7 +12,7 @@ use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 use std::time::{Duration, Instant};
 
-use crate::{Activation, DType, Gpu, Result, Tensor};
+use crate::{Activation, DType, Gpu, LaunchConfig, Result, Tensor};
 
 /// Entry points of `shaders/activation.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,21 @@ impl Entry {
             Entry::BackwardInplace => "backward_inplace",
         }
     }
+}
+
+/// The override constants that choose the activation and the launch shape, shared by every kernel family built
+/// on the activation library.
+pub(crate) fn activation_constants(
+    act: Activation,
+    launch: LaunchConfig,
+) -> Vec<(&'static str, f64)> {
+    let [p0, p1] = act.params();
+    vec![
+        ("ACT", f64::from(act.id())),
+        ("P0", f64::from(p0)),
+        ("P1", f64::from(p1)),
+        ("PER_THREAD", f64::from(launch.units_per_thread)),
+    ]
 }
 
 /// The kernel variant: the packed path for any storage types, or native f16 where every operand is f16 and the
@@ -66,15 +81,9 @@ fn key(
     force_native: Option<bool>,
 ) -> PipelineKey {
     let launch = x.gpu().launch_config();
-    let [p0, p1] = act.params();
     let shader = shader_for(x, dy, out, force_native);
     let code = |t: &Tensor| f64::from(t.dtype().storage_code());
-    let mut constants = vec![
-        ("ACT", f64::from(act.id())),
-        ("P0", f64::from(p0)),
-        ("P1", f64::from(p1)),
-        ("PER_THREAD", f64::from(launch.units_per_thread)),
-    ];
+    let mut constants = activation_constants(act, launch);
     if shader == ShaderId::Activation {
         constants.extend([
             ("X_T", code(x)),
@@ -97,7 +106,7 @@ pub(crate) fn native_f16_is_faster(gpu: &Gpu) -> bool {
         for rep in 0..6 {
             let start = Instant::now();
             gpu.submit_and_wait("f16 path timing", |enc| {
-                record(gpu, enc, &k, &[(Slot::X, &x), (Slot::Out, &y)], n)
+                record(gpu, enc, &k, &[(Slot::X, &x), (Slot::Out, &y)], n, &[], &[])
             })?;
             if rep > 0 {
                 best = best.min(start.elapsed());
@@ -124,6 +133,8 @@ impl Activation {
             &key(self, Entry::Forward, x, None, y, None),
             &[(Slot::X, x), (Slot::Out, y)],
             x.len(),
+            &[],
+            &[],
         )
     }
 
@@ -141,6 +152,8 @@ impl Activation {
             &key(self, Entry::ForwardInplace, x, None, x, None),
             &[(Slot::Out, x)],
             x.len(),
+            &[],
+            &[],
         )
     }
 
@@ -160,6 +173,8 @@ impl Activation {
             &key(self, Entry::Backward, x, Some(dy), dx, None),
             &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
             x.len(),
+            &[],
+            &[],
         )
     }
 
@@ -178,6 +193,8 @@ impl Activation {
             &key(self, Entry::BackwardInplace, x, None, dy, None),
             &[(Slot::X, x), (Slot::Out, dy)],
             x.len(),
+            &[],
+            &[],
         )
     }
 

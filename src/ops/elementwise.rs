@@ -14,8 +14,75 @@ pub(crate) enum Slot {
     X = 0,
     /// Binding 1: the output (or in-place operand), read-write.
     Out = 1,
-    /// Binding 2: the incoming gradient, read-only.
+    /// Binding 2: the incoming gradient (or a second input), read-only.
     Dy = 2,
+    /// Binding 4: a per-column vector (bias), read-only, bound whole.
+    Bias = 4,
+    /// Binding 5: f32 partial sums, read-write, bound whole.
+    Partial = 5,
+    /// Binding 6: a second output (a reduced gradient, or the gate's gradient), read-write.
+    Out2 = 6,
+}
+
+/// Binding of the uniform parameters of every elementwise kernel: `[units, first_unit, ...]`.
+const PARAMS_BINDING: u32 = 3;
+
+/// Words in the smallest uniform block: every kernel's parameter struct fits, so launchers pass only the
+/// fields their kernel reads and the rest are zero.
+const MIN_UNIFORM_WORDS: usize = 8;
+
+/// A uniform buffer holding `words`, zero-padded to at least [`MIN_UNIFORM_WORDS`] and a multiple of 16 bytes.
+pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> wgpu::Buffer {
+    let mut padded = words.to_vec();
+    padded.resize(words.len().max(MIN_UNIFORM_WORDS).div_ceil(4) * 4, 0);
+    gpu.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("actgpu.params"),
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Binds `tensor` whole at `slot`.
+pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding: slot as u32,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Records one dispatch of `pipeline` over a `(x, y)` grid of workgroups with `entries` plus the uniform
+/// `params` at binding 3.
+pub(crate) fn dispatch(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    entries: Vec<wgpu::BindGroupEntry>,
+    params: &[u32],
+    (gx, gy): (u32, u32),
+) {
+    if gx == 0 || gy == 0 {
+        return;
+    }
+    let params = uniform(gpu, params);
+    let mut entries = entries;
+    entries.push(wgpu::BindGroupEntry {
+        binding: PARAMS_BINDING,
+        resource: params.as_entire_binding(),
+    });
+    let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, &bind_group, &[]);
+    pass.dispatch_workgroups(gx, gy, 1);
 }
 
 /// Checks that every tensor shares `first`'s context and shape, and that no two share a buffer. Element types
@@ -44,20 +111,22 @@ pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()
 }
 
 /// Records one elementwise kernel over `len` elements into `encoder`, splitting it into dispatches whose
-/// bindings fit the device's storage-binding limit. Length 0 records nothing.
+/// bindings fit the device's storage-binding limit. Length 0 records nothing. The uniform parameters are
+/// `[units in this dispatch, first unit, params_tail...]`; `whole_bindings` are bound entire in every dispatch.
 pub(crate) fn record(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     key: &PipelineKey,
     operands: &[(Slot, &Tensor)],
     len: usize,
+    whole_bindings: &[(Slot, &wgpu::Buffer)],
+    params_tail: &[u32],
 ) -> Result<()> {
     gpu.check_lost()?;
     if len == 0 {
         return Ok(());
     }
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
-    let layout = pipeline.get_bind_group_layout(0);
     let limits = gpu.limits();
     let launch = gpu.launch_config();
     let units = (len as u64).div_ceil(UNIT_ELEMENTS as u64);
@@ -73,14 +142,7 @@ pub(crate) fn record(
         widest_unit,
     ) {
         let groups = count.div_ceil(launch.units_per_workgroup());
-        let (gx, gy) = grid(groups, limits.max_compute_workgroups_per_dimension)?;
-        let params = gpu
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("actgpu.params"),
-                contents: bytemuck::cast_slice(&[count as u32, 0, 0, 0]),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let grid = grid(groups, limits.max_compute_workgroups_per_dimension)?;
         let mut entries: Vec<wgpu::BindGroupEntry> = operands
             .iter()
             .map(|&(slot, t)| wgpu::BindGroupEntry {
@@ -92,22 +154,10 @@ pub(crate) fn record(
                 }),
             })
             .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: 3,
-            resource: params.as_entire_binding(),
-        });
-        let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(key.entry),
-            layout: &layout,
-            entries: &entries,
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(key.entry),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(gx, gy, 1);
+        entries.extend(whole_bindings.iter().map(|&(slot, b)| whole(slot, b)));
+        let mut params = vec![count as u32, first as u32];
+        params.extend_from_slice(params_tail);
+        dispatch(gpu, encoder, &pipeline, key.entry, entries, &params, grid);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Launchers: one module per kernel family, each recording into a caller's `wgpu::CommandEncoder`.
 
 pub mod activation;
+pub mod bias;
 mod cast;
 mod elementwise;

@@ -1,0 +1,169 @@
+// Bias + activation on a row-major [rows, cols] tensor with a [cols] bias, forward and backward with the bias
+// gradient. Appended by the host to storage.wgsl, activation_lib.wgsl and activation_io_packed.wgsl (operands
+// x: 0, out (y or dx): 1, dy: 2, in any storage type).
+//
+//   bias_forward          y = f(x + b)                                   one pass
+//   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
+//   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
+//   column_sums           per-block column sums of dx                    (fallback for other widths)
+//   reduce_partials       db = sum of the per-block sums                 reads blocks x cols floats only
+//
+// The per-block partial sums are f32 (binding 5, stride cols8 = cols rounded up to 8); db is stored in B_T.
+
+override WG: u32;
+override PER_THREAD: u32 = 1u;
+override B_T: u32 = T_F32;
+
+struct BiasParams {
+    /// 8-element units of x in this dispatch (elementwise entry points).
+    units: u32,
+    /// Index of this dispatch's first unit in the whole tensor (dispatches are chunked past binding limits).
+    first_unit: u32,
+    /// Row length.
+    cols: u32,
+    /// Number of rows.
+    rows: u32,
+    /// Rows summed by one workgroup row of the reduction entry points.
+    rows_per_block: u32,
+    /// Number of row blocks (partial sums per column).
+    blocks: u32,
+}
+
+@group(0) @binding(3) var<uniform> params: BiasParams;
+@group(0) @binding(4) var<storage, read> bias: array<u32>;
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(6) var<storage, read_write> db_out: array<vec4<u32>>;
+
+fn load_bias(c: u32) -> f32 {
+    if (B_T == T_F32) {
+        return bitcast<f32>(bias[c]);
+    }
+    return half_to_f32(B_T, (bias[c >> 1u] >> ((c & 1u) * 16u)) & 0xffffu);
+}
+
+/// The bias of elements e0 .. e0 + 7 (wrapping at the row end).
+fn bias_oct(e0: u32) -> Oct {
+    var v: array<f32, 8>;
+    var c = e0 % params.cols;
+    for (var k = 0u; k < 8u; k++) {
+        v[k] = load_bias(c);
+        c += 1u;
+        if (c >= params.cols) {
+            c = 0u;
+        }
+    }
+    return Oct(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+fn add8(p: Oct, q: Oct) -> Oct {
+    return Oct(p.a + q.a, p.b + q.b);
+}
+
+/// Element i of the output binding (dx), widened to f32.
+fn load_out_elem(i: u32) -> f32 {
+    if (OUT_T == T_F32) {
+        return bitcast<f32>(out[i >> 2u][i & 3u]);
+    }
+    let w = out[i >> 3u][(i >> 1u) & 3u];
+    return half_to_f32(OUT_T, (w >> ((i & 1u) * 16u)) & 0xffffu);
+}
+
+fn store_db(u: u32, v: Oct) {
+    if (B_T == T_F32) {
+        db_out[2u * u] = bitcast<vec4<u32>>(v.a);
+        db_out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
+    } else {
+        db_out[u] = pack_oct(B_T, v);
+    }
+}
+
+fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG * PER_THREAD + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn bias_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, fwd8(add8(load_x(u), bias_oct(8u * (params.first_unit + u)))));
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn bias_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            store_out(u, bwd8(add8(load_x(u), bias_oct(8u * (params.first_unit + u))), load_dy(u)));
+        }
+    }
+}
+
+/// Grid: x covers the cols / 8 column units (WG per workgroup), y the row blocks. Each thread walks its block's
+/// rows down one column unit, writing dx and summing it.
+@compute @workgroup_size(WG)
+fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_units = params.cols / 8u;
+    let cu = wid.x * WG + lid.x;
+    if (cu >= col_units) {
+        return;
+    }
+    let b = bias_oct(8u * cu);
+    let r0 = wid.y * params.rows_per_block;
+    let r1 = min(params.rows, r0 + params.rows_per_block);
+    var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var r = r0; r < r1; r++) {
+        let u = r * col_units + cu;
+        let dx = bwd8(add8(load_x(u), b), load_dy(u));
+        store_out(u, dx);
+        acc = add8(acc, dx);
+    }
+    let p = wid.y * params.cols + 8u * cu;
+    partial[p] = acc.a.x;
+    partial[p + 1u] = acc.a.y;
+    partial[p + 2u] = acc.a.z;
+    partial[p + 3u] = acc.a.w;
+    partial[p + 4u] = acc.b.x;
+    partial[p + 5u] = acc.b.y;
+    partial[p + 6u] = acc.b.z;
+    partial[p + 7u] = acc.b.w;
+}
+
+/// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).
+@compute @workgroup_size(WG)
+fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = wid.x * WG + lid.x;
+    if (c >= params.cols) {
+        return;
+    }
+    let r0 = wid.y * params.rows_per_block;
+    let r1 = min(params.rows, r0 + params.rows_per_block);
+    var acc = 0.0;
+    for (var r = r0; r < r1; r++) {
+        acc += load_out_elem(r * params.cols + c);
+    }
+    partial[wid.y * ((params.cols + 7u) / 8u * 8u) + c] = acc;
+}
+
+/// Grid: x covers the column units of db. Sums the blocks' partial sums (stride cols rounded up to 8).
+@compute @workgroup_size(WG)
+fn reduce_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let cols8 = (params.cols + 7u) / 8u * 8u;
+    let cu = wid.x * WG + lid.x;
+    if (8u * cu >= cols8) {
+        return;
+    }
+    var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var blk = 0u; blk < params.blocks; blk++) {
+        let p = blk * cols8 + 8u * cu;
+        acc = add8(acc, Oct(vec4<f32>(partial[p], partial[p + 1u], partial[p + 2u], partial[p + 3u]),
+                            vec4<f32>(partial[p + 4u], partial[p + 5u], partial[p + 6u], partial[p + 7u])));
+    }
+    store_db(cu, acc);
+}

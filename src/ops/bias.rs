@@ -1,0 +1,216 @@
+//! Bias + activation on a row-major `[rows, cols]` tensor with a `[cols]` bias (`shaders/bias_activation.wgsl`).
+//!
+//! Forward `y = f(x + b)` is one pass. Backward gives `dx = dy * f'(x + b)` and `db = column sums of dx`: when
+//! `cols` is a multiple of 8, one pass writes dx and per-block partial column sums, and a second, tiny pass adds
+//! the `blocks x cols` partials (reading about `1/rows_per_block` of dx's bytes); other widths write dx first and
+//! sum its columns in a separate pass. Every operand may be f32, f16 or bf16.
+
+use super::activation::activation_constants;
+use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use crate::dispatch::UNIT_ELEMENTS;
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{Activation, Error, Result, Tensor};
+
+/// Rows summed by one workgroup row of the reduction (more when the rows would exceed the grid).
+const ROWS_PER_BLOCK: usize = 64;
+
+/// `[rows, cols]` of `x` as a matrix over its last dimension, after checking `bias` is `[cols]`.
+fn matrix_shape(op: &'static str, x: &Tensor, bias: &Tensor) -> Result<(usize, usize)> {
+    let cols = *x.shape().last().unwrap_or(&1);
+    if bias.shape() != [cols] {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: vec![cols],
+            got: bias.shape().to_vec(),
+        });
+    }
+    if !bias.gpu().same_context(x.gpu()) {
+        return Err(Error::DeviceMismatch { op });
+    }
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    Ok((rows, cols))
+}
+
+fn key(
+    act: Activation,
+    entry: &'static str,
+    x: &Tensor,
+    dy: Option<&Tensor>,
+    out: &Tensor,
+    bias: &Tensor,
+) -> PipelineKey {
+    let launch = x.gpu().launch_config();
+    let code = |t: &Tensor| f64::from(t.dtype().storage_code());
+    let mut constants = activation_constants(act, launch);
+    constants.extend([
+        ("X_T", code(x)),
+        ("DY_T", dy.map_or(0.0, code)),
+        ("OUT_T", code(out)),
+        ("B_T", code(bias)),
+    ]);
+    PipelineKey::new(
+        ShaderId::BiasActivation,
+        entry,
+        launch.workgroup_size,
+        &constants,
+    )
+}
+
+fn check_binding(x: &Tensor, t: &Tensor) -> Result<()> {
+    let max = x.gpu().limits().max_storage_buffer_binding_size;
+    if t.buffer().size() > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: t.buffer().size(),
+        });
+    }
+    Ok(())
+}
+
+impl Activation {
+    /// Records `y = f(x + b)` for `x: [rows, cols]` (any leading shape; `cols` is the last dimension) and
+    /// `bias: [cols]`.
+    pub fn record_bias_forward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
+        self.validate()?;
+        check_operands("bias_forward", &[x, y])?;
+        let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
+        record(
+            x.gpu(),
+            encoder,
+            &key(self, "bias_forward", x, None, y, bias),
+            &[(Slot::X, x), (Slot::Out, y)],
+            x.len(),
+            &[(Slot::Bias, bias.buffer())],
+            &[cols as u32, rows as u32],
+        )
+    }
+
+    /// Records `dx = dy * f'(x + b)` and `db = sum over rows of dx` (db in its own storage type).
+    pub fn record_bias_backward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        bias: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        db: &Tensor,
+    ) -> Result<()> {
+        const OP: &str = "bias_backward";
+        self.validate()?;
+        check_operands(OP, &[x, dy, dx])?;
+        let (rows, cols) = matrix_shape(OP, x, bias)?;
+        matrix_shape(OP, x, db)?;
+        if db.buffer() == bias.buffer() || [x, dy, dx].iter().any(|t| t.buffer() == db.buffer()) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: "db must be a buffer of its own".into(),
+            });
+        }
+        let gpu = x.gpu();
+        gpu.check_lost()?;
+        if cols == 0 {
+            return Ok(());
+        }
+        if rows == 0 {
+            encoder.clear_buffer(db.buffer(), 0, None);
+            return Ok(());
+        }
+        for t in [x, dy, dx] {
+            check_binding(x, t)?;
+        }
+        let wg = gpu.launch_config().workgroup_size as usize;
+        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+        let rows_per_block = ROWS_PER_BLOCK.max(rows.div_ceil(max_grid));
+        let blocks = rows.div_ceil(rows_per_block);
+        let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
+        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.bias_backward.partial"),
+            size: (blocks * cols8 * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let params = [
+            0,
+            0,
+            cols as u32,
+            rows as u32,
+            rows_per_block as u32,
+            blocks as u32,
+        ];
+        let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
+        if cols % UNIT_ELEMENTS == 0 {
+            let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                whole(Slot::X, x.buffer()),
+                whole(Slot::Dy, dy.buffer()),
+                whole(Slot::Out, dx.buffer()),
+                whole(Slot::Bias, bias.buffer()),
+                whole(Slot::Partial, &partial),
+            ];
+            let g = grid(cols / UNIT_ELEMENTS, blocks);
+            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
+        } else {
+            record(
+                gpu,
+                encoder,
+                &key(self, "bias_backward", x, Some(dy), dx, bias),
+                &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
+                x.len(),
+                &[(Slot::Bias, bias.buffer())],
+                &[cols as u32, rows as u32],
+            )?;
+            let k = key(self, "column_sums", x, Some(dy), dx, bias);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                whole(Slot::Out, dx.buffer()),
+                whole(Slot::Partial, &partial),
+            ];
+            dispatch(
+                gpu,
+                encoder,
+                &pipeline,
+                k.entry,
+                entries,
+                &params,
+                grid(cols, blocks),
+            );
+        }
+        let k = key(self, "reduce_partials", x, Some(dy), dx, db);
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let entries = vec![
+            whole(Slot::Partial, &partial),
+            whole(Slot::Out2, db.buffer()),
+        ];
+        let g = grid(cols8 / UNIT_ELEMENTS, 1);
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
+        Ok(())
+    }
+
+    /// `f(x + b)` into a new tensor of x's type; submits and waits.
+    pub fn bias_forward(self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let y = x.zeros_like()?;
+        x.gpu().submit_and_wait("bias_forward", |enc| {
+            self.record_bias_forward(enc, x, bias, &y)
+        })?;
+        Ok(y)
+    }
+
+    /// `(dx, db)` into new tensors of x's and the bias's types; submits and waits.
+    pub fn bias_backward(self, x: &Tensor, bias: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dx = x.zeros_like()?;
+        let db = bias.zeros_like()?;
+        x.gpu().submit_and_wait("bias_backward", |enc| {
+            self.record_bias_backward(enc, x, bias, dy, &dx, &db)
+        })?;
+        Ok((dx, db))
+    }
+}
