@@ -12,6 +12,8 @@ pub enum ShaderId {
     ActivationNativeF16,
     /// Bias + activation forward and backward with the bias gradient (`shaders/bias_activation.wgsl`).
     BiasActivation,
+    /// Gated units `a * f(g)`, forward and backward (`shaders/gated.wgsl`).
+    Gated,
 }
 
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
@@ -20,6 +22,7 @@ const ACTIVATION_IO_PACKED: &str = include_str!("../shaders/activation_io_packed
 const ACTIVATION_IO_F16: &str = include_str!("../shaders/activation_io_f16.wgsl");
 const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
+const GATED: &str = include_str!("../shaders/gated.wgsl");
 
 impl ShaderId {
     /// A label for wgpu objects and error messages.
@@ -28,6 +31,7 @@ impl ShaderId {
             ShaderId::Activation => "actgpu.activation",
             ShaderId::ActivationNativeF16 => "actgpu.activation_native_f16",
             ShaderId::BiasActivation => "actgpu.bias_activation",
+            ShaderId::Gated => "actgpu.gated",
         }
     }
 
@@ -41,6 +45,10 @@ impl ShaderId {
             ),
             ShaderId::BiasActivation => format!(
                 "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{BIAS_ACTIVATION}",
+                Activation::wgsl_ids()
+            ),
+            ShaderId::Gated => format!(
+                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{GATED}",
                 Activation::wgsl_ids()
             ),
             ShaderId::ActivationNativeF16 => format!(

@@ -4,7 +4,7 @@
 mod common;
 
 use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
-use actgpu::{cpu, Activation, DType, Tensor};
+use actgpu::{cpu, Activation, DType, Gated, Tensor};
 use common::gpu;
 
 const SHAPES: [(usize, usize); 8] = [
@@ -148,5 +148,108 @@ fn bias_shape_errors_are_typed() {
     assert!(matches!(
         Activation::Relu.bias_forward(&x, &bad),
         Err(actgpu::Error::ShapeMismatch { .. })
+    ));
+}
+
+fn run_gated(unit: Gated, rows: usize, half: usize, dtype: DType) {
+    let g = gpu();
+    let what = format!("{} [{rows}, 2 x {half}] {dtype:?}", unit.name());
+    let xs = random(rows * 2 * half, 4.0, dtype, (rows * 31 + half) as u64);
+    let douts = random(rows * half, 2.0, dtype, (rows * 17 + half) as u64);
+    let x = g.upload_f32_as(&xs, dtype).unwrap();
+    let x = Tensor::from_buffer(g, x.buffer().clone(), &[rows, 2 * half], dtype).unwrap();
+    let dout = g.upload_f32_as(&douts, dtype).unwrap();
+    let dout = Tensor::from_buffer(g, dout.buffer().clone(), &[rows, half], dtype).unwrap();
+    let (a, gate) = cpu::fused::split_halves(&widen(&xs), half);
+    let (a32, gate32): (Vec<f32>, Vec<f32>) = (
+        a.iter().map(|&v| v as f32).collect(),
+        gate.iter().map(|&v| v as f32).collect(),
+    );
+
+    // Split layout.
+    let out = unit.forward(&x).unwrap();
+    assert_eq!(out.shape(), [rows, half]);
+    let reference = cpu::fused::gated_forward(unit.gate, &a, &gate);
+    check(
+        &format!("{what} forward"),
+        dtype,
+        &gate32,
+        &out.read_f32().unwrap(),
+        &reference,
+    );
+    let dx = unit.backward(&x, &dout).unwrap();
+    let (da, dg) = cpu::fused::gated_backward(unit.gate, &a, &gate, &widen(&douts));
+    let dx_ref = cpu::fused::join_halves(&da, &dg, half);
+    check(
+        &format!("{what} backward"),
+        dtype,
+        &xs,
+        &dx.read_f32().unwrap(),
+        &dx_ref,
+    );
+
+    // Pair layout.
+    let at = g.upload_f32_as(&a32, dtype).unwrap();
+    let gt = g.upload_f32_as(&gate32, dtype).unwrap();
+    let dt = g.upload_f32_as(&douts, dtype).unwrap();
+    let out = unit.forward_pair(&at, &gt).unwrap();
+    check(
+        &format!("{what} forward_pair"),
+        dtype,
+        &gate32,
+        &out.read_f32().unwrap(),
+        &reference,
+    );
+    let (dat, dgt) = unit.backward_pair(&at, &gt, &dt).unwrap();
+    check(
+        &format!("{what} da"),
+        dtype,
+        &a32,
+        &dat.read_f32().unwrap(),
+        &da,
+    );
+    check(
+        &format!("{what} dg"),
+        dtype,
+        &gate32,
+        &dgt.read_f32().unwrap(),
+        &dg,
+    );
+}
+
+#[test]
+fn gated_units_match_the_reference_in_both_layouts() {
+    for unit in Gated::ALL {
+        for (rows, half) in [(1, 1), (3, 5), (17, 8), (64, 33), (2, 1000)] {
+            run_gated(unit, rows, half, DType::F32);
+        }
+    }
+}
+
+#[test]
+fn gated_units_in_16_bit_types() {
+    for dtype in [DType::F16, DType::BF16] {
+        for (rows, half) in [(5, 2), (13, 24), (3, 250)] {
+            run_gated(Gated::SWIGLU, rows, half, dtype);
+            run_gated(Gated::GEGLU, rows, half, dtype);
+        }
+    }
+}
+
+#[test]
+fn gated_shape_errors_are_typed() {
+    let g = gpu();
+    let odd = g.upload_shaped(&[0.0f32; 6], &[2, 3]).unwrap();
+    assert!(matches!(
+        Gated::GLU.forward(&odd),
+        Err(actgpu::Error::InvalidArgument { .. })
+    ));
+    let x = g.upload_f32_as(&[0.0; 6], DType::F16).unwrap();
+    let x = Tensor::from_buffer(g, x.buffer().clone(), &[1, 6], DType::F16).unwrap();
+    let dout = g.upload_f32_as(&[0.0; 3], DType::F16).unwrap();
+    let dout = Tensor::from_buffer(g, dout.buffer().clone(), &[1, 3], DType::F16).unwrap();
+    assert!(matches!(
+        Gated::GLU.backward(&x, &dout),
+        Err(actgpu::Error::InvalidArgument { .. })
     ));
 }

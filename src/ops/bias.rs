@@ -146,7 +146,7 @@ impl Activation {
             blocks as u32,
         ];
         let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
-        if cols % UNIT_ELEMENTS == 0 {
+        if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
             let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![

@@ -22,6 +22,8 @@ pub(crate) enum Slot {
     Partial = 5,
     /// Binding 6: a second output (a reduced gradient, or the gate's gradient), read-write.
     Out2 = 6,
+    /// Binding 7: the gradient of a two-input op's output, read-only.
+    Dout = 7,
 }
 
 /// Binding of the uniform parameters of every elementwise kernel: `[units, first_unit, ...]`.

@@ -4,3 +4,4 @@ pub mod activation;
 pub mod bias;
 mod cast;
 mod elementwise;
+pub mod gated;

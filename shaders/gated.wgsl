@@ -1,0 +1,171 @@
+// Gated units out = a * f(g), PyTorch's convention: the last dimension of x splits into halves a | g (or a and g
+// come as two tensors). f is the activation library's ACT: sigmoid for GLU, relu for ReGLU, gelu / gelu_tanh for
+// GeGLU, silu for SwiGLU. Backward gives both halves' gradients in one pass:
+//   da = dout * f(g),   dg = dout * a * f'(g).
+// Appended by the host to storage.wgsl, activation_lib.wgsl and activation_io_packed.wgsl.
+//
+// Bindings: 0 x or a (read, X_T), 1 out or da / dx (read_write, OUT_T), 2 g (read, DY_T), 3 params,
+// 6 dg (read_write, G2_T), 7 dout (read, DO_T). Split-layout entry points read x element by element and write
+// dx element by element (f32) or in aligned pairs (16-bit, which needs an even half width).
+
+override WG: u32;
+override PER_THREAD: u32 = 1u;
+override G2_T: u32 = T_F32;
+override DO_T: u32 = T_F32;
+
+struct GatedParams {
+    /// 8-element units of the output in this dispatch.
+    units: u32,
+    /// Index of this dispatch's first unit.
+    first_unit: u32,
+    /// Half width C: out is [rows, C], x is [rows, 2C].
+    half: u32,
+    /// Output elements (rows * C), to stop at the end of the last unit.
+    len: u32,
+}
+
+@group(0) @binding(3) var<uniform> params: GatedParams;
+@group(0) @binding(6) var<storage, read_write> dg_out: array<vec4<u32>>;
+@group(0) @binding(7) var<storage, read> dout_in: array<vec4<u32>>;
+
+fn load_dout(u: u32) -> Oct {
+    if (DO_T == T_F32) {
+        return Oct(bitcast<vec4<f32>>(dout_in[2u * u]), bitcast<vec4<f32>>(dout_in[2u * u + 1u]));
+    }
+    return unpack_oct(DO_T, dout_in[u]);
+}
+
+fn store_dg(u: u32, v: Oct) {
+    if (G2_T == T_F32) {
+        dg_out[2u * u] = bitcast<vec4<u32>>(v.a);
+        dg_out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
+    } else {
+        dg_out[u] = pack_oct(G2_T, v);
+    }
+}
+
+/// Element i of x (binding 0), widened to f32.
+fn load_x_elem(i: u32) -> f32 {
+    if (X_T == T_F32) {
+        return bitcast<f32>(x_in[i >> 2u][i & 3u]);
+    }
+    let w = x_in[i >> 3u][(i >> 1u) & 3u];
+    return half_to_f32(X_T, (w >> ((i & 1u) * 16u)) & 0xffffu);
+}
+
+/// Stores dx[i] (f32 only).
+fn store_out_f32(i: u32, v: f32) {
+    out[i >> 2u][i & 3u] = bitcast<u32>(v);
+}
+
+/// Stores dx[i], dx[i + 1] (16-bit, i even).
+fn store_out_pair(i: u32, v0: f32, v1: f32) {
+    let w = i >> 1u;
+    out[w >> 2u][w & 3u] = pack_pair(OUT_T, v0, v1);
+}
+
+fn gate4(a: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
+    return a * fwd4(g);
+}
+
+fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG * PER_THREAD + lid.x;
+}
+
+/// x-index of the a element of output element e (g is half further on).
+fn a_index(e: u32) -> u32 {
+    let r = e / params.half;
+    return e + r * params.half;
+}
+
+@compute @workgroup_size(WG)
+fn gated_forward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let a = load_x(u);
+            let g = load_dy(u);
+            store_out(u, Oct(gate4(a.a, g.a), gate4(a.b, g.b)));
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn gated_backward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let a = load_x(u);
+            let g = load_dy(u);
+            let d = load_dout(u);
+            store_out(u, Oct(d.a * fwd4(g.a), d.b * fwd4(g.b)));
+            store_dg(u, Oct(bwd4(g.a, d.a * a.a), bwd4(g.b, d.b * a.b)));
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn gated_forward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            var v: array<f32, 8>;
+            let e0 = 8u * (params.first_unit + u);
+            for (var j = 0u; j < 8u; j++) {
+                let e = min(e0 + j, params.len - 1u);
+                let i = a_index(e);
+                v[j] = load_x_elem(i) * act_forward(load_x_elem(i + params.half));
+            }
+            store_out(u, Oct(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7])));
+        }
+    }
+}
+
+/// One thread per 8 output elements; dx is written element by element (f32) or in word-aligned pairs (16-bit).
+@compute @workgroup_size(WG)
+fn gated_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let d = load_dout(u);
+            let ds = array<f32, 8>(d.a.x, d.a.y, d.a.z, d.a.w, d.b.x, d.b.y, d.b.z, d.b.w);
+            let e0 = 8u * (params.first_unit + u);
+            for (var j = 0u; j < 8u; j += 2u) {
+                let e = e0 + j;
+                if (e >= params.len) {
+                    break;
+                }
+                let i0 = a_index(e);
+                let a0 = load_x_elem(i0);
+                let g0 = load_x_elem(i0 + params.half);
+                let da0 = ds[j] * act_forward(g0);
+                let dg0 = act_backward(g0, ds[j] * a0);
+                if (OUT_T == T_F32) {
+                    store_out_f32(i0, da0);
+                    store_out_f32(i0 + params.half, dg0);
+                    if (e + 1u < params.len) {
+                        let i1 = a_index(e + 1u);
+                        let a1 = load_x_elem(i1);
+                        let g1 = load_x_elem(i1 + params.half);
+                        store_out_f32(i1, ds[j + 1u] * act_forward(g1));
+                        store_out_f32(i1 + params.half, act_backward(g1, ds[j + 1u] * a1));
+                    }
+                } else {
+                    // half is even, so e and e + 1 share a row and i0 is even: whole words.
+                    let a1 = load_x_elem(i0 + 1u);
+                    let g1 = load_x_elem(i0 + 1u + params.half);
+                    store_out_pair(i0, da0, ds[j + 1u] * act_forward(g1));
+                    store_out_pair(i0 + params.half, dg0, act_backward(g1, ds[j + 1u] * a1));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Gated units `out = a * f(g)` (`shaders/gated.wgsl`): GLU, ReGLU, GeGLU (exact and tanh), SwiGLU, or any
+//! activation as the gate. PyTorch's convention: the last dimension of `x` splits into halves `a | g`; the
+//! `_pair` forms take `a` and `g` as two tensors. Backward computes both halves' gradients in one pass:
+//! `da = dout * f(g)`, `dg = dout * a * f'(g)`.
+
+use super::activation::activation_constants;
+use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use crate::dispatch::{grid, UNIT_ELEMENTS};
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{Activation, DType, Error, Result, Tensor};
+
+/// A gated unit: `out = a * gate(g)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gated {
+    /// The activation applied to the gate half.
+    pub gate: Activation,
+}
+
+impl Gated {
+    /// GLU: `a * sigmoid(g)`.
+    pub const GLU: Gated = Gated {
+        gate: Activation::Sigmoid,
+    };
+    /// ReGLU: `a * relu(g)`.
+    pub const REGLU: Gated = Gated {
+        gate: Activation::Relu,
+    };
+    /// GeGLU: `a * gelu(g)` (exact erf GELU).
+    pub const GEGLU: Gated = Gated {
+        gate: Activation::Gelu,
+    };
+    /// GeGLU with the tanh GELU.
+    pub const GEGLU_TANH: Gated = Gated {
+        gate: Activation::GeluTanh,
+    };
+    /// SwiGLU: `a * silu(g)`.
+    pub const SWIGLU: Gated = Gated {
+        gate: Activation::Silu,
+    };
+
+    /// The named variants.
+    pub const ALL: [Gated; 5] = [
+        Gated::GLU,
+        Gated::REGLU,
+        Gated::GEGLU,
+        Gated::GEGLU_TANH,
+        Gated::SWIGLU,
+    ];
+
+    /// `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`, or `gated_<gate>` for other gates.
+    pub fn name(self) -> String {
+        match self.gate {
+            Activation::Sigmoid => "glu".into(),
+            Activation::Relu => "reglu".into(),
+            Activation::Gelu => "geglu".into(),
+            Activation::GeluTanh => "geglu_tanh".into(),
+            Activation::Silu => "swiglu".into(),
+            other => format!("gated_{other}"),
+        }
+    }
+
+    fn key(self, entry: &'static str, types: [&Tensor; 5]) -> PipelineKey {
+        let launch = types[0].gpu().launch_config();
+        let code = |t: &Tensor| f64::from(t.dtype().storage_code());
+        let mut constants = activation_constants(self.gate, launch);
+        constants.extend([
+            ("X_T", code(types[0])),
+            ("DY_T", code(types[1])),
+            ("OUT_T", code(types[2])),
+            ("G2_T", code(types[3])),
+            ("DO_T", code(types[4])),
+        ]);
+        PipelineKey::new(ShaderId::Gated, entry, launch.workgroup_size, &constants)
+    }
+
+    /// The output shape of the split form: x's shape with the last dimension halved.
+    fn split_shape(op: &'static str, x: &Tensor) -> Result<(Vec<usize>, usize)> {
+        let last = *x.shape().last().unwrap_or(&0);
+        if !last.is_multiple_of(2) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!("the last dimension ({last}) must be even to split into a | g"),
+            });
+        }
+        let mut shape = x.shape().to_vec();
+        if let Some(l) = shape.last_mut() {
+            *l = last / 2;
+        }
+        Ok((shape, last / 2))
+    }
+
+    fn check_shape(op: &'static str, t: &Tensor, shape: &[usize]) -> Result<()> {
+        if t.shape() != shape {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: shape.to_vec(),
+                got: t.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_whole_binding(x: &Tensor) -> Result<()> {
+        let max = x.gpu().limits().max_storage_buffer_binding_size;
+        if x.buffer().size() > max {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                max,
+                requested: x.buffer().size(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records `out = a * gate(g)` for `x = [.., 2C]` split into `a | g`, `out = [.., C]`.
+    pub fn record_forward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        out: &Tensor,
+    ) -> Result<()> {
+        const OP: &str = "gated_forward";
+        self.gate.validate()?;
+        let (shape, half) = Self::split_shape(OP, x)?;
+        Self::check_shape(OP, out, &shape)?;
+        if !out.gpu().same_context(x.gpu()) {
+            return Err(Error::DeviceMismatch { op: OP });
+        }
+        self.record_split(encoder, "gated_forward_split", x, out, None, half)
+    }
+
+    /// Records `dx = [da | dg]` for the split form, from x and `dout = [.., C]`.
+    pub fn record_backward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dout: &Tensor,
+        dx: &Tensor,
+    ) -> Result<()> {
+        const OP: &str = "gated_backward";
+        self.gate.validate()?;
+        let (shape, half) = Self::split_shape(OP, x)?;
+        Self::check_shape(OP, dout, &shape)?;
+        check_operands(OP, &[x, dx])?;
+        if !dout.gpu().same_context(x.gpu()) {
+            return Err(Error::DeviceMismatch { op: OP });
+        }
+        if dx.dtype() != DType::F32 && !half.is_multiple_of(2) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "a 16-bit dx in the split layout needs an even half width (got {half}); use backward_pair"
+                ),
+            });
+        }
+        self.record_split(encoder, "gated_backward_split", x, dx, Some(dout), half)
+    }
+
+    /// One dispatch over the output's units with x, out (and dout) bound whole.
+    fn record_split(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        entry: &'static str,
+        x: &Tensor,
+        out: &Tensor,
+        dout: Option<&Tensor>,
+        half: usize,
+    ) -> Result<()> {
+        let gpu = x.gpu();
+        gpu.check_lost()?;
+        let len = x.len() / 2;
+        if len == 0 {
+            return Ok(());
+        }
+        for t in [Some(x), Some(out), dout].into_iter().flatten() {
+            Self::check_whole_binding(t)?;
+        }
+        let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
+        let units = len.div_ceil(UNIT_ELEMENTS) as u64;
+        let groups = units.div_ceil(gpu.launch_config().units_per_workgroup());
+        let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
+        let mut entries = vec![whole(Slot::X, x.buffer()), whole(Slot::Out, out.buffer())];
+        if let Some(d) = dout {
+            entries.push(whole(Slot::Dout, d.buffer()));
+        }
+        let params = [units as u32, 0, half as u32, len as u32];
+        dispatch(gpu, encoder, &pipeline, entry, entries, &params, g);
+        Ok(())
+    }
+
+    /// Records `out = a * gate(g)` for two tensors of one shape.
+    pub fn record_forward_pair(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        a: &Tensor,
+        g: &Tensor,
+        out: &Tensor,
+    ) -> Result<()> {
+        self.gate.validate()?;
+        check_operands("gated_forward_pair", &[a, g, out])?;
+        record(
+            a.gpu(),
+            encoder,
+            &self.key("gated_forward_pair", [a, g, out, out, out]),
+            &[(Slot::X, a), (Slot::Dy, g), (Slot::Out, out)],
+            a.len(),
+            &[],
+            &[],
+        )
+    }
+
+    /// Records `da = dout * gate(g)` and `dg = dout * a * gate'(g)` in one pass, for tensors of one shape.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_pair(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        a: &Tensor,
+        g: &Tensor,
+        dout: &Tensor,
+        da: &Tensor,
+        dg: &Tensor,
+    ) -> Result<()> {
+        self.gate.validate()?;
+        check_operands("gated_backward_pair", &[a, g, dout, da, dg])?;
+        record(
+            a.gpu(),
+            encoder,
+            &self.key("gated_backward_pair", [a, g, da, dg, dout]),
+            &[
+                (Slot::X, a),
+                (Slot::Dy, g),
+                (Slot::Dout, dout),
+                (Slot::Out, da),
+                (Slot::Out2, dg),
+            ],
+            a.len(),
+            &[],
+            &[],
+        )
+    }
+
+    /// `a * gate(g)` for the split form, into a new tensor of x's type; submits and waits.
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        let (shape, _) = Self::split_shape("gated_forward", x)?;
+        let out = x.gpu().zeros(&shape, x.dtype())?;
+        x.gpu()
+            .submit_and_wait("gated_forward", |enc| self.record_forward(enc, x, &out))?;
+        Ok(out)
+    }
+
+    /// `dx = [da | dg]` for the split form, in x's type; submits and waits.
+    pub fn backward(self, x: &Tensor, dout: &Tensor) -> Result<Tensor> {
+        let dx = x.zeros_like()?;
+        x.gpu().submit_and_wait("gated_backward", |enc| {
+            self.record_backward(enc, x, dout, &dx)
+        })?;
+        Ok(dx)
+    }
+
+    /// `a * gate(g)` into a new tensor of a's type; submits and waits.
+    pub fn forward_pair(self, a: &Tensor, g: &Tensor) -> Result<Tensor> {
+        let out = a.zeros_like()?;
+        a.gpu().submit_and_wait("gated_forward_pair", |enc| {
+            self.record_forward_pair(enc, a, g, &out)
+        })?;
+        Ok(out)
+    }
+
+    /// `(da, dg)` in a's and g's types; submits and waits.
+    pub fn backward_pair(self, a: &Tensor, g: &Tensor, dout: &Tensor) -> Result<(Tensor, Tensor)> {
+        let da = a.zeros_like()?;
+        let dg = g.zeros_like()?;
+        a.gpu().submit_and_wait("gated_backward_pair", |enc| {
+            self.record_backward_pair(enc, a, g, dout, &da, &dg)
+        })?;
+        Ok((da, dg))
+    }
+}
