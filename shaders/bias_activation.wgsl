@@ -27,6 +27,8 @@ struct BiasParams {
     rows_per_block: u32,
     /// Number of row blocks (partial sums per column).
     blocks: u32,
+    /// Number of elements (learnable kernels mask the padding of the last unit with it).
+    len: u32,
 }
 
 @group(0) @binding(3) var<uniform> params: BiasParams;

@@ -34,6 +34,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result, NO_ADAPTER_HINT};
 pub use gpu::{F16Storage, Gpu, GpuOptions};
 pub use ops::gated::Gated;
+pub use ops::learnable::Learnable;
 pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 
 /// Re-export of the wgpu version actgpu is built on, for hosts that share their device.

@@ -14,6 +14,8 @@ pub enum ShaderId {
     BiasActivation,
     /// Gated units `a * f(g)`, forward and backward (`shaders/gated.wgsl`).
     Gated,
+    /// Activations with a learnable parameter (`shaders/learnable.wgsl`, on top of bias_activation.wgsl).
+    Learnable,
 }
 
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
@@ -23,6 +25,7 @@ const ACTIVATION_IO_F16: &str = include_str!("../shaders/activation_io_f16.wgsl"
 const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 const GATED: &str = include_str!("../shaders/gated.wgsl");
+const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
 
 impl ShaderId {
     /// A label for wgpu objects and error messages.
@@ -32,6 +35,7 @@ impl ShaderId {
             ShaderId::ActivationNativeF16 => "actgpu.activation_native_f16",
             ShaderId::BiasActivation => "actgpu.bias_activation",
             ShaderId::Gated => "actgpu.gated",
+            ShaderId::Learnable => "actgpu.learnable",
         }
     }
 
@@ -49,6 +53,10 @@ impl ShaderId {
             ),
             ShaderId::Gated => format!(
                 "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{GATED}",
+                Activation::wgsl_ids()
+            ),
+            ShaderId::Learnable => format!(
+                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{BIAS_ACTIVATION}\n{LEARNABLE}",
                 Activation::wgsl_ids()
             ),
             ShaderId::ActivationNativeF16 => format!(

@@ -4,7 +4,7 @@
 mod common;
 
 use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
-use actgpu::{cpu, Activation, DType, Gated, Tensor};
+use actgpu::{cpu, Activation, DType, Gated, Learnable, Tensor};
 use common::gpu;
 
 const SHAPES: [(usize, usize); 8] = [
@@ -252,4 +252,96 @@ fn gated_shape_errors_are_typed() {
         Gated::GLU.backward(&x, &dout),
         Err(actgpu::Error::InvalidArgument { .. })
     ));
+}
+
+fn run_learnable(kind: Learnable, rows: usize, cols: usize, shared: bool, dtype: DType) {
+    let g = gpu();
+    let what = format!("{} [{rows}, {cols}] shared={shared} {dtype:?}", kind.name());
+    let xs = random(rows * cols, 4.0, dtype, (rows * 13 + cols) as u64);
+    let dys = random(rows * cols, 2.0, dtype, (rows * 7 + cols) as u64);
+    let n = if shared { 1 } else { cols };
+    let ps: Vec<f32> = random(n, 1.0, DType::F32, n as u64)
+        .iter()
+        .map(|v| v + 1.25)
+        .collect();
+    let x = g.upload_f32_as(&xs, dtype).unwrap();
+    let x = Tensor::from_buffer(g, x.buffer().clone(), &[rows, cols], dtype).unwrap();
+    let dy = g.upload_f32_as(&dys, dtype).unwrap();
+    let dy = Tensor::from_buffer(g, dy.buffer().clone(), &[rows, cols], dtype).unwrap();
+    let p = g.upload(&ps).unwrap();
+
+    let y = kind.forward(&x, &p).unwrap();
+    let reference = cpu::fused::learnable_forward(kind, &widen(&xs), &widen(&ps));
+    check(
+        &format!("{what} forward"),
+        dtype,
+        &xs,
+        &y.read_f32().unwrap(),
+        &reference,
+    );
+
+    let (dx, dp) = kind.backward(&x, &p, &dy).unwrap();
+    let (dx_ref, dp_ref) =
+        cpu::fused::learnable_backward(kind, &widen(&xs), &widen(&ps), &widen(&dys));
+    check(
+        &format!("{what} dx"),
+        dtype,
+        &xs,
+        &dx.read_f32().unwrap(),
+        &dx_ref,
+    );
+    // dp's rounding scale: the sum of |dy df/dp| per parameter.
+    let mut scale = vec![0.0; n];
+    for (i, (&x, &d)) in xs.iter().zip(&dys).enumerate() {
+        let (_, gp) = cpu::fused::learnable_grads(kind, x.into(), f64::from(ps[i % cols % n]));
+        scale[i % cols % n] += (f64::from(d) * gp).abs();
+    }
+    check_db(
+        &format!("{what} dp"),
+        DType::F32,
+        DType::F32,
+        &dp.read_f32().unwrap(),
+        &dp_ref,
+        &scale,
+    );
+}
+
+#[test]
+fn learnable_activations_match_the_reference() {
+    for kind in Learnable::ALL {
+        for (rows, cols) in [(1, 1), (7, 3), (33, 16), (100, 24), (5, 13)] {
+            for shared in [true, false] {
+                run_learnable(kind, rows, cols, shared, DType::F32);
+            }
+        }
+        run_learnable(kind, 20, 16, false, DType::F16);
+        run_learnable(kind, 9, 10, true, DType::BF16);
+    }
+}
+
+#[test]
+fn learnable_parameter_gradients_match_finite_differences() {
+    // d/dp of L = sum(dy * f(x; p)) by central differences in f64, against the reference's dp.
+    let mut rng = Rng::new(99);
+    for kind in Learnable::ALL {
+        let xs: Vec<f64> = (0..64).map(|_| rng.unit() * 8.0 - 4.0).collect();
+        let dys: Vec<f64> = (0..64).map(|_| rng.unit() * 2.0 - 1.0).collect();
+        for p in [0.25, 1.0, 1.7] {
+            let loss = |p: f64| -> f64 {
+                cpu::fused::learnable_forward(kind, &xs, &[p])
+                    .iter()
+                    .zip(&dys)
+                    .map(|(y, d)| y * d)
+                    .sum()
+            };
+            let h = 1e-6;
+            let fd = (loss(p + h) - loss(p - h)) / (2.0 * h);
+            let (_, dp) = cpu::fused::learnable_backward(kind, &xs, &[p], &dys);
+            assert!(
+                (fd - dp[0]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "{kind:?} p = {p}: fd {fd}, dp {}",
+                dp[0]
+            );
+        }
+    }
 }

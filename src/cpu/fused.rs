@@ -1,7 +1,7 @@
-//! f64 reference of the fused kernels: bias + activation, gated units.
+//! f64 reference of the fused kernels: bias + activation, gated units, learnable activations.
 
 use super::activation::{backward, forward};
-use crate::Activation;
+use crate::{Activation, Learnable};
 
 /// `y = f(x + b)` for row-major `x: [rows, cols]`, `bias: [cols]`.
 pub fn bias_forward(act: Activation, x: &[f64], bias: &[f64]) -> Vec<f64> {
@@ -83,4 +83,100 @@ pub fn join_halves(a: &[f64], g: &[f64], half: usize) -> Vec<f64> {
         .zip(g.chunks(half.max(1)))
         .flat_map(|(ra, rg)| ra.iter().chain(rg).copied())
         .collect()
+}
+
+/// `f(x; p)` of a learnable activation.
+pub fn learnable_f(kind: Learnable, x: f64, p: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    match kind {
+        Learnable::Prelu => {
+            if x > 0.0 {
+                x
+            } else {
+                p * x
+            }
+        }
+        Learnable::Swish => swish_f64(x, p),
+        Learnable::Elu => {
+            if x > 0.0 {
+                x
+            } else {
+                p * x.exp_m1()
+            }
+        }
+    }
+}
+
+fn swish_f64(x: f64, p: f64) -> f64 {
+    let s = super::activation::sigmoid(p * x);
+    if s == 0.0 {
+        0.0
+    } else {
+        x * s
+    }
+}
+
+/// `(df/dx, df/dp)` of a learnable activation.
+pub fn learnable_grads(kind: Learnable, x: f64, p: f64) -> (f64, f64) {
+    match kind {
+        Learnable::Prelu => {
+            if x > 0.0 {
+                (1.0, 0.0)
+            } else {
+                (p, x)
+            }
+        }
+        Learnable::Swish => {
+            let v = p * x;
+            let s = super::activation::sigmoid(v);
+            let ds = s * super::activation::sigmoid(-v);
+            let dfdp = if ds == 0.0 { 0.0 } else { x * x * ds };
+            let dfdx = if v.is_infinite() { s } else { s + v * ds };
+            (dfdx, dfdp)
+        }
+        Learnable::Elu => {
+            if x > 0.0 {
+                (1.0, 0.0)
+            } else {
+                (p * x.exp(), x.exp_m1())
+            }
+        }
+    }
+}
+
+/// Learnable activation forward over row-major `x: [.., cols]` with `p` of length 1 (shared) or `cols`.
+pub fn learnable_forward(kind: Learnable, x: &[f64], p: &[f64]) -> Vec<f64> {
+    let n = p.len();
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| learnable_f(kind, v, p[i % n]))
+        .collect()
+}
+
+/// Learnable activation backward: `(dx, dp)`, dp summed per column (or over everything for a shared p).
+pub fn learnable_backward(
+    kind: Learnable,
+    x: &[f64],
+    p: &[f64],
+    dy: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let n = p.len();
+    let mut dp = vec![0.0; n];
+    let dx = x
+        .iter()
+        .zip(dy)
+        .enumerate()
+        .map(|(i, (&v, &d))| {
+            let (gx, gp) = learnable_grads(kind, v, p[i % n]);
+            dp[i % n] += d * gp;
+            if v.is_nan() || d.is_nan() {
+                f64::NAN
+            } else {
+                d * gx
+            }
+        })
+        .collect();
+    (dx, dp)
 }

@@ -24,6 +24,8 @@ pub(crate) enum Slot {
     Out2 = 6,
     /// Binding 7: the gradient of a two-input op's output, read-only.
     Dout = 7,
+    /// Binding 8: an f32 scratch output, read-write.
+    Tmp = 8,
 }
 
 /// Binding of the uniform parameters of every elementwise kernel: `[units, first_unit, ...]`.

@@ -5,3 +5,4 @@ pub mod bias;
 mod cast;
 mod elementwise;
 pub mod gated;
+pub mod learnable;

@@ -1,0 +1,153 @@
+// Activations with a learnable parameter p, read from a tensor (binding 4, type B_T) rather than compiled in:
+// one value for the whole tensor (SCALAR_PARAM) or one per column (channel). Appended by the host after
+// bias_activation.wgsl, whose parameter loading (load_bias, bias_oct), partial sums and reductions it reuses.
+//
+//   LEARN_PRELU  f = x if x > 0 else p x              df/dx = 1 or p          df/dp = 0 or x
+//   LEARN_SWISH  f = x sigmoid(p x)                   df/dx = s + p x s(1-s)  df/dp = x^2 s(1-s)
+//   LEARN_ELU    f = x if x > 0 else p (e^x - 1)      df/dx = 1 or p e^x      df/dp = 0 or e^x - 1
+//
+// Backward writes dx = dy df/dx and reduces dp = sum of dy df/dp on the GPU: per column, or over everything.
+
+const LEARN_PRELU: u32 = 0u;
+const LEARN_SWISH: u32 = 1u;
+const LEARN_ELU: u32 = 2u;
+
+override LEARN: u32 = LEARN_PRELU;
+override SCALAR_PARAM: bool = true;
+
+@group(0) @binding(8) var<storage, read_write> tmp: array<vec4<f32>>;
+
+fn learn_f(x: f32, p: f32) -> f32 {
+    var y: f32;
+    switch LEARN {
+        case LEARN_PRELU: { y = select(p * x, x, x > 0.0); }
+        case LEARN_SWISH: { y = times_gate(x, sigmoid_f(p * x)); }
+        default: { y = select(p * expm1_f(x), x, x > 0.0); }
+    }
+    return select(y, x, is_nan(x));
+}
+
+fn learn_dfdx(x: f32, p: f32) -> f32 {
+    switch LEARN {
+        case LEARN_PRELU: { return select(p, 1.0, x > 0.0); }
+        case LEARN_SWISH: { return sigmoid_f(p * x) + v_sigmoid_grad(p * x); }
+        default: { return select(p * exp_c(x), 1.0, x > 0.0); }
+    }
+}
+
+fn learn_dfdp(x: f32, p: f32) -> f32 {
+    switch LEARN {
+        case LEARN_PRELU: { return select(x, 0.0, x > 0.0); }
+        case LEARN_SWISH: {
+            // x^2 sigmoid'(p x), 0 where sigmoid' has underflowed (so that inf * 0 never forms).
+            let s = sigmoid_grad(p * x);
+            return select(x * (x * s), 0.0, s == 0.0);
+        }
+        default: { return select(expm1_f(x), 0.0, x > 0.0); }
+    }
+}
+
+/// dy * g, NaN when x or dy is NaN (the crate's policy).
+fn learn_times(x: f32, dy: f32, g: f32) -> f32 {
+    return select(dy * g, nan_f32(), is_nan(x) || is_nan(dy));
+}
+
+fn param_oct(e0: u32) -> Oct {
+    if (SCALAR_PARAM) {
+        let p = load_bias(0u);
+        return Oct(vec4<f32>(p), vec4<f32>(p));
+    }
+    return bias_oct(e0);
+}
+
+fn learn_f4(x: vec4<f32>, p: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(learn_f(x.x, p.x), learn_f(x.y, p.y), learn_f(x.z, p.z), learn_f(x.w, p.w));
+}
+
+fn learn_dx4(x: vec4<f32>, p: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(learn_times(x.x, dy.x, learn_dfdx(x.x, p.x)), learn_times(x.y, dy.y, learn_dfdx(x.y, p.y)),
+                     learn_times(x.z, dy.z, learn_dfdx(x.z, p.z)), learn_times(x.w, dy.w, learn_dfdx(x.w, p.w)));
+}
+
+/// dy df/dp for the four elements starting at e0, 0 past the end of the tensor.
+fn learn_dp4(x: vec4<f32>, p: vec4<f32>, dy: vec4<f32>, e0: u32) -> vec4<f32> {
+    let live = vec4<u32>(e0, e0 + 1u, e0 + 2u, e0 + 3u) < vec4<u32>(params.len);
+    let g = vec4<f32>(learn_times(x.x, dy.x, learn_dfdp(x.x, p.x)), learn_times(x.y, dy.y, learn_dfdp(x.y, p.y)),
+                      learn_times(x.z, dy.z, learn_dfdp(x.z, p.z)), learn_times(x.w, dy.w, learn_dfdp(x.w, p.w)));
+    return select(vec4<f32>(0.0), g, live);
+}
+
+@compute @workgroup_size(WG)
+fn learn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let x = load_x(u);
+            let p = param_oct(8u * (params.first_unit + u));
+            store_out(u, Oct(learn_f4(x.a, p.a), learn_f4(x.b, p.b)));
+        }
+    }
+}
+
+/// dx, and the elementwise dp contributions into tmp (f32) for a separate column reduction.
+@compute @workgroup_size(WG)
+fn learn_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let x = load_x(u);
+            let dy = load_dy(u);
+            let e0 = 8u * (params.first_unit + u);
+            let p = param_oct(e0);
+            store_out(u, Oct(learn_dx4(x.a, p.a, dy.a), learn_dx4(x.b, p.b, dy.b)));
+            tmp[2u * u] = learn_dp4(x.a, p.a, dy.a, e0);
+            tmp[2u * u + 1u] = learn_dp4(x.b, p.b, dy.b, e0 + 4u);
+        }
+    }
+}
+
+/// dx and per-block partial sums of dp in one pass. Grid as bias_backward_fused; in SCALAR_PARAM mode the tensor
+/// is walked as [units, 8] (cols = 8) and the eight lanes are added at the end.
+@compute @workgroup_size(WG)
+fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_units = params.cols / 8u;
+    let cu = wid.x * WG + lid.x;
+    if (cu >= col_units) {
+        return;
+    }
+    let p = param_oct(8u * cu);
+    let r0 = wid.y * params.rows_per_block;
+    let r1 = min(params.rows, r0 + params.rows_per_block);
+    var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var r = r0; r < r1; r++) {
+        let u = r * col_units + cu;
+        let x = load_x(u);
+        let dy = load_dy(u);
+        store_out(u, Oct(learn_dx4(x.a, p.a, dy.a), learn_dx4(x.b, p.b, dy.b)));
+        acc = add8(acc, Oct(learn_dp4(x.a, p.a, dy.a, 8u * u), learn_dp4(x.b, p.b, dy.b, 8u * u + 4u)));
+    }
+    let q = wid.y * params.cols + 8u * cu;
+    partial[q] = acc.a.x;
+    partial[q + 1u] = acc.a.y;
+    partial[q + 2u] = acc.a.z;
+    partial[q + 3u] = acc.a.w;
+    partial[q + 4u] = acc.b.x;
+    partial[q + 5u] = acc.b.y;
+    partial[q + 6u] = acc.b.z;
+    partial[q + 7u] = acc.b.w;
+}
+
+/// One thread: dp = the sum of every partial (blocks x cols8), for a single shared parameter.
+@compute @workgroup_size(1)
+fn learn_reduce_scalar() {
+    let cols8 = (params.cols + 7u) / 8u * 8u;
+    var acc = 0.0;
+    for (var i = 0u; i < params.blocks * cols8; i++) {
+        acc += partial[i];
+    }
+    store_db(0u, Oct(vec4<f32>(acc, 0.0, 0.0, 0.0), vec4<f32>(0.0)));
+}

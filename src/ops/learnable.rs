@@ -1,0 +1,262 @@
+//! Activations with a learnable parameter held in a tensor (`shaders/learnable.wgsl`): PReLU (one slope, or one
+//! per channel = column), Swish with a learnable beta, ELU with a learnable alpha. The backward returns dx and
+//! the parameter's gradient, reduced on the GPU: when the parameter is shared, or per column with a width that is
+//! a multiple of 8, in the same pass as dx (per-block partial sums) plus a small reduction.
+
+use super::activation::activation_constants;
+use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use crate::dispatch::UNIT_ELEMENTS;
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{Activation, DType, Error, Result, Tensor};
+
+/// Rows summed by one workgroup row of the reduction.
+const ROWS_PER_BLOCK: usize = 64;
+
+/// An activation whose parameter p is trained: p lives in a tensor of shape `[1]` (shared) or `[cols]` (one per
+/// channel, the last dimension of x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Learnable {
+    /// `f = x if x > 0 else p x`; `df/dx = 1 or p`; `df/dp = 0 or x`. PyTorch initialises p to 0.25.
+    Prelu,
+    /// `f = x sigmoid(p x)`; `df/dx = s + p x s (1 - s)`; `df/dp = x^2 s (1 - s)`, `s = sigmoid(p x)`.
+    Swish,
+    /// `f = x if x > 0 else p (e^x - 1)`; `df/dx = 1 or p e^x`; `df/dp = 0 or e^x - 1`.
+    Elu,
+}
+
+impl Learnable {
+    /// Every learnable activation.
+    pub const ALL: [Learnable; 3] = [Learnable::Prelu, Learnable::Swish, Learnable::Elu];
+
+    /// `prelu`, `swish_learnable`, `elu_learnable`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Learnable::Prelu => "prelu",
+            Learnable::Swish => "swish_learnable",
+            Learnable::Elu => "elu_learnable",
+        }
+    }
+
+    const fn code(self) -> u32 {
+        match self {
+            Learnable::Prelu => 0,
+            Learnable::Swish => 1,
+            Learnable::Elu => 2,
+        }
+    }
+
+    /// `(rows, cols, shared)` after checking the parameter's shape.
+    fn layout(self, op: &'static str, x: &Tensor, p: &Tensor) -> Result<(usize, usize, bool)> {
+        if !p.gpu().same_context(x.gpu()) {
+            return Err(Error::DeviceMismatch { op });
+        }
+        let cols = *x.shape().last().unwrap_or(&1);
+        match p.shape() {
+            [1] => Ok((x.len().div_ceil(UNIT_ELEMENTS), UNIT_ELEMENTS, true)),
+            [c] if *c == cols => Ok((x.len().checked_div(cols).unwrap_or(0), cols, false)),
+            other => Err(Error::ShapeMismatch {
+                op,
+                expected: vec![cols],
+                got: other.to_vec(),
+            }),
+        }
+    }
+
+    fn key(
+        self,
+        entry: &'static str,
+        x: &Tensor,
+        dy: &Tensor,
+        out: &Tensor,
+        p: &Tensor,
+        shared: bool,
+    ) -> PipelineKey {
+        let launch = x.gpu().launch_config();
+        let code = |t: &Tensor| f64::from(t.dtype().storage_code());
+        let mut constants = activation_constants(Activation::Identity, launch);
+        constants.extend([
+            ("X_T", code(x)),
+            ("DY_T", code(dy)),
+            ("OUT_T", code(out)),
+            ("B_T", code(p)),
+            ("LEARN", f64::from(self.code())),
+            ("SCALAR_PARAM", if shared { 1.0 } else { 0.0 }),
+        ]);
+        PipelineKey::new(
+            ShaderId::Learnable,
+            entry,
+            launch.workgroup_size,
+            &constants,
+        )
+    }
+
+    /// Records `y = f(x; p)`.
+    pub fn record_forward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        p: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
+        check_operands(self.name(), &[x, y])?;
+        let (rows, cols, shared) = self.layout(self.name(), x, p)?;
+        let params = [cols as u32, rows as u32, 0, 0, x.len() as u32];
+        record(
+            x.gpu(),
+            encoder,
+            &self.key("learn_forward", x, x, y, p, shared),
+            &[(Slot::X, x), (Slot::Out, y)],
+            x.len(),
+            &[(Slot::Bias, p.buffer())],
+            &params,
+        )
+    }
+
+    /// Records `dx = dy * df/dx` and `dp = sum of dy * df/dp` (per column, or over everything for a shared p).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        p: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        dp: &Tensor,
+    ) -> Result<()> {
+        let op = self.name();
+        check_operands(op, &[x, dy, dx])?;
+        let (rows, cols, shared) = self.layout(op, x, p)?;
+        if dp.shape() != p.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: p.shape().to_vec(),
+                got: dp.shape().to_vec(),
+            });
+        }
+        if [x, dy, dx, p].iter().any(|t| t.buffer() == dp.buffer()) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "dp must be a buffer of its own".into(),
+            });
+        }
+        let gpu = x.gpu();
+        gpu.check_lost()?;
+        if x.is_empty() {
+            encoder.clear_buffer(dp.buffer(), 0, None);
+            return Ok(());
+        }
+        let max = gpu.limits().max_storage_buffer_binding_size;
+        if let Some(t) = [x, dy, dx].into_iter().find(|t| t.buffer().size() > max) {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                max,
+                requested: t.buffer().size(),
+            });
+        }
+        let wg = gpu.launch_config().workgroup_size as usize;
+        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+        let rows_per_block = ROWS_PER_BLOCK.max(rows.div_ceil(max_grid));
+        let blocks = rows.div_ceil(rows_per_block);
+        let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
+        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.learnable.partial"),
+            size: (blocks * cols8 * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let params = [
+            0,
+            0,
+            cols as u32,
+            rows as u32,
+            rows_per_block as u32,
+            blocks as u32,
+            x.len() as u32,
+        ];
+        let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
+        if cols.is_multiple_of(UNIT_ELEMENTS) {
+            let k = self.key("learn_backward_fused", x, dy, dx, p, shared);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                whole(Slot::X, x.buffer()),
+                whole(Slot::Dy, dy.buffer()),
+                whole(Slot::Out, dx.buffer()),
+                whole(Slot::Bias, p.buffer()),
+                whole(Slot::Partial, &partial),
+            ];
+            dispatch(
+                gpu,
+                encoder,
+                &pipeline,
+                k.entry,
+                entries,
+                &params,
+                grid(cols / UNIT_ELEMENTS, blocks),
+            );
+        } else {
+            // dx and the elementwise contributions, then column sums of the contributions.
+            let contributions = gpu.zeros(x.shape(), DType::F32)?;
+            record(
+                gpu,
+                encoder,
+                &self.key("learn_backward", x, dy, dx, p, shared),
+                &[
+                    (Slot::X, x),
+                    (Slot::Dy, dy),
+                    (Slot::Out, dx),
+                    (Slot::Tmp, &contributions),
+                ],
+                x.len(),
+                &[(Slot::Bias, p.buffer())],
+                &params[2..],
+            )?;
+            let k = self.key("column_sums", x, dy, &contributions, p, shared);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                whole(Slot::Out, contributions.buffer()),
+                whole(Slot::Partial, &partial),
+            ];
+            dispatch(
+                gpu,
+                encoder,
+                &pipeline,
+                k.entry,
+                entries,
+                &params,
+                grid(cols, blocks),
+            );
+        }
+        let (entry, g) = if shared {
+            ("learn_reduce_scalar", (1, 1))
+        } else {
+            ("reduce_partials", grid(cols8 / UNIT_ELEMENTS, 1))
+        };
+        let k = self.key(entry, x, dy, dx, dp, shared);
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let entries = vec![
+            whole(Slot::Partial, &partial),
+            whole(Slot::Out2, dp.buffer()),
+        ];
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
+        Ok(())
+    }
+
+    /// `f(x; p)` into a new tensor of x's type; submits and waits.
+    pub fn forward(self, x: &Tensor, p: &Tensor) -> Result<Tensor> {
+        let y = x.zeros_like()?;
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_forward(enc, x, p, &y))?;
+        Ok(y)
+    }
+
+    /// `(dx, dp)` in x's and p's types; submits and waits.
+    pub fn backward(self, x: &Tensor, p: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dx = x.zeros_like()?;
+        let dp = p.zeros_like()?;
+        x.gpu().submit_and_wait(self.name(), |enc| {
+            self.record_backward(enc, x, p, dy, &dx, &dp)
+        })?;
+        Ok((dx, dp))
+    }
+}
