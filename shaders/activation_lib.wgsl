@@ -1,7 +1,8 @@
 // The activation library: every activation's forward `f(x)` and backward `dy * f'(x)` in f32.
 //
 // Prepended by the host (src/shaders.rs): `const ACT_<NAME>: u32` for every `Activation` variant, generated from
-// the Rust enum so the two cannot drift. Overrides supplied per pipeline: `ACT` (which activation), `P0`, `P1`
+// the Rust enum so the two cannot drift, and `custom_forward` / `custom_derivative` (a user-defined activation,
+// selected by ACT_CUSTOM, or stubs). Overrides supplied per pipeline: `ACT` (which activation), `P0`, `P1`
 // (its parameters, see `Activation::params`).
 //
 // Numerical policy (NUMERICS.md): WGSL gives no guarantee once inf or NaN meets arithmetic, so every
@@ -214,6 +215,7 @@ fn act_forward(x: f32) -> f32 {
             let r = max(x, 0.0);
             y = r * r;
         }
+        case ACT_CUSTOM: { y = custom_forward(x); }
         default: { y = nan_f32(); }
     }
     return select(y, x, is_nan(x));
@@ -270,6 +272,7 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_HARDSWISH: {
             return select(select(x / 3.0 + 0.5, 1.0, x > 3.0), 0.0, x < -3.0);
         }
+        case ACT_CUSTOM: { return custom_derivative(x); }
         default: { return nan_f32(); }
     }
 }

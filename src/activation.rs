@@ -83,7 +83,16 @@ pub enum Activation {
     Hardswish,
     /// Squared ReLU: `f(x) = max(x, 0)^2`; `f'(x) = 2 max(x, 0)`.
     ReluSquared,
+    /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL and its f64 reference
+    /// are looked up by `id`. Not in [`Activation::ALL`].
+    Custom {
+        /// The registered activation's id.
+        id: u64,
+    },
 }
+
+/// The activation id that selects a user-defined activation's `custom_forward` / `custom_derivative`.
+pub const CUSTOM_ID: u32 = 1000;
 
 /// SELU's alpha, as PyTorch defines it.
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_284_817_042_991_671_7;
@@ -180,6 +189,7 @@ impl Activation {
             Activation::Hardsigmoid => 19,
             Activation::Hardswish => 20,
             Activation::ReluSquared => 21,
+            Activation::Custom { .. } => CUSTOM_ID,
         }
     }
 
@@ -208,6 +218,15 @@ impl Activation {
             Activation::Hardsigmoid => "hardsigmoid",
             Activation::Hardswish => "hardswish",
             Activation::ReluSquared => "relu_squared",
+            Activation::Custom { .. } => "custom",
+        }
+    }
+
+    /// The registered id of a user-defined activation.
+    pub const fn custom_id(self) -> Option<u64> {
+        match self {
+            Activation::Custom { id } => Some(id),
+            _ => None,
         }
     }
 
@@ -252,9 +271,10 @@ impl Activation {
         }
     }
 
-    /// The WGSL constants `const ACT_<NAME>: u32 = <id>u;` for every variant, prepended to the shader library.
+    /// The WGSL constants `const ACT_<NAME>: u32 = <id>u;` for every variant, and `ACT_CUSTOM` for a
+    /// user-defined activation, prepended to the shader library.
     pub fn wgsl_ids() -> String {
-        Self::ALL
+        let mut ids: String = Self::ALL
             .iter()
             .map(|a| {
                 format!(
@@ -263,7 +283,9 @@ impl Activation {
                     a.id()
                 )
             })
-            .collect()
+            .collect();
+        ids.push_str(&format!("const ACT_CUSTOM: u32 = {CUSTOM_ID}u;\n"));
+        ids
     }
 }
 

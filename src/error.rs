@@ -79,6 +79,15 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A user-defined activation's WGSL does not compile.
+    CustomShader {
+        /// The activation's name.
+        name: String,
+        /// The line of the user's code the compiler points at (1 = its first line), when it points inside it.
+        line: Option<usize>,
+        /// The compiler's message.
+        message: String,
+    },
     /// wgpu reported an error (shader compilation, validation, out of memory) captured through an error scope.
     Wgpu {
         /// The operation during which it was captured.
@@ -130,6 +139,17 @@ impl fmt::Display for Error {
             Error::RequestDevice { reason } => write!(f, "request_device failed: {reason}"),
             Error::DeviceLost { reason } => write!(f, "device lost: {reason}"),
             Error::Readback { reason } => write!(f, "readback failed: {reason}"),
+            Error::CustomShader {
+                name,
+                line: Some(line),
+                message,
+            } => write!(
+                f,
+                "custom activation {name}: WGSL error at line {line} of its code: {message}"
+            ),
+            Error::CustomShader { name, message, .. } => {
+                write!(f, "custom activation {name}: WGSL error: {message}")
+            }
             Error::Wgpu { op, message } => write!(f, "{op}: wgpu error: {message}"),
         }
     }

@@ -18,6 +18,7 @@
 
 mod activation;
 pub mod cpu;
+mod custom;
 pub mod dispatch;
 mod dtype;
 mod error;
@@ -29,6 +30,7 @@ mod tensor;
 pub mod verify;
 
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
+pub use custom::{CustomActivation, CustomCheck};
 pub use dispatch::LaunchConfig;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result, NO_ADAPTER_HINT};

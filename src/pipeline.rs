@@ -18,6 +18,8 @@ pub struct PipelineKey {
     pub workgroup_size: u32,
     /// Every other override constant as `(name, f64::to_bits(value))`, in a fixed order.
     pub constants: Vec<(&'static str, u64)>,
+    /// The user-defined activation compiled into the module, by id ([`crate::CustomActivation`]), if any.
+    pub custom: Option<u64>,
 }
 
 impl PipelineKey {
@@ -33,14 +35,21 @@ impl PipelineKey {
             entry,
             workgroup_size,
             constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
+            custom: None,
         }
+    }
+
+    /// The same key for a module that compiles in the user-defined activation `custom`.
+    pub fn with_custom(mut self, custom: Option<u64>) -> Self {
+        self.custom = custom;
+        self
     }
 }
 
 /// Get-or-create cache of shader modules and compute pipelines for one device.
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<ShaderId, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(ShaderId, Option<u64>), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
@@ -66,7 +75,7 @@ impl PipelineCache {
         if let Some(p) = pipelines.get(key) {
             return Ok(p.clone());
         }
-        let module = self.module(device, key.shader)?;
+        let module = self.module(device, key.shader, key.custom)?;
         let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
         constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -91,23 +100,44 @@ impl PipelineCache {
         Ok(pipeline)
     }
 
-    fn module(&self, device: &wgpu::Device, shader: ShaderId) -> Result<wgpu::ShaderModule> {
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        shader: ShaderId,
+        custom: Option<u64>,
+    ) -> Result<wgpu::ShaderModule> {
         let mut modules = lock(&self.modules);
-        if let Some(m) = modules.get(&shader) {
+        if let Some(m) = modules.get(&(shader, custom)) {
             return Ok(m.clone());
         }
+        let code = match custom {
+            Some(id) => Some(crate::custom::lookup(id).ok_or(Error::InvalidArgument {
+                op: "create_shader_module",
+                reason: format!("custom activation {id:#x} is not registered"),
+            })?),
+            None => None,
+        };
+        let source = shader.source_with(code.as_ref().map(|c| c.wgsl.as_str()));
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.label()),
-            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            source: wgpu::ShaderSource::Wgsl(source.text.into()),
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::Wgpu {
-                op: "create_shader_module",
-                message: format!("{}: {err}", shader.label()),
+            let message = err.to_string();
+            return Err(match code {
+                Some(code) => Error::CustomShader {
+                    name: code.name.clone(),
+                    line: user_line(&message, source.custom_first_line),
+                    message,
+                },
+                None => Error::Wgpu {
+                    op: "create_shader_module",
+                    message: format!("{}: {message}", shader.label()),
+                },
             });
         }
-        modules.insert(shader, module.clone());
+        modules.insert((shader, custom), module.clone());
         Ok(module)
     }
 }
@@ -115,4 +145,17 @@ impl PipelineCache {
 /// Locks a mutex, recovering the data if another thread panicked while holding it (the maps stay valid).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The line of the user's code that a naga message points at (`wgsl:LINE:COL`), counted from 1 at the user
+/// code's first line; `None` when the message names no line inside it.
+fn user_line(message: &str, first_line: Option<usize>) -> Option<usize> {
+    let first = first_line?;
+    let at = message.find("wgsl:")?;
+    let line: usize = message[at + 5..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    line.checked_sub(first).map(|l| l + 1)
 }

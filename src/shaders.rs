@@ -2,6 +2,19 @@
 
 use crate::Activation;
 
+/// An assembled WGSL source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The whole module.
+    pub text: String,
+    /// The 1-based line where a user-defined activation's code begins, when one is compiled in.
+    pub custom_first_line: Option<usize>,
+}
+
+/// The user-defined activation hooks of the activation library when none is supplied: never called, since no
+/// built-in id selects them.
+const CUSTOM_STUB: &str = "fn custom_forward(x: f32) -> f32 { return x; }\nfn custom_derivative(x: f32) -> f32 { return 1.0; }\n";
+
 /// A shader module the crate compiles. Part of [`crate::pipeline::PipelineKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShaderId {
@@ -39,30 +52,54 @@ impl ShaderId {
         }
     }
 
-    /// The complete WGSL source: enables, generated constants, the storage codecs, the activation library, the
-    /// operand access, the kernels.
+    /// The complete WGSL source with the built-in activations only.
     pub fn source(self) -> String {
-        match self {
-            ShaderId::Activation => format!(
-                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{ACTIVATION_KERNELS}",
-                Activation::wgsl_ids()
-            ),
-            ShaderId::BiasActivation => format!(
-                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{BIAS_ACTIVATION}",
-                Activation::wgsl_ids()
-            ),
-            ShaderId::Gated => format!(
-                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{GATED}",
-                Activation::wgsl_ids()
-            ),
-            ShaderId::Learnable => format!(
-                "{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_PACKED}\n{BIAS_ACTIVATION}\n{LEARNABLE}",
-                Activation::wgsl_ids()
-            ),
-            ShaderId::ActivationNativeF16 => format!(
-                "enable f16;\n{}\n{STORAGE}\n{ACTIVATION_LIB}\n{ACTIVATION_IO_F16}\n{ACTIVATION_KERNELS}",
-                Activation::wgsl_ids()
-            ),
+        self.source_with(None).text
+    }
+
+    /// The complete WGSL source: enables, generated constants, the user-defined activation (`custom`, WGSL
+    /// defining `custom_forward` and `custom_derivative`) or its stub, the storage codecs, the activation
+    /// library, the operand access, the kernels.
+    pub fn source_with(self, custom: Option<&str>) -> Source {
+        let enable = if self == ShaderId::ActivationNativeF16 {
+            "enable f16;\n"
+        } else {
+            ""
+        };
+        let header = format!("{enable}{}", Activation::wgsl_ids());
+        let custom_first_line = custom.map(|_| header.lines().count() + 1);
+        let hooks = custom.unwrap_or(CUSTOM_STUB);
+        let parts: &[&str] = match self {
+            ShaderId::Activation => &[
+                STORAGE,
+                ACTIVATION_LIB,
+                ACTIVATION_IO_PACKED,
+                ACTIVATION_KERNELS,
+            ],
+            ShaderId::ActivationNativeF16 => &[
+                STORAGE,
+                ACTIVATION_LIB,
+                ACTIVATION_IO_F16,
+                ACTIVATION_KERNELS,
+            ],
+            ShaderId::BiasActivation => &[
+                STORAGE,
+                ACTIVATION_LIB,
+                ACTIVATION_IO_PACKED,
+                BIAS_ACTIVATION,
+            ],
+            ShaderId::Gated => &[STORAGE, ACTIVATION_LIB, ACTIVATION_IO_PACKED, GATED],
+            ShaderId::Learnable => &[
+                STORAGE,
+                ACTIVATION_LIB,
+                ACTIVATION_IO_PACKED,
+                BIAS_ACTIVATION,
+                LEARNABLE,
+            ],
+        };
+        Source {
+            text: format!("{header}{hooks}\n{}", parts.join("\n")),
+            custom_first_line,
         }
     }
 }

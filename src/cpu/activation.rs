@@ -113,6 +113,7 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             let r = x.max(0.0);
             r * r
         }
+        Activation::Custom { id } => crate::custom::lookup(id).map_or(f64::NAN, |c| (c.forward)(x)),
     }
 }
 
@@ -233,6 +234,9 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::ReluSquared => 2.0 * x.max(0.0),
+        Activation::Custom { id } => {
+            crate::custom::lookup(id).map_or(f64::NAN, |c| (c.derivative)(x))
+        }
     }
 }
 

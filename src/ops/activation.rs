@@ -92,6 +92,7 @@ fn key(
         ]);
     }
     PipelineKey::new(shader, entry.name(), launch.workgroup_size, &constants)
+        .with_custom(act.custom_id())
 }
 
 /// Times f16 relu forward over 2^21 elements on both paths (best of five after a warm-up) and says whether the

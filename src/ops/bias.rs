@@ -55,6 +55,7 @@ fn key(
         launch.workgroup_size,
         &constants,
     )
+    .with_custom(act.custom_id())
 }
 
 fn check_binding(x: &Tensor, t: &Tensor) -> Result<()> {

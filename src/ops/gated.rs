@@ -72,6 +72,7 @@ impl Gated {
             ("DO_T", code(types[4])),
         ]);
         PipelineKey::new(ShaderId::Gated, entry, launch.workgroup_size, &constants)
+            .with_custom(self.gate.custom_id())
     }
 
     /// The output shape of the split form: x's shape with the last dimension halved.

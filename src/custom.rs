@@ -1,0 +1,187 @@
+//! User-defined activations: WGSL for `f(x)` and `f'(x)` plus an f64 reference, compiled into the same kernels
+//! as the built-in activations (plain, in place, bias, gated; forward and backward; every storage type).
+//!
+//! ```no_run
+//! use actgpu::{CustomActivation, Gpu};
+//! # fn main() -> actgpu::Result<()> {
+//! // Softsign-like "x / (1 + x^2)^(1/2)", written as WGSL function bodies over `x: f32`.
+//! let isru = CustomActivation::new(
+//!     "isru",
+//!     "return x * inverseSqrt(1.0 + x * x);",
+//!     "let r = inverseSqrt(1.0 + x * x); return r * r * r;",
+//!     |x| x / (1.0 + x * x).sqrt(),
+//!     |x| (1.0 + x * x).powf(-1.5),
+//! );
+//! let gpu = Gpu::new()?;
+//! isru.compile(&gpu)?; // a WGSL mistake is Error::CustomShader with the line in your code
+//! let act = isru.activation();
+//! let y = act.forward(&gpu.upload(&[1.0f32, -2.0])?)?;
+//! assert!(isru.check(&gpu)?.ok());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::verify::{check_activation, sweep, ActivationCheck, Pass};
+use crate::{Activation, Gpu, Result};
+
+/// A scalar reference function.
+type Reference = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
+
+/// What the registry holds for one user-defined activation.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    /// The activation's name.
+    pub name: String,
+    /// WGSL defining `custom_forward` and `custom_derivative`.
+    pub wgsl: String,
+    /// f64 reference of f.
+    pub forward: Reference,
+    /// f64 reference of f'.
+    pub derivative: Reference,
+}
+
+fn registry() -> &'static RwLock<HashMap<u64, Registered>> {
+    static REGISTRY: OnceLock<RwLock<HashMap<u64, Registered>>> = OnceLock::new();
+    REGISTRY.get_or_init(RwLock::default)
+}
+
+/// The registered activation with this id.
+pub(crate) fn lookup(id: u64) -> Option<Registered> {
+    registry()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .cloned()
+}
+
+/// A user-defined activation. Creating one registers it process-wide under an id derived from its name and
+/// WGSL; [`CustomActivation::activation`] gives the [`Activation`] value that every launcher takes.
+#[derive(Clone)]
+pub struct CustomActivation {
+    id: u64,
+    name: String,
+}
+
+impl CustomActivation {
+    /// An activation from WGSL function bodies over `x: f32` (they may call the activation library's helpers,
+    /// such as `sigmoid_f`, `exp_c`, `expm1_f`, `tanh_f`) and its f64 reference `f`, `f'`.
+    pub fn new(
+        name: &str,
+        forward_wgsl: &str,
+        derivative_wgsl: &str,
+        reference_forward: impl Fn(f64) -> f64 + Send + Sync + 'static,
+        reference_derivative: impl Fn(f64) -> f64 + Send + Sync + 'static,
+    ) -> Self {
+        let wgsl = format!(
+            "fn custom_forward(x: f32) -> f32 {{\n{forward_wgsl}\n}}\nfn custom_derivative(x: f32) -> f32 {{\n{derivative_wgsl}\n}}\n"
+        );
+        let mut h = DefaultHasher::new();
+        (name, &wgsl).hash(&mut h);
+        let id = h.finish();
+        registry()
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                Registered {
+                    name: name.to_string(),
+                    wgsl,
+                    forward: Arc::new(reference_forward),
+                    derivative: Arc::new(reference_derivative),
+                },
+            );
+        CustomActivation {
+            id,
+            name: name.to_string(),
+        }
+    }
+
+    /// The name given at creation.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value to pass wherever an [`Activation`] is taken (plain, bias, gated kernels).
+    pub fn activation(&self) -> Activation {
+        Activation::Custom { id: self.id }
+    }
+
+    /// Compiles the forward kernel now, so that a WGSL mistake surfaces as [`crate::Error::CustomShader`] naming
+    /// the line of the user's code (line 1 is the `fn custom_forward` line; the forward body starts on line 2).
+    pub fn compile(&self, gpu: &Gpu) -> Result<()> {
+        let x = gpu.upload(&[0.0f32])?;
+        self.activation().forward(&x).map(|_| ())
+    }
+
+    /// Checks the activation on `gpu`: the GPU results against the f64 reference (forward and backward, on the
+    /// inputs and tolerances of the built-in activations), and the WGSL derivative against central differences
+    /// of the WGSL forward over [-8, 8].
+    pub fn check(&self, gpu: &Gpu) -> Result<CustomCheck> {
+        let act = self.activation();
+        let forward = check_activation(gpu, act, Pass::Forward, self.id)?;
+        let backward = check_activation(gpu, act, Pass::Backward, self.id)?;
+        // f32 central differences with h = 2^-7 max(1, |x|): truncation h^2 f'''/6 and rounding ~1e-7 |f| / h
+        // both stay near 1e-4, so 1e-3 (absolute plus relative) separates a wrong derivative from noise.
+        let xs = sweep(-8.0, 8.0, 1601);
+        let h: Vec<f32> = xs.iter().map(|x| x.abs().max(1.0) / 128.0).collect();
+        let plus: Vec<f32> = xs.iter().zip(&h).map(|(x, h)| x + h).collect();
+        let minus: Vec<f32> = xs.iter().zip(&h).map(|(x, h)| x - h).collect();
+        let f_plus = act.forward(&gpu.upload(&plus)?)?.read::<f32>()?;
+        let f_minus = act.forward(&gpu.upload(&minus)?)?.read::<f32>()?;
+        let ones = gpu.upload(&vec![1.0f32; xs.len()])?;
+        let d = act.backward(&gpu.upload(&xs)?, &ones)?.read::<f32>()?;
+        let mut max_fd_err = 0.0f64;
+        let mut fd_mismatches = Vec::new();
+        for i in 0..xs.len() {
+            let step = f64::from(plus[i]) - f64::from(minus[i]);
+            let fd = (f64::from(f_plus[i]) - f64::from(f_minus[i])) / step;
+            let err = (fd - f64::from(d[i])).abs();
+            max_fd_err = max_fd_err.max(err);
+            // NaN (from either side) counts as a mismatch.
+            let within = err <= 1e-3 * (1.0 + fd.abs());
+            if !within {
+                fd_mismatches.push(xs[i]);
+            }
+        }
+        Ok(CustomCheck {
+            forward,
+            backward,
+            max_fd_err,
+            fd_mismatches,
+        })
+    }
+}
+
+impl std::fmt::Debug for CustomActivation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomActivation")
+            .field("name", &self.name)
+            .field("id", &format_args!("{:#x}", self.id))
+            .finish()
+    }
+}
+
+/// The result of [`CustomActivation::check`].
+#[derive(Debug, Clone)]
+pub struct CustomCheck {
+    /// GPU forward against the f64 reference.
+    pub forward: ActivationCheck,
+    /// GPU backward against the f64 reference.
+    pub backward: ActivationCheck,
+    /// Largest |WGSL derivative - central difference of the WGSL forward| over [-8, 8].
+    pub max_fd_err: f64,
+    /// Inputs where that difference exceeded `1e-3 (1 + |fd|)` (a wrong derivative, or a kink).
+    pub fd_mismatches: Vec<f32>,
+}
+
+impl CustomCheck {
+    /// True when every part passed.
+    pub fn ok(&self) -> bool {
+        self.forward.ok() && self.backward.ok() && self.fd_mismatches.is_empty()
+    }
+}

@@ -1,0 +1,124 @@
+//! User-defined activations: compiled into the same kernels, checked against their reference and against finite
+//! differences, and WGSL mistakes reported as typed errors with the line.
+
+mod common;
+
+use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
+use actgpu::{cpu, CustomActivation, DType, Error, Gated};
+use common::gpu;
+
+/// ISRU, `x / sqrt(1 + x^2)`: its derivative `(1 + x^2)^(-3/2)`. Written to stay finite at +-inf.
+fn isru() -> CustomActivation {
+    CustomActivation::new(
+        "isru",
+        "let c = clamp(x, -1e18, 1e18);\nreturn c * inverseSqrt(1.0 + c * c);",
+        "let c = clamp(x, -1e12, 1e12);\nlet r = inverseSqrt(1.0 + c * c);\nreturn r * r * r;",
+        |x| {
+            if x.is_infinite() {
+                x.signum()
+            } else {
+                x / (1.0 + x * x).sqrt()
+            }
+        },
+        |x| (1.0 + x * x).powf(-1.5),
+    )
+}
+
+#[test]
+fn a_custom_activation_passes_its_own_check() {
+    let c = isru();
+    c.compile(gpu()).unwrap();
+    let check = c.check(gpu()).unwrap();
+    assert!(check.ok(), "{check:#?}");
+    assert!(check.max_fd_err < 1e-3);
+}
+
+#[test]
+fn a_wrong_derivative_is_caught_by_finite_differences() {
+    let wrong = CustomActivation::new(
+        "isru_wrong_derivative",
+        "return x * inverseSqrt(1.0 + x * x);",
+        "return inverseSqrt(1.0 + x * x);",
+        |x| x / (1.0 + x * x).sqrt(),
+        |x| 1.0 / (1.0 + x * x).sqrt(),
+    );
+    let check = wrong.check(gpu()).unwrap();
+    assert!(
+        !check.fd_mismatches.is_empty(),
+        "the check must flag a derivative that is not f'"
+    );
+    assert!(!check.ok());
+}
+
+#[test]
+fn wgsl_errors_name_the_line_of_the_users_code() {
+    let broken = CustomActivation::new(
+        "broken",
+        "let y = x;\nreturn y +;",
+        "return 1.0;",
+        |x| x,
+        |_| 1.0,
+    );
+    match broken.compile(gpu()) {
+        Err(Error::CustomShader {
+            name,
+            line,
+            message,
+        }) => {
+            assert_eq!(name, "broken");
+            // Line 1 is `fn custom_forward(...) {`, the body's lines follow.
+            assert_eq!(line, Some(3), "{message}");
+        }
+        other => panic!("expected a CustomShader error, got {other:?}"),
+    }
+    let undefined = CustomActivation::new(
+        "undefined",
+        "return nope(x);",
+        "return 1.0;",
+        |x| x,
+        |_| 1.0,
+    );
+    assert!(matches!(
+        undefined.compile(gpu()),
+        Err(Error::CustomShader { line: Some(2), .. })
+    ));
+}
+
+#[test]
+fn custom_activations_run_in_every_kernel_family_and_type() {
+    let act = isru().activation();
+    let g = gpu();
+    let mut rng = Rng::new(5);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let xs: Vec<f32> = (0..999)
+            .map(|_| round_to(dtype, rng.uniform(-6.0, 6.0)))
+            .collect();
+        let x = g.upload_f32_as(&xs, dtype).unwrap();
+        let y = act.forward(&x).unwrap().read_f32().unwrap();
+        let reference: Vec<f64> = xs
+            .iter()
+            .map(|&v| cpu::activation::forward(act, v.into()))
+            .collect();
+        let c = match dtype {
+            DType::F32 => compare(&xs, &y, &reference, F32_ELEMENTWISE, false),
+            _ => compare_storage(dtype, &xs, &y, &reference, 1),
+        };
+        assert!(c.ok(), "{dtype:?}: {c:#?}");
+    }
+    // As the gate of a gated unit, and with a bias.
+    let a: Vec<f32> = (0..64).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    let gate: Vec<f32> = (0..64).map(|_| rng.uniform(-4.0, 4.0)).collect();
+    let out = Gated { gate: act }
+        .forward_pair(&g.upload(&a).unwrap(), &g.upload(&gate).unwrap())
+        .unwrap()
+        .read::<f32>()
+        .unwrap();
+    let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let reference = cpu::fused::gated_forward(act, &widen(&a), &widen(&gate));
+    assert!(compare(&gate, &out, &reference, F32_ELEMENTWISE, false).ok());
+    let x = g.upload_shaped(&a, &[8, 8]).unwrap();
+    let bias = g.upload(&gate[..8]).unwrap();
+    let y = act.bias_forward(&x, &bias).unwrap().read::<f32>().unwrap();
+    let reference = cpu::fused::bias_forward(act, &widen(&a), &widen(&gate[..8]));
+    assert!(compare(&a, &y, &reference, F32_ELEMENTWISE, false).ok());
+}
