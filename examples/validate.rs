@@ -9,17 +9,22 @@
 //! How to run: `cargo run --release --example validate [-- --json] [--only NAME] [--dtype f32|f16|bf16]`; pick
 //! the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`.
 //!
-//! What it prints: a table (op, dtype, pass, max abs error, max relative error, max ULP error in the storage
-//! type, worst input, ok) and a one-line verdict, or with `--json` one document
-//! `{"adapter": {"name", "backend", "driver"}, "results": [{"op", "dtype", "pass", "max_abs_err", "max_rel_err",
-//! "max_ulp_err", "worst_input", "ok"}]}`. Exits 1 when any op is out of tolerance, 2 when no adapter can be had.
+//! The fused ops follow in each type (unless `--only` picks one activation): bias + every activation (y, dx
+//! and db), the gated units in both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`.
+//!
+//! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
+//! storage type, worst input, ok) and a one-line verdict, or with `--json` one document
+//! `{"adapter": {"name", "backend", "driver"}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
+//! "max_rel_err", "max_ulp_err", "worst_input", "ok"}]}`. Exits 1 when any op is out of tolerance, 2 when no
+//! adapter can be had.
 
 use std::process::ExitCode;
 
+use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck};
 use actgpu::verify::{
-    check_activation, check_activation_exhaustive, ActivationCheck, Dtypes, Pass,
+    check_activation, check_activation_exhaustive, ActivationCheck, Check, Dtypes, Pass,
 };
-use actgpu::{Activation, DType, Gpu};
+use actgpu::{Activation, DType, Gated, Gpu, Learnable};
 
 struct Args {
     json: bool,
@@ -75,27 +80,70 @@ fn json_str(s: &str) -> String {
     out
 }
 
-/// The row's max absolute error: over the general and the small inputs.
-fn max_abs(r: &ActivationCheck) -> f64 {
-    r.small
-        .as_ref()
-        .map_or(0.0, |s| s.max_abs_err)
-        .max(r.general.max_abs_err)
+/// One line of the report.
+struct Row {
+    op: String,
+    output: &'static str,
+    dtype: DType,
+    pass: Pass,
+    max_abs_err: f64,
+    max_rel_err: f64,
+    max_ulp_err: u32,
+    worst_input: f32,
+    ok: bool,
+    notes: Vec<String>,
 }
 
-/// The row's max relative error: over the general inputs (where the relative term dominates) and the small ones.
-fn max_rel(r: &ActivationCheck) -> f64 {
-    r.small
-        .as_ref()
-        .map_or(0.0, |s| s.max_rel_err)
-        .max(r.general.max_rel_err)
+fn failure_notes(checks: &[&Check], unwritten: usize) -> Vec<String> {
+    let mut notes: Vec<String> = checks
+        .iter()
+        .flat_map(|c| &c.first_failures)
+        .map(|f| {
+            format!(
+                "x = {:e}: got {:e}, expected {:e}",
+                f.input, f.got, f.expected
+            )
+        })
+        .collect();
+    if unwritten > 0 {
+        notes.push(format!("{unwritten} output elements left unwritten"));
+    }
+    notes
 }
 
-/// The worst input of the checks, by share of the allowance used.
-fn worst_input(r: &ActivationCheck) -> f32 {
-    match &r.small {
+fn activation_row(r: &ActivationCheck) -> Row {
+    let small = r.small.as_ref();
+    let worst = match small {
         Some(s) if s.worst_ratio > r.general.worst_ratio => s.worst_input,
         _ => r.general.worst_input,
+    };
+    let checks: Vec<&Check> = std::iter::once(&r.general).chain(small).collect();
+    Row {
+        op: r.activation.name().to_string(),
+        output: if r.pass == Pass::Forward { "y" } else { "dx" },
+        dtype: r.dtypes.out,
+        pass: r.pass,
+        max_abs_err: checks.iter().map(|c| c.max_abs_err).fold(0.0, f64::max),
+        max_rel_err: checks.iter().map(|c| c.max_rel_err).fold(0.0, f64::max),
+        max_ulp_err: r.general.max_ulp_err,
+        worst_input: worst,
+        ok: r.ok(),
+        notes: failure_notes(&checks, r.unwritten),
+    }
+}
+
+fn fused_row(f: &FusedCheck) -> Row {
+    Row {
+        op: f.op.clone(),
+        output: f.output,
+        dtype: f.dtype,
+        pass: f.pass,
+        max_abs_err: f.check.max_abs_err,
+        max_rel_err: f.check.max_rel_err,
+        max_ulp_err: f.check.max_ulp_err,
+        worst_input: f.check.worst_input,
+        ok: f.ok(),
+        notes: failure_notes(&[&f.check], 0),
     }
 }
 
@@ -106,6 +154,34 @@ fn check(gpu: &Gpu, act: Activation, pass: Pass, dtype: DType) -> actgpu::Result
         DType::F32 => check_activation(gpu, act, pass, seed),
         _ => check_activation_exhaustive(gpu, act, pass, Dtypes::all(dtype), 1, seed),
     }
+}
+
+/// Every fused op in `dtype`: bias + each activation (fused db path, and the fallback width once), the gated
+/// units in both layouts, the learnable activations with shared and per-channel parameters. In 16-bit types,
+/// whose arithmetic is the f32 one already checked, a representative few bias and gated ops keep the run short:
+/// every pipeline compiled costs time on a software adapter.
+fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
+    let (acts, units): (Vec<Activation>, Vec<Gated>) = if dtype == DType::F32 {
+        (Activation::ALL.to_vec(), Gated::ALL.to_vec())
+    } else {
+        let acts = vec![Activation::Relu, Activation::Gelu, Activation::Silu];
+        (acts, vec![Gated::GEGLU, Gated::SWIGLU])
+    };
+    let mut out = Vec::new();
+    for act in acts {
+        let seed = u64::from(act.id());
+        out.extend(check_bias(gpu, act, 129, 24, dtype, dtype, seed)?);
+    }
+    out.extend(check_bias(gpu, Activation::Gelu, 33, 13, dtype, dtype, 99)?);
+    for unit in units {
+        out.extend(check_gated(gpu, unit, 33, 24, dtype, 7)?);
+    }
+    for kind in Learnable::ALL {
+        for shared in [true, false] {
+            out.extend(check_learnable(gpu, kind, 65, 24, shared, dtype, 11)?);
+        }
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -134,12 +210,12 @@ fn main() -> ExitCode {
         None => Activation::ALL.to_vec(),
     };
     let started = std::time::Instant::now();
-    let mut results = Vec::new();
+    let mut rows = Vec::new();
     for &dtype in &args.dtypes {
         for &act in &acts {
             for pass in [Pass::Forward, Pass::Backward] {
                 match check(&gpu, act, pass, dtype) {
-                    Ok(r) => results.push(r),
+                    Ok(r) => rows.push(activation_row(&r)),
                     Err(e) => {
                         eprintln!("validate: {act} {} {}: {e}", dtype.name(), pass.name());
                         return ExitCode::from(1);
@@ -147,23 +223,33 @@ fn main() -> ExitCode {
                 }
             }
         }
+        if args.only.is_none() {
+            match check_fused(&gpu, dtype) {
+                Ok(checks) => rows.extend(checks.iter().map(fused_row)),
+                Err(e) => {
+                    eprintln!("validate: fused {}: {e}", dtype.name());
+                    return ExitCode::from(1);
+                }
+            }
+        }
     }
-    let failed = results.iter().filter(|r| !r.ok()).count();
+    let failed = rows.iter().filter(|r| !r.ok).count();
     let info = gpu.adapter_info();
     if args.json {
-        let rows: Vec<String> = results
+        let lines: Vec<String> = rows
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"op\": {}, \"dtype\": {}, \"pass\": {}, \"max_abs_err\": {}, \"max_rel_err\": {}, \"max_ulp_err\": {}, \"worst_input\": {}, \"ok\": {}}}",
-                    json_str(r.activation.name()),
-                    json_str(r.dtypes.out.name()),
+                    "{{\"op\": {}, \"output\": {}, \"dtype\": {}, \"pass\": {}, \"max_abs_err\": {}, \"max_rel_err\": {}, \"max_ulp_err\": {}, \"worst_input\": {}, \"ok\": {}}}",
+                    json_str(&r.op),
+                    json_str(r.output),
+                    json_str(r.dtype.name()),
                     json_str(r.pass.name()),
-                    json_num(max_abs(r)),
-                    json_num(max_rel(r)),
-                    r.general.max_ulp_err,
-                    json_num(f64::from(worst_input(r))),
-                    r.ok()
+                    json_num(r.max_abs_err),
+                    json_num(r.max_rel_err),
+                    r.max_ulp_err,
+                    json_num(f64::from(r.worst_input)),
+                    r.ok
                 )
             })
             .collect();
@@ -172,7 +258,7 @@ fn main() -> ExitCode {
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
-            rows.join(",\n  ")
+            lines.join(",\n  ")
         );
     } else {
         println!(
@@ -181,36 +267,38 @@ fn main() -> ExitCode {
             if gpu.f16_native() { "native" } else { "packed" }
         );
         println!(
-            "{:<13} {:<5} {:<9} {:>11} {:>11} {:>7} {:>14} {:>4}",
-            "op", "dtype", "pass", "max_abs_err", "max_rel_err", "max_ulp", "worst_input", "ok"
+            "{:<26} {:<3} {:<5} {:<9} {:>11} {:>11} {:>7} {:>14} {:>4}",
+            "op",
+            "out",
+            "dtype",
+            "pass",
+            "max_abs_err",
+            "max_rel_err",
+            "max_ulp",
+            "worst_input",
+            "ok"
         );
-        for r in &results {
+        for r in &rows {
             println!(
-                "{:<13} {:<5} {:<9} {:>11.3e} {:>11.3e} {:>7} {:>14.6e} {:>4}",
-                r.activation.name(),
-                r.dtypes.out.name(),
+                "{:<26} {:<3} {:<5} {:<9} {:>11.3e} {:>11.3e} {:>7} {:>14.6e} {:>4}",
+                r.op,
+                r.output,
+                r.dtype.name(),
                 r.pass.name(),
-                max_abs(r),
-                max_rel(r),
-                r.general.max_ulp_err,
-                worst_input(r),
-                if r.ok() { "ok" } else { "FAIL" }
+                r.max_abs_err,
+                r.max_rel_err,
+                r.max_ulp_err,
+                r.worst_input,
+                if r.ok { "ok" } else { "FAIL" }
             );
-            if r.unwritten > 0 {
-                println!("    {} output elements left unwritten", r.unwritten);
-            }
-            let small_failures = r.small.iter().flat_map(|s| &s.first_failures);
-            for f in r.general.first_failures.iter().chain(small_failures) {
-                println!(
-                    "    x = {:e}: got {:e}, expected {:e}",
-                    f.input, f.got, f.expected
-                );
+            for note in &r.notes {
+                println!("    {note}");
             }
         }
         println!(
             "verdict: {} of {} checks passed on {} in {:.1} s{}",
-            results.len() - failed,
-            results.len(),
+            rows.len() - failed,
+            rows.len(),
             info.name,
             started.elapsed().as_secs_f64(),
             if failed == 0 {

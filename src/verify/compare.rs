@@ -29,6 +29,11 @@ pub enum Criterion {
         /// The largest distance that passes.
         max: u32,
     },
+    /// Within a bound given per element (reductions, whose rounding scales with the sum of magnitudes).
+    Bounds {
+        /// Name of the rule that produced the bounds.
+        name: &'static str,
+    },
 }
 
 /// Error statistics of one comparison.
@@ -104,6 +109,58 @@ pub fn compare_storage(
     )
 }
 
+/// Compares `got` with `reference` element by element against per-element bounds `|got - ref| <= bounds[i]`;
+/// NaN and +-inf must match in class.
+pub fn compare_bounded(
+    name: &'static str,
+    got: &[f32],
+    reference: &[f64],
+    bounds: &[f64],
+) -> Check {
+    let mut c = Check {
+        criterion: Criterion::Bounds { name },
+        count: 0,
+        failures: 0,
+        max_abs_err: 0.0,
+        max_rel_err: 0.0,
+        max_ulp_err: 0,
+        worst_input: f32::NAN,
+        worst_ratio: 0.0,
+        first_failures: Vec::new(),
+    };
+    for (i, ((&g, &r), &b)) in got.iter().zip(reference).zip(bounds).enumerate() {
+        c.count += 1;
+        let expected = r as f32;
+        let (pass, ratio) = if expected.is_nan() || expected.is_infinite() || !g.is_finite() {
+            let same = g == expected || g.is_nan() && expected.is_nan();
+            (same, if same { 0.0 } else { f64::INFINITY })
+        } else {
+            let err = (f64::from(g) - r).abs();
+            c.max_abs_err = c.max_abs_err.max(err);
+            if r != 0.0 {
+                c.max_rel_err = c.max_rel_err.max(err / r.abs());
+            }
+            (err <= b, if b > 0.0 { err / b } else { f64::INFINITY })
+        };
+        if ratio > c.worst_ratio {
+            c.worst_ratio = ratio;
+            c.worst_input = i as f32;
+        }
+        if !pass {
+            c.failures += 1;
+            if c.first_failures.len() < 8 {
+                c.first_failures.push(Failure {
+                    index: i,
+                    input: i as f32,
+                    got: g,
+                    expected: r,
+                });
+            }
+        }
+    }
+    c
+}
+
 /// The reference rounded to `dtype` (to nearest even, overflow to +-inf), as f32.
 fn rounded(dtype: DType, r: f64) -> f32 {
     match dtype {
@@ -148,13 +205,13 @@ fn compare_with(
         first_failures: Vec::new(),
     };
     let storage = match criterion {
-        Criterion::Tolerance(_) => DType::F32,
         Criterion::Ulp { dtype, .. } => dtype,
+        _ => DType::F32,
     };
     // The absolute/relative split of the reported errors; for ULP checks the f32 elementwise tolerance's.
     let split = match criterion {
         Criterion::Tolerance(t) => t,
-        Criterion::Ulp { .. } => super::F32_ELEMENTWISE,
+        _ => super::F32_ELEMENTWISE,
     };
     for (i, ((&x, &g), &r)) in inputs.iter().zip(got).zip(reference).enumerate() {
         if skip_zero_reference && r == 0.0 {
@@ -192,6 +249,7 @@ fn compare_with(
                     };
                     (err <= allowed, ratio)
                 }
+                Criterion::Bounds { .. } => (false, f64::INFINITY),
                 Criterion::Ulp { max, .. } => {
                     let flushed = g == 0.0 && expected != 0.0 && expected.abs() < f32::MIN_POSITIVE;
                     let ratio = if flushed {

@@ -2,9 +2,10 @@
 //! whole check of one activation that the tests and the `validate` example share.
 
 mod compare;
+pub mod fused;
 mod inputs;
 
-pub use compare::{compare, compare_storage, Check, Failure};
+pub use compare::{compare, compare_bounded, compare_storage, Check, Criterion, Failure};
 pub use inputs::{
     edge_values, every_bit_pattern, random_inputs, round_to, small_inputs, sweep, Rng,
 };
