@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod activation;
+pub mod bench;
 pub mod cpu;
 mod custom;
 pub mod dispatch;

@@ -29,6 +29,8 @@ pub enum ShaderId {
     Gated,
     /// Activations with a learnable parameter (`shaders/learnable.wgsl`, on top of bias_activation.wgsl).
     Learnable,
+    /// Benchmark ceilings: copy and FMA-bound kernels (`shaders/ceilings.wgsl`, used by [`crate::bench`]).
+    Ceilings,
 }
 
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
@@ -39,6 +41,7 @@ const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 const GATED: &str = include_str!("../shaders/gated.wgsl");
 const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
+const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
 
 impl ShaderId {
     /// A label for wgpu objects and error messages.
@@ -49,6 +52,7 @@ impl ShaderId {
             ShaderId::BiasActivation => "actgpu.bias_activation",
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
+            ShaderId::Ceilings => "actgpu.ceilings",
         }
     }
 
@@ -96,6 +100,12 @@ impl ShaderId {
                 BIAS_ACTIVATION,
                 LEARNABLE,
             ],
+            ShaderId::Ceilings => {
+                return Source {
+                    text: CEILINGS.to_string(),
+                    custom_first_line: None,
+                }
+            }
         };
         Source {
             text: format!("{header}{hooks}\n{}", parts.join("\n")),

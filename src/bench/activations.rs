@@ -1,0 +1,177 @@
+//! Activation workloads: random operands, rotated when small, recorded through the public launchers.
+//!
+//! Memory traffic per f32 element ([`bytes_per_element`]): forward reads `x` and writes `y`, 4 + 4 = 8 bytes;
+//! backward reads `x` and `dy` and writes `dx`, 8 + 4 = 12 bytes.
+//!
+//! Arithmetic per element ([`flops_per_element`]) is an estimate counted from `shaders/activation_lib.wgsl`:
+//! every add, subtract, multiply, divide, min, max, abs, comparison and select counts 1 FLOP, a clamp 2, a
+//! multiply-add step of a polynomial 2, and each `exp` 16 (a software adapter evaluates it as a range reduction,
+//! a degree-5 polynomial and an exponent scaling; a GPU's special-function unit is far cheaper). Both sides of a
+//! data-dependent branch count, since random signs make SIMD lanes diverge. The NaN handling adds 3 FLOP
+//! forward (bit test and select) and 7 backward (two bit tests, the product with `dy`, select).
+//!
+//! | activation | forward | backward | | activation | forward | backward |
+//! |---|---:|---:|---|---|---:|---:|
+//! | identity | 3 | 7 | | swish | 32 | 62 |
+//! | relu | 4 | 9 | | mish | 29 | 64 |
+//! | relu6 | 5 | 11 | | softplus | 50 | 36 |
+//! | leaky_relu | 6 | 9 | | softsign | 8 | 12 |
+//! | elu | 46 | 28 | | sigmoid | 28 | 31 |
+//! | celu | 47 | 28 | | log_sigmoid | 46 | 33 |
+//! | selu | 47 | 29 | | tanh | 51 | 32 |
+//! | gelu | 55 | 81 | | hardtanh | 5 | 11 |
+//! | gelu_tanh | 38 | 72 | | hardsigmoid | 7 | 11 |
+//! | quick_gelu | 32 | 62 | | hardswish | 10 | 13 |
+//! | silu | 31 | 60 | | relu_squared | 5 | 9 |
+
+use crate::verify::{Pass, Rng};
+use crate::{Activation, DType, Gpu, Result, Tensor};
+
+/// Operand sets are rotated until together they span at least this many bytes, so that repeated runs on small
+/// tensors do not measure a cache.
+pub const ROTATION_BYTES: u64 = 64 << 20;
+
+/// At most this many operand sets are rotated.
+pub const MAX_SETS: usize = 64;
+
+/// Bytes read plus written per f32 element: 8 forward (`x` in, `y` out), 12 backward (`x`, `dy` in, `dx` out).
+pub const fn bytes_per_element(pass: Pass) -> u64 {
+    match pass {
+        Pass::Forward => 8,
+        Pass::Backward => 12,
+    }
+}
+
+/// Approximate FLOP per element of the activation's kernel in this pass; see the module documentation for how
+/// they are counted.
+pub const fn flops_per_element(act: Activation, pass: Pass) -> u32 {
+    // (f(x) alone, f'(x) alone), before the NaN handling.
+    let (f, d) = match act {
+        Activation::Identity => (0, 0),
+        Activation::Relu => (1, 2),
+        Activation::Relu6 => (2, 4),
+        Activation::LeakyRelu { .. } => (3, 2),
+        Activation::Elu { .. } => (43, 21),
+        Activation::Celu { .. } => (44, 21),
+        Activation::Selu => (44, 22),
+        Activation::Gelu => (52, 74),
+        Activation::GeluTanh => (35, 65),
+        Activation::QuickGelu => (29, 55),
+        Activation::Silu => (28, 53),
+        Activation::Swish { .. } => (29, 55),
+        Activation::Mish => (26, 57),
+        Activation::Softplus { .. } => (47, 29),
+        Activation::Softsign => (5, 5),
+        Activation::Sigmoid => (25, 24),
+        Activation::LogSigmoid => (43, 26),
+        Activation::Tanh => (48, 25),
+        Activation::Hardtanh { .. } => (2, 4),
+        Activation::Hardsigmoid => (4, 4),
+        Activation::Hardswish => (7, 6),
+        // Backward is (dy * max(x, 0)) * 2 with no separate product: one less than the others' overhead.
+        Activation::ReluSquared => (2, 3),
+        // User code: unknown; counted as the NaN handling only.
+        Activation::Custom { .. } => (0, 0),
+    };
+    match (pass, act) {
+        (Pass::Forward, _) => f + 3,
+        (Pass::Backward, Activation::ReluSquared) => d + 6,
+        (Pass::Backward, _) => d + 7,
+    }
+}
+
+/// One set of operands: `x`, `dy` (random) and an output.
+#[derive(Debug)]
+struct Operands {
+    x: Tensor,
+    dy: Tensor,
+    out: Tensor,
+}
+
+/// Random f32 operands for elementwise kernels of one length: enough sets that, rotated, they span
+/// [`ROTATION_BYTES`] (one set when one is already that large, at most [`MAX_SETS`]).
+///
+/// `x` is uniform in [-4, 4) (both signs, every branch of every activation), `dy` uniform in [-1, 1); sets share
+/// values but not buffers.
+#[derive(Debug)]
+pub struct ElementwiseOperands {
+    elements: usize,
+    sets: Vec<Operands>,
+}
+
+impl ElementwiseOperands {
+    /// Allocates and fills the sets for tensors of `elements` f32 elements.
+    pub fn new(gpu: &Gpu, elements: usize, seed: u64) -> Result<Self> {
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = (0..elements).map(|_| rng.uniform(-4.0, 4.0)).collect();
+        let dy: Vec<f32> = (0..elements).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let set_bytes = 3 * (elements as u64).max(1) * DType::F32.size_bytes() as u64;
+        let count = ROTATION_BYTES.div_ceil(set_bytes).clamp(1, MAX_SETS as u64) as usize;
+        let mut sets = Vec::with_capacity(count);
+        for _ in 0..count {
+            let x = gpu.upload(&x)?;
+            let out = x.zeros_like()?;
+            sets.push(Operands {
+                x,
+                dy: gpu.upload(&dy)?,
+                out,
+            });
+        }
+        Ok(ElementwiseOperands { elements, sets })
+    }
+
+    /// Elements per tensor.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+
+    /// Number of operand sets rotated.
+    pub fn sets(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Records `act` in `pass` on operand set `rep % sets`: forward `y = f(x)`, backward `dx = dy * f'(x)`,
+    /// through [`Activation::record_forward`] and [`Activation::record_backward`].
+    pub fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        act: Activation,
+        pass: Pass,
+        rep: u64,
+    ) -> Result<()> {
+        let s = &self.sets[(rep % self.sets.len() as u64) as usize];
+        match pass {
+            Pass::Forward => act.record_forward(encoder, &s.x, &s.out),
+            Pass::Backward => act.record_backward(encoder, &s.x, &s.dy, &s.out),
+        }
+    }
+
+    /// Bytes read plus written by one run of a kernel in `pass`.
+    pub fn bytes_moved(&self, pass: Pass) -> f64 {
+        self.elements as f64 * bytes_per_element(pass) as f64
+    }
+
+    /// Approximate FLOP of one run of `act` in `pass`.
+    pub fn flops(&self, act: Activation, pass: Pass) -> f64 {
+        self.elements as f64 * f64::from(flops_per_element(act, pass))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_table_matches_the_doc_table() {
+        let doc = include_str!("activations.rs");
+        for act in Activation::ALL {
+            let row = format!(
+                "| {} | {} | {} |",
+                act.name(),
+                flops_per_element(act, Pass::Forward),
+                flops_per_element(act, Pass::Backward)
+            );
+            assert!(doc.contains(&row), "doc table lacks {row}");
+        }
+    }
+}

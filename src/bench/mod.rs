@@ -1,0 +1,98 @@
+//! Measuring kernels against what the adapter can do: the tools behind `examples/bench.rs` and `benches/`.
+//!
+//! - [`Timer`] times recorded GPU work with timestamp queries where the device has them, else the wall clock.
+//! - [`measure`] runs warm-up samples, then many samples, and summarises them as [`Stats`] (median, min, max).
+//! - [`ceilings`] measures the adapter's copy bandwidth and FMA rate, the denominators of every fraction.
+//! - [`activations`] sets up random operands (rotated when they would fit in a cache) and records an
+//!   activation's forward or backward through its public launchers.
+//! - [`report`] collects rows and prints the table or the JSON document.
+//!
+//! Definitions used throughout: a rate is `amount per repetition / median seconds per repetition`, bandwidth counts
+//! bytes read plus bytes written, a fused multiply-add counts 2 FLOP, and a fraction of a ceiling is
+//! `rate / ceiling rate`.
+
+pub mod activations;
+pub mod ceilings;
+pub mod report;
+mod stats;
+mod timing;
+
+pub use stats::Stats;
+pub use timing::{Clock, Sample, Timer, MAX_REPS_PER_SUBMIT};
+
+use crate::Result;
+
+/// How many samples to take and how long each lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Samples run and discarded before measuring (after the one-repetition calibration run).
+    pub warmup: u32,
+    /// Samples measured.
+    pub samples: u32,
+    /// Each sample repeats the work until it lasts at least this long (estimated from the calibration run).
+    pub min_sample_s: f64,
+    /// Upper bound on the repetitions in one sample.
+    pub max_reps: u32,
+}
+
+impl Sampling {
+    /// The default run: 2 warm-up samples, 15 measured, each at least 20 ms.
+    pub const DEFAULT: Sampling = Sampling {
+        warmup: 2,
+        samples: 15,
+        min_sample_s: 0.02,
+        max_reps: 1000,
+    };
+
+    /// A quick run that only shows the code works: 1 warm-up sample, 3 measured, each at least 2 ms.
+    pub const QUICK: Sampling = Sampling {
+        warmup: 1,
+        samples: 3,
+        min_sample_s: 0.002,
+        max_reps: 100,
+    };
+}
+
+/// The result of [`measure`]: statistics of the seconds per repetition, and how they were taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// Seconds per repetition on the timer's clock.
+    pub stats: Stats,
+    /// Repetitions in each sample.
+    pub reps_per_sample: u32,
+}
+
+/// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of
+/// the buffers), one calibration repetition, `sampling.warmup` discarded samples, then `sampling.samples` samples
+/// of `reps` repetitions each, where `reps` is the smallest count that makes a sample last
+/// `sampling.min_sample_s` by the calibration run's wall time (at least 1, at most `sampling.max_reps`). `rep`
+/// increases by one on every repetition, so `record` can rotate between buffers.
+pub fn measure(
+    timer: &Timer,
+    sampling: &Sampling,
+    record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
+) -> Result<Measurement> {
+    timer.sample(1, 0, record)?;
+    let calibration = timer.sample(1, 1, record)?;
+    let mut rep = 2u64;
+    // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
+    let per_rep = calibration.wall_seconds.max(1e-9);
+    let reps = ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1));
+    for _ in 0..sampling.warmup {
+        timer.sample(reps, rep, record)?;
+        rep += u64::from(reps);
+    }
+    let mut seconds = Vec::with_capacity(sampling.samples as usize);
+    for _ in 0..sampling.samples.max(1) {
+        seconds.push(timer.sample(reps, rep, record)?.seconds);
+        rep += u64::from(reps);
+    }
+    let stats = Stats::from_samples(&seconds).ok_or(crate::Error::InvalidArgument {
+        op: "bench::measure",
+        reason: "every sample was NaN".into(),
+    })?;
+    Ok(Measurement {
+        stats,
+        reps_per_sample: reps,
+    })
+}

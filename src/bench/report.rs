@@ -1,0 +1,365 @@
+//! Benchmark rows, the printed table and the JSON document of `bench --json`.
+//!
+//! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
+//! "units_per_thread"}, "ceilings": {"copy_bytes_per_s",
+//! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...]}`.
+//! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
+//! `reps_per_sample`, then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
+//! kernels, or `flops_per_s` and `fraction_of_ceiling` (of the FMA ceiling) for compute-bound ones. Rows with both
+//! an amount of traffic and an (approximate) FLOP count also carry `flops_per_element`, `flops_per_s` and
+//! `fraction_of_fma_ceiling`.
+
+use super::ceilings::{Ceiling, Ceilings};
+use super::{Clock, Measurement};
+use crate::{Gpu, LaunchConfig};
+
+/// What a row's fraction is taken of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Bytes read plus written, against the copy ceiling.
+    Bandwidth,
+    /// FLOP, against the FMA ceiling.
+    Arithmetic,
+}
+
+/// One measurement of one kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The op's name, e.g. `gelu`.
+    pub kernel: String,
+    /// `forward`, `backward` or `step`.
+    pub pass: &'static str,
+    /// Storage type, e.g. `f32`.
+    pub dtype: &'static str,
+    /// The problem size: elements of an elementwise op, or a shape.
+    pub size: Size,
+    /// Seconds per run.
+    pub measurement: Measurement,
+    /// Bytes read plus written per run, where counted.
+    pub bytes: Option<f64>,
+    /// FLOP per run, where counted (approximate for activations).
+    pub flops: Option<f64>,
+    /// Which ceiling the row is judged against.
+    pub bound: Bound,
+}
+
+/// A problem size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Size {
+    /// Elements of an elementwise op.
+    Elements(usize),
+    /// A shape, e.g. `[m, k, n]` of a matmul.
+    Shape(Vec<usize>),
+}
+
+impl Size {
+    fn text(&self) -> String {
+        match self {
+            Size::Elements(n) if n.is_power_of_two() && *n >= 1024 => {
+                format!("2^{}", n.trailing_zeros())
+            }
+            Size::Elements(n) => n.to_string(),
+            Size::Shape(s) => s
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x"),
+        }
+    }
+}
+
+impl Row {
+    /// Bytes per second at the median time, where bytes are counted.
+    pub fn bytes_per_s(&self) -> Option<f64> {
+        self.bytes.map(|b| self.measurement.stats.rate(b))
+    }
+
+    /// FLOP per second at the median time, where FLOP are counted.
+    pub fn flops_per_s(&self) -> Option<f64> {
+        self.flops.map(|f| self.measurement.stats.rate(f))
+    }
+
+    /// The row's rate over its ceiling: bytes/s over the copy ceiling ([`Bound::Bandwidth`]) or FLOP/s over the
+    /// FMA ceiling ([`Bound::Arithmetic`]).
+    pub fn fraction_of_ceiling(&self, ceilings: &Ceilings) -> Option<f64> {
+        match self.bound {
+            Bound::Bandwidth => self.bytes_per_s().map(|r| r / ceilings.copy.rate),
+            Bound::Arithmetic => self.fraction_of_fma_ceiling(ceilings),
+        }
+    }
+
+    /// FLOP/s over the FMA ceiling, where FLOP are counted.
+    pub fn fraction_of_fma_ceiling(&self, ceilings: &Ceilings) -> Option<f64> {
+        self.flops_per_s().map(|r| r / ceilings.fma.rate)
+    }
+
+    fn per_element(&self, amount: Option<f64>) -> Option<f64> {
+        match self.size {
+            Size::Elements(n) if n > 0 => amount.map(|a| a / n as f64),
+            _ => None,
+        }
+    }
+}
+
+/// A whole run: the adapter, the clock, the ceilings and the rows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Adapter name.
+    pub adapter_name: String,
+    /// Backend, as wgpu prints it.
+    pub backend: String,
+    /// Driver and driver info.
+    pub driver: String,
+    /// One line naming the adapter (see [`Gpu::adapter_line`]).
+    pub adapter_line: String,
+    /// Workgroup size and work per thread of the elementwise kernels.
+    pub launch: LaunchConfig,
+    /// The clock the timer read.
+    pub clock: Clock,
+    /// The ceilings measured at the start of the run.
+    pub ceilings: Ceilings,
+    /// The measurements.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// An empty report for `gpu`.
+    pub fn new(gpu: &Gpu, clock: Clock, ceilings: Ceilings) -> Self {
+        let info = gpu.adapter_info();
+        Report {
+            adapter_name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            driver: format!("{} {}", info.driver, info.driver_info),
+            adapter_line: gpu.adapter_line(),
+            launch: gpu.launch_config(),
+            clock,
+            ceilings,
+            rows: Vec::new(),
+        }
+    }
+
+    /// The header lines: adapter, clock and ceilings, with every copy candidate.
+    pub fn header(&self) -> String {
+        let c = &self.ceilings;
+        let mut out = format!(
+            "adapter: {}\nclock: {}; elementwise launch: {} threads x {} units per thread\n",
+            self.adapter_line,
+            self.clock.name(),
+            self.launch.workgroup_size,
+            self.launch.units_per_thread
+        );
+        out += &format!(
+            "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
+            gbs(c.copy.rate),
+            c.copy_kernels.len(),
+            c.copy.name,
+            (c.copy.amount / 2.0 / f64::from(1u32 << 20)).round()
+        );
+        out += &format!(
+            "ceiling fma:  {:.1} GFLOP/s ({})\n",
+            c.fma.rate * 1e-9,
+            c.fma.name
+        );
+        out += &format!(
+            "for comparison: copy_buffer_to_buffer {}\n",
+            gbs(c.copy_buffer_to_buffer.rate)
+        );
+        for k in &c.copy_kernels {
+            out += &format!(
+                "  {:<24} {}  (median {}, min {}, max {})\n",
+                k.name,
+                gbs(k.rate),
+                secs(k.measurement.stats.median),
+                secs(k.measurement.stats.min),
+                secs(k.measurement.stats.max)
+            );
+        }
+        out
+    }
+
+    /// The table: kernel, pass, dtype, size, median/min/max time, rate, fraction of the matching ceiling, and
+    /// for rows with a FLOP estimate, FLOP per element and the fraction of the FMA ceiling.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<14} {:<8} {:<5} {:>6} {:>10} {:>10} {:>10} {:>12} {:>7} {:>8} {:>7}\n",
+            "kernel",
+            "pass",
+            "dtype",
+            "size",
+            "median",
+            "min",
+            "max",
+            "rate",
+            "of_ceil",
+            "flop/el",
+            "of_fma"
+        );
+        for r in &self.rows {
+            let s = &r.measurement.stats;
+            let rate = match r.bound {
+                Bound::Bandwidth => r.bytes_per_s().map(gbs),
+                Bound::Arithmetic => r.flops_per_s().map(|f| format!("{:.2} GFLOP/s", f * 1e-9)),
+            };
+            let opt = |v: Option<f64>, digits: usize| match v {
+                Some(v) => format!("{v:.digits$}"),
+                None => "-".into(),
+            };
+            out += &format!(
+                "{:<14} {:<8} {:<5} {:>6} {:>10} {:>10} {:>10} {:>12} {:>7} {:>8} {:>7}\n",
+                r.kernel,
+                r.pass,
+                r.dtype,
+                r.size.text(),
+                secs(s.median),
+                secs(s.min),
+                secs(s.max),
+                rate.unwrap_or_else(|| "-".into()),
+                opt(r.fraction_of_ceiling(&self.ceilings), 3),
+                opt(r.per_element(r.flops), 0),
+                opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
+            );
+        }
+        out
+    }
+
+    /// The JSON document described in the module documentation.
+    pub fn to_json(&self) -> String {
+        let c = &self.ceilings;
+        let candidates: Vec<String> = c
+            .copy_kernels
+            .iter()
+            .chain([&c.copy_buffer_to_buffer, &c.fma])
+            .map(ceiling_json)
+            .collect();
+        let rows: Vec<String> = self.rows.iter().map(|r| self.row_json(r)).collect();
+        format!(
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
+             \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
+             \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
+             \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n]}}",
+            json_str(&self.adapter_name),
+            json_str(&self.backend),
+            json_str(&self.driver),
+            json_str(self.clock.name()),
+            self.launch.workgroup_size,
+            self.launch.units_per_thread,
+            json_num(c.copy.rate),
+            json_num(c.fma.rate),
+            json_str(&c.copy.name),
+            json_num(c.copy_buffer_to_buffer.rate),
+            candidates.join(",\n  "),
+            rows.join(",\n  ")
+        )
+    }
+
+    fn row_json(&self, r: &Row) -> String {
+        let s = &r.measurement.stats;
+        let size = match &r.size {
+            Size::Elements(n) => format!("\"elements\": {n}"),
+            Size::Shape(shape) => format!(
+                "\"shape\": [{}]",
+                shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut fields = vec![
+            format!("\"kernel\": {}", json_str(&r.kernel)),
+            format!("\"pass\": {}", json_str(r.pass)),
+            format!("\"dtype\": {}", json_str(r.dtype)),
+            size,
+            format!("\"median_s\": {}", json_num(s.median)),
+            format!("\"min_s\": {}", json_num(s.min)),
+            format!("\"max_s\": {}", json_num(s.max)),
+            format!("\"samples\": {}", s.samples),
+            format!("\"reps_per_sample\": {}", r.measurement.reps_per_sample),
+        ];
+        if let Some(b) = r.bytes_per_s() {
+            fields.push(format!("\"bytes_per_s\": {}", json_num(b)));
+        }
+        if let Some(f) = r.flops_per_s() {
+            if let Some(per) = r.per_element(r.flops) {
+                fields.push(format!("\"flops_per_element\": {}", json_num(per)));
+            }
+            fields.push(format!("\"flops_per_s\": {}", json_num(f)));
+        }
+        if let Some(f) = r.fraction_of_ceiling(&self.ceilings) {
+            fields.push(format!("\"fraction_of_ceiling\": {}", json_num(f)));
+        }
+        if r.bound == Bound::Bandwidth {
+            if let Some(f) = r.fraction_of_fma_ceiling(&self.ceilings) {
+                fields.push(format!("\"fraction_of_fma_ceiling\": {}", json_num(f)));
+            }
+        }
+        format!("{{{}}}", fields.join(", "))
+    }
+}
+
+fn ceiling_json(c: &Ceiling) -> String {
+    let s = &c.measurement.stats;
+    format!(
+        "{{\"name\": {}, \"rate_per_s\": {}, \"median_s\": {}, \"min_s\": {}, \"max_s\": {}}}",
+        json_str(&c.name),
+        json_num(c.rate),
+        json_num(s.median),
+        json_num(s.min),
+        json_num(s.max)
+    )
+}
+
+/// Bytes per second as `12.34 GB/s` (10^9 bytes).
+fn gbs(bytes_per_s: f64) -> String {
+    format!("{:.2} GB/s", bytes_per_s * 1e-9)
+}
+
+/// Seconds with a unit that keeps 3-4 significant digits.
+fn secs(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.2} us", s * 1e6)
+    }
+}
+
+/// A JSON number, or null where JSON has none (NaN, inf).
+pub fn json_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:e}")
+    } else {
+        "null".into()
+    }
+}
+
+/// A JSON string literal with quotes, backslashes and control characters escaped.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_helpers() {
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(json_num(f64::NAN), "null");
+        assert_eq!(json_num(1.5), "1.5e0");
+        assert_eq!(Size::Elements(1 << 24).text(), "2^24");
+        assert_eq!(Size::Elements(1000).text(), "1000");
+        assert_eq!(Size::Shape(vec![2, 3]).text(), "2x3");
+    }
+}

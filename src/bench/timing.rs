@@ -1,0 +1,288 @@
+//! Timing GPU work: timestamp queries where the device has `TIMESTAMP_QUERY`, the wall clock otherwise.
+//!
+//! A sample records `reps` repetitions of the work into command encoders (at most [`MAX_REPS_PER_SUBMIT`] per
+//! submission), submits them and waits. Its time per repetition is
+//!
+//! - with timestamps: `(t_end - t_begin) * timestamp_period / reps`, where `t_begin` and `t_end` are written by two
+//!   empty marker compute passes that bracket the recorded work (`TIMESTAMP_QUERY` allows timestamps at pass
+//!   boundaries only, and the launchers open their own passes);
+//! - with the wall clock: the time from just before `Queue::submit` to the return of a blocking
+//!   `Device::poll`, divided by `reps`. Recording happens before the clock starts, so only submission and
+//!   execution are timed; batching many repetitions per submission keeps submission overhead small.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Gpu, Result};
+
+/// Repetitions recorded into one command encoder at most; larger samples are split over several submissions.
+pub const MAX_REPS_PER_SUBMIT: u32 = 256;
+
+/// Which clock a [`Timer`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// GPU timestamp queries written at compute-pass boundaries.
+    Timestamps,
+    /// Host wall clock around submit and a blocking poll.
+    WallClock,
+}
+
+impl Clock {
+    /// `timestamps` or `wall_clock`, as `bench --json` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Clock::Timestamps => "timestamps",
+            Clock::WallClock => "wall_clock",
+        }
+    }
+}
+
+/// One timed sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Seconds per repetition on the timer's clock.
+    pub seconds: f64,
+    /// Seconds per repetition on the wall clock (submission, execution and, with timestamps, the readback of the
+    /// queries); equal to `seconds` for [`Clock::WallClock`].
+    pub wall_seconds: f64,
+}
+
+/// The query set and buffers of one pair of timestamps.
+struct Queries {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    period_ns: f64,
+}
+
+/// Times work recorded into command encoders. See the module documentation for the definitions.
+pub struct Timer {
+    gpu: Gpu,
+    queries: Option<Queries>,
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timer")
+            .field("clock", &self.clock())
+            .finish()
+    }
+}
+
+impl Timer {
+    /// A timer on the best clock the device offers: timestamps when its features contain `TIMESTAMP_QUERY`.
+    pub fn new(gpu: &Gpu) -> Timer {
+        let clock = if gpu
+            .device()
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            Clock::Timestamps
+        } else {
+            Clock::WallClock
+        };
+        // Cannot fail: the feature was just checked.
+        Self::with_clock(gpu, clock).unwrap_or(Timer {
+            gpu: gpu.clone(),
+            queries: None,
+        })
+    }
+
+    /// A timer on the given clock; [`Error::InvalidArgument`] when timestamps are asked for and the device lacks
+    /// `TIMESTAMP_QUERY`.
+    pub fn with_clock(gpu: &Gpu, clock: Clock) -> Result<Timer> {
+        let queries = match clock {
+            Clock::WallClock => None,
+            Clock::Timestamps => {
+                if !gpu
+                    .device()
+                    .features()
+                    .contains(wgpu::Features::TIMESTAMP_QUERY)
+                {
+                    return Err(Error::InvalidArgument {
+                        op: "Timer::with_clock",
+                        reason: "the device lacks TIMESTAMP_QUERY".into(),
+                    });
+                }
+                let device = gpu.device();
+                let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("actgpu.bench.timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                });
+                let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("actgpu.bench.resolve"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("actgpu.bench.readback"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                Some(Queries {
+                    set,
+                    resolve,
+                    readback,
+                    period_ns: f64::from(gpu.queue().get_timestamp_period()),
+                })
+            }
+        };
+        Ok(Timer {
+            gpu: gpu.clone(),
+            queries,
+        })
+    }
+
+    /// The clock this timer reads.
+    pub fn clock(&self) -> Clock {
+        if self.queries.is_some() {
+            Clock::Timestamps
+        } else {
+            Clock::WallClock
+        }
+    }
+
+    /// The context the timer submits to.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Times `reps` repetitions of the work that `record(encoder, rep)` records (`rep` counts from `first_rep`,
+    /// so callers can rotate buffers). `reps` of 0 is taken as 1. wgpu validation errors are returned as
+    /// [`Error::Wgpu`].
+    pub fn sample(
+        &self,
+        reps: u32,
+        first_rep: u64,
+        record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
+    ) -> Result<Sample> {
+        let reps = reps.max(1);
+        let mut seconds = 0.0;
+        let mut wall = 0.0;
+        let mut done = 0u32;
+        while done < reps {
+            let batch = (reps - done).min(MAX_REPS_PER_SUBMIT);
+            let (s, w) = self.batch(batch, first_rep + u64::from(done), record)?;
+            seconds += s;
+            wall += w;
+            done += batch;
+        }
+        let n = f64::from(reps);
+        Ok(Sample {
+            seconds: seconds / n,
+            wall_seconds: wall / n,
+        })
+    }
+
+    /// One submission of `reps` repetitions: `(clock seconds, wall seconds)` in total.
+    fn batch(
+        &self,
+        reps: u32,
+        first_rep: u64,
+        record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
+    ) -> Result<(f64, f64)> {
+        self.gpu.check_lost()?;
+        let device = self.gpu.device();
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("actgpu.bench"),
+        });
+        let mut recorded = Ok(());
+        if let Some(q) = &self.queries {
+            marker_pass(&mut encoder, &q.set, Some(0), None);
+        }
+        for r in 0..u64::from(reps) {
+            recorded = record(&mut encoder, first_rep + r);
+            if recorded.is_err() {
+                break;
+            }
+        }
+        if let Some(q) = &self.queries {
+            marker_pass(&mut encoder, &q.set, None, Some(1));
+            encoder.resolve_query_set(&q.set, 0..2, &q.resolve, 0);
+            encoder.copy_buffer_to_buffer(&q.resolve, 0, &q.readback, 0, 16);
+        }
+        let commands = encoder.finish();
+        let started = Instant::now();
+        if recorded.is_ok() {
+            self.gpu.queue().submit([commands]);
+        }
+        let oom = pollster::block_on(oom.pop());
+        let validation = pollster::block_on(validation.pop());
+        recorded?;
+        if let Some(err) = oom.or(validation) {
+            return Err(Error::Wgpu {
+                op: "bench",
+                message: err.to_string(),
+            });
+        }
+        self.gpu.wait()?;
+        let wall = started.elapsed().as_secs_f64();
+        let seconds = match &self.queries {
+            None => wall,
+            Some(q) => self.read_timestamps(q)?,
+        };
+        Ok((seconds, wall))
+    }
+
+    /// Maps the readback buffer and returns `(t_end - t_begin)` in seconds.
+    fn read_timestamps(&self, q: &Queries) -> Result<f64> {
+        let (tx, rx) = mpsc::channel();
+        q.readback
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        let device = self.gpu.device();
+        let mapped = loop {
+            let _ = device.poll(wgpu::PollType::wait_indefinitely());
+            match rx.recv_timeout(Duration::from_millis(1)) {
+                Ok(r) => break r,
+                Err(mpsc::RecvTimeoutError::Timeout) => self.gpu.check_lost()?,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Err(wgpu::BufferAsyncError),
+            }
+        };
+        mapped.map_err(|e| Error::Readback {
+            reason: e.to_string(),
+        })?;
+        let ticks: [u64; 2] = {
+            let view = q
+                .readback
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback {
+                    reason: e.to_string(),
+                })?;
+            bytemuck::pod_read_unaligned(&view[..16])
+        };
+        q.readback.unmap();
+        let [begin, end] = ticks;
+        if end < begin {
+            return Err(Error::Readback {
+                reason: format!("timestamps went backwards: begin {begin}, end {end}"),
+            });
+        }
+        Ok((end - begin) as f64 * q.period_ns * 1e-9)
+    }
+}
+
+/// An empty compute pass that only writes timestamps.
+fn marker_pass(
+    encoder: &mut wgpu::CommandEncoder,
+    set: &wgpu::QuerySet,
+    begin: Option<u32>,
+    end: Option<u32>,
+) {
+    drop(encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("actgpu.bench.marker"),
+        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+            query_set: set,
+            beginning_of_pass_write_index: begin,
+            end_of_pass_write_index: end,
+        }),
+    }));
+}
