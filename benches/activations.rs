@@ -1,2 +1,117 @@
-//! Placeholder until the benchmark issue lands: criterion needs a target to build `cargo bench --no-run`.
-fn main() {}
+//! Criterion benchmarks of the ceilings and of every activation, forward and backward, so that `cargo bench`
+//! keeps a comparable history (criterion stores each run under `target/criterion`).
+//!
+//! How to run: `cargo bench --bench activations [-- FILTER]`, e.g. `-- activation_forward/gelu`; pick the backend
+//! with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `ACTGPU_BENCH_ELEMENTS` sets the activation size (default
+//! 2^24 f32 elements, as in BENCHMARKS.md).
+//!
+//! What it measures: each iteration is one run of the kernel, timed by [`actgpu::bench::Timer`] inside
+//! `iter_custom` (GPU timestamps where the adapter has them, else the wall clock around submit and a blocking
+//! poll), so the device is synchronised before a time is reported. Throughput is bytes read plus written for the
+//! copies and activations (criterion prints GiB/s), and FLOP for the FMA kernel (printed as elements/s).
+
+use std::time::Duration;
+
+use actgpu::bench::activations::ElementwiseOperands;
+use actgpu::bench::ceilings::{CopyBuffers, FmaKernel, COPY_KERNELS};
+use actgpu::bench::Timer;
+use actgpu::verify::Pass;
+use actgpu::{Activation, Gpu};
+use criterion::{Criterion, Throughput};
+
+/// Bytes in each buffer of the copy benchmarks, as in the copy ceiling of a default `bench` run.
+const COPY_BYTES: u64 = 256 << 20;
+/// Loop iterations of the FMA kernel: a fixed amount of work, so runs stay comparable.
+const FMA_ITERS: u32 = 64;
+
+/// `iters` runs of `record` on `timer`, as criterion's total duration.
+fn timed(
+    timer: &Timer,
+    iters: u64,
+    record: &mut dyn FnMut(&mut actgpu::wgpu::CommandEncoder, u64) -> actgpu::Result<()>,
+) -> Duration {
+    let reps = iters.clamp(1, u64::from(u32::MAX)) as u32;
+    let sample = timer
+        .sample(reps, 0, record)
+        .unwrap_or_else(|e| panic!("benchmark failed: {e}"));
+    Duration::from_secs_f64(sample.seconds * iters as f64)
+}
+
+fn ceilings(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {
+    let bufs = CopyBuffers::new(gpu, COPY_BYTES, 0xc0_5e11).expect("copy buffers");
+    let mut group = c.benchmark_group("ceilings");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Bytes(bufs.bytes_moved() as u64));
+    for kernel in COPY_KERNELS {
+        group.bench_function(kernel.name().replace(' ', "_"), |b| {
+            b.iter_custom(|iters| {
+                timed(timer, iters, &mut |enc, _| bufs.record_kernel(enc, kernel))
+            })
+        });
+    }
+    group.bench_function("copy_buffer_to_buffer", |b| {
+        b.iter_custom(|iters| {
+            timed(timer, iters, &mut |enc, _| {
+                bufs.record_copy_buffer_to_buffer(enc);
+                Ok(())
+            })
+        })
+    });
+    drop(bufs);
+    let fma = FmaKernel::new(gpu).expect("fma buffer");
+    group.throughput(Throughput::Elements(FmaKernel::flops(FMA_ITERS) as u64));
+    group.bench_function("fma_peak_flops", |b| {
+        b.iter_custom(|iters| timed(timer, iters, &mut |enc, _| fma.record(enc, FMA_ITERS)))
+    });
+    group.finish();
+}
+
+fn activations(c: &mut Criterion, gpu: &Gpu, timer: &Timer, elements: usize) {
+    let ops = ElementwiseOperands::new(gpu, elements, 0xbe_4c00).expect("operands");
+    for pass in [Pass::Forward, Pass::Backward] {
+        let mut group = c.benchmark_group(format!("activation_{}", pass.name()));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .throughput(Throughput::Bytes(ops.bytes_moved(pass) as u64));
+        for act in Activation::ALL {
+            group.bench_function(act.name(), |b| {
+                b.iter_custom(|iters| {
+                    timed(timer, iters, &mut |enc, rep| {
+                        ops.record(enc, act, pass, rep)
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+fn main() {
+    let gpu = match Gpu::new() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("benches/activations: {e}");
+            std::process::exit(2);
+        }
+    };
+    let elements = match std::env::var("ACTGPU_BENCH_ELEMENTS") {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            eprintln!("ACTGPU_BENCH_ELEMENTS must be a number of elements, got {v:?}");
+            std::process::exit(2);
+        }),
+        Err(_) => 1 << 24,
+    };
+    let timer = Timer::new(&gpu);
+    eprintln!(
+        "adapter: {} (clock: {})",
+        gpu.adapter_line(),
+        timer.clock().name()
+    );
+    let mut c = Criterion::default().configure_from_args();
+    ceilings(&mut c, &gpu, &timer);
+    activations(&mut c, &gpu, &timer, elements);
+    c.final_summary();
+}
