@@ -1,9 +1,10 @@
-//! Criterion benchmarks of the ceilings and of every activation, forward and backward, so that `cargo bench`
-//! keeps a comparable history (criterion stores each run under `target/criterion`).
+//! Criterion benchmarks of the ceilings, of every activation and of the default fused ops, forward and backward,
+//! so that `cargo bench` keeps a comparable history (criterion stores each run under `target/criterion`).
 //!
-//! How to run: `cargo bench --bench activations [-- FILTER]`, e.g. `-- activation_forward/gelu`; pick the backend
-//! with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `ACTGPU_BENCH_ELEMENTS` sets the activation size (default
-//! 2^24 f32 elements, as in BENCHMARKS.md).
+//! How to run: `cargo bench --bench activations [-- FILTER]`, e.g. `-- activation_forward_f32/gelu`; pick the
+//! backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. Environment: `ACTGPU_BENCH_ELEMENTS` sets the
+//! activation size (default 2^24 elements, as in BENCHMARKS.md), `ACTGPU_BENCH_DTYPES` the storage types
+//! (default `f32`; e.g. `f32,f16,bf16`). Fused ops run on 4096 x 4096.
 //!
 //! What it measures: each iteration is one run of the kernel, timed by [`actgpu::bench::Timer`] inside
 //! `iter_custom` (GPU timestamps where the adapter has them, else the wall clock around submit and a blocking
@@ -14,15 +15,18 @@ use std::time::Duration;
 
 use actgpu::bench::activations::ElementwiseOperands;
 use actgpu::bench::ceilings::{CopyBuffers, FmaKernel, COPY_KERNELS};
+use actgpu::bench::fused::{FusedOp, FusedOperands};
 use actgpu::bench::Timer;
 use actgpu::verify::Pass;
-use actgpu::{Activation, Gpu};
-use criterion::{Criterion, Throughput};
+use actgpu::{Activation, DType, Gpu};
+use criterion::{Criterion, SamplingMode, Throughput};
 
 /// Bytes in each buffer of the copy benchmarks, as in the copy ceiling of a default `bench` run.
 const COPY_BYTES: u64 = 256 << 20;
 /// Loop iterations of the FMA kernel: a fixed amount of work, so runs stay comparable.
 const FMA_ITERS: u32 = 64;
+/// `[rows, cols]` of the fused ops' input, as in a default `bench` run.
+const FUSED_SHAPE: [usize; 2] = [4096, 4096];
 
 /// `iters` runs of `record` on `timer`, as criterion's total duration.
 fn timed(
@@ -42,6 +46,7 @@ fn ceilings(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {
     let mut group = c.benchmark_group("ceilings");
     group
         .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .throughput(Throughput::Bytes(bufs.bytes_moved() as u64));
     for kernel in COPY_KERNELS {
@@ -68,12 +73,13 @@ fn ceilings(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {
     group.finish();
 }
 
-fn activations(c: &mut Criterion, gpu: &Gpu, timer: &Timer, elements: usize) {
-    let ops = ElementwiseOperands::new(gpu, elements, 0xbe_4c00).expect("operands");
+fn activations(c: &mut Criterion, gpu: &Gpu, timer: &Timer, elements: usize, dtype: DType) {
+    let ops = ElementwiseOperands::new(gpu, elements, dtype, 0xbe_4c00).expect("operands");
     for pass in [Pass::Forward, Pass::Backward] {
-        let mut group = c.benchmark_group(format!("activation_{}", pass.name()));
+        let mut group = c.benchmark_group(format!("activation_{}_{}", pass.name(), dtype.name()));
         group
             .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_secs(1))
             .throughput(Throughput::Bytes(ops.bytes_moved(pass) as u64));
         for act in Activation::ALL {
@@ -86,6 +92,27 @@ fn activations(c: &mut Criterion, gpu: &Gpu, timer: &Timer, elements: usize) {
             });
         }
         group.finish();
+    }
+}
+
+fn fused(c: &mut Criterion, gpu: &Gpu, timer: &Timer, dtype: DType) {
+    let [rows, cols] = FUSED_SHAPE;
+    for op in FusedOp::defaults() {
+        let ops = FusedOperands::new(gpu, op, rows, cols, dtype, 0xf0_5ed).expect("operands");
+        for pass in [Pass::Forward, Pass::Backward] {
+            let mut group = c.benchmark_group(format!("fused_{}_{}", pass.name(), dtype.name()));
+            group
+                .sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
+                .warm_up_time(Duration::from_secs(1))
+                .throughput(Throughput::Bytes(ops.bytes_moved(pass) as u64));
+            group.bench_function(op.name(), |b| {
+                b.iter_custom(|iters| {
+                    timed(timer, iters, &mut |enc, rep| ops.record(enc, pass, rep))
+                })
+            });
+            group.finish();
+        }
     }
 }
 
@@ -104,6 +131,18 @@ fn main() {
         }),
         Err(_) => 1 << 24,
     };
+    let dtypes: Vec<DType> = match std::env::var("ACTGPU_BENCH_DTYPES") {
+        Ok(v) => v
+            .split(',')
+            .map(|n| {
+                DType::from_name(n).unwrap_or_else(|| {
+                    eprintln!("ACTGPU_BENCH_DTYPES: unknown dtype {n:?}");
+                    std::process::exit(2);
+                })
+            })
+            .collect(),
+        Err(_) => vec![DType::F32],
+    };
     let timer = Timer::new(&gpu);
     eprintln!(
         "adapter: {} (clock: {})",
@@ -112,6 +151,9 @@ fn main() {
     );
     let mut c = Criterion::default().configure_from_args();
     ceilings(&mut c, &gpu, &timer);
-    activations(&mut c, &gpu, &timer, elements);
+    for &dtype in &dtypes {
+        activations(&mut c, &gpu, &timer, elements, dtype);
+        fused(&mut c, &gpu, &timer, dtype);
+    }
     c.final_summary();
 }

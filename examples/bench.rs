@@ -3,42 +3,44 @@
 //! What it does: measures the copy ceiling (the fastest of several 16-byte-access WGSL copy kernels over 256 MiB
 //! buffers, bytes read plus written; `copy_buffer_to_buffer` alongside for comparison) and the FMA ceiling (a
 //! compute-bound kernel of independent fused multiply-adds), then times every activation's forward and backward
-//! on random f32 inputs at each size: warm-up, then the median of many samples with min and max, on GPU
-//! timestamps where the adapter has them (else the wall clock), rotating input buffers where they would fit in
-//! a cache. See `actgpu::bench`.
+//! and the fused kernels (bias + activation, gated units, learnable activations) on random inputs: warm-up, then
+//! the median of many samples with min and max, on GPU timestamps where the adapter has them (else the wall
+//! clock), rotating input buffers where they would fit in a cache. See `actgpu::bench`.
 //!
 //! How to run: `cargo run --release --example bench [-- OPTIONS]`; pick the backend with `WGPU_BACKEND=vulkan`
-//! or `WGPU_BACKEND=gl`. Options: `--quick` (seconds: 2^16 elements, 3 samples, 32 MiB copy ceiling), `--json`,
-//! `--kernels NAME[,NAME...]`, `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or `2^16`),
-//! `--samples N`, `--copy-mib N`, `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels'
-//! workgroup size and 8-element units per thread, e.g. `256x2`, instead of the adapter's default).
+//! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
+//! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
+//! `--kernels NAME[,NAME...]` (activation or fused names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, or
+//! `activations` / `fused` for the default sets), `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
+//! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
+//! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
+//! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
+//! thread, e.g. `256x2`, instead of the adapter's default).
 //!
 //! What it prints: the adapter, the clock, the two ceilings and every copy candidate, then a table of kernel,
 //! pass, dtype, size, median/min/max time, GB/s, the fraction of the copy ceiling, the approximate FLOP per
 //! element and the fraction of the FMA ceiling; or with `--json` one document `{"adapter": {"name", "backend",
-//! "driver"}, "clock", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel", "pass",
-//! "dtype", "elements", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling", ...}]}`. Exits 1 when
-//! a measurement fails, 2 on bad arguments or when no adapter can be had.
+//! "driver"}, "clock", "launch", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
+//! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
+//! ...}]}`. Exits 1 when a measurement fails, 2 on bad arguments or when no adapter can be had.
 
 use std::process::ExitCode;
 
-use actgpu::bench::activations::ElementwiseOperands;
 use actgpu::bench::ceilings::{measure_ceilings, CeilingConfig};
-use actgpu::bench::report::{Bound, Report, Row, Size};
-use actgpu::bench::{measure, Clock, Sampling, Timer};
+use actgpu::bench::fused::FusedOp;
+use actgpu::bench::plan::Plan;
+use actgpu::bench::report::Report;
+use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
 use actgpu::{Activation, DType, Gpu, GpuOptions, LaunchConfig};
 
-const USAGE: &str =
-    "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
-                     [--sizes N[,N...]] [--samples N] [--copy-mib N] [--clock timestamps|wall] [--launch WGxUNITS]";
+const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
+                     [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
+                     [--clock timestamps|wall] [--launch WGxUNITS]";
 
 struct Args {
     json: bool,
-    kernels: Vec<Activation>,
-    passes: Vec<Pass>,
-    sizes: Vec<usize>,
-    sampling: Sampling,
+    plan: Plan,
     ceilings: CeilingConfig,
     clock: Option<Clock>,
     launch: Option<LaunchConfig>,
@@ -56,30 +58,64 @@ fn parse_size(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `AxB` as two positive integers.
+fn parse_pair(flag: &str, v: &str) -> Result<(u32, u32), String> {
+    v.split_once('x')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .filter(|&(a, b)| a > 0 && b > 0)
+        .ok_or(format!(
+            "{flag} needs AxB with positive integers, got {v:?}"
+        ))
+}
+
+fn positive(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(format!("{flag} needs a positive integer, got {v:?}"))
+}
+
+/// Splits `--kernels` names into plain activations and fused ops.
+fn parse_kernels(v: &str) -> Result<(Vec<Activation>, Vec<FusedOp>), String> {
+    let (mut acts, mut fused) = (Vec::new(), Vec::new());
+    for name in v.split(',') {
+        match name {
+            "activations" => acts.extend(Activation::ALL),
+            "fused" => fused.extend(FusedOp::defaults()),
+            _ => match (Activation::from_name(name), FusedOp::from_name(name)) {
+                (Some(a), _) => acts.push(a),
+                (None, Some(f)) => fused.push(f),
+                (None, None) => return Err(format!("unknown kernel {name:?}")),
+            },
+        }
+    }
+    Ok((acts, fused))
+}
+
 fn parse_args() -> Result<Args, String> {
-    let mut quick = false;
-    let mut json = false;
-    let mut kernels = Activation::ALL.to_vec();
-    let mut passes = vec![Pass::Forward, Pass::Backward];
-    let mut sizes = None;
-    let mut samples = None;
-    let mut copy_mib = None;
-    let mut clock = None;
-    let mut launch = None;
-    let mut it = std::env::args().skip(1);
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let quick = raw.iter().any(|a| a == "--quick");
+    let (mut plan, mut ceilings) = if quick {
+        (Plan::quick(), CeilingConfig::quick())
+    } else {
+        (Plan::default_run(), CeilingConfig::default_run())
+    };
+    let mut args = Args {
+        json: false,
+        plan: plan.clone(),
+        ceilings: ceilings.clone(),
+        clock: None,
+        launch: None,
+    };
+    let mut it = raw.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
         match a.as_str() {
-            "--quick" => quick = true,
-            "--json" => json = true,
-            "--kernels" | "--only" => {
-                kernels = value()?
-                    .split(',')
-                    .map(|n| Activation::from_name(n).ok_or(format!("unknown kernel {n:?}")))
-                    .collect::<Result<_, _>>()?;
-            }
+            "--quick" => {}
+            "--json" => args.json = true,
+            "--kernels" | "--only" => (plan.activations, plan.fused) = parse_kernels(value()?)?,
             "--pass" => {
-                passes = match value()?.as_str() {
+                plan.passes = match value()?.as_str() {
                     "forward" => vec![Pass::Forward],
                     "backward" => vec![Pass::Backward],
                     "both" => vec![Pass::Forward, Pass::Backward],
@@ -87,47 +123,38 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--sizes" => {
-                sizes = Some(
-                    value()?
-                        .split(',')
-                        .map(parse_size)
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
+                plan.sizes = value()?
+                    .split(',')
+                    .map(parse_size)
+                    .collect::<Result<_, _>>()?
+            }
+            "--shape" => {
+                let (r, c) = parse_pair("--shape", value()?)?;
+                plan.shape = [r as usize, c as usize];
+            }
+            "--dtypes" => {
+                plan.dtypes = value()?
+                    .split(',')
+                    .map(|n| DType::from_name(n).ok_or(format!("unknown dtype {n:?}")))
+                    .collect::<Result<_, _>>()?;
+                plan.large_only_dtypes.clear();
             }
             "--samples" => {
-                let v = value()?;
-                samples = Some(
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or(format!("--samples needs a positive integer, got {v:?}"))?,
-                );
+                let n = positive(a, value()?)?.min(u64::from(u32::MAX)) as u32;
+                plan.sampling.samples = n;
+                ceilings.sampling.samples = n;
             }
-            "--copy-mib" => {
-                let v = value()?;
-                copy_mib = Some(
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or(format!("--copy-mib needs a positive integer, got {v:?}"))?,
-                );
-            }
+            "--copy-mib" => ceilings.copy_bytes = positive(a, value()?)? << 20,
             "--clock" => {
-                clock = Some(match value()?.as_str() {
+                args.clock = Some(match value()?.as_str() {
                     "timestamps" => Clock::Timestamps,
                     "wall" => Clock::WallClock,
                     c => return Err(format!("unknown clock {c:?}; {USAGE}")),
                 })
             }
             "--launch" => {
-                let v = value()?;
-                let parsed = v
-                    .split_once('x')
-                    .and_then(|(w, u)| Some((w.parse().ok()?, u.parse().ok()?)))
-                    .filter(|&(w, u)| w > 0 && u > 0);
-                let (workgroup_size, units_per_thread) =
-                    parsed.ok_or(format!("--launch needs WGxUNITS, e.g. 256x2, got {v:?}"))?;
-                launch = Some(LaunchConfig {
+                let (workgroup_size, units_per_thread) = parse_pair(a, value()?)?;
+                args.launch = Some(LaunchConfig {
                     workgroup_size,
                     units_per_thread,
                 });
@@ -136,33 +163,9 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
-    let (mut sampling, mut ceilings) = if quick {
-        (Sampling::QUICK, CeilingConfig::quick())
-    } else {
-        (Sampling::DEFAULT, CeilingConfig::default_run())
-    };
-    if let Some(n) = samples {
-        sampling.samples = n;
-        ceilings.sampling.samples = n;
-    }
-    if let Some(m) = copy_mib {
-        ceilings.copy_bytes = m << 20;
-    }
-    let default_sizes = if quick {
-        vec![1 << 16]
-    } else {
-        vec![1 << 16, 1 << 20, 1 << 24]
-    };
-    Ok(Args {
-        json,
-        kernels,
-        passes,
-        sizes: sizes.unwrap_or(default_sizes),
-        sampling,
-        ceilings,
-        clock,
-        launch,
-    })
+    args.plan = plan;
+    args.ceilings = ceilings;
+    Ok(args)
 }
 
 fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
@@ -172,26 +175,17 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     };
     let ceilings = measure_ceilings(&timer, &args.ceilings)?;
     let mut report = Report::new(gpu, timer.clock(), ceilings);
-    for (i, &elements) in args.sizes.iter().enumerate() {
-        let ops = ElementwiseOperands::new(gpu, elements, 0xbe_4c00 + i as u64)?;
-        for &act in &args.kernels {
-            for &pass in &args.passes {
-                let m = measure(&timer, &args.sampling, &mut |enc, rep| {
-                    ops.record(enc, act, pass, rep)
-                })?;
-                report.rows.push(Row {
-                    kernel: act.name().into(),
-                    pass: pass.name(),
-                    dtype: DType::F32.name(),
-                    size: Size::Elements(elements),
-                    measurement: m,
-                    bytes: Some(ops.bytes_moved(pass)),
-                    flops: Some(ops.flops(act, pass)),
-                    bound: Bound::Bandwidth,
-                });
-            }
-        }
+    if !args.json {
+        print!("{}{}", report.header(), Report::table_header());
     }
+    let mut rows = Vec::new();
+    args.plan.run(&timer, &mut |row| {
+        if !args.json {
+            print!("{}", report.row_line(&row));
+        }
+        rows.push(row);
+    })?;
+    report.rows = rows;
     Ok(report)
 }
 
@@ -225,8 +219,6 @@ fn main() -> ExitCode {
     if args.json {
         println!("{}", report.to_json());
     } else {
-        print!("{}", report.header());
-        print!("{}", report.table());
         println!(
             "{} measurements in {:.1} s",
             report.rows.len(),

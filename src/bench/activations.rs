@@ -1,7 +1,7 @@
 //! Activation workloads: random operands, rotated when small, recorded through the public launchers.
 //!
-//! Memory traffic per f32 element ([`bytes_per_element`]): forward reads `x` and writes `y`, 4 + 4 = 8 bytes;
-//! backward reads `x` and `dy` and writes `dx`, 8 + 4 = 12 bytes.
+//! Memory traffic per element ([`bytes_per_element`]): forward reads `x` and writes `y`, 2 elements (8 bytes in
+//! f32, 4 in f16/bf16); backward reads `x` and `dy` and writes `dx`, 3 elements (12 bytes in f32, 6 in f16/bf16).
 //!
 //! Arithmetic per element ([`flops_per_element`]) is an estimate counted from `shaders/activation_lib.wgsl`:
 //! every add, subtract, multiply, divide, min, max, abs, comparison and select counts 1 FLOP, a clamp 2, a
@@ -34,12 +34,14 @@ pub const ROTATION_BYTES: u64 = 64 << 20;
 /// At most this many operand sets are rotated.
 pub const MAX_SETS: usize = 64;
 
-/// Bytes read plus written per f32 element: 8 forward (`x` in, `y` out), 12 backward (`x`, `dy` in, `dx` out).
-pub const fn bytes_per_element(pass: Pass) -> u64 {
-    match pass {
-        Pass::Forward => 8,
-        Pass::Backward => 12,
-    }
+/// Bytes read plus written per element: 2 elements forward (`x` in, `y` out), 3 backward (`x`, `dy` in, `dx`
+/// out), each `dtype.size_bytes()`; in f32, 8 and 12.
+pub const fn bytes_per_element(pass: Pass, dtype: DType) -> u64 {
+    let tensors = match pass {
+        Pass::Forward => 2,
+        Pass::Backward => 3,
+    };
+    tensors * dtype.size_bytes() as u64
 }
 
 /// Approximate FLOP per element of the activation's kernel in this pass; see the module documentation for how
@@ -88,41 +90,62 @@ struct Operands {
     out: Tensor,
 }
 
-/// Random f32 operands for elementwise kernels of one length: enough sets that, rotated, they span
-/// [`ROTATION_BYTES`] (one set when one is already that large, at most [`MAX_SETS`]).
+/// How many operand sets of `set_bytes` each to rotate: enough to span [`ROTATION_BYTES`], 1 to [`MAX_SETS`].
+pub fn rotation_sets(set_bytes: u64) -> usize {
+    ROTATION_BYTES
+        .div_ceil(set_bytes.max(1))
+        .clamp(1, MAX_SETS as u64) as usize
+}
+
+/// `n` random values uniform in [lo, hi).
+pub fn random_values(rng: &mut Rng, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(lo, hi)).collect()
+}
+
+/// Random operands for elementwise kernels of one length and storage type: enough sets that, rotated, they span
+/// [`ROTATION_BYTES`] (see [`rotation_sets`]).
 ///
 /// `x` is uniform in [-4, 4) (both signs, every branch of every activation), `dy` uniform in [-1, 1); sets share
 /// values but not buffers.
 #[derive(Debug)]
 pub struct ElementwiseOperands {
     elements: usize,
+    dtype: DType,
     sets: Vec<Operands>,
 }
 
 impl ElementwiseOperands {
-    /// Allocates and fills the sets for tensors of `elements` f32 elements.
-    pub fn new(gpu: &Gpu, elements: usize, seed: u64) -> Result<Self> {
+    /// Allocates and fills the sets for tensors of `elements` elements of `dtype`.
+    pub fn new(gpu: &Gpu, elements: usize, dtype: DType, seed: u64) -> Result<Self> {
         let mut rng = Rng::new(seed);
-        let x: Vec<f32> = (0..elements).map(|_| rng.uniform(-4.0, 4.0)).collect();
-        let dy: Vec<f32> = (0..elements).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let set_bytes = 3 * (elements as u64).max(1) * DType::F32.size_bytes() as u64;
-        let count = ROTATION_BYTES.div_ceil(set_bytes).clamp(1, MAX_SETS as u64) as usize;
+        let x = random_values(&mut rng, elements, -4.0, 4.0);
+        let dy = random_values(&mut rng, elements, -1.0, 1.0);
+        let count = rotation_sets(3 * elements as u64 * dtype.size_bytes() as u64);
         let mut sets = Vec::with_capacity(count);
         for _ in 0..count {
-            let x = gpu.upload(&x)?;
+            let x = gpu.upload_f32_as(&x, dtype)?;
             let out = x.zeros_like()?;
             sets.push(Operands {
                 x,
-                dy: gpu.upload(&dy)?,
+                dy: gpu.upload_f32_as(&dy, dtype)?,
                 out,
             });
         }
-        Ok(ElementwiseOperands { elements, sets })
+        Ok(ElementwiseOperands {
+            elements,
+            dtype,
+            sets,
+        })
     }
 
     /// Elements per tensor.
     pub fn elements(&self) -> usize {
         self.elements
+    }
+
+    /// The storage type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Number of operand sets rotated.
@@ -148,7 +171,7 @@ impl ElementwiseOperands {
 
     /// Bytes read plus written by one run of a kernel in `pass`.
     pub fn bytes_moved(&self, pass: Pass) -> f64 {
-        self.elements as f64 * bytes_per_element(pass) as f64
+        self.elements as f64 * bytes_per_element(pass, self.dtype) as f64
     }
 
     /// Approximate FLOP of one run of `act` in `pass`.

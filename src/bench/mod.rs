@@ -4,7 +4,9 @@
 //! - [`measure`] runs warm-up samples, then many samples, and summarises them as [`Stats`] (median, min, max).
 //! - [`ceilings`] measures the adapter's copy bandwidth and FMA rate, the denominators of every fraction.
 //! - [`activations`] sets up random operands (rotated when they would fit in a cache) and records an
-//!   activation's forward or backward through its public launchers.
+//!   activation's forward or backward through its public launchers; [`fused`] does the same for bias +
+//!   activation, gated units and learnable activations.
+//! - [`plan`] says what a run measures (kernels, passes, types, sizes) and runs it, one row per measurement.
 //! - [`report`] collects rows and prints the table or the JSON document.
 //!
 //! Definitions used throughout: a rate is `amount per repetition / median seconds per repetition`, bandwidth counts
@@ -13,6 +15,8 @@
 
 pub mod activations;
 pub mod ceilings;
+pub mod fused;
+pub mod plan;
 pub mod report;
 mod stats;
 mod timing;

@@ -93,11 +93,13 @@ impl Row {
         self.flops_per_s().map(|r| r / ceilings.fma.rate)
     }
 
+    /// `amount` per element: of the elementwise op, or of the shape (the input `x` of a fused op).
     fn per_element(&self, amount: Option<f64>) -> Option<f64> {
-        match self.size {
-            Size::Elements(n) if n > 0 => amount.map(|a| a / n as f64),
-            _ => None,
-        }
+        let n = match &self.size {
+            Size::Elements(n) => *n,
+            Size::Shape(s) => s.iter().product(),
+        };
+        amount.filter(|_| n > 0).map(|a| a / n as f64)
     }
 }
 
@@ -177,11 +179,20 @@ impl Report {
         out
     }
 
-    /// The table: kernel, pass, dtype, size, median/min/max time, rate, fraction of the matching ceiling, and
-    /// for rows with a FLOP estimate, FLOP per element and the fraction of the FMA ceiling.
+    /// The table: [`Report::table_header`] and one [`Report::row_line`] per row.
     pub fn table(&self) -> String {
-        let mut out = format!(
-            "{:<14} {:<8} {:<5} {:>6} {:>10} {:>10} {:>10} {:>12} {:>7} {:>8} {:>7}\n",
+        let mut out = Self::table_header();
+        for r in &self.rows {
+            out += &self.row_line(r);
+        }
+        out
+    }
+
+    /// The table's column titles: kernel, pass, dtype, size, median/min/max time, rate, fraction of the matching
+    /// ceiling, approximate FLOP per element, fraction of the FMA ceiling.
+    pub fn table_header() -> String {
+        format!(
+            "{:<16} {:<8} {:<5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
             "kernel",
             "pass",
             "dtype",
@@ -193,33 +204,34 @@ impl Report {
             "of_ceil",
             "flop/el",
             "of_fma"
-        );
-        for r in &self.rows {
-            let s = &r.measurement.stats;
-            let rate = match r.bound {
-                Bound::Bandwidth => r.bytes_per_s().map(gbs),
-                Bound::Arithmetic => r.flops_per_s().map(|f| format!("{:.2} GFLOP/s", f * 1e-9)),
-            };
-            let opt = |v: Option<f64>, digits: usize| match v {
-                Some(v) => format!("{v:.digits$}"),
-                None => "-".into(),
-            };
-            out += &format!(
-                "{:<14} {:<8} {:<5} {:>6} {:>10} {:>10} {:>10} {:>12} {:>7} {:>8} {:>7}\n",
-                r.kernel,
-                r.pass,
-                r.dtype,
-                r.size.text(),
-                secs(s.median),
-                secs(s.min),
-                secs(s.max),
-                rate.unwrap_or_else(|| "-".into()),
-                opt(r.fraction_of_ceiling(&self.ceilings), 3),
-                opt(r.per_element(r.flops), 0),
-                opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
-            );
-        }
-        out
+        )
+    }
+
+    /// One row of the table, with its fractions of this report's ceilings.
+    pub fn row_line(&self, r: &Row) -> String {
+        let s = &r.measurement.stats;
+        let rate = match r.bound {
+            Bound::Bandwidth => r.bytes_per_s().map(gbs),
+            Bound::Arithmetic => r.flops_per_s().map(|f| format!("{:.2} GFLOP/s", f * 1e-9)),
+        };
+        let opt = |v: Option<f64>, digits: usize| match v {
+            Some(v) => format!("{v:.digits$}"),
+            None => "-".into(),
+        };
+        format!(
+            "{:<16} {:<8} {:<5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
+            r.kernel,
+            r.pass,
+            r.dtype,
+            r.size.text(),
+            secs(s.median),
+            secs(s.min),
+            secs(s.max),
+            rate.unwrap_or_else(|| "-".into()),
+            opt(r.fraction_of_ceiling(&self.ceilings), 3),
+            opt(r.per_element(r.flops), 1),
+            opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
+        )
     }
 
     /// The JSON document described in the module documentation.
