@@ -16,49 +16,36 @@ struct Oct {
     b: vec4<f32>,
 }
 
+/// f16 bits -> f32, exact, without branches (F. Giesen's half_to_float): shift exponent and mantissa into place,
+/// rebias; inf/NaN get the rest of the exponent; zero and subnormals are renormalised by one exact subtraction.
 fn f16_to_f32(h: u32) -> f32 {
-    let sign = (h & 0x8000u) << 16u;
-    let e = (h >> 10u) & 0x1fu;
-    let m = h & 0x3ffu;
-    if (e == 0x1fu) {
-        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
-    }
-    if (e == 0u) {
-        // Zero or subnormal: m * 2^-24, exact in f32.
-        return bitcast<f32>(sign | bitcast<u32>(f32(m) * 5.9604644775390625e-8));
-    }
-    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+    let shifted_exp = 0x0f800000u; // 0x7c00 << 13
+    var o = (h & 0x7fffu) << 13u;
+    let e = o & shifted_exp;
+    o += (127u - 15u) << 23u;
+    let special = o + ((128u - 16u) << 23u);
+    // 2^-14 (113 << 23) is subtracted after adding one to the exponent: exact for every subnormal.
+    let sub = bitcast<u32>(bitcast<f32>(o + (1u << 23u)) - bitcast<f32>(113u << 23u));
+    o = select(select(o, sub, e == 0u), special, e == shifted_exp);
+    return bitcast<f32>(o | ((h & 0x8000u) << 16u));
 }
 
+/// f32 -> f16 bits, rounding to nearest even, overflow to inf, NaN to a quiet NaN, without branches
+/// (F. Giesen's float_to_half_fast3_rtne): normal results round by adding the rounding bias to the bits; results
+/// in the subnormal range round by one floating-point addition of a magic constant (IEEE round to nearest even).
 fn f32_to_f16(v: f32) -> u32 {
     let x = bitcast<u32>(v);
     let sign = (x & 0x80000000u) >> 16u;
-    let e = x & 0x7f800000u;
-    let m = x & 0x007fffffu;
-    if (e == 0x7f800000u) {
-        // inf stays inf; NaN stays a quiet NaN with the top payload bits.
-        return sign | 0x7c00u | select(0u, 0x0200u | (m >> 13u), m != 0u);
-    }
-    let he = i32(e >> 23u) - 127 + 15;
-    if (he >= 0x1f) {
-        return sign | 0x7c00u;
-    }
-    if (he <= 0) {
-        if (14 - he > 24) {
-            return sign;
-        }
-        let mm = m | 0x00800000u;
-        var hm = mm >> u32(14 - he);
-        let round_bit = 1u << u32(13 - he);
-        if ((mm & round_bit) != 0u && (mm & (3u * round_bit - 1u)) != 0u) {
-            hm += 1u;
-        }
-        return sign | hm;
-    }
-    let bits = sign | (u32(he) << 10u) | (m >> 13u);
-    let round_bit = 0x00001000u;
-    // A carry out of the mantissa correctly bumps the exponent, up to inf.
-    return select(bits, bits + 1u, (m & round_bit) != 0u && (m & (3u * round_bit - 1u)) != 0u);
+    let a = x & 0x7fffffffu;
+    // |v| >= 65520 (143 << 23 is 2^16; RNE takes 65520 and up to inf): inf, or quiet NaN.
+    let big = select(0x7c00u, 0x7e00u, a > 0x7f800000u);
+    // Subnormal or zero results (|v| < 2^-14): add 0.5 (denorm_magic = (127 - 15 + 23 - 10 + 1) << 23).
+    let magic = ((127u - 15u) + (23u - 10u) + 1u) << 23u;
+    let small = bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(magic)) - magic;
+    // Normal results: rebias the exponent and round to nearest even through the bits.
+    let normal = (a - (112u << 23u) + 0xfffu + ((a >> 13u) & 1u)) >> 13u;
+    let r = select(select(normal, small, a < (113u << 23u)), big, a >= ((127u + 16u) << 23u));
+    return r | sign;
 }
 
 fn bf16_to_f32(h: u32) -> f32 {
@@ -88,7 +75,12 @@ fn f32_to_half(t: u32, v: f32) -> u32 {
 }
 
 fn unpack_pair(t: u32, w: u32) -> vec2<f32> {
-    return vec2<f32>(half_to_f32(t, w & 0xffffu), half_to_f32(t, w >> 16u));
+    if (t == T_F16) {
+        // Every f16 value is exact in f32, so the built-in widening is exact (and uses the hardware's
+        // conversion where there is one).
+        return unpack2x16float(w);
+    }
+    return vec2<f32>(bf16_to_f32(w & 0xffffu), bf16_to_f32(w >> 16u));
 }
 
 fn pack_pair(t: u32, a: f32, b: f32) -> u32 {
