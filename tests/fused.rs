@@ -174,3 +174,33 @@ fn learnable_parameter_gradients_match_finite_differences() {
         }
     }
 }
+
+#[test]
+fn column_sums_match_the_reference() {
+    let g = gpu();
+    for (rows, cols) in [(1, 1), (5, 3), (300, 24), (1000, 13), (0, 4)] {
+        let xs = actgpu::verify::fused::random_values(
+            rows * cols,
+            3.0,
+            DType::F32,
+            (rows + cols) as u64,
+        );
+        let x = Tensor::from_buffer(
+            g,
+            g.upload(&xs).unwrap().buffer().clone(),
+            &[rows, cols],
+            DType::F32,
+        )
+        .unwrap();
+        let got: Vec<f32> = x.column_sums().unwrap().read().unwrap();
+        for c in 0..cols {
+            let (sum, abs): (f64, f64) = (0..rows)
+                .map(|r| f64::from(xs[r * cols + c]))
+                .fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+            assert!(
+                (f64::from(got[c]) - sum).abs() <= 1e-6 + 1e-5 * abs,
+                "[{rows}, {cols}] column {c}"
+            );
+        }
+    }
+}

@@ -15,6 +15,104 @@ use crate::{Activation, Error, Result, Tensor};
 /// Rows summed by one workgroup row of the reduction (more when the rows would exceed the grid).
 const ROWS_PER_BLOCK: usize = 64;
 
+/// The per-block partial sums of a column reduction over `[rows, cols]`: `blocks` row blocks of
+/// `rows_per_block` rows, an f32 buffer of `blocks x cols8` partial sums, and the kernels' uniform parameters.
+pub(crate) struct Reduction {
+    pub blocks: usize,
+    pub cols8: usize,
+    pub partial: wgpu::Buffer,
+    pub params: [u32; 6],
+}
+
+impl Reduction {
+    pub(crate) fn new(x: &Tensor, rows: usize, cols: usize) -> Reduction {
+        let gpu = x.gpu();
+        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+        let rows_per_block = ROWS_PER_BLOCK.max(rows.div_ceil(max_grid));
+        let blocks = rows.div_ceil(rows_per_block);
+        let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
+        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.reduction.partial"),
+            size: (blocks * cols8 * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let params = [
+            0,
+            0,
+            cols as u32,
+            rows as u32,
+            rows_per_block as u32,
+            blocks as u32,
+        ];
+        Reduction {
+            blocks,
+            cols8,
+            partial,
+            params,
+        }
+    }
+}
+
+/// Records `sums[c] = sum over rows of x[r, c]` for `x: [rows, cols]` (cols the last dimension) into `sums:
+/// [cols]`: per-block partial sums down each column, then their sum (the reduction of the bias backward, alone).
+pub fn record_column_sums(
+    encoder: &mut wgpu::CommandEncoder,
+    x: &Tensor,
+    sums: &Tensor,
+) -> Result<()> {
+    const OP: &str = "column_sums";
+    let (rows, cols) = matrix_shape(OP, x, sums)?;
+    if sums.buffer() == x.buffer() {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            reason: "sums must be a buffer of its own".into(),
+        });
+    }
+    let gpu = x.gpu();
+    gpu.check_lost()?;
+    if cols == 0 {
+        return Ok(());
+    }
+    if rows == 0 {
+        encoder.clear_buffer(sums.buffer(), 0, None);
+        return Ok(());
+    }
+    check_binding(x, x)?;
+    let wg = gpu.launch_config().workgroup_size as usize;
+    let r = Reduction::new(x, rows, cols);
+    let act = Activation::Identity;
+    let k = key(act, "column_sums", x, None, x, sums);
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+    let entries = vec![
+        whole(Slot::Out, x.buffer()),
+        whole(Slot::Partial, &r.partial),
+    ];
+    let g = (cols.div_ceil(wg) as u32, r.blocks as u32);
+    dispatch(gpu, encoder, &pipeline, k.entry, entries, &r.params, g);
+    let k = key(act, "reduce_partials", x, None, x, sums);
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+    let entries = vec![
+        whole(Slot::Partial, &r.partial),
+        whole(Slot::Out2, sums.buffer()),
+    ];
+    let g = ((r.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+    dispatch(gpu, encoder, &pipeline, k.entry, entries, &r.params, g);
+    Ok(())
+}
+
+impl Tensor {
+    /// Column sums of a `[rows, cols]` tensor (cols the last dimension) into a new `[cols]` tensor of the same
+    /// type; submits and waits.
+    pub fn column_sums(&self) -> Result<Tensor> {
+        let cols = *self.shape().last().unwrap_or(&0);
+        let sums = self.gpu().zeros(&[cols], self.dtype())?;
+        self.gpu()
+            .submit_and_wait("column_sums", |enc| record_column_sums(enc, self, &sums))?;
+        Ok(sums)
+    }
+}
+
 /// `[rows, cols]` of `x` as a matrix over its last dimension, after checking `bias` is `[cols]`.
 fn matrix_shape(op: &'static str, x: &Tensor, bias: &Tensor) -> Result<(usize, usize)> {
     let cols = *x.shape().last().unwrap_or(&1);
@@ -128,24 +226,8 @@ impl Activation {
             check_binding(x, t)?;
         }
         let wg = gpu.launch_config().workgroup_size as usize;
-        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
-        let rows_per_block = ROWS_PER_BLOCK.max(rows.div_ceil(max_grid));
-        let blocks = rows.div_ceil(rows_per_block);
-        let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
-        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.bias_backward.partial"),
-            size: (blocks * cols8 * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let params = [
-            0,
-            0,
-            cols as u32,
-            rows as u32,
-            rows_per_block as u32,
-            blocks as u32,
-        ];
+        let r = Reduction::new(x, rows, cols);
+        let (blocks, cols8, partial, params) = (r.blocks, r.cols8, &r.partial, r.params);
         let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
         if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
@@ -155,7 +237,7 @@ impl Activation {
                 whole(Slot::Dy, dy.buffer()),
                 whole(Slot::Out, dx.buffer()),
                 whole(Slot::Bias, bias.buffer()),
-                whole(Slot::Partial, &partial),
+                whole(Slot::Partial, partial),
             ];
             let g = grid(cols / UNIT_ELEMENTS, blocks);
             dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
@@ -171,10 +253,7 @@ impl Activation {
             )?;
             let k = key(self, "column_sums", x, Some(dy), dx, bias);
             let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
-            let entries = vec![
-                whole(Slot::Out, dx.buffer()),
-                whole(Slot::Partial, &partial),
-            ];
+            let entries = vec![whole(Slot::Out, dx.buffer()), whole(Slot::Partial, partial)];
             dispatch(
                 gpu,
                 encoder,
@@ -188,7 +267,7 @@ impl Activation {
         let k = key(self, "reduce_partials", x, Some(dy), dx, db);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
         let entries = vec![
-            whole(Slot::Partial, &partial),
+            whole(Slot::Partial, partial),
             whole(Slot::Out2, db.buffer()),
         ];
         let g = grid(cols8 / UNIT_ELEMENTS, 1);

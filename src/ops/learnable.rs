@@ -4,14 +4,12 @@
 //! a multiple of 8, in the same pass as dx (per-block partial sums) plus a small reduction.
 
 use super::activation::activation_constants;
+use super::bias::Reduction;
 use super::elementwise::{check_operands, dispatch, record, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 use crate::{Activation, DType, Error, Result, Tensor};
-
-/// Rows summed by one workgroup row of the reduction.
-const ROWS_PER_BLOCK: usize = 64;
 
 /// An activation whose parameter p is trained: p lives in a tensor of shape `[1]` (shared) or `[cols]` (one per
 /// channel, the last dimension of x).
@@ -155,25 +153,10 @@ impl Learnable {
             });
         }
         let wg = gpu.launch_config().workgroup_size as usize;
-        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
-        let rows_per_block = ROWS_PER_BLOCK.max(rows.div_ceil(max_grid));
-        let blocks = rows.div_ceil(rows_per_block);
-        let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
-        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.learnable.partial"),
-            size: (blocks * cols8 * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let params = [
-            0,
-            0,
-            cols as u32,
-            rows as u32,
-            rows_per_block as u32,
-            blocks as u32,
-            x.len() as u32,
-        ];
+        let r = Reduction::new(x, rows, cols);
+        let (blocks, cols8, partial) = (r.blocks, r.cols8, &r.partial);
+        let mut params = r.params.to_vec();
+        params.push(x.len() as u32);
         let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
         if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = self.key("learn_backward_fused", x, dy, dx, p, shared);
@@ -183,7 +166,7 @@ impl Learnable {
                 whole(Slot::Dy, dy.buffer()),
                 whole(Slot::Out, dx.buffer()),
                 whole(Slot::Bias, p.buffer()),
-                whole(Slot::Partial, &partial),
+                whole(Slot::Partial, partial),
             ];
             dispatch(
                 gpu,
@@ -215,7 +198,7 @@ impl Learnable {
             let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
                 whole(Slot::Out, contributions.buffer()),
-                whole(Slot::Partial, &partial),
+                whole(Slot::Partial, partial),
             ];
             dispatch(
                 gpu,
@@ -235,7 +218,7 @@ impl Learnable {
         let k = self.key(entry, x, dy, dx, dp, shared);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
         let entries = vec![
-            whole(Slot::Partial, &partial),
+            whole(Slot::Partial, partial),
             whole(Slot::Out2, dp.buffer()),
         ];
         dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
