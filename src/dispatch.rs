@@ -22,11 +22,14 @@ impl LaunchConfig {
         workgroup_size: 256,
         units_per_thread: 1,
     };
-    /// 64 threads, two units (16 f32 elements) each: more work per thread suits CPU-emulated adapters
-    /// (lavapipe, llvmpipe).
+    /// 128 threads, one unit each, for CPU-emulated adapters (lavapipe, llvmpipe). Measured with
+    /// `examples/bench.rs --launch` on lavapipe (BENCHMARKS.md): 64-thread workgroups were 22% slower (per-workgroup
+    /// overhead), two units per thread slowed the heaviest kernels (GELU backward, bias + GELU, GeGLU) by a
+    /// third, and 128 to 1024 threads of one unit were equal within noise; 128 stays under the 256-invocation
+    /// default limit of other software adapters.
     pub const CPU: LaunchConfig = LaunchConfig {
-        workgroup_size: 64,
-        units_per_thread: 2,
+        workgroup_size: 128,
+        units_per_thread: 1,
     };
 
     /// The default for an adapter of this type.
