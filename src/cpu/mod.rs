@@ -4,4 +4,5 @@
 //! gives NaN out.
 
 pub mod activation;
+pub mod dense;
 pub mod fused;
