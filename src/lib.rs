@@ -36,8 +36,10 @@ pub use dispatch::LaunchConfig;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result, NO_ADAPTER_HINT};
 pub use gpu::{F16Storage, Gpu, GpuOptions};
+pub use ops::dense::{Dense, DenseGrads, DzMode};
 pub use ops::gated::Gated;
 pub use ops::learnable::Learnable;
+pub use ops::matmul::{matmul, matmul_a_bt, matmul_at_b, MatmulKernel};
 pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 
 /// Re-export of the wgpu version actgpu is built on, for hosts that share their device.

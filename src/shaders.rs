@@ -29,6 +29,8 @@ pub enum ShaderId {
     Gated,
     /// Activations with a learnable parameter (`shaders/learnable.wgsl`, on top of bias_activation.wgsl).
     Learnable,
+    /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul.wgsl`).
+    Matmul,
     /// Benchmark ceilings: copy and FMA-bound kernels (`shaders/ceilings.wgsl`, used by [`crate::bench`]).
     Ceilings,
 }
@@ -41,6 +43,7 @@ const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 const GATED: &str = include_str!("../shaders/gated.wgsl");
 const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
+const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
 
 impl ShaderId {
@@ -52,6 +55,7 @@ impl ShaderId {
             ShaderId::BiasActivation => "actgpu.bias_activation",
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
+            ShaderId::Matmul => "actgpu.matmul",
             ShaderId::Ceilings => "actgpu.ceilings",
         }
     }
@@ -100,6 +104,7 @@ impl ShaderId {
                 BIAS_ACTIVATION,
                 LEARNABLE,
             ],
+            ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL],
             ShaderId::Ceilings => {
                 return Source {
                     text: CEILINGS.to_string(),

@@ -3,6 +3,8 @@
 pub mod activation;
 pub mod bias;
 mod cast;
+pub mod dense;
 mod elementwise;
 pub mod gated;
 pub mod learnable;
+pub mod matmul;

@@ -1,0 +1,188 @@
+// Matrix products of the dense layer, f32 operands and f32 accumulation, with a bias + activation epilogue.
+// Appended by the host to storage.wgsl and activation_lib.wgsl (src/shaders.rs), so the epilogue and the fused
+// operand loads call act_forward / act_backward with the ACT, P0, P1 overrides.
+//
+// One generic product over strided operands covers every form without materialising a transpose:
+//
+//   C[i, j] = sum_{p < K} A(i, p) B(p, j),   A(i, p) = a[i sa_i + p sa_p],   B(p, j) = b[p sb_p + j sb_j]
+//
+//   Y  = X W      X [m,k], W [k,n]:   M = m, N = n, K = k;  sa = (k, 1), sb = (n, 1)
+//   dW = X^T dZ   X [m,k], dZ [m,n]:  M = k, N = n, K = m;  sa = (1, k), sb = (n, 1)
+//   dX = dZ W^T   dZ [m,n], W [k,n]:  M = m, N = k, K = n;  sa = (n, 1), sb = (1, n)
+//   db = 1^T dZ   a = [1.0]:          M = 1, N = n, K = m;  sa = (0, 0), sb = (n, 1)
+//
+// C is row-major [M, N]. Epilogue: z = C + bias[j] (HAS_BIAS), z stored at binding 5 (STORE_Z), out = f(z).
+// Fused derivative (FUSE = 1: operand A, 2: operand B): the operand is read as dY * f'(Z) = act_backward(Z, dY),
+// with Z (binding 7) laid out like the operand, so dZ is never written; the epilogue is then the identity.
+//
+// Two kernels, each thread owning a register block of C (rows ty + r TY, columns tx + c TX: neighbouring
+// threads touch neighbouring columns):
+//   matmul_direct  8 x 4 per thread, operands straight from storage, no workgroup memory and no barrier
+//                  (software adapters, where barriers are emulated and cost more than the loads they save)
+//   matmul_tiled   4 x 4 per thread, K in chunks of KT staged through workgroup memory, two barriers per chunk
+
+override WG: u32;
+/// Threads per workgroup along N; WG / TX along M.
+override TX: u32 = 8u;
+override HAS_BIAS: bool = false;
+override STORE_Z: bool = false;
+override FUSE: u32 = 0u;
+
+const FUSE_A: u32 = 1u;
+const FUSE_B: u32 = 2u;
+/// Register block: R x R outputs per thread.
+const R: u32 = 4u;
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    sa_i: u32,
+    sa_p: u32,
+    sb_p: u32,
+    sb_j: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a_in: array<f32>;
+@group(0) @binding(1) var<storage, read_write> c_out: array<f32>;
+@group(0) @binding(2) var<storage, read> b_in: array<f32>;
+@group(0) @binding(3) var<uniform> params: MatmulParams;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> z_out: array<f32>;
+@group(0) @binding(7) var<storage, read> z_in: array<f32>;
+
+fn load_a(idx: u32) -> f32 {
+    if (FUSE == FUSE_A) {
+        return act_backward(z_in[idx], a_in[idx]);
+    }
+    return a_in[idx];
+}
+
+fn load_b(idx: u32) -> f32 {
+    if (FUSE == FUSE_B) {
+        return act_backward(z_in[idx], b_in[idx]);
+    }
+    return b_in[idx];
+}
+
+/// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
+/// elements outside [M, N] are dropped.
+fn store_c(i: u32, j: u32, c: f32) {
+    if (i >= params.m || j >= params.n) {
+        return;
+    }
+    var z = c;
+    if (HAS_BIAS) {
+        z += bias[j];
+    }
+    let o = i * params.n + j;
+    if (STORE_Z) {
+        z_out[o] = z;
+    }
+    if (FUSE == 0u) {
+        c_out[o] = act_forward(z);
+    } else {
+        c_out[o] = z;
+    }
+}
+
+fn store_block(i0: u32, di: u32, j0: u32, dj: u32, acc: array<vec4<f32>, 4>) {
+    for (var r = 0u; r < R; r++) {
+        let i = i0 + r * di;
+        store_c(i, j0, acc[r].x);
+        store_c(i, j0 + dj, acc[r].y);
+        store_c(i, j0 + 2u * dj, acc[r].z);
+        store_c(i, j0 + 3u * dj, acc[r].w);
+    }
+}
+
+/// Rows of C per thread in matmul_direct (columns: R).
+const RM: u32 = 8u;
+
+/// Grid: x over column blocks of 4 TX, y over row blocks of 8 (WG / TX). Rows and columns past the end are
+/// clamped to the last one for loading (their results are dropped), so the inner loop has no bounds test.
+@compute @workgroup_size(WG)
+fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let ty_n = WG / TX;
+    let tx = lid.x % TX;
+    let ty = lid.x / TX;
+    let i0 = wid.y * ty_n * RM + ty;
+    let j0 = wid.x * TX * R + tx;
+    var ai: array<u32, 8>;
+    var bj: array<u32, 4>;
+    for (var r = 0u; r < RM; r++) {
+        ai[r] = min(i0 + r * ty_n, params.m - 1u) * params.sa_i;
+    }
+    for (var c = 0u; c < R; c++) {
+        bj[c] = min(j0 + c * TX, params.n - 1u) * params.sb_j;
+    }
+    var acc: array<vec4<f32>, 8>;
+    var pa = 0u;
+    var pb = 0u;
+    for (var p = 0u; p < params.k; p++) {
+        let b = vec4<f32>(load_b(bj[0] + pb), load_b(bj[1] + pb), load_b(bj[2] + pb), load_b(bj[3] + pb));
+        for (var r = 0u; r < RM; r++) {
+            acc[r] = fma(vec4<f32>(load_a(ai[r] + pa)), b, acc[r]);
+        }
+        pa += params.sa_p;
+        pb += params.sb_p;
+    }
+    for (var r = 0u; r < RM; r++) {
+        let i = i0 + r * ty_n;
+        store_c(i, j0, acc[r].x);
+        store_c(i, j0 + TX, acc[r].y);
+        store_c(i, j0 + 2u * TX, acc[r].z);
+        store_c(i, j0 + 3u * TX, acc[r].w);
+    }
+}
+
+/// K-chunk of the tiled kernel.
+const KT: u32 = 16u;
+/// Largest tile side: 4 x 16 threads (the tiled kernel runs TX = WG / TX = 16).
+const TILE: u32 = 64u;
+
+var<workgroup> a_tile: array<f32, 1024>; // [KT][TILE]: a_tile[p * TILE + i]
+var<workgroup> b_tile: array<f32, 1024>; // [KT][TILE]: b_tile[p * TILE + j]
+
+/// Grid as matmul_direct, with WG = 256 and TX = 16: a 64 x 64 block of C per workgroup. Each chunk, every
+/// thread stages 4 elements of A and 4 of B (zero past the ends), then reads its 4 + 4 operands per step from
+/// workgroup memory.
+@compute @workgroup_size(WG)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tx = lid.x % TX;
+    let ty = lid.x / TX;
+    let ti0 = wid.y * TILE;
+    let tj0 = wid.x * TILE;
+    var acc: array<vec4<f32>, 4>;
+    for (var p0 = 0u; p0 < params.k; p0 += KT) {
+        for (var q = 0u; q < 4u; q++) {
+            let e = lid.x + q * WG;
+            let row = e % TILE;
+            let p = p0 + e / TILE;
+            let i = ti0 + row;
+            var av = 0.0;
+            if (i < params.m && p < params.k) {
+                av = load_a(i * params.sa_i + p * params.sa_p);
+            }
+            a_tile[e] = av;
+            let j = tj0 + row;
+            var bv = 0.0;
+            if (j < params.n && p < params.k) {
+                bv = load_b(p * params.sb_p + j * params.sb_j);
+            }
+            b_tile[e] = bv;
+        }
+        workgroupBarrier();
+        for (var p = 0u; p < KT; p++) {
+            let o = p * TILE;
+            let a = vec4<f32>(a_tile[o + ty], a_tile[o + ty + 16u], a_tile[o + ty + 32u], a_tile[o + ty + 48u]);
+            let b = vec4<f32>(b_tile[o + tx], b_tile[o + tx + 16u], b_tile[o + tx + 32u], b_tile[o + tx + 48u]);
+            acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+            acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+            acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+            acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+        }
+        workgroupBarrier();
+    }
+    store_block(ti0 + ty, 16u, tj0 + tx, 16u, acc);
+}
