@@ -1,0 +1,327 @@
+//! Matrix products and the dense layer against the f64 reference (`actgpu::cpu::dense`): every product form on
+//! both kernels, the fused forward with several activations, the backward with dZ fused and separate, on odd
+//! sizes, 1, tile multiples and 0 in each dimension. Outputs are poisoned before each kernel runs.
+
+mod common;
+
+use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
+use actgpu::verify::fused::random_values;
+use actgpu::verify::{compare_bounded, Check, POISON};
+use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
+use common::gpu;
+
+/// Unit roundoff of f32, 2^-24.
+const U: f64 = 1.0 / 16_777_216.0;
+
+/// `DOT_F32`, the bound on an f32 dot product of `k` terms, `|got - ref| <= 1e-6 + (k + 2) u sum_i |a_i b_i|`
+/// with `u = 2^-24`. Justification: summing k products in f32 in any order, fused or not, is within
+/// `gamma_k sum |a_i b_i|` of the exact sum (`gamma_k = k u / (1 - k u)`, Higham, Accuracy and Stability, 3.1);
+/// the bias add and the final store add at most two more roundings; `1e-6` absorbs subnormals flushed to zero.
+/// It is the worst case, not a statistical estimate, so it holds for every summation order either kernel uses,
+/// and it is tight enough that a term dropped or counted twice (about `sum / k` for random data) fails.
+fn dot_bound(k: usize, abs_sum: f64) -> f64 {
+    let g = (k + 2) as f64 * U;
+    1e-6 + g / (1.0 - g) * abs_sum
+}
+
+/// Largest `|f'|` of the activations tested here (GELU's 1.129 is the largest), with a margin: an error `e` in
+/// the pre-activation moves `f(z)` by at most `LIPSCHITZ e`.
+const LIPSCHITZ: f64 = 1.2;
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn random(g: &Gpu, rows: usize, cols: usize, scale: f64, seed: u64) -> (Tensor, Vec<f64>) {
+    let v = random_values(rows * cols, scale, DType::F32, seed);
+    (g.upload_shaped(&v, &[rows, cols]).unwrap(), widen(&v))
+}
+
+fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    g.upload_shaped(&vec![POISON; n], shape).unwrap()
+}
+
+fn assert_ok(what: &str, check: Check) {
+    assert!(check.ok(), "{what}: {check:#?}");
+}
+
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (3, 5, 7),
+    (64, 64, 64),
+    (65, 33, 17),
+    (0, 4, 4),
+    (4, 0, 4),
+    (4, 4, 0),
+    (256, 784, 40),
+    (9, 130, 70),
+];
+
+/// `(a shape, b shape, out shape, inner size)` of a form over the dense layer's `(m, k, n)`.
+fn dims(
+    form: Form,
+    (m, k, n): (usize, usize, usize),
+) -> ([usize; 2], [usize; 2], [usize; 2], usize) {
+    match form {
+        Form::AB => ([m, k], [k, n], [m, n], k),
+        Form::AtB => ([m, k], [m, n], [k, n], m),
+        Form::ABt => ([m, n], [k, n], [m, k], n),
+    }
+}
+
+fn reference(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+    match form {
+        Form::AB => cpu::dense::matmul(a, b, m, k, n),
+        Form::AtB => cpu::dense::matmul_at_b(a, b, m, k, n),
+        Form::ABt => cpu::dense::matmul_a_bt(a, b, m, k, n),
+    }
+}
+
+#[test]
+fn every_product_form_matches_the_reference_on_both_kernels() {
+    let g = gpu();
+    for kernel in [MatmulKernel::Direct, MatmulKernel::Tiled] {
+        for form in [Form::AB, Form::AtB, Form::ABt] {
+            for (s, shape) in SHAPES.into_iter().enumerate() {
+                let (ash, bsh, osh, inner) = dims(form, shape);
+                let (a, av) = random(g, ash[0], ash[1], 1.0, 10 + s as u64);
+                let (b, bv) = random(g, bsh[0], bsh[1], 2.0, 20 + s as u64);
+                let out = poisoned(g, &osh);
+                g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
+                    .unwrap();
+                let got: Vec<f32> = out.read().unwrap();
+                let want = reference(form, &av, &bv, shape);
+                let abs = reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
+                let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
+                let what = format!("{kernel:?} {form:?} {shape:?}");
+                assert_eq!(got.len(), osh[0] * osh[1], "{what}");
+                assert_ok(&what, compare_bounded("dot_f32", &got, &want, &bounds));
+            }
+        }
+    }
+}
+
+#[test]
+fn convenience_products_allocate_and_agree() {
+    let g = gpu();
+    let (x, xv) = random(g, 5, 3, 1.0, 1);
+    let (w, wv) = random(g, 3, 4, 1.0, 2);
+    let y = actgpu::matmul(&x, &w).unwrap();
+    assert_eq!(y.shape(), [5, 4]);
+    let want = cpu::dense::matmul(&xv, &wv, 5, 3, 4);
+    let got: Vec<f32> = y.read().unwrap();
+    let bounds = vec![dot_bound(3, 10.0); 20];
+    assert_ok("matmul", compare_bounded("dot_f32", &got, &want, &bounds));
+    assert_eq!(actgpu::matmul_at_b(&x, &y).unwrap().shape(), [3, 4]);
+    assert_eq!(actgpu::matmul_a_bt(&y, &w).unwrap().shape(), [5, 3]);
+}
+
+const ACTS: [Activation; 6] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::Gelu,
+    Activation::Silu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+];
+
+#[test]
+fn dense_forward_fuses_bias_and_activation() {
+    let g = gpu();
+    for kernel in [MatmulKernel::Direct, MatmulKernel::Tiled] {
+        for (s, shape) in SHAPES.into_iter().enumerate() {
+            let (m, k, n) = shape;
+            for (ai, act) in ACTS.into_iter().enumerate() {
+                let with_bias = ai % 3 != 2;
+                let (x, xv) = random(g, m, k, 1.0, s as u64);
+                let (w, wv) = random(g, k, n, 1.0, 50 + s as u64);
+                let (b, bv) = random(g, 1, n, 1.0, 90 + ai as u64);
+                let b = Tensor::from_buffer(g, b.buffer().clone(), &[n], DType::F32).unwrap();
+                let bias = with_bias.then_some(&b);
+                let (y, z) = (poisoned(g, &[m, n]), poisoned(g, &[m, n]));
+                let dense = Dense {
+                    kernel: Some(kernel),
+                    ..Dense::new(act)
+                };
+                g.submit_and_wait("test", |enc| {
+                    dense.record_forward(enc, &x, &w, bias, &y, Some(&z))
+                })
+                .unwrap();
+                let (want_y, want_z) =
+                    cpu::dense::dense_forward(act, &xv, &wv, with_bias.then_some(&bv[..]), shape);
+                let abs = cpu::dense::matmul(&cpu::dense::abs(&xv), &cpu::dense::abs(&wv), m, k, n);
+                let zb: Vec<f64> = abs.iter().map(|&s| dot_bound(k, s)).collect();
+                let yb: Vec<f64> = zb
+                    .iter()
+                    .zip(&want_y)
+                    .map(|(&e, &y)| 1e-6 + 1e-5 * y.abs() + LIPSCHITZ * e)
+                    .collect();
+                let what = format!("{kernel:?} {act} {shape:?} bias {with_bias}");
+                let (gz, gy): (Vec<f32>, Vec<f32>) = (z.read().unwrap(), y.read().unwrap());
+                assert_ok(&what, compare_bounded("dot_f32", &gz, &want_z, &zb));
+                assert_ok(&what, compare_bounded("dense_y", &gy, &want_y, &yb));
+            }
+        }
+    }
+}
+
+#[test]
+fn dense_backward_matches_the_reference_fused_and_separate() {
+    let g = gpu();
+    let cases = [
+        (MatmulKernel::Direct, DzMode::Fused),
+        (MatmulKernel::Direct, DzMode::Separate),
+        (MatmulKernel::Tiled, DzMode::Fused),
+    ];
+    for (kernel, mode) in cases {
+        for (s, shape) in SHAPES.into_iter().enumerate() {
+            let (m, k, n) = shape;
+            for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
+                let (x, xv) = random(g, m, k, 1.0, s as u64);
+                let (w, wv) = random(g, k, n, 1.0, 40 + s as u64);
+                let (z, zv) = random(g, m, n, 3.0, 70 + s as u64);
+                let (dy, dyv) = random(g, m, n, 1.0, 80 + s as u64);
+                let (dx, dw, db) = (
+                    poisoned(g, &[m, k]),
+                    poisoned(g, &[k, n]),
+                    poisoned(g, &[n]),
+                );
+                let dense = Dense {
+                    activation: act,
+                    kernel: Some(kernel),
+                    dz: mode,
+                };
+                g.submit_and_wait("test", |enc| {
+                    dense.record_backward(enc, &x, &w, &z, &dy, &dw, Some(&db), Some(&dx))
+                })
+                .unwrap();
+                let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
+                let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, &zv, &dyv));
+                let what = format!("{kernel:?} {mode:?} {act} {shape:?}");
+                // Each dZ term may carry the activation kernel's own error, 1e-6 + 1e-5 |dz|, on top of the
+                // dot product's rounding: the bound adds 1e-5 sum |a dz| + 1e-6 sum |a|.
+                let bound =
+                    |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
+                let ones = vec![1.0; m * n];
+                let xa = cpu::dense::abs(&xv);
+                let wa = cpu::dense::abs(&wv);
+                let s_dw = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n);
+                let a_dw = cpu::dense::matmul_at_b(&xa, &ones, m, k, n);
+                let s_dx = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n);
+                let a_dx = cpu::dense::matmul_a_bt(&ones, &wa, m, k, n);
+                let mut s_db = vec![0.0; n];
+                for (i, v) in dz_abs.iter().enumerate() {
+                    s_db[i % n] += v;
+                }
+                let bw: Vec<f64> = s_dw
+                    .iter()
+                    .zip(&a_dw)
+                    .map(|(&s, &a)| bound(m, s, a))
+                    .collect();
+                let bx: Vec<f64> = s_dx
+                    .iter()
+                    .zip(&a_dx)
+                    .map(|(&s, &a)| bound(n, s, a))
+                    .collect();
+                let bb: Vec<f64> = s_db.iter().map(|&s| bound(m, s, m as f64)).collect();
+                let gw: Vec<f32> = dw.read().unwrap();
+                let gx: Vec<f32> = dx.read().unwrap();
+                let gb: Vec<f32> = db.read().unwrap();
+                assert_ok(
+                    &format!("dW {what}"),
+                    compare_bounded("grad", &gw, &want.dw, &bw),
+                );
+                assert_ok(
+                    &format!("dX {what}"),
+                    compare_bounded("grad", &gx, &want.dx, &bx),
+                );
+                assert_ok(
+                    &format!("db {what}"),
+                    compare_bounded("grad", &gb, &want.db, &bb),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dense_convenience_calls_round_trip() {
+    let g = gpu();
+    let (x, _) = random(g, 6, 5, 1.0, 1);
+    let (w, _) = random(g, 5, 3, 1.0, 2);
+    let b = g.upload(&[0.1f32, 0.2, 0.3]).unwrap();
+    let dense = Dense::new(Activation::Gelu);
+    let y = dense.forward(&x, &w, Some(&b)).unwrap();
+    let (y2, z) = dense.forward_train(&x, &w, Some(&b)).unwrap();
+    assert_eq!(y.read::<f32>().unwrap(), y2.read::<f32>().unwrap());
+    let grads = dense.backward(&x, &w, &z, &y).unwrap();
+    assert_eq!(
+        (grads.dx.shape(), grads.dw.shape(), grads.db.shape()),
+        (&[6, 5][..], &[5, 3][..], &[3][..])
+    );
+}
+
+#[test]
+fn bad_shapes_and_types_are_typed_errors() {
+    let g = gpu();
+    let (x, _) = random(g, 4, 3, 1.0, 1);
+    let (w, _) = random(g, 5, 2, 1.0, 2);
+    assert!(matches!(
+        actgpu::matmul(&x, &w),
+        Err(Error::ShapeMismatch { op: "matmul", .. })
+    ));
+    assert!(matches!(
+        actgpu::matmul_at_b(&x, &w),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        actgpu::matmul_a_bt(&x, &w),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let flat = g.upload(&[1.0f32; 3]).unwrap();
+    assert!(matches!(
+        actgpu::matmul(&x, &flat),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let half = g.upload_f32_as(&[1.0; 6], DType::F16).unwrap();
+    let half = Tensor::from_buffer(g, half.buffer().clone(), &[3, 2], DType::F16).unwrap();
+    assert!(matches!(
+        actgpu::matmul(&x, &half),
+        Err(Error::DTypeMismatch { .. })
+    ));
+
+    let (w, _) = random(g, 3, 2, 1.0, 3);
+    let dense = Dense::new(Activation::Relu);
+    let bad_bias = g.upload(&[0.0f32; 3]).unwrap();
+    assert!(matches!(
+        dense.forward(&x, &w, Some(&bad_bias)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let y = g.zeros(&[4, 3], DType::F32).unwrap();
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        dense.record_forward(&mut enc, &x, &w, None, &y, None),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let (y, z) = dense.forward_train(&x, &w, None).unwrap();
+    assert!(matches!(
+        dense.record_forward(&mut enc, &x, &w, None, &y, Some(&y)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let dw_bad = g.zeros(&[2, 3], DType::F32).unwrap();
+    assert!(matches!(
+        dense.record_backward(&mut enc, &x, &w, &z, &y, &dw_bad, None, None),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let dw = g.zeros(&[3, 2], DType::F32).unwrap();
+    assert!(matches!(
+        dense.record_backward(&mut enc, &x, &w, &z, &y, &dw, None, Some(&dw)),
+        Err(Error::ShapeMismatch { .. }) | Err(Error::InvalidArgument { .. })
+    ));
+    let bad_act = Dense::new(Activation::Celu { alpha: 0.0 });
+    assert!(matches!(
+        bad_act.forward(&x, &w, None),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
