@@ -39,7 +39,9 @@ pub use gpu::{F16Storage, Gpu, GpuOptions};
 pub use ops::dense::{Dense, DenseGrads, DzMode};
 pub use ops::gated::Gated;
 pub use ops::learnable::Learnable;
+pub use ops::loss::{Labels, Loss, Targets};
 pub use ops::matmul::{matmul, matmul_a_bt, matmul_at_b, MatmulKernel};
+pub use ops::optim::{Adam, OptimState, Optimizer, Sgd};
 pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 
 /// Re-export of the wgpu version actgpu is built on, for hosts that share their device.

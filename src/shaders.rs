@@ -31,6 +31,10 @@ pub enum ShaderId {
     Learnable,
     /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul.wgsl`).
     Matmul,
+    /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
+    Loss,
+    /// Optimizer updates: SGD with momentum / Nesterov, Adam, AdamW (`shaders/optim.wgsl`).
+    Optim,
     /// Benchmark ceilings: copy and FMA-bound kernels (`shaders/ceilings.wgsl`, used by [`crate::bench`]).
     Ceilings,
 }
@@ -44,6 +48,8 @@ const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 const GATED: &str = include_str!("../shaders/gated.wgsl");
 const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+const LOSS: &str = include_str!("../shaders/loss.wgsl");
+const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
 
 impl ShaderId {
@@ -56,6 +62,8 @@ impl ShaderId {
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
             ShaderId::Matmul => "actgpu.matmul",
+            ShaderId::Loss => "actgpu.loss",
+            ShaderId::Optim => "actgpu.optim",
             ShaderId::Ceilings => "actgpu.ceilings",
         }
     }
@@ -105,6 +113,13 @@ impl ShaderId {
                 LEARNABLE,
             ],
             ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL],
+            ShaderId::Loss => &[STORAGE, ACTIVATION_LIB, LOSS],
+            ShaderId::Optim => {
+                return Source {
+                    text: OPTIM.to_string(),
+                    custom_first_line: None,
+                }
+            }
             ShaderId::Ceilings => {
                 return Source {
                     text: CEILINGS.to_string(),

@@ -6,3 +6,5 @@
 pub mod activation;
 pub mod dense;
 pub mod fused;
+pub mod loss;
+pub mod optim;

@@ -7,4 +7,6 @@ pub mod dense;
 mod elementwise;
 pub mod gated;
 pub mod learnable;
+pub mod loss;
 pub mod matmul;
+pub mod optim;

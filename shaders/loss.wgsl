@@ -1,0 +1,151 @@
+// Losses fused with their gradients, f32. Appended by the host to storage.wgsl and activation_lib.wgsl
+// (src/shaders.rs) for exp_c, log1p_unit and nan_f32; the host passes ACT = 0 (unused here).
+//
+// Each loss kernel writes the gradient of the mean loss and one partial sum per thread; `reduce_mean`, one
+// workgroup, adds the partial sums in a fixed order and scales them, so the loss stays on the GPU:
+//
+//   softmax_cross_entropy  one thread per row r of logits [rows, cols], class t = labels[r]:
+//                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
+//                          with m = x_a the row's maximum (no overflow; exact near 0 for confident rows);
+//                          grad_rj = (softmax_rj - [j == t]) / rows. A label t >= cols writes NaN into the row's
+//                          loss and gradient, so the mean loss is NaN.
+//   mse                    grid-stride over n elements: term_i = (y_i - t_i)^2, grad_i = 2 (y_i - t_i) / n
+//   bce_with_logits        grid-stride: term_i = max(x, 0) - x t + log1p(e^-|x|), grad_i = (sigmoid(x) - t) / n
+//
+// `scale` is 1/rows or 1/n, rounded to f32 on the host.
+
+override WG: u32 = 64u;
+
+struct LossParams {
+    /// Elements (mse, bce) or rows (cross-entropy).
+    n: u32,
+    /// Classes (cross-entropy).
+    cols: u32,
+    /// Threads that write a partial sum, and so partial sums to reduce.
+    threads: u32,
+    /// 1 / n or 1 / rows.
+    scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> pred: array<f32>;
+@group(0) @binding(1) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(2) var<storage, read> target_values: array<f32>;
+@group(0) @binding(3) var<uniform> params: LossParams;
+@group(0) @binding(4) var<storage, read> labels: array<u32>;
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(6) var<storage, read_write> loss_out: array<f32>;
+
+fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid.x;
+}
+
+/// log(1 + u) for u >= 0: the series of the activation library on [0, 1], `log` above (no cancellation there).
+fn log1p_pos(u: f32) -> f32 {
+    if (u <= 1.0) {
+        return log1p_unit(u);
+    }
+    return log(1.0 + u);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = thread_index(wid, nwg, lid);
+    if (row >= params.n) {
+        return;
+    }
+    let cols = params.cols;
+    let base = row * cols;
+    let t = labels[row];
+    if (t >= cols) {
+        for (var j = 0u; j < cols; j++) {
+            grad[base + j] = nan_f32();
+        }
+        partial[row] = nan_f32();
+        return;
+    }
+    var a = 0u;
+    var m = pred[base];
+    for (var j = 1u; j < cols; j++) {
+        let v = pred[base + j];
+        if (v > m) {
+            m = v;
+            a = j;
+        }
+    }
+    var rest = 0.0;
+    for (var j = 0u; j < cols; j++) {
+        if (j != a) {
+            rest += exp_c(pred[base + j] - m);
+        }
+    }
+    // softmax_j = e_j / s with s = 1 + rest; the gradient carries the 1/rows of the mean.
+    let inv = params.scale / (1.0 + rest);
+    for (var j = 0u; j < cols; j++) {
+        let p = exp_c(pred[base + j] - m) * inv;
+        grad[base + j] = select(p, p - params.scale, j == t);
+    }
+    partial[row] = (m - pred[base + t]) + log1p_pos(rest);
+}
+
+@compute @workgroup_size(WG)
+fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = thread_index(wid, nwg, lid);
+    if (t >= params.threads) {
+        return;
+    }
+    let two_scale = 2.0 * params.scale;
+    var acc = 0.0;
+    for (var i = t; i < params.n; i += params.threads) {
+        let d = pred[i] - target_values[i];
+        grad[i] = two_scale * d;
+        acc = fma(d, d, acc);
+    }
+    partial[t] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = thread_index(wid, nwg, lid);
+    if (t >= params.threads) {
+        return;
+    }
+    var acc = 0.0;
+    for (var i = t; i < params.n; i += params.threads) {
+        let x = pred[i];
+        let y = target_values[i];
+        let e = exp_c(-abs(x));
+        let r = 1.0 / (1.0 + e);
+        let s = select(e * r, r, x >= 0.0);
+        grad[i] = (s - y) * params.scale;
+        acc += (max(x, 0.0) - x * y) + log1p_unit(e);
+    }
+    partial[t] = acc;
+}
+
+/// Threads of the reduction's single workgroup.
+const RWG: u32 = 256u;
+var<workgroup> sums: array<f32, 256>;
+
+/// loss_out[0] = scale * sum of the `threads` partial sums: each thread adds a strided slice, then a tree in
+/// workgroup memory. The order is fixed, so the result is the same bits every run.
+@compute @workgroup_size(256)
+fn reduce_mean(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    for (var i = li; i < params.threads; i += RWG) {
+        acc += partial[i];
+    }
+    sums[li] = acc;
+    workgroupBarrier();
+    for (var s = RWG / 2u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            sums[li] += sums[li + s];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        loss_out[0] = sums[0] * params.scale;
+    }
+}

@@ -1,0 +1,96 @@
+// Optimizer updates, one fused kernel per parameter tensor, one thread per element, f32, as torch.optim defines
+// them. Every hyperparameter, the learning rate and the step count come in the uniform block, so they change
+// between steps without recompiling; the pipeline key names only the entry point and the workgroup size.
+//
+//   sgd           g = grad + wd p;  p -= lr g
+//   sgd_momentum  g = grad + wd p;  b = g at step 1, else momentum b + (1 - dampening) g;
+//                 g = g + momentum b (Nesterov) or b;  p -= lr g
+//   adam          g = grad + wd p (Adam) or p *= 1 - lr wd (AdamW, decoupled);
+//                 m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+//                 p -= step_size m / (sqrt(v) inv_sqrt_bc2 + eps)
+//                 with step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t), computed on the host
+//                 in f64 (PyTorch's eps placement: denom = sqrt(v_hat) + eps).
+
+override WG: u32 = 64u;
+
+struct OptimParams {
+    n: u32,
+    step: u32,
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    dampening: f32,
+    nesterov: u32,
+    decoupled: u32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    inv_sqrt_bc2: f32,
+}
+
+@group(0) @binding(0) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<uniform> params: OptimParams;
+@group(0) @binding(5) var<storage, read_write> state_m: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state_v: array<f32>;
+
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i >= params.n) {
+        return;
+    }
+    let p = param[i];
+    let g = fma(params.weight_decay, p, grad[i]);
+    param[i] = p - params.lr * g;
+}
+
+@compute @workgroup_size(WG)
+fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i >= params.n) {
+        return;
+    }
+    let p = param[i];
+    var g = fma(params.weight_decay, p, grad[i]);
+    var b = g;
+    if (params.step > 1u) {
+        b = params.momentum * state_m[i] + (1.0 - params.dampening) * g;
+    }
+    state_m[i] = b;
+    if (params.nesterov != 0u) {
+        g = fma(params.momentum, b, g);
+    } else {
+        g = b;
+    }
+    param[i] = p - params.lr * g;
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i >= params.n) {
+        return;
+    }
+    var p = param[i];
+    var g = grad[i];
+    if (params.decoupled != 0u) {
+        p = p * (1.0 - params.lr * params.weight_decay);
+    } else {
+        g = fma(params.weight_decay, p, g);
+    }
+    let m = params.beta1 * state_m[i] + (1.0 - params.beta1) * g;
+    let v = params.beta2 * state_v[i] + (1.0 - params.beta2) * (g * g);
+    state_m[i] = m;
+    state_v[i] = v;
+    let denom = sqrt(v) * params.inv_sqrt_bc2 + params.eps;
+    param[i] = p - params.step_size * (m / denom);
+}

@@ -1,0 +1,67 @@
+//! f64 reference of the losses and their gradients ([`crate::ops::loss::Loss`]): each returns the mean loss and
+//! the gradient of that mean with respect to the prediction.
+
+use super::activation::{sigmoid, softplus};
+
+/// Softmax cross-entropy of `logits [rows, cols]` against class indices `labels [rows]` (each `< cols`):
+/// `L = 1/rows sum_r (log sum_j e^(x_rj) - x_{r t_r})`, `dL/dx_rj = (softmax(x_r)_j - [j == t_r]) / rows`.
+/// Returns `(L, dL/dx)`.
+pub fn softmax_cross_entropy(logits: &[f64], labels: &[u32], cols: usize) -> (f64, Vec<f64>) {
+    let rows = labels.len();
+    let mut grad = vec![0.0; rows * cols];
+    let mut total = 0.0;
+    for (r, &t) in labels.iter().enumerate() {
+        let x = &logits[r * cols..(r + 1) * cols];
+        // log sum_j e^(x_j) = m + log1p(sum_{j != a} e^(x_j - m)), x_a = m the maximum: `ln` of a sum near 1
+        // would lose the digits of a nearly certain row's loss even in f64.
+        let a = (0..cols).fold(0, |a, j| if x[j] > x[a] { j } else { a });
+        let m = x[a];
+        let rest: f64 = (0..cols)
+            .filter(|&j| j != a)
+            .map(|j| (x[j] - m).exp())
+            .sum();
+        let s = 1.0 + rest;
+        total += (m - x[t as usize]) + rest.ln_1p();
+        for (j, &v) in x.iter().enumerate() {
+            let p = (v - m).exp() / s;
+            let onehot = if j == t as usize { 1.0 } else { 0.0 };
+            grad[r * cols + j] = (p - onehot) / rows as f64;
+        }
+    }
+    (total / rows as f64, grad)
+}
+
+/// Mean squared error: `L = 1/n sum_i (y_i - t_i)^2`, `dL/dy_i = 2 (y_i - t_i) / n`.
+pub fn mse(pred: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
+    let n = pred.len() as f64;
+    let loss = pred
+        .iter()
+        .zip(target)
+        .map(|(y, t)| (y - t) * (y - t))
+        .sum::<f64>()
+        / n;
+    let grad = pred
+        .iter()
+        .zip(target)
+        .map(|(y, t)| 2.0 * (y - t) / n)
+        .collect();
+    (loss, grad)
+}
+
+/// Binary cross-entropy on logits: `L = 1/n sum_i max(x, 0) - x t + log1p(e^-|x|)` (that is,
+/// `softplus(x) - x t`), `dL/dx_i = (sigmoid(x_i) - t_i) / n`.
+pub fn bce_with_logits(logits: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
+    let n = logits.len() as f64;
+    let loss = logits
+        .iter()
+        .zip(target)
+        .map(|(&x, &t)| softplus(x) - x * t)
+        .sum::<f64>()
+        / n;
+    let grad = logits
+        .iter()
+        .zip(target)
+        .map(|(&x, &t)| (sigmoid(x) - t) / n)
+        .collect();
+    (loss, grad)
+}

@@ -1,0 +1,316 @@
+//! Losses fused with their gradients (`shaders/loss.wgsl`), f32, each the mean over its elements or rows.
+//!
+//! One kernel writes the gradient of the mean loss and one partial sum per thread; a second, one workgroup,
+//! adds the partial sums in a fixed order into a 1-element tensor, which stays on the GPU until read:
+//!
+//! ```text
+//! softmax cross-entropy  logits x [rows, cols], class t_r:  L = 1/rows sum_r (log sum_j e^(x_rj) - x_rt)
+//!                        dL/dx_rj = (softmax(x_r)_j - [j == t_r]) / rows
+//! mean squared error     y, t of n elements:                L = 1/n sum_i (y_i - t_i)^2,  dL/dy_i = 2 (y_i - t_i) / n
+//! BCE with logits        x, t of n elements:                L = 1/n sum_i max(x_i, 0) - x_i t_i + log1p(e^-|x_i|)
+//!                                                           dL/dx_i = (sigmoid(x_i) - t_i) / n
+//! ```
+//!
+//! Class indices live in [`Labels`], checked against the class count when uploaded from the host. Indices put
+//! on the GPU by other means ([`Labels::from_buffer`]) are not checked: for a row whose index is `>= cols` the
+//! kernel writes NaN into that row's gradient and loss, so the mean loss reads NaN.
+
+use wgpu::util::DeviceExt;
+
+use super::elementwise::dispatch;
+use super::matmul::{check_distinct, expect_shape};
+use crate::dispatch::grid;
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{DType, Error, Gpu, Result, Tensor};
+
+/// Most partial sums the elementwise losses write (threads of the grid-stride loop): enough threads to fill a
+/// GPU, few enough that the one-workgroup reduction reads 64 KiB.
+const MAX_PARTIALS: usize = 16_384;
+
+/// A loss function, averaged over the batch (cross-entropy) or over every element (the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Loss {
+    /// Softmax cross-entropy over class indices: logits `[rows, cols]`, one class per row ([`Labels`]).
+    /// `L = mean_r (logsumexp(x_r) - x_{r, t_r})`, gradient `(softmax(x) - onehot(t)) / rows`. Computed as
+    /// `(m - x_t) + log1p(sum_{j != argmax} e^(x_j - m))`, `m` the row maximum: no overflow, and full relative
+    /// accuracy when a row is nearly certain.
+    SoftmaxCrossEntropy,
+    /// Mean squared error: `L = mean_i (y_i - t_i)^2`, gradient `2 (y_i - t_i) / n`.
+    Mse,
+    /// Binary cross-entropy on logits, targets in [0, 1]: `L = mean_i max(x, 0) - x t + log1p(e^-|x|)` (no
+    /// overflow for any finite x), gradient `(sigmoid(x) - t) / n`.
+    BceWithLogits,
+}
+
+/// Class indices of a batch, one `u32` per row, on the GPU, with the class count they were checked against.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    gpu: Gpu,
+    buffer: wgpu::Buffer,
+    len: usize,
+    classes: usize,
+}
+
+impl Labels {
+    /// Uploads `labels`, after checking that every index is below `classes`: `Error::InvalidArgument` names the
+    /// first row that is not.
+    pub fn upload(gpu: &Gpu, labels: &[u32], classes: usize) -> Result<Labels> {
+        if let Some((row, &t)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| t as usize >= classes)
+        {
+            return Err(Error::InvalidArgument {
+                op: "Labels::upload",
+                reason: format!(
+                    "class index {t} at row {row} is out of range for {classes} classes"
+                ),
+            });
+        }
+        gpu.check_lost()?;
+        let mut words = labels.to_vec();
+        words.resize(labels.len().div_ceil(4).max(1) * 4, 0);
+        let buffer = gpu
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("actgpu.labels"),
+                contents: bytemuck::cast_slice(&words),
+                usage: crate::TENSOR_USAGE,
+            });
+        Ok(Labels {
+            gpu: gpu.clone(),
+            buffer,
+            len: labels.len(),
+            classes,
+        })
+    }
+
+    /// Wraps `len` class indices already on the GPU (a `STORAGE` buffer of at least `4 len` bytes). Their values
+    /// are not checked: see the module documentation for what the kernel does with an index `>= classes`.
+    pub fn from_buffer(
+        gpu: &Gpu,
+        buffer: wgpu::Buffer,
+        len: usize,
+        classes: usize,
+    ) -> Result<Labels> {
+        const OP: &str = "Labels::from_buffer";
+        let missing = wgpu::BufferUsages::STORAGE - buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::MissingUsage {
+                op: OP,
+                missing: format!("{missing:?}"),
+            });
+        }
+        if buffer.size() < 4 * len as u64 {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "{len} labels need {} bytes, the buffer has {}",
+                    4 * len,
+                    buffer.size()
+                ),
+            });
+        }
+        Ok(Labels {
+            gpu: gpu.clone(),
+            buffer,
+            len,
+            classes,
+        })
+    }
+
+    /// Number of labels (rows).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The class count the indices were checked against.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The buffer of `u32` indices.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+/// What a loss compares the prediction with.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Class indices, for [`Loss::SoftmaxCrossEntropy`].
+    Classes(&'a Labels),
+    /// Values shaped like the prediction, for [`Loss::Mse`] and [`Loss::BceWithLogits`].
+    Values(&'a Tensor),
+}
+
+fn entry_binding(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+fn check_binding(gpu: &Gpu, b: &wgpu::Buffer) -> Result<()> {
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    if b.size() > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: b.size(),
+        });
+    }
+    Ok(())
+}
+
+impl Loss {
+    /// snake_case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Loss::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            Loss::Mse => "mse",
+            Loss::BceWithLogits => "bce_with_logits",
+        }
+    }
+
+    /// Checks the operands; returns `(n, cols, threads, scale)` of the kernel: elements or rows, classes, partial
+    /// sums, and the 1/n of the mean.
+    fn plan(
+        self,
+        pred: &Tensor,
+        targets: Targets,
+        grad: &Tensor,
+        loss: &Tensor,
+    ) -> Result<(usize, usize, usize, f32)> {
+        let op = self.name();
+        let gpu = pred.gpu();
+        expect_shape(op, gpu, pred, pred.shape())?;
+        expect_shape(op, gpu, grad, pred.shape())?;
+        expect_shape(op, gpu, loss, &[1])?;
+        let (n, cols) = match (self, targets) {
+            (Loss::SoftmaxCrossEntropy, Targets::Classes(labels)) => {
+                let &[rows, cols] = pred.shape() else {
+                    return Err(Error::InvalidArgument {
+                        op,
+                        reason: format!(
+                            "logits must be [rows, classes], got shape {:?}",
+                            pred.shape()
+                        ),
+                    });
+                };
+                if !labels.gpu.same_context(gpu) {
+                    return Err(Error::DeviceMismatch { op });
+                }
+                if labels.len != rows || labels.classes != cols {
+                    return Err(Error::ShapeMismatch {
+                        op,
+                        expected: vec![rows, cols],
+                        got: vec![labels.len, labels.classes],
+                    });
+                }
+                (rows, cols)
+            }
+            (Loss::Mse | Loss::BceWithLogits, Targets::Values(t)) => {
+                expect_shape(op, gpu, t, pred.shape())?;
+                (pred.len(), 1)
+            }
+            (Loss::SoftmaxCrossEntropy, Targets::Values(_)) => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: "cross-entropy takes class indices (Targets::Classes)".into(),
+                })
+            }
+            (_, Targets::Classes(_)) => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: "this loss takes target values (Targets::Values)".into(),
+                })
+            }
+        };
+        if n == 0 || cols == 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "the mean over an empty prediction {:?} is undefined",
+                    pred.shape()
+                ),
+            });
+        }
+        let mut ins = vec![pred.buffer()];
+        match targets {
+            Targets::Classes(l) => ins.push(l.buffer()),
+            Targets::Values(t) => ins.push(t.buffer()),
+        }
+        check_distinct(op, &[grad, loss], &ins)?;
+        for b in ins.iter().chain([&grad.buffer(), &loss.buffer()]) {
+            check_binding(gpu, b)?;
+        }
+        let threads = match self {
+            Loss::SoftmaxCrossEntropy => n,
+            _ => n.min(MAX_PARTIALS),
+        };
+        Ok((n, cols, threads, (1.0 / n as f64) as f32))
+    }
+
+    /// Records the loss and its gradient: `grad` (shaped like `pred`) receives `dL/dpred` of the mean loss and
+    /// `loss` (shape `[1]`) the mean loss. Two dispatches; nothing is read back.
+    pub fn record(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        pred: &Tensor,
+        targets: Targets,
+        grad: &Tensor,
+        loss: &Tensor,
+    ) -> Result<()> {
+        let gpu = pred.gpu();
+        gpu.check_lost()?;
+        let (n, cols, threads, scale) = self.plan(pred, targets, grad, loss)?;
+        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("actgpu.loss.partial"),
+            size: (threads * 4).div_ceil(16) as u64 * 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let params = [n as u32, cols as u32, threads as u32, scale.to_bits()];
+        let wg = gpu.launch_config().workgroup_size;
+        let key = |entry| PipelineKey::new(ShaderId::Loss, entry, wg, &[("ACT", 0.0)]);
+        let k = key(self.name());
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let mut entries = vec![
+            entry_binding(0, pred.buffer()),
+            entry_binding(1, grad.buffer()),
+            entry_binding(5, &partial),
+        ];
+        entries.push(match targets {
+            Targets::Classes(l) => entry_binding(4, l.buffer()),
+            Targets::Values(t) => entry_binding(2, t.buffer()),
+        });
+        let groups = grid(
+            (threads as u64).div_ceil(u64::from(wg)),
+            gpu.limits().max_compute_workgroups_per_dimension,
+        )?;
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, groups);
+        let k = key("reduce_mean");
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let entries = vec![entry_binding(5, &partial), entry_binding(6, loss.buffer())];
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1));
+        Ok(())
+    }
+
+    /// `(loss [1], grad)` into new f32 tensors; submits and waits.
+    pub fn compute(self, pred: &Tensor, targets: Targets) -> Result<(Tensor, Tensor)> {
+        let gpu = pred.gpu();
+        let grad = gpu.zeros(pred.shape(), DType::F32)?;
+        let loss = gpu.zeros(&[1], DType::F32)?;
+        gpu.submit_and_wait(self.name(), |enc| {
+            self.record(enc, pred, targets, &grad, &loss)
+        })?;
+        Ok((loss, grad))
+    }
+}

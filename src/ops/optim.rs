@@ -1,0 +1,337 @@
+//! Optimizer updates (`shaders/optim.wgsl`): one fused kernel per parameter tensor, f32, as `torch.optim`
+//! defines SGD, Adam and AdamW.
+//!
+//! The learning rate, the step count and every other hyperparameter go into the kernel's uniform block, written
+//! afresh with each recorded update, so they can change between steps without recompiling: the pipeline key names
+//! only the entry point (`sgd`, `sgd_momentum` or `adam`) and the workgroup size.
+
+use super::elementwise::dispatch;
+use super::matmul::{check_distinct, expect_shape};
+use crate::dispatch::grid;
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{DType, Error, Gpu, Result, Tensor};
+
+/// Stochastic gradient descent, as `torch.optim.SGD`:
+///
+/// ```text
+/// g = grad + weight_decay p
+/// b = g (step 1), else momentum b + (1 - dampening) g      (only when momentum != 0)
+/// g = g + momentum b (nesterov), else b
+/// p = p - lr g
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sgd {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (0: plain SGD, no state).
+    pub momentum: f32,
+    /// Dampening of the momentum buffer's gradient term.
+    pub dampening: f32,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0, as in PyTorch).
+    pub nesterov: bool,
+}
+
+/// Adam and AdamW, as `torch.optim.Adam` / `torch.optim.AdamW` (no amsgrad):
+///
+/// ```text
+/// Adam:  g = grad + weight_decay p          AdamW:  p = p (1 - lr weight_decay),  g = grad
+/// m = beta1 m + (1 - beta1) g               v = beta2 v + (1 - beta2) g^2
+/// p = p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+///
+/// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f32,
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the second moment.
+    pub beta2: f32,
+    /// Added to the bias-corrected `sqrt(v)`.
+    pub eps: f32,
+    /// L2 penalty (Adam) or decoupled decay (AdamW).
+    pub weight_decay: f32,
+    /// True for AdamW: the decay multiplies the parameter instead of entering the gradient.
+    pub decoupled: bool,
+}
+
+/// An optimizer: which update and its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// [`Sgd`].
+    Sgd(Sgd),
+    /// [`Adam`] or AdamW.
+    Adam(Adam),
+}
+
+impl Sgd {
+    /// Plain SGD at learning rate `lr`.
+    pub const fn new(lr: f32) -> Self {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+impl Adam {
+    /// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, no weight decay) at learning rate `lr`.
+    pub const fn new(lr: f32) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, weight decay 0.01) at learning rate `lr`.
+    pub const fn adamw(lr: f32) -> Self {
+        Adam {
+            weight_decay: 0.01,
+            decoupled: true,
+            ..Adam::new(lr)
+        }
+    }
+}
+
+fn bind(binding: u32, t: &Tensor) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: t.buffer().as_entire_binding(),
+    }
+}
+
+/// The optimizer state of one parameter tensor: the momentum buffer (SGD) or the two moments (Adam), zeros
+/// until the first step.
+#[derive(Debug, Clone)]
+pub struct OptimState {
+    /// SGD's momentum buffer, or Adam's first moment `m`.
+    pub m: Option<Tensor>,
+    /// Adam's second moment `v`.
+    pub v: Option<Tensor>,
+}
+
+const OP: &str = "optimizer_update";
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidArgument { op: OP, reason }
+}
+
+impl Optimizer {
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            Optimizer::Sgd(s) => s.lr,
+            Optimizer::Adam(a) => a.lr,
+        }
+    }
+
+    /// Sets the learning rate; the next recorded update uses it (no recompilation).
+    pub fn set_lr(&mut self, lr: f32) {
+        match self {
+            Optimizer::Sgd(s) => s.lr = lr,
+            Optimizer::Adam(a) => a.lr = lr,
+        }
+    }
+
+    /// Checks the hyperparameters: finite, `lr >= 0`, `weight_decay >= 0`, momentum and dampening in [0, 1],
+    /// Nesterov only with momentum > 0 and dampening 0, betas in [0, 1), `eps > 0`.
+    pub fn validate(&self) -> Result<()> {
+        let finite = |name: &str, v: f32| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(invalid(format!("{name} = {v} is not finite")))
+            }
+        };
+        match *self {
+            Optimizer::Sgd(s) => {
+                for (name, v) in [
+                    ("lr", s.lr),
+                    ("momentum", s.momentum),
+                    ("dampening", s.dampening),
+                    ("weight_decay", s.weight_decay),
+                ] {
+                    finite(name, v)?;
+                }
+                if s.lr < 0.0 || s.weight_decay < 0.0 {
+                    return Err(invalid("lr and weight_decay must be >= 0".into()));
+                }
+                if !(0.0..=1.0).contains(&s.momentum) || !(0.0..=1.0).contains(&s.dampening) {
+                    return Err(invalid("momentum and dampening must be in [0, 1]".into()));
+                }
+                if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) {
+                    return Err(invalid(
+                        "Nesterov momentum requires momentum > 0 and dampening 0".into(),
+                    ));
+                }
+            }
+            Optimizer::Adam(a) => {
+                for (name, v) in [
+                    ("lr", a.lr),
+                    ("beta1", a.beta1),
+                    ("beta2", a.beta2),
+                    ("eps", a.eps),
+                    ("weight_decay", a.weight_decay),
+                ] {
+                    finite(name, v)?;
+                }
+                if a.lr < 0.0 || a.weight_decay < 0.0 || a.eps <= 0.0 {
+                    return Err(invalid("lr, weight_decay must be >= 0 and eps > 0".into()));
+                }
+                if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) {
+                    return Err(invalid("betas must be in [0, 1)".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Zero state for `param`: no tensor for plain SGD, one for SGD with momentum, two for Adam.
+    pub fn init_state(&self, param: &Tensor) -> Result<OptimState> {
+        let zeros = || param.gpu().zeros(param.shape(), DType::F32);
+        Ok(match self {
+            Optimizer::Sgd(s) if s.momentum == 0.0 => OptimState { m: None, v: None },
+            Optimizer::Sgd(_) => OptimState {
+                m: Some(zeros()?),
+                v: None,
+            },
+            Optimizer::Adam(_) => OptimState {
+                m: Some(zeros()?),
+                v: Some(zeros()?),
+            },
+        })
+    }
+
+    /// The uniform block: `[n, step, lr, weight_decay, momentum, dampening, nesterov, decoupled, beta1, beta2,
+    /// eps, step_size, inv_sqrt_bc2]`, the Adam bias corrections `step_size = lr / (1 - beta1^t)` and
+    /// `1 / sqrt(1 - beta2^t)` computed in f64.
+    fn params(&self, n: usize, step: u32) -> [u32; 13] {
+        let b = |v: f32| v.to_bits();
+        let mut p = [0u32; 13];
+        p[0] = n as u32;
+        p[1] = step;
+        match *self {
+            Optimizer::Sgd(s) => {
+                p[2] = b(s.lr);
+                p[3] = b(s.weight_decay);
+                p[4] = b(s.momentum);
+                p[5] = b(s.dampening);
+                p[6] = u32::from(s.nesterov);
+            }
+            Optimizer::Adam(a) => {
+                let t = i32::try_from(step).unwrap_or(i32::MAX);
+                let bc1 = 1.0 - f64::from(a.beta1).powi(t);
+                let bc2 = 1.0 - f64::from(a.beta2).powi(t);
+                p[2] = b(a.lr);
+                p[3] = b(a.weight_decay);
+                p[7] = u32::from(a.decoupled);
+                p[8] = b(a.beta1);
+                p[9] = b(a.beta2);
+                p[10] = b(a.eps);
+                p[11] = b((f64::from(a.lr) / bc1) as f32);
+                p[12] = b((1.0 / bc2.sqrt()) as f32);
+            }
+        }
+        p
+    }
+
+    /// Records one update of `param` from `grad` (same shape, f32) and `state` (from [`Optimizer::init_state`]),
+    /// as step number `step` (1 for the first update: it selects SGD's first momentum step and Adam's bias
+    /// correction). One dispatch.
+    pub fn record_update(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &OptimState,
+        step: u64,
+    ) -> Result<()> {
+        self.validate()?;
+        let gpu = param.gpu();
+        gpu.check_lost()?;
+        let step = u32::try_from(step)
+            .ok()
+            .filter(|&s| s >= 1)
+            .ok_or_else(|| invalid(format!("step {step} must be in 1..=u32::MAX")))?;
+        expect_shape(OP, gpu, param, param.shape())?;
+        expect_shape(OP, gpu, grad, param.shape())?;
+        let (entry, slots): (&'static str, Vec<(u32, &Tensor)>) = match (*self, state) {
+            (Optimizer::Sgd(s), _) if s.momentum == 0.0 => ("sgd", vec![]),
+            (Optimizer::Sgd(_), OptimState { m: Some(m), .. }) => ("sgd_momentum", vec![(5, m)]),
+            (
+                Optimizer::Adam(_),
+                OptimState {
+                    m: Some(m),
+                    v: Some(v),
+                },
+            ) => ("adam", vec![(5, m), (6, v)]),
+            _ => {
+                return Err(invalid(
+                    "the state does not match the optimizer: create it with init_state".into(),
+                ))
+            }
+        };
+        for (_, t) in &slots {
+            expect_shape(OP, gpu, t, param.shape())?;
+        }
+        let mut outs = vec![param];
+        outs.extend(slots.iter().map(|&(_, t)| t));
+        check_distinct(OP, &outs, &[grad.buffer()])?;
+        let n = param.len();
+        if n == 0 {
+            return Ok(());
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::LimitExceeded {
+                limit: "elements per optimizer update",
+                max: u64::from(u32::MAX),
+                requested: n as u64,
+            });
+        }
+        let max = gpu.limits().max_storage_buffer_binding_size;
+        for t in outs.iter().chain([&grad]) {
+            if t.buffer().size() > max {
+                return Err(Error::LimitExceeded {
+                    limit: "max_storage_buffer_binding_size",
+                    max,
+                    requested: t.buffer().size(),
+                });
+            }
+        }
+        let wg = gpu.launch_config().workgroup_size;
+        let key = PipelineKey::new(ShaderId::Optim, entry, wg, &[]);
+        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
+        let mut entries = vec![bind(0, grad), bind(1, param)];
+        entries.extend(slots.iter().map(|&(b, t)| bind(b, t)));
+        let groups = grid(
+            (n as u64).div_ceil(u64::from(wg)),
+            gpu.limits().max_compute_workgroups_per_dimension,
+        )?;
+        let params = self.params(n, step);
+        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups);
+        Ok(())
+    }
+
+    /// [`Optimizer::record_update`], submitted and waited for.
+    pub fn update(
+        &self,
+        gpu: &Gpu,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &OptimState,
+        step: u64,
+    ) -> Result<()> {
+        gpu.submit_and_wait(OP, |enc| self.record_update(enc, param, grad, state, step))
+    }
+}
