@@ -7,4 +7,5 @@ pub mod activation;
 pub mod dense;
 pub mod fused;
 pub mod loss;
+pub mod mlp;
 pub mod optim;

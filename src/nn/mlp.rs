@@ -1,0 +1,403 @@
+//! A multi-layer perceptron trained on the GPU: dense layers `Y_l = f_l(Y_{l-1} W_l + b_l)` with one activation
+//! per hidden layer and a linear output layer, a fused loss, and a fused optimizer update per parameter tensor.
+//!
+//! [`Mlp::train_step`] records the whole step, forward, loss, backward and update, into one command buffer,
+//! submits it once and returns without waiting or reading anything back; [`Mlp::loss`] reads the last step's
+//! loss when asked. Every kernel sums in a fixed order (no atomics), so the same seed on the same adapter gives
+//! the same bits.
+
+use crate::nn::init::init_params;
+use crate::ops::loss::{Labels, Loss, Targets};
+use crate::ops::optim::{OptimState, Optimizer};
+use crate::{Activation, DType, Dense, Error, Gpu, Result, Tensor};
+
+/// One layer's parameters, their gradients and their optimizer state.
+#[derive(Debug)]
+struct Layer {
+    dense: Dense,
+    w: Tensor,
+    b: Tensor,
+    dw: Tensor,
+    db: Tensor,
+    w_state: OptimState,
+    b_state: OptimState,
+}
+
+/// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers) and the gradient
+/// of the loss with respect to its output.
+#[derive(Debug)]
+struct Workspace {
+    batch: usize,
+    y: Vec<Tensor>,
+    z: Vec<Tensor>,
+    dy: Vec<Tensor>,
+}
+
+/// A multi-layer perceptron on the GPU (see the module documentation).
+#[derive(Debug)]
+pub struct Mlp {
+    gpu: Gpu,
+    sizes: Vec<usize>,
+    loss_fn: Loss,
+    optimizer: Optimizer,
+    layers: Vec<Layer>,
+    step: u64,
+    loss: Tensor,
+    work: Option<Workspace>,
+}
+
+const OP: &str = "Mlp";
+
+impl Mlp {
+    /// A network with layer sizes `sizes` (input first, at least two, none zero), one activation per hidden
+    /// layer (`hidden.len() == sizes.len() - 2`; the output layer is linear), initialised from `seed` by
+    /// [`init_params`], trained with `loss` and `optimizer`.
+    pub fn new(
+        gpu: &Gpu,
+        sizes: &[usize],
+        hidden: &[Activation],
+        loss: Loss,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Mlp> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!("layer sizes {sizes:?}: need at least two, none zero"),
+            });
+        }
+        if hidden.len() != sizes.len() - 2 {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "{} hidden layers need {} activations, got {}",
+                    sizes.len() - 2,
+                    sizes.len() - 2,
+                    hidden.len()
+                ),
+            });
+        }
+        for act in hidden {
+            act.validate()?;
+        }
+        optimizer.validate()?;
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        for (l, (w, b)) in init_params(sizes, hidden, seed).into_iter().enumerate() {
+            let (fan_in, fan_out) = (sizes[l], sizes[l + 1]);
+            let w = gpu.upload_shaped(&w, &[fan_in, fan_out])?;
+            let b = gpu.upload(&b)?;
+            let act = hidden.get(l).copied().unwrap_or(Activation::Identity);
+            layers.push(Layer {
+                dense: Dense::new(act),
+                dw: w.zeros_like()?,
+                db: b.zeros_like()?,
+                w_state: optimizer.init_state(&w)?,
+                b_state: optimizer.init_state(&b)?,
+                w,
+                b,
+            });
+        }
+        Ok(Mlp {
+            gpu: gpu.clone(),
+            sizes: sizes.to_vec(),
+            loss_fn: loss,
+            optimizer,
+            layers,
+            step: 0,
+            loss: gpu.zeros(&[1], DType::F32)?,
+            work: None,
+        })
+    }
+
+    /// Layer sizes, input first.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// Updates done so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The optimizer (with its current learning rate).
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// Sets the learning rate of the following steps (a uniform value: nothing recompiles).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.optimizer.set_lr(lr);
+    }
+
+    /// Layer `l`'s weight `[sizes[l], sizes[l + 1]]` and bias `[sizes[l + 1]]`, on the GPU.
+    pub fn layer(&self, l: usize) -> Option<(&Tensor, &Tensor)> {
+        self.layers.get(l).map(|layer| (&layer.w, &layer.b))
+    }
+
+    /// Layer `l`'s gradients `(dW, db)` from the last step, on the GPU.
+    pub fn layer_grads(&self, l: usize) -> Option<(&Tensor, &Tensor)> {
+        self.layers.get(l).map(|layer| (&layer.dw, &layer.db))
+    }
+
+    /// Every layer's `(W, b)` read back (blocks).
+    pub fn params(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        self.layers
+            .iter()
+            .map(|l| Ok((l.w.read::<f32>()?, l.b.read::<f32>()?)))
+            .collect()
+    }
+
+    /// The batch size of `x [batch, sizes[0]]`, checked.
+    fn batch_of(&self, x: &Tensor) -> Result<usize> {
+        if !x.gpu().same_context(&self.gpu) {
+            return Err(Error::DeviceMismatch { op: OP });
+        }
+        if x.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                expected: DType::F32,
+                got: x.dtype(),
+            });
+        }
+        match *x.shape() {
+            [batch, d] if d == self.sizes[0] && batch > 0 => Ok(batch),
+            _ => Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![
+                    x.shape().first().copied().unwrap_or(0).max(1),
+                    self.sizes[0],
+                ],
+                got: x.shape().to_vec(),
+            }),
+        }
+    }
+
+    /// Allocates the workspace for `batch` unless the last one fits.
+    fn workspace(&mut self, batch: usize) -> Result<()> {
+        if self.work.as_ref().is_some_and(|w| w.batch == batch) {
+            return Ok(());
+        }
+        let mut work = Workspace {
+            batch,
+            y: Vec::new(),
+            z: Vec::new(),
+            dy: Vec::new(),
+        };
+        let last = self.layers.len() - 1;
+        for l in 0..self.layers.len() {
+            let shape = [batch, self.sizes[l + 1]];
+            work.y.push(self.gpu.zeros(&shape, DType::F32)?);
+            work.dy.push(self.gpu.zeros(&shape, DType::F32)?);
+            if l < last {
+                work.z.push(self.gpu.zeros(&shape, DType::F32)?);
+            }
+        }
+        self.work = Some(work);
+        Ok(())
+    }
+
+    /// Records the forward pass of the batch `x` into the workspace (storing Z when `train`).
+    fn record_forward(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        train: bool,
+    ) -> Result<()> {
+        let work = self.work.as_ref().ok_or(Error::InvalidArgument {
+            op: OP,
+            reason: "no workspace".into(),
+        })?;
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let input = if l == 0 { x } else { &work.y[l - 1] };
+            let z = (train && l < last).then(|| &work.z[l]);
+            layer
+                .dense
+                .record_forward(enc, input, &layer.w, Some(&layer.b), &work.y[l], z)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `targets` fit the loss and a batch of `batch` rows.
+    fn check_targets(&self, targets: Targets, batch: usize) -> Result<()> {
+        let out = self.sizes[self.sizes.len() - 1];
+        match targets {
+            Targets::Classes(labels) if labels.len() != batch || labels.classes() != out => {
+                Err(Error::ShapeMismatch {
+                    op: OP,
+                    expected: vec![batch, out],
+                    got: vec![labels.len(), labels.classes()],
+                })
+            }
+            Targets::Values(t) if t.shape() != [batch, out] => Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![batch, out],
+                got: t.shape().to_vec(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// One training step on the batch `x [batch, sizes[0]]` with `targets` (class indices `[batch]` for
+    /// cross-entropy, values `[batch, sizes[-1]]` otherwise): forward, loss and its gradient, backward through
+    /// every layer, then the optimizer's update of every weight and bias, recorded into one command buffer and
+    /// submitted once. Returns without waiting for the device and reads nothing back.
+    pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
+        let batch = self.batch_of(x)?;
+        self.check_targets(targets, batch)?;
+        self.workspace(batch)?;
+        let gpu = self.gpu.clone();
+        gpu.check_lost()?;
+        let step = self.step + 1;
+        let device = gpu.device();
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("actgpu.mlp.train_step"),
+        });
+        let recorded = self.record_step(&mut enc, x, targets, step);
+        if recorded.is_ok() {
+            gpu.queue().submit([enc.finish()]);
+        }
+        let oom = pollster::block_on(oom.pop());
+        let validation = pollster::block_on(validation.pop());
+        recorded?;
+        if let Some(err) = oom.or(validation) {
+            return Err(Error::Wgpu {
+                op: "Mlp::train_step",
+                message: err.to_string(),
+            });
+        }
+        self.step = step;
+        Ok(())
+    }
+
+    fn record_step(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        targets: Targets,
+        step: u64,
+    ) -> Result<()> {
+        self.record_forward(enc, x, true)?;
+        let work = self.work.as_ref().ok_or(Error::InvalidArgument {
+            op: OP,
+            reason: "no workspace".into(),
+        })?;
+        let last = self.layers.len() - 1;
+        self.loss_fn
+            .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let input = if l == 0 { x } else { &work.y[l - 1] };
+            // The output layer is linear: its Z is its Y.
+            let z = if l == last { &work.y[l] } else { &work.z[l] };
+            let dx = (l > 0).then(|| &work.dy[l - 1]);
+            layer.dense.record_backward(
+                enc,
+                input,
+                &layer.w,
+                z,
+                &work.dy[l],
+                &layer.dw,
+                Some(&layer.db),
+                dx,
+            )?;
+        }
+        for layer in &self.layers {
+            self.optimizer
+                .record_update(enc, &layer.w, &layer.dw, &layer.w_state, step)?;
+            self.optimizer
+                .record_update(enc, &layer.b, &layer.db, &layer.b_state, step)?;
+        }
+        Ok(())
+    }
+
+    /// [`Mlp::train_step`] from host data: `x` row-major `[batch, sizes[0]]` and class indices (checked against
+    /// the output size).
+    pub fn train_step_classes(&mut self, x: &[f32], labels: &[u32]) -> Result<()> {
+        let x = self.upload_batch(x)?;
+        let labels = Labels::upload(&self.gpu, labels, self.sizes[self.sizes.len() - 1])?;
+        self.train_step(&x, Targets::Classes(&labels))
+    }
+
+    fn upload_batch(&self, x: &[f32]) -> Result<Tensor> {
+        let d = self.sizes[0];
+        if x.is_empty() || !x.len().is_multiple_of(d) {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![x.len().div_ceil(d).max(1), d],
+                got: vec![x.len()],
+            });
+        }
+        self.gpu.upload_shaped(x, &[x.len() / d, d])
+    }
+
+    /// The mean loss of the last step, read back (waits for the device). `Err` before the first step.
+    pub fn loss(&self) -> Result<f32> {
+        if self.step == 0 {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::loss",
+                reason: "no training step has run yet".into(),
+            });
+        }
+        Ok(self.loss.read::<f32>()?[0])
+    }
+
+    /// The last step's loss tensor (`[1]`, on the GPU).
+    pub fn loss_tensor(&self) -> &Tensor {
+        &self.loss
+    }
+
+    /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits.
+    pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
+        let batch = self.batch_of(x)?;
+        self.workspace(batch)?;
+        let out = self
+            .gpu
+            .zeros(&[batch, self.sizes[self.sizes.len() - 1]], DType::F32)?;
+        self.gpu.submit_and_wait("Mlp::predict", |enc| {
+            self.record_forward(enc, x, false)?;
+            if let Some(work) = &self.work {
+                let y = work.y[work.y.len() - 1].buffer();
+                enc.copy_buffer_to_buffer(y, 0, out.buffer(), 0, y.size());
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Classification accuracy on `x [batch, sizes[0]]` against class indices: the fraction of rows whose
+    /// largest output (first on ties; with one output, `output > 0` as class 1) is the label.
+    pub fn evaluate(&mut self, x: &Tensor, labels: &[u32]) -> Result<f32> {
+        let batch = self.batch_of(x)?;
+        if labels.len() != batch {
+            return Err(Error::ShapeMismatch {
+                op: "Mlp::evaluate",
+                expected: vec![batch],
+                got: vec![labels.len()],
+            });
+        }
+        let out = self.sizes[self.sizes.len() - 1];
+        let logits: Vec<f32> = self.predict(x)?.read()?;
+        let correct = logits
+            .chunks(out)
+            .zip(labels)
+            .filter(|(row, &t)| argmax(row) == t as usize)
+            .count();
+        Ok(correct as f32 / batch as f32)
+    }
+}
+
+/// Index of the largest value (the first on ties); a single value counts as class `1` when positive.
+fn argmax(row: &[f32]) -> usize {
+    if row.len() == 1 {
+        return usize::from(row[0] > 0.0);
+    }
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
+}

@@ -1,0 +1,585 @@
+//! Training on the GPU against the f64 reference: each loss and its gradient, each optimizer's update over
+//! several steps, the reference network's gradients against central finite differences, the GPU MLP against
+//! the f64 MLP after 20 steps of SGD and of Adam, determinism, and typed errors for bad arguments.
+
+mod common;
+
+use actgpu::cpu::mlp::{self as ref_mlp, Target};
+use actgpu::cpu::optim::{update, State};
+use actgpu::verify::fused::random_values;
+use actgpu::verify::Rng;
+use actgpu::{
+    cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
+};
+use common::gpu;
+
+/// Unit roundoff of f32, 2^-24.
+const U: f64 = 1.0 / 16_777_216.0;
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed);
+    (0..rows)
+        .map(|_| (rng.next_u64() % classes as u64) as u32)
+        .collect()
+}
+
+fn upload(g: &Gpu, v: &[f32], shape: &[usize]) -> Tensor {
+    g.upload_shaped(v, shape).unwrap()
+}
+
+/// Fails with the first few elements outside `|got - want| <= bound`.
+fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) -> f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let bad: Vec<String> = (0..got.len())
+        .filter(|&i| {
+            let err = (f64::from(got[i]) - want[i]).abs();
+            err.is_nan() || err > bound(i)
+        })
+        .take(5)
+        .map(|i| {
+            format!(
+                "[{i}] got {} want {} err {:.3e} bound {:.3e}",
+                got[i],
+                want[i],
+                (f64::from(got[i]) - want[i]).abs(),
+                bound(i)
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
+}
+
+/// The loss bound: each of the `n` terms is computed within `term_ulps` f32 roundings of its magnitude
+/// `mags[i]` (the exponentials' 3 + 2|x| ULP and a few more operations), and the sum adds at most
+/// `chain + ceil(threads / 256) + 8 + 2` roundings in any term's path (a thread's grid-stride chain, the
+/// reduction's strided slice, its 8-level tree, the scaling), so `|got - ref| <= (term_ulps + depth) u sum mags / n`
+/// (Higham's bound for recursive summation, applied to the longest path).
+fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
+    let n = mags.len();
+    let chain = n.div_ceil(threads) as f64;
+    let depth = chain + threads.div_ceil(256) as f64 + 10.0;
+    (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
+}
+
+const CE_SHAPES: [(usize, usize); 7] = [
+    (1, 1),
+    (1, 7),
+    (5, 3),
+    (33, 10),
+    (256, 10),
+    (3, 129),
+    (17, 2),
+];
+
+#[test]
+fn softmax_cross_entropy_matches_the_reference() {
+    let g = gpu();
+    for (s, &(rows, cols)) in CE_SHAPES.iter().enumerate() {
+        let x = random_values(rows * cols, 5.0, DType::F32, 100 + s as u64);
+        let t = labels(rows, cols, 200 + s as u64);
+        let logits = upload(g, &x, &[rows, cols]);
+        let l = Labels::upload(g, &t, cols).unwrap();
+        let (loss, grad) = Loss::SoftmaxCrossEntropy
+            .compute(&logits, Targets::Classes(&l))
+            .unwrap();
+        let xv = widen(&x);
+        let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
+        // A row's term is (m - x_t) + log1p(rest): its error is a few roundings of |m| + |x_t| + log(cols), and
+        // exp's 3 + 2|x| ULP (|x| <= 10 here) over `cols` terms of rest, divided by 1 + rest >= 1.
+        let mags: Vec<f64> = (0..rows)
+            .map(|r| {
+                let row = &xv[r * cols..(r + 1) * cols];
+                let m = row.iter().cloned().fold(f64::MIN, f64::max);
+                m.abs() + row[t[r] as usize].abs() + (cols as f64).ln() + 1.0
+            })
+            .collect();
+        let what = format!("ce {rows}x{cols}");
+        let bound = loss_bound(&mags, rows, 24.0 + cols as f64);
+        assert_within(&what, &loss.read::<f32>().unwrap(), &[want], |_| bound);
+        // grad = e_j / (1 + rest) / rows - [j == t] / rows: e_j within 23 ULP, rest within (23 + cols) ULP, one
+        // division and the scaling: (32 + cols) u of the softmax term, plus one rounding of the subtraction.
+        let gv = grad.read::<f32>().unwrap();
+        let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols));
+        assert_within(&format!("{what} grad"), &gv, &want_grad, |i| {
+            let p = want_grad[i] + onehot(i) / rows as f64;
+            (32.0 + cols as f64) * U * (p.abs() + onehot(i) / rows as f64) + 1e-12
+        });
+    }
+}
+
+#[test]
+fn cross_entropy_is_stable_for_large_and_confident_logits() {
+    let g = gpu();
+    // Row 0 is nearly certain (loss ~ 2 e^-30 = 1.9e-13); row 1 has logits near the f32 exp limit.
+    let x = [30.0f32, 0.0, 0.0, 80.0, -80.0, 79.0];
+    let t = [0u32, 2];
+    let l = Labels::upload(g, &t, 3).unwrap();
+    let (loss, grad) = Loss::SoftmaxCrossEntropy
+        .compute(&upload(g, &x, &[2, 3]), Targets::Classes(&l))
+        .unwrap();
+    let (want, want_grad) = cpu::loss::softmax_cross_entropy(&widen(&x), &t, 3);
+    let got = loss.read::<f32>().unwrap()[0];
+    assert!(
+        ((f64::from(got) - want) / want).abs() < 1e-5,
+        "{got} vs {want}"
+    );
+    let gv = grad.read::<f32>().unwrap();
+    assert!(gv.iter().all(|v| v.is_finite()), "{gv:?}");
+    assert_within("confident grad", &gv, &want_grad, |i| {
+        1e-6 * want_grad[i].abs() + 1e-12
+    });
+    // Alone, the confident row keeps full relative accuracy in the loss.
+    let l = Labels::upload(g, &t[..1], 3).unwrap();
+    let (loss, _) = Loss::SoftmaxCrossEntropy
+        .compute(&upload(g, &x[..3], &[1, 3]), Targets::Classes(&l))
+        .unwrap();
+    let (want, _) = cpu::loss::softmax_cross_entropy(&widen(&x[..3]), &t[..1], 3);
+    let got = loss.read::<f32>().unwrap()[0];
+    assert!(
+        ((f64::from(got) - want) / want).abs() < 1e-5,
+        "{got} vs {want}"
+    );
+}
+
+const VALUE_SHAPES: [&[usize]; 6] = [&[1], &[1, 1], &[3, 5], &[64, 7], &[20_001], &[40_000, 1]];
+
+#[test]
+fn mse_and_bce_match_the_reference() {
+    let g = gpu();
+    for (s, shape) in VALUE_SHAPES.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let threads = n.min(16_384);
+        for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
+            let what = format!("{} {shape:?}", loss_fn.name());
+            let scale = if loss_fn == Loss::Mse { 2.0 } else { 8.0 };
+            let y = random_values(n, scale, DType::F32, 300 + s as u64);
+            let mut t = random_values(n, 1.0, DType::F32, 400 + s as u64);
+            if loss_fn == Loss::BceWithLogits {
+                t.iter_mut().for_each(|v| *v = v.abs());
+            }
+            let (yt, tt) = (upload(g, &y, shape), upload(g, &t, shape));
+            let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt)).unwrap();
+            let (yv, tv) = (widen(&y), widen(&t));
+            let (want, want_grad) = match loss_fn {
+                Loss::Mse => cpu::loss::mse(&yv, &tv),
+                _ => cpu::loss::bce_with_logits(&yv, &tv),
+            };
+            // MSE terms: d = y - t and d^2, 2 roundings of d^2. BCE terms: max(x,0) - x t + log1p(e^-|x|):
+            // exp's 3 + 2|x| <= 19 ULP and the series, a few roundings of |x| + |x t| + 1.
+            let (mags, term_ulps): (Vec<f64>, f64) = match loss_fn {
+                Loss::Mse => (
+                    yv.iter().zip(&tv).map(|(a, b)| (a - b).powi(2)).collect(),
+                    4.0,
+                ),
+                _ => (
+                    yv.iter()
+                        .zip(&tv)
+                        .map(|(x, t)| x.abs() * (1.0 + t) + 1.0)
+                        .collect(),
+                    24.0,
+                ),
+            };
+            let bound = loss_bound(&mags, threads, term_ulps);
+            assert_within(&what, &loss.read::<f32>().unwrap(), &[want], |_| bound);
+            // MSE grad: (2 / n in f32) (y - t), 3 roundings. BCE grad: (sigmoid(x) - t) / n with sigmoid
+            // within 3 + 2|x| + 3 ULP of itself, then 2 roundings.
+            let gv = grad.read::<f32>().unwrap();
+            assert_within(
+                &format!("{what} grad"),
+                &gv,
+                &want_grad,
+                |i| match loss_fn {
+                    Loss::Mse => 4.0 * U * want_grad[i].abs() + 1e-30,
+                    _ => {
+                        let s = cpu::activation::sigmoid(yv[i]);
+                        (8.0 + 2.0 * yv[i].abs()) * U * (s + tv[i]) / n as f64 + 1e-30
+                    }
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn out_of_range_class_indices_are_refused_or_give_nan() {
+    let g = gpu();
+    let err = Labels::upload(g, &[0, 3, 1], 3).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(err.to_string().contains("row 1"), "{err}");
+    // Indices put on the GPU unchecked: the row with index 7 >= 3 gets NaN, so does the mean.
+    let buf = g.upload(&[f32::from_bits(1), f32::from_bits(7)]).unwrap();
+    let l = Labels::from_buffer(g, buf.buffer().clone(), 2, 3).unwrap();
+    let x = upload(g, &[0.5, -1.0, 2.0, 0.0, 1.0, 3.0], &[2, 3]);
+    let (loss, grad) = Loss::SoftmaxCrossEntropy
+        .compute(&x, Targets::Classes(&l))
+        .unwrap();
+    assert!(loss.read::<f32>().unwrap()[0].is_nan());
+    let gv = grad.read::<f32>().unwrap();
+    assert!(
+        gv[..3].iter().all(|v| v.is_finite()) && gv[3..].iter().all(|v| v.is_nan()),
+        "{gv:?}"
+    );
+}
+
+#[test]
+fn bad_loss_arguments_are_typed_errors() {
+    let g = gpu();
+    let ce = Loss::SoftmaxCrossEntropy;
+    let x1 = upload(g, &[1.0; 6], &[6]);
+    let x2 = upload(g, &[1.0; 6], &[2, 3]);
+    let l3 = Labels::upload(g, &[0, 1, 2], 3).unwrap();
+    let l2 = Labels::upload(g, &[0, 1], 3).unwrap();
+    let l2c4 = Labels::upload(g, &[0, 1], 4).unwrap();
+    assert!(matches!(
+        ce.compute(&x1, Targets::Classes(&l2)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        ce.compute(&x2, Targets::Classes(&l3)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        ce.compute(&x2, Targets::Classes(&l2c4)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        ce.compute(&x2, Targets::Values(&x2)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Loss::Mse.compute(&x2, Targets::Values(&x1)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Loss::Mse.compute(&x2, Targets::Classes(&l2)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let empty = g.zeros(&[0, 3], DType::F32).unwrap();
+    let l0 = Labels::upload(g, &[], 3).unwrap();
+    assert!(matches!(
+        ce.compute(&empty, Targets::Classes(&l0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let half = g.upload_f32_as(&[1.0; 6], DType::F16).unwrap();
+    assert!(matches!(
+        Loss::Mse.compute(&half, Targets::Values(&half)),
+        Err(Error::DTypeMismatch { .. })
+    ));
+}
+
+fn optimizers() -> Vec<Optimizer> {
+    vec![
+        Optimizer::Sgd(Sgd::new(0.1)),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            dampening: 0.1,
+            weight_decay: 0.01,
+            ..Sgd::new(0.05)
+        }),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.8,
+            nesterov: true,
+            ..Sgd::new(0.05)
+        }),
+        Optimizer::Adam(Adam::new(0.01)),
+        Optimizer::Adam(Adam {
+            weight_decay: 0.1,
+            ..Adam::new(0.003)
+        }),
+        Optimizer::Adam(Adam::adamw(0.02)),
+    ]
+}
+
+#[test]
+fn optimizer_updates_match_the_reference_over_several_steps() {
+    let g = gpu();
+    const N: usize = 1000;
+    const STEPS: u64 = 5;
+    for (o, opt) in optimizers().into_iter().enumerate() {
+        let p0 = random_values(N, 1.0, DType::F32, 500 + o as u64);
+        let param = upload(g, &p0, &[N]);
+        let state = opt.init_state(&param).unwrap();
+        let mut want = widen(&p0);
+        let mut ref_state = State::zeros(N);
+        let grad = g.zeros(&[N], DType::F32).unwrap();
+        for step in 1..=STEPS {
+            // Gradients of mixed scales, including tiny ones where Adam's eps matters.
+            let mut gr = random_values(N, 1.0, DType::F32, 600 + step);
+            gr.iter_mut().step_by(7).for_each(|v| *v *= 1e-6);
+            grad.write(&gr).unwrap();
+            opt.update(g, &param, &grad, &state, step).unwrap();
+            update(&opt, &mut want, &widen(&gr), &mut ref_state, step);
+        }
+        // Each step rounds the parameter and its update a few times in f32, and the stored state once: an
+        // error of at most ~16 u of |p| + |update| per step, and the update's own error (Adam: m / denom within
+        // ~16 u relative, |m / denom| <= ~3 here) carried on by later steps. Over 5 steps: 5 x 16 u x (|p| + 3 lr).
+        let lr = f64::from(opt.lr());
+        let got = param.read::<f32>().unwrap();
+        assert_within(&format!("{opt:?}"), &got, &want, |i| {
+            STEPS as f64 * 16.0 * U * (want[i].abs() + f64::from(p0[i]).abs() + 3.0 * lr * 10.0)
+        });
+    }
+}
+
+#[test]
+fn bad_optimizer_arguments_are_typed_errors() {
+    let g = gpu();
+    let p = upload(g, &[1.0; 4], &[4]);
+    let dp = upload(g, &[1.0; 4], &[4]);
+    let bad = Optimizer::Sgd(Sgd {
+        nesterov: true,
+        ..Sgd::new(0.1)
+    });
+    assert!(matches!(bad.validate(), Err(Error::InvalidArgument { .. })));
+    let adam = Optimizer::Adam(Adam::new(0.1));
+    let st = adam.init_state(&p).unwrap();
+    assert!(matches!(
+        adam.update(g, &p, &dp, &st, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let short = upload(g, &[1.0; 3], &[3]);
+    assert!(matches!(
+        adam.update(g, &p, &short, &st, 1),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let sgd_state = Optimizer::Sgd(Sgd::new(0.1)).init_state(&p).unwrap();
+    assert!(matches!(
+        adam.update(g, &p, &dp, &sgd_state, 1),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        adam.update(g, &p, &p, &st, 1),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let nan = Optimizer::Adam(Adam {
+        lr: f32::NAN,
+        ..Adam::new(0.1)
+    });
+    assert!(matches!(nan.validate(), Err(Error::InvalidArgument { .. })));
+}
+
+/// A small smooth network for the gradient checks: 3 -> 5 -> 4 -> out.
+fn small_net(loss: Loss, out: usize) -> ref_mlp::Mlp {
+    let sizes = [3, 5, 4, out];
+    let hidden = [Activation::Tanh, Activation::Gelu];
+    let params = actgpu::nn::init_params(&sizes, &hidden, 7);
+    let mut net = ref_mlp::Mlp::new(
+        &sizes,
+        &hidden,
+        loss,
+        Optimizer::Sgd(Sgd::new(0.1)),
+        &params,
+    );
+    // Nonzero biases, so their gradients are checked away from the initial point.
+    for (l, b) in net.biases.iter_mut().enumerate() {
+        b.iter_mut()
+            .enumerate()
+            .for_each(|(j, v)| *v = 0.1 * (j as f64 - l as f64));
+    }
+    net
+}
+
+#[test]
+fn reference_gradients_match_central_finite_differences() {
+    const BATCH: usize = 4;
+    let x = widen(&random_values(BATCH * 3, 1.5, DType::F32, 800));
+    let classes = labels(BATCH, 3, 801);
+    let values = widen(&random_values(BATCH * 2, 1.0, DType::F32, 802));
+    let probs: Vec<f64> = values.iter().map(|v| v.abs()).collect();
+    for (loss, out, target) in [
+        (Loss::SoftmaxCrossEntropy, 3, Target::Classes(&classes)),
+        (Loss::Mse, 2, Target::Values(&values)),
+        (Loss::BceWithLogits, 2, Target::Values(&probs)),
+    ] {
+        let net = small_net(loss, out);
+        let (_, grads) = net.loss_and_grads(&x, BATCH, target);
+        // gradcheck's step h = 1e-6 in f64: truncation O(h^2 f''') ~ 1e-12, cancellation ~ 1e-16 / h = 1e-10.
+        let h = 1e-6;
+        for (l, grad) in grads.iter().enumerate() {
+            for (is_bias, analytic) in [(false, &grad.dw), (true, &grad.db)] {
+                for (i, &an) in analytic.iter().enumerate() {
+                    let at = |delta: f64| {
+                        let mut n = net.clone();
+                        let p = if is_bias {
+                            &mut n.biases[l]
+                        } else {
+                            &mut n.weights[l]
+                        };
+                        p[i] += delta;
+                        n.loss_and_grads(&x, BATCH, target).0
+                    };
+                    let fd = (at(h) - at(-h)) / (2.0 * h);
+                    assert!(
+                        (fd - an).abs() <= 1e-8 + 1e-6 * an.abs(),
+                        "{loss:?} layer {l} {} [{i}]: finite difference {fd} vs analytic {an}",
+                        if is_bias { "b" } else { "W" }
+                    );
+                }
+            }
+        }
+    }
+}
+
+const SIZES: [usize; 4] = [8, 16, 12, 3];
+const HIDDEN: [Activation; 2] = [Activation::Gelu, Activation::Tanh];
+const BATCH: usize = 32;
+
+/// 20 batches of seeded inputs and class labels.
+fn batches() -> Vec<(Vec<f32>, Vec<u32>)> {
+    (0..20)
+        .map(|s| {
+            (
+                random_values(BATCH * SIZES[0], 1.0, DType::F32, 900 + s),
+                labels(BATCH, 3, 950 + s),
+            )
+        })
+        .collect()
+}
+
+fn train_gpu(opt: Optimizer, seed: u64) -> (Mlp, Vec<f32>) {
+    let g = gpu();
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, seed).unwrap();
+    let mut losses = Vec::new();
+    for (x, t) in batches() {
+        net.train_step_classes(&x, &t).unwrap();
+        losses.push(net.loss().unwrap());
+    }
+    (net, losses)
+}
+
+#[test]
+fn gpu_mlp_matches_the_f64_mlp_after_20_steps() {
+    let sgd = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::new(0.05)
+    });
+    let adam = Optimizer::Adam(Adam::new(0.01));
+    for opt in [sgd, adam] {
+        let (net, losses) = train_gpu(opt, 42);
+        let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 42);
+        let mut reference =
+            ref_mlp::Mlp::new(&SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, &params);
+        let mut ref_losses = Vec::new();
+        for (x, t) in batches() {
+            ref_losses.push(reference.train_step(&widen(&x), BATCH, Target::Classes(&t)));
+        }
+        // Every loss within 1e-5 relative: f32 forward passes of depth 3 with dot products of <= 16 terms.
+        assert_within(&format!("{opt:?} losses"), &losses, &ref_losses, |i| {
+            1e-5 * ref_losses[i]
+        });
+        // Parameters: |p| <= ~1, where an f32 ULP is <= 1.2e-7. Each step's gradient is within (k + 2) u of its
+        // scale (k <= 32 terms per dot product, about 2e-6 relative), times lr <= 0.05, and the update rounds a
+        // few more times; momentum 0.9 can carry a gradient error on for ~1/(1 - 0.9) = 10 steps, Adam's step
+        // is lr times a ratio within ~1e-6 relative. 20 steps give a few 1e-7: measured 2.2e-7 (SGD) and 1.7e-7
+        // (Adam) on lavapipe and llvmpipe. The bound, 2e-6 + 1e-5 |p|, leaves a factor of ~10 and still fails
+        // if a single step's update were off by 1e-4 of its size.
+        let got = net.params().unwrap();
+        let mut worst = 0.0f64;
+        for (l, (w, b)) in got.iter().enumerate() {
+            for (gv, rv) in [(w, &reference.weights[l]), (b, &reference.biases[l])] {
+                assert_within(&format!("{opt:?} layer {l}"), gv, rv, |i| {
+                    2e-6 + 1e-5 * rv[i].abs()
+                });
+                for (a, r) in gv.iter().zip(rv.iter()) {
+                    worst = worst.max((f64::from(*a) - r).abs());
+                }
+            }
+        }
+        eprintln!("{opt:?}: worst parameter difference after 20 steps {worst:.3e}");
+    }
+}
+
+#[test]
+fn training_is_deterministic() {
+    let adam = Optimizer::Adam(Adam::adamw(0.01));
+    let (a, la) = train_gpu(adam, 5);
+    let (b, lb) = train_gpu(adam, 5);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&la), bits(&lb));
+    for ((wa, ba), (wb, bb)) in a.params().unwrap().iter().zip(&b.params().unwrap()) {
+        assert_eq!(bits(wa), bits(wb));
+        assert_eq!(bits(ba), bits(bb));
+    }
+    // Another seed starts elsewhere.
+    let (c, _) = train_gpu(adam, 6);
+    assert_ne!(
+        bits(&a.params().unwrap()[0].0),
+        bits(&c.params().unwrap()[0].0)
+    );
+}
+
+#[test]
+fn predict_and_evaluate_agree_with_the_reference() {
+    let g = gpu();
+    let opt = Optimizer::Sgd(Sgd::new(0.1));
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, 3).unwrap();
+    let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 3);
+    let reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, &params);
+    // Batch sizes 1 and 7 on the same network (the workspace is rebuilt).
+    for batch in [1usize, 7] {
+        let x = random_values(batch * SIZES[0], 1.0, DType::F32, 70 + batch as u64);
+        let out = net.predict(&upload(g, &x, &[batch, SIZES[0]])).unwrap();
+        assert_eq!(out.shape(), [batch, 3]);
+        let want = reference.predict(&widen(&x), batch);
+        assert_within("predict", &out.read::<f32>().unwrap(), &want, |i| {
+            1e-5 * (1.0 + want[i].abs())
+        });
+        let argmax: Vec<u32> = want
+            .chunks(3)
+            .map(|r| (0..3).fold(0, |b, j| if r[j] > r[b] { j } else { b }) as u32)
+            .collect();
+        let acc = net
+            .evaluate(&upload(g, &x, &[batch, SIZES[0]]), &argmax)
+            .unwrap();
+        assert_eq!(acc, 1.0);
+    }
+}
+
+#[test]
+fn bad_network_arguments_are_typed_errors() {
+    let g = gpu();
+    let opt = Optimizer::Sgd(Sgd::new(0.1));
+    let ce = Loss::SoftmaxCrossEntropy;
+    assert!(matches!(
+        Mlp::new(g, &[4], &[], ce, opt, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Mlp::new(g, &[4, 0, 2], &[Activation::Relu], ce, opt, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Mlp::new(g, &[4, 3, 2], &[], ce, opt, 0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let mut net = Mlp::new(g, &[4, 3, 2], &[Activation::Relu], ce, opt, 0).unwrap();
+    assert!(matches!(net.loss(), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        net.train_step_classes(&[0.0; 6], &[0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        net.train_step_classes(&[0.0; 8], &[0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        net.train_step_classes(&[0.0; 8], &[0, 2]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let x = upload(g, &[0.0; 8], &[2, 4]);
+    let v = upload(g, &[0.0; 6], &[2, 3]);
+    assert!(matches!(
+        net.train_step(&x, Targets::Values(&v)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        net.evaluate(&x, &[0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    net.train_step_classes(&[0.0; 8], &[0, 1]).unwrap();
+    assert!(net.loss().unwrap().is_finite());
+}
