@@ -1,0 +1,139 @@
+//! Trains a small MLP on the GPU on a built-in synthetic dataset: three interleaved spirals in the plane, generated
+//! from a seed (no downloads), 2 -> 64 -> 64 -> 3 with GELU, softmax cross-entropy and Adam.
+//!
+//! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd]`
+//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend.)
+//!
+//! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
+//! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
+//! held-out test set drawn from the same spirals.
+//!
+//! `-- --time` instead times one `train_step` of a 784-512-512-10 GELU MLP at batch 256 with SGD and with Adam
+//! (median of 5 after 2 warm-up steps, waiting for the device each time) and prints milliseconds per step.
+
+use std::time::Instant;
+
+use actgpu::verify::Rng;
+use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
+
+const CLASSES: usize = 3;
+
+/// `n` points per class on three spiral arms: radius r in (0, 1], angle 2.5 pi r + 2 pi k / 3 (1.25 turns) plus Gaussian-ish
+/// noise (sum of three uniforms) of up to 0.45 radians. Returns row-major `[3 n, 2]` points and their classes.
+fn spirals(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(2 * CLASSES * n);
+    let mut y = Vec::with_capacity(CLASSES * n);
+    for i in 0..n {
+        for k in 0..CLASSES {
+            let r = (i as f64 + 1.0) / n as f64;
+            let noise = (rng.unit() + rng.unit() + rng.unit() - 1.5) * 0.3;
+            let t = 2.5 * std::f64::consts::PI * r
+                + 2.0 * std::f64::consts::PI * k as f64 / CLASSES as f64
+                + noise;
+            x.extend([(r * t.cos()) as f32, (r * t.sin()) as f32]);
+            y.push(k as u32);
+        }
+    }
+    (x, y)
+}
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
+    let sizes = [784, 512, 512, 10];
+    let hidden = [Activation::Gelu, Activation::Gelu];
+    let batch = 256;
+    let mut rng = Rng::new(9);
+    let x: Vec<f32> = (0..batch * 784).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let labels: Vec<u32> = (0..batch).map(|_| (rng.next_u64() % 10) as u32).collect();
+    let xt = gpu.upload_shaped(&x, &[batch, 784])?;
+    let lt = actgpu::Labels::upload(gpu, &labels, 10)?;
+    for (name, opt) in [
+        ("SGD", Optimizer::Sgd(Sgd::new(0.01))),
+        ("Adam", Optimizer::Adam(Adam::new(1e-3))),
+    ] {
+        let mut net = Mlp::new(gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, 1)?;
+        let mut times = Vec::new();
+        for rep in 0..7 {
+            let start = Instant::now();
+            net.train_step(&xt, actgpu::Targets::Classes(&lt))?;
+            gpu.wait()?;
+            if rep >= 2 {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "784-512-512-10 GELU, batch 256, {name}: {:.1} ms per train_step (median of {}; min {:.1}, max {:.1}), loss {:.4}",
+            times[times.len() / 2],
+            times.len(),
+            times[0],
+            times[times.len() - 1],
+            net.loss()?
+        );
+    }
+    Ok(())
+}
+
+fn main() -> actgpu::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let gpu = Gpu::new()?;
+    println!("adapter: {}", gpu.adapter_line());
+    if args.iter().any(|a| a == "--time") {
+        return time_steps(&gpu);
+    }
+    let epochs = arg(&args, "--epochs", 20);
+    let seed = arg(&args, "--seed", 1);
+    let (train_x, train_y) = spirals(300, seed);
+    let (test_x, test_y) = spirals(100, seed + 1000);
+    let opt = if args.iter().any(|a| a == "--sgd") {
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            ..Sgd::new(0.1)
+        })
+    } else {
+        Optimizer::Adam(Adam::new(0.01))
+    };
+    let sizes = [2, 64, 64, CLASSES];
+    let hidden = [Activation::Gelu, Activation::Gelu];
+    let mut net = Mlp::new(&gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, seed)?;
+    let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
+    let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;
+    println!(
+        "{} training points, {} test points, {opt:?}",
+        train_y.len(),
+        test_y.len()
+    );
+    println!("epoch  loss(last batch)  train acc  test acc");
+    let batch = 64;
+    let mut order: Vec<usize> = (0..train_y.len()).collect();
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let start = Instant::now();
+    for epoch in 1..=epochs {
+        // Fisher-Yates shuffle from the seed; the last batch may be smaller (any batch size works).
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        for rows in order.chunks(batch) {
+            let x: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| [train_x[2 * r], train_x[2 * r + 1]])
+                .collect();
+            let y: Vec<u32> = rows.iter().map(|&r| train_y[r]).collect();
+            net.train_step_classes(&x, &y)?;
+        }
+        let loss = net.loss()?;
+        let train_acc = net.evaluate(&train_t, &train_y)?;
+        let test_acc = net.evaluate(&test_t, &test_y)?;
+        println!("{epoch:5}  {loss:16.5}  {train_acc:9.3}  {test_acc:8.3}");
+    }
+    println!("{epochs} epochs in {:.2} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
