@@ -15,7 +15,8 @@
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
 //! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
-//! thread, e.g. `256x2`, instead of the adapter's default).
+//! thread, e.g. `256x2`, instead of the adapter's default), `--markdown` (the report as Markdown, for
+//! BENCHMARKS.md).
 //!
 //! What it prints: the adapter, the clock, the two ceilings and every copy candidate, then a table of kernel,
 //! pass, dtype, size, median/min/max time, GB/s, the fraction of the copy ceiling, the approximate FLOP per
@@ -36,10 +37,11 @@ use actgpu::{Activation, DType, Gpu, GpuOptions, LaunchConfig};
 
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
-                     [--clock timestamps|wall] [--launch WGxUNITS]";
+                     [--clock timestamps|wall] [--launch WGxUNITS] [--markdown]";
 
 struct Args {
     json: bool,
+    markdown: bool,
     plan: Plan,
     ceilings: CeilingConfig,
     clock: Option<Clock>,
@@ -102,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut args = Args {
         json: false,
+        markdown: false,
         plan: plan.clone(),
         ceilings: ceilings.clone(),
         clock: None,
@@ -113,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--quick" => {}
             "--json" => args.json = true,
+            "--markdown" => args.markdown = true,
             "--kernels" | "--only" => (plan.activations, plan.fused) = parse_kernels(value()?)?,
             "--pass" => {
                 plan.passes = match value()?.as_str() {
@@ -175,12 +179,13 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     };
     let ceilings = measure_ceilings(&timer, &args.ceilings)?;
     let mut report = Report::new(gpu, timer.clock(), ceilings);
-    if !args.json {
+    let table = !args.json && !args.markdown;
+    if table {
         print!("{}{}", report.header(), Report::table_header());
     }
     let mut rows = Vec::new();
     args.plan.run(&timer, &mut |row| {
-        if !args.json {
+        if table {
             print!("{}", report.row_line(&row));
         }
         rows.push(row);
@@ -218,6 +223,8 @@ fn main() -> ExitCode {
     };
     if args.json {
         println!("{}", report.to_json());
+    } else if args.markdown {
+        print!("{}", report.markdown());
     } else {
         println!(
             "{} measurements in {:.1} s",

@@ -7,7 +7,7 @@
 //!   activation's forward or backward through its public launchers; [`fused`] does the same for bias +
 //!   activation, gated units and learnable activations.
 //! - [`plan`] says what a run measures (kernels, passes, types, sizes) and runs it, one row per measurement.
-//! - [`report`] collects rows and prints the table or the JSON document.
+//! - [`report`] collects rows and prints the table, the JSON document or Markdown (for BENCHMARKS.md).
 //!
 //! Definitions used throughout: a rate is `amount per repetition / median seconds per repetition`, bandwidth counts
 //! bytes read plus bytes written, a fused multiply-add counts 2 FLOP, and a fraction of a ceiling is
@@ -16,6 +16,7 @@
 pub mod activations;
 pub mod ceilings;
 pub mod fused;
+mod markdown;
 pub mod plan;
 pub mod report;
 mod stats;

@@ -53,7 +53,8 @@ pub enum Size {
 }
 
 impl Size {
-    fn text(&self) -> String {
+    /// `2^k` for powers of two from 1024, the count otherwise, `RxC` for shapes.
+    pub fn text(&self) -> String {
         match self {
             Size::Elements(n) if n.is_power_of_two() && *n >= 1024 => {
                 format!("2^{}", n.trailing_zeros())
@@ -94,7 +95,7 @@ impl Row {
     }
 
     /// `amount` per element: of the elementwise op, or of the shape (the input `x` of a fused op).
-    fn per_element(&self, amount: Option<f64>) -> Option<f64> {
+    pub(super) fn per_element(&self, amount: Option<f64>) -> Option<f64> {
         let n = match &self.size {
             Size::Elements(n) => *n,
             Size::Shape(s) => s.iter().product(),
@@ -322,12 +323,12 @@ fn ceiling_json(c: &Ceiling) -> String {
 }
 
 /// Bytes per second as `12.34 GB/s` (10^9 bytes).
-fn gbs(bytes_per_s: f64) -> String {
+pub(super) fn gbs(bytes_per_s: f64) -> String {
     format!("{:.2} GB/s", bytes_per_s * 1e-9)
 }
 
 /// Seconds with a unit that keeps 3-4 significant digits.
-fn secs(s: f64) -> String {
+pub(super) fn secs(s: f64) -> String {
     if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {

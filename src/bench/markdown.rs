@@ -1,0 +1,59 @@
+//! The report as Markdown, for BENCHMARKS.md.
+
+use super::report::{gbs, secs, Bound, Report};
+
+impl Report {
+    /// The run as Markdown: one paragraph naming the adapter, clock, launch shape and ceilings (with every copy
+    /// candidate), then one table row per measurement with the same columns as [`Report::table`].
+    pub fn markdown(&self) -> String {
+        let c = &self.ceilings;
+        let candidates: Vec<String> = c
+            .copy_kernels
+            .iter()
+            .map(|k| format!("{} {}", k.name, gbs(k.rate)))
+            .collect();
+        let mut out = format!(
+            "Adapter: `{}`; clock: {}; elementwise launch: {} threads x {} units per thread.\n\n\
+             Ceilings: **copy {}** (fastest of: {}; {} MiB per buffer, bytes read + written), \
+             **FMA {:.1} GFLOP/s** ({}); for comparison `copy_buffer_to_buffer` {}.\n\n",
+            self.adapter_line,
+            self.clock.name(),
+            self.launch.workgroup_size,
+            self.launch.units_per_thread,
+            gbs(c.copy.rate),
+            candidates.join(", "),
+            (c.copy.amount / 2.0 / f64::from(1u32 << 20)).round(),
+            c.fma.rate * 1e-9,
+            c.fma.name,
+            gbs(c.copy_buffer_to_buffer.rate)
+        );
+        out += "| kernel | pass | dtype | size | median | min | max | rate | of ceiling | FLOP/el | of FMA |\n";
+        out += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        for r in &self.rows {
+            let s = &r.measurement.stats;
+            let rate = match r.bound {
+                Bound::Bandwidth => r.bytes_per_s().map(gbs),
+                Bound::Arithmetic => r.flops_per_s().map(|f| format!("{:.2} GFLOP/s", f * 1e-9)),
+            };
+            let opt = |v: Option<f64>, digits: usize| match v {
+                Some(v) => format!("{v:.digits$}"),
+                None => "-".into(),
+            };
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                r.kernel,
+                r.pass,
+                r.dtype,
+                r.size.text(),
+                secs(s.median),
+                secs(s.min),
+                secs(s.max),
+                rate.unwrap_or_else(|| "-".into()),
+                opt(r.fraction_of_ceiling(&self.ceilings), 3),
+                opt(r.per_element(r.flops), 1),
+                opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
+            );
+        }
+        out
+    }
+}
