@@ -2,16 +2,18 @@
 //!
 //! What it does: measures the copy ceiling (the fastest of several 16-byte-access WGSL copy kernels over 256 MiB
 //! buffers, bytes read plus written; `copy_buffer_to_buffer` alongside for comparison) and the FMA ceiling (a
-//! compute-bound kernel of independent fused multiply-adds), then times every activation's forward and backward
-//! and the fused kernels (bias + activation, gated units, learnable activations) on random inputs: warm-up, then
+//! compute-bound kernel of independent fused multiply-adds), then times every activation's forward and backward,
+//! the fused kernels (bias + activation, gated units, learnable activations), matmul, a dense layer and an MLP
+//! training step (these three against the FMA ceiling) on random inputs: warm-up, then
 //! the median of many samples with min and max, on GPU timestamps where the adapter has them (else the wall
 //! clock), rotating input buffers where they would fit in a cache. See `actgpu::bench`.
 //!
 //! How to run: `cargo run --release --example bench [-- OPTIONS]`; pick the backend with `WGPU_BACKEND=vulkan`
 //! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
 //! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
-//! `--kernels NAME[,NAME...]` (activation or fused names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, or
-//! `activations` / `fused` for the default sets), `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
+//! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `matmul`, `dense_gelu`,
+//! `train_step`, `train_step_adam`, or `activations` / `fused` / `training` for the default sets),
+//! `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
 //! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
@@ -77,21 +79,44 @@ fn positive(flag: &str, v: &str) -> Result<u64, String> {
         .ok_or(format!("{flag} needs a positive integer, got {v:?}"))
 }
 
-/// Splits `--kernels` names into plain activations and fused ops.
-fn parse_kernels(v: &str) -> Result<(Vec<Activation>, Vec<FusedOp>), String> {
-    let (mut acts, mut fused) = (Vec::new(), Vec::new());
+/// Keeps in `plan` only the kernels `v` names (the training rows keep the plan's shapes).
+fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
+    let all = plan.clone();
+    let dense_shape = all.dense.first().map_or([256, 784, 512], |d| d.1);
+    plan.activations.clear();
+    plan.fused.clear();
+    plan.matmuls.clear();
+    plan.dense.clear();
+    plan.mlps.clear();
     for name in v.split(',') {
         match name {
-            "activations" => acts.extend(Activation::ALL),
-            "fused" => fused.extend(FusedOp::defaults()),
-            _ => match (Activation::from_name(name), FusedOp::from_name(name)) {
-                (Some(a), _) => acts.push(a),
-                (None, Some(f)) => fused.push(f),
-                (None, None) => return Err(format!("unknown kernel {name:?}")),
-            },
+            "activations" => plan.activations.extend(Activation::ALL),
+            "fused" => plan.fused.extend(FusedOp::defaults()),
+            "training" => {
+                plan.matmuls.extend(&all.matmuls);
+                plan.dense.extend(&all.dense);
+                plan.mlps.extend(all.mlps.iter().cloned());
+            }
+            "matmul" => plan.matmuls.extend(&all.matmuls),
+            "train_step" => plan.mlps.extend(all.mlps.iter().cloned()),
+            _ => {
+                if let Some(a) = Activation::from_name(name) {
+                    plan.activations.push(a);
+                } else if let Some(f) = FusedOp::from_name(name) {
+                    plan.fused.push(f);
+                } else if let Some(a) = name.strip_prefix("dense_").and_then(Activation::from_name)
+                {
+                    plan.dense.push((a, dense_shape));
+                } else if all.mlps.iter().any(|m| m.name() == name) {
+                    plan.mlps
+                        .extend(all.mlps.iter().filter(|m| m.name() == name).cloned());
+                } else {
+                    return Err(format!("unknown kernel {name:?}"));
+                }
+            }
         }
     }
-    Ok((acts, fused))
+    Ok(())
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -117,7 +142,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => {}
             "--json" => args.json = true,
             "--markdown" => args.markdown = true,
-            "--kernels" | "--only" => (plan.activations, plan.fused) = parse_kernels(value()?)?,
+            "--kernels" | "--only" => select_kernels(&mut plan, value()?)?,
             "--pass" => {
                 plan.passes = match value()?.as_str() {
                     "forward" => vec![Pass::Forward],

@@ -5,7 +5,8 @@
 //! - [`ceilings`] measures the adapter's copy bandwidth and FMA rate, the denominators of every fraction.
 //! - [`activations`] sets up random operands (rotated when they would fit in a cache) and records an
 //!   activation's forward or backward through its public launchers; [`fused`] does the same for bias +
-//!   activation, gated units and learnable activations.
+//!   activation, gated units and learnable activations; [`training`] for matmul, the dense layer and an MLP
+//!   training step.
 //! - [`plan`] says what a run measures (kernels, passes, types, sizes) and runs it, one row per measurement.
 //! - [`report`] collects rows and prints the table, the JSON document or Markdown (for BENCHMARKS.md).
 //!
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod report;
 mod stats;
 mod timing;
+pub mod training;
 
 pub use stats::Stats;
 pub use timing::{Clock, Sample, Timer, MAX_REPS_PER_SUBMIT};
@@ -61,10 +63,12 @@ impl Sampling {
 /// The result of [`measure`]: statistics of the seconds per repetition, and how they were taken.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measurement {
-    /// Seconds per repetition on the timer's clock.
+    /// Seconds per repetition.
     pub stats: Stats,
     /// Repetitions in each sample.
     pub reps_per_sample: u32,
+    /// The clock that was read.
+    pub clock: Clock,
 }
 
 /// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of
@@ -77,19 +81,42 @@ pub fn measure(
     sampling: &Sampling,
     record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
 ) -> Result<Measurement> {
-    timer.sample(1, 0, record)?;
-    let calibration = timer.sample(1, 1, record)?;
+    measure_by(timer.clock(), sampling, &mut |reps, first| {
+        timer.sample(reps, first, record)
+    })
+}
+
+/// Like [`measure`], for work that submits itself: `run(rep)` is called `reps` times per sample and the sample is
+/// timed on the wall clock, from the first call to the return of a blocking poll after the last.
+pub fn measure_submitted(
+    timer: &Timer,
+    sampling: &Sampling,
+    run: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<Measurement> {
+    measure_by(Clock::WallClock, sampling, &mut |reps, first| {
+        timer.sample_submitted(reps, first, run)
+    })
+}
+
+/// The sampling schedule of [`measure`] over any sampler `sample(reps, first_rep)`.
+fn measure_by(
+    clock: Clock,
+    sampling: &Sampling,
+    sample: &mut dyn FnMut(u32, u64) -> Result<Sample>,
+) -> Result<Measurement> {
+    sample(1, 0)?;
+    let calibration = sample(1, 1)?;
     let mut rep = 2u64;
     // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
     let per_rep = calibration.wall_seconds.max(1e-9);
     let reps = ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1));
     for _ in 0..sampling.warmup {
-        timer.sample(reps, rep, record)?;
+        sample(reps, rep)?;
         rep += u64::from(reps);
     }
     let mut seconds = Vec::with_capacity(sampling.samples as usize);
     for _ in 0..sampling.samples.max(1) {
-        seconds.push(timer.sample(reps, rep, record)?.seconds);
+        seconds.push(sample(reps, rep)?.seconds);
         rep += u64::from(reps);
     }
     let stats = Stats::from_samples(&seconds).ok_or(crate::Error::InvalidArgument {
@@ -99,5 +126,6 @@ pub fn measure(
     Ok(Measurement {
         stats,
         reps_per_sample: reps,
+        clock,
     })
 }

@@ -4,9 +4,52 @@
 use super::activations::ElementwiseOperands;
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
-use super::{measure, Sampling, Timer};
+use super::training::{DenseOperands, MatmulOperands, MlpStep};
+use super::{measure, measure_submitted, Measurement, Sampling, Timer};
 use crate::verify::Pass;
-use crate::{Activation, DType, Result};
+use crate::{Activation, Adam, DType, Optimizer, Result, Sgd};
+
+/// An MLP training step to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpSpec {
+    /// Layer sizes, input first.
+    pub sizes: Vec<usize>,
+    /// The activation of every hidden layer.
+    pub hidden: Activation,
+    /// Rows per batch.
+    pub batch: usize,
+    /// The optimizer.
+    pub optimizer: Optimizer,
+}
+
+impl MlpSpec {
+    /// `train_step_sgd` or `train_step_adam`.
+    pub fn name(&self) -> &'static str {
+        match self.optimizer {
+            Optimizer::Sgd(_) => "train_step_sgd",
+            Optimizer::Adam(_) => "train_step_adam",
+        }
+    }
+
+    /// The PEERS.md workload, 784-512-512-10 with GELU at batch 256, with SGD (lr 0.01) and with Adam (1e-3).
+    pub fn reference() -> Vec<MlpSpec> {
+        Self::both(vec![784, 512, 512, 10], 256)
+    }
+
+    fn both(sizes: Vec<usize>, batch: usize) -> Vec<MlpSpec> {
+        [
+            Optimizer::Sgd(Sgd::new(0.01)),
+            Optimizer::Adam(Adam::new(1e-3)),
+        ]
+        .map(|optimizer| MlpSpec {
+            sizes: sizes.clone(),
+            hidden: Activation::Gelu,
+            batch,
+            optimizer,
+        })
+        .to_vec()
+    }
+}
 
 /// The kernels, passes, types and sizes of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +64,12 @@ pub struct Plan {
     pub sizes: Vec<usize>,
     /// `[rows, cols]` of the fused ops' input.
     pub shape: [usize; 2],
+    /// Matrix products `[m, k, n]` (f32).
+    pub matmuls: Vec<[usize; 3]>,
+    /// Dense layers: activation and `[m, k, n]` (f32).
+    pub dense: Vec<(Activation, [usize; 3])>,
+    /// Training steps.
+    pub mlps: Vec<MlpSpec>,
     /// Storage types measured at every size and on the fused shape.
     pub dtypes: Vec<DType>,
     /// Further storage types measured only at the largest size and on the fused shape.
@@ -31,11 +80,15 @@ pub struct Plan {
 
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
-    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; forward and backward; [`Sampling::DEFAULT`].
+    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 and 256x784x512; a GELU dense
+    /// layer 256x784x512; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
             fused: FusedOp::defaults(),
+            matmuls: vec![[1024, 1024, 1024], [256, 784, 512]],
+            dense: vec![(Activation::Gelu, [256, 784, 512])],
+            mlps: MlpSpec::reference(),
             passes: vec![Pass::Forward, Pass::Backward],
             sizes: vec![1 << 16, 1 << 20, 1 << 24],
             shape: [4096, 4096],
@@ -45,12 +98,15 @@ impl Plan {
         }
     }
 
-    /// A run of seconds that still runs every kernel: 2^16 elements, fused ops on 256 x 256, every type,
-    /// [`Sampling::QUICK`].
+    /// A run of seconds that still runs every kernel: 2^16 elements, fused ops on 256 x 256, every type, small
+    /// products and a 64-64-32-10 MLP at batch 32, [`Sampling::QUICK`].
     pub fn quick() -> Plan {
         Plan {
             sizes: vec![1 << 16],
             shape: [256, 256],
+            matmuls: vec![[64, 64, 64]],
+            dense: vec![(Activation::Gelu, [32, 64, 48])],
+            mlps: MlpSpec::both(vec![64, 64, 32, 10], 32),
             sampling: Sampling::QUICK,
             ..Plan::default_run()
         }
@@ -105,6 +161,62 @@ impl Plan {
                     });
                 }
             }
+        }
+        self.run_training(timer, on_row)
+    }
+
+    /// The compute-bound rows: matmuls, dense layers, training steps (f32, judged against the FMA ceiling).
+    fn run_training(&self, timer: &Timer, on_row: &mut dyn FnMut(Row)) -> Result<()> {
+        let gpu = timer.gpu();
+        let row =
+            |kernel: String, pass: &'static str, shape: Vec<usize>, m: Measurement, flops| Row {
+                kernel,
+                pass,
+                dtype: DType::F32.name(),
+                size: Size::Shape(shape),
+                measurement: m,
+                bytes: None,
+                flops: Some(flops),
+                bound: Bound::Arithmetic,
+            };
+        for (i, &shape) in self.matmuls.iter().enumerate() {
+            let ops = MatmulOperands::new(gpu, shape, 0x3a7 + i as u64)?;
+            let m = measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep))?;
+            on_row(row(
+                "matmul".into(),
+                "forward",
+                shape.to_vec(),
+                m,
+                ops.flops(),
+            ));
+        }
+        for (i, &(act, shape)) in self.dense.iter().enumerate() {
+            let ops = DenseOperands::new(gpu, act, shape, 0xde5 + i as u64)?;
+            for &pass in &self.passes {
+                let m = measure(timer, &self.sampling, &mut |enc, rep| {
+                    ops.record(enc, pass, rep)
+                })?;
+                let name = format!("dense_{act}");
+                on_row(row(name, pass.name(), shape.to_vec(), m, ops.flops(pass)));
+            }
+        }
+        for (i, spec) in self.mlps.iter().enumerate() {
+            let mut step = MlpStep::new(
+                gpu,
+                &spec.sizes,
+                spec.hidden,
+                spec.batch,
+                spec.optimizer,
+                0x31c + i as u64,
+            )?;
+            let m = measure_submitted(timer, &self.sampling, &mut |rep| step.step(rep))?;
+            on_row(row(
+                spec.name().into(),
+                "step",
+                step.shape(),
+                m,
+                step.flops(),
+            ));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! "units_per_thread"}, "ceilings": {"copy_bytes_per_s",
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...]}`.
 //! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
-//! `reps_per_sample`, then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
+//! `reps_per_sample`, `clock` (the wall clock for work that submits itself, such as a training step), then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
 //! kernels, or `flops_per_s` and `fraction_of_ceiling` (of the FMA ceiling) for compute-bound ones. Rows with both
 //! an amount of traffic and an (approximate) FLOP count also carry `flops_per_element`, `flops_per_s` and
 //! `fraction_of_fma_ceiling`.
@@ -94,8 +94,12 @@ impl Row {
         self.flops_per_s().map(|r| r / ceilings.fma.rate)
     }
 
-    /// `amount` per element: of the elementwise op, or of the shape (the input `x` of a fused op).
+    /// `amount` per element: of the elementwise op, or of the shape (the input `x` of a fused op); none for
+    /// compute-bound rows, whose shapes are not element counts.
     pub(super) fn per_element(&self, amount: Option<f64>) -> Option<f64> {
+        if self.bound == Bound::Arithmetic {
+            return None;
+        }
         let n = match &self.size {
             Size::Elements(n) => *n,
             Size::Shape(s) => s.iter().product(),
@@ -193,7 +197,7 @@ impl Report {
     /// ceiling, approximate FLOP per element, fraction of the FMA ceiling.
     pub fn table_header() -> String {
         format!(
-            "{:<16} {:<8} {:<5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
+            "{:<16} {:<8} {:<5} {:>14} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
             "kernel",
             "pass",
             "dtype",
@@ -220,7 +224,7 @@ impl Report {
             None => "-".into(),
         };
         format!(
-            "{:<16} {:<8} {:<5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
+            "{:<16} {:<8} {:<5} {:>14} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
             r.kernel,
             r.pass,
             r.dtype,
@@ -288,6 +292,7 @@ impl Report {
             format!("\"max_s\": {}", json_num(s.max)),
             format!("\"samples\": {}", s.samples),
             format!("\"reps_per_sample\": {}", r.measurement.reps_per_sample),
+            format!("\"clock\": {}", json_str(r.measurement.clock.name())),
         ];
         if let Some(b) = r.bytes_per_s() {
             fields.push(format!("\"bytes_per_s\": {}", json_num(b)));

@@ -177,6 +177,28 @@ impl Timer {
         })
     }
 
+    /// Times `reps` calls of `run(rep)` (`rep` from `first_rep`) for work that submits itself, on the wall clock:
+    /// from the first call to the return of a blocking poll after the last. `reps` of 0 is taken as 1.
+    pub fn sample_submitted(
+        &self,
+        reps: u32,
+        first_rep: u64,
+        run: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<Sample> {
+        let reps = reps.max(1);
+        self.gpu.wait()?;
+        let started = Instant::now();
+        for r in 0..u64::from(reps) {
+            run(first_rep + r)?;
+        }
+        self.gpu.wait()?;
+        let seconds = started.elapsed().as_secs_f64() / f64::from(reps);
+        Ok(Sample {
+            seconds,
+            wall_seconds: seconds,
+        })
+    }
+
     /// One submission of `reps` repetitions: `(clock seconds, wall seconds)` in total.
     fn batch(
         &self,

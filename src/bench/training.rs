@@ -1,0 +1,259 @@
+//! Compute-bound workloads, judged against the FMA ceiling: matrix products, the dense layer and an MLP training
+//! step.
+//!
+//! FLOP counted (a product of `[m, k]` by `[k, n]` is `2 m k n`; elementwise work uses
+//! [`flops_per_element`]):
+//!
+//! - matmul `[m, k] x [k, n]`: `2 m k n`;
+//! - dense forward `Y = f(X W + b)`: `2 m k n + m n (1 + f)`, `f` the activation's forward FLOP per element;
+//! - dense backward (dZ, then `dW = X^T dZ`, `dX = dZ W^T`, `db`): `4 m k n + m n (f' + 1)`, `f'` the
+//!   activation's backward FLOP per element;
+//! - MLP train step on layer sizes `s_0 .. s_L` at batch `b`: `sum_l 6 b s_l s_(l+1) - 2 b s_0 s_1` (forward,
+//!   dW and dX of every layer but the input's); activations, loss and optimizer are left out (under 1% here).
+//!
+//! Matmul and dense run through their public `record_*` launchers, timed like everything else; the training step
+//! submits itself ([`Mlp::train_step`]) and is timed on the wall clock with [`super::measure_submitted`].
+
+use super::activations::{flops_per_element, random_values, rotation_sets};
+use crate::ops::matmul::record_matmul;
+use crate::verify::{Pass, Rng};
+use crate::{Activation, Dense, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
+
+/// Random operands of `Y = X W`, `x [m, k]`, `w [k, n]`, rotated like the elementwise ones.
+#[derive(Debug)]
+pub struct MatmulOperands {
+    shape: [usize; 3],
+    sets: Vec<[Tensor; 3]>,
+}
+
+impl MatmulOperands {
+    /// Operands for `[m, k, n]`, entries uniform in [-1, 1).
+    pub fn new(gpu: &Gpu, shape: [usize; 3], seed: u64) -> Result<Self> {
+        let [m, k, n] = shape;
+        let mut rng = Rng::new(seed);
+        let x = random_values(&mut rng, m * k, -1.0, 1.0);
+        let w = random_values(&mut rng, k * n, -1.0, 1.0);
+        let count = rotation_sets(4 * (m * k + k * n + m * n) as u64);
+        let sets = (0..count)
+            .map(|_| {
+                Ok([
+                    gpu.upload_shaped(&x, &[m, k])?,
+                    gpu.upload_shaped(&w, &[k, n])?,
+                    gpu.zeros(&[m, n], crate::DType::F32)?,
+                ])
+            })
+            .collect::<Result<_>>()?;
+        Ok(MatmulOperands { shape, sets })
+    }
+
+    /// `[m, k, n]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// Records `Y = X W` on operand set `rep % sets`.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, rep: u64) -> Result<()> {
+        let [x, w, y] = &self.sets[(rep % self.sets.len() as u64) as usize];
+        record_matmul(encoder, x, w, y)
+    }
+
+    /// `2 m k n`.
+    pub fn flops(&self) -> f64 {
+        let [m, k, n] = self.shape;
+        2.0 * (m * k * n) as f64
+    }
+}
+
+/// One dense layer's tensors.
+#[derive(Debug)]
+struct DenseSet {
+    x: Tensor,
+    w: Tensor,
+    b: Tensor,
+    y: Tensor,
+    z: Tensor,
+    dy: Tensor,
+    dw: Tensor,
+    db: Tensor,
+    dx: Tensor,
+}
+
+/// Random operands of a dense layer `Y = f(X W + b)` on `x [m, k]`, `w [k, n]`.
+#[derive(Debug)]
+pub struct DenseOperands {
+    layer: Dense,
+    shape: [usize; 3],
+    sets: Vec<DenseSet>,
+}
+
+impl DenseOperands {
+    /// Operands for `[m, k, n]` with activation `act` (the adapter's default kernel and dZ mode); `z` holds a
+    /// forward's pre-activation, so a backward alone is meaningful.
+    pub fn new(gpu: &Gpu, act: Activation, shape: [usize; 3], seed: u64) -> Result<Self> {
+        let [m, k, n] = shape;
+        let mut rng = Rng::new(seed);
+        let x = random_values(&mut rng, m * k, -1.0, 1.0);
+        let w = random_values(&mut rng, k * n, -0.1, 0.1);
+        let b = random_values(&mut rng, n, -0.1, 0.1);
+        let dy = random_values(&mut rng, m * n, -1.0, 1.0);
+        let layer = Dense::new(act);
+        let count = rotation_sets(4 * (2 * m * k + 2 * k * n + 3 * m * n) as u64);
+        let mut sets = Vec::with_capacity(count);
+        for _ in 0..count {
+            let x = gpu.upload_shaped(&x, &[m, k])?;
+            let w = gpu.upload_shaped(&w, &[k, n])?;
+            let set = DenseSet {
+                b: gpu.upload(&b)?,
+                y: gpu.zeros(&[m, n], crate::DType::F32)?,
+                z: gpu.zeros(&[m, n], crate::DType::F32)?,
+                dy: gpu.upload_shaped(&dy, &[m, n])?,
+                dw: w.zeros_like()?,
+                db: gpu.zeros(&[n], crate::DType::F32)?,
+                dx: x.zeros_like()?,
+                x,
+                w,
+            };
+            gpu.submit_and_wait("DenseOperands::new", |enc| {
+                layer.record_forward(enc, &set.x, &set.w, Some(&set.b), &set.y, Some(&set.z))
+            })?;
+            sets.push(set);
+        }
+        Ok(DenseOperands { layer, shape, sets })
+    }
+
+    /// `[m, k, n]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// Records the forward (`Y` and `Z`) or the backward (`dW`, `db`, `dX`) on operand set `rep % sets`.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, pass: Pass, rep: u64) -> Result<()> {
+        let s = &self.sets[(rep % self.sets.len() as u64) as usize];
+        match pass {
+            Pass::Forward => {
+                self.layer
+                    .record_forward(encoder, &s.x, &s.w, Some(&s.b), &s.y, Some(&s.z))
+            }
+            Pass::Backward => self.layer.record_backward(
+                encoder,
+                &s.x,
+                &s.w,
+                &s.z,
+                &s.dy,
+                &s.dw,
+                Some(&s.db),
+                Some(&s.dx),
+            ),
+        }
+    }
+
+    /// FLOP of one run; see the module documentation.
+    pub fn flops(&self, pass: Pass) -> f64 {
+        let [m, k, n] = self.shape;
+        let (mkn, mn) = ((m * k * n) as f64, (m * n) as f64);
+        let f = f64::from(flops_per_element(self.layer.activation, pass));
+        match pass {
+            Pass::Forward => 2.0 * mkn + mn * (1.0 + f),
+            Pass::Backward => 4.0 * mkn + mn * (f + 1.0),
+        }
+    }
+}
+
+/// An MLP training step on random data with class labels and softmax cross-entropy.
+#[derive(Debug)]
+pub struct MlpStep {
+    net: Mlp,
+    batches: Vec<(Tensor, Labels)>,
+    sizes: Vec<usize>,
+    batch: usize,
+}
+
+impl MlpStep {
+    /// A network of layer `sizes` with `hidden` after every hidden layer, trained by `optimizer` on batches of
+    /// `batch` rows (inputs uniform in [0, 1), labels uniform), rotated among a few batches.
+    pub fn new(
+        gpu: &Gpu,
+        sizes: &[usize],
+        hidden: Activation,
+        batch: usize,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Self> {
+        let hidden = vec![hidden; sizes.len().saturating_sub(2)];
+        let net = Mlp::new(
+            gpu,
+            sizes,
+            &hidden,
+            Loss::SoftmaxCrossEntropy,
+            optimizer,
+            seed,
+        )?;
+        let (inputs, classes) = (sizes[0], sizes[sizes.len() - 1]);
+        let mut rng = Rng::new(seed);
+        let batches = (0..4)
+            .map(|_| {
+                let x = random_values(&mut rng, batch * inputs, 0.0, 1.0);
+                let labels: Vec<u32> = (0..batch)
+                    .map(|_| (rng.next_u64() % classes as u64) as u32)
+                    .collect();
+                Ok((
+                    gpu.upload_shaped(&x, &[batch, inputs])?,
+                    Labels::upload(gpu, &labels, classes)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(MlpStep {
+            net,
+            batches,
+            sizes: sizes.to_vec(),
+            batch,
+        })
+    }
+
+    /// `[batch, s_0, .., s_L]`.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut s = vec![self.batch];
+        s.extend(&self.sizes);
+        s
+    }
+
+    /// Submits one training step on batch `rep % 4`; does not wait.
+    pub fn step(&mut self, rep: u64) -> Result<()> {
+        let (x, labels) = &self.batches[(rep % self.batches.len() as u64) as usize];
+        self.net.train_step(x, Targets::Classes(labels))
+    }
+
+    /// FLOP of one step: [`mlp_step_flops`].
+    pub fn flops(&self) -> f64 {
+        mlp_step_flops(&self.sizes, self.batch)
+    }
+}
+
+/// FLOP of the products of one training step: `sum_l 6 b s_l s_(l+1) - 2 b s_0 s_1`.
+pub fn mlp_step_flops(sizes: &[usize], batch: usize) -> f64 {
+    let b = batch as f64;
+    let products: f64 = sizes
+        .windows(2)
+        .map(|w| 6.0 * b * (w[0] * w[1]) as f64)
+        .sum();
+    match sizes {
+        [s0, s1, ..] => products - 2.0 * b * (s0 * s1) as f64,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlp_flops_formula() {
+        // 784-512-512-10 at batch 256: forward 2 b (784*512 + 512*512 + 512*10), backward twice that less the
+        // input layer's dX.
+        let b = 256.0;
+        let pairs = [784.0 * 512.0, 512.0 * 512.0, 512.0 * 10.0];
+        let expected = pairs.iter().map(|p| 6.0 * b * p).sum::<f64>() - 2.0 * b * pairs[0];
+        assert_eq!(mlp_step_flops(&[784, 512, 512, 10], 256), expected);
+        assert_eq!(mlp_step_flops(&[3], 8), 0.0);
+    }
+}
