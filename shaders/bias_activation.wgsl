@@ -3,6 +3,7 @@
 // x: 0, out (y or dx): 1, dy: 2, in any storage type).
 //
 //   bias_forward          y = f(x + b)                                   one pass
+//   bias_forward_rows     the same, on the reduction grid                 needs cols % 8 == 0
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
@@ -92,6 +93,24 @@ fn bias_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         if (u < params.units) {
             store_out(u, fwd8(add8(load_x(u), bias_oct(8u * (params.first_unit + u)))));
         }
+    }
+}
+
+/// y = f(x + b) for cols % 8 == 0, on the reductions' grid (x: column units, y: row blocks): each thread loads
+/// its unit of bias once and walks rows_per_block rows, with no per-element column arithmetic.
+@compute @workgroup_size(WG)
+fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_units = params.cols / 8u;
+    let cu = wid.x * WG + lid.x;
+    if (cu >= col_units) {
+        return;
+    }
+    let b = bias_oct(8u * cu);
+    let r0 = wid.y * params.rows_per_block;
+    let r1 = min(params.rows, r0 + params.rows_per_block);
+    for (var r = r0; r < r1; r++) {
+        let u = r * col_units + cu;
+        store_out(u, fwd8(add8(load_x(u), b)));
     }
 }
 

@@ -190,8 +190,40 @@ impl Activation {
         self.validate()?;
         check_operands("bias_forward", &[x, y])?;
         let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
+        let gpu = x.gpu();
+        let max = gpu.limits().max_storage_buffer_binding_size;
+        let fits = x.buffer().size() <= max && y.buffer().size() <= max;
+        if cols.is_multiple_of(UNIT_ELEMENTS) && rows > 0 && fits {
+            // Each thread loads its unit of bias once and walks a block of rows: no per-element column index.
+            // Measured on lavapipe at 4096 x 4096: bias + relu forward 27 -> 16 ms (relu alone 15.6 ms). The
+            // elementwise form below handles other widths and tensors past the binding limit.
+            gpu.check_lost()?;
+            let wg = gpu.launch_config().workgroup_size as usize;
+            let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+            let rows_per_block =
+                rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
+            let blocks = rows.div_ceil(rows_per_block);
+            let k = key(self, "bias_forward_rows", x, None, y, bias);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                whole(Slot::X, x.buffer()),
+                whole(Slot::Out, y.buffer()),
+                whole(Slot::Bias, bias.buffer()),
+            ];
+            let params = [
+                0,
+                0,
+                cols as u32,
+                rows as u32,
+                rows_per_block as u32,
+                blocks as u32,
+            ];
+            let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, blocks as u32);
+            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
+            return Ok(());
+        }
         record(
-            x.gpu(),
+            gpu,
             encoder,
             &key(self, "bias_forward", x, None, y, bias),
             &[(Slot::X, x), (Slot::Out, y)],
