@@ -30,6 +30,7 @@
 use std::process::ExitCode;
 
 use actgpu::bench::ceilings::{measure_ceilings, CeilingConfig};
+use actgpu::bench::compare::Comparison;
 use actgpu::bench::fused::FusedOp;
 use actgpu::bench::plan::Plan;
 use actgpu::bench::report::Report;
@@ -88,10 +89,15 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     plan.matmuls.clear();
     plan.dense.clear();
     plan.mlps.clear();
+    plan.comparisons.clear();
     for name in v.split(',') {
         match name {
             "activations" => plan.activations.extend(Activation::ALL),
-            "fused" => plan.fused.extend(FusedOp::defaults()),
+            "compare" => plan.comparisons.extend(Comparison::ALL),
+            "fused" => {
+                plan.fused.extend(FusedOp::defaults());
+                plan.comparisons.extend(Comparison::ALL);
+            }
             "training" => {
                 plan.matmuls.extend(&all.matmuls);
                 plan.dense.extend(&all.dense);
@@ -216,6 +222,9 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
         rows.push(row);
     })?;
     report.rows = rows;
+    if table {
+        print!("{}", report.speedup_lines());
+    }
     Ok(report)
 }
 

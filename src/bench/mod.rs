@@ -7,6 +7,7 @@
 //!   activation's forward or backward through its public launchers; [`fused`] does the same for bias +
 //!   activation, gated units and learnable activations; [`training`] for matmul, the dense layer and an MLP
 //!   training step.
+//! - [`compare`] times fused kernels against the sequences of separate kernels they replace.
 //! - [`plan`] says what a run measures (kernels, passes, types, sizes) and runs it, one row per measurement.
 //! - [`report`] collects rows and prints the table, the JSON document or Markdown (for BENCHMARKS.md).
 //!
@@ -16,6 +17,7 @@
 
 pub mod activations;
 pub mod ceilings;
+pub mod compare;
 pub mod fused;
 mod markdown;
 pub mod plan;

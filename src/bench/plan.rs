@@ -2,6 +2,7 @@
 //! [`Row`] each.
 
 use super::activations::ElementwiseOperands;
+use super::compare::{measure_comparison, CompareOperands, Comparison};
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
 use super::training::{DenseOperands, MatmulOperands, MlpStep};
@@ -70,6 +71,8 @@ pub struct Plan {
     pub dense: Vec<(Activation, [usize; 3])>,
     /// Training steps.
     pub mlps: Vec<MlpSpec>,
+    /// Fused-against-unfused comparisons, on f32 operands of shape `shape`.
+    pub comparisons: Vec<Comparison>,
     /// Storage types measured at every size and on the fused shape.
     pub dtypes: Vec<DType>,
     /// Further storage types measured only at the largest size and on the fused shape.
@@ -86,6 +89,7 @@ impl Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
             fused: FusedOp::defaults(),
+            comparisons: Comparison::ALL.to_vec(),
             matmuls: vec![[1024, 1024, 1024], [256, 784, 512]],
             dense: vec![(Activation::Gelu, [256, 784, 512])],
             mlps: MlpSpec::reference(),
@@ -135,6 +139,7 @@ impl Plan {
                             bytes: Some(ops.bytes_moved(pass)),
                             flops: Some(ops.flops(act, pass)),
                             bound: Bound::Bandwidth,
+                            variant: None,
                         });
                     }
                 }
@@ -158,6 +163,27 @@ impl Plan {
                         bytes: Some(ops.bytes_moved(pass)),
                         flops: Some(ops.flops(pass)),
                         bound: Bound::Bandwidth,
+                        variant: None,
+                    });
+                }
+            }
+        }
+        if !self.comparisons.is_empty() {
+            let ops = CompareOperands::new(gpu, rows, cols, seed + 1)?;
+            for &c in &self.comparisons {
+                let (fused, unfused) = measure_comparison(timer, &self.sampling, &ops, c)?;
+                let (kernel, pass) = c.name();
+                for (variant, m) in [("fused", fused), ("unfused", unfused)] {
+                    on_row(Row {
+                        kernel: kernel.into(),
+                        pass,
+                        dtype: DType::F32.name(),
+                        size: Size::Shape(vec![rows, cols]),
+                        measurement: m,
+                        bytes: Some(c.useful_bytes(rows, cols)),
+                        flops: None,
+                        bound: Bound::Bandwidth,
+                        variant: Some(variant),
                     });
                 }
             }
@@ -178,6 +204,7 @@ impl Plan {
                 bytes: None,
                 flops: Some(flops),
                 bound: Bound::Arithmetic,
+                variant: None,
             };
         for (i, &shape) in self.matmuls.iter().enumerate() {
             let ops = MatmulOperands::new(gpu, shape, 0x3a7 + i as u64)?;

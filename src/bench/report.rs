@@ -41,6 +41,33 @@ pub struct Row {
     pub flops: Option<f64>,
     /// Which ceiling the row is judged against.
     pub bound: Bound,
+    /// `fused` or `unfused` for the two sides of a fused-against-unfused comparison
+    /// ([`crate::bench::compare`]); `None` otherwise.
+    pub variant: Option<&'static str>,
+}
+
+/// One fused-against-unfused comparison of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Speedup {
+    /// The op, e.g. `bias_gelu`.
+    pub kernel: String,
+    /// The pass, e.g. `backward`.
+    pub pass: &'static str,
+    /// The shape.
+    pub size: Size,
+    /// Median seconds of the fused kernel.
+    pub fused_s: f64,
+    /// Median seconds of the unfused sequence.
+    pub unfused_s: f64,
+    /// The target speed-up.
+    pub target: f64,
+}
+
+impl Speedup {
+    /// `unfused_s / fused_s`.
+    pub fn speedup(&self) -> f64 {
+        self.unfused_s / self.fused_s
+    }
 }
 
 /// A problem size.
@@ -184,6 +211,54 @@ impl Report {
         out
     }
 
+    /// The fused-against-unfused comparisons: each row marked `fused` paired with its `unfused` twin.
+    pub fn speedups(&self) -> Vec<Speedup> {
+        let median = |r: &Row| r.measurement.stats.median;
+        self.rows
+            .iter()
+            .filter(|r| r.variant == Some("fused"))
+            .filter_map(|f| {
+                let u = self.rows.iter().find(|u| {
+                    u.variant == Some("unfused")
+                        && u.kernel == f.kernel
+                        && u.pass == f.pass
+                        && u.size == f.size
+                })?;
+                let target = super::compare::Comparison::ALL
+                    .into_iter()
+                    .find(|c| c.name() == (f.kernel.as_str(), f.pass))
+                    .map_or(f64::NAN, |c| c.target());
+                Some(Speedup {
+                    kernel: f.kernel.clone(),
+                    pass: f.pass,
+                    size: f.size.clone(),
+                    fused_s: median(f),
+                    unfused_s: median(u),
+                    target,
+                })
+            })
+            .collect()
+    }
+
+    /// The fused-against-unfused lines: op, pass, size, both medians, the speed-up and its target.
+    pub fn speedup_lines(&self) -> String {
+        self.speedups()
+            .iter()
+            .map(|s| {
+                format!(
+                    "fused vs unfused: {} {} {}: {:.3} ms fused, {:.3} ms unfused, {:.2}x (target {:.1}x)\n",
+                    s.kernel,
+                    s.pass,
+                    s.size.text(),
+                    s.fused_s * 1e3,
+                    s.unfused_s * 1e3,
+                    s.speedup(),
+                    s.target
+                )
+            })
+            .collect()
+    }
+
     /// The table: [`Report::table_header`] and one [`Report::row_line`] per row.
     pub fn table(&self) -> String {
         let mut out = Self::table_header();
@@ -225,7 +300,8 @@ impl Report {
         };
         format!(
             "{:<16} {:<8} {:<5} {:>14} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
-            r.kernel,
+            r.variant
+                .map_or(r.kernel.clone(), |v| format!("{} [{v}]", r.kernel)),
             r.pass,
             r.dtype,
             r.size.text(),
@@ -249,11 +325,28 @@ impl Report {
             .map(ceiling_json)
             .collect();
         let rows: Vec<String> = self.rows.iter().map(|r| self.row_json(r)).collect();
+        let comparisons: Vec<String> = self
+            .speedups()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"kernel\": {}, \"pass\": {}, \"size\": {}, \"fused_median_s\": {}, \"unfused_median_s\": {}, \"speedup\": {}, \"target\": {}}}",
+                    json_str(&s.kernel),
+                    json_str(s.pass),
+                    json_str(&s.size.text()),
+                    json_num(s.fused_s),
+                    json_num(s.unfused_s),
+                    json_num(s.speedup()),
+                    json_num(s.target)
+                )
+            })
+            .collect();
         format!(
             "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
              \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
-             \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n]}}",
+             \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n],\n\
+             \"comparisons\": [\n  {}\n]}}",
             json_str(&self.adapter_name),
             json_str(&self.backend),
             json_str(&self.driver),
@@ -265,7 +358,8 @@ impl Report {
             json_str(&c.copy.name),
             json_num(c.copy_buffer_to_buffer.rate),
             candidates.join(",\n  "),
-            rows.join(",\n  ")
+            rows.join(",\n  "),
+            comparisons.join(",\n  ")
         )
     }
 
@@ -284,6 +378,10 @@ impl Report {
         };
         let mut fields = vec![
             format!("\"kernel\": {}", json_str(&r.kernel)),
+            format!(
+                "\"variant\": {}",
+                r.variant.map_or("null".to_string(), json_str)
+            ),
             format!("\"pass\": {}", json_str(r.pass)),
             format!("\"dtype\": {}", json_str(r.dtype)),
             size,
