@@ -41,7 +41,8 @@ impl Report {
             };
             out += &format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                r.kernel,
+                r.variant
+                    .map_or(r.kernel.clone(), |v| format!("{} ({v})", r.kernel)),
                 r.pass,
                 r.dtype,
                 r.size.text(),
@@ -53,6 +54,23 @@ impl Report {
                 opt(r.per_element(r.flops), 1),
                 opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
             );
+        }
+        let speedups = self.speedups();
+        if !speedups.is_empty() {
+            out += "\n| fused vs unfused | pass | size | fused | unfused | speed-up | target |\n";
+            out += "|---|---|---|---:|---:|---:|---:|\n";
+            for s in speedups {
+                out += &format!(
+                    "| {} | {} | {} | {} | {} | {:.2}x | {:.1}x |\n",
+                    s.kernel,
+                    s.pass,
+                    s.size.text(),
+                    secs(s.fused_s),
+                    secs(s.unfused_s),
+                    s.speedup(),
+                    s.target
+                );
+            }
         }
         out
     }
