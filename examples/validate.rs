@@ -20,6 +20,7 @@
 
 use std::process::ExitCode;
 
+use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck};
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Dtypes, Pass,
@@ -55,29 +56,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// A JSON number, or null where JSON has none (NaN, inf).
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:e}")
-    } else {
-        "null".into()
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// One line of the report.

@@ -58,6 +58,18 @@ fn bias_oct(e0: u32) -> Oct {
     return Oct(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
 
+/// Writes eight partial sums at partial[p .. p + 8].
+fn store_partial(p: u32, acc: Oct) {
+    partial[p] = acc.a.x;
+    partial[p + 1u] = acc.a.y;
+    partial[p + 2u] = acc.a.z;
+    partial[p + 3u] = acc.a.w;
+    partial[p + 4u] = acc.b.x;
+    partial[p + 5u] = acc.b.y;
+    partial[p + 6u] = acc.b.z;
+    partial[p + 7u] = acc.b.w;
+}
+
 fn add8(p: Oct, q: Oct) -> Oct {
     return Oct(p.a + q.a, p.b + q.b);
 }
@@ -145,15 +157,7 @@ fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         store_out(u, dx);
         acc = add8(acc, dx);
     }
-    let p = wid.y * params.cols + 8u * cu;
-    partial[p] = acc.a.x;
-    partial[p + 1u] = acc.a.y;
-    partial[p + 2u] = acc.a.z;
-    partial[p + 3u] = acc.a.w;
-    partial[p + 4u] = acc.b.x;
-    partial[p + 5u] = acc.b.y;
-    partial[p + 6u] = acc.b.z;
-    partial[p + 7u] = acc.b.w;
+    store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).

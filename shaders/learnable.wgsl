@@ -130,15 +130,7 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         store_out(u, Oct(learn_dx4(x.a, p.a, dy.a), learn_dx4(x.b, p.b, dy.b)));
         acc = add8(acc, Oct(learn_dp4(x.a, p.a, dy.a, 8u * u), learn_dp4(x.b, p.b, dy.b, 8u * u + 4u)));
     }
-    let q = wid.y * params.cols + 8u * cu;
-    partial[q] = acc.a.x;
-    partial[q + 1u] = acc.a.y;
-    partial[q + 2u] = acc.a.z;
-    partial[q + 3u] = acc.a.w;
-    partial[q + 4u] = acc.b.x;
-    partial[q + 5u] = acc.b.y;
-    partial[q + 6u] = acc.b.z;
-    partial[q + 7u] = acc.b.w;
+    store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
 /// One thread: dp = the sum of every partial (blocks x cols8), for a single shared parameter.
