@@ -6,7 +6,7 @@
 //! sum its columns in a separate pass. Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use super::elementwise::{check_operands, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -61,6 +61,23 @@ impl Reduction {
             params,
         }
     }
+
+    /// Records `out[c] = sum of the blocks' partial sums of column c` with the `reduce_partials` pipeline `key`.
+    pub(crate) fn reduce(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        key: &PipelineKey,
+        out: &Tensor,
+    ) -> Result<()> {
+        let gpu = out.gpu();
+        let wg = gpu.launch_config().workgroup_size as usize;
+        let entries = vec![
+            whole(Slot::Partial, &self.partial),
+            whole(Slot::Out2, out.buffer()),
+        ];
+        let g = ((self.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+        run(gpu, encoder, key, entries, &self.params, g)
+    }
 }
 
 /// Records `sums[c] = sum over rows of x[r, c]` for `x: [rows, cols]` (cols the last dimension) into `sums:
@@ -92,22 +109,17 @@ pub fn record_column_sums(
     let r = Reduction::new(x, rows, cols);
     let act = Activation::Identity;
     let k = key(act, "column_sums", x, None, x, sums);
-    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
     let entries = vec![
         whole(Slot::Out, x.buffer()),
         whole(Slot::Partial, &r.partial),
     ];
     let g = (cols.div_ceil(wg) as u32, r.blocks as u32);
-    dispatch(gpu, encoder, &pipeline, k.entry, entries, &r.params, g);
-    let k = key(act, "reduce_partials", x, None, x, sums);
-    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
-    let entries = vec![
-        whole(Slot::Partial, &r.partial),
-        whole(Slot::Out2, sums.buffer()),
-    ];
-    let g = ((r.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
-    dispatch(gpu, encoder, &pipeline, k.entry, entries, &r.params, g);
-    Ok(())
+    run(gpu, encoder, &k, entries, &r.params, g)?;
+    r.reduce(
+        encoder,
+        &key(act, "reduce_partials", x, None, x, sums),
+        sums,
+    )
 }
 
 impl Tensor {
@@ -204,7 +216,6 @@ impl Activation {
                 rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
             let blocks = rows.div_ceil(rows_per_block);
             let k = key(self, "bias_forward_rows", x, None, y, bias);
-            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
                 whole(Slot::X, x.buffer()),
                 whole(Slot::Out, y.buffer()),
@@ -219,7 +230,7 @@ impl Activation {
                 blocks as u32,
             ];
             let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, blocks as u32);
-            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
+            run(gpu, encoder, &k, entries, &params, g)?;
             return Ok(());
         }
         record(
@@ -266,23 +277,8 @@ impl Activation {
         for t in [x, dy, dx] {
             check_binding(x, t)?;
         }
-        let wg = gpu.launch_config().workgroup_size as usize;
-        let r = Reduction::new(x, rows, cols);
-        let (blocks, cols8, partial, params) = (r.blocks, r.cols8, &r.partial, r.params);
-        let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
-        if cols.is_multiple_of(UNIT_ELEMENTS) {
-            let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
-            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
-            let entries = vec![
-                whole(Slot::X, x.buffer()),
-                whole(Slot::Dy, dy.buffer()),
-                whole(Slot::Out, dx.buffer()),
-                whole(Slot::Bias, bias.buffer()),
-                whole(Slot::Partial, partial),
-            ];
-            let g = grid(cols / UNIT_ELEMENTS, blocks);
-            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
-        } else {
+        if !cols.is_multiple_of(UNIT_ELEMENTS) {
+            // dx first, then its column sums: a separate pass over dx.
             record(
                 gpu,
                 encoder,
@@ -292,28 +288,25 @@ impl Activation {
                 &[(Slot::Bias, bias.buffer())],
                 &[cols as u32, rows as u32],
             )?;
-            let k = key(self, "column_sums", x, Some(dy), dx, bias);
-            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
-            let entries = vec![whole(Slot::Out, dx.buffer()), whole(Slot::Partial, partial)];
-            dispatch(
-                gpu,
-                encoder,
-                &pipeline,
-                k.entry,
-                entries,
-                &params,
-                grid(cols, blocks),
-            );
+            return record_column_sums(encoder, dx, db);
         }
-        let k = key(self, "reduce_partials", x, Some(dy), dx, db);
-        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let wg = gpu.launch_config().workgroup_size as usize;
+        let r = Reduction::new(x, rows, cols);
+        let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
         let entries = vec![
-            whole(Slot::Partial, partial),
-            whole(Slot::Out2, db.buffer()),
+            whole(Slot::X, x.buffer()),
+            whole(Slot::Dy, dy.buffer()),
+            whole(Slot::Out, dx.buffer()),
+            whole(Slot::Bias, bias.buffer()),
+            whole(Slot::Partial, &r.partial),
         ];
-        let g = grid(cols8 / UNIT_ELEMENTS, 1);
-        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
-        Ok(())
+        let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, r.blocks as u32);
+        run(gpu, encoder, &k, entries, &r.params, g)?;
+        r.reduce(
+            encoder,
+            &key(self, "reduce_partials", x, Some(dy), dx, db),
+            db,
+        )
     }
 
     /// `f(x + b)` into a new tensor of x's type; submits and waits.

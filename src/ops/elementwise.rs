@@ -55,6 +55,21 @@ pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'
     }
 }
 
+/// Records one dispatch of the pipeline `key` names (compiled on first use) over a `(x, y)` grid of workgroups
+/// with `entries` plus the uniform `params` at binding 3.
+pub(crate) fn run(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    key: &PipelineKey,
+    entries: Vec<wgpu::BindGroupEntry>,
+    params: &[u32],
+    grid: (u32, u32),
+) -> Result<()> {
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
+    dispatch(gpu, encoder, &pipeline, key.entry, entries, params, grid);
+    Ok(())
+}
+
 /// Records one dispatch of `pipeline` over a `(x, y)` grid of workgroups with `entries` plus the uniform
 /// `params` at binding 3.
 pub(crate) fn dispatch(

@@ -4,7 +4,7 @@
 //! `da = dout * f(g)`, `dg = dout * a * f'(g)`.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use super::elementwise::{check_operands, record, run, whole, Slot};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -178,7 +178,6 @@ impl Gated {
             Self::check_whole_binding(t)?;
         }
         let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
-        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
         let units = len.div_ceil(UNIT_ELEMENTS) as u64;
         let groups = units.div_ceil(gpu.launch_config().units_per_workgroup());
         let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
@@ -187,8 +186,7 @@ impl Gated {
             entries.push(whole(Slot::Dout, d.buffer()));
         }
         let params = [units as u32, 0, half as u32, len as u32];
-        dispatch(gpu, encoder, &pipeline, entry, entries, &params, g);
-        Ok(())
+        run(gpu, encoder, &key, entries, &params, g)
     }
 
     /// Records `out = a * gate(g)` for two tensors of one shape.

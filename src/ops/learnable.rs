@@ -5,7 +5,7 @@
 
 use super::activation::activation_constants;
 use super::bias::Reduction;
-use super::elementwise::{check_operands, dispatch, record, whole, Slot};
+use super::elementwise::{check_operands, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -154,13 +154,12 @@ impl Learnable {
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         let r = Reduction::new(x, rows, cols);
-        let (blocks, cols8, partial) = (r.blocks, r.cols8, &r.partial);
+        let (blocks, partial) = (r.blocks, &r.partial);
         let mut params = r.params.to_vec();
         params.push(x.len() as u32);
         let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
         if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = self.key("learn_backward_fused", x, dy, dx, p, shared);
-            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
                 whole(Slot::X, x.buffer()),
                 whole(Slot::Dy, dy.buffer()),
@@ -168,15 +167,14 @@ impl Learnable {
                 whole(Slot::Bias, p.buffer()),
                 whole(Slot::Partial, partial),
             ];
-            dispatch(
+            run(
                 gpu,
                 encoder,
-                &pipeline,
-                k.entry,
+                &k,
                 entries,
                 &params,
                 grid(cols / UNIT_ELEMENTS, blocks),
-            );
+            )?;
         } else {
             // dx and the elementwise contributions, then column sums of the contributions.
             let contributions = gpu.zeros(x.shape(), DType::F32)?;
@@ -195,34 +193,25 @@ impl Learnable {
                 &params[2..],
             )?;
             let k = self.key("column_sums", x, dy, &contributions, p, shared);
-            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
                 whole(Slot::Out, contributions.buffer()),
                 whole(Slot::Partial, partial),
             ];
-            dispatch(
-                gpu,
+            run(gpu, encoder, &k, entries, &params, grid(cols, blocks))?;
+        }
+        if !shared {
+            return r.reduce(
                 encoder,
-                &pipeline,
-                k.entry,
-                entries,
-                &params,
-                grid(cols, blocks),
+                &self.key("reduce_partials", x, dy, dx, dp, shared),
+                dp,
             );
         }
-        let (entry, g) = if shared {
-            ("learn_reduce_scalar", (1, 1))
-        } else {
-            ("reduce_partials", grid(cols8 / UNIT_ELEMENTS, 1))
-        };
-        let k = self.key(entry, x, dy, dx, dp, shared);
-        let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+        let k = self.key("learn_reduce_scalar", x, dy, dx, dp, shared);
         let entries = vec![
             whole(Slot::Partial, partial),
             whole(Slot::Out2, dp.buffer()),
         ];
-        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, g);
-        Ok(())
+        run(gpu, encoder, &k, entries, &params, (1, 1))
     }
 
     /// `f(x; p)` into a new tensor of x's type; submits and waits.
