@@ -3,7 +3,9 @@
 
 mod common;
 
-use actgpu::verify::{check_activation, compare, random_inputs, Pass, F32_ELEMENTWISE, POISON};
+use actgpu::verify::{
+    check_activation, compare, random_inputs, Pass, F32_ELEMENTWISE, OTHER_PARAMETERS, POISON,
+};
 use actgpu::{cpu, Activation};
 use common::{describe, gpu};
 
@@ -36,26 +38,7 @@ fn every_activation_with_default_parameters_matches_the_reference() {
 
 #[test]
 fn parameterised_activations_match_the_reference_with_other_parameters() {
-    check_all(
-        &[
-            Activation::LeakyRelu {
-                negative_slope: 0.2,
-            },
-            Activation::Elu { alpha: 0.5 },
-            Activation::Celu { alpha: 2.0 },
-            Activation::Swish { beta: 1.5 },
-            Activation::Swish { beta: 0.0 },
-            Activation::Softplus {
-                beta: 2.0,
-                threshold: 10.0,
-            },
-            Activation::Hardtanh {
-                min_val: -2.0,
-                max_val: 3.0,
-            },
-        ],
-        2,
-    );
+    check_all(&OTHER_PARAMETERS, 2);
 }
 
 #[test]

@@ -2,25 +2,8 @@
 //! the reference and the WGSL library.
 
 use actgpu::shaders::ShaderId;
-use actgpu::verify::Rng;
+use actgpu::verify::{Rng, OTHER_PARAMETERS};
 use actgpu::{cpu, Activation};
-
-const OTHER_PARAMETERS: [Activation; 6] = [
-    Activation::LeakyRelu {
-        negative_slope: 0.2,
-    },
-    Activation::Elu { alpha: 0.5 },
-    Activation::Celu { alpha: 2.0 },
-    Activation::Swish { beta: 1.5 },
-    Activation::Softplus {
-        beta: 2.0,
-        threshold: 10.0,
-    },
-    Activation::Hardtanh {
-        min_val: -2.0,
-        max_val: 3.0,
-    },
-];
 
 #[test]
 fn reference_derivatives_match_central_finite_differences() {

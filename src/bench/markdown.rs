@@ -1,6 +1,6 @@
 //! The report as Markdown, for BENCHMARKS.md.
 
-use super::report::{gbs, secs, Bound, Report};
+use super::report::{gbs, secs, Report};
 
 impl Report {
     /// The run as Markdown: one paragraph naming the adapter, clock, launch shape and ceilings (with every copy
@@ -30,30 +30,7 @@ impl Report {
         out += "| kernel | pass | dtype | size | median | min | max | rate | of ceiling | FLOP/el | of FMA |\n";
         out += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for r in &self.rows {
-            let s = &r.measurement.stats;
-            let rate = match r.bound {
-                Bound::Bandwidth => r.bytes_per_s().map(gbs),
-                Bound::Arithmetic => r.flops_per_s().map(|f| format!("{:.2} GFLOP/s", f * 1e-9)),
-            };
-            let opt = |v: Option<f64>, digits: usize| match v {
-                Some(v) => format!("{v:.digits$}"),
-                None => "-".into(),
-            };
-            out += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                r.variant
-                    .map_or(r.kernel.clone(), |v| format!("{} ({v})", r.kernel)),
-                r.pass,
-                r.dtype,
-                r.size.text(),
-                secs(s.median),
-                secs(s.min),
-                secs(s.max),
-                rate.unwrap_or_else(|| "-".into()),
-                opt(r.fraction_of_ceiling(&self.ceilings), 3),
-                opt(r.per_element(r.flops), 1),
-                opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
-            );
+            out += &format!("| {} |\n", self.cells(r).join(" | "));
         }
         let speedups = self.speedups();
         if !speedups.is_empty() {

@@ -287,8 +287,9 @@ impl Report {
         )
     }
 
-    /// One row of the table, with its fractions of this report's ceilings.
-    pub fn row_line(&self, r: &Row) -> String {
+    /// The eleven cells of a row, as both tables print them: kernel (with its variant), pass, dtype, size,
+    /// median, min, max, rate, fraction of the matching ceiling, FLOP per element, fraction of the FMA ceiling.
+    pub fn cells(&self, r: &Row) -> [String; 11] {
         let s = &r.measurement.stats;
         let rate = match r.bound {
             Bound::Bandwidth => r.bytes_per_s().map(gbs),
@@ -298,12 +299,11 @@ impl Report {
             Some(v) => format!("{v:.digits$}"),
             None => "-".into(),
         };
-        format!(
-            "{:<16} {:<8} {:<5} {:>14} {:>10} {:>10} {:>10} {:>12} {:>7} {:>7} {:>6}\n",
+        [
             r.variant
-                .map_or(r.kernel.clone(), |v| format!("{} [{v}]", r.kernel)),
-            r.pass,
-            r.dtype,
+                .map_or(r.kernel.clone(), |v| format!("{} ({v})", r.kernel)),
+            r.pass.to_string(),
+            r.dtype.to_string(),
             r.size.text(),
             secs(s.median),
             secs(s.min),
@@ -312,6 +312,14 @@ impl Report {
             opt(r.fraction_of_ceiling(&self.ceilings), 3),
             opt(r.per_element(r.flops), 1),
             opt(r.fraction_of_fma_ceiling(&self.ceilings), 3),
+        ]
+    }
+
+    /// One row of the table, with its fractions of this report's ceilings.
+    pub fn row_line(&self, r: &Row) -> String {
+        let [k, p, d, z, med, min, max, rate, ceil, flop, fma] = self.cells(r);
+        format!(
+            "{k:<16} {p:<8} {d:<5} {z:>14} {med:>10} {min:>10} {max:>10} {rate:>12} {ceil:>7} {flop:>7} {fma:>6}\n"
         )
     }
 

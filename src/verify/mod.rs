@@ -63,6 +63,26 @@ pub const F32_SMALL_INPUT: Tolerance = Tolerance {
     rel: 1e-5,
 };
 
+/// The parameterised activations with parameters other than PyTorch's defaults (including the edge case
+/// `beta = 0` of Swish, which is `x / 2`), so that tests exercise the parameters as well as the defaults.
+pub const OTHER_PARAMETERS: [Activation; 7] = [
+    Activation::LeakyRelu {
+        negative_slope: 0.2,
+    },
+    Activation::Elu { alpha: 0.5 },
+    Activation::Celu { alpha: 2.0 },
+    Activation::Swish { beta: 1.5 },
+    Activation::Swish { beta: 0.0 },
+    Activation::Softplus {
+        beta: 2.0,
+        threshold: 10.0,
+    },
+    Activation::Hardtanh {
+        min_val: -2.0,
+        max_val: 3.0,
+    },
+];
+
 /// The tolerance of an activation in a pass on general inputs. Every activation meets [`F32_ELEMENTWISE`]
 /// today; a looser one would be named here, next to the reason.
 pub fn activation_tolerance(_act: Activation, _pass: Pass) -> Tolerance {
