@@ -95,6 +95,41 @@ pub enum Error {
         /// wgpu's message.
         message: String,
     },
+    /// A safetensors file is malformed: a bad header length, header JSON, dtype, shape or data offsets.
+    InvalidSafetensors {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A tensor a model needs is not in a safetensors file.
+    MissingTensor {
+        /// The tensor's name, e.g. `2.weight`.
+        name: String,
+    },
+    /// A tensor in a safetensors file has a different shape from the one the model needs.
+    TensorShapeMismatch {
+        /// The tensor's name.
+        name: String,
+        /// The shape the model needs.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        got: Vec<usize>,
+    },
+    /// A tensor in a safetensors file has an element type that cannot be converted to the one the model needs.
+    TensorDTypeMismatch {
+        /// The tensor's name.
+        name: String,
+        /// The types that are accepted, as safetensors spells them.
+        expected: String,
+        /// The type in the file.
+        got: String,
+    },
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's explanation.
+        reason: String,
+    },
 }
 
 /// How to get an adapter on a machine without a GPU; part of the `NoAdapter` message.
@@ -151,6 +186,25 @@ impl fmt::Display for Error {
                 write!(f, "custom activation {name}: WGSL error: {message}")
             }
             Error::Wgpu { op, message } => write!(f, "{op}: wgpu error: {message}"),
+            Error::InvalidSafetensors { reason } => write!(f, "invalid safetensors file: {reason}"),
+            Error::MissingTensor { name } => write!(f, "tensor {name:?} is missing from the file"),
+            Error::TensorShapeMismatch {
+                name,
+                expected,
+                got,
+            } => write!(
+                f,
+                "tensor {name:?}: shape mismatch: expected {expected:?}, got {got:?}"
+            ),
+            Error::TensorDTypeMismatch {
+                name,
+                expected,
+                got,
+            } => write!(
+                f,
+                "tensor {name:?}: dtype {got} cannot be read as {expected}"
+            ),
+            Error::Io { path, reason } => write!(f, "{path}: {reason}"),
         }
     }
 }

@@ -114,6 +114,25 @@ impl Mlp {
         &self.sizes
     }
 
+    /// The activation of each hidden layer (the output layer is linear).
+    pub fn activations(&self) -> Vec<Activation> {
+        let hidden = self.layers.len() - 1;
+        self.layers[..hidden]
+            .iter()
+            .map(|l| l.dense.activation)
+            .collect()
+    }
+
+    /// The loss the network trains with.
+    pub fn loss_fn(&self) -> Loss {
+        self.loss_fn
+    }
+
+    /// The GPU context the network lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
     /// Updates done so far.
     pub fn steps(&self) -> u64 {
         self.step

@@ -1,8 +1,12 @@
 //! Training on the GPU: a multi-layer perceptron ([`Mlp`]) built on the dense layer, the fused losses and the
-//! optimizer kernels, and its deterministic initialisation ([`init`]).
+//! optimizer kernels, its deterministic initialisation ([`init`]), and its weights in safetensors files
+//! ([`checkpoint`], on the dependency-free reader and writer in [`safetensors`]).
 
+pub mod checkpoint;
 pub mod init;
+mod json;
 pub mod mlp;
+pub mod safetensors;
 
 pub use init::{init_params, Init};
 pub use mlp::Mlp;
