@@ -1,6 +1,6 @@
 // Matrix products of the dense layer, f32 operands and f32 accumulation, with a bias + activation epilogue.
-// Appended by the host to storage.wgsl and activation_lib.wgsl (src/shaders.rs), so the epilogue and the fused
-// operand loads call act_forward / act_backward with the ACT, P0, P1 overrides.
+// Appended by the host to storage.wgsl, activation_lib.wgsl and matmul_common.wgsl (src/shaders.rs), so the
+// epilogue (store_c) and the fused operand loads call act_forward / act_backward with the ACT, P0, P1 overrides.
 //
 // One generic product over strided operands covers every form without materialising a transpose:
 //
@@ -15,40 +15,22 @@
 // Fused derivative (FUSE = 1: operand A, 2: operand B): the operand is read as dY * f'(Z) = act_backward(Z, dY),
 // with Z (binding 7) laid out like the operand, so dZ is never written; the epilogue is then the identity.
 //
-// Two kernels, each thread owning a register block of C (rows ty + r TY, columns tx + c TX: neighbouring
+// Two kernels here (the subgroup kernels of CPU adapters are generated: src/ops/matmul_subgroup.rs), each thread owning a register block of C (rows ty + r TY, columns tx + c TX: neighbouring
 // threads touch neighbouring columns):
 //   matmul_direct  8 x 4 per thread, operands straight from storage, no workgroup memory and no barrier
 //                  (software adapters, where barriers are emulated and cost more than the loads they save)
 //   matmul_tiled   4 x 4 per thread, K in chunks of KT staged through workgroup memory, two barriers per chunk
 
-override WG: u32;
 /// Threads per workgroup along N; WG / TX along M.
 override TX: u32 = 8u;
-override HAS_BIAS: bool = false;
-override STORE_Z: bool = false;
-override FUSE: u32 = 0u;
 
 const FUSE_A: u32 = 1u;
 const FUSE_B: u32 = 2u;
 /// Register block: R x R outputs per thread.
 const R: u32 = 4u;
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    sa_i: u32,
-    sa_p: u32,
-    sb_p: u32,
-    sb_j: u32,
-}
-
 @group(0) @binding(0) var<storage, read> a_in: array<f32>;
-@group(0) @binding(1) var<storage, read_write> c_out: array<f32>;
 @group(0) @binding(2) var<storage, read> b_in: array<f32>;
-@group(0) @binding(3) var<uniform> params: MatmulParams;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> z_out: array<f32>;
 @group(0) @binding(7) var<storage, read> z_in: array<f32>;
 
 fn load_a(idx: u32) -> f32 {
@@ -63,27 +45,6 @@ fn load_b(idx: u32) -> f32 {
         return act_backward(z_in[idx], b_in[idx]);
     }
     return b_in[idx];
-}
-
-/// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
-/// elements outside [M, N] are dropped.
-fn store_c(i: u32, j: u32, c: f32) {
-    if (i >= params.m || j >= params.n) {
-        return;
-    }
-    var z = c;
-    if (HAS_BIAS) {
-        z += bias[j];
-    }
-    let o = i * params.n + j;
-    if (STORE_Z) {
-        z_out[o] = z;
-    }
-    if (FUSE == 0u) {
-        c_out[o] = act_forward(z);
-    } else {
-        c_out[o] = z;
-    }
 }
 
 fn store_block(i0: u32, di: u32, j0: u32, dj: u32, acc: array<vec4<f32>, 4>) {

@@ -68,9 +68,11 @@ struct Inner {
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
-/// Optional features actgpu uses when the adapter has them.
-const WANTED_FEATURES: wgpu::Features =
-    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SHADER_F16);
+/// Optional features actgpu uses when the adapter has them (`SUBGROUP`: the matmul kernel of CPU adapters,
+/// [`crate::MatmulKernel::Subgroup`]).
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::SUBGROUP);
 
 impl Gpu {
     /// Creates a device on the adapter chosen by `WGPU_BACKEND` and power preference. Blocks.

@@ -29,8 +29,20 @@ pub enum ShaderId {
     Gated,
     /// Activations with a learnable parameter (`shaders/learnable.wgsl`, on top of bias_activation.wgsl).
     Learnable,
-    /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul.wgsl`).
+    /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul_common.wgsl`,
+    /// `shaders/matmul.wgsl`).
     Matmul,
+    /// The generated subgroup matmul of CPU adapters (`shaders/matmul_common.wgsl` and
+    /// [`crate::ops::matmul_subgroup`]) for one product form, rows per workgroup and subgroup size; needs
+    /// `SUBGROUP`.
+    MatmulSubgroup {
+        /// The product form.
+        form: crate::ops::matmul::Form,
+        /// Rows of C per workgroup.
+        rows: u32,
+        /// Lanes per subgroup (= threads per workgroup).
+        lanes: u32,
+    },
     /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
     Loss,
     /// Optimizer updates: SGD with momentum / Nesterov, Adam, AdamW (`shaders/optim.wgsl`).
@@ -47,6 +59,7 @@ const ACTIVATION_KERNELS: &str = include_str!("../shaders/activation.wgsl");
 const BIAS_ACTIVATION: &str = include_str!("../shaders/bias_activation.wgsl");
 const GATED: &str = include_str!("../shaders/gated.wgsl");
 const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
+const MATMUL_COMMON: &str = include_str!("../shaders/matmul_common.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
@@ -62,6 +75,7 @@ impl ShaderId {
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
             ShaderId::Matmul => "actgpu.matmul",
+            ShaderId::MatmulSubgroup { .. } => "actgpu.matmul_subgroup",
             ShaderId::Loss => "actgpu.loss",
             ShaderId::Optim => "actgpu.optim",
             ShaderId::Ceilings => "actgpu.ceilings",
@@ -112,7 +126,17 @@ impl ShaderId {
                 BIAS_ACTIVATION,
                 LEARNABLE,
             ],
-            ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL],
+            ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL_COMMON, MATMUL],
+            ShaderId::MatmulSubgroup { form, rows, lanes } => {
+                let kernel = crate::ops::matmul_subgroup::kernel_source(form, rows, lanes);
+                return Source {
+                    text: format!(
+                        "{header}{hooks}\n{}",
+                        [STORAGE, ACTIVATION_LIB, MATMUL_COMMON, &kernel].join("\n")
+                    ),
+                    custom_first_line,
+                };
+            }
             ShaderId::Loss => &[STORAGE, ACTIVATION_LIB, LOSS],
             ShaderId::Optim => {
                 return Source {

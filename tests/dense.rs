@@ -46,7 +46,9 @@ fn assert_ok(what: &str, check: Check) {
     assert!(check.ok(), "{what}: {check:#?}");
 }
 
-const SHAPES: [(usize, usize, usize); 9] = [
+/// Odd sizes, 1, tile multiples and 0 in each dimension; the last two have every size the subgroup kernel's
+/// `vec4` loads need (multiples of 4) with tails of its 32-row block, its 32-column block and its K chunk.
+const SHAPES: [(usize, usize, usize); 11] = [
     (1, 1, 1),
     (3, 5, 7),
     (64, 64, 64),
@@ -56,6 +58,8 @@ const SHAPES: [(usize, usize, usize); 9] = [
     (4, 4, 0),
     (256, 784, 40),
     (9, 130, 70),
+    (36, 68, 20),
+    (33, 260, 12),
 ];
 
 /// `(a shape, b shape, out shape, inner size)` of a form over the dense layer's `(m, k, n)`.
@@ -78,10 +82,17 @@ fn reference(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize))
     }
 }
 
+/// Every kernel; [`MatmulKernel::Subgroup`] runs the direct kernel where the device has no subgroups (GL).
+const KERNELS: [MatmulKernel; 3] = [
+    MatmulKernel::Direct,
+    MatmulKernel::Tiled,
+    MatmulKernel::Subgroup,
+];
+
 #[test]
-fn every_product_form_matches_the_reference_on_both_kernels() {
+fn every_product_form_matches_the_reference_on_every_kernel() {
     let g = gpu();
-    for kernel in [MatmulKernel::Direct, MatmulKernel::Tiled] {
+    for kernel in KERNELS {
         for form in [Form::AB, Form::AtB, Form::ABt] {
             for (s, shape) in SHAPES.into_iter().enumerate() {
                 let (ash, bsh, osh, inner) = dims(form, shape);
@@ -129,7 +140,7 @@ const ACTS: [Activation; 6] = [
 #[test]
 fn dense_forward_fuses_bias_and_activation() {
     let g = gpu();
-    for kernel in [MatmulKernel::Direct, MatmulKernel::Tiled] {
+    for kernel in KERNELS {
         for (s, shape) in SHAPES.into_iter().enumerate() {
             let (m, k, n) = shape;
             for (ai, act) in ACTS.into_iter().enumerate() {
@@ -173,6 +184,7 @@ fn dense_backward_matches_the_reference_fused_and_separate() {
         (MatmulKernel::Direct, DzMode::Fused),
         (MatmulKernel::Direct, DzMode::Separate),
         (MatmulKernel::Tiled, DzMode::Fused),
+        (MatmulKernel::Subgroup, DzMode::Separate),
     ];
     for (kernel, mode) in cases {
         for (s, shape) in SHAPES.into_iter().enumerate() {

@@ -9,4 +9,5 @@ pub mod gated;
 pub mod learnable;
 pub mod loss;
 pub mod matmul;
+pub(crate) mod matmul_subgroup;
 pub mod optim;

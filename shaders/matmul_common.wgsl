@@ -1,0 +1,50 @@
+// What every matmul kernel shares (shaders/matmul.wgsl, and the generated subgroup kernels of
+// src/ops/matmul_subgroup.rs): the product's sizes and operand strides, the output bindings and the epilogue.
+// Appended by the host to storage.wgsl and activation_lib.wgsl (src/shaders.rs), so the epilogue calls act_forward
+// with the ACT, P0, P1 overrides.
+//
+//   C[i, j] = sum_{p < K} A(i, p) B(p, j),   A(i, p) = a[i sa_i + p sa_p],   B(p, j) = b[p sb_p + j sb_j]
+//
+// C is row-major [M, N]. Epilogue: z = C + bias[j] (HAS_BIAS), z stored at binding 5 (STORE_Z), out = f(z); with a
+// fused derivative in the operand loads (FUSE != 0, shaders/matmul.wgsl only) the epilogue is the identity.
+
+override WG: u32;
+override HAS_BIAS: bool = false;
+override STORE_Z: bool = false;
+override FUSE: u32 = 0u;
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    sa_i: u32,
+    sa_p: u32,
+    sb_p: u32,
+    sb_j: u32,
+}
+
+@group(0) @binding(1) var<storage, read_write> c_out: array<f32>;
+@group(0) @binding(3) var<uniform> params: MatmulParams;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> z_out: array<f32>;
+
+/// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
+/// elements outside [M, N] are dropped.
+fn store_c(i: u32, j: u32, c: f32) {
+    if (i >= params.m || j >= params.n) {
+        return;
+    }
+    var z = c;
+    if (HAS_BIAS) {
+        z += bias[j];
+    }
+    let o = i * params.n + j;
+    if (STORE_Z) {
+        z_out[o] = z;
+    }
+    if (FUSE == 0u) {
+        c_out[o] = act_forward(z);
+    } else {
+        c_out[o] = z;
+    }
+}
