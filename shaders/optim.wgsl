@@ -10,6 +10,10 @@
 //                 p -= step_size m / (sqrt(v) inv_sqrt_bc2 + eps)
 //                 with step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t), computed on the host
 //                 in f64 (PyTorch's eps placement: denom = sqrt(v_hat) + eps).
+//
+// The `*_norm` entry points do the same update and also write, per workgroup, the sum of the squares of the
+// gradients it read (`grad`, before weight decay) into partials[workgroup]: the gradient norm's partial sums, at
+// no extra pass over memory (a tree reduction in workgroup memory; the host adds the partials in f64).
 
 override WG: u32 = 64u;
 
@@ -34,30 +38,22 @@ struct OptimParams {
 @group(0) @binding(3) var<uniform> params: OptimParams;
 @group(0) @binding(5) var<storage, read_write> state_m: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state_v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
+
+// At most 256 threads per workgroup for the `*_norm` entry points (the host checks).
+var<workgroup> squares: array<f32, 256>;
 
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid.x;
 }
 
-@compute @workgroup_size(WG)
-fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-       @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = element(wid, nwg, lid);
-    if (i >= params.n) {
-        return;
-    }
+fn sgd_update(i: u32) {
     let p = param[i];
     let g = fma(params.weight_decay, p, grad[i]);
     param[i] = p - params.lr * g;
 }
 
-@compute @workgroup_size(WG)
-fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = element(wid, nwg, lid);
-    if (i >= params.n) {
-        return;
-    }
+fn sgd_momentum_update(i: u32) {
     let p = param[i];
     var g = fma(params.weight_decay, p, grad[i]);
     var b = g;
@@ -73,13 +69,7 @@ fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     param[i] = p - params.lr * g;
 }
 
-@compute @workgroup_size(WG)
-fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = element(wid, nwg, lid);
-    if (i >= params.n) {
-        return;
-    }
+fn adam_update(i: u32) {
     var p = param[i];
     var g = grad[i];
     if (params.decoupled != 0u) {
@@ -93,4 +83,94 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     state_v[i] = v;
     let denom = sqrt(v) * params.inv_sqrt_bc2 + params.eps;
     param[i] = p - params.step_size * (m / denom);
+}
+
+@compute @workgroup_size(WG)
+fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i < params.n) {
+        sgd_update(i);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn sgd_momentum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i < params.n) {
+        sgd_momentum_update(i);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i < params.n) {
+        adam_update(i);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// With the gradient's sum of squares per workgroup.
+
+/// grad[i]^2, or 0 past the end.
+fn square_of(i: u32) -> f32 {
+    if (i < params.n) {
+        let g = grad[i];
+        return g * g;
+    }
+    return 0.0;
+}
+
+/// Adds `v` over the workgroup in a fixed tree order and stores the sum in partials[workgroup]. Called by every
+/// thread (it holds barriers).
+fn store_partial(v: f32, wid: vec3<u32>, nwg: vec3<u32>, t: u32) {
+    squares[t] = v;
+    workgroupBarrier();
+    // Every live value is below 2s when step s folds [s, 2s) into [0, s), for any WG <= 256.
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (t < s && t + s < WG) {
+            squares[t] = squares[t] + squares[t + s];
+        }
+        workgroupBarrier();
+    }
+    let group = wid.x + wid.y * nwg.x;
+    if (t == 0u && group < arrayLength(&partials)) {
+        partials[group] = squares[0];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn sgd_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    let sq = square_of(i);
+    if (i < params.n) {
+        sgd_update(i);
+    }
+    store_partial(sq, wid, nwg, lid.x);
+}
+
+@compute @workgroup_size(WG)
+fn sgd_momentum_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    let sq = square_of(i);
+    if (i < params.n) {
+        sgd_momentum_update(i);
+    }
+    store_partial(sq, wid, nwg, lid.x);
+}
+
+@compute @workgroup_size(WG)
+fn adam_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    let sq = square_of(i);
+    if (i < params.n) {
+        adam_update(i);
+    }
+    store_partial(sq, wid, nwg, lid.x);
 }

@@ -4,6 +4,11 @@
 //! The learning rate, the step count and every other hyperparameter go into the kernel's uniform block, written
 //! afresh with each recorded update, so they can change between steps without recompiling: the pipeline key names
 //! only the entry point (`sgd`, `sgd_momentum` or `adam`) and the workgroup size.
+//!
+//! [`Optimizer::record_update_with_norm`] runs the same update through an entry point that also writes, per
+//! workgroup, the sum of the squared gradients it read: the partial sums of `||grad||^2` (the raw gradient,
+//! before weight decay), so a gradient norm costs no extra pass over memory. [`norm_partials`] says how many
+//! partial sums a tensor needs; [`sum_partials`] adds them in f64.
 
 use super::elementwise::dispatch;
 use super::matmul::{check_distinct, expect_shape};
@@ -122,6 +127,25 @@ pub struct OptimState {
 }
 
 const OP: &str = "optimizer_update";
+
+/// Most threads per workgroup the `*_norm` entry points reduce over (the size of their workgroup array).
+const MAX_NORM_WORKGROUP: u32 = 256;
+
+/// The number of partial sums [`Optimizer::record_update_with_norm`] writes for a parameter of `n` elements:
+/// one per workgroup of its dispatch grid (the last row's extra workgroups write 0).
+pub fn norm_partials(gpu: &Gpu, n: usize) -> Result<usize> {
+    let wg = gpu.launch_config().workgroup_size;
+    let (gx, gy) = grid(
+        (n as u64).div_ceil(u64::from(wg)),
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )?;
+    Ok((gx as usize * gy as usize).max(1))
+}
+
+/// `sum_i partials[i]` in f64: the squared L2 norm of the gradient the partial sums came from.
+pub fn sum_partials(partials: &[f32]) -> f64 {
+    partials.iter().map(|&v| f64::from(v)).sum()
+}
 
 fn invalid(reason: String) -> Error {
     Error::InvalidArgument { op: OP, reason }
@@ -257,6 +281,22 @@ impl Optimizer {
         state: &OptimState,
         step: u64,
     ) -> Result<()> {
+        self.record_update_with_norm(encoder, param, grad, state, step, None)
+    }
+
+    /// [`Optimizer::record_update`], and where `partials` is given (f32, at least [`norm_partials`] elements)
+    /// the same dispatch also writes into it one partial sum of `grad[i]^2` per workgroup, so that
+    /// `||grad||_2 = sqrt(sum_partials(partials))`. Each partial is an f32 tree sum of at most the workgroup
+    /// size's squares (relative error below `log2(256) u` each). Needs a workgroup size of at most 256.
+    pub fn record_update_with_norm(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &OptimState,
+        step: u64,
+        partials: Option<&Tensor>,
+    ) -> Result<()> {
         self.validate()?;
         let gpu = param.gpu();
         gpu.check_lost()?;
@@ -287,9 +327,34 @@ impl Optimizer {
         }
         let mut outs = vec![param];
         outs.extend(slots.iter().map(|&(_, t)| t));
-        check_distinct(OP, &outs, &[grad.buffer()])?;
         let n = param.len();
+        let wg = gpu.launch_config().workgroup_size;
+        if let Some(p) = partials {
+            let need = norm_partials(gpu, n)?;
+            if !p.gpu().same_context(gpu) {
+                return Err(Error::DeviceMismatch { op: OP });
+            }
+            if p.dtype() != DType::F32 || p.len() < need {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    expected: vec![need],
+                    got: p.shape().to_vec(),
+                });
+            }
+            if wg > MAX_NORM_WORKGROUP {
+                return Err(Error::LimitExceeded {
+                    limit: "workgroup size of the optimizer's gradient norm",
+                    max: u64::from(MAX_NORM_WORKGROUP),
+                    requested: u64::from(wg),
+                });
+            }
+            outs.push(p);
+        }
+        check_distinct(OP, &outs, &[grad.buffer()])?;
         if n == 0 {
+            if let Some(p) = partials {
+                encoder.clear_buffer(p.buffer(), 0, None);
+            }
             return Ok(());
         }
         if n > u32::MAX as usize {
@@ -309,11 +374,17 @@ impl Optimizer {
                 });
             }
         }
-        let wg = gpu.launch_config().workgroup_size;
+        let entry = match (entry, partials.is_some()) {
+            ("sgd", true) => "sgd_norm",
+            ("sgd_momentum", true) => "sgd_momentum_norm",
+            ("adam", true) => "adam_norm",
+            (entry, _) => entry,
+        };
         let key = PipelineKey::new(ShaderId::Optim, entry, wg, &[]);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
         let mut entries = vec![bind(0, grad), bind(1, param)];
         entries.extend(slots.iter().map(|&(b, t)| bind(b, t)));
+        entries.extend(partials.map(|p| bind(7, p)));
         let groups = grid(
             (n as u64).div_ceil(u64::from(wg)),
             gpu.limits().max_compute_workgroups_per_dimension,
