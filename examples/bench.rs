@@ -12,7 +12,8 @@
 //! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
 //! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
 //! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `matmul`, `dense_gelu`,
-//! `train_step`, `train_step_adam`, or `activations` / `fused` / `training` for the default sets),
+//! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, or `activations` /
+//! `fused` / `training` / `compare` for the default sets),
 //! `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
@@ -90,10 +91,15 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     plan.dense.clear();
     plan.mlps.clear();
     plan.comparisons.clear();
+    plan.dense_comparisons.clear();
     for name in v.split(',') {
         match name {
             "activations" => plan.activations.extend(Activation::ALL),
-            "compare" => plan.comparisons.extend(Comparison::ALL),
+            "compare" => {
+                plan.comparisons.extend(Comparison::ALL);
+                plan.dense_comparisons.extend(&all.dense_comparisons);
+            }
+            "dense_compare" => plan.dense_comparisons.extend(&all.dense_comparisons),
             "fused" => {
                 plan.fused.extend(FusedOp::defaults());
                 plan.comparisons.extend(Comparison::ALL);
@@ -101,6 +107,7 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
             "training" => {
                 plan.matmuls.extend(&all.matmuls);
                 plan.dense.extend(&all.dense);
+                plan.dense_comparisons.extend(&all.dense_comparisons);
                 plan.mlps.extend(all.mlps.iter().cloned());
             }
             "matmul" => plan.matmuls.extend(&all.matmuls),

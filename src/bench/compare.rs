@@ -6,14 +6,18 @@
 //! | `bias_gelu` forward | `y = gelu(x + b)` | `z = x + b` (bias with identity), `y = gelu(z)` |
 //! | `bias_gelu` backward | `dx = dy gelu'(x + b)`, `db = sum dx` | `dx = gelu_backward(z, dy)`, `db = column_sums(dx)` |
 //! | `swiglu` forward + backward | `out = a silu(g)`; `da`, `dg` in one pass | `s = silu(g)`, `out = a s`; `da = dout s`, `t = dout a`, `dg = silu_backward(g, t)` |
+//! | `dense_gelu` forward | `y = gelu(x w + b)`, bias and GELU in the matmul's epilogue | `p = x w`, `z = p + b` (bias with identity), `y = gelu(z)` |
 //!
 //! The unfused backward of `bias_gelu` reads the pre-activation `z` that its forward wrote; the unfused SwiGLU
-//! backward reads `s` from its forward. Products `a s` run as the gated kernel with the identity gate.
+//! backward reads `s` from its forward. Products `a s` run as the gated kernel with the identity gate. The dense
+//! comparison runs on `[m, k, n]` operands of its own ([`DenseCompareOperands`]), both sides on the adapter's
+//! matmul kernel; it is judged by FLOP ([`DenseCompareOperands::flops`]) rather than bytes.
 
 use super::{measure, Measurement, Sampling, Timer};
 use crate::ops::bias::record_column_sums;
+use crate::ops::matmul::{record_form, Form, MatmulKernel};
 use crate::verify::Rng;
-use crate::{Activation, DType, Gated, Result, Tensor};
+use crate::{Activation, DType, Dense, Gated, Gpu, Result, Tensor};
 
 /// What is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,9 @@ pub enum Comparison {
     BiasGeluBackward,
     /// SwiGLU forward then backward.
     SwigluForwardBackward,
+    /// The dense layer's forward with GELU, on [`DenseCompareOperands`] (not in [`Comparison::ALL`], whose
+    /// comparisons share [`CompareOperands`]).
+    DenseGeluForward,
 }
 
 impl Comparison {
@@ -34,9 +41,23 @@ impl Comparison {
         Comparison::SwigluForwardBackward,
     ];
 
+    /// Every comparison, the dense one included.
+    pub const EVERY: [Comparison; 4] = [
+        Comparison::BiasGeluForward,
+        Comparison::BiasGeluBackward,
+        Comparison::SwigluForwardBackward,
+        Comparison::DenseGeluForward,
+    ];
+
+    /// The comparison the report names `(kernel, pass)`, if any.
+    pub fn from_name(kernel: &str, pass: &str) -> Option<Comparison> {
+        Self::EVERY.into_iter().find(|c| c.name() == (kernel, pass))
+    }
+
     /// `(kernel, pass)` as the report names them.
     pub const fn name(self) -> (&'static str, &'static str) {
         match self {
+            Comparison::DenseGeluForward => ("dense_gelu", "forward"),
             Comparison::BiasGeluForward => ("bias_gelu", "forward"),
             Comparison::BiasGeluBackward => ("bias_gelu", "backward"),
             Comparison::SwigluForwardBackward => ("swiglu", "forward+backward"),
@@ -45,13 +66,14 @@ impl Comparison {
 
     /// Bytes the fused version reads and writes on `[rows, cols]` f32 operands, counted for both versions so
     /// their rates compare: bias + GELU forward `8 N + 4 cols`, backward `12 N + 8 cols`; SwiGLU forward + backward
-    /// `12 N + 20 N` (a, g in, out; a, g, dout in, da, dg out), `N = rows cols`.
+    /// `12 N + 20 N` (a, g in, out; a, g, dout in, da, dg out), `N = rows cols`. (The dense comparison is judged by
+    /// FLOP; the value given for it is unused.)
     pub fn useful_bytes(self, rows: usize, cols: usize) -> f64 {
         let (n, c) = ((rows * cols) as f64, cols as f64);
         match self {
             Comparison::BiasGeluForward => 8.0 * n + 4.0 * c,
             Comparison::BiasGeluBackward => 12.0 * n + 8.0 * c,
-            Comparison::SwigluForwardBackward => 32.0 * n,
+            Comparison::SwigluForwardBackward | Comparison::DenseGeluForward => 32.0 * n,
         }
     }
 
@@ -60,6 +82,7 @@ impl Comparison {
         match self {
             Comparison::BiasGeluForward => 1.8,
             Comparison::BiasGeluBackward | Comparison::SwigluForwardBackward => 1.5,
+            Comparison::DenseGeluForward => 1.3,
         }
     }
 }
@@ -129,6 +152,7 @@ impl CompareOperands {
                 Gated::SWIGLU.record_forward_pair(enc, &o.x, &o.z, &o.y)?;
                 Gated::SWIGLU.record_backward_pair(enc, &o.x, &o.z, &o.dy, &o.dx, &o.dg)
             }
+            Comparison::DenseGeluForward => Err(dense_elsewhere()),
         }
     }
 
@@ -154,6 +178,7 @@ impl CompareOperands {
                 multiply.record_forward_pair(enc, &o.dy, &o.x, &o.t)?;
                 Activation::Silu.record_backward(enc, &o.z, &o.t, &o.dg)
             }
+            Comparison::DenseGeluForward => Err(dense_elsewhere()),
         }
     }
 }
@@ -169,5 +194,88 @@ pub fn measure_comparison(
     let unfused = measure(timer, sampling, &mut |enc, _| {
         operands.record_unfused(c, enc)
     })?;
+    Ok((fused, unfused))
+}
+
+/// The error for [`Comparison::DenseGeluForward`] asked of [`CompareOperands`].
+fn dense_elsewhere() -> crate::Error {
+    crate::Error::InvalidArgument {
+        op: "compare",
+        reason: "the dense comparison runs on DenseCompareOperands".into(),
+    }
+}
+
+/// Operands of [`Comparison::DenseGeluForward`]: `x [m, k]` in [-1, 1], `w [k, n]` and `b [n]` in [-0.1, 0.1].
+pub struct DenseCompareOperands {
+    shape: [usize; 3],
+    kernel: MatmulKernel,
+    x: Tensor,
+    w: Tensor,
+    b: Tensor,
+    p: Tensor,
+    z: Tensor,
+    y: Tensor,
+}
+
+impl DenseCompareOperands {
+    /// Random operands for `[m, k, n]`; both sides run `gpu`'s matmul kernel ([`MatmulKernel::for_gpu`]).
+    pub fn new(gpu: &Gpu, shape: [usize; 3], seed: u64) -> Result<Self> {
+        let [m, k, n] = shape;
+        let mut rng = Rng::new(seed);
+        let mut values = |len: usize, scale: f64| -> Vec<f32> {
+            (0..len).map(|_| rng.uniform(-scale, scale)).collect()
+        };
+        let (x, w, b) = (values(m * k, 1.0), values(k * n, 0.1), values(n, 0.1));
+        Ok(DenseCompareOperands {
+            shape,
+            kernel: MatmulKernel::for_gpu(gpu),
+            x: gpu.upload_shaped(&x, &[m, k])?,
+            w: gpu.upload_shaped(&w, &[k, n])?,
+            b: gpu.upload(&b)?,
+            p: gpu.zeros(&[m, n], DType::F32)?,
+            z: gpu.zeros(&[m, n], DType::F32)?,
+            y: gpu.zeros(&[m, n], DType::F32)?,
+        })
+    }
+
+    /// `[m, k, n]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// FLOP of one forward, counted for both sides: `2 m k n + m n (1 + f)`, `f` GELU's FLOP per element (as
+    /// [`super::training::DenseOperands::flops`]).
+    pub fn flops(&self) -> f64 {
+        let [m, k, n] = self.shape;
+        let f =
+            super::activations::flops_per_element(Activation::Gelu, crate::verify::Pass::Forward);
+        2.0 * (m * k * n) as f64 + (m * n) as f64 * (1.0 + f64::from(f))
+    }
+
+    /// The fused forward: one kernel, `y = gelu(x w + b)` (inference: the pre-activation is not stored).
+    pub fn record_fused(&self, enc: &mut wgpu::CommandEncoder) -> Result<()> {
+        let layer = Dense {
+            kernel: Some(self.kernel),
+            ..Dense::new(Activation::Gelu)
+        };
+        layer.record_forward(enc, &self.x, &self.w, Some(&self.b), &self.y, None)
+    }
+
+    /// The unfused forward: `p = x w`, `z = p + b`, `y = gelu(z)`, three kernels.
+    pub fn record_unfused(&self, enc: &mut wgpu::CommandEncoder) -> Result<()> {
+        record_form(self.kernel, enc, Form::AB, &self.x, &self.w, &self.p)?;
+        Activation::Identity.record_bias_forward(enc, &self.p, &self.b, &self.z)?;
+        Activation::Gelu.record_forward(enc, &self.z, &self.y)
+    }
+}
+
+/// Times the fused and the unfused dense forward, one after the other: `(fused, unfused)`.
+pub fn measure_dense_comparison(
+    timer: &Timer,
+    sampling: &Sampling,
+    operands: &DenseCompareOperands,
+) -> Result<(Measurement, Measurement)> {
+    let fused = measure(timer, sampling, &mut |enc, _| operands.record_fused(enc))?;
+    let unfused = measure(timer, sampling, &mut |enc, _| operands.record_unfused(enc))?;
     Ok((fused, unfused))
 }

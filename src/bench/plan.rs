@@ -2,7 +2,9 @@
 //! [`Row`] each.
 
 use super::activations::ElementwiseOperands;
-use super::compare::{measure_comparison, CompareOperands, Comparison};
+use super::compare::{
+    measure_comparison, measure_dense_comparison, CompareOperands, Comparison, DenseCompareOperands,
+};
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
 use super::training::{DenseOperands, MatmulOperands, MlpStep};
@@ -73,6 +75,8 @@ pub struct Plan {
     pub mlps: Vec<MlpSpec>,
     /// Fused-against-unfused comparisons, on f32 operands of shape `shape`.
     pub comparisons: Vec<Comparison>,
+    /// `[m, k, n]` of the fused-against-unfused dense GELU forward ([`Comparison::DenseGeluForward`]).
+    pub dense_comparisons: Vec<[usize; 3]>,
     /// Storage types measured at every size and on the fused shape.
     pub dtypes: Vec<DType>,
     /// Further storage types measured only at the largest size and on the fused shape.
@@ -83,14 +87,16 @@ pub struct Plan {
 
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
-    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 and 256x784x512; a GELU dense
-    /// layer 256x784x512; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
+    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3, 256x784x512 and 256x512x512; a
+    /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at 256x784x512 and 256x512x512;
+    /// [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
             fused: FusedOp::defaults(),
             comparisons: Comparison::ALL.to_vec(),
-            matmuls: vec![[1024, 1024, 1024], [256, 784, 512]],
+            dense_comparisons: vec![[256, 784, 512], [256, 512, 512]],
+            matmuls: vec![[1024, 1024, 1024], [256, 784, 512], [256, 512, 512]],
             dense: vec![(Activation::Gelu, [256, 784, 512])],
             mlps: MlpSpec::reference(),
             passes: vec![Pass::Forward, Pass::Backward],
@@ -110,6 +116,7 @@ impl Plan {
             shape: [256, 256],
             matmuls: vec![[64, 64, 64]],
             dense: vec![(Activation::Gelu, [32, 64, 48])],
+            dense_comparisons: vec![[32, 64, 48]],
             mlps: MlpSpec::both(vec![64, 64, 32, 10], 32),
             sampling: Sampling::QUICK,
             ..Plan::default_run()
@@ -225,6 +232,18 @@ impl Plan {
                 })?;
                 let name = format!("dense_{act}");
                 on_row(row(name, pass.name(), shape.to_vec(), m, ops.flops(pass)));
+            }
+        }
+        for (i, &shape) in self.dense_comparisons.iter().enumerate() {
+            let ops = DenseCompareOperands::new(gpu, shape, 0xdc0 + i as u64)?;
+            let (fused, unfused) = measure_dense_comparison(timer, &self.sampling, &ops)?;
+            let (kernel, pass) = Comparison::DenseGeluForward.name();
+            for (variant, m) in [("fused", fused), ("unfused", unfused)] {
+                on_row(Row {
+                    variant: Some(variant),
+                    pass,
+                    ..row(kernel.into(), pass, shape.to_vec(), m, ops.flops())
+                });
             }
         }
         for (i, spec) in self.mlps.iter().enumerate() {

@@ -224,9 +224,7 @@ impl Report {
                         && u.pass == f.pass
                         && u.size == f.size
                 })?;
-                let target = super::compare::Comparison::ALL
-                    .into_iter()
-                    .find(|c| c.name() == (f.kernel.as_str(), f.pass))
+                let target = super::compare::Comparison::from_name(&f.kernel, f.pass)
                     .map_or(f64::NAN, |c| c.target());
                 Some(Speedup {
                     kernel: f.kernel.clone(),
