@@ -47,6 +47,8 @@ pub enum ShaderId {
     Loss,
     /// Optimizer updates: SGD with momentum / Nesterov, Adam, AdamW (`shaders/optim.wgsl`).
     Optim,
+    /// The dense backward's dZ pass with dead / saturated derivative counts (`shaders/dz_stats.wgsl`).
+    DzStats,
     /// Benchmark ceilings: copy and FMA-bound kernels (`shaders/ceilings.wgsl`, used by [`crate::bench`]).
     Ceilings,
 }
@@ -63,6 +65,7 @@ const MATMUL_COMMON: &str = include_str!("../shaders/matmul_common.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
+const DZ_STATS: &str = include_str!("../shaders/dz_stats.wgsl");
 const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
 
 impl ShaderId {
@@ -78,6 +81,7 @@ impl ShaderId {
             ShaderId::MatmulSubgroup { .. } => "actgpu.matmul_subgroup",
             ShaderId::Loss => "actgpu.loss",
             ShaderId::Optim => "actgpu.optim",
+            ShaderId::DzStats => "actgpu.dz_stats",
             ShaderId::Ceilings => "actgpu.ceilings",
         }
     }
@@ -138,6 +142,7 @@ impl ShaderId {
                 };
             }
             ShaderId::Loss => &[STORAGE, ACTIVATION_LIB, LOSS],
+            ShaderId::DzStats => &[STORAGE, ACTIVATION_LIB, DZ_STATS],
             ShaderId::Optim => {
                 return Source {
                     text: OPTIM.to_string(),

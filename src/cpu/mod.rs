@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod dense;
+pub mod diagnostics;
 pub mod fused;
 pub mod loss;
 pub mod mlp;

@@ -6,6 +6,7 @@
 //! loss when asked. Every kernel sums in a fixed order (no atomics), so the same seed on the same adapter gives
 //! the same bits.
 
+use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
 use crate::nn::init::init_params;
 use crate::ops::loss::{Labels, Loss, Targets};
 use crate::ops::optim::{OptimState, Optimizer};
@@ -44,6 +45,7 @@ pub struct Mlp {
     step: u64,
     loss: Tensor,
     work: Option<Workspace>,
+    diag: Option<Diagnostics>,
 }
 
 const OP: &str = "Mlp";
@@ -106,6 +108,7 @@ impl Mlp {
             step: 0,
             loss: gpu.zeros(&[1], DType::F32)?,
             work: None,
+            diag: None,
         })
     }
 
@@ -288,7 +291,40 @@ impl Mlp {
             });
         }
         self.step = step;
+        if let Some(d) = &mut self.diag {
+            d.last = Some((step, batch));
+        }
         Ok(())
+    }
+
+    /// Turns the per-layer diagnostics on or off ([`crate::nn::diagnostics`]). On, every following
+    /// [`Mlp::train_step`] also gathers each layer's gradient norms and dead / saturated counts in the kernels
+    /// it runs anyway; off (the default), the step runs exactly as without them. Turning them on allocates a
+    /// few small buffers; turning them off frees them.
+    pub fn set_diagnostics(&mut self, on: bool) -> Result<()> {
+        if !on {
+            self.diag = None;
+        } else if self.diag.is_none() {
+            let shapes: Vec<(usize, usize)> =
+                self.layers.iter().map(|l| (l.w.len(), l.b.len())).collect();
+            self.diag = Some(Diagnostics::new(&self.gpu, &shapes)?);
+        }
+        Ok(())
+    }
+
+    /// Whether [`Mlp::set_diagnostics`] turned the diagnostics on.
+    pub fn diagnostics_enabled(&self) -> bool {
+        self.diag.is_some()
+    }
+
+    /// Each layer's diagnostics from the last training step, input layer first, read back in one submission
+    /// (waits for the device). `Err` when they are off or no step has run since they were turned on.
+    pub fn diagnostics(&self) -> Result<Vec<LayerDiagnostics>> {
+        let diag = self.diag.as_ref().ok_or(Error::InvalidArgument {
+            op: "Mlp::diagnostics",
+            reason: "diagnostics are off: call set_diagnostics(true) before the step".into(),
+        })?;
+        diag.read(&self.gpu, &self.sizes[1..])
     }
 
     fn record_step(
@@ -306,12 +342,16 @@ impl Mlp {
         let last = self.layers.len() - 1;
         self.loss_fn
             .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
+        let diag = self.diag.as_ref();
+        if let Some(d) = diag {
+            d.record_clear(enc);
+        }
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
             // The output layer is linear: its Z is its Y.
             let z = if l == last { &work.y[l] } else { &work.z[l] };
             let dx = (l > 0).then(|| &work.dy[l - 1]);
-            layer.dense.record_backward(
+            layer.dense.record_backward_with_stats(
                 enc,
                 input,
                 &layer.w,
@@ -320,13 +360,30 @@ impl Mlp {
                 &layer.dw,
                 Some(&layer.db),
                 dx,
+                diag.map(|d| &d.layers[l].counts),
             )?;
         }
-        for layer in &self.layers {
-            self.optimizer
-                .record_update(enc, &layer.w, &layer.dw, &layer.w_state, step)?;
-            self.optimizer
-                .record_update(enc, &layer.b, &layer.db, &layer.b_state, step)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (wp, bp) = match diag {
+                Some(d) => (Some(&d.layers[l].w_partials), Some(&d.layers[l].b_partials)),
+                None => (None, None),
+            };
+            self.optimizer.record_update_with_norm(
+                enc,
+                &layer.w,
+                &layer.dw,
+                &layer.w_state,
+                step,
+                wp,
+            )?;
+            self.optimizer.record_update_with_norm(
+                enc,
+                &layer.b,
+                &layer.db,
+                &layer.b_state,
+                step,
+                bp,
+            )?;
         }
         Ok(())
     }

@@ -1,12 +1,15 @@
 //! Training on the GPU: a multi-layer perceptron ([`Mlp`]) built on the dense layer, the fused losses and the
-//! optimizer kernels, its deterministic initialisation ([`init`]), and its weights in safetensors files
-//! ([`checkpoint`], on the dependency-free reader and writer in [`safetensors`]).
+//! optimizer kernels, its deterministic initialisation ([`init`]), per-layer training [`diagnostics`] gathered
+//! by the kernels the step runs anyway, and its weights in safetensors files ([`checkpoint`], on the
+//! dependency-free reader and writer in [`safetensors`]).
 
 pub mod checkpoint;
+pub mod diagnostics;
 pub mod init;
 mod json;
 pub mod mlp;
 pub mod safetensors;
 
+pub use diagnostics::LayerDiagnostics;
 pub use init::{init_params, Init};
 pub use mlp::Mlp;

@@ -18,6 +18,7 @@ use super::matmul::{
     check_distinct, expect_shape, form_params, matrix, record_gemm, Form, Gemm, MatmulKernel,
 };
 use crate::ops::bias::record_column_sums;
+use crate::ops::dz_stats;
 use crate::{Activation, DType, Gpu, Result, Tensor};
 
 /// How the backward pass forms `dZ = dY * f'(Z)`.
@@ -159,6 +160,27 @@ impl Dense {
         db: Option<&Tensor>,
         dx: Option<&Tensor>,
     ) -> Result<()> {
+        self.record_backward_with_stats(encoder, x, w, z, dy, dw, db, dx, None)
+    }
+
+    /// [`Dense::record_backward`], and where `stats` is given (a `[2]` counter tensor, see
+    /// [`crate::ops::dz_stats`]) adds to it the number of elements of Z whose activation derivative is zero
+    /// (dead) and whose `|f'(z)|` is below [`crate::ops::dz_stats::SATURATION_THRESHOLD`] (saturated). With
+    /// [`DzMode::Separate`] the pass that writes dZ counts them (no extra pass over memory); with
+    /// [`DzMode::Fused`], which never forms dZ, one extra pass reads Z to count them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_with_stats(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        w: &Tensor,
+        z: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        db: Option<&Tensor>,
+        dx: Option<&Tensor>,
+        stats: Option<&Tensor>,
+    ) -> Result<()> {
         const OP: &str = "dense_backward";
         let (m, k, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
@@ -175,6 +197,10 @@ impl Dense {
             expect_shape(OP, gpu, dx, &[m, k])?;
             outs.push(dx);
         }
+        if let Some(stats) = stats {
+            expect_shape(OP, gpu, stats, &[2])?;
+            outs.push(stats);
+        }
         check_distinct(
             OP,
             &outs,
@@ -187,6 +213,9 @@ impl Dense {
         let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
         match self.dz {
             DzMode::Fused => {
+                if let Some(stats) = stats {
+                    dz_stats::record(encoder, act, z, None, stats)?;
+                }
                 record_gemm(encoder, fused(x, Form::AtB, dy, dw, (2, z))?)?;
                 if let Some(dx) = dx {
                     record_gemm(encoder, fused(dy, Form::ABt, w, dx, (1, z))?)?;
@@ -213,7 +242,10 @@ impl Dense {
                     return Ok(());
                 }
                 let dz = gpu.zeros(&[m, n], DType::F32)?;
-                self.activation.record_backward(encoder, z, dy, &dz)?;
+                match stats {
+                    Some(stats) => dz_stats::record(encoder, act, z, Some((dy, &dz)), stats)?,
+                    None => self.activation.record_backward(encoder, z, dy, &dz)?,
+                }
                 record_gemm(encoder, plain(x, Form::AtB, &dz, dw)?)?;
                 if let Some(dx) = dx {
                     record_gemm(encoder, plain(&dz, Form::ABt, w, dx)?)?;

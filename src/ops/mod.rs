@@ -4,6 +4,7 @@ pub mod activation;
 pub mod bias;
 mod cast;
 pub mod dense;
+pub mod dz_stats;
 mod elementwise;
 pub mod gated;
 pub mod learnable;

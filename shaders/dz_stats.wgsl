@@ -1,0 +1,110 @@
+// The dense backward's dZ = dY * f'(Z) pass with activation-derivative statistics counted on the way: how many
+// elements of Z have f'(z) == 0 ("dead") and how many 0 < |f'(z)| < threshold ("saturated"). Appended by the
+// host to storage.wgsl and activation_lib.wgsl (act_backward and act_derivative, specialised by ACT, P0, P1).
+//
+// Bindings: 0: z (read), 1: dz (read_write), 2: dy (read), 3: params (uniform), 4: counts (two atomic u32,
+// added to: [dead, saturated]). `dz_stats` writes dz exactly as the elementwise backward kernel does (the same
+// act_backward) and counts; `stats_only` only counts (bindings 0, 3, 4), for the fused backward that never
+// forms dZ. Each thread handles PER_THREAD elements strided by WG; a workgroup adds its counts in workgroup
+// atomics, then one thread adds them to the global counters. NaN in z counts as neither.
+
+override WG: u32;
+const PER_THREAD: u32 = 8u;
+
+struct StatsParams {
+    /// Elements in this dispatch.
+    n: u32,
+    /// |f'(z)| below this (and not 0) counts as saturated.
+    threshold: f32,
+}
+
+@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<uniform> params: StatsParams;
+@group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>, 2>;
+
+var<workgroup> group_counts: array<atomic<u32>, 2>;
+
+/// f'(x), including the activation whose backward is not a product with act_derivative.
+fn stat_derivative(x: f32) -> f32 {
+    if (ACT == ACT_RELU_SQUARED) {
+        return 2.0 * max(x, 0.0);
+    }
+    return act_derivative(x);
+}
+
+/// (dead, saturated) for one pre-activation.
+fn classify(x: f32) -> vec2<u32> {
+    let d = abs(stat_derivative(x));
+    if (is_nan(x) || is_nan(d)) {
+        return vec2<u32>(0u, 0u);
+    }
+    return vec2<u32>(select(0u, 1u, d == 0.0), select(0u, 1u, d > 0.0 && d < params.threshold));
+}
+
+fn first_element(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG * PER_THREAD + lid.x;
+}
+
+fn clear_group_counts(t: u32) {
+    if (t == 0u) {
+        atomicStore(&group_counts[0], 0u);
+        atomicStore(&group_counts[1], 0u);
+    }
+    workgroupBarrier();
+}
+
+/// Adds a thread's counts to the workgroup's, then the workgroup's to the global counters. Called by every
+/// thread (it holds a barrier).
+fn add_counts(c: vec2<u32>, t: u32) {
+    if (c.x != 0u) {
+        atomicAdd(&group_counts[0], c.x);
+    }
+    if (c.y != 0u) {
+        atomicAdd(&group_counts[1], c.y);
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+        let dead = atomicLoad(&group_counts[0]);
+        let saturated = atomicLoad(&group_counts[1]);
+        if (dead != 0u) {
+            atomicAdd(&counts[0], dead);
+        }
+        if (saturated != 0u) {
+            atomicAdd(&counts[1], saturated);
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn dz_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    clear_group_counts(lid.x);
+    let base = first_element(wid, nwg, lid);
+    var c = vec2<u32>(0u, 0u);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let i = base + k * WG;
+        if (i < params.n) {
+            let x = z[i];
+            dz[i] = act_backward(x, dy[i]);
+            c += classify(x);
+        }
+    }
+    add_counts(c, lid.x);
+}
+
+@compute @workgroup_size(WG)
+fn stats_only(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    clear_group_counts(lid.x);
+    let base = first_element(wid, nwg, lid);
+    var c = vec2<u32>(0u, 0u);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let i = base + k * WG;
+        if (i < params.n) {
+            c += classify(z[i]);
+        }
+    }
+    add_counts(c, lid.x);
+}

@@ -1,0 +1,141 @@
+//! Per-layer training diagnostics of an [`crate::Mlp`], gathered by kernels the step runs anyway, read back
+//! only when asked.
+//!
+//! With diagnostics on ([`crate::Mlp::set_diagnostics`]), each [`crate::Mlp::train_step`] also gathers, for
+//! every layer `l` (the output layer included, whose linear activation is never dead or saturated):
+//!
+//! | quantity | definition | gathered by |
+//! |---|---|---|
+//! | gradient norms | `‖dW_l‖_2`, `‖db_l‖_2` of the loss's gradient (before weight decay), and `sqrt(‖dW‖² + ‖db‖²)` | the optimizer update, which reads every gradient: one f32 sum of squares per workgroup, added in f64 on reading |
+//! | dead | elements of the pre-activation `Z_l [batch, units]` with `f'(z) == 0` | the backward's `dZ = dY * f'(Z)` pass, which reads every z: workgroup and global atomic counters |
+//! | saturated | elements with `0 < abs(f'(z)) < 1e-3` ([`SATURATION_THRESHOLD`]) | the same pass |
+//!
+//! `f'` is the derivative the backward pass uses, in f32: a ReLU unit with `z <= 0` is dead, a sigmoid or tanh
+//! unit far in a tail is saturated (tanh beyond |z| ≈ 4.15, sigmoid beyond ≈ 6.9, GELU below ≈ -3.8), and one
+//! so far out that `f'` underflows to 0 in f32 (|z| beyond about 50 for tanh) counts as dead. The fractions are
+//! over the `batch × units` elements of the step's batch.
+//!
+//! Off (the default), the step runs exactly the kernels it would without this module. On, it runs the same
+//! number of dispatches (the update and dZ kernels are variants that also reduce), and the step's results are
+//! the same bits. [`crate::Mlp::diagnostics`] copies every counter and partial sum into one buffer and reads it
+//! back in one submission.
+
+use crate::ops::dz_stats;
+pub use crate::ops::dz_stats::SATURATION_THRESHOLD;
+use crate::ops::optim::{norm_partials, sum_partials};
+use crate::{DType, Error, Gpu, Result, Tensor};
+
+/// What one layer's diagnostics say about the last training step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerDiagnostics {
+    /// `‖dW‖_2`, the L2 norm of the weight gradient.
+    pub weight_grad_norm: f64,
+    /// `‖db‖_2`, the L2 norm of the bias gradient.
+    pub bias_grad_norm: f64,
+    /// Elements of the pre-activation: `batch × units`.
+    pub units: u64,
+    /// Elements with `f'(z) == 0`.
+    pub dead: u64,
+    /// Elements with `0 < abs(f'(z)) <` [`SATURATION_THRESHOLD`].
+    pub saturated: u64,
+}
+
+impl LayerDiagnostics {
+    /// `sqrt(‖dW‖² + ‖db‖²)`, the norm of all the layer's parameter gradients together.
+    pub fn grad_norm(&self) -> f64 {
+        self.weight_grad_norm.hypot(self.bias_grad_norm)
+    }
+
+    /// `dead / units` (0 for an empty batch).
+    pub fn dead_fraction(&self) -> f64 {
+        self.dead as f64 / self.units.max(1) as f64
+    }
+
+    /// `saturated / units` (0 for an empty batch).
+    pub fn saturated_fraction(&self) -> f64 {
+        self.saturated as f64 / self.units.max(1) as f64
+    }
+}
+
+/// One layer's buffers: the `[dead, saturated]` counters and the partial sums of squares of dW and db.
+#[derive(Debug)]
+pub(crate) struct LayerBuffers {
+    pub(crate) counts: Tensor,
+    pub(crate) w_partials: Tensor,
+    pub(crate) b_partials: Tensor,
+}
+
+/// The buffers of every layer and what the last step that filled them was.
+#[derive(Debug)]
+pub(crate) struct Diagnostics {
+    pub(crate) layers: Vec<LayerBuffers>,
+    /// `(step, batch)` of the last step that gathered diagnostics.
+    pub(crate) last: Option<(u64, usize)>,
+}
+
+impl Diagnostics {
+    /// Buffers for layers with `(weight elements, bias elements)` each.
+    pub(crate) fn new(gpu: &Gpu, layers: &[(usize, usize)]) -> Result<Self> {
+        let layers = layers
+            .iter()
+            .map(|&(w, b)| {
+                Ok(LayerBuffers {
+                    counts: gpu.zeros(&[2], DType::F32)?,
+                    w_partials: gpu.zeros(&[norm_partials(gpu, w)?], DType::F32)?,
+                    b_partials: gpu.zeros(&[norm_partials(gpu, b)?], DType::F32)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Diagnostics { layers, last: None })
+    }
+
+    /// Reads every layer's diagnostics back in one submission; `units[l]` is layer `l`'s width.
+    pub(crate) fn read(&self, gpu: &Gpu, units: &[usize]) -> Result<Vec<LayerDiagnostics>> {
+        let Some((_, batch)) = self.last else {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::diagnostics",
+                reason: "no training step has run with diagnostics on".into(),
+            });
+        };
+        let parts: Vec<&Tensor> = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.counts, &l.w_partials, &l.b_partials])
+            .collect();
+        let total: usize = parts.iter().map(|t| t.len()).sum();
+        let pack = gpu.zeros(&[total], DType::F32)?;
+        gpu.submit_and_wait("Mlp::diagnostics", |enc| {
+            let mut at = 0;
+            for t in &parts {
+                let bytes = 4 * t.len() as u64;
+                enc.copy_buffer_to_buffer(t.buffer(), 0, pack.buffer(), at, bytes);
+                at += bytes;
+            }
+            Ok(())
+        })?;
+        let words = pack.read::<f32>()?;
+        let mut rest = &words[..];
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (layer, &width) in self.layers.iter().zip(units) {
+            let (counts, tail) = rest.split_at(2);
+            let (w, tail) = tail.split_at(layer.w_partials.len());
+            let (b, tail) = tail.split_at(layer.b_partials.len());
+            rest = tail;
+            out.push(LayerDiagnostics {
+                weight_grad_norm: sum_partials(w).sqrt(),
+                bias_grad_norm: sum_partials(b).sqrt(),
+                units: (batch * width) as u64,
+                dead: u64::from(counts[0].to_bits()),
+                saturated: u64::from(counts[1].to_bits()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the zeroing of every layer's counters, before a step's backward pass adds to them.
+    pub(crate) fn record_clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        for l in &self.layers {
+            dz_stats::clear_counts(encoder, &l.counts);
+        }
+    }
+}

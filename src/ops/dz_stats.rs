@@ -1,0 +1,143 @@
+//! Activation-derivative statistics of a dense layer's pre-activation Z, counted by the pass that already reads
+//! it (`shaders/dz_stats.wgsl`): the backward's `dZ = dY * f'(Z)`, written exactly as the elementwise backward
+//! kernel writes it, and for every element of Z
+//!
+//! ```text
+//! dead       f'(z) == 0                                  (a ReLU unit at z <= 0, a hardtanh outside its range)
+//! saturated  0 < |f'(z)| < SATURATION_THRESHOLD = 1e-3   (sigmoid or tanh deep in a tail, GELU far below 0)
+//! ```
+//!
+//! with `f'` evaluated in f32 as the backward pass evaluates it (`2 max(z, 0)` for squared ReLU); NaN counts as
+//! neither. The threshold is absolute: it compares the factor by which the activation scales a gradient with
+//! 1e-3, whatever the activation's largest slope (0.25 for sigmoid, 1 for tanh and the rectifiers).
+//!
+//! The counts are added, with workgroup then global atomics, into a 2-element counter tensor `[dead, saturated]`
+//! whose 32-bit words hold `u32` (the tensor's dtype says F32 only because tensors have float types: read it
+//! with [`read_counts`]); the caller zeroes it ([`clear_counts`]) when a new count starts. Integer counts in any
+//! order give the same total, so the result is deterministic.
+
+use super::elementwise::dispatch;
+use super::matmul::{check_distinct, expect_shape};
+use crate::dispatch::grid;
+use crate::ops::activation::activation_constants;
+use crate::pipeline::PipelineKey;
+use crate::shaders::ShaderId;
+use crate::{Activation, DType, Error, Result, Tensor};
+
+/// `|f'(z)|` below this, and not zero, counts as saturated.
+pub const SATURATION_THRESHOLD: f32 = 1e-3;
+
+/// Elements per thread, as `PER_THREAD` in the shader.
+const PER_THREAD: u64 = 8;
+
+const OP: &str = "dz_stats";
+
+/// Checks that `counts` is a counter tensor: f32-typed, shape `[2]`, on `z`'s context.
+fn check_counts(z: &Tensor, counts: &Tensor) -> Result<()> {
+    expect_shape(OP, z.gpu(), counts, &[2])
+}
+
+/// Records the zeroing of a counter tensor (`[2]`, from `gpu.zeros(&[2], DType::F32)`).
+pub fn clear_counts(encoder: &mut wgpu::CommandEncoder, counts: &Tensor) {
+    encoder.clear_buffer(counts.buffer(), 0, None);
+}
+
+/// Reads a counter tensor back as `[dead, saturated]` (blocks).
+pub fn read_counts(counts: &Tensor) -> Result<[u32; 2]> {
+    match counts.read::<f32>()?[..] {
+        [dead, saturated] => Ok([dead.to_bits(), saturated.to_bits()]),
+        _ => Err(Error::ShapeMismatch {
+            op: OP,
+            expected: vec![2],
+            got: counts.shape().to_vec(),
+        }),
+    }
+}
+
+/// Records the counts of `act`'s derivative over `z` into `counts` and, when `grad = Some((dy, dz))`, writes
+/// `dz = dy * f'(z)` in the same pass. `z`, `dy`, `dz`: f32, one shape; `counts`: `[2]` (added to).
+pub fn record(
+    encoder: &mut wgpu::CommandEncoder,
+    act: Activation,
+    z: &Tensor,
+    grad: Option<(&Tensor, &Tensor)>,
+    counts: &Tensor,
+) -> Result<()> {
+    let gpu = z.gpu();
+    gpu.check_lost()?;
+    act.validate()?;
+    expect_shape(OP, gpu, z, z.shape())?;
+    check_counts(z, counts)?;
+    let mut outs = vec![counts];
+    let mut ins = vec![z.buffer()];
+    if let Some((dy, dz)) = grad {
+        expect_shape(OP, gpu, dy, z.shape())?;
+        expect_shape(OP, gpu, dz, z.shape())?;
+        outs.push(dz);
+        ins.push(dy.buffer());
+    }
+    check_distinct(OP, &outs, &ins)?;
+    let n = z.len() as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    let launch = gpu.launch_config();
+    let entry = if grad.is_some() {
+        "dz_stats"
+    } else {
+        "stats_only"
+    };
+    let constants: Vec<(&str, f64)> = activation_constants(act, launch)
+        .into_iter()
+        .filter(|(k, _)| *k != "PER_THREAD")
+        .collect();
+    let key = PipelineKey::new(ShaderId::DzStats, entry, launch.workgroup_size, &constants)
+        .with_custom(act.custom_id());
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
+    let limits = gpu.limits();
+    // Chunks that fit one binding, starting at offsets the device accepts.
+    let align = (u64::from(limits.min_storage_buffer_offset_alignment) / 4).max(1);
+    let per_chunk = (limits.max_storage_buffer_binding_size / 4 / align * align).max(align);
+    let per_group = u64::from(launch.workgroup_size) * PER_THREAD;
+    let mut start = 0;
+    while start < n {
+        let len = per_chunk.min(n - start);
+        let part = |slot, t| part(slot, t, start, len);
+        let mut entries = vec![
+            part(0, z),
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: counts.buffer().as_entire_binding(),
+            },
+        ];
+        if let Some((dy, dz)) = grad {
+            entries.push(part(1, dz));
+            entries.push(part(2, dy));
+        }
+        let groups = grid(
+            len.div_ceil(per_group),
+            limits.max_compute_workgroups_per_dimension,
+        )?;
+        let params = [len as u32, SATURATION_THRESHOLD.to_bits()];
+        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups);
+        start += len;
+    }
+    Ok(())
+}
+
+/// Binds elements `[start, start + len)` of the f32 tensor `t` at `slot`.
+fn part(slot: u32, t: &Tensor, start: u64, len: u64) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding: slot,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: t.buffer(),
+            offset: start * 4,
+            size: wgpu::BufferSize::new(len * 4),
+        }),
+    }
+}
+
+/// A new zeroed counter tensor on `z`'s context.
+pub fn counts_for(z: &Tensor) -> Result<Tensor> {
+    z.gpu().zeros(&[2], DType::F32)
+}

@@ -1,0 +1,383 @@
+//! Per-layer diagnostics against the f64 reference: gradient norms from the optimizer kernels' partial sums,
+//! dead and saturated counts from the dZ pass (and from the fused backward's counting pass), on a ReLU network
+//! with units dead by construction and on saturating sigmoid / tanh networks; with diagnostics on, the step
+//! computes the same bits as without; typed errors when they are off.
+
+mod common;
+
+use actgpu::cpu::diagnostics::LayerStats;
+use actgpu::cpu::mlp::{self as ref_mlp, Target};
+use actgpu::nn::safetensors::{serialize_f32, F32Tensor};
+use actgpu::ops::dz_stats::{self, read_counts};
+use actgpu::ops::optim::{norm_partials, sum_partials};
+use actgpu::verify::fused::random_values;
+use actgpu::verify::Rng;
+use actgpu::{Activation, Adam, DType, Dense, DzMode, Error, Loss, Mlp, Optimizer, Sgd, Tensor};
+use common::gpu;
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
+    let mut rng = Rng::new(seed);
+    (0..rows)
+        .map(|_| (rng.next_u64() % classes as u64) as u32)
+        .collect()
+}
+
+/// Loads `params` (`(W [in, out], b)` per layer) into `net` through a safetensors file.
+fn load(net: &mut Mlp, params: &[(Vec<f32>, Vec<f32>)]) {
+    let sizes = net.sizes().to_vec();
+    let names: Vec<(String, String)> = (0..params.len())
+        .map(actgpu::nn::checkpoint::linear_names)
+        .collect();
+    let shapes: Vec<[usize; 2]> = (0..params.len())
+        .map(|l| [sizes[l + 1], sizes[l]])
+        .collect();
+    let torch: Vec<Vec<f32>> = params
+        .iter()
+        .enumerate()
+        .map(|(l, (w, _))| {
+            let (i, o) = (sizes[l], sizes[l + 1]);
+            (0..o * i).map(|k| w[(k % i) * o + k / i]).collect()
+        })
+        .collect();
+    let mut tensors = Vec::new();
+    for l in 0..params.len() {
+        tensors.push(F32Tensor {
+            name: &names[l].0,
+            shape: &shapes[l],
+            data: &torch[l],
+        });
+        tensors.push(F32Tensor {
+            name: &names[l].1,
+            shape: &shapes[l][..1],
+            data: &params[l].1,
+        });
+    }
+    net.load_weights(&serialize_f32(&tensors, &[]).unwrap())
+        .unwrap();
+}
+
+/// The GPU's counts and norms against the reference's, layer by layer.
+fn compare(what: &str, got: &[actgpu::nn::LayerDiagnostics], want: &[LayerStats]) {
+    assert_eq!(got.len(), want.len(), "{what}: layers");
+    for (l, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.units, w.units, "{what} layer {l}: units");
+        assert!(
+            g.dead.abs_diff(w.dead) <= w.ambiguous
+                && g.saturated.abs_diff(w.saturated) <= w.ambiguous,
+            "{what} layer {l}: dead {} / saturated {} on the GPU, {} / {} in f64 ({} ambiguous)",
+            g.dead,
+            g.saturated,
+            w.dead,
+            w.saturated,
+            w.ambiguous
+        );
+        // Gradients in f32 carry relative errors ~1e-6 of their terms' magnitudes; the norms far less than 1e-4.
+        for (name, gn, wn) in [
+            ("dW", g.weight_grad_norm, w.weight_grad_norm),
+            ("db", g.bias_grad_norm, w.bias_grad_norm),
+        ] {
+            assert!(
+                (gn - wn).abs() <= 1e-4 * wn + 1e-9,
+                "{what} layer {l}: ‖{name}‖ {gn} on the GPU, {wn} in f64"
+            );
+        }
+        let both = w.weight_grad_norm.hypot(w.bias_grad_norm);
+        assert!((g.grad_norm() - both).abs() <= 1e-4 * both + 1e-9);
+    }
+}
+
+struct Case {
+    what: &'static str,
+    sizes: Vec<usize>,
+    hidden: Vec<Activation>,
+    input_scale: f64,
+    optimizer: Optimizer,
+}
+
+/// Trains `steps` steps on the GPU with diagnostics and on the reference, comparing the diagnostics of each
+/// step; returns the GPU diagnostics of the last.
+fn run(
+    case: &Case,
+    edit: impl Fn(&mut Vec<(Vec<f32>, Vec<f32>)>),
+    steps: u64,
+) -> Vec<actgpu::nn::LayerDiagnostics> {
+    const BATCH: usize = 40;
+    let g = gpu();
+    let loss = Loss::SoftmaxCrossEntropy;
+    let out = case.sizes[case.sizes.len() - 1];
+    let mut params = actgpu::nn::init_params(&case.sizes, &case.hidden, 11);
+    edit(&mut params);
+    let mut net = Mlp::new(g, &case.sizes, &case.hidden, loss, case.optimizer, 1).unwrap();
+    load(&mut net, &params);
+    net.set_diagnostics(true).unwrap();
+    let mut reference = ref_mlp::Mlp::new(&case.sizes, &case.hidden, loss, case.optimizer, &params);
+    let mut last = Vec::new();
+    for s in 0..steps {
+        let x = random_values(BATCH * case.sizes[0], case.input_scale, DType::F32, 60 + s);
+        let t = labels(BATCH, out, 70 + s);
+        let want = reference.diagnostics(&widen(&x), BATCH, Target::Classes(&t));
+        reference.train_step(&widen(&x), BATCH, Target::Classes(&t));
+        net.train_step_classes(&x, &t).unwrap();
+        last = net.diagnostics().unwrap();
+        compare(&format!("{} step {}", case.what, s + 1), &last, &want);
+        // The output layer is linear: never dead, never saturated.
+        let top = last[last.len() - 1];
+        assert_eq!((top.dead, top.saturated), (0, 0));
+    }
+    last
+}
+
+#[test]
+fn a_relu_network_counts_its_dead_units() {
+    // Units 0..5 of the first hidden layer get a bias of -50: dead for every input of this scale.
+    let case = Case {
+        what: "relu",
+        sizes: vec![6, 24, 16, 3],
+        hidden: vec![Activation::Relu, Activation::Relu],
+        input_scale: 1.0,
+        optimizer: Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            ..Sgd::new(0.05)
+        }),
+    };
+    let d = run(
+        &case,
+        |p| p[0].1[..5].iter_mut().for_each(|b| *b = -50.0),
+        3,
+    );
+    let batch = d[0].units / 24;
+    assert!(d[0].dead >= 5 * batch, "{d:?}");
+    // Zero-bias ReLU units are dead for about half the inputs.
+    assert!((0.3..0.8).contains(&d[1].dead_fraction()), "{d:?}");
+    assert_eq!(d[0].saturated + d[1].saturated, 0);
+    assert!(d
+        .iter()
+        .all(|l| l.weight_grad_norm > 0.0 && l.bias_grad_norm > 0.0));
+}
+
+#[test]
+fn saturating_networks_count_saturated_units() {
+    for (hidden, what) in [
+        (vec![Activation::Sigmoid], "sigmoid"),
+        (vec![Activation::Tanh, Activation::Gelu], "tanh, gelu"),
+        (
+            vec![Activation::Hardtanh {
+                min_val: -1.0,
+                max_val: 1.0,
+            }],
+            "hardtanh",
+        ),
+    ] {
+        let mut sizes = vec![8];
+        sizes.extend(std::iter::repeat_n(20, hidden.len()));
+        sizes.push(4);
+        let case = Case {
+            what,
+            sizes,
+            hidden,
+            input_scale: 20.0,
+            optimizer: Optimizer::Adam(Adam::new(0.01)),
+        };
+        let d = run(&case, |_| {}, 2);
+        let flat = d[0].dead + d[0].saturated;
+        assert!(flat > d[0].units / 20, "{what}: {d:?}");
+    }
+}
+
+#[test]
+fn diagnostics_change_no_bit_of_the_step() {
+    let g = gpu();
+    let sizes = [7, 13, 9, 3];
+    let hidden = [Activation::Gelu, Activation::Relu];
+    let opt = Optimizer::Adam(Adam::adamw(0.01));
+    let mut plain = Mlp::new(g, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, 3).unwrap();
+    let mut watched = Mlp::new(g, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, 3).unwrap();
+    assert!(!watched.diagnostics_enabled());
+    assert!(matches!(
+        watched.diagnostics(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    watched.set_diagnostics(true).unwrap();
+    assert!(matches!(
+        watched.diagnostics(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    for s in 0..4 {
+        let x = random_values(33 * 7, 1.0, DType::F32, 80 + s);
+        let t = labels(33, 3, 90 + s);
+        plain.train_step_classes(&x, &t).unwrap();
+        watched.train_step_classes(&x, &t).unwrap();
+        assert_eq!(
+            plain.loss().unwrap().to_bits(),
+            watched.loss().unwrap().to_bits()
+        );
+    }
+    assert_eq!(watched.diagnostics().unwrap().len(), 3);
+    let bits = |net: &Mlp| -> Vec<u32> {
+        net.params()
+            .unwrap()
+            .iter()
+            .flat_map(|(w, b)| w.iter().chain(b).map(|v| v.to_bits()).collect::<Vec<_>>())
+            .collect()
+    };
+    assert_eq!(bits(&plain), bits(&watched));
+    // Off again: nothing to read; back on: nothing until the next step.
+    watched.set_diagnostics(false).unwrap();
+    assert!(watched.diagnostics().is_err());
+    watched.set_diagnostics(true).unwrap();
+    assert!(watched.diagnostics().is_err());
+}
+
+#[test]
+fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
+    let g = gpu();
+    // relu: dead at z <= 0; sigmoid: saturated where sigmoid'(z) < 1e-3, |z| > 6.907; NaN counts as neither.
+    let z = [-1.0f32, 0.0, 1.0, 2.0, -7.0, 7.0, 6.5, f32::NAN, -0.0];
+    let zt = g.upload(&z).unwrap();
+    for (act, want) in [
+        (Activation::Relu, [4, 0]),
+        (Activation::Sigmoid, [0, 2]),
+        (Activation::Relu6, [6, 0]),
+        (
+            Activation::LeakyRelu {
+                negative_slope: 1e-4,
+            },
+            [0, 4],
+        ),
+    ] {
+        let counts = dz_stats::counts_for(&zt).unwrap();
+        let dy = g.upload(&[1.0f32; 9]).unwrap();
+        let dz = zt.zeros_like().unwrap();
+        g.submit_and_wait("test", |enc| {
+            dz_stats::record(enc, act, &zt, Some((&dy, &dz)), &counts)?;
+            // Counting again adds: the stats-only pass doubles the counts.
+            dz_stats::record(enc, act, &zt, None, &counts)
+        })
+        .unwrap();
+        let got = read_counts(&counts).unwrap();
+        assert_eq!(got, [2 * want[0], 2 * want[1]], "{act}");
+        // dZ is what the elementwise backward writes, bit for bit.
+        let reference = act.backward(&zt, &dy).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.read::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&dz), bits(&reference), "{act}");
+    }
+
+    // A dense layer's backward, fused and separate: the same counts, and the f64 reference's within ambiguity.
+    let (m, k, n) = (37, 11, 29);
+    let x = g
+        .upload_shaped(&random_values(m * k, 3.0, DType::F32, 5), &[m, k])
+        .unwrap();
+    let w = g
+        .upload_shaped(&random_values(k * n, 1.0, DType::F32, 6), &[k, n])
+        .unwrap();
+    let dy = g
+        .upload_shaped(&random_values(m * n, 1.0, DType::F32, 7), &[m, n])
+        .unwrap();
+    for act in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
+        let (_, z) = Dense::new(act).forward_train(&x, &w, None).unwrap();
+        let want = actgpu::cpu::diagnostics::layer_stats(act, &widen(&z.read().unwrap()), &[], &[]);
+        let mut seen = Vec::new();
+        for mode in [DzMode::Separate, DzMode::Fused] {
+            let dense = Dense {
+                dz: mode,
+                ..Dense::new(act)
+            };
+            let counts = dz_stats::counts_for(&z).unwrap();
+            let dw = w.zeros_like().unwrap();
+            g.submit_and_wait("test", |enc| {
+                dense.record_backward_with_stats(
+                    enc,
+                    &x,
+                    &w,
+                    &z,
+                    &dy,
+                    &dw,
+                    None,
+                    None,
+                    Some(&counts),
+                )
+            })
+            .unwrap();
+            seen.push(read_counts(&counts).unwrap());
+        }
+        assert_eq!(seen[0], seen[1], "{act}");
+        // Z comes from the GPU here, so the f64 classification of the same values is exact.
+        assert_eq!(seen[0], [want.dead as u32, want.saturated as u32], "{act}");
+        assert!(
+            seen[0][0] + seen[0][1] > 0 || act == Activation::Gelu,
+            "{act}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn update_kernels_write_the_gradients_sum_of_squares() {
+    let g = gpu();
+    let optimizers = [
+        Optimizer::Sgd(Sgd::new(0.1)),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.1,
+            ..Sgd::new(0.1)
+        }),
+        Optimizer::Adam(Adam::adamw(0.01)),
+    ];
+    let wg = g.launch_config().workgroup_size as usize;
+    for n in [1, wg - 1, wg, wg + 1, 1000, 70_001] {
+        for (o, opt) in optimizers.iter().enumerate() {
+            let grad_host = random_values(n, 2.0, DType::F32, n as u64 + o as u64);
+            let init = random_values(n, 1.0, DType::F32, 7 * n as u64);
+            let grad = g.upload(&grad_host).unwrap();
+            let p1 = g.upload(&init).unwrap();
+            let p2 = g.upload(&init).unwrap();
+            let s1 = opt.init_state(&p1).unwrap();
+            let s2 = opt.init_state(&p2).unwrap();
+            let partials = g
+                .zeros(&[norm_partials(g, n).unwrap()], DType::F32)
+                .unwrap();
+            g.submit_and_wait("test", |enc| {
+                for step in 1..=2 {
+                    opt.record_update(enc, &p1, &grad, &s1, step)?;
+                    opt.record_update_with_norm(enc, &p2, &grad, &s2, step, Some(&partials))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            let want: f64 = grad_host.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            let got = sum_partials(&partials.read::<f32>().unwrap());
+            // Each partial is an f32 sum of at most 256 squares: relative error below 9 u.
+            assert!(
+                (got - want).abs() <= 1e-6 * want,
+                "n {n} {opt:?}: {got} vs {want}"
+            );
+            let bits = |t: &Tensor| -> Vec<u32> {
+                t.read::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert_eq!(bits(&p1), bits(&p2), "n {n} {opt:?}: the update changed");
+        }
+    }
+    // A partials buffer too short is a typed error.
+    let p = g.upload(&[0.0f32; 1000]).unwrap();
+    let opt = Optimizer::Sgd(Sgd::new(0.1));
+    let state = opt.init_state(&p).unwrap();
+    let short = g.zeros(&[1], DType::F32).unwrap();
+    let err = g.submit_and_wait("test", |enc| {
+        opt.record_update_with_norm(enc, &p, &p.zeros_like()?, &state, 1, Some(&short))
+    });
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+}
