@@ -38,3 +38,21 @@ fn store_out(u: u32, v: Oct) {
     out[2u * u] = narrow(v.a);
     out[2u * u + 1u] = narrow(v.b);
 }
+
+// Word access (WORDS = 1): word `w` is one vec4<f16>, elements 4w..4w+3.
+
+fn load_x4(w: u32) -> vec4<f32> {
+    return vec4<f32>(x_in[w]);
+}
+
+fn load_dy4(w: u32) -> vec4<f32> {
+    return vec4<f32>(dy_in[w]);
+}
+
+fn load_out4(w: u32) -> vec4<f32> {
+    return vec4<f32>(out[w]);
+}
+
+fn store_out4(w: u32, v: vec4<f32>) {
+    out[w] = narrow(v);
+}

@@ -40,3 +40,22 @@ fn store_out(u: u32, v: Oct) {
     }
 }
 
+
+// Word access for kernels whose operands are all f32 (the host sets WORDS = 1 only then): word `w` holds
+// elements 4w..4w+3.
+
+fn load_x4(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(x_in[w]);
+}
+
+fn load_dy4(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(dy_in[w]);
+}
+
+fn load_out4(w: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(out[w]);
+}
+
+fn store_out4(w: u32, v: vec4<f32>) {
+    out[w] = bitcast<vec4<u32>>(v);
+}

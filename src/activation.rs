@@ -3,7 +3,7 @@
 //! Each formula lives twice, and only twice: in `shaders/activation_lib.wgsl` and in [`crate::cpu::activation`].
 //! Tests walk [`Activation::ALL`] through both.
 
-use crate::{Error, Result};
+use crate::{Error, Intensity, Result};
 
 /// An activation function with its parameters. Constructors with PyTorch's defaults: [`Activation::leaky_relu`],
 /// [`Activation::elu`], [`Activation::celu`], [`Activation::swish`], [`Activation::softplus`],
@@ -190,6 +190,24 @@ impl Activation {
             Activation::Hardswish => 20,
             Activation::ReluSquared => 21,
             Activation::Custom { .. } => CUSTOM_ID,
+        }
+    }
+
+    /// What bounds this activation's kernels: [`Intensity::Streaming`] for the piecewise-linear and rational ones
+    /// (a few operations per element, forward and backward), [`Intensity::Arithmetic`] for those with an
+    /// exponential, a logarithm or erf (tens of operations per element) and for user-defined ones (unknown cost).
+    pub const fn intensity(self) -> Intensity {
+        match self {
+            Activation::Identity
+            | Activation::Relu
+            | Activation::Relu6
+            | Activation::LeakyRelu { .. }
+            | Activation::Softsign
+            | Activation::Hardtanh { .. }
+            | Activation::Hardsigmoid
+            | Activation::Hardswish
+            | Activation::ReluSquared => Intensity::Streaming,
+            _ => Intensity::Arithmetic,
         }
     }
 

@@ -32,18 +32,60 @@ impl LaunchConfig {
         units_per_thread: 1,
     };
 
+    /// 512 threads, four units each, for the [`Intensity::Streaming`] activation kernels on CPU-emulated adapters.
+    /// Measured on lavapipe (BENCHMARKS.md) with relu, hardswish and gelu forward at 2^24 f32 elements: relu went
+    /// from 0.81 of the copy ceiling at 128x1 to 0.94 (with the word layout of `shaders/activation.wgsl`), and
+    /// bf16 relu from 11.7 ms to about 8 ms; the same shape slows GELU, so arithmetic-bound kernels keep
+    /// [`LaunchConfig::CPU`].
+    pub const CPU_STREAMING: LaunchConfig = LaunchConfig {
+        workgroup_size: 512,
+        units_per_thread: 4,
+    };
+
     /// The default for an adapter of this type.
     pub fn for_device_type(device_type: wgpu::DeviceType) -> Self {
-        match device_type {
-            wgpu::DeviceType::Cpu => Self::CPU,
+        Self::for_device(device_type, Intensity::Arithmetic)
+    }
+
+    /// The default for a kernel of this intensity on an adapter of this type: on CPU adapters
+    /// [`LaunchConfig::CPU_STREAMING`] or [`LaunchConfig::CPU`], elsewhere [`LaunchConfig::GPU`].
+    pub fn for_device(device_type: wgpu::DeviceType, intensity: Intensity) -> Self {
+        match (device_type, intensity) {
+            (wgpu::DeviceType::Cpu, Intensity::Streaming) => Self::CPU_STREAMING,
+            (wgpu::DeviceType::Cpu, Intensity::Arithmetic) => Self::CPU,
             _ => Self::GPU,
         }
+    }
+
+    /// The same work per workgroup within the device's limits: while the workgroup is larger than `limits`
+    /// allow, half the threads do twice the units each.
+    pub fn fit(self, limits: &wgpu::Limits) -> Self {
+        let max = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .max(1);
+        let mut fitted = self;
+        while fitted.workgroup_size > max {
+            fitted.workgroup_size = fitted.workgroup_size.div_ceil(2);
+            fitted.units_per_thread *= 2;
+        }
+        fitted
     }
 
     /// Work units covered by one workgroup.
     pub fn units_per_workgroup(self) -> u64 {
         u64::from(self.workgroup_size) * u64::from(self.units_per_thread)
     }
+}
+
+/// What bounds an elementwise kernel, which decides its launch shape where that matters (CPU adapters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Intensity {
+    /// A few operations per element, no transcendental: bound by memory bandwidth (relu, hardswish, ...; see
+    /// [`crate::Activation::intensity`]).
+    Streaming,
+    /// Tens of operations per element: bound by arithmetic on CPU adapters (gelu, silu, tanh, ...).
+    Arithmetic,
 }
 
 /// A 2D grid of `groups` workgroups: x up to `max_per_dim`, y as many rows as needed. The kernel flattens it as
@@ -106,6 +148,18 @@ mod tests {
             grid(65_535u64 * 65_535 + 1, 65_535),
             Err(Error::LimitExceeded { .. })
         ));
+    }
+
+    #[test]
+    fn fit_keeps_the_work_per_workgroup_within_limits() {
+        let limits = wgpu::Limits::default();
+        let fitted = LaunchConfig::CPU_STREAMING.fit(&limits);
+        assert!(fitted.workgroup_size <= limits.max_compute_invocations_per_workgroup);
+        assert_eq!(
+            fitted.units_per_workgroup(),
+            LaunchConfig::CPU_STREAMING.units_per_workgroup()
+        );
+        assert_eq!(LaunchConfig::CPU.fit(&limits), LaunchConfig::CPU);
     }
 
     #[test]

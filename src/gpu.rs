@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::dispatch::LaunchConfig;
+use crate::dispatch::{Intensity, LaunchConfig};
 use crate::pipeline::PipelineCache;
 use crate::{Error, Result};
 
@@ -15,7 +15,8 @@ pub struct GpuOptions {
     pub power_preference: wgpu::PowerPreference,
     /// Request a smaller storage-binding limit than the adapter's (tests use it to exercise chunked dispatch).
     pub max_storage_binding_bytes: Option<u64>,
-    /// Workgroup size and work per thread; `None` picks [`LaunchConfig::for_device_type`].
+    /// Workgroup size and work per thread; `None` picks [`LaunchConfig::for_device`] per
+    /// kernel [`Intensity`]; `Some` applies to every elementwise kernel.
     pub launch: Option<LaunchConfig>,
     /// How kernels access f16 tensors.
     pub f16_storage: F16Storage,
@@ -61,6 +62,7 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     launch: LaunchConfig,
+    streaming_launch: LaunchConfig,
     f16_storage: F16Storage,
     f16_native: OnceLock<bool>,
     cache: PipelineCache,
@@ -156,6 +158,9 @@ impl Gpu {
     ) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
+        let streaming_launch = launch.unwrap_or_else(|| {
+            LaunchConfig::for_device(info.device_type, Intensity::Streaming).fit(&limits)
+        });
         let launch = launch.unwrap_or_else(|| LaunchConfig::for_device_type(info.device_type));
         Gpu {
             inner: Arc::new(Inner {
@@ -164,6 +169,7 @@ impl Gpu {
                 info,
                 limits,
                 launch,
+                streaming_launch,
                 f16_storage,
                 f16_native: OnceLock::new(),
                 cache: PipelineCache::default(),
@@ -196,6 +202,15 @@ impl Gpu {
     /// Workgroup size and work per thread of the memory-bound kernels.
     pub fn launch_config(&self) -> LaunchConfig {
         self.inner.launch
+    }
+
+    /// The launch shape of elementwise kernels of this intensity: [`GpuOptions::launch`] for both where it was
+    /// given, otherwise the adapter type's default ([`LaunchConfig::for_device`]).
+    pub fn launch_for(&self, intensity: Intensity) -> LaunchConfig {
+        match intensity {
+            Intensity::Streaming => self.inner.streaming_launch,
+            Intensity::Arithmetic => self.inner.launch,
+        }
     }
 
     /// True when kernels whose operands are all f16 use WGSL's native `f16` rather than packed words: never

@@ -33,7 +33,7 @@ pub mod verify;
 
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
 pub use custom::{CustomActivation, CustomCheck};
-pub use dispatch::LaunchConfig;
+pub use dispatch::{Intensity, LaunchConfig};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result, NO_ADAPTER_HINT};
 pub use gpu::{F16Storage, Gpu, GpuOptions};

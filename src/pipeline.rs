@@ -39,6 +39,17 @@ impl PipelineKey {
         }
     }
 
+    /// Work units one workgroup covers: the workgroup size times the `PER_THREAD` override (1 where the key has
+    /// none). The host's grid arithmetic reads it from the key so that it cannot disagree with the kernel.
+    pub fn units_per_workgroup(&self) -> u64 {
+        let per_thread = self
+            .constants
+            .iter()
+            .find(|(name, _)| *name == "PER_THREAD")
+            .map_or(1, |&(_, bits)| f64::from_bits(bits) as u64);
+        u64::from(self.workgroup_size) * per_thread.max(1)
+    }
+
     /// The same key for a module that compiles in the user-defined activation `custom`.
     pub fn with_custom(mut self, custom: Option<u64>) -> Self {
         self.custom = custom;

@@ -79,6 +79,24 @@ fn more_than_65535_workgroups_use_a_2d_grid() {
 }
 
 #[test]
+fn several_units_per_thread_cover_every_element() {
+    // An odd number of units per thread and a small workgroup, so that the last workgroup is partly filled in
+    // both layouts (units of 8 elements, and the f32 word layout of 4).
+    let gpu = Gpu::with_options(GpuOptions {
+        launch: Some(LaunchConfig {
+            workgroup_size: 16,
+            units_per_thread: 3,
+        }),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for n in [1, 3, 255, 257, 385, 1_000_003] {
+        check_length(&gpu, Activation::Relu, n);
+        check_length(&gpu, Activation::Silu, n);
+    }
+}
+
+#[test]
 fn inputs_past_the_storage_binding_limit_run_in_chunks() {
     // A 64 KiB binding limit splits 100,003 elements (400 KB) into seven dispatches.
     let gpu = Gpu::with_options(GpuOptions {
@@ -87,6 +105,8 @@ fn inputs_past_the_storage_binding_limit_run_in_chunks() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(gpu.limits().max_storage_buffer_binding_size, 64 * 1024);
-    check_length(&gpu, Activation::Tanh, 100_003);
-    check_length(&gpu, Activation::Tanh, 16_384);
+    for act in [Activation::Tanh, Activation::Relu] {
+        check_length(&gpu, act, 100_003);
+        check_length(&gpu, act, 16_384);
+    }
 }

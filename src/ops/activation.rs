@@ -80,10 +80,17 @@ fn key(
     out: &Tensor,
     force_native: Option<bool>,
 ) -> PipelineKey {
-    let launch = x.gpu().launch_config();
+    let launch = x.gpu().launch_for(act.intensity());
     let shader = shader_for(x, dy, out, force_native);
     let code = |t: &Tensor| f64::from(t.dtype().storage_code());
     let mut constants = activation_constants(act, launch);
+    let all_f32 = [Some(x), dy, Some(out)]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
+    // The word layout needs one word type for every operand: all f32, or all native f16.
+    let words = all_f32 || shader == ShaderId::ActivationNativeF16;
+    constants.push(("WORDS", if words { 1.0 } else { 0.0 }));
     if shader == ShaderId::Activation {
         constants.extend([
             ("X_T", code(x)),

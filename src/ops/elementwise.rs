@@ -147,7 +147,7 @@ pub(crate) fn record(
     }
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
     let limits = gpu.limits();
-    let launch = gpu.launch_config();
+    let units_per_workgroup = key.units_per_workgroup();
     let units = (len as u64).div_ceil(UNIT_ELEMENTS as u64);
     let widest_unit = operands
         .iter()
@@ -160,7 +160,7 @@ pub(crate) fn record(
         limits.min_storage_buffer_offset_alignment,
         widest_unit,
     ) {
-        let groups = count.div_ceil(launch.units_per_workgroup());
+        let groups = count.div_ceil(units_per_workgroup);
         let grid = grid(groups, limits.max_compute_workgroups_per_dimension)?;
         let mut entries: Vec<wgpu::BindGroupEntry> = operands
             .iter()
