@@ -24,7 +24,7 @@
 //! What it prints: the adapter, the clock, the two ceilings and every copy candidate, then a table of kernel,
 //! pass, dtype, size, median/min/max time, GB/s, the fraction of the copy ceiling, the approximate FLOP per
 //! element and the fraction of the FMA ceiling; or with `--json` one document `{"adapter": {"name", "backend",
-//! "driver"}, "clock", "launch", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
+//! "driver"}, "clock", "launch", "streaming_launch", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
 //! ...}]}`. Exits 1 when a measurement fails, 2 on bad arguments or when no adapter can be had.
 

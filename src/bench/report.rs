@@ -1,7 +1,7 @@
 //! Benchmark rows, the printed table and the JSON document of `bench --json`.
 //!
 //! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
-//! "units_per_thread"}, "ceilings": {"copy_bytes_per_s",
+//! "units_per_thread"}, "streaming_launch": {...}, "ceilings": {"copy_bytes_per_s",
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...]}`.
 //! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
 //! `reps_per_sample`, `clock` (the wall clock for work that submits itself, such as a training step), then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
@@ -146,8 +146,10 @@ pub struct Report {
     pub driver: String,
     /// One line naming the adapter (see [`Gpu::adapter_line`]).
     pub adapter_line: String,
-    /// Workgroup size and work per thread of the elementwise kernels.
+    /// Workgroup size and work per thread of the arithmetic-bound elementwise kernels.
     pub launch: LaunchConfig,
+    /// The same for the streaming (memory-bound) activation kernels ([`crate::Intensity`]).
+    pub streaming_launch: LaunchConfig,
     /// The clock the timer read.
     pub clock: Clock,
     /// The ceilings measured at the start of the run.
@@ -166,6 +168,7 @@ impl Report {
             driver: format!("{} {}", info.driver, info.driver_info),
             adapter_line: gpu.adapter_line(),
             launch: gpu.launch_config(),
+            streaming_launch: gpu.launch_for(crate::Intensity::Streaming),
             clock,
             ceilings,
             rows: Vec::new(),
@@ -176,11 +179,14 @@ impl Report {
     pub fn header(&self) -> String {
         let c = &self.ceilings;
         let mut out = format!(
-            "adapter: {}\nclock: {}; elementwise launch: {} threads x {} units per thread\n",
+            "adapter: {}\nclock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
+             streaming activations {}x{}\n",
             self.adapter_line,
             self.clock.name(),
             self.launch.workgroup_size,
-            self.launch.units_per_thread
+            self.launch.units_per_thread,
+            self.streaming_launch.workgroup_size,
+            self.streaming_launch.units_per_thread
         );
         out += &format!(
             "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
@@ -350,6 +356,7 @@ impl Report {
         format!(
             "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
              \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
+             \"streaming_launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
              \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n],\n\
              \"comparisons\": [\n  {}\n]}}",
@@ -359,6 +366,8 @@ impl Report {
             json_str(self.clock.name()),
             self.launch.workgroup_size,
             self.launch.units_per_thread,
+            self.streaming_launch.workgroup_size,
+            self.streaming_launch.units_per_thread,
             json_num(c.copy.rate),
             json_num(c.fma.rate),
             json_str(&c.copy.name),
