@@ -31,10 +31,12 @@ fn nan_f32() -> f32 {
 /// on some drivers (lavapipe from -87.3), which loses products like x e^x that are normal again. Below -80 it
 /// computes exp(x + 64 ln 2) 2^-64: the argument stays where exp is normal and the scaling by a power of two is
 /// exact. Arguments are clamped to [-120, 88]: exp(-120) is 0 in f32 either way and exp(88) = 1.65e38 is
-/// finite; callers never need more.
+/// finite; callers never need more. One `exp` per call: the shift and the scale are selected around it.
 fn exp_c(x: f32) -> f32 {
     let c = clamp(x, -120.0, 88.0);
-    return select(exp(c), exp(c + 44.3614195558365) * 5.421010862427522e-20, c < -80.0);
+    let tiny = c < -80.0;
+    let e = exp(select(c, c + 44.3614195558365, tiny));
+    return select(e, e * 5.421010862427522e-20, tiny);
 }
 
 /// expm1(x) = e^x - 1 with small relative error: Taylor series to x^9 for |x| < 0.5 (truncation < 1.1e-8
