@@ -6,7 +6,7 @@
 //!
 //! | quantity | definition | gathered by |
 //! |---|---|---|
-//! | gradient norms | `‖dW_l‖_2`, `‖db_l‖_2` of the loss's gradient (before weight decay), and `sqrt(‖dW‖² + ‖db‖²)` | the optimizer update, which reads every gradient: one f32 sum of squares per workgroup, added in f64 on reading |
+//! | gradient norms | `‖dW_l‖_2`, `‖db_l‖_2` of the loss's gradient (before weight decay), and `sqrt(‖dW‖² + ‖db‖²)` | the optimizer update, which reads every gradient: one f32 sum of squares per 16 elements, added in f64 on reading |
 //! | dead | elements of the pre-activation `Z_l [batch, units]` with `f'(z) == 0` | the backward's `dZ = dY * f'(Z)` pass, which reads every z: workgroup and global atomic counters |
 //! | saturated | elements with `0 < abs(f'(z)) < 1e-3` ([`SATURATION_THRESHOLD`]) | the same pass |
 //!
@@ -17,8 +17,11 @@
 //!
 //! Off (the default), the step runs exactly the kernels it would without this module. On, it runs the same
 //! number of dispatches (the update and dZ kernels are variants that also reduce), and the step's results are
-//! the same bits. [`crate::Mlp::diagnostics`] copies every counter and partial sum into one buffer and reads it
-//! back in one submission.
+//! the same bits. Measured on lavapipe and llvmpipe GL (784-512-512-10 GELU MLP, batch 256, SGD): the norm
+//! variants of the update run as fast as the plain ones (2.2 vs 2.1 ms for the 784x512 weight), the counting
+//! dZ pass takes about 0.6 ms more than the plain one per 256x512 layer, and the step's time changes within
+//! the run-to-run noise (66-69 vs 69-76 ms on lavapipe). [`crate::Mlp::diagnostics`] copies every counter and
+//! partial sum into one buffer and reads it back in one submission (under 1 ms).
 
 use crate::ops::dz_stats;
 pub use crate::ops::dz_stats::SATURATION_THRESHOLD;
