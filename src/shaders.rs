@@ -32,16 +32,18 @@ pub enum ShaderId {
     /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul_common.wgsl`,
     /// `shaders/matmul.wgsl`).
     Matmul,
-    /// The generated subgroup matmul of CPU adapters (`shaders/matmul_common.wgsl` and
-    /// [`crate::ops::matmul_subgroup`]) for one product form, rows per workgroup and subgroup size; needs
-    /// `SUBGROUP`.
-    MatmulSubgroup {
+    /// A generated matmul of CPU adapters (`shaders/matmul_common.wgsl` and `src/ops/matmul_subgroup.rs`) for
+    /// one product form, rows per workgroup and invocations per workgroup: with subgroups (`matmul_subgroup`,
+    /// needs `SUBGROUP`, `lanes` = the subgroup size) or without (`matmul_vec4`).
+    MatmulGenerated {
         /// The product form.
         form: crate::ops::matmul::Form,
-        /// Rows of C per workgroup.
+        /// Rows of C per invocation.
         rows: u32,
-        /// Lanes per subgroup (= threads per workgroup).
+        /// Invocations per workgroup.
         lanes: u32,
+        /// Whether the lanes share A through subgroup operations.
+        subgroup: bool,
     },
     /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
     Loss,
@@ -78,7 +80,7 @@ impl ShaderId {
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
             ShaderId::Matmul => "actgpu.matmul",
-            ShaderId::MatmulSubgroup { .. } => "actgpu.matmul_subgroup",
+            ShaderId::MatmulGenerated { .. } => "actgpu.matmul_generated",
             ShaderId::Loss => "actgpu.loss",
             ShaderId::Optim => "actgpu.optim",
             ShaderId::DzStats => "actgpu.dz_stats",
@@ -131,8 +133,17 @@ impl ShaderId {
                 LEARNABLE,
             ],
             ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL_COMMON, MATMUL],
-            ShaderId::MatmulSubgroup { form, rows, lanes } => {
-                let kernel = crate::ops::matmul_subgroup::kernel_source(form, rows, lanes);
+            ShaderId::MatmulGenerated {
+                form,
+                rows,
+                lanes,
+                subgroup,
+            } => {
+                let kernel = if subgroup {
+                    crate::ops::matmul_subgroup::kernel_source(form, rows, lanes)
+                } else {
+                    crate::ops::matmul_subgroup::private_source(form, rows, lanes)
+                };
                 return Source {
                     text: format!(
                         "{header}{hooks}\n{}",

@@ -83,10 +83,11 @@ fn reference(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize))
 }
 
 /// Every kernel; [`MatmulKernel::Subgroup`] runs the direct kernel where the device has no subgroups (GL).
-const KERNELS: [MatmulKernel; 3] = [
+const KERNELS: [MatmulKernel; 4] = [
     MatmulKernel::Direct,
     MatmulKernel::Tiled,
     MatmulKernel::Subgroup,
+    MatmulKernel::Vec4,
 ];
 
 #[test]
@@ -185,6 +186,7 @@ fn dense_backward_matches_the_reference_fused_and_separate() {
         (MatmulKernel::Direct, DzMode::Separate),
         (MatmulKernel::Tiled, DzMode::Fused),
         (MatmulKernel::Subgroup, DzMode::Separate),
+        (MatmulKernel::Vec4, DzMode::Separate),
     ];
     for (kernel, mode) in cases {
         for (s, shape) in SHAPES.into_iter().enumerate() {
