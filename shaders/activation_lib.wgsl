@@ -89,11 +89,19 @@ fn sigmoid_grad(x: f32) -> f32 {
     return e * r * r;
 }
 
-/// v * sigmoid'(v) for any v, including +-inf (where the limit is 0): the factor v is clamped where the exp has
-/// already reached 0.
-fn v_sigmoid_grad(v: f32) -> f32 {
+/// (sigmoid(v), sigmoid'(v)) from one exp: e = exp(-|v|), r = 1 / (1 + e), sigmoid = e r or r, sigmoid' = e r^2.
+fn sigmoid_and_grad(v: f32) -> vec2<f32> {
+    let e = exp_c(-abs(v));
+    let r = 1.0 / (1.0 + e);
+    return vec2<f32>(select(e * r, r, v >= 0.0), e * r * r);
+}
+
+/// d/dv [v sigmoid(v)] = sigmoid(v) + v sigmoid'(v), one exp; v is clamped to +-120, where sigmoid' is 0 and
+/// sigmoid is 0 or 1, so that +-inf gives the limits 0 and 1 without inf * 0.
+fn swish_grad(v: f32) -> f32 {
     let c = clamp(v, -120.0, 120.0);
-    return c * sigmoid_grad(c);
+    let s = sigmoid_and_grad(c);
+    return s.x + c * s.y;
 }
 
 /// softplus(v) = ln(1 + e^v) = max(v, 0) + log1p(e^-|v|).
@@ -248,11 +256,13 @@ fn act_derivative(x: f32) -> f32 {
             let c = clamp(x, -30.0, 30.0);
             let v = gelu_tanh_arg(c);
             let dv = 1.5957691216057308 * (1.0 + 0.134145 * c * c);
-            return sigmoid_f(v) + c * dv * sigmoid_grad(v);
+            let s = sigmoid_and_grad(v);
+            return s.x + c * dv * s.y;
         }
-        case ACT_QUICK_GELU: { return sigmoid_f(1.702 * x) + v_sigmoid_grad(1.702 * x); }
-        case ACT_SILU: { return sigmoid_f(x) + v_sigmoid_grad(x); }
-        case ACT_SWISH: { return sigmoid_f(P0 * x) + v_sigmoid_grad(P0 * x); }
+        // d/dx [x sigmoid(k x)] = sigmoid(v) + v sigmoid'(v) with v = k x.
+        case ACT_QUICK_GELU: { return swish_grad(1.702 * x); }
+        case ACT_SILU: { return swish_grad(x); }
+        case ACT_SWISH: { return swish_grad(P0 * x); }
         case ACT_MISH: {
             // mish'(x) = tsp + x sech^2(sp) sigmoid(x), sech^2(sp) = 4 (n + 1) / (n + 2)^2 with n as in mish_tsp.
             let c = clamp(x, -120.0, 20.0);

@@ -30,7 +30,7 @@ fn learn_f(x: f32, p: f32) -> f32 {
 fn learn_dfdx(x: f32, p: f32) -> f32 {
     switch LEARN {
         case LEARN_PRELU: { return select(p, 1.0, x > 0.0); }
-        case LEARN_SWISH: { return sigmoid_f(p * x) + v_sigmoid_grad(p * x); }
+        case LEARN_SWISH: { return swish_grad(p * x); }
         default: { return select(p * exp_c(x), 1.0, x > 0.0); }
     }
 }
