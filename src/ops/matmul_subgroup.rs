@@ -32,7 +32,7 @@
 //!
 //! Measured (2-core machine, lavapipe, `examples/bench.rs`, see BENCHMARKS.md): 256x784x512 went from 3.6 to
 //! about 17 GFLOP/s (wall clock with other jobs on the machine; 33 GFLOP/s of CPU time) with 32 rows per workgroup;
-//! 16 rows measured 10% to 15% slower, 8 rows 1.3x slower, and register blocks without subgroups (8 x 4 per lane, vec4
+//! 16 rows measured 7% to 15% slower, 8 rows 1.3x slower, and register blocks without subgroups (8 x 4 per lane, vec4
 //! loads of both operands) 2x slower.
 
 use std::fmt::Write;
