@@ -26,7 +26,7 @@
 //! element and the fraction of the FMA ceiling; or with `--json` one document `{"adapter": {"name", "backend",
 //! "driver"}, "clock", "launch", "streaming_launch", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
-//! ...}]}`. Exits 1 when a measurement fails, 2 on bad arguments or when no adapter can be had.
+//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails, 2 on bad arguments or when no adapter can be had.
 
 use std::process::ExitCode;
 
@@ -231,6 +231,7 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     report.rows = rows;
     if table {
         print!("{}", report.speedup_lines());
+        print!("{}", report.dtype_ratio_lines());
     }
     Ok(report)
 }

@@ -49,6 +49,24 @@ impl Report {
                 );
             }
         }
+        let ratios = self.dtype_ratios();
+        if !ratios.is_empty() {
+            out +=
+                "\n| 16-bit vs f32 | pass | size | type | time | f32 time | elements/s ratio |\n";
+            out += "|---|---|---|---|---:|---:|---:|\n";
+            for r in ratios {
+                out += &format!(
+                    "| {} | {} | {} | {} | {} | {} | {:.2}x |\n",
+                    r.kernel,
+                    r.pass,
+                    r.size.text(),
+                    r.dtype,
+                    secs(r.half_s),
+                    secs(r.f32_s),
+                    r.speedup()
+                );
+            }
+        }
         out
     }
 }

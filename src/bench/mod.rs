@@ -8,6 +8,7 @@
 //!   activation, gated units and learnable activations; [`training`] for matmul, the dense layer and an MLP
 //!   training step.
 //! - [`compare`] times fused kernels against the sequences of separate kernels they replace.
+//! - [`dtype_ratio`] sets 16-bit rows against the f32 rows of the same kernel and size.
 //! - [`plan`] says what a run measures (kernels, passes, types, sizes) and runs it, one row per measurement.
 //! - [`report`] collects rows and prints the table, the JSON document or Markdown (for BENCHMARKS.md).
 //!
@@ -18,6 +19,7 @@
 pub mod activations;
 pub mod ceilings;
 pub mod compare;
+pub mod dtype_ratio;
 pub mod fused;
 mod markdown;
 pub mod plan;

@@ -2,7 +2,9 @@
 //!
 //! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
 //! "units_per_thread"}, "streaming_launch": {...}, "ceilings": {"copy_bytes_per_s",
-//! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...]}`.
+//! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...],
+//! "comparisons": [...], "dtype_ratios": [...]}` (fused against unfused, and 16-bit against f32:
+//! [`crate::bench::dtype_ratio`]).
 //! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
 //! `reps_per_sample`, `clock` (the wall clock for work that submits itself, such as a training step), then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
 //! kernels, or `flops_per_s` and `fraction_of_ceiling` (of the FMA ceiling) for compute-bound ones. Rows with both
@@ -359,7 +361,7 @@ impl Report {
              \"streaming_launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
              \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n],\n\
-             \"comparisons\": [\n  {}\n]}}",
+             \"comparisons\": [\n  {}\n],\n\"dtype_ratios\": {}}}",
             json_str(&self.adapter_name),
             json_str(&self.backend),
             json_str(&self.driver),
@@ -374,7 +376,8 @@ impl Report {
             json_num(c.copy_buffer_to_buffer.rate),
             candidates.join(",\n  "),
             rows.join(",\n  "),
-            comparisons.join(",\n  ")
+            comparisons.join(",\n  "),
+            self.dtype_ratios_json()
         )
     }
 
