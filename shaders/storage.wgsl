@@ -80,10 +80,20 @@ fn unpack_pair(t: u32, w: u32) -> vec2<f32> {
         // hardswish and GELU over f16 about twice as slow (32 vs 16 ms for hardswish at 2^24).
         return vec2<f32>(f16_to_f32(w & 0xffffu), f16_to_f32(w >> 16u));
     }
-    return vec2<f32>(bf16_to_f32(w & 0xffffu), bf16_to_f32(w >> 16u));
+    return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
+}
+
+/// bf16 rounding kept in the high half of the f32 bits: RNE, NaN quieted; the low 16 bits are garbage.
+fn bf16_high(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    let rounded = x + 0x7fffu + ((x >> 16u) & 1u);
+    return select(rounded, x | 0x00400000u, (x & 0x7fffffffu) > 0x7f800000u);
 }
 
 fn pack_pair(t: u32, a: f32, b: f32) -> u32 {
+    if (t == T_BF16) {
+        return (bf16_high(a) >> 16u) | (bf16_high(b) & 0xffff0000u);
+    }
     return f32_to_half(t, a) | (f32_to_half(t, b) << 16u);
 }
 
