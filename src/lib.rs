@@ -28,6 +28,7 @@ pub mod nn;
 pub mod ops;
 pub mod pipeline;
 pub mod shaders;
+pub mod study;
 mod tensor;
 pub mod verify;
 

@@ -1,0 +1,254 @@
+//! Built-in two-dimensional classification datasets, generated from a seed (no downloads, the same bits on every
+//! machine), with a train / test split drawn independently from the same distribution.
+//!
+//! | dataset | classes | points of class `k` |
+//! |---|---|---|
+//! | `spirals` | 3 | three interleaved arms: radius `r = (i + 1) / n`, angle `2.5 pi r + 2 pi k / 3 + noise` |
+//! | `moons` | 2 | two interleaving half circles (scikit-learn's `make_moons`), Gaussian-ish noise of std 0.15 |
+//! | `circles` | 2 | two concentric rings of radius 1 (`k = 0`) and 0.5 (`k = 1`), noise of std 0.08 |
+//! | `checkerboard` | 2 | uniform in `[-1, 1)^2`, class = parity of the 4 x 4 grid cell |
+//!
+//! "Gaussian-ish" noise is the sum of three uniforms (Irwin-Hall), cheap and bounded: `(u1 + u2 + u3 - 1.5) * 2 s`
+//! has standard deviation `s`.
+
+use std::f64::consts::PI;
+use std::fmt;
+
+use crate::verify::Rng;
+
+/// Which built-in dataset (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetKind {
+    /// Three interleaved spirals (the `train` example's dataset).
+    Spirals,
+    /// Two interleaving half circles.
+    Moons,
+    /// Two concentric rings.
+    Circles,
+    /// A 4 x 4 checkerboard of two classes.
+    Checkerboard,
+}
+
+impl DatasetKind {
+    /// Every built-in dataset.
+    pub const ALL: [DatasetKind; 4] = [
+        DatasetKind::Spirals,
+        DatasetKind::Moons,
+        DatasetKind::Circles,
+        DatasetKind::Checkerboard,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Spirals => "spirals",
+            DatasetKind::Moons => "moons",
+            DatasetKind::Circles => "circles",
+            DatasetKind::Checkerboard => "checkerboard",
+        }
+    }
+
+    /// The dataset called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// Number of classes.
+    pub const fn classes(self) -> usize {
+        match self {
+            DatasetKind::Spirals => 3,
+            _ => 2,
+        }
+    }
+
+    /// `n` points per class from `seed`: row-major `[classes * n, 2]` points and their class indices, classes
+    /// interleaved (point `i` of every class, then point `i + 1`).
+    pub fn generate(self, n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+        match self {
+            DatasetKind::Spirals => spirals(n, seed),
+            DatasetKind::Moons => moons(n, seed),
+            DatasetKind::Circles => circles(n, seed),
+            DatasetKind::Checkerboard => checkerboard(n, seed),
+        }
+    }
+}
+
+impl fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dataset with its train / test split, features row-major `[rows, features]`.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Which dataset.
+    pub kind: DatasetKind,
+    /// Features per point (2 for every built-in).
+    pub features: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Training points `[train_y.len(), features]`.
+    pub train_x: Vec<f32>,
+    /// Training labels.
+    pub train_y: Vec<u32>,
+    /// Test points `[test_y.len(), features]`.
+    pub test_x: Vec<f32>,
+    /// Test labels.
+    pub test_y: Vec<u32>,
+}
+
+impl Dataset {
+    /// `train_per_class` training and `test_per_class` test points of each class; the test set is drawn from
+    /// `seed + 1000` (as the `train` example does), so it shares no draw with the training set.
+    pub fn new(
+        kind: DatasetKind,
+        train_per_class: usize,
+        test_per_class: usize,
+        seed: u64,
+    ) -> Self {
+        let (train_x, train_y) = kind.generate(train_per_class, seed);
+        let (test_x, test_y) = kind.generate(test_per_class, seed.wrapping_add(1000));
+        Dataset {
+            kind,
+            features: 2,
+            classes: kind.classes(),
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+        }
+    }
+}
+
+/// Irwin-Hall noise of standard deviation `s`: `(u1 + u2 + u3 - 1.5) * 2 s`.
+fn noise(rng: &mut Rng, s: f64) -> f64 {
+    (rng.unit() + rng.unit() + rng.unit() - 1.5) * 2.0 * s
+}
+
+/// `n` points per class on three spiral arms: radius r in (0, 1], angle 2.5 pi r + 2 pi k / 3 (1.25 turns) plus
+/// noise of up to 0.45 radians (std 0.15). Returns row-major `[3 n, 2]` points and their classes.
+pub fn spirals(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    const CLASSES: usize = 3;
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(2 * CLASSES * n);
+    let mut y = Vec::with_capacity(CLASSES * n);
+    for i in 0..n {
+        for k in 0..CLASSES {
+            let r = (i as f64 + 1.0) / n as f64;
+            let noise = (rng.unit() + rng.unit() + rng.unit() - 1.5) * 0.3;
+            let t = 2.5 * PI * r + 2.0 * PI * k as f64 / CLASSES as f64 + noise;
+            x.extend([(r * t.cos()) as f32, (r * t.sin()) as f32]);
+            y.push(k as u32);
+        }
+    }
+    (x, y)
+}
+
+/// Two moons: class 0 at `(cos t, sin t)`, class 1 at `(1 - cos t, 0.5 - sin t)`, `t` uniform in `[0, pi)`, plus
+/// noise of std 0.15 on each coordinate; centred by subtracting `(0.5, 0.25)`.
+pub fn moons(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(4 * n);
+    let mut y = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        for k in 0..2u32 {
+            let t = PI * rng.unit();
+            let (px, py) = if k == 0 {
+                (t.cos(), t.sin())
+            } else {
+                (1.0 - t.cos(), 0.5 - t.sin())
+            };
+            let (nx, ny) = (noise(&mut rng, 0.15), noise(&mut rng, 0.15));
+            x.extend([(px + nx - 0.5) as f32, (py + ny - 0.25) as f32]);
+            y.push(k);
+        }
+    }
+    (x, y)
+}
+
+/// Two concentric rings: class 0 on radius 1, class 1 on radius 0.5, angle uniform, noise of std 0.08 on each
+/// coordinate.
+pub fn circles(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(4 * n);
+    let mut y = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        for k in 0..2u32 {
+            let t = 2.0 * PI * rng.unit();
+            let r = if k == 0 { 1.0 } else { 0.5 };
+            let (nx, ny) = (noise(&mut rng, 0.08), noise(&mut rng, 0.08));
+            x.extend([(r * t.cos() + nx) as f32, (r * t.sin() + ny) as f32]);
+            y.push(k);
+        }
+    }
+    (x, y)
+}
+
+/// A 4 x 4 checkerboard on `[-1, 1)^2`: class `(floor(2 (x + 1)) + floor(2 (y + 1))) mod 2`. Points are drawn
+/// uniformly and kept when their class is the one due, so each class has exactly `n` points.
+pub fn checkerboard(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = Rng::new(seed);
+    let mut x = Vec::with_capacity(4 * n);
+    let mut y = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        for k in 0..2u32 {
+            loop {
+                let (px, py) = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
+                if checker_class(px, py) == k {
+                    x.extend([px, py]);
+                    y.push(k);
+                    break;
+                }
+            }
+        }
+    }
+    (x, y)
+}
+
+/// The checkerboard's class of a point in `[-1, 1)^2`.
+fn checker_class(px: f32, py: f32) -> u32 {
+    let cell = |v: f32| ((f64::from(v) + 1.0) * 2.0).floor().clamp(0.0, 3.0) as u32;
+    (cell(px) + cell(py)) % 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dataset_is_deterministic_balanced_and_bounded() {
+        for kind in DatasetKind::ALL {
+            let d = Dataset::new(kind, 50, 20, 7);
+            assert_eq!(d.train_x.len(), 2 * d.train_y.len(), "{kind}");
+            assert_eq!(d.train_y.len(), 50 * kind.classes(), "{kind}");
+            assert_eq!(d.test_y.len(), 20 * kind.classes(), "{kind}");
+            for k in 0..kind.classes() as u32 {
+                assert_eq!(d.train_y.iter().filter(|&&y| y == k).count(), 50, "{kind}");
+            }
+            assert!(
+                d.train_x.iter().all(|v| v.is_finite() && v.abs() < 2.0),
+                "{kind}"
+            );
+            let again = Dataset::new(kind, 50, 20, 7);
+            assert_eq!(
+                (d.train_x, d.test_x),
+                (again.train_x, again.test_x),
+                "{kind}"
+            );
+            assert_ne!(kind.generate(5, 1).0, kind.generate(5, 2).0, "{kind}");
+            assert_eq!(DatasetKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(DatasetKind::from_name("mnist"), None);
+    }
+
+    #[test]
+    fn checkerboard_labels_follow_the_cells() {
+        let (x, y) = checkerboard(100, 3);
+        for (p, &k) in x.chunks(2).zip(&y) {
+            assert_eq!(checker_class(p[0], p[1]), k);
+        }
+        assert_eq!(checker_class(-0.9, -0.9), 0);
+        assert_eq!(checker_class(-0.4, -0.9), 1);
+    }
+}

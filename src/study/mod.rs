@@ -1,0 +1,192 @@
+//! The activation study: trains the same network on the same data with every activation (and several seeds
+//! when asked), and reports convergence, accuracy, calibration, gradient flow and cost, with plots.
+//!
+//! `cargo run --release --example study -- --help` runs it. The pieces, each usable on its own:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`datasets`] | built-in 2-D classification datasets from a seed, with a train / test split |
+//! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
+//! | [`run`] | training one network and recording its epochs, gradient flow and step times |
+//! | [`summary`] | one activation's runs reduced to means, spreads and curves; the ranking |
+//! | [`options`] | the command line |
+//! | [`report`] | the text table, `report.md` with an automatic reading, and `results.json` |
+//! | [`figures`] and [`plot`] | the SVG charts, written by hand |
+//!
+//! Everything runs on the public API ([`crate::Mlp`] and its diagnostics); nothing here touches a kernel.
+
+pub mod datasets;
+pub mod figures;
+pub mod metrics;
+pub mod options;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod summary;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::study::datasets::Dataset;
+use crate::study::options::Options;
+use crate::study::run::{train_one, DeviceData, EpochRecord, RunRecord};
+use crate::study::summary::{ranked, Summary};
+use crate::{Activation, Gpu};
+
+/// What can go wrong in the study.
+#[derive(Debug)]
+pub enum StudyError {
+    /// The command line was not understood (the message says what; the caller prints the usage).
+    Usage(String),
+    /// The GPU or the network failed.
+    Gpu(crate::Error),
+    /// Writing an output file failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for StudyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StudyError::Usage(msg) => write!(f, "{msg}"),
+            StudyError::Gpu(e) => write!(f, "{e}"),
+            StudyError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StudyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StudyError::Usage(_) => None,
+            StudyError::Gpu(e) => Some(e),
+            StudyError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+impl From<crate::Error> for StudyError {
+    fn from(e: crate::Error) -> Self {
+        StudyError::Gpu(e)
+    }
+}
+
+/// A finished study: what ran, where, and what it found.
+#[derive(Debug, Clone)]
+pub struct Study {
+    /// The options it ran with.
+    pub options: Options,
+    /// The command line, as typed (for the report).
+    pub command: String,
+    /// The adapter line ([`Gpu::adapter_line`]).
+    pub adapter: String,
+    /// When it finished, as `YYYY-MM-DD HH:MM UTC`.
+    pub date: String,
+    /// The data every run trained on.
+    pub dataset: Dataset,
+    /// Every run, in the order they ran (activation-major, then seed).
+    pub runs: Vec<RunRecord>,
+    /// One summary per activation, best first.
+    pub summaries: Vec<Summary>,
+    /// Wall time of the whole study, in seconds.
+    pub wall_s: f64,
+}
+
+/// What [`run_study`] reports while it works.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// An epoch of a run finished.
+    Epoch {
+        /// The activation.
+        activation: Activation,
+        /// The seed.
+        seed: u64,
+        /// 1-based epoch.
+        epoch: usize,
+        /// Its record.
+        record: &'a EpochRecord,
+    },
+    /// A run finished.
+    Run(&'a RunRecord),
+}
+
+/// Runs the study `options` describes on `gpu`: every activation with every seed, then the summaries.
+pub fn run_study(
+    gpu: &Gpu,
+    options: &Options,
+    command: &str,
+    mut progress: impl FnMut(Progress),
+) -> Result<Study, StudyError> {
+    let start = Instant::now();
+    let dataset = options.dataset();
+    let data = DeviceData::upload(gpu, &dataset)?;
+    let config = options.train_config();
+    let mut runs = Vec::new();
+    let mut summaries = Vec::new();
+    for &act in &options.activations {
+        let mut mine = Vec::new();
+        for seed in options.seed_list() {
+            let run = train_one(gpu, &dataset, &data, &config, act, seed, |epoch, record| {
+                progress(Progress::Epoch {
+                    activation: act,
+                    seed,
+                    epoch,
+                    record,
+                })
+            })?;
+            progress(Progress::Run(&run));
+            mine.push(run);
+        }
+        summaries.push(Summary::new(act, &mine, options.target));
+        runs.extend(mine);
+    }
+    Ok(Study {
+        options: options.clone(),
+        command: command.to_string(),
+        adapter: gpu.adapter_line(),
+        date: utc_now(),
+        dataset,
+        runs,
+        summaries: ranked(summaries),
+        wall_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The current time as `YYYY-MM-DD HH:MM UTC` (civil date from days since the epoch, Howard Hinnant's algorithm).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil(secs)
+}
+
+/// `secs` since 1970-01-01 00:00 UTC as `YYYY-MM-DD HH:MM UTC`.
+fn civil(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::civil(951_782_400 + 3_660), "2000-02-29 01:01 UTC");
+        assert_eq!(super::civil(1_767_225_600), "2026-01-01 00:00 UTC");
+    }
+}

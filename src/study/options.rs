@@ -1,0 +1,322 @@
+//! The study's command line: defaults, `--quick`, and parsing that returns a usage error instead of panicking.
+
+use std::path::PathBuf;
+
+use crate::study::datasets::{Dataset, DatasetKind};
+use crate::study::run::TrainConfig;
+use crate::study::StudyError;
+use crate::{Activation, Adam, Optimizer, Sgd};
+
+/// The usage text printed for `--help` and after a usage error.
+pub const USAGE: &str = "\
+usage: cargo run --release --example study -- [options]
+
+Trains the same MLP with every activation on one dataset and reports accuracy, convergence, calibration,
+gradient flow and cost; ranks the activations by final test accuracy.
+
+  --dataset NAME        spirals (default), moons, circles, checkerboard
+  --activations A,B,..  activation names (default: all 22, identity as the linear baseline)
+  --epochs N            passes over the training set (default 30)
+  --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1)
+  --hidden W,W,..       hidden layer widths (default 64,64,64)
+  --points N            training points per class (default 300; the test set has a third as many)
+  --batch N             rows per step (default 64)
+  --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
+  --sgd                 SGD with momentum 0.9 instead of Adam
+  --target X            test accuracy that counts as converged (default 0.9)
+  --out DIR             write results.json, report.md and SVG plots to DIR
+  --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
+  -h, --help            this text
+";
+
+/// Everything the study's command line sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The dataset.
+    pub dataset: DatasetKind,
+    /// The activations compared, in the order they run.
+    pub activations: Vec<Activation>,
+    /// Runs per activation, with seeds `1..=seeds`.
+    pub seeds: u64,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Training points per class.
+    pub points: usize,
+    /// Test points per class.
+    pub test_points: usize,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Rows per step.
+    pub batch: usize,
+    /// Learning rate; `None` takes the optimizer's default.
+    pub lr: Option<f32>,
+    /// SGD with momentum 0.9 instead of Adam.
+    pub sgd: bool,
+    /// Test accuracy that counts as converged.
+    pub target: f64,
+    /// The seed of the data (the same for every run).
+    pub data_seed: u64,
+    /// Where to write the report files, if anywhere.
+    pub out: Option<PathBuf>,
+    /// Whether `--quick` was given.
+    pub quick: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dataset: DatasetKind::Spirals,
+            activations: Activation::ALL.to_vec(),
+            seeds: 1,
+            epochs: 30,
+            points: 300,
+            test_points: 100,
+            hidden: vec![64, 64, 64],
+            batch: 64,
+            lr: None,
+            sgd: false,
+            target: 0.9,
+            data_seed: 1,
+            out: None,
+            quick: false,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run the study.
+    Run(Options),
+    /// Print the usage.
+    Help,
+}
+
+fn usage(msg: impl Into<String>) -> StudyError {
+    StudyError::Usage(msg.into())
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, StudyError> {
+    v.parse()
+        .map_err(|_| usage(format!("{flag}: '{v}' is not a valid number")))
+}
+
+fn positive(flag: &str, v: &str) -> Result<usize, StudyError> {
+    match number::<usize>(flag, v)? {
+        0 => Err(usage(format!("{flag} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+/// Parses a comma-separated list of activation names (`all` for every one), without duplicates.
+pub fn parse_activations(list: &str) -> Result<Vec<Activation>, StudyError> {
+    if list == "all" {
+        return Ok(Activation::ALL.to_vec());
+    }
+    let mut acts = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let act = Activation::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+            usage(format!(
+                "unknown activation '{name}' (known: {})",
+                known.join(", ")
+            ))
+        })?;
+        if !acts.contains(&act) {
+            acts.push(act);
+        }
+    }
+    if acts.is_empty() {
+        return Err(usage("--activations needs at least one name"));
+    }
+    Ok(acts)
+}
+
+impl Options {
+    /// The `--quick` settings: ReLU, tanh and GELU, 2 epochs, 40 training points per class, 32 wide.
+    pub fn quick() -> Options {
+        Options {
+            activations: vec![Activation::Relu, Activation::Tanh, Activation::Gelu],
+            epochs: 2,
+            points: 40,
+            test_points: 20,
+            hidden: vec![32, 32],
+            batch: 16,
+            quick: true,
+            ..Options::default()
+        }
+    }
+
+    /// Parses the arguments after the program name. `--quick` sets its defaults first, whatever its position;
+    /// the other flags then override them.
+    pub fn parse(args: &[String]) -> Result<Command, StudyError> {
+        if args.iter().any(|a| a == "-h" || a == "--help") {
+            return Ok(Command::Help);
+        }
+        let mut o = if args.iter().any(|a| a == "--quick") {
+            Options::quick()
+        } else {
+            Options::default()
+        };
+        let mut test_points_set = false;
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--quick" => continue,
+                "--sgd" => {
+                    o.sgd = true;
+                    continue;
+                }
+                _ => {}
+            }
+            let value = |it: &mut std::slice::Iter<String>| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| usage(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--dataset" => {
+                    let v = value(&mut it)?;
+                    o.dataset = DatasetKind::from_name(&v).ok_or_else(|| {
+                        usage(format!(
+                            "unknown dataset '{v}' (spirals, moons, circles, checkerboard)"
+                        ))
+                    })?;
+                }
+                "--activations" => o.activations = parse_activations(&value(&mut it)?)?,
+                "--epochs" => o.epochs = positive(flag, &value(&mut it)?)?,
+                "--seeds" => o.seeds = positive(flag, &value(&mut it)?)? as u64,
+                "--points" => {
+                    o.points = positive(flag, &value(&mut it)?)?;
+                    if !test_points_set {
+                        o.test_points = o.points.div_ceil(3);
+                    }
+                }
+                "--test-points" => {
+                    o.test_points = positive(flag, &value(&mut it)?)?;
+                    test_points_set = true;
+                }
+                "--batch" => o.batch = positive(flag, &value(&mut it)?)?,
+                "--hidden" => {
+                    let v = value(&mut it)?;
+                    o.hidden = v
+                        .split(',')
+                        .map(|w| positive(flag, w.trim()))
+                        .collect::<Result<_, _>>()?;
+                }
+                "--lr" => {
+                    let v = value(&mut it)?;
+                    let lr: f32 = number(flag, &v)?;
+                    if !(lr.is_finite() && lr > 0.0) {
+                        return Err(usage("--lr must be a positive number"));
+                    }
+                    o.lr = Some(lr);
+                }
+                "--target" => {
+                    let v = value(&mut it)?;
+                    let t: f64 = number(flag, &v)?;
+                    if !(0.0..=1.0).contains(&t) {
+                        return Err(usage("--target must be between 0 and 1"));
+                    }
+                    o.target = t;
+                }
+                "--data-seed" => o.data_seed = number(flag, &value(&mut it)?)?,
+                "--out" => o.out = Some(PathBuf::from(value(&mut it)?)),
+                other => return Err(usage(format!("unknown option '{other}'"))),
+            }
+        }
+        Ok(Command::Run(o))
+    }
+
+    /// The seeds of the runs: `1..=seeds`.
+    pub fn seed_list(&self) -> impl Iterator<Item = u64> {
+        1..=self.seeds
+    }
+
+    /// The optimizer: Adam (default learning rate 0.005) or SGD with momentum 0.9 (default 0.1).
+    pub fn optimizer(&self) -> Optimizer {
+        if self.sgd {
+            Optimizer::Sgd(Sgd {
+                momentum: 0.9,
+                ..Sgd::new(self.lr.unwrap_or(0.1))
+            })
+        } else {
+            Optimizer::Adam(Adam::new(self.lr.unwrap_or(0.005)))
+        }
+    }
+
+    /// The network and schedule every run shares.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            hidden: self.hidden.clone(),
+            epochs: self.epochs,
+            batch: self.batch,
+            optimizer: self.optimizer(),
+        }
+    }
+
+    /// The dataset the options describe.
+    pub fn dataset(&self) -> Dataset {
+        Dataset::new(self.dataset, self.points, self.test_points, self.data_seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn defaults_quick_and_overrides() {
+        assert_eq!(
+            Options::parse(&args("")).unwrap(),
+            Command::Run(Options::default())
+        );
+        let Command::Run(o) =
+            Options::parse(&args("--epochs 3 --quick --activations relu,elu,relu")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        assert!(o.quick);
+        assert_eq!(o.epochs, 3);
+        assert_eq!(o.activations, vec![Activation::Relu, Activation::elu()]);
+        let Command::Run(o) = Options::parse(&args(
+            "--dataset moons --hidden 8,4 --points 30 --sgd --seeds 2",
+        ))
+        .unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(
+            (o.dataset, o.hidden.clone(), o.test_points),
+            (DatasetKind::Moons, vec![8, 4], 10)
+        );
+        assert_eq!(o.seed_list().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(matches!(o.optimizer(), Optimizer::Sgd(s) if s.momentum == 0.9));
+        assert_eq!(Options::parse(&args("--out x -h")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        for bad in [
+            "--epochs",
+            "--epochs 0",
+            "--epochs two",
+            "--dataset mnist",
+            "--activations relu,nope",
+            "--activations ,",
+            "--hidden 8,,4",
+            "--lr -1",
+            "--lr nan",
+            "--target 2",
+            "--frobnicate",
+        ] {
+            assert!(
+                matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! Hand-rolled SVG charts for the study's report: a line chart (axes, "nice" ticks, optional log-10 y axis,
+//! a legend; one `<path class="series">` per series) and a bar chart (one `<rect class="bar">` per bar, with an
+//! optional error bar). No plotting crate: the output is plain SVG 1.1 text that any browser renders.
+//!
+//! Tick spacing is the "nice number" rule: for a span `s` and about `n` ticks, the step is `m 10^k` with
+//! `m` in {1, 2, 5, 10}, the smallest such value `>= s / n`. A log axis puts ticks at powers of ten, or at
+//! 1, 2 and 5 times them when the data span less than two decades.
+
+use std::fmt::Write;
+
+/// A named series of `(x, y)` points; non-finite points (and, on a log axis, non-positive y) break the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// The points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart of several series sharing axes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    /// Title above the plot.
+    pub title: String,
+    /// Label under the x axis.
+    pub x_label: String,
+    /// Label beside the y axis.
+    pub y_label: String,
+    /// Whether the y axis is logarithmic (base 10).
+    pub log_y: bool,
+    /// The series, drawn in order, each in its own colour and dash pattern.
+    pub series: Vec<Series>,
+}
+
+/// One bar: a label, a value and an optional half-width of an error bar (a standard deviation, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// Label under the bar.
+    pub label: String,
+    /// Height.
+    pub value: f64,
+    /// Error bar half-width, drawn from `value - err` to `value + err`.
+    pub err: Option<f64>,
+}
+
+/// A vertical bar chart with a linear y axis starting at zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// Title above the plot.
+    pub title: String,
+    /// Label beside the y axis.
+    pub y_label: String,
+    /// The bars, left to right.
+    pub bars: Vec<Bar>,
+}
+
+const WIDTH: f64 = 960.0;
+const HEIGHT: f64 = 540.0;
+const LEFT: f64 = 80.0;
+const TOP: f64 = 40.0;
+const PLOT_H: f64 = 420.0;
+
+/// Twelve distinguishable colours (Tableau 10 plus two); series past twelve reuse them dashed.
+const PALETTE: [&str; 12] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#79706e", "#17becf", "#222222",
+];
+const DASHES: [&str; 3] = ["", "6 3", "2 2"];
+
+/// `s` with the five XML special characters escaped.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The nice tick step for `span` over about `n` ticks (see the module documentation).
+pub fn nice_step(span: f64, n: usize) -> f64 {
+    let raw = (span / n.max(1) as f64).max(f64::MIN_POSITIVE);
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag)
+}
+
+/// Ticks covering `[lo, hi]` on a linear axis, returning the widened range and the tick values.
+fn linear_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let step = nice_step(hi - lo, 5);
+    let start = (lo / step).floor() * step;
+    let end = (hi / step).ceil() * step;
+    let count = ((end - start) / step).round() as usize;
+    let ticks = (0..=count).map(|i| start + i as f64 * step).collect();
+    (start, end, ticks)
+}
+
+/// Ticks on a log-10 axis covering `[lo, hi]` (both positive): the range in log10 units and the tick values.
+fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
+    let a = lo.log10().floor();
+    let b = hi.log10().ceil().max(a + 1.0);
+    let mults: &[f64] = if b - a <= 2.0 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    let mut ticks = Vec::new();
+    let mut k = a;
+    while k <= b {
+        for m in mults {
+            let v = m * 10f64.powf(k);
+            if v <= 10f64.powf(b) * (1.0 + 1e-9) {
+                ticks.push(v);
+            }
+        }
+        k += 1.0;
+    }
+    (a, b, ticks)
+}
+
+/// A tick label: short, without trailing zeros, in exponent form for very large or small magnitudes; `n/a` for
+/// NaN and infinities.
+fn tick_label(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.0e}");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// Colour and dash pattern of series `i`.
+fn style(i: usize) -> (&'static str, &'static str) {
+    (
+        PALETTE[i % PALETTE.len()],
+        DASHES[(i / PALETTE.len()) % DASHES.len()],
+    )
+}
+
+fn header(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" \
+         font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        WIDTH / 2.0,
+        xml_escape(title)
+    );
+}
+
+/// Draws the frame, the y ticks (values mapped by `y_of`) with grid lines and labels, and the y label.
+fn y_axis(out: &mut String, plot_w: f64, ticks: &[f64], y_of: &dyn Fn(f64) -> f64, label: &str) {
+    let _ = writeln!(
+        out,
+        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w}\" height=\"{PLOT_H}\" fill=\"none\" stroke=\"black\"/>"
+    );
+    for &t in ticks {
+        let y = y_of(t);
+        let _ = writeln!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{y:.2}\" x2=\"{:.2}\" y2=\"{y:.2}\" stroke=\"#dddddd\"/>\
+             <text x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"end\">{}</text>",
+            LEFT + plot_w,
+            LEFT - 6.0,
+            y + 4.0,
+            xml_escape(&tick_label(t))
+        );
+    }
+    let cy = TOP + PLOT_H / 2.0;
+    let _ = writeln!(
+        out,
+        "<text x=\"18\" y=\"{cy}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {cy})\">{}</text>",
+        xml_escape(label)
+    );
+}
+
+impl LineChart {
+    /// The chart as an SVG document.
+    pub fn svg(&self) -> String {
+        let plot_w = WIDTH - LEFT - 200.0;
+        let usable =
+            |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0);
+        let pts = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|p| usable(p))
+        };
+        let (xmin, xmax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+        let (ymin, ymax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+        let (xmin, xmax) = if xmin.is_finite() {
+            (xmin, xmax)
+        } else {
+            (0.0, 1.0)
+        };
+        let (ymin, ymax) = match (ymin.is_finite(), self.log_y) {
+            (true, _) => (ymin, ymax),
+            (false, true) => (0.1, 1.0),
+            (false, false) => (0.0, 1.0),
+        };
+        let (x0, x1, xticks) = linear_ticks(xmin, xmax);
+        let (y0, y1, yticks) = if self.log_y {
+            log_ticks(ymin, ymax)
+        } else {
+            linear_ticks(ymin, ymax)
+        };
+        let log_y = self.log_y;
+        let x_of = move |x: f64| LEFT + (x - x0) / (x1 - x0) * plot_w;
+        let y_of = move |y: f64| {
+            let v = if log_y { y.log10() } else { y };
+            TOP + PLOT_H - (v - y0) / (y1 - y0) * PLOT_H
+        };
+        let mut out = String::new();
+        header(&mut out, &self.title);
+        y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
+        for &t in &xticks {
+            let x = x_of(t);
+            let _ = writeln!(
+                out,
+                "<line x1=\"{x:.2}\" y1=\"{:.2}\" x2=\"{x:.2}\" y2=\"{:.2}\" stroke=\"black\"/>\
+                 <text x=\"{x:.2}\" y=\"{:.2}\" text-anchor=\"middle\">{}</text>",
+                TOP + PLOT_H,
+                TOP + PLOT_H + 5.0,
+                TOP + PLOT_H + 18.0,
+                xml_escape(&tick_label(t))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\">{}</text>",
+            LEFT + plot_w / 2.0,
+            TOP + PLOT_H + 38.0,
+            xml_escape(&self.x_label)
+        );
+        for (i, s) in self.series.iter().enumerate() {
+            let (colour, dash) = style(i);
+            let mut d = String::new();
+            let mut pen_down = false;
+            for p in &s.points {
+                if usable(p) {
+                    let _ = write!(
+                        d,
+                        "{}{:.2} {:.2} ",
+                        if pen_down { "L" } else { "M" },
+                        x_of(p.0),
+                        y_of(p.1)
+                    );
+                    pen_down = true;
+                } else {
+                    pen_down = false;
+                }
+            }
+            let _ = writeln!(
+                out,
+                "<path class=\"series\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" \
+                 stroke-dasharray=\"{dash}\"><title>{}</title></path>",
+                d.trim_end(),
+                xml_escape(&s.name)
+            );
+            let ly = TOP + 8.0 + 16.0 * i as f64;
+            let lx = LEFT + plot_w + 14.0;
+            let _ = writeln!(
+                out,
+                "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\" \
+                 stroke-dasharray=\"{dash}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+                lx + 24.0,
+                lx + 30.0,
+                ly + 4.0,
+                xml_escape(&s.name)
+            );
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
+impl BarChart {
+    /// The chart as an SVG document.
+    pub fn svg(&self) -> String {
+        let plot_w = WIDTH - LEFT - 40.0;
+        let top = self
+            .bars
+            .iter()
+            .map(|b| b.value + b.err.unwrap_or(0.0))
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let (y0, y1, yticks) = linear_ticks(0.0, if top > 0.0 { top } else { 1.0 });
+        let y_of = move |y: f64| TOP + PLOT_H - (y - y0) / (y1 - y0) * PLOT_H;
+        let mut out = String::new();
+        header(&mut out, &self.title);
+        y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
+        let slot = plot_w / self.bars.len().max(1) as f64;
+        for (i, b) in self.bars.iter().enumerate() {
+            let x = LEFT + slot * i as f64 + slot * 0.15;
+            let w = slot * 0.7;
+            let v = if b.value.is_finite() {
+                b.value.max(0.0)
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "<rect class=\"bar\" x=\"{x:.2}\" y=\"{:.2}\" width=\"{w:.2}\" height=\"{:.2}\" fill=\"{}\">\
+                 <title>{}: {}</title></rect>",
+                y_of(v),
+                y_of(0.0) - y_of(v),
+                PALETTE[0],
+                xml_escape(&b.label),
+                tick_label(b.value)
+            );
+            if let Some(e) = b.err.filter(|e| e.is_finite() && *e > 0.0) {
+                let cx = x + w / 2.0;
+                let _ = writeln!(
+                    out,
+                    "<line x1=\"{cx:.2}\" y1=\"{:.2}\" x2=\"{cx:.2}\" y2=\"{:.2}\" stroke=\"black\"/>",
+                    y_of((v - e).max(0.0)),
+                    y_of(v + e)
+                );
+            }
+            let lx = x + w / 2.0;
+            let ly = TOP + PLOT_H + 12.0;
+            let _ = writeln!(
+                out,
+                "<text x=\"{lx:.2}\" y=\"{ly:.2}\" text-anchor=\"end\" transform=\"rotate(-45 {lx:.2} {ly:.2})\">{}</text>",
+                xml_escape(&b.label)
+            );
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Checks that `svg` is well-formed as far as a simple scan can tell: one XML declaration, every tag closed
+    /// in order, attribute values quoted, no raw `&` outside an entity, no NaN or inf written as a number.
+    pub(crate) fn assert_well_formed(svg: &str) {
+        assert!(svg.starts_with("<?xml version=\"1.0\""));
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = svg[svg.find("?>").unwrap() + 2..].trim_start();
+        assert!(rest.starts_with("<svg"));
+        while let Some(open) = rest.find('<') {
+            let text = &rest[..open];
+            assert!(!text.contains('>'), "stray '>' in {text:?}");
+            for (i, _) in text.match_indices('&') {
+                let ent = &text[i..text[i..].find(';').map_or(text.len(), |e| i + e + 1)];
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&ent),
+                    "{ent}"
+                );
+            }
+            let close = rest[open..].find('>').expect("unclosed tag") + open;
+            let tag = &rest[open + 1..close];
+            assert_eq!(
+                tag.matches('"').count() % 2,
+                0,
+                "unbalanced quotes in <{tag}>"
+            );
+            assert!(!tag.contains('<'), "'<' inside <{tag}>");
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.trim()),
+                    "mismatched </{name}>"
+                );
+            } else if !tag.ends_with('/') {
+                let name = tag.split_whitespace().next().unwrap_or("");
+                assert!(
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "<{tag}>"
+                );
+                stack.push(name.to_string());
+            }
+            rest = &rest[close + 1..];
+        }
+        assert!(stack.is_empty(), "unclosed {stack:?}");
+        assert!(rest.trim().is_empty());
+        for bad in ["NaN", "inf"] {
+            assert!(!svg.contains(bad), "{bad} in the SVG");
+        }
+    }
+
+    fn chart(log_y: bool) -> LineChart {
+        LineChart {
+            title: "loss <train> & test".into(),
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            log_y,
+            series: (0..14)
+                .map(|i| Series {
+                    name: format!("act{i}"),
+                    points: (1..=5)
+                        .map(|e| (e as f64, 1.0 / (e as f64 + i as f64)))
+                        .chain([(6.0, f64::NAN), (7.0, 0.01)])
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn line_chart_is_well_formed_with_one_path_per_series() {
+        for log_y in [false, true] {
+            let c = chart(log_y);
+            let svg = c.svg();
+            assert_well_formed(&svg);
+            assert_eq!(
+                svg.matches("<path class=\"series\"").count(),
+                c.series.len()
+            );
+            assert!(svg.contains("loss &lt;train&gt; &amp; test"));
+            // The NaN point breaks the line: a second move-to in every path.
+            let first = svg.split("<path class=\"series\" d=\"").nth(1).unwrap();
+            assert_eq!(first[..first.find('"').unwrap()].matches('M').count(), 2);
+        }
+        let empty = LineChart {
+            series: vec![],
+            ..chart(true)
+        };
+        assert_well_formed(&empty.svg());
+    }
+
+    #[test]
+    fn bar_chart_is_well_formed_with_one_rect_per_bar() {
+        let c = BarChart {
+            title: "ECE".into(),
+            y_label: "ECE".into(),
+            bars: vec![
+                Bar {
+                    label: "relu".into(),
+                    value: 0.05,
+                    err: Some(0.01),
+                },
+                Bar {
+                    label: "tanh".into(),
+                    value: 0.02,
+                    err: None,
+                },
+                Bar {
+                    label: "bad".into(),
+                    value: f64::NAN,
+                    err: Some(f64::NAN),
+                },
+            ],
+        };
+        let svg = c.svg();
+        assert_well_formed(&svg);
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
+    }
+
+    #[test]
+    fn nice_steps_and_ticks() {
+        assert_eq!(nice_step(10.0, 5), 2.0);
+        assert_eq!(nice_step(1.0, 5), 0.2);
+        assert_eq!(nice_step(0.07, 5), 0.02);
+        assert_eq!(nice_step(30.0, 5), 10.0);
+        let (lo, hi, t) = linear_ticks(0.13, 0.97);
+        assert_eq!((lo, hi, t.len()), (0.0, 1.0, 6));
+        let (a, b, t) = log_ticks(0.003, 20.0);
+        assert_eq!((a, b), (-3.0, 2.0));
+        assert_eq!(t.len(), 6);
+        assert_eq!(tick_label(0.30000000000000004), "0.3");
+        assert_eq!(tick_label(1e-6), "1e-6");
+    }
+}

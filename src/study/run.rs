@@ -1,0 +1,192 @@
+//! Training one network for the study and recording what happens: per-epoch losses, accuracies and
+//! calibration, per-layer gradient flow, and the wall time of every training step.
+//!
+//! Each run trains `features -> hidden... -> classes` with one activation in every hidden layer, softmax
+//! cross-entropy and the configured optimizer, from `seed` (initialisation by [`crate::nn::init`] and the batch
+//! order both follow it), on the same data for every activation.
+//!
+//! - Losses and accuracies at each epoch's end are over the whole training set and the whole test set, from
+//!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss.
+//! - Gradient flow: [`crate::Mlp::diagnostics`] of the first step (the gradients at initialisation) and of each
+//!   epoch's last step. Diagnostics are switched on only for those steps, so the timed steps are plain ones.
+//! - Cost: each other step is timed from `train_step` to the device going idle (`Gpu::wait`), the batch already
+//!   uploaded: the wall time of one step on this adapter, overheads of submission included.
+
+use std::time::Instant;
+
+use crate::nn::LayerDiagnostics;
+use crate::study::datasets::Dataset;
+use crate::study::metrics::Scores;
+use crate::verify::Rng;
+use crate::{Activation, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
+
+/// The network and training schedule shared by every run of a study.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Hidden layer widths (each with the run's activation); input and output sizes come from the dataset.
+    pub hidden: Vec<usize>,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Rows per step (the last batch of an epoch may be smaller).
+    pub batch: usize,
+    /// The optimizer, with its learning rate (constant: no schedule).
+    pub optimizer: Optimizer,
+}
+
+impl TrainConfig {
+    /// Layer sizes for `dataset`: features, the hidden widths, classes.
+    pub fn sizes(&self, dataset: &Dataset) -> Vec<usize> {
+        let mut sizes = vec![dataset.features];
+        sizes.extend(&self.hidden);
+        sizes.push(dataset.classes);
+        sizes
+    }
+
+    /// Steps in one epoch over `rows` training rows: `ceil(rows / batch)`.
+    pub fn steps_per_epoch(&self, rows: usize) -> usize {
+        rows.div_ceil(self.batch.max(1))
+    }
+}
+
+/// The state after one epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Scores on the whole training set (its `nll` is the training loss).
+    pub train: Scores,
+    /// Scores on the whole test set.
+    pub test: Scores,
+    /// Diagnostics of the epoch's last step, one per layer, input layer first (the output layer last).
+    pub layers: Vec<LayerDiagnostics>,
+}
+
+/// Everything one run (one activation, one seed) recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The hidden layers' activation.
+    pub activation: Activation,
+    /// The seed of the initialisation and of the batch order.
+    pub seed: u64,
+    /// Diagnostics of the first step: the gradient flow at initialisation.
+    pub initial: Vec<LayerDiagnostics>,
+    /// One record per epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Wall time of each timed step, in seconds.
+    pub step_s: Vec<f64>,
+    /// Wall time of the whole run, evaluation included, in seconds.
+    pub wall_s: f64,
+}
+
+impl RunRecord {
+    /// The last epoch's record, if any epoch ran.
+    pub fn last(&self) -> Option<&EpochRecord> {
+        self.epochs.last()
+    }
+}
+
+/// The dataset uploaded once for evaluation.
+#[derive(Debug)]
+pub struct DeviceData {
+    train_x: Tensor,
+    test_x: Tensor,
+}
+
+impl DeviceData {
+    /// Uploads the training and test points of `dataset`.
+    pub fn upload(gpu: &Gpu, dataset: &Dataset) -> Result<Self> {
+        let f = dataset.features;
+        Ok(DeviceData {
+            train_x: gpu.upload_shaped(&dataset.train_x, &[dataset.train_y.len(), f])?,
+            test_x: gpu.upload_shaped(&dataset.test_x, &[dataset.test_y.len(), f])?,
+        })
+    }
+}
+
+/// Logits of `x` read back and scored against `labels`.
+fn score(net: &mut Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Scores> {
+    let logits: Vec<f32> = net.predict(x)?.read()?;
+    Ok(Scores::of_logits(&logits, classes, labels))
+}
+
+/// Trains one network with `activation` in every hidden layer from `seed` (see the module documentation).
+/// `on_epoch` sees each epoch's record as it completes (for progress output).
+pub fn train_one(
+    gpu: &Gpu,
+    dataset: &Dataset,
+    data: &DeviceData,
+    config: &TrainConfig,
+    activation: Activation,
+    seed: u64,
+    mut on_epoch: impl FnMut(usize, &EpochRecord),
+) -> Result<RunRecord> {
+    let start = Instant::now();
+    let sizes = config.sizes(dataset);
+    let hidden = vec![activation; config.hidden.len()];
+    let mut net = Mlp::new(
+        gpu,
+        &sizes,
+        &hidden,
+        Loss::SoftmaxCrossEntropy,
+        config.optimizer,
+        seed,
+    )?;
+    let (f, classes) = (dataset.features, dataset.classes);
+    let rows = dataset.train_y.len();
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let batch = config.batch.max(1);
+    let mut initial = Vec::new();
+    let mut epochs = Vec::with_capacity(config.epochs);
+    let mut step_s = Vec::new();
+    for epoch in 1..=config.epochs {
+        // Fisher-Yates shuffle from the seed.
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let chunks: Vec<&[usize]> = order.chunks(batch).collect();
+        let mut layers = Vec::new();
+        for (c, rows) in chunks.iter().enumerate() {
+            let x: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| dataset.train_x[f * r..f * (r + 1)].iter().copied())
+                .collect();
+            let y: Vec<u32> = rows.iter().map(|&r| dataset.train_y[r]).collect();
+            let xt = gpu.upload_shaped(&x, &[rows.len(), f])?;
+            let labels = Labels::upload(gpu, &y, classes)?;
+            let first = net.steps() == 0;
+            let last = c + 1 == chunks.len();
+            let diagnose = first || last;
+            net.set_diagnostics(diagnose)?;
+            let t = Instant::now();
+            net.train_step(&xt, Targets::Classes(&labels))?;
+            gpu.wait()?;
+            let elapsed = t.elapsed().as_secs_f64();
+            if diagnose {
+                let d = net.diagnostics()?;
+                if first {
+                    initial = d.clone();
+                }
+                if last {
+                    layers = d;
+                }
+            } else {
+                step_s.push(elapsed);
+            }
+        }
+        net.set_diagnostics(false)?;
+        let record = EpochRecord {
+            train: score(&mut net, &data.train_x, &dataset.train_y, classes)?,
+            test: score(&mut net, &data.test_x, &dataset.test_y, classes)?,
+            layers,
+        };
+        on_epoch(epoch, &record);
+        epochs.push(record);
+    }
+    Ok(RunRecord {
+        activation,
+        seed,
+        initial,
+        epochs,
+        step_s,
+        wall_s: start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,198 @@
+//! One activation's runs over several seeds reduced to the numbers the report shows: means and sample standard
+//! deviations ([`mean_std`]) of the final scores, the convergence epoch, the median step time, mean curves and
+//! the per-layer gradient flow.
+
+use crate::study::metrics::{first_reaching, mean_std, median};
+use crate::study::run::RunRecord;
+use crate::Activation;
+
+/// Mean and sample standard deviation over seeds (`None` when no run gave a finite value).
+pub type Spread = Option<(f64, f64)>;
+
+/// The study's numbers for one activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The activation.
+    pub activation: Activation,
+    /// Runs summarised (one per seed).
+    pub runs: usize,
+    /// Final test accuracy.
+    pub test_acc: Spread,
+    /// Final test NLL (mean cross-entropy, nats).
+    pub test_nll: Spread,
+    /// Final test ECE.
+    pub test_ece: Spread,
+    /// Final training loss (over the whole training set).
+    pub train_loss: Spread,
+    /// Epochs until the test accuracy first reached the target, over the runs that reached it.
+    pub epochs_to_target: Spread,
+    /// How many runs reached the target.
+    pub reached: usize,
+    /// Median wall time of one training step over every timed step of every run, in seconds.
+    pub step_s: Option<f64>,
+    /// Mean over runs of the training loss after each epoch.
+    pub train_loss_curve: Vec<f64>,
+    /// Mean over runs of the test accuracy after each epoch.
+    pub test_acc_curve: Vec<f64>,
+    /// Mean over runs of each layer's gradient norm `sqrt(‖dW‖² + ‖db‖²)` at the first step.
+    pub initial_grad_norm: Vec<f64>,
+    /// Mean over runs and epoch ends of each layer's gradient norm.
+    pub grad_norm: Vec<f64>,
+    /// Mean over runs and epoch ends of the fraction of hidden pre-activations with `f'(z) = 0` ("dead" in
+    /// [`crate::nn::diagnostics`]; all hidden layers together).
+    pub dead: f64,
+    /// Mean over runs and epoch ends of the saturated fraction of the hidden units.
+    pub saturated: f64,
+}
+
+/// Mean of each position over several equally long rows (non-finite entries skipped; NaN where none is left).
+fn mean_columns(rows: &[Vec<f64>]) -> Vec<f64> {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let col: Vec<f64> = rows.iter().filter_map(|r| r.get(i).copied()).collect();
+            mean_std(&col).map_or(f64::NAN, |(m, _)| m)
+        })
+        .collect()
+}
+
+impl Summary {
+    /// Summarises `runs` (all with the same activation), counting a run as converged at the first epoch whose
+    /// test accuracy is at least `target`.
+    pub fn new(activation: Activation, runs: &[RunRecord], target: f64) -> Summary {
+        let last = |f: &dyn Fn(&RunRecord) -> Option<f64>| -> Spread {
+            mean_std(&runs.iter().filter_map(f).collect::<Vec<_>>())
+        };
+        let acc_curves: Vec<Vec<f64>> = runs
+            .iter()
+            .map(|r| r.epochs.iter().map(|e| e.test.accuracy).collect())
+            .collect();
+        let loss_curves: Vec<Vec<f64>> = runs
+            .iter()
+            .map(|r| r.epochs.iter().map(|e| e.train.nll).collect())
+            .collect();
+        let reached: Vec<f64> = acc_curves
+            .iter()
+            .filter_map(|c| first_reaching(c, target))
+            .map(|e| e as f64)
+            .collect();
+        let steps: Vec<f64> = runs.iter().flat_map(|r| r.step_s.iter().copied()).collect();
+        let initial: Vec<Vec<f64>> = runs
+            .iter()
+            .map(|r| r.initial.iter().map(|l| l.grad_norm()).collect())
+            .collect();
+        let every_epoch: Vec<Vec<f64>> = runs
+            .iter()
+            .flat_map(|r| r.epochs.iter())
+            .map(|e| e.layers.iter().map(|l| l.grad_norm()).collect())
+            .collect();
+        let hidden_fraction = |f: fn(&crate::nn::LayerDiagnostics) -> u64| {
+            let (mut hit, mut all) = (0u64, 0u64);
+            for e in runs.iter().flat_map(|r| r.epochs.iter()) {
+                let hidden = e.layers.len().saturating_sub(1);
+                for l in &e.layers[..hidden] {
+                    hit += f(l);
+                    all += l.units;
+                }
+            }
+            hit as f64 / all.max(1) as f64
+        };
+        Summary {
+            activation,
+            runs: runs.len(),
+            test_acc: last(&|r| r.last().map(|e| e.test.accuracy)),
+            test_nll: last(&|r| r.last().map(|e| e.test.nll)),
+            test_ece: last(&|r| r.last().map(|e| e.test.ece)),
+            train_loss: last(&|r| r.last().map(|e| e.train.nll)),
+            epochs_to_target: mean_std(&reached),
+            reached: reached.len(),
+            step_s: median(&steps),
+            train_loss_curve: mean_columns(&loss_curves),
+            test_acc_curve: mean_columns(&acc_curves),
+            initial_grad_norm: mean_columns(&initial),
+            grad_norm: mean_columns(&every_epoch),
+            dead: hidden_fraction(|l| l.dead),
+            saturated: hidden_fraction(|l| l.saturated),
+        }
+    }
+
+    /// The ranking key: mean final test accuracy (higher first), then mean test NLL (lower first); a missing
+    /// value ranks last.
+    pub fn rank_key(&self) -> (f64, f64) {
+        (
+            self.test_acc.map_or(f64::NEG_INFINITY, |(m, _)| m),
+            -self.test_nll.map_or(f64::INFINITY, |(m, _)| m),
+        )
+    }
+}
+
+/// `summaries` sorted best first by [`Summary::rank_key`].
+pub fn ranked(mut summaries: Vec<Summary>) -> Vec<Summary> {
+    summaries.sort_by(|a, b| {
+        let (ka, kb) = (a.rank_key(), b.rank_key());
+        kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
+    });
+    summaries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::LayerDiagnostics;
+    use crate::study::metrics::Scores;
+    use crate::study::run::EpochRecord;
+
+    fn layer(norm: f64, dead: u64) -> LayerDiagnostics {
+        LayerDiagnostics {
+            weight_grad_norm: norm,
+            bias_grad_norm: 0.0,
+            units: 10,
+            dead,
+            saturated: 0,
+        }
+    }
+
+    fn run(seed: u64, accs: &[f64]) -> RunRecord {
+        let s = |a: f64| Scores {
+            accuracy: a,
+            nll: 1.0 - a,
+            ece: 0.1,
+        };
+        RunRecord {
+            activation: Activation::Relu,
+            seed,
+            initial: vec![layer(2.0, 0), layer(1.0, 0)],
+            epochs: accs
+                .iter()
+                .map(|&a| EpochRecord {
+                    train: s(a),
+                    test: s(a),
+                    layers: vec![layer(1.0, 5), layer(3.0, 0)],
+                })
+                .collect(),
+            step_s: vec![seed as f64],
+            wall_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn summary_over_seeds() {
+        let runs = [run(1, &[0.5, 0.9, 0.95]), run(3, &[0.4, 0.6, 0.85])];
+        let s = Summary::new(Activation::Relu, &runs, 0.9);
+        let (m, sd) = s.test_acc.unwrap();
+        assert!((m - 0.9).abs() < 1e-12 && (sd - 0.05f64.hypot(0.05)).abs() < 1e-12);
+        assert_eq!((s.reached, s.epochs_to_target), (1, Some((2.0, 0.0))));
+        assert_eq!(s.step_s, Some(2.0));
+        assert_eq!(s.test_acc_curve.len(), 3);
+        assert!((s.test_acc_curve[0] - 0.45).abs() < 1e-12);
+        assert_eq!(
+            (s.initial_grad_norm.clone(), s.grad_norm.clone()),
+            (vec![2.0, 1.0], vec![1.0, 3.0])
+        );
+        // Only the hidden layer counts: 5 of 10 dead in every epoch.
+        assert_eq!((s.dead, s.saturated), (0.5, 0.0));
+        let worse = Summary::new(Activation::Tanh, &[run(1, &[0.2])], 0.9);
+        let order = ranked(vec![worse, s]);
+        assert_eq!(order[0].activation, Activation::Relu);
+    }
+}
