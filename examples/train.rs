@@ -13,30 +13,12 @@
 
 use std::time::Instant;
 
+use actgpu::study::datasets::spirals;
 use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
 
+/// The spirals' classes ([`spirals`], shared with the activation study).
 const CLASSES: usize = 3;
-
-/// `n` points per class on three spiral arms: radius r in (0, 1], angle 2.5 pi r + 2 pi k / 3 (1.25 turns) plus Gaussian-ish
-/// noise (sum of three uniforms) of up to 0.45 radians. Returns row-major `[3 n, 2]` points and their classes.
-fn spirals(n: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
-    let mut rng = Rng::new(seed);
-    let mut x = Vec::with_capacity(2 * CLASSES * n);
-    let mut y = Vec::with_capacity(CLASSES * n);
-    for i in 0..n {
-        for k in 0..CLASSES {
-            let r = (i as f64 + 1.0) / n as f64;
-            let noise = (rng.unit() + rng.unit() + rng.unit() - 1.5) * 0.3;
-            let t = 2.5 * std::f64::consts::PI * r
-                + 2.0 * std::f64::consts::PI * k as f64 / CLASSES as f64
-                + noise;
-            x.extend([(r * t.cos()) as f32, (r * t.sin()) as f32]);
-            y.push(k as u32);
-        }
-    }
-    (x, y)
-}
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
