@@ -65,7 +65,7 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
     let grad = LineChart {
         title: format!("gradient norm per layer, mean over epoch ends, {dataset}{seeds}"),
         x_label: "layer (1 = input layer, last = linear output layer)".into(),
-        y_label: "‖dW‖² + ‖db‖², square-rooted (log scale)".into(),
+        y_label: "gradient norm sqrt(‖dW‖² + ‖db‖²) (log scale)".into(),
         log_y: true,
         series: per_layer(|x| &x.grad_norm),
     };
