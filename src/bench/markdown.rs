@@ -13,13 +13,16 @@ impl Report {
             .map(|k| format!("{} {}", k.name, gbs(k.rate)))
             .collect();
         let mut out = format!(
-            "Adapter: `{}`; clock: {}; elementwise launch: {} threads x {} units per thread.\n\n\
+            "Adapter: `{}`; clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
+             streaming activations {}x{}.\n\n\
              Ceilings: **copy {}** (fastest of: {}; {} MiB per buffer, bytes read + written), \
              **FMA {:.1} GFLOP/s** ({}); for comparison `copy_buffer_to_buffer` {}.\n\n",
             self.adapter_line,
             self.clock.name(),
             self.launch.workgroup_size,
             self.launch.units_per_thread,
+            self.streaming_launch.workgroup_size,
+            self.streaming_launch.units_per_thread,
             gbs(c.copy.rate),
             candidates.join(", "),
             (c.copy.amount / 2.0 / f64::from(1u32 << 20)).round(),
