@@ -112,7 +112,9 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// With the gradient's sums of squares. Each thread updates NORM_PER_THREAD elements strided by WG, adds their
+// With the gradient's sums of squares. One entry point per rule rather than one selected by an override: a
+// pipeline's bind group layout holds every binding its entry point could touch, so a shared entry point would
+// make plain SGD bind Adam's moment buffers. Each thread updates NORM_PER_THREAD elements strided by WG, adds their
 // squares in a register in that order, and writes one partial sum: no workgroup memory and no barriers (the
 // tree reduction they would need made the update 9x slower on lavapipe).
 
