@@ -1,7 +1,7 @@
 //! The activation study: trains the same MLP on the same data with every activation (and several seeds when
 //! asked) and reports convergence, accuracy, calibration, gradient flow and cost, ranked by test accuracy.
 //!
-//! Run: `cargo run --release --example study [-- --dataset spirals --epochs 30 --seeds 3 --out study-out]`
+//! Run: `cargo run --release --features study --example study [-- --dataset spirals --epochs 30 --seeds 3 --out study-out]`
 //! (`-- --help` lists every option; `-- --quick` is a smoke test in seconds; `WGPU_BACKEND=vulkan` or `gl`
 //! picks the backend.)
 //!
@@ -40,10 +40,11 @@ fn main() -> ExitCode {
 fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_line());
-    let command = std::iter::once("cargo run --release --example study --".to_string())
-        .chain(args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command =
+        std::iter::once("cargo run --release --features study --example study --".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
     println!(
         "{} activations x {} seed(s) on {}, {} epochs",
         options.activations.len(),

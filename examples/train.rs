@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use actgpu::study::datasets::spirals;
+use actgpu::datasets::spirals;
 use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
 

@@ -20,6 +20,7 @@ mod activation;
 pub mod bench;
 pub mod cpu;
 mod custom;
+pub mod datasets;
 pub mod dispatch;
 mod dtype;
 mod error;
@@ -28,6 +29,7 @@ pub mod nn;
 pub mod ops;
 pub mod pipeline;
 pub mod shaders;
+#[cfg(feature = "study")]
 pub mod study;
 mod tensor;
 pub mod verify;

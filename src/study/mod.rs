@@ -1,11 +1,12 @@
 //! The activation study: trains the same network on the same data with every activation (and several seeds
 //! when asked), and reports convergence, accuracy, calibration, gradient flow and cost, with plots.
 //!
-//! `cargo run --release --example study -- --help` runs it. The pieces, each usable on its own:
+//! Behind the cargo feature `study` (off by default, so the library's default build stays lean):
+//! `cargo run --release --features study --example study -- --help` runs it. The pieces, each usable on its own:
 //!
 //! | module | what |
 //! |---|---|
-//! | [`datasets`] | built-in 2-D classification datasets from a seed, with a train / test split |
+//! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split (always built: `examples/train.rs` uses them too) |
 //! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
 //! | [`run`] | training one network and recording its epochs, gradient flow and step times |
 //! | [`summary`] | one activation's runs reduced to means, spreads and curves; the ranking |
@@ -15,7 +16,6 @@
 //!
 //! Everything runs on the public API ([`crate::Mlp`] and its diagnostics); nothing here touches a kernel.
 
-pub mod datasets;
 pub mod figures;
 pub mod metrics;
 pub mod options;
@@ -28,7 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::study::datasets::Dataset;
+use crate::datasets::Dataset;
 use crate::study::options::Options;
 use crate::study::run::{train_one, DeviceData, EpochRecord, RunRecord};
 use crate::study::summary::{ranked, Summary};

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use crate::study::datasets::{Dataset, DatasetKind};
+use crate::datasets::{Dataset, DatasetKind};
 use crate::study::run::TrainConfig;
 use crate::study::StudyError;
 use crate::{Activation, Adam, Optimizer, Sgd};
 
 /// The usage text printed for `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: cargo run --release --example study -- [options]
+usage: cargo run --release --features study --example study -- [options]
 
 Trains the same MLP with every activation on one dataset and reports accuracy, convergence, calibration,
 gradient flow and cost; ranks the activations by final test accuracy.

@@ -519,7 +519,7 @@ pub fn write_outputs(study: &Study, dir: &Path) -> Result<Vec<std::path::PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::datasets::{Dataset, DatasetKind};
+    use crate::datasets::{Dataset, DatasetKind};
     use crate::study::metrics::Scores;
     use crate::study::options::Options;
     use crate::study::plot::tests::assert_well_formed;

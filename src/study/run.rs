@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
+use crate::datasets::Dataset;
 use crate::nn::LayerDiagnostics;
-use crate::study::datasets::Dataset;
 use crate::study::metrics::Scores;
 use crate::verify::Rng;
 use crate::{Activation, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
