@@ -1,4 +1,6 @@
-// Matrix products of the dense layer, f32 operands and f32 accumulation, with a bias + activation epilogue.
+// Matrix products of the dense layer, f32 accumulation, with a bias + activation epilogue. Operands A, B and the
+// fused Z are each f32, f16 or bf16 (override codes A_T, B_T, Z_T): bound as u32 words and decoded exactly at the
+// load (elem, matmul_common.wgsl), so every product is computed on the operands' exact values.
 // Appended by the host to storage.wgsl, activation_lib.wgsl and matmul_common.wgsl (src/shaders.rs), so the
 // epilogue (store_c) and the fused operand loads call act_forward / act_backward with the ACT, P0, P1 overrides.
 //
@@ -29,22 +31,39 @@ const FUSE_B: u32 = 2u;
 /// Register block: R x R outputs per thread.
 const R: u32 = 4u;
 
-@group(0) @binding(0) var<storage, read> a_in: array<f32>;
-@group(0) @binding(2) var<storage, read> b_in: array<f32>;
-@group(0) @binding(7) var<storage, read> z_in: array<f32>;
+/// Storage types of A, B and the fused Z (T_F32, T_F16, T_BF16 of storage.wgsl).
+override A_T: u32 = 0u;
+override B_T: u32 = 0u;
+override Z_T: u32 = 0u;
+
+@group(0) @binding(0) var<storage, read> a_in: array<u32>;
+@group(0) @binding(2) var<storage, read> b_in: array<u32>;
+@group(0) @binding(7) var<storage, read> z_in: array<u32>;
+
+fn raw_a(idx: u32) -> f32 {
+    return elem(A_T, a_in[word_of(A_T, idx)], idx);
+}
+
+fn raw_b(idx: u32) -> f32 {
+    return elem(B_T, b_in[word_of(B_T, idx)], idx);
+}
+
+fn raw_z(idx: u32) -> f32 {
+    return elem(Z_T, z_in[word_of(Z_T, idx)], idx);
+}
 
 fn load_a(idx: u32) -> f32 {
     if (FUSE == FUSE_A) {
-        return act_backward(z_in[idx], a_in[idx]);
+        return act_backward(raw_z(idx), raw_a(idx));
     }
-    return a_in[idx];
+    return raw_a(idx);
 }
 
 fn load_b(idx: u32) -> f32 {
     if (FUSE == FUSE_B) {
-        return act_backward(z_in[idx], b_in[idx]);
+        return act_backward(raw_z(idx), raw_b(idx));
     }
-    return b_in[idx];
+    return raw_b(idx);
 }
 
 fn store_block(i0: u32, di: u32, j0: u32, dj: u32, acc: array<vec4<f32>, 4>) {

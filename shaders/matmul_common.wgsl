@@ -1,5 +1,6 @@
 // What every matmul kernel shares (shaders/matmul.wgsl, and the generated subgroup kernels of
-// src/ops/matmul_subgroup.rs): the product's sizes and operand strides, the output bindings and the epilogue.
+// src/ops/matmul_subgroup.rs): the product's sizes and operand strides, the output bindings, the epilogue and the
+// decoding of an element of any storage type.
 // Appended by the host to storage.wgsl and activation_lib.wgsl (src/shaders.rs), so the epilogue calls act_forward
 // with the ACT, P0, P1 overrides.
 //
@@ -12,6 +13,8 @@ override WG: u32;
 override HAS_BIAS: bool = false;
 override STORE_Z: bool = false;
 override FUSE: u32 = 0u;
+/// Storage type of the bias (T_F32, T_F16, T_BF16 of storage.wgsl).
+override BIAS_T: u32 = 0u;
 
 struct MatmulParams {
     m: u32,
@@ -25,8 +28,22 @@ struct MatmulParams {
 
 @group(0) @binding(1) var<storage, read_write> c_out: array<f32>;
 @group(0) @binding(3) var<uniform> params: MatmulParams;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+// Read-only operands are bound as words and decoded by their type code (elem): f32 bits, or packed 16-bit pairs.
+@group(0) @binding(4) var<storage, read> bias: array<u32>;
 @group(0) @binding(5) var<storage, read_write> z_out: array<f32>;
+
+/// Word of element `idx` in a tensor of storage type `t`: the element itself (f32) or its packed pair.
+fn word_of(t: u32, idx: u32) -> u32 {
+    return select(idx >> 1u, idx, t == T_F32);
+}
+
+/// Element `idx` of a tensor of storage type `t`, given its word (`word_of`): exact (16-bit values are f32 values).
+fn elem(t: u32, word: u32, idx: u32) -> f32 {
+    if (t == T_F32) {
+        return bitcast<f32>(word);
+    }
+    return half_to_f32(t, (word >> ((idx & 1u) << 4u)) & 0xffffu);
+}
 
 /// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
 /// elements outside [M, N] are dropped.
@@ -36,7 +53,7 @@ fn store_c(i: u32, j: u32, c: f32) {
     }
     var z = c;
     if (HAS_BIAS) {
-        z += bias[j];
+        z += elem(BIAS_T, bias[word_of(BIAS_T, j)], j);
     }
     let o = i * params.n + j;
     if (STORE_Z) {

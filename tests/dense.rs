@@ -300,10 +300,8 @@ fn bad_shapes_and_types_are_typed_errors() {
     ));
     let half = g.upload_f32_as(&[1.0; 6], DType::F16).unwrap();
     let half = Tensor::from_buffer(g, half.buffer().clone(), &[3, 2], DType::F16).unwrap();
-    assert!(matches!(
-        actgpu::matmul(&x, &half),
-        Err(Error::DTypeMismatch { .. })
-    ));
+    // 16-bit operands are products like any other (tests/matmul_16bit.rs); the shapes still have to agree.
+    assert_eq!(actgpu::matmul(&x, &half).unwrap().shape(), [4, 2]);
 
     let (w, _) = random(g, 3, 2, 1.0, 3);
     let dense = Dense::new(Activation::Relu);

@@ -15,7 +15,8 @@
 //! differentiated once per 32-column or 64-row block of the product that reads it instead of once.
 
 use super::matmul::{
-    check_distinct, expect_shape, form_params, matrix, record_gemm, Form, Gemm, MatmulKernel,
+    check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
+    MatmulKernel,
 };
 use crate::ops::bias::record_column_sums;
 use crate::ops::dz_stats;
@@ -68,8 +69,8 @@ fn product<'a>(
     Ok(Gemm {
         kernel,
         op: "dense_backward",
-        a: a.buffer(),
-        b: b.buffer(),
+        a,
+        b,
         c,
         params: form_params(form, a, b)?,
         act,
@@ -82,7 +83,7 @@ fn product<'a>(
 /// `(m, k, n)` of `x [m, k]` and `w [k, n]`, checked.
 fn sizes(op: &'static str, x: &Tensor, w: &Tensor) -> Result<(usize, usize, usize)> {
     let [m, n, k, ..] = form_params(Form::AB, x, w)?;
-    expect_shape(op, x.gpu(), w, w.shape())?;
+    expect_shape_any(op, x.gpu(), w, w.shape())?;
     matrix(op, w)?;
     Ok((m as usize, k as usize, n as usize))
 }
@@ -117,12 +118,12 @@ impl Dense {
         let (m, _, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
         if let Some(b) = bias {
-            expect_shape(OP, gpu, b, &[n])?;
+            expect_shape_any(OP, gpu, b, &[n])?;
         }
-        expect_shape(OP, gpu, y, &[m, n])?;
+        expect_shape_any(OP, gpu, y, &[m, n])?;
         let mut outs = vec![y];
         if let Some(z) = z {
-            expect_shape(OP, gpu, z, &[m, n])?;
+            expect_shape_any(OP, gpu, z, &[m, n])?;
             outs.push(z);
         }
         let mut ins = vec![x.buffer(), w.buffer()];
@@ -133,8 +134,8 @@ impl Dense {
             Gemm {
                 kernel: self.kernel_for(gpu),
                 op: OP,
-                a: x.buffer(),
-                b: w.buffer(),
+                a: x,
+                b: w,
                 c: y,
                 params: form_params(Form::AB, x, w)?,
                 act: self.activation,
@@ -185,16 +186,16 @@ impl Dense {
         let (m, k, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
         for t in [z, dy] {
-            expect_shape(OP, gpu, t, &[m, n])?;
+            expect_shape_any(OP, gpu, t, &[m, n])?;
         }
-        expect_shape(OP, gpu, dw, &[k, n])?;
+        expect_shape_any(OP, gpu, dw, &[k, n])?;
         let mut outs = vec![dw];
         if let Some(db) = db {
-            expect_shape(OP, gpu, db, &[n])?;
+            expect_shape_any(OP, gpu, db, &[n])?;
             outs.push(db);
         }
         if let Some(dx) = dx {
-            expect_shape(OP, gpu, dx, &[m, k])?;
+            expect_shape_any(OP, gpu, dx, &[m, k])?;
             outs.push(dx);
         }
         if let Some(stats) = stats {
@@ -224,7 +225,7 @@ impl Dense {
                     // db = 1^T dZ: a one-row product whose A operand is the constant 1 (strides 0).
                     let one = gpu.upload(&[1.0f32])?;
                     let mut g = fused(x, Form::AtB, dy, db, (2, z))?;
-                    g.a = one.buffer();
+                    g.a = &one;
                     g.params = [1, n as u32, m as u32, 0, 0, n as u32, 1];
                     record_gemm(encoder, g)?;
                 }

@@ -122,12 +122,13 @@ impl Form {
 }
 
 /// One product for the kernel: sizes `C [m, n]`, inner size `k`, operand strides, and what the epilogue and the
-/// operand loads do.
+/// operand loads do. Operands, bias and Z may each be f32, f16 or bf16; so may C and `z_out` (written through an
+/// f32 scratch and one rounding pass, see [`record_gemm`]).
 pub(crate) struct Gemm<'a> {
     pub kernel: MatmulKernel,
     pub op: &'static str,
-    pub a: &'a wgpu::Buffer,
-    pub b: &'a wgpu::Buffer,
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
     pub c: &'a Tensor,
     /// `[m, n, k, sa_i, sa_p, sb_p, sb_j]`.
     pub params: [u32; 7],
@@ -160,15 +161,8 @@ pub(crate) fn form_params(form: Form, a: &Tensor, b: &Tensor) -> Result<[u32; 7]
     }
 }
 
-/// `(rows, cols)` of a 2-D f32 tensor.
+/// `(rows, cols)` of a 2-D tensor of any storage type.
 pub(crate) fn matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
-    if t.dtype() != DType::F32 {
-        return Err(Error::DTypeMismatch {
-            op,
-            expected: DType::F32,
-            got: t.dtype(),
-        });
-    }
     match *t.shape() {
         [r, c] => Ok((r, c)),
         _ => Err(Error::InvalidArgument {
@@ -179,6 +173,26 @@ pub(crate) fn matrix(op: &'static str, t: &Tensor) -> Result<(usize, usize)> {
             ),
         }),
     }
+}
+
+/// Checks that `t` is a tensor of any storage type and exactly `shape` in `gpu`'s context.
+pub(crate) fn expect_shape_any(
+    op: &'static str,
+    gpu: &Gpu,
+    t: &Tensor,
+    shape: &[usize],
+) -> Result<()> {
+    if !t.gpu().same_context(gpu) {
+        return Err(Error::DeviceMismatch { op });
+    }
+    if t.shape() != shape {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: shape.to_vec(),
+            got: t.shape().to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks that `t` is an f32 tensor of exactly `shape` in `gpu`'s context.
@@ -243,19 +257,25 @@ fn placeholder(gpu: &Gpu) -> wgpu::Buffer {
     })
 }
 
-/// The pipeline's module, entry point, workgroup size, `TX` and grid for `g`: the generated subgroup kernel
-/// where `g` is eligible ([`MatmulKernel::Subgroup`]), else the kernel of `shaders/matmul.wgsl`.
+/// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form)` for [`MatmulKernel::Subgroup`] (where the
+/// device has subgroups) or [`MatmulKernel::Vec4`], with no derivative fused into the loads and operands laid out
+/// as the generated kernels' `vec4` loads need ([`matmul_subgroup::form_of`]).
+fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form)> {
+    let (lanes, subgroup) = match (g.kernel, g.fuse) {
+        (MatmulKernel::Subgroup, None) => (subgroup_lanes(g.c.gpu())?, true),
+        (MatmulKernel::Vec4, None) => (VEC4_LANES, false),
+        _ => return None,
+    };
+    let form = matmul_subgroup::form_of(g.params)?;
+    Some((matmul_subgroup::ROWS, lanes, subgroup, form))
+}
+
+/// The pipeline's module, entry point, workgroup size, `TX` and grid for `g`: the generated kernel where `g` is
+/// eligible ([`generated`]) and both operands are f32, else the kernel of `shaders/matmul.wgsl`.
 fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
     let [m, n, ..] = g.params;
-    let generated = match (g.kernel, g.fuse) {
-        (MatmulKernel::Subgroup, None) => {
-            subgroup_lanes(g.c.gpu()).map(|lanes| (matmul_subgroup::ROWS, lanes, true))
-        }
-        (MatmulKernel::Vec4, None) => Some((matmul_subgroup::ROWS, VEC4_LANES, false)),
-        _ => None,
-    };
-    let form = matmul_subgroup::form_of(g.params);
-    if let (Some((rows, lanes, subgroup)), Some(form)) = (generated, form) {
+    let f32_operands = g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32;
+    if let (true, Some((rows, lanes, subgroup, form))) = (f32_operands, generated(g)) {
         let shader = ShaderId::MatmulGenerated {
             form,
             rows,
@@ -278,7 +298,19 @@ fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
     (ShaderId::Matmul, g.kernel.entry(), wg, tx, groups)
 }
 
+/// The f32 storage type code of a tensor as the kernels' `*_T` overrides take it.
+fn code(t: &Tensor) -> f64 {
+    f64::from(t.dtype().storage_code())
+}
+
 /// Records one product. `C [m, n]` with `m` or `n` 0 records nothing.
+///
+/// Storage types: the kernels of `shaders/matmul.wgsl` decode 16-bit A, B, Z and bias at the load (exact). The
+/// generated kernels ([`MatmulKernel::Subgroup`], [`MatmulKernel::Vec4`]) bind their operands as `vec4<f32>`, so a
+/// 16-bit operand is first widened into an f32 scratch by one conversion pass (exact, `O(rows x cols)` against the
+/// product's `O(m n k)`), which keeps the fast kernel. A 16-bit C or `z_out` is written to an f32 scratch and
+/// rounded once, to nearest even, by one conversion pass (a 16-bit store from the kernel would race: the two
+/// halves of a packed word belong to different threads).
 pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
     gpu.check_lost()?;
@@ -287,6 +319,50 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     if m == 0 || n == 0 {
         return Ok(());
     }
+    let wide = |t: &Tensor| -> Result<Option<Tensor>> {
+        match t.dtype() {
+            DType::F32 => Ok(None),
+            _ => gpu.zeros(t.shape(), DType::F32).map(Some),
+        }
+    };
+    let (mut a32, mut b32) = (None, None);
+    if generated(&g).is_some() {
+        a32 = wide(g.a)?;
+        b32 = wide(g.b)?;
+        for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
+            if let Some(dst) = dst {
+                src.record_cast(encoder, dst)?;
+            }
+        }
+    }
+    let c32 = wide(g.c)?;
+    let z32 = match g.z_out {
+        Some(z) => wide(z)?,
+        None => None,
+    };
+    let (c, z_out) = (g.c, g.z_out);
+    record_f32_out(
+        encoder,
+        Gemm {
+            a: a32.as_ref().unwrap_or(g.a),
+            b: b32.as_ref().unwrap_or(g.b),
+            c: c32.as_ref().unwrap_or(c),
+            z_out: z32.as_ref().or(z_out),
+            ..g
+        },
+    )?;
+    if let Some(t) = &c32 {
+        t.record_cast(encoder, c)?;
+    }
+    if let (Some(t), Some(z)) = (&z32, z_out) {
+        t.record_cast(encoder, z)?;
+    }
+    Ok(())
+}
+
+/// [`record_gemm`] once C and `z_out` are f32 and a generated kernel's operands are f32.
+fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+    let gpu = g.c.gpu();
     let (shader, entry, wg, tx, groups) = plan(&g);
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     for requested in [groups.0, groups.1] {
@@ -302,7 +378,7 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     let bias = g.bias.map_or(&read_spare, Tensor::buffer);
     let z_out = g.z_out.map_or(&write_spare, Tensor::buffer);
     let z_in = g.fuse.map_or(&read_spare, |(_, z)| z.buffer());
-    for b in [g.a, g.b, g.c.buffer(), bias, z_out, z_in] {
+    for b in [g.a.buffer(), g.b.buffer(), g.c.buffer(), bias, z_out, z_in] {
         check_binding(gpu, b)?;
     }
     let [p0, p1] = g.act.params();
@@ -315,16 +391,22 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
         ("HAS_BIAS", flag(g.bias.is_some())),
         ("STORE_Z", flag(g.z_out.is_some())),
         ("FUSE", f64::from(g.fuse.map_or(0, |(which, _)| which))),
+        ("BIAS_T", g.bias.map_or(0.0, code)),
     ];
     if !generated {
-        constants.push(("TX", f64::from(tx)));
+        constants.extend([
+            ("TX", f64::from(tx)),
+            ("A_T", code(g.a)),
+            ("B_T", code(g.b)),
+            ("Z_T", g.fuse.map_or(0.0, |(_, z)| code(z))),
+        ]);
     }
     let key = PipelineKey::new(shader, entry, wg, &constants).with_custom(g.act.custom_id());
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
     let mut entries = vec![
-        whole(Slot::X, g.a),
+        whole(Slot::X, g.a.buffer()),
         whole(Slot::Out, g.c.buffer()),
-        whole(Slot::Dy, g.b),
+        whole(Slot::Dy, g.b.buffer()),
         whole(Slot::Bias, bias),
         wgpu::BindGroupEntry {
             binding: 5,
@@ -342,7 +424,10 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     Ok(())
 }
 
-/// Records `out = form(a, b)` with `kernel` (see [`Form`] for the shapes). Operands are 2-D f32 tensors.
+/// Records `out = form(a, b)` with `kernel` (see [`Form`] for the shapes), `out[i, j] = sum_p A(i, p) B(p, j)`
+/// accumulated in f32. `a`, `b` and `out` are 2-D tensors, each f32, f16 or bf16 independently: 16-bit operands
+/// are decoded exactly, so the result is the f32-accumulated product of their exact values, and a 16-bit `out` is
+/// that f32 result rounded once, to nearest even.
 pub fn record_form(
     kernel: MatmulKernel,
     encoder: &mut wgpu::CommandEncoder,
@@ -353,16 +438,16 @@ pub fn record_form(
 ) -> Result<()> {
     let op = form.name();
     let params = form_params(form, a, b)?;
-    expect_shape(op, a.gpu(), b, b.shape())?;
-    expect_shape(op, a.gpu(), out, &[params[0] as usize, params[1] as usize])?;
+    expect_shape_any(op, a.gpu(), b, b.shape())?;
+    expect_shape_any(op, a.gpu(), out, &[params[0] as usize, params[1] as usize])?;
     check_distinct(op, &[out], &[a.buffer(), b.buffer()])?;
     record_gemm(
         encoder,
         Gemm {
             kernel,
             op,
-            a: a.buffer(),
-            b: b.buffer(),
+            a,
+            b,
             c: out,
             params,
             act: Activation::Identity,
@@ -373,7 +458,7 @@ pub fn record_form(
     )
 }
 
-/// `form(a, b)` into a new f32 tensor with `kernel`; submits and waits.
+/// `form(a, b)` into a new f32 tensor with `kernel` (operands of any storage type); submits and waits.
 pub fn form_with(kernel: MatmulKernel, form: Form, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let [m, n, ..] = form_params(form, a, b)?;
     let out = a.gpu().zeros(&[m as usize, n as usize], DType::F32)?;
