@@ -13,6 +13,21 @@
 //! was measured slower on lavapipe and llvmpipe (examples/zz_matmul_probe.rs, m = 256, k = 784, n = 512: relu
 //! 187 vs 130 ms, gelu 277 vs 134 ms on lavapipe), because each dZ element is read, with its Z, and
 //! differentiated once per 32-column or 64-row block of the product that reads it instead of once.
+//!
+//! # Storage types
+//!
+//! Every tensor is f32, f16 or bf16, in any mix, with f32 arithmetic throughout (16-bit inputs are decoded
+//! exactly; each 16-bit output is the f32 result rounded once, to nearest even):
+//!
+//! | pass | inputs of any type | outputs of any type |
+//! |---|---|---|
+//! | forward | X, W, b | Y, Z |
+//! | backward, [`DzMode::Separate`] | X, W, Z, dY | dW, db, dX (dZ itself is an internal f32 buffer) |
+//! | backward, [`DzMode::Fused`] | X, W, Z, dY | dW, db, dX |
+//!
+//! The one exception: with the dead / saturated counts ([`Dense::record_backward_with_stats`]), Z and dY must be
+//! f32 (the counting pass, `shaders/dz_stats.wgsl`, reads f32); others are [`crate::Error::DTypeMismatch`]. The
+//! usual mixed-precision layer keeps X and W in f16 or bf16 and the gradients in f32.
 
 use super::matmul::{
     check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
@@ -104,7 +119,8 @@ impl Dense {
 
     /// Records `Y = f(X W + b)` in one kernel: `x [m, k]`, `w [k, n]`, `bias [n]` (optional), `y [m, n]`, and,
     /// when `z` is given, the pre-activation `Z = X W + b` into it (`[m, n]`), for the backward pass. With
-    /// `k = 0`, `Y = f(b)` (or `f(0)`).
+    /// `k = 0`, `Y = f(b)` (or `f(0)`). Every tensor may be f32, f16 or bf16 (a 16-bit Y or Z adds one
+    /// conversion pass each, see the module documentation).
     pub fn record_forward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -148,7 +164,8 @@ impl Dense {
 
     /// Records the gradients from `x [m, k]`, `w [k, n]`, the pre-activation `z [m, n]` and `dy [m, n]`:
     /// `dW = X^T dZ` into `dw [k, n]`, and where given `db [n]` (column sums of dZ) and `dX = dZ W^T` into
-    /// `dx [m, k]`, with `dZ = dY * f'(Z)` formed as [`Dense::dz`] says.
+    /// `dx [m, k]`, with `dZ = dY * f'(Z)` formed as [`Dense::dz`] says. Every tensor may be f32, f16 or bf16
+    /// (see the module documentation).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward(
         &self,
@@ -168,7 +185,8 @@ impl Dense {
     /// [`crate::ops::dz_stats`]) adds to it the number of elements of Z whose activation derivative is zero
     /// (dead) and whose `|f'(z)|` is below [`crate::ops::dz_stats::SATURATION_THRESHOLD`] (saturated). With
     /// [`DzMode::Separate`] the pass that writes dZ counts them (no extra pass over memory); with
-    /// [`DzMode::Fused`], which never forms dZ, one extra pass reads Z to count them.
+    /// [`DzMode::Fused`], which never forms dZ, one extra pass reads Z to count them. With `stats`, Z and dY
+    /// must be f32 ([`crate::Error::DTypeMismatch`] otherwise).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward_with_stats(
         &self,
@@ -259,7 +277,7 @@ impl Dense {
         Ok(())
     }
 
-    /// `Y = f(X W + b)` into a new tensor; submits and waits.
+    /// `Y = f(X W + b)` into a new f32 tensor (inputs of any storage type); submits and waits.
     pub fn forward(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let (m, _, n) = sizes("dense_forward", x, w)?;
         let y = x.gpu().zeros(&[m, n], DType::F32)?;
@@ -269,7 +287,7 @@ impl Dense {
         Ok(y)
     }
 
-    /// `(Y, Z)`: the output and the pre-activation the backward pass needs; submits and waits.
+    /// `(Y, Z)`: the output and the pre-activation the backward pass needs, both f32; submits and waits.
     pub fn forward_train(
         &self,
         x: &Tensor,
@@ -285,7 +303,7 @@ impl Dense {
         Ok((y, z))
     }
 
-    /// dX, dW and db into new tensors; submits and waits.
+    /// dX, dW and db into new f32 tensors; submits and waits.
     pub fn backward(&self, x: &Tensor, w: &Tensor, z: &Tensor, dy: &Tensor) -> Result<DenseGrads> {
         let (m, k, n) = sizes("dense_backward", x, w)?;
         let gpu = x.gpu();

@@ -1,11 +1,28 @@
 //! Matrix products of the dense layer (`shaders/matmul.wgsl`): `Y = X W`, `dW = X^T dZ`, `dX = dZ W^T`, f32
-//! operands, f32 accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros).
+//! accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros).
 //!
 //! All three forms run one generic kernel over strided operands, `C[i, j] = sum_p A(i, p) B(p, j)`, so no
 //! transpose is ever materialised. Three kernels, chosen per adapter by [`MatmulKernel::for_gpu`]:
 //! [`MatmulKernel::Subgroup`] (CPU adapters with subgroups: generated code, see `src/ops/matmul_subgroup.rs`),
 //! [`MatmulKernel::Direct`] (operands straight from storage, no workgroup memory) and [`MatmulKernel::Tiled`]
 //! (K staged through workgroup memory).
+//!
+//! # Storage types
+//!
+//! A, B and C are each f32, f16 or bf16, in any mix. The sum is always over the operands' exact values in f32,
+//! `C = round_t(sum_p A(i, p) B(p, j))` with `round_t` the identity for an f32 C and one round to nearest even
+//! for a 16-bit C:
+//!
+//! - [`MatmulKernel::Direct`] and [`MatmulKernel::Tiled`] decode 16-bit operands in their loads (override type
+//!   codes `A_T`, `B_T`, the integer codecs of `shaders/storage.wgsl`).
+//! - [`MatmulKernel::Subgroup`] and [`MatmulKernel::Vec4`] load `vec4<f32>`s, so a 16-bit operand is widened to
+//!   an f32 scratch by one conversion pass first (exact; `O(rows cols)` work against the product's `O(m n k)`).
+//!   Measured against running the direct kernel, which decodes in its loads, on a loaded 2-core machine (Mesa
+//!   22.3.6, `A` and `B` both f16, median of 4): lavapipe 256x784x512 7.8 vs 32.7 ms, 1024^3 75 vs 367 ms (f32
+//!   operands: 10.3 and 67 ms); llvmpipe GL 16.6 vs 30.1 ms, 172 vs 356 ms (f32: 14.2 and 161 ms). Widening
+//!   costs about what the noise does; falling back would cost 2x to 5x.
+//! - A 16-bit C (or pre-activation Z of the dense forward) goes through an f32 scratch and one conversion pass:
+//!   a kernel storing 16-bit values would race, the two halves of a packed word belonging to different threads.
 
 use super::elementwise::{dispatch, whole, Slot};
 use super::matmul_subgroup;
@@ -26,12 +43,12 @@ pub enum MatmulKernel {
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
     /// Runs where the device has `SUBGROUP` with one fixed subgroup size, the operands' rows hold whole `vec4`s
     /// (see `src/ops/matmul_subgroup.rs`) and no derivative is fused into the loads; anything else runs
-    /// [`MatmulKernel::Direct`]. The choice on CPU adapters with subgroups (lavapipe): about 4.5x the direct kernel at
+    /// [`MatmulKernel::Direct`]. 16-bit operands are widened to f32 first (see the module documentation). The choice on CPU adapters with subgroups (lavapipe): about 4.5x the direct kernel at
     /// 256x784x512.
     Subgroup,
     /// The blocks of [`MatmulKernel::Subgroup`] (32 rows by 4 columns per invocation) without subgroups: each
     /// invocation loads its own A, `vec4` loads of both operands, 16 invocations per workgroup. Runs where the
-    /// operands' rows hold whole `vec4`s, else [`MatmulKernel::Direct`]. The choice on CPU adapters without
+    /// operands' rows hold whole `vec4`s, else [`MatmulKernel::Direct`]; 16-bit operands are widened to f32 first. The choice on CPU adapters without
     /// subgroups (llvmpipe GL), measured in one run on a loaded 2-core machine at 256x784x512: 5.4 GFLOP/s
     /// against 4.7 with 8 rows per invocation and 2.6 for the direct kernel.
     Vec4,
@@ -298,7 +315,7 @@ fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
     (ShaderId::Matmul, g.kernel.entry(), wg, tx, groups)
 }
 
-/// The f32 storage type code of a tensor as the kernels' `*_T` overrides take it.
+/// The storage type code of a tensor as the kernels' `*_T` overrides take it.
 fn code(t: &Tensor) -> f64 {
     f64::from(t.dtype().storage_code())
 }
@@ -468,7 +485,8 @@ pub fn form_with(kernel: MatmulKernel, form: Form, a: &Tensor, b: &Tensor) -> Re
     Ok(out)
 }
 
-/// Records `y = x w`: `x [m, k]`, `w [k, n]`, `y [m, n]`, `y[i, j] = sum_p x[i, p] w[p, j]`.
+/// Records `y = x w`: `x [m, k]`, `w [k, n]`, `y [m, n]`, `y[i, j] = sum_p x[i, p] w[p, j]`; any storage types
+/// (see [`record_form`]).
 pub fn record_matmul(
     encoder: &mut wgpu::CommandEncoder,
     x: &Tensor,
@@ -478,7 +496,8 @@ pub fn record_matmul(
     record_form(MatmulKernel::for_gpu(x.gpu()), encoder, Form::AB, x, w, y)
 }
 
-/// Records `dw = x^T dz`: `x [m, k]`, `dz [m, n]`, `dw [k, n]`, `dw[i, j] = sum_p x[p, i] dz[p, j]`.
+/// Records `dw = x^T dz`: `x [m, k]`, `dz [m, n]`, `dw [k, n]`, `dw[i, j] = sum_p x[p, i] dz[p, j]`; any storage
+/// types (see [`record_form`]).
 pub fn record_matmul_at_b(
     encoder: &mut wgpu::CommandEncoder,
     x: &Tensor,
@@ -495,7 +514,8 @@ pub fn record_matmul_at_b(
     )
 }
 
-/// Records `dx = dz w^T`: `dz [m, n]`, `w [k, n]`, `dx [m, k]`, `dx[i, j] = sum_p dz[i, p] w[j, p]`.
+/// Records `dx = dz w^T`: `dz [m, n]`, `w [k, n]`, `dx [m, k]`, `dx[i, j] = sum_p dz[i, p] w[j, p]`; any storage
+/// types (see [`record_form`]).
 pub fn record_matmul_a_bt(
     encoder: &mut wgpu::CommandEncoder,
     dz: &Tensor,
@@ -512,17 +532,17 @@ pub fn record_matmul_a_bt(
     )
 }
 
-/// `x w` into a new tensor; submits and waits.
+/// `x w` into a new f32 tensor; submits and waits.
 pub fn matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     form_with(MatmulKernel::for_gpu(x.gpu()), Form::AB, x, w)
 }
 
-/// `x^T dz` into a new tensor; submits and waits.
+/// `x^T dz` into a new f32 tensor; submits and waits.
 pub fn matmul_at_b(x: &Tensor, dz: &Tensor) -> Result<Tensor> {
     form_with(MatmulKernel::for_gpu(x.gpu()), Form::AtB, x, dz)
 }
 
-/// `dz w^T` into a new tensor; submits and waits.
+/// `dz w^T` into a new f32 tensor; submits and waits.
 pub fn matmul_a_bt(dz: &Tensor, w: &Tensor) -> Result<Tensor> {
     form_with(MatmulKernel::for_gpu(dz.gpu()), Form::ABt, dz, w)
 }
