@@ -87,7 +87,8 @@ pub struct Plan {
 
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
-    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3, 256x784x512 and 256x512x512; a
+    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 (in all three types), 256x784x512
+    /// and 256x512x512; a
     /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at 256x784x512 and 256x512x512;
     /// [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
@@ -198,7 +199,8 @@ impl Plan {
         self.run_training(timer, on_row)
     }
 
-    /// The compute-bound rows: matmuls, dense layers, training steps (f32, judged against the FMA ceiling).
+    /// The compute-bound rows, judged against the FMA ceiling: matmuls (f32, and at the largest product also the
+    /// [`Plan::large_only_dtypes`] as X and W), dense layers and training steps (f32).
     fn run_training(&self, timer: &Timer, on_row: &mut dyn FnMut(Row)) -> Result<()> {
         let gpu = timer.gpu();
         let row =
@@ -213,16 +215,22 @@ impl Plan {
                 bound: Bound::Arithmetic,
                 variant: None,
             };
+        // Operands in every type at the largest product (16-bit X and W, f32 Y), f32 elsewhere.
+        let largest = self
+            .matmuls
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .max();
         for (i, &shape) in self.matmuls.iter().enumerate() {
-            let ops = MatmulOperands::new(gpu, shape, 0x3a7 + i as u64)?;
-            let m = measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep))?;
-            on_row(row(
-                "matmul".into(),
-                "forward",
-                shape.to_vec(),
-                m,
-                ops.flops(),
-            ));
+            let volume = Some(shape.iter().product::<usize>());
+            for dtype in self.dtypes_at(volume == largest) {
+                let ops = MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?;
+                let m = measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep))?;
+                on_row(Row {
+                    dtype: dtype.name(),
+                    ..row("matmul".into(), "forward", shape.to_vec(), m, ops.flops())
+                });
+            }
         }
         for (i, &(act, shape)) in self.dense.iter().enumerate() {
             let ops = DenseOperands::new(gpu, act, shape, 0xde5 + i as u64)?;

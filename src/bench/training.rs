@@ -17,9 +17,10 @@
 use super::activations::{flops_per_element, random_values, rotation_sets};
 use crate::ops::matmul::record_matmul;
 use crate::verify::{Pass, Rng};
-use crate::{Activation, Dense, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
+use crate::{Activation, DType, Dense, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
 
-/// Random operands of `Y = X W`, `x [m, k]`, `w [k, n]`, rotated like the elementwise ones.
+/// Random operands of `Y = X W`, `x [m, k]`, `w [k, n]` (both of one storage type), `y` f32, rotated like the
+/// elementwise ones.
 #[derive(Debug)]
 pub struct MatmulOperands {
     shape: [usize; 3],
@@ -27,19 +28,29 @@ pub struct MatmulOperands {
 }
 
 impl MatmulOperands {
-    /// Operands for `[m, k, n]`, entries uniform in [-1, 1).
+    /// f32 operands for `[m, k, n]`, entries uniform in [-1, 1).
     pub fn new(gpu: &Gpu, shape: [usize; 3], seed: u64) -> Result<Self> {
+        Self::with_dtype(gpu, shape, DType::F32, seed)
+    }
+
+    /// Operands for `[m, k, n]` with `x` and `w` in `dtype` (entries uniform in [-1, 1), rounded to it).
+    pub fn with_dtype(gpu: &Gpu, shape: [usize; 3], dtype: DType, seed: u64) -> Result<Self> {
         let [m, k, n] = shape;
         let mut rng = Rng::new(seed);
         let x = random_values(&mut rng, m * k, -1.0, 1.0);
         let w = random_values(&mut rng, k * n, -1.0, 1.0);
-        let count = rotation_sets(4 * (m * k + k * n + m * n) as u64);
+        let operand_bytes = dtype.size_bytes() * (m * k + k * n) + 4 * m * n;
+        let count = rotation_sets(operand_bytes as u64);
+        let upload = |v: &[f32], shape: &[usize]| -> Result<Tensor> {
+            let t = gpu.upload_f32_as(v, dtype)?;
+            Tensor::from_buffer(gpu, t.buffer().clone(), shape, dtype)
+        };
         let sets = (0..count)
             .map(|_| {
                 Ok([
-                    gpu.upload_shaped(&x, &[m, k])?,
-                    gpu.upload_shaped(&w, &[k, n])?,
-                    gpu.zeros(&[m, n], crate::DType::F32)?,
+                    upload(&x, &[m, k])?,
+                    upload(&w, &[k, n])?,
+                    gpu.zeros(&[m, n], DType::F32)?,
                 ])
             })
             .collect::<Result<_>>()?;
@@ -104,11 +115,11 @@ impl DenseOperands {
             let w = gpu.upload_shaped(&w, &[k, n])?;
             let set = DenseSet {
                 b: gpu.upload(&b)?,
-                y: gpu.zeros(&[m, n], crate::DType::F32)?,
-                z: gpu.zeros(&[m, n], crate::DType::F32)?,
+                y: gpu.zeros(&[m, n], DType::F32)?,
+                z: gpu.zeros(&[m, n], DType::F32)?,
                 dy: gpu.upload_shaped(&dy, &[m, n])?,
                 dw: w.zeros_like()?,
-                db: gpu.zeros(&[n], crate::DType::F32)?,
+                db: gpu.zeros(&[n], DType::F32)?,
                 dx: x.zeros_like()?,
                 x,
                 w,
