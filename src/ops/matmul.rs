@@ -28,6 +28,7 @@ use super::elementwise::{dispatch, whole, Slot};
 use super::matmul_subgroup;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
+use crate::tensor::padded_bytes;
 use crate::{Activation, DType, Error, Gpu, Result, Tensor};
 
 /// Which matmul kernel runs. Both give the same results up to f32 rounding order.
@@ -325,7 +326,8 @@ fn code(t: &Tensor) -> f64 {
 /// Storage types: the kernels of `shaders/matmul.wgsl` decode 16-bit A, B, Z and bias at the load (exact). The
 /// generated kernels ([`MatmulKernel::Subgroup`], [`MatmulKernel::Vec4`]) bind their operands as `vec4<f32>`, so a
 /// 16-bit operand is first widened into an f32 scratch by one conversion pass (exact, `O(rows x cols)` against the
-/// product's `O(m n k)`), which keeps the fast kernel. A 16-bit C or `z_out` is written to an f32 scratch and
+/// product's `O(m n k)`), which keeps the fast kernel; where the f32 copy would pass the storage-binding limit,
+/// the direct kernel runs instead. A 16-bit C or `z_out` is written to an f32 scratch and
 /// rounded once, to nearest even, by one conversion pass (a 16-bit store from the kernel would race: the two
 /// halves of a packed word belong to different threads).
 pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
@@ -342,8 +344,11 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
             _ => gpu.zeros(t.shape(), DType::F32).map(Some),
         }
     };
+    // Widened operands past the binding limit leave the product to the direct kernel, which decodes in place.
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    let fits = |t: &Tensor| padded_bytes(t.len(), DType::F32) <= max;
     let (mut a32, mut b32) = (None, None);
-    if generated(&g).is_some() {
+    if generated(&g).is_some() && fits(g.a) && fits(g.b) {
         a32 = wide(g.a)?;
         b32 = wide(g.b)?;
         for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
