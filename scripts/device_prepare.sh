@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Prepares a real-GPU check for a session that is lent a device machine (see scripts/device_check.sh):
+# builds the release binaries of `validate` and `bench` here and fetches the Vulkan / EGL loaders, which the
+# device machine lacks, as .deb files. Both land in folders that git ignores (.device-bin, .gl) and that the
+# device tool's `carry` takes along. Run from the repository root; needs network access to Debian's mirrors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/exclude
+grep -qx '/.device-bin/' .git/info/exclude 2>/dev/null || echo '/.device-bin/' >> .git/info/exclude
+
+cargo build --release --example validate --example bench
+mkdir -p .device-bin
+cp target/release/examples/validate target/release/examples/bench .device-bin/
+
+mkdir -p .gl /tmp/amd64/partial
+o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+# shellcheck disable=SC2086
+apt-get $o update >/dev/null
+# shellcheck disable=SC2086
+(cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+du -sh .device-bin .gl
+echo "ready: call the device tool with carry [\".device-bin\", \".gl\"] and command \"bash scripts/device_check.sh\""
