@@ -129,7 +129,26 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
             }
         }
     }
+    // Overlapping names (`training` and `matmul`, `train_step` and `train_step_adam`) measure once.
+    dedup(&mut plan.activations);
+    dedup(&mut plan.fused);
+    dedup(&mut plan.matmuls);
+    dedup(&mut plan.dense);
+    dedup(&mut plan.mlps);
+    dedup(&mut plan.comparisons);
+    dedup(&mut plan.dense_comparisons);
     Ok(())
+}
+
+/// Keeps the first of equal items, in order.
+fn dedup<T: PartialEq + Clone>(items: &mut Vec<T>) {
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    *items = kept;
 }
 
 fn parse_args() -> Result<Args, String> {
