@@ -6,27 +6,10 @@ mod common;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::{compare_bounded, Check, POISON};
+use actgpu::verify::{compare_bounded, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
 use common::gpu;
-
-/// Unit roundoff of f32, 2^-24.
-const U: f64 = 1.0 / 16_777_216.0;
-
-/// `DOT_F32`, the bound on an f32 dot product of `k` terms, `|got - ref| <= 1e-6 + (k + 2) u sum_i |a_i b_i|`
-/// with `u = 2^-24`. Justification: summing k products in f32 in any order, fused or not, is within
-/// `gamma_k sum |a_i b_i|` of the exact sum (`gamma_k = k u / (1 - k u)`, Higham, Accuracy and Stability, 3.1);
-/// the bias add and the final store add at most two more roundings; `1e-6` absorbs subnormals flushed to zero.
-/// It is the worst case, not a statistical estimate, so it holds for every summation order either kernel uses,
-/// and it is tight enough that a term dropped or counted twice (about `sum / k` for random data) fails.
-fn dot_bound(k: usize, abs_sum: f64) -> f64 {
-    let g = (k + 2) as f64 * U;
-    1e-6 + g / (1.0 - g) * abs_sum
-}
-
-/// Largest `|f'|` of the activations tested here (GELU's 1.129 is the largest), with a margin: an error `e` in
-/// the pre-activation moves `f(z)` by at most `LIPSCHITZ e`.
-const LIPSCHITZ: f64 = 1.2;
+use common::products::{assert_ok, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
 
 fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -40,10 +23,6 @@ fn random(g: &Gpu, rows: usize, cols: usize, scale: f64, seed: u64) -> (Tensor, 
 fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();
     g.upload_shaped(&vec![POISON; n], shape).unwrap()
-}
-
-fn assert_ok(what: &str, check: Check) {
-    assert!(check.ok(), "{what}: {check:#?}");
 }
 
 /// Odd sizes, 1, tile multiples and 0 in each dimension; the last two have every size the subgroup kernel's
@@ -60,34 +39,6 @@ const SHAPES: [(usize, usize, usize); 11] = [
     (9, 130, 70),
     (36, 68, 20),
     (33, 260, 12),
-];
-
-/// `(a shape, b shape, out shape, inner size)` of a form over the dense layer's `(m, k, n)`.
-fn dims(
-    form: Form,
-    (m, k, n): (usize, usize, usize),
-) -> ([usize; 2], [usize; 2], [usize; 2], usize) {
-    match form {
-        Form::AB => ([m, k], [k, n], [m, n], k),
-        Form::AtB => ([m, k], [m, n], [k, n], m),
-        Form::ABt => ([m, n], [k, n], [m, k], n),
-    }
-}
-
-fn reference(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
-    match form {
-        Form::AB => cpu::dense::matmul(a, b, m, k, n),
-        Form::AtB => cpu::dense::matmul_at_b(a, b, m, k, n),
-        Form::ABt => cpu::dense::matmul_a_bt(a, b, m, k, n),
-    }
-}
-
-/// Every kernel; [`MatmulKernel::Subgroup`] runs the direct kernel where the device has no subgroups (GL).
-const KERNELS: [MatmulKernel; 4] = [
-    MatmulKernel::Direct,
-    MatmulKernel::Tiled,
-    MatmulKernel::Subgroup,
-    MatmulKernel::Vec4,
 ];
 
 #[test]

@@ -8,20 +8,10 @@ mod common;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::{compare_bounded, poison_bits, Check, POISON};
+use actgpu::verify::{compare_bounded, poison_bits, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
 use common::gpu;
-
-/// Unit roundoff of f32, 2^-24.
-const U: f64 = 1.0 / 16_777_216.0;
-
-/// `DOT_F32`, as in tests/dense.rs: an f32 dot product of `k` terms is within
-/// `1e-6 + gamma_{k+2} sum_i |a_i b_i|` of the exact one (Higham 3.1; two more roundings for bias and store, 1e-6
-/// for subnormals flushed to zero).
-fn dot_bound(k: usize, abs_sum: f64) -> f64 {
-    let g = (k + 2) as f64 * U;
-    1e-6 + g / (1.0 - g) * abs_sum
-}
+use common::products::{assert_ok, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
 
 /// `STORE_16`: a value within `e` of `want` in f32, then rounded once to nearest in `dtype`, is within
 /// `e + u_t (|want| + e) + s_t` of `want`, with `u_t` the type's unit roundoff (f16 2^-11, bf16 2^-8, f32 0: no
@@ -35,9 +25,6 @@ fn stored(dtype: DType, e: f64, want: f64) -> f64 {
     };
     e + u * (want.abs() + e) + s
 }
-
-/// Largest `|f'|` of the activations tested here (GELU's 1.129), with a margin.
-const LIPSCHITZ: f64 = 1.2;
 
 /// A `[rows, cols]` tensor of `dtype` holding random values exactly representable in it, and those values.
 fn random(
@@ -78,10 +65,6 @@ fn poisoned(g: &Gpu, shape: &[usize], dtype: DType) -> Tensor {
     }
 }
 
-fn assert_ok(what: &str, check: Check) {
-    assert!(check.ok(), "{what}: {check:#?}");
-}
-
 /// Odd sizes, 1, tile multiples and 0 in each dimension, and shapes the generated kernels take (multiples of 4
 /// with tails of their 32-row block, 32-column block and K chunk).
 const SHAPES: [(usize, usize, usize); 10] = [
@@ -110,33 +93,7 @@ const COMBOS: [(DType, DType, DType); 8] = [
     (DType::F32, DType::F16, DType::F32),
 ];
 
-const KERNELS: [MatmulKernel; 4] = [
-    MatmulKernel::Direct,
-    MatmulKernel::Tiled,
-    MatmulKernel::Subgroup,
-    MatmulKernel::Vec4,
-];
-
 const FORMS: [Form; 3] = [Form::AB, Form::AtB, Form::ABt];
-
-fn dims(
-    form: Form,
-    (m, k, n): (usize, usize, usize),
-) -> ([usize; 2], [usize; 2], [usize; 2], usize) {
-    match form {
-        Form::AB => ([m, k], [k, n], [m, n], k),
-        Form::AtB => ([m, k], [m, n], [k, n], m),
-        Form::ABt => ([m, n], [k, n], [m, k], n),
-    }
-}
-
-fn reference(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
-    match form {
-        Form::AB => cpu::dense::matmul(a, b, m, k, n),
-        Form::AtB => cpu::dense::matmul_at_b(a, b, m, k, n),
-        Form::ABt => cpu::dense::matmul_a_bt(a, b, m, k, n),
-    }
-}
 
 #[test]
 fn every_form_with_16_bit_operands_matches_the_decoded_reference() {

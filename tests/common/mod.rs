@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod products;
+
 use std::sync::OnceLock;
 
 use actgpu::Gpu;
