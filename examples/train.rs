@@ -1,12 +1,14 @@
 //! Trains a small MLP on the GPU on a built-in synthetic dataset: three interleaved spirals in the plane, generated
 //! from a seed (no downloads), 2 -> 64 -> 64 -> 3 with GELU, softmax cross-entropy and Adam.
 //!
-//! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd]`
-//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend.)
+//! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd --activation gelu --diagnostics]`
+//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any name of `Activation::ALL`.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
-//! held-out test set drawn from the same spirals.
+//! held-out test set drawn from the same spirals. With `--diagnostics`, each epoch's line is followed by one per
+//! layer from the epoch's last step: the gradient norm `sqrt(|dW|^2 + |db|^2)` and the shares of hidden units with
+//! `f'(z) = 0` (dead) and `0 < |f'(z)| < 1e-3` (saturated), gathered by the step's own kernels.
 //!
 //! `-- --time` instead times one `train_step` of a 784-512-512-10 GELU MLP at batch 256 with SGD and with Adam
 //! (median of 5 after 2 warm-up steps, waiting for the device each time) and prints milliseconds per step.
@@ -83,13 +85,24 @@ fn main() -> actgpu::Result<()> {
     } else {
         Optimizer::Adam(Adam::new(0.01))
     };
+    let name = args
+        .iter()
+        .position(|a| a == "--activation")
+        .and_then(|i| args.get(i + 1))
+        .map_or("gelu", String::as_str);
+    let Some(act) = Activation::from_name(name) else {
+        eprintln!("train: unknown activation {name:?}");
+        std::process::exit(2);
+    };
     let sizes = [2, 64, 64, CLASSES];
-    let hidden = [Activation::Gelu, Activation::Gelu];
+    let hidden = [act, act];
     let mut net = Mlp::new(&gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, seed)?;
+    let diagnostics = args.iter().any(|a| a == "--diagnostics");
+    net.set_diagnostics(diagnostics)?;
     let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
     let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;
     println!(
-        "{} training points, {} test points, {opt:?}",
+        "{} training points, {} test points, {act} hidden layers, {opt:?}",
         train_y.len(),
         test_y.len()
     );
@@ -115,6 +128,16 @@ fn main() -> actgpu::Result<()> {
         let train_acc = net.evaluate(&train_t, &train_y)?;
         let test_acc = net.evaluate(&test_t, &test_y)?;
         println!("{epoch:5}  {loss:16.5}  {train_acc:9.3}  {test_acc:8.3}");
+        if diagnostics {
+            for (l, d) in net.diagnostics()?.iter().enumerate() {
+                println!(
+                    "       layer {l}: |grad| {:.3e}  dead {:5.1}%  saturated {:5.1}%",
+                    d.grad_norm(),
+                    100.0 * d.dead_fraction(),
+                    100.0 * d.saturated_fraction()
+                );
+            }
+        }
     }
     println!("{epochs} epochs in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
