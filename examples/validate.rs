@@ -11,6 +11,9 @@
 //!
 //! The fused ops follow in each type (unless `--only` picks one activation): bias + every activation (y, dx
 //! and db), the gated units in both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`.
+//! Then the training kernels (`actgpu::verify::training`): the three product forms with operands in each type,
+//! and in f32 the dense layer forward (y, z) and backward (dw, db, dx), the three losses with their gradients,
+//! and six optimizer configurations over five steps, each within a stated worst-case rounding bound.
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok) and a one-line verdict, or with `--json` one document
@@ -22,6 +25,7 @@ use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck};
+use actgpu::verify::training::{check_dense, check_losses, check_optimizers, check_products};
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Dtypes, Pass,
 };
@@ -162,6 +166,21 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
+/// The product forms with operands in each of `dtypes`; where f32 is among them, the dense layer, the losses and
+/// the optimizers (f32 kernels whose 16-bit paths are the products and conversions already checked).
+fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>> {
+    let mut out = Vec::new();
+    for &dtype in dtypes {
+        out.extend(check_products(gpu, dtype)?);
+    }
+    if dtypes.contains(&DType::F32) {
+        out.extend(check_dense(gpu)?);
+        out.extend(check_losses(gpu)?);
+        out.extend(check_optimizers(gpu)?);
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -208,6 +227,15 @@ fn main() -> ExitCode {
                     eprintln!("validate: fused {}: {e}", dtype.name());
                     return ExitCode::from(1);
                 }
+            }
+        }
+    }
+    if args.only.is_none() {
+        match check_training(&gpu, &args.dtypes) {
+            Ok(checks) => rows.extend(checks.iter().map(fused_row)),
+            Err(e) => {
+                eprintln!("validate: training kernels: {e}");
+                return ExitCode::from(1);
             }
         }
     }

@@ -130,7 +130,8 @@ pub enum Form {
 }
 
 impl Form {
-    const fn name(self) -> &'static str {
+    /// The op's name, as its launcher is called: `matmul`, `matmul_at_b`, `matmul_a_bt`.
+    pub const fn name(self) -> &'static str {
         match self {
             Form::AB => "matmul",
             Form::AtB => "matmul_at_b",

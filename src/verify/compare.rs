@@ -67,6 +67,28 @@ impl Check {
     pub fn ok(&self) -> bool {
         self.failures == 0
     }
+
+    /// One check summing several of the same output (on several shapes, say): counts and failures add, maxima
+    /// and the worst input are taken over all, the first failures are kept in order. `None` for an empty list.
+    pub fn merge(checks: Vec<Check>) -> Option<Check> {
+        let mut iter = checks.into_iter();
+        let mut acc = iter.next()?;
+        for c in iter {
+            acc.count += c.count;
+            acc.failures += c.failures;
+            acc.max_abs_err = acc.max_abs_err.max(c.max_abs_err);
+            acc.max_rel_err = acc.max_rel_err.max(c.max_rel_err);
+            acc.max_ulp_err = acc.max_ulp_err.max(c.max_ulp_err);
+            if c.worst_ratio > acc.worst_ratio {
+                acc.worst_ratio = c.worst_ratio;
+                acc.worst_input = c.worst_input;
+            }
+            let room = 8usize.saturating_sub(acc.first_failures.len());
+            acc.first_failures
+                .extend(c.first_failures.into_iter().take(room));
+        }
+        Some(acc)
+    }
 }
 
 /// Compares `got` with `reference` element by element. Where the reference rounded to f32 is NaN or +-inf, the

@@ -4,6 +4,7 @@
 mod compare;
 pub mod fused;
 mod inputs;
+pub mod training;
 
 pub use compare::{compare, compare_bounded, compare_storage, Check, Criterion, Failure};
 pub use inputs::{

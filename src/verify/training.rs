@@ -1,0 +1,405 @@
+//! Checks of the training kernels against the f64 reference, for `validate`: the three product forms, the dense
+//! layer forward and backward, the losses with their gradients, and the optimizer updates, on seeded random
+//! inputs, each output poisoned first. The bounds are worst-case rounding analyses (stated at each), the same
+//! the integration tests use.
+
+use super::fused::{random_values, FusedCheck};
+use super::{compare_bounded, Check, Pass, POISON};
+use crate::cpu;
+use crate::ops::loss::{Labels, Loss, Targets};
+use crate::ops::matmul::{record_form, Form, MatmulKernel};
+use crate::{Activation, Adam, DType, Dense, Gpu, Optimizer, Result, Sgd, Tensor};
+
+/// Unit roundoff of f32, 2^-24.
+pub const U: f64 = 1.0 / 16_777_216.0;
+
+/// `DOT_F32`, the bound on an f32 dot product of `k` terms, `|got - ref| <= 1e-6 + gamma_{k+2} sum_i |a_i b_i|`
+/// with `gamma_j = j u / (1 - j u)`, `u = 2^-24`: summing k products in f32 in any order, fused or not, is within
+/// `gamma_k sum |a_i b_i|` of the exact sum (Higham, Accuracy and Stability, 3.1); the bias add and the store add
+/// at most two more roundings; `1e-6` absorbs subnormals flushed to zero. A worst case, so it holds for every
+/// summation order a kernel uses, and tight enough that a term dropped or counted twice fails.
+pub fn dot_bound(k: usize, abs_sum: f64) -> f64 {
+    let g = (k + 2) as f64 * U;
+    1e-6 + g / (1.0 - g) * abs_sum
+}
+
+/// Largest `|f'|` of the activations checked with the dense layer (GELU's 1.129), with a margin: an error `e`
+/// in the pre-activation moves `f(z)` by at most `LIPSCHITZ e`.
+pub const LIPSCHITZ: f64 = 1.2;
+
+/// `(m, k, n)` of the products and dense layers checked: odd sizes, a tile multiple, and a shape whose sizes
+/// are multiples of 4 with tails of the CPU kernels' 32-row and 32-column blocks.
+const SHAPES: [(usize, usize, usize); 4] = [(1, 5, 3), (33, 70, 45), (64, 64, 64), (36, 68, 20)];
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn random(gpu: &Gpu, shape: [usize; 2], dtype: DType, seed: u64) -> Result<(Tensor, Vec<f64>)> {
+    let v = random_values(shape[0] * shape[1], 1.0, dtype, seed);
+    let t = gpu.upload_f32_as(&v, dtype)?;
+    let t = Tensor::from_buffer(gpu, t.buffer().clone(), &shape, dtype)?;
+    Ok((t, widen(&v)))
+}
+
+fn poisoned(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+    gpu.upload_shaped(&vec![POISON; shape.iter().product()], shape)
+}
+
+/// The checks of one output over several shapes, as one.
+fn merged(checks: Vec<Check>) -> Check {
+    Check::merge(checks).unwrap_or_else(|| compare_bounded("none", &[], &[], &[]))
+}
+
+fn row(op: String, pass: Pass, output: &'static str, dtype: DType, check: Check) -> FusedCheck {
+    FusedCheck {
+        op,
+        pass,
+        output,
+        dtype,
+        check,
+    }
+}
+
+/// `(a shape, b shape, out shape, inner size)` of a form over `(m, k, n)`.
+fn dims(
+    form: Form,
+    (m, k, n): (usize, usize, usize),
+) -> ([usize; 2], [usize; 2], [usize; 2], usize) {
+    match form {
+        Form::AB => ([m, k], [k, n], [m, n], k),
+        Form::AtB => ([m, k], [m, n], [k, n], m),
+        Form::ABt => ([m, n], [k, n], [m, k], n),
+    }
+}
+
+fn product(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+    match form {
+        Form::AB => cpu::dense::matmul(a, b, m, k, n),
+        Form::AtB => cpu::dense::matmul_at_b(a, b, m, k, n),
+        Form::ABt => cpu::dense::matmul_a_bt(a, b, m, k, n),
+    }
+}
+
+/// Every product form on the adapter's own kernel ([`MatmulKernel::for_gpu`]) with both operands in `dtype` and
+/// an f32 result, within [`dot_bound`] of the f64 product of the operands' exact values.
+pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
+    let kernel = MatmulKernel::for_gpu(gpu);
+    let mut out = Vec::new();
+    for form in [Form::AB, Form::AtB, Form::ABt] {
+        let mut checks = Vec::new();
+        for (s, shape) in SHAPES.into_iter().enumerate() {
+            let (ash, bsh, osh, inner) = dims(form, shape);
+            let (a, av) = random(gpu, ash, dtype, 10 + s as u64)?;
+            let (b, bv) = random(gpu, bsh, dtype, 20 + s as u64)?;
+            let c = poisoned(gpu, &osh)?;
+            gpu.submit_and_wait("validate matmul", |enc| {
+                record_form(kernel, enc, form, &a, &b, &c)
+            })?;
+            let want = product(form, &av, &bv, shape);
+            let abs = product(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
+            let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
+            checks.push(compare_bounded(
+                "dot_f32",
+                &c.read::<f32>()?,
+                &want,
+                &bounds,
+            ));
+        }
+        out.push(row(
+            form.name().to_string(),
+            Pass::Forward,
+            "c",
+            dtype,
+            merged(checks),
+        ));
+    }
+    Ok(out)
+}
+
+/// The dense layer on the adapter's kernel, f32: forward `Y = f(X W + b)` and `Z` (within [`dot_bound`], and
+/// `LIPSCHITZ` times it plus the activation's own tolerance for Y), and backward dW, db, dX (each dZ term may
+/// carry the activation's `1e-6 + 1e-5 |dz|` on top of the product's rounding), for relu, GELU and tanh.
+pub fn check_dense(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    let mut out = Vec::new();
+    for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
+        let dense = Dense::new(act);
+        let (mut y_checks, mut z_checks) = (Vec::new(), Vec::new());
+        let (mut dw_checks, mut db_checks, mut dx_checks) = (Vec::new(), Vec::new(), Vec::new());
+        for (s, shape) in SHAPES.into_iter().enumerate() {
+            let (m, k, n) = shape;
+            let (x, xv) = random(gpu, [m, k], DType::F32, 30 + s as u64)?;
+            let (w, wv) = random(gpu, [k, n], DType::F32, 40 + s as u64)?;
+            let (b, bv) = random(gpu, [1, n], DType::F32, 50 + s as u64)?;
+            let b = Tensor::from_buffer(gpu, b.buffer().clone(), &[n], DType::F32)?;
+            let (y, z) = (poisoned(gpu, &[m, n])?, poisoned(gpu, &[m, n])?);
+            gpu.submit_and_wait("validate dense forward", |enc| {
+                dense.record_forward(enc, &x, &w, Some(&b), &y, Some(&z))
+            })?;
+            let (want_y, want_z) = cpu::dense::dense_forward(act, &xv, &wv, Some(&bv), shape);
+            let xa = cpu::dense::abs(&xv);
+            let wa = cpu::dense::abs(&wv);
+            let zb: Vec<f64> = cpu::dense::matmul(&xa, &wa, m, k, n)
+                .iter()
+                .map(|&s| dot_bound(k, s))
+                .collect();
+            let yb: Vec<f64> = zb
+                .iter()
+                .zip(&want_y)
+                .map(|(&e, &y)| 1e-6 + 1e-5 * y.abs() + LIPSCHITZ * e)
+                .collect();
+            z_checks.push(compare_bounded("dot_f32", &z.read::<f32>()?, &want_z, &zb));
+            y_checks.push(compare_bounded("dense_y", &y.read::<f32>()?, &want_y, &yb));
+
+            // Backward from a random pre-activation of a wider range and a random dY.
+            let (z, zv) = random(gpu, [m, n], DType::F32, 60 + s as u64)?;
+            let zv: Vec<f64> = zv.iter().map(|v| 3.0 * v).collect();
+            let z3: Vec<f32> = zv.iter().map(|&v| v as f32).collect();
+            z.write(&z3)?;
+            let (dy, dyv) = random(gpu, [m, n], DType::F32, 70 + s as u64)?;
+            let (dx, dw, db) = (
+                poisoned(gpu, &[m, k])?,
+                poisoned(gpu, &[k, n])?,
+                poisoned(gpu, &[n])?,
+            );
+            gpu.submit_and_wait("validate dense backward", |enc| {
+                dense.record_backward(enc, &x, &w, &z, &dy, &dw, Some(&db), Some(&dx))
+            })?;
+            let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
+            let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, &zv, &dyv));
+            let bound = |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
+            let ones = vec![1.0; m * n];
+            let bw: Vec<f64> = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n)
+                .iter()
+                .zip(cpu::dense::matmul_at_b(&xa, &ones, m, k, n))
+                .map(|(&s, a)| bound(m, s, a))
+                .collect();
+            let bx: Vec<f64> = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n)
+                .iter()
+                .zip(cpu::dense::matmul_a_bt(&ones, &wa, m, k, n))
+                .map(|(&s, a)| bound(n, s, a))
+                .collect();
+            let mut s_db = vec![0.0; n];
+            for (i, v) in dz_abs.iter().enumerate() {
+                s_db[i % n] += v;
+            }
+            let bb: Vec<f64> = s_db.iter().map(|&s| bound(m, s, m as f64)).collect();
+            dw_checks.push(compare_bounded("grad", &dw.read::<f32>()?, &want.dw, &bw));
+            db_checks.push(compare_bounded("grad", &db.read::<f32>()?, &want.db, &bb));
+            dx_checks.push(compare_bounded("grad", &dx.read::<f32>()?, &want.dx, &bx));
+        }
+        let op = format!("dense_{act}");
+        out.push(row(
+            op.clone(),
+            Pass::Forward,
+            "y",
+            DType::F32,
+            merged(y_checks),
+        ));
+        out.push(row(
+            op.clone(),
+            Pass::Forward,
+            "z",
+            DType::F32,
+            merged(z_checks),
+        ));
+        out.push(row(
+            op.clone(),
+            Pass::Backward,
+            "dw",
+            DType::F32,
+            merged(dw_checks),
+        ));
+        out.push(row(
+            op.clone(),
+            Pass::Backward,
+            "db",
+            DType::F32,
+            merged(db_checks),
+        ));
+        out.push(row(op, Pass::Backward, "dx", DType::F32, merged(dx_checks)));
+    }
+    Ok(out)
+}
+
+/// The loss bound: each of the `n` terms is computed within `term_ulps` f32 roundings of its magnitude
+/// `mags[i]`, and the sum adds at most `chain + ceil(threads / 256) + 10` roundings in any term's path (a
+/// thread's grid-stride chain, the reduction's strided slice, its 8-level tree, the scaling), so
+/// `|got - ref| <= (term_ulps + depth) u sum mags / n` (Higham's bound for recursive summation, on the longest
+/// path).
+fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
+    let n = mags.len();
+    let chain = n.div_ceil(threads) as f64;
+    let depth = chain + threads.div_ceil(256) as f64 + 10.0;
+    (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
+}
+
+/// Softmax cross-entropy over 33 x 10 logits, and MSE and BCE-with-logits over 20,001 values: the loss and its
+/// gradient, within the bounds stated inline.
+pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    let mut out = Vec::new();
+    let (rows, cols) = (33, 10);
+    let x = random_values(rows * cols, 5.0, DType::F32, 100);
+    let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % cols) as u32).collect();
+    let logits = gpu.upload_shaped(&x, &[rows, cols])?;
+    let labels = Labels::upload(gpu, &t, cols)?;
+    let (loss, grad) = Loss::SoftmaxCrossEntropy.compute(&logits, Targets::Classes(&labels))?;
+    let xv = widen(&x);
+    let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
+    // A row's term is (m - x_t) + log1p(rest): a few roundings of |m| + |x_t| + log(cols), and exp's 3 + 2|x| ULP
+    // over `cols` terms of rest.
+    let mags: Vec<f64> = (0..rows)
+        .map(|r| {
+            let row = &xv[r * cols..(r + 1) * cols];
+            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            m.abs() + row[t[r] as usize].abs() + (cols as f64).ln() + 1.0
+        })
+        .collect();
+    let bound = loss_bound(&mags, rows, 24.0 + cols as f64);
+    out.push(row(
+        "softmax_cross_entropy".into(),
+        Pass::Forward,
+        "loss",
+        DType::F32,
+        compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]),
+    ));
+    // grad = e_j / (1 + rest) / rows - [j == t] / rows: (32 + cols) u of the softmax term, one more rounding.
+    let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols));
+    let gb: Vec<f64> = (0..rows * cols)
+        .map(|i| {
+            let p = want_grad[i] + onehot(i) / rows as f64;
+            (32.0 + cols as f64) * U * (p.abs() + onehot(i) / rows as f64) + 1e-12
+        })
+        .collect();
+    out.push(row(
+        "softmax_cross_entropy".into(),
+        Pass::Backward,
+        "grad",
+        DType::F32,
+        compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb),
+    ));
+
+    let n = 20_001;
+    for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
+        let scale = if loss_fn == Loss::Mse { 2.0 } else { 8.0 };
+        let y = random_values(n, scale, DType::F32, 300);
+        let mut t = random_values(n, 1.0, DType::F32, 400);
+        if loss_fn == Loss::BceWithLogits {
+            t.iter_mut().for_each(|v| *v = v.abs());
+        }
+        let (yt, tt) = (gpu.upload(&y)?, gpu.upload(&t)?);
+        let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt))?;
+        let (yv, tv) = (widen(&y), widen(&t));
+        let (want, want_grad) = match loss_fn {
+            Loss::Mse => cpu::loss::mse(&yv, &tv),
+            _ => cpu::loss::bce_with_logits(&yv, &tv),
+        };
+        // MSE terms: 2 roundings of d^2. BCE terms: exp's 3 + 2|x| <= 19 ULP and a few roundings of
+        // |x| + |x t| + 1.
+        let (mags, term_ulps): (Vec<f64>, f64) = match loss_fn {
+            Loss::Mse => (
+                yv.iter().zip(&tv).map(|(a, b)| (a - b).powi(2)).collect(),
+                4.0,
+            ),
+            _ => (
+                yv.iter()
+                    .zip(&tv)
+                    .map(|(x, t)| x.abs() * (1.0 + t) + 1.0)
+                    .collect(),
+                24.0,
+            ),
+        };
+        let bound = loss_bound(&mags, n.min(16_384), term_ulps);
+        out.push(row(
+            loss_fn.name().into(),
+            Pass::Forward,
+            "loss",
+            DType::F32,
+            compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]),
+        ));
+        // MSE grad: (2 / n) (y - t), 3 roundings. BCE grad: (sigmoid(x) - t) / n, sigmoid within 3 + 2|x| + 3 ULP.
+        let gb: Vec<f64> = (0..n)
+            .map(|i| match loss_fn {
+                Loss::Mse => 4.0 * U * want_grad[i].abs() + 1e-30,
+                _ => {
+                    let s = cpu::activation::sigmoid(yv[i]);
+                    (8.0 + 2.0 * yv[i].abs()) * U * (s + tv[i]) / n as f64 + 1e-30
+                }
+            })
+            .collect();
+        out.push(row(
+            loss_fn.name().into(),
+            Pass::Backward,
+            "grad",
+            DType::F32,
+            compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb),
+        ));
+    }
+    Ok(out)
+}
+
+/// SGD (plain; momentum with dampening and weight decay; Nesterov), Adam (plain, with L2 weight decay) and AdamW,
+/// five steps each over 1,000 parameters with gradients of mixed scales (every 7th tiny, where Adam's eps
+/// matters). Each step rounds the parameter and its update a few times in f32 and the state once: at most
+/// `16 u (|p| + |p0| + 30 lr)` per step, summed over the steps.
+pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    const N: usize = 1000;
+    const STEPS: u64 = 5;
+    let optimizers = [
+        ("sgd", Optimizer::Sgd(Sgd::new(0.1))),
+        (
+            "sgd_momentum",
+            Optimizer::Sgd(Sgd {
+                momentum: 0.9,
+                dampening: 0.1,
+                weight_decay: 0.01,
+                ..Sgd::new(0.05)
+            }),
+        ),
+        (
+            "sgd_nesterov",
+            Optimizer::Sgd(Sgd {
+                momentum: 0.8,
+                nesterov: true,
+                ..Sgd::new(0.05)
+            }),
+        ),
+        ("adam", Optimizer::Adam(Adam::new(0.01))),
+        (
+            "adam_l2",
+            Optimizer::Adam(Adam {
+                weight_decay: 0.1,
+                ..Adam::new(0.003)
+            }),
+        ),
+        ("adamw", Optimizer::Adam(Adam::adamw(0.02))),
+    ];
+    let mut out = Vec::new();
+    for (o, (name, opt)) in optimizers.into_iter().enumerate() {
+        let p0 = random_values(N, 1.0, DType::F32, 500 + o as u64);
+        let param = gpu.upload(&p0)?;
+        let state = opt.init_state(&param)?;
+        let mut want = widen(&p0);
+        let mut ref_state = cpu::optim::State::zeros(N);
+        let grad = gpu.zeros(&[N], DType::F32)?;
+        for step in 1..=STEPS {
+            let mut g = random_values(N, 1.0, DType::F32, 600 + step);
+            g.iter_mut().step_by(7).for_each(|v| *v *= 1e-6);
+            grad.write(&g)?;
+            opt.update(gpu, &param, &grad, &state, step)?;
+            cpu::optim::update(&opt, &mut want, &widen(&g), &mut ref_state, step);
+        }
+        let lr = f64::from(opt.lr());
+        let bounds: Vec<f64> = (0..N)
+            .map(|i| STEPS as f64 * 16.0 * U * (want[i].abs() + f64::from(p0[i]).abs() + 30.0 * lr))
+            .collect();
+        out.push(row(
+            name.into(),
+            Pass::Forward,
+            "param",
+            DType::F32,
+            compare_bounded("update", &param.read::<f32>()?, &want, &bounds),
+        ));
+    }
+    Ok(out)
+}
