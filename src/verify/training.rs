@@ -73,7 +73,13 @@ fn dims(
     }
 }
 
-fn product(form: Form, a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+/// The f64 reference of a form over `(m, k, n)`.
+pub fn form_reference(
+    form: Form,
+    a: &[f64],
+    b: &[f64],
+    (m, k, n): (usize, usize, usize),
+) -> Vec<f64> {
     match form {
         Form::AB => cpu::dense::matmul(a, b, m, k, n),
         Form::AtB => cpu::dense::matmul_at_b(a, b, m, k, n),
@@ -89,15 +95,15 @@ pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
     for form in [Form::AB, Form::AtB, Form::ABt] {
         let mut checks = Vec::new();
         for (s, shape) in SHAPES.into_iter().enumerate() {
-            let (ash, bsh, osh, inner) = dims(form, shape);
+            let (ash, bsh, osh, inner) = form_dims(form, shape);
             let (a, av) = random(gpu, ash, dtype, 10 + s as u64)?;
             let (b, bv) = random(gpu, bsh, dtype, 20 + s as u64)?;
             let c = poisoned(gpu, &osh)?;
             gpu.submit_and_wait("validate matmul", |enc| {
                 record_form(kernel, enc, form, &a, &b, &c)
             })?;
-            let want = product(form, &av, &bv, shape);
-            let abs = product(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
+            let want = form_reference(form, &av, &bv, shape);
+            let abs = form_reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
             let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
             checks.push(compare_bounded(
                 "dot_f32",
