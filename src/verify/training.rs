@@ -61,8 +61,8 @@ fn row(op: String, pass: Pass, output: &'static str, dtype: DType, check: Check)
     }
 }
 
-/// `(a shape, b shape, out shape, inner size)` of a form over `(m, k, n)`.
-fn dims(
+/// `(a shape, b shape, out shape, inner size)` of a form over the dense layer's `(m, k, n)`.
+pub fn form_dims(
     form: Form,
     (m, k, n): (usize, usize, usize),
 ) -> ([usize; 2], [usize; 2], [usize; 2], usize) {

@@ -1,6 +1,9 @@
 //! Shared by the matmul and dense tests: the kernels to run, and (from `actgpu::verify::training`, which
 //! `validate` uses too) the product forms' shapes, their f64 reference and the f32 dot-product bound.
 
+// Every test binary compiles this module and uses a different part of it.
+#![allow(unused_imports)]
+
 use actgpu::ops::matmul::MatmulKernel;
 use actgpu::verify::Check;
 
