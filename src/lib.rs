@@ -40,7 +40,7 @@ pub use dispatch::{Intensity, LaunchConfig};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result, NO_ADAPTER_HINT};
 pub use gpu::{F16Storage, Gpu, GpuOptions};
-pub use nn::Mlp;
+pub use nn::{Hidden, Mlp};
 pub use ops::dense::{Dense, DenseGrads, DzMode};
 pub use ops::gated::Gated;
 pub use ops::learnable::Learnable;

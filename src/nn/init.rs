@@ -12,7 +12,11 @@
 //!
 //! The draws come from SplitMix64 seeded with `seed`, layer by layer, row-major over `W [fan_in, fan_out]`,
 //! computed in f64 and rounded once to f32: the same seed gives the same bits on every machine.
+//!
+//! A gated layer ([`Hidden::Gated`]) draws its `[fan_in, 2 units]` weight with the scheme of its gate's
+//! activation; a learnable one ([`Hidden::Learnable`]) with He (see [`Hidden::init`]).
 
+use crate::nn::Hidden;
 use crate::verify::Rng;
 use crate::Activation;
 
@@ -64,16 +68,30 @@ impl Init {
 
 /// `(W, b)` of every layer of a network with layer sizes `sizes` (input first) and `hidden` activations (one per
 /// hidden layer; the output layer is linear), from `seed`: `W_l` is `[sizes[l], sizes[l + 1]]` row-major, `b_l`
-/// zeros. `hidden` shorter than needed counts as identity.
+/// zeros. `hidden` shorter than needed counts as identity. The same draws as [`init_layers`] with every layer
+/// plain.
 pub fn init_params(sizes: &[usize], hidden: &[Activation], seed: u64) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let hidden: Vec<Hidden> = hidden.iter().map(|&a| Hidden::Act(a)).collect();
+    init_layers(sizes, &hidden, seed)
+}
+
+/// `(W, b)` of every linear map of a network with layer kinds `hidden` ([`Hidden`]; the output layer is
+/// linear, a missing kind counts as identity), from `seed`: `W_l` is `[sizes[l], w_l]` row-major with
+/// `w_l = hidden[l].linear_width(sizes[l + 1])` (`2 sizes[l + 1]` for a gated layer, drawn with its gate's
+/// scheme and `fan_out = w_l`), `b_l` zeros of length `w_l`. Learnable parameters are not drawn: they start at
+/// their layer's `init`.
+pub fn init_layers(sizes: &[usize], hidden: &[Hidden], seed: u64) -> Vec<(Vec<f32>, Vec<f32>)> {
     let mut rng = Rng::new(seed);
     sizes
         .windows(2)
         .enumerate()
         .map(|(l, io)| {
-            let (fan_in, fan_out) = (io[0], io[1]);
-            let act = hidden.get(l).copied().unwrap_or(Activation::Identity);
-            let a = Init::for_activation(act).bound(fan_in, fan_out);
+            let kind = hidden
+                .get(l)
+                .copied()
+                .unwrap_or(Hidden::Act(Activation::Identity));
+            let (fan_in, fan_out) = (io[0], kind.linear_width(io[1]));
+            let a = kind.init().bound(fan_in, fan_out);
             let w = (0..fan_in * fan_out).map(|_| rng.uniform(-a, a)).collect();
             (w, vec![0.0; fan_out])
         })

@@ -5,11 +5,13 @@
 
 pub mod checkpoint;
 pub mod diagnostics;
+pub mod hidden;
 pub mod init;
 mod json;
 pub mod mlp;
 pub mod safetensors;
 
 pub use diagnostics::LayerDiagnostics;
-pub use init::{init_params, Init};
+pub use hidden::Hidden;
+pub use init::{init_layers, init_params, Init};
 pub use mlp::Mlp;

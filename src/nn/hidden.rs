@@ -1,0 +1,146 @@
+//! What a hidden layer of an [`crate::Mlp`] computes after its linear map `Z = X W + b`:
+//!
+//! | kind | layer output `Y` | linear width | parameters besides `W`, `b` |
+//! |---|---|---|---|
+//! | [`Hidden::Act`]`(f)` | `f(Z)`, fused into the matmul's epilogue | `u` | none |
+//! | [`Hidden::Gated`]`(f)` | `Z = [A \| G]` split over its last dimension, `Y = A * f(G)` | `2u` | none |
+//! | [`Hidden::Learnable`] | `f(Z; p)`, `p` of shape `[1]` or `[u]` (one per channel) | `u` | `p`, trained |
+//!
+//! `u` is the layer's size in [`crate::Mlp::sizes`]: the next layer always sees `u` inputs. A gated layer is
+//! PyTorch's `Linear(in, 2u)` followed by the gated unit (`nn.GLU()` for [`Gated::GLU`]: the first half is the
+//! value, the second the gate). A learnable layer's `p` is trained by the network's optimizer with its own
+//! state; PyTorch's defaults start it at `0.25` (PReLU), `1` (Swish's beta) and `1` (ELU's alpha).
+
+use crate::nn::init::Init;
+use crate::{Activation, Error, Gated, Learnable, Result};
+
+/// One hidden layer's kind (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hidden {
+    /// A plain activation `f(Z)`.
+    Act(Activation),
+    /// A gated unit over a linear map to twice the layer's width.
+    Gated(Gated),
+    /// An activation with a trained parameter.
+    Learnable {
+        /// Which activation.
+        kind: Learnable,
+        /// The parameter's initial value (every element).
+        init: f32,
+        /// One parameter per unit (`[u]`, as `nn.PReLU(num_parameters=u)`) instead of one shared (`[1]`).
+        per_channel: bool,
+    },
+}
+
+impl From<Activation> for Hidden {
+    fn from(act: Activation) -> Self {
+        Hidden::Act(act)
+    }
+}
+
+impl From<Gated> for Hidden {
+    fn from(gated: Gated) -> Self {
+        Hidden::Gated(gated)
+    }
+}
+
+/// One shared parameter at PyTorch's initial value ([`Hidden::default_init`]), as `nn.PReLU()`.
+impl From<Learnable> for Hidden {
+    fn from(kind: Learnable) -> Self {
+        Hidden::learnable(kind, false)
+    }
+}
+
+impl Hidden {
+    /// A learnable layer at PyTorch's initial value, one parameter per unit when `per_channel`.
+    pub const fn learnable(kind: Learnable, per_channel: bool) -> Hidden {
+        Hidden::Learnable {
+            kind,
+            init: Hidden::default_init(kind),
+            per_channel,
+        }
+    }
+
+    /// PyTorch's initial parameter: `0.25` for PReLU (`nn.PReLU(init=0.25)`), `1` for Swish's beta (Swish-1 is
+    /// SiLU) and ELU's alpha (`nn.ELU(alpha=1.0)`).
+    pub const fn default_init(kind: Learnable) -> f32 {
+        match kind {
+            Learnable::Prelu => 0.25,
+            Learnable::Swish | Learnable::Elu => 1.0,
+        }
+    }
+
+    /// The plain activation of an [`Hidden::Act`] layer; `None` for gated and learnable layers.
+    pub const fn plain(self) -> Option<Activation> {
+        match self {
+            Hidden::Act(act) => Some(act),
+            _ => None,
+        }
+    }
+
+    /// The width of the linear map feeding a layer of `units` outputs: `2 units` when gated, else `units`.
+    pub const fn linear_width(self, units: usize) -> usize {
+        match self {
+            Hidden::Gated(_) => 2 * units,
+            _ => units,
+        }
+    }
+
+    /// Elements of the trained activation parameter of a layer of `units` outputs: 0 (none), 1 or `units`.
+    pub const fn param_len(self, units: usize) -> usize {
+        match self {
+            Hidden::Learnable {
+                per_channel: true, ..
+            } => units,
+            Hidden::Learnable { .. } => 1,
+            _ => 0,
+        }
+    }
+
+    /// The initialisation scheme of the linear map: a plain activation's ([`Init::for_activation`]), a gated
+    /// unit's gate's, and He for the learnable ones (PReLU, Swish and ELU are rectifier-like).
+    pub fn init(self) -> Init {
+        match self {
+            Hidden::Act(act) => Init::for_activation(act),
+            Hidden::Gated(g) => Init::for_activation(g.gate),
+            Hidden::Learnable { .. } => Init::He,
+        }
+    }
+
+    /// Checks the activation's constants and that a learnable parameter starts finite.
+    pub fn validate(self) -> Result<()> {
+        match self {
+            Hidden::Act(act) => act.validate(),
+            Hidden::Gated(g) => g.gate.validate(),
+            Hidden::Learnable { kind, init, .. } if !init.is_finite() => {
+                Err(Error::InvalidArgument {
+                    op: kind.name(),
+                    reason: format!("the initial parameter must be finite, got {init}"),
+                })
+            }
+            Hidden::Learnable { .. } => Ok(()),
+        }
+    }
+
+    /// A readable name: the activation's, the gated unit's (`swiglu`), or the learnable one's (`prelu`).
+    pub fn name(self) -> String {
+        match self {
+            Hidden::Act(act) => act.name().to_string(),
+            Hidden::Gated(g) => g.name(),
+            Hidden::Learnable { kind, .. } => kind.name().to_string(),
+        }
+    }
+
+    /// The name of the trained parameter in a safetensors file, after the module index: `weight` for PReLU (as
+    /// `nn.PReLU` names it), `beta` for Swish and `alpha` for ELU; `None` without one.
+    pub const fn param_name(self) -> Option<&'static str> {
+        match self {
+            Hidden::Learnable { kind, .. } => Some(match kind {
+                Learnable::Prelu => "weight",
+                Learnable::Swish => "beta",
+                Learnable::Elu => "alpha",
+            }),
+            _ => None,
+        }
+    }
+}
