@@ -10,6 +10,12 @@
 //! | dead | elements of the pre-activation `Z_l [batch, units]` with `f'(z) == 0` | the backward's `dZ = dY * f'(Z)` pass, which reads every z: workgroup and global atomic counters |
 //! | saturated | elements with `0 < abs(f'(z)) < 1e-3` ([`SATURATION_THRESHOLD`]) | the same pass |
 //!
+//! A gated or learnable hidden layer ([`crate::nn::Hidden`]) reports the norms of its linear map's `dW` and `db`
+//! (for a gated layer, `W` is `[fan_in, 2 units]`) and `units` = `batch × ` that width, but no dead or saturated
+//! elements (both 0): its dZ comes from the gated unit's or the learnable activation's own backward kernel,
+//! which does not count. The norm of a learnable activation parameter's gradient `‖dp‖_2` is gathered by its
+//! update like the others and read with [`crate::Mlp::activation_param_grad_norms`].
+//!
 //! `f'` is the derivative the backward pass uses, in f32: a ReLU unit with `z <= 0` is dead, a sigmoid or tanh
 //! unit far in a tail is saturated (tanh beyond |z| ≈ 4.15, sigmoid beyond ≈ 6.9, GELU below ≈ -3.8), and one
 //! so far out that `f'` underflows to 0 in f32 (|z| beyond about 50 for tanh) counts as dead. The fractions are
@@ -66,6 +72,8 @@ pub(crate) struct LayerBuffers {
     pub(crate) counts: Tensor,
     pub(crate) w_partials: Tensor,
     pub(crate) b_partials: Tensor,
+    /// Partial sums of squares of a learnable activation parameter's gradient.
+    pub(crate) p_partials: Option<Tensor>,
 }
 
 /// The buffers of every layer and what the last step that filled them was.
@@ -77,23 +85,32 @@ pub(crate) struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Buffers for layers with `(weight elements, bias elements)` each.
-    pub(crate) fn new(gpu: &Gpu, layers: &[(usize, usize)]) -> Result<Self> {
+    /// Buffers for layers with `(weight elements, bias elements, activation parameter elements)` each (0: no
+    /// activation parameter).
+    pub(crate) fn new(gpu: &Gpu, layers: &[(usize, usize, usize)]) -> Result<Self> {
+        let partials = |n| gpu.zeros(&[norm_partials(gpu, n)?], DType::F32);
         let layers = layers
             .iter()
-            .map(|&(w, b)| {
+            .map(|&(w, b, p)| {
                 Ok(LayerBuffers {
                     counts: gpu.zeros(&[2], DType::F32)?,
-                    w_partials: gpu.zeros(&[norm_partials(gpu, w)?], DType::F32)?,
-                    b_partials: gpu.zeros(&[norm_partials(gpu, b)?], DType::F32)?,
+                    w_partials: partials(w)?,
+                    b_partials: partials(b)?,
+                    p_partials: (p > 0).then(|| partials(p)).transpose()?,
                 })
             })
             .collect::<Result<_>>()?;
         Ok(Diagnostics { layers, last: None })
     }
 
-    /// Reads every layer's diagnostics back in one submission; `units[l]` is layer `l`'s width.
-    pub(crate) fn read(&self, gpu: &Gpu, units: &[usize]) -> Result<Vec<LayerDiagnostics>> {
+    /// Reads every layer's diagnostics, and the norm of each activation parameter's gradient where a layer has
+    /// one, back in one submission; `units[l]` is the width of layer `l`'s Z.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn read(
+        &self,
+        gpu: &Gpu,
+        units: &[usize],
+    ) -> Result<(Vec<LayerDiagnostics>, Vec<Option<f64>>)> {
         let Some((_, batch)) = self.last else {
             return Err(Error::InvalidArgument {
                 op: "Mlp::diagnostics",
@@ -103,7 +120,15 @@ impl Diagnostics {
         let parts: Vec<&Tensor> = self
             .layers
             .iter()
-            .flat_map(|l| [&l.counts, &l.w_partials, &l.b_partials])
+            .flat_map(|l| {
+                [
+                    Some(&l.counts),
+                    Some(&l.w_partials),
+                    Some(&l.b_partials),
+                    l.p_partials.as_ref(),
+                ]
+            })
+            .flatten()
             .collect();
         let total: usize = parts.iter().map(|t| t.len()).sum();
         let pack = gpu.zeros(&[total], DType::F32)?;
@@ -119,10 +144,14 @@ impl Diagnostics {
         let words = pack.read::<f32>()?;
         let mut rest = &words[..];
         let mut out = Vec::with_capacity(self.layers.len());
+        let mut param_norms = Vec::with_capacity(self.layers.len());
         for (layer, &width) in self.layers.iter().zip(units) {
             let (counts, tail) = rest.split_at(2);
             let (w, tail) = tail.split_at(layer.w_partials.len());
             let (b, tail) = tail.split_at(layer.b_partials.len());
+            let p_len = layer.p_partials.as_ref().map_or(0, Tensor::len);
+            let (p, tail) = tail.split_at(p_len);
+            param_norms.push(layer.p_partials.as_ref().map(|_| sum_partials(p).sqrt()));
             rest = tail;
             out.push(LayerDiagnostics {
                 weight_grad_norm: sum_partials(w).sqrt(),
@@ -132,7 +161,7 @@ impl Diagnostics {
                 saturated: u64::from(counts[1].to_bits()),
             });
         }
-        Ok(out)
+        Ok((out, param_norms))
     }
 
     /// Records the zeroing of every layer's counters, before a step's backward pass adds to them.

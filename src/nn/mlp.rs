@@ -1,21 +1,46 @@
 //! A multi-layer perceptron trained on the GPU: dense layers `Y_l = f_l(Y_{l-1} W_l + b_l)` with one activation
 //! per hidden layer and a linear output layer, a fused loss, and a fused optimizer update per parameter tensor.
 //!
+//! A hidden layer may also be a gated unit or a learnable activation ([`Hidden`], [`Mlp::with_layers`]): its
+//! linear map `Z_l = Y_{l-1} W_l + b_l` runs as a dense layer without activation, then
+//!
+//! ```text
+//! gated:      Z_l = [A | G] ([batch, 2u]),  Y_l = A * f(G)    backward: [dA | dG] = [dY f(G) | dY A f'(G)]
+//! learnable:  Y_l = f(Z_l; p)                                 backward: dZ = dY df/dz,  dp = sum dY df/dp
+//! ```
+//!
+//! where the backward kernel of the gated unit or of the learnable activation forms the whole dZ (and dp) in
+//! one pass, and the products `dW = X^T dZ`, `db = 1^T dZ`, `dX = dZ W^T` read it. `p` is updated by the same
+//! optimizer as the weights, with its own state, in the same submission.
+//!
 //! [`Mlp::train_step`] records the whole step, forward, loss, backward and update, into one command buffer,
 //! submits it once and returns without waiting or reading anything back; [`Mlp::loss`] reads the last step's
 //! loss when asked. Every kernel sums in a fixed order (no atomics), so the same seed on the same adapter gives
 //! the same bits.
 
 use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
-use crate::nn::init::init_params;
+use crate::nn::init::init_layers;
+use crate::nn::Hidden;
 use crate::ops::loss::{Labels, Loss, Targets};
 use crate::ops::optim::{OptimState, Optimizer};
 use crate::{Activation, DType, Dense, Error, Gpu, Result, Tensor};
 
+/// A learnable activation's parameter, its gradient and its optimizer state.
+#[derive(Debug)]
+struct ActParam {
+    p: Tensor,
+    dp: Tensor,
+    state: OptimState,
+}
+
 /// One layer's parameters, their gradients and their optimizer state.
 #[derive(Debug)]
 struct Layer {
+    /// The linear map, with the activation in its epilogue for a plain layer (identity otherwise).
     dense: Dense,
+    /// What follows the linear map (identity for the output layer).
+    kind: Hidden,
+    param: Option<ActParam>,
     w: Tensor,
     b: Tensor,
     dw: Tensor,
@@ -24,14 +49,16 @@ struct Layer {
     b_state: OptimState,
 }
 
-/// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers) and the gradient
-/// of the loss with respect to its output.
+/// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers: the linear map's
+/// output, `[batch, 2u]` for a gated layer), the gradient of the loss with respect to its output, and for gated
+/// and learnable layers the gradient with respect to Z.
 #[derive(Debug)]
 struct Workspace {
     batch: usize,
     y: Vec<Tensor>,
-    z: Vec<Tensor>,
+    z: Vec<Option<Tensor>>,
     dy: Vec<Tensor>,
+    dz: Vec<Option<Tensor>>,
 }
 
 /// A multi-layer perceptron on the GPU (see the module documentation).
@@ -53,11 +80,29 @@ const OP: &str = "Mlp";
 impl Mlp {
     /// A network with layer sizes `sizes` (input first, at least two, none zero), one activation per hidden
     /// layer (`hidden.len() == sizes.len() - 2`; the output layer is linear), initialised from `seed` by
-    /// [`init_params`], trained with `loss` and `optimizer`.
+    /// [`crate::nn::init_params`], trained with `loss` and `optimizer`. [`Mlp::with_layers`] takes gated and
+    /// learnable hidden layers too.
     pub fn new(
         gpu: &Gpu,
         sizes: &[usize],
         hidden: &[Activation],
+        loss: Loss,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Mlp> {
+        let hidden: Vec<Hidden> = hidden.iter().map(|&a| Hidden::Act(a)).collect();
+        Mlp::with_layers(gpu, sizes, &hidden, loss, optimizer, seed)
+    }
+
+    /// A network with layer sizes `sizes` (input first, at least two, none zero) and one [`Hidden`] kind per
+    /// hidden layer (`hidden.len() == sizes.len() - 2`; the output layer is linear): a plain activation, a
+    /// gated unit (whose linear map has `2 sizes[l + 1]` outputs) or a learnable activation (whose parameter,
+    /// `[1]` or `[sizes[l + 1]]`, starts at its `init`). Weights and biases come from [`init_layers`] with
+    /// `seed`; everything is trained with `loss` and `optimizer`.
+    pub fn with_layers(
+        gpu: &Gpu,
+        sizes: &[usize],
+        hidden: &[Hidden],
         loss: Loss,
         optimizer: Optimizer,
         seed: u64,
@@ -79,18 +124,34 @@ impl Mlp {
                 ),
             });
         }
-        for act in hidden {
-            act.validate()?;
+        for kind in hidden {
+            kind.validate()?;
         }
         optimizer.validate()?;
         let mut layers = Vec::with_capacity(sizes.len() - 1);
-        for (l, (w, b)) in init_params(sizes, hidden, seed).into_iter().enumerate() {
-            let (fan_in, fan_out) = (sizes[l], sizes[l + 1]);
-            let w = gpu.upload_shaped(&w, &[fan_in, fan_out])?;
+        for (l, (w, b)) in init_layers(sizes, hidden, seed).into_iter().enumerate() {
+            let kind = hidden
+                .get(l)
+                .copied()
+                .unwrap_or(Hidden::Act(Activation::Identity));
+            let (fan_in, width) = (sizes[l], kind.linear_width(sizes[l + 1]));
+            let w = gpu.upload_shaped(&w, &[fan_in, width])?;
             let b = gpu.upload(&b)?;
-            let act = hidden.get(l).copied().unwrap_or(Activation::Identity);
+            let param = match kind {
+                Hidden::Learnable { init, .. } => {
+                    let p = gpu.upload(&vec![init; kind.param_len(sizes[l + 1])])?;
+                    Some(ActParam {
+                        dp: p.zeros_like()?,
+                        state: optimizer.init_state(&p)?,
+                        p,
+                    })
+                }
+                _ => None,
+            };
             layers.push(Layer {
-                dense: Dense::new(act),
+                dense: Dense::new(kind.plain().unwrap_or(Activation::Identity)),
+                kind,
+                param,
                 dw: w.zeros_like()?,
                 db: b.zeros_like()?,
                 w_state: optimizer.init_state(&w)?,
@@ -117,13 +178,27 @@ impl Mlp {
         &self.sizes
     }
 
-    /// The activation of each hidden layer (the output layer is linear).
+    /// The activation of each hidden layer (the output layer is linear). A gated or learnable layer shows as
+    /// [`Activation::Identity`], the activation its linear map runs with; [`Mlp::hidden`] gives every kind.
     pub fn activations(&self) -> Vec<Activation> {
         let hidden = self.layers.len() - 1;
         self.layers[..hidden]
             .iter()
             .map(|l| l.dense.activation)
             .collect()
+    }
+
+    /// The kind of each hidden layer, as [`Mlp::with_layers`] took it.
+    pub fn hidden(&self) -> Vec<Hidden> {
+        let hidden = self.layers.len() - 1;
+        self.layers[..hidden].iter().map(|l| l.kind).collect()
+    }
+
+    /// The output width of layer `l`'s linear map: `2 sizes[l + 1]` for a gated layer, else `sizes[l + 1]`.
+    pub fn linear_width(&self, l: usize) -> Option<usize> {
+        self.layers
+            .get(l)
+            .map(|layer| layer.kind.linear_width(self.sizes[l + 1]))
     }
 
     /// The loss the network trains with.
@@ -151,7 +226,7 @@ impl Mlp {
         self.optimizer.set_lr(lr);
     }
 
-    /// Layer `l`'s weight `[sizes[l], sizes[l + 1]]` and bias `[sizes[l + 1]]`, on the GPU.
+    /// Layer `l`'s weight `[sizes[l], w]` and bias `[w]`, on the GPU, with `w` its [`Mlp::linear_width`].
     pub fn layer(&self, l: usize) -> Option<(&Tensor, &Tensor)> {
         self.layers.get(l).map(|layer| (&layer.w, &layer.b))
     }
@@ -166,6 +241,28 @@ impl Mlp {
         self.layers
             .iter()
             .map(|l| Ok((l.w.read::<f32>()?, l.b.read::<f32>()?)))
+            .collect()
+    }
+
+    /// Layer `l`'s learnable activation parameter (`[1]` or `[sizes[l + 1]]`), on the GPU; `None` for a layer
+    /// without one.
+    pub fn activation_param(&self, l: usize) -> Option<&Tensor> {
+        self.layers.get(l)?.param.as_ref().map(|p| &p.p)
+    }
+
+    /// The gradient of layer `l`'s learnable activation parameter from the last step, on the GPU.
+    pub fn activation_param_grad(&self, l: usize) -> Option<&Tensor> {
+        self.layers.get(l)?.param.as_ref().map(|p| &p.dp)
+    }
+
+    /// Every layer's learnable activation parameter read back (blocks): empty for layers without one.
+    pub fn activation_params(&self) -> Result<Vec<Vec<f32>>> {
+        self.layers
+            .iter()
+            .map(|l| match &l.param {
+                Some(p) => p.p.read::<f32>(),
+                None => Ok(Vec::new()),
+            })
             .collect()
     }
 
@@ -204,15 +301,23 @@ impl Mlp {
             y: Vec::new(),
             z: Vec::new(),
             dy: Vec::new(),
+            dz: Vec::new(),
         };
         let last = self.layers.len() - 1;
-        for l in 0..self.layers.len() {
-            let shape = [batch, self.sizes[l + 1]];
+        for (l, layer) in self.layers.iter().enumerate() {
+            let units = self.sizes[l + 1];
+            let shape = [batch, units];
             work.y.push(self.gpu.zeros(&shape, DType::F32)?);
             work.dy.push(self.gpu.zeros(&shape, DType::F32)?);
-            if l < last {
-                work.z.push(self.gpu.zeros(&shape, DType::F32)?);
-            }
+            let zshape = [batch, layer.kind.linear_width(units)];
+            let z = (l < last)
+                .then(|| self.gpu.zeros(&zshape, DType::F32))
+                .transpose()?;
+            work.z.push(z);
+            let dz = (layer.kind.plain().is_none())
+                .then(|| self.gpu.zeros(&zshape, DType::F32))
+                .transpose()?;
+            work.dz.push(dz);
         }
         self.work = Some(work);
         Ok(())
@@ -225,17 +330,25 @@ impl Mlp {
         x: &Tensor,
         train: bool,
     ) -> Result<()> {
-        let work = self.work.as_ref().ok_or(Error::InvalidArgument {
-            op: OP,
-            reason: "no workspace".into(),
-        })?;
-        let last = self.layers.len() - 1;
+        let work = self.work.as_ref().ok_or_else(no_workspace)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
-            let z = (train && l < last).then(|| &work.z[l]);
-            layer
-                .dense
-                .record_forward(enc, input, &layer.w, Some(&layer.b), &work.y[l], z)?;
+            let (w, b, y) = (&layer.w, Some(&layer.b), &work.y[l]);
+            match (layer.kind, work.z[l].as_ref(), layer.param.as_ref()) {
+                (Hidden::Act(_), z, _) => {
+                    let z = z.filter(|_| train);
+                    layer.dense.record_forward(enc, input, w, b, y, z)?;
+                }
+                (Hidden::Gated(gated), Some(z), _) => {
+                    layer.dense.record_forward(enc, input, w, b, z, None)?;
+                    gated.record_forward(enc, z, y)?;
+                }
+                (Hidden::Learnable { kind, .. }, Some(z), Some(p)) => {
+                    layer.dense.record_forward(enc, input, w, b, z, None)?;
+                    kind.record_forward(enc, z, &p.p, y)?;
+                }
+                _ => return Err(no_workspace()),
+            }
         }
         Ok(())
     }
@@ -305,8 +418,17 @@ impl Mlp {
         if !on {
             self.diag = None;
         } else if self.diag.is_none() {
-            let shapes: Vec<(usize, usize)> =
-                self.layers.iter().map(|l| (l.w.len(), l.b.len())).collect();
+            let shapes: Vec<(usize, usize, usize)> = self
+                .layers
+                .iter()
+                .map(|l| {
+                    (
+                        l.w.len(),
+                        l.b.len(),
+                        l.param.as_ref().map_or(0, |p| p.p.len()),
+                    )
+                })
+                .collect();
             self.diag = Some(Diagnostics::new(&self.gpu, &shapes)?);
         }
         Ok(())
@@ -324,7 +446,25 @@ impl Mlp {
             op: "Mlp::diagnostics",
             reason: "diagnostics are off: call set_diagnostics(true) before the step".into(),
         })?;
-        diag.read(&self.gpu, &self.sizes[1..])
+        Ok(diag.read(&self.gpu, &self.widths())?.0)
+    }
+
+    /// The L2 norm of each layer's learnable activation parameter gradient `‖dp‖_2` from the last training
+    /// step (`None` for layers without one), gathered with the other diagnostics by the parameter's update
+    /// (waits for the device). `Err` as [`Mlp::diagnostics`].
+    pub fn activation_param_grad_norms(&self) -> Result<Vec<Option<f64>>> {
+        let diag = self.diag.as_ref().ok_or(Error::InvalidArgument {
+            op: "Mlp::activation_param_grad_norms",
+            reason: "diagnostics are off: call set_diagnostics(true) before the step".into(),
+        })?;
+        Ok(diag.read(&self.gpu, &self.widths())?.1)
+    }
+
+    /// Every layer's linear width (the columns of its Z).
+    fn widths(&self) -> Vec<usize> {
+        (0..self.layers.len())
+            .map(|l| self.layers[l].kind.linear_width(self.sizes[l + 1]))
+            .collect()
     }
 
     fn record_step(
@@ -335,10 +475,7 @@ impl Mlp {
         step: u64,
     ) -> Result<()> {
         self.record_forward(enc, x, true)?;
-        let work = self.work.as_ref().ok_or(Error::InvalidArgument {
-            op: OP,
-            reason: "no workspace".into(),
-        })?;
+        let work = self.work.as_ref().ok_or_else(no_workspace)?;
         let last = self.layers.len() - 1;
         self.loss_fn
             .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
@@ -348,42 +485,55 @@ impl Mlp {
         }
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
-            // The output layer is linear: its Z is its Y.
-            let z = if l == last { &work.y[l] } else { &work.z[l] };
             let dx = (l > 0).then(|| &work.dy[l - 1]);
-            layer.dense.record_backward_with_stats(
-                enc,
-                input,
-                &layer.w,
-                z,
-                &work.dy[l],
-                &layer.dw,
-                Some(&layer.db),
-                dx,
-                diag.map(|d| &d.layers[l].counts),
-            )?;
+            let (w, dw, db, dy) = (&layer.w, &layer.dw, Some(&layer.db), &work.dy[l]);
+            // The output layer is linear: its Z is its Y.
+            let z = work.z[l].as_ref().unwrap_or(&work.y[l]);
+            match (layer.kind, work.dz[l].as_ref(), layer.param.as_ref()) {
+                (Hidden::Act(_), _, _) => layer.dense.record_backward_with_stats(
+                    enc,
+                    input,
+                    w,
+                    z,
+                    dy,
+                    dw,
+                    db,
+                    dx,
+                    diag.map(|d| &d.layers[l].counts),
+                )?,
+                (Hidden::Gated(gated), Some(dz), _) => {
+                    gated.record_backward(enc, z, dy, dz)?;
+                    layer
+                        .dense
+                        .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
+                }
+                (Hidden::Learnable { kind, .. }, Some(dz), Some(p)) => {
+                    kind.record_backward(enc, z, &p.p, dy, dz, &p.dp)?;
+                    layer
+                        .dense
+                        .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
+                }
+                _ => return Err(no_workspace()),
+            }
         }
         for (l, layer) in self.layers.iter().enumerate() {
-            let (wp, bp) = match diag {
-                Some(d) => (Some(&d.layers[l].w_partials), Some(&d.layers[l].b_partials)),
-                None => (None, None),
+            let (wp, bp, pp) = match diag {
+                Some(d) => {
+                    let d = &d.layers[l];
+                    (
+                        Some(&d.w_partials),
+                        Some(&d.b_partials),
+                        d.p_partials.as_ref(),
+                    )
+                }
+                None => (None, None, None),
             };
-            self.optimizer.record_update_with_norm(
-                enc,
-                &layer.w,
-                &layer.dw,
-                &layer.w_state,
-                step,
-                wp,
-            )?;
-            self.optimizer.record_update_with_norm(
-                enc,
-                &layer.b,
-                &layer.db,
-                &layer.b_state,
-                step,
-                bp,
-            )?;
+            let opt = &self.optimizer;
+            opt.record_update_with_norm(enc, &layer.w, &layer.dw, &layer.w_state, step, wp)?;
+            opt.record_update_with_norm(enc, &layer.b, &layer.db, &layer.b_state, step, bp)?;
+            if let Some(p) = &layer.param {
+                opt.record_update_with_norm(enc, &p.p, &p.dp, &p.state, step, pp)?;
+            }
         }
         Ok(())
     }
@@ -461,6 +611,13 @@ impl Mlp {
             .filter(|(row, &t)| argmax(row) == t as usize)
             .count();
         Ok(correct as f32 / batch as f32)
+    }
+}
+
+fn no_workspace() -> Error {
+    Error::InvalidArgument {
+        op: OP,
+        reason: "no workspace".into(),
     }
 }
 

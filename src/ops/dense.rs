@@ -277,6 +277,47 @@ impl Dense {
         Ok(())
     }
 
+    /// The gradient products of a linear map from a dZ formed elsewhere (a gated unit's or a learnable
+    /// activation's fused backward): `dW = X^T dZ` into `dw`, `db` = column sums of dZ and `dX = dZ W^T` where
+    /// given. `x [m, k]`, `w [k, n]`, `dz [m, n]`; the activation plays no part.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_backward_from_dz(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        w: &Tensor,
+        dz: &Tensor,
+        dw: &Tensor,
+        db: Option<&Tensor>,
+        dx: Option<&Tensor>,
+    ) -> Result<()> {
+        const OP: &str = "dense_backward";
+        let (m, k, n) = sizes(OP, x, w)?;
+        let gpu = x.gpu();
+        expect_shape_any(OP, gpu, dz, &[m, n])?;
+        expect_shape_any(OP, gpu, dw, &[k, n])?;
+        let mut outs = vec![dw];
+        if let Some(db) = db {
+            expect_shape_any(OP, gpu, db, &[n])?;
+            outs.push(db);
+        }
+        if let Some(dx) = dx {
+            expect_shape_any(OP, gpu, dx, &[m, k])?;
+            outs.push(dx);
+        }
+        check_distinct(OP, &outs, &[x.buffer(), w.buffer(), dz.buffer()])?;
+        let kernel = self.kernel_for(gpu);
+        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
+        record_gemm(encoder, plain(x, Form::AtB, dz, dw)?)?;
+        if let Some(dx) = dx {
+            record_gemm(encoder, plain(dz, Form::ABt, w, dx)?)?;
+        }
+        if let Some(db) = db {
+            record_column_sums(encoder, dz, db)?;
+        }
+        Ok(())
+    }
+
     /// `Y = f(X W + b)` into a new f32 tensor (inputs of any storage type); submits and waits.
     pub fn forward(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let (m, _, n) = sizes("dense_forward", x, w)?;
