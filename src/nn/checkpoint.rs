@@ -10,13 +10,22 @@
 //! whether or not PyTorch has a module for it, so `Linear` sits at the even indices. Files are F32; loading
 //! also accepts F16, BF16 (exact) and F64 (rounded to nearest).
 //!
+//! Gated and learnable hidden layers ([`crate::nn::Hidden`]):
+//!
+//! | layer `l` | tensors |
+//! |---|---|
+//! | gated, `u` units | `"{2l}.weight" [2u, sizes[l]]`, `"{2l}.bias" [2u]`: PyTorch's `Linear(sizes[l], 2u)` before `nn.GLU()` (value half first, gate half second) |
+//! | PReLU | the linear map as usual, and `"{2l + 1}.weight"` of shape `[1]` or `[u]`, as `nn.PReLU(num_parameters)` names its slope |
+//! | Swish with learnable beta | `"{2l + 1}.beta"`, `[1]` or `[u]` (a module with a parameter named `beta`) |
+//! | ELU with learnable alpha | `"{2l + 1}.alpha"`, `[1]` or `[u]` |
+//!
 //! The metadata records what the tensors cannot say (safetensors metadata values are strings):
 //!
 //! | key | value |
 //! |---|---|
 //! | `format` | `pt`, as `safetensors.torch` writes it |
 //! | `actgpu.sizes` | layer sizes, input first, comma-separated: `2,64,64,3` |
-//! | `actgpu.activations` | each hidden layer's activation by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)` |
+//! | `actgpu.activations` | each hidden layer's kind by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)`; gated units as `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu` or `gated(<activation>)` for another gate; learnable activations as `prelu(n)`, `swish_learnable(n)`, `elu_learnable(n)` with `n` the parameter's length (1: shared) |
 //!
 //! So that a model trained here loads in PyTorch (with the matching activation modules):
 //!
@@ -29,10 +38,13 @@
 
 use std::path::Path;
 
-use super::safetensors::{read_file, serialize_f32, write_file, F32Tensor, SafeTensors};
+use super::safetensors::{
+    read_file, serialize_f32, write_file, F32Tensor, SafeTensors, TensorView,
+};
+use crate::nn::Hidden;
 use crate::ops::loss::Loss;
 use crate::ops::optim::Optimizer;
-use crate::{Activation, Error, Gpu, Mlp, Result};
+use crate::{Activation, Error, Gated, Gpu, Learnable, Mlp, Result};
 
 /// Metadata key of the layer sizes.
 pub const SIZES_KEY: &str = "actgpu.sizes";
@@ -91,6 +103,46 @@ pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
     })
 }
 
+/// A hidden layer's kind as the metadata writes it: [`activation_spec`] for a plain activation, the gated
+/// unit's name (`swiglu`; `gated(<activation spec>)` for a gate without one), or the learnable activation's
+/// name with the length of its parameter for a layer of `units` outputs (`prelu(64)`, `swish_learnable(1)`).
+pub fn hidden_spec(kind: Hidden, units: usize) -> String {
+    match kind {
+        Hidden::Act(act) => activation_spec(act),
+        Hidden::Gated(g) if Gated::ALL.contains(&g) => g.name(),
+        Hidden::Gated(g) => format!("gated({})", activation_spec(g.gate)),
+        Hidden::Learnable { kind: k, .. } => format!("{}({})", k.name(), kind.param_len(units)),
+    }
+}
+
+/// The kind a [`hidden_spec`] names; `None` where [`parse_activation_spec`] would give `None`. A learnable
+/// layer comes back at its default initial value (the file holds the parameter), per channel when its length
+/// is not 1.
+pub fn parse_hidden_spec(spec: &str) -> Option<Hidden> {
+    let spec = spec.trim();
+    if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == spec) {
+        return Some(Hidden::Gated(g));
+    }
+    if let Some(inner) = spec
+        .strip_prefix("gated(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return parse_activation_spec(inner).map(|gate| Hidden::Gated(Gated { gate }));
+    }
+    if let Some((name, rest)) = spec.split_once('(') {
+        if let Some(kind) = Learnable::ALL.into_iter().find(|k| k.name() == name.trim()) {
+            let n: usize = rest.strip_suffix(')')?.trim().parse().ok()?;
+            return (n > 0).then_some(Hidden::learnable(kind, n != 1));
+        }
+    }
+    parse_activation_spec(spec).map(Hidden::Act)
+}
+
+/// The name of layer `l`'s learnable activation parameter, `"{2l + 1}.{weight|beta|alpha}"`, where it has one.
+pub fn activation_param_name(kind: Hidden, l: usize) -> Option<String> {
+    kind.param_name().map(|n| format!("{}.{n}", 2 * l + 1))
+}
+
 /// `[rows, cols]` row-major to `[cols, rows]`.
 fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; a.len()];
@@ -110,18 +162,23 @@ fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
         .join(",")
 }
 
-/// Layer sizes from the tensors alone: `0.weight [s1, s0]`, `2.weight [s2, s1]`, ... until a weight is missing.
-fn sizes_from_shapes(file: &SafeTensors) -> Result<Vec<usize>> {
+/// Layer sizes from the tensors and the hidden layers' kinds: `0.weight [w0, s0]`, `2.weight [w1, s1]`, ... until
+/// a weight is missing, where `w_l` is `s_{l+1}` (`2 s_{l+1}` for a gated layer).
+fn sizes_from_shapes(file: &SafeTensors, hidden: &[Hidden]) -> Result<Vec<usize>> {
     let mut sizes = Vec::new();
     for l in 0.. {
         let (w, _) = linear_names(l);
         let Ok(t) = file.tensor(&w) else { break };
+        let gated = matches!(hidden.get(l), Some(Hidden::Gated(_)));
         match t.shape[..] {
-            [out, inp] if sizes.is_empty() || sizes.last() == Some(&inp) => {
+            [out, inp]
+                if (sizes.is_empty() || sizes.last() == Some(&inp))
+                    && (!gated || out.is_multiple_of(2)) =>
+            {
                 if sizes.is_empty() {
                     sizes.push(inp);
                 }
-                sizes.push(out);
+                sizes.push(if gated { out / 2 } else { out });
             }
             _ => {
                 return Err(Error::TensorShapeMismatch {
@@ -146,16 +203,24 @@ impl Mlp {
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
         let sizes = self.sizes();
         let params = self.params()?;
-        let names: Vec<(String, String)> = (0..params.len()).map(linear_names).collect();
-        let shapes: Vec<[usize; 2]> = (0..params.len())
-            .map(|l| [sizes[l + 1], sizes[l]])
+        let act_params = self.activation_params()?;
+        let mut kinds = self.hidden();
+        kinds.push(Hidden::Act(Activation::Identity));
+        let widths: Vec<usize> = (0..params.len())
+            .map(|l| kinds[l].linear_width(sizes[l + 1]))
             .collect();
+        let names: Vec<(String, String)> = (0..params.len()).map(linear_names).collect();
+        let shapes: Vec<[usize; 2]> = (0..params.len()).map(|l| [widths[l], sizes[l]]).collect();
         let weights: Vec<Vec<f32>> = params
             .iter()
             .enumerate()
-            .map(|(l, (w, _))| transpose(w, sizes[l], sizes[l + 1]))
+            .map(|(l, (w, _))| transpose(w, sizes[l], widths[l]))
             .collect();
-        let mut tensors = Vec::with_capacity(2 * params.len());
+        let p_names: Vec<Option<String>> = (0..params.len())
+            .map(|l| activation_param_name(kinds[l], l))
+            .collect();
+        let p_shapes: Vec<[usize; 1]> = act_params.iter().map(|p| [p.len()]).collect();
+        let mut tensors = Vec::with_capacity(3 * params.len());
         for l in 0..params.len() {
             tensors.push(F32Tensor {
                 name: &names[l].0,
@@ -167,9 +232,17 @@ impl Mlp {
                 shape: &shapes[l][..1],
                 data: &params[l].1,
             });
+            if let Some(name) = &p_names[l] {
+                tensors.push(F32Tensor {
+                    name,
+                    shape: &p_shapes[l],
+                    data: &act_params[l],
+                });
+            }
         }
+        let specs = (0..params.len() - 1).map(|l| hidden_spec(kinds[l], sizes[l + 1]));
+        let acts = join(specs);
         let sizes = join(sizes);
-        let acts = join(self.activations().into_iter().map(activation_spec));
         serialize_f32(
             &tensors,
             &[
@@ -185,40 +258,51 @@ impl Mlp {
         write_file(path.as_ref(), &self.to_safetensors_bytes()?)
     }
 
-    /// Loads every weight and bias from a safetensors file in memory into this network, whose layer sizes must
-    /// match the file's. Everything is checked before anything is written, so on error the network is
-    /// unchanged: a malformed file ([`Error::InvalidSafetensors`]), a missing tensor ([`Error::MissingTensor`]),
-    /// one of the wrong shape ([`Error::TensorShapeMismatch`]) or dtype ([`Error::TensorDTypeMismatch`]), or a
-    /// tensor the network has no place for ([`Error::InvalidArgument`], as PyTorch's strict `load_state_dict`).
+    /// Loads every weight and bias, and every learnable activation parameter, from a safetensors file in memory
+    /// into this network, whose layer sizes and kinds must match the file's tensors. Everything is checked
+    /// before anything is written, so on error the network is unchanged: a malformed file
+    /// ([`Error::InvalidSafetensors`]), a missing tensor ([`Error::MissingTensor`]), one of the wrong shape
+    /// ([`Error::TensorShapeMismatch`]) or dtype ([`Error::TensorDTypeMismatch`]), or a tensor the network has
+    /// no place for ([`Error::InvalidArgument`], as PyTorch's strict `load_state_dict`).
     /// Only the parameters change (as in PyTorch): the optimizer state, the step count and the activations
     /// stay as they are, whatever the file's metadata says.
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
         let file = SafeTensors::parse(bytes)?;
         let sizes = self.sizes().to_vec();
         let layers = sizes.len() - 1;
+        let mut kinds = self.hidden();
+        kinds.push(Hidden::Act(Activation::Identity));
+        let check = |t: &TensorView, shape: Vec<usize>| {
+            if t.shape != shape {
+                return Err(Error::TensorShapeMismatch {
+                    name: t.name.clone(),
+                    expected: shape,
+                    got: t.shape.clone(),
+                });
+            }
+            Ok(())
+        };
         let mut loaded = Vec::with_capacity(layers);
+        let mut known = Vec::with_capacity(3 * layers);
         for l in 0..layers {
             let (wn, bn) = linear_names(l);
-            let (fan_in, fan_out) = (sizes[l], sizes[l + 1]);
+            let (fan_in, width) = (sizes[l], kinds[l].linear_width(sizes[l + 1]));
             let w = file.tensor(&wn)?;
             let b = file.tensor(&bn)?;
-            for (t, shape) in [(w, vec![fan_out, fan_in]), (b, vec![fan_out])] {
-                if t.shape != shape {
-                    return Err(Error::TensorShapeMismatch {
-                        name: t.name.clone(),
-                        expected: shape,
-                        got: t.shape.clone(),
-                    });
+            check(w, vec![width, fan_in])?;
+            check(b, vec![width])?;
+            let p = match activation_param_name(kinds[l], l) {
+                Some(pn) => {
+                    let p = file.tensor(&pn)?;
+                    check(p, vec![kinds[l].param_len(sizes[l + 1])])?;
+                    known.push(pn);
+                    Some(p.to_f32()?)
                 }
-            }
-            loaded.push((transpose(&w.to_f32()?, fan_out, fan_in), b.to_f32()?));
+                None => None,
+            };
+            loaded.push((transpose(&w.to_f32()?, width, fan_in), b.to_f32()?, p));
+            known.extend([wn, bn]);
         }
-        let known: Vec<String> = (0..layers)
-            .flat_map(|l| {
-                let (w, b) = linear_names(l);
-                [w, b]
-            })
-            .collect();
         if let Some(extra) = file.tensors.iter().find(|t| !known.contains(&t.name)) {
             return Err(Error::InvalidArgument {
                 op: "Mlp::load_weights",
@@ -229,10 +313,13 @@ impl Mlp {
                 ),
             });
         }
-        for (l, (w, b)) in loaded.iter().enumerate() {
+        for (l, (w, b, p)) in loaded.iter().enumerate() {
             if let Some((wt, bt)) = self.layer(l) {
                 wt.write(w)?;
                 bt.write(b)?;
+            }
+            if let (Some(pt), Some(p)) = (self.activation_param(l), p) {
+                pt.write(p)?;
             }
         }
         Ok(())
@@ -243,8 +330,8 @@ impl Mlp {
         self.load_weights(&read_file(path.as_ref())?)
     }
 
-    /// A new network from a safetensors file in memory: layer sizes from the weights' shapes, hidden
-    /// activations from the `actgpu.activations` metadata (files written by [`Mlp::to_safetensors_bytes`];
+    /// A new network from a safetensors file in memory: hidden layer kinds from the `actgpu.activations`
+    /// metadata, layer sizes from the weights' shapes (files written by [`Mlp::to_safetensors_bytes`];
     /// for others, build the network with [`Mlp::new`] and call [`Mlp::load_weights`]), every parameter from
     /// the file, trained with `loss` and `optimizer` from step 0.
     pub fn from_safetensors(
@@ -255,20 +342,19 @@ impl Mlp {
     ) -> Result<Mlp> {
         const OP: &str = "Mlp::from_safetensors";
         let file = SafeTensors::parse(bytes)?;
-        let sizes = sizes_from_shapes(&file)?;
         let spec = file.metadata(ACTIVATIONS_KEY).ok_or(Error::InvalidArgument {
             op: OP,
             reason: format!(
                 "no {ACTIVATIONS_KEY:?} metadata: create the network with Mlp::new and call load_weights"
             ),
         })?;
-        let hidden: Vec<Activation> = if spec.is_empty() {
+        let hidden: Vec<Hidden> = if spec.is_empty() {
             Vec::new()
         } else {
             split_layers(spec)
                 .into_iter()
                 .map(|s| {
-                    parse_activation_spec(s).ok_or_else(|| Error::InvalidArgument {
+                    parse_hidden_spec(s).ok_or_else(|| Error::InvalidArgument {
                         op: OP,
                         reason: format!(
                             "activation {s:?} cannot be rebuilt (a custom one?): create the network with \
@@ -278,6 +364,7 @@ impl Mlp {
                 })
                 .collect::<Result<_>>()?
         };
+        let sizes = sizes_from_shapes(&file, &hidden)?;
         if let Some(recorded) = file.metadata(SIZES_KEY) {
             if recorded != join(&sizes) {
                 return Err(bad_metadata(format!(
@@ -286,7 +373,7 @@ impl Mlp {
                 )));
             }
         }
-        let mut mlp = Mlp::new(gpu, &sizes, &hidden, loss, optimizer, 0)?;
+        let mut mlp = Mlp::with_layers(gpu, &sizes, &hidden, loss, optimizer, 0)?;
         mlp.load_weights(bytes)?;
         Ok(mlp)
     }
