@@ -1,8 +1,16 @@
 //! f64 reference of a whole training step of [`crate::nn::Mlp`]: forward through the dense layers, the loss
 //! and its gradient, backward, and the optimizer update, from the same initial parameters.
+//!
+//! Gated and learnable hidden layers ([`Hidden`]) run their linear map as a dense layer without activation,
+//! then the f64 references of the gated unit and the learnable activation ([`super::fused`]); backward forms
+//! dZ with their backward references and the activation parameter's gradient `dp` with it.
 
 use super::dense::{dense_backward, dense_forward, DenseGrads};
+use super::fused::{
+    gated_backward, gated_forward, join_halves, learnable_backward, learnable_forward, split_halves,
+};
 use super::optim::{update, State};
+use crate::nn::Hidden;
 use crate::ops::loss::Loss;
 use crate::ops::optim::Optimizer;
 use crate::Activation;
@@ -37,8 +45,11 @@ pub fn loss_and_grad(loss: Loss, pred: &[f64], cols: usize, target: Target) -> (
 pub struct Mlp {
     /// Layer sizes, input first.
     pub sizes: Vec<usize>,
-    /// One activation per hidden layer.
+    /// One activation per hidden layer: the plain activation, [`Activation::Identity`] for a gated or
+    /// learnable layer (whose linear map runs without one; its kind is in `layers`).
     pub hidden: Vec<Activation>,
+    /// Each hidden layer's kind.
+    pub layers: Vec<Hidden>,
     /// The loss.
     pub loss: Loss,
     /// The optimizer.
@@ -51,8 +62,24 @@ pub struct Mlp {
     pub weight_states: Vec<State>,
     /// Optimizer state of each bias.
     pub bias_states: Vec<State>,
+    /// Each layer's learnable activation parameter (empty where it has none).
+    pub act_params: Vec<Vec<f64>>,
+    /// Optimizer state of each learnable activation parameter.
+    pub act_param_states: Vec<State>,
     /// Updates done so far.
     pub step: u64,
+}
+
+/// Every gradient of one step: the loss, each layer's dense gradients, and each layer's learnable activation
+/// parameter gradient (empty where it has none).
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// The mean loss.
+    pub loss: f64,
+    /// `dW`, `db` of each linear map, and the gradient `dx` reaching its input.
+    pub dense: Vec<DenseGrads>,
+    /// `dp` of each layer's activation parameter.
+    pub act_params: Vec<Vec<f64>>,
 }
 
 impl Mlp {
@@ -64,37 +91,78 @@ impl Mlp {
         optimizer: Optimizer,
         params: &[(Vec<f32>, Vec<f32>)],
     ) -> Self {
+        let layers: Vec<Hidden> = hidden.iter().map(|&a| Hidden::Act(a)).collect();
+        Mlp::with_layers(sizes, &layers, loss, optimizer, params)
+    }
+
+    /// A network with hidden layer kinds `layers` starting from `params` (`(W, b)` per linear map, as
+    /// [`crate::nn::init_layers`] gives them); learnable activation parameters start at their `init`.
+    pub fn with_layers(
+        sizes: &[usize],
+        layers: &[Hidden],
+        loss: Loss,
+        optimizer: Optimizer,
+        params: &[(Vec<f32>, Vec<f32>)],
+    ) -> Self {
         let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let act_params: Vec<Vec<f64>> = (0..params.len())
+            .map(|l| match layers.get(l) {
+                Some(&k @ Hidden::Learnable { init, .. }) => {
+                    vec![f64::from(init); k.param_len(sizes[l + 1])]
+                }
+                _ => Vec::new(),
+            })
+            .collect();
         Mlp {
             sizes: sizes.to_vec(),
-            hidden: hidden.to_vec(),
+            hidden: layers
+                .iter()
+                .map(|k| k.plain().unwrap_or(Activation::Identity))
+                .collect(),
+            layers: layers.to_vec(),
             loss,
             optimizer,
             weights: params.iter().map(|(w, _)| widen(w)).collect(),
             biases: params.iter().map(|(_, b)| widen(b)).collect(),
             weight_states: params.iter().map(|(w, _)| State::zeros(w.len())).collect(),
             bias_states: params.iter().map(|(_, b)| State::zeros(b.len())).collect(),
+            act_param_states: act_params.iter().map(|p| State::zeros(p.len())).collect(),
+            act_params,
             step: 0,
         }
     }
 
-    fn act(&self, l: usize) -> Activation {
-        self.hidden.get(l).copied().unwrap_or(Activation::Identity)
+    fn kind(&self, l: usize) -> Hidden {
+        self.layers
+            .get(l)
+            .copied()
+            .unwrap_or(Hidden::Act(Activation::Identity))
     }
 
-    /// Layer outputs `Y_l` and pre-activations `Z_l` for a batch `x [batch, sizes[0]]`.
+    /// `(batch, fan_in, linear width)` of layer `l`'s linear map.
+    fn dims(&self, l: usize, batch: usize) -> (usize, usize, usize) {
+        let width = self.kind(l).linear_width(self.sizes[l + 1]);
+        (batch, self.sizes[l], width)
+    }
+
+    /// Layer outputs `Y_l` and pre-activations `Z_l` (the linear maps' outputs, `[batch, 2u]` for a gated
+    /// layer) for a batch `x [batch, sizes[0]]`.
     pub fn forward(&self, x: &[f64], batch: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
         let (mut ys, mut zs): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
         for l in 0..self.weights.len() {
             let input: &[f64] = if l == 0 { x } else { &ys[l - 1] };
-            let dims = (batch, self.sizes[l], self.sizes[l + 1]);
-            let (y, z) = dense_forward(
-                self.act(l),
-                input,
-                &self.weights[l],
-                Some(&self.biases[l]),
-                dims,
-            );
+            let kind = self.kind(l);
+            let act = kind.plain().unwrap_or(Activation::Identity);
+            let bias = Some(&self.biases[l][..]);
+            let (y, z) = dense_forward(act, input, &self.weights[l], bias, self.dims(l, batch));
+            let y = match kind {
+                Hidden::Act(_) => y,
+                Hidden::Gated(g) => {
+                    let (a, gate) = split_halves(&z, self.sizes[l + 1]);
+                    gated_forward(g.gate, &a, &gate)
+                }
+                Hidden::Learnable { kind, .. } => learnable_forward(kind, &z, &self.act_params[l]),
+            };
             ys.push(y);
             zs.push(z);
         }
@@ -113,41 +181,81 @@ impl Mlp {
         batch: usize,
         target: Target,
     ) -> (f64, Vec<DenseGrads>) {
+        let g = self.gradients(x, batch, target);
+        (g.loss, g.dense)
+    }
+
+    /// The mean loss and every gradient, the learnable activation parameters' included.
+    pub fn gradients(&self, x: &[f64], batch: usize, target: Target) -> Gradients {
         let (ys, zs) = self.forward(x, batch);
         let out = *self.sizes.last().unwrap_or(&0);
         let (loss, mut dy) = loss_and_grad(self.loss, &ys[ys.len() - 1], out, target);
-        let mut grads = Vec::with_capacity(self.weights.len());
-        for l in (0..self.weights.len()).rev() {
+        let layers = self.weights.len();
+        let mut dense = Vec::with_capacity(layers);
+        let mut act_params = vec![Vec::new(); layers];
+        for l in (0..layers).rev() {
             let input: &[f64] = if l == 0 { x } else { &ys[l - 1] };
-            let dims = (batch, self.sizes[l], self.sizes[l + 1]);
-            let g = dense_backward(self.act(l), input, &self.weights[l], &zs[l], &dy, dims);
+            let dims = self.dims(l, batch);
+            let g = match self.kind(l) {
+                Hidden::Act(act) => dense_backward(act, input, &self.weights[l], &zs[l], &dy, dims),
+                kind => {
+                    let dz = match kind {
+                        Hidden::Gated(g) => {
+                            let units = self.sizes[l + 1];
+                            let (a, gate) = split_halves(&zs[l], units);
+                            let (da, dg) = gated_backward(g.gate, &a, &gate, &dy);
+                            join_halves(&da, &dg, units)
+                        }
+                        Hidden::Learnable { kind, .. } => {
+                            let (dz, dp) =
+                                learnable_backward(kind, &zs[l], &self.act_params[l], &dy);
+                            act_params[l] = dp;
+                            dz
+                        }
+                        Hidden::Act(_) => unreachable!("handled above"),
+                    };
+                    let id = Activation::Identity;
+                    dense_backward(id, input, &self.weights[l], &zs[l], &dz, dims)
+                }
+            };
             dy = g.dx.clone();
-            grads.push(g);
+            dense.push(g);
         }
-        grads.reverse();
-        (loss, grads)
+        dense.reverse();
+        Gradients {
+            loss,
+            dense,
+            act_params,
+        }
     }
 
-    /// One step: gradients at the current parameters, then the optimizer's update. Returns the loss before it.
+    /// One step: gradients at the current parameters, then the optimizer's update of every weight, bias and
+    /// learnable activation parameter. Returns the loss before it.
     pub fn train_step(&mut self, x: &[f64], batch: usize, target: Target) -> f64 {
-        let (loss, grads) = self.loss_and_grads(x, batch, target);
+        let grads = self.gradients(x, batch, target);
         self.step += 1;
-        for (l, g) in grads.iter().enumerate() {
+        let opt = self.optimizer;
+        for (l, g) in grads.dense.iter().enumerate() {
             update(
-                &self.optimizer,
+                &opt,
                 &mut self.weights[l],
                 &g.dw,
                 &mut self.weight_states[l],
                 self.step,
             );
             update(
-                &self.optimizer,
+                &opt,
                 &mut self.biases[l],
                 &g.db,
                 &mut self.bias_states[l],
                 self.step,
             );
+            if !self.act_params[l].is_empty() {
+                let dp = &grads.act_params[l];
+                let state = &mut self.act_param_states[l];
+                update(&opt, &mut self.act_params[l], dp, state, self.step);
+            }
         }
-        loss
+        grads.loss
     }
 }
