@@ -7,14 +7,12 @@ mod common;
 use actgpu::cpu::mlp::{self as ref_mlp, Target};
 use actgpu::cpu::optim::{update, State};
 use actgpu::verify::fused::random_values;
+use actgpu::verify::training::{loss_bound, U};
 use actgpu::verify::Rng;
 use actgpu::{
     cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
 };
 use common::gpu;
-
-/// Unit roundoff of f32, 2^-24.
-const U: f64 = 1.0 / 16_777_216.0;
 
 fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -51,18 +49,6 @@ fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) ->
         })
         .collect();
     assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
-}
-
-/// The loss bound: each of the `n` terms is computed within `term_ulps` f32 roundings of its magnitude
-/// `mags[i]` (the exponentials' 3 + 2|x| ULP and a few more operations), and the sum adds at most
-/// `chain + ceil(threads / 256) + 8 + 2` roundings in any term's path (a thread's grid-stride chain, the
-/// reduction's strided slice, its 8-level tree, the scaling), so `|got - ref| <= (term_ulps + depth) u sum mags / n`
-/// (Higham's bound for recursive summation, applied to the longest path).
-fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
-    let n = mags.len();
-    let chain = n.div_ceil(threads) as f64;
-    let depth = chain + threads.div_ceil(256) as f64 + 10.0;
-    (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
 }
 
 const CE_SHAPES: [(usize, usize); 7] = [

@@ -233,7 +233,7 @@ pub fn check_dense(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
 /// thread's grid-stride chain, the reduction's strided slice, its 8-level tree, the scaling), so
 /// `|got - ref| <= (term_ulps + depth) u sum mags / n` (Higham's bound for recursive summation, on the longest
 /// path).
-fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
+pub fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
     let n = mags.len();
     let chain = n.div_ceil(threads) as f64;
     let depth = chain + threads.div_ceil(256) as f64 + 10.0;
