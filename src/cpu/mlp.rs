@@ -196,27 +196,28 @@ impl Mlp {
         for l in (0..layers).rev() {
             let input: &[f64] = if l == 0 { x } else { &ys[l - 1] };
             let dims = self.dims(l, batch);
-            let g = match self.kind(l) {
-                Hidden::Act(act) => dense_backward(act, input, &self.weights[l], &zs[l], &dy, dims),
-                kind => {
-                    let dz = match kind {
-                        Hidden::Gated(g) => {
-                            let units = self.sizes[l + 1];
-                            let (a, gate) = split_halves(&zs[l], units);
-                            let (da, dg) = gated_backward(g.gate, &a, &gate, &dy);
-                            join_halves(&da, &dg, units)
-                        }
-                        Hidden::Learnable { kind, .. } => {
-                            let (dz, dp) =
-                                learnable_backward(kind, &zs[l], &self.act_params[l], &dy);
-                            act_params[l] = dp;
-                            dz
-                        }
-                        Hidden::Act(_) => unreachable!("handled above"),
-                    };
-                    let id = Activation::Identity;
-                    dense_backward(id, input, &self.weights[l], &zs[l], &dz, dims)
+            // dZ of a gated or learnable layer from its own backward; a plain layer's comes from dense_backward.
+            let dz = match self.kind(l) {
+                Hidden::Act(_) => None,
+                Hidden::Gated(g) => {
+                    let units = self.sizes[l + 1];
+                    let (a, gate) = split_halves(&zs[l], units);
+                    let (da, dg) = gated_backward(g.gate, &a, &gate, &dy);
+                    Some(join_halves(&da, &dg, units))
                 }
+                Hidden::Learnable { kind, .. } => {
+                    let (dz, dp) = learnable_backward(kind, &zs[l], &self.act_params[l], &dy);
+                    act_params[l] = dp;
+                    Some(dz)
+                }
+            };
+            let w = &self.weights[l];
+            let g = match dz {
+                None => {
+                    let act = self.kind(l).plain().unwrap_or(Activation::Identity);
+                    dense_backward(act, input, w, &zs[l], &dy, dims)
+                }
+                Some(dz) => dense_backward(Activation::Identity, input, w, &zs[l], &dz, dims),
             };
             dy = g.dx.clone();
             dense.push(g);

@@ -411,8 +411,8 @@ impl Mlp {
     }
 
     /// Turns the per-layer diagnostics on or off ([`crate::nn::diagnostics`]). On, every following
-    /// [`Mlp::train_step`] also gathers each layer's gradient norms and dead / saturated counts in the kernels
-    /// it runs anyway; off (the default), the step runs exactly as without them. Turning them on allocates a
+    /// [`Mlp::train_step`] also gathers each layer's gradient norms (a learnable activation parameter's too)
+    /// and dead / saturated counts (plain activations only) in the kernels it runs anyway; off (the default), the step runs exactly as without them. Turning them on allocates a
     /// few small buffers; turning them off frees them.
     pub fn set_diagnostics(&mut self, on: bool) -> Result<()> {
         if !on {
