@@ -345,7 +345,7 @@ impl Mlp {
         let spec = file.metadata(ACTIVATIONS_KEY).ok_or(Error::InvalidArgument {
             op: OP,
             reason: format!(
-                "no {ACTIVATIONS_KEY:?} metadata: create the network with Mlp::new and call load_weights"
+                "no {ACTIVATIONS_KEY:?} metadata: create the network with Mlp::new or Mlp::with_layers and call load_weights"
             ),
         })?;
         let hidden: Vec<Hidden> = if spec.is_empty() {
@@ -358,7 +358,7 @@ impl Mlp {
                         op: OP,
                         reason: format!(
                             "activation {s:?} cannot be rebuilt (a custom one?): create the network with \
-                             Mlp::new and call load_weights"
+                             Mlp::new or Mlp::with_layers and call load_weights"
                         ),
                     })
                 })
