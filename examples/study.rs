@@ -56,13 +56,8 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         if let Progress::Run(r) = p {
             if let Some(e) = r.last() {
                 println!(
-                    "  {:<13} seed {}: test acc {:.3}, NLL {:.3}, ECE {:.3} ({:.1} s)",
-                    r.activation.name(),
-                    r.seed,
-                    e.test.accuracy,
-                    e.test.nll,
-                    e.test.ece,
-                    r.wall_s
+                    "  {:<15} seed {}: test acc {:.3}, NLL {:.3}, ECE {:.3} ({:.1} s)",
+                    r.activation, r.seed, e.test.accuracy, e.test.nll, e.test.ece, r.wall_s
                 );
             }
         }

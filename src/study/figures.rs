@@ -10,7 +10,7 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
     let curve = |f: fn(&crate::study::summary::Summary) -> &Vec<f64>| -> Vec<Series> {
         s.iter()
             .map(|x| Series {
-                name: x.activation.name().into(),
+                name: x.activation.name(),
                 points: f(x)
                     .iter()
                     .enumerate()
@@ -44,7 +44,7 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
         bars: s
             .iter()
             .map(|x| Bar {
-                label: x.activation.name().into(),
+                label: x.activation.name(),
                 value: x.test_ece.map_or(f64::NAN, |(m, _)| m),
                 err: x.test_ece.map(|(_, sd)| sd).filter(|_| study.options.seeds > 1),
             })
@@ -53,7 +53,7 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
     let per_layer = |f: fn(&crate::study::summary::Summary) -> &Vec<f64>| -> Vec<Series> {
         s.iter()
             .map(|x| Series {
-                name: x.activation.name().into(),
+                name: x.activation.name(),
                 points: f(x)
                     .iter()
                     .enumerate()

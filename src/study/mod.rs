@@ -6,6 +6,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`candidate`] | what is compared: a plain activation, a gated unit or a learnable activation, its name and parameter count |
 //! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split (always built: `examples/train.rs` uses them too) |
 //! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
 //! | [`run`] | training one network and recording its epochs, gradient flow and step times |
@@ -16,6 +17,7 @@
 //!
 //! Everything runs on the public API ([`crate::Mlp`] and its diagnostics); nothing here touches a kernel.
 
+pub mod candidate;
 pub mod figures;
 pub mod metrics;
 pub mod options;
@@ -29,10 +31,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::datasets::Dataset;
+use crate::study::candidate::Candidate;
 use crate::study::options::Options;
 use crate::study::run::{train_one, DeviceData, EpochRecord, RunRecord};
 use crate::study::summary::{ranked, Summary};
-use crate::{Activation, Gpu};
+use crate::Gpu;
 
 /// What can go wrong in the study.
 #[derive(Debug)]
@@ -102,8 +105,8 @@ pub struct Study {
 pub enum Progress<'a> {
     /// An epoch of a run finished.
     Epoch {
-        /// The activation.
-        activation: Activation,
+        /// The hidden-layer kind.
+        activation: Candidate,
         /// The seed.
         seed: u64,
         /// 1-based epoch.
@@ -115,7 +118,7 @@ pub enum Progress<'a> {
     Run(&'a RunRecord),
 }
 
-/// Runs the study `options` describes on `gpu`: every activation with every seed, then the summaries.
+/// Runs the study `options` describes on `gpu`: every candidate with every seed, then the summaries.
 pub fn run_study(
     gpu: &Gpu,
     options: &Options,
@@ -125,10 +128,10 @@ pub fn run_study(
     let start = Instant::now();
     let dataset = options.dataset();
     let data = DeviceData::upload(gpu, &dataset)?;
-    let config = options.train_config();
     let mut runs = Vec::new();
     let mut summaries = Vec::new();
     for &act in &options.activations {
+        let config = options.config_for(act, &dataset);
         let mut mine = Vec::new();
         for seed in options.seed_list() {
             let run = train_one(gpu, &dataset, &data, &config, act, seed, |epoch, record| {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::datasets::{Dataset, DatasetKind};
+use crate::study::candidate::Candidate;
 use crate::study::run::TrainConfig;
 use crate::study::StudyError;
 use crate::{Activation, Adam, Optimizer, Sgd};
@@ -15,7 +16,18 @@ Trains the same MLP with every activation on one dataset and reports accuracy, c
 gradient flow and cost; ranks the activations by final test accuracy.
 
   --dataset NAME        spirals (default), moons, circles, checkerboard
-  --activations A,B,..  activation names (default: all 22, identity as the linear baseline)
+  --activations A,B,..  names and sets, in order (default: plain, the 22 plain activations, identity as the
+                        linear baseline). Names: every activation (relu, gelu, silu, tanh, ...); the gated
+                        units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
+                        then value * gate(g)); the learnable ones prelu (one slope per layer, from 0.25),
+                        prelu_channel (one slope per unit), swish_learnable (x sigmoid(beta x), beta from 1),
+                        elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel.
+                        Sets: plain, gated (the 5 gated units), learnable (prelu, prelu_channel,
+                        swish_learnable, elu_learnable), all (plain + gated + learnable: 31)
+  --all                 every plain activation plus the gated and learnable ones (--activations all)
+  --match-params        shrink the gated layers' widths (one common factor) so their network has about as
+                        many parameters as the plain one; without it every kind has the same widths u, so a
+                        gated network has about twice the parameters
   --epochs N            passes over the training set (default 30)
   --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1)
   --hidden W,W,..       hidden layer widths (default 64,64,64)
@@ -34,8 +46,11 @@ gradient flow and cost; ranks the activations by final test accuracy.
 pub struct Options {
     /// The dataset.
     pub dataset: DatasetKind,
-    /// The activations compared, in the order they run.
-    pub activations: Vec<Activation>,
+    /// The hidden-layer kinds compared, in the order they run.
+    pub activations: Vec<Candidate>,
+    /// Whether gated layers get narrower widths so their networks have about the plain network's parameter
+    /// count ([`Candidate::matched_hidden`]); otherwise every kind uses [`Options::hidden`].
+    pub match_params: bool,
     /// Runs per activation, with seeds `1..=seeds`.
     pub seeds: u64,
     /// Passes over the training set.
@@ -66,7 +81,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             dataset: DatasetKind::Spirals,
-            activations: Activation::ALL.to_vec(),
+            activations: Candidate::plain_all(),
+            match_params: false,
             seeds: 1,
             epochs: 30,
             points: 300,
@@ -108,22 +124,27 @@ fn positive(flag: &str, v: &str) -> Result<usize, StudyError> {
     }
 }
 
-/// Parses a comma-separated list of activation names (`all` for every one), without duplicates.
-pub fn parse_activations(list: &str) -> Result<Vec<Activation>, StudyError> {
-    if list == "all" {
-        return Ok(Activation::ALL.to_vec());
-    }
+/// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `gated`, `learnable`, `all`),
+/// keeping the first occurrence of each candidate.
+pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
     let mut acts = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let act = Activation::from_name(name).ok_or_else(|| {
-            let known: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
-            usage(format!(
-                "unknown activation '{name}' (known: {})",
-                known.join(", ")
-            ))
-        })?;
-        if !acts.contains(&act) {
-            acts.push(act);
+        let found = match name {
+            "plain" => Candidate::plain_all(),
+            "gated" => crate::Gated::ALL.map(Candidate::from).to_vec(),
+            "learnable" => Candidate::LEARNABLE.to_vec(),
+            "all" => Candidate::extended(),
+            _ => vec![Candidate::from_name(name).ok_or_else(|| {
+                usage(format!(
+                    "unknown activation '{name}' (known: {}; sets: plain, gated, learnable, all)",
+                    Candidate::names().join(", ")
+                ))
+            })?],
+        };
+        for c in found {
+            if !acts.contains(&c) {
+                acts.push(c);
+            }
         }
     }
     if acts.is_empty() {
@@ -136,7 +157,9 @@ impl Options {
     /// The `--quick` settings: ReLU, tanh and GELU, 2 epochs, 40 training points per class, 32 wide.
     pub fn quick() -> Options {
         Options {
-            activations: vec![Activation::Relu, Activation::Tanh, Activation::Gelu],
+            activations: [Activation::Relu, Activation::Tanh, Activation::Gelu]
+                .map(Candidate::from)
+                .to_vec(),
             epochs: 2,
             points: 40,
             test_points: 20,
@@ -165,6 +188,14 @@ impl Options {
                 "--quick" => continue,
                 "--sgd" => {
                     o.sgd = true;
+                    continue;
+                }
+                "--all" => {
+                    o.activations = Candidate::extended();
+                    continue;
+                }
+                "--match-params" => {
+                    o.match_params = true;
                     continue;
                 }
                 _ => {}
@@ -255,6 +286,25 @@ impl Options {
         }
     }
 
+    /// The hidden widths a run of `candidate` uses: [`Options::hidden`], or with `--match-params` the widths
+    /// [`Candidate::matched_hidden`] gives for it on `dataset`.
+    pub fn hidden_for(&self, candidate: Candidate, dataset: &Dataset) -> Vec<usize> {
+        if self.match_params {
+            candidate.matched_hidden(dataset.features, &self.hidden, dataset.classes)
+        } else {
+            self.hidden.clone()
+        }
+    }
+
+    /// The network and schedule of `candidate`'s runs: [`Options::train_config`] with
+    /// [`Options::hidden_for`]'s widths.
+    pub fn config_for(&self, candidate: Candidate, dataset: &Dataset) -> TrainConfig {
+        TrainConfig {
+            hidden: self.hidden_for(candidate, dataset),
+            ..self.train_config()
+        }
+    }
+
     /// The dataset the options describe.
     pub fn dataset(&self) -> Dataset {
         Dataset::new(self.dataset, self.points, self.test_points, self.data_seed)
@@ -282,7 +332,10 @@ mod tests {
         };
         assert!(o.quick);
         assert_eq!(o.epochs, 3);
-        assert_eq!(o.activations, vec![Activation::Relu, Activation::elu()]);
+        assert_eq!(
+            o.activations,
+            vec![Activation::Relu.into(), Activation::elu().into()]
+        );
         let Command::Run(o) = Options::parse(&args(
             "--dataset moons --hidden 8,4 --points 30 --sgd --seeds 2",
         ))
@@ -299,6 +352,69 @@ mod tests {
     }
 
     #[test]
+    fn gated_learnable_names_sets_and_flags() {
+        let names =
+            |o: &Options| -> Vec<String> { o.activations.iter().map(|c| c.name()).collect() };
+        let Command::Run(o) = Options::parse(&args(
+            "--activations relu,swiglu,prelu,prelu_channel,swish_learnable,elu_learnable,glu",
+        ))
+        .unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(
+            names(&o),
+            [
+                "relu",
+                "swiglu",
+                "prelu",
+                "prelu_channel",
+                "swish_learnable",
+                "elu_learnable",
+                "glu"
+            ]
+        );
+        assert!(!o.match_params);
+        let Command::Run(o) = Options::parse(&args(
+            "--activations gelu,gated,learnable,geglu --match-params",
+        ))
+        .unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(
+            names(&o),
+            [
+                "gelu",
+                "glu",
+                "reglu",
+                "geglu",
+                "geglu_tanh",
+                "swiglu",
+                "prelu",
+                "prelu_channel",
+                "swish_learnable",
+                "elu_learnable"
+            ]
+        );
+        assert!(o.match_params);
+        let d = o.dataset();
+        assert_eq!(o.hidden_for(o.activations[1], &d), vec![45, 45, 45]);
+        assert_eq!(o.hidden_for(o.activations[0], &d), vec![64, 64, 64]);
+        assert_eq!(o.config_for(o.activations[6], &d).hidden, vec![64, 64, 64]);
+        for all in ["--all", "--activations all", "--quick --all"] {
+            let Command::Run(o) = Options::parse(&args(all)).unwrap() else {
+                panic!("not a run")
+            };
+            assert_eq!(o.activations, Candidate::extended(), "{all}");
+            assert_eq!(o.activations.len(), 31);
+        }
+        let Command::Run(o) = Options::parse(&args("--activations plain")).unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(o.activations, Options::default().activations);
+        assert_eq!(o.activations.len(), 22);
+    }
+
+    #[test]
     fn bad_input_is_a_usage_error() {
         for bad in [
             "--epochs",
@@ -306,6 +422,9 @@ mod tests {
             "--epochs two",
             "--dataset mnist",
             "--activations relu,nope",
+            "--activations glu_channel",
+            "--activations prelu_shared",
+            "--match-params 3",
             "--activations ,",
             "--hidden 8,,4",
             "--lr -1",

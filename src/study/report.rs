@@ -1,12 +1,15 @@
 //! The study's outputs: the ranked table (text and Markdown), an automatic reading of it, `results.json` with
 //! every number, and [`write_outputs`] which puts them and the charts in a directory.
 //!
-//! Table columns: final test accuracy, test NLL and ECE (see [`crate::study::metrics`]), final training loss
+//! Table columns: the network's trained parameters (weights, biases, learnable activation parameters; a gated
+//! layer's linear map is twice as wide, so without `--match-params` a gated network has about twice as many),
+//! final test accuracy, test NLL and ECE (see [`crate::study::metrics`]), final training loss
 //! (over the whole training set), epochs until the test accuracy first reached the target (with how many runs
 //! reached it), median wall time per training step, the fractions of hidden pre-activations with `f'(z) = 0`
 //! ("dead" in [`crate::nn::diagnostics`]: no gradient flows through them on that batch; for the ReLU family
 //! this includes every inactive unit, not only units dead for good) and with `0 < |f'(z)| < 1e-3`
-//! (saturated), over every epoch's last step, and the gradient flow at initialisation:
+//! (saturated), over every epoch's last step (`-` for gated and learnable kinds: the kernels count them only
+//! for plain activations; `null` in `results.json`), and the gradient flow at initialisation:
 //! `‖g_1‖ / ‖g_L‖`, the first layer's gradient norm over the output layer's at the first step (well below 1:
 //! the gradient shrinks on its way to the input).
 
@@ -16,13 +19,14 @@ use std::path::Path;
 use crate::bench::report::{json_num, json_str};
 use crate::nn::LayerDiagnostics;
 use crate::study::figures::figures;
-use crate::study::summary::{Spread, Summary};
+use crate::study::summary::{ParamStats, Spread, Summary};
 use crate::study::{Study, StudyError};
 
 /// The table's column titles.
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "#",
     "activation",
+    "params",
     "test acc",
     "test NLL",
     "ECE",
@@ -52,7 +56,7 @@ pub fn init_flow(s: &Summary) -> Option<f64> {
 }
 
 /// The cells of one row (rank is 1-based).
-pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 11] {
+pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 12] {
     let sd = study.options.seeds > 1;
     let to_target = match s.epochs_to_target {
         None => format!("never (0/{})", s.runs),
@@ -61,22 +65,24 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 11] {
     };
     [
         rank.to_string(),
-        s.activation.name().into(),
+        s.activation.name(),
+        s.params.to_string(),
         spread(s.test_acc, 3, sd),
         spread(s.test_nll, 3, sd),
         spread(s.test_ece, 3, sd),
         spread(s.train_loss, 3, sd),
         to_target,
         s.step_s.map_or("-".into(), |t| format!("{:.2}", t * 1e3)),
-        format!("{:.1}", 100.0 * s.dead),
-        format!("{:.1}", 100.0 * s.saturated),
+        s.dead.map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
+        s.saturated
+            .map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
         init_flow(s).map_or("-".into(), |r| format!("{r:.3}")),
     ]
 }
 
 /// The ranked table as aligned text.
 pub fn table(study: &Study) -> String {
-    let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(String::from)];
+    let mut rows: Vec<[String; 12]> = vec![COLUMNS.map(String::from)];
     rows.extend(
         study
             .summaries
@@ -156,7 +162,7 @@ pub fn reading(study: &Study) -> Vec<String> {
             mean(best.test_acc).unwrap_or(f64::NAN),
             mean(worst.test_acc).unwrap_or(f64::NAN),
         );
-        let close: Vec<&str> = s
+        let close: Vec<String> = s
             .iter()
             .filter(|x| mean(x.test_acc).is_some_and(|a| b - a <= 0.01))
             .map(|x| x.activation.name())
@@ -171,12 +177,12 @@ pub fn reading(study: &Study) -> Vec<String> {
     }
     let reached: Vec<&Summary> = s.iter().filter(|x| x.reached > 0).collect();
     if let Some((_, e)) = extreme(study, |x| mean(x.epochs_to_target), false) {
-        let never: Vec<&str> = s
+        let never: Vec<String> = s
             .iter()
             .filter(|x| x.reached == 0)
             .map(|x| x.activation.name())
             .collect();
-        let ties: Vec<&str> = reached
+        let ties: Vec<String> = reached
             .iter()
             .filter(|x| mean(x.epochs_to_target) == Some(e))
             .map(|x| x.activation.name())
@@ -217,11 +223,11 @@ pub fn reading(study: &Study) -> Vec<String> {
             lo.activation, hi.activation
         ));
     }
-    if let Some((d, v)) = extreme(study, |x| Some(x.dead), true) {
+    if let Some((d, v)) = extreme(study, |x| x.dead, true) {
         let any: Vec<String> = s
             .iter()
-            .filter(|x| x.dead >= 0.05)
-            .map(|x| format!("{} {:.0}%", x.activation, 100.0 * x.dead))
+            .filter_map(|x| x.dead.filter(|&d| d >= 0.05).map(|d| (x, d)))
+            .map(|(x, d)| format!("{} {:.0}%", x.activation, 100.0 * d))
             .collect();
         lines.push(if v > 0.0 {
             format!(
@@ -235,8 +241,22 @@ pub fn reading(study: &Study) -> Vec<String> {
         } else {
             "No activation had hidden pre-activations with f'(z) = 0.".into()
         });
+        let uncounted: Vec<String> = s
+            .iter()
+            .filter(|x| x.dead.is_none())
+            .map(|x| x.activation.name())
+            .collect();
+        if !uncounted.is_empty() {
+            if let Some(last) = lines.last_mut() {
+                let _ = write!(
+                    last,
+                    " Not counted (the kernels count plain activations only; \"-\" in the table): {}.",
+                    uncounted.join(", ")
+                );
+            }
+        }
     }
-    if let Some((d, v)) = extreme(study, |x| Some(x.saturated), true) {
+    if let Some((d, v)) = extreme(study, |x| x.saturated, true) {
         if v > 0.0 {
             lines.push(format!(
                 "Most saturated hidden units (0 < |f'(z)| < 1e-3): {} ({:.1}%).",
@@ -254,6 +274,12 @@ pub fn reading(study: &Study) -> Vec<String> {
              ({l:.3}), largest for {} ({h:.3}).",
             lo.activation, hi.activation
         ));
+    }
+    if let Some(line) = parameters_line(study) {
+        lines.push(line);
+    }
+    if let Some(line) = learnable_line(study) {
+        lines.push(line);
     }
     if let (Some((lo, l)), Some((hi, h))) = (
         extreme(study, |x| x.step_s, false),
@@ -290,6 +316,77 @@ pub fn reading(study: &Study) -> Vec<String> {
         1.0 / study.dataset.test_y.len().max(1) as f64
     ));
     lines
+}
+
+/// The reading's line on parameter counts when the study mixes plain and gated kinds: what a gated layer
+/// costs and whether `--match-params` evened it out.
+fn parameters_line(study: &Study) -> Option<String> {
+    let s = &study.summaries;
+    let plain = s.iter().find(|x| x.activation.family() == "plain")?;
+    let gated = s.iter().find(|x| x.activation.family() == "gated")?;
+    let widths = |x: &Summary| {
+        x.sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let ratio = gated.params as f64 / plain.params.max(1) as f64;
+    Some(if study.options.match_params {
+        format!(
+            "Parameters: with --match-params the gated networks are {} ({} parameters, {ratio:.2}x the plain \
+             {} network's {}): every hidden width scaled by one factor so the counts match, so they are narrower \
+             rather than bigger. Learnable kinds keep the plain widths (one extra parameter per layer, or one per \
+             unit).",
+            widths(gated),
+            gated.params,
+            widths(plain),
+            plain.params
+        )
+    } else {
+        format!(
+            "Parameters: every kind has the same widths u, and a gated layer's linear map is 2u wide, so the \
+             gated networks have {} parameters against {} for the plain ones ({ratio:.2}x): any edge they show \
+             may come from size alone (--match-params compares them at about the same count). Learnable kinds \
+             add one parameter per layer, or one per unit.",
+            gated.params, plain.params
+        )
+    })
+}
+
+/// The reading's line on the learnable activations' trained parameters (mean per hidden layer, from the
+/// initial value), when any learnable kind ran.
+fn learnable_line(study: &Study) -> Option<String> {
+    let parts: Vec<String> = study
+        .summaries
+        .iter()
+        .filter(|x| !x.act_params.is_empty())
+        .filter_map(|x| {
+            let label = x.activation.param_label()?;
+            let crate::Hidden::Learnable { init, .. } = x.activation.hidden() else {
+                return None;
+            };
+            let means: Vec<String> = x
+                .act_params
+                .iter()
+                .map(|p| format!("{:.3}", p.mean))
+                .collect();
+            Some(format!(
+                "{} {label} {init} -> {}",
+                x.activation,
+                means.join(", ")
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Learnable parameters after training (mean per hidden layer, input side first, from their initial \
+         value): {}. These are the values the optimizer reached on this one task and schedule, not evidence \
+         of a better fixed setting.",
+        parts.join("; ")
+    ))
 }
 
 /// `2-64-64-64-3`: the layer sizes.
@@ -330,9 +427,15 @@ pub fn markdown(study: &Study) -> String {
     );
     let _ = writeln!(
         out,
-        "- network: {} MLP (same activation in every hidden layer, linear output), softmax cross-entropy, {}, \
-         batch {}, {} epochs, seeds 1..={}; initialisation per activation as `actgpu::nn::init` prescribes",
+        "- network: {} MLP (same activation in every hidden layer, linear output; a gated layer of u units is a \
+         Linear to 2u and the gated unit{}), softmax cross-entropy, {}, batch {}, {} epochs, seeds 1..={}; \
+         initialisation per activation as `actgpu::nn::init` prescribes",
         arch(study),
+        if study.options.match_params {
+            ", with widths shrunk to match the plain parameter count (--match-params)"
+        } else {
+            ", the same u as the others"
+        },
         optimizer_text(study),
         study.options.batch,
         study.options.epochs,
@@ -371,16 +474,54 @@ fn json_spread(s: Spread) -> String {
     }
 }
 
-fn json_layers(layers: &[LayerDiagnostics]) -> String {
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or("null".into(), json_num)
+}
+
+/// Per-layer diagnostics; `dead_fraction` and `saturated_fraction` are `null` for the hidden layers (all but the
+/// last) when `counted` is false (gated and learnable kinds, which the kernels do not count).
+fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
+    let hidden = layers.len().saturating_sub(1);
     let v: Vec<String> = layers
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
+            let counted = counted || i >= hidden;
             format!(
                 "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"saturated_fraction\": {}}}",
                 json_num(l.weight_grad_norm),
                 json_num(l.bias_grad_norm),
-                json_num(l.dead_fraction()),
-                json_num(l.saturated_fraction())
+                json_opt(Some(l.dead_fraction()).filter(|_| counted)),
+                json_opt(Some(l.saturated_fraction()).filter(|_| counted))
+            )
+        })
+        .collect();
+    format!("[{}]", v.join(", "))
+}
+
+fn json_usizes(values: &[usize]) -> String {
+    let v: Vec<String> = values.iter().map(usize::to_string).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// A row's learnable parameters: `null`, or one `{name, init, mean, min, max}` per hidden layer.
+fn json_act_params(s: &Summary) -> String {
+    let (Some(label), crate::Hidden::Learnable { init, .. }) =
+        (s.activation.param_label(), s.activation.hidden())
+    else {
+        return "null".into();
+    };
+    let v: Vec<String> = s
+        .act_params
+        .iter()
+        .map(|p: &ParamStats| {
+            format!(
+                "{{\"name\": {}, \"init\": {}, \"mean\": {}, \"min\": {}, \"max\": {}}}",
+                json_str(label),
+                json_num(f64::from(init)),
+                json_num(p.mean),
+                json_num(p.min),
+                json_num(p.max)
             )
         })
         .collect();
@@ -406,14 +547,15 @@ pub fn json(study: &Study) -> String {
     );
     let _ = writeln!(
         out,
-        "  \"config\": {{\"sizes\": {}, \"optimizer\": {}, \"batch\": {}, \"epochs\": {}, \"seeds\": {}, \"target\": {}, \"steps_per_epoch\": {}}},",
+        "  \"config\": {{\"sizes\": {}, \"optimizer\": {}, \"batch\": {}, \"epochs\": {}, \"seeds\": {}, \"target\": {}, \"steps_per_epoch\": {}, \"match_params\": {}}},",
         json_array(&o.train_config().sizes(&study.dataset).iter().map(|&v| v as f64).collect::<Vec<_>>()),
         json_str(&optimizer_text(study)),
         o.batch,
         o.epochs,
         o.seeds,
         json_num(o.target),
-        o.train_config().steps_per_epoch(study.dataset.train_y.len())
+        o.train_config().steps_per_epoch(study.dataset.train_y.len()),
+        o.match_params
     );
     out.push_str("  \"rows\": [\n");
     let rows: Vec<String> = study
@@ -422,12 +564,15 @@ pub fn json(study: &Study) -> String {
         .enumerate()
         .map(|(i, s)| {
             format!(
-                "    {{\"rank\": {}, \"activation\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
+                "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
                  \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"saturated_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
-                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}}}",
+                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
                 i + 1,
-                json_str(s.activation.name()),
+                json_str(&s.activation.name()),
+                json_str(s.activation.family()),
+                json_usizes(&s.sizes),
+                s.params,
                 s.runs,
                 json_spread(s.test_acc),
                 json_spread(s.test_nll),
@@ -436,13 +581,14 @@ pub fn json(study: &Study) -> String {
                 json_spread(s.epochs_to_target),
                 s.reached,
                 s.step_s.map_or("null".into(), json_num),
-                json_num(s.dead),
-                json_num(s.saturated),
+                json_opt(s.dead),
+                json_opt(s.saturated),
                 init_flow(s).map_or("null".into(), json_num),
                 json_array(&s.train_loss_curve),
                 json_array(&s.test_acc_curve),
                 json_array(&s.initial_grad_norm),
-                json_array(&s.grad_norm)
+                json_array(&s.grad_norm),
+                json_act_params(s)
             )
         })
         .collect();
@@ -466,19 +612,31 @@ pub fn json(study: &Study) -> String {
                         json_num(x.test.nll),
                         json_num(x.test.accuracy),
                         json_num(x.test.ece),
-                        json_layers(&x.layers)
+                        json_layers(&x.layers, r.activation.counts_dead())
                     )
                 })
                 .collect();
+            let act_params = if r.act_params.is_empty() {
+                "null".to_string()
+            } else {
+                let layers: Vec<String> = r
+                    .act_params
+                    .iter()
+                    .map(|p| json_array(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+                    .collect();
+                format!("[{}]", layers.join(", "))
+            };
             format!(
-                "    {{\"activation\": {}, \"seed\": {}, \"wall_s\": {}, \"step_s_median\": {}, \"timed_steps\": {}, \
-                 \"initial_layers\": {}, \"epochs\": [\n      {}\n    ]}}",
-                json_str(r.activation.name()),
+                "    {{\"activation\": {}, \"seed\": {}, \"params\": {}, \"activation_params\": {}, \"wall_s\": {}, \
+                 \"step_s_median\": {}, \"timed_steps\": {}, \"initial_layers\": {}, \"epochs\": [\n      {}\n    ]}}",
+                json_str(&r.activation.name()),
                 r.seed,
+                r.params,
+                act_params,
                 json_num(r.wall_s),
                 crate::study::metrics::median(&r.step_s).map_or("null".into(), json_num),
                 r.step_s.len(),
-                json_layers(&r.initial),
+                json_layers(&r.initial, r.activation.counts_dead()),
                 epochs.join(",\n      ")
             )
         })
@@ -520,12 +678,13 @@ pub fn write_outputs(study: &Study, dir: &Path) -> Result<Vec<std::path::PathBuf
 mod tests {
     use super::*;
     use crate::datasets::{Dataset, DatasetKind};
+    use crate::study::candidate::Candidate;
     use crate::study::metrics::Scores;
     use crate::study::options::Options;
     use crate::study::plot::tests::assert_well_formed;
     use crate::study::run::{EpochRecord, RunRecord};
     use crate::study::summary::ranked;
-    use crate::Activation;
+    use crate::{Activation, Gated, Hidden, Learnable};
 
     fn layer(norm: f64) -> LayerDiagnostics {
         LayerDiagnostics {
@@ -538,8 +697,15 @@ mod tests {
     }
 
     fn study(seeds: u64) -> Study {
+        study_of(
+            seeds,
+            vec![Activation::Relu.into(), Activation::Sigmoid.into()],
+        )
+    }
+
+    fn study_of(seeds: u64, activations: Vec<Candidate>) -> Study {
         let options = Options {
-            activations: vec![Activation::Relu, Activation::Sigmoid],
+            activations,
             epochs: 3,
             seeds,
             points: 4,
@@ -554,6 +720,12 @@ mod tests {
                 .seed_list()
                 .map(|seed| RunRecord {
                     activation: act,
+                    sizes: vec![2, 4, 4, 3],
+                    params: act.param_count(&[2, 4, 4, 3]),
+                    act_params: match act.hidden() {
+                        Hidden::Learnable { .. } => vec![vec![0.5, 0.25], vec![0.125]],
+                        _ => Vec::new(),
+                    },
                     seed,
                     initial: vec![layer(0.1), layer(0.5), layer(1.0)],
                     epochs: (0..3)
@@ -631,6 +803,56 @@ mod tests {
         }
         assert!(stack.is_empty() && !in_str);
         assert!(!j.contains("NaN") && !j.contains("inf"));
+    }
+
+    #[test]
+    fn gated_and_learnable_rows_have_params_and_null_dead_counts() {
+        let prelu = Candidate(Hidden::learnable(Learnable::Prelu, false));
+        let s = study_of(
+            1,
+            vec![Activation::Relu.into(), Gated::SWIGLU.into(), prelu],
+        );
+        let j = json(&s);
+        // relu is counted, swiglu and prelu are not: 2 nulls each per row, and per run every hidden layer of
+        // every epoch and of the first step (2 hidden layers x (3 epochs + 1) x 2 fields).
+        assert_eq!(j.matches("\"dead_fraction\": null").count(), 2 + 2 * 2 * 4);
+        assert_eq!(
+            j.matches("\"saturated_fraction\": null").count(),
+            2 + 2 * 2 * 4
+        );
+        assert!(j.contains("\"family\": \"gated\""));
+        assert!(j.contains(&format!(
+            "\"params\": {}",
+            Candidate::from(Gated::SWIGLU).param_count(&[2, 4, 4, 3])
+        )));
+        assert!(j.contains(
+            "\"activation_params\": [{\"name\": \"slope\", \"init\": 2.5e-1, \"mean\": 3.75e-1"
+        ));
+        assert_eq!(j.matches("\"activation_params\": null").count(), 2 + 2);
+        let t = table(&s);
+        let row = |name: &str| t.lines().find(|l| l.contains(name)).unwrap().to_string();
+        assert!(
+            row("swiglu").contains(" -  ") && row("prelu").contains(" -  "),
+            "{t}"
+        );
+        assert!(!row("relu ").contains(" - "), "{t}");
+        let reading = reading(&s);
+        assert!(
+            reading
+                .iter()
+                .any(|l| l.starts_with("Parameters:") && l.contains("same widths")),
+            "{reading:?}"
+        );
+        assert!(
+            reading
+                .iter()
+                .any(|l| l.contains("prelu slope 0.25 -> 0.375, 0.125")),
+            "{reading:?}"
+        );
+        let plain_only = self::reading(&study(1));
+        assert!(!plain_only
+            .iter()
+            .any(|l| l.starts_with("Parameters:") || l.starts_with("Learnable")));
     }
 
     #[test]

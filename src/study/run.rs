@@ -1,7 +1,8 @@
 //! Training one network for the study and recording what happens: per-epoch losses, accuracies and
 //! calibration, per-layer gradient flow, and the wall time of every training step.
 //!
-//! Each run trains `features -> hidden... -> classes` with one activation in every hidden layer, softmax
+//! Each run trains `features -> hidden... -> classes` with one hidden-layer kind ([`Candidate`]: a plain, gated
+//! or learnable activation) in every hidden layer, softmax
 //! cross-entropy and the configured optimizer, from `seed` (initialisation by [`crate::nn::init`] and the batch
 //! order both follow it), on the same data for every activation.
 //!
@@ -9,6 +10,7 @@
 //!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss.
 //! - Gradient flow: [`crate::Mlp::diagnostics`] of the first step (the gradients at initialisation) and of each
 //!   epoch's last step. Diagnostics are switched on only for those steps, so the timed steps are plain ones.
+//! - Learnable activations: their parameters ([`crate::Mlp::activation_params`]) read back after the last epoch.
 //! - Cost: each other step is timed from `train_step` to the device going idle (`Gpu::wait`), the batch already
 //!   uploaded: the wall time of one step on this adapter, overheads of submission included.
 
@@ -16,14 +18,15 @@ use std::time::Instant;
 
 use crate::datasets::Dataset;
 use crate::nn::LayerDiagnostics;
+use crate::study::candidate::Candidate;
 use crate::study::metrics::Scores;
 use crate::verify::Rng;
-use crate::{Activation, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
+use crate::{Gpu, Hidden, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
 
 /// The network and training schedule shared by every run of a study.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
-    /// Hidden layer widths (each with the run's activation); input and output sizes come from the dataset.
+    /// Hidden layer widths `u` (each with the run's kind); input and output sizes come from the dataset.
     pub hidden: Vec<usize>,
     /// Passes over the training set.
     pub epochs: usize,
@@ -62,8 +65,14 @@ pub struct EpochRecord {
 /// Everything one run (one activation, one seed) recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
-    /// The hidden layers' activation.
-    pub activation: Activation,
+    /// The hidden layers' kind.
+    pub activation: Candidate,
+    /// The layer sizes, input first (the hidden widths may differ between kinds with `--match-params`).
+    pub sizes: Vec<usize>,
+    /// Trained parameters of the network: weights, biases and learnable activation parameters.
+    pub params: usize,
+    /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
+    pub act_params: Vec<Vec<f32>>,
     /// The seed of the initialisation and of the batch order.
     pub seed: u64,
     /// Diagnostics of the first step: the gradient flow at initialisation.
@@ -108,20 +117,21 @@ fn score(net: &mut Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Sc
 }
 
 /// Trains one network with `activation` in every hidden layer from `seed` (see the module documentation).
+/// The network's sizes are `config.sizes(dataset)`.
 /// `on_epoch` sees each epoch's record as it completes (for progress output).
 pub fn train_one(
     gpu: &Gpu,
     dataset: &Dataset,
     data: &DeviceData,
     config: &TrainConfig,
-    activation: Activation,
+    activation: Candidate,
     seed: u64,
     mut on_epoch: impl FnMut(usize, &EpochRecord),
 ) -> Result<RunRecord> {
     let start = Instant::now();
     let sizes = config.sizes(dataset);
-    let hidden = vec![activation; config.hidden.len()];
-    let mut net = Mlp::new(
+    let hidden: Vec<Hidden> = vec![activation.hidden(); config.hidden.len()];
+    let mut net = Mlp::with_layers(
         gpu,
         &sizes,
         &hidden,
@@ -181,8 +191,23 @@ pub fn train_one(
         on_epoch(epoch, &record);
         epochs.push(record);
     }
+    let mut params = 0;
+    for l in 0..sizes.len() - 1 {
+        if let Some((w, b)) = net.layer(l) {
+            params += w.len() + b.len();
+        }
+        params += net.activation_param(l).map_or(0, Tensor::len);
+    }
+    let mut act_params = net.activation_params()?;
+    act_params.truncate(config.hidden.len());
+    if act_params.iter().all(Vec::is_empty) {
+        act_params.clear();
+    }
     Ok(RunRecord {
         activation,
+        sizes,
+        params,
+        act_params,
         seed,
         initial,
         epochs,

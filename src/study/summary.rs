@@ -1,21 +1,36 @@
 //! One activation's runs over several seeds reduced to the numbers the report shows: means and sample standard
 //! deviations ([`mean_std`]) of the final scores, the convergence epoch, the median step time, mean curves and
-//! the per-layer gradient flow.
+//! the per-layer gradient flow, the parameter count and the learnable activations' trained parameters.
 
+use crate::study::candidate::Candidate;
 use crate::study::metrics::{first_reaching, mean_std, median};
 use crate::study::run::RunRecord;
-use crate::Activation;
 
 /// Mean and sample standard deviation over seeds (`None` when no run gave a finite value).
 pub type Spread = Option<(f64, f64)>;
 
+/// One hidden layer's learnable activation parameter after training, over its elements and the runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamStats {
+    /// Mean over runs of the mean over the layer's elements (one, or one per unit).
+    pub mean: f64,
+    /// Smallest element in any run.
+    pub min: f64,
+    /// Largest element in any run.
+    pub max: f64,
+}
+
 /// The study's numbers for one activation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
-    /// The activation.
-    pub activation: Activation,
+    /// The hidden-layer kind.
+    pub activation: Candidate,
     /// Runs summarised (one per seed).
     pub runs: usize,
+    /// The layer sizes of its network, input first.
+    pub sizes: Vec<usize>,
+    /// Trained parameters of its network (weights, biases, learnable activation parameters).
+    pub params: usize,
     /// Final test accuracy.
     pub test_acc: Spread,
     /// Final test NLL (mean cross-entropy, nats).
@@ -39,10 +54,36 @@ pub struct Summary {
     /// Mean over runs and epoch ends of each layer's gradient norm.
     pub grad_norm: Vec<f64>,
     /// Mean over runs and epoch ends of the fraction of hidden pre-activations with `f'(z) = 0` ("dead" in
-    /// [`crate::nn::diagnostics`]; all hidden layers together).
-    pub dead: f64,
-    /// Mean over runs and epoch ends of the saturated fraction of the hidden units.
-    pub saturated: f64,
+    /// [`crate::nn::diagnostics`]; all hidden layers together). `None` for gated and learnable kinds, whose
+    /// layers the kernels do not count.
+    pub dead: Option<f64>,
+    /// Mean over runs and epoch ends of the saturated fraction of the hidden units (`None` as for `dead`).
+    pub saturated: Option<f64>,
+    /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
+    pub act_params: Vec<ParamStats>,
+}
+
+/// Per-layer [`ParamStats`] of the runs' final learnable parameters (empty when no run has any).
+fn param_stats(runs: &[RunRecord]) -> Vec<ParamStats> {
+    let layers = runs.iter().map(|r| r.act_params.len()).max().unwrap_or(0);
+    (0..layers)
+        .filter_map(|l| {
+            let per_run: Vec<&Vec<f32>> = runs
+                .iter()
+                .filter_map(|r| r.act_params.get(l))
+                .filter(|p| !p.is_empty())
+                .collect();
+            let means: Vec<f64> = per_run
+                .iter()
+                .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64)
+                .collect();
+            let all = per_run.iter().flat_map(|p| p.iter().map(|&v| f64::from(v)));
+            let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+            mean_std(&means).map(|(mean, _)| ParamStats { mean, min, max })
+        })
+        .collect()
 }
 
 /// Mean of each position over several equally long rows (non-finite entries skipped; NaN where none is left).
@@ -59,7 +100,7 @@ fn mean_columns(rows: &[Vec<f64>]) -> Vec<f64> {
 impl Summary {
     /// Summarises `runs` (all with the same activation), counting a run as converged at the first epoch whose
     /// test accuracy is at least `target`.
-    pub fn new(activation: Activation, runs: &[RunRecord], target: f64) -> Summary {
+    pub fn new(activation: Candidate, runs: &[RunRecord], target: f64) -> Summary {
         let last = |f: &dyn Fn(&RunRecord) -> Option<f64>| -> Spread {
             mean_std(&runs.iter().filter_map(f).collect::<Vec<_>>())
         };
@@ -87,6 +128,9 @@ impl Summary {
             .map(|e| e.layers.iter().map(|l| l.grad_norm()).collect())
             .collect();
         let hidden_fraction = |f: fn(&crate::nn::LayerDiagnostics) -> u64| {
+            if !activation.counts_dead() {
+                return None;
+            }
             let (mut hit, mut all) = (0u64, 0u64);
             for e in runs.iter().flat_map(|r| r.epochs.iter()) {
                 let hidden = e.layers.len().saturating_sub(1);
@@ -95,11 +139,13 @@ impl Summary {
                     all += l.units;
                 }
             }
-            hit as f64 / all.max(1) as f64
+            Some(hit as f64 / all.max(1) as f64)
         };
         Summary {
             activation,
             runs: runs.len(),
+            sizes: runs.first().map(|r| r.sizes.clone()).unwrap_or_default(),
+            params: runs.first().map_or(0, |r| r.params),
             test_acc: last(&|r| r.last().map(|e| e.test.accuracy)),
             test_nll: last(&|r| r.last().map(|e| e.test.nll)),
             test_ece: last(&|r| r.last().map(|e| e.test.ece)),
@@ -113,6 +159,7 @@ impl Summary {
             grad_norm: mean_columns(&every_epoch),
             dead: hidden_fraction(|l| l.dead),
             saturated: hidden_fraction(|l| l.saturated),
+            act_params: param_stats(runs),
         }
     }
 
@@ -141,6 +188,7 @@ mod tests {
     use crate::nn::LayerDiagnostics;
     use crate::study::metrics::Scores;
     use crate::study::run::EpochRecord;
+    use crate::{Activation, Gated, Hidden, Learnable};
 
     fn layer(norm: f64, dead: u64) -> LayerDiagnostics {
         LayerDiagnostics {
@@ -159,7 +207,10 @@ mod tests {
             ece: 0.1,
         };
         RunRecord {
-            activation: Activation::Relu,
+            activation: Activation::Relu.into(),
+            sizes: vec![2, 10, 3],
+            params: 63,
+            act_params: Vec::new(),
             seed,
             initial: vec![layer(2.0, 0), layer(1.0, 0)],
             epochs: accs
@@ -178,7 +229,7 @@ mod tests {
     #[test]
     fn summary_over_seeds() {
         let runs = [run(1, &[0.5, 0.9, 0.95]), run(3, &[0.4, 0.6, 0.85])];
-        let s = Summary::new(Activation::Relu, &runs, 0.9);
+        let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
         let (m, sd) = s.test_acc.unwrap();
         assert!((m - 0.9).abs() < 1e-12 && (sd - 0.05f64.hypot(0.05)).abs() < 1e-12);
         assert_eq!((s.reached, s.epochs_to_target), (1, Some((2.0, 0.0))));
@@ -190,9 +241,25 @@ mod tests {
             (vec![2.0, 1.0], vec![1.0, 3.0])
         );
         // Only the hidden layer counts: 5 of 10 dead in every epoch.
-        assert_eq!((s.dead, s.saturated), (0.5, 0.0));
-        let worse = Summary::new(Activation::Tanh, &[run(1, &[0.2])], 0.9);
+        assert_eq!((s.dead, s.saturated), (Some(0.5), Some(0.0)));
+        assert_eq!((s.params, s.act_params.len()), (63, 0));
+        let worse = Summary::new(Activation::Tanh.into(), &[run(1, &[0.2])], 0.9);
         let order = ranked(vec![worse, s]);
-        assert_eq!(order[0].activation, Activation::Relu);
+        assert_eq!(order[0].activation, Activation::Relu.into());
+    }
+
+    #[test]
+    fn gated_and_learnable_runs_have_no_dead_count_and_learnable_ones_report_parameters() {
+        let glu = Summary::new(Gated::GLU.into(), &[run(1, &[0.5])], 0.9);
+        assert_eq!((glu.dead, glu.saturated), (None, None));
+        let prelu = Candidate(Hidden::learnable(Learnable::Prelu, true));
+        let mut runs = [run(1, &[0.5]), run(2, &[0.6])];
+        runs[0].act_params = vec![vec![0.1, 0.3]];
+        runs[1].act_params = vec![vec![0.4, 0.0]];
+        let s = Summary::new(prelu, &runs, 0.9);
+        assert_eq!((s.dead, s.saturated), (None, None));
+        assert_eq!(s.act_params.len(), 1);
+        let p = s.act_params[0];
+        assert!((p.mean - 0.2).abs() < 1e-6 && p.min == 0.0 && (p.max - 0.4).abs() < 1e-6);
     }
 }
