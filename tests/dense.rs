@@ -8,12 +8,8 @@ use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
 use actgpu::verify::{compare_bounded, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
-use common::gpu;
 use common::products::{assert_ok, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
+use common::{gpu, widen};
 
 fn random(g: &Gpu, rows: usize, cols: usize, scale: f64, seed: u64) -> (Tensor, Vec<f64>) {
     let v = random_values(rows * cols, scale, DType::F32, seed);

@@ -11,23 +11,11 @@ use actgpu::nn::safetensors::{serialize_f32, F32Tensor};
 use actgpu::ops::dz_stats::{self, read_counts};
 use actgpu::ops::optim::{norm_partials, sum_partials, NORM_PER_THREAD};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, DType, Dense, DzMode, Error, Loss, Mlp, Optimizer, Sgd, Tensor};
-use common::gpu;
+use common::{gpu, labels, widen};
 
 /// Unit roundoff of f32, 2^-24.
 const U: f64 = 1.0 / 16_777_216.0;
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
-fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    (0..rows)
-        .map(|_| (rng.next_u64() % classes as u64) as u32)
-        .collect()
-}
 
 /// Loads `params` (`(W [in, out], b)` per layer) into `net` through a safetensors file.
 fn load(net: &mut Mlp, params: &[(Vec<f32>, Vec<f32>)]) {

@@ -8,47 +8,13 @@ use actgpu::cpu::mlp::{self as ref_mlp, Target};
 use actgpu::cpu::optim::{update, State};
 use actgpu::verify::fused::random_values;
 use actgpu::verify::training::{loss_bound, U};
-use actgpu::verify::Rng;
 use actgpu::{
     cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
 };
-use common::gpu;
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
-fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    (0..rows)
-        .map(|_| (rng.next_u64() % classes as u64) as u32)
-        .collect()
-}
+use common::{assert_within, gpu, labels, widen};
 
 fn upload(g: &Gpu, v: &[f32], shape: &[usize]) -> Tensor {
     g.upload_shaped(v, shape).unwrap()
-}
-
-/// Fails with the first few elements outside `|got - want| <= bound`.
-fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) -> f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let bad: Vec<String> = (0..got.len())
-        .filter(|&i| {
-            let err = (f64::from(got[i]) - want[i]).abs();
-            err.is_nan() || err > bound(i)
-        })
-        .take(5)
-        .map(|i| {
-            format!(
-                "[{i}] got {} want {} err {:.3e} bound {:.3e}",
-                got[i],
-                want[i],
-                (f64::from(got[i]) - want[i]).abs(),
-                bound(i)
-            )
-        })
-        .collect();
-    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
 }
 
 const CE_SHAPES: [(usize, usize); 7] = [

@@ -9,42 +9,8 @@ use actgpu::cpu::mlp::{self as ref_mlp, Target};
 use actgpu::nn::safetensors::SafeTensors;
 use actgpu::nn::{init_layers, Hidden};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::Rng;
 use actgpu::{Adam, DType, Error, Gated, Learnable, Loss, Mlp, Optimizer, Sgd};
-use common::gpu;
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
-fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    (0..rows)
-        .map(|_| (rng.next_u64() % classes as u64) as u32)
-        .collect()
-}
-
-/// Fails with the first few elements outside `|got - want| <= bound`.
-fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) -> f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let bad: Vec<String> = (0..got.len())
-        .filter(|&i| {
-            let err = (f64::from(got[i]) - want[i]).abs();
-            err.is_nan() || err > bound(i)
-        })
-        .take(5)
-        .map(|i| {
-            format!(
-                "[{i}] got {} want {} err {:.3e} bound {:.3e}",
-                got[i],
-                want[i],
-                (f64::from(got[i]) - want[i]).abs(),
-                bound(i)
-            )
-        })
-        .collect();
-    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
-}
+use common::{assert_within, gpu, labels, widen};
 
 /// 8 -> SwiGLU 12 -> GeGLU 10 -> PReLU (per channel) 16 -> Swish-beta (shared) 9 -> 3. 16 columns take the
 /// learnable backward's one-pass reduction, 9 and 10 its two-pass one and the shared parameter its scalar one.

@@ -24,3 +24,38 @@ pub fn describe<T: std::fmt::Debug>(failures: &[T]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The values widened to f64.
+pub fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+/// `rows` seeded class indices below `classes`.
+pub fn labels(rows: usize, classes: usize, seed: u64) -> Vec<u32> {
+    let mut rng = actgpu::verify::Rng::new(seed);
+    (0..rows)
+        .map(|_| (rng.next_u64() % classes as u64) as u32)
+        .collect()
+}
+
+/// Fails with the first few elements outside `|got - want| <= bound(i)`.
+pub fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize) -> f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let bad: Vec<String> = (0..got.len())
+        .filter(|&i| {
+            let err = (f64::from(got[i]) - want[i]).abs();
+            err.is_nan() || err > bound(i)
+        })
+        .take(5)
+        .map(|i| {
+            format!(
+                "[{i}] got {} want {} err {:.3e} bound {:.3e}",
+                got[i],
+                want[i],
+                (f64::from(got[i]) - want[i]).abs(),
+                bound(i)
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
+}
