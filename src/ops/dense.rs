@@ -229,7 +229,6 @@ impl Dense {
         let kernel = self.kernel_for(gpu);
         let act = self.activation;
         let fused = |a, form, b, c, z| product(kernel, act, a, form, b, c, Some(z));
-        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
         match self.dz {
             DzMode::Fused => {
                 if let Some(stats) = stats {
@@ -251,28 +250,40 @@ impl Dense {
             DzMode::Separate => {
                 if m * n == 0 {
                     // dZ is empty: every gradient is a sum over no terms (or has no elements).
-                    record_gemm(encoder, plain(x, Form::AtB, dy, dw)?)?;
-                    if let Some(dx) = dx {
-                        record_gemm(encoder, plain(dy, Form::ABt, w, dx)?)?;
-                    }
-                    if let Some(db) = db {
-                        record_column_sums(encoder, dy, db)?;
-                    }
-                    return Ok(());
+                    return self.record_products_from_dz(encoder, x, w, dy, dw, db, dx);
                 }
                 let dz = gpu.zeros(&[m, n], DType::F32)?;
                 match stats {
                     Some(stats) => dz_stats::record(encoder, act, z, Some((dy, &dz)), stats)?,
                     None => self.activation.record_backward(encoder, z, dy, &dz)?,
                 }
-                record_gemm(encoder, plain(x, Form::AtB, &dz, dw)?)?;
-                if let Some(dx) = dx {
-                    record_gemm(encoder, plain(&dz, Form::ABt, w, dx)?)?;
-                }
-                if let Some(db) = db {
-                    record_column_sums(encoder, &dz, db)?;
-                }
+                self.record_products_from_dz(encoder, x, w, &dz, dw, db, dx)?;
             }
+        }
+        Ok(())
+    }
+
+    /// `dW = X^T dZ`, and where given `dX = dZ W^T` and `db` = column sums of dZ, on this layer's matmul kernel;
+    /// shapes already checked.
+    #[allow(clippy::too_many_arguments)]
+    fn record_products_from_dz(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        w: &Tensor,
+        dz: &Tensor,
+        dw: &Tensor,
+        db: Option<&Tensor>,
+        dx: Option<&Tensor>,
+    ) -> Result<()> {
+        let kernel = self.kernel_for(x.gpu());
+        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
+        record_gemm(encoder, plain(x, Form::AtB, dz, dw)?)?;
+        if let Some(dx) = dx {
+            record_gemm(encoder, plain(dz, Form::ABt, w, dx)?)?;
+        }
+        if let Some(db) = db {
+            record_column_sums(encoder, dz, db)?;
         }
         Ok(())
     }
@@ -306,16 +317,7 @@ impl Dense {
             outs.push(dx);
         }
         check_distinct(OP, &outs, &[x.buffer(), w.buffer(), dz.buffer()])?;
-        let kernel = self.kernel_for(gpu);
-        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
-        record_gemm(encoder, plain(x, Form::AtB, dz, dw)?)?;
-        if let Some(dx) = dx {
-            record_gemm(encoder, plain(dz, Form::ABt, w, dx)?)?;
-        }
-        if let Some(db) = db {
-            record_column_sums(encoder, dz, db)?;
-        }
-        Ok(())
+        self.record_products_from_dz(encoder, x, w, dz, dw, db, dx)
     }
 
     /// `Y = f(X W + b)` into a new f32 tensor (inputs of any storage type); submits and waits.
