@@ -50,8 +50,8 @@ struct Layer {
 }
 
 /// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers: the linear map's
-/// output, `[batch, 2u]` for a gated layer), the gradient of the loss with respect to its output, and for gated
-/// and learnable layers the gradient with respect to Z.
+/// output, `[batch, 2u]` for a gated layer), the gradient of the loss with respect to its output, and for every
+/// hidden layer the gradient with respect to Z (kept across steps, so a step allocates nothing).
 #[derive(Debug)]
 struct Workspace {
     batch: usize,
@@ -314,7 +314,8 @@ impl Mlp {
                 .then(|| self.gpu.zeros(&zshape, DType::F32))
                 .transpose()?;
             work.z.push(z);
-            let dz = (layer.kind.plain().is_none())
+            // dZ of every hidden layer, reused by every step (the linear output layer's dZ is its dY).
+            let dz = (l < last)
                 .then(|| self.gpu.zeros(&zshape, DType::F32))
                 .transpose()?;
             work.dz.push(dz);
@@ -490,7 +491,7 @@ impl Mlp {
             // The output layer is linear: its Z is its Y.
             let z = work.z[l].as_ref().unwrap_or(&work.y[l]);
             match (layer.kind, work.dz[l].as_ref(), layer.param.as_ref()) {
-                (Hidden::Act(_), _, _) => layer.dense.record_backward_with_stats(
+                (Hidden::Act(_), dz, _) => layer.dense.record_backward_using(
                     enc,
                     input,
                     w,
@@ -500,6 +501,7 @@ impl Mlp {
                     db,
                     dx,
                     diag.map(|d| &d.layers[l].counts),
+                    dz,
                 )?,
                 (Hidden::Gated(gated), Some(dz), _) => {
                     gated.record_backward(enc, z, dy, dz)?;

@@ -200,6 +200,26 @@ impl Dense {
         dx: Option<&Tensor>,
         stats: Option<&Tensor>,
     ) -> Result<()> {
+        self.record_backward_using(encoder, x, w, z, dy, dw, db, dx, stats, None)
+    }
+
+    /// [`Dense::record_backward_with_stats`], writing dZ ([`DzMode::Separate`]) into `scratch` (`[m, n]` f32, a
+    /// buffer of its own) where given rather than into a buffer allocated per call: a training loop passes one
+    /// that lives across steps.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_backward_using(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        w: &Tensor,
+        z: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        db: Option<&Tensor>,
+        dx: Option<&Tensor>,
+        stats: Option<&Tensor>,
+        scratch: Option<&Tensor>,
+    ) -> Result<()> {
         const OP: &str = "dense_backward";
         let (m, k, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
@@ -219,6 +239,10 @@ impl Dense {
         if let Some(stats) = stats {
             expect_shape(OP, gpu, stats, &[2])?;
             outs.push(stats);
+        }
+        if let Some(scratch) = scratch {
+            expect_shape(OP, gpu, scratch, &[m, n])?;
+            outs.push(scratch);
         }
         check_distinct(
             OP,
@@ -248,16 +272,24 @@ impl Dense {
                 }
             }
             DzMode::Separate => {
-                if m * n == 0 {
-                    // dZ is empty: every gradient is a sum over no terms (or has no elements).
+                if m * n == 0 || act == Activation::Identity {
+                    // dZ is empty (every gradient is a sum over no terms, or has no elements), or f' = 1 and dZ
+                    // is dY itself: no pass forms it, and no element has a zero or saturated derivative to count.
                     return self.record_products_from_dz(encoder, x, w, dy, dw, db, dx);
                 }
-                let dz = gpu.zeros(&[m, n], DType::F32)?;
+                let owned;
+                let dz = match scratch {
+                    Some(dz) => dz,
+                    None => {
+                        owned = gpu.zeros(&[m, n], DType::F32)?;
+                        &owned
+                    }
+                };
                 match stats {
-                    Some(stats) => dz_stats::record(encoder, act, z, Some((dy, &dz)), stats)?,
-                    None => self.activation.record_backward(encoder, z, dy, &dz)?,
+                    Some(stats) => dz_stats::record(encoder, act, z, Some((dy, dz)), stats)?,
+                    None => self.activation.record_backward(encoder, z, dy, dz)?,
                 }
-                self.record_products_from_dz(encoder, x, w, &dz, dw, db, dx)?;
+                self.record_products_from_dz(encoder, x, w, dz, dw, db, dx)?;
             }
         }
         Ok(())
