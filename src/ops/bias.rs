@@ -6,7 +6,7 @@
 //! sum its columns in a separate pass. Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, record, run, whole, Slot};
+use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -104,7 +104,7 @@ pub fn record_column_sums(
         encoder.clear_buffer(sums.buffer(), 0, None);
         return Ok(());
     }
-    check_binding(x, x)?;
+    check_whole_binding(x.gpu(), x.buffer())?;
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
     let act = Activation::Identity;
@@ -175,18 +175,6 @@ fn key(
         &constants,
     )
     .with_custom(act.custom_id())
-}
-
-fn check_binding(x: &Tensor, t: &Tensor) -> Result<()> {
-    let max = x.gpu().limits().max_storage_buffer_binding_size;
-    if t.buffer().size() > max {
-        return Err(Error::LimitExceeded {
-            limit: "max_storage_buffer_binding_size",
-            max,
-            requested: t.buffer().size(),
-        });
-    }
-    Ok(())
 }
 
 impl Activation {
@@ -275,7 +263,7 @@ impl Activation {
             return Ok(());
         }
         for t in [x, dy, dx] {
-            check_binding(x, t)?;
+            check_whole_binding(x.gpu(), t.buffer())?;
         }
         if !cols.is_multiple_of(UNIT_ELEMENTS) {
             // dx first, then its column sums: a separate pass over dx.

@@ -47,6 +47,20 @@ pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> wgpu::Buffer {
         })
 }
 
+/// Fails with [`Error::LimitExceeded`] unless `buffer` fits one storage binding of `gpu`: for kernels that bind
+/// their operands whole rather than in chunks.
+pub(crate) fn check_whole_binding(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()> {
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    if buffer.size() > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: buffer.size(),
+        });
+    }
+    Ok(())
+}
+
 /// Binds `tensor` whole at `slot`.
 pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {

@@ -4,7 +4,8 @@
 //! `da = dout * f(g)`, `dg = dout * a * f'(g)`.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, record, run, whole, Slot};
+use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
+use super::matmul::expect_shape_any;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -91,29 +92,6 @@ impl Gated {
         Ok((shape, last / 2))
     }
 
-    fn check_shape(op: &'static str, t: &Tensor, shape: &[usize]) -> Result<()> {
-        if t.shape() != shape {
-            return Err(Error::ShapeMismatch {
-                op,
-                expected: shape.to_vec(),
-                got: t.shape().to_vec(),
-            });
-        }
-        Ok(())
-    }
-
-    fn check_whole_binding(x: &Tensor) -> Result<()> {
-        let max = x.gpu().limits().max_storage_buffer_binding_size;
-        if x.buffer().size() > max {
-            return Err(Error::LimitExceeded {
-                limit: "max_storage_buffer_binding_size",
-                max,
-                requested: x.buffer().size(),
-            });
-        }
-        Ok(())
-    }
-
     /// Records `out = a * gate(g)` for `x = [.., 2C]` split into `a | g`, `out = [.., C]`.
     pub fn record_forward(
         self,
@@ -124,7 +102,7 @@ impl Gated {
         const OP: &str = "gated_forward";
         self.gate.validate()?;
         let (shape, half) = Self::split_shape(OP, x)?;
-        Self::check_shape(OP, out, &shape)?;
+        expect_shape_any(OP, out.gpu(), out, &shape)?;
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
@@ -142,7 +120,7 @@ impl Gated {
         const OP: &str = "gated_backward";
         self.gate.validate()?;
         let (shape, half) = Self::split_shape(OP, x)?;
-        Self::check_shape(OP, dout, &shape)?;
+        expect_shape_any(OP, dout.gpu(), dout, &shape)?;
         check_operands(OP, &[x, dx])?;
         if !dout.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
@@ -175,7 +153,7 @@ impl Gated {
             return Ok(());
         }
         for t in [Some(x), Some(out), dout].into_iter().flatten() {
-            Self::check_whole_binding(t)?;
+            check_whole_binding(gpu, t.buffer())?;
         }
         let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
         let units = len.div_ceil(UNIT_ELEMENTS) as u64;

@@ -5,7 +5,7 @@
 
 use super::activation::activation_constants;
 use super::bias::Reduction;
-use super::elementwise::{check_operands, record, run, whole, Slot};
+use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -144,13 +144,8 @@ impl Learnable {
             encoder.clear_buffer(dp.buffer(), 0, None);
             return Ok(());
         }
-        let max = gpu.limits().max_storage_buffer_binding_size;
-        if let Some(t) = [x, dy, dx].into_iter().find(|t| t.buffer().size() > max) {
-            return Err(Error::LimitExceeded {
-                limit: "max_storage_buffer_binding_size",
-                max,
-                requested: t.buffer().size(),
-            });
+        for t in [x, dy, dx] {
+            check_whole_binding(gpu, t.buffer())?;
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         let r = Reduction::new(x, rows, cols);

@@ -17,7 +17,7 @@
 
 use wgpu::util::DeviceExt;
 
-use super::elementwise::dispatch;
+use super::elementwise::{check_whole_binding, dispatch};
 use super::matmul::{check_distinct, expect_shape};
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
@@ -157,18 +157,6 @@ fn entry_binding(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_
     }
 }
 
-fn check_binding(gpu: &Gpu, b: &wgpu::Buffer) -> Result<()> {
-    let max = gpu.limits().max_storage_buffer_binding_size;
-    if b.size() > max {
-        return Err(Error::LimitExceeded {
-            limit: "max_storage_buffer_binding_size",
-            max,
-            requested: b.size(),
-        });
-    }
-    Ok(())
-}
-
 impl Loss {
     /// snake_case name.
     pub const fn name(self) -> &'static str {
@@ -249,7 +237,7 @@ impl Loss {
         }
         check_distinct(op, &[grad, loss], &ins)?;
         for b in ins.iter().chain([&grad.buffer(), &loss.buffer()]) {
-            check_binding(gpu, b)?;
+            check_whole_binding(gpu, b)?;
         }
         let threads = match self {
             Loss::SoftmaxCrossEntropy => n,

@@ -24,7 +24,7 @@
 //! - A 16-bit C (or pre-activation Z of the dense forward) goes through an f32 scratch and one conversion pass:
 //!   a kernel storing 16-bit values would race, the two halves of a packed word belonging to different threads.
 
-use super::elementwise::{dispatch, whole, Slot};
+use super::elementwise::{check_whole_binding, dispatch, whole, Slot};
 use super::matmul_subgroup;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -216,24 +216,15 @@ pub(crate) fn expect_shape_any(
 
 /// Checks that `t` is an f32 tensor of exactly `shape` in `gpu`'s context.
 pub(crate) fn expect_shape(op: &'static str, gpu: &Gpu, t: &Tensor, shape: &[usize]) -> Result<()> {
-    if !t.gpu().same_context(gpu) {
-        return Err(Error::DeviceMismatch { op });
-    }
-    if t.dtype() != DType::F32 {
+    // The context first, then the type, then the shape, as [`expect_shape_any`] orders its own checks.
+    if t.gpu().same_context(gpu) && t.dtype() != DType::F32 {
         return Err(Error::DTypeMismatch {
             op,
             expected: DType::F32,
             got: t.dtype(),
         });
     }
-    if t.shape() != shape {
-        return Err(Error::ShapeMismatch {
-            op,
-            expected: shape.to_vec(),
-            got: t.shape().to_vec(),
-        });
-    }
-    Ok(())
+    expect_shape_any(op, gpu, t, shape)
 }
 
 /// Fails unless `out` is a buffer of its own (no input aliases an output).
@@ -250,18 +241,6 @@ pub(crate) fn check_distinct(
                 reason: "an output shares its buffer with another operand".into(),
             });
         }
-    }
-    Ok(())
-}
-
-fn check_binding(gpu: &Gpu, b: &wgpu::Buffer) -> Result<()> {
-    let max = gpu.limits().max_storage_buffer_binding_size;
-    if b.size() > max {
-        return Err(Error::LimitExceeded {
-            limit: "max_storage_buffer_binding_size",
-            max,
-            requested: b.size(),
-        });
     }
     Ok(())
 }
@@ -402,7 +381,7 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let z_out = g.z_out.map_or(&write_spare, Tensor::buffer);
     let z_in = g.fuse.map_or(&read_spare, |(_, z)| z.buffer());
     for b in [g.a.buffer(), g.b.buffer(), g.c.buffer(), bias, z_out, z_in] {
-        check_binding(gpu, b)?;
+        check_whole_binding(gpu, b)?;
     }
     let [p0, p1] = g.act.params();
     let flag = |b: bool| if b { 1.0 } else { 0.0 };

@@ -10,7 +10,7 @@
 //! before weight decay), so a gradient norm costs no extra pass over memory. [`norm_partials`] says how many
 //! partial sums a tensor needs; [`sum_partials`] adds them in f64.
 
-use super::elementwise::dispatch;
+use super::elementwise::{check_whole_binding, dispatch};
 use super::matmul::{check_distinct, expect_shape};
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
@@ -366,15 +366,8 @@ impl Optimizer {
                 requested: n as u64,
             });
         }
-        let max = gpu.limits().max_storage_buffer_binding_size;
         for t in outs.iter().chain([&grad]) {
-            if t.buffer().size() > max {
-                return Err(Error::LimitExceeded {
-                    limit: "max_storage_buffer_binding_size",
-                    max,
-                    requested: t.buffer().size(),
-                });
-            }
+            check_whole_binding(gpu, t.buffer())?;
         }
         let entry = match (entry, partials.is_some()) {
             ("sgd", true) => "sgd_norm",
