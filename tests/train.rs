@@ -5,9 +5,8 @@
 mod common;
 
 use actgpu::cpu::mlp::{self as ref_mlp, Target};
-use actgpu::cpu::optim::{update, State};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::training::{loss_bound, U};
+use actgpu::verify::training::{check_cross_entropy, check_optimizers, check_value_loss};
 use actgpu::{
     cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
 };
@@ -29,37 +28,10 @@ const CE_SHAPES: [(usize, usize); 7] = [
 
 #[test]
 fn softmax_cross_entropy_matches_the_reference() {
-    let g = gpu();
     for (s, &(rows, cols)) in CE_SHAPES.iter().enumerate() {
-        let x = random_values(rows * cols, 5.0, DType::F32, 100 + s as u64);
-        let t = labels(rows, cols, 200 + s as u64);
-        let logits = upload(g, &x, &[rows, cols]);
-        let l = Labels::upload(g, &t, cols).unwrap();
-        let (loss, grad) = Loss::SoftmaxCrossEntropy
-            .compute(&logits, Targets::Classes(&l))
-            .unwrap();
-        let xv = widen(&x);
-        let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
-        // A row's term is (m - x_t) + log1p(rest): its error is a few roundings of |m| + |x_t| + log(cols), and
-        // exp's 3 + 2|x| ULP (|x| <= 10 here) over `cols` terms of rest, divided by 1 + rest >= 1.
-        let mags: Vec<f64> = (0..rows)
-            .map(|r| {
-                let row = &xv[r * cols..(r + 1) * cols];
-                let m = row.iter().cloned().fold(f64::MIN, f64::max);
-                m.abs() + row[t[r] as usize].abs() + (cols as f64).ln() + 1.0
-            })
-            .collect();
-        let what = format!("ce {rows}x{cols}");
-        let bound = loss_bound(&mags, rows, 24.0 + cols as f64);
-        assert_within(&what, &loss.read::<f32>().unwrap(), &[want], |_| bound);
-        // grad = e_j / (1 + rest) / rows - [j == t] / rows: e_j within 23 ULP, rest within (23 + cols) ULP, one
-        // division and the scaling: (32 + cols) u of the softmax term, plus one rounding of the subtraction.
-        let gv = grad.read::<f32>().unwrap();
-        let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols));
-        assert_within(&format!("{what} grad"), &gv, &want_grad, |i| {
-            let p = want_grad[i] + onehot(i) / rows as f64;
-            (32.0 + cols as f64) * U * (p.abs() + onehot(i) / rows as f64) + 1e-12
-        });
+        let [loss, grad] = check_cross_entropy(gpu(), rows, cols, 100 + s as u64).unwrap();
+        assert!(loss.ok(), "ce {rows}x{cols}: {loss:#?}");
+        assert!(grad.ok(), "ce {rows}x{cols} grad: {grad:#?}");
     }
 }
 
@@ -101,57 +73,12 @@ const VALUE_SHAPES: [&[usize]; 6] = [&[1], &[1, 1], &[3, 5], &[64, 7], &[20_001]
 
 #[test]
 fn mse_and_bce_match_the_reference() {
-    let g = gpu();
     for (s, shape) in VALUE_SHAPES.iter().enumerate() {
-        let n: usize = shape.iter().product();
-        let threads = n.min(16_384);
         for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
+            let [loss, grad] = check_value_loss(gpu(), loss_fn, shape, 300 + s as u64).unwrap();
             let what = format!("{} {shape:?}", loss_fn.name());
-            let scale = if loss_fn == Loss::Mse { 2.0 } else { 8.0 };
-            let y = random_values(n, scale, DType::F32, 300 + s as u64);
-            let mut t = random_values(n, 1.0, DType::F32, 400 + s as u64);
-            if loss_fn == Loss::BceWithLogits {
-                t.iter_mut().for_each(|v| *v = v.abs());
-            }
-            let (yt, tt) = (upload(g, &y, shape), upload(g, &t, shape));
-            let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt)).unwrap();
-            let (yv, tv) = (widen(&y), widen(&t));
-            let (want, want_grad) = match loss_fn {
-                Loss::Mse => cpu::loss::mse(&yv, &tv),
-                _ => cpu::loss::bce_with_logits(&yv, &tv),
-            };
-            // MSE terms: d = y - t and d^2, 2 roundings of d^2. BCE terms: max(x,0) - x t + log1p(e^-|x|):
-            // exp's 3 + 2|x| <= 19 ULP and the series, a few roundings of |x| + |x t| + 1.
-            let (mags, term_ulps): (Vec<f64>, f64) = match loss_fn {
-                Loss::Mse => (
-                    yv.iter().zip(&tv).map(|(a, b)| (a - b).powi(2)).collect(),
-                    4.0,
-                ),
-                _ => (
-                    yv.iter()
-                        .zip(&tv)
-                        .map(|(x, t)| x.abs() * (1.0 + t) + 1.0)
-                        .collect(),
-                    24.0,
-                ),
-            };
-            let bound = loss_bound(&mags, threads, term_ulps);
-            assert_within(&what, &loss.read::<f32>().unwrap(), &[want], |_| bound);
-            // MSE grad: (2 / n in f32) (y - t), 3 roundings. BCE grad: (sigmoid(x) - t) / n with sigmoid
-            // within 3 + 2|x| + 3 ULP of itself, then 2 roundings.
-            let gv = grad.read::<f32>().unwrap();
-            assert_within(
-                &format!("{what} grad"),
-                &gv,
-                &want_grad,
-                |i| match loss_fn {
-                    Loss::Mse => 4.0 * U * want_grad[i].abs() + 1e-30,
-                    _ => {
-                        let s = cpu::activation::sigmoid(yv[i]);
-                        (8.0 + 2.0 * yv[i].abs()) * U * (s + tv[i]) / n as f64 + 1e-30
-                    }
-                },
-            );
+            assert!(loss.ok(), "{what}: {loss:#?}");
+            assert!(grad.ok(), "{what} grad: {grad:#?}");
         }
     }
 }
@@ -223,57 +150,12 @@ fn bad_loss_arguments_are_typed_errors() {
     ));
 }
 
-fn optimizers() -> Vec<Optimizer> {
-    vec![
-        Optimizer::Sgd(Sgd::new(0.1)),
-        Optimizer::Sgd(Sgd {
-            momentum: 0.9,
-            dampening: 0.1,
-            weight_decay: 0.01,
-            ..Sgd::new(0.05)
-        }),
-        Optimizer::Sgd(Sgd {
-            momentum: 0.8,
-            nesterov: true,
-            ..Sgd::new(0.05)
-        }),
-        Optimizer::Adam(Adam::new(0.01)),
-        Optimizer::Adam(Adam {
-            weight_decay: 0.1,
-            ..Adam::new(0.003)
-        }),
-        Optimizer::Adam(Adam::adamw(0.02)),
-    ]
-}
-
 #[test]
 fn optimizer_updates_match_the_reference_over_several_steps() {
-    let g = gpu();
-    const N: usize = 1000;
-    const STEPS: u64 = 5;
-    for (o, opt) in optimizers().into_iter().enumerate() {
-        let p0 = random_values(N, 1.0, DType::F32, 500 + o as u64);
-        let param = upload(g, &p0, &[N]);
-        let state = opt.init_state(&param).unwrap();
-        let mut want = widen(&p0);
-        let mut ref_state = State::zeros(N);
-        let grad = g.zeros(&[N], DType::F32).unwrap();
-        for step in 1..=STEPS {
-            // Gradients of mixed scales, including tiny ones where Adam's eps matters.
-            let mut gr = random_values(N, 1.0, DType::F32, 600 + step);
-            gr.iter_mut().step_by(7).for_each(|v| *v *= 1e-6);
-            grad.write(&gr).unwrap();
-            opt.update(g, &param, &grad, &state, step).unwrap();
-            update(&opt, &mut want, &widen(&gr), &mut ref_state, step);
-        }
-        // Each step rounds the parameter and its update a few times in f32, and the stored state once: an
-        // error of at most ~16 u of |p| + |update| per step, and the update's own error (Adam: m / denom within
-        // ~16 u relative, |m / denom| <= ~3 here) carried on by later steps. Over 5 steps: 5 x 16 u x (|p| + 3 lr).
-        let lr = f64::from(opt.lr());
-        let got = param.read::<f32>().unwrap();
-        assert_within(&format!("{opt:?}"), &got, &want, |i| {
-            STEPS as f64 * 16.0 * U * (want[i].abs() + f64::from(p0[i]).abs() + 3.0 * lr * 10.0)
-        });
+    // SGD (plain, momentum with dampening and weight decay, Nesterov), Adam (plain, L2) and AdamW, five steps each
+    // against the f64 update (see `check_optimizers` for the inputs and the bound).
+    for c in check_optimizers(gpu()).unwrap() {
+        assert!(c.ok(), "{}: {:#?}", c.op, c.check);
     }
 }
 

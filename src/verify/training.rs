@@ -4,7 +4,7 @@
 //! the integration tests use.
 
 use super::fused::{random_values, FusedCheck};
-use super::{compare_bounded, Check, Pass, POISON};
+use super::{compare_bounded, Check, Pass, Rng, POISON};
 use crate::cpu;
 use crate::ops::loss::{Labels, Loss, Targets};
 use crate::ops::matmul::{record_form, Form, MatmulKernel};
@@ -240,20 +240,21 @@ pub fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
     (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
 }
 
-/// Softmax cross-entropy over 33 x 10 logits, and MSE and BCE-with-logits over 20,001 values: the loss and its
-/// gradient, within the bounds stated inline.
-pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
-    let mut out = Vec::new();
-    let (rows, cols) = (33, 10);
-    let x = random_values(rows * cols, 5.0, DType::F32, 100);
-    let t: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % cols) as u32).collect();
+/// Softmax cross-entropy over `rows x cols` logits uniform in [-5, 5) from `seed` and seeded class indices (from
+/// `seed + 100`): the mean loss and its gradient, `[loss, grad]`, within the bounds stated inline.
+pub fn check_cross_entropy(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<[Check; 2]> {
+    let x = random_values(rows * cols, 5.0, DType::F32, seed);
+    let mut rng = Rng::new(seed + 100);
+    let t: Vec<u32> = (0..rows)
+        .map(|_| (rng.next_u64() % cols as u64) as u32)
+        .collect();
     let logits = gpu.upload_shaped(&x, &[rows, cols])?;
     let labels = Labels::upload(gpu, &t, cols)?;
     let (loss, grad) = Loss::SoftmaxCrossEntropy.compute(&logits, Targets::Classes(&labels))?;
     let xv = widen(&x);
     let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
     // A row's term is (m - x_t) + log1p(rest): a few roundings of |m| + |x_t| + log(cols), and exp's 3 + 2|x| ULP
-    // over `cols` terms of rest.
+    // (|x| <= 10 here) over `cols` terms of rest, divided by 1 + rest >= 1.
     let mags: Vec<f64> = (0..rows)
         .map(|r| {
             let row = &xv[r * cols..(r + 1) * cols];
@@ -262,14 +263,9 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
         })
         .collect();
     let bound = loss_bound(&mags, rows, 24.0 + cols as f64);
-    out.push(row(
-        "softmax_cross_entropy".into(),
-        Pass::Forward,
-        "loss",
-        DType::F32,
-        compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]),
-    ));
-    // grad = e_j / (1 + rest) / rows - [j == t] / rows: (32 + cols) u of the softmax term, one more rounding.
+    let loss = compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]);
+    // grad = e_j / (1 + rest) / rows - [j == t] / rows: e_j within 23 ULP, rest within (23 + cols) ULP, one
+    // division and the scaling: (32 + cols) u of the softmax term, plus one rounding of the subtraction.
     let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols));
     let gb: Vec<f64> = (0..rows * cols)
         .map(|i| {
@@ -277,69 +273,79 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
             (32.0 + cols as f64) * U * (p.abs() + onehot(i) / rows as f64) + 1e-12
         })
         .collect();
-    out.push(row(
-        "softmax_cross_entropy".into(),
-        Pass::Backward,
-        "grad",
-        DType::F32,
-        compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb),
-    ));
+    let grad = compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb);
+    Ok([loss, grad])
+}
 
-    let n = 20_001;
+/// MSE (predictions uniform in [-2, 2)) or BCE with logits (logits in [-8, 8), targets in [0, 1)) over a tensor of
+/// `shape`, predictions from `seed` and targets from `seed + 100`: the mean loss and its gradient, `[loss, grad]`,
+/// within the bounds stated inline. `loss_fn` is one of those two: softmax cross-entropy takes class indices
+/// ([`check_cross_entropy`]) and returns an error here.
+pub fn check_value_loss(
+    gpu: &Gpu,
+    loss_fn: Loss,
+    shape: &[usize],
+    seed: u64,
+) -> Result<[Check; 2]> {
+    let n: usize = shape.iter().product();
+    let scale = if loss_fn == Loss::Mse { 2.0 } else { 8.0 };
+    let y = random_values(n, scale, DType::F32, seed);
+    let mut t = random_values(n, 1.0, DType::F32, seed + 100);
+    if loss_fn == Loss::BceWithLogits {
+        t.iter_mut().for_each(|v| *v = v.abs());
+    }
+    let (yt, tt) = (gpu.upload_shaped(&y, shape)?, gpu.upload_shaped(&t, shape)?);
+    let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt))?;
+    let (yv, tv) = (widen(&y), widen(&t));
+    let (want, want_grad) = match loss_fn {
+        Loss::Mse => cpu::loss::mse(&yv, &tv),
+        _ => cpu::loss::bce_with_logits(&yv, &tv),
+    };
+    // MSE terms: d = y - t and d^2, 2 roundings of d^2. BCE terms: max(x,0) - x t + log1p(e^-|x|): exp's
+    // 3 + 2|x| <= 19 ULP and the series, a few roundings of |x| + |x t| + 1.
+    let (mags, term_ulps): (Vec<f64>, f64) = match loss_fn {
+        Loss::Mse => (
+            yv.iter().zip(&tv).map(|(a, b)| (a - b).powi(2)).collect(),
+            4.0,
+        ),
+        _ => (
+            yv.iter()
+                .zip(&tv)
+                .map(|(x, t)| x.abs() * (1.0 + t) + 1.0)
+                .collect(),
+            24.0,
+        ),
+    };
+    let bound = loss_bound(&mags, n.min(16_384), term_ulps);
+    let loss = compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]);
+    // MSE grad: (2 / n in f32) (y - t), 3 roundings. BCE grad: (sigmoid(x) - t) / n with sigmoid within
+    // 3 + 2|x| + 3 ULP of itself, then 2 roundings.
+    let gb: Vec<f64> = (0..n)
+        .map(|i| match loss_fn {
+            Loss::Mse => 4.0 * U * want_grad[i].abs() + 1e-30,
+            _ => {
+                let s = cpu::activation::sigmoid(yv[i]);
+                (8.0 + 2.0 * yv[i].abs()) * U * (s + tv[i]) / n as f64 + 1e-30
+            }
+        })
+        .collect();
+    let grad = compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb);
+    Ok([loss, grad])
+}
+
+/// Softmax cross-entropy over 33 x 10 logits, and MSE and BCE-with-logits over 20,001 values:
+/// [`check_cross_entropy`] and [`check_value_loss`].
+pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    let mut out = Vec::new();
+    let [loss, grad] = check_cross_entropy(gpu, 33, 10, 100)?;
+    let name = "softmax_cross_entropy";
+    out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
+    out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
     for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
-        let scale = if loss_fn == Loss::Mse { 2.0 } else { 8.0 };
-        let y = random_values(n, scale, DType::F32, 300);
-        let mut t = random_values(n, 1.0, DType::F32, 400);
-        if loss_fn == Loss::BceWithLogits {
-            t.iter_mut().for_each(|v| *v = v.abs());
-        }
-        let (yt, tt) = (gpu.upload(&y)?, gpu.upload(&t)?);
-        let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt))?;
-        let (yv, tv) = (widen(&y), widen(&t));
-        let (want, want_grad) = match loss_fn {
-            Loss::Mse => cpu::loss::mse(&yv, &tv),
-            _ => cpu::loss::bce_with_logits(&yv, &tv),
-        };
-        // MSE terms: 2 roundings of d^2. BCE terms: exp's 3 + 2|x| <= 19 ULP and a few roundings of
-        // |x| + |x t| + 1.
-        let (mags, term_ulps): (Vec<f64>, f64) = match loss_fn {
-            Loss::Mse => (
-                yv.iter().zip(&tv).map(|(a, b)| (a - b).powi(2)).collect(),
-                4.0,
-            ),
-            _ => (
-                yv.iter()
-                    .zip(&tv)
-                    .map(|(x, t)| x.abs() * (1.0 + t) + 1.0)
-                    .collect(),
-                24.0,
-            ),
-        };
-        let bound = loss_bound(&mags, n.min(16_384), term_ulps);
-        out.push(row(
-            loss_fn.name().into(),
-            Pass::Forward,
-            "loss",
-            DType::F32,
-            compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]),
-        ));
-        // MSE grad: (2 / n) (y - t), 3 roundings. BCE grad: (sigmoid(x) - t) / n, sigmoid within 3 + 2|x| + 3 ULP.
-        let gb: Vec<f64> = (0..n)
-            .map(|i| match loss_fn {
-                Loss::Mse => 4.0 * U * want_grad[i].abs() + 1e-30,
-                _ => {
-                    let s = cpu::activation::sigmoid(yv[i]);
-                    (8.0 + 2.0 * yv[i].abs()) * U * (s + tv[i]) / n as f64 + 1e-30
-                }
-            })
-            .collect();
-        out.push(row(
-            loss_fn.name().into(),
-            Pass::Backward,
-            "grad",
-            DType::F32,
-            compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb),
-        ));
+        let [loss, grad] = check_value_loss(gpu, loss_fn, &[20_001], 300)?;
+        let name = loss_fn.name();
+        out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
+        out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
     }
     Ok(out)
 }
