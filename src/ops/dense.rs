@@ -226,16 +226,7 @@ impl Dense {
         for t in [z, dy] {
             expect_shape_any(OP, gpu, t, &[m, n])?;
         }
-        expect_shape_any(OP, gpu, dw, &[k, n])?;
-        let mut outs = vec![dw];
-        if let Some(db) = db {
-            expect_shape_any(OP, gpu, db, &[n])?;
-            outs.push(db);
-        }
-        if let Some(dx) = dx {
-            expect_shape_any(OP, gpu, dx, &[m, k])?;
-            outs.push(dx);
-        }
+        let mut outs = gradient_outputs(OP, gpu, (m, k, n), dw, db, dx)?;
         if let Some(stats) = stats {
             expect_shape(OP, gpu, stats, &[2])?;
             outs.push(stats);
@@ -338,16 +329,7 @@ impl Dense {
         let (m, k, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
         expect_shape_any(OP, gpu, dz, &[m, n])?;
-        expect_shape_any(OP, gpu, dw, &[k, n])?;
-        let mut outs = vec![dw];
-        if let Some(db) = db {
-            expect_shape_any(OP, gpu, db, &[n])?;
-            outs.push(db);
-        }
-        if let Some(dx) = dx {
-            expect_shape_any(OP, gpu, dx, &[m, k])?;
-            outs.push(dx);
-        }
+        let outs = gradient_outputs(OP, gpu, (m, k, n), dw, db, dx)?;
         check_distinct(OP, &outs, &[x.buffer(), w.buffer(), dz.buffer()])?;
         self.record_products_from_dz(encoder, x, w, dz, dw, db, dx)
     }
@@ -401,4 +383,24 @@ impl Dense {
         })?;
         Ok(grads)
     }
+}
+
+/// Checks the backward's outputs against `(m, k, n)`: `dw [k, n]`, and where given `db [n]` and `dx [m, k]`, any
+/// storage type; returns them, for the aliasing check.
+fn gradient_outputs<'a>(
+    op: &'static str,
+    gpu: &Gpu,
+    (m, k, n): (usize, usize, usize),
+    dw: &'a Tensor,
+    db: Option<&'a Tensor>,
+    dx: Option<&'a Tensor>,
+) -> Result<Vec<&'a Tensor>> {
+    expect_shape_any(op, gpu, dw, &[k, n])?;
+    if let Some(db) = db {
+        expect_shape_any(op, gpu, db, &[n])?;
+    }
+    if let Some(dx) = dx {
+        expect_shape_any(op, gpu, dx, &[m, k])?;
+    }
+    Ok([Some(dw), db, dx].into_iter().flatten().collect())
 }
