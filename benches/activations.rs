@@ -34,11 +34,9 @@ fn timed(
     iters: u64,
     record: &mut dyn FnMut(&mut actgpu::wgpu::CommandEncoder, u64) -> actgpu::Result<()>,
 ) -> Duration {
-    let reps = iters.clamp(1, u64::from(u32::MAX)) as u32;
-    let sample = timer
-        .sample(reps, 0, record)
-        .unwrap_or_else(|e| panic!("benchmark failed: {e}"));
-    Duration::from_secs_f64(sample.seconds * iters as f64)
+    timer
+        .total(iters, record)
+        .unwrap_or_else(|e| panic!("benchmark failed: {e}"))
 }
 
 fn ceilings(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {

@@ -177,6 +177,20 @@ impl Timer {
         })
     }
 
+    /// The total time of `iters` repetitions of `record`, as criterion's `iter_custom` wants it: one
+    /// [`Timer::sample`] of `iters` repetitions (at most `u32::MAX` at once), scaled to `iters`.
+    pub fn total(
+        &self,
+        iters: u64,
+        record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
+    ) -> Result<std::time::Duration> {
+        let reps = iters.clamp(1, u64::from(u32::MAX)) as u32;
+        let sample = self.sample(reps, 0, record)?;
+        Ok(std::time::Duration::from_secs_f64(
+            sample.seconds * iters as f64,
+        ))
+    }
+
     /// Times `reps` calls of `run(rep)` (`rep` from `first_rep`) for work that submits itself, on the wall clock:
     /// from the first call to the return of a blocking poll after the last. `reps` of 0 is taken as 1.
     pub fn sample_submitted(
