@@ -157,7 +157,7 @@ impl Gated {
         }
         let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
         let units = len.div_ceil(UNIT_ELEMENTS) as u64;
-        let groups = units.div_ceil(gpu.launch_config().units_per_workgroup());
+        let groups = units.div_ceil(key.units_per_workgroup());
         let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
         let mut entries = vec![whole(Slot::X, x.buffer()), whole(Slot::Out, out.buffer())];
         if let Some(d) = dout {
