@@ -54,7 +54,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            store_out(u, fwd8(load_x(u)));
+            forward_unit(u);
         }
     }
 }
@@ -76,7 +76,7 @@ fn forward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            store_out(u, fwd8(load_out(u)));
+            forward_unit_in_place(u);
         }
     }
 }

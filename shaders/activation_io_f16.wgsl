@@ -56,3 +56,13 @@ fn load_out4(w: u32) -> vec4<f32> {
 fn store_out4(w: u32, v: vec4<f32>) {
     out[w] = narrow(v);
 }
+
+/// y = f(x) for unit `u`, x read from `x_in`.
+fn forward_unit(u: u32) {
+    store_out(u, fwd8(load_x(u)));
+}
+
+/// y = f(x) for unit `u` in place.
+fn forward_unit_in_place(u: u32) {
+    store_out(u, fwd8(load_out(u)));
+}

@@ -5,6 +5,10 @@
 override X_T: u32 = T_F32;
 override DY_T: u32 = T_F32;
 override OUT_T: u32 = T_F32;
+/// 1 when the host knows that every value this pipeline stores is exactly representable in OUT_T (identity,
+/// relu, relu6 and hardtanh over operands of the output's type: each result is an input, 0 or a bound): rounding
+/// would change nothing, so 16-bit stores skip it (`pack_oct_exact`).
+override EXACT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> x_in: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>;
@@ -35,11 +39,56 @@ fn store_out(u: u32, v: Oct) {
     if (OUT_T == T_F32) {
         out[2u * u] = bitcast<vec4<u32>>(v.a);
         out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
+    } else if (EXACT == 1u) {
+        out[u] = pack_oct_exact(OUT_T, v);
     } else {
         out[u] = pack_oct(OUT_T, v);
     }
 }
 
+/// relu over a word of packed 16-bit values of type `t`, without decoding: each half that is negative and not
+/// NaN becomes +0. A half is NaN when its magnitude bits exceed infinity's (0x7c00 f16, 0x7f80 bf16): adding
+/// 0x03ff (or 0x007f) carries exactly those into the half's bit 15, and never into the other half.
+fn relu_bits(t: u32, w: vec4<u32>) -> vec4<u32> {
+    let nan_bias = select(0x03ff03ffu, 0x007f007fu, t == T_BF16);
+    let nan = ((w & vec4<u32>(0x7fff7fffu)) + vec4<u32>(nan_bias)) & vec4<u32>(0x80008000u);
+    // Bit 15 of each half to be zeroed, widened to the whole half: 0x8000 | (0x8000 - 1) = 0xffff.
+    let top = w & ~nan & vec4<u32>(0x80008000u);
+    return w & ~(top | (top - (top >> vec4<u32>(15u))));
+}
+
+/// The forward of word `w` of 16-bit values that need no decoding, or `w` itself where decoding is needed
+/// (`forward_in_bits` says which): identity copies, relu works on the bits.
+fn forward_bits(w: vec4<u32>) -> vec4<u32> {
+    if (ACT == ACT_RELU) {
+        return relu_bits(OUT_T, w);
+    }
+    return w;
+}
+
+/// Whether the forward of this pipeline works on 16-bit words directly (`forward_bits`): identity and relu with
+/// input and output of one 16-bit type.
+fn forward_in_bits() -> bool {
+    return EXACT == 1u && OUT_T != T_F32 && (ACT == ACT_IDENTITY || ACT == ACT_RELU);
+}
+
+/// y = f(x) for unit `u`, x read from `x_in`.
+fn forward_unit(u: u32) {
+    if (forward_in_bits()) {
+        out[u] = forward_bits(x_in[u]);
+    } else {
+        store_out(u, fwd8(load_x(u)));
+    }
+}
+
+/// y = f(x) for unit `u` in place (in a function of its own: the in-place kernels must not refer to `x_in`).
+fn forward_unit_in_place(u: u32) {
+    if (forward_in_bits()) {
+        out[u] = forward_bits(out[u]);
+    } else {
+        store_out(u, fwd8(load_out(u)));
+    }
+}
 
 // Word access for kernels whose operands are all f32 (the host sets WORDS = 1 only then): word `w` holds
 // elements 4w..4w+3.

@@ -97,6 +97,33 @@ fn pack_pair(t: u32, a: f32, b: f32) -> u32 {
     return f32_to_half(t, a) | (f32_to_half(t, b) << 16u);
 }
 
+/// f32 -> f16 bits for a value that f16 represents exactly (or inf, or NaN): `f32_to_f16` without the rounding.
+fn f32_to_f16_exact(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    let a = x & 0x7fffffffu;
+    let big = select(0x7c00u, 0x7e00u, a > 0x7f800000u);
+    let magic = ((127u - 15u) + (23u - 10u) + 1u) << 23u;
+    let small = bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(magic)) - magic;
+    let normal = (a - (112u << 23u)) >> 13u;
+    let r = select(select(normal, small, a < (113u << 23u)), big, a >= ((127u + 16u) << 23u));
+    return r | ((x & 0x80000000u) >> 16u);
+}
+
+/// Packs two values that type `t` represents exactly (or infinities, or NaNs whose quiet bit or upper mantissa
+/// is set): bf16 truncates, f16 rebiases without rounding. A NaN stays a NaN, an infinity an infinity.
+fn pack_pair_exact(t: u32, a: f32, b: f32) -> u32 {
+    if (t == T_BF16) {
+        return (bitcast<u32>(a) >> 16u) | (bitcast<u32>(b) & 0xffff0000u);
+    }
+    return f32_to_f16_exact(a) | (f32_to_f16_exact(b) << 16u);
+}
+
+/// Encodes one unit of values that type `t` represents exactly (see `pack_pair_exact`).
+fn pack_oct_exact(t: u32, v: Oct) -> vec4<u32> {
+    return vec4<u32>(pack_pair_exact(t, v.a.x, v.a.y), pack_pair_exact(t, v.a.z, v.a.w),
+                     pack_pair_exact(t, v.b.x, v.b.y), pack_pair_exact(t, v.b.z, v.b.w));
+}
+
 /// Decodes one unit of 16-bit data of type `t`.
 fn unpack_oct(t: u32, w: vec4<u32>) -> Oct {
     let p0 = unpack_pair(t, w.x);

@@ -3,7 +3,7 @@
 //! Each formula lives twice, and only twice: in `shaders/activation_lib.wgsl` and in [`crate::cpu::activation`].
 //! Tests walk [`Activation::ALL`] through both.
 
-use crate::{Error, Intensity, Result};
+use crate::{DType, Error, Intensity, Result};
 
 /// An activation function with its parameters. Constructors with PyTorch's defaults: [`Activation::leaky_relu`],
 /// [`Activation::elu`], [`Activation::celu`], [`Activation::swish`], [`Activation::softplus`],
@@ -208,6 +208,25 @@ impl Activation {
             | Activation::Hardswish
             | Activation::ReluSquared => Intensity::Streaming,
             _ => Intensity::Arithmetic,
+        }
+    }
+
+    /// Whether every value a pass of this activation stores is exactly representable in the output type `out`,
+    /// given that the operand carrying the value (`x` forward, `dy` backward) has type `value`. True for
+    /// identity, relu, relu6 and hardtanh when `value == out`: the forward returns its input, 0 or a bound (the
+    /// hardtanh bounds must be representable in `out`), the backward `dy * f'(x)` with `f'` 0 or 1. The 16-bit
+    /// kernels then store without rounding, which would change nothing (a NaN stays a NaN: it is an input's or
+    /// the kernel's quiet one).
+    pub(crate) fn stores_exactly(self, backward: bool, value: DType, out: DType) -> bool {
+        if value != out {
+            return false;
+        }
+        match self {
+            Activation::Identity | Activation::Relu | Activation::Relu6 => true,
+            Activation::Hardtanh { min_val, max_val } => {
+                backward || (out.round_f32(min_val) == min_val && out.round_f32(max_val) == max_val)
+            }
+            _ => false,
         }
     }
 

@@ -44,6 +44,15 @@ impl DType {
         (self.size_bytes() * crate::dispatch::UNIT_ELEMENTS) as u64
     }
 
+    /// `v` rounded to this type (to nearest even, as the kernels store it) and widened back to f32.
+    pub fn round_f32(self, v: f32) -> f32 {
+        match self {
+            DType::F32 => v,
+            DType::F16 => half::f16::from_f32(v).to_f32(),
+            DType::BF16 => half::bf16::from_f32(v).to_f32(),
+        }
+    }
+
     /// The type named `f32`, `f16` or `bf16`.
     pub fn from_name(name: &str) -> Option<Self> {
         [DType::F32, DType::F16, DType::BF16]

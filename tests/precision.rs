@@ -103,6 +103,8 @@ fn mixed_storage_types_round_once_on_store() {
         Activation::Silu,
         Activation::Tanh,
         Activation::Hardswish,
+        // Relu stores 16-bit results without rounding only when input and output share a type.
+        Activation::Relu,
     ] {
         for dtypes in combos {
             for pass in [Pass::Forward, Pass::Backward] {
@@ -123,6 +125,69 @@ fn mixed_storage_types_round_once_on_store() {
                 };
                 assert!(c.ok(), "{act} {pass:?} {dtypes:?}: {c:#?}");
             }
+        }
+    }
+}
+
+/// Identity, relu, relu6 and hardtanh store 16-bit results without rounding, and identity and relu forward work on
+/// the packed bits: every bit pattern, through the allocating and the in-place kernels, must still equal the f64
+/// reference exactly (0 ULP). Hardtanh bounds that the type cannot represent turn the shortcut off: those results
+/// round, within 1 ULP.
+#[test]
+fn exact_sixteen_bit_stores_equal_the_reference_in_place_and_not() {
+    let acts = [
+        (Activation::Identity, 0),
+        (Activation::Relu, 0),
+        (Activation::Relu6, 0),
+        (Activation::hardtanh(), 0),
+        (
+            Activation::Hardtanh {
+                min_val: -2.0,
+                max_val: 0.5,
+            },
+            0,
+        ),
+        (
+            Activation::Hardtanh {
+                min_val: -0.3,
+                max_val: 0.7,
+            },
+            1,
+        ),
+    ];
+    for dtype in [DType::F16, DType::BF16] {
+        let xs = actgpu::verify::every_bit_pattern(dtype);
+        // Every pattern meets a gradient of every class: dy runs through the patterns in reverse.
+        let dys: Vec<f32> = xs.iter().rev().copied().collect();
+        for (act, max_ulp) in acts {
+            let check = |what: &str, got: &[f32], reference: &[f64]| {
+                let c = compare_storage(dtype, &xs, got, reference, max_ulp);
+                assert!(c.ok(), "{act} {what} {dtype:?}: {c:#?}");
+            };
+            let forward: Vec<f64> = xs
+                .iter()
+                .map(|&v| actgpu::cpu::activation::forward(act, v.into()))
+                .collect();
+            let backward: Vec<f64> = xs
+                .iter()
+                .zip(&dys)
+                .map(|(&v, &d)| actgpu::cpu::activation::backward(act, v.into(), d.into()))
+                .collect();
+
+            let x = gpu().upload_f32_as(&xs, dtype).unwrap();
+            let y = act.forward(&x).unwrap();
+            check("forward", &y.read_f32().unwrap(), &forward);
+            let dy = gpu().upload_f32_as(&dys, dtype).unwrap();
+            check(
+                "backward",
+                &act.backward(&x, &dy).unwrap().read_f32().unwrap(),
+                &backward,
+            );
+
+            act.backward_inplace(&x, &dy).unwrap();
+            check("backward_inplace", &dy.read_f32().unwrap(), &backward);
+            act.forward_inplace(&x).unwrap();
+            check("forward_inplace", &x.read_f32().unwrap(), &forward);
         }
     }
 }
@@ -197,19 +262,18 @@ fn sixteen_bit_lengths_are_computed_in_full() {
             let xs: Vec<f32> = (0..n)
                 .map(|_| round_to(dtype, rng.uniform(-6.0, 6.0)))
                 .collect();
-            let r = run_activation(
-                gpu(),
-                Activation::Gelu,
-                Pass::Backward,
-                &xs,
-                3,
-                Dtypes::all(dtype),
-            )
-            .unwrap();
-            assert_eq!(r.got.len(), n);
-            assert_eq!(r.unwritten, 0, "{dtype:?} n = {n}");
-            let c = compare_storage(dtype, &r.x, &r.got, &r.reference, 1);
-            assert!(c.ok(), "{dtype:?} n = {n}: {c:#?}");
+            // GELU decodes and rounds; identity and relu forward work on the packed bits.
+            for (act, pass) in [
+                (Activation::Gelu, Pass::Backward),
+                (Activation::Relu, Pass::Forward),
+                (Activation::Identity, Pass::Forward),
+            ] {
+                let r = run_activation(gpu(), act, pass, &xs, 3, Dtypes::all(dtype)).unwrap();
+                assert_eq!(r.got.len(), n);
+                assert_eq!(r.unwritten, 0, "{act} {dtype:?} n = {n}");
+                let c = compare_storage(dtype, &r.x, &r.got, &r.reference, 1);
+                assert!(c.ok(), "{act} {dtype:?} n = {n}: {c:#?}");
+            }
         }
     }
 }

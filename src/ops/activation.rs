@@ -4,7 +4,10 @@
 //! output where there is one, submit, and wait.
 //!
 //! Storage types: every operand may be f32, f16 or bf16, independently (for example f16 activations with an f32
-//! gradient); kernels compute in f32 and round once on store, to nearest even. In-place variants read and write
+//! gradient); kernels compute in f32 and round once on store, to nearest even. Where rounding cannot change a
+//! result (identity, relu, relu6 and hardtanh over operands of the output's 16-bit type: every result is an
+//! input, 0 or a representable bound) the store skips it, and identity and relu forward work on the packed bits
+//! without decoding them; `tests/precision.rs` holds those paths to 0 ULP over every bit pattern. In-place variants read and write
 //! one buffer in its own type. Allocating variants give the output the type of `x`.
 
 use super::elementwise::{check_operands, record, Slot};
@@ -92,10 +95,15 @@ fn key(
     let words = all_f32 || shader == ShaderId::ActivationNativeF16;
     constants.push(("WORDS", if words { 1.0 } else { 0.0 }));
     if shader == ShaderId::Activation {
+        // The operand whose value reaches the output: dy backward (binding 1 in place), x forward.
+        let backward = matches!(entry, Entry::Backward | Entry::BackwardInplace);
+        let value = if backward { dy.unwrap_or(out) } else { x };
+        let exact = act.stores_exactly(backward, value.dtype(), out.dtype());
         constants.extend([
             ("X_T", code(x)),
             ("DY_T", dy.map_or(0.0, code)),
             ("OUT_T", code(out)),
+            ("EXACT", if exact { 1.0 } else { 0.0 }),
         ]);
     }
     PipelineKey::new(shader, entry.name(), launch.workgroup_size, &constants)
