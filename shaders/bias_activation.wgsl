@@ -160,6 +160,34 @@ fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
+/// `bias_backward_fused` for operands that are all f32 (cols % 8 == 0 still, for the partials' stride): x covers
+/// the cols / 4 column words, so that neighbouring threads touch neighbouring 16-byte words of every row.
+@compute @workgroup_size(WG)
+fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_words = params.cols / 4u;
+    let cw = wid.x * WG + lid.x;
+    if (cw >= col_words) {
+        return;
+    }
+    let c = 4u * cw;
+    let b = vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
+    let r0 = wid.y * params.rows_per_block;
+    let r1 = min(params.rows, r0 + params.rows_per_block);
+    var acc = vec4<f32>(0.0);
+    for (var r = r0; r < r1; r++) {
+        let w = r * col_words + cw;
+        let dx = bwd4(load_x4(w) + b, load_dy4(w));
+        store_out4(w, dx);
+        acc += dx;
+    }
+    let p = wid.y * params.cols + c;
+    partial[p] = acc.x;
+    partial[p + 1u] = acc.y;
+    partial[p + 2u] = acc.z;
+    partial[p + 3u] = acc.w;
+}
+
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).
 @compute @workgroup_size(WG)
 fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

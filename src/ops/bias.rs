@@ -280,7 +280,16 @@ impl Activation {
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         let r = Reduction::new(x, rows, cols);
-        let k = key(self, "bias_backward_fused", x, Some(dy), dx, bias);
+        // All-f32 operands walk one 16-byte word per thread (neighbours on neighbouring words); 16-bit units are
+        // one word already. Measured on lavapipe at 4096 x 4096: bias + GELU backward 42-48 -> 37-39 ms. The same
+        // layout in `bias_forward_rows` measured no change, so the forward keeps its 8-element units.
+        let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
+        let (entry, per_thread) = if all_f32 {
+            ("bias_backward_fused_words", 4)
+        } else {
+            ("bias_backward_fused", UNIT_ELEMENTS)
+        };
+        let k = key(self, entry, x, Some(dy), dx, bias);
         let entries = vec![
             whole(Slot::X, x.buffer()),
             whole(Slot::Dy, dy.buffer()),
@@ -288,7 +297,7 @@ impl Activation {
             whole(Slot::Bias, bias.buffer()),
             whole(Slot::Partial, &r.partial),
         ];
-        let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, r.blocks as u32);
+        let g = ((cols / per_thread).div_ceil(wg) as u32, r.blocks as u32);
         run(gpu, encoder, &k, entries, &r.params, g)?;
         r.reduce(
             encoder,
