@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use actgpu::bench::compare::DenseCompareOperands;
+use actgpu::bench::compare::{DenseCompareOperands, DENSE_COMPARISON_SHAPES};
 use actgpu::bench::training::{DenseOperands, MatmulOperands};
 use actgpu::bench::Timer;
 use actgpu::verify::Pass;
@@ -73,7 +73,7 @@ fn dense(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {
             b.iter_custom(|iters| timed(timer, iters, &mut |enc, rep| ops.record(enc, pass, rep)))
         });
     }
-    for (i, shape) in [DENSE, [256, 512, 512]].into_iter().enumerate() {
+    for (i, shape) in DENSE_COMPARISON_SHAPES.into_iter().enumerate() {
         let ops = DenseCompareOperands::new(gpu, shape, 0xdc0 + i as u64).expect("operands");
         group.throughput(Throughput::Elements(ops.flops() as u64));
         group.bench_function(format!("forward_fused/{}", shape_name(shape)), |b| {

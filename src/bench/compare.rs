@@ -205,6 +205,14 @@ fn dense_elsewhere() -> crate::Error {
     }
 }
 
+/// `[m, k, n]` of the fused-against-unfused dense GELU forward in the default run and the criterion bench: the
+/// issue's dense shapes 256x784x512 and 256x512x512, where the product's `2 m k n` FLOP outweigh the
+/// `m n`-element bias and activation passes (on CPU adapters fusion can save only those few percent), and a
+/// 64-wide hidden layer at batch 4096, the activation study's layer shape, where the passes weigh as much as the
+/// product.
+pub const DENSE_COMPARISON_SHAPES: [[usize; 3]; 3] =
+    [[256, 784, 512], [256, 512, 512], [4096, 64, 64]];
+
 /// Operands of [`Comparison::DenseGeluForward`]: `x [m, k]` in [-1, 1], `w [k, n]` and `b [n]` in [-0.1, 0.1].
 pub struct DenseCompareOperands {
     shape: [usize; 3],

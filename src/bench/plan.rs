@@ -3,7 +3,8 @@
 
 use super::activations::ElementwiseOperands;
 use super::compare::{
-    measure_comparison, measure_dense_comparison, CompareOperands, Comparison, DenseCompareOperands,
+    measure_comparison, measure_dense_comparison, CompareOperands, Comparison,
+    DenseCompareOperands, DENSE_COMPARISON_SHAPES,
 };
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
@@ -89,14 +90,14 @@ impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
     /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 (in all three types), 256x784x512
     /// and 256x512x512; a
-    /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at 256x784x512 and 256x512x512;
+    /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at [`DENSE_COMPARISON_SHAPES`];
     /// [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
             fused: FusedOp::defaults(),
             comparisons: Comparison::ALL.to_vec(),
-            dense_comparisons: vec![[256, 784, 512], [256, 512, 512]],
+            dense_comparisons: DENSE_COMPARISON_SHAPES.to_vec(),
             matmuls: vec![[1024, 1024, 1024], [256, 784, 512], [256, 512, 512]],
             dense: vec![(Activation::Gelu, [256, 784, 512])],
             mlps: MlpSpec::reference(),
