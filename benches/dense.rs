@@ -7,7 +7,7 @@
 //! What it measures, on the adapter's matmul kernel ([`actgpu::MatmulKernel::for_gpu`]): `Y = X W` at 1024^3,
 //! 256x784x512 and 256x512x512 (`[m, k, n]`, the shapes of BENCHMARKS.md); the GELU dense layer's forward and
 //! backward at 256x784x512; the fused dense forward against matmul + bias + GELU as separate kernels at
-//! 256x784x512 and 256x512x512. Each iteration is one run timed by [`actgpu::bench::Timer`] inside
+//! [`DENSE_COMPARISON_SHAPES`]. Each iteration is one run timed by [`actgpu::bench::Timer`] inside
 //! `iter_custom`, so the device is synchronised before a time is reported; throughput is FLOP (printed as
 //! elements/s), counted as in [`actgpu::bench::training`].
 
