@@ -47,14 +47,15 @@ fn store_out(u: u32, v: Oct) {
 }
 
 /// relu over a word of packed 16-bit values of type `t`, without decoding: each half that is negative and not
-/// NaN becomes +0. A half is NaN when its magnitude bits exceed infinity's (0x7c00 f16, 0x7f80 bf16): adding
-/// 0x03ff (or 0x007f) carries exactly those into the half's bit 15, and never into the other half.
+/// NaN becomes +0. As a signed 16-bit integer such a half is at most -inf's bits (0xfc00 f16, 0xff80 bf16; the
+/// negative NaNs lie above): for the high half that is the signed word itself below (inf + 1) << 16, whatever
+/// the low half holds, and for the low half the same test after shifting it up.
 fn relu_bits(t: u32, w: vec4<u32>) -> vec4<u32> {
-    let nan_bias = select(0x03ff03ffu, 0x007f007fu, t == T_BF16);
-    let nan = ((w & vec4<u32>(0x7fff7fffu)) + vec4<u32>(nan_bias)) & vec4<u32>(0x80008000u);
-    // Bit 15 of each half to be zeroed, widened to the whole half: 0x8000 | (0x8000 - 1) = 0xffff.
-    let top = w & ~nan & vec4<u32>(0x80008000u);
-    return w & ~(top | (top - (top >> vec4<u32>(15u))));
+    let limit = vec4<i32>(select(-1023, -127, t == T_BF16) << 16u);
+    let high = bitcast<vec4<i32>>(w) < limit;
+    let low = bitcast<vec4<i32>>(w << vec4<u32>(16u)) < limit;
+    let zeroed = select(vec4<u32>(0u), vec4<u32>(0xffff0000u), high) | select(vec4<u32>(0u), vec4<u32>(0xffffu), low);
+    return w & ~zeroed;
 }
 
 /// The forward of word `w` of 16-bit values that need no decoding, or `w` itself where decoding is needed
