@@ -13,7 +13,7 @@
 //! comparison runs on `[m, k, n]` operands of its own ([`DenseCompareOperands`]), both sides on the adapter's
 //! matmul kernel; it is judged by FLOP ([`DenseCompareOperands::flops`]) rather than bytes.
 
-use super::{measure, Measurement, Sampling, Timer};
+use super::{measure_alternating, Measurement, Sampling, Timer};
 use crate::ops::bias::record_column_sums;
 use crate::ops::matmul::{record_form, Form, MatmulKernel};
 use crate::verify::Rng;
@@ -183,18 +183,23 @@ impl CompareOperands {
     }
 }
 
-/// Times the fused and the unfused version of `c`, one after the other: `(fused, unfused)`.
+/// Times the fused and the unfused version of `c`, in alternation ([`super::measure_alternating`]): `(fused,
+/// unfused)`.
 pub fn measure_comparison(
     timer: &Timer,
     sampling: &Sampling,
     operands: &CompareOperands,
     c: Comparison,
 ) -> Result<(Measurement, Measurement)> {
-    let fused = measure(timer, sampling, &mut |enc, _| operands.record_fused(c, enc))?;
-    let unfused = measure(timer, sampling, &mut |enc, _| {
-        operands.record_unfused(c, enc)
-    })?;
-    Ok((fused, unfused))
+    let m = measure_alternating(
+        timer,
+        sampling,
+        &mut [
+            &mut |enc, _| operands.record_fused(c, enc),
+            &mut |enc, _| operands.record_unfused(c, enc),
+        ],
+    )?;
+    Ok((m[0], m[1]))
 }
 
 /// The error for [`Comparison::DenseGeluForward`] asked of [`CompareOperands`].
@@ -277,13 +282,19 @@ impl DenseCompareOperands {
     }
 }
 
-/// Times the fused and the unfused dense forward, one after the other: `(fused, unfused)`.
+/// Times the fused and the unfused dense forward, in alternation ([`super::measure_alternating`]): `(fused,
+/// unfused)`.
 pub fn measure_dense_comparison(
     timer: &Timer,
     sampling: &Sampling,
     operands: &DenseCompareOperands,
 ) -> Result<(Measurement, Measurement)> {
-    let fused = measure(timer, sampling, &mut |enc, _| operands.record_fused(enc))?;
-    let unfused = measure(timer, sampling, &mut |enc, _| operands.record_unfused(enc))?;
-    Ok((fused, unfused))
+    let m = measure_alternating(
+        timer,
+        sampling,
+        &mut [&mut |enc, _| operands.record_fused(enc), &mut |enc, _| {
+            operands.record_unfused(enc)
+        }],
+    )?;
+    Ok((m[0], m[1]))
 }

@@ -83,7 +83,7 @@ pub struct Measurement {
 pub fn measure(
     timer: &Timer,
     sampling: &Sampling,
-    record: &mut dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()>,
+    record: &mut RecordFn<'_>,
 ) -> Result<Measurement> {
     measure_by(timer.clock(), sampling, &mut |reps, first| {
         timer.sample(reps, first, record)
@@ -102,34 +102,79 @@ pub fn measure_submitted(
     })
 }
 
+/// Work to time: `record(encoder, rep)` records repetition `rep` into the encoder.
+pub type RecordFn<'a> = dyn FnMut(&mut wgpu::CommandEncoder, u64) -> Result<()> + 'a;
+
+/// A sampler: `sample(reps, first_rep)` times `reps` repetitions starting at `first_rep`.
+type SampleFn<'a> = dyn FnMut(u32, u64) -> Result<Sample> + 'a;
+
+/// Measures several pieces of work in alternation, for ratios between them (16-bit against f32, fused against
+/// unfused): each is run cold, calibrated and warmed up as by [`measure`], then sample `i` of each is taken in
+/// turn, so that a burst of other load on the machine, or a slow drift, falls on all of them alike. Returns one
+/// measurement per `records` entry, in order.
+pub fn measure_alternating(
+    timer: &Timer,
+    sampling: &Sampling,
+    records: &mut [&mut RecordFn<'_>],
+) -> Result<Vec<Measurement>> {
+    let mut samplers: Vec<Box<SampleFn<'_>>> = records
+        .iter_mut()
+        .map(|record| {
+            Box::new(move |reps, first| timer.sample(reps, first, &mut **record))
+                as Box<SampleFn<'_>>
+        })
+        .collect();
+    let mut refs: Vec<&mut SampleFn<'_>> = samplers.iter_mut().map(|s| &mut **s as _).collect();
+    measure_schedule(timer.clock(), sampling, &mut refs)
+}
+
 /// The sampling schedule of [`measure`] over any sampler `sample(reps, first_rep)`.
-fn measure_by(
+fn measure_by(clock: Clock, sampling: &Sampling, sample: &mut SampleFn<'_>) -> Result<Measurement> {
+    let mut one = measure_schedule(clock, sampling, &mut [sample])?;
+    Ok(one.remove(0))
+}
+
+/// The sampling schedule over samplers `sample(reps, first_rep)`, taken in alternation: a cold run and a
+/// calibration run of each, their warm-up samples, then their measured samples in turn.
+fn measure_schedule(
     clock: Clock,
     sampling: &Sampling,
-    sample: &mut dyn FnMut(u32, u64) -> Result<Sample>,
-) -> Result<Measurement> {
-    sample(1, 0)?;
-    let calibration = sample(1, 1)?;
-    let mut rep = 2u64;
-    // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
-    let per_rep = calibration.wall_seconds.max(1e-9);
-    let reps = ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1));
-    for _ in 0..sampling.warmup {
-        sample(reps, rep)?;
-        rep += u64::from(reps);
+    samplers: &mut [&mut SampleFn<'_>],
+) -> Result<Vec<Measurement>> {
+    let mut reps = Vec::with_capacity(samplers.len());
+    for sample in samplers.iter_mut() {
+        sample(1, 0)?;
+        let calibration = sample(1, 1)?;
+        // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
+        let per_rep = calibration.wall_seconds.max(1e-9);
+        reps.push(
+            ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1)),
+        );
     }
-    let mut seconds = Vec::with_capacity(sampling.samples as usize);
-    for _ in 0..sampling.samples.max(1) {
-        seconds.push(sample(reps, rep)?.seconds);
-        rep += u64::from(reps);
+    let mut rep = vec![2u64; samplers.len()];
+    let mut seconds = vec![Vec::with_capacity(sampling.samples as usize); samplers.len()];
+    for round in 0..sampling.warmup + sampling.samples.max(1) {
+        for (i, sample) in samplers.iter_mut().enumerate() {
+            let s = sample(reps[i], rep[i])?;
+            rep[i] += u64::from(reps[i]);
+            if round >= sampling.warmup {
+                seconds[i].push(s.seconds);
+            }
+        }
     }
-    let stats = Stats::from_samples(&seconds).ok_or(crate::Error::InvalidArgument {
-        op: "bench::measure",
-        reason: "every sample was NaN".into(),
-    })?;
-    Ok(Measurement {
-        stats,
-        reps_per_sample: reps,
-        clock,
-    })
+    seconds
+        .iter()
+        .zip(reps)
+        .map(|(secs, reps)| {
+            let stats = Stats::from_samples(secs).ok_or(crate::Error::InvalidArgument {
+                op: "bench::measure",
+                reason: "every sample was NaN".into(),
+            })?;
+            Ok(Measurement {
+                stats,
+                reps_per_sample: reps,
+                clock,
+            })
+        })
+        .collect()
 }

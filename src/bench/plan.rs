@@ -9,7 +9,9 @@ use super::compare::{
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
 use super::training::{DenseOperands, MatmulOperands, MlpStep};
-use super::{measure, measure_submitted, Measurement, Sampling, Timer};
+use super::{
+    measure, measure_alternating, measure_submitted, Measurement, RecordFn, Sampling, Timer,
+};
 use crate::verify::Pass;
 use crate::{Activation, Adam, DType, Optimizer, Result, Sgd};
 
@@ -130,19 +132,31 @@ impl Plan {
         let gpu = timer.gpu();
         let largest = self.sizes.iter().copied().max();
         let mut seed = 0xbe_4c00;
+        // The types of one kernel are measured in alternation, so that their ratios (`dtype_ratios`) compare
+        // samples taken side by side.
         for &elements in &self.sizes {
-            for dtype in self.dtypes_at(Some(elements) == largest) {
+            let dtypes = self.dtypes_at(Some(elements) == largest);
+            let mut sets = Vec::with_capacity(dtypes.len());
+            for &dtype in &dtypes {
                 seed += 1;
-                let ops = ElementwiseOperands::new(gpu, elements, dtype, seed)?;
-                for &act in &self.activations {
-                    for &pass in &self.passes {
-                        let m = measure(timer, &self.sampling, &mut |enc, rep| {
-                            ops.record(enc, act, pass, rep)
-                        })?;
+                sets.push(ElementwiseOperands::new(gpu, elements, dtype, seed)?);
+            }
+            for &act in &self.activations {
+                for &pass in &self.passes {
+                    let mut records: Vec<Box<RecordFn<'_>>> = sets
+                        .iter()
+                        .map(|ops| {
+                            Box::new(move |enc: &mut wgpu::CommandEncoder, rep| {
+                                ops.record(enc, act, pass, rep)
+                            }) as Box<RecordFn<'_>>
+                        })
+                        .collect();
+                    let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+                    for (ops, m) in sets.iter().zip(ms) {
                         on_row(Row {
                             kernel: act.name().into(),
                             pass: pass.name(),
-                            dtype: dtype.name(),
+                            dtype: ops.dtype().name(),
                             size: Size::Elements(elements),
                             measurement: m,
                             bytes: Some(ops.bytes_moved(pass)),
@@ -155,14 +169,23 @@ impl Plan {
             }
         }
         let [rows, cols] = self.shape;
-        for dtype in self.dtypes_at(true) {
-            for &op in &self.fused {
+        for &op in &self.fused {
+            let mut sets = Vec::new();
+            for dtype in self.dtypes_at(true) {
                 seed += 1;
-                let ops = FusedOperands::new(gpu, op, rows, cols, dtype, seed)?;
-                for &pass in &self.passes {
-                    let m = measure(timer, &self.sampling, &mut |enc, rep| {
-                        ops.record(enc, pass, rep)
-                    })?;
+                sets.push((dtype, FusedOperands::new(gpu, op, rows, cols, dtype, seed)?));
+            }
+            for &pass in &self.passes {
+                let mut records: Vec<Box<RecordFn<'_>>> = sets
+                    .iter()
+                    .map(|(_, ops)| {
+                        Box::new(move |enc: &mut wgpu::CommandEncoder, rep| {
+                            ops.record(enc, pass, rep)
+                        }) as Box<RecordFn<'_>>
+                    })
+                    .collect();
+                let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+                for ((dtype, ops), m) in sets.iter().zip(ms) {
                     on_row(Row {
                         kernel: op.name(),
                         pass: pass.name(),
@@ -224,9 +247,22 @@ impl Plan {
             .max();
         for (i, &shape) in self.matmuls.iter().enumerate() {
             let volume = Some(shape.iter().product::<usize>());
+            let mut sets = Vec::new();
             for dtype in self.dtypes_at(volume == largest) {
-                let ops = MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?;
-                let m = measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep))?;
+                sets.push((
+                    dtype,
+                    MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?,
+                ));
+            }
+            let mut records: Vec<Box<RecordFn<'_>>> = sets
+                .iter()
+                .map(|(_, ops)| {
+                    Box::new(move |enc: &mut wgpu::CommandEncoder, rep| ops.record(enc, rep))
+                        as Box<RecordFn<'_>>
+                })
+                .collect();
+            let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+            for ((dtype, ops), m) in sets.iter().zip(ms) {
                 on_row(Row {
                     dtype: dtype.name(),
                     ..row("matmul".into(), "forward", shape.to_vec(), m, ops.flops())
@@ -287,4 +323,14 @@ impl Plan {
         }
         d
     }
+}
+
+/// [`measure_alternating`] over boxed records.
+fn measure_boxed(
+    timer: &Timer,
+    sampling: &Sampling,
+    records: &mut [Box<RecordFn<'_>>],
+) -> Result<Vec<Measurement>> {
+    let mut refs: Vec<&mut RecordFn<'_>> = records.iter_mut().map(|r| &mut **r as _).collect();
+    measure_alternating(timer, sampling, &mut refs)
 }
