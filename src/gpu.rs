@@ -66,6 +66,8 @@ struct Inner {
     f16_storage: F16Storage,
     f16_native: OnceLock<bool>,
     cache: PipelineCache,
+    /// The shared scratch buffer of [`Gpu::scratch`], grown to the largest size asked.
+    scratch: Mutex<Option<wgpu::Buffer>>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -173,6 +175,7 @@ impl Gpu {
                 f16_storage,
                 f16_native: OnceLock::new(),
                 cache: PipelineCache::default(),
+                scratch: Mutex::default(),
                 lost: Arc::default(),
                 uncaptured: Arc::default(),
             }),
@@ -237,6 +240,28 @@ impl Gpu {
     /// The pipeline cache.
     pub fn pipelines(&self) -> &PipelineCache {
         &self.inner.cache
+    }
+
+    /// A storage buffer of at least `size` bytes for intermediate results that one recorded operation writes and
+    /// reads back before it ends (the per-block partial sums of the column reductions). Every operation gets the
+    /// same buffer, grown to the largest size asked: the work runs in submission order on the one queue and wgpu
+    /// places a barrier between dispatches that write a buffer, so an operation never reads another's partials.
+    /// Reusing it saves a fresh allocation, and wgpu's zero-fill of it, on every call.
+    pub(crate) fn scratch(&self, size: u64) -> wgpu::Buffer {
+        let mut slot = self.inner.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(b) if b.size() >= size => b.clone(),
+            _ => {
+                let b = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("actgpu.scratch"),
+                    size: size.max(4).next_multiple_of(256),
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                });
+                *slot = Some(b.clone());
+                b
+            }
+        }
     }
 
     /// True when both handles share one context.

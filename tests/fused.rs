@@ -204,3 +204,44 @@ fn column_sums_match_the_reference() {
         }
     }
 }
+
+/// The column reductions share one scratch buffer for their partial sums: several of them recorded into one
+/// encoder, the second one larger than any before it (so the buffer grows between them), must each give their
+/// own sums.
+#[test]
+fn reductions_recorded_together_keep_their_own_partial_sums() {
+    let g = gpu();
+    let shapes = [(64, 16), (2_000, 512), (64, 16), (9, 40), (33, 13)];
+    let mut cases = Vec::new();
+    for (i, &(rows, cols)) in shapes.iter().enumerate() {
+        let dys = actgpu::verify::fused::random_values(rows * cols, 2.0, DType::F32, i as u64);
+        let x = g
+            .upload_shaped(&vec![1.0f32; rows * cols], &[rows, cols])
+            .unwrap();
+        let b = g.upload(&vec![0.0f32; cols]).unwrap();
+        let dy = g.upload_shaped(&dys, &[rows, cols]).unwrap();
+        let dx = g.zeros(&[rows, cols], DType::F32).unwrap();
+        let db = g.zeros(&[cols], DType::F32).unwrap();
+        cases.push((rows, cols, dys, x, b, dy, dx, db));
+    }
+    g.submit_and_wait("reductions together", |enc| {
+        for (_, _, _, x, b, dy, dx, db) in &cases {
+            Activation::Identity.record_bias_backward(enc, x, b, dy, dx, db)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    for (rows, cols, dys, _, _, _, _, db) in &cases {
+        let got: Vec<f32> = db.read().unwrap();
+        for c in 0..*cols {
+            let (sum, abs): (f64, f64) = (0..*rows)
+                .map(|r| f64::from(dys[r * cols + c]))
+                .fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+            assert!(
+                (f64::from(got[c]) - sum).abs() <= 1e-6 + 1e-5 * abs,
+                "[{rows}, {cols}] column {c}: {} vs {sum}",
+                got[c]
+            );
+        }
+    }
+}

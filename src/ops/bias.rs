@@ -40,12 +40,7 @@ impl Reduction {
             rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
         let blocks = rows.div_ceil(rows_per_block);
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
-        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.reduction.partial"),
-            size: (blocks * cols8 * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let partial = gpu.scratch((blocks * cols8 * 4) as u64);
         let params = [
             0,
             0,
