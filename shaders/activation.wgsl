@@ -98,7 +98,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            store_out(u, bwd8(load_x(u), load_dy(u)));
+            backward_unit(u);
         }
     }
 }
@@ -121,7 +121,7 @@ fn backward_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            store_out(u, bwd8(load_x(u), load_out(u)));
+            backward_unit_in_place(u);
         }
     }
 }

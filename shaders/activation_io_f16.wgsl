@@ -66,3 +66,13 @@ fn forward_unit(u: u32) {
 fn forward_unit_in_place(u: u32) {
     store_out(u, fwd8(load_out(u)));
 }
+
+/// dx = dy * f'(x) for unit `u`, dy read from `dy_in`.
+fn backward_unit(u: u32) {
+    store_out(u, bwd8(load_x(u), load_dy(u)));
+}
+
+/// dx = dy * f'(x) for unit `u` in place.
+fn backward_unit_in_place(u: u32) {
+    store_out(u, bwd8(load_x(u), load_out(u)));
+}

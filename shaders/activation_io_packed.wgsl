@@ -91,6 +91,54 @@ fn forward_unit_in_place(u: u32) {
     }
 }
 
+/// dy * f'(x) for identity and relu over the f16 bits of four elements (one per component, in the low 16 bits):
+/// dy where f'(x) = 1 (relu: x > 0, that is sign clear and not zero); elsewhere dy * 0, a zero with dy's sign,
+/// or NaN where dy is inf or NaN; NaN wherever x is NaN. The same values as the decoding path, bit for bit
+/// (NaNs as NaNs), without decoding.
+fn backward_f16_halves(x: vec4<u32>, dy: vec4<u32>) -> vec4<u32> {
+    let qnan = vec4<u32>(0x7e00u);
+    let xm = x & vec4<u32>(0x7fffu);
+    var through = vec4<bool>(true);
+    if (ACT == ACT_RELU) {
+        through = (x < vec4<u32>(0x8000u)) & (xm != vec4<u32>(0u));
+    }
+    let dy_special = (dy & vec4<u32>(0x7fffu)) >= vec4<u32>(0x7c00u);
+    let blocked = select(dy & vec4<u32>(0x8000u), qnan, dy_special);
+    return select(select(blocked, dy, through), qnan, xm > vec4<u32>(0x7c00u));
+}
+
+/// Whether this pipeline's backward works on the f16 bits directly (`backward_f16_halves`): identity and relu
+/// with every operand f16. (bf16 decodes in two operations per element, which the bit tests would not beat.)
+fn backward_in_bits(dy_t: u32) -> bool {
+    return EXACT == 1u && OUT_T == T_F16 && X_T == T_F16 && dy_t == T_F16
+        && (ACT == ACT_IDENTITY || ACT == ACT_RELU);
+}
+
+fn backward_bits(x: vec4<u32>, dy: vec4<u32>) -> vec4<u32> {
+    let mask = vec4<u32>(0xffffu);
+    let low = backward_f16_halves(x & mask, dy & mask);
+    let high = backward_f16_halves(x >> vec4<u32>(16u), dy >> vec4<u32>(16u));
+    return low | (high << vec4<u32>(16u));
+}
+
+/// dx = dy * f'(x) for unit `u`, dy read from `dy_in`.
+fn backward_unit(u: u32) {
+    if (backward_in_bits(DY_T)) {
+        out[u] = backward_bits(x_in[u], dy_in[u]);
+    } else {
+        store_out(u, bwd8(load_x(u), load_dy(u)));
+    }
+}
+
+/// dx = dy * f'(x) for unit `u` in place: dy read from `out`, in OUT_T.
+fn backward_unit_in_place(u: u32) {
+    if (backward_in_bits(OUT_T)) {
+        out[u] = backward_bits(x_in[u], out[u]);
+    } else {
+        store_out(u, bwd8(load_x(u), load_out(u)));
+    }
+}
+
 // Word access for kernels whose operands are all f32 (the host sets WORDS = 1 only then): word `w` holds
 // elements 4w..4w+3.
 

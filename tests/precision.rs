@@ -262,10 +262,11 @@ fn sixteen_bit_lengths_are_computed_in_full() {
             let xs: Vec<f32> = (0..n)
                 .map(|_| round_to(dtype, rng.uniform(-6.0, 6.0)))
                 .collect();
-            // GELU decodes and rounds; identity and relu forward work on the packed bits.
+            // GELU decodes and rounds; identity and relu forward (and relu backward in f16) work on the bits.
             for (act, pass) in [
                 (Activation::Gelu, Pass::Backward),
                 (Activation::Relu, Pass::Forward),
+                (Activation::Relu, Pass::Backward),
                 (Activation::Identity, Pass::Forward),
             ] {
                 let r = run_activation(gpu(), act, pass, &xs, 3, Dtypes::all(dtype)).unwrap();

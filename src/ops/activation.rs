@@ -6,8 +6,9 @@
 //! Storage types: every operand may be f32, f16 or bf16, independently (for example f16 activations with an f32
 //! gradient); kernels compute in f32 and round once on store, to nearest even. Where rounding cannot change a
 //! result (identity, relu, relu6 and hardtanh over operands of the output's 16-bit type: every result is an
-//! input, 0 or a representable bound) the store skips it, and identity and relu forward work on the packed bits
-//! without decoding them; `tests/precision.rs` holds those paths to 0 ULP over every bit pattern. In-place variants read and write
+//! input, 0 or a representable bound) the store skips it; identity and relu forward, and their f16 backward, work
+//! on the packed bits without decoding them. `tests/precision.rs` holds those paths to 0 ULP over every bit
+//! pattern. In-place variants read and write
 //! one buffer in its own type. Allocating variants give the output the type of `x`.
 
 use super::elementwise::{check_operands, record, Slot};
