@@ -178,3 +178,47 @@ fn measure_schedule(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schedule runs each sampler cold and for calibration first, then their warm-up and measured samples in
+    /// turn, and gives each its own statistics and repetition count.
+    #[test]
+    fn alternating_schedule_interleaves_and_keeps_each_result_apart() {
+        let log = std::cell::RefCell::new(Vec::new());
+        // Sampler `id` takes `per_rep` seconds per repetition (on both clocks).
+        let sampler = |id: usize, per_rep: f64| {
+            let log = &log;
+            move |reps: u32, first: u64| -> Result<Sample> {
+                log.borrow_mut().push((id, reps, first));
+                Ok(Sample {
+                    seconds: per_rep,
+                    wall_seconds: per_rep,
+                })
+            }
+        };
+        let (mut a, mut b) = (sampler(0, 0.001), sampler(1, 0.004));
+        let sampling = Sampling {
+            warmup: 1,
+            samples: 3,
+            min_sample_s: 0.01,
+            max_reps: 100,
+        };
+        let m = measure_schedule(Clock::WallClock, &sampling, &mut [&mut a, &mut b]).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].stats.median, m[0].reps_per_sample), (0.001, 10));
+        assert_eq!((m[1].stats.median, m[1].reps_per_sample), (0.004, 3));
+        let order: Vec<usize> = log.borrow().iter().map(|&(id, _, _)| id).collect();
+        assert_eq!(order, [0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+        // Repetition numbers run on per sampler: cold 0, calibration 1, then blocks of `reps`.
+        let firsts: Vec<u64> = log
+            .borrow()
+            .iter()
+            .filter(|&&(id, _, _)| id == 1)
+            .map(|&(_, _, first)| first)
+            .collect();
+        assert_eq!(firsts, [0, 1, 2, 5, 8, 11]);
+    }
+}
