@@ -7,7 +7,8 @@ override DY_T: u32 = T_F32;
 override OUT_T: u32 = T_F32;
 /// 1 when the host knows that every value this pipeline stores is exactly representable in OUT_T (identity,
 /// relu, relu6 and hardtanh over operands of the output's type: each result is an input, 0 or a bound): rounding
-/// would change nothing, so 16-bit stores skip it (`pack_oct_exact`).
+/// would change nothing, so 16-bit stores skip it (`pack_oct_exact`), and identity and relu may skip decoding too
+/// (`forward_in_bits`, `backward_in_bits`).
 override EXACT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> x_in: array<vec4<u32>>;
@@ -47,19 +48,21 @@ fn store_out(u: u32, v: Oct) {
 }
 
 /// relu over a word of packed 16-bit values of type `t`, without decoding: each half that is negative and not
-/// NaN becomes +0. As a signed 16-bit integer such a half is at most -inf's bits (0xfc00 f16, 0xff80 bf16; the
-/// negative NaNs lie above): for the high half that is the signed word itself below (inf + 1) << 16, whatever
-/// the low half holds, and for the low half the same test after shifting it up.
+/// NaN becomes +0. Read as a signed 16-bit integer, such a half is at most -inf's bits (0xfc00 = -1024 for f16,
+/// 0xff80 = -128 for bf16; the negative NaNs lie above, up to -1). So the high half is one exactly when the word,
+/// read as i32, is below (-inf + 1) << 16, whatever the low half holds; the low half is tested the same way after
+/// a shift up.
 fn relu_bits(t: u32, w: vec4<u32>) -> vec4<u32> {
     let limit = vec4<i32>(select(-1023, -127, t == T_BF16) << 16u);
     let high = bitcast<vec4<i32>>(w) < limit;
     let low = bitcast<vec4<i32>>(w << vec4<u32>(16u)) < limit;
-    let zeroed = select(vec4<u32>(0u), vec4<u32>(0xffff0000u), high) | select(vec4<u32>(0u), vec4<u32>(0xffffu), low);
+    let zeroed = select(vec4<u32>(0u), vec4<u32>(0xffff0000u), high)
+        | select(vec4<u32>(0u), vec4<u32>(0xffffu), low);
     return w & ~zeroed;
 }
 
-/// The forward of word `w` of 16-bit values that need no decoding, or `w` itself where decoding is needed
-/// (`forward_in_bits` says which): identity copies, relu works on the bits.
+/// The forward of a word of 16-bit values in the pipelines that `forward_in_bits` admits: identity copies it,
+/// relu works on its bits.
 fn forward_bits(w: vec4<u32>) -> vec4<u32> {
     if (ACT == ACT_RELU) {
         return relu_bits(OUT_T, w);
