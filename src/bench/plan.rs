@@ -143,15 +143,9 @@ impl Plan {
             }
             for &act in &self.activations {
                 for &pass in &self.passes {
-                    let mut records: Vec<Box<RecordFn<'_>>> = sets
-                        .iter()
-                        .map(|ops| {
-                            Box::new(move |enc: &mut wgpu::CommandEncoder, rep| {
-                                ops.record(enc, act, pass, rep)
-                            }) as Box<RecordFn<'_>>
-                        })
-                        .collect();
-                    let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+                    let ms = measure_each(timer, &self.sampling, &sets, |ops, enc, rep| {
+                        ops.record(enc, act, pass, rep)
+                    })?;
                     for (ops, m) in sets.iter().zip(ms) {
                         on_row(Row {
                             kernel: act.name().into(),
@@ -176,15 +170,9 @@ impl Plan {
                 sets.push((dtype, FusedOperands::new(gpu, op, rows, cols, dtype, seed)?));
             }
             for &pass in &self.passes {
-                let mut records: Vec<Box<RecordFn<'_>>> = sets
-                    .iter()
-                    .map(|(_, ops)| {
-                        Box::new(move |enc: &mut wgpu::CommandEncoder, rep| {
-                            ops.record(enc, pass, rep)
-                        }) as Box<RecordFn<'_>>
-                    })
-                    .collect();
-                let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+                let ms = measure_each(timer, &self.sampling, &sets, |(_, ops), enc, rep| {
+                    ops.record(enc, pass, rep)
+                })?;
                 for ((dtype, ops), m) in sets.iter().zip(ms) {
                     on_row(Row {
                         kernel: op.name(),
@@ -254,14 +242,9 @@ impl Plan {
                     MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?,
                 ));
             }
-            let mut records: Vec<Box<RecordFn<'_>>> = sets
-                .iter()
-                .map(|(_, ops)| {
-                    Box::new(move |enc: &mut wgpu::CommandEncoder, rep| ops.record(enc, rep))
-                        as Box<RecordFn<'_>>
-                })
-                .collect();
-            let ms = measure_boxed(timer, &self.sampling, &mut records)?;
+            let ms = measure_each(timer, &self.sampling, &sets, |(_, ops), enc, rep| {
+                ops.record(enc, rep)
+            })?;
             for ((dtype, ops), m) in sets.iter().zip(ms) {
                 on_row(Row {
                     dtype: dtype.name(),
@@ -325,12 +308,18 @@ impl Plan {
     }
 }
 
-/// [`measure_alternating`] over boxed records.
-fn measure_boxed(
+/// [`measure_alternating`] over one piece of work per item of `items`, recorded by `record(item, encoder, rep)`.
+fn measure_each<T>(
     timer: &Timer,
     sampling: &Sampling,
-    records: &mut [Box<RecordFn<'_>>],
+    items: &[T],
+    record: impl Fn(&T, &mut wgpu::CommandEncoder, u64) -> Result<()>,
 ) -> Result<Vec<Measurement>> {
-    let mut refs: Vec<&mut RecordFn<'_>> = records.iter_mut().map(|r| &mut **r as _).collect();
+    let record = &record;
+    let mut works: Vec<_> = items
+        .iter()
+        .map(|item| move |enc: &mut wgpu::CommandEncoder, rep| record(item, enc, rep))
+        .collect();
+    let mut refs: Vec<&mut RecordFn<'_>> = works.iter_mut().map(|w| w as _).collect();
     measure_alternating(timer, sampling, &mut refs)
 }
