@@ -117,14 +117,11 @@ pub fn measure_alternating(
     sampling: &Sampling,
     records: &mut [&mut RecordFn<'_>],
 ) -> Result<Vec<Measurement>> {
-    let mut samplers: Vec<Box<SampleFn<'_>>> = records
+    let mut samplers: Vec<_> = records
         .iter_mut()
-        .map(|record| {
-            Box::new(move |reps, first| timer.sample(reps, first, &mut **record))
-                as Box<SampleFn<'_>>
-        })
+        .map(|record| move |reps, first| timer.sample(reps, first, &mut **record))
         .collect();
-    let mut refs: Vec<&mut SampleFn<'_>> = samplers.iter_mut().map(|s| &mut **s as _).collect();
+    let mut refs: Vec<&mut SampleFn<'_>> = samplers.iter_mut().map(|s| s as _).collect();
     measure_schedule(timer.clock(), sampling, &mut refs)
 }
 
