@@ -70,6 +70,12 @@ fn store_partial(p: u32, acc: Oct) {
     partial[p + 7u] = acc.b.w;
 }
 
+/// Rows `[x, y)` of row block `block` (grid y of the reduction entry points).
+fn block_rows(block: u32) -> vec2<u32> {
+    let first = block * params.rows_per_block;
+    return vec2<u32>(first, min(params.rows, first + params.rows_per_block));
+}
+
 fn add8(p: Oct, q: Oct) -> Oct {
     return Oct(p.a + q.a, p.b + q.b);
 }
@@ -118,9 +124,8 @@ fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         return;
     }
     let b = bias_oct(8u * cu);
-    let r0 = wid.y * params.rows_per_block;
-    let r1 = min(params.rows, r0 + params.rows_per_block);
-    for (var r = r0; r < r1; r++) {
+    let rows = block_rows(wid.y);
+    for (var r = rows.x; r < rows.y; r++) {
         let u = r * col_units + cu;
         store_out(u, fwd8(add8(load_x(u), b)));
     }
@@ -148,10 +153,9 @@ fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         return;
     }
     let b = bias_oct(8u * cu);
-    let r0 = wid.y * params.rows_per_block;
-    let r1 = min(params.rows, r0 + params.rows_per_block);
+    let rows = block_rows(wid.y);
     var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var r = r0; r < r1; r++) {
+    for (var r = rows.x; r < rows.y; r++) {
         let u = r * col_units + cu;
         let dx = bwd8(add8(load_x(u), b), load_dy(u));
         store_out(u, dx);
@@ -172,10 +176,9 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let c = 4u * cw;
     let b = vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
-    let r0 = wid.y * params.rows_per_block;
-    let r1 = min(params.rows, r0 + params.rows_per_block);
+    let rows = block_rows(wid.y);
     var acc = vec4<f32>(0.0);
-    for (var r = r0; r < r1; r++) {
+    for (var r = rows.x; r < rows.y; r++) {
         let w = r * col_words + cw;
         let dx = bwd4(load_x4(w) + b, load_dy4(w));
         store_out4(w, dx);
@@ -195,10 +198,9 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     if (c >= params.cols) {
         return;
     }
-    let r0 = wid.y * params.rows_per_block;
-    let r1 = min(params.rows, r0 + params.rows_per_block);
+    let rows = block_rows(wid.y);
     var acc = 0.0;
-    for (var r = r0; r < r1; r++) {
+    for (var r = rows.x; r < rows.y; r++) {
         acc += load_out_elem(r * params.cols + c);
     }
     partial[wid.y * ((params.cols + 7u) / 8u * 8u) + c] = acc;

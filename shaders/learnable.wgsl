@@ -120,10 +120,9 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         return;
     }
     let p = param_oct(8u * cu);
-    let r0 = wid.y * params.rows_per_block;
-    let r1 = min(params.rows, r0 + params.rows_per_block);
+    let rows = block_rows(wid.y);
     var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var r = r0; r < r1; r++) {
+    for (var r = rows.x; r < rows.y; r++) {
         let u = r * col_units + cu;
         let x = load_x(u);
         let dy = load_dy(u);
