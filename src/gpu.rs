@@ -68,6 +68,8 @@ struct Inner {
     cache: PipelineCache,
     /// The shared scratch buffer of [`Gpu::scratch`], grown to the largest size asked.
     scratch: Mutex<Option<wgpu::Buffer>>,
+    /// The buffer of [`Gpu::one_f32`], uploaded on first use.
+    one: OnceLock<wgpu::Buffer>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -176,6 +178,7 @@ impl Gpu {
                 f16_native: OnceLock::new(),
                 cache: PipelineCache::default(),
                 scratch: Mutex::default(),
+                one: OnceLock::new(),
                 lost: Arc::default(),
                 uncaptured: Arc::default(),
             }),
@@ -262,6 +265,19 @@ impl Gpu {
                 b
             }
         }
+    }
+
+    /// A one-element f32 tensor holding 1 (the constant operand of [`crate::DzMode::Fused`]'s db product),
+    /// uploaded once per context rather than on every call. Kernels only read it.
+    pub(crate) fn one_f32(&self) -> Result<crate::Tensor> {
+        let buffer = match self.inner.one.get() {
+            Some(b) => b.clone(),
+            None => {
+                let uploaded = self.upload(&[1.0f32])?.buffer().clone();
+                self.inner.one.get_or_init(|| uploaded).clone()
+            }
+        };
+        crate::Tensor::from_buffer(self, buffer, &[1], crate::DType::F32)
     }
 
     /// True when both handles share one context.

@@ -255,7 +255,7 @@ impl Dense {
                 }
                 if let Some(db) = db {
                     // db = 1^T dZ: a one-row product whose A operand is the constant 1 (strides 0).
-                    let one = gpu.upload(&[1.0f32])?;
+                    let one = gpu.one_f32()?;
                     let mut g = fused(x, Form::AtB, dy, db, (2, z))?;
                     g.a = &one;
                     g.params = [1, n as u32, m as u32, 0, 0, n as u32, 1];
