@@ -10,7 +10,7 @@ use actgpu::verify::training::{check_cross_entropy, check_optimizers, check_valu
 use actgpu::{
     cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
 };
-use common::{assert_within, gpu, labels, widen};
+use common::{assert_same_training, assert_within, bits, gpu, labels, widen};
 
 fn upload(g: &Gpu, v: &[f32], shape: &[usize]) -> Tensor {
     g.upload_shaped(v, shape).unwrap()
@@ -332,12 +332,7 @@ fn training_is_deterministic() {
     let adam = Optimizer::Adam(Adam::adamw(0.01));
     let (a, la) = train_gpu(adam, 5);
     let (b, lb) = train_gpu(adam, 5);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&la), bits(&lb));
-    for ((wa, ba), (wb, bb)) in a.params().unwrap().iter().zip(&b.params().unwrap()) {
-        assert_eq!(bits(wa), bits(wb));
-        assert_eq!(bits(ba), bits(bb));
-    }
+    assert_same_training((&a, &la), (&b, &lb));
     // Another seed starts elsewhere.
     let (c, _) = train_gpu(adam, 6);
     assert_ne!(

@@ -10,7 +10,7 @@ use actgpu::nn::safetensors::SafeTensors;
 use actgpu::nn::{init_layers, Hidden};
 use actgpu::verify::fused::random_values;
 use actgpu::{Adam, DType, Error, Gated, Learnable, Loss, Mlp, Optimizer, Sgd};
-use common::{assert_within, gpu, labels, widen};
+use common::{assert_same_training, assert_within, bits, gpu, labels, widen};
 
 /// 8 -> SwiGLU 12 -> GeGLU 10 -> PReLU (per channel) 16 -> Swish-beta (shared) 9 -> 3. 16 columns take the
 /// learnable backward's one-pass reduction, 9 and 10 its two-pass one and the shared parameter its scalar one.
@@ -182,20 +182,7 @@ fn training_with_gated_and_learnable_layers_is_deterministic() {
     let adam = Optimizer::Adam(Adam::adamw(0.01));
     let (a, la) = train_gpu(adam, 5);
     let (b, lb) = train_gpu(adam, 5);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&la), bits(&lb));
-    for ((wa, ba), (wb, bb)) in a.params().unwrap().iter().zip(&b.params().unwrap()) {
-        assert_eq!(bits(wa), bits(wb));
-        assert_eq!(bits(ba), bits(bb));
-    }
-    for (pa, pb) in a
-        .activation_params()
-        .unwrap()
-        .iter()
-        .zip(&b.activation_params().unwrap())
-    {
-        assert_eq!(bits(pa), bits(pb));
-    }
+    assert_same_training((&a, &la), (&b, &lb));
     let (c, _) = train_gpu(adam, 6);
     assert_ne!(
         bits(&a.params().unwrap()[0].0),

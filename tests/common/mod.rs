@@ -8,7 +8,7 @@ pub mod products;
 
 use std::sync::OnceLock;
 
-use actgpu::Gpu;
+use actgpu::{Gpu, Mlp};
 
 /// The test binary's context, on the backend `WGPU_BACKEND` names.
 pub fn gpu() -> &'static Gpu {
@@ -58,4 +58,29 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f64], bound: impl Fn(usize
         })
         .collect();
     assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
+}
+
+/// The f32 bits of `v`, for comparisons that must hold bit for bit.
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Asserts that two training runs ended the same bit for bit: their loss histories, every weight and bias,
+/// and every activation parameter.
+pub fn assert_same_training((a, losses_a): (&Mlp, &[f32]), (b, losses_b): (&Mlp, &[f32])) {
+    assert_eq!(bits(losses_a), bits(losses_b));
+    let (pa, pb) = (a.params().unwrap(), b.params().unwrap());
+    assert_eq!(pa.len(), pb.len());
+    for ((wa, ba), (wb, bb)) in pa.iter().zip(&pb) {
+        assert_eq!(bits(wa), bits(wb));
+        assert_eq!(bits(ba), bits(bb));
+    }
+    let (qa, qb) = (
+        a.activation_params().unwrap(),
+        b.activation_params().unwrap(),
+    );
+    assert_eq!(qa.len(), qb.len());
+    for (x, y) in qa.iter().zip(&qb) {
+        assert_eq!(bits(x), bits(y));
+    }
 }
