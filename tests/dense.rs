@@ -8,7 +8,9 @@ use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
 use actgpu::verify::{compare_bounded, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
-use common::products::{assert_ok, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
+use common::products::{
+    assert_ok, dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ,
+};
 use common::{gpu, widen};
 
 fn random(g: &Gpu, rows: usize, cols: usize, scale: f64, seed: u64) -> (Tensor, Vec<f64>) {
@@ -158,48 +160,22 @@ fn dense_backward_matches_the_reference_fused_and_separate() {
                 })
                 .unwrap();
                 let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
-                let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, &zv, &dyv));
+                let bound = dense_backward_bounds(act, &xv, &wv, &zv, &dyv, shape);
                 let what = format!("{kernel:?} {mode:?} {act} {shape:?}");
-                // Each dZ term may carry the activation kernel's own error, 1e-6 + 1e-5 |dz|, on top of the
-                // dot product's rounding: the bound adds 1e-5 sum |a dz| + 1e-6 sum |a|.
-                let bound =
-                    |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
-                let ones = vec![1.0; m * n];
-                let xa = cpu::dense::abs(&xv);
-                let wa = cpu::dense::abs(&wv);
-                let s_dw = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n);
-                let a_dw = cpu::dense::matmul_at_b(&xa, &ones, m, k, n);
-                let s_dx = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n);
-                let a_dx = cpu::dense::matmul_a_bt(&ones, &wa, m, k, n);
-                let mut s_db = vec![0.0; n];
-                for (i, v) in dz_abs.iter().enumerate() {
-                    s_db[i % n] += v;
-                }
-                let bw: Vec<f64> = s_dw
-                    .iter()
-                    .zip(&a_dw)
-                    .map(|(&s, &a)| bound(m, s, a))
-                    .collect();
-                let bx: Vec<f64> = s_dx
-                    .iter()
-                    .zip(&a_dx)
-                    .map(|(&s, &a)| bound(n, s, a))
-                    .collect();
-                let bb: Vec<f64> = s_db.iter().map(|&s| bound(m, s, m as f64)).collect();
                 let gw: Vec<f32> = dw.read().unwrap();
                 let gx: Vec<f32> = dx.read().unwrap();
                 let gb: Vec<f32> = db.read().unwrap();
                 assert_ok(
                     &format!("dW {what}"),
-                    compare_bounded("grad", &gw, &want.dw, &bw),
+                    compare_bounded("grad", &gw, &want.dw, &bound.dw),
                 );
                 assert_ok(
                     &format!("dX {what}"),
-                    compare_bounded("grad", &gx, &want.dx, &bx),
+                    compare_bounded("grad", &gx, &want.dx, &bound.dx),
                 );
                 assert_ok(
                     &format!("db {what}"),
-                    compare_bounded("grad", &gb, &want.db, &bb),
+                    compare_bounded("grad", &gb, &want.db, &bound.db),
                 );
             }
         }

@@ -11,7 +11,9 @@ use actgpu::verify::fused::random_values;
 use actgpu::verify::{compare_bounded, poison_bits, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
 use common::gpu;
-use common::products::{assert_ok, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
+use common::products::{
+    assert_ok, dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ,
+};
 
 /// `STORE_16`: a value within `e` of `want` in f32, then rounded once to nearest in `dtype`, is within
 /// `e + u_t (|want| + e) + s_t` of `want`, with `u_t` the type's unit roundoff (f16 2^-11, bf16 2^-8, f32 0: no
@@ -236,27 +238,17 @@ fn dense_backward_with_16_bit_inputs() {
             })
             .unwrap();
             let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
-            let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, &zv, &dyv));
-            // As tests/dense.rs: each dZ term may carry the activation's own error (1e-6 + 1e-5 |dz|).
-            let bound = |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
-            let ones = vec![1.0; m * n];
-            let (xa, wa) = (cpu::dense::abs(&xv), cpu::dense::abs(&wv));
-            let s_dw = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n);
-            let a_dw = cpu::dense::matmul_at_b(&xa, &ones, m, k, n);
-            let s_dx = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n);
-            let a_dx = cpu::dense::matmul_a_bt(&ones, &wa, m, k, n);
-            let mut s_db = vec![0.0; n];
-            for (i, v) in dz_abs.iter().enumerate() {
-                s_db[i % n] += v;
-            }
-            let bounds = |s: &[f64], a: &[f64], inner: usize, want: &[f64]| -> Vec<f64> {
-                (0..s.len())
-                    .map(|i| stored(grad_t, bound(inner, s[i], a[i]), want[i]))
+            // The f32 bounds (as tests/dense.rs), widened where the gradients are stored in 16 bits.
+            let f32_bound = dense_backward_bounds(act, &xv, &wv, &zv, &dyv, shape);
+            let stored_bounds = |b: &[f64], want: &[f64]| -> Vec<f64> {
+                b.iter()
+                    .zip(want)
+                    .map(|(&b, &w)| stored(grad_t, b, w))
                     .collect()
             };
-            let bw = bounds(&s_dw, &a_dw, m, &want.dw);
-            let bx = bounds(&s_dx, &a_dx, n, &want.dx);
-            let bb = bounds(&s_db, &vec![m as f64; n], m, &want.db);
+            let bw = stored_bounds(&f32_bound.dw, &want.dw);
+            let bx = stored_bounds(&f32_bound.dx, &want.dx);
+            let bb = stored_bounds(&f32_bound.db, &want.db);
             let what = format!(
                 "{kernel:?} {mode:?} {act} {shape:?} x {x_t:?} w {w_t:?} z/dy {zdy_t:?} grads {grad_t:?}"
             );

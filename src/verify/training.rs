@@ -123,6 +123,40 @@ pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
+/// Error bounds of the dense backward's f32 gradients against [`cpu::dense::dense_backward`], in the same shapes.
+/// Each dZ term may carry the activation kernel's own error, `1e-6 + 1e-5 |dz|`, on top of the products'
+/// rounding: an output that sums `inner` products gets `dot_bound(inner, s) + 1e-5 s + 1e-6 a`, with `s` its sum
+/// of `|operand dz|` and `a` its sum of `|operand|` (for db the operand is 1, so `a = m`).
+pub fn dense_backward_bounds(
+    act: Activation,
+    x: &[f64],
+    w: &[f64],
+    z: &[f64],
+    dy: &[f64],
+    (m, k, n): (usize, usize, usize),
+) -> cpu::dense::DenseGrads {
+    let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, z, dy));
+    let (xa, wa) = (cpu::dense::abs(x), cpu::dense::abs(w));
+    let ones = vec![1.0; m * n];
+    let bound = |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
+    let dw = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n)
+        .iter()
+        .zip(cpu::dense::matmul_at_b(&xa, &ones, m, k, n))
+        .map(|(&s, a)| bound(m, s, a))
+        .collect();
+    let dx = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n)
+        .iter()
+        .zip(cpu::dense::matmul_a_bt(&ones, &wa, m, k, n))
+        .map(|(&s, a)| bound(n, s, a))
+        .collect();
+    let mut s_db = vec![0.0; n];
+    for (i, v) in dz_abs.iter().enumerate() {
+        s_db[i % n] += v;
+    }
+    let db = s_db.iter().map(|&s| bound(m, s, m as f64)).collect();
+    cpu::dense::DenseGrads { dx, dw, db }
+}
+
 /// The dense layer on the adapter's kernel, f32: forward `Y = f(X W + b)` and `Z` (within [`dot_bound`], and
 /// `LIPSCHITZ` times it plus the activation's own tolerance for Y), and backward dW, db, dX (each dZ term may
 /// carry the activation's `1e-6 + 1e-5 |dz|` on top of the product's rounding), for relu, GELU and tanh.
@@ -172,27 +206,25 @@ pub fn check_dense(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
                 dense.record_backward(enc, &x, &w, &z, &dy, &dw, Some(&db), Some(&dx))
             })?;
             let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
-            let dz_abs = cpu::dense::abs(&cpu::dense::dense_dz(act, &zv, &dyv));
-            let bound = |inner: usize, s: f64, a: f64| dot_bound(inner, s) + 1e-5 * s + 1e-6 * a;
-            let ones = vec![1.0; m * n];
-            let bw: Vec<f64> = cpu::dense::matmul_at_b(&xa, &dz_abs, m, k, n)
-                .iter()
-                .zip(cpu::dense::matmul_at_b(&xa, &ones, m, k, n))
-                .map(|(&s, a)| bound(m, s, a))
-                .collect();
-            let bx: Vec<f64> = cpu::dense::matmul_a_bt(&dz_abs, &wa, m, k, n)
-                .iter()
-                .zip(cpu::dense::matmul_a_bt(&ones, &wa, m, k, n))
-                .map(|(&s, a)| bound(n, s, a))
-                .collect();
-            let mut s_db = vec![0.0; n];
-            for (i, v) in dz_abs.iter().enumerate() {
-                s_db[i % n] += v;
-            }
-            let bb: Vec<f64> = s_db.iter().map(|&s| bound(m, s, m as f64)).collect();
-            dw_checks.push(compare_bounded("grad", &dw.read::<f32>()?, &want.dw, &bw));
-            db_checks.push(compare_bounded("grad", &db.read::<f32>()?, &want.db, &bb));
-            dx_checks.push(compare_bounded("grad", &dx.read::<f32>()?, &want.dx, &bx));
+            let bound = dense_backward_bounds(act, &xv, &wv, &zv, &dyv, shape);
+            dw_checks.push(compare_bounded(
+                "grad",
+                &dw.read::<f32>()?,
+                &want.dw,
+                &bound.dw,
+            ));
+            db_checks.push(compare_bounded(
+                "grad",
+                &db.read::<f32>()?,
+                &want.db,
+                &bound.db,
+            ));
+            dx_checks.push(compare_bounded(
+                "grad",
+                &dx.read::<f32>()?,
+                &want.dx,
+                &bound.dx,
+            ));
         }
         let op = format!("dense_{act}");
         out.push(row(
