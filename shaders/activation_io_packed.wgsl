@@ -7,7 +7,7 @@ override DY_T: u32 = T_F32;
 override OUT_T: u32 = T_F32;
 /// 1 when the host knows that every value this pipeline stores is exactly representable in OUT_T (identity,
 /// relu, relu6 and hardtanh over operands of the output's type: each result is an input, 0 or a bound): rounding
-/// would change nothing, so 16-bit stores skip it (`pack_oct_exact`), and identity and relu may skip decoding too
+/// would change nothing, so 16-bit stores skip it (`pack_oct_as`), and identity and relu may skip decoding too
 /// (`forward_in_bits`, `backward_in_bits`).
 override EXACT: u32 = 0u;
 
@@ -40,10 +40,8 @@ fn store_out(u: u32, v: Oct) {
     if (OUT_T == T_F32) {
         out[2u * u] = bitcast<vec4<u32>>(v.a);
         out[2u * u + 1u] = bitcast<vec4<u32>>(v.b);
-    } else if (EXACT == 1u) {
-        out[u] = pack_oct_exact(OUT_T, v);
     } else {
-        out[u] = pack_oct(OUT_T, v);
+        out[u] = pack_oct_as(OUT_T, v, EXACT == 1u);
     }
 }
 

@@ -34,6 +34,12 @@ fn f16_to_f32(h: u32) -> f32 {
 /// (F. Giesen's float_to_half_fast3_rtne): normal results round by adding the rounding bias to the bits; results
 /// in the subnormal range round by one floating-point addition of a magic constant (IEEE round to nearest even).
 fn f32_to_f16(v: f32) -> u32 {
+    return f32_to_f16_bits(v, true);
+}
+
+/// `f32_to_f16`, or with `round` false, for a value f16 represents exactly (or inf, or NaN), without the normal
+/// results' rounding bias, which could change nothing.
+fn f32_to_f16_bits(v: f32, round: bool) -> u32 {
     let x = bitcast<u32>(v);
     let sign = (x & 0x80000000u) >> 16u;
     let a = x & 0x7fffffffu;
@@ -43,7 +49,8 @@ fn f32_to_f16(v: f32) -> u32 {
     let magic = ((127u - 15u) + (23u - 10u) + 1u) << 23u;
     let small = bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(magic)) - magic;
     // Normal results: rebias the exponent and round to nearest even through the bits.
-    let normal = (a - (112u << 23u) + 0xfffu + ((a >> 13u) & 1u)) >> 13u;
+    let bias = select(0u, 0xfffu + ((a >> 13u) & 1u), round);
+    let normal = (a - (112u << 23u) + bias) >> 13u;
     let r = select(select(normal, small, a < (113u << 23u)), big, a >= ((127u + 16u) << 23u));
     return r | sign;
 }
@@ -91,37 +98,20 @@ fn bf16_high(v: f32) -> u32 {
 }
 
 fn pack_pair(t: u32, a: f32, b: f32) -> u32 {
+    return pack_pair_as(t, a, b, false);
+}
+
+/// Packs two values as type `t`, rounding to nearest even; with `exact`, values that `t` represents exactly (or
+/// infinities, or NaNs whose quiet bit or upper mantissa is set) skip the rounding, which could change nothing:
+/// bf16 truncates, f16 rebiases. A NaN stays a NaN, an infinity an infinity.
+fn pack_pair_as(t: u32, a: f32, b: f32, exact: bool) -> u32 {
     if (t == T_BF16) {
+        if (exact) {
+            return (bitcast<u32>(a) >> 16u) | (bitcast<u32>(b) & 0xffff0000u);
+        }
         return (bf16_high(a) >> 16u) | (bf16_high(b) & 0xffff0000u);
     }
-    return f32_to_half(t, a) | (f32_to_half(t, b) << 16u);
-}
-
-/// f32 -> f16 bits for a value that f16 represents exactly (or inf, or NaN): `f32_to_f16` without the rounding.
-fn f32_to_f16_exact(v: f32) -> u32 {
-    let x = bitcast<u32>(v);
-    let a = x & 0x7fffffffu;
-    let big = select(0x7c00u, 0x7e00u, a > 0x7f800000u);
-    let magic = ((127u - 15u) + (23u - 10u) + 1u) << 23u;
-    let small = bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(magic)) - magic;
-    let normal = (a - (112u << 23u)) >> 13u;
-    let r = select(select(normal, small, a < (113u << 23u)), big, a >= ((127u + 16u) << 23u));
-    return r | ((x & 0x80000000u) >> 16u);
-}
-
-/// Packs two values that type `t` represents exactly (or infinities, or NaNs whose quiet bit or upper mantissa
-/// is set): bf16 truncates, f16 rebiases without rounding. A NaN stays a NaN, an infinity an infinity.
-fn pack_pair_exact(t: u32, a: f32, b: f32) -> u32 {
-    if (t == T_BF16) {
-        return (bitcast<u32>(a) >> 16u) | (bitcast<u32>(b) & 0xffff0000u);
-    }
-    return f32_to_f16_exact(a) | (f32_to_f16_exact(b) << 16u);
-}
-
-/// Encodes one unit of values that type `t` represents exactly (see `pack_pair_exact`).
-fn pack_oct_exact(t: u32, v: Oct) -> vec4<u32> {
-    return vec4<u32>(pack_pair_exact(t, v.a.x, v.a.y), pack_pair_exact(t, v.a.z, v.a.w),
-                     pack_pair_exact(t, v.b.x, v.b.y), pack_pair_exact(t, v.b.z, v.b.w));
+    return f32_to_f16_bits(a, !exact) | (f32_to_f16_bits(b, !exact) << 16u);
 }
 
 /// Decodes one unit of 16-bit data of type `t`.
@@ -133,8 +123,13 @@ fn unpack_oct(t: u32, w: vec4<u32>) -> Oct {
     return Oct(vec4<f32>(p0, p1), vec4<f32>(p2, p3));
 }
 
-/// Encodes one unit as 16-bit data of type `t`.
+/// Encodes one unit as 16-bit data of type `t` (`exact`: see `pack_pair_as`).
+fn pack_oct_as(t: u32, v: Oct, exact: bool) -> vec4<u32> {
+    return vec4<u32>(pack_pair_as(t, v.a.x, v.a.y, exact), pack_pair_as(t, v.a.z, v.a.w, exact),
+                     pack_pair_as(t, v.b.x, v.b.y, exact), pack_pair_as(t, v.b.z, v.b.w, exact));
+}
+
+/// Encodes one unit as 16-bit data of type `t`, rounding to nearest even.
 fn pack_oct(t: u32, v: Oct) -> vec4<u32> {
-    return vec4<u32>(pack_pair(t, v.a.x, v.a.y), pack_pair(t, v.a.z, v.a.w),
-                     pack_pair(t, v.b.x, v.b.y), pack_pair(t, v.b.z, v.b.w));
+    return pack_oct_as(t, v, false);
 }
