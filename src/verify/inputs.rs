@@ -109,11 +109,7 @@ pub fn every_bit_pattern(dtype: DType) -> Vec<f32> {
     }
 }
 
-/// `v` rounded to `dtype` (to nearest even, as the kernels store) and back to f32.
+/// `v` rounded to `dtype` (to nearest even, as the kernels store) and back to f32: [`DType::round_f32`].
 pub fn round_to(dtype: DType, v: f32) -> f32 {
-    match dtype {
-        DType::F32 => v,
-        DType::F16 => half::f16::from_f32(v).to_f32(),
-        DType::BF16 => half::bf16::from_f32(v).to_f32(),
-    }
+    dtype.round_f32(v)
 }
