@@ -7,7 +7,6 @@ mod common;
 
 use actgpu::cpu::diagnostics::LayerStats;
 use actgpu::cpu::mlp::{self as ref_mlp, Target};
-use actgpu::nn::safetensors::{serialize_f32, F32Tensor};
 use actgpu::ops::dz_stats::{self, read_counts};
 use actgpu::ops::optim::{norm_partials, sum_partials, NORM_PER_THREAD};
 use actgpu::verify::fused::random_values;
@@ -17,38 +16,13 @@ use common::{assert_same_training, bits, gpu, labels, widen};
 /// Unit roundoff of f32, 2^-24.
 const U: f64 = 1.0 / 16_777_216.0;
 
-/// Loads `params` (`(W [in, out], b)` per layer) into `net` through a safetensors file.
-fn load(net: &mut Mlp, params: &[(Vec<f32>, Vec<f32>)]) {
-    let sizes = net.sizes().to_vec();
-    let names: Vec<(String, String)> = (0..params.len())
-        .map(actgpu::nn::checkpoint::linear_names)
-        .collect();
-    let shapes: Vec<[usize; 2]> = (0..params.len())
-        .map(|l| [sizes[l + 1], sizes[l]])
-        .collect();
-    let torch: Vec<Vec<f32>> = params
-        .iter()
-        .enumerate()
-        .map(|(l, (w, _))| {
-            let (i, o) = (sizes[l], sizes[l + 1]);
-            (0..o * i).map(|k| w[(k % i) * o + k / i]).collect()
-        })
-        .collect();
-    let mut tensors = Vec::new();
-    for l in 0..params.len() {
-        tensors.push(F32Tensor {
-            name: &names[l].0,
-            shape: &shapes[l],
-            data: &torch[l],
-        });
-        tensors.push(F32Tensor {
-            name: &names[l].1,
-            shape: &shapes[l][..1],
-            data: &params[l].1,
-        });
+/// Writes `params` (`(W [in, out], b)` per layer, the layout of [`Mlp::params`]) into `net`'s layers.
+fn load(net: &Mlp, params: &[(Vec<f32>, Vec<f32>)]) {
+    for (l, (w, b)) in params.iter().enumerate() {
+        let (wt, bt) = net.layer(l).unwrap();
+        wt.write(w).unwrap();
+        bt.write(b).unwrap();
     }
-    net.load_weights(&serialize_f32(&tensors, &[]).unwrap())
-        .unwrap();
 }
 
 /// The GPU's counts and norms against the reference's, layer by layer.
@@ -103,7 +77,7 @@ fn run(
     let mut params = actgpu::nn::init_params(&case.sizes, &case.hidden, 11);
     edit(&mut params);
     let mut net = Mlp::new(g, &case.sizes, &case.hidden, loss, case.optimizer, 1).unwrap();
-    load(&mut net, &params);
+    load(&net, &params);
     net.set_diagnostics(true).unwrap();
     let mut reference = ref_mlp::Mlp::new(&case.sizes, &case.hidden, loss, case.optimizer, &params);
     let mut last = Vec::new();
