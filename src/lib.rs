@@ -29,6 +29,7 @@ pub mod nn;
 pub mod ops;
 pub mod pipeline;
 pub mod shaders;
+mod specialize;
 #[cfg(feature = "study")]
 pub mod study;
 mod tensor;

@@ -57,10 +57,16 @@ impl PipelineKey {
     }
 }
 
+/// What a shader module is built from: the shader, the user-defined activation compiled in, and the value of
+/// the override `ACT` that its activation library is specialised to ([`ShaderId::source_for`]), if the pipeline
+/// sets one.
+type ModuleKey = (ShaderId, Option<u64>, Option<u32>);
+
 /// Get-or-create cache of shader modules and compute pipelines for one device.
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<(ShaderId, Option<u64>), wgpu::ShaderModule>>,
+    /// Shader modules by shader, user-defined activation and the `ACT` constant they are specialised to.
+    modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
@@ -86,7 +92,12 @@ impl PipelineCache {
         if let Some(p) = pipelines.get(key) {
             return Ok(p.clone());
         }
-        let module = self.module(device, key.shader, key.custom)?;
+        let act = key
+            .constants
+            .iter()
+            .find(|(name, _)| *name == "ACT")
+            .map(|&(_, bits)| f64::from_bits(bits) as u32);
+        let module = self.module(device, (key.shader, key.custom, act))?;
         let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
         constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -111,14 +122,10 @@ impl PipelineCache {
         Ok(pipeline)
     }
 
-    fn module(
-        &self,
-        device: &wgpu::Device,
-        shader: ShaderId,
-        custom: Option<u64>,
-    ) -> Result<wgpu::ShaderModule> {
+    fn module(&self, device: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
+        let (shader, custom, act) = key;
         let mut modules = lock(&self.modules);
-        if let Some(m) = modules.get(&(shader, custom)) {
+        if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
         let code = match custom {
@@ -128,7 +135,7 @@ impl PipelineCache {
             })?),
             None => None,
         };
-        let source = shader.source_with(code.as_ref().map(|c| c.wgsl.as_str()));
+        let source = shader.source_for(code.as_ref().map(|c| c.wgsl.as_str()), act);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.label()),
@@ -148,7 +155,7 @@ impl PipelineCache {
                 },
             });
         }
-        modules.insert((shader, custom), module.clone());
+        modules.insert(key, module.clone());
         Ok(module)
     }
 }

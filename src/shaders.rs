@@ -55,6 +55,17 @@ pub enum ShaderId {
     Ceilings,
 }
 
+/// The name of the WGSL constant for activation id `id` (`ACT_GELU`, `ACT_CUSTOM`), if it names one.
+fn activation_constant(id: u32) -> Option<String> {
+    if id == crate::activation::CUSTOM_ID {
+        return Some("ACT_CUSTOM".to_string());
+    }
+    Activation::ALL
+        .iter()
+        .find(|a| a.id() == id)
+        .map(|a| format!("ACT_{}", a.name().to_ascii_uppercase()))
+}
+
 const STORAGE: &str = include_str!("../shaders/storage.wgsl");
 const ACTIVATION_LIB: &str = include_str!("../shaders/activation_lib.wgsl");
 const ACTIVATION_IO_PACKED: &str = include_str!("../shaders/activation_io_packed.wgsl");
@@ -97,6 +108,18 @@ impl ShaderId {
     /// defining `custom_forward` and `custom_derivative`) or its stub, the storage codecs, the activation
     /// library, the operand access, the kernels.
     pub fn source_with(self, custom: Option<&str>) -> Source {
+        self.source_for(custom, None)
+    }
+
+    /// [`ShaderId::source_with`] for pipelines whose override `ACT` is `act` (an [`Activation::id`]), when
+    /// given: the activation library's `switch ACT` statements keep only the case that `act` selects (see
+    /// `src/specialize.rs`; the same program for those pipelines, much less code for the driver to compile). An
+    /// id that names no activation compiles the whole library.
+    pub fn source_for(self, custom: Option<&str>, act: Option<u32>) -> Source {
+        let specialized = act
+            .and_then(activation_constant)
+            .and_then(|c| crate::specialize::act_switches(ACTIVATION_LIB, &c));
+        let library = specialized.as_deref().unwrap_or(ACTIVATION_LIB);
         let enable = if self == ShaderId::ActivationNativeF16 {
             "enable f16;\n"
         } else {
@@ -106,33 +129,20 @@ impl ShaderId {
         let custom_first_line = custom.map(|_| header.lines().count() + 1);
         let hooks = custom.unwrap_or(CUSTOM_STUB);
         let parts: &[&str] = match self {
-            ShaderId::Activation => &[
-                STORAGE,
-                ACTIVATION_LIB,
-                ACTIVATION_IO_PACKED,
-                ACTIVATION_KERNELS,
-            ],
-            ShaderId::ActivationNativeF16 => &[
-                STORAGE,
-                ACTIVATION_LIB,
-                ACTIVATION_IO_F16,
-                ACTIVATION_KERNELS,
-            ],
-            ShaderId::BiasActivation => &[
-                STORAGE,
-                ACTIVATION_LIB,
-                ACTIVATION_IO_PACKED,
-                BIAS_ACTIVATION,
-            ],
-            ShaderId::Gated => &[STORAGE, ACTIVATION_LIB, ACTIVATION_IO_PACKED, GATED],
+            ShaderId::Activation => &[STORAGE, library, ACTIVATION_IO_PACKED, ACTIVATION_KERNELS],
+            ShaderId::ActivationNativeF16 => {
+                &[STORAGE, library, ACTIVATION_IO_F16, ACTIVATION_KERNELS]
+            }
+            ShaderId::BiasActivation => &[STORAGE, library, ACTIVATION_IO_PACKED, BIAS_ACTIVATION],
+            ShaderId::Gated => &[STORAGE, library, ACTIVATION_IO_PACKED, GATED],
             ShaderId::Learnable => &[
                 STORAGE,
-                ACTIVATION_LIB,
+                library,
                 ACTIVATION_IO_PACKED,
                 BIAS_ACTIVATION,
                 LEARNABLE,
             ],
-            ShaderId::Matmul => &[STORAGE, ACTIVATION_LIB, MATMUL_COMMON, MATMUL],
+            ShaderId::Matmul => &[STORAGE, library, MATMUL_COMMON, MATMUL],
             ShaderId::MatmulGenerated {
                 form,
                 rows,
@@ -147,13 +157,13 @@ impl ShaderId {
                 return Source {
                     text: format!(
                         "{header}{hooks}\n{}",
-                        [STORAGE, ACTIVATION_LIB, MATMUL_COMMON, &kernel].join("\n")
+                        [STORAGE, library, MATMUL_COMMON, &kernel].join("\n")
                     ),
                     custom_first_line,
                 };
             }
-            ShaderId::Loss => &[STORAGE, ACTIVATION_LIB, LOSS],
-            ShaderId::DzStats => &[STORAGE, ACTIVATION_LIB, DZ_STATS],
+            ShaderId::Loss => &[STORAGE, library, LOSS],
+            ShaderId::DzStats => &[STORAGE, library, DZ_STATS],
             ShaderId::Optim => {
                 return Source {
                     text: OPTIM.to_string(),

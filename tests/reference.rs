@@ -93,6 +93,28 @@ fn every_variant_has_a_unique_id_name_and_wgsl_case() {
 }
 
 #[test]
+fn modules_for_one_activation_keep_only_its_cases() {
+    let whole = ShaderId::Matmul.source();
+    let switches = whole.matches("switch ACT {").count();
+    assert_eq!(switches, 2, "act_forward and act_derivative");
+    // (The user-defined activation's case is kept the same way; tests/custom.rs runs it in every kernel family.)
+    for act in Activation::ALL {
+        let name = act.name().to_ascii_uppercase();
+        let text = ShaderId::Matmul.source_for(None, Some(act.id())).text;
+        // Every case of this activation is kept (relu_squared has none in act_derivative), and no other.
+        let case = format!("case ACT_{name}:");
+        let own = whole.matches(&case).count();
+        assert!(own >= 1, "{name}");
+        assert_eq!(text.matches(&case).count(), own, "{name}");
+        assert_eq!(text.matches("case ACT_").count(), own, "{name}");
+        assert_eq!(text.matches("default: {").count(), switches, "{name}");
+        assert!(text.len() < whole.len(), "{name}");
+    }
+    // An id that names no activation keeps the whole library.
+    assert_eq!(ShaderId::Matmul.source_for(None, Some(999)).text, whole);
+}
+
+#[test]
 fn invalid_parameters_are_rejected() {
     for act in [
         Activation::Celu { alpha: 0.0 },
