@@ -7,6 +7,7 @@
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
+//   column_sums_direct    db = column sums of dx, in one pass             few rows; bits of the two passes
 //   reduce_partials       db = sum of the per-block sums                 reads blocks x cols floats only
 //
 // The per-block partial sums are f32 (binding 5, stride cols8 = cols rounded up to 8); db is stored in B_T.
@@ -204,6 +205,33 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         acc += load_out_elem(r * params.cols + c);
     }
     partial[wid.y * ((params.cols + 7u) / 8u * 8u) + c] = acc;
+}
+
+/// Column sums of an existing dx (binding 1) into db in one pass, for few rows (the host decides): thread `cu`
+/// sums columns 8 cu .. 8 cu + 7 over each row block as `column_sums` does, and adds the block sums in block order
+/// as `reduce_partials` does, so the result has the same bits as those two passes. Grid: x covers the column
+/// units of db.
+@compute @workgroup_size(WG)
+fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let cu = wid.x * WG + lid.x;
+    if (8u * cu >= params.cols) {
+        return;
+    }
+    var total = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var blk = 0u; blk < params.blocks; blk++) {
+        let rows = block_rows(blk);
+        var acc: array<f32, 8>;
+        for (var r = rows.x; r < rows.y; r++) {
+            for (var k = 0u; k < 8u; k++) {
+                let c = 8u * cu + k;
+                if (c < params.cols) {
+                    acc[k] += load_out_elem(r * params.cols + c);
+                }
+            }
+        }
+        total = add8(total, Oct(vec4<f32>(acc[0], acc[1], acc[2], acc[3]), vec4<f32>(acc[4], acc[5], acc[6], acc[7])));
+    }
+    store_db(cu, total);
 }
 
 /// Grid: x covers the column units of db. Sums the blocks' partial sums (stride cols rounded up to 8).

@@ -175,32 +175,53 @@ fn learnable_parameter_gradients_match_finite_differences() {
     }
 }
 
+/// Column sums in every storage type, over row counts on both sides of the one-pass limit (128 rows) and across
+/// the row blocks of the two-pass reduction; 16-bit sums are rounded once to the type on store.
 #[test]
 fn column_sums_match_the_reference() {
     let g = gpu();
-    for (rows, cols) in [(1, 1), (5, 3), (300, 24), (1000, 13), (0, 4)] {
-        let xs = actgpu::verify::fused::random_values(
-            rows * cols,
-            3.0,
-            DType::F32,
-            (rows + cols) as u64,
-        );
-        let x = Tensor::from_buffer(
-            g,
-            g.upload(&xs).unwrap().buffer().clone(),
-            &[rows, cols],
-            DType::F32,
-        )
-        .unwrap();
-        let got: Vec<f32> = x.column_sums().unwrap().read().unwrap();
-        for c in 0..cols {
-            let (sum, abs): (f64, f64) = (0..rows)
-                .map(|r| f64::from(xs[r * cols + c]))
-                .fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
-            assert!(
-                (f64::from(got[c]) - sum).abs() <= 1e-6 + 1e-5 * abs,
-                "[{rows}, {cols}] column {c}"
-            );
+    let shapes = [
+        (1, 1),
+        (5, 3),
+        (64, 64),
+        (128, 37),
+        (129, 9),
+        (300, 24),
+        (1000, 13),
+        (0, 4),
+    ];
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for (rows, cols) in shapes {
+            let seed = (rows + cols) as u64;
+            let xs = actgpu::verify::fused::random_values(rows * cols, 3.0, dtype, seed);
+            let x = Tensor::from_buffer(
+                g,
+                g.upload_f32_as(&xs, dtype).unwrap().buffer().clone(),
+                &[rows, cols],
+                dtype,
+            )
+            .unwrap();
+            let sums = x.column_sums().unwrap();
+            assert_eq!(sums.dtype(), dtype);
+            let got = sums.read_f32().unwrap();
+            // Half an ULP of the storage type, relative: the one rounding on store.
+            let unit = match dtype {
+                DType::F32 => 0.0,
+                DType::F16 => 2f64.powi(-11),
+                DType::BF16 => 2f64.powi(-8),
+                other => panic!("no rounding bound for {other:?}"),
+            };
+            for c in 0..cols {
+                let (sum, abs): (f64, f64) = (0..rows)
+                    .map(|r| f64::from(xs[r * cols + c]))
+                    .fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+                let tol = 1e-6 + 1e-5 * abs + unit * sum.abs();
+                assert!(
+                    (f64::from(got[c]) - sum).abs() <= tol,
+                    "{dtype:?} [{rows}, {cols}] column {c}: {} against {sum}",
+                    got[c]
+                );
+            }
         }
     }
 }

@@ -23,6 +23,12 @@ fn rows_per_block(device_type: wgpu::DeviceType) -> usize {
     }
 }
 
+/// Column sums over at most this many rows run in one dispatch (`column_sums_direct`: each thread walks its
+/// columns' row blocks in turn) instead of per-block partial sums and their reduction; the sums are the same bits.
+/// A small network's training step (the study's batch of 64) takes the one dispatch per layer; taller inputs keep
+/// the two passes, whose row blocks run in parallel.
+const DIRECT_COLUMN_SUM_ROWS: usize = 128;
+
 /// The per-block partial sums of a column reduction over `[rows, cols]`: `blocks` row blocks of
 /// `rows_per_block` rows, an f32 buffer of `blocks x cols8` partial sums, and the kernels' uniform parameters.
 pub(crate) struct Reduction {
@@ -103,6 +109,16 @@ pub fn record_column_sums(
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
     let act = Activation::Identity;
+    if rows <= DIRECT_COLUMN_SUM_ROWS {
+        // One dispatch instead of two, with the same sums (see `column_sums_direct`).
+        let k = key(act, "column_sums_direct", x, None, x, sums);
+        let entries = vec![
+            whole(Slot::Out, x.buffer()),
+            whole(Slot::Out2, sums.buffer()),
+        ];
+        let g = ((r.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+        return run(gpu, encoder, &k, entries, &r.params, g);
+    }
     let k = key(act, "column_sums", x, None, x, sums);
     let entries = vec![
         whole(Slot::Out, x.buffer()),
