@@ -70,6 +70,11 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         let files = report::write_outputs(&study, dir)?;
         println!("\nwrote {} files to {}", files.len(), dir.display());
     }
-    println!("study took {:.1} s", study.wall_s);
+    println!(
+        "study took {:.1} s, {:.1} s of it creating {} pipelines",
+        study.wall_s,
+        study.compile_s,
+        gpu.pipelines().len()
+    );
     Ok(())
 }

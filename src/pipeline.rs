@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::shaders::ShaderId;
 use crate::{Error, Result};
@@ -68,6 +69,8 @@ pub struct PipelineCache {
     /// Shader modules by shader, user-defined activation and the `ACT` constant they are specialised to.
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Wall time spent creating modules and pipelines so far.
+    compile_time: Mutex<Duration>,
 }
 
 impl PipelineCache {
@@ -79,6 +82,13 @@ impl PipelineCache {
     /// True when nothing has been compiled yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Wall time spent so far creating shader modules and pipelines, the driver's compilation included. Drivers
+    /// without a shader cache on disk (lavapipe in Mesa 22.3) compile again in every process: there this is a
+    /// large share of a short run (see BENCHMARKS.md, "Pipeline compilation").
+    pub fn compile_time(&self) -> Duration {
+        *lock(&self.compile_time)
     }
 
     /// The pipeline for `key`, compiling it (and its module) on first use. Compilation errors are captured with
@@ -97,6 +107,21 @@ impl PipelineCache {
             .iter()
             .find(|(name, _)| *name == "ACT")
             .map(|&(_, bits)| f64::from_bits(bits) as u32);
+        let start = Instant::now();
+        let compiled = self.compile(device, key, act);
+        *lock(&self.compile_time) += start.elapsed();
+        let pipeline = compiled?;
+        pipelines.insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Creates the pipeline for `key` (and its module, on first use), whose `ACT` constant is `act`.
+    fn compile(
+        &self,
+        device: &wgpu::Device,
+        key: &PipelineKey,
+        act: Option<u32>,
+    ) -> Result<wgpu::ComputePipeline> {
         let module = self.module(device, (key.shader, key.custom, act))?;
         let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
         constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
@@ -118,7 +143,6 @@ impl PipelineCache {
                 message: format!("{} / {}: {err}", key.shader.label(), key.entry),
             });
         }
-        pipelines.insert(key.clone(), pipeline.clone());
         Ok(pipeline)
     }
 

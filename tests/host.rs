@@ -209,10 +209,18 @@ fn pipeline_cache_reuses_keys_and_compiles_new_constants() {
     let g = Gpu::with_options(GpuOptions::default()).unwrap();
     let x = g.upload(&[-1.0f32, 2.0]).unwrap();
     assert!(g.pipelines().is_empty());
+    assert!(g.pipelines().compile_time().is_zero());
     Activation::leaky_relu().forward(&x).unwrap();
     assert_eq!(g.pipelines().len(), 1);
+    let compiled = g.pipelines().compile_time();
+    assert!(!compiled.is_zero(), "creating a pipeline takes time");
     Activation::leaky_relu().forward(&x).unwrap();
     assert_eq!(g.pipelines().len(), 1, "the same key is reused");
+    assert_eq!(
+        g.pipelines().compile_time(),
+        compiled,
+        "and costs no compilation"
+    );
     let y = Activation::LeakyRelu {
         negative_slope: 0.25,
     }

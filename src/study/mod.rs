@@ -98,6 +98,8 @@ pub struct Study {
     pub summaries: Vec<Summary>,
     /// Wall time of the whole study, in seconds.
     pub wall_s: f64,
+    /// The part of `wall_s` spent creating pipelines ([`crate::pipeline::PipelineCache::compile_time`]), in seconds.
+    pub compile_s: f64,
 }
 
 /// What [`run_study`] reports while it works.
@@ -126,6 +128,7 @@ pub fn run_study(
     mut progress: impl FnMut(Progress),
 ) -> Result<Study, StudyError> {
     let start = Instant::now();
+    let compiled_before = gpu.pipelines().compile_time();
     let dataset = options.dataset();
     let data = DeviceData::upload(gpu, &dataset)?;
     let mut runs = Vec::new();
@@ -157,6 +160,7 @@ pub fn run_study(
         runs,
         summaries: ranked(summaries),
         wall_s: start.elapsed().as_secs_f64(),
+        compile_s: (gpu.pipelines().compile_time() - compiled_before).as_secs_f64(),
     })
 }
 

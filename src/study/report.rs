@@ -413,8 +413,8 @@ pub fn markdown(study: &Study) -> String {
     let _ = writeln!(out, "- adapter: {}", study.adapter);
     let _ = writeln!(
         out,
-        "- date: {}; the whole study took {:.0} s",
-        study.date, study.wall_s
+        "- date: {}; the whole study took {:.0} s, {:.0} s of it creating pipelines",
+        study.date, study.wall_s, study.compile_s
     );
     let _ = writeln!(
         out,
@@ -536,6 +536,7 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(out, "  \"adapter\": {},", json_str(&study.adapter));
     let _ = writeln!(out, "  \"date\": {},", json_str(&study.date));
     let _ = writeln!(out, "  \"wall_s\": {},", json_num(study.wall_s));
+    let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
     let _ = writeln!(
         out,
         "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}}},",
@@ -759,6 +760,7 @@ mod tests {
             runs,
             summaries: ranked(summaries),
             wall_s: 2.0,
+            compile_s: 0.5,
         }
     }
 
