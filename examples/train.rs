@@ -141,7 +141,7 @@ fn main() -> actgpu::Result<()> {
         }
     }
     println!(
-        "{epochs} epochs in {:.2} s ({:.2} s of it creating {} pipelines, once per process)",
+        "{epochs} epochs in {:.2} s ({:.2} s of it in creating {} pipelines)",
         start.elapsed().as_secs_f64(),
         (gpu.pipelines().compile_time() - compiled_before).as_secs_f64(),
         gpu.pipelines().len()

@@ -84,9 +84,10 @@ impl PipelineCache {
         self.len() == 0
     }
 
-    /// Wall time spent so far creating shader modules and pipelines, the driver's compilation included. Drivers
-    /// without a shader cache on disk (lavapipe in Mesa 22.3) compile again in every process: there this is a
-    /// large share of a short run (see BENCHMARKS.md, "Pipeline compilation").
+    /// Wall time spent so far in wgpu's creation of shader modules and pipelines. It holds what drivers compile
+    /// there; llvmpipe (lavapipe and GL) generates machine code only at a pipeline's first dispatch, from its shader
+    /// cache on disk when it has the shader, and that part lands in the first submission instead. On lavapipe the
+    /// part counted here runs in every process, cache or not (see BENCHMARKS.md, "Pipeline compilation").
     pub fn compile_time(&self) -> Duration {
         *lock(&self.compile_time)
     }
