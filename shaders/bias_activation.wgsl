@@ -7,6 +7,7 @@
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
+//   column_sums_words     the same for f32 dx, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums_direct    db = column sums of dx, in one pass             few rows; bits of the two passes
 //   reduce_partials       db = sum of the per-block sums                 reads blocks x cols floats only
 //
@@ -205,6 +206,28 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         acc += load_out_elem(r * params.cols + c);
     }
     partial[wid.y * ((params.cols + 7u) / 8u * 8u) + c] = acc;
+}
+
+/// `column_sums` for f32 dx with cols % 4 == 0: thread `cw` sums the 16-byte word of columns 4 cw .. 4 cw + 3 down
+/// its row block (the same additions in the same order, four columns at a time). Grid: x covers the cols / 4
+/// column words, y the row blocks.
+@compute @workgroup_size(WG)
+fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_words = params.cols / 4u;
+    let cw = wid.x * WG + lid.x;
+    if (cw >= col_words) {
+        return;
+    }
+    let rows = block_rows(wid.y);
+    var acc = vec4<f32>(0.0);
+    for (var r = rows.x; r < rows.y; r++) {
+        acc += bitcast<vec4<f32>>(out[r * col_words + cw]);
+    }
+    let p = wid.y * ((params.cols + 7u) / 8u * 8u) + 4u * cw;
+    partial[p] = acc.x;
+    partial[p + 1u] = acc.y;
+    partial[p + 2u] = acc.z;
+    partial[p + 3u] = acc.w;
 }
 
 /// Column sums of an existing dx (binding 1) into db in one pass, for few rows (the host decides): thread `cu`

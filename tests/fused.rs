@@ -176,7 +176,8 @@ fn learnable_parameter_gradients_match_finite_differences() {
 }
 
 /// Column sums in every storage type, over row counts on both sides of the one-pass limit (128 rows) and across
-/// the row blocks of the two-pass reduction; 16-bit sums are rounded once to the type on store.
+/// the row blocks of the two-pass reduction, with widths that take f32's word-per-thread kernel (a multiple of 4,
+/// 68 not of 8) and widths that do not; 16-bit sums are rounded once to the type on store.
 #[test]
 fn column_sums_match_the_reference() {
     let g = gpu();
@@ -187,6 +188,7 @@ fn column_sums_match_the_reference() {
         (128, 37),
         (129, 9),
         (300, 24),
+        (700, 68),
         (1000, 13),
         (0, 4),
     ];
