@@ -2,7 +2,8 @@
 // (src/shaders.rs) for exp_c, log1p_unit and nan_f32; the host passes ACT = 0 (unused here).
 //
 // Each loss kernel writes the gradient of the mean loss and one partial sum per thread; `reduce_mean`, one
-// workgroup, adds the partial sums in a fixed order and scales them, so the loss stays on the GPU:
+// workgroup, adds the partial sums in a fixed order and scales them, so the loss stays on the GPU. For at most 256
+// partial sums, the `*_small` entry points do both in one dispatch with the same arithmetic:
 //
 //   softmax_cross_entropy  one thread per row r of logits [rows, cols], class t = labels[r]:
 //                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
@@ -47,13 +48,8 @@ fn log1p_pos(u: f32) -> f32 {
     return log(1.0 + u);
 }
 
-@compute @workgroup_size(WG)
-fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = thread_index(wid, nwg, lid);
-    if (row >= params.n) {
-        return;
-    }
+/// Row `row` of softmax cross-entropy: writes the row's gradient and returns its loss term.
+fn cross_entropy_row(row: u32) -> f32 {
     let cols = params.cols;
     let base = row * cols;
     let t = labels[row];
@@ -61,8 +57,7 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         for (var j = 0u; j < cols; j++) {
             grad[base + j] = nan_f32();
         }
-        partial[row] = nan_f32();
-        return;
+        return nan_f32();
     }
     var a = 0u;
     var m = pred[base];
@@ -85,16 +80,20 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         let p = exp_c(pred[base + j] - m) * inv;
         grad[base + j] = select(p, p - params.scale, j == t);
     }
-    partial[row] = (m - pred[base + t]) + log1p_pos(rest);
+    return (m - pred[base + t]) + log1p_pos(rest);
 }
 
 @compute @workgroup_size(WG)
-fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-       @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = thread_index(wid, nwg, lid);
-    if (t >= params.threads) {
-        return;
+fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = thread_index(wid, nwg, lid);
+    if (row < params.n) {
+        partial[row] = cross_entropy_row(row);
     }
+}
+
+/// Thread `t`'s elements of MSE (t, t + threads, ...): writes their gradients and returns their sum of squares.
+fn mse_slice(t: u32) -> f32 {
     let two_scale = 2.0 * params.scale;
     var acc = 0.0;
     for (var i = t; i < params.n; i += params.threads) {
@@ -102,16 +101,20 @@ fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         grad[i] = two_scale * d;
         acc = fma(d, d, acc);
     }
-    partial[t] = acc;
+    return acc;
 }
 
 @compute @workgroup_size(WG)
-fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_id) lid: vec3<u32>) {
+fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = thread_index(wid, nwg, lid);
-    if (t >= params.threads) {
-        return;
+    if (t < params.threads) {
+        partial[t] = mse_slice(t);
     }
+}
+
+/// Thread `t`'s elements of BCE with logits: writes their gradients and returns the sum of their terms.
+fn bce_slice(t: u32) -> f32 {
     var acc = 0.0;
     for (var i = t; i < params.n; i += params.threads) {
         let x = pred[i];
@@ -122,7 +125,16 @@ fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         grad[i] = (s - y) * params.scale;
         acc += (max(x, 0.0) - x * y) + log1p_unit(e);
     }
-    partial[t] = acc;
+    return acc;
+}
+
+@compute @workgroup_size(WG)
+fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = thread_index(wid, nwg, lid);
+    if (t < params.threads) {
+        partial[t] = bce_slice(t);
+    }
 }
 
 /// Threads of the reduction's single workgroup.
@@ -137,6 +149,11 @@ fn reduce_mean(@builtin(local_invocation_index) li: u32) {
     for (var i = li; i < params.threads; i += RWG) {
         acc += partial[i];
     }
+    store_mean(li, acc);
+}
+
+/// The tree of `reduce_mean` over the workgroup's `acc` values, scaled into loss_out[0].
+fn store_mean(li: u32, acc: f32) {
     sums[li] = acc;
     workgroupBarrier();
     for (var s = RWG / 2u; s > 0u; s >>= 1u) {
@@ -148,4 +165,35 @@ fn reduce_mean(@builtin(local_invocation_index) li: u32) {
     if (li == 0u) {
         loss_out[0] = sums[0] * params.scale;
     }
+}
+
+// The `*_small` entry points: the loss and its mean in one dispatch of one workgroup, for at most RWG partial sums
+// (threads <= 256). Thread li computes the term the loss kernel would store in partial[li] and adds it to 0.0 as
+// `reduce_mean` does, then the same tree: the same bits as the two dispatches.
+
+@compute @workgroup_size(256)
+fn softmax_cross_entropy_small(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    if (li < params.threads) {
+        acc += cross_entropy_row(li);
+    }
+    store_mean(li, acc);
+}
+
+@compute @workgroup_size(256)
+fn mse_small(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    if (li < params.threads) {
+        acc += mse_slice(li);
+    }
+    store_mean(li, acc);
+}
+
+@compute @workgroup_size(256)
+fn bce_with_logits_small(@builtin(local_invocation_index) li: u32) {
+    var acc = 0.0;
+    if (li < params.threads) {
+        acc += bce_slice(li);
+    }
+    store_mean(li, acc);
 }

@@ -16,12 +16,13 @@ fn upload(g: &Gpu, v: &[f32], shape: &[usize]) -> Tensor {
     g.upload_shaped(v, shape).unwrap()
 }
 
-const CE_SHAPES: [(usize, usize); 7] = [
+const CE_SHAPES: [(usize, usize); 8] = [
     (1, 1),
     (1, 7),
     (5, 3),
     (33, 10),
     (256, 10),
+    (257, 10),
     (3, 129),
     (17, 2),
 ];
@@ -69,7 +70,16 @@ fn cross_entropy_is_stable_for_large_and_confident_logits() {
     );
 }
 
-const VALUE_SHAPES: [&[usize]; 6] = [&[1], &[1, 1], &[3, 5], &[64, 7], &[20_001], &[40_000, 1]];
+const VALUE_SHAPES: [&[usize]; 8] = [
+    &[1],
+    &[1, 1],
+    &[3, 5],
+    &[16, 16],
+    &[257],
+    &[64, 7],
+    &[20_001],
+    &[40_000, 1],
+];
 
 #[test]
 fn mse_and_bce_match_the_reference() {

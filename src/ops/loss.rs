@@ -28,6 +28,10 @@ use crate::{DType, Error, Gpu, Result, Tensor};
 /// GPU, few enough that the one-workgroup reduction reads 64 KiB.
 const MAX_PARTIALS: usize = 16_384;
 
+/// At most this many partial sums (rows of cross-entropy, elements of the others) take the `*_small` entry points:
+/// one dispatch of one 256-thread workgroup instead of the loss kernel and `reduce_mean` (`shaders/loss.wgsl`).
+const SMALL_PARTIALS: usize = 256;
+
 /// A loss function, averaged over the batch (cross-entropy) or over every element (the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Loss {
@@ -167,6 +171,15 @@ impl Loss {
         }
     }
 
+    /// The entry point that computes the loss and its mean in one workgroup (at most 256 partial sums).
+    const fn small_entry(self) -> &'static str {
+        match self {
+            Loss::SoftmaxCrossEntropy => "softmax_cross_entropy_small",
+            Loss::Mse => "mse_small",
+            Loss::BceWithLogits => "bce_with_logits_small",
+        }
+    }
+
     /// Checks the operands; returns `(n, cols, threads, scale)` of the kernel: elements or rows, classes, partial
     /// sums, and the 1/n of the mean.
     fn plan(
@@ -247,7 +260,8 @@ impl Loss {
     }
 
     /// Records the loss and its gradient: `grad` (shaped like `pred`) receives `dL/dpred` of the mean loss and
-    /// `loss` (shape `[1]`) the mean loss. Two dispatches; nothing is read back.
+    /// `loss` (shape `[1]`) the mean loss. Two dispatches, or one for at most 256 rows (cross-entropy) or
+    /// elements; nothing is read back.
     pub fn record(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -259,26 +273,40 @@ impl Loss {
         let gpu = pred.gpu();
         gpu.check_lost()?;
         let (n, cols, threads, scale) = self.plan(pred, targets, grad, loss)?;
+        let params = [n as u32, cols as u32, threads as u32, scale.to_bits()];
+        let target = match targets {
+            Targets::Classes(l) => entry_binding(4, l.buffer()),
+            Targets::Values(t) => entry_binding(2, t.buffer()),
+        };
+        if threads <= SMALL_PARTIALS {
+            // One dispatch of one workgroup: the loss terms and their mean, the same bits as the two below.
+            let k = PipelineKey::new(ShaderId::Loss, self.small_entry(), 256, &[("ACT", 0.0)]);
+            let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
+            let entries = vec![
+                entry_binding(0, pred.buffer()),
+                entry_binding(1, grad.buffer()),
+                target,
+                entry_binding(6, loss.buffer()),
+            ];
+            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1));
+            return Ok(());
+        }
         let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("actgpu.loss.partial"),
             size: (threads * 4).div_ceil(16) as u64 * 16,
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let params = [n as u32, cols as u32, threads as u32, scale.to_bits()];
         let wg = gpu.launch_config().workgroup_size;
         let key = |entry| PipelineKey::new(ShaderId::Loss, entry, wg, &[("ACT", 0.0)]);
         let k = key(self.name());
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
-        let mut entries = vec![
+        let entries = vec![
             entry_binding(0, pred.buffer()),
             entry_binding(1, grad.buffer()),
             entry_binding(5, &partial),
+            target,
         ];
-        entries.push(match targets {
-            Targets::Classes(l) => entry_binding(4, l.buffer()),
-            Targets::Values(t) => entry_binding(2, t.buffer()),
-        });
         let groups = grid(
             (threads as u64).div_ceil(u64::from(wg)),
             gpu.limits().max_compute_workgroups_per_dimension,
