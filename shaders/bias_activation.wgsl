@@ -9,6 +9,7 @@
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
 //   column_sums_words     the same for f32 dx, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums_direct    db = column sums of dx, in one pass             few rows; bits of the two passes
+//   backward_column_sums_direct  dx = dy * f'(x) and its column sums     few rows, cols % 8 == 0
 //   reduce_partials       db = sum of the per-block sums                 reads blocks x cols floats only
 //
 // The per-block partial sums are f32 (binding 5, stride cols8 = cols rounded up to 8); db is stored in B_T.
@@ -253,6 +254,33 @@ fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
             }
         }
         total = add8(total, Oct(vec4<f32>(acc[0], acc[1], acc[2], acc[3]), vec4<f32>(acc[4], acc[5], acc[6], acc[7])));
+    }
+    store_db(cu, total);
+}
+
+/// dx = dy * f'(x) (no bias) and db = column sums of dx in one pass, for few rows and cols % 8 == 0 (the host
+/// decides): thread `cu` owns the 8-element column unit `cu` of every row and walks the row blocks as
+/// `column_sums_direct` does. dx and db have the bits of the activation's backward followed by
+/// `column_sums_direct` when dx is f32 (the sums add the stored values). Grid: x covers the cols / 8 column units.
+@compute @workgroup_size(WG)
+fn backward_column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>,
+                               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let cu = wid.x * WG + lid.x;
+    let units = params.cols / 8u;
+    if (cu >= units) {
+        return;
+    }
+    var total = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var blk = 0u; blk < params.blocks; blk++) {
+        let rows = block_rows(blk);
+        var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
+        for (var r = rows.x; r < rows.y; r++) {
+            let u = r * units + cu;
+            let dx = bwd8(load_x(u), load_dy(u));
+            store_out(u, dx);
+            acc = add8(acc, dx);
+        }
+        total = add8(total, acc);
     }
     store_db(cu, total);
 }

@@ -23,9 +23,11 @@ fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
     g.upload_shaped(&vec![POISON; n], shape).unwrap()
 }
 
-/// Odd sizes, 1, tile multiples and 0 in each dimension; the last two have every size the subgroup kernel's
-/// `vec4` loads need (multiples of 4) with tails of its 32-row block, its 32-column block and its K chunk.
-const SHAPES: [(usize, usize, usize); 11] = [
+/// Odd sizes, 1, tile multiples and 0 in each dimension; (36, 68, 20) and (33, 260, 12) have every size the
+/// subgroup kernel's `vec4` loads need (multiples of 4) with tails of its 32-row block, its 32-column block and
+/// its K chunk; the last two put 100 and 129 rows of a width that is a multiple of 8 on either side of the
+/// separate backward's one-dispatch dZ and db (at most 128 rows), as (64, 64, 64) does.
+const SHAPES: [(usize, usize, usize); 13] = [
     (1, 1, 1),
     (3, 5, 7),
     (64, 64, 64),
@@ -37,6 +39,8 @@ const SHAPES: [(usize, usize, usize); 11] = [
     (9, 130, 70),
     (36, 68, 20),
     (33, 260, 12),
+    (100, 12, 24),
+    (129, 6, 16),
 ];
 
 #[test]

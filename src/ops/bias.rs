@@ -10,7 +10,7 @@ use super::elementwise::{check_operands, check_whole_binding, record, run, whole
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
-use crate::{Activation, Error, Result, Tensor};
+use crate::{Activation, DType, Error, Result, Tensor};
 
 /// Rows one thread walks down a column in the reductions, per adapter type. On CPU adapters (lavapipe, llvmpipe)
 /// a thread's rows are a power-of-two stride apart for the usual widths, and more than 8 of them thrash the L1
@@ -121,7 +121,7 @@ pub fn record_column_sums(
     }
     // f32 rows of whole 16-byte words take a word per thread: the same sums, 1.6-2x faster at 4096 x 4096 on
     // lavapipe and GL.
-    let (entry, per_thread) = if x.dtype() == crate::DType::F32 && cols % 4 == 0 {
+    let (entry, per_thread) = if x.dtype() == DType::F32 && cols % 4 == 0 {
         ("column_sums_words", 4)
     } else {
         ("column_sums", 1)
@@ -138,6 +138,47 @@ pub fn record_column_sums(
         &key(act, "reduce_partials", x, None, x, sums),
         sums,
     )
+}
+
+/// Records `dx = dy * f'(x)` and `db` = column sums of dx in one dispatch (`backward_column_sums_direct`) where
+/// that gives the bits of [`Activation::record_backward`] followed by [`record_column_sums`]: `x`, `dy`, `dx`
+/// `[rows, cols]` with at most [`DIRECT_COLUMN_SUM_ROWS`] rows, `cols` a multiple of 8 and `dx` f32 (the sums
+/// then add the stored values). Returns `false`, recording nothing, where it does not apply. Shapes are the
+/// caller's to check (the dense backward's).
+pub(crate) fn record_backward_column_sums_direct(
+    encoder: &mut wgpu::CommandEncoder,
+    act: Activation,
+    x: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    let &[rows, cols] = x.shape() else {
+        return Ok(false);
+    };
+    if rows == 0
+        || rows > DIRECT_COLUMN_SUM_ROWS
+        || cols % UNIT_ELEMENTS != 0
+        || dx.dtype() != DType::F32
+    {
+        return Ok(false);
+    }
+    let gpu = x.gpu();
+    for t in [x, dy, dx] {
+        check_whole_binding(gpu, t.buffer())?;
+    }
+    let wg = gpu.launch_config().workgroup_size as usize;
+    let r = Reduction::new(x, rows, cols);
+    let k = key(act, "backward_column_sums_direct", x, Some(dy), dx, db);
+    let entries = vec![
+        whole(Slot::X, x.buffer()),
+        whole(Slot::Dy, dy.buffer()),
+        whole(Slot::Out, dx.buffer()),
+        whole(Slot::Out2, db.buffer()),
+    ];
+    let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+    run(gpu, encoder, &k, entries, &r.params, g)?;
+    Ok(true)
 }
 
 impl Tensor {

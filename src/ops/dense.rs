@@ -33,7 +33,7 @@ use super::matmul::{
     check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
     MatmulKernel,
 };
-use crate::ops::bias::record_column_sums;
+use crate::ops::bias::{record_backward_column_sums_direct, record_column_sums};
 use crate::ops::dz_stats;
 use crate::{Activation, DType, Gpu, Result, Tensor};
 
@@ -276,9 +276,15 @@ impl Dense {
                         &owned
                     }
                 };
-                match stats {
-                    Some(stats) => dz_stats::record(encoder, act, z, Some((dy, dz)), stats)?,
-                    None => self.activation.record_backward(encoder, z, dy, dz)?,
+                match (stats, db) {
+                    (Some(stats), _) => dz_stats::record(encoder, act, z, Some((dy, dz)), stats)?,
+                    // Few rows: dZ and db in one dispatch, the same bits as the two below.
+                    (None, Some(db))
+                        if record_backward_column_sums_direct(encoder, act, z, dy, dz, db)? =>
+                    {
+                        return self.record_products_from_dz(encoder, x, w, dz, dw, None, dx);
+                    }
+                    (None, _) => self.activation.record_backward(encoder, z, dy, dz)?,
                 }
                 self.record_products_from_dz(encoder, x, w, dz, dw, db, dx)?;
             }
