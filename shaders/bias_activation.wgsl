@@ -61,16 +61,18 @@ fn bias_oct(e0: u32) -> Oct {
     return Oct(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
 
+/// Writes four partial sums at partial[p .. p + 4].
+fn store_partial4(p: u32, acc: vec4<f32>) {
+    partial[p] = acc.x;
+    partial[p + 1u] = acc.y;
+    partial[p + 2u] = acc.z;
+    partial[p + 3u] = acc.w;
+}
+
 /// Writes eight partial sums at partial[p .. p + 8].
 fn store_partial(p: u32, acc: Oct) {
-    partial[p] = acc.a.x;
-    partial[p + 1u] = acc.a.y;
-    partial[p + 2u] = acc.a.z;
-    partial[p + 3u] = acc.a.w;
-    partial[p + 4u] = acc.b.x;
-    partial[p + 5u] = acc.b.y;
-    partial[p + 6u] = acc.b.z;
-    partial[p + 7u] = acc.b.w;
+    store_partial4(p, acc.a);
+    store_partial4(p + 4u, acc.b);
 }
 
 /// Rows `[x, y)` of row block `block` (grid y of the reduction entry points).
@@ -187,11 +189,7 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
         store_out4(w, dx);
         acc += dx;
     }
-    let p = wid.y * params.cols + c;
-    partial[p] = acc.x;
-    partial[p + 1u] = acc.y;
-    partial[p + 2u] = acc.z;
-    partial[p + 3u] = acc.w;
+    store_partial4(wid.y * params.cols + c, acc);
 }
 
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).
@@ -224,11 +222,7 @@ fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     for (var r = rows.x; r < rows.y; r++) {
         acc += bitcast<vec4<f32>>(out[r * col_words + cw]);
     }
-    let p = wid.y * ((params.cols + 7u) / 8u * 8u) + 4u * cw;
-    partial[p] = acc.x;
-    partial[p + 1u] = acc.y;
-    partial[p + 2u] = acc.z;
-    partial[p + 3u] = acc.w;
+    store_partial4(wid.y * ((params.cols + 7u) / 8u * 8u) + 4u * cw, acc);
 }
 
 /// Column sums of an existing dx (binding 1) into db in one pass, for few rows (the host decides): thread `cu`

@@ -169,7 +169,8 @@ fn store_mean(li: u32, acc: f32) {
 
 // The `*_small` entry points: the loss and its mean in one dispatch of one workgroup, for at most RWG partial sums
 // (threads <= 256). Thread li computes the term the loss kernel would store in partial[li] and adds it to 0.0 as
-// `reduce_mean` does, then the same tree: the same bits as the two dispatches.
+// `reduce_mean` does, then the same tree: the same bits as the two dispatches. (Three entry points, not one with
+// a switch on the loss: each binds only its own targets, class indices or values.)
 
 @compute @workgroup_size(256)
 fn softmax_cross_entropy_small(@builtin(local_invocation_index) li: u32) {
