@@ -61,6 +61,11 @@ fn bias_oct(e0: u32) -> Oct {
     return Oct(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
 
+/// The stride of the per-block partial sums: cols rounded up to 8.
+fn partial_stride() -> u32 {
+    return (params.cols + 7u) / 8u * 8u;
+}
+
 /// Writes four partial sums at partial[p .. p + 4].
 fn store_partial4(p: u32, acc: vec4<f32>) {
     partial[p] = acc.x;
@@ -204,7 +209,7 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     for (var r = rows.x; r < rows.y; r++) {
         acc += load_out_elem(r * params.cols + c);
     }
-    partial[wid.y * ((params.cols + 7u) / 8u * 8u) + c] = acc;
+    partial[wid.y * partial_stride() + c] = acc;
 }
 
 /// `column_sums` for f32 dx with cols % 4 == 0: thread `cw` sums the 16-byte word of columns 4 cw .. 4 cw + 3 down
@@ -222,7 +227,7 @@ fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     for (var r = rows.x; r < rows.y; r++) {
         acc += bitcast<vec4<f32>>(out[r * col_words + cw]);
     }
-    store_partial4(wid.y * ((params.cols + 7u) / 8u * 8u) + 4u * cw, acc);
+    store_partial4(wid.y * partial_stride() + 4u * cw, acc);
 }
 
 /// Column sums of an existing dx (binding 1) into db in one pass, for few rows (the host decides): thread `cu`
@@ -282,7 +287,7 @@ fn backward_column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>,
 /// Grid: x covers the column units of db. Sums the blocks' partial sums (stride cols rounded up to 8).
 @compute @workgroup_size(WG)
 fn reduce_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let cols8 = (params.cols + 7u) / 8u * 8u;
+    let cols8 = partial_stride();
     let cu = wid.x * WG + lid.x;
     if (8u * cu >= cols8) {
         return;

@@ -135,7 +135,7 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 /// One thread: dp = the sum of every partial (blocks x cols8), for a single shared parameter.
 @compute @workgroup_size(1)
 fn learn_reduce_scalar() {
-    let cols8 = (params.cols + 7u) / 8u * 8u;
+    let cols8 = partial_stride();
     var acc = 0.0;
     for (var i = 0u; i < params.blocks * cols8; i++) {
         acc += partial[i];

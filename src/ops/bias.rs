@@ -29,12 +29,12 @@ fn rows_per_block(device_type: wgpu::DeviceType) -> usize {
 /// the two passes, whose row blocks run in parallel.
 const DIRECT_COLUMN_SUM_ROWS: usize = 128;
 
-/// The per-block partial sums of a column reduction over `[rows, cols]`: `blocks` row blocks of
-/// `rows_per_block` rows, an f32 buffer of `blocks x cols8` partial sums, and the kernels' uniform parameters.
+/// The row blocks of a column reduction over `[rows, cols]`: `blocks` row blocks of `rows_per_block` rows, the
+/// stride `cols8` of their partial sums, and the kernels' uniform parameters. The two-pass kernels take their
+/// `blocks x cols8` f32 partial sums from [`Reduction::partials`]; the one-pass ones need none.
 pub(crate) struct Reduction {
     pub blocks: usize,
     pub cols8: usize,
-    pub partial: wgpu::Buffer,
     pub params: [u32; 6],
 }
 
@@ -46,7 +46,6 @@ impl Reduction {
             rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
         let blocks = rows.div_ceil(rows_per_block);
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
-        let partial = gpu.scratch((blocks * cols8 * 4) as u64);
         let params = [
             0,
             0,
@@ -58,22 +57,28 @@ impl Reduction {
         Reduction {
             blocks,
             cols8,
-            partial,
             params,
         }
     }
 
-    /// Records `out[c] = sum of the blocks' partial sums of column c` with the `reduce_partials` pipeline `key`.
+    /// The buffer for the `blocks x cols8` f32 partial sums: the context's shared scratch buffer, grown if needed.
+    pub(crate) fn partials(&self, gpu: &crate::Gpu) -> wgpu::Buffer {
+        gpu.scratch((self.blocks * self.cols8 * 4) as u64)
+    }
+
+    /// Records `out[c] = sum of the blocks' partial sums of column c` (in `partial`) with the `reduce_partials`
+    /// pipeline `key`.
     pub(crate) fn reduce(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         key: &PipelineKey,
+        partial: &wgpu::Buffer,
         out: &Tensor,
     ) -> Result<()> {
         let gpu = out.gpu();
         let wg = gpu.launch_config().workgroup_size as usize;
         let entries = vec![
-            whole(Slot::Partial, &self.partial),
+            whole(Slot::Partial, partial),
             whole(Slot::Out2, out.buffer()),
         ];
         let g = ((self.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
@@ -127,15 +132,14 @@ pub fn record_column_sums(
         ("column_sums", 1)
     };
     let k = key(act, entry, x, None, x, sums);
-    let entries = vec![
-        whole(Slot::Out, x.buffer()),
-        whole(Slot::Partial, &r.partial),
-    ];
+    let partial = r.partials(gpu);
+    let entries = vec![whole(Slot::Out, x.buffer()), whole(Slot::Partial, &partial)];
     let g = ((cols / per_thread).div_ceil(wg) as u32, r.blocks as u32);
     run(gpu, encoder, &k, entries, &r.params, g)?;
     r.reduce(
         encoder,
         &key(act, "reduce_partials", x, None, x, sums),
+        &partial,
         sums,
     )
 }
@@ -349,18 +353,20 @@ impl Activation {
             ("bias_backward_fused", UNIT_ELEMENTS)
         };
         let k = key(self, entry, x, Some(dy), dx, bias);
+        let partial = r.partials(gpu);
         let entries = vec![
             whole(Slot::X, x.buffer()),
             whole(Slot::Dy, dy.buffer()),
             whole(Slot::Out, dx.buffer()),
             whole(Slot::Bias, bias.buffer()),
-            whole(Slot::Partial, &r.partial),
+            whole(Slot::Partial, &partial),
         ];
         let g = ((cols / per_thread).div_ceil(wg) as u32, r.blocks as u32);
         run(gpu, encoder, &k, entries, &r.params, g)?;
         r.reduce(
             encoder,
             &key(self, "reduce_partials", x, Some(dy), dx, db),
+            &partial,
             db,
         )
     }

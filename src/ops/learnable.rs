@@ -149,7 +149,7 @@ impl Learnable {
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         let r = Reduction::new(x, rows, cols);
-        let (blocks, partial) = (r.blocks, &r.partial);
+        let (blocks, partial) = (r.blocks, &r.partials(gpu));
         let mut params = r.params.to_vec();
         params.push(x.len() as u32);
         let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
@@ -198,6 +198,7 @@ impl Learnable {
             return r.reduce(
                 encoder,
                 &self.key("reduce_partials", x, dy, dx, dp, shared),
+                partial,
                 dp,
             );
         }
