@@ -1,5 +1,5 @@
-//! The host layer: the host app's own device and encoder, wrapped buffers, async readback, typed errors and the
-//! pipeline cache.
+//! The host layer: the host app's own device and encoder, wrapped buffers, async readback, typed errors, the
+//! pipeline cache and one context shared by threads.
 
 mod common;
 
@@ -239,5 +239,71 @@ fn pipeline_cache_reuses_keys_and_compiles_new_constants() {
         g.pipelines().len(),
         3,
         "another entry point is another pipeline"
+    );
+}
+
+/// The results of bias + activation forward and backward (dx, db) over `[200, 24]` (more than the one-dispatch
+/// reduction's 128 rows, so db goes through the context's shared scratch buffer), as bits.
+fn bias_round_trip(g: &Gpu, act: Activation) -> [Vec<u32>; 3] {
+    let (rows, cols) = (200, 24);
+    let xs: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 8.0)
+        .collect();
+    let x = g.upload_shaped(&xs, &[rows, cols]).unwrap();
+    let bias: Vec<f32> = (0..cols).map(|c| c as f32 / 10.0 - 1.0).collect();
+    let b = g.upload(&bias).unwrap();
+    let y = act.bias_forward(&x, &b).unwrap();
+    let (dx, db) = act.bias_backward(&x, &b, &y).unwrap();
+    let bits = |t: &Tensor| {
+        t.read::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    [bits(&y), bits(&dx), bits(&db)]
+}
+
+#[test]
+fn one_context_serves_many_threads() {
+    // Each thread records and submits on its own; they share the device, the pipeline cache (empty at the start,
+    // so they race to create the same pipelines) and the scratch buffer of the two-pass column sums.
+    let acts = [
+        Activation::Gelu,
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Silu,
+    ];
+    let g = Gpu::with_options(GpuOptions::default()).unwrap();
+    let threaded: Vec<Vec<[Vec<u32>; 3]>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let g = g.clone();
+                // Every thread runs every activation, each starting at a different one.
+                s.spawn(move || {
+                    (0..acts.len())
+                        .map(|k| bias_round_trip(&g, acts[(t + k) % acts.len()]))
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let fresh = Gpu::with_options(GpuOptions::default()).unwrap();
+    let alone: Vec<[Vec<u32>; 3]> = acts.iter().map(|&a| bias_round_trip(&fresh, a)).collect();
+    for (t, results) in threaded.iter().enumerate() {
+        for (k, got) in results.iter().enumerate() {
+            let a = (t + k) % acts.len();
+            assert!(
+                got == &alone[a],
+                "thread {t}: {:?} differs from the single-threaded run",
+                acts[a]
+            );
+        }
+    }
+    assert_eq!(
+        g.pipelines().len(),
+        fresh.pipelines().len(),
+        "one cache entry per pipeline, however many threads asked for it"
     );
 }
