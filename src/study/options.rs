@@ -36,6 +36,9 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
   --sgd                 SGD with momentum 0.9 instead of Adam
   --target X            test accuracy that counts as converged (default 0.9)
+  --input-scale X       multiply every feature, training and test, by X (default 1: the built-in datasets lie
+                        within about [-1.5, 1.5], where tanh-like units at their usual initialisation start
+                        nearly linear; a larger scale tests how much an activation's result depends on that)
   --out DIR             write results.json, report.md and SVG plots to DIR
   --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
   -h, --help            this text
@@ -71,6 +74,8 @@ pub struct Options {
     pub target: f64,
     /// The seed of the data (the same for every run).
     pub data_seed: u64,
+    /// Every feature, training and test, is multiplied by this (1 leaves the data as generated).
+    pub input_scale: f32,
     /// Where to write the report files, if anywhere.
     pub out: Option<PathBuf>,
     /// Whether `--quick` was given.
@@ -93,6 +98,7 @@ impl Default for Options {
             sgd: false,
             target: 0.9,
             data_seed: 1,
+            input_scale: 1.0,
             out: None,
             quick: false,
         }
@@ -252,6 +258,14 @@ impl Options {
                     o.target = t;
                 }
                 "--data-seed" => o.data_seed = number(flag, &value(&mut it)?)?,
+                "--input-scale" => {
+                    let v = value(&mut it)?;
+                    let scale: f32 = number(flag, &v)?;
+                    if !(scale.is_finite() && scale > 0.0) {
+                        return Err(usage("--input-scale must be a positive number"));
+                    }
+                    o.input_scale = scale;
+                }
                 "--out" => o.out = Some(PathBuf::from(value(&mut it)?)),
                 other => return Err(usage(format!("unknown option '{other}'"))),
             }
@@ -308,6 +322,7 @@ impl Options {
     /// The dataset the options describe.
     pub fn dataset(&self) -> Dataset {
         Dataset::new(self.dataset, self.points, self.test_points, self.data_seed)
+            .scaled(self.input_scale)
     }
 }
 
@@ -415,6 +430,30 @@ mod tests {
     }
 
     #[test]
+    fn input_scale_multiplies_every_feature() {
+        let Command::Run(o) = Options::parse(&args("--quick --input-scale 4")).unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(o.input_scale, 4.0);
+        let plain = Options::quick().dataset();
+        let scaled = o.dataset();
+        for (a, b) in [
+            (&plain.train_x, &scaled.train_x),
+            (&plain.test_x, &scaled.test_x),
+        ] {
+            assert_eq!(a.len(), b.len());
+            assert!(a.iter().zip(b.iter()).all(|(&p, &q)| q == 4.0 * p));
+        }
+        assert_eq!(
+            (&plain.train_y, &plain.test_y),
+            (&scaled.train_y, &scaled.test_y)
+        );
+        // The default scale keeps the generated bits.
+        let generated = Dataset::new(o.dataset, o.points, o.test_points, o.data_seed);
+        assert_eq!(plain.train_x, generated.train_x);
+    }
+
+    #[test]
     fn bad_input_is_a_usage_error() {
         for bad in [
             "--epochs",
@@ -430,6 +469,10 @@ mod tests {
             "--lr -1",
             "--lr nan",
             "--target 2",
+            "--input-scale 0",
+            "--input-scale -2",
+            "--input-scale inf",
+            "--input-scale",
             "--frobnicate",
         ] {
             assert!(

@@ -297,11 +297,12 @@ pub fn reading(study: &Study) -> Vec<String> {
         ));
     }
     lines.push(format!(
-        "Scope: one {} dataset of {} training points, one architecture ({}), {}, {} epochs, {} \
+        "Scope: one {} dataset of {} training points{}, one architecture ({}), {}, {} epochs, {} \
          seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
          is {:.3} of accuracy), are not evidence of a difference between activations.",
         study.dataset.kind,
         study.dataset.train_y.len(),
+        scale_text(o.input_scale),
         arch(study),
         optimizer_text(study),
         o.epochs,
@@ -399,6 +400,15 @@ pub fn arch(study: &Study) -> String {
         .join("-")
 }
 
+/// ", features scaled by S" for an `--input-scale` other than 1, else nothing.
+fn scale_text(scale: f32) -> String {
+    if scale == 1.0 {
+        String::new()
+    } else {
+        format!(", features scaled by {scale}")
+    }
+}
+
 fn optimizer_text(study: &Study) -> String {
     match study.options.optimizer() {
         crate::Optimizer::Adam(a) => format!("Adam at lr {}", a.lr),
@@ -418,12 +428,13 @@ pub fn markdown(study: &Study) -> String {
     );
     let _ = writeln!(
         out,
-        "- data: {} ({} classes), {} training and {} test points, data seed {}",
+        "- data: {} ({} classes), {} training and {} test points, data seed {}{}",
         study.dataset.kind,
         study.dataset.classes,
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),
-        study.options.data_seed
+        study.options.data_seed,
+        scale_text(study.options.input_scale)
     );
     let _ = writeln!(
         out,
@@ -539,12 +550,14 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
     let _ = writeln!(
         out,
-        "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}}},",
+        "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
+         \"input_scale\": {}}},",
         json_str(study.dataset.kind.name()),
         study.dataset.classes,
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),
-        o.data_seed
+        o.data_seed,
+        json_num(f64::from(o.input_scale))
     );
     let _ = writeln!(
         out,
