@@ -69,7 +69,7 @@ pub struct PipelineCache {
     /// Shader modules by shader, user-defined activation and the `ACT` constant they are specialised to.
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    /// Wall time spent creating modules and pipelines so far.
+    /// Wall time spent creating modules and pipelines so far, summed over threads.
     compile_time: Mutex<Duration>,
 }
 
@@ -84,10 +84,12 @@ impl PipelineCache {
         self.len() == 0
     }
 
-    /// Wall time spent so far in wgpu's creation of shader modules and pipelines. It holds what drivers compile
-    /// there; llvmpipe (lavapipe and GL) generates machine code only at a pipeline's first dispatch, from its shader
-    /// cache on disk when it has the shader, and that part lands in the first submission instead. On lavapipe the
-    /// part counted here runs in every process, cache or not (see BENCHMARKS.md, "Pipeline compilation").
+    /// Wall time spent so far in wgpu's creation of shader modules and pipelines, summed over the threads that
+    /// created them (they compile outside the cache's locks, so threads compile in parallel). It holds what
+    /// drivers compile there; llvmpipe (lavapipe and GL) generates machine code only at a pipeline's first
+    /// dispatch, from its shader cache on disk when it has the shader, and that part lands in the first
+    /// submission instead. On lavapipe the part counted here runs in every process, cache or not (see
+    /// BENCHMARKS.md, "Pipeline compilation").
     pub fn compile_time(&self) -> Duration {
         *lock(&self.compile_time)
     }
@@ -99,10 +101,12 @@ impl PipelineCache {
         device: &wgpu::Device,
         key: &PipelineKey,
     ) -> Result<wgpu::ComputePipeline> {
-        let mut pipelines = lock(&self.pipelines);
-        if let Some(p) = pipelines.get(key) {
+        if let Some(p) = lock(&self.pipelines).get(key) {
             return Ok(p.clone());
         }
+        // Compiled without holding the lock, so that other threads' lookups and compilations go on meanwhile
+        // (wgpu's error scopes are per thread). Two threads asking for the same new key both compile it and the
+        // first to finish is kept: the same pipeline either way.
         let act = key
             .constants
             .iter()
@@ -112,8 +116,10 @@ impl PipelineCache {
         let compiled = self.compile(device, key, act);
         *lock(&self.compile_time) += start.elapsed();
         let pipeline = compiled?;
-        pipelines.insert(key.clone(), pipeline.clone());
-        Ok(pipeline)
+        Ok(lock(&self.pipelines)
+            .entry(key.clone())
+            .or_insert(pipeline)
+            .clone())
     }
 
     /// Creates the pipeline for `key` (and its module, on first use), whose `ACT` constant is `act`.
@@ -149,8 +155,7 @@ impl PipelineCache {
 
     fn module(&self, device: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
         let (shader, custom, act) = key;
-        let mut modules = lock(&self.modules);
-        if let Some(m) = modules.get(&key) {
+        if let Some(m) = lock(&self.modules).get(&key) {
             return Ok(m.clone());
         }
         let code = match custom {
@@ -180,8 +185,7 @@ impl PipelineCache {
                 },
             });
         }
-        modules.insert(key, module.clone());
-        Ok(module)
+        Ok(lock(&self.modules).entry(key).or_insert(module).clone())
     }
 }
 
