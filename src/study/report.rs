@@ -423,7 +423,8 @@ pub fn markdown(study: &Study) -> String {
     let _ = writeln!(out, "- adapter: {}", study.adapter);
     let _ = writeln!(
         out,
-        "- date: {}; the whole study took {:.0} s, {:.0} s of it creating pipelines",
+        "- date: {}; the whole study took {:.0} s; creating its pipelines took {:.0} s of thread time, in \
+         parallel before the runs",
         study.date, study.wall_s, study.compile_s
     );
     let _ = writeln!(

@@ -81,7 +81,8 @@ pub struct RunRecord {
     pub epochs: Vec<EpochRecord>,
     /// Wall time of each timed step, in seconds.
     pub step_s: Vec<f64>,
-    /// Wall time of the whole run, evaluation included, in seconds.
+    /// Wall time of the whole run, evaluation included, in seconds (its pipelines were created and first run
+    /// before it, by [`warm_up`]).
     pub wall_s: f64,
 }
 
@@ -116,6 +117,79 @@ fn score(net: &mut Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Sc
     Ok(Scores::of_logits(&logits, classes, labels))
 }
 
+/// The network of a run: `config`'s sizes for `dataset`, `activation` in every hidden layer, softmax
+/// cross-entropy, `config`'s optimizer, initialised from `seed`.
+fn network(
+    gpu: &Gpu,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    activation: Candidate,
+    seed: u64,
+) -> Result<Mlp> {
+    let hidden: Vec<Hidden> = vec![activation.hidden(); config.hidden.len()];
+    Mlp::with_layers(
+        gpu,
+        &config.sizes(dataset),
+        &hidden,
+        Loss::SoftmaxCrossEntropy,
+        config.optimizer,
+        seed,
+    )
+}
+
+/// The training points `rows` of `dataset` and their labels, uploaded.
+fn upload_batch(gpu: &Gpu, dataset: &Dataset, rows: &[usize]) -> Result<(Tensor, Labels)> {
+    let f = dataset.features;
+    let x: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| dataset.train_x[f * r..f * (r + 1)].iter().copied())
+        .collect();
+    let y: Vec<u32> = rows.iter().map(|&r| dataset.train_y[r]).collect();
+    Ok((
+        gpu.upload_shaped(&x, &[rows.len(), f])?,
+        Labels::upload(gpu, &y, dataset.classes)?,
+    ))
+}
+
+/// Creates, and runs once, every pipeline a run of `activation` ([`train_one`]) uses, on a throwaway network:
+/// steps with and without diagnostics on a full batch and on the epoch's last (smaller) batch, and the
+/// evaluation of the training and test sets. The study calls it for every kind on several threads before the
+/// runs, so that compilation happens in parallel and outside the timed steps; the runs' results do not depend
+/// on it (their networks, data and arithmetic are their own).
+pub fn warm_up(
+    gpu: &Gpu,
+    dataset: &Dataset,
+    data: &DeviceData,
+    config: &TrainConfig,
+    activation: Candidate,
+) -> Result<()> {
+    let mut net = network(gpu, dataset, config, activation, 0)?;
+    let rows = dataset.train_y.len();
+    let batch = config.batch.max(1).min(rows);
+    let mut sizes = Vec::new();
+    if batch > 0 {
+        sizes.push(batch);
+        if !rows.is_multiple_of(batch) {
+            sizes.push(rows % batch);
+        }
+    }
+    for n in sizes {
+        let order: Vec<usize> = (0..n).collect();
+        let (x, labels) = upload_batch(gpu, dataset, &order)?;
+        for diagnose in [true, false] {
+            net.set_diagnostics(diagnose)?;
+            net.train_step(&x, Targets::Classes(&labels))?;
+            if diagnose {
+                net.diagnostics()?;
+            }
+        }
+    }
+    net.set_diagnostics(false)?;
+    net.predict(&data.train_x)?.read::<f32>()?;
+    net.predict(&data.test_x)?.read::<f32>()?;
+    Ok(())
+}
+
 /// Trains one network with `activation` in every hidden layer from `seed` (see the module documentation).
 /// The network's sizes are `config.sizes(dataset)`.
 /// `on_epoch` sees each epoch's record as it completes (for progress output).
@@ -130,16 +204,8 @@ pub fn train_one(
 ) -> Result<RunRecord> {
     let start = Instant::now();
     let sizes = config.sizes(dataset);
-    let hidden: Vec<Hidden> = vec![activation.hidden(); config.hidden.len()];
-    let mut net = Mlp::with_layers(
-        gpu,
-        &sizes,
-        &hidden,
-        Loss::SoftmaxCrossEntropy,
-        config.optimizer,
-        seed,
-    )?;
-    let (f, classes) = (dataset.features, dataset.classes);
+    let mut net = network(gpu, dataset, config, activation, seed)?;
+    let classes = dataset.classes;
     let rows = dataset.train_y.len();
     let mut order: Vec<usize> = (0..rows).collect();
     let mut rng = Rng::new(seed ^ 0x5eed);
@@ -155,13 +221,7 @@ pub fn train_one(
         let chunks: Vec<&[usize]> = order.chunks(batch).collect();
         let mut layers = Vec::new();
         for (c, rows) in chunks.iter().enumerate() {
-            let x: Vec<f32> = rows
-                .iter()
-                .flat_map(|&r| dataset.train_x[f * r..f * (r + 1)].iter().copied())
-                .collect();
-            let y: Vec<u32> = rows.iter().map(|&r| dataset.train_y[r]).collect();
-            let xt = gpu.upload_shaped(&x, &[rows.len(), f])?;
-            let labels = Labels::upload(gpu, &y, classes)?;
+            let (xt, labels) = upload_batch(gpu, dataset, rows)?;
             let first = net.steps() == 0;
             let last = c + 1 == chunks.len();
             let diagnose = first || last;

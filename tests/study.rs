@@ -1,0 +1,47 @@
+//! The activation study's warm-up: it creates every pipeline a run uses, so that no timed step compiles, and the
+//! runs' results do not depend on it.
+#![cfg(feature = "study")]
+
+use actgpu::datasets::{Dataset, DatasetKind};
+use actgpu::study::candidate::Candidate;
+use actgpu::study::options::Options;
+use actgpu::study::run::{train_one, warm_up, DeviceData};
+use actgpu::{Activation, Gated, Gpu, GpuOptions};
+
+#[test]
+fn warm_up_creates_every_pipeline_a_run_uses() {
+    // 60 training points in batches of 16: full batches and a last one of 12.
+    let dataset = Dataset::new(DatasetKind::Spirals, 20, 7, 1);
+    let options = Options {
+        epochs: 2,
+        batch: 16,
+        hidden: vec![8, 8],
+        ..Options::default()
+    };
+    let kinds = [
+        Candidate::from(Activation::Gelu),
+        Candidate::from(Gated::SWIGLU),
+        Candidate::LEARNABLE[0],
+    ];
+    let gpu = Gpu::with_options(GpuOptions::default()).unwrap();
+    let cold = Gpu::with_options(GpuOptions::default()).unwrap();
+    let (data, cold_data) = (
+        DeviceData::upload(&gpu, &dataset).unwrap(),
+        DeviceData::upload(&cold, &dataset).unwrap(),
+    );
+    for kind in kinds {
+        let config = options.config_for(kind, &dataset);
+        warm_up(&gpu, &dataset, &data, &config, kind).unwrap();
+        let created = gpu.pipelines().len();
+        let run = train_one(&gpu, &dataset, &data, &config, kind, 3, |_, _| {}).unwrap();
+        assert_eq!(
+            gpu.pipelines().len(),
+            created,
+            "{kind}: the run created pipelines the warm-up did not"
+        );
+        // The same run on a context that was never warmed up.
+        let again = train_one(&cold, &dataset, &cold_data, &config, kind, 3, |_, _| {}).unwrap();
+        assert_eq!(run.epochs, again.epochs, "{kind}: the warm-up changed a result");
+        assert_eq!(run.initial, again.initial, "{kind}");
+    }
+}
