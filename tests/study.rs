@@ -41,7 +41,10 @@ fn warm_up_creates_every_pipeline_a_run_uses() {
         );
         // The same run on a context that was never warmed up.
         let again = train_one(&cold, &dataset, &cold_data, &config, kind, 3, |_, _| {}).unwrap();
-        assert_eq!(run.epochs, again.epochs, "{kind}: the warm-up changed a result");
+        assert_eq!(
+            run.epochs, again.epochs,
+            "{kind}: the warm-up changed a result"
+        );
         assert_eq!(run.initial, again.initial, "{kind}");
     }
 }
