@@ -7,12 +7,15 @@
 //!
 //! Prints the adapter and the setup, one line per run, then the ranked table and a short reading. With
 //! `--out DIR` it also writes `results.json` (every number), `report.md` (table and reading) and SVG charts of
-//! the loss and accuracy curves, the ECE and the gradient norm per layer. The work lives in `actgpu::study`.
+//! the loss and accuracy curves, the ECE and the gradient norm per layer. With `--lr-sweep X,Y,..` it runs the
+//! study once per learning rate and ranks the kinds at their own best rate (`lr_sweep.md`, `lr_sweep.json`).
+//! The work lives in `actgpu::study`.
 
 use std::process::ExitCode;
 
 use actgpu::study::options::{Command, Options, USAGE};
-use actgpu::study::{report, run_study, Progress, StudyError};
+use actgpu::study::sweep::Sweep;
+use actgpu::study::{report, run_study, Progress, Study, StudyError};
 use actgpu::Gpu;
 
 fn main() -> ExitCode {
@@ -40,11 +43,74 @@ fn main() -> ExitCode {
 fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_line());
-    let command =
-        std::iter::once("cargo run --release --features study --example study --".to_string())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
+    let (wall, compiled) = if options.lr_sweep.is_empty() {
+        let study = one(&gpu, options, &command(args))?;
+        if let Some(dir) = &options.out {
+            let files = report::write_outputs(&study, dir)?;
+            println!("\nwrote {} files to {}", files.len(), dir.display());
+        }
+        (study.wall_s, study.compile_s)
+    } else {
+        let mut studies = Vec::new();
+        for &lr in &options.lr_sweep {
+            println!("\n=== learning rate {lr}");
+            let single = options.at_lr(lr);
+            studies.push((lr, one(&gpu, &single, &command(&at_lr(args, &single)))?));
+        }
+        let sweep = Sweep { studies };
+        println!("\n=== final test accuracy at each learning rate (* at each kind's best)\n");
+        print!("{}", sweep.table());
+        if let Some(dir) = &options.out {
+            let files = sweep.write_outputs(dir)?;
+            println!("\nwrote {} files to {}", files.len(), dir.display());
+        }
+        let wall = sweep.studies.iter().map(|(_, s)| s.wall_s).sum();
+        let compiled = sweep.studies.iter().map(|(_, s)| s.compile_s).sum();
+        (wall, compiled)
+    };
+    println!(
+        "study took {wall:.1} s; creating its {} pipelines took {compiled:.1} s of thread time, in parallel \
+         before the runs",
+        gpu.pipelines().len()
+    );
+    Ok(())
+}
+
+/// The command line that runs the study of `args`.
+fn command(args: &[String]) -> String {
+    std::iter::once("cargo run --release --features study --example study --".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end()
+        .to_string()
+}
+
+/// `args` with `--lr-sweep X,Y,..` replaced by `--lr` and the rate of `single` (a study of the sweep), and `--out
+/// DIR` by its directory: the command that runs that one study alone, with the same results.
+fn at_lr(args: &[String], single: &Options) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--lr-sweep" => {
+                it.next();
+                out.push("--lr".to_string());
+                out.push(single.lr.map_or_else(String::new, |lr| lr.to_string()));
+            }
+            "--out" => {
+                it.next();
+                out.push(a.clone());
+                out.extend(single.out.as_ref().map(|d| d.display().to_string()));
+            }
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+/// Runs one study, printing each run, then the ranked table and the reading.
+fn one(gpu: &Gpu, options: &Options, command: &str) -> Result<Study, StudyError> {
     println!(
         "{} activations x {} seed(s) on {}, {} epochs",
         options.activations.len(),
@@ -52,7 +118,7 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         options.dataset,
         options.epochs
     );
-    let study = run_study(&gpu, options, command.trim_end(), |p| {
+    let study = run_study(gpu, options, command, |p| {
         if let Progress::Run(r) = p {
             if let Some(e) = r.last() {
                 println!(
@@ -66,15 +132,5 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     for line in report::reading(&study) {
         println!("- {}", line.replace("**", ""));
     }
-    if let Some(dir) = &options.out {
-        let files = report::write_outputs(&study, dir)?;
-        println!("\nwrote {} files to {}", files.len(), dir.display());
-    }
-    println!(
-        "study took {:.1} s; creating its {} pipelines took {:.1} s of thread time, in parallel before the runs",
-        study.wall_s,
-        gpu.pipelines().len(),
-        study.compile_s
-    );
-    Ok(())
+    Ok(study)
 }

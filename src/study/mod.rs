@@ -13,6 +13,7 @@
 //! | [`summary`] | one activation's runs reduced to means, spreads and curves; the ranking |
 //! | [`options`] | the command line |
 //! | [`report`] | the text table, `report.md` with an automatic reading, and `results.json` |
+//! | [`sweep`] | a learning-rate sweep: the study at several rates, each kind at its best |
 //! | [`figures`] and [`plot`] | the SVG charts, written by hand |
 //!
 //! Everything runs on the public API ([`crate::Mlp`] and its diagnostics); nothing here touches a kernel.
@@ -25,6 +26,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod summary;
+pub mod sweep;
 
 use std::fmt;
 use std::path::PathBuf;

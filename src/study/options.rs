@@ -34,6 +34,8 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --points N            training points per class (default 300; the test set has a third as many)
   --batch N             rows per step (default 64)
   --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
+  --lr-sweep X,Y,..     run the whole study once per learning rate and rank the kinds at their own best rate
+                        (lr_sweep.md; with --out, each rate's outputs go to DIR/lr-X/)
   --sgd                 SGD with momentum 0.9 instead of Adam
   --target X            test accuracy that counts as converged (default 0.9)
   --input-scale X       multiply every feature, training and test, by X (default 1: the built-in datasets lie
@@ -68,6 +70,8 @@ pub struct Options {
     pub batch: usize,
     /// Learning rate; `None` takes the optimizer's default.
     pub lr: Option<f32>,
+    /// Learning rates of a sweep ([`crate::study::sweep`]); empty for a single study at [`Options::lr`].
+    pub lr_sweep: Vec<f32>,
     /// SGD with momentum 0.9 instead of Adam.
     pub sgd: bool,
     /// Test accuracy that counts as converged.
@@ -95,6 +99,7 @@ impl Default for Options {
             hidden: vec![64, 64, 64],
             batch: 64,
             lr: None,
+            lr_sweep: Vec::new(),
             sgd: false,
             target: 0.9,
             data_seed: 1,
@@ -121,6 +126,17 @@ fn usage(msg: impl Into<String>) -> StudyError {
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, StudyError> {
     v.parse()
         .map_err(|_| usage(format!("{flag}: '{v}' is not a valid number")))
+}
+
+/// A learning rate: a finite number above 0.
+fn learning_rate(flag: &str, v: &str) -> Result<f32, StudyError> {
+    let lr: f32 = number(flag, v)?;
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(usage(format!(
+            "{flag}: learning rates must be positive numbers"
+        )));
+    }
+    Ok(lr)
 }
 
 fn positive(flag: &str, v: &str) -> Result<usize, StudyError> {
@@ -241,13 +257,14 @@ impl Options {
                         .map(|w| positive(flag, w.trim()))
                         .collect::<Result<_, _>>()?;
                 }
-                "--lr" => {
+                "--lr" => o.lr = Some(learning_rate(flag, &value(&mut it)?)?),
+                "--lr-sweep" => {
                     let v = value(&mut it)?;
-                    let lr: f32 = number(flag, &v)?;
-                    if !(lr.is_finite() && lr > 0.0) {
-                        return Err(usage("--lr must be a positive number"));
-                    }
-                    o.lr = Some(lr);
+                    o.lr_sweep = v
+                        .split(',')
+                        .map(|x| learning_rate(flag, x.trim()))
+                        .collect::<Result<_, _>>()?;
+                    o.lr_sweep.dedup();
                 }
                 "--target" => {
                     let v = value(&mut it)?;
@@ -270,7 +287,21 @@ impl Options {
                 other => return Err(usage(format!("unknown option '{other}'"))),
             }
         }
+        if o.lr.is_some() && !o.lr_sweep.is_empty() {
+            return Err(usage("--lr and --lr-sweep exclude each other"));
+        }
         Ok(Command::Run(o))
+    }
+
+    /// The options of one study of the sweep: these, at learning rate `lr`, writing to `DIR/lr-<lr>` when
+    /// there is an output directory.
+    pub fn at_lr(&self, lr: f32) -> Options {
+        Options {
+            lr: Some(lr),
+            lr_sweep: Vec::new(),
+            out: self.out.as_ref().map(|d| d.join(format!("lr-{lr}"))),
+            ..self.clone()
+        }
     }
 
     /// The seeds of the runs: `1..=seeds`.
@@ -430,6 +461,21 @@ mod tests {
     }
 
     #[test]
+    fn lr_sweep_runs_one_study_per_rate() {
+        let Command::Run(o) =
+            Options::parse(&args("--quick --lr-sweep 0.001,0.01 --out x")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        assert_eq!(o.lr_sweep, vec![0.001, 0.01]);
+        let one = o.at_lr(0.01);
+        assert_eq!((one.lr, one.lr_sweep.is_empty()), (Some(0.01), true));
+        assert_eq!(one.out, Some(PathBuf::from("x").join("lr-0.01")));
+        assert_eq!(one.optimizer(), Optimizer::Adam(Adam::new(0.01)));
+        assert_eq!((one.epochs, one.activations), (o.epochs, o.activations));
+    }
+
+    #[test]
     fn input_scale_multiplies_every_feature() {
         let Command::Run(o) = Options::parse(&args("--quick --input-scale 4")).unwrap() else {
             panic!("not a run")
@@ -469,6 +515,9 @@ mod tests {
             "--lr -1",
             "--lr nan",
             "--target 2",
+            "--lr-sweep 0.01,0",
+            "--lr-sweep 0.01,,0.1",
+            "--lr 0.01 --lr-sweep 0.001,0.01",
             "--input-scale 0",
             "--input-scale -2",
             "--input-scale inf",

@@ -90,12 +90,26 @@ pub fn table(study: &Study) -> String {
             .enumerate()
             .map(|(i, s)| cells(study, i + 1, s)),
     );
-    let width: Vec<usize> = (0..COLUMNS.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+    aligned(&rows)
+}
+
+/// Rows of cells as text columns two spaces apart: the second column (the name) left-aligned, the others
+/// right-aligned.
+pub(crate) fn aligned<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let width: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.as_ref().get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in rows {
         let line: Vec<String> = r
+            .as_ref()
             .iter()
             .zip(&width)
             .enumerate()
@@ -690,7 +704,7 @@ pub fn write_outputs(study: &Study, dir: &Path) -> Result<Vec<std::path::PathBuf
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::datasets::{Dataset, DatasetKind};
     use crate::study::candidate::Candidate;
@@ -718,7 +732,7 @@ mod tests {
         )
     }
 
-    fn study_of(seeds: u64, activations: Vec<Candidate>) -> Study {
+    pub(crate) fn study_of(seeds: u64, activations: Vec<Candidate>) -> Study {
         let options = Options {
             activations,
             epochs: 3,

@@ -1,0 +1,303 @@
+//! A learning-rate sweep: the whole study once per learning rate, and each kind at its best rate.
+//!
+//! One learning rate for every activation favours the ones it happens to suit; a comparison at each kind's own
+//! best rate answers a fairer question. [`Sweep`] holds one [`Study`] per rate (the same data, networks and
+//! seeds; only the rate differs) and tabulates each kind's mean final test accuracy at every rate, its best rate
+//! (highest mean accuracy, ties to the lower test NLL) and the ranking by that best accuracy.
+//!
+//! The best rate is chosen on the test set, which also reports the accuracy: with no validation split, the best
+//! accuracy is an optimistic estimate (it is the maximum over rates of noisy numbers), by more the more rates
+//! are tried. Differences within the seed-to-seed spread are not evidence.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crate::bench::report::{json_num, json_str};
+use crate::study::candidate::Candidate;
+use crate::study::report::{aligned, write_outputs};
+use crate::study::summary::{Spread, Summary};
+use crate::study::{Study, StudyError};
+
+/// The studies of a sweep, one per learning rate, in the order they ran.
+#[derive(Debug)]
+pub struct Sweep {
+    /// `(learning rate, the study at that rate)`.
+    pub studies: Vec<(f32, Study)>,
+}
+
+/// One kind's results across the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRow {
+    /// The hidden-layer kind.
+    pub activation: Candidate,
+    /// Its final test accuracy (mean, standard deviation over seeds) at each rate, in the sweep's order.
+    pub test_acc: Vec<Spread>,
+    /// Its final test NLL at each rate.
+    pub test_nll: Vec<Spread>,
+    /// The index of its best rate: highest mean accuracy, ties to the lower mean NLL, then the earlier rate.
+    pub best: usize,
+}
+
+impl SweepRow {
+    /// Mean final test accuracy at the best rate.
+    pub fn best_acc(&self) -> f64 {
+        mean(self.test_acc[self.best]).unwrap_or(f64::NAN)
+    }
+}
+
+fn mean(s: Spread) -> Option<f64> {
+    s.map(|(m, _)| m).filter(|m| m.is_finite())
+}
+
+impl Sweep {
+    /// The learning rates, in the sweep's order.
+    pub fn lrs(&self) -> Vec<f32> {
+        self.studies.iter().map(|(lr, _)| *lr).collect()
+    }
+
+    /// One row per kind of the first study (the kinds every study ran), ranked by accuracy at the best rate,
+    /// best first.
+    pub fn rows(&self) -> Vec<SweepRow> {
+        let Some((_, first)) = self.studies.first() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<SweepRow> = first
+            .options
+            .activations
+            .iter()
+            .map(|&act| {
+                let summaries: Vec<Option<&Summary>> = self
+                    .studies
+                    .iter()
+                    .map(|(_, s)| s.summaries.iter().find(|x| x.activation == act))
+                    .collect();
+                let test_acc: Vec<Spread> = summaries
+                    .iter()
+                    .map(|s| s.and_then(|s| s.test_acc))
+                    .collect();
+                let test_nll: Vec<Spread> = summaries
+                    .iter()
+                    .map(|s| s.and_then(|s| s.test_nll))
+                    .collect();
+                let key = |i: usize| {
+                    (
+                        mean(test_acc[i]).unwrap_or(f64::NEG_INFINITY),
+                        -mean(test_nll[i]).unwrap_or(f64::INFINITY),
+                    )
+                };
+                let best = (0..test_acc.len())
+                    .reduce(|b, i| if key(i) > key(b) { i } else { b })
+                    .unwrap_or(0);
+                SweepRow {
+                    activation: act,
+                    test_acc,
+                    test_nll,
+                    best,
+                }
+            })
+            .collect();
+        let key = |r: &SweepRow| {
+            let acc = r.best_acc();
+            if acc.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                acc
+            }
+        };
+        rows.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        rows
+    }
+
+    /// Whether the studies ran more than one seed (the cells then show the standard deviation).
+    fn seeds(&self) -> u64 {
+        self.studies.first().map_or(1, |(_, s)| s.options.seeds)
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut h = vec!["#".to_string(), "activation".to_string()];
+        h.extend(self.lrs().iter().map(|lr| format!("lr {lr}")));
+        h.extend(["best lr".to_string(), "best acc".to_string()]);
+        h
+    }
+
+    /// The cells of each row: rank, name, accuracy at each rate (`*` marks the best), best rate, its accuracy.
+    fn cells(&self) -> Vec<Vec<String>> {
+        let lrs = self.lrs();
+        let sd = self.seeds() > 1;
+        self.rows()
+            .iter()
+            .enumerate()
+            .map(|(rank, r)| {
+                let mut c = vec![(rank + 1).to_string(), r.activation.to_string()];
+                c.extend(r.test_acc.iter().enumerate().map(|(i, s)| {
+                    let mark = if i == r.best { "*" } else { "" };
+                    match s {
+                        Some((m, d)) if sd => format!("{m:.3} ± {d:.3}{mark}"),
+                        Some((m, _)) => format!("{m:.3}{mark}"),
+                        None => "-".into(),
+                    }
+                }));
+                c.push(lrs[r.best].to_string());
+                c.push(format!("{:.3}", r.best_acc()));
+                c
+            })
+            .collect()
+    }
+
+    /// The sweep's table as aligned text: final test accuracy of every kind at every rate (`*` at its best).
+    pub fn table(&self) -> String {
+        let mut rows = vec![self.header()];
+        rows.extend(self.cells());
+        aligned(&rows)
+    }
+
+    /// `lr_sweep.md`: the setup, the table and what to read into it.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("# Learning-rate sweep\n\n");
+        if let Some((_, s)) = self.studies.first() {
+            let _ = writeln!(out, "- adapter: {}", s.adapter);
+            let _ = writeln!(
+                out,
+                "- data: {} ({} training points), {} epochs, {} seed{} per kind and rate",
+                s.dataset.kind,
+                s.dataset.train_y.len(),
+                s.options.epochs,
+                s.options.seeds,
+                if s.options.seeds == 1 { "" } else { "s" }
+            );
+        }
+        for (lr, s) in &self.studies {
+            let _ = writeln!(out, "- lr {lr}: `{}` (`lr-{lr}/report.md`)", s.command);
+        }
+        out.push_str(
+            "\nFinal test accuracy (mean over seeds, ± the standard deviation with several seeds); `*` marks each \
+             kind's best rate (highest mean accuracy, ties to the lower test NLL); ranked by the accuracy at it.\n\n",
+        );
+        let header = self.header();
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let align: Vec<&str> = (0..header.len())
+            .map(|c| if c == 1 { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(out, "|{}|", align.join("|"));
+        for row in self.cells() {
+            let _ = writeln!(out, "| {} |", row.join(" | ").replace('*', "\\*"));
+        }
+        out.push_str(
+            "\nThe best rate is chosen on the test set that also reports the accuracy (there is no validation \
+             split), so the best accuracy is an optimistic estimate, the more so the more rates are tried; a kind \
+             whose best rate is the first or the last one tried may do better outside the range. Differences within \
+             the seed-to-seed spread are not evidence.\n",
+        );
+        out
+    }
+
+    /// `lr_sweep.json`: the rates, and per kind its accuracy and NLL at each rate and its best rate.
+    pub fn json(&self) -> String {
+        let lrs = self.lrs();
+        let spread = |s: Spread| match s {
+            Some((m, d)) => format!("{{\"mean\": {}, \"sd\": {}}}", json_num(m), json_num(d)),
+            None => "null".into(),
+        };
+        let rows: Vec<String> = self
+            .rows()
+            .iter()
+            .map(|r| {
+                let list = |v: &[Spread]| v.iter().map(|&s| spread(s)).collect::<Vec<_>>().join(", ");
+                format!(
+                    "    {{\"activation\": {}, \"best_lr\": {}, \"test_acc\": [{}], \"test_nll\": [{}]}}",
+                    json_str(&r.activation.to_string()),
+                    lrs[r.best],
+                    list(&r.test_acc),
+                    list(&r.test_nll)
+                )
+            })
+            .collect();
+        // An f32 rate's shortest decimal form (0.003, not 0.003000000026077032) is a JSON number.
+        let lr_list: Vec<String> = lrs.iter().map(f32::to_string).collect();
+        format!(
+            "{{\n  \"lrs\": [{}],\n  \"rows\": [\n{}\n  ]\n}}\n",
+            lr_list.join(", "),
+            rows.join(",\n")
+        )
+    }
+
+    /// Writes every study's outputs into `dir/lr-<rate>/` ([`crate::study::report::write_outputs`]) and the
+    /// sweep's `lr_sweep.md` and `lr_sweep.json` into `dir`; returns the paths written.
+    pub fn write_outputs(&self, dir: &Path) -> Result<Vec<PathBuf>, StudyError> {
+        let mut written = Vec::new();
+        for (lr, study) in &self.studies {
+            written.extend(write_outputs(study, &dir.join(format!("lr-{lr}")))?);
+        }
+        for (name, text) in [
+            ("lr_sweep.md", self.markdown()),
+            ("lr_sweep.json", self.json()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| StudyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::report::tests::study_of;
+    use crate::Activation;
+
+    /// Two studies of relu and sigmoid; at the second rate sigmoid's accuracy is `sigmoid_acc`.
+    fn sweep(seeds: u64, sigmoid_acc: f64) -> Sweep {
+        let kinds = vec![Activation::Relu.into(), Activation::Sigmoid.into()];
+        let first = study_of(seeds, kinds.clone());
+        let mut second = study_of(seeds, kinds);
+        for s in &mut second.summaries {
+            if s.activation == Activation::Sigmoid.into() {
+                s.test_acc = Some((sigmoid_acc, 0.01));
+            }
+        }
+        Sweep {
+            studies: vec![(0.001, first), (0.01, second)],
+        }
+    }
+
+    #[test]
+    fn each_kind_is_ranked_at_its_best_rate() {
+        // study_of gives relu 0.91 (+0.01 per seed) and sigmoid 0.61 at both rates, unless changed.
+        let s = sweep(1, 0.95);
+        let rows = s.rows();
+        assert_eq!(rows[0].activation, Activation::Sigmoid.into());
+        assert_eq!((rows[0].best, rows[0].best_acc()), (1, 0.95));
+        // relu ties across rates (same accuracy and NLL): the earlier rate.
+        assert_eq!(rows[1].best, 0);
+        let t = s.table();
+        assert_eq!(t.lines().count(), 3);
+        assert!(
+            t.lines().nth(1).unwrap().contains("sigmoid") && t.contains("0.950*"),
+            "{t}"
+        );
+        // Below relu's accuracy, sigmoid ranks second and keeps its better rate.
+        let rows = sweep(1, 0.7).rows();
+        assert_eq!(rows[1].activation, Activation::Sigmoid.into());
+        assert_eq!(rows[1].best, 1);
+    }
+
+    #[test]
+    fn markdown_and_json_carry_every_rate() {
+        let s = sweep(2, 0.95);
+        let md = s.markdown();
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 3);
+        assert!(
+            md.contains("| lr 0.001 | lr 0.01 |") && md.contains("\\*"),
+            "{md}"
+        );
+        assert!(md.contains('±'));
+        let json = s.json();
+        assert!(json.contains("\"lrs\": [0.001, 0.01]"), "{json}");
+        assert!(json.contains("\"best_lr\": 0.01"), "{json}");
+        assert_eq!(json.matches("\"activation\"").count(), 2);
+    }
+}
