@@ -96,11 +96,17 @@ pub struct Dataset {
     pub test_x: Vec<f32>,
     /// Test labels.
     pub test_y: Vec<u32>,
+    /// Validation points `[val_y.len(), features]`, as many as the test set, for choosing settings (the study's
+    /// learning-rate sweep) without looking at the test set.
+    pub val_x: Vec<f32>,
+    /// Validation labels.
+    pub val_y: Vec<u32>,
 }
 
 impl Dataset {
     /// `train_per_class` training and `test_per_class` test points of each class; the test set is drawn from
-    /// `seed + 1000` (as the `train` example does), so it shares no draw with the training set.
+    /// `seed + 1000` (as the `train` example does), so it shares no draw with the training set, and a validation
+    /// set of `test_per_class` points per class from `seed + 2000`.
     pub fn new(
         kind: DatasetKind,
         train_per_class: usize,
@@ -109,6 +115,7 @@ impl Dataset {
     ) -> Self {
         let (train_x, train_y) = kind.generate(train_per_class, seed);
         let (test_x, test_y) = kind.generate(test_per_class, seed.wrapping_add(1000));
+        let (val_x, val_y) = kind.generate(test_per_class, seed.wrapping_add(2000));
         Dataset {
             kind,
             features: 2,
@@ -117,13 +124,20 @@ impl Dataset {
             train_y,
             test_x,
             test_y,
+            val_x,
+            val_y,
         }
     }
 
-    /// The same points with every feature, training and test, multiplied by `scale` (each product rounded once
+    /// The same points with every feature (training, test and validation) multiplied by `scale` (each product rounded once
     /// to f32; exact for a power of two, and a scale of 1 leaves every bit as it was). Labels are unchanged.
     pub fn scaled(mut self, scale: f32) -> Self {
-        for v in self.train_x.iter_mut().chain(self.test_x.iter_mut()) {
+        for v in self
+            .train_x
+            .iter_mut()
+            .chain(self.test_x.iter_mut())
+            .chain(self.val_x.iter_mut())
+        {
             *v *= scale;
         }
         self
@@ -232,6 +246,11 @@ mod tests {
             assert_eq!(d.train_x.len(), 2 * d.train_y.len(), "{kind}");
             assert_eq!(d.train_y.len(), 50 * kind.classes(), "{kind}");
             assert_eq!(d.test_y.len(), 20 * kind.classes(), "{kind}");
+            assert_eq!(d.val_y.len(), d.test_y.len(), "{kind}");
+            assert_ne!(
+                d.val_x, d.test_x,
+                "{kind}: the validation set is a draw of its own"
+            );
             for k in 0..kind.classes() as u32 {
                 assert_eq!(d.train_y.iter().filter(|&&y| y == k).count(), 50, "{kind}");
             }

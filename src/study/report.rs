@@ -594,7 +594,7 @@ pub fn json(study: &Study) -> String {
         .map(|(i, s)| {
             format!(
                 "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
-                 \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
+                 \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"saturated_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
                  \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
                 i + 1,
@@ -606,6 +606,8 @@ pub fn json(study: &Study) -> String {
                 json_spread(s.test_acc),
                 json_spread(s.test_nll),
                 json_spread(s.test_ece),
+                json_spread(s.val_acc),
+                json_spread(s.val_nll),
                 json_spread(s.train_loss),
                 json_spread(s.epochs_to_target),
                 s.reached,
@@ -634,13 +636,15 @@ pub fn json(study: &Study) -> String {
                 .map(|(e, x)| {
                     format!(
                         "{{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_nll\": {}, \"test_acc\": {}, \
-                         \"test_ece\": {}, \"layers\": {}}}",
+                         \"test_ece\": {}, \"val_nll\": {}, \"val_acc\": {}, \"layers\": {}}}",
                         e + 1,
                         json_num(x.train.nll),
                         json_num(x.train.accuracy),
                         json_num(x.test.nll),
                         json_num(x.test.accuracy),
                         json_num(x.test.ece),
+                        json_num(x.val.nll),
+                        json_num(x.val.accuracy),
                         json_layers(&x.layers, r.activation.counts_dead())
                     )
                 })
@@ -768,6 +772,7 @@ pub(crate) mod tests {
                             EpochRecord {
                                 train: s,
                                 test: s,
+                                val: s,
                                 layers: vec![layer(0.2); 3],
                             }
                         })

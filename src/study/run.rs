@@ -6,8 +6,9 @@
 //! cross-entropy and the configured optimizer, from `seed` (initialisation by [`crate::nn::init`] and the batch
 //! order both follow it), on the same data for every activation.
 //!
-//! - Losses and accuracies at each epoch's end are over the whole training set and the whole test set, from
-//!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss.
+//! - Losses and accuracies at each epoch's end are over the whole training, test and validation sets, from
+//!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss. The
+//!   validation set is for choosing settings ([`crate::study::sweep`]); the reports quote the test set.
 //! - Gradient flow: [`crate::Mlp::diagnostics`] of the first step (the gradients at initialisation) and of each
 //!   epoch's last step. Diagnostics are switched on only for those steps, so the timed steps are plain ones.
 //! - Learnable activations: their parameters ([`crate::Mlp::activation_params`]) read back after the last epoch.
@@ -58,6 +59,8 @@ pub struct EpochRecord {
     pub train: Scores,
     /// Scores on the whole test set.
     pub test: Scores,
+    /// Scores on the whole validation set ([`Dataset::val_x`]).
+    pub val: Scores,
     /// Diagnostics of the epoch's last step, one per layer, input layer first (the output layer last).
     pub layers: Vec<LayerDiagnostics>,
 }
@@ -98,15 +101,17 @@ impl RunRecord {
 pub struct DeviceData {
     train_x: Tensor,
     test_x: Tensor,
+    val_x: Tensor,
 }
 
 impl DeviceData {
-    /// Uploads the training and test points of `dataset`.
+    /// Uploads the training, test and validation points of `dataset`.
     pub fn upload(gpu: &Gpu, dataset: &Dataset) -> Result<Self> {
         let f = dataset.features;
         Ok(DeviceData {
             train_x: gpu.upload_shaped(&dataset.train_x, &[dataset.train_y.len(), f])?,
             test_x: gpu.upload_shaped(&dataset.test_x, &[dataset.test_y.len(), f])?,
+            val_x: gpu.upload_shaped(&dataset.val_x, &[dataset.val_y.len(), f])?,
         })
     }
 }
@@ -153,7 +158,7 @@ fn upload_batch(gpu: &Gpu, dataset: &Dataset, rows: &[usize]) -> Result<(Tensor,
 
 /// Creates, and runs once, every pipeline a run of `activation` ([`train_one`]) uses, on a throwaway network:
 /// steps with and without diagnostics on a full batch and on the epoch's last (smaller) batch, and the
-/// evaluation of the training and test sets. The study calls it for every kind on several threads before the
+/// evaluation of the training, test and validation sets. The study calls it for every kind on several threads before the
 /// runs, so that compilation happens in parallel and outside the timed steps; the runs' results do not depend
 /// on it (their networks, data and arithmetic are their own).
 pub fn warm_up(
@@ -187,6 +192,7 @@ pub fn warm_up(
     net.set_diagnostics(false)?;
     net.predict(&data.train_x)?.read::<f32>()?;
     net.predict(&data.test_x)?.read::<f32>()?;
+    net.predict(&data.val_x)?.read::<f32>()?;
     Ok(())
 }
 
@@ -246,6 +252,7 @@ pub fn train_one(
         let record = EpochRecord {
             train: score(&mut net, &data.train_x, &dataset.train_y, classes)?,
             test: score(&mut net, &data.test_x, &dataset.test_y, classes)?,
+            val: score(&mut net, &data.val_x, &dataset.val_y, classes)?,
             layers,
         };
         on_epoch(epoch, &record);

@@ -37,6 +37,10 @@ pub struct Summary {
     pub test_nll: Spread,
     /// Final test ECE.
     pub test_ece: Spread,
+    /// Final validation accuracy (for choosing settings without the test set).
+    pub val_acc: Spread,
+    /// Final validation NLL.
+    pub val_nll: Spread,
     /// Final training loss (over the whole training set).
     pub train_loss: Spread,
     /// Epochs until the test accuracy first reached the target, over the runs that reached it.
@@ -149,6 +153,8 @@ impl Summary {
             test_acc: last(&|r| r.last().map(|e| e.test.accuracy)),
             test_nll: last(&|r| r.last().map(|e| e.test.nll)),
             test_ece: last(&|r| r.last().map(|e| e.test.ece)),
+            val_acc: last(&|r| r.last().map(|e| e.val.accuracy)),
+            val_nll: last(&|r| r.last().map(|e| e.val.nll)),
             train_loss: last(&|r| r.last().map(|e| e.train.nll)),
             epochs_to_target: mean_std(&reached),
             reached: reached.len(),
@@ -218,6 +224,7 @@ mod tests {
                 .map(|&a| EpochRecord {
                     train: s(a),
                     test: s(a),
+                    val: s(a - 0.1),
                     layers: vec![layer(1.0, 5), layer(3.0, 0)],
                 })
                 .collect(),
@@ -232,6 +239,11 @@ mod tests {
         let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
         let (m, sd) = s.test_acc.unwrap();
         assert!((m - 0.9).abs() < 1e-12 && (sd - 0.05f64.hypot(0.05)).abs() < 1e-12);
+        let (val, _) = s.val_acc.unwrap();
+        assert!(
+            (val - 0.8).abs() < 1e-12,
+            "the final validation accuracy, not the test's"
+        );
         assert_eq!((s.reached, s.epochs_to_target), (1, Some((2.0, 0.0))));
         assert_eq!(s.step_s, Some(2.0));
         assert_eq!(s.test_acc_curve.len(), 3);
