@@ -129,8 +129,9 @@ impl Dataset {
         }
     }
 
-    /// The same points with every feature (training, test and validation) multiplied by `scale` (each product rounded once
-    /// to f32; exact for a power of two, and a scale of 1 leaves every bit as it was). Labels are unchanged.
+    /// The same points with every feature (training, test and validation) multiplied by `scale` (each product
+    /// rounded once to f32; exact for a power of two, and a scale of 1 leaves every bit as it was). Labels are
+    /// unchanged.
     pub fn scaled(mut self, scale: f32) -> Self {
         for v in self
             .train_x

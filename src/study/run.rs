@@ -158,9 +158,9 @@ fn upload_batch(gpu: &Gpu, dataset: &Dataset, rows: &[usize]) -> Result<(Tensor,
 
 /// Creates, and runs once, every pipeline a run of `activation` ([`train_one`]) uses, on a throwaway network:
 /// steps with and without diagnostics on a full batch and on the epoch's last (smaller) batch, and the
-/// evaluation of the training, test and validation sets. The study calls it for every kind on several threads before the
-/// runs, so that compilation happens in parallel and outside the timed steps; the runs' results do not depend
-/// on it (their networks, data and arithmetic are their own).
+/// evaluation of the training, test and validation sets. The study calls it for every kind on several threads
+/// before the runs, so that compilation happens in parallel and outside the timed steps; the runs' results do
+/// not depend on it (their networks, data and arithmetic are their own).
 pub fn warm_up(
     gpu: &Gpu,
     dataset: &Dataset,
