@@ -172,7 +172,9 @@ pub fn run_study(
 
 /// [`run::warm_up`] for every candidate, on as many threads as the machine runs at once: each candidate's
 /// pipelines are created (compiled in parallel, see [`crate::pipeline::PipelineCache`]) and run once before any
-/// timed step.
+/// timed step. On GL one thread: wgpu serialises GL calls behind one context lock, so threads would gain nothing,
+/// and wgpu-hal panics when a thread waits more than 6 s for that lock, which a queue of first dispatches (where
+/// llvmpipe compiles) could reach.
 fn warm_up_all(
     gpu: &Gpu,
     options: &Options,
@@ -180,9 +182,13 @@ fn warm_up_all(
     data: &DeviceData,
 ) -> Result<(), StudyError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(options.activations.len());
+    let threads = if gpu.adapter_info().backend == wgpu::Backend::Gl {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(options.activations.len())
+    };
     let worker = || -> crate::Result<()> {
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
