@@ -44,6 +44,8 @@ pub enum ShaderId {
         lanes: u32,
         /// Whether the lanes share A through subgroup operations.
         subgroup: bool,
+        /// Column blocks of four per invocation (1 with `subgroup`).
+        vecs: u32,
     },
     /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
     Loss,
@@ -148,11 +150,12 @@ impl ShaderId {
                 rows,
                 lanes,
                 subgroup,
+                vecs,
             } => {
                 let kernel = if subgroup {
                     crate::ops::matmul_subgroup::kernel_source(form, rows, lanes)
                 } else {
-                    crate::ops::matmul_subgroup::private_source(form, rows, lanes)
+                    crate::ops::matmul_subgroup::private_source(form, rows, lanes, vecs)
                 };
                 return Source {
                     text: format!(

@@ -25,9 +25,11 @@ fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
 
 /// Odd sizes, 1, tile multiples and 0 in each dimension; (36, 68, 20) and (33, 260, 12) have every size the
 /// subgroup kernel's `vec4` loads need (multiples of 4) with tails of its 32-row block, its 32-column block and
-/// its K chunk; the last two put 100 and 129 rows of a width that is a multiple of 8 on either side of the
-/// separate backward's one-dispatch dZ and db (at most 128 rows), as (64, 64, 64) does.
-const SHAPES: [(usize, usize, usize); 13] = [
+/// its K chunk; (100, 12, 24) and (129, 6, 16) put 100 and 129 rows of a width that is a multiple of 8 on either
+/// side of the separate backward's one-dispatch dZ and db (at most 128 rows), as (64, 64, 64) does; (20, 148, 132)
+/// gives the GL kernel 2 column blocks per invocation in every form, with a last workgroup of 4 columns, as
+/// (64, 64, 64) does with none left over.
+const SHAPES: [(usize, usize, usize); 14] = [
     (1, 1, 1),
     (3, 5, 7),
     (64, 64, 64),
@@ -41,6 +43,7 @@ const SHAPES: [(usize, usize, usize); 13] = [
     (33, 260, 12),
     (100, 12, 24),
     (129, 6, 16),
+    (20, 148, 132),
 ];
 
 #[test]

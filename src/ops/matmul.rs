@@ -47,11 +47,12 @@ pub enum MatmulKernel {
     /// [`MatmulKernel::Direct`]. 16-bit operands are widened to f32 first (see the module documentation). The choice on CPU adapters with subgroups (lavapipe): about 4.5x the direct kernel at
     /// 256x784x512.
     Subgroup,
-    /// The blocks of [`MatmulKernel::Subgroup`] (32 rows by 4 columns per invocation) without subgroups: each
-    /// invocation loads its own A, `vec4` loads of both operands, 16 invocations per workgroup. Runs where the
-    /// operands' rows hold whole `vec4`s, else [`MatmulKernel::Direct`]; 16-bit operands are widened to f32 first. The choice on CPU adapters without
-    /// subgroups (llvmpipe GL), measured in one run on a loaded 2-core machine at 256x784x512: 5.4 GFLOP/s
-    /// against 4.7 with 8 rows per invocation and 2.6 for the direct kernel.
+    /// The generated code of [`MatmulKernel::Subgroup`] without subgroups: 8 invocations per workgroup, each
+    /// owning 16 rows by 4 or 8 columns (8 for products at least 64 wide) and loading its own A, `vec4` loads of
+    /// both operands. Runs where the operands' rows hold whole `vec4`s, else [`MatmulKernel::Direct`]; 16-bit
+    /// operands are widened to f32 first. The choice on CPU adapters without subgroups (llvmpipe GL): 1024^3 in
+    /// 105 ms on a quiet 2-core machine, against 139-150 ms with 32 rows by 4 columns per invocation (see
+    /// `vec4_blocks` in the source and BENCHMARKS.md).
     Vec4,
 }
 
@@ -105,9 +106,29 @@ impl MatmulKernel {
     }
 }
 
-/// Invocations per workgroup of [`MatmulKernel::Vec4`]: 64 columns of C, so a 512-column product still has 8
-/// workgroups per row block for the CPU threads to share.
-const VEC4_LANES: u32 = 16;
+/// Invocations per workgroup of [`MatmulKernel::Vec4`]: one 8-wide vector of llvmpipe's AVX2 code.
+const VEC4_LANES: u32 = 8;
+
+/// Rows of C per invocation of [`MatmulKernel::Vec4`].
+const VEC4_ROWS: u32 = 16;
+
+/// Column blocks of four per invocation of [`MatmulKernel::Vec4`] for a C of `n` columns: as many as `n` fills
+/// across the workgroup's [`VEC4_LANES`] invocations, 1 or 2 (2 blocks, 8 columns, from `n = 64`). Each
+/// invocation loads A itself, and on llvmpipe a load from the same address in every lane costs a loop over the
+/// lanes, so the more columns an invocation owns, the fewer loads of A per FMA; but columns past `n` are wasted
+/// work, so narrow products take fewer; and the unrolled code, which llvmpipe compiles under wgpu's GL context
+/// lock, grows with rows x blocks. Measured on llvmpipe GL (BENCHMARKS.md), 1024^3: 144 ms for the earlier 32
+/// rows by 1 block of 16 invocations, 105 ms for 16 x 2, 76 ms for 16 x 4, 57 ms for 32 x 8; a cold compile of
+/// one product took 0.3-0.6 s, 0.3-0.5 s, 0.9-1.5 s and 19-26 s. With 16 x 4 the GL tests, compiling from
+/// two threads, made wgpu-hal give up waiting for the context (6 s) and panic; 16 x 2 costs nothing to compile.
+/// At 4096x64x64, 2 blocks (the 64 columns exactly) took 1.9 ms, 4 blocks 3.3 ms.
+fn vec4_blocks(n: u32) -> u32 {
+    if n >= 8 * VEC4_LANES {
+        2
+    } else {
+        1
+    }
+}
 
 /// The subgroup size of `gpu`'s device when it has `SUBGROUP` and one fixed size the generated kernel is built
 /// for (4 to 64 lanes).
@@ -255,17 +276,20 @@ fn placeholder(gpu: &Gpu) -> wgpu::Buffer {
     })
 }
 
-/// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form)` for [`MatmulKernel::Subgroup`] (where the
-/// device has subgroups) or [`MatmulKernel::Vec4`], with no derivative fused into the loads and operands laid out
-/// as the generated kernels' `vec4` loads need ([`matmul_subgroup::form_of`]).
-fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form)> {
-    let (lanes, subgroup) = match (g.kernel, g.fuse) {
-        (MatmulKernel::Subgroup, None) => (subgroup_lanes(g.c.gpu())?, true),
-        (MatmulKernel::Vec4, None) => (VEC4_LANES, false),
+/// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form, column blocks)` for
+/// [`MatmulKernel::Subgroup`] (where the device has subgroups) or [`MatmulKernel::Vec4`], with no derivative fused
+/// into the loads and operands laid out as the generated kernels' `vec4` loads need
+/// ([`matmul_subgroup::form_of`]).
+fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form, u32)> {
+    let (rows, lanes, subgroup, vecs) = match (g.kernel, g.fuse) {
+        (MatmulKernel::Subgroup, None) => {
+            (matmul_subgroup::ROWS, subgroup_lanes(g.c.gpu())?, true, 1)
+        }
+        (MatmulKernel::Vec4, None) => (VEC4_ROWS, VEC4_LANES, false, vec4_blocks(g.params[1])),
         _ => return None,
     };
     let form = matmul_subgroup::form_of(g.params)?;
-    Some((matmul_subgroup::ROWS, lanes, subgroup, form))
+    Some((rows, lanes, subgroup, form, vecs))
 }
 
 /// The pipeline's module, entry point, workgroup size, `TX` and grid for `g`: the generated kernel where `g` is
@@ -273,14 +297,15 @@ fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form)> {
 fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
     let [m, n, ..] = g.params;
     let f32_operands = g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32;
-    if let (true, Some((rows, lanes, subgroup, form))) = (f32_operands, generated(g)) {
+    if let (true, Some((rows, lanes, subgroup, form, vecs))) = (f32_operands, generated(g)) {
         let shader = ShaderId::MatmulGenerated {
             form,
             rows,
             lanes,
             subgroup,
+            vecs,
         };
-        let groups = matmul_subgroup::groups(m, n, rows, lanes);
+        let groups = matmul_subgroup::groups(m, n, rows, 4 * vecs * lanes);
         let entry = if subgroup {
             "matmul_subgroup"
         } else {

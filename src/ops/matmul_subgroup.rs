@@ -1,7 +1,8 @@
 //! The matmul kernels of CPU adapters: generated, fully unrolled WGSL in which each invocation owns 32 rows by 4
-//! columns of C and loads both operands as `vec4`s; with subgroups (lavapipe), the lanes of a subgroup load A
-//! together and share it by `subgroupBroadcast` ([`kernel_source`]); without (llvmpipe GL), each invocation loads
-//! its own ([`private_source`]).
+//! columns of C (or several such column blocks) and loads both operands as `vec4`s; with subgroups (lavapipe), the
+//! lanes of a subgroup load A together and share it by `subgroupBroadcast` ([`kernel_source`]); without (llvmpipe
+//! GL), each invocation loads its own A and may own several column blocks, so that each load of A feeds more
+//! FMAs ([`private_source`]).
 //!
 //! Why it looks like this (Mesa 22.3 llvmpipe, where a workgroup runs on one CPU thread and invocations are the
 //! lanes of 8-wide AVX2 vectors):
@@ -29,6 +30,13 @@
 //!
 //! Rows past M and columns past N are clamped to the last one for loading and dropped at the store; a K that is not
 //! a multiple of the chunk runs a tail loop in which every lane loads the shared values itself.
+//!
+//! Without subgroups every invocation loads A itself (the tail loop over all of K), and a load that every lane
+//! makes at the same address still costs the loop over the lanes: with 4 columns, 32 rows and one K step of four
+//! that is 32 loads of A and 4 of B for 128 `vec4` FMAs. An invocation of [`private_source`] owns `vecs` blocks
+//! of 4 columns (`j0 = 4 vecs (L x + l)`; accumulators, B offsets and B values of block `v > 0` carry the suffix
+//! `_v`): with R rows, R + 4 vecs loads for 4 R vecs FMAs. On llvmpipe GL, 16 rows by 2 blocks made 1024^3 1.4x
+//! faster than 32 rows by 1, with code of the same size (BENCHMARKS.md).
 //!
 //! Measured (2-core machine, lavapipe, `examples/bench.rs`, see BENCHMARKS.md): 256x784x512 went from 3.6 to
 //! about 17 GFLOP/s (wall clock with other jobs on the machine; 33 GFLOP/s of CPU time) with 32 rows per workgroup;
@@ -60,9 +68,9 @@ pub(crate) fn form_of(params: [u32; 7]) -> Option<Form> {
         .find(|&f| eligible(f, params))
 }
 
-/// `(x, y)` workgroups for `C [m, n]`.
-pub(crate) fn groups(m: u32, n: u32, rows: u32, lanes: u32) -> (u32, u32) {
-    (n.div_ceil(4 * lanes), m.div_ceil(rows))
+/// `(x, y)` workgroups for `C [m, n]` with `rows` rows and `cols` columns per workgroup.
+pub(crate) fn groups(m: u32, n: u32, rows: u32, cols: u32) -> (u32, u32) {
+    (n.div_ceil(cols), m.div_ceil(rows))
 }
 
 const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
@@ -82,7 +90,7 @@ fn shared_chunks(o: &mut String, form: Form, rows: u32, lanes: u32) {
         for r in 0..rows {
             emit(o, 3, &format!("let a{r} = subgroupBroadcast(av{r}, {l}u);"));
         }
-        k4_block(o, 3, form, rows, &format!("q0 + {l}u"));
+        k4_block(o, 3, form, rows, &format!("q0 + {l}u"), 1);
         emit(o, 2, "}");
     }
     emit(o, 1, "}");
@@ -106,10 +114,20 @@ fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32) {
         for g in 0..rows / 4 {
             emit(o, 3, &format!("let a{g} = subgroupBroadcast(av{g}, {l}u);"));
         }
-        fma_rows(o, 3, rows, row_of_group, "b");
+        fma_rows(o, 3, rows, row_of_group, "b", 0);
         emit(o, 2, "}");
     }
     emit(o, 1, "}");
+}
+
+/// The suffix of the names that belong to column block `v` of an invocation (accumulators, B offsets and
+/// values): none for the first, so that one-block kernels read as before.
+fn block(v: u32) -> String {
+    if v == 0 {
+        String::new()
+    } else {
+        format!("_{v}")
+    }
 }
 
 /// Appends `line` indented by `depth` levels.
@@ -117,13 +135,15 @@ fn emit(out: &mut String, depth: usize, line: &str) {
     let _ = writeln!(out, "{:w$}{line}", "", w = 4 * depth);
 }
 
-/// `acc_r += a * b` for every row `r` given its broadcast scalar expression.
-fn fma_rows(out: &mut String, depth: usize, rows: u32, a: impl Fn(u32) -> String, b: &str) {
+/// `acc_r += a * b` for every row `r` given its broadcast scalar expression, into the accumulators of column
+/// block `v`.
+fn fma_rows(out: &mut String, depth: usize, rows: u32, a: impl Fn(u32) -> String, b: &str, v: u32) {
+    let sfx = block(v);
     for r in 0..rows {
         emit(
             out,
             depth,
-            &format!("acc{r} = fma(vec4<f32>({}), {b}, acc{r});", a(r)),
+            &format!("acc{r}{sfx} = fma(vec4<f32>({}), {b}, acc{r}{sfx});", a(r)),
         );
     }
 }
@@ -133,22 +153,27 @@ fn row_of_group(r: u32) -> String {
     format!("a{}.{}", r / 4, COMPONENTS[r as usize % 4])
 }
 
-/// The K steps of one `vec4` of A per row (AB, ABt), with `a{r}` the row's four values along K.
-fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str) {
+/// The K steps of one `vec4` of A per row (AB, ABt), with `a{r}` the row's four values along K, for `vecs`
+/// column blocks of four.
+fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str, vecs: u32) {
     if form == Form::ABt {
-        for c in 0..4 {
+        for c in 0..4 * vecs {
             emit(out, depth, &format!("let w{c} = b_v4[bw{c} + {q}];"));
         }
     }
     for (e, comp) in COMPONENTS.iter().enumerate() {
-        let b = if form == Form::ABt {
-            format!("vec4<f32>(w0.{comp}, w1.{comp}, w2.{comp}, w3.{comp})")
-        } else {
-            emit(out, depth, &format!("let b{e} = b_v4[bp];"));
-            emit(out, depth, "bp += n4;");
-            format!("b{e}")
-        };
-        fma_rows(out, depth, rows, |r| format!("a{r}.{comp}"), &b);
+        for v in 0..vecs {
+            let sfx = block(v);
+            let b = if form == Form::ABt {
+                let w = |c: u32| format!("w{}.{comp}", 4 * v + c);
+                format!("vec4<f32>({}, {}, {}, {})", w(0), w(1), w(2), w(3))
+            } else {
+                emit(out, depth, &format!("let b{e}{sfx} = b_v4[bp{sfx}];"));
+                emit(out, depth, &format!("bp{sfx} += n4;"));
+                format!("b{e}{sfx}")
+            };
+            fma_rows(out, depth, rows, |r| format!("a{r}.{comp}"), &b, v);
+        }
     }
 }
 
@@ -156,17 +181,18 @@ fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str) {
 /// 0 (A) and 2 (B) as `vec4` arrays, the rest from `shaders/matmul_common.wgsl`, which the module includes first.
 /// `rows` is a multiple of 4.
 pub(crate) fn kernel_source(form: Form, rows: u32, lanes: u32) -> String {
-    generate(form, rows, lanes, true)
+    generate(form, rows, lanes, true, 1)
 }
 
 /// The WGSL of `matmul_vec4`: the same blocks and `vec4` loads without subgroups, each invocation loading its own
-/// A (the tail loop of [`kernel_source`] over all of K), `lanes` invocations per workgroup. For adapters without
-/// subgroups (llvmpipe GL).
-pub(crate) fn private_source(form: Form, rows: u32, lanes: u32) -> String {
-    generate(form, rows, lanes, false)
+/// A (the tail loop of [`kernel_source`] over all of K) and owning `vecs` blocks of 4 columns, `lanes`
+/// invocations per workgroup. For adapters without subgroups (llvmpipe GL).
+pub(crate) fn private_source(form: Form, rows: u32, lanes: u32, vecs: u32) -> String {
+    generate(form, rows, lanes, false, vecs)
 }
 
-fn generate(form: Form, rows: u32, lanes: u32, shared: bool) -> String {
+/// Each invocation owns `rows` rows by `4 vecs` columns of C (`vecs` is 1 with `shared`).
+fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> String {
     let mut s = String::new();
     let o = &mut s;
     let (entry, lane) = if shared {
@@ -181,10 +207,14 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool) -> String {
          @group(0) @binding(2) var<storage, read> b_v4: array<vec4<f32>>;\n\n\
          @compute @workgroup_size(WG)\n\
          fn {entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin({lane}) lane: u32) {{",
-        4 * lanes
+        4 * vecs * lanes
     );
     emit(o, 1, &format!("let i0 = wid.y * {rows}u;"));
-    emit(o, 1, &format!("let j0 = (wid.x * {lanes}u + lane) * 4u;"));
+    emit(
+        o,
+        1,
+        &format!("let j0 = (wid.x * {lanes}u + lane) * {}u;", 4 * vecs),
+    );
     match form {
         Form::AB | Form::ABt => {
             emit(o, 1, "let k4 = params.k / 4u;");
@@ -204,7 +234,7 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool) -> String {
         }
     }
     if form == Form::ABt {
-        for c in 0..4 {
+        for c in 0..4 * vecs {
             emit(
                 o,
                 1,
@@ -214,9 +244,14 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool) -> String {
     } else {
         emit(o, 1, "let n4 = params.n / 4u;");
         emit(o, 1, "var bp = min(j0 / 4u, n4 - 1u);");
+        for v in 1..vecs {
+            emit(o, 1, &format!("var bp_{v} = min(j0 / 4u + {v}u, n4 - 1u);"));
+        }
     }
-    for r in 0..rows {
-        emit(o, 1, &format!("var acc{r} = vec4<f32>();"));
+    for v in 0..vecs {
+        for r in 0..rows {
+            emit(o, 1, &format!("var acc{r}{} = vec4<f32>();", block(v)));
+        }
     }
     match (form, shared) {
         (Form::AtB, true) => {
@@ -237,27 +272,38 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool) -> String {
     if form == Form::AtB {
         emit(o, 1, "for (var p = kfull; p < params.k; p++) {");
         emit(o, 2, "let row = p * m4;");
-        emit(o, 2, "let b = b_v4[bp];");
-        emit(o, 2, "bp += n4;");
+        for v in 0..vecs {
+            let sfx = block(v);
+            emit(o, 2, &format!("let b{sfx} = b_v4[bp{sfx}];"));
+            emit(o, 2, &format!("bp{sfx} += n4;"));
+        }
         for g in 0..rows / 4 {
             emit(o, 2, &format!("let a{g} = a_v4[row + ag{g}];"));
         }
-        fma_rows(o, 2, rows, row_of_group, "b");
+        for v in 0..vecs {
+            fma_rows(o, 2, rows, row_of_group, &format!("b{}", block(v)), v);
+        }
     } else {
         emit(o, 1, "for (var q = kfull; q < k4; q++) {");
         for r in 0..rows {
             emit(o, 2, &format!("let a{r} = a_v4[ar{r} + q];"));
         }
-        k4_block(o, 2, form, rows, "q");
+        k4_block(o, 2, form, rows, "q", vecs);
     }
     emit(o, 1, "}");
     for r in 0..rows {
-        for (c, comp) in COMPONENTS.iter().enumerate() {
-            emit(
-                o,
-                1,
-                &format!("store_c(i0 + {r}u, j0 + {c}u, acc{r}.{comp});"),
-            );
+        for v in 0..vecs {
+            for (c, comp) in COMPONENTS.iter().enumerate() {
+                emit(
+                    o,
+                    1,
+                    &format!(
+                        "store_c(i0 + {r}u, j0 + {}u, acc{r}{}.{comp});",
+                        4 * v + c as u32,
+                        block(v)
+                    ),
+                );
+            }
         }
     }
     s.push_str("}\n");
@@ -289,6 +335,19 @@ mod tests {
             assert!(s.contains("var acc7 = vec4<f32>();") && !s.contains("acc8"));
             assert!(s.contains("subgroupBroadcast(av0, 7u)"));
             assert!(s.contains("kfull"));
+        }
+    }
+
+    #[test]
+    fn private_source_has_accumulators_and_stores_per_column_block() {
+        for form in [Form::AB, Form::AtB, Form::ABt] {
+            let s = private_source(form, 8, 8, 2);
+            assert!(s.contains("var acc7_1 = vec4<f32>();") && !s.contains("acc7_2"));
+            assert!(s.contains("let j0 = (wid.x * 8u + lane) * 8u;"));
+            assert!(s.contains("store_c(i0 + 7u, j0 + 7u, acc7_1.w);"));
+            assert!(!s.contains("subgroupBroadcast"));
+            // One block is the plain layout, names and all.
+            assert!(!private_source(form, 8, 8, 1).contains("_1"));
         }
     }
 }
