@@ -85,10 +85,10 @@ impl PipelineCache {
     }
 
     /// Wall time spent so far in wgpu's creation of shader modules and pipelines, summed over the threads that
-    /// created them (they compile outside the cache's locks, so threads compile in parallel). It holds what
-    /// drivers compile there; llvmpipe (lavapipe and GL) generates machine code only at a pipeline's first
-    /// dispatch, from its shader cache on disk when it has the shader, and that part lands in the first
-    /// submission instead. On lavapipe the part counted here runs in every process, cache or not (see
+    /// created them (they compile outside the cache's locks, so threads compile in parallel where the backend
+    /// lets them; wgpu makes GL calls one at a time). It holds what drivers compile there; llvmpipe (lavapipe
+    /// and GL) generates machine code only at a pipeline's first dispatch, from its shader cache on disk when it
+    /// has the shader, and that part lands in the first submission instead. On lavapipe the part counted here runs in every process, cache or not (see
     /// BENCHMARKS.md, "Pipeline compilation").
     pub fn compile_time(&self) -> Duration {
         *lock(&self.compile_time)
