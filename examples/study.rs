@@ -60,6 +60,9 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         let sweep = Sweep { studies };
         println!("\n=== final test accuracy at each learning rate (* at each kind's best)\n");
         print!("{}", sweep.table());
+        if let Some(edge) = sweep.at_the_edges() {
+            println!("\n{edge}");
+        }
         if let Some(dir) = &options.out {
             let files = sweep.write_outputs(dir)?;
             println!("\nwrote {} files to {}", files.len(), dir.display());

@@ -204,11 +204,45 @@ impl Sweep {
         }
         out.push_str(
             "\nThe validation set is a draw of its own from the same generator, as large as the test set, so the \
-             test accuracy at the chosen rate is not inflated by the choice. A kind whose best rate is the first or \
-             the last one tried may do better outside the range. Differences within the seed-to-seed spread are not \
-             evidence.\n",
+             test accuracy at the chosen rate is not inflated by the choice. Differences within the seed-to-seed \
+             spread are not evidence.\n",
         );
+        if let Some(edge) = self.at_the_edges() {
+            let _ = writeln!(out, "\n{edge}");
+        }
         out
+    }
+
+    /// The kinds whose best rate is the lowest or the highest one tried, as a sentence (`None` when there are
+    /// none, or fewer than two rates): they may do better outside the range.
+    pub fn at_the_edges(&self) -> Option<String> {
+        let lrs = self.lrs();
+        let (lo, hi) = (
+            lrs.iter().copied().reduce(f32::min)?,
+            lrs.iter().copied().reduce(f32::max)?,
+        );
+        if lrs.len() < 2 || lo == hi {
+            return None;
+        }
+        let rows = self.rows();
+        let at = |edge: f32| -> Vec<String> {
+            rows.iter()
+                .filter(|r| lrs[r.best] == edge)
+                .map(|r| r.activation.to_string())
+                .collect()
+        };
+        let mut parts = Vec::new();
+        for (edge, kinds, side) in [(lo, at(lo), "lowest"), (hi, at(hi), "highest")] {
+            if !kinds.is_empty() {
+                parts.push(format!("{} at the {side}, {edge}", kinds.join(", ")));
+            }
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "Best rate at the edge of the range tried (they may do better beyond it): {}.",
+                parts.join("; ")
+            )
+        })
     }
 
     /// `lr_sweep.json`: the rates, and per kind its test and validation accuracy and NLL at each rate and its
@@ -334,5 +368,19 @@ mod tests {
             "{json}"
         );
         assert_eq!(json.matches("\"activation\"").count(), 2);
+        // relu's best is the lowest rate (a tie, so the earlier), sigmoid's the highest.
+        assert_eq!(
+            s.at_the_edges().as_deref(),
+            Some(
+                "Best rate at the edge of the range tried (they may do better beyond it): relu at the lowest, \
+                 0.001; sigmoid at the highest, 0.01."
+            )
+        );
+        assert!(md.contains("relu at the lowest, 0.001"));
+        // One rate has no edges to speak of.
+        let one = Sweep {
+            studies: s.studies.into_iter().take(1).collect(),
+        };
+        assert_eq!(one.at_the_edges(), None);
     }
 }
