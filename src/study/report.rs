@@ -130,13 +130,29 @@ pub(crate) fn aligned<R: AsRef<[String]>>(rows: &[R]) -> String {
 
 /// The ranked table in Markdown.
 pub fn markdown_table(study: &Study) -> String {
-    let mut out = format!("| {} |\n|", COLUMNS.join(" | "));
-    for c in 0..COLUMNS.len() {
-        out.push_str(if c == 1 { "---|" } else { "---:|" });
-    }
-    out.push('\n');
-    for (i, s) in study.summaries.iter().enumerate() {
-        let _ = writeln!(out, "| {} |", cells(study, i + 1, s).join(" | "));
+    let mut rows: Vec<[String; 12]> = vec![COLUMNS.map(String::from)];
+    rows.extend(
+        study
+            .summaries
+            .iter()
+            .enumerate()
+            .map(|(i, s)| cells(study, i + 1, s)),
+    );
+    markdown_grid(&rows)
+}
+
+/// Rows of cells as a Markdown table, the first row the header: the second column (the name) left-aligned, the
+/// others right-aligned.
+pub(crate) fn markdown_grid<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let _ = writeln!(out, "| {} |", r.as_ref().join(" | "));
+        if i == 0 {
+            let align: Vec<&str> = (0..r.as_ref().len())
+                .map(|c| if c == 1 { "---" } else { "---:" })
+                .collect();
+            let _ = writeln!(out, "|{}|", align.join("|"));
+        }
     }
     out
 }
@@ -493,7 +509,7 @@ fn json_array(values: &[f64]) -> String {
     format!("[{}]", v.join(", "))
 }
 
-fn json_spread(s: Spread) -> String {
+pub(crate) fn json_spread(s: Spread) -> String {
     match s {
         Some((m, sd)) => format!("{{\"mean\": {}, \"std\": {}}}", json_num(m), json_num(sd)),
         None => "null".into(),
@@ -679,7 +695,7 @@ pub fn json(study: &Study) -> String {
     out
 }
 
-fn write(path: &Path, text: &str) -> Result<(), StudyError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), StudyError> {
     std::fs::write(path, text).map_err(|source| StudyError::Io {
         path: path.to_path_buf(),
         source,

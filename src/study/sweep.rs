@@ -14,9 +14,9 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::bench::report::{json_num, json_str};
+use crate::bench::report::json_str;
 use crate::study::candidate::Candidate;
-use crate::study::report::{aligned, write_outputs};
+use crate::study::report::{aligned, json_spread, markdown_grid, write, write_outputs};
 use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 
@@ -193,15 +193,13 @@ impl Sweep {
              the lower validation NLL), which also ranks the kinds; then the validation and the test accuracy at \
              that rate.\n\n",
         );
-        let header = self.header();
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let align: Vec<&str> = (0..header.len())
-            .map(|c| if c == 1 { "---" } else { "---:" })
-            .collect();
-        let _ = writeln!(out, "|{}|", align.join("|"));
-        for row in self.cells() {
-            let _ = writeln!(out, "| {} |", row.join(" | ").replace('*', "\\*"));
-        }
+        let mut rows = vec![self.header()];
+        rows.extend(
+            self.cells()
+                .into_iter()
+                .map(|row| row.into_iter().map(|c| c.replace('*', "\\*")).collect()),
+        );
+        out.push_str(&markdown_grid(&rows));
         out.push_str(
             "\nThe validation set is a draw of its own from the same generator, as large as the test set, so the \
              test accuracy at the chosen rate is not inflated by the choice. Differences within the seed-to-seed \
@@ -249,15 +247,11 @@ impl Sweep {
     /// best rate.
     pub fn json(&self) -> String {
         let lrs = self.lrs();
-        let spread = |s: Spread| match s {
-            Some((m, d)) => format!("{{\"mean\": {}, \"sd\": {}}}", json_num(m), json_num(d)),
-            None => "null".into(),
-        };
         let rows: Vec<String> = self
             .rows()
             .iter()
             .map(|r| {
-                let list = |v: &[Spread]| v.iter().map(|&s| spread(s)).collect::<Vec<_>>().join(", ");
+                let list = |v: &[Spread]| v.iter().map(|&s| json_spread(s)).collect::<Vec<_>>().join(", ");
                 format!(
                     "    {{\"activation\": {}, \"best_lr\": {}, \"test_acc\": [{}], \"test_nll\": [{}], \
                      \"val_acc\": [{}], \"val_nll\": [{}]}}",
@@ -291,10 +285,7 @@ impl Sweep {
             ("lr_sweep.json", self.json()),
         ] {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|source| StudyError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            write(&path, &text)?;
             written.push(path);
         }
         Ok(written)
