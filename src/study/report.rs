@@ -38,7 +38,7 @@ pub const COLUMNS: [&str; 12] = [
     "‖g1‖/‖gL‖ init",
 ];
 
-fn spread(s: Spread, digits: usize, with_sd: bool) -> String {
+pub(crate) fn spread(s: Spread, digits: usize, with_sd: bool) -> String {
     match s {
         None => "-".into(),
         Some((m, sd)) if with_sd => format!("{m:.digits$} ± {sd:.digits$}"),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bench::report::json_str;
 use crate::study::candidate::Candidate;
-use crate::study::report::{aligned, json_spread, markdown_grid, write, write_outputs};
+use crate::study::report::{aligned, json_spread, markdown_grid, spread, write, write_outputs};
 use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 
@@ -146,12 +146,8 @@ impl Sweep {
             .map(|(rank, r)| {
                 let mut c = vec![(rank + 1).to_string(), r.activation.to_string()];
                 c.extend(r.test_acc.iter().enumerate().map(|(i, s)| {
-                    let mark = if i == r.best { "*" } else { "" };
-                    match s {
-                        Some((m, d)) if sd => format!("{m:.3} ± {d:.3}{mark}"),
-                        Some((m, _)) => format!("{m:.3}{mark}"),
-                        None => "-".into(),
-                    }
+                    let mark = if i == r.best && s.is_some() { "*" } else { "" };
+                    format!("{}{mark}", spread(*s, 3, sd))
                 }));
                 c.push(lrs[r.best].to_string());
                 c.push(format!("{:.3}", r.best_val_acc()));
