@@ -82,6 +82,11 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 12] {
 
 /// The ranked table as aligned text.
 pub fn table(study: &Study) -> String {
+    aligned(&header_and_rows(study))
+}
+
+/// The column titles, then one row of cells per summary, best first.
+fn header_and_rows(study: &Study) -> Vec<[String; 12]> {
     let mut rows: Vec<[String; 12]> = vec![COLUMNS.map(String::from)];
     rows.extend(
         study
@@ -90,7 +95,7 @@ pub fn table(study: &Study) -> String {
             .enumerate()
             .map(|(i, s)| cells(study, i + 1, s)),
     );
-    aligned(&rows)
+    rows
 }
 
 /// Rows of cells as text columns two spaces apart: the second column (the name) left-aligned, the others
@@ -130,15 +135,7 @@ pub(crate) fn aligned<R: AsRef<[String]>>(rows: &[R]) -> String {
 
 /// The ranked table in Markdown.
 pub fn markdown_table(study: &Study) -> String {
-    let mut rows: Vec<[String; 12]> = vec![COLUMNS.map(String::from)];
-    rows.extend(
-        study
-            .summaries
-            .iter()
-            .enumerate()
-            .map(|(i, s)| cells(study, i + 1, s)),
-    );
-    markdown_grid(&rows)
+    markdown_grid(&header_and_rows(study))
 }
 
 /// Rows of cells as a Markdown table, the first row the header: the second column (the name) left-aligned, the
