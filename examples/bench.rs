@@ -18,15 +18,20 @@
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
 //! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
-//! thread, e.g. `256x2`, instead of the adapter's default), `--markdown` (the report as Markdown, for
-//! BENCHMARKS.md).
+//! thread, e.g. `256x2`, instead of the adapter's default), `--reduction-rows N` (rows per row block of the
+//! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
+//! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--f16 auto|packed|native` (how the
+//! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
+//! `--markdown` (the report as Markdown, for BENCHMARKS.md).
 //!
-//! What it prints: the adapter, the clock, the two ceilings and every copy candidate, then a table of kernel,
-//! pass, dtype, size, median/min/max time, GB/s, the fraction of the copy ceiling, the approximate FLOP per
-//! element and the fraction of the FMA ceiling; or with `--json` one document `{"adapter": {"name", "backend",
-//! "driver"}, "clock", "launch", "streaming_launch", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
+//! What it prints: the adapter, the clock, the launch shapes, the f16 path and reduction rows in effect, the two
+//! ceilings and every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the
+//! fraction of the copy ceiling, the approximate FLOP per element and the fraction of the FMA ceiling; or with
+//! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
+//! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
-//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails, 2 on bad arguments or when no adapter can be had.
+//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails, 2 on bad arguments or
+//! when no adapter can be had.
 
 use std::process::ExitCode;
 
@@ -37,11 +42,12 @@ use actgpu::bench::plan::Plan;
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
-use actgpu::{Activation, DType, Gpu, GpuOptions, LaunchConfig};
+use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig};
 
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
-                     [--clock timestamps|wall] [--launch WGxUNITS] [--markdown]";
+                     [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] \
+                     [--f16 auto|packed|native] [--markdown]";
 
 struct Args {
     json: bool,
@@ -50,6 +56,8 @@ struct Args {
     ceilings: CeilingConfig,
     clock: Option<Clock>,
     launch: Option<LaunchConfig>,
+    reduction_rows: Option<usize>,
+    f16_storage: F16Storage,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -166,6 +174,8 @@ fn parse_args() -> Result<Args, String> {
         ceilings: ceilings.clone(),
         clock: None,
         launch: None,
+        reduction_rows: None,
+        f16_storage: F16Storage::Auto,
     };
     let mut it = raw.iter();
     while let Some(a) = it.next() {
@@ -220,6 +230,19 @@ fn parse_args() -> Result<Args, String> {
                     units_per_thread,
                 });
             }
+            "--reduction-rows" => {
+                let n = positive(a, value()?)?;
+                args.reduction_rows =
+                    Some(usize::try_from(n).map_err(|_| format!("{a} is too large: {n}"))?);
+            }
+            "--f16" => {
+                args.f16_storage = match value()?.as_str() {
+                    "auto" => F16Storage::Auto,
+                    "packed" => F16Storage::Packed,
+                    "native" => F16Storage::Native,
+                    f => return Err(format!("unknown f16 path {f:?}; {USAGE}")),
+                }
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
@@ -265,6 +288,8 @@ fn main() -> ExitCode {
     };
     let options = GpuOptions {
         launch: args.launch,
+        reduction_rows: args.reduction_rows,
+        f16_storage: args.f16_storage,
         ..GpuOptions::default()
     };
     let gpu = match Gpu::with_options(options) {

@@ -17,8 +17,10 @@
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok) and a one-line verdict, or with `--json` one document
-//! `{"adapter": {"name", "backend", "driver"}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
-//! "max_rel_err", "max_ulp_err", "worst_input", "ok"}]}`. Exits 1 when any op is out of tolerance, 2 when no
+//! `{"adapter": {"name", "backend", "driver"}, "flushes_subnormals", "results": [{"op", "output", "dtype", "pass",
+//! "max_abs_err", "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where
+//! `flush_accepted` counts the elements that passed only because the device flushes subnormals (see
+//! `actgpu::verify::FLUSH_UNDERFLOW`; always 0 on a device that keeps them). Exits 1 when any op is out of tolerance, 2 when no
 //! adapter can be had.
 
 use std::process::ExitCode;
@@ -72,6 +74,8 @@ struct Row {
     max_rel_err: f64,
     max_ulp_err: u32,
     worst_input: f32,
+    /// Elements that passed only by the rules for devices that flush subnormals.
+    flush_accepted: usize,
     ok: bool,
     notes: Vec<String>,
 }
@@ -109,6 +113,7 @@ fn activation_row(r: &ActivationCheck) -> Row {
         max_rel_err: checks.iter().map(|c| c.max_rel_err).fold(0.0, f64::max),
         max_ulp_err: r.general.max_ulp_err,
         worst_input: worst,
+        flush_accepted: checks.iter().map(|c| c.flush_accepted).sum(),
         ok: r.ok(),
         notes: failure_notes(&checks, r.unwritten),
     }
@@ -124,6 +129,7 @@ fn fused_row(f: &FusedCheck) -> Row {
         max_rel_err: f.check.max_rel_err,
         max_ulp_err: f.check.max_ulp_err,
         worst_input: f.check.worst_input,
+        flush_accepted: f.check.flush_accepted,
         ok: f.ok(),
         notes: failure_notes(&[&f.check], 0),
     }
@@ -241,12 +247,13 @@ fn main() -> ExitCode {
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
     let info = gpu.adapter_info();
+    let flushes = gpu.flushes_subnormals().unwrap_or(false);
     if args.json {
         let lines: Vec<String> = rows
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"op\": {}, \"output\": {}, \"dtype\": {}, \"pass\": {}, \"max_abs_err\": {}, \"max_rel_err\": {}, \"max_ulp_err\": {}, \"worst_input\": {}, \"ok\": {}}}",
+                    "{{\"op\": {}, \"output\": {}, \"dtype\": {}, \"pass\": {}, \"max_abs_err\": {}, \"max_rel_err\": {}, \"max_ulp_err\": {}, \"worst_input\": {}, \"flush_accepted\": {}, \"ok\": {}}}",
                     json_str(&r.op),
                     json_str(r.output),
                     json_str(r.dtype.name()),
@@ -255,22 +262,29 @@ fn main() -> ExitCode {
                     json_num(r.max_rel_err),
                     r.max_ulp_err,
                     json_num(f64::from(r.worst_input)),
+                    r.flush_accepted,
                     r.ok
                 )
             })
             .collect();
         println!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"results\": [\n  {}\n]}}",
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"results\": [\n  {}\n]}}",
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
+            flushes,
             lines.join(",\n  ")
         );
     } else {
         println!(
-            "adapter: {}; f16 storage: {}",
+            "adapter: {}; f16 storage: {}; subnormals: {}",
             gpu.adapter_line(),
-            if gpu.f16_native() { "native" } else { "packed" }
+            if gpu.f16_native() { "native" } else { "packed" },
+            if flushes {
+                "flushed (results that flushing explains pass; see actgpu::verify::FLUSH_UNDERFLOW)"
+            } else {
+                "kept"
+            }
         );
         println!(
             "{:<26} {:<3} {:<5} {:<9} {:>11} {:>11} {:>7} {:>14} {:>4}",

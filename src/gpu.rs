@@ -20,13 +20,22 @@ pub struct GpuOptions {
     pub launch: Option<LaunchConfig>,
     /// How kernels access f16 tensors.
     pub f16_storage: F16Storage,
+    /// Rows per row block of the column reductions: the rows one thread of bias + activation forward walks on the
+    /// row grid (`bias_forward_rows`), and the rows behind each per-block partial column sum of the fused bias
+    /// backward and of the other column sums built on the same row blocks (the separate bias-gradient pass, the
+    /// learnable activations' parameter gradients). Fewer rows mean more, smaller partial sums to add up; more rows
+    /// mean fewer workgroups in flight. `None` keeps the adapter type's defaults: 8 on CPU adapters; elsewhere 32
+    /// for the reductions and 2 for the forward, which sums nothing (both measured on an H200, BENCHMARKS.md);
+    /// `Some(0)` counts as 1. Where a tensor has more rows than the dispatch grid holds at this block height, its
+    /// blocks grow to fit. [`Gpu::reduction_rows`] gives the value in effect.
+    pub reduction_rows: Option<usize>,
 }
 
 /// How the kernels access tensors whose every operand is f16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum F16Storage {
-    /// Time both paths once, on first use, and keep the faster (native only where the adapter has
-    /// `SHADER_F16`).
+    /// Time both paths once per kernel intensity, on first use, and keep the faster (native only where the
+    /// adapter has `SHADER_F16`).
     #[default]
     Auto,
     /// Two values packed in each `u32`, converted with integer code: works on every adapter.
@@ -44,6 +53,7 @@ impl Default for GpuOptions {
             max_storage_binding_bytes: None,
             launch: None,
             f16_storage: F16Storage::Auto,
+            reduction_rows: None,
         }
     }
 }
@@ -64,7 +74,14 @@ struct Inner {
     launch: LaunchConfig,
     streaming_launch: LaunchConfig,
     f16_storage: F16Storage,
-    f16_native: OnceLock<bool>,
+    /// The f16 path of each [`Intensity`] under [`F16Storage::Auto`] (streaming, arithmetic), timed on first use.
+    f16_native: [OnceLock<bool>; 2],
+    /// The answer of [`Gpu::flushes_subnormals`], probed on first use.
+    flushes_subnormals: OnceLock<bool>,
+    /// Rows per row block of the column reductions ([`GpuOptions::reduction_rows`], at least 1).
+    reduction_rows: usize,
+    /// Rows per thread of bias + activation forward on the row grid (the same option, else its own default).
+    bias_forward_rows: usize,
     cache: PipelineCache,
     /// The shared scratch buffer of [`Gpu::scratch`], grown to the largest size asked.
     scratch: Mutex<Option<wgpu::Buffer>>,
@@ -127,7 +144,7 @@ impl Gpu {
             .map_err(|e| Error::RequestDevice {
                 reason: e.to_string(),
             })?;
-        let gpu = Self::build(device, queue, options.launch, options.f16_storage);
+        let gpu = Self::build(device, queue, &options);
         // Only a device we created gets our handlers: a host app's device keeps its own.
         let lost = gpu.inner.lost.clone();
         gpu.inner
@@ -151,17 +168,23 @@ impl Gpu {
     /// Wraps the host application's device and queue. actgpu creates nothing global and leaves the device's
     /// error and device-lost handlers as the host set them.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(device, queue, None, F16Storage::Auto)
+        Self::build(device, queue, &GpuOptions::default())
     }
 
-    fn build(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        launch: Option<LaunchConfig>,
-        f16_storage: F16Storage,
-    ) -> Self {
+    /// The context on `device` with the per-context choices of `options` (launch shape, f16 path, reduction
+    /// rows); the device-creation ones (backends, power preference, limits) are the caller's business.
+    fn build(device: wgpu::Device, queue: wgpu::Queue, options: &GpuOptions) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
+        let launch = options.launch;
+        let reduction_rows = options.reduction_rows.map_or_else(
+            || crate::ops::bias::rows_per_block(info.device_type),
+            |rows| rows.max(1),
+        );
+        let bias_forward_rows = options.reduction_rows.map_or_else(
+            || crate::ops::bias::forward_rows_per_block(info.device_type),
+            |rows| rows.max(1),
+        );
         let streaming_launch = launch.unwrap_or_else(|| {
             LaunchConfig::for_device(info.device_type, Intensity::Streaming).fit(&limits)
         });
@@ -174,8 +197,11 @@ impl Gpu {
                 limits,
                 launch,
                 streaming_launch,
-                f16_storage,
-                f16_native: OnceLock::new(),
+                f16_storage: options.f16_storage,
+                f16_native: [OnceLock::new(), OnceLock::new()],
+                flushes_subnormals: OnceLock::new(),
+                reduction_rows,
+                bias_forward_rows,
                 cache: PipelineCache::default(),
                 scratch: Mutex::default(),
                 one: OnceLock::new(),
@@ -219,10 +245,17 @@ impl Gpu {
         }
     }
 
-    /// True when kernels whose operands are all f16 use WGSL's native `f16` rather than packed words: never
-    /// without `SHADER_F16`; with it, as [`GpuOptions::f16_storage`] says (for `Auto`, the faster of the two,
-    /// timed once on first call).
+    /// True when the arithmetic activation kernels ([`Intensity::Arithmetic`]) whose operands are all f16 use
+    /// WGSL's native `f16` rather than packed words: [`Gpu::f16_native_for`] of that intensity.
     pub fn f16_native(&self) -> bool {
+        self.f16_native_for(Intensity::Arithmetic)
+    }
+
+    /// True when activation kernels of `intensity` whose operands are all f16 use WGSL's native `f16` rather than
+    /// packed words: never without `SHADER_F16`; with it, as [`GpuOptions::f16_storage`] says. For `Auto`, the
+    /// faster of the two for that intensity, timed once on first call (leaky relu for the streaming kernels,
+    /// GELU for the arithmetic ones: on an H200 native f16 is the faster for GELU and packed for relu).
+    pub fn f16_native_for(&self, intensity: Intensity) -> bool {
         if !self
             .device()
             .features()
@@ -230,14 +263,41 @@ impl Gpu {
         {
             return false;
         }
+        let slot = match intensity {
+            Intensity::Streaming => 0,
+            Intensity::Arithmetic => 1,
+        };
         match self.inner.f16_storage {
             F16Storage::Packed => false,
             F16Storage::Native => true,
-            F16Storage::Auto => *self
-                .inner
-                .f16_native
-                .get_or_init(|| crate::ops::activation::native_f16_is_faster(self)),
+            F16Storage::Auto => *self.inner.f16_native[slot]
+                .get_or_init(|| crate::ops::activation::native_f16_is_faster(self, intensity)),
         }
+    }
+
+    /// True when the device flushes f32 subnormals to zero, as WGSL allows (NVIDIA's Vulkan driver does; the
+    /// software adapters do not): probed once with a one-thread kernel that multiplies and compares `2^-140`.
+    /// The checks of [`crate::verify`] accept what flushing does to results only on such a device (see
+    /// [`crate::verify::FLUSH_UNDERFLOW`]).
+    pub fn flushes_subnormals(&self) -> Result<bool> {
+        if let Some(&f) = self.inner.flushes_subnormals.get() {
+            return Ok(f);
+        }
+        let f = crate::verify::probe_flushing(self)?;
+        Ok(*self.inner.flushes_subnormals.get_or_init(|| f))
+    }
+
+    /// Rows per row block of the column reductions (bias + activation forward on the row grid, the per-block
+    /// partial column sums of the bias backward): [`GpuOptions::reduction_rows`] where it was given (0 counting
+    /// as 1), otherwise the adapter type's default (8 on CPU adapters, 32 elsewhere). At least 1.
+    pub fn reduction_rows(&self) -> usize {
+        self.inner.reduction_rows
+    }
+
+    /// Rows per thread of bias + activation forward on the row grid: [`GpuOptions::reduction_rows`] where it was
+    /// given, otherwise 8 on CPU adapters and 2 elsewhere (see `forward_rows_per_block` in `src/ops/bias.rs`).
+    pub(crate) fn bias_forward_rows(&self) -> usize {
+        self.inner.bias_forward_rows
     }
 
     /// The pipeline cache.
@@ -366,6 +426,7 @@ impl std::fmt::Debug for Gpu {
         f.debug_struct("Gpu")
             .field("adapter", &self.adapter_line())
             .field("launch", &self.inner.launch)
+            .field("reduction_rows", &self.inner.reduction_rows)
             .finish()
     }
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use actgpu::verify::{
-    check_activation_exhaustive, compare_storage, edge_values, random_inputs, round_to,
-    run_activation, Dtypes, Pass, Rng,
+    check_activation_exhaustive, compare_flushing, compare_storage, edge_values, flushed_reference,
+    random_inputs, round_to, run_activation, Criterion, Dtypes, Pass, Rng,
 };
 use actgpu::{wgpu, Activation, DType, F16Storage, Gpu, GpuOptions};
 use common::{describe, gpu};
@@ -112,17 +112,16 @@ fn mixed_storage_types_round_once_on_store() {
                 assert_eq!(r.unwritten, 0);
                 // An f32 output of 16-bit inputs is held to 1 ULP of f32 where the f32 tolerance does not apply:
                 // check the f32 outputs against the elementwise tolerance instead.
-                let c = if dtypes.out == DType::F32 {
-                    actgpu::verify::compare(
-                        &r.x,
-                        &r.got,
-                        &r.reference,
-                        actgpu::verify::F32_ELEMENTWISE,
-                        false,
-                    )
+                let criterion = if dtypes.out == DType::F32 {
+                    Criterion::Tolerance(actgpu::verify::F32_ELEMENTWISE)
                 } else {
-                    compare_storage(dtypes.out, &r.x, &r.got, &r.reference, 1)
+                    Criterion::Ulp {
+                        dtype: dtypes.out,
+                        max: 1,
+                    }
                 };
+                let c =
+                    compare_flushing(criterion, &r.x, &r.got, &r.reference, r.flushed.as_deref());
                 assert!(c.ok(), "{act} {pass:?} {dtypes:?}: {c:#?}");
             }
         }
@@ -160,34 +159,53 @@ fn exact_sixteen_bit_stores_equal_the_reference_in_place_and_not() {
         // Every pattern meets a gradient of every class: dy runs through the patterns in reverse.
         let dys: Vec<f32> = xs.iter().rev().copied().collect();
         for (act, max_ulp) in acts {
-            let check = |what: &str, got: &[f32], reference: &[f64]| {
-                let c = compare_storage(dtype, &xs, got, reference, max_ulp);
+            let criterion = Criterion::Ulp {
+                dtype,
+                max: max_ulp,
+            };
+            let check = |what: &str, got: &[f32], reference: &[f64], flushed: &Option<Vec<f64>>| {
+                let c = compare_flushing(criterion, &xs, got, reference, flushed.as_deref());
                 assert!(c.ok(), "{act} {what} {dtype:?}: {c:#?}");
             };
-            let forward: Vec<f64> = xs
-                .iter()
-                .map(|&v| actgpu::cpu::activation::forward(act, v.into()))
-                .collect();
-            let backward: Vec<f64> = xs
-                .iter()
-                .zip(&dys)
-                .map(|(&v, &d)| actgpu::cpu::activation::backward(act, v.into(), d.into()))
-                .collect();
+            let f = |v: f32, _: f32| actgpu::cpu::activation::forward(act, v.into());
+            let b = |v: f32, d: f32| actgpu::cpu::activation::backward(act, v.into(), d.into());
+            let forward: Vec<f64> = xs.iter().map(|&v| f(v, 0.0)).collect();
+            let backward: Vec<f64> = xs.iter().zip(&dys).map(|(&v, &d)| b(v, d)).collect();
+            // On a device that flushes subnormals, the results at the inputs as it reads them pass too.
+            let flushes = gpu().flushes_subnormals().unwrap();
+            let forward_flushed = flushed_reference(flushes, &xs, &[], f);
+            let backward_flushed = flushed_reference(flushes, &xs, &dys, b);
 
             let x = gpu().upload_f32_as(&xs, dtype).unwrap();
             let y = act.forward(&x).unwrap();
-            check("forward", &y.read_f32().unwrap(), &forward);
+            check(
+                "forward",
+                &y.read_f32().unwrap(),
+                &forward,
+                &forward_flushed,
+            );
             let dy = gpu().upload_f32_as(&dys, dtype).unwrap();
             check(
                 "backward",
                 &act.backward(&x, &dy).unwrap().read_f32().unwrap(),
                 &backward,
+                &backward_flushed,
             );
 
             act.backward_inplace(&x, &dy).unwrap();
-            check("backward_inplace", &dy.read_f32().unwrap(), &backward);
+            check(
+                "backward_inplace",
+                &dy.read_f32().unwrap(),
+                &backward,
+                &backward_flushed,
+            );
             act.forward_inplace(&x).unwrap();
-            check("forward_inplace", &x.read_f32().unwrap(), &forward);
+            check(
+                "forward_inplace",
+                &x.read_f32().unwrap(),
+                &forward,
+                &forward_flushed,
+            );
         }
     }
 }

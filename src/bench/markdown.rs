@@ -3,8 +3,9 @@
 use super::report::{gbs, secs, Report};
 
 impl Report {
-    /// The run as Markdown: one paragraph naming the adapter, clock, launch shape and ceilings (with every copy
-    /// candidate), then one table row per measurement with the same columns as [`Report::table`].
+    /// The run as Markdown: one paragraph naming the adapter, clock, launch shape, f16 path, reduction rows and
+    /// ceilings (with every copy candidate), then one table row per measurement with the same columns as
+    /// [`Report::table`].
     pub fn markdown(&self) -> String {
         let c = &self.ceilings;
         let candidates: Vec<String> = c
@@ -14,7 +15,7 @@ impl Report {
             .collect();
         let mut out = format!(
             "Adapter: `{}`; clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
-             streaming activations {}x{}.\n\n\
+             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}.\n\n\
              Ceilings: **copy {}** (fastest of: {}; {} MiB per buffer, bytes read + written), \
              **FMA {:.1} GFLOP/s** ({}); for comparison `copy_buffer_to_buffer` {}.\n\n",
             self.adapter_line,
@@ -23,6 +24,8 @@ impl Report {
             self.launch.units_per_thread,
             self.streaming_launch.workgroup_size,
             self.streaming_launch.units_per_thread,
+            self.f16_path(),
+            self.reduction_rows,
             gbs(c.copy.rate),
             candidates.join(", "),
             (c.copy.amount / 2.0 / f64::from(1u32 << 20)).round(),

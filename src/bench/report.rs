@@ -1,7 +1,9 @@
 //! Benchmark rows, the printed table and the JSON document of `bench --json`.
 //!
 //! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
-//! "units_per_thread"}, "streaming_launch": {...}, "ceilings": {"copy_bytes_per_s",
+//! "units_per_thread"}, "streaming_launch": {...}, "f16_native": {"streaming", "arithmetic"} (the f16 path in effect per
+//! kernel intensity: [`Gpu::f16_native_for`]),
+//! "reduction_rows" ([`Gpu::reduction_rows`]), "ceilings": {"copy_bytes_per_s",
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...],
 //! "comparisons": [...], "dtype_ratios": [...]}` (fused against unfused, and 16-bit against f32:
 //! [`crate::bench::dtype_ratio`]).
@@ -152,6 +154,11 @@ pub struct Report {
     pub launch: LaunchConfig,
     /// The same for the streaming (memory-bound) activation kernels ([`crate::Intensity`]).
     pub streaming_launch: LaunchConfig,
+    /// True when all-f16 kernels use WGSL's native `f16` rather than packed words, for the streaming and the
+    /// arithmetic activations ([`Gpu::f16_native_for`]).
+    pub f16_native: [bool; 2],
+    /// Rows per row block of the column reductions ([`Gpu::reduction_rows`]).
+    pub reduction_rows: usize,
     /// The clock the timer read.
     pub clock: Clock,
     /// The ceilings measured at the start of the run.
@@ -171,24 +178,42 @@ impl Report {
             adapter_line: gpu.adapter_line(),
             launch: gpu.launch_config(),
             streaming_launch: gpu.launch_for(crate::Intensity::Streaming),
+            f16_native: [
+                gpu.f16_native_for(crate::Intensity::Streaming),
+                gpu.f16_native_for(crate::Intensity::Arithmetic),
+            ],
+            reduction_rows: gpu.reduction_rows(),
             clock,
             ceilings,
             rows: Vec::new(),
         }
     }
 
-    /// The header lines: adapter, clock and ceilings, with every copy candidate.
+    /// The f16 paths in effect, as the header names them: `streaming packed, arithmetic native`, say.
+    pub fn f16_path(&self) -> String {
+        let name = |native: bool| if native { "native" } else { "packed" };
+        format!(
+            "streaming {}, arithmetic {}",
+            name(self.f16_native[0]),
+            name(self.f16_native[1])
+        )
+    }
+
+    /// The header lines: adapter, clock, launch shapes, f16 path, reduction rows and ceilings, with every copy
+    /// candidate.
     pub fn header(&self) -> String {
         let c = &self.ceilings;
         let mut out = format!(
             "adapter: {}\nclock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
-             streaming activations {}x{}\n",
+             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}\n",
             self.adapter_line,
             self.clock.name(),
             self.launch.workgroup_size,
             self.launch.units_per_thread,
             self.streaming_launch.workgroup_size,
-            self.streaming_launch.units_per_thread
+            self.streaming_launch.units_per_thread,
+            self.f16_path(),
+            self.reduction_rows
         );
         out += &format!(
             "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
@@ -359,6 +384,7 @@ impl Report {
             "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
              \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"streaming_launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
+             \"f16_native\": {{\"streaming\": {}, \"arithmetic\": {}}},\n\"reduction_rows\": {},\n\
              \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
              \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n],\n\
              \"comparisons\": [\n  {}\n],\n\"dtype_ratios\": {}}}",
@@ -370,6 +396,9 @@ impl Report {
             self.launch.units_per_thread,
             self.streaming_launch.workgroup_size,
             self.streaming_launch.units_per_thread,
+            self.f16_native[0],
+            self.f16_native[1],
+            self.reduction_rows,
             json_num(c.copy.rate),
             json_num(c.fma.rate),
             json_str(&c.copy.name),

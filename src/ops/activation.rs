@@ -14,9 +14,9 @@
 use super::elementwise::{check_operands, record, Slot};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
-use std::time::{Duration, Instant};
 
-use crate::{Activation, DType, Gpu, LaunchConfig, Result, Tensor};
+use crate::bench::Timer;
+use crate::{Activation, DType, Gpu, Intensity, LaunchConfig, Result, Tensor};
 
 /// Entry points of `shaders/activation.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,7 @@ pub(crate) fn activation_constants(
 /// The kernel variant: the packed path for any storage types, or native f16 where every operand is f16 and the
 /// context prefers it (`force_native` overrides the choice, for timing both).
 fn shader_for(
+    act: Activation,
     x: &Tensor,
     dy: Option<&Tensor>,
     out: &Tensor,
@@ -65,7 +66,7 @@ fn shader_for(
         .into_iter()
         .flatten()
         .all(|t| t.dtype() == DType::F16);
-    let native = all_f16 && force_native.unwrap_or_else(|| x.gpu().f16_native());
+    let native = all_f16 && force_native.unwrap_or_else(|| x.gpu().f16_native_for(act.intensity()));
     if native {
         ShaderId::ActivationNativeF16
     } else {
@@ -85,7 +86,7 @@ fn key(
     force_native: Option<bool>,
 ) -> PipelineKey {
     let launch = x.gpu().launch_for(act.intensity());
-    let shader = shader_for(x, dy, out, force_native);
+    let shader = shader_for(act, x, dy, out, force_native);
     let code = |t: &Tensor| f64::from(t.dtype().storage_code());
     let mut constants = activation_constants(act, launch);
     let all_f32 = [Some(x), dy, Some(out)]
@@ -111,34 +112,44 @@ fn key(
         .with_custom(act.custom_id())
 }
 
-/// Times f16 leaky relu forward over 2^21 elements on both paths, alternating between them for seven rounds after
+/// Times the f16 forward of one activation of `intensity` (leaky relu for [`Intensity::Streaming`], GELU for
+/// [`Intensity::Arithmetic`]) over 2^21 elements on both paths, alternating between them for seven rounds after
 /// a warm-up so that a burst of other load on the machine hits both alike, and says whether the native one's best
-/// time is lower. Any failure counts as "no". Leaky relu rather than relu: the packed path runs relu on the bits
-/// without converting, which would say nothing about the conversions every other activation pays for.
-pub(crate) fn native_f16_is_faster(gpu: &Gpu) -> bool {
-    let best_times = || -> Result<[Duration; 2]> {
+/// time is lower. Any failure counts as "no". Timed on GPU timestamps where the device has them (else the wall
+/// clock), each sample repeating the kernel for about 2 ms, so that a fast GPU times the kernels and not the
+/// submission. Leaky relu rather than relu: the packed path runs relu on the bits without converting, which would
+/// say nothing about the conversions every other streaming activation pays for.
+///
+/// Measured on an NVIDIA H200 (Vulkan, BENCHMARKS.md) at 2^24 f16: native is faster for GELU (41 against 50 us)
+/// and SiLU (33 against 42 us), packed for relu (25 against 28 us); a single choice timed on the wall clock
+/// flipped between runs there. On lavapipe packed is faster for every activation, 1.8-2.9x.
+pub(crate) fn native_f16_is_faster(gpu: &Gpu, intensity: Intensity) -> bool {
+    let act = match intensity {
+        Intensity::Streaming => Activation::leaky_relu(),
+        Intensity::Arithmetic => Activation::Gelu,
+    };
+    let best_times = || -> Result<[f64; 2]> {
         let n = 1 << 21;
         let x = gpu.upload_f32_as(&vec![0.5; n], DType::F16)?;
         let y = x.zeros_like()?;
-        let keys = [true, false].map(|native| {
-            key(
-                Activation::leaky_relu(),
-                Entry::Forward,
-                &x,
-                None,
-                &y,
-                Some(native),
-            )
-        });
-        let mut best = [Duration::MAX; 2];
+        let keys = [true, false].map(|native| key(act, Entry::Forward, &x, None, &y, Some(native)));
+        let timer = Timer::new(gpu);
+        let run = |k: &PipelineKey, reps: u32| {
+            timer.sample(reps, 0, &mut |enc, _| {
+                record(gpu, enc, k, &[(Slot::X, &x), (Slot::Out, &y)], n, &[], &[])
+            })
+        };
+        // One repetition of each compiles both pipelines and sizes the samples.
+        let first = run(&keys[0], 1)?
+            .wall_seconds
+            .max(run(&keys[1], 1)?.wall_seconds);
+        let reps = (2e-3 / first.max(1e-7)).clamp(1.0, 256.0) as u32;
+        let mut best = [f64::MAX; 2];
         for round in 0..8 {
             for (k, b) in keys.iter().zip(&mut best) {
-                let start = Instant::now();
-                gpu.submit_and_wait("f16 path timing", |enc| {
-                    record(gpu, enc, k, &[(Slot::X, &x), (Slot::Out, &y)], n, &[], &[])
-                })?;
+                let t = run(k, reps)?.seconds;
                 if round > 0 {
-                    *b = (*b).min(start.elapsed());
+                    *b = b.min(t);
                 }
             }
         }

@@ -12,15 +12,38 @@ use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 use crate::{Activation, DType, Error, Result, Tensor};
 
-/// Rows one thread walks down a column in the reductions, per adapter type. On CPU adapters (lavapipe, llvmpipe)
-/// a thread's rows are a power-of-two stride apart for the usual widths, and more than 8 of them thrash the L1
-/// sets: measured on lavapipe at 4096 x 4096, bias + relu backward took 85 ms with 64 rows, 62 ms with 16, 26 ms
-/// with 8 and 35 ms with 4 (relu backward alone: 19 ms). Elsewhere more rows mean fewer partial sums.
-fn rows_per_block(device_type: wgpu::DeviceType) -> usize {
+/// Rows one thread walks down a column in the reductions, per adapter type: the default of
+/// [`crate::GpuOptions::reduction_rows`], read through [`crate::Gpu::reduction_rows`]. On CPU adapters
+/// (lavapipe, llvmpipe) a thread's rows are a power-of-two stride apart for the usual widths, and more than 8 of
+/// them thrash the L1 sets: measured on lavapipe at 4096 x 4096, bias + relu backward took 85 ms with 64 rows, 62 ms with 16, 26 ms
+/// with 8 and 35 ms with 4 (relu backward alone: 19 ms). Elsewhere 32, measured on an NVIDIA H200 (Vulkan) at
+/// 4096 x 4096 f32, bias + GELU backward: 1.03 ms with 2 rows, 523 us with 4, 285 us with 8, 172 us with 16,
+/// 105 us with 32, 99 us with 64 (the partial sums' reduction, a column walk per thread, dominates below 32).
+pub(crate) fn rows_per_block(device_type: wgpu::DeviceType) -> usize {
     match device_type {
         wgpu::DeviceType::Cpu => 8,
         _ => 32,
     }
+}
+
+/// Rows one thread of bias + activation forward walks on the row grid (`bias_forward_rows`), per adapter type,
+/// where [`crate::GpuOptions::reduction_rows`] is not given: 8 on CPU adapters (as [`rows_per_block`]), 2
+/// elsewhere. The forward sums nothing, so it wants many threads: measured on an NVIDIA H200 (Vulkan) at 4096 x
+/// 4096 f32, bias + GELU forward took 51 us with 2 rows, 54 us with 16, 58 us with 32 and 83 us with 64.
+pub(crate) fn forward_rows_per_block(device_type: wgpu::DeviceType) -> usize {
+    match device_type {
+        wgpu::DeviceType::Cpu => 8,
+        _ => 2,
+    }
+}
+
+/// The rows per row block over `rows` rows for a wanted `height` ([`crate::Gpu::reduction_rows`] for the
+/// reductions): grown where the grid's y dimension cannot hold that many blocks, and at most `rows` (one block
+/// then holds every row, as it would with more: the same blocks and sums, with the kernels' `u32` parameter in
+/// range however large the option).
+fn block_height(gpu: &crate::Gpu, height: usize, rows: usize) -> usize {
+    let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    height.max(rows.div_ceil(max_grid)).min(rows.max(1))
 }
 
 /// Column sums over at most this many rows run in one dispatch (`column_sums_direct`: each thread walks its
@@ -40,10 +63,7 @@ pub(crate) struct Reduction {
 
 impl Reduction {
     pub(crate) fn new(x: &Tensor, rows: usize, cols: usize) -> Reduction {
-        let gpu = x.gpu();
-        let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
-        let rows_per_block =
-            rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
+        let rows_per_block = block_height(x.gpu(), x.gpu().reduction_rows(), rows);
         let blocks = rows.div_ceil(rows_per_block);
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
         let params = [
@@ -262,9 +282,7 @@ impl Activation {
             // elementwise form below handles other widths and tensors past the binding limit.
             gpu.check_lost()?;
             let wg = gpu.launch_config().workgroup_size as usize;
-            let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
-            let rows_per_block =
-                rows_per_block(gpu.adapter_info().device_type).max(rows.div_ceil(max_grid));
+            let rows_per_block = block_height(gpu, gpu.bias_forward_rows(), rows);
             let blocks = rows.div_ceil(rows_per_block);
             let k = key(self, "bias_forward_rows", x, None, y, bias);
             let entries = vec![

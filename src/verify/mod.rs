@@ -2,11 +2,16 @@
 //! whole check of one activation that the tests and the `validate` example share.
 
 mod compare;
+mod flush;
 pub mod fused;
 mod inputs;
 pub mod training;
 
-pub use compare::{compare, compare_bounded, compare_storage, Check, Criterion, Failure};
+pub use compare::{
+    compare, compare_bounded, compare_flushing, compare_storage, Check, Criterion, Failure,
+};
+pub(crate) use flush::probe as probe_flushing;
+pub use flush::{flush_subnormal, flushed_reference, FLUSH_UNDERFLOW};
 pub use inputs::{
     edge_values, every_bit_pattern, random_inputs, round_to, small_inputs, sweep, Rng,
 };
@@ -167,6 +172,9 @@ pub struct Run {
     pub got: Vec<f32>,
     /// The f64 reference computed from the stored inputs.
     pub reference: Vec<f64>,
+    /// On a device that flushes subnormals, where some input was subnormal: the reference at the inputs as the
+    /// device reads them (see [`flushed_reference`]).
+    pub flushed: Option<Vec<f64>>,
     /// Output elements still poisoned after the run.
     pub unwritten: usize,
 }
@@ -221,13 +229,13 @@ pub fn run_activation(
     let x_host: Vec<f32> = inputs.iter().map(|&v| round_to(dtypes.x, v)).collect();
     let x = gpu.upload_f32_as(&x_host, dtypes.x)?;
     let out = poisoned(gpu, dtypes.out, x_host.len())?;
-    let reference = match pass {
+    let flushes = gpu.flushes_subnormals()?;
+    let (reference, flushed) = match pass {
         Pass::Forward => {
             act.forward_into(&x, &out)?;
-            x_host
-                .iter()
-                .map(|&v| cpu::activation::forward(act, f64::from(v)))
-                .collect()
+            let f = |v: f32, _: f32| cpu::activation::forward(act, f64::from(v));
+            let reference = x_host.iter().map(|&v| f(v, 0.0)).collect();
+            (reference, flushed_reference(flushes, &x_host, &[], f))
         }
         Pass::Backward => {
             let mut rng = Rng::new(seed ^ 0xd1b5_4a32_d192_ed03);
@@ -240,11 +248,13 @@ pub fn run_activation(
             }
             let dy = gpu.upload_f32_as(&dy_host, dtypes.dy)?;
             act.backward_into(&x, &dy, &out)?;
-            x_host
+            let f = |v: f32, d: f32| cpu::activation::backward(act, f64::from(v), f64::from(d));
+            let reference = x_host
                 .iter()
                 .zip(&dy_host)
-                .map(|(&v, &d)| cpu::activation::backward(act, f64::from(v), f64::from(d)))
-                .collect()
+                .map(|(&v, &d)| f(v, d))
+                .collect();
+            (reference, flushed_reference(flushes, &x_host, &dy_host, f))
         }
     };
     let (got, unwritten) = read_checked(&out)?;
@@ -252,6 +262,7 @@ pub fn run_activation(
         x: x_host,
         got,
         reference,
+        flushed,
         unwritten,
     })
 }
@@ -266,12 +277,12 @@ pub fn check_activation(
     let (general_in, small_in) = standard_inputs(seed);
     let dtypes = Dtypes::all(DType::F32);
     let g = run_activation(gpu, act, pass, &general_in, seed, dtypes)?;
-    let general = compare(
+    let general = compare_flushing(
+        Criterion::Tolerance(activation_tolerance(act, pass)),
         &g.x,
         &g.got,
         &g.reference,
-        activation_tolerance(act, pass),
-        false,
+        g.flushed.as_deref(),
     );
     let s = run_activation(gpu, act, pass, &small_in, seed, dtypes)?;
     let small = compare(&s.x, &s.got, &s.reference, F32_SMALL_INPUT, true);
@@ -302,7 +313,16 @@ pub fn check_activation_exhaustive(
         activation: act,
         pass,
         dtypes,
-        general: compare_storage(dtypes.out, &r.x, &r.got, &r.reference, max_ulp),
+        general: compare_flushing(
+            Criterion::Ulp {
+                dtype: dtypes.out,
+                max: max_ulp,
+            },
+            &r.x,
+            &r.got,
+            &r.reference,
+            r.flushed.as_deref(),
+        ),
         small: None,
         unwritten: r.unwritten,
     })
