@@ -1,28 +1,75 @@
 #!/usr/bin/env bash
 # The real-GPU check, run on the device machine from the repository root with .device-bin and .gl carried
-# (scripts/device_prepare.sh makes both): unpacks the loaders, then runs `validate` (every kernel against the f64
-# reference) and the full `bench` (every kernel against this GPU's own measured ceilings) on Vulkan and on GL,
-# writing JSON and Markdown into $OUT. At most about 8 minutes (the timeouts below), so that the whole check fits
-# one call (`timeout_s` 600) of the 15 minutes a session is lent. ACTGPU_BENCH_ARGS adds bench flags (e.g. --quick).
+# (scripts/device_prepare.sh makes both): unpacks the loaders, then on Vulkan and then on GL runs `validate` (every
+# kernel against the f64 reference), the full `bench` (every kernel against this GPU's own measured ceilings) and
+# the release test binaries, writing at most 8 files into $OUT (the device tool returns 8 at most). Every step has a
+# timeout and the whole check stops by DEADLINE seconds (default 540), so that it fits one call (`timeout_s` 600) of
+# the 15 minutes a session is lent; the Vulkan steps come first, as the ones the issues' numbers need.
+# ACTGPU_BENCH_ARGS adds bench flags (e.g. --quick).
 set -uo pipefail
 out="${OUT:-/tmp/actgpu-device}"
+deadline="${DEADLINE:-540}"
 mkdir -p "$out"
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
+exec > >(tee "$out/log.txt") 2>&1
+# ACTGPU_NO_UNPACK=1 skips the loaders, for a dry run on a machine that has its own.
+if [ -z "${ACTGPU_NO_UNPACK:-}" ]; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+# The test binaries travel packed (the device tool carries 64 MiB at most); python3 is there, xz may not be.
+python3 -c "import tarfile; tarfile.open('.device-bin/tests.tar.xz').extractall('/tmp/actgpu-tests')"
 # Where the loader finds no NVIDIA driver by itself (see the device tool's README).
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] &&
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-nvidia-smi -L 2>&1 | tee "$out/gpu.txt"
+nvidia-smi -L
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
 status=0
+
+# Seconds a step may take: its own cap, or what is left before the deadline if that is less (at least 1).
+budget() {
+  local left=$((deadline - SECONDS))
+  [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"
+}
+
+# Runs every test binary (unpacked into /tmp/actgpu-tests/tests) on one backend, each under the time left.
+run_tests() {
+  local backend=$1 log=$2 cap=$3
+  local stop=$((SECONDS + $(budget "$cap")))
+  for t in /tmp/actgpu-tests/tests/*; do
+    local left=$((stop - SECONDS))
+    if [ "$left" -le 1 ]; then
+      echo "SKIPPED (out of time): $t" >> "$log"
+      status=1
+      continue
+    fi
+    echo "### $t" >> "$log"
+    WGPU_BACKEND=$backend RUST_BACKTRACE=1 timeout "$left" "$t" >> "$log" 2>&1 || {
+      echo "FAILED ($?): $t" >> "$log"
+      status=1
+    }
+  done
+  grep -E '^test result|^FAILED|^SKIPPED|panicked' "$log"
+}
+
 for backend in vulkan gl; do
-  echo "=== validate ($backend)"
-  WGPU_BACKEND=$backend timeout 60 .device-bin/validate --json > "$out/validate-$backend.json" || status=1
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['results']; print(sum(x['ok'] for x in r), 'of', len(r), 'checks pass')" \
-    "$out/validate-$backend.json" 2>&1
-  echo "=== bench ($backend)"
-  WGPU_BACKEND=$backend timeout 170 .device-bin/bench --markdown ${ACTGPU_BENCH_ARGS:-} > "$out/bench-$backend.md" 2> "$out/bench-$backend.err" || status=1
-  head -3 "$out/bench-$backend.md"
+  echo "=== validate ($backend) at ${SECONDS}s"
+  WGPU_BACKEND=$backend timeout "$(budget 60)" .device-bin/validate --json > "$out/validate-$backend.json" || status=1
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['results']; print(d.get('adapter'), '|', sum(x['ok'] for x in r), 'of', len(r), 'checks pass'); [print('FAIL', x) for x in r if not x['ok']]" \
+    "$out/validate-$backend.json"
+  echo "=== bench ($backend) at ${SECONDS}s"
+  # shellcheck disable=SC2086
+  WGPU_BACKEND=$backend timeout "$(budget 170)" .device-bin/bench --markdown ${ACTGPU_BENCH_ARGS:-} > "$out/bench-$backend.md" || status=1
+  head -12 "$out/bench-$backend.md"
+  if [ "$backend" = vulkan ]; then
+    # 16-bit against f32 past the L2 cache too (2^24 f16 elements in and out are 64 MiB, about an H200's L2).
+    echo "=== bench sizes ($backend) at ${SECONDS}s"
+    WGPU_BACKEND=$backend timeout "$(budget 60)" .device-bin/bench --markdown --kernels identity,relu,gelu \
+      --pass both --sizes 2^24,2^26 --dtypes f32,f16,bf16 > "$out/bench-sizes-$backend.md" || status=1
+  fi
+  echo "=== tests ($backend) at ${SECONDS}s"
+  run_tests "$backend" "$out/tests-$backend.log" 150
 done
+echo "=== done at ${SECONDS}s, status $status"
 exit $status

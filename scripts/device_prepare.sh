@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a real-GPU check for a session that is lent a device machine (see scripts/device_check.sh):
 # builds the release binaries of `validate` and `bench` here and fetches the Vulkan / EGL loaders, which the
-# device machine lacks, as .deb files. Both land in folders that git ignores (.device-bin, .gl) and that the
+# device machine lacks, as .deb files, and packs the release test binaries. Both land in folders that git ignores (.device-bin, .gl) and that the
 # device tool's `carry` takes along. Run from the repository root; needs network access to Debian's mirrors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,20 @@ grep -qx '/.device-bin/' .git/info/exclude 2>/dev/null || echo '/.device-bin/' >
 cargo build --release --example validate --example bench
 mkdir -p .device-bin
 cp target/release/examples/validate target/release/examples/bench .device-bin/
+# The release test binaries (the CPU-only `reference` left out), packed: stripped, they are about 6 MB each.
+rm -rf .device-bin/tests && mkdir -p .device-bin/tests
+cargo test --release --all-features --no-run --message-format=json |
+  python3 -c "
+import json, shutil, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    if d.get('reason') == 'compiler-artifact' and d.get('executable') and d['profile']['test'] \
+            and d['target']['name'] != 'reference':
+        shutil.copy(d['executable'], '.device-bin/tests/' + d['target']['name'])
+"
+strip .device-bin/validate .device-bin/bench .device-bin/tests/*
+tar -C .device-bin -cJf .device-bin/tests.tar.xz tests
+rm -rf .device-bin/tests
 
 mkdir -p .gl /tmp/amd64/partial
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
