@@ -11,27 +11,11 @@ out="${OUT:-/tmp/actgpu-device}"
 deadline="${DEADLINE:-540}"
 mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
-# ACTGPU_NO_UNPACK=1 skips the loaders, for a dry run on a machine that has its own.
-if [ -z "${ACTGPU_NO_UNPACK:-}" ]; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-fi
-# The test binaries travel packed (the device tool carries 64 MiB at most); python3 is there, xz may not be.
-python3 -c "import tarfile; tarfile.open('.device-bin/tests.tar.xz').extractall('/tmp/actgpu-tests')"
-# Where the loader finds no NVIDIA driver by itself (see the device tool's README).
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] &&
-  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-nvidia-smi -L
+# shellcheck source=scripts/device_env.sh
+source scripts/device_env.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
 status=0
 
-# Seconds a step may take: its own cap, or what is left before the deadline if that is less (at least 1).
-budget() {
-  local left=$((deadline - SECONDS))
-  [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"
-}
 
 # Runs every test binary (unpacked into /tmp/actgpu-tests/tests) on one backend, each under the time left.
 run_tests() {

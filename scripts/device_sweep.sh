@@ -9,22 +9,9 @@ out="${OUT:-/tmp/actgpu-sweep}"
 deadline="${DEADLINE:-400}"
 mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
-if [ -z "${ACTGPU_NO_UNPACK:-}" ]; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-fi
-python3 -c "import tarfile; tarfile.open('.device-bin/tests.tar.xz').extractall('/tmp/actgpu-tests')"
-[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] &&
-  export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-nvidia-smi -L
+# shellcheck source=scripts/device_env.sh
+source scripts/device_env.sh
 status=0
-
-budget() {
-  local left=$((deadline - SECONDS))
-  [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"
-}
 
 bench() { # bench FILE CAP ARGS...: appends one run's Markdown to FILE
   local file=$1 cap=$2

@@ -268,3 +268,41 @@ fn reductions_recorded_together_keep_their_own_partial_sums() {
         }
     }
 }
+
+/// Every row-block height gives the reference's results: the bias kernels (forward on the row grid, backward with
+/// per-block partial sums) and a learnable parameter's gradient, with `GpuOptions::reduction_rows` from 0 (taken
+/// as 1) to far more rows than any tensor has, on shapes whose row counts are not multiples of the heights.
+#[test]
+fn every_reduction_row_height_matches_the_reference() {
+    let mut checks = Vec::new();
+    for rows_option in [
+        Some(0),
+        Some(1),
+        Some(3),
+        Some(7),
+        Some(200),
+        Some(1 << 40),
+        None,
+    ] {
+        let g = actgpu::Gpu::with_options(actgpu::GpuOptions {
+            reduction_rows: rows_option,
+            ..actgpu::GpuOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            g.reduction_rows(),
+            rows_option.map_or(g.reduction_rows(), |r| r.max(1))
+        );
+        for (rows, cols) in [(1, 8), (257, 24), (300, 40)] {
+            for dtype in [DType::F32, DType::F16] {
+                checks.extend(
+                    check_bias(&g, Activation::Gelu, rows, cols, dtype, dtype, 11).unwrap(),
+                );
+            }
+            checks.extend(
+                check_learnable(&g, Learnable::ALL[0], rows, cols, false, DType::F32, 12).unwrap(),
+            );
+        }
+    }
+    assert_all_ok(checks);
+}

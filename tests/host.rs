@@ -307,3 +307,46 @@ fn one_context_serves_many_threads() {
         "one cache entry per pipeline, however many threads asked for it"
     );
 }
+
+/// The subnormal probe agrees with what the kernels do: relu' of the smallest subnormal is 1 where the device
+/// keeps subnormals and 0 where it flushes them (WGSL allows either).
+#[test]
+fn the_subnormal_probe_agrees_with_the_kernels() {
+    let g = gpu();
+    let flushes = g.flushes_subnormals().unwrap();
+    let x = g.upload(&[f32::from_bits(1), 1.0]).unwrap();
+    let dy = g.upload(&[1.0f32, 1.0]).unwrap();
+    let dx: Vec<f32> = Activation::Relu.backward(&x, &dy).unwrap().read().unwrap();
+    assert_eq!(
+        dx,
+        [if flushes { 0.0 } else { 1.0 }, 1.0],
+        "flushes: {flushes}"
+    );
+    assert_eq!(g.flushes_subnormals().unwrap(), flushes, "probed once");
+}
+
+/// An explicit f16 path applies to the kernels of both intensities; without SHADER_F16 (GL here) it is packed.
+#[test]
+fn an_explicit_f16_path_applies_to_every_intensity() {
+    let has_f16 = gpu()
+        .device()
+        .features()
+        .contains(wgpu::Features::SHADER_F16);
+    for (path, native) in [
+        (actgpu::F16Storage::Packed, false),
+        (actgpu::F16Storage::Native, has_f16),
+    ] {
+        let g = Gpu::with_options(GpuOptions {
+            f16_storage: path,
+            ..GpuOptions::default()
+        })
+        .unwrap();
+        for intensity in [actgpu::Intensity::Streaming, actgpu::Intensity::Arithmetic] {
+            assert_eq!(
+                g.f16_native_for(intensity),
+                native,
+                "{path:?} {intensity:?}"
+            );
+        }
+    }
+}
