@@ -15,6 +15,8 @@ override P1: f32 = 0.0;
 
 const QNAN_BITS: u32 = 0x7fc00000u;
 const F32_MAX: f32 = 3.4028234663852886e38;
+/// 2^126: past it the reciprocal of a number is subnormal, which some drivers flush to 0.
+const F32_TWO_126: f32 = 8.507059173023462e37;
 
 fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
@@ -209,12 +211,12 @@ fn act_forward(x: f32) -> f32 {
             y = select(softplus_f(v) / P0, x, v > P1);
         }
         case ACT_SOFTSIGN: {
-            // x / (1 + |x|) for |x| <= 1; sign(x) / (1 + 1/|x|) past it, so that no denominator exceeds 2:
-            // drivers that divide by multiplying with a reciprocal flush 1/d to 0 for d > 2^126 (NVIDIA), which
-            // made x / (1 + |x|) 0 instead of +-1 for |x| > 2^126 and for +-inf.
+            // x / (1 + |x|), and sign(x) past |x| = 2^126, where the quotient rounds to +-1 in f32: drivers that
+            // divide by multiplying with a reciprocal flush 1/d to 0 for d > 2^126 (NVIDIA), which made the
+            // quotient 0 there and for +-inf.
             let c = clamp(x, -F32_MAX, F32_MAX);
             let a = abs(c);
-            y = select(c / (1.0 + a), sign(c) / (1.0 + 1.0 / a), a > 1.0);
+            y = select(c / (1.0 + a), sign(c), a > F32_TWO_126);
         }
         case ACT_SIGMOID: { y = sigmoid_f(x); }
         case ACT_LOG_SIGMOID: { y = min(x, 0.0) - log1p_unit(exp_c(-abs(x))); }
@@ -287,11 +289,10 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_HARDTANH: { return select(0.0, 1.0, x > P0 && x < P1); }
         case ACT_HARDSIGMOID: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
         case ACT_HARDSWISH: {
-            // (2x + 3) / 6, with its zero at x = -1.5 made exact: a driver that rewrites the expression as
-            // fma(x, 1/3, 0.5) (NVIDIA's does, whichever form the source takes) gives 1.5e-8 there, since 1/3
-            // is inexact. Away from the zero that rewrite is within the tolerances.
-            let t = 2.0 * x + 3.0;
-            return select(select(select(t * (1.0 / 6.0), 0.0, t == 0.0), 1.0, x > 3.0), 0.0, x < -3.0);
+            // x/3 + 1/2, with its zero at x = -1.5 made exact: a driver that forms fma(x, 1/3, 0.5) gives 1.5e-8
+            // there, 1/3 being inexact (NVIDIA's does, whichever form the source takes); elsewhere that is within
+            // the tolerances.
+            return select(select(x / 3.0 + 0.5, 1.0, x > 3.0), 0.0, x < -3.0 || x == -1.5);
         }
         case ACT_CUSTOM: { return custom_derivative(x); }
         default: { return nan_f32(); }
