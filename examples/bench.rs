@@ -22,13 +22,16 @@
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
 //! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--f16 auto|packed|native` (how the
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
-//! `--markdown` (the report as Markdown, for BENCHMARKS.md).
+//! `--matmul direct|tiled|tiled32|subgroup|vec4` (the kernel of every product, dense layer and training step:
+//! `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown, for
+//! BENCHMARKS.md).
 //!
-//! What it prints: the adapter, the clock, the launch shapes, the f16 path and reduction rows in effect, the two
+//! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
+//! effect, the two
 //! ceilings and every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the
 //! fraction of the copy ceiling, the approximate FLOP per element and the fraction of the FMA ceiling; or with
 //! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
-//! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
+//! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "matmul_kernel", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
 //! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails, 2 on bad arguments or
 //! when no adapter can be had.
@@ -42,12 +45,12 @@ use actgpu::bench::plan::Plan;
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
-use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig};
+use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig, MatmulKernel};
 
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] \
-                     [--f16 auto|packed|native] [--markdown]";
+                     [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|subgroup|vec4] [--markdown]";
 
 struct Args {
     json: bool,
@@ -57,6 +60,7 @@ struct Args {
     clock: Option<Clock>,
     launch: Option<LaunchConfig>,
     reduction_rows: Option<usize>,
+    matmul_kernel: Option<MatmulKernel>,
     f16_storage: F16Storage,
 }
 
@@ -175,6 +179,7 @@ fn parse_args() -> Result<Args, String> {
         clock: None,
         launch: None,
         reduction_rows: None,
+        matmul_kernel: None,
         f16_storage: F16Storage::Auto,
     };
     let mut it = raw.iter();
@@ -235,6 +240,13 @@ fn parse_args() -> Result<Args, String> {
                 args.reduction_rows =
                     Some(usize::try_from(n).map_err(|_| format!("{a} is too large: {n}"))?);
             }
+            "--matmul" => {
+                let name = value()?;
+                args.matmul_kernel = Some(
+                    MatmulKernel::from_name(name.as_str())
+                        .ok_or(format!("unknown matmul kernel {name:?}; {USAGE}"))?,
+                );
+            }
             "--f16" => {
                 args.f16_storage = match value()?.as_str() {
                     "auto" => F16Storage::Auto,
@@ -290,6 +302,7 @@ fn main() -> ExitCode {
         launch: args.launch,
         reduction_rows: args.reduction_rows,
         f16_storage: args.f16_storage,
+        matmul_kernel: args.matmul_kernel,
         ..GpuOptions::default()
     };
     let gpu = match Gpu::with_options(options) {

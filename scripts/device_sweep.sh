@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A tuning sweep for a real GPU, run on the device machine like scripts/device_check.sh (same carried .device-bin
-# and .gl from scripts/device_prepare.sh): validate and the test binaries on Vulkan, then `bench` over the launch
-# choices that have per-adapter defaults (elementwise launch shape, f16 storage path, rows per reduction block),
-# and one GL attempt with its error output. At most 7 files into $OUT; every step has a timeout and the whole
-# sweep stops by DEADLINE seconds (default 400).
+# and .gl from scripts/device_prepare.sh): validate and the test binaries on Vulkan, then `bench` over the choices
+# that have per-adapter defaults (elementwise launch shape, f16 storage path, rows per reduction block, matmul
+# kernel), and one GL attempt with its error output. At most 8 files into $OUT; every step has a timeout and the
+# whole sweep stops by DEADLINE seconds (default 400).
 set -uo pipefail
 out="${OUT:-/tmp/actgpu-sweep}"
 deadline="${DEADLINE:-400}"
@@ -56,6 +56,11 @@ done
 for rows in 2 4 8 16 32 64; do
   bench "$out/sweep-reduction.md" 30 --kernels bias_gelu,bias_relu,prelu,compare --dtypes f32,bf16 \
     --reduction-rows "$rows"
+done
+
+# Matmul kernel: the products, dense layers and training steps on each (tiled32 is the small-product candidate).
+for kernel in tiled tiled32 direct; do
+  bench "$out/sweep-matmul.md" 40 --kernels training --matmul "$kernel"
 done
 
 echo "=== gl at ${SECONDS}s"

@@ -21,7 +21,8 @@
 // threads touch neighbouring columns):
 //   matmul_direct  8 x 4 per thread, operands straight from storage, no workgroup memory and no barrier
 //                  (software adapters, where barriers are emulated and cost more than the loads they save)
-//   matmul_tiled   4 x 4 per thread, K in chunks of KT staged through workgroup memory, two barriers per chunk
+//   matmul_tiled   4 x 4 per thread, K in chunks of KT staged through workgroup memory, two barriers per chunk;
+//                  TX x TX threads (16 x 16 or 8 x 8), a 4 TX square of C per workgroup
 
 /// Threads per workgroup along N; WG / TX along M.
 override TX: u32 = 8u;
@@ -118,27 +119,28 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 
 /// K-chunk of the tiled kernel.
 const KT: u32 = 16u;
-/// Largest tile side: 4 x 16 threads (the tiled kernel runs TX = WG / TX = 16).
+/// Largest tile side: 4 x 16 threads (the tiled kernel runs WG = TX x TX, TX = 16 or 8).
 const TILE: u32 = 64u;
 
-var<workgroup> a_tile: array<f32, 1024>; // [KT][TILE]: a_tile[p * TILE + i]
-var<workgroup> b_tile: array<f32, 1024>; // [KT][TILE]: b_tile[p * TILE + j]
+var<workgroup> a_tile: array<f32, 1024>; // [KT][tile]: a_tile[p * tile + i]
+var<workgroup> b_tile: array<f32, 1024>; // [KT][tile]: b_tile[p * tile + j]
 
-/// Grid as matmul_direct, with WG = 256 and TX = 16: a 64 x 64 block of C per workgroup. Each chunk, every
-/// thread stages 4 elements of A and 4 of B (zero past the ends), then reads its 4 + 4 operands per step from
-/// workgroup memory.
+/// Grid as matmul_direct with WG = TX x TX: a square block of C of side tile = 4 TX per workgroup (64 with
+/// TX = 16, 32 with TX = 8). Each chunk, every thread stages KT tile / WG = 64 / TX elements of A and as many of B
+/// (zero past the ends), then reads its 4 + 4 operands per step from workgroup memory.
 @compute @workgroup_size(WG)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tile = 4u * TX;
     let tx = lid.x % TX;
     let ty = lid.x / TX;
-    let ti0 = wid.y * TILE;
-    let tj0 = wid.x * TILE;
+    let ti0 = wid.y * tile;
+    let tj0 = wid.x * tile;
     var acc: array<vec4<f32>, 4>;
     for (var p0 = 0u; p0 < params.k; p0 += KT) {
-        for (var q = 0u; q < 4u; q++) {
+        for (var q = 0u; q < TILE / TX; q++) {
             let e = lid.x + q * WG;
-            let row = e % TILE;
-            let p = p0 + e / TILE;
+            let row = e % tile;
+            let p = p0 + e / tile;
             let i = ti0 + row;
             var av = 0.0;
             if (i < params.m && p < params.k) {
@@ -154,9 +156,9 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         workgroupBarrier();
         for (var p = 0u; p < KT; p++) {
-            let o = p * TILE;
-            let a = vec4<f32>(a_tile[o + ty], a_tile[o + ty + 16u], a_tile[o + ty + 32u], a_tile[o + ty + 48u]);
-            let b = vec4<f32>(b_tile[o + tx], b_tile[o + tx + 16u], b_tile[o + tx + 32u], b_tile[o + tx + 48u]);
+            let o = p * tile;
+            let a = vec4<f32>(a_tile[o + ty], a_tile[o + ty + TX], a_tile[o + ty + 2u * TX], a_tile[o + ty + 3u * TX]);
+            let b = vec4<f32>(b_tile[o + tx], b_tile[o + tx + TX], b_tile[o + tx + 2u * TX], b_tile[o + tx + 3u * TX]);
             acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
             acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
             acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
@@ -164,5 +166,5 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         workgroupBarrier();
     }
-    store_block(ti0 + ty, 16u, tj0 + tx, 16u, acc);
+    store_block(ti0 + ty, TX, tj0 + tx, TX, acc);
 }

@@ -29,6 +29,10 @@ pub struct GpuOptions {
     /// `Some(0)` counts as 1. Where a tensor has more rows than the dispatch grid holds at this block height, its
     /// blocks grow to fit. [`Gpu::reduction_rows`] gives the value in effect.
     pub reduction_rows: Option<usize>,
+    /// The matmul kernel of every product, dense layer and network on this context; `None` picks
+    /// [`crate::MatmulKernel::for_gpu`]'s per-adapter choice. A kernel the device cannot run (subgroups without
+    /// `SUBGROUP`) falls back as that kernel's documentation says.
+    pub matmul_kernel: Option<crate::MatmulKernel>,
 }
 
 /// How the kernels access tensors whose every operand is f16.
@@ -54,6 +58,7 @@ impl Default for GpuOptions {
             launch: None,
             f16_storage: F16Storage::Auto,
             reduction_rows: None,
+            matmul_kernel: None,
         }
     }
 }
@@ -82,6 +87,8 @@ struct Inner {
     reduction_rows: usize,
     /// Rows per thread of bias + activation forward on the row grid (the same option, else its own default).
     bias_forward_rows: usize,
+    /// [`GpuOptions::matmul_kernel`].
+    matmul_kernel: Option<crate::MatmulKernel>,
     cache: PipelineCache,
     /// The shared scratch buffer of [`Gpu::scratch`], grown to the largest size asked.
     scratch: Mutex<Option<wgpu::Buffer>>,
@@ -202,6 +209,7 @@ impl Gpu {
                 flushes_subnormals: OnceLock::new(),
                 reduction_rows,
                 bias_forward_rows,
+                matmul_kernel: options.matmul_kernel,
                 cache: PipelineCache::default(),
                 scratch: Mutex::default(),
                 one: OnceLock::new(),
@@ -298,6 +306,11 @@ impl Gpu {
     /// given, otherwise 8 on CPU adapters and 2 elsewhere (see `forward_rows_per_block` in `src/ops/bias.rs`).
     pub(crate) fn bias_forward_rows(&self) -> usize {
         self.inner.bias_forward_rows
+    }
+
+    /// [`GpuOptions::matmul_kernel`] as given.
+    pub(crate) fn matmul_kernel_option(&self) -> Option<crate::MatmulKernel> {
+        self.inner.matmul_kernel
     }
 
     /// The pipeline cache.

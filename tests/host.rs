@@ -350,3 +350,49 @@ fn an_explicit_f16_path_applies_to_every_intensity() {
         }
     }
 }
+
+/// `GpuOptions::matmul_kernel` is the kernel every product takes, and a network trained with it matches one on
+/// the adapter's own kernel to f32 rounding.
+#[test]
+fn a_chosen_matmul_kernel_runs_every_product() {
+    use actgpu::{Labels, Loss, MatmulKernel, Mlp, Optimizer, Sgd, Targets};
+    let train = |kernel: Option<MatmulKernel>| -> Vec<f32> {
+        let g = Gpu::with_options(GpuOptions {
+            matmul_kernel: kernel,
+            ..GpuOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            MatmulKernel::for_gpu(&g),
+            kernel.unwrap_or(MatmulKernel::for_gpu(gpu()))
+        );
+        let mut net = Mlp::new(
+            &g,
+            &[3, 20, 4],
+            &[Activation::Gelu],
+            Loss::SoftmaxCrossEntropy,
+            Optimizer::Sgd(Sgd::new(0.1)),
+            5,
+        )
+        .unwrap();
+        let xs: Vec<f32> = (0..3 * 9)
+            .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+            .collect();
+        let x = g.upload_shaped(&xs, &[9, 3]).unwrap();
+        let y = Labels::upload(&g, &[0, 1, 2, 3, 0, 1, 2, 3, 0], 4).unwrap();
+        for _ in 0..3 {
+            net.train_step(&x, Targets::Classes(&y)).unwrap();
+        }
+        net.predict(&x).unwrap().read().unwrap()
+    };
+    let default = train(None);
+    for kernel in [MatmulKernel::Tiled32, MatmulKernel::Direct] {
+        let got = train(Some(kernel));
+        for (a, b) in got.iter().zip(&default) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{kernel:?}: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -207,6 +207,7 @@ fn dense_backward_with_16_bit_inputs() {
     let cases = [
         (MatmulKernel::Direct, DzMode::Fused),
         (MatmulKernel::Tiled, DzMode::Fused),
+        (MatmulKernel::Tiled32, DzMode::Fused),
         (MatmulKernel::Direct, DzMode::Separate),
         (MatmulKernel::Subgroup, DzMode::Separate),
         (MatmulKernel::Vec4, DzMode::Separate),

@@ -15,7 +15,7 @@ impl Report {
             .collect();
         let mut out = format!(
             "Adapter: `{}`; clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
-             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}.\n\n\
+             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}; matmul: {}.\n\n\
              Ceilings: **copy {}** (fastest of: {}; {} MiB per buffer, bytes read + written), \
              **FMA {:.1} GFLOP/s** ({}); for comparison `copy_buffer_to_buffer` {}.\n\n",
             self.adapter_line,
@@ -26,6 +26,7 @@ impl Report {
             self.streaming_launch.units_per_thread,
             self.f16_path(),
             self.reduction_rows,
+            self.matmul_kernel.name(),
             gbs(c.copy.rate),
             candidates.join(", "),
             (c.copy.amount / 2.0 / f64::from(1u32 << 20)).round(),

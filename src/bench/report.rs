@@ -3,7 +3,7 @@
 //! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
 //! "units_per_thread"}, "streaming_launch": {...}, "f16_native": {"streaming", "arithmetic"} (the f16 path in effect per
 //! kernel intensity: [`Gpu::f16_native_for`]),
-//! "reduction_rows" ([`Gpu::reduction_rows`]), "ceilings": {"copy_bytes_per_s",
+//! "reduction_rows" ([`Gpu::reduction_rows`]), "matmul_kernel" (`direct`, `tiled`, ...), "ceilings": {"copy_bytes_per_s",
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...],
 //! "comparisons": [...], "dtype_ratios": [...]}` (fused against unfused, and 16-bit against f32:
 //! [`crate::bench::dtype_ratio`]).
@@ -159,6 +159,8 @@ pub struct Report {
     pub f16_native: [bool; 2],
     /// Rows per row block of the column reductions ([`Gpu::reduction_rows`]).
     pub reduction_rows: usize,
+    /// The matmul kernel of the products, dense layers and training steps ([`crate::MatmulKernel::for_gpu`]).
+    pub matmul_kernel: crate::MatmulKernel,
     /// The clock the timer read.
     pub clock: Clock,
     /// The ceilings measured at the start of the run.
@@ -183,6 +185,7 @@ impl Report {
                 gpu.f16_native_for(crate::Intensity::Arithmetic),
             ],
             reduction_rows: gpu.reduction_rows(),
+            matmul_kernel: crate::MatmulKernel::for_gpu(gpu),
             clock,
             ceilings,
             rows: Vec::new(),
@@ -205,7 +208,7 @@ impl Report {
         let c = &self.ceilings;
         let mut out = format!(
             "adapter: {}\nclock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
-             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}\n",
+             streaming activations {}x{}; f16 path: {}; reduction rows per block: {}; matmul: {}\n",
             self.adapter_line,
             self.clock.name(),
             self.launch.workgroup_size,
@@ -213,7 +216,8 @@ impl Report {
             self.streaming_launch.workgroup_size,
             self.streaming_launch.units_per_thread,
             self.f16_path(),
-            self.reduction_rows
+            self.reduction_rows,
+            self.matmul_kernel.name()
         );
         out += &format!(
             "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
@@ -384,7 +388,7 @@ impl Report {
             "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
              \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"streaming_launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
-             \"f16_native\": {{\"streaming\": {}, \"arithmetic\": {}}},\n\"reduction_rows\": {},\n\
+             \"f16_native\": {{\"streaming\": {}, \"arithmetic\": {}}},\n\"reduction_rows\": {},\n\"matmul_kernel\": {},\n\
              \"ceilings\": {{\"copy_bytes_per_s\": {}, \"fma_flops_per_s\": {}, \"copy_kernel\": {}, \
              \"copy_buffer_to_buffer_bytes_per_s\": {}, \"candidates\": [\n  {}\n]}},\n\"rows\": [\n  {}\n],\n\
              \"comparisons\": [\n  {}\n],\n\"dtype_ratios\": {}}}",
@@ -399,6 +403,7 @@ impl Report {
             self.f16_native[0],
             self.f16_native[1],
             self.reduction_rows,
+            json_str(self.matmul_kernel.name()),
             json_num(c.copy.rate),
             json_num(c.fma.rate),
             json_str(&c.copy.name),

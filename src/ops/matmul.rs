@@ -2,10 +2,11 @@
 //! accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros).
 //!
 //! All three forms run one generic kernel over strided operands, `C[i, j] = sum_p A(i, p) B(p, j)`, so no
-//! transpose is ever materialised. Three kernels, chosen per adapter by [`MatmulKernel::for_gpu`]:
-//! [`MatmulKernel::Subgroup`] (CPU adapters with subgroups: generated code, see `src/ops/matmul_subgroup.rs`),
-//! [`MatmulKernel::Direct`] (operands straight from storage, no workgroup memory) and [`MatmulKernel::Tiled`]
-//! (K staged through workgroup memory).
+//! transpose is ever materialised. The kernels, chosen per adapter by [`MatmulKernel::for_gpu`] (or by
+//! [`crate::GpuOptions::matmul_kernel`]): [`MatmulKernel::Subgroup`] (CPU adapters with subgroups: generated code,
+//! see `src/ops/matmul_subgroup.rs`), [`MatmulKernel::Vec4`] (CPU adapters without), [`MatmulKernel::Direct`]
+//! (operands straight from storage, no workgroup memory), [`MatmulKernel::Tiled`] (K staged through workgroup
+//! memory; hardware GPUs) and [`MatmulKernel::Tiled32`] (the same with a quarter of the block, for small products).
 //!
 //! # Storage types
 //!
@@ -13,7 +14,7 @@
 //! `C = round_t(sum_p A(i, p) B(p, j))` with `round_t` the identity for an f32 C and one round to nearest even
 //! for a 16-bit C:
 //!
-//! - [`MatmulKernel::Direct`] and [`MatmulKernel::Tiled`] decode 16-bit operands in their loads (override type
+//! - [`MatmulKernel::Direct`] and the tiled kernels decode 16-bit operands in their loads (override type
 //!   codes `A_T`, `B_T`, the integer codecs of `shaders/storage.wgsl`).
 //! - [`MatmulKernel::Subgroup`] and [`MatmulKernel::Vec4`] load `vec4<f32>`s, so a 16-bit operand is widened to
 //!   an f32 scratch by one conversion pass first (exact; `O(rows cols)` work against the product's `O(m n k)`).
@@ -40,6 +41,12 @@ pub enum MatmulKernel {
     /// 256 threads, each a 4 x 4 block: a 64 x 64 block per workgroup, K in chunks of 16 staged through
     /// workgroup memory (8 KiB), two barriers per chunk. The usual choice on hardware GPUs.
     Tiled,
+    /// The tiled kernel with 64 threads (8 x 8): a 32 x 32 block per workgroup, so four times the workgroups of
+    /// [`MatmulKernel::Tiled`]. For small products on large GPUs: on an NVIDIA H200, `Tiled` gives the dense
+    /// shape 256 x 512 only 32 workgroups for 132 multiprocessors and reaches 1.1-1.2 TFLOP/s there against 8.0
+    /// at 1024^3 (BENCHMARKS.md). Not yet measured on a GPU, so not a default: choose it with
+    /// [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled32`).
+    Tiled32,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
     /// Runs where the device has `SUBGROUP` with one fixed subgroup size, the operands' rows hold whole `vec4`s
@@ -70,9 +77,14 @@ impl MatmulKernel {
         }
     }
 
-    /// The kernel for `gpu`'s adapter: [`MatmulKernel::Subgroup`] on a CPU adapter whose device has subgroups of
-    /// one fixed size (lavapipe; llvmpipe GL has no subgroups in wgpu), else [`MatmulKernel::for_device_type`].
+    /// The kernel for `gpu`: [`crate::GpuOptions::matmul_kernel`] where it was given; otherwise
+    /// [`MatmulKernel::Subgroup`] on a CPU adapter whose device has subgroups of one fixed size (lavapipe),
+    /// [`MatmulKernel::Vec4`] on one without (llvmpipe GL has no subgroups in wgpu), else
+    /// [`MatmulKernel::for_device_type`].
     pub fn for_gpu(gpu: &Gpu) -> Self {
+        if let Some(kernel) = gpu.matmul_kernel_option() {
+            return kernel;
+        }
         let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
         match (cpu, subgroup_lanes(gpu)) {
             (true, Some(_)) => MatmulKernel::Subgroup,
@@ -81,10 +93,35 @@ impl MatmulKernel {
         }
     }
 
+    /// Every kernel, in the order of [`MatmulKernel::name`]'s list.
+    pub const ALL: [MatmulKernel; 5] = [
+        MatmulKernel::Direct,
+        MatmulKernel::Tiled,
+        MatmulKernel::Tiled32,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Vec4,
+    ];
+
+    /// `direct`, `tiled`, `tiled32`, `subgroup` or `vec4`, as `bench --matmul` takes and prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Direct => "direct",
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Tiled32 => "tiled32",
+            MatmulKernel::Subgroup => "subgroup",
+            MatmulKernel::Vec4 => "vec4",
+        }
+    }
+
+    /// The kernel of that [`MatmulKernel::name`].
+    pub fn from_name(name: &str) -> Option<MatmulKernel> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The entry point of the kernels of `shaders/matmul.wgsl`.
     const fn entry(self) -> &'static str {
         match self {
-            MatmulKernel::Tiled => "matmul_tiled",
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
             _ => "matmul_direct",
         }
     }
@@ -92,7 +129,7 @@ impl MatmulKernel {
     /// Rows of C one thread computes (it computes 4 columns).
     const fn rows_per_thread(self) -> u32 {
         match self {
-            MatmulKernel::Tiled => 4,
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 => 4,
             _ => 8,
         }
     }

@@ -13,12 +13,7 @@ pub use actgpu::verify::training::{
 };
 
 /// Every kernel; [`MatmulKernel::Subgroup`] runs the direct kernel where the device has no subgroups (GL).
-pub const KERNELS: [MatmulKernel; 4] = [
-    MatmulKernel::Direct,
-    MatmulKernel::Tiled,
-    MatmulKernel::Subgroup,
-    MatmulKernel::Vec4,
-];
+pub const KERNELS: [MatmulKernel; 5] = MatmulKernel::ALL;
 
 /// Fails with the check's details unless it passed.
 pub fn assert_ok(what: &str, check: Check) {
