@@ -262,7 +262,9 @@ impl Gpu {
     /// True when activation kernels of `intensity` whose operands are all f16 use WGSL's native `f16` rather than
     /// packed words: never without `SHADER_F16`; with it, as [`GpuOptions::f16_storage`] says. For `Auto`, the
     /// faster of the two for that intensity, timed once on first call (leaky relu for the streaming kernels,
-    /// GELU for the arithmetic ones: on an H200 native f16 is the faster for GELU and packed for relu).
+    /// GELU for the arithmetic ones: on an H200 native f16 is the faster for GELU and packed for relu). The
+    /// timing compiles both paths' pipelines: the first f16 kernel of a context on lavapipe starts about 0.2 s
+    /// later with a warm shader cache, 0.6 s with a cold one.
     pub fn f16_native_for(&self, intensity: Intensity) -> bool {
         if !self
             .device()
