@@ -273,19 +273,19 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     let mut report = Report::new(gpu, timer.clock(), ceilings);
     let table = !args.json && !args.markdown;
     if table {
-        print!("{}{}", report.header(), Report::table_header());
+        emit(&format!("{}{}", report.header(), Report::table_header()));
     }
     let mut rows = Vec::new();
     args.plan.run(&timer, &mut |row| {
         if table {
-            print!("{}", report.row_line(&row));
+            emit(&report.row_line(&row));
         }
         rows.push(row);
     })?;
     report.rows = rows;
     if table {
-        print!("{}", report.speedup_lines());
-        print!("{}", report.dtype_ratio_lines());
+        emit(&report.speedup_lines());
+        emit(&report.dtype_ratio_lines());
     }
     Ok(report)
 }
@@ -321,15 +321,30 @@ fn main() -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", report.to_json());
+        emit(&format!("{}\n", report.to_json()));
     } else if args.markdown {
-        print!("{}", report.markdown());
+        emit(&report.markdown());
     } else {
-        println!(
-            "{} measurements in {:.1} s",
+        emit(&format!(
+            "{} measurements in {:.1} s\n",
             report.rows.len(),
             started.elapsed().as_secs_f64()
-        );
+        ));
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `text` to stdout at once. When the reader has gone (`bench | head`), ends the process quietly with
+/// status 0, as a command-line tool does on a closed pipe, instead of `print!`'s panic; any other write error
+/// ends it with status 1.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("bench: writing the report: {e}");
+        std::process::exit(1);
+    }
 }
