@@ -172,8 +172,8 @@ pub struct Run {
     pub got: Vec<f32>,
     /// The f64 reference computed from the stored inputs.
     pub reference: Vec<f64>,
-    /// On a device that flushes subnormals, where some input was subnormal: the reference at the inputs as the
-    /// device reads them (see [`flushed_reference`]).
+    /// On a device that flushes subnormals: the reference at the inputs as the device reads them, subnormals as
+    /// zeros (see [`flushed_reference`]); `None` on a device that keeps them.
     pub flushed: Option<Vec<f64>>,
     /// Output elements still poisoned after the run.
     pub unwritten: usize,
