@@ -247,7 +247,13 @@ fn main() -> ExitCode {
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
     let info = gpu.adapter_info();
-    let flushes = gpu.flushes_subnormals().unwrap_or(false);
+    let flushes = match gpu.flushes_subnormals() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("validate: subnormal probe: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if args.json {
         let lines: Vec<String> = rows
             .iter()

@@ -7,12 +7,8 @@
 # the 15 minutes a session is lent; the Vulkan steps come first, as the ones the issues' numbers need.
 # ACTGPU_BENCH_ARGS adds bench flags (e.g. --quick).
 set -uo pipefail
-out="${OUT:-/tmp/actgpu-device}"
-deadline="${DEADLINE:-540}"
-mkdir -p "$out"
-exec > >(tee "$out/log.txt") 2>&1
 # shellcheck source=scripts/device_env.sh
-source scripts/device_env.sh
+source scripts/device_env.sh /tmp/actgpu-device 540
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
 status=0
 

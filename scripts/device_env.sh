@@ -1,7 +1,13 @@
-# Sourced by scripts/device_check.sh and scripts/device_sweep.sh on the device machine, from the repository root:
-# unpacks the carried loaders (.gl), the packed test binaries (into /tmp/actgpu-tests/tests), points the loaders
-# at NVIDIA's driver, and defines `budget CAP` (seconds a step may take: CAP, or what is left before $deadline if
-# that is less, at least 1). ACTGPU_NO_UNPACK=1 skips the loaders, for a dry run on a machine that has its own.
+# Sourced as `source scripts/device_env.sh DEFAULT_OUT DEFAULT_DEADLINE` by scripts/device_check.sh and
+# scripts/device_sweep.sh on the device machine, from the repository root: sets `out` ($OUT, else DEFAULT_OUT) and
+# `deadline` ($DEADLINE, else DEFAULT_DEADLINE seconds), copies all output into $out/log.txt, unpacks the carried
+# loaders (.gl) and the packed test binaries (into /tmp/actgpu-tests/tests), points the loaders at NVIDIA's
+# driver, and defines `budget CAP` (seconds a step may take: CAP, or what is left before $deadline if that is
+# less, at least 1). ACTGPU_NO_UNPACK=1 skips the loaders, for a dry run on a machine that has its own.
+out="${OUT:-$1}"
+deadline="${DEADLINE:-$2}"
+mkdir -p "$out"
+exec > >(tee "$out/log.txt") 2>&1
 if [ -z "${ACTGPU_NO_UNPACK:-}" ]; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig

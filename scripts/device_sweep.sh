@@ -5,12 +5,8 @@
 # kernel), and one GL attempt with its error output. At most 8 files into $OUT; every step has a timeout and the
 # whole sweep stops by DEADLINE seconds (default 400).
 set -uo pipefail
-out="${OUT:-/tmp/actgpu-sweep}"
-deadline="${DEADLINE:-400}"
-mkdir -p "$out"
-exec > >(tee "$out/log.txt") 2>&1
 # shellcheck source=scripts/device_env.sh
-source scripts/device_env.sh
+source scripts/device_env.sh /tmp/actgpu-sweep 400
 status=0
 
 bench() { # bench FILE CAP ARGS...: appends one run's Markdown to FILE

@@ -179,19 +179,19 @@ impl Gpu {
     }
 
     /// The context on `device` with the per-context choices of `options` (launch shape, f16 path, reduction
-    /// rows); the device-creation ones (backends, power preference, limits) are the caller's business.
+    /// rows, matmul kernel); the device-creation ones (backends, power preference, limits) are the caller's business.
     fn build(device: wgpu::Device, queue: wgpu::Queue, options: &GpuOptions) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
         let launch = options.launch;
-        let reduction_rows = options.reduction_rows.map_or_else(
-            || crate::ops::bias::rows_per_block(info.device_type),
-            |rows| rows.max(1),
-        );
-        let bias_forward_rows = options.reduction_rows.map_or_else(
-            || crate::ops::bias::forward_rows_per_block(info.device_type),
-            |rows| rows.max(1),
-        );
+        // GpuOptions::reduction_rows (at least 1) for both, else each its own per-adapter default.
+        let rows_or = |default: fn(wgpu::DeviceType) -> usize| {
+            options
+                .reduction_rows
+                .map_or_else(|| default(info.device_type), |rows| rows.max(1))
+        };
+        let reduction_rows = rows_or(crate::ops::bias::rows_per_block);
+        let bias_forward_rows = rows_or(crate::ops::bias::forward_rows_per_block);
         let streaming_launch = launch.unwrap_or_else(|| {
             LaunchConfig::for_device(info.device_type, Intensity::Streaming).fit(&limits)
         });
@@ -297,9 +297,10 @@ impl Gpu {
         Ok(*self.inner.flushes_subnormals.get_or_init(|| f))
     }
 
-    /// Rows per row block of the column reductions (bias + activation forward on the row grid, the per-block
-    /// partial column sums of the bias backward): [`GpuOptions::reduction_rows`] where it was given (0 counting
-    /// as 1), otherwise the adapter type's default (8 on CPU adapters, 32 elsewhere). At least 1.
+    /// Rows per row block of the column reductions (the per-block partial column sums of the bias backward and
+    /// of the learnable activations' parameter gradients): [`GpuOptions::reduction_rows`] where it was given (0
+    /// counting as 1), otherwise the adapter type's default (8 on CPU adapters, 32 elsewhere). At least 1. The
+    /// bias forward's rows per thread have their own default (2 on GPUs) unless the option is given.
     pub fn reduction_rows(&self) -> usize {
         self.inner.reduction_rows
     }
