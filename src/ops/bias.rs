@@ -7,7 +7,7 @@
 
 use super::activation::activation_constants;
 use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
-use crate::dispatch::UNIT_ELEMENTS;
+use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 use crate::{Activation, DType, Error, Result, Tensor};
@@ -47,10 +47,14 @@ fn block_height(gpu: &crate::Gpu, height: usize, rows: usize) -> usize {
 }
 
 /// Column sums over at most this many rows run in one dispatch (`column_sums_direct`: each thread walks its
-/// columns' row blocks in turn) instead of per-block partial sums and their reduction; the sums are the same bits.
+/// columns' row blocks in turn) instead of per-block partial sums and their reduction; the sums are the same bits
+/// up to 8 row blocks (`reduce_partials` adds 8 lanes of blocks), the same sums in another order past that.
 /// A small network's training step (the study's batch of 64) takes the one dispatch per layer; taller inputs keep
 /// the two passes, whose row blocks run in parallel.
 const DIRECT_COLUMN_SUM_ROWS: usize = 128;
+
+/// Columns one workgroup of `reduce_partials` sums (`REDUCE_COLS` in `shaders/bias_activation.wgsl`).
+const REDUCE_COLUMNS_PER_WORKGROUP: usize = 32;
 
 /// The row blocks of a column reduction over `[rows, cols]`: `blocks` row blocks of `rows_per_block` rows, the
 /// stride `cols8` of their partial sums, and the kernels' uniform parameters. The two-pass kernels take their
@@ -96,12 +100,12 @@ impl Reduction {
         out: &Tensor,
     ) -> Result<()> {
         let gpu = out.gpu();
-        let wg = gpu.launch_config().workgroup_size as usize;
         let entries = vec![
             whole(Slot::Partial, partial),
             whole(Slot::Out2, out.buffer()),
         ];
-        let g = ((self.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+        let groups = self.cols8.div_ceil(REDUCE_COLUMNS_PER_WORKGROUP) as u64;
+        let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
         run(gpu, encoder, key, entries, &self.params, g)
     }
 }
