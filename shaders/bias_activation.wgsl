@@ -4,6 +4,7 @@
 //
 //   bias_forward          y = f(x + b)                                   one pass
 //   bias_forward_rows     the same, on the reduction grid                 needs cols % 8 == 0
+//   bias_forward_rows_words  the same for f32 x and y, a 16-byte word per thread
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
@@ -138,6 +139,24 @@ fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     for (var r = rows.x; r < rows.y; r++) {
         let u = r * col_units + cu;
         store_out(u, fwd8(add8(load_x(u), b)));
+    }
+}
+
+/// `bias_forward_rows` for operands that are all f32 (cols % 8 == 0 still): x covers the cols / 4 column words, so
+/// that neighbouring threads touch neighbouring 16-byte words of every row, as the elementwise f32 kernels do.
+@compute @workgroup_size(WG)
+fn bias_forward_rows_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col_words = params.cols / 4u;
+    let cw = wid.x * WG + lid.x;
+    if (cw >= col_words) {
+        return;
+    }
+    let c = 4u * cw;
+    let b = vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
+    let rows = block_rows(wid.y);
+    for (var r = rows.x; r < rows.y; r++) {
+        let w = r * col_words + cw;
+        store_out4(w, fwd4(load_x4(w) + b));
     }
 }
 

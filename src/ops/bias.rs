@@ -288,7 +288,15 @@ impl Activation {
             let wg = gpu.launch_config().workgroup_size as usize;
             let rows_per_block = block_height(gpu, gpu.bias_forward_rows(), rows);
             let blocks = rows.div_ceil(rows_per_block);
-            let k = key(self, "bias_forward_rows", x, None, y, bias);
+            // All-f32 operands take a 16-byte word per thread, neighbours on neighbouring words, as the elementwise
+            // f32 kernels and the backward do (on lavapipe no faster than units; measured on GPUs in BENCHMARKS.md).
+            let words = [x, y].iter().all(|t| t.dtype() == crate::DType::F32);
+            let (entry, per_thread) = if words {
+                ("bias_forward_rows_words", 4)
+            } else {
+                ("bias_forward_rows", UNIT_ELEMENTS)
+            };
+            let k = key(self, entry, x, None, y, bias);
             let entries = vec![
                 whole(Slot::X, x.buffer()),
                 whole(Slot::Out, y.buffer()),
@@ -302,7 +310,7 @@ impl Activation {
                 rows_per_block as u32,
                 blocks as u32,
             ];
-            let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, blocks as u32);
+            let g = ((cols / per_thread).div_ceil(wg) as u32, blocks as u32);
             run(gpu, encoder, &k, entries, &params, g)?;
             return Ok(());
         }
@@ -367,7 +375,7 @@ impl Activation {
         let r = Reduction::new(x, rows, cols);
         // All-f32 operands walk one 16-byte word per thread (neighbours on neighbouring words); 16-bit units are
         // one word already. Measured on lavapipe at 4096 x 4096: bias + GELU backward 42-48 -> 37-39 ms. The same
-        // layout in `bias_forward_rows` measured no change, so the forward keeps its 8-element units.
+        // layout in `bias_forward_rows_words` measured no change on lavapipe.
         let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
         let (entry, per_thread) = if all_f32 {
             ("bias_backward_fused_words", 4)
