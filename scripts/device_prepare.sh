@@ -9,6 +9,18 @@ cd "$(dirname "$0")/.."
 grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/exclude
 grep -qx '/.device-bin/' .git/info/exclude 2>/dev/null || echo '/.device-bin/' >> .git/info/exclude
 
+# A baseline `bench` for scripts/device_sweep.sh's A/B rows, built from commit $ACTGPU_BASE in a worktree
+# (first, sharing target/ so that only the crate is rebuilt).
+mkdir -p .device-bin
+rm -f .device-bin/bench_base
+target="$PWD/target"
+if [ -n "${ACTGPU_BASE:-}" ]; then
+  rm -rf /tmp/actgpu-base && git worktree add -f --detach /tmp/actgpu-base "$ACTGPU_BASE"
+  (cd /tmp/actgpu-base && CARGO_TARGET_DIR="$target" cargo build --release --example bench)
+  cp "$target"/release/examples/bench .device-bin/bench_base
+  git worktree remove --force /tmp/actgpu-base
+  strip .device-bin/bench_base
+fi
 cargo build --release --example validate --example bench
 mkdir -p .device-bin
 cp target/release/examples/validate target/release/examples/bench .device-bin/

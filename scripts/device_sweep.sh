@@ -9,12 +9,12 @@ set -uo pipefail
 source scripts/device_env.sh /tmp/actgpu-sweep 400
 status=0
 
-bench() { # bench FILE CAP ARGS...: appends one run's Markdown to FILE
-  local file=$1 cap=$2
+bench() { # bench FILE CAP ARGS...: appends one run's Markdown to FILE (binary: $BENCH_BIN, else bench)
+  local file=$1 cap=$2 bin=${BENCH_BIN:-bench}
   shift 2
-  echo "=== bench $* at ${SECONDS}s"
-  echo "## bench $*" >> "$file"
-  WGPU_BACKEND=vulkan timeout "$(budget "$cap")" .device-bin/bench --markdown "$@" >> "$file" || status=1
+  echo "=== $bin $* at ${SECONDS}s"
+  echo "## $bin $*" >> "$file"
+  WGPU_BACKEND=vulkan timeout "$(budget "$cap")" ".device-bin/$bin" --markdown "$@" >> "$file" || status=1
   echo >> "$file"
 }
 
@@ -37,6 +37,17 @@ for t in /tmp/actgpu-tests/tests/*; do
     { echo "FAILED ($?): $t" >> "$out/tests-vulkan.log"; status=1; }
 done
 grep -E '^test result|^FAILED|^SKIPPED|panicked' "$out/tests-vulkan.log"
+
+# A/B against a baseline build where scripts/device_prepare.sh was given one (ACTGPU_BASE=<commit>): the kernels
+# a change touched, in alternation, twice each.
+if [ -x .device-bin/bench_base ]; then
+  for round in 1 2; do
+    for bin in bench_base bench; do
+      # shellcheck disable=SC2086
+      BENCH_BIN=$bin bench "$out/sweep-ab.md" 30 ${ACTGPU_AB_ARGS:---kernels bias_gelu,bias_relu,compare --dtypes f32}
+    done
+  done
+fi
 
 # Rows per block of the bias kernels' row grid and partial column sums, with the fused-against-unfused table.
 # (Launch shape and f16 path were swept on 2026-11-29, docs/device/2026-11-29/: 256x1 kept, f16 path per intensity.)
