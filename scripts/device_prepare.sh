@@ -20,6 +20,8 @@ if [ -n "${ACTGPU_BASE:-}" ]; then
   cp "$target"/release/examples/bench .device-bin/bench_base
   git worktree remove --force /tmp/actgpu-base
   strip .device-bin/bench_base
+  # The shared target/ may still hold this checkout's bench as fresh, which cargo would not copy out again.
+  touch src/lib.rs
 fi
 cargo build --release --example validate --example bench
 mkdir -p .device-bin

@@ -17,12 +17,14 @@
 // Fused derivative (FUSE = 1: operand A, 2: operand B): the operand is read as dY * f'(Z) = act_backward(Z, dY),
 // with Z (binding 7) laid out like the operand, so dZ is never written; the epilogue is then the identity.
 //
-// Two kernels here (the subgroup kernels of CPU adapters are generated: src/ops/matmul_subgroup.rs), each thread owning a register block of C (rows ty + r TY, columns tx + c TX: neighbouring
-// threads touch neighbouring columns):
-//   matmul_direct  8 x 4 per thread, operands straight from storage, no workgroup memory and no barrier
+// Two kernels here (the subgroup kernels of CPU adapters are generated: src/ops/matmul_subgroup.rs), each thread
+// owning a register block of C:
+//   matmul_direct  8 x 4 per thread (rows ty + r TY, columns tx + c TX: neighbouring threads touch neighbouring
+//                  columns), operands straight from storage, no workgroup memory and no barrier
 //                  (software adapters, where barriers are emulated and cost more than the loads they save)
-//   matmul_tiled   4 x 4 per thread, K in chunks of KT staged through workgroup memory, two barriers per chunk;
-//                  TX x TX threads (16 x 16 or 8 x 8), a 4 TX square of C per workgroup
+//   matmul_tiled   4 x 4 per thread (4 neighbouring rows and columns), K in chunks of KT staged through
+//                  workgroup memory with the next chunk's loads in flight, two barriers per chunk; TX x TX threads
+//                  (16 x 16 or 8 x 8), a 4 TX square of C per workgroup
 
 /// Threads per workgroup along N; WG / TX along M.
 override TX: u32 = 8u;
@@ -121,44 +123,88 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 const KT: u32 = 16u;
 /// Largest tile side: 4 x 16 threads (the tiled kernel runs WG = TX x TX, TX = 16 or 8).
 const TILE: u32 = 64u;
+/// Row stride of the staged tiles in vec4s: the largest tile side / 4, plus one, so that the threads staging one
+/// row's 16 values of K (stride 1 in storage) write to different banks.
+const TILE_STRIDE: u32 = TILE / 4u + 1u;
+/// Elements of each operand one thread stages per chunk, at most: KT x TILE / (TX x TX) is 4 for TX = 16 and 8 for
+/// TX = 8.
+const MAX_STAGED: u32 = 8u;
 
-var<workgroup> a_tile: array<f32, 1024>; // [KT][tile]: a_tile[p * tile + i]
-var<workgroup> b_tile: array<f32, 1024>; // [KT][tile]: b_tile[p * tile + j]
+// [KT][tile / 4] vec4s: a_tile[p * TILE_STRIDE + r / 4][r % 4] holds A(ti0 + r, p0 + p), b_tile likewise B's.
+var<workgroup> a_tile: array<vec4<f32>, 272>;
+var<workgroup> b_tile: array<vec4<f32>, 272>;
 
-/// Grid as matmul_direct with WG = TX x TX: a square block of C of side tile = 4 TX per workgroup (64 with
-/// TX = 16, 32 with TX = 8). Each chunk, every thread stages KT tile / WG = 64 / TX elements of A and as many of B
-/// (zero past the ends), then reads its 4 + 4 operands per step from workgroup memory.
+/// The (row or column within the tile, p within the chunk) of staged element `e` of an operand whose stride along
+/// K is `stride_p`: where that stride is 1, 16 neighbouring threads read one row's 16 contiguous values of K;
+/// otherwise neighbouring threads read neighbouring rows (contiguous in X^T, dZ and W). Either way the loads of a
+/// warp are whole cache lines.
+fn staged_at(e: u32, tile: u32, stride_p: u32) -> vec2<u32> {
+    if (stride_p == 1u) {
+        return vec2<u32>(e / KT, e % KT);
+    }
+    return vec2<u32>(e % tile, e / tile);
+}
+
+fn stage_a(e: u32, tile: u32, ti0: u32, p0: u32) -> f32 {
+    let at = staged_at(e, tile, params.sa_p);
+    let i = ti0 + at.x;
+    let p = p0 + at.y;
+    if (i < params.m && p < params.k) {
+        return load_a(i * params.sa_i + p * params.sa_p);
+    }
+    return 0.0;
+}
+
+fn stage_b(e: u32, tile: u32, tj0: u32, p0: u32) -> f32 {
+    let at = staged_at(e, tile, params.sb_p);
+    let j = tj0 + at.x;
+    let p = p0 + at.y;
+    if (j < params.n && p < params.k) {
+        return load_b(p * params.sb_p + j * params.sb_j);
+    }
+    return 0.0;
+}
+
+/// Grid: x over column blocks of 4 TX, y over row blocks of 4 TX, with WG = TX x TX threads: a square block of C
+/// of side tile = 4 TX per workgroup (64 with TX = 16, 32 with TX = 8); thread (tx, ty) owns rows 4 ty .. 4 ty + 3
+/// and columns 4 tx .. 4 tx + 3 of it. K runs in chunks of KT: every thread stages KT tile / WG elements of A and
+/// as many of B (zero past the ends) into workgroup memory, then reads one vec4 of each per step. The next chunk's
+/// elements are loaded from storage into registers while the current chunk is multiplied, so the loads' latency
+/// overlaps the arithmetic.
 @compute @workgroup_size(WG)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let tile = 4u * TX;
+    let staged = KT * tile / WG;
     let tx = lid.x % TX;
     let ty = lid.x / TX;
     let ti0 = wid.y * tile;
     let tj0 = wid.x * tile;
+    var ra: array<f32, MAX_STAGED>;
+    var rb: array<f32, MAX_STAGED>;
+    for (var q = 0u; q < staged; q++) {
+        ra[q] = stage_a(lid.x + q * WG, tile, ti0, 0u);
+        rb[q] = stage_b(lid.x + q * WG, tile, tj0, 0u);
+    }
     var acc: array<vec4<f32>, 4>;
     for (var p0 = 0u; p0 < params.k; p0 += KT) {
-        for (var q = 0u; q < TILE / TX; q++) {
+        for (var q = 0u; q < staged; q++) {
             let e = lid.x + q * WG;
-            let row = e % tile;
-            let p = p0 + e / tile;
-            let i = ti0 + row;
-            var av = 0.0;
-            if (i < params.m && p < params.k) {
-                av = load_a(i * params.sa_i + p * params.sa_p);
-            }
-            a_tile[e] = av;
-            let j = tj0 + row;
-            var bv = 0.0;
-            if (j < params.n && p < params.k) {
-                bv = load_b(p * params.sb_p + j * params.sb_j);
-            }
-            b_tile[e] = bv;
+            let at = staged_at(e, tile, params.sa_p);
+            a_tile[at.y * TILE_STRIDE + at.x / 4u][at.x % 4u] = ra[q];
+            let bt = staged_at(e, tile, params.sb_p);
+            b_tile[bt.y * TILE_STRIDE + bt.x / 4u][bt.x % 4u] = rb[q];
         }
         workgroupBarrier();
+        let next = p0 + KT;
+        if (next < params.k) {
+            for (var q = 0u; q < staged; q++) {
+                ra[q] = stage_a(lid.x + q * WG, tile, ti0, next);
+                rb[q] = stage_b(lid.x + q * WG, tile, tj0, next);
+            }
+        }
         for (var p = 0u; p < KT; p++) {
-            let o = p * tile;
-            let a = vec4<f32>(a_tile[o + ty], a_tile[o + ty + TX], a_tile[o + ty + 2u * TX], a_tile[o + ty + 3u * TX]);
-            let b = vec4<f32>(b_tile[o + tx], b_tile[o + tx + TX], b_tile[o + tx + 2u * TX], b_tile[o + tx + 3u * TX]);
+            let a = a_tile[p * TILE_STRIDE + ty];
+            let b = b_tile[p * TILE_STRIDE + tx];
             acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
             acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
             acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
@@ -166,5 +212,5 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         workgroupBarrier();
     }
-    store_block(ti0 + ty, TX, tj0 + tx, TX, acc);
+    store_block(ti0 + 4u * ty, 1u, tj0 + 4u * tx, 1u, acc);
 }
