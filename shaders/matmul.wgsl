@@ -25,6 +25,9 @@
 //   matmul_tiled   4 x 4 per thread (4 neighbouring rows and columns), K in chunks of KT staged through
 //                  workgroup memory with the next chunk's loads in flight, two barriers per chunk; TX x TX threads
 //                  (16 x 16 or 8 x 8), a 4 TX square of C per workgroup
+//   matmul_tiled_split + matmul_split_sum   the same with K split over several workgroups per block of C (the
+//                  host picks the splits for products of few blocks), then one pass that adds the splits in order
+//                  and applies the epilogue
 
 /// Threads per workgroup along N; WG / TX along M.
 override TX: u32 = 8u;
@@ -145,50 +148,49 @@ fn staged_at(e: u32, tile: u32, stride_p: u32) -> vec2<u32> {
     return vec2<u32>(e % tile, e / tile);
 }
 
-fn stage_a(e: u32, tile: u32, ti0: u32, p0: u32) -> f32 {
+fn stage_a(e: u32, tile: u32, ti0: u32, p0: u32, k_end: u32) -> f32 {
     let at = staged_at(e, tile, params.sa_p);
     let i = ti0 + at.x;
     let p = p0 + at.y;
-    if (i < params.m && p < params.k) {
+    if (i < params.m && p < k_end) {
         return load_a(i * params.sa_i + p * params.sa_p);
     }
     return 0.0;
 }
 
-fn stage_b(e: u32, tile: u32, tj0: u32, p0: u32) -> f32 {
+fn stage_b(e: u32, tile: u32, tj0: u32, p0: u32, k_end: u32) -> f32 {
     let at = staged_at(e, tile, params.sb_p);
     let j = tj0 + at.x;
     let p = p0 + at.y;
-    if (j < params.n && p < params.k) {
+    if (j < params.n && p < k_end) {
         return load_b(p * params.sb_p + j * params.sb_j);
     }
     return 0.0;
 }
 
-/// Grid: x over column blocks of 4 TX, y over row blocks of 4 TX, with WG = TX x TX threads: a square block of C
-/// of side tile = 4 TX per workgroup (64 with TX = 16, 32 with TX = 8); thread (tx, ty) owns rows 4 ty .. 4 ty + 3
-/// and columns 4 tx .. 4 tx + 3 of it. K runs in chunks of KT: every thread stages KT tile / WG elements of A and
-/// as many of B (zero past the ends) into workgroup memory, then reads one vec4 of each per step. The next chunk's
-/// elements are loaded from storage into registers while the current chunk is multiplied, so the loads' latency
-/// overlaps the arithmetic.
-@compute @workgroup_size(WG)
-fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+/// The tiled kernels' block of C: the square of side tile = 4 TX at row block `row_block` and column block
+/// `col_block`, summed over p in [k_begin, k_end), with WG = TX x TX threads; thread (tx, ty) owns rows 4 ty .. 4 ty
+/// + 3 and columns 4 tx .. 4 tx + 3 of it. K runs in chunks of KT: every thread stages KT tile / WG elements of A
+/// and as many of B (zero past the ends) into workgroup memory, then reads one vec4 of each per step. The next
+/// chunk's elements are loaded from storage into registers while the current chunk is multiplied, so the loads'
+/// latency overlaps the arithmetic. Called from uniform control flow (it has barriers).
+fn tiled_block(col_block: u32, row_block: u32, t: u32, k_begin: u32, k_end: u32) -> array<vec4<f32>, 4> {
     let tile = 4u * TX;
     let staged = KT * tile / WG;
-    let tx = lid.x % TX;
-    let ty = lid.x / TX;
-    let ti0 = wid.y * tile;
-    let tj0 = wid.x * tile;
+    let tx = t % TX;
+    let ty = t / TX;
+    let ti0 = row_block * tile;
+    let tj0 = col_block * tile;
     var ra: array<f32, MAX_STAGED>;
     var rb: array<f32, MAX_STAGED>;
     for (var q = 0u; q < staged; q++) {
-        ra[q] = stage_a(lid.x + q * WG, tile, ti0, 0u);
-        rb[q] = stage_b(lid.x + q * WG, tile, tj0, 0u);
+        ra[q] = stage_a(t + q * WG, tile, ti0, k_begin, k_end);
+        rb[q] = stage_b(t + q * WG, tile, tj0, k_begin, k_end);
     }
     var acc: array<vec4<f32>, 4>;
-    for (var p0 = 0u; p0 < params.k; p0 += KT) {
+    for (var p0 = k_begin; p0 < k_end; p0 += KT) {
         for (var q = 0u; q < staged; q++) {
-            let e = lid.x + q * WG;
+            let e = t + q * WG;
             let at = staged_at(e, tile, params.sa_p);
             a_tile[at.y * TILE_STRIDE + at.x / 4u][at.x % 4u] = ra[q];
             let bt = staged_at(e, tile, params.sb_p);
@@ -196,10 +198,10 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         workgroupBarrier();
         let next = p0 + KT;
-        if (next < params.k) {
+        if (next < k_end) {
             for (var q = 0u; q < staged; q++) {
-                ra[q] = stage_a(lid.x + q * WG, tile, ti0, next);
-                rb[q] = stage_b(lid.x + q * WG, tile, tj0, next);
+                ra[q] = stage_a(t + q * WG, tile, ti0, next, k_end);
+                rb[q] = stage_b(t + q * WG, tile, tj0, next, k_end);
             }
         }
         for (var p = 0u; p < KT; p++) {
@@ -212,5 +214,65 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         workgroupBarrier();
     }
-    store_block(ti0 + 4u * ty, 1u, tj0 + 4u * tx, 1u, acc);
+    return acc;
+}
+
+/// Grid: x over column blocks of 4 TX, y over row blocks of 4 TX, one `tiled_block` over all of K each, stored
+/// through the epilogue.
+@compute @workgroup_size(WG)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let acc = tiled_block(wid.x, wid.y, t, 0u, params.k);
+    let tile = 4u * TX;
+    store_block(wid.y * tile + 4u * (t / TX), 1u, wid.x * tile + 4u * (t % TX), 1u, acc);
+}
+
+/// Raw partial products of the split kernel, [splits][M][N] f32 (no epilogue).
+@group(0) @binding(6) var<storage, read_write> c_part: array<f32>;
+
+/// K in chunks of this many elements per split: the chunks of KT split evenly over params.splits (the host
+/// chooses splits so that none is empty).
+fn split_len() -> u32 {
+    let chunks = (params.k + KT - 1u) / KT;
+    return (chunks + params.splits - 1u) / params.splits * KT;
+}
+
+/// The tiled kernel with K split over params.splits workgroups per block of C, for products with few blocks.
+/// Grid: x over column blocks, y over (split, row block) pairs, the split major. Writes each split's raw block to
+/// c_part; `matmul_split_sum` adds them and applies the epilogue.
+@compute @workgroup_size(WG)
+fn matmul_tiled_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let tile = 4u * TX;
+    let row_blocks = (params.m + tile - 1u) / tile;
+    let split = wid.y / row_blocks;
+    let k_begin = split * split_len();
+    let k_end = min(params.k, k_begin + split_len());
+    let acc = tiled_block(wid.x, wid.y % row_blocks, t, k_begin, k_end);
+    let i0 = (wid.y % row_blocks) * tile + 4u * (t / TX);
+    let j0 = wid.x * tile + 4u * (t % TX);
+    for (var r = 0u; r < R; r++) {
+        let i = i0 + r;
+        for (var c = 0u; c < R; c++) {
+            let j = j0 + c;
+            if (i < params.m && j < params.n) {
+                c_part[(split * params.m + i) * params.n + j] = acc[r][c];
+            }
+        }
+    }
+}
+
+/// C = the sum of the splits' partial products, in split order, through the epilogue. Grid: 2D, flattened, WG
+/// elements of C per workgroup.
+@compute @workgroup_size(WG)
+fn matmul_split_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) t: u32) {
+    let e = (wid.x + wid.y * nwg.x) * WG + t;
+    let size = params.m * params.n;
+    if (e >= size) {
+        return;
+    }
+    var c = 0.0;
+    for (var s = 0u; s < params.splits; s++) {
+        c += c_part[s * size + e];
+    }
+    store_c(e / params.n, e % params.n, c);
 }

@@ -24,6 +24,8 @@ struct MatmulParams {
     sa_p: u32,
     sb_p: u32,
     sb_j: u32,
+    /// Splits of K (`matmul_tiled_split`, `matmul_split_sum`); 1 elsewhere.
+    splits: u32,
 }
 
 @group(0) @binding(1) var<storage, read_write> c_out: array<f32>;

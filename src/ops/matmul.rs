@@ -27,6 +27,7 @@
 
 use super::elementwise::{check_whole_binding, dispatch, whole, Slot};
 use super::matmul_subgroup;
+use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 use crate::tensor::padded_bytes;
@@ -39,7 +40,9 @@ pub enum MatmulKernel {
     /// workgroup, no workgroup memory and no barrier.
     Direct,
     /// 256 threads, each a 4 x 4 block: a 64 x 64 block per workgroup, K in chunks of 16 staged through
-    /// workgroup memory (8 KiB), two barriers per chunk. The usual choice on hardware GPUs.
+    /// workgroup memory, two barriers per chunk, the next chunk's loads in flight during the multiply. A product of
+    /// few blocks (the dense layers of a small MLP) splits K over several workgroups per block and adds the splits
+    /// in a second pass that applies the epilogue. The usual choice on hardware GPUs.
     Tiled,
     /// The tiled kernel with 64 threads (8 x 8): a 32 x 32 block per workgroup, so four times the workgroups of
     /// [`MatmulKernel::Tiled`]. For small products on large GPUs: on an NVIDIA H200, `Tiled` gives the dense
@@ -466,6 +469,14 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
         ]);
     }
     let key = PipelineKey::new(shader, entry, wg, &constants).with_custom(g.act.custom_id());
+    let splits = if entry == MatmulKernel::Tiled.entry() {
+        tiled_splits(gpu, g.kernel, g.params)
+    } else {
+        1
+    };
+    if splits > 1 {
+        return record_split(encoder, &g, key, splits, groups, [bias, z_out, z_in]);
+    }
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
     let mut entries = vec![
         whole(Slot::X, g.a.buffer()),
@@ -485,6 +496,123 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
         });
     }
     dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, groups);
+    Ok(())
+}
+
+/// Depth of one K-chunk of the tiled kernels (`KT` in `shaders/matmul.wgsl`).
+const TILED_CHUNK: u32 = 16;
+
+/// Workgroups a split product aims for at least: a few per multiprocessor of a large GPU (an NVIDIA H200 has
+/// 132), where the tiled kernel's time per chunk barely changes with the grid, so a product of few blocks of C
+/// is as slow as its K is deep (BENCHMARKS.md).
+const SPLIT_TARGET_WORKGROUPS: u32 = 256;
+
+/// Chunks of K one split walks at least, so that the partial products' extra pass stays small against the product.
+const SPLIT_MIN_CHUNKS: u32 = 4;
+
+/// Splits of K at most.
+const MAX_SPLITS: u32 = 16;
+
+/// The splits of K for a product `[m, n, k, ..]` on a tiled kernel: enough for [`SPLIT_TARGET_WORKGROUPS`]
+/// workgroups, each at least [`SPLIT_MIN_CHUNKS`] chunks deep, at most [`MAX_SPLITS`], none empty (as
+/// `split_len` in the shader spreads the chunks); 1 where the `[splits, m, n]` partial products would pass the
+/// storage-binding limit or the grid's y dimension.
+fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> u32 {
+    let [m, n, k, ..] = params;
+    let (_, tx) = kernel.shape();
+    let tile = 4 * tx;
+    let splits = split_count(m.div_ceil(tile) * n.div_ceil(tile), k.div_ceil(TILED_CHUNK));
+    let limits = gpu.limits();
+    let bytes = u64::from(splits) * u64::from(m) * u64::from(n) * 4;
+    let rows = u64::from(splits) * u64::from(m.div_ceil(tile));
+    if bytes > limits.max_storage_buffer_binding_size
+        || rows > u64::from(limits.max_compute_workgroups_per_dimension)
+    {
+        return 1;
+    }
+    splits
+}
+
+/// The splits of `chunks` chunks of K for a product of `blocks` blocks of C (see [`tiled_splits`]): `s` =
+/// min(ceil(target / blocks), chunks / min chunks, max splits), at least 1; then the chunks go ceil(chunks / s) to
+/// a split, so that `ceil(chunks / splits)` (the shader's `split_len`) gives back the same length and no split is
+/// empty.
+fn split_count(blocks: u32, chunks: u32) -> u32 {
+    if chunks == 0 || blocks == 0 {
+        return 1;
+    }
+    let wanted = SPLIT_TARGET_WORKGROUPS.div_ceil(blocks);
+    let deepest = (chunks / SPLIT_MIN_CHUNKS).max(1);
+    let s = wanted.min(deepest).clamp(1, MAX_SPLITS);
+    chunks.div_ceil(chunks.div_ceil(s))
+}
+
+/// Records `g` on the tiled kernel (pipeline `key`) with K split `splits` ways: `matmul_tiled_split` writes each
+/// split's raw product to the context's scratch buffer, then `matmul_split_sum` adds them in split order and
+/// applies the epilogue. `groups` is the unsplit grid; `[bias, z_out, z_in]` are the bound (or placeholder)
+/// buffers.
+fn record_split(
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Gemm,
+    key: PipelineKey,
+    splits: u32,
+    groups: (u32, u32),
+    [bias, z_out, z_in]: [&wgpu::Buffer; 3],
+) -> Result<()> {
+    let gpu = g.c.gpu();
+    let [m, n, ..] = g.params;
+    let partial = gpu.scratch(u64::from(splits) * u64::from(m) * u64::from(n) * 4);
+    let mut params = g.params.to_vec();
+    params.push(splits);
+    let part = wgpu::BindGroupEntry {
+        binding: 6,
+        resource: partial.as_entire_binding(),
+    };
+    let split_key = PipelineKey {
+        entry: "matmul_tiled_split",
+        ..key.clone()
+    };
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &split_key)?;
+    let entries = vec![
+        whole(Slot::X, g.a.buffer()),
+        whole(Slot::Dy, g.b.buffer()),
+        part.clone(),
+        wgpu::BindGroupEntry {
+            binding: 7,
+            resource: z_in.as_entire_binding(),
+        },
+    ];
+    let split_groups = (groups.0, groups.1 * splits);
+    dispatch(
+        gpu,
+        encoder,
+        &pipeline,
+        g.op,
+        entries,
+        &params,
+        split_groups,
+    );
+    let sum_key = PipelineKey {
+        entry: "matmul_split_sum",
+        ..key
+    };
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &sum_key)?;
+    let entries = vec![
+        part,
+        whole(Slot::Out, g.c.buffer()),
+        whole(Slot::Bias, bias),
+        wgpu::BindGroupEntry {
+            binding: 5,
+            resource: z_out.as_entire_binding(),
+        },
+    ];
+    let elements = u64::from(m) * u64::from(n);
+    let wg = u64::from(g.kernel.shape().0);
+    let sum_groups = grid(
+        elements.div_ceil(wg),
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )?;
+    dispatch(gpu, encoder, &pipeline, g.op, entries, &params, sum_groups);
     Ok(())
 }
 
@@ -592,4 +720,37 @@ pub fn matmul_at_b(x: &Tensor, dz: &Tensor) -> Result<Tensor> {
 /// `dz w^T` into a new f32 tensor; submits and waits.
 pub fn matmul_a_bt(dz: &Tensor, w: &Tensor) -> Result<Tensor> {
     form_with(MatmulKernel::for_gpu(dz.gpu()), Form::ABt, dz, w)
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// Every split walks the same number of chunks but the last, which walks at least one: the shader's
+    /// `split_len` (ceil(chunks / splits) chunks) covers K exactly with no empty split.
+    #[test]
+    fn splits_cover_k_with_none_empty() {
+        for blocks in [1, 2, 3, 7, 32, 100, 255, 256, 1000] {
+            for chunks in 0..300 {
+                let splits = split_count(blocks, chunks);
+                assert!(
+                    (1..=MAX_SPLITS).contains(&splits),
+                    "{blocks} {chunks}: {splits}"
+                );
+                if chunks == 0 {
+                    continue;
+                }
+                let per = chunks.div_ceil(splits);
+                assert!(
+                    per * splits >= chunks && per * (splits - 1) < chunks,
+                    "{blocks} {chunks}"
+                );
+                if blocks >= SPLIT_TARGET_WORKGROUPS || chunks < 2 * SPLIT_MIN_CHUNKS {
+                    assert_eq!(splits, 1, "{blocks} {chunks}");
+                }
+            }
+        }
+        // The dense layer 256 x 784 x 512 on 64 x 64 blocks: 32 blocks want 8 splits of 49 chunks, 7 chunks a split.
+        assert_eq!(split_count(32, 49), 7);
+    }
 }
