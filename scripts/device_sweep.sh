@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A tuning sweep for a real GPU, run on the device machine like scripts/device_check.sh (same carried .device-bin
-# and .gl from scripts/device_prepare.sh): validate and the test binaries on Vulkan, then `bench` over the choices
-# still open (rows per reduction block, matmul kernel). GL is not tried: NVIDIA's EGL loses the device at
-# request_device (2026-11-29, gfx-rs/wgpu#7068). At most 8 files into $OUT; every step has a timeout and the whole
-# sweep stops by DEADLINE seconds (default 400).
+# and .gl from scripts/device_prepare.sh): validate and the test binaries on Vulkan, an A/B against a baseline
+# build where one was carried, `bench` over the choice still open (the matmul kernel), and the full default run.
+# GL is not tried: NVIDIA's EGL loses the device at request_device (2026-11-29, gfx-rs/wgpu#7068). At most 8 files
+# into $OUT; every step has a timeout and the whole sweep stops by DEADLINE seconds (default 400).
 set -uo pipefail
 # shellcheck source=scripts/device_env.sh
 source scripts/device_env.sh /tmp/actgpu-sweep 400
@@ -49,16 +49,14 @@ if [ -x .device-bin/bench_base ]; then
   done
 fi
 
-# Rows per block of the bias kernels' row grid and partial column sums, with the fused-against-unfused table.
-# (Launch shape and f16 path were swept on 2026-11-29, docs/device/2026-11-29/: 256x1 kept, f16 path per intensity.)
-for rows in 8 16 32 64; do
-  bench "$out/sweep-reduction.md" 30 --kernels bias_gelu,bias_relu,compare --dtypes f32 --reduction-rows "$rows"
+# Matmul kernel: the products, dense layers and training steps on each (tiled32 is the small-product candidate).
+for kernel in tiled tiled32; do
+  bench "$out/sweep-matmul.md" 30 --kernels training --matmul "$kernel"
 done
 
-# Matmul kernel: the products, dense layers and training steps on each (tiled32 is the small-product candidate).
-for kernel in tiled tiled32 direct; do
-  bench "$out/sweep-matmul.md" 40 --kernels training --matmul "$kernel"
-done
+# The full default run, every kernel against this GPU's ceilings, for the record.
+echo "=== bench (full) at ${SECONDS}s"
+WGPU_BACKEND=vulkan timeout "$(budget 170)" .device-bin/bench --markdown > "$out/bench-vulkan.md" || status=1
 
 echo "=== done at ${SECONDS}s, status $status"
 exit $status
