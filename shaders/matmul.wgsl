@@ -122,7 +122,7 @@ fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
 }
 
-/// K-chunk of the tiled kernel.
+/// K-chunk of the tiled kernel. 32 (16 elements staged per thread) ran 1024^3 4.5x slower on an NVIDIA H200.
 const KT: u32 = 16u;
 /// Largest tile side: 4 x 16 threads (the tiled kernel runs WG = TX x TX, TX = 16 or 8).
 const TILE: u32 = 64u;

@@ -6,7 +6,7 @@
 //! [`crate::GpuOptions::matmul_kernel`]): [`MatmulKernel::Subgroup`] (CPU adapters with subgroups: generated code,
 //! see `src/ops/matmul_subgroup.rs`), [`MatmulKernel::Vec4`] (CPU adapters without), [`MatmulKernel::Direct`]
 //! (operands straight from storage, no workgroup memory), [`MatmulKernel::Tiled`] (K staged through workgroup
-//! memory; hardware GPUs) and [`MatmulKernel::Tiled32`] (the same with a quarter of the block, for small products).
+//! memory; hardware GPUs) and [`MatmulKernel::Tiled32`] (the same with a quarter of the block).
 //!
 //! # Storage types
 //!
@@ -45,10 +45,10 @@ pub enum MatmulKernel {
     /// in a second pass that applies the epilogue. The usual choice on hardware GPUs.
     Tiled,
     /// The tiled kernel with 64 threads (8 x 8): a 32 x 32 block per workgroup, so four times the workgroups of
-    /// [`MatmulKernel::Tiled`]. For small products on large GPUs: on an NVIDIA H200, `Tiled` gives the dense
-    /// shape 256 x 512 only 32 workgroups for 132 multiprocessors and reaches 1.1-1.2 TFLOP/s there against 8.0
-    /// at 1024^3 (BENCHMARKS.md). Not yet measured on a GPU, so not a default: choose it with
-    /// [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled32`).
+    /// [`MatmulKernel::Tiled`] (and the same split of K for products of few blocks). Slower than `Tiled` on an
+    /// NVIDIA H200 at every shape measured (1024^3: 534 against 270 us; 256x784x512 before the split: 210
+    /// against 173 us; BENCHMARKS.md), so not a default: choose it with [`crate::GpuOptions::matmul_kernel`]
+    /// (`bench --matmul tiled32`).
     Tiled32,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
@@ -502,9 +502,13 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
 /// Depth of one K-chunk of the tiled kernels (`KT` in `shaders/matmul.wgsl`).
 const TILED_CHUNK: u32 = 16;
 
-/// Workgroups a split product aims for at least: a few per multiprocessor of a large GPU (an NVIDIA H200 has
-/// 132), where the tiled kernel's time per chunk barely changes with the grid, so a product of few blocks of C
-/// is as slow as its K is deep (BENCHMARKS.md).
+/// Workgroups a split product aims for at least: about two per multiprocessor of a large GPU (an NVIDIA H200 has
+/// 132). Unsplit, a product of few blocks of C is as slow as its K is deep: on the H200, 256x784x512 (32 blocks)
+/// took 173 us, split 7 ways 64.7 us (BENCHMARKS.md, "second session").
+///
+/// Measured there against this rule (256 workgroups, at least 4 chunks a split, at most 16 splits): aiming for
+/// 1024 workgroups with 2 chunks a split and up to 32 splits made the dense shapes 30% slower and 4096x64x64 70%
+/// slower (the second pass reads every split's partial C), for 6% at 1024^3.
 const SPLIT_TARGET_WORKGROUPS: u32 = 256;
 
 /// Chunks of K one split walks at least, so that the partial products' extra pass stays small against the product.
