@@ -508,7 +508,7 @@ const TILED_CHUNK: u32 = 16;
 ///
 /// Measured there against this rule (256 workgroups, at least 4 chunks a split, at most 16 splits): aiming for
 /// 1024 workgroups with 2 chunks a split and up to 32 splits made the dense shapes 30% slower and 4096x64x64 70%
-/// slower (the second pass reads every split's partial C), for 6% at 1024^3.
+/// slower (the second pass reads every split's partial C), for a 6% gain at 1024^3.
 const SPLIT_TARGET_WORKGROUPS: u32 = 256;
 
 /// Chunks of K one split walks at least, so that the partial products' extra pass stays small against the product.
