@@ -78,8 +78,7 @@ pub struct Measurement {
 /// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of
 /// the buffers), one calibration repetition, `sampling.warmup` discarded samples, then `sampling.samples` samples
 /// of `reps` repetitions each, where `reps` is the smallest count that makes a sample last
-/// `sampling.min_sample_s` by the calibration run's wall time (at least 1, at most `sampling.max_reps`); with
-/// timestamps, one sample of that size is then timed and `reps` grows to make `min_sample_s` of GPU time. `rep`
+/// `sampling.min_sample_s` by the calibration run's wall time (at least 1, at most `sampling.max_reps`). `rep`
 /// increases by one on every repetition, so `record` can rotate between buffers.
 pub fn measure(
     timer: &Timer,
@@ -139,30 +138,17 @@ fn measure_schedule(
     sampling: &Sampling,
     samplers: &mut [&mut SampleFn<'_>],
 ) -> Result<Vec<Measurement>> {
-    let reps_for = |per_rep: f64| -> u32 {
-        ((sampling.min_sample_s / per_rep.max(1e-9)).ceil() as u32)
-            .clamp(1, sampling.max_reps.max(1))
-    };
     let mut reps = Vec::with_capacity(samplers.len());
-    let mut rep = Vec::with_capacity(samplers.len());
     for sample in samplers.iter_mut() {
         sample(1, 0)?;
         let calibration = sample(1, 1)?;
-        // Calibrate on the wall clock first: it includes the submission overhead that batching is there to
-        // amortise.
-        let mut n = reps_for(calibration.wall_seconds);
-        let mut next = 2;
-        if clock == Clock::Timestamps {
-            // Then on the timer's own clock, so that a sample keeps the GPU busy for `min_sample_s`: sized on the
-            // wall clock alone, a 40 us kernel on an NVIDIA H200 got samples of about 1 ms of GPU work between
-            // idle readbacks, and its first rows ran at lowered clocks (BENCHMARKS.md, "measuring note").
-            let sized = sample(n, next)?;
-            next += u64::from(n);
-            n = n.max(reps_for(sized.seconds));
-        }
-        reps.push(n);
-        rep.push(next);
+        // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
+        let per_rep = calibration.wall_seconds.max(1e-9);
+        reps.push(
+            ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1)),
+        );
     }
+    let mut rep = vec![2u64; samplers.len()];
     let mut seconds = vec![Vec::with_capacity(sampling.samples as usize); samplers.len()];
     for round in 0..sampling.warmup + sampling.samples.max(1) {
         for (i, sample) in samplers.iter_mut().enumerate() {
@@ -231,31 +217,5 @@ mod tests {
             .map(|&(_, _, first)| first)
             .collect();
         assert_eq!(firsts, [0, 1, 2, 5, 8, 11]);
-    }
-
-    /// With timestamps, the samples are sized on the timer's clock: work that takes 1 ms of GPU time but 4 ms of
-    /// wall time per repetition gets 10 repetitions for a 10 ms sample, not 3, after one sizing sample of 3.
-    #[test]
-    fn timestamp_samples_are_sized_on_the_timer_clock() {
-        let log = std::cell::RefCell::new(Vec::new());
-        let mut work = |reps: u32, first: u64| -> Result<Sample> {
-            log.borrow_mut().push((reps, first));
-            Ok(Sample {
-                seconds: 0.001,
-                wall_seconds: 0.004,
-            })
-        };
-        let sampling = Sampling {
-            warmup: 1,
-            samples: 2,
-            min_sample_s: 0.01,
-            max_reps: 100,
-        };
-        let m = measure_schedule(Clock::Timestamps, &sampling, &mut [&mut work]).unwrap();
-        assert_eq!((m[0].stats.median, m[0].reps_per_sample), (0.001, 10));
-        assert_eq!(
-            *log.borrow(),
-            [(1, 0), (1, 1), (3, 2), (10, 5), (10, 15), (10, 25)]
-        );
     }
 }
