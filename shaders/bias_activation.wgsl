@@ -48,6 +48,11 @@ fn load_bias(c: u32) -> f32 {
     return half_to_f32(B_T, (bias[c >> 1u] >> ((c & 1u) * 16u)) & 0xffffu);
 }
 
+/// The bias of columns c .. c + 3 (within the row).
+fn bias_word(c: u32) -> vec4<f32> {
+    return vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
+}
+
 /// The bias of elements e0 .. e0 + 7 (wrapping at the row end).
 fn bias_oct(e0: u32) -> Oct {
     var v: array<f32, 8>;
@@ -152,7 +157,7 @@ fn bias_forward_rows_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
         return;
     }
     let c = 4u * cw;
-    let b = vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
+    let b = bias_word(c);
     let rows = block_rows(wid.y);
     for (var r = rows.x; r < rows.y; r++) {
         let w = r * col_words + cw;
@@ -204,7 +209,7 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
         return;
     }
     let c = 4u * cw;
-    let b = vec4<f32>(load_bias(c), load_bias(c + 1u), load_bias(c + 2u), load_bias(c + 3u));
+    let b = bias_word(c);
     let rows = block_rows(wid.y);
     var acc = vec4<f32>(0.0);
     for (var r = rows.x; r < rows.y; r++) {

@@ -551,6 +551,25 @@ fn split_count(blocks: u32, chunks: u32) -> u32 {
     chunks.div_ceil(chunks.div_ceil(s))
 }
 
+/// `key` for `entry`, with the override constants in `fixed` set to those values (constants the entry does not
+/// read, so that pipelines differing only in them are one pipeline).
+fn with_constants(
+    key: &PipelineKey,
+    entry: &'static str,
+    fixed: &[(&'static str, f64)],
+) -> PipelineKey {
+    let mut k = PipelineKey {
+        entry,
+        ..key.clone()
+    };
+    for (name, bits) in &mut k.constants {
+        if let Some(&(_, v)) = fixed.iter().find(|(n, _)| n == name) {
+            *bits = v.to_bits();
+        }
+    }
+    k
+}
+
 /// Records `g` on the tiled kernel (pipeline `key`) with K split `splits` ways: `matmul_tiled_split` writes each
 /// split's raw product to the context's scratch buffer, then `matmul_split_sum` adds them in split order and
 /// applies the epilogue. `groups` is the unsplit grid; `[bias, z_out, z_in]` are the bound (or placeholder)
@@ -572,10 +591,20 @@ fn record_split(
         binding: 6,
         resource: partial.as_entire_binding(),
     };
-    let split_key = PipelineKey {
-        entry: "matmul_tiled_split",
-        ..key.clone()
-    };
+    // The split pass has no epilogue, so products that differ only in it share its pipeline; without a fused
+    // derivative its loads do not read the activation either.
+    let mut unread = vec![("HAS_BIAS", 0.0), ("STORE_Z", 0.0), ("BIAS_T", 0.0)];
+    if g.fuse.is_none() {
+        unread.extend([
+            ("ACT", f64::from(Activation::Identity.id())),
+            ("P0", 0.0),
+            ("P1", 0.0),
+        ]);
+    }
+    let mut split_key = with_constants(&key, "matmul_tiled_split", &unread);
+    if g.fuse.is_none() {
+        split_key.custom = None;
+    }
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &split_key)?;
     let entries = vec![
         whole(Slot::X, g.a.buffer()),
@@ -596,10 +625,12 @@ fn record_split(
         &params,
         split_groups,
     );
-    let sum_key = PipelineKey {
-        entry: "matmul_split_sum",
-        ..key
-    };
+    // The sum reads no operand: its pipeline is shared across operand types.
+    let sum_key = with_constants(
+        &key,
+        "matmul_split_sum",
+        &[("A_T", 0.0), ("B_T", 0.0), ("Z_T", 0.0)],
+    );
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &sum_key)?;
     let entries = vec![
         part,
