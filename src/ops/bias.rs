@@ -17,8 +17,9 @@ use crate::{Activation, DType, Error, Result, Tensor};
 /// (lavapipe, llvmpipe) a thread's rows are a power-of-two stride apart for the usual widths, and more than 8 of
 /// them thrash the L1 sets: measured on lavapipe at 4096 x 4096, bias + relu backward took 85 ms with 64 rows, 62 ms with 16, 26 ms
 /// with 8 and 35 ms with 4 (relu backward alone: 19 ms). Elsewhere 32, measured on an NVIDIA H200 (Vulkan) at
-/// 4096 x 4096 f32, bias + GELU backward: 1.03 ms with 2 rows, 523 us with 4, 285 us with 8, 172 us with 16,
-/// 105 us with 32, 99 us with 64 (the partial sums' reduction, a column walk per thread, dominates below 32).
+/// 4096 x 4096 f32, bias + GELU backward with the lane-split `reduce_partials`: 89.8 us with 8 rows, 82.3 us with
+/// 16, 70.6 us with 32, 80.6 us with 64 (with the earlier one-thread-per-8-columns reduction: 285, 172, 105 and
+/// 99 us).
 pub(crate) fn rows_per_block(device_type: wgpu::DeviceType) -> usize {
     match device_type {
         wgpu::DeviceType::Cpu => 8,
@@ -289,7 +290,8 @@ impl Activation {
             let rows_per_block = block_height(gpu, gpu.bias_forward_rows(), rows);
             let blocks = rows.div_ceil(rows_per_block);
             // All-f32 operands take a 16-byte word per thread, neighbours on neighbouring words, as the elementwise
-            // f32 kernels and the backward do (on lavapipe no faster than units; measured on GPUs in BENCHMARKS.md).
+            // f32 kernels and the backward do. On an NVIDIA H200 at 4096 x 4096, bias + GELU forward went from
+            // 50.7 to 41.6 us (BENCHMARKS.md); lavapipe measured no change.
             let words = [x, y].iter().all(|t| t.dtype() == crate::DType::F32);
             let (entry, per_thread) = if words {
                 ("bias_forward_rows_words", 4)
