@@ -49,7 +49,8 @@ if [ -x .device-bin/bench_base ]; then
   done
 fi
 
-# Matmul kernel: the products, dense layers and training steps on each (tiled32 is the small-product candidate).
+# Matmul kernel: the products, dense layers and training steps on each (tiled32 measured slower on the H200;
+# swept again for other GPUs).
 for kernel in tiled tiled32; do
   bench "$out/sweep-matmul.md" 30 --kernels training --matmul "$kernel"
 done

@@ -8,6 +8,14 @@
 //! (operands straight from storage, no workgroup memory), [`MatmulKernel::Tiled`] (K staged through workgroup
 //! memory; hardware GPUs) and [`MatmulKernel::Tiled32`] (the same with a quarter of the block).
 //!
+//! # Split K
+//!
+//! On the tiled kernels a product with few blocks of C (the dense layers of a small MLP) splits K over several
+//! workgroups per block (`tiled_splits`: about 256 workgroups, at least 64 of K each, at most 16 splits).
+//! `matmul_tiled_split` writes each split's partial C to the context's scratch buffer, and `matmul_split_sum`
+//! adds the splits in order and applies the epilogue (bias, stored Z, activation). Two dispatches instead of one,
+//! for up to 16 times the workgroups: on an NVIDIA H200, 256x784x512 went from 173 to 65 us.
+//!
 //! # Storage types
 //!
 //! A, B and C are each f32, f16 or bf16, in any mix. The sum is always over the operands' exact values in f32,
