@@ -11,34 +11,9 @@ set -uo pipefail
 # shellcheck source=scripts/device_env.sh
 source scripts/device_env.sh /tmp/actgpu-device 540
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv
-status=0
-
-
-# Runs every test binary (unpacked into /tmp/actgpu-tests/tests) on one backend, each under the time left.
-run_tests() {
-  local backend=$1 log=$2 cap=$3
-  local stop=$((SECONDS + $(budget "$cap")))
-  for t in /tmp/actgpu-tests/tests/*; do
-    local left=$((stop - SECONDS))
-    if [ "$left" -le 1 ]; then
-      echo "SKIPPED (out of time): $t" >> "$log"
-      status=1
-      continue
-    fi
-    echo "### $t" >> "$log"
-    WGPU_BACKEND=$backend RUST_BACKTRACE=1 timeout "$left" "$t" >> "$log" 2>&1 || {
-      echo "FAILED ($?): $t" >> "$log"
-      status=1
-    }
-  done
-  grep -E '^test result|^FAILED|^SKIPPED|panicked' "$log"
-}
 
 for backend in vulkan gl; do
-  echo "=== validate ($backend) at ${SECONDS}s"
-  WGPU_BACKEND=$backend timeout "$(budget 60)" .device-bin/validate --json > "$out/validate-$backend.json" || status=1
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['results']; print(d.get('adapter'), '|', sum(x['ok'] for x in r), 'of', len(r), 'checks pass'); [print('FAIL', x) for x in r if not x['ok']]" \
-    "$out/validate-$backend.json"
+  validate_json "$backend" "$out/validate-$backend.json"
   echo "=== bench ($backend) at ${SECONDS}s"
   # shellcheck disable=SC2086
   WGPU_BACKEND=$backend timeout "$(budget 170)" .device-bin/bench --markdown ${ACTGPU_BENCH_ARGS:-} > "$out/bench-$backend.md" || status=1
@@ -50,7 +25,6 @@ for backend in vulkan gl; do
       --pass both --sizes 2^24,2^26 --dtypes f32,f16,bf16 > "$out/bench-sizes-$backend.md" || status=1
   fi
   if [ -z "${ACTGPU_SKIP_TESTS:-}" ]; then
-    echo "=== tests ($backend) at ${SECONDS}s"
     run_tests "$backend" "$out/tests-$backend.log" 150
   fi
 done
