@@ -328,10 +328,7 @@ fn the_subnormal_probe_agrees_with_the_kernels() {
 /// An explicit f16 path applies to the kernels of both intensities; without SHADER_F16 (GL here) it is packed.
 #[test]
 fn an_explicit_f16_path_applies_to_every_intensity() {
-    let has_f16 = gpu()
-        .device()
-        .features()
-        .contains(wgpu::Features::SHADER_F16);
+    let has_f16 = common::has_shader_f16();
     for (path, native) in [
         (actgpu::F16Storage::Packed, false),
         (actgpu::F16Storage::Native, has_f16),

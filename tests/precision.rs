@@ -8,7 +8,7 @@ use actgpu::verify::{
     check_activation_exhaustive, compare_flushing, compare_storage, edge_values, flushed_reference,
     random_inputs, round_to, run_activation, Criterion, Dtypes, Pass, Rng,
 };
-use actgpu::{wgpu, Activation, DType, F16Storage, Gpu, GpuOptions};
+use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions};
 use common::{describe, gpu};
 
 fn exhaustive(gpu: &Gpu, dtype: DType) {
@@ -37,10 +37,7 @@ fn f16_every_bit_pattern_every_activation_within_one_ulp() {
 
 #[test]
 fn f16_both_storage_paths_are_exact_where_they_exist() {
-    let has_f16 = gpu()
-        .device()
-        .features()
-        .contains(wgpu::Features::SHADER_F16);
+    let has_f16 = common::has_shader_f16();
     for path in [F16Storage::Packed, F16Storage::Native] {
         let g = Gpu::with_options(GpuOptions {
             f16_storage: path,

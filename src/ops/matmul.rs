@@ -477,7 +477,8 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
         ]);
     }
     let key = PipelineKey::new(shader, entry, wg, &constants).with_custom(g.act.custom_id());
-    let splits = if entry == MatmulKernel::Tiled.entry() {
+    let tiled = !generated && matches!(g.kernel, MatmulKernel::Tiled | MatmulKernel::Tiled32);
+    let splits = if tiled {
         tiled_splits(gpu, g.kernel, g.params)
     } else {
         1

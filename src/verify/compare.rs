@@ -386,8 +386,8 @@ mod tests {
 
     #[test]
     fn flushing_rules_apply_only_with_a_flushed_reference() {
-        let sub = f32::from_bits(1); // 2^-149
-                                     // relu'(subnormal) * dy read as relu'(0) * dy; an underflowed 4e-38; an honest error.
+        // 2^-149, so relu'(subnormal) * dy read as relu'(0) * dy; an underflowed 4e-38; an honest error.
+        let sub = f32::from_bits(1);
         let inputs = [sub, -13.0, 1.0];
         let got = [0.0, 0.0, 1.5];
         let reference = [0.75, 4e-38, 1.0];

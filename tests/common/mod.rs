@@ -16,6 +16,14 @@ pub fn gpu() -> &'static Gpu {
     GPU.get_or_init(|| Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}")))
 }
 
+/// Whether the test binary's device has `SHADER_F16` (native f16; lavapipe does, GL here does not).
+pub fn has_shader_f16() -> bool {
+    gpu()
+        .device()
+        .features()
+        .contains(actgpu::wgpu::Features::SHADER_F16)
+}
+
 /// Formats the failures of a list of checks for an assertion message.
 pub fn describe<T: std::fmt::Debug>(failures: &[T]) -> String {
     failures
