@@ -94,6 +94,8 @@ struct Inner {
     scratch: Mutex<Option<wgpu::Buffer>>,
     /// The buffer of [`Gpu::one_f32`], uploaded on first use.
     one: OnceLock<wgpu::Buffer>,
+    /// The buffers of [`Gpu::unused_bindings`], created on first use.
+    unused: OnceLock<(wgpu::Buffer, wgpu::Buffer)>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -213,6 +215,7 @@ impl Gpu {
                 cache: PipelineCache::default(),
                 scratch: Mutex::default(),
                 one: OnceLock::new(),
+                unused: OnceLock::new(),
                 lost: Arc::default(),
                 uncaptured: Arc::default(),
             }),
@@ -354,6 +357,24 @@ impl Gpu {
             }
         };
         crate::Tensor::from_buffer(self, buffer, &[1], crate::DType::F32)
+    }
+
+    /// `(read, write)`: two 16-byte storage buffers to bind where an entry point declares a binding that the
+    /// recorded work never touches (a matmul without bias, say), one for read-only bindings and one for
+    /// read-write ones, since wgpu rejects one buffer in both within a dispatch. Created once per context rather
+    /// than on every call; nothing reads or writes them.
+    pub(crate) fn unused_bindings(&self) -> &(wgpu::Buffer, wgpu::Buffer) {
+        self.inner.unused.get_or_init(|| {
+            let buffer = |label| {
+                self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            };
+            (buffer("actgpu.unused.read"), buffer("actgpu.unused.write"))
+        })
     }
 
     /// True when both handles share one context.

@@ -314,16 +314,6 @@ pub(crate) fn check_distinct(
     Ok(())
 }
 
-/// A small storage buffer bound where an entry point declares a binding this product does not use.
-fn placeholder(gpu: &Gpu) -> wgpu::Buffer {
-    gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("actgpu.matmul.unused"),
-        size: 16,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    })
-}
-
 /// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form, column blocks)` for
 /// [`MatmulKernel::Subgroup`] (where the device has subgroups) or [`MatmulKernel::Vec4`], with no derivative fused
 /// into the loads and operands laid out as the generated kernels' `vec4` loads need
@@ -449,10 +439,10 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
             });
         }
     }
-    let (read_spare, write_spare) = (placeholder(gpu), placeholder(gpu));
-    let bias = g.bias.map_or(&read_spare, Tensor::buffer);
-    let z_out = g.z_out.map_or(&write_spare, Tensor::buffer);
-    let z_in = g.fuse.map_or(&read_spare, |(_, z)| z.buffer());
+    let (read_spare, write_spare) = gpu.unused_bindings();
+    let bias = g.bias.map_or(read_spare, Tensor::buffer);
+    let z_out = g.z_out.map_or(write_spare, Tensor::buffer);
+    let z_in = g.fuse.map_or(read_spare, |(_, z)| z.buffer());
     for b in [g.a.buffer(), g.b.buffer(), g.c.buffer(), bias, z_out, z_in] {
         check_whole_binding(gpu, b)?;
     }
