@@ -3,8 +3,10 @@
 
 mod common;
 
-use actgpu::verify::{compare, Rng, F32_ELEMENTWISE, POISON};
-use actgpu::{cpu, Activation, Gpu, GpuOptions, LaunchConfig};
+use actgpu::verify::{
+    compare, compare_storage, round_to, run_activation, Dtypes, Pass, Rng, F32_ELEMENTWISE, POISON,
+};
+use actgpu::{cpu, Activation, DType, Gpu, GpuOptions, LaunchConfig};
 use common::gpu;
 
 const LENGTHS: [usize; 7] = [0, 1, 3, 255, 257, 1_000_003, 65_535 * 256 + 1];
@@ -108,5 +110,39 @@ fn inputs_past_the_storage_binding_limit_run_in_chunks() {
     for act in [Activation::Tanh, Activation::Relu] {
         check_length(&gpu, act, 100_003);
         check_length(&gpu, act, 16_384);
+    }
+}
+
+/// 16-bit storage past the binding limit: each chunk binds its part of the packed words at an offset, and the
+/// chunks' boundaries fall inside the decoded, the bit-level and the mixed-type kernels alike (f16 x, f32 dy).
+#[test]
+fn sixteen_bit_inputs_past_the_storage_binding_limit_run_in_chunks() {
+    // A 64 KiB binding limit splits 100,003 16-bit elements (200 KB) into four dispatches.
+    let gpu = Gpu::with_options(GpuOptions {
+        max_storage_binding_bytes: Some(64 * 1024),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let n = 100_003;
+    for dtype in [DType::F16, DType::BF16] {
+        let mut rng = Rng::new(n as u64);
+        let xs: Vec<f32> = (0..n)
+            .map(|_| round_to(dtype, rng.uniform(-6.0, 6.0)))
+            .collect();
+        let mixed = Dtypes {
+            dy: DType::F32,
+            ..Dtypes::all(dtype)
+        };
+        for (act, pass, dtypes) in [
+            (Activation::Gelu, Pass::Forward, Dtypes::all(dtype)),
+            (Activation::Gelu, Pass::Backward, mixed),
+            (Activation::Relu, Pass::Forward, Dtypes::all(dtype)),
+            (Activation::Relu, Pass::Backward, Dtypes::all(dtype)),
+        ] {
+            let r = run_activation(&gpu, act, pass, &xs, 5, dtypes).unwrap();
+            assert_eq!(r.unwritten, 0, "{act} {pass:?} {dtypes:?}");
+            let c = compare_storage(dtypes.out, &r.x, &r.got, &r.reference, 1);
+            assert!(c.ok(), "{act} {pass:?} {dtypes:?}: {c:#?}");
+        }
     }
 }
