@@ -98,15 +98,21 @@ fn several_units_per_thread_cover_every_element() {
     }
 }
 
-#[test]
-fn inputs_past_the_storage_binding_limit_run_in_chunks() {
-    // A 64 KiB binding limit splits 100,003 elements (400 KB) into seven dispatches.
+/// A context whose storage bindings hold at most 64 KiB, so that modest lengths need several dispatches.
+fn small_binding_gpu() -> Gpu {
     let gpu = Gpu::with_options(GpuOptions {
         max_storage_binding_bytes: Some(64 * 1024),
         ..GpuOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(gpu.limits().max_storage_buffer_binding_size, 64 * 1024);
+    gpu
+}
+
+#[test]
+fn inputs_past_the_storage_binding_limit_run_in_chunks() {
+    // A 64 KiB binding limit splits 100,003 elements (400 KB) into seven dispatches.
+    let gpu = small_binding_gpu();
     for act in [Activation::Tanh, Activation::Relu] {
         check_length(&gpu, act, 100_003);
         check_length(&gpu, act, 16_384);
@@ -118,11 +124,7 @@ fn inputs_past_the_storage_binding_limit_run_in_chunks() {
 #[test]
 fn sixteen_bit_inputs_past_the_storage_binding_limit_run_in_chunks() {
     // A 64 KiB binding limit splits 100,003 16-bit elements (200 KB) into four dispatches.
-    let gpu = Gpu::with_options(GpuOptions {
-        max_storage_binding_bytes: Some(64 * 1024),
-        ..GpuOptions::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let gpu = small_binding_gpu();
     let n = 100_003;
     for dtype in [DType::F16, DType::BF16] {
         let mut rng = Rng::new(n as u64);
