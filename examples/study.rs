@@ -132,7 +132,7 @@ fn one(gpu: &Gpu, options: &Options, command: &str) -> Result<Study, StudyError>
         }
     })?;
     println!("\n{}", report::table(&study));
-    for line in report::reading(&study) {
+    for line in actgpu::study::reading::reading(&study) {
         println!("- {}", line.replace("**", ""));
     }
     Ok(study)

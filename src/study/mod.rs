@@ -12,7 +12,9 @@
 //! | [`run`] | training one network and recording its epochs, gradient flow and step times |
 //! | [`summary`] | one activation's runs reduced to means, spreads and curves; the ranking |
 //! | [`options`] | the command line |
-//! | [`report`] | the text table, `report.md` with an automatic reading, and `results.json` |
+//! | [`report`] | the text table and `report.md`, and writing every output into a directory |
+//! | [`reading`] | the automatic reading of the results under the table |
+//! | [`results_json`] | `results.json`, every number |
 //! | [`sweep`] | a learning-rate sweep: the study at several rates, each kind at its best |
 //! | [`figures`] and [`plot`] | the SVG charts, written by hand |
 //!
@@ -23,7 +25,9 @@ pub mod figures;
 pub mod metrics;
 pub mod options;
 pub mod plot;
+pub mod reading;
 pub mod report;
+pub mod results_json;
 pub mod run;
 pub mod summary;
 pub mod sweep;

@@ -1,5 +1,6 @@
-//! The study's outputs: the ranked table (text and Markdown), an automatic reading of it, `results.json` with
-//! every number, and [`write_outputs`] which puts them and the charts in a directory.
+//! The study's outputs: the ranked table (text and Markdown), `report.md` (the setup, the table, the reading of
+//! [`crate::study::reading`] and the charts), and [`write_outputs`], which puts them, `results.json`
+//! ([`crate::study::results_json`]) and the charts in a directory.
 //!
 //! Table columns: the network's trained parameters (weights, biases, learnable activation parameters; a gated
 //! layer's linear map is twice as wide, so without `--match-params` a gated network has about twice as many),
@@ -16,10 +17,10 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::bench::report::{json_num, json_str};
-use crate::nn::LayerDiagnostics;
 use crate::study::figures::figures;
-use crate::study::summary::{ParamStats, Spread, Summary};
+use crate::study::reading::reading;
+use crate::study::results_json::json;
+use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 
 /// The table's column titles.
@@ -154,269 +155,6 @@ pub(crate) fn markdown_grid<R: AsRef<[String]>>(rows: &[R]) -> String {
     out
 }
 
-fn mean(s: Spread) -> Option<f64> {
-    s.map(|(m, _)| m)
-}
-
-/// The summary with the smallest (`largest == false`) or largest value of `key`, skipping missing ones.
-fn extreme(
-    study: &Study,
-    key: impl Fn(&Summary) -> Option<f64>,
-    largest: bool,
-) -> Option<(&Summary, f64)> {
-    study
-        .summaries
-        .iter()
-        .filter_map(|s| key(s).filter(|v| v.is_finite()).map(|v| (s, v)))
-        .reduce(|a, b| {
-            let better = if largest { b.1 > a.1 } else { b.1 < a.1 };
-            if better {
-                b
-            } else {
-                a
-            }
-        })
-}
-
-/// A short automatic reading of the results: best and worst, convergence, calibration, dead and saturated
-/// units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per line.
-pub fn reading(study: &Study) -> Vec<String> {
-    let o = &study.options;
-    let mut lines = Vec::new();
-    let s = &study.summaries;
-    if let (Some(best), Some(worst)) = (s.first(), s.last()) {
-        let (b, w) = (
-            mean(best.test_acc).unwrap_or(f64::NAN),
-            mean(worst.test_acc).unwrap_or(f64::NAN),
-        );
-        let close: Vec<String> = s
-            .iter()
-            .filter(|x| mean(x.test_acc).is_some_and(|a| b - a <= 0.01))
-            .map(|x| x.activation.name())
-            .collect();
-        lines.push(format!(
-            "Highest final test accuracy: **{}** ({b:.3}); {} within 0.01 of it: {}. Lowest: **{}** ({w:.3}).",
-            best.activation,
-            close.len(),
-            close.join(", "),
-            worst.activation
-        ));
-    }
-    let reached: Vec<&Summary> = s.iter().filter(|x| x.reached > 0).collect();
-    if let Some((_, e)) = extreme(study, |x| mean(x.epochs_to_target), false) {
-        let never: Vec<String> = s
-            .iter()
-            .filter(|x| x.reached == 0)
-            .map(|x| x.activation.name())
-            .collect();
-        let ties: Vec<String> = reached
-            .iter()
-            .filter(|x| mean(x.epochs_to_target) == Some(e))
-            .map(|x| x.activation.name())
-            .collect();
-        lines.push(format!(
-            "Fastest to {:.0}% test accuracy: {} ({e:.1} epochs, {} steps of {}){}.{}",
-            100.0 * o.target,
-            ties.join(", "),
-            (e * o
-                .train_config()
-                .steps_per_epoch(study.dataset.train_y.len()) as f64)
-                .round(),
-            o.batch,
-            if ties.len() > 1 { ", tied" } else { "" },
-            if never.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " Never reached it in {} epochs: {}.",
-                    o.epochs,
-                    never.join(", ")
-                )
-            }
-        ));
-    } else {
-        lines.push(format!(
-            "No activation reached {:.0}% test accuracy in {} epochs.",
-            100.0 * o.target,
-            o.epochs
-        ));
-    }
-    if let (Some((lo, l)), Some((hi, h))) = (
-        extreme(study, |x| mean(x.test_ece), false),
-        extreme(study, |x| mean(x.test_ece), true),
-    ) {
-        lines.push(format!(
-            "Best calibrated (lowest ECE): {} ({l:.3}); worst: {} ({h:.3}).",
-            lo.activation, hi.activation
-        ));
-    }
-    if let Some((d, v)) = extreme(study, |x| x.dead, true) {
-        let any: Vec<String> = s
-            .iter()
-            .filter_map(|x| x.dead.filter(|&d| d >= 0.05).map(|d| (x, d)))
-            .map(|(x, d)| format!("{} {:.0}%", x.activation, 100.0 * d))
-            .collect();
-        lines.push(if v > 0.0 {
-            format!(
-                "Largest share of hidden pre-activations with f'(z) = 0 (no gradient through them on the epoch's \
-                 last batch; for ReLU-like units that is every inactive unit, not only units dead for good): {} \
-                 ({:.1}%). At least 5%: {}.",
-                d.activation,
-                100.0 * v,
-                if any.is_empty() { "none".into() } else { any.join(", ") }
-            )
-        } else {
-            "No activation had hidden pre-activations with f'(z) = 0.".into()
-        });
-        let uncounted: Vec<String> = s
-            .iter()
-            .filter(|x| x.dead.is_none())
-            .map(|x| x.activation.name())
-            .collect();
-        if !uncounted.is_empty() {
-            if let Some(last) = lines.last_mut() {
-                let _ = write!(
-                    last,
-                    " Not counted (the kernels count plain activations only; \"-\" in the table): {}.",
-                    uncounted.join(", ")
-                );
-            }
-        }
-    }
-    if let Some((d, v)) = extreme(study, |x| x.saturated, true) {
-        if v > 0.0 {
-            lines.push(format!(
-                "Most saturated hidden units (0 < |f'(z)| < 1e-3): {} ({:.1}%).",
-                d.activation,
-                100.0 * v
-            ));
-        }
-    }
-    if let (Some((lo, l)), Some((hi, h))) = (
-        extreme(study, init_flow, false),
-        extreme(study, init_flow, true),
-    ) {
-        lines.push(format!(
-            "Gradient reaching the first layer at initialisation, relative to the output layer: smallest for {} \
-             ({l:.3}), largest for {} ({h:.3}).",
-            lo.activation, hi.activation
-        ));
-    }
-    if let Some(line) = parameters_line(study) {
-        lines.push(line);
-    }
-    if let Some(line) = learnable_line(study) {
-        lines.push(line);
-    }
-    if let (Some((lo, l)), Some((hi, h))) = (
-        extreme(study, |x| x.step_s, false),
-        extreme(study, |x| x.step_s, true),
-    ) {
-        lines.push(format!(
-            "Cost: the cheapest step was {} ({:.2} ms), the dearest {} ({:.2} ms), {:.2}x; at this size a step is \
-             mostly fixed overhead (submission, dispatches, waiting), so these times say little about the \
-             activation's own arithmetic (see BENCHMARKS.md for that).",
-            lo.activation,
-            l * 1e3,
-            hi.activation,
-            h * 1e3,
-            h / l
-        ));
-    }
-    lines.push(format!(
-        "Scope: one {} dataset of {} training points{}, one architecture ({}), {}, {} epochs, {} \
-         seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
-         is {:.3} of accuracy), are not evidence of a difference between activations.",
-        study.dataset.kind,
-        study.dataset.train_y.len(),
-        scale_text(o.input_scale),
-        arch(study),
-        optimizer_text(study),
-        o.epochs,
-        o.seeds,
-        if o.seeds == 1 { "" } else { "s" },
-        if o.seeds == 1 {
-            "With one seed there is no spread to compare against. "
-        } else {
-            ""
-        },
-        study.dataset.test_y.len(),
-        1.0 / study.dataset.test_y.len().max(1) as f64
-    ));
-    lines
-}
-
-/// The reading's line on parameter counts when the study mixes plain and gated kinds: what a gated layer
-/// costs and whether `--match-params` evened it out.
-fn parameters_line(study: &Study) -> Option<String> {
-    let s = &study.summaries;
-    let plain = s.iter().find(|x| x.activation.family() == "plain")?;
-    let gated = s.iter().find(|x| x.activation.family() == "gated")?;
-    let widths = |x: &Summary| {
-        x.sizes
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join("-")
-    };
-    let ratio = gated.params as f64 / plain.params.max(1) as f64;
-    Some(if study.options.match_params {
-        format!(
-            "Parameters: with --match-params the gated networks are {} ({} parameters, {ratio:.2}x the plain \
-             {} network's {}): every hidden width scaled by one factor so the counts match, so they are narrower \
-             rather than bigger. Learnable kinds keep the plain widths (one extra parameter per layer, or one per \
-             unit).",
-            widths(gated),
-            gated.params,
-            widths(plain),
-            plain.params
-        )
-    } else {
-        format!(
-            "Parameters: every kind has the same widths u, and a gated layer's linear map is 2u wide, so the \
-             gated networks have {} parameters against {} for the plain ones ({ratio:.2}x): any edge they show \
-             may come from size alone (--match-params compares them at about the same count). Learnable kinds \
-             add one parameter per layer, or one per unit.",
-            gated.params, plain.params
-        )
-    })
-}
-
-/// The reading's line on the learnable activations' trained parameters (mean per hidden layer, from the
-/// initial value), when any learnable kind ran.
-fn learnable_line(study: &Study) -> Option<String> {
-    let parts: Vec<String> = study
-        .summaries
-        .iter()
-        .filter(|x| !x.act_params.is_empty())
-        .filter_map(|x| {
-            let label = x.activation.param_label()?;
-            let crate::Hidden::Learnable { init, .. } = x.activation.hidden() else {
-                return None;
-            };
-            let means: Vec<String> = x
-                .act_params
-                .iter()
-                .map(|p| format!("{:.3}", p.mean))
-                .collect();
-            Some(format!(
-                "{} {label} {init} -> {}",
-                x.activation,
-                means.join(", ")
-            ))
-        })
-        .collect();
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "Learnable parameters after training (mean per hidden layer, input side first, from their initial \
-         value): {}. These are the values the optimizer reached on this one task and schedule, not evidence \
-         of a better fixed setting.",
-        parts.join("; ")
-    ))
-}
-
 /// `2-64-64-64-3`: the layer sizes.
 pub fn arch(study: &Study) -> String {
     let sizes = study.options.train_config().sizes(&study.dataset);
@@ -428,7 +166,7 @@ pub fn arch(study: &Study) -> String {
 }
 
 /// ", features scaled by S" for an `--input-scale` other than 1, else nothing.
-fn scale_text(scale: f32) -> String {
+pub(crate) fn scale_text(scale: f32) -> String {
     if scale == 1.0 {
         String::new()
     } else {
@@ -436,7 +174,7 @@ fn scale_text(scale: f32) -> String {
     }
 }
 
-fn optimizer_text(study: &Study) -> String {
+pub(crate) fn optimizer_text(study: &Study) -> String {
     match study.options.optimizer() {
         crate::Optimizer::Adam(a) => format!("Adam at lr {}", a.lr),
         crate::Optimizer::Sgd(s) => format!("SGD (momentum {}) at lr {}", s.momentum, s.lr),
@@ -501,197 +239,6 @@ pub fn markdown(study: &Study) -> String {
     out
 }
 
-fn json_array(values: &[f64]) -> String {
-    let v: Vec<String> = values.iter().map(|&x| json_num(x)).collect();
-    format!("[{}]", v.join(", "))
-}
-
-pub(crate) fn json_spread(s: Spread) -> String {
-    match s {
-        Some((m, sd)) => format!("{{\"mean\": {}, \"std\": {}}}", json_num(m), json_num(sd)),
-        None => "null".into(),
-    }
-}
-
-fn json_opt(v: Option<f64>) -> String {
-    v.map_or("null".into(), json_num)
-}
-
-/// Per-layer diagnostics; `dead_fraction` and `saturated_fraction` are `null` for the hidden layers (all but the
-/// last) when `counted` is false (gated and learnable kinds, which the kernels do not count).
-fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
-    let hidden = layers.len().saturating_sub(1);
-    let v: Vec<String> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let counted = counted || i >= hidden;
-            format!(
-                "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"saturated_fraction\": {}}}",
-                json_num(l.weight_grad_norm),
-                json_num(l.bias_grad_norm),
-                json_opt(Some(l.dead_fraction()).filter(|_| counted)),
-                json_opt(Some(l.saturated_fraction()).filter(|_| counted))
-            )
-        })
-        .collect();
-    format!("[{}]", v.join(", "))
-}
-
-fn json_usizes(values: &[usize]) -> String {
-    let v: Vec<String> = values.iter().map(usize::to_string).collect();
-    format!("[{}]", v.join(", "))
-}
-
-/// A row's learnable parameters: `null`, or one `{name, init, mean, min, max}` per hidden layer.
-fn json_act_params(s: &Summary) -> String {
-    let (Some(label), crate::Hidden::Learnable { init, .. }) =
-        (s.activation.param_label(), s.activation.hidden())
-    else {
-        return "null".into();
-    };
-    let v: Vec<String> = s
-        .act_params
-        .iter()
-        .map(|p: &ParamStats| {
-            format!(
-                "{{\"name\": {}, \"init\": {}, \"mean\": {}, \"min\": {}, \"max\": {}}}",
-                json_str(label),
-                json_num(f64::from(init)),
-                json_num(p.mean),
-                json_num(p.min),
-                json_num(p.max)
-            )
-        })
-        .collect();
-    format!("[{}]", v.join(", "))
-}
-
-/// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs.
-pub fn json(study: &Study) -> String {
-    let o = &study.options;
-    let mut out = String::from("{\n");
-    let _ = writeln!(out, "  \"command\": {},", json_str(&study.command));
-    let _ = writeln!(out, "  \"adapter\": {},", json_str(&study.adapter));
-    let _ = writeln!(out, "  \"date\": {},", json_str(&study.date));
-    let _ = writeln!(out, "  \"wall_s\": {},", json_num(study.wall_s));
-    let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
-    let _ = writeln!(
-        out,
-        "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
-         \"input_scale\": {}}},",
-        json_str(study.dataset.kind.name()),
-        study.dataset.classes,
-        study.dataset.train_y.len(),
-        study.dataset.test_y.len(),
-        o.data_seed,
-        json_num(f64::from(o.input_scale))
-    );
-    let _ = writeln!(
-        out,
-        "  \"config\": {{\"sizes\": {}, \"optimizer\": {}, \"batch\": {}, \"epochs\": {}, \"seeds\": {}, \"target\": {}, \"steps_per_epoch\": {}, \"match_params\": {}}},",
-        json_array(&o.train_config().sizes(&study.dataset).iter().map(|&v| v as f64).collect::<Vec<_>>()),
-        json_str(&optimizer_text(study)),
-        o.batch,
-        o.epochs,
-        o.seeds,
-        json_num(o.target),
-        o.train_config().steps_per_epoch(study.dataset.train_y.len()),
-        o.match_params
-    );
-    out.push_str("  \"rows\": [\n");
-    let rows: Vec<String> = study
-        .summaries
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
-                 \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
-                 \"dead_fraction\": {}, \"saturated_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
-                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
-                i + 1,
-                json_str(&s.activation.name()),
-                json_str(s.activation.family()),
-                json_usizes(&s.sizes),
-                s.params,
-                s.runs,
-                json_spread(s.test_acc),
-                json_spread(s.test_nll),
-                json_spread(s.test_ece),
-                json_spread(s.val_acc),
-                json_spread(s.val_nll),
-                json_spread(s.train_loss),
-                json_spread(s.epochs_to_target),
-                s.reached,
-                s.step_s.map_or("null".into(), json_num),
-                json_opt(s.dead),
-                json_opt(s.saturated),
-                init_flow(s).map_or("null".into(), json_num),
-                json_array(&s.train_loss_curve),
-                json_array(&s.test_acc_curve),
-                json_array(&s.initial_grad_norm),
-                json_array(&s.grad_norm),
-                json_act_params(s)
-            )
-        })
-        .collect();
-    out.push_str(&rows.join(",\n"));
-    out.push_str("\n  ],\n  \"runs\": [\n");
-    let runs: Vec<String> = study
-        .runs
-        .iter()
-        .map(|r| {
-            let epochs: Vec<String> = r
-                .epochs
-                .iter()
-                .enumerate()
-                .map(|(e, x)| {
-                    format!(
-                        "{{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_nll\": {}, \"test_acc\": {}, \
-                         \"test_ece\": {}, \"val_nll\": {}, \"val_acc\": {}, \"layers\": {}}}",
-                        e + 1,
-                        json_num(x.train.nll),
-                        json_num(x.train.accuracy),
-                        json_num(x.test.nll),
-                        json_num(x.test.accuracy),
-                        json_num(x.test.ece),
-                        json_num(x.val.nll),
-                        json_num(x.val.accuracy),
-                        json_layers(&x.layers, r.activation.counts_dead())
-                    )
-                })
-                .collect();
-            let act_params = if r.act_params.is_empty() {
-                "null".to_string()
-            } else {
-                let layers: Vec<String> = r
-                    .act_params
-                    .iter()
-                    .map(|p| json_array(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
-                    .collect();
-                format!("[{}]", layers.join(", "))
-            };
-            format!(
-                "    {{\"activation\": {}, \"seed\": {}, \"params\": {}, \"activation_params\": {}, \"wall_s\": {}, \
-                 \"step_s_median\": {}, \"timed_steps\": {}, \"initial_layers\": {}, \"epochs\": [\n      {}\n    ]}}",
-                json_str(&r.activation.name()),
-                r.seed,
-                r.params,
-                act_params,
-                json_num(r.wall_s),
-                crate::study::metrics::median(&r.step_s).map_or("null".into(), json_num),
-                r.step_s.len(),
-                json_layers(&r.initial, r.activation.counts_dead()),
-                epochs.join(",\n      ")
-            )
-        })
-        .collect();
-    out.push_str(&runs.join(",\n"));
-    out.push_str("\n  ]\n}\n");
-    out
-}
-
 pub(crate) fn write(path: &Path, text: &str) -> Result<(), StudyError> {
     std::fs::write(path, text).map_err(|source| StudyError::Io {
         path: path.to_path_buf(),
@@ -724,6 +271,7 @@ pub fn write_outputs(study: &Study, dir: &Path) -> Result<Vec<std::path::PathBuf
 pub(crate) mod tests {
     use super::*;
     use crate::datasets::{Dataset, DatasetKind};
+    use crate::nn::LayerDiagnostics;
     use crate::study::candidate::Candidate;
     use crate::study::metrics::Scores;
     use crate::study::options::Options;

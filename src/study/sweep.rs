@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::bench::report::json_str;
 use crate::study::candidate::Candidate;
-use crate::study::report::{aligned, json_spread, markdown_grid, spread, write, write_outputs};
+use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs};
+use crate::study::results_json::json_spread;
 use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 

@@ -1,0 +1,273 @@
+//! The automatic reading of a study's results: one Markdown bullet each for the best and worst kinds,
+//! convergence, calibration, dead and saturated units, gradient flow, cost, parameter counts, the learnable
+//! kinds' trained parameters, and what the setup cannot show. `report.md` and the `study` example print it under
+//! the table ([`crate::study::report`]).
+
+use std::fmt::Write;
+
+use crate::study::report::{arch, init_flow, optimizer_text, scale_text};
+use crate::study::summary::{Spread, Summary};
+use crate::study::Study;
+
+fn mean(s: Spread) -> Option<f64> {
+    s.map(|(m, _)| m)
+}
+
+/// The summary with the smallest (`largest == false`) or largest value of `key`, skipping missing ones.
+fn extreme(
+    study: &Study,
+    key: impl Fn(&Summary) -> Option<f64>,
+    largest: bool,
+) -> Option<(&Summary, f64)> {
+    study
+        .summaries
+        .iter()
+        .filter_map(|s| key(s).filter(|v| v.is_finite()).map(|v| (s, v)))
+        .reduce(|a, b| {
+            let better = if largest { b.1 > a.1 } else { b.1 < a.1 };
+            if better {
+                b
+            } else {
+                a
+            }
+        })
+}
+
+/// A short automatic reading of the results: best and worst, convergence, calibration, dead and saturated
+/// units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per line.
+pub fn reading(study: &Study) -> Vec<String> {
+    let o = &study.options;
+    let mut lines = Vec::new();
+    let s = &study.summaries;
+    if let (Some(best), Some(worst)) = (s.first(), s.last()) {
+        let (b, w) = (
+            mean(best.test_acc).unwrap_or(f64::NAN),
+            mean(worst.test_acc).unwrap_or(f64::NAN),
+        );
+        let close: Vec<String> = s
+            .iter()
+            .filter(|x| mean(x.test_acc).is_some_and(|a| b - a <= 0.01))
+            .map(|x| x.activation.name())
+            .collect();
+        lines.push(format!(
+            "Highest final test accuracy: **{}** ({b:.3}); {} within 0.01 of it: {}. Lowest: **{}** ({w:.3}).",
+            best.activation,
+            close.len(),
+            close.join(", "),
+            worst.activation
+        ));
+    }
+    let reached: Vec<&Summary> = s.iter().filter(|x| x.reached > 0).collect();
+    if let Some((_, e)) = extreme(study, |x| mean(x.epochs_to_target), false) {
+        let never: Vec<String> = s
+            .iter()
+            .filter(|x| x.reached == 0)
+            .map(|x| x.activation.name())
+            .collect();
+        let ties: Vec<String> = reached
+            .iter()
+            .filter(|x| mean(x.epochs_to_target) == Some(e))
+            .map(|x| x.activation.name())
+            .collect();
+        lines.push(format!(
+            "Fastest to {:.0}% test accuracy: {} ({e:.1} epochs, {} steps of {}){}.{}",
+            100.0 * o.target,
+            ties.join(", "),
+            (e * o
+                .train_config()
+                .steps_per_epoch(study.dataset.train_y.len()) as f64)
+                .round(),
+            o.batch,
+            if ties.len() > 1 { ", tied" } else { "" },
+            if never.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Never reached it in {} epochs: {}.",
+                    o.epochs,
+                    never.join(", ")
+                )
+            }
+        ));
+    } else {
+        lines.push(format!(
+            "No activation reached {:.0}% test accuracy in {} epochs.",
+            100.0 * o.target,
+            o.epochs
+        ));
+    }
+    if let (Some((lo, l)), Some((hi, h))) = (
+        extreme(study, |x| mean(x.test_ece), false),
+        extreme(study, |x| mean(x.test_ece), true),
+    ) {
+        lines.push(format!(
+            "Best calibrated (lowest ECE): {} ({l:.3}); worst: {} ({h:.3}).",
+            lo.activation, hi.activation
+        ));
+    }
+    if let Some((d, v)) = extreme(study, |x| x.dead, true) {
+        let any: Vec<String> = s
+            .iter()
+            .filter_map(|x| x.dead.filter(|&d| d >= 0.05).map(|d| (x, d)))
+            .map(|(x, d)| format!("{} {:.0}%", x.activation, 100.0 * d))
+            .collect();
+        lines.push(if v > 0.0 {
+            format!(
+                "Largest share of hidden pre-activations with f'(z) = 0 (no gradient through them on the epoch's \
+                 last batch; for ReLU-like units that is every inactive unit, not only units dead for good): {} \
+                 ({:.1}%). At least 5%: {}.",
+                d.activation,
+                100.0 * v,
+                if any.is_empty() { "none".into() } else { any.join(", ") }
+            )
+        } else {
+            "No activation had hidden pre-activations with f'(z) = 0.".into()
+        });
+        let uncounted: Vec<String> = s
+            .iter()
+            .filter(|x| x.dead.is_none())
+            .map(|x| x.activation.name())
+            .collect();
+        if !uncounted.is_empty() {
+            if let Some(last) = lines.last_mut() {
+                let _ = write!(
+                    last,
+                    " Not counted (the kernels count plain activations only; \"-\" in the table): {}.",
+                    uncounted.join(", ")
+                );
+            }
+        }
+    }
+    if let Some((d, v)) = extreme(study, |x| x.saturated, true) {
+        if v > 0.0 {
+            lines.push(format!(
+                "Most saturated hidden units (0 < |f'(z)| < 1e-3): {} ({:.1}%).",
+                d.activation,
+                100.0 * v
+            ));
+        }
+    }
+    if let (Some((lo, l)), Some((hi, h))) = (
+        extreme(study, init_flow, false),
+        extreme(study, init_flow, true),
+    ) {
+        lines.push(format!(
+            "Gradient reaching the first layer at initialisation, relative to the output layer: smallest for {} \
+             ({l:.3}), largest for {} ({h:.3}).",
+            lo.activation, hi.activation
+        ));
+    }
+    if let Some(line) = parameters_line(study) {
+        lines.push(line);
+    }
+    if let Some(line) = learnable_line(study) {
+        lines.push(line);
+    }
+    if let (Some((lo, l)), Some((hi, h))) = (
+        extreme(study, |x| x.step_s, false),
+        extreme(study, |x| x.step_s, true),
+    ) {
+        lines.push(format!(
+            "Cost: the cheapest step was {} ({:.2} ms), the dearest {} ({:.2} ms), {:.2}x; at this size a step is \
+             mostly fixed overhead (submission, dispatches, waiting), so these times say little about the \
+             activation's own arithmetic (see BENCHMARKS.md for that).",
+            lo.activation,
+            l * 1e3,
+            hi.activation,
+            h * 1e3,
+            h / l
+        ));
+    }
+    lines.push(format!(
+        "Scope: one {} dataset of {} training points{}, one architecture ({}), {}, {} epochs, {} \
+         seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
+         is {:.3} of accuracy), are not evidence of a difference between activations.",
+        study.dataset.kind,
+        study.dataset.train_y.len(),
+        scale_text(o.input_scale),
+        arch(study),
+        optimizer_text(study),
+        o.epochs,
+        o.seeds,
+        if o.seeds == 1 { "" } else { "s" },
+        if o.seeds == 1 {
+            "With one seed there is no spread to compare against. "
+        } else {
+            ""
+        },
+        study.dataset.test_y.len(),
+        1.0 / study.dataset.test_y.len().max(1) as f64
+    ));
+    lines
+}
+
+/// The reading's line on parameter counts when the study mixes plain and gated kinds: what a gated layer
+/// costs and whether `--match-params` evened it out.
+fn parameters_line(study: &Study) -> Option<String> {
+    let s = &study.summaries;
+    let plain = s.iter().find(|x| x.activation.family() == "plain")?;
+    let gated = s.iter().find(|x| x.activation.family() == "gated")?;
+    let widths = |x: &Summary| {
+        x.sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let ratio = gated.params as f64 / plain.params.max(1) as f64;
+    Some(if study.options.match_params {
+        format!(
+            "Parameters: with --match-params the gated networks are {} ({} parameters, {ratio:.2}x the plain \
+             {} network's {}): every hidden width scaled by one factor so the counts match, so they are narrower \
+             rather than bigger. Learnable kinds keep the plain widths (one extra parameter per layer, or one per \
+             unit).",
+            widths(gated),
+            gated.params,
+            widths(plain),
+            plain.params
+        )
+    } else {
+        format!(
+            "Parameters: every kind has the same widths u, and a gated layer's linear map is 2u wide, so the \
+             gated networks have {} parameters against {} for the plain ones ({ratio:.2}x): any edge they show \
+             may come from size alone (--match-params compares them at about the same count). Learnable kinds \
+             add one parameter per layer, or one per unit.",
+            gated.params, plain.params
+        )
+    })
+}
+
+/// The reading's line on the learnable activations' trained parameters (mean per hidden layer, from the
+/// initial value), when any learnable kind ran.
+fn learnable_line(study: &Study) -> Option<String> {
+    let parts: Vec<String> = study
+        .summaries
+        .iter()
+        .filter(|x| !x.act_params.is_empty())
+        .filter_map(|x| {
+            let label = x.activation.param_label()?;
+            let crate::Hidden::Learnable { init, .. } = x.activation.hidden() else {
+                return None;
+            };
+            let means: Vec<String> = x
+                .act_params
+                .iter()
+                .map(|p| format!("{:.3}", p.mean))
+                .collect();
+            Some(format!(
+                "{} {label} {init} -> {}",
+                x.activation,
+                means.join(", ")
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Learnable parameters after training (mean per hidden layer, input side first, from their initial \
+         value): {}. These are the values the optimizer reached on this one task and schedule, not evidence \
+         of a better fixed setting.",
+        parts.join("; ")
+    ))
+}

@@ -1,0 +1,201 @@
+//! `results.json`: every number of a study, the adapter and the command, as one JSON document (written by hand,
+//! like the bench report's, so that the study needs no serialisation crate).
+
+use std::fmt::Write;
+
+use crate::bench::report::{json_num, json_str};
+use crate::nn::LayerDiagnostics;
+use crate::study::report::{init_flow, optimizer_text};
+use crate::study::summary::{ParamStats, Spread, Summary};
+use crate::study::Study;
+
+fn json_array(values: &[f64]) -> String {
+    let v: Vec<String> = values.iter().map(|&x| json_num(x)).collect();
+    format!("[{}]", v.join(", "))
+}
+
+pub(crate) fn json_spread(s: Spread) -> String {
+    match s {
+        Some((m, sd)) => format!("{{\"mean\": {}, \"std\": {}}}", json_num(m), json_num(sd)),
+        None => "null".into(),
+    }
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or("null".into(), json_num)
+}
+
+/// Per-layer diagnostics; `dead_fraction` and `saturated_fraction` are `null` for the hidden layers (all but the
+/// last) when `counted` is false (gated and learnable kinds, which the kernels do not count).
+fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
+    let hidden = layers.len().saturating_sub(1);
+    let v: Vec<String> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let counted = counted || i >= hidden;
+            format!(
+                "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"saturated_fraction\": {}}}",
+                json_num(l.weight_grad_norm),
+                json_num(l.bias_grad_norm),
+                json_opt(Some(l.dead_fraction()).filter(|_| counted)),
+                json_opt(Some(l.saturated_fraction()).filter(|_| counted))
+            )
+        })
+        .collect();
+    format!("[{}]", v.join(", "))
+}
+
+fn json_usizes(values: &[usize]) -> String {
+    let v: Vec<String> = values.iter().map(usize::to_string).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// A row's learnable parameters: `null`, or one `{name, init, mean, min, max}` per hidden layer.
+fn json_act_params(s: &Summary) -> String {
+    let (Some(label), crate::Hidden::Learnable { init, .. }) =
+        (s.activation.param_label(), s.activation.hidden())
+    else {
+        return "null".into();
+    };
+    let v: Vec<String> = s
+        .act_params
+        .iter()
+        .map(|p: &ParamStats| {
+            format!(
+                "{{\"name\": {}, \"init\": {}, \"mean\": {}, \"min\": {}, \"max\": {}}}",
+                json_str(label),
+                json_num(f64::from(init)),
+                json_num(p.mean),
+                json_num(p.min),
+                json_num(p.max)
+            )
+        })
+        .collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs.
+pub fn json(study: &Study) -> String {
+    let o = &study.options;
+    let mut out = String::from("{\n");
+    let _ = writeln!(out, "  \"command\": {},", json_str(&study.command));
+    let _ = writeln!(out, "  \"adapter\": {},", json_str(&study.adapter));
+    let _ = writeln!(out, "  \"date\": {},", json_str(&study.date));
+    let _ = writeln!(out, "  \"wall_s\": {},", json_num(study.wall_s));
+    let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
+    let _ = writeln!(
+        out,
+        "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
+         \"input_scale\": {}}},",
+        json_str(study.dataset.kind.name()),
+        study.dataset.classes,
+        study.dataset.train_y.len(),
+        study.dataset.test_y.len(),
+        o.data_seed,
+        json_num(f64::from(o.input_scale))
+    );
+    let _ = writeln!(
+        out,
+        "  \"config\": {{\"sizes\": {}, \"optimizer\": {}, \"batch\": {}, \"epochs\": {}, \"seeds\": {}, \"target\": {}, \"steps_per_epoch\": {}, \"match_params\": {}}},",
+        json_array(&o.train_config().sizes(&study.dataset).iter().map(|&v| v as f64).collect::<Vec<_>>()),
+        json_str(&optimizer_text(study)),
+        o.batch,
+        o.epochs,
+        o.seeds,
+        json_num(o.target),
+        o.train_config().steps_per_epoch(study.dataset.train_y.len()),
+        o.match_params
+    );
+    out.push_str("  \"rows\": [\n");
+    let rows: Vec<String> = study
+        .summaries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
+                 \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
+                 \"dead_fraction\": {}, \"saturated_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
+                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
+                i + 1,
+                json_str(&s.activation.name()),
+                json_str(s.activation.family()),
+                json_usizes(&s.sizes),
+                s.params,
+                s.runs,
+                json_spread(s.test_acc),
+                json_spread(s.test_nll),
+                json_spread(s.test_ece),
+                json_spread(s.val_acc),
+                json_spread(s.val_nll),
+                json_spread(s.train_loss),
+                json_spread(s.epochs_to_target),
+                s.reached,
+                s.step_s.map_or("null".into(), json_num),
+                json_opt(s.dead),
+                json_opt(s.saturated),
+                init_flow(s).map_or("null".into(), json_num),
+                json_array(&s.train_loss_curve),
+                json_array(&s.test_acc_curve),
+                json_array(&s.initial_grad_norm),
+                json_array(&s.grad_norm),
+                json_act_params(s)
+            )
+        })
+        .collect();
+    out.push_str(&rows.join(",\n"));
+    out.push_str("\n  ],\n  \"runs\": [\n");
+    let runs: Vec<String> = study
+        .runs
+        .iter()
+        .map(|r| {
+            let epochs: Vec<String> = r
+                .epochs
+                .iter()
+                .enumerate()
+                .map(|(e, x)| {
+                    format!(
+                        "{{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_nll\": {}, \"test_acc\": {}, \
+                         \"test_ece\": {}, \"val_nll\": {}, \"val_acc\": {}, \"layers\": {}}}",
+                        e + 1,
+                        json_num(x.train.nll),
+                        json_num(x.train.accuracy),
+                        json_num(x.test.nll),
+                        json_num(x.test.accuracy),
+                        json_num(x.test.ece),
+                        json_num(x.val.nll),
+                        json_num(x.val.accuracy),
+                        json_layers(&x.layers, r.activation.counts_dead())
+                    )
+                })
+                .collect();
+            let act_params = if r.act_params.is_empty() {
+                "null".to_string()
+            } else {
+                let layers: Vec<String> = r
+                    .act_params
+                    .iter()
+                    .map(|p| json_array(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+                    .collect();
+                format!("[{}]", layers.join(", "))
+            };
+            format!(
+                "    {{\"activation\": {}, \"seed\": {}, \"params\": {}, \"activation_params\": {}, \"wall_s\": {}, \
+                 \"step_s_median\": {}, \"timed_steps\": {}, \"initial_layers\": {}, \"epochs\": [\n      {}\n    ]}}",
+                json_str(&r.activation.name()),
+                r.seed,
+                r.params,
+                act_params,
+                json_num(r.wall_s),
+                crate::study::metrics::median(&r.step_s).map_or("null".into(), json_num),
+                r.step_s.len(),
+                json_layers(&r.initial, r.activation.counts_dead()),
+                epochs.join(",\n      ")
+            )
+        })
+        .collect();
+    out.push_str(&runs.join(",\n"));
+    out.push_str("\n  ]\n}\n");
+    out
+}
