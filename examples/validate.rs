@@ -16,9 +16,11 @@
 //! and six optimizer configurations over five steps, each within a stated worst-case rounding bound.
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
-//! storage type, worst input, ok) and a one-line verdict, or with `--json` one document
-//! `{"adapter": {"name", "backend", "driver"}, "flushes_subnormals", "results": [{"op", "output", "dtype", "pass",
-//! "max_abs_err", "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where
+//! storage type, worst input, ok), per 16-bit type the largest ULP error over its checks and how many were exact,
+//! and a one-line verdict, or with `--json` one document `{"adapter": {"name", "backend", "driver"},
+//! "flushes_subnormals", "ulp_by_dtype": {"f16": {"checks", "max_ulp_err", "exact"}, "bf16": {...}},
+//! "results": [{"op", "output", "dtype", "pass", "max_abs_err", "max_rel_err", "max_ulp_err", "worst_input",
+//! "flush_accepted", "ok"}]}`, where
 //! `flush_accepted` counts the elements that passed only because the device flushes subnormals (see
 //! `actgpu::verify::FLUSH_UNDERFLOW`; always 0 on a device that keeps them). Exits 1 when any op is out of tolerance, 2 when no
 //! adapter can be had.
@@ -78,6 +80,24 @@ struct Row {
     flush_accepted: usize,
     ok: bool,
     notes: Vec<String>,
+}
+
+/// Per 16-bit storage type present in `rows`: `(dtype, checks, max ULP error, checks at 0 ULP)`, the ULP of that
+/// type (f32 rows are judged by their absolute and relative tolerance, so they have no such summary).
+fn ulp_summary(rows: &[Row]) -> Vec<(DType, usize, u32, usize)> {
+    [DType::F16, DType::BF16]
+        .into_iter()
+        .filter_map(|dtype| {
+            let ulps: Vec<u32> = rows
+                .iter()
+                .filter(|r| r.dtype == dtype)
+                .map(|r| r.max_ulp_err)
+                .collect();
+            let max = ulps.iter().copied().max()?;
+            let exact = ulps.iter().filter(|&&u| u == 0).count();
+            Some((dtype, ulps.len(), max, exact))
+        })
+        .collect()
 }
 
 fn failure_notes(checks: &[&Check], unwritten: usize) -> Vec<String> {
@@ -273,12 +293,22 @@ fn main() -> ExitCode {
                 )
             })
             .collect();
+        let summary: Vec<String> = ulp_summary(&rows)
+            .iter()
+            .map(|(dtype, checks, max, exact)| {
+                format!(
+                    "{}: {{\"checks\": {checks}, \"max_ulp_err\": {max}, \"exact\": {exact}}}",
+                    json_str(dtype.name())
+                )
+            })
+            .collect();
         println!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"results\": [\n  {}\n]}}",
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
             flushes,
+            summary.join(", "),
             lines.join(",\n  ")
         );
     } else {
@@ -320,6 +350,12 @@ fn main() -> ExitCode {
             for note in &r.notes {
                 println!("    {note}");
             }
+        }
+        for (dtype, checks, max, exact) in ulp_summary(&rows) {
+            println!(
+                "{}: max ULP error {max} over {checks} checks ({exact} exact)",
+                dtype.name()
+            );
         }
         println!(
             "verdict: {} of {} checks passed on {} in {:.1} s{}",
