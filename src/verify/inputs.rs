@@ -96,14 +96,18 @@ pub fn small_inputs(n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Every one of the 65,536 bit patterns of a 16-bit type, as f32 (exact). Empty for f32.
+/// Every one of the 65,536 bit patterns of a 16-bit type, as f32 (exact), each once. Empty for f32.
+///
+/// The order is `0, 0xffff, 1, 0xfffe, ...`: each pattern `p < 0x8000` beside `0xffff - p`, so that the two halves of
+/// every packed 32-bit word have opposite signs (and one of each pair of NaNs is negative). In plain order the
+/// halves of a word would be neighbouring patterns of one sign, and a kernel that mixed up the halves' signs or
+/// exponents could pass.
 pub fn every_bit_pattern(dtype: DType) -> Vec<f32> {
+    let patterns = (0..0x8000u16).flat_map(|p| [p, u16::MAX - p]);
     match dtype {
         DType::F32 => Vec::new(),
-        DType::F16 => (0..=u16::MAX)
-            .map(|b| half::f16::from_bits(b).to_f32())
-            .collect(),
-        DType::BF16 => (0..=u16::MAX)
+        DType::F16 => patterns.map(|b| half::f16::from_bits(b).to_f32()).collect(),
+        DType::BF16 => patterns
             .map(|b| half::bf16::from_bits(b).to_f32())
             .collect(),
     }
@@ -112,4 +116,41 @@ pub fn every_bit_pattern(dtype: DType) -> Vec<f32> {
 /// `v` rounded to `dtype` (to nearest even, as the kernels store) and back to f32: [`DType::round_f32`].
 pub fn round_to(dtype: DType, v: f32) -> f32 {
     dtype.round_f32(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bit_pattern_once_with_opposite_signs_in_every_word() {
+        for dtype in [DType::F16, DType::BF16] {
+            let bits: Vec<u16> = every_bit_pattern(dtype)
+                .iter()
+                .map(|&v| match dtype {
+                    DType::F16 => half::f16::from_f32(v).to_bits(),
+                    _ => half::bf16::from_f32(v).to_bits(),
+                })
+                .collect();
+            let mut seen = vec![false; 1 << 16];
+            for (i, pair) in bits.chunks(2).enumerate() {
+                // NaNs come back quietened; their sign and place still hold.
+                assert_eq!(pair[0] >> 15, 0, "{dtype:?} word {i}");
+                assert_eq!(pair[1] >> 15, 1, "{dtype:?} word {i}");
+                for &b in pair {
+                    seen[usize::from(b)] = true;
+                }
+            }
+            assert_eq!(bits.len(), 1 << 16);
+            // Every non-NaN pattern appears (NaN payloads are not kept through f32 -> 16 bits).
+            let nan = |b: u16| match dtype {
+                DType::F16 => half::f16::from_bits(b).is_nan(),
+                _ => half::bf16::from_bits(b).is_nan(),
+            };
+            assert!(
+                (0..=u16::MAX).all(|b| seen[usize::from(b)] || nan(b)),
+                "{dtype:?}"
+            );
+        }
+    }
 }
