@@ -126,14 +126,12 @@ fn mixed_storage_types_round_once_on_store() {
 }
 
 /// Every 16-bit pattern as raw bits (signalling NaNs too, which an f32 upload would quieten), twice: in order, so
-/// that the two halves of a packed word are neighbouring patterns of one sign, then each pattern `p` beside
-/// `0xffff - p`, so that every word also pairs halves of opposite signs. The kernels that work on packed words
-/// without decoding treat each half on its own only if both orders come out right.
+/// that the two halves of a packed word are neighbouring patterns of one sign, then in
+/// [`actgpu::verify::every_pattern_bits`]'s order, so that every word also pairs halves of opposite signs. The
+/// kernels that work on packed words without decoding treat each half on its own only if both orders come out right.
 fn every_pattern_in_two_orders() -> Vec<u16> {
-    let patterns = 0..=u16::MAX;
-    patterns
-        .clone()
-        .chain(patterns.flat_map(|p| [p, u16::MAX - p]))
+    (0..=u16::MAX)
+        .chain(actgpu::verify::every_pattern_bits())
         .collect()
 }
 

@@ -13,7 +13,8 @@ pub use compare::{
 pub(crate) use flush::probe as probe_flushing;
 pub use flush::{flush_subnormal, flushed_reference, FLUSH_UNDERFLOW};
 pub use inputs::{
-    edge_values, every_bit_pattern, random_inputs, round_to, small_inputs, sweep, Rng,
+    edge_values, every_bit_pattern, every_pattern_bits, random_inputs, round_to, small_inputs,
+    sweep, Rng,
 };
 
 use crate::{cpu, Activation, DType, Gpu, Result, Tensor};
