@@ -77,6 +77,28 @@ impl Comparison {
         }
     }
 
+    /// Bytes the unfused sequence reads and writes on the same operands, counted as [`Comparison::useful_bytes`]
+    /// counts the fused side (every kernel's inputs and outputs once; partial sums not counted on either side):
+    /// bias + GELU forward `16 N + 4 cols` (bias add `8 N + 4 cols`, GELU `8 N`), backward `16 N + 4 cols` (GELU
+    /// backward `12 N`, column sums `4 N + 4 cols`), SwiGLU forward + backward `56 N` (SiLU `8 N`, three products
+    /// `12 N` each, SiLU backward `12 N`). `None` for the dense comparison, which is judged by FLOP.
+    pub fn unfused_bytes(self, rows: usize, cols: usize) -> Option<f64> {
+        let (n, c) = ((rows * cols) as f64, cols as f64);
+        match self {
+            Comparison::BiasGeluForward | Comparison::BiasGeluBackward => Some(16.0 * n + 4.0 * c),
+            Comparison::SwigluForwardBackward => Some(56.0 * n),
+            Comparison::DenseGeluForward => None,
+        }
+    }
+
+    /// The byte ratio, unfused bytes over fused bytes: the speed-up fusion gives where both sides move memory at
+    /// the same rate, and so its ceiling on a memory-bound adapter (about 2x for the bias + GELU forward, 4/3 for
+    /// its backward, 1.75x for SwiGLU at 4096 x 4096). `None` for the dense comparison.
+    pub fn byte_ratio(self, rows: usize, cols: usize) -> Option<f64> {
+        self.unfused_bytes(rows, cols)
+            .map(|u| u / self.useful_bytes(rows, cols))
+    }
+
     /// The target speed-up of fused over unfused.
     pub const fn target(self) -> f64 {
         match self {
@@ -297,4 +319,23 @@ pub fn measure_dense_comparison(
         }],
     )?;
     Ok((m[0], m[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Comparison;
+
+    /// The byte ratios the comparisons' tables print: 2x, 4/3 and 7/4 on a square tensor (up to the bias's
+    /// `cols` terms), none for the dense layer, whose sides do the same FLOP.
+    #[test]
+    fn byte_ratios() {
+        let ratio = |c: Comparison| c.byte_ratio(4096, 4096);
+        let near = |r: Option<f64>, want: f64| (r.unwrap() - want).abs() < 1e-3;
+        assert!(near(ratio(Comparison::BiasGeluForward), 2.0));
+        assert!(near(ratio(Comparison::BiasGeluBackward), 4.0 / 3.0));
+        assert!(near(ratio(Comparison::SwigluForwardBackward), 1.75));
+        assert_eq!(ratio(Comparison::DenseGeluForward), None);
+        // One row: the bias terms weigh, [1, 1] backward is (16 + 4) / (12 + 8).
+        assert_eq!(Comparison::BiasGeluBackward.byte_ratio(1, 1), Some(1.0));
+    }
 }

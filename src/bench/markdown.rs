@@ -41,18 +41,19 @@ impl Report {
         }
         let speedups = self.speedups();
         if !speedups.is_empty() {
-            out += "\n| fused vs unfused | pass | size | fused | unfused | speed-up | target |\n";
-            out += "|---|---|---|---:|---:|---:|---:|\n";
+            out += "\n| fused vs unfused | pass | size | fused | unfused | speed-up | target | bytes ratio |\n";
+            out += "|---|---|---|---:|---:|---:|---:|---:|\n";
             for s in speedups {
                 out += &format!(
-                    "| {} | {} | {} | {} | {} | {:.2}x | {:.1}x |\n",
+                    "| {} | {} | {} | {} | {} | {:.2}x | {:.1}x | {} |\n",
                     s.kernel,
                     s.pass,
                     s.size.text(),
                     secs(s.fused_s),
                     secs(s.unfused_s),
                     s.speedup(),
-                    s.target
+                    s.target,
+                    s.byte_ratio.map_or("-".into(), |r| format!("{r:.2}x"))
                 );
             }
         }

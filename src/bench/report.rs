@@ -6,7 +6,9 @@
 //! "reduction_rows" ([`Gpu::reduction_rows`]), "matmul_kernel" (`direct`, `tiled`, ...), "ceilings": {"copy_bytes_per_s",
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...],
 //! "comparisons": [...], "dtype_ratios": [...]}` (fused against unfused, and 16-bit against f32:
-//! [`crate::bench::dtype_ratio`]).
+//! [`crate::bench::dtype_ratio`]). A comparison has `kernel`, `pass`, `size`, `fused_median_s`, `unfused_median_s`,
+//! `speedup`, `target` and `byte_ratio` (unfused over fused bytes, [`crate::bench::compare::Comparison::byte_ratio`];
+//! `null` where FLOP decide).
 //! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
 //! `reps_per_sample`, `clock` (the wall clock for work that submits itself, such as a training step), then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
 //! kernels, or `flops_per_s` and `fraction_of_ceiling` (of the FMA ceiling) for compute-bound ones. Rows with both
@@ -65,6 +67,8 @@ pub struct Speedup {
     pub unfused_s: f64,
     /// The target speed-up.
     pub target: f64,
+    /// Unfused bytes over fused bytes ([`super::compare::Comparison::byte_ratio`]), where bytes decide.
+    pub byte_ratio: Option<f64>,
 }
 
 impl Speedup {
@@ -261,8 +265,12 @@ impl Report {
                         && u.pass == f.pass
                         && u.size == f.size
                 })?;
-                let target = super::compare::Comparison::from_name(&f.kernel, f.pass)
-                    .map_or(f64::NAN, |c| c.target());
+                let comparison = super::compare::Comparison::from_name(&f.kernel, f.pass);
+                let target = comparison.map_or(f64::NAN, |c| c.target());
+                let byte_ratio = match (comparison, &f.size) {
+                    (Some(c), Size::Shape(s)) if s.len() == 2 => c.byte_ratio(s[0], s[1]),
+                    _ => None,
+                };
                 Some(Speedup {
                     kernel: f.kernel.clone(),
                     pass: f.pass,
@@ -270,18 +278,23 @@ impl Report {
                     fused_s: median(f),
                     unfused_s: median(u),
                     target,
+                    byte_ratio,
                 })
             })
             .collect()
     }
 
-    /// The fused-against-unfused lines: op, pass, size, both medians, the speed-up and its target.
+    /// The fused-against-unfused lines: op, pass, size, both medians, the speed-up, its target and the byte
+    /// ratio where bytes decide.
     pub fn speedup_lines(&self) -> String {
         self.speedups()
             .iter()
             .map(|s| {
+                let bytes = s
+                    .byte_ratio
+                    .map_or(String::new(), |r| format!(", bytes {r:.2}x"));
                 format!(
-                    "fused vs unfused: {} {} {}: {:.3} ms fused, {:.3} ms unfused, {:.2}x (target {:.1}x)\n",
+                    "fused vs unfused: {} {} {}: {:.3} ms fused, {:.3} ms unfused, {:.2}x (target {:.1}x{bytes})\n",
                     s.kernel,
                     s.pass,
                     s.size.text(),
@@ -373,14 +386,15 @@ impl Report {
             .iter()
             .map(|s| {
                 format!(
-                    "{{\"kernel\": {}, \"pass\": {}, \"size\": {}, \"fused_median_s\": {}, \"unfused_median_s\": {}, \"speedup\": {}, \"target\": {}}}",
+                    "{{\"kernel\": {}, \"pass\": {}, \"size\": {}, \"fused_median_s\": {}, \"unfused_median_s\": {}, \"speedup\": {}, \"target\": {}, \"byte_ratio\": {}}}",
                     json_str(&s.kernel),
                     json_str(s.pass),
                     json_str(&s.size.text()),
                     json_num(s.fused_s),
                     json_num(s.unfused_s),
                     json_num(s.speedup()),
-                    json_num(s.target)
+                    json_num(s.target),
+                    s.byte_ratio.map_or("null".into(), json_num)
                 )
             })
             .collect();
