@@ -311,6 +311,29 @@ fn truncated_and_corrupted_files_are_errors_never_panics() {
         (t(r#"{"dtype":"F32","shape":[3]}"#), "no \"data_offsets\""),
         (t("[]"), "not an object"),
         (
+            t(r#"{"dtype":"Q7","shape":[3],"data_offsets":[0,12]}"#),
+            "unknown dtype",
+        ),
+        // A huge shape of a sub-byte dtype with no data, and sub-byte elements that end mid-byte.
+        (
+            raw(
+                r#"{"a":{"dtype":"F4","shape":[1000000,1000000],"data_offsets":[0,0]}}"#,
+                &[],
+            ),
+            "needs 500000000000 bytes",
+        ),
+        (
+            raw(
+                r#"{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#,
+                &[0, 0],
+            ),
+            "needs 12 bits, not whole bytes",
+        ),
+        (
+            raw(r#"{"__metadata__":{"k":"1","k":"2"}}"#, &[]),
+            "\"k\" appears twice",
+        ),
+        (
             t(
                 r#"{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,12]}"#,
             ),
@@ -341,7 +364,7 @@ fn truncated_and_corrupted_files_are_errors_never_panics() {
             .map(|&b| if b == 0xc3 { 0xff } else { b })
             .collect::<Vec<_>>(),
     ));
-    // Unknown dtypes parse (their size unchecked) but do not convert; the empty file is valid.
+    // Sub-byte dtypes parse (their bits checked) but do not convert; the empty file is valid.
     let odd = t(r#"{"dtype":"F4","shape":[24],"data_offsets":[0,12]}"#);
     let odd = SafeTensors::parse(&odd).unwrap();
     assert!(matches!(

@@ -395,6 +395,17 @@ fn bad_network_arguments_are_typed_errors() {
         Mlp::new(g, &[4, 3, 2], &[], ce, opt, 0),
         Err(Error::InvalidArgument { .. })
     ));
+    // A weight past one storage binding is refused before its host copy is drawn (4 TB here; and an element
+    // count that overflows usize).
+    for sizes in [[1_000_000, 1_000_000, 2], [2, usize::MAX, 2]] {
+        assert!(matches!(
+            Mlp::new(g, &sizes, &[Activation::Relu], ce, opt, 0),
+            Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                ..
+            })
+        ));
+    }
     let mut net = Mlp::new(g, &[4, 3, 2], &[Activation::Relu], ce, opt, 0).unwrap();
     assert!(matches!(net.loss(), Err(Error::InvalidArgument { .. })));
     assert!(matches!(

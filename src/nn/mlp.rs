@@ -77,6 +77,34 @@ pub struct Mlp {
 
 const OP: &str = "Mlp";
 
+/// Every layer's weight `[sizes[l], linear width]` in f32 must fit one storage binding (the products bind it
+/// whole): checked before [`init_layers`] draws it, so that a size too large is [`Error::LimitExceeded`] rather
+/// than a host allocation of that size.
+fn check_weight_sizes(gpu: &Gpu, sizes: &[usize], hidden: &[Hidden]) -> Result<()> {
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    for (l, io) in sizes.windows(2).enumerate() {
+        let width = match hidden.get(l) {
+            Some(Hidden::Gated(_)) => io[1].checked_mul(2),
+            _ => Some(io[1]),
+        };
+        let bytes = width
+            .and_then(|w| w.checked_mul(io[0]))
+            .and_then(|e| e.checked_mul(4))
+            .and_then(|b| u64::try_from(b).ok());
+        match bytes {
+            Some(b) if b <= max => {}
+            _ => {
+                return Err(Error::LimitExceeded {
+                    limit: "max_storage_buffer_binding_size",
+                    max,
+                    requested: bytes.unwrap_or(u64::MAX),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Mlp {
     /// A network with layer sizes `sizes` (input first, at least two, none zero), one activation per hidden
     /// layer (`hidden.len() == sizes.len() - 2`; the output layer is linear), initialised from `seed` by
@@ -128,6 +156,7 @@ impl Mlp {
             kind.validate()?;
         }
         optimizer.validate()?;
+        check_weight_sizes(gpu, sizes, hidden)?;
         let mut layers = Vec::with_capacity(sizes.len() - 1);
         for (l, (w, b)) in init_layers(sizes, hidden, seed).into_iter().enumerate() {
             let kind = hidden

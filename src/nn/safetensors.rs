@@ -13,10 +13,12 @@
 //! the tensors sorted by name, each stored at the next offset, with compact JSON. [`SafeTensors::parse`] checks
 //! what the reference implementation checks, and returns [`Error::InvalidSafetensors`] where it fails: the
 //! header length fits the file, the header is a JSON object whose metadata values are strings, every tensor has
-//! a dtype, a shape and two offsets, names are unique, a known dtype's byte count matches its shape, and the
-//! tensors cover the data region exactly, without gaps or overlaps. [`TensorView::to_f32`] converts F32, F16,
+//! a dtype the format defines, a shape and two offsets, names and metadata keys are unique, the dtype's byte count
+//! matches the shape (a sub-byte dtype's bits fill whole bytes), and the tensors cover the data region exactly,
+//! without gaps or overlaps. [`TensorView::to_f32`] converts F32, F16,
 //! BF16 and F64 (rounded to nearest) to f32; other dtypes are [`Error::TensorDTypeMismatch`].
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::json::{self, Json};
@@ -28,14 +30,23 @@ pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// The dtypes [`TensorView::to_f32`] converts, as an error message lists them.
 const CONVERTIBLE: &str = "F32, F16, BF16 or F64";
 
-/// Bytes per element of the safetensors dtypes with a whole-byte element, `None` for others (sub-byte floats
-/// and names this reader does not know: their byte count is not checked, and they cannot be converted).
+/// Bytes per element of the safetensors dtypes with a whole-byte element, `None` for others (the sub-byte
+/// floats, and names the format does not define).
 pub fn dtype_bytes(dtype: &str) -> Option<usize> {
+    dtype_bits(dtype).filter(|b| b % 8 == 0).map(|b| b / 8)
+}
+
+/// Bits per element of every dtype the safetensors format defines, the sub-byte floats `F4` (4 bits) and
+/// `F6_E2M3` / `F6_E3M2` (6 bits) included; `None` for a name it does not define, which [`SafeTensors::parse`]
+/// rejects as the reference implementation does.
+pub fn dtype_bits(dtype: &str) -> Option<usize> {
     Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 1,
-        "I16" | "U16" | "F16" | "BF16" => 2,
-        "I32" | "U32" | "F32" => 4,
-        "I64" | "U64" | "F64" | "C64" => 8,
+        "F4" => 4,
+        "F6_E2M3" | "F6_E3M2" => 6,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 8,
+        "I16" | "U16" | "F16" | "BF16" => 16,
+        "I32" | "U32" | "F32" => 32,
+        "I64" | "U64" | "F64" | "C64" => 64,
         _ => return None,
     })
 }
@@ -154,17 +165,22 @@ fn tensor_info(name: &str, info: &Json) -> Result<(String, Vec<usize>, usize, us
             "tensor {name:?}: data_offsets [{begin}, {end}] run backwards"
         )));
     }
-    if let Some(size) = dtype_bytes(dtype) {
-        let want = shape
-            .iter()
-            .try_fold(size, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| bad(format!("tensor {name:?}: shape {shape:?} overflows")))?;
-        if want != end - begin {
-            return Err(bad(format!(
-                "tensor {name:?}: {dtype} {shape:?} needs {want} bytes, data_offsets [{begin}, {end}] hold {}",
-                end - begin
-            )));
-        }
+    let bits = dtype_bits(dtype)
+        .ok_or_else(|| bad(format!("tensor {name:?}: unknown dtype {dtype:?}")))?;
+    let want_bits = shape
+        .iter()
+        .try_fold(bits, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad(format!("tensor {name:?}: shape {shape:?} overflows")))?;
+    let need = if want_bits % 8 == 0 {
+        format!("{} bytes", want_bits / 8)
+    } else {
+        format!("{want_bits} bits, not whole bytes")
+    };
+    if want_bits % 8 != 0 || want_bits / 8 != end - begin {
+        return Err(bad(format!(
+            "tensor {name:?}: {dtype} {shape:?} needs {need}, data_offsets [{begin}, {end}] hold {}",
+            end - begin
+        )));
     }
     Ok((dtype.clone(), shape, begin, end))
 }
@@ -173,9 +189,13 @@ fn metadata_of(value: &Json) -> Result<Vec<(String, String)>> {
     let Json::Object(members) = value else {
         return Err(bad("__metadata__ is not an object"));
     };
+    let mut keys = HashSet::new();
     members
         .iter()
         .map(|(k, v)| match v {
+            // The reference implementation keeps the last of repeated keys, which a reader that keeps the
+            // first would disagree with: refused instead.
+            _ if !keys.insert(k.as_str()) => Err(bad(format!("__metadata__ {k:?} appears twice"))),
             Json::String(s) => Ok((k.clone(), s.clone())),
             other => Err(bad(format!(
                 "__metadata__ {k:?} is {}, not a string",
@@ -212,6 +232,7 @@ impl<'a> SafeTensors<'a> {
         };
         let mut metadata = None;
         let mut tensors: Vec<TensorView<'a>> = Vec::new();
+        let mut names = HashSet::new();
         let mut spans = Vec::new();
         for (name, value) in &members {
             if name == "__metadata__" {
@@ -221,7 +242,7 @@ impl<'a> SafeTensors<'a> {
                 metadata = Some(metadata_of(value)?);
                 continue;
             }
-            if tensors.iter().any(|t| &t.name == name) {
+            if !names.insert(name.as_str()) {
                 return Err(bad(format!("tensor {name:?} appears twice")));
             }
             let (dtype, shape, begin, end) = tensor_info(name, value)?;
@@ -295,8 +316,11 @@ pub fn serialize_f32(tensors: &[F32Tensor], metadata: &[(&str, &str)]) -> Result
     let mut sorted: Vec<&F32Tensor> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(b.name));
     for (i, t) in sorted.iter().enumerate() {
-        let elements: usize = t.shape.iter().product();
-        if elements != t.data.len() {
+        let elements = t
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if elements != Some(t.data.len()) {
             return Err(Error::TensorShapeMismatch {
                 name: t.name.into(),
                 expected: t.shape.to_vec(),

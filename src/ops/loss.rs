@@ -106,12 +106,12 @@ impl Labels {
                 missing: format!("{missing:?}"),
             });
         }
-        if buffer.size() < 4 * len as u64 {
+        let need = (len as u64).checked_mul(4);
+        if need.is_none_or(|n| buffer.size() < n) {
             return Err(Error::InvalidArgument {
                 op: OP,
                 reason: format!(
-                    "{len} labels need {} bytes, the buffer has {}",
-                    4 * len,
+                    "{len} labels need 4 bytes each, the buffer has {}",
                     buffer.size()
                 ),
             });
