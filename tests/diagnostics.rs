@@ -296,8 +296,10 @@ fn update_kernels_write_the_gradients_sum_of_squares() {
             let p2 = g.upload(&init).unwrap();
             let s1 = opt.init_state(&p1).unwrap();
             let s2 = opt.init_state(&p2).unwrap();
+            // Poisoned, and longer than needed: the tail must not reach the sum (a buffer reused from a
+            // larger tensor).
             let partials = g
-                .zeros(&[norm_partials(g, n).unwrap()], DType::F32)
+                .upload(&vec![1e30f32; norm_partials(g, n).unwrap() + 37])
                 .unwrap();
             g.submit_and_wait("test", |enc| {
                 for step in 1..=2 {

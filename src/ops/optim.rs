@@ -294,7 +294,7 @@ impl Optimizer {
 
     /// [`Optimizer::record_update`], and where `partials` is given (f32, at least [`norm_partials`] elements)
     /// the same dispatch also writes into it partial sums of `grad[i]^2`, so that
-    /// `||grad||_2 = sqrt(sum_partials(partials))`. Each partial is an f32 sum of [`NORM_PER_THREAD`] squares
+    /// `||grad||_2 = sqrt(sum_partials(partials))` (elements past [`norm_partials`] are cleared to 0). Each partial is an f32 sum of [`NORM_PER_THREAD`] squares
     /// in order (relative error below `NORM_PER_THREAD u`); the update itself is the same arithmetic, bit for
     /// bit.
     pub fn record_update_with_norm(
@@ -368,6 +368,15 @@ impl Optimizer {
         }
         for t in outs.iter().chain([&grad]) {
             check_whole_binding(gpu, t.buffer())?;
+        }
+        if let Some(p) = partials {
+            // The dispatch writes the first `norm_partials(n)`; a longer buffer's tail would keep whatever an
+            // earlier, larger update left there, and `sum_partials` would add it in.
+            let need = norm_partials(gpu, n)?;
+            if p.len() > need {
+                let tail = 4 * (p.len() - need) as u64;
+                encoder.clear_buffer(p.buffer(), 4 * need as u64, Some(tail));
+            }
         }
         let entry = match (entry, partials.is_some()) {
             ("sgd", true) => "sgd_norm",
