@@ -114,6 +114,12 @@ fn store_db(u: u32, v: Oct) {
     }
 }
 
+/// The column thread of the row kernels' grid: x, continued along z past the device's per-dimension limit,
+/// covers the columns; y is the row block.
+fn column_thread(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.x + wid.z * nwg.x) * WG + lid.x;
+}
+
 fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG * PER_THREAD + lid.x;
 }
@@ -133,9 +139,10 @@ fn bias_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 /// y = f(x + b) for cols % 8 == 0, on the reductions' grid (x: column units, y: row blocks): each thread loads
 /// its unit of bias once and walks rows_per_block rows, with no per-element column arithmetic.
 @compute @workgroup_size(WG)
-fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_units = params.cols / 8u;
-    let cu = wid.x * WG + lid.x;
+    let cu = column_thread(wid, nwg, lid);
     if (cu >= col_units) {
         return;
     }
@@ -150,9 +157,10 @@ fn bias_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 /// `bias_forward_rows` for operands that are all f32 (cols % 8 == 0 still): x covers the cols / 4 column words, so
 /// that neighbouring threads touch neighbouring 16-byte words of every row, as the elementwise f32 kernels do.
 @compute @workgroup_size(WG)
-fn bias_forward_rows_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn bias_forward_rows_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_words = params.cols / 4u;
-    let cw = wid.x * WG + lid.x;
+    let cw = column_thread(wid, nwg, lid);
     if (cw >= col_words) {
         return;
     }
@@ -180,9 +188,10 @@ fn bias_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 /// Grid: x covers the cols / 8 column units (WG per workgroup), y the row blocks. Each thread walks its block's
 /// rows down one column unit, writing dx and summing it.
 @compute @workgroup_size(WG)
-fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_units = params.cols / 8u;
-    let cu = wid.x * WG + lid.x;
+    let cu = column_thread(wid, nwg, lid);
     if (cu >= col_units) {
         return;
     }
@@ -201,10 +210,10 @@ fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 /// `bias_backward_fused` for operands that are all f32 (cols % 8 == 0 still, for the partials' stride): x covers
 /// the cols / 4 column words, so that neighbouring threads touch neighbouring 16-byte words of every row.
 @compute @workgroup_size(WG)
-fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
+fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_words = params.cols / 4u;
-    let cw = wid.x * WG + lid.x;
+    let cw = column_thread(wid, nwg, lid);
     if (cw >= col_words) {
         return;
     }
@@ -223,8 +232,9 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>,
 
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).
 @compute @workgroup_size(WG)
-fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = wid.x * WG + lid.x;
+fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = column_thread(wid, nwg, lid);
     if (c >= params.cols) {
         return;
     }
@@ -240,9 +250,10 @@ fn column_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 /// its row block (the same additions in the same order, four columns at a time). Grid: x covers the cols / 4
 /// column words, y the row blocks.
 @compute @workgroup_size(WG)
-fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_words = params.cols / 4u;
-    let cw = wid.x * WG + lid.x;
+    let cw = column_thread(wid, nwg, lid);
     if (cw >= col_words) {
         return;
     }
@@ -259,8 +270,9 @@ fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 /// which is `reduce_partials`'s order for up to 8 blocks: the same bits as those two passes there, the same sums
 /// in another order past it. Grid: x covers the column units of db.
 @compute @workgroup_size(WG)
-fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let cu = wid.x * WG + lid.x;
+fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid: vec3<u32>) {
+    let cu = column_thread(wid, nwg, lid);
     if (8u * cu >= params.cols) {
         return;
     }
@@ -286,9 +298,9 @@ fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
 /// `column_sums_direct` does. dx and db have the bits of the activation's backward followed by
 /// `column_sums_direct` when dx is f32 (the sums add the stored values). Grid: x covers the cols / 8 column units.
 @compute @workgroup_size(WG)
-fn backward_column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>,
+fn backward_column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let cu = wid.x * WG + lid.x;
+    let cu = column_thread(wid, nwg, lid);
     let units = params.cols / 8u;
     if (cu >= units) {
         return;

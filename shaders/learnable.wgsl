@@ -113,9 +113,10 @@ fn learn_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 /// dx and per-block partial sums of dp in one pass. Grid as bias_backward_fused; in SCALAR_PARAM mode the tensor
 /// is walked as [units, 8] (cols = 8) and the eight lanes are added at the end.
 @compute @workgroup_size(WG)
-fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_units = params.cols / 8u;
-    let cu = wid.x * WG + lid.x;
+    let cu = column_thread(wid, nwg, lid);
     if (cu >= col_units) {
         return;
     }

@@ -88,11 +88,12 @@ const RM: u32 = 8u;
 /// Grid: x over column blocks of 4 TX, y over row blocks of 8 (WG / TX). Rows and columns past the end are
 /// clamped to the last one for loading (their results are dropped), so the inner loop has no bounds test.
 @compute @workgroup_size(WG)
-fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn matmul_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let ty_n = WG / TX;
     let tx = lid.x % TX;
     let ty = lid.x / TX;
-    let i0 = wid.y * ty_n * RM + ty;
+    let i0 = row_block(wid, nwg) * ty_n * RM + ty;
     let j0 = wid.x * TX * R + tx;
     var ai: array<u32, 8>;
     var bj: array<u32, 4>;
@@ -220,10 +221,12 @@ fn tiled_block(col_block: u32, row_block: u32, t: u32, k_begin: u32, k_end: u32)
 /// Grid: x over column blocks of 4 TX, y over row blocks of 4 TX, one `tiled_block` over all of K each, stored
 /// through the epilogue.
 @compute @workgroup_size(WG)
-fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let acc = tiled_block(wid.x, wid.y, t, 0u, params.k);
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) t: u32) {
+    let rb = row_block(wid, nwg);
+    let acc = tiled_block(wid.x, rb, t, 0u, params.k);
     let tile = 4u * TX;
-    store_block(wid.y * tile + 4u * (t / TX), 1u, wid.x * tile + 4u * (t % TX), 1u, acc);
+    store_block(rb * tile + 4u * (t / TX), 1u, wid.x * tile + 4u * (t % TX), 1u, acc);
 }
 
 /// Raw partial products of the split kernel, [splits][M][N] f32 (no epilogue).

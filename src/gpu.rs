@@ -15,6 +15,9 @@ pub struct GpuOptions {
     pub power_preference: wgpu::PowerPreference,
     /// Request a smaller storage-binding limit than the adapter's (tests use it to exercise chunked dispatch).
     pub max_storage_binding_bytes: Option<u64>,
+    /// Request a smaller `max_compute_workgroups_per_dimension` than the adapter's (tests use it to exercise the
+    /// grids that continue along a second or third dimension at modest sizes).
+    pub max_workgroups_per_dimension: Option<u32>,
     /// Workgroup size and work per thread; `None` picks [`LaunchConfig::for_device`] per
     /// kernel [`Intensity`]; `Some` applies to every elementwise kernel.
     pub launch: Option<LaunchConfig>,
@@ -55,6 +58,7 @@ impl Default for GpuOptions {
             power_preference: wgpu::PowerPreference::from_env()
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             max_storage_binding_bytes: None,
+            max_workgroups_per_dimension: None,
             launch: None,
             f16_storage: F16Storage::Auto,
             reduction_rows: None,
@@ -141,6 +145,10 @@ impl Gpu {
         if let Some(max) = options.max_storage_binding_bytes {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
+        }
+        if let Some(max) = options.max_workgroups_per_dimension {
+            limits.max_compute_workgroups_per_dimension =
+                limits.max_compute_workgroups_per_dimension.min(max);
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

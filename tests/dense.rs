@@ -70,6 +70,32 @@ fn every_product_form_matches_the_reference_on_every_kernel() {
     }
 }
 
+/// Batches taller than the grid's per-dimension limit of row blocks: the rows continue along z on every kernel
+/// and form (a context limited to 32 workgroups per dimension, so a few thousand rows need it), including a
+/// fused dense forward and backward.
+#[test]
+fn tall_products_continue_the_row_grid_along_z() {
+    let g = common::small_grid_gpu();
+    for kernel in KERNELS {
+        for form in [Form::AB, Form::AtB, Form::ABt] {
+            for (s, shape) in [(4101, 8, 12), (4099, 5, 7)].into_iter().enumerate() {
+                let (ash, bsh, osh, inner) = dims(form, shape);
+                let (a, av) = random(&g, ash[0], ash[1], 1.0, 30 + s as u64);
+                let (b, bv) = random(&g, bsh[0], bsh[1], 2.0, 40 + s as u64);
+                let out = poisoned(&g, &osh);
+                g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
+                    .unwrap();
+                let got: Vec<f32> = out.read().unwrap();
+                let want = reference(form, &av, &bv, shape);
+                let abs = reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
+                let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
+                let what = format!("{kernel:?} {form:?} {shape:?} on a 32-workgroup grid");
+                assert_ok(&what, compare_bounded("dot_f32", &got, &want, &bounds));
+            }
+        }
+    }
+}
+
 #[test]
 fn convenience_products_allocate_and_agree() {
     let g = gpu();

@@ -54,6 +54,21 @@ fn block_height(gpu: &crate::Gpu, height: usize, rows: usize) -> usize {
 /// the two passes, whose row blocks run in parallel.
 const DIRECT_COLUMN_SUM_ROWS: usize = 128;
 
+/// The grid of the row kernels (`bias_forward_rows`, the fused backward, the column sums, the learnable
+/// backward): `threads` column threads in workgroups of `wg` along x, continued along z where x would pass the
+/// device's per-dimension limit (the shaders' `column_thread`), and the `blocks` row blocks along y.
+pub(crate) fn column_grid(
+    gpu: &crate::Gpu,
+    threads: usize,
+    blocks: usize,
+    wg: usize,
+) -> Result<(u32, u32, u32)> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    let (x, z) = grid(threads.div_ceil(wg) as u64, max)?;
+    // `block_height` keeps the row blocks within the limit.
+    Ok((x, blocks as u32, z))
+}
+
 /// Columns one workgroup of `reduce_partials` sums (`REDUCE_COLS` in `shaders/bias_activation.wgsl`).
 const REDUCE_COLUMNS_PER_WORKGROUP: usize = 32;
 
@@ -146,7 +161,7 @@ pub fn record_column_sums(
             whole(Slot::Out, x.buffer()),
             whole(Slot::Out2, sums.buffer()),
         ];
-        let g = ((r.cols8 / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+        let g = column_grid(gpu, r.cols8 / UNIT_ELEMENTS, 1, wg)?;
         return run(gpu, encoder, &k, entries, &r.params, g);
     }
     // f32 rows of whole 16-byte words take a word per thread: the same sums, 1.6-2x faster at 4096 x 4096 on
@@ -159,7 +174,7 @@ pub fn record_column_sums(
     let k = key(act, entry, x, None, x, sums);
     let partial = r.partials(gpu);
     let entries = vec![whole(Slot::Out, x.buffer()), whole(Slot::Partial, &partial)];
-    let g = ((cols / per_thread).div_ceil(wg) as u32, r.blocks as u32);
+    let g = column_grid(gpu, cols / per_thread, r.blocks, wg)?;
     run(gpu, encoder, &k, entries, &r.params, g)?;
     r.reduce(
         encoder,
@@ -205,7 +220,7 @@ pub(crate) fn record_backward_column_sums_direct(
         whole(Slot::Out, dx.buffer()),
         whole(Slot::Out2, db.buffer()),
     ];
-    let g = ((cols / UNIT_ELEMENTS).div_ceil(wg) as u32, 1);
+    let g = column_grid(gpu, cols / UNIT_ELEMENTS, 1, wg)?;
     run(gpu, encoder, &k, entries, &r.params, g)?;
     Ok(true)
 }
@@ -312,7 +327,7 @@ impl Activation {
                 rows_per_block as u32,
                 blocks as u32,
             ];
-            let g = ((cols / per_thread).div_ceil(wg) as u32, blocks as u32);
+            let g = column_grid(gpu, cols / per_thread, blocks, wg)?;
             run(gpu, encoder, &k, entries, &params, g)?;
             return Ok(());
         }
@@ -393,7 +408,7 @@ impl Activation {
             whole(Slot::Bias, bias.buffer()),
             whole(Slot::Partial, &partial),
         ];
-        let g = ((cols / per_thread).div_ceil(wg) as u32, r.blocks as u32);
+        let g = column_grid(gpu, cols / per_thread, r.blocks, wg)?;
         run(gpu, encoder, &k, entries, &r.params, g)?;
         r.reduce(
             encoder,

@@ -69,23 +69,39 @@ pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'
     }
 }
 
-/// Records one dispatch of the pipeline `key` names (compiled on first use) over a `(x, y)` grid of workgroups
-/// with `entries` plus the uniform `params` at binding 3.
+/// A dispatch's workgroup counts `(x, y, z)`; from `(x, y)` with `z = 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grid(pub u32, pub u32, pub u32);
+
+impl From<(u32, u32)> for Grid {
+    fn from((x, y): (u32, u32)) -> Grid {
+        Grid(x, y, 1)
+    }
+}
+
+impl From<(u32, u32, u32)> for Grid {
+    fn from((x, y, z): (u32, u32, u32)) -> Grid {
+        Grid(x, y, z)
+    }
+}
+
+/// Records one dispatch of the pipeline `key` names (compiled on first use) over a grid of workgroups with
+/// `entries` plus the uniform `params` at binding 3.
 pub(crate) fn run(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     key: &PipelineKey,
     entries: Vec<wgpu::BindGroupEntry>,
     params: &[u32],
-    grid: (u32, u32),
+    grid: impl Into<Grid>,
 ) -> Result<()> {
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
     dispatch(gpu, encoder, &pipeline, key.entry, entries, params, grid);
     Ok(())
 }
 
-/// Records one dispatch of `pipeline` over a `(x, y)` grid of workgroups with `entries` plus the uniform
-/// `params` at binding 3.
+/// Records one dispatch of `pipeline` over a grid of workgroups with `entries` plus the uniform `params` at
+/// binding 3.
 pub(crate) fn dispatch(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -93,9 +109,10 @@ pub(crate) fn dispatch(
     label: &str,
     entries: Vec<wgpu::BindGroupEntry>,
     params: &[u32],
-    (gx, gy): (u32, u32),
+    grid: impl Into<Grid>,
 ) {
-    if gx == 0 || gy == 0 {
+    let Grid(gx, gy, gz) = grid.into();
+    if gx == 0 || gy == 0 || gz == 0 {
         return;
     }
     let params = uniform(gpu, params);
@@ -115,7 +132,7 @@ pub(crate) fn dispatch(
     });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, &bind_group, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
+    pass.dispatch_workgroups(gx, gy, gz);
 }
 
 /// Checks that every tensor shares `first`'s context and shape, and that no two share a buffer. Element types

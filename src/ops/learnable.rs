@@ -4,7 +4,7 @@
 //! a multiple of 8, in the same pass as dx (per-block partial sums) plus a small reduction.
 
 use super::activation::activation_constants;
-use super::bias::Reduction;
+use super::bias::{column_grid, Reduction};
 use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
@@ -152,7 +152,7 @@ impl Learnable {
         let (blocks, partial) = (r.blocks, &r.partials(gpu));
         let mut params = r.params.to_vec();
         params.push(x.len() as u32);
-        let grid = |n: usize, y: usize| (n.div_ceil(wg) as u32, y as u32);
+        let grid = |n: usize, y: usize| column_grid(gpu, n, y, wg);
         if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = self.key("learn_backward_fused", x, dy, dx, p, shared);
             let entries = vec![
@@ -168,7 +168,7 @@ impl Learnable {
                 &k,
                 entries,
                 &params,
-                grid(cols / UNIT_ELEMENTS, blocks),
+                grid(cols / UNIT_ELEMENTS, blocks)?,
             )?;
         } else {
             // dx and the elementwise contributions, then column sums of the contributions.
@@ -192,7 +192,7 @@ impl Learnable {
                 whole(Slot::Out, contributions.buffer()),
                 whole(Slot::Partial, partial),
             ];
-            run(gpu, encoder, &k, entries, &params, grid(cols, blocks))?;
+            run(gpu, encoder, &k, entries, &params, grid(cols, blocks)?)?;
         }
         if !shared {
             return r.reduce(

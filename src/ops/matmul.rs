@@ -430,15 +430,15 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
     let (shader, entry, wg, tx, groups) = plan(&g);
     let max = gpu.limits().max_compute_workgroups_per_dimension;
-    for requested in [groups.0, groups.1] {
-        if requested > max {
-            return Err(Error::LimitExceeded {
-                limit: "max_compute_workgroups_per_dimension",
-                max: u64::from(max),
-                requested: u64::from(requested),
-            });
-        }
+    if groups.0 > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_workgroups_per_dimension",
+            max: u64::from(max),
+            requested: u64::from(groups.0),
+        });
     }
+    // Row blocks past the limit (a batch of millions of rows) continue along z: the shaders' `row_block`.
+    let (row_blocks, row_layers) = grid(u64::from(groups.1), max)?;
     let (read_spare, write_spare) = gpu.unused_bindings();
     let bias = g.bias.map_or(read_spare, Tensor::buffer);
     let z_out = g.z_out.map_or(write_spare, Tensor::buffer);
@@ -494,7 +494,8 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
             resource: z_in.as_entire_binding(),
         });
     }
-    dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, groups);
+    let grid3 = (groups.0, row_blocks, row_layers);
+    dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, grid3);
     Ok(())
 }
 

@@ -206,10 +206,11 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
          invocations.\n@group(0) @binding(0) var<storage, read> a_v4: array<vec4<f32>>;\n\
          @group(0) @binding(2) var<storage, read> b_v4: array<vec4<f32>>;\n\n\
          @compute @workgroup_size(WG)\n\
-         fn {entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin({lane}) lane: u32) {{",
+         fn {entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n    \
+         @builtin({lane}) lane: u32) {{",
         4 * vecs * lanes
     );
-    emit(o, 1, &format!("let i0 = wid.y * {rows}u;"));
+    emit(o, 1, &format!("let i0 = row_block(wid, nwg) * {rows}u;"));
     emit(
         o,
         1,

@@ -92,3 +92,20 @@ pub fn assert_same_training((a, losses_a): (&Mlp, &[f32]), (b, losses_b): (&Mlp,
         assert_eq!(bits(x), bits(y));
     }
 }
+
+/// A context whose dispatch grids hold at most 32 workgroups per dimension, so that rows of a few thousand
+/// columns need the row kernels' column grid to continue along z (and the elementwise grids to fold into y).
+/// Workgroups of 64 threads with 8 units each let the elementwise passes cover 4M elements in that grid.
+pub fn small_grid_gpu() -> Gpu {
+    let gpu = Gpu::with_options(actgpu::GpuOptions {
+        max_workgroups_per_dimension: Some(32),
+        launch: Some(actgpu::LaunchConfig {
+            workgroup_size: 64,
+            units_per_thread: 8,
+        }),
+        ..actgpu::GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gpu.limits().max_compute_workgroups_per_dimension, 32);
+    gpu
+}
