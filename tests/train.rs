@@ -1,6 +1,7 @@
 //! Training on the GPU against the f64 reference: each loss and its gradient, each optimizer's update over
 //! several steps, the reference network's gradients against central finite differences, the GPU MLP against
-//! the f64 MLP after 20 steps of SGD and of Adam, determinism, and typed errors for bad arguments.
+//! the f64 MLP after 20 steps of every optimizer (and of MSE and BCE), batches past the dispatch grid's limit,
+//! determinism, and typed errors for bad arguments.
 
 mod common;
 
@@ -284,35 +285,96 @@ fn batches() -> Vec<(Vec<f32>, Vec<u32>)> {
         .collect()
 }
 
+/// Targets in [0, 1] shaped like the output, for MSE and BCE, one set per batch of [`batches`].
+fn value_targets() -> Vec<Vec<f32>> {
+    (0..20)
+        .map(|s| {
+            random_values(BATCH * SIZES[3], 0.5, DType::F32, 970 + s)
+                .iter()
+                .map(|v| v + 0.5)
+                .collect()
+        })
+        .collect()
+}
+
 fn train_gpu(opt: Optimizer, seed: u64) -> (Mlp, Vec<f32>) {
-    let g = gpu();
-    let mut net = Mlp::new(g, &SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, seed).unwrap();
+    train_gpu_with(gpu(), Loss::SoftmaxCrossEntropy, opt, seed)
+}
+
+/// 20 steps of [`batches`] on `g` with `loss` (class labels for cross-entropy, [`value_targets`] otherwise):
+/// the network and its loss after every step.
+fn train_gpu_with(g: &Gpu, loss: Loss, opt: Optimizer, seed: u64) -> (Mlp, Vec<f32>) {
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, loss, opt, seed).unwrap();
     let mut losses = Vec::new();
-    for (x, t) in batches() {
-        net.train_step_classes(&x, &t).unwrap();
+    for ((x, t), v) in batches().into_iter().zip(value_targets()) {
+        if loss == Loss::SoftmaxCrossEntropy {
+            net.train_step_classes(&x, &t).unwrap();
+        } else {
+            let x = upload(g, &x, &[BATCH, SIZES[0]]);
+            let v = upload(g, &v, &[BATCH, SIZES[3]]);
+            net.train_step(&x, Targets::Values(&v)).unwrap();
+        }
         losses.push(net.loss().unwrap());
     }
     (net, losses)
 }
 
+/// Every optimizer the issue names, each with a setting that changes its arithmetic: plain SGD, momentum,
+/// Nesterov with weight decay, Adam, Adam with L2 weight decay, AdamW.
+fn every_optimizer() -> [Optimizer; 6] {
+    [
+        Optimizer::Sgd(Sgd::new(0.05)),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            ..Sgd::new(0.05)
+        }),
+        Optimizer::Sgd(Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.01,
+            ..Sgd::new(0.05)
+        }),
+        Optimizer::Adam(Adam::new(0.01)),
+        Optimizer::Adam(Adam {
+            weight_decay: 0.01,
+            ..Adam::new(0.01)
+        }),
+        Optimizer::Adam(Adam::adamw(0.01)),
+    ]
+}
+
 #[test]
 fn gpu_mlp_matches_the_f64_mlp_after_20_steps() {
-    let sgd = Optimizer::Sgd(Sgd {
-        momentum: 0.9,
-        ..Sgd::new(0.05)
-    });
-    let adam = Optimizer::Adam(Adam::new(0.01));
-    for opt in [sgd, adam] {
-        let (net, losses) = train_gpu(opt, 42);
+    let runs = every_optimizer()
+        .into_iter()
+        .map(|opt| (Loss::SoftmaxCrossEntropy, opt))
+        .chain([
+            (Loss::Mse, Optimizer::Adam(Adam::new(0.01))),
+            (
+                Loss::BceWithLogits,
+                Optimizer::Sgd(Sgd {
+                    momentum: 0.9,
+                    ..Sgd::new(0.05)
+                }),
+            ),
+        ]);
+    for (loss, opt) in runs {
+        let (net, losses) = train_gpu_with(gpu(), loss, opt, 42);
         let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 42);
-        let mut reference =
-            ref_mlp::Mlp::new(&SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, &params);
+        let mut reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, loss, opt, &params);
         let mut ref_losses = Vec::new();
-        for (x, t) in batches() {
-            ref_losses.push(reference.train_step(&widen(&x), BATCH, Target::Classes(&t)));
+        for ((x, t), v) in batches().into_iter().zip(value_targets()) {
+            let v = widen(&v);
+            let target = if loss == Loss::SoftmaxCrossEntropy {
+                Target::Classes(&t)
+            } else {
+                Target::Values(&v)
+            };
+            ref_losses.push(reference.train_step(&widen(&x), BATCH, target));
         }
+        let what = format!("{loss:?} {opt:?}");
         // Every loss within 1e-5 relative: f32 forward passes of depth 3 with dot products of <= 16 terms.
-        assert_within(&format!("{opt:?} losses"), &losses, &ref_losses, |i| {
+        assert_within(&format!("{what} losses"), &losses, &ref_losses, |i| {
             1e-5 * ref_losses[i]
         });
         // Parameters: |p| <= ~1, where an f32 ULP is <= 1.2e-7. Each step's gradient is within (k + 2) u of its
@@ -325,7 +387,7 @@ fn gpu_mlp_matches_the_f64_mlp_after_20_steps() {
         let mut worst = 0.0f64;
         for (l, (w, b)) in got.iter().enumerate() {
             for (gv, rv) in [(w, &reference.weights[l]), (b, &reference.biases[l])] {
-                assert_within(&format!("{opt:?} layer {l}"), gv, rv, |i| {
+                assert_within(&format!("{what} layer {l}"), gv, rv, |i| {
                     2e-6 + 1e-5 * rv[i].abs()
                 });
                 for (a, r) in gv.iter().zip(rv.iter()) {
@@ -333,7 +395,41 @@ fn gpu_mlp_matches_the_f64_mlp_after_20_steps() {
                 }
             }
         }
-        eprintln!("{opt:?}: worst parameter difference after 20 steps {worst:.3e}");
+        eprintln!("{what}: worst parameter difference after 20 steps {worst:.3e}");
+    }
+}
+
+/// A batch of 4,100 rows on a context whose grids hold 32 workgroups per dimension: every product's row
+/// blocks and every elementwise grid continue past the limit, and the column sums' row blocks grow to fit it.
+/// Three Adam steps end where the f64 reference ends.
+#[test]
+fn batches_taller_than_the_grid_limit_train() {
+    const TALL: usize = 4100;
+    let small = common::small_grid_gpu();
+    let opt = Optimizer::Adam(Adam::new(0.01));
+    let loss = Loss::SoftmaxCrossEntropy;
+    let mut net = Mlp::new(&small, &SIZES, &HIDDEN, loss, opt, 9).unwrap();
+    let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 9);
+    let mut reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, loss, opt, &params);
+    let (mut losses, mut ref_losses) = (Vec::new(), Vec::new());
+    for s in 0..3 {
+        let x = random_values(TALL * SIZES[0], 1.0, DType::F32, 60 + s);
+        let t = labels(TALL, 3, 70 + s);
+        net.train_step_classes(&x, &t).unwrap();
+        losses.push(net.loss().unwrap());
+        ref_losses.push(reference.train_step(&widen(&x), TALL, Target::Classes(&t)));
+    }
+    // The loss is a mean of 4,100 rows and dW sums 4,100 products: a few 1e-6 relative at most in practice;
+    // Adam's steps are lr times a ratio that such errors move by about as much.
+    assert_within("tall batch losses", &losses, &ref_losses, |i| {
+        1e-5 * ref_losses[i]
+    });
+    for (l, (w, b)) in net.params().unwrap().iter().enumerate() {
+        for (gv, rv) in [(w, &reference.weights[l]), (b, &reference.biases[l])] {
+            assert_within(&format!("tall batch layer {l}"), gv, rv, |i| {
+                2e-6 + 1e-5 * rv[i].abs()
+            });
+        }
     }
 }
 
