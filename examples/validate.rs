@@ -28,7 +28,7 @@
 use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
-use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck};
+use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
 use actgpu::verify::training::{check_dense, check_losses, check_optimizers, check_products};
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Dtypes, Pass,
@@ -165,7 +165,8 @@ fn check(gpu: &Gpu, act: Activation, pass: Pass, dtype: DType) -> actgpu::Result
 }
 
 /// Every fused op in `dtype`: bias + each activation (fused db path, and the fallback width once), the gated
-/// units in both layouts, the learnable activations with shared and per-channel parameters. In 16-bit types,
+/// units in both layouts, the learnable activations with shared and per-channel parameters, and each family
+/// once on edge inputs. In 16-bit types,
 /// whose arithmetic is the f32 one already checked, a representative few bias and gated ops keep the run short:
 /// every pipeline compiled costs time on a software adapter.
 fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
@@ -178,16 +179,56 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     let mut out = Vec::new();
     for act in acts {
         let seed = u64::from(act.id());
-        out.extend(check_bias(gpu, act, 129, 24, dtype, dtype, seed)?);
+        out.extend(check_bias(
+            gpu,
+            act,
+            129,
+            24,
+            dtype,
+            dtype,
+            FusedInputs::Random(seed),
+        )?);
     }
-    out.extend(check_bias(gpu, Activation::Gelu, 33, 13, dtype, dtype, 99)?);
+    out.extend(check_bias(
+        gpu,
+        Activation::Gelu,
+        33,
+        13,
+        dtype,
+        dtype,
+        FusedInputs::Random(99),
+    )?);
     for unit in units {
-        out.extend(check_gated(gpu, unit, 33, 24, dtype, 7)?);
+        out.extend(check_gated(
+            gpu,
+            unit,
+            33,
+            24,
+            dtype,
+            FusedInputs::Random(7),
+        )?);
     }
     for kind in Learnable::ALL {
         for shared in [true, false] {
-            out.extend(check_learnable(gpu, kind, 65, 24, shared, dtype, 11)?);
+            out.extend(check_learnable(
+                gpu,
+                kind,
+                65,
+                24,
+                shared,
+                dtype,
+                FusedInputs::Random(11),
+            )?);
         }
+    }
+    // Edge inputs (0, -0, subnormals, large, MAX, +-inf, NaN; +inf gradients) through each family once.
+    let edges = FusedInputs::Edges(3);
+    for act in [Activation::Gelu, Activation::Relu] {
+        out.extend(check_bias(gpu, act, 5, 24, dtype, DType::F32, edges)?);
+    }
+    out.extend(check_gated(gpu, Gated::SWIGLU, 5, 24, dtype, edges)?);
+    for kind in Learnable::ALL {
+        out.extend(check_learnable(gpu, kind, 5, 24, false, dtype, edges)?);
     }
     Ok(out)
 }

@@ -69,11 +69,17 @@ fn learn_dx4(x: vec4<f32>, p: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
                      learn_times(x.z, dy.z, learn_dfdx(x.z, p.z)), learn_times(x.w, dy.w, learn_dfdx(x.w, p.w)));
 }
 
+/// dy df/dp, 0 where df/dp is exactly 0 however large dy (PyTorch's PReLU: `x > 0 ? 0 : x dy`, so an infinite
+/// dy beside x > 0 adds 0, not NaN), NaN when x or dy is NaN.
+fn learn_dp_term(x: f32, dy: f32, g: f32) -> f32 {
+    return select(select(dy * g, 0.0, g == 0.0), nan_f32(), is_nan(x) || is_nan(dy));
+}
+
 /// dy df/dp for the four elements starting at e0, 0 past the end of the tensor.
 fn learn_dp4(x: vec4<f32>, p: vec4<f32>, dy: vec4<f32>, e0: u32) -> vec4<f32> {
     let live = vec4<u32>(e0, e0 + 1u, e0 + 2u, e0 + 3u) < vec4<u32>(params.len);
-    let g = vec4<f32>(learn_times(x.x, dy.x, learn_dfdp(x.x, p.x)), learn_times(x.y, dy.y, learn_dfdp(x.y, p.y)),
-                      learn_times(x.z, dy.z, learn_dfdp(x.z, p.z)), learn_times(x.w, dy.w, learn_dfdp(x.w, p.w)));
+    let g = vec4<f32>(learn_dp_term(x.x, dy.x, learn_dfdp(x.x, p.x)), learn_dp_term(x.y, dy.y, learn_dfdp(x.y, p.y)),
+                      learn_dp_term(x.z, dy.z, learn_dfdp(x.z, p.z)), learn_dp_term(x.w, dy.w, learn_dfdp(x.w, p.w)));
     return select(vec4<f32>(0.0), g, live);
 }
 

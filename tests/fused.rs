@@ -4,7 +4,7 @@
 
 mod common;
 
-use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck};
+use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
 use actgpu::verify::Rng;
 use actgpu::{cpu, Activation, DType, Gated, Learnable, Tensor};
 use common::{describe, gpu};
@@ -42,7 +42,7 @@ fn bias_activation_matches_the_reference_on_fused_and_fallback_shapes() {
                     cols,
                     DType::F32,
                     DType::F32,
-                    (rows * 31 + cols) as u64,
+                    FusedInputs::Random((rows * 31 + cols) as u64),
                 )
                 .unwrap(),
             );
@@ -55,8 +55,30 @@ fn bias_activation_matches_the_reference_on_fused_and_fallback_shapes() {
 fn bias_activation_every_activation_f32() {
     let mut checks = Vec::new();
     for act in Activation::ALL {
-        checks.extend(check_bias(gpu(), act, 33, 16, DType::F32, DType::F32, 1).unwrap());
-        checks.extend(check_bias(gpu(), act, 17, 7, DType::F32, DType::F32, 2).unwrap());
+        checks.extend(
+            check_bias(
+                gpu(),
+                act,
+                33,
+                16,
+                DType::F32,
+                DType::F32,
+                FusedInputs::Random(1),
+            )
+            .unwrap(),
+        );
+        checks.extend(
+            check_bias(
+                gpu(),
+                act,
+                17,
+                7,
+                DType::F32,
+                DType::F32,
+                FusedInputs::Random(2),
+            )
+            .unwrap(),
+        );
     }
     assert_all_ok(checks);
 }
@@ -70,7 +92,18 @@ fn bias_activation_in_16_bit_types() {
         (DType::F16, DType::F16),
     ] {
         for (rows, cols) in [(40, 24), (9, 11)] {
-            checks.extend(check_bias(gpu(), Activation::Silu, rows, cols, x_t, b_t, 3).unwrap());
+            checks.extend(
+                check_bias(
+                    gpu(),
+                    Activation::Silu,
+                    rows,
+                    cols,
+                    x_t,
+                    b_t,
+                    FusedInputs::Random(3),
+                )
+                .unwrap(),
+            );
         }
     }
     assert_all_ok(checks);
@@ -93,7 +126,15 @@ fn gated_units_match_the_reference_in_both_layouts() {
     for unit in Gated::ALL {
         for (rows, half) in [(1, 1), (3, 5), (17, 8), (64, 33), (2, 1000)] {
             checks.extend(
-                check_gated(gpu(), unit, rows, half, DType::F32, (rows + half) as u64).unwrap(),
+                check_gated(
+                    gpu(),
+                    unit,
+                    rows,
+                    half,
+                    DType::F32,
+                    FusedInputs::Random((rows + half) as u64),
+                )
+                .unwrap(),
             );
         }
     }
@@ -106,7 +147,9 @@ fn gated_units_in_16_bit_types() {
     for dtype in [DType::F16, DType::BF16] {
         for (rows, half) in [(5, 2), (13, 24), (3, 250)] {
             for unit in [Gated::SWIGLU, Gated::GEGLU] {
-                checks.extend(check_gated(gpu(), unit, rows, half, dtype, 4).unwrap());
+                checks.extend(
+                    check_gated(gpu(), unit, rows, half, dtype, FusedInputs::Random(4)).unwrap(),
+                );
             }
         }
     }
@@ -138,12 +181,78 @@ fn learnable_activations_match_the_reference() {
         for (rows, cols) in [(1, 1), (7, 3), (33, 16), (100, 24), (5, 13)] {
             for shared in [true, false] {
                 checks.extend(
-                    check_learnable(gpu(), kind, rows, cols, shared, DType::F32, 5).unwrap(),
+                    check_learnable(
+                        gpu(),
+                        kind,
+                        rows,
+                        cols,
+                        shared,
+                        DType::F32,
+                        FusedInputs::Random(5),
+                    )
+                    .unwrap(),
                 );
             }
         }
-        checks.extend(check_learnable(gpu(), kind, 20, 16, false, DType::F16, 6).unwrap());
-        checks.extend(check_learnable(gpu(), kind, 9, 10, true, DType::BF16, 7).unwrap());
+        checks.extend(
+            check_learnable(
+                gpu(),
+                kind,
+                20,
+                16,
+                false,
+                DType::F16,
+                FusedInputs::Random(6),
+            )
+            .unwrap(),
+        );
+        checks.extend(
+            check_learnable(
+                gpu(),
+                kind,
+                9,
+                10,
+                true,
+                DType::BF16,
+                FusedInputs::Random(7),
+            )
+            .unwrap(),
+        );
+    }
+    assert_all_ok(checks);
+}
+
+/// Every fused family on edge inputs ([`FusedInputs::Edges`]: one of 0, -0, subnormal, large, MAX, +-inf, NaN
+/// per column of x, +inf gradients beside the positive ones), in every storage type, on widths that take the
+/// fused column sums (multiples of 8) and the separate ones; outputs poisoned.
+#[test]
+fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
+    let mut checks = Vec::new();
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for (rows, cols) in [(5, 24), (3, 21), (40, 40)] {
+            let edges = FusedInputs::Edges((rows + cols) as u64);
+            for act in [
+                Activation::Gelu,
+                Activation::Relu,
+                Activation::Silu,
+                Activation::Tanh,
+            ] {
+                checks
+                    .extend(check_bias(gpu(), act, rows, cols, dtype, DType::F32, edges).unwrap());
+            }
+            for kind in Learnable::ALL {
+                for shared in [true, false] {
+                    checks.extend(
+                        check_learnable(gpu(), kind, rows, cols, shared, dtype, edges).unwrap(),
+                    );
+                }
+            }
+            if dtype == DType::F32 || cols % 2 == 0 {
+                for unit in Gated::ALL {
+                    checks.extend(check_gated(gpu(), unit, rows, cols, dtype, edges).unwrap());
+                }
+            }
+        }
     }
     assert_all_ok(checks);
 }
@@ -296,11 +405,29 @@ fn every_reduction_row_height_matches_the_reference() {
         for (rows, cols) in [(1, 8), (257, 24), (300, 40)] {
             for dtype in [DType::F32, DType::F16] {
                 checks.extend(
-                    check_bias(&g, Activation::Gelu, rows, cols, dtype, dtype, 11).unwrap(),
+                    check_bias(
+                        &g,
+                        Activation::Gelu,
+                        rows,
+                        cols,
+                        dtype,
+                        dtype,
+                        FusedInputs::Random(11),
+                    )
+                    .unwrap(),
                 );
             }
             checks.extend(
-                check_learnable(&g, Learnable::ALL[0], rows, cols, false, DType::F32, 12).unwrap(),
+                check_learnable(
+                    &g,
+                    Learnable::ALL[0],
+                    rows,
+                    cols,
+                    false,
+                    DType::F32,
+                    FusedInputs::Random(12),
+                )
+                .unwrap(),
             );
         }
     }

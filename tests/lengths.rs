@@ -148,3 +148,59 @@ fn sixteen_bit_inputs_past_the_storage_binding_limit_run_in_chunks() {
         }
     }
 }
+
+/// Bias + activation, its fused and separate column sums, and the learnable activations on rows wider than 32
+/// workgroups of column threads: the grid's x stops at the limit and z carries on. Every shape is chosen from the
+/// workgroup size so that each row kernel needs z > 1 (words of 4 f32, units of 8 16-bit values, single
+/// columns, the one-pass sums of few rows).
+#[test]
+fn wide_rows_continue_the_column_grid_along_z() {
+    use actgpu::verify::fused::{check_bias, check_learnable, FusedInputs};
+    use actgpu::Learnable;
+    let gpu = common::small_grid_gpu();
+    let lanes = 32 * gpu.launch_config().workgroup_size as usize;
+    let mut checks = Vec::new();
+    let bias_cases = [
+        // f32 words: bias_forward_rows_words, bias_backward_fused_words.
+        (13, 4 * lanes + 8, DType::F32, DType::F32),
+        // 16-bit units: bias_forward_rows, bias_backward_fused.
+        (5, 8 * lanes + 8, DType::BF16, DType::F32),
+        // cols % 8 != 0: dx, then column_sums (more than 128 rows) over single columns.
+        (131, lanes + 5, DType::F32, DType::F32),
+        // ... and column_sums_words (cols % 4 == 0).
+        (131, 4 * lanes + 4, DType::F32, DType::F32),
+        // ... and column_sums_direct (at most 128 rows).
+        (3, 8 * lanes + 1, DType::F32, DType::F16),
+    ];
+    for (rows, cols, x_t, b_t) in bias_cases {
+        checks.extend(
+            check_bias(
+                &gpu,
+                Activation::Gelu,
+                rows,
+                cols,
+                x_t,
+                b_t,
+                FusedInputs::Random(cols as u64),
+            )
+            .unwrap(),
+        );
+    }
+    // learn_backward_fused (cols % 8 == 0), and learn_backward + column_sums (odd cols).
+    for (rows, cols) in [(3, 8 * lanes + 8), (7, lanes + 3)] {
+        checks.extend(
+            check_learnable(
+                &gpu,
+                Learnable::Prelu,
+                rows,
+                cols,
+                false,
+                DType::F32,
+                FusedInputs::Random(cols as u64),
+            )
+            .unwrap(),
+        );
+    }
+    let failed: Vec<_> = checks.into_iter().filter(|c| !c.ok()).collect();
+    assert!(failed.is_empty(), "{}", common::describe(&failed));
+}

@@ -170,7 +170,15 @@ pub fn learnable_backward(
         .enumerate()
         .map(|(i, (&v, &d))| {
             let (gx, gp) = learnable_grads(kind, v, p[i % n]);
-            dp[i % n] += d * gp;
+            // Where df/dp is exactly 0 (PReLU and ELU at x > 0, Swish where sigmoid' underflows) an infinite dy
+            // adds 0, as PyTorch's PReLU does (`x > 0 ? 0 : x dy`); NaN in x or dy still gives NaN.
+            dp[i % n] += if v.is_nan() || d.is_nan() {
+                f64::NAN
+            } else if gp == 0.0 {
+                0.0
+            } else {
+                d * gp
+            };
             if v.is_nan() || d.is_nan() {
                 f64::NAN
             } else {

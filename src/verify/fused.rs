@@ -2,10 +2,109 @@
 //! activation, gated units, learnable activations, on seeded random inputs in any storage type.
 
 use super::{
-    compare, compare_bounded, compare_storage, round_to, Check, Pass, Rng, F32_ELEMENTWISE,
+    compare, compare_bounded, compare_storage, poisoned, round_to, Check, Pass, Rng,
+    F32_ELEMENTWISE,
 };
 use crate::cpu::fused as reference;
 use crate::{Activation, DType, Gated, Gpu, Learnable, Result, Tensor};
+
+/// The inputs of a fused check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusedInputs {
+    /// Seeded uniform values: x in [-4, 4), dy in [-2, 2), biases and parameters in [-1, 1) (learnable
+    /// parameters shifted to [0.25, 2.25)).
+    Random(u64),
+    /// The same, but each column of x holds one of [`FUSED_EDGES`] (in turn, at a row that moves with the
+    /// column) and dy is in [-1, 1), with +inf beside every positive normal edge value: each column's sum then
+    /// has one extreme term, so f32 and the f64 reference agree on it, and a zero derivative times an infinite
+    /// gradient shows.
+    Edges(u64),
+}
+
+impl FusedInputs {
+    fn seed(self) -> u64 {
+        match self {
+            FusedInputs::Random(s) | FusedInputs::Edges(s) => s,
+        }
+    }
+
+    /// The op's name in a report: `op`, or `op_edges` for edge inputs.
+    fn name(self, op: &str) -> String {
+        match self {
+            FusedInputs::Random(_) => op.to_string(),
+            FusedInputs::Edges(_) => format!("{op}_edges"),
+        }
+    }
+}
+
+/// The edge values of [`FusedInputs::Edges`]: zeros of both signs, subnormals, moderate and large magnitudes,
+/// the largest finite values, infinities and NaN.
+pub const FUSED_EDGES: [f32; 20] = [
+    0.0,
+    -0.0,
+    1e-40,
+    -1e-40,
+    0.5,
+    -0.5,
+    3.0,
+    -3.0,
+    20.0,
+    -20.0,
+    1e4,
+    -1e4,
+    1e30,
+    -1e30,
+    f32::MAX,
+    -f32::MAX,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    f32::NAN,
+    1.0,
+];
+
+/// x (scale `x_scale`) and dy of `[rows, cols]` in `dtype` for `inputs`.
+fn x_and_dy(
+    rows: usize,
+    cols: usize,
+    x_scale: f64,
+    dtype: DType,
+    inputs: FusedInputs,
+) -> (Vec<f32>, Vec<f32>) {
+    let seed = inputs.seed();
+    let mut xs = random_values(rows * cols, x_scale, dtype, seed);
+    let dy_scale = if let FusedInputs::Edges(_) = inputs {
+        1.0
+    } else {
+        2.0
+    };
+    let mut dys = random_values(rows * cols, dy_scale, dtype, seed + 2);
+    if let FusedInputs::Edges(_) = inputs {
+        for c in 0..cols {
+            let i = (c % rows.max(1)) * cols + c;
+            if i < xs.len() {
+                let e = round_to(dtype, FUSED_EDGES[(c + seed as usize) % FUSED_EDGES.len()]);
+                xs[i] = e;
+                // Beside normal values only: an infinite dy times a derivative that f32 rounds to 0 but f64
+                // does not (x^2 at x = 1e-40) has no common answer.
+                if e >= f32::MIN_POSITIVE && e.is_finite() {
+                    dys[i] = f32::INFINITY;
+                }
+            }
+        }
+    }
+    (xs, dys)
+}
+
+/// Records `body` and waits for it.
+fn run(gpu: &Gpu, body: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>) -> Result<()> {
+    gpu.submit_and_wait("fused check", body)
+}
+
+/// A poisoned `[rows, cols]` (or `shape`) tensor of `dtype`.
+fn poisoned_shaped(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let t = poisoned(gpu, dtype, shape.iter().product())?;
+    Tensor::from_buffer(gpu, t.buffer().clone(), shape, dtype)
+}
 
 /// One checked output of a fused op.
 #[derive(Debug, Clone)]
@@ -97,7 +196,8 @@ fn row(op: &str, pass: Pass, output: &'static str, dtype: DType, check: Check) -
     }
 }
 
-/// Bias + activation on `[rows, cols]` with x, dy, dx in `x_t` and the bias and db in `b_t`: y, dx and db.
+/// Bias + activation on `[rows, cols]` with x, dy, dx in `x_t` and the bias and db in `b_t`: y, dx and db, each
+/// written into a poisoned tensor.
 pub fn check_bias(
     gpu: &Gpu,
     act: Activation,
@@ -105,18 +205,25 @@ pub fn check_bias(
     cols: usize,
     x_t: DType,
     b_t: DType,
-    seed: u64,
+    inputs: FusedInputs,
 ) -> Result<Vec<FusedCheck>> {
-    let op = format!("bias_{}", act.name());
-    let xs = random_values(rows * cols, 4.0, x_t, seed);
+    let op = inputs.name(&format!("bias_{}", act.name()));
+    let seed = inputs.seed();
+    let (xs, dys) = x_and_dy(rows, cols, 4.0, x_t, inputs);
     let bs = random_values(cols, 1.0, b_t, seed + 1);
-    let dys = random_values(rows * cols, 2.0, x_t, seed + 2);
     let x = matrix(gpu, &xs, rows, cols, x_t)?;
     let bias = gpu.upload_f32_as(&bs, b_t)?;
     let dy = matrix(gpu, &dys, rows, cols, x_t)?;
-    let y = act.bias_forward(&x, &bias)?;
+    let (y, dx) = (
+        poisoned_shaped(gpu, &[rows, cols], x_t)?,
+        poisoned_shaped(gpu, &[rows, cols], x_t)?,
+    );
+    let db = poisoned_shaped(gpu, &[cols], b_t)?;
+    run(gpu, |enc| {
+        act.record_bias_forward(enc, &x, &bias, &y)?;
+        act.record_bias_backward(enc, &x, &bias, &dy, &dx, &db)
+    })?;
     let y_ref = reference::bias_forward(act, &widen(&xs), &widen(&bs));
-    let (dx, db) = act.bias_backward(&x, &bias, &dy)?;
     let (dx_ref, db_ref) = reference::bias_backward(act, &widen(&xs), &widen(&bs), &widen(&dys));
     let sums = reference::column_abs_sums(&dx_ref, cols.max(1));
     Ok(vec![
@@ -144,18 +251,24 @@ pub fn check_bias(
     ])
 }
 
-/// A gated unit on `[rows, 2 half]` (split layout) and on two `[rows, half]` tensors (pair layout).
+/// A gated unit on `[rows, 2 half]` (split layout) and on two `[rows, half]` tensors (pair layout), every output
+/// written into a poisoned tensor.
 pub fn check_gated(
     gpu: &Gpu,
     unit: Gated,
     rows: usize,
     half: usize,
     dtype: DType,
-    seed: u64,
+    inputs: FusedInputs,
 ) -> Result<Vec<FusedCheck>> {
-    let op = unit.name();
-    let xs = random_values(rows * 2 * half, 4.0, dtype, seed);
-    let douts = random_values(rows * half, 2.0, dtype, seed + 1);
+    let op = inputs.name(&unit.name());
+    let (xs, _) = x_and_dy(rows, 2 * half, 4.0, dtype, inputs);
+    let dout_scale = if let FusedInputs::Edges(_) = inputs {
+        1.0
+    } else {
+        2.0
+    };
+    let douts = random_values(rows * half, dout_scale, dtype, inputs.seed() + 1);
     let x = matrix(gpu, &xs, rows, 2 * half, dtype)?;
     let dout = matrix(gpu, &douts, rows, half, dtype)?;
     let (a, g) = reference::split_halves(&widen(&xs), half);
@@ -165,13 +278,22 @@ pub fn check_gated(
     let (da_ref, dg_ref) = reference::gated_backward(unit.gate, &a, &g, &widen(&douts));
     let dx_ref = reference::join_halves(&da_ref, &dg_ref, half);
 
-    let out = unit.forward(&x)?;
-    let dx = unit.backward(&x, &dout)?;
-    let at = gpu.upload_f32_as(&a32, dtype)?;
-    let gt = gpu.upload_f32_as(&g32, dtype)?;
-    let dt = gpu.upload_f32_as(&douts, dtype)?;
-    let out_pair = unit.forward_pair(&at, &gt)?;
-    let (da, dg) = unit.backward_pair(&at, &gt, &dt)?;
+    let halves = [rows, half];
+    let out = poisoned_shaped(gpu, &halves, dtype)?;
+    let dx = poisoned_shaped(gpu, &[rows, 2 * half], dtype)?;
+    let at = matrix(gpu, &a32, rows, half, dtype)?;
+    let gt = matrix(gpu, &g32, rows, half, dtype)?;
+    let out_pair = poisoned_shaped(gpu, &halves, dtype)?;
+    let (da, dg) = (
+        poisoned_shaped(gpu, &halves, dtype)?,
+        poisoned_shaped(gpu, &halves, dtype)?,
+    );
+    run(gpu, |enc| {
+        unit.record_forward(enc, &x, &out)?;
+        unit.record_backward(enc, &x, &dout, &dx)?;
+        unit.record_forward_pair(enc, &at, &gt, &out_pair)?;
+        unit.record_backward_pair(enc, &at, &gt, &dout, &da, &dg)
+    })?;
     let pair = format!("{op}_pair");
     Ok(vec![
         row(
@@ -212,7 +334,8 @@ pub fn check_gated(
     ])
 }
 
-/// A learnable activation on `[rows, cols]` with an f32 parameter (shared, or per column): y, dx and dp.
+/// A learnable activation on `[rows, cols]` with an f32 parameter (shared, or per column): y, dx and dp, each
+/// written into a poisoned tensor.
 pub fn check_learnable(
     gpu: &Gpu,
     kind: Learnable,
@@ -220,15 +343,15 @@ pub fn check_learnable(
     cols: usize,
     shared: bool,
     dtype: DType,
-    seed: u64,
+    inputs: FusedInputs,
 ) -> Result<Vec<FusedCheck>> {
-    let op = format!(
+    let op = inputs.name(&format!(
         "{}_{}",
         kind.name(),
         if shared { "shared" } else { "per_channel" }
-    );
-    let xs = random_values(rows * cols, 4.0, dtype, seed);
-    let dys = random_values(rows * cols, 2.0, dtype, seed + 1);
+    ));
+    let seed = inputs.seed();
+    let (xs, dys) = x_and_dy(rows, cols, 4.0, dtype, inputs);
     let n = if shared { 1 } else { cols };
     let ps: Vec<f32> = random_values(n, 1.0, DType::F32, seed + 2)
         .iter()
@@ -237,16 +360,24 @@ pub fn check_learnable(
     let x = matrix(gpu, &xs, rows, cols, dtype)?;
     let dy = matrix(gpu, &dys, rows, cols, dtype)?;
     let p = gpu.upload(&ps)?;
-    let y = kind.forward(&x, &p)?;
+    let y = poisoned_shaped(gpu, &[rows, cols], dtype)?;
+    let dx = poisoned_shaped(gpu, &[rows, cols], dtype)?;
+    let dp = poisoned_shaped(gpu, p.shape(), DType::F32)?;
+    run(gpu, |enc| {
+        kind.record_forward(enc, &x, &p, &y)?;
+        kind.record_backward(enc, &x, &p, &dy, &dx, &dp)
+    })?;
     let y_ref = reference::learnable_forward(kind, &widen(&xs), &widen(&ps));
-    let (dx, dp) = kind.backward(&x, &p, &dy)?;
     let (dx_ref, dp_ref) =
         reference::learnable_backward(kind, &widen(&xs), &widen(&ps), &widen(&dys));
+    // The magnitudes behind each sum, with the reference's rule that a zero df/dp adds 0 whatever dy.
     let mut scale = vec![0.0; n];
     for (i, (&x, &d)) in xs.iter().zip(&dys).enumerate() {
         let (_, gp) =
             reference::learnable_grads(kind, x.into(), f64::from(ps[i % cols.max(1) % n]));
-        scale[i % cols.max(1) % n] += (f64::from(d) * gp).abs();
+        if gp != 0.0 {
+            scale[i % cols.max(1) % n] += (f64::from(d) * gp).abs();
+        }
     }
     Ok(vec![
         row(
