@@ -1,15 +1,16 @@
 //! User-defined activations: WGSL for `f(x)` and `f'(x)` plus an f64 reference, compiled into the same kernels
 //! as the built-in activations (plain, in place, bias, gated; forward and backward; every storage type).
 //!
-//! ```no_run
+//! ```
 //! use actgpu::{CustomActivation, Gpu};
 //! # fn main() -> actgpu::Result<()> {
-//! // Softsign-like "x / (1 + x^2)^(1/2)", written as WGSL function bodies over `x: f32`.
+//! // ISRU, x / (1 + x^2)^(1/2), written as WGSL function bodies over `x: f32`. The clamps keep x * x finite:
+//! // without them x = 1e30 gives 0 instead of 1, which `check` reports.
 //! let isru = CustomActivation::new(
 //!     "isru",
-//!     "return x * inverseSqrt(1.0 + x * x);",
-//!     "let r = inverseSqrt(1.0 + x * x); return r * r * r;",
-//!     |x| x / (1.0 + x * x).sqrt(),
+//!     "let c = clamp(x, -1e18, 1e18);\nreturn c * inverseSqrt(1.0 + c * c);",
+//!     "let c = clamp(x, -1e12, 1e12);\nlet r = inverseSqrt(1.0 + c * c);\nreturn r * r * r;",
+//!     |x| if x.is_infinite() { x.signum() } else { x / (1.0 + x * x).sqrt() },
 //!     |x| (1.0 + x * x).powf(-1.5),
 //! );
 //! let gpu = Gpu::new()?;
@@ -119,33 +120,36 @@ impl CustomActivation {
     }
 
     /// Checks the activation on `gpu`: the GPU results against the f64 reference (forward and backward, on the
-    /// inputs and tolerances of the built-in activations), and the WGSL derivative against central differences
-    /// of the WGSL forward over [-8, 8].
+    /// inputs and tolerances of the built-in activations), and the WGSL derivative against finite differences
+    /// of the WGSL forward at 1,601 points over [-8, 8] ([`crate::verify::finite_difference`]: central and
+    /// one-sided Richardson estimates at two step sizes, so that kinks and high curvature pass when the
+    /// derivative is right).
     pub fn check(&self, gpu: &Gpu) -> Result<CustomCheck> {
+        use crate::verify::finite_difference::{estimates, nearest, point, OFFSETS};
         let act = self.activation();
         let forward = check_activation(gpu, act, Pass::Forward, self.id)?;
         let backward = check_activation(gpu, act, Pass::Backward, self.id)?;
-        // f32 central differences with h = 2^-7 max(1, |x|): truncation h^2 f'''/6 and rounding ~1e-7 |f| / h
-        // both stay near 1e-4, so 1e-3 (absolute plus relative) separates a wrong derivative from noise.
-        let xs = sweep(-8.0, 8.0, 1601);
-        let h: Vec<f32> = xs.iter().map(|x| x.abs().max(1.0) / 128.0).collect();
-        let plus: Vec<f32> = xs.iter().zip(&h).map(|(x, h)| x + h).collect();
-        let minus: Vec<f32> = xs.iter().zip(&h).map(|(x, h)| x - h).collect();
-        let f_plus = act.forward(&gpu.upload(&plus)?)?.read::<f32>()?;
-        let f_minus = act.forward(&gpu.upload(&minus)?)?.read::<f32>()?;
+        let points: Vec<(f32, f32)> = sweep(-8.0, 8.0, 1601).into_iter().map(point).collect();
+        let at: Vec<f32> = points
+            .iter()
+            .flat_map(|&(x, h)| OFFSETS.iter().map(move |&k| x + k as f32 * h))
+            .collect();
+        let f = act.forward(&gpu.upload(&at)?)?.read::<f32>()?;
+        let xs: Vec<f32> = points.iter().map(|&(x, _)| x).collect();
         let ones = gpu.upload(&vec![1.0f32; xs.len()])?;
         let d = act.backward(&gpu.upload(&xs)?, &ones)?.read::<f32>()?;
         let mut max_fd_err = 0.0f64;
         let mut fd_mismatches = Vec::new();
-        for i in 0..xs.len() {
-            let step = f64::from(plus[i]) - f64::from(minus[i]);
-            let fd = (f64::from(f_plus[i]) - f64::from(f_minus[i])) / step;
-            let err = (fd - f64::from(d[i])).abs();
-            max_fd_err = max_fd_err.max(err);
-            // NaN (from either side) counts as a mismatch.
-            let within = err <= 1e-3 * (1.0 + fd.abs());
+        for (i, &(x, h)) in points.iter().enumerate() {
+            let mut values = [0.0; OFFSETS.len()];
+            for (v, &fv) in values.iter_mut().zip(&f[OFFSETS.len() * i..]) {
+                *v = f64::from(fv);
+            }
+            let (err, within) = nearest(f64::from(d[i]), &estimates(&values, f64::from(h)));
+            // NaN (from either side) counts as a mismatch and as an infinite error.
+            max_fd_err = max_fd_err.max(if err.is_nan() { f64::INFINITY } else { err });
             if !within {
-                fd_mismatches.push(xs[i]);
+                fd_mismatches.push(x);
             }
         }
         Ok(CustomCheck {
@@ -173,9 +177,10 @@ pub struct CustomCheck {
     pub forward: ActivationCheck,
     /// GPU backward against the f64 reference.
     pub backward: ActivationCheck,
-    /// Largest |WGSL derivative - central difference of the WGSL forward| over [-8, 8].
+    /// Largest distance from the WGSL derivative to the nearest finite-difference estimate over [-8, 8]
+    /// (infinite where either is NaN).
     pub max_fd_err: f64,
-    /// Inputs where that difference exceeded `1e-3 (1 + |fd|)` (a wrong derivative, or a kink).
+    /// Inputs where the derivative matched no estimate within `1e-3 (1 + |estimate|)`.
     pub fd_mismatches: Vec<f32>,
 }
 

@@ -33,6 +33,36 @@ fn a_custom_activation_passes_its_own_check() {
     assert!(check.max_fd_err < 1e-3);
 }
 
+/// A kink at 0 (a leaky relu of slope 0.1, with PyTorch's derivative 0.1 at 0): the sweep hits x = 0 and its
+/// neighbours, where central differences straddle the kink; the one-sided estimates still confirm f'.
+#[test]
+fn a_kinked_activation_passes_its_own_check() {
+    let leaky = CustomActivation::new(
+        "leaky_tenth",
+        "return select(0.1 * x, x, x > 0.0);",
+        "return select(0.1, 1.0, x > 0.0);",
+        |x| if x > 0.0 { x } else { 0.1 * x },
+        |x| if x > 0.0 { 1.0 } else { 0.1 },
+    );
+    let check = leaky.check(gpu()).unwrap();
+    assert!(check.ok(), "{check:#?}");
+    // A derivative wrong only on one side of the kink is still caught there.
+    let wrong = CustomActivation::new(
+        "leaky_tenth_wrong_left",
+        "return select(0.1 * x, x, x > 0.0);",
+        "return select(0.2, 1.0, x > 0.0);",
+        |x| if x > 0.0 { x } else { 0.1 * x },
+        |x| if x > 0.0 { 1.0 } else { 0.2 },
+    );
+    let check = wrong.check(gpu()).unwrap();
+    assert!(check.fd_mismatches.iter().all(|&x| x <= 0.0));
+    assert!(
+        check.fd_mismatches.len() > 700,
+        "{}",
+        check.fd_mismatches.len()
+    );
+}
+
 #[test]
 fn a_wrong_derivative_is_caught_by_finite_differences() {
     let wrong = CustomActivation::new(

@@ -2,6 +2,7 @@
 //! whole check of one activation that the tests and the `validate` example share.
 
 mod compare;
+pub mod finite_difference;
 mod flush;
 pub mod fused;
 mod inputs;

@@ -1,0 +1,136 @@
+//! Finite-difference estimates of `f'(x)` from f32 evaluations of `f`, for checking a derivative written by hand
+//! (the user-defined activations' WGSL `f'` against their WGSL `f`).
+//!
+//! At each point `x` the estimates use two step sizes, `h` and `h / 8`, with `h = 2^(e - 7)`, `2^e <= max(1, |x|)`,
+//! and at each step size three Richardson-extrapolated second-order formulas (truncation `O(s^3)` or better):
+//!
+//! ```text
+//! central  C(s) = (f(x + s) - f(x - s)) / 2s                       R = (4 C(s/2) - C(s)) / 3    O(s^4)
+//! right    P(s) = (-3 f(x) + 4 f(x + s) - f(x + 2s)) / 2s           R = (4 P(s/2) - P(s)) / 3    O(s^3)
+//! left     M(s) = (3 f(x) - 4 f(x - s) + f(x - 2s)) / 2s            R = (4 M(s/2) - M(s)) / 3    O(s^3)
+//! ```
+//!
+//! A derivative passes at `x` when it is within `1e-3 (1 + |R|)` of any of the six. The one-sided formulas see
+//! only one side of `x`, so a correct derivative passes at and beside a kink (relu at 0: the right formula gives
+//! 1, the left 0); the finer step serves functions of high curvature (`sin(30 x)`), the coarser one keeps f32
+//! rounding (about `u |f| / s`) small. Every estimate converges to `f'(x)` where `f` is smooth on its side, so a
+//! wrong derivative matches none. The sample points are snapped to multiples of `h / 16`, which makes every
+//! `x + k s` exact in f32.
+
+/// The offsets, in units of the point's `h`, at which `f` is evaluated, in the order [`estimates`] takes them.
+pub const OFFSETS: [f64; 13] = [
+    0.0, -2.0, -1.0, -0.5, 0.5, 1.0, 2.0, -0.25, -0.125, -0.0625, 0.0625, 0.125, 0.25,
+];
+
+/// The tolerance of a match: `|f' - R| <= FD_TOLERANCE (1 + |R|)`.
+pub const FD_TOLERANCE: f64 = 1e-3;
+
+/// `x` snapped to a multiple of `h / 16`, and `h`, so that `x + k h` is exact in f32 for every offset `k`.
+pub fn point(x: f32) -> (f32, f32) {
+    let e = x.abs().max(1.0).log2().floor() as i32;
+    let h = 2f32.powi(e - 7);
+    let grid = h / 16.0;
+    ((x / grid).round() * grid, h)
+}
+
+/// The six Richardson estimates of `f'(x)` from `f` at `x + OFFSETS[i] h` (in that order): central, right,
+/// left at step `h`, then the same at `h / 8`.
+pub fn estimates(f: &[f64; 13], h: f64) -> [f64; 6] {
+    let at = |scale: f64, offset: f64| {
+        let k = offset * scale;
+        let i = OFFSETS
+            .iter()
+            .position(|&o| o == k)
+            .expect("offsets cover both scales");
+        f[i]
+    };
+    let mut out = [0.0; 6];
+    for (j, scale) in [1.0, 0.125].into_iter().enumerate() {
+        let s = h * scale;
+        let central = |t: f64| (at(scale, t) - at(scale, -t)) / (2.0 * t * s);
+        let right =
+            |t: f64| (-3.0 * f[0] + 4.0 * at(scale, t) - at(scale, 2.0 * t)) / (2.0 * t * s);
+        let left =
+            |t: f64| (3.0 * f[0] - 4.0 * at(scale, -t) + at(scale, -2.0 * t)) / (2.0 * t * s);
+        let richardson = |d: &dyn Fn(f64) -> f64| (4.0 * d(0.5) - d(1.0)) / 3.0;
+        out[3 * j] = richardson(&central);
+        out[3 * j + 1] = richardson(&right);
+        out[3 * j + 2] = richardson(&left);
+    }
+    out
+}
+
+/// How far `derivative` is from the nearest of `estimates` (NaN where it or every estimate is NaN), and whether
+/// that is within [`FD_TOLERANCE`].
+pub fn nearest(derivative: f64, estimates: &[f64; 6]) -> (f64, bool) {
+    estimates
+        .iter()
+        .map(|&e| {
+            let err = (derivative - e).abs();
+            (err, err <= FD_TOLERANCE * (1.0 + e.abs()))
+        })
+        .fold((f64::NAN, false), |(best, ok), (err, within)| {
+            (
+                if best.is_nan() || err < best {
+                    err
+                } else {
+                    best
+                },
+                ok || within,
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The estimates of `f` (evaluated in f32, as the GPU does) at `x`, and the nearest one to `d`.
+    fn check(f: impl Fn(f64) -> f64, d: f64, x: f32) -> (f64, bool) {
+        let (x, h) = point(x);
+        let mut values = [0.0; 13];
+        for (v, k) in values.iter_mut().zip(OFFSETS) {
+            let p = x + k as f32 * h;
+            assert_eq!(f64::from(p), f64::from(x) + k * f64::from(h), "exact point");
+            *v = f64::from(f(f64::from(p)) as f32);
+        }
+        nearest(d, &estimates(&values, f64::from(h)))
+    }
+
+    #[test]
+    fn smooth_functions_pass_and_wrong_derivatives_fail() {
+        for i in 0..=160 {
+            let x = -8.0 + 0.1 * i as f32;
+            let xd = f64::from(point(x).0);
+            let isru = |x: f64| x / (1.0 + x * x).sqrt();
+            assert!(check(isru, (1.0 + xd * xd).powf(-1.5), x).1, "isru at {x}");
+            assert!(!check(isru, 1.0 / (1.0 + xd * xd).sqrt(), x).1 || xd.abs() < 0.11);
+            // High curvature: sin(30 x), whose central difference at h = 2^-7 alone is off by ~1e-2.
+            let siren = |x: f64| (30.0 * x).sin();
+            assert!(
+                check(siren, 30.0 * (30.0 * xd).cos(), x).1,
+                "sin(30 x) at {x}"
+            );
+            assert!(!check(siren, 29.0 * (30.0 * xd).cos(), x).1 || (30.0 * xd).cos().abs() < 0.05);
+        }
+    }
+
+    #[test]
+    fn kinks_pass_with_either_one_sided_derivative() {
+        let relu = |x: f64| x.max(0.0);
+        for x in [0.0f32, 1e-3, -1e-3, 0.004, -0.004] {
+            let d = if point(x).0 > 0.0 { 1.0 } else { 0.0 };
+            assert!(check(relu, d, x).1, "relu at {x}");
+            assert!(!check(relu, 2.0 + d, x).1, "a wrong relu' at {x}");
+        }
+        let abs = |x: f64| x.abs();
+        assert!(check(abs, 1.0, 0.0).1 && check(abs, -1.0, 0.0).1);
+    }
+
+    #[test]
+    fn nan_never_passes() {
+        assert!(!nearest(f64::NAN, &[1.0; 6]).1);
+        assert!(!nearest(1.0, &[f64::NAN; 6]).1);
+        assert!(nearest(1.0, &[f64::NAN, 1.0, 5.0, 5.0, 5.0, 5.0]).1);
+    }
+}
