@@ -131,6 +131,10 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     var acc = Oct(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var r = rows.x; r < rows.y; r++) {
         let u = r * col_units + cu;
+        // A shared parameter's rows are a reshaping of the whole tensor, whose last row may be short.
+        if (SCALAR_PARAM && 8u * u >= params.len) {
+            break;
+        }
         let x = load_x(u);
         let dy = load_dy(u);
         store_out(u, Oct(learn_dx4(x.a, p.a, dy.a), learn_dx4(x.b, p.b, dy.b)));
@@ -139,13 +143,25 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
-/// One thread: dp = the sum of every partial (blocks x cols8), for a single shared parameter.
-@compute @workgroup_size(1)
-fn learn_reduce_scalar() {
-    let cols8 = partial_stride();
+/// dp = the sum of every partial (blocks x cols8) for a single shared parameter, by one workgroup of 256: thread
+/// t adds partials t, t + 256, ... in order, then a fixed pairwise tree adds the 256 sums (the same order on
+/// every run).
+@compute @workgroup_size(256)
+fn learn_reduce_scalar(@builtin(local_invocation_index) li: u32) {
+    let n = params.blocks * partial_stride();
     var acc = 0.0;
-    for (var i = 0u; i < params.blocks * cols8; i++) {
+    for (var i = li; i < n; i += 256u) {
         acc += partial[i];
     }
-    store_db(0u, Oct(vec4<f32>(acc, 0.0, 0.0, 0.0), vec4<f32>(0.0)));
+    lane_sums[li] = acc;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if (li < half) {
+            lane_sums[li] += lane_sums[li + half];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        store_db(0u, Oct(vec4<f32>(lane_sums[0], 0.0, 0.0, 0.0), vec4<f32>(0.0)));
+    }
 }

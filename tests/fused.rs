@@ -257,6 +257,22 @@ fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
     assert_all_ok(checks);
 }
 
+/// A shared parameter walks the tensor as rows of 1,024 units of 8 elements whatever its shape: 77,100 elements
+/// make 10 such rows, the last one short, in two row blocks.
+#[test]
+fn a_shared_parameter_over_many_rows_of_units() {
+    let mut checks = Vec::new();
+    for kind in Learnable::ALL {
+        for dtype in [DType::F32, DType::BF16] {
+            checks.extend(
+                check_learnable(gpu(), kind, 257, 300, true, dtype, FusedInputs::Random(8))
+                    .unwrap(),
+            );
+        }
+    }
+    assert_all_ok(checks);
+}
+
 #[test]
 fn learnable_parameter_gradients_match_finite_differences() {
     // d/dp of L = sum(dy * f(x; p)) by central differences in f64, against the reference's dp.

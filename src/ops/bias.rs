@@ -83,7 +83,12 @@ pub(crate) struct Reduction {
 
 impl Reduction {
     pub(crate) fn new(x: &Tensor, rows: usize, cols: usize) -> Reduction {
-        let rows_per_block = block_height(x.gpu(), x.gpu().reduction_rows(), rows);
+        Self::with_height(x, rows, cols, x.gpu().reduction_rows())
+    }
+
+    /// [`Reduction::new`] with blocks of at least `height` rows instead of the context's reduction rows.
+    pub(crate) fn with_height(x: &Tensor, rows: usize, cols: usize, height: usize) -> Reduction {
+        let rows_per_block = block_height(x.gpu(), height, rows);
         let blocks = rows.div_ceil(rows_per_block);
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
         let params = [
