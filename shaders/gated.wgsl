@@ -6,7 +6,7 @@
 //
 // Bindings: 0 x or a (read, X_T), 1 out or da / dx (read_write, OUT_T), 2 g (read, DY_T), 3 params,
 // 6 dg (read_write, G2_T), 7 dout (read, DO_T). Split-layout entry points read x element by element and write
-// dx element by element (f32) or in aligned pairs (16-bit, which needs an even half width).
+// dx element by element (f32) or in aligned pairs (16-bit; an odd half width takes gated_backward_split_odd).
 
 override WG: u32;
 override PER_THREAD: u32 = 1u;
@@ -51,6 +51,15 @@ fn load_x_elem(i: u32) -> f32 {
     }
     let w = x_in[i >> 3u][(i >> 1u) & 3u];
     return half_to_f32(X_T, (w >> ((i & 1u) * 16u)) & 0xffffu);
+}
+
+/// Element i of dout (binding 7), widened to f32.
+fn load_dout_elem(i: u32) -> f32 {
+    if (DO_T == T_F32) {
+        return bitcast<f32>(dout_in[i >> 2u][i & 3u]);
+    }
+    let w = dout_in[i >> 3u][(i >> 1u) & 3u];
+    return half_to_f32(DO_T, (w >> ((i & 1u) * 16u)) & 0xffffu);
 }
 
 /// Stores dx[i] (f32 only).
@@ -165,6 +174,42 @@ fn gated_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
                     store_out_pair(i0, da0, ds[j + 1u] * act_forward(g1));
                     store_out_pair(i0 + params.half, dg0, act_backward(g1, ds[j + 1u] * a1));
                 }
+            }
+        }
+    }
+}
+
+/// Element f of the split layout's dx = [da | dg] ([rows, 2C]): da = dout f(g) in a column below C, dg = dout a
+/// f'(g) past it, each from its own loads.
+fn split_grad(f: u32) -> f32 {
+    let width = 2u * params.half;
+    let c = f % width;
+    let in_a = c < params.half;
+    let k = select(c - params.half, c, in_a);
+    let row = f / width;
+    let a = load_x_elem(row * width + k);
+    let g = load_x_elem(row * width + params.half + k);
+    let d = load_dout_elem(row * params.half + k);
+    return select(act_backward(g, d * a), d * act_forward(g), in_a);
+}
+
+/// `gated_backward_split` for a 16-bit dx whose half width C is odd, where da and dg share the word at every
+/// row's middle: one thread per 8 elements of dx (params.units and params.len count dx), each aligned pair
+/// computed element by element and stored as one word (dx has 2C elements per row: whole words).
+@compute @workgroup_size(WG)
+fn gated_backward_split_odd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = first_unit(wid, nwg, lid);
+    for (var k = 0u; k < PER_THREAD; k++) {
+        let u = base + k * WG;
+        if (u < params.units) {
+            let e0 = 8u * (params.first_unit + u);
+            for (var j = 0u; j < 8u; j += 2u) {
+                let e = e0 + j;
+                if (e >= params.len) {
+                    break;
+                }
+                store_out_pair(e, split_grad(e), split_grad(e + 1u));
             }
         }
     }

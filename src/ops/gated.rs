@@ -106,7 +106,7 @@ impl Gated {
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
-        self.record_split(encoder, "gated_forward_split", x, out, None, half)
+        self.record_split(encoder, "gated_forward_split", x, out, None, half, x.len() / 2)
     }
 
     /// Records `dx = [da | dg]` for the split form, from x and `dout = [.., C]`.
@@ -125,18 +125,18 @@ impl Gated {
         if !dout.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
+        // A 16-bit dx packs two elements a word; with an odd half width da and dg share the word at each row's
+        // middle, so each word is computed element by element over dx's length.
         if dx.dtype() != DType::F32 && !half.is_multiple_of(2) {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                reason: format!(
-                    "a 16-bit dx in the split layout needs an even half width (got {half}); use backward_pair"
-                ),
-            });
+            let entry = "gated_backward_split_odd";
+            return self.record_split(encoder, entry, x, dx, Some(dout), half, x.len());
         }
-        self.record_split(encoder, "gated_backward_split", x, dx, Some(dout), half)
+        let len = x.len() / 2;
+        self.record_split(encoder, "gated_backward_split", x, dx, Some(dout), half, len)
     }
 
-    /// One dispatch over the output's units with x, out (and dout) bound whole.
+    /// One dispatch over `len` elements (in units of 8) with x, out (and dout) bound whole.
+    #[allow(clippy::too_many_arguments)]
     fn record_split(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -145,10 +145,10 @@ impl Gated {
         out: &Tensor,
         dout: Option<&Tensor>,
         half: usize,
+        len: usize,
     ) -> Result<()> {
         let gpu = x.gpu();
         gpu.check_lost()?;
-        let len = x.len() / 2;
         if len == 0 {
             return Ok(());
         }
