@@ -171,6 +171,14 @@ fn gated_shape_errors_are_typed() {
         Gated::GLU.backward(&x, &dout),
         Err(actgpu::Error::ShapeMismatch { .. })
     ));
+    // A 0-d tensor has no last dimension to split.
+    let scalar = g.upload_shaped(&[2.0f32], &[]).unwrap();
+    assert!(matches!(
+        Gated::GLU.forward(&scalar),
+        Err(actgpu::Error::InvalidArgument { .. })
+    ));
+    // ... but is one row of one column to the column sums.
+    assert_eq!(scalar.column_sums().unwrap().read::<f32>().unwrap(), [2.0]);
 }
 
 #[test]

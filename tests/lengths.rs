@@ -204,3 +204,55 @@ fn wide_rows_continue_the_column_grid_along_z() {
     let failed: Vec<_> = checks.into_iter().filter(|c| !c.ok()).collect();
     assert!(failed.is_empty(), "{}", common::describe(&failed));
 }
+
+/// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
+/// pair layout: element- or unit-indexed passes) or refuse with a typed limit error (the passes that bind a
+/// whole tensor: the column sums, the split layout), never a wgpu validation error.
+#[test]
+fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
+    use actgpu::{Error, Gated, Learnable};
+    let gpu = small_binding_gpu();
+    fn limit<T>(r: actgpu::Result<T>) {
+        match r {
+            Err(Error::LimitExceeded { .. }) => {}
+            Err(e) => panic!("expected LimitExceeded, got {e}"),
+            Ok(_) => panic!("expected LimitExceeded, got a result"),
+        }
+    }
+    let (rows, cols) = (100, 203);
+    let (xs, _) = inputs(rows * cols, 17);
+    let x = gpu.upload_shaped(&xs, &[rows, cols]).unwrap();
+    let bs: Vec<f32> = (0..cols).map(|c| c as f32 * 0.01 - 1.0).collect();
+    let bias = gpu.upload(&bs).unwrap();
+    // Chunked: bias forward (81 KB against 64 KiB).
+    let y = Activation::Gelu.bias_forward(&x, &bias).unwrap();
+    let reference = cpu::fused::bias_forward(
+        Activation::Gelu,
+        &xs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+        &bs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+    );
+    let c = compare(
+        &xs,
+        &y.read::<f32>().unwrap(),
+        &reference,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "bias forward in chunks: {c:#?}");
+    let p = gpu.upload(&vec![0.25f32; cols]).unwrap();
+    Learnable::Prelu.forward(&x, &p).unwrap();
+    Gated::SWIGLU.forward_pair(&x, &y).unwrap();
+    // Refused, typed: the column sums and the split layout bind whole tensors.
+    limit(Activation::Gelu.bias_backward(&x, &bias, &y));
+    limit(Learnable::Prelu.backward(&x, &p, &y));
+    let even = gpu.upload_shaped(&xs[..rows * 200], &[rows, 200]).unwrap();
+    limit(Gated::SWIGLU.forward(&even));
+    // A 16-bit x within the limit whose f32 per-element contributions are not (52 KB of f16, 104 KB of f32).
+    let (hs, _) = inputs(2000 * 13, 19);
+    let small = gpu.upload_f32_as(&hs, DType::F16).unwrap();
+    let small =
+        actgpu::Tensor::from_buffer(&gpu, small.buffer().clone(), &[2000, 13], DType::F16).unwrap();
+    let dy = small.zeros_like().unwrap();
+    let p13 = gpu.upload(&[0.25f32; 13]).unwrap();
+    limit(Learnable::Prelu.backward(&small, &p13, &dy));
+}

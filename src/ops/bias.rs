@@ -6,7 +6,9 @@
 //! sum its columns in a separate pass. Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
+use super::elementwise::{
+    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
+};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -234,7 +236,8 @@ impl Tensor {
     /// Column sums of a `[rows, cols]` tensor (cols the last dimension) into a new `[cols]` tensor of the same
     /// type; submits and waits.
     pub fn column_sums(&self) -> Result<Tensor> {
-        let cols = *self.shape().last().unwrap_or(&0);
+        // A 0-d tensor is one row of one column, as `record_column_sums` reads it.
+        let cols = *self.shape().last().unwrap_or(&1);
         let sums = self.gpu().zeros(&[cols], self.dtype())?;
         self.gpu()
             .submit_and_wait("column_sums", |enc| record_column_sums(enc, self, &sums))?;
@@ -255,6 +258,7 @@ fn matrix_shape(op: &'static str, x: &Tensor, bias: &Tensor) -> Result<(usize, u
     if !bias.gpu().same_context(x.gpu()) {
         return Err(Error::DeviceMismatch { op });
     }
+    check_u32_elements(x.len())?;
     let rows = x.len().checked_div(cols).unwrap_or(0);
     Ok((rows, cols))
 }

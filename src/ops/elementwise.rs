@@ -61,6 +61,19 @@ pub(crate) fn check_whole_binding(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<()
     Ok(())
 }
 
+/// Kernels that index single elements (the bias, learnable and split-layout gated ones find an element's column
+/// from its index) take at most `u32::MAX` elements; the unit-indexed ones go further.
+pub(crate) fn check_u32_elements(len: usize) -> Result<()> {
+    if len > u32::MAX as usize {
+        return Err(Error::LimitExceeded {
+            limit: "elements of a fused op (u32 element indices)",
+            max: u64::from(u32::MAX),
+            requested: len as u64,
+        });
+    }
+    Ok(())
+}
+
 /// Binds `tensor` whole at `slot`.
 pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {

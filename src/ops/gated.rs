@@ -4,7 +4,9 @@
 //! `da = dout * f(g)`, `dg = dout * a * f'(g)`.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
+use super::elementwise::{
+    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
+};
 use super::matmul::expect_shape_any;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
@@ -78,7 +80,13 @@ impl Gated {
 
     /// The output shape of the split form: x's shape with the last dimension halved.
     fn split_shape(op: &'static str, x: &Tensor) -> Result<(Vec<usize>, usize)> {
-        let last = *x.shape().last().unwrap_or(&0);
+        check_u32_elements(x.len())?;
+        let Some(&last) = x.shape().last() else {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "a 0-d tensor has no last dimension to split into a | g".into(),
+            });
+        };
         if !last.is_multiple_of(2) {
             return Err(Error::InvalidArgument {
                 op,
@@ -106,7 +114,15 @@ impl Gated {
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
-        self.record_split(encoder, "gated_forward_split", x, out, None, half, x.len() / 2)
+        self.record_split(
+            encoder,
+            "gated_forward_split",
+            x,
+            out,
+            None,
+            half,
+            x.len() / 2,
+        )
     }
 
     /// Records `dx = [da | dg]` for the split form, from x and `dout = [.., C]`.
@@ -132,7 +148,15 @@ impl Gated {
             return self.record_split(encoder, entry, x, dx, Some(dout), half, x.len());
         }
         let len = x.len() / 2;
-        self.record_split(encoder, "gated_backward_split", x, dx, Some(dout), half, len)
+        self.record_split(
+            encoder,
+            "gated_backward_split",
+            x,
+            dx,
+            Some(dout),
+            half,
+            len,
+        )
     }
 
     /// One dispatch over `len` elements (in units of 8) with x, out (and dout) bound whole.

@@ -5,7 +5,9 @@
 
 use super::activation::activation_constants;
 use super::bias::{column_grid, Reduction};
-use super::elementwise::{check_operands, check_whole_binding, record, run, whole, Slot};
+use super::elementwise::{
+    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
+};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -59,6 +61,7 @@ impl Learnable {
         if !p.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op });
         }
+        check_u32_elements(x.len())?;
         let cols = *x.shape().last().unwrap_or(&1);
         match p.shape() {
             [1] => {
@@ -147,6 +150,9 @@ impl Learnable {
                 got: dp.shape().to_vec(),
             });
         }
+        if !dp.gpu().same_context(x.gpu()) {
+            return Err(Error::DeviceMismatch { op });
+        }
         if [x, dy, dx, p].iter().any(|t| t.buffer() == dp.buffer()) {
             return Err(Error::InvalidArgument {
                 op,
@@ -192,8 +198,10 @@ impl Learnable {
                 grid(cols / UNIT_ELEMENTS, blocks)?,
             )?;
         } else {
-            // dx and the elementwise contributions, then column sums of the contributions.
+            // dx and the elementwise contributions, then column sums of the contributions (f32, bound whole:
+            // twice a 16-bit x's bytes).
             let contributions = gpu.zeros(x.shape(), DType::F32)?;
+            check_whole_binding(gpu, contributions.buffer())?;
             record(
                 gpu,
                 encoder,
