@@ -176,7 +176,11 @@ impl PipelineCache {
             return Err(match code {
                 Some(code) => Error::CustomShader {
                     name: code.name.clone(),
-                    line: user_line(&message, source.custom_first_line),
+                    line: user_line(
+                        &message,
+                        source.custom_first_line,
+                        code.wgsl.lines().count(),
+                    ),
                     message,
                 },
                 None => Error::Wgpu {
@@ -194,9 +198,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The line of the user's code that a naga message points at (`wgsl:LINE:COL`), counted from 1 at the user
-/// code's first line; `None` when the message names no line inside it.
-fn user_line(message: &str, first_line: Option<usize>) -> Option<usize> {
+/// The line of the user's code (`lines` lines from `first_line`) that a naga message points at (`wgsl:LINE:COL`),
+/// counted from 1 at the user code's first line; `None` when the message names no line inside it.
+fn user_line(message: &str, first_line: Option<usize>, lines: usize) -> Option<usize> {
     let first = first_line?;
     let at = message.find("wgsl:")?;
     let line: usize = message[at + 5..]
@@ -204,5 +208,24 @@ fn user_line(message: &str, first_line: Option<usize>) -> Option<usize> {
         .next()?
         .parse()
         .ok()?;
-    line.checked_sub(first).map(|l| l + 1)
+    line.checked_sub(first)
+        .filter(|&l| l < lines)
+        .map(|l| l + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_line;
+
+    /// Lines before, inside and after the user's 4 lines starting at module line 10.
+    #[test]
+    fn user_lines_are_counted_inside_the_users_code_only() {
+        let at = |line: usize| format!("error\n   ┌─ wgsl:{line}:5\n");
+        assert_eq!(user_line(&at(9), Some(10), 4), None);
+        assert_eq!(user_line(&at(10), Some(10), 4), Some(1));
+        assert_eq!(user_line(&at(13), Some(10), 4), Some(4));
+        assert_eq!(user_line(&at(14), Some(10), 4), None);
+        assert_eq!(user_line("no location", Some(10), 4), None);
+        assert_eq!(user_line(&at(12), None, 4), None);
+    }
 }
