@@ -7,6 +7,7 @@
 //   bias_forward_rows_words  the same for f32 x and y, a 16-byte word per thread
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
+//   bias_backward_fused_words  the same for f32 operands, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
 //   column_sums_words     the same for f32 dx, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums_direct    db = column sums of dx, in one pass             few rows; blocks added in order
@@ -207,8 +208,8 @@ fn bias_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
-/// `bias_backward_fused` for operands that are all f32 (cols % 8 == 0 still, for the partials' stride): x covers
-/// the cols / 4 column words, so that neighbouring threads touch neighbouring 16-byte words of every row.
+/// `bias_backward_fused` for operands that are all f32 and cols % 4 == 0: x covers the cols / 4 column words, so
+/// that neighbouring threads touch neighbouring 16-byte words of every row.
 @compute @workgroup_size(WG)
 fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -227,7 +228,7 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
         store_out4(w, dx);
         acc += dx;
     }
-    store_partial4(wid.y * params.cols + c, acc);
+    store_partial4(wid.y * partial_stride() + c, acc);
 }
 
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).

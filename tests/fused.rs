@@ -1,6 +1,7 @@
 //! Fused kernels against the f64 reference (through `actgpu::verify::fused`, which `validate` uses too): bias +
-//! activation on shapes that take the fused db path (cols a multiple of 8) and the fallback; gated units in both
-//! layouts; learnable activations with shared and per-channel parameters; every storage type.
+//! activation on shapes that take the fused db path (cols a multiple of 8, or of 4 in f32) and the fallback;
+//! gated units in both layouts; learnable activations with shared and per-channel parameters; every storage
+//! type; edge inputs.
 
 mod common;
 
@@ -18,7 +19,9 @@ fn assert_all_ok(checks: Vec<FusedCheck>) {
     );
 }
 
-const SHAPES: [(usize, usize); 8] = [
+/// Widths that are whole 8-element units (the unit and word kernels), whole 16-byte words only (12, 20: the
+/// word kernel in f32), and neither (5, 13: a column per thread in f32, two passes in 16-bit types).
+const SHAPES: [(usize, usize); 10] = [
     (1, 1),
     (3, 5),
     (64, 8),
@@ -27,6 +30,8 @@ const SHAPES: [(usize, usize); 8] = [
     (5, 4096),
     (300, 40),
     (0, 16),
+    (33, 12),
+    (130, 20),
 ];
 
 #[test]

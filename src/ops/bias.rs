@@ -1,9 +1,10 @@
 //! Bias + activation on a row-major `[rows, cols]` tensor with a `[cols]` bias (`shaders/bias_activation.wgsl`).
 //!
 //! Forward `y = f(x + b)` is one pass. Backward gives `dx = dy * f'(x + b)` and `db = column sums of dx`: when
-//! `cols` is a multiple of 8, one pass writes dx and per-block partial column sums, and a second, tiny pass adds
-//! the `blocks x cols` partials (reading about `1/rows_per_block` of dx's bytes); other widths write dx first and
-//! sum its columns in a separate pass. Every operand may be f32, f16 or bf16.
+//! `cols` is a multiple of 8 (of 4 when every operand is f32), one pass writes dx and per-block partial column
+//! sums, and a second, tiny pass adds the `blocks x cols` partials (reading about `1/rows_per_block` of dx's
+//! bytes); other widths write dx first and sum its columns in a separate pass (measured no slower than one pass
+//! with a column per thread). Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
 use super::elementwise::{
@@ -384,8 +385,13 @@ impl Activation {
         for t in [x, dy, dx] {
             check_whole_binding(x.gpu(), t.buffer())?;
         }
-        if !cols.is_multiple_of(UNIT_ELEMENTS) {
-            // dx first, then its column sums: a separate pass over dx.
+        let wg = gpu.launch_config().workgroup_size as usize;
+        let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
+        let words = all_f32 && cols.is_multiple_of(4);
+        if !cols.is_multiple_of(UNIT_ELEMENTS) && !words {
+            // Rows that are neither whole 8-element units nor whole f32 words: dx first, then its column sums, a
+            // separate pass over dx. A column per thread in one pass (f32) measured 3-5% slower on lavapipe at
+            // 4096 x 4095 (80-82 against 77-78 ms) and no faster on llvmpipe GL.
             record(
                 gpu,
                 encoder,
@@ -397,13 +403,13 @@ impl Activation {
             )?;
             return record_column_sums(encoder, dx, db);
         }
-        let wg = gpu.launch_config().workgroup_size as usize;
         let r = Reduction::new(x, rows, cols);
         // All-f32 operands walk one 16-byte word per thread (neighbours on neighbouring words); 16-bit units are
         // one word already. Measured on lavapipe at 4096 x 4096: bias + GELU backward 42-48 -> 37-39 ms. The same
         // layout in `bias_forward_rows_words` measured no change on lavapipe.
-        let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
-        let (entry, per_thread) = if all_f32 {
+        // f32 rows of whole words take the word kernel at any width (4096 x 4100 on lavapipe / GL: 48-52 / 44-52
+        // ms against 60-71 / 62-66 ms for dx and then its column sums).
+        let (entry, per_thread) = if words {
             ("bias_backward_fused_words", 4)
         } else {
             ("bias_backward_fused", UNIT_ELEMENTS)
