@@ -7,8 +7,9 @@
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
 //! held-out test set drawn from the same spirals. With `--diagnostics`, each epoch's line is followed by one per
-//! layer from the epoch's last step: the gradient norm `sqrt(|dW|^2 + |db|^2)` and the shares of hidden units with
-//! `f'(z) = 0` (dead) and `0 < |f'(z)| < 1e-3` (saturated), gathered by the step's own kernels.
+//! layer from the epoch's last step: the gradient norm `sqrt(|dW|^2 + |db|^2)`, the share of pre-activations with
+//! `f'(z) = 0`, the neurons with `f'(z) = 0` in every row of the batch (dead neurons) and the share with
+//! `0 < |f'(z)| < 1e-3` (saturated), gathered by the step's own kernels.
 //!
 //! `-- --time` instead times one `train_step` of a 784-512-512-10 GELU MLP at batch 256 with SGD and with Adam
 //! (median of 5 after 2 warm-up steps, waiting for the device each time) and prints milliseconds per step.
@@ -132,9 +133,11 @@ fn main() -> actgpu::Result<()> {
         if diagnostics {
             for (l, d) in net.diagnostics()?.iter().enumerate() {
                 println!(
-                    "       layer {l}: |grad| {:.3e}  dead {:5.1}%  saturated {:5.1}%",
+                    "       layer {l}: |grad| {:.3e}  f'=0 {:5.1}%  dead neurons {:3}/{:<3}  saturated {:5.1}%",
                     d.grad_norm(),
                     100.0 * d.dead_fraction(),
+                    d.dead_neurons,
+                    d.neurons,
                     100.0 * d.saturated_fraction()
                 );
             }

@@ -2,11 +2,14 @@
 // elements of Z have f'(z) == 0 ("dead") and how many 0 < |f'(z)| < threshold ("saturated"). Appended by the
 // host to storage.wgsl and activation_lib.wgsl (act_backward and act_derivative, specialised by ACT, P0, P1).
 //
-// Bindings: 0: z (read), 1: dz (read_write), 2: dy (read), 3: params (uniform), 4: counts (two atomic u32,
-// added to: [dead, saturated]). `dz_stats` writes dz exactly as the elementwise backward kernel does (the same
-// act_backward) and counts; `stats_only` only counts (bindings 0, 3, 4), for the fused backward that never
-// forms dZ. Each thread handles PER_THREAD elements strided by WG; a workgroup adds its counts in workgroup
-// atomics, then one thread adds them to the global counters. NaN in z counts as neither.
+// Bindings: 0: z (read), 1: dz (read_write), 2: dy (read), 3: params (uniform), 4: counts (atomic u32, added
+// to: [dead, saturated, active flag of column 0, of column 1, ...]). `dz_stats` writes dz exactly as the
+// elementwise backward kernel does (the same act_backward) and counts; `stats_only` only counts (bindings 0, 3,
+// 4), for the fused backward that never forms dZ. Each thread handles PER_THREAD elements strided by WG; a
+// workgroup adds its counts in workgroup atomics, then one thread adds them to the global counters. NaN in z
+// counts as neither, and does not make its column active. A column's flag is set (atomicOr, after a load that
+// skips it once set) by the first element seen with f'(z) != 0: a unit whose flag stays 0 was dead for every
+// row.
 
 override WG: u32;
 const PER_THREAD: u32 = 8u;
@@ -16,13 +19,17 @@ struct StatsParams {
     n: u32,
     /// |f'(z)| below this (and not 0) counts as saturated.
     threshold: f32,
+    /// Z's last dimension (its units).
+    cols: u32,
+    /// The column of this dispatch's first element.
+    first_col: u32,
 }
 
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<uniform> params: StatsParams;
-@group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>, 2>;
+@group(0) @binding(4) var<storage, read_write> counts: array<atomic<u32>>;
 
 var<workgroup> group_counts: array<atomic<u32>, 2>;
 
@@ -34,11 +41,18 @@ fn stat_derivative(x: f32) -> f32 {
     return act_derivative(x);
 }
 
-/// (dead, saturated) for one pre-activation.
-fn classify(x: f32) -> vec2<u32> {
+/// (dead, saturated) for pre-activation `x`, element `i` of the dispatch; marks its column active where
+/// f'(x) != 0.
+fn classify(x: f32, i: u32) -> vec2<u32> {
     let d = abs(stat_derivative(x));
     if (is_nan(x) || is_nan(d)) {
         return vec2<u32>(0u, 0u);
+    }
+    if (d != 0.0) {
+        let flag = 2u + (params.first_col + i % params.cols) % params.cols;
+        if (atomicLoad(&counts[flag]) == 0u) {
+            atomicOr(&counts[flag], 1u);
+        }
     }
     return vec2<u32>(select(0u, 1u, d == 0.0), select(0u, 1u, d > 0.0 && d < params.threshold));
 }
@@ -88,7 +102,7 @@ fn dz_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         if (i < params.n) {
             let x = z[i];
             dz[i] = act_backward(x, dy[i]);
-            c += classify(x);
+            c += classify(x, i);
         }
     }
     add_counts(c, lid.x);
@@ -103,7 +117,7 @@ fn stats_only(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     for (var k = 0u; k < PER_THREAD; k++) {
         let i = base + k * WG;
         if (i < params.n) {
-            c += classify(z[i]);
+            c += classify(z[i], i);
         }
     }
     add_counts(c, lid.x);

@@ -31,6 +31,13 @@ fn compare(what: &str, got: &[actgpu::nn::LayerDiagnostics], want: &[LayerStats]
     for (l, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.units, w.units, "{what} layer {l}: units");
         assert!(
+            g.dead_neurons.abs_diff(w.dead_neurons) <= w.ambiguous_neurons,
+            "{what} layer {l}: {} dead neurons on the GPU, {} in f64 ({} ambiguous)",
+            g.dead_neurons,
+            w.dead_neurons,
+            w.ambiguous_neurons
+        );
+        assert!(
             g.dead.abs_diff(w.dead) <= w.ambiguous
                 && g.saturated.abs_diff(w.saturated) <= w.ambiguous,
             "{what} layer {l}: dead {} / saturated {} on the GPU, {} / {} in f64 ({} ambiguous)",
@@ -91,7 +98,7 @@ fn run(
         compare(&format!("{} step {}", case.what, s + 1), &last, &want);
         // The output layer is linear: never dead, never saturated.
         let top = last[last.len() - 1];
-        assert_eq!((top.dead, top.saturated), (0, 0));
+        assert_eq!((top.dead, top.saturated, top.dead_neurons), (0, 0, 0));
     }
     last
 }
@@ -116,8 +123,12 @@ fn a_relu_network_counts_its_dead_units() {
     );
     let batch = d[0].units / 24;
     assert!(d[0].dead >= 5 * batch, "{d:?}");
-    // Zero-bias ReLU units are dead for about half the inputs.
+    // Those five neurons are dead for the whole batch; the zero-bias ones live on some of its rows.
+    assert_eq!(d[0].neurons, 24);
+    assert!((5..=7).contains(&d[0].dead_neurons), "{d:?}");
+    // Zero-bias ReLU units are dead for about half the inputs, but (almost) no neuron for all of them.
     assert!((0.3..0.8).contains(&d[1].dead_fraction()), "{d:?}");
+    assert!(d[1].dead_neuron_fraction() < 0.2, "{d:?}");
     assert_eq!(d[0].saturated + d[1].saturated, 0);
     assert!(d
         .iter()
@@ -218,7 +229,14 @@ fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
         })
         .unwrap();
         let got = read_counts(&counts).unwrap();
-        assert_eq!(got, [2 * want[0], 2 * want[1]], "{act}");
+        assert_eq!(
+            [got.dead, got.saturated],
+            [2 * want[0], 2 * want[1]],
+            "{act}"
+        );
+        // z is one row of 9 units here: the dead elements' units are dead, and so is NaN's, which is no one's
+        // gradient path.
+        assert_eq!(got.dead_units, want[0] + 1, "{act}");
         // dZ is what the elementwise backward writes, bit for bit.
         let reference = act.backward(&zt, &dy).unwrap();
         let read_bits = |t: &Tensor| bits(&t.read::<f32>().unwrap());
@@ -238,7 +256,8 @@ fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
         .unwrap();
     for act in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
         let (_, z) = Dense::new(act).forward_train(&x, &w, None).unwrap();
-        let want = actgpu::cpu::diagnostics::layer_stats(act, &widen(&z.read().unwrap()), &[], &[]);
+        let want =
+            actgpu::cpu::diagnostics::layer_stats(act, &widen(&z.read().unwrap()), n, &[], &[]);
         let mut seen = Vec::new();
         for mode in [DzMode::Separate, DzMode::Fused] {
             let dense = Dense {
@@ -265,9 +284,18 @@ fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
         }
         assert_eq!(seen[0], seen[1], "{act}");
         // Z comes from the GPU here, so the f64 classification of the same values is exact.
-        assert_eq!(seen[0], [want.dead as u32, want.saturated as u32], "{act}");
+        let c = seen[0];
+        assert_eq!(
+            [c.dead, c.saturated, c.dead_units],
+            [
+                want.dead as u32,
+                want.saturated as u32,
+                want.dead_neurons as u32
+            ],
+            "{act}"
+        );
         assert!(
-            seen[0][0] + seen[0][1] > 0 || act == Activation::Gelu,
+            c.dead + c.saturated > 0 || act == Activation::Gelu,
             "{act}: {seen:?}"
         );
     }

@@ -22,6 +22,10 @@ pub struct LayerStats {
     /// Elements whose class differs somewhere in `z ± 1e-4 (1 + |z|)`, or whose derivative is below 1e-30 (where
     /// f32 underflows): an f32 computation of z may classify them either way.
     pub ambiguous: u64,
+    /// Columns of Z (neurons) with `f'(z) == 0` (or NaN) in every row.
+    pub dead_neurons: u64,
+    /// Columns with an ambiguous element: an f32 computation may count them dead or not.
+    pub ambiguous_neurons: u64,
 }
 
 /// `(dead, saturated)` of one pre-activation: `f'(z) == 0`, `0 < abs(f'(z)) < SATURATION_THRESHOLD`; NaN is
@@ -34,8 +38,9 @@ pub fn classify(act: Activation, z: f64) -> (bool, bool) {
     (d == 0.0, d > 0.0 && d < f64::from(SATURATION_THRESHOLD))
 }
 
-/// The statistics of one layer with activation `act`, pre-activation `z` and gradients `dw`, `db`.
-pub fn layer_stats(act: Activation, z: &[f64], dw: &[f64], db: &[f64]) -> LayerStats {
+/// The statistics of one layer with activation `act`, pre-activation `z` (row-major, `cols` columns) and
+/// gradients `dw`, `db`.
+pub fn layer_stats(act: Activation, z: &[f64], cols: usize, dw: &[f64], db: &[f64]) -> LayerStats {
     let norm = |v: &[f64]| v.iter().map(|g| g * g).sum::<f64>().sqrt();
     let mut s = LayerStats {
         weight_grad_norm: norm(dw),
@@ -44,8 +49,12 @@ pub fn layer_stats(act: Activation, z: &[f64], dw: &[f64], db: &[f64]) -> LayerS
         dead: 0,
         saturated: 0,
         ambiguous: 0,
+        dead_neurons: 0,
+        ambiguous_neurons: 0,
     };
-    for &v in z {
+    let cols = cols.max(1);
+    let (mut active, mut unsure_col) = (vec![false; cols], vec![false; cols]);
+    for (i, &v) in z.iter().enumerate() {
         let (dead, saturated) = classify(act, v);
         s.dead += u64::from(dead);
         s.saturated += u64::from(saturated);
@@ -55,7 +64,13 @@ pub fn layer_stats(act: Activation, z: &[f64], dw: &[f64], db: &[f64]) -> LayerS
             || classify(act, v + e) != (dead, saturated)
             || (d > 0.0 && d < 1e-30);
         s.ambiguous += u64::from(unsure);
+        active[i % cols] |= !v.is_nan() && !d.is_nan() && d != 0.0;
+        unsure_col[i % cols] |= unsure;
     }
+    if !z.is_empty() {
+        s.dead_neurons = active.iter().filter(|&&a| !a).count() as u64;
+    }
+    s.ambiguous_neurons = unsure_col.iter().filter(|&&u| u).count() as u64;
     s
 }
 
@@ -70,7 +85,7 @@ impl Mlp {
             .enumerate()
             .map(|(l, g)| {
                 let act = self.hidden.get(l).copied().unwrap_or(Activation::Identity);
-                layer_stats(act, &zs[l], &g.dw, &g.db)
+                layer_stats(act, &zs[l], g.db.len(), &g.dw, &g.db)
             })
             .collect()
     }

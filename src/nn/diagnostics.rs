@@ -9,6 +9,7 @@
 //! | gradient norms | `‖dW_l‖_2`, `‖db_l‖_2` of the loss's gradient (before weight decay), and `sqrt(‖dW‖² + ‖db‖²)` | the optimizer update, which reads every gradient: one f32 sum of squares per 16 elements, added in f64 on reading |
 //! | dead | elements of the pre-activation `Z_l [batch, units]` with `f'(z) == 0` | the backward's `dZ = dY * f'(Z)` pass, which reads every z: workgroup and global atomic counters |
 //! | saturated | elements with `0 < abs(f'(z)) < 1e-3` ([`SATURATION_THRESHOLD`]) | the same pass |
+//! | dead neurons | columns of `Z_l` with `f'(z) == 0` in every row of the batch (the "dying ReLU" count; the dead elements also count a live neuron's inactive rows) | the same pass: one flag per column, set by the first active element |
 //!
 //! A gated or learnable hidden layer ([`crate::nn::Hidden`]) reports the norms of its linear map's `dW` and `db`
 //! (for a gated layer, `W` is `[fan_in, 2 units]`) and `units` = `batch × ` that width, but no dead or saturated
@@ -47,6 +48,11 @@ pub struct LayerDiagnostics {
     pub dead: u64,
     /// Elements with `0 < abs(f'(z)) <` [`SATURATION_THRESHOLD`].
     pub saturated: u64,
+    /// The layer's width: the columns of Z (its neurons).
+    pub neurons: u64,
+    /// Neurons with `f'(z) == 0` in every row of the batch: no gradient reached their weights in this step (0
+    /// for layers that do not count, as for `dead`).
+    pub dead_neurons: u64,
 }
 
 impl LayerDiagnostics {
@@ -64,12 +70,21 @@ impl LayerDiagnostics {
     pub fn saturated_fraction(&self) -> f64 {
         self.saturated as f64 / self.units.max(1) as f64
     }
+
+    /// `dead_neurons / neurons`: the share of the layer's neurons that no row of the batch activated.
+    pub fn dead_neuron_fraction(&self) -> f64 {
+        self.dead_neurons as f64 / self.neurons.max(1) as f64
+    }
 }
 
-/// One layer's buffers: the `[dead, saturated]` counters and the partial sums of squares of dW and db.
+/// One layer's buffers: the `[dead, saturated, active flags..]` counters and the partial sums of squares of dW
+/// and db.
 #[derive(Debug)]
 pub(crate) struct LayerBuffers {
     pub(crate) counts: Tensor,
+    /// Whether the layer's backward marks its active neurons (a plain activation's does, but the identity's and a
+    /// gated or learnable one's do not: their dead neurons read 0).
+    pub(crate) counted: bool,
     pub(crate) w_partials: Tensor,
     pub(crate) b_partials: Tensor,
     /// Partial sums of squares of a learnable activation parameter's gradient.
@@ -85,15 +100,16 @@ pub(crate) struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Buffers for layers with `(weight elements, bias elements, activation parameter elements)` each (0: no
-    /// activation parameter).
-    pub(crate) fn new(gpu: &Gpu, layers: &[(usize, usize, usize)]) -> Result<Self> {
+    /// Buffers for layers with `(weight elements, bias elements, activation parameter elements, counted)` each
+    /// (0: no activation parameter; counted: a plain activation, whose backward counts).
+    pub(crate) fn new(gpu: &Gpu, layers: &[(usize, usize, usize, bool)]) -> Result<Self> {
         let partials = |n| gpu.zeros(&[norm_partials(gpu, n)?], DType::F32);
         let layers = layers
             .iter()
-            .map(|&(w, b, p)| {
+            .map(|&(w, b, p, counted)| {
                 Ok(LayerBuffers {
-                    counts: gpu.zeros(&[2], DType::F32)?,
+                    counts: gpu.zeros(&[2 + b], DType::F32)?,
+                    counted,
                     w_partials: partials(w)?,
                     b_partials: partials(b)?,
                     p_partials: (p > 0).then(|| partials(p)).transpose()?,
@@ -146,7 +162,8 @@ impl Diagnostics {
         let mut out = Vec::with_capacity(self.layers.len());
         let mut param_norms = Vec::with_capacity(self.layers.len());
         for (layer, &width) in self.layers.iter().zip(units) {
-            let (counts, tail) = rest.split_at(2);
+            let (counts, tail) = rest.split_at(layer.counts.len());
+            let counts = dz_stats::DzCounts::from_words(counts)?;
             let (w, tail) = tail.split_at(layer.w_partials.len());
             let (b, tail) = tail.split_at(layer.b_partials.len());
             let p_len = layer.p_partials.as_ref().map_or(0, Tensor::len);
@@ -157,8 +174,14 @@ impl Diagnostics {
                 weight_grad_norm: sum_partials(w).sqrt(),
                 bias_grad_norm: sum_partials(b).sqrt(),
                 units: (batch * width) as u64,
-                dead: u64::from(counts[0].to_bits()),
-                saturated: u64::from(counts[1].to_bits()),
+                dead: u64::from(counts.dead),
+                saturated: u64::from(counts.saturated),
+                neurons: width as u64,
+                dead_neurons: if layer.counted && batch > 0 {
+                    u64::from(counts.dead_units)
+                } else {
+                    0
+                },
             });
         }
         Ok((out, param_norms))

@@ -448,7 +448,7 @@ impl Mlp {
         if !on {
             self.diag = None;
         } else if self.diag.is_none() {
-            let shapes: Vec<(usize, usize, usize)> = self
+            let shapes: Vec<(usize, usize, usize, bool)> = self
                 .layers
                 .iter()
                 .map(|l| {
@@ -456,6 +456,9 @@ impl Mlp {
                         l.w.len(),
                         l.b.len(),
                         l.param.as_ref().map_or(0, |p| p.p.len()),
+                        // The identity's backward forms no dZ (it is dY), so nothing marks its neurons: none
+                        // is ever dead there.
+                        matches!(l.kind, Hidden::Act(a) if a != Activation::Identity),
                     )
                 })
                 .collect();

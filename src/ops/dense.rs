@@ -181,9 +181,10 @@ impl Dense {
         self.record_backward_with_stats(encoder, x, w, z, dy, dw, db, dx, None)
     }
 
-    /// [`Dense::record_backward`], and where `stats` is given (a `[2]` counter tensor, see
+    /// [`Dense::record_backward`], and where `stats` is given (a `[2 + n]` counter tensor, see
     /// [`crate::ops::dz_stats`]) adds to it the number of elements of Z whose activation derivative is zero
-    /// (dead) and whose `|f'(z)|` is below [`crate::ops::dz_stats::SATURATION_THRESHOLD`] (saturated). With
+    /// (dead) and whose `|f'(z)|` is below [`crate::ops::dz_stats::SATURATION_THRESHOLD`] (saturated), and
+    /// marks the units (columns) with a nonzero derivative in some row. With
     /// [`DzMode::Separate`] the pass that writes dZ counts them (no extra pass over memory); with
     /// [`DzMode::Fused`], which never forms dZ, one extra pass reads Z to count them. With `stats`, Z and dY
     /// must be f32 ([`crate::Error::DTypeMismatch`] otherwise).
@@ -228,7 +229,7 @@ impl Dense {
         }
         let mut outs = gradient_outputs(OP, gpu, (m, k, n), dw, db, dx)?;
         if let Some(stats) = stats {
-            expect_shape(OP, gpu, stats, &[2])?;
+            expect_shape(OP, gpu, stats, &[2 + n])?;
             outs.push(stats);
         }
         if let Some(scratch) = scratch {

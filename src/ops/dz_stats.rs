@@ -11,10 +11,15 @@
 //! neither. The threshold is absolute: it compares the factor by which the activation scales a gradient with
 //! 1e-3, whatever the activation's largest slope (0.25 for sigmoid, 1 for tanh and the rectifiers).
 //!
-//! The counts are added, with workgroup then global atomics, into a 2-element counter tensor `[dead, saturated]`
-//! whose 32-bit words hold `u32` (the tensor's dtype says F32 only because tensors have float types: read it
-//! with [`read_counts`]); the caller zeroes it ([`clear_counts`]) when a new count starts. Integer counts in any
-//! order give the same total, so the result is deterministic.
+//! and for every unit (column of Z, the layer's last dimension) whether any row gave it a nonzero `f'(z)`: a
+//! unit that none did is dead for the whole batch, the "dead ReLU" of the literature, where the element count
+//! also counts a live unit's inactive rows.
+//!
+//! The counts are added, with workgroup then global atomics, into a counter tensor `[dead, saturated, active
+//! flag of each of the cols units]` (`2 + cols` elements, [`counts_for`]) whose 32-bit words hold `u32` (the
+//! tensor's dtype says F32 only because tensors have float types: read it with [`read_counts`]); the caller
+//! zeroes it ([`clear_counts`]) when a new count starts. Integer counts and flags in any order give the same
+//! result, so it is deterministic.
 
 use super::elementwise::dispatch;
 use super::matmul::{check_distinct, expect_shape};
@@ -32,30 +37,58 @@ const PER_THREAD: u64 = 8;
 
 const OP: &str = "dz_stats";
 
-/// Checks that `counts` is a counter tensor: f32-typed, shape `[2]`, on `z`'s context.
-fn check_counts(z: &Tensor, counts: &Tensor) -> Result<()> {
-    expect_shape(OP, z.gpu(), counts, &[2])
+/// The units of Z: its last dimension (1 for a 0-d Z).
+fn units_of(z: &Tensor) -> usize {
+    *z.shape().last().unwrap_or(&1)
 }
 
-/// Records the zeroing of a counter tensor (`[2]`, from `gpu.zeros(&[2], DType::F32)`).
+/// Checks that `counts` is a counter tensor for `z`: f32-typed, shape `[2 + units]`, on `z`'s context.
+fn check_counts(z: &Tensor, counts: &Tensor) -> Result<()> {
+    expect_shape(OP, z.gpu(), counts, &[2 + units_of(z)])
+}
+
+/// Records the zeroing of a counter tensor.
 pub fn clear_counts(encoder: &mut wgpu::CommandEncoder, counts: &Tensor) {
     encoder.clear_buffer(counts.buffer(), 0, None);
 }
 
-/// Reads a counter tensor back as `[dead, saturated]` (blocks).
-pub fn read_counts(counts: &Tensor) -> Result<[u32; 2]> {
-    match counts.read::<f32>()?[..] {
-        [dead, saturated] => Ok([dead.to_bits(), saturated.to_bits()]),
-        _ => Err(Error::ShapeMismatch {
-            op: OP,
-            expected: vec![2],
-            got: counts.shape().to_vec(),
-        }),
+/// What a counter tensor says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DzCounts {
+    /// Elements with `f'(z) == 0`.
+    pub dead: u32,
+    /// Elements with `0 < |f'(z)| <` [`SATURATION_THRESHOLD`].
+    pub saturated: u32,
+    /// Units (columns) with `f'(z) == 0` or NaN in every row: none of the rows counted passes a gradient
+    /// through them.
+    pub dead_units: u32,
+}
+
+impl DzCounts {
+    /// The counts from a counter tensor's words `[dead, saturated, flags..]` (see the module documentation).
+    pub fn from_words(words: &[f32]) -> Result<DzCounts> {
+        match words {
+            [dead, saturated, flags @ ..] => Ok(DzCounts {
+                dead: dead.to_bits(),
+                saturated: saturated.to_bits(),
+                dead_units: flags.iter().filter(|f| f.to_bits() == 0).count() as u32,
+            }),
+            _ => Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![2],
+                got: vec![words.len()],
+            }),
+        }
     }
 }
 
+/// Reads a counter tensor back (blocks).
+pub fn read_counts(counts: &Tensor) -> Result<DzCounts> {
+    DzCounts::from_words(&counts.read::<f32>()?)
+}
+
 /// Records the counts of `act`'s derivative over `z` into `counts` and, when `grad = Some((dy, dz))`, writes
-/// `dz = dy * f'(z)` in the same pass. `z`, `dy`, `dz`: f32, one shape; `counts`: `[2]` (added to).
+/// `dz = dy * f'(z)` in the same pass. `z`, `dy`, `dz`: f32, one shape; `counts`: `[2 + units]` (added to).
 pub fn record(
     encoder: &mut wgpu::CommandEncoder,
     act: Activation,
@@ -118,7 +151,13 @@ pub fn record(
             len.div_ceil(per_group),
             limits.max_compute_workgroups_per_dimension,
         )?;
-        let params = [len as u32, SATURATION_THRESHOLD.to_bits()];
+        let cols = units_of(z) as u64;
+        let params = [
+            len as u32,
+            SATURATION_THRESHOLD.to_bits(),
+            cols as u32,
+            (start % cols) as u32,
+        ];
         dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups);
         start += len;
     }
@@ -137,7 +176,7 @@ fn part(slot: u32, t: &Tensor, start: u64, len: u64) -> wgpu::BindGroupEntry<'_>
     }
 }
 
-/// A new zeroed counter tensor on `z`'s context.
+/// A new zeroed counter tensor for `z` (`[2 + units]`) on `z`'s context.
 pub fn counts_for(z: &Tensor) -> Result<Tensor> {
-    z.gpu().zeros(&[2], DType::F32)
+    z.gpu().zeros(&[2 + units_of(z)], DType::F32)
 }

@@ -123,6 +123,18 @@ pub fn reading(study: &Study) -> Vec<String> {
         } else {
             "No activation had hidden pre-activations with f'(z) = 0.".into()
         });
+        if let (Some((d, v)), Some(last)) =
+            (extreme(study, |x| x.dead_neurons, true), lines.last_mut())
+        {
+            let _ = write!(
+                last,
+                " Neurons with f'(z) = 0 for every row of the batch (dead for that batch, the \"dying\" units): \
+                 most in {} ({:.1}% of the hidden neurons){}.",
+                d.activation,
+                100.0 * v,
+                if v == 0.0 { ", so none anywhere" } else { "" }
+            );
+        }
         let uncounted: Vec<String> = s
             .iter()
             .filter(|x| x.dead.is_none())

@@ -8,7 +8,8 @@
 //! (over the whole training set), epochs until the test accuracy first reached the target (with how many runs
 //! reached it), median wall time per training step, the fractions of hidden pre-activations with `f'(z) = 0`
 //! ("dead" in [`crate::nn::diagnostics`]: no gradient flows through them on that batch; for the ReLU family
-//! this includes every inactive unit, not only units dead for good) and with `0 < |f'(z)| < 1e-3`
+//! this includes every inactive unit, not only units dead for good), of hidden neurons with `f'(z) = 0` for every
+//! row of the batch (dead neurons: the dying units) and of pre-activations with `0 < |f'(z)| < 1e-3`
 //! (saturated), over every epoch's last step (`-` for gated and learnable kinds: the kernels count them only
 //! for plain activations; `null` in `results.json`), and the gradient flow at initialisation:
 //! `‖g_1‖ / ‖g_L‖`, the first layer's gradient norm over the output layer's at the first step (well below 1:
@@ -24,7 +25,7 @@ use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 
 /// The table's column titles.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "#",
     "activation",
     "params",
@@ -35,6 +36,7 @@ pub const COLUMNS: [&str; 12] = [
     "epochs to target",
     "ms/step",
     "f'=0 %",
+    "dead neurons %",
     "sat %",
     "‖g1‖/‖gL‖ init",
 ];
@@ -57,7 +59,7 @@ pub fn init_flow(s: &Summary) -> Option<f64> {
 }
 
 /// The cells of one row (rank is 1-based).
-pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 12] {
+pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 13] {
     let sd = study.options.seeds > 1;
     let to_target = match s.epochs_to_target {
         None => format!("never (0/{})", s.runs),
@@ -75,6 +77,8 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 12] {
         to_target,
         s.step_s.map_or("-".into(), |t| format!("{:.2}", t * 1e3)),
         s.dead.map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
+        s.dead_neurons
+            .map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
         s.saturated
             .map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
         init_flow(s).map_or("-".into(), |r| format!("{r:.3}")),
@@ -87,8 +91,8 @@ pub fn table(study: &Study) -> String {
 }
 
 /// The column titles, then one row of cells per summary, best first.
-fn header_and_rows(study: &Study) -> Vec<[String; 12]> {
-    let mut rows: Vec<[String; 12]> = vec![COLUMNS.map(String::from)];
+fn header_and_rows(study: &Study) -> Vec<[String; 13]> {
+    let mut rows: Vec<[String; 13]> = vec![COLUMNS.map(String::from)];
     rows.extend(
         study
             .summaries
@@ -287,6 +291,8 @@ pub(crate) mod tests {
             units: 8,
             dead: 2,
             saturated: 1,
+            neurons: 4,
+            dead_neurons: 1,
         }
     }
 

@@ -63,6 +63,9 @@ pub struct Summary {
     pub dead: Option<f64>,
     /// Mean over runs and epoch ends of the saturated fraction of the hidden units (`None` as for `dead`).
     pub saturated: Option<f64>,
+    /// Mean over runs and epoch ends of the fraction of hidden neurons with `f'(z) = 0` for every row of the
+    /// epoch's last batch (the "dying" units; `None` as for `dead`).
+    pub dead_neurons: Option<f64>,
     /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
     pub act_params: Vec<ParamStats>,
 }
@@ -131,7 +134,8 @@ impl Summary {
             .flat_map(|r| r.epochs.iter())
             .map(|e| e.layers.iter().map(|l| l.grad_norm()).collect())
             .collect();
-        let hidden_fraction = |f: fn(&crate::nn::LayerDiagnostics) -> u64| {
+        type Count = fn(&crate::nn::LayerDiagnostics) -> u64;
+        let hidden_fraction = |f: Count, of: Count| {
             if !activation.counts_dead() {
                 return None;
             }
@@ -140,7 +144,7 @@ impl Summary {
                 let hidden = e.layers.len().saturating_sub(1);
                 for l in &e.layers[..hidden] {
                     hit += f(l);
-                    all += l.units;
+                    all += of(l);
                 }
             }
             Some(hit as f64 / all.max(1) as f64)
@@ -163,8 +167,9 @@ impl Summary {
             test_acc_curve: mean_columns(&acc_curves),
             initial_grad_norm: mean_columns(&initial),
             grad_norm: mean_columns(&every_epoch),
-            dead: hidden_fraction(|l| l.dead),
-            saturated: hidden_fraction(|l| l.saturated),
+            dead: hidden_fraction(|l| l.dead, |l| l.units),
+            saturated: hidden_fraction(|l| l.saturated, |l| l.units),
+            dead_neurons: hidden_fraction(|l| l.dead_neurons, |l| l.neurons),
             act_params: param_stats(runs),
         }
     }
@@ -203,6 +208,8 @@ mod tests {
             units: 10,
             dead,
             saturated: 0,
+            neurons: 5,
+            dead_neurons: dead / 5,
         }
     }
 
@@ -252,8 +259,9 @@ mod tests {
             (s.initial_grad_norm.clone(), s.grad_norm.clone()),
             (vec![2.0, 1.0], vec![1.0, 3.0])
         );
-        // Only the hidden layer counts: 5 of 10 dead in every epoch.
+        // Only the hidden layer counts: 5 of 10 dead in every epoch, and 1 of its 5 neurons.
         assert_eq!((s.dead, s.saturated), (Some(0.5), Some(0.0)));
+        assert_eq!(s.dead_neurons, Some(0.2));
         assert_eq!((s.params, s.act_params.len()), (63, 0));
         let worse = Summary::new(Activation::Tanh.into(), &[run(1, &[0.2])], 0.9);
         let order = ranked(vec![worse, s]);
