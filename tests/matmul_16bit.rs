@@ -278,7 +278,8 @@ fn unsupported_dtype_combinations_are_typed_errors() {
     let z16 = z.to_dtype(DType::F16).unwrap();
     let dy = g.zeros(&[4, 2], DType::F32).unwrap();
     let dw = g.zeros(&[3, 2], DType::F32).unwrap();
-    let stats = g.zeros(&[2], DType::F32).unwrap();
+    // The counter tensor: [dead, saturated] and one flag per unit of Z.
+    let stats = g.zeros(&[2 + 2], DType::F32).unwrap();
     // The dead / saturated counts read Z and dY as f32 (shaders/dz_stats.wgsl), in both dZ modes.
     for mode in [DzMode::Separate, DzMode::Fused] {
         let d = Dense { dz: mode, ..dense };
@@ -307,7 +308,7 @@ fn unsupported_dtype_combinations_are_typed_errors() {
         );
     }
     // The counter tensor is f32-typed whatever the layer's types.
-    let stats16 = g.zeros(&[2], DType::F16).unwrap();
+    let stats16 = g.zeros(&[2 + 2], DType::F16).unwrap();
     let mut enc = g.device().create_command_encoder(&Default::default());
     let r = dense.record_backward_with_stats(
         &mut enc,
