@@ -46,51 +46,59 @@ const SHAPES: [(usize, usize, usize); 14] = [
     (20, 148, 132),
 ];
 
+/// One product of `form` on `kernel` with random operands of `shape` (seeded by `seed`) into a poisoned output,
+/// against the f64 reference within the dot-product bound; `what` names it in a failure.
+fn check_product(
+    g: &Gpu,
+    kernel: MatmulKernel,
+    form: Form,
+    shape: (usize, usize, usize),
+    seed: u64,
+    what: &str,
+) {
+    let (ash, bsh, osh, inner) = dims(form, shape);
+    let (a, av) = random(g, ash[0], ash[1], 1.0, 10 + seed);
+    let (b, bv) = random(g, bsh[0], bsh[1], 2.0, 20 + seed);
+    let out = poisoned(g, &osh);
+    g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
+        .unwrap();
+    let got: Vec<f32> = out.read().unwrap();
+    let want = reference(form, &av, &bv, shape);
+    let abs = reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
+    let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
+    let what = format!("{kernel:?} {form:?} {shape:?}{what}");
+    assert_eq!(got.len(), osh[0] * osh[1], "{what}");
+    assert_ok(&what, compare_bounded("dot_f32", &got, &want, &bounds));
+}
+
 #[test]
 fn every_product_form_matches_the_reference_on_every_kernel() {
     let g = gpu();
     for kernel in KERNELS {
         for form in [Form::AB, Form::AtB, Form::ABt] {
             for (s, shape) in SHAPES.into_iter().enumerate() {
-                let (ash, bsh, osh, inner) = dims(form, shape);
-                let (a, av) = random(g, ash[0], ash[1], 1.0, 10 + s as u64);
-                let (b, bv) = random(g, bsh[0], bsh[1], 2.0, 20 + s as u64);
-                let out = poisoned(g, &osh);
-                g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
-                    .unwrap();
-                let got: Vec<f32> = out.read().unwrap();
-                let want = reference(form, &av, &bv, shape);
-                let abs = reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
-                let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
-                let what = format!("{kernel:?} {form:?} {shape:?}");
-                assert_eq!(got.len(), osh[0] * osh[1], "{what}");
-                assert_ok(&what, compare_bounded("dot_f32", &got, &want, &bounds));
+                check_product(g, kernel, form, shape, s as u64, "");
             }
         }
     }
 }
 
 /// Batches taller than the grid's per-dimension limit of row blocks: the rows continue along z on every kernel
-/// and form (a context limited to 32 workgroups per dimension, so a few thousand rows need it), including a
-/// fused dense forward and backward.
+/// and form (a context limited to 32 workgroups per dimension, so a few thousand rows need it).
 #[test]
 fn tall_products_continue_the_row_grid_along_z() {
     let g = common::small_grid_gpu();
     for kernel in KERNELS {
         for form in [Form::AB, Form::AtB, Form::ABt] {
             for (s, shape) in [(4101, 8, 12), (4099, 5, 7)].into_iter().enumerate() {
-                let (ash, bsh, osh, inner) = dims(form, shape);
-                let (a, av) = random(&g, ash[0], ash[1], 1.0, 30 + s as u64);
-                let (b, bv) = random(&g, bsh[0], bsh[1], 2.0, 40 + s as u64);
-                let out = poisoned(&g, &osh);
-                g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
-                    .unwrap();
-                let got: Vec<f32> = out.read().unwrap();
-                let want = reference(form, &av, &bv, shape);
-                let abs = reference(form, &cpu::dense::abs(&av), &cpu::dense::abs(&bv), shape);
-                let bounds: Vec<f64> = abs.iter().map(|&s| dot_bound(inner, s)).collect();
-                let what = format!("{kernel:?} {form:?} {shape:?} on a 32-workgroup grid");
-                assert_ok(&what, compare_bounded("dot_f32", &got, &want, &bounds));
+                check_product(
+                    &g,
+                    kernel,
+                    form,
+                    shape,
+                    20 + s as u64,
+                    " on a 32-workgroup grid",
+                );
             }
         }
     }
