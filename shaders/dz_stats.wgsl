@@ -3,13 +3,13 @@
 // host to storage.wgsl and activation_lib.wgsl (act_backward and act_derivative, specialised by ACT, P0, P1).
 //
 // Bindings: 0: z (read), 1: dz (read_write), 2: dy (read), 3: params (uniform), 4: counts (atomic u32, added
-// to: [dead, saturated, active flag of column 0, of column 1, ...]). `dz_stats` writes dz exactly as the
+// to: [dead, saturated, flags of column 0, of column 1, ...]). `dz_stats` writes dz exactly as the
 // elementwise backward kernel does (the same act_backward) and counts; `stats_only` only counts (bindings 0, 3,
 // 4), for the fused backward that never forms dZ. Each thread handles PER_THREAD elements strided by WG; a
 // workgroup adds its counts in workgroup atomics, then one thread adds them to the global counters. NaN in z
-// counts as neither, and does not make its column active. A column's flag is set (atomicOr, after a load that
-// skips it once set) by the first element seen with f'(z) != 0: a unit whose flag stays 0 was dead for every
-// row.
+// counts as neither, and does not mark its column. A column's flags are set (atomicOr, after a load that skips
+// them once set): bit 0 by an element with f'(z) != 0, bit 1 by one with |f'(z)| >= threshold. A unit without
+// bit 0 was dead for every row; one with bit 0 but not bit 1 was saturated in every row it was not dead in.
 
 override WG: u32;
 const PER_THREAD: u32 = 8u;
@@ -48,10 +48,13 @@ fn classify(x: f32, i: u32) -> vec2<u32> {
     if (is_nan(x) || is_nan(d)) {
         return vec2<u32>(0u, 0u);
     }
-    if (d != 0.0) {
+    // Bit 0: some row of the column has f' != 0 (not dead); bit 1: some row has |f'| >= threshold (not
+    // saturated).
+    let seen = select(0u, 1u, d != 0.0) | select(0u, 2u, d >= params.threshold);
+    if (seen != 0u) {
         let flag = 2u + (params.first_col + i % params.cols) % params.cols;
-        if (atomicLoad(&counts[flag]) == 0u) {
-            atomicOr(&counts[flag], 1u);
+        if ((atomicLoad(&counts[flag]) & seen) != seen) {
+            atomicOr(&counts[flag], seen);
         }
     }
     return vec2<u32>(select(0u, 1u, d == 0.0), select(0u, 1u, d > 0.0 && d < params.threshold));

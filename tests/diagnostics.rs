@@ -31,10 +31,13 @@ fn compare(what: &str, got: &[actgpu::nn::LayerDiagnostics], want: &[LayerStats]
     for (l, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.units, w.units, "{what} layer {l}: units");
         assert!(
-            g.dead_neurons.abs_diff(w.dead_neurons) <= w.ambiguous_neurons,
-            "{what} layer {l}: {} dead neurons on the GPU, {} in f64 ({} ambiguous)",
+            g.dead_neurons.abs_diff(w.dead_neurons) <= w.ambiguous_neurons
+                && g.saturated_neurons.abs_diff(w.saturated_neurons) <= w.ambiguous_neurons,
+            "{what} layer {l}: {} dead / {} saturated neurons on the GPU, {} / {} in f64 ({} ambiguous)",
             g.dead_neurons,
+            g.saturated_neurons,
             w.dead_neurons,
+            w.saturated_neurons,
             w.ambiguous_neurons
         );
         assert!(
@@ -133,6 +136,24 @@ fn a_relu_network_counts_its_dead_units() {
     assert!(d
         .iter()
         .all(|l| l.weight_grad_norm > 0.0 && l.bias_grad_norm > 0.0));
+}
+
+#[test]
+fn a_sigmoid_network_counts_its_saturated_neurons() {
+    // Units 0..5 get a bias of +40: sigmoid'(z) near e^-40, nonzero but far below 1e-3, on every row.
+    let case = Case {
+        what: "sigmoid, biased",
+        sizes: vec![6, 24, 3],
+        hidden: vec![Activation::Sigmoid],
+        input_scale: 1.0,
+        optimizer: Optimizer::Adam(Adam::new(0.01)),
+    };
+    let d = run(&case, |p| p[0].1[..5].iter_mut().for_each(|b| *b = 40.0), 2);
+    assert_eq!(d[0].dead_neurons, 0, "{d:?}");
+    assert!((5..=7).contains(&d[0].saturated_neurons), "{d:?}");
+    assert!(
+        (d[0].saturated_neuron_fraction() - d[0].saturated_neurons as f64 / 24.0).abs() < 1e-12
+    );
 }
 
 #[test]
@@ -237,6 +258,8 @@ fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
         // z is one row of 9 units here: the dead elements' units are dead, and so is NaN's, which is no one's
         // gradient path.
         assert_eq!(got.dead_units, want[0] + 1, "{act}");
+        // ... and the units of saturated elements are saturated.
+        assert_eq!(got.saturated_units, want[1], "{act}");
         // dZ is what the elementwise backward writes, bit for bit.
         let reference = act.backward(&zt, &dy).unwrap();
         let read_bits = |t: &Tensor| bits(&t.read::<f32>().unwrap());
@@ -286,11 +309,12 @@ fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
         // Z comes from the GPU here, so the f64 classification of the same values is exact.
         let c = seen[0];
         assert_eq!(
-            [c.dead, c.saturated, c.dead_units],
+            [c.dead, c.saturated, c.dead_units, c.saturated_units],
             [
                 want.dead as u32,
                 want.saturated as u32,
-                want.dead_neurons as u32
+                want.dead_neurons as u32,
+                want.saturated_neurons as u32
             ],
             "{act}"
         );

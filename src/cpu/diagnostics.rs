@@ -24,7 +24,9 @@ pub struct LayerStats {
     pub ambiguous: u64,
     /// Columns of Z (neurons) with `f'(z) == 0` (or NaN) in every row.
     pub dead_neurons: u64,
-    /// Columns with an ambiguous element: an f32 computation may count them dead or not.
+    /// Columns not dead with `0 < |f'(z)| < SATURATION_THRESHOLD` (or dead, or NaN) in every row.
+    pub saturated_neurons: u64,
+    /// Columns with an ambiguous element: an f32 computation may count them dead (or saturated) or not.
     pub ambiguous_neurons: u64,
 }
 
@@ -50,10 +52,12 @@ pub fn layer_stats(act: Activation, z: &[f64], cols: usize, dw: &[f64], db: &[f6
         saturated: 0,
         ambiguous: 0,
         dead_neurons: 0,
+        saturated_neurons: 0,
         ambiguous_neurons: 0,
     };
     let cols = cols.max(1);
     let (mut active, mut unsure_col) = (vec![false; cols], vec![false; cols]);
+    let mut steep = vec![false; cols];
     for (i, &v) in z.iter().enumerate() {
         let (dead, saturated) = classify(act, v);
         s.dead += u64::from(dead);
@@ -64,11 +68,14 @@ pub fn layer_stats(act: Activation, z: &[f64], cols: usize, dw: &[f64], db: &[f6
             || classify(act, v + e) != (dead, saturated)
             || (d > 0.0 && d < 1e-30);
         s.ambiguous += u64::from(unsure);
-        active[i % cols] |= !v.is_nan() && !d.is_nan() && d != 0.0;
+        let counted = !v.is_nan() && !d.is_nan();
+        active[i % cols] |= counted && d != 0.0;
+        steep[i % cols] |= counted && d >= f64::from(SATURATION_THRESHOLD);
         unsure_col[i % cols] |= unsure;
     }
     if !z.is_empty() {
         s.dead_neurons = active.iter().filter(|&&a| !a).count() as u64;
+        s.saturated_neurons = active.iter().zip(&steep).filter(|(&a, &t)| a && !t).count() as u64;
     }
     s.ambiguous_neurons = unsure_col.iter().filter(|&&u| u).count() as u64;
     s

@@ -9,7 +9,8 @@
 //! | gradient norms | `‖dW_l‖_2`, `‖db_l‖_2` of the loss's gradient (before weight decay), and `sqrt(‖dW‖² + ‖db‖²)` | the optimizer update, which reads every gradient: one f32 sum of squares per 16 elements, added in f64 on reading |
 //! | dead | elements of the pre-activation `Z_l [batch, units]` with `f'(z) == 0` | the backward's `dZ = dY * f'(Z)` pass, which reads every z: workgroup and global atomic counters |
 //! | saturated | elements with `0 < abs(f'(z)) < 1e-3` ([`SATURATION_THRESHOLD`]) | the same pass |
-//! | dead neurons | columns of `Z_l` with `f'(z) == 0` in every row of the batch (the "dying ReLU" count; the dead elements also count a live neuron's inactive rows) | the same pass: one flag per column, set by the first active element |
+//! | dead neurons | columns of `Z_l` with `f'(z) == 0` in every row of the batch (the "dying ReLU" count; the dead elements also count a live neuron's inactive rows) | the same pass: two flags per column, each set by the first element that clears it |
+//! | saturated neurons | columns not dead with `|f'(z)| < 1e-3` in every row | the same flags |
 //!
 //! A gated or learnable hidden layer ([`crate::nn::Hidden`]) reports the norms of its linear map's `dW` and `db`
 //! (for a gated layer, `W` is `[fan_in, 2 units]`) and `units` = `batch × ` that width, but no dead or saturated
@@ -53,6 +54,8 @@ pub struct LayerDiagnostics {
     /// Neurons with `f'(z) == 0` in every row of the batch: no gradient reached their weights in this step (0
     /// for layers that do not count, as for `dead`).
     pub dead_neurons: u64,
+    /// Neurons not dead whose `|f'(z)|` is below [`SATURATION_THRESHOLD`] in every row (0 where not counted).
+    pub saturated_neurons: u64,
 }
 
 impl LayerDiagnostics {
@@ -74,6 +77,11 @@ impl LayerDiagnostics {
     /// `dead_neurons / neurons`: the share of the layer's neurons that no row of the batch activated.
     pub fn dead_neuron_fraction(&self) -> f64 {
         self.dead_neurons as f64 / self.neurons.max(1) as f64
+    }
+
+    /// `saturated_neurons / neurons`.
+    pub fn saturated_neuron_fraction(&self) -> f64 {
+        self.saturated_neurons as f64 / self.neurons.max(1) as f64
     }
 }
 
@@ -179,6 +187,11 @@ impl Diagnostics {
                 neurons: width as u64,
                 dead_neurons: if layer.counted && batch > 0 {
                     u64::from(counts.dead_units)
+                } else {
+                    0
+                },
+                saturated_neurons: if layer.counted && batch > 0 {
+                    u64::from(counts.saturated_units)
                 } else {
                     0
                 },

@@ -11,9 +11,10 @@
 //! neither. The threshold is absolute: it compares the factor by which the activation scales a gradient with
 //! 1e-3, whatever the activation's largest slope (0.25 for sigmoid, 1 for tanh and the rectifiers).
 //!
-//! and for every unit (column of Z, the layer's last dimension) whether any row gave it a nonzero `f'(z)`: a
-//! unit that none did is dead for the whole batch, the "dead ReLU" of the literature, where the element count
-//! also counts a live unit's inactive rows.
+//! and for every unit (column of Z, the layer's last dimension) whether any row gave it a nonzero `f'(z)`, and
+//! whether any gave it `|f'(z)| >= SATURATION_THRESHOLD`: a unit that none did is dead for the whole batch (the
+//! "dead ReLU" of the literature, where the element count also counts a live unit's inactive rows), and a live
+//! unit with no row at or above the threshold is saturated for the whole batch.
 //!
 //! The counts are added, with workgroup then global atomics, into a counter tensor `[dead, saturated, active
 //! flag of each of the cols units]` (`2 + cols` elements, [`counts_for`]) whose 32-bit words hold `u32` (the
@@ -62,6 +63,8 @@ pub struct DzCounts {
     /// Units (columns) with `f'(z) == 0` or NaN in every row: none of the rows counted passes a gradient
     /// through them.
     pub dead_units: u32,
+    /// Units that are not dead but whose every row has `|f'(z)| <` [`SATURATION_THRESHOLD`] (or is dead or NaN).
+    pub saturated_units: u32,
 }
 
 impl DzCounts {
@@ -71,7 +74,8 @@ impl DzCounts {
             [dead, saturated, flags @ ..] => Ok(DzCounts {
                 dead: dead.to_bits(),
                 saturated: saturated.to_bits(),
-                dead_units: flags.iter().filter(|f| f.to_bits() == 0).count() as u32,
+                dead_units: flags.iter().filter(|f| f.to_bits() & 1 == 0).count() as u32,
+                saturated_units: flags.iter().filter(|f| f.to_bits() & 3 == 1).count() as u32,
             }),
             _ => Err(Error::ShapeMismatch {
                 op: OP,

@@ -293,6 +293,7 @@ pub(crate) mod tests {
             saturated: 1,
             neurons: 4,
             dead_neurons: 1,
+            saturated_neurons: 0,
         }
     }
 

@@ -25,7 +25,7 @@ fn json_opt(v: Option<f64>) -> String {
     v.map_or("null".into(), json_num)
 }
 
-/// Per-layer diagnostics; `dead_fraction`, `dead_neuron_fraction` and `saturated_fraction` are `null` for the
+/// Per-layer diagnostics; the dead and saturated fractions (of pre-activations and of neurons) are `null` for the
 /// hidden layers (all but the last) when `counted` is false (gated and learnable kinds, which the kernels do not
 /// count).
 fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
@@ -36,12 +36,13 @@ fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
         .map(|(i, l)| {
             let counted = counted || i >= hidden;
             format!(
-                "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}}}",
+                "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}}}",
                 json_num(l.weight_grad_norm),
                 json_num(l.bias_grad_norm),
                 json_opt(Some(l.dead_fraction()).filter(|_| counted)),
                 json_opt(Some(l.dead_neuron_fraction()).filter(|_| counted)),
-                json_opt(Some(l.saturated_fraction()).filter(|_| counted))
+                json_opt(Some(l.saturated_fraction()).filter(|_| counted)),
+                json_opt(Some(l.saturated_neuron_fraction()).filter(|_| counted))
             )
         })
         .collect();
@@ -118,7 +119,7 @@ pub fn json(study: &Study) -> String {
             format!(
                 "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
                  \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
-                 \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
+                 \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
                  \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
                 i + 1,
                 json_str(&s.activation.name()),
@@ -138,6 +139,7 @@ pub fn json(study: &Study) -> String {
                 json_opt(s.dead),
                 json_opt(s.dead_neurons),
                 json_opt(s.saturated),
+                json_opt(s.saturated_neurons),
                 init_flow(s).map_or("null".into(), json_num),
                 json_array(&s.train_loss_curve),
                 json_array(&s.test_acc_curve),

@@ -66,6 +66,9 @@ pub struct Summary {
     /// Mean over runs and epoch ends of the fraction of hidden neurons with `f'(z) = 0` for every row of the
     /// epoch's last batch (the "dying" units; `None` as for `dead`).
     pub dead_neurons: Option<f64>,
+    /// The same for hidden neurons not dead whose `|f'(z)|` stayed below 1e-3 on every row (`None` as for
+    /// `dead`).
+    pub saturated_neurons: Option<f64>,
     /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
     pub act_params: Vec<ParamStats>,
 }
@@ -170,6 +173,7 @@ impl Summary {
             dead: hidden_fraction(|l| l.dead, |l| l.units),
             saturated: hidden_fraction(|l| l.saturated, |l| l.units),
             dead_neurons: hidden_fraction(|l| l.dead_neurons, |l| l.neurons),
+            saturated_neurons: hidden_fraction(|l| l.saturated_neurons, |l| l.neurons),
             act_params: param_stats(runs),
         }
     }
@@ -210,6 +214,7 @@ mod tests {
             saturated: 0,
             neurons: 5,
             dead_neurons: dead / 5,
+            saturated_neurons: 0,
         }
     }
 
