@@ -8,6 +8,7 @@
 //   bias_backward         dx = dy * f'(x + b)                            one pass (when db is not fused)
 //   bias_backward_fused   dx as above, and per-block column sums of dx   one pass, needs cols % 8 == 0
 //   bias_backward_fused_words  the same for f32 operands, a 16-byte word per thread   needs cols % 4 == 0
+//   bias_backward_fused_pairs  the same for 16-bit operands, a u32 pair per thread    needs cols % 2 == 0
 //   column_sums           per-block column sums of dx                    (fallback for other widths)
 //   column_sums_words     the same for f32 dx, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums_direct    db = column sums of dx, in one pass             few rows; blocks added in order
@@ -229,6 +230,33 @@ fn bias_backward_fused_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num
         acc += dx;
     }
     store_partial4(wid.y * partial_stride() + c, acc);
+}
+
+/// `bias_backward_fused` for 16-bit x, dy and dx whose width is even but not whole 8-element units: thread `cp`
+/// owns columns 2 cp and 2 cp + 1, one u32 word of every row (rows start on whole words), writing dx a word at a
+/// time and summing it. Grid: x (and z) cover the cols / 2 column pairs, y the row blocks.
+@compute @workgroup_size(WG)
+fn bias_backward_fused_pairs(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let pairs = params.cols / 2u;
+    let cp = column_thread(wid, nwg, lid);
+    if (cp >= pairs) {
+        return;
+    }
+    let b = vec2<f32>(load_bias(2u * cp), load_bias(2u * cp + 1u));
+    let rows = block_rows(wid.y);
+    var acc = vec2<f32>(0.0);
+    for (var r = rows.x; r < rows.y; r++) {
+        let w = r * pairs + cp;
+        let x = unpack_pair(X_T, x_in[w >> 2u][w & 3u]) + b;
+        let d = unpack_pair(DY_T, dy_in[w >> 2u][w & 3u]);
+        let dx = vec2<f32>(act_backward(x.x, d.x), act_backward(x.y, d.y));
+        out[w >> 2u][w & 3u] = pack_pair(OUT_T, dx.x, dx.y);
+        acc += dx;
+    }
+    let p = wid.y * partial_stride() + 2u * cp;
+    partial[p] = acc.x;
+    partial[p + 1u] = acc.y;
 }
 
 /// Grid: x covers the columns, y the row blocks. Partial column sums of an existing dx (binding 1).

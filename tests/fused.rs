@@ -96,7 +96,8 @@ fn bias_activation_in_16_bit_types() {
         (DType::BF16, DType::BF16),
         (DType::F16, DType::F16),
     ] {
-        for (rows, cols) in [(40, 24), (9, 11)] {
+        // Whole units, odd (two passes), and even widths that are not whole units (a pair per thread).
+        for (rows, cols) in [(40, 24), (9, 11), (13, 10), (70, 26)] {
             checks.extend(
                 check_bias(
                     gpu(),
@@ -241,7 +242,7 @@ fn learnable_activations_match_the_reference() {
 fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
     let mut checks = Vec::new();
     for dtype in [DType::F32, DType::F16, DType::BF16] {
-        for (rows, cols) in [(5, 24), (3, 21), (40, 40)] {
+        for (rows, cols) in [(5, 24), (3, 21), (40, 40), (4, 26)] {
             let edges = FusedInputs::Edges((rows + cols) as u64);
             for act in [
                 Activation::Gelu,

@@ -1,10 +1,10 @@
 //! Bias + activation on a row-major `[rows, cols]` tensor with a `[cols]` bias (`shaders/bias_activation.wgsl`).
 //!
 //! Forward `y = f(x + b)` is one pass. Backward gives `dx = dy * f'(x + b)` and `db = column sums of dx`: when
-//! `cols` is a multiple of 8 (of 4 when every operand is f32), one pass writes dx and per-block partial column
-//! sums, and a second, tiny pass adds the `blocks x cols` partials (reading about `1/rows_per_block` of dx's
-//! bytes); other widths write dx first and sum its columns in a separate pass (measured no slower than one pass
-//! with a column per thread). Every operand may be f32, f16 or bf16.
+//! `cols` is a multiple of 8 (of 4 when every operand is f32, of 2 when every operand is 16-bit), one pass writes
+//! dx and per-block partial column sums, and a second, tiny pass adds the `blocks x cols` partials (reading about
+//! `1/rows_per_block` of dx's bytes); other widths write dx first and sum its columns in a separate pass
+//! (measured no slower than one pass with a column per thread). Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
 use super::elementwise::{
@@ -388,9 +388,11 @@ impl Activation {
         let wg = gpu.launch_config().workgroup_size as usize;
         let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
         let words = all_f32 && cols.is_multiple_of(4);
-        if !cols.is_multiple_of(UNIT_ELEMENTS) && !words {
-            // Rows that are neither whole 8-element units nor whole f32 words: dx first, then its column sums, a
-            // separate pass over dx. A column per thread in one pass (f32) measured 3-5% slower on lavapipe at
+        let all_16 = [x, dy, dx].iter().all(|t| t.dtype() != crate::DType::F32);
+        let pairs = all_16 && cols.is_multiple_of(2) && !cols.is_multiple_of(UNIT_ELEMENTS);
+        if !cols.is_multiple_of(UNIT_ELEMENTS) && !words && !pairs {
+            // Rows that are neither whole 8-element units, nor whole f32 words, nor whole 16-bit pairs: dx
+            // first, then its column sums, a separate pass over dx. A column per thread in one pass (f32) measured 3-5% slower on lavapipe at
             // 4096 x 4095 (80-82 against 77-78 ms) and no faster on llvmpipe GL.
             record(
                 gpu,
@@ -408,9 +410,12 @@ impl Activation {
         // one word already. Measured on lavapipe at 4096 x 4096: bias + GELU backward 42-48 -> 37-39 ms. The same
         // layout in `bias_forward_rows_words` measured no change on lavapipe.
         // f32 rows of whole words take the word kernel at any width (4096 x 4100 on lavapipe / GL: 48-52 / 44-52
-        // ms against 60-71 / 62-66 ms for dx and then its column sums).
+        // ms against 60-71 / 62-66 ms for dx and then its column sums), 16-bit rows of whole pairs the pair
+        // kernel (4096 x 4098 bf16 / f16 on lavapipe: 45-46 / 47-54 ms against 63-71 / 85-89 ms).
         let (entry, per_thread) = if words {
             ("bias_backward_fused_words", 4)
+        } else if pairs {
+            ("bias_backward_fused_pairs", 2)
         } else {
             ("bias_backward_fused", UNIT_ELEMENTS)
         };
