@@ -33,8 +33,9 @@
 //! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
 //! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "matmul_kernel", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
-//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails, 2 on bad arguments or
-//! when no adapter can be had.
+//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails (a size past the
+//! device's buffer limit included), 2 on bad arguments or when no adapter can be had; `--help` prints the usage
+//! and exits 0. `--pass` also selects the fused-against-unfused comparisons (SwiGLU's needs both passes).
 
 use std::process::ExitCode;
 
@@ -183,13 +184,21 @@ fn parse_args() -> Result<Args, String> {
         f16_storage: F16Storage::Auto,
     };
     let mut it = raw.iter();
+    let mut kernels_given = false;
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
         match a.as_str() {
             "--quick" => {}
             "--json" => args.json = true,
             "--markdown" => args.markdown = true,
-            "--kernels" | "--only" => select_kernels(&mut plan, value()?)?,
+            "--kernels" | "--only" => {
+                if std::mem::replace(&mut kernels_given, true) {
+                    return Err(format!(
+                        "give {a} once, with the kernels comma-separated; {USAGE}"
+                    ));
+                }
+                select_kernels(&mut plan, value()?)?
+            }
             "--pass" => {
                 plan.passes = match value()?.as_str() {
                     "forward" => vec![Pass::Forward],
@@ -206,6 +215,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--shape" => {
                 let (r, c) = parse_pair("--shape", value()?)?;
+                if c % 2 != 0 {
+                    return Err(format!(
+                        "--shape needs an even number of columns (the gated units split them), got {c}"
+                    ));
+                }
                 plan.shape = [r as usize, c as usize];
             }
             "--dtypes" => {
@@ -220,7 +234,12 @@ fn parse_args() -> Result<Args, String> {
                 plan.sampling.samples = n;
                 ceilings.sampling.samples = n;
             }
-            "--copy-mib" => ceilings.copy_bytes = positive(a, value()?)? << 20,
+            "--copy-mib" => {
+                let mib = positive(a, value()?)?;
+                ceilings.copy_bytes = mib
+                    .checked_mul(1 << 20)
+                    .ok_or(format!("{a} is too large: {mib}"))?;
+            }
             "--clock" => {
                 args.clock = Some(match value()?.as_str() {
                     "timestamps" => Clock::Timestamps,
@@ -291,6 +310,10 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(msg) => {

@@ -41,6 +41,13 @@ fn main() -> ExitCode {
 }
 
 fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
+    // An output directory that cannot be created fails now, not after the runs it was to hold.
+    if let Some(dir) = &options.out {
+        std::fs::create_dir_all(dir).map_err(|source| StudyError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_line());
     let (wall, compiled) = if options.lr_sweep.is_empty() {

@@ -2,7 +2,8 @@
 //! from a seed (no downloads), 2 -> 64 -> 64 -> 3 with GELU, softmax cross-entropy and Adam.
 //!
 //! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd --activation gelu --diagnostics]`
-//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any name of `Activation::ALL`.)
+//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any name of `Activation::ALL`; an
+//! unknown argument or a bad value exits with status 2 and the usage.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
@@ -23,12 +24,52 @@ use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
 /// The spirals' classes ([`spirals`], shared with the activation study).
 const CLASSES: usize = 3;
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+const USAGE: &str = "usage: train [--epochs N] [--seed N] [--sgd] [--activation NAME] [--diagnostics] | train --time";
+
+/// The command line: epochs, seed, SGD instead of Adam, the hidden activation, diagnostics, time mode.
+struct Args {
+    epochs: u64,
+    seed: u64,
+    sgd: bool,
+    activation: Activation,
+    diagnostics: bool,
+    time: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        epochs: 20,
+        seed: 1,
+        sgd: false,
+        activation: Activation::Gelu,
+        diagnostics: false,
+        time: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
+        let mut count = |max: u64| -> Result<u64, String> {
+            let v = value()?;
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(format!("{a} needs an integer in 1..={max}, got {v:?}"))
+        };
+        match a.as_str() {
+            "--epochs" => args.epochs = count(100_000)?,
+            "--seed" => args.seed = count(u64::MAX / 2)?,
+            "--sgd" => args.sgd = true,
+            "--diagnostics" => args.diagnostics = true,
+            "--time" => args.time = true,
+            "--activation" => {
+                let name = value()?;
+                args.activation = Activation::from_name(&name)
+                    .ok_or(format!("unknown activation {name:?}; {USAGE}"))?;
+            }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    Ok(args)
 }
 
 fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
@@ -68,17 +109,27 @@ fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
 }
 
 fn main() -> actgpu::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("train: {msg}");
+            std::process::exit(2);
+        }
+    };
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_line());
-    if args.iter().any(|a| a == "--time") {
+    if args.time {
         return time_steps(&gpu);
     }
-    let epochs = arg(&args, "--epochs", 20);
-    let seed = arg(&args, "--seed", 1);
+    let (epochs, seed, act, diagnostics) =
+        (args.epochs, args.seed, args.activation, args.diagnostics);
     let (train_x, train_y) = spirals(300, seed);
     let (test_x, test_y) = spirals(100, seed + 1000);
-    let opt = if args.iter().any(|a| a == "--sgd") {
+    let opt = if args.sgd {
         Optimizer::Sgd(Sgd {
             momentum: 0.9,
             ..Sgd::new(0.1)
@@ -86,19 +137,9 @@ fn main() -> actgpu::Result<()> {
     } else {
         Optimizer::Adam(Adam::new(0.01))
     };
-    let name = args
-        .iter()
-        .position(|a| a == "--activation")
-        .and_then(|i| args.get(i + 1))
-        .map_or("gelu", String::as_str);
-    let Some(act) = Activation::from_name(name) else {
-        eprintln!("train: unknown activation {name:?}");
-        std::process::exit(2);
-    };
     let sizes = [2, 64, 64, CLASSES];
     let hidden = [act, act];
     let mut net = Mlp::new(&gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, seed)?;
-    let diagnostics = args.iter().any(|a| a == "--diagnostics");
     net.set_diagnostics(diagnostics)?;
     let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
     let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;

@@ -57,9 +57,7 @@ fn parse_args() -> Result<Args, String> {
                 args.dtypes =
                     vec![DType::from_name(&name).ok_or(format!("unknown dtype {name:?}"))?];
             }
-            "-h" | "--help" => {
-                return Err("usage: validate [--json] [--only NAME] [--dtype f32|f16|bf16]".into());
-            }
+
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
     }
@@ -248,7 +246,13 @@ fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>
     Ok(out)
 }
 
+const USAGE: &str = "usage: validate [--json] [--only NAME] [--dtype f32|f16|bf16]";
+
 fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(msg) => {

@@ -117,6 +117,7 @@ pub struct ElementwiseOperands {
 impl ElementwiseOperands {
     /// Allocates and fills the sets for tensors of `elements` elements of `dtype`.
     pub fn new(gpu: &Gpu, elements: usize, dtype: DType, seed: u64) -> Result<Self> {
+        super::check_elements(gpu, elements, 4)?;
         let mut rng = Rng::new(seed);
         let x = random_values(&mut rng, elements, -4.0, 4.0);
         let dy = random_values(&mut rng, elements, -1.0, 1.0);

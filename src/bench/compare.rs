@@ -16,7 +16,7 @@
 use super::{measure_alternating, Measurement, Sampling, Timer};
 use crate::ops::bias::record_column_sums;
 use crate::ops::matmul::{record_form, Form, MatmulKernel};
-use crate::verify::Rng;
+use crate::verify::{Pass, Rng};
 use crate::{Activation, DType, Dense, Gated, Gpu, Result, Tensor};
 
 /// What is compared.
@@ -99,6 +99,15 @@ impl Comparison {
             .map(|u| u / self.useful_bytes(rows, cols))
     }
 
+    /// The passes the comparison runs: it is measured when a run's passes include all of them.
+    pub fn passes(self) -> &'static [Pass] {
+        match self {
+            Comparison::BiasGeluForward | Comparison::DenseGeluForward => &[Pass::Forward],
+            Comparison::BiasGeluBackward => &[Pass::Backward],
+            Comparison::SwigluForwardBackward => &[Pass::Forward, Pass::Backward],
+        }
+    }
+
     /// The target speed-up of fused over unfused.
     pub const fn target(self) -> f64 {
         match self {
@@ -126,6 +135,7 @@ pub struct CompareOperands {
 impl CompareOperands {
     /// Random operands (x in [-4, 4], the rest in [-2, 2]) for `[rows, cols]`.
     pub fn new(gpu: &crate::Gpu, rows: usize, cols: usize, seed: u64) -> Result<Self> {
+        super::check_elements(gpu, rows.saturating_mul(cols), 4)?;
         let mut rng = Rng::new(seed);
         let mut matrix = |scale: f64| -> Result<Tensor> {
             let v: Vec<f32> = (0..rows * cols)

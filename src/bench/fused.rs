@@ -154,7 +154,8 @@ impl FusedOperands {
                 reason: format!("a gated unit needs an even number of columns, got {cols}"),
             });
         }
-        let n = rows * cols;
+        let n = rows.saturating_mul(cols);
+        super::check_elements(gpu, n, 4)?;
         let out_shape = match op {
             FusedOp::Gated(_) => vec![rows, cols / 2],
             _ => vec![rows, cols],

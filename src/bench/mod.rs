@@ -31,7 +31,7 @@ pub mod training;
 pub use stats::Stats;
 pub use timing::{Clock, Sample, Timer, MAX_REPS_PER_SUBMIT};
 
-use crate::Result;
+use crate::{Gpu, Result};
 
 /// How many samples to take and how long each lasts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +73,22 @@ pub struct Measurement {
     pub reps_per_sample: u32,
     /// The clock that was read.
     pub clock: Clock,
+}
+
+/// Checks that `elements` values of `bytes` each fit one buffer of `gpu` before any host vector of them is
+/// filled: a size past the device's buffer limit is [`crate::Error::LimitExceeded`], not a host allocation of
+/// that size.
+pub fn check_elements(gpu: &Gpu, elements: usize, bytes: usize) -> Result<()> {
+    let max = gpu.limits().max_buffer_size;
+    let requested = (elements as u64).saturating_mul(bytes as u64);
+    if requested > max {
+        return Err(crate::Error::LimitExceeded {
+            limit: "max_buffer_size",
+            max,
+            requested,
+        });
+    }
+    Ok(())
 }
 
 /// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of

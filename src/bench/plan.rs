@@ -188,9 +188,15 @@ impl Plan {
                 }
             }
         }
-        if !self.comparisons.is_empty() {
+        let comparisons: Vec<Comparison> = self
+            .comparisons
+            .iter()
+            .copied()
+            .filter(|c| c.passes().iter().all(|p| self.passes.contains(p)))
+            .collect();
+        if !comparisons.is_empty() {
             let ops = CompareOperands::new(gpu, rows, cols, seed + 1)?;
-            for &c in &self.comparisons {
+            for &c in &comparisons {
                 let (fused, unfused) = measure_comparison(timer, &self.sampling, &ops, c)?;
                 let (kernel, pass) = c.name();
                 for (variant, m) in [("fused", fused), ("unfused", unfused)] {
@@ -262,7 +268,13 @@ impl Plan {
                 on_row(row(name, pass.name(), shape.to_vec(), m, ops.flops(pass)));
             }
         }
-        for (i, &shape) in self.dense_comparisons.iter().enumerate() {
+        let forward = self.passes.contains(&Pass::Forward);
+        for (i, &shape) in self
+            .dense_comparisons
+            .iter()
+            .enumerate()
+            .filter(|_| forward)
+        {
             let ops = DenseCompareOperands::new(gpu, shape, 0xdc0 + i as u64)?;
             let (fused, unfused) = measure_dense_comparison(timer, &self.sampling, &ops)?;
             let (kernel, pass) = Comparison::DenseGeluForward.name();

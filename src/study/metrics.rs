@@ -107,6 +107,17 @@ pub fn first_reaching(curve: &[f64], target: f64) -> Option<usize> {
     curve.iter().position(|&v| v >= target).map(|e| e + 1)
 }
 
+/// [`mean_std`] of a final score over runs, where a run that diverged must show: the mean is infinite (or NaN)
+/// when any value is, with the standard deviation NaN, rather than the mean of the runs that did not diverge;
+/// `None` when there are no values.
+pub fn mean_std_of_runs(values: &[f64]) -> Option<(f64, f64)> {
+    match values.iter().find(|v| !v.is_finite()) {
+        _ if values.is_empty() => None,
+        Some(_) => Some((values.iter().sum::<f64>() / values.len() as f64, f64::NAN)),
+        None => mean_std(values),
+    }
+}
+
 /// Mean and sample standard deviation `sqrt(sum (v - mean)^2 / (n - 1))` of the finite values (std 0 for one
 /// value); `None` when none is finite.
 pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
@@ -189,6 +200,12 @@ mod tests {
         assert!(close(m, 2.0) && close(s, 1.0));
         assert_eq!(mean_std(&[5.0]), Some((5.0, 0.0)));
         assert_eq!(mean_std(&[f64::INFINITY]), None);
+        // Over runs, a diverged run shows instead of vanishing from the mean.
+        assert_eq!(mean_std_of_runs(&[1.0, 3.0]), Some((2.0, 2f64.sqrt())));
+        let (m, s) = mean_std_of_runs(&[0.2, f64::INFINITY, 0.4]).unwrap();
+        assert!(m.is_infinite() && s.is_nan());
+        assert!(mean_std_of_runs(&[0.2, f64::NAN]).unwrap().0.is_nan());
+        assert_eq!(mean_std_of_runs(&[]), None);
         assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), Some(2.5));
     }
 }

@@ -31,7 +31,10 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --epochs N            passes over the training set (default 30)
   --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1)
   --hidden W,W,..       hidden layer widths (default 64,64,64)
-  --points N            training points per class (default 300; the test set has a third as many)
+  --points N            training points per class (default 300; the test and validation sets have a third
+                        as many)
+  --test-points N       test (and validation) points per class
+  --data-seed N         the seed of the data (default 1; the same for every run)
   --batch N             rows per step (default 64)
   --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
   --lr-sweep X,Y,..     run the whole study once per learning rate and rank the kinds at their own best rate
@@ -45,6 +48,15 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
   -h, --help            this text
 ";
+
+/// The largest `--epochs`.
+const MAX_EPOCHS: usize = 1_000_000;
+/// The largest `--seeds`.
+const MAX_SEEDS: usize = 10_000;
+/// The largest `--points`, `--test-points` and `--batch`.
+const MAX_POINTS: usize = 10_000_000;
+/// The largest hidden width.
+const MAX_WIDTH: usize = 65_536;
 
 /// Everything the study's command line sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +158,46 @@ fn positive(flag: &str, v: &str) -> Result<usize, StudyError> {
     }
 }
 
+/// [`positive`], and at most `max`: counts past it would only exhaust memory or time.
+fn bounded(flag: &str, v: &str, max: usize) -> Result<usize, StudyError> {
+    match positive(flag, v)? {
+        n if n > max => Err(usage(format!("{flag} must be at most {max}, got {n}"))),
+        n => Ok(n),
+    }
+}
+
+/// The flags that take a value: the parser consumes the argument after each.
+const VALUE_FLAGS: [&str; 14] = [
+    "--dataset",
+    "--activations",
+    "--epochs",
+    "--seeds",
+    "--points",
+    "--test-points",
+    "--batch",
+    "--hidden",
+    "--lr",
+    "--lr-sweep",
+    "--target",
+    "--data-seed",
+    "--input-scale",
+    "--out",
+];
+
+/// Whether `name` appears as a flag (not as the value of one that takes a value).
+fn has_flag(args: &[String], name: &str) -> bool {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == name {
+            return true;
+        }
+        if VALUE_FLAGS.contains(&a.as_str()) {
+            it.next();
+        }
+    }
+    false
+}
+
 /// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `gated`, `learnable`, `all`),
 /// keeping the first occurrence of each candidate.
 pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
@@ -195,10 +247,10 @@ impl Options {
     /// Parses the arguments after the program name. `--quick` sets its defaults first, whatever its position;
     /// the other flags then override them.
     pub fn parse(args: &[String]) -> Result<Command, StudyError> {
-        if args.iter().any(|a| a == "-h" || a == "--help") {
+        if has_flag(args, "-h") || has_flag(args, "--help") {
             return Ok(Command::Help);
         }
-        let mut o = if args.iter().any(|a| a == "--quick") {
+        let mut o = if has_flag(args, "--quick") {
             Options::quick()
         } else {
             Options::default()
@@ -237,34 +289,40 @@ impl Options {
                     })?;
                 }
                 "--activations" => o.activations = parse_activations(&value(&mut it)?)?,
-                "--epochs" => o.epochs = positive(flag, &value(&mut it)?)?,
-                "--seeds" => o.seeds = positive(flag, &value(&mut it)?)? as u64,
+                "--epochs" => o.epochs = bounded(flag, &value(&mut it)?, MAX_EPOCHS)?,
+                "--seeds" => o.seeds = bounded(flag, &value(&mut it)?, MAX_SEEDS)? as u64,
                 "--points" => {
-                    o.points = positive(flag, &value(&mut it)?)?;
+                    o.points = bounded(flag, &value(&mut it)?, MAX_POINTS)?;
                     if !test_points_set {
                         o.test_points = o.points.div_ceil(3);
                     }
                 }
                 "--test-points" => {
-                    o.test_points = positive(flag, &value(&mut it)?)?;
+                    o.test_points = bounded(flag, &value(&mut it)?, MAX_POINTS)?;
                     test_points_set = true;
                 }
-                "--batch" => o.batch = positive(flag, &value(&mut it)?)?,
+                "--batch" => o.batch = bounded(flag, &value(&mut it)?, MAX_POINTS)?,
                 "--hidden" => {
                     let v = value(&mut it)?;
                     o.hidden = v
                         .split(',')
-                        .map(|w| positive(flag, w.trim()))
+                        .map(|w| bounded(flag, w.trim(), MAX_WIDTH))
                         .collect::<Result<_, _>>()?;
                 }
                 "--lr" => o.lr = Some(learning_rate(flag, &value(&mut it)?)?),
                 "--lr-sweep" => {
                     let v = value(&mut it)?;
-                    o.lr_sweep = v
+                    let rates: Vec<f32> = v
                         .split(',')
                         .map(|x| learning_rate(flag, x.trim()))
                         .collect::<Result<_, _>>()?;
-                    o.lr_sweep.dedup();
+                    // Each rate once, in the order given.
+                    o.lr_sweep.clear();
+                    for r in rates {
+                        if !o.lr_sweep.contains(&r) {
+                            o.lr_sweep.push(r);
+                        }
+                    }
                 }
                 "--target" => {
                     let v = value(&mut it)?;
@@ -523,11 +581,34 @@ mod tests {
             "--input-scale inf",
             "--input-scale",
             "--frobnicate",
+            "--epochs 18446744073709551615",
+            "--points 18446744073709551615",
+            "--test-points 10000001",
+            "--seeds 10001",
+            "--hidden 64,70000",
         ] {
             assert!(
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn sweep_rates_come_once_and_flag_values_are_not_flags() {
+        let Ok(Command::Run(o)) = Options::parse(&args("--lr-sweep 0.01,0.003,0.01")) else {
+            panic!("a sweep")
+        };
+        assert_eq!(o.lr_sweep, [0.01, 0.003]);
+        // `--quick` as the value of `--out` names a directory; it does not turn quick mode on.
+        let Ok(Command::Run(o)) = Options::parse(&args("--out --quick")) else {
+            panic!("a run")
+        };
+        assert!(!o.quick);
+        assert_eq!(o.out.as_deref(), Some(std::path::Path::new("--quick")));
+        assert!(matches!(
+            Options::parse(&args("--epochs 3 --help")),
+            Ok(Command::Help)
+        ));
     }
 }

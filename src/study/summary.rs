@@ -3,10 +3,11 @@
 //! the per-layer gradient flow, the parameter count and the learnable activations' trained parameters.
 
 use crate::study::candidate::Candidate;
-use crate::study::metrics::{first_reaching, mean_std, median};
+use crate::study::metrics::{first_reaching, mean_std, mean_std_of_runs, median};
 use crate::study::run::RunRecord;
 
-/// Mean and sample standard deviation over seeds (`None` when no run gave a finite value).
+/// Mean and sample standard deviation over seeds (`None` without runs; an infinite or NaN mean when a run
+/// diverged).
 pub type Spread = Option<(f64, f64)>;
 
 /// One hidden layer's learnable activation parameter after training, over its elements and the runs.
@@ -112,7 +113,7 @@ impl Summary {
     /// test accuracy is at least `target`.
     pub fn new(activation: Candidate, runs: &[RunRecord], target: f64) -> Summary {
         let last = |f: &dyn Fn(&RunRecord) -> Option<f64>| -> Spread {
-            mean_std(&runs.iter().filter_map(f).collect::<Vec<_>>())
+            mean_std_of_runs(&runs.iter().filter_map(f).collect::<Vec<_>>())
         };
         let acc_curves: Vec<Vec<f64>> = runs
             .iter()
