@@ -94,6 +94,13 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     if groups == 0 {
         return Ok((0, 0));
     }
+    if max_per_dim == 0 {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_workgroups_per_dimension",
+            max: 0,
+            requested: groups,
+        });
+    }
     let x = groups.min(u64::from(max_per_dim));
     let y = groups.div_ceil(x);
     if y > u64::from(max_per_dim) {
@@ -106,6 +113,9 @@ pub fn grid(groups: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     Ok((x as u32, y as u32))
 }
 
+/// The most units one dispatch of [`chunks`] covers.
+pub const MAX_CHUNK_UNITS: u64 = 1 << 30;
+
 /// Splits `units` work units into chunks whose bindings fit one storage binding of at most `max_binding_bytes`
 /// when a unit takes up to `unit_bytes` bytes, with chunk starts aligned to `offset_alignment` bytes for units
 /// of 16 bytes or more. Returns `(first_unit, unit_count)` pairs.
@@ -116,7 +126,10 @@ pub fn chunks(
     unit_bytes: u64,
 ) -> Vec<(u64, u64)> {
     let align = (u64::from(offset_alignment) / 16).max(1);
-    let per_chunk = ((max_binding_bytes / unit_bytes) / align * align).max(align);
+    // At most 2^30 units a chunk whatever the binding limit: the kernels index a chunk's 16-byte words in u32,
+    // up to 2 per unit of f32 data.
+    let fit = (max_binding_bytes / unit_bytes.max(1)).min(MAX_CHUNK_UNITS);
+    let per_chunk = (fit / align * align).max(align);
     let mut out = Vec::new();
     let mut start = 0;
     while start < units {

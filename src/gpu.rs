@@ -51,6 +51,34 @@ pub enum F16Storage {
     Native,
 }
 
+/// Checks a caller's launch shape: at least 1 thread and 1 unit each, and (with the device's `limits`) no more
+/// threads than a workgroup may have.
+fn check_launch(launch: Option<LaunchConfig>, limits: Option<&wgpu::Limits>) -> Result<()> {
+    let Some(l) = launch else { return Ok(()) };
+    if l.workgroup_size == 0 || l.units_per_thread == 0 {
+        return Err(Error::InvalidArgument {
+            op: "GpuOptions::launch",
+            reason: format!(
+                "{}x{}: the workgroup size and the units per thread must be at least 1",
+                l.workgroup_size, l.units_per_thread
+            ),
+        });
+    }
+    if let Some(limits) = limits {
+        let max = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        if l.workgroup_size > max {
+            return Err(Error::LimitExceeded {
+                limit: "max_compute_invocations_per_workgroup",
+                max: u64::from(max),
+                requested: u64::from(l.workgroup_size),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
@@ -123,6 +151,14 @@ impl Gpu {
 
     /// Creates a device asynchronously.
     pub async fn new_async(options: GpuOptions) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidArgument {
+            op: "Gpu::with_options",
+            reason: reason.into(),
+        };
+        if options.max_workgroups_per_dimension == Some(0) {
+            return Err(invalid("max_workgroups_per_dimension must be at least 1"));
+        }
+        check_launch(options.launch, None)?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         if let Some(b) = options.backends {
             desc.backends = b;
@@ -161,6 +197,7 @@ impl Gpu {
             .map_err(|e| Error::RequestDevice {
                 reason: e.to_string(),
             })?;
+        check_launch(options.launch, Some(&device.limits()))?;
         let gpu = Self::build(device, queue, &options);
         // Only a device we created gets our handlers: a host app's device keeps its own.
         let lost = gpu.inner.lost.clone();
@@ -183,9 +220,23 @@ impl Gpu {
     }
 
     /// Wraps the host application's device and queue. actgpu creates nothing global and leaves the device's
-    /// error and device-lost handlers as the host set them.
+    /// error and device-lost handlers as the host set them: errors actgpu does not scope itself, and the loss of
+    /// the device, reach the host's handlers (a lost device then shows in actgpu as failed readbacks, not as
+    /// [`Error::DeviceLost`]).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         Self::build(device, queue, &GpuOptions::default())
+    }
+
+    /// [`Gpu::from_device`] with the per-context choices of `options` (launch shape, f16 path, reduction rows,
+    /// matmul kernel); its device-creation fields (backends, power preference, limits) are the host's business
+    /// and are ignored. A launch shape of zeros or past the device's limits is an error.
+    pub fn from_device_with_options(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        options: &GpuOptions,
+    ) -> Result<Self> {
+        check_launch(options.launch, Some(&device.limits()))?;
+        Ok(Self::build(device, queue, options))
     }
 
     /// The context on `device` with the per-context choices of `options` (launch shape, f16 path, reduction
@@ -205,7 +256,8 @@ impl Gpu {
         let streaming_launch = launch.unwrap_or_else(|| {
             LaunchConfig::for_device(info.device_type, Intensity::Streaming).fit(&limits)
         });
-        let launch = launch.unwrap_or_else(|| LaunchConfig::for_device_type(info.device_type));
+        let launch =
+            launch.unwrap_or_else(|| LaunchConfig::for_device_type(info.device_type).fit(&limits));
         Gpu {
             inner: Arc::new(Inner {
                 device,

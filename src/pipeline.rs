@@ -132,6 +132,10 @@ impl PipelineCache {
         let module = self.module(device, (key.shader, key.custom, act))?;
         let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
         constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
+        // A backend compiler's failure comes back as an internal error, not a validation one: catch both, so
+        // that neither reaches the device's uncaptured-error handler (a host app's may panic) nor leaves an
+        // invalid pipeline in the cache.
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(key.entry),
@@ -144,7 +148,8 @@ impl PipelineCache {
             },
             cache: None,
         });
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        let validation = pollster::block_on(scope.pop());
+        if let Some(err) = validation.or(pollster::block_on(internal.pop())) {
             return Err(Error::Wgpu {
                 op: "create_compute_pipeline",
                 message: format!("{} / {}: {err}", key.shader.label(), key.entry),

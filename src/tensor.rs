@@ -28,10 +28,13 @@ pub struct Tensor {
 }
 
 /// Bytes a buffer holding `len` elements of `dtype` needs: whole 32-byte blocks (a work unit of f32 data), at
-/// least one.
+/// least one; `u64::MAX` where that does not fit a `u64` (no device has such a buffer, so every size check
+/// refuses it).
 pub fn padded_bytes(len: usize, dtype: DType) -> u64 {
-    let bytes = (len as u64) * dtype.size_bytes() as u64;
-    bytes.div_ceil(32).max(1) * 32
+    (len as u64)
+        .checked_mul(dtype.size_bytes() as u64)
+        .and_then(|bytes| bytes.div_ceil(32).max(1).checked_mul(32))
+        .unwrap_or(u64::MAX)
 }
 
 fn element_count(shape: &[usize]) -> Result<usize> {
@@ -216,6 +219,14 @@ impl Tensor {
         self.gpu.check_lost()?;
         if data.is_empty() {
             return Ok(());
+        }
+        // A wrapped host buffer may lack it; wgpu would report that to the device's error handler, not here.
+        let missing = wgpu::BufferUsages::COPY_DST - self.buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::MissingUsage {
+                op: "Tensor::write",
+                missing: format!("{missing:?}"),
+            });
         }
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
         bytes.resize(bytes.len().div_ceil(4) * 4, 0);

@@ -167,6 +167,91 @@ fn wrapped_buffers_are_checked() {
     });
     let t = Tensor::from_buffer(g, no_copy, &[4], DType::F32).unwrap();
     assert!(matches!(t.read::<f32>(), Err(Error::MissingUsage { .. })));
+    // Writing needs COPY_DST, which wgpu would otherwise report to the device's handler, not to the caller.
+    assert!(matches!(
+        t.write(&[1.0f32; 4]),
+        Err(Error::MissingUsage {
+            op: "Tensor::write",
+            ..
+        })
+    ));
+    // A shape whose bytes overflow u64 is refused, not wrapped to a tiny buffer.
+    let block = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 32,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    assert!(Tensor::from_buffer(g, block, &[1 << 62], DType::F32).is_err());
+    assert!(matches!(
+        g.zeros(&[usize::MAX], DType::F32),
+        Err(Error::LimitExceeded { .. })
+    ));
+    assert_eq!(actgpu::padded_bytes(usize::MAX, DType::F32), u64::MAX);
+}
+
+#[test]
+fn bad_options_are_typed_errors() {
+    let with = |options: GpuOptions| Gpu::with_options(options).map(|_| ());
+    for launch in [(0, 1), (64, 0)] {
+        let r = with(GpuOptions {
+            launch: Some(actgpu::LaunchConfig {
+                workgroup_size: launch.0,
+                units_per_thread: launch.1,
+            }),
+            ..GpuOptions::default()
+        });
+        assert!(
+            matches!(r, Err(Error::InvalidArgument { .. })),
+            "{launch:?}: {r:?}"
+        );
+    }
+    let r = with(GpuOptions {
+        launch: Some(actgpu::LaunchConfig {
+            workgroup_size: 1 << 20,
+            units_per_thread: 1,
+        }),
+        ..GpuOptions::default()
+    });
+    assert!(matches!(r, Err(Error::LimitExceeded { .. })), "{r:?}");
+    let r = with(GpuOptions {
+        max_workgroups_per_dimension: Some(0),
+        ..GpuOptions::default()
+    });
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    assert!(actgpu::dispatch::grid(5, 0).is_err());
+    assert_eq!(actgpu::dispatch::chunks(3, 64, 16, 0).len(), 1);
+}
+
+#[test]
+fn a_host_device_takes_the_per_context_options() {
+    let launch = actgpu::LaunchConfig {
+        workgroup_size: 32,
+        units_per_thread: 2,
+    };
+    let (device, queue) = host_device();
+    let options = GpuOptions {
+        launch: Some(launch),
+        f16_storage: actgpu::F16Storage::Packed,
+        ..GpuOptions::default()
+    };
+    let gpu = Gpu::from_device_with_options(device, queue, &options).unwrap();
+    assert_eq!(gpu.launch_config(), launch);
+    let x = gpu.upload(&[-1.0f32, 2.0, -3.0]).unwrap();
+    let y: Vec<f32> = Activation::Relu.forward(&x).unwrap().read().unwrap();
+    assert_eq!(y, [0.0, 2.0, 0.0]);
+    let (device, queue) = host_device();
+    let zero = GpuOptions {
+        launch: Some(actgpu::LaunchConfig {
+            workgroup_size: 0,
+            units_per_thread: 1,
+        }),
+        ..GpuOptions::default()
+    };
+    assert!(matches!(
+        Gpu::from_device_with_options(device, queue, &zero),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
 #[test]
