@@ -82,7 +82,8 @@ pub struct RunRecord {
     pub initial: Vec<LayerDiagnostics>,
     /// One record per epoch.
     pub epochs: Vec<EpochRecord>,
-    /// Wall time of each timed step, in seconds.
+    /// Wall time of each timed step, in seconds: the steps without diagnostics (all but each epoch's last and
+    /// the first), or every step when there are none such (one batch an epoch).
     pub step_s: Vec<f64>,
     /// Wall time of the whole run, evaluation included, in seconds (its pipelines were created and first run
     /// before it, by [`warm_up`]).
@@ -218,7 +219,7 @@ pub fn train_one(
     let batch = config.batch.max(1);
     let mut initial = Vec::new();
     let mut epochs = Vec::with_capacity(config.epochs);
-    let mut step_s = Vec::new();
+    let (mut step_s, mut diagnosed_s) = (Vec::new(), Vec::new());
     for epoch in 1..=config.epochs {
         // Fisher-Yates shuffle from the seed.
         for i in (1..order.len()).rev() {
@@ -244,6 +245,7 @@ pub fn train_one(
                 if last {
                     layers = d;
                 }
+                diagnosed_s.push(elapsed);
             } else {
                 step_s.push(elapsed);
             }
@@ -278,7 +280,12 @@ pub fn train_one(
         seed,
         initial,
         epochs,
-        step_s,
+        // With one step an epoch every step gathers diagnostics: time those rather than none.
+        step_s: if step_s.is_empty() {
+            diagnosed_s
+        } else {
+            step_s
+        },
         wall_s: start.elapsed().as_secs_f64(),
     })
 }
