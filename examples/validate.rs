@@ -31,7 +31,7 @@ use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
 use actgpu::verify::training::{check_dense, check_losses, check_optimizers, check_products};
 use actgpu::verify::{
-    check_activation, check_activation_exhaustive, ActivationCheck, Check, Dtypes, Pass,
+    check_activation, check_activation_exhaustive, ActivationCheck, Check, Criterion, Dtypes, Pass,
 };
 use actgpu::{Activation, DType, Gated, Gpu, Learnable};
 
@@ -73,6 +73,9 @@ struct Row {
     max_abs_err: f64,
     max_rel_err: f64,
     max_ulp_err: u32,
+    /// Whether the row was judged in ULPs of its storage type (16-bit elementwise outputs); sums and products
+    /// are judged by bounds, and their `max_ulp_err` means nothing.
+    in_ulps: bool,
     worst_input: f32,
     /// Elements that passed only by the rules for devices that flush subnormals.
     flush_accepted: usize,
@@ -88,7 +91,7 @@ fn ulp_summary(rows: &[Row]) -> Vec<(DType, usize, u32, usize)> {
         .filter_map(|dtype| {
             let ulps: Vec<u32> = rows
                 .iter()
-                .filter(|r| r.dtype == dtype)
+                .filter(|r| r.dtype == dtype && r.in_ulps)
                 .map(|r| r.max_ulp_err)
                 .collect();
             let max = ulps.iter().copied().max()?;
@@ -103,10 +106,12 @@ fn failure_notes(checks: &[&Check], unwritten: usize) -> Vec<String> {
         .iter()
         .flat_map(|c| &c.first_failures)
         .map(|f| {
-            format!(
-                "x = {:e}: got {:e}, expected {:e}",
-                f.input, f.got, f.expected
-            )
+            let at = if f.input.is_nan() {
+                format!("element {}", f.index)
+            } else {
+                format!("x = {:e}", f.input)
+            };
+            format!("{at}: got {:e}, expected {:e}", f.got, f.expected)
         })
         .collect();
     if unwritten > 0 {
@@ -130,6 +135,7 @@ fn activation_row(r: &ActivationCheck) -> Row {
         max_abs_err: checks.iter().map(|c| c.max_abs_err).fold(0.0, f64::max),
         max_rel_err: checks.iter().map(|c| c.max_rel_err).fold(0.0, f64::max),
         max_ulp_err: r.general.max_ulp_err,
+        in_ulps: matches!(r.general.criterion, Criterion::Ulp { .. }),
         worst_input: worst,
         flush_accepted: checks.iter().map(|c| c.flush_accepted).sum(),
         ok: r.ok(),
@@ -146,6 +152,7 @@ fn fused_row(f: &FusedCheck) -> Row {
         max_abs_err: f.check.max_abs_err,
         max_rel_err: f.check.max_rel_err,
         max_ulp_err: f.check.max_ulp_err,
+        in_ulps: matches!(f.check.criterion, Criterion::Ulp { .. }),
         worst_input: f.check.worst_input,
         flush_accepted: f.check.flush_accepted,
         ok: f.ok(),

@@ -169,7 +169,8 @@ impl FusedOperands {
             FusedOp::Learnable(l) => Some(vec![FusedOp::initial_param(l); cols]),
             FusedOp::Gated(_) => None,
         };
-        let count = rotation_sets(3 * n as u64 * dtype.size_bytes() as u64);
+        // Sized by the least a pass touches: x and the output.
+        let count = rotation_sets(2 * n as u64 * dtype.size_bytes() as u64);
         let mut sets = Vec::with_capacity(count);
         for _ in 0..count {
             let shaped = |data: &[f32], shape: &[usize]| -> Result<Tensor> {

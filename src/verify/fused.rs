@@ -140,12 +140,45 @@ fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-/// Elementwise outputs stored in `dtype`: the f32 tolerance, or 1 ULP of the 16-bit type.
-pub fn check_values(dtype: DType, x: &[f32], got: &[f32], reference: &[f64]) -> Check {
+/// Elementwise outputs stored in `dtype`: the f32 tolerance, or 1 ULP of the 16-bit type. With `flushes` (the
+/// device flushes subnormals, [`Gpu::flushes_subnormals`]) a 16-bit result that fails but lies within
+/// [`super::FLUSH_UNDERFLOW`] of the reference passes as flushed, and is counted so
+/// ([`Check::flush_accepted`]); the f32 tolerance's absolute term covers flushing already.
+pub fn check_values(
+    dtype: DType,
+    x: &[f32],
+    got: &[f32],
+    reference: &[f64],
+    flushes: bool,
+) -> Check {
     match dtype {
         DType::F32 => compare(x, got, reference, F32_ELEMENTWISE, false),
+        _ if flushes => super::compare_flushing(
+            super::Criterion::Ulp { dtype, max: 1 },
+            x,
+            got,
+            reference,
+            Some(reference),
+        ),
         _ => compare_storage(dtype, x, got, reference, 1),
     }
+}
+
+/// [`check_values`] of the output `out`, its unwritten elements (still holding the poison) counted as failures:
+/// a 16-bit poison is a NaN, which a NaN reference would otherwise accept.
+fn values(gpu: &Gpu, dtype: DType, x: &[f32], out: &Tensor, reference: &[f64]) -> Result<Check> {
+    let (got, unwritten) = super::read_checked(out)?;
+    let mut c = check_values(dtype, x, &got, reference, gpu.flushes_subnormals()?);
+    c.failures += unwritten;
+    Ok(c)
+}
+
+/// [`check_sums`] of the reduced output `out`, its unwritten elements counted as failures.
+fn sums_of(terms_t: DType, out: &Tensor, reference: &[f64], abs_sums: &[f64]) -> Result<Check> {
+    let (got, unwritten) = super::read_checked(out)?;
+    let mut c = check_sums(terms_t, out.dtype(), &got, reference, abs_sums);
+    c.failures += unwritten;
+    Ok(c)
 }
 
 /// A reduced gradient (db, dp) against the reference. Each sum may differ by the rounding of an f32 sum (1e-5 of
@@ -232,21 +265,21 @@ pub fn check_bias(
             Pass::Forward,
             "y",
             x_t,
-            check_values(x_t, &xs, &y.read_f32()?, &y_ref),
+            values(gpu, x_t, &xs, &y, &y_ref)?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             x_t,
-            check_values(x_t, &xs, &dx.read_f32()?, &dx_ref),
+            values(gpu, x_t, &xs, &dx, &dx_ref)?,
         ),
         row(
             &op,
             Pass::Backward,
             "db",
             b_t,
-            check_sums(x_t, b_t, &db.read_f32()?, &db_ref, &sums),
+            sums_of(x_t, &db, &db_ref, &sums)?,
         ),
     ])
 }
@@ -301,35 +334,35 @@ pub fn check_gated(
             Pass::Forward,
             "y",
             dtype,
-            check_values(dtype, &g32, &out.read_f32()?, &out_ref),
+            values(gpu, dtype, &g32, &out, &out_ref)?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             dtype,
-            check_values(dtype, &xs, &dx.read_f32()?, &dx_ref),
+            values(gpu, dtype, &xs, &dx, &dx_ref)?,
         ),
         row(
             &pair,
             Pass::Forward,
             "y",
             dtype,
-            check_values(dtype, &g32, &out_pair.read_f32()?, &out_ref),
+            values(gpu, dtype, &g32, &out_pair, &out_ref)?,
         ),
         row(
             &pair,
             Pass::Backward,
             "da",
             dtype,
-            check_values(dtype, &a32, &da.read_f32()?, &da_ref),
+            values(gpu, dtype, &a32, &da, &da_ref)?,
         ),
         row(
             &pair,
             Pass::Backward,
             "dg",
             dtype,
-            check_values(dtype, &g32, &dg.read_f32()?, &dg_ref),
+            values(gpu, dtype, &g32, &dg, &dg_ref)?,
         ),
     ])
 }
@@ -385,21 +418,21 @@ pub fn check_learnable(
             Pass::Forward,
             "y",
             dtype,
-            check_values(dtype, &xs, &y.read_f32()?, &y_ref),
+            values(gpu, dtype, &xs, &y, &y_ref)?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             dtype,
-            check_values(dtype, &xs, &dx.read_f32()?, &dx_ref),
+            values(gpu, dtype, &xs, &dx, &dx_ref)?,
         ),
         row(
             &op,
             Pass::Backward,
             "dp",
             DType::F32,
-            check_sums(DType::F32, DType::F32, &dp.read_f32()?, &dp_ref, &scale),
+            sums_of(DType::F32, &dp, &dp_ref, &scale)?,
         ),
     ])
 }
