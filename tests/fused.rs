@@ -284,6 +284,72 @@ fn a_shared_parameter_over_many_rows_of_units() {
     assert_all_ok(checks);
 }
 
+/// The learnable activations with the parameter and its gradient in 16-bit storage too (the check functions
+/// keep them f32): y and dx within 1 ULP, dp within the f32 sum's rounding plus 1 ULP of its type.
+#[test]
+fn learnable_parameters_in_16_bit_storage() {
+    use actgpu::verify::fused::{check_sums, check_values, random_values};
+    let g = gpu();
+    let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (rows, cols) = (21, 24);
+    let flushes = g.flushes_subnormals().unwrap();
+    let mut failures = Vec::new();
+    for dtype in [DType::F16, DType::BF16] {
+        for kind in Learnable::ALL {
+            for shared in [true, false] {
+                let n = if shared { 1 } else { cols };
+                let xs = random_values(rows * cols, 4.0, dtype, 1);
+                let dys = random_values(rows * cols, 2.0, dtype, 2);
+                let ps: Vec<f32> = random_values(n, 1.0, dtype, 3)
+                    .iter()
+                    .map(|v| actgpu::verify::round_to(dtype, v + 1.25))
+                    .collect();
+                let shaped = |v: &[f32], shape: &[usize]| {
+                    let t = g.upload_f32_as(v, dtype).unwrap();
+                    Tensor::from_buffer(g, t.buffer().clone(), shape, dtype).unwrap()
+                };
+                let (x, dy, p) = (
+                    shaped(&xs, &[rows, cols]),
+                    shaped(&dys, &[rows, cols]),
+                    shaped(&ps, &[n]),
+                );
+                let y = kind.forward(&x, &p).unwrap();
+                let (dx, dp) = kind.backward(&x, &p, &dy).unwrap();
+                assert_eq!(dp.dtype(), dtype);
+                let y_ref = cpu::fused::learnable_forward(kind, &widen(&xs), &widen(&ps));
+                let (dx_ref, dp_ref) =
+                    cpu::fused::learnable_backward(kind, &widen(&xs), &widen(&ps), &widen(&dys));
+                let mut scale = vec![0.0; n];
+                for (i, (&xv, &d)) in xs.iter().zip(&dys).enumerate() {
+                    let (_, gp) =
+                        cpu::fused::learnable_grads(kind, xv.into(), ps[i % cols % n].into());
+                    scale[i % cols % n] += (f64::from(d) * gp).abs();
+                }
+                let what = format!("{} {dtype:?} shared {shared}", kind.name());
+                for (out, c) in [
+                    (
+                        "y",
+                        check_values(dtype, &xs, &y.read_f32().unwrap(), &y_ref, flushes),
+                    ),
+                    (
+                        "dx",
+                        check_values(dtype, &xs, &dx.read_f32().unwrap(), &dx_ref, flushes),
+                    ),
+                    (
+                        "dp",
+                        check_sums(DType::F32, dtype, &dp.read_f32().unwrap(), &dp_ref, &scale),
+                    ),
+                ] {
+                    if !c.ok() {
+                        failures.push(format!("{what} {out}: {c:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn learnable_parameter_gradients_match_finite_differences() {
     // d/dp of L = sum(dy * f(x; p)) by central differences in f64, against the reference's dp.
