@@ -162,7 +162,7 @@ fn custom_activations_run_in_every_kernel_family_and_type() {
 /// unit in both layouts, forward and backward, in every storage type; ISRU on random inputs, the leaky relu on
 /// edge inputs too (ISRU's derivative, about |x|^-3, underflows in f32 at the edge values, where an infinite dy
 /// times it has no common answer with f64). A dense layer with ISRU in the matmul's epilogue, forward and
-/// backward, against the f64 product.
+/// backward, through validate's dense check.
 #[test]
 fn custom_activations_in_the_fused_kernels() {
     use actgpu::verify::fused::{check_bias, check_gated, FusedInputs};
@@ -186,69 +186,15 @@ fn custom_activations_in_the_fused_kernels() {
             }
         }
     }
+
+    // The dense layer with ISRU in the matmul's epilogue, forward and backward, dZ fused and separate.
+    for dz in [actgpu::DzMode::Separate, actgpu::DzMode::Fused] {
+        let dense = actgpu::Dense {
+            dz,
+            ..actgpu::Dense::new(isru)
+        };
+        checks.extend(actgpu::verify::training::check_dense_layer(g, dense).unwrap());
+    }
     let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
     assert!(failed.is_empty(), "{}", common::describe(&failed));
-
-    // The dense layer: y = isru(x w + b) in one kernel, and its backward with dZ fused and separate.
-    let act = isru;
-    let (m, k, n) = (37, 11, 29);
-    let mut rng = Rng::new(8);
-    let mut values = |len: usize, scale: f64| -> Vec<f32> {
-        (0..len).map(|_| rng.uniform(-scale, scale)).collect()
-    };
-    let (xs, ws, bs, dys) = (
-        values(m * k, 2.0),
-        values(k * n, 1.0),
-        values(n, 0.5),
-        values(m * n, 1.0),
-    );
-    let x = g.upload_shaped(&xs, &[m, k]).unwrap();
-    let w = g.upload_shaped(&ws, &[k, n]).unwrap();
-    let b = g.upload(&bs).unwrap();
-    let dy = g.upload_shaped(&dys, &[m, n]).unwrap();
-    // z = x w + b in f64, then the reference's f and f'.
-    let z: Vec<f64> = (0..m * n)
-        .map(|i| {
-            let (r, c) = (i / n, i % n);
-            (0..k)
-                .map(|p| f64::from(xs[r * k + p]) * f64::from(ws[p * n + c]))
-                .sum::<f64>()
-                + f64::from(bs[c])
-        })
-        .collect();
-    for mode in [actgpu::DzMode::Separate, actgpu::DzMode::Fused] {
-        let dense = actgpu::Dense {
-            dz: mode,
-            ..actgpu::Dense::new(act)
-        };
-        let (y, zt) = dense.forward_train(&x, &w, Some(&b)).unwrap();
-        let y = y.read::<f32>().unwrap();
-        for (i, &zi) in z.iter().enumerate() {
-            let want = cpu::activation::forward(act, zi);
-            assert!(
-                (f64::from(y[i]) - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                "{mode:?} y[{i}]"
-            );
-        }
-        let db = b.zeros_like().unwrap();
-        let dw = w.zeros_like().unwrap();
-        let dx = x.zeros_like().unwrap();
-        g.submit_and_wait("test", |enc| {
-            dense.record_backward(enc, &x, &w, &zt, &dy, &dw, Some(&db), Some(&dx))
-        })
-        .unwrap();
-        let dz: Vec<f64> = z
-            .iter()
-            .zip(&dys)
-            .map(|(&zi, &d)| cpu::activation::backward(act, zi, f64::from(d)))
-            .collect();
-        let db = db.read::<f32>().unwrap();
-        for c in 0..n {
-            let want: f64 = (0..m).map(|r| dz[r * n + c]).sum();
-            assert!(
-                (f64::from(db[c]) - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "{mode:?} db[{c}]"
-            );
-        }
-    }
 }

@@ -163,100 +163,107 @@ pub fn dense_backward_bounds(
 pub fn check_dense(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let mut out = Vec::new();
     for act in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
-        let dense = Dense::new(act);
-        let (mut y_checks, mut z_checks) = (Vec::new(), Vec::new());
-        let (mut dw_checks, mut db_checks, mut dx_checks) = (Vec::new(), Vec::new(), Vec::new());
-        for (s, shape) in SHAPES.into_iter().enumerate() {
-            let (m, k, n) = shape;
-            let (x, xv) = random(gpu, [m, k], DType::F32, 30 + s as u64)?;
-            let (w, wv) = random(gpu, [k, n], DType::F32, 40 + s as u64)?;
-            let (b, bv) = random(gpu, [1, n], DType::F32, 50 + s as u64)?;
-            let b = Tensor::from_buffer(gpu, b.buffer().clone(), &[n], DType::F32)?;
-            let (y, z) = (poisoned(gpu, &[m, n])?, poisoned(gpu, &[m, n])?);
-            gpu.submit_and_wait("validate dense forward", |enc| {
-                dense.record_forward(enc, &x, &w, Some(&b), &y, Some(&z))
-            })?;
-            let (want_y, want_z) = cpu::dense::dense_forward(act, &xv, &wv, Some(&bv), shape);
-            let xa = cpu::dense::abs(&xv);
-            let wa = cpu::dense::abs(&wv);
-            let zb: Vec<f64> = cpu::dense::matmul(&xa, &wa, m, k, n)
-                .iter()
-                .map(|&s| dot_bound(k, s))
-                .collect();
-            let yb: Vec<f64> = zb
-                .iter()
-                .zip(&want_y)
-                .map(|(&e, &y)| 1e-6 + 1e-5 * y.abs() + LIPSCHITZ * e)
-                .collect();
-            z_checks.push(compare_bounded("dot_f32", &z.read::<f32>()?, &want_z, &zb));
-            y_checks.push(compare_bounded("dense_y", &y.read::<f32>()?, &want_y, &yb));
-
-            // Backward from a random pre-activation of a wider range and a random dY.
-            let (z, zv) = random(gpu, [m, n], DType::F32, 60 + s as u64)?;
-            let zv: Vec<f64> = zv.iter().map(|v| 3.0 * v).collect();
-            let z3: Vec<f32> = zv.iter().map(|&v| v as f32).collect();
-            z.write(&z3)?;
-            let (dy, dyv) = random(gpu, [m, n], DType::F32, 70 + s as u64)?;
-            let (dx, dw, db) = (
-                poisoned(gpu, &[m, k])?,
-                poisoned(gpu, &[k, n])?,
-                poisoned(gpu, &[n])?,
-            );
-            gpu.submit_and_wait("validate dense backward", |enc| {
-                dense.record_backward(enc, &x, &w, &z, &dy, &dw, Some(&db), Some(&dx))
-            })?;
-            let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
-            let bound = dense_backward_bounds(act, &xv, &wv, &zv, &dyv, shape);
-            dw_checks.push(compare_bounded(
-                "grad",
-                &dw.read::<f32>()?,
-                &want.dw,
-                &bound.dw,
-            ));
-            db_checks.push(compare_bounded(
-                "grad",
-                &db.read::<f32>()?,
-                &want.db,
-                &bound.db,
-            ));
-            dx_checks.push(compare_bounded(
-                "grad",
-                &dx.read::<f32>()?,
-                &want.dx,
-                &bound.dx,
-            ));
-        }
-        let op = format!("dense_{act}");
-        out.push(row(
-            op.clone(),
-            Pass::Forward,
-            "y",
-            DType::F32,
-            merged(y_checks),
-        ));
-        out.push(row(
-            op.clone(),
-            Pass::Forward,
-            "z",
-            DType::F32,
-            merged(z_checks),
-        ));
-        out.push(row(
-            op.clone(),
-            Pass::Backward,
-            "dw",
-            DType::F32,
-            merged(dw_checks),
-        ));
-        out.push(row(
-            op.clone(),
-            Pass::Backward,
-            "db",
-            DType::F32,
-            merged(db_checks),
-        ));
-        out.push(row(op, Pass::Backward, "dx", DType::F32, merged(dx_checks)));
+        out.extend(check_dense_layer(gpu, Dense::new(act))?);
     }
+    Ok(out)
+}
+
+/// [`check_dense`] of one layer: its activation (a custom one included) and dZ mode, over every shape.
+pub fn check_dense_layer(gpu: &Gpu, dense: Dense) -> Result<Vec<FusedCheck>> {
+    let act = dense.activation;
+    let mut out = Vec::new();
+    let (mut y_checks, mut z_checks) = (Vec::new(), Vec::new());
+    let (mut dw_checks, mut db_checks, mut dx_checks) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, shape) in SHAPES.into_iter().enumerate() {
+        let (m, k, n) = shape;
+        let (x, xv) = random(gpu, [m, k], DType::F32, 30 + s as u64)?;
+        let (w, wv) = random(gpu, [k, n], DType::F32, 40 + s as u64)?;
+        let (b, bv) = random(gpu, [1, n], DType::F32, 50 + s as u64)?;
+        let b = Tensor::from_buffer(gpu, b.buffer().clone(), &[n], DType::F32)?;
+        let (y, z) = (poisoned(gpu, &[m, n])?, poisoned(gpu, &[m, n])?);
+        gpu.submit_and_wait("validate dense forward", |enc| {
+            dense.record_forward(enc, &x, &w, Some(&b), &y, Some(&z))
+        })?;
+        let (want_y, want_z) = cpu::dense::dense_forward(act, &xv, &wv, Some(&bv), shape);
+        let xa = cpu::dense::abs(&xv);
+        let wa = cpu::dense::abs(&wv);
+        let zb: Vec<f64> = cpu::dense::matmul(&xa, &wa, m, k, n)
+            .iter()
+            .map(|&s| dot_bound(k, s))
+            .collect();
+        let yb: Vec<f64> = zb
+            .iter()
+            .zip(&want_y)
+            .map(|(&e, &y)| 1e-6 + 1e-5 * y.abs() + LIPSCHITZ * e)
+            .collect();
+        z_checks.push(compare_bounded("dot_f32", &z.read::<f32>()?, &want_z, &zb));
+        y_checks.push(compare_bounded("dense_y", &y.read::<f32>()?, &want_y, &yb));
+
+        // Backward from a random pre-activation of a wider range and a random dY.
+        let (z, zv) = random(gpu, [m, n], DType::F32, 60 + s as u64)?;
+        let zv: Vec<f64> = zv.iter().map(|v| 3.0 * v).collect();
+        let z3: Vec<f32> = zv.iter().map(|&v| v as f32).collect();
+        z.write(&z3)?;
+        let (dy, dyv) = random(gpu, [m, n], DType::F32, 70 + s as u64)?;
+        let (dx, dw, db) = (
+            poisoned(gpu, &[m, k])?,
+            poisoned(gpu, &[k, n])?,
+            poisoned(gpu, &[n])?,
+        );
+        gpu.submit_and_wait("validate dense backward", |enc| {
+            dense.record_backward(enc, &x, &w, &z, &dy, &dw, Some(&db), Some(&dx))
+        })?;
+        let want = cpu::dense::dense_backward(act, &xv, &wv, &zv, &dyv, shape);
+        let bound = dense_backward_bounds(act, &xv, &wv, &zv, &dyv, shape);
+        dw_checks.push(compare_bounded(
+            "grad",
+            &dw.read::<f32>()?,
+            &want.dw,
+            &bound.dw,
+        ));
+        db_checks.push(compare_bounded(
+            "grad",
+            &db.read::<f32>()?,
+            &want.db,
+            &bound.db,
+        ));
+        dx_checks.push(compare_bounded(
+            "grad",
+            &dx.read::<f32>()?,
+            &want.dx,
+            &bound.dx,
+        ));
+    }
+    let op = format!("dense_{act}");
+    out.push(row(
+        op.clone(),
+        Pass::Forward,
+        "y",
+        DType::F32,
+        merged(y_checks),
+    ));
+    out.push(row(
+        op.clone(),
+        Pass::Forward,
+        "z",
+        DType::F32,
+        merged(z_checks),
+    ));
+    out.push(row(
+        op.clone(),
+        Pass::Backward,
+        "dw",
+        DType::F32,
+        merged(dw_checks),
+    ));
+    out.push(row(
+        op.clone(),
+        Pass::Backward,
+        "db",
+        DType::F32,
+        merged(db_checks),
+    ));
+    out.push(row(op, Pass::Backward, "dx", DType::F32, merged(dx_checks)));
     Ok(out)
 }
 
