@@ -222,18 +222,29 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
                 24,
                 shared,
                 dtype,
+                DType::F32,
                 FusedInputs::Random(11),
             )?);
         }
     }
-    // Edge inputs (0, -0, subnormals, large, MAX, +-inf, NaN; +inf gradients) through each family once.
+    // Edge inputs (0, -0, subnormals, large, MAX, +-inf, NaN; +inf gradients) through each family once, the
+    // learnable parameters in the tensors' own type.
     let edges = FusedInputs::Edges(3);
     for act in [Activation::Gelu, Activation::Relu] {
         out.extend(check_bias(gpu, act, 5, 24, dtype, DType::F32, edges)?);
     }
     out.extend(check_gated(gpu, Gated::SWIGLU, 5, 24, dtype, edges)?);
     for kind in Learnable::ALL {
-        out.extend(check_learnable(gpu, kind, 5, 24, false, dtype, edges)?);
+        out.extend(check_learnable(
+            gpu,
+            kind,
+            5,
+            24,
+            false,
+            dtype,
+            dtype,
+            edges,
+        )?);
     }
     Ok(out)
 }

@@ -201,6 +201,7 @@ fn learnable_activations_match_the_reference() {
                         cols,
                         shared,
                         DType::F32,
+                        DType::F32,
                         FusedInputs::Random(5),
                     )
                     .unwrap(),
@@ -215,6 +216,7 @@ fn learnable_activations_match_the_reference() {
                 16,
                 false,
                 DType::F16,
+                DType::F32,
                 FusedInputs::Random(6),
             )
             .unwrap(),
@@ -227,6 +229,7 @@ fn learnable_activations_match_the_reference() {
                 10,
                 true,
                 DType::BF16,
+                DType::F32,
                 FusedInputs::Random(7),
             )
             .unwrap(),
@@ -256,7 +259,8 @@ fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
             for kind in Learnable::ALL {
                 for shared in [true, false] {
                     checks.extend(
-                        check_learnable(gpu(), kind, rows, cols, shared, dtype, edges).unwrap(),
+                        check_learnable(gpu(), kind, rows, cols, shared, dtype, DType::F32, edges)
+                            .unwrap(),
                     );
                 }
             }
@@ -276,78 +280,40 @@ fn a_shared_parameter_over_many_rows_of_units() {
     for kind in Learnable::ALL {
         for dtype in [DType::F32, DType::BF16] {
             checks.extend(
-                check_learnable(gpu(), kind, 257, 300, true, dtype, FusedInputs::Random(8))
-                    .unwrap(),
+                check_learnable(
+                    gpu(),
+                    kind,
+                    257,
+                    300,
+                    true,
+                    dtype,
+                    DType::F32,
+                    FusedInputs::Random(8),
+                )
+                .unwrap(),
             );
         }
     }
     assert_all_ok(checks);
 }
 
-/// The learnable activations with the parameter and its gradient in 16-bit storage too (the check functions
-/// keep them f32): y and dx within 1 ULP, dp within the f32 sum's rounding plus 1 ULP of its type.
+/// The learnable activations with the parameter and its gradient in 16-bit storage too (the other checks keep
+/// them f32), shared and per channel, on random and edge inputs.
 #[test]
 fn learnable_parameters_in_16_bit_storage() {
-    use actgpu::verify::fused::{check_sums, check_values, random_values};
-    let g = gpu();
-    let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-    let (rows, cols) = (21, 24);
-    let flushes = g.flushes_subnormals().unwrap();
-    let mut failures = Vec::new();
+    let mut checks = Vec::new();
     for dtype in [DType::F16, DType::BF16] {
         for kind in Learnable::ALL {
             for shared in [true, false] {
-                let n = if shared { 1 } else { cols };
-                let xs = random_values(rows * cols, 4.0, dtype, 1);
-                let dys = random_values(rows * cols, 2.0, dtype, 2);
-                let ps: Vec<f32> = random_values(n, 1.0, dtype, 3)
-                    .iter()
-                    .map(|v| actgpu::verify::round_to(dtype, v + 1.25))
-                    .collect();
-                let shaped = |v: &[f32], shape: &[usize]| {
-                    let t = g.upload_f32_as(v, dtype).unwrap();
-                    Tensor::from_buffer(g, t.buffer().clone(), shape, dtype).unwrap()
-                };
-                let (x, dy, p) = (
-                    shaped(&xs, &[rows, cols]),
-                    shaped(&dys, &[rows, cols]),
-                    shaped(&ps, &[n]),
-                );
-                let y = kind.forward(&x, &p).unwrap();
-                let (dx, dp) = kind.backward(&x, &p, &dy).unwrap();
-                assert_eq!(dp.dtype(), dtype);
-                let y_ref = cpu::fused::learnable_forward(kind, &widen(&xs), &widen(&ps));
-                let (dx_ref, dp_ref) =
-                    cpu::fused::learnable_backward(kind, &widen(&xs), &widen(&ps), &widen(&dys));
-                let mut scale = vec![0.0; n];
-                for (i, (&xv, &d)) in xs.iter().zip(&dys).enumerate() {
-                    let (_, gp) =
-                        cpu::fused::learnable_grads(kind, xv.into(), ps[i % cols % n].into());
-                    scale[i % cols % n] += (f64::from(d) * gp).abs();
-                }
-                let what = format!("{} {dtype:?} shared {shared}", kind.name());
-                for (out, c) in [
-                    (
-                        "y",
-                        check_values(dtype, &xs, &y.read_f32().unwrap(), &y_ref, flushes),
-                    ),
-                    (
-                        "dx",
-                        check_values(dtype, &xs, &dx.read_f32().unwrap(), &dx_ref, flushes),
-                    ),
-                    (
-                        "dp",
-                        check_sums(DType::F32, dtype, &dp.read_f32().unwrap(), &dp_ref, &scale),
-                    ),
-                ] {
-                    if !c.ok() {
-                        failures.push(format!("{what} {out}: {c:?}"));
-                    }
+                for inputs in [FusedInputs::Random(9), FusedInputs::Edges(10)] {
+                    checks.extend(
+                        check_learnable(gpu(), kind, 21, 24, shared, dtype, dtype, inputs).unwrap(),
+                    );
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_all_ok(checks);
 }
 
 #[test]
@@ -517,6 +483,7 @@ fn every_reduction_row_height_matches_the_reference() {
                     rows,
                     cols,
                     false,
+                    DType::F32,
                     DType::F32,
                     FusedInputs::Random(12),
                 )

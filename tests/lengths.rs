@@ -196,6 +196,7 @@ fn wide_rows_continue_the_column_grid_along_z() {
                 cols,
                 false,
                 DType::F32,
+                DType::F32,
                 FusedInputs::Random(cols as u64),
             )
             .unwrap(),

@@ -367,8 +367,9 @@ pub fn check_gated(
     ])
 }
 
-/// A learnable activation on `[rows, cols]` with an f32 parameter (shared, or per column): y, dx and dp, each
-/// written into a poisoned tensor.
+/// A learnable activation on `[rows, cols]` with x, dy, dx in `dtype` and the parameter (shared, or per column)
+/// and its gradient in `p_t`: y, dx and dp, each written into a poisoned tensor.
+#[allow(clippy::too_many_arguments)]
 pub fn check_learnable(
     gpu: &Gpu,
     kind: Learnable,
@@ -376,6 +377,7 @@ pub fn check_learnable(
     cols: usize,
     shared: bool,
     dtype: DType,
+    p_t: DType,
     inputs: FusedInputs,
 ) -> Result<Vec<FusedCheck>> {
     let op = inputs.name(&format!(
@@ -388,14 +390,14 @@ pub fn check_learnable(
     let n = if shared { 1 } else { cols };
     let ps: Vec<f32> = random_values(n, 1.0, DType::F32, seed + 2)
         .iter()
-        .map(|v| v + 1.25)
+        .map(|v| round_to(p_t, v + 1.25))
         .collect();
     let x = matrix(gpu, &xs, rows, cols, dtype)?;
     let dy = matrix(gpu, &dys, rows, cols, dtype)?;
-    let p = gpu.upload(&ps)?;
+    let p = gpu.upload_f32_as(&ps, p_t)?;
     let y = poisoned_shaped(gpu, &[rows, cols], dtype)?;
     let dx = poisoned_shaped(gpu, &[rows, cols], dtype)?;
-    let dp = poisoned_shaped(gpu, p.shape(), DType::F32)?;
+    let dp = poisoned_shaped(gpu, &[n], p_t)?;
     run(gpu, |enc| {
         kind.record_forward(enc, &x, &p, &y)?;
         kind.record_backward(enc, &x, &p, &dy, &dx, &dp)
@@ -431,7 +433,7 @@ pub fn check_learnable(
             &op,
             Pass::Backward,
             "dp",
-            DType::F32,
+            p_t,
             sums_of(DType::F32, &dp, &dp_ref, &scale)?,
         ),
     ])
