@@ -236,14 +236,7 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     out.extend(check_gated(gpu, Gated::SWIGLU, 5, 24, dtype, edges)?);
     for kind in Learnable::ALL {
         out.extend(check_learnable(
-            gpu,
-            kind,
-            5,
-            24,
-            false,
-            dtype,
-            dtype,
-            edges,
+            gpu, kind, 5, 24, false, dtype, dtype, edges,
         )?);
     }
     Ok(out)

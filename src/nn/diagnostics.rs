@@ -172,6 +172,8 @@ impl Diagnostics {
         for (layer, &width) in self.layers.iter().zip(units) {
             let (counts, tail) = rest.split_at(layer.counts.len());
             let counts = dz_stats::DzCounts::from_words(counts)?;
+            // Unmarked flags read as dead units: they count only where the backward marks them.
+            let marked = |units: u32| u64::from(units) * u64::from(layer.counted && batch > 0);
             let (w, tail) = tail.split_at(layer.w_partials.len());
             let (b, tail) = tail.split_at(layer.b_partials.len());
             let p_len = layer.p_partials.as_ref().map_or(0, Tensor::len);
@@ -185,16 +187,8 @@ impl Diagnostics {
                 dead: u64::from(counts.dead),
                 saturated: u64::from(counts.saturated),
                 neurons: width as u64,
-                dead_neurons: if layer.counted && batch > 0 {
-                    u64::from(counts.dead_units)
-                } else {
-                    0
-                },
-                saturated_neurons: if layer.counted && batch > 0 {
-                    u64::from(counts.saturated_units)
-                } else {
-                    0
-                },
+                dead_neurons: marked(counts.dead_units),
+                saturated_neurons: marked(counts.saturated_units),
             });
         }
         Ok((out, param_norms))

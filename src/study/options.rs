@@ -594,6 +594,33 @@ mod tests {
         }
     }
 
+    /// The flags the prescan skips a value after are exactly those the usage shows with a value (`--flag NAME`),
+    /// and each of them, given no value, is a usage error: the list cannot drift from the parser.
+    #[test]
+    fn value_flags_match_the_usage_and_the_parser() {
+        let shown: Vec<&str> = USAGE
+            .lines()
+            .filter_map(|l| {
+                // `  --flag VALUE   description`: the value is one space after the flag, the description more.
+                let rest = l.trim_start().strip_prefix("--")?;
+                let (name, after) = rest.split_once(' ')?;
+                let takes_value = after.starts_with(|c: char| c.is_ascii_uppercase());
+                takes_value.then(|| &l.trim_start()[..name.len() + 2])
+            })
+            .collect();
+        let mut listed = VALUE_FLAGS.to_vec();
+        let mut shown_sorted = shown.clone();
+        listed.sort_unstable();
+        shown_sorted.sort_unstable();
+        assert_eq!(listed, shown_sorted);
+        for flag in VALUE_FLAGS {
+            assert!(
+                matches!(Options::parse(&args(flag)), Err(StudyError::Usage(_))),
+                "{flag}"
+            );
+        }
+    }
+
     #[test]
     fn sweep_rates_come_once_and_flag_values_are_not_flags() {
         let Ok(Command::Run(o)) = Options::parse(&args("--lr-sweep 0.01,0.003,0.01")) else {
