@@ -392,8 +392,8 @@ impl Activation {
         let pairs = all_16 && cols.is_multiple_of(2) && !cols.is_multiple_of(UNIT_ELEMENTS);
         if !cols.is_multiple_of(UNIT_ELEMENTS) && !words && !pairs {
             // Rows that are neither whole 8-element units, nor whole f32 words, nor whole 16-bit pairs: dx
-            // first, then its column sums, a separate pass over dx. A column per thread in one pass (f32) measured 3-5% slower on lavapipe at
-            // 4096 x 4095 (80-82 against 77-78 ms) and no faster on llvmpipe GL.
+            // first, then its column sums, a separate pass over dx. A column per thread in one pass (f32)
+            // measured 3-5% slower on lavapipe at 4096 x 4095 (80-82 against 77-78 ms) and no faster on GL.
             record(
                 gpu,
                 encoder,

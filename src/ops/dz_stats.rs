@@ -16,8 +16,9 @@
 //! "dead ReLU" of the literature, where the element count also counts a live unit's inactive rows), and a live
 //! unit with no row at or above the threshold is saturated for the whole batch.
 //!
-//! The counts are added, with workgroup then global atomics, into a counter tensor `[dead, saturated, active
-//! flag of each of the cols units]` (`2 + cols` elements, [`counts_for`]) whose 32-bit words hold `u32` (the
+//! The counts are added, with workgroup then global atomics, into a counter tensor `[dead, saturated, flags of
+//! each of the cols units]` (`2 + cols` elements, [`counts_for`]; bit 0 of a unit's flags: some row has
+//! `f'(z) != 0`, bit 1: some row has `|f'(z)| >= SATURATION_THRESHOLD`) whose 32-bit words hold `u32` (the
 //! tensor's dtype says F32 only because tensors have float types: read it with [`read_counts`]); the caller
 //! zeroes it ([`clear_counts`]) when a new count starts. Integer counts and flags in any order give the same
 //! result, so it is deterministic.
@@ -136,6 +137,7 @@ pub fn record(
     let align = (u64::from(limits.min_storage_buffer_offset_alignment) / 4).max(1);
     let per_chunk = (limits.max_storage_buffer_binding_size / 4 / align * align).max(align);
     let per_group = u64::from(launch.workgroup_size) * PER_THREAD;
+    let cols = units_of(z) as u64;
     let mut start = 0;
     while start < n {
         let len = per_chunk.min(n - start);
@@ -155,7 +157,6 @@ pub fn record(
             len.div_ceil(per_group),
             limits.max_compute_workgroups_per_dimension,
         )?;
-        let cols = units_of(z) as u64;
         let params = [
             len as u32,
             SATURATION_THRESHOLD.to_bits(),
