@@ -22,7 +22,7 @@
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
 //! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--f16 auto|packed|native` (how the
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
-//! `--matmul direct|tiled|tiled32|subgroup|vec4` (the kernel of every product, dense layer and training step:
+//! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and training step:
 //! `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown, for
 //! BENCHMARKS.md).
 //!
@@ -51,7 +51,7 @@ use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig, Matmu
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] \
-                     [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|subgroup|vec4] [--markdown]";
+                     [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
 
 struct Args {
     json: bool,

@@ -42,22 +42,6 @@ override A_T: u32 = 0u;
 override B_T: u32 = 0u;
 override Z_T: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> a_in: array<u32>;
-@group(0) @binding(2) var<storage, read> b_in: array<u32>;
-@group(0) @binding(7) var<storage, read> z_in: array<u32>;
-
-fn raw_a(idx: u32) -> f32 {
-    return elem(A_T, a_in[word_of(A_T, idx)], idx);
-}
-
-fn raw_b(idx: u32) -> f32 {
-    return elem(B_T, b_in[word_of(B_T, idx)], idx);
-}
-
-fn raw_z(idx: u32) -> f32 {
-    return elem(Z_T, z_in[word_of(Z_T, idx)], idx);
-}
-
 fn load_a(idx: u32) -> f32 {
     if (FUSE == FUSE_A) {
         return act_backward(raw_z(idx), raw_a(idx));
@@ -70,6 +54,26 @@ fn load_b(idx: u32) -> f32 {
         return act_backward(raw_z(idx), raw_b(idx));
     }
     return raw_b(idx);
+}
+
+/// Elements idx .. idx + 3 of A as the product reads them (idx a multiple of 4; see load_a).
+fn load4_a(idx: u32) -> vec4<f32> {
+    if (FUSE == FUSE_A) {
+        return act_backward4(raw4_z(idx), raw4_a(idx));
+    }
+    return raw4_a(idx);
+}
+
+fn load4_b(idx: u32) -> vec4<f32> {
+    if (FUSE == FUSE_B) {
+        return act_backward4(raw4_z(idx), raw4_b(idx));
+    }
+    return raw4_b(idx);
+}
+
+fn act_backward4(z: vec4<f32>, dy: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_backward(z.x, dy.x), act_backward(z.y, dy.y), act_backward(z.z, dy.z),
+                     act_backward(z.w, dy.w));
 }
 
 fn store_block(i0: u32, di: u32, j0: u32, dj: u32, acc: array<vec4<f32>, 4>) {
@@ -131,12 +135,24 @@ const TILE: u32 = 64u;
 /// row's 16 values of K (stride 1 in storage) write to different banks.
 const TILE_STRIDE: u32 = TILE / 4u + 1u;
 /// Elements of each operand one thread stages per chunk, at most: KT x TILE / (TX x TX) is 4 for TX = 16 and 8 for
-/// TX = 8.
+/// TX = 8; held in registers as vec4s.
 const MAX_STAGED: u32 = 8u;
+const MAX_STAGED4: u32 = MAX_STAGED / 4u;
 
-// [KT][tile / 4] vec4s: a_tile[p * TILE_STRIDE + r / 4][r % 4] holds A(ti0 + r, p0 + p), b_tile likewise B's.
-var<workgroup> a_tile: array<vec4<f32>, 272>;
-var<workgroup> b_tile: array<vec4<f32>, 272>;
+/// Staging by 16-byte loads (MatmulKernel::TiledWide, shaders/matmul_operands_wide.wgsl): each thread stages
+/// whole runs of 4 contiguous elements of the operand. The host sets it where the run fits: the operand's stride
+/// along K or along its other dimension is 1, the other stride and the contiguous size are multiples of 4.
+override VEC_A: bool = false;
+override VEC_B: bool = false;
+
+/// vec4s of one operand's staged chunk: KT rows of TILE_STRIDE.
+const TILE_VECS: u32 = KT * TILE_STRIDE;
+/// Where B's chunk starts in `tiles`.
+const B_TILE: u32 = TILE_VECS;
+
+// A's chunk, then B's, each [KT][tile / 4] vec4s: tiles[p * TILE_STRIDE + r / 4][r % 4] holds A(ti0 + r, p0 + p),
+// tiles[B_TILE + p * TILE_STRIDE + c / 4][c % 4] holds B(p0 + p, tj0 + c).
+var<workgroup> tiles: array<vec4<f32>, 2u * TILE_VECS>;
 
 /// The (row or column within the tile, p within the chunk) of staged element `e` of an operand whose stride along
 /// K is `stride_p`: where that stride is 1, 16 neighbouring threads read one row's 16 contiguous values of K;
@@ -147,6 +163,16 @@ fn staged_at(e: u32, tile: u32, stride_p: u32) -> vec2<u32> {
         return vec2<u32>(e / KT, e % KT);
     }
     return vec2<u32>(e % tile, e / tile);
+}
+
+/// The (row or column, p) of the first element of staged run `u` (4 contiguous elements) when staging by 16-byte
+/// loads: 4 neighbouring threads read one row's 16 values of K where the stride along K is 1; otherwise 16
+/// neighbouring threads read 64 neighbouring rows at one p.
+fn staged4_at(u: u32, tile: u32, stride_p: u32) -> vec2<u32> {
+    if (stride_p == 1u) {
+        return vec2<u32>(u / (KT / 4u), 4u * (u % (KT / 4u)));
+    }
+    return vec2<u32>(4u * (u % (tile / 4u)), u / (tile / 4u));
 }
 
 fn stage_a(e: u32, tile: u32, ti0: u32, p0: u32, k_end: u32) -> f32 {
@@ -169,6 +195,59 @@ fn stage_b(e: u32, tile: u32, tj0: u32, p0: u32, k_end: u32) -> f32 {
     return 0.0;
 }
 
+/// Slot `s` of thread `t`'s staged elements of A for the chunk at p0: its run t + s WG (VEC_A; the run lies
+/// wholly inside or wholly outside the operand, as the host checked), or elements t + (4 s + c) WG, c < 4.
+fn fetch_a(s: u32, t: u32, tile: u32, ti0: u32, p0: u32, k_end: u32) -> vec4<f32> {
+    if (VEC_A) {
+        let at = staged4_at(t + s * WG, tile, params.sa_p);
+        let i = ti0 + at.x;
+        let p = p0 + at.y;
+        if (i < params.m && p < k_end) {
+            return load4_a(i * params.sa_i + p * params.sa_p);
+        }
+        return vec4<f32>();
+    }
+    let e = t + 4u * s * WG;
+    return vec4<f32>(stage_a(e, tile, ti0, p0, k_end), stage_a(e + WG, tile, ti0, p0, k_end),
+                     stage_a(e + 2u * WG, tile, ti0, p0, k_end), stage_a(e + 3u * WG, tile, ti0, p0, k_end));
+}
+
+fn fetch_b(s: u32, t: u32, tile: u32, tj0: u32, p0: u32, k_end: u32) -> vec4<f32> {
+    if (VEC_B) {
+        let at = staged4_at(t + s * WG, tile, params.sb_p);
+        let j = tj0 + at.x;
+        let p = p0 + at.y;
+        if (j < params.n && p < k_end) {
+            return load4_b(p * params.sb_p + j * params.sb_j);
+        }
+        return vec4<f32>();
+    }
+    let e = t + 4u * s * WG;
+    return vec4<f32>(stage_b(e, tile, tj0, p0, k_end), stage_b(e + WG, tile, tj0, p0, k_end),
+                     stage_b(e + 2u * WG, tile, tj0, p0, k_end), stage_b(e + 3u * WG, tile, tj0, p0, k_end));
+}
+
+/// Writes slot `s` of thread `t` (`fetch_a`, `fetch_b`) into the staged chunk at `base` of `tiles` (0 for A,
+/// B_TILE for B) for an operand whose stride along K is `stride_p`: a run along K is four values of one row, a run
+/// across rows one vec4 of the chunk.
+fn put(base: u32, runs: bool, s: u32, t: u32, tile: u32, stride_p: u32, v: vec4<f32>) {
+    if (runs) {
+        let at = staged4_at(t + s * WG, tile, stride_p);
+        if (stride_p == 1u) {
+            for (var c = 0u; c < 4u; c++) {
+                tiles[base + (at.y + c) * TILE_STRIDE + at.x / 4u][at.x % 4u] = v[c];
+            }
+        } else {
+            tiles[base + at.y * TILE_STRIDE + at.x / 4u] = v;
+        }
+        return;
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let at = staged_at(t + (4u * s + c) * WG, tile, stride_p);
+        tiles[base + at.y * TILE_STRIDE + at.x / 4u][at.x % 4u] = v[c];
+    }
+}
+
 /// The tiled kernels' block of C: the square of side tile = 4 TX at row block `row_block` and column block
 /// `col_block`, summed over p in [k_begin, k_end), with WG = TX x TX threads; thread (tx, ty) owns rows 4 ty .. 4 ty
 /// + 3 and columns 4 tx .. 4 tx + 3 of it. K runs in chunks of KT: every thread stages KT tile / WG elements of A
@@ -177,37 +256,34 @@ fn stage_b(e: u32, tile: u32, tj0: u32, p0: u32, k_end: u32) -> f32 {
 /// latency overlaps the arithmetic. Called from uniform control flow (it has barriers).
 fn tiled_block(col_block: u32, row_block: u32, t: u32, k_begin: u32, k_end: u32) -> array<vec4<f32>, 4> {
     let tile = 4u * TX;
-    let staged = KT * tile / WG;
+    let slots = KT * tile / WG / 4u;
     let tx = t % TX;
     let ty = t / TX;
     let ti0 = row_block * tile;
     let tj0 = col_block * tile;
-    var ra: array<f32, MAX_STAGED>;
-    var rb: array<f32, MAX_STAGED>;
-    for (var q = 0u; q < staged; q++) {
-        ra[q] = stage_a(t + q * WG, tile, ti0, k_begin, k_end);
-        rb[q] = stage_b(t + q * WG, tile, tj0, k_begin, k_end);
+    var ra: array<vec4<f32>, MAX_STAGED4>;
+    var rb: array<vec4<f32>, MAX_STAGED4>;
+    for (var s = 0u; s < slots; s++) {
+        ra[s] = fetch_a(s, t, tile, ti0, k_begin, k_end);
+        rb[s] = fetch_b(s, t, tile, tj0, k_begin, k_end);
     }
     var acc: array<vec4<f32>, 4>;
     for (var p0 = k_begin; p0 < k_end; p0 += KT) {
-        for (var q = 0u; q < staged; q++) {
-            let e = t + q * WG;
-            let at = staged_at(e, tile, params.sa_p);
-            a_tile[at.y * TILE_STRIDE + at.x / 4u][at.x % 4u] = ra[q];
-            let bt = staged_at(e, tile, params.sb_p);
-            b_tile[bt.y * TILE_STRIDE + bt.x / 4u][bt.x % 4u] = rb[q];
+        for (var s = 0u; s < slots; s++) {
+            put(0u, VEC_A, s, t, tile, params.sa_p, ra[s]);
+            put(B_TILE, VEC_B, s, t, tile, params.sb_p, rb[s]);
         }
         workgroupBarrier();
         let next = p0 + KT;
         if (next < k_end) {
-            for (var q = 0u; q < staged; q++) {
-                ra[q] = stage_a(t + q * WG, tile, ti0, next, k_end);
-                rb[q] = stage_b(t + q * WG, tile, tj0, next, k_end);
+            for (var s = 0u; s < slots; s++) {
+                ra[s] = fetch_a(s, t, tile, ti0, next, k_end);
+                rb[s] = fetch_b(s, t, tile, tj0, next, k_end);
             }
         }
         for (var p = 0u; p < KT; p++) {
-            let a = a_tile[p * TILE_STRIDE + ty];
-            let b = b_tile[p * TILE_STRIDE + tx];
+            let a = tiles[p * TILE_STRIDE + ty];
+            let b = tiles[B_TILE + p * TILE_STRIDE + tx];
             acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
             acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
             acc[2] = fma(vec4<f32>(a.z), b, acc[2]);

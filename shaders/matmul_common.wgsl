@@ -47,8 +47,6 @@ fn elem(t: u32, word: u32, idx: u32) -> f32 {
     return half_to_f32(t, (word >> ((idx & 1u) << 4u)) & 0xffffu);
 }
 
-/// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
-/// elements outside [M, N] are dropped.
 /// The row block of C a workgroup owns: grid y, continued along z where the blocks pass the device's
 /// per-dimension limit (a batch of millions of rows). Blocks past the last row only load clamped or zeroed
 /// operands and store nothing.
@@ -56,6 +54,8 @@ fn row_block(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y + wid.z * nwg.y;
 }
 
+/// z = c + bias[j], out[i, j] = f(z) (z itself in the gradient products, where ACT names the fused derivative);
+/// elements outside [M, N] are dropped.
 fn store_c(i: u32, j: u32, c: f32) {
     if (i >= params.m || j >= params.n) {
         return;

@@ -30,8 +30,11 @@ pub enum ShaderId {
     /// Activations with a learnable parameter (`shaders/learnable.wgsl`, on top of bias_activation.wgsl).
     Learnable,
     /// Matrix products of the dense layer with a bias + activation epilogue (`shaders/matmul_common.wgsl`,
-    /// `shaders/matmul.wgsl`).
+    /// `shaders/matmul.wgsl`), operands bound as `u32` words (`shaders/matmul_operands.wgsl`).
     Matmul,
+    /// The same kernels with operands bound as `vec4<u32>`, for 16-byte loads
+    /// (`shaders/matmul_operands_wide.wgsl`; [`crate::ops::matmul::MatmulKernel::TiledWide`]).
+    MatmulWide,
     /// A generated matmul of CPU adapters (`shaders/matmul_common.wgsl` and `src/ops/matmul_subgroup.rs`) for
     /// one product form, rows per workgroup and invocations per workgroup: with subgroups (`matmul_subgroup`,
     /// needs `SUBGROUP`, `lanes` = the subgroup size) or without (`matmul_vec4`).
@@ -78,6 +81,8 @@ const GATED: &str = include_str!("../shaders/gated.wgsl");
 const LEARNABLE: &str = include_str!("../shaders/learnable.wgsl");
 const MATMUL_COMMON: &str = include_str!("../shaders/matmul_common.wgsl");
 const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+const MATMUL_OPERANDS: &str = include_str!("../shaders/matmul_operands.wgsl");
+const MATMUL_OPERANDS_WIDE: &str = include_str!("../shaders/matmul_operands_wide.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const DZ_STATS: &str = include_str!("../shaders/dz_stats.wgsl");
@@ -93,6 +98,7 @@ impl ShaderId {
             ShaderId::Gated => "actgpu.gated",
             ShaderId::Learnable => "actgpu.learnable",
             ShaderId::Matmul => "actgpu.matmul",
+            ShaderId::MatmulWide => "actgpu.matmul_wide",
             ShaderId::MatmulGenerated { .. } => "actgpu.matmul_generated",
             ShaderId::Loss => "actgpu.loss",
             ShaderId::Optim => "actgpu.optim",
@@ -144,7 +150,14 @@ impl ShaderId {
                 BIAS_ACTIVATION,
                 LEARNABLE,
             ],
-            ShaderId::Matmul => &[STORAGE, library, MATMUL_COMMON, MATMUL],
+            ShaderId::Matmul => &[STORAGE, library, MATMUL_COMMON, MATMUL_OPERANDS, MATMUL],
+            ShaderId::MatmulWide => &[
+                STORAGE,
+                library,
+                MATMUL_COMMON,
+                MATMUL_OPERANDS_WIDE,
+                MATMUL,
+            ],
             ShaderId::MatmulGenerated {
                 form,
                 rows,

@@ -176,6 +176,7 @@ fn dense_backward_matches_the_reference_fused_and_separate() {
         (MatmulKernel::Direct, DzMode::Separate),
         (MatmulKernel::Tiled, DzMode::Fused),
         (MatmulKernel::Tiled32, DzMode::Fused),
+        (MatmulKernel::TiledWide, DzMode::Fused),
         (MatmulKernel::Subgroup, DzMode::Separate),
         (MatmulKernel::Vec4, DzMode::Separate),
     ];

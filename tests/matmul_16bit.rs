@@ -208,6 +208,7 @@ fn dense_backward_with_16_bit_inputs() {
         (MatmulKernel::Direct, DzMode::Fused),
         (MatmulKernel::Tiled, DzMode::Fused),
         (MatmulKernel::Tiled32, DzMode::Fused),
+        (MatmulKernel::TiledWide, DzMode::Fused),
         (MatmulKernel::Direct, DzMode::Separate),
         (MatmulKernel::Subgroup, DzMode::Separate),
         (MatmulKernel::Vec4, DzMode::Separate),

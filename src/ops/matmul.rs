@@ -58,6 +58,13 @@ pub enum MatmulKernel {
     /// against 173 us; BENCHMARKS.md), so not a default: choose it with [`crate::GpuOptions::matmul_kernel`]
     /// (`bench --matmul tiled32`).
     Tiled32,
+    /// [`MatmulKernel::Tiled`] with 16-byte loads: the operands are bound as `vec4<u32>`
+    /// (`shaders/matmul_operands_wide.wgsl`) and each thread stages runs of four contiguous elements (eight bytes
+    /// of a 16-bit operand) with one load, where the operand's rows allow: its contiguous dimension (K, or its
+    /// rows or columns) and its other stride are multiples of 4 ([`wide_runs`]). Other operands are staged
+    /// element by element as in `Tiled`. Not yet measured on a hardware GPU, so not a default: choose it with
+    /// [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled_wide`).
+    TiledWide,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
     /// Runs where the device has `SUBGROUP` with one fixed subgroup size, the operands' rows hold whole `vec4`s
@@ -105,20 +112,22 @@ impl MatmulKernel {
     }
 
     /// Every kernel, in the order of [`MatmulKernel::name`]'s list.
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::Direct,
         MatmulKernel::Tiled,
         MatmulKernel::Tiled32,
+        MatmulKernel::TiledWide,
         MatmulKernel::Subgroup,
         MatmulKernel::Vec4,
     ];
 
-    /// `direct`, `tiled`, `tiled32`, `subgroup` or `vec4`, as `bench --matmul` takes and prints it.
+    /// `direct`, `tiled`, `tiled32`, `tiled_wide`, `subgroup` or `vec4`, as `bench --matmul` takes and prints it.
     pub const fn name(self) -> &'static str {
         match self {
             MatmulKernel::Direct => "direct",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Tiled32 => "tiled32",
+            MatmulKernel::TiledWide => "tiled_wide",
             MatmulKernel::Subgroup => "subgroup",
             MatmulKernel::Vec4 => "vec4",
         }
@@ -132,7 +141,7 @@ impl MatmulKernel {
     /// The entry point of the kernels of `shaders/matmul.wgsl`.
     const fn entry(self) -> &'static str {
         match self {
-            MatmulKernel::Tiled | MatmulKernel::Tiled32 => "matmul_tiled",
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide => "matmul_tiled",
             _ => "matmul_direct",
         }
     }
@@ -140,7 +149,7 @@ impl MatmulKernel {
     /// Rows of C one thread computes (it computes 4 columns).
     const fn rows_per_thread(self) -> u32 {
         match self {
-            MatmulKernel::Tiled | MatmulKernel::Tiled32 => 4,
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide => 4,
             _ => 8,
         }
     }
@@ -148,7 +157,7 @@ impl MatmulKernel {
     /// `(threads per workgroup, threads along N)`; the workgroup covers `4 WG/TX` rows and `4 TX` columns.
     const fn shape(self) -> (u32, u32) {
         match self {
-            MatmulKernel::Tiled => (256, 16),
+            MatmulKernel::Tiled | MatmulKernel::TiledWide => (256, 16),
             _ => (64, 8),
         }
     }
@@ -356,7 +365,25 @@ fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
         n.div_ceil(4 * tx),
         m.div_ceil(g.kernel.rows_per_thread() * (wg / tx)),
     );
-    (ShaderId::Matmul, g.kernel.entry(), wg, tx, groups)
+    let shader = if g.kernel == MatmulKernel::TiledWide {
+        ShaderId::MatmulWide
+    } else {
+        ShaderId::Matmul
+    };
+    (shader, g.kernel.entry(), wg, tx, groups)
+}
+
+/// Whether [`MatmulKernel::TiledWide`] stages an operand of `rows` x `cols` elements (`rows` along the output,
+/// `cols` along K) with strides `(along rows, along K)` by runs of four contiguous elements: its stride along K
+/// is 1, and K and the row stride are multiples of 4; or its row stride is 1, and the rows and the stride along K
+/// are multiples of 4. Then every run starts at a multiple of 4 (16 bytes of f32, 8 of a 16-bit type) and lies
+/// wholly inside or wholly outside the operand, as the kernel's `fetch_a` / `fetch_b` need.
+fn wide_runs(rows: u32, cols: u32, (stride_rows, stride_k): (u32, u32)) -> bool {
+    if stride_k == 1 {
+        cols.is_multiple_of(4) && stride_rows.is_multiple_of(4)
+    } else {
+        stride_rows == 1 && rows.is_multiple_of(4) && stride_k.is_multiple_of(4)
+    }
 }
 
 /// The storage type code of a tensor as the kernels' `*_T` overrides take it.
@@ -448,7 +475,7 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     }
     let [p0, p1] = g.act.params();
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let generated = shader != ShaderId::Matmul;
+    let generated = !matches!(shader, ShaderId::Matmul | ShaderId::MatmulWide);
     let mut constants = vec![
         ("ACT", f64::from(g.act.id())),
         ("P0", f64::from(p0)),
@@ -466,8 +493,19 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
             ("Z_T", g.fuse.map_or(0.0, |(_, z)| code(z))),
         ]);
     }
+    if shader == ShaderId::MatmulWide {
+        let [m, n, k, sa_i, sa_p, sb_p, sb_j] = g.params;
+        constants.extend([
+            ("VEC_A", flag(wide_runs(m, k, (sa_i, sa_p)))),
+            ("VEC_B", flag(wide_runs(n, k, (sb_j, sb_p)))),
+        ]);
+    }
     let key = PipelineKey::new(shader, entry, wg, &constants).with_custom(g.act.custom_id());
-    let tiled = !generated && matches!(g.kernel, MatmulKernel::Tiled | MatmulKernel::Tiled32);
+    let tiled = !generated
+        && matches!(
+            g.kernel,
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide
+        );
     let splits = if tiled {
         tiled_splits(gpu, g.kernel, g.params)
     } else {
@@ -629,7 +667,13 @@ fn record_split(
     let sum_key = with_constants(
         &key,
         "matmul_split_sum",
-        &[("A_T", 0.0), ("B_T", 0.0), ("Z_T", 0.0)],
+        &[
+            ("A_T", 0.0),
+            ("B_T", 0.0),
+            ("Z_T", 0.0),
+            ("VEC_A", 0.0),
+            ("VEC_B", 0.0),
+        ],
     );
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &sum_key)?;
     let entries = vec![

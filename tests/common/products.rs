@@ -13,7 +13,7 @@ pub use actgpu::verify::training::{
 };
 
 /// Every kernel; [`MatmulKernel::Subgroup`] runs the direct kernel where the device has no subgroups (GL).
-pub const KERNELS: [MatmulKernel; 5] = MatmulKernel::ALL;
+pub const KERNELS: [MatmulKernel; 6] = MatmulKernel::ALL;
 
 /// Fails with the check's details unless it passed.
 pub fn assert_ok(what: &str, check: Check) {
