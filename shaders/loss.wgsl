@@ -9,9 +9,12 @@
 //                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
 //                          with m = x_a the row's maximum (no overflow; exact near 0 for confident rows);
 //                          grad_rj = (softmax_rj - [j == t]) / rows. A label t >= cols writes NaN into the row's
-//                          loss and gradient, so the mean loss is NaN.
+//                          loss and gradient, so the mean loss is NaN; so does a NaN logit. A +inf
+//                          maximum gives an infinite loss and NaN at its own gradient (e^(inf - inf)), as the f64
+//                          reference and PyTorch do.
 //   mse                    grid-stride over n elements: term_i = (y_i - t_i)^2, grad_i = 2 (y_i - t_i) / n
 //   bce_with_logits        grid-stride: term_i = max(x, 0) - x t + log1p(e^-|x|), grad_i = (sigmoid(x) - t) / n
+//                          (NaN for a NaN logit)
 //
 // `scale` is 1/rows or 1/n, rounded to f32 on the host.
 
@@ -48,36 +51,46 @@ fn log1p_pos(u: f32) -> f32 {
     return log(1.0 + u);
 }
 
+/// exp_c that keeps a NaN argument: exp_c clamps first, and WGSL leaves clamp(NaN) to the driver (it may give
+/// -120, so e^NaN would read as 0 and a NaN logit would vanish from its row's loss).
+fn exp_n(x: f32) -> f32 {
+    return select(exp_c(x), x, is_nan(x));
+}
+
 /// Row `row` of softmax cross-entropy: writes the row's gradient and returns its loss term.
 fn cross_entropy_row(row: u32) -> f32 {
     let cols = params.cols;
     let base = row * cols;
     let t = labels[row];
-    if (t >= cols) {
-        for (var j = 0u; j < cols; j++) {
-            grad[base + j] = nan_f32();
-        }
-        return nan_f32();
-    }
     var a = 0u;
     var m = pred[base];
+    // NaN is tested on the stored logits themselves: comparisons and arithmetic on NaN are not reliable across
+    // drivers (llvmpipe GL took 3 > NaN for true).
+    var nan_seen = is_nan(m);
     for (var j = 1u; j < cols; j++) {
         let v = pred[base + j];
+        nan_seen = nan_seen || is_nan(v);
         if (v > m) {
             m = v;
             a = j;
         }
     }
+    if (t >= cols || nan_seen) {
+        for (var j = 0u; j < cols; j++) {
+            grad[base + j] = nan_f32();
+        }
+        return nan_f32();
+    }
     var rest = 0.0;
     for (var j = 0u; j < cols; j++) {
         if (j != a) {
-            rest += exp_c(pred[base + j] - m);
+            rest += exp_n(pred[base + j] - m);
         }
     }
     // softmax_j = e_j / s with s = 1 + rest; the gradient carries the 1/rows of the mean.
     let inv = params.scale / (1.0 + rest);
     for (var j = 0u; j < cols; j++) {
-        let p = exp_c(pred[base + j] - m) * inv;
+        let p = exp_n(pred[base + j] - m) * inv;
         grad[base + j] = select(p, p - params.scale, j == t);
     }
     return (m - pred[base + t]) + log1p_pos(rest);
@@ -121,7 +134,7 @@ fn bce_slice(t: u32) -> f32 {
         let y = target_values[i];
         let e = exp_c(-abs(x));
         let r = 1.0 / (1.0 + e);
-        let s = select(e * r, r, x >= 0.0);
+        let s = select(select(e * r, r, x >= 0.0), x, is_nan(x));
         grad[i] = (s - y) * params.scale;
         acc += (max(x, 0.0) - x * y) + log1p_unit(e);
     }

@@ -279,6 +279,17 @@ pub fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
     (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
 }
 
+/// `(loss, grad)` of `loss_fn` on `pred`, written into poisoned tensors (an element the kernel leaves unwritten
+/// fails its comparison, where `Loss::compute`'s zeros could pass for a right answer).
+fn loss_into_poisoned(loss_fn: Loss, pred: &Tensor, targets: Targets) -> Result<(Tensor, Tensor)> {
+    let gpu = pred.gpu();
+    let (loss, grad) = (poisoned(gpu, &[1])?, poisoned(gpu, pred.shape())?);
+    gpu.submit_and_wait("loss check", |enc| {
+        loss_fn.record(enc, pred, targets, &grad, &loss)
+    })?;
+    Ok((loss, grad))
+}
+
 /// Softmax cross-entropy over `rows x cols` logits uniform in [-5, 5) from `seed` and seeded class indices (from
 /// `seed + 100`): the mean loss and its gradient, `[loss, grad]`, within the bounds stated inline.
 pub fn check_cross_entropy(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<[Check; 2]> {
@@ -289,7 +300,11 @@ pub fn check_cross_entropy(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Re
         .collect();
     let logits = gpu.upload_shaped(&x, &[rows, cols])?;
     let labels = Labels::upload(gpu, &t, cols)?;
-    let (loss, grad) = Loss::SoftmaxCrossEntropy.compute(&logits, Targets::Classes(&labels))?;
+    let (loss, grad) = loss_into_poisoned(
+        Loss::SoftmaxCrossEntropy,
+        &logits,
+        Targets::Classes(&labels),
+    )?;
     let xv = widen(&x);
     let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
     // A row's term is (m - x_t) + log1p(rest): a few roundings of |m| + |x_t| + log(cols), and exp's 3 + 2|x| ULP
@@ -334,7 +349,7 @@ pub fn check_value_loss(
         t.iter_mut().for_each(|v| *v = v.abs());
     }
     let (yt, tt) = (gpu.upload_shaped(&y, shape)?, gpu.upload_shaped(&t, shape)?);
-    let (loss, grad) = loss_fn.compute(&yt, Targets::Values(&tt))?;
+    let (loss, grad) = loss_into_poisoned(loss_fn, &yt, Targets::Values(&tt))?;
     let (yv, tv) = (widen(&y), widen(&t));
     let (want, want_grad) = match loss_fn {
         Loss::Mse => cpu::loss::mse(&yv, &tv),
@@ -372,8 +387,72 @@ pub fn check_value_loss(
     Ok([loss, grad])
 }
 
+/// Edge logits, one batch per case against the f64 reference, NaN and +-inf matching in class, finite values
+/// within `1e-6 (|ref| + 1)` (a few dozen f32 roundings of terms of magnitude at most |ref| + 1):
+/// - softmax cross-entropy, one row of 3 classes per case: a NaN logit (NaN loss and gradient), a +inf maximum
+///   (infinite loss, NaN at its own gradient), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
+///   infinite loss in f32), a row of -inf (NaN), and -0, 0 and a subnormal;
+/// - BCE with logits over NaN, +-inf, +-1e30, -0, a subnormal and 2: a NaN logit makes the mean loss NaN, its
+///   gradient NaN, and the others' gradients are `(sigmoid(x) - t) / n`.
+///
+/// Returns `[cross-entropy loss, cross-entropy grad, BCE loss, BCE grad]`.
+pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
+    let inf = f32::INFINITY;
+    let rows: [([f32; 3], u32); 8] = [
+        ([2.0, f32::NAN, 0.0], 0),
+        ([inf, 0.0, 1.0], 1),
+        ([-inf, 0.0, 1.0], 2),
+        ([1e30, -1e30, 0.0], 1),
+        ([f32::MAX, -f32::MAX, 0.0], 1),
+        ([-inf, -inf, -inf], 0),
+        ([-0.0, 0.0, f32::from_bits(1)], 0),
+        ([f32::NAN, 3.0, -inf], 1),
+    ];
+    let bound = |w: &[f64]| -> Vec<f64> { w.iter().map(|v| 1e-6 * (v.abs() + 1.0)).collect() };
+    let (mut loss_got, mut loss_want, mut grad_got, mut grad_want) =
+        (vec![], vec![], vec![], vec![]);
+    for (x, t) in rows {
+        let logits = gpu.upload_shaped(&x, &[1, 3])?;
+        let labels = Labels::upload(gpu, &[t], 3)?;
+        let (loss, grad) = loss_into_poisoned(
+            Loss::SoftmaxCrossEntropy,
+            &logits,
+            Targets::Classes(&labels),
+        )?;
+        let (want, want_grad) = cpu::loss::softmax_cross_entropy(&widen(&x), &[t], 3);
+        loss_got.extend(loss.read::<f32>()?);
+        loss_want.push(want);
+        grad_got.extend(grad.read::<f32>()?);
+        grad_want.extend(want_grad);
+    }
+    let ce_loss = compare_bounded("loss", &loss_got, &loss_want, &bound(&loss_want));
+    let ce_grad = compare_bounded("loss_grad", &grad_got, &grad_want, &bound(&grad_want));
+    let x = [
+        f32::NAN,
+        inf,
+        -inf,
+        1e30,
+        -1e30,
+        -0.0,
+        f32::from_bits(1),
+        2.0,
+    ];
+    let t = [0.5, 0.25, 1.0, 0.0, 0.75, 1.0, 0.5, 0.125];
+    let (xt, tt) = (gpu.upload_shaped(&x, &[8])?, gpu.upload_shaped(&t, &[8])?);
+    let (loss, grad) = loss_into_poisoned(Loss::BceWithLogits, &xt, Targets::Values(&tt))?;
+    let (want, want_grad) = cpu::loss::bce_with_logits(&widen(&x), &widen(&t));
+    let bce_loss = compare_bounded("loss", &loss.read::<f32>()?, &[want], &[0.0]);
+    let bce_grad = compare_bounded(
+        "loss_grad",
+        &grad.read::<f32>()?,
+        &want_grad,
+        &bound(&want_grad),
+    );
+    Ok([ce_loss, ce_grad, bce_loss, bce_grad])
+}
+
 /// Softmax cross-entropy over 33 x 10 logits, and MSE and BCE-with-logits over 20,001 values:
-/// [`check_cross_entropy`] and [`check_value_loss`].
+/// [`check_cross_entropy`] and [`check_value_loss`]; then the edge logits of [`check_loss_edges`].
 pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let mut out = Vec::new();
     let [loss, grad] = check_cross_entropy(gpu, 33, 10, 100)?;
@@ -383,6 +462,15 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
         let [loss, grad] = check_value_loss(gpu, loss_fn, &[20_001], 300)?;
         let name = loss_fn.name();
+        out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
+        out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
+    }
+    let [ce_loss, ce_grad, bce_loss, bce_grad] = check_loss_edges(gpu)?;
+    let edges = [
+        ("softmax_cross_entropy edges", ce_loss, ce_grad),
+        ("bce_with_logits edges", bce_loss, bce_grad),
+    ];
+    for (name, loss, grad) in edges {
         out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
         out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
     }
