@@ -46,15 +46,21 @@ fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid.x;
 }
 
+/// g + weight_decay p, the L2 decay in the gradient; skipped where the decay is 0, as PyTorch skips it, so that an
+/// infinite parameter does not turn NaN through 0 * inf.
+fn l2(g: f32, p: f32) -> f32 {
+    return select(g, fma(params.weight_decay, p, g), params.weight_decay != 0.0);
+}
+
 fn sgd_update(i: u32) {
     let p = param[i];
-    let g = fma(params.weight_decay, p, grad[i]);
+    let g = l2(grad[i], p);
     param[i] = p - params.lr * g;
 }
 
 fn sgd_momentum_update(i: u32) {
     let p = param[i];
-    var g = fma(params.weight_decay, p, grad[i]);
+    var g = l2(grad[i], p);
     var b = g;
     if (params.step > 1u) {
         b = params.momentum * state_m[i] + (1.0 - params.dampening) * g;
@@ -74,7 +80,7 @@ fn adam_update(i: u32) {
     if (params.decoupled != 0u) {
         p = p * (1.0 - params.lr * params.weight_decay);
     } else {
-        g = fma(params.weight_decay, p, g);
+        g = l2(g, p);
     }
     let m = params.beta1 * state_m[i] + (1.0 - params.beta1) * g;
     let v = params.beta2 * state_v[i] + (1.0 - params.beta2) * (g * g);

@@ -7,7 +7,9 @@ mod common;
 
 use actgpu::cpu::mlp::{self as ref_mlp, Target};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::training::{check_cross_entropy, check_optimizers, check_value_loss};
+use actgpu::verify::training::{
+    check_cross_entropy, check_loss_edges, check_optimizers, check_value_loss,
+};
 use actgpu::{
     cpu, Activation, Adam, DType, Error, Gpu, Labels, Loss, Mlp, Optimizer, Sgd, Targets, Tensor,
 };
@@ -27,6 +29,14 @@ const CE_SHAPES: [(usize, usize); 8] = [
     (3, 129),
     (17, 2),
 ];
+
+#[test]
+fn losses_keep_nan_and_infinite_logits_as_the_reference_does() {
+    let names = ["ce loss", "ce grad", "bce loss", "bce grad"];
+    for (name, check) in names.iter().zip(check_loss_edges(gpu()).unwrap()) {
+        assert!(check.count > 0 && check.ok(), "{name}: {check:#?}");
+    }
+}
 
 #[test]
 fn softmax_cross_entropy_matches_the_reference() {
@@ -167,6 +177,45 @@ fn optimizer_updates_match_the_reference_over_several_steps() {
     // against the f64 update (see `check_optimizers` for the inputs and the bound).
     for c in check_optimizers(gpu()).unwrap() {
         assert!(c.ok(), "{}: {:#?}", c.op, c.check);
+    }
+}
+
+/// Without weight decay an infinite parameter stays infinite, as in PyTorch (which skips a zero decay); the
+/// update of `p + 0 * p` would turn it NaN. The f64 reference agrees.
+#[test]
+fn zero_weight_decay_leaves_an_infinite_parameter_infinite() {
+    let g = gpu();
+    let p0 = [f32::INFINITY, f32::NEG_INFINITY, 1.0];
+    let grads = [0.5f32, -0.25, 0.5];
+    let momentum = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::new(0.1)
+    });
+    for opt in [
+        Optimizer::Sgd(Sgd::new(0.1)),
+        momentum,
+        Optimizer::Adam(Adam::new(0.01)),
+    ] {
+        let param = upload(g, &p0, &[3]);
+        let grad = upload(g, &grads, &[3]);
+        let state = opt.init_state(&param).unwrap();
+        let mut want = widen(&p0);
+        let mut ref_state = cpu::optim::State::zeros(3);
+        for step in 1..=2 {
+            opt.update(g, &param, &grad, &state, step).unwrap();
+            cpu::optim::update(&opt, &mut want, &widen(&grads), &mut ref_state, step);
+        }
+        let got: Vec<f32> = param.read().unwrap();
+        assert_eq!(got[..2], p0[..2], "{opt:?}");
+        assert_eq!(
+            want[..2],
+            [f64::INFINITY, f64::NEG_INFINITY],
+            "{opt:?} reference"
+        );
+        assert!(
+            got[2].is_finite() && (f64::from(got[2]) - want[2]).abs() < 1e-6,
+            "{opt:?}: {got:?}"
+        );
     }
 }
 
@@ -396,6 +445,45 @@ fn gpu_mlp_matches_the_f64_mlp_after_20_steps() {
             }
         }
         eprintln!("{what}: worst parameter difference after 20 steps {worst:.3e}");
+    }
+}
+
+/// A learning rate changed between steps (`Mlp::set_lr`) reaches the next step's update: the GPU network on a
+/// schedule that lowers it every 5 steps ends where the f64 network on the same schedule ends, within the
+/// bound of `gpu_mlp_matches_the_f64_mlp_after_20_steps`, and away from the network trained at a constant rate.
+#[test]
+fn learning_rate_changes_between_steps_reach_the_update() {
+    let g = gpu();
+    let lr_at = |step: usize, base: f32| base / (1 + step / 5) as f32;
+    let loss = Loss::SoftmaxCrossEntropy;
+    for opt in [every_optimizer()[1], every_optimizer()[3]] {
+        let base = opt.lr();
+        let mut net = Mlp::new(g, &SIZES, &HIDDEN, loss, opt, 42).unwrap();
+        let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 42);
+        let mut reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, loss, opt, &params);
+        for (step, (x, t)) in batches().into_iter().enumerate() {
+            net.set_lr(lr_at(step, base));
+            reference.optimizer.set_lr(lr_at(step, base));
+            net.train_step_classes(&x, &t).unwrap();
+            reference.train_step(&widen(&x), BATCH, Target::Classes(&t));
+        }
+        let (constant, _) = train_gpu(opt, 42);
+        let (got, fixed) = (net.params().unwrap(), constant.params().unwrap());
+        let mut moved = 0.0f64;
+        for (l, ((w, b), (fw, fb))) in got.iter().zip(&fixed).enumerate() {
+            for (gv, rv) in [(w, &reference.weights[l]), (b, &reference.biases[l])] {
+                assert_within(&format!("{opt:?} scheduled, layer {l}"), gv, rv, |i| {
+                    2e-6 + 1e-5 * rv[i].abs()
+                });
+            }
+            for (a, c) in w.iter().chain(b).zip(fw.iter().chain(fb)) {
+                moved = moved.max(f64::from((a - c).abs()));
+            }
+        }
+        assert!(
+            moved > 1e-3,
+            "{opt:?}: the schedule changed nothing ({moved:e})"
+        );
     }
 }
 

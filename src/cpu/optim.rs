@@ -22,6 +22,16 @@ impl State {
     }
 }
 
+/// `g + wd p`, the L2 decay in the gradient, skipped where `wd` is 0 as PyTorch skips it (so an infinite
+/// parameter does not turn NaN through `0 * inf`).
+fn l2(g: f64, wd: f64, p: f64) -> f64 {
+    if wd == 0.0 {
+        g
+    } else {
+        g + wd * p
+    }
+}
+
 /// One update of `param` from `grad` at step `step` (>= 1), as [`Optimizer`] documents it.
 pub fn update(opt: &Optimizer, param: &mut [f64], grad: &[f64], state: &mut State, step: u64) {
     match *opt {
@@ -33,7 +43,7 @@ pub fn update(opt: &Optimizer, param: &mut [f64], grad: &[f64], state: &mut Stat
                 f64::from(s.dampening),
             );
             for i in 0..param.len() {
-                let mut g = grad[i] + wd * param[i];
+                let mut g = l2(grad[i], wd, param[i]);
                 if mu != 0.0 {
                     let b = if step == 1 {
                         g
@@ -62,7 +72,7 @@ pub fn update(opt: &Optimizer, param: &mut [f64], grad: &[f64], state: &mut Stat
                 if a.decoupled {
                     param[i] *= 1.0 - lr * wd;
                 } else {
-                    g += wd * param[i];
+                    g = l2(g, wd, param[i]);
                 }
                 state.m[i] = b1 * state.m[i] + (1.0 - b1) * g;
                 state.v[i] = b2 * state.v[i] + (1.0 - b2) * g * g;
