@@ -100,6 +100,11 @@ fn sigmoid_and_grad(v: f32) -> vec2<f32> {
 
 /// d/dv [v sigmoid(v)] = sigmoid(v) + v sigmoid'(v), one exp; v is clamped to +-120, where sigmoid' is 0 and
 /// sigmoid is 0 or 1, so that +-inf gives the limits 0 and 1 without inf * 0.
+/// Swish's beta x, 0 for beta = 0 at every x: 0 * +-inf would be NaN where the limit is x / 2 (and f' = 1/2).
+fn swish_arg(beta: f32, x: f32) -> f32 {
+    return select(beta * x, 0.0, beta == 0.0);
+}
+
 fn swish_grad(v: f32) -> f32 {
     let c = clamp(v, -120.0, 120.0);
     let s = sigmoid_and_grad(c);
@@ -168,6 +173,23 @@ fn hardtanh_f(x: f32, lo: f32, hi: f32) -> f32 {
     return clamp(x, lo, hi);
 }
 
+/// e^88 (rounded to f32): exp_c's largest result.
+const E88: f32 = 1.6516362549940018e38;
+
+/// e^v for CELU's v = x / alpha, which passes exp_c's clamp at 88 only where alpha < 0 (PyTorch allows any
+/// nonzero alpha): e^88 e^(v - 88) past 88, so results up to the largest f32 stay finite and larger ones overflow
+/// to inf as the true value does.
+fn celu_exp(v: f32) -> f32 {
+    return select(exp_c(v), E88 * exp_c(v - 88.0), v > 88.0);
+}
+
+/// CELU for x <= 0: alpha (e^(x / alpha) - 1), expm1 where e^v stays below exp_c's clamp; past it
+/// (alpha < 0) e^v dwarfs the 1, and alpha e^88 is formed first so that it overflows only where the result does.
+fn celu_negative(x: f32) -> f32 {
+    let v = x / P0;
+    return select(P0 * expm1_f(v), (P0 * E88) * exp_c(v - 88.0), v > 88.0);
+}
+
 fn elu_f(x: f32, alpha: f32) -> f32 {
     return select(alpha * expm1_f(x), x, x > 0.0);
 }
@@ -197,13 +219,13 @@ fn act_forward(x: f32) -> f32 {
         case ACT_RELU6: { y = hardtanh_f(x, 0.0, 6.0); }
         case ACT_LEAKY_RELU: { y = select(P0 * x, x, x > 0.0); }
         case ACT_ELU: { y = elu_f(x, P0); }
-        case ACT_CELU: { y = select(P0 * expm1_f(x / P0), x, x > 0.0); }
+        case ACT_CELU: { y = select(celu_negative(x), x, x > 0.0); }
         case ACT_SELU: { y = 1.0507009873554805 * elu_f(x, 1.6732632423543772); }
         case ACT_GELU: { y = gelu_f(x); }
         case ACT_GELU_TANH: { y = times_gate(x, sigmoid_f(gelu_tanh_arg(x))); }
         case ACT_QUICK_GELU: { y = times_gate(x, sigmoid_f(1.702 * x)); }
         case ACT_SILU: { y = times_gate(x, sigmoid_f(x)); }
-        case ACT_SWISH: { y = times_gate(x, sigmoid_f(P0 * x)); }
+        case ACT_SWISH: { y = times_gate(x, sigmoid_f(swish_arg(P0, x))); }
         case ACT_MISH: { y = times_gate(x, mish_tsp(x)); }
         case ACT_SOFTPLUS: {
             // PyTorch: x when beta x > threshold, else softplus(beta x) / beta.
@@ -247,7 +269,7 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_RELU6: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
         case ACT_LEAKY_RELU: { return select(P0, 1.0, x > 0.0); }
         case ACT_ELU: { return select(P0 * exp_c(x), 1.0, x > 0.0); }
-        case ACT_CELU: { return select(exp_c(x / P0), 1.0, x > 0.0); }
+        case ACT_CELU: { return select(celu_exp(x / P0), 1.0, x > 0.0); }
         case ACT_SELU: {
             return 1.0507009873554805 * select(1.6732632423543772 * exp_c(x), 1.0, x > 0.0);
         }
@@ -269,7 +291,7 @@ fn act_derivative(x: f32) -> f32 {
         // d/dx [x sigmoid(k x)] = sigmoid(v) + v sigmoid'(v) with v = k x.
         case ACT_QUICK_GELU: { return swish_grad(1.702 * x); }
         case ACT_SILU: { return swish_grad(x); }
-        case ACT_SWISH: { return swish_grad(P0 * x); }
+        case ACT_SWISH: { return swish_grad(swish_arg(P0, x)); }
         case ACT_MISH: {
             // mish'(x) = tsp + x sech^2(sp) sigmoid(x), sech^2(sp) = 4 (n + 1) / (n + 2)^2 with n as in mish_tsp.
             let c = clamp(x, -120.0, 20.0);
@@ -304,6 +326,10 @@ fn act_backward(x: f32, dy: f32) -> f32 {
     if (ACT == ACT_RELU_SQUARED) {
         // d/dx relu(x)^2 = 2 relu(x); (dy * r) * 2 overflows only where the true result does.
         dx = (dy * max(x, 0.0)) * 2.0;
+    } else if (ACT == ACT_CELU && x <= 0.0 && x / P0 > 88.0) {
+        // alpha < 0 and e^(x / alpha) past exp_c's clamp: (dy e^(v - 88)) e^88 overflows only where the true
+        // result does (f' alone may overflow where dy f' is finite).
+        dx = (dy * exp_c(x / P0 - 88.0)) * E88;
     } else {
         dx = dy * act_derivative(x);
     }

@@ -21,7 +21,7 @@ fn learn_f(x: f32, p: f32) -> f32 {
     var y: f32;
     switch LEARN {
         case LEARN_PRELU: { y = select(p * x, x, x > 0.0); }
-        case LEARN_SWISH: { y = times_gate(x, sigmoid_f(p * x)); }
+        case LEARN_SWISH: { y = times_gate(x, sigmoid_f(swish_arg(p, x))); }
         default: { y = select(p * expm1_f(x), x, x > 0.0); }
     }
     return select(y, x, is_nan(x));
@@ -30,7 +30,7 @@ fn learn_f(x: f32, p: f32) -> f32 {
 fn learn_dfdx(x: f32, p: f32) -> f32 {
     switch LEARN {
         case LEARN_PRELU: { return select(p, 1.0, x > 0.0); }
-        case LEARN_SWISH: { return swish_grad(p * x); }
+        case LEARN_SWISH: { return swish_grad(swish_arg(p, x)); }
         default: { return select(p * exp_c(x), 1.0, x > 0.0); }
     }
 }
@@ -40,7 +40,7 @@ fn learn_dfdp(x: f32, p: f32) -> f32 {
         case LEARN_PRELU: { return select(x, 0.0, x > 0.0); }
         case LEARN_SWISH: {
             // x^2 sigmoid'(p x), 0 where sigmoid' has underflowed (so that inf * 0 never forms).
-            let s = sigmoid_grad(p * x);
+            let s = sigmoid_grad(swish_arg(p, x));
             return select(x * (x * s), 0.0, s == 0.0);
         }
         default: { return select(expm1_f(x), 0.0, x > 0.0); }

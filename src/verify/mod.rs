@@ -73,12 +73,13 @@ pub const F32_SMALL_INPUT: Tolerance = Tolerance {
 
 /// The parameterised activations with parameters other than PyTorch's defaults (including the edge case
 /// `beta = 0` of Swish, which is `x / 2`), so that tests exercise the parameters as well as the defaults.
-pub const OTHER_PARAMETERS: [Activation; 7] = [
+pub const OTHER_PARAMETERS: [Activation; 8] = [
     Activation::LeakyRelu {
         negative_slope: 0.2,
     },
     Activation::Elu { alpha: 0.5 },
     Activation::Celu { alpha: 2.0 },
+    Activation::Celu { alpha: -0.5 },
     Activation::Swish { beta: 1.5 },
     Activation::Swish { beta: 0.0 },
     Activation::Softplus {
