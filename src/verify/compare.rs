@@ -172,6 +172,7 @@ pub fn compare_bounded(
         first_failures: Vec::new(),
         flush_accepted: 0,
     };
+    check_lengths(&mut c, &[got.len(), reference.len(), bounds.len()]);
     for (i, ((&g, &r), &b)) in got.iter().zip(reference).zip(bounds).enumerate() {
         c.count += 1;
         let expected = r as f32;
@@ -204,6 +205,21 @@ pub fn compare_bounded(
         }
     }
     c
+}
+
+/// Counts one failure (at the shortest length's index, with NaN values) where the slices of a comparison differ in
+/// length: the element-by-element walk stops at the shortest, so the elements past it would go unchecked.
+fn check_lengths(c: &mut Check, lens: &[usize]) {
+    let shortest = lens.iter().copied().min().unwrap_or(0);
+    if lens.iter().any(|&l| l != shortest) {
+        c.failures += 1;
+        c.first_failures.push(Failure {
+            index: shortest,
+            input: f32::NAN,
+            got: f32::NAN,
+            expected: f64::NAN,
+        });
+    }
 }
 
 /// The reference rounded to `dtype` (to nearest even, overflow to +-inf), as f32. For the 16-bit types the f64 is
@@ -279,6 +295,7 @@ fn compare_with(
         Criterion::Tolerance(t) => t,
         _ => super::F32_ELEMENTWISE,
     };
+    check_lengths(&mut c, &[inputs.len(), got.len(), reference.len()]);
     for (i, ((&x, &g), &r)) in inputs.iter().zip(got).zip(reference).enumerate() {
         if skip_zero_reference && r == 0.0 {
             continue;
@@ -399,6 +416,18 @@ mod tests {
         dtype: DType::BF16,
         max: 1,
     };
+
+    #[test]
+    fn slices_of_different_lengths_fail() {
+        let short = compare_bounded("b", &[1.0], &[1.0, 2.0], &[0.0, 0.0]);
+        assert_eq!((short.count, short.failures), (1, 1));
+        assert_eq!(short.first_failures[0].index, 1);
+        let bounds_short = compare_bounded("b", &[1.0, 2.0], &[1.0, 2.0], &[0.0]);
+        assert!(!bounds_short.ok());
+        let ulp = compare_flushing(ULP1, &[1.0, 2.0], &[1.0], &[1.0], None);
+        assert!(!ulp.ok());
+        assert!(compare_bounded("b", &[1.0, 2.0], &[1.0, 2.0], &[0.0, 0.0]).ok());
+    }
 
     #[test]
     fn flushing_rules_apply_only_with_a_flushed_reference() {
