@@ -240,9 +240,41 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         false,
     );
     assert!(c.ok(), "bias forward in chunks: {c:#?}");
-    let p = gpu.upload(&vec![0.25f32; cols]).unwrap();
-    Learnable::Prelu.forward(&x, &p).unwrap();
-    Gated::SWIGLU.forward_pair(&x, &y).unwrap();
+    let widen = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+    // Chunked: PReLU with a slope per column (distinct, so that a chunk reading the wrong columns' slopes
+    // fails), and the gated pair, each into a poisoned output.
+    let ps: Vec<f32> = (0..cols).map(|c| 0.1 + 0.001 * c as f32).collect();
+    let p = gpu.upload(&ps).unwrap();
+    let prelu = gpu
+        .upload_shaped(&vec![POISON; rows * cols], &[rows, cols])
+        .unwrap();
+    let pair = gpu
+        .upload_shaped(&vec![POISON; rows * cols], &[rows, cols])
+        .unwrap();
+    gpu.submit_and_wait("chunked", |enc| {
+        Learnable::Prelu.record_forward(enc, &x, &p, &prelu)?;
+        Gated::SWIGLU.record_forward_pair(enc, &x, &y, &pair)
+    })
+    .unwrap();
+    let want = cpu::fused::learnable_forward(Learnable::Prelu, &widen(&xs), &widen(&ps));
+    let c = compare(
+        &xs,
+        &prelu.read::<f32>().unwrap(),
+        &want,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "PReLU forward in chunks: {c:#?}");
+    let ys = y.read::<f32>().unwrap();
+    let want = cpu::fused::gated_forward(Gated::SWIGLU.gate, &widen(&xs), &widen(&ys));
+    let c = compare(
+        &ys,
+        &pair.read::<f32>().unwrap(),
+        &want,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "SwiGLU pair forward in chunks: {c:#?}");
     // Refused, typed: the column sums and the split layout bind whole tensors.
     limit(Activation::Gelu.bias_backward(&x, &bias, &y));
     limit(Learnable::Prelu.backward(&x, &p, &y));
