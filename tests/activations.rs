@@ -1,10 +1,12 @@
 //! Every activation, forward and backward, against the f64 reference: random inputs at several scales, a dense
-//! sweep of [-20, 20], the edge values, and tiny magnitudes under a relative-only tolerance.
+//! sweep of [-20, 20], the edge values, tiny magnitudes under a relative-only tolerance, and the tails' small
+//! results under a relative-only tolerance too.
 
 mod common;
 
 use actgpu::verify::{
-    check_activation, compare, random_inputs, Pass, F32_ELEMENTWISE, OTHER_PARAMETERS, POISON,
+    check_activation, compare, random_inputs, run_activation, Dtypes, Pass, Tolerance,
+    F32_ELEMENTWISE, OTHER_PARAMETERS, POISON,
 };
 use actgpu::{cpu, Activation};
 use common::{describe, gpu};
@@ -39,6 +41,41 @@ fn every_activation_with_default_parameters_matches_the_reference() {
 #[test]
 fn parameterised_activations_match_the_reference_with_other_parameters() {
     check_all(&OTHER_PARAMETERS, 2);
+}
+
+/// Relative accuracy of the tails: results between 1e-30 and 1e-2 in magnitude (sigmoid(-20) = 2e-9,
+/// gelu(-6) = -6e-9, softplus(-14) = 8e-7, and their derivatives) for |x| in [2, 130], where the absolute floor
+/// of `F32_ELEMENTWISE` (1e-6) would accept 0 or a wrong sign. 1e-4 relative: `exp` alone may be 3 + 2|x| ULP
+/// off (2e-5 at |x| = 88), and |x| >= 2 stays clear of every derivative's root (silu' at -1.28, the nearest).
+#[test]
+fn tails_are_relatively_accurate() {
+    const TAIL: Tolerance = Tolerance {
+        name: "f32_tail_relative",
+        abs: 0.0,
+        rel: 1e-4,
+    };
+    let xs: Vec<f32> = (0..8_000)
+        .map(|i| (2.0 + 128.0 * (i / 2) as f32 / 4_000.0) * if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let (mut failures, mut compared) = (Vec::new(), 0);
+    for act in Activation::ALL.into_iter().chain(OTHER_PARAMETERS) {
+        for pass in [Pass::Forward, Pass::Backward] {
+            let r =
+                run_activation(gpu(), act, pass, &xs, 9, Dtypes::all(actgpu::DType::F32)).unwrap();
+            let tail: Vec<usize> = (0..xs.len())
+                .filter(|&i| (1e-30..=1e-2).contains(&r.reference[i].abs()))
+                .collect();
+            let pick = |v: &[f32]| tail.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            let reference: Vec<f64> = tail.iter().map(|&i| r.reference[i]).collect();
+            let c = compare(&pick(&r.x), &pick(&r.got), &reference, TAIL, false);
+            compared += c.count;
+            if !c.ok() {
+                failures.push(format!("{act} {pass:?}: {c:#?}"));
+            }
+        }
+    }
+    assert!(compared > 20_000, "only {compared} tail results compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
