@@ -280,7 +280,8 @@ impl Optimizer {
 
     /// Records one update of `param` from `grad` (same shape, f32) and `state` (from [`Optimizer::init_state`]),
     /// as step number `step` (1 for the first update: it selects SGD's first momentum step and Adam's bias
-    /// correction). One dispatch.
+    /// correction). One dispatch. The state and the count start together: `step` counts this state's updates
+    /// (PyTorch keeps the count per parameter), so a state created later starts again at step 1.
     pub fn record_update(
         &self,
         encoder: &mut wgpu::CommandEncoder,
