@@ -1,5 +1,7 @@
 //! Built-in two-dimensional classification datasets, generated from a seed (no downloads, the same bits on every
-//! machine), with a train / test split drawn independently from the same distribution.
+//! machine), with a train / test split drawn independently from the same distribution (for `spirals`, only the
+//! angle noise is drawn: its radii are the fixed grid `(i + 1) / n` of each split's size, so a split shares radii
+//! with another split whose size divides or is divided by its own).
 //!
 //! | dataset | classes | points of class `k` |
 //! |---|---|---|
