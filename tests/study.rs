@@ -1,5 +1,5 @@
 //! The activation study's warm-up: it creates every pipeline a run uses, so that no timed step compiles, and the
-//! runs' results do not depend on it.
+//! runs' results do not depend on it; and a run's per-epoch diagnostics come from a full-size batch.
 #![cfg(feature = "study")]
 
 use actgpu::datasets::{Dataset, DatasetKind};
@@ -46,5 +46,11 @@ fn warm_up_creates_every_pipeline_a_run_uses() {
             "{kind}: the warm-up changed a result"
         );
         assert_eq!(run.initial, again.initial, "{kind}");
+        // Each epoch is diagnosed on its last full batch (16 rows), not on the remainder of 12.
+        for e in &run.epochs {
+            assert_eq!(e.diagnosed_rows, 16, "{kind}");
+            let l = &e.layers[0];
+            assert_eq!(l.units, 16 * l.neurons, "{kind}: batch x width");
+        }
     }
 }

@@ -63,7 +63,9 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
             .collect()
     };
     let grad = LineChart {
-        title: format!("gradient norm per layer, mean over epoch ends, {dataset}{seeds}"),
+        title: format!(
+            "gradient norm per layer, mean over each epoch's last full batch, {dataset}{seeds}"
+        ),
         x_label: "layer (1 = input layer, last = linear output layer)".into(),
         y_label: "gradient norm sqrt(‖dW‖² + ‖db‖²) (log scale)".into(),
         log_y: true,

@@ -118,8 +118,9 @@ pub fn mean_std_of_runs(values: &[f64]) -> Option<(f64, f64)> {
     }
 }
 
-/// Mean and sample standard deviation `sqrt(sum (v - mean)^2 / (n - 1))` of the finite values (std 0 for one
-/// value); `None` when none is finite.
+/// Mean and sample standard deviation `sqrt(sum (v - mean)^2 / (n - 1))` of the finite values; the standard
+/// deviation of a single value is undefined, so it is NaN (`null` in JSON, no `±` in the tables), not 0;
+/// `None` when none is finite.
 pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
     let v: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if v.is_empty() {
@@ -130,7 +131,7 @@ pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
     let var = if v.len() > 1 {
         v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
     } else {
-        0.0
+        f64::NAN
     };
     Some((mean, var.sqrt()))
 }
@@ -198,7 +199,12 @@ mod tests {
         assert_eq!(first_reaching(&curve, 0.99), None);
         let (m, s) = mean_std(&[1.0, 2.0, 3.0, f64::NAN]).unwrap();
         assert!(close(m, 2.0) && close(s, 1.0));
-        assert_eq!(mean_std(&[5.0]), Some((5.0, 0.0)));
+        // One value has no sample standard deviation: NaN, not 0.
+        let (m, s) = mean_std(&[5.0]).unwrap();
+        assert!(m == 5.0 && s.is_nan());
+        let (m, s) = mean_std(&[5.0, f64::NAN]).unwrap();
+        assert!(m == 5.0 && s.is_nan());
+        assert!(mean_std_of_runs(&[0.9]).unwrap().1.is_nan());
         assert_eq!(mean_std(&[f64::INFINITY]), None);
         // Over runs, a diverged run shows instead of vanishing from the mean.
         assert_eq!(mean_std_of_runs(&[1.0, 3.0]), Some((2.0, 2f64.sqrt())));

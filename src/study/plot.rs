@@ -59,6 +59,14 @@ const HEIGHT: f64 = 540.0;
 const LEFT: f64 = 80.0;
 const TOP: f64 = 40.0;
 const PLOT_H: f64 = 420.0;
+/// Vertical spacing of the line chart's legend entries, one per series beside the plot.
+const LEGEND_STEP: f64 = 16.0;
+
+/// The line chart's height for `series` legend entries: [`HEIGHT`], or taller when the legend (from `TOP + 8`,
+/// one entry per [`LEGEND_STEP`]) would run past it (more than about 30 series), so every name is visible.
+fn line_chart_height(series: usize) -> f64 {
+    HEIGHT.max(TOP + 8.0 + LEGEND_STEP * series as f64 + 12.0)
+}
 
 /// Twelve distinguishable colours (Tableau 10 plus two); series past twelve reuse them dashed.
 const PALETTE: [&str; 12] = [
@@ -158,11 +166,11 @@ fn style(i: usize) -> (&'static str, &'static str) {
     )
 }
 
-fn header(out: &mut String, title: &str) {
+fn header(out: &mut String, title: &str, height: f64) {
     let _ = write!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
-         width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" \
+         width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" \
          font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
         WIDTH / 2.0,
@@ -237,7 +245,7 @@ impl LineChart {
             TOP + PLOT_H - (v - y0) / (y1 - y0) * PLOT_H
         };
         let mut out = String::new();
-        header(&mut out, &self.title);
+        header(&mut out, &self.title, line_chart_height(self.series.len()));
         y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
         for &t in &xticks {
             let x = x_of(t);
@@ -283,7 +291,7 @@ impl LineChart {
                 d.trim_end(),
                 xml_escape(&s.name)
             );
-            let ly = TOP + 8.0 + 16.0 * i as f64;
+            let ly = TOP + 8.0 + LEGEND_STEP * i as f64;
             let lx = LEFT + plot_w + 14.0;
             let _ = writeln!(
                 out,
@@ -313,7 +321,7 @@ impl BarChart {
         let (y0, y1, yticks) = linear_ticks(0.0, if top > 0.0 { top } else { 1.0 });
         let y_of = move |y: f64| TOP + PLOT_H - (y - y0) / (y1 - y0) * PLOT_H;
         let mut out = String::new();
-        header(&mut out, &self.title);
+        header(&mut out, &self.title, HEIGHT);
         y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
         let slot = plot_w / self.bars.len().max(1) as f64;
         for (i, b) in self.bars.iter().enumerate() {
@@ -446,6 +454,44 @@ pub(crate) mod tests {
             ..chart(true)
         };
         assert_well_formed(&empty.svg());
+    }
+
+    /// The `height` attribute of the root element, and the largest `y` of any `<text>`.
+    fn height_and_lowest_text(svg: &str) -> (f64, f64) {
+        let attr = |tag: &str, name: &str| -> Option<f64> {
+            let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+            tag[start..start + tag[start..].find('"')?].parse().ok()
+        };
+        let root = &svg[svg.find("<svg").unwrap()..];
+        let height = attr(&root[..root.find('>').unwrap()], "height").unwrap();
+        let lowest = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| attr(&t[..t.find('>').unwrap()], "y"))
+            .fold(0.0, f64::max);
+        (height, lowest)
+    }
+
+    #[test]
+    fn the_legend_fits_however_many_series() {
+        for n in [2, 14, 31, 40] {
+            let mut c = chart(false);
+            c.series = (0..n)
+                .map(|i| Series {
+                    name: format!("kind{i}"),
+                    points: vec![(1.0, i as f64), (2.0, 1.0)],
+                })
+                .collect();
+            let svg = c.svg();
+            assert_well_formed(&svg);
+            assert!(svg.contains(&format!(">kind{}</text>", n - 1)));
+            let (height, lowest) = height_and_lowest_text(&svg);
+            assert!(
+                lowest + 4.0 <= height,
+                "{n} series: text at y {lowest} on a {height} high canvas"
+            );
+            assert_eq!(height == HEIGHT, n <= 30, "{n} series: height {height}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::study::report::{arch, init_flow, optimizer_text, scale_text};
-use crate::study::summary::{Spread, Summary};
+use crate::study::summary::{fastest, Spread, Summary};
 use crate::study::Study;
 
 fn mean(s: Spread) -> Option<f64> {
@@ -33,6 +33,13 @@ fn extreme(
         })
 }
 
+/// Whether accuracy `a` is within `tol` of the best, `b`. Accuracies are fractions of the test set, and
+/// `1.0 - 0.99` is `0.010000000000000009` in f64, so the comparison allows 1e-9 (far below one test point, or
+/// one point over several seeds) for the rounding.
+pub fn within(b: f64, a: f64, tol: f64) -> bool {
+    b - a <= tol + 1e-9
+}
+
 /// A short automatic reading of the results: best and worst, convergence, calibration, dead and saturated
 /// units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per line.
 pub fn reading(study: &Study) -> Vec<String> {
@@ -46,7 +53,7 @@ pub fn reading(study: &Study) -> Vec<String> {
         );
         let close: Vec<String> = s
             .iter()
-            .filter(|x| mean(x.test_acc).is_some_and(|a| b - a <= 0.01))
+            .filter(|x| mean(x.test_acc).is_some_and(|a| within(b, a, 0.01)))
             .map(|x| x.activation.name())
             .collect();
         lines.push(format!(
@@ -57,28 +64,48 @@ pub fn reading(study: &Study) -> Vec<String> {
             worst.activation
         ));
     }
-    let reached: Vec<&Summary> = s.iter().filter(|x| x.reached > 0).collect();
-    if let Some((_, e)) = extreme(study, |x| mean(x.epochs_to_target), false) {
+    let best = fastest(s);
+    if let Some(&first) = best.first() {
+        let e = mean(first.epochs_to_target).unwrap_or(f64::NAN);
+        let names: Vec<String> = best.iter().map(|x| x.activation.name()).collect();
         let never: Vec<String> = s
             .iter()
             .filter(|x| x.reached == 0)
             .map(|x| x.activation.name())
             .collect();
-        let ties: Vec<String> = reached
+        let some: Vec<String> = s
             .iter()
-            .filter(|x| mean(x.epochs_to_target) == Some(e))
-            .map(|x| x.activation.name())
+            .filter(|x| x.reached > 0 && x.reached < x.runs)
+            .map(|x| format!("{} ({}/{})", x.activation, x.reached, x.runs))
             .collect();
         lines.push(format!(
-            "Fastest to {:.0}% test accuracy: {} ({e:.1} epochs, {} steps of {}){}.{}",
+            "Fastest to {:.0}% test accuracy: {} ({e:.1} epochs, {} steps of at most {} rows; reached in {}/{} \
+             run{}){}.{}{}{}",
             100.0 * o.target,
-            ties.join(", "),
+            names.join(", "),
             (e * o
                 .train_config()
                 .steps_per_epoch(study.dataset.train_y.len()) as f64)
                 .round(),
             o.batch,
-            if ties.len() > 1 { ", tied" } else { "" },
+            first.reached,
+            first.runs,
+            if first.runs == 1 { "" } else { "s" },
+            if names.len() > 1 { ", tied" } else { "" },
+            if first.reached < first.runs {
+                " No kind reached it in every run, so this ranks by how many runs did, then by the mean epoch of \
+                 those runs."
+            } else {
+                ""
+            },
+            if some.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Reached it in some runs only (their mean epoch is over those runs, not comparable): {}.",
+                    some.join(", ")
+                )
+            },
             if never.is_empty() {
                 String::new()
             } else {
@@ -114,7 +141,7 @@ pub fn reading(study: &Study) -> Vec<String> {
         lines.push(if v > 0.0 {
             format!(
                 "Largest share of hidden pre-activations with f'(z) = 0 (no gradient through them on the epoch's \
-                 last batch; for ReLU-like units that is every inactive unit, not only units dead for good): {} \
+                 last full batch; for ReLU-like units that is every inactive unit, not only units dead for good): {} \
                  ({:.1}%). At least 5%: {}.",
                 d.activation,
                 100.0 * v,
@@ -282,4 +309,63 @@ fn learnable_line(study: &Study) -> Option<String> {
          of a better fixed setting.",
         parts.join("; ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::report::tests::study_of;
+    use crate::Activation;
+
+    #[test]
+    fn within_a_hundredth_is_exact_for_fractions_of_the_test_set() {
+        // 1.0 - 0.99 = 0.010000000000000009 in f64: still within 0.01.
+        let (best, next) = (1.0f64, 0.99f64);
+        assert_eq!(best - next, 0.010000000000000009);
+        assert!(within(1.0, 0.99, 0.01));
+        assert!(within(1.0, 297.0 / 300.0, 0.01));
+        assert!(!within(1.0, 296.0 / 300.0, 0.01));
+        let mut s = study_of(
+            1,
+            vec![
+                Activation::Relu.into(),
+                Activation::Gelu.into(),
+                Activation::Tanh.into(),
+            ],
+        );
+        s.summaries[0].test_acc = Some((1.0, f64::NAN));
+        s.summaries[1].test_acc = Some((0.99, f64::NAN));
+        let first = &reading(&s)[0];
+        assert!(
+            first.contains("2 within 0.01 of it: relu, gelu."),
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn fastest_says_how_many_runs_reached_the_target() {
+        let mut s = study_of(
+            5,
+            vec![
+                Activation::Relu.into(),
+                Activation::Gelu.into(),
+                Activation::Tanh.into(),
+            ],
+        );
+        // relu reached it in 1 of 5 runs, faster; gelu in all 5.
+        s.summaries[0].epochs_to_target = Some((1.0, f64::NAN));
+        s.summaries[0].reached = 1;
+        s.summaries[1].epochs_to_target = Some((4.0, 0.5));
+        s.summaries[1].reached = 5;
+        let line = reading(&s)
+            .into_iter()
+            .find(|l| l.starts_with("Fastest"))
+            .unwrap();
+        assert!(
+            line.starts_with("Fastest to 90% test accuracy: gelu (4.0 epochs,")
+                && line.contains("reached in 5/5 runs)")
+                && line.contains("some runs only (their mean epoch is over those runs, not comparable): relu (1/5)"),
+            "{line}"
+        );
+    }
 }

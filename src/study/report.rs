@@ -10,7 +10,8 @@
 //! ("dead" in [`crate::nn::diagnostics`]: no gradient flows through them on that batch; for the ReLU family
 //! this includes every inactive unit, not only units dead for good), of hidden neurons with `f'(z) = 0` for every
 //! row of the batch (dead neurons: the dying units) and of pre-activations with `0 < |f'(z)| < 1e-3`
-//! (saturated), over every epoch's last step (`-` for gated and learnable kinds: the kernels count them only
+//! (saturated), over every epoch's last full-size step (the last batch of `batch` rows: see
+//! [`crate::study::run::diagnosed_chunk`]; `-` for gated and learnable kinds: the kernels count them only
 //! for plain activations; `null` in `results.json`), and the gradient flow at initialisation:
 //! `‖g_1‖ / ‖g_L‖`, the first layer's gradient norm over the output layer's at the first step (well below 1:
 //! the gradient shrinks on its way to the input).
@@ -41,10 +42,12 @@ pub const COLUMNS: [&str; 13] = [
     "‖g1‖/‖gL‖ init",
 ];
 
+/// A mean with its standard deviation when `with_sd` and the deviation is a number (one value, or a diverged
+/// run, has none: the mean alone, never `± 0` or `± NaN`).
 pub(crate) fn spread(s: Spread, digits: usize, with_sd: bool) -> String {
     match s {
         None => "-".into(),
-        Some((m, sd)) if with_sd => format!("{m:.digits$} ± {sd:.digits$}"),
+        Some((m, sd)) if with_sd && sd.is_finite() => format!("{m:.digits$} ± {sd:.digits$}"),
         Some((m, _)) => format!("{m:.digits$}"),
     }
 }
@@ -63,7 +66,10 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 13] {
     let sd = study.options.seeds > 1;
     let to_target = match s.epochs_to_target {
         None => format!("never (0/{})", s.runs),
-        Some((m, d)) if sd => format!("{m:.1} ± {d:.1} ({}/{})", s.reached, s.runs),
+        Some((m, d)) if sd && d.is_finite() => {
+            format!("{m:.1} ± {d:.1} ({}/{})", s.reached, s.runs)
+        }
+        Some((m, _)) if sd => format!("{m:.1} ({}/{})", s.reached, s.runs),
         Some((m, _)) => format!("{m:.0}"),
     };
     [
@@ -342,6 +348,7 @@ pub(crate) mod tests {
                                 test: s,
                                 val: s,
                                 layers: vec![layer(0.2); 3],
+                                diagnosed_rows: 2,
                             }
                         })
                         .collect(),
@@ -385,11 +392,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_single_value_shows_no_spread() {
+        assert_eq!(spread(Some((0.5, f64::NAN)), 3, true), "0.500");
+        assert_eq!(spread(Some((0.5, 0.1)), 3, true), "0.500 ± 0.100");
+        assert_eq!(spread(Some((0.5, 0.1)), 3, false), "0.500");
+        // Three seeds, one of which reached the target: its epoch alone, no "± NaN" or "± 0".
+        let mut s = study(3);
+        s.summaries[0].epochs_to_target = Some((8.0, f64::NAN));
+        s.summaries[0].reached = 1;
+        s.summaries[0].test_acc = Some((0.9, f64::NAN));
+        let row = cells(&s, 1, &s.summaries[0]);
+        assert_eq!((row[3].as_str(), row[7].as_str()), ("0.900", "8.0 (1/3)"));
+        let t = table(&s);
+        assert!(!t.contains("NaN") && !t.contains("± 0.0 "), "{t}");
+    }
+
+    #[test]
     fn json_has_a_row_per_activation_and_balanced_brackets() {
         let s = study(2);
         let j = json(&s);
         assert_eq!(j.matches("\"rank\":").count(), 2);
         assert_eq!(j.matches("\"timed_steps\": ").count(), 4);
+        assert_eq!(j.matches("\"diagnosed_rows\": 2,").count(), 4 * 3);
         assert!(j.contains("\"command\": \"study --quick \\\"x\\\"\""));
         // Outside strings, brackets and braces nest properly.
         let (mut stack, mut in_str, mut esc) = (Vec::new(), false, false);

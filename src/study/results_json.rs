@@ -78,7 +78,8 @@ fn json_act_params(s: &Summary) -> String {
     format!("[{}]", v.join(", "))
 }
 
-/// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs.
+/// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs (each with
+/// `diagnosed_rows`, the rows of the batch its `layers` diagnostics were taken on: the epoch's last full one).
 pub fn json(study: &Study) -> String {
     let o = &study.options;
     let mut out = String::from("{\n");
@@ -162,7 +163,7 @@ pub fn json(study: &Study) -> String {
                 .map(|(e, x)| {
                     format!(
                         "{{\"epoch\": {}, \"train_loss\": {}, \"train_acc\": {}, \"test_nll\": {}, \"test_acc\": {}, \
-                         \"test_ece\": {}, \"val_nll\": {}, \"val_acc\": {}, \"layers\": {}}}",
+                         \"test_ece\": {}, \"val_nll\": {}, \"val_acc\": {}, \"diagnosed_rows\": {}, \"layers\": {}}}",
                         e + 1,
                         json_num(x.train.nll),
                         json_num(x.train.accuracy),
@@ -171,6 +172,7 @@ pub fn json(study: &Study) -> String {
                         json_num(x.test.ece),
                         json_num(x.val.nll),
                         json_num(x.val.accuracy),
+                        x.diagnosed_rows,
                         json_layers(&x.layers, r.activation.counts_dead())
                     )
                 })

@@ -10,7 +10,9 @@
 //!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss. The
 //!   validation set is for choosing settings ([`crate::study::sweep`]); the reports quote the test set.
 //! - Gradient flow: [`crate::Mlp::diagnostics`] of the first step (the gradients at initialisation) and of each
-//!   epoch's last step. Diagnostics are switched on only for those steps, so the timed steps are plain ones.
+//!   epoch's last full-size step ([`diagnosed_chunk`]: the last batch of `batch` rows, not a smaller remainder
+//!   batch, so that every epoch's numbers cover as many rows as the initial ones). Diagnostics are switched on
+//!   only for those steps, so the timed steps are plain ones.
 //! - Learnable activations: their parameters ([`crate::Mlp::activation_params`]) read back after the last epoch.
 //! - Cost: each other step is timed from `train_step` to the device going idle (`Gpu::wait`), the batch already
 //!   uploaded: the wall time of one step on this adapter, overheads of submission included.
@@ -61,8 +63,11 @@ pub struct EpochRecord {
     pub test: Scores,
     /// Scores on the whole validation set ([`Dataset::val_x`]).
     pub val: Scores,
-    /// Diagnostics of the epoch's last step, one per layer, input layer first (the output layer last).
+    /// Diagnostics of the epoch's last full-size step ([`diagnosed_chunk`]), one per layer, input layer first
+    /// (the output layer last).
     pub layers: Vec<LayerDiagnostics>,
+    /// Rows of the batch `layers` were taken on (the batch size, unless no batch of an epoch is full).
+    pub diagnosed_rows: usize,
 }
 
 /// Everything one run (one activation, one seed) recorded.
@@ -82,8 +87,8 @@ pub struct RunRecord {
     pub initial: Vec<LayerDiagnostics>,
     /// One record per epoch.
     pub epochs: Vec<EpochRecord>,
-    /// Wall time of each timed step, in seconds: the steps without diagnostics (all but each epoch's last and
-    /// the first), or every step when there are none such (one batch an epoch).
+    /// Wall time of each timed step, in seconds: the steps without diagnostics (all but each epoch's diagnosed
+    /// one, [`diagnosed_chunk`], and the first), or every step when there are none such (one batch an epoch).
     pub step_s: Vec<f64>,
     /// Wall time of the whole run, evaluation included, in seconds (its pipelines were created and first run
     /// before it, by [`warm_up`]).
@@ -95,6 +100,16 @@ impl RunRecord {
     pub fn last(&self) -> Option<&EpochRecord> {
         self.epochs.last()
     }
+}
+
+/// The index of the batch whose step an epoch diagnoses, among the lengths of its batches in order: the last one
+/// of the full size `batch`, so that a small remainder batch (900 rows in batches of 64 end with one of 4) does
+/// not stand for the epoch; the last one when none is full. 0 when there are none.
+pub fn diagnosed_chunk(lengths: &[usize], batch: usize) -> usize {
+    lengths
+        .iter()
+        .rposition(|&n| n == batch)
+        .unwrap_or(lengths.len().saturating_sub(1))
 }
 
 /// The dataset uploaded once for evaluation.
@@ -226,11 +241,13 @@ pub fn train_one(
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         let chunks: Vec<&[usize]> = order.chunks(batch).collect();
+        let lengths: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        let diagnosed = diagnosed_chunk(&lengths, batch);
         let mut layers = Vec::new();
         for (c, rows) in chunks.iter().enumerate() {
             let (xt, labels) = upload_batch(gpu, dataset, rows)?;
             let first = net.steps() == 0;
-            let last = c + 1 == chunks.len();
+            let last = c == diagnosed;
             let diagnose = first || last;
             net.set_diagnostics(diagnose)?;
             let t = Instant::now();
@@ -256,6 +273,7 @@ pub fn train_one(
             test: score(&mut net, &data.test_x, &dataset.test_y, classes)?,
             val: score(&mut net, &data.val_x, &dataset.val_y, classes)?,
             layers,
+            diagnosed_rows: lengths.get(diagnosed).copied().unwrap_or(0),
         };
         on_epoch(epoch, &record);
         epochs.push(record);
@@ -288,4 +306,22 @@ pub fn train_one(
         },
         wall_s: start.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_diagnosed_batch_is_the_last_full_one() {
+        // 900 rows in batches of 64: 14 full batches and a remainder of 4; the 14th (index 13) is diagnosed.
+        let mut lengths = vec![64; 14];
+        lengths.push(4);
+        assert_eq!(diagnosed_chunk(&lengths, 64), 13);
+        // Without a remainder the last batch is full.
+        assert_eq!(diagnosed_chunk(&[64, 64, 64], 64), 2);
+        // No full batch (fewer rows than the batch size): the last one.
+        assert_eq!(diagnosed_chunk(&[30], 64), 0);
+        assert_eq!(diagnosed_chunk(&[], 64), 0);
+    }
 }

@@ -44,28 +44,31 @@ pub struct Summary {
     pub val_nll: Spread,
     /// Final training loss (over the whole training set).
     pub train_loss: Spread,
-    /// Epochs until the test accuracy first reached the target, over the runs that reached it.
+    /// Epochs until the test accuracy first reached the target, over the runs that reached it (so compare it
+    /// only between kinds with the same [`Summary::reached`]: see [`fastest`]).
     pub epochs_to_target: Spread,
     /// How many runs reached the target.
     pub reached: usize,
     /// Median wall time of one training step over every timed step of every run, in seconds.
     pub step_s: Option<f64>,
-    /// Mean over runs of the training loss after each epoch.
+    /// Mean over runs of the training loss after each epoch (not finite where a run's is not: [`mean_columns`]).
     pub train_loss_curve: Vec<f64>,
     /// Mean over runs of the test accuracy after each epoch.
     pub test_acc_curve: Vec<f64>,
-    /// Mean over runs of each layer's gradient norm `sqrt(‖dW‖² + ‖db‖²)` at the first step.
+    /// Mean over runs of each layer's gradient norm `sqrt(‖dW‖² + ‖db‖²)` at the first step (not finite where a
+    /// run's is not).
     pub initial_grad_norm: Vec<f64>,
-    /// Mean over runs and epoch ends of each layer's gradient norm.
+    /// Mean over runs and diagnosed steps (each epoch's last full-size one) of each layer's gradient norm (not
+    /// finite where one of them is not).
     pub grad_norm: Vec<f64>,
-    /// Mean over runs and epoch ends of the fraction of hidden pre-activations with `f'(z) = 0` ("dead" in
-    /// [`crate::nn::diagnostics`]; all hidden layers together). `None` for gated and learnable kinds, whose
-    /// layers the kernels do not count.
+    /// Mean over runs and diagnosed steps (each epoch's last full-size one) of the fraction of hidden
+    /// pre-activations with `f'(z) = 0` ("dead" in [`crate::nn::diagnostics`]; all hidden layers together).
+    /// `None` for gated and learnable kinds, whose layers the kernels do not count.
     pub dead: Option<f64>,
-    /// Mean over runs and epoch ends of the saturated fraction of the hidden units (`None` as for `dead`).
+    /// Mean over runs and diagnosed steps of the saturated fraction of the hidden units (`None` as for `dead`).
     pub saturated: Option<f64>,
-    /// Mean over runs and epoch ends of the fraction of hidden neurons with `f'(z) = 0` for every row of the
-    /// epoch's last batch (the "dying" units; `None` as for `dead`).
+    /// Mean over runs and diagnosed steps of the fraction of hidden neurons with `f'(z) = 0` for every row of the
+    /// epoch's diagnosed batch (its last full-size one; the "dying" units; `None` as for `dead`).
     pub dead_neurons: Option<f64>,
     /// The same for hidden neurons not dead whose `|f'(z)|` stayed below 1e-3 on every row (`None` as for
     /// `dead`).
@@ -97,13 +100,16 @@ fn param_stats(runs: &[RunRecord]) -> Vec<ParamStats> {
         .collect()
 }
 
-/// Mean of each position over several equally long rows (non-finite entries skipped; NaN where none is left).
+/// Mean of each position over several equally long rows, as [`mean_std_of_runs`] takes it: a non-finite entry
+/// (a diverged run) makes that position's mean infinite or NaN rather than vanishing from it, so a curve titled
+/// "mean of k seeds" is one at every point it shows (the charts leave non-finite points out); NaN where no row
+/// has the position.
 fn mean_columns(rows: &[Vec<f64>]) -> Vec<f64> {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     (0..n)
         .map(|i| {
             let col: Vec<f64> = rows.iter().filter_map(|r| r.get(i).copied()).collect();
-            mean_std(&col).map_or(f64::NAN, |(m, _)| m)
+            mean_std_of_runs(&col).map_or(f64::NAN, |(m, _)| m)
         })
         .collect()
 }
@@ -179,6 +185,13 @@ impl Summary {
         }
     }
 
+    /// The key [`fastest`] ranks by, higher first: whether every run reached the target, how many did, and the
+    /// negated mean epoch of those that did; `None` when none did.
+    pub fn convergence_key(&self) -> Option<(bool, usize, f64)> {
+        let (e, _) = self.epochs_to_target?;
+        (self.reached > 0 && e.is_finite()).then_some((self.reached == self.runs, self.reached, -e))
+    }
+
     /// The ranking key: mean final test accuracy (higher first), then mean test NLL (lower first); a missing
     /// value ranks last.
     pub fn rank_key(&self) -> (f64, f64) {
@@ -196,6 +209,35 @@ pub fn ranked(mut summaries: Vec<Summary>) -> Vec<Summary> {
         kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
     });
     summaries
+}
+
+/// The kinds fastest to the target, tied ones together (empty when no run reached it). A mean epoch over the
+/// runs that reached the target says nothing about those that did not, so a kind counts as fastest only among the
+/// kinds whose runs all reached it; when no kind's did, among those with the most runs that reached it; then by
+/// the mean epoch ([`Summary::convergence_key`]).
+pub fn fastest(summaries: &[Summary]) -> Vec<&Summary> {
+    let keyed: Vec<(&Summary, (bool, usize, f64))> = summaries
+        .iter()
+        .filter_map(|s| s.convergence_key().map(|k| (s, k)))
+        .collect();
+    let Some(best) = keyed.iter().map(|&(_, k)| k).reduce(|a, b| {
+        if (b.0, b.1)
+            .cmp(&(a.0, a.1))
+            .then(b.2.total_cmp(&a.2))
+            .is_gt()
+        {
+            b
+        } else {
+            a
+        }
+    }) else {
+        return Vec::new();
+    };
+    keyed
+        .into_iter()
+        .filter(|&(_, k)| k == best)
+        .map(|(s, _)| s)
+        .collect()
 }
 
 #[cfg(test)]
@@ -239,6 +281,7 @@ mod tests {
                     test: s(a),
                     val: s(a - 0.1),
                     layers: vec![layer(1.0, 5), layer(3.0, 0)],
+                    diagnosed_rows: 64,
                 })
                 .collect(),
             step_s: vec![seed as f64],
@@ -257,7 +300,9 @@ mod tests {
             (val - 0.8).abs() < 1e-12,
             "the final validation accuracy, not the test's"
         );
-        assert_eq!((s.reached, s.epochs_to_target), (1, Some((2.0, 0.0))));
+        // One run reached the target: its epoch, and no standard deviation of a single value.
+        let (e, sd) = s.epochs_to_target.unwrap();
+        assert!(s.reached == 1 && e == 2.0 && sd.is_nan());
         assert_eq!(s.step_s, Some(2.0));
         assert_eq!(s.test_acc_curve.len(), 3);
         assert!((s.test_acc_curve[0] - 0.45).abs() < 1e-12);
@@ -272,6 +317,59 @@ mod tests {
         let worse = Summary::new(Activation::Tanh.into(), &[run(1, &[0.2])], 0.9);
         let order = ranked(vec![worse, s]);
         assert_eq!(order[0].activation, Activation::Relu.into());
+    }
+
+    #[test]
+    fn a_diverged_seed_shows_in_the_mean_curves() {
+        let mut runs = [run(1, &[0.5, 0.9]), run(2, &[0.6, 0.8])];
+        runs[1].epochs[1].train.nll = f64::INFINITY;
+        runs[1].epochs[1].layers[0].weight_grad_norm = f64::NAN;
+        let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
+        // Epoch 1 is the mean of both seeds; at epoch 2 one seed diverged, so the mean is not a number to plot,
+        // not the other seed's value under the title "mean of 2 seeds".
+        assert!((s.train_loss_curve[0] - 0.45).abs() < 1e-12);
+        assert!(s.train_loss_curve[1].is_infinite());
+        assert!(s.grad_norm[0].is_nan() && s.grad_norm[1] == 3.0);
+        assert!((s.test_acc_curve[1] - 0.85).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fastest_counts_only_kinds_that_always_reached_the_target() {
+        // relu reached 0.9 in 1 of 2 seeds, at epoch 1; tanh in both, at epochs 2 and 3.
+        let relu = Summary::new(
+            Activation::Relu.into(),
+            &[run(1, &[0.95, 0.95, 0.95]), run(2, &[0.5, 0.5, 0.5])],
+            0.9,
+        );
+        let tanh = Summary::new(
+            Activation::Tanh.into(),
+            &[run(1, &[0.5, 0.95, 0.95]), run(2, &[0.5, 0.5, 0.95])],
+            0.9,
+        );
+        let gelu = Summary::new(
+            Activation::Gelu.into(),
+            &[run(1, &[0.5, 0.5, 0.95]), run(2, &[0.5, 0.95, 0.95])],
+            0.9,
+        );
+        let never = Summary::new(
+            Activation::Sigmoid.into(),
+            &[run(1, &[0.5; 3]), run(2, &[0.5; 3])],
+            0.9,
+        );
+        let all = [relu.clone(), tanh.clone(), gelu.clone(), never.clone()];
+        let names = |v: Vec<&Summary>| v.iter().map(|s| s.activation.name()).collect::<Vec<_>>();
+        // relu's mean over its one run (1.0) is lower, but tanh and gelu reached it every time: they tie at 2.5.
+        assert_eq!(names(fastest(&all)), ["tanh", "gelu"]);
+        // With no kind reaching it in every run, the one reaching it most often, then the earlier epoch.
+        let partial = Summary::new(
+            Activation::Mish.into(),
+            &[run(1, &[0.5, 0.5, 0.95]), run(2, &[0.5; 3])],
+            0.9,
+        );
+        assert_eq!(names(fastest(&[partial.clone(), relu.clone()])), ["relu"]);
+        assert_eq!(fastest(std::slice::from_ref(&never)).len(), 0);
+        assert_eq!(never.convergence_key(), None);
+        assert_eq!(relu.convergence_key(), Some((false, 1, -1.0)));
     }
 
     #[test]

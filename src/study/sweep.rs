@@ -69,7 +69,7 @@ impl Sweep {
     }
 
     /// One row per kind of the first study (the kinds every study ran), ranked by validation accuracy at the
-    /// best rate, best first.
+    /// best rate, ties to the lower validation NLL there (as the best rate is chosen), best first.
     pub fn rows(&self) -> Vec<SweepRow> {
         let Some((_, first)) = self.studies.first() else {
             return Vec::new();
@@ -110,13 +110,13 @@ impl Sweep {
             .collect();
         let key = |r: &SweepRow| {
             let acc = r.best_val_acc();
-            if acc.is_nan() {
-                f64::NEG_INFINITY
-            } else {
-                acc
-            }
+            let nll = mean(r.val_nll[r.best]).unwrap_or(f64::INFINITY);
+            (if acc.is_nan() { f64::NEG_INFINITY } else { acc }, -nll)
         };
-        rows.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        rows.sort_by(|a, b| {
+            let (ka, kb) = (key(a), key(b));
+            kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
+        });
         rows
     }
 
@@ -337,6 +337,34 @@ mod tests {
         let rows = sweep(1, 0.7).rows();
         assert_eq!(rows[1].activation, Activation::Sigmoid.into());
         assert_eq!(rows[1].best, 1);
+    }
+
+    #[test]
+    fn equal_validation_accuracy_ranks_by_validation_nll() {
+        // Both kinds at 0.95 validation accuracy at the second rate; sigmoid with the lower NLL ranks first,
+        // though relu comes first in the studies' order.
+        let mut s = sweep(1, 0.95);
+        for (_, study) in &mut s.studies {
+            for x in &mut study.summaries {
+                let sigmoid = x.activation == Activation::Sigmoid.into();
+                x.val_acc = Some((if sigmoid { 0.9 } else { 0.95 }, f64::NAN));
+                x.val_nll = Some((0.3, f64::NAN));
+            }
+        }
+        for x in &mut s.studies[1].1.summaries {
+            x.val_acc = Some((0.95, f64::NAN));
+            if x.activation == Activation::Sigmoid.into() {
+                x.val_nll = Some((0.1, f64::NAN));
+            }
+        }
+        let rows = s.rows();
+        assert_eq!(rows[0].activation, Activation::Sigmoid.into());
+        assert_eq!((rows[0].best, rows[1].best), (1, 0));
+        // With the NLLs equal too, the studies' order stands.
+        for x in &mut s.studies[1].1.summaries {
+            x.val_nll = Some((0.3, f64::NAN));
+        }
+        assert_eq!(s.rows()[0].activation, Activation::Relu.into());
     }
 
     #[test]
