@@ -5,7 +5,7 @@
 // selected by ACT_CUSTOM, or stubs). Overrides supplied per pipeline: `ACT` (which activation), `P0`, `P1`
 // (its parameters, see `Activation::params`).
 //
-// Numerical policy (NUMERICS.md): WGSL gives no guarantee once inf or NaN meets arithmetic, so every
+// Numerical policy (README.md, "Numerical policy"): WGSL gives no guarantee once inf or NaN meets arithmetic, so every
 // transcendental call gets a finite, clamped argument; infinities are mapped to their limits by construction and
 // NaN is restored at the end with a bit test (`x != x` is folded away on lavapipe).
 

@@ -1,6 +1,6 @@
 //! # actgpu
 //!
-//! Activation functions, forward and backward, as WGSL compute kernels on wgpu, proven against an f64 CPU
+//! Activation functions, forward and backward, as WGSL compute kernels on wgpu, checked against an f64 CPU
 //! reference ([`cpu`]). See README.md for the tour.
 //!
 //! ```no_run

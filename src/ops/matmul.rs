@@ -61,9 +61,9 @@ pub enum MatmulKernel {
     /// [`MatmulKernel::Tiled`] with 16-byte loads: the operands are bound as `vec4<u32>`
     /// (`shaders/matmul_operands_wide.wgsl`) and each thread stages runs of four contiguous elements (eight bytes
     /// of a 16-bit operand) with one load, where the operand's rows allow: its contiguous dimension (K, or its
-    /// rows or columns) and its other stride are multiples of 4 ([`wide_runs`]). Other operands are staged
-    /// element by element as in `Tiled`. Not yet measured on a hardware GPU, so not a default: choose it with
-    /// [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled_wide`).
+    /// rows or columns) and its other stride are multiples of 4 (`wide_runs` in the source). Other operands are
+    /// staged element by element as in `Tiled`. Not yet measured on a hardware GPU, so not a default: choose it
+    /// with [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled_wide`).
     TiledWide,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).

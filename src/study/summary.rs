@@ -51,7 +51,7 @@ pub struct Summary {
     pub reached: usize,
     /// Median wall time of one training step over every timed step of every run, in seconds.
     pub step_s: Option<f64>,
-    /// Mean over runs of the training loss after each epoch (not finite where a run's is not: [`mean_columns`]).
+    /// Mean over runs of the training loss after each epoch (not finite where a run's is not: `mean_columns`).
     pub train_loss_curve: Vec<f64>,
     /// Mean over runs of the test accuracy after each epoch.
     pub test_acc_curve: Vec<f64>,
