@@ -13,7 +13,8 @@
 //                          maximum gives an infinite loss and NaN at its own gradient (e^(inf - inf)), as the f64
 //                          reference and PyTorch do.
 //   mse                    grid-stride over n elements: term_i = (y_i - t_i)^2, grad_i = 2 (y_i - t_i) / n
-//   bce_with_logits        grid-stride: term_i = max(x, 0) - x t + log1p(e^-|x|), grad_i = (sigmoid(x) - t) / n
+//   bce_with_logits        grid-stride: term_i = max(x, 0) - x t + log1p(e^-|x|) (bce_linear: the limits at
+//                          +-inf), grad_i = (sigmoid(x) - t) / n
 //                          (NaN for a NaN logit)
 //
 // `scale` is 1/rows or 1/n, rounded to f32 on the host.
@@ -126,6 +127,13 @@ fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
+/// max(x, 0) - x t, the linear part of BCE's term, as x (1 - t) for x >= 0 and -x t below: a zero coefficient
+/// gives 0 at x = +-inf (the limit; max(inf, 0) - inf would be NaN for t = 1), NaN stays NaN.
+fn bce_linear(x: f32, t: f32) -> f32 {
+    let c = select(-t, 1.0 - t, x >= 0.0);
+    return select(select(x * c, 0.0, c == 0.0), x, is_nan(x));
+}
+
 /// Thread `t`'s elements of BCE with logits: writes their gradients and returns the sum of their terms.
 fn bce_slice(t: u32) -> f32 {
     var acc = 0.0;
@@ -136,7 +144,7 @@ fn bce_slice(t: u32) -> f32 {
         let r = 1.0 / (1.0 + e);
         let s = select(select(e * r, r, x >= 0.0), x, is_nan(x));
         grad[i] = (s - y) * params.scale;
-        acc += (max(x, 0.0) - x * y) + log1p_unit(e);
+        acc += bce_linear(x, y) + log1p_unit(e);
     }
     return acc;
 }

@@ -1,7 +1,7 @@
 //! f64 reference of the losses and their gradients ([`crate::ops::loss::Loss`]): each returns the mean loss and
 //! the gradient of that mean with respect to the prediction.
 
-use super::activation::{sigmoid, softplus};
+use super::activation::sigmoid;
 
 /// Softmax cross-entropy of `logits [rows, cols]` against class indices `labels [rows]` (each `< cols`):
 /// `L = 1/rows sum_r (log sum_j e^(x_rj) - x_{r t_r})`, `dL/dx_rj = (softmax(x_r)_j - [j == t_r]) / rows`.
@@ -48,14 +48,26 @@ pub fn mse(pred: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
     (loss, grad)
 }
 
+/// One term of BCE on logits, `softplus(x) - x t = max(x, 0) - x t + log1p(e^-|x|)`, its linear part as
+/// `x (1 - t)` for `x >= 0` and `-x t` below, 0 where that coefficient is 0: the limits at `x = +-inf` (0 for
+/// `t = 1` at `+inf` and for `t = 0` at `-inf`, `+inf` otherwise) rather than `inf - inf`.
+fn bce_term(x: f64, t: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let c = if x >= 0.0 { 1.0 - t } else { -t };
+    let linear = if c == 0.0 { 0.0 } else { x * c };
+    linear + (-x.abs()).exp().ln_1p()
+}
+
 /// Binary cross-entropy on logits: `L = 1/n sum_i max(x, 0) - x t + log1p(e^-|x|)` (that is,
-/// `softplus(x) - x t`), `dL/dx_i = (sigmoid(x_i) - t_i) / n`.
+/// `softplus(x) - x t`, see `bce_term`), `dL/dx_i = (sigmoid(x_i) - t_i) / n`.
 pub fn bce_with_logits(logits: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
     let n = logits.len() as f64;
     let loss = logits
         .iter()
         .zip(target)
-        .map(|(&x, &t)| softplus(x) - x * t)
+        .map(|(&x, &t)| bce_term(x, t))
         .sum::<f64>()
         / n;
     let grad = logits

@@ -392,8 +392,9 @@ pub fn check_value_loss(
 /// - softmax cross-entropy, one row of 3 classes per case: a NaN logit (NaN loss and gradient), a +inf maximum
 ///   (infinite loss, NaN at its own gradient), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
 ///   infinite loss in f32), a row of -inf (NaN), and -0, 0 and a subnormal;
-/// - BCE with logits over NaN, +-inf, +-1e30, -0, a subnormal and 2: a NaN logit makes the mean loss NaN, its
-///   gradient NaN, and the others' gradients are `(sigmoid(x) - t) / n`.
+/// - BCE with logits, each edge logit (NaN, +-inf, +-1e30, -0, a subnormal, 2) in a batch of its own beside an
+///   ordinary logit: a NaN logit gives a NaN loss and gradient (also with t = 0), +-inf the limits (0 for t = 1 at
+///   +inf and t = 0 at -inf, +inf otherwise), the gradients `(sigmoid(x) - t) / n`.
 ///
 /// Returns `[cross-entropy loss, cross-entropy grad, BCE loss, BCE grad]`.
 pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
@@ -427,27 +428,35 @@ pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
     }
     let ce_loss = compare_bounded("loss", &loss_got, &loss_want, &bound(&loss_want));
     let ce_grad = compare_bounded("loss_grad", &grad_got, &grad_want, &bound(&grad_want));
-    let x = [
-        f32::NAN,
-        inf,
-        -inf,
-        1e30,
-        -1e30,
-        -0.0,
-        f32::from_bits(1),
-        2.0,
+    let bce_cases: [(f32, f32); 11] = [
+        (f32::NAN, 0.5),
+        (f32::NAN, 0.0),
+        (inf, 0.25),
+        (inf, 1.0),
+        (-inf, 0.0),
+        (-inf, 0.75),
+        (1e30, 0.0),
+        (-1e30, 0.75),
+        (-0.0, 1.0),
+        (f32::from_bits(1), 0.5),
+        (2.0, 0.125),
     ];
-    let t = [0.5, 0.25, 1.0, 0.0, 0.75, 1.0, 0.5, 0.125];
-    let (xt, tt) = (gpu.upload_shaped(&x, &[8])?, gpu.upload_shaped(&t, &[8])?);
-    let (loss, grad) = loss_into_poisoned(Loss::BceWithLogits, &xt, Targets::Values(&tt))?;
-    let (want, want_grad) = cpu::loss::bce_with_logits(&widen(&x), &widen(&t));
-    let bce_loss = compare_bounded("loss", &loss.read::<f32>()?, &[want], &[0.0]);
-    let bce_grad = compare_bounded(
-        "loss_grad",
-        &grad.read::<f32>()?,
-        &want_grad,
-        &bound(&want_grad),
-    );
+    let (mut loss_got, mut loss_want, mut grad_got, mut grad_want) =
+        (vec![], vec![], vec![], vec![]);
+    for (x, t) in bce_cases {
+        // Each edge logit in its own batch beside an ordinary one, so that one infinite or NaN term cannot hide
+        // another.
+        let (x, t) = ([x, 0.5], [t, 0.5]);
+        let (xt, tt) = (gpu.upload_shaped(&x, &[2])?, gpu.upload_shaped(&t, &[2])?);
+        let (loss, grad) = loss_into_poisoned(Loss::BceWithLogits, &xt, Targets::Values(&tt))?;
+        let (want, want_grad) = cpu::loss::bce_with_logits(&widen(&x), &widen(&t));
+        loss_got.extend(loss.read::<f32>()?);
+        loss_want.push(want);
+        grad_got.extend(grad.read::<f32>()?);
+        grad_want.extend(want_grad);
+    }
+    let bce_loss = compare_bounded("loss", &loss_got, &loss_want, &bound(&loss_want));
+    let bce_grad = compare_bounded("loss_grad", &grad_got, &grad_want, &bound(&grad_want));
     Ok([ce_loss, ce_grad, bce_loss, bce_grad])
 }
 
