@@ -98,13 +98,13 @@ fn sigmoid_and_grad(v: f32) -> vec2<f32> {
     return vec2<f32>(select(e * r, r, v >= 0.0), e * r * r);
 }
 
-/// d/dv [v sigmoid(v)] = sigmoid(v) + v sigmoid'(v), one exp; v is clamped to +-120, where sigmoid' is 0 and
-/// sigmoid is 0 or 1, so that +-inf gives the limits 0 and 1 without inf * 0.
 /// Swish's beta x, 0 for beta = 0 at every x: 0 * +-inf would be NaN where the limit is x / 2 (and f' = 1/2).
 fn swish_arg(beta: f32, x: f32) -> f32 {
     return select(beta * x, 0.0, beta == 0.0);
 }
 
+/// d/dv [v sigmoid(v)] = sigmoid(v) + v sigmoid'(v), one exp; v is clamped to +-120, where sigmoid' is 0 and
+/// sigmoid is 0 or 1, so that +-inf gives the limits 0 and 1 without inf * 0.
 fn swish_grad(v: f32) -> f32 {
     let c = clamp(v, -120.0, 120.0);
     let s = sigmoid_and_grad(c);
@@ -328,8 +328,10 @@ fn act_backward(x: f32, dy: f32) -> f32 {
         dx = (dy * max(x, 0.0)) * 2.0;
     } else if (ACT == ACT_CELU && x <= 0.0 && x / P0 > 88.0) {
         // alpha < 0 and e^(x / alpha) past exp_c's clamp: (dy e^(v - 88)) e^88 overflows only where the true
-        // result does (f' alone may overflow where dy f' is finite).
-        dx = (dy * exp_c(x / P0 - 88.0)) * E88;
+        // result does (f' alone may overflow where dy f' is finite). Past v = 176, e^v > 1e76 and dy e^v is
+        // dy * inf (NaN for dy = 0, as the reference gives).
+        let v = x / P0;
+        dx = select((dy * exp_c(v - 88.0)) * E88, dy * bitcast<f32>(0x7f800000u), v > 176.0);
     } else {
         dx = dy * act_derivative(x);
     }

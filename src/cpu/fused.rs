@@ -109,8 +109,17 @@ pub fn learnable_f(kind: Learnable, x: f64, p: f64) -> f64 {
     }
 }
 
+/// `p x`, 0 for `p = 0` at every x (the limit; `0 * inf` would be NaN), as the kernels take it.
+fn swish_arg(p: f64, x: f64) -> f64 {
+    if p == 0.0 {
+        0.0
+    } else {
+        p * x
+    }
+}
+
 fn swish_f64(x: f64, p: f64) -> f64 {
-    let s = super::activation::sigmoid(p * x);
+    let s = super::activation::sigmoid(swish_arg(p, x));
     if s == 0.0 {
         0.0
     } else {
@@ -129,7 +138,7 @@ pub fn learnable_grads(kind: Learnable, x: f64, p: f64) -> (f64, f64) {
             }
         }
         Learnable::Swish => {
-            let v = p * x;
+            let v = swish_arg(p, x);
             let s = super::activation::sigmoid(v);
             let ds = s * super::activation::sigmoid(-v);
             let dfdp = if ds == 0.0 { 0.0 } else { x * x * ds };

@@ -75,7 +75,9 @@ pub fn reading(study: &Study) -> Vec<String> {
             .collect();
         let some: Vec<String> = s
             .iter()
-            .filter(|x| x.reached > 0 && x.reached < x.runs)
+            .filter(|x| {
+                x.reached > 0 && x.reached < x.runs && !names.contains(&x.activation.name())
+            })
             .map(|x| format!("{} ({}/{})", x.activation, x.reached, x.runs))
             .collect();
         lines.push(format!(
@@ -102,7 +104,7 @@ pub fn reading(study: &Study) -> Vec<String> {
                 String::new()
             } else {
                 format!(
-                    " Reached it in some runs only (their mean epoch is over those runs, not comparable): {}.",
+                    " Also reached it in some runs only (their mean epoch is over those runs, not comparable): {}.",
                     some.join(", ")
                 )
             },
