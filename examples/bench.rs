@@ -22,9 +22,9 @@
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
 //! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--f16 auto|packed|native` (how the
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
-//! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and training step:
-//! `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown, for
-//! BENCHMARKS.md).
+//! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
+//! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
+//! for BENCHMARKS.md).
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
 //! effect, the two
