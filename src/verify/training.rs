@@ -279,6 +279,41 @@ pub fn loss_bound(mags: &[f64], threads: usize, term_ulps: f64) -> f64 {
     (term_ulps + depth) * U * mags.iter().sum::<f64>() / n as f64 + 1e-12
 }
 
+/// The losses and gradients of several small batches, and their references, gathered for one comparison each.
+#[derive(Default)]
+struct EdgeBatches {
+    loss: (Vec<f32>, Vec<f64>),
+    grad: (Vec<f32>, Vec<f64>),
+}
+
+impl EdgeBatches {
+    fn add(
+        &mut self,
+        (loss, grad): (Tensor, Tensor),
+        (want, want_grad): (f64, Vec<f64>),
+    ) -> Result<()> {
+        self.loss.0.extend(loss.read::<f32>()?);
+        self.loss.1.push(want);
+        self.grad.0.extend(grad.read::<f32>()?);
+        self.grad.1.extend(want_grad);
+        Ok(())
+    }
+
+    /// `[loss, grad]`, NaN and +-inf matching in class, finite values within `1e-6 (|ref| + 1)`.
+    fn checks(&self) -> [Check; 2] {
+        let bound = |w: &[f64]| -> Vec<f64> { w.iter().map(|v| 1e-6 * (v.abs() + 1.0)).collect() };
+        [
+            compare_bounded("loss", &self.loss.0, &self.loss.1, &bound(&self.loss.1)),
+            compare_bounded(
+                "loss_grad",
+                &self.grad.0,
+                &self.grad.1,
+                &bound(&self.grad.1),
+            ),
+        ]
+    }
+}
+
 /// `(loss, grad)` of `loss_fn` on `pred`, written into poisoned tensors (an element the kernel leaves unwritten
 /// fails its comparison, where `Loss::compute`'s zeros could pass for a right answer).
 fn loss_into_poisoned(loss_fn: Loss, pred: &Tensor, targets: Targets) -> Result<(Tensor, Tensor)> {
@@ -409,25 +444,14 @@ pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
         ([-0.0, 0.0, f32::from_bits(1)], 0),
         ([f32::NAN, 3.0, -inf], 1),
     ];
-    let bound = |w: &[f64]| -> Vec<f64> { w.iter().map(|v| 1e-6 * (v.abs() + 1.0)).collect() };
-    let (mut loss_got, mut loss_want, mut grad_got, mut grad_want) =
-        (vec![], vec![], vec![], vec![]);
+    let mut ce = EdgeBatches::default();
     for (x, t) in rows {
         let logits = gpu.upload_shaped(&x, &[1, 3])?;
         let labels = Labels::upload(gpu, &[t], 3)?;
-        let (loss, grad) = loss_into_poisoned(
-            Loss::SoftmaxCrossEntropy,
-            &logits,
-            Targets::Classes(&labels),
-        )?;
-        let (want, want_grad) = cpu::loss::softmax_cross_entropy(&widen(&x), &[t], 3);
-        loss_got.extend(loss.read::<f32>()?);
-        loss_want.push(want);
-        grad_got.extend(grad.read::<f32>()?);
-        grad_want.extend(want_grad);
+        let targets = Targets::Classes(&labels);
+        let got = loss_into_poisoned(Loss::SoftmaxCrossEntropy, &logits, targets)?;
+        ce.add(got, cpu::loss::softmax_cross_entropy(&widen(&x), &[t], 3))?;
     }
-    let ce_loss = compare_bounded("loss", &loss_got, &loss_want, &bound(&loss_want));
-    let ce_grad = compare_bounded("loss_grad", &grad_got, &grad_want, &bound(&grad_want));
     let bce_cases: [(f32, f32); 11] = [
         (f32::NAN, 0.5),
         (f32::NAN, 0.0),
@@ -441,22 +465,16 @@ pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
         (f32::from_bits(1), 0.5),
         (2.0, 0.125),
     ];
-    let (mut loss_got, mut loss_want, mut grad_got, mut grad_want) =
-        (vec![], vec![], vec![], vec![]);
+    let mut bce = EdgeBatches::default();
     for (x, t) in bce_cases {
         // Each edge logit in its own batch beside an ordinary one, so that one infinite or NaN term cannot hide
         // another.
         let (x, t) = ([x, 0.5], [t, 0.5]);
         let (xt, tt) = (gpu.upload_shaped(&x, &[2])?, gpu.upload_shaped(&t, &[2])?);
-        let (loss, grad) = loss_into_poisoned(Loss::BceWithLogits, &xt, Targets::Values(&tt))?;
-        let (want, want_grad) = cpu::loss::bce_with_logits(&widen(&x), &widen(&t));
-        loss_got.extend(loss.read::<f32>()?);
-        loss_want.push(want);
-        grad_got.extend(grad.read::<f32>()?);
-        grad_want.extend(want_grad);
+        let got = loss_into_poisoned(Loss::BceWithLogits, &xt, Targets::Values(&tt))?;
+        bce.add(got, cpu::loss::bce_with_logits(&widen(&x), &widen(&t)))?;
     }
-    let bce_loss = compare_bounded("loss", &loss_got, &loss_want, &bound(&loss_want));
-    let bce_grad = compare_bounded("loss_grad", &grad_got, &grad_want, &bound(&grad_want));
+    let ([ce_loss, ce_grad], [bce_loss, bce_grad]) = (ce.checks(), bce.checks());
     Ok([ce_loss, ce_grad, bce_loss, bce_grad])
 }
 
