@@ -9,6 +9,7 @@
 //! | [`candidate`] | what is compared: a plain activation, a gated unit or a learnable activation, its name and parameter count |
 //! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split (always built: `examples/train.rs` uses them too) |
 //! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
+//! | [`seeds`] | the seed of each random stream (data, initialisation, batch order), derived from the user's seeds per purpose |
 //! | [`run`] | training one network and recording its epochs, gradient flow and step times |
 //! | [`summary`] | one activation's runs reduced to means, spreads and curves; the ranking |
 //! | [`options`] | the command line |
@@ -17,6 +18,13 @@
 //! | [`results_json`] | `results.json`, every number |
 //! | [`sweep`] | a learning-rate sweep: the study at several rates, each kind at its best |
 //! | [`figures`] and [`plot`] | the SVG charts, written by hand |
+//!
+//! Seeds: the study never gives a user's seed (`--data-seed`, or a run's seed `1..=K`) to a generator as it is.
+//! The training, test and validation points, each run's initial weights and each run's batch order start from
+//! `mix(seed ^ tag)`, SplitMix64's finalizer applied to the seed XOR a constant of that purpose
+//! ([`seeds::derive`]), so that the data and the weights never come from the same draws, and no run seed
+//! reproduces the test or validation stream (which [`crate::datasets::Dataset::new`] would take from
+//! `seed + 1000` and `seed + 2000`).
 //!
 //! Everything runs on the public API ([`crate::Mlp`] and its diagnostics); nothing here touches a kernel.
 
@@ -29,6 +37,7 @@ pub mod reading;
 pub mod report;
 pub mod results_json;
 pub mod run;
+pub mod seeds;
 pub mod summary;
 pub mod sweep;
 

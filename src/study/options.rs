@@ -29,7 +29,9 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         many parameters as the plain one; without it every kind has the same widths u, so a
                         gated network has about twice the parameters
   --epochs N            passes over the training set (default 30)
-  --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1)
+  --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1). Each
+                        run's initialisation and batch order start from seeds derived from its seed, and
+                        the data's from the data seed, one per purpose, so that no two share a stream
   --hidden W,W,..       hidden layer widths (default 64,64,64)
   --points N            training points per class (default 300; the test and validation sets have a third
                         as many)
@@ -88,7 +90,8 @@ pub struct Options {
     pub sgd: bool,
     /// Test accuracy that counts as converged.
     pub target: f64,
-    /// The seed of the data (the same for every run).
+    /// The seed of the data (the same for every run), from which the training, test and validation streams are
+    /// derived ([`crate::study::seeds`]).
     pub data_seed: u64,
     /// Every feature, training and test, is multiplied by this (1 leaves the data as generated).
     pub input_scale: f32,
@@ -408,9 +411,10 @@ impl Options {
         }
     }
 
-    /// The dataset the options describe.
+    /// The dataset the options describe: [`crate::study::seeds::dataset`] from the data seed (training, test and
+    /// validation points each from a seed derived from it), scaled by `input_scale`.
     pub fn dataset(&self) -> Dataset {
-        Dataset::new(self.dataset, self.points, self.test_points, self.data_seed)
+        crate::study::seeds::dataset(self.dataset, self.points, self.test_points, self.data_seed)
             .scaled(self.input_scale)
     }
 }
@@ -553,7 +557,8 @@ mod tests {
             (&scaled.train_y, &scaled.test_y)
         );
         // The default scale keeps the generated bits.
-        let generated = Dataset::new(o.dataset, o.points, o.test_points, o.data_seed);
+        let generated =
+            crate::study::seeds::dataset(o.dataset, o.points, o.test_points, o.data_seed);
         assert_eq!(plain.train_x, generated.train_x);
     }
 

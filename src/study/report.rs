@@ -216,7 +216,9 @@ pub fn markdown(study: &Study) -> String {
         out,
         "- network: {} MLP (same activation in every hidden layer, linear output; a gated layer of u units is a \
          Linear to 2u and the gated unit{}), softmax cross-entropy, {}, batch {}, {} epochs, seeds 1..={}; \
-         initialisation per activation as `actgpu::nn::init` prescribes",
+         initialisation per activation as `actgpu::nn::init` prescribes; the data, each run's initialisation and \
+         its batch order start from seeds derived per purpose from the data seed and the run's seed \
+         (`actgpu::study::seeds`), so no two share a random stream",
         arch(study),
         if study.options.match_params {
             ", with widths shrunk to match the plain parameter count (--match-params)"

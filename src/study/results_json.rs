@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::bench::report::{json_num, json_str};
 use crate::nn::LayerDiagnostics;
 use crate::study::report::{init_flow, optimizer_text};
+use crate::study::seeds::{derive, hex, Purpose};
 use crate::study::summary::{ParamStats, Spread, Summary};
 use crate::study::Study;
 
@@ -80,6 +81,8 @@ fn json_act_params(s: &Summary) -> String {
 
 /// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs (each with
 /// `diagnosed_rows`, the rows of the batch its `layers` diagnostics were taken on: the epoch's last full one).
+/// The seeds the generators started from ([`crate::study::seeds`]) are in `dataset.derived_seeds` and in each
+/// run's `init_seed` and `shuffle_seed`, as hexadecimal strings.
 pub fn json(study: &Study) -> String {
     let o = &study.options;
     let mut out = String::from("{\n");
@@ -91,12 +94,16 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(
         out,
         "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
-         \"input_scale\": {}}},",
+         \"derived_seeds\": {{\"rule\": {}, \"train\": {}, \"test\": {}, \"val\": {}}}, \"input_scale\": {}}},",
         json_str(study.dataset.kind.name()),
         study.dataset.classes,
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),
         o.data_seed,
+        json_str("splitmix64_mix(seed ^ tag), one tag per purpose (actgpu::study::seeds)"),
+        hex(derive(o.data_seed, Purpose::Train)),
+        hex(derive(o.data_seed, Purpose::Test)),
+        hex(derive(o.data_seed, Purpose::Validation)),
         json_num(f64::from(o.input_scale))
     );
     let _ = writeln!(
@@ -188,10 +195,13 @@ pub fn json(study: &Study) -> String {
                 format!("[{}]", layers.join(", "))
             };
             format!(
-                "    {{\"activation\": {}, \"seed\": {}, \"params\": {}, \"activation_params\": {}, \"wall_s\": {}, \
+                "    {{\"activation\": {}, \"seed\": {}, \"init_seed\": {}, \"shuffle_seed\": {}, \"params\": {}, \
+                 \"activation_params\": {}, \"wall_s\": {}, \
                  \"step_s_median\": {}, \"timed_steps\": {}, \"initial_layers\": {}, \"epochs\": [\n      {}\n    ]}}",
                 json_str(&r.activation.name()),
                 r.seed,
+                hex(derive(r.seed, Purpose::Init)),
+                hex(derive(r.seed, Purpose::Shuffle)),
                 r.params,
                 act_params,
                 json_num(r.wall_s),

@@ -3,8 +3,11 @@
 //!
 //! Each run trains `features -> hidden... -> classes` with one hidden-layer kind ([`Candidate`]: a plain, gated
 //! or learnable activation) in every hidden layer, softmax
-//! cross-entropy and the configured optimizer, from `seed` (initialisation by [`crate::nn::init`] and the batch
-//! order both follow it), on the same data for every activation.
+//! cross-entropy and the configured optimizer, from `seed`, on the same data for every activation. The seed is
+//! never handed to a generator as it is: the initialisation ([`crate::nn::init`]) starts from
+//! `derive(seed, Init)` and the batch order from `derive(seed, Shuffle)` ([`crate::study::seeds`]), so that the
+//! weights, the batch order and the data (whose streams come from the data seed the same way) do not share a
+//! random stream (what that guarantees, and for which seeds it is tested, is in [`crate::study::seeds`]).
 //!
 //! - Losses and accuracies at each epoch's end are over the whole training, test and validation sets, from
 //!   logits read back after the epoch ([`Scores::of_logits`], f64 on the CPU), not the last batch's loss. The
@@ -23,6 +26,7 @@ use crate::datasets::Dataset;
 use crate::nn::LayerDiagnostics;
 use crate::study::candidate::Candidate;
 use crate::study::metrics::Scores;
+use crate::study::seeds::{derive, Purpose};
 use crate::verify::Rng;
 use crate::{Gpu, Hidden, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
 
@@ -81,7 +85,8 @@ pub struct RunRecord {
     pub params: usize,
     /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
     pub act_params: Vec<Vec<f32>>,
-    /// The seed of the initialisation and of the batch order.
+    /// The run's seed, `1..=K`, from which the initialisation's and the batch order's seeds are derived
+    /// ([`crate::study::seeds`]).
     pub seed: u64,
     /// Diagnostics of the first step: the gradient flow at initialisation.
     pub initial: Vec<LayerDiagnostics>,
@@ -139,13 +144,13 @@ fn score(net: &mut Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Sc
 }
 
 /// The network of a run: `config`'s sizes for `dataset`, `activation` in every hidden layer, softmax
-/// cross-entropy, `config`'s optimizer, initialised from `seed`.
+/// cross-entropy, `config`'s optimizer, initialised from `init_seed` (as given: the caller derives it).
 fn network(
     gpu: &Gpu,
     dataset: &Dataset,
     config: &TrainConfig,
     activation: Candidate,
-    seed: u64,
+    init_seed: u64,
 ) -> Result<Mlp> {
     let hidden: Vec<Hidden> = vec![activation.hidden(); config.hidden.len()];
     Mlp::with_layers(
@@ -154,7 +159,7 @@ fn network(
         &hidden,
         Loss::SoftmaxCrossEntropy,
         config.optimizer,
-        seed,
+        init_seed,
     )
 }
 
@@ -212,7 +217,8 @@ pub fn warm_up(
     Ok(())
 }
 
-/// Trains one network with `activation` in every hidden layer from `seed` (see the module documentation).
+/// Trains one network with `activation` in every hidden layer from `seed` (see the module documentation: the
+/// initialisation starts from `derive(seed, Init)`, the batch order from `derive(seed, Shuffle)`).
 /// The network's sizes are `config.sizes(dataset)`.
 /// `on_epoch` sees each epoch's record as it completes (for progress output).
 pub fn train_one(
@@ -226,17 +232,23 @@ pub fn train_one(
 ) -> Result<RunRecord> {
     let start = Instant::now();
     let sizes = config.sizes(dataset);
-    let mut net = network(gpu, dataset, config, activation, seed)?;
+    let mut net = network(
+        gpu,
+        dataset,
+        config,
+        activation,
+        derive(seed, Purpose::Init),
+    )?;
     let classes = dataset.classes;
     let rows = dataset.train_y.len();
     let mut order: Vec<usize> = (0..rows).collect();
-    let mut rng = Rng::new(seed ^ 0x5eed);
+    let mut rng = Rng::new(derive(seed, Purpose::Shuffle));
     let batch = config.batch.max(1);
     let mut initial = Vec::new();
     let mut epochs = Vec::with_capacity(config.epochs);
     let (mut step_s, mut diagnosed_s) = (Vec::new(), Vec::new());
     for epoch in 1..=config.epochs {
-        // Fisher-Yates shuffle from the seed.
+        // Fisher-Yates shuffle from the shuffle stream.
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
