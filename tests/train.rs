@@ -521,6 +521,26 @@ fn batches_taller_than_the_grid_limit_train() {
     }
 }
 
+/// Predicting and evaluating between steps, on batches of other sizes, leaves training bit for bit as it was:
+/// inference has buffers of its own.
+#[test]
+fn inference_between_steps_changes_no_training_bit() {
+    let opt = Optimizer::Adam(Adam::new(0.01));
+    let (plain, plain_losses) = train_gpu(opt, 9);
+    let g = gpu();
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, 9).unwrap();
+    let mut losses = Vec::new();
+    for (s, (x, t)) in batches().into_iter().enumerate() {
+        net.train_step_classes(&x, &t).unwrap();
+        losses.push(net.loss().unwrap());
+        let rows = [1, 7, BATCH][s % 3];
+        let probe = upload(g, &x[..rows * SIZES[0]], &[rows, SIZES[0]]);
+        let accuracy = net.evaluate(&probe, &t[..rows]).unwrap();
+        assert!((0.0..=1.0).contains(&accuracy));
+    }
+    assert_same_training((&net, &losses), (&plain, &plain_losses));
+}
+
 #[test]
 fn training_is_deterministic() {
     let adam = Optimizer::Adam(Adam::adamw(0.01));
@@ -613,6 +633,10 @@ fn bad_network_arguments_are_typed_errors() {
     assert!(matches!(
         net.evaluate(&x, &[0]),
         Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        net.evaluate(&x, &[0, 2]),
+        Err(Error::InvalidArgument { .. })
     ));
     net.train_step_classes(&[0.0; 8], &[0, 1]).unwrap();
     assert!(net.loss().unwrap().is_finite());

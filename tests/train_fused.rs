@@ -12,8 +12,10 @@ use actgpu::verify::fused::random_values;
 use actgpu::{Adam, DType, Error, Gated, Learnable, Loss, Mlp, Optimizer, Sgd};
 use common::{assert_same_training, assert_within, bits, gpu, labels, widen};
 
-/// 8 -> SwiGLU 12 -> GeGLU 10 -> PReLU (per channel) 16 -> Swish-beta (shared) 9 -> 3. 16 columns take the
-/// learnable backward's one-pass reduction, 9 and 10 its two-pass one and the shared parameter its scalar one.
+/// 8 -> SwiGLU 12 -> GeGLU 10 -> PReLU (per channel) 16 -> Swish-beta (shared) 9 -> 3. PReLU's 16 columns take
+/// the learnable backward's one-pass reduction and the shared Swish parameter its scalar one (the two-pass
+/// reduction of a per-channel layer whose width is not a multiple of 8 runs in
+/// `other_gated_and_learnable_kinds_match_the_f64_mlp_over_changing_batches`).
 const SIZES: [usize; 6] = [8, 12, 10, 16, 9, 3];
 const HIDDEN: [Hidden; 4] = [
     Hidden::Gated(Gated::SWIGLU),
@@ -174,6 +176,56 @@ fn gpu_mlp_with_gated_and_learnable_layers_matches_the_f64_mlp_after_20_steps() 
         );
         assert!((act[3][0] - 1.0).abs() > 1e-4, "{:?}", act[3]);
         eprintln!("{opt:?}: worst parameter difference after 20 steps {worst:.3e}");
+    }
+}
+
+/// The layer kinds the 20-step test leaves out, under MSE and over batches of changing size (1 and 7 among
+/// them, so the workspace is rebuilt between steps): 6 -> GLU 7 -> ReGLU 5 -> ELU (per channel, 5 columns: the
+/// two-pass reduction) 5 -> PReLU (shared) 6 -> Swish (per channel) 4 -> GeGLU-tanh 3 -> 2, Adam, 12 steps,
+/// against the f64 network within the 20-step test's bounds.
+#[test]
+fn other_gated_and_learnable_kinds_match_the_f64_mlp_over_changing_batches() {
+    let sizes = [6, 7, 5, 5, 6, 4, 3, 2];
+    let hidden = [
+        Hidden::Gated(Gated::GLU),
+        Hidden::Gated(Gated::REGLU),
+        Hidden::learnable(Learnable::Elu, true),
+        Hidden::learnable(Learnable::Prelu, false),
+        Hidden::learnable(Learnable::Swish, true),
+        Hidden::Gated(Gated::GEGLU_TANH),
+    ];
+    let (g, mse, opt) = (gpu(), Loss::Mse, Optimizer::Adam(Adam::new(0.01)));
+    let mut net = Mlp::with_layers(g, &sizes, &hidden, mse, opt, 11).unwrap();
+    let params = init_layers(&sizes, &hidden, 11);
+    let mut reference = ref_mlp::Mlp::with_layers(&sizes, &hidden, mse, opt, &params);
+    for (s, batch) in [32, 1, 7, 32, 5, 1, 16, 32, 3, 32, 9, 32]
+        .into_iter()
+        .enumerate()
+    {
+        let x = random_values(batch * sizes[0], 1.0, DType::F32, 700 + s as u64);
+        let v = random_values(batch * 2, 1.0, DType::F32, 800 + s as u64);
+        let (xt, vt) = (
+            g.upload_shaped(&x, &[batch, sizes[0]]).unwrap(),
+            g.upload_shaped(&v, &[batch, 2]).unwrap(),
+        );
+        net.train_step(&xt, actgpu::Targets::Values(&vt)).unwrap();
+        let want = reference.train_step(&widen(&x), batch, Target::Values(&widen(&v)));
+        let got = net.loss().unwrap();
+        assert_within(&format!("step {s} loss"), &[got], &[want], |_| 1e-5 * want);
+    }
+    let got = net.params().unwrap();
+    for (l, (w, b)) in got.iter().enumerate() {
+        assert_within(&format!("W{l}"), w, &reference.weights[l], |i| {
+            2e-6 + 1e-5 * reference.weights[l][i].abs()
+        });
+        assert_within(&format!("b{l}"), b, &reference.biases[l], |i| {
+            2e-6 + 1e-5 * reference.biases[l][i].abs()
+        });
+    }
+    for (l, p) in net.activation_params().unwrap().iter().enumerate() {
+        assert_within(&format!("p{l}"), p, &reference.act_params[l], |i| {
+            2e-6 + 1e-5 * reference.act_params[l][i].abs()
+        });
     }
 }
 

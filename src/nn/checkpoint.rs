@@ -333,7 +333,11 @@ impl Mlp {
     /// A new network from a safetensors file in memory: hidden layer kinds from the `actgpu.activations`
     /// metadata, layer sizes from the weights' shapes (files written by [`Mlp::to_safetensors_bytes`];
     /// for others, build the network with [`Mlp::new`] and call [`Mlp::load_weights`]), every parameter from
-    /// the file, trained with `loss` and `optimizer` from step 0.
+    /// the file, trained with `loss` and `optimizer` from step 0. The learnable layers' parameters are the file's,
+    /// but their [`crate::Hidden::Learnable`] description is rebuilt from the metadata's kind names: `init` is the
+    /// kind's default, and a per-channel layer one unit wide comes back as a shared one (the same single
+    /// parameter), so [`Mlp::hidden`] may differ from the saved network's in those two fields. A custom
+    /// activation has no name to rebuild it from: such a network loads through [`Mlp::load_weights`].
     pub fn from_safetensors(
         gpu: &Gpu,
         bytes: &[u8],

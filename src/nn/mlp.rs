@@ -15,8 +15,8 @@
 //!
 //! [`Mlp::train_step`] records the whole step, forward, loss, backward and update, into one command buffer,
 //! submits it once and returns without waiting or reading anything back; [`Mlp::loss`] reads the last step's
-//! loss when asked. Every kernel sums in a fixed order (no atomics), so the same seed on the same adapter gives
-//! the same bits.
+//! loss when asked. Every kernel sums floats in a fixed order (the only atomics are the diagnostics' integer
+//! counters, whose sums do not depend on order), so the same seed on the same adapter gives the same bits.
 
 use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
 use crate::nn::init::init_layers;
@@ -50,8 +50,12 @@ struct Layer {
 }
 
 /// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers: the linear map's
-/// output, `[batch, 2u]` for a gated layer), the gradient of the loss with respect to its output, and for every
-/// hidden layer the gradient with respect to Z (kept across steps, so a step allocates nothing).
+/// output, `[batch, 2u]` for a gated layer), and for training the gradient of the loss with respect to each
+/// layer's output and every hidden layer's gradient with respect to Z. Kept across steps, so that a step of the
+/// same batch size allocates none of them (a few kernels still take small scratch buffers of their own: the
+/// loss's partial sums past 256 rows, a per-channel learnable layer's per-element terms, each dispatch's
+/// parameters). Inference has its own, without the gradients ([`Mlp::predict`]), so evaluating a set of another
+/// size leaves the training buffers alone.
 #[derive(Debug)]
 struct Workspace {
     batch: usize,
@@ -72,6 +76,8 @@ pub struct Mlp {
     step: u64,
     loss: Tensor,
     work: Option<Workspace>,
+    /// Inference's buffers (no gradients), for [`Mlp::predict`] and [`Mlp::evaluate`].
+    infer: Option<Workspace>,
     diag: Option<Diagnostics>,
 }
 
@@ -198,6 +204,7 @@ impl Mlp {
             step: 0,
             loss: gpu.zeros(&[1], DType::F32)?,
             work: None,
+            infer: None,
             diag: None,
         })
     }
@@ -320,11 +327,17 @@ impl Mlp {
         }
     }
 
-    /// Allocates the workspace for `batch` unless the last one fits.
+    /// Allocates the training workspace for `batch` unless the last one fits.
     fn workspace(&mut self, batch: usize) -> Result<()> {
         if self.work.as_ref().is_some_and(|w| w.batch == batch) {
             return Ok(());
         }
+        self.work = Some(self.new_workspace(batch, true)?);
+        Ok(())
+    }
+
+    /// A workspace for `batch` rows: Y and the hidden layers' Z, and with `train` the gradients dY and dZ.
+    fn new_workspace(&self, batch: usize, train: bool) -> Result<Workspace> {
         let mut work = Workspace {
             batch,
             y: Vec::new(),
@@ -337,30 +350,33 @@ impl Mlp {
             let units = self.sizes[l + 1];
             let shape = [batch, units];
             work.y.push(self.gpu.zeros(&shape, DType::F32)?);
-            work.dy.push(self.gpu.zeros(&shape, DType::F32)?);
             let zshape = [batch, layer.kind.linear_width(units)];
-            let z = (l < last)
+            // Inference needs Z only where the activation is a separate pass (gated, learnable).
+            let needs_z = l < last && (train || !matches!(layer.kind, Hidden::Act(_)));
+            let z = needs_z
                 .then(|| self.gpu.zeros(&zshape, DType::F32))
                 .transpose()?;
             work.z.push(z);
-            // dZ of every hidden layer, reused by every step (the linear output layer's dZ is its dY).
-            let dz = (l < last)
-                .then(|| self.gpu.zeros(&zshape, DType::F32))
-                .transpose()?;
-            work.dz.push(dz);
+            if train {
+                work.dy.push(self.gpu.zeros(&shape, DType::F32)?);
+                // dZ of every hidden layer, reused by every step (the linear output layer's dZ is its dY).
+                let dz = (l < last)
+                    .then(|| self.gpu.zeros(&zshape, DType::F32))
+                    .transpose()?;
+                work.dz.push(dz);
+            }
         }
-        self.work = Some(work);
-        Ok(())
+        Ok(work)
     }
 
-    /// Records the forward pass of the batch `x` into the workspace (storing Z when `train`).
+    /// Records the forward pass of the batch `x` into `work` (storing Z when `train`).
     fn record_forward(
         &self,
         enc: &mut wgpu::CommandEncoder,
+        work: &Workspace,
         x: &Tensor,
         train: bool,
     ) -> Result<()> {
-        let work = self.work.as_ref().ok_or_else(no_workspace)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
             let (w, b, y) = (&layer.w, Some(&layer.b), &work.y[l]);
@@ -507,8 +523,8 @@ impl Mlp {
         targets: Targets,
         step: u64,
     ) -> Result<()> {
-        self.record_forward(enc, x, true)?;
         let work = self.work.as_ref().ok_or_else(no_workspace)?;
+        self.record_forward(enc, work, x, true)?;
         let last = self.layers.len() - 1;
         self.loss_fn
             .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
@@ -611,23 +627,25 @@ impl Mlp {
     /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
         let batch = self.batch_of(x)?;
-        self.workspace(batch)?;
+        if !self.infer.as_ref().is_some_and(|w| w.batch == batch) {
+            self.infer = Some(self.new_workspace(batch, false)?);
+        }
         let out = self
             .gpu
             .zeros(&[batch, self.sizes[self.sizes.len() - 1]], DType::F32)?;
+        let work = self.infer.as_ref().ok_or_else(no_workspace)?;
         self.gpu.submit_and_wait("Mlp::predict", |enc| {
-            self.record_forward(enc, x, false)?;
-            if let Some(work) = &self.work {
-                let y = work.y[work.y.len() - 1].buffer();
-                enc.copy_buffer_to_buffer(y, 0, out.buffer(), 0, y.size());
-            }
+            self.record_forward(enc, work, x, false)?;
+            let y = work.y[work.y.len() - 1].buffer();
+            enc.copy_buffer_to_buffer(y, 0, out.buffer(), 0, y.size());
             Ok(())
         })?;
         Ok(out)
     }
 
     /// Classification accuracy on `x [batch, sizes[0]]` against class indices: the fraction of rows whose
-    /// largest output (first on ties; with one output, `output > 0` as class 1) is the label.
+    /// largest output (first on ties; with one output, `output > 0` as class 1) is the label; a row with a NaN
+    /// output counts as wrong. A label past the classes is `InvalidArgument`.
     pub fn evaluate(&mut self, x: &Tensor, labels: &[u32]) -> Result<f32> {
         let batch = self.batch_of(x)?;
         if labels.len() != batch {
@@ -638,11 +656,20 @@ impl Mlp {
             });
         }
         let out = self.sizes[self.sizes.len() - 1];
+        // One output is a binary classifier (classes 0 and 1).
+        let classes = out.max(2);
+        if let Some(&bad) = labels.iter().find(|&&t| t as usize >= classes) {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::evaluate",
+                reason: format!("label {bad} is not below the {classes} classes"),
+            });
+        }
         let logits: Vec<f32> = self.predict(x)?.read()?;
+        // A row with a NaN output is wrong whatever its label (argmax would read it as class 0).
         let correct = logits
             .chunks(out)
             .zip(labels)
-            .filter(|(row, &t)| argmax(row) == t as usize)
+            .filter(|(row, &t)| !row.iter().any(|v| v.is_nan()) && argmax(row) == t as usize)
             .count();
         Ok(correct as f32 / batch as f32)
     }
