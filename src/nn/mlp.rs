@@ -627,7 +627,7 @@ impl Mlp {
     /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
         let batch = self.batch_of(x)?;
-        if !self.infer.as_ref().is_some_and(|w| w.batch == batch) {
+        if self.infer.as_ref().is_none_or(|w| w.batch != batch) {
             self.infer = Some(self.new_workspace(batch, false)?);
         }
         let out = self
