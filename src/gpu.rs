@@ -138,6 +138,9 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
     .union(wgpu::Features::SHADER_F16)
     .union(wgpu::Features::SUBGROUP);
 
+/// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 1` bytes (see [`Gpu::limits`]).
+pub const MAX_BINDING_BYTES: u64 = (1 << 31) - 1;
+
 impl Gpu {
     /// Creates a device on the adapter chosen by `WGPU_BACKEND` and power preference. Blocks.
     pub fn new() -> Result<Self> {
@@ -243,7 +246,13 @@ impl Gpu {
     /// rows, matmul kernel); the device-creation ones (backends, power preference, limits) are the caller's business.
     fn build(device: wgpu::Device, queue: wgpu::Queue, options: &GpuOptions) -> Self {
         let info = device.adapter_info();
-        let limits = device.limits();
+        let mut limits = device.limits();
+        // The kernels index elements and words with u32 arithmetic, sound for bindings below 2^31 bytes, which
+        // is what wgpu gives on Vulkan and DX12; Metal reports its whole buffer length (tens of GiB). Larger
+        // tensors run in chunks or are refused as LimitExceeded, as past any other binding limit.
+        limits.max_storage_buffer_binding_size = limits
+            .max_storage_buffer_binding_size
+            .min(MAX_BINDING_BYTES);
         let launch = options.launch;
         // GpuOptions::reduction_rows (at least 1) for both, else each its own per-adapter default.
         let rows_or = |default: fn(wgpu::DeviceType) -> usize| {
@@ -297,7 +306,8 @@ impl Gpu {
         &self.inner.info
     }
 
-    /// The device's limits.
+    /// The device's limits, with the storage-binding size capped at [`MAX_BINDING_BYTES`] (the kernels' u32
+    /// index arithmetic).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }

@@ -17,6 +17,16 @@ fn host_device() -> (wgpu::Device, wgpu::Queue) {
     pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap()
 }
 
+/// The storage-binding size the kernels plan with is capped where their u32 index arithmetic ends, whatever the
+/// device reports (Metal reports its whole buffer length), and never above the device's own limit.
+#[test]
+fn the_binding_limit_is_capped_for_u32_indexing() {
+    let g = gpu();
+    let planned = g.limits().max_storage_buffer_binding_size;
+    assert!(planned <= actgpu::MAX_BINDING_BYTES, "{planned}");
+    assert!(planned <= g.device().limits().max_storage_buffer_binding_size);
+}
+
 #[test]
 fn records_into_the_host_apps_own_device_and_encoder() {
     let (device, queue) = host_device();

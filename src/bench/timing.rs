@@ -297,9 +297,14 @@ impl Timer {
         };
         q.readback.unmap();
         let [begin, end] = ticks;
-        if end < begin {
+        // Equal stamps are no measurement either: some Metal drivers resolve the stamps of a pass with no dispatch
+        // to 0 (gfx-rs/wgpu-native#625), which would report every kernel as taking no time.
+        if end <= begin {
             return Err(Error::Readback {
-                reason: format!("timestamps went backwards: begin {begin}, end {end}"),
+                reason: format!(
+                    "timestamps did not advance (begin {begin}, end {end}): this adapter's timestamps are \
+                     unusable here; measure with --clock wall"
+                ),
             });
         }
         Ok((end - begin) as f64 * q.period_ns * 1e-9)
