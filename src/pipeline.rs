@@ -56,6 +56,31 @@ impl PipelineKey {
         self.custom = custom;
         self
     }
+
+    /// The value of the override `ACT` (the activation the module's library is specialised to), if set.
+    fn act(&self) -> Option<u32> {
+        self.constants
+            .iter()
+            .find(|(name, _)| *name == "ACT")
+            .map(|&(_, bits)| f64::from_bits(bits) as u32)
+    }
+
+    /// The override constants the pipeline is created with: `WG` (the workgroup size), then the key's own.
+    pub fn override_constants(&self) -> Vec<(&'static str, f64)> {
+        let mut constants = vec![("WG", f64::from(self.workgroup_size))];
+        constants.extend(self.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
+        constants
+    }
+
+    /// The complete WGSL of the pipeline's module, as [`PipelineCache::get_or_create`] compiles it (the
+    /// user-defined activation included, the library specialised to `ACT`).
+    pub fn source(&self) -> Result<String> {
+        let code = custom_code(self.custom)?;
+        Ok(self
+            .shader
+            .source_for(code.as_ref().map(|c| c.wgsl.as_str()), self.act())
+            .text)
+    }
 }
 
 /// What a shader module is built from: the shader, the user-defined activation compiled in, and the value of
@@ -107,13 +132,8 @@ impl PipelineCache {
         // Compiled without holding the lock, so that other threads' lookups and compilations go on meanwhile
         // (wgpu's error scopes are per thread). Two threads asking for the same new key both compile it and the
         // first to finish is kept: the same pipeline either way.
-        let act = key
-            .constants
-            .iter()
-            .find(|(name, _)| *name == "ACT")
-            .map(|&(_, bits)| f64::from_bits(bits) as u32);
         let start = Instant::now();
-        let compiled = self.compile(device, key, act);
+        let compiled = self.compile(device, key);
         *lock(&self.compile_time) += start.elapsed();
         let pipeline = compiled?;
         Ok(lock(&self.pipelines)
@@ -122,16 +142,17 @@ impl PipelineCache {
             .clone())
     }
 
-    /// Creates the pipeline for `key` (and its module, on first use), whose `ACT` constant is `act`.
-    fn compile(
-        &self,
-        device: &wgpu::Device,
-        key: &PipelineKey,
-        act: Option<u32>,
-    ) -> Result<wgpu::ComputePipeline> {
-        let module = self.module(device, (key.shader, key.custom, act))?;
-        let mut constants: Vec<(&str, f64)> = vec![("WG", f64::from(key.workgroup_size))];
-        constants.extend(key.constants.iter().map(|&(k, v)| (k, f64::from_bits(v))));
+    /// The keys of every pipeline compiled so far (in no particular order): with [`PipelineKey::source`] and
+    /// [`PipelineKey::override_constants`], what each was built from, for tools that translate the crate's
+    /// pipelines for other backends (`tests/portability.rs` has naga write every one as MSL and HLSL).
+    pub fn keys(&self) -> Vec<PipelineKey> {
+        lock(&self.pipelines).keys().cloned().collect()
+    }
+
+    /// Creates the pipeline for `key` (and its module, on first use).
+    fn compile(&self, device: &wgpu::Device, key: &PipelineKey) -> Result<wgpu::ComputePipeline> {
+        let module = self.module(device, (key.shader, key.custom, key.act()))?;
+        let constants = key.override_constants();
         // A backend compiler's failure comes back as an internal error, not a validation one: catch both, so
         // that neither reaches the device's uncaptured-error handler (a host app's may panic) nor leaves an
         // invalid pipeline in the cache.
@@ -163,13 +184,7 @@ impl PipelineCache {
         if let Some(m) = lock(&self.modules).get(&key) {
             return Ok(m.clone());
         }
-        let code = match custom {
-            Some(id) => Some(crate::custom::lookup(id).ok_or(Error::InvalidArgument {
-                op: "create_shader_module",
-                reason: format!("custom activation {id:#x} is not registered"),
-            })?),
-            None => None,
-        };
+        let code = custom_code(custom)?;
         let source = shader.source_for(code.as_ref().map(|c| c.wgsl.as_str()), act);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -196,6 +211,18 @@ impl PipelineCache {
         }
         Ok(lock(&self.modules).entry(key).or_insert(module).clone())
     }
+}
+
+/// The registered user-defined activation `custom` names, if any.
+fn custom_code(custom: Option<u64>) -> Result<Option<crate::custom::Registered>> {
+    custom
+        .map(|id| {
+            crate::custom::lookup(id).ok_or(Error::InvalidArgument {
+                op: "create_shader_module",
+                reason: format!("custom activation {id:#x} is not registered"),
+            })
+        })
+        .transpose()
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it (the maps stay valid).
