@@ -138,11 +138,36 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
     .union(wgpu::Features::SHADER_F16)
     .union(wgpu::Features::SUBGROUP);
 
+/// The adapters to try, in order: with `name_filter` (`WGPU_ADAPTER_NAME`), those whose name contains it (case
+/// insensitive), the preferred one first; otherwise the preferred one, then the rest as enumerated.
+fn adapter_candidates(
+    preferred: Option<wgpu::Adapter>,
+    others: Vec<wgpu::Adapter>,
+    name_filter: Option<&str>,
+) -> Vec<wgpu::Adapter> {
+    let key = |a: &wgpu::Adapter| {
+        let i = a.get_info();
+        (i.name, i.backend, i.device, i.vendor, i.driver)
+    };
+    let first = preferred.as_ref().map(key);
+    let mut out: Vec<wgpu::Adapter> = preferred.into_iter().collect();
+    out.extend(others.into_iter().filter(|a| Some(key(a)) != first));
+    match name_filter.map(str::to_lowercase) {
+        Some(name) => out
+            .into_iter()
+            .filter(|a| a.get_info().name.to_lowercase().contains(&name))
+            .collect(),
+        None => out,
+    }
+}
+
 /// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 1` bytes (see [`Gpu::limits`]).
 pub const MAX_BINDING_BYTES: u64 = (1 << 31) - 1;
 
 impl Gpu {
-    /// Creates a device on the adapter chosen by `WGPU_BACKEND` and power preference. Blocks.
+    /// Creates a device on the adapter chosen by `WGPU_BACKEND` (which backends), `WGPU_ADAPTER_NAME` (a part of
+    /// the adapter's name, if set) and the power preference (`WGPU_POWER_PREF`); where that adapter cannot make a
+    /// device, the next one that can. Blocks.
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
     }
@@ -167,39 +192,65 @@ impl Gpu {
             desc.backends = b;
         }
         let backends = format!("{:?}", desc.backends);
+        let wanted = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        let adapter = instance
+        let preferred = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: options.power_preference,
                 force_fallback_adapter: false,
                 compatible_surface: None,
                 apply_limit_buckets: false,
             })
-            .await
-            .map_err(|e| Error::NoAdapter {
+            .await;
+        let preferred_error = preferred.as_ref().err().map(|e| e.to_string());
+        let others = instance.enumerate_adapters(wanted).await;
+        let name_filter = std::env::var("WGPU_ADAPTER_NAME").ok();
+        let candidates = adapter_candidates(preferred.ok(), others, name_filter.as_deref());
+        if candidates.is_empty() {
+            return Err(Error::NoAdapter {
                 backends,
-                reason: e.to_string(),
-            })?;
-        let mut limits = adapter.limits();
-        if let Some(max) = options.max_storage_binding_bytes {
-            limits.max_storage_buffer_binding_size =
-                limits.max_storage_buffer_binding_size.min(max);
+                reason: match name_filter {
+                    Some(name) => format!("no adapter's name contains WGPU_ADAPTER_NAME={name:?}"),
+                    None => preferred_error.unwrap_or_else(|| "no adapter found".into()),
+                },
+            });
         }
-        if let Some(max) = options.max_workgroups_per_dimension {
-            limits.max_compute_workgroups_per_dimension =
-                limits.max_compute_workgroups_per_dimension.min(max);
+        // The preferred adapter first, then the others: a driver that enumerates but cannot make a device
+        // (NVIDIA's EGL under GL, say) does not stop a working one from being used.
+        let mut failures = Vec::new();
+        let mut created = None;
+        for adapter in candidates {
+            let mut limits = adapter.limits();
+            if let Some(max) = options.max_storage_binding_bytes {
+                limits.max_storage_buffer_binding_size =
+                    limits.max_storage_buffer_binding_size.min(max);
+            }
+            if let Some(max) = options.max_workgroups_per_dimension {
+                limits.max_compute_workgroups_per_dimension =
+                    limits.max_compute_workgroups_per_dimension.min(max);
+            }
+            let requested = adapter
+                .request_device(&wgpu::DeviceDescriptor {
+                    label: Some("actgpu"),
+                    required_features: adapter.features() & WANTED_FEATURES,
+                    required_limits: limits,
+                    ..Default::default()
+                })
+                .await;
+            match requested {
+                Ok(pair) => {
+                    created = Some(pair);
+                    break;
+                }
+                Err(e) => {
+                    let info = adapter.get_info();
+                    failures.push(format!("{} ({:?}): {e}", info.name, info.backend));
+                }
+            }
         }
-        let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("actgpu"),
-                required_features: adapter.features() & WANTED_FEATURES,
-                required_limits: limits,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::RequestDevice {
-                reason: e.to_string(),
-            })?;
+        let (device, queue) = created.ok_or_else(|| Error::RequestDevice {
+            reason: failures.join("; "),
+        })?;
         check_launch(options.launch, Some(&device.limits()))?;
         let gpu = Self::build(device, queue, &options);
         // Only a device we created gets our handlers: a host app's device keeps its own.
@@ -535,5 +586,45 @@ impl std::fmt::Debug for Gpu {
             .field("launch", &self.inner.launch)
             .field("reduction_rows", &self.inner.reduction_rows)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adapter_candidates;
+
+    /// The adapters of this machine's `WGPU_BACKEND` (as the tests run), the preferred one first.
+    fn adapters() -> (Option<wgpu::Adapter>, Vec<wgpu::Adapter>) {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        pollster::block_on(async {
+            let preferred = instance
+                .request_adapter(&wgpu::RequestAdapterOptions::default())
+                .await
+                .ok();
+            (preferred, instance.enumerate_adapters(backends).await)
+        })
+    }
+
+    #[test]
+    fn the_preferred_adapter_comes_first_once_and_a_name_filter_narrows() {
+        let (preferred, others) = adapters();
+        let preferred = preferred.expect("the tests need an adapter (see NO_ADAPTER_HINT)");
+        let name = preferred.get_info().name;
+        let all = adapter_candidates(Some(preferred.clone()), others.clone(), None);
+        assert_eq!(all[0].get_info().name, name);
+        assert_eq!(
+            all.len(),
+            others.len().max(1),
+            "the preferred adapter is listed once"
+        );
+        // A part of the name, in another case, keeps it; a name no adapter has leaves nothing to try.
+        let part = name[..name.len().min(4)].to_uppercase();
+        let named = adapter_candidates(Some(preferred.clone()), others.clone(), Some(&part));
+        assert_eq!(named[0].get_info().name, name);
+        assert!(
+            adapter_candidates(Some(preferred), others, Some("no such adapter, surely")).is_empty()
+        );
     }
 }
