@@ -115,9 +115,21 @@ impl Dataset {
         test_per_class: usize,
         seed: u64,
     ) -> Self {
-        let (train_x, train_y) = kind.generate(train_per_class, seed);
-        let (test_x, test_y) = kind.generate(test_per_class, seed.wrapping_add(1000));
-        let (val_x, val_y) = kind.generate(test_per_class, seed.wrapping_add(2000));
+        let seeds = [seed, seed.wrapping_add(1000), seed.wrapping_add(2000)];
+        Self::from_seeds(kind, train_per_class, test_per_class, seeds)
+    }
+
+    /// The training, test and validation sets drawn from the three seeds `[train, test, validation]` (the test
+    /// and validation sets `test_per_class` points per class each).
+    pub fn from_seeds(
+        kind: DatasetKind,
+        train_per_class: usize,
+        test_per_class: usize,
+        [train, test, validation]: [u64; 3],
+    ) -> Self {
+        let (train_x, train_y) = kind.generate(train_per_class, train);
+        let (test_x, test_y) = kind.generate(test_per_class, test);
+        let (val_x, val_y) = kind.generate(test_per_class, validation);
         Dataset {
             kind,
             features: 2,

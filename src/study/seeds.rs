@@ -94,21 +94,8 @@ pub fn dataset(
     test_per_class: usize,
     data_seed: u64,
 ) -> Dataset {
-    let (train_x, train_y) = kind.generate(train_per_class, derive(data_seed, Purpose::Train));
-    let (test_x, test_y) = kind.generate(test_per_class, derive(data_seed, Purpose::Test));
-    let (val_x, val_y) = kind.generate(test_per_class, derive(data_seed, Purpose::Validation));
-    Dataset {
-        kind,
-        // Every built-in dataset is 2-D, as in `Dataset::new`.
-        features: 2,
-        classes: kind.classes(),
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-        val_x,
-        val_y,
-    }
+    let seeds = [Purpose::Train, Purpose::Test, Purpose::Validation].map(|p| derive(data_seed, p));
+    Dataset::from_seeds(kind, train_per_class, test_per_class, seeds)
 }
 
 #[cfg(test)]
