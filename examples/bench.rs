@@ -66,14 +66,15 @@ struct Args {
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    let bad = || format!("bad size {s:?}: give elements, e.g. 65536 or 2^16");
+    let bad = || format!("bad size {s:?}: give a positive element count, e.g. 65536 or 2^16");
     match s.split_once('^') {
         Some(("2", k)) => {
             let k: u32 = k.parse().map_err(|_| bad())?;
             1usize.checked_shl(k).filter(|_| k < 48).ok_or_else(bad)
         }
         Some(_) => Err(bad()),
-        None => s.parse().map_err(|_| bad()),
+        // 0 would time an empty dispatch: nothing to measure.
+        None => s.parse().ok().filter(|&n| n > 0).ok_or_else(bad),
     }
 }
 

@@ -147,11 +147,26 @@ fn adapter_candidates(
 ) -> Vec<wgpu::Adapter> {
     let key = |a: &wgpu::Adapter| {
         let i = a.get_info();
-        (i.name, i.backend, i.device, i.vendor, i.driver)
+        (
+            i.name,
+            i.backend,
+            i.device,
+            i.vendor,
+            i.driver,
+            i.device_pci_bus_id,
+        )
     };
-    let first = preferred.as_ref().map(key);
+    // The enumeration lists the preferred adapter too: drop that one entry (only one, so that an identical
+    // twin of it, on another bus, stays a candidate).
+    let mut first = preferred.as_ref().map(key);
     let mut out: Vec<wgpu::Adapter> = preferred.into_iter().collect();
-    out.extend(others.into_iter().filter(|a| Some(key(a)) != first));
+    for a in others {
+        if first.is_some() && first == Some(key(&a)) {
+            first = None;
+        } else {
+            out.push(a);
+        }
+    }
     match name_filter.map(str::to_lowercase) {
         Some(name) => out
             .into_iter()
@@ -159,6 +174,17 @@ fn adapter_candidates(
             .collect(),
         None => out,
     }
+}
+
+/// The limits the kernels plan with: the device's, with the storage-binding size capped at [`MAX_BINDING_BYTES`].
+/// The kernels index elements and words with u32 arithmetic, sound for bindings below 2^31 bytes, which is what
+/// wgpu gives on Vulkan and DX12; Metal reports its whole buffer length (tens of GiB). Larger tensors run in
+/// chunks or are refused as `LimitExceeded`, as past any other binding limit.
+fn planned_limits(mut limits: wgpu::Limits) -> wgpu::Limits {
+    limits.max_storage_buffer_binding_size = limits
+        .max_storage_buffer_binding_size
+        .min(MAX_BINDING_BYTES);
+    limits
 }
 
 /// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 1` bytes (see [`Gpu::limits`]).
@@ -297,13 +323,7 @@ impl Gpu {
     /// rows, matmul kernel); the device-creation ones (backends, power preference, limits) are the caller's business.
     fn build(device: wgpu::Device, queue: wgpu::Queue, options: &GpuOptions) -> Self {
         let info = device.adapter_info();
-        let mut limits = device.limits();
-        // The kernels index elements and words with u32 arithmetic, sound for bindings below 2^31 bytes, which
-        // is what wgpu gives on Vulkan and DX12; Metal reports its whole buffer length (tens of GiB). Larger
-        // tensors run in chunks or are refused as LimitExceeded, as past any other binding limit.
-        limits.max_storage_buffer_binding_size = limits
-            .max_storage_buffer_binding_size
-            .min(MAX_BINDING_BYTES);
+        let limits = planned_limits(device.limits());
         let launch = options.launch;
         // GpuOptions::reduction_rows (at least 1) for both, else each its own per-adapter default.
         let rows_or = |default: fn(wgpu::DeviceType) -> usize| {
@@ -605,6 +625,22 @@ mod tests {
                 .ok();
             (preferred, instance.enumerate_adapters(backends).await)
         })
+    }
+
+    /// Metal reports its whole buffer length as the binding limit; the kernels plan with at most 2^31 - 1 bytes,
+    /// and a smaller limit is kept.
+    #[test]
+    fn planned_limits_cap_the_binding_size() {
+        use super::{planned_limits, MAX_BINDING_BYTES};
+        let metal_like = wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 36,
+            ..wgpu::Limits::default()
+        };
+        let planned = planned_limits(metal_like.clone());
+        assert_eq!(planned.max_storage_buffer_binding_size, MAX_BINDING_BYTES);
+        assert_eq!(planned.max_buffer_size, metal_like.max_buffer_size);
+        let small = wgpu::Limits::default();
+        assert_eq!(planned_limits(small.clone()), small);
     }
 
     #[test]

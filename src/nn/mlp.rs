@@ -624,7 +624,9 @@ impl Mlp {
         &self.loss
     }
 
-    /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits.
+    /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits. Its
+    /// buffers (each layer's output, and Z where a gated or learnable layer needs it) are kept for the next call
+    /// of the same batch size, beside the training step's, until the network is dropped.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
         let batch = self.batch_of(x)?;
         if self.infer.as_ref().is_none_or(|w| w.batch != batch) {
@@ -694,4 +696,33 @@ fn argmax(row: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mlp;
+    use crate::{Activation, Gpu, Loss, Optimizer, Sgd};
+
+    /// Inference on another batch size keeps its own buffers: the training workspace, its batch size and its
+    /// tensors, stay as the last step left them.
+    #[test]
+    fn inference_leaves_the_training_workspace_alone() {
+        let gpu = Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let (ce, opt) = (Loss::SoftmaxCrossEntropy, Optimizer::Sgd(Sgd::new(0.1)));
+        let mut net = Mlp::new(&gpu, &[3, 5, 2], &[Activation::Gelu], ce, opt, 1).unwrap();
+        net.train_step_classes(&[0.5; 12], &[0, 1, 1, 0]).unwrap();
+        let buffer = |net: &Mlp| {
+            net.work
+                .as_ref()
+                .map(|w| (w.batch, w.dy[0].buffer().clone()))
+        };
+        let before = buffer(&net);
+        let x = gpu.upload_shaped(&[0.25f32; 9], &[3, 3]).unwrap();
+        net.predict(&x).unwrap();
+        assert_eq!(buffer(&net), before);
+        assert_eq!(
+            net.infer.as_ref().map(|w| (w.batch, w.dy.len())),
+            Some((3, 0))
+        );
+    }
 }

@@ -211,6 +211,8 @@ pub fn check_sums(
         })
         .collect();
     // A sum past the result type's range is stored as +-inf (a dp of 2e7 in f16, say): so is the reference.
+    // Where the allowed error straddles the overflow threshold, either is right: the reference follows the
+    // result's class.
     let overflows = |r: f64| match dtype {
         DType::F32 => (r as f32).is_infinite(),
         DType::F16 => half::f16::from_f64(r).is_infinite(),
@@ -218,8 +220,16 @@ pub fn check_sums(
     };
     let stored: Vec<f64> = reference
         .iter()
-        .map(|&r| {
-            if overflows(r) {
+        .zip(&bounds)
+        .zip(got)
+        .map(|((&r, &b), &g)| {
+            let (low, high) = (overflows(r.abs() - b), overflows(r.abs() + b));
+            let stored_inf = if low == high {
+                overflows(r)
+            } else {
+                g.is_infinite() && (g > 0.0) == (r > 0.0)
+            };
+            if stored_inf {
                 r.signum() * f64::INFINITY
             } else {
                 r
@@ -475,4 +485,27 @@ pub fn check_learnable(
             sums_of(DType::F32, &dp, &dp_ref, &scale)?,
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_sums;
+    use crate::DType;
+
+    /// A 16-bit sum past the type's range is compared as +-inf; one whose allowed error straddles the overflow
+    /// threshold passes as inf or as the finite value; one well inside passes only finite.
+    #[test]
+    fn sums_past_a_16_bit_range_compare_as_infinite() {
+        let inf = f32::INFINITY;
+        let check = |got: f32, reference: f64, abs_sum: f64| {
+            check_sums(DType::F32, DType::F16, &[got], &[reference], &[abs_sum]).ok()
+        };
+        assert!(check(inf, 2.2e7, 2.2e7));
+        assert!(check(-inf, -2.2e7, 2.2e7));
+        assert!(!check(65504.0, 2.2e7, 2.2e7));
+        // 65515 is finite in f16 (65504), but a sum of terms adding to 1e6 in magnitude may land past 65520.
+        assert!(check(inf, 65515.0, 1e6));
+        assert!(check(65504.0, 65515.0, 1e6));
+        assert!(!check(inf, 60000.0, 100.0));
+    }
 }
