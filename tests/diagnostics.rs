@@ -30,26 +30,27 @@ fn compare(what: &str, got: &[actgpu::nn::LayerDiagnostics], want: &[LayerStats]
     assert_eq!(got.len(), want.len(), "{what}: layers");
     for (l, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g.units, w.units, "{what} layer {l}: units");
-        assert!(
-            g.dead_neurons.abs_diff(w.dead_neurons) <= w.ambiguous_neurons
-                && g.saturated_neurons.abs_diff(w.saturated_neurons) <= w.ambiguous_neurons,
-            "{what} layer {l}: {} dead / {} saturated neurons on the GPU, {} / {} in f64 ({} ambiguous)",
-            g.dead_neurons,
-            g.saturated_neurons,
-            w.dead_neurons,
-            w.saturated_neurons,
-            w.ambiguous_neurons
-        );
-        assert!(
-            g.dead.abs_diff(w.dead) <= w.ambiguous
-                && g.saturated.abs_diff(w.saturated) <= w.ambiguous,
-            "{what} layer {l}: dead {} / saturated {} on the GPU, {} / {} in f64 ({} ambiguous)",
-            g.dead,
-            g.saturated,
-            w.dead,
-            w.saturated,
-            w.ambiguous
-        );
+        // Dead and saturated counts, of neurons and of elements, each within the reference's ambiguous count.
+        for (unit, (gd, gs), (wd, ws), ambiguous) in [
+            (
+                "neurons",
+                (g.dead_neurons, g.saturated_neurons),
+                (w.dead_neurons, w.saturated_neurons),
+                w.ambiguous_neurons,
+            ),
+            (
+                "elements",
+                (g.dead, g.saturated),
+                (w.dead, w.saturated),
+                w.ambiguous,
+            ),
+        ] {
+            assert!(
+                gd.abs_diff(wd) <= ambiguous && gs.abs_diff(ws) <= ambiguous,
+                "{what} layer {l}: {gd} dead / {gs} saturated {unit} on the GPU, {wd} / {ws} in f64 \
+                 ({ambiguous} ambiguous)"
+            );
+        }
         // Gradients in f32 carry relative errors ~1e-6 of their terms' magnitudes; the norms far less than 1e-4.
         for (name, gn, wn) in [
             ("dW", g.weight_grad_norm, w.weight_grad_norm),
