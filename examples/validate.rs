@@ -6,8 +6,10 @@
 //! within `1e-6 + 1e-5 |ref|`. In f16 and bf16: every one of the 65,536 input bit patterns, within 1 ULP of the
 //! reference rounded to the storage type.
 //!
-//! How to run: `cargo run --release --example validate [-- --json] [--only NAME] [--dtype f32|f16|bf16]`; pick
-//! the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`.
+//! How to run: `cargo run --release --example validate [-- --json] [--only NAME] [--dtype f32|f16|bf16]
+//! [--minimum-limits]`; pick the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `--minimum-limits`
+//! caps the device at `Gpu::MINIMUM_LIMITS` (128 invocations per workgroup, 6 storage buffers per stage), so
+//! every check runs as it would on the smallest device actgpu supports.
 //!
 //! The fused ops follow in each type (unless `--only` picks one activation): bias + every activation (y, dx
 //! and db), the gated units in both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`.
@@ -18,12 +20,13 @@
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok), per 16-bit type the largest ULP error over its checks and how many were exact,
 //! and a one-line verdict, or with `--json` one document `{"adapter": {"name", "backend", "driver"},
-//! "flushes_subnormals", "ulp_by_dtype": {"f16": {"checks", "max_ulp_err", "exact"}, "bf16": {...}},
-//! "results": [{"op", "output", "dtype", "pass", "max_abs_err", "max_rel_err", "max_ulp_err", "worst_input",
-//! "flush_accepted", "ok"}]}`, where
-//! `flush_accepted` counts the elements that passed only because the device flushes subnormals (see
-//! `actgpu::verify::FLUSH_UNDERFLOW`; always 0 on a device that keeps them). Exits 1 when any op is out of tolerance, 2 when no
-//! adapter can be had.
+//! "flushes_subnormals", "native_f16_rounds_to_nearest_even", "ulp_by_dtype": {"f16": {"checks",
+//! "max_ulp_err", "exact"}, "bf16": {...}}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
+//! "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where `flush_accepted` counts the
+//! elements that passed only because the device flushes subnormals (see `actgpu::verify::FLUSH_UNDERFLOW`;
+//! always 0 on a device that keeps them) and `native_f16_rounds_to_nearest_even` is the probe that lets the
+//! native f16 path be chosen (`Gpu::native_f16_rounds_to_nearest_even`). Exits 1 when any op is out of
+//! tolerance, 2 when no adapter can be had.
 
 use std::process::ExitCode;
 
@@ -33,12 +36,13 @@ use actgpu::verify::training::{check_dense, check_losses, check_optimizers, chec
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Criterion, Dtypes, Pass,
 };
-use actgpu::{Activation, DType, Gated, Gpu, Learnable};
+use actgpu::{Activation, DType, Gated, Gpu, GpuOptions, Learnable};
 
 struct Args {
     json: bool,
     only: Option<String>,
     dtypes: Vec<DType>,
+    minimum_limits: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,11 +50,13 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         only: None,
         dtypes: vec![DType::F32, DType::F16, DType::BF16],
+        minimum_limits: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => args.json = true,
+            "--minimum-limits" => args.minimum_limits = true,
             "--only" => args.only = Some(it.next().ok_or("--only needs an activation name")?),
             "--dtype" => {
                 let name = it.next().ok_or("--dtype needs f32, f16 or bf16")?;
@@ -257,7 +263,8 @@ fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>
     Ok(out)
 }
 
-const USAGE: &str = "usage: validate [--json] [--only NAME] [--dtype f32|f16|bf16]";
+const USAGE: &str =
+    "usage: validate [--json] [--only NAME] [--dtype f32|f16|bf16] [--minimum-limits]";
 
 fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
@@ -271,7 +278,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let gpu = match Gpu::new() {
+    let options = GpuOptions {
+        cap_limits: args.minimum_limits.then_some(Gpu::MINIMUM_LIMITS),
+        ..GpuOptions::default()
+    };
+    let gpu = match Gpu::with_options(options) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("validate: {e}");
@@ -330,6 +341,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let f16_rounding = match gpu.native_f16_rounds_to_nearest_even() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("validate: f16 rounding probe: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if args.json {
         let lines: Vec<String> = rows
             .iter()
@@ -359,19 +377,30 @@ fn main() -> ExitCode {
             })
             .collect();
         println!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"native_f16_rounds_to_nearest_even\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
             flushes,
+            f16_rounding,
             summary.join(", "),
             lines.join(",\n  ")
         );
     } else {
         println!(
-            "adapter: {}; f16 storage: {}; subnormals: {}",
+            "adapter: {}; f16 storage: {}{}; subnormals: {}",
             gpu.adapter_line(),
             if gpu.f16_native() { "native" } else { "packed" },
+            match (
+                gpu.device()
+                    .features()
+                    .contains(actgpu::wgpu::Features::SHADER_F16),
+                f16_rounding
+            ) {
+                (false, _) => "",
+                (true, true) => " (native conversion rounds to nearest even)",
+                (true, false) => " (native conversion does not round to nearest even)",
+            },
             if flushes {
                 "flushed (results that flushing explains pass; see actgpu::verify::FLUSH_UNDERFLOW)"
             } else {

@@ -349,28 +349,29 @@ fn backward_column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(n
     store_db(cu, total);
 }
 
-/// Columns and block lanes of one `reduce_partials` workgroup: 32 neighbouring columns (a 128-byte segment of a
-/// block's partial sums per lane) times 8 lanes.
+/// Columns of one `reduce_partials` workgroup of WG threads (256, or 128 where the device's workgroups hold
+/// fewer): 32 neighbouring columns (a 128-byte segment of a block's partial sums per lane) times WG / 32 lanes
+/// (8, or 4).
 const REDUCE_COLS: u32 = 32u;
-const REDUCE_LANES: u32 = 8u;
 var<workgroup> lane_sums: array<f32, 256>;
 
 /// db = sum of the blocks' partial sums (stride cols rounded up to 8). Grid: 2D, flattened, one workgroup per 32
-/// columns. Lane `l` of a column sums blocks l, l + 8, l + 16, ... in order; the column's sum is then lane 0 + lane 1
-/// + ... + lane 7, in that order (with at most 8 blocks: the blocks in order). A thread per (column, lane) keeps
-/// many loads in flight where one thread walking every block of 8 columns waited on each in turn (about 0.5 us per
-/// block on an NVIDIA H200).
-@compute @workgroup_size(256)
+/// columns. Lane `l` of a column sums blocks l, l + L, l + 2L, ... in order (L = WG / 32 lanes); the column's sum
+/// is then lane 0 + lane 1 + ... + lane L-1, in that order (with at most L blocks: the blocks in order). A thread
+/// per (column, lane) keeps many loads in flight where one thread walking every block of 8 columns waited on each
+/// in turn (about 0.5 us per block on an NVIDIA H200).
+@compute @workgroup_size(WG)
 fn reduce_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) li: u32) {
     let cols8 = partial_stride();
     let group = wid.x + wid.y * nwg.x;
     let col = li % REDUCE_COLS;
     let lane = li / REDUCE_COLS;
+    let lanes = WG / REDUCE_COLS;
     let c = group * REDUCE_COLS + col;
     var acc = 0.0;
     if (c < cols8) {
-        for (var blk = lane; blk < params.blocks; blk += REDUCE_LANES) {
+        for (var blk = lane; blk < params.blocks; blk += lanes) {
             acc += partial[blk * cols8 + c];
         }
     }
@@ -378,10 +379,10 @@ fn reduce_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     workgroupBarrier();
     if (lane == 0u) {
         var total = acc;
-        for (var l = 1u; l < REDUCE_LANES; l++) {
+        for (var l = 1u; l < lanes; l++) {
             total += lane_sums[l * REDUCE_COLS + col];
         }
-        // Lane 0's own slot: the other lane-0 threads read only lanes 1 .. 7.
+        // Lane 0's own slot: the other lane-0 threads read only lanes 1 and up.
         lane_sums[col] = total;
     }
     workgroupBarrier();

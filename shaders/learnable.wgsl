@@ -143,19 +143,19 @@ fn learn_backward_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     store_partial(wid.y * params.cols + 8u * cu, acc);
 }
 
-/// dp = the sum of every partial (blocks x cols8) for a single shared parameter, by one workgroup of 256: thread
-/// t adds partials t, t + 256, ... in order, then a fixed pairwise tree adds the 256 sums (the same order on
-/// every run).
-@compute @workgroup_size(256)
+/// dp = the sum of every partial (blocks x cols8) for a single shared parameter, by one workgroup of WG threads
+/// (256, or 128 where the device's workgroups hold fewer): thread t adds partials t, t + WG, ... in order, then a
+/// fixed pairwise tree adds the WG sums (the same order on every run).
+@compute @workgroup_size(WG)
 fn learn_reduce_scalar(@builtin(local_invocation_index) li: u32) {
     let n = params.blocks * partial_stride();
     var acc = 0.0;
-    for (var i = li; i < n; i += 256u) {
+    for (var i = li; i < n; i += WG) {
         acc += partial[i];
     }
     lane_sums[li] = acc;
     workgroupBarrier();
-    for (var half = 128u; half > 0u; half >>= 1u) {
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
         if (li < half) {
             lane_sums[li] += lane_sums[li + half];
         }

@@ -2,8 +2,9 @@
 // (src/shaders.rs) for exp_c, log1p_unit and nan_f32; the host passes ACT = 0 (unused here).
 //
 // Each loss kernel writes the gradient of the mean loss and one partial sum per thread; `reduce_mean`, one
-// workgroup, adds the partial sums in a fixed order and scales them, so the loss stays on the GPU. For at most 256
-// partial sums, the `*_small` entry points do both in one dispatch with the same arithmetic:
+// workgroup of WG threads (256, or 128 where the device's workgroups hold fewer), adds the partial sums in a fixed
+// order and scales them, so the loss stays on the GPU. For at most WG partial sums, the `*_small` entry points do
+// both in one dispatch with the same arithmetic:
 //
 //   softmax_cross_entropy  one thread per row r of logits [rows, cols], class t = labels[r]:
 //                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
@@ -159,16 +160,16 @@ fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-/// Threads of the reduction's single workgroup.
-const RWG: u32 = 256u;
+/// The tree of the reduction's single workgroup, whose `WG` threads (a power of two, at most 256: the host's
+/// `Gpu::reduction_workgroup_size`) fill the first `WG` slots.
 var<workgroup> sums: array<f32, 256>;
 
 /// loss_out[0] = scale * sum of the `threads` partial sums: each thread adds a strided slice, then a tree in
 /// workgroup memory. The order is fixed, so the result is the same bits every run.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn reduce_mean(@builtin(local_invocation_index) li: u32) {
     var acc = 0.0;
-    for (var i = li; i < params.threads; i += RWG) {
+    for (var i = li; i < params.threads; i += WG) {
         acc += partial[i];
     }
     store_mean(li, acc);
@@ -178,7 +179,7 @@ fn reduce_mean(@builtin(local_invocation_index) li: u32) {
 fn store_mean(li: u32, acc: f32) {
     sums[li] = acc;
     workgroupBarrier();
-    for (var s = RWG / 2u; s > 0u; s >>= 1u) {
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (li < s) {
             sums[li] += sums[li + s];
         }
@@ -189,12 +190,12 @@ fn store_mean(li: u32, acc: f32) {
     }
 }
 
-// The `*_small` entry points: the loss and its mean in one dispatch of one workgroup, for at most RWG partial sums
-// (threads <= 256). Thread li computes the term the loss kernel would store in partial[li] and adds it to 0.0 as
+// The `*_small` entry points: the loss and its mean in one dispatch of one workgroup, for at most WG partial sums
+// (threads <= WG). Thread li computes the term the loss kernel would store in partial[li] and adds it to 0.0 as
 // `reduce_mean` does, then the same tree: the same bits as the two dispatches. (Three entry points, not one with
 // a switch on the loss: each binds only its own targets, class indices or values.)
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn softmax_cross_entropy_small(@builtin(local_invocation_index) li: u32) {
     var acc = 0.0;
     if (li < params.threads) {
@@ -203,7 +204,7 @@ fn softmax_cross_entropy_small(@builtin(local_invocation_index) li: u32) {
     store_mean(li, acc);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn mse_small(@builtin(local_invocation_index) li: u32) {
     var acc = 0.0;
     if (li < params.threads) {
@@ -212,7 +213,7 @@ fn mse_small(@builtin(local_invocation_index) li: u32) {
     store_mean(li, acc);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn bce_with_logits_small(@builtin(local_invocation_index) li: u32) {
     var acc = 0.0;
     if (li < params.threads) {

@@ -18,6 +18,10 @@ pub struct GpuOptions {
     /// Request a smaller `max_compute_workgroups_per_dimension` than the adapter's (tests use it to exercise the
     /// grids that continue along a second or third dimension at modest sizes).
     pub max_workgroups_per_dimension: Option<u32>,
+    /// Request at most these limits: each of the adapter's limits is capped at this value (the worse of the two,
+    /// [`wgpu::Limits::or_worse_values_from`]). `Some(`[`Gpu::MINIMUM_LIMITS`]`)` makes any adapter behave like
+    /// the smallest device actgpu runs on, which is how the tests prove the kernels fit one.
+    pub cap_limits: Option<wgpu::Limits>,
     /// Workgroup size and work per thread; `None` picks [`LaunchConfig::for_device`] per
     /// kernel [`Intensity`]; `Some` applies to every elementwise kernel.
     pub launch: Option<LaunchConfig>,
@@ -41,13 +45,15 @@ pub struct GpuOptions {
 /// How the kernels access tensors whose every operand is f16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum F16Storage {
-    /// Time both paths once per kernel intensity, on first use, and keep the faster (native only where the
-    /// adapter has `SHADER_F16`).
+    /// Time both paths once per kernel intensity, on first use, and keep the faster; native only where the
+    /// adapter has `SHADER_F16` and its conversion rounds to nearest even
+    /// ([`Gpu::native_f16_rounds_to_nearest_even`]).
     #[default]
     Auto,
     /// Two values packed in each `u32`, converted with integer code: works on every adapter.
     Packed,
-    /// WGSL's native `f16`; where the adapter lacks `SHADER_F16` the packed path runs instead.
+    /// WGSL's native `f16`, whichever way the device's conversion rounds; where the adapter lacks `SHADER_F16`
+    /// the packed path runs instead.
     Native,
 }
 
@@ -79,6 +85,44 @@ fn check_launch(launch: Option<LaunchConfig>, limits: Option<&wgpu::Limits>) -> 
     Ok(())
 }
 
+/// Fails unless a device of `limits` can run every kernel: at least [`Gpu::MINIMUM_LIMITS`]' storage buffers per
+/// shader stage, invocations per workgroup (in all and along x) and bytes of workgroup memory.
+fn check_minimum_limits(limits: &wgpu::Limits) -> Result<()> {
+    let min = &Gpu::MINIMUM_LIMITS;
+    let checks = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            limits.max_storage_buffers_per_shader_stage,
+            min.max_storage_buffers_per_shader_stage,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            limits.max_compute_invocations_per_workgroup,
+            min.max_compute_invocations_per_workgroup,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            limits.max_compute_workgroup_size_x,
+            min.max_compute_workgroup_size_x,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            limits.max_compute_workgroup_storage_size,
+            min.max_compute_workgroup_storage_size,
+        ),
+    ];
+    for (limit, have, need) in checks {
+        if have < need {
+            return Err(Error::LimitExceeded {
+                limit,
+                max: u64::from(have),
+                requested: u64::from(need),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
@@ -87,6 +131,7 @@ impl Default for GpuOptions {
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             max_storage_binding_bytes: None,
             max_workgroups_per_dimension: None,
+            cap_limits: None,
             launch: None,
             f16_storage: F16Storage::Auto,
             reduction_rows: None,
@@ -115,6 +160,8 @@ struct Inner {
     f16_native: [OnceLock<bool>; 2],
     /// The answer of [`Gpu::flushes_subnormals`], probed on first use.
     flushes_subnormals: OnceLock<bool>,
+    /// The answer of [`Gpu::native_f16_rounds_to_nearest_even`], probed on first use.
+    native_f16_rounding: OnceLock<bool>,
     /// Rows per row block of the column reductions ([`GpuOptions::reduction_rows`], at least 1).
     reduction_rows: usize,
     /// Rows per thread of bias + activation forward on the row grid (the same option, else its own default).
@@ -131,6 +178,10 @@ struct Inner {
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
+
+/// Threads of the reductions' workgroups where the device allows ([`Gpu::reduction_workgroup_size`]); the
+/// shaders' workgroup arrays hold this many sums.
+pub(crate) const REDUCTION_WORKGROUP: u32 = 256;
 
 /// Optional features actgpu uses when the adapter has them (`SUBGROUP`: the matmul kernel of CPU adapters,
 /// [`crate::MatmulKernel::Subgroup`]).
@@ -191,9 +242,25 @@ fn planned_limits(mut limits: wgpu::Limits) -> wgpu::Limits {
 pub const MAX_BINDING_BYTES: u64 = (1 << 31) - 1;
 
 impl Gpu {
+    /// The smallest device limits actgpu's kernels run within: those OpenGL ES 3.1 guarantees (wgpu's
+    /// [`wgpu::Limits::downlevel_defaults`]: 128 MiB bindings, 16,352 bytes of workgroup memory; and 128
+    /// invocations per workgroup, 128 x 128 x 64, where WebGPU guarantees 256), except storage buffers per shader
+    /// stage: the matmul kernel binds 6 (A, B, C, bias, Z out, Z in) where GLES 3.1 guarantees 4 and WebGPU 8.
+    /// [`Gpu::new`] refuses a device with fewer storage buffers, invocations or workgroup memory, and
+    /// [`GpuOptions::cap_limits`] with these limits makes any adapter run as such a device (the tests and
+    /// `validate --minimum-limits` do).
+    pub const MINIMUM_LIMITS: wgpu::Limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 6,
+        max_compute_invocations_per_workgroup: 128,
+        max_compute_workgroup_size_x: 128,
+        max_compute_workgroup_size_y: 128,
+        max_compute_workgroup_size_z: 64,
+        ..wgpu::Limits::downlevel_defaults()
+    };
+
     /// Creates a device on the adapter chosen by `WGPU_BACKEND` (which backends), `WGPU_ADAPTER_NAME` (a part of
     /// the adapter's name, if set) and the power preference (`WGPU_POWER_PREF`); where that adapter cannot make a
-    /// device, the next one that can. Blocks.
+    /// device, or its limits are below [`Gpu::MINIMUM_LIMITS`], the next one that can. Blocks.
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
     }
@@ -247,6 +314,15 @@ impl Gpu {
         let mut created = None;
         for adapter in candidates {
             let mut limits = adapter.limits();
+            if let Some(cap) = &options.cap_limits {
+                limits = limits.or_worse_values_from(cap);
+            }
+            // An adapter too small for the kernels is passed over like one that cannot make a device.
+            if let Err(e) = check_minimum_limits(&limits) {
+                let info = adapter.get_info();
+                failures.push(format!("{} ({:?}): {e}", info.name, info.backend));
+                continue;
+            }
             if let Some(max) = options.max_storage_binding_bytes {
                 limits.max_storage_buffer_binding_size =
                     limits.max_storage_buffer_binding_size.min(max);
@@ -309,12 +385,14 @@ impl Gpu {
 
     /// [`Gpu::from_device`] with the per-context choices of `options` (launch shape, f16 path, reduction rows,
     /// matmul kernel); its device-creation fields (backends, power preference, limits) are the host's business
-    /// and are ignored. A launch shape of zeros or past the device's limits is an error.
+    /// and are ignored. A launch shape of zeros or past the device's limits is an error, and so is a device
+    /// below [`Gpu::MINIMUM_LIMITS`].
     pub fn from_device_with_options(
         device: wgpu::Device,
         queue: wgpu::Queue,
         options: &GpuOptions,
     ) -> Result<Self> {
+        check_minimum_limits(&device.limits())?;
         check_launch(options.launch, Some(&device.limits()))?;
         Ok(Self::build(device, queue, options))
     }
@@ -349,6 +427,7 @@ impl Gpu {
                 f16_storage: options.f16_storage,
                 f16_native: [OnceLock::new(), OnceLock::new()],
                 flushes_subnormals: OnceLock::new(),
+                native_f16_rounding: OnceLock::new(),
                 reduction_rows,
                 bias_forward_rows,
                 matmul_kernel: options.matmul_kernel,
@@ -381,6 +460,18 @@ impl Gpu {
     /// index arithmetic).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// Threads of the workgroups that reduce through a tree in workgroup memory (a loss's mean, a shared
+    /// parameter's gradient, the last pass of the column sums): 256, or the largest power of two a workgroup
+    /// of this device holds (128 on the smallest GLES 3.1 device). The shaders size their trees for 256.
+    pub(crate) fn reduction_workgroup_size(&self) -> u32 {
+        let limits = self.limits();
+        let max = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .clamp(1, REDUCTION_WORKGROUP);
+        1 << max.ilog2()
     }
 
     /// Workgroup size and work per thread of the memory-bound kernels.
@@ -424,9 +515,23 @@ impl Gpu {
         match self.inner.f16_storage {
             F16Storage::Packed => false,
             F16Storage::Native => true,
-            F16Storage::Auto => *self.inner.f16_native[slot]
-                .get_or_init(|| crate::ops::activation::native_f16_is_faster(self, intensity)),
+            F16Storage::Auto => *self.inner.f16_native[slot].get_or_init(|| {
+                self.native_f16_rounds_to_nearest_even().unwrap_or(false)
+                    && crate::ops::activation::native_f16_is_faster(self, intensity)
+            }),
         }
+    }
+
+    /// True when the device's native f32 -> f16 conversion (`SHADER_F16`) rounded every value of a probe to
+    /// nearest even, as the packed path does: every f16 value's neighbourhood in both signs, ties included
+    /// (`src/ops/f16_rounding.rs`). WGSL lets it round to either neighbour, so [`F16Storage::Auto`] uses the
+    /// native path only where this holds. False without `SHADER_F16`. Probed once, on first use.
+    pub fn native_f16_rounds_to_nearest_even(&self) -> Result<bool> {
+        if let Some(&r) = self.inner.native_f16_rounding.get() {
+            return Ok(r);
+        }
+        let r = crate::ops::f16_rounding::probe(self)?;
+        Ok(*self.inner.native_f16_rounding.get_or_init(|| r))
     }
 
     /// True when the device flushes f32 subnormals to zero, as WGSL allows (NVIDIA's Vulkan driver does; the

@@ -51,6 +51,12 @@ impl PipelineKey {
         u64::from(self.workgroup_size) * per_thread.max(1)
     }
 
+    /// The same key with `workgroup_size` threads per workgroup.
+    pub fn with_workgroup_size(mut self, workgroup_size: u32) -> Self {
+        self.workgroup_size = workgroup_size;
+        self
+    }
+
     /// The same key for a module that compiles in the user-defined activation `custom`.
     pub fn with_custom(mut self, custom: Option<u64>) -> Self {
         self.custom = custom;
@@ -128,6 +134,20 @@ impl PipelineCache {
     ) -> Result<wgpu::ComputePipeline> {
         if let Some(p) = lock(&self.pipelines).get(key) {
             return Ok(p.clone());
+        }
+        // wgpu checks an entry point's workgroup size against the device's limits before it applies the override
+        // constants, so a size set through `WG` would pass that check and fail in the driver: checked here. (Every
+        // entry point's size is `WG`; tests/portability.rs checks that against the compiled modules.)
+        let limits = device.limits();
+        let max = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        if key.workgroup_size > max {
+            return Err(Error::LimitExceeded {
+                limit: "max_compute_invocations_per_workgroup",
+                max: u64::from(max),
+                requested: u64::from(key.workgroup_size),
+            });
         }
         // Compiled without holding the lock, so that other threads' lookups and compilations go on meanwhile
         // (wgpu's error scopes are per thread). Two threads asking for the same new key both compile it and the

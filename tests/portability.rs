@@ -5,6 +5,8 @@
 //! compiles, for every pipeline; 5.1, FXC's, for those without 16-bit types or subgroups), as wgpu would
 //! translate it on a Mac or on DX12. A translation error here
 //! would be a pipeline creation error there. What the platform compilers then make of the text is not tested.
+//! The same workload also runs on a device capped at [`Gpu::MINIMUM_LIMITS`], and the storage buffers the entry
+//! points bind are counted against the minimum the crate states.
 
 mod common;
 
@@ -130,8 +132,11 @@ fn every_pipeline_translates_to_msl_and_hlsl() {
         };
         gpus.push(Gpu::with_options(native).unwrap());
     }
+    // Every kernel within the smallest limits actgpu supports (wgpu enforces a device's limits on its pipelines).
+    gpus.push(common::minimum_limits_gpu());
     let mut failures = Vec::new();
     let mut translated = 0;
+    let mut most_storage = (0, String::new());
     for g in &gpus {
         build_pipelines(g);
         for key in g.pipelines().keys() {
@@ -174,9 +179,41 @@ fn every_pipeline_translates_to_msl_and_hlsl() {
                     Err(e) => failures.push(format!("HLSL {shader_model:?} {what}: {e:?}")),
                 }
             }
+            let ep = module
+                .entry_points
+                .iter()
+                .position(|e| e.name == key.entry)
+                .unwrap();
+            // The pipeline cache checks `key.workgroup_size` against the device's limits, as wgpu cannot for a
+            // size set by an override: it must be the entry point's size.
+            let size = module.entry_points[ep].workgroup_size;
+            if size != [key.workgroup_size, 1, 1] {
+                failures.push(format!(
+                    "{what}: workgroup size {size:?}, key {}",
+                    key.workgroup_size
+                ));
+            }
+            let used = info.get_entry_point(ep);
+            let storage = module
+                .global_variables
+                .iter()
+                .filter(|(h, v)| {
+                    matches!(v.space, naga::AddressSpace::Storage { .. }) && !used[*h].is_empty()
+                })
+                .count();
+            if storage > most_storage.0 {
+                most_storage = (storage, what.clone());
+            }
             translated += 1;
         }
     }
+    // The minimum the crate states is what its kernels need: no kernel binds more, one binds that many.
+    assert_eq!(
+        most_storage.0,
+        Gpu::MINIMUM_LIMITS.max_storage_buffers_per_shader_stage as usize,
+        "the most storage buffers one entry point binds ({})",
+        most_storage.1
+    );
     assert!(translated > 300, "only {translated} pipelines built");
     assert!(
         failures.is_empty(),

@@ -35,6 +35,15 @@ fn f16_every_bit_pattern_every_activation_within_one_ulp() {
     exhaustive(gpu(), DType::F16);
 }
 
+/// The probe behind `F16Storage::Auto`'s use of native f16 (`Gpu::native_f16_rounds_to_nearest_even`): true on
+/// the adapters tested that have `SHADER_F16` (lavapipe; the test below compares its conversions with `half` bit
+/// for bit), false without it (GL here).
+#[test]
+fn the_native_f16_rounding_probe_answers_for_this_adapter() {
+    let probed = gpu().native_f16_rounds_to_nearest_even().unwrap();
+    assert_eq!(probed, common::has_shader_f16());
+}
+
 #[test]
 fn f16_both_storage_paths_are_exact_where_they_exist() {
     let has_f16 = common::has_shader_f16();

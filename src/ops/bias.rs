@@ -52,7 +52,8 @@ fn block_height(gpu: &crate::Gpu, height: usize, rows: usize) -> usize {
 
 /// Column sums over at most this many rows run in one dispatch (`column_sums_direct`: each thread walks its
 /// columns' row blocks in turn) instead of per-block partial sums and their reduction; the sums are the same bits
-/// up to 8 row blocks (`reduce_partials` adds 8 lanes of blocks), the same sums in another order past that.
+/// up to 8 row blocks (`reduce_partials` adds 8 lanes of blocks; 4 on a device whose workgroups hold fewer than
+/// 256 threads), the same sums in another order past that.
 /// A small network's training step (the study's batch of 64) takes the one dispatch per layer; taller inputs keep
 /// the two passes, whose row blocks run in parallel.
 const DIRECT_COLUMN_SUM_ROWS: usize = 128;
@@ -124,6 +125,9 @@ impl Reduction {
         out: &Tensor,
     ) -> Result<()> {
         let gpu = out.gpu();
+        let key = &key
+            .clone()
+            .with_workgroup_size(gpu.reduction_workgroup_size());
         let entries = vec![
             whole(Slot::Partial, partial),
             whole(Slot::Out2, out.buffer()),

@@ -231,7 +231,9 @@ impl Learnable {
                 dp,
             );
         }
-        let k = self.key("learn_reduce_scalar", x, dy, dx, dp, shared);
+        let k = self
+            .key("learn_reduce_scalar", x, dy, dx, dp, shared)
+            .with_workgroup_size(gpu.reduction_workgroup_size());
         let entries = vec![
             whole(Slot::Partial, partial),
             whole(Slot::Out2, dp.buffer()),

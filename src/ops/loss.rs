@@ -28,10 +28,6 @@ use crate::{DType, Error, Gpu, Result, Tensor};
 /// GPU, few enough that the one-workgroup reduction reads 64 KiB.
 const MAX_PARTIALS: usize = 16_384;
 
-/// At most this many partial sums (rows of cross-entropy, elements of the others) take the `*_small` entry points:
-/// one dispatch of one 256-thread workgroup instead of the loss kernel and `reduce_mean` (`shaders/loss.wgsl`).
-const SMALL_PARTIALS: usize = 256;
-
 /// A loss function, averaged over the batch (cross-entropy) or over every element (the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Loss {
@@ -171,7 +167,8 @@ impl Loss {
         }
     }
 
-    /// The entry point that computes the loss and its mean in one workgroup (at most 256 partial sums).
+    /// The entry point that computes the loss and its mean in one workgroup (at most `reduction_workgroup_size`
+    /// partial sums: 256, or 128 on a device whose workgroups hold fewer).
     const fn small_entry(self) -> &'static str {
         match self {
             Loss::SoftmaxCrossEntropy => "softmax_cross_entropy_small",
@@ -261,7 +258,7 @@ impl Loss {
 
     /// Records the loss and its gradient: `grad` (shaped like `pred`) receives `dL/dpred` of the mean loss and
     /// `loss` (shape `[1]`) the mean loss. Two dispatches, or one for at most 256 rows (cross-entropy) or
-    /// elements; nothing is read back.
+    /// elements (128 on a device whose workgroups hold fewer than 256 threads); nothing is read back.
     pub fn record(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -278,9 +275,12 @@ impl Loss {
             Targets::Classes(l) => entry_binding(4, l.buffer()),
             Targets::Values(t) => entry_binding(2, t.buffer()),
         };
-        if threads <= SMALL_PARTIALS {
-            // One dispatch of one workgroup: the loss terms and their mean, the same bits as the two below.
-            let k = PipelineKey::new(ShaderId::Loss, self.small_entry(), 256, &[("ACT", 0.0)]);
+        // At most one reduction workgroup's worth of partial sums (rows of cross-entropy, elements of the others)
+        // take the `*_small` entry points: one dispatch of one workgroup, the loss terms and their mean, the same
+        // bits as the two dispatches below.
+        let rwg = gpu.reduction_workgroup_size();
+        if threads <= rwg as usize {
+            let k = PipelineKey::new(ShaderId::Loss, self.small_entry(), rwg, &[("ACT", 0.0)]);
             let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
                 entry_binding(0, pred.buffer()),
@@ -312,7 +312,7 @@ impl Loss {
             gpu.limits().max_compute_workgroups_per_dimension,
         )?;
         dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, groups);
-        let k = key("reduce_mean");
+        let k = PipelineKey::new(ShaderId::Loss, "reduce_mean", rwg, &[("ACT", 0.0)]);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
         let entries = vec![entry_binding(5, &partial), entry_binding(6, loss.buffer())];
         dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1));

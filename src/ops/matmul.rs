@@ -50,7 +50,8 @@ pub enum MatmulKernel {
     /// 256 threads, each a 4 x 4 block: a 64 x 64 block per workgroup, K in chunks of 16 staged through
     /// workgroup memory, two barriers per chunk, the next chunk's loads in flight during the multiply. A product of
     /// few blocks (the dense layers of a small MLP) splits K over several workgroups per block and adds the splits
-    /// in a second pass that applies the epilogue. The usual choice on hardware GPUs.
+    /// in a second pass that applies the epilogue. The usual choice on hardware GPUs; where a workgroup holds
+    /// fewer than 256 threads, [`MatmulKernel::Tiled32`] runs instead ([`MatmulKernel::on_device`]).
     Tiled,
     /// The tiled kernel with 64 threads (8 x 8): a 32 x 32 block per workgroup, so four times the workgroups of
     /// [`MatmulKernel::Tiled`] (and the same split of K for products of few blocks). Slower than `Tiled` on an
@@ -63,7 +64,8 @@ pub enum MatmulKernel {
     /// of a 16-bit operand) with one load, where the operand's rows allow: its contiguous dimension (K, or its
     /// rows or columns) and its other stride are multiples of 4 (`wide_runs` in the source). Other operands are
     /// staged element by element as in `Tiled`. Not yet measured on a hardware GPU, so not a default: choose it
-    /// with [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled_wide`).
+    /// with [`crate::GpuOptions::matmul_kernel`] (`bench --matmul tiled_wide`). Like `Tiled`, it gives way to
+    /// [`MatmulKernel::Tiled32`] where a workgroup holds fewer than 256 threads.
     TiledWide,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
@@ -107,7 +109,24 @@ impl MatmulKernel {
         match (cpu, subgroup_lanes(gpu)) {
             (true, Some(_)) => MatmulKernel::Subgroup,
             (true, None) => MatmulKernel::Vec4,
-            (false, _) => Self::for_device_type(gpu.adapter_info().device_type),
+            (false, _) => {
+                Self::for_device_type(gpu.adapter_info().device_type).on_device(gpu.limits())
+            }
+        }
+    }
+
+    /// The kernel that runs for `self` on a device of these limits: [`MatmulKernel::Tiled32`] for the 256-thread
+    /// kernels ([`MatmulKernel::Tiled`], [`MatmulKernel::TiledWide`]) where a workgroup holds fewer threads (OpenGL
+    /// ES 3.1 guarantees only 128), else `self`.
+    pub fn on_device(self, limits: &wgpu::Limits) -> Self {
+        let threads = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        match self {
+            MatmulKernel::Tiled | MatmulKernel::TiledWide if threads < self.shape().0 => {
+                MatmulKernel::Tiled32
+            }
+            _ => self,
         }
     }
 
@@ -408,6 +427,10 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     if m == 0 || n == 0 {
         return Ok(());
     }
+    let g = Gemm {
+        kernel: g.kernel.on_device(gpu.limits()),
+        ..g
+    };
     let wide = |t: &Tensor| -> Result<Option<Tensor>> {
         match t.dtype() {
             DType::F32 => Ok(None),

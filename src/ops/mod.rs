@@ -6,6 +6,7 @@ mod cast;
 pub mod dense;
 pub mod dz_stats;
 mod elementwise;
+pub(crate) mod f16_rounding;
 pub mod gated;
 pub mod learnable;
 pub mod loss;

@@ -109,3 +109,18 @@ pub fn small_grid_gpu() -> Gpu {
     assert_eq!(gpu.limits().max_compute_workgroups_per_dimension, 32);
     gpu
 }
+
+/// A context at actgpu's smallest supported limits ([`Gpu::MINIMUM_LIMITS`]: OpenGL ES 3.1's 128 invocations per
+/// workgroup, 6 storage buffers per stage, 128 MiB bindings), whatever the adapter offers. wgpu enforces the
+/// limits a device was created with, so a kernel that needs more fails to build its pipeline here.
+pub fn minimum_limits_gpu() -> Gpu {
+    let gpu = Gpu::with_options(actgpu::GpuOptions {
+        cap_limits: Some(Gpu::MINIMUM_LIMITS),
+        ..actgpu::GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let limits = gpu.device().limits();
+    assert_eq!(limits.max_compute_invocations_per_workgroup, 128);
+    assert_eq!(limits.max_storage_buffers_per_shader_stage, 6);
+    gpu
+}

@@ -1,0 +1,169 @@
+//! Whether the device's native f32 -> f16 conversion rounds to nearest even, probed once.
+//!
+//! WGSL lets the conversion of an f32 that lies between two f16 values round to either of them (WGSL §15.7.3,
+//! "floating point conversion"). The packed path rounds to nearest even in integer code on every device; the
+//! native path (`shaders/activation_io_f16.wgsl`, which [`crate::F16Storage::Auto`] picks where it is faster)
+//! stores through the built-in conversion. So `Auto` picks native only where this probe has seen the built-in
+//! conversion round every probed value as `half` does: the f16 values of every binade in both signs, the
+//! midpoints between neighbours (ties, which go to the even one), and the f32 values just either side of each
+//! midpoint and a quarter of the way between neighbours.
+
+use crate::{DType, Error, Gpu, Result};
+
+/// The probe kernel: `dst[i] = vec4<f16>(src[i])`, the built-in conversion the native kernels store with (their
+/// `narrow` maps only values beyond the f16 range before it).
+const PROBE: &str = "
+enable f16;
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f16>>;
+@compute @workgroup_size(64)
+fn probe(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = id.x + id.y * nwg.x * 64u;
+    if (i < arrayLength(&dst)) {
+        dst[i] = vec4<f16>(src[i]);
+    }
+}
+";
+
+/// The probe's inputs: for every finite f16 `h >= 0` below the largest (so that `h` has a finite successor `s`),
+/// `h`, the midpoint `m = (h + s) / 2` (exact in f32), the f32 neighbours of `m` and `h + (s - h) / 4`, each in
+/// both signs; padded with zeros to whole `vec4`s.
+pub(crate) fn probe_inputs() -> Vec<f32> {
+    let mut v = Vec::new();
+    for bits in 0..0x7bffu16 {
+        let h = half::f16::from_bits(bits).to_f32();
+        let s = half::f16::from_bits(bits + 1).to_f32();
+        let m = (h + s) / 2.0;
+        let below = f32::from_bits(m.to_bits() - 1);
+        let above = f32::from_bits(m.to_bits() + 1);
+        let quarter = h + (s - h) / 4.0;
+        for x in [h, m, below, above, quarter] {
+            v.extend([x, -x]);
+        }
+    }
+    v.resize(v.len().next_multiple_of(4), 0.0);
+    v
+}
+
+/// Whether every `got[i]` is `inputs[i]` rounded to nearest even, bit for bit (as `half::f16::from_f32` rounds).
+pub(crate) fn rounds_to_nearest_even(inputs: &[f32], got: &[half::f16]) -> bool {
+    inputs.len() == got.len()
+        && inputs
+            .iter()
+            .zip(got)
+            .all(|(&x, g)| half::f16::from_f32(x).to_bits() == g.to_bits())
+}
+
+/// Runs [`PROBE`] on [`probe_inputs`]: `Ok(false)` where the device has no `SHADER_F16` (no native path) or the
+/// conversion rounded any input otherwise than to nearest even.
+pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
+    if !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
+        return Ok(false);
+    }
+    let inputs = probe_inputs();
+    let src = gpu.upload(&inputs)?;
+    let dst = gpu.zeros(&[inputs.len()], DType::F16)?;
+    let device = gpu.device();
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("actgpu.f16_rounding_probe"),
+        source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("actgpu.f16_rounding_probe"),
+        layout: None,
+        module: &module,
+        entry_point: Some("probe"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("actgpu.f16_rounding_probe"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: src.buffer().as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: dst.buffer().as_entire_binding(),
+            },
+        ],
+    });
+    // 64 vec4s per workgroup, in rows of at most 65,535 workgroups (the probe needs about 250).
+    let groups = (inputs.len() / 4).div_ceil(64) as u32;
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    if groups > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_workgroups_per_dimension",
+            max: u64::from(max),
+            requested: u64::from(groups),
+        });
+    }
+    gpu.submit_and_wait("f16 rounding probe", |enc| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("actgpu.f16_rounding_probe"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(groups, 1, 1);
+        Ok(())
+    })?;
+    Ok(rounds_to_nearest_even(&inputs, &dst.read()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inputs_hold_ties_and_their_neighbours() {
+        let v = probe_inputs();
+        assert_eq!(v.len() % 4, 0);
+        // 1 + 2^-11 is the tie between 1 and its successor: it rounds to 1 (even), the f32 above it to the successor.
+        let tie = 1.0 + 2f32.powi(-11);
+        assert!(v.contains(&tie) && v.contains(&-tie));
+        assert!(v.contains(&f32::from_bits(tie.to_bits() + 1)));
+        // The tie below 65504, and the smallest subnormal's midpoint with 0.
+        assert!(v.contains(&65488.0));
+        assert!(v.contains(&2f32.powi(-25)));
+    }
+
+    #[test]
+    fn a_conversion_that_truncates_is_caught() {
+        let v = probe_inputs();
+        let exact: Vec<half::f16> = v.iter().map(|&x| half::f16::from_f32(x)).collect();
+        assert!(rounds_to_nearest_even(&v, &exact));
+        // Round toward zero: the value below in magnitude, wherever it differs.
+        let truncated: Vec<half::f16> = v
+            .iter()
+            .map(|&x| {
+                let r = half::f16::from_f32(x);
+                if r.to_f32().abs() > x.abs() {
+                    half::f16::from_bits(r.to_bits() - 1)
+                } else {
+                    r
+                }
+            })
+            .collect();
+        assert!(!rounds_to_nearest_even(&v, &truncated));
+        // Ties rounded away from zero instead of to even.
+        let away: Vec<half::f16> = v
+            .iter()
+            .map(|&x| {
+                let r = half::f16::from_f32(x);
+                let up = half::f16::from_bits(r.to_bits() + 1);
+                let (lo, hi) = (r.to_f32().abs(), up.to_f32().abs());
+                if lo < x.abs() && (lo + hi) / 2.0 == x.abs() {
+                    up
+                } else {
+                    r
+                }
+            })
+            .collect();
+        assert!(!rounds_to_nearest_even(&v, &away));
+        // A short result fails.
+        assert!(!rounds_to_nearest_even(&v, &exact[..1]));
+    }
+}
