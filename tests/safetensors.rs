@@ -349,6 +349,11 @@ fn truncated_and_corrupted_files_are_errors_never_panics() {
             ),
             "start at 8",
         ),
+        // A repeated field: readers that keep the first and the last would see different shapes.
+        (
+            t(r#"{"dtype":"F32","shape":[3],"shape":[1,3],"data_offsets":[0,12]}"#),
+            "\"shape\" appears twice",
+        ),
     ];
     for (bytes, want) in cases {
         let reason = invalid(SafeTensors::parse(&bytes));
@@ -364,6 +369,31 @@ fn truncated_and_corrupted_files_are_errors_never_panics() {
             .map(|&b| if b == 0xc3 { 0xff } else { b })
             .collect::<Vec<_>>(),
     ));
+    // `"__metadata__": null` is no metadata, as in the reference implementation.
+    let null = raw(r#"{"__metadata__":null}"#, &[]);
+    let none = SafeTensors::parse(&null).unwrap();
+    assert!(none.metadata.is_empty() && none.tensors.is_empty());
+    // A finite F64 beyond f32's range would load as inf: refused; the largest that rounds to f32::MAX converts.
+    let f64s = |v: f64| {
+        raw(
+            r#"{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#,
+            &v.to_le_bytes(),
+        )
+    };
+    for v in [1e39, -1e39] {
+        let file = f64s(v);
+        let parsed = SafeTensors::parse(&file).unwrap();
+        let reason = invalid(parsed.tensor("a").unwrap().to_f32());
+        assert!(reason.contains("beyond f32's range"), "{reason}");
+    }
+    for (v, want) in [
+        (f64::from(f32::MAX), f32::MAX),
+        (f64::INFINITY, f32::INFINITY),
+    ] {
+        let file = f64s(v);
+        let parsed = SafeTensors::parse(&file).unwrap();
+        assert_eq!(parsed.tensor("a").unwrap().to_f32().unwrap(), [want]);
+    }
     // Sub-byte dtypes parse (their bits checked) but do not convert; the empty file is valid.
     let odd = t(r#"{"dtype":"F4","shape":[24],"data_offsets":[0,12]}"#);
     let odd = SafeTensors::parse(&odd).unwrap();
@@ -489,6 +519,46 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
         Err(Error::InvalidArgument { .. })
     ));
     assert!(Mlp::from_safetensors(g, &file, Loss::Mse, sgd()).is_ok());
+    // A learnable layer whose recorded parameter count is not 1 or its width.
+    let prelu = |count: usize| {
+        let w: Vec<f32> = vec![0.25; count];
+        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = parsed
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone(), t.to_f32().unwrap()))
+            .collect();
+        tensors.push(("1.weight".into(), vec![count], w));
+        let views: Vec<F32Tensor> = tensors
+            .iter()
+            .map(|(name, shape, data)| F32Tensor { name, shape, data })
+            .collect();
+        let spec = format!("prelu({})", if count == 3 { 2 } else { count });
+        serialize_f32(&views, &[("actgpu.activations", spec.as_str())]).unwrap()
+    };
+    assert!(Mlp::from_safetensors(g, &prelu(1), Loss::Mse, sgd()).is_ok());
+    let reason = invalid(Mlp::from_safetensors(g, &prelu(3), Loss::Mse, sgd()));
+    assert!(reason.contains("\"prelu(2)\" but has 3 units"), "{reason}");
+    // A million chained weights for a network the metadata says has two layers: refused in time linear in the
+    // number of tensors (reading layers until a weight was missing, a lookup each, took quadratic time).
+    let mut header = String::from(r#"{"__metadata__":{"actgpu.activations":"relu"}"#);
+    for i in 0..1_000_000 {
+        header.push_str(&format!(
+            r#","{}.weight":{{"dtype":"F32","shape":[1,1],"data_offsets":[{},{}]}}"#,
+            2 * i,
+            4 * i,
+            4 * i + 4
+        ));
+    }
+    header.push('}');
+    let data = vec![0u8; 4_000_000];
+    let started = std::time::Instant::now();
+    assert_eq!(
+        Mlp::from_safetensors(g, &raw(&header, &data), Loss::Mse, sgd()).err(),
+        Some(Error::MissingTensor {
+            name: "0.bias".into()
+        })
+    );
+    eprintln!("a million tensors refused in {:?}", started.elapsed());
     // Writing refuses inconsistent tensors.
     assert!(matches!(
         serialize_f32(

@@ -36,6 +36,7 @@
 //!
 //! and a PyTorch model's `save_file(model.state_dict(), path)` loads here with [`Mlp::load_safetensors`].
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::safetensors::{
@@ -162,13 +163,31 @@ fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
         .join(",")
 }
 
-/// Layer sizes from the tensors and the hidden layers' kinds: `0.weight [w0, s0]`, `2.weight [w1, s1]`, ... until
-/// a weight is missing, where `w_l` is `s_{l+1}` (`2 s_{l+1}` for a gated layer).
+/// The file's tensors by name: one pass, where a lookup per layer through [`SafeTensors::tensor`] would take
+/// time quadratic in the number of tensors (a hostile file may hold a million).
+fn by_name<'f, 'a>(file: &'f SafeTensors<'a>) -> HashMap<&'f str, &'f TensorView<'a>> {
+    file.tensors.iter().map(|t| (t.name.as_str(), t)).collect()
+}
+
+/// `name` in `tensors`, or [`Error::MissingTensor`].
+fn lookup<'f, 'a>(
+    tensors: &HashMap<&str, &'f TensorView<'a>>,
+    name: &str,
+) -> Result<&'f TensorView<'a>> {
+    tensors
+        .get(name)
+        .copied()
+        .ok_or_else(|| Error::MissingTensor { name: name.into() })
+}
+
+/// Layer sizes from the tensors and the hidden layers' kinds: `0.weight [w0, s0]`, `2.weight [w1, s1]`, ... for
+/// the `hidden.len() + 1` linear layers, where `w_l` is `s_{l+1}` (`2 s_{l+1}` for a gated layer).
 fn sizes_from_shapes(file: &SafeTensors, hidden: &[Hidden]) -> Result<Vec<usize>> {
+    let tensors = by_name(file);
     let mut sizes = Vec::new();
-    for l in 0.. {
+    for l in 0..=hidden.len() {
         let (w, _) = linear_names(l);
-        let Ok(t) = file.tensor(&w) else { break };
+        let t = lookup(&tensors, &w)?;
         let gated = matches!(hidden.get(l), Some(Hidden::Gated(_)));
         match t.shape[..] {
             [out, inp]
@@ -188,11 +207,6 @@ fn sizes_from_shapes(file: &SafeTensors, hidden: &[Hidden]) -> Result<Vec<usize>
                 })
             }
         }
-    }
-    if sizes.is_empty() {
-        return Err(Error::MissingTensor {
-            name: linear_names(0).0,
-        });
     }
     Ok(sizes)
 }
@@ -268,6 +282,7 @@ impl Mlp {
     /// stay as they are, whatever the file's metadata says.
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
         let file = SafeTensors::parse(bytes)?;
+        let tensors = by_name(&file);
         let sizes = self.sizes().to_vec();
         let layers = sizes.len() - 1;
         let mut kinds = self.hidden();
@@ -287,13 +302,13 @@ impl Mlp {
         for l in 0..layers {
             let (wn, bn) = linear_names(l);
             let (fan_in, width) = (sizes[l], kinds[l].linear_width(sizes[l + 1]));
-            let w = file.tensor(&wn)?;
-            let b = file.tensor(&bn)?;
+            let w = lookup(&tensors, &wn)?;
+            let b = lookup(&tensors, &bn)?;
             check(w, vec![width, fan_in])?;
             check(b, vec![width])?;
             let p = match activation_param_name(kinds[l], l) {
                 Some(pn) => {
-                    let p = file.tensor(&pn)?;
+                    let p = lookup(&tensors, &pn)?;
                     check(p, vec![kinds[l].param_len(sizes[l + 1])])?;
                     known.push(pn);
                     Some(p.to_f32()?)
@@ -303,7 +318,12 @@ impl Mlp {
             loaded.push((transpose(&w.to_f32()?, width, fan_in), b.to_f32()?, p));
             known.extend([wn, bn]);
         }
-        if let Some(extra) = file.tensors.iter().find(|t| !known.contains(&t.name)) {
+        let known_set: HashSet<&str> = known.iter().map(String::as_str).collect();
+        if let Some(extra) = file
+            .tensors
+            .iter()
+            .find(|t| !known_set.contains(t.name.as_str()))
+        {
             return Err(Error::InvalidArgument {
                 op: "Mlp::load_weights",
                 reason: format!(
@@ -352,23 +372,35 @@ impl Mlp {
                 "no {ACTIVATIONS_KEY:?} metadata: create the network with Mlp::new or Mlp::with_layers and call load_weights"
             ),
         })?;
-        let hidden: Vec<Hidden> = if spec.is_empty() {
+        let specs = if spec.is_empty() {
             Vec::new()
         } else {
             split_layers(spec)
-                .into_iter()
-                .map(|s| {
-                    parse_hidden_spec(s).ok_or_else(|| Error::InvalidArgument {
-                        op: OP,
-                        reason: format!(
-                            "activation {s:?} cannot be rebuilt (a custom one?): create the network with \
-                             Mlp::new or Mlp::with_layers and call load_weights"
-                        ),
-                    })
-                })
-                .collect::<Result<_>>()?
         };
+        let hidden: Vec<Hidden> = specs
+            .iter()
+            .map(|s| {
+                parse_hidden_spec(s).ok_or_else(|| Error::InvalidArgument {
+                    op: OP,
+                    reason: format!(
+                        "activation {s:?} cannot be rebuilt (a custom one?): create the network with \
+                         Mlp::new or Mlp::with_layers and call load_weights"
+                    ),
+                })
+            })
+            .collect::<Result<_>>()?;
         let sizes = sizes_from_shapes(&file, &hidden)?;
+        // A learnable layer's parameter count must be the one its width gives (1, or one per unit).
+        for (l, (&kind, s)) in hidden.iter().zip(&specs).enumerate() {
+            let written: String = s.split_whitespace().collect();
+            let expected = hidden_spec(kind, sizes[l + 1]);
+            if matches!(kind, Hidden::Learnable { .. }) && written != expected {
+                return Err(bad_metadata(format!(
+                    "{ACTIVATIONS_KEY}: layer {l} is {written:?} but has {} units (expected {expected:?})",
+                    sizes[l + 1]
+                )));
+            }
+        }
         if let Some(recorded) = file.metadata(SIZES_KEY) {
             if recorded != join(&sizes) {
                 return Err(bad_metadata(format!(

@@ -12,11 +12,12 @@
 //! [`serialize_f32`] writes F32 tensors the way the reference implementation does: `__metadata__` first, then
 //! the tensors sorted by name, each stored at the next offset, with compact JSON. [`SafeTensors::parse`] checks
 //! what the reference implementation checks, and returns [`Error::InvalidSafetensors`] where it fails: the
-//! header length fits the file, the header is a JSON object whose metadata values are strings, every tensor has
-//! a dtype the format defines, a shape and two offsets, names and metadata keys are unique, the dtype's byte count
-//! matches the shape (a sub-byte dtype's bits fill whole bytes), and the tensors cover the data region exactly,
-//! without gaps or overlaps. [`TensorView::to_f32`] converts F32, F16,
-//! BF16 and F64 (rounded to nearest) to f32; other dtypes are [`Error::TensorDTypeMismatch`].
+//! header length fits the file, the header is a JSON object whose metadata (an object, or null for none) holds
+//! strings, every tensor has one dtype the format defines, one shape and two offsets, names and metadata keys
+//! are unique, the dtype's byte count matches the shape (a sub-byte dtype's bits fill whole bytes), and the
+//! tensors cover the data region exactly, without gaps or overlaps. [`TensorView::to_f32`] converts F32, F16,
+//! BF16 and F64 (rounded to nearest; beyond f32's range an error) to f32; other dtypes are
+//! [`Error::TensorDTypeMismatch`].
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -65,7 +66,8 @@ pub struct TensorView<'a> {
 }
 
 impl TensorView<'_> {
-    /// The elements as f32: F32 exactly, F16 and BF16 widened exactly, F64 rounded to nearest.
+    /// The elements as f32: F32 exactly, F16 and BF16 widened exactly, F64 rounded to nearest
+    /// ([`Error::InvalidSafetensors`] for a finite F64 beyond f32's range, which would round to inf).
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         let d = self.data;
         Ok(match self.dtype.as_str() {
@@ -83,12 +85,22 @@ impl TensorView<'_> {
                 .collect(),
             "F64" => d
                 .chunks_exact(8)
-                .map(|b| {
+                .enumerate()
+                .map(|(i, b)| {
                     let mut w = [0u8; 8];
                     w.copy_from_slice(b);
-                    f64::from_le_bytes(w) as f32
+                    let v = f64::from_le_bytes(w);
+                    let f = v as f32;
+                    // A finite value that rounds to inf would load as a weight of inf: refused.
+                    if f.is_infinite() && v.is_finite() {
+                        return Err(bad(format!(
+                            "tensor {:?}: element {i} = {v:e} is beyond f32's range",
+                            self.name
+                        )));
+                    }
+                    Ok(f)
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             other => {
                 return Err(Error::TensorDTypeMismatch {
                     name: self.name.clone(),
@@ -125,11 +137,14 @@ fn tensor_info(name: &str, info: &Json) -> Result<(String, Vec<usize>, usize, us
         )));
     };
     let field = |key: &str| {
-        members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .ok_or_else(|| bad(format!("tensor {name:?} has no {key:?}")))
+        let mut found = members.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+        match (found.next(), found.next()) {
+            (Some(v), None) => Ok(v),
+            // The reference implementation refuses a repeated field; a reader that kept the first or the last
+            // would disagree with the other.
+            (Some(_), Some(_)) => Err(bad(format!("tensor {name:?}: {key:?} appears twice"))),
+            (None, _) => Err(bad(format!("tensor {name:?} has no {key:?}"))),
+        }
     };
     let usizes = |key: &str| -> Result<Vec<usize>> {
         let Json::Array(items) = field(key)? else {
@@ -186,6 +201,10 @@ fn tensor_info(name: &str, info: &Json) -> Result<(String, Vec<usize>, usize, us
 }
 
 fn metadata_of(value: &Json) -> Result<Vec<(String, String)>> {
+    // `"__metadata__": null` is no metadata, as in the reference implementation (an optional field).
+    if *value == Json::Null {
+        return Ok(Vec::new());
+    }
     let Json::Object(members) = value else {
         return Err(bad("__metadata__ is not an object"));
     };
