@@ -15,7 +15,7 @@
 //!     |x| (1.0 + x * x).powf(-1.5),
 //! );
 //! let gpu = Gpu::new()?;
-//! isru.compile(&gpu)?; // a WGSL mistake is Error::CustomShader with the line in your code
+//! isru.compile(&gpu)?; // a WGSL mistake is Error::CustomShader with the body and line in your code
 //! let act = isru.activation();
 //! let y = act.forward(&gpu.upload(&[1.0f32, -2.0])?)?;
 //! assert!(isru.check(&gpu)?.ok());
@@ -23,13 +23,12 @@
 //! # }
 //! ```
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::verify::{check_activation, sweep, ActivationCheck, Pass};
-use crate::{Activation, Gpu, Result};
+use crate::{Activation, CustomBody, Gpu, Result};
 
 /// A scalar reference function.
 type Reference = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
@@ -45,15 +44,36 @@ pub(crate) struct Registered {
     pub forward: Reference,
     /// f64 reference of f'.
     pub derivative: Reference,
+    /// Lines of the forward body as written into `wgsl` (a trailing newline makes one more, empty).
+    forward_lines: usize,
 }
 
-fn registry() -> &'static RwLock<HashMap<u64, Registered>> {
-    static REGISTRY: OnceLock<RwLock<HashMap<u64, Registered>>> = OnceLock::new();
+impl Registered {
+    /// Where line `line` of `wgsl` (1 = `fn custom_forward`) lies: in which body, and on which line of it. The
+    /// wrapper's own lines count as the nearest line of their body (a function's first line, or its last).
+    pub(crate) fn locate(&self, line: usize) -> (CustomBody, usize) {
+        let f = self.forward_lines;
+        // wgsl: 1 `fn custom_forward`, 2 ..= f + 1 the forward body, f + 2 `}`, f + 3 `fn custom_derivative`,
+        // f + 4 .. the derivative body, then `}`.
+        if line <= f + 2 {
+            (CustomBody::Forward, line.saturating_sub(1).clamp(1, f))
+        } else {
+            let d = self.wgsl.split('\n').count() - f - 5;
+            (
+                CustomBody::Derivative,
+                line.saturating_sub(f + 3).clamp(1, d),
+            )
+        }
+    }
+}
+
+fn registry() -> &'static RwLock<HashMap<u64, Arc<Registered>>> {
+    static REGISTRY: OnceLock<RwLock<HashMap<u64, Arc<Registered>>>> = OnceLock::new();
     REGISTRY.get_or_init(RwLock::default)
 }
 
 /// The registered activation with this id.
-pub(crate) fn lookup(id: u64) -> Option<Registered> {
+pub(crate) fn lookup(id: u64) -> Option<Arc<Registered>> {
     registry()
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -61,8 +81,9 @@ pub(crate) fn lookup(id: u64) -> Option<Registered> {
         .cloned()
 }
 
-/// A user-defined activation. Creating one registers it process-wide under an id derived from its name and
-/// WGSL; [`CustomActivation::activation`] gives the [`Activation`] value that every launcher takes.
+/// A user-defined activation. Creating one registers it for the life of the process under an id of its own (two
+/// created from the same name and WGSL are two activations, each with its own reference functions, compiled
+/// separately); [`CustomActivation::activation`] gives the [`Activation`] value that every launcher takes.
 #[derive(Clone)]
 pub struct CustomActivation {
     id: u64,
@@ -82,21 +103,19 @@ impl CustomActivation {
         let wgsl = format!(
             "fn custom_forward(x: f32) -> f32 {{\n{forward_wgsl}\n}}\nfn custom_derivative(x: f32) -> f32 {{\n{derivative_wgsl}\n}}\n"
         );
-        let mut h = DefaultHasher::new();
-        (name, &wgsl).hash(&mut h);
-        let id = h.finish();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let registered = Registered {
+            name: name.to_string(),
+            wgsl,
+            forward: Arc::new(reference_forward),
+            derivative: Arc::new(reference_derivative),
+            forward_lines: forward_wgsl.split('\n').count(),
+        };
         registry()
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Registered {
-                    name: name.to_string(),
-                    wgsl,
-                    forward: Arc::new(reference_forward),
-                    derivative: Arc::new(reference_derivative),
-                },
-            );
+            .insert(id, Arc::new(registered));
         CustomActivation {
             id,
             name: name.to_string(),
@@ -113,8 +132,8 @@ impl CustomActivation {
         Activation::Custom { id: self.id }
     }
 
-    /// Compiles the forward kernel now, so that a WGSL mistake surfaces as [`crate::Error::CustomShader`] naming
-    /// the line of the user's code (line 1 is the `fn custom_forward` line; the forward body starts on line 2).
+    /// Compiles the forward kernel now (its module holds both bodies), so that a WGSL mistake surfaces as
+    /// [`crate::Error::CustomShader`] naming the body and its line.
     pub fn compile(&self, gpu: &Gpu) -> Result<()> {
         let x = gpu.upload(&[0.0f32])?;
         self.activation().forward(&x).map(|_| ())
@@ -128,8 +147,12 @@ impl CustomActivation {
     pub fn check(&self, gpu: &Gpu) -> Result<CustomCheck> {
         use crate::verify::finite_difference::{estimates, nearest, point, OFFSETS};
         let act = self.activation();
-        let forward = check_activation(gpu, act, Pass::Forward, self.id)?;
-        let backward = check_activation(gpu, act, Pass::Backward, self.id)?;
+        // The random inputs' seed: the name's bytes, so that a check draws the same inputs in any process.
+        let seed = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let forward = check_activation(gpu, act, Pass::Forward, seed)?;
+        let backward = check_activation(gpu, act, Pass::Backward, seed)?;
         let points: Vec<(f32, f32)> = sweep(-8.0, 8.0, 1601).into_iter().map(point).collect();
         let at: Vec<f32> = points
             .iter()

@@ -83,7 +83,11 @@ pub enum Error {
     CustomShader {
         /// The activation's name.
         name: String,
-        /// The line of the user's code the compiler points at (1 = its first line), when it points inside it.
+        /// The body the compiler points into, when it points into the user's code (both this and `line` are
+        /// `Some`, or both `None`).
+        body: Option<CustomBody>,
+        /// The line of that body the compiler points at, 1 being its first line. An error the compiler places
+        /// on the whole function (a missing `return`, a value of the wrong type) points at line 1.
         line: Option<usize>,
         /// The compiler's message.
         message: String,
@@ -137,6 +141,25 @@ pub const NO_ADAPTER_HINT: &str = "install a software driver: `apt-get install -
      Vulkan (lavapipe), or Mesa's EGL/llvmpipe (libegl-mesa0, libgl1-mesa-dri) for GL; choose one with \
      WGPU_BACKEND=vulkan or WGPU_BACKEND=gl";
 
+/// One of a user-defined activation's two WGSL bodies ([`crate::CustomActivation::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CustomBody {
+    /// The body of `f(x)`.
+    Forward,
+    /// The body of `f'(x)`.
+    Derivative,
+}
+
+impl CustomBody {
+    /// `forward` or `derivative`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CustomBody::Forward => "forward",
+            CustomBody::Derivative => "derivative",
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -176,11 +199,13 @@ impl fmt::Display for Error {
             Error::Readback { reason } => write!(f, "readback failed: {reason}"),
             Error::CustomShader {
                 name,
+                body: Some(body),
                 line: Some(line),
                 message,
             } => write!(
                 f,
-                "custom activation {name}: WGSL error at line {line} of its code: {message}"
+                "custom activation {name}: WGSL error at line {line} of its {} code: {message}",
+                body.name()
             ),
             Error::CustomShader { name, message, .. } => {
                 write!(f, "custom activation {name}: WGSL error: {message}")

@@ -39,7 +39,7 @@ pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
 pub use custom::{CustomActivation, CustomCheck};
 pub use dispatch::{Intensity, LaunchConfig};
 pub use dtype::{DType, Element};
-pub use error::{Error, Result, NO_ADAPTER_HINT};
+pub use error::{CustomBody, Error, Result, NO_ADAPTER_HINT};
 pub use gpu::{F16Storage, Gpu, GpuOptions, MAX_BINDING_BYTES};
 pub use nn::{Hidden, Mlp};
 pub use ops::dense::{Dense, DenseGrads, DzMode};

@@ -214,15 +214,21 @@ impl PipelineCache {
         if let Some(err) = pollster::block_on(scope.pop()) {
             let message = err.to_string();
             return Err(match code {
-                Some(code) => Error::CustomShader {
-                    name: code.name.clone(),
-                    line: user_line(
+                Some(code) => {
+                    let at = user_line(
                         &message,
+                        shader.label(),
                         source.custom_first_line,
                         code.wgsl.lines().count(),
-                    ),
-                    message,
-                },
+                    )
+                    .map(|line| code.locate(line));
+                    Error::CustomShader {
+                        name: code.name.clone(),
+                        body: at.map(|(body, _)| body),
+                        line: at.map(|(_, line)| line),
+                        message,
+                    }
+                }
                 None => Error::Wgpu {
                     op: "create_shader_module",
                     message: format!("{}: {message}", shader.label()),
@@ -234,7 +240,7 @@ impl PipelineCache {
 }
 
 /// The registered user-defined activation `custom` names, if any.
-fn custom_code(custom: Option<u64>) -> Result<Option<crate::custom::Registered>> {
+fn custom_code(custom: Option<u64>) -> Result<Option<std::sync::Arc<crate::custom::Registered>>> {
     custom
         .map(|id| {
             crate::custom::lookup(id).ok_or(Error::InvalidArgument {
@@ -250,16 +256,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The line of the user's code (`lines` lines from `first_line`) that a naga message points at (`wgsl:LINE:COL`),
-/// counted from 1 at the user code's first line; `None` when the message names no line inside it.
-fn user_line(message: &str, first_line: Option<usize>, lines: usize) -> Option<usize> {
+/// The line of the user's code (`lines` lines from `first_line`) that a naga message points at, counted from 1
+/// at the user code's first line; `None` when the message names no line inside it. naga places a parse error at
+/// `wgsl:LINE:COL` and a validation error (a missing `return`, a wrong type) at `LABEL:LINE:COL`, `label` being
+/// the module's; the first location in the message counts.
+fn user_line(message: &str, label: &str, first_line: Option<usize>, lines: usize) -> Option<usize> {
     let first = first_line?;
-    let at = message.find("wgsl:")?;
-    let line: usize = message[at + 5..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
+    let line_after = |prefix: &str| {
+        message.match_indices(prefix).find_map(|(at, _)| {
+            let digits = message[at + prefix.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?;
+            let line: usize = digits.parse().ok()?;
+            Some((at, line))
+        })
+    };
+    let (_, line) = [line_after("wgsl:"), line_after(&format!("{label}:"))]
+        .into_iter()
+        .flatten()
+        .min()?;
     line.checked_sub(first)
         .filter(|&l| l < lines)
         .map(|l| l + 1)
@@ -273,11 +288,16 @@ mod tests {
     #[test]
     fn user_lines_are_counted_inside_the_users_code_only() {
         let at = |line: usize| format!("error\n   ┌─ wgsl:{line}:5\n");
-        assert_eq!(user_line(&at(9), Some(10), 4), None);
-        assert_eq!(user_line(&at(10), Some(10), 4), Some(1));
-        assert_eq!(user_line(&at(13), Some(10), 4), Some(4));
-        assert_eq!(user_line(&at(14), Some(10), 4), None);
-        assert_eq!(user_line("no location", Some(10), 4), None);
-        assert_eq!(user_line(&at(12), None, 4), None);
+        let m = "m.wgsl";
+        assert_eq!(user_line(&at(9), m, Some(10), 4), None);
+        assert_eq!(user_line(&at(10), m, Some(10), 4), Some(1));
+        assert_eq!(user_line(&at(13), m, Some(10), 4), Some(4));
+        assert_eq!(user_line(&at(14), m, Some(10), 4), None);
+        assert_eq!(user_line("no location", m, Some(10), 4), None);
+        assert_eq!(user_line(&at(12), m, None, 4), None);
+        // A validation error names the module's label; the label's other mentions carry no line.
+        let validation = "label = 'm.wgsl'\nShader 'm.wgsl' error\n   ┌─ m.wgsl:12:1\n13 │ │ x\n";
+        assert_eq!(user_line(validation, m, Some(10), 4), Some(3));
+        assert_eq!(user_line("┌─ m.wgsl:x:1", m, Some(10), 4), None);
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
-use actgpu::{cpu, CustomActivation, DType, Error, Gated};
+use actgpu::{cpu, CustomActivation, CustomBody, DType, Error, Gated};
 use common::gpu;
 
 /// ISRU, `x / sqrt(1 + x^2)`: its derivative `(1 + x^2)^(-3/2)`. Written to stay finite at +-inf.
@@ -96,26 +96,73 @@ fn wgsl_errors_name_the_line_of_the_users_code() {
     match broken.compile(gpu()) {
         Err(Error::CustomShader {
             name,
+            body,
             line,
             message,
         }) => {
             assert_eq!(name, "broken");
-            // Line 1 is `fn custom_forward(...) {`, the body's lines follow.
-            assert_eq!(line, Some(3), "{message}");
+            assert_eq!(
+                (body, line),
+                (Some(CustomBody::Forward), Some(2)),
+                "{message}"
+            );
         }
         other => panic!("expected a CustomShader error, got {other:?}"),
     }
-    let undefined = CustomActivation::new(
-        "undefined",
-        "return nope(x);",
-        "return 1.0;",
-        |x| x,
-        |_| 1.0,
-    );
-    assert!(matches!(
-        undefined.compile(gpu()),
-        Err(Error::CustomShader { line: Some(2), .. })
-    ));
+    // Errors in the derivative count its lines from its own first line; errors naga's validator finds (no
+    // `return`, a value of the wrong type) point at the function's first line, in the body they belong to.
+    let cases = [
+        ("return nope(x);", "return 1.0;", CustomBody::Forward, 1),
+        (
+            "let a = x;\nreturn a;",
+            "let b = 2.0;\n\nreturn b +;",
+            CustomBody::Derivative,
+            3,
+        ),
+        ("let y = x * 2.0;", "return 1.0;", CustomBody::Forward, 1),
+        (
+            "return x;\n",
+            "let t = x;\nreturn t > 0.0;",
+            CustomBody::Derivative,
+            1,
+        ),
+    ];
+    for (forward, derivative, body, line) in cases {
+        let c = CustomActivation::new("wrong", forward, derivative, |x| x, |_| 1.0);
+        match c.compile(gpu()) {
+            Err(e @ Error::CustomShader { .. }) => {
+                let Error::CustomShader {
+                    body: b, line: l, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (*b, *l),
+                    (Some(body), Some(line)),
+                    "{forward:?} / {derivative:?}: {e}"
+                );
+                let text = e.to_string();
+                assert!(
+                    text.contains(&format!("line {line} of its {} code", body.name())),
+                    "{text}"
+                );
+            }
+            other => panic!("{forward:?} / {derivative:?}: expected CustomShader, got {other:?}"),
+        }
+    }
+}
+
+/// Two activations made from the same name and WGSL keep their own reference functions.
+#[test]
+fn twins_keep_their_own_references() {
+    let one = CustomActivation::new("twin", "return x;", "return 1.0;", |x| x, |_| 1.0);
+    let two = CustomActivation::new("twin", "return x;", "return 1.0;", |x| 2.0 * x, |_| 2.0);
+    assert_ne!(one.activation(), two.activation());
+    assert_eq!(cpu::activation::forward(one.activation(), 3.0), 3.0);
+    assert_eq!(cpu::activation::forward(two.activation(), 3.0), 6.0);
+    assert!(one.check(gpu()).unwrap().ok());
+    assert!(!two.check(gpu()).unwrap().ok());
 }
 
 #[test]
