@@ -17,9 +17,9 @@ enable f16;
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f16>>;
 @compute @workgroup_size(64)
-fn probe(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = id.x + id.y * nwg.x * 64u;
-    if (i < arrayLength(&dst)) {
+fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = id.x;
+    if (i < min(arrayLength(&src), arrayLength(&dst))) {
         dst[i] = vec4<f16>(src[i]);
     }
 }
@@ -54,16 +54,23 @@ pub(crate) fn rounds_to_nearest_even(inputs: &[f32], got: &[half::f16]) -> bool 
             .all(|(&x, g)| half::f16::from_f32(x).to_bits() == g.to_bits())
 }
 
-/// Runs [`PROBE`] on [`probe_inputs`]: `Ok(false)` where the device has no `SHADER_F16` (no native path) or the
-/// conversion rounded any input otherwise than to nearest even.
+/// Runs [`PROBE`] on [`probe_inputs`], in chunks of at most 16,384 values (64 KiB of f32, within any binding
+/// limit a device may have): `Ok(false)` where the device has no `SHADER_F16` (no native path) or the conversion
+/// rounded any input otherwise than to nearest even.
 pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     if !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
         return Ok(false);
     }
-    let inputs = probe_inputs();
-    let src = gpu.upload(&inputs)?;
-    let dst = gpu.zeros(&[inputs.len()], DType::F16)?;
     let device = gpu.device();
+    let scoped =
+        |what: &'static str, scope: wgpu::ErrorScopeGuard| match pollster::block_on(scope.pop()) {
+            Some(e) => Err(Error::Wgpu {
+                op: what,
+                message: e.to_string(),
+            }),
+            None => Ok(()),
+        };
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("actgpu.f16_rounding_probe"),
         source: wgpu::ShaderSource::Wgsl(PROBE.into()),
@@ -76,41 +83,46 @@ pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
         compilation_options: Default::default(),
         cache: None,
     });
-    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("actgpu.f16_rounding_probe"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: src.buffer().as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: dst.buffer().as_entire_binding(),
-            },
-        ],
-    });
-    // 64 vec4s per workgroup, in rows of at most 65,535 workgroups (the probe needs about 250).
-    let groups = (inputs.len() / 4).div_ceil(64) as u32;
-    let max = gpu.limits().max_compute_workgroups_per_dimension;
-    if groups > max {
-        return Err(Error::LimitExceeded {
-            limit: "max_compute_workgroups_per_dimension",
-            max: u64::from(max),
-            requested: u64::from(groups),
-        });
-    }
-    gpu.submit_and_wait("f16 rounding probe", |enc| {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+    scoped("f16 rounding probe", scope)?;
+    let limit = gpu.limits().max_storage_buffer_binding_size / 4;
+    let chunk = (limit.min(16_384) as usize / 4 * 4).max(4);
+    let inputs = probe_inputs();
+    for values in inputs.chunks(chunk) {
+        let src = gpu.upload(values)?;
+        let dst = gpu.zeros(&[values.len()], DType::F16)?;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("actgpu.f16_rounding_probe"),
-            timestamp_writes: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: src.buffer().as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: dst.buffer().as_entire_binding(),
+                },
+            ],
         });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(groups, 1, 1);
-        Ok(())
-    })?;
-    Ok(rounds_to_nearest_even(&inputs, &dst.read()?))
+        scoped("f16 rounding probe", scope)?;
+        // 64 vec4s per workgroup: at most 64 workgroups.
+        let groups = (values.len() / 4).div_ceil(64) as u32;
+        gpu.submit_and_wait("f16 rounding probe", |enc| {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("actgpu.f16_rounding_probe"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(groups, 1, 1);
+            Ok(())
+        })?;
+        if !rounds_to_nearest_even(values, &dst.read()?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
