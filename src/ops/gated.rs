@@ -114,15 +114,12 @@ impl Gated {
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
-        self.record_split(
-            encoder,
-            "gated_forward_split",
-            x,
-            out,
-            None,
-            half,
-            x.len() / 2,
-        )
+        let entry = if half.is_multiple_of(UNIT_ELEMENTS) {
+            "gated_forward_units"
+        } else {
+            "gated_forward_split"
+        };
+        self.record_split(encoder, entry, x, out, None, half, x.len() / 2)
     }
 
     /// Records `dx = [da | dg]` for the split form, from x and `dout = [.., C]`.
@@ -147,16 +144,13 @@ impl Gated {
             let entry = "gated_backward_split_odd";
             return self.record_split(encoder, entry, x, dx, Some(dout), half, x.len());
         }
-        let len = x.len() / 2;
-        self.record_split(
-            encoder,
-            "gated_backward_split",
-            x,
-            dx,
-            Some(dout),
-            half,
-            len,
-        )
+        // A half width of whole units: a unit per load and store, as the two-tensor kernel (`gated_backward_units`).
+        let entry = if half.is_multiple_of(UNIT_ELEMENTS) {
+            "gated_backward_units"
+        } else {
+            "gated_backward_split"
+        };
+        self.record_split(encoder, entry, x, dx, Some(dout), half, x.len() / 2)
     }
 
     /// One dispatch over `len` elements (in units of 8) with x, out (and dout) bound whole.
