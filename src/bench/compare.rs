@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | `bias_gelu` forward | `y = gelu(x + b)` | `z = x + b` (bias with identity), `y = gelu(z)` |
 //! | `bias_gelu` backward | `dx = dy gelu'(x + b)`, `db = sum dx` | `dx = gelu_backward(z, dy)`, `db = column_sums(dx)` |
-//! | `swiglu` forward + backward | `out = a silu(g)`; `da`, `dg` in one pass | `s = silu(g)`, `out = a s`; `da = dout s`, `t = dout a`, `dg = silu_backward(g, t)` |
+//! | `swiglu` forward + backward | `out = a silu(g)`; `da`, `dg` in one pass (a and g two tensors) | `s = silu(g)`, `out = a s`; `da = dout s`, `t = dout a`, `dg = silu_backward(g, t)` |
+//! | `swiglu_concat` forward + backward | the same on `x = [a \| g]`, one `[rows, 2 cols]` tensor (PyTorch's layout), `dx = [da \| dg]` | as `swiglu` (on a and g as separate tensors, which a library without fusion would take as views of x) |
 //! | `dense_gelu` forward | `y = gelu(x w + b)`, bias and GELU in the matmul's epilogue | `p = x w`, `z = p + b` (bias with identity), `y = gelu(z)` |
 //!
 //! The unfused backward of `bias_gelu` reads the pre-activation `z` that its forward wrote; the unfused SwiGLU
@@ -26,8 +27,10 @@ pub enum Comparison {
     BiasGeluForward,
     /// Bias + GELU backward, dx and db.
     BiasGeluBackward,
-    /// SwiGLU forward then backward.
+    /// SwiGLU forward then backward, a and g two tensors.
     SwigluForwardBackward,
+    /// SwiGLU forward then backward on one tensor `x = [a | g]`.
+    SwigluConcatForwardBackward,
     /// The dense layer's forward with GELU, on [`DenseCompareOperands`] (not in [`Comparison::ALL`], whose
     /// comparisons share [`CompareOperands`]).
     DenseGeluForward,
@@ -35,17 +38,19 @@ pub enum Comparison {
 
 impl Comparison {
     /// Every comparison.
-    pub const ALL: [Comparison; 3] = [
+    pub const ALL: [Comparison; 4] = [
         Comparison::BiasGeluForward,
         Comparison::BiasGeluBackward,
         Comparison::SwigluForwardBackward,
+        Comparison::SwigluConcatForwardBackward,
     ];
 
     /// Every comparison, the dense one included.
-    pub const EVERY: [Comparison; 4] = [
+    pub const EVERY: [Comparison; 5] = [
         Comparison::BiasGeluForward,
         Comparison::BiasGeluBackward,
         Comparison::SwigluForwardBackward,
+        Comparison::SwigluConcatForwardBackward,
         Comparison::DenseGeluForward,
     ];
 
@@ -61,19 +66,22 @@ impl Comparison {
             Comparison::BiasGeluForward => ("bias_gelu", "forward"),
             Comparison::BiasGeluBackward => ("bias_gelu", "backward"),
             Comparison::SwigluForwardBackward => ("swiglu", "forward+backward"),
+            Comparison::SwigluConcatForwardBackward => ("swiglu_concat", "forward+backward"),
         }
     }
 
-    /// Bytes the fused version reads and writes on `[rows, cols]` f32 operands, counted for both versions so
-    /// their rates compare: bias + GELU forward `8 N + 4 cols`, backward `12 N + 8 cols`; SwiGLU forward + backward
-    /// `12 N + 20 N` (a, g in, out; a, g, dout in, da, dg out), `N = rows cols`. (The dense comparison is judged by
-    /// FLOP; the value given for it is unused.)
+    /// Bytes the fused version reads and writes on `[rows, cols]` f32 operands (the bench's fused rows; its
+    /// unfused rows count [`Comparison::unfused_bytes`]): bias + GELU forward `8 N + 4 cols`, backward `12 N + 8 cols`; SwiGLU forward + backward
+    /// `12 N + 20 N` (a, g in, out; a, g, dout in, da, dg out; the same in either layout), `N = rows cols`. (The
+    /// dense comparison is judged by FLOP; the value given for it is unused.)
     pub fn useful_bytes(self, rows: usize, cols: usize) -> f64 {
         let (n, c) = ((rows * cols) as f64, cols as f64);
         match self {
             Comparison::BiasGeluForward => 8.0 * n + 4.0 * c,
             Comparison::BiasGeluBackward => 12.0 * n + 8.0 * c,
-            Comparison::SwigluForwardBackward | Comparison::DenseGeluForward => 32.0 * n,
+            Comparison::SwigluForwardBackward
+            | Comparison::SwigluConcatForwardBackward
+            | Comparison::DenseGeluForward => 32.0 * n,
         }
     }
 
@@ -86,7 +94,9 @@ impl Comparison {
         let (n, c) = ((rows * cols) as f64, cols as f64);
         match self {
             Comparison::BiasGeluForward | Comparison::BiasGeluBackward => Some(16.0 * n + 4.0 * c),
-            Comparison::SwigluForwardBackward => Some(56.0 * n),
+            Comparison::SwigluForwardBackward | Comparison::SwigluConcatForwardBackward => {
+                Some(56.0 * n)
+            }
             Comparison::DenseGeluForward => None,
         }
     }
@@ -104,7 +114,9 @@ impl Comparison {
         match self {
             Comparison::BiasGeluForward | Comparison::DenseGeluForward => &[Pass::Forward],
             Comparison::BiasGeluBackward => &[Pass::Backward],
-            Comparison::SwigluForwardBackward => &[Pass::Forward, Pass::Backward],
+            Comparison::SwigluForwardBackward | Comparison::SwigluConcatForwardBackward => {
+                &[Pass::Forward, Pass::Backward]
+            }
         }
     }
 
@@ -112,13 +124,16 @@ impl Comparison {
     pub const fn target(self) -> f64 {
         match self {
             Comparison::BiasGeluForward => 1.8,
-            Comparison::BiasGeluBackward | Comparison::SwigluForwardBackward => 1.5,
+            Comparison::BiasGeluBackward
+            | Comparison::SwigluForwardBackward
+            | Comparison::SwigluConcatForwardBackward => 1.5,
             Comparison::DenseGeluForward => 1.3,
         }
     }
 }
 
-/// The operands of every comparison on `[rows, cols]` f32 tensors (for SwiGLU, a and g are each `[rows, cols]`).
+/// The operands of every comparison on `[rows, cols]` f32 tensors (for SwiGLU, a and g are each `[rows, cols]`,
+/// and `[a | g]` is `[rows, 2 cols]`).
 pub struct CompareOperands {
     x: Tensor,
     b: Tensor,
@@ -130,12 +145,16 @@ pub struct CompareOperands {
     s: Tensor,
     t: Tensor,
     dg: Tensor,
+    /// `[a | g]` and `[da | dg]`, `[rows, 2 cols]`.
+    x_cat: Tensor,
+    dx_cat: Tensor,
 }
 
 impl CompareOperands {
     /// Random operands (x in [-4, 4], the rest in [-2, 2]) for `[rows, cols]`.
     pub fn new(gpu: &crate::Gpu, rows: usize, cols: usize, seed: u64) -> Result<Self> {
-        super::check_elements(gpu, rows.saturating_mul(cols), 4)?;
+        // [a | g] is the largest operand: 2 rows cols f32.
+        super::check_elements(gpu, rows.saturating_mul(cols), 8)?;
         let mut rng = Rng::new(seed);
         let mut matrix = |scale: f64| -> Result<Tensor> {
             let v: Vec<f32> = (0..rows * cols)
@@ -155,6 +174,11 @@ impl CompareOperands {
         );
         let b = gpu.upload(&(0..cols).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<_>>())?;
         let db = gpu.zeros(&[cols], DType::F32)?;
+        let cat: Vec<f32> = (0..rows * 2 * cols)
+            .map(|_| rng.uniform(-4.0, 4.0))
+            .collect();
+        let x_cat = gpu.upload_shaped(&cat, &[rows, 2 * cols])?;
+        let dx_cat = gpu.zeros(&[rows, 2 * cols], DType::F32)?;
         Ok(CompareOperands {
             x,
             b,
@@ -166,6 +190,8 @@ impl CompareOperands {
             s,
             t,
             dg,
+            x_cat,
+            dx_cat,
         })
     }
 
@@ -183,6 +209,11 @@ impl CompareOperands {
                 // a = x, g = z, dout = dy; out -> y, da -> dx, dg -> dg.
                 Gated::SWIGLU.record_forward_pair(enc, &o.x, &o.z, &o.y)?;
                 Gated::SWIGLU.record_backward_pair(enc, &o.x, &o.z, &o.dy, &o.dx, &o.dg)
+            }
+            Comparison::SwigluConcatForwardBackward => {
+                // x = [a | g], dout = dy; out -> y, [da | dg] -> dx_cat.
+                Gated::SWIGLU.record_forward(enc, &o.x_cat, &o.y)?;
+                Gated::SWIGLU.record_backward(enc, &o.x_cat, &o.dy, &o.dx_cat)
             }
             Comparison::DenseGeluForward => Err(dense_elsewhere()),
         }
@@ -203,7 +234,7 @@ impl CompareOperands {
                 Activation::Gelu.record_backward(enc, &o.z, &o.dy, &o.dx)?;
                 record_column_sums(enc, &o.dx, &o.db)
             }
-            Comparison::SwigluForwardBackward => {
+            Comparison::SwigluForwardBackward | Comparison::SwigluConcatForwardBackward => {
                 Activation::Silu.record_forward(enc, &o.z, &o.s)?;
                 multiply.record_forward_pair(enc, &o.x, &o.s, &o.y)?;
                 multiply.record_forward_pair(enc, &o.dy, &o.s, &o.dx)?;

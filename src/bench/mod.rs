@@ -40,7 +40,7 @@ pub struct Sampling {
     pub warmup: u32,
     /// Samples measured.
     pub samples: u32,
-    /// Each sample repeats the work until it lasts at least this long (estimated from the calibration run).
+    /// Each sample repeats the work until it lasts at least this long (estimated from the calibration runs).
     pub min_sample_s: f64,
     /// Upper bound on the repetitions in one sample.
     pub max_reps: u32,
@@ -92,9 +92,10 @@ pub fn check_elements(gpu: &Gpu, elements: usize, bytes: usize) -> Result<()> {
 }
 
 /// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of
-/// the buffers), one calibration repetition, `sampling.warmup` discarded samples, then `sampling.samples` samples
-/// of `reps` repetitions each, where `reps` is the smallest count that makes a sample last
-/// `sampling.min_sample_s` by the calibration run's wall time (at least 1, at most `sampling.max_reps`). `rep`
+/// the buffers), one calibration repetition, a second calibration sample of the length the first suggests (where
+/// that is more than one repetition), `sampling.warmup` discarded samples, then `sampling.samples` samples of
+/// `reps` repetitions each, where `reps` is the smallest count that makes a sample last `sampling.min_sample_s`
+/// by the second calibration's wall time per repetition (at least 1, at most `sampling.max_reps`). `rep`
 /// increases by one on every repetition, so `record` can rotate between buffers.
 pub fn measure(
     timer: &Timer,
@@ -126,8 +127,8 @@ type SampleFn<'a> = dyn FnMut(u32, u64) -> Result<Sample> + 'a;
 
 /// Measures several pieces of work in alternation, for ratios between them (16-bit against f32, fused against
 /// unfused): each is run cold, calibrated and warmed up as by [`measure`], then sample `i` of each is taken in
-/// turn, so that a burst of other load on the machine, or a slow drift, falls on all of them alike. Returns one
-/// measurement per `records` entry, in order.
+/// turn, so that a burst of other load on the machine, or a slow drift, falls on all of them alike. All take the
+/// same repetitions per sample, the most any needs. Returns one measurement per `records` entry, in order.
 pub fn measure_alternating(
     timer: &Timer,
     sampling: &Sampling,
@@ -154,17 +155,31 @@ fn measure_schedule(
     sampling: &Sampling,
     samplers: &mut [&mut SampleFn<'_>],
 ) -> Result<Vec<Measurement>> {
-    let mut reps = Vec::with_capacity(samplers.len());
+    // Calibrated on the wall clock: it includes the submission overhead that batching is there to amortise.
+    let reps_for = |per_rep: f64| {
+        ((sampling.min_sample_s / per_rep.max(1e-9)).ceil() as u32)
+            .clamp(1, sampling.max_reps.max(1))
+    };
+    let mut needed = Vec::with_capacity(samplers.len());
+    let mut rep = Vec::with_capacity(samplers.len());
     for sample in samplers.iter_mut() {
         sample(1, 0)?;
-        let calibration = sample(1, 1)?;
-        // Calibrate on the wall clock: it includes the submission overhead that batching is there to amortise.
-        let per_rep = calibration.wall_seconds.max(1e-9);
-        reps.push(
-            ((sampling.min_sample_s / per_rep).ceil() as u32).clamp(1, sampling.max_reps.max(1)),
-        );
+        let estimate = reps_for(sample(1, 1)?.wall_seconds);
+        // One repetition's wall time includes a submission and a blocking poll that a sample of many pays once,
+        // so where those dominate the estimate falls short (samples of about 1 ms of GPU work instead of 20 on
+        // an H200): a sample of the estimated length gives the amortised time per repetition.
+        if estimate > 1 {
+            needed.push(reps_for(sample(estimate, 2)?.wall_seconds));
+            rep.push(2 + u64::from(estimate));
+        } else {
+            needed.push(1);
+            rep.push(2);
+        }
     }
-    let mut rep = vec![2u64; samplers.len()];
+    // Every sampler repeats its work the same number of times per sample, the most any of them needs, so that the
+    // two sides of a ratio run in bursts of one length (a kernel's time per dispatch can depend on the burst).
+    let common = needed.iter().copied().max().unwrap_or(1);
+    let reps = vec![common; samplers.len()];
     let mut seconds = vec![Vec::with_capacity(sampling.samples as usize); samplers.len()];
     for round in 0..sampling.warmup + sampling.samples.max(1) {
         for (i, sample) in samplers.iter_mut().enumerate() {
@@ -221,17 +236,19 @@ mod tests {
         };
         let m = measure_schedule(Clock::WallClock, &sampling, &mut [&mut a, &mut b]).unwrap();
         assert_eq!(m.len(), 2);
+        // Both take the 10 repetitions the faster one needs for 10 ms.
         assert_eq!((m[0].stats.median, m[0].reps_per_sample), (0.001, 10));
-        assert_eq!((m[1].stats.median, m[1].reps_per_sample), (0.004, 3));
+        assert_eq!((m[1].stats.median, m[1].reps_per_sample), (0.004, 10));
         let order: Vec<usize> = log.borrow().iter().map(|&(id, _, _)| id).collect();
-        assert_eq!(order, [0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
-        // Repetition numbers run on per sampler: cold 0, calibration 1, then blocks of `reps`.
+        assert_eq!(order, [0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1]);
+        // Repetition numbers run on per sampler: cold 0, calibration 1, the second calibration's 3 from 2, then
+        // blocks of 10.
         let firsts: Vec<u64> = log
             .borrow()
             .iter()
             .filter(|&&(id, _, _)| id == 1)
             .map(|&(_, _, first)| first)
             .collect();
-        assert_eq!(firsts, [0, 1, 2, 5, 8, 11]);
+        assert_eq!(firsts, [0, 1, 2, 5, 15, 25, 35]);
     }
 }

@@ -199,14 +199,20 @@ impl Plan {
             for &c in &comparisons {
                 let (fused, unfused) = measure_comparison(timer, &self.sampling, &ops, c)?;
                 let (kernel, pass) = c.name();
-                for (variant, m) in [("fused", fused), ("unfused", unfused)] {
+                // Each side's own traffic, so that its rate and fraction of the copy ceiling say how close to
+                // memory-bound it ran (the speed-up is the ratio of the times).
+                let unfused_bytes = c.unfused_bytes(rows, cols);
+                for (variant, m, bytes) in [
+                    ("fused", fused, c.useful_bytes(rows, cols)),
+                    ("unfused", unfused, unfused_bytes.unwrap_or(f64::NAN)),
+                ] {
                     on_row(Row {
                         kernel: kernel.into(),
                         pass,
                         dtype: DType::F32.name(),
                         size: Size::Shape(vec![rows, cols]),
                         measurement: m,
-                        bytes: Some(c.useful_bytes(rows, cols)),
+                        bytes: Some(bytes),
                         flops: None,
                         bound: Bound::Bandwidth,
                         variant: Some(variant),
