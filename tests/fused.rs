@@ -130,7 +130,9 @@ fn bias_shape_errors_are_typed() {
 fn gated_units_match_the_reference_in_both_layouts() {
     let mut checks = Vec::new();
     for unit in Gated::ALL {
-        for (rows, half) in [(1, 1), (3, 5), (17, 8), (64, 33), (2, 1000)] {
+        // Half widths of whole units take the unit kernels: flat (8, 1000) and, from a workgroup's units (128 on
+        // the software adapters), on a grid of rows (1040, whose second column workgroup is mostly idle).
+        for (rows, half) in [(1, 1), (3, 5), (17, 8), (64, 33), (2, 1000), (3, 1040)] {
             checks.extend(
                 check_gated(
                     gpu(),
@@ -152,7 +154,15 @@ fn gated_units_in_16_bit_types() {
     let mut checks = Vec::new();
     for dtype in [DType::F16, DType::BF16] {
         // Odd half widths put da and dg in one word at every row's middle.
-        for (rows, half) in [(5, 2), (13, 24), (3, 250), (1, 1), (5, 3), (7, 13)] {
+        for (rows, half) in [
+            (5, 2),
+            (13, 24),
+            (3, 250),
+            (1, 1),
+            (5, 3),
+            (7, 13),
+            (2, 1024),
+        ] {
             for unit in [Gated::SWIGLU, Gated::GEGLU] {
                 checks.extend(
                     check_gated(gpu(), unit, rows, half, dtype, FusedInputs::Random(4)).unwrap(),

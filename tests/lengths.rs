@@ -150,7 +150,8 @@ fn sixteen_bit_inputs_past_the_storage_binding_limit_run_in_chunks() {
 }
 
 /// Bias + activation, its fused and separate column sums, and the learnable activations on rows wider than 32
-/// workgroups of column threads: the grid's x stops at the limit and z carries on. Every shape is chosen from the
+/// workgroups of column threads: the grid's x stops at the limit and z carries on (and the gated split layout's
+/// grid of rows, whose rows continue along z). Every shape is chosen from the
 /// workgroup size so that each row kernel needs z > 1 (words of 4 f32, units of 8 16-bit values, single
 /// columns, the one-pass sums of few rows).
 #[test]
@@ -198,6 +199,24 @@ fn wide_rows_continue_the_column_grid_along_z() {
                 DType::F32,
                 DType::F32,
                 FusedInputs::Random(cols as u64),
+            )
+            .unwrap(),
+        );
+    }
+    // The split gated layout on a grid of rows (half width of at least a workgroup's units): 40 rows need z.
+    let units = gpu.launch_config().units_per_workgroup() as usize;
+    for (rows, half, dtype) in [
+        (40, 8 * units + 8, DType::F32),
+        (33, 8 * units, DType::BF16),
+    ] {
+        checks.extend(
+            actgpu::verify::fused::check_gated(
+                &gpu,
+                actgpu::Gated::SWIGLU,
+                rows,
+                half,
+                dtype,
+                FusedInputs::Random(half as u64),
             )
             .unwrap(),
         );

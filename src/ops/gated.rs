@@ -114,11 +114,15 @@ impl Gated {
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
-        let entry = if half.is_multiple_of(UNIT_ELEMENTS) {
-            "gated_forward_units"
-        } else {
-            "gated_forward_split"
-        };
+        let entry = split_entry(
+            x,
+            half,
+            [
+                "gated_forward_rows",
+                "gated_forward_units",
+                "gated_forward_split",
+            ],
+        );
         self.record_split(encoder, entry, x, out, None, half, x.len() / 2)
     }
 
@@ -144,12 +148,15 @@ impl Gated {
             let entry = "gated_backward_split_odd";
             return self.record_split(encoder, entry, x, dx, Some(dout), half, x.len());
         }
-        // A half width of whole units: a unit per load and store, as the two-tensor kernel (`gated_backward_units`).
-        let entry = if half.is_multiple_of(UNIT_ELEMENTS) {
-            "gated_backward_units"
-        } else {
-            "gated_backward_split"
-        };
+        let entry = split_entry(
+            x,
+            half,
+            [
+                "gated_backward_rows",
+                "gated_backward_units",
+                "gated_backward_split",
+            ],
+        );
         self.record_split(encoder, entry, x, dx, Some(dout), half, x.len() / 2)
     }
 
@@ -175,8 +182,25 @@ impl Gated {
         }
         let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
         let units = len.div_ceil(UNIT_ELEMENTS) as u64;
-        let groups = units.div_ceil(key.units_per_workgroup());
-        let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
+        let max = gpu.limits().max_compute_workgroups_per_dimension;
+        let g: (u32, u32, u32) = if entry.ends_with("_rows") {
+            // Column threads along x, rows along y (continued along z).
+            let half_units = (half / UNIT_ELEMENTS) as u64;
+            let gx = half_units.div_ceil(key.units_per_workgroup());
+            let (ry, rz) = grid(units / half_units, max)?;
+            let gx = u32::try_from(gx)
+                .ok()
+                .filter(|&g| g <= max)
+                .ok_or(Error::LimitExceeded {
+                    limit: "max_compute_workgroups_per_dimension",
+                    max: u64::from(max),
+                    requested: gx,
+                })?;
+            (gx, ry, rz)
+        } else {
+            let (a, b) = grid(units.div_ceil(key.units_per_workgroup()), max)?;
+            (a, b, 1)
+        };
         let mut entries = vec![whole(Slot::X, x.buffer()), whole(Slot::Out, out.buffer())];
         if let Some(d) = dout {
             entries.push(whole(Slot::Dout, d.buffer()));
@@ -271,5 +295,20 @@ impl Gated {
             self.record_backward_pair(enc, a, g, dout, &da, &dg)
         })?;
         Ok((da, dg))
+    }
+}
+
+/// The split layout's entry point of `[rows, units, split]` for `x` with half width `half`: a half width of whole
+/// 8-element units runs a unit per load and store, on a grid of rows where a row holds at least one workgroup's
+/// units (`*_rows`), else on a flat grid (`*_units`); other half widths run element by element (`*_split`).
+fn split_entry(x: &Tensor, half: usize, [rows, units, split]: [&'static str; 3]) -> &'static str {
+    if !half.is_multiple_of(UNIT_ELEMENTS) {
+        return split;
+    }
+    let per_workgroup = x.gpu().launch_config().units_per_workgroup();
+    if (half / UNIT_ELEMENTS) as u64 >= per_workgroup {
+        rows
+    } else {
+        units
     }
 }
