@@ -57,6 +57,9 @@ pub enum F16Storage {
     Native,
 }
 
+/// Most work units one workgroup of a [`GpuOptions::launch`] shape may cover (threads times units per thread).
+const MAX_UNITS_PER_WORKGROUP: u64 = 1 << 24;
+
 /// Checks a caller's launch shape: at least 1 thread and 1 unit each, and (with the device's `limits`) no more
 /// threads than a workgroup may have.
 fn check_launch(launch: Option<LaunchConfig>, limits: Option<&wgpu::Limits>) -> Result<()> {
@@ -66,6 +69,17 @@ fn check_launch(launch: Option<LaunchConfig>, limits: Option<&wgpu::Limits>) -> 
             op: "GpuOptions::launch",
             reason: format!(
                 "{}x{}: the workgroup size and the units per thread must be at least 1",
+                l.workgroup_size, l.units_per_thread
+            ),
+        });
+    }
+    // The kernels index a workgroup's units in u32 (`WG * PER_THREAD`, twice that in 16-byte words): far past
+    // any useful shape, but a caller's mistake there would wrap silently.
+    if u64::from(l.workgroup_size) * u64::from(l.units_per_thread) > MAX_UNITS_PER_WORKGROUP {
+        return Err(Error::InvalidArgument {
+            op: "GpuOptions::launch",
+            reason: format!(
+                "{}x{}: at most {MAX_UNITS_PER_WORKGROUP} units per workgroup",
                 l.workgroup_size, l.units_per_thread
             ),
         });
@@ -354,6 +368,17 @@ impl Gpu {
             reason: failures.join("; "),
         })?;
         check_launch(options.launch, Some(&device.limits()))?;
+        // A chunk of a long tensor starts at a multiple of the offset alignment and holds whole units (32 bytes of
+        // f32): a binding limit below two alignments would make every chunk larger than the limit.
+        if let Some(bytes) = options.max_storage_binding_bytes {
+            let need = 2 * u64::from(device.limits().min_storage_buffer_offset_alignment).max(32);
+            if bytes < need {
+                return Err(invalid(&format!(
+                    "max_storage_binding_bytes {bytes} is below {need}, twice the device's storage offset \
+                     alignment: no chunk of a long tensor would fit"
+                )));
+            }
+        }
         let gpu = Self::build(device, queue, &options);
         // Only a device we created gets our handlers: a host app's device keeps its own.
         let lost = gpu.inner.lost.clone();
@@ -378,7 +403,8 @@ impl Gpu {
     /// Wraps the host application's device and queue. actgpu creates nothing global and leaves the device's
     /// error and device-lost handlers as the host set them: errors actgpu does not scope itself, and the loss of
     /// the device, reach the host's handlers (a lost device then shows in actgpu as failed readbacks, not as
-    /// [`Error::DeviceLost`]).
+    /// [`Error::DeviceLost`]). It cannot fail, so it does not check the device against [`Gpu::MINIMUM_LIMITS`]
+    /// (a kernel past its limits then fails with [`Error::Wgpu`]); [`Gpu::from_device_with_options`] does.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         Self::build(device, queue, &GpuOptions::default())
     }
@@ -574,20 +600,31 @@ impl Gpu {
     /// reads back before it ends (the per-block partial sums of the column reductions). Every operation gets the
     /// same buffer, grown to the largest size asked: the work runs in submission order on the one queue and wgpu
     /// places a barrier between dispatches that write a buffer, so an operation never reads another's partials.
-    /// Reusing it saves a fresh allocation, and wgpu's zero-fill of it, on every call.
-    pub(crate) fn scratch(&self, size: u64) -> wgpu::Buffer {
+    /// Reusing it saves a fresh allocation, and wgpu's zero-fill of it, on every call. The kernels bind it whole,
+    /// so it never grows past the storage-binding limit: a larger `size` is [`Error::LimitExceeded`].
+    pub(crate) fn scratch(&self, size: u64) -> Result<wgpu::Buffer> {
+        let limit = self.limits().max_storage_buffer_binding_size / 4 * 4;
+        if size > limit {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                max: limit,
+                requested: size,
+            });
+        }
         let mut slot = self.inner.scratch.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some(b) if b.size() >= size => b.clone(),
+            Some(b) if b.size() >= size => Ok(b.clone()),
             _ => {
-                let b = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("actgpu.scratch"),
-                    size: size.max(4).next_multiple_of(256),
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
-                });
+                let b = self.scoped("scratch", || {
+                    self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("actgpu.scratch"),
+                        size: size.max(4).next_multiple_of(256).min(limit.max(4)),
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
+                })?;
                 *slot = Some(b.clone());
-                b
+                Ok(b)
             }
         }
     }
@@ -689,6 +726,24 @@ impl Gpu {
         }
         self.wait()?;
         self.take_uncaptured(op)
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes: what wgpu reports there becomes
+    /// [`Error::Wgpu`] for `op` instead of reaching the device's handler (or a later operation's report).
+    pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let validation = pollster::block_on(validation.pop());
+        let oom = pollster::block_on(oom.pop());
+        match validation.or(oom) {
+            Some(err) => Err(Error::Wgpu {
+                op,
+                message: err.to_string(),
+            }),
+            None => Ok(out),
+        }
     }
 
     /// Blocks until all submitted work has finished.

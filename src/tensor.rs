@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::channel::oneshot;
-use wgpu::util::DeviceExt;
 
 use crate::dtype::Element;
 use crate::{DType, Error, Gpu, Result};
@@ -78,15 +77,29 @@ impl Gpu {
         let bytes = padded_bytes(len, T::DTYPE);
         self.check_buffer_size(bytes)?;
         self.check_lost()?;
-        let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        contents.resize(bytes as usize, 0);
-        let buffer = self
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        // Created mapped inside error scopes, so that a buffer wgpu could not make (out of memory, a lost host
+        // device) is an error here rather than a panic when its mapping is written.
+        let buffer = self.scoped("upload", || {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("actgpu.tensor"),
-                contents: &contents,
+                size: bytes,
                 usage: TENSOR_USAGE,
-            });
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Wgpu {
+                    op: "upload",
+                    message: e.to_string(),
+                })?;
+            let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
+            contents.resize(bytes as usize, 0);
+            view.copy_from_slice(&contents);
+        }
+        buffer.unmap();
         Ok(Tensor {
             gpu: self.clone(),
             buffer,
@@ -120,12 +133,14 @@ impl Gpu {
         let bytes = padded_bytes(len, dtype);
         self.check_buffer_size(bytes)?;
         self.check_lost()?;
-        let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.tensor"),
-            size: bytes,
-            usage: TENSOR_USAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = self.scoped("zeros", || {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("actgpu.tensor"),
+                size: bytes,
+                usage: TENSOR_USAGE,
+                mapped_at_creation: false,
+            })
+        })?;
         Ok(Tensor {
             gpu: self.clone(),
             buffer,
@@ -136,8 +151,9 @@ impl Gpu {
 }
 
 impl Tensor {
-    /// Wraps a buffer the host application owns. It needs `STORAGE` (and `COPY_SRC` to be read back) and at
-    /// least [`padded_bytes`] bytes.
+    /// Wraps a buffer the host application owns. It needs `STORAGE` (and `COPY_SRC` to be read back), at least
+    /// [`padded_bytes`] bytes, and a size that is a multiple of 4 (the kernels bind whole buffers, and wgpu refuses
+    /// a storage binding of any other size).
     pub fn from_buffer(
         gpu: &Gpu,
         buffer: wgpu::Buffer,
@@ -160,6 +176,15 @@ impl Tensor {
                     "buffer of {} bytes is smaller than the {need} bytes a padded {shape:?} {} tensor needs",
                     buffer.size(),
                     dtype.name()
+                ),
+            });
+        }
+        if !buffer.size().is_multiple_of(4) {
+            return Err(Error::InvalidArgument {
+                op: "Tensor::from_buffer",
+                reason: format!(
+                    "buffer of {} bytes: a storage binding's size must be a multiple of 4",
+                    buffer.size()
                 ),
             });
         }
@@ -260,17 +285,22 @@ impl Tensor {
         }
         let copy_bytes = bytes.div_ceil(4) * 4;
         let device = self.gpu.device();
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.readback"),
-            size: copy_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("actgpu.readback"),
-        });
-        encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, copy_bytes);
-        self.gpu.queue().submit([encoder.finish()]);
+        // In error scopes: a copy wgpu refuses (a destroyed or foreign buffer) is an error, not a read of the
+        // staging buffer's zeros.
+        let staging = self.gpu.scoped("Tensor::read", || {
+            let staging = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("actgpu.readback"),
+                size: copy_bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("actgpu.readback"),
+            });
+            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, copy_bytes);
+            self.gpu.queue().submit([encoder.finish()]);
+            staging
+        })?;
         let (tx, rx) = oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -282,8 +312,8 @@ impl Tensor {
         }))
     }
 
-    /// Reads the tensor back, asynchronously. The future polls the device each time it is polled, so it makes
-    /// progress under any executor.
+    /// Reads the tensor back, asynchronously. The future makes progress under any executor: while the copy is
+    /// pending, a thread of its own waits on the device and wakes the task when the data is there.
     pub async fn read_async<T: Element>(&self) -> Result<Vec<T>> {
         self.check_host_type::<T>("Tensor::read_async")?;
         let Some(pending) = self.start_readback()? else {
@@ -292,6 +322,7 @@ impl Tensor {
         let mapped = MapFuture {
             device: self.gpu.device().clone(),
             rx: pending.rx,
+            waiting: false,
         }
         .await;
         finish_read(mapped, &pending.staging, pending.bytes)
@@ -326,6 +357,7 @@ impl Tensor {
         let mapped = pollster::block_on(MapFuture {
             device: self.gpu.device().clone(),
             rx: pending.rx,
+            waiting: false,
         });
         finish_read(mapped, &pending.staging, pending.bytes)
     }
@@ -358,10 +390,13 @@ fn finish_read<T: Element>(
     Ok(out)
 }
 
-/// Resolves when the map callback has fired, polling the device (without blocking) on every poll.
+/// Resolves when the map callback has fired. The first poll that finds it pending starts a thread that waits on
+/// the device (a blocking poll, during which wgpu runs the callback, whose send wakes the task), so the future
+/// sleeps instead of spinning, under any executor.
 struct MapFuture {
     device: wgpu::Device,
     rx: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    waiting: bool,
 }
 
 impl Future for MapFuture {
@@ -373,7 +408,13 @@ impl Future for MapFuture {
             Poll::Ready(Ok(r)) => Poll::Ready(r),
             Poll::Ready(Err(_)) => Poll::Ready(Err(wgpu::BufferAsyncError)),
             Poll::Pending => {
-                cx.waker().wake_by_ref();
+                if !self.waiting {
+                    self.waiting = true;
+                    let device = self.device.clone();
+                    std::thread::spawn(move || {
+                        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+                    });
+                }
                 Poll::Pending
             }
         }

@@ -169,6 +169,19 @@ fn wrapped_buffers_are_checked() {
         Tensor::from_buffer(g, small, &[5], DType::F32),
         Err(Error::InvalidArgument { .. })
     ));
+    // Large enough, but no storage binding may be 34 bytes long.
+    let unaligned = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 34,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    match Tensor::from_buffer(g, unaligned, &[8], DType::F32) {
+        Err(Error::InvalidArgument { reason, .. }) => {
+            assert!(reason.contains("multiple of 4"), "{reason}")
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
     let no_copy = g.device().create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: 32,
@@ -229,6 +242,20 @@ fn bad_options_are_typed_errors() {
         ..GpuOptions::default()
     });
     assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    // Units per workgroup past what the kernels index in u32, and a binding limit no chunk could fit.
+    let r = with(GpuOptions {
+        launch: Some(actgpu::LaunchConfig {
+            workgroup_size: 64,
+            units_per_thread: 1 << 30,
+        }),
+        ..GpuOptions::default()
+    });
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    let r = with(GpuOptions {
+        max_storage_binding_bytes: Some(40),
+        ..GpuOptions::default()
+    });
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
     assert!(actgpu::dispatch::grid(5, 0).is_err());
     assert_eq!(actgpu::dispatch::chunks(3, 64, 16, 0).len(), 1);
 }
@@ -262,6 +289,41 @@ fn a_host_device_takes_the_per_context_options() {
         Gpu::from_device_with_options(device, queue, &zero),
         Err(Error::InvalidArgument { .. })
     ));
+}
+
+/// A read whose copy wgpu refuses (the wrapped buffer was destroyed) is an error, not the staging buffer's
+/// zeros, and the error does not wait in the uncaptured list for the next operation.
+#[test]
+fn a_refused_readback_is_an_error() {
+    let g = gpu();
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 32,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    let t = Tensor::from_buffer(g, buffer.clone(), &[8], DType::F32).unwrap();
+    buffer.destroy();
+    let r = t.read::<f32>();
+    assert!(
+        matches!(
+            r,
+            Err(Error::Wgpu {
+                op: "Tensor::read",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let ok = g.upload(&[1.0f32, -1.0]).unwrap();
+    assert_eq!(
+        Activation::Relu
+            .forward(&ok)
+            .unwrap()
+            .read::<f32>()
+            .unwrap(),
+        [1.0, 0.0]
+    );
 }
 
 #[test]

@@ -227,7 +227,8 @@ fn wide_rows_continue_the_column_grid_along_z() {
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
 /// pair layout: element- or unit-indexed passes) or refuse with a typed limit error (the passes that bind a
-/// whole tensor: the column sums, the split layout), never a wgpu validation error.
+/// whole tensor: the column sums, the split layout, and partial sums past the limit), never a wgpu validation
+/// error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -307,4 +308,15 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     let dy = small.zeros_like().unwrap();
     let p13 = gpu.upload(&[0.25f32; 13]).unwrap();
     limit(Learnable::Prelu.backward(&small, &p13, &dy));
+    // Operands within the limit whose per-block partial sums are not: 32,000 rows of one f16 column (64 KB) in
+    // blocks of 8 rows hold 4,000 x 8 f32 partial sums (128 KB).
+    let (cs, _) = inputs(32_000, 23);
+    let column = gpu.upload_f32_as(&cs, DType::F16).unwrap();
+    let column =
+        actgpu::Tensor::from_buffer(&gpu, column.buffer().clone(), &[32_000, 1], DType::F16)
+            .unwrap();
+    let b1 = gpu.upload(&[0.5f32]).unwrap();
+    if gpu.reduction_rows() <= 8 {
+        limit(Activation::Gelu.bias_backward(&column, &b1, &column.zeros_like().unwrap()));
+    }
 }

@@ -111,7 +111,7 @@ impl Reduction {
     }
 
     /// The buffer for the `blocks x cols8` f32 partial sums: the context's shared scratch buffer, grown if needed.
-    pub(crate) fn partials(&self, gpu: &crate::Gpu) -> wgpu::Buffer {
+    pub(crate) fn partials(&self, gpu: &crate::Gpu) -> Result<wgpu::Buffer> {
         gpu.scratch((self.blocks * self.cols8 * 4) as u64)
     }
 
@@ -184,7 +184,7 @@ pub fn record_column_sums(
         ("column_sums", 1)
     };
     let k = key(act, entry, x, None, x, sums);
-    let partial = r.partials(gpu);
+    let partial = r.partials(gpu)?;
     let entries = vec![whole(Slot::Out, x.buffer()), whole(Slot::Partial, &partial)];
     let g = column_grid(gpu, cols / per_thread, r.blocks, wg)?;
     run(gpu, encoder, &k, entries, &r.params, g)?;
@@ -424,7 +424,7 @@ impl Activation {
             ("bias_backward_fused", UNIT_ELEMENTS)
         };
         let k = key(self, entry, x, Some(dy), dx, bias);
-        let partial = r.partials(gpu);
+        let partial = r.partials(gpu)?;
         let entries = vec![
             whole(Slot::X, x.buffer()),
             whole(Slot::Dy, dy.buffer()),

@@ -176,7 +176,7 @@ impl Learnable {
         } else {
             Reduction::new(x, rows, cols)
         };
-        let (blocks, partial) = (r.blocks, &r.partials(gpu));
+        let (blocks, partial) = (r.blocks, &r.partials(gpu)?);
         let mut params = r.params.to_vec();
         params.push(x.len() as u32);
         let grid = |n: usize, y: usize| column_grid(gpu, n, y, wg);

@@ -645,7 +645,7 @@ fn record_split(
 ) -> Result<()> {
     let gpu = g.c.gpu();
     let [m, n, ..] = g.params;
-    let partial = gpu.scratch(u64::from(splits) * u64::from(m) * u64::from(n) * 4);
+    let partial = gpu.scratch(u64::from(splits) * u64::from(m) * u64::from(n) * 4)?;
     let mut params = g.params.to_vec();
     params.push(splits);
     let part = wgpu::BindGroupEntry {
