@@ -6,8 +6,12 @@
 use std::fmt::Write;
 
 use crate::study::report::{arch, init_flow, optimizer_text, scale_text};
-use crate::study::summary::{fastest, Spread, Summary};
+use crate::study::summary::{fastest, Spread, Summary, TAIL_EPOCHS};
 use crate::study::Study;
+
+/// How far a kind's final test accuracy may sit below its mean over the last epochs before the reading names it
+/// as a late drop: 0.02, six points of a 300-point test set.
+const LATE_DROP: f64 = 0.02;
 
 fn mean(s: Spread) -> Option<f64> {
     s.map(|(m, _)| m)
@@ -63,6 +67,30 @@ pub fn reading(study: &Study) -> Vec<String> {
             close.join(", "),
             worst.activation
         ));
+    }
+    if let Some((top, v)) = extreme(study, |x| mean(x.test_acc_tail), true) {
+        let dropped: Vec<String> = s
+            .iter()
+            .filter_map(|x| {
+                let (fin, tail) = (mean(x.test_acc)?, mean(x.test_acc_tail)?);
+                (tail - fin > LATE_DROP)
+                    .then(|| format!("{} ({fin:.3} final, {tail:.3})", x.activation))
+            })
+            .collect();
+        let mut line = format!(
+            "Highest mean test accuracy over the last {TAIL_EPOCHS} epochs (where the runs had settled, whatever \
+             their last epoch did): **{}** ({v:.3}).",
+            top.activation
+        );
+        if !dropped.is_empty() {
+            let _ = write!(
+                line,
+                " Ending more than {LATE_DROP} below that mean (a late drop that the ranking by final accuracy \
+                 counts in full): {}.",
+                dropped.join(", ")
+            );
+        }
+        lines.push(line);
     }
     let best = fastest(s);
     if let Some(&first) = best.first() {
@@ -342,6 +370,31 @@ mod tests {
             first.contains("2 within 0.01 of it: relu, gelu."),
             "{first}"
         );
+    }
+
+    #[test]
+    fn a_late_drop_is_named_beside_the_best_tail_mean() {
+        let mut s = study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]);
+        s.summaries[0].test_acc = Some((0.99, f64::NAN));
+        s.summaries[0].test_acc_tail = Some((0.985, f64::NAN));
+        s.summaries[1].test_acc = Some((0.917, f64::NAN));
+        s.summaries[1].test_acc_tail = Some((0.98, f64::NAN));
+        let line = reading(&s)
+            .into_iter()
+            .find(|l| l.starts_with("Highest mean test accuracy over the last 5 epochs"))
+            .unwrap();
+        assert!(line.contains("**relu** (0.985)"), "{line}");
+        assert!(
+            line.contains("0.02 below that mean") && line.contains(": gelu (0.917 final, 0.980)."),
+            "{line}"
+        );
+        // No drop, no second sentence.
+        s.summaries[1].test_acc_tail = Some((0.93, f64::NAN));
+        let line = reading(&s)
+            .into_iter()
+            .find(|l| l.starts_with("Highest mean test accuracy"))
+            .unwrap();
+        assert!(!line.contains("late drop"), "{line}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! Table columns: the network's trained parameters (weights, biases, learnable activation parameters; a gated
 //! layer's linear map is twice as wide, so without `--match-params` a gated network has about twice as many),
-//! final test accuracy, test NLL and ECE (see [`crate::study::metrics`]), final training loss
+//! final test accuracy, the mean test accuracy over the last [`crate::study::summary::TAIL_EPOCHS`] epochs
+//! (where a run had settled, whatever its last epoch did), test NLL and ECE (see [`crate::study::metrics`]),
+//! final training loss
 //! (over the whole training set), epochs until the test accuracy first reached the target (with how many runs
 //! reached it), median wall time per training step, the fractions of hidden pre-activations with `f'(z) = 0`
 //! ("dead" in [`crate::nn::diagnostics`]: no gradient flows through them on that batch; for the ReLU family
@@ -26,11 +28,12 @@ use crate::study::summary::{Spread, Summary};
 use crate::study::{Study, StudyError};
 
 /// The table's column titles.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "#",
     "activation",
     "params",
     "test acc",
+    "acc last 5",
     "test NLL",
     "ECE",
     "train loss",
@@ -62,7 +65,7 @@ pub fn init_flow(s: &Summary) -> Option<f64> {
 }
 
 /// The cells of one row (rank is 1-based).
-pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 13] {
+pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 14] {
     let sd = study.options.seeds > 1;
     let to_target = match s.epochs_to_target {
         None => format!("never (0/{})", s.runs),
@@ -77,6 +80,7 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 13] {
         s.activation.name(),
         s.params.to_string(),
         spread(s.test_acc, 3, sd),
+        spread(s.test_acc_tail, 3, sd),
         spread(s.test_nll, 3, sd),
         spread(s.test_ece, 3, sd),
         spread(s.train_loss, 3, sd),
@@ -97,8 +101,8 @@ pub fn table(study: &Study) -> String {
 }
 
 /// The column titles, then one row of cells per summary, best first.
-fn header_and_rows(study: &Study) -> Vec<[String; 13]> {
-    let mut rows: Vec<[String; 13]> = vec![COLUMNS.map(String::from)];
+fn header_and_rows(study: &Study) -> Vec<[String; 14]> {
+    let mut rows: Vec<[String; 14]> = vec![COLUMNS.map(String::from)];
     rows.extend(
         study
             .summaries
@@ -404,7 +408,7 @@ pub(crate) mod tests {
         s.summaries[0].reached = 1;
         s.summaries[0].test_acc = Some((0.9, f64::NAN));
         let row = cells(&s, 1, &s.summaries[0]);
-        assert_eq!((row[3].as_str(), row[7].as_str()), ("0.900", "8.0 (1/3)"));
+        assert_eq!((row[3].as_str(), row[8].as_str()), ("0.900", "8.0 (1/3)"));
         let t = table(&s);
         assert!(!t.contains("NaN") && !t.contains("± 0.0 "), "{t}");
     }

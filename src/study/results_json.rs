@@ -125,7 +125,7 @@ pub fn json(study: &Study) -> String {
         .enumerate()
         .map(|(i, s)| {
             format!(
-                "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_nll\": {}, \"test_ece\": {}, \
+                "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_acc_last5\": {}, \"test_nll\": {}, \"test_ece\": {}, \
                  \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
                  \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
@@ -136,6 +136,7 @@ pub fn json(study: &Study) -> String {
                 s.params,
                 s.runs,
                 json_spread(s.test_acc),
+                json_spread(s.test_acc_tail),
                 json_spread(s.test_nll),
                 json_spread(s.test_ece),
                 json_spread(s.val_acc),
