@@ -77,6 +77,21 @@ fn gate4(a: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
     return a * fwd4(g);
 }
 
+/// out = a f(g) for a unit of 8 elements.
+fn gated_out(a: Oct, g: Oct) -> Oct {
+    return Oct(gate4(a.a, g.a), gate4(a.b, g.b));
+}
+
+/// da = dout f(g) for a unit.
+fn gated_da(g: Oct, d: Oct) -> Oct {
+    return Oct(d.a * fwd4(g.a), d.b * fwd4(g.b));
+}
+
+/// dg = dout a f'(g) for a unit.
+fn gated_dg(a: Oct, g: Oct, d: Oct) -> Oct {
+    return Oct(bwd4(g.a, d.a * a.a), bwd4(g.b, d.b * a.b));
+}
+
 fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG * PER_THREAD + lid.x;
 }
@@ -96,7 +111,7 @@ fn gated_forward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         if (u < params.units) {
             let a = load_x(u);
             let g = load_dy(u);
-            store_out(u, Oct(gate4(a.a, g.a), gate4(a.b, g.b)));
+            store_out(u, gated_out(a, g));
         }
     }
 }
@@ -111,8 +126,8 @@ fn gated_backward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
             let a = load_x(u);
             let g = load_dy(u);
             let d = load_dout(u);
-            store_out(u, Oct(d.a * fwd4(g.a), d.b * fwd4(g.b)));
-            store_dg(u, Oct(bwd4(g.a, d.a * a.a), bwd4(g.b, d.b * a.b)));
+            store_out(u, gated_da(g, d));
+            store_dg(u, gated_dg(a, g, d));
         }
     }
 }
@@ -140,7 +155,7 @@ fn gated_forward_units(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
             let au = a_unit(u);
             let a = load_x(au);
             let g = load_x(au + params.half / 8u);
-            store_out(u, Oct(gate4(a.a, g.a), gate4(a.b, g.b)));
+            store_out(u, gated_out(a, g));
         }
     }
 }
@@ -157,8 +172,8 @@ fn gated_backward_units(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
             let a = load_x(au);
             let g = load_x(gu);
             let d = load_dout(u);
-            store_out(au, Oct(d.a * fwd4(g.a), d.b * fwd4(g.b)));
-            store_out(gu, Oct(bwd4(g.a, d.a * a.a), bwd4(g.b, d.b * a.b)));
+            store_out(au, gated_da(g, d));
+            store_out(gu, gated_dg(a, g, d));
         }
     }
 }
@@ -188,7 +203,7 @@ fn gated_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
             let au = 2u * row * hu + c;
             let a = load_x(au);
             let g = load_x(au + hu);
-            store_out(row * hu + c, Oct(gate4(a.a, g.a), gate4(a.b, g.b)));
+            store_out(row * hu + c, gated_out(a, g));
         }
     }
 }
@@ -210,8 +225,8 @@ fn gated_backward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
             let a = load_x(au);
             let g = load_x(gu);
             let d = load_dout(row * hu + c);
-            store_out(au, Oct(d.a * fwd4(g.a), d.b * fwd4(g.b)));
-            store_out(gu, Oct(bwd4(g.a, d.a * a.a), bwd4(g.b, d.b * a.b)));
+            store_out(au, gated_da(g, d));
+            store_out(gu, gated_dg(a, g, d));
         }
     }
 }
