@@ -28,6 +28,7 @@ mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod pipeline;
+mod probe;
 pub mod shaders;
 mod specialize;
 #[cfg(feature = "study")]

@@ -8,7 +8,8 @@
 //! midpoints between neighbours (ties, which go to the even one), and the f32 values just either side of each
 //! midpoint and a quarter of the way between neighbours.
 
-use crate::{DType, Error, Gpu, Result};
+use crate::probe::Probe;
+use crate::{DType, Gpu, Result};
 
 /// The probe kernel: `dst[i] = vec4<f16>(src[i])`, the built-in conversion the native kernels store with (their
 /// `narrow` maps only values beyond the f16 range before it).
@@ -61,63 +62,16 @@ pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     if !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
         return Ok(false);
     }
-    let device = gpu.device();
-    let scoped =
-        |what: &'static str, scope: wgpu::ErrorScopeGuard| match pollster::block_on(scope.pop()) {
-            Some(e) => Err(Error::Wgpu {
-                op: what,
-                message: e.to_string(),
-            }),
-            None => Ok(()),
-        };
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("actgpu.f16_rounding_probe"),
-        source: wgpu::ShaderSource::Wgsl(PROBE.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("actgpu.f16_rounding_probe"),
-        layout: None,
-        module: &module,
-        entry_point: Some("probe"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    scoped("f16 rounding probe", scope)?;
+    let probe = Probe::new(gpu, "f16 rounding probe", PROBE, "probe")?;
     let limit = gpu.limits().max_storage_buffer_binding_size / 4;
     let chunk = (limit.min(16_384) as usize / 4 * 4).max(4);
     let inputs = probe_inputs();
     for values in inputs.chunks(chunk) {
         let src = gpu.upload(values)?;
         let dst = gpu.zeros(&[values.len()], DType::F16)?;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("actgpu.f16_rounding_probe"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: src.buffer().as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: dst.buffer().as_entire_binding(),
-                },
-            ],
-        });
-        scoped("f16 rounding probe", scope)?;
         // 64 vec4s per workgroup: at most 64 workgroups.
         let groups = (values.len() / 4).div_ceil(64) as u32;
-        gpu.submit_and_wait("f16 rounding probe", |enc| {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("actgpu.f16_rounding_probe"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(groups, 1, 1);
-            Ok(())
-        })?;
+        probe.run(gpu, &[(0, src.buffer()), (1, dst.buffer())], groups)?;
         if !rounds_to_nearest_even(values, &dst.read()?) {
             return Ok(false);
         }

@@ -15,6 +15,7 @@
 //!
 //! Devices that keep subnormals get none of this: [`crate::Gpu::flushes_subnormals`] probes the device once.
 
+use crate::probe::Probe;
 use crate::{Error, Gpu, Result};
 
 /// The extra absolute error allowed on a device that flushes subnormals: `2^-118 = 256 * 2^-126` (module docs).
@@ -66,37 +67,7 @@ fn probe() {
 pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     let tiny = f32::from_bits(1 << 9); // 2^-140
     let t = gpu.upload(&[tiny, 1.0, -1.0, -1.0])?;
-    let device = gpu.device();
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("actgpu.flush_probe"),
-        source: wgpu::ShaderSource::Wgsl(PROBE.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("actgpu.flush_probe"),
-        layout: None,
-        module: &module,
-        entry_point: Some("probe"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("actgpu.flush_probe"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: t.buffer().as_entire_binding(),
-        }],
-    });
-    gpu.submit_and_wait("subnormal probe", |enc| {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("actgpu.flush_probe"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(1, 1, 1);
-        Ok(())
-    })?;
+    Probe::new(gpu, "subnormal probe", PROBE, "probe")?.run(gpu, &[(0, t.buffer())], 1)?;
     let v: Vec<f32> = t.read()?;
     match (v[2], v[3]) {
         (p, c) if p == tiny && c == 1.0 => Ok(false),
