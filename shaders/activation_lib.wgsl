@@ -217,7 +217,8 @@ fn act_forward(x: f32) -> f32 {
         case ACT_IDENTITY: { y = x; }
         case ACT_RELU: { y = max(x, 0.0); }
         case ACT_RELU6: { y = hardtanh_f(x, 0.0, 6.0); }
-        case ACT_LEAKY_RELU: { y = select(P0 * x, x, x > 0.0); }
+        // times_gate: a slope of 0 gives 0 at x = -inf (the limit), not 0 * -inf = NaN.
+        case ACT_LEAKY_RELU: { y = select(times_gate(x, P0), x, x > 0.0); }
         case ACT_ELU: { y = elu_f(x, P0); }
         case ACT_CELU: { y = select(celu_negative(x), x, x > 0.0); }
         case ACT_SELU: { y = 1.0507009873554805 * elu_f(x, 1.6732632423543772); }

@@ -17,11 +17,18 @@ override SCALAR_PARAM: bool = true;
 
 @group(0) @binding(8) var<storage, read_write> tmp: array<vec4<f32>>;
 
+// Swish's argument p x is NaN for a NaN p (or an infinite p at x = 0); the sigmoid helpers clamp it, and a clamp
+// may return either bound for NaN, so each Swish function tests it first and returns NaN.
+
 fn learn_f(x: f32, p: f32) -> f32 {
     var y: f32;
     switch LEARN {
-        case LEARN_PRELU: { y = select(p * x, x, x > 0.0); }
-        case LEARN_SWISH: { y = times_gate(x, sigmoid_f(swish_arg(p, x))); }
+        // times_gate: a slope of 0 gives 0 at x = -inf (the limit), not 0 * -inf = NaN.
+        case LEARN_PRELU: { y = select(times_gate(x, p), x, x > 0.0); }
+        case LEARN_SWISH: {
+            let v = swish_arg(p, x);
+            y = select(times_gate(x, sigmoid_f(v)), nan_f32(), is_nan(v));
+        }
         default: { y = select(p * expm1_f(x), x, x > 0.0); }
     }
     return select(y, x, is_nan(x));
@@ -30,7 +37,10 @@ fn learn_f(x: f32, p: f32) -> f32 {
 fn learn_dfdx(x: f32, p: f32) -> f32 {
     switch LEARN {
         case LEARN_PRELU: { return select(p, 1.0, x > 0.0); }
-        case LEARN_SWISH: { return swish_grad(swish_arg(p, x)); }
+        case LEARN_SWISH: {
+            let v = swish_arg(p, x);
+            return select(swish_grad(v), nan_f32(), is_nan(v));
+        }
         default: { return select(p * exp_c(x), 1.0, x > 0.0); }
     }
 }
@@ -40,8 +50,9 @@ fn learn_dfdp(x: f32, p: f32) -> f32 {
         case LEARN_PRELU: { return select(x, 0.0, x > 0.0); }
         case LEARN_SWISH: {
             // x^2 sigmoid'(p x), 0 where sigmoid' has underflowed (so that inf * 0 never forms).
-            let s = sigmoid_grad(swish_arg(p, x));
-            return select(x * (x * s), 0.0, s == 0.0);
+            let v = swish_arg(p, x);
+            let s = sigmoid_grad(v);
+            return select(select(x * (x * s), 0.0, s == 0.0), nan_f32(), is_nan(v));
         }
         default: { return select(expm1_f(x), 0.0, x > 0.0); }
     }

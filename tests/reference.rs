@@ -32,7 +32,7 @@ fn reference_derivatives_match_central_finite_differences() {
 
 #[test]
 fn reference_limits_at_infinity_and_nan() {
-    for act in Activation::ALL {
+    for act in Activation::ALL.into_iter().chain(OTHER_PARAMETERS) {
         for x in [f64::INFINITY, f64::NEG_INFINITY] {
             assert!(
                 !cpu::activation::forward(act, x).is_nan(),
@@ -49,6 +49,15 @@ fn reference_limits_at_infinity_and_nan() {
     }
     assert_eq!(
         cpu::activation::forward(Activation::Silu, f64::NEG_INFINITY),
+        0.0
+    );
+    // A slope of 0 is ReLU: 0 at -inf, the limit (0 * -inf would be NaN); PReLU with p = 0 alike.
+    let flat = Activation::LeakyRelu {
+        negative_slope: 0.0,
+    };
+    assert_eq!(cpu::activation::forward(flat, f64::NEG_INFINITY), 0.0);
+    assert_eq!(
+        cpu::fused::learnable_f(actgpu::Learnable::Prelu, f64::NEG_INFINITY, 0.0),
         0.0
     );
     assert_eq!(

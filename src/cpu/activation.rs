@@ -48,6 +48,16 @@ fn gelu_tanh_u(x: f64) -> f64 {
     (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)
 }
 
+/// `p x` for a slope `p`, 0 for `p = 0` at every x (the limit at x = -inf; `0 * inf` would be NaN), as the
+/// kernels' `times_gate` takes it.
+pub(crate) fn slope_times(p: f64, x: f64) -> f64 {
+    if p == 0.0 {
+        0.0
+    } else {
+        p * x
+    }
+}
+
 /// Forward `f(x)`.
 pub fn forward(act: Activation, x: f64) -> f64 {
     if x.is_nan() {
@@ -62,7 +72,7 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             if x > 0.0 {
                 x
             } else {
-                p0 * x
+                slope_times(p0, x)
             }
         }
         Activation::Elu { .. } => elu(x, p0),

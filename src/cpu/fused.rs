@@ -95,7 +95,7 @@ pub fn learnable_f(kind: Learnable, x: f64, p: f64) -> f64 {
             if x > 0.0 {
                 x
             } else {
-                p * x
+                super::activation::slope_times(p, x)
             }
         }
         Learnable::Swish => swish_f64(x, p),

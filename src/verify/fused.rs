@@ -427,17 +427,16 @@ pub fn check_learnable(
     let (xs, dys) = x_and_dy(rows, cols, 4.0, dtype, inputs);
     let n = if shared { 1 } else { cols };
     // Edge inputs with a parameter per column set every fifth parameter to 0 (PReLU's ReLU, Swish's x / 2,
-    // ELU's 0 on x < 0), where 0 * inf must not form.
-    let zero_every_fifth = matches!(inputs, FusedInputs::Edges(_)) && !shared;
+    // ELU's 0 on x < 0), where 0 * inf must not form, and the one after it to NaN, which must come out as NaN
+    // (Swish's sigmoid clamps its argument, and a clamp may return a bound for NaN).
+    let special_every_fifth = matches!(inputs, FusedInputs::Edges(_)) && !shared;
     let ps: Vec<f32> = random_values(n, 1.0, DType::F32, seed + 2)
         .iter()
         .enumerate()
-        .map(|(c, v)| {
-            if zero_every_fifth && c % 5 == 3 {
-                0.0
-            } else {
-                round_to(p_t, v + 1.25)
-            }
+        .map(|(c, v)| match c % 5 {
+            3 if special_every_fifth => 0.0,
+            4 if special_every_fifth => f32::NAN,
+            _ => round_to(p_t, v + 1.25),
         })
         .collect();
     let x = matrix(gpu, &xs, rows, cols, dtype)?;

@@ -71,11 +71,15 @@ pub const F32_SMALL_INPUT: Tolerance = Tolerance {
     rel: 1e-5,
 };
 
-/// The parameterised activations with parameters other than PyTorch's defaults (including the edge case
-/// `beta = 0` of Swish, which is `x / 2`), so that tests exercise the parameters as well as the defaults.
-pub const OTHER_PARAMETERS: [Activation; 8] = [
+/// The parameterised activations with parameters other than PyTorch's defaults (including the edge cases
+/// `beta = 0` of Swish, which is `x / 2`, and a leaky ReLU of slope 0, which is ReLU and must give 0 at -inf, not
+/// `0 * -inf`), so that tests exercise the parameters as well as the defaults.
+pub const OTHER_PARAMETERS: [Activation; 9] = [
     Activation::LeakyRelu {
         negative_slope: 0.2,
+    },
+    Activation::LeakyRelu {
+        negative_slope: 0.0,
     },
     Activation::Elu { alpha: 0.5 },
     Activation::Celu { alpha: 2.0 },
