@@ -155,11 +155,17 @@ fn main() -> actgpu::Result<()> {
     let start = Instant::now();
     let compiled_before = gpu.pipelines().compile_time();
     for epoch in 1..=epochs {
-        // Fisher-Yates shuffle from the seed; the last batch may be smaller (any batch size works).
+        // Fisher-Yates shuffle from the seed. The rows that do not fill a batch go first, as a smaller batch (any
+        // batch size works), so that the epoch's last step, whose loss and diagnostics are printed, is a full one
+        // (900 points in batches of 64 leave 4: a unit inactive on all of 4 rows is no news).
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
-        for rows in order.chunks(batch) {
+        let (short, full) = order.split_at(order.len() % batch);
+        for rows in std::iter::once(short)
+            .filter(|r| !r.is_empty())
+            .chain(full.chunks(batch))
+        {
             let x: Vec<f32> = rows
                 .iter()
                 .flat_map(|&r| [train_x[2 * r], train_x[2 * r + 1]])

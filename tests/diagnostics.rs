@@ -189,8 +189,11 @@ fn saturating_networks_count_saturated_units() {
 #[test]
 fn diagnostics_change_no_bit_of_the_step() {
     let g = gpu();
-    let sizes = [7, 13, 9, 3];
-    let hidden = [Activation::Gelu, Activation::Relu];
+    // 16 units: with diagnostics off its dZ and bias gradient take the one-dispatch path (at most 128 rows, a
+    // width that is a multiple of 8), on they take the counting dZ pass and the column sums; 13 and 9 take the
+    // two passes either way.
+    let sizes = [7, 13, 16, 9, 3];
+    let hidden = [Activation::Gelu, Activation::Silu, Activation::Relu];
     let opt = Optimizer::Adam(Adam::adamw(0.01));
     let mut plain = Mlp::new(g, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, 3).unwrap();
     let mut watched = Mlp::new(g, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, 3).unwrap();
@@ -214,7 +217,7 @@ fn diagnostics_change_no_bit_of_the_step() {
             watched.loss().unwrap().to_bits()
         );
     }
-    assert_eq!(watched.diagnostics().unwrap().len(), 3);
+    assert_eq!(watched.diagnostics().unwrap().len(), 4);
     // The losses were compared step by step above.
     assert_same_training((&plain, &[]), (&watched, &[]));
     // Off again: nothing to read; back on: nothing until the next step.

@@ -462,10 +462,19 @@ fn learning_rate_changes_between_steps_reach_the_update() {
         let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 42);
         let mut reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, loss, opt, &params);
         for (step, (x, t)) in batches().into_iter().enumerate() {
-            net.set_lr(lr_at(step, base));
+            net.set_lr(lr_at(step, base)).unwrap();
             reference.optimizer.set_lr(lr_at(step, base));
             net.train_step_classes(&x, &t).unwrap();
             reference.train_step(&widen(&x), BATCH, Target::Classes(&t));
+        }
+        // A rate that is not finite, or negative, is refused at once and leaves the rate as it was.
+        let kept = net.optimizer().lr();
+        for bad in [f32::NAN, f32::INFINITY, -0.5] {
+            assert!(matches!(
+                net.set_lr(bad),
+                Err(actgpu::Error::InvalidArgument { .. })
+            ));
+            assert_eq!(net.optimizer().lr(), kept);
         }
         let (constant, _) = train_gpu(opt, 42);
         let (got, fixed) = (net.params().unwrap(), constant.params().unwrap());

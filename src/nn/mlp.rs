@@ -52,9 +52,9 @@ struct Layer {
 /// Buffers sized for one batch size: each layer's output Y, pre-activation Z (hidden layers: the linear map's
 /// output, `[batch, 2u]` for a gated layer), and for training the gradient of the loss with respect to each
 /// layer's output and every hidden layer's gradient with respect to Z. Kept across steps, so that a step of the
-/// same batch size allocates none of them (a few kernels still take small scratch buffers of their own: the
-/// loss's partial sums past 256 rows, a per-channel learnable layer's per-element terms, each dispatch's
-/// parameters). Inference has its own, without the gradients ([`Mlp::predict`]), so evaluating a set of another
+/// same batch size allocates none of them (some kernels still take buffers of their own each step: the loss's
+/// partial sums past 256 rows of cross-entropy or 256 elements of the other losses, a learnable layer's
+/// per-element terms where its width is not a multiple of 8, each dispatch's uniform parameters). Inference has its own, without the gradients ([`Mlp::predict`]), so evaluating a set of another
 /// size leaves the training buffers alone.
 #[derive(Debug)]
 struct Workspace {
@@ -257,9 +257,14 @@ impl Mlp {
         &self.optimizer
     }
 
-    /// Sets the learning rate of the following steps (a uniform value: nothing recompiles).
-    pub fn set_lr(&mut self, lr: f32) {
-        self.optimizer.set_lr(lr);
+    /// Sets the learning rate of the following steps (a uniform value: nothing recompiles). A rate that is not
+    /// finite or is negative is [`Error::InvalidArgument`] here, and the rate stays as it was.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        let mut changed = self.optimizer;
+        changed.set_lr(lr);
+        changed.validate()?;
+        self.optimizer = changed;
+        Ok(())
     }
 
     /// Layer `l`'s weight `[sizes[l], w]` and bias `[w]`, on the GPU, with `w` its [`Mlp::linear_width`].

@@ -15,8 +15,6 @@
 //! on the GPU by other means ([`Labels::from_buffer`]) are not checked: for a row whose index is `>= cols` the
 //! kernel writes NaN into that row's gradient and loss, so the mean loss reads NaN.
 
-use wgpu::util::DeviceExt;
-
 use super::elementwise::{check_whole_binding, dispatch};
 use super::matmul::{check_distinct, expect_shape};
 use crate::dispatch::grid;
@@ -68,16 +66,10 @@ impl Labels {
                 ),
             });
         }
-        gpu.check_lost()?;
-        let mut words = labels.to_vec();
-        words.resize(labels.len().div_ceil(4).max(1) * 4, 0);
-        let buffer = gpu
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("actgpu.labels"),
-                contents: bytemuck::cast_slice(&words),
-                usage: crate::TENSOR_USAGE,
-            });
+        // Uploaded as the bytes of an f32 tensor (a byte copy, no float arithmetic touches them): the same size
+        // check and scoped buffer creation as any upload.
+        let words = gpu.upload(bytemuck::cast_slice::<u32, f32>(labels))?;
+        let buffer = words.buffer().clone();
         Ok(Labels {
             gpu: gpu.clone(),
             buffer,
