@@ -47,7 +47,10 @@ pub struct Sgd {
 /// p = p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// ```
 ///
-/// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it.
+/// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it. In f32, as in PyTorch, `g^2`
+/// overflows for `|g|` above about 1.8e19: `v` becomes inf, and stays inf (`beta2 inf = inf`), so the element
+/// stops moving for good (its step is `m / inf = 0`) where the f64 reference would step by about `lr`; a
+/// gradient that large means the training has diverged already.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adam {
     /// Learning rate.
