@@ -44,15 +44,18 @@ pub struct Sampling {
     pub min_sample_s: f64,
     /// Upper bound on the repetitions in one sample.
     pub max_reps: u32,
+    /// The warm-up goes on past `warmup` samples until it has lasted this long (wall clock).
+    pub min_warmup_s: f64,
 }
 
 impl Sampling {
-    /// The default run: 2 warm-up samples, 15 measured, each at least 20 ms.
+    /// The default run: at least 2 warm-up samples and 100 ms of warm-up, 15 measured, each at least 20 ms.
     pub const DEFAULT: Sampling = Sampling {
         warmup: 2,
         samples: 15,
         min_sample_s: 0.02,
         max_reps: 1000,
+        min_warmup_s: 0.1,
     };
 
     /// A quick run that only shows the code works: 1 warm-up sample, 3 measured, each at least 2 ms.
@@ -61,6 +64,7 @@ impl Sampling {
         samples: 3,
         min_sample_s: 0.002,
         max_reps: 100,
+        min_warmup_s: 0.0,
     };
 }
 
@@ -181,13 +185,27 @@ fn measure_schedule(
     let common = needed.iter().copied().max().unwrap_or(1);
     let reps = vec![common; samplers.len()];
     let mut seconds = vec![Vec::with_capacity(sampling.samples as usize); samplers.len()];
-    for round in 0..sampling.warmup + sampling.samples.max(1) {
+    // Warm-up rounds: at least `sampling.warmup`, and until they have kept the device busy for
+    // `sampling.min_warmup_s` (a GPU that idled, or ran launch-bound work, runs its clocks down).
+    let mut warm = 0.0;
+    let mut round = 0;
+    while round < sampling.warmup || warm < sampling.min_warmup_s {
         for (i, sample) in samplers.iter_mut().enumerate() {
             let s = sample(reps[i], rep[i])?;
             rep[i] += u64::from(reps[i]);
-            if round >= sampling.warmup {
-                seconds[i].push(s.seconds);
-            }
+            warm += s.wall_seconds * f64::from(reps[i]);
+        }
+        round += 1;
+        // A sample that reports no time would never end the warm-up.
+        if round >= sampling.warmup.max(1) * 100 {
+            break;
+        }
+    }
+    for _ in 0..sampling.samples.max(1) {
+        for (i, sample) in samplers.iter_mut().enumerate() {
+            let s = sample(reps[i], rep[i])?;
+            rep[i] += u64::from(reps[i]);
+            seconds[i].push(s.seconds);
         }
     }
     seconds
@@ -233,6 +251,7 @@ mod tests {
             samples: 3,
             min_sample_s: 0.01,
             max_reps: 100,
+            min_warmup_s: 0.0,
         };
         let m = measure_schedule(Clock::WallClock, &sampling, &mut [&mut a, &mut b]).unwrap();
         assert_eq!(m.len(), 2);
@@ -250,5 +269,39 @@ mod tests {
             .map(|&(_, _, first)| first)
             .collect();
         assert_eq!(firsts, [0, 1, 2, 5, 15, 25, 35]);
+    }
+
+    /// The warm-up lasts `min_warmup_s` of the samples' wall time when that takes more samples than `warmup`,
+    /// and ends even where the samples report no time.
+    #[test]
+    fn warm_up_lasts_its_minimum_time() {
+        let calls = std::cell::Cell::new(0u32);
+        let mut ms = |_reps: u32, _first: u64| -> Result<Sample> {
+            calls.set(calls.get() + 1);
+            Ok(Sample {
+                seconds: 0.001,
+                wall_seconds: 0.001,
+            })
+        };
+        let sampling = Sampling {
+            warmup: 1,
+            samples: 3,
+            min_sample_s: 0.01,
+            max_reps: 100,
+            min_warmup_s: 0.05,
+        };
+        measure_schedule(Clock::WallClock, &sampling, &mut [&mut ms]).unwrap();
+        // Cold, two calibrations, five warm-up samples of 10 ms, three measured.
+        assert_eq!(calls.get(), 3 + 5 + 3);
+        calls.set(0);
+        let mut free = |_reps: u32, _first: u64| -> Result<Sample> {
+            calls.set(calls.get() + 1);
+            Ok(Sample {
+                seconds: 0.0,
+                wall_seconds: 0.0,
+            })
+        };
+        measure_schedule(Clock::WallClock, &sampling, &mut [&mut free]).unwrap();
+        assert!(calls.get() < 200, "{}", calls.get());
     }
 }
