@@ -13,7 +13,7 @@
 //   column_sums_words     the same for f32 dx, a 16-byte word per thread   needs cols % 4 == 0
 //   column_sums_direct    db = column sums of dx, in one pass             few rows; blocks added in order
 //   backward_column_sums_direct  dx = dy * f'(x) and its column sums     few rows, cols % 8 == 0
-//   reduce_partials       db = sum of the per-block sums                 8 lanes of blocks per column
+//   reduce_partials       db = sum of the per-block sums                 WG / 32 lanes of blocks per column
 //
 // The per-block partial sums are f32 (binding 5, stride cols8 = cols rounded up to 8); db is stored in B_T.
 
@@ -296,8 +296,9 @@ fn column_sums_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 
 /// Column sums of an existing dx (binding 1) into db in one pass, for few rows (the host decides): thread `cu`
 /// sums columns 8 cu .. 8 cu + 7 over each row block as `column_sums` does, and adds the block sums in block order,
-/// which is `reduce_partials`'s order for up to 8 blocks: the same bits as those two passes there, the same sums
-/// in another order past it. Grid: x covers the column units of db.
+/// which is `reduce_partials`'s order for up to WG / 32 blocks (8, or 4 where the device's workgroups hold fewer
+/// than 256 threads): the same bits as those two passes there, the same sums in another order past it. Grid: x
+/// covers the column units of db.
 @compute @workgroup_size(WG)
 fn column_sums_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid: vec3<u32>) {

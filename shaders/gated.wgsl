@@ -5,8 +5,10 @@
 // Appended by the host to storage.wgsl, activation_lib.wgsl and activation_io_packed.wgsl.
 //
 // Bindings: 0 x or a (read, X_T), 1 out or da / dx (read_write, OUT_T), 2 g (read, DY_T), 3 params,
-// 6 dg (read_write, G2_T), 7 dout (read, DO_T). Split-layout entry points read x element by element and write
-// dx element by element (f32) or in aligned pairs (16-bit; an odd half width takes gated_backward_split_odd).
+// 6 dg (read_write, G2_T), 7 dout (read, DO_T). Split-layout entry points: with a half width that is a multiple of
+// 8, a unit per load and store (gated_*_units on a flat grid, gated_*_rows on a grid of rows); otherwise they read x
+// element by element and write dx element by element (f32) or in aligned pairs (16-bit; an odd half width takes
+// gated_backward_split_odd).
 
 override WG: u32;
 override PER_THREAD: u32 = 1u;

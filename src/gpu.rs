@@ -493,10 +493,13 @@ impl Gpu {
     /// of this device holds (128 on the smallest GLES 3.1 device). The shaders size their trees for 256.
     pub(crate) fn reduction_workgroup_size(&self) -> u32 {
         let limits = self.limits();
+        // At least 32: `reduce_partials` gives each of its 32 columns WG / 32 lanes. A device below that (only a
+        // host's, which `from_device` cannot refuse) then fails at the pipeline cache's size check, not in a loop
+        // of zero-lane steps.
         let max = limits
             .max_compute_invocations_per_workgroup
             .min(limits.max_compute_workgroup_size_x)
-            .clamp(1, REDUCTION_WORKGROUP);
+            .clamp(32, REDUCTION_WORKGROUP);
         1 << max.ilog2()
     }
 
@@ -611,18 +614,24 @@ impl Gpu {
                 requested: size,
             });
         }
-        let mut slot = self.inner.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || self.inner.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = lock().as_ref().filter(|b| b.size() >= size) {
+            return Ok(b.clone());
+        }
+        // Created without holding the lock (the error scopes block on the device); a thread that grew it
+        // meanwhile to at least this size wins.
+        let b = self.scoped("scratch", || {
+            self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("actgpu.scratch"),
+                size: size.max(4).next_multiple_of(256).min(limit.max(4)),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        let mut slot = lock();
         match slot.as_ref() {
-            Some(b) if b.size() >= size => Ok(b.clone()),
+            Some(other) if other.size() >= b.size() => Ok(other.clone()),
             _ => {
-                let b = self.scoped("scratch", || {
-                    self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("actgpu.scratch"),
-                        size: size.max(4).next_multiple_of(256).min(limit.max(4)),
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    })
-                })?;
                 *slot = Some(b.clone());
                 Ok(b)
             }
@@ -728,16 +737,19 @@ impl Gpu {
         self.take_uncaptured(op)
     }
 
-    /// Runs `f` inside validation and out-of-memory error scopes: what wgpu reports there becomes
-    /// [`Error::Wgpu`] for `op` instead of reaching the device's handler (or a later operation's report).
+    /// Runs `f` inside validation, out-of-memory and internal error scopes (the last is how a backend compiler's
+    /// failure arrives): what wgpu reports there becomes [`Error::Wgpu`] for `op` instead of reaching the
+    /// device's handler (or a later operation's report).
     pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T> {
         let device = &self.inner.device;
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
         let validation = pollster::block_on(validation.pop());
         let oom = pollster::block_on(oom.pop());
-        match validation.or(oom) {
+        let internal = pollster::block_on(internal.pop());
+        match validation.or(oom).or(internal) {
             Some(err) => Err(Error::Wgpu {
                 op,
                 message: err.to_string(),

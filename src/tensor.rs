@@ -313,7 +313,8 @@ impl Tensor {
     }
 
     /// Reads the tensor back, asynchronously. The future makes progress under any executor: while the copy is
-    /// pending, a thread of its own waits on the device and wakes the task when the data is there.
+    /// pending, a thread of its own waits on the device (for all work submitted so far, not only this copy) and
+    /// wakes the task when the data is there; each pending read has one such thread.
     pub async fn read_async<T: Element>(&self) -> Result<Vec<T>> {
         self.check_host_type::<T>("Tensor::read_async")?;
         let Some(pending) = self.start_readback()? else {

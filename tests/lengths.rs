@@ -203,11 +203,13 @@ fn wide_rows_continue_the_column_grid_along_z() {
             .unwrap(),
         );
     }
-    // The split gated layout on a grid of rows (half width of at least a workgroup's units): 40 rows need z.
+    // The split gated layout on a grid of rows (half width of at least a workgroup's units): 40 rows need z. A
+    // row of 33 workgroups' units, past the grid's 32 along x, takes the flat grid instead.
     let units = gpu.launch_config().units_per_workgroup() as usize;
     for (rows, half, dtype) in [
         (40, 8 * units + 8, DType::F32),
         (33, 8 * units, DType::BF16),
+        (3, 8 * units * 33, DType::F32),
     ] {
         checks.extend(
             actgpu::verify::fused::check_gated(

@@ -97,9 +97,10 @@ pub fn check_elements(gpu: &Gpu, elements: usize, bytes: usize) -> Result<()> {
 
 /// Measures the work that `record(encoder, rep)` records: one cold repetition (pipeline creation, first touch of
 /// the buffers), one calibration repetition, a second calibration sample of the length the first suggests (where
-/// that is more than one repetition), `sampling.warmup` discarded samples, then `sampling.samples` samples of
-/// `reps` repetitions each, where `reps` is the smallest count that makes a sample last `sampling.min_sample_s`
-/// by the second calibration's wall time per repetition (at least 1, at most `sampling.max_reps`). `rep`
+/// that is more than one repetition), discarded warm-up samples (`sampling.warmup`, and more until they have
+/// lasted `sampling.min_warmup_s`), then `sampling.samples` samples of `reps` repetitions each, where `reps` is
+/// the smallest count that makes a sample last `sampling.min_sample_s` by the second calibration's wall time
+/// per repetition (at least 1, at most `sampling.max_reps`). `rep`
 /// increases by one on every repetition, so `record` can rotate between buffers.
 pub fn measure(
     timer: &Timer,

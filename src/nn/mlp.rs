@@ -53,7 +53,8 @@ struct Layer {
 /// output, `[batch, 2u]` for a gated layer), and for training the gradient of the loss with respect to each
 /// layer's output and every hidden layer's gradient with respect to Z. Kept across steps, so that a step of the
 /// same batch size allocates none of them (some kernels still take buffers of their own each step: the loss's
-/// partial sums past 256 rows of cross-entropy or 256 elements of the other losses, a learnable layer's
+/// partial sums past 256 rows of cross-entropy or 256 elements of the other losses (128 on a device whose
+/// workgroups hold fewer than 256 threads), a learnable layer's
 /// per-element terms where its width is not a multiple of 8, each dispatch's uniform parameters). Inference has its own, without the gradients ([`Mlp::predict`]), so evaluating a set of another
 /// size leaves the training buffers alone.
 #[derive(Debug)]

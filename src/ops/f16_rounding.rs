@@ -55,16 +55,17 @@ pub(crate) fn rounds_to_nearest_even(inputs: &[f32], got: &[half::f16]) -> bool 
             .all(|(&x, g)| half::f16::from_f32(x).to_bits() == g.to_bits())
 }
 
-/// Runs [`PROBE`] on [`probe_inputs`], in chunks of at most 16,384 values (64 KiB of f32, within any binding
-/// limit a device may have): `Ok(false)` where the device has no `SHADER_F16` (no native path) or the conversion
-/// rounded any input otherwise than to nearest even.
+/// Runs [`PROBE`] on [`probe_inputs`], in chunks of at most 16,384 values (64 KiB of f32) that fit the binding
+/// limit: `Ok(false)` where the device has no `SHADER_F16` (no native path) or the conversion rounded any input
+/// otherwise than to nearest even.
 pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     if !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
         return Ok(false);
     }
     let probe = Probe::new(gpu, "f16 rounding probe", PROBE, "probe")?;
-    let limit = gpu.limits().max_storage_buffer_binding_size / 4;
-    let chunk = (limit.min(16_384) as usize / 4 * 4).max(4);
+    // Whole 32-byte blocks of f32 (an upload's padding) within the binding limit, at most 64 KiB.
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    let chunk = ((limit / 32) as usize * 8).clamp(8, 16_384);
     let inputs = probe_inputs();
     for values in inputs.chunks(chunk) {
         let src = gpu.upload(values)?;

@@ -300,13 +300,19 @@ impl Gated {
 
 /// The split layout's entry point of `[rows, units, split]` for `x` with half width `half`: a half width of whole
 /// 8-element units runs a unit per load and store, on a grid of rows where a row holds at least one workgroup's
-/// units (`*_rows`), else on a flat grid (`*_units`); other half widths run element by element (`*_split`).
+/// units and its workgroups fit the grid's x (`*_rows`), else on a flat grid, which folds into two dimensions
+/// (`*_units`); other half widths run element by element (`*_split`).
 fn split_entry(x: &Tensor, half: usize, [rows, units, split]: [&'static str; 3]) -> &'static str {
     if !half.is_multiple_of(UNIT_ELEMENTS) {
         return split;
     }
-    let per_workgroup = x.gpu().launch_config().units_per_workgroup();
-    if (half / UNIT_ELEMENTS) as u64 >= per_workgroup {
+    let gpu = x.gpu();
+    let per_workgroup = gpu.launch_config().units_per_workgroup();
+    let half_units = (half / UNIT_ELEMENTS) as u64;
+    let across = half_units.div_ceil(per_workgroup);
+    if half_units >= per_workgroup
+        && across <= u64::from(gpu.limits().max_compute_workgroups_per_dimension)
+    {
         rows
     } else {
         units
