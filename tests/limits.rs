@@ -6,10 +6,10 @@
 mod common;
 
 use actgpu::ops::matmul::{form_with, Form};
-use actgpu::verify::fused::{check_bias, check_learnable, FusedInputs};
+use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedInputs};
 use actgpu::verify::training::{check_dense_layer, check_losses};
 use actgpu::{
-    wgpu, Activation, DType, Dense, DzMode, Error, Gpu, GpuOptions, Learnable, MatmulKernel,
+    wgpu, Activation, DType, Dense, DzMode, Error, Gated, Gpu, GpuOptions, Learnable, MatmulKernel,
 };
 use common::{gpu, minimum_limits_gpu};
 
@@ -20,7 +20,8 @@ fn assert_all_ok(what: &str, checks: &[actgpu::verify::fused::FusedCheck]) {
 }
 
 /// The losses' one-workgroup means (both the single-dispatch path, at most 128 rows here, and the two-pass one),
-/// the column sums' `reduce_partials` with more row blocks than its 4 lanes, and the shared-parameter reduction.
+/// the column sums' `reduce_partials` with more row blocks than its 4 lanes, the shared-parameter reduction, and
+/// the gated unit kernels.
 #[test]
 fn reductions_match_the_reference_in_128_thread_workgroups() {
     let g = minimum_limits_gpu();
@@ -44,6 +45,11 @@ fn reductions_match_the_reference_in_128_thread_workgroups() {
         )
         .unwrap();
         assert_all_ok(&format!("prelu shared={shared}"), &checks);
+    }
+    // The gated [a | g] layout's unit kernels, on the flat grid and on the grid of rows.
+    for half in [24, 1040] {
+        let checks = check_gated(&g, Gated::SWIGLU, 5, half, DType::F32, random).unwrap();
+        assert_all_ok(&format!("swiglu half {half}"), &checks);
     }
 }
 
