@@ -228,9 +228,9 @@ fn wide_rows_continue_the_column_grid_along_z() {
 }
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
-/// pair layout: element- or unit-indexed passes) or refuse with a typed limit error (the passes that bind a
-/// whole tensor: the column sums, the split layout, and partial sums past the limit), never a wgpu validation
-/// error.
+/// pair layout: element- or unit-indexed passes; the fused bias backward: row chunks) or refuse with a typed
+/// limit error (the passes that bind a whole tensor: the separate column sums, the split layout, the learnable
+/// backward, and partial sums past the limit), never a wgpu validation error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -297,7 +297,30 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         false,
     );
     assert!(c.ok(), "SwiGLU pair forward in chunks: {c:#?}");
-    // Refused, typed: the column sums and the split layout bind whole tensors.
+    // The fused bias backward runs in row chunks (rows of whole 8-element units, f32 words or 16-bit pairs);
+    // with another width it computes dx and then the column sums, which bind dx whole: refused, typed.
+    for (rows, cols, dtype) in [
+        (300, 204, DType::F32),
+        (300, 208, DType::BF16),
+        (301, 202, DType::F16),
+        (700, 96, DType::F32),
+    ] {
+        let checks = actgpu::verify::fused::check_bias(
+            &gpu,
+            Activation::Gelu,
+            rows,
+            cols,
+            dtype,
+            DType::F32,
+            actgpu::verify::fused::FusedInputs::Random(cols as u64),
+        )
+        .unwrap();
+        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
+        assert!(
+            failed.is_empty(),
+            "bias backward in row chunks {rows}x{cols}: {failed:#?}"
+        );
+    }
     limit(Activation::Gelu.bias_backward(&x, &bias, &y));
     limit(Learnable::Prelu.backward(&x, &p, &y));
     let even = gpu.upload_shaped(&xs[..rows * 200], &[rows, 200]).unwrap();

@@ -138,6 +138,142 @@ impl Reduction {
     }
 }
 
+/// A block-aligned range of rows of a column reduction, bound at byte offsets ([`row_chunks`]).
+pub(crate) struct RowChunk {
+    /// First row.
+    pub first_row: usize,
+    /// Rows in the chunk.
+    pub rows: usize,
+    /// First row block.
+    pub first_block: usize,
+    /// Row blocks in the chunk.
+    pub blocks: usize,
+    /// Whether the chunk runs to the last row (its bindings then run to the end of each buffer, whose padding
+    /// keeps every binding whole `vec4`s).
+    pub last: bool,
+}
+
+impl RowChunk {
+    /// The binding of this chunk's rows of `t` (`[rows, cols]`, row-major) at `slot`: the whole buffer for the
+    /// one chunk of every row, else from the chunk's first row to its last (to the buffer's end for the last
+    /// chunk).
+    pub(crate) fn binding<'a>(
+        &self,
+        slot: Slot,
+        t: &'a Tensor,
+        cols: usize,
+    ) -> wgpu::BindGroupEntry<'a> {
+        if self.first_row == 0 && self.last {
+            return whole(slot, t.buffer());
+        }
+        let row_bytes = (cols * t.dtype().size_bytes()) as u64;
+        let offset = self.first_row as u64 * row_bytes;
+        let bytes = if self.last {
+            t.buffer().size() - offset
+        } else {
+            self.rows as u64 * row_bytes
+        };
+        sized(slot, t.buffer(), offset, bytes)
+    }
+
+    /// The binding of this chunk's blocks of the `blocks x cols8` partial sums.
+    pub(crate) fn partials<'a>(
+        &self,
+        r: &Reduction,
+        partial: &'a wgpu::Buffer,
+    ) -> wgpu::BindGroupEntry<'a> {
+        if self.first_row == 0 && self.last {
+            return whole(Slot::Partial, partial);
+        }
+        let block_bytes = (r.cols8 * 4) as u64;
+        sized(
+            Slot::Partial,
+            partial,
+            self.first_block as u64 * block_bytes,
+            self.blocks as u64 * block_bytes,
+        )
+    }
+}
+
+/// `bytes` of `buffer` from `offset` at `slot`.
+fn sized(slot: Slot, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding: slot as u32,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset,
+            size: std::num::NonZeroU64::new(bytes),
+        }),
+    }
+}
+
+/// The row chunks of reduction `r` over the `[rows, cols]` operands `ts`: one chunk of every row where each
+/// operand's buffer fits a binding, else chunks of whole row blocks whose every operand's rows (and whose blocks
+/// of partial sums) start at a multiple of the device's storage offset alignment and fit a binding.
+/// [`Error::LimitExceeded`] where even one aligned group of rows does not fit.
+pub(crate) fn row_chunks(gpu: &crate::Gpu, r: &Reduction, ts: &[&Tensor]) -> Result<Vec<RowChunk>> {
+    let limits = gpu.limits();
+    let max = limits.max_storage_buffer_binding_size;
+    let rows = r.params[3] as usize;
+    let height = r.params[4] as usize;
+    if ts.iter().all(|t| t.buffer().size() <= max) {
+        return Ok(vec![RowChunk {
+            first_row: 0,
+            rows,
+            first_block: 0,
+            blocks: r.blocks,
+            last: true,
+        }]);
+    }
+    // At least 16: a chunk's bindings then hold whole `vec4`s, as the kernels view them.
+    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+    let cols = r.params[2] as u64;
+    // Rows per aligned step: the fewest whole blocks whose rows start every operand, and whose blocks start the
+    // partial sums, at a multiple of the alignment (all powers of two, so the largest of them serves all).
+    let rows_to_align = |bytes_per_row: u64| (align / gcd(bytes_per_row, align)) as usize;
+    let mut step = height * rows_to_align((r.cols8 * 4) as u64);
+    for t in ts {
+        step = step.max(rows_to_align(cols * t.dtype().size_bytes() as u64));
+    }
+    let step = step.div_ceil(height) * height;
+    let widest = ts
+        .iter()
+        .map(|t| cols * t.dtype().size_bytes() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    // Room for the padding that the last chunk's bindings run into.
+    let per_chunk = (max.saturating_sub(32) / widest) as usize / step * step;
+    if per_chunk == 0 {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: step as u64 * widest,
+        });
+    }
+    Ok((0..rows)
+        .step_by(per_chunk)
+        .map(|first_row| {
+            let n = per_chunk.min(rows - first_row);
+            RowChunk {
+                first_row,
+                rows: n,
+                first_block: first_row / height,
+                blocks: n.div_ceil(height),
+                last: first_row + n == rows,
+            }
+        })
+        .collect())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Records `sums[c] = sum over rows of x[r, c]` for `x: [rows, cols]` (cols the last dimension) into `sums:
 /// [cols]`: per-block partial sums down each column, then their sum (the reduction of the bias backward, alone).
 pub fn record_column_sums(
@@ -356,7 +492,10 @@ impl Activation {
         )
     }
 
-    /// Records `dx = dy * f'(x + b)` and `db = sum over rows of dx` (db in its own storage type).
+    /// Records `dx = dy * f'(x + b)` and `db = sum over rows of dx` (db in its own storage type). Past the
+    /// storage-binding limit, rows of whole 8-element units, f32 words or 16-bit pairs run in block-aligned row
+    /// chunks; other widths compute dx and then its column sums, which bind dx whole and refuse past the limit
+    /// ([`Error::LimitExceeded`]).
     pub fn record_bias_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -386,15 +525,19 @@ impl Activation {
             encoder.clear_buffer(db.buffer(), 0, None);
             return Ok(());
         }
-        for t in [x, dy, dx] {
-            check_whole_binding(x.gpu(), t.buffer())?;
-        }
         let wg = gpu.launch_config().workgroup_size as usize;
         let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);
         let words = all_f32 && cols.is_multiple_of(4);
         let all_16 = [x, dy, dx].iter().all(|t| t.dtype() != crate::DType::F32);
         let pairs = all_16 && cols.is_multiple_of(2) && !cols.is_multiple_of(UNIT_ELEMENTS);
-        if !cols.is_multiple_of(UNIT_ELEMENTS) && !words && !pairs {
+        let fused = cols.is_multiple_of(UNIT_ELEMENTS) || words || pairs;
+        // The fused kernels run in row chunks past the binding limit; the separate column sums bind dx whole.
+        if !fused {
+            for t in [x, dy, dx] {
+                check_whole_binding(x.gpu(), t.buffer())?;
+            }
+        }
+        if !fused {
             // Rows that are neither whole 8-element units, nor whole f32 words, nor whole 16-bit pairs: dx
             // first, then its column sums, a separate pass over dx. A column per thread in one pass (f32)
             // measured 3-5% slower on lavapipe at 4096 x 4095 (80-82 against 77-78 ms) and no faster on GL.
@@ -425,15 +568,22 @@ impl Activation {
         };
         let k = key(self, entry, x, Some(dy), dx, bias);
         let partial = r.partials(gpu)?;
-        let entries = vec![
-            whole(Slot::X, x.buffer()),
-            whole(Slot::Dy, dy.buffer()),
-            whole(Slot::Out, dx.buffer()),
-            whole(Slot::Bias, bias.buffer()),
-            whole(Slot::Partial, &partial),
-        ];
-        let g = column_grid(gpu, cols / per_thread, r.blocks, wg)?;
-        run(gpu, encoder, &k, entries, &r.params, g)?;
+        // One dispatch per row chunk (one chunk where every operand fits a binding), each binding its rows of x,
+        // dy and dx and its blocks of the partial sums at offsets; the blocks are then reduced together.
+        for chunk in row_chunks(gpu, &r, &[x, dy, dx])? {
+            let entries = vec![
+                chunk.binding(Slot::X, x, cols),
+                chunk.binding(Slot::Dy, dy, cols),
+                chunk.binding(Slot::Out, dx, cols),
+                whole(Slot::Bias, bias.buffer()),
+                chunk.partials(&r, &partial),
+            ];
+            let mut params = r.params;
+            params[3] = chunk.rows as u32;
+            params[5] = chunk.blocks as u32;
+            let g = column_grid(gpu, cols / per_thread, chunk.blocks, wg)?;
+            run(gpu, encoder, &k, entries, &params, g)?;
+        }
         r.reduce(
             encoder,
             &key(self, "reduce_partials", x, Some(dy), dx, db),
