@@ -228,9 +228,9 @@ fn wide_rows_continue_the_column_grid_along_z() {
 }
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
-/// pair layout: element- or unit-indexed passes; the fused bias backward: row chunks) or refuse with a typed
-/// limit error (the passes that bind a whole tensor: the separate column sums, the split layout, the learnable
-/// backward, and partial sums past the limit), never a wgpu validation error.
+/// pair layout: element- or unit-indexed passes; the bias backward and the column sums: row chunks) or refuse
+/// with a typed limit error (the passes that bind a whole tensor: the one-pass column sums of at most 128 rows,
+/// the split layout, the learnable backward, and partial sums past the limit), never a wgpu validation error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -298,12 +298,15 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     );
     assert!(c.ok(), "SwiGLU pair forward in chunks: {c:#?}");
     // The fused bias backward runs in row chunks (rows of whole 8-element units, f32 words or 16-bit pairs);
-    // with another width it computes dx and then the column sums, which bind dx whole: refused, typed.
+    // another width computes dx in chunks and then the column sums in row chunks (203 f32, 201 bf16). At most
+    // 128 rows sum in one pass over dx bound whole: refused, typed (the 100 x 203 below).
     for (rows, cols, dtype) in [
         (300, 204, DType::F32),
         (300, 208, DType::BF16),
         (301, 202, DType::F16),
         (700, 96, DType::F32),
+        (300, 203, DType::F32),
+        (400, 201, DType::BF16),
     ] {
         let checks = actgpu::verify::fused::check_bias(
             &gpu,

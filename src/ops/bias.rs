@@ -275,7 +275,8 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// Records `sums[c] = sum over rows of x[r, c]` for `x: [rows, cols]` (cols the last dimension) into `sums:
-/// [cols]`: per-block partial sums down each column, then their sum (the reduction of the bias backward, alone).
+/// [cols]`: per-block partial sums down each column (in block-aligned row chunks past the storage-binding limit),
+/// then their sum (the reduction of the bias backward, alone). At most 128 rows take one pass over x bound whole.
 pub fn record_column_sums(
     encoder: &mut wgpu::CommandEncoder,
     x: &Tensor,
@@ -298,11 +299,11 @@ pub fn record_column_sums(
         encoder.clear_buffer(sums.buffer(), 0, None);
         return Ok(());
     }
-    check_whole_binding(x.gpu(), x.buffer())?;
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
     let act = Activation::Identity;
     if rows <= DIRECT_COLUMN_SUM_ROWS {
+        check_whole_binding(x.gpu(), x.buffer())?;
         // One dispatch instead of two, with the same sums (see `column_sums_direct`).
         let k = key(act, "column_sums_direct", x, None, x, sums);
         let entries = vec![
@@ -321,9 +322,18 @@ pub fn record_column_sums(
     };
     let k = key(act, entry, x, None, x, sums);
     let partial = r.partials(gpu)?;
-    let entries = vec![whole(Slot::Out, x.buffer()), whole(Slot::Partial, &partial)];
-    let g = column_grid(gpu, cols / per_thread, r.blocks, wg)?;
-    run(gpu, encoder, &k, entries, &r.params, g)?;
+    // Past the binding limit, in block-aligned row chunks, as the fused bias backward.
+    for chunk in row_chunks(gpu, &r, &[x])? {
+        let entries = vec![
+            chunk.binding(Slot::Out, x, cols),
+            chunk.partials(&r, &partial),
+        ];
+        let mut params = r.params;
+        params[3] = chunk.rows as u32;
+        params[5] = chunk.blocks as u32;
+        let g = column_grid(gpu, cols / per_thread, chunk.blocks, wg)?;
+        run(gpu, encoder, &k, entries, &params, g)?;
+    }
     r.reduce(
         encoder,
         &key(act, "reduce_partials", x, None, x, sums),
@@ -494,8 +504,9 @@ impl Activation {
 
     /// Records `dx = dy * f'(x + b)` and `db = sum over rows of dx` (db in its own storage type). Past the
     /// storage-binding limit, rows of whole 8-element units, f32 words or 16-bit pairs run in block-aligned row
-    /// chunks; other widths compute dx and then its column sums, which bind dx whole and refuse past the limit
-    /// ([`Error::LimitExceeded`]).
+    /// chunks; other widths compute dx (in chunks, as the elementwise kernels) and then its column sums (in row
+    /// chunks), except that at most 128 rows sum in one pass over dx bound whole ([`Error::LimitExceeded`] past
+    /// the limit).
     pub fn record_bias_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -531,12 +542,6 @@ impl Activation {
         let all_16 = [x, dy, dx].iter().all(|t| t.dtype() != crate::DType::F32);
         let pairs = all_16 && cols.is_multiple_of(2) && !cols.is_multiple_of(UNIT_ELEMENTS);
         let fused = cols.is_multiple_of(UNIT_ELEMENTS) || words || pairs;
-        // The fused kernels run in row chunks past the binding limit; the separate column sums bind dx whole.
-        if !fused {
-            for t in [x, dy, dx] {
-                check_whole_binding(x.gpu(), t.buffer())?;
-            }
-        }
         if !fused {
             // Rows that are neither whole 8-element units, nor whole f32 words, nor whole 16-bit pairs: dx
             // first, then its column sums, a separate pass over dx. A column per thread in one pass (f32)
