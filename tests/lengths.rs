@@ -228,9 +228,10 @@ fn wide_rows_continue_the_column_grid_along_z() {
 }
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
-/// pair layout: element- or unit-indexed passes; the bias backward and the column sums: row chunks) or refuse
-/// with a typed limit error (the passes that bind a whole tensor: the one-pass column sums of at most 128 rows,
-/// the split layout, the learnable backward, and partial sums past the limit), never a wgpu validation error.
+/// pair layout: element- or unit-indexed passes; the bias and learnable backward and the column sums: row
+/// chunks) or refuse with a typed limit error (the passes that bind a whole tensor: the one-pass column sums of
+/// at most 128 rows, the split layout; a chunk that cannot fit; partial sums past the limit), never a wgpu
+/// validation error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -325,17 +326,58 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         );
     }
     limit(Activation::Gelu.bias_backward(&x, &bias, &y));
-    limit(Learnable::Prelu.backward(&x, &p, &y));
     let even = gpu.upload_shaped(&xs[..rows * 200], &[rows, 200]).unwrap();
     limit(Gated::SWIGLU.forward(&even));
-    // A 16-bit x within the limit whose f32 per-element contributions are not (52 KB of f16, 104 KB of f32).
-    let (hs, _) = inputs(2000 * 13, 19);
-    let small = gpu.upload_f32_as(&hs, DType::F16).unwrap();
-    let small =
-        actgpu::Tensor::from_buffer(&gpu, small.buffer().clone(), &[2000, 13], DType::F16).unwrap();
-    let dy = small.zeros_like().unwrap();
-    let p13 = gpu.upload(&[0.25f32; 13]).unwrap();
-    limit(Learnable::Prelu.backward(&small, &p13, &dy));
+    // The learnable backward with a parameter per column runs in row chunks too: the fused kernel (208
+    // columns), and dx with its per-element contributions, then their column sums (203 f32; 13 f16, whose
+    // 2000 rows fit as f16, 52 KB, and not as the f32 contributions, 104 KB).
+    for (rows, cols, dtype) in [
+        (300, 208, DType::F32),
+        (300, 203, DType::F32),
+        (2000, 13, DType::F16),
+    ] {
+        let checks = actgpu::verify::fused::check_learnable(
+            &gpu,
+            Learnable::Prelu,
+            rows,
+            cols,
+            false,
+            dtype,
+            DType::F32,
+            actgpu::verify::fused::FusedInputs::Random(cols as u64),
+        )
+        .unwrap();
+        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
+        assert!(
+            failed.is_empty(),
+            "PReLU backward in row chunks {rows}x{cols}: {failed:#?}"
+        );
+    }
+    // A shared parameter walks the tensor as rows of 8,192 elements (32 KB of f32), whose block-aligned groups
+    // of rows do not fit 64 KiB: refused, typed. Under a 1 MiB limit they do: 3.3 MB of x in chunks of 24 rows.
+    let p1 = gpu.upload(&[0.25f32]).unwrap();
+    limit(Learnable::Prelu.backward(&x, &p1, &y));
+    let mib = Gpu::with_options(GpuOptions {
+        max_storage_binding_bytes: Some(1 << 20),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let checks = actgpu::verify::fused::check_learnable(
+        &mib,
+        Learnable::Swish,
+        800,
+        1025,
+        true,
+        DType::F32,
+        DType::F32,
+        actgpu::verify::fused::FusedInputs::Random(5),
+    )
+    .unwrap();
+    let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
+    assert!(
+        failed.is_empty(),
+        "shared Swish backward in row chunks: {failed:#?}"
+    );
     // Operands within the limit whose per-block partial sums are not: 32,000 rows of one f16 column (64 KB) in
     // blocks of 8 rows hold 4,000 x 8 f32 partial sums (128 KB).
     let (cs, _) = inputs(32_000, 23);

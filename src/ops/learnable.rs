@@ -4,10 +4,8 @@
 //! a multiple of 8, in the same pass as dx (per-block partial sums) plus a small reduction.
 
 use super::activation::activation_constants;
-use super::bias::{column_grid, Reduction};
-use super::elementwise::{
-    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
-};
+use super::bias::{column_grid, row_chunks, Reduction, RowChunk};
+use super::elementwise::{check_operands, check_u32_elements, record, run, whole, Slot};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -130,6 +128,8 @@ impl Learnable {
     }
 
     /// Records `dx = dy * df/dx` and `dp = sum of dy * df/dp` (per column, or over everything for a shared p).
+    /// Past the storage-binding limit it runs in block-aligned row chunks (a shared parameter's rows are 8,192
+    /// elements: [`crate::Error::LimitExceeded`] where a chunk of whole blocks of them cannot fit a binding).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward(
         self,
@@ -165,9 +165,6 @@ impl Learnable {
             encoder.clear_buffer(dp.buffer(), 0, None);
             return Ok(());
         }
-        for t in [x, dy, dx] {
-            check_whole_binding(gpu, t.buffer())?;
-        }
         let wg = gpu.launch_config().workgroup_size as usize;
         // A shared parameter's partial sums are all added by one workgroup: at most SHARED_BLOCKS row blocks.
         let r = if shared {
@@ -176,32 +173,36 @@ impl Learnable {
         } else {
             Reduction::new(x, rows, cols)
         };
-        let (blocks, partial) = (r.blocks, &r.partials(gpu)?);
+        let partial = &r.partials(gpu)?;
         let mut params = r.params.to_vec();
         params.push(x.len() as u32);
         let grid = |n: usize, y: usize| column_grid(gpu, n, y, wg);
+        // The parameters of one row chunk (all rows where every operand fits a binding): its rows, blocks and
+        // elements (a shared parameter's last row may be short).
+        let chunk_params = |chunk: &RowChunk| {
+            let mut c = params.clone();
+            c[3] = chunk.rows as u32;
+            c[5] = chunk.blocks as u32;
+            c[6] = (chunk.rows * cols).min(x.len() - chunk.first_row * cols) as u32;
+            c
+        };
         if cols.is_multiple_of(UNIT_ELEMENTS) {
             let k = self.key("learn_backward_fused", x, dy, dx, p, shared);
-            let entries = vec![
-                whole(Slot::X, x.buffer()),
-                whole(Slot::Dy, dy.buffer()),
-                whole(Slot::Out, dx.buffer()),
-                whole(Slot::Bias, p.buffer()),
-                whole(Slot::Partial, partial),
-            ];
-            run(
-                gpu,
-                encoder,
-                &k,
-                entries,
-                &params,
-                grid(cols / UNIT_ELEMENTS, blocks)?,
-            )?;
+            for chunk in row_chunks(gpu, &r, &[x, dy, dx])? {
+                let entries = vec![
+                    chunk.binding(Slot::X, x, cols),
+                    chunk.binding(Slot::Dy, dy, cols),
+                    chunk.binding(Slot::Out, dx, cols),
+                    whole(Slot::Bias, p.buffer()),
+                    chunk.partials(&r, partial),
+                ];
+                let g = grid(cols / UNIT_ELEMENTS, chunk.blocks)?;
+                run(gpu, encoder, &k, entries, &chunk_params(&chunk), g)?;
+            }
         } else {
-            // dx and the elementwise contributions, then column sums of the contributions (f32, bound whole:
-            // twice a 16-bit x's bytes).
+            // dx and the elementwise contributions (in chunks, as any elementwise kernel), then column sums of the
+            // contributions (f32: twice a 16-bit x's bytes) in row chunks.
             let contributions = gpu.zeros(x.shape(), DType::F32)?;
-            check_whole_binding(gpu, contributions.buffer())?;
             record(
                 gpu,
                 encoder,
@@ -217,11 +218,14 @@ impl Learnable {
                 &params[2..],
             )?;
             let k = self.key("column_sums", x, dy, &contributions, p, shared);
-            let entries = vec![
-                whole(Slot::Out, contributions.buffer()),
-                whole(Slot::Partial, partial),
-            ];
-            run(gpu, encoder, &k, entries, &params, grid(cols, blocks)?)?;
+            for chunk in row_chunks(gpu, &r, &[&contributions])? {
+                let entries = vec![
+                    chunk.binding(Slot::Out, &contributions, cols),
+                    chunk.partials(&r, partial),
+                ];
+                let g = grid(cols, chunk.blocks)?;
+                run(gpu, encoder, &k, entries, &chunk_params(&chunk), g)?;
+            }
         }
         if !shared {
             return r.reduce(
