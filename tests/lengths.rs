@@ -228,10 +228,10 @@ fn wide_rows_continue_the_column_grid_along_z() {
 }
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
-/// pair layout: element- or unit-indexed passes; the bias and learnable backward and the column sums: row
-/// chunks) or refuse with a typed limit error (the passes that bind a whole tensor: the one-pass column sums of
-/// at most 128 rows, the split layout; a chunk that cannot fit; partial sums past the limit), never a wgpu
-/// validation error.
+/// pair layout: element- or unit-indexed passes; the bias and learnable backward, the column sums and the split
+/// gated layout: row chunks) or refuse with a typed limit error (the one-pass column sums of at most 128 rows,
+/// which bind a whole tensor; a chunk that cannot fit; partial sums past the limit), never a wgpu validation
+/// error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -326,8 +326,29 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         );
     }
     limit(Activation::Gelu.bias_backward(&x, &bias, &y));
-    let even = gpu.upload_shaped(&xs[..rows * 200], &[rows, 200]).unwrap();
-    limit(Gated::SWIGLU.forward(&even));
+    // The split gated layout runs in chunks of whole rows: element kernels (half 100; 51 in f16, whose odd half
+    // width shares a word between da and dg), the flat unit grid (96) and the grid of rows (1024 bf16).
+    for (rows, half, dtype) in [
+        (100, 100, DType::F32),
+        (200, 96, DType::F32),
+        (60, 1024, DType::BF16),
+        (400, 51, DType::F16),
+    ] {
+        let checks = actgpu::verify::fused::check_gated(
+            &gpu,
+            Gated::GEGLU,
+            rows,
+            half,
+            dtype,
+            actgpu::verify::fused::FusedInputs::Random(half as u64),
+        )
+        .unwrap();
+        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
+        assert!(
+            failed.is_empty(),
+            "GeGLU split layout in row chunks {rows}x{half}: {failed:#?}"
+        );
+    }
     // The learnable backward with a parameter per column runs in row chunks too: the fused kernel (208
     // columns), and dx with its per-element contributions, then their column sums (203 f32; 13 f16, whose
     // 2000 rows fit as f16, 52 KB, and not as the f32 contributions, 104 KB).

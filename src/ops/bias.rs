@@ -212,36 +212,58 @@ fn sized(slot: Slot, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> wgpu::Bi
 /// of partial sums) start at a multiple of the device's storage offset alignment and fit a binding.
 /// [`Error::LimitExceeded`] where even one aligned group of rows does not fit.
 pub(crate) fn row_chunks(gpu: &crate::Gpu, r: &Reduction, ts: &[&Tensor]) -> Result<Vec<RowChunk>> {
+    let cols = r.params[2] as u64;
+    let row_bytes: Vec<u64> = ts
+        .iter()
+        .map(|t| cols * t.dtype().size_bytes() as u64)
+        .collect();
+    let buffers: Vec<&wgpu::Buffer> = ts.iter().map(|t| t.buffer()).collect();
+    aligned_row_chunks(
+        gpu,
+        r.params[3] as usize,
+        r.params[4] as usize,
+        &row_bytes,
+        Some((r.cols8 * 4) as u64),
+        &buffers,
+    )
+}
+
+/// Chunks of `rows` rows in whole blocks of `height` rows (the blocks of partial sums of `block_bytes` each,
+/// where there are any) for operands of `row_bytes` bytes per row in `buffers`: one chunk of every row where
+/// each buffer fits a binding, else chunks whose every operand's rows (and blocks of partial sums) start at a
+/// multiple of the device's storage offset alignment and fit a binding. [`Error::LimitExceeded`] where even one
+/// aligned group of rows does not fit.
+pub(crate) fn aligned_row_chunks(
+    gpu: &crate::Gpu,
+    rows: usize,
+    height: usize,
+    row_bytes: &[u64],
+    block_bytes: Option<u64>,
+    buffers: &[&wgpu::Buffer],
+) -> Result<Vec<RowChunk>> {
     let limits = gpu.limits();
     let max = limits.max_storage_buffer_binding_size;
-    let rows = r.params[3] as usize;
-    let height = r.params[4] as usize;
-    if ts.iter().all(|t| t.buffer().size() <= max) {
+    let height = height.max(1);
+    if buffers.iter().all(|b| b.size() <= max) {
         return Ok(vec![RowChunk {
             first_row: 0,
             rows,
             first_block: 0,
-            blocks: r.blocks,
+            blocks: rows.div_ceil(height),
             last: true,
         }]);
     }
     // At least 16: a chunk's bindings then hold whole `vec4`s, as the kernels view them.
     let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-    let cols = r.params[2] as u64;
     // Rows per aligned step: the fewest whole blocks whose rows start every operand, and whose blocks start the
     // partial sums, at a multiple of the alignment (all powers of two, so the largest of them serves all).
-    let rows_to_align = |bytes_per_row: u64| (align / gcd(bytes_per_row, align)) as usize;
-    let mut step = height * rows_to_align((r.cols8 * 4) as u64);
-    for t in ts {
-        step = step.max(rows_to_align(cols * t.dtype().size_bytes() as u64));
+    let rows_to_align = |bytes_per_row: u64| (align / gcd(bytes_per_row.max(1), align)) as usize;
+    let mut step = block_bytes.map_or(1, |b| height * rows_to_align(b));
+    for &b in row_bytes {
+        step = step.max(rows_to_align(b));
     }
     let step = step.div_ceil(height) * height;
-    let widest = ts
-        .iter()
-        .map(|t| cols * t.dtype().size_bytes() as u64)
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let widest = row_bytes.iter().copied().max().unwrap_or(1).max(1);
     // Room for the padding that the last chunk's bindings run into.
     let per_chunk = (max.saturating_sub(32) / widest) as usize / step * step;
     if per_chunk == 0 {

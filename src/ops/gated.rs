@@ -4,9 +4,8 @@
 //! `da = dout * f(g)`, `dg = dout * a * f'(g)`.
 
 use super::activation::activation_constants;
-use super::elementwise::{
-    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
-};
+use super::bias::aligned_row_chunks;
+use super::elementwise::{check_operands, check_u32_elements, record, run, Slot};
 use super::matmul::expect_shape_any;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
@@ -160,7 +159,8 @@ impl Gated {
         self.record_split(encoder, entry, x, dx, Some(dout), half, x.len() / 2)
     }
 
-    /// One dispatch over `len` elements (in units of 8) with x, out (and dout) bound whole.
+    /// One dispatch over `len` elements (in units of 8) with x, out (and dout) bound whole; past the
+    /// storage-binding limit, one per chunk of whole rows, each bound at its rows' offsets.
     #[allow(clippy::too_many_arguments)]
     fn record_split(
         self,
@@ -177,36 +177,51 @@ impl Gated {
         if len == 0 {
             return Ok(());
         }
-        for t in [Some(x), Some(out), dout].into_iter().flatten() {
-            check_whole_binding(gpu, t.buffer())?;
-        }
         let key = self.key(entry, [x, x, out, out, dout.unwrap_or(out)]);
-        let units = len.div_ceil(UNIT_ELEMENTS) as u64;
-        let max = gpu.limits().max_compute_workgroups_per_dimension;
-        let g: (u32, u32, u32) = if entry.ends_with("_rows") {
-            // Column threads along x, rows along y (continued along z).
-            let half_units = (half / UNIT_ELEMENTS) as u64;
-            let gx = half_units.div_ceil(key.units_per_workgroup());
-            let (ry, rz) = grid(units / half_units, max)?;
-            let gx = u32::try_from(gx)
-                .ok()
-                .filter(|&g| g <= max)
-                .ok_or(Error::LimitExceeded {
-                    limit: "max_compute_workgroups_per_dimension",
-                    max: u64::from(max),
-                    requested: gx,
-                })?;
-            (gx, ry, rz)
-        } else {
-            let (a, b) = grid(units.div_ceil(key.units_per_workgroup()), max)?;
-            (a, b, 1)
-        };
-        let mut entries = vec![whole(Slot::X, x.buffer()), whole(Slot::Out, out.buffer())];
-        if let Some(d) = dout {
-            entries.push(whole(Slot::Dout, d.buffer()));
+        // Past the binding limit, in chunks of whole rows whose every operand starts at an aligned offset; the
+        // kernels index within their bindings, so a chunk is the same problem on fewer rows.
+        let rows = x.len() / (2 * half);
+        let per_row = |t: &Tensor| t.len() / rows;
+        let tensors: Vec<&Tensor> = [Some(x), Some(out), dout].into_iter().flatten().collect();
+        let row_bytes: Vec<u64> = tensors
+            .iter()
+            .map(|t| (per_row(t) * t.dtype().size_bytes()) as u64)
+            .collect();
+        let buffers: Vec<&wgpu::Buffer> = tensors.iter().map(|t| t.buffer()).collect();
+        let len_per_row = len / rows;
+        for chunk in aligned_row_chunks(gpu, rows, 1, &row_bytes, None, &buffers)? {
+            let len = chunk.rows * len_per_row;
+            let units = len.div_ceil(UNIT_ELEMENTS) as u64;
+            let max = gpu.limits().max_compute_workgroups_per_dimension;
+            let g: (u32, u32, u32) =
+                if entry.ends_with("_rows") {
+                    // Column threads along x, rows along y (continued along z).
+                    let half_units = (half / UNIT_ELEMENTS) as u64;
+                    let gx = half_units.div_ceil(key.units_per_workgroup());
+                    let (ry, rz) = grid(units / half_units, max)?;
+                    let gx = u32::try_from(gx).ok().filter(|&g| g <= max).ok_or(
+                        Error::LimitExceeded {
+                            limit: "max_compute_workgroups_per_dimension",
+                            max: u64::from(max),
+                            requested: gx,
+                        },
+                    )?;
+                    (gx, ry, rz)
+                } else {
+                    let (a, b) = grid(units.div_ceil(key.units_per_workgroup()), max)?;
+                    (a, b, 1)
+                };
+            let mut entries = vec![
+                chunk.binding(Slot::X, x, per_row(x)),
+                chunk.binding(Slot::Out, out, per_row(out)),
+            ];
+            if let Some(d) = dout {
+                entries.push(chunk.binding(Slot::Dout, d, per_row(d)));
+            }
+            let params = [units as u32, 0, half as u32, len as u32];
+            run(gpu, encoder, &key, entries, &params, g)?;
         }
-        let params = [units as u32, 0, half as u32, len as u32];
-        run(gpu, encoder, &key, entries, &params, g)
+        Ok(())
     }
 
     /// Records `out = a * gate(g)` for two tensors of one shape.
