@@ -229,9 +229,8 @@ fn wide_rows_continue_the_column_grid_along_z() {
 
 /// Past the storage-binding limit the fused ops either run in chunks (bias forward, learnable forward, the gated
 /// pair layout: element- or unit-indexed passes; the bias and learnable backward, the column sums and the split
-/// gated layout: row chunks) or refuse with a typed limit error (the one-pass column sums of at most 128 rows,
-/// which bind a whole tensor; a chunk that cannot fit; partial sums past the limit), never a wgpu validation
-/// error.
+/// gated layout: row chunks) or refuse with a typed limit error (a row, or an aligned group of rows, that cannot
+/// fit; partial sums past the limit), never a wgpu validation error.
 #[test]
 fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     use actgpu::{Error, Gated, Learnable};
@@ -299,8 +298,7 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     );
     assert!(c.ok(), "SwiGLU pair forward in chunks: {c:#?}");
     // The fused bias backward runs in row chunks (rows of whole 8-element units, f32 words or 16-bit pairs);
-    // another width computes dx in chunks and then the column sums in row chunks (203 f32, 201 bf16). At most
-    // 128 rows sum in one pass over dx bound whole: refused, typed (the 100 x 203 below).
+    // another width computes dx in chunks and then the column sums in row chunks (203 f32, 201 bf16).
     for (rows, cols, dtype) in [
         (300, 204, DType::F32),
         (300, 208, DType::BF16),
@@ -308,6 +306,7 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         (700, 96, DType::F32),
         (300, 203, DType::F32),
         (400, 201, DType::BF16),
+        (100, 203, DType::F32),
     ] {
         let checks = actgpu::verify::fused::check_bias(
             &gpu,
@@ -325,7 +324,13 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
             "bias backward in row chunks {rows}x{cols}: {failed:#?}"
         );
     }
-    limit(Activation::Gelu.bias_backward(&x, &bias, &y));
+    // At most 128 rows too (100 x 203: the one-pass sums would bind dx whole, so the two passes run in chunks);
+    // a single row past the limit cannot be chunked: refused, typed.
+    let (ws, _) = inputs(2 * 20_000, 29);
+    let wide = gpu.upload_shaped(&ws, &[2, 20_000]).unwrap();
+    let wide_bias = gpu.upload(&vec![0.5f32; 20_000]).unwrap();
+    let wide_dy = wide.zeros_like().unwrap();
+    limit(Activation::Gelu.bias_backward(&wide, &wide_bias, &wide_dy));
     // The split gated layout runs in chunks of whole rows: element kernels (half 100; 51 in f16, whose odd half
     // width shares a word between da and dg), the flat unit grid (96) and the grid of rows (1024 bf16).
     for (rows, half, dtype) in [

@@ -7,9 +7,7 @@
 //! (measured no slower than one pass with a column per thread). Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
-use super::elementwise::{
-    check_operands, check_u32_elements, check_whole_binding, record, run, whole, Slot,
-};
+use super::elementwise::{check_operands, check_u32_elements, record, run, whole, Slot};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -298,7 +296,8 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// Records `sums[c] = sum over rows of x[r, c]` for `x: [rows, cols]` (cols the last dimension) into `sums:
 /// [cols]`: per-block partial sums down each column (in block-aligned row chunks past the storage-binding limit),
-/// then their sum (the reduction of the bias backward, alone). At most 128 rows take one pass over x bound whole.
+/// then their sum (the reduction of the bias backward, alone). At most 128 rows take one pass over x bound whole
+/// where it fits a binding.
 pub fn record_column_sums(
     encoder: &mut wgpu::CommandEncoder,
     x: &Tensor,
@@ -324,8 +323,9 @@ pub fn record_column_sums(
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
     let act = Activation::Identity;
-    if rows <= DIRECT_COLUMN_SUM_ROWS {
-        check_whole_binding(x.gpu(), x.buffer())?;
+    // One pass over few rows, where x fits a binding (else the two passes below, in row chunks).
+    let fits = x.buffer().size() <= gpu.limits().max_storage_buffer_binding_size;
+    if rows <= DIRECT_COLUMN_SUM_ROWS && fits {
         // One dispatch instead of two, with the same sums (see `column_sums_direct`).
         let k = key(act, "column_sums_direct", x, None, x, sums);
         let entries = vec![
@@ -367,8 +367,8 @@ pub fn record_column_sums(
 /// Records `dx = dy * f'(x)` and `db` = column sums of dx in one dispatch (`backward_column_sums_direct`) where
 /// that gives the bits of [`Activation::record_backward`] followed by [`record_column_sums`]: `x`, `dy`, `dx`
 /// `[rows, cols]` with at most [`DIRECT_COLUMN_SUM_ROWS`] rows, `cols` a multiple of 8 and `dx` f32 (the sums
-/// then add the stored values). Returns `false`, recording nothing, where it does not apply. Shapes are the
-/// caller's to check (the dense backward's).
+/// then add the stored values, and every operand within a binding). Returns `false`, recording nothing, where it
+/// does not apply. Shapes are the caller's to check (the dense backward's).
 pub(crate) fn record_backward_column_sums_direct(
     encoder: &mut wgpu::CommandEncoder,
     act: Activation,
@@ -388,8 +388,10 @@ pub(crate) fn record_backward_column_sums_direct(
         return Ok(false);
     }
     let gpu = x.gpu();
-    for t in [x, dy, dx] {
-        check_whole_binding(gpu, t.buffer())?;
+    // Operands past the binding limit take the two-pass path, which runs in row chunks.
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    if [x, dy, dx].iter().any(|t| t.buffer().size() > max) {
+        return Ok(false);
     }
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
@@ -527,8 +529,7 @@ impl Activation {
     /// Records `dx = dy * f'(x + b)` and `db = sum over rows of dx` (db in its own storage type). Past the
     /// storage-binding limit, rows of whole 8-element units, f32 words or 16-bit pairs run in block-aligned row
     /// chunks; other widths compute dx (in chunks, as the elementwise kernels) and then its column sums (in row
-    /// chunks), except that at most 128 rows sum in one pass over dx bound whole ([`Error::LimitExceeded`] past
-    /// the limit).
+    /// chunks). [`Error::LimitExceeded`] only where one aligned group of rows cannot fit a binding.
     pub fn record_bias_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
