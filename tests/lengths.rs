@@ -98,6 +98,12 @@ fn several_units_per_thread_cover_every_element() {
     }
 }
 
+/// Fails with `what` and the failed checks unless every check passed.
+fn assert_checks_ok(what: &str, checks: Vec<actgpu::verify::fused::FusedCheck>) {
+    let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
+    assert!(failed.is_empty(), "{what}: {failed:#?}");
+}
+
 /// A context whose storage bindings hold at most 64 KiB, so that modest lengths need several dispatches.
 fn small_binding_gpu() -> Gpu {
     let gpu = Gpu::with_options(GpuOptions {
@@ -318,10 +324,9 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
             actgpu::verify::fused::FusedInputs::Random(cols as u64),
         )
         .unwrap();
-        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
-        assert!(
-            failed.is_empty(),
-            "bias backward in row chunks {rows}x{cols}: {failed:#?}"
+        assert_checks_ok(
+            &format!("bias backward in row chunks {rows}x{cols}"),
+            checks,
         );
     }
     // At most 128 rows too (100 x 203: the one-pass sums would bind dx whole, so the two passes run in chunks);
@@ -348,10 +353,9 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
             actgpu::verify::fused::FusedInputs::Random(half as u64),
         )
         .unwrap();
-        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
-        assert!(
-            failed.is_empty(),
-            "GeGLU split layout in row chunks {rows}x{half}: {failed:#?}"
+        assert_checks_ok(
+            &format!("GeGLU split layout in row chunks {rows}x{half}"),
+            checks,
         );
     }
     // The learnable backward with a parameter per column runs in row chunks too: the fused kernel (208
@@ -373,10 +377,9 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
             actgpu::verify::fused::FusedInputs::Random(cols as u64),
         )
         .unwrap();
-        let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
-        assert!(
-            failed.is_empty(),
-            "PReLU backward in row chunks {rows}x{cols}: {failed:#?}"
+        assert_checks_ok(
+            &format!("PReLU backward in row chunks {rows}x{cols}"),
+            checks,
         );
     }
     // A shared parameter walks the tensor as rows of 8,192 elements (32 KB of f32), whose block-aligned groups
@@ -399,11 +402,7 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         actgpu::verify::fused::FusedInputs::Random(5),
     )
     .unwrap();
-    let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
-    assert!(
-        failed.is_empty(),
-        "shared Swish backward in row chunks: {failed:#?}"
-    );
+    assert_checks_ok("shared Swish backward in row chunks", checks);
     // Operands within the limit whose per-block partial sums are not: 32,000 rows of one f16 column (64 KB) in
     // blocks of 8 rows hold 4,000 x 8 f32 partial sums (128 KB).
     let (cs, _) = inputs(32_000, 23);

@@ -174,6 +174,14 @@ impl RowChunk {
         sized(slot, t.buffer(), offset, bytes)
     }
 
+    /// Reduction `r`'s kernel parameters for this chunk's rows and blocks.
+    pub(crate) fn reduction_params(&self, r: &Reduction) -> [u32; 6] {
+        let mut params = r.params;
+        params[3] = self.rows as u32;
+        params[5] = self.blocks as u32;
+        params
+    }
+
     /// The binding of this chunk's blocks of the `blocks x cols8` partial sums.
     pub(crate) fn partials<'a>(
         &self,
@@ -350,11 +358,8 @@ pub fn record_column_sums(
             chunk.binding(Slot::Out, x, cols),
             chunk.partials(&r, &partial),
         ];
-        let mut params = r.params;
-        params[3] = chunk.rows as u32;
-        params[5] = chunk.blocks as u32;
         let g = column_grid(gpu, cols / per_thread, chunk.blocks, wg)?;
-        run(gpu, encoder, &k, entries, &params, g)?;
+        run(gpu, encoder, &k, entries, &chunk.reduction_params(&r), g)?;
     }
     r.reduce(
         encoder,
@@ -606,11 +611,8 @@ impl Activation {
                 whole(Slot::Bias, bias.buffer()),
                 chunk.partials(&r, &partial),
             ];
-            let mut params = r.params;
-            params[3] = chunk.rows as u32;
-            params[5] = chunk.blocks as u32;
             let g = column_grid(gpu, cols / per_thread, chunk.blocks, wg)?;
-            run(gpu, encoder, &k, entries, &params, g)?;
+            run(gpu, encoder, &k, entries, &chunk.reduction_params(&r), g)?;
         }
         r.reduce(
             encoder,

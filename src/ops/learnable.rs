@@ -180,10 +180,8 @@ impl Learnable {
         // The parameters of one row chunk (all rows where every operand fits a binding): its rows, blocks and
         // elements (a shared parameter's last row may be short).
         let chunk_params = |chunk: &RowChunk| {
-            let mut c = params.clone();
-            c[3] = chunk.rows as u32;
-            c[5] = chunk.blocks as u32;
-            c[6] = (chunk.rows * cols).min(x.len() - chunk.first_row * cols) as u32;
+            let mut c = chunk.reduction_params(&r).to_vec();
+            c.push((chunk.rows * cols).min(x.len() - chunk.first_row * cols) as u32);
             c
         };
         if cols.is_multiple_of(UNIT_ELEMENTS) {
