@@ -5,6 +5,27 @@ use crate::{Error, Result};
 /// Elements in one work unit of the elementwise kernels: two 16-byte words of f32, or one of packed 16-bit data.
 pub const UNIT_ELEMENTS: usize = 8;
 
+/// The most threads a one-dimensional workgroup may have on a device of these limits: the total and the x
+/// dimension both bound it.
+pub fn max_workgroup_threads(limits: &wgpu::Limits) -> u32 {
+    limits
+        .max_compute_invocations_per_workgroup
+        .min(limits.max_compute_workgroup_size_x)
+}
+
+/// [`Error::LimitExceeded`] unless a workgroup of `threads` fits a device of these limits.
+pub(crate) fn check_workgroup_threads(limits: &wgpu::Limits, threads: u32) -> Result<()> {
+    let max = max_workgroup_threads(limits);
+    if threads > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_invocations_per_workgroup",
+            max: u64::from(max),
+            requested: u64::from(threads),
+        });
+    }
+    Ok(())
+}
+
 /// Threads per workgroup and work units (of [`UNIT_ELEMENTS`] elements) per thread of the memory-bound kernels.
 /// One value feeds both the WGSL overrides `WG`, `PER_THREAD` and the host's grid arithmetic, so they cannot
 /// disagree.
@@ -60,10 +81,7 @@ impl LaunchConfig {
     /// The same work per workgroup within the device's limits: while the workgroup is larger than `limits`
     /// allow, half the threads do twice the units each.
     pub fn fit(self, limits: &wgpu::Limits) -> Self {
-        let max = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x)
-            .max(1);
+        let max = max_workgroup_threads(limits).max(1);
         let mut fitted = self;
         while fitted.workgroup_size > max {
             fitted.workgroup_size = fitted.workgroup_size.div_ceil(2);

@@ -84,19 +84,10 @@ fn check_launch(launch: Option<LaunchConfig>, limits: Option<&wgpu::Limits>) -> 
             ),
         });
     }
-    if let Some(limits) = limits {
-        let max = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x);
-        if l.workgroup_size > max {
-            return Err(Error::LimitExceeded {
-                limit: "max_compute_invocations_per_workgroup",
-                max: u64::from(max),
-                requested: u64::from(l.workgroup_size),
-            });
-        }
+    match limits {
+        Some(limits) => crate::dispatch::check_workgroup_threads(limits, l.workgroup_size),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Fails unless a device of `limits` can run every kernel: at least [`Gpu::MINIMUM_LIMITS`]' storage buffers per
@@ -496,10 +487,7 @@ impl Gpu {
         // At least 32: `reduce_partials` gives each of its 32 columns WG / 32 lanes. A device below that (only a
         // host's, which `from_device` cannot refuse) then fails at the pipeline cache's size check, not in a loop
         // of zero-lane steps.
-        let max = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x)
-            .clamp(32, REDUCTION_WORKGROUP);
+        let max = crate::dispatch::max_workgroup_threads(limits).clamp(32, REDUCTION_WORKGROUP);
         1 << max.ilog2()
     }
 

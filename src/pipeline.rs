@@ -138,17 +138,7 @@ impl PipelineCache {
         // wgpu checks an entry point's workgroup size against the device's limits before it applies the override
         // constants, so a size set through `WG` would pass that check and fail in the driver: checked here. (Every
         // entry point's size is `WG`; tests/portability.rs checks that against the compiled modules.)
-        let limits = device.limits();
-        let max = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x);
-        if key.workgroup_size > max {
-            return Err(Error::LimitExceeded {
-                limit: "max_compute_invocations_per_workgroup",
-                max: u64::from(max),
-                requested: u64::from(key.workgroup_size),
-            });
-        }
+        crate::dispatch::check_workgroup_threads(&device.limits(), key.workgroup_size)?;
         // Compiled without holding the lock, so that other threads' lookups and compilations go on meanwhile
         // (wgpu's error scopes are per thread). Two threads asking for the same new key both compile it and the
         // first to finish is kept: the same pipeline either way.

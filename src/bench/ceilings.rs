@@ -384,9 +384,7 @@ pub fn measure_ceilings(timer: &Timer, config: &CeilingConfig) -> Result<Ceiling
     let bufs = CopyBuffers::new(&gpu, config.copy_bytes, 0xc0_5e11)?;
     let s = &config.sampling;
     let limits = gpu.limits();
-    let max_wg = limits
-        .max_compute_invocations_per_workgroup
-        .min(limits.max_compute_workgroup_size_x);
+    let max_wg = crate::dispatch::max_workgroup_threads(limits);
     let mut copy_kernels = Vec::new();
     for &kernel in config
         .copy_kernels

@@ -119,9 +119,7 @@ impl MatmulKernel {
     /// kernels ([`MatmulKernel::Tiled`], [`MatmulKernel::TiledWide`]) where a workgroup holds fewer threads (OpenGL
     /// ES 3.1 guarantees only 128), else `self`.
     pub fn on_device(self, limits: &wgpu::Limits) -> Self {
-        let threads = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x);
+        let threads = crate::dispatch::max_workgroup_threads(limits);
         match self {
             MatmulKernel::Tiled | MatmulKernel::TiledWide if threads < self.shape().0 => {
                 MatmulKernel::Tiled32
