@@ -54,3 +54,33 @@ fn warm_up_creates_every_pipeline_a_run_uses() {
         }
     }
 }
+
+/// The study on a CSV file: the 64-feature, 10-class digits shipped in `data/`, read, split, standardised and
+/// trained on, with the dataset's name and shape in the results.
+#[test]
+fn a_study_runs_on_a_csv_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv");
+    let options = Options {
+        dataset: actgpu::datasets::DataSource::Csv(path),
+        activations: vec![Candidate::from(Activation::Relu)],
+        epochs: 2,
+        hidden: vec![32],
+        batch: 32,
+        ..Options::default()
+    };
+    let gpu = Gpu::with_options(GpuOptions::default()).unwrap();
+    let study = actgpu::study::run_study(&gpu, &options, "test", |_| {}).unwrap();
+    let d = &study.dataset;
+    assert_eq!((d.features, d.classes), (64, 10));
+    // 1,797 rows, about 20% of each class held out for test and again for validation.
+    assert_eq!(d.train_y.len() + d.test_y.len() + d.val_y.len(), 1797);
+    assert!((350..=370).contains(&d.test_y.len()), "{}", d.test_y.len());
+    assert_eq!(study.runs[0].sizes, [64, 32, 10]);
+    let acc = study.runs[0].last().unwrap().test.accuracy;
+    assert!(acc > 0.8, "two epochs of a 64-32-10 ReLU net on digits: {acc}");
+    let json = actgpu::study::results_json::json(&study);
+    assert!(
+        json.contains("\"name\": \"digits.csv\", \"features\": 64, \"classes\": 10"),
+        "{json}"
+    );
+}

@@ -23,7 +23,7 @@ pub fn figures(study: &Study) -> Vec<(&'static str, String)> {
         1 => String::new(),
         k => format!(", mean of {k} seeds"),
     };
-    let dataset = study.dataset.kind.name();
+    let dataset = study.dataset.source.name();
     let loss = LineChart {
         title: format!("training loss (cross-entropy over the training set), {dataset}{seeds}"),
         x_label: "epoch".into(),

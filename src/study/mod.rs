@@ -7,7 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`candidate`] | what is compared: a plain activation, a gated unit or a learnable activation, its name and parameter count |
-//! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split (always built: `examples/train.rs` uses them too) |
+//! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split, and CSV files split per class and standardised (always built: `examples/train.rs` uses them too) |
 //! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
 //! | [`seeds`] | the seed of each random stream (data, initialisation, batch order), derived from the user's seeds per purpose |
 //! | [`run`] | training one network and recording its epochs, gradient flow and step times |
@@ -59,6 +59,8 @@ pub enum StudyError {
     Usage(String),
     /// The GPU or the network failed.
     Gpu(crate::Error),
+    /// The dataset file could not be read or used.
+    Data(crate::datasets::csv::CsvError),
     /// Writing an output file failed.
     Io {
         /// The file or directory.
@@ -73,6 +75,7 @@ impl fmt::Display for StudyError {
         match self {
             StudyError::Usage(msg) => write!(f, "{msg}"),
             StudyError::Gpu(e) => write!(f, "{e}"),
+            StudyError::Data(e) => write!(f, "dataset: {e}"),
             StudyError::Io { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
@@ -83,6 +86,7 @@ impl std::error::Error for StudyError {
         match self {
             StudyError::Usage(_) => None,
             StudyError::Gpu(e) => Some(e),
+            StudyError::Data(e) => Some(e),
             StudyError::Io { source, .. } => Some(source),
         }
     }
@@ -147,7 +151,7 @@ pub fn run_study(
 ) -> Result<Study, StudyError> {
     let start = Instant::now();
     let compiled_before = gpu.pipelines().compile_time();
-    let dataset = options.dataset();
+    let dataset = options.dataset()?;
     let data = DeviceData::upload(gpu, &dataset)?;
     warm_up_all(gpu, options, &dataset, &data)?;
     let mut runs = Vec::new();

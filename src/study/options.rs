@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::datasets::{Dataset, DatasetKind};
+use crate::datasets::{DataSource, Dataset, DatasetKind};
 use crate::study::candidate::Candidate;
 use crate::study::run::TrainConfig;
 use crate::study::StudyError;
@@ -15,7 +15,11 @@ usage: cargo run --release --features study --example study -- [options]
 Trains the same MLP with every activation on one dataset and reports accuracy, convergence, calibration,
 gradient flow and cost; ranks the activations by final test accuracy.
 
-  --dataset NAME        spirals (default), moons, circles, checkerboard
+  --dataset NAME|FILE   spirals (default), moons, circles, checkerboard, or a CSV file (a name ending in
+                        .csv or .tsv, or any existing file): numeric features, a class label in the last
+                        column, an optional header; each class's rows split 60/20/20 into training, test and
+                        validation from the data seed, features standardised by the training rows
+  --label-column N      with a CSV file: the label is column N, counting from 1 (default: the last)
   --activations A,B,..  names and sets, in order (default: plain, the 22 plain activations, identity as the
                         linear baseline). Names: every activation (relu, gelu, silu, tanh, ...); the gated
                         units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
@@ -33,9 +37,9 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         run's initialisation and batch order start from seeds derived from its seed, and
                         the data's from the data seed, one per purpose, so that no two share a stream
   --hidden W,W,..       hidden layer widths (default 64,64,64)
-  --points N            training points per class (default 300; the test and validation sets have a third
-                        as many)
-  --test-points N       test (and validation) points per class
+  --points N            training points per class of a built-in dataset (default 300; the test and
+                        validation sets have a third as many)
+  --test-points N       test (and validation) points per class of a built-in dataset
   --data-seed N         the seed of the data (default 1; the same for every run)
   --batch N             rows per step (default 64)
   --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
@@ -63,8 +67,10 @@ const MAX_WIDTH: usize = 65_536;
 /// Everything the study's command line sets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    /// The dataset.
-    pub dataset: DatasetKind,
+    /// The dataset: a built-in one or a CSV file.
+    pub dataset: DataSource,
+    /// With a CSV file: the label's column, counting from 0; `None` for the last.
+    pub label_column: Option<usize>,
     /// The hidden-layer kinds compared, in the order they run.
     pub activations: Vec<Candidate>,
     /// Whether gated layers get narrower widths so their networks have about the plain network's parameter
@@ -104,7 +110,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            dataset: DatasetKind::Spirals,
+            dataset: DataSource::Builtin(DatasetKind::Spirals),
+            label_column: None,
             activations: Candidate::plain_all(),
             match_params: false,
             seeds: 1,
@@ -126,6 +133,8 @@ impl Default for Options {
 }
 
 /// What the command line asked for.
+// Made once per process: boxing the options would only make every caller unbox them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Run the study.
@@ -170,8 +179,9 @@ fn bounded(flag: &str, v: &str, max: usize) -> Result<usize, StudyError> {
 }
 
 /// The flags that take a value: the parser consumes the argument after each.
-const VALUE_FLAGS: [&str; 14] = [
+const VALUE_FLAGS: [&str; 15] = [
     "--dataset",
+    "--label-column",
     "--activations",
     "--epochs",
     "--seeds",
@@ -199,6 +209,24 @@ fn has_flag(args: &[String], name: &str) -> bool {
         }
     }
     false
+}
+
+/// `--dataset`'s value: a built-in dataset's name, or a CSV file (a name ending in `.csv` or `.tsv`, or any
+/// existing file).
+fn data_source(v: &str) -> Result<DataSource, StudyError> {
+    if let Some(kind) = DatasetKind::from_name(v) {
+        return Ok(DataSource::Builtin(kind));
+    }
+    let path = PathBuf::from(v);
+    let csv_name = [".csv", ".tsv"]
+        .iter()
+        .any(|e| v.to_ascii_lowercase().ends_with(e));
+    if csv_name || path.is_file() {
+        return Ok(DataSource::Csv(path));
+    }
+    Err(usage(format!(
+        "unknown dataset '{v}' (spirals, moons, circles, checkerboard, or a CSV file)"
+    )))
 }
 
 /// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `gated`, `learnable`, `all`),
@@ -259,6 +287,7 @@ impl Options {
             Options::default()
         };
         let mut test_points_set = false;
+        let mut points_set = false;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -283,18 +312,15 @@ impl Options {
                     .ok_or_else(|| usage(format!("{flag} needs a value")))
             };
             match flag.as_str() {
-                "--dataset" => {
-                    let v = value(&mut it)?;
-                    o.dataset = DatasetKind::from_name(&v).ok_or_else(|| {
-                        usage(format!(
-                            "unknown dataset '{v}' (spirals, moons, circles, checkerboard)"
-                        ))
-                    })?;
+                "--dataset" => o.dataset = data_source(&value(&mut it)?)?,
+                "--label-column" => {
+                    o.label_column = Some(bounded(flag, &value(&mut it)?, usize::MAX)? - 1);
                 }
                 "--activations" => o.activations = parse_activations(&value(&mut it)?)?,
                 "--epochs" => o.epochs = bounded(flag, &value(&mut it)?, MAX_EPOCHS)?,
                 "--seeds" => o.seeds = bounded(flag, &value(&mut it)?, MAX_SEEDS)? as u64,
                 "--points" => {
+                    points_set = true;
                     o.points = bounded(flag, &value(&mut it)?, MAX_POINTS)?;
                     if !test_points_set {
                         o.test_points = o.points.div_ceil(3);
@@ -350,6 +376,15 @@ impl Options {
         }
         if o.lr.is_some() && !o.lr_sweep.is_empty() {
             return Err(usage("--lr and --lr-sweep exclude each other"));
+        }
+        match o.dataset {
+            DataSource::Csv(_) if points_set || test_points_set => return Err(usage(
+                "--points and --test-points size a built-in dataset; a CSV file is split 60/20/20",
+            )),
+            DataSource::Builtin(_) if o.label_column.is_some() => {
+                return Err(usage("--label-column needs a CSV file as --dataset"))
+            }
+            _ => {}
         }
         Ok(Command::Run(o))
     }
@@ -411,11 +446,23 @@ impl Options {
         }
     }
 
-    /// The dataset the options describe: [`crate::study::seeds::dataset`] from the data seed (training, test and
-    /// validation points each from a seed derived from it), scaled by `input_scale`.
-    pub fn dataset(&self) -> Dataset {
-        crate::study::seeds::dataset(self.dataset, self.points, self.test_points, self.data_seed)
-            .scaled(self.input_scale)
+    /// The dataset the options describe, scaled by `input_scale`: a built-in one from
+    /// [`crate::study::seeds::dataset`] (training, test and validation points each from a seed derived from the
+    /// data seed), or a CSV file read and split by [`crate::datasets::csv::load`] with the seed derived from the
+    /// data seed for the test set. [`StudyError::Data`] where the file cannot be read or used.
+    pub fn dataset(&self) -> Result<Dataset, StudyError> {
+        let dataset = match &self.dataset {
+            DataSource::Builtin(kind) => {
+                crate::study::seeds::dataset(*kind, self.points, self.test_points, self.data_seed)
+            }
+            DataSource::Csv(path) => {
+                let seed =
+                    crate::study::seeds::derive(self.data_seed, crate::study::seeds::Purpose::Test);
+                crate::datasets::csv::load(path, self.label_column, seed)
+                    .map_err(StudyError::Data)?
+            }
+        };
+        Ok(dataset.scaled(self.input_scale))
     }
 }
 
@@ -451,8 +498,8 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(
-            (o.dataset, o.hidden.clone(), o.test_points),
-            (DatasetKind::Moons, vec![8, 4], 10)
+            (o.dataset.clone(), o.hidden.clone(), o.test_points),
+            (DataSource::Builtin(DatasetKind::Moons), vec![8, 4], 10)
         );
         assert_eq!(o.seed_list().collect::<Vec<_>>(), vec![1, 2]);
         assert!(matches!(o.optimizer(), Optimizer::Sgd(s) if s.momentum == 0.9));
@@ -504,7 +551,7 @@ mod tests {
             ]
         );
         assert!(o.match_params);
-        let d = o.dataset();
+        let d = o.dataset().unwrap();
         assert_eq!(o.hidden_for(o.activations[1], &d), vec![45, 45, 45]);
         assert_eq!(o.hidden_for(o.activations[0], &d), vec![64, 64, 64]);
         assert_eq!(o.config_for(o.activations[6], &d).hidden, vec![64, 64, 64]);
@@ -543,8 +590,8 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(o.input_scale, 4.0);
-        let plain = Options::quick().dataset();
-        let scaled = o.dataset();
+        let plain = Options::quick().dataset().unwrap();
+        let scaled = o.dataset().unwrap();
         for (a, b) in [
             (&plain.train_x, &scaled.train_x),
             (&plain.test_x, &scaled.test_x),
@@ -557,9 +604,62 @@ mod tests {
             (&scaled.train_y, &scaled.test_y)
         );
         // The default scale keeps the generated bits.
-        let generated =
-            crate::study::seeds::dataset(o.dataset, o.points, o.test_points, o.data_seed);
+        let generated = crate::study::seeds::dataset(
+            DatasetKind::Spirals,
+            o.points,
+            o.test_points,
+            o.data_seed,
+        );
         assert_eq!(plain.train_x, generated.train_x);
+    }
+
+    #[test]
+    fn a_csv_file_is_a_dataset() {
+        let dir = std::env::temp_dir().join(format!("actgpu-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("two blobs.txt");
+        let mut text = String::from("class,a,b\n");
+        for r in 0..50 {
+            let c = r % 2;
+            text += &format!(
+                "{},{},{}\n",
+                ["left", "right"][c],
+                c as f64 * 4.0 + r as f64 * 0.01,
+                -1.5
+            );
+        }
+        std::fs::write(&file, text).unwrap();
+        // Any existing file is a CSV file, whatever its extension; the label here is column 1.
+        let argv: Vec<String> = [
+            "--quick",
+            "--dataset",
+            &file.display().to_string(),
+            "--label-column",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let Command::Run(o) = Options::parse(&argv).unwrap() else {
+            panic!("not a run")
+        };
+        assert_eq!(o.dataset, DataSource::Csv(file.clone()));
+        assert_eq!(o.label_column, Some(0));
+        let d = o.dataset().unwrap();
+        assert_eq!(
+            (d.features, d.classes, d.source.name()),
+            (2, 2, "two blobs.txt".to_string())
+        );
+        assert_eq!(
+            (d.train_y.len(), d.test_y.len(), d.val_y.len()),
+            (30, 10, 10)
+        );
+        // A file that is not there is a typed error when the study reads it.
+        let Command::Run(missing) = Options::parse(&args("--dataset nowhere/d.csv")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        assert!(matches!(missing.dataset(), Err(StudyError::Data(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -591,6 +691,10 @@ mod tests {
             "--test-points 10000001",
             "--seeds 10001",
             "--hidden 64,70000",
+            "--label-column 2",
+            "--dataset d.csv --points 10",
+            "--dataset d.csv --test-points 10",
+            "--dataset d.csv --label-column 0",
         ] {
             assert!(
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),

@@ -251,7 +251,7 @@ pub fn reading(study: &Study) -> Vec<String> {
         "Scope: one {} dataset of {} training points{}, one architecture ({}), {}, {} epochs, {} \
          seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
          is {:.3} of accuracy), are not evidence of a difference between activations.",
-        study.dataset.kind,
+        study.dataset.source,
         study.dataset.train_y.len(),
         scale_text(o.input_scale),
         arch(study),

@@ -209,7 +209,7 @@ pub fn markdown(study: &Study) -> String {
     let _ = writeln!(
         out,
         "- data: {} ({} classes), {} training and {} test points, data seed {}{}",
-        study.dataset.kind,
+        study.dataset.source,
         study.dataset.classes,
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),

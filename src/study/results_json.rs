@@ -93,9 +93,10 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
     let _ = writeln!(
         out,
-        "  \"dataset\": {{\"name\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
+        "  \"dataset\": {{\"name\": {}, \"features\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
          \"derived_seeds\": {{\"rule\": {}, \"train\": {}, \"test\": {}, \"val\": {}}}, \"input_scale\": {}}},",
-        json_str(study.dataset.kind.name()),
+        json_str(&study.dataset.source.name()),
+        study.dataset.features,
         study.dataset.classes,
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),

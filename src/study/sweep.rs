@@ -174,7 +174,7 @@ impl Sweep {
             let _ = writeln!(
                 out,
                 "- data: {} ({} training points), {} epochs, {} seed{} per kind and rate",
-                s.dataset.kind,
+                s.dataset.source,
                 s.dataset.train_y.len(),
                 s.options.epochs,
                 s.options.seeds,

@@ -1,7 +1,8 @@
-//! Built-in two-dimensional classification datasets, generated from a seed (no downloads, the same bits on every
-//! machine), with a train / test split drawn independently from the same distribution (for `spirals`, only the
-//! angle noise is drawn: its radii are the fixed grid `(i + 1) / n` of each split's size, so a split shares radii
-//! with another split whose size divides or is divided by its own).
+//! Classification datasets: built-in two-dimensional ones, generated from a seed (no downloads, the same bits on
+//! every machine), and any numeric CSV file ([`csv`]). The built-ins come with a train / test split drawn
+//! independently from the same distribution (for `spirals`, only the angle noise is drawn: its radii are the
+//! fixed grid `(i + 1) / n` of each split's size, so a split shares radii with another split whose size divides
+//! or is divided by its own).
 //!
 //! | dataset | classes | points of class `k` |
 //! |---|---|---|
@@ -13,8 +14,11 @@
 //! "Gaussian-ish" noise is the sum of three uniforms (Irwin-Hall), cheap and bounded: `(u1 + u2 + u3 - 1.5) * 2 s`
 //! has standard deviation `s`.
 
+pub mod csv;
+
 use std::f64::consts::PI;
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::verify::Rng;
 
@@ -81,11 +85,39 @@ impl fmt::Display for DatasetKind {
     }
 }
 
+/// Where a dataset's points come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// A built-in dataset, generated.
+    Builtin(DatasetKind),
+    /// A CSV file ([`csv`]).
+    Csv(PathBuf),
+}
+
+impl DataSource {
+    /// The name in reports: the built-in's name, or the file's name (without its directory).
+    pub fn name(&self) -> String {
+        match self {
+            DataSource::Builtin(kind) => kind.name().to_string(),
+            DataSource::Csv(path) => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// A dataset with its train / test split, features row-major `[rows, features]`.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// Which dataset.
-    pub kind: DatasetKind,
+    pub source: DataSource,
     /// Features per point (2 for every built-in).
     pub features: usize,
     /// Number of classes.
@@ -131,7 +163,7 @@ impl Dataset {
         let (test_x, test_y) = kind.generate(test_per_class, test);
         let (val_x, val_y) = kind.generate(test_per_class, validation);
         Dataset {
-            kind,
+            source: DataSource::Builtin(kind),
             features: 2,
             classes: kind.classes(),
             train_x,

@@ -1,0 +1,534 @@
+//! A classification dataset from a CSV file: numeric features and one class label per row, split into training,
+//! test and validation sets per class from a seed, the features standardised with the training set's statistics.
+//!
+//! The file format, kept to what a spreadsheet or `pandas.DataFrame.to_csv` writes for numeric data:
+//! - fields separated by commas (or tabs, where the first row has a tab and no comma); a field may be wrapped in
+//!   double quotes, which are dropped (a quoted field may not contain the separator); spaces around a field are
+//!   ignored; empty lines and lines starting with `#` are skipped;
+//! - an optional header: the first row is one when none of its feature fields is a number;
+//! - one label column (the last, unless chosen): labels that are all whole numbers in `0..=MAX_CLASS` are the
+//!   class indices themselves (classes = the largest + 1); otherwise every distinct label is a class, numbered
+//!   in sorted (byte) order;
+//! - every other field a finite number: a missing value, `NA` or `nan` is an error naming the line and column,
+//!   not a silent zero.
+//!
+//! The split: each class's rows are shuffled from the seed, then [`TEST_FRACTION`] of them (rounded to nearest)
+//! go to the test set, as many to the validation set, and the rest (at least one) to training; each set keeps
+//! the file's row order. Then every feature `j` becomes `(x_j - mean_j) / std_j`, the training rows' mean and
+//! population standard deviation (a constant feature is only centred), computed in f64.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::{DataSource, Dataset};
+use crate::verify::Rng;
+
+/// The share of each class's rows in the test set, and again in the validation set.
+pub const TEST_FRACTION: f64 = 0.2;
+
+/// The largest whole-number label taken as a class index (larger ones would make an output layer that wide).
+pub const MAX_CLASS: u64 = 9_999;
+
+/// Why a CSV file could not become a dataset. Lines and columns count from 1, as editors show them.
+#[derive(Debug)]
+pub enum CsvError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A feature field that is not a finite number.
+    NotANumber {
+        /// Line in the file.
+        line: usize,
+        /// Column (field) in the line.
+        column: usize,
+        /// The field as written.
+        field: String,
+    },
+    /// A row with a different number of fields from the first.
+    Ragged {
+        /// Line in the file.
+        line: usize,
+        /// Fields of the first row.
+        expected: usize,
+        /// Fields of this one.
+        got: usize,
+    },
+    /// The label column is not one of the rows' columns.
+    LabelColumn {
+        /// The column asked for (from 1).
+        column: usize,
+        /// Columns per row.
+        columns: usize,
+    },
+    /// A whole-number label past [`MAX_CLASS`].
+    LabelTooLarge {
+        /// Line in the file.
+        line: usize,
+        /// The label.
+        label: u64,
+    },
+    /// Too little data for a study: the message says what.
+    TooSmall(String),
+}
+
+impl fmt::Display for CsvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CsvError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            CsvError::NotANumber {
+                line,
+                column,
+                field,
+            } => write!(
+                f,
+                "line {line}, column {column}: '{field}' is not a finite number (features must be numeric, \
+                 with no missing values)"
+            ),
+            CsvError::Ragged {
+                line,
+                expected,
+                got,
+            } => write!(
+                f,
+                "line {line} has {got} fields where the first row has {expected}"
+            ),
+            CsvError::LabelColumn { column, columns } => write!(
+                f,
+                "label column {column} is past the {columns} columns of the rows"
+            ),
+            CsvError::LabelTooLarge { line, label } => write!(
+                f,
+                "line {line}: class label {label} is past the largest class index {MAX_CLASS}"
+            ),
+            CsvError::TooSmall(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for CsvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CsvError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The rows of a CSV file before the split: features row-major `[labels.len(), features]` in f64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Features per row.
+    pub features: usize,
+    /// The features, row-major.
+    pub x: Vec<f64>,
+    /// Each row's class index.
+    pub labels: Vec<u32>,
+    /// The name of each class index: the label as written (for whole-number labels, the number).
+    pub class_names: Vec<String>,
+}
+
+/// Splits a line into trimmed fields with one pair of surrounding double quotes dropped.
+fn fields(line: &str, separator: char) -> Vec<&str> {
+    line.split(separator)
+        .map(|f| {
+            let f = f.trim();
+            f.strip_prefix('"')
+                .and_then(|g| g.strip_suffix('"'))
+                .unwrap_or(f)
+        })
+        .collect()
+}
+
+/// A finite number, or `None`.
+fn finite(field: &str) -> Option<f64> {
+    field.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Parses CSV text (see the module documentation); `label_column` counts from 0, `None` for the last.
+pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError> {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let Some(&(_, first)) = lines.first() else {
+        return Err(CsvError::TooSmall("the file has no rows".into()));
+    };
+    let separator = if first.contains('\t') && !first.contains(',') {
+        '\t'
+    } else {
+        ','
+    };
+    let columns = fields(first, separator).len();
+    if columns < 2 {
+        return Err(CsvError::TooSmall(format!(
+            "rows need a feature and a label; the first row has {columns} field"
+        )));
+    }
+    let label = label_column.unwrap_or(columns - 1);
+    if label >= columns {
+        return Err(CsvError::LabelColumn {
+            column: label + 1,
+            columns,
+        });
+    }
+    // A header has no number among its feature fields; a row with some (`1,NA,0`) is data, and its bad field an
+    // error, rather than a row silently dropped.
+    let is_header = fields(first, separator)
+        .iter()
+        .enumerate()
+        .all(|(c, f)| c == label || f.parse::<f64>().is_err());
+    let rows = if is_header { &lines[1..] } else { &lines[..] };
+    let mut x = Vec::with_capacity(rows.len() * (columns - 1));
+    let mut raw_labels = Vec::with_capacity(rows.len());
+    for &(line, text) in rows {
+        let row = fields(text, separator);
+        if row.len() != columns {
+            return Err(CsvError::Ragged {
+                line,
+                expected: columns,
+                got: row.len(),
+            });
+        }
+        for (c, f) in row.iter().enumerate() {
+            if c == label {
+                raw_labels.push((line, f.to_string()));
+            } else {
+                x.push(finite(f).ok_or_else(|| CsvError::NotANumber {
+                    line,
+                    column: c + 1,
+                    field: f.to_string(),
+                })?);
+            }
+        }
+    }
+    if raw_labels.is_empty() {
+        return Err(CsvError::TooSmall(
+            "the file has a header but no rows".into(),
+        ));
+    }
+    let (labels, class_names) = class_indices(&raw_labels)?;
+    Ok(Table {
+        features: columns - 1,
+        x,
+        labels,
+        class_names,
+    })
+}
+
+/// Whole-number labels as they are, anything else numbered in sorted order; with the name of every class.
+fn class_indices(raw: &[(usize, String)]) -> Result<(Vec<u32>, Vec<String>), CsvError> {
+    let whole = |s: &str| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e18)
+            .map(|v| v as u64)
+    };
+    if raw.iter().all(|(_, s)| whole(s).is_some()) {
+        let mut labels = Vec::with_capacity(raw.len());
+        for (line, s) in raw {
+            let v = whole(s).unwrap_or(0);
+            if v > MAX_CLASS {
+                return Err(CsvError::LabelTooLarge {
+                    line: *line,
+                    label: v,
+                });
+            }
+            labels.push(v as u32);
+        }
+        let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+        return Ok((labels, (0..classes).map(|c| c.to_string()).collect()));
+    }
+    let mut names: Vec<String> = raw.iter().map(|(_, s)| s.clone()).collect();
+    names.sort();
+    names.dedup();
+    if names.len() as u64 > MAX_CLASS + 1 {
+        return Err(CsvError::TooSmall(format!(
+            "{} distinct labels: more classes than {} (is the label column the right one?)",
+            names.len(),
+            MAX_CLASS + 1
+        )));
+    }
+    let labels = raw
+        .iter()
+        .map(|(_, s)| names.binary_search(s).unwrap_or(0) as u32)
+        .collect();
+    Ok((labels, names))
+}
+
+/// Rows of each split, in file order.
+struct Split {
+    train: Vec<usize>,
+    test: Vec<usize>,
+    validation: Vec<usize>,
+}
+
+/// Each class's rows shuffled from `seed` (Fisher-Yates), [`TEST_FRACTION`] to test, as many to validation.
+fn split(labels: &[u32], classes: usize, seed: u64) -> Split {
+    let mut rng = Rng::new(seed);
+    let mut s = Split {
+        train: Vec::new(),
+        test: Vec::new(),
+        validation: Vec::new(),
+    };
+    for class in 0..classes as u32 {
+        let mut rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == class).collect();
+        for i in (1..rows.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            rows.swap(i, j);
+        }
+        let held = (rows.len() as f64 * TEST_FRACTION).round() as usize;
+        s.test.extend_from_slice(&rows[..held]);
+        s.validation.extend_from_slice(&rows[held..2 * held]);
+        s.train.extend_from_slice(&rows[2 * held..]);
+    }
+    for rows in [&mut s.train, &mut s.test, &mut s.validation] {
+        rows.sort_unstable();
+    }
+    s
+}
+
+impl Table {
+    /// Classes: one past the largest class index.
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// The dataset: split per class from `seed`, features standardised by the training rows (see the module
+    /// documentation). At least two classes and rows enough for a test and a validation row are needed.
+    pub fn into_dataset(self, source: DataSource, seed: u64) -> Result<Dataset, CsvError> {
+        let classes = self.classes();
+        let present = (0..classes as u32)
+            .filter(|c| self.labels.contains(c))
+            .count();
+        if present < 2 {
+            return Err(CsvError::TooSmall(format!(
+                "{} row(s) of {present} class: a classification study needs at least two classes",
+                self.labels.len()
+            )));
+        }
+        let s = split(&self.labels, classes, seed);
+        if s.test.is_empty() {
+            return Err(CsvError::TooSmall(format!(
+                "{} rows: too few to hold out a test and a validation set ({TEST_FRACTION} of each class's rows, \
+                 rounded, so at least 3 rows of some class)",
+                self.labels.len()
+            )));
+        }
+        let f = self.features;
+        let row = |r: usize| &self.x[r * f..(r + 1) * f];
+        let n = s.train.len() as f64;
+        let mut mean = vec![0.0f64; f];
+        for &r in &s.train {
+            for (m, v) in mean.iter_mut().zip(row(r)) {
+                *m += v / n;
+            }
+        }
+        let mut var = vec![0.0f64; f];
+        for &r in &s.train {
+            for ((q, v), m) in var.iter_mut().zip(row(r)).zip(&mean) {
+                *q += (v - m) * (v - m) / n;
+            }
+        }
+        let scale: Vec<f64> = var
+            .iter()
+            .map(|&q| if q > 0.0 { 1.0 / q.sqrt() } else { 1.0 })
+            .collect();
+        let take = |rows: &[usize]| -> (Vec<f32>, Vec<u32>) {
+            let mut x = Vec::with_capacity(rows.len() * f);
+            for &r in rows {
+                x.extend(
+                    row(r)
+                        .iter()
+                        .zip(&mean)
+                        .zip(&scale)
+                        .map(|((v, m), k)| ((v - m) * k) as f32),
+                );
+            }
+            (x, rows.iter().map(|&r| self.labels[r]).collect())
+        };
+        let (train_x, train_y) = take(&s.train);
+        let (test_x, test_y) = take(&s.test);
+        let (val_x, val_y) = take(&s.validation);
+        Ok(Dataset {
+            source,
+            features: f,
+            classes,
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            val_x,
+            val_y,
+        })
+    }
+}
+
+/// Reads `path` and makes it a dataset: [`parse`], then [`Table::into_dataset`] with the split drawn from
+/// `seed`. `label_column` counts from 0; `None` takes the last column.
+pub fn load(path: &Path, label_column: Option<usize>, seed: u64) -> Result<Dataset, CsvError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, label_column)?.into_dataset(DataSource::Csv(path.to_path_buf()), seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> Table {
+        parse(text, None).unwrap()
+    }
+
+    #[test]
+    fn headers_quotes_tabs_comments_and_string_labels() {
+        let t = table("# iris-like\nsepal, width ,\"species\"\n5.1,3.5,setosa\n\n4.9,3.0,\"virginica\"\n6.0,2.2,setosa\n");
+        assert_eq!(t.features, 2);
+        assert_eq!(t.x, [5.1, 3.5, 4.9, 3.0, 6.0, 2.2]);
+        assert_eq!(t.labels, [0, 1, 0]);
+        assert_eq!(t.class_names, ["setosa", "virginica"]);
+        // No header, tabs, the label first, whole-number labels kept as indices (class 1 has no rows).
+        let t = parse("2\t0.5\t1e3\r\n0\t-1\t7\r\n", Some(0)).unwrap();
+        assert_eq!((t.features, t.x.clone()), (2, vec![0.5, 1e3, -1.0, 7.0]));
+        assert_eq!((t.labels.clone(), t.classes()), (vec![2, 0], 3));
+        // "1.0" is a whole number.
+        assert_eq!(table("0.5,1.0\n0.25,0\n").labels, [1, 0]);
+    }
+
+    #[test]
+    fn mistakes_are_typed_errors_naming_the_place() {
+        let err = |text: &str, col: Option<usize>| parse(text, col).unwrap_err();
+        assert!(matches!(
+            err("a,b,y\n1,2,0\n1,,1\n", None),
+            CsvError::NotANumber {
+                line: 3,
+                column: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("1,nan,0\n", None),
+            CsvError::NotANumber {
+                line: 1,
+                column: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("1,NA,0\n", None),
+            CsvError::NotANumber {
+                line: 1,
+                column: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("1,2,0\n1,2\n", None),
+            CsvError::Ragged {
+                line: 2,
+                expected: 3,
+                got: 2
+            }
+        ));
+        assert!(matches!(
+            err("1,2,0\n", Some(3)),
+            CsvError::LabelColumn {
+                column: 4,
+                columns: 3
+            }
+        ));
+        assert!(matches!(
+            err("1,0\n2,10000\n", None),
+            CsvError::LabelTooLarge {
+                line: 2,
+                label: 10_000
+            }
+        ));
+        assert!(matches!(err("", None), CsvError::TooSmall(_)));
+        assert!(matches!(err("x,y\n", None), CsvError::TooSmall(_)));
+        assert!(matches!(err("1\n2\n", None), CsvError::TooSmall(_)));
+        let one_class = table("1,0\n2,0\n3,0\n4,0\n5,0\n");
+        assert!(matches!(
+            one_class.into_dataset(DataSource::Csv("t.csv".into()), 1),
+            Err(CsvError::TooSmall(_))
+        ));
+        let tiny = table("1,0\n2,1\n");
+        assert!(matches!(
+            tiny.into_dataset(DataSource::Csv("t.csv".into()), 1),
+            Err(CsvError::TooSmall(_))
+        ));
+    }
+
+    #[test]
+    fn the_split_is_stratified_deterministic_and_standardised_by_training_rows() {
+        // 30 rows of class 0 and 10 of class 1, feature 0 = row number, feature 1 constant.
+        let mut text = String::new();
+        for r in 0..40 {
+            text += &format!("{r},5,{}\n", u32::from(r % 4 == 3));
+        }
+        let d = table(&text)
+            .into_dataset(DataSource::Csv("t.csv".into()), 9)
+            .unwrap();
+        assert_eq!((d.features, d.classes), (2, 2));
+        let count = |y: &[u32], c: u32| y.iter().filter(|&&v| v == c).count();
+        assert_eq!((count(&d.test_y, 0), count(&d.test_y, 1)), (6, 2));
+        assert_eq!((count(&d.val_y, 0), count(&d.val_y, 1)), (6, 2));
+        assert_eq!((count(&d.train_y, 0), count(&d.train_y, 1)), (18, 6));
+        // Training features have mean 0 and variance 1; the constant feature is 0 everywhere.
+        let col = |x: &[f32], j: usize| {
+            x.iter()
+                .skip(j)
+                .step_by(2)
+                .map(|&v| f64::from(v))
+                .collect::<Vec<_>>()
+        };
+        let f0 = col(&d.train_x, 0);
+        let mean = f0.iter().sum::<f64>() / f0.len() as f64;
+        let var = f0.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / f0.len() as f64;
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5,
+            "{mean} {var}"
+        );
+        assert!(d.train_x.iter().skip(1).step_by(2).all(|&v| v == 0.0));
+        // Every row lands in exactly one set, and labels follow their rows.
+        let mut rows: Vec<(u64, u32)> = [
+            (&d.train_x, &d.train_y),
+            (&d.test_x, &d.test_y),
+            (&d.val_x, &d.val_y),
+        ]
+        .iter()
+        .flat_map(|(x, y)| {
+            col(x, 0)
+                .into_iter()
+                .zip(y.iter().copied())
+                .map(|(v, c)| (v.to_bits(), c))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(rows.len(), 40);
+        let again = table(&text)
+            .into_dataset(DataSource::Csv("t.csv".into()), 9)
+            .unwrap();
+        assert_eq!((&d.test_x, &d.train_y), (&again.test_x, &again.train_y));
+        let other = table(&text)
+            .into_dataset(DataSource::Csv("t.csv".into()), 10)
+            .unwrap();
+        assert_ne!(d.test_x, other.test_x, "another seed, another split");
+    }
+
+    #[test]
+    fn load_names_a_missing_file() {
+        let e = load(Path::new("/nonexistent/data.csv"), None, 1).unwrap_err();
+        assert!(matches!(e, CsvError::Io { .. }));
+        assert!(e.to_string().contains("/nonexistent/data.csv"));
+    }
+}
