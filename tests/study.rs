@@ -77,7 +77,10 @@ fn a_study_runs_on_a_csv_file() {
     assert!((350..=370).contains(&d.test_y.len()), "{}", d.test_y.len());
     assert_eq!(study.runs[0].sizes, [64, 32, 10]);
     let acc = study.runs[0].last().unwrap().test.accuracy;
-    assert!(acc > 0.8, "two epochs of a 64-32-10 ReLU net on digits: {acc}");
+    assert!(
+        acc > 0.8,
+        "two epochs of a 64-32-10 ReLU net on digits: {acc}"
+    );
     let json = actgpu::study::results_json::json(&study);
     assert!(
         json.contains("\"name\": \"digits.csv\", \"features\": 64, \"classes\": 10"),

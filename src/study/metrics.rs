@@ -73,7 +73,8 @@ pub fn ece(pairs: &[(f64, bool)], bins: usize) -> f64 {
 impl Scores {
     /// Scores of row-major `logits [labels.len(), classes]` against `labels`. A row with a non-finite logit
     /// counts as wrong with `log p_y = -inf`, so a diverged network shows an infinite NLL (written as null in
-    /// JSON) rather than a plausible number.
+    /// JSON) rather than a plausible number, and its ECE is NaN: such a row has no confidence to calibrate (it
+    /// counted as confidence 1 and wrong before, which made a diverged network's ECE a plausible 1.0).
     pub fn of_logits(logits: &[f32], classes: usize, labels: &[u32]) -> Scores {
         let classes = classes.max(1);
         let mut pairs = Vec::with_capacity(labels.len());
@@ -96,7 +97,11 @@ impl Scores {
         Scores {
             accuracy: right as f64 / n,
             nll: nll / n,
-            ece: ece(&pairs, ECE_BINS),
+            ece: if nll.is_finite() {
+                ece(&pairs, ECE_BINS)
+            } else {
+                f64::NAN
+            },
         }
     }
 }
@@ -189,6 +194,11 @@ mod tests {
         assert!(close(total, 1.0));
         let s = Scores::of_logits(&[f32::NAN, 0.0], 2, &[0]);
         assert_eq!((s.accuracy, s.nll), (0.0, f64::INFINITY));
+        // A diverged row has no confidence: the ECE is not a number (it read a plausible 1.0 before).
+        assert!(s.ece.is_nan());
+        let s = Scores::of_logits(&[f32::INFINITY, 0.0, 2.0, 1.0], 2, &[0, 0]);
+        assert_eq!((s.accuracy, s.nll), (0.5, f64::INFINITY));
+        assert!(s.ece.is_nan());
     }
 
     #[test]

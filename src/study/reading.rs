@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::study::report::{arch, init_flow, optimizer_text, scale_text};
-use crate::study::summary::{fastest, Spread, Summary, TAIL_EPOCHS};
+use crate::study::summary::{fastest, tail_epochs, Spread, Summary};
 use crate::study::Study;
 
 /// How far a kind's final test accuracy may sit below its mean over the last epochs before the reading names it
@@ -50,6 +50,19 @@ pub fn reading(study: &Study) -> Vec<String> {
     let o = &study.options;
     let mut lines = Vec::new();
     let s = &study.summaries;
+    let diverged: Vec<String> = s
+        .iter()
+        .filter(|x| x.diverged > 0)
+        .map(|x| format!("{} ({}/{})", x.activation, x.diverged, x.runs))
+        .collect();
+    if !diverged.is_empty() {
+        lines.push(format!(
+            "**Diverged** (a NaN or infinite output after the last epoch; such a run's accuracy counts its \
+             non-finite rows as wrong, its NLL and ECE are not numbers, and it does not count as having reached \
+             the target): {}.",
+            diverged.join(", ")
+        ));
+    }
     if let (Some(best), Some(worst)) = (s.first(), s.last()) {
         let (b, w) = (
             mean(best.test_acc).unwrap_or(f64::NAN),
@@ -78,15 +91,16 @@ pub fn reading(study: &Study) -> Vec<String> {
             })
             .collect();
         let mut line = format!(
-            "Highest mean test accuracy over the last {TAIL_EPOCHS} epochs (where the runs had settled, whatever \
+            "Highest mean test accuracy over the last {} epochs (where the runs had settled, whatever \
              their last epoch did): **{}** ({v:.3}).",
+            tail_epochs(o.epochs),
             top.activation
         );
         if !dropped.is_empty() {
             let _ = write!(
                 line,
-                " Ending more than {LATE_DROP} below that mean (a late drop that the ranking by final accuracy \
-                 counts in full): {}.",
+                " Ending more than {LATE_DROP} below their own mean over those epochs (a late drop that the \
+                 ranking by final accuracy counts in full): {}.",
                 dropped.join(", ")
             );
         }
@@ -248,13 +262,16 @@ pub fn reading(study: &Study) -> Vec<String> {
         ));
     }
     lines.push(format!(
-        "Scope: one {} dataset of {} training points{}, one architecture ({}), {}, {} epochs, {} \
+        "Scope: one {} dataset of {} training points{}, {}, {}, {} epochs, {} \
          seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
          is {:.3} of accuracy), are not evidence of a difference between activations.",
         study.dataset.source,
         study.dataset.train_y.len(),
         scale_text(o.input_scale),
-        arch(study),
+        match arch(study) {
+            a if a.contains('(') => format!("architectures {a}"),
+            a => format!("one architecture ({a})"),
+        },
         optimizer_text(study),
         o.epochs,
         o.seeds,
@@ -381,11 +398,12 @@ mod tests {
         s.summaries[1].test_acc_tail = Some((0.98, f64::NAN));
         let line = reading(&s)
             .into_iter()
-            .find(|l| l.starts_with("Highest mean test accuracy over the last 5 epochs"))
+            .find(|l| l.starts_with("Highest mean test accuracy over the last 3 epochs"))
             .unwrap();
         assert!(line.contains("**relu** (0.985)"), "{line}");
         assert!(
-            line.contains("0.02 below that mean") && line.contains(": gelu (0.917 final, 0.980)."),
+            line.contains("0.02 below their own mean")
+                && line.contains(": gelu (0.917 final, 0.980)."),
             "{line}"
         );
         // No drop, no second sentence.

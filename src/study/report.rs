@@ -15,8 +15,9 @@
 //! (saturated), over every epoch's last full-size step (the last batch of `batch` rows: see
 //! [`crate::study::run::diagnosed_chunk`]; `-` for gated and learnable kinds: the kernels count them only
 //! for plain activations; `null` in `results.json`), and the gradient flow at initialisation:
-//! `‖g_1‖ / ‖g_L‖`, the first layer's gradient norm over the output layer's at the first step (well below 1:
-//! the gradient shrinks on its way to the input).
+//! `‖g_1‖ / ‖g_L‖`, the first layer's gradient norm over the output layer's at the first step (below 1 where
+//! the gradient shrinks on its way to the input, above 1 where it grows; with several seeds, the ratio of the
+//! two layers' mean norms, without a spread).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -24,10 +25,10 @@ use std::path::Path;
 use crate::study::figures::figures;
 use crate::study::reading::reading;
 use crate::study::results_json::json;
-use crate::study::summary::{Spread, Summary};
+use crate::study::summary::{tail_epochs, Spread, Summary};
 use crate::study::{Study, StudyError};
 
-/// The table's column titles.
+/// The table's column titles ("acc last 5" reads "acc last N" in a study of N < 5 epochs).
 pub const COLUMNS: [&str; 14] = [
     "#",
     "activation",
@@ -102,7 +103,9 @@ pub fn table(study: &Study) -> String {
 
 /// The column titles, then one row of cells per summary, best first.
 fn header_and_rows(study: &Study) -> Vec<[String; 14]> {
-    let mut rows: Vec<[String; 14]> = vec![COLUMNS.map(String::from)];
+    let mut titles = COLUMNS.map(String::from);
+    titles[4] = format!("acc last {}", tail_epochs(study.options.epochs));
+    let mut rows: Vec<[String; 14]> = vec![titles];
     rows.extend(
         study
             .summaries
@@ -169,14 +172,35 @@ pub(crate) fn markdown_grid<R: AsRef<[String]>>(rows: &[R]) -> String {
     out
 }
 
-/// `2-64-64-64-3`: the layer sizes.
+/// `2-64-64-64-3`: the layer sizes. Where kinds ran different widths (`--match-params` narrows the gated ones),
+/// each architecture with the kinds that ran it: `2-64-64-64-3 (relu, gelu), 2-45-45-45-3 (swiglu)`.
 pub fn arch(study: &Study) -> String {
-    let sizes = study.options.train_config().sizes(&study.dataset);
-    sizes
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join("-")
+    let text = |sizes: &[usize]| {
+        sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let mut groups: Vec<(&[usize], Vec<String>)> = Vec::new();
+    for s in study.summaries.iter().filter(|s| !s.sizes.is_empty()) {
+        match groups
+            .iter_mut()
+            .find(|(sizes, _)| *sizes == s.sizes.as_slice())
+        {
+            Some((_, names)) => names.push(s.activation.name()),
+            None => groups.push((&s.sizes, vec![s.activation.name()])),
+        }
+    }
+    match groups.as_slice() {
+        [] => text(&study.options.train_config().sizes(&study.dataset)),
+        [(sizes, _)] => text(sizes),
+        _ => groups
+            .iter()
+            .map(|(sizes, names)| format!("{} ({})", text(sizes), names.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// ", features scaled by S" for an `--input-scale` other than 1, else nothing.
@@ -395,6 +419,18 @@ pub(crate) mod tests {
                 .any(|l| l.contains("Never reached it") && l.contains("sigmoid")));
             assert_eq!(seeds > 1, t.contains('±'));
         }
+    }
+
+    #[test]
+    fn arch_names_each_architecture_that_ran() {
+        let mut s = study(1);
+        assert_eq!(arch(&s), "2-4-4-3");
+        // --match-params: the gated kind ran narrower layers, and the report must not claim one architecture.
+        s.summaries[1].sizes = vec![2, 3, 3, 3];
+        assert_eq!(arch(&s), "2-4-4-3 (relu), 2-3-3-3 (sigmoid)");
+        assert!(reading(&s)
+            .iter()
+            .any(|l| l.contains("architectures 2-4-4-3 (relu)")));
     }
 
     #[test]

@@ -82,7 +82,10 @@ fn json_act_params(s: &Summary) -> String {
 /// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs (each with
 /// `diagnosed_rows`, the rows of the batch its `layers` diagnostics were taken on: the epoch's last full one).
 /// The seeds the generators started from ([`crate::study::seeds`]) are in `dataset.derived_seeds` and in each
-/// run's `init_seed` and `shuffle_seed`, as hexadecimal strings.
+/// run's `init_seed` and `shuffle_seed`, as hexadecimal strings. `dataset.train_points` and `test_points` count
+/// every class's points (the command line's `--points` is per class); a row's `test_acc_last5` averages the last
+/// 5 epochs, or all of a shorter run's; `diverged_runs` counts the runs that ended with a NaN or infinite output
+/// (their `test_nll` and `test_ece` are then null).
 pub fn json(study: &Study) -> String {
     let o = &study.options;
     let mut out = String::from("{\n");
@@ -127,7 +130,7 @@ pub fn json(study: &Study) -> String {
         .map(|(i, s)| {
             format!(
                 "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_acc_last5\": {}, \"test_nll\": {}, \"test_ece\": {}, \
-                 \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"step_s_median\": {}, \
+                 \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"diverged_runs\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
                  \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
                 i + 1,
@@ -145,6 +148,7 @@ pub fn json(study: &Study) -> String {
                 json_spread(s.train_loss),
                 json_spread(s.epochs_to_target),
                 s.reached,
+                s.diverged,
                 s.step_s.map_or("null".into(), json_num),
                 json_opt(s.dead),
                 json_opt(s.dead_neurons),

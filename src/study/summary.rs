@@ -11,6 +11,12 @@ use crate::study::run::RunRecord;
 /// and a mean over the last few epochs shows where the run had settled.
 pub const TAIL_EPOCHS: usize = 5;
 
+/// The epochs [`Summary::test_acc_tail`] averages in a study of `epochs` epochs: [`TAIL_EPOCHS`], or all of them
+/// in a shorter study (for the column title and the reading).
+pub fn tail_epochs(epochs: usize) -> usize {
+    TAIL_EPOCHS.min(epochs)
+}
+
 /// Mean and sample standard deviation over seeds (`None` without runs; an infinite or NaN mean when a run
 /// diverged).
 pub type Spread = Option<(f64, f64)>;
@@ -54,8 +60,11 @@ pub struct Summary {
     /// Epochs until the test accuracy first reached the target, over the runs that reached it (so compare it
     /// only between kinds with the same [`Summary::reached`]: see [`fastest`]).
     pub epochs_to_target: Spread,
-    /// How many runs reached the target.
+    /// How many runs reached the target (a run that [`Summary::diverged`] afterwards does not count).
     pub reached: usize,
+    /// How many runs ended diverged: a non-finite training loss or test NLL after the last epoch (a NaN or
+    /// infinite logit). Their final scores make the means infinite or NaN ([`mean_std_of_runs`]).
+    pub diverged: usize,
     /// Median wall time of one training step over every timed step of every run, in seconds.
     pub step_s: Option<f64>,
     /// Mean over runs of the training loss after each epoch (not finite where a run's is not: `mean_columns`).
@@ -84,7 +93,8 @@ pub struct Summary {
     pub act_params: Vec<ParamStats>,
 }
 
-/// Per-layer [`ParamStats`] of the runs' final learnable parameters (empty when no run has any).
+/// Per-layer [`ParamStats`] of the runs' final learnable parameters (empty when no run has any). A NaN parameter
+/// (a diverged run) makes the layer's mean, min and max NaN, so that it cannot vanish from them.
 fn param_stats(runs: &[RunRecord]) -> Vec<ParamStats> {
     let layers = runs.iter().map(|r| r.act_params.len()).max().unwrap_or(0);
     (0..layers)
@@ -99,10 +109,14 @@ fn param_stats(runs: &[RunRecord]) -> Vec<ParamStats> {
                 .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64)
                 .collect();
             let all = per_run.iter().flat_map(|p| p.iter().map(|&v| f64::from(v)));
-            let (min, max) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-            mean_std(&means).map(|(mean, _)| ParamStats { mean, min, max })
+            let (min, max) = if all.clone().any(f64::is_nan) {
+                (f64::NAN, f64::NAN)
+            } else {
+                all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                })
+            };
+            mean_std_of_runs(&means).map(|(mean, _)| ParamStats { mean, min, max })
         })
         .collect()
 }
@@ -136,9 +150,15 @@ impl Summary {
             .iter()
             .map(|r| r.epochs.iter().map(|e| e.train.nll).collect())
             .collect();
+        let ended_diverged = |r: &RunRecord| {
+            r.last()
+                .is_some_and(|e| !(e.train.nll.is_finite() && e.test.nll.is_finite()))
+        };
         let reached: Vec<f64> = acc_curves
             .iter()
-            .filter_map(|c| first_reaching(c, target))
+            .zip(runs)
+            .filter(|(_, r)| !ended_diverged(r))
+            .filter_map(|(c, _)| first_reaching(c, target))
             .map(|e| e as f64)
             .collect();
         let steps: Vec<f64> = runs.iter().flat_map(|r| r.step_s.iter().copied()).collect();
@@ -184,6 +204,7 @@ impl Summary {
             train_loss: last(&|r| r.last().map(|e| e.train.nll)),
             epochs_to_target: mean_std(&reached),
             reached: reached.len(),
+            diverged: runs.iter().filter(|r| ended_diverged(r)).count(),
             step_s: median(&steps),
             train_loss_curve: mean_columns(&loss_curves),
             test_acc_curve: mean_columns(&acc_curves),
@@ -358,6 +379,25 @@ mod tests {
         assert!(s.train_loss_curve[1].is_infinite());
         assert!(s.grad_norm[0].is_nan() && s.grad_norm[1] == 3.0);
         assert!((s.test_acc_curve[1] - 0.85).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_run_that_reached_the_target_and_then_diverged_has_not_converged() {
+        let mut runs = [run(1, &[0.5, 0.95, 0.0]), run(2, &[0.5, 0.95, 0.95])];
+        runs[0].epochs[2].test.nll = f64::INFINITY;
+        runs[0].epochs[2].test.ece = f64::NAN;
+        runs[0].act_params = vec![vec![f32::NAN]];
+        runs[1].act_params = vec![vec![0.1]];
+        let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
+        assert_eq!((s.diverged, s.reached), (1, 1));
+        assert_eq!(s.convergence_key(), Some((false, 1, -2.0)));
+        assert!(s.test_ece.unwrap().0.is_nan());
+        // The NaN parameter shows in the mean, min and max rather than leaving the other run's 0.1.
+        let p = s.act_params[0];
+        assert!(p.mean.is_nan() && p.min.is_nan() && p.max.is_nan(), "{p:?}");
+        let fine = Summary::new(Activation::Relu.into(), &runs[1..], 0.9);
+        assert_eq!((fine.diverged, fine.reached), (0, 1));
+        assert_eq!(fine.act_params[0].mean, f64::from(0.1f32));
     }
 
     #[test]
