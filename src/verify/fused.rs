@@ -321,7 +321,7 @@ pub fn check_gated(
     inputs: FusedInputs,
 ) -> Result<Vec<FusedCheck>> {
     let op = inputs.name(&unit.name());
-    let (xs, dys) = x_and_dy(rows, 2 * half, 4.0, dtype, inputs);
+    let (mut xs, dys) = x_and_dy(rows, 2 * half, 4.0, dtype, inputs);
     let dout_scale = if let FusedInputs::Edges(_) = inputs {
         1.0
     } else {
@@ -338,6 +338,20 @@ pub fn check_gated(
         let (r, c) = (i / cols, i % cols);
         if !is_edge(r, (c + half) % cols) {
             douts[r * half + c % half] = f32::INFINITY;
+        }
+    }
+    // Edge inputs in f32 and bf16 (f16 cannot hold them): in the last row, a = dout = 2^66, whose product
+    // overflows f32, at gates -1, -30 and -200, where dg = dout a f'(g) is 0 (ReGLU), finite (GLU: 5e26) or
+    // below f32's range. A kernel that formed dout a first returned NaN or inf there.
+    if matches!(inputs, FusedInputs::Edges(_)) && dtype != DType::F16 && rows > 1 {
+        let r = rows - 1;
+        for (c, gate) in [-1.0f32, -30.0, -200.0].into_iter().enumerate().take(half) {
+            if !is_edge(r, c) && !is_edge(r, c + half) {
+                let big = 2f32.powi(66);
+                xs[r * cols + c] = big;
+                xs[r * cols + c + half] = gate;
+                douts[r * half + c] = big;
+            }
         }
     }
     let x = matrix(gpu, &xs, rows, 2 * half, dtype)?;
