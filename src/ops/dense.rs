@@ -266,7 +266,11 @@ impl Dense {
             DzMode::Separate => {
                 if m * n == 0 || act == Activation::Identity {
                     // dZ is empty (every gradient is a sum over no terms, or has no elements), or f' = 1 and dZ
-                    // is dY itself: no pass forms it, and no element has a zero or saturated derivative to count.
+                    // is dY itself: no pass forms it. The counts still come from the same pass as in the fused
+                    // mode (every unit live, none saturated, for f' = 1), and it checks their dtypes too.
+                    if let Some(stats) = stats {
+                        dz_stats::record(encoder, act, z, None, stats)?;
+                    }
                     return self.record_products_from_dz(encoder, x, w, dy, dw, db, dx);
                 }
                 let owned;
