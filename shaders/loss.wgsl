@@ -10,9 +10,10 @@
 //                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
 //                          with m = x_a the row's maximum (no overflow; exact near 0 for confident rows);
 //                          grad_rj = (softmax_rj - [j == t]) / rows. A label t >= cols writes NaN into the row's
-//                          loss and gradient, so the mean loss is NaN; so does a NaN logit. A +inf
-//                          maximum gives an infinite loss and NaN at its own gradient (e^(inf - inf)), as the f64
-//                          reference and PyTorch do.
+//                          loss and gradient, so the mean loss is NaN; so does a NaN logit. One +inf logit gives
+//                          the limit as it grows: softmax one-hot at it, loss 0 if it is the label's and +inf
+//                          otherwise, grad_rj = ([j == a] - [j == t]) / rows; two or more have no limit (NaN, as
+//                          PyTorch gives for any +inf logit, whose e^(inf - inf) is NaN).
 //   mse                    grid-stride over n elements: term_i = (y_i - t_i)^2, grad_i = 2 (y_i - t_i) / n
 //   bce_with_logits        grid-stride: term_i = max(x, 0) - x t + log1p(e^-|x|) (bce_linear: the limits at
 //                          +-inf), grad_i = (sigmoid(x) - t) / n
@@ -78,11 +79,24 @@ fn cross_entropy_row(row: u32) -> f32 {
             a = j;
         }
     }
-    if (t >= cols || nan_seen) {
+    let pos_inf = 0x7f800000u;
+    var infs = 0u;
+    if (bitcast<u32>(m) == pos_inf) {
+        for (var j = 0u; j < cols; j++) {
+            infs += u32(bitcast<u32>(pred[base + j]) == pos_inf);
+        }
+    }
+    if (t >= cols || nan_seen || infs > 1u) {
         for (var j = 0u; j < cols; j++) {
             grad[base + j] = nan_f32();
         }
         return nan_f32();
+    }
+    if (infs == 1u) {
+        for (var j = 0u; j < cols; j++) {
+            grad[base + j] = select(0.0, params.scale, j == a) - select(0.0, params.scale, j == t);
+        }
+        return select(bitcast<f32>(pos_inf), 0.0, t == a);
     }
     var rest = 0.0;
     for (var j = 0u; j < cols; j++) {

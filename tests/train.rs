@@ -254,6 +254,37 @@ fn bad_optimizer_arguments_are_typed_errors() {
         ..Adam::new(0.1)
     });
     assert!(matches!(nan.validate(), Err(Error::InvalidArgument { .. })));
+    // What PyTorch accepts is accepted: eps = 0, momentum above 1, any finite dampening; what it refuses is refused.
+    let accepted = [
+        Optimizer::Adam(Adam {
+            eps: 0.0,
+            ..Adam::new(0.1)
+        }),
+        Optimizer::Sgd(Sgd {
+            momentum: 1.5,
+            dampening: -0.5,
+            ..Sgd::new(0.1)
+        }),
+    ];
+    for o in accepted {
+        assert!(o.validate().is_ok(), "{o:?}");
+    }
+    let refused = [
+        Optimizer::Adam(Adam {
+            eps: -1e-8,
+            ..Adam::new(0.1)
+        }),
+        Optimizer::Sgd(Sgd {
+            momentum: -0.1,
+            ..Sgd::new(0.1)
+        }),
+    ];
+    for o in refused {
+        assert!(
+            matches!(o.validate(), Err(Error::InvalidArgument { .. })),
+            "{o:?}"
+        );
+    }
 }
 
 /// A small smooth network for the gradient checks: 3 -> 5 -> 4 -> out.

@@ -16,6 +16,16 @@ pub fn softmax_cross_entropy(logits: &[f64], labels: &[u32], cols: usize) -> (f6
         // would lose the digits of a nearly certain row's loss even in f64.
         let a = (0..cols).fold(0, |a, j| if x[j] > x[a] { j } else { a });
         let m = x[a];
+        let infs = x.iter().filter(|&&v| v == f64::INFINITY).count();
+        if infs == 1 && !x.iter().any(|v| v.is_nan()) {
+            // One +inf logit: the limit as it grows, softmax one-hot at it.
+            total += if t as usize == a { 0.0 } else { f64::INFINITY };
+            for j in 0..cols {
+                let d = f64::from(u8::from(j == a)) - f64::from(u8::from(j == t as usize));
+                grad[r * cols + j] = d / rows as f64;
+            }
+            continue;
+        }
         let rest: f64 = (0..cols)
             .filter(|&j| j != a)
             .map(|j| (x[j] - m).exp())

@@ -179,8 +179,8 @@ impl Optimizer {
         }
     }
 
-    /// Checks the hyperparameters: finite, `lr >= 0`, `weight_decay >= 0`, momentum and dampening in [0, 1],
-    /// Nesterov only with momentum > 0 and dampening 0, betas in [0, 1), `eps > 0`.
+    /// Checks the hyperparameters as PyTorch does: finite, `lr >= 0`, `weight_decay >= 0`, `momentum >= 0`,
+    /// Nesterov only with momentum > 0 and dampening 0, betas in [0, 1), `eps >= 0`.
     pub fn validate(&self) -> Result<()> {
         let finite = |name: &str, v: f32| {
             if v.is_finite() {
@@ -202,8 +202,10 @@ impl Optimizer {
                 if s.lr < 0.0 || s.weight_decay < 0.0 {
                     return Err(invalid("lr and weight_decay must be >= 0".into()));
                 }
-                if !(0.0..=1.0).contains(&s.momentum) || !(0.0..=1.0).contains(&s.dampening) {
-                    return Err(invalid("momentum and dampening must be in [0, 1]".into()));
+                // PyTorch's checks: momentum >= 0 (above 1 it diverges, but that is the caller's choice), and any
+                // finite dampening.
+                if s.momentum < 0.0 {
+                    return Err(invalid("momentum must be >= 0".into()));
                 }
                 if s.nesterov && (s.momentum <= 0.0 || s.dampening != 0.0) {
                     return Err(invalid(
@@ -221,8 +223,10 @@ impl Optimizer {
                 ] {
                     finite(name, v)?;
                 }
-                if a.lr < 0.0 || a.weight_decay < 0.0 || a.eps <= 0.0 {
-                    return Err(invalid("lr, weight_decay must be >= 0 and eps > 0".into()));
+                // eps = 0 is allowed, as in PyTorch: m / sqrt(v) is then 0 / 0 = NaN wherever a gradient was 0
+                // at every step so far.
+                if a.lr < 0.0 || a.weight_decay < 0.0 || a.eps < 0.0 {
+                    return Err(invalid("lr, weight_decay and eps must be >= 0".into()));
                 }
                 if !(0.0..1.0).contains(&a.beta1) || !(0.0..1.0).contains(&a.beta2) {
                     return Err(invalid("betas must be in [0, 1)".into()));

@@ -424,8 +424,9 @@ pub fn check_value_loss(
 
 /// Edge logits, one batch per case against the f64 reference, NaN and +-inf matching in class, finite values
 /// within `1e-6 (|ref| + 1)` (a few dozen f32 roundings of terms of magnitude at most |ref| + 1):
-/// - softmax cross-entropy, one row of 3 classes per case: a NaN logit (NaN loss and gradient), a +inf maximum
-///   (infinite loss, NaN at its own gradient), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
+/// - softmax cross-entropy, one row of 3 classes per case: a NaN logit (NaN loss and gradient), one +inf logit
+///   (the limit: loss 0 at the label, +inf elsewhere, gradient one-hot at it minus one-hot at the label), two
+///   (NaN), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
 ///   infinite loss in f32), a row of -inf (NaN), and -0, 0 and a subnormal;
 /// - BCE with logits, each edge logit (NaN, +-inf, +-1e30, -0, a subnormal, 2) in a batch of its own beside an
 ///   ordinary logit: a NaN logit gives a NaN loss and gradient (also with t = 0), +-inf the limits (0 for t = 1 at
@@ -434,9 +435,11 @@ pub fn check_value_loss(
 /// Returns `[cross-entropy loss, cross-entropy grad, BCE loss, BCE grad]`.
 pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
     let inf = f32::INFINITY;
-    let rows: [([f32; 3], u32); 8] = [
+    let rows: [([f32; 3], u32); 10] = [
         ([2.0, f32::NAN, 0.0], 0),
         ([inf, 0.0, 1.0], 1),
+        ([0.0, inf, -inf], 1),
+        ([inf, 0.0, inf], 1),
         ([-inf, 0.0, 1.0], 2),
         ([1e30, -1e30, 0.0], 1),
         ([f32::MAX, -f32::MAX, 0.0], 1),
