@@ -84,6 +84,54 @@ fn a_wrong_derivative_is_caught_by_finite_differences() {
     assert!(!check.ok());
 }
 
+/// The mistake NUMERICS.md warns of: exact GELU with the tanh approximation's derivative (in f64 as well, so
+/// only the finite differences can see it). They differ by at most 8.7e-4 (near x = 2), which the tolerance
+/// must not absorb.
+#[test]
+fn the_tanh_gelu_derivative_of_exact_gelu_is_caught() {
+    let tanh_derivative = |x: f64| {
+        let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+        let t = u.tanh();
+        let du = (2.0 / std::f64::consts::PI).sqrt() * (1.0 + 3.0 * 0.044715 * x * x);
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+    };
+    let wrong = CustomActivation::new(
+        "gelu_with_tanh_derivative",
+        // gelu_f: the crate's exact GELU, which a custom body can call.
+        "return gelu_f(x);",
+        "let c = clamp(x, -10.0, 10.0);\nlet u = 0.7978845608 * (c + 0.044715 * c * c * c);\nlet t = tanh(u);\n\
+         return 0.5 * (1.0 + t) + 0.5 * c * (1.0 - t * t) * 0.7978845608 * (1.0 + 0.134145 * c * c);",
+        |x| cpu::activation::forward(actgpu::Activation::Gelu, x),
+        tanh_derivative,
+    );
+    let check = wrong.check(gpu()).unwrap();
+    assert!(
+        !check.fd_mismatches.is_empty(),
+        "max FD error {}: the check must flag the tanh derivative of exact GELU",
+        check.max_fd_err
+    );
+}
+
+/// The other side of the tolerance: every built-in activation's WGSL derivative, at its default and other
+/// parameters, passes the finite differences of its WGSL forward (kinks included), so the tightened tolerance
+/// does not reject a correct derivative.
+#[test]
+fn every_builtin_derivative_passes_the_finite_difference_check() {
+    use actgpu::verify::finite_difference::{check_derivative, FD_TOLERANCE};
+    for act in actgpu::Activation::ALL
+        .into_iter()
+        .chain(actgpu::verify::OTHER_PARAMETERS)
+    {
+        let (max_err, mismatches) = check_derivative(gpu(), act, 1601).unwrap();
+        assert!(
+            mismatches.is_empty(),
+            "{act}: {} points beyond {FD_TOLERANCE} (1 + |R|), the first at {:?}; largest distance {max_err}",
+            mismatches.len(),
+            &mismatches[..mismatches.len().min(5)]
+        );
+    }
+}
+
 #[test]
 fn wgsl_errors_name_the_line_of_the_users_code() {
     let broken = CustomActivation::new(
