@@ -46,6 +46,9 @@ fn warm_up_creates_every_pipeline_a_run_uses() {
             "{kind}: the warm-up changed a result"
         );
         assert_eq!(run.initial, again.initial, "{kind}");
+        // Timed: the full batches without diagnostics, 1 in epoch 1 (the first step and the third are
+        // diagnosed) and 2 in epoch 2; not the remainders of 12 rows, which would pull the median down.
+        assert_eq!(run.step_s.len(), 3, "{kind}");
         // Each epoch is diagnosed on its last full batch (16 rows), not on the remainder of 12.
         for e in &run.epochs {
             assert_eq!(e.diagnosed_rows, 16, "{kind}");

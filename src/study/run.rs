@@ -92,8 +92,9 @@ pub struct RunRecord {
     pub initial: Vec<LayerDiagnostics>,
     /// One record per epoch.
     pub epochs: Vec<EpochRecord>,
-    /// Wall time of each timed step, in seconds: the steps without diagnostics (all but each epoch's diagnosed
-    /// one, [`diagnosed_chunk`], and the first), or every step when there are none such (one batch an epoch).
+    /// Wall time of each timed step, in seconds: the full-size steps without diagnostics (all but each epoch's
+    /// diagnosed one, [`diagnosed_chunk`], the first and the remainder batch); where there are none such, the
+    /// remainder batches' (one full batch an epoch), or else every step (one batch an epoch).
     pub step_s: Vec<f64>,
     /// Wall time of the whole run, evaluation included, in seconds (its pipelines were created and first run
     /// before it, by [`warm_up`]).
@@ -246,7 +247,7 @@ pub fn train_one(
     let batch = config.batch.max(1);
     let mut initial = Vec::new();
     let mut epochs = Vec::with_capacity(config.epochs);
-    let (mut step_s, mut diagnosed_s) = (Vec::new(), Vec::new());
+    let (mut step_s, mut short_s, mut diagnosed_s) = (Vec::new(), Vec::new(), Vec::new());
     for epoch in 1..=config.epochs {
         // Fisher-Yates shuffle from the shuffle stream.
         for i in (1..order.len()).rev() {
@@ -275,8 +276,10 @@ pub fn train_one(
                     layers = d;
                 }
                 diagnosed_s.push(elapsed);
-            } else {
+            } else if rows.len() == batch {
                 step_s.push(elapsed);
+            } else {
+                short_s.push(elapsed);
             }
         }
         net.set_diagnostics(false)?;
@@ -310,12 +313,13 @@ pub fn train_one(
         seed,
         initial,
         epochs,
-        // With one step an epoch every step gathers diagnostics: time those rather than none.
-        step_s: if step_s.is_empty() {
-            diagnosed_s
-        } else {
-            step_s
-        },
+        // Full batches without diagnostics; where there are none (an epoch of one full batch and a remainder),
+        // the remainder batches; with one step an epoch every step gathers diagnostics: time those rather than
+        // none.
+        step_s: [step_s, short_s, diagnosed_s]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap_or_default(),
         wall_s: start.elapsed().as_secs_f64(),
     })
 }
