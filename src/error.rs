@@ -7,7 +7,8 @@ use crate::DType;
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in actgpu. Caller mistakes are reported here, never as panics.
+/// Everything that can go wrong in actgpu. Caller mistakes are reported here, never as panics (in the GPU API;
+/// the f64 reference in [`crate::cpu`] expects well-formed inputs and panics otherwise).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {

@@ -721,8 +721,20 @@ impl Gpu {
                 message: err.to_string(),
             });
         }
-        self.wait()?;
+        self.poll_until_idle()?;
         self.take_uncaptured(op)
+    }
+
+    /// Submits `encoder` (work recorded by the `record_*` calls, or anything else) without waiting, inside error
+    /// scopes: a validation or out-of-memory error in what it recorded (wgpu reports those when the encoder
+    /// finishes) comes back as [`Error::Wgpu`] for `op`, not through the device's error handler. The way to submit
+    /// an encoder of one's own and still get typed errors; `gpu.queue().submit(..)` works too, but its errors then
+    /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`] or read).
+    pub fn submit(&self, op: &'static str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.check_lost()?;
+        self.scoped(op, || {
+            self.inner.queue.submit([encoder.finish()]);
+        })
     }
 
     /// Runs `f` inside validation, out-of-memory and internal error scopes (the last is how a backend compiler's
@@ -746,8 +758,16 @@ impl Gpu {
         }
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Blocks until all submitted work has finished. On a device [`Gpu::new`] made, also reports the wgpu errors
+    /// that no scope caught since the last report (work submitted with `gpu.queue().submit(..)` directly) as
+    /// [`Error::Wgpu`] with op `"an earlier submission"`; a host app's device keeps them for its own handler.
     pub fn wait(&self) -> Result<()> {
+        self.poll_until_idle()?;
+        self.take_uncaptured("an earlier submission")
+    }
+
+    /// Polls until the device is idle, then checks that it was not lost.
+    fn poll_until_idle(&self) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())

@@ -153,7 +153,9 @@ impl Gpu {
 impl Tensor {
     /// Wraps a buffer the host application owns. It needs `STORAGE` (and `COPY_SRC` to be read back), at least
     /// [`padded_bytes`] bytes, and a size that is a multiple of 4 (the kernels bind whole buffers, and wgpu refuses
-    /// a storage binding of any other size).
+    /// a storage binding of any other size). The tensor starts at the buffer's first byte, and kernels that
+    /// write it may write the whole padded size (they store 8-element units): keep nothing of your own in the
+    /// bytes between the data's end and [`padded_bytes`].
     pub fn from_buffer(
         gpu: &Gpu,
         buffer: wgpu::Buffer,
@@ -224,6 +226,25 @@ impl Tensor {
     /// True when the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The same buffer under another shape with as many elements (no copy): `[32]` as `[4, 8]`, say.
+    /// [`Error::ShapeMismatch`] where the element counts differ.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let len = element_count(shape)?;
+        if len != self.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::reshape",
+                expected: self.shape.clone(),
+                got: shape.to_vec(),
+            });
+        }
+        Ok(Tensor {
+            gpu: self.gpu.clone(),
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
     }
 
     /// A new zero-filled tensor of the same shape and type on the same device.

@@ -550,3 +550,66 @@ fn a_chosen_matmul_kernel_runs_every_product() {
         }
     }
 }
+
+/// Work recorded into the caller's own encoder: `Gpu::submit` returns its validation errors as typed errors, and
+/// on a device `Gpu::new` made, a plain `queue.submit` has them reported by the next `wait` (or read), once.
+#[test]
+fn errors_in_the_callers_own_submissions_are_reported() {
+    let g = Gpu::new().unwrap();
+    let a = g.upload(&[1.0f32; 8]).unwrap();
+    let b = g.upload(&[0.0f32; 8]).unwrap();
+    let bad = || {
+        let mut enc = g.device().create_command_encoder(&Default::default());
+        // Past the end of both buffers.
+        enc.copy_buffer_to_buffer(a.buffer(), 0, b.buffer(), 0, Some(1 << 20));
+        enc
+    };
+    let r = g.submit("test copy", bad());
+    assert!(
+        matches!(
+            r,
+            Err(Error::Wgpu {
+                op: "test copy",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    g.wait().unwrap();
+    g.queue().submit([bad().finish()]);
+    let r = g.wait();
+    assert!(
+        matches!(
+            r,
+            Err(Error::Wgpu {
+                op: "an earlier submission",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    g.wait().unwrap();
+    // And good work through submit is Ok, and its result is there.
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    Activation::Relu.record_forward(&mut enc, &a, &b).unwrap();
+    g.submit("relu", enc).unwrap();
+    assert_eq!(b.read::<f32>().unwrap(), vec![1.0; 8]);
+}
+
+#[test]
+fn reshape_shares_the_buffer_and_checks_the_count() {
+    let g = gpu();
+    let t = g.upload(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let m = t.reshape(&[2, 3]).unwrap();
+    assert_eq!((m.shape(), m.dtype()), (&[2, 3][..], DType::F32));
+    assert_eq!(m.buffer(), t.buffer());
+    assert_eq!(m.read::<f32>().unwrap(), t.read::<f32>().unwrap());
+    assert!(matches!(
+        t.reshape(&[4, 2]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        t.reshape(&[usize::MAX, 2]),
+        Err(Error::LimitExceeded { .. } | Error::InvalidArgument { .. })
+    ));
+}

@@ -665,6 +665,13 @@ fn bad_network_arguments_are_typed_errors() {
         Err(Error::InvalidArgument { .. })
     ));
     let x = upload(g, &[0.0; 8], &[2, 4]);
+    // Labels made for another class count: said so, not reported as a shape.
+    let three = Labels::upload(g, &[0, 1], 3).unwrap();
+    let e = net.train_step(&x, Targets::Classes(&three)).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { reason, .. } if reason.contains("3 classes")),
+        "{e}"
+    );
     let v = upload(g, &[0.0; 6], &[2, 3]);
     assert!(matches!(
         net.train_step(&x, Targets::Values(&v)),

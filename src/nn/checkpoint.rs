@@ -213,7 +213,9 @@ fn sizes_from_shapes(file: &SafeTensors, hidden: &[Hidden]) -> Result<Vec<usize>
 
 impl Mlp {
     /// The weights as a safetensors file in memory (see the module documentation for names, shapes and
-    /// metadata). Reads the parameters back from the GPU (blocks).
+    /// metadata). Reads the parameters back from the GPU (blocks). The optimizer's state (momentum, Adam's
+    /// moments) and the step count are not saved: a network loaded from it starts training at step 1 with zero
+    /// moments, as a PyTorch model loaded from a state dict without its optimizer's would.
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
         let sizes = self.sizes();
         let params = self.params()?;

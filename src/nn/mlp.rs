@@ -409,13 +409,18 @@ impl Mlp {
     fn check_targets(&self, targets: Targets, batch: usize) -> Result<()> {
         let out = self.sizes[self.sizes.len() - 1];
         match targets {
-            Targets::Classes(labels) if labels.len() != batch || labels.classes() != out => {
-                Err(Error::ShapeMismatch {
-                    op: OP,
-                    expected: vec![batch, out],
-                    got: vec![labels.len(), labels.classes()],
-                })
-            }
+            Targets::Classes(labels) if labels.classes() != out => Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "the labels were uploaded for {} classes, and the network has {out} outputs",
+                    labels.classes()
+                ),
+            }),
+            Targets::Classes(labels) if labels.len() != batch => Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![batch],
+                got: vec![labels.len()],
+            }),
             Targets::Values(t) if t.shape() != [batch, out] => Err(Error::ShapeMismatch {
                 op: OP,
                 expected: vec![batch, out],
@@ -425,10 +430,12 @@ impl Mlp {
         }
     }
 
-    /// One training step on the batch `x [batch, sizes[0]]` with `targets` (class indices `[batch]` for
+    /// One training step on the batch `x [batch, sizes[0]]` (f32) with `targets` (class indices `[batch]` for
     /// cross-entropy, values `[batch, sizes[-1]]` otherwise): forward, loss and its gradient, backward through
     /// every layer, then the optimizer's update of every weight and bias, recorded into one command buffer and
-    /// submitted once. Returns without waiting for the device and reads nothing back.
+    /// submitted once. Returns without waiting for the device and reads nothing back. The network keeps its
+    /// intermediate buffers for one batch size and makes them anew when the size changes, so batches that
+    /// alternate between sizes pay an allocation each time (a last, shorter batch of an epoch costs two).
     pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
         let batch = self.batch_of(x)?;
         self.check_targets(targets, batch)?;

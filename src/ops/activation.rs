@@ -1,7 +1,11 @@
 //! Activation forward and backward launchers (`shaders/activation.wgsl`).
 //!
-//! `record_*` methods encode into the caller's `CommandEncoder` and submit nothing; the others allocate the
-//! output where there is one, submit, and wait.
+//! `record_*` methods encode into the caller's `CommandEncoder` and submit nothing of it; the others allocate
+//! the output where there is one, submit, and wait. One exception to "nothing": under [`crate::F16Storage::Auto`]
+//! (the default) the first all-f16 kernel of each intensity on an adapter with `SHADER_F16` decides between the
+//! packed and the native path by probing and timing both, which submits work of its own and waits for it (about
+//! 0.2 s on lavapipe). Call [`Gpu::f16_native_for`] for both intensities at start-up to have that happen then,
+//! or choose [`crate::F16Storage::Packed`] or `Native` in [`crate::GpuOptions`].
 //!
 //! Storage types: every operand may be f32, f16 or bf16, independently (for example f16 activations with an f32
 //! gradient); kernels compute in f32 and round once on store, to nearest even. Where rounding cannot change a

@@ -165,7 +165,9 @@ impl Dense {
     /// Records the gradients from `x [m, k]`, `w [k, n]`, the pre-activation `z [m, n]` and `dy [m, n]`:
     /// `dW = X^T dZ` into `dw [k, n]`, and where given `db [n]` (column sums of dZ) and `dX = dZ W^T` into
     /// `dx [m, k]`, with `dZ = dY * f'(Z)` formed as [`Dense::dz`] says. Every tensor may be f32, f16 or bf16
-    /// (see the module documentation).
+    /// (see the module documentation). With [`DzMode::Separate`] (the default) and an activation other than
+    /// identity, each call allocates an `[m, n]` f32 buffer for dZ: a training loop passes one that lives across
+    /// steps to [`Dense::record_backward_using`].
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward(
         &self,
@@ -206,9 +208,9 @@ impl Dense {
 
     /// [`Dense::record_backward_with_stats`], writing dZ ([`DzMode::Separate`]) into `scratch` (`[m, n]` f32, a
     /// buffer of its own) where given rather than into a buffer allocated per call: a training loop passes one
-    /// that lives across steps.
+    /// that lives across steps. `stats` and `scratch` may each be `None`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record_backward_using(
+    pub fn record_backward_using(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         x: &Tensor,
