@@ -6,9 +6,10 @@
 //!   double quotes, which are dropped (a quoted field may not contain the separator); spaces around a field are
 //!   ignored; empty lines and lines starting with `#` are skipped;
 //! - an optional header: the first row is one when none of its feature fields is a number;
-//! - one label column (the last, unless chosen): labels that are all whole numbers in `0..=MAX_CLASS` are the
-//!   class indices themselves (classes = the largest + 1); otherwise every distinct label is a class, numbered
-//!   in sorted (byte) order;
+//! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
+//!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
+//!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
+//!   [`MAX_CLASSES`] classes;
 //! - every other field a finite number: a missing value, `NA` or `nan` is an error naming the line and column,
 //!   not a silent zero.
 //!
@@ -26,8 +27,8 @@ use crate::verify::Rng;
 /// The share of each class's rows in the test set, and again in the validation set.
 pub const TEST_FRACTION: f64 = 0.2;
 
-/// The largest whole-number label taken as a class index (larger ones would make an output layer that wide).
-pub const MAX_CLASS: u64 = 9_999;
+/// The most classes a file may have (each is an output unit; more is likely the wrong label column).
+pub const MAX_CLASSES: usize = 10_000;
 
 /// Why a CSV file could not become a dataset. Lines and columns count from 1, as editors show them.
 #[derive(Debug)]
@@ -64,12 +65,10 @@ pub enum CsvError {
         /// Columns per row.
         columns: usize,
     },
-    /// A whole-number label past [`MAX_CLASS`].
-    LabelTooLarge {
-        /// Line in the file.
-        line: usize,
-        /// The label.
-        label: u64,
+    /// More distinct labels than [`MAX_CLASSES`].
+    TooManyClasses {
+        /// Distinct labels in the file.
+        classes: usize,
     },
     /// Too little data for a study: the message says what.
     TooSmall(String),
@@ -100,9 +99,9 @@ impl fmt::Display for CsvError {
                 f,
                 "label column {column} is past the {columns} columns of the rows"
             ),
-            CsvError::LabelTooLarge { line, label } => write!(
+            CsvError::TooManyClasses { classes } => write!(
                 f,
-                "line {line}: class label {label} is past the largest class index {MAX_CLASS}"
+                "{classes} distinct labels: more classes than {MAX_CLASSES} (is the label column the right one?)"
             ),
             CsvError::TooSmall(msg) => write!(f, "{msg}"),
         }
@@ -150,6 +149,8 @@ fn finite(field: &str) -> Option<f64> {
 
 /// Parses CSV text (see the module documentation); `label_column` counts from 0, `None` for the last.
 pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError> {
+    // A UTF-8 byte-order mark, as spreadsheet programs write one, is not part of the first field.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
@@ -221,38 +222,44 @@ pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError>
     })
 }
 
-/// Whole-number labels as they are, anything else numbered in sorted order; with the name of every class.
+/// Class indices and names of the labels (see the module documentation): dense whole numbers as they are, other
+/// whole numbers by numeric rank, anything else by sorted rank.
 fn class_indices(raw: &[(usize, String)]) -> Result<(Vec<u32>, Vec<String>), CsvError> {
     let whole = |s: &str| {
         s.parse::<f64>()
             .ok()
-            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e18)
-            .map(|v| v as u64)
+            .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
+            .map(|v| v as i64)
     };
-    if raw.iter().all(|(_, s)| whole(s).is_some()) {
-        let mut labels = Vec::with_capacity(raw.len());
-        for (line, s) in raw {
-            let v = whole(s).unwrap_or(0);
-            if v > MAX_CLASS {
-                return Err(CsvError::LabelTooLarge {
-                    line: *line,
-                    label: v,
-                });
-            }
-            labels.push(v as u32);
+    let too_many =
+        |classes: usize| (classes > MAX_CLASSES).then_some(CsvError::TooManyClasses { classes });
+    if let Some(values) = raw
+        .iter()
+        .map(|(_, s)| whole(s))
+        .collect::<Option<Vec<i64>>>()
+    {
+        let mut distinct = values.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if let Some(e) = too_many(distinct.len()) {
+            return Err(e);
         }
-        let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-        return Ok((labels, (0..classes).map(|c| c.to_string()).collect()));
+        let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
+        if lo >= 0 && hi <= distinct.len() as i64 {
+            let labels = values.iter().map(|&v| v as u32).collect();
+            return Ok((labels, (0..=hi).map(|c| c.to_string()).collect()));
+        }
+        let labels = values
+            .iter()
+            .map(|v| distinct.binary_search(v).unwrap_or(0) as u32)
+            .collect();
+        return Ok((labels, distinct.iter().map(i64::to_string).collect()));
     }
     let mut names: Vec<String> = raw.iter().map(|(_, s)| s.clone()).collect();
     names.sort();
     names.dedup();
-    if names.len() as u64 > MAX_CLASS + 1 {
-        return Err(CsvError::TooSmall(format!(
-            "{} distinct labels: more classes than {} (is the label column the right one?)",
-            names.len(),
-            MAX_CLASS + 1
-        )));
+    if let Some(e) = too_many(names.len()) {
+        return Err(e);
     }
     let labels = raw
         .iter()
@@ -398,8 +405,19 @@ mod tests {
         let t = parse("2\t0.5\t1e3\r\n0\t-1\t7\r\n", Some(0)).unwrap();
         assert_eq!((t.features, t.x.clone()), (2, vec![0.5, 1e3, -1.0, 7.0]));
         assert_eq!((t.labels.clone(), t.classes()), (vec![2, 0], 3));
-        // "1.0" is a whole number.
+        // "1.0" is a whole number; 1-based labels keep their numbers (class 0 empty).
         assert_eq!(table("0.5,1.0\n0.25,0\n").labels, [1, 0]);
+        let one_based = table("1,1\n2,3\n3,2\n");
+        assert_eq!(
+            (one_based.labels.clone(), one_based.classes()),
+            (vec![1, 3, 2], 4)
+        );
+        // Sparse or negative whole numbers are numbered in numeric order ("10" after "2"), not kept as indices.
+        let sparse = table("1,10\n2,2\n3,-1\n4,10000\n");
+        assert_eq!(sparse.labels, [2, 1, 0, 3]);
+        assert_eq!(sparse.class_names, ["-1", "2", "10", "10000"]);
+        // A byte-order mark does not make the first field a word.
+        assert_eq!(table("\u{feff}5,1\n6,0\n").x, [5.0, 6.0]);
     }
 
     #[test]
@@ -444,12 +462,10 @@ mod tests {
                 columns: 3
             }
         ));
+        let many: String = (0..10_001).map(|i| format!("{i}.5,c{i}\n")).collect();
         assert!(matches!(
-            err("1,0\n2,10000\n", None),
-            CsvError::LabelTooLarge {
-                line: 2,
-                label: 10_000
-            }
+            err(&many, None),
+            CsvError::TooManyClasses { classes: 10_001 }
         ));
         assert!(matches!(err("", None), CsvError::TooSmall(_)));
         assert!(matches!(err("x,y\n", None), CsvError::TooSmall(_)));
