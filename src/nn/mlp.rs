@@ -77,6 +77,9 @@ pub struct Mlp {
     step: u64,
     loss: Tensor,
     work: Option<Workspace>,
+    /// The training workspace of the batch size before the current one, kept so that an epoch's full batches
+    /// and its shorter last one take turns without allocating.
+    spare: Option<Workspace>,
     /// Inference's buffers (no gradients), for [`Mlp::predict`] and [`Mlp::evaluate`].
     infer: Option<Workspace>,
     diag: Option<Diagnostics>,
@@ -205,6 +208,7 @@ impl Mlp {
             step: 0,
             loss: gpu.zeros(&[1], DType::F32)?,
             work: None,
+            spare: None,
             infer: None,
             diag: None,
         })
@@ -333,12 +337,18 @@ impl Mlp {
         }
     }
 
-    /// Allocates the training workspace for `batch` unless the last one fits.
+    /// Makes the training workspace one for `batch`: the current one, the one before it (the two swap), or
+    /// a new one, which then keeps the current one as the spare.
     fn workspace(&mut self, batch: usize) -> Result<()> {
         if self.work.as_ref().is_some_and(|w| w.batch == batch) {
             return Ok(());
         }
-        self.work = Some(self.new_workspace(batch, true)?);
+        if self.spare.as_ref().is_some_and(|w| w.batch == batch) {
+            std::mem::swap(&mut self.work, &mut self.spare);
+            return Ok(());
+        }
+        let new = self.new_workspace(batch, true)?;
+        self.spare = self.work.replace(new);
         Ok(())
     }
 
@@ -434,8 +444,8 @@ impl Mlp {
     /// cross-entropy, values `[batch, sizes[-1]]` otherwise): forward, loss and its gradient, backward through
     /// every layer, then the optimizer's update of every weight and bias, recorded into one command buffer and
     /// submitted once. Returns without waiting for the device and reads nothing back. The network keeps its
-    /// intermediate buffers for one batch size and makes them anew when the size changes, so batches that
-    /// alternate between sizes pay an allocation each time (a last, shorter batch of an epoch costs two).
+    /// intermediate buffers for the last two batch sizes (an epoch's full batches and its shorter last one take
+    /// turns without allocating); a third size allocates anew and drops the older of the two.
     pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
         let batch = self.batch_of(x)?;
         self.check_targets(targets, batch)?;
@@ -736,6 +746,22 @@ mod tests {
         assert_eq!(
             net.infer.as_ref().map(|w| (w.batch, w.dy.len())),
             Some((3, 0))
+        );
+        // A shorter batch, then the full size again: the full size's buffers come back, not new ones; a third
+        // size drops the oldest.
+        net.train_step_classes(&[0.5; 6], &[0, 1]).unwrap();
+        assert_eq!(buffer(&net).map(|b| b.0), Some(2));
+        net.train_step_classes(&[0.5; 12], &[0, 1, 1, 0]).unwrap();
+        assert_eq!(buffer(&net), before);
+        net.train_step_classes(&[0.5; 3], &[1]).unwrap();
+        assert_eq!(net.spare.as_ref().map(|w| w.batch), Some(4));
+        net.train_step_classes(&[0.5; 6], &[0, 1]).unwrap();
+        assert_eq!(
+            (
+                buffer(&net).map(|b| b.0),
+                net.spare.as_ref().map(|w| w.batch)
+            ),
+            (Some(2), Some(1))
         );
     }
 }
