@@ -110,6 +110,23 @@ fn out_of_range_class_indices_are_refused_or_give_nan() {
     let err = Labels::upload(g, &[0, 3, 1], 3).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     assert!(err.to_string().contains("row 1"), "{err}");
+    // Overwriting: the same checks, and the new indices are what the loss sees.
+    let l = Labels::upload(g, &[0, 1], 3).unwrap();
+    let e = l.write(&[2, 5]).unwrap_err();
+    assert!(e.to_string().contains("row 1"), "{e}");
+    assert!(matches!(l.write(&[2]), Err(Error::ShapeMismatch { .. })));
+    l.write(&[2, 0]).unwrap();
+    let x = upload(g, &[0.0; 6], &[2, 3]);
+    let (_, grad) = Loss::SoftmaxCrossEntropy
+        .compute(&x, Targets::Classes(&l))
+        .unwrap();
+    let third = 1.0f32 / 3.0;
+    let want = [third, third, third - 1.0, third - 1.0, third, third].map(|v| v / 2.0);
+    let got = grad.read::<f32>().unwrap();
+    assert!(
+        got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{got:?}"
+    );
     // Indices put on the GPU unchecked: the row with index 7 >= 3 gets NaN, so does the mean.
     let buf = g.upload(&[f32::from_bits(1), f32::from_bits(7)]).unwrap();
     let l = Labels::from_buffer(g, buf.buffer().clone(), 2, 3).unwrap();

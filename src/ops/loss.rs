@@ -54,18 +54,7 @@ impl Labels {
     /// Uploads `labels`, after checking that every index is below `classes`: `Error::InvalidArgument` names the
     /// first row that is not.
     pub fn upload(gpu: &Gpu, labels: &[u32], classes: usize) -> Result<Labels> {
-        if let Some((row, &t)) = labels
-            .iter()
-            .enumerate()
-            .find(|&(_, &t)| t as usize >= classes)
-        {
-            return Err(Error::InvalidArgument {
-                op: "Labels::upload",
-                reason: format!(
-                    "class index {t} at row {row} is out of range for {classes} classes"
-                ),
-            });
-        }
+        check_range("Labels::upload", labels, classes)?;
         // Uploaded as the bytes of an f32 tensor (a byte copy, no float arithmetic touches them): the same size
         // check and scoped buffer creation as any upload.
         let words = gpu.upload(bytemuck::cast_slice::<u32, f32>(labels))?;
@@ -112,6 +101,34 @@ impl Labels {
         })
     }
 
+    /// Overwrites the labels with the same number of new ones (the next batch's, say: no new buffer), after the
+    /// same range check as [`Labels::upload`]. Like [`crate::Tensor::write`], the write lands before the next
+    /// submission.
+    pub fn write(&self, labels: &[u32]) -> Result<()> {
+        const OP: &str = "Labels::write";
+        if labels.len() != self.len {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                expected: vec![self.len],
+                got: vec![labels.len()],
+            });
+        }
+        check_range(OP, labels, self.classes)?;
+        let missing = wgpu::BufferUsages::COPY_DST - self.buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::MissingUsage {
+                op: OP,
+                missing: format!("{missing:?}"),
+            });
+        }
+        if !labels.is_empty() {
+            self.gpu
+                .queue()
+                .write_buffer(&self.buffer, 0, bytemuck::cast_slice(labels));
+        }
+        Ok(())
+    }
+
     /// Number of labels (rows).
     pub fn len(&self) -> usize {
         self.len
@@ -130,6 +147,21 @@ impl Labels {
     /// The buffer of `u32` indices.
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+}
+
+/// `Error::InvalidArgument` naming the first row of `labels` whose index is not below `classes`.
+fn check_range(op: &'static str, labels: &[u32], classes: usize) -> Result<()> {
+    match labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| t as usize >= classes)
+    {
+        Some((row, &t)) => Err(Error::InvalidArgument {
+            op,
+            reason: format!("class index {t} at row {row} is out of range for {classes} classes"),
+        }),
+        None => Ok(()),
     }
 }
 
