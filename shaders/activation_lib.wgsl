@@ -22,6 +22,11 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+/// +-inf, tested on the bits (comparisons with infinities are not reliable under every driver's fast math).
+fn is_inf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
 fn nan_f32() -> f32 {
     return bitcast<f32>(QNAN_BITS);
 }

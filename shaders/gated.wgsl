@@ -89,11 +89,27 @@ fn gated_da(g: Oct, d: Oct) -> Oct {
     return Oct(d.a * fwd4(g.a), d.b * fwd4(g.b));
 }
 
-/// dg = (dout f'(g)) a for a unit: dout f'(g) first, since f' <= 1.13 for every built-in gate, so the product
-/// overflows only where dg does (dout a first overflowed for dout = a = 1e20, and then inf f'(g) gave NaN where
-/// f'(g) = 0 and inf where dg is finite).
+/// dg = dout a f'(g) for one element, without an intermediate overflow where dg is finite: (dout a) f'(g), as
+/// the activation backward takes it, unless dout a overflows with both finite (then |a| > 1, so dout f'(g)
+/// overflows only where dg does, and (dout f'(g)) a is taken). Neither order alone is safe: dout a overflows for
+/// dout = a = 2^66 where f'(g) is 0 (ReGLU at g < 0: NaN) or tiny (GLU at -30), dout f'(g) for dout near the
+/// largest f32 where f'(g) > 1 (GeGLU at 1.5, f' = 1.13) or for any gate with a large f' (squared ReLU, a custom
+/// gate). Selects, not a branch: one act_backward either way, and the lanes stay in step.
+fn gated_dg1(a: f32, g: f32, d: f32) -> f32 {
+    let u = d * a;
+    let later = is_inf(u) && !is_inf(d) && !is_inf(a);
+    let q = act_backward(g, select(u, d, later));
+    return select(q, q * a, later);
+}
+
+fn gated_dg4(a: vec4<f32>, g: vec4<f32>, d: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(gated_dg1(a.x, g.x, d.x), gated_dg1(a.y, g.y, d.y), gated_dg1(a.z, g.z, d.z),
+                     gated_dg1(a.w, g.w, d.w));
+}
+
+/// dg = dout a f'(g) for a unit ([`gated_dg1`] per element).
 fn gated_dg(a: Oct, g: Oct, d: Oct) -> Oct {
-    return Oct(bwd4(g.a, d.a) * a.a, bwd4(g.b, d.b) * a.b);
+    return Oct(gated_dg4(a.a, g.a, d.a), gated_dg4(a.b, g.b, d.b));
 }
 
 fn first_unit(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
@@ -274,7 +290,7 @@ fn gated_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
                 let a0 = load_x_elem(i0);
                 let g0 = load_x_elem(i0 + params.half);
                 let da0 = ds[j] * act_forward(g0);
-                let dg0 = act_backward(g0, ds[j]) * a0;
+                let dg0 = gated_dg1(a0, g0, ds[j]);
                 if (OUT_T == T_F32) {
                     store_out_f32(i0, da0);
                     store_out_f32(i0 + params.half, dg0);
@@ -283,14 +299,14 @@ fn gated_backward_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
                         let a1 = load_x_elem(i1);
                         let g1 = load_x_elem(i1 + params.half);
                         store_out_f32(i1, ds[j + 1u] * act_forward(g1));
-                        store_out_f32(i1 + params.half, act_backward(g1, ds[j + 1u]) * a1);
+                        store_out_f32(i1 + params.half, gated_dg1(a1, g1, ds[j + 1u]));
                     }
                 } else {
                     // half is even, so e and e + 1 share a row and i0 is even: whole words.
                     let a1 = load_x_elem(i0 + 1u);
                     let g1 = load_x_elem(i0 + 1u + params.half);
                     store_out_pair(i0, da0, ds[j + 1u] * act_forward(g1));
-                    store_out_pair(i0 + params.half, dg0, act_backward(g1, ds[j + 1u]) * a1);
+                    store_out_pair(i0 + params.half, dg0, gated_dg1(a1, g1, ds[j + 1u]));
                 }
             }
         }
@@ -308,7 +324,7 @@ fn split_grad(f: u32) -> f32 {
     let a = load_x_elem(row * width + k);
     let g = load_x_elem(row * width + params.half + k);
     let d = load_dout_elem(row * params.half + k);
-    return select(act_backward(g, d) * a, d * act_forward(g), in_a);
+    return select(gated_dg1(a, g, d), d * act_forward(g), in_a);
 }
 
 /// `gated_backward_split` for a 16-bit dx whose half width C is odd, where da and dg share the word at every

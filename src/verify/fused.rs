@@ -340,17 +340,25 @@ pub fn check_gated(
             douts[r * half + c % half] = f32::INFINITY;
         }
     }
-    // Edge inputs in f32 and bf16 (f16 cannot hold them): in the last row, a = dout = 2^66, whose product
+    // Edge inputs in f32 and bf16 (f16 cannot hold them), in the last row: a = dout = 2^66, whose product
     // overflows f32, at gates -1, -30 and -200, where dg = dout a f'(g) is 0 (ReGLU), finite (GLU: 5e26) or
-    // below f32's range. A kernel that formed dout a first returned NaN or inf there.
+    // below f32's range; and dout = the largest bf16 (3.39e38), a = 1/2 at gate 1.5, where dout f'(g) overflows
+    // for f' > 1 (GeGLU: 1.13) and dg is finite. A kernel that formed either product first in every case
+    // returned NaN or inf at one of them.
     if matches!(inputs, FusedInputs::Edges(_)) && dtype != DType::F16 && rows > 1 {
         let r = rows - 1;
-        for (c, gate) in [-1.0f32, -30.0, -200.0].into_iter().enumerate().take(half) {
+        let big = 2f32.powi(66);
+        let cases = [
+            (big, -1.0f32, big),
+            (big, -30.0, big),
+            (big, -200.0, big),
+            (0.5, 1.5, half::bf16::MAX.to_f32()),
+        ];
+        for (c, (a, gate, dout)) in cases.into_iter().enumerate().take(half) {
             if !is_edge(r, c) && !is_edge(r, c + half) {
-                let big = 2f32.powi(66);
-                xs[r * cols + c] = big;
+                xs[r * cols + c] = a;
                 xs[r * cols + c + half] = gate;
-                douts[r * half + c] = big;
+                douts[r * half + c] = dout;
             }
         }
     }
