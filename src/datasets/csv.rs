@@ -5,7 +5,9 @@
 //! - fields separated by commas (or tabs, where the first row has a tab and no comma); a field may be wrapped in
 //!   double quotes, which are dropped (a quoted field may not contain the separator); spaces around a field are
 //!   ignored; empty lines and lines starting with `#` are skipped;
-//! - an optional header: the first row is one when none of its feature fields is a number;
+//! - an optional header: the first row is one when none of its feature fields is a number, when its label is a
+//!   word above a number in the next row, or when its feature fields are `0, 1, 2, ...` (the names pandas gives
+//!   a frame's unnamed columns: `pd.DataFrame(X).assign(label=y).to_csv(index=False)`);
 //! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
 //!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
 //!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
@@ -65,6 +67,11 @@ pub enum CsvError {
         /// Columns per row.
         columns: usize,
     },
+    /// A row whose label field is empty.
+    MissingLabel {
+        /// Line in the file.
+        line: usize,
+    },
     /// More distinct labels than [`MAX_CLASSES`].
     TooManyClasses {
         /// Distinct labels in the file.
@@ -99,6 +106,7 @@ impl fmt::Display for CsvError {
                 f,
                 "label column {column} is past the {columns} columns of the rows"
             ),
+            CsvError::MissingLabel { line } => write!(f, "line {line}: the label is empty"),
             CsvError::TooManyClasses { classes } => write!(
                 f,
                 "{classes} distinct labels: more classes than {MAX_CLASSES} (is the label column the right one?)"
@@ -147,6 +155,25 @@ fn finite(field: &str) -> Option<f64> {
     field.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// Whether the first of `lines` is a header (see the module documentation). A row with some numbers among its
+/// feature fields and none of the other signs (`1,NA,0`) is data, and its bad field an error, rather than a row
+/// silently dropped.
+fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
+    let number = |f: &str| f.parse::<f64>().is_ok();
+    let head = fields(lines[0].1, separator);
+    let features = || head.iter().enumerate().filter(|&(c, _)| c != label);
+    let no_number = features().all(|(_, f)| !number(f));
+    let range_names = features()
+        .enumerate()
+        .all(|(i, (_, f))| f.parse::<u64>() == Ok(i as u64));
+    let label_word = !number(head[label])
+        && lines
+            .get(1)
+            .and_then(|(_, l)| fields(l, separator).get(label).map(|f| number(f)))
+            .unwrap_or(false);
+    no_number || range_names || label_word
+}
+
 /// Parses CSV text (see the module documentation); `label_column` counts from 0, `None` for the last.
 pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError> {
     // A UTF-8 byte-order mark, as spreadsheet programs write one, is not part of the first field.
@@ -178,15 +205,15 @@ pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError>
             columns,
         });
     }
-    // A header has no number among its feature fields; a row with some (`1,NA,0`) is data, and its bad field an
-    // error, rather than a row silently dropped.
-    let is_header = fields(first, separator)
-        .iter()
-        .enumerate()
-        .all(|(c, f)| c == label || f.parse::<f64>().is_err());
-    let rows = if is_header { &lines[1..] } else { &lines[..] };
-    let mut x = Vec::with_capacity(rows.len() * (columns - 1));
-    let mut raw_labels = Vec::with_capacity(rows.len());
+    let rows = if is_header(&lines, separator, label) {
+        &lines[1..]
+    } else {
+        &lines[..]
+    };
+    // Grown as rows pass their checks: a large file that is not CSV fails at its first bad row, not on a
+    // reservation sized from its line count.
+    let mut x = Vec::new();
+    let mut raw_labels = Vec::new();
     for &(line, text) in rows {
         let row = fields(text, separator);
         if row.len() != columns {
@@ -198,6 +225,9 @@ pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError>
         }
         for (c, f) in row.iter().enumerate() {
             if c == label {
+                if f.is_empty() {
+                    return Err(CsvError::MissingLabel { line });
+                }
                 raw_labels.push((line, f.to_string()));
             } else {
                 x.push(finite(f).ok_or_else(|| CsvError::NotANumber {
@@ -244,8 +274,12 @@ fn class_indices(raw: &[(usize, String)]) -> Result<(Vec<u32>, Vec<String>), Csv
         if let Some(e) = too_many(distinct.len()) {
             return Err(e);
         }
-        let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
-        if lo >= 0 && hi <= distinct.len() as i64 {
+        let (lo, hi, k) = (
+            distinct[0],
+            distinct[distinct.len() - 1],
+            distinct.len() as i64,
+        );
+        if (lo == 0 && hi == k - 1) || (lo == 1 && hi == k) {
             let labels = values.iter().map(|&v| v as u32).collect();
             return Ok((labels, (0..=hi).map(|c| c.to_string()).collect()));
         }
@@ -283,8 +317,7 @@ fn split(labels: &[u32], classes: usize, seed: u64) -> Split {
         test: Vec::new(),
         validation: Vec::new(),
     };
-    for class in 0..classes as u32 {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == class).collect();
+    for mut rows in rows_by_class(labels, classes) {
         for i in (1..rows.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             rows.swap(i, j);
@@ -300,6 +333,15 @@ fn split(labels: &[u32], classes: usize, seed: u64) -> Split {
     s
 }
 
+/// The rows of each class, in file order (one pass).
+fn rows_by_class(labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
+    let mut rows = vec![Vec::new(); classes];
+    for (r, &c) in labels.iter().enumerate() {
+        rows[c as usize].push(r);
+    }
+    rows
+}
+
 impl Table {
     /// Classes: one past the largest class index.
     pub fn classes(&self) -> usize {
@@ -310,8 +352,9 @@ impl Table {
     /// documentation). At least two classes and rows enough for a test and a validation row are needed.
     pub fn into_dataset(self, source: DataSource, seed: u64) -> Result<Dataset, CsvError> {
         let classes = self.classes();
-        let present = (0..classes as u32)
-            .filter(|c| self.labels.contains(c))
+        let present = rows_by_class(&self.labels, classes)
+            .iter()
+            .filter(|rows| !rows.is_empty())
             .count();
         if present < 2 {
             return Err(CsvError::TooSmall(format!(
@@ -330,21 +373,39 @@ impl Table {
         let f = self.features;
         let row = |r: usize| &self.x[r * f..(r + 1) * f];
         let n = s.train.len() as f64;
-        let mut mean = vec![0.0f64; f];
+        let (mut mean, mut var) = (vec![0.0f64; f], vec![0.0f64; f]);
+        let (mut lo, mut hi) = (vec![f64::INFINITY; f], vec![f64::NEG_INFINITY; f]);
         for &r in &s.train {
-            for (m, v) in mean.iter_mut().zip(row(r)) {
-                *m += v / n;
+            for (j, &v) in row(r).iter().enumerate() {
+                mean[j] += v;
+                lo[j] = lo[j].min(v);
+                hi[j] = hi[j].max(v);
             }
         }
-        let mut var = vec![0.0f64; f];
+        for m in &mut mean {
+            *m /= n;
+        }
         for &r in &s.train {
             for ((q, v), m) in var.iter_mut().zip(row(r)).zip(&mean) {
-                *q += (v - m) * (v - m) / n;
+                *q += (v - m) * (v - m);
             }
         }
-        let scale: Vec<f64> = var
-            .iter()
-            .map(|&q| if q > 0.0 { 1.0 / q.sqrt() } else { 1.0 })
+        // A feature constant over the training rows is only centred, on its value (its computed mean and
+        // variance are rounding: a variance of 1e-34 for 0.1 in every row, whose root would blow a test row's
+        // small difference up to 1e14).
+        for j in 0..f {
+            if hi[j] <= lo[j] {
+                mean[j] = lo[j];
+            }
+        }
+        let scale: Vec<f64> = (0..f)
+            .map(|j| {
+                if hi[j] > lo[j] && var[j] > 0.0 {
+                    1.0 / (var[j] / n).sqrt()
+                } else {
+                    1.0
+                }
+            })
             .collect();
         let take = |rows: &[usize]| -> (Vec<f32>, Vec<u32>) {
             let mut x = Vec::with_capacity(rows.len() * f);
@@ -401,10 +462,10 @@ mod tests {
         assert_eq!(t.x, [5.1, 3.5, 4.9, 3.0, 6.0, 2.2]);
         assert_eq!(t.labels, [0, 1, 0]);
         assert_eq!(t.class_names, ["setosa", "virginica"]);
-        // No header, tabs, the label first, whole-number labels kept as indices (class 1 has no rows).
-        let t = parse("2\t0.5\t1e3\r\n0\t-1\t7\r\n", Some(0)).unwrap();
+        // No header, tabs, the label first, whole-number labels kept as indices.
+        let t = parse("1\t0.5\t1e3\r\n0\t-1\t7\r\n", Some(0)).unwrap();
         assert_eq!((t.features, t.x.clone()), (2, vec![0.5, 1e3, -1.0, 7.0]));
-        assert_eq!((t.labels.clone(), t.classes()), (vec![2, 0], 3));
+        assert_eq!((t.labels.clone(), t.classes()), (vec![1, 0], 2));
         // "1.0" is a whole number; 1-based labels keep their numbers (class 0 empty).
         assert_eq!(table("0.5,1.0\n0.25,0\n").labels, [1, 0]);
         let one_based = table("1,1\n2,3\n3,2\n");
@@ -418,6 +479,14 @@ mod tests {
         assert_eq!(sparse.class_names, ["-1", "2", "10", "10000"]);
         // A byte-order mark does not make the first field a word.
         assert_eq!(table("\u{feff}5,1\n6,0\n").x, [5.0, 6.0]);
+        // Whole numbers with a gap are ranked, not kept as indices with an empty class between.
+        assert_eq!(table("1,0\n2,2\n").class_names, ["0", "2"]);
+        assert_eq!(table("1,0\n2,2\n").labels, [0, 1]);
+        // Headers as pandas writes them: numbered columns, a label name above numeric labels.
+        let pandas = table("0,1,label\n0.5,0.25,1\n0.75,0.5,0\n");
+        assert_eq!((pandas.labels.clone(), pandas.x.len()), (vec![1, 0], 4));
+        let words = table("0,1,species\n0.5,0.25,setosa\n0.75,0.5,virginica\n");
+        assert_eq!(words.class_names, ["setosa", "virginica"]);
     }
 
     #[test]
@@ -467,6 +536,10 @@ mod tests {
             err(&many, None),
             CsvError::TooManyClasses { classes: 10_001 }
         ));
+        assert!(matches!(
+            err("1,0\n2,\n", None),
+            CsvError::MissingLabel { line: 2 }
+        ));
         assert!(matches!(err("", None), CsvError::TooSmall(_)));
         assert!(matches!(err("x,y\n", None), CsvError::TooSmall(_)));
         assert!(matches!(err("1\n2\n", None), CsvError::TooSmall(_)));
@@ -487,7 +560,7 @@ mod tests {
         // 30 rows of class 0 and 10 of class 1, feature 0 = row number, feature 1 constant.
         let mut text = String::new();
         for r in 0..40 {
-            text += &format!("{r},5,{}\n", u32::from(r % 4 == 3));
+            text += &format!("{r},0.1,{}\n", u32::from(r % 4 == 3));
         }
         let d = table(&text)
             .into_dataset(DataSource::Csv("t.csv".into()), 9)
@@ -512,7 +585,9 @@ mod tests {
             mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5,
             "{mean} {var}"
         );
-        assert!(d.train_x.iter().skip(1).step_by(2).all(|&v| v == 0.0));
+        for x in [&d.train_x, &d.test_x, &d.val_x] {
+            assert!(x.iter().skip(1).step_by(2).all(|&v| v == 0.0), "{x:?}");
+        }
         // Every row lands in exactly one set, and labels follow their rows.
         let mut rows: Vec<(u64, u32)> = [
             (&d.train_x, &d.train_y),

@@ -104,7 +104,14 @@ pub fn json(study: &Study) -> String {
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),
         o.data_seed,
-        json_str("splitmix64_mix(seed ^ tag), one tag per purpose (actgpu::study::seeds)"),
+        json_str(match study.dataset.source {
+            crate::datasets::DataSource::Builtin(_) => {
+                "splitmix64_mix(seed ^ tag), one tag per purpose (actgpu::study::seeds)"
+            }
+            crate::datasets::DataSource::Csv(_) => {
+                "a CSV file: its rows are split per class from the test seed alone (train and val unused)"
+            }
+        }),
         hex(derive(o.data_seed, Purpose::Train)),
         hex(derive(o.data_seed, Purpose::Test)),
         hex(derive(o.data_seed, Purpose::Validation)),
