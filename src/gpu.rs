@@ -702,6 +702,18 @@ impl Gpu {
         op: &'static str,
         record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
     ) -> Result<()> {
+        self.submit_scoped_and_poll(op, record)?;
+        self.take_uncaptured(op)
+    }
+
+    /// [`Gpu::submit_and_wait`] without reporting errors that reached the device's handler from elsewhere: for
+    /// the crate's own probes, which must neither fail on nor swallow a caller's earlier error (that stays for
+    /// the caller's next [`Gpu::wait`]).
+    pub(crate) fn submit_scoped_and_poll(
+        &self,
+        op: &'static str,
+        record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
         self.check_lost()?;
         let device = &self.inner.device;
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -721,15 +733,15 @@ impl Gpu {
                 message: err.to_string(),
             });
         }
-        self.poll_until_idle()?;
-        self.take_uncaptured(op)
+        self.poll_until_idle()
     }
 
     /// Submits `encoder` (work recorded by the `record_*` calls, or anything else) without waiting, inside error
     /// scopes: a validation or out-of-memory error in what it recorded (wgpu reports those when the encoder
     /// finishes) comes back as [`Error::Wgpu`] for `op`, not through the device's error handler. The way to submit
     /// an encoder of one's own and still get typed errors; `gpu.queue().submit(..)` works too, but its errors then
-    /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`] or read).
+    /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`] or
+    /// [`Gpu::submit_and_wait`]).
     pub fn submit(&self, op: &'static str, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.check_lost()?;
         self.scoped(op, || {
@@ -760,14 +772,17 @@ impl Gpu {
 
     /// Blocks until all submitted work has finished. On a device [`Gpu::new`] made, also reports the wgpu errors
     /// that no scope caught since the last report (work submitted with `gpu.queue().submit(..)` directly) as
-    /// [`Error::Wgpu`] with op `"an earlier submission"`; a host app's device keeps them for its own handler.
+    /// [`Error::Wgpu`] with op `"an earlier submission"`; a host app's device keeps them for its own handler. The
+    /// errors are the device's, not the thread's: with several threads on one context, the first to wait reports
+    /// them, whichever thread's work they came from. Reads ([`crate::Tensor::read`]) leave them here.
     pub fn wait(&self) -> Result<()> {
         self.poll_until_idle()?;
         self.take_uncaptured("an earlier submission")
     }
 
-    /// Polls until the device is idle, then checks that it was not lost.
-    fn poll_until_idle(&self) -> Result<()> {
+    /// Polls until the device is idle, then checks that it was not lost; unlike [`Gpu::wait`], leaves the errors
+    /// no scope caught for the caller's next wait (the crate's timers and probes use it).
+    pub(crate) fn poll_until_idle(&self) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())

@@ -52,7 +52,7 @@ impl Probe {
                 entries: &entries,
             })
         })?;
-        gpu.submit_and_wait(self.label, |enc| {
+        gpu.submit_scoped_and_poll(self.label, |enc| {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(self.label),
                 timestamp_writes: None,

@@ -373,7 +373,9 @@ impl Tensor {
         let Some(pending) = self.start_readback()? else {
             return Ok(Vec::new());
         };
-        self.gpu.wait()?;
+        // Not `wait`: a read reports its own failure, and leaves errors from elsewhere for the caller's `wait`
+        // (the crate's probes read too, and must neither fail on nor swallow a caller's error).
+        self.gpu.poll_until_idle()?;
         // Another thread's poll may have collected the callback and not yet run it: wait for it without blocking
         // the device.
         let mapped = pollster::block_on(MapFuture {

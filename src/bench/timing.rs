@@ -200,12 +200,12 @@ impl Timer {
         run: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<Sample> {
         let reps = reps.max(1);
-        self.gpu.wait()?;
+        self.gpu.poll_until_idle()?;
         let started = Instant::now();
         for r in 0..u64::from(reps) {
             run(first_rep + r)?;
         }
-        self.gpu.wait()?;
+        self.gpu.poll_until_idle()?;
         let seconds = started.elapsed().as_secs_f64() / f64::from(reps);
         Ok(Sample {
             seconds,
@@ -256,7 +256,7 @@ impl Timer {
                 message: err.to_string(),
             });
         }
-        self.gpu.wait()?;
+        self.gpu.poll_until_idle()?;
         let wall = started.elapsed().as_secs_f64();
         let seconds = match &self.queries {
             None => wall,
