@@ -55,8 +55,8 @@ fn log1p_pos(u: f32) -> f32 {
 }
 
 /// exp_c that keeps a NaN argument: exp_c clamps first, and WGSL leaves clamp(NaN) to the driver (it may give
-/// -120, so e^NaN would read as 0). A NaN logit is caught before (cross_entropy_row's scan); what reaches here
-/// is x_j - m that is NaN from infinities alone: inf - inf at a +inf maximum, -inf - -inf in a row of -inf.
+/// -120, so e^NaN would read as 0). A NaN logit, and a row with +inf logits, are dealt with before
+/// (cross_entropy_row's scan); what reaches here is x_j - m that is NaN from -inf - -inf in a row of -inf.
 fn exp_n(x: f32) -> f32 {
     return select(exp_c(x), x, is_nan(x));
 }
