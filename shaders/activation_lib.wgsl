@@ -139,19 +139,22 @@ fn tanh_grad(x: f32) -> f32 {
 
 /// erfc(z) e^(z^2) / t for t = 1 / (1 + z/2), z in [0, 11] (t in [0.1538, 1]): a degree-10 polynomial in t,
 /// Chebyshev-fitted to the exact function in 30-digit arithmetic (mpmath `chebyfit` on t in [0.15, 1]; relative
-/// error 5.7e-9 before f32 rounding, 1.1e-7 evaluated by Horner in f32).
+/// error 5.7e-9 before f32 rounding). Evaluated by Estrin's scheme, a chain of 4 dependent fmas rather than
+/// Horner's 10: GELU forward 10-15% faster on lavapipe, where the chain's latency shows; 2.0e-7 relative
+/// rounding error in f32 (Horner's: 1.4e-7; both emulated over 2e6 points of t).
 fn erfcx_over_t(t: f32) -> f32 {
-    var q = 0.0350551000514;
-    q = q * t - 0.187521672569;
-    q = q * t + 0.374237557839;
-    q = q * t - 0.281892255389;
-    q = q * t - 0.0262718774243;
-    q = q * t + 0.0361648601205;
-    q = q * t + 0.0554005037708;
-    q = q * t + 0.185214281028;
-    q = q * t + 0.245286306546;
-    q = q * t + 0.282237906012;
-    return q * t + 0.282089292481;
+    let t2 = t * t;
+    let t4 = t2 * t2;
+    let t8 = t4 * t4;
+    let p01 = fma(0.282237906012, t, 0.282089292481);
+    let p23 = fma(0.185214281028, t, 0.245286306546);
+    let p45 = fma(0.0361648601205, t, 0.0554005037708);
+    let p67 = fma(-0.281892255389, t, -0.0262718774243);
+    let p89 = fma(-0.187521672569, t, 0.374237557839);
+    let q03 = fma(p23, t2, p01);
+    let q47 = fma(p67, t2, p45);
+    let q810 = fma(0.0350551000514, t2, p89);
+    return fma(q810, t8, fma(q47, t4, q03));
 }
 
 /// The standard normal CDF and density, (Phi(x), phi(x)), from one exp: with z = |x| / sqrt 2 (clamped to 11,
