@@ -703,12 +703,12 @@ impl Gpu {
         record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
     ) -> Result<()> {
         self.submit_scoped_and_poll(op, record)?;
-        self.take_uncaptured(op)
+        self.take_uncaptured("an earlier submission")
     }
 
     /// [`Gpu::submit_and_wait`] without reporting errors that reached the device's handler from elsewhere: for
     /// the crate's own probes, which must neither fail on nor swallow a caller's earlier error (that stays for
-    /// the caller's next [`Gpu::wait`]).
+    /// the caller's next [`Gpu::wait`] or read).
     pub(crate) fn submit_scoped_and_poll(
         &self,
         op: &'static str,
@@ -740,8 +740,8 @@ impl Gpu {
     /// scopes: a validation or out-of-memory error in what it recorded (wgpu reports those when the encoder
     /// finishes) comes back as [`Error::Wgpu`] for `op`, not through the device's error handler. The way to submit
     /// an encoder of one's own and still get typed errors; `gpu.queue().submit(..)` works too, but its errors then
-    /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`] or
-    /// [`Gpu::submit_and_wait`]).
+    /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`], read or
+    /// [`Gpu::submit_and_wait`], as op `"an earlier submission"`).
     pub fn submit(&self, op: &'static str, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.check_lost()?;
         self.scoped(op, || {
@@ -774,7 +774,8 @@ impl Gpu {
     /// that no scope caught since the last report (work submitted with `gpu.queue().submit(..)` directly) as
     /// [`Error::Wgpu`] with op `"an earlier submission"`; a host app's device keeps them for its own handler. The
     /// errors are the device's, not the thread's: with several threads on one context, the first to wait reports
-    /// them, whichever thread's work they came from. Reads ([`crate::Tensor::read`]) leave them here.
+    /// them, whichever thread's work they came from. [`crate::Tensor::read`] and [`Gpu::submit_and_wait`] report
+    /// them the same way; the crate's own probes leave them for the caller.
     pub fn wait(&self) -> Result<()> {
         self.poll_until_idle()?;
         self.take_uncaptured("an earlier submission")

@@ -367,14 +367,22 @@ impl Tensor {
         })
     }
 
-    /// Reads the tensor back, blocking until the device has finished.
+    /// Reads the tensor back, blocking until the device has finished. Like [`Gpu::wait`], reports the errors no
+    /// scope caught since the last report (on a device [`Gpu::new`] made): the data may come from work that
+    /// failed.
     pub fn read<T: Element>(&self) -> Result<Vec<T>> {
+        let data = self.read_polled()?;
+        self.gpu.wait()?;
+        Ok(data)
+    }
+
+    /// [`Tensor::read`] without reporting errors from elsewhere: for the crate's probes, which must neither fail
+    /// on nor swallow a caller's error (it stays for the caller's next [`Gpu::wait`] or read).
+    pub(crate) fn read_polled<T: Element>(&self) -> Result<Vec<T>> {
         self.check_host_type::<T>("Tensor::read")?;
         let Some(pending) = self.start_readback()? else {
             return Ok(Vec::new());
         };
-        // Not `wait`: a read reports its own failure, and leaves errors from elsewhere for the caller's `wait`
-        // (the crate's probes read too, and must neither fail on nor swallow a caller's error).
         self.gpu.poll_until_idle()?;
         // Another thread's poll may have collected the callback and not yet run it: wait for it without blocking
         // the device.

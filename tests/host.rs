@@ -552,8 +552,8 @@ fn a_chosen_matmul_kernel_runs_every_product() {
 }
 
 /// Work recorded into the caller's own encoder: `Gpu::submit` returns its validation errors as typed errors, and
-/// on a device `Gpu::new` made, a plain `queue.submit` has them reported by the next `wait`, once (a read, and
-/// the crate's own probes, leave them for it).
+/// on a device `Gpu::new` made, a plain `queue.submit` has them reported by the next wait or read, once, as "an
+/// earlier submission" (the crate's own probes, which read too, leave them for it).
 #[test]
 fn errors_in_the_callers_own_submissions_are_reported() {
     let g = Gpu::new().unwrap();
@@ -581,7 +581,6 @@ fn errors_in_the_callers_own_submissions_are_reported() {
     // The crate's own probes (the native-f16 choice probes and times both paths on an adapter with SHADER_F16)
     // neither fail on that error nor swallow it: it stays for the caller's wait.
     let _ = g.f16_native_for(actgpu::Intensity::Arithmetic);
-    assert_eq!(a.read::<f32>().unwrap(), vec![1.0; 8]);
     let r = g.wait();
     assert!(
         matches!(
@@ -594,6 +593,16 @@ fn errors_in_the_callers_own_submissions_are_reported() {
         "{r:?}"
     );
     g.wait().unwrap();
+    // A read reports one the same way, then reads.
+    g.queue().submit([bad().finish()]);
+    assert!(matches!(
+        a.read::<f32>(),
+        Err(Error::Wgpu {
+            op: "an earlier submission",
+            ..
+        })
+    ));
+    assert_eq!(a.read::<f32>().unwrap(), vec![1.0; 8]);
     // And good work through submit is Ok, and its result is there.
     let mut enc = g.device().create_command_encoder(&Default::default());
     Activation::Relu.record_forward(&mut enc, &a, &b).unwrap();

@@ -105,23 +105,28 @@ impl Timer {
                     });
                 }
                 let device = gpu.device();
-                let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("actgpu.bench.timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                });
-                let resolve = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("actgpu.bench.resolve"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
-                let readback = device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("actgpu.bench.readback"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                // Scoped: a failure is this call's error, not one left for a caller's later wait (the f16 probe
+                // times with a Timer).
+                let (set, resolve, readback) = gpu.scoped("Timer::with_clock", || {
+                    let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("actgpu.bench.timestamps"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: 2,
+                    });
+                    let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("actgpu.bench.resolve"),
+                        size: 16,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    });
+                    let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("actgpu.bench.readback"),
+                        size: 16,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                    (set, resolve, readback)
+                })?;
                 Some(Queries {
                     set,
                     resolve,

@@ -73,7 +73,7 @@ pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
         // 64 vec4s per workgroup: at most 64 workgroups.
         let groups = (values.len() / 4).div_ceil(64) as u32;
         probe.run(gpu, &[(0, src.buffer()), (1, dst.buffer())], groups)?;
-        if !rounds_to_nearest_even(values, &dst.read()?) {
+        if !rounds_to_nearest_even(values, &dst.read_polled()?) {
             return Ok(false);
         }
     }

@@ -68,7 +68,7 @@ pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     let tiny = f32::from_bits(1 << 9); // 2^-140
     let t = gpu.upload(&[tiny, 1.0, -1.0, -1.0])?;
     Probe::new(gpu, "subnormal probe", PROBE, "probe")?.run(gpu, &[(0, t.buffer())], 1)?;
-    let v: Vec<f32> = t.read()?;
+    let v: Vec<f32> = t.read_polled()?;
     match (v[2], v[3]) {
         (p, c) if p == tiny && c == 1.0 => Ok(false),
         (p, c) if (p == tiny || p == 0.0) && (c == 1.0 || c == 0.0) => Ok(true),
