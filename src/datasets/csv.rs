@@ -6,8 +6,10 @@
 //!   double quotes, which are dropped (a quoted field may not contain the separator); spaces around a field are
 //!   ignored; empty lines and lines starting with `#` are skipped;
 //! - an optional header: the first row is one when none of its feature fields is a number, when its label is a
-//!   word above a number in the next row, or when its feature fields are `0, 1, 2, ...` (the names pandas gives
-//!   a frame's unnamed columns: `pd.DataFrame(X).assign(label=y).to_csv(index=False)`);
+//!   word above a number in the next row, or when it numbers its columns as pandas names a frame's unnamed ones
+//!   (`0, 1, 2, ...` over at least two features, with a word or the label's own column number as the label:
+//!   `pd.DataFrame(X).assign(label=y).to_csv(index=False)`). So a file whose first label is a word (`unknown`)
+//!   and second a number loses its first row to the header: give such labels a word in every row;
 //! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
 //!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
 //!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
@@ -163,9 +165,11 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
     let head = fields(lines[0].1, separator);
     let features = || head.iter().enumerate().filter(|&(c, _)| c != label);
     let no_number = features().all(|(_, f)| !number(f));
-    let range_names = features()
-        .enumerate()
-        .all(|(i, (_, f))| f.parse::<u64>() == Ok(i as u64));
+    let range_names = features().count() >= 2
+        && features()
+            .enumerate()
+            .all(|(i, (_, f))| f.parse::<u64>() == Ok(i as u64))
+        && (!number(head[label]) || head[label].parse::<u64>() == Ok(label as u64));
     let label_word = !number(head[label])
         && lines
             .get(1)
@@ -377,13 +381,11 @@ impl Table {
         let (mut lo, mut hi) = (vec![f64::INFINITY; f], vec![f64::NEG_INFINITY; f]);
         for &r in &s.train {
             for (j, &v) in row(r).iter().enumerate() {
-                mean[j] += v;
+                // Term by term: a sum of values near f64::MAX would overflow before the division.
+                mean[j] += v / n;
                 lo[j] = lo[j].min(v);
                 hi[j] = hi[j].max(v);
             }
-        }
-        for m in &mut mean {
-            *m /= n;
         }
         for &r in &s.train {
             for ((q, v), m) in var.iter_mut().zip(row(r)).zip(&mean) {
@@ -487,6 +489,11 @@ mod tests {
         assert_eq!((pandas.labels.clone(), pandas.x.len()), (vec![1, 0], 4));
         let words = table("0,1,species\n0.5,0.25,setosa\n0.75,0.5,virginica\n");
         assert_eq!(words.class_names, ["setosa", "virginica"]);
+        let unnamed = table("0,1,2\n0.5,0.25,1\n0.75,0.5,0\n");
+        assert_eq!(unnamed.labels, [1, 0]);
+        // Data that merely starts like that is data: one feature, or a label that is not the column's number.
+        assert_eq!(table("0,1\n1,0\n2,1\n").labels, [1, 0, 1]);
+        assert_eq!(table("0,1,1\n2,3,0\n").labels, [1, 0]);
     }
 
     #[test]
