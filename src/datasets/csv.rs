@@ -178,8 +178,19 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
     no_number || range_names || label_word
 }
 
-/// Parses CSV text (see the module documentation); `label_column` counts from 0, `None` for the last.
-pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError> {
+/// What the caller knows about a file's layout; the defaults detect it (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CsvFormat {
+    /// The label's column, counting from 0; `None` for the last.
+    pub label_column: Option<usize>,
+    /// Whether the first row is a header: `None` detects it, `Some` overrides the detection (for a file whose
+    /// first row the rules would misread).
+    pub header: Option<bool>,
+}
+
+/// Parses CSV text (see the module documentation) laid out as `format` says.
+pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
+    let label_column = format.label_column;
     // A UTF-8 byte-order mark, as spreadsheet programs write one, is not part of the first field.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<(usize, &str)> = text
@@ -209,7 +220,10 @@ pub fn parse(text: &str, label_column: Option<usize>) -> Result<Table, CsvError>
             columns,
         });
     }
-    let rows = if is_header(&lines, separator, label) {
+    let rows = if format
+        .header
+        .unwrap_or_else(|| is_header(&lines, separator, label))
+    {
         &lines[1..]
     } else {
         &lines[..]
@@ -441,12 +455,12 @@ impl Table {
 
 /// Reads `path` and makes it a dataset: [`parse`], then [`Table::into_dataset`] with the split drawn from
 /// `seed`. `label_column` counts from 0; `None` takes the last column.
-pub fn load(path: &Path, label_column: Option<usize>, seed: u64) -> Result<Dataset, CsvError> {
+pub fn load(path: &Path, format: &CsvFormat, seed: u64) -> Result<Dataset, CsvError> {
     let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, label_column)?.into_dataset(DataSource::Csv(path.to_path_buf()), seed)
+    parse(&text, format)?.into_dataset(DataSource::Csv(path.to_path_buf()), seed)
 }
 
 #[cfg(test)]
@@ -454,7 +468,14 @@ mod tests {
     use super::*;
 
     fn table(text: &str) -> Table {
-        parse(text, None).unwrap()
+        parse(text, &CsvFormat::default()).unwrap()
+    }
+
+    fn label_at(column: usize) -> CsvFormat {
+        CsvFormat {
+            label_column: Some(column),
+            header: None,
+        }
     }
 
     #[test]
@@ -465,7 +486,7 @@ mod tests {
         assert_eq!(t.labels, [0, 1, 0]);
         assert_eq!(t.class_names, ["setosa", "virginica"]);
         // No header, tabs, the label first, whole-number labels kept as indices.
-        let t = parse("1\t0.5\t1e3\r\n0\t-1\t7\r\n", Some(0)).unwrap();
+        let t = parse("1\t0.5\t1e3\r\n0\t-1\t7\r\n", &label_at(0)).unwrap();
         assert_eq!((t.features, t.x.clone()), (2, vec![0.5, 1e3, -1.0, 7.0]));
         assert_eq!((t.labels.clone(), t.classes()), (vec![1, 0], 2));
         // "1.0" is a whole number; 1-based labels keep their numbers (class 0 empty).
@@ -494,13 +515,23 @@ mod tests {
         // Data that merely starts like that is data: one feature, or a label that is not the column's number.
         assert_eq!(table("0,1\n1,0\n2,1\n").labels, [1, 0, 1]);
         assert_eq!(table("0,1,1\n2,3,0\n").labels, [1, 0]);
+        // The caller can overrule the detection either way.
+        let forced = |header| CsvFormat {
+            label_column: None,
+            header: Some(header),
+        };
+        assert_eq!(
+            parse("0,1\n1,0\n2,1\n", &forced(true)).unwrap().labels,
+            [0, 1]
+        );
+        assert_eq!(parse("a,b\n1,0\n", &forced(false)).unwrap_err().to_string(), "line 1, column 1: 'a' is not a finite number (features must be numeric, with no missing values)");
     }
 
     #[test]
     fn mistakes_are_typed_errors_naming_the_place() {
-        let err = |text: &str, col: Option<usize>| parse(text, col).unwrap_err();
+        let err = |text: &str, format: CsvFormat| parse(text, &format).unwrap_err();
         assert!(matches!(
-            err("a,b,y\n1,2,0\n1,,1\n", None),
+            err("a,b,y\n1,2,0\n1,,1\n", CsvFormat::default()),
             CsvError::NotANumber {
                 line: 3,
                 column: 2,
@@ -508,7 +539,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            err("1,nan,0\n", None),
+            err("1,nan,0\n", CsvFormat::default()),
             CsvError::NotANumber {
                 line: 1,
                 column: 2,
@@ -516,7 +547,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            err("1,NA,0\n", None),
+            err("1,NA,0\n", CsvFormat::default()),
             CsvError::NotANumber {
                 line: 1,
                 column: 2,
@@ -524,7 +555,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            err("1,2,0\n1,2\n", None),
+            err("1,2,0\n1,2\n", CsvFormat::default()),
             CsvError::Ragged {
                 line: 2,
                 expected: 3,
@@ -532,7 +563,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            err("1,2,0\n", Some(3)),
+            err("1,2,0\n", label_at(3)),
             CsvError::LabelColumn {
                 column: 4,
                 columns: 3
@@ -540,16 +571,25 @@ mod tests {
         ));
         let many: String = (0..10_001).map(|i| format!("{i}.5,c{i}\n")).collect();
         assert!(matches!(
-            err(&many, None),
+            err(&many, CsvFormat::default()),
             CsvError::TooManyClasses { classes: 10_001 }
         ));
         assert!(matches!(
-            err("1,0\n2,\n", None),
+            err("1,0\n2,\n", CsvFormat::default()),
             CsvError::MissingLabel { line: 2 }
         ));
-        assert!(matches!(err("", None), CsvError::TooSmall(_)));
-        assert!(matches!(err("x,y\n", None), CsvError::TooSmall(_)));
-        assert!(matches!(err("1\n2\n", None), CsvError::TooSmall(_)));
+        assert!(matches!(
+            err("", CsvFormat::default()),
+            CsvError::TooSmall(_)
+        ));
+        assert!(matches!(
+            err("x,y\n", CsvFormat::default()),
+            CsvError::TooSmall(_)
+        ));
+        assert!(matches!(
+            err("1\n2\n", CsvFormat::default()),
+            CsvError::TooSmall(_)
+        ));
         let one_class = table("1,0\n2,0\n3,0\n4,0\n5,0\n");
         assert!(matches!(
             one_class.into_dataset(DataSource::Csv("t.csv".into()), 1),
@@ -625,7 +665,7 @@ mod tests {
 
     #[test]
     fn load_names_a_missing_file() {
-        let e = load(Path::new("/nonexistent/data.csv"), None, 1).unwrap_err();
+        let e = load(Path::new("/nonexistent/data.csv"), &CsvFormat::default(), 1).unwrap_err();
         assert!(matches!(e, CsvError::Io { .. }));
         assert!(e.to_string().contains("/nonexistent/data.csv"));
     }

@@ -20,6 +20,7 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         column, an optional header; each class's rows split 60/20/20 into training, test and
                         validation from the data seed, features standardised by the training rows
   --label-column N      with a CSV file: the label is column N, counting from 1 (default: the last)
+  --header YES|NO       with a CSV file: whether the first row is a header, yes or no (default: detected)
   --activations A,B,..  names and sets, in order (default: plain, the 22 plain activations, identity as the
                         linear baseline). Names: every activation (relu, gelu, silu, tanh, ...); the gated
                         units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
@@ -69,8 +70,8 @@ const MAX_WIDTH: usize = 65_536;
 pub struct Options {
     /// The dataset: a built-in one or a CSV file.
     pub dataset: DataSource,
-    /// With a CSV file: the label's column, counting from 0; `None` for the last.
-    pub label_column: Option<usize>,
+    /// With a CSV file: its label column and header, as far as the command line gave them.
+    pub csv: crate::datasets::csv::CsvFormat,
     /// The hidden-layer kinds compared, in the order they run.
     pub activations: Vec<Candidate>,
     /// Whether gated layers get narrower widths so their networks have about the plain network's parameter
@@ -111,7 +112,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             dataset: DataSource::Builtin(DatasetKind::Spirals),
-            label_column: None,
+            csv: crate::datasets::csv::CsvFormat::default(),
             activations: Candidate::plain_all(),
             match_params: false,
             seeds: 1,
@@ -179,9 +180,10 @@ fn bounded(flag: &str, v: &str, max: usize) -> Result<usize, StudyError> {
 }
 
 /// The flags that take a value: the parser consumes the argument after each.
-const VALUE_FLAGS: [&str; 15] = [
+const VALUE_FLAGS: [&str; 16] = [
     "--dataset",
     "--label-column",
+    "--header",
     "--activations",
     "--epochs",
     "--seeds",
@@ -314,7 +316,14 @@ impl Options {
             match flag.as_str() {
                 "--dataset" => o.dataset = data_source(&value(&mut it)?)?,
                 "--label-column" => {
-                    o.label_column = Some(bounded(flag, &value(&mut it)?, usize::MAX)? - 1);
+                    o.csv.label_column = Some(bounded(flag, &value(&mut it)?, usize::MAX)? - 1);
+                }
+                "--header" => {
+                    o.csv.header = Some(match value(&mut it)?.as_str() {
+                        "yes" => true,
+                        "no" => false,
+                        v => return Err(usage(format!("--header takes yes or no, not '{v}'"))),
+                    });
                 }
                 "--activations" => o.activations = parse_activations(&value(&mut it)?)?,
                 "--epochs" => o.epochs = bounded(flag, &value(&mut it)?, MAX_EPOCHS)?,
@@ -381,8 +390,10 @@ impl Options {
             DataSource::Csv(_) if points_set || test_points_set => return Err(usage(
                 "--points and --test-points size a built-in dataset; a CSV file is split 60/20/20",
             )),
-            DataSource::Builtin(_) if o.label_column.is_some() => {
-                return Err(usage("--label-column needs a CSV file as --dataset"))
+            DataSource::Builtin(_) if o.csv != crate::datasets::csv::CsvFormat::default() => {
+                return Err(usage(
+                    "--label-column and --header need a CSV file as --dataset",
+                ))
             }
             _ => {}
         }
@@ -458,8 +469,7 @@ impl Options {
             DataSource::Csv(path) => {
                 let seed =
                     crate::study::seeds::derive(self.data_seed, crate::study::seeds::Purpose::Test);
-                crate::datasets::csv::load(path, self.label_column, seed)
-                    .map_err(StudyError::Data)?
+                crate::datasets::csv::load(path, &self.csv, seed).map_err(StudyError::Data)?
             }
         };
         Ok(dataset.scaled(self.input_scale))
@@ -643,7 +653,7 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(o.dataset, DataSource::Csv(file.clone()));
-        assert_eq!(o.label_column, Some(0));
+        assert_eq!(o.csv.label_column, Some(0));
         let d = o.dataset().unwrap();
         assert_eq!(
             (d.features, d.classes, d.source.name()),
@@ -695,6 +705,8 @@ mod tests {
             "--dataset d.csv --points 10",
             "--dataset d.csv --test-points 10",
             "--dataset d.csv --label-column 0",
+            "--header yes",
+            "--dataset d.csv --header maybe",
         ] {
             assert!(
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
