@@ -281,9 +281,17 @@ fn unsupported_dtype_combinations_are_typed_errors() {
     let dw = g.zeros(&[3, 2], DType::F32).unwrap();
     // The counter tensor: [dead, saturated] and one flag per unit of Z.
     let stats = g.zeros(&[2 + 2], DType::F32).unwrap();
-    // The dead / saturated counts read Z and dY as f32 (shaders/dz_stats.wgsl), in both dZ modes.
-    for mode in [DzMode::Separate, DzMode::Fused] {
-        let d = Dense { dz: mode, ..dense };
+    // The dead / saturated counts read Z and dY as f32 (shaders/dz_stats.wgsl), in both dZ modes, and for the
+    // identity too, whose separate mode takes a shortcut (dZ is dY).
+    let modes = [DzMode::Separate, DzMode::Fused];
+    for (mode, act) in modes
+        .into_iter()
+        .flat_map(|m| [(m, Activation::Relu), (m, Activation::Identity)])
+    {
+        let d = Dense {
+            dz: mode,
+            ..Dense::new(act)
+        };
         let mut enc = g.device().create_command_encoder(&Default::default());
         let r = d.record_backward_with_stats(
             &mut enc,
@@ -305,7 +313,7 @@ fn unsupported_dtype_combinations_are_typed_errors() {
                     ..
                 })
             ),
-            "{mode:?}: {r:?}"
+            "{mode:?} {act}: {r:?}"
         );
     }
     // The counter tensor is f32-typed whatever the layer's types.
