@@ -347,6 +347,8 @@ impl Mlp {
             std::mem::swap(&mut self.work, &mut self.spare);
             return Ok(());
         }
+        // The older one goes first, so that no more than two are alive while the new one is made.
+        self.spare = None;
         let new = self.new_workspace(batch, true)?;
         self.spare = self.work.replace(new);
         Ok(())
