@@ -415,3 +415,97 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         limit(Activation::Gelu.bias_backward(&column, &b1, &column.zeros_like().unwrap()));
     }
 }
+
+/// Row blocks whose height is not a power of two (a `reduction_rows` of 3 or 7; rows over the grid's limit give
+/// any height) still start every chunk's operands and blocks of partial sums at aligned offsets: the step was the
+/// largest alignment rounded up to whole blocks, which missed it (f16 [6000, 6] at height 3 bound the second
+/// chunk at a byte offset 12 past a multiple of 32, and wgpu refused it).
+#[test]
+fn row_chunks_align_for_any_block_height() {
+    use actgpu::verify::fused::{check_bias, check_learnable, FusedInputs};
+    for height in [3, 7] {
+        let gpu = Gpu::with_options(GpuOptions {
+            max_storage_binding_bytes: Some(64 * 1024),
+            reduction_rows: Some(height),
+            ..GpuOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Shapes whose operands pass 64 KiB and whose partial sums (rows / height x cols rounded to 8, f32)
+        // stay within it, as the shared scratch buffer must: the fused kernel on 16-bit pairs and f32 words, and
+        // the column sums after dx (13 columns).
+        for (rows, cols, dtype) in [
+            (6000, 6, DType::F16),
+            (2000, 22, DType::F16),
+            (1200, 24, DType::F32),
+            (3000, 12, DType::BF16),
+            (1500, 13, DType::F32),
+        ] {
+            let checks = check_bias(
+                &gpu,
+                Activation::Gelu,
+                rows,
+                cols,
+                dtype,
+                DType::F32,
+                FusedInputs::Random(cols as u64),
+            )
+            .unwrap_or_else(|e| panic!("height {height}, {rows}x{cols} {dtype:?}: {e}"));
+            assert_checks_ok(&format!("bias, height {height}, {rows}x{cols}"), checks);
+        }
+        for (rows, cols, dtype) in [(2000, 13, DType::F16), (1500, 13, DType::F32)] {
+            let checks = check_learnable(
+                &gpu,
+                actgpu::Learnable::Prelu,
+                rows,
+                cols,
+                false,
+                dtype,
+                DType::F32,
+                FusedInputs::Random(cols as u64),
+            )
+            .unwrap_or_else(|e| panic!("height {height}, {rows}x{cols} {dtype:?}: {e}"));
+            assert_checks_ok(&format!("PReLU, height {height}, {rows}x{cols}"), checks);
+        }
+    }
+}
+
+/// A host's buffer larger than a binding, holding a tensor that fits one: the chunked ops bind the tensor's
+/// padded bytes, not the whole buffer (which wgpu refused past the limit).
+#[test]
+fn a_large_host_buffer_with_a_small_tensor_binds_only_the_tensor() {
+    let gpu = small_binding_gpu();
+    let big = |data: &[f32]| {
+        let buffer = gpu.device().create_buffer(&actgpu::wgpu::BufferDescriptor {
+            label: Some("host"),
+            size: 128 * 1024,
+            usage: actgpu::TENSOR_USAGE,
+            mapped_at_creation: false,
+        });
+        let t = actgpu::Tensor::from_buffer(&gpu, buffer, &[16, 8], DType::F32).unwrap();
+        t.write(data).unwrap();
+        t
+    };
+    let (xs, dys) = inputs(16 * 8, 41);
+    let (x, dy) = (big(&xs), big(&dys));
+    let bs: Vec<f32> = (0..8).map(|c| c as f32 * 0.1 - 0.4).collect();
+    let b = gpu.upload(&bs).unwrap();
+    let (dx, db) = Activation::Gelu.bias_backward(&x, &b, &dy).unwrap();
+    let widen = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+    let (want_dx, want_db) =
+        cpu::fused::bias_backward(Activation::Gelu, &widen(&xs), &widen(&bs), &widen(&dys));
+    let c = compare(
+        &xs,
+        &dx.read::<f32>().unwrap(),
+        &want_dx,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "dx: {c:#?}");
+    let got_db = db.read::<f32>().unwrap();
+    for (g, w) in got_db.iter().zip(&want_db) {
+        assert!(
+            (f64::from(*g) - w).abs() <= 1e-4 * (1.0 + w.abs()),
+            "db {g} vs {w}"
+        );
+    }
+}

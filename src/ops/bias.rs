@@ -153,21 +153,22 @@ pub(crate) struct RowChunk {
 
 impl RowChunk {
     /// The binding of this chunk's rows of `t` (`[rows, cols]`, row-major) at `slot`: the whole buffer for the
-    /// one chunk of every row, else from the chunk's first row to its last (to the buffer's end for the last
-    /// chunk).
+    /// one chunk of every row (the tensor's padded bytes where a host's buffer is larger than a binding), else
+    /// from the chunk's first row to its last (to the tensor's padded end for the last chunk).
     pub(crate) fn binding<'a>(
         &self,
         slot: Slot,
         t: &'a Tensor,
         cols: usize,
     ) -> wgpu::BindGroupEntry<'a> {
-        if self.first_row == 0 && self.last {
+        let max = t.gpu().limits().max_storage_buffer_binding_size;
+        if self.first_row == 0 && self.last && t.buffer().size() <= max {
             return whole(slot, t.buffer());
         }
         let row_bytes = (cols * t.dtype().size_bytes()) as u64;
         let offset = self.first_row as u64 * row_bytes;
         let bytes = if self.last {
-            t.buffer().size() - offset
+            bound_bytes(t) - offset
         } else {
             self.rows as u64 * row_bytes
         };
@@ -201,6 +202,12 @@ impl RowChunk {
     }
 }
 
+/// The bytes of `t` the kernels may touch: its padded size ([`crate::tensor::padded_bytes`]), within its buffer
+/// (a host's buffer may be larger, and only these need fit a binding).
+fn bound_bytes(t: &Tensor) -> u64 {
+    crate::tensor::padded_bytes(t.len(), t.dtype()).min(t.buffer().size())
+}
+
 /// `bytes` of `buffer` from `offset` at `slot`.
 fn sized(slot: Slot, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
@@ -223,20 +230,19 @@ pub(crate) fn row_chunks(gpu: &crate::Gpu, r: &Reduction, ts: &[&Tensor]) -> Res
         .iter()
         .map(|t| cols * t.dtype().size_bytes() as u64)
         .collect();
-    let buffers: Vec<&wgpu::Buffer> = ts.iter().map(|t| t.buffer()).collect();
     aligned_row_chunks(
         gpu,
         r.params[3] as usize,
         r.params[4] as usize,
         &row_bytes,
         Some((r.cols8 * 4) as u64),
-        &buffers,
+        ts,
     )
 }
 
 /// Chunks of `rows` rows in whole blocks of `height` rows (the blocks of partial sums of `block_bytes` each,
-/// where there are any) for operands of `row_bytes` bytes per row in `buffers`: one chunk of every row where
-/// each buffer fits a binding, else chunks whose every operand's rows (and blocks of partial sums) start at a
+/// where there are any) for the operands `ts` of `row_bytes` bytes per row: one chunk of every row where each
+/// operand's padded bytes fit a binding, else chunks whose every operand's rows (and blocks of partial sums) start at a
 /// multiple of the device's storage offset alignment and fit a binding. [`Error::LimitExceeded`] where even one
 /// aligned group of rows does not fit.
 pub(crate) fn aligned_row_chunks(
@@ -245,12 +251,12 @@ pub(crate) fn aligned_row_chunks(
     height: usize,
     row_bytes: &[u64],
     block_bytes: Option<u64>,
-    buffers: &[&wgpu::Buffer],
+    ts: &[&Tensor],
 ) -> Result<Vec<RowChunk>> {
     let limits = gpu.limits();
     let max = limits.max_storage_buffer_binding_size;
     let height = height.max(1);
-    if buffers.iter().all(|b| b.size() <= max) {
+    if ts.iter().all(|&t| bound_bytes(t) <= max) {
         return Ok(vec![RowChunk {
             first_row: 0,
             rows,
@@ -262,13 +268,18 @@ pub(crate) fn aligned_row_chunks(
     // At least 16: a chunk's bindings then hold whole `vec4`s, as the kernels view them.
     let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
     // Rows per aligned step: the fewest whole blocks whose rows start every operand, and whose blocks start the
-    // partial sums, at a multiple of the alignment (all powers of two, so the largest of them serves all).
+    // partial sums, at a multiple of the alignment. Each operand needs a power of two of rows (the largest serves
+    // all), the partial sums whole blocks times a power of two, and the blocks' height is any number (a
+    // `reduction_rows` of 3, or rows / the grid's limit): the least common multiple of the two. Rounding the
+    // largest up to whole blocks, as before, missed the alignment for any height not a power of two.
     let rows_to_align = |bytes_per_row: u64| (align / gcd(bytes_per_row.max(1), align)) as usize;
-    let mut step = block_bytes.map_or(1, |b| height * rows_to_align(b));
-    for &b in row_bytes {
-        step = step.max(rows_to_align(b));
-    }
-    let step = step.div_ceil(height) * height;
+    let operand_rows = row_bytes
+        .iter()
+        .map(|&b| rows_to_align(b))
+        .max()
+        .unwrap_or(1);
+    let block_rows = height * block_bytes.map_or(1, rows_to_align);
+    let step = aligned_step(operand_rows, block_rows);
     let widest = row_bytes.iter().copied().max().unwrap_or(1).max(1);
     // Room for the padding that the last chunk's bindings run into.
     let per_chunk = (max.saturating_sub(32) / widest) as usize / step * step;
@@ -292,6 +303,12 @@ pub(crate) fn aligned_row_chunks(
             }
         })
         .collect())
+}
+
+/// The least common multiple of `operand_rows` and `block_rows` (rows per aligned step).
+fn aligned_step(operand_rows: usize, block_rows: usize) -> usize {
+    let g = gcd(operand_rows as u64, block_rows as u64).max(1) as usize;
+    operand_rows / g * block_rows
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

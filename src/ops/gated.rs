@@ -187,9 +187,8 @@ impl Gated {
             .iter()
             .map(|t| (per_row(t) * t.dtype().size_bytes()) as u64)
             .collect();
-        let buffers: Vec<&wgpu::Buffer> = tensors.iter().map(|t| t.buffer()).collect();
         let len_per_row = len / rows;
-        for chunk in aligned_row_chunks(gpu, rows, 1, &row_bytes, None, &buffers)? {
+        for chunk in aligned_row_chunks(gpu, rows, 1, &row_bytes, None, &tensors)? {
             let len = chunk.rows * len_per_row;
             let units = len.div_ceil(UNIT_ELEMENTS) as u64;
             let max = gpu.limits().max_compute_workgroups_per_dimension;
