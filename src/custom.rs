@@ -46,6 +46,64 @@ pub(crate) struct Registered {
     pub derivative: Reference,
     /// Lines of the forward body as written into `wgsl` (a trailing newline makes one more, empty).
     forward_lines: usize,
+    /// A body whose braces do not balance: which, the line, and what is wrong. Found at creation, reported by
+    /// every compilation (the compiler itself would see the wrapper's own braces close or open the body, and
+    /// point elsewhere, or accept a body that ends its function and declares items of its own).
+    pub(crate) braces: Option<(CustomBody, usize, String)>,
+}
+
+/// The first line of `body` where its braces stop balancing: a `}` that closes more than the body opened (it
+/// would end the wrapper's function), or at the end a `{` left open. `//` and nested `/* */` comments are
+/// skipped.
+fn unbalanced_braces(body: &str) -> Option<(usize, String)> {
+    let mut depth = 0usize;
+    let mut opened = Vec::new();
+    let mut comment = 0usize;
+    for (i, line) in body.split('\n').enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut j = 0;
+        while j < chars.len() {
+            let pair = (chars[j], chars.get(j + 1).copied());
+            match pair {
+                ('/', Some('*')) => {
+                    comment += 1;
+                    j += 2;
+                    continue;
+                }
+                ('*', Some('/')) if comment > 0 => {
+                    comment -= 1;
+                    j += 2;
+                    continue;
+                }
+                ('/', Some('/')) if comment == 0 => break,
+                _ if comment > 0 => {}
+                ('{', _) => {
+                    depth += 1;
+                    opened.push(i + 1);
+                }
+                ('}', _) => {
+                    if depth == 0 {
+                        return Some((
+                            i + 1,
+                            "this `}` closes more than the body opened: a body is the inside of one function \
+                             and may not end it or declare anything outside it"
+                                .into(),
+                        ));
+                    }
+                    depth -= 1;
+                    opened.pop();
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+    }
+    opened.last().map(|&line| {
+        (
+            body.split('\n').count(),
+            format!("the `{{` opened at line {line} is never closed"),
+        )
+    })
 }
 
 impl Registered {
@@ -92,7 +150,11 @@ pub struct CustomActivation {
 
 impl CustomActivation {
     /// An activation from WGSL function bodies over `x: f32` (they may call the activation library's helpers,
-    /// such as `sigmoid_f`, `exp_c`, `expm1_f`, `tanh_f`) and its f64 reference `f`, `f'`.
+    /// such as `sigmoid_f`, `exp_c`, `expm1_f`, `tanh_f`) and its f64 reference `f`, `f'`. A body is the inside
+    /// of one function: braces that close it early or stay open are [`crate::Error::CustomShader`] at the first
+    /// compilation, naming the line. The kernels' own bindings, constants and overrides differ between kernel
+    /// families and are not part of the interface: a body that names one may compile in one family and not in
+    /// another (`compile` builds the elementwise one; the dense and matmul kernels are separate modules).
     pub fn new(
         name: &str,
         forward_wgsl: &str,
@@ -105,12 +167,19 @@ impl CustomActivation {
         );
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let braces = unbalanced_braces(forward_wgsl)
+            .map(|(line, why)| (CustomBody::Forward, line, why))
+            .or_else(|| {
+                unbalanced_braces(derivative_wgsl)
+                    .map(|(line, why)| (CustomBody::Derivative, line, why))
+            });
         let registered = Registered {
             name: name.to_string(),
             wgsl,
             forward: Arc::new(reference_forward),
             derivative: Arc::new(reference_derivative),
             forward_lines: forward_wgsl.split('\n').count(),
+            braces,
         };
         registry()
             .write()

@@ -195,6 +195,14 @@ impl PipelineCache {
             return Ok(m.clone());
         }
         let code = custom_code(custom)?;
+        if let Some((body, line, why)) = code.as_ref().and_then(|c| c.braces.clone()) {
+            return Err(Error::CustomShader {
+                name: code.map(|c| c.name.clone()).unwrap_or_default(),
+                body: Some(body),
+                line: Some(line),
+                message: why,
+            });
+        }
         let source = shader.source_for(code.as_ref().map(|c| c.wgsl.as_str()), act);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -174,7 +174,32 @@ fn wgsl_errors_name_the_line_of_the_users_code() {
             CustomBody::Derivative,
             1,
         ),
+        // Braces that do not balance within a body: one that ends the function (and would let the body declare
+        // bindings or entry points of its own, which compiled before), and one left open (which the wrapper's
+        // own `}` closed, so the compiler pointed at the derivative's first line).
+        (
+            "return x;\n}\n@group(0) @binding(9) var<storage, read_write> t: array<f32>;\nfn pad(x: f32) -> f32 {\nreturn t[0];",
+            "return 1.0;",
+            CustomBody::Forward,
+            2,
+        ),
+        (
+            "if (x > 0.0) {\nreturn x;",
+            "return 1.0;",
+            CustomBody::Forward,
+            2,
+        ),
+        ("return x;", "/* } */ // }\nreturn 1.0; }", CustomBody::Derivative, 2),
     ];
+    // Balanced braces, and braces inside comments, are fine.
+    let fine = CustomActivation::new(
+        "braces",
+        "// relu, with a { in a comment\nif (x > 0.0) {\n    return x; /* } */\n}\nreturn 0.0;",
+        "return select(0.0, 1.0, x > 0.0);",
+        |x| x.max(0.0),
+        |x| if x > 0.0 { 1.0 } else { 0.0 },
+    );
+    fine.compile(gpu()).unwrap();
     for (forward, derivative, body, line) in cases {
         let c = CustomActivation::new("wrong", forward, derivative, |x| x, |_| 1.0);
         match c.compile(gpu()) {
