@@ -104,6 +104,44 @@ fn assert_checks_ok(what: &str, checks: Vec<actgpu::verify::fused::FusedCheck>) 
     assert!(failed.is_empty(), "{what}: {failed:#?}");
 }
 
+/// Bias + GELU (f32 bias) forward and backward on each `[rows, cols]` shape in its dtype, against the reference.
+fn assert_bias_ok(gpu: &Gpu, what: &str, shapes: &[(usize, usize, DType)]) {
+    for &(rows, cols, dtype) in shapes {
+        let inputs = actgpu::verify::fused::FusedInputs::Random(cols as u64);
+        let checks = actgpu::verify::fused::check_bias(
+            gpu,
+            Activation::Gelu,
+            rows,
+            cols,
+            dtype,
+            DType::F32,
+            inputs,
+        )
+        .unwrap_or_else(|e| panic!("{what} {rows}x{cols} {dtype:?}: {e}"));
+        assert_checks_ok(&format!("{what} {rows}x{cols} {dtype:?}"), checks);
+    }
+}
+
+/// PReLU with a slope per column (f32), forward and backward, on each `[rows, cols]` shape, against the
+/// reference.
+fn assert_prelu_per_column_ok(gpu: &Gpu, what: &str, shapes: &[(usize, usize, DType)]) {
+    for &(rows, cols, dtype) in shapes {
+        let inputs = actgpu::verify::fused::FusedInputs::Random(cols as u64);
+        let checks = actgpu::verify::fused::check_learnable(
+            gpu,
+            actgpu::Learnable::Prelu,
+            rows,
+            cols,
+            false,
+            dtype,
+            DType::F32,
+            inputs,
+        )
+        .unwrap_or_else(|e| panic!("{what} {rows}x{cols} {dtype:?}: {e}"));
+        assert_checks_ok(&format!("{what} {rows}x{cols} {dtype:?}"), checks);
+    }
+}
+
 /// A context whose storage bindings hold at most 64 KiB, so that modest lengths need several dispatches.
 fn small_binding_gpu() -> Gpu {
     let gpu = Gpu::with_options(GpuOptions {
@@ -305,30 +343,19 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     assert!(c.ok(), "SwiGLU pair forward in chunks: {c:#?}");
     // The fused bias backward runs in row chunks (rows of whole 8-element units, f32 words or 16-bit pairs);
     // another width computes dx in chunks and then the column sums in row chunks (203 f32, 201 bf16).
-    for (rows, cols, dtype) in [
-        (300, 204, DType::F32),
-        (300, 208, DType::BF16),
-        (301, 202, DType::F16),
-        (700, 96, DType::F32),
-        (300, 203, DType::F32),
-        (400, 201, DType::BF16),
-        (100, 203, DType::F32),
-    ] {
-        let checks = actgpu::verify::fused::check_bias(
-            &gpu,
-            Activation::Gelu,
-            rows,
-            cols,
-            dtype,
-            DType::F32,
-            actgpu::verify::fused::FusedInputs::Random(cols as u64),
-        )
-        .unwrap();
-        assert_checks_ok(
-            &format!("bias backward in row chunks {rows}x{cols}"),
-            checks,
-        );
-    }
+    assert_bias_ok(
+        &gpu,
+        "bias backward in row chunks",
+        &[
+            (300, 204, DType::F32),
+            (300, 208, DType::BF16),
+            (301, 202, DType::F16),
+            (700, 96, DType::F32),
+            (300, 203, DType::F32),
+            (400, 201, DType::BF16),
+            (100, 203, DType::F32),
+        ],
+    );
     // At most 128 rows too (100 x 203: the one-pass sums would bind dx whole, so the two passes run in chunks);
     // a single row past the limit cannot be chunked: refused, typed.
     let (ws, _) = inputs(2 * 20_000, 29);
@@ -361,27 +388,15 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     // The learnable backward with a parameter per column runs in row chunks too: the fused kernel (208
     // columns), and dx with its per-element contributions, then their column sums (203 f32; 13 f16, whose
     // 2000 rows fit as f16, 52 KB, and not as the f32 contributions, 104 KB).
-    for (rows, cols, dtype) in [
-        (300, 208, DType::F32),
-        (300, 203, DType::F32),
-        (2000, 13, DType::F16),
-    ] {
-        let checks = actgpu::verify::fused::check_learnable(
-            &gpu,
-            Learnable::Prelu,
-            rows,
-            cols,
-            false,
-            dtype,
-            DType::F32,
-            actgpu::verify::fused::FusedInputs::Random(cols as u64),
-        )
-        .unwrap();
-        assert_checks_ok(
-            &format!("PReLU backward in row chunks {rows}x{cols}"),
-            checks,
-        );
-    }
+    assert_prelu_per_column_ok(
+        &gpu,
+        "PReLU backward in row chunks",
+        &[
+            (300, 208, DType::F32),
+            (300, 203, DType::F32),
+            (2000, 13, DType::F16),
+        ],
+    );
     // A shared parameter walks the tensor as rows of 8,192 elements (32 KB of f32), whose block-aligned groups
     // of rows do not fit 64 KiB: refused, typed. Under a 1 MiB limit they do: 3.3 MB of x in chunks of 24 rows.
     let p1 = gpu.upload(&[0.25f32]).unwrap();
@@ -422,7 +437,6 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
 /// chunk at a byte offset 12 past a multiple of 32, and wgpu refused it).
 #[test]
 fn row_chunks_align_for_any_block_height() {
-    use actgpu::verify::fused::{check_bias, check_learnable, FusedInputs};
     for height in [3, 7] {
         let gpu = Gpu::with_options(GpuOptions {
             max_storage_binding_bytes: Some(64 * 1024),
@@ -433,39 +447,24 @@ fn row_chunks_align_for_any_block_height() {
         // Shapes whose operands pass 64 KiB and whose partial sums (rows / height x cols rounded to 8, f32)
         // stay within it, as the shared scratch buffer must: the fused kernel on 16-bit pairs and f32 words, and
         // the column sums after dx (13 columns).
-        for (rows, cols, dtype) in [
-            (6000, 6, DType::F16),
-            (2000, 22, DType::F16),
-            (1200, 24, DType::F32),
-            (3000, 12, DType::BF16),
-            (1500, 13, DType::F32),
-        ] {
-            let checks = check_bias(
-                &gpu,
-                Activation::Gelu,
-                rows,
-                cols,
-                dtype,
-                DType::F32,
-                FusedInputs::Random(cols as u64),
-            )
-            .unwrap_or_else(|e| panic!("height {height}, {rows}x{cols} {dtype:?}: {e}"));
-            assert_checks_ok(&format!("bias, height {height}, {rows}x{cols}"), checks);
-        }
-        for (rows, cols, dtype) in [(2000, 13, DType::F16), (1500, 13, DType::F32)] {
-            let checks = check_learnable(
-                &gpu,
-                actgpu::Learnable::Prelu,
-                rows,
-                cols,
-                false,
-                dtype,
-                DType::F32,
-                FusedInputs::Random(cols as u64),
-            )
-            .unwrap_or_else(|e| panic!("height {height}, {rows}x{cols} {dtype:?}: {e}"));
-            assert_checks_ok(&format!("PReLU, height {height}, {rows}x{cols}"), checks);
-        }
+        let what = format!("bias, row blocks of {height}");
+        assert_bias_ok(
+            &gpu,
+            &what,
+            &[
+                (6000, 6, DType::F16),
+                (2000, 22, DType::F16),
+                (1200, 24, DType::F32),
+                (3000, 12, DType::BF16),
+                (1500, 13, DType::F32),
+            ],
+        );
+        let what = format!("PReLU, row blocks of {height}");
+        assert_prelu_per_column_ok(
+            &gpu,
+            &what,
+            &[(2000, 13, DType::F16), (1500, 13, DType::F32)],
+        );
     }
 }
 
