@@ -681,7 +681,9 @@ impl Gpu {
         }
     }
 
-    fn take_uncaptured(&self, op: &'static str) -> Result<()> {
+    /// The errors no scope caught since the last report, as one [`Error::Wgpu`] for `op` (on a device
+    /// [`Gpu::new`] made; a host's device keeps them for its own handler, and this finds none).
+    pub(crate) fn take_uncaptured(&self, op: &'static str) -> Result<()> {
         let mut errors = self
             .inner
             .uncaptured

@@ -371,8 +371,9 @@ impl Tensor {
     /// scope caught since the last report (on a device [`Gpu::new`] made): the data may come from work that
     /// failed.
     pub fn read<T: Element>(&self) -> Result<Vec<T>> {
+        // read_polled waited for the device already: only the report is left.
         let data = self.read_polled()?;
-        self.gpu.wait()?;
+        self.gpu.take_uncaptured("an earlier submission")?;
         Ok(data)
     }
 

@@ -327,15 +327,16 @@ struct Split {
     validation: Vec<usize>,
 }
 
-/// Each class's rows shuffled from `seed` (Fisher-Yates), [`TEST_FRACTION`] to test, as many to validation.
-fn split(labels: &[u32], classes: usize, seed: u64) -> Split {
+/// Each class's rows (`by_class`, [`rows_by_class`]) shuffled from `seed` (Fisher-Yates), [`TEST_FRACTION`] to
+/// test, as many to validation.
+fn split(by_class: Vec<Vec<usize>>, seed: u64) -> Split {
     let mut rng = Rng::new(seed);
     let mut s = Split {
         train: Vec::new(),
         test: Vec::new(),
         validation: Vec::new(),
     };
-    for mut rows in rows_by_class(labels, classes) {
+    for mut rows in by_class {
         for i in (1..rows.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             rows.swap(i, j);
@@ -370,17 +371,15 @@ impl Table {
     /// documentation). At least two classes and rows enough for a test and a validation row are needed.
     pub fn into_dataset(self, source: DataSource, seed: u64) -> Result<Dataset, CsvError> {
         let classes = self.classes();
-        let present = rows_by_class(&self.labels, classes)
-            .iter()
-            .filter(|rows| !rows.is_empty())
-            .count();
+        let by_class = rows_by_class(&self.labels, classes);
+        let present = by_class.iter().filter(|rows| !rows.is_empty()).count();
         if present < 2 {
             return Err(CsvError::TooSmall(format!(
                 "{} row(s) of {present} class: a classification study needs at least two classes",
                 self.labels.len()
             )));
         }
-        let s = split(&self.labels, classes, seed);
+        let s = split(by_class, seed);
         if s.test.is_empty() {
             return Err(CsvError::TooSmall(format!(
                 "{} rows: too few to hold out a test and a validation set ({TEST_FRACTION} of each class's rows, \
