@@ -146,8 +146,8 @@ pub(crate) struct RowChunk {
     pub first_block: usize,
     /// Row blocks in the chunk.
     pub blocks: usize,
-    /// Whether the chunk runs to the last row (its bindings then run to the end of each buffer, whose padding
-    /// keeps every binding whole `vec4`s).
+    /// Whether the chunk runs to the last row (its bindings then run to each tensor's padded end, which keeps
+    /// every binding whole `vec4`s).
     pub last: bool,
 }
 
@@ -221,7 +221,7 @@ fn sized(slot: Slot, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> wgpu::Bi
 }
 
 /// The row chunks of reduction `r` over the `[rows, cols]` operands `ts`: one chunk of every row where each
-/// operand's buffer fits a binding, else chunks of whole row blocks whose every operand's rows (and whose blocks
+/// operand's padded bytes fit a binding, else chunks of whole row blocks whose every operand's rows (and whose blocks
 /// of partial sums) start at a multiple of the device's storage offset alignment and fit a binding.
 /// [`Error::LimitExceeded`] where even one aligned group of rows does not fit.
 pub(crate) fn row_chunks(gpu: &crate::Gpu, r: &Reduction, ts: &[&Tensor]) -> Result<Vec<RowChunk>> {
@@ -242,8 +242,8 @@ pub(crate) fn row_chunks(gpu: &crate::Gpu, r: &Reduction, ts: &[&Tensor]) -> Res
 
 /// Chunks of `rows` rows in whole blocks of `height` rows (the blocks of partial sums of `block_bytes` each,
 /// where there are any) for the operands `ts` of `row_bytes` bytes per row: one chunk of every row where each
-/// operand's padded bytes fit a binding, else chunks whose every operand's rows (and blocks of partial sums) start at a
-/// multiple of the device's storage offset alignment and fit a binding. [`Error::LimitExceeded`] where even one
+/// operand's padded bytes fit a binding, else chunks whose every operand's rows (and blocks of partial sums)
+/// start at a multiple of the device's storage offset alignment and fit a binding. [`Error::LimitExceeded`] where even one
 /// aligned group of rows does not fit.
 pub(crate) fn aligned_row_chunks(
     gpu: &crate::Gpu,
