@@ -247,6 +247,28 @@ impl Tensor {
         })
     }
 
+    /// The first `rows` rows of this tensor (`rows <= shape[0]`) as a tensor over the same buffer, no copy: kernels
+    /// that write it may write its padded size, which stays inside the buffer.
+    pub(crate) fn rows_prefix(&self, rows: usize) -> Result<Tensor> {
+        match self.shape.split_first() {
+            Some((&all, rest)) if rows <= all => {
+                let mut shape = vec![rows];
+                shape.extend_from_slice(rest);
+                Ok(Tensor {
+                    gpu: self.gpu.clone(),
+                    buffer: self.buffer.clone(),
+                    shape,
+                    dtype: self.dtype,
+                })
+            }
+            _ => Err(Error::ShapeMismatch {
+                op: "Tensor::rows_prefix",
+                expected: self.shape.clone(),
+                got: vec![rows],
+            }),
+        }
+    }
+
     /// A new zero-filled tensor of the same shape and type on the same device.
     pub fn zeros_like(&self) -> Result<Tensor> {
         self.gpu.zeros(&self.shape, self.dtype)

@@ -620,7 +620,9 @@ fn predict_and_evaluate_agree_with_the_reference() {
     let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 3);
     let reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, &params);
     // Batch sizes 1 and 7 on the same network (the workspace is rebuilt).
-    for batch in [1usize, 7] {
+    // Passes of at most `rows` rows: 50 rows as 6 passes of 8 and one of 2 (a prefix of the pass buffers).
+    for (batch, rows) in [(1usize, None), (7, None), (50, Some(8)), (7, Some(7))] {
+        net.set_inference_rows(rows).unwrap();
         let x = random_values(batch * SIZES[0], 1.0, DType::F32, 70 + batch as u64);
         let out = net.predict(&upload(g, &x, &[batch, SIZES[0]])).unwrap();
         assert_eq!(out.shape(), [batch, 3]);
@@ -637,6 +639,54 @@ fn predict_and_evaluate_agree_with_the_reference() {
             .unwrap();
         assert_eq!(acc, 1.0);
     }
+}
+
+/// Inference in passes: the outputs of a batch in passes equal one pass's within rounding (they can take
+/// another kernel or split), `free_workspaces` drops the buffers and the next call allocates them again, a pass
+/// of no rows is refused, and a batch in passes needs `COPY_SRC` on `x`.
+#[test]
+fn inference_in_passes_matches_one_pass() {
+    let g = gpu();
+    let opt = Optimizer::Sgd(Sgd::new(0.1));
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, 4).unwrap();
+    let batch = 300;
+    let x = upload(
+        g,
+        &random_values(batch * SIZES[0], 2.0, DType::F32, 9),
+        &[batch, SIZES[0]],
+    );
+    let whole: Vec<f32> = net.predict(&x).unwrap().read().unwrap();
+    net.set_inference_rows(Some(64)).unwrap();
+    assert_eq!(net.inference_rows(), 64);
+    net.free_workspaces();
+    let parts: Vec<f32> = net.predict(&x).unwrap().read().unwrap();
+    let whole = widen(&whole);
+    assert_within("passes of 64 rows", &parts, &whole, |i| {
+        1e-6 * (1.0 + whole[i].abs())
+    });
+    assert!(matches!(
+        net.set_inference_rows(Some(0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    net.set_inference_rows(None).unwrap();
+    assert!(net.inference_rows() >= batch);
+    // A host buffer without COPY_SRC runs in one pass, and is refused where it needs several.
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: x.buffer().size(),
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let own = Tensor::from_buffer(g, buffer, &[batch, SIZES[0]], DType::F32).unwrap();
+    net.predict(&own).unwrap();
+    net.set_inference_rows(Some(100)).unwrap();
+    assert!(matches!(
+        net.predict(&own),
+        Err(Error::MissingUsage {
+            op: "Mlp::predict",
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -255,7 +255,9 @@ fn predict_and_evaluate_agree_with_the_reference() {
     assert_eq!(net.activation_param(2).unwrap().shape(), [16]);
     assert_eq!(net.activation_param(3).unwrap().shape(), [1]);
     assert!(net.activation_param(0).is_none());
-    for batch in [1usize, 7] {
+    // Passes of at most `rows` rows: 50 rows as 6 passes of 8 and one of 2 (a prefix of the pass buffers).
+    for (batch, rows) in [(1usize, None), (7, None), (50, Some(8)), (7, Some(7))] {
+        net.set_inference_rows(rows).unwrap();
         let x = random_values(batch * SIZES[0], 1.0, DType::F32, 70 + batch as u64);
         let xt = g.upload_shaped(&x, &[batch, SIZES[0]]).unwrap();
         let out = net.predict(&xt).unwrap();

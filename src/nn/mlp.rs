@@ -66,6 +66,29 @@ struct Workspace {
     dz: Vec<Option<Tensor>>,
 }
 
+impl Workspace {
+    /// The first `rows` rows of every buffer, as a workspace for a shorter batch (no copies).
+    fn rows_prefix(&self, rows: usize) -> Result<Workspace> {
+        let prefix = |ts: &[Tensor]| {
+            ts.iter()
+                .map(|t| t.rows_prefix(rows))
+                .collect::<Result<Vec<_>>>()
+        };
+        let prefix_opt = |ts: &[Option<Tensor>]| {
+            ts.iter()
+                .map(|t| t.as_ref().map(|t| t.rows_prefix(rows)).transpose())
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(Workspace {
+            batch: rows,
+            y: prefix(&self.y)?,
+            z: prefix_opt(&self.z)?,
+            dy: prefix(&self.dy)?,
+            dz: prefix_opt(&self.dz)?,
+        })
+    }
+}
+
 /// A multi-layer perceptron on the GPU (see the module documentation).
 #[derive(Debug)]
 pub struct Mlp {
@@ -82,8 +105,15 @@ pub struct Mlp {
     spare: Option<Workspace>,
     /// Inference's buffers (no gradients), for [`Mlp::predict`] and [`Mlp::evaluate`].
     infer: Option<Workspace>,
+    /// [`Mlp::set_inference_rows`]'s value, if set.
+    infer_rows: Option<usize>,
     diag: Option<Diagnostics>,
 }
+
+/// The bytes of the widest tensor of one inference pass, by default ([`Mlp::inference_rows`]): large enough
+/// that a pass keeps a GPU busy (16,384 rows of 1,024 f32), small enough that the buffers inference keeps stay
+/// modest and fit a host device's default 128 MiB storage binding.
+const INFERENCE_PASS_BYTES: u64 = 64 << 20;
 
 const OP: &str = "Mlp";
 
@@ -210,6 +240,7 @@ impl Mlp {
             work: None,
             spare: None,
             infer: None,
+            infer_rows: None,
             diag: None,
         })
     }
@@ -649,25 +680,107 @@ impl Mlp {
         &self.loss
     }
 
-    /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits. Its
-    /// buffers (each layer's output, and Z where a gated or learnable layer needs it) are kept for the next call
-    /// of the same batch size, beside the training step's, until the network is dropped.
+    /// The network's output (logits) for `x [batch, sizes[0]]`, `[batch, sizes[-1]]`; submits and waits.
+    ///
+    /// Any batch size: the rows go through the network in passes of at most [`Mlp::inference_rows`] rows (each
+    /// pass's rows copied out of `x`, which then needs `COPY_SRC`, as the crate's own tensors have), so the
+    /// buffers inference keeps (each layer's output, and Z where a gated or learnable layer needs it) hold at
+    /// most that many rows, and a set larger than one storage binding still runs. They are kept for the next
+    /// call, beside the training step's, until [`Mlp::free_workspaces`] or the network is dropped. Each row's
+    /// output depends only on that row, though a pass's size can change the order a product sums in (a
+    /// different kernel or split), so outputs can differ in the last bits between pass sizes.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
         let batch = self.batch_of(x)?;
-        if self.infer.as_ref().is_none_or(|w| w.batch != batch) {
-            self.infer = Some(self.new_workspace(batch, false)?);
+        let rows = self.inference_rows().min(batch);
+        if rows < batch {
+            let missing = wgpu::BufferUsages::COPY_SRC - x.buffer().usage();
+            if !missing.is_empty() {
+                return Err(Error::MissingUsage {
+                    op: "Mlp::predict",
+                    missing: format!("{missing:?}"),
+                });
+            }
         }
-        let out = self
-            .gpu
-            .zeros(&[batch, self.sizes[self.sizes.len() - 1]], DType::F32)?;
+        if self.infer.as_ref().is_none_or(|w| w.batch != rows) {
+            // The old buffers go first, so that two sets are never alive at once.
+            self.infer = None;
+            self.infer = Some(self.new_workspace(rows, false)?);
+        }
+        let (d, classes) = (self.sizes[0], self.sizes[self.sizes.len() - 1]);
+        let out = self.gpu.zeros(&[batch, classes], DType::F32)?;
+        // A pass of more than one takes its rows from a copy of x's rows.
+        let staged = (rows < batch)
+            .then(|| self.gpu.zeros(&[rows, d], DType::F32))
+            .transpose()?;
         let work = self.infer.as_ref().ok_or_else(no_workspace)?;
         self.gpu.submit_and_wait("Mlp::predict", |enc| {
-            self.record_forward(enc, work, x, false)?;
-            let y = work.y[work.y.len() - 1].buffer();
-            enc.copy_buffer_to_buffer(y, 0, out.buffer(), 0, y.size());
+            for first in (0..batch).step_by(rows) {
+                let n = rows.min(batch - first);
+                let (input, pass) = match &staged {
+                    None => (x.clone(), None),
+                    Some(s) => {
+                        let bytes = |r: usize, w: usize| (r * w * 4) as u64;
+                        let input = s.rows_prefix(n)?;
+                        enc.copy_buffer_to_buffer(
+                            x.buffer(),
+                            bytes(first, d),
+                            input.buffer(),
+                            0,
+                            bytes(n, d),
+                        );
+                        (input, (n < rows).then(|| work.rows_prefix(n)).transpose()?)
+                    }
+                };
+                let work = pass.as_ref().unwrap_or(work);
+                self.record_forward(enc, work, &input, false)?;
+                let y = work.y[work.y.len() - 1].buffer();
+                let size = (n * classes * 4) as u64;
+                enc.copy_buffer_to_buffer(y, 0, out.buffer(), (first * classes * 4) as u64, size);
+            }
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The most rows [`Mlp::predict`] and [`Mlp::evaluate`] put through the network in one pass: set by
+    /// [`Mlp::set_inference_rows`], else as many as keep every pass's widest tensor (the input, or a layer's
+    /// output or Z) within 64 MiB and one storage binding (at least 1).
+    pub fn inference_rows(&self) -> usize {
+        if let Some(rows) = self.infer_rows {
+            return rows;
+        }
+        let widest = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| layer.kind.linear_width(self.sizes[l + 1]))
+            .chain(self.sizes.iter().copied())
+            .max()
+            .unwrap_or(1) as u64;
+        let budget = INFERENCE_PASS_BYTES.min(self.gpu.limits().max_storage_buffer_binding_size);
+        (budget / (4 * widest)).max(1) as usize
+    }
+
+    /// Sets the most rows one inference pass takes ([`Mlp::inference_rows`]); `None` restores the default.
+    /// [`Error::InvalidArgument`] for `Some(0)`.
+    pub fn set_inference_rows(&mut self, rows: Option<usize>) -> Result<()> {
+        if rows == Some(0) {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::set_inference_rows",
+                reason: "a pass needs at least one row".into(),
+            });
+        }
+        self.infer_rows = rows;
+        Ok(())
+    }
+
+    /// Drops the buffers kept between calls (the training step's for the last two batch sizes, inference's):
+    /// the next step or prediction allocates what it needs again. The weights, optimizer state, last loss and
+    /// diagnostics stay.
+    pub fn free_workspaces(&mut self) {
+        self.work = None;
+        self.spare = None;
+        self.infer = None;
     }
 
     /// Classification accuracy on `x [batch, sizes[0]]` against class indices: the fraction of rows whose
