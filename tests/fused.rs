@@ -248,6 +248,30 @@ fn learnable_activations_match_the_reference() {
     assert_all_ok(checks);
 }
 
+/// Swish's d/dbeta = x^2 sigmoid'(beta x) where sigmoid'(beta x) is subnormal or 0 in f32 and the product is
+/// not: one parameter per column, one row, dy = 1, so each dp is one term, against the f64 reference.
+#[test]
+fn swish_beta_gradient_at_large_x_and_small_beta() {
+    let g = gpu();
+    // |beta x| = 100, 102, 120, 150, 200 (sigmoid' 3.7e-44, 5.0e-45, 0, 0, 0) and an ordinary column.
+    let xs = [-1e20f32, -1e20, -1e30, -3e38, 1e37, 2.0];
+    let ps = [1e-18f32, 1.02e-18, 1.2e-28, 5e-37, 2e-35, 0.7];
+    let x = g.upload_shaped(&xs, &[1, 6]).unwrap();
+    let p = g.upload(&ps).unwrap();
+    let dy = g.upload_shaped(&[1.0f32; 6], &[1, 6]).unwrap();
+    let (_, dp) = Learnable::Swish.backward(&x, &p, &dy).unwrap();
+    let got = dp.read::<f32>().unwrap();
+    for (c, (&x, &p)) in xs.iter().zip(&ps).enumerate() {
+        let (_, want) = cpu::fused::learnable_grads(Learnable::Swish, x.into(), p.into());
+        let err = (f64::from(got[c]) - want).abs();
+        assert!(
+            err <= 1e-5 * want.abs(),
+            "column {c}: x = {x:e}, beta = {p:e}: got {:e}, want {want:e}",
+            got[c]
+        );
+    }
+}
+
 /// Every fused family on edge inputs ([`FusedInputs::Edges`]: one of 0, -0, subnormal, large, MAX, +-inf, NaN
 /// per column of x, +inf gradients beside the positive ones), in every storage type, on widths that take the
 /// fused column sums (multiples of 8) and the separate ones; outputs poisoned.
