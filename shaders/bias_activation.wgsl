@@ -371,7 +371,9 @@ fn reduce_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let lanes = WG / REDUCE_COLS;
     let c = group * REDUCE_COLS + col;
     var acc = 0.0;
-    if (c < cols8) {
+    // Columns past `cols` (db's padding up to a whole unit) are 0: the kernels that wrote the partial sums may
+    // have left those slots as an earlier reduction did.
+    if (c < params.cols) {
         for (var blk = lane; blk < params.blocks; blk += lanes) {
             acc += partial[blk * cols8 + c];
         }

@@ -197,6 +197,28 @@ fn gated_shape_errors_are_typed() {
     assert_eq!(scalar.column_sums().unwrap().read::<f32>().unwrap(), [2.0]);
 }
 
+/// An output that is the parameter's own buffer is a typed error, not a wgpu usage conflict (which a host's
+/// default error handler would turn into a panic when recorded into its encoder).
+#[test]
+fn learnable_outputs_must_not_be_the_parameter() {
+    let g = gpu();
+    let x = g.upload(&[0.5f32, -1.0, 2.0, -3.0]).unwrap();
+    let p = g.upload(&[0.25f32; 4]).unwrap();
+    let dy = x.zeros_like().unwrap();
+    let dp = p.zeros_like().unwrap();
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    for kind in Learnable::ALL {
+        assert!(matches!(
+            kind.record_forward(&mut enc, &x, &p, &p),
+            Err(actgpu::Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            kind.record_backward(&mut enc, &x, &p, &dy, &p, &dp),
+            Err(actgpu::Error::InvalidArgument { .. })
+        ));
+    }
+}
+
 #[test]
 fn learnable_activations_match_the_reference() {
     let mut checks = Vec::new();
@@ -428,6 +450,40 @@ fn column_sums_match_the_reference() {
             }
         }
     }
+}
+
+/// The sums' padding (up to a whole 8-element unit) comes out 0, not what an earlier, wider reduction left in
+/// the shared partial sums at those columns.
+#[test]
+fn column_sums_write_zeros_into_the_padding() {
+    let g = gpu();
+    let rows = 300;
+    let wide = g
+        .upload_shaped(&vec![1.0f32; rows * 16], &[rows, 16])
+        .unwrap();
+    let narrow = g
+        .upload_shaped(&vec![2.0f32; rows * 13], &[rows, 13])
+        .unwrap();
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let padded = Tensor::from_buffer(g, buffer.clone(), &[16], DType::F32).unwrap();
+    padded.write(&[f32::NAN; 16]).unwrap();
+    let sums = Tensor::from_buffer(g, buffer, &[13], DType::F32).unwrap();
+    let wide_sums = g.zeros(&[16], DType::F32).unwrap();
+    g.submit_and_wait("column sums", |enc| {
+        actgpu::ops::bias::record_column_sums(enc, &wide, &wide_sums)?;
+        actgpu::ops::bias::record_column_sums(enc, &narrow, &sums)
+    })
+    .unwrap();
+    let got = padded.read::<f32>().unwrap();
+    assert_eq!(got[..13], [600.0; 13]);
+    assert_eq!(got[13..], [0.0; 3]);
 }
 
 /// The column reductions share one scratch buffer for their partial sums: several of them recorded into one

@@ -115,6 +115,7 @@ impl Learnable {
     ) -> Result<()> {
         check_operands(self.name(), &[x, y])?;
         let (rows, cols, shared) = self.layout(self.name(), x, p)?;
+        check_not_parameter(self.name(), p, &[y])?;
         let params = [cols as u32, rows as u32, 0, 0, x.len() as u32];
         record(
             x.gpu(),
@@ -159,6 +160,7 @@ impl Learnable {
                 reason: "dp must be a buffer of its own".into(),
             });
         }
+        check_not_parameter(op, p, &[dx])?;
         let gpu = x.gpu();
         gpu.check_lost()?;
         if x.is_empty() {
@@ -260,4 +262,16 @@ impl Learnable {
         })?;
         Ok((dx, dp))
     }
+}
+
+/// [`Error::InvalidArgument`] where an output is the parameter's buffer: the kernels read p through a read-only
+/// binding, which wgpu refuses beside a writable binding of the same buffer.
+fn check_not_parameter(op: &'static str, p: &Tensor, outputs: &[&Tensor]) -> Result<()> {
+    if outputs.iter().any(|t| t.buffer() == p.buffer()) {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: "the output must not be the parameter's buffer".into(),
+        });
+    }
+    Ok(())
 }
