@@ -68,23 +68,26 @@ fn cross_entropy_row(row: u32) -> f32 {
     let t = labels[row];
     var a = 0u;
     var m = pred[base];
-    // NaN is tested on the stored logits themselves: comparisons and arithmetic on NaN are not reliable across
-    // drivers (llvmpipe GL took 3 > NaN for true).
+    // NaN and +inf are tested on the stored logits' bits: comparisons and arithmetic on NaN are not reliable
+    // across drivers (llvmpipe GL took 3 > NaN for true), nor are comparisons with infinities under some
+    // drivers' fast math, which could leave a +inf out of the maximum.
+    let pos_inf = 0x7f800000u;
     var nan_seen = is_nan(m);
+    var infs = u32(bitcast<u32>(m) == pos_inf);
+    var inf_at = 0u;
     for (var j = 1u; j < cols; j++) {
         let v = pred[base + j];
         nan_seen = nan_seen || is_nan(v);
+        let is_inf = bitcast<u32>(v) == pos_inf;
+        inf_at = select(inf_at, j, is_inf && infs == 0u);
+        infs += u32(is_inf);
         if (v > m) {
             m = v;
             a = j;
         }
     }
-    let pos_inf = 0x7f800000u;
-    var infs = 0u;
-    if (bitcast<u32>(m) == pos_inf) {
-        for (var j = 0u; j < cols; j++) {
-            infs += u32(bitcast<u32>(pred[base + j]) == pos_inf);
-        }
+    if (infs == 1u) {
+        a = inf_at;
     }
     if (t >= cols || nan_seen || infs > 1u) {
         for (var j = 0u; j < cols; j++) {
@@ -144,10 +147,11 @@ fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 /// max(x, 0) - x t, the linear part of BCE's term, as x (1 - t) for x >= 0 and -x t below: a zero coefficient
-/// gives 0 at x = +-inf (the limit; max(inf, 0) - inf would be NaN for t = 1), NaN stays NaN.
+/// gives 0 at x = +-inf (the limit; max(inf, 0) - inf would be NaN for t = 1). A NaN x or t gives NaN, tested
+/// on the bits: `c == 0.0` is not reliably false for a NaN c on every driver.
 fn bce_linear(x: f32, t: f32) -> f32 {
     let c = select(-t, 1.0 - t, x >= 0.0);
-    return select(select(x * c, 0.0, c == 0.0), x, is_nan(x));
+    return select(select(x * c, 0.0, c == 0.0), nan_f32(), is_nan(x) || is_nan(t));
 }
 
 /// Thread `t`'s elements of BCE with logits: writes their gradients and returns the sum of their terms.

@@ -3,15 +3,22 @@
 
 use super::activation::sigmoid;
 
-/// Softmax cross-entropy of `logits [rows, cols]` against class indices `labels [rows]` (each `< cols`):
+/// Softmax cross-entropy of `logits [rows, cols]` against class indices `labels [rows]`:
 /// `L = 1/rows sum_r (log sum_j e^(x_rj) - x_{r t_r})`, `dL/dx_rj = (softmax(x_r)_j - [j == t_r]) / rows`.
-/// Returns `(L, dL/dx)`.
+/// Returns `(L, dL/dx)`. A label past the classes gives its row a NaN term and NaN gradients, as the kernel
+/// does. Panics unless `logits` holds `rows * cols` values.
 pub fn softmax_cross_entropy(logits: &[f64], labels: &[u32], cols: usize) -> (f64, Vec<f64>) {
     let rows = labels.len();
+    assert_eq!(logits.len(), rows * cols, "logits must be [labels, cols]");
     let mut grad = vec![0.0; rows * cols];
     let mut total = 0.0;
     for (r, &t) in labels.iter().enumerate() {
         let x = &logits[r * cols..(r + 1) * cols];
+        if t as usize >= cols {
+            total += f64::NAN;
+            grad[r * cols..(r + 1) * cols].fill(f64::NAN);
+            continue;
+        }
         // log sum_j e^(x_j) = m + log1p(sum_{j != a} e^(x_j - m)), x_a = m the maximum: `ln` of a sum near 1
         // would lose the digits of a nearly certain row's loss even in f64.
         let a = (0..cols).fold(0, |a, j| if x[j] > x[a] { j } else { a });
@@ -41,8 +48,10 @@ pub fn softmax_cross_entropy(logits: &[f64], labels: &[u32], cols: usize) -> (f6
     (total / rows as f64, grad)
 }
 
-/// Mean squared error: `L = 1/n sum_i (y_i - t_i)^2`, `dL/dy_i = 2 (y_i - t_i) / n`.
+/// Mean squared error: `L = 1/n sum_i (y_i - t_i)^2`, `dL/dy_i = 2 (y_i - t_i) / n`. Panics unless `pred` and
+/// `target` have the same length.
 pub fn mse(pred: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
+    assert_eq!(pred.len(), target.len(), "pred and target lengths differ");
     let n = pred.len() as f64;
     let loss = pred
         .iter()
@@ -62,8 +71,8 @@ pub fn mse(pred: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
 /// `x (1 - t)` for `x >= 0` and `-x t` below, 0 where that coefficient is 0: the limits at `x = +-inf` (0 for
 /// `t = 1` at `+inf` and for `t = 0` at `-inf`, `+inf` otherwise) rather than `inf - inf`.
 fn bce_term(x: f64, t: f64) -> f64 {
-    if x.is_nan() {
-        return x;
+    if x.is_nan() || t.is_nan() {
+        return f64::NAN;
     }
     let c = if x >= 0.0 { 1.0 - t } else { -t };
     let linear = if c == 0.0 { 0.0 } else { x * c };
@@ -71,8 +80,14 @@ fn bce_term(x: f64, t: f64) -> f64 {
 }
 
 /// Binary cross-entropy on logits: `L = 1/n sum_i max(x, 0) - x t + log1p(e^-|x|)` (that is,
-/// `softplus(x) - x t`, see `bce_term`), `dL/dx_i = (sigmoid(x_i) - t_i) / n`.
+/// `softplus(x) - x t`, see `bce_term`), `dL/dx_i = (sigmoid(x_i) - t_i) / n`. Panics unless `logits` and
+/// `target` have the same length.
 pub fn bce_with_logits(logits: &[f64], target: &[f64]) -> (f64, Vec<f64>) {
+    assert_eq!(
+        logits.len(),
+        target.len(),
+        "logits and target lengths differ"
+    );
     let n = logits.len() as f64;
     let loss = logits
         .iter()

@@ -429,7 +429,8 @@ pub fn check_value_loss(
 ///   (NaN), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
 ///   infinite loss in f32), a row of -inf (NaN), and -0, 0 and a subnormal;
 /// - BCE with logits, each edge logit (NaN, +-inf, +-1e30, -0, a subnormal, 2) in a batch of its own beside an
-///   ordinary logit: a NaN logit gives a NaN loss and gradient (also with t = 0), +-inf the limits (0 for t = 1 at
+///   ordinary logit: a NaN logit gives a NaN loss and gradient (also with t = 0), so does a NaN target (also
+///   beside x = +inf, where the linear part's coefficient is NaN), +-inf the limits (0 for t = 1 at
 ///   +inf and t = 0 at -inf, +inf otherwise), the gradients `(sigmoid(x) - t) / n`.
 ///
 /// Returns `[cross-entropy loss, cross-entropy grad, BCE loss, BCE grad]`.
@@ -455,9 +456,12 @@ pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
         let got = loss_into_poisoned(Loss::SoftmaxCrossEntropy, &logits, targets)?;
         ce.add(got, cpu::loss::softmax_cross_entropy(&widen(&x), &[t], 3))?;
     }
-    let bce_cases: [(f32, f32); 11] = [
+    let bce_cases: [(f32, f32); 14] = [
         (f32::NAN, 0.5),
         (f32::NAN, 0.0),
+        (1.0, f32::NAN),
+        (-1.0, f32::NAN),
+        (inf, f32::NAN),
         (inf, 0.25),
         (inf, 1.0),
         (-inf, 0.0),
