@@ -87,11 +87,9 @@ fn the_reader_takes_any_member_order_whitespace_and_extra_fields() {
         "__metadata__": {"note": "caf\u00e9 \"quoted\""},
         "2.bias": {"dtype": "F32", "shape": [1], "data_offsets": [36, 40]} }"#;
     let data = le(&[&B0[..], &W0_TORCH, &B2, &W2_TORCH].concat());
-    // A header starting with a space is refused, as by the reference implementation.
-    assert!(matches!(
-        SafeTensors::parse(&raw(header, &data)),
-        Err(Error::InvalidSafetensors { .. })
-    ));
+    // A header starting with a space reads, as in the reference implementation (its check for a leading '{'
+    // is disabled).
+    assert!(SafeTensors::parse(&raw(header, &data)).is_ok());
     let file = raw(header.trim_start(), &data);
     let parsed = SafeTensors::parse(&file).unwrap();
     assert_eq!(parsed.metadata("note"), Some("caf\u{e9} \"quoted\""));
@@ -254,10 +252,13 @@ fn truncated_and_corrupted_files_are_errors_never_panics() {
             }
         }
     }
+    // Whitespace before the object reads, as in the reference implementation.
+    let spaced = raw("\n {\"__metadata__\":null}", &[]);
+    assert!(SafeTensors::parse(&spaced).unwrap().tensors.is_empty());
     let d = le(&[0.0; 3]);
     let t = |body: &str| raw(&format!("{{\"a\":{body}}}"), &d);
     let cases = [
-        (raw("[]", &d), "start with '{'"),
+        (raw("[]", &d), "not a JSON object"),
         (raw("{\"a\":", &d), "JSON"),
         (raw("{\"__metadata__\":{\"k\":1}}", &[]), "not a string"),
         (raw("{\"__metadata__\":[]}", &[]), "not an object"),
@@ -538,10 +539,11 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
     assert!(Mlp::from_safetensors(g, &prelu(1), Loss::Mse, sgd()).is_ok());
     let reason = invalid(Mlp::from_safetensors(g, &prelu(3), Loss::Mse, sgd()));
     assert!(reason.contains("\"prelu(2)\" but has 3 units"), "{reason}");
-    // A million chained weights for a network the metadata says has two layers: refused in time linear in the
-    // number of tensors (reading layers until a weight was missing, a lookup each, took quadratic time).
+    // 400,000 chained weights (3.2 million JSON values, under json::MAX_VALUES) for a network the metadata says
+    // has two layers: refused in time linear in the number of tensors (reading layers until a weight was
+    // missing, a lookup each, took quadratic time).
     let mut header = String::from(r#"{"__metadata__":{"actgpu.activations":"relu"}"#);
-    for i in 0..1_000_000 {
+    for i in 0..400_000 {
         header.push_str(&format!(
             r#","{}.weight":{{"dtype":"F32","shape":[1,1],"data_offsets":[{},{}]}}"#,
             2 * i,
@@ -550,7 +552,7 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
         ));
     }
     header.push('}');
-    let data = vec![0u8; 4_000_000];
+    let data = vec![0u8; 1_600_000];
     let started = std::time::Instant::now();
     assert_eq!(
         Mlp::from_safetensors(g, &raw(&header, &data), Loss::Mse, sgd()).err(),
@@ -558,7 +560,7 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
             name: "0.bias".into()
         })
     );
-    eprintln!("a million tensors refused in {:?}", started.elapsed());
+    eprintln!("400,000 tensors refused in {:?}", started.elapsed());
     // Writing refuses inconsistent tensors.
     assert!(matches!(
         serialize_f32(

@@ -275,8 +275,9 @@ impl Mlp {
     }
 
     /// Loads every weight and bias, and every learnable activation parameter, from a safetensors file in memory
-    /// into this network, whose layer sizes and kinds must match the file's tensors. Everything is checked
-    /// before anything is written, so on error the network is unchanged: a malformed file
+    /// into this network, whose layer sizes and kinds must match the file's tensors. The file is checked
+    /// before anything is written, so a bad file leaves the network unchanged (a device lost while writing can
+    /// still leave it part written): a malformed file
     /// ([`Error::InvalidSafetensors`]), a missing tensor ([`Error::MissingTensor`]), one of the wrong shape
     /// ([`Error::TensorShapeMismatch`]) or dtype ([`Error::TensorDTypeMismatch`]), or a tensor the network has
     /// no place for ([`Error::InvalidArgument`], as PyTorch's strict `load_state_dict`).
@@ -392,6 +393,10 @@ impl Mlp {
             })
             .collect::<Result<_>>()?;
         let sizes = sizes_from_shapes(&file, &hidden)?;
+        // A dtype that cannot load is refused before the network (its host init and GPU buffers) is built.
+        for t in &file.tensors {
+            t.check_convertible()?;
+        }
         // A learnable layer's parameter count must be the one its width gives (1, or one per unit).
         for (l, (&kind, s)) in hidden.iter().zip(&specs).enumerate() {
             let written: String = s.split_whitespace().collect();

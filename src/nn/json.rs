@@ -2,11 +2,17 @@
 //! as their source text and converted by the caller). No external dependency: the header is one flat object.
 //!
 //! The reader takes the whole text, allows whitespace around the value, and rejects anything else: trailing
-//! characters, raw control characters in strings, lone surrogates, leading zeros, and nesting deeper than
-//! [`MAX_DEPTH`] (so hostile input cannot exhaust the stack).
+//! characters, raw control characters in strings, lone surrogates, leading zeros, nesting deeper than
+//! [`MAX_DEPTH`] (so hostile input cannot exhaust the stack), and more than [`MAX_VALUES`] values (so a header
+//! of millions of tiny values cannot make a tree many times its size).
 
-/// Deepest nesting of arrays and objects accepted (the safetensors header needs 3).
+/// Deepest nesting of arrays and objects accepted: `MAX_DEPTH` containers one inside the next (the safetensors
+/// header needs 3).
 pub const MAX_DEPTH: usize = 64;
+
+/// Most values (containers, strings, numbers and literals, each counted once) in one text: each takes about 60
+/// bytes of the tree, so at most about 240 MB. A checkpoint header holds a handful per tensor.
+pub const MAX_VALUES: usize = 4_000_000;
 
 /// A JSON value. Objects keep their members in source order, duplicates included (the caller decides).
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +59,7 @@ pub fn parse(text: &str) -> Result<Json, String> {
         s: text.as_bytes(),
         text,
         pos: 0,
+        values: 0,
     };
     p.ws();
     let value = p.value(0)?;
@@ -84,6 +91,8 @@ struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     pos: usize,
+    /// Values parsed so far.
+    values: usize,
 }
 
 impl Parser<'_> {
@@ -110,8 +119,13 @@ impl Parser<'_> {
         }
     }
 
+    /// The value at the cursor, `depth` containers deep.
     fn value(&mut self, depth: usize) -> Result<Json, String> {
-        if depth > MAX_DEPTH {
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(self.err(&format!("more than {MAX_VALUES} values")));
+        }
+        if depth >= MAX_DEPTH && matches!(self.peek(), Some(b'{' | b'[')) {
             return Err(self.err("nesting too deep"));
         }
         match self.peek() {
@@ -340,7 +354,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let many = format!("[{}0]", "0,".repeat(MAX_VALUES - 1));
         for bad in [
             "",
             "{",
@@ -362,9 +377,19 @@ mod tests {
             "{} x",
             "[1] [2]",
             &deep,
+            &many,
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} parsed");
+            assert!(parse(bad).is_err(), "{} parsed", &bad[..bad.len().min(40)]);
         }
+    }
+
+    /// `MAX_DEPTH` containers one inside the next, with a value innermost, and `MAX_VALUES` values parse.
+    #[test]
+    fn the_limits_themselves_are_accepted() {
+        let deep = "[".repeat(MAX_DEPTH) + "1" + &"]".repeat(MAX_DEPTH);
+        assert!(parse(&deep).is_ok());
+        let many = format!("[{}0]", "0,".repeat(MAX_VALUES - 2));
+        assert!(matches!(parse(&many), Ok(Json::Array(v)) if v.len() == MAX_VALUES - 1));
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! [`serialize_f32`] writes F32 tensors the way the reference implementation does: `__metadata__` first, then
 //! the tensors sorted by name, each stored at the next offset, with compact JSON. [`SafeTensors::parse`] checks
 //! what the reference implementation checks, and returns [`Error::InvalidSafetensors`] where it fails: the
-//! header length fits the file, the header is a JSON object whose metadata (an object, or null for none) holds
-//! strings, every tensor has one dtype the format defines, one shape and two offsets, names and metadata keys
-//! are unique, the dtype's byte count matches the shape (a sub-byte dtype's bits fill whole bytes), and the
-//! tensors cover the data region exactly, without gaps or overlaps. [`TensorView::to_f32`] converts F32, F16,
+//! header length fits the file, the header is a JSON object (whitespace around it allowed) whose metadata (an
+//! object, or null for none) holds strings, every tensor has one dtype the format defines, one shape and two
+//! offsets, the dtype's byte count matches the shape (a sub-byte dtype's bits fill whole bytes), and the
+//! tensors cover the data region exactly, without gaps or overlaps. It is stricter in two ways: a tensor name
+//! or metadata key given twice is an error (the reference keeps the last), and the JSON reader refuses
+//! nesting deeper than [`json::MAX_DEPTH`] and more than [`json::MAX_VALUES`] values. [`TensorView::to_f32`] converts F32, F16,
 //! BF16 and F64 (rounded to nearest; beyond f32's range an error) to f32; other dtypes are
 //! [`Error::TensorDTypeMismatch`].
 
@@ -101,14 +103,25 @@ impl TensorView<'_> {
                     Ok(f)
                 })
                 .collect::<Result<_>>()?,
-            other => {
-                return Err(Error::TensorDTypeMismatch {
-                    name: self.name.clone(),
-                    expected: CONVERTIBLE.into(),
-                    got: other.into(),
-                })
-            }
+            _ => return Err(self.not_convertible()),
         })
+    }
+
+    /// [`Error::TensorDTypeMismatch`] unless [`TensorView::to_f32`] converts this tensor's dtype: the check
+    /// alone, before any conversion or allocation.
+    pub fn check_convertible(&self) -> Result<()> {
+        match self.dtype.as_str() {
+            "F32" | "F16" | "BF16" | "F64" => Ok(()),
+            _ => Err(self.not_convertible()),
+        }
+    }
+
+    fn not_convertible(&self) -> Error {
+        Error::TensorDTypeMismatch {
+            name: self.name.clone(),
+            expected: CONVERTIBLE.into(),
+            got: self.dtype.clone(),
+        }
     }
 }
 
@@ -243,9 +256,6 @@ impl<'a> SafeTensors<'a> {
         let (header, data) = bytes[8..].split_at(n as usize);
         let text =
             std::str::from_utf8(header).map_err(|e| bad(format!("header is not UTF-8: {e}")))?;
-        if !text.starts_with('{') {
-            return Err(bad("header does not start with '{'"));
-        }
         let Json::Object(members) = json::parse(text).map_err(bad)? else {
             return Err(bad("header is not a JSON object"));
         };
