@@ -20,8 +20,11 @@
 //!
 //! `f'` is the derivative the backward pass uses, in f32: a ReLU unit with `z <= 0` is dead, a sigmoid or tanh
 //! unit far in a tail is saturated (tanh beyond |z| ≈ 4.15, sigmoid beyond ≈ 6.9, GELU below ≈ -3.8), and one
-//! so far out that `f'` underflows to 0 in f32 (|z| beyond about 50 for tanh) counts as dead. The fractions are
-//! over the `batch × units` elements of the step's batch.
+//! so far out that `f'` underflows to 0 in f32 (|z| beyond about 50 for tanh) counts as dead. The activations
+//! that are not monotone also have `|f'| < 1e-3` in a narrow band around their minimum, which counts as
+//! saturated though it is no tail: GELU at z in [-0.754, -0.750], SiLU [-1.283, -1.274], Mish [-1.196,
+//! -1.189], HardSwish [-1.503, -1.497] (its `f'` is exactly 0 at -1.5: dead), about 0.15% of standard-normal
+//! pre-activations. The fractions are over the `batch × units` elements of the step's batch.
 //!
 //! Off (the default), the step runs exactly the kernels it would without this module. On, the update and dZ
 //! kernels are variants that also reduce, and the step's results are the same bits; a layer of at most 128 rows
@@ -60,7 +63,8 @@ pub struct LayerDiagnostics {
 }
 
 impl LayerDiagnostics {
-    /// `sqrt(‖dW‖² + ‖db‖²)`, the norm of all the layer's parameter gradients together.
+    /// `sqrt(‖dW‖² + ‖db‖²)`, the norm of the linear map's parameter gradients together (a learnable
+    /// activation's `‖dp‖` is not in it: [`crate::Mlp::activation_param_grad_norms`]).
     pub fn grad_norm(&self) -> f64 {
         self.weight_grad_norm.hypot(self.bias_grad_norm)
     }
