@@ -1,7 +1,7 @@
 //! Pipeline cache: compiled compute pipelines keyed by everything that changes the compiled code.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::shaders::ShaderId;
@@ -100,8 +100,29 @@ pub struct PipelineCache {
     /// Shader modules by shader, user-defined activation and the `ACT` constant they are specialised to.
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Keys some thread is compiling now: another thread asking for one waits for it (`compiled`) instead of
+    /// compiling the same pipeline again.
+    in_flight: Mutex<HashSet<PipelineKey>>,
+    /// Signalled whenever a key leaves `in_flight`.
+    compiled: Condvar,
     /// Wall time spent creating modules and pipelines so far, summed over threads.
     compile_time: Mutex<Duration>,
+    /// Pipelines created so far, counting any created twice.
+    compiles: Mutex<usize>,
+}
+
+/// Takes a key out of [`PipelineCache::in_flight`] when its compilation ends, however it ends (a panic in the
+/// driver included), and wakes the threads waiting for it.
+struct InFlight<'a> {
+    cache: &'a PipelineCache,
+    key: PipelineKey,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.cache.in_flight).remove(&self.key);
+        self.cache.compiled.notify_all();
+    }
 }
 
 impl PipelineCache {
@@ -116,8 +137,9 @@ impl PipelineCache {
     }
 
     /// Wall time spent so far in wgpu's creation of shader modules and pipelines, summed over the threads that
-    /// created them (they compile outside the cache's locks, so threads compile in parallel where the backend
-    /// lets them; wgpu makes GL calls one at a time). It holds what drivers compile there; llvmpipe (lavapipe
+    /// created them (they compile outside the cache's locks, so threads compile different pipelines in parallel
+    /// where the backend lets them, wgpu making GL calls one at a time; a thread asking for a pipeline another is
+    /// compiling waits for it). It holds what drivers compile there; llvmpipe (lavapipe
     /// and GL) generates machine code only at a pipeline's first dispatch, from its shader cache on disk when it
     /// has the shader, and that part lands in the first submission instead. On lavapipe the part counted here runs in every process, cache or not (see
     /// BENCHMARKS.md, "Pipeline compilation").
@@ -139,17 +161,54 @@ impl PipelineCache {
         // constants, so a size set through `WG` would pass that check and fail in the driver: checked here. (Every
         // entry point's size is `WG`; tests/portability.rs checks that against the compiled modules.)
         crate::dispatch::check_workgroup_threads(&device.limits(), key.workgroup_size)?;
-        // Compiled without holding the lock, so that other threads' lookups and compilations go on meanwhile
-        // (wgpu's error scopes are per thread). Two threads asking for the same new key both compile it and the
-        // first to finish is kept: the same pipeline either way.
+        let _claim = match self.claim(key) {
+            Ok(claim) => claim,
+            Err(pipeline) => return Ok(pipeline),
+        };
+        // Compiled without holding a lock, so that other threads' lookups and compilations of other keys go on
+        // meanwhile (wgpu's error scopes are per thread); a thread asking for this key waits in `claim`.
         let start = Instant::now();
         let compiled = self.compile(device, key);
         *lock(&self.compile_time) += start.elapsed();
+        *lock(&self.compiles) += 1;
         let pipeline = compiled?;
-        Ok(lock(&self.pipelines)
+        // A statement of its own, so that the map's lock is released before `_claim` drops (which takes the
+        // `in_flight` lock: `claim` takes the two in the other order). A waiter woken then finds the pipeline.
+        let pipeline = lock(&self.pipelines)
             .entry(key.clone())
             .or_insert(pipeline)
-            .clone())
+            .clone();
+        Ok(pipeline)
+    }
+
+    /// The right to compile `key` (held until the returned guard drops), or the pipeline another thread
+    /// compiled while this one waited for it. A compilation that failed leaves no pipeline: the next thread then
+    /// tries (and reports the same error).
+    fn claim(&self, key: &PipelineKey) -> std::result::Result<InFlight<'_>, wgpu::ComputePipeline> {
+        let mut in_flight = lock(&self.in_flight);
+        loop {
+            // Under the `in_flight` lock: a compiling thread puts its pipeline in the map before it takes its
+            // key out of `in_flight`, so a key absent from both is not being compiled.
+            if let Some(p) = lock(&self.pipelines).get(key) {
+                return Err(p.clone());
+            }
+            if in_flight.insert(key.clone()) {
+                return Ok(InFlight {
+                    cache: self,
+                    key: key.clone(),
+                });
+            }
+            in_flight = self
+                .compiled
+                .wait(in_flight)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Pipelines created so far, a pipeline created twice counted twice (the cache makes that rare: one thread
+    /// compiles a key while the others wait for it).
+    pub fn compiles(&self) -> usize {
+        *lock(&self.compiles)
     }
 
     /// The keys of every pipeline compiled so far (in no particular order): with [`PipelineKey::source`] and
@@ -280,7 +339,29 @@ fn user_line(message: &str, label: &str, first_line: Option<usize>, lines: usize
 
 #[cfg(test)]
 mod tests {
-    use super::user_line;
+    use super::{user_line, PipelineCache, PipelineKey};
+    use crate::shaders::ShaderId;
+
+    /// Four threads asking a fresh cache for the same new pipeline at once: one compiles it, the others wait and
+    /// get it; then each asks for one of its own, compiled once each.
+    #[test]
+    fn threads_asking_for_one_new_pipeline_compile_it_once() {
+        let gpu = crate::Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let cache = PipelineCache::default();
+        let start = std::sync::Barrier::new(4);
+        let key = |wg: u32| PipelineKey::new(ShaderId::Optim, "sgd", wg, &[]);
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let (cache, start, gpu) = (&cache, &start, &gpu);
+                s.spawn(move || {
+                    start.wait();
+                    cache.get_or_create(gpu.device(), &key(64)).unwrap();
+                    cache.get_or_create(gpu.device(), &key(32 + 8 * t)).unwrap();
+                });
+            }
+        });
+        assert_eq!((cache.len(), cache.compiles()), (5, 5));
+    }
 
     /// Lines before, inside and after the user's 4 lines starting at module line 10.
     #[test]
