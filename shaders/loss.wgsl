@@ -6,7 +6,8 @@
 // order and scales them, so the loss stays on the GPU. For at most WG partial sums, the `*_small` entry points do
 // both in one dispatch with the same arithmetic:
 //
-//   softmax_cross_entropy  one thread per row r of logits [rows, cols], class t = labels[r]:
+//   softmax_cross_entropy  one thread per row r of logits [rows, cols] (one workgroup per row for wide rows:
+//                          softmax_cross_entropy_rows), class t = labels[r]:
 //                          loss_r = log sum_j e^(x_j) - x_t, computed as (m - x_t) + log1p(sum_{j != a} e^(x_j - m))
 //                          with m = x_a the row's maximum (no overflow; exact near 0 for confident rows);
 //                          grad_rj = (softmax_rj - [j == t]) / rows. A label t >= cols writes NaN into the row's
@@ -122,6 +123,130 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     let row = thread_index(wid, nwg, lid);
     if (row < params.n) {
         partial[row] = cross_entropy_row(row);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cross-entropy over wide rows: one workgroup of WG threads per row (`softmax_cross_entropy_rows`), thread li
+// taking the columns li, li + WG, ... of each pass, so that a row of many classes is not one thread's walk. The
+// row's maximum (the first on ties, as the one-thread scan finds it), its NaN and +inf counts (from the bits), and
+// the sum of e^(x_j - m) are combined in workgroup memory in a fixed order; the values are those of
+// `cross_entropy_row`, the sum in another order.
+
+/// Per-thread state of the wide row's scan, then the tree's slots: maximum, its column (`NO_COLUMN` for a thread
+/// that saw none), +inf count, first +inf column, NaN seen.
+var<workgroup> row_max: array<f32, 256>;
+var<workgroup> row_arg: array<u32, 256>;
+var<workgroup> row_infs: array<u32, 256>;
+var<workgroup> row_inf_at: array<u32, 256>;
+var<workgroup> row_nan: array<u32, 256>;
+
+const NO_COLUMN: u32 = 0xffffffffu;
+
+/// Adds slot `o` into slot `li` of the scan's tree: the larger maximum (the lower column on ties; a slot with no
+/// column loses), the +inf counts, the first +inf column, NaN seen in either.
+fn combine_scan(li: u32, o: u32) {
+    let take = row_arg[o] != NO_COLUMN
+        && (row_arg[li] == NO_COLUMN || row_max[o] > row_max[li]
+            || (row_max[o] == row_max[li] && row_arg[o] < row_arg[li]));
+    if (take) {
+        row_max[li] = row_max[o];
+        row_arg[li] = row_arg[o];
+    }
+    row_infs[li] += row_infs[o];
+    row_inf_at[li] = min(row_inf_at[li], row_inf_at[o]);
+    row_nan[li] = row_nan[li] | row_nan[o];
+}
+
+@compute @workgroup_size(WG)
+fn softmax_cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) li: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    // Every thread of a workgroup takes part in every barrier: a workgroup past the last row does its loops
+    // over no columns.
+    let cols = select(0u, params.cols, row < params.n);
+    let base = row * params.cols;
+    let pos_inf = 0x7f800000u;
+    var m = 0.0;
+    var a = NO_COLUMN;
+    var infs = 0u;
+    var inf_at = NO_COLUMN;
+    var nan_seen = 0u;
+    for (var j = li; j < cols; j += WG) {
+        let v = pred[base + j];
+        nan_seen = nan_seen | u32(is_nan(v));
+        let is_inf = bitcast<u32>(v) == pos_inf;
+        inf_at = select(inf_at, j, is_inf && infs == 0u);
+        infs += u32(is_inf);
+        if (a == NO_COLUMN || v > m) {
+            m = v;
+            a = j;
+        }
+    }
+    row_max[li] = m;
+    row_arg[li] = a;
+    row_infs[li] = infs;
+    row_inf_at[li] = inf_at;
+    row_nan[li] = nan_seen;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            combine_scan(li, li + s);
+        }
+        workgroupBarrier();
+    }
+    m = row_max[0];
+    a = row_arg[0];
+    infs = row_infs[0];
+    if (infs == 1u) {
+        a = row_inf_at[0];
+        m = bitcast<f32>(pos_inf);
+    }
+    let t = select(0u, labels[min(row, params.n - 1u)], row < params.n);
+    let invalid = t >= params.cols || row_nan[0] != 0u || infs > 1u;
+    var rest = 0.0;
+    if (!invalid && infs == 0u) {
+        for (var j = li; j < cols; j += WG) {
+            if (j != a) {
+                rest += exp_n(pred[base + j] - m);
+            }
+        }
+    }
+    // The sums' tree reuses `row_max`: every thread has read slot 0 above, before this barrier.
+    workgroupBarrier();
+    row_max[li] = rest;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            row_max[li] += row_max[li + s];
+        }
+        workgroupBarrier();
+    }
+    rest = row_max[0];
+    let scale = params.scale;
+    let inv = scale / (1.0 + rest);
+    for (var j = li; j < cols; j += WG) {
+        var g: f32;
+        if (invalid) {
+            g = nan_f32();
+        } else if (infs == 1u) {
+            g = select(0.0, scale, j == a) - select(0.0, scale, j == t);
+        } else {
+            let p = exp_n(pred[base + j] - m) * inv;
+            g = select(p, p - scale, j == t);
+        }
+        grad[base + j] = g;
+    }
+    if (li == 0u && row < params.n) {
+        var term: f32;
+        if (invalid) {
+            term = nan_f32();
+        } else if (infs == 1u) {
+            term = select(bitcast<f32>(pos_inf), 0.0, t == a);
+        } else {
+            term = (m - pred[base + t]) + log1p_pos(rest);
+        }
+        partial[row] = term;
     }
 }
 

@@ -40,6 +40,13 @@ pub struct GpuOptions {
     /// [`crate::MatmulKernel::for_gpu`]'s per-adapter choice. A kernel the device cannot run (subgroups without
     /// `SUBGROUP`) falls back as that kernel's documentation says.
     pub matmul_kernel: Option<crate::MatmulKernel>,
+    /// Classes (the logits' row length) from which softmax cross-entropy gives each row a workgroup of its own
+    /// instead of a thread; `None` keeps the adapter type's default: 256 on GPUs, where a thread per row leaves a
+    /// batch of 256 rows to 256 threads walking every class in turn; 16,384 on CPU adapters, where the workgroup
+    /// per row measured 5 to 25 times slower (its barriers, BENCHMARKS.md) but a thread's walk over more classes
+    /// would pass the driver's loop limit ([`Gpu::loop_limited`]).
+    /// [`Gpu::cross_entropy_wide_rows`] gives the value in effect.
+    pub cross_entropy_wide_rows: Option<usize>,
 }
 
 /// How the kernels access tensors whose every operand is f16.
@@ -141,6 +148,7 @@ impl Default for GpuOptions {
             f16_storage: F16Storage::Auto,
             reduction_rows: None,
             matmul_kernel: None,
+            cross_entropy_wide_rows: None,
         }
     }
 }
@@ -173,6 +181,8 @@ struct Inner {
     bias_forward_rows: usize,
     /// [`GpuOptions::matmul_kernel`].
     matmul_kernel: Option<crate::MatmulKernel>,
+    /// [`Gpu::cross_entropy_wide_rows`].
+    cross_entropy_wide_rows: usize,
     cache: PipelineCache,
     /// The shared scratch buffer of [`Gpu::scratch`], grown to the largest size asked.
     scratch: Mutex<Option<wgpu::Buffer>>,
@@ -433,6 +443,9 @@ impl Gpu {
         });
         let launch =
             launch.unwrap_or_else(|| LaunchConfig::for_device_type(info.device_type).fit(&limits));
+        let cross_entropy_wide_rows = options
+            .cross_entropy_wide_rows
+            .unwrap_or_else(|| crate::ops::loss::wide_row_classes_for(info.device_type));
         Gpu {
             inner: Arc::new(Inner {
                 device,
@@ -448,6 +461,7 @@ impl Gpu {
                 reduction_rows,
                 bias_forward_rows,
                 matmul_kernel: options.matmul_kernel,
+                cross_entropy_wide_rows,
                 cache: PipelineCache::default(),
                 scratch: Mutex::default(),
                 one: OnceLock::new(),
@@ -575,6 +589,22 @@ impl Gpu {
     /// given, otherwise 8 on CPU adapters and 2 elsewhere (see `forward_rows_per_block` in `src/ops/bias.rs`).
     pub(crate) fn bias_forward_rows(&self) -> usize {
         self.inner.bias_forward_rows
+    }
+
+    /// Whether the driver stops a shader invocation's loops after a fixed number of iterations, silently: Mesa's
+    /// llvmpipe (lavapipe on Vulkan, llvmpipe on GL) ends every loop of an invocation once they have run 65,535
+    /// iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS`), and the invocation goes on with what it has. Taken as
+    /// true for every CPU adapter. Where it holds, the kernels bound what one invocation walks: a product deeper
+    /// than [`crate::ops::matmul::LOOP_LIMITED_K`] runs split on the tiled kernel, and cross-entropy over
+    /// 16,384 classes or more takes a workgroup per row.
+    pub fn loop_limited(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Classes from which softmax cross-entropy takes a workgroup per row ([`GpuOptions::cross_entropy_wide_rows`]
+    /// where it was given, else 256 on GPUs and 16,384 on CPU adapters).
+    pub fn cross_entropy_wide_rows(&self) -> usize {
+        self.inner.cross_entropy_wide_rows
     }
 
     /// [`GpuOptions::matmul_kernel`] as given.

@@ -104,6 +104,41 @@ fn tall_products_continue_the_row_grid_along_z() {
     }
 }
 
+/// Products deeper than a software driver lets one invocation loop (llvmpipe stops an invocation's loops after
+/// 65,535 iterations in all, `Gpu::loop_limited`): K = 70,000 on every kernel and form, and K = 1,000,000 (more
+/// than 16 splits of the loop-limited depth) on the default kernel. The operands are positive, so a product cut
+/// short reads low by the share of K it lost (6.4% at 70,000), far past the dot-product bound (0.4%).
+#[test]
+fn deep_products_are_not_cut_short() {
+    let g = gpu();
+    let positive = |rows: usize, cols: usize, seed: u64| {
+        let v: Vec<f32> = random_values(rows * cols, 1.0, DType::F32, seed)
+            .iter()
+            .map(|x| x.abs() + 0.25)
+            .collect();
+        (g.upload_shaped(&v, &[rows, cols]).unwrap(), widen(&v))
+    };
+    let runs = KERNELS
+        .iter()
+        .flat_map(|&k| [Form::AB, Form::AtB, Form::ABt].map(|f| (k, f, (3, 70_000, 5))))
+        .chain([(MatmulKernel::for_gpu(g), Form::AtB, (2, 1_000_000, 3))]);
+    for (s, (kernel, form, shape)) in runs.enumerate() {
+        let (ash, bsh, osh, inner) = dims(form, shape);
+        let (a, av) = positive(ash[0], ash[1], 40 + s as u64);
+        let (b, bv) = positive(bsh[0], bsh[1], 80 + s as u64);
+        let out = poisoned(g, &osh);
+        g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
+            .unwrap();
+        let want = reference(form, &av, &bv, shape);
+        let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
+        let what = format!("{kernel:?} {form:?} {shape:?}");
+        assert_ok(
+            &what,
+            compare_bounded("dot_f32", &out.read::<f32>().unwrap(), &want, &bounds),
+        );
+    }
+}
+
 #[test]
 fn convenience_products_allocate_and_agree() {
     let g = gpu();

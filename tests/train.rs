@@ -19,7 +19,7 @@ fn upload(g: &Gpu, v: &[f32], shape: &[usize]) -> Tensor {
     g.upload_shaped(v, shape).unwrap()
 }
 
-const CE_SHAPES: [(usize, usize); 8] = [
+const CE_SHAPES: [(usize, usize); 12] = [
     (1, 1),
     (1, 7),
     (5, 3),
@@ -28,6 +28,11 @@ const CE_SHAPES: [(usize, usize); 8] = [
     (257, 10),
     (3, 129),
     (17, 2),
+    // Wide rows: a workgroup per row on GPUs.
+    (5, 256),
+    (2, 1000),
+    (300, 257),
+    (1, 70_000),
 ];
 
 #[test]
@@ -44,6 +49,58 @@ fn softmax_cross_entropy_matches_the_reference() {
         let [loss, grad] = check_cross_entropy(gpu(), rows, cols, 100 + s as u64).unwrap();
         assert!(loss.ok(), "ce {rows}x{cols}: {loss:#?}");
         assert!(grad.ok(), "ce {rows}x{cols} grad: {grad:#?}");
+    }
+}
+
+/// The workgroup-per-row cross-entropy kernel, which CPU adapters do not take by default
+/// (`GpuOptions::cross_entropy_wide_rows`), forced from 256 classes: random rows against the reference (300 rows
+/// in a grid of at most 32 workgroups per dimension, so the rows continue along y), the edge rows, and the same
+/// at the minimum limits, whose reduction workgroups hold 128 threads.
+#[test]
+fn the_wide_row_cross_entropy_kernel_matches_the_reference() {
+    let small_grid = Gpu::with_options(actgpu::GpuOptions {
+        cross_entropy_wide_rows: Some(256),
+        max_workgroups_per_dimension: Some(32),
+        ..actgpu::GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let minimum = Gpu::with_options(actgpu::GpuOptions {
+        cross_entropy_wide_rows: Some(256),
+        cap_limits: Some(Gpu::MINIMUM_LIMITS),
+        ..actgpu::GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for g in [&small_grid, &minimum] {
+        assert_eq!(g.cross_entropy_wide_rows(), 256);
+        for (s, (rows, cols)) in [(5, 256), (2, 1000), (300, 257), (1, 70_000), (7, 255)]
+            .into_iter()
+            .enumerate()
+        {
+            let [loss, grad] = check_cross_entropy(g, rows, cols, 200 + s as u64).unwrap();
+            assert!(loss.ok(), "ce {rows}x{cols}: {loss:#?}");
+            assert!(grad.ok(), "ce {rows}x{cols} grad: {grad:#?}");
+        }
+        let names = ["ce loss", "ce grad"];
+        for (name, check) in names.iter().zip(check_loss_edges(g).unwrap()) {
+            assert!(check.count > 0 && check.ok(), "{name}: {check:#?}");
+        }
+    }
+    // A thread per row over more classes than a loop-limited driver lets it walk is refused, not cut short.
+    let never_wide = Gpu::with_options(actgpu::GpuOptions {
+        cross_entropy_wide_rows: Some(usize::MAX),
+        ..actgpu::GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let logits = never_wide.zeros(&[1, 20_000], DType::F32).unwrap();
+    let labels = Labels::upload(&never_wide, &[3], 20_000).unwrap();
+    let result = Loss::SoftmaxCrossEntropy.compute(&logits, Targets::Classes(&labels));
+    if never_wide.loop_limited() {
+        assert!(
+            matches!(result, Err(Error::LimitExceeded { .. })),
+            "{result:?}"
+        );
+    } else {
+        result.unwrap();
     }
 }
 

@@ -431,8 +431,14 @@ fn measure_fma(timer: &Timer, s: &Sampling) -> Result<Ceiling> {
             .sample(1, 0, &mut |enc, _| fma.record(enc, probe_iters))?
             .seconds
             .max(1e-9);
-        let iters =
-            ((f64::from(probe_iters) * s.min_sample_s / t) as u32).clamp(probe_iters, 1 << 20);
+        // A loop-limited driver (llvmpipe) would stop the loop at 65,535 iterations and the FLOP counted would
+        // not have run.
+        let most = if timer.gpu().loop_limited() {
+            60_000
+        } else {
+            1 << 20
+        };
+        let iters = ((f64::from(probe_iters) * s.min_sample_s / t) as u32).clamp(probe_iters, most);
         let m = measure(timer, s, &mut |enc, _| fma.record(enc, iters))?;
         let c = Ceiling::new(
             format!("fma_peak wg{FMA_WORKGROUP_SIZE} x{workgroups} iters {iters}"),

@@ -181,6 +181,26 @@ fn entry_binding(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_
     }
 }
 
+/// The default of [`crate::GpuOptions::cross_entropy_wide_rows`]: the classes from which cross-entropy takes a
+/// workgroup per row (`softmax_cross_entropy_rows`) instead of a thread per row. On a GPU a thread per row is one
+/// thread's three walks over each row, and a batch of 256 rows only 256 threads: 256 classes and up take the
+/// workgroups (not yet measured on a GPU). On CPU adapters from 16,384: lavapipe and llvmpipe GL took 5 to 25
+/// times longer with them at every shape tried (256 x 300 to 4096 x 256, BENCHMARKS.md), but a thread's three
+/// walks over a row stop at the driver's 65,535 loop iterations ([`Gpu::loop_limited`]: 21,845 classes).
+pub(crate) fn wide_row_classes_for(device_type: wgpu::DeviceType) -> usize {
+    match device_type {
+        wgpu::DeviceType::Cpu => LOOP_LIMITED_CLASSES,
+        _ => 256,
+    }
+}
+
+/// Classes a thread's walks over a row may take on a loop-limited adapter ([`Gpu::loop_limited`]).
+const LOOP_LIMITED_CLASSES: usize = 16_384;
+
+/// Most classes the workgroup-per-row kernel takes on a loop-limited adapter: its threads walk a row three times
+/// in steps of the workgroup's size (128 at the least), `3 cols / 128` iterations, well inside 65,535.
+const LOOP_LIMITED_WIDE_CLASSES: usize = 1 << 21;
+
 impl Loss {
     /// snake_case name.
     pub const fn name(self) -> &'static str {
@@ -303,7 +323,23 @@ impl Loss {
         // take the `*_small` entry points: one dispatch of one workgroup, the loss terms and their mean, the same
         // bits as the two dispatches below.
         let rwg = gpu.reduction_workgroup_size();
-        if threads <= rwg as usize {
+        let wide = self == Loss::SoftmaxCrossEntropy && cols >= gpu.cross_entropy_wide_rows();
+        if self == Loss::SoftmaxCrossEntropy && gpu.loop_limited() {
+            // Either kernel would come back with a row cut short by the driver's loop limit.
+            let max = if wide {
+                LOOP_LIMITED_WIDE_CLASSES
+            } else {
+                LOOP_LIMITED_CLASSES - 1
+            };
+            if cols > max {
+                return Err(Error::LimitExceeded {
+                    limit: "classes of cross-entropy on a loop-limited adapter (Gpu::loop_limited)",
+                    max: max as u64,
+                    requested: cols as u64,
+                });
+            }
+        }
+        if threads <= rwg as usize && !wide {
             let k = PipelineKey::new(ShaderId::Loss, self.small_entry(), rwg, &[("ACT", 0.0)]);
             let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
             let entries = vec![
@@ -321,9 +357,14 @@ impl Loss {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let wg = gpu.launch_config().workgroup_size;
-        let key = |entry| PipelineKey::new(ShaderId::Loss, entry, wg, &[("ACT", 0.0)]);
-        let k = key(self.name());
+        // Wide rows of cross-entropy: a workgroup of the reduction's size per row.
+        let (wg, entry, workgroups) = if wide {
+            (rwg, "softmax_cross_entropy_rows", n as u64)
+        } else {
+            let wg = gpu.launch_config().workgroup_size;
+            (wg, self.name(), (threads as u64).div_ceil(u64::from(wg)))
+        };
+        let k = PipelineKey::new(ShaderId::Loss, entry, wg, &[("ACT", 0.0)]);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
         let entries = vec![
             entry_binding(0, pred.buffer()),
@@ -332,7 +373,7 @@ impl Loss {
             target,
         ];
         let groups = grid(
-            (threads as u64).div_ceil(u64::from(wg)),
+            workgroups,
             gpu.limits().max_compute_workgroups_per_dimension,
         )?;
         dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, groups);

@@ -425,8 +425,14 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     if m == 0 || n == 0 {
         return Ok(());
     }
+    // A K deeper than a loop-limited driver lets one pass walk goes to the tiled kernel, split (tiled_splits).
+    let kernel = if gpu.loop_limited() && g.params[2] > LOOP_LIMITED_K {
+        MatmulKernel::Tiled
+    } else {
+        g.kernel
+    };
     let g = Gemm {
-        kernel: g.kernel.on_device(gpu.limits()),
+        kernel: kernel.on_device(gpu.limits()),
         ..g
     };
     let wide = |t: &Tensor| -> Result<Option<Tensor>> {
@@ -528,7 +534,7 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
             MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide
         );
     let splits = if tiled {
-        tiled_splits(gpu, g.kernel, g.params)
+        tiled_splits(gpu, g.kernel, g.params)?
     } else {
         1
     };
@@ -573,27 +579,57 @@ const SPLIT_TARGET_WORKGROUPS: u32 = 256;
 /// Chunks of K one split walks at least, so that the partial products' extra pass stays small against the product.
 const SPLIT_MIN_CHUNKS: u32 = 4;
 
-/// Splits of K at most.
+/// Splits of K at most (more where a loop-limited adapter needs them: [`LOOP_LIMITED_SPLIT_CHUNKS`]).
 const MAX_SPLITS: u32 = 16;
+
+/// Deepest K a product takes in one pass on an adapter whose driver cuts loops short
+/// ([`crate::Gpu::loop_limited`]); deeper products run on the tiled kernel, split so that no split walks more
+/// than [`LOOP_LIMITED_SPLIT_CHUNKS`] chunks. The direct and generated kernels walk K one element per loop
+/// iteration, so past 65,535 they lose the rest of K (a 3 x 70,000 x 5 product read 6.4% low).
+pub(crate) const LOOP_LIMITED_K: u32 = 16_384;
+
+/// Chunks of K one split walks at most on a loop-limited adapter: 1,024 chunks (16,384 of K) at a few dozen loop
+/// iterations a chunk stay well inside the driver's 65,535 (the unsplit tiled kernel failed past 62,500 chunks
+/// over 16 splits, about 17 iterations a chunk).
+const LOOP_LIMITED_SPLIT_CHUNKS: u32 = 1024;
 
 /// The splits of K for a product `[m, n, k, ..]` on a tiled kernel: enough for [`SPLIT_TARGET_WORKGROUPS`]
 /// workgroups, each at least [`SPLIT_MIN_CHUNKS`] chunks deep, at most [`MAX_SPLITS`], none empty (as
 /// `split_len` in the shader spreads the chunks); 1 where the `[splits, m, n]` partial products would pass the
 /// storage-binding limit or the grid's y dimension.
-fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> u32 {
+///
+/// On a loop-limited adapter ([`Gpu::loop_limited`]) a K deeper than [`LOOP_LIMITED_SPLIT_CHUNKS`] chunks is
+/// split so that no split walks more; where those splits do not fit, [`Error::LimitExceeded`] (unsplit, the
+/// driver would cut the product short without a word).
+fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> Result<u32> {
     let [m, n, k, ..] = params;
     let (_, tx) = kernel.shape();
     let tile = 4 * tx;
-    let splits = split_count(m.div_ceil(tile) * n.div_ceil(tile), k.div_ceil(TILED_CHUNK));
+    let chunks = k.div_ceil(TILED_CHUNK);
+    let splits = split_count(m.div_ceil(tile) * n.div_ceil(tile), chunks);
+    let needed = if gpu.loop_limited() && chunks > LOOP_LIMITED_SPLIT_CHUNKS {
+        let s = splits.max(chunks.div_ceil(LOOP_LIMITED_SPLIT_CHUNKS));
+        // As split_count does: ceil(chunks / s) a split, none empty.
+        Some(chunks.div_ceil(chunks.div_ceil(s)))
+    } else {
+        None
+    };
+    let splits = needed.unwrap_or(splits);
     let limits = gpu.limits();
     let bytes = u64::from(splits) * u64::from(m) * u64::from(n) * 4;
     let rows = u64::from(splits) * u64::from(m.div_ceil(tile));
-    if bytes > limits.max_storage_buffer_binding_size
-        || rows > u64::from(limits.max_compute_workgroups_per_dimension)
-    {
-        return 1;
+    let max_rows = u64::from(limits.max_compute_workgroups_per_dimension);
+    if bytes > limits.max_storage_buffer_binding_size || rows > max_rows {
+        if needed.is_some() {
+            return Err(Error::LimitExceeded {
+                limit: "splits of a deep product on a loop-limited adapter (their partial products, or their row blocks)",
+                max: limits.max_storage_buffer_binding_size.min(max_rows),
+                requested: bytes.max(rows),
+            });
+        }
+        return Ok(1);
     }
-    splits
+    Ok(splits)
 }
 
 /// The splits of `chunks` chunks of K for a product of `blocks` blocks of C (see [`tiled_splits`]): `s` =

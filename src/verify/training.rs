@@ -424,7 +424,8 @@ pub fn check_value_loss(
 
 /// Edge logits, one batch per case against the f64 reference, NaN and +-inf matching in class, finite values
 /// within `1e-6 (|ref| + 1)` (a few dozen f32 roundings of terms of magnitude at most |ref| + 1):
-/// - softmax cross-entropy, one row of 3 classes per case: a NaN logit (NaN loss and gradient), one +inf logit
+/// - softmax cross-entropy, one row of 3 classes per case, and the same 3 at the end of a row of 300 (-inf
+///   before them; on a GPU, the wide-row kernel's): a NaN logit (NaN loss and gradient), one +inf logit
 ///   (the limit: loss 0 at the label, +inf elsewhere, gradient one-hot at it minus one-hot at the label), two
 ///   (NaN), -inf logits (an exact 0 gradient), +-1e30 and +-F32_MAX (an
 ///   infinite loss in f32), a row of -inf (NaN), and -0, 0 and a subnormal;
@@ -449,12 +450,23 @@ pub fn check_loss_edges(gpu: &Gpu) -> Result<[Check; 4]> {
         ([f32::NAN, 3.0, -inf], 1),
     ];
     let mut ce = EdgeBatches::default();
+    // Each row as it is, and at the end of a row of 300 (-inf columns add nothing to the sum and their gradient
+    // is 0): the maximum, the +inf and the NaN then sit in a high column, on a GPU of the wide-row kernel
+    // (`GpuOptions::cross_entropy_wide_rows`).
     for (x, t) in rows {
-        let logits = gpu.upload_shaped(&x, &[1, 3])?;
-        let labels = Labels::upload(gpu, &[t], 3)?;
-        let targets = Targets::Classes(&labels);
-        let got = loss_into_poisoned(Loss::SoftmaxCrossEntropy, &logits, targets)?;
-        ce.add(got, cpu::loss::softmax_cross_entropy(&widen(&x), &[t], 3))?;
+        for cols in [3, 300] {
+            let mut xs = vec![-inf; cols - 3];
+            xs.extend_from_slice(&x);
+            let t = t + (cols - 3) as u32;
+            let logits = gpu.upload_shaped(&xs, &[1, cols])?;
+            let labels = Labels::upload(gpu, &[t], cols)?;
+            let targets = Targets::Classes(&labels);
+            let got = loss_into_poisoned(Loss::SoftmaxCrossEntropy, &logits, targets)?;
+            ce.add(
+                got,
+                cpu::loss::softmax_cross_entropy(&widen(&xs), &[t], cols),
+            )?;
+        }
     }
     let bce_cases: [(f32, f32); 14] = [
         (f32::NAN, 0.5),
