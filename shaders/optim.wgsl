@@ -1,6 +1,7 @@
 // Optimizer updates, one fused kernel per parameter tensor, one thread per element, f32, as torch.optim defines
 // them. Every hyperparameter, the learning rate and the step count come in the uniform block, so they change
-// between steps without recompiling; the pipeline key names only the entry point and the workgroup size.
+// between steps without recompiling; the pipeline key names only the entry point and the workgroup size (and the
+// `*_norm` entry points' NORM_PER_THREAD).
 //
 //   sgd           g = grad + wd p;  p -= lr g
 //   sgd_momentum  g = grad + wd p;  b = g at step 1, else momentum b + (1 - dampening) g;
@@ -83,7 +84,8 @@ fn adam_update(i: u32) {
         g = l2(g, p);
     }
     let m = params.beta1 * state_m[i] + (1.0 - params.beta1) * g;
-    let v = params.beta2 * state_v[i] + (1.0 - params.beta2) * (g * g);
+    // ((1 - beta2) g) g, in PyTorch's order (addcmul's value * t1 * t2): g^2 alone overflows from |g| = 1.8e19.
+    let v = params.beta2 * state_v[i] + ((1.0 - params.beta2) * g) * g;
     state_m[i] = m;
     state_v[i] = v;
     let denom = sqrt(v) * params.inv_sqrt_bc2 + params.eps;

@@ -3,7 +3,8 @@
 //!
 //! The learning rate, the step count and every other hyperparameter go into the kernel's uniform block, written
 //! afresh with each recorded update, so they can change between steps without recompiling: the pipeline key names
-//! only the entry point (`sgd`, `sgd_momentum` or `adam`) and the workgroup size.
+//! only the entry point (`sgd`, `sgd_momentum` or `adam`, or their `*_norm` variants, which also carry
+//! `NORM_PER_THREAD`) and the workgroup size.
 //!
 //! [`Optimizer::record_update_with_norm`] runs the same update through an entry point that also writes, per
 //! thread, the sum of the squared gradients it read: the partial sums of `||grad||^2` (the raw gradient,
@@ -47,10 +48,13 @@ pub struct Sgd {
 /// p = p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// ```
 ///
-/// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it. In f32, as in PyTorch, `g^2`
-/// overflows for `|g|` above about 1.8e19: `v` becomes inf, and stays inf (`beta2 inf = inf`), so the element
+/// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it. The second moment's term is
+/// `((1 - beta2) g) g`, PyTorch's order, which overflows in f32 for `|g|` above about 5.8e20 (`g^2` alone would
+/// from 1.8e19; with beta2 = 0.999): `v` then becomes inf, and stays inf (`beta2 inf = inf`), so the element
 /// stops moving for good (its step is `m / inf = 0`) where the f64 reference would step by about `lr`; a
-/// gradient that large means the training has diverged already.
+/// gradient that large means the training has diverged already. With `eps = 0` on a device that flushes
+/// subnormals, a gradient below about 1e-19 gives `v = 0` and an infinite step where PyTorch's would be about
+/// `lr`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Adam {
     /// Learning rate.
@@ -325,7 +329,14 @@ impl Optimizer {
         expect_shape(OP, gpu, grad, param.shape())?;
         let (entry, slots): (&'static str, Vec<(u32, &Tensor)>) = match (*self, state) {
             (Optimizer::Sgd(s), _) if s.momentum == 0.0 => ("sgd", vec![]),
-            (Optimizer::Sgd(_), OptimState { m: Some(m), .. }) => ("sgd_momentum", vec![(5, m)]),
+            // A state with v is Adam's: its m is no momentum buffer.
+            (
+                Optimizer::Sgd(_),
+                OptimState {
+                    m: Some(m),
+                    v: None,
+                },
+            ) => ("sgd_momentum", vec![(5, m)]),
             (
                 Optimizer::Adam(_),
                 OptimState {
@@ -351,7 +362,14 @@ impl Optimizer {
             if !p.gpu().same_context(gpu) {
                 return Err(Error::DeviceMismatch { op: OP });
             }
-            if p.dtype() != DType::F32 || p.len() < need {
+            if p.dtype() != DType::F32 {
+                return Err(Error::DTypeMismatch {
+                    op: OP,
+                    expected: DType::F32,
+                    got: p.dtype(),
+                });
+            }
+            if p.len() < need {
                 return Err(Error::ShapeMismatch {
                     op: OP,
                     expected: vec![need],
