@@ -53,7 +53,9 @@ fn parse_args() -> Result<Args, String> {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
-                .ok_or(format!("{a} needs an integer in 1..={max}, got {v:?}"))
+                .ok_or(format!(
+                    "{a} needs an integer in 1..={max}, got {v:?}; {USAGE}"
+                ))
         };
         match a.as_str() {
             "--epochs" => args.epochs = count(100_000)?,

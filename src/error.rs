@@ -64,6 +64,9 @@ pub enum Error {
         backends: String,
         /// wgpu's own explanation.
         reason: String,
+        /// How to get one on a machine without a GPU ([`NO_ADAPTER_HINT`]): a field, so that the `Debug` form a
+        /// test's `unwrap` prints says it too.
+        how_to_get_one: &'static str,
     },
     /// The adapter refused to create a device.
     RequestDevice {
@@ -139,8 +142,8 @@ pub enum Error {
 
 /// How to get an adapter on a machine without a GPU; part of the `NoAdapter` message.
 pub const NO_ADAPTER_HINT: &str = "install a software driver: `apt-get install -y mesa-vulkan-drivers` for \
-     Vulkan (lavapipe), or Mesa's EGL/llvmpipe (libegl-mesa0, libgl1-mesa-dri) for GL; choose one with \
-     WGPU_BACKEND=vulkan or WGPU_BACKEND=gl";
+     Vulkan (lavapipe), or Mesa's EGL/llvmpipe (`apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri`) for \
+     GL; choose one with WGPU_BACKEND=vulkan or WGPU_BACKEND=gl";
 
 /// One of a user-defined activation's two WGSL bodies ([`crate::CustomActivation::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,9 +194,13 @@ impl fmt::Display for Error {
             Error::DeviceMismatch { op } => {
                 write!(f, "{op}: tensors belong to different Gpu contexts")
             }
-            Error::NoAdapter { backends, reason } => write!(
+            Error::NoAdapter {
+                backends,
+                reason,
+                how_to_get_one,
+            } => write!(
                 f,
-                "no GPU adapter found on backends {backends} ({reason}); {NO_ADAPTER_HINT}"
+                "no GPU adapter found on backends {backends} ({reason}); {how_to_get_one}"
             ),
             Error::RequestDevice { reason } => write!(f, "request_device failed: {reason}"),
             Error::DeviceLost { reason } => write!(f, "device lost: {reason}"),

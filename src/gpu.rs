@@ -321,6 +321,7 @@ impl Gpu {
                     Some(name) => format!("no adapter's name contains WGPU_ADAPTER_NAME={name:?}"),
                     None => preferred_error.unwrap_or_else(|| "no adapter found".into()),
                 },
+                how_to_get_one: crate::NO_ADAPTER_HINT,
             });
         }
         // The preferred adapter first, then the others: a driver that enumerates but cannot make a device

@@ -20,7 +20,7 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         column, an optional header; each class's rows split 60/20/20 into training, test and
                         validation from the data seed, features standardised by the training rows
   --label-column N      with a CSV file: the label is column N, counting from 1 (default: the last)
-  --header YES|NO       with a CSV file: whether the first row is a header, yes or no (default: detected)
+  --header yes|no       with a CSV file: whether the first row is a header, yes or no (default: detected)
   --activations A,B,..  names and sets, in order (default: plain, the 22 plain activations, identity as the
                         linear baseline). Names: every activation (relu, gelu, silu, tanh, ...); the gated
                         units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
