@@ -247,6 +247,39 @@ impl Tensor {
         })
     }
 
+    /// Records the zeroing of this tensor's padded bytes (not the rest of a larger host buffer);
+    /// [`Error::MissingUsage`] for a buffer without `COPY_DST`, which `clear_buffer` needs.
+    pub(crate) fn record_zero(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        op: &'static str,
+    ) -> Result<()> {
+        self.record_zero_range(encoder, op, 0, padded_bytes(self.len(), self.dtype))
+    }
+
+    /// Records the zeroing of bytes `[start, end)` of this tensor's buffer (clamped to it, multiples of 4);
+    /// [`Error::MissingUsage`] without `COPY_DST`.
+    pub(crate) fn record_zero_range(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        op: &'static str,
+        start: u64,
+        end: u64,
+    ) -> Result<()> {
+        let missing = wgpu::BufferUsages::COPY_DST - self.buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::MissingUsage {
+                op,
+                missing: format!("{missing:?}"),
+            });
+        }
+        let end = end.min(self.buffer.size()) / 4 * 4;
+        if end > start {
+            encoder.clear_buffer(&self.buffer, start, Some(end - start));
+        }
+        Ok(())
+    }
+
     /// The first `rows` rows of this tensor (`rows <= shape[0]`) as a tensor over the same buffer, no copy: kernels
     /// that write it may write its padded size, which stays inside the buffer.
     pub(crate) fn rows_prefix(&self, rows: usize) -> Result<Tensor> {

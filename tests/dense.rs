@@ -280,6 +280,13 @@ fn dense_convenience_calls_round_trip() {
 #[test]
 fn bad_shapes_and_types_are_typed_errors() {
     let g = gpu();
+    // A dimension past u32 on tensors with no elements: refused, not wrapped to a [4, 4] product.
+    let empty = g.zeros(&[4, 0], DType::F32).unwrap();
+    let wide = g.zeros(&[0, (1 << 32) + 4], DType::F32).unwrap();
+    assert!(matches!(
+        actgpu::matmul(&empty, &wide),
+        Err(Error::LimitExceeded { .. })
+    ));
     let (x, _) = random(g, 4, 3, 1.0, 1);
     let (w, _) = random(g, 5, 2, 1.0, 2);
     assert!(matches!(

@@ -486,6 +486,44 @@ fn column_sums_write_zeros_into_the_padding() {
     assert_eq!(got[13..], [0.0; 3]);
 }
 
+/// Column sums of no rows zero the sums' own padded bytes, not the rest of a larger host buffer, and a host buffer
+/// without `COPY_DST` (which zeroing needs) is a typed error.
+#[test]
+fn column_sums_of_no_rows_zero_only_the_sums() {
+    let g = gpu();
+    let x = g.zeros(&[0, 5], DType::F32).unwrap();
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 64,
+        usage,
+        mapped_at_creation: false,
+    });
+    let whole = Tensor::from_buffer(g, buffer.clone(), &[16], DType::F32).unwrap();
+    whole.write(&[7.0f32; 16]).unwrap();
+    let sums = Tensor::from_buffer(g, buffer, &[5], DType::F32).unwrap();
+    g.submit_and_wait("column sums", |enc| {
+        actgpu::ops::bias::record_column_sums(enc, &x, &sums)
+    })
+    .unwrap();
+    let got = whole.read::<f32>().unwrap();
+    assert_eq!(got[..8], [0.0; 8], "the 5 sums and their padding to 8");
+    assert_eq!(got[8..], [7.0; 8], "the host's bytes past the tensor");
+    let storage_only = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 32,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let sums = Tensor::from_buffer(g, storage_only, &[5], DType::F32).unwrap();
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        actgpu::ops::bias::record_column_sums(&mut enc, &x, &sums),
+        Err(actgpu::Error::MissingUsage { .. })
+    ));
+}
+
 /// The column reductions share one scratch buffer for their partial sums: several of them recorded into one
 /// encoder, the second one larger than any before it (so the buffer grows between them), must each give their
 /// own sums.

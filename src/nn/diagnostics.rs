@@ -200,9 +200,10 @@ impl Diagnostics {
     }
 
     /// Records the zeroing of every layer's counters, before a step's backward pass adds to them.
-    pub(crate) fn record_clear(&self, encoder: &mut wgpu::CommandEncoder) {
+    pub(crate) fn record_clear(&self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
         for l in &self.layers {
-            dz_stats::clear_counts(encoder, &l.counts);
+            dz_stats::clear_counts(encoder, &l.counts)?;
         }
+        Ok(())
     }
 }

@@ -586,7 +586,7 @@ impl Mlp {
             .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
         let diag = self.diag.as_ref();
         if let Some(d) = diag {
-            d.record_clear(enc);
+            d.record_clear(enc)?;
         }
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &work.y[l - 1] };

@@ -17,7 +17,7 @@
 //! offsets, the dtype's byte count matches the shape (a sub-byte dtype's bits fill whole bytes), and the
 //! tensors cover the data region exactly, without gaps or overlaps. It is stricter in two ways: a tensor name
 //! or metadata key given twice is an error (the reference keeps the last), and the JSON reader refuses
-//! nesting deeper than [`json::MAX_DEPTH`] and more than [`json::MAX_VALUES`] values. [`TensorView::to_f32`] converts F32, F16,
+//! nesting deeper than 64 containers and more than 4 million values. [`TensorView::to_f32`] converts F32, F16,
 //! BF16 and F64 (rounded to nearest; beyond f32's range an error) to f32; other dtypes are
 //! [`Error::TensorDTypeMismatch`].
 

@@ -342,8 +342,7 @@ pub fn record_column_sums(
         return Ok(());
     }
     if rows == 0 {
-        encoder.clear_buffer(sums.buffer(), 0, None);
-        return Ok(());
+        return sums.record_zero(encoder, OP);
     }
     let wg = gpu.launch_config().workgroup_size as usize;
     let r = Reduction::new(x, rows, cols);
@@ -578,8 +577,7 @@ impl Activation {
             return Ok(());
         }
         if rows == 0 {
-            encoder.clear_buffer(db.buffer(), 0, None);
-            return Ok(());
+            return db.record_zero(encoder, OP);
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         let all_f32 = [x, dy, dx].iter().all(|t| t.dtype() == crate::DType::F32);

@@ -51,9 +51,10 @@ fn check_counts(z: &Tensor, counts: &Tensor) -> Result<()> {
     expect_shape(OP, z.gpu(), counts, &[2 + units_of(z)])
 }
 
-/// Records the zeroing of a counter tensor.
-pub fn clear_counts(encoder: &mut wgpu::CommandEncoder, counts: &Tensor) {
-    encoder.clear_buffer(counts.buffer(), 0, None);
+/// Records the zeroing of a counter tensor ([`crate::Error::MissingUsage`] for a host buffer without
+/// `COPY_DST`).
+pub fn clear_counts(encoder: &mut wgpu::CommandEncoder, counts: &Tensor) -> crate::Result<()> {
+    counts.record_zero(encoder, OP)
 }
 
 /// What a counter tensor says.

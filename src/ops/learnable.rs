@@ -164,8 +164,7 @@ impl Learnable {
         let gpu = x.gpu();
         gpu.check_lost()?;
         if x.is_empty() {
-            encoder.clear_buffer(dp.buffer(), 0, None);
-            return Ok(());
+            return dp.record_zero(encoder, op);
         }
         let wg = gpu.launch_config().workgroup_size as usize;
         // A shared parameter's partial sums are all added by one workgroup: at most SHARED_BLOCKS row blocks.

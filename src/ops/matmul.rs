@@ -264,13 +264,25 @@ pub(crate) fn form_params(form: Form, a: &Tensor, b: &Tensor) -> Result<[u32; 7]
         expected,
         got: b.shape().to_vec(),
     };
-    let p = |v: [usize; 7]| v.map(|x| x as u32);
+    // A dimension past u32 (possible on a tensor with no elements: [4, 0] times [0, 2^32 + 4]) is refused, not
+    // wrapped into a smaller product.
+    let p = |v: [usize; 7]| -> Result<[u32; 7]> {
+        let mut out = [0u32; 7];
+        for (o, x) in out.iter_mut().zip(v) {
+            *o = u32::try_from(x).map_err(|_| Error::LimitExceeded {
+                limit: "a product's dimension (u32)",
+                max: u64::from(u32::MAX),
+                requested: x as u64,
+            })?;
+        }
+        Ok(out)
+    };
     match form {
-        Form::AB if br == ac => Ok(p([ar, bc, ac, ac, 1, bc, 1])),
+        Form::AB if br == ac => p([ar, bc, ac, ac, 1, bc, 1]),
         Form::AB => Err(mismatch(vec![ac, bc])),
-        Form::AtB if br == ar => Ok(p([ac, bc, ar, 1, ac, bc, 1])),
+        Form::AtB if br == ar => p([ac, bc, ar, 1, ac, bc, 1]),
         Form::AtB => Err(mismatch(vec![ar, bc])),
-        Form::ABt if bc == ac => Ok(p([ar, br, ac, ac, 1, 1, bc])),
+        Form::ABt if bc == ac => p([ar, br, ac, ac, 1, 1, bc]),
         Form::ABt => Err(mismatch(vec![br, ac])),
     }
 }
@@ -584,9 +596,9 @@ const MAX_SPLITS: u32 = 16;
 
 /// Deepest K a product takes in one pass on an adapter whose driver cuts loops short
 /// ([`crate::Gpu::loop_limited`]); deeper products run on the tiled kernel, split so that no split walks more
-/// than [`LOOP_LIMITED_SPLIT_CHUNKS`] chunks. The direct and generated kernels walk K one element per loop
+/// than 1,024 chunks of 16 (`LOOP_LIMITED_SPLIT_CHUNKS`). The direct and generated kernels walk K one element per loop
 /// iteration, so past 65,535 they lose the rest of K (a 3 x 70,000 x 5 product read 6.4% low).
-pub(crate) const LOOP_LIMITED_K: u32 = 16_384;
+pub const LOOP_LIMITED_K: u32 = 16_384;
 
 /// Chunks of K one split walks at most on a loop-limited adapter: 1,024 chunks (16,384 of K) at a few dozen loop
 /// iterations a chunk stay well inside the driver's 65,535 (the unsplit tiled kernel failed past 62,500 chunks

@@ -381,7 +381,7 @@ impl Optimizer {
         check_distinct(OP, &outs, &[grad.buffer()])?;
         if n == 0 {
             if let Some(p) = partials {
-                encoder.clear_buffer(p.buffer(), 0, None);
+                p.record_zero(encoder, OP)?;
             }
             return Ok(());
         }
@@ -400,8 +400,7 @@ impl Optimizer {
             // earlier, larger update left there, and `sum_partials` would add it in.
             let need = norm_partials(gpu, n)?;
             if p.len() > need {
-                let tail = 4 * (p.len() - need) as u64;
-                encoder.clear_buffer(p.buffer(), 4 * need as u64, Some(tail));
+                p.record_zero_range(encoder, OP, 4 * need as u64, 4 * p.len() as u64)?;
             }
         }
         let entry = match (entry, partials.is_some()) {
