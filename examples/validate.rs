@@ -32,7 +32,9 @@ use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
-use actgpu::verify::training::{check_dense, check_losses, check_optimizers, check_products};
+use actgpu::verify::training::{
+    check_deep_products, check_dense, check_losses, check_optimizers, check_products,
+};
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Criterion, Dtypes, Pass,
 };
@@ -256,6 +258,7 @@ fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>
         out.extend(check_products(gpu, dtype)?);
     }
     if dtypes.contains(&DType::F32) {
+        out.extend(check_deep_products(gpu)?);
         out.extend(check_dense(gpu)?);
         out.extend(check_losses(gpu)?);
         out.extend(check_optimizers(gpu)?);

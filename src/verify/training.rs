@@ -123,6 +123,42 @@ pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
+/// Every product form, f32, on the adapter's own kernel, over K = 70,000 (more than a software driver lets one
+/// invocation loop: [`Gpu::loop_limited`]) with positive operands, so that a product cut short reads low by the
+/// share of K it lost (6.4%), far past [`dot_bound`] (0.4%).
+pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    let kernel = MatmulKernel::for_gpu(gpu);
+    let shape = (3, 70_000, 5);
+    let positive = |dims: [usize; 2], seed: u64| -> Result<(Tensor, Vec<f64>)> {
+        let v: Vec<f32> = random_values(dims[0] * dims[1], 1.0, DType::F32, seed)
+            .iter()
+            .map(|x| x.abs() + 0.25)
+            .collect();
+        Ok((gpu.upload_shaped(&v, &dims)?, widen(&v)))
+    };
+    let mut out = Vec::new();
+    for (s, form) in [Form::AB, Form::AtB, Form::ABt].into_iter().enumerate() {
+        let (ash, bsh, osh, inner) = form_dims(form, shape);
+        let (a, av) = positive(ash, 60 + s as u64)?;
+        let (b, bv) = positive(bsh, 70 + s as u64)?;
+        let c = poisoned(gpu, &osh)?;
+        gpu.submit_and_wait("validate deep matmul", |enc| {
+            record_form(kernel, enc, form, &a, &b, &c)
+        })?;
+        let want = form_reference(form, &av, &bv, shape);
+        let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
+        let check = compare_bounded("dot_f32", &c.read::<f32>()?, &want, &bounds);
+        out.push(row(
+            format!("{} deep", form.name()),
+            Pass::Forward,
+            "c",
+            DType::F32,
+            check,
+        ));
+    }
+    Ok(out)
+}
+
 /// Error bounds of the dense backward's f32 gradients against [`cpu::dense::dense_backward`], in the same shapes.
 /// Each dZ term may carry the activation kernel's own error, `1e-6 + 1e-5 |dz|`, on top of the products'
 /// rounding: an output that sums `inner` products gets `dot_bound(inner, s) + 1e-5 s + 1e-6 a`, with `s` its sum
@@ -503,6 +539,12 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let mut out = Vec::new();
     let [loss, grad] = check_cross_entropy(gpu, 33, 10, 100)?;
     let name = "softmax_cross_entropy";
+    out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
+    out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
+    // Rows of 20,000 classes: a workgroup per row on every adapter (from 256 classes on GPUs, 16,384 on CPU
+    // adapters, where a thread's walk over them would pass the driver's loop limit).
+    let [loss, grad] = check_cross_entropy(gpu, 4, 20_000, 101)?;
+    let name = "softmax_cross_entropy wide";
     out.push(row(name.into(), Pass::Forward, "loss", DType::F32, loss));
     out.push(row(name.into(), Pass::Backward, "grad", DType::F32, grad));
     for loss_fn in [Loss::Mse, Loss::BceWithLogits] {
