@@ -1,7 +1,8 @@
 //! The dense layer `Y = f(X W + b)`, forward and backward, on the matmul kernels (`shaders/matmul.wgsl`).
 //!
-//! Forward is one kernel: the bias and the activation run in the matmul's epilogue, which also stores the
-//! pre-activation `Z = X W + b` when training. Backward, from X, W, Z and dY:
+//! Forward is one product whose epilogue adds the bias and applies the activation, and also stores the
+//! pre-activation `Z = X W + b` when training (one dispatch, or two where the product splits K over workgroups,
+//! the second adding the splits and running the epilogue; a 16-bit output adds a conversion pass). Backward, from X, W, Z and dY:
 //!
 //! ```text
 //! dZ = dY * f'(Z)      dW = X^T dZ      db = column sums of dZ = 1^T dZ      dX = dZ W^T
@@ -40,10 +41,12 @@ use crate::{Activation, DType, Gpu, Result, Tensor};
 /// How the backward pass forms `dZ = dY * f'(Z)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DzMode {
-    /// An elementwise pass writes dZ, then the products read it: five dispatches and an `[m, n]` f32 buffer.
-    /// The default: measured 1.4x (relu) to 2x (gelu) faster than [`DzMode::Fused`] on lavapipe.
+    /// An elementwise pass writes dZ, then the products read it: a dZ pass, the dW and dX products and the column
+    /// sums of db (each product one dispatch, or two where it splits K), and an `[m, n]` f32 buffer; with the
+    /// identity, dY is dZ and no pass forms it. The default: measured 1.4x (relu) to 2x (gelu) faster than
+    /// [`DzMode::Fused`] on lavapipe.
     Separate,
-    /// Inside the gradient products' operand loads: three dispatches (dW, dX, db), no dZ buffer, but
+    /// Inside the gradient products' operand loads: three products (dW, dX, db), no dZ buffer, but
     /// `f'(Z)` evaluated once per block of the product that reads each element.
     Fused,
 }
@@ -208,7 +211,8 @@ impl Dense {
 
     /// [`Dense::record_backward_with_stats`], writing dZ ([`DzMode::Separate`]) into `scratch` (`[m, n]` f32, a
     /// buffer of its own) where given rather than into a buffer allocated per call: a training loop passes one
-    /// that lives across steps. `stats` and `scratch` may each be `None`.
+    /// that lives across steps. `stats` and `scratch` may each be `None`; `scratch` is left alone where no pass
+    /// forms dZ (the identity, an empty batch, [`DzMode::Fused`]).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward_using(
         &self,
@@ -232,6 +236,10 @@ impl Dense {
         let mut outs = gradient_outputs(OP, gpu, (m, k, n), dw, db, dx)?;
         if let Some(stats) = stats {
             expect_shape(OP, gpu, stats, &[2 + n])?;
+            // The counts need f32 Z and dY in every mode (only the separate pass reads dY for them, but one rule
+            // for both modes).
+            expect_shape(OP, gpu, z, &[m, n])?;
+            expect_shape(OP, gpu, dy, &[m, n])?;
             outs.push(stats);
         }
         if let Some(scratch) = scratch {

@@ -11,7 +11,9 @@
 //! # Split K
 //!
 //! On the tiled kernels a product with few blocks of C (the dense layers of a small MLP) splits K over several
-//! workgroups per block (`tiled_splits`: about 256 workgroups, at least 64 of K each, at most 16 splits).
+//! workgroups per block (`tiled_splits`: about 256 workgroups, splits of at least 64 of K but the last, which
+//! takes what is left, at most 16 splits; more on a loop-limited adapter where K needs them, see
+//! [`LOOP_LIMITED_K`]).
 //! `matmul_tiled_split` writes each split's partial C to the context's scratch buffer, and `matmul_split_sum`
 //! adds the splits in order and applies the epilogue (bias, stored Z, activation). Two dispatches instead of one,
 //! for up to 16 times the workgroups: on an NVIDIA H200, 256x784x512 went from 173 to 65 us.
@@ -41,7 +43,7 @@ use crate::shaders::ShaderId;
 use crate::tensor::padded_bytes;
 use crate::{Activation, DType, Error, Gpu, Result, Tensor};
 
-/// Which matmul kernel runs. Both give the same results up to f32 rounding order.
+/// Which matmul kernel runs. All give the same results up to f32 rounding order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
     /// 64 threads, each an 8 x 4 block of C (8 rows, 4 columns) read straight from storage: a 64 x 32 block per
