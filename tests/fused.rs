@@ -176,6 +176,20 @@ fn gated_units_in_16_bit_types() {
 #[test]
 fn gated_shape_errors_are_typed() {
     let g = gpu();
+    // An output over an input's buffer (a view of it): a typed error, not a wgpu usage conflict.
+    let x = g.upload_shaped(&[0.5f32; 8], &[2, 4]).unwrap();
+    let over_x = Tensor::from_buffer(g, x.buffer().clone(), &[2, 2], DType::F32).unwrap();
+    let dout = g.upload_shaped(&[1.0f32; 4], &[2, 2]).unwrap();
+    let over_dout = Tensor::from_buffer(g, dout.buffer().clone(), &[2, 4], DType::F32).unwrap();
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        Gated::SWIGLU.record_forward(&mut enc, &x, &over_x),
+        Err(actgpu::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Gated::SWIGLU.record_backward(&mut enc, &x, &dout, &over_dout),
+        Err(actgpu::Error::InvalidArgument { .. })
+    ));
     let odd = g.upload_shaped(&[0.0f32; 6], &[2, 3]).unwrap();
     assert!(matches!(
         Gated::GLU.forward(&odd),

@@ -265,8 +265,9 @@ pub(crate) fn aligned_row_chunks(
             last: true,
         }]);
     }
-    // At least 16: a chunk's bindings then hold whole `vec4`s, as the kernels view them.
-    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+    // At least 32: a chunk's bindings then hold whole 8-element units of f32 (two `vec4`s), as the kernels store
+    // them (16 let an f32 chunk end mid-unit, and the gated split forward stored one `vec4` past its binding).
+    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(32);
     // Rows per aligned step: the fewest whole blocks whose rows start every operand, and whose blocks start the
     // partial sums, at a multiple of the alignment. Each operand needs a power of two of rows (the largest serves
     // all), the partial sums whole blocks times a power of two, and the blocks' height is any number (a

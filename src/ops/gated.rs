@@ -6,7 +6,7 @@
 use super::activation::activation_constants;
 use super::bias::aligned_row_chunks;
 use super::elementwise::{check_operands, check_u32_elements, record, run, Slot};
-use super::matmul::expect_shape_any;
+use super::matmul::{check_distinct, expect_shape_any};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -113,6 +113,7 @@ impl Gated {
         if !out.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
+        check_distinct(OP, &[out], &[x.buffer()])?;
         let entry = split_entry(
             x,
             half,
@@ -141,6 +142,7 @@ impl Gated {
         if !dout.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }
+        check_distinct(OP, &[dx], &[x.buffer(), dout.buffer()])?;
         // A 16-bit dx packs two elements a word; with an odd half width da and dg share the word at each row's
         // middle, so each word is computed element by element over dx's length.
         if dx.dtype() != DType::F32 && !half.is_multiple_of(2) {

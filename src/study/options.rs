@@ -20,7 +20,7 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         column, an optional header; each class's rows split 60/20/20 into training, test and
                         validation from the data seed, features standardised by the training rows
   --label-column N      with a CSV file: the label is column N, counting from 1 (default: the last)
-  --header yes|no       with a CSV file: whether the first row is a header, yes or no (default: detected)
+  --header YES|NO       with a CSV file: whether the first row is a header, yes or no (default: detected)
   --activations A,B,..  names and sets, in order (default: plain, the 22 plain activations, identity as the
                         linear baseline). Names: every activation (relu, gelu, silu, tanh, ...); the gated
                         units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
@@ -319,7 +319,7 @@ impl Options {
                     o.csv.label_column = Some(bounded(flag, &value(&mut it)?, usize::MAX)? - 1);
                 }
                 "--header" => {
-                    o.csv.header = Some(match value(&mut it)?.as_str() {
+                    o.csv.header = Some(match value(&mut it)?.to_ascii_lowercase().as_str() {
                         "yes" => true,
                         "no" => false,
                         v => return Err(usage(format!("--header takes yes or no, not '{v}'"))),
@@ -646,6 +646,8 @@ mod tests {
             &file.display().to_string(),
             "--label-column",
             "1",
+            "--header",
+            "YES",
         ]
         .map(String::from)
         .to_vec();
@@ -653,7 +655,7 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(o.dataset, DataSource::Csv(file.clone()));
-        assert_eq!(o.csv.label_column, Some(0));
+        assert_eq!((o.csv.label_column, o.csv.header), (Some(0), Some(true)));
         let d = o.dataset().unwrap();
         assert_eq!(
             (d.features, d.classes, d.source.name()),
