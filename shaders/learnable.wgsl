@@ -48,8 +48,9 @@ fn learn_dfdx(x: f32, p: f32) -> f32 {
 /// d/dp [x sigmoid(p x)] = x^2 sigmoid'(v), v = p x, as t^2 with t = x h r, h = e^(-|v|/2), r = 1 / (1 + h^2)
 /// (sigmoid'(v) = h^2 r^2): sigmoid'(v) itself is subnormal past |v| = 87 and 0 past 104 while x^2 sigmoid'(v)
 /// can still be large (x = -1e30, p = 1.2e-28: 7.7e7). Past |v| = 160, h is formed as e^(64 ln 2 - |v|/2) and x
-/// as x 2^-64 (exact for any |x| large enough to matter), so neither leaves the normal range; r is 1 there. The
-/// result is 0 past |v| = 282, where it rounds to 0 for every finite x (and x = +-inf, p != 0 has the limit 0).
+/// as x 2^-64 (exact for any |x| large enough to matter), so both stay in the normal range up to |v| = 263 (past
+/// it h is subnormal, where the result is below 5e-38 anyway); r is 1 there. The result is 0 past |v| = 282,
+/// where it rounds to 0 for every finite x (and x = +-inf, p != 0 has the limit 0).
 fn swish_dfdp(x: f32, p: f32) -> f32 {
     let v = swish_arg(p, x);
     let a = 0.5 * abs(v);

@@ -3,8 +3,9 @@
 //
 // Each loss kernel writes the gradient of the mean loss and one partial sum per thread; `reduce_mean`, one
 // workgroup of WG threads (256, or 128 where the device's workgroups hold fewer), adds the partial sums in a fixed
-// order and scales them, so the loss stays on the GPU. For at most WG partial sums, the `*_small` entry points do
-// both in one dispatch with the same arithmetic:
+// order and scales them, so the loss stays on the GPU. For at most WG partial sums (and cross-entropy rows
+// narrower than the wide-row kernel's), the `*_small` entry points do both in one dispatch with the same
+// arithmetic:
 //
 //   softmax_cross_entropy  one thread per row r of logits [rows, cols] (one workgroup per row for wide rows:
 //                          softmax_cross_entropy_rows), class t = labels[r]:

@@ -597,7 +597,9 @@ impl Gpu {
     /// iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS`), and the invocation goes on with what it has. Taken as
     /// true for every CPU adapter. Where it holds, the kernels bound what one invocation walks: a product deeper
     /// than [`crate::ops::matmul::LOOP_LIMITED_K`] runs split on the tiled kernel, and cross-entropy over
-    /// 16,384 classes or more takes a workgroup per row.
+    /// 16,384 classes or more takes a workgroup per row (by default: [`GpuOptions::cross_entropy_wide_rows`]),
+    /// and what still cannot fit a walk (more classes or rows than the kernels' loops can take there) is
+    /// [`Error::LimitExceeded`], never a short result.
     pub fn loop_limited(&self) -> bool {
         self.inner.info.device_type == wgpu::DeviceType::Cpu
     }

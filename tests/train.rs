@@ -102,6 +102,18 @@ fn the_wide_row_cross_entropy_kernel_matches_the_reference() {
     } else {
         result.unwrap();
     }
+    // So is a batch of more rows than the mean's reduction can walk there (60,000 per thread of 256).
+    let g = gpu();
+    if g.loop_limited() {
+        let rows = 60_000 * 256 + 1;
+        let logits = g.zeros(&[rows, 1], DType::F32).unwrap();
+        let labels = Labels::upload(g, &vec![0; rows], 1).unwrap();
+        let result = Loss::SoftmaxCrossEntropy.compute(&logits, Targets::Classes(&labels));
+        assert!(
+            matches!(result, Err(Error::LimitExceeded { limit, .. }) if limit.contains("rows")),
+            "{result:?}"
+        );
+    }
 }
 
 #[test]

@@ -197,6 +197,10 @@ pub(crate) fn wide_row_classes_for(device_type: wgpu::DeviceType) -> usize {
 /// Classes a thread's walks over a row may take on a loop-limited adapter ([`Gpu::loop_limited`]).
 const LOOP_LIMITED_CLASSES: usize = 16_384;
 
+/// Partial sums one thread of `reduce_mean` adds at most on a loop-limited adapter (plus its tree's 8 steps):
+/// cross-entropy has one per row, so 60,000 x 256 = 15.4 million rows (7.7 million where workgroups hold 128).
+const LOOP_LIMITED_REDUCE_STEPS: usize = 60_000;
+
 /// Most classes the workgroup-per-row kernel takes on a loop-limited adapter: its threads walk a row three times
 /// in steps of the workgroup's size (128 at the least), `3 cols / 128` iterations, well inside 65,535.
 const LOOP_LIMITED_WIDE_CLASSES: usize = 1 << 21;
@@ -301,8 +305,10 @@ impl Loss {
     }
 
     /// Records the loss and its gradient: `grad` (shaped like `pred`) receives `dL/dpred` of the mean loss and
-    /// `loss` (shape `[1]`) the mean loss. Two dispatches, or one for at most 256 rows (cross-entropy) or
-    /// elements (128 on a device whose workgroups hold fewer than 256 threads); nothing is read back.
+    /// `loss` (shape `[1]`) the mean loss. Two dispatches, or one for at most 256 rows (cross-entropy narrower
+    /// than [`Gpu::cross_entropy_wide_rows`]) or elements (128 on a device whose workgroups hold fewer than 256
+    /// threads); nothing is read back. On a loop-limited adapter ([`Gpu::loop_limited`]) cross-entropy over more
+    /// classes or rows than its kernels can walk there is [`Error::LimitExceeded`].
     pub fn record(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -336,6 +342,15 @@ impl Loss {
                     limit: "classes of cross-entropy on a loop-limited adapter (Gpu::loop_limited)",
                     max: max as u64,
                     requested: cols as u64,
+                });
+            }
+            // reduce_mean's threads each walk rows / WG of the rows' terms.
+            let max_rows = LOOP_LIMITED_REDUCE_STEPS * rwg as usize;
+            if n > max_rows {
+                return Err(Error::LimitExceeded {
+                    limit: "rows of cross-entropy on a loop-limited adapter (Gpu::loop_limited)",
+                    max: max_rows as u64,
+                    requested: n as u64,
                 });
             }
         }

@@ -635,15 +635,26 @@ fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> Result<u32
     let bytes = u64::from(splits) * u64::from(m) * u64::from(n) * 4;
     let rows = u64::from(splits) * u64::from(m.div_ceil(tile));
     let max_rows = u64::from(limits.max_compute_workgroups_per_dimension);
-    if bytes > limits.max_storage_buffer_binding_size || rows > max_rows {
-        if needed.is_some() {
-            return Err(Error::LimitExceeded {
-                limit: "splits of a deep product on a loop-limited adapter (their partial products, or their row blocks)",
-                max: limits.max_storage_buffer_binding_size.min(max_rows),
-                requested: bytes.max(rows),
-            });
+    let max_bytes = limits.max_storage_buffer_binding_size;
+    if bytes > max_bytes || rows > max_rows {
+        if needed.is_none() {
+            return Ok(1);
         }
-        return Ok(1);
+        return Err(if bytes > max_bytes {
+            Error::LimitExceeded {
+                limit:
+                    "partial products of a deep product's splits on a loop-limited adapter (bytes)",
+                max: max_bytes,
+                requested: bytes,
+            }
+        } else {
+            Error::LimitExceeded {
+                limit:
+                    "row blocks of a deep product's splits on a loop-limited adapter (workgroups)",
+                max: max_rows,
+                requested: rows,
+            }
+        });
     }
     Ok(splits)
 }
