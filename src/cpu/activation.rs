@@ -3,6 +3,16 @@
 
 use crate::{Activation, SELU_ALPHA, SELU_SCALE};
 
+/// The user-defined activation `id` names. Panics where no `CustomActivation` registered it (an id made by hand),
+/// as the reference does on other malformed input; the GPU path returns `InvalidArgument` there.
+fn registered(id: u64) -> std::sync::Arc<crate::custom::Registered> {
+    crate::custom::lookup(id).unwrap_or_else(|| {
+        panic!(
+            "custom activation {id:#x} is not registered: no CustomActivation was created with it"
+        )
+    })
+}
+
 /// sigmoid(x) = 1 / (1 + e^-x), evaluated without overflow.
 pub fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
@@ -123,7 +133,7 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             let r = x.max(0.0);
             r * r
         }
-        Activation::Custom { id } => crate::custom::lookup(id).map_or(f64::NAN, |c| (c.forward)(x)),
+        Activation::Custom { id } => (registered(id).forward)(x),
     }
 }
 
@@ -244,9 +254,7 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::ReluSquared => 2.0 * x.max(0.0),
-        Activation::Custom { id } => {
-            crate::custom::lookup(id).map_or(f64::NAN, |c| (c.derivative)(x))
-        }
+        Activation::Custom { id } => (registered(id).derivative)(x),
     }
 }
 
