@@ -176,6 +176,20 @@ fn gated_units_in_16_bit_types() {
 #[test]
 fn gated_shape_errors_are_typed() {
     let g = gpu();
+    // A gate applied to its own value (a and g one buffer, both read-only): x silu(x), and its gradients.
+    let v = g.upload(&[-2.0f32, -0.5, 0.0, 1.5]).unwrap();
+    let y: Vec<f32> = Gated::SWIGLU.forward_pair(&v, &v).unwrap().read().unwrap();
+    let ones = g.upload(&[1.0f32; 4]).unwrap();
+    let (da, dg) = Gated::SWIGLU.backward_pair(&v, &v, &ones).unwrap();
+    for (i, &x) in [-2.0f64, -0.5, 0.0, 1.5].iter().enumerate() {
+        let s = cpu::activation::sigmoid(x);
+        assert!((f64::from(y[i]) - x * x * s).abs() < 1e-6, "{x}: {}", y[i]);
+        let (da, dg) = (da.read::<f32>().unwrap()[i], dg.read::<f32>().unwrap()[i]);
+        assert!(
+            (f64::from(da) - x * s).abs() < 1e-6
+                && (f64::from(dg) - x * (s + x * s * (1.0 - s))).abs() < 1e-6
+        );
+    }
     // An output over an input's buffer (a view of it): a typed error, not a wgpu usage conflict.
     let x = g.upload_shaped(&[0.5f32; 8], &[2, 4]).unwrap();
     let over_x = Tensor::from_buffer(g, x.buffer().clone(), &[2, 2], DType::F32).unwrap();

@@ -173,6 +173,42 @@ pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()
     Ok(())
 }
 
+/// [`check_operands`] for kernels whose `inputs` are all read-only: they may share a buffer (a gate applied to
+/// its own value, `a == g`), while each of `outputs` must be a buffer of its own.
+pub(crate) fn check_inputs_outputs(
+    op: &'static str,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+) -> Result<()> {
+    let all: Vec<&Tensor> = inputs.iter().chain(outputs).copied().collect();
+    let first = all[0];
+    for t in &all {
+        if !t.gpu().same_context(first.gpu()) {
+            return Err(Error::DeviceMismatch { op });
+        }
+        if t.shape() != first.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: first.shape().to_vec(),
+                got: t.shape().to_vec(),
+            });
+        }
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        let clash = inputs
+            .iter()
+            .chain(&outputs[..i])
+            .any(|t| t.buffer() == o.buffer());
+        if clash {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: "an output shares its buffer with another operand".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Records one elementwise kernel over `len` elements into `encoder`, splitting it into dispatches whose
 /// bindings fit the device's storage-binding limit. Length 0 records nothing. The uniform parameters are
 /// `[units in this dispatch, first unit, params_tail...]`; `whole_bindings` are bound entire in every dispatch.

@@ -5,7 +5,9 @@
 
 use super::activation::activation_constants;
 use super::bias::aligned_row_chunks;
-use super::elementwise::{check_operands, check_u32_elements, record, run, Slot};
+use super::elementwise::{
+    check_inputs_outputs, check_operands, check_u32_elements, record, run, Slot,
+};
 use super::matmul::{check_distinct, expect_shape_any};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
@@ -234,7 +236,7 @@ impl Gated {
         out: &Tensor,
     ) -> Result<()> {
         self.gate.validate()?;
-        check_operands("gated_forward_pair", &[a, g, out])?;
+        check_inputs_outputs("gated_forward_pair", &[a, g], &[out])?;
         record(
             a.gpu(),
             encoder,
@@ -258,7 +260,7 @@ impl Gated {
         dg: &Tensor,
     ) -> Result<()> {
         self.gate.validate()?;
-        check_operands("gated_backward_pair", &[a, g, dout, da, dg])?;
+        check_inputs_outputs("gated_backward_pair", &[a, g, dout], &[da, dg])?;
         record(
             a.gpu(),
             encoder,
