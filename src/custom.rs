@@ -154,7 +154,11 @@ impl CustomActivation {
     /// of one function: braces that close it early or stay open are [`crate::Error::CustomShader`] at the first
     /// compilation, naming the line. The kernels' own bindings, constants and overrides differ between kernel
     /// families and are not part of the interface: a body that names one may compile in one family and not in
-    /// another (`compile` builds the elementwise one; the dense and matmul kernels are separate modules).
+    /// another (`compile` builds the elementwise one; the dense and matmul kernels are separate modules). A body
+    /// may loop, but on a loop-limited adapter ([`crate::Gpu::loop_limited`]: Mesa's llvmpipe) its iterations
+    /// count toward the 65,535 that the driver lets one invocation run in all loops together, and a kernel calls
+    /// it for up to a few dozen elements per invocation (a fused dense backward, once per element of dZ it
+    /// loads: up to 16,384 for a deep product): keep such loops to a few iterations.
     pub fn new(
         name: &str,
         forward_wgsl: &str,

@@ -105,7 +105,8 @@ fn tall_products_continue_the_row_grid_along_z() {
 }
 
 /// Products deeper than a software driver lets one invocation loop (llvmpipe stops an invocation's loops after
-/// 65,535 iterations in all, `Gpu::loop_limited`): K = 70,000 on every kernel and form, and K = 1,000,000 (more
+/// 65,535 iterations in all, `Gpu::loop_limited`): K = 70,000 and 60,000 (the deepest kept on the fast kernels)
+/// on every kernel and form, and K = 1,000,000 (more
 /// than 16 splits of the loop-limited depth) on the default kernel. The operands are positive, so a product cut
 /// short reads low by the share of K it lost (6.4% at 70,000), far past the dot-product bound (0.4%).
 #[test]
@@ -118,9 +119,16 @@ fn deep_products_are_not_cut_short() {
             .collect();
         (g.upload_shaped(&v, &[rows, cols]).unwrap(), widen(&v))
     };
+    // 60,000 is the deepest a loop-limited adapter keeps on the fast kernels (`LOOP_LIMITED_K`): this checks its
+    // margin on the driver at hand.
+    let deep = actgpu::ops::matmul::LOOP_LIMITED_K as usize;
     let runs = KERNELS
         .iter()
-        .flat_map(|&k| [Form::AB, Form::AtB, Form::ABt].map(|f| (k, f, (3, 70_000, 5))))
+        .flat_map(|&k| {
+            [Form::AB, Form::AtB, Form::ABt]
+                .into_iter()
+                .flat_map(move |f| [(k, f, (3, 70_000, 5)), (k, f, (3, deep, 5))])
+        })
         .chain([(MatmulKernel::for_gpu(g), Form::AtB, (2, 1_000_000, 3))]);
     for (s, (kernel, form, shape)) in runs.enumerate() {
         let (ash, bsh, osh, inner) = dims(form, shape);

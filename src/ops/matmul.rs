@@ -443,7 +443,12 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
         return Ok(());
     }
     // A K deeper than a loop-limited driver lets one pass walk goes to the tiled kernel, split (tiled_splits).
-    let kernel = if gpu.loop_limited() && g.params[2] > LOOP_LIMITED_K {
+    let deepest = if g.fuse.is_some() {
+        LOOP_LIMITED_K_FUSED
+    } else {
+        LOOP_LIMITED_K
+    };
+    let kernel = if gpu.loop_limited() && g.params[2] > deepest {
         MatmulKernel::Tiled
     } else {
         g.kernel
@@ -601,11 +606,17 @@ const MAX_SPLITS: u32 = 16;
 
 /// Deepest K a product takes in one pass on an adapter whose driver cuts loops short
 /// ([`crate::Gpu::loop_limited`]); deeper products run on the tiled kernel, split so that no split walks more
-/// than 1,024 chunks of 16 (`LOOP_LIMITED_SPLIT_CHUNKS`). The direct and generated kernels walk K one element per loop
-/// iteration, so past 65,535 they lose the rest of K (a 3 x 70,000 x 5 product read 6.4% low; with K's loop
-/// the only one counted, exactly K - 65,535 terms, measured on lavapipe for the direct, subgroup and vec4
-/// kernels). 16,384 leaves a margin of four.
-pub const LOOP_LIMITED_K: u32 = 16_384;
+/// than 1,024 chunks of 16 (`LOOP_LIMITED_SPLIT_CHUNKS`). The direct and generated kernels walk K one element per
+/// loop iteration at most, so past 65,535 they lose the rest of K (a 3 x 70,000 x 5 product read 6.4% low; with
+/// K's loop the only one counted, exactly K - 65,535 terms, measured on lavapipe for the direct, subgroup and
+/// vec4 kernels); 60,000 keeps them (3.5 times faster than the split tiled kernel on lavapipe at 784 x 20,000 x
+/// 512) with a margin, which `tests/dense.rs` checks at 60,000 on every kernel. A product whose loads apply a
+/// derivative ([`LOOP_LIMITED_K_FUSED`]) keeps a wider margin.
+pub const LOOP_LIMITED_K: u32 = 60_000;
+
+/// [`LOOP_LIMITED_K`] for a product that applies an activation's derivative to its operand as it loads it (the
+/// fused dense backward): a user-defined derivative may loop, once per element loaded, so a margin of four.
+pub const LOOP_LIMITED_K_FUSED: u32 = 16_384;
 
 /// Chunks of K one split walks at most on a loop-limited adapter: 1,024 chunks (16,384 of K) at a few dozen loop
 /// iterations a chunk stay well inside the driver's 65,535 (the unsplit tiled kernel failed past 62,500 chunks
