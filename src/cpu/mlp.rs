@@ -54,9 +54,10 @@ pub struct Mlp {
     pub loss: Loss,
     /// The optimizer.
     pub optimizer: Optimizer,
-    /// `W_l`, `[sizes[l], sizes[l + 1]]` row-major.
+    /// `W_l`, `[sizes[l], w_l]` row-major, `w_l` the layer's linear width (`sizes[l + 1]`, twice that for a
+    /// gated layer).
     pub weights: Vec<Vec<f64>>,
-    /// `b_l`, `[sizes[l + 1]]`.
+    /// `b_l`, `[w_l]`.
     pub biases: Vec<Vec<f64>>,
     /// Optimizer state of each weight.
     pub weight_states: Vec<State>,

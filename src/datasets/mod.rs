@@ -1,15 +1,16 @@
 //! Classification datasets: built-in two-dimensional ones, generated from a seed (no downloads, the same bits on
 //! every machine), and any numeric CSV file ([`csv`]). The built-ins come with a train / test split drawn
 //! independently from the same distribution (for `spirals`, only the angle noise is drawn: its radii are the
-//! fixed grid `(i + 1) / n` of each split's size, so a split shares radii with another split whose size divides
-//! or is divided by its own).
+//! fixed grid `(i + 1) / n` of each split's size, so two splits of sizes `n1` and `n2` share `gcd(n1, n2)` radii,
+//! `r = 1` always; at the study's defaults, 300 and 100 per class, every test and validation point lies at the
+//! radius of a training point of its class, differing only in angle noise).
 //!
 //! | dataset | classes | points of class `k` |
 //! |---|---|---|
 //! | `spirals` | 3 | three interleaved arms: radius `r = (i + 1) / n`, angle `2.5 pi r + 2 pi k / 3 + noise` |
 //! | `moons` | 2 | two interleaving half circles (scikit-learn's `make_moons`), Gaussian-ish noise of std 0.15 |
 //! | `circles` | 2 | two concentric rings of radius 1 (`k = 0`) and 0.5 (`k = 1`), noise of std 0.08 |
-//! | `checkerboard` | 2 | uniform in `[-1, 1)^2`, class = parity of the 4 x 4 grid cell |
+//! | `checkerboard` | 2 | uniform in `[-1, 1]^2` (1 itself once in about 2^26 draws, f64 rounded to f32), class = parity of the 4 x 4 grid cell |
 //!
 //! "Gaussian-ish" noise is the sum of three uniforms (Irwin-Hall), cheap and bounded: `(u1 + u2 + u3 - 1.5) * 2 s`
 //! has standard deviation `s`.

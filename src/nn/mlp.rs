@@ -16,7 +16,9 @@
 //! [`Mlp::train_step`] records the whole step, forward, loss, backward and update, into one command buffer,
 //! submits it once and returns without waiting or reading anything back; [`Mlp::loss`] reads the last step's
 //! loss when asked. Every kernel sums floats in a fixed order (the only atomics are the diagnostics' integer
-//! counters, whose sums do not depend on order), so the same seed on the same adapter gives the same bits.
+//! counters, whose sums do not depend on order), so the same seed on the same adapter with the same
+//! [`crate::GpuOptions`] gives the same bits (options such as the grid limit, the reduction height or the matmul
+//! kernel choose how sums are split, and so their order).
 
 use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
 use crate::nn::init::init_layers;

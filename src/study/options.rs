@@ -39,7 +39,7 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         the data's from the data seed, one per purpose, so that no two share a stream
   --hidden W,W,..       hidden layer widths (default 64,64,64)
   --points N            training points per class of a built-in dataset (default 300; the test and
-                        validation sets have a third as many)
+                        validation sets have ceil(N / 3) unless --test-points says)
   --test-points N       test (and validation) points per class of a built-in dataset
   --data-seed N         the seed of the data (default 1; the same for every run)
   --batch N             rows per step (default 64)
@@ -50,7 +50,8 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --target X            test accuracy that counts as converged (default 0.9)
   --input-scale X       multiply every feature, training and test, by X (default 1: the built-in datasets lie
                         within about [-1.5, 1.5], where tanh-like units at their usual initialisation start
-                        nearly linear; a larger scale tests how much an activation's result depends on that)
+                        nearly linear; a larger scale tests how much an activation's result depends on that;
+                        1e-6 to 1e6)
   --out DIR             write results.json, report.md and SVG plots to DIR
   --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
   -h, --help            this text
@@ -374,8 +375,10 @@ impl Options {
                 "--input-scale" => {
                     let v = value(&mut it)?;
                     let scale: f32 = number(flag, &v)?;
-                    if !(scale.is_finite() && scale > 0.0) {
-                        return Err(usage("--input-scale must be a positive number"));
+                    // Past these the features overflow to inf or vanish into subnormals (which GPUs may flush):
+                    // every run would diverge or sit at chance for a reason that is not the activation's.
+                    if !(1e-6..=1e6).contains(&scale) {
+                        return Err(usage("--input-scale must be in 1e-6..=1e6"));
                     }
                     o.input_scale = scale;
                 }
@@ -696,6 +699,8 @@ mod tests {
             "--input-scale 0",
             "--input-scale -2",
             "--input-scale inf",
+            "--input-scale 3e38",
+            "--input-scale 1e-45",
             "--input-scale",
             "--frobnicate",
             "--epochs 18446744073709551615",
