@@ -52,13 +52,19 @@ pub(crate) struct Registered {
     pub(crate) braces: Option<(CustomBody, usize, String)>,
 }
 
+/// Characters that end a `//` comment in WGSL besides `\n` (naga's lexer takes every one of them as a line
+/// break): a body's check must stop skipping there too, or code after one would pass unseen.
+const WGSL_LINE_BREAKS: [char; 6] = ['\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}'];
+
 /// The first line of `body` where its braces stop balancing: a `}` that closes more than the body opened (it
-/// would end the wrapper's function), or at the end a `{` left open. `//` and nested `/* */` comments are
-/// skipped.
+/// would end the wrapper's function), or at the end a `{` left open or a `/*` comment left open (it would hide
+/// the wrapper's code). `//` comments (to the next line break, any of WGSL's) and nested `/* */` comments are
+/// skipped. Lines are counted at `\n`, as the error locations are.
 fn unbalanced_braces(body: &str) -> Option<(usize, String)> {
     let mut depth = 0usize;
     let mut opened = Vec::new();
     let mut comment = 0usize;
+    let mut comment_line = 0;
     for (i, line) in body.split('\n').enumerate() {
         let chars: Vec<char> = line.chars().collect();
         let mut j = 0;
@@ -66,6 +72,9 @@ fn unbalanced_braces(body: &str) -> Option<(usize, String)> {
             let pair = (chars[j], chars.get(j + 1).copied());
             match pair {
                 ('/', Some('*')) => {
+                    if comment == 0 {
+                        comment_line = i + 1;
+                    }
                     comment += 1;
                     j += 2;
                     continue;
@@ -75,7 +84,15 @@ fn unbalanced_braces(body: &str) -> Option<(usize, String)> {
                     j += 2;
                     continue;
                 }
-                ('/', Some('/')) if comment == 0 => break,
+                ('/', Some('/')) if comment == 0 => {
+                    match chars[j..].iter().position(|c| WGSL_LINE_BREAKS.contains(c)) {
+                        Some(k) => {
+                            j += k + 1;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
                 _ if comment > 0 => {}
                 ('{', _) => {
                     depth += 1;
@@ -98,9 +115,16 @@ fn unbalanced_braces(body: &str) -> Option<(usize, String)> {
             j += 1;
         }
     }
+    let last = body.split('\n').count();
+    if comment > 0 {
+        return Some((
+            last,
+            format!("the `/*` comment opened at line {comment_line} is never closed"),
+        ));
+    }
     opened.last().map(|&line| {
         (
-            body.split('\n').count(),
+            last,
             format!("the `{{` opened at line {line} is never closed"),
         )
     })
@@ -216,7 +240,7 @@ impl CustomActivation {
     /// inputs and tolerances of the built-in activations), and the WGSL derivative against finite differences
     /// of the WGSL forward at 1,601 points over [-8, 8] ([`crate::verify::finite_difference`]: central and
     /// one-sided Richardson estimates at two step sizes, so that kinks and high curvature pass when the
-    /// derivative is right, within [`crate::verify::finite_difference::FD_TOLERANCE`] `(1 + |f'|)`). The
+    /// derivative is right, within [`crate::verify::finite_difference::FD_TOLERANCE`] `(1 + |estimate|)`, the estimate being the finite difference). The
     /// estimates difference f32 values of `f`, so a function far larger than its derivative over [-8, 8] (a
     /// large constant offset, say `x^2 + 1e5`) fails them through rounding alone: check it without the offset.
     pub fn check(&self, gpu: &Gpu) -> Result<CustomCheck> {
@@ -257,7 +281,7 @@ pub struct CustomCheck {
     /// Largest distance from the WGSL derivative to the nearest finite-difference estimate over [-8, 8]
     /// (infinite where either is NaN).
     pub max_fd_err: f64,
-    /// Inputs where the derivative matched no estimate within `1e-3 (1 + |estimate|)`.
+    /// Inputs where the derivative matched no estimate within `FD_TOLERANCE (1 + |estimate|)` (2.5e-4).
     pub fd_mismatches: Vec<f32>,
 }
 

@@ -81,7 +81,7 @@ impl PipelineKey {
     /// The complete WGSL of the pipeline's module, as [`PipelineCache::get_or_create`] compiles it (the
     /// user-defined activation included, the library specialised to `ACT`).
     pub fn source(&self) -> Result<String> {
-        let code = custom_code(self.custom)?;
+        let code = checked_custom_code(self.custom)?;
         Ok(self
             .shader
             .source_for(code.as_ref().map(|c| c.wgsl.as_str()), self.act())
@@ -253,15 +253,7 @@ impl PipelineCache {
         if let Some(m) = lock(&self.modules).get(&key) {
             return Ok(m.clone());
         }
-        let code = custom_code(custom)?;
-        if let Some((body, line, why)) = code.as_ref().and_then(|c| c.braces.clone()) {
-            return Err(Error::CustomShader {
-                name: code.map(|c| c.name.clone()).unwrap_or_default(),
-                body: Some(body),
-                line: Some(line),
-                message: why,
-            });
-        }
+        let code = checked_custom_code(custom)?;
         let source = shader.source_for(code.as_ref().map(|c| c.wgsl.as_str()), act);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -306,6 +298,23 @@ fn custom_code(custom: Option<u64>) -> Result<Option<std::sync::Arc<crate::custo
             })
         })
         .transpose()
+}
+
+/// [`custom_code`], refusing a body whose braces or comments do not balance ([`Error::CustomShader`] at its line):
+/// what every compilation, and the source it would compile, starts from.
+fn checked_custom_code(
+    custom: Option<u64>,
+) -> Result<Option<std::sync::Arc<crate::custom::Registered>>> {
+    let code = custom_code(custom)?;
+    if let Some((body, line, why)) = code.as_ref().and_then(|c| c.braces.clone()) {
+        return Err(Error::CustomShader {
+            name: code.map(|c| c.name.clone()).unwrap_or_default(),
+            body: Some(body),
+            line: Some(line),
+            message: why,
+        });
+    }
+    Ok(code)
 }
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it (the maps stay valid).

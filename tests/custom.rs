@@ -190,6 +190,17 @@ fn wgsl_errors_name_the_line_of_the_users_code() {
             2,
         ),
         ("return x;", "/* } */ // }\nreturn 1.0; }", CustomBody::Derivative, 2),
+        // A `//` comment ends at any of WGSL's line breaks, not only at \n: a `}` after a \r is code (it ends
+        // the function, and what follows was a binding of the body's own).
+        (
+            "return x; //\r}\n@group(0) @binding(9) var<storage, read_write> t: array<f32>;\nfn pad() {\n//\r",
+            "return 1.0;",
+            CustomBody::Forward,
+            1,
+        ),
+        ("return x; //\u{2028}}", "return 1.0;", CustomBody::Forward, 1),
+        // A `/*` left open would hide the wrapper's code (the derivative's whole function vanished).
+        ("return x; /*", "*/ return 1.0;", CustomBody::Forward, 1),
     ];
     // Balanced braces, and braces inside comments, are fine.
     let fine = CustomActivation::new(
@@ -200,6 +211,15 @@ fn wgsl_errors_name_the_line_of_the_users_code() {
         |x| if x > 0.0 { 1.0 } else { 0.0 },
     );
     fine.compile(gpu()).unwrap();
+    // Old Mac line endings: each \r ends the `//` comment before it, so the braces after it count.
+    let cr = CustomActivation::new(
+        "carriage returns",
+        "if (x > 0.0) { // positive\rreturn x;\r}\rreturn 0.0;",
+        "return select(0.0, 1.0, x > 0.0);",
+        |x| x.max(0.0),
+        |x| if x > 0.0 { 1.0 } else { 0.0 },
+    );
+    cr.compile(gpu()).unwrap();
     for (forward, derivative, body, line) in cases {
         let c = CustomActivation::new("wrong", forward, derivative, |x| x, |_| 1.0);
         match c.compile(gpu()) {
