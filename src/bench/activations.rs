@@ -32,6 +32,9 @@ use crate::{Activation, DType, Gpu, Result, Tensor};
 pub const ROTATION_BYTES: u64 = 128 << 20;
 
 /// At most this many operand sets are rotated (2^16 f32 elements take all of them: 256 x 512 KiB forward).
+/// Smaller rows rotate less than [`ROTATION_BYTES`]: 16-bit at 2^16 elements 64 MiB forward (as `--quick` runs
+/// them), f32 at 2^14 32 MiB, at 2^12 8 MiB, which a large GPU's L2 or a CPU's L3 holds: such rows measure a
+/// cache in part.
 pub const MAX_SETS: usize = 256;
 
 /// Bytes read plus written per element: 2 elements forward (`x` in, `y` out), 3 backward (`x`, `dy` in, `dx`

@@ -2,7 +2,11 @@
 //! `[rows, cols]`, recorded through their public launchers with random, rotated operands.
 //!
 //! Bytes counted per run (`s` = bytes per element of the storage type, `N = rows * cols`); the per-block partial
-//! sums of the reductions are the kernels' own overhead and are not counted:
+//! sums of the reductions are the kernels' own overhead and are not counted, nor are the extra passes some widths
+//! take (a `--shape` the default does not use): an f32 bias backward whose width is not a multiple of 4 writes
+//! dx and reads it again for the column sums (about `4 N s` more), a learnable backward whose width is not a
+//! multiple of 8 writes and reads an f32 tensor of the parameter's terms (`8 N` more), so those rows' rates
+//! read low by that much:
 //!
 //! | op | forward | backward |
 //! |---|---|---|

@@ -42,8 +42,8 @@ impl Clock {
 pub struct Sample {
     /// Seconds per repetition on the timer's clock.
     pub seconds: f64,
-    /// Seconds per repetition on the wall clock (submission, execution and, with timestamps, the readback of the
-    /// queries); equal to `seconds` for [`Clock::WallClock`].
+    /// Seconds per repetition on the wall clock (submission, execution and the blocking poll, not the readback of
+    /// the queries); equal to `seconds` for [`Clock::WallClock`].
     pub wall_seconds: f64,
 }
 
