@@ -282,28 +282,24 @@ fn unsupported_dtype_combinations_are_typed_errors() {
     // The counter tensor: [dead, saturated] and one flag per unit of Z.
     let stats = g.zeros(&[2 + 2], DType::F32).unwrap();
     // The dead / saturated counts read Z and dY as f32 (shaders/dz_stats.wgsl), in both dZ modes, and for the
-    // identity too, whose separate mode takes a shortcut (dZ is dY).
-    let modes = [DzMode::Separate, DzMode::Fused];
-    for (mode, act) in modes
-        .into_iter()
-        .flat_map(|m| [(m, Activation::Relu), (m, Activation::Identity)])
-    {
+    // identity too, whose separate mode takes a shortcut (dZ is dY): a 16-bit Z, or a 16-bit dY (which only the
+    // separate pass reads for them, one rule for both modes).
+    let dy16 = dy.to_dtype(DType::F16).unwrap();
+    let operands = [(&z16, &dy), (&z, &dy16)];
+    let mut cases = Vec::new();
+    for mode in [DzMode::Separate, DzMode::Fused] {
+        for act in [Activation::Relu, Activation::Identity] {
+            cases.extend(operands.map(|zd| (mode, act, zd)));
+        }
+    }
+    for (mode, act, (z, dy)) in cases {
         let d = Dense {
             dz: mode,
             ..Dense::new(act)
         };
         let mut enc = g.device().create_command_encoder(&Default::default());
-        let r = d.record_backward_with_stats(
-            &mut enc,
-            &x,
-            &w,
-            &z16,
-            &dy,
-            &dw,
-            None,
-            None,
-            Some(&stats),
-        );
+        let r =
+            d.record_backward_with_stats(&mut enc, &x, &w, z, dy, &dw, None, None, Some(&stats));
         assert!(
             matches!(
                 r,

@@ -148,11 +148,13 @@ pub(crate) fn dispatch(
     pass.dispatch_workgroups(gx, gy, gz);
 }
 
-/// Checks that every tensor shares `first`'s context and shape, and that no two share a buffer. Element types
-/// may differ: every kernel decodes each operand by its own type.
-pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
-    let first = tensors[0];
-    for (i, t) in tensors.iter().enumerate() {
+/// Checks that every tensor shares the first one's context and shape.
+fn check_alike<'a>(op: &'static str, tensors: impl IntoIterator<Item = &'a Tensor>) -> Result<()> {
+    let mut tensors = tensors.into_iter();
+    let Some(first) = tensors.next() else {
+        return Ok(());
+    };
+    for t in tensors {
         if !t.gpu().same_context(first.gpu()) {
             return Err(Error::DeviceMismatch { op });
         }
@@ -163,6 +165,15 @@ pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()
                 got: t.shape().to_vec(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Checks that every tensor shares `first`'s context and shape, and that no two share a buffer. Element types
+/// may differ: every kernel decodes each operand by its own type.
+pub(crate) fn check_operands(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    check_alike(op, tensors.iter().copied())?;
+    for (i, t) in tensors.iter().enumerate() {
         if tensors[..i].iter().any(|o| o.buffer() == t.buffer()) {
             return Err(Error::InvalidArgument {
                 op,
@@ -180,20 +191,7 @@ pub(crate) fn check_inputs_outputs(
     inputs: &[&Tensor],
     outputs: &[&Tensor],
 ) -> Result<()> {
-    let all: Vec<&Tensor> = inputs.iter().chain(outputs).copied().collect();
-    let first = all[0];
-    for t in &all {
-        if !t.gpu().same_context(first.gpu()) {
-            return Err(Error::DeviceMismatch { op });
-        }
-        if t.shape() != first.shape() {
-            return Err(Error::ShapeMismatch {
-                op,
-                expected: first.shape().to_vec(),
-                got: t.shape().to_vec(),
-            });
-        }
-    }
+    check_alike(op, inputs.iter().chain(outputs).copied())?;
     for (i, o) in outputs.iter().enumerate() {
         let clash = inputs
             .iter()
