@@ -12,7 +12,8 @@
 //! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
 //! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
 //! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `matmul`, `dense_gelu`,
-//! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, or `activations` /
+//! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, `cross_entropy`
+//! (softmax cross-entropy with its gradient at 256 rows of 10, 1,000 and 32,000 classes), or `activations` /
 //! `fused` / `training` / `compare` for the default sets),
 //! `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
@@ -20,7 +21,8 @@
 //! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
 //! thread, e.g. `256x2`, instead of the adapter's default), `--reduction-rows N` (rows per row block of the
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
-//! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--f16 auto|packed|native` (how the
+//! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--ce-wide-rows N` (classes from which
+//! cross-entropy takes a workgroup per row: `GpuOptions::cross_entropy_wide_rows`), `--f16 auto|packed|native` (how the
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
@@ -50,7 +52,7 @@ use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig, Matmu
 
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
-                     [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] \
+                     [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
                      [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
 
 struct Args {
@@ -61,6 +63,8 @@ struct Args {
     clock: Option<Clock>,
     launch: Option<LaunchConfig>,
     reduction_rows: Option<usize>,
+    /// `--ce-wide-rows N`: `GpuOptions::cross_entropy_wide_rows`.
+    ce_wide_rows: Option<usize>,
     matmul_kernel: Option<MatmulKernel>,
     f16_storage: F16Storage,
 }
@@ -104,6 +108,7 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     plan.matmuls.clear();
     plan.dense.clear();
     plan.mlps.clear();
+    plan.losses.clear();
     plan.comparisons.clear();
     plan.dense_comparisons.clear();
     for name in v.split(',') {
@@ -123,8 +128,10 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                 plan.dense.extend(&all.dense);
                 plan.dense_comparisons.extend(&all.dense_comparisons);
                 plan.mlps.extend(all.mlps.iter().cloned());
+                plan.losses.extend(&all.losses);
             }
             "matmul" => plan.matmuls.extend(&all.matmuls),
+            "cross_entropy" => plan.losses.extend(&all.losses),
             "train_step" => plan.mlps.extend(all.mlps.iter().cloned()),
             _ => {
                 if let Some(a) = Activation::from_name(name) {
@@ -149,6 +156,7 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     dedup(&mut plan.matmuls);
     dedup(&mut plan.dense);
     dedup(&mut plan.mlps);
+    dedup(&mut plan.losses);
     dedup(&mut plan.comparisons);
     dedup(&mut plan.dense_comparisons);
     Ok(())
@@ -181,6 +189,7 @@ fn parse_args() -> Result<Args, String> {
         clock: None,
         launch: None,
         reduction_rows: None,
+        ce_wide_rows: None,
         matmul_kernel: None,
         f16_storage: F16Storage::Auto,
     };
@@ -260,6 +269,11 @@ fn parse_args() -> Result<Args, String> {
                 args.reduction_rows =
                     Some(usize::try_from(n).map_err(|_| format!("{a} is too large: {n}"))?);
             }
+            "--ce-wide-rows" => {
+                let n = positive(a, value()?)?;
+                args.ce_wide_rows =
+                    Some(usize::try_from(n).map_err(|_| format!("{a} is too large: {n}"))?);
+            }
             "--matmul" => {
                 let name = value()?;
                 args.matmul_kernel = Some(
@@ -327,6 +341,7 @@ fn main() -> ExitCode {
         reduction_rows: args.reduction_rows,
         f16_storage: args.f16_storage,
         matmul_kernel: args.matmul_kernel,
+        cross_entropy_wide_rows: args.ce_wide_rows,
         ..GpuOptions::default()
     };
     let gpu = match Gpu::with_options(options) {

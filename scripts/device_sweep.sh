@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tuning sweep for a real GPU, run on the device machine like scripts/device_check.sh (same carried .device-bin
 # and .gl from scripts/device_prepare.sh): validate and the test binaries on Vulkan, an A/B against a baseline
-# build where one was carried, `bench` over the choice still open (the matmul kernel), and the full default run.
+# build where one was carried, `bench` over the choices still open (the matmul kernel, cross-entropy's kernel per
+# width), and the full default run.
 # GL is not tried: NVIDIA's EGL loses the device at request_device (2026-11-29, gfx-rs/wgpu#7068). At most 8 files
 # into $OUT; every step has a timeout and the whole sweep stops by DEADLINE seconds (default 400).
 set -uo pipefail
@@ -32,6 +33,11 @@ fi
 for kernel in tiled tiled_wide tiled32; do
   bench "$out/sweep-matmul.md" 30 --kernels training --matmul "$kernel"
 done
+
+# Cross-entropy: the adapter's choice (a workgroup per row from 256 classes on GPUs) against a thread per row
+# everywhere (--ce-wide-rows past every width), not yet measured on a GPU.
+bench "$out/sweep-cross-entropy.md" 20 --kernels cross_entropy
+bench "$out/sweep-cross-entropy.md" 20 --kernels cross_entropy --ce-wide-rows 1000000000
 
 # The full default run, every kernel against this GPU's ceilings, for the record.
 echo "=== bench (full) at ${SECONDS}s"

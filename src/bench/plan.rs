@@ -8,7 +8,7 @@ use super::compare::{
 };
 use super::fused::{FusedOp, FusedOperands};
 use super::report::{Bound, Row, Size};
-use super::training::{DenseOperands, MatmulOperands, MlpStep};
+use super::training::{DenseOperands, LossOperands, MatmulOperands, MlpStep};
 use super::{
     measure, measure_alternating, measure_submitted, Measurement, RecordFn, Sampling, Timer,
 };
@@ -77,6 +77,9 @@ pub struct Plan {
     pub dense: Vec<(Activation, [usize; 3])>,
     /// Training steps.
     pub mlps: Vec<MlpSpec>,
+    /// Softmax cross-entropy with its gradient on logits `[rows, classes]` (f32; the adapter's kernel for the
+    /// width, [`crate::Gpu::cross_entropy_wide_rows`]).
+    pub losses: Vec<[usize; 2]>,
     /// Fused-against-unfused comparisons, on f32 operands of shape `shape`.
     pub comparisons: Vec<Comparison>,
     /// `[m, k, n]` of the fused-against-unfused dense GELU forward ([`Comparison::DenseGeluForward`]).
@@ -89,12 +92,18 @@ pub struct Plan {
     pub sampling: Sampling,
 }
 
+/// `[rows, classes]` of the cross-entropy rows: a small classifier's batch, 1,000 classes, and 32,000 (a language
+/// model's vocabulary), at a batch of 256. Which kernel each takes depends on the adapter
+/// ([`crate::GpuOptions::cross_entropy_wide_rows`]); `bench --ce-wide-rows N` sets it, so that one adapter's two
+/// kernels can be compared run against run.
+pub const LOSS_SHAPES: [[usize; 2]; 3] = [[256, 10], [256, 1000], [256, 32_000]];
+
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
     /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 (in all three types), 256x784x512
     /// and 256x512x512; a
     /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at [`DENSE_COMPARISON_SHAPES`];
-    /// [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
+    /// cross-entropy at [`LOSS_SHAPES`]; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
@@ -104,6 +113,7 @@ impl Plan {
             matmuls: vec![[1024, 1024, 1024], [256, 784, 512], [256, 512, 512]],
             dense: vec![(Activation::Gelu, [256, 784, 512])],
             mlps: MlpSpec::reference(),
+            losses: LOSS_SHAPES.to_vec(),
             passes: vec![Pass::Forward, Pass::Backward],
             sizes: vec![1 << 16, 1 << 20, 1 << 24],
             shape: [4096, 4096],
@@ -123,6 +133,7 @@ impl Plan {
             dense: vec![(Activation::Gelu, [32, 64, 48])],
             dense_comparisons: vec![[32, 64, 48]],
             mlps: MlpSpec::both(vec![64, 64, 32, 10], 32),
+            losses: vec![[32, 10], [8, 300]],
             sampling: Sampling::QUICK,
             ..Plan::default_run()
         }
@@ -292,6 +303,25 @@ impl Plan {
                     ..row(kernel.into(), pass, shape.to_vec(), m, ops.flops())
                 });
             }
+        }
+        for (i, &[rows, classes]) in self.losses.iter().enumerate() {
+            let ops = LossOperands::new(gpu, rows, classes, 0x1055 + i as u64)?;
+            let m = measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep))?;
+            on_row(Row {
+                kernel: "cross_entropy".into(),
+                pass: "forward+backward",
+                dtype: DType::F32.name(),
+                size: Size::Shape(vec![rows, classes]),
+                measurement: m,
+                bytes: Some(ops.bytes()),
+                flops: None,
+                bound: Bound::Bandwidth,
+                variant: Some(if classes >= gpu.cross_entropy_wide_rows() {
+                    "workgroup per row"
+                } else {
+                    "thread per row"
+                }),
+            });
         }
         for (i, spec) in self.mlps.iter().enumerate() {
             let mut step = MlpStep::new(

@@ -22,6 +22,54 @@ use crate::ops::matmul::record_matmul;
 use crate::verify::{Pass, Rng};
 use crate::{Activation, DType, Dense, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
 
+/// Random logits `[rows, classes]` (uniform in [-4, 4)) with labels, and the loss and gradient outputs of
+/// softmax cross-entropy, rotated like the elementwise operands. Bytes counted: the logits read and the gradient
+/// written, `8 rows classes`, plus the labels' `4 rows` (the partial sums and the mean are the kernels' own).
+#[derive(Debug)]
+pub struct LossOperands {
+    rows: usize,
+    classes: usize,
+    sets: Vec<(Tensor, Labels, Tensor, Tensor)>,
+}
+
+impl LossOperands {
+    /// Operands for `rows` rows of `classes` classes.
+    pub fn new(gpu: &Gpu, rows: usize, classes: usize, seed: u64) -> Result<Self> {
+        let mut rng = Rng::new(seed);
+        let logits = random_values(&mut rng, rows * classes, -4.0, 4.0);
+        let labels: Vec<u32> = (0..rows)
+            .map(|_| (rng.next_u64() % classes.max(1) as u64) as u32)
+            .collect();
+        let count = rotation_sets((8 * rows * classes + 4 * rows) as u64);
+        let sets = (0..count)
+            .map(|_| {
+                Ok((
+                    gpu.upload_shaped(&logits, &[rows, classes])?,
+                    Labels::upload(gpu, &labels, classes)?,
+                    gpu.zeros(&[rows, classes], DType::F32)?,
+                    gpu.zeros(&[1], DType::F32)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(LossOperands {
+            rows,
+            classes,
+            sets,
+        })
+    }
+
+    /// Records the loss and its gradient on operand set `rep % sets`.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, rep: u64) -> Result<()> {
+        let (x, labels, grad, loss) = &self.sets[(rep % self.sets.len() as u64) as usize];
+        Loss::SoftmaxCrossEntropy.record(encoder, x, Targets::Classes(labels), grad, loss)
+    }
+
+    /// `8 rows classes + 4 rows`.
+    pub fn bytes(&self) -> f64 {
+        (8 * self.rows * self.classes + 4 * self.rows) as f64
+    }
+}
+
 /// Random operands of `Y = X W`, `x [m, k]`, `w [k, n]` (both of one storage type), `y` f32, rotated like the
 /// elementwise ones.
 #[derive(Debug)]
