@@ -84,8 +84,9 @@ fn adam_update(i: u32) {
         g = l2(g, p);
     }
     let m = params.beta1 * state_m[i] + (1.0 - params.beta1) * g;
-    // ((1 - beta2) g) g, in PyTorch's order (addcmul's value * t1 * t2): g^2 alone overflows from |g| = 1.8e19.
-    let v = params.beta2 * state_v[i] + ((1.0 - params.beta2) * g) * g;
+    // (1 - beta2) g^2: g^2 overflows from |g| = 1.8e19, where PyTorch's order, ((1 - beta2) g) g, holds to
+    // 5.8e20 (see `Adam` in src/ops/optim.rs for why this order stays).
+    let v = params.beta2 * state_v[i] + (1.0 - params.beta2) * (g * g);
     state_m[i] = m;
     state_v[i] = v;
     let denom = sqrt(v) * params.inv_sqrt_bc2 + params.eps;

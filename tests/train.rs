@@ -305,21 +305,6 @@ fn zero_weight_decay_leaves_an_infinite_parameter_infinite() {
     }
 }
 
-/// Adam's second moment with a gradient of 1e20: `((1 - beta2) g) g` = 1e37 stays finite (PyTorch's order;
-/// `g^2` alone overflows from 1.8e19), so the first step moves the parameter by lr, as PyTorch's does.
-#[test]
-fn adam_takes_a_normal_step_for_a_huge_gradient() {
-    let g = gpu();
-    let p = upload(g, &[1.0; 4], &[4]);
-    let dp = upload(g, &[1e20; 4], &[4]);
-    let adam = Optimizer::Adam(Adam::new(1e-3));
-    let st = adam.init_state(&p).unwrap();
-    adam.update(g, &p, &dp, &st, 1).unwrap();
-    for v in p.read::<f32>().unwrap() {
-        assert!((v - 0.999).abs() < 1e-6, "{v}");
-    }
-}
-
 #[test]
 fn bad_optimizer_arguments_are_typed_errors() {
     let g = gpu();

@@ -49,10 +49,12 @@ pub struct Sgd {
 /// ```
 ///
 /// `eps` is added after the bias correction of `sqrt(v)`, where PyTorch adds it. The second moment's term is
-/// `((1 - beta2) g) g`, PyTorch's order, which overflows in f32 for `|g|` above about 5.8e20 (`g^2` alone would
-/// from 1.8e19; with beta2 = 0.999): `v` then becomes inf, and stays inf (`beta2 inf = inf`), so the element
-/// stops moving for good (its step is `m / inf = 0`) where the f64 reference would step by about `lr`; a
-/// gradient that large means the training has diverged already. With `eps = 0` on a device that flushes
+/// `(1 - beta2) g^2`, whose `g^2` overflows in f32 for `|g|` above about 1.8e19 (PyTorch forms
+/// `((1 - beta2) g) g`, which holds to 5.8e20 with beta2 = 0.999): `v` then becomes inf, and stays inf
+/// (`beta2 inf = inf`), so the element stops moving for good (its step is `m / inf = 0`) where the f64 reference
+/// would step by about `lr`; a gradient that large means the training has diverged already. PyTorch's order
+/// rounds differently in the last bit of `v` at every step, which moves a whole training run's results (the
+/// published studies' among them), so this order stays. With `eps = 0` on a device that flushes
 /// subnormals, a gradient below about 1e-19 gives `v = 0` and an infinite step where PyTorch's would be about
 /// `lr`.
 #[derive(Debug, Clone, Copy, PartialEq)]
