@@ -128,7 +128,6 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                 plan.dense.extend(&all.dense);
                 plan.dense_comparisons.extend(&all.dense_comparisons);
                 plan.mlps.extend(all.mlps.iter().cloned());
-                plan.losses.extend(&all.losses);
             }
             "matmul" => plan.matmuls.extend(&all.matmuls),
             "cross_entropy" => plan.losses.extend(&all.losses),

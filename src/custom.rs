@@ -180,9 +180,11 @@ impl CustomActivation {
     /// families and are not part of the interface: a body that names one may compile in one family and not in
     /// another (`compile` builds the elementwise one; the dense and matmul kernels are separate modules). A body
     /// may loop, but on a loop-limited adapter ([`crate::Gpu::loop_limited`]: Mesa's llvmpipe) its iterations
-    /// count toward the 65,535 that the driver lets one invocation run in all loops together, and a kernel calls
-    /// it for up to a few dozen elements per invocation (a fused dense backward, once per element of dZ it
-    /// loads: up to 16,384 for a deep product): keep such loops to a few iterations.
+    /// count toward the 65,535 that the driver lets one invocation run in all loops together. The elementwise
+    /// kernels and a product's epilogue call a body for up to a few dozen elements per invocation, which leaves
+    /// room for short loops; a fused dense backward ([`crate::DzMode::Fused`]) calls the derivative 4 or 8 times
+    /// per element of K, tens of thousands of times per invocation, where a loop that runs at all can pass the
+    /// limit: keep loops out of bodies meant for it, or use the default [`crate::DzMode::Separate`].
     pub fn new(
         name: &str,
         forward_wgsl: &str,

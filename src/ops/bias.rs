@@ -265,21 +265,28 @@ pub(crate) fn aligned_row_chunks(
             last: true,
         }]);
     }
-    // At least 32: a chunk's bindings then hold whole 8-element units of f32 (two `vec4`s), as the kernels store
-    // them (16 let an f32 chunk end mid-unit, and the gated split forward stored one `vec4` past its binding).
-    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(32);
+    // Each operand's chunks start at a multiple of the device's offset alignment and hold whole 8-element units
+    // of its type, as the kernels store them (32 bytes of f32, 16 of a 16-bit type): with 16 bytes for every
+    // type, an f32 chunk could end mid-unit and the gated split forward stored one `vec4` past its binding;
+    // with 32 for every type, a 16-bit row of odd width needed twice the rows per step and could stop fitting.
+    // All are powers of two, so the largest serves.
+    let base = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+    let unit_bytes = |t: &Tensor| (crate::dispatch::UNIT_ELEMENTS * t.dtype().size_bytes()) as u64;
     // Rows per aligned step: the fewest whole blocks whose rows start every operand, and whose blocks start the
     // partial sums, at a multiple of the alignment. Each operand needs a power of two of rows (the largest serves
     // all), the partial sums whole blocks times a power of two, and the blocks' height is any number (a
     // `reduction_rows` of 3, or rows / the grid's limit): the least common multiple of the two. Rounding the
     // largest up to whole blocks, as before, missed the alignment for any height not a power of two.
-    let rows_to_align = |bytes_per_row: u64| (align / gcd(bytes_per_row.max(1), align)) as usize;
+    let rows_to_align =
+        |bytes_per_row: u64, align: u64| (align / gcd(bytes_per_row.max(1), align)) as usize;
     let operand_rows = row_bytes
         .iter()
-        .map(|&b| rows_to_align(b))
+        .zip(ts)
+        .map(|(&b, t)| rows_to_align(b, base.max(unit_bytes(t))))
         .max()
         .unwrap_or(1);
-    let block_rows = height * block_bytes.map_or(1, rows_to_align);
+    // The partial sums are f32, in rows of whole units (`cols8`).
+    let block_rows = height * block_bytes.map_or(1, |b| rows_to_align(b, base.max(32)));
     let step = aligned_step(operand_rows, block_rows);
     let widest = row_bytes.iter().copied().max().unwrap_or(1).max(1);
     // Room for the padding that the last chunk's bindings run into.

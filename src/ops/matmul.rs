@@ -443,7 +443,8 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
         return Ok(());
     }
     // A K deeper than a loop-limited driver lets one pass walk goes to the tiled kernel, split (tiled_splits).
-    let deepest = if g.fuse.is_some() {
+    // A derivative in the loads, or a user-defined activation in the epilogue, may loop: the wider margin.
+    let deepest = if g.fuse.is_some() || g.act.custom_id().is_some() {
         LOOP_LIMITED_K_FUSED
     } else {
         LOOP_LIMITED_K
@@ -615,7 +616,11 @@ const MAX_SPLITS: u32 = 16;
 pub const LOOP_LIMITED_K: u32 = 60_000;
 
 /// [`LOOP_LIMITED_K`] for a product that applies an activation's derivative to its operand as it loads it (the
-/// fused dense backward): a user-defined derivative may loop, once per element loaded, so a margin of four.
+/// fused dense backward), or whose epilogue applies a user-defined activation: a margin of four for the loops
+/// those may add. It bounds the built-in activations' cost only: the direct kernel applies a derivative 4 or 8
+/// times per element of K, so a user-defined derivative with a loop that runs even once can pass the driver's
+/// limit in a fused product from K of about 7,000 (the default [`crate::DzMode::Separate`] applies it once per
+/// element, in an elementwise pass).
 pub const LOOP_LIMITED_K_FUSED: u32 = 16_384;
 
 /// Chunks of K one split walks at most on a loop-limited adapter: 1,024 chunks (16,384 of K) at a few dozen loop
