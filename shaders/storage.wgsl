@@ -4,7 +4,9 @@
 // the lower element in the low 16 bits, as little-endian hosts lay out `[f16]`).
 // Conversions are written with integer operations so that they are exact and identical on every backend:
 // WGSL's pack2x16float leaves rounding and overflow unspecified; here f32 -> f16 and f32 -> bf16 round to
-// nearest even, overflow to +-inf and keep NaN a (quiet) NaN, as the `half` crate does.
+// nearest even, overflow to +-inf and keep NaN a (quiet) NaN, as the `half` crate does (values and signs alike;
+// a NaN's payload differs: f16 stores the canonical quiet NaN 0x7e00 with the sign, where `half` keeps the
+// payload's top bits; bf16 keeps them, as `half` does).
 
 const T_F32: u32 = 0u;
 const T_F16: u32 = 1u;

@@ -819,13 +819,14 @@ impl Gpu {
     /// Polls until the device is idle, then checks that it was not lost; unlike [`Gpu::wait`], leaves the errors
     /// no scope caught for the caller's next wait (the crate's timers and probes use it).
     pub(crate) fn poll_until_idle(&self) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Wgpu {
+        if let Err(e) = self.inner.device.poll(wgpu::PollType::wait_indefinitely()) {
+            // A lost device is DeviceLost, whichever way the poll noticed it first.
+            self.check_lost()?;
+            return Err(Error::Wgpu {
                 op: "poll",
                 message: e.to_string(),
-            })?;
+            });
+        }
         self.check_lost()
     }
 }

@@ -108,7 +108,9 @@ impl Gpu {
         })
     }
 
-    /// A 1-D tensor of type `dtype` holding `data` rounded to it (to nearest even, as the kernels round).
+    /// A 1-D tensor of type `dtype` holding `data` rounded to it (to nearest even, as the kernels round; a NaN's
+    /// payload goes through `half`'s conversion, which keeps its top bits where the kernels' f16 stores write the
+    /// canonical quiet NaN).
     pub fn upload_f32_as(&self, data: &[f32], dtype: DType) -> Result<Tensor> {
         match dtype {
             DType::F32 => self.upload(data),
@@ -396,12 +398,11 @@ impl Tensor {
         let Some(pending) = self.start_readback()? else {
             return Ok(Vec::new());
         };
-        let mapped = MapFuture {
-            device: self.gpu.device().clone(),
-            rx: pending.rx,
-            waiting: false,
+        let mapped = MapFuture::new(self.gpu.device(), pending.rx).await;
+        if mapped.is_err() {
+            // A lost device says so, rather than as a failed map.
+            self.gpu.check_lost()?;
         }
-        .await;
         finish_read(mapped, &pending.staging, pending.bytes)
     }
 
@@ -442,11 +443,7 @@ impl Tensor {
         self.gpu.poll_until_idle()?;
         // Another thread's poll may have collected the callback and not yet run it: wait for it without blocking
         // the device.
-        let mapped = pollster::block_on(MapFuture {
-            device: self.gpu.device().clone(),
-            rx: pending.rx,
-            waiting: false,
-        });
+        let mapped = pollster::block_on(MapFuture::new(self.gpu.device(), pending.rx));
         finish_read(mapped, &pending.staging, pending.bytes)
     }
 }
@@ -458,13 +455,11 @@ struct PendingRead {
 }
 
 fn finish_read<T: Element>(
-    mapped: Result<(), wgpu::BufferAsyncError>,
+    mapped: std::result::Result<(), String>,
     staging: &wgpu::Buffer,
     bytes: usize,
 ) -> Result<Vec<T>> {
-    mapped.map_err(|e| Error::Readback {
-        reason: e.to_string(),
-    })?;
+    mapped.map_err(|reason| Error::Readback { reason })?;
     let out = {
         let view = staging
             .slice(..)
@@ -480,27 +475,59 @@ fn finish_read<T: Element>(
 
 /// Resolves when the map callback has fired. The first poll that finds it pending starts a thread that waits on
 /// the device (a blocking poll, during which wgpu runs the callback, whose send wakes the task), so the future
-/// sleeps instead of spinning, under any executor.
+/// sleeps instead of spinning, under any executor. Where that poll fails (a lost device, whose pending callbacks
+/// wgpu may never run), the thread records the error and wakes the task, which then resolves with it instead of
+/// waiting forever.
 struct MapFuture {
     device: wgpu::Device,
-    rx: oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    rx: oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
     waiting: bool,
+    /// The helper thread's poll error, if its poll failed.
+    poll_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl MapFuture {
+    fn new(
+        device: &wgpu::Device,
+        rx: oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    ) -> Self {
+        MapFuture {
+            device: device.clone(),
+            rx,
+            waiting: false,
+            poll_error: std::sync::Arc::default(),
+        }
+    }
 }
 
 impl Future for MapFuture {
-    type Output = Result<(), wgpu::BufferAsyncError>;
+    type Output = std::result::Result<(), String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let _ = self.device.poll(wgpu::PollType::Poll);
         match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Ready(Ok(r)) => Poll::Ready(r),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(wgpu::BufferAsyncError)),
+            Poll::Ready(Ok(r)) => Poll::Ready(r.map_err(|e| e.to_string())),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(wgpu::BufferAsyncError.to_string())),
             Poll::Pending => {
+                let failed = self
+                    .poll_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(message) = failed {
+                    return Poll::Ready(Err(format!("the device's poll failed: {message}")));
+                }
                 if !self.waiting {
                     self.waiting = true;
                     let device = self.device.clone();
+                    let poll_error = self.poll_error.clone();
+                    let waker = cx.waker().clone();
                     std::thread::spawn(move || {
-                        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+                        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+                            *poll_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(e.to_string());
+                            waker.wake();
+                        }
                     });
                 }
                 Poll::Pending

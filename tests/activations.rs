@@ -120,3 +120,28 @@ fn a_poisoned_output_that_the_kernel_skips_fails_the_comparison() {
     let c = compare(&[f32::NAN], &[POISON], &[f64::NAN], F32_ELEMENTWISE, false);
     assert_eq!(c.failures, 1, "a NaN reference needs a NaN result");
 }
+
+/// The backward with dy and x one buffer, dx = x f'(x) (both are only read), against the reference; dx over
+/// either is refused.
+#[test]
+fn backward_takes_one_buffer_as_x_and_dy() {
+    let g = gpu();
+    let v = [-2.0f32, -0.5, 0.0, 0.75, 3.0];
+    let x = g.upload(&v).unwrap();
+    for act in [Activation::Gelu, Activation::Tanh] {
+        let dx: Vec<f32> = act.backward(&x, &x).unwrap().read().unwrap();
+        for (i, &xi) in v.iter().enumerate() {
+            let want = f64::from(xi) * cpu::activation::derivative(act, xi.into());
+            assert!(
+                (f64::from(dx[i]) - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{act} at {xi}: {}",
+                dx[i]
+            );
+        }
+    }
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        Activation::Relu.record_backward(&mut enc, &x, &x, &x),
+        Err(actgpu::Error::InvalidArgument { .. })
+    ));
+}

@@ -15,7 +15,7 @@
 //! pattern. In-place variants read and write
 //! one buffer in its own type. Allocating variants give the output the type of `x`.
 
-use super::elementwise::{check_operands, record, Slot};
+use super::elementwise::{check_inputs_outputs, check_operands, record, Slot};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 
@@ -212,7 +212,8 @@ impl Activation {
         dx: &Tensor,
     ) -> Result<()> {
         self.validate()?;
-        check_operands(self.name(), &[x, dy, dx])?;
+        // x and dy are both read: they may be one buffer (dx = x f'(x)).
+        check_inputs_outputs(self.name(), &[x, dy], &[dx])?;
         record(
             x.gpu(),
             encoder,
