@@ -401,8 +401,8 @@ fn main() -> ExitCode {
                 f16_rounding
             ) {
                 (false, _) => "",
-                (true, true) => " (native conversion rounds to nearest even)",
-                (true, false) => " (native conversion does not round to nearest even)",
+                (true, true) => " (native conversions exact: stores round to nearest even, loads widen every f16)",
+                (true, false) => " (native conversions not exact: a store off nearest even, or a load not widened exactly)",
             },
             if flushes {
                 "flushed (results that flushing explains pass; see actgpu::verify::FLUSH_UNDERFLOW)"

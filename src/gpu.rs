@@ -555,9 +555,11 @@ impl Gpu {
     }
 
     /// True when the device's native f32 -> f16 conversion (`SHADER_F16`) rounded every value of a probe to
-    /// nearest even, as the packed path does: every f16 value's neighbourhood in both signs, ties included
-    /// (`src/ops/f16_rounding.rs`). WGSL lets it round to either neighbour, so [`F16Storage::Auto`] uses the
-    /// native path only where this holds. False without `SHADER_F16`. Probed once, on first use.
+    /// nearest even, as the packed path does: every f16 value's neighbourhood in both signs, ties included; and
+    /// its f16 -> f32 widening gave every one of the 65,536 f16 bit patterns exactly, subnormals kept
+    /// (`src/ops/f16_rounding.rs`). WGSL lets the conversion round to either neighbour, so
+    /// [`F16Storage::Auto`] uses the native path only where this holds. False without `SHADER_F16`. Probed once,
+    /// on first use.
     pub fn native_f16_rounds_to_nearest_even(&self) -> Result<bool> {
         if let Some(&r) = self.inner.native_f16_rounding.get() {
             return Ok(r);

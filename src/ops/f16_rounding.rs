@@ -6,7 +6,9 @@
 //! stores through the built-in conversion. So `Auto` picks native only where this probe has seen the built-in
 //! conversion round every probed value as `half` does: the f16 values of every binade in both signs, the
 //! midpoints between neighbours (ties, which go to the even one), and the f32 values just either side of each
-//! midpoint and a quarter of the way between neighbours.
+//! midpoint and a quarter of the way between neighbours; and whose built-in f16 -> f32 widening of every one of
+//! the 65,536 f16 bit patterns gave the exact value (subnormals kept, which a device that flushes them on load
+//! would not; any NaN for a NaN), as the packed path's decoding does.
 
 use crate::probe::Probe;
 use crate::{DType, Gpu, Result};
@@ -25,6 +27,33 @@ fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
     }
 }
 ";
+
+/// The load probe kernel: `dst[i] = vec4<f32>(src[i])`, the built-in widening the native kernels load with.
+const LOAD_PROBE: &str = "
+enable f16;
+@group(0) @binding(0) var<storage, read> src: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = id.x;
+    if (i < min(arrayLength(&src), arrayLength(&dst))) {
+        dst[i] = vec4<f32>(src[i]);
+    }
+}
+";
+
+/// Whether every `got[i]` is `inputs[i]` widened exactly: the same f32 bits, or a NaN for a NaN.
+pub(crate) fn widens_exactly(inputs: &[half::f16], got: &[f32]) -> bool {
+    inputs.len() == got.len()
+        && inputs.iter().zip(got).all(|(h, &g)| {
+            let want = h.to_f32();
+            if want.is_nan() {
+                g.is_nan()
+            } else {
+                want.to_bits() == g.to_bits()
+            }
+        })
+}
 
 /// The probe's inputs: for every finite f16 `h >= 0` below the largest (so that `h` has a finite successor `s`),
 /// `h`, the midpoint `m = (h + s) / 2` (exact in f32), the f32 neighbours of `m` and `h + (s - h) / 4`, each in
@@ -77,6 +106,18 @@ pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
             return Ok(false);
         }
     }
+    // Loads: every f16 bit pattern, widened by the built-in conversion.
+    let load = Probe::new(gpu, "f16 widening probe", LOAD_PROBE, "probe")?;
+    let patterns: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+    for values in patterns.chunks(chunk) {
+        let src = gpu.upload(values)?;
+        let dst = gpu.zeros(&[values.len()], DType::F32)?;
+        let groups = (values.len() / 4).div_ceil(64) as u32;
+        load.run(gpu, &[(0, src.buffer()), (1, dst.buffer())], groups)?;
+        if !widens_exactly(values, &dst.read_polled()?) {
+            return Ok(false);
+        }
+    }
     Ok(true)
 }
 
@@ -95,6 +136,32 @@ mod tests {
         // The tie below 65504, and the smallest subnormal's midpoint with 0.
         assert!(v.contains(&65488.0));
         assert!(v.contains(&2f32.powi(-25)));
+    }
+
+    /// Exact widening passes, a flushed subnormal fails, a NaN may come back as any NaN.
+    #[test]
+    fn a_widening_that_flushes_subnormals_is_caught() {
+        let inputs: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+        let exact: Vec<f32> = inputs.iter().map(|h| h.to_f32()).collect();
+        assert!(widens_exactly(&inputs, &exact));
+        let flushed: Vec<f32> = inputs
+            .iter()
+            .map(|h| {
+                // An f16 subnormal: exponent bits 0, mantissa not.
+                let b = h.to_bits();
+                if b & 0x7c00 == 0 && b & 0x03ff != 0 {
+                    0.0
+                } else {
+                    h.to_f32()
+                }
+            })
+            .collect();
+        assert!(!widens_exactly(&inputs, &flushed));
+        let other_nan: Vec<f32> = exact
+            .iter()
+            .map(|&v| if v.is_nan() { f32::NAN } else { v })
+            .collect();
+        assert!(widens_exactly(&inputs, &other_nan));
     }
 
     #[test]
