@@ -135,7 +135,7 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 // `cross_entropy_row`, the sum in another order.
 
 /// Per-thread state of the wide row's scan, then the tree's slots: maximum, its column (`NO_COLUMN` for a thread
-/// that saw none), +inf count, first +inf column, NaN seen.
+/// that saw none), +inf count, first +inf column, NaN seen. (The row's sum goes through `tree_sum`.)
 var<workgroup> row_max: array<f32, 256>;
 var<workgroup> row_arg: array<u32, 256>;
 var<workgroup> row_infs: array<u32, 256>;
@@ -213,17 +213,7 @@ fn softmax_cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
             }
         }
     }
-    // The sums' tree reuses `row_max`: every thread has read slot 0 above, before this barrier.
-    workgroupBarrier();
-    row_max[li] = rest;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            row_max[li] += row_max[li + s];
-        }
-        workgroupBarrier();
-    }
-    rest = row_max[0];
+    rest = tree_sum(li, rest);
     let scale = params.scale;
     let inv = scale / (1.0 + rest);
     for (var j = li; j < cols; j += WG) {
@@ -319,9 +309,11 @@ fn reduce_mean(@builtin(local_invocation_index) li: u32) {
     store_mean(li, acc);
 }
 
-/// The tree of `reduce_mean` over the workgroup's `acc` values, scaled into loss_out[0].
-fn store_mean(li: u32, acc: f32) {
-    sums[li] = acc;
+/// The sum of the workgroup's `v` values by a fixed pairwise tree in `sums` (the same bits every run), returned
+/// to every thread. Every thread of the workgroup calls it, once per dispatch (a second call's writes would race
+/// with the first's reads of slot 0).
+fn tree_sum(li: u32, v: f32) -> f32 {
+    sums[li] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (li < s) {
@@ -329,8 +321,14 @@ fn store_mean(li: u32, acc: f32) {
         }
         workgroupBarrier();
     }
+    return sums[0];
+}
+
+/// The tree of `reduce_mean` over the workgroup's `acc` values, scaled into loss_out[0].
+fn store_mean(li: u32, acc: f32) {
+    let total = tree_sum(li, acc);
     if (li == 0u) {
-        loss_out[0] = sums[0] * params.scale;
+        loss_out[0] = total * params.scale;
     }
 }
 

@@ -203,23 +203,20 @@ fn wgsl_errors_name_the_line_of_the_users_code() {
         ("return x; /*", "*/ return 1.0;", CustomBody::Forward, 1),
     ];
     // Balanced braces, and braces inside comments, are fine.
-    let fine = CustomActivation::new(
-        "braces",
+    // Old Mac line endings too: each \r ends the `//` comment before it, so the braces after it count.
+    for relu in [
         "// relu, with a { in a comment\nif (x > 0.0) {\n    return x; /* } */\n}\nreturn 0.0;",
-        "return select(0.0, 1.0, x > 0.0);",
-        |x| x.max(0.0),
-        |x| if x > 0.0 { 1.0 } else { 0.0 },
-    );
-    fine.compile(gpu()).unwrap();
-    // Old Mac line endings: each \r ends the `//` comment before it, so the braces after it count.
-    let cr = CustomActivation::new(
-        "carriage returns",
         "if (x > 0.0) { // positive\rreturn x;\r}\rreturn 0.0;",
-        "return select(0.0, 1.0, x > 0.0);",
-        |x| x.max(0.0),
-        |x| if x > 0.0 { 1.0 } else { 0.0 },
-    );
-    cr.compile(gpu()).unwrap();
+    ] {
+        let fine = CustomActivation::new(
+            "braces",
+            relu,
+            "return select(0.0, 1.0, x > 0.0);",
+            |x| x.max(0.0),
+            |x| if x > 0.0 { 1.0 } else { 0.0 },
+        );
+        fine.compile(gpu()).unwrap();
+    }
     for (forward, derivative, body, line) in cases {
         let c = CustomActivation::new("wrong", forward, derivative, |x| x, |_| 1.0);
         match c.compile(gpu()) {

@@ -6,6 +6,7 @@ mod common;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
+use actgpu::verify::training::check_positive_product;
 use actgpu::verify::{compare_bounded, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
 use common::products::{
@@ -112,13 +113,6 @@ fn tall_products_continue_the_row_grid_along_z() {
 #[test]
 fn deep_products_are_not_cut_short() {
     let g = gpu();
-    let positive = |rows: usize, cols: usize, seed: u64| {
-        let v: Vec<f32> = random_values(rows * cols, 1.0, DType::F32, seed)
-            .iter()
-            .map(|x| x.abs() + 0.25)
-            .collect();
-        (g.upload_shaped(&v, &[rows, cols]).unwrap(), widen(&v))
-    };
     // 60,000 is the deepest a loop-limited adapter keeps on the fast kernels (`LOOP_LIMITED_K`): this checks its
     // margin on the driver at hand.
     let deep = actgpu::ops::matmul::LOOP_LIMITED_K as usize;
@@ -131,19 +125,8 @@ fn deep_products_are_not_cut_short() {
         })
         .chain([(MatmulKernel::for_gpu(g), Form::AtB, (2, 1_000_000, 3))]);
     for (s, (kernel, form, shape)) in runs.enumerate() {
-        let (ash, bsh, osh, inner) = dims(form, shape);
-        let (a, av) = positive(ash[0], ash[1], 40 + s as u64);
-        let (b, bv) = positive(bsh[0], bsh[1], 80 + s as u64);
-        let out = poisoned(g, &osh);
-        g.submit_and_wait("test", |enc| record_form(kernel, enc, form, &a, &b, &out))
-            .unwrap();
-        let want = reference(form, &av, &bv, shape);
-        let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
-        let what = format!("{kernel:?} {form:?} {shape:?}");
-        assert_ok(
-            &what,
-            compare_bounded("dot_f32", &out.read::<f32>().unwrap(), &want, &bounds),
-        );
+        let check = check_positive_product(g, kernel, form, shape, 40 + 20 * s as u64).unwrap();
+        assert_ok(&format!("{kernel:?} {form:?} {shape:?}"), check);
     }
 }
 

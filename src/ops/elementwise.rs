@@ -192,19 +192,8 @@ pub(crate) fn check_inputs_outputs(
     outputs: &[&Tensor],
 ) -> Result<()> {
     check_alike(op, inputs.iter().chain(outputs).copied())?;
-    for (i, o) in outputs.iter().enumerate() {
-        let clash = inputs
-            .iter()
-            .chain(&outputs[..i])
-            .any(|t| t.buffer() == o.buffer());
-        if clash {
-            return Err(Error::InvalidArgument {
-                op,
-                reason: "an output shares its buffer with another operand".into(),
-            });
-        }
-    }
-    Ok(())
+    let inputs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| t.buffer()).collect();
+    super::matmul::check_distinct(op, outputs, &inputs)
 }
 
 /// Records one elementwise kernel over `len` elements into `encoder`, splitting it into dispatches whose

@@ -13,34 +13,25 @@
 use crate::probe::Probe;
 use crate::{DType, Gpu, Result};
 
-/// The probe kernel: `dst[i] = vec4<f16>(src[i])`, the built-in conversion the native kernels store with (their
-/// `narrow` maps only values beyond the f16 range before it).
-const PROBE: &str = "
+/// The probe kernel converting `from` to `to` (`f32` and `f16`, either way): `dst[i] = vec4<to>(src[i])`, the
+/// built-in conversion the native kernels store with (their `narrow` maps only values beyond the f16 range
+/// before it) or load with.
+fn conversion_kernel(from: &str, to: &str) -> String {
+    format!(
+        "
 enable f16;
-@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f16>>;
+@group(0) @binding(0) var<storage, read> src: array<vec4<{from}>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<{to}>>;
 @compute @workgroup_size(64)
-fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
+fn probe(@builtin(global_invocation_id) id: vec3<u32>) {{
     let i = id.x;
-    if (i < min(arrayLength(&src), arrayLength(&dst))) {
-        dst[i] = vec4<f16>(src[i]);
-    }
+    if (i < min(arrayLength(&src), arrayLength(&dst))) {{
+        dst[i] = vec4<{to}>(src[i]);
+    }}
+}}
+"
+    )
 }
-";
-
-/// The load probe kernel: `dst[i] = vec4<f32>(src[i])`, the built-in widening the native kernels load with.
-const LOAD_PROBE: &str = "
-enable f16;
-@group(0) @binding(0) var<storage, read> src: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@compute @workgroup_size(64)
-fn probe(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = id.x;
-    if (i < min(arrayLength(&src), arrayLength(&dst))) {
-        dst[i] = vec4<f32>(src[i]);
-    }
-}
-";
 
 /// Whether every `got[i]` is `inputs[i]` widened exactly: the same f32 bits, or a NaN for a NaN.
 pub(crate) fn widens_exactly(inputs: &[half::f16], got: &[f32]) -> bool {
@@ -84,37 +75,55 @@ pub(crate) fn rounds_to_nearest_even(inputs: &[f32], got: &[half::f16]) -> bool 
             .all(|(&x, g)| half::f16::from_f32(x).to_bits() == g.to_bits())
 }
 
-/// Runs [`PROBE`] on [`probe_inputs`], in chunks of at most 16,384 values (64 KiB of f32) that fit the binding
-/// limit: `Ok(false)` where the device has no `SHADER_F16` (no native path) or the conversion rounded any input
-/// otherwise than to nearest even.
+/// Runs the conversion kernel f32 -> f16 on [`probe_inputs`] and f16 -> f32 on every f16 bit pattern:
+/// `Ok(false)` where the device has no `SHADER_F16` (no native path), a store rounded any input otherwise than
+/// to nearest even, or a load widened any pattern otherwise than exactly.
 pub(crate) fn probe(gpu: &Gpu) -> Result<bool> {
     if !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
         return Ok(false);
     }
-    let probe = Probe::new(gpu, "f16 rounding probe", PROBE, "probe")?;
-    // Whole 32-byte blocks of f32 (an upload's padding) within the binding limit, at most 64 KiB.
+    // Stores: the neighbourhood of every f16 value. Loads: every f16 bit pattern.
+    let patterns: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+    Ok(converts(
+        gpu,
+        "f16 rounding probe",
+        &probe_inputs(),
+        DType::F16,
+        rounds_to_nearest_even,
+    )? && converts(
+        gpu,
+        "f16 widening probe",
+        &patterns,
+        DType::F32,
+        widens_exactly,
+    )?)
+}
+
+/// Runs the conversion kernel from `S` to `to` over `inputs`, in chunks of at most 16,384 values that fit the
+/// binding limit (whole 32-byte blocks, an upload's padding), and whether `exact` holds for every chunk.
+fn converts<S: crate::Element, D: crate::Element>(
+    gpu: &Gpu,
+    label: &'static str,
+    inputs: &[S],
+    to: DType,
+    exact: fn(&[S], &[D]) -> bool,
+) -> Result<bool> {
+    let wgsl = |t: DType| if t == DType::F16 { "f16" } else { "f32" };
+    let probe = Probe::new(
+        gpu,
+        label,
+        &conversion_kernel(wgsl(S::DTYPE), wgsl(to)),
+        "probe",
+    )?;
     let limit = gpu.limits().max_storage_buffer_binding_size;
     let chunk = ((limit / 32) as usize * 8).clamp(8, 16_384);
-    let inputs = probe_inputs();
     for values in inputs.chunks(chunk) {
         let src = gpu.upload(values)?;
-        let dst = gpu.zeros(&[values.len()], DType::F16)?;
+        let dst = gpu.zeros(&[values.len()], to)?;
         // 64 vec4s per workgroup: at most 64 workgroups.
         let groups = (values.len() / 4).div_ceil(64) as u32;
         probe.run(gpu, &[(0, src.buffer()), (1, dst.buffer())], groups)?;
-        if !rounds_to_nearest_even(values, &dst.read_polled()?) {
-            return Ok(false);
-        }
-    }
-    // Loads: every f16 bit pattern, widened by the built-in conversion.
-    let load = Probe::new(gpu, "f16 widening probe", LOAD_PROBE, "probe")?;
-    let patterns: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
-    for values in patterns.chunks(chunk) {
-        let src = gpu.upload(values)?;
-        let dst = gpu.zeros(&[values.len()], DType::F32)?;
-        let groups = (values.len() / 4).div_ceil(64) as u32;
-        load.run(gpu, &[(0, src.buffer()), (1, dst.buffer())], groups)?;
-        if !widens_exactly(values, &dst.read_polled()?) {
+        if !exact(values, &dst.read_polled()?) {
             return Ok(false);
         }
     }

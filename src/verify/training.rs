@@ -128,26 +128,9 @@ pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
 /// share of K it lost (6.4%), far past [`dot_bound`] (0.4%).
 pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let kernel = MatmulKernel::for_gpu(gpu);
-    let shape = (3, 70_000, 5);
-    let positive = |dims: [usize; 2], seed: u64| -> Result<(Tensor, Vec<f64>)> {
-        let v: Vec<f32> = random_values(dims[0] * dims[1], 1.0, DType::F32, seed)
-            .iter()
-            .map(|x| x.abs() + 0.25)
-            .collect();
-        Ok((gpu.upload_shaped(&v, &dims)?, widen(&v)))
-    };
     let mut out = Vec::new();
     for (s, form) in [Form::AB, Form::AtB, Form::ABt].into_iter().enumerate() {
-        let (ash, bsh, osh, inner) = form_dims(form, shape);
-        let (a, av) = positive(ash, 60 + s as u64)?;
-        let (b, bv) = positive(bsh, 70 + s as u64)?;
-        let c = poisoned(gpu, &osh)?;
-        gpu.submit_and_wait("validate deep matmul", |enc| {
-            record_form(kernel, enc, form, &a, &b, &c)
-        })?;
-        let want = form_reference(form, &av, &bv, shape);
-        let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
-        let check = compare_bounded("dot_f32", &c.read::<f32>()?, &want, &bounds);
+        let check = check_positive_product(gpu, kernel, form, (3, 70_000, 5), 60 + s as u64)?;
         out.push(row(
             format!("{} deep", form.name()),
             Pass::Forward,
@@ -157,6 +140,40 @@ pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
         ));
     }
     Ok(out)
+}
+
+/// One product of `form` over `(m, k, n)` on `kernel`, f32, with positive operands (`|u| + 1/4` for `u` uniform
+/// in [-1, 1), from `seed` and `seed + 10`) into a poisoned output, within [`dot_bound`] of the f64 product: with
+/// no cancellation, a product that lost part of K (a loop cut short) reads low by that share.
+pub fn check_positive_product(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    form: Form,
+    shape: (usize, usize, usize),
+    seed: u64,
+) -> Result<Check> {
+    let positive = |dims: [usize; 2], seed: u64| -> Result<(Tensor, Vec<f64>)> {
+        let v: Vec<f32> = random_values(dims[0] * dims[1], 1.0, DType::F32, seed)
+            .iter()
+            .map(|x| x.abs() + 0.25)
+            .collect();
+        Ok((gpu.upload_shaped(&v, &dims)?, widen(&v)))
+    };
+    let (ash, bsh, osh, inner) = form_dims(form, shape);
+    let (a, av) = positive(ash, seed)?;
+    let (b, bv) = positive(bsh, seed + 10)?;
+    let c = poisoned(gpu, &osh)?;
+    gpu.submit_and_wait("deep matmul", |enc| {
+        record_form(kernel, enc, form, &a, &b, &c)
+    })?;
+    let want = form_reference(form, &av, &bv, shape);
+    let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
+    Ok(compare_bounded(
+        "dot_f32",
+        &c.read::<f32>()?,
+        &want,
+        &bounds,
+    ))
 }
 
 /// Error bounds of the dense backward's f32 gradients against [`cpu::dense::dense_backward`], in the same shapes.
