@@ -4,12 +4,17 @@
 //! The file format, kept to what a spreadsheet or `pandas.DataFrame.to_csv` writes for numeric data:
 //! - fields separated by commas (or tabs, where the first row has a tab and no comma); a field may be wrapped in
 //!   double quotes, which are dropped (a quoted field may not contain the separator); spaces around a field are
-//!   ignored; empty lines and lines starting with `#` are skipped;
+//!   ignored; empty lines, lines of empty fields (`,,,`) and lines starting with `#` are skipped;
 //! - an optional header: the first row is one when none of its feature fields is a number, when its label is a
-//!   word above a number in the next row, or when it numbers its columns as pandas names a frame's unnamed ones
-//!   (`0, 1, 2, ...` over at least two features, with a word or the label's own column number as the label:
+//!   word above a number in the next row, when its label is a word that no other row has while the other rows'
+//!   labels repeat (numbers naming the features, `400, 450, ..., species`), or when it numbers its columns as
+//!   pandas names a frame's unnamed ones (`0, 1, 2, ...` over at least two features by their rank or by their
+//!   column number, with a word or the label's own column number as the label:
 //!   `pd.DataFrame(X).assign(label=y).to_csv(index=False)`). So a file whose first label is a word (`unknown`)
-//!   and second a number loses its first row to the header: give such labels a word in every row;
+//!   and second a number, or whose first row is the only one of its class, loses its first row to the header:
+//!   give such labels a word in every row, or say whether there is a header ([`CsvFormat::header`]);
+//! - row names: where the header's first name is empty (pandas' index, as `to_csv` writes it by default, or R's
+//!   `write.csv` row names) and the label is another column, the first column is dropped, not read as a feature;
 //! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
 //!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
 //!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
@@ -20,13 +25,17 @@
 //! The split: each class's rows are shuffled from the seed, then [`TEST_FRACTION`] of them (rounded to nearest)
 //! go to the test set, as many to the validation set, and the rest (at least one) to training; each set keeps
 //! the file's row order. Then every feature `j` becomes `(x_j - mean_j) / std_j`, the training rows' mean and
-//! population standard deviation (a constant feature is only centred), computed in f64.
+//! population standard deviation (a constant feature is only centred), computed in f64 (without overflow for
+//! values up to f64's largest); a standardised value beyond f32's range saturates at `±f32::MAX`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::{DataSource, Dataset};
 use crate::verify::Rng;
+
+/// The largest finite f32, as f64: where standardised values saturate.
+const F32_MAX: f64 = f32::MAX as f64;
 
 /// The share of each class's rows in the test set, and again in the validation set.
 pub const TEST_FRACTION: f64 = 0.2;
@@ -165,17 +174,31 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
     let head = fields(lines[0].1, separator);
     let features = || head.iter().enumerate().filter(|&(c, _)| c != label);
     let no_number = features().all(|(_, f)| !number(f));
-    let range_names = features().count() >= 2
-        && features()
+    // pandas numbers unnamed columns by their place in the frame: the features' ranks where the label was
+    // appended or inserted, their column numbers where the frame held the label from the start.
+    let numbered = |name: fn(usize, usize) -> u64| {
+        features()
             .enumerate()
-            .all(|(i, (_, f))| f.parse::<u64>() == Ok(i as u64))
+            .all(|(i, (c, f))| f.parse::<u64>() == Ok(name(i, c)))
+    };
+    let range_names = features().count() >= 2
+        && (numbered(|rank, _| rank as u64) || numbered(|_, column| column as u64))
         && (!number(head[label]) || head[label].parse::<u64>() == Ok(label as u64));
+    let label_of = |l: &str| fields(l, separator).get(label).map(|f| f.to_string());
     let label_word = !number(head[label])
         && lines
             .get(1)
-            .and_then(|(_, l)| fields(l, separator).get(label).map(|f| number(f)))
-            .unwrap_or(false);
-    no_number || range_names || label_word
+            .and_then(|(_, l)| label_of(l))
+            .is_some_and(|f| number(&f));
+    // A word label that no other row has (`species` above `setosa`, `virginica`, ...), where the other rows'
+    // labels do repeat, names the column: a class of one row on the first line is far less likely than a header
+    // whose feature names are numbers (`400, 450`: wavelengths, years).
+    let label_alone = !number(head[label]) && {
+        let others: Vec<Option<String>> = lines[1..].iter().map(|(_, l)| label_of(l)).collect();
+        let distinct: std::collections::HashSet<&Option<String>> = others.iter().collect();
+        distinct.len() < others.len() && !distinct.contains(&Some(head[label].to_string()))
+    };
+    no_number || range_names || label_word || label_alone
 }
 
 /// What the caller knows about a file's layout; the defaults detect it (see the module documentation).
@@ -197,7 +220,13 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
         .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        // A row of empty fields (`,,,` as spreadsheets write for a formatted but empty row) is an empty line.
+        .filter(|(_, l)| {
+            !l.starts_with('#')
+                && !l
+                    .chars()
+                    .all(|c| matches!(c, ',' | '\t' | '"') || c.is_whitespace())
+        })
         .collect();
     let Some(&(_, first)) = lines.first() else {
         return Err(CsvError::TooSmall("the file has no rows".into()));
@@ -220,14 +249,20 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
             columns,
         });
     }
-    let rows = if format
+    let header = format
         .header
-        .unwrap_or_else(|| is_header(&lines, separator, label))
-    {
-        &lines[1..]
-    } else {
-        &lines[..]
-    };
+        .unwrap_or_else(|| is_header(&lines, separator, label));
+    let rows = if header { &lines[1..] } else { &lines[..] };
+    // A header whose first name is empty sits above row names: pandas' index (`to_csv` keeps it by default) or
+    // R's `write.csv` row names. They number or name the rows, and a class-sorted file's row numbers would
+    // predict its labels, so they are not a feature.
+    let row_names = header && label != 0 && fields(first, separator)[0].is_empty();
+    let features = columns - 1 - usize::from(row_names);
+    if features == 0 {
+        return Err(CsvError::TooSmall(
+            "rows need a feature and a label; the file has only row names and a label".into(),
+        ));
+    }
     // Grown as rows pass their checks: a large file that is not CSV fails at its first bad row, not on a
     // reservation sized from its line count.
     let mut x = Vec::new();
@@ -242,6 +277,9 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
             });
         }
         for (c, f) in row.iter().enumerate() {
+            if row_names && c == 0 {
+                continue;
+            }
             if c == label {
                 if f.is_empty() {
                     return Err(CsvError::MissingLabel { line });
@@ -263,7 +301,7 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
     }
     let (labels, class_names) = class_indices(&raw_labels)?;
     Ok(Table {
-        features: columns - 1,
+        features,
         x,
         labels,
         class_names,
@@ -400,9 +438,19 @@ impl Table {
                 hi[j] = hi[j].max(v);
             }
         }
+        // Deviations of a feature whose values reach past 1e150 are taken in units of its largest magnitude:
+        // squared as they are, those past 1.3e154 would overflow and make the feature's scale 0. (Other
+        // features keep unit 1, so ordinary data standardises to the same bits as without the rescaling.)
+        let unit: Vec<f64> = (0..f)
+            .map(|j| match lo[j].abs().max(hi[j].abs()) {
+                m if m > 1e150 => m,
+                _ => 1.0,
+            })
+            .collect();
         for &r in &s.train {
-            for ((q, v), m) in var.iter_mut().zip(row(r)).zip(&mean) {
-                *q += (v - m) * (v - m);
+            for (j, v) in row(r).iter().enumerate() {
+                let d = v / unit[j] - mean[j] / unit[j];
+                var[j] += d * d;
             }
         }
         // A feature constant over the training rows is only centred, on its value (its computed mean and
@@ -416,7 +464,7 @@ impl Table {
         let scale: Vec<f64> = (0..f)
             .map(|j| {
                 if hi[j] > lo[j] && var[j] > 0.0 {
-                    1.0 / (var[j] / n).sqrt()
+                    1.0 / (var[j] / n).sqrt() / unit[j]
                 } else {
                     1.0
                 }
@@ -430,7 +478,8 @@ impl Table {
                         .iter()
                         .zip(&mean)
                         .zip(&scale)
-                        .map(|((v, m), k)| ((v - m) * k) as f32),
+                        // A test row further out than f32 holds saturates rather than becoming inf.
+                        .map(|((v, m), k)| ((v - m) * k).clamp(-F32_MAX, F32_MAX) as f32),
                 );
             }
             (x, rows.iter().map(|&r| self.labels[r]).collect())
@@ -514,6 +563,26 @@ mod tests {
         // Data that merely starts like that is data: one feature, or a label that is not the column's number.
         assert_eq!(table("0,1\n1,0\n2,1\n").labels, [1, 0, 1]);
         assert_eq!(table("0,1,1\n2,3,0\n").labels, [1, 0]);
+        // pandas' numbered columns where the frame held the label first: the features are named 1, 2, 3.
+        let label_first = parse("0,1,2,3\n1,0.5,0.25,0.125\n0,0.75,0.5,0\n", &label_at(0)).unwrap();
+        assert_eq!(
+            (label_first.labels.clone(), label_first.features),
+            (vec![1, 0], 3)
+        );
+        // Numbers naming the features (wavelengths) above word labels: the header's label is in no other row.
+        let numbered =
+            table("400,450,species\n0.1,0.2,setosa\n0.3,0.4,virginica\n0.5,0.6,setosa\n");
+        assert_eq!(numbered.class_names, ["setosa", "virginica"]);
+        assert_eq!(numbered.x, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+        // Row names under an empty first header name (pandas' index, R's write.csv) are not a feature; rows of
+        // empty fields, as spreadsheets leave them, are skipped.
+        let indexed =
+            table(",a,b,species\n0,5.1,3.5,setosa\n,,,\n1,4.9,3.0,virginica\n\"\",,\"\",\n");
+        assert_eq!(
+            (indexed.features, indexed.x.clone()),
+            (2, vec![5.1, 3.5, 4.9, 3.0])
+        );
+        assert_eq!(table("5,1\n ,\n6,0\n").x, [5.0, 6.0]);
         // The caller can overrule the detection either way.
         let forced = |header| CsvFormat {
             label_column: None,
@@ -660,6 +729,39 @@ mod tests {
             .into_dataset(DataSource::Csv("t.csv".into()), 10)
             .unwrap();
         assert_ne!(d.test_x, other.test_x, "another seed, another split");
+    }
+
+    #[test]
+    fn features_past_1e154_standardise_to_finite_values() {
+        // Squared deviations of 1e200 overflow f64; the feature must still come out with variance 1, and a
+        // test value beyond f32's range saturates instead of becoming inf.
+        let mut text = String::new();
+        for r in 0..20 {
+            let sign = if r % 2 == 0 { 1.0 } else { -1.0 };
+            text += &format!("{},{},{}\n", sign * 1e200, r, r % 2);
+        }
+        let d = table(&text)
+            .into_dataset(DataSource::Csv("t.csv".into()), 3)
+            .unwrap();
+        for x in [&d.train_x, &d.test_x, &d.val_x] {
+            for v in x.iter().step_by(2) {
+                assert!(v.is_finite() && (v.abs() - 1.0).abs() < 0.5, "{x:?}");
+            }
+        }
+        let mut far = Table {
+            features: 1,
+            x: (0..10).map(f64::from).collect(),
+            labels: (0..10).map(|r| r % 2).collect(),
+            class_names: vec!["0".into(), "1".into()],
+        };
+        far.x[0] = 1e300;
+        far.x[1] = 1e300;
+        far.x[2] = 1e300;
+        let d = far
+            .into_dataset(DataSource::Csv("t.csv".into()), 3)
+            .unwrap();
+        let all = d.train_x.iter().chain(&d.test_x).chain(&d.val_x);
+        assert!(all.clone().all(|v| v.is_finite()), "{d:?}");
     }
 
     #[test]
