@@ -235,13 +235,50 @@ impl Summary {
     }
 }
 
-/// `summaries` sorted best first by [`Summary::rank_key`].
+/// `summaries` sorted best first by [`Summary::rank_key`], accuracies that are the same count of test points
+/// tied ([`SAME_ACCURACY`]) and ordered by NLL.
 pub fn ranked(mut summaries: Vec<Summary>) -> Vec<Summary> {
-    summaries.sort_by(|a, b| {
-        let (ka, kb) = (a.rank_key(), b.rank_key());
-        kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
-    });
+    sort_best_first(&mut summaries, Summary::rank_key);
     summaries
+}
+
+/// Accuracies closer than this are equal. An accuracy is a count of test points over the set (a mean of such
+/// over runs), so two different ones differ by at least `1 / (points x runs)`, far above this; the same total
+/// reached by different runs (347 + 346 + 349 and 348 + 347 + 347 correct) can differ in the last bit of its
+/// f64 mean, and an exact comparison then decided the order on that bit instead of on the NLL.
+pub const SAME_ACCURACY: f64 = 1e-12;
+
+/// Whether two accuracies (or their `-inf` stand-ins) count as equal ([`SAME_ACCURACY`]).
+fn same_accuracy(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= SAME_ACCURACY
+}
+
+/// Whether the key `(accuracy, -nll)` `a` ranks above `b`: a higher accuracy, or the same one
+/// ([`SAME_ACCURACY`]) and a lower NLL.
+pub(crate) fn ranks_above(a: (f64, f64), b: (f64, f64)) -> bool {
+    if same_accuracy(a.0, b.0) {
+        a.1 > b.1
+    } else {
+        a.0 > b.0
+    }
+}
+
+/// Sorts `items` best first by `key` = `(accuracy, -nll)` (no NaN: missing values are `-inf`): by accuracy,
+/// then each run of accuracies equal within [`SAME_ACCURACY`] of its first by `-nll`. Two passes, so that the
+/// order is total even though closeness is not transitive.
+pub(crate) fn sort_best_first<T>(items: &mut [T], key: impl Fn(&T) -> (f64, f64)) {
+    items.sort_by(|a, b| key(b).0.total_cmp(&key(a).0));
+    let mut start = 0;
+    while start < items.len() {
+        let first = key(&items[start]).0;
+        let end = start
+            + items[start..]
+                .iter()
+                .take_while(|s| same_accuracy(first, key(s).0))
+                .count();
+        items[start..end].sort_by(|a, b| key(b).1.total_cmp(&key(a).1));
+        start = end;
+    }
 }
 
 /// The kinds fastest to the target, tied ones together (empty when no run reached it). A mean epoch over the
@@ -350,6 +387,34 @@ mod tests {
         let worse = Summary::new(Activation::Tanh.into(), &[run(1, &[0.2])], 0.9);
         let order = ranked(vec![worse, s]);
         assert_eq!(order[0].activation, Activation::Relu.into());
+    }
+
+    #[test]
+    fn the_same_count_of_test_points_ranks_by_nll() {
+        // The digits study's case: 348 + 347 + 347 and 347 + 346 + 349 of 359 points are the same total, but
+        // their f64 means differ in the last bit; the lower NLL must decide, not that bit.
+        let mean = |c: [f64; 3]| c.iter().map(|c| c / 359.0).sum::<f64>() / 3.0;
+        let (a, b) = (mean([348.0, 347.0, 347.0]), mean([347.0, 346.0, 349.0]));
+        assert!(a > b, "the case needs means one bit apart: {a} {b}");
+        let with = |kind: Activation, acc: f64, nll: f64| {
+            let mut s = Summary::new(kind.into(), &[run(1, &[0.5])], 0.9);
+            (s.test_acc, s.test_nll) = (Some((acc, 0.0)), Some((nll, 0.0)));
+            s
+        };
+        let order = ranked(vec![
+            with(Activation::LogSigmoid, a, 0.174),
+            with(Activation::Sigmoid, 0.5, 0.01),
+            with(Activation::Tanh, b, 0.095),
+        ]);
+        let kinds: Vec<Candidate> = order.iter().map(|s| s.activation).collect();
+        let expected: Vec<Candidate> = [
+            Activation::Tanh,
+            Activation::LogSigmoid,
+            Activation::Sigmoid,
+        ]
+        .map(Candidate::from)
+        .to_vec();
+        assert_eq!(kinds, expected);
     }
 
     #[test]

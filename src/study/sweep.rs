@@ -21,7 +21,7 @@ use crate::bench::report::json_str;
 use crate::study::candidate::Candidate;
 use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs};
 use crate::study::results_json::json_spread;
-use crate::study::summary::{Spread, Summary};
+use crate::study::summary::{ranks_above, sort_best_first, Spread, Summary};
 use crate::study::{Study, StudyError};
 
 /// The studies of a sweep, one per learning rate, in the order they ran.
@@ -59,6 +59,21 @@ impl SweepRow {
     pub fn best_test_acc(&self) -> f64 {
         mean(self.test_acc[self.best]).unwrap_or(f64::NAN)
     }
+
+    /// What the best rate is chosen by at rate `i`: mean validation accuracy, then negated mean validation NLL
+    /// (missing values rank last).
+    fn key(&self, i: usize) -> (f64, f64) {
+        (
+            mean(self.val_acc[i]).unwrap_or(f64::NEG_INFINITY),
+            -mean(self.val_nll[i]).unwrap_or(f64::INFINITY),
+        )
+    }
+
+    /// Whether every rate scored the same as the best one (accuracy and NLL): the rate made no difference, so
+    /// the best rate being at an edge of the range says nothing.
+    pub fn flat(&self) -> bool {
+        (0..self.val_acc.len()).all(|i| !ranks_above(self.key(self.best), self.key(i)))
+    }
 }
 
 fn mean(s: Spread) -> Option<f64> {
@@ -90,25 +105,24 @@ impl Sweep {
                 let column = |f: fn(&Summary) -> Spread| {
                     summaries.iter().map(|s| s.and_then(f)).collect::<Vec<_>>()
                 };
-                let val_acc = column(|s| s.val_acc);
-                let val_nll = column(|s| s.val_nll);
-                let key = |i: usize| {
-                    (
-                        mean(val_acc[i]).unwrap_or(f64::NEG_INFINITY),
-                        -mean(val_nll[i]).unwrap_or(f64::INFINITY),
-                    )
-                };
-                let best = (0..val_acc.len())
-                    .reduce(|b, i| if key(i) > key(b) { i } else { b })
-                    .unwrap_or(0);
-                SweepRow {
+                let mut row = SweepRow {
                     activation: act,
                     test_acc: column(|s| s.test_acc),
                     test_nll: column(|s| s.test_nll),
-                    val_acc,
-                    val_nll,
-                    best,
-                }
+                    val_acc: column(|s| s.val_acc),
+                    val_nll: column(|s| s.val_nll),
+                    best: 0,
+                };
+                row.best = (0..row.val_acc.len())
+                    .reduce(|b, i| {
+                        if ranks_above(row.key(i), row.key(b)) {
+                            i
+                        } else {
+                            b
+                        }
+                    })
+                    .unwrap_or(0);
+                row
             })
             .collect();
         let key = |r: &SweepRow| {
@@ -116,10 +130,7 @@ impl Sweep {
             let nll = mean(r.val_nll[r.best]).unwrap_or(f64::INFINITY);
             (if acc.is_nan() { f64::NEG_INFINITY } else { acc }, -nll)
         };
-        rows.sort_by(|a, b| {
-            let (ka, kb) = (key(a), key(b));
-            kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
-        });
+        sort_best_first(&mut rows, key);
         rows
     }
 
@@ -213,7 +224,8 @@ impl Sweep {
     }
 
     /// The kinds whose best rate is the lowest or the highest one tried, as a sentence (`None` when there are
-    /// none, or fewer than two rates): they may do better outside the range.
+    /// none, or fewer than two rates): they may do better outside the range. A kind that scored the same at
+    /// every rate ([`SweepRow::flat`]) is not among them.
     pub fn at_the_edges(&self) -> Option<String> {
         let lrs = self.lrs();
         let (lo, hi) = (
@@ -226,7 +238,7 @@ impl Sweep {
         let rows = self.rows();
         let at = |edge: f32| -> Vec<String> {
             rows.iter()
-                .filter(|r| lrs[r.best] == edge)
+                .filter(|r| lrs[r.best] == edge && !r.flat())
                 .map(|r| r.activation.to_string())
                 .collect()
         };
@@ -388,15 +400,26 @@ mod tests {
             "{json}"
         );
         assert_eq!(json.matches("\"activation\"").count(), 2);
-        // relu's best is the lowest rate (a tie, so the earlier), sigmoid's the highest.
+        // sigmoid's best is the highest rate; relu's is the lowest only as a tie (the same scores at both rates),
+        // which says nothing about rates beyond the range.
+        assert!(s.rows()[1].flat() && !s.rows()[0].flat());
         assert_eq!(
             s.at_the_edges().as_deref(),
             Some(
-                "Best rate at the edge of the range tried (they may do better beyond it): relu at the lowest, \
-                 0.001; sigmoid at the highest, 0.01."
+                "Best rate at the edge of the range tried (they may do better beyond it): sigmoid at the \
+                 highest, 0.01."
             )
         );
-        assert!(md.contains("relu at the lowest, 0.001"));
+        assert!(md.contains("sigmoid at the highest, 0.01"));
+        // Once relu does better at the lower rate, it is at the edge.
+        let mut better_low = sweep(2, 0.95);
+        for x in &mut better_low.studies[0].1.summaries {
+            if x.activation == Activation::Relu.into() {
+                x.val_acc = Some((0.99, 0.0));
+            }
+        }
+        let edge = better_low.at_the_edges().unwrap();
+        assert!(edge.contains("relu at the lowest, 0.001"), "{edge}");
         // One rate has no edges to speak of.
         let one = Sweep {
             studies: s.studies.into_iter().take(1).collect(),
