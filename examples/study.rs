@@ -86,14 +86,26 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     Ok(())
 }
 
-/// The command line that runs the study of `args`.
+/// The command line that runs the study of `args`, each argument quoted for a POSIX shell where it needs it
+/// (`--dataset 'two blobs.csv'`), so that the recorded command runs as it reads.
 fn command(args: &[String]) -> String {
     std::iter::once("cargo run --release --features study --example study --".to_string())
-        .chain(args.iter().cloned())
+        .chain(args.iter().map(|a| shell_word(a)))
         .collect::<Vec<_>>()
         .join(" ")
         .trim_end()
         .to_string()
+}
+
+/// `arg` as one POSIX shell word: as it is when it holds only characters no shell treats specially, else in
+/// single quotes (a single quote inside as `'\''`).
+fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,/=:+^@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// `args` with `--lr-sweep X,Y,..` replaced by `--lr` and the rate of `single` (a study of the sweep), and `--out

@@ -47,7 +47,7 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --lr-sweep X,Y,..     run the whole study once per learning rate and rank the kinds at their own best rate
                         (lr_sweep.md; with --out, each rate's outputs go to DIR/lr-X/)
   --sgd                 SGD with momentum 0.9 instead of Adam
-  --target X            test accuracy that counts as converged (default 0.9)
+  --target X            test accuracy that counts as converged, in (0, 1] (default 0.9)
   --input-scale X       multiply every feature, training and test, by X (default 1: the built-in datasets lie
                         within about [-1.5, 1.5], where tanh-like units at their usual initialisation start
                         nearly linear; a larger scale tests how much an activation's result depends on that;
@@ -366,8 +366,9 @@ impl Options {
                 "--target" => {
                     let v = value(&mut it)?;
                     let t: f64 = number(flag, &v)?;
-                    if !(0.0..=1.0).contains(&t) {
-                        return Err(usage("--target must be between 0 and 1"));
+                    // At 0 every run that did not diverge would "converge" at its first epoch.
+                    if !(t > 0.0 && t <= 1.0) {
+                        return Err(usage("--target must be above 0 and at most 1"));
                     }
                     o.target = t;
                 }
@@ -693,6 +694,7 @@ mod tests {
             "--lr -1",
             "--lr nan",
             "--target 2",
+            "--target 0",
             "--lr-sweep 0.01,0",
             "--lr-sweep 0.01,,0.1",
             "--lr 0.01 --lr-sweep 0.001,0.01",

@@ -104,7 +104,9 @@ pub fn nice_step(span: f64, n: usize) -> f64 {
 
 /// Ticks covering `[lo, hi]` on a linear axis, returning the widened range and the tick values.
 fn linear_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
-    let (lo, hi) = if hi > lo {
+    // A span of a few bits (two flat series one rounding apart) is flat too: spread over the whole height it
+    // would draw noise as a difference, under ticks that all print alike.
+    let (lo, hi) = if hi - lo > 1e-9 * lo.abs().max(hi.abs()) {
         (lo, hi)
     } else {
         (lo - 0.5, hi + 0.5)
@@ -151,11 +153,32 @@ fn tick_label(v: f64) -> String {
     }
     let a = v.abs();
     if !(1e-3..1e5).contains(&a) {
-        return format!("{v:.0e}");
+        // Three significant digits, trailing zeros dropped: 1.5e-4, not 2e-4.
+        let e = format!("{v:.2e}");
+        let (mantissa, exponent) = e.split_once('e').unwrap_or((&e, "0"));
+        return format!("{}e{exponent}", trim_zeros(mantissa));
     }
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
+    trim_zeros(&format!("{v:.4}"))
+}
+
+/// A linear axis's tick label at ticks `step` apart: [`tick_label`], with as many decimals as the step needs
+/// where four are too few (ticks 5e-5 apart near 0.33 would all print `0.3333`).
+fn axis_label(v: f64, step: f64) -> String {
+    let a = v.abs();
+    if step >= 1e-4 || !v.is_finite() || v == 0.0 || !(1e-3..1e5).contains(&a) {
+        return tick_label(v);
+    }
+    let decimals = ((-step.log10()).ceil() as usize).min(15);
+    trim_zeros(&format!("{v:.decimals$}"))
+}
+
+/// A decimal number without trailing zeros after its point (nor the point, if nothing is left after it).
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 /// Colour and dash pattern of series `i`.
@@ -184,6 +207,10 @@ fn y_axis(out: &mut String, plot_w: f64, ticks: &[f64], y_of: &dyn Fn(f64) -> f6
         out,
         "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w}\" height=\"{PLOT_H}\" fill=\"none\" stroke=\"black\"/>"
     );
+    let step = match ticks {
+        [a, b, ..] => b - a,
+        _ => 1.0,
+    };
     for &t in ticks {
         let y = y_of(t);
         let _ = writeln!(
@@ -193,7 +220,7 @@ fn y_axis(out: &mut String, plot_w: f64, ticks: &[f64], y_of: &dyn Fn(f64) -> f6
             LEFT + plot_w,
             LEFT - 6.0,
             y + 4.0,
-            xml_escape(&tick_label(t))
+            xml_escape(&axis_label(t, step))
         );
     }
     let cy = TOP + PLOT_H / 2.0;
@@ -342,6 +369,17 @@ impl BarChart {
                 xml_escape(&b.label),
                 tick_label(b.value)
             );
+            if !b.value.is_finite() {
+                // No bar for a value that is not a number (a diverged run's ECE): a zero-height slot would read
+                // as the best value, so the slot says so.
+                let _ = writeln!(
+                    out,
+                    "<text x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\" fill=\"{}\">n/a</text>",
+                    x + w / 2.0,
+                    y_of(0.0) - 6.0,
+                    PALETTE[1],
+                );
+            }
             if let Some(e) = b.err.filter(|e| e.is_finite() && *e > 0.0) {
                 let cx = x + w / 2.0;
                 let _ = writeln!(
@@ -520,6 +558,8 @@ pub(crate) mod tests {
         let svg = c.svg();
         assert_well_formed(&svg);
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
+        // The NaN bar's slot says so, rather than showing the lowest (best) value.
+        assert_eq!(svg.matches(">n/a</text>").count(), 1, "{svg}");
     }
 
     #[test]
@@ -535,5 +575,20 @@ pub(crate) mod tests {
         assert_eq!(t.len(), 6);
         assert_eq!(tick_label(0.30000000000000004), "0.3");
         assert_eq!(tick_label(1e-6), "1e-6");
+        assert_eq!(
+            [1.5e-4, 2.5e-4, 2.5e6].map(tick_label),
+            ["1.5e-4", "2.5e-4", "2.5e6"]
+        );
+        // Two flat series one bit apart span no height of their own.
+        let (lo, hi, _) = linear_ticks(0.9675023212627668, 0.967502321262767);
+        assert!(lo < 0.5 && hi > 1.4, "{lo} {hi}");
+        // Ticks finer than four decimals get the decimals they need.
+        let (_, _, ticks) = linear_ticks(0.3332, 0.3334);
+        let step = ticks[1] - ticks[0];
+        let labels: Vec<String> = ticks.iter().map(|&t| axis_label(t, step)).collect();
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels);
+        assert_eq!(axis_label(0.33325, 5e-5), "0.33325");
     }
 }

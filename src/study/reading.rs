@@ -17,6 +17,12 @@ fn mean(s: Spread) -> Option<f64> {
     s.map(|(m, _)| m)
 }
 
+/// A fraction as a percentage without trailing zeros: 0.9 -> `90`, 0.905 -> `90.5`, 0.999 -> `99.9`.
+fn percent(fraction: f64) -> String {
+    let p = format!("{:.4}", 100.0 * fraction);
+    p.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// The summary with the smallest (`largest == false`) or largest value of `key`, skipping missing ones.
 fn extreme(
     study: &Study,
@@ -110,10 +116,14 @@ pub fn reading(study: &Study) -> Vec<String> {
     if let Some(&first) = best.first() {
         let e = mean(first.epochs_to_target).unwrap_or(f64::NAN);
         let names: Vec<String> = best.iter().map(|x| x.activation.name()).collect();
+        // A run that reached the target and then diverged does not count as having reached it.
         let never: Vec<String> = s
             .iter()
             .filter(|x| x.reached == 0)
-            .map(|x| x.activation.name())
+            .map(|x| match x.diverged {
+                0 => x.activation.name(),
+                d => format!("{} ({d}/{} ended diverged)", x.activation, x.runs),
+            })
             .collect();
         let some: Vec<String> = s
             .iter()
@@ -123,9 +133,9 @@ pub fn reading(study: &Study) -> Vec<String> {
             .map(|x| format!("{} ({}/{})", x.activation, x.reached, x.runs))
             .collect();
         lines.push(format!(
-            "Fastest to {:.0}% test accuracy: {} ({e:.1} epochs, {} steps of at most {} rows; reached in {}/{} \
+            "Fastest to {}% test accuracy: {} ({e:.1} epochs, {} steps of at most {} rows; reached in {}/{} \
              run{}){}.{}{}{}",
-            100.0 * o.target,
+            percent(o.target),
             names.join(", "),
             (e * o
                 .train_config()
@@ -154,7 +164,7 @@ pub fn reading(study: &Study) -> Vec<String> {
                 String::new()
             } else {
                 format!(
-                    " Never reached it in {} epochs: {}.",
+                    " Never reached it in {} epochs (or only before ending diverged): {}.",
                     o.epochs,
                     never.join(", ")
                 )
@@ -162,8 +172,8 @@ pub fn reading(study: &Study) -> Vec<String> {
         ));
     } else {
         lines.push(format!(
-            "No activation reached {:.0}% test accuracy in {} epochs.",
-            100.0 * o.target,
+            "No activation reached {}% test accuracy in {} epochs.",
+            percent(o.target),
             o.epochs
         ));
     }
@@ -171,9 +181,23 @@ pub fn reading(study: &Study) -> Vec<String> {
         extreme(study, |x| mean(x.test_ece), false),
         extreme(study, |x| mean(x.test_ece), true),
     ) {
+        let none: Vec<String> = s
+            .iter()
+            .filter(|x| !mean(x.test_ece).is_some_and(f64::is_finite))
+            .map(|x| x.activation.name())
+            .collect();
         lines.push(format!(
-            "Best calibrated (lowest ECE): {} ({l:.3}); worst: {} ({h:.3}).",
-            lo.activation, hi.activation
+            "Best calibrated (lowest ECE): {} ({l:.3}); worst: {} ({h:.3}){}.",
+            lo.activation,
+            hi.activation,
+            if none.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", of those with a calibration to measure (not {}: non-finite outputs)",
+                    none.join(", ")
+                )
+            }
         ));
     }
     if let Some((d, v)) = extreme(study, |x| x.dead, true) {
@@ -439,6 +463,38 @@ mod tests {
                 && line.contains("reached in 5/5 runs)")
                 && line.contains("some runs only (their mean epoch is over those runs, not comparable): relu (1/5)"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn a_diverged_kind_is_named_in_the_convergence_and_calibration_lines() {
+        let mut s = study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]);
+        s.options.target = 0.905;
+        s.summaries[0].epochs_to_target = Some((3.0, f64::NAN));
+        s.summaries[0].reached = 1;
+        s.summaries[0].test_ece = Some((0.02, f64::NAN));
+        // gelu reached the target and then diverged: no epoch to the target, no calibration.
+        s.summaries[1].reached = 0;
+        s.summaries[1].diverged = 1;
+        s.summaries[1].test_ece = Some((f64::NAN, f64::NAN));
+        let lines = reading(&s);
+        let fastest = lines.iter().find(|l| l.starts_with("Fastest")).unwrap();
+        assert!(
+            fastest.starts_with("Fastest to 90.5% test accuracy: relu")
+                && fastest.contains("(or only before ending diverged): gelu (1/1 ended diverged)."),
+            "{fastest}"
+        );
+        let calibration = lines
+            .iter()
+            .find(|l| l.starts_with("Best calibrated"))
+            .unwrap();
+        assert!(
+            calibration.contains("(not gelu: non-finite outputs)"),
+            "{calibration}"
+        );
+        assert_eq!(
+            [0.9, 0.905, 0.999, 1.0, 0.5].map(percent),
+            ["90", "90.5", "99.9", "100", "50"]
         );
     }
 }

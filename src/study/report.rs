@@ -56,11 +56,14 @@ pub(crate) fn spread(s: Spread, digits: usize, with_sd: bool) -> String {
     }
 }
 
-/// `‖g_1‖ / ‖g_L‖` at the first step, if both are there and the last is not zero.
+/// `‖g_1‖ / ‖g_L‖` at the first step, if both are there, finite, and the last is not zero (an overflowed
+/// output gradient would make the ratio a plausible-looking 0).
 pub fn init_flow(s: &Summary) -> Option<f64> {
     let g = &s.initial_grad_norm;
     match (g.first(), g.last()) {
-        (Some(&a), Some(&b)) if g.len() > 1 && b > 0.0 && a.is_finite() => Some(a / b),
+        (Some(&a), Some(&b)) if g.len() > 1 && b > 0.0 && a.is_finite() && b.is_finite() => {
+            Some(a / b)
+        }
         _ => None,
     }
 }

@@ -120,7 +120,7 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(
         out,
         "  \"config\": {{\"sizes\": {}, \"optimizer\": {}, \"batch\": {}, \"epochs\": {}, \"seeds\": {}, \"target\": {}, \"steps_per_epoch\": {}, \"match_params\": {}}},",
-        json_array(&o.train_config().sizes(&study.dataset).iter().map(|&v| v as f64).collect::<Vec<_>>()),
+        json_usizes(&o.train_config().sizes(&study.dataset)),
         json_str(&optimizer_text(study)),
         o.batch,
         o.epochs,

@@ -19,9 +19,12 @@
 //! What that guarantees. `mix` is a bijection, so within one purpose different seeds always start different
 //! streams. Across purposes, two streams coincide only when `seed_a ^ seed_b` equals the XOR of the two tags,
 //! and overlap (one a shifted copy of the other) only when their starting states are a few draws apart on
-//! SplitMix64's cycle. Within one study that never happens for the seeds it can be given: the tests check run
-//! seeds `1..=10000` (the largest `--seeds`) with data seeds `1..=100`, whose streams are all at least 2^32 draws
-//! apart, far more than a run draws. Across studies it can: the three data tags differ only in their last bytes,
+//! SplitMix64's cycle. Within one study that does not happen for the seeds the tests check, run seeds
+//! `1..=10000` (the largest `--seeds`) with data seeds `1..=100`, whose streams are all at least 2^32 draws
+//! apart, far more than a run draws. It can for a data seed built to collide: `--data-seed` takes any 64-bit
+//! number, and `1 ^ tag(data/trn) ^ tag(net/init)` = 721,702,176,469,687,067 gives training data drawn from run
+//! seed 1's initial weights' stream (such seeds lie past 2^59, as the data and network tags differ in their first byte, so small data seeds are
+//! safe). Across studies it can: the three data tags differ only in their last bytes,
 //! so two data seeds whose XOR is 282 (`data/trn ^ data/tst`), 135,938 (`trn ^ val`) or 135,704 (`tst ^ val`)
 //! share a stream between purposes: the test set of `--data-seed 1` is the training set of `--data-seed 283`.
 //! A sweep over data seeds that compares studies as independent draws should skip such pairs (44 among 1..=300).
