@@ -108,8 +108,9 @@ fn tall_products_continue_the_row_grid_along_z() {
 /// Products deeper than a software driver lets one invocation loop (llvmpipe stops an invocation's loops after
 /// 65,535 iterations in all, `Gpu::loop_limited`): K = 70,000 and 60,000 (the deepest kept on the fast kernels)
 /// on every kernel and form, and K = 1,000,000 (more
-/// than 16 splits of the loop-limited depth) on the default kernel. The operands are positive, so a product cut
-/// short reads low by the share of K it lost (6.4% at 70,000), far past the dot-product bound (0.4%).
+/// than 16 splits of the loop-limited depth) on the default kernel. The operands are 1/4 or 1/2, so every partial
+/// sum is exact in f32 and the result must equal the f64 product: a product cut short, or one 16-deep chunk
+/// dropped or doubled at a split boundary, fails.
 #[test]
 fn deep_products_are_not_cut_short() {
     let g = gpu();

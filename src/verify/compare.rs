@@ -185,7 +185,14 @@ pub fn compare_bounded(
             if r != 0.0 {
                 c.max_rel_err = c.max_rel_err.max(err / r.abs());
             }
-            (err <= b, if b > 0.0 { err / b } else { f64::INFINITY })
+            let ratio = if b > 0.0 {
+                err / b
+            } else if err == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            };
+            (err <= b, ratio)
         };
         // The elements of a bounded comparison (sums, products) have no single input: NaN says so, and the
         // failures carry their index.

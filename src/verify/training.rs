@@ -124,8 +124,9 @@ pub fn check_products(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
 }
 
 /// Every product form, f32, on the adapter's own kernel, over K = 70,000 (more than a software driver lets one
-/// invocation loop: [`Gpu::loop_limited`]) with positive operands, so that a product cut short reads low by the
-/// share of K it lost (6.4%), far past [`dot_bound`] (0.4%).
+/// invocation loop: [`Gpu::loop_limited`]), by [`check_positive_product`]: exact operands, so the result must
+/// equal the f64 product exactly, and a product cut short, or one 16-deep chunk dropped or counted twice where
+/// the loop-limited path splits K, fails.
 pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let kernel = MatmulKernel::for_gpu(gpu);
     let mut out = Vec::new();
@@ -142,9 +143,16 @@ pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
-/// One product of `form` over `(m, k, n)` on `kernel`, f32, with positive operands (`|u| + 1/4` for `u` uniform
-/// in [-1, 1), from `seed` and `seed + 10`) into a poisoned output, within [`dot_bound`] of the f64 product: with
-/// no cancellation, a product that lost part of K (a loop cut short) reads low by that share.
+/// The deepest inner size [`check_positive_product`] takes, `2^22`: its products are `1/16`, `1/8` or `1/4`,
+/// so every partial sum is a multiple of `1/16` of at most `K / 4 <= 2^20`, which is `<= 2^24` sixteenths and so
+/// exact in f32, in any order and with any split.
+pub const EXACT_PRODUCT_MAX_K: usize = 1 << 22;
+
+/// One product of `form` over `(m, k, n)` on `kernel`, f32, with operands `1/4` or `1/2` (seeded, from `seed`
+/// and `seed + 10`) into a poisoned output, required to equal the f64 product exactly: every product is a
+/// multiple of `1/16` and every partial sum one below `2^20` (for `k <=` [`EXACT_PRODUCT_MAX_K`]), exact in f32
+/// whatever the summation order or split, while a term lost or counted twice moves the sum by at least `1/16`.
+/// An inner size past [`EXACT_PRODUCT_MAX_K`] is [`crate::Error::InvalidArgument`].
 pub fn check_positive_product(
     gpu: &Gpu,
     kernel: MatmulKernel,
@@ -152,14 +160,19 @@ pub fn check_positive_product(
     shape: (usize, usize, usize),
     seed: u64,
 ) -> Result<Check> {
+    let (ash, bsh, osh, inner) = form_dims(form, shape);
+    if inner > EXACT_PRODUCT_MAX_K {
+        return Err(crate::Error::InvalidArgument {
+            op: "check_positive_product",
+            reason: format!(
+                "inner size {inner} is past {EXACT_PRODUCT_MAX_K}, where f32 sums of the operands stop being exact"
+            ),
+        });
+    }
     let positive = |dims: [usize; 2], seed: u64| -> Result<(Tensor, Vec<f64>)> {
-        let v: Vec<f32> = random_values(dims[0] * dims[1], 1.0, DType::F32, seed)
-            .iter()
-            .map(|x| x.abs() + 0.25)
-            .collect();
+        let v = exact_operands(dims[0] * dims[1], seed);
         Ok((gpu.upload_shaped(&v, &dims)?, widen(&v)))
     };
-    let (ash, bsh, osh, inner) = form_dims(form, shape);
     let (a, av) = positive(ash, seed)?;
     let (b, bv) = positive(bsh, seed + 10)?;
     let c = poisoned(gpu, &osh)?;
@@ -167,13 +180,20 @@ pub fn check_positive_product(
         record_form(kernel, enc, form, &a, &b, &c)
     })?;
     let want = form_reference(form, &av, &bv, shape);
-    let bounds: Vec<f64> = want.iter().map(|&w| dot_bound(inner, w)).collect();
     Ok(compare_bounded(
-        "dot_f32",
+        "dot_exact",
         &c.read::<f32>()?,
         &want,
-        &bounds,
+        &vec![0.0; want.len()],
     ))
+}
+
+/// `n` seeded values, each `1/4` or `1/2`: the operands of [`check_positive_product`].
+fn exact_operands(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| if rng.next_u64() >> 63 == 0 { 0.25 } else { 0.5 })
+        .collect()
 }
 
 /// Error bounds of the dense backward's f32 gradients against [`cpu::dense::dense_backward`], in the same shapes.
@@ -253,9 +273,10 @@ pub fn check_dense_layer(gpu: &Gpu, dense: Dense) -> Result<Vec<FusedCheck>> {
         y_checks.push(compare_bounded("dense_y", &y.read::<f32>()?, &want_y, &yb));
 
         // Backward from a random pre-activation of a wider range and a random dY.
+        // The reference takes Z as the GPU reads it: 3v rounded to f32, widened.
         let (z, zv) = random(gpu, [m, n], DType::F32, 60 + s as u64)?;
-        let zv: Vec<f64> = zv.iter().map(|v| 3.0 * v).collect();
-        let z3: Vec<f32> = zv.iter().map(|&v| v as f32).collect();
+        let z3: Vec<f32> = zv.iter().map(|v| (3.0 * v) as f32).collect();
+        let zv = widen(&z3);
         z.write(&z3)?;
         let (dy, dyv) = random(gpu, [m, n], DType::F32, 70 + s as u64)?;
         let (dx, dw, db) = (
@@ -646,4 +667,41 @@ pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exactness [`check_positive_product`] relies on, at its deepest K: f32 sums of the largest products
+    /// (`1/4`), the smallest (`1/16`) and a mix, in order and in 16-deep chunks added at the end, equal the f64 sum;
+    /// a chunk of 16 terms lost is a nonzero error, which a bound of 0 rejects.
+    #[test]
+    fn exact_operands_sum_exactly_in_f32_at_the_deepest_k() {
+        let k = EXACT_PRODUCT_MAX_K;
+        let a = exact_operands(k, 1);
+        let b = exact_operands(k, 2);
+        assert!(a.iter().all(|&v| v == 0.25 || v == 0.5));
+        assert!(a.contains(&0.25) && a.contains(&0.5));
+        for terms in [
+            vec![0.25f32; k],
+            vec![0.0625; k],
+            a.iter().zip(&b).map(|(x, y)| x * y).collect(),
+        ] {
+            let exact: f64 = terms.iter().map(|&t| f64::from(t)).sum();
+            let sequential = terms.iter().fold(0.0f32, |s, &t| s + t);
+            let chunked = terms
+                .chunks(16)
+                .map(|c| c.iter().fold(0.0f32, |s, &t| s + t))
+                .fold(0.0f32, |s, c| s + c);
+            assert_eq!(f64::from(sequential), exact);
+            assert_eq!(f64::from(chunked), exact);
+            let short = sequential - terms[..16].iter().sum::<f32>();
+            let check = compare_bounded("dot_exact", &[short, sequential], &[exact; 2], &[0.0; 2]);
+            assert_eq!((check.failures, check.first_failures[0].index), (1, 0));
+        }
+        // An exact match under a bound of 0 uses none of its allowance.
+        let exact = compare_bounded("dot_exact", &[2.0], &[2.0], &[0.0]);
+        assert!(exact.ok() && exact.worst_ratio == 0.0);
+    }
 }
