@@ -106,6 +106,8 @@ fn fused(c: &mut Criterion, gpu: &Gpu, timer: &Timer, dtype: DType) {
                 .sampling_mode(SamplingMode::Flat)
                 .warm_up_time(Duration::from_secs(1))
                 .throughput(Throughput::Bytes(ops.bytes_moved(pass) as u64));
+            // Fewer repetitions per submission where a run allocates (`Timer::allocating`).
+            let timer = &timer.allocating(ops.alloc_bytes_per_rep(pass));
             group.bench_function(op.name(), |b| {
                 b.iter_custom(|iters| {
                     timed(timer, iters, &mut |enc, rep| ops.record(enc, pass, rep))

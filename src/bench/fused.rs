@@ -249,6 +249,17 @@ impl FusedOperands {
         }
     }
 
+    /// Bytes one run in `pass` allocates, estimated high: a learnable backward's f32 tensor of the parameter's
+    /// terms (`4 N`; allocated per call at widths that are not a multiple of 8, counted at every width); nothing
+    /// otherwise (the reductions' partial sums live in the context's shared scratch buffer). See
+    /// [`super::Timer::allocating`].
+    pub fn alloc_bytes_per_rep(&self, pass: Pass) -> u64 {
+        match (self.op, pass) {
+            (FusedOp::Learnable(_), Pass::Backward) => 4 * (self.rows as u64) * (self.cols as u64),
+            _ => 0,
+        }
+    }
+
     /// Bytes read plus written by one run in `pass`.
     pub fn bytes_moved(&self, pass: Pass) -> f64 {
         self.op.bytes(pass, self.rows, self.cols, self.dtype)

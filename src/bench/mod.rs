@@ -29,7 +29,9 @@ mod timing;
 pub mod training;
 
 pub use stats::Stats;
-pub use timing::{Clock, Sample, Timer, MAX_REPS_PER_SUBMIT};
+pub use timing::{
+    reps_per_submit, Clock, Sample, Timer, ALLOC_BUDGET_PER_SUBMIT, MAX_REPS_PER_SUBMIT,
+};
 
 use crate::{Gpu, Result};
 

@@ -182,6 +182,9 @@ impl Plan {
                 sets.push((dtype, FusedOperands::new(gpu, op, rows, cols, dtype, seed)?));
             }
             for &pass in &self.passes {
+                // Fewer repetitions per submission where a run allocates (see `Timer::allocating`).
+                let alloc = sets.iter().map(|(_, ops)| ops.alloc_bytes_per_rep(pass));
+                let timer = &timer.allocating(alloc.max().unwrap_or(0));
                 let ms = measure_each(timer, &self.sampling, &sets, |(_, ops), enc, rep| {
                     ops.record(enc, pass, rep)
                 })?;
@@ -266,6 +269,8 @@ impl Plan {
                     MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?,
                 ));
             }
+            let alloc = sets.iter().map(|(_, ops)| ops.alloc_bytes_per_rep());
+            let timer = &timer.allocating(alloc.max().unwrap_or(0));
             let ms = measure_each(timer, &self.sampling, &sets, |(_, ops), enc, rep| {
                 ops.record(enc, rep)
             })?;
@@ -308,6 +313,7 @@ impl Plan {
             let ops = LossOperands::new(gpu, rows, classes, 0x1055 + i as u64)?;
             // A width the adapter cannot take with the kernel asked for (a thread per row past a loop-limited
             // driver's walk, `--ce-wide-rows`) is skipped, not the end of the run.
+            let timer = &timer.allocating(ops.alloc_bytes_per_rep());
             let m = match measure(timer, &self.sampling, &mut |enc, rep| ops.record(enc, rep)) {
                 Err(Error::LimitExceeded { limit, .. }) => {
                     eprintln!("cross_entropy {rows}x{classes}: skipped ({limit})");

@@ -1,7 +1,7 @@
 //! Timing GPU work: timestamp queries where the device has `TIMESTAMP_QUERY`, the wall clock otherwise.
 //!
 //! A sample records `reps` repetitions of the work into command encoders (at most [`MAX_REPS_PER_SUBMIT`] per
-//! submission), submits them and waits. Its time per repetition is
+//! submission, fewer for work that allocates: see below), submits them and waits. Its time per repetition is
 //!
 //! - with timestamps: `(t_end - t_begin) * timestamp_period / reps`, where `t_begin` and `t_end` are written by two
 //!   empty marker compute passes that bracket the recorded work (`TIMESTAMP_QUERY` allows timestamps at pass
@@ -9,6 +9,16 @@
 //! - with the wall clock: the time from just before `Queue::submit` to the return of a blocking
 //!   `Device::poll`, divided by `reps`. Recording happens before the clock starts, so only submission and
 //!   execution are timed; batching many repetitions per submission keeps submission overhead small.
+//!
+//! Work that allocates a buffer on every call (a learnable activation's backward at a width that is not a multiple
+//! of 8 allocates an f32 tensor of x's shape, cross-entropy its partial sums, a product of 16-bit operands on the
+//! vec4 kernels f32 copies of them) is timed unevenly by the two clocks: wgpu zero-fills a new buffer in a command
+//! buffer of its own before the submission, outside the timestamps but inside the wall clock, and every buffer a
+//! submission's repetitions allocate stays alive until it completes. [`Timer::allocating`] therefore caps the
+//! repetitions per submission so that `bytes allocated per repetition x repetitions` stays within
+//! [`ALLOC_BUDGET_PER_SUBMIT`] (at least one repetition per submission); the bench's operand types give a
+//! conservative estimate of their per-call allocation (`alloc_bytes_per_rep`). The bench's own operands (outputs,
+//! the dense backward's dZ) are allocated once and rotated, never per repetition.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,6 +27,17 @@ use crate::{Error, Gpu, Result};
 
 /// Repetitions recorded into one command encoder at most; larger samples are split over several submissions.
 pub const MAX_REPS_PER_SUBMIT: u32 = 256;
+
+/// Bytes that the repetitions of one submission may allocate in all, by their estimate
+/// ([`Timer::allocating`]): 1 GiB.
+pub const ALLOC_BUDGET_PER_SUBMIT: u64 = 1 << 30;
+
+/// The repetitions per submission for work that allocates `alloc_bytes_per_rep` bytes per repetition: as many as
+/// fit [`ALLOC_BUDGET_PER_SUBMIT`], at least 1 and at most [`MAX_REPS_PER_SUBMIT`].
+pub fn reps_per_submit(alloc_bytes_per_rep: u64) -> u32 {
+    let fit = ALLOC_BUDGET_PER_SUBMIT / alloc_bytes_per_rep.max(1);
+    fit.clamp(1, u64::from(MAX_REPS_PER_SUBMIT)) as u32
+}
 
 /// Which clock a [`Timer`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +69,7 @@ pub struct Sample {
 }
 
 /// The query set and buffers of one pair of timestamps.
+#[derive(Clone)]
 struct Queries {
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -56,15 +78,19 @@ struct Queries {
 }
 
 /// Times work recorded into command encoders. See the module documentation for the definitions.
+#[derive(Clone)]
 pub struct Timer {
     gpu: Gpu,
     queries: Option<Queries>,
+    /// Repetitions recorded into one submission at most ([`Timer::allocating`]).
+    max_reps_per_submit: u32,
 }
 
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timer")
             .field("clock", &self.clock())
+            .field("max_reps_per_submit", &self.max_reps_per_submit)
             .finish()
     }
 }
@@ -85,6 +111,7 @@ impl Timer {
         Self::with_clock(gpu, clock).unwrap_or(Timer {
             gpu: gpu.clone(),
             queries: None,
+            max_reps_per_submit: MAX_REPS_PER_SUBMIT,
         })
     }
 
@@ -138,7 +165,25 @@ impl Timer {
         Ok(Timer {
             gpu: gpu.clone(),
             queries,
+            max_reps_per_submit: MAX_REPS_PER_SUBMIT,
         })
+    }
+
+    /// This timer (same clock and queries) for work that allocates about `alloc_bytes_per_rep` bytes of buffers
+    /// on every repetition: at most [`reps_per_submit`] repetitions per submission, so that one submission keeps
+    /// at most [`ALLOC_BUDGET_PER_SUBMIT`] of them alive (see the module documentation). 0 bytes: the default
+    /// [`MAX_REPS_PER_SUBMIT`].
+    pub fn allocating(&self, alloc_bytes_per_rep: u64) -> Timer {
+        Timer {
+            max_reps_per_submit: reps_per_submit(alloc_bytes_per_rep),
+            ..self.clone()
+        }
+    }
+
+    /// Repetitions recorded into one submission at most: [`MAX_REPS_PER_SUBMIT`], or less for a timer made by
+    /// [`Timer::allocating`].
+    pub fn max_reps_per_submit(&self) -> u32 {
+        self.max_reps_per_submit
     }
 
     /// The clock this timer reads.
@@ -169,7 +214,7 @@ impl Timer {
         let mut wall = 0.0;
         let mut done = 0u32;
         while done < reps {
-            let batch = (reps - done).min(MAX_REPS_PER_SUBMIT);
+            let batch = (reps - done).min(self.max_reps_per_submit.max(1));
             let (s, w) = self.batch(batch, first_rep + u64::from(done), record)?;
             seconds += s;
             wall += w;
@@ -331,4 +376,24 @@ fn marker_pass(
             end_of_pass_write_index: end,
         }),
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The repetitions of one submission allocate at most the budget between them, with at least one repetition
+    /// per submission, and work that allocates nothing keeps the default.
+    #[test]
+    fn allocation_caps_repetitions_per_submission() {
+        assert_eq!(reps_per_submit(0), MAX_REPS_PER_SUBMIT);
+        assert_eq!(reps_per_submit(1 << 20), MAX_REPS_PER_SUBMIT);
+        // The audit's case: a 4096x4090 learnable backward's f32 tensor of x's shape, 64 MiB a repetition.
+        let per_rep = 4 * 4096 * 4090;
+        let reps = reps_per_submit(per_rep);
+        assert_eq!(reps, 16);
+        assert!(u64::from(reps) * per_rep <= ALLOC_BUDGET_PER_SUBMIT);
+        assert_eq!(reps_per_submit(ALLOC_BUDGET_PER_SUBMIT * 4), 1);
+        assert_eq!(reps_per_submit(u64::MAX), 1);
+    }
 }

@@ -64,6 +64,12 @@ impl LossOperands {
         Loss::SoftmaxCrossEntropy.record(encoder, x, Targets::Classes(labels), grad, loss)
     }
 
+    /// Bytes one call allocates, estimated high: the per-row partial sums of the two-dispatch kernels (4 bytes a
+    /// row, rounded up to 256). See [`super::Timer::allocating`].
+    pub fn alloc_bytes_per_rep(&self) -> u64 {
+        (4 * self.rows as u64).next_multiple_of(256)
+    }
+
     /// `8 rows classes + 4 rows`.
     pub fn bytes(&self) -> f64 {
         (8 * self.rows * self.classes + 4 * self.rows) as f64
@@ -75,6 +81,7 @@ impl LossOperands {
 #[derive(Debug)]
 pub struct MatmulOperands {
     shape: [usize; 3],
+    dtype: DType,
     sets: Vec<[Tensor; 3]>,
 }
 
@@ -105,7 +112,7 @@ impl MatmulOperands {
                 ])
             })
             .collect::<Result<_>>()?;
-        Ok(MatmulOperands { shape, sets })
+        Ok(MatmulOperands { shape, dtype, sets })
     }
 
     /// `[m, k, n]`.
@@ -117,6 +124,16 @@ impl MatmulOperands {
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, rep: u64) -> Result<()> {
         let [x, w, y] = &self.sets[(rep % self.sets.len() as u64) as usize];
         record_matmul(encoder, x, w, y)
+    }
+
+    /// Bytes one call allocates, estimated high: with 16-bit X and W, f32 copies of both (`4 (m k + k n)`, which
+    /// the kernels that load `vec4<f32>` widen them into); none in f32. See [`super::Timer::allocating`].
+    pub fn alloc_bytes_per_rep(&self) -> u64 {
+        let [m, k, n] = self.shape.map(|d| d as u64);
+        match self.dtype {
+            DType::F32 => 0,
+            _ => 4 * (m * k + k * n),
+        }
     }
 
     /// `2 m k n`.
@@ -138,6 +155,8 @@ struct DenseSet {
     dw: Tensor,
     db: Tensor,
     dx: Tensor,
+    /// dZ of the backward (`[m, n]` f32), allocated once as a training loop keeps it, not on every repetition.
+    dz: Tensor,
 }
 
 /// Random operands of a dense layer `Y = f(X W + b)` on `x [m, k]`, `w [k, n]`.
@@ -172,6 +191,7 @@ impl DenseOperands {
                 dw: w.zeros_like()?,
                 db: gpu.zeros(&[n], DType::F32)?,
                 dx: x.zeros_like()?,
+                dz: gpu.zeros(&[m, n], DType::F32)?,
                 x,
                 w,
             };
@@ -196,7 +216,9 @@ impl DenseOperands {
                 self.layer
                     .record_forward(encoder, &s.x, &s.w, Some(&s.b), &s.y, Some(&s.z))
             }
-            Pass::Backward => self.layer.record_backward(
+            // dZ into the set's own buffer, as `Mlp` training does: `record_backward` would allocate (and wgpu
+            // zero-fill, outside the timestamps) an [m, n] buffer on every repetition.
+            Pass::Backward => self.layer.record_backward_using(
                 encoder,
                 &s.x,
                 &s.w,
@@ -205,6 +227,8 @@ impl DenseOperands {
                 &s.dw,
                 Some(&s.db),
                 Some(&s.dx),
+                None,
+                Some(&s.dz),
             ),
         }
     }
@@ -307,6 +331,27 @@ pub fn mlp_step_flops(sizes: &[usize], batch: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dense backward row writes dZ into its operand set's own buffer (the default separate-dZ mode), as the
+    /// training step does, rather than into a buffer allocated on every repetition.
+    #[test]
+    fn dense_backward_writes_dz_into_the_sets_buffer() {
+        let gpu = Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let ops = DenseOperands::new(&gpu, Activation::Gelu, [8, 12, 16], 7).unwrap();
+        assert_eq!(ops.layer.dz, crate::DzMode::Separate);
+        gpu.submit_and_wait("test", |enc| ops.record(enc, Pass::Backward, 0))
+            .unwrap();
+        let s = &ops.sets[0];
+        let dz = s.dz.read_f32().unwrap();
+        assert!(dz.iter().any(|&v| v != 0.0), "dZ was not written");
+        // dZ = dY * gelu'(Z): dW = X^T dZ up to rounding.
+        let (x, dw) = (s.x.read_f32().unwrap(), s.dw.read_f32().unwrap());
+        let (m, k, n) = (8, 12, 16);
+        for (i, j) in [(0, 0), (5, 11), (11, 3)] {
+            let want: f32 = (0..m).map(|r| x[r * k + i] * dz[r * n + j]).sum();
+            assert!((dw[i * n + j] - want).abs() <= 1e-4 * (1.0 + want.abs()));
+        }
+    }
 
     #[test]
     fn mlp_flops_formula() {
