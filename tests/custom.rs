@@ -335,3 +335,34 @@ fn custom_activations_in_the_fused_kernels() {
     let failed: Vec<_> = checks.iter().filter(|c| !c.ok()).collect();
     assert!(failed.is_empty(), "{}", common::describe(&failed));
 }
+
+/// A user-defined derivative that loops (once per call, with a bound the compiler cannot see), in a fused dense
+/// backward whose dX product is 8,000 deep: the direct kernel applies the derivative several times per element
+/// of K, which on a software driver that stops an invocation's loops after 65,535 iterations in all
+/// (`Gpu::loop_limited`) would cut the product short without a word. There the fused mode gives way to the
+/// separate dZ pass; everywhere dX must be exact (operands 1/4 and 1/2 sum exactly in f32).
+#[test]
+fn a_looping_custom_derivative_in_a_deep_fused_backward_is_not_cut_short() {
+    let looping = CustomActivation::new(
+        "looping_identity",
+        "return x;",
+        "var d = 0.0;\nvar i = 0.0;\nloop {\n    if !(i <= abs(x)) { break; }\n    d = 1.0;\n    i = abs(x) + 1.0;\n}\nreturn d;",
+        |x| x,
+        |_| 1.0,
+    );
+    let g = gpu();
+    let (m, k, n) = (2, 3, 8000);
+    let x = g.upload_shaped(&vec![0.5f32; m * k], &[m, k]).unwrap();
+    let w = g.upload_shaped(&vec![0.25f32; k * n], &[k, n]).unwrap();
+    let z = g.upload_shaped(&vec![1.0f32; m * n], &[m, n]).unwrap();
+    let dy = g.upload_shaped(&vec![0.5f32; m * n], &[m, n]).unwrap();
+    let dense = actgpu::Dense {
+        dz: actgpu::DzMode::Fused,
+        ..actgpu::Dense::new(looping.activation())
+    };
+    let grads = dense.backward(&x, &w, &z, &dy).unwrap();
+    // dX = dZ W^T: 8,000 terms of 0.5 x 0.25 in every element.
+    assert_eq!(grads.dx.read_f32().unwrap(), vec![1000.0f32; m * k]);
+    assert_eq!(grads.dw.read_f32().unwrap(), vec![0.5f32; k * n]);
+    assert_eq!(grads.db.read_f32().unwrap(), vec![1.0f32; n]);
+}

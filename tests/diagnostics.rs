@@ -227,6 +227,26 @@ fn diagnostics_change_no_bit_of_the_step() {
     assert!(watched.diagnostics().is_err());
 }
 
+/// A Z larger than one dispatch grid holds (32 workgroups per dimension of 64 threads, 8 elements each: 524,288
+/// elements) is counted in chunks, not refused: 4,100 rows of 128 units, every even unit dead in every row.
+#[test]
+fn counts_past_one_grid_run_in_chunks() {
+    let g = common::small_grid_gpu();
+    let (rows, cols) = (4100, 128);
+    let z: Vec<f32> = (0..rows * cols)
+        .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    let zt = g.upload_shaped(&z, &[rows, cols]).unwrap();
+    let counts = dz_stats::counts_for(&zt).unwrap();
+    g.submit_and_wait("test", |enc| {
+        dz_stats::record(enc, Activation::Relu, &zt, None, &counts)
+    })
+    .unwrap();
+    let got = read_counts(&counts).unwrap();
+    assert_eq!((got.dead, got.saturated), ((rows * cols / 2) as u32, 0));
+    assert_eq!(got.dead_units, (cols / 2) as u32);
+}
+
 #[test]
 fn counts_by_hand_and_the_fused_backward_agrees_with_the_separate_one() {
     let g = gpu();

@@ -7,7 +7,7 @@ mod common;
 
 use actgpu::ops::matmul::{form_with, Form};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedInputs};
-use actgpu::verify::training::{check_dense_layer, check_losses};
+use actgpu::verify::training::{check_dense_layer, check_losses, check_positive_product};
 use actgpu::{
     wgpu, Activation, DType, Dense, DzMode, Error, Gated, Gpu, GpuOptions, Learnable, MatmulKernel,
 };
@@ -89,6 +89,21 @@ fn tiled_matmul_runs_as_tiled32_in_128_thread_workgroups() {
         bits(product(&g, MatmulKernel::Tiled)),
         bits(product(gpu(), MatmulKernel::Tiled32))
     );
+}
+
+/// A product split over K on a grid of 32 workgroups per dimension whose pass adding the splits would need
+/// more than 32 x 32 workgroups runs unsplit instead of failing (`Tiled`: 256 x 1,152 x 128 makes 72 blocks of C,
+/// two splits, and 1,152 workgroups to add them; `Tiled32`: 128 x 1,024 x 128, 2,048).
+#[test]
+fn a_split_whose_sum_pass_passes_the_grid_runs_unsplit() {
+    let g = common::small_grid_gpu();
+    for (kernel, (m, n)) in [
+        (MatmulKernel::Tiled, (256, 1152)),
+        (MatmulKernel::Tiled32, (128, 1024)),
+    ] {
+        let check = check_positive_product(&g, kernel, Form::AB, (m, 128, n), 7).unwrap();
+        assert!(check.ok(), "{kernel:?}: {check:?}");
+    }
 }
 
 /// Too few storage buffers: `Gpu::with_options` passes the adapter over and says which limit, and a host's

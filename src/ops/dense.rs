@@ -47,7 +47,9 @@ pub enum DzMode {
     /// [`DzMode::Fused`] on lavapipe.
     Separate,
     /// Inside the gradient products' operand loads: three products (dW, dX, db), no dZ buffer, but
-    /// `f'(Z)` evaluated once per block of the product that reads each element.
+    /// `f'(Z)` evaluated once per block of the product that reads each element. A user-defined activation on a
+    /// loop-limited adapter ([`crate::Gpu::loop_limited`]) runs [`DzMode::Separate`] instead: its derivative may
+    /// loop, and called that often in one invocation it could pass the driver's limit on loop iterations.
     Fused,
 }
 
@@ -255,7 +257,14 @@ impl Dense {
         let kernel = self.kernel_for(gpu);
         let act = self.activation;
         let fused = |a, form, b, c, z| product(kernel, act, a, form, b, c, Some(z));
-        match self.dz {
+        // A user-defined derivative may loop, and the fused products call it several times per element of K: on a
+        // driver that stops an invocation's loops after 65,535 iterations in all, a deep product would lose the
+        // rest of K without a word. The separate pass calls it once per element of dZ.
+        let mode = match self.dz {
+            DzMode::Fused if act.custom_id().is_some() && gpu.loop_limited() => DzMode::Separate,
+            mode => mode,
+        };
+        match mode {
             DzMode::Fused => {
                 if let Some(stats) = stats {
                     dz_stats::record(encoder, act, z, None, stats)?;

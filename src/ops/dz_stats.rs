@@ -136,10 +136,12 @@ pub fn record(
         .with_custom(act.custom_id());
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
     let limits = gpu.limits();
-    // Chunks that fit one binding, starting at offsets the device accepts.
+    // Chunks that fit one binding and one dispatch grid, starting at offsets the device accepts.
     let align = (u64::from(limits.min_storage_buffer_offset_alignment) / 4).max(1);
-    let per_chunk = (limits.max_storage_buffer_binding_size / 4 / align * align).max(align);
     let per_group = u64::from(launch.workgroup_size) * PER_THREAD;
+    let max_groups = u64::from(limits.max_compute_workgroups_per_dimension).pow(2);
+    let fits = (limits.max_storage_buffer_binding_size / 4).min(max_groups * per_group);
+    let per_chunk = (fits / align * align).max(align);
     let cols = units_of(z) as u64;
     let mut start = 0;
     while start < n {
