@@ -400,7 +400,8 @@ fn loss_into_poisoned(loss_fn: Loss, pred: &Tensor, targets: Targets) -> Result<
 }
 
 /// Softmax cross-entropy over `rows x cols` logits uniform in [-5, 5) from `seed` and seeded class indices (from
-/// `seed + 100`): the mean loss and its gradient, `[loss, grad]`, within the bounds stated inline.
+/// `seed + 100`): the mean loss and its gradient, `[loss, grad]`, within rounding bounds on the summation depth of
+/// the kernel that takes the rows ([`cross_entropy_depth`]; the derivation is at `cross_entropy_bounds`).
 pub fn check_cross_entropy(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<[Check; 2]> {
     let x = random_values(rows * cols, 5.0, DType::F32, seed);
     let mut rng = Rng::new(seed + 100);
@@ -416,28 +417,55 @@ pub fn check_cross_entropy(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Re
     )?;
     let xv = widen(&x);
     let (want, want_grad) = cpu::loss::softmax_cross_entropy(&xv, &t, cols);
-    // A row's term is (m - x_t) + log1p(rest): a few roundings of |m| + |x_t| + log(cols), and exp's 3 + 2|x| ULP
-    // (|x| <= 10 here) over `cols` terms of rest, divided by 1 + rest >= 1.
-    let mags: Vec<f64> = (0..rows)
-        .map(|r| {
-            let row = &xv[r * cols..(r + 1) * cols];
-            let m = row.iter().cloned().fold(f64::MIN, f64::max);
-            m.abs() + row[t[r] as usize].abs() + (cols as f64).ln() + 1.0
-        })
-        .collect();
-    let bound = loss_bound(&mags, rows, 24.0 + cols as f64);
+    let (bound, gb) = cross_entropy_bounds(&xv, &t, cols, cross_entropy_depth(gpu, cols));
     let loss = compare_bounded("loss", &loss.read::<f32>()?, &[want], &[bound]);
-    // grad = e_j / (1 + rest) / rows - [j == t] / rows: e_j within 23 ULP, rest within (23 + cols) ULP, one
-    // division and the scaling: (32 + cols) u of the softmax term, plus one rounding of the subtraction.
-    let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols));
-    let gb: Vec<f64> = (0..rows * cols)
-        .map(|i| {
-            let p = want_grad[i] + onehot(i) / rows as f64;
-            (32.0 + cols as f64) * U * (p.abs() + onehot(i) / rows as f64) + 1e-12
-        })
-        .collect();
     let grad = compare_bounded("loss_grad", &grad.read::<f32>()?, &want_grad, &gb);
     Ok([loss, grad])
+}
+
+/// Roundings on the longest path of a row's sum `rest = sum_{j != a} e^(x_j - m)` in the kernel that takes rows
+/// of `cols` classes on `gpu`: the thread-per-row kernel adds them in one chain (`cols`); the wide-row kernel
+/// (from [`Gpu::cross_entropy_wide_rows`] classes) gives each of its `wg` threads a strided chain of
+/// `ceil(cols / wg)` and then `tree_sum`'s `log2 wg` levels (`wg` = the reduction workgroup, 256 or 128).
+pub fn cross_entropy_depth(gpu: &Gpu, cols: usize) -> usize {
+    if cols >= gpu.cross_entropy_wide_rows() {
+        let wg = gpu.reduction_workgroup_size() as usize;
+        cols.div_ceil(wg) + wg.ilog2() as usize
+    } else {
+        cols
+    }
+}
+
+/// Bounds of softmax cross-entropy's mean loss and gradient over logits `x` within 10 of their row's maximum (the
+/// checks' [-5, 5)), with `depth` roundings on the longest path of a row's sum ([`cross_entropy_depth`]):
+///
+/// - each term `e_j = e^(x_j - m)` is within `56 u` of itself (the f32 subtraction moves the argument by at most
+///   `10 u`, and WGSL's `exp` may be `3 + 2 |x| <= 23` ULP, `46 u`, off), so the positive sum `rest` is within
+///   `(56 + depth) u rest`;
+/// - a row's term `(m - x_t) + log1p(rest)` then moves by at most `(56 + depth + 1) u` through `log1p`, `log`'s own
+///   `8 u + 3` ULP, and a rounding each of `m - x_t` and the addition: within `(70 + depth) u + 8 u term`, and the
+///   mean adds [`loss_bound`]'s reduction;
+/// - `softmax_j = e_j (scale / (1 + rest))` is within `(116 + depth) u` relative (the terms, the sum, `1/rows` in
+///   f32, the division and the product), and the label's `p - 1/rows` one rounding more.
+///
+/// `depth` is the kernel's own (about 90 for 20,000 classes on the wide-row kernel), not Higham's `cols` of a
+/// sequential sum: with `cols` a row missing its largest term below the maximum passed at 20,000 classes.
+fn cross_entropy_bounds(x: &[f64], t: &[u32], cols: usize, depth: usize) -> (f64, Vec<f64>) {
+    let rows = t.len();
+    let terms: Vec<f64> = (0..rows)
+        .map(|r| cpu::loss::softmax_cross_entropy(&x[r * cols..(r + 1) * cols], &t[r..=r], cols).0)
+        .collect();
+    let depth = depth as f64;
+    let loss = loss_bound(&terms, rows, 8.0) + (70.0 + depth) * U;
+    let (_, grad) = cpu::loss::softmax_cross_entropy(x, t, cols);
+    let onehot = |i: usize| f64::from(u8::from(t[i / cols] as usize == i % cols)) / rows as f64;
+    let grad = (0..rows * cols)
+        .map(|i| {
+            let p = grad[i] + onehot(i);
+            (120.0 + depth) * U * (p.abs() + onehot(i)) + 1e-30
+        })
+        .collect();
+    (loss, grad)
 }
 
 /// MSE (predictions uniform in [-2, 2)) or BCE with logits (logits in [-8, 8), targets in [0, 1)) over a tensor of
@@ -703,5 +731,33 @@ mod tests {
         // An exact match under a bound of 0 uses none of its allowance.
         let exact = compare_bounded("dot_exact", &[2.0], &[2.0], &[0.0]);
         assert!(exact.ok() && exact.worst_ratio == 0.0);
+    }
+
+    /// The wide-row check's bounds at 20,000 classes on the wide-row kernel of 256 threads (depth 79 + 8): the
+    /// reference with one row's largest term below the maximum dropped (its logit set to -inf) is outside both
+    /// the loss's and the gradient's, as the old `(24 + cols) u` and `(32 + cols) u` were not.
+    #[test]
+    fn cross_entropy_bounds_reject_a_dropped_term() {
+        let (rows, cols) = (4, 20_000);
+        let x = widen(&random_values(rows * cols, 5.0, DType::F32, 101));
+        let t: Vec<u32> = (0..rows as u32).map(|r| r * 997).collect();
+        let depth = cols.div_ceil(256) + 8;
+        let (bound, gb) = cross_entropy_bounds(&x, &t, cols, depth);
+        let (want, want_grad) = cpu::loss::softmax_cross_entropy(&x, &t, cols);
+        let row = &x[..cols];
+        let by_value = |&i: &usize, &j: &usize| row[i].total_cmp(&row[j]);
+        let mut order: Vec<usize> = (0..cols).collect();
+        order.sort_by(by_value);
+        let second = order[cols - 2];
+        let mut dropped = x.clone();
+        dropped[second] = f64::NEG_INFINITY;
+        let (loss, grad) = cpu::loss::softmax_cross_entropy(&dropped, &t, cols);
+        assert!((loss - want).abs() > bound, "{loss} {want} {bound}");
+        let rejected = (0..rows * cols)
+            .filter(|&i| i != second && (grad[i] - want_grad[i]).abs() > gb[i])
+            .count();
+        assert!(rejected >= cols - 2, "only {rejected} gradients rejected");
+        // The bounds hold the f32 evaluation they model: the loss rounded to f32 and back passes.
+        assert!((f64::from(want as f32) - want).abs() <= bound);
     }
 }
