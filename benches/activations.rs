@@ -3,7 +3,8 @@
 //!
 //! How to run: `cargo bench --bench activations [-- FILTER]`, e.g. `-- activation_forward_f32/gelu`; pick the
 //! backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. Environment: `ACTGPU_BENCH_ELEMENTS` sets the
-//! activation size (default 2^24 elements, as in BENCHMARKS.md), `ACTGPU_BENCH_DTYPES` the storage types
+//! activation size (default 2^24 elements, as in BENCHMARKS.md; a positive count or `2^k`, as `bench --sizes`
+//! takes it), `ACTGPU_BENCH_DTYPES` the storage types
 //! (default `f32`; e.g. `f32,f16,bf16`). Fused ops run on 4096 x 4096.
 //!
 //! What it measures: each iteration is one run of the kernel, timed by [`actgpu::bench::Timer`] inside
@@ -16,6 +17,7 @@ use std::time::Duration;
 use actgpu::bench::activations::ElementwiseOperands;
 use actgpu::bench::ceilings::{CopyBuffers, FmaKernel, COPY_KERNELS, FMA_GRIDS};
 use actgpu::bench::fused::{FusedOp, FusedOperands};
+use actgpu::bench::plan::parse_size;
 use actgpu::bench::Timer;
 use actgpu::verify::Pass;
 use actgpu::{Activation, DType, Gpu};
@@ -126,9 +128,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // The rules of `bench --sizes`: a positive count or `2^k`.
     let elements = match std::env::var("ACTGPU_BENCH_ELEMENTS") {
-        Ok(v) => v.parse().unwrap_or_else(|_| {
-            eprintln!("ACTGPU_BENCH_ELEMENTS must be a number of elements, got {v:?}");
+        Ok(v) => parse_size(&v).unwrap_or_else(|e| {
+            eprintln!("ACTGPU_BENCH_ELEMENTS: {e}");
             std::process::exit(2);
         }),
         Err(_) => 1 << 24,

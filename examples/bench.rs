@@ -18,7 +18,7 @@
 //! `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
-//! `--clock timestamps|wall`, `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
+//! `--clock timestamps|wall` (timestamps need the device feature `TIMESTAMP_QUERY`), `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
 //! thread, e.g. `256x2`, instead of the adapter's default), `--reduction-rows N` (rows per row block of the
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
 //! sums, instead of the adapter's default; `GpuOptions::reduction_rows`), `--ce-wide-rows N` (classes from which
@@ -26,17 +26,21 @@
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
-//! for BENCHMARKS.md).
+//! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
+//! `--dtypes` is measured once, in the order first given. `--copy-mib` below 8 warns on stderr: two buffers that
+//! small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
-//! effect, the two
+//! effect (the kernel that runs: `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256
+//! threads), the two
 //! ceilings and every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the
 //! fraction of the copy ceiling, the approximate FLOP per element and the fraction of the FMA ceiling; or with
 //! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
 //! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "matmul_kernel", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
 //! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails (a size past the
-//! device's buffer limit included), 2 on bad arguments or when no adapter can be had; `--help` prints the usage
+//! device's buffer limit included), 2 on bad arguments (`--clock timestamps` on a device without
+//! `TIMESTAMP_QUERY` included) or when no adapter can be had; `--help` prints the usage
 //! and exits 0. `--pass` also selects the fused-against-unfused comparisons (SwiGLU's needs both passes).
 
 use std::process::ExitCode;
@@ -44,7 +48,7 @@ use std::process::ExitCode;
 use actgpu::bench::ceilings::{measure_ceilings, CeilingConfig};
 use actgpu::bench::compare::Comparison;
 use actgpu::bench::fused::FusedOp;
-use actgpu::bench::plan::Plan;
+use actgpu::bench::plan::{parse_size, Plan};
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
@@ -54,6 +58,9 @@ const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] 
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
                      [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
+
+/// `--copy-mib` below this warns that the copy ceiling may be measured in a cache.
+const MIN_COPY_MIB: u64 = 8;
 
 struct Args {
     json: bool,
@@ -67,19 +74,6 @@ struct Args {
     ce_wide_rows: Option<usize>,
     matmul_kernel: Option<MatmulKernel>,
     f16_storage: F16Storage,
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let bad = || format!("bad size {s:?}: give a positive element count, e.g. 65536 or 2^16");
-    match s.split_once('^') {
-        Some(("2", k)) => {
-            let k: u32 = k.parse().map_err(|_| bad())?;
-            1usize.checked_shl(k).filter(|_| k < 48).ok_or_else(bad)
-        }
-        Some(_) => Err(bad()),
-        // 0 would time an empty dispatch: nothing to measure.
-        None => s.parse().ok().filter(|&n| n > 0).ok_or_else(bad),
-    }
 }
 
 /// `AxB` as two positive integers.
@@ -220,7 +214,9 @@ fn parse_args() -> Result<Args, String> {
                 plan.sizes = value()?
                     .split(',')
                     .map(parse_size)
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, _>>()?;
+                // `--sizes 2^16,65536` measures 2^16 once.
+                dedup(&mut plan.sizes);
             }
             "--shape" => {
                 let (r, c) = parse_pair("--shape", value()?)?;
@@ -236,6 +232,7 @@ fn parse_args() -> Result<Args, String> {
                     .split(',')
                     .map(|n| DType::from_name(n).ok_or(format!("unknown dtype {n:?}")))
                     .collect::<Result<_, _>>()?;
+                dedup(&mut plan.dtypes);
                 plan.large_only_dtypes.clear();
             }
             "--samples" => {
@@ -291,6 +288,20 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
+    }
+    if args.json && args.markdown {
+        return Err(format!(
+            "give one of --json and --markdown: the report is printed in one format; {USAGE}"
+        ));
+    }
+    // Two buffers of this size fit in the last-level cache of many GPUs and CPUs (an H200's L2 is 60 MiB), where
+    // the copy would time the cache, not memory, and every fraction of the copy ceiling would read low.
+    let copy_mib = ceilings.copy_bytes >> 20;
+    if copy_mib < MIN_COPY_MIB {
+        eprintln!(
+            "bench: warning: --copy-mib {copy_mib} is below {MIN_COPY_MIB}: the copy may run in a cache, and the \
+             copy ceiling then measures the cache rather than memory"
+        );
     }
     args.plan = plan;
     args.ceilings = ceilings;
@@ -350,6 +361,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // An argument this device cannot honour is an argument problem (status 2), found before any measurement.
+    if args.clock == Some(Clock::Timestamps)
+        && !gpu
+            .device()
+            .features()
+            .contains(actgpu::wgpu::Features::TIMESTAMP_QUERY)
+    {
+        eprintln!(
+            "bench: --clock timestamps needs the device feature TIMESTAMP_QUERY, which {} lacks; use --clock wall",
+            gpu.adapter_line()
+        );
+        return ExitCode::from(2);
+    }
     let started = std::time::Instant::now();
     let report = match run(&args, &gpu) {
         Ok(r) => r,

@@ -3,7 +3,7 @@
 //! number of elements). The target of 1.8x for a memory-bound activation's forward pass is the f16/bf16 issue's:
 //! half the bytes should give nearly twice the elements per second.
 
-use super::report::{json_num, json_str, Report, Row, Size};
+use super::report::{json_num, json_str, secs, Report, Row, Size};
 
 /// The speed-up a 16-bit forward pass of a memory-bound activation should reach over f32.
 pub const TARGET_16BIT_SPEEDUP: f64 = 1.8;
@@ -66,13 +66,13 @@ impl Report {
             .iter()
             .map(|r| {
                 format!(
-                    "16-bit vs f32: {} {} {} {}: {:.3} ms, f32 {:.3} ms, {:.2}x the elements/s\n",
+                    "16-bit vs f32: {} {} {} {}: {}, f32 {}, {:.2}x the elements/s\n",
                     r.kernel,
                     r.pass,
                     r.size.text(),
                     r.dtype,
-                    r.half_s * 1e3,
-                    r.f32_s * 1e3,
+                    secs(r.half_s),
+                    secs(r.f32_s),
                     r.speedup()
                 )
             })

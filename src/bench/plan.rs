@@ -371,6 +371,20 @@ impl Plan {
     }
 }
 
+/// An element count as `bench --sizes` and the criterion benches' `ACTGPU_BENCH_ELEMENTS` take it: a positive
+/// integer (`65536`) or a power of two `2^k` with `k < 48` (`2^16`). 0 is refused: it would time an empty dispatch.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let bad = || format!("bad size {s:?}: give a positive element count, e.g. 65536 or 2^16");
+    match s.trim().split_once('^') {
+        Some(("2", k)) => {
+            let k: u32 = k.parse().map_err(|_| bad())?;
+            1usize.checked_shl(k).filter(|_| k < 48).ok_or_else(bad)
+        }
+        Some(_) => Err(bad()),
+        None => s.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad),
+    }
+}
+
 /// [`measure_alternating`] over one piece of work per item of `items`, recorded by `record(item, encoder, rep)`.
 fn measure_each<T>(
     timer: &Timer,
@@ -385,4 +399,19 @@ fn measure_each<T>(
         .collect();
     let mut refs: Vec<&mut RecordFn<'_>> = works.iter_mut().map(|w| w as _).collect();
     measure_alternating(timer, sampling, &mut refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_as_the_cli_and_the_criterion_benches_take_them() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("2^24"), Ok(1 << 24));
+        assert_eq!(parse_size("2^0"), Ok(1));
+        for bad in ["0", "2^48", "3^4", "-1", "", "2^", "1e6"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -163,7 +163,8 @@ pub struct Report {
     pub f16_native: [bool; 2],
     /// Rows per row block of the column reductions ([`Gpu::reduction_rows`]).
     pub reduction_rows: usize,
-    /// The matmul kernel of the products, dense layers and training steps ([`crate::MatmulKernel::for_gpu`]).
+    /// The matmul kernel of the products, dense layers and training steps: [`crate::MatmulKernel::for_gpu`] as it
+    /// runs on the device ([`crate::MatmulKernel::on_device`]).
     pub matmul_kernel: crate::MatmulKernel,
     /// The clock the timer read.
     pub clock: Clock,
@@ -189,7 +190,9 @@ impl Report {
                 gpu.f16_native_for(crate::Intensity::Arithmetic),
             ],
             reduction_rows: gpu.reduction_rows(),
-            matmul_kernel: crate::MatmulKernel::for_gpu(gpu),
+            // The kernel that runs, not the option as given: `--matmul tiled` runs Tiled32 on a device whose
+            // workgroups hold fewer than 256 threads.
+            matmul_kernel: crate::MatmulKernel::for_gpu(gpu).on_device(gpu.limits()),
             clock,
             ceilings,
             rows: Vec::new(),
@@ -294,12 +297,12 @@ impl Report {
                     .byte_ratio
                     .map_or(String::new(), |r| format!(", bytes {r:.2}x"));
                 format!(
-                    "fused vs unfused: {} {} {}: {:.3} ms fused, {:.3} ms unfused, {:.2}x (target {:.1}x{bytes})\n",
+                    "fused vs unfused: {} {} {}: {} fused, {} unfused, {:.2}x (target {:.1}x{bytes})\n",
                     s.kernel,
                     s.pass,
                     s.size.text(),
-                    s.fused_s * 1e3,
-                    s.unfused_s * 1e3,
+                    secs(s.fused_s),
+                    secs(s.unfused_s),
                     s.speedup(),
                     s.target
                 )
@@ -531,9 +534,110 @@ pub fn json_str(s: &str) -> String {
     out
 }
 
+/// A report of `rows` with made-up ceilings (copy 100 GB/s, FMA 1 TFLOP/s) and no adapter, for the tests of the
+/// report's text.
+#[cfg(test)]
+pub(super) fn test_report(rows: Vec<Row>) -> Report {
+    let ceiling = |name: &str, rate: f64| Ceiling {
+        name: name.into(),
+        measurement: test_measurement(1e-3),
+        amount: rate * 1e-3,
+        rate,
+    };
+    Report {
+        adapter_name: "test".into(),
+        backend: "Noop".into(),
+        driver: String::new(),
+        adapter_line: "test".into(),
+        launch: LaunchConfig {
+            workgroup_size: 256,
+            units_per_thread: 1,
+        },
+        streaming_launch: LaunchConfig {
+            workgroup_size: 256,
+            units_per_thread: 1,
+        },
+        f16_native: [false, false],
+        reduction_rows: 64,
+        matmul_kernel: crate::MatmulKernel::Tiled,
+        clock: Clock::Timestamps,
+        ceilings: Ceilings {
+            copy: ceiling("copy", 1e11),
+            copy_kernels: vec![ceiling("copy", 1e11)],
+            copy_buffer_to_buffer: ceiling("copy_buffer_to_buffer", 1e11),
+            fma: ceiling("fma", 1e12),
+        },
+        rows,
+    }
+}
+
+/// A measurement whose samples all took `median` seconds.
+#[cfg(test)]
+pub(super) fn test_measurement(median: f64) -> Measurement {
+    Measurement {
+        stats: super::Stats {
+            median,
+            min: median,
+            max: median,
+            samples: 3,
+        },
+        reps_per_sample: 1,
+        clock: Clock::Timestamps,
+    }
+}
+
+/// A row of `kernel` in `pass`, `dtype` on `size`, `variant`, taking `median` seconds.
+#[cfg(test)]
+pub(super) fn test_row(
+    kernel: &str,
+    pass: &'static str,
+    dtype: &'static str,
+    size: Size,
+    variant: Option<&'static str>,
+    median: f64,
+) -> Row {
+    Row {
+        kernel: kernel.into(),
+        pass,
+        dtype,
+        size,
+        measurement: test_measurement(median),
+        bytes: Some(1e6),
+        flops: None,
+        bound: Bound::Bandwidth,
+        variant,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The comparison and 16-bit lines print times as the table does: 42 us is `42.00 us`, not `0.042 ms`.
+    #[test]
+    fn text_lines_keep_significant_digits() {
+        let shape = || Size::Shape(vec![4096, 4096]);
+        let report = test_report(vec![
+            test_row("bias_gelu", "forward", "f32", shape(), Some("fused"), 42e-6),
+            test_row(
+                "bias_gelu",
+                "forward",
+                "f32",
+                shape(),
+                Some("unfused"),
+                84e-6,
+            ),
+            test_row("relu", "forward", "f32", shape(), None, 42e-6),
+            test_row("relu", "forward", "f16", shape(), None, 24e-6),
+        ]);
+        let lines = report.speedup_lines();
+        assert!(
+            lines.contains("42.00 us fused, 84.00 us unfused, 2.00x"),
+            "{lines}"
+        );
+        let lines = report.dtype_ratio_lines();
+        assert!(lines.contains("24.00 us, f32 42.00 us, 1.75x"), "{lines}");
+    }
 
     #[test]
     fn json_helpers() {

@@ -128,7 +128,9 @@ impl Timer {
                 {
                     return Err(Error::InvalidArgument {
                         op: "Timer::with_clock",
-                        reason: "the device lacks TIMESTAMP_QUERY".into(),
+                        reason: "the device lacks TIMESTAMP_QUERY; time on the wall clock (Clock::WallClock, \
+                                 bench --clock wall)"
+                            .into(),
                     });
                 }
                 let device = gpu.device();
