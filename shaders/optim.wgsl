@@ -11,6 +11,8 @@
 //                 p -= step_size m / (sqrt(v) inv_sqrt_bc2 + eps)
 //                 with step_size = lr / (1 - beta1^t), inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t), computed on the host
 //                 in f64 (PyTorch's eps placement: denom = sqrt(v_hat) + eps).
+//   accumulate    param = lr grad at step 1, else param + lr grad: a training step's gradient summed over
+//                 the passes it runs in, each pass's weighted by its share of the batch (not an optimizer)
 //
 // The `*_norm` entry points do the same update and also write, per thread, the sum of the squares of the
 // NORM_PER_THREAD gradients it read (`grad`, before weight decay) into partials: the gradient norm's partial sums,
@@ -91,6 +93,16 @@ fn adam_update(i: u32) {
     state_v[i] = v;
     let denom = sqrt(v) * params.inv_sqrt_bc2 + params.eps;
     param[i] = p - params.step_size * (m / denom);
+}
+
+@compute @workgroup_size(WG)
+fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = element(wid, nwg, lid);
+    if (i < params.n) {
+        let sum = select(param[i], 0.0, params.step == 1u);
+        param[i] = sum + params.lr * grad[i];
+    }
 }
 
 @compute @workgroup_size(WG)

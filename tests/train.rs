@@ -768,6 +768,116 @@ fn inference_in_passes_matches_one_pass() {
     ));
 }
 
+/// The parameters of `a` and `b`, layer by layer, within `rel (1 + |p|)` of each other.
+fn assert_same_params(what: &str, a: &Mlp, b: &Mlp, rel: f64) {
+    for (l, ((wa, ba), (wb, bb))) in a
+        .params()
+        .unwrap()
+        .iter()
+        .zip(b.params().unwrap())
+        .enumerate()
+    {
+        for (name, got, want) in [("W", &wb, wa), ("b", &bb, ba)] {
+            let want = widen(want);
+            assert_within(&format!("{what}: layer {l} {name}"), got, &want, |i| {
+                rel * (1.0 + want[i].abs())
+            });
+        }
+    }
+}
+
+/// A batch trained in passes of 8 rows (50 rows: six passes of 8 and one of 2, the last a prefix of the pass
+/// buffers) reaches the parameters and losses of one pass, for cross-entropy with momentum and for MSE, with
+/// the diagnostics' counts over the whole batch; a source without COPY_SRC is refused only where passes need it.
+#[test]
+fn training_in_passes_matches_one_pass() {
+    let g = gpu();
+    let batch = 50;
+    let x = upload(
+        g,
+        &random_values(batch * SIZES[0], 1.0, DType::F32, 31),
+        &[batch, SIZES[0]],
+    );
+    let classes = Labels::upload(g, &labels(batch, SIZES[3], 32), SIZES[3]).unwrap();
+    let values: Vec<f32> = random_values(batch * SIZES[3], 0.5, DType::F32, 33);
+    let values = upload(g, &values, &[batch, SIZES[3]]);
+    let momentum = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::new(0.05)
+    });
+    for (loss, opt, targets) in [
+        (
+            Loss::SoftmaxCrossEntropy,
+            momentum,
+            Targets::Classes(&classes),
+        ),
+        (
+            Loss::Mse,
+            Optimizer::Sgd(Sgd::new(0.1)),
+            Targets::Values(&values),
+        ),
+    ] {
+        let mut whole = Mlp::new(g, &SIZES, &HIDDEN, loss, opt, 8).unwrap();
+        let mut parts = Mlp::new(g, &SIZES, &HIDDEN, loss, opt, 8).unwrap();
+        assert!(whole.train_rows() >= batch);
+        parts.set_train_rows(Some(8)).unwrap();
+        assert_eq!(parts.train_rows(), 8);
+        for net in [&mut whole, &mut parts] {
+            net.set_diagnostics(true).unwrap();
+        }
+        for step in 0..3 {
+            whole.train_step(&x, targets).unwrap();
+            parts.train_step(&x, targets).unwrap();
+            let (a, b) = (whole.loss().unwrap(), parts.loss().unwrap());
+            assert!(
+                (a - b).abs() <= 1e-6 * (1.0 + a.abs()),
+                "{loss:?} step {step}: loss {a} in one pass, {b} in passes"
+            );
+        }
+        assert_same_params(&format!("{loss:?}"), &whole, &parts, 1e-5);
+        let (dw, dp) = (whole.diagnostics().unwrap(), parts.diagnostics().unwrap());
+        for (a, b) in dw.iter().zip(&dp) {
+            let counts = |d: &actgpu::nn::LayerDiagnostics| {
+                (
+                    d.units,
+                    d.dead,
+                    d.saturated,
+                    d.dead_neurons,
+                    d.saturated_neurons,
+                )
+            };
+            assert_eq!(counts(a), counts(b), "{loss:?}");
+            assert!(
+                (a.grad_norm() - b.grad_norm()).abs() <= 1e-5 * a.grad_norm(),
+                "{loss:?}"
+            );
+        }
+    }
+    // A host buffer without COPY_SRC trains in one pass, and is refused where it needs several.
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: x.buffer().size(),
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let own = Tensor::from_buffer(g, buffer, &[batch, SIZES[0]], DType::F32).unwrap();
+    let ce = Loss::SoftmaxCrossEntropy;
+    let mut net = Mlp::new(g, &SIZES, &HIDDEN, ce, momentum, 8).unwrap();
+    net.train_step(&own, Targets::Classes(&classes)).unwrap();
+    net.set_train_rows(Some(16)).unwrap();
+    assert!(matches!(
+        net.train_step(&own, Targets::Classes(&classes)),
+        Err(Error::MissingUsage {
+            op: "Mlp::train_step",
+            ..
+        })
+    ));
+    assert!(matches!(
+        net.set_train_rows(Some(0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
 #[test]
 fn bad_network_arguments_are_typed_errors() {
     let g = gpu();

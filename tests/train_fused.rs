@@ -459,3 +459,45 @@ fn bad_layer_kinds_are_typed_errors() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+/// The gated and learnable layers trained in passes (45 rows: six passes of 7 and one of 3) reach the weights
+/// and activation parameters of one pass: their backward kernels' dZ and dp are per pass, then added up.
+#[test]
+fn gated_and_learnable_layers_train_in_passes_as_in_one() {
+    let g = gpu();
+    let opt = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::new(0.05)
+    });
+    let ce = Loss::SoftmaxCrossEntropy;
+    let mut whole = Mlp::with_layers(g, &SIZES, &HIDDEN, ce, opt, 12).unwrap();
+    let mut parts = Mlp::with_layers(g, &SIZES, &HIDDEN, ce, opt, 12).unwrap();
+    parts.set_train_rows(Some(7)).unwrap();
+    let batch = 45;
+    let x = random_values(batch * SIZES[0], 1.0, DType::F32, 81);
+    let t = labels(batch, 3, 82);
+    for _ in 0..3 {
+        whole.train_step_classes(&x, &t).unwrap();
+        parts.train_step_classes(&x, &t).unwrap();
+    }
+    let close = |what: String, got: &[f32], want: &[f32]| {
+        let want = widen(want);
+        assert_within(&what, got, &want, |i| 1e-5 * (1.0 + want[i].abs()));
+    };
+    for (l, ((wa, ba), (wb, bb))) in whole
+        .params()
+        .unwrap()
+        .iter()
+        .zip(parts.params().unwrap())
+        .enumerate()
+    {
+        close(format!("layer {l} W"), &wb, wa);
+        close(format!("layer {l} b"), &bb, ba);
+        if let (Some(pa), Some(pb)) = (whole.activation_param(l), parts.activation_param(l)) {
+            let (pa, pb) = (pa.read::<f32>().unwrap(), pb.read::<f32>().unwrap());
+            close(format!("layer {l} p"), &pb, &pa);
+        }
+    }
+    let (a, b) = (whole.loss().unwrap(), parts.loss().unwrap());
+    assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{a} {b}");
+}

@@ -24,7 +24,7 @@ use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
 use crate::nn::init::init_layers;
 use crate::nn::Hidden;
 use crate::ops::loss::{Labels, Loss, Targets};
-use crate::ops::optim::{OptimState, Optimizer};
+use crate::ops::optim::{record_accumulate, OptimState, Optimizer};
 use crate::{Activation, DType, Dense, Error, Gpu, Result, Tensor};
 
 /// A learnable activation's parameter, its gradient and its optimizer state.
@@ -109,7 +109,33 @@ pub struct Mlp {
     infer: Option<Workspace>,
     /// [`Mlp::set_inference_rows`]'s value, if set.
     infer_rows: Option<usize>,
+    /// [`Mlp::set_train_rows`]'s value, if set.
+    train_rows: Option<usize>,
+    /// What a training step in passes keeps besides the pass's workspace ([`Mlp::train_step`]).
+    passes: Option<PassBuffers>,
     diag: Option<Diagnostics>,
+}
+
+/// What a training step on a batch of more than [`Mlp::train_rows`] rows keeps besides the pass's workspace: the
+/// pass's rows of the input and of the targets (copied out of the caller's), and one pass's gradients and loss,
+/// which are then added into the layers' gradients and the step's loss, weighted by the pass's share of the
+/// batch.
+#[derive(Debug)]
+struct PassBuffers {
+    rows: usize,
+    x: Tensor,
+    /// `[rows]` class indices (as the bytes of an f32 tensor), or `[rows, outputs]` target values.
+    targets: Tensor,
+    classes: bool,
+    /// Per layer: dW, db and a learnable activation's dp of one pass.
+    grads: Vec<(Tensor, Tensor, Option<Tensor>)>,
+    loss: Tensor,
+}
+
+/// Where one pass of a training step writes its gradients (per layer dW, db, dp) and its loss.
+struct GradsOut<'a> {
+    layers: Vec<(&'a Tensor, &'a Tensor, Option<&'a Tensor>)>,
+    loss: &'a Tensor,
 }
 
 /// The bytes of the widest tensor of one inference pass, by default ([`Mlp::inference_rows`]): large enough
@@ -243,6 +269,8 @@ impl Mlp {
             spare: None,
             infer: None,
             infer_rows: None,
+            train_rows: None,
+            passes: None,
             diag: None,
         })
     }
@@ -481,10 +509,21 @@ impl Mlp {
     /// submitted once. Returns without waiting for the device and reads nothing back. The network keeps its
     /// intermediate buffers for the last two batch sizes (an epoch's full batches and its shorter last one take
     /// turns without allocating); a third size allocates anew and drops the older of the two.
+    ///
+    /// Any batch size: a batch of more than [`Mlp::train_rows`] rows runs forward and backward in passes of at
+    /// most that many rows (each pass's rows of `x` and of the targets copied out of them, which then need
+    /// `COPY_SRC`, as the crate's own tensors and uploaded labels have), and each pass's mean gradients and loss
+    /// are added up weighted by its share of the batch, `g = sum_p (rows_p / batch) g_p`, before the one update:
+    /// the batch's mean gradient, in another summation order than one pass would take (the last bits differ).
+    /// Still one submission. The diagnostics count over the whole batch.
     pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
         let batch = self.batch_of(x)?;
         self.check_targets(targets, batch)?;
-        self.workspace(batch)?;
+        let rows = self.train_rows().min(batch);
+        if rows < batch {
+            self.pass_buffers(x, targets, rows)?;
+        }
+        self.workspace(rows)?;
         let gpu = self.gpu.clone();
         gpu.check_lost()?;
         let step = self.step + 1;
@@ -494,7 +533,11 @@ impl Mlp {
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("actgpu.mlp.train_step"),
         });
-        let recorded = self.record_step(&mut enc, x, targets, step);
+        let recorded = if rows < batch {
+            self.record_step_in_passes(&mut enc, x, targets, step, batch)
+        } else {
+            self.record_step(&mut enc, x, targets, step)
+        };
         if recorded.is_ok() {
             gpu.queue().submit([enc.finish()]);
         }
@@ -574,6 +617,8 @@ impl Mlp {
             .collect()
     }
 
+    /// The step on the whole batch in one pass: gradients into the layers' own tensors, the loss into the
+    /// network's.
     fn record_step(
         &self,
         enc: &mut wgpu::CommandEncoder,
@@ -582,22 +627,103 @@ impl Mlp {
         step: u64,
     ) -> Result<()> {
         let work = self.work.as_ref().ok_or_else(no_workspace)?;
+        if let Some(d) = self.diag.as_ref() {
+            d.record_clear(enc)?;
+        }
+        let out = GradsOut {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| (&l.dw, &l.db, l.param.as_ref().map(|p| &p.dp)))
+                .collect(),
+            loss: &self.loss,
+        };
+        self.record_pass(enc, work, x, targets, &out)?;
+        self.record_updates(enc, step)
+    }
+
+    /// The step in passes of the pass buffers' rows: each pass's rows of `x` and of the targets copied into the
+    /// pass buffers, forward and backward with its gradients and loss into the pass buffers, then added into the
+    /// layers' gradients and the network's loss weighted by `rows_p / batch`; then the one update.
+    fn record_step_in_passes(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        targets: Targets,
+        step: u64,
+        batch: usize,
+    ) -> Result<()> {
+        let work = self.work.as_ref().ok_or_else(no_workspace)?;
+        let pass = self.passes.as_ref().ok_or_else(no_workspace)?;
+        if let Some(d) = self.diag.as_ref() {
+            d.record_clear(enc)?;
+        }
+        let out = GradsOut {
+            layers: pass
+                .grads
+                .iter()
+                .map(|(dw, db, dp)| (dw, db, dp.as_ref()))
+                .collect(),
+            loss: &pass.loss,
+        };
+        let (d, width) = (self.sizes[0], self.sizes[self.sizes.len() - 1]);
+        let bytes = |rows: usize, w: usize| (rows * w * 4) as u64;
+        for first in (0..batch).step_by(pass.rows) {
+            let n = pass.rows.min(batch - first);
+            let input = pass.x.rows_prefix(n)?;
+            enc.copy_buffer_to_buffer(x.buffer(), bytes(first, d), input.buffer(), 0, bytes(n, d));
+            let (source, w) = match targets {
+                Targets::Classes(labels) => (labels.buffer(), 1),
+                Targets::Values(t) => (t.buffer(), width),
+            };
+            let target = pass.targets.rows_prefix(n)?;
+            enc.copy_buffer_to_buffer(source, bytes(first, w), target.buffer(), 0, bytes(n, w));
+            let labels;
+            let targets = if pass.classes {
+                labels = Labels::from_buffer(&self.gpu, target.buffer().clone(), n, width)?;
+                Targets::Classes(&labels)
+            } else {
+                Targets::Values(&target)
+            };
+            let short = (n < pass.rows).then(|| work.rows_prefix(n)).transpose()?;
+            self.record_pass(enc, short.as_ref().unwrap_or(work), &input, targets, &out)?;
+            let (weight, first) = ((n as f64 / batch as f64) as f32, first == 0);
+            for (layer, (dw, db, dp)) in self.layers.iter().zip(&out.layers) {
+                record_accumulate(enc, &layer.dw, dw, weight, first)?;
+                record_accumulate(enc, &layer.db, db, weight, first)?;
+                if let (Some(p), Some(dp)) = (&layer.param, dp) {
+                    record_accumulate(enc, &p.dp, dp, weight, first)?;
+                }
+            }
+            record_accumulate(enc, &self.loss, &pass.loss, weight, first)?;
+        }
+        self.record_updates(enc, step)
+    }
+
+    /// One pass: forward, the loss and its gradient, backward through every layer, writing the gradients and
+    /// the loss where `out` says (the diagnostics' counters add up over passes).
+    fn record_pass(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        work: &Workspace,
+        x: &Tensor,
+        targets: Targets,
+        out: &GradsOut,
+    ) -> Result<()> {
         self.record_forward(enc, work, x, true)?;
         let last = self.layers.len() - 1;
         self.loss_fn
-            .record(enc, &work.y[last], targets, &work.dy[last], &self.loss)?;
+            .record(enc, &work.y[last], targets, &work.dy[last], out.loss)?;
         let diag = self.diag.as_ref();
-        if let Some(d) = diag {
-            d.record_clear(enc)?;
-        }
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
             let dx = (l > 0).then(|| &work.dy[l - 1]);
-            let (w, dw, db, dy) = (&layer.w, &layer.dw, Some(&layer.db), &work.dy[l]);
+            let (dw, db, dp) = out.layers[l];
+            let (w, db, dy) = (&layer.w, Some(db), &work.dy[l]);
             // The output layer is linear: its Z is its Y.
             let z = work.z[l].as_ref().unwrap_or(&work.y[l]);
-            match (layer.kind, work.dz[l].as_ref(), layer.param.as_ref()) {
-                (Hidden::Act(_), dz, _) => layer.dense.record_backward_using(
+            match (layer.kind, work.dz[l].as_ref(), layer.param.as_ref(), dp) {
+                (Hidden::Act(_), dz, _, _) => layer.dense.record_backward_using(
                     enc,
                     input,
                     w,
@@ -609,14 +735,14 @@ impl Mlp {
                     diag.map(|d| &d.layers[l].counts),
                     dz,
                 )?,
-                (Hidden::Gated(gated), Some(dz), _) => {
+                (Hidden::Gated(gated), Some(dz), _, _) => {
                     gated.record_backward(enc, z, dy, dz)?;
                     layer
                         .dense
                         .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
                 }
-                (Hidden::Learnable { kind, .. }, Some(dz), Some(p)) => {
-                    kind.record_backward(enc, z, &p.p, dy, dz, &p.dp)?;
+                (Hidden::Learnable { kind, .. }, Some(dz), Some(p), Some(dp)) => {
+                    kind.record_backward(enc, z, &p.p, dy, dz, dp)?;
                     layer
                         .dense
                         .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
@@ -624,6 +750,13 @@ impl Mlp {
                 _ => return Err(no_workspace()),
             }
         }
+        Ok(())
+    }
+
+    /// The optimizer's update of every parameter tensor from the layers' gradients (with the diagnostics'
+    /// gradient norms where they are on).
+    fn record_updates(&self, enc: &mut wgpu::CommandEncoder, step: u64) -> Result<()> {
+        let diag = self.diag.as_ref();
         for (l, layer) in self.layers.iter().enumerate() {
             let (wp, bp, pp) = match diag {
                 Some(d) => {
@@ -643,6 +776,58 @@ impl Mlp {
                 opt.record_update_with_norm(enc, &p.p, &p.dp, &p.state, step, pp)?;
             }
         }
+        Ok(())
+    }
+
+    /// Makes the pass buffers ones for passes of `rows` rows and `targets`' kind (keeping the current ones where
+    /// they are), after checking that `x` and the targets can be copied from.
+    fn pass_buffers(&mut self, x: &Tensor, targets: Targets, rows: usize) -> Result<()> {
+        let (source, classes) = match targets {
+            Targets::Classes(labels) => (labels.buffer(), true),
+            Targets::Values(t) => (t.buffer(), false),
+        };
+        for buffer in [x.buffer(), source] {
+            let missing = wgpu::BufferUsages::COPY_SRC - buffer.usage();
+            if !missing.is_empty() {
+                return Err(Error::MissingUsage {
+                    op: "Mlp::train_step",
+                    missing: format!("{missing:?}"),
+                });
+            }
+        }
+        if self
+            .passes
+            .as_ref()
+            .is_some_and(|p| p.rows == rows && p.classes == classes)
+        {
+            return Ok(());
+        }
+        self.passes = None;
+        let gpu = &self.gpu;
+        let out = self.sizes[self.sizes.len() - 1];
+        let grads = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok((
+                    l.dw.zeros_like()?,
+                    l.db.zeros_like()?,
+                    l.param.as_ref().map(|p| p.dp.zeros_like()).transpose()?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.passes = Some(PassBuffers {
+            rows,
+            x: gpu.zeros(&[rows, self.sizes[0]], DType::F32)?,
+            targets: if classes {
+                gpu.zeros(&[rows], DType::F32)?
+            } else {
+                gpu.zeros(&[rows, out], DType::F32)?
+            },
+            classes,
+            grads,
+            loss: gpu.zeros(&[1], DType::F32)?,
+        });
         Ok(())
     }
 
@@ -751,16 +936,8 @@ impl Mlp {
         if let Some(rows) = self.infer_rows {
             return rows;
         }
-        let widest = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(l, layer)| layer.kind.linear_width(self.sizes[l + 1]))
-            .chain(self.sizes.iter().copied())
-            .max()
-            .unwrap_or(1) as u64;
         let budget = INFERENCE_PASS_BYTES.min(self.gpu.limits().max_storage_buffer_binding_size);
-        (budget / (4 * widest)).max(1) as usize
+        (budget / (4 * self.widest())).max(1) as usize
     }
 
     /// Sets the most rows one inference pass takes ([`Mlp::inference_rows`]); `None` restores the default.
@@ -776,13 +953,50 @@ impl Mlp {
         Ok(())
     }
 
-    /// Drops the buffers kept between calls (the training step's for the last two batch sizes, inference's):
-    /// the next step or prediction allocates what it needs again. The weights, optimizer state, last loss and
-    /// diagnostics stay.
+    /// The most rows one pass of [`Mlp::train_step`] takes: set by [`Mlp::set_train_rows`], else as many as keep
+    /// every pass's widest tensor (the input, or a layer's output, Z or their gradients) within one storage
+    /// binding (at least 1). A batch that fits one binding therefore trains in one pass, as it always has; a
+    /// larger one runs in passes instead of being refused.
+    pub fn train_rows(&self) -> usize {
+        if let Some(rows) = self.train_rows {
+            return rows;
+        }
+        let binding = self.gpu.limits().max_storage_buffer_binding_size;
+        (binding / (4 * self.widest())).max(1) as usize
+    }
+
+    /// Sets the most rows one training pass takes ([`Mlp::train_rows`]); `None` restores the default.
+    /// [`Error::InvalidArgument`] for `Some(0)`.
+    pub fn set_train_rows(&mut self, rows: Option<usize>) -> Result<()> {
+        if rows == Some(0) {
+            return Err(Error::InvalidArgument {
+                op: "Mlp::set_train_rows",
+                reason: "a pass needs at least one row".into(),
+            });
+        }
+        self.train_rows = rows;
+        Ok(())
+    }
+
+    /// The widest row of any tensor a pass holds: the input, or a layer's output or linear width.
+    fn widest(&self) -> u64 {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| layer.kind.linear_width(self.sizes[l + 1]))
+            .chain(self.sizes.iter().copied())
+            .max()
+            .unwrap_or(1) as u64
+    }
+
+    /// Drops the buffers kept between calls (the training step's for the last two batch sizes and its pass
+    /// buffers, inference's): the next step or prediction allocates what it needs again. The weights, optimizer
+    /// state, last loss and diagnostics stay.
     pub fn free_workspaces(&mut self) {
         self.work = None;
         self.spare = None;
         self.infer = None;
+        self.passes = None;
     }
 
     /// Classification accuracy on `x [batch, sizes[0]]` against class indices: the fraction of rows whose

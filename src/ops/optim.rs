@@ -443,3 +443,54 @@ impl Optimizer {
         gpu.submit_and_wait(OP, |enc| self.record_update(enc, param, grad, state, step))
     }
 }
+
+/// Records `sum = weight grad` (`first`) or `sum += weight grad`: one dispatch over `sum` (f32, `grad`'s shape),
+/// for a gradient summed over the passes of a training step (`Mlp::train_step` on a batch larger than one
+/// pass), each pass's mean gradient weighted by its share of the batch. Not an optimizer; it shares the
+/// optimizers' shader and uniform block.
+pub(crate) fn record_accumulate(
+    encoder: &mut wgpu::CommandEncoder,
+    sum: &Tensor,
+    grad: &Tensor,
+    weight: f32,
+    first: bool,
+) -> Result<()> {
+    const OP: &str = "accumulate";
+    let gpu = sum.gpu();
+    expect_shape(OP, gpu, sum, sum.shape())?;
+    expect_shape(OP, gpu, grad, sum.shape())?;
+    check_distinct(OP, &[sum], &[grad.buffer()])?;
+    let n = sum.len();
+    if n == 0 {
+        return Ok(());
+    }
+    for t in [sum, grad] {
+        check_whole_binding(gpu, t.buffer())?;
+    }
+    let wg = gpu.launch_config().workgroup_size;
+    let groups = grid(
+        (n as u64).div_ceil(u64::from(wg)),
+        gpu.limits().max_compute_workgroups_per_dimension,
+    )?;
+    let key = PipelineKey::new(ShaderId::Optim, "accumulate", wg, &[]);
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
+    let mut params = [0u32; 13];
+    params[0] = u32::try_from(n).map_err(|_| Error::LimitExceeded {
+        limit: "elements per accumulation",
+        max: u64::from(u32::MAX),
+        requested: n as u64,
+    })?;
+    params[1] = if first { 1 } else { 2 };
+    params[2] = weight.to_bits();
+    let entries = vec![bind(0, grad), bind(1, sum)];
+    dispatch(
+        gpu,
+        encoder,
+        &pipeline,
+        "accumulate",
+        entries,
+        &params,
+        groups,
+    );
+    Ok(())
+}
