@@ -3,7 +3,10 @@
 //! - **Copy bandwidth**: `dst = src` over buffers of [`CeilingConfig::copy_bytes`] each (well past the caches),
 //!   16-byte (`vec4<f32>`) accesses, counting bytes read plus bytes written: `2 * copy_bytes / seconds`. Several
 //!   kernels are tried ([`COPY_KERNELS`]: two layouts, several workgroup sizes and vec4 counts per thread) and the
-//!   fastest is the ceiling. `copy_buffer_to_buffer` is measured the same way for comparison only.
+//!   fastest is the ceiling. `copy_buffer_to_buffer` is measured the same way for comparison only. The ceiling is
+//!   one read per write; kernels that read two tensors per one written (the backward passes, the gated forward)
+//!   can pass it on real memory (the H200's f32 identity, relu and gelu backward at 2^26: 1.044 of it; lavapipe's
+//!   identity backward: 1.011), so their fraction of it may exceed 1 (see [`super::report`]).
 //! - **FMA rate**: a grid of [`FMA_WORKGROUP_SIZE`]-thread workgroups, each thread running 8 independent chains
 //!   of `vec4` fused multiply-adds, 4 per chain in each of `iters` loop iterations: `256 * threads * iters` FLOP
 //!   per dispatch (8 chains x 4 FMA x 4 lanes x 2 FLOP per iteration and thread). The loop body is unrolled 4

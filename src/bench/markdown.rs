@@ -41,37 +41,49 @@ impl Report {
         }
         let speedups = self.speedups();
         if !speedups.is_empty() {
-            out += "\n| fused vs unfused | pass | size | fused | unfused | speed-up | target | bytes ratio |\n";
-            out += "|---|---|---|---:|---:|---:|---:|---:|\n";
+            out += "\n| fused vs unfused | pass | size | fused | unfused | speed-up | per round (min-max) | target \
+                    | bytes ratio | kernels |\n";
+            out += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
             for s in speedups {
                 out += &format!(
-                    "| {} | {} | {} | {} | {} | {:.2}x | {:.1}x | {} |\n",
+                    "| {} | {} | {} | {} | {} | {:.2}x | {} | {:.1}x | {} | {} |\n",
                     s.kernel,
                     s.pass,
                     s.size.text(),
                     secs(s.fused_s),
                     secs(s.unfused_s),
                     s.speedup(),
+                    s.round_ratios.map_or("-".into(), |r| format!(
+                        "{:.2}x ({:.2}-{:.2}x)",
+                        r.median, r.min, r.max
+                    )),
                     s.target,
-                    s.byte_ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+                    s.byte_ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+                    s.kernels.map_or("-".into(), |(f, u)| format!("{f} / {u}"))
                 );
             }
+            out += "\nSpeed-up: unfused median over fused median of samples taken in alternation; per round: the \
+                    median (min-max) of each round's unfused over fused sample. Bytes ratio: the speed-up if both \
+                    sides moved memory at the same rate and dispatches were free (each dispatch also costs a fixed \
+                    time, so a speed-up can pass it). Kernels: launched per run, fused / unfused; the dense \
+                    forward's unfused side is the product, a bias-add kernel and the activation kernel.\n";
         }
         let ratios = self.dtype_ratios();
         if !ratios.is_empty() {
             out +=
-                "\n| 16-bit vs f32 | pass | size | type | time | f32 time | elements/s ratio |\n";
-            out += "|---|---|---|---|---:|---:|---:|\n";
+                "\n| 16-bit vs f32 | pass | size | type | time | f32 time | elements/s ratio | target |\n";
+            out += "|---|---|---|---|---:|---:|---:|---:|\n";
             for r in ratios {
                 out += &format!(
-                    "| {} | {} | {} | {} | {} | {} | {:.2}x |\n",
+                    "| {} | {} | {} | {} | {} | {} | {:.2}x | {} |\n",
                     r.kernel,
                     r.pass,
                     r.size.text(),
                     r.dtype,
                     secs(r.half_s),
                     secs(r.f32_s),
-                    r.speedup()
+                    r.speedup(),
+                    r.target.map_or("-".into(), |t| format!("{t:.1}x"))
                 );
             }
         }

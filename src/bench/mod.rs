@@ -141,6 +141,17 @@ pub fn measure_alternating(
     sampling: &Sampling,
     records: &mut [&mut RecordFn<'_>],
 ) -> Result<Vec<Measurement>> {
+    Ok(measure_alternating_rounds(timer, sampling, records)?.0)
+}
+
+/// [`measure_alternating`], also returning every measured sample (seconds per repetition) of each piece of work,
+/// in round order: `samples[j][i]` is round `i` of `records[j]`, taken right after round `i` of `records[j - 1]`,
+/// for ratios taken round by round.
+pub fn measure_alternating_rounds(
+    timer: &Timer,
+    sampling: &Sampling,
+    records: &mut [&mut RecordFn<'_>],
+) -> Result<(Vec<Measurement>, Vec<Vec<f64>>)> {
     let mut samplers: Vec<_> = records
         .iter_mut()
         .map(|record| move |reps, first| timer.sample(reps, first, &mut **record))
@@ -151,17 +162,18 @@ pub fn measure_alternating(
 
 /// The sampling schedule of [`measure`] over any sampler `sample(reps, first_rep)`.
 fn measure_by(clock: Clock, sampling: &Sampling, sample: &mut SampleFn<'_>) -> Result<Measurement> {
-    let mut one = measure_schedule(clock, sampling, &mut [sample])?;
+    let (mut one, _) = measure_schedule(clock, sampling, &mut [sample])?;
     Ok(one.remove(0))
 }
 
 /// The sampling schedule over samplers `sample(reps, first_rep)`, taken in alternation: a cold run and a
-/// calibration run of each, their warm-up samples, then their measured samples in turn.
+/// calibration run of each, their warm-up samples, then their measured samples in turn. Returns each sampler's
+/// measurement and its measured samples in order.
 fn measure_schedule(
     clock: Clock,
     sampling: &Sampling,
     samplers: &mut [&mut SampleFn<'_>],
-) -> Result<Vec<Measurement>> {
+) -> Result<(Vec<Measurement>, Vec<Vec<f64>>)> {
     // Calibrated on the wall clock: it includes the submission overhead that batching is there to amortise.
     let reps_for = |per_rep: f64| {
         ((sampling.min_sample_s / per_rep.max(1e-9)).ceil() as u32)
@@ -211,7 +223,7 @@ fn measure_schedule(
             seconds[i].push(s.seconds);
         }
     }
-    seconds
+    let measurements = seconds
         .iter()
         .zip(reps)
         .map(|(secs, reps)| {
@@ -225,7 +237,8 @@ fn measure_schedule(
                 clock,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((measurements, seconds))
 }
 
 #[cfg(test)]
@@ -256,8 +269,10 @@ mod tests {
             max_reps: 100,
             min_warmup_s: 0.0,
         };
-        let m = measure_schedule(Clock::WallClock, &sampling, &mut [&mut a, &mut b]).unwrap();
+        let (m, samples) =
+            measure_schedule(Clock::WallClock, &sampling, &mut [&mut a, &mut b]).unwrap();
         assert_eq!(m.len(), 2);
+        assert_eq!(samples, [vec![0.001; 3], vec![0.004; 3]]);
         // Both take the 10 repetitions the faster one needs for 10 ms.
         assert_eq!((m[0].stats.median, m[0].reps_per_sample), (0.001, 10));
         assert_eq!((m[1].stats.median, m[1].reps_per_sample), (0.004, 10));

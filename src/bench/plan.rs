@@ -169,6 +169,7 @@ impl Plan {
                             flops: Some(ops.flops(act, pass)),
                             bound: Bound::Bandwidth,
                             variant: None,
+                            round_ratios: None,
                         });
                     }
                 }
@@ -199,6 +200,7 @@ impl Plan {
                         flops: Some(ops.flops(pass)),
                         bound: Bound::Bandwidth,
                         variant: None,
+                        round_ratios: None,
                     });
                 }
             }
@@ -212,14 +214,14 @@ impl Plan {
         if !comparisons.is_empty() {
             let ops = CompareOperands::new(gpu, rows, cols, seed + 1)?;
             for &c in &comparisons {
-                let (fused, unfused) = measure_comparison(timer, &self.sampling, &ops, c)?;
+                let both = measure_comparison(timer, &self.sampling, &ops, c)?;
                 let (kernel, pass) = c.name();
                 // Each side's own traffic, so that its rate and fraction of the copy ceiling say how close to
                 // memory-bound it ran (the speed-up is the ratio of the times).
                 let unfused_bytes = c.unfused_bytes(rows, cols);
                 for (variant, m, bytes) in [
-                    ("fused", fused, c.useful_bytes(rows, cols)),
-                    ("unfused", unfused, unfused_bytes.unwrap_or(f64::NAN)),
+                    ("fused", both.fused, c.useful_bytes(rows, cols)),
+                    ("unfused", both.unfused, unfused_bytes.unwrap_or(f64::NAN)),
                 ] {
                     on_row(Row {
                         kernel: kernel.into(),
@@ -231,6 +233,7 @@ impl Plan {
                         flops: None,
                         bound: Bound::Bandwidth,
                         variant: Some(variant),
+                        round_ratios: both.round_ratios,
                     });
                 }
             }
@@ -253,6 +256,7 @@ impl Plan {
                 flops: Some(flops),
                 bound: Bound::Arithmetic,
                 variant: None,
+                round_ratios: None,
             };
         // Operands in every type at the largest product (16-bit X and W, f32 Y), f32 elsewhere.
         let largest = self
@@ -299,11 +303,12 @@ impl Plan {
             .filter(|_| forward)
         {
             let ops = DenseCompareOperands::new(gpu, shape, 0xdc0 + i as u64)?;
-            let (fused, unfused) = measure_dense_comparison(timer, &self.sampling, &ops)?;
+            let both = measure_dense_comparison(timer, &self.sampling, &ops)?;
             let (kernel, pass) = Comparison::DenseGeluForward.name();
-            for (variant, m) in [("fused", fused), ("unfused", unfused)] {
+            for (variant, m) in [("fused", both.fused), ("unfused", both.unfused)] {
                 on_row(Row {
                     variant: Some(variant),
+                    round_ratios: both.round_ratios,
                     pass,
                     ..row(kernel.into(), pass, shape.to_vec(), m, ops.flops())
                 });
@@ -335,6 +340,7 @@ impl Plan {
                 } else {
                     "thread per row"
                 }),
+                round_ratios: None,
             });
         }
         for (i, spec) in self.mlps.iter().enumerate() {

@@ -7,13 +7,23 @@
 //! "fma_flops_per_s", "copy_kernel", "copy_buffer_to_buffer_bytes_per_s", "candidates": [...]}, "rows": [...],
 //! "comparisons": [...], "dtype_ratios": [...]}` (fused against unfused, and 16-bit against f32:
 //! [`crate::bench::dtype_ratio`]). A comparison has `kernel`, `pass`, `size`, `fused_median_s`, `unfused_median_s`,
-//! `speedup`, `target` and `byte_ratio` (unfused over fused bytes, [`crate::bench::compare::Comparison::byte_ratio`];
-//! `null` where FLOP decide).
+//! `speedup` (`unfused_median_s / fused_median_s`), `round_ratio_median`, `round_ratio_min` and `round_ratio_max`
+//! (the spread of the per-round ratios, unfused over fused sample of each round of the alternation), `target`,
+//! `byte_ratio` (unfused over fused bytes, [`crate::bench::compare::Comparison::byte_ratio`]: the speed-up if both
+//! sides moved memory at the same rate and dispatches were free, not a ceiling; `null` where FLOP decide), and
+//! `fused_kernels` and `unfused_kernels` (kernels launched per run, [`crate::bench::compare::Comparison::kernels`]).
 //! A row has `kernel`, `pass`, `dtype`, `elements` or `shape`, `median_s`, `min_s`, `max_s`, `samples`,
 //! `reps_per_sample`, `clock` (the wall clock for work that submits itself, such as a training step), then `bytes_per_s` and `fraction_of_ceiling` (of the copy ceiling) for memory-bound
 //! kernels, or `flops_per_s` and `fraction_of_ceiling` (of the FMA ceiling) for compute-bound ones. Rows with both
 //! an amount of traffic and an (approximate) FLOP count also carry `flops_per_element`, `flops_per_s` and
 //! `fraction_of_fma_ceiling`.
+//!
+//! The copy ceiling (`of_ceil` in the table, `fraction_of_ceiling` of a memory-bound row) is a copy: one read per
+//! write. Rows that read two tensors per one written (every backward row, the gated forward's `a` and `g`) can
+//! exceed it on real memory, where reads and writes do not cost alike, so a fraction above 1 there is not an error
+//! of the count: on the H200 the identity, relu and gelu backward in f32 at 2^26 reached 1.044 of the ceiling
+//! (docs/device/2026-11-29/bench-vulkan-sizes.md), and lavapipe's identity backward 1.011. Forward and backward
+//! rows share the one scale, but the ceiling is exact only for the forward's one read per write.
 
 use super::ceilings::{Ceiling, Ceilings};
 use super::{Clock, Measurement};
@@ -50,6 +60,9 @@ pub struct Row {
     /// `fused` or `unfused` for the two sides of a fused-against-unfused comparison
     /// ([`crate::bench::compare`]); `None` otherwise.
     pub variant: Option<&'static str>,
+    /// On both sides of a comparison: median, min and max of the per-round ratios, unfused over fused
+    /// ([`crate::bench::compare::round_ratios`]); `None` otherwise.
+    pub round_ratios: Option<super::Stats>,
 }
 
 /// One fused-against-unfused comparison of a report.
@@ -67,8 +80,13 @@ pub struct Speedup {
     pub unfused_s: f64,
     /// The target speed-up.
     pub target: f64,
-    /// Unfused bytes over fused bytes ([`super::compare::Comparison::byte_ratio`]), where bytes decide.
+    /// Unfused bytes over fused bytes ([`super::compare::Comparison::byte_ratio`]), where bytes decide: the
+    /// speed-up if both sides moved memory at the same rate and dispatches were free.
     pub byte_ratio: Option<f64>,
+    /// `(fused, unfused)` kernels launched per run ([`super::compare::Comparison::kernels`]).
+    pub kernels: Option<(u32, u32)>,
+    /// Median, min and max of the per-round ratios ([`Row::round_ratios`]).
+    pub round_ratios: Option<super::Stats>,
 }
 
 impl Speedup {
@@ -282,22 +300,31 @@ impl Report {
                     unfused_s: median(u),
                     target,
                     byte_ratio,
+                    kernels: comparison.map(|c| c.kernels()),
+                    round_ratios: f.round_ratios,
                 })
             })
             .collect()
     }
 
-    /// The fused-against-unfused lines: op, pass, size, both medians, the speed-up, its target and the byte
-    /// ratio where bytes decide.
+    /// The fused-against-unfused lines: op, pass, size, both medians, the speed-up (ratio of the medians) with
+    /// the per-round ratios' median and range, its target, the byte ratio where bytes decide and each side's
+    /// kernels.
     pub fn speedup_lines(&self) -> String {
         self.speedups()
             .iter()
             .map(|s| {
+                let rounds = s.round_ratios.map_or(String::new(), |r| {
+                    format!(" (per round {:.2}x, {:.2}-{:.2}x)", r.median, r.min, r.max)
+                });
                 let bytes = s
                     .byte_ratio
                     .map_or(String::new(), |r| format!(", bytes {r:.2}x"));
+                let kernels = s.kernels.map_or(String::new(), |(f, u)| {
+                    format!(", kernels {f} fused, {u} unfused")
+                });
                 format!(
-                    "fused vs unfused: {} {} {}: {} fused, {} unfused, {:.2}x (target {:.1}x{bytes})\n",
+                    "fused vs unfused: {} {} {}: {} fused, {} unfused, {:.2}x{rounds} (target {:.1}x{bytes}{kernels})\n",
                     s.kernel,
                     s.pass,
                     s.size.text(),
@@ -388,16 +415,26 @@ impl Report {
             .speedups()
             .iter()
             .map(|s| {
+                let opt = |v: Option<f64>| v.map_or("null".into(), json_num);
+                let count = |v: Option<u32>| v.map_or("null".into(), |n| n.to_string());
+                let r = s.round_ratios;
                 format!(
-                    "{{\"kernel\": {}, \"pass\": {}, \"size\": {}, \"fused_median_s\": {}, \"unfused_median_s\": {}, \"speedup\": {}, \"target\": {}, \"byte_ratio\": {}}}",
+                    "{{\"kernel\": {}, \"pass\": {}, \"size\": {}, \"fused_median_s\": {}, \"unfused_median_s\": {}, \
+                     \"speedup\": {}, \"round_ratio_median\": {}, \"round_ratio_min\": {}, \"round_ratio_max\": {}, \
+                     \"target\": {}, \"byte_ratio\": {}, \"fused_kernels\": {}, \"unfused_kernels\": {}}}",
                     json_str(&s.kernel),
                     json_str(s.pass),
                     json_str(&s.size.text()),
                     json_num(s.fused_s),
                     json_num(s.unfused_s),
                     json_num(s.speedup()),
+                    opt(r.map(|r| r.median)),
+                    opt(r.map(|r| r.min)),
+                    opt(r.map(|r| r.max)),
                     json_num(s.target),
-                    s.byte_ratio.map_or("null".into(), json_num)
+                    opt(s.byte_ratio),
+                    count(s.kernels.map(|k| k.0)),
+                    count(s.kernels.map(|k| k.1))
                 )
             })
             .collect();
@@ -606,6 +643,7 @@ pub(super) fn test_row(
         flops: None,
         bound: Bound::Bandwidth,
         variant,
+        round_ratios: None,
     }
 }
 
@@ -647,5 +685,52 @@ mod tests {
         assert_eq!(Size::Elements(1 << 24).text(), "2^24");
         assert_eq!(Size::Elements(1000).text(), "1000");
         assert_eq!(Size::Shape(vec![2, 3]).text(), "2x3");
+    }
+
+    /// A comparison reports the spread of its per-round ratios and each side's kernels beside the ratio of the
+    /// medians, in the lines, the JSON and the Markdown.
+    #[test]
+    fn comparisons_carry_round_ratios_and_kernels() {
+        let shape = || Size::Shape(vec![4096, 4096]);
+        let spread = super::super::Stats {
+            median: 1.36,
+            min: 1.30,
+            max: 1.41,
+            samples: 15,
+        };
+        let mut rows = vec![
+            test_row("bias_gelu", "backward", "f32", shape(), Some("fused"), 1e-3),
+            test_row(
+                "bias_gelu",
+                "backward",
+                "f32",
+                shape(),
+                Some("unfused"),
+                1.35e-3,
+            ),
+        ];
+        for r in &mut rows {
+            r.round_ratios = Some(spread);
+        }
+        let report = test_report(rows);
+        let s = &report.speedups()[0];
+        assert_eq!(s.kernels, Some((1, 2)));
+        assert_eq!(s.round_ratios, Some(spread));
+        let lines = report.speedup_lines();
+        let want = "1.35x (per round 1.36x, 1.30-1.41x) (target 1.5x, bytes 1.33x, kernels 1 fused, 2 unfused)";
+        assert!(lines.contains(want), "{lines}");
+        let json = report.to_json();
+        for key in [
+            "\"round_ratio_median\": 1.36e0",
+            "\"round_ratio_min\": 1.3e0",
+            "\"round_ratio_max\": 1.41e0",
+            "\"fused_kernels\": 1",
+            "\"unfused_kernels\": 2",
+        ] {
+            assert!(json.contains(key), "{key} missing from {json}");
+        }
+        let md = report.markdown();
+        let want = "| 1.35x | 1.36x (1.30-1.41x) | 1.5x | 1.33x | 1 / 2 |";
+        assert!(md.contains(want), "{md}");
     }
 }
