@@ -30,6 +30,141 @@ fn reference_derivatives_match_central_finite_differences() {
     }
 }
 
+/// `(activation, x, f(x), f'(x))`, computed independently of the crate with Python's mpmath at 100 digits (40 lose `1 + tanh(u)` at x = -10) from the
+/// textbook formulas (GELU `x erfc(-x / sqrt 2) / 2`, the tanh form with 0.044715, QuickGELU `x sigmoid(1.702 x)`,
+/// SELU's constants to 32 digits, leaky ReLU's slope the f32 0.01 the parameter holds, softplus `ln(1 + e^x)`,
+/// mish `x tanh(softplus x)`, ...), `f'` by mpmath's numerical differentiation, then rounded to f64. At the kinks
+/// (hardswish at +-3) `f'` is PyTorch's choice: `x / 3 + 1/2` on `[-3, 3]`. Every activation of
+/// `Activation::ALL`, and the non-default parameters of `OTHER_PARAMETERS` with a closed form to pin.
+#[rustfmt::skip]
+const KNOWN: &[(Activation, f64, f64, f64)] = &[
+    (Activation::Identity, -10.0, -10.0, 1.0),
+    (Activation::Identity, -1.0, -1.0, 1.0),
+    (Activation::Identity, 1.0, 1.0, 1.0),
+    (Activation::Identity, 2.5, 2.5, 1.0),
+    (Activation::Relu, -10.0, 0.0, 0.0),
+    (Activation::Relu, -1.0, 0.0, 0.0),
+    (Activation::Relu, 1.0, 1.0, 1.0),
+    (Activation::Relu, 2.5, 2.5, 1.0),
+    (Activation::Relu6, -1.0, 0.0, 0.0),
+    (Activation::Relu6, 2.5, 2.5, 1.0),
+    (Activation::Relu6, 7.0, 6.0, 0.0),
+    (Activation::leaky_relu(), -10.0, -0.09999999776482582, 0.009999999776482582),
+    (Activation::leaky_relu(), -1.0, -0.009999999776482582, 0.009999999776482582),
+    (Activation::leaky_relu(), 1.0, 1.0, 1.0),
+    (Activation::leaky_relu(), 2.5, 2.5, 1.0),
+    (Activation::elu(), -10.0, -0.9999546000702375, 4.5399929762484854e-05),
+    (Activation::elu(), -1.0, -0.6321205588285577, 0.36787944117144233),
+    (Activation::elu(), 1.0, 1.0, 1.0),
+    (Activation::elu(), 2.5, 2.5, 1.0),
+    (Activation::Elu { alpha: 0.5 }, -10.0, -0.49997730003511875, 2.2699964881242427e-05),
+    (Activation::Elu { alpha: 0.5 }, -1.0, -0.31606027941427883, 0.18393972058572117),
+    (Activation::Elu { alpha: 0.5 }, 1.0, 1.0, 1.0),
+    (Activation::Elu { alpha: 0.5 }, 2.5, 2.5, 1.0),
+    (Activation::celu(), -10.0, -0.9999546000702375, 4.5399929762484854e-05),
+    (Activation::celu(), -1.0, -0.6321205588285577, 0.36787944117144233),
+    (Activation::celu(), 1.0, 1.0, 1.0),
+    (Activation::celu(), 2.5, 2.5, 1.0),
+    (Activation::Celu { alpha: 2.0 }, -10.0, -1.986524106001829, 0.006737946999085467),
+    (Activation::Celu { alpha: 2.0 }, -1.0, -0.7869386805747332, 0.6065306597126334),
+    (Activation::Celu { alpha: 2.0 }, 1.0, 1.0, 1.0),
+    (Activation::Celu { alpha: 2.0 }, 2.5, 2.5, 1.0),
+    (Activation::Selu, -10.0, -1.758019523260787, 7.981758658994182e-05),
+    (Activation::Selu, -1.0, -1.1113307378125628, 0.6467686030348141),
+    (Activation::Selu, 1.0, 1.0507009873554805, 1.0507009873554805),
+    (Activation::Selu, 2.5, 2.6267524683887014, 1.0507009873554805),
+    (Activation::Gelu, -10.0, -7.619853024160526e-23, -7.618400096464814e-22),
+    (Activation::Gelu, -1.0, -0.15865525393145705, -0.0833154705876863),
+    (Activation::Gelu, 1.0, 0.8413447460685429, 1.0833154705876864),
+    (Activation::Gelu, 2.5, 2.4844758366855597, 1.037611085908145),
+    (Activation::GeluTanh, -10.0, -1.204092348209806e-37, -2.7576380638540315e-36),
+    (Activation::GeluTanh, -1.0, -0.1588080093917233, -0.08296408384578255),
+    (Activation::GeluTanh, 1.0, 0.8411919906082767, 1.0829640838457826),
+    (Activation::GeluTanh, 2.5, 2.484915733910001, 1.037951576212666),
+    (Activation::QuickGelu, -10.0, -4.05796129485531e-07, -6.500853714089018e-07),
+    (Activation::QuickGelu, -1.0, -0.1542042340671787, -0.06777960655633405),
+    (Activation::QuickGelu, 1.0, 0.8457957659328212, 1.067779606556334),
+    (Activation::QuickGelu, 2.5, 2.46501383495143, 1.0447186660813745),
+    (Activation::Silu, -10.0, -0.00045397868702434395, -0.0004085602086570823),
+    (Activation::Silu, -1.0, -0.2689414213699951, 0.07232948812851327),
+    (Activation::Silu, 1.0, 0.7310585786300049, 0.9276705118714867),
+    (Activation::Silu, 2.5, 2.310354549946891, 1.0994011113415267),
+    (Activation::Swish { beta: 1.5 }, -10.0, -3.0590222692562474e-06, -4.28262977331616e-06),
+    (Activation::Swish { beta: 1.5 }, -1.0, -0.18242552380635635, -0.041294154299142946),
+    (Activation::Swish { beta: 1.5 }, 1.0, 0.8175744761936437, 1.041294154299143),
+    (Activation::Swish { beta: 1.5 }, 2.5, 2.442556575224936, 1.0612079190226373),
+    (Activation::Mish, -10.0, -0.00045398899185674697, -0.00040857978690299194),
+    (Activation::Mish, -1.0, -0.3034014613741089, 0.05921675587739495),
+    (Activation::Mish, 1.0, 0.8650983882673103, 1.0490362200997922),
+    (Activation::Mish, 2.5, 2.471392304557881, 1.0411295301313532),
+    (Activation::softplus(), -10.0, 4.539889921686465e-05, 4.5397868702434395e-05),
+    (Activation::softplus(), -1.0, 0.3132616875182228, 0.2689414213699951),
+    (Activation::softplus(), 1.0, 1.3132616875182228, 0.7310585786300049),
+    (Activation::softplus(), 2.5, 2.5788897342925496, 0.9241418199787564),
+    (Activation::Softplus { beta: 2.0, threshold: 10.0 }, -10.0, 1.0305768101571904e-09, 2.0611536181902037e-09),
+    (Activation::Softplus { beta: 2.0, threshold: 10.0 }, -1.0, 0.06346400552148625, 0.11920292202211756),
+    (Activation::Softplus { beta: 2.0, threshold: 10.0 }, 1.0, 1.0634640055214863, 0.8807970779778824),
+    (Activation::Softplus { beta: 2.0, threshold: 10.0 }, 2.5, 2.503357674244559, 0.9933071490757152),
+    (Activation::Softsign, -10.0, -0.9090909090909091, 0.008264462809917356),
+    (Activation::Softsign, -1.0, -0.5, 0.25),
+    (Activation::Softsign, 1.0, 0.5, 0.25),
+    (Activation::Softsign, 2.5, 0.7142857142857143, 0.08163265306122448),
+    (Activation::Sigmoid, -10.0, 4.5397868702434395e-05, 4.5395807735951673e-05),
+    (Activation::Sigmoid, -1.0, 0.2689414213699951, 0.19661193324148185),
+    (Activation::Sigmoid, 1.0, 0.7310585786300049, 0.19661193324148185),
+    (Activation::Sigmoid, 2.5, 0.9241418199787564, 0.07010371654510816),
+    (Activation::LogSigmoid, -10.0, -10.000045398899218, 0.9999546021312976),
+    (Activation::LogSigmoid, -1.0, -1.3132616875182228, 0.7310585786300049),
+    (Activation::LogSigmoid, 1.0, -0.3132616875182228, 0.2689414213699951),
+    (Activation::LogSigmoid, 2.5, -0.07888973429254963, 0.07585818002124355),
+    (Activation::Tanh, -10.0, -0.9999999958776927, 8.244614455767397e-09),
+    (Activation::Tanh, -1.0, -0.7615941559557649, 0.4199743416140261),
+    (Activation::Tanh, 1.0, 0.7615941559557649, 0.4199743416140261),
+    (Activation::Tanh, 2.5, 0.9866142981514303, 0.02659222668316062),
+    (Activation::hardtanh(), -2.0, -1.0, 0.0),
+    (Activation::hardtanh(), 0.5, 0.5, 1.0),
+    (Activation::hardtanh(), 2.0, 1.0, 0.0),
+    (Activation::Hardtanh { min_val: -2.0, max_val: 3.0 }, -2.5, -2.0, 0.0),
+    (Activation::Hardtanh { min_val: -2.0, max_val: 3.0 }, 1.5, 1.5, 1.0),
+    (Activation::Hardtanh { min_val: -2.0, max_val: 3.0 }, 3.5, 3.0, 0.0),
+    (Activation::Hardsigmoid, -4.0, 0.0, 0.0),
+    (Activation::Hardsigmoid, 1.0, 0.6666666666666666, 0.16666666666666666),
+    (Activation::Hardsigmoid, 4.0, 1.0, 0.0),
+    (Activation::Hardswish, -3.0, 0.0, -0.5),
+    (Activation::Hardswish, 3.0, 3.0, 1.5),
+    (Activation::Hardswish, 1.0, 0.6666666666666666, 0.8333333333333334),
+    (Activation::Hardswish, -1.5, -0.375, 0.0),
+    (Activation::ReluSquared, -10.0, 0.0, 0.0),
+    (Activation::ReluSquared, -1.0, 0.0, 0.0),
+    (Activation::ReluSquared, 1.0, 1.0, 2.0),
+    (Activation::ReluSquared, 2.5, 6.25, 5.0),
+];
+
+/// The reference's forward and derivative at known values, to 1e-15 relative (a few f64 roundings; 1e-14 in the
+/// tail at |x| = 10): pins the
+/// formulas themselves, which the other tests only compare with the GPU and with each other.
+#[test]
+fn reference_matches_independently_computed_values() {
+    let mut pinned = std::collections::HashSet::new();
+    for &(act, x, y, d) in KNOWN {
+        // GELU's tail goes through libm's erfc, 8.8e-15 off at erfc(10 / sqrt 2): 1e-14 at |x| = 10.
+        let rel = if x.abs() >= 10.0 { 1e-14 } else { 1e-15 };
+        let close = |got: f64, want: f64| (got - want).abs() <= rel * want.abs();
+        let got_y = cpu::activation::forward(act, x);
+        let got_d = cpu::activation::derivative(act, x);
+        assert!(close(got_y, y), "{act}({x}) = {got_y:e}, want {y:e}");
+        assert!(close(got_d, d), "{act}'({x}) = {got_d:e}, want {d:e}");
+        pinned.insert(act.id());
+    }
+    for act in Activation::ALL {
+        assert!(pinned.contains(&act.id()), "{act} has no known value");
+    }
+    assert_eq!(
+        cpu::activation::forward(Activation::Gelu, 1.0),
+        0.8413447460685429
+    );
+}
+
 #[test]
 fn reference_limits_at_infinity_and_nan() {
     for act in Activation::ALL.into_iter().chain(OTHER_PARAMETERS) {

@@ -1,8 +1,11 @@
 //! Matrix products of the dense layer (`shaders/matmul.wgsl`): `Y = X W`, `dW = X^T dZ`, `dX = dZ W^T`, f32
 //! accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros) whose operands fit a
-//! storage binding, with one limit: C's column blocks take one grid dimension, so C has at most 65,535 of them
-//! (about 2.1 million columns on the direct and 32-wide tiled kernels, 4.2 million on the tiled ones), past which
-//! the product is [`Error::LimitExceeded`]; its rows continue along the grid's z past that many row blocks.
+//! storage binding, with two limits: C's column blocks take one grid dimension, so C has at most 65,535 of them
+//! (about 2.1 million columns on the direct and 32-wide tiled kernels, 4.2 million on the tiled ones, 1 million
+//! on the generated kernels of a subgroup of 4 lanes), past which the product is [`Error::LimitExceeded`]; and
+//! a 16-bit C (or Z) is written through an f32 copy, which must fit a binding too (a 16-bit C of more than half
+//! the binding limit in bytes is `LimitExceeded`). Its rows continue along the grid's z past 65,535
+//! row blocks.
 //!
 //! All three forms run one generic kernel over strided operands, `C[i, j] = sum_p A(i, p) B(p, j)`, so no
 //! transpose is ever materialised. The kernels, chosen per adapter by [`MatmulKernel::for_gpu`] (or by

@@ -23,7 +23,9 @@ pub enum Criterion {
     /// Within `abs + rel |ref|` of the f64 reference.
     Tolerance(Tolerance),
     /// Within `max` units in the last place of `dtype` of the reference rounded to `dtype` (to nearest even).
-    /// Where that rounded reference is subnormal in f32, 0 is accepted too: WGSL lets f32 subnormals flush.
+    /// A 0 for a reference that is subnormal in f32 is as many ULPs off as it is: it passes only in
+    /// [`compare_flushing`] given a flushed reference (a device that flushes), by that reference or by the
+    /// `FLUSH_UNDERFLOW` rule.
     Ulp {
         /// The storage type whose ULPs count.
         dtype: DType,

@@ -10,12 +10,17 @@
 //! left     M(s) = (3 f(x) - 4 f(x - s) + f(x - 2s)) / 2s            R = (4 M(s/2) - M(s)) / 3    O(s^3)
 //! ```
 //!
-//! A derivative passes at `x` when it is within `1e-3 (1 + |R|)` of any of the six. The one-sided formulas see
-//! only one side of `x`, so a correct derivative passes at and beside a kink (relu at 0: the right formula gives
-//! 1, the left 0); the finer step serves functions of high curvature (`sin(30 x)`), the coarser one keeps f32
-//! rounding (about `u |f| / s`) small. Every estimate converges to `f'(x)` where `f` is smooth on its side, so a
-//! wrong derivative matches none. The sample points are snapped to multiples of `h / 16`, which makes every
-//! `x + k s` exact in f32.
+//! A derivative passes at `x` when it is within [`FD_TOLERANCE`] `(1 + |R|)` (2.5e-4) of any of the six it may
+//! use. The one-sided formulas see only one side of `x`, so a correct derivative passes at and beside a kink (relu
+//! at 0: the right formula gives 1, the left 0); the finer step serves functions of high curvature (`sin(30 x)`),
+//! the coarser one keeps f32 rounding (about `u |f| / s`) small. Every estimate converges to `f'(x)` where `f` is
+//! smooth over its stencil (`[x - s, x + s]` central, `[x, x + 2s]` right, `[x - 2s, x]` left), so a wrong
+//! derivative matches none of those; an estimate whose stencil has a kink inside (or, for the central one, at
+//! `x`) converges to neither side's derivative and would pass a wrong one (relu at `x = 0.00977`, `h = 2^-7`: the
+//! left estimate gives 0.875). [`check_derivative`] leaves those out at the kinks that
+//! [`crate::cpu::activation::kinks`] lists for a built-in activation; a user-defined activation declares none,
+//! so within `2h` of a kink of its `f` a wrong derivative can still pass by a straddling estimate. The sample
+//! points are snapped to multiples of `h / 16`, which makes every `x + k s` exact in f32.
 
 /// The offsets, in units of the point's `h`, at which `f` is evaluated, in the order [`estimates`] takes them.
 pub const OFFSETS: [f64; 13] = [
@@ -29,8 +34,9 @@ pub const OFFSETS: [f64; 13] = [
 pub const FD_TOLERANCE: f64 = 2.5e-4;
 
 /// The WGSL derivative of `act` against finite differences of its WGSL forward, both on `gpu`, at `points`
-/// sweep points over [-8, 8] (snapped by [`point`]). Returns the largest distance to the nearest estimate (infinite
-/// where NaN) and the points where no estimate is within [`FD_TOLERANCE`].
+/// sweep points over [-8, 8] (snapped by [`point`]), each estimate whose stencil straddles one of `act`'s known
+/// kinks left out ([`usable`]). Returns the largest distance to the nearest estimate (infinite where NaN) and the
+/// points where no estimate is within [`FD_TOLERANCE`].
 pub fn check_derivative(
     gpu: &crate::Gpu,
     act: crate::Activation,
@@ -48,6 +54,7 @@ pub fn check_derivative(
     let xs: Vec<f32> = points.iter().map(|&(x, _)| x).collect();
     let ones = gpu.upload(&vec![1.0f32; xs.len()])?;
     let d = act.backward(&gpu.upload(&xs)?, &ones)?.read::<f32>()?;
+    let kinks = crate::cpu::activation::kinks(act);
     let mut max_err = 0.0f64;
     let mut mismatches = Vec::new();
     for (i, &(x, h)) in points.iter().enumerate() {
@@ -55,7 +62,8 @@ pub fn check_derivative(
         for (v, &fv) in values.iter_mut().zip(&f[OFFSETS.len() * i..]) {
             *v = f64::from(fv);
         }
-        let (err, within) = nearest(f64::from(d[i]), &estimates(&values, f64::from(h)));
+        let all = estimates(&values, f64::from(h));
+        let (err, within) = nearest(f64::from(d[i]), &usable(&all, x.into(), h.into(), &kinks));
         // NaN (from either side) counts as a mismatch and as an infinite error.
         max_err = max_err.max(if err.is_nan() { f64::INFINITY } else { err });
         if !within {
@@ -96,6 +104,30 @@ pub fn estimates(f: &[f64; 13], h: f64) -> [f64; 6] {
         out[3 * j] = richardson(&central);
         out[3 * j + 1] = richardson(&right);
         out[3 * j + 2] = richardson(&left);
+    }
+    out
+}
+
+/// `estimates` (from [`estimates`] at `x` with step `h`) with NaN for those whose stencil has a kink of `kinks`
+/// inside: at each step `s` (`h`, `h / 8`) the central one where a kink lies in `(x - s, x + s)` (`x` itself
+/// included: it averages the two sides), the right one in `(x, x + 2s)`, the left one in `(x - 2s, x)`. A kink
+/// on a stencil's end leaves it usable: `f` is continuous there, smooth on the stencil's side. [`nearest`] skips
+/// NaN estimates, and fails where none is left.
+pub fn usable(estimates: &[f64; 6], x: f64, h: f64, kinks: &[f64]) -> [f64; 6] {
+    let mut out = *estimates;
+    for (j, scale) in [1.0, 0.125].into_iter().enumerate() {
+        let s = h * scale;
+        let inside = |lo: f64, hi: f64| kinks.iter().any(|&k| lo < k && k < hi);
+        let cut = [
+            inside(x - s, x + s),
+            inside(x, x + 2.0 * s),
+            inside(x - 2.0 * s, x),
+        ];
+        for (e, cut) in out[3 * j..3 * j + 3].iter_mut().zip(cut) {
+            if cut {
+                *e = f64::NAN;
+            }
+        }
     }
     out
 }
@@ -165,6 +197,36 @@ mod tests {
         }
         let abs = |x: f64| x.abs();
         assert!(check(abs, 1.0, 0.0).1 && check(abs, -1.0, 0.0).1);
+    }
+
+    /// Within `2h` of a kink a straddling estimate matches a wrong derivative (relu at 0.00977, `h = 2^-7`: the
+    /// left one gives 0.875); with the kink known, only the estimates on its smooth side count.
+    #[test]
+    fn estimates_straddling_a_known_kink_are_left_out() {
+        let relu = |x: f64| x.max(0.0);
+        let (x, h) = point(0.00977);
+        let mut values = [0.0; 13];
+        for (v, k) in values.iter_mut().zip(OFFSETS) {
+            *v = f64::from(relu(f64::from(x + k as f32 * h)) as f32);
+        }
+        let all = estimates(&values, f64::from(h));
+        assert!(
+            nearest(0.875, &all).1,
+            "the straddling estimate passes 0.875"
+        );
+        let kept = usable(&all, x.into(), h.into(), &[0.0]);
+        assert!(
+            !nearest(0.875, &kept).1,
+            "0.875 must fail with the kink known"
+        );
+        assert!(nearest(1.0, &kept).1);
+        // On the kink both one-sided derivatives pass and the central average does not.
+        let mut at_kink = [0.0; 13];
+        for (v, k) in at_kink.iter_mut().zip(OFFSETS) {
+            *v = relu(k / 128.0);
+        }
+        let kept = usable(&estimates(&at_kink, 1.0 / 128.0), 0.0, 1.0 / 128.0, &[0.0]);
+        assert!(nearest(1.0, &kept).1 && nearest(0.0, &kept).1 && !nearest(0.5, &kept).1);
     }
 
     #[test]
