@@ -181,9 +181,9 @@ pub fn learnable_backward(
             let (gx, gp) = learnable_grads(kind, v, p[i % n]);
             // Where df/dp is exactly 0 (PReLU and ELU at x > 0 and at x = +-0, Swish where sigmoid' underflows)
             // a term adds 0 whatever dy, an infinite one included, as the kernels do (`learn_dp_term` in
-            // shaders/learnable.wgsl selects 0 where df/dp == 0); NaN in x or dy still gives NaN. PyTorch's PReLU computes
-            // `x > 0 ? 0 : x dy`, which agrees except at x = +-0 with an infinite dy, where it gives
-            // `0 * inf = NaN` and this reference (and the kernels) 0.
+            // shaders/learnable.wgsl selects 0 where df/dp == 0); NaN in x or dy still gives NaN. PyTorch's
+            // PReLU computes `x > 0 ? 0 : x dy`, which agrees except at x = +-0 with an infinite dy, where it
+            // gives `0 * inf = NaN` and this reference (and the kernels) 0.
             dp[i % n] += if v.is_nan() || d.is_nan() {
                 f64::NAN
             } else if gp == 0.0 {

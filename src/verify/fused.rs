@@ -2,8 +2,8 @@
 //! activation, gated units, learnable activations, on seeded random inputs in any storage type.
 
 use super::{
-    compare, compare_bounded, compare_storage, poisoned, round_to, Check, Pass, Rng,
-    F32_ELEMENTWISE,
+    compare_bounded, compare_flushing, flush_subnormal, poisoned, round_to, Check, Criterion, Pass,
+    Rng, F32_ELEMENTWISE,
 };
 use crate::cpu::fused as reference;
 use crate::{Activation, DType, Gated, Gpu, Learnable, Result, Tensor};
@@ -17,7 +17,7 @@ pub enum FusedInputs {
     /// The same, but each column of x holds one of [`FUSED_EDGES`] (in turn, at a row that moves with the
     /// column) and dy is in [-1, 1), with +inf beside every positive normal edge value: each column's sum then
     /// has one extreme term, so f32 and the f64 reference agree on it, and a zero derivative times an infinite
-    /// gradient shows.
+    /// gradient shows. Bias checks take a bias of -0 here, so that x reaches the activation unchanged as z.
     Edges(u64),
 }
 
@@ -140,45 +140,211 @@ fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-/// Elementwise outputs stored in `dtype`: the f32 tolerance, or 1 ULP of the 16-bit type. With `flushes` (the
-/// device flushes subnormals, [`Gpu::flushes_subnormals`]) a 16-bit result that fails but lies within
-/// [`super::FLUSH_UNDERFLOW`] of the reference passes as flushed, and is counted so
-/// ([`Check::flush_accepted`]); the f32 tolerance's absolute term covers flushing already.
+/// Elementwise outputs stored in `dtype`: the f32 tolerance, or 1 ULP of the 16-bit type. With `flushed` (given
+/// where the device flushes subnormals, [`Gpu::flushes_subnormals`]: the reference at the inputs as such a device
+/// reads them, every subnormal x, z, a, g, p and dy a zero of its sign, from [`bias_references`] and the like) a
+/// result that fails also passes against it, or within [`super::FLUSH_UNDERFLOW`] of the reference
+/// ([`compare_flushing`]), counted in [`Check::flush_accepted`]. The f32 tolerance's absolute term does not cover
+/// flushing: a derivative at a kink (PReLU's dx at x = 1e-40 with p = 0, ReGLU's dg at g = 1e-40) is `dy` exactly,
+/// and `0` flushed.
 pub fn check_values(
     dtype: DType,
     x: &[f32],
     got: &[f32],
     reference: &[f64],
-    flushes: bool,
+    flushed: Option<&[f64]>,
 ) -> Check {
-    match dtype {
-        DType::F32 => compare(x, got, reference, F32_ELEMENTWISE, false),
-        _ if flushes => super::compare_flushing(
-            super::Criterion::Ulp { dtype, max: 1 },
-            x,
-            got,
-            reference,
-            Some(reference),
-        ),
-        _ => compare_storage(dtype, x, got, reference, 1),
-    }
+    let criterion = match dtype {
+        DType::F32 => Criterion::Tolerance(F32_ELEMENTWISE),
+        _ => Criterion::Ulp { dtype, max: 1 },
+    };
+    compare_flushing(criterion, x, got, reference, flushed)
 }
 
 /// [`check_values`] of the output `out`, its unwritten elements (still holding the poison) counted as failures:
-/// a 16-bit poison is a NaN, which a NaN reference would otherwise accept.
-fn values(gpu: &Gpu, dtype: DType, x: &[f32], out: &Tensor, reference: &[f64]) -> Result<Check> {
+/// a 16-bit poison is a NaN, which a NaN reference would otherwise accept. `flushed` is used only where `gpu`
+/// flushes subnormals.
+fn values(
+    gpu: &Gpu,
+    dtype: DType,
+    x: &[f32],
+    out: &Tensor,
+    [reference, flushed]: [&[f64]; 2],
+) -> Result<Check> {
     let (got, unwritten) = super::read_checked(out)?;
-    let mut c = check_values(dtype, x, &got, reference, gpu.flushes_subnormals()?);
+    let flushed = gpu.flushes_subnormals()?.then_some(flushed);
+    let mut c = check_values(dtype, x, &got, reference, flushed);
     c.failures += unwritten;
     Ok(c)
 }
 
-/// [`check_sums`] of the reduced output `out`, its unwritten elements counted as failures.
-fn sums_of(terms_t: DType, out: &Tensor, reference: &[f64], abs_sums: &[f64]) -> Result<Check> {
+/// `v` widened, each subnormal flushed to a zero of its sign when `flush`: the inputs as a device that flushes
+/// reads them.
+fn read_as(v: &[f32], flush: bool) -> Vec<f64> {
+    v.iter()
+        .map(|&x| f64::from(if flush { flush_subnormal(x) } else { x }))
+        .collect()
+}
+
+/// `x + b`, as a device that flushes subnormals forms it when `flush` (a subnormal sum, from `b = -0` beside a
+/// subnormal `x` say, becomes a zero of its sign); exact otherwise, as the reference takes it.
+fn pre_activation(x: f64, b: f64, flush: bool) -> f64 {
+    let z = x + b;
+    if flush && z != 0.0 && z.abs() < f64::from(f32::MIN_POSITIVE) {
+        0.0f64.copysign(z)
+    } else {
+        z
+    }
+}
+
+/// The references of a fused op, exact and at flushed inputs ([`check_values`]).
+#[derive(Debug, Clone)]
+pub struct FusedReferences {
+    /// Forward output.
+    pub y: Vec<f64>,
+    /// Input gradient (`dx`; for a gated unit the joined `[da | dg]`).
+    pub dx: Vec<f64>,
+    /// Reduced gradient: `db`, `dp`; empty for a gated unit.
+    pub sum: Vec<f64>,
+    /// Gated units: `da` and `dg` apart; empty otherwise.
+    pub da: Vec<f64>,
+    /// See `da`.
+    pub dg: Vec<f64>,
+}
+
+/// The references of bias + `act` (y, dx, db) at `[rows, bias.len()]` inputs, with every input read as a
+/// flushing device reads it where `flush` (see [`check_values`]).
+pub fn bias_references(
+    act: Activation,
+    x: &[f32],
+    bias: &[f32],
+    dy: &[f32],
+    flush: bool,
+) -> FusedReferences {
+    let cols = bias.len().max(1);
+    let (xv, bv, dyv) = (read_as(x, flush), read_as(bias, flush), read_as(dy, flush));
+    let z: Vec<f64> = xv
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| pre_activation(v, bv[i % cols], flush))
+        .collect();
+    // z + -0 is z for every z, -0 included.
+    let zero = vec![-0.0; bias.len()];
+    let y = reference::bias_forward(act, &z, &zero);
+    let (dx, sum) = reference::bias_backward(act, &z, &zero, &dyv);
+    FusedReferences {
+        y,
+        dx,
+        sum,
+        da: Vec::new(),
+        dg: Vec::new(),
+    }
+}
+
+/// The references of a gated unit on `x = [rows, 2 half]` and `dout = [rows, half]` (y, the joined dx, da, dg),
+/// with every input read as a flushing device reads it where `flush`.
+pub fn gated_references(
+    gate: Activation,
+    x: &[f32],
+    dout: &[f32],
+    half: usize,
+    flush: bool,
+) -> FusedReferences {
+    let (a, g) = reference::split_halves(&read_as(x, flush), half);
+    let y = reference::gated_forward(gate, &a, &g);
+    let (da, dg) = reference::gated_backward(gate, &a, &g, &read_as(dout, flush));
+    let dx = reference::join_halves(&da, &dg, half);
+    FusedReferences {
+        y,
+        dx,
+        sum: Vec::new(),
+        da,
+        dg,
+    }
+}
+
+/// The references of a learnable activation (y, dx, dp) with parameters `p` (one, or one per column), with every
+/// input read as a flushing device reads it where `flush`.
+pub fn learnable_references(
+    kind: Learnable,
+    x: &[f32],
+    p: &[f32],
+    dy: &[f32],
+    flush: bool,
+) -> FusedReferences {
+    let (xv, pv) = (read_as(x, flush), read_as(p, flush));
+    let y = reference::learnable_forward(kind, &xv, &pv);
+    let (dx, sum) = reference::learnable_backward(kind, &xv, &pv, &read_as(dy, flush));
+    FusedReferences {
+        y,
+        dx,
+        sum,
+        da: Vec::new(),
+        dg: Vec::new(),
+    }
+}
+
+/// Both references of an op, `[exact, flushed]`; the flushed one is computed only where `gpu` flushes.
+fn references(gpu: &Gpu, make: impl Fn(bool) -> FusedReferences) -> Result<[FusedReferences; 2]> {
+    let exact = make(false);
+    let flushed = if gpu.flushes_subnormals()? {
+        make(true)
+    } else {
+        exact.clone()
+    };
+    Ok([exact, flushed])
+}
+
+/// [`check_sums`] of the reduced output `out`, its unwritten elements counted as failures. Where `gpu` flushes
+/// subnormals, a sum that fails against `reference` is checked against `flushed` (the sum of the terms at flushed
+/// inputs) instead, and counted in [`Check::flush_accepted`] where it passes there.
+fn sums_of(
+    gpu: &Gpu,
+    terms_t: DType,
+    out: &Tensor,
+    [reference, flushed]: [&[f64]; 2],
+    abs_sums: &[f64],
+) -> Result<Check> {
     let (got, unwritten) = super::read_checked(out)?;
     let mut c = check_sums(terms_t, out.dtype(), &got, reference, abs_sums);
+    if !c.ok() && gpu.flushes_subnormals()? {
+        c = check_sums_flushing(terms_t, out.dtype(), &got, [reference, flushed], abs_sums);
+    }
     c.failures += unwritten;
     Ok(c)
+}
+
+/// [`check_sums`] where each sum may match `reference` or, on a device that flushes, `flushed`: every sum is
+/// compared with the first of the two it meets, and those that meet only `flushed` are counted in
+/// [`Check::flush_accepted`].
+pub fn check_sums_flushing(
+    terms_t: DType,
+    dtype: DType,
+    got: &[f32],
+    [reference, flushed]: [&[f64]; 2],
+    abs_sums: &[f64],
+) -> Check {
+    let mut accepted = 0;
+    let chosen: Vec<f64> = (0..reference.len())
+        .map(|i| {
+            let one = |r: &[f64]| {
+                let (g, s) = (
+                    got.get(i..=i).unwrap_or(&[]),
+                    abs_sums.get(i..=i).unwrap_or(&[]),
+                );
+                check_sums(terms_t, dtype, g, &r[i..=i], s).ok()
+            };
+            if !one(reference) && flushed.get(i).is_some() && one(flushed) {
+                accepted += 1;
+                flushed[i]
+            } else {
+                reference[i]
+            }
+        })
+        .collect();
+    let mut c = check_sums(terms_t, dtype, got, &chosen, abs_sums);
+    c.flush_accepted = accepted;
+    c
 }
 
 /// A reduced gradient (db, dp) against the reference. Each sum may differ by the rounding of an f32 sum (1e-5 of
@@ -269,7 +435,12 @@ pub fn check_bias(
     let op = inputs.name(&format!("bias_{}", act.name()));
     let seed = inputs.seed();
     let (xs, dys) = x_and_dy(rows, cols, 4.0, x_t, inputs);
-    let bs = random_values(cols, 1.0, b_t, seed + 1);
+    // Edge inputs: a bias of -0 (x + -0 = x for every x, -0 included), so that the zeros, subnormals and kinks
+    // among the edge values reach the activation as z.
+    let bs = match inputs {
+        FusedInputs::Edges(_) => vec![-0.0; cols],
+        FusedInputs::Random(_) => random_values(cols, 1.0, b_t, seed + 1),
+    };
     let x = matrix(gpu, &xs, rows, cols, x_t)?;
     let bias = gpu.upload_f32_as(&bs, b_t)?;
     let dy = matrix(gpu, &dys, rows, cols, x_t)?;
@@ -282,30 +453,29 @@ pub fn check_bias(
         act.record_bias_forward(enc, &x, &bias, &y)?;
         act.record_bias_backward(enc, &x, &bias, &dy, &dx, &db)
     })?;
-    let y_ref = reference::bias_forward(act, &widen(&xs), &widen(&bs));
-    let (dx_ref, db_ref) = reference::bias_backward(act, &widen(&xs), &widen(&bs), &widen(&dys));
-    let sums = reference::column_abs_sums(&dx_ref, cols.max(1));
+    let [r, f] = references(gpu, |flush| bias_references(act, &xs, &bs, &dys, flush))?;
+    let sums = reference::column_abs_sums(&r.dx, cols.max(1));
     Ok(vec![
         row(
             &op,
             Pass::Forward,
             "y",
             x_t,
-            values(gpu, x_t, &xs, &y, &y_ref)?,
+            values(gpu, x_t, &xs, &y, [&r.y, &f.y])?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             x_t,
-            values(gpu, x_t, &xs, &dx, &dx_ref)?,
+            values(gpu, x_t, &xs, &dx, [&r.dx, &f.dx])?,
         ),
         row(
             &op,
             Pass::Backward,
             "db",
             b_t,
-            sums_of(x_t, &db, &db_ref, &sums)?,
+            sums_of(gpu, x_t, &db, [&r.sum, &f.sum], &sums)?,
         ),
     ])
 }
@@ -367,9 +537,9 @@ pub fn check_gated(
     let (a, g) = reference::split_halves(&widen(&xs), half);
     let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
     let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
-    let out_ref = reference::gated_forward(unit.gate, &a, &g);
-    let (da_ref, dg_ref) = reference::gated_backward(unit.gate, &a, &g, &widen(&douts));
-    let dx_ref = reference::join_halves(&da_ref, &dg_ref, half);
+    let [r, f] = references(gpu, |flush| {
+        gated_references(unit.gate, &xs, &douts, half, flush)
+    })?;
 
     let halves = [rows, half];
     let out = poisoned_shaped(gpu, &halves, dtype)?;
@@ -394,35 +564,35 @@ pub fn check_gated(
             Pass::Forward,
             "y",
             dtype,
-            values(gpu, dtype, &g32, &out, &out_ref)?,
+            values(gpu, dtype, &g32, &out, [&r.y, &f.y])?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             dtype,
-            values(gpu, dtype, &xs, &dx, &dx_ref)?,
+            values(gpu, dtype, &xs, &dx, [&r.dx, &f.dx])?,
         ),
         row(
             &pair,
             Pass::Forward,
             "y",
             dtype,
-            values(gpu, dtype, &g32, &out_pair, &out_ref)?,
+            values(gpu, dtype, &g32, &out_pair, [&r.y, &f.y])?,
         ),
         row(
             &pair,
             Pass::Backward,
             "da",
             dtype,
-            values(gpu, dtype, &a32, &da, &da_ref)?,
+            values(gpu, dtype, &a32, &da, [&r.da, &f.da])?,
         ),
         row(
             &pair,
             Pass::Backward,
             "dg",
             dtype,
-            values(gpu, dtype, &g32, &dg, &dg_ref)?,
+            values(gpu, dtype, &g32, &dg, [&r.dg, &f.dg])?,
         ),
     ])
 }
@@ -471,9 +641,9 @@ pub fn check_learnable(
         kind.record_forward(enc, &x, &p, &y)?;
         kind.record_backward(enc, &x, &p, &dy, &dx, &dp)
     })?;
-    let y_ref = reference::learnable_forward(kind, &widen(&xs), &widen(&ps));
-    let (dx_ref, dp_ref) =
-        reference::learnable_backward(kind, &widen(&xs), &widen(&ps), &widen(&dys));
+    let [r, f] = references(gpu, |flush| {
+        learnable_references(kind, &xs, &ps, &dys, flush)
+    })?;
     // The magnitudes behind each sum, with the reference's rule that a zero df/dp adds 0 whatever dy.
     let mut scale = vec![0.0; n];
     for (i, (&x, &d)) in xs.iter().zip(&dys).enumerate() {
@@ -489,29 +659,68 @@ pub fn check_learnable(
             Pass::Forward,
             "y",
             dtype,
-            values(gpu, dtype, &xs, &y, &y_ref)?,
+            values(gpu, dtype, &xs, &y, [&r.y, &f.y])?,
         ),
         row(
             &op,
             Pass::Backward,
             "dx",
             dtype,
-            values(gpu, dtype, &xs, &dx, &dx_ref)?,
+            values(gpu, dtype, &xs, &dx, [&r.dx, &f.dx])?,
         ),
         row(
             &op,
             Pass::Backward,
             "dp",
             p_t,
-            sums_of(DType::F32, &dp, &dp_ref, &scale)?,
+            sums_of(gpu, DType::F32, &dp, [&r.sum, &f.sum], &scale)?,
         ),
     ])
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_sums;
-    use crate::DType;
+    use super::*;
+
+    /// A device that flushes subnormals, simulated: it reads x = 1e-40 as 0, so PReLU with p = 0 gives dx = 0 where
+    /// the reference gives dy (x > 0), ReGLU gives dg = 0 where the reference gives dout a, and bias + ReLU with
+    /// b = -0 gives dx = 0 and a db short by dy. Its results pass with the flushed references, in f32 and bf16,
+    /// fail without them, and a wrong value fails with them.
+    #[test]
+    fn flushed_results_pass_only_against_the_flushed_reference() {
+        let sub = 1e-40f32;
+        let (dy, a) = (0.75f32, 1.5f32);
+        let prelu = |flush| learnable_references(Learnable::Prelu, &[sub], &[0.0], &[dy], flush);
+        let reglu = |flush| gated_references(Activation::Relu, &[a, sub], &[dy], 1, flush);
+        let bias = |flush| bias_references(Activation::Relu, &[sub], &[-0.0], &[dy], flush);
+        assert_eq!((prelu(false).dx[0], prelu(true).dx[0]), (0.75, 0.0));
+        assert_eq!((reglu(false).dg[0], reglu(true).dg[0]), (1.125, 0.0));
+        assert_eq!((bias(false).dx[0], bias(true).dx[0]), (0.75, 0.0));
+        for dtype in [DType::F32, DType::BF16] {
+            for (exact, flushed) in [
+                (prelu(false).dx, prelu(true).dx),
+                (reglu(false).dg, reglu(true).dg),
+                (bias(false).dx, bias(true).dx),
+            ] {
+                let device = [flushed[0] as f32];
+                let with = check_values(dtype, &[sub], &device, &exact, Some(&flushed));
+                assert!(
+                    with.ok() && with.flush_accepted == 1,
+                    "{dtype:?}: {with:#?}"
+                );
+                assert!(!check_values(dtype, &[sub], &device, &exact, None).ok());
+                let wrong = check_values(dtype, &[sub], &[0.5], &exact, Some(&flushed));
+                assert!(!wrong.ok(), "{dtype:?}: 0.5 for {exact:?} or {flushed:?}");
+            }
+        }
+        // The column sum: the flushing device's db (0) passes against the flushed sum only.
+        let (r, f) = (bias(false), bias(true));
+        let sums = [&r.sum[..], &f.sum[..]];
+        let c = check_sums_flushing(DType::F32, DType::F32, &[0.0], sums, &[0.75]);
+        assert!(c.ok() && c.flush_accepted == 1, "{c:#?}");
+        assert!(!check_sums(DType::F32, DType::F32, &[0.0], &r.sum, &[0.75]).ok());
+        assert!(!check_sums_flushing(DType::F32, DType::F32, &[0.5], sums, &[0.75]).ok());
+    }
 
     /// A 16-bit sum past the type's range is compared as +-inf; one whose allowed error straddles the overflow
     /// threshold passes as inf or as the finite value; one well inside passes only finite.
