@@ -581,3 +581,110 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
     assert!(serialize_f32(&[one, one], &[]).is_err());
     assert!(serialize_f32(&[one], &[("k", "1"), ("k", "2")]).is_err());
 }
+
+/// A run saved as a training checkpoint after 3 steps and resumed in a new network (another seed, so nothing
+/// survives from its own initialisation) takes the same next 3 steps, bit for bit, as the run that never
+/// stopped: weights, a learnable activation's parameter, the optimizer's moments and the step count all come
+/// back, for every optimizer kind (plain SGD keeps no state). The file names the state as torch.optim does.
+#[test]
+fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
+    use actgpu::nn::Hidden;
+    use actgpu::Learnable;
+    let g = gpu();
+    let sizes = [4, 6, 5, 3];
+    let hidden = [
+        Hidden::learnable(Learnable::Prelu, true),
+        Hidden::Act(Activation::Gelu),
+    ];
+    let ce = Loss::SoftmaxCrossEntropy;
+    let batches: Vec<(Vec<f32>, Vec<u32>)> = (0..6)
+        .map(|s| {
+            let x = random_values(8 * 4, 1.0, DType::F32, 300 + s);
+            (x, (0..8).map(|r| ((r + s) % 3) as u32).collect())
+        })
+        .collect();
+    let momentum = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        nesterov: true,
+        ..Sgd::new(0.05)
+    });
+    for (opt, state) in [
+        (sgd(), None),
+        (momentum, Some("momentum_buffer")),
+        (Optimizer::Adam(Adam::new(0.01)), Some("exp_avg_sq")),
+        (Optimizer::Adam(Adam::adamw(0.01)), Some("exp_avg")),
+    ] {
+        let mut straight = Mlp::with_layers(g, &sizes, &hidden, ce, opt, 5).unwrap();
+        let mut first = Mlp::with_layers(g, &sizes, &hidden, ce, opt, 5).unwrap();
+        for (x, t) in &batches {
+            straight.train_step_classes(x, t).unwrap();
+        }
+        for (x, t) in &batches[..3] {
+            first.train_step_classes(x, t).unwrap();
+        }
+        let bytes = first.to_training_checkpoint_bytes().unwrap();
+        let file = SafeTensors::parse(&bytes).unwrap();
+        assert_eq!(file.metadata("actgpu.step"), Some("3"));
+        if let Some(state) = state {
+            let name = format!("0.weight.{state}");
+            let t = file.tensors.iter().find(|t| t.name == name).unwrap();
+            assert_eq!(
+                t.shape,
+                [6, 4],
+                "{opt:?}: a weight's state is laid out as the weight"
+            );
+            assert!(file
+                .tensors
+                .iter()
+                .any(|t| t.name == format!("1.weight.{state}")));
+        }
+        let mut resumed = Mlp::with_layers(g, &sizes, &hidden, ce, opt, 99).unwrap();
+        resumed.load_training_checkpoint_bytes(&bytes).unwrap();
+        assert_eq!(resumed.steps(), 3);
+        for (x, t) in &batches[3..] {
+            resumed.train_step_classes(x, t).unwrap();
+        }
+        let (a, b) = (straight.params().unwrap(), resumed.params().unwrap());
+        for (l, ((wa, ba), (wb, bb))) in a.iter().zip(&b).enumerate() {
+            assert_eq!(
+                (bits(wa), bits(ba)),
+                (bits(wb), bits(bb)),
+                "{opt:?} layer {l}"
+            );
+        }
+        assert_eq!(
+            straight.activation_params().unwrap(),
+            resumed.activation_params().unwrap(),
+            "{opt:?}"
+        );
+        assert_eq!(
+            straight.loss().unwrap().to_bits(),
+            resumed.loss().unwrap().to_bits()
+        );
+        // A network whose optimizer keeps no state refuses a file that holds some, and stays as it was.
+        if state.is_some() {
+            let mut plain = Mlp::with_layers(g, &sizes, &hidden, ce, sgd(), 1).unwrap();
+            assert!(matches!(
+                plain.load_training_checkpoint_bytes(&bytes),
+                Err(Error::InvalidArgument { .. })
+            ));
+            assert_eq!(plain.steps(), 0, "a refused file changes nothing");
+        }
+    }
+    // Mismatched optimizers and weights-only files are typed errors.
+    let mut adam =
+        Mlp::with_layers(g, &sizes, &hidden, ce, Optimizer::Adam(Adam::new(0.01)), 1).unwrap();
+    let sgd_file = Mlp::with_layers(g, &sizes, &hidden, ce, momentum, 1)
+        .unwrap()
+        .to_training_checkpoint_bytes()
+        .unwrap();
+    assert!(matches!(
+        adam.load_training_checkpoint_bytes(&sgd_file),
+        Err(Error::MissingTensor { .. })
+    ));
+    let weights_only = adam.to_safetensors_bytes().unwrap();
+    assert!(matches!(
+        adam.load_training_checkpoint_bytes(&weights_only),
+        Err(Error::InvalidSafetensors { .. })
+    ));
+}

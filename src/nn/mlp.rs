@@ -318,6 +318,25 @@ impl Mlp {
         self.step
     }
 
+    /// Each parameter tensor with its optimizer state, in the checkpoint's order: per layer W (`[in, out]`), b,
+    /// then a learnable activation's parameter.
+    pub(crate) fn optimizer_states(&self) -> Vec<(&Tensor, &OptimState)> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                [(&l.w, &l.w_state), (&l.b, &l.b_state)]
+                    .into_iter()
+                    .chain(l.param.as_ref().map(|p| (&p.p, &p.state)))
+            })
+            .collect()
+    }
+
+    /// Sets the count of steps taken (the next step is `step + 1`: SGD's first momentum step and Adam's bias
+    /// correction go by it), for a network whose optimizer state was loaded.
+    pub(crate) fn set_steps(&mut self, step: u64) {
+        self.step = step;
+    }
+
     /// The optimizer (with its current learning rate).
     pub fn optimizer(&self) -> &Optimizer {
         &self.optimizer

@@ -1,0 +1,240 @@
+//! A training checkpoint: an [`Mlp`]'s weights and its optimizer's state in one safetensors file, so that
+//! training resumes where it stopped, bit for bit, rather than restarting the optimizer (a network loaded from
+//! weights alone starts again at step 1 with zero moments: Adam's first update after it moves every parameter
+//! by about the learning rate, whatever its gradient).
+//!
+//! The file holds what [`Mlp::to_safetensors_bytes`] writes (the weights under PyTorch's names, the same
+//! metadata), and beside each parameter tensor `"{name}"` its state under the names `torch.optim` gives them,
+//! laid out as the parameter is in the file (a weight's state `[out, in]`, like the weight):
+//!
+//! | optimizer | state tensors |
+//! |---|---|
+//! | SGD without momentum | none |
+//! | SGD with momentum (and Nesterov) | `"{name}.momentum_buffer"` |
+//! | Adam, AdamW | `"{name}.exp_avg"` (`m`), `"{name}.exp_avg_sq"` (`v`) |
+//!
+//! and the metadata `actgpu.step` (the steps taken: the next is `step + 1`, which selects SGD's first momentum
+//! step and Adam's bias correction) and `actgpu.optimizer` (`sgd`, `sgd_momentum` or `adam`, for a reader's
+//! information). The hyperparameters (learning rate, betas, decay) are not saved: the network that loads the
+//! file keeps its own optimizer, whose kind must match the file's state.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::checkpoint::{activation_param_name, linear_names};
+use super::safetensors::{read_file, serialize_f32, write_file, F32Tensor, SafeTensors};
+use crate::nn::Hidden;
+use crate::ops::optim::OptimState;
+use crate::{Activation, Error, Mlp, Result, Tensor};
+
+/// Metadata key of the steps taken.
+pub const STEP_KEY: &str = "actgpu.step";
+/// Metadata key of the optimizer's kind.
+pub const OPTIMIZER_KEY: &str = "actgpu.optimizer";
+
+/// The suffixes of the state tensors: SGD's momentum buffer, Adam's first and second moments.
+const MOMENTUM: &str = "momentum_buffer";
+const EXP_AVG: &str = "exp_avg";
+const EXP_AVG_SQ: &str = "exp_avg_sq";
+
+/// One parameter tensor of the network: its name in the file, its shape there, whether the file holds it
+/// transposed (`[out, in]` for this crate's `[in, out]`), the tensor and its optimizer state.
+struct Slot<'a> {
+    name: String,
+    file_shape: Vec<usize>,
+    /// `(rows, cols)` of the network's layout where the file holds the transpose.
+    transposed: Option<(usize, usize)>,
+    state: &'a OptimState,
+}
+
+impl Slot<'_> {
+    /// The state tensors the optimizer keeps for this parameter, with their names in the file.
+    fn states(&self) -> Vec<(String, &Tensor)> {
+        let named = |suffix: &str| format!("{}.{suffix}", self.name);
+        match (&self.state.m, &self.state.v) {
+            (Some(m), Some(v)) => vec![(named(EXP_AVG), m), (named(EXP_AVG_SQ), v)],
+            (Some(m), None) => vec![(named(MOMENTUM), m)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A state tensor's values in the file's layout.
+    fn file_layout(&self, values: Vec<f32>) -> Vec<f32> {
+        match self.transposed {
+            Some((rows, cols)) => transpose(&values, rows, cols),
+            None => values,
+        }
+    }
+
+    /// A state tensor's values from the file's layout.
+    fn network_layout(&self, values: Vec<f32>) -> Vec<f32> {
+        match self.transposed {
+            Some((rows, cols)) => transpose(&values, cols, rows),
+            None => values,
+        }
+    }
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]`.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
+
+/// Whether `name` is a state tensor's (by its suffix).
+fn is_state(name: &str) -> bool {
+    [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
+        .iter()
+        .any(|s| name.strip_suffix(s).is_some_and(|n| n.ends_with('.')))
+}
+
+impl Mlp {
+    /// Every parameter tensor with its name, file shape and state, in the order of
+    /// [`Mlp::optimizer_states`].
+    fn slots(&self) -> Vec<Slot<'_>> {
+        let sizes = self.sizes();
+        let mut kinds = self.hidden();
+        kinds.push(Hidden::Act(Activation::Identity));
+        let mut names = Vec::new();
+        for (l, &kind) in kinds.iter().enumerate() {
+            let (inputs, width) = (sizes[l], kind.linear_width(sizes[l + 1]));
+            let (w, b) = linear_names(l);
+            names.push((w, vec![width, inputs], Some((inputs, width))));
+            names.push((b, vec![width], None));
+            if let Some(p) = activation_param_name(kind, l) {
+                names.push((p, vec![kind.param_len(sizes[l + 1])], None));
+            }
+        }
+        names
+            .into_iter()
+            .zip(self.optimizer_states())
+            .map(|((name, file_shape, transposed), (_, state))| Slot {
+                name,
+                file_shape,
+                transposed,
+                state,
+            })
+            .collect()
+    }
+
+    /// The weights and the optimizer's state as a safetensors file in memory (see the module documentation).
+    /// Reads them back from the GPU (blocks).
+    pub fn to_training_checkpoint_bytes(&self) -> Result<Vec<u8>> {
+        let weights = self.to_safetensors_bytes()?;
+        let file = SafeTensors::parse(&weights)?;
+        let mut owned: Vec<(String, Vec<usize>, Vec<f32>)> = file
+            .tensors
+            .iter()
+            .map(|t| Ok((t.name.clone(), t.shape.clone(), t.to_f32()?)))
+            .collect::<Result<_>>()?;
+        for slot in self.slots() {
+            for (name, t) in slot.states() {
+                owned.push((name, slot.file_shape.clone(), slot.file_layout(t.read()?)));
+            }
+        }
+        let tensors: Vec<F32Tensor> = owned
+            .iter()
+            .map(|(name, shape, data)| F32Tensor { name, shape, data })
+            .collect();
+        let step = self.steps().to_string();
+        let kind = match self.optimizer_states().first().map(|(_, s)| (&s.m, &s.v)) {
+            Some((Some(_), Some(_))) => "adam",
+            Some((Some(_), None)) => "sgd_momentum",
+            _ => "sgd",
+        };
+        let mut metadata: Vec<(&str, &str)> = file
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        metadata.extend([(STEP_KEY, step.as_str()), (OPTIMIZER_KEY, kind)]);
+        serialize_f32(&tensors, &metadata)
+    }
+
+    /// Writes [`Mlp::to_training_checkpoint_bytes`] to `path`.
+    pub fn save_training_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file(path.as_ref(), &self.to_training_checkpoint_bytes()?)
+    }
+
+    /// Loads the weights ([`Mlp::load_weights`]'s rules), the optimizer's state and the step count from a
+    /// training checkpoint in memory, so that the next [`Mlp::train_step`] continues the saved run. The
+    /// network's optimizer must keep the state the file holds (the same kind: SGD with momentum, or Adam /
+    /// AdamW); its hyperparameters stay its own. Everything is checked before anything is written: no
+    /// `actgpu.step` or a bad one is [`Error::InvalidSafetensors`], a missing state tensor
+    /// [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`], and a state tensor this
+    /// network's optimizer does not keep [`Error::InvalidArgument`].
+    pub fn load_training_checkpoint_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        const OP: &str = "Mlp::load_training_checkpoint";
+        let file = SafeTensors::parse(bytes)?;
+        let step: u64 = file
+            .metadata(STEP_KEY)
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::InvalidSafetensors {
+                reason: format!(
+                    "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
+                ),
+            })?;
+        let by_name: std::collections::HashMap<&str, _> =
+            file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut states = Vec::new();
+        let mut expected = HashSet::new();
+        for slot in self.slots() {
+            for (name, t) in slot.states() {
+                let view = by_name
+                    .get(name.as_str())
+                    .ok_or_else(|| Error::MissingTensor { name: name.clone() })?;
+                if view.shape != slot.file_shape {
+                    return Err(Error::TensorShapeMismatch {
+                        name,
+                        expected: slot.file_shape.clone(),
+                        got: view.shape.clone(),
+                    });
+                }
+                states.push((t.clone(), slot.network_layout(view.to_f32()?)));
+                expected.insert(name);
+            }
+        }
+        if let Some(extra) = file
+            .tensors
+            .iter()
+            .find(|t| is_state(&t.name) && !expected.contains(&t.name))
+        {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "state tensor {:?} is not kept by this network's optimizer ({}): the file was saved \
+                     with another kind of optimizer",
+                    extra.name,
+                    file.metadata(OPTIMIZER_KEY).unwrap_or("unknown")
+                ),
+            });
+        }
+        // The weights alone, as load_weights reads them (it refuses tensors it has no place for).
+        let weights: Vec<(String, Vec<usize>, Vec<f32>)> = file
+            .tensors
+            .iter()
+            .filter(|t| !is_state(&t.name))
+            .map(|t| Ok((t.name.clone(), t.shape.clone(), t.to_f32()?)))
+            .collect::<Result<_>>()?;
+        let tensors: Vec<F32Tensor> = weights
+            .iter()
+            .map(|(name, shape, data)| F32Tensor { name, shape, data })
+            .collect();
+        self.load_weights(&serialize_f32(&tensors, &[])?)?;
+        for (t, values) in states {
+            t.write(&values)?;
+        }
+        self.set_steps(step);
+        Ok(())
+    }
+
+    /// [`Mlp::load_training_checkpoint_bytes`] from the file at `path` ([`Error::Io`] when it cannot be read).
+    pub fn load_training_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load_training_checkpoint_bytes(&read_file(path.as_ref())?)
+    }
+}
