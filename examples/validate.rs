@@ -134,7 +134,10 @@ fn activation_row(r: &ActivationCheck) -> Row {
         Some(s) if s.worst_ratio > r.general.worst_ratio => s.worst_input,
         _ => r.general.worst_input,
     };
-    let checks: Vec<&Check> = std::iter::once(&r.general).chain(small).collect();
+    let checks: Vec<&Check> = std::iter::once(&r.general)
+        .chain(small)
+        .chain(r.tail.as_ref())
+        .collect();
     Row {
         op: r.activation.name().to_string(),
         output: if r.pass == Pass::Forward { "y" } else { "dx" },

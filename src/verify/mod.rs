@@ -71,6 +71,46 @@ pub const F32_SMALL_INPUT: Tolerance = Tolerance {
     rel: 1e-5,
 };
 
+/// The tails of activations computed through `exp` (see [`tail_tolerance`]): relative only, `1e-4 |ref|`. WGSL's
+/// `exp(v)` may be `3 + 2 |v|` ULP off, 2.1e-5 relative at `|v| = 88` where the tails end in f32 (GELU's
+/// `e^(-x^2 / 2)` reaches it at `|x| = 13`); measured on lavapipe: GELU 1.8e-5, the tanh form 2.7e-5, SiLU' 1.2e-5.
+pub const F32_TAIL: Tolerance = Tolerance {
+    name: "f32_tail_relative",
+    abs: 0.0,
+    rel: 1e-4,
+};
+
+/// The relative tolerance of the tails check of [`check_activation`] for an activation in a pass: [`F32_TAIL`]
+/// for those whose tails go through `exp` (the sigmoid, softplus, ELU and GELU families, mish, tanh) and for
+/// user-defined ones (whose formula is unknown); for the rest (piecewise linear or rational: ReLU and its
+/// variants, hard*, softsign, relu_squared, identity) the relative term of [`activation_tolerance`], `1e-5 |ref|`,
+/// with no absolute term.
+pub fn tail_tolerance(act: Activation, pass: Pass) -> Tolerance {
+    match act {
+        Activation::Identity
+        | Activation::Relu
+        | Activation::Relu6
+        | Activation::LeakyRelu { .. }
+        | Activation::Softsign
+        | Activation::Hardtanh { .. }
+        | Activation::Hardsigmoid
+        | Activation::Hardswish
+        | Activation::ReluSquared => Tolerance {
+            name: "f32_tail_relative",
+            abs: 0.0,
+            rel: activation_tolerance(act, pass).rel,
+        },
+        _ => F32_TAIL,
+    }
+}
+
+/// The inputs of the tails check: `|x|` in [2, 130], both signs, 8,000 values.
+pub fn tail_inputs() -> Vec<f32> {
+    (0..8_000)
+        .map(|i| (2.0 + 128.0 * (i / 2) as f32 / 4_000.0) * if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect()
+}
+
 /// The parameterised activations with parameters other than PyTorch's defaults (including the edge cases
 /// `beta = 0` of Swish, which is `x / 2`, and a leaky ReLU of slope 0, which is ReLU and must give 0 at -inf, not
 /// `0 * -inf`), so that tests exercise the parameters as well as the defaults.
@@ -154,6 +194,10 @@ pub struct ActivationCheck {
     pub general: Check,
     /// f32 only: inputs with `1e-8 <= |x| <= 1e-3` under [`F32_SMALL_INPUT`], where the reference is nonzero.
     pub small: Option<Check>,
+    /// f32 only: the tails, relative only ([`tail_tolerance`]): every result of the general and tail inputs
+    /// ([`tail_inputs`]) with `|x| >= 2` whose reference is at least f32's smallest normal in magnitude, where the
+    /// absolute term of the general tolerance would accept 0 or the wrong sign (sigmoid(-20) = 2.1e-9).
+    pub tail: Option<Check>,
     /// Output elements the kernel left unwritten (still poisoned).
     pub unwritten: usize,
 }
@@ -161,7 +205,10 @@ pub struct ActivationCheck {
 impl ActivationCheck {
     /// True when every check passed and every element was written.
     pub fn ok(&self) -> bool {
-        self.general.ok() && self.small.as_ref().is_none_or(Check::ok) && self.unwritten == 0
+        self.general.ok()
+            && self.small.as_ref().is_none_or(Check::ok)
+            && self.tail.as_ref().is_none_or(Check::ok)
+            && self.unwritten == 0
     }
 }
 
@@ -296,14 +343,41 @@ pub fn check_activation(
     );
     let s = run_activation(gpu, act, pass, &small_in, seed, dtypes)?;
     let small = compare(&s.x, &s.got, &s.reference, F32_SMALL_INPUT, true);
+    let t = run_activation(gpu, act, pass, &tail_inputs(), seed, dtypes)?;
+    let tail = tail_check(tail_tolerance(act, pass), &[&g, &t]);
     Ok(ActivationCheck {
         activation: act,
         pass,
         dtypes,
         general,
         small: Some(small),
-        unwritten: g.unwritten + s.unwritten,
+        tail: Some(tail),
+        unwritten: g.unwritten + s.unwritten + t.unwritten,
     })
+}
+
+/// The tails of `runs` under `tol`: the elements with `|x| >= 2` (clear of every derivative's root: silu' at
+/// -1.28 is the nearest) and a finite reference of at least f32's smallest normal in magnitude, against the
+/// flushed reference too where the runs have one.
+pub fn tail_check(tol: Tolerance, runs: &[&Run]) -> Check {
+    let (mut x, mut got, mut reference, mut flushed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in runs {
+        for i in 0..r.x.len().min(r.got.len()).min(r.reference.len()) {
+            let v = r.reference[i].abs();
+            if r.x[i].abs() >= 2.0 && v >= f64::from(f32::MIN_POSITIVE) && v.is_finite() {
+                x.push(r.x[i]);
+                got.push(r.got[i]);
+                reference.push(r.reference[i]);
+                if let Some(f) = &r.flushed {
+                    flushed.push(f[i]);
+                }
+            }
+        }
+    }
+    let flushed = (flushed.len() == reference.len() && runs.iter().any(|r| r.flushed.is_some()))
+        .then_some(&flushed[..]);
+    compare_flushing(Criterion::Tolerance(tol), &x, &got, &reference, flushed)
 }
 
 /// Checks `act` in `pass` with 16-bit storage: x takes every one of the 65,536 bit patterns of `dtypes.x`, and
@@ -334,6 +408,34 @@ pub fn check_activation_exhaustive(
             r.flushed.as_deref(),
         ),
         small: None,
+        tail: None,
         unwritten: r.unwritten,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 0 or a wrong sign for sigmoid(-20) = 2.06e-9 passes the general tolerance's absolute term and fails the
+    /// tails check; the right value passes both; a reference below f32's smallest normal, or at |x| < 2, is left
+    /// out of the tails.
+    #[test]
+    fn the_tails_check_rejects_zero_and_the_wrong_sign() {
+        let r = cpu::activation::forward(Activation::Sigmoid, -20.0);
+        let run = |got: f32| Run {
+            x: vec![-20.0, -110.0, 1.5],
+            got: vec![got, 0.0, 0.0],
+            reference: vec![r, 1e-48, 1e-9],
+            flushed: None,
+            unwritten: 0,
+        };
+        let tol = tail_tolerance(Activation::Sigmoid, Pass::Forward);
+        for bad in [0.0, -(r as f32)] {
+            assert!(compare(&[-20.0], &[bad], &[r], F32_ELEMENTWISE, false).ok());
+            let c = tail_check(tol, &[&run(bad)]);
+            assert_eq!((c.count, c.failures), (1, 1));
+        }
+        assert!(tail_check(tol, &[&run(r as f32)]).ok());
+    }
 }
