@@ -253,8 +253,9 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
-/// The product forms with operands in each of `dtypes`; where f32 is among them, the dense layer, the losses and
-/// the optimizers (f32 kernels whose 16-bit paths are the products and conversions already checked).
+/// The product forms with operands in each of `dtypes`; where f32 is among them, the dense layer, the losses,
+/// the optimizers and whole training steps of a small MLP, in one pass and in passes (f32 kernels whose 16-bit
+/// paths are the products and conversions already checked).
 fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>> {
     let mut out = Vec::new();
     for &dtype in dtypes {
@@ -265,6 +266,7 @@ fn check_training(gpu: &Gpu, dtypes: &[DType]) -> actgpu::Result<Vec<FusedCheck>
         out.extend(check_dense(gpu)?);
         out.extend(check_losses(gpu)?);
         out.extend(check_optimizers(gpu)?);
+        out.extend(actgpu::verify::mlp::check_training_steps(gpu)?);
     }
     Ok(out)
 }

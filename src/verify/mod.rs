@@ -6,6 +6,7 @@ pub mod finite_difference;
 mod flush;
 pub mod fused;
 mod inputs;
+pub mod mlp;
 pub mod training;
 
 pub use compare::{
