@@ -723,6 +723,17 @@ fn predict_and_evaluate_agree_with_the_reference() {
 /// Inference in passes: the outputs of a batch in passes equal one pass's within rounding (they can take
 /// another kernel or split), `free_workspaces` drops the buffers and the next call allocates them again, a pass
 /// of no rows is refused, and a batch in passes needs `COPY_SRC` on `x`.
+/// A tensor shaped like `like` in a host buffer with `STORAGE` usage only (no `COPY_SRC`).
+fn storage_only(g: &Gpu, like: &Tensor) -> Tensor {
+    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: like.buffer().size(),
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    Tensor::from_buffer(g, buffer, like.shape(), DType::F32).unwrap()
+}
+
 #[test]
 fn inference_in_passes_matches_one_pass() {
     let g = gpu();
@@ -750,13 +761,7 @@ fn inference_in_passes_matches_one_pass() {
     net.set_inference_rows(None).unwrap();
     assert!(net.inference_rows() >= batch);
     // A host buffer without COPY_SRC runs in one pass, and is refused where it needs several.
-    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: x.buffer().size(),
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let own = Tensor::from_buffer(g, buffer, &[batch, SIZES[0]], DType::F32).unwrap();
+    let own = storage_only(g, &x);
     net.predict(&own).unwrap();
     net.set_inference_rows(Some(100)).unwrap();
     assert!(matches!(
@@ -854,13 +859,7 @@ fn training_in_passes_matches_one_pass() {
         }
     }
     // A host buffer without COPY_SRC trains in one pass, and is refused where it needs several.
-    let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: x.buffer().size(),
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let own = Tensor::from_buffer(g, buffer, &[batch, SIZES[0]], DType::F32).unwrap();
+    let own = storage_only(g, &x);
     let ce = Loss::SoftmaxCrossEntropy;
     let mut net = Mlp::new(g, &SIZES, &HIDDEN, ce, momentum, 8).unwrap();
     net.train_step(&own, Targets::Classes(&classes)).unwrap();

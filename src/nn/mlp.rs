@@ -955,20 +955,15 @@ impl Mlp {
         if let Some(rows) = self.infer_rows {
             return rows;
         }
-        let budget = INFERENCE_PASS_BYTES.min(self.gpu.limits().max_storage_buffer_binding_size);
-        (budget / (4 * self.widest())).max(1) as usize
+        self.rows_within(
+            INFERENCE_PASS_BYTES.min(self.gpu.limits().max_storage_buffer_binding_size),
+        )
     }
 
     /// Sets the most rows one inference pass takes ([`Mlp::inference_rows`]); `None` restores the default.
     /// [`Error::InvalidArgument`] for `Some(0)`.
     pub fn set_inference_rows(&mut self, rows: Option<usize>) -> Result<()> {
-        if rows == Some(0) {
-            return Err(Error::InvalidArgument {
-                op: "Mlp::set_inference_rows",
-                reason: "a pass needs at least one row".into(),
-            });
-        }
-        self.infer_rows = rows;
+        self.infer_rows = pass_rows("Mlp::set_inference_rows", rows)?;
         Ok(())
     }
 
@@ -980,32 +975,28 @@ impl Mlp {
         if let Some(rows) = self.train_rows {
             return rows;
         }
-        let binding = self.gpu.limits().max_storage_buffer_binding_size;
-        (binding / (4 * self.widest())).max(1) as usize
+        self.rows_within(self.gpu.limits().max_storage_buffer_binding_size)
     }
 
     /// Sets the most rows one training pass takes ([`Mlp::train_rows`]); `None` restores the default.
     /// [`Error::InvalidArgument`] for `Some(0)`.
     pub fn set_train_rows(&mut self, rows: Option<usize>) -> Result<()> {
-        if rows == Some(0) {
-            return Err(Error::InvalidArgument {
-                op: "Mlp::set_train_rows",
-                reason: "a pass needs at least one row".into(),
-            });
-        }
-        self.train_rows = rows;
+        self.train_rows = pass_rows("Mlp::set_train_rows", rows)?;
         Ok(())
     }
 
-    /// The widest row of any tensor a pass holds: the input, or a layer's output or linear width.
-    fn widest(&self) -> u64 {
-        self.layers
+    /// The most rows (at least 1) whose widest tensor of a pass (the input, or a layer's output or linear width,
+    /// in f32) fits `bytes`.
+    fn rows_within(&self, bytes: u64) -> usize {
+        let widest = self
+            .layers
             .iter()
             .enumerate()
             .map(|(l, layer)| layer.kind.linear_width(self.sizes[l + 1]))
             .chain(self.sizes.iter().copied())
             .max()
-            .unwrap_or(1) as u64
+            .unwrap_or(1) as u64;
+        (bytes / (4 * widest)).max(1) as usize
     }
 
     /// Drops the buffers kept between calls (the training step's for the last two batch sizes and its pass
@@ -1048,6 +1039,17 @@ impl Mlp {
             .count();
         Ok(correct as f32 / batch as f32)
     }
+}
+
+/// `rows` as the rows of a pass: [`Error::InvalidArgument`] for `Some(0)`.
+fn pass_rows(op: &'static str, rows: Option<usize>) -> Result<Option<usize>> {
+    if rows == Some(0) {
+        return Err(Error::InvalidArgument {
+            op,
+            reason: "a pass needs at least one row".into(),
+        });
+    }
+    Ok(rows)
 }
 
 fn no_workspace() -> Error {

@@ -87,21 +87,14 @@ pub const F32_TAIL: Tolerance = Tolerance {
 /// variants, hard*, softsign, relu_squared, identity) the relative term of [`activation_tolerance`], `1e-5 |ref|`,
 /// with no absolute term.
 pub fn tail_tolerance(act: Activation, pass: Pass) -> Tolerance {
-    match act {
-        Activation::Identity
-        | Activation::Relu
-        | Activation::Relu6
-        | Activation::LeakyRelu { .. }
-        | Activation::Softsign
-        | Activation::Hardtanh { .. }
-        | Activation::Hardsigmoid
-        | Activation::Hardswish
-        | Activation::ReluSquared => Tolerance {
+    // The activations without exp are the streaming ones (`Activation::intensity`).
+    match act.intensity() {
+        crate::dispatch::Intensity::Streaming => Tolerance {
             name: "f32_tail_relative",
             abs: 0.0,
             rel: activation_tolerance(act, pass).rel,
         },
-        _ => F32_TAIL,
+        crate::dispatch::Intensity::Arithmetic => F32_TAIL,
     }
 }
 
