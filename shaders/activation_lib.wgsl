@@ -108,6 +108,21 @@ fn swish_arg(beta: f32, x: f32) -> f32 {
     return select(beta * x, 0.0, beta == 0.0);
 }
 
+/// Swish, x sigmoid(beta x). Where v = beta x < -80, sigmoid(v) = e^v in f32 (1 + e^v rounds to 1) and is
+/// subnormal past -87, while x e^v can be normal again for a small beta (beta = 1e-6, x = -1.04e8: -7.1e-38): it
+/// is formed as ((x 2^-64) h) h with h = e^(v/2) 2^32 = exp(v/2 + 32 ln 2), normal down to v = -219 (past which
+/// the result is 0 for every finite x). One constant factor, so a compiler that moves it outward (GL's does)
+/// computes (x h h) 2^-64, which neither overflows nor leaves the normal range early. x = +-inf there has the
+/// limit 0. Elsewhere, and for NaN, x sigmoid(v) as the other gates.
+fn swish_f(beta: f32, x: f32) -> f32 {
+    let v = swish_arg(beta, x);
+    if (v < -80.0) {
+        let h = exp(0.5 * max(v, -250.0) + 22.18070977791825);
+        return select(((x * 5.421010862427522e-20) * h) * h, 0.0, is_inf(x));
+    }
+    return times_gate(x, sigmoid_f(v));
+}
+
 /// d/dv [v sigmoid(v)] = sigmoid(v) + v sigmoid'(v), one exp; v is clamped to +-120, where sigmoid' is 0 and
 /// sigmoid is 0 or 1, so that +-inf gives the limits 0 and 1 without inf * 0.
 fn swish_grad(v: f32) -> f32 {
@@ -234,7 +249,7 @@ fn act_forward(x: f32) -> f32 {
         case ACT_GELU_TANH: { y = times_gate(x, sigmoid_f(gelu_tanh_arg(x))); }
         case ACT_QUICK_GELU: { y = times_gate(x, sigmoid_f(1.702 * x)); }
         case ACT_SILU: { y = times_gate(x, sigmoid_f(x)); }
-        case ACT_SWISH: { y = times_gate(x, sigmoid_f(swish_arg(P0, x))); }
+        case ACT_SWISH: { y = swish_f(P0, x); }
         case ACT_MISH: { y = times_gate(x, mish_tsp(x)); }
         case ACT_SOFTPLUS: {
             // PyTorch: x when beta x > threshold, else softplus(beta x) / beta.

@@ -91,13 +91,16 @@ fn gated_da(g: Oct, d: Oct) -> Oct {
 
 /// dg = dout a f'(g) for one element, without an intermediate overflow where dg is finite: (dout a) f'(g), as
 /// the activation backward takes it, unless dout a overflows with both finite (then |a| > 1, so dout f'(g)
-/// overflows only where dg does, and (dout f'(g)) a is taken). Neither order alone is safe: dout a overflows for
+/// overflows only where dg does, and (dout f'(g)) a is taken; likewise where dout a underflows). Neither order alone is safe: dout a overflows for
 /// dout = a = 2^66 where f'(g) is 0 (ReGLU at g < 0: NaN) or tiny (GLU at -30), dout f'(g) for dout near the
 /// largest f32 where f'(g) > 1 (GeGLU at 1.5, f' = 1.13) or for any gate with a large f' (squared ReLU, a custom
 /// gate). Selects, not a branch: one act_backward either way, and the lanes stay in step.
 fn gated_dg1(a: f32, g: f32, d: f32) -> f32 {
     let u = d * a;
-    let later = is_inf(u) && !is_inf(d) && !is_inf(a);
+    // Also where dout a leaves the normal range with both nonzero (1e-25 x 1e-25): a gate whose f'(g) is large
+    // (squared ReLU at g = 1e20) can bring the product back (2e-30), which dout a, flushed or subnormal, loses.
+    let small = abs(u) < 1.1754944e-38 && d != 0.0 && a != 0.0;
+    let later = (is_inf(u) || small) && !is_inf(d) && !is_inf(a);
     let q = act_backward(g, select(u, d, later));
     return select(q, q * a, later);
 }

@@ -27,7 +27,7 @@ fn learn_f(x: f32, p: f32) -> f32 {
         case LEARN_PRELU: { y = select(times_gate(x, p), x, x > 0.0); }
         case LEARN_SWISH: {
             let v = swish_arg(p, x);
-            y = select(times_gate(x, sigmoid_f(v)), nan_f32(), is_nan(v));
+            y = select(swish_f(p, x), nan_f32(), is_nan(v));
         }
         default: { y = select(p * expm1_f(x), x, x > 0.0); }
     }
@@ -45,26 +45,26 @@ fn learn_dfdx(x: f32, p: f32) -> f32 {
     }
 }
 
-/// d/dp [x sigmoid(p x)] = x^2 sigmoid'(v), v = p x, as t^2 with t = x h r, h = e^(-|v|/2), r = 1 / (1 + h^2)
+/// d/dp [x sigmoid(p x)] = x^2 sigmoid'(v), v = p x, as t^2 with t = x h r (this returns t), h = e^(-|v|/2), r = 1 / (1 + h^2)
 /// (sigmoid'(v) = h^2 r^2): sigmoid'(v) itself is subnormal past |v| = 87 and 0 past 104 while x^2 sigmoid'(v)
 /// can still be large (x = -1e30, p = 1.2e-28: 7.7e7). Past |v| = 160, h is formed as e^(64 ln 2 - |v|/2) and x
 /// as x 2^-64 (exact for any |x| large enough to matter), so both stay in the normal range up to |v| = 263 (past
 /// it h is subnormal, where the result is below 5e-38 anyway); r is 1 there. The result is 0 past |v| = 282,
 /// where it rounds to 0 for every finite x (and x = +-inf, p != 0 has the limit 0).
-fn swish_dfdp(x: f32, p: f32) -> f32 {
+fn swish_dfdp_root(x: f32, p: f32) -> f32 {
     let v = swish_arg(p, x);
     let a = 0.5 * abs(v);
     let tiny = a > 80.0;
     let h = exp(select(-a, 44.3614195558365 - min(a, 150.0), tiny));
     let r = select(1.0 / (1.0 + h * h), 1.0, tiny);
     let t = select(x, x * 5.421010862427522e-20, tiny) * h * r;
-    return select(select(t * t, 0.0, a > 141.0), nan_f32(), is_nan(v));
+    return select(select(t, 0.0, a > 141.0), nan_f32(), is_nan(v));
 }
 
+/// df/dp of PReLU and ELU (Swish's is `swish_dfdp_root` squared, see `learn_dp1`).
 fn learn_dfdp(x: f32, p: f32) -> f32 {
     switch LEARN {
         case LEARN_PRELU: { return select(x, 0.0, x > 0.0); }
-        case LEARN_SWISH: { return swish_dfdp(x, p); }
         default: { return select(expm1_f(x), 0.0, x > 0.0); }
     }
 }
@@ -97,11 +97,23 @@ fn learn_dp_term(x: f32, dy: f32, g: f32) -> f32 {
     return select(select(dy * g, 0.0, g == 0.0), nan_f32(), is_nan(x) || is_nan(dy));
 }
 
+/// dy df/dp for one element ([`learn_dp_term`]). Swish's df/dp = t^2 is taken as dy (t t), or as (dy t) t past
+/// |t| = 2^63, where t t may overflow while dy t^2 need not (x = 1e20, p = 1e-25, dy = 1e-10: 2.5e29, not inf);
+/// dy t overflows only where the result does.
+fn learn_dp1(x: f32, p: f32, dy: f32) -> f32 {
+    if (LEARN == LEARN_SWISH) {
+        let t = swish_dfdp_root(x, p);
+        let term = select(dy * (t * t), (dy * t) * t, abs(t) > 9.223372036854776e18);
+        return select(select(term, 0.0, t == 0.0), nan_f32(), is_nan(x) || is_nan(dy) || is_nan(t));
+    }
+    return learn_dp_term(x, dy, learn_dfdp(x, p));
+}
+
 /// dy df/dp for the four elements starting at e0, 0 past the end of the tensor.
 fn learn_dp4(x: vec4<f32>, p: vec4<f32>, dy: vec4<f32>, e0: u32) -> vec4<f32> {
     let live = vec4<u32>(e0, e0 + 1u, e0 + 2u, e0 + 3u) < vec4<u32>(params.len);
-    let g = vec4<f32>(learn_dp_term(x.x, dy.x, learn_dfdp(x.x, p.x)), learn_dp_term(x.y, dy.y, learn_dfdp(x.y, p.y)),
-                      learn_dp_term(x.z, dy.z, learn_dfdp(x.z, p.z)), learn_dp_term(x.w, dy.w, learn_dfdp(x.w, p.w)));
+    let g = vec4<f32>(learn_dp1(x.x, p.x, dy.x), learn_dp1(x.y, p.y, dy.y), learn_dp1(x.z, p.z, dy.z),
+                      learn_dp1(x.w, p.w, dy.w));
     return select(vec4<f32>(0.0), g, live);
 }
 

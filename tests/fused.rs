@@ -649,3 +649,77 @@ fn every_reduction_row_height_matches_the_reference() {
     }
     assert_all_ok(checks);
 }
+
+/// Products whose factors leave f32's normal range while the result does not, each against the f64 reference
+/// within 1e-5 relative: Swish with a small beta far out on the negative side (sigmoid(beta x) subnormal or 0,
+/// x sigmoid(beta x) normal), a learnable Swish's dp where x^2 sigmoid' overflows and dy brings it back, and a
+/// gated dg where dout a underflows and a large f'(g) brings it back.
+#[test]
+fn products_past_the_normal_range_keep_their_value() {
+    let g = gpu();
+    let close = |what: &str, got: f32, want: f64| {
+        let err = (f64::from(got) - want).abs() / want.abs();
+        assert!(
+            err <= 1e-5,
+            "{what}: got {got:e}, want {want:e} (relative error {err:e})"
+        );
+    };
+    let far = [
+        (0.01f32, -9644.0f32),
+        (1e-6, -1.04e8),
+        (1e-30, -1.5e32),
+        (1e-35, -1.6e37),
+        (0.5, -170.0),
+    ];
+    for (beta, x) in far {
+        let act = Activation::Swish { beta };
+        let y: Vec<f32> = act
+            .forward(&g.upload(&[x]).unwrap())
+            .unwrap()
+            .read()
+            .unwrap();
+        let want = cpu::activation::forward(act, f64::from(x));
+        assert!(
+            want.abs() >= f64::from(f32::MIN_POSITIVE),
+            "{beta} {x}: {want:e}"
+        );
+        close(&format!("swish beta {beta} at {x}"), y[0], want);
+    }
+    let inf: Vec<f32> = Activation::Swish { beta: 1e-6 }
+        .forward(&g.upload(&[f32::NEG_INFINITY]).unwrap())
+        .unwrap()
+        .read()
+        .unwrap();
+    assert_eq!(inf, [0.0]);
+
+    // Learnable Swish, one shared p: dp = dy x^2 sigmoid'(p x) = 1e-10 1e40 / 4.
+    let (x, p, dy) = (1e20f32, 1e-25f32, 1e-10f32);
+    let (_, dp) = Learnable::Swish
+        .backward(
+            &g.upload(&[x]).unwrap(),
+            &g.upload(&[p]).unwrap(),
+            &g.upload(&[dy]).unwrap(),
+        )
+        .unwrap();
+    let want = cpu::fused::learnable_grads(Learnable::Swish, x.into(), p.into()).1 * f64::from(dy);
+    close("learnable swish dp", dp.read::<f32>().unwrap()[0], want);
+
+    // Squared ReLU gate: dg = dout a 2g = 1e-25 1e-25 2e20.
+    let unit = Gated {
+        gate: Activation::ReluSquared,
+    };
+    let (a, gate, dout) = (1e-25f32, 1e20f32, 1e-25f32);
+    let dx: Vec<f32> = unit
+        .backward(
+            &g.upload_shaped(&[a, gate], &[1, 2]).unwrap(),
+            &g.upload_shaped(&[dout], &[1, 1]).unwrap(),
+        )
+        .unwrap()
+        .read()
+        .unwrap();
+    close(
+        "relu_squared-gated dg",
+        dx[1],
+        f64::from(dout) * f64::from(a) * 2.0 * f64::from(gate),
+    );
+}
