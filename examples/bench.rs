@@ -27,7 +27,7 @@
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
-//! `--dtypes` is measured once, in the order first given. `--copy-mib` below 8 warns on stderr: two buffers that
+//! `--dtypes` is measured once, in the order first given. `--copy-mib` below 32 warns on stderr: two buffers that
 //! small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
@@ -59,8 +59,9 @@ const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] 
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
                      [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
 
-/// `--copy-mib` below this warns that the copy ceiling may be measured in a cache.
-const MIN_COPY_MIB: u64 = 8;
+/// `--copy-mib` below this warns that the copy ceiling may be measured in a cache: two buffers of 32 MiB pass an
+/// H200's 60 MiB L2.
+const MIN_COPY_MIB: u64 = 32;
 
 struct Args {
     json: bool,
@@ -294,7 +295,7 @@ fn parse_args() -> Result<Args, String> {
             "give one of --json and --markdown: the report is printed in one format; {USAGE}"
         ));
     }
-    // Two buffers of this size fit in the last-level cache of many GPUs and CPUs (an H200's L2 is 60 MiB), where
+    // Two smaller buffers fit in the last-level cache of many GPUs and CPUs (an H200's L2 is 60 MiB), where
     // the copy would time the cache, not memory, and every fraction of the copy ceiling would read low.
     let copy_mib = ceilings.copy_bytes >> 20;
     if copy_mib < MIN_COPY_MIB {

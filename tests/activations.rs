@@ -5,8 +5,8 @@
 mod common;
 
 use actgpu::verify::{
-    check_activation, compare, random_inputs, run_activation, tail_inputs, Dtypes, Pass, Tolerance,
-    F32_ELEMENTWISE, F32_TAIL, OTHER_PARAMETERS, POISON,
+    check_activation, compare, compare_flushing, random_inputs, run_activation, tail_inputs,
+    Criterion, Dtypes, Pass, Tolerance, F32_ELEMENTWISE, F32_TAIL, OTHER_PARAMETERS, POISON,
 };
 use actgpu::{cpu, Activation};
 use common::{describe, gpu};
@@ -54,9 +54,10 @@ fn parameterised_activations_match_the_reference_with_other_parameters() {
 /// Relative accuracy of the tails: results from f32's smallest normal to 1e-2 in magnitude (sigmoid(-20) = 2e-9,
 /// gelu(-6) = -6e-9, softplus(-14) = 8e-7, and their derivatives) for |x| in [2, 130], where the absolute floor
 /// of `F32_ELEMENTWISE` (1e-6) would accept 0 or a wrong sign, under `F32_TAIL` for every activation (1e-4
-/// relative: `exp` alone may be 3 + 2|x| ULP off, 2e-5 at |x| = 88; |x| >= 2 stays clear of every derivative's
-/// root, silu' at -1.28 the nearest). `check_activation` runs the same inputs under `tail_tolerance`, stricter for
-/// the activations with no `exp`.
+/// relative: `exp` alone may be 3 + 2|x| ULP off, 2e-5 at |x| = 88; |x| >= 2 stays clear of every default
+/// derivative's root, hardswish' at -1.5 the nearest, and of the parameterised ones tested here).
+/// `check_activation` runs the same inputs under `tail_tolerance`, stricter for the activations with no `exp`,
+/// leaving out inputs next to a root (`TAIL_ROOT_MARGIN`), which a parameter can move past 2.
 #[test]
 fn tails_are_relatively_accurate() {
     const TAIL: Tolerance = F32_TAIL;
@@ -71,7 +72,19 @@ fn tails_are_relatively_accurate() {
                 .collect();
             let pick = |v: &[f32]| tail.iter().map(|&i| v[i]).collect::<Vec<_>>();
             let reference: Vec<f64> = tail.iter().map(|&i| r.reference[i]).collect();
-            let c = compare(&pick(&r.x), &pick(&r.got), &reference, TAIL, false);
+            // On a device that flushes subnormals, a result whose computation passes through one (silu at
+            // -87.5) may be 0 where the flushed reference is.
+            let flushed: Option<Vec<f64>> = r
+                .flushed
+                .as_ref()
+                .map(|f| tail.iter().map(|&i| f[i]).collect());
+            let c = compare_flushing(
+                Criterion::Tolerance(TAIL),
+                &pick(&r.x),
+                &pick(&r.got),
+                &reference,
+                flushed.as_deref(),
+            );
             compared += c.count;
             if !c.ok() {
                 failures.push(format!("{act} {pass:?}: {c:#?}"));
@@ -148,4 +161,15 @@ fn backward_takes_one_buffer_as_x_and_dy() {
         Activation::Relu.record_backward(&mut enc, &x, &x, &x),
         Err(actgpu::Error::InvalidArgument { .. })
     ));
+}
+
+/// A root of f' past |x| = 2 (Swish with beta 0.5: f'(-2.557) = 0, where f' is small by cancellation, not by
+/// decay) is left out of the relative tails check rather than failing a correct kernel; the rest of its tails
+/// are still checked.
+#[test]
+fn a_root_past_two_is_not_a_tail() {
+    let act = Activation::Swish { beta: 0.5 };
+    let c = check_activation(gpu(), act, Pass::Backward, 5).unwrap();
+    let tail = c.tail.as_ref().unwrap();
+    assert!(c.ok() && tail.count > 1_000, "{c:#?}");
 }

@@ -6,7 +6,7 @@ mod common;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::training::check_positive_product;
+use actgpu::verify::training::{check_positive_product, deep_shape};
 use actgpu::verify::{compare_bounded, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
 use common::products::{
@@ -106,9 +106,10 @@ fn tall_products_continue_the_row_grid_along_z() {
 }
 
 /// Products deeper than a software driver lets one invocation loop (llvmpipe stops an invocation's loops after
-/// 65,535 iterations in all, `Gpu::loop_limited`): K = 70,000 and 60,000 (the deepest kept on the fast kernels)
-/// on every kernel and form, and K = 1,000,000 (more
-/// than 16 splits of the loop-limited depth) on the default kernel. The operands are 1/4 or 1/2, so every partial
+/// 65,535 iterations in all, `Gpu::loop_limited`): sums over 70,000 and 60,000 terms (the deepest kept on the
+/// fast kernels) on every kernel and form (K of `X W`, the batch of `X^T dZ`, the width of `dZ W^T`:
+/// `deep_shape`), and over 1,000,000 (more than 16 splits of the loop-limited depth) in `X^T dZ` on the default
+/// kernel. The operands are 1/4 or 1/2, so every partial
 /// sum is exact in f32 and the result must equal the f64 product: a product cut short, or one 16-deep chunk
 /// dropped or doubled at a split boundary, fails.
 #[test]
@@ -122,9 +123,9 @@ fn deep_products_are_not_cut_short() {
         .flat_map(|&k| {
             [Form::AB, Form::AtB, Form::ABt]
                 .into_iter()
-                .flat_map(move |f| [(k, f, (3, 70_000, 5)), (k, f, (3, deep, 5))])
+                .flat_map(move |f| [(k, f, deep_shape(f, 70_000)), (k, f, deep_shape(f, deep))])
         })
-        .chain([(MatmulKernel::for_gpu(g), Form::AtB, (2, 1_000_000, 3))]);
+        .chain([(MatmulKernel::for_gpu(g), Form::AtB, (1_000_000, 2, 3))]);
     for (s, (kernel, form, shape)) in runs.enumerate() {
         let check = check_positive_product(g, kernel, form, shape, 40 + 20 * s as u64).unwrap();
         assert_ok(&format!("{kernel:?} {form:?} {shape:?}"), check);

@@ -159,10 +159,9 @@ fn reference_matches_independently_computed_values() {
     for act in Activation::ALL {
         assert!(pinned.contains(&act.id()), "{act} has no known value");
     }
-    assert_eq!(
-        cpu::activation::forward(Activation::Gelu, 1.0),
-        0.8413447460685429
-    );
+    // Within an ulp or two of libm's erfc, which the table above bounds at 1e-15.
+    let gelu_1 = cpu::activation::forward(Activation::Gelu, 1.0);
+    assert!((gelu_1 - 0.8413447460685429).abs() <= 4e-16, "{gelu_1}");
 }
 
 #[test]

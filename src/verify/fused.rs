@@ -145,8 +145,8 @@ fn widen(v: &[f32]) -> Vec<f64> {
 /// reads them, every subnormal x, z, a, g, p and dy a zero of its sign, from [`bias_references`] and the like) a
 /// result that fails also passes against it, or within [`super::FLUSH_UNDERFLOW`] of the reference
 /// ([`compare_flushing`]), counted in [`Check::flush_accepted`]. The f32 tolerance's absolute term does not cover
-/// flushing: a derivative at a kink (PReLU's dx at x = 1e-40 with p = 0, ReGLU's dg at g = 1e-40) is `dy` exactly,
-/// and `0` flushed.
+/// flushing: a derivative at a kink (PReLU's dx at x = 1e-40 with p = 0 is `dy`, ReGLU's dg at g = 1e-40 is
+/// `dout a`) is `0` flushed.
 pub fn check_values(
     dtype: DType,
     x: &[f32],

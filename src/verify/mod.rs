@@ -350,16 +350,47 @@ pub fn check_activation(
     })
 }
 
-/// The tails of `runs` under `tol`: the elements with `|x| >= 2` (clear of every derivative's root: silu' at
-/// -1.28 is the nearest) and a finite reference of at least f32's smallest normal in magnitude, against the
-/// flushed reference too where the runs have one.
+/// How near (in x) to a sign change of the reference the tails check leaves elements out: a relative error bound
+/// does not hold next to a root, where the result is small by cancellation, not by decay (Swish with beta 0.5
+/// has f' = 0 at x = -2.557, and f' within 1e-4 of it is about 1e-5 with an absolute error of rounding size).
+pub const TAIL_ROOT_MARGIN: f32 = 0.05;
+
+/// The tails of `runs` under `tol`: the elements with `|x| >= 2` and a finite reference of at least f32's
+/// smallest normal in magnitude, leaving out those within [`TAIL_ROOT_MARGIN`] of a sign change of the
+/// reference between neighbouring inputs (a root of f or f', which a parameter or a user's formula can put past
+/// 2), against the flushed reference too where the runs have one (on a device that flushes subnormals, results
+/// below about 3e-36, `FLUSH_UNDERFLOW`, may then be 0).
 pub fn tail_check(tol: Tolerance, runs: &[&Run]) -> Check {
+    // Sign changes between neighbouring inputs, over every run's elements in x order.
+    let mut points: Vec<(f32, f64)> = runs
+        .iter()
+        .flat_map(|r| r.x.iter().copied().zip(r.reference.iter().copied()))
+        .filter(|(x, v)| x.is_finite() && v.is_finite() && *v != 0.0)
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let roots: Vec<f32> = points
+        .windows(2)
+        .filter(|w| (w[0].1 < 0.0) != (w[1].1 < 0.0))
+        .map(|w| 0.5 * (w[0].0 + w[1].0))
+        .collect();
+    let near_root = |x: f32| {
+        let i = roots.partition_point(|&r| r < x);
+        [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| roots.get(j))
+            .any(|&r| (r - x).abs() <= TAIL_ROOT_MARGIN)
+    };
     let (mut x, mut got, mut reference, mut flushed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in runs {
         for i in 0..r.x.len().min(r.got.len()).min(r.reference.len()) {
             let v = r.reference[i].abs();
-            if r.x[i].abs() >= 2.0 && v >= f64::from(f32::MIN_POSITIVE) && v.is_finite() {
+            if r.x[i].abs() >= 2.0
+                && v >= f64::from(f32::MIN_POSITIVE)
+                && v.is_finite()
+                && !near_root(r.x[i])
+            {
                 x.push(r.x[i]);
                 got.push(r.got[i]);
                 reference.push(r.reference[i]);

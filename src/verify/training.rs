@@ -131,7 +131,8 @@ pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let kernel = MatmulKernel::for_gpu(gpu);
     let mut out = Vec::new();
     for (s, form) in [Form::AB, Form::AtB, Form::ABt].into_iter().enumerate() {
-        let check = check_positive_product(gpu, kernel, form, (3, 70_000, 5), 60 + s as u64)?;
+        let shape = deep_shape(form, 70_000);
+        let check = check_positive_product(gpu, kernel, form, shape, 60 + s as u64)?;
         out.push(row(
             format!("{} deep", form.name()),
             Pass::Forward,
@@ -143,6 +144,16 @@ pub fn check_deep_products(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
+/// A dense layer's `(m, k, n)` whose product of `form` sums over `depth` terms ([`form_dims`]'s inner size: K of
+/// `X W`, the batch m of `X^T dZ`, the width n of `dZ W^T`), the other sizes 3 and 5.
+pub fn deep_shape(form: Form, depth: usize) -> (usize, usize, usize) {
+    match form {
+        Form::AB => (3, depth, 5),
+        Form::AtB => (depth, 3, 5),
+        Form::ABt => (3, 5, depth),
+    }
+}
+
 /// The deepest inner size [`check_positive_product`] takes, `2^22`: its products are `1/16`, `1/8` or `1/4`,
 /// so every partial sum is a multiple of `1/16` of at most `K / 4 <= 2^20`, which is `<= 2^24` sixteenths and so
 /// exact in f32, in any order and with any split.
@@ -150,7 +161,7 @@ pub const EXACT_PRODUCT_MAX_K: usize = 1 << 22;
 
 /// One product of `form` over `(m, k, n)` on `kernel`, f32, with operands `1/4` or `1/2` (seeded, from `seed`
 /// and `seed + 10`) into a poisoned output, required to equal the f64 product exactly: every product is a
-/// multiple of `1/16` and every partial sum one below `2^20` (for `k <=` [`EXACT_PRODUCT_MAX_K`]), exact in f32
+/// multiple of `1/16` and every partial sum one of at most `2^20` (for `k <=` [`EXACT_PRODUCT_MAX_K`]), exact in f32
 /// whatever the summation order or split, while a term lost or counted twice moves the sum by at least `1/16`.
 /// An inner size past [`EXACT_PRODUCT_MAX_K`] is [`crate::Error::InvalidArgument`].
 pub fn check_positive_product(
