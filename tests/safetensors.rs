@@ -664,11 +664,22 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
         // A network whose optimizer keeps no state refuses a file that holds some, and stays as it was.
         if state.is_some() {
             let mut plain = Mlp::with_layers(g, &sizes, &hidden, ce, sgd(), 1).unwrap();
+            let before = (plain.params().unwrap(), plain.activation_params().unwrap());
             assert!(matches!(
                 plain.load_training_checkpoint_bytes(&bytes),
                 Err(Error::InvalidArgument { .. })
             ));
-            assert_eq!(plain.steps(), 0, "a refused file changes nothing");
+            let after = (plain.params().unwrap(), plain.activation_params().unwrap());
+            assert_eq!(
+                (plain.steps(), after),
+                (0, before),
+                "a refused file changes nothing"
+            );
+            // Its weights alone load as a weights-only file would (the state tensors are skipped).
+            plain.load_weights(&bytes).unwrap();
+            assert_eq!(plain.params().unwrap(), first.params().unwrap());
+            let rebuilt = Mlp::from_safetensors(g, &bytes, ce, sgd()).unwrap();
+            assert_eq!(rebuilt.params().unwrap(), first.params().unwrap());
         }
     }
     // Mismatched optimizers and weights-only files are typed errors.

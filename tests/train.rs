@@ -720,9 +720,6 @@ fn predict_and_evaluate_agree_with_the_reference() {
     }
 }
 
-/// Inference in passes: the outputs of a batch in passes equal one pass's within rounding (they can take
-/// another kernel or split), `free_workspaces` drops the buffers and the next call allocates them again, a pass
-/// of no rows is refused, and a batch in passes needs `COPY_SRC` on `x`.
 /// A tensor shaped like `like` in a host buffer with `STORAGE` usage only (no `COPY_SRC`).
 fn storage_only(g: &Gpu, like: &Tensor) -> Tensor {
     let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {
@@ -734,6 +731,9 @@ fn storage_only(g: &Gpu, like: &Tensor) -> Tensor {
     Tensor::from_buffer(g, buffer, like.shape(), DType::F32).unwrap()
 }
 
+/// Inference in passes: the outputs of a batch in passes equal one pass's within rounding (they can take
+/// another kernel or split), `free_workspaces` drops the buffers and the next call allocates them again, a pass
+/// of no rows is refused, and a batch in passes needs `COPY_SRC` on `x`.
 #[test]
 fn inference_in_passes_matches_one_pass() {
     let g = gpu();
@@ -874,6 +874,14 @@ fn training_in_passes_matches_one_pass() {
     assert!(matches!(
         net.set_train_rows(Some(0)),
         Err(Error::InvalidArgument { .. })
+    ));
+    // Value targets must be f32 before any pass copies their rows.
+    let mut mse = Mlp::new(g, &SIZES, &HIDDEN, Loss::Mse, momentum, 8).unwrap();
+    mse.set_train_rows(Some(16)).unwrap();
+    let half = g.zeros(&[batch, SIZES[3]], DType::F16).unwrap();
+    assert!(matches!(
+        mse.train_step(&x, Targets::Values(&half)),
+        Err(Error::DTypeMismatch { .. })
     ));
 }
 

@@ -7,14 +7,17 @@
 //!   ignored; empty lines, lines of empty fields (`,,,`) and lines starting with `#` are skipped;
 //! - an optional header: the first row is one when none of its feature fields is a number, when its label is a
 //!   word above a number in the next row, when its label is a word that no other row has while the other rows'
-//!   labels repeat (numbers naming the features, `400, 450, ..., species`), or when it numbers its columns as
-//!   pandas names a frame's unnamed ones (`0, 1, 2, ...` over at least two features by their rank or by their
-//!   column number, with a word or the label's own column number as the label:
-//!   `pd.DataFrame(X).assign(label=y).to_csv(index=False)`). So a file whose first label is a word (`unknown`)
-//!   and second a number, or whose first row is the only one of its class, loses its first row to the header:
-//!   give such labels a word in every row, or say whether there is a header ([`CsvFormat::header`]);
-//! - row names: where the header's first name is empty (pandas' index, as `to_csv` writes it by default, or R's
-//!   `write.csv` row names) and the label is another column, the first column is dropped, not read as a feature;
+//!   labels repeat and its feature names are whole numbers (`400, 450, ..., species`: wavelengths), or when it
+//!   numbers its columns as pandas names a frame's unnamed ones (`0, 1, 2, ...` over at least two features by
+//!   their rank or by their column number, after an index column if there is one, with a word or the label's own
+//!   number as the label: `pd.DataFrame(X).assign(label=y).to_csv(index=False)`, or `to_csv()` of an unnamed
+//!   frame). So a file whose first label is a word (`unknown`) and second a number, or whose first row is the
+//!   only one of its class under whole-number features, loses its first row to the header: give such labels a
+//!   word in every row, or say whether there is a header ([`CsvFormat::header`]);
+//! - row names: where the header's first name is empty, the label is another column and that column's values
+//!   are distinct whole numbers or words (pandas' index, as `to_csv` writes it by default, or R's `write.csv`
+//!   row names), the first column is dropped, not read as a feature (an unnamed column of fractions or repeated
+//!   values stays a feature);
 //! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
 //!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
 //!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
@@ -174,16 +177,20 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
     let head = fields(lines[0].1, separator);
     let features = || head.iter().enumerate().filter(|&(c, _)| c != label);
     let no_number = features().all(|(_, f)| !number(f));
+    // An empty first name over another label column is pandas' index (or R's row names): the frame's own
+    // columns start after it.
+    let index = usize::from(label != 0 && head[0].is_empty());
+    let named = || features().filter(|&(c, _)| c >= index);
     // pandas numbers unnamed columns by their place in the frame: the features' ranks where the label was
     // appended or inserted, their column numbers where the frame held the label from the start.
-    let numbered = |name: fn(usize, usize) -> u64| {
-        features()
+    let numbered = |name: fn(usize, usize) -> usize| {
+        named()
             .enumerate()
-            .all(|(i, (c, f))| f.parse::<u64>() == Ok(name(i, c)))
+            .all(|(i, (c, f))| f.parse::<usize>() == Ok(name(i, c - index)))
     };
-    let range_names = features().count() >= 2
-        && (numbered(|rank, _| rank as u64) || numbered(|_, column| column as u64))
-        && (!number(head[label]) || head[label].parse::<u64>() == Ok(label as u64));
+    let range_names = named().count() >= 2
+        && (numbered(|rank, _| rank) || numbered(|_, column| column))
+        && (!number(head[label]) || head[label].parse::<usize>() == Ok(label - index));
     let label_of = |l: &str| fields(l, separator).get(label).map(|f| f.to_string());
     let label_word = !number(head[label])
         && lines
@@ -191,9 +198,10 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
             .and_then(|(_, l)| label_of(l))
             .is_some_and(|f| number(&f));
     // A word label that no other row has (`species` above `setosa`, `virginica`, ...), where the other rows'
-    // labels do repeat, names the column: a class of one row on the first line is far less likely than a header
-    // whose feature names are numbers (`400, 450`: wavelengths, years).
-    let label_alone = !number(head[label]) && {
+    // labels do repeat and the feature names are whole numbers (`400, 450`: wavelengths, years), names the column:
+    // a class of one row on the first line is far less likely there.
+    let whole_names = named().all(|(_, f)| f.parse::<i64>().is_ok());
+    let label_alone = whole_names && !number(head[label]) && {
         let others: Vec<Option<String>> = lines[1..].iter().map(|(_, l)| label_of(l)).collect();
         let distinct: std::collections::HashSet<&Option<String>> = others.iter().collect();
         distinct.len() < others.len() && !distinct.contains(&Some(head[label].to_string()))
@@ -255,8 +263,19 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
     let rows = if header { &lines[1..] } else { &lines[..] };
     // A header whose first name is empty sits above row names: pandas' index (`to_csv` keeps it by default) or
     // R's `write.csv` row names. They number or name the rows, and a class-sorted file's row numbers would
-    // predict its labels, so they are not a feature.
-    let row_names = header && label != 0 && fields(first, separator)[0].is_empty();
+    // predict its labels, so they are not a feature; a column that holds anything else (a repeated value, a
+    // fraction) is a feature without a name.
+    let row_names = header && label != 0 && fields(first, separator)[0].is_empty() && {
+        let names: Vec<&str> = rows
+            .iter()
+            .filter_map(|(_, l)| fields(l, separator).first().copied())
+            .collect();
+        let distinct: std::collections::HashSet<&&str> = names.iter().collect();
+        distinct.len() == names.len()
+            && names
+                .iter()
+                .all(|f| f.parse::<i64>().is_ok() || f.parse::<f64>().is_err())
+    };
     let features = columns - 1 - usize::from(row_names);
     if features == 0 {
         return Err(CsvError::TooSmall(
@@ -461,12 +480,14 @@ impl Table {
                 mean[j] = lo[j];
             }
         }
+        // The factor on a deviation taken in units: 1 / std in units, or the unit itself for a feature that is
+        // only centred.
         let scale: Vec<f64> = (0..f)
             .map(|j| {
                 if hi[j] > lo[j] && var[j] > 0.0 {
-                    1.0 / (var[j] / n).sqrt() / unit[j]
+                    1.0 / (var[j] / n).sqrt()
                 } else {
-                    1.0
+                    unit[j]
                 }
             })
             .collect();
@@ -479,7 +500,10 @@ impl Table {
                         .zip(&mean)
                         .zip(&scale)
                         // A test row further out than f32 holds saturates rather than becoming inf.
-                        .map(|((v, m), k)| ((v - m) * k).clamp(-F32_MAX, F32_MAX) as f32),
+                        .zip(&unit)
+                        .map(|(((v, m), k), u)| {
+                            ((v / u - m / u) * k).clamp(-F32_MAX, F32_MAX) as f32
+                        }),
                 );
             }
             (x, rows.iter().map(|&r| self.labels[r]).collect())
@@ -583,6 +607,16 @@ mod tests {
             (2, vec![5.1, 3.5, 4.9, 3.0])
         );
         assert_eq!(table("5,1\n ,\n6,0\n").x, [5.0, 6.0]);
+        // pandas' default to_csv of an unnamed frame: its index, then columns numbered from 0, the label last.
+        let numbered_index = table(",0,1,2\n0,0.5,0.25,1\n1,0.75,0.5,0\n2,0.1,0.2,1\n");
+        assert_eq!(numbered_index.features, 2);
+        assert_eq!(numbered_index.labels, [1, 0, 1]);
+        // A first data row whose word label is the only one of its class stays data where the features are not
+        // whole numbers; an unnamed first column of fractions or repeated values is a feature, not row names.
+        let alone = table("0.1,0.2,setosa\n0.3,0.4,virginica\n0.5,0.6,virginica\n");
+        assert_eq!(alone.labels.len(), 3);
+        let unnamed = table(",a,species\n0.5,1,setosa\n0.5,2,virginica\n0.25,3,setosa\n");
+        assert_eq!((unnamed.features, unnamed.x[0]), (2, 0.5));
         // The caller can overrule the detection either way.
         let forced = |header| CsvFormat {
             label_column: None,
@@ -762,6 +796,20 @@ mod tests {
             .unwrap();
         let all = d.train_x.iter().chain(&d.test_x).chain(&d.val_x);
         assert!(all.clone().all(|v| v.is_finite()), "{d:?}");
+        // Values of both signs near f64's largest: v - mean itself would overflow; in units it does not.
+        let mut text = String::new();
+        for r in 0..20 {
+            let v = if r % 4 < 2 { 1.5e308 } else { -1.5e308 };
+            text += &format!("{v:e},{r},{}\n", r % 2);
+        }
+        let d = table(&text)
+            .into_dataset(DataSource::Csv("t.csv".into()), 5)
+            .unwrap();
+        for x in [&d.train_x, &d.test_x, &d.val_x] {
+            for v in x.iter().step_by(2) {
+                assert!(v.is_finite() && v.abs() < 10.0, "{x:?}");
+            }
+        }
     }
 
     #[test]

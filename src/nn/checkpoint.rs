@@ -42,6 +42,7 @@ use std::path::Path;
 use super::safetensors::{
     read_file, serialize_f32, write_file, F32Tensor, SafeTensors, TensorView,
 };
+use super::training_checkpoint::is_state;
 use crate::nn::Hidden;
 use crate::ops::loss::Loss;
 use crate::ops::optim::Optimizer;
@@ -280,7 +281,8 @@ impl Mlp {
     /// still leave it part written): a malformed file
     /// ([`Error::InvalidSafetensors`]), a missing tensor ([`Error::MissingTensor`]), one of the wrong shape
     /// ([`Error::TensorShapeMismatch`]) or dtype ([`Error::TensorDTypeMismatch`]), or a tensor the network has
-    /// no place for ([`Error::InvalidArgument`], as PyTorch's strict `load_state_dict`).
+    /// no place for ([`Error::InvalidArgument`], as PyTorch's strict `load_state_dict`; a training checkpoint's
+    /// optimizer state tensors are skipped, so its weights load as a weights-only file's would).
     /// Only the parameters change (as in PyTorch): the optimizer state, the step count and the activations
     /// stay as they are, whatever the file's metadata says.
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<()> {
@@ -325,7 +327,7 @@ impl Mlp {
         if let Some(extra) = file
             .tensors
             .iter()
-            .find(|t| !known_set.contains(t.name.as_str()))
+            .find(|t| !known_set.contains(t.name.as_str()) && !is_state(&t.name))
         {
             return Err(Error::InvalidArgument {
                 op: "Mlp::load_weights",

@@ -518,6 +518,12 @@ impl Mlp {
                 expected: vec![batch, out],
                 got: t.shape().to_vec(),
             }),
+            // Checked here, not only by the loss: a step in passes copies the targets' rows as f32 first.
+            Targets::Values(t) if t.dtype() != DType::F32 => Err(Error::DTypeMismatch {
+                op: OP,
+                expected: DType::F32,
+                got: t.dtype(),
+            }),
             _ => Ok(()),
         }
     }
@@ -541,6 +547,9 @@ impl Mlp {
         let rows = self.train_rows().min(batch);
         if rows < batch {
             self.pass_buffers(x, targets, rows)?;
+        }
+        if self.diag.is_some() {
+            self.check_counted(batch)?;
         }
         self.workspace(rows)?;
         let gpu = self.gpu.clone();
@@ -794,6 +803,25 @@ impl Mlp {
             if let Some(p) = &layer.param {
                 opt.record_update_with_norm(enc, &p.p, &p.dp, &p.state, step, pp)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The diagnostics count a step's elements per layer in 32-bit counters, adding over its passes: a batch
+    /// whose widest layer has 2^32 elements or more would wrap them, and is [`Error::LimitExceeded`] while they
+    /// are on.
+    fn check_counted(&self, batch: usize) -> Result<()> {
+        let widest = (0..self.layers.len())
+            .map(|l| self.layers[l].kind.linear_width(self.sizes[l + 1]))
+            .max()
+            .unwrap_or(0);
+        let elements = (batch as u64).saturating_mul(widest as u64);
+        if elements > u64::from(u32::MAX) {
+            return Err(Error::LimitExceeded {
+                limit: "elements a layer's diagnostics count in one step (32-bit counters)",
+                max: u64::from(u32::MAX),
+                requested: elements,
+            });
         }
         Ok(())
     }

@@ -16,7 +16,8 @@
 //! and the metadata `actgpu.step` (the steps taken: the next is `step + 1`, which selects SGD's first momentum
 //! step and Adam's bias correction) and `actgpu.optimizer` (`sgd`, `sgd_momentum` or `adam`, for a reader's
 //! information). The hyperparameters (learning rate, betas, decay) are not saved: the network that loads the
-//! file keeps its own optimizer, whose kind must match the file's state.
+//! file keeps its own optimizer, whose kind must match the file's state. [`Mlp::load_weights`] and
+//! [`Mlp::from_safetensors`] read such a file's weights and skip its state, as from a weights-only file.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -87,7 +88,7 @@ fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Whether `name` is a state tensor's (by its suffix).
-fn is_state(name: &str) -> bool {
+pub(crate) fn is_state(name: &str) -> bool {
     [MOMENTUM, EXP_AVG, EXP_AVG_SQ]
         .iter()
         .any(|s| name.strip_suffix(s).is_some_and(|n| n.ends_with('.')))
@@ -207,8 +208,8 @@ impl Mlp {
             return Err(Error::InvalidArgument {
                 op: OP,
                 reason: format!(
-                    "state tensor {:?} is not kept by this network's optimizer ({}): the file was saved \
-                     with another kind of optimizer",
+                    "state tensor {:?} is not kept by this network's optimizer (the file's: {}): it was saved \
+                     with another kind of optimizer, or for a layer this network does not have",
                     extra.name,
                     file.metadata(OPTIMIZER_KEY).unwrap_or("unknown")
                 ),

@@ -170,9 +170,10 @@ impl Dense {
     /// Records the gradients from `x [m, k]`, `w [k, n]`, the pre-activation `z [m, n]` and `dy [m, n]`:
     /// `dW = X^T dZ` into `dw [k, n]`, and where given `db [n]` (column sums of dZ) and `dX = dZ W^T` into
     /// `dx [m, k]`, with `dZ = dY * f'(Z)` formed as [`Dense::dz`] says. Every tensor may be f32, f16 or bf16
-    /// (see the module documentation). With [`DzMode::Separate`] (the default) and an activation other than
-    /// identity, each call allocates an `[m, n]` f32 buffer for dZ: a training loop passes one that lives across
-    /// steps to [`Dense::record_backward_using`].
+    /// (see the module documentation). With [`DzMode::Separate`] (the default, and what [`DzMode::Fused`] runs
+    /// for a user-defined activation on a loop-limited adapter) and an activation other than identity, each call
+    /// allocates an `[m, n]` f32 buffer for dZ: a training loop passes one that lives across steps to
+    /// [`Dense::record_backward_using`].
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward(
         &self,
@@ -214,7 +215,8 @@ impl Dense {
     /// [`Dense::record_backward_with_stats`], writing dZ ([`DzMode::Separate`]) into `scratch` (`[m, n]` f32, a
     /// buffer of its own) where given rather than into a buffer allocated per call: a training loop passes one
     /// that lives across steps. `stats` and `scratch` may each be `None`; `scratch` is left alone where no pass
-    /// forms dZ (the identity, an empty batch, [`DzMode::Fused`]).
+    /// forms dZ (the identity, an empty batch, [`DzMode::Fused`] but for a user-defined activation on a
+    /// loop-limited adapter, which runs the separate pass).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward_using(
         &self,

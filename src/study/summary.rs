@@ -226,11 +226,17 @@ impl Summary {
     }
 
     /// The ranking key: mean final test accuracy (higher first), then mean test NLL (lower first); a missing
-    /// value ranks last.
+    /// or NaN value ranks last (a NaN's sign would otherwise decide where `total_cmp` puts it).
     pub fn rank_key(&self) -> (f64, f64) {
         (
-            self.test_acc.map_or(f64::NEG_INFINITY, |(m, _)| m),
-            -self.test_nll.map_or(f64::INFINITY, |(m, _)| m),
+            self.test_acc
+                .map_or(f64::NEG_INFINITY, |(m, _)| m)
+                .max(f64::NEG_INFINITY),
+            -self
+                .test_nll
+                .map(|(m, _)| m)
+                .filter(|m| !m.is_nan())
+                .unwrap_or(f64::INFINITY),
         )
     }
 }
@@ -401,15 +407,18 @@ mod tests {
             (s.test_acc, s.test_nll) = (Some((acc, 0.0)), Some((nll, 0.0)));
             s
         };
+        // A NaN NLL (a diverged run) ranks after every number at the same accuracy, whatever its sign bit.
         let order = ranked(vec![
             with(Activation::LogSigmoid, a, 0.174),
             with(Activation::Sigmoid, 0.5, 0.01),
+            with(Activation::Relu, b, -f64::NAN),
             with(Activation::Tanh, b, 0.095),
         ]);
         let kinds: Vec<Candidate> = order.iter().map(|s| s.activation).collect();
         let expected: Vec<Candidate> = [
             Activation::Tanh,
             Activation::LogSigmoid,
+            Activation::Relu,
             Activation::Sigmoid,
         ]
         .map(Candidate::from)

@@ -64,8 +64,12 @@ impl SweepRow {
     /// (missing values rank last).
     fn key(&self, i: usize) -> (f64, f64) {
         (
-            mean(self.val_acc[i]).unwrap_or(f64::NEG_INFINITY),
-            -mean(self.val_nll[i]).unwrap_or(f64::INFINITY),
+            mean(self.val_acc[i])
+                .filter(|m| !m.is_nan())
+                .unwrap_or(f64::NEG_INFINITY),
+            -mean(self.val_nll[i])
+                .filter(|m| !m.is_nan())
+                .unwrap_or(f64::INFINITY),
         )
     }
 
@@ -125,12 +129,7 @@ impl Sweep {
                 row
             })
             .collect();
-        let key = |r: &SweepRow| {
-            let acc = r.best_val_acc();
-            let nll = mean(r.val_nll[r.best]).unwrap_or(f64::INFINITY);
-            (if acc.is_nan() { f64::NEG_INFINITY } else { acc }, -nll)
-        };
-        sort_best_first(&mut rows, key);
+        sort_best_first(&mut rows, |r| r.key(r.best));
         rows
     }
 
