@@ -6,7 +6,7 @@ mod common;
 use actgpu::verify::{
     compare, compare_storage, round_to, run_activation, Dtypes, Pass, Rng, F32_ELEMENTWISE, POISON,
 };
-use actgpu::{cpu, Activation, DType, Gpu, GpuOptions, LaunchConfig};
+use actgpu::{cpu, Activation, DType, Gpu, GpuOptions, LaunchConfig, Learnable};
 use common::gpu;
 
 const LENGTHS: [usize; 7] = [0, 1, 3, 255, 257, 1_000_003, 65_535 * 256 + 1];
@@ -507,4 +507,62 @@ fn a_large_host_buffer_with_a_small_tensor_binds_only_the_tensor() {
             "db {g} vs {w}"
         );
     }
+}
+
+/// The vectors a bias or learnable kernel binds whole in every dispatch (the bias, a per-channel parameter): one
+/// in a host's buffer larger than a binding binds only its own bytes, and one wider than a binding is
+/// `LimitExceeded` (it was a wgpu validation error); a bias that is also the output is refused as a typed error.
+#[test]
+fn whole_vectors_bind_their_own_bytes_or_are_refused() {
+    let gpu = small_binding_gpu();
+    let (xs, dys) = inputs(16 * 8, 43);
+    let x = gpu.upload_shaped(&xs, &[16, 8]).unwrap();
+    let dy = gpu.upload_shaped(&dys, &[16, 8]).unwrap();
+    let buffer = gpu.device().create_buffer(&actgpu::wgpu::BufferDescriptor {
+        label: Some("host bias"),
+        size: 128 * 1024,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    let b = actgpu::Tensor::from_buffer(&gpu, buffer, &[8], DType::F32).unwrap();
+    let bs: Vec<f32> = (0..8).map(|c| c as f32 * 0.1 - 0.4).collect();
+    b.write(&bs).unwrap();
+    let widen = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+    let y = Activation::Gelu.bias_forward(&x, &b).unwrap();
+    let want = cpu::fused::bias_forward(Activation::Gelu, &widen(&xs), &widen(&bs));
+    let c = compare(
+        &xs,
+        &y.read::<f32>().unwrap(),
+        &want,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "bias forward: {c:#?}");
+    Activation::Gelu.bias_backward(&x, &b, &dy).unwrap();
+    Learnable::Prelu.forward(&x, &b).unwrap();
+    Learnable::Prelu.backward(&x, &b, &dy).unwrap();
+
+    // 20,000 columns of f32: an 80 KB bias past the 64 KiB binding, while x's rows could be chunked.
+    let wide = gpu.zeros(&[2, 20_000], DType::F32).unwrap();
+    let wide_b = gpu.zeros(&[20_000], DType::F32).unwrap();
+    let limit = |e: actgpu::Error| matches!(e, actgpu::Error::LimitExceeded { .. });
+    assert!(limit(
+        Activation::Gelu.bias_forward(&wide, &wide_b).unwrap_err()
+    ));
+    assert!(limit(Learnable::Prelu.forward(&wide, &wide_b).unwrap_err()));
+
+    // The bias as the output.
+    let small = gpu.upload(&xs[..8]).unwrap();
+    let mut enc = gpu.device().create_command_encoder(&Default::default());
+    let aliased = Activation::Relu.record_bias_forward(&mut enc, &small, &b, &b);
+    assert!(
+        matches!(aliased, Err(actgpu::Error::InvalidArgument { .. })),
+        "{aliased:?}"
+    );
+    let db = gpu.zeros(&[8], DType::F32).unwrap();
+    let aliased = Activation::Relu.record_bias_backward(&mut enc, &small, &b, &small, &b, &db);
+    assert!(
+        matches!(aliased, Err(actgpu::Error::InvalidArgument { .. })),
+        "{aliased:?}"
+    );
 }

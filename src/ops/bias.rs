@@ -7,7 +7,10 @@
 //! (measured no slower than one pass with a column per thread). Every operand may be f32, f16 or bf16.
 
 use super::activation::activation_constants;
-use super::elementwise::{check_operands, check_u32_elements, record, run, whole, Slot};
+use super::elementwise::{
+    bound_bytes, check_operands, check_u32_elements, record, run, vector_binding, whole, Slot,
+};
+use super::learnable::check_not_parameter;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -128,7 +131,7 @@ impl Reduction {
             .with_workgroup_size(gpu.reduction_workgroup_size());
         let entries = vec![
             whole(Slot::Partial, partial),
-            whole(Slot::Out2, out.buffer()),
+            vector_binding(Slot::Out2, out)?,
         ];
         let groups = self.cols8.div_ceil(REDUCE_COLUMNS_PER_WORKGROUP) as u64;
         let g = grid(groups, gpu.limits().max_compute_workgroups_per_dimension)?;
@@ -200,12 +203,6 @@ impl RowChunk {
             self.blocks as u64 * block_bytes,
         )
     }
-}
-
-/// The bytes of `t` the kernels may touch: its padded size ([`crate::tensor::padded_bytes`]), within its buffer
-/// (a host's buffer may be larger, and only these need fit a binding).
-fn bound_bytes(t: &Tensor) -> u64 {
-    crate::tensor::padded_bytes(t.len(), t.dtype()).min(t.buffer().size())
 }
 
 /// `bytes` of `buffer` from `offset` at `slot`.
@@ -362,7 +359,7 @@ pub fn record_column_sums(
         let k = key(act, "column_sums_direct", x, None, x, sums);
         let entries = vec![
             whole(Slot::Out, x.buffer()),
-            whole(Slot::Out2, sums.buffer()),
+            vector_binding(Slot::Out2, sums)?,
         ];
         let g = column_grid(gpu, r.cols8 / UNIT_ELEMENTS, 1, wg)?;
         return run(gpu, encoder, &k, entries, &r.params, g);
@@ -429,7 +426,7 @@ pub(crate) fn record_backward_column_sums_direct(
         whole(Slot::X, x.buffer()),
         whole(Slot::Dy, dy.buffer()),
         whole(Slot::Out, dx.buffer()),
-        whole(Slot::Out2, db.buffer()),
+        vector_binding(Slot::Out2, db)?,
     ];
     let g = column_grid(gpu, cols / UNIT_ELEMENTS, 1, wg)?;
     run(gpu, encoder, &k, entries, &r.params, g)?;
@@ -506,6 +503,7 @@ impl Activation {
         self.validate()?;
         check_operands("bias_forward", &[x, y])?;
         let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
+        check_not_parameter("bias_forward", bias, &[y])?;
         let gpu = x.gpu();
         let max = gpu.limits().max_storage_buffer_binding_size;
         let fits = x.buffer().size() <= max && y.buffer().size() <= max;
@@ -530,7 +528,7 @@ impl Activation {
             let entries = vec![
                 whole(Slot::X, x.buffer()),
                 whole(Slot::Out, y.buffer()),
-                whole(Slot::Bias, bias.buffer()),
+                vector_binding(Slot::Bias, bias)?,
             ];
             let params = [
                 0,
@@ -550,7 +548,7 @@ impl Activation {
             &key(self, "bias_forward", x, None, y, bias),
             &[(Slot::X, x), (Slot::Out, y)],
             x.len(),
-            &[(Slot::Bias, bias.buffer())],
+            &[(Slot::Bias, bias)],
             &[cols as u32, rows as u32],
         )
     }
@@ -573,6 +571,7 @@ impl Activation {
         check_operands(OP, &[x, dy, dx])?;
         let (rows, cols) = matrix_shape(OP, x, bias)?;
         matrix_shape(OP, x, db)?;
+        check_not_parameter(OP, bias, &[dx])?;
         if db.buffer() == bias.buffer() || [x, dy, dx].iter().any(|t| t.buffer() == db.buffer()) {
             return Err(Error::InvalidArgument {
                 op: OP,
@@ -603,7 +602,7 @@ impl Activation {
                 &key(self, "bias_backward", x, Some(dy), dx, bias),
                 &[(Slot::X, x), (Slot::Dy, dy), (Slot::Out, dx)],
                 x.len(),
-                &[(Slot::Bias, bias.buffer())],
+                &[(Slot::Bias, bias)],
                 &[cols as u32, rows as u32],
             )?;
             return record_column_sums(encoder, dx, db);
@@ -631,7 +630,7 @@ impl Activation {
                 chunk.binding(Slot::X, x, cols),
                 chunk.binding(Slot::Dy, dy, cols),
                 chunk.binding(Slot::Out, dx, cols),
-                whole(Slot::Bias, bias.buffer()),
+                vector_binding(Slot::Bias, bias)?,
                 chunk.partials(&r, &partial),
             ];
             let g = column_grid(gpu, cols / per_thread, chunk.blocks, wg)?;

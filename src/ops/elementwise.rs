@@ -74,6 +74,35 @@ pub(crate) fn check_u32_elements(len: usize) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of `t` the kernels may touch: its padded size ([`crate::tensor::padded_bytes`]), within its buffer
+/// (a host's buffer may be larger, and only these need fit a binding).
+pub(crate) fn bound_bytes(t: &Tensor) -> u64 {
+    crate::tensor::padded_bytes(t.len(), t.dtype()).min(t.buffer().size())
+}
+
+/// Binds a tensor that a kernel reads or writes whole in every dispatch (a bias, a learnable parameter, their
+/// gradients, column sums): its [`bound_bytes`] from the start of its buffer, or [`Error::LimitExceeded`] where
+/// those pass the storage-binding limit (the wide operands beside it run in chunks; this one cannot).
+pub(crate) fn vector_binding(slot: Slot, t: &Tensor) -> Result<wgpu::BindGroupEntry<'_>> {
+    let max = t.gpu().limits().max_storage_buffer_binding_size;
+    let bytes = bound_bytes(t);
+    if bytes > max {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: bytes,
+        });
+    }
+    Ok(wgpu::BindGroupEntry {
+        binding: slot as u32,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: t.buffer(),
+            offset: 0,
+            size: wgpu::BufferSize::new(bytes),
+        }),
+    })
+}
+
 /// Binds `tensor` whole at `slot`.
 pub(crate) fn whole(slot: Slot, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
@@ -198,14 +227,15 @@ pub(crate) fn check_inputs_outputs(
 
 /// Records one elementwise kernel over `len` elements into `encoder`, splitting it into dispatches whose
 /// bindings fit the device's storage-binding limit. Length 0 records nothing. The uniform parameters are
-/// `[units in this dispatch, first unit, params_tail...]`; `whole_bindings` are bound entire in every dispatch.
+/// `[units in this dispatch, first unit, params_tail...]`; `whole_bindings` are bound whole in every dispatch
+/// ([`vector_binding`]).
 pub(crate) fn record(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     key: &PipelineKey,
     operands: &[(Slot, &Tensor)],
     len: usize,
-    whole_bindings: &[(Slot, &wgpu::Buffer)],
+    whole_bindings: &[(Slot, &Tensor)],
     params_tail: &[u32],
 ) -> Result<()> {
     gpu.check_lost()?;
@@ -221,9 +251,23 @@ pub(crate) fn record(
         .map(|(_, t)| t.dtype().unit_bytes())
         .max()
         .unwrap_or(16);
+    // A chunk starts at a multiple of the offset alignment, so at least that many units must fit a binding (a
+    // host's device may allow less, which would bind past the limit); and it must fit one dispatch grid.
+    let align_units = (u64::from(limits.min_storage_buffer_offset_alignment) / 16).max(1);
+    if align_units * widest_unit > limits.max_storage_buffer_binding_size {
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size (below one aligned chunk)",
+            max: limits.max_storage_buffer_binding_size,
+            requested: align_units * widest_unit,
+        });
+    }
+    let grid_units =
+        u64::from(limits.max_compute_workgroups_per_dimension).pow(2) * units_per_workgroup;
     for (first, count) in chunks(
         units,
-        limits.max_storage_buffer_binding_size,
+        limits
+            .max_storage_buffer_binding_size
+            .min(grid_units.saturating_mul(widest_unit)),
         limits.min_storage_buffer_offset_alignment,
         widest_unit,
     ) {
@@ -240,7 +284,9 @@ pub(crate) fn record(
                 }),
             })
             .collect();
-        entries.extend(whole_bindings.iter().map(|&(slot, b)| whole(slot, b)));
+        for &(slot, t) in whole_bindings {
+            entries.push(vector_binding(slot, t)?);
+        }
         let mut params = vec![count as u32, first as u32];
         params.extend_from_slice(params_tail);
         dispatch(gpu, encoder, &pipeline, key.entry, entries, &params, grid);

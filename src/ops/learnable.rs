@@ -5,7 +5,9 @@
 
 use super::activation::activation_constants;
 use super::bias::{column_grid, row_chunks, Reduction, RowChunk};
-use super::elementwise::{check_operands, check_u32_elements, record, run, whole, Slot};
+use super::elementwise::{
+    check_operands, check_u32_elements, record, run, vector_binding, whole, Slot,
+};
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -123,7 +125,7 @@ impl Learnable {
             &self.key("learn_forward", x, x, y, p, shared),
             &[(Slot::X, x), (Slot::Out, y)],
             x.len(),
-            &[(Slot::Bias, p.buffer())],
+            &[(Slot::Bias, p)],
             &params,
         )
     }
@@ -192,7 +194,7 @@ impl Learnable {
                     chunk.binding(Slot::X, x, cols),
                     chunk.binding(Slot::Dy, dy, cols),
                     chunk.binding(Slot::Out, dx, cols),
-                    whole(Slot::Bias, p.buffer()),
+                    vector_binding(Slot::Bias, p)?,
                     chunk.partials(&r, partial),
                 ];
                 let g = grid(cols / UNIT_ELEMENTS, chunk.blocks)?;
@@ -213,7 +215,7 @@ impl Learnable {
                     (Slot::Tmp, &contributions),
                 ],
                 x.len(),
-                &[(Slot::Bias, p.buffer())],
+                &[(Slot::Bias, p)],
                 &params[2..],
             )?;
             let k = self.key("column_sums", x, dy, &contributions, p, shared);
@@ -239,7 +241,7 @@ impl Learnable {
             .with_workgroup_size(gpu.reduction_workgroup_size());
         let entries = vec![
             whole(Slot::Partial, partial),
-            whole(Slot::Out2, dp.buffer()),
+            vector_binding(Slot::Out2, dp)?,
         ];
         run(gpu, encoder, &k, entries, &params, (1, 1))
     }
@@ -263,9 +265,9 @@ impl Learnable {
     }
 }
 
-/// [`Error::InvalidArgument`] where an output is the parameter's buffer: the kernels read p through a read-only
-/// binding, which wgpu refuses beside a writable binding of the same buffer.
-fn check_not_parameter(op: &'static str, p: &Tensor, outputs: &[&Tensor]) -> Result<()> {
+/// [`Error::InvalidArgument`] where an output is the parameter's (or a bias's) buffer: the kernels read p through
+/// a read-only binding, which wgpu refuses beside a writable binding of the same buffer.
+pub(super) fn check_not_parameter(op: &'static str, p: &Tensor, outputs: &[&Tensor]) -> Result<()> {
     if outputs.iter().any(|t| t.buffer() == p.buffer()) {
         return Err(Error::InvalidArgument {
             op,
