@@ -60,7 +60,7 @@ const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] 
                      [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
 
 /// `--copy-mib` below this warns that the copy ceiling may be measured in a cache: two buffers of 32 MiB pass an
-/// H200's 60 MiB L2.
+/// H200's 50 MB L2.
 const MIN_COPY_MIB: u64 = 32;
 
 struct Args {
@@ -295,7 +295,7 @@ fn parse_args() -> Result<Args, String> {
             "give one of --json and --markdown: the report is printed in one format; {USAGE}"
         ));
     }
-    // Two smaller buffers fit in the last-level cache of many GPUs and CPUs (an H200's L2 is 60 MiB), where
+    // Two smaller buffers fit in the last-level cache of many GPUs and CPUs (an H200's L2 is 50 MB), where
     // the copy would time the cache, not memory, and every fraction of the copy ceiling would read low.
     let copy_mib = ceilings.copy_bytes >> 20;
     if copy_mib < MIN_COPY_MIB {

@@ -99,7 +99,8 @@ fn gated_dg1(a: f32, g: f32, d: f32) -> f32 {
     let u = d * a;
     // Also where dout a leaves the normal range with both nonzero (1e-25 x 1e-25): a gate whose f'(g) is large
     // (squared ReLU at g = 1e20) can bring the product back (2e-30), which dout a, flushed or subnormal, loses.
-    let small = abs(u) < 1.1754944e-38 && d != 0.0 && a != 0.0;
+    // (a normal: with a subnormal a, |dout| can be large enough for dout f'(g) to overflow where dout a did not.)
+    let small = abs(u) < 1.1754944e-38 && d != 0.0 && abs(a) >= 1.1754944e-38;
     let later = (is_inf(u) || small) && !is_inf(d) && !is_inf(a);
     let q = act_backward(g, select(u, d, later));
     return select(q, q * a, later);

@@ -97,14 +97,16 @@ fn learn_dp_term(x: f32, dy: f32, g: f32) -> f32 {
     return select(select(dy * g, 0.0, g == 0.0), nan_f32(), is_nan(x) || is_nan(dy));
 }
 
-/// dy df/dp for one element ([`learn_dp_term`]). Swish's df/dp = t^2 is taken as dy (t t), or as (dy t) t past
-/// |t| = 2^63, where t t may overflow while dy t^2 need not (x = 1e20, p = 1e-25, dy = 1e-10: 2.5e29, not inf);
-/// dy t overflows only where the result does.
+/// dy df/dp for one element ([`learn_dp_term`]). Swish's df/dp = t^2 is taken as dy (t t), or as (dy t) t where
+/// t t overflows with t finite, while dy t^2 need not (x = 1e20, p = 1e-25, dy = 1e-10: 2.5e29, not inf); dy t
+/// overflows only where the result does.
 fn learn_dp1(x: f32, p: f32, dy: f32) -> f32 {
     if (LEARN == LEARN_SWISH) {
         let t = swish_dfdp_root(x, p);
-        let term = select(dy * (t * t), (dy * t) * t, abs(t) > 9.223372036854776e18);
-        return select(select(term, 0.0, t == 0.0), nan_f32(), is_nan(x) || is_nan(dy) || is_nan(t));
+        let g = t * t;
+        let term = select(dy * g, (dy * t) * t, is_inf(g) && !is_inf(t));
+        // As learn_dp_term with g = t^2: 0 where g is 0 (t^2 underflowed too) whatever dy.
+        return select(select(term, 0.0, g == 0.0), nan_f32(), is_nan(x) || is_nan(dy) || is_nan(t));
     }
     return learn_dp_term(x, dy, learn_dfdp(x, p));
 }

@@ -327,7 +327,7 @@ impl Mlp {
         if let Some(extra) = file
             .tensors
             .iter()
-            .find(|t| !known_set.contains(t.name.as_str()) && !is_state(&t.name))
+            .find(|t| !known_set.contains(t.name.as_str()) && !state_of(&known_set, &t.name))
         {
             return Err(Error::InvalidArgument {
                 op: "Mlp::load_weights",
@@ -422,6 +422,16 @@ impl Mlp {
         mlp.load_weights(bytes)?;
         Ok(mlp)
     }
+}
+
+/// Whether `name` is a training checkpoint's optimizer state of one of the `known` parameters
+/// (`"{parameter}.exp_avg"` and the like): [`Mlp::load_weights`] skips those, and refuses state of parameters the
+/// network does not have as it refuses any other unexpected tensor.
+fn state_of(known: &HashSet<&str>, name: &str) -> bool {
+    is_state(name)
+        && name
+            .rsplit_once('.')
+            .is_some_and(|(base, _)| known.contains(base))
 }
 
 /// `spec` split at the commas outside parentheses (`gelu,softplus(1,20)` is two layers).

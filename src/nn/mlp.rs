@@ -811,8 +811,10 @@ impl Mlp {
     /// whose widest layer has 2^32 elements or more would wrap them, and is [`Error::LimitExceeded`] while they
     /// are on.
     fn check_counted(&self, batch: usize) -> Result<()> {
+        // Only plain activations other than the identity are counted (see `set_diagnostics`).
         let widest = (0..self.layers.len())
-            .map(|l| self.layers[l].kind.linear_width(self.sizes[l + 1]))
+            .filter(|&l| matches!(self.layers[l].kind, Hidden::Act(a) if a != Activation::Identity))
+            .map(|l| self.sizes[l + 1])
             .max()
             .unwrap_or(0);
         let elements = (batch as u64).saturating_mul(widest as u64);

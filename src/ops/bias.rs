@@ -8,7 +8,8 @@
 
 use super::activation::activation_constants;
 use super::elementwise::{
-    bound_bytes, check_operands, check_u32_elements, record, run, vector_binding, whole, Slot,
+    bound_bytes, check_operands, check_u32_elements, check_vectors, record, run, vector_binding,
+    whole, Slot,
 };
 use super::learnable::check_not_parameter;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
@@ -504,6 +505,7 @@ impl Activation {
         check_operands("bias_forward", &[x, y])?;
         let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
         check_not_parameter("bias_forward", bias, &[y])?;
+        check_vectors(&[bias])?;
         let gpu = x.gpu();
         let max = gpu.limits().max_storage_buffer_binding_size;
         let fits = x.buffer().size() <= max && y.buffer().size() <= max;
@@ -572,6 +574,7 @@ impl Activation {
         let (rows, cols) = matrix_shape(OP, x, bias)?;
         matrix_shape(OP, x, db)?;
         check_not_parameter(OP, bias, &[dx])?;
+        check_vectors(&[bias, db])?;
         if db.buffer() == bias.buffer() || [x, dy, dx].iter().any(|t| t.buffer() == db.buffer()) {
             return Err(Error::InvalidArgument {
                 op: OP,

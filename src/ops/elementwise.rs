@@ -80,19 +80,30 @@ pub(crate) fn bound_bytes(t: &Tensor) -> u64 {
     crate::tensor::padded_bytes(t.len(), t.dtype()).min(t.buffer().size())
 }
 
+/// [`Error::LimitExceeded`] where a tensor bound whole ([`vector_binding`]) passes the storage-binding limit: an
+/// op checks its vectors with this before it records anything, so that a refusal leaves the caller's encoder
+/// without half an op.
+pub(crate) fn check_vectors(ts: &[&Tensor]) -> Result<()> {
+    for t in ts {
+        let max = t.gpu().limits().max_storage_buffer_binding_size;
+        let bytes = bound_bytes(t);
+        if bytes > max {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                max,
+                requested: bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Binds a tensor that a kernel reads or writes whole in every dispatch (a bias, a learnable parameter, their
 /// gradients, column sums): its [`bound_bytes`] from the start of its buffer, or [`Error::LimitExceeded`] where
 /// those pass the storage-binding limit (the wide operands beside it run in chunks; this one cannot).
 pub(crate) fn vector_binding(slot: Slot, t: &Tensor) -> Result<wgpu::BindGroupEntry<'_>> {
-    let max = t.gpu().limits().max_storage_buffer_binding_size;
+    check_vectors(&[t])?;
     let bytes = bound_bytes(t);
-    if bytes > max {
-        return Err(Error::LimitExceeded {
-            limit: "max_storage_buffer_binding_size",
-            max,
-            requested: bytes,
-        });
-    }
     Ok(wgpu::BindGroupEntry {
         binding: slot as u32,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -261,8 +272,9 @@ pub(crate) fn record(
             requested: align_units * widest_unit,
         });
     }
-    let grid_units =
-        u64::from(limits.max_compute_workgroups_per_dimension).pow(2) * units_per_workgroup;
+    let grid_units = u64::from(limits.max_compute_workgroups_per_dimension)
+        .pow(2)
+        .saturating_mul(units_per_workgroup);
     for (first, count) in chunks(
         units,
         limits

@@ -6,7 +6,7 @@
 use super::activation::activation_constants;
 use super::bias::{column_grid, row_chunks, Reduction, RowChunk};
 use super::elementwise::{
-    check_operands, check_u32_elements, record, run, vector_binding, whole, Slot,
+    check_operands, check_u32_elements, check_vectors, record, run, vector_binding, whole, Slot,
 };
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
@@ -118,6 +118,7 @@ impl Learnable {
         check_operands(self.name(), &[x, y])?;
         let (rows, cols, shared) = self.layout(self.name(), x, p)?;
         check_not_parameter(self.name(), p, &[y])?;
+        check_vectors(&[p])?;
         let params = [cols as u32, rows as u32, 0, 0, x.len() as u32];
         record(
             x.gpu(),
@@ -163,6 +164,7 @@ impl Learnable {
             });
         }
         check_not_parameter(op, p, &[dx])?;
+        check_vectors(&[p, dp])?;
         let gpu = x.gpu();
         gpu.check_lost()?;
         if x.is_empty() {
