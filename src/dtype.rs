@@ -61,8 +61,18 @@ impl DType {
     }
 }
 
-/// Host element types that can be uploaded to and read back from a tensor.
-pub trait Element: bytemuck::Pod + Copy + Send + 'static {
+mod sealed {
+    /// Keeps [`super::Element`] to the crate's own implementations: a host type whose size is not its `DTYPE`'s
+    /// would make uploads truncate and writes run past a tensor in a larger host buffer.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+/// Host element types that can be uploaded to and read back from a tensor: `f32`, `half::f16` and `half::bf16`
+/// (sealed: the size of each matches its [`DType`]).
+pub trait Element: bytemuck::Pod + Copy + Send + 'static + sealed::Sealed {
     /// The tensor element type this host type maps to.
     const DTYPE: DType;
 }

@@ -132,6 +132,14 @@ fn check_minimum_limits(limits: &wgpu::Limits) -> Result<()> {
             });
         }
     }
+    // Not the minimum's 65,535 (contexts may cap the grid far lower, as the tests' 32), but a grid of none.
+    if limits.max_compute_workgroups_per_dimension == 0 {
+        return Err(Error::LimitExceeded {
+            limit: "max_compute_workgroups_per_dimension",
+            max: 0,
+            requested: 1,
+        });
+    }
     Ok(())
 }
 
@@ -406,7 +414,10 @@ impl Gpu {
     /// error and device-lost handlers as the host set them: errors actgpu does not scope itself, and the loss of
     /// the device, reach the host's handlers (a lost device then shows in actgpu as failed readbacks, not as
     /// [`Error::DeviceLost`]). It cannot fail, so it does not check the device against [`Gpu::MINIMUM_LIMITS`]
-    /// (a kernel past its limits then fails with [`Error::Wgpu`]); [`Gpu::from_device_with_options`] does.
+    /// (a kernel past its limits then fails, as [`Error::LimitExceeded`] where actgpu plans against the limit, as
+    /// [`Error::Wgpu`] where wgpu finds it); [`Gpu::from_device_with_options`] checks the limits the kernels'
+    /// shapes depend on (storage buffers per stage, invocations and size per workgroup, workgroup memory, a
+    /// nonzero grid).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         Self::build(device, queue, &GpuOptions::default())
     }
@@ -753,6 +764,7 @@ impl Gpu {
     ) -> Result<()> {
         self.check_lost()?;
         let device = &self.inner.device;
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut encoder =
@@ -763,8 +775,9 @@ impl Gpu {
         }
         let oom = pollster::block_on(oom.pop());
         let validation = pollster::block_on(validation.pop());
+        let internal = pollster::block_on(internal.pop());
         recorded?;
-        if let Some(err) = oom.or(validation) {
+        if let Some(err) = oom.or(validation).or(internal) {
             return Err(Error::Wgpu {
                 op,
                 message: err.to_string(),

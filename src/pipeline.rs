@@ -109,6 +109,9 @@ pub struct PipelineCache {
     compile_time: Mutex<Duration>,
     /// Pipelines created so far, counting any created twice.
     compiles: Mutex<usize>,
+    /// The device of the first [`PipelineCache::get_or_create`]: its pipelines are that device's, and another
+    /// device asking is refused rather than handed them.
+    device: std::sync::OnceLock<wgpu::Device>,
 }
 
 /// Takes a key out of [`PipelineCache::in_flight`] when its compilation ends, however it ends (a panic in the
@@ -148,12 +151,20 @@ impl PipelineCache {
     }
 
     /// The pipeline for `key`, compiling it (and its module) on first use. Compilation errors are captured with
-    /// an error scope and returned as [`Error::Wgpu`].
+    /// error scopes and returned as [`Error::Wgpu`]. A cache serves one device, the first one it is asked with:
+    /// another device of the same wgpu instance is [`Error::DeviceMismatch`] (wgpu tells devices apart by an id
+    /// unique within an instance, so devices of two instances can compare equal: keep one cache per device, as
+    /// each [`crate::Gpu`] does).
     pub fn get_or_create(
         &self,
         device: &wgpu::Device,
         key: &PipelineKey,
     ) -> Result<wgpu::ComputePipeline> {
+        if self.device.get_or_init(|| device.clone()) != device {
+            return Err(Error::DeviceMismatch {
+                op: "PipelineCache::get_or_create",
+            });
+        }
         if let Some(p) = lock(&self.pipelines).get(key) {
             return Ok(p.clone());
         }
@@ -226,6 +237,7 @@ impl PipelineCache {
         // that neither reaches the device's uncaptured-error handler (a host app's may panic) nor leaves an
         // invalid pipeline in the cache.
         let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(key.entry),
@@ -239,7 +251,8 @@ impl PipelineCache {
             cache: None,
         });
         let validation = pollster::block_on(scope.pop());
-        if let Some(err) = validation.or(pollster::block_on(internal.pop())) {
+        let oom = pollster::block_on(oom.pop());
+        if let Some(err) = validation.or(oom).or(pollster::block_on(internal.pop())) {
             return Err(Error::Wgpu {
                 op: "create_compute_pipeline",
                 message: format!("{} / {}: {err}", key.shader.label(), key.entry),
@@ -255,12 +268,15 @@ impl PipelineCache {
         }
         let code = checked_custom_code(custom)?;
         let source = shader.source_for(code.as_ref().map(|c| c.wgsl.as_str()), act);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.label()),
             source: wgpu::ShaderSource::Wgsl(source.text.into()),
         });
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        let validation = pollster::block_on(scope.pop());
+        let internal = pollster::block_on(internal.pop());
+        if let Some(err) = validation.or(internal) {
             let message = err.to_string();
             return Err(match code {
                 Some(code) => {

@@ -333,8 +333,10 @@ impl Tensor {
         }
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
         bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-        self.gpu.queue().write_buffer(&self.buffer, 0, &bytes);
-        Ok(())
+        // Scoped: a buffer the host destroyed would otherwise report to the device's handler, not here.
+        self.gpu.scoped("Tensor::write", || {
+            self.gpu.queue().write_buffer(&self.buffer, 0, &bytes)
+        })
     }
 
     fn check_host_type<T: Element>(&self, op: &'static str) -> Result<()> {

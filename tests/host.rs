@@ -606,3 +606,72 @@ fn reshape_shares_the_buffer_and_checks_the_count() {
         Err(Error::LimitExceeded { .. } | Error::InvalidArgument { .. })
     ));
 }
+
+/// A buffer the host destroyed, bound by a `record_*` call into the host's encoder or written with
+/// `Tensor::write`, is a typed error from that call: the bind group and the write happen inside error scopes,
+/// so nothing reaches the host device's handler (wgpu's default one panics).
+#[test]
+fn a_destroyed_host_buffer_is_an_error_where_it_is_used() {
+    let (device, queue) = host_device();
+    let g = Gpu::from_device(device.clone(), queue);
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 32,
+        usage: actgpu::TENSOR_USAGE,
+        mapped_at_creation: false,
+    });
+    let x = Tensor::from_buffer(&g, buffer.clone(), &[8], DType::F32).unwrap();
+    let y = g.zeros(&[8], DType::F32).unwrap();
+    buffer.destroy();
+    let mut enc = device.create_command_encoder(&Default::default());
+    let r = Activation::Relu.record_forward(&mut enc, &x, &y);
+    assert!(
+        matches!(
+            r,
+            Err(Error::Wgpu {
+                op: "create_bind_group",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let w = x.write(&[0.0f32; 8]);
+    assert!(
+        matches!(
+            w,
+            Err(Error::Wgpu {
+                op: "Tensor::write",
+                ..
+            })
+        ),
+        "{w:?}"
+    );
+}
+
+/// A pipeline cache serves the device it was first asked with: another device is refused, not handed pipelines
+/// it cannot use.
+#[test]
+fn a_pipeline_cache_refuses_another_device() {
+    use actgpu::pipeline::{PipelineCache, PipelineKey};
+    use actgpu::shaders::ShaderId;
+    // Two devices of one instance: wgpu tells devices apart by an id that is unique within an instance.
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .unwrap_or_else(|e| panic!("no adapter ({e}); {}", actgpu::NO_ADAPTER_HINT));
+    let device = || {
+        pollster::block_on(adapter.request_device(&Default::default()))
+            .unwrap()
+            .0
+    };
+    let (a, b) = (device(), device());
+    let cache = PipelineCache::default();
+    let key = PipelineKey::new(ShaderId::Optim, "sgd", 64, &[]);
+    cache.get_or_create(&a, &key).unwrap();
+    assert!(matches!(
+        cache.get_or_create(&b, &key),
+        Err(Error::DeviceMismatch { .. })
+    ));
+    cache.get_or_create(&a, &key).unwrap();
+}

@@ -48,7 +48,8 @@ pub(crate) fn forward_rows_per_block(device_type: wgpu::DeviceType) -> usize {
 /// then holds every row, as it would with more: the same blocks and sums, with the kernels' `u32` parameter in
 /// range however large the option).
 fn block_height(gpu: &crate::Gpu, height: usize, rows: usize) -> usize {
-    let max_grid = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    // (A host's device may report 0; its dispatches are then refused by the grid check, not a division here.)
+    let max_grid = (gpu.limits().max_compute_workgroups_per_dimension as usize).max(1);
     height.max(rows.div_ceil(max_grid)).min(rows.max(1))
 }
 

@@ -168,7 +168,7 @@ pub fn record(
             cols as u32,
             (start % cols) as u32,
         ];
-        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups);
+        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups)?;
         start += len;
     }
     Ok(())

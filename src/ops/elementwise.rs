@@ -149,7 +149,7 @@ pub(crate) fn run(
     grid: impl Into<Grid>,
 ) -> Result<()> {
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), key)?;
-    dispatch(gpu, encoder, &pipeline, key.entry, entries, params, grid);
+    dispatch(gpu, encoder, &pipeline, key.entry, entries, params, grid)?;
     Ok(())
 }
 
@@ -163,10 +163,10 @@ pub(crate) fn dispatch(
     entries: Vec<wgpu::BindGroupEntry>,
     params: &[u32],
     grid: impl Into<Grid>,
-) {
+) -> Result<()> {
     let Grid(gx, gy, gz) = grid.into();
     if gx == 0 || gy == 0 || gz == 0 {
-        return;
+        return Ok(());
     }
     let params = uniform(gpu, params);
     let mut entries = entries;
@@ -174,11 +174,23 @@ pub(crate) fn dispatch(
         binding: PARAMS_BINDING,
         resource: params.as_entire_binding(),
     });
-    let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
+    // Inside error scopes: a bound buffer the host destroyed, or one of another device, fails here, and on a
+    // host's device the error would otherwise reach its handler (wgpu's default panics) instead of the caller.
+    let bind_group = gpu
+        .scoped("create_bind_group", || {
+            gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        })
+        .map_err(|e| match e {
+            Error::Wgpu { message, .. } => Error::Wgpu {
+                op: "create_bind_group",
+                message: format!("{label}: {message}"),
+            },
+            e => e,
+        })?;
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(label),
         timestamp_writes: None,
@@ -186,6 +198,7 @@ pub(crate) fn dispatch(
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, &bind_group, &[]);
     pass.dispatch_workgroups(gx, gy, gz);
+    Ok(())
 }
 
 /// Checks that every tensor shares the first one's context and shape.
@@ -301,7 +314,7 @@ pub(crate) fn record(
         }
         let mut params = vec![count as u32, first as u32];
         params.extend_from_slice(params_tail);
-        dispatch(gpu, encoder, &pipeline, key.entry, entries, &params, grid);
+        dispatch(gpu, encoder, &pipeline, key.entry, entries, &params, grid)?;
     }
     Ok(())
 }

@@ -363,7 +363,7 @@ impl Loss {
                 target,
                 entry_binding(6, loss.buffer()),
             ];
-            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1));
+            dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1))?;
             return Ok(());
         }
         let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
@@ -391,11 +391,11 @@ impl Loss {
             workgroups,
             gpu.limits().max_compute_workgroups_per_dimension,
         )?;
-        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, groups);
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, groups)?;
         let k = PipelineKey::new(ShaderId::Loss, "reduce_mean", rwg, &[("ACT", 0.0)]);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &k)?;
         let entries = vec![entry_binding(5, &partial), entry_binding(6, loss.buffer())];
-        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1));
+        dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1))?;
         Ok(())
     }
 

@@ -586,7 +586,7 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
         });
     }
     let grid3 = (groups.0, row_blocks, row_layers);
-    dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, grid3);
+    dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, grid3)?;
     Ok(())
 }
 
@@ -778,7 +778,7 @@ fn record_split(
         entries,
         &params,
         split_groups,
-    );
+    )?;
     // The sum reads no operand: its pipeline is shared across operand types.
     let sum_key = with_constants(
         &key,
@@ -807,7 +807,7 @@ fn record_split(
         elements.div_ceil(wg),
         gpu.limits().max_compute_workgroups_per_dimension,
     )?;
-    dispatch(gpu, encoder, &pipeline, g.op, entries, &params, sum_groups);
+    dispatch(gpu, encoder, &pipeline, g.op, entries, &params, sum_groups)?;
     Ok(())
 }
 

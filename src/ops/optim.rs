@@ -427,7 +427,7 @@ impl Optimizer {
         entries.extend(slots.iter().map(|&(b, t)| bind(b, t)));
         entries.extend(partials.map(|p| bind(7, p)));
         let params = self.params(n, step);
-        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups);
+        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups)?;
         Ok(())
     }
 
@@ -491,6 +491,6 @@ pub(crate) fn record_accumulate(
         entries,
         &params,
         groups,
-    );
+    )?;
     Ok(())
 }
