@@ -309,7 +309,8 @@ impl Tensor {
         self.gpu.zeros(&self.shape, self.dtype)
     }
 
-    /// Overwrites the contents with `data` (same length and type).
+    /// Overwrites the contents with `data` (same length and type). Queued as wgpu's `write_buffer` is: it takes
+    /// effect before the next submission, so ahead of work recorded earlier into an encoder not yet submitted.
     pub fn write<T: Element>(&self, data: &[T]) -> Result<()> {
         self.check_host_type::<T>("Tensor::write")?;
         if data.len() != self.len() {
@@ -394,7 +395,10 @@ impl Tensor {
 
     /// Reads the tensor back, asynchronously. The future makes progress under any executor: while the copy is
     /// pending, a thread of its own waits on the device (for all work submitted so far, not only this copy) and
-    /// wakes the task when the data is there; each pending read has one such thread.
+    /// wakes the task when the data is there; each pending read has one such thread. The copy is recorded and
+    /// submitted when the future is first polled, not when `read_async` is called: work submitted (or written
+    /// with [`Tensor::write`]) in between is in what it reads. Unlike [`Tensor::read`], it does not report errors
+    /// that no scope caught.
     pub async fn read_async<T: Element>(&self) -> Result<Vec<T>> {
         self.check_host_type::<T>("Tensor::read_async")?;
         let Some(pending) = self.start_readback()? else {
