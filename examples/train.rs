@@ -122,7 +122,14 @@ fn main() -> actgpu::Result<()> {
             std::process::exit(2);
         }
     };
-    let gpu = Gpu::new()?;
+    // No adapter is a message and exit status 2, as validate and bench give it, not a debug dump.
+    let gpu = match Gpu::new() {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            eprintln!("train: {e}");
+            std::process::exit(2);
+        }
+    };
     println!("adapter: {}", gpu.adapter_line());
     if args.time {
         return time_steps(&gpu);

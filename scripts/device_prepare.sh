@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/exclude
-grep -qx '/.device-bin/' .git/info/exclude 2>/dev/null || echo '/.device-bin/' >> .git/info/exclude
+# (git rev-parse finds the exclude file in a worktree too, where .git is a file.)
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.gl/' "$exclude" 2>/dev/null || echo '/.gl/' >> "$exclude"
+grep -qx '/.device-bin/' "$exclude" 2>/dev/null || echo '/.device-bin/' >> "$exclude"
 
 # A baseline `bench` for scripts/device_sweep.sh's A/B rows, built from commit $ACTGPU_BASE in a worktree
 # (first, sharing target/ so that only the crate is rebuilt).

@@ -62,7 +62,14 @@ fn warm_up_creates_every_pipeline_a_run_uses() {
 /// trained on, with the dataset's name and shape in the results.
 #[test]
 fn a_study_runs_on_a_csv_file() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv");
+    // Relative to the working directory where it is there (cargo test runs in the package root, and the device
+    // scripts run the test binaries from the repository root, whose absolute path is not this machine's).
+    let relative = std::path::Path::new("data/digits.csv");
+    let path = if relative.exists() {
+        relative.to_path_buf()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    };
     let options = Options {
         dataset: actgpu::datasets::DataSource::Csv(path),
         activations: vec![Candidate::from(Activation::Relu)],
