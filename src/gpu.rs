@@ -309,6 +309,17 @@ impl Gpu {
         }
         let backends = format!("{:?}", desc.backends);
         let wanted = desc.backends;
+        // A misspelt WGPU_BACKEND (`vulkn`) selects no backend, which would read as "no adapter found".
+        if wanted.is_empty() {
+            return Err(invalid(&match options.backends {
+                Some(_) => "GpuOptions::backends is empty".to_string(),
+                None => format!(
+                    "WGPU_BACKEND={:?} names no backend wgpu knows (vulkan, gl, metal, dx12, webgpu; \
+                     comma-separated)",
+                    std::env::var("WGPU_BACKEND").unwrap_or_default()
+                ),
+            }));
+        }
         let instance = wgpu::Instance::new(desc);
         let preferred = instance
             .request_adapter(&wgpu::RequestAdapterOptions {

@@ -216,6 +216,12 @@ fn wrapped_buffers_are_checked() {
 #[test]
 fn bad_options_are_typed_errors() {
     let with = |options: GpuOptions| Gpu::with_options(options).map(|_| ());
+    // No backend at all (as a misspelt WGPU_BACKEND gives) is said as such, not as "no adapter found".
+    let r = with(GpuOptions {
+        backends: Some(wgpu::Backends::empty()),
+        ..GpuOptions::default()
+    });
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
     for launch in [(0, 1), (64, 0)] {
         let r = with(GpuOptions {
             launch: Some(actgpu::LaunchConfig {
