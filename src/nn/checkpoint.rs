@@ -146,7 +146,7 @@ pub fn activation_param_name(kind: Hidden, l: usize) -> Option<String> {
 }
 
 /// `[rows, cols]` row-major to `[cols, rows]`.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; a.len()];
     for r in 0..rows {
         for c in 0..cols {

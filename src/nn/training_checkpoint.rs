@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::checkpoint::{activation_param_name, linear_names};
+use super::checkpoint::{activation_param_name, linear_names, transpose};
 use super::safetensors::{read_file, serialize_f32, write_file, F32Tensor, SafeTensors};
 use crate::nn::Hidden;
 use crate::ops::optim::OptimState;
@@ -74,17 +74,6 @@ impl Slot<'_> {
             None => values,
         }
     }
-}
-
-/// `[rows, cols]` row-major to `[cols, rows]`.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; a.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = a[r * cols + c];
-        }
-    }
-    t
 }
 
 /// Whether `name` is a state tensor's (by its suffix).
@@ -215,18 +204,9 @@ impl Mlp {
                 ),
             });
         }
-        // The weights alone, as load_weights reads them (it refuses tensors it has no place for).
-        let weights: Vec<(String, Vec<usize>, Vec<f32>)> = file
-            .tensors
-            .iter()
-            .filter(|t| !is_state(&t.name))
-            .map(|t| Ok((t.name.clone(), t.shape.clone(), t.to_f32()?)))
-            .collect::<Result<_>>()?;
-        let tensors: Vec<F32Tensor> = weights
-            .iter()
-            .map(|(name, shape, data)| F32Tensor { name, shape, data })
-            .collect();
-        self.load_weights(&serialize_f32(&tensors, &[])?)?;
+        // The weights, checked before any is written: load_weights skips the state tensors of the network's
+        // parameters, every one of which was checked above.
+        self.load_weights(bytes)?;
         for (t, values) in states {
             t.write(&values)?;
         }

@@ -8,8 +8,8 @@
 
 use super::activation::activation_constants;
 use super::elementwise::{
-    bound_bytes, check_operands, check_u32_elements, check_vectors, record, run, vector_binding,
-    whole, Slot,
+    bound_bytes, check_operands, check_u32_elements, check_vectors, record, run, sized,
+    vector_binding, whole, Slot,
 };
 use super::learnable::check_not_parameter;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
@@ -204,18 +204,6 @@ impl RowChunk {
             self.first_block as u64 * block_bytes,
             self.blocks as u64 * block_bytes,
         )
-    }
-}
-
-/// `bytes` of `buffer` from `offset` at `slot`.
-fn sized(slot: Slot, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding: slot as u32,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer,
-            offset,
-            size: std::num::NonZeroU64::new(bytes),
-        }),
     }
 }
 

@@ -103,15 +103,24 @@ pub(crate) fn check_vectors(ts: &[&Tensor]) -> Result<()> {
 /// those pass the storage-binding limit (the wide operands beside it run in chunks; this one cannot).
 pub(crate) fn vector_binding(slot: Slot, t: &Tensor) -> Result<wgpu::BindGroupEntry<'_>> {
     check_vectors(&[t])?;
-    let bytes = bound_bytes(t);
-    Ok(wgpu::BindGroupEntry {
+    Ok(sized(slot, t.buffer(), 0, bound_bytes(t)))
+}
+
+/// `bytes` of `buffer` from `offset` at `slot`.
+pub(crate) fn sized(
+    slot: Slot,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
         binding: slot as u32,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: t.buffer(),
-            offset: 0,
+            buffer,
+            offset,
             size: wgpu::BufferSize::new(bytes),
         }),
-    })
+    }
 }
 
 /// Binds `tensor` whole at `slot`.
