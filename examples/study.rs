@@ -13,9 +13,10 @@
 
 use std::process::ExitCode;
 
+use actgpu::datasets::Dataset;
 use actgpu::study::options::{Command, Options, USAGE};
 use actgpu::study::sweep::Sweep;
-use actgpu::study::{report, run_study, Progress, Study, StudyError};
+use actgpu::study::{report, run_study_on, Progress, Study, StudyError};
 use actgpu::Gpu;
 
 fn main() -> ExitCode {
@@ -33,6 +34,11 @@ fn main() -> ExitCode {
     };
     match study(&options, &args) {
         Ok(()) => ExitCode::SUCCESS,
+        // A dataset file that cannot be read or used is the caller's input, like a bad option: status 2.
+        Err(e @ StudyError::Data(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -48,10 +54,12 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
             source,
         })?;
     }
+    // So is a dataset file that cannot be read or used, before the GPU starts (seconds on a software adapter).
+    let dataset = options.dataset()?;
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_line());
     let (wall, compiled) = if options.lr_sweep.is_empty() {
-        let study = one(&gpu, options, &command(args))?;
+        let study = one(&gpu, options, &dataset, &command(args))?;
         if let Some(dir) = &options.out {
             let files = report::write_outputs(&study, dir)?;
             println!("\nwrote {} files to {}", files.len(), dir.display());
@@ -62,7 +70,8 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         for &lr in &options.lr_sweep {
             println!("\n=== learning rate {lr}");
             let single = options.at_lr(lr);
-            studies.push((lr, one(&gpu, &single, &command(&at_lr(args, &single)))?));
+            let command = command(&at_lr(args, &single));
+            studies.push((lr, one(&gpu, &single, &dataset, &command)?));
         }
         let sweep = Sweep { studies };
         println!("\n=== final test accuracy at each learning rate (* at each kind's best)\n");
@@ -132,7 +141,12 @@ fn at_lr(args: &[String], single: &Options) -> Vec<String> {
 }
 
 /// Runs one study, printing each run, then the ranked table and the reading.
-fn one(gpu: &Gpu, options: &Options, command: &str) -> Result<Study, StudyError> {
+fn one(
+    gpu: &Gpu,
+    options: &Options,
+    dataset: &Dataset,
+    command: &str,
+) -> Result<Study, StudyError> {
     println!(
         "{} activations x {} seed(s) on {}, {} epochs",
         options.activations.len(),
@@ -140,7 +154,7 @@ fn one(gpu: &Gpu, options: &Options, command: &str) -> Result<Study, StudyError>
         options.dataset,
         options.epochs
     );
-    let study = run_study(gpu, options, command, |p| {
+    let study = run_study_on(gpu, options, dataset.clone(), command, |p| {
         if let Progress::Run(r) = p {
             if let Some(e) = r.last() {
                 println!(

@@ -147,11 +147,23 @@ pub fn run_study(
     gpu: &Gpu,
     options: &Options,
     command: &str,
+    progress: impl FnMut(Progress),
+) -> Result<Study, StudyError> {
+    run_study_on(gpu, options, options.dataset()?, command, progress)
+}
+
+/// [`run_study`] on a dataset the caller has already loaded (with [`Options::dataset`], say, before creating
+/// the GPU, so that a bad CSV file fails before any GPU work; or once for several studies of one dataset).
+/// `dataset` should be what `options.dataset()` gives: the report records the options' description of it.
+pub fn run_study_on(
+    gpu: &Gpu,
+    options: &Options,
+    dataset: Dataset,
+    command: &str,
     mut progress: impl FnMut(Progress),
 ) -> Result<Study, StudyError> {
     let start = Instant::now();
     let compiled_before = gpu.pipelines().compile_time();
-    let dataset = options.dataset()?;
     let data = DeviceData::upload(gpu, &dataset)?;
     warm_up_all(gpu, options, &dataset, &data)?;
     let mut runs = Vec::new();
