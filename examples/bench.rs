@@ -38,7 +38,8 @@
 //! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
 //! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "matmul_kernel", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
-//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. Exits 1 when a measurement fails (a size past the
+//! ...}], "comparisons": [...], "dtype_ratios": [...]}`. With `--json` or `--markdown` the table goes to stderr
+//! as it is measured, so a run cut short still shows what it measured. Exits 1 when a measurement fails (a size past the
 //! device's buffer limit included), 2 on bad arguments (`--clock timestamps` on a device without
 //! `TIMESTAMP_QUERY` included) or when no adapter can be had; `--help` prints the usage
 //! and exits 0. `--pass` also selects the fused-against-unfused comparisons (SwiGLU's needs both passes).
@@ -317,14 +318,20 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     let ceilings = measure_ceilings(&timer, &args.ceilings)?;
     let mut report = Report::new(gpu, timer.clock(), ceilings);
     let table = !args.json && !args.markdown;
-    if table {
-        emit(&format!("{}{}", report.header(), Report::table_header()));
-    }
+    // The table goes to stdout as it is measured; with --json or --markdown, whose documents are printed at the
+    // end, it goes to stderr instead, so that a run cut short (a timeout on a lent device) still leaves every
+    // row it measured.
+    let line = |text: &str| {
+        if table {
+            emit(text);
+        } else {
+            progress(text);
+        }
+    };
+    line(&format!("{}{}", report.header(), Report::table_header()));
     let mut rows = Vec::new();
     args.plan.run(&timer, &mut |row| {
-        if table {
-            emit(&report.row_line(&row));
-        }
+        line(&report.row_line(&row));
         rows.push(row);
     })?;
     report.rows = rows;
@@ -395,6 +402,13 @@ fn main() -> ExitCode {
         ));
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `text` to stderr, as progress: a failed write is ignored (the report on stdout is what matters).
+fn progress(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }
 
 /// Writes `text` to stdout at once. When the reader has gone (`bench | head`), ends the process quietly with

@@ -19,7 +19,8 @@
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok), per 16-bit type the largest ULP error over its checks and how many were exact,
-//! and a one-line verdict, or with `--json` one document `{"adapter": {"name", "backend", "driver"},
+//! and a one-line verdict (naming the subset `--only`, `--dtype` or `--minimum-limits` chose), or with `--json`
+//! one document `{"adapter": {"name", "backend", "driver"}, "subset" (null, or the same names as an array),
 //! "flushes_subnormals", "native_f16_rounds_to_nearest_even", "ulp_by_dtype": {"f16": {"checks",
 //! "max_ulp_err", "exact"}, "bf16": {...}}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
 //! "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where `flush_accepted` counts the
@@ -70,6 +71,42 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// The part of the checks a run covers, for its verdict: empty for the whole set, else ", a subset (only NAME,
+/// f16 only, at the minimum limits)," as the options chose.
+fn subset(args: &Args) -> String {
+    let parts = subset_parts(args);
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", a subset ({}),", parts.join(", "))
+    }
+}
+
+/// [`subset`] for the JSON document: `null` for the whole set, else the parts as an array of strings.
+fn subset_json(args: &Args) -> String {
+    let parts = subset_parts(args);
+    if parts.is_empty() {
+        "null".to_string()
+    } else {
+        let quoted: Vec<String> = parts.iter().map(|p| json_str(p)).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+}
+
+fn subset_parts(args: &Args) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Some(name) = &args.only {
+        parts.push(format!("only {name}"));
+    }
+    if args.dtypes.len() == 1 {
+        parts.push(format!("{} only", args.dtypes[0].name()));
+    }
+    if args.minimum_limits {
+        parts.push("at the minimum limits".to_string());
+    }
+    parts
 }
 
 /// One line of the report.
@@ -393,10 +430,11 @@ fn main() -> ExitCode {
             })
             .collect();
         println!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"flushes_subnormals\": {}, \"native_f16_rounds_to_nearest_even\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"subset\": {}, \"flushes_subnormals\": {}, \"native_f16_rounds_to_nearest_even\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
+            subset_json(&args),
             flushes,
             f16_rounding,
             summary.join(", "),
@@ -459,10 +497,11 @@ fn main() -> ExitCode {
             );
         }
         println!(
-            "verdict: {} of {} checks passed on {} in {:.1} s{}",
+            "verdict: {} of {} checks passed on {}{} in {:.1} s{}",
             rows.len() - failed,
             rows.len(),
             info.name,
+            subset(&args),
             started.elapsed().as_secs_f64(),
             if failed == 0 {
                 ""

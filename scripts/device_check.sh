@@ -17,13 +17,16 @@ for backend in vulkan ${ACTGPU_DEVICE_GL:+gl}; do
   validate_json "$backend" "$out/validate-$backend.json"
   echo "=== bench ($backend) at ${SECONDS}s"
   # shellcheck disable=SC2086
-  WGPU_BACKEND=$backend timeout "$(budget 170)" .device-bin/bench --markdown ${ACTGPU_BENCH_ARGS:-} > "$out/bench-$backend.md" || status=1
+  # stderr holds the rows as they are measured: what a run cut short by its timeout measured is still there.
+  WGPU_BACKEND=$backend timeout "$(budget 170)" .device-bin/bench --markdown ${ACTGPU_BENCH_ARGS:-} \
+    > "$out/bench-$backend.md" 2> "$out/bench-$backend.log" || { status=1; tail -5 "$out/bench-$backend.log"; }
   head -12 "$out/bench-$backend.md"
   if [ "$backend" = vulkan ]; then
     # 16-bit against f32 past the L2 cache too (2^24 f16 elements in and out are 64 MiB, about an H200's L2).
     echo "=== bench sizes ($backend) at ${SECONDS}s"
     WGPU_BACKEND=$backend timeout "$(budget 60)" .device-bin/bench --markdown --kernels identity,relu,gelu \
-      --pass both --sizes 2^24,2^26 --dtypes f32,f16,bf16 > "$out/bench-sizes-$backend.md" || status=1
+      --pass both --sizes 2^24,2^26 --dtypes f32,f16,bf16 > "$out/bench-sizes-$backend.md" \
+      2> "$out/bench-sizes-$backend.log" || { status=1; tail -5 "$out/bench-sizes-$backend.log"; }
   fi
   if [ -z "${ACTGPU_SKIP_TESTS:-}" ]; then
     run_tests "$backend" "$out/tests-$backend.log" 150

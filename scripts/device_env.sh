@@ -79,7 +79,8 @@ ab_rounds() {
       [ -x "$bin" ] || continue
       echo "=== $(basename "$bin") $* at ${SECONDS}s"
       echo "## $(basename "$bin") $*" >> "$file"
-      WGPU_BACKEND=vulkan timeout "$(budget 40)" "$bin" --markdown "$@" >> "$file" || status=1
+      WGPU_BACKEND=vulkan timeout "$(budget 40)" "$bin" --markdown "$@" >> "$file" \
+        2>> "${file%.md}.log" || { status=1; tail -5 "${file%.md}.log"; }
       echo >> "$file"
     done
   done

@@ -14,7 +14,9 @@ bench() { # bench FILE CAP ARGS...: appends one run's Markdown to FILE
   shift 2
   echo "=== bench $* at ${SECONDS}s"
   echo "## bench $*" >> "$file"
-  WGPU_BACKEND=vulkan timeout "$(budget "$cap")" .device-bin/bench --markdown "$@" >> "$file" || status=1
+  # stderr (the rows as they are measured, so a run cut short by its timeout still shows them) beside FILE.
+  WGPU_BACKEND=vulkan timeout "$(budget "$cap")" .device-bin/bench --markdown "$@" >> "$file" \
+    2>> "${file%.md}.log" || { status=1; tail -5 "${file%.md}.log"; }
   echo >> "$file"
 }
 
@@ -41,7 +43,8 @@ bench "$out/sweep-cross-entropy.md" 20 --kernels cross_entropy --ce-wide-rows 10
 
 # The full default run, every kernel against this GPU's ceilings, for the record.
 echo "=== bench (full) at ${SECONDS}s"
-WGPU_BACKEND=vulkan timeout "$(budget 170)" .device-bin/bench --markdown > "$out/bench-vulkan.md" || status=1
+WGPU_BACKEND=vulkan timeout "$(budget 170)" .device-bin/bench --markdown > "$out/bench-vulkan.md" \
+  2> "$out/bench-vulkan.log" || { status=1; tail -5 "$out/bench-vulkan.log"; }
 
 echo "=== done at ${SECONDS}s, status $status"
 exit $status
