@@ -1,7 +1,8 @@
 //! Fused kernels against the f64 reference (through `actgpu::verify::fused`, which `validate` uses too): bias +
 //! activation on shapes that take the fused db path (cols a multiple of 8, or of 4 in f32) and the fallback;
 //! gated units in both layouts; learnable activations with shared and per-channel parameters; every storage
-//! type; edge inputs.
+//! type; edge inputs; and, with every f32 check on random inputs, the op's tails (results below 1e-6 checked
+//! relatively, `verify::fused`).
 
 mod common;
 
@@ -354,6 +355,104 @@ fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
         }
     }
     assert_all_ok(checks);
+}
+
+/// Every f32 check on random inputs brings the tails of its op (rows named `<op>_tails`: inputs across
+/// +-[2, 130] and at the underflow edges, results checked relatively), and those checks reach the tails: each
+/// counts most of its elements, in every family and layout (a check that left everything out, as near a root say,
+/// would pass whatever the kernel did). 16-bit and edge-input checks have none.
+#[test]
+fn fused_checks_include_their_tails() {
+    let f32_checks = |checks: Vec<FusedCheck>| {
+        assert!(
+            checks.iter().any(|c| c.op.ends_with("_tails")),
+            "no tails in {checks:?}"
+        );
+        checks
+    };
+    let mut checks = Vec::new();
+    for (act, cols) in [(Activation::Gelu, 24), (Activation::Sigmoid, 7)] {
+        let random = FusedInputs::Random(1);
+        checks.extend(f32_checks(
+            check_bias(gpu(), act, 33, cols, DType::F32, DType::F32, random).unwrap(),
+        ));
+    }
+    checks.extend(f32_checks(
+        check_gated(
+            gpu(),
+            Gated::SWIGLU,
+            3,
+            24,
+            DType::F32,
+            FusedInputs::Random(1),
+        )
+        .unwrap(),
+    ));
+    for kind in Learnable::ALL {
+        for shared in [true, false] {
+            let random = FusedInputs::Random(1);
+            checks.extend(f32_checks(
+                check_learnable(gpu(), kind, 3, 24, shared, DType::F32, DType::F32, random)
+                    .unwrap(),
+            ));
+        }
+    }
+    let minimum = [
+        ("bias_gelu_tails", "y", 4_000),
+        ("bias_gelu_tails", "dx", 4_000),
+        ("bias_gelu_tails", "db", 8),
+        ("bias_sigmoid_tails", "y", 6_000),
+        ("bias_sigmoid_tails", "dx", 5_000),
+        ("bias_sigmoid_tails", "db", 3),
+        ("swiglu_tails", "y", 6_000),
+        ("swiglu_tails", "da", 6_000),
+        ("swiglu_tails", "dg", 6_000),
+        ("swiglu_pair_tails", "y", 6_000),
+        ("swiglu_pair_tails", "da", 6_000),
+        ("swiglu_pair_tails", "dg", 6_000),
+        ("prelu_shared_tails", "y", 8_000),
+        ("prelu_per_channel_tails", "dx", 8_000),
+        ("swish_learnable_shared_tails", "y", 4_000),
+        ("swish_learnable_per_channel_tails", "dx", 4_000),
+        ("swish_learnable_per_channel_tails", "dp", 4),
+        ("elu_learnable_shared_tails", "dx", 5_000),
+        ("elu_learnable_per_channel_tails", "y", 8_000),
+    ];
+    for (op, output, at_least) in minimum {
+        let c = checks
+            .iter()
+            .find(|c| c.op == op && c.output == output)
+            .unwrap_or_else(|| panic!("no {op} {output}"));
+        assert!(
+            c.check.count >= at_least,
+            "{op} {output}: {} elements checked",
+            c.check.count
+        );
+    }
+    assert_all_ok(checks);
+    for checks in [
+        check_bias(
+            gpu(),
+            Activation::Gelu,
+            4,
+            8,
+            DType::F16,
+            DType::F32,
+            FusedInputs::Random(1),
+        ),
+        check_bias(
+            gpu(),
+            Activation::Gelu,
+            4,
+            8,
+            DType::F32,
+            DType::F32,
+            FusedInputs::Edges(1),
+        ),
+        check_gated(gpu(), Gated::GLU, 4, 8, DType::BF16, FusedInputs::Random(1)),
+    ] {
+        assert!(!checks.unwrap().iter().any(|c| c.op.ends_with("_tails")));
+    }
 }
 
 /// A shared parameter walks the tensor as rows of 1,024 units of 8 elements whatever its shape: 77,100 elements

@@ -1,12 +1,13 @@
 //! Checks of the fused kernels against the f64 reference, shared by the tests and `validate`: bias +
 //! activation, gated units, learnable activations, on seeded random inputs in any storage type.
 
+pub use super::inputs::{fused_tail_grid, underflow_edges};
 use super::{
-    compare_bounded, compare_flushing, flush_subnormal, poisoned, round_to, Check, Criterion, Pass,
-    Rng, F32_ELEMENTWISE,
+    compare_bounded, compare_flushing, flush_subnormal, poisoned, round_to, tail_check,
+    tail_tolerance, Check, Criterion, Pass, Rng, Run, Tolerance, F32_ELEMENTWISE, FLUSH_UNDERFLOW,
 };
 use crate::cpu::fused as reference;
-use crate::{Activation, DType, Gated, Gpu, Learnable, Result, Tensor};
+use crate::{cpu, Activation, DType, Gated, Gpu, Learnable, Result, Tensor};
 
 /// The inputs of a fused check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +110,8 @@ fn poisoned_shaped(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
 /// One checked output of a fused op.
 #[derive(Debug, Clone)]
 pub struct FusedCheck {
-    /// The op, e.g. `bias_gelu`, `swiglu`, `prelu_per_channel`.
+    /// The op, e.g. `bias_gelu`, `swiglu`, `prelu_per_channel`; `_edges` appended for edge inputs, `_tails` for
+    /// the tails checks of an f32 check on random inputs.
     pub op: String,
     /// Forward or backward.
     pub pass: Pass,
@@ -422,7 +424,8 @@ fn row(op: &str, pass: Pass, output: &'static str, dtype: DType, check: Check) -
 }
 
 /// Bias + activation on `[rows, cols]` with x, dy, dx in `x_t` and the bias and db in `b_t`: y, dx and db, each
-/// written into a poisoned tensor.
+/// written into a poisoned tensor. All in f32 on random inputs, followed by the op's tails on `cols` columns
+/// (`check_bias_tails`).
 pub fn check_bias(
     gpu: &Gpu,
     act: Activation,
@@ -455,7 +458,12 @@ pub fn check_bias(
     })?;
     let [r, f] = references(gpu, |flush| bias_references(act, &xs, &bs, &dys, flush))?;
     let sums = reference::column_abs_sums(&r.dx, cols.max(1));
-    Ok(vec![
+    let tails = if x_t == DType::F32 && b_t == DType::F32 && has_tails(inputs, cols) {
+        check_bias_tails(gpu, act, cols, seed)?
+    } else {
+        Vec::new()
+    };
+    let mut checks = vec![
         row(
             &op,
             Pass::Forward,
@@ -477,11 +485,14 @@ pub fn check_bias(
             b_t,
             sums_of(gpu, x_t, &db, [&r.sum, &f.sum], &sums)?,
         ),
-    ])
+    ];
+    checks.extend(tails);
+    Ok(checks)
 }
 
 /// A gated unit on `[rows, 2 half]` (split layout) and on two `[rows, half]` tensors (pair layout), every output
-/// written into a poisoned tensor.
+/// written into a poisoned tensor. In f32 on random inputs, followed by the unit's tails in both layouts with the
+/// same half width (`check_gated_tails`).
 pub fn check_gated(
     gpu: &Gpu,
     unit: Gated,
@@ -558,7 +569,7 @@ pub fn check_gated(
         unit.record_backward_pair(enc, &at, &gt, &dout, &da, &dg)
     })?;
     let pair = format!("{op}_pair");
-    Ok(vec![
+    let mut checks = vec![
         row(
             &op,
             Pass::Forward,
@@ -594,11 +605,16 @@ pub fn check_gated(
             dtype,
             values(gpu, dtype, &g32, &dg, [&r.dg, &f.dg])?,
         ),
-    ])
+    ];
+    if dtype == DType::F32 && has_tails(inputs, half) {
+        checks.extend(check_gated_tails(gpu, unit, half, inputs.seed())?);
+    }
+    Ok(checks)
 }
 
 /// A learnable activation on `[rows, cols]` with x, dy, dx in `dtype` and the parameter (shared, or per column)
-/// and its gradient in `p_t`: y, dx and dp, each written into a poisoned tensor.
+/// and its gradient in `p_t`: y, dx and dp, each written into a poisoned tensor. All in f32 on random inputs,
+/// followed by the op's tails on `cols` columns (`check_learnable_tails`).
 #[allow(clippy::too_many_arguments)]
 pub fn check_learnable(
     gpu: &Gpu,
@@ -653,7 +669,7 @@ pub fn check_learnable(
             scale[i % cols.max(1) % n] += (f64::from(d) * gp).abs();
         }
     }
-    Ok(vec![
+    let mut checks = vec![
         row(
             &op,
             Pass::Forward,
@@ -675,7 +691,484 @@ pub fn check_learnable(
             p_t,
             sums_of(gpu, DType::F32, &dp, [&r.sum, &f.sum], &scale)?,
         ),
+    ];
+    if dtype == DType::F32 && p_t == DType::F32 && has_tails(inputs, cols) {
+        checks.extend(check_learnable_tails(gpu, kind, cols, shared, seed)?);
+    }
+    Ok(checks)
+}
+
+// The tails of the fused f32 ops. The checks above take x in [-4, 4) plus a bias, so few of their results are
+// below the general tolerance's absolute floor (1e-6), where 0, the wrong sign or an error of 10% passes; as
+// `check_activation` has its tails check, each f32 check on random inputs also runs its op on inputs of its own that
+// reach the tails (the pre-activation, gate or input across +-[2, 130], and near each underflow edge) and checks
+// every result of at least f32's smallest normal in magnitude relatively, with `tail_check` (`tail_tolerance`,
+// roots left out) and, for the sums whose terms all have one sign, `tail_sums`. Their rows are the op's with
+// `_tails` appended (`bias_gelu_tails`, `swiglu_pair_tails`, `prelu_per_channel_tails`).
+
+/// Whether an f32 check on `inputs` adds the tails of its op: on random inputs (edge inputs are the numerical
+/// policy's special values, not tails), for a nonzero width.
+fn has_tails(inputs: FusedInputs, cols: usize) -> bool {
+    matches!(inputs, FusedInputs::Random(_)) && cols > 0
+}
+
+/// Offset of the tails checks' seeds from their check's.
+const TAILS_SEED: u64 = 0x7a11_5000;
+
+/// `sign(v)` times a seeded magnitude in [0.5, 2) for each of `values`: the gradients, and the other operand of a
+/// gated unit, of the tails checks. One sign on each side of 0 rather than a random one: [`tail_check`] leaves out
+/// the elements near a sign change of the reference between neighbouring inputs, and random signs would put one
+/// between nearly every pair (no tail variable here is within 2 of 0, where this sign changes).
+fn tail_factors(values: &[f32], seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    values
+        .iter()
+        .map(|&v| rng.uniform(0.5, 2.0).copysign(v))
+        .collect()
+}
+
+/// The ascending `sorted` cut into `cols` bands of consecutive values (each at least one value), as columns.
+fn bands(sorted: &[f32], cols: usize) -> Vec<Vec<f32>> {
+    let n = sorted.len();
+    (0..cols)
+        .map(|c| {
+            let lo = (c * n / cols).min(n.saturating_sub(1));
+            let hi = ((c + 1) * n / cols).max(lo + 1).min(n);
+            sorted[lo..hi].to_vec()
+        })
+        .collect()
+}
+
+/// `columns` as a row-major `[rows, columns.len()]` matrix, `(rows, values)`: each column padded to the longest by
+/// repeating its own values from its start (the same input twice is the same check twice, and a column's sum
+/// stays a sum of its band).
+fn banded(columns: &[Vec<f32>]) -> (usize, Vec<f32>) {
+    let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+    let values = (0..rows)
+        .flat_map(|r| columns.iter().map(move |c| c[r % c.len()]))
+        .collect();
+    (rows, values)
+}
+
+/// The tail variable over `f` and `df` (a forward and a derivative): [`fused_tail_grid`] and the
+/// [`underflow_edges`] of both, ascending.
+fn tail_values(grid: &[f32], f: impl Fn(f32) -> f64, df: impl Fn(f32) -> f64) -> Vec<f32> {
+    let mut v = grid.to_vec();
+    v.extend(underflow_edges(grid, f));
+    v.extend(underflow_edges(grid, df));
+    v.sort_by(f32::total_cmp);
+    v.dedup();
+    v
+}
+
+/// [`tail_check`] of one output: `got` (and its unwritten elements, counted as failures) against `reference` over
+/// the tail variable `t`, with the reference at flushed inputs where the device flushes subnormals. Element `i`
+/// belongs to group `i % groups` (a learnable parameter's column), and each group is checked on its own, so that
+/// the roots [`tail_check`] leaves out are those of one function, not sign changes between two columns'
+/// parameters; the groups' checks are merged.
+fn tails(
+    flushes: bool,
+    tol: Tolerance,
+    t: &[f32],
+    (got, unwritten): (Vec<f32>, usize),
+    [reference, flushed]: [&[f64]; 2],
+    groups: usize,
+) -> Check {
+    let groups = groups.max(1);
+    let checks = (0..groups)
+        .map(|g| {
+            let pick_f32 = |v: &[f32]| v.iter().skip(g).step_by(groups).copied().collect();
+            let pick_f64 = |v: &[f64]| v.iter().skip(g).step_by(groups).copied().collect();
+            let run = Run {
+                x: pick_f32(t),
+                got: pick_f32(&got),
+                reference: pick_f64(reference),
+                flushed: flushes.then(|| pick_f64(flushed)),
+                unwritten: 0,
+            };
+            tail_check(tol, &[&run])
+        })
+        .collect();
+    let mut c = Check::merge(checks).expect("at least one group");
+    c.failures += unwritten;
+    c
+}
+
+/// The tails of a reduced gradient (db, dp: `cols` column sums of the row-major `terms`, the reference's dx or
+/// dy df/dp): the sums of the columns whose terms all have one sign (zeros aside), so that the sum is as small as
+/// its terms and a relative bound means something, within `tol`'s relative error of each term and 1e-5 for the
+/// rounding of an f32 sum (as [`check_sums`]), both of the sum of the terms' magnitudes, plus what underflow may
+/// take: f32's smallest normal for each term below it (which may come out subnormal or 0), or [`FLUSH_UNDERFLOW`]
+/// for every term on a device that flushes subnormals (where partial sums below the normal range may be flushed
+/// too). Only sums where that relative part is the larger are checked: deeper in the tail the sum is made of
+/// underflowed terms, as an element below f32's smallest normal is left out of [`tail_check`]. Unwritten sums
+/// count as failures.
+fn tail_sums(
+    flushes: bool,
+    tol: Tolerance,
+    (got, unwritten): (Vec<f32>, usize),
+    reference: &[f64],
+    terms: &[f64],
+    cols: usize,
+) -> Check {
+    let cols = cols.max(1);
+    let normal = f64::from(f32::MIN_POSITIVE);
+    let (mut g, mut r, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..cols.min(reference.len()).min(got.len()) {
+        let column: Vec<f64> = terms.iter().skip(c).step_by(cols).copied().collect();
+        let one_sign = column.iter().all(|v| v.is_finite() && *v >= 0.0)
+            || column.iter().all(|v| v.is_finite() && *v <= 0.0);
+        if !one_sign || !reference[c].is_finite() || reference[c] == 0.0 {
+            continue;
+        }
+        let magnitudes: f64 = column.iter().map(|v| v.abs()).sum();
+        let below = column.iter().filter(|v| v.abs() < normal).count();
+        let underflow = if flushes {
+            column.len() as f64 * FLUSH_UNDERFLOW
+        } else {
+            below as f64 * normal
+        };
+        let relative = (tol.rel + 1e-5) * magnitudes;
+        if relative < underflow {
+            continue;
+        }
+        g.push(got[c]);
+        r.push(reference[c]);
+        bounds.push(relative + underflow);
+    }
+    let mut check = compare_bounded("f32_tail_sum", &g, &r, &bounds);
+    check.failures += unwritten;
+    check
+}
+
+/// Bias + `act` in its tails, f32, on `[rows, cols]`: z = x + b takes [`tail_values`] of f and f' in bands of
+/// consecutive values per column (so that a column whose band lies in a tail has a db in that tail), each column
+/// with a bias in steps of 2^-10 that x + b puts back exactly, and dy = sign(z) times a magnitude in [0.5, 2).
+/// y and dx by [`tail_check`] over z, db by [`tail_sums`].
+fn check_bias_tails(gpu: &Gpu, act: Activation, cols: usize, seed: u64) -> Result<Vec<FusedCheck>> {
+    let seed = seed.wrapping_add(TAILS_SEED);
+    let z = tail_values(
+        &fused_tail_grid(),
+        |v| cpu::activation::forward(act, v.into()),
+        |v| cpu::activation::backward(act, v.into(), 1.0),
+    );
+    let (rows, zs) = banded(&bands(&z, cols));
+    let mut rng = Rng::new(seed);
+    let bs: Vec<f32> = (0..cols)
+        .map(|_| rng.uniform(-1024.0, 1024.0).floor() / 1024.0)
+        .collect();
+    let xs: Vec<f32> = zs
+        .iter()
+        .enumerate()
+        .map(|(i, &z)| z - bs[i % cols])
+        .collect();
+    let dys = tail_factors(&zs, seed + 1);
+    let x = matrix(gpu, &xs, rows, cols, DType::F32)?;
+    let bias = gpu.upload(&bs)?;
+    let dy = matrix(gpu, &dys, rows, cols, DType::F32)?;
+    let (y, dx) = (
+        poisoned_shaped(gpu, &[rows, cols], DType::F32)?,
+        poisoned_shaped(gpu, &[rows, cols], DType::F32)?,
+    );
+    let db = poisoned_shaped(gpu, &[cols], DType::F32)?;
+    run(gpu, |enc| {
+        act.record_bias_forward(enc, &x, &bias, &y)?;
+        act.record_bias_backward(enc, &x, &bias, &dy, &dx, &db)
+    })?;
+    let flushes = gpu.flushes_subnormals()?;
+    let [r, f] = references(gpu, |flush| bias_references(act, &xs, &bs, &dys, flush))?;
+    let op = format!("bias_{}_tails", act.name());
+    let (forward, backward) = (
+        tail_tolerance(act, Pass::Forward),
+        tail_tolerance(act, Pass::Backward),
+    );
+    let read = super::read_checked;
+    Ok(vec![
+        row(
+            &op,
+            Pass::Forward,
+            "y",
+            DType::F32,
+            tails(flushes, forward, &zs, read(&y)?, [&r.y, &f.y], 1),
+        ),
+        row(
+            &op,
+            Pass::Backward,
+            "dx",
+            DType::F32,
+            tails(flushes, backward, &zs, read(&dx)?, [&r.dx, &f.dx], 1),
+        ),
+        row(
+            &op,
+            Pass::Backward,
+            "db",
+            DType::F32,
+            tail_sums(flushes, backward, read(&db)?, &r.sum, &r.dx, cols),
+        ),
     ])
+}
+
+/// Both halves of a row-major `[rows, 2 half]` f32 matrix, as `[rows, half]` each.
+fn halves_f32(v: &[f32], half: usize) -> (Vec<f32>, Vec<f32>) {
+    let (a, g) = reference::split_halves(&widen(v), half);
+    let narrow = |w: Vec<f64>| w.into_iter().map(|x| x as f32).collect();
+    (narrow(a), narrow(g))
+}
+
+/// A gated unit in its gate's tails, f32, in both layouts, with half width `half`: g takes [`tail_values`] of the
+/// gate's f and f' (row-major, padded to whole rows by repeating), a = -sign(g) and dout = sign(g) times magnitudes
+/// in [0.5, 2) (so dout a < 0: dg's sign is f''s flipped). y, da and dg of each layout by [`tail_check`] over g
+/// (the split layout's dx taken apart into da and dg).
+fn check_gated_tails(gpu: &Gpu, unit: Gated, half: usize, seed: u64) -> Result<Vec<FusedCheck>> {
+    let seed = seed.wrapping_add(TAILS_SEED);
+    let gate = unit.gate;
+    let mut gs = tail_values(
+        &fused_tail_grid(),
+        |v| cpu::activation::forward(gate, v.into()),
+        |v| cpu::activation::backward(gate, v.into(), 1.0),
+    );
+    let rows = gs.len().div_ceil(half);
+    gs = (0..rows * half).map(|i| gs[i % gs.len()]).collect();
+    let a32: Vec<f32> = tail_factors(&gs, seed).iter().map(|v| -v).collect();
+    let douts = tail_factors(&gs, seed + 1);
+    let xs: Vec<f32> = a32
+        .chunks(half)
+        .zip(gs.chunks(half))
+        .flat_map(|(a, g)| a.iter().chain(g).copied())
+        .collect();
+    let x = matrix(gpu, &xs, rows, 2 * half, DType::F32)?;
+    let dout = matrix(gpu, &douts, rows, half, DType::F32)?;
+    let at = matrix(gpu, &a32, rows, half, DType::F32)?;
+    let gt = matrix(gpu, &gs, rows, half, DType::F32)?;
+    let halves = [rows, half];
+    let out = poisoned_shaped(gpu, &halves, DType::F32)?;
+    let dx = poisoned_shaped(gpu, &[rows, 2 * half], DType::F32)?;
+    let out_pair = poisoned_shaped(gpu, &halves, DType::F32)?;
+    let (da, dg) = (
+        poisoned_shaped(gpu, &halves, DType::F32)?,
+        poisoned_shaped(gpu, &halves, DType::F32)?,
+    );
+    run(gpu, |enc| {
+        unit.record_forward(enc, &x, &out)?;
+        unit.record_backward(enc, &x, &dout, &dx)?;
+        unit.record_forward_pair(enc, &at, &gt, &out_pair)?;
+        unit.record_backward_pair(enc, &at, &gt, &dout, &da, &dg)
+    })?;
+    let flushes = gpu.flushes_subnormals()?;
+    let [r, f] = references(gpu, |flush| {
+        gated_references(gate, &xs, &douts, half, flush)
+    })?;
+    let (forward, backward) = (
+        tail_tolerance(gate, Pass::Forward),
+        tail_tolerance(gate, Pass::Backward),
+    );
+    let read = super::read_checked;
+    // The split layout's dx apart: its unwritten elements counted once, with da.
+    let (dx_got, dx_unwritten) = read(&dx)?;
+    let (split_da, split_dg) = halves_f32(&dx_got, half);
+    let op = format!("{}_tails", unit.name());
+    let pair = format!("{}_pair_tails", unit.name());
+    let t = &gs;
+    Ok(vec![
+        row(
+            &op,
+            Pass::Forward,
+            "y",
+            DType::F32,
+            tails(flushes, forward, t, read(&out)?, [&r.y, &f.y], 1),
+        ),
+        row(
+            &op,
+            Pass::Backward,
+            "da",
+            DType::F32,
+            tails(
+                flushes,
+                forward,
+                t,
+                (split_da, dx_unwritten),
+                [&r.da, &f.da],
+                1,
+            ),
+        ),
+        row(
+            &op,
+            Pass::Backward,
+            "dg",
+            DType::F32,
+            tails(flushes, backward, t, (split_dg, 0), [&r.dg, &f.dg], 1),
+        ),
+        row(
+            &pair,
+            Pass::Forward,
+            "y",
+            DType::F32,
+            tails(flushes, forward, t, read(&out_pair)?, [&r.y, &f.y], 1),
+        ),
+        row(
+            &pair,
+            Pass::Backward,
+            "da",
+            DType::F32,
+            tails(flushes, forward, t, read(&da)?, [&r.da, &f.da], 1),
+        ),
+        row(
+            &pair,
+            Pass::Backward,
+            "dg",
+            DType::F32,
+            tails(flushes, backward, t, read(&dg)?, [&r.dg, &f.dg], 1),
+        ),
+    ])
+}
+
+/// The built-in activation whose tails tolerance a learnable one takes ([`tail_tolerance`] looks only at how it
+/// is computed): PReLU is piecewise linear, like a leaky ReLU; Swish and ELU go through `exp`.
+fn learnable_like(kind: Learnable) -> Activation {
+    match kind {
+        Learnable::Prelu => Activation::leaky_relu(),
+        Learnable::Swish => Activation::swish(),
+        Learnable::Elu => Activation::elu(),
+    }
+}
+
+/// The parameters of a learnable tails check, `n` of them (one where shared), with both kinds of tail in them:
+/// PReLU `+-m 2^-e` (m in [1, 2), e from 8 to 120: p x is a tail on x < 0); ELU alternately `m` in [0.25, 2.25)
+/// (dx = dy p e^x is a tail past x = -14) and `m 2^-e` (y = p (e^x - 1) is one too); Swish `+-m`, m in [0.25, 4)
+/// (the tails of p x on one side). A shared parameter is the first: a small one for PReLU and ELU, whose y is
+/// otherwise never a tail.
+fn tail_parameters(kind: Learnable, n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+            let exponent = |list: &[i32]| 2f32.powi(-list[(i / 2) % list.len()]);
+            match kind {
+                Learnable::Prelu => {
+                    sign * rng.uniform(1.0, 2.0) * exponent(&[40, 8, 24, 56, 72, 88, 104, 120])
+                }
+                Learnable::Elu if i % 2 == 0 => {
+                    rng.uniform(1.0, 2.0) * exponent(&[40, 20, 80, 110])
+                }
+                Learnable::Elu => rng.uniform(0.25, 2.25),
+                Learnable::Swish => sign * rng.uniform(0.25, 4.0),
+            }
+        })
+        .collect()
+}
+
+/// A learnable activation in its tails, f32, on `[rows, cols]` with a shared parameter or one per column
+/// ([`tail_parameters`]): x takes [`fused_tail_grid`] and the [`underflow_edges`] of f, df/dx and (Swish) df/dp,
+/// in bands of consecutive values per column with that column's parameter, or all of it row-major with a shared
+/// one; dy = sign(x) times a magnitude in [0.5, 2). y and dx by [`tail_check`] over x, each column on its own; and
+/// where the parameter's gradient has tails, Swish's `dp = sum of dy x^2 sigmoid'(p x)` per column, by
+/// [`tail_sums`] (PReLU's df/dp = x and ELU's e^x - 1 are at least 0.86 in magnitude for |x| >= 2, and a shared
+/// parameter's sum runs over every band, so is as large as its largest terms).
+fn check_learnable_tails(
+    gpu: &Gpu,
+    kind: Learnable,
+    cols: usize,
+    shared: bool,
+    seed: u64,
+) -> Result<Vec<FusedCheck>> {
+    let seed = seed.wrapping_add(TAILS_SEED);
+    let n = if shared { 1 } else { cols };
+    let ps = tail_parameters(kind, n, seed);
+    let grid = fused_tail_grid();
+    let with_edges = |band: &[f32], p: f32| {
+        let p = f64::from(p);
+        let mut v = tail_values(
+            band,
+            |x| reference::learnable_f(kind, x.into(), p),
+            |x| reference::learnable_grads(kind, x.into(), p).0,
+        );
+        if kind == Learnable::Swish {
+            v.extend(underflow_edges(band, |x| {
+                reference::learnable_grads(kind, x.into(), p).1
+            }));
+            v.sort_by(f32::total_cmp);
+            v.dedup();
+        }
+        v
+    };
+    let (rows, xs) = if shared {
+        let v = with_edges(&grid, ps[0]);
+        let rows = v.len().div_ceil(cols);
+        (rows, (0..rows * cols).map(|i| v[i % v.len()]).collect())
+    } else {
+        let columns: Vec<Vec<f32>> = bands(&grid, cols)
+            .iter()
+            .zip(&ps)
+            .map(|(band, &p)| with_edges(band, p))
+            .collect();
+        banded(&columns)
+    };
+    let dys = tail_factors(&xs, seed + 1);
+    let x = matrix(gpu, &xs, rows, cols, DType::F32)?;
+    let dy = matrix(gpu, &dys, rows, cols, DType::F32)?;
+    let p = gpu.upload(&ps)?;
+    let y = poisoned_shaped(gpu, &[rows, cols], DType::F32)?;
+    let dx = poisoned_shaped(gpu, &[rows, cols], DType::F32)?;
+    let dp = poisoned_shaped(gpu, &[n], DType::F32)?;
+    run(gpu, |enc| {
+        kind.record_forward(enc, &x, &p, &y)?;
+        kind.record_backward(enc, &x, &p, &dy, &dx, &dp)
+    })?;
+    let flushes = gpu.flushes_subnormals()?;
+    let [r, f] = references(gpu, |flush| {
+        learnable_references(kind, &xs, &ps, &dys, flush)
+    })?;
+    let like = learnable_like(kind);
+    let (forward, backward) = (
+        tail_tolerance(like, Pass::Forward),
+        tail_tolerance(like, Pass::Backward),
+    );
+    let read = super::read_checked;
+    let op = format!(
+        "{}_{}_tails",
+        kind.name(),
+        if shared { "shared" } else { "per_channel" }
+    );
+    let mut checks = vec![
+        row(
+            &op,
+            Pass::Forward,
+            "y",
+            DType::F32,
+            tails(flushes, forward, &xs, read(&y)?, [&r.y, &f.y], n),
+        ),
+        row(
+            &op,
+            Pass::Backward,
+            "dx",
+            DType::F32,
+            tails(flushes, backward, &xs, read(&dx)?, [&r.dx, &f.dx], n),
+        ),
+    ];
+    if kind == Learnable::Swish && !shared {
+        // The reference's terms, with its rule that a zero df/dp adds 0.
+        let terms: Vec<f64> = xs
+            .iter()
+            .zip(&dys)
+            .enumerate()
+            .map(|(i, (&x, &d))| {
+                let (_, gp) = reference::learnable_grads(kind, x.into(), ps[i % n].into());
+                if gp == 0.0 {
+                    0.0
+                } else {
+                    f64::from(d) * gp
+                }
+            })
+            .collect();
+        checks.push(row(
+            &op,
+            Pass::Backward,
+            "dp",
+            DType::F32,
+            tail_sums(flushes, backward, read(&dp)?, &r.sum, &terms, n),
+        ));
+    }
+    Ok(checks)
 }
 
 #[cfg(test)]
@@ -720,6 +1213,79 @@ mod tests {
         assert!(c.ok() && c.flush_accepted == 1, "{c:#?}");
         assert!(!check_sums(DType::F32, DType::F32, &[0.0], &r.sum, &[0.75]).ok());
         assert!(!check_sums_flushing(DType::F32, DType::F32, &[0.5], sums, &[0.75]).ok());
+    }
+
+    /// A column sum in the tails (terms of one sign, 1e-20 in all): 0, the wrong sign or 10% off passes
+    /// `check_sums` (its absolute term is 1e-6) and fails `tail_sums`; the right sum passes; a column whose terms
+    /// have both signs, or whose terms are all below f32's smallest normal, is left out.
+    #[test]
+    fn tail_sums_reject_zero_and_the_wrong_sign() {
+        let tol = tail_tolerance(Activation::Gelu, Pass::Backward);
+        // Two rows of three columns: tail terms of one sign; terms of both signs; underflowed terms.
+        let terms = [4e-21, 1e-20, 1e-40, 6e-21, -3e-21, 2e-40];
+        let reference = [1e-20, 7e-21, 3e-40];
+        let abs_sums = [1e-20, 1.3e-20, 3e-40];
+        for bad in [0.0, -1e-20f32, 1.1e-20] {
+            let got = vec![bad, 7e-21, 3e-40];
+            assert!(check_sums(DType::F32, DType::F32, &got, &reference, &abs_sums).ok());
+            for flushes in [false, true] {
+                let c = tail_sums(flushes, tol, (got.clone(), 0), &reference, &terms, 3);
+                assert_eq!((c.count, c.failures), (1, 1), "{bad}: {c:#?}");
+            }
+        }
+        // The right sum passes, and the other columns are left out whatever they hold.
+        let good = vec![1e-20, 0.0, 0.0];
+        let c = tail_sums(false, tol, (good.clone(), 0), &reference, &terms, 3);
+        assert!(c.ok() && c.count == 1, "{c:#?}");
+        // Unwritten sums fail.
+        assert!(!tail_sums(false, tol, (good, 1), &reference, &terms, 3).ok());
+    }
+
+    /// Interleaved groups (the columns of a learnable parameter) with references of opposite signs: checked on
+    /// their own, every tail element counts (and a 0 fails); checked together, every neighbour is a sign change
+    /// and `tail_check` would leave them all out as near a root.
+    #[test]
+    fn tails_are_checked_per_group() {
+        let t: Vec<f32> = (0..200).map(|i| -(2.0 + i as f32 / 64.0)).collect();
+        let reference: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i % 2 == 0 { 1.0 } else { -1.0 } * (f64::from(x)).exp())
+            .collect();
+        let got: Vec<f32> = reference.iter().map(|&r| r as f32).collect();
+        let tol = tail_tolerance(Activation::Sigmoid, Pass::Forward);
+        let refs = [&reference[..], &reference[..]];
+        let grouped = tails(false, tol, &t, (got.clone(), 0), refs, 2);
+        assert!(grouped.ok() && grouped.count == 200, "{grouped:#?}");
+        assert_eq!(tails(false, tol, &t, (got.clone(), 0), refs, 1).count, 0);
+        let mut zero = got.clone();
+        zero[57] = 0.0;
+        assert_eq!(tails(false, tol, &t, (zero, 0), refs, 2).failures, 1);
+        assert_eq!(tails(true, tol, &t, (got, 3), refs, 2).failures, 3);
+    }
+
+    /// Bands are consecutive and cover every value once; padded columns repeat their own values.
+    #[test]
+    fn bands_cover_the_values_in_order() {
+        let v: Vec<f32> = (0..10).map(|i| i as f32).collect();
+        let b = bands(&v, 4);
+        assert_eq!(
+            b,
+            [
+                vec![0.0, 1.0],
+                vec![2.0, 3.0, 4.0],
+                vec![5.0, 6.0],
+                vec![7.0, 8.0, 9.0]
+            ]
+        );
+        let (rows, m) = banded(&b);
+        assert_eq!(rows, 3);
+        assert_eq!(
+            m,
+            [0.0, 2.0, 5.0, 7.0, 1.0, 3.0, 6.0, 8.0, 0.0, 4.0, 5.0, 9.0]
+        );
+        assert_eq!(bands(&v, 12).len(), 12);
+        assert!(bands(&v, 12).iter().all(|c| c.len() == 1));
     }
 
     /// A 16-bit sum past the type's range is compared as +-inf; one whose allowed error straddles the overflow

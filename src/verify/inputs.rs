@@ -96,6 +96,36 @@ pub fn small_inputs(n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The tail variable of the fused ops' tails checks ([`super::fused`]): every multiple of 2^-5 of magnitude in
+/// [2, 130], ascending (8,194 values). Each needs at most 13 significant bits, so a bias in steps of 2^-10 below 1
+/// in magnitude can be taken off and put back exactly in f32 (`(z - b) + b == z`): the kernel's pre-activation is
+/// then the reference's, and a tail of `e^(-z^2 / 2)` is not blurred by the rounding of `x + b` (`z^2 2^-24`
+/// relative, 1e-5 at `z = 13`).
+pub fn fused_tail_grid() -> Vec<f32> {
+    let steps = 128 * 32;
+    let negative = (0..=steps).rev().map(|k| -(2.0 + k as f32 / 32.0));
+    negative
+        .chain((0..=steps).map(|k| 2.0 + k as f32 / 32.0))
+        .collect()
+}
+
+/// Points near the underflow edges of `f` along the ascending `grid` of multiples of 2^-5: between neighbours
+/// `u < w` where `|f|` crosses f32's smallest normal (finite at both, at least it at one and below it at the
+/// other), the 31 points `u + k (w - u) / 32` (exact: steps of 2^-10 for neighbours of [`fused_tail_grid`]), so
+/// that a check sees results just above the normal range (the grid alone may leave a factor of 1.5 there: GELU's
+/// tail at 13 falls by `e^(-13 / 32)` per step).
+pub fn underflow_edges(grid: &[f32], f: impl Fn(f32) -> f64) -> Vec<f32> {
+    let normal = |v: f64| v.is_finite() && v.abs() >= f64::from(f32::MIN_POSITIVE);
+    let values: Vec<f64> = grid.iter().map(|&v| f(v)).collect();
+    let mut out = Vec::new();
+    for (w, v) in grid.windows(2).zip(values.windows(2)) {
+        if v[0].is_finite() && v[1].is_finite() && normal(v[0]) != normal(v[1]) {
+            out.extend((1..32).map(|k| w[0] + (w[1] - w[0]) * k as f32 / 32.0));
+        }
+    }
+    out
+}
+
 /// Every one of the 65,536 16-bit patterns, each once, in the order `0, 0xffff, 1, 0xfffe, ...`: each pattern
 /// `p < 0x8000` beside `0xffff - p`, so that the two halves of every packed 32-bit word have opposite signs (and
 /// one of each pair of NaNs is negative). In plain order the halves of a word would be neighbouring patterns of one
@@ -123,6 +153,32 @@ pub fn round_to(dtype: DType, v: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tails grid is exact with a 2^-10 bias taken off and put back, and the edges of sigmoid (normal down to
+    /// -87.34) fall between its neighbours, in steps of 2^-10.
+    #[test]
+    fn the_tails_grid_is_exact_and_its_edges_fall_between_neighbours() {
+        let grid = fused_tail_grid();
+        assert_eq!(grid.len(), 8_194);
+        assert!(grid.windows(2).all(|w| w[0] < w[1]));
+        for &z in &grid {
+            for b in [-1023.0 / 1024.0, -0.5, 1.0 / 1024.0, 1023.0 / 1024.0f32] {
+                assert_eq!((z - b) + b, z, "{z} {b}");
+            }
+        }
+        let sigmoid = |v: f32| crate::cpu::activation::sigmoid(v.into());
+        let edges = underflow_edges(&grid, sigmoid);
+        let step = 1.0 / 1024.0;
+        assert_eq!(edges.len(), 31);
+        assert!(edges.windows(2).all(|w| w[1] - w[0] == step));
+        let (below, above) = (edges[0] - step, edges[30] + step);
+        assert!(grid.contains(&below) && grid.contains(&above));
+        let normal = f64::from(f32::MIN_POSITIVE);
+        assert!(
+            sigmoid(below) < normal && sigmoid(above) >= normal,
+            "{edges:?}"
+        );
+    }
 
     #[test]
     fn every_pattern_once_with_opposite_signs_in_every_word() {
