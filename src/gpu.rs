@@ -429,6 +429,13 @@ impl Gpu {
     /// [`Error::Wgpu`] where wgpu finds it); [`Gpu::from_device_with_options`] checks the limits the kernels'
     /// shapes depend on (storage buffers per stage, invocations and size per workgroup, workgroup memory, a
     /// nonzero grid).
+    ///
+    /// Each call makes a new context: tensors of two contexts over the same device do not mix (the kernels
+    /// refuse them with [`Error::DeviceMismatch`]), so wrap a device once and clone the `Gpu`. Buffers given to
+    /// [`crate::Tensor::from_buffer`], and encoders given to the `record_*` calls, must be this device's: wgpu
+    /// names a resource by an index into its instance's tables, so a buffer or encoder of another
+    /// `wgpu::Instance` cannot be told apart from one of this device; wgpu then reads or writes whichever of
+    /// this instance's buffers has that index, or panics where none does.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         Self::build(device, queue, &GpuOptions::default())
     }
@@ -735,6 +742,17 @@ impl Gpu {
                 reason: reason.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// `err`, or [`Error::DeviceLost`] where the device turns out to be lost (or destroyed): wgpu reports the
+    /// resources of a lost device as invalid (a validation error, a failed mapping) before its lost callback has
+    /// run, which happens at the next poll, made here without blocking.
+    pub(crate) fn lost_or(&self, err: Error) -> Error {
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        match self.check_lost() {
+            Err(lost) => lost,
+            Ok(()) => err,
         }
     }
 

@@ -79,22 +79,23 @@ impl Gpu {
         self.check_lost()?;
         // Created mapped inside error scopes, so that a buffer wgpu could not make (out of memory, a lost host
         // device) is an error here rather than a panic when its mapping is written.
-        let buffer = self.scoped("upload", || {
-            self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("actgpu.tensor"),
-                size: bytes,
-                usage: TENSOR_USAGE,
-                mapped_at_creation: true,
+        let buffer = self
+            .scoped("upload", || {
+                self.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("actgpu.tensor"),
+                    size: bytes,
+                    usage: TENSOR_USAGE,
+                    mapped_at_creation: true,
+                })
             })
-        })?;
+            .map_err(|e| self.lost_or(e))?;
         {
-            let mut view = buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Wgpu {
+            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| {
+                self.lost_or(Error::Wgpu {
                     op: "upload",
                     message: e.to_string(),
-                })?;
+                })
+            })?;
             let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
             contents.resize(bytes as usize, 0);
             view.copy_from_slice(&contents);
@@ -135,14 +136,16 @@ impl Gpu {
         let bytes = padded_bytes(len, dtype);
         self.check_buffer_size(bytes)?;
         self.check_lost()?;
-        let buffer = self.scoped("zeros", || {
-            self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("actgpu.tensor"),
-                size: bytes,
-                usage: TENSOR_USAGE,
-                mapped_at_creation: false,
+        let buffer = self
+            .scoped("zeros", || {
+                self.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("actgpu.tensor"),
+                    size: bytes,
+                    usage: TENSOR_USAGE,
+                    mapped_at_creation: false,
+                })
             })
-        })?;
+            .map_err(|e| self.lost_or(e))?;
         Ok(Tensor {
             gpu: self.clone(),
             buffer,
@@ -158,6 +161,11 @@ impl Tensor {
     /// a storage binding of any other size). The tensor starts at the buffer's first byte, and kernels that
     /// write it may write the whole padded size (they store 8-element units): keep nothing of your own in the
     /// bytes between the data's end and [`padded_bytes`].
+    ///
+    /// The buffer must have been created on `gpu.device()`. One of another device of the same `wgpu::Instance`
+    /// fails at its first use with [`Error::Wgpu`]; one of another instance cannot be detected (wgpu names
+    /// resources by an index into their instance's tables), and reads and writes would reach whichever buffer
+    /// has that index here (see [`Gpu::from_device`]).
     pub fn from_buffer(
         gpu: &Gpu,
         buffer: wgpu::Buffer,

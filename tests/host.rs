@@ -367,6 +367,51 @@ fn a_lost_device_is_an_error_on_every_later_call() {
     assert!(matches!(x.read::<f32>(), Err(Error::DeviceLost { .. })));
 }
 
+/// The same before anything has polled the device: wgpu runs its lost callback only at a poll, and until then
+/// the lost device's buffers are merely invalid, which wgpu's `create_buffer_init` (once used for every kernel's
+/// parameters) answered with a panic. Every call is an error, and DeviceLost on a device actgpu made.
+#[test]
+fn a_device_destroyed_without_a_poll_is_an_error_not_a_panic() {
+    let g = Gpu::new().unwrap();
+    let x = g.upload_shaped(&[0.5f32, -1.0], &[1, 2]).unwrap();
+    let mut net = actgpu::Mlp::new(
+        &g,
+        &[2, 4, 2],
+        &[Activation::Gelu],
+        actgpu::Loss::SoftmaxCrossEntropy,
+        actgpu::Optimizer::Adam(actgpu::Adam::new(0.01)),
+        1,
+    )
+    .unwrap();
+    let labels = actgpu::Labels::upload(&g, &[1], 2).unwrap();
+    g.device().destroy();
+    let lost = |what: &str, r: Result<(), Error>| {
+        assert!(
+            matches!(r, Err(Error::DeviceLost { .. })),
+            "{what} after destroy: {r:?}"
+        )
+    };
+    lost("forward", Activation::Gelu.forward(&x).map(drop));
+    lost("upload", g.upload(&[1.0f32]).map(drop));
+    lost(
+        "matmul",
+        actgpu::matmul(&x, &x.reshape(&[2, 1]).unwrap()).map(drop),
+    );
+    lost(
+        "train_step",
+        net.train_step(&x, actgpu::Targets::Classes(&labels)),
+    );
+    lost("predict", net.predict(&x).map(drop));
+
+    // A host's device: actgpu has no lost callback there, so the errors are whatever wgpu reports, typed.
+    let (device, queue) = host_device();
+    let host = Gpu::from_device(device.clone(), queue);
+    let x = host.upload(&[1.0f32, 2.0]).unwrap();
+    device.destroy();
+    assert!(Activation::Gelu.forward(&x).is_err());
+    assert!(host.upload(&[1.0f32]).is_err());
+}
+
 #[test]
 fn pipeline_cache_reuses_keys_and_compiles_new_constants() {
     let g = Gpu::with_options(GpuOptions::default()).unwrap();

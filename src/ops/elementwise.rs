@@ -1,8 +1,6 @@
 //! Shared launch path of the memory-bound elementwise kernels: argument checks, chunking past the storage-binding
 //! limit, the 2D workgroup grid, bind groups.
 
-use wgpu::util::DeviceExt;
-
 use crate::dispatch::{chunks, grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::{Error, Gpu, Result, Tensor};
@@ -36,15 +34,30 @@ const PARAMS_BINDING: u32 = 3;
 const MIN_UNIFORM_WORDS: usize = 8;
 
 /// A uniform buffer holding `words`, zero-padded to at least [`MIN_UNIFORM_WORDS`] and a multiple of 16 bytes.
-pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> wgpu::Buffer {
+/// Created mapped, with the mapping's failure an error rather than a panic (wgpu's `create_buffer_init` panics
+/// when the device is lost or destroyed); the caller creates it inside its error scopes.
+pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> Result<wgpu::Buffer> {
     let mut padded = words.to_vec();
     padded.resize(words.len().max(MIN_UNIFORM_WORDS).div_ceil(4) * 4, 0);
-    gpu.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("actgpu.params"),
-            contents: bytemuck::cast_slice(&padded),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+    let bytes: &[u8] = bytemuck::cast_slice(&padded);
+    let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("actgpu.params"),
+        size: bytes.len() as u64,
+        usage: wgpu::BufferUsages::UNIFORM,
+        mapped_at_creation: true,
+    });
+    buffer
+        .slice(..)
+        .get_mapped_range_mut()
+        .map_err(|e| {
+            gpu.lost_or(Error::Wgpu {
+                op: "uniform",
+                message: e.to_string(),
+            })
+        })?
+        .copy_from_slice(bytes);
+    buffer.unmap();
+    Ok(buffer)
 }
 
 /// Fails with [`Error::LimitExceeded`] unless `buffer` fits one storage binding of `gpu`: for kernels that bind
@@ -177,29 +190,30 @@ pub(crate) fn dispatch(
     if gx == 0 || gy == 0 || gz == 0 {
         return Ok(());
     }
-    let params = uniform(gpu, params);
-    let mut entries = entries;
-    entries.push(wgpu::BindGroupEntry {
-        binding: PARAMS_BINDING,
-        resource: params.as_entire_binding(),
-    });
     // Inside error scopes: a bound buffer the host destroyed, or one of another device, fails here, and on a
-    // host's device the error would otherwise reach its handler (wgpu's default panics) instead of the caller.
+    // host's device the error would otherwise reach its handler (wgpu's default panics) instead of the caller. A
+    // lost or destroyed device fails at the uniform buffer's mapping, as DeviceLost where wgpu has noticed.
     let bind_group = gpu
-        .scoped("create_bind_group", || {
-            gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        .scoped("create_bind_group", || -> Result<wgpu::BindGroup> {
+            let params = uniform(gpu, params)?;
+            let mut entries = entries;
+            entries.push(wgpu::BindGroupEntry {
+                binding: PARAMS_BINDING,
+                resource: params.as_entire_binding(),
+            });
+            Ok(gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(label),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
-            })
+            }))
         })
-        .map_err(|e| match e {
+        .map_err(|e| match gpu.lost_or(e) {
             Error::Wgpu { message, .. } => Error::Wgpu {
                 op: "create_bind_group",
                 message: format!("{label}: {message}"),
             },
             e => e,
-        })?;
+        })??;
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(label),
         timestamp_writes: None,

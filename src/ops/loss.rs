@@ -68,7 +68,8 @@ impl Labels {
     }
 
     /// Wraps `len` class indices already on the GPU (a `STORAGE` buffer of at least `4 len` bytes). Their values
-    /// are not checked: see the module documentation for what the kernel does with an index `>= classes`.
+    /// are not checked: see the module documentation for what the kernel does with an index `>= classes`. The
+    /// buffer must be `gpu.device()`'s, as for [`crate::Tensor::from_buffer`].
     pub fn from_buffer(
         gpu: &Gpu,
         buffer: wgpu::Buffer,
