@@ -418,16 +418,34 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
     )
     .unwrap();
     assert_checks_ok("shared Swish backward in row chunks", checks);
-    // Operands within the limit whose per-block partial sums are not: 32,000 rows of one f16 column (64 KB) in
-    // blocks of 8 rows hold 4,000 x 8 f32 partial sums (128 KB).
-    let (cs, _) = inputs(32_000, 23);
-    let column = gpu.upload_f32_as(&cs, DType::F16).unwrap();
-    let column =
-        actgpu::Tensor::from_buffer(&gpu, column.buffer().clone(), &[32_000, 1], DType::F16)
-            .unwrap();
-    let b1 = gpu.upload(&[0.5f32]).unwrap();
-    if gpu.reduction_rows() <= 8 {
-        limit(Activation::Gelu.bias_backward(&column, &b1, &column.zeros_like().unwrap()));
+    // Per-block partial sums that would not fit a binding (the shared scratch buffer is bound whole) take
+    // taller blocks: 32,000 rows of one f16 column (64 KB) in blocks of 8 rows would hold 4,000 x 8 f32 partial
+    // sums (128 KB), and 4,000 x 40 f32 (640 KB, in row chunks) 500 x 40 (80 KB). Both were LimitExceeded.
+    assert_bias_ok(
+        &gpu,
+        "bias backward, partial sums past a binding",
+        &[(32_000, 1, DType::F16), (4_000, 40, DType::F32)],
+    );
+    assert_prelu_per_column_ok(
+        &gpu,
+        "PReLU backward, partial sums past a binding",
+        &[(4_000, 40, DType::F32)],
+    );
+    // Blocks taller than a loop-limited adapter's threads can walk are refused, never summed short: under a
+    // 64-byte binding, 8 columns of partial sums (32 bytes) allow 2 blocks, so 130,000 rows would take 65,000
+    // rows a block.
+    let tiny = Gpu::with_options(GpuOptions {
+        max_storage_binding_bytes: Some(64),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    if tiny.loop_limited() {
+        let x = tiny.zeros(&[130_000, 8], DType::F32).unwrap();
+        let sums = x.column_sums();
+        assert!(
+            matches!(sums, Err(actgpu::Error::LimitExceeded { .. })),
+            "130,000 rows in 2 blocks on a loop-limited adapter: {sums:?}"
+        );
     }
 }
 

@@ -88,16 +88,42 @@ pub(crate) struct Reduction {
     pub params: [u32; 6],
 }
 
+/// Rows one thread of the row kernels may walk in a block on a loop-limited adapter
+/// ([`crate::Gpu::loop_limited`]: the driver stops an invocation's loops after 65,535 iterations in all).
+const LOOP_LIMITED_BLOCK_ROWS: usize = 60_000;
+
 impl Reduction {
-    pub(crate) fn new(x: &Tensor, rows: usize, cols: usize) -> Reduction {
+    pub(crate) fn new(x: &Tensor, rows: usize, cols: usize) -> Result<Reduction> {
         Self::with_height(x, rows, cols, x.gpu().reduction_rows())
     }
 
-    /// [`Reduction::new`] with blocks of at least `height` rows instead of the context's reduction rows.
-    pub(crate) fn with_height(x: &Tensor, rows: usize, cols: usize, height: usize) -> Reduction {
-        let rows_per_block = block_height(x.gpu(), height, rows);
-        let blocks = rows.div_ceil(rows_per_block);
+    /// [`Reduction::new`] with blocks of at least `height` rows instead of the context's reduction rows. The
+    /// blocks are made taller where their `blocks x cols8` f32 partial sums would not fit one storage binding
+    /// (the shared scratch buffer is bound whole): a tall, wide tensor in blocks of 8 rows has partial sums an
+    /// eighth of its own size, past a binding long before the tensor passes the buffer limit, and its rows are
+    /// bound in chunks anyway. [`Error::LimitExceeded`] where not even one block of partial sums fits, or where
+    /// the blocks would be taller than a loop-limited adapter's threads can walk.
+    pub(crate) fn with_height(
+        x: &Tensor,
+        rows: usize,
+        cols: usize,
+        height: usize,
+    ) -> Result<Reduction> {
+        let gpu = x.gpu();
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
+        let binding = gpu.limits().max_storage_buffer_binding_size as usize / 4 * 4;
+        let max_blocks = (binding / (4 * cols8.max(1))).max(1);
+        let rows_per_block = block_height(gpu, height, rows)
+            .max(rows.div_ceil(max_blocks))
+            .min(rows.max(1));
+        if gpu.loop_limited() && rows_per_block > LOOP_LIMITED_BLOCK_ROWS {
+            return Err(Error::LimitExceeded {
+                limit: "rows per block of a column reduction on a loop-limited adapter",
+                max: LOOP_LIMITED_BLOCK_ROWS as u64,
+                requested: rows_per_block as u64,
+            });
+        }
+        let blocks = rows.div_ceil(rows_per_block);
         let params = [
             0,
             0,
@@ -106,11 +132,11 @@ impl Reduction {
             rows_per_block as u32,
             blocks as u32,
         ];
-        Reduction {
+        Ok(Reduction {
             blocks,
             cols8,
             params,
-        }
+        })
     }
 
     /// The buffer for the `blocks x cols8` f32 partial sums: the context's shared scratch buffer, grown if needed.
@@ -340,7 +366,7 @@ pub fn record_column_sums(
         return sums.record_zero(encoder, OP);
     }
     let wg = gpu.launch_config().workgroup_size as usize;
-    let r = Reduction::new(x, rows, cols);
+    let r = Reduction::new(x, rows, cols)?;
     let act = Activation::Identity;
     // One pass over few rows, where x fits a binding (else the two passes below, in row chunks).
     let fits = x.buffer().size() <= gpu.limits().max_storage_buffer_binding_size;
@@ -410,7 +436,7 @@ pub(crate) fn record_backward_column_sums_direct(
         return Ok(false);
     }
     let wg = gpu.launch_config().workgroup_size as usize;
-    let r = Reduction::new(x, rows, cols);
+    let r = Reduction::new(x, rows, cols)?;
     let k = key(act, "backward_column_sums_direct", x, Some(dy), dx, db);
     let entries = vec![
         whole(Slot::X, x.buffer()),
@@ -599,7 +625,7 @@ impl Activation {
             )?;
             return record_column_sums(encoder, dx, db);
         }
-        let r = Reduction::new(x, rows, cols);
+        let r = Reduction::new(x, rows, cols)?;
         // All-f32 operands walk one 16-byte word per thread (neighbours on neighbouring words); 16-bit units are
         // one word already. Measured on lavapipe at 4096 x 4096: bias + GELU backward 42-48 -> 37-39 ms. The same
         // layout in `bias_forward_rows_words` measured no change on lavapipe.

@@ -174,9 +174,9 @@ impl Learnable {
         // A shared parameter's partial sums are all added by one workgroup: at most SHARED_BLOCKS row blocks.
         let r = if shared {
             let height = rows.div_ceil(SHARED_BLOCKS).max(gpu.reduction_rows());
-            Reduction::with_height(x, rows, cols, height)
+            Reduction::with_height(x, rows, cols, height)?
         } else {
-            Reduction::new(x, rows, cols)
+            Reduction::new(x, rows, cols)?
         };
         let partial = &r.partials(gpu)?;
         let mut params = r.params.to_vec();
