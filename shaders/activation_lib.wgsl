@@ -113,12 +113,13 @@ fn swish_arg(beta: f32, x: f32) -> f32 {
 /// is formed as ((x 2^-64) h) h with h = e^(v/2) 2^32 = exp(v/2 + 32 ln 2), normal down to v = -219 (past which
 /// the result is 0 for every finite x). One constant factor, so a compiler that moves it outward (GL's does)
 /// computes (x h h) 2^-64, which neither overflows nor leaves the normal range early. x = +-inf there has the
-/// limit 0. Elsewhere, and for NaN, x sigmoid(v) as the other gates.
+/// limit 0 (a zero of x's sign, as times_gate gives). Elsewhere, and for NaN, x sigmoid(v) as the other gates.
 fn swish_f(beta: f32, x: f32) -> f32 {
     let v = swish_arg(beta, x);
     if (v < -80.0) {
         let h = exp(0.5 * max(v, -250.0) + 22.18070977791825);
-        return select(((x * 5.421010862427522e-20) * h) * h, 0.0, is_inf(x));
+        let zero = bitcast<f32>(bitcast<u32>(x) & 0x80000000u);
+        return select(((x * 5.421010862427522e-20) * h) * h, zero, is_inf(x));
     }
     return times_gate(x, sigmoid_f(v));
 }
@@ -137,12 +138,13 @@ fn softplus_f(v: f32) -> f32 {
 }
 
 /// tanh(x) = sign(x) t / (t + 2), t = expm1(2|x|) (relative accuracy near 0 from expm1); |x| is clamped to 10,
-/// past which tanh rounds to +-1 in f32.
+/// past which tanh rounds to +-1 in f32. The sign is x's sign bit, set on the quotient (which is +0 or more), so
+/// that tanh(-0) = -0 as tanh is odd.
 fn tanh_f(x: f32) -> f32 {
     let a = min(abs(x), 10.0);
     let t = expm1_f(2.0 * a);
     let r = t / (t + 2.0);
-    return select(r, -r, x < 0.0);
+    return bitcast<f32>(bitcast<u32>(r) | (bitcast<u32>(x) & 0x80000000u));
 }
 
 /// tanh'(x) = sech^2(x) = 4 e / (1 + e)^2, e = exp(-2|x|): no `1 - tanh^2` cancellation.
@@ -184,9 +186,10 @@ fn normal_cdf_pdf(x: f32) -> vec2<f32> {
     return vec2<f32>(select(tail, 1.0 - tail, x > 0.0), 0.3989422804014327 * e);
 }
 
-/// x * g where g -> 0 as x -> -inf: returns 0 where g is 0 so that -inf * 0 never forms NaN.
+/// x * g where g -> 0 as x -> -inf: where g is 0 it returns a zero of x's sign, as x * 0 is in IEEE arithmetic
+/// (PyTorch's x * g gives -0 there for finite x < 0), so that -inf * 0 never forms NaN (its limit, -0, instead).
 fn times_gate(x: f32, g: f32) -> f32 {
-    return select(x * g, 0.0, g == 0.0);
+    return select(x * g, bitcast<f32>(bitcast<u32>(x) & 0x80000000u), g == 0.0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ fn act_forward(x: f32) -> f32 {
         case ACT_IDENTITY: { y = x; }
         case ACT_RELU: { y = max(x, 0.0); }
         case ACT_RELU6: { y = hardtanh_f(x, 0.0, 6.0); }
-        // times_gate: a slope of 0 gives 0 at x = -inf (the limit), not 0 * -inf = NaN.
+        // times_gate: a slope of 0 gives a zero of x's sign, and at x = -inf its limit -0, not 0 * -inf = NaN.
         case ACT_LEAKY_RELU: { y = select(times_gate(x, P0), x, x > 0.0); }
         case ACT_ELU: { y = elu_f(x, P0); }
         case ACT_CELU: { y = select(celu_negative(x), x, x > 0.0); }
@@ -270,7 +273,8 @@ fn act_forward(x: f32) -> f32 {
         case ACT_HARDTANH: { y = hardtanh_f(x, P0, P1); }
         case ACT_HARDSIGMOID: { y = clamp(x + 3.0, 0.0, 6.0) / 6.0; }
         case ACT_HARDSWISH: {
-            y = select(select(x * (x + 3.0) / 6.0, x, x >= 3.0), 0.0, x <= -3.0);
+            // -0 for x <= -3, as PyTorch's x * clamp(x + 3, 0, 6) / 6 gives (x * +0 with x < 0).
+            y = select(select(x * (x + 3.0) / 6.0, x, x >= 3.0), bitcast<f32>(0x80000000u), x <= -3.0);
         }
         case ACT_RELU_SQUARED: {
             let r = max(x, 0.0);

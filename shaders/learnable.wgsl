@@ -23,7 +23,7 @@ override SCALAR_PARAM: bool = true;
 fn learn_f(x: f32, p: f32) -> f32 {
     var y: f32;
     switch LEARN {
-        // times_gate: a slope of 0 gives 0 at x = -inf (the limit), not 0 * -inf = NaN.
+        // times_gate: a slope of 0 gives a zero of x's sign, and at x = -inf its limit -0, not 0 * -inf = NaN.
         case LEARN_PRELU: { y = select(times_gate(x, p), x, x > 0.0); }
         case LEARN_SWISH: {
             let v = swish_arg(p, x);

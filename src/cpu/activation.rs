@@ -44,10 +44,11 @@ fn sech2(x: f64) -> f64 {
     1.0 / (c * c)
 }
 
-/// x * g for a gate g that vanishes as x -> -inf: 0 where g is 0, so the limit is not lost to inf * 0.
+/// x * g for a gate g that vanishes as x -> -inf: where g is 0, a zero of x's sign (x * 0 in IEEE arithmetic,
+/// as PyTorch's `x * g` gives for finite x), so the limit is not lost to inf * 0.
 fn gated(x: f64, g: f64) -> f64 {
     if g == 0.0 {
-        0.0
+        0.0f64.copysign(x)
     } else {
         x * g
     }
@@ -58,11 +59,11 @@ fn gelu_tanh_u(x: f64) -> f64 {
     (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)
 }
 
-/// `p x` for a slope `p`, 0 for `p = 0` at every x (the limit at x = -inf; `0 * inf` would be NaN), as the
-/// kernels' `times_gate` takes it.
+/// `p x` for a slope `p`; for `p = 0`, a zero of x's sign at every x (`0 * x` in IEEE arithmetic, and the limit
+/// at x = -inf, where `0 * inf` would be NaN), as the kernels' `times_gate` takes it.
 pub(crate) fn slope_times(p: f64, x: f64) -> f64 {
     if p == 0.0 {
-        0.0
+        0.0f64.copysign(x)
     } else {
         p * x
     }
@@ -116,13 +117,15 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::Sigmoid => sigmoid(x),
-        Activation::LogSigmoid => -softplus(-x),
+        // PyTorch's form, min(x, 0) - ln(1 + e^-|x|) = -softplus(-x): +0, not -0, where the log term underflows.
+        Activation::LogSigmoid => x.min(0.0) - (-x.abs()).exp().ln_1p(),
         Activation::Tanh => x.tanh(),
         Activation::Hardtanh { .. } => x.clamp(p0, p1),
         Activation::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
         Activation::Hardswish => {
+            // -0, as PyTorch's x * clamp(x + 3, 0, 6) / 6 gives it (x * +0 with x < 0); the limit at -inf.
             if x <= -3.0 {
-                0.0
+                -0.0
             } else if x >= 3.0 {
                 x
             } else {

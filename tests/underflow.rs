@@ -1,0 +1,391 @@
+//! Results that are normal f32 values although a factor of them leaves f32's normal range, and the sign of zero
+//! results against IEEE arithmetic of PyTorch's formulas.
+//!
+//! `bit_identity_dump` (ignored) is the harness that proves a change to the activation library keeps the bits of
+//! every other result: run it before and after the change and it lists every element that differs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use actgpu::verify::OTHER_PARAMETERS;
+use actgpu::{cpu, Activation, Learnable};
+use common::gpu;
+
+// ---------------------------------------------------------------------------------------------------------------
+// The bit-identity harness.
+
+/// Columns of the learnable layers in the dump: a per-channel parameter, every column the same value.
+const DUMP_COLS: usize = 8192;
+/// Elements per dump: a sweep of [-100, 100] (2^21 points) and random bit patterns with the edge values.
+const DUMP_LEN: usize = 3 << 20;
+
+/// The dump's inputs: x, and dy for the backward passes (uniform in [-2, 2] beside the sweep, random bit
+/// patterns beside the random x). Generated here, not by `actgpu::verify`, so that a change there between two
+/// dumps cannot change them.
+fn dump_inputs() -> (Vec<f32>, Vec<f32>) {
+    // splitmix64
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let n = 1usize << 21;
+    let mut xs: Vec<f32> = (0..n)
+        .map(|i| (-100.0 + 200.0 * i as f64 / (n - 1) as f64) as f32)
+        .collect();
+    let mut dys: Vec<f32> = (0..n)
+        .map(|_| (-2.0 + 4.0 * (next() >> 11) as f64 / (1u64 << 53) as f64) as f32)
+        .collect();
+    let tiny = f32::from_bits(1);
+    for m in [
+        0.0,
+        tiny,
+        1e-40,
+        f32::MIN_POSITIVE,
+        1e-30,
+        1e-8,
+        1.0,
+        88.7,
+        89.0,
+        1e4,
+        1e30,
+        f32::MAX,
+        f32::INFINITY,
+    ] {
+        xs.extend([m, -m]);
+        dys.extend([1.0, -1.0]);
+    }
+    xs.push(f32::NAN);
+    dys.push(1.0);
+    while xs.len() < DUMP_LEN {
+        xs.push(f32::from_bits(next() as u32));
+        dys.push(f32::from_bits(next() as u32));
+    }
+    (xs, dys)
+}
+
+/// Every plain activation with its default parameters and with the other parameters the checks use, and the
+/// parameters the fixes of this file target.
+fn dump_activations() -> Vec<Activation> {
+    let mut acts: Vec<Activation> = Activation::ALL
+        .into_iter()
+        .chain(OTHER_PARAMETERS)
+        .collect();
+    acts.extend([
+        Activation::Elu { alpha: 1e6 },
+        Activation::Elu { alpha: 200.0 },
+        Activation::Celu { alpha: 1e6 },
+        Activation::Softplus {
+            beta: 1e-6,
+            threshold: 20.0,
+        },
+        Activation::Softplus {
+            beta: 0.5,
+            threshold: 20.0,
+        },
+        Activation::Swish { beta: 1e-6 },
+    ]);
+    acts
+}
+
+/// Learnable activations at PyTorch's initial parameter (what the study starts from), values it may drift to,
+/// and the parameters the fixes target.
+const DUMP_LEARNABLE: [(Learnable, f32); 10] = [
+    (Learnable::Prelu, 0.25),
+    (Learnable::Prelu, 0.0),
+    (Learnable::Prelu, 1.5),
+    (Learnable::Swish, 1.0),
+    (Learnable::Swish, 1.5),
+    (Learnable::Swish, 1e-6),
+    (Learnable::Elu, 1.0),
+    (Learnable::Elu, 1.5),
+    (Learnable::Elu, 0.5),
+    (Learnable::Elu, 1e6),
+];
+
+/// One array of results: a name, the results, and the reference of element i (computed only where asked).
+struct Dumped {
+    name: String,
+    got: Vec<f32>,
+    reference: Box<dyn Fn(usize) -> f64>,
+}
+
+fn dump_all() -> Vec<Dumped> {
+    let (xs, dys) = dump_inputs();
+    let g = gpu();
+    let (xs, dys) = (Rc::new(xs), Rc::new(dys));
+    let x = g.upload(&xs).unwrap();
+    let dy = g.upload(&dys).unwrap();
+    let mut out = Vec::new();
+    for act in dump_activations() {
+        let [p0, p1] = act.params();
+        let tag = format!("{}_{:08x}_{:08x}", act.name(), p0.to_bits(), p1.to_bits());
+        // (A pipeline that fails to build is reported, and its results are not in the dump.)
+        let y: Vec<f32> = match act.forward(&x) {
+            Ok(y) => y.read().unwrap(),
+            Err(e) => {
+                println!("{act:?}: {e}");
+                continue;
+            }
+        };
+        let xr = Rc::clone(&xs);
+        out.push(Dumped {
+            name: format!("{tag}_forward"),
+            got: y,
+            reference: Box::new(move |i| cpu::activation::forward(act, xr[i].into())),
+        });
+        let dx: Vec<f32> = act.backward(&x, &dy).unwrap().read().unwrap();
+        let (xr, dr) = (Rc::clone(&xs), Rc::clone(&dys));
+        out.push(Dumped {
+            name: format!("{tag}_backward"),
+            got: dx,
+            reference: Box::new(move |i| {
+                cpu::activation::backward(act, xr[i].into(), dr[i].into())
+            }),
+        });
+    }
+    let rows = DUMP_LEN / DUMP_COLS;
+    let xl = g.upload_shaped(&xs, &[rows, DUMP_COLS]).unwrap();
+    let dyl = g.upload_shaped(&dys, &[rows, DUMP_COLS]).unwrap();
+    for (kind, pv) in DUMP_LEARNABLE {
+        let tag = format!("{}_{:08x}", kind.name(), pv.to_bits());
+        let p = g.upload(&[pv; DUMP_COLS]).unwrap();
+        let y: Vec<f32> = kind.forward(&xl, &p).unwrap().read().unwrap();
+        let xr = Rc::clone(&xs);
+        out.push(Dumped {
+            name: format!("{tag}_forward"),
+            got: y,
+            reference: Box::new(move |i| cpu::fused::learnable_f(kind, xr[i].into(), pv.into())),
+        });
+        let (dx, dp) = kind.backward(&xl, &p, &dyl).unwrap();
+        let (xr, dr) = (Rc::clone(&xs), Rc::clone(&dys));
+        out.push(Dumped {
+            name: format!("{tag}_dx"),
+            got: dx.read().unwrap(),
+            reference: Box::new(move |i| {
+                let (dfdx, _) = cpu::fused::learnable_grads(kind, xr[i].into(), pv.into());
+                if xr[i].is_nan() || dr[i].is_nan() {
+                    f64::NAN
+                } else {
+                    dfdx * f64::from(dr[i])
+                }
+            }),
+        });
+        // Column sums over 384 rows: no per-element reference (NaN: reported as unclassified).
+        out.push(Dumped {
+            name: format!("{tag}_dp"),
+            got: dp.read().unwrap(),
+            reference: Box::new(|_| f64::NAN),
+        });
+    }
+    out
+}
+
+fn read_bits(path: &Path) -> Vec<u32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// How one differing element moved.
+#[derive(Default, Debug)]
+struct Differences {
+    total: usize,
+    /// Both zeros, of opposite signs.
+    zero_sign: usize,
+    /// The old result was 0, subnormal, infinite or NaN.
+    old_not_normal: usize,
+    /// The old result was normal and nonzero: counted, with the old and new relative errors.
+    old_normal: usize,
+    old_normal_max_old_err: f64,
+    old_normal_max_new_err: f64,
+    /// Of those, the old one within 1e-5 relative of the reference.
+    old_normal_accurate: usize,
+    first: Vec<String>,
+}
+
+/// Dumps every result's bits under `$ACTGPU_BITS_DIR` (one file per activation and pass, f32 bits in little
+/// endian), and, where `$ACTGPU_BITS_BASELINE` names an earlier dump, lists the elements that differ from it:
+/// zeros whose sign changed, old results that were not normal, and old normal results with their errors against
+/// the f64 reference. Run on one backend at a time (`WGPU_BACKEND`), before and after a change to the library:
+///
+/// ```text
+/// ACTGPU_BITS_DIR=/tmp/actbits/old-vulkan cargo test --test underflow -- --ignored bit_identity_dump
+/// (change the library)
+/// ACTGPU_BITS_DIR=/tmp/actbits/new-vulkan ACTGPU_BITS_BASELINE=/tmp/actbits/old-vulkan cargo test ...
+/// ```
+#[test]
+#[ignore = "a harness for changes to the library: writes ~1.5 GB, run by hand"]
+fn bit_identity_dump() {
+    let dir = PathBuf::from(std::env::var("ACTGPU_BITS_DIR").expect("set ACTGPU_BITS_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = std::env::var("ACTGPU_BITS_BASELINE")
+        .ok()
+        .map(PathBuf::from);
+    let (xs, dys) = dump_inputs();
+    let (mut elements, mut differing) = (0usize, 0usize);
+    for d in dump_all() {
+        let bytes: Vec<u8> = d
+            .got
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect();
+        std::fs::write(dir.join(format!("{}.bin", d.name)), bytes).unwrap();
+        elements += d.got.len();
+        let Some(base) = &baseline else { continue };
+        let old_path = base.join(format!("{}.bin", d.name));
+        if !old_path.exists() {
+            println!("{}: not in the baseline", d.name);
+            continue;
+        }
+        let old = read_bits(&old_path);
+        assert_eq!(old.len(), d.got.len(), "{}", d.name);
+        let mut diff = Differences::default();
+        for (i, (&o, n)) in old.iter().zip(&d.got).enumerate() {
+            let n = n.to_bits();
+            if o == n {
+                continue;
+            }
+            diff.total += 1;
+            let (of, nf) = (f32::from_bits(o), f32::from_bits(n));
+            if of == 0.0 && nf == 0.0 {
+                diff.zero_sign += 1;
+                continue;
+            }
+            let want = (d.reference)(i);
+            let rel = |v: f32| (f64::from(v) - want).abs() / want.abs();
+            if of.is_normal() {
+                diff.old_normal += 1;
+                diff.old_normal_max_old_err = diff.old_normal_max_old_err.max(rel(of));
+                diff.old_normal_max_new_err = diff.old_normal_max_new_err.max(rel(nf));
+                diff.old_normal_accurate += usize::from(rel(of) <= 1e-5);
+            } else {
+                diff.old_not_normal += 1;
+            }
+            if diff.first.len() < 4 {
+                let dy = dys.get(i).copied().unwrap_or(f32::NAN);
+                diff.first.push(format!(
+                    "[{i}] x {:e} dy {dy:e}: {of:e} -> {nf:e} (reference {want:e})",
+                    xs.get(i).copied().unwrap_or(f32::NAN)
+                ));
+            }
+        }
+        differing += diff.total;
+        if diff.total > 0 {
+            println!("{}: {diff:?}", d.name);
+        }
+    }
+    println!("{elements} elements dumped, {differing} differ from the baseline");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The sign of zero results.
+
+/// Zero results carry the sign IEEE arithmetic of PyTorch's formula gives in f32: x * g = -0 for x < 0 where a
+/// gate g underflows to 0 (GELU, SiLU, ..., and a slope of 0), tanh(-0) = -0, hardswish = x * 0 / 6 = -0 for
+/// x <= -3; a zero of x's sign at -inf too, where PyTorch forms NaN and the kernels give the limit. The zeros of the
+/// positive activations (softplus, sigmoid, log-sigmoid of a large x, hardsigmoid, relu of x < 0) are +0.
+/// `relu(-0)` is left out: max(-0, 0) is either zero in WGSL, and PyTorch itself gives -0 on the CPU and +0 on
+/// CUDA.
+#[test]
+fn zero_results_have_the_sign_of_ieee_arithmetic() {
+    let g = gpu();
+    let xs = [
+        -0.0f32,
+        0.0,
+        -200.0,
+        -1e4,
+        -1e30,
+        -f32::MAX,
+        f32::NEG_INFINITY,
+        200.0,
+        1e4,
+        f32::INFINITY,
+        -3.0,
+        -2.0,
+    ];
+    let acts = [
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::QuickGelu,
+        Activation::Silu,
+        Activation::Swish { beta: 1.5 },
+        Activation::Swish { beta: 1e-6 },
+        Activation::Swish { beta: -1.0 },
+        Activation::Mish,
+        Activation::LeakyRelu {
+            negative_slope: 0.0,
+        },
+        Activation::leaky_relu(),
+        Activation::Tanh,
+        Activation::Hardswish,
+        Activation::Hardsigmoid,
+        Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
+        Activation::Sigmoid,
+        Activation::LogSigmoid,
+        Activation::Relu,
+        Activation::Softsign,
+        Activation::elu(),
+        Activation::Selu,
+        Activation::Identity,
+    ];
+    let positive = [
+        Activation::Hardsigmoid,
+        Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
+        Activation::Sigmoid,
+        Activation::LogSigmoid,
+        Activation::Relu,
+    ];
+    let x = g.upload(&xs).unwrap();
+    let mut zeros = 0;
+    let mut check = |what: &str, xi: f32, yi: f32, want: f64, negative: bool| {
+        // Every zero of the reference is a zero here, and every zero has the sign of the rule.
+        if want as f32 == 0.0 {
+            assert_eq!(yi, 0.0, "{what} at {xi:e}: got {yi:e}, want 0");
+        }
+        if yi == 0.0 && !(what.starts_with("Relu") && xi == 0.0) {
+            zeros += 1;
+            assert_eq!(
+                yi.is_sign_negative(),
+                negative,
+                "{what} at {xi:e}: got {yi:e}"
+            );
+        }
+    };
+    for act in acts {
+        let y: Vec<f32> = act.forward(&x).unwrap().read().unwrap();
+        for (&xi, &yi) in xs.iter().zip(&y) {
+            let want = cpu::activation::forward(act, xi.into());
+            let negative = !positive.contains(&act) && xi.is_sign_negative();
+            check(&format!("{act:?}"), xi, yi, want, negative);
+            if want == 0.0 {
+                assert_eq!(
+                    want.is_sign_negative(),
+                    negative,
+                    "reference {act:?} at {xi:e}"
+                );
+            }
+        }
+    }
+    // A learnable slope of 0 as a leaky ReLU of slope 0.
+    let p = g.upload(&[0.0f32]).unwrap();
+    let y: Vec<f32> = Learnable::Prelu.forward(&x, &p).unwrap().read().unwrap();
+    for (&xi, &yi) in xs.iter().zip(&y) {
+        let want = cpu::fused::learnable_f(Learnable::Prelu, xi.into(), 0.0);
+        check("prelu(p = 0)", xi, yi, want, xi.is_sign_negative());
+    }
+    assert!(zeros >= 80, "only {zeros} zero results");
+}
