@@ -412,6 +412,60 @@ fn a_device_destroyed_without_a_poll_is_an_error_not_a_panic() {
     assert!(host.upload(&[1.0f32]).is_err());
 }
 
+/// Read-only operands may share a buffer (dy = x), as the plain activation backward allows; an output that
+/// shares one is refused with a message that does not send the caller to an in-place variant these ops lack.
+#[test]
+fn fused_ops_take_aliased_inputs_and_refuse_aliased_outputs() {
+    let g = gpu();
+    let xs = [-1.5f32, -0.25, 0.5, 2.0, 0.75, -3.0];
+    let x = g.upload_shaped(&xs, &[3, 2]).unwrap();
+    let b = g.upload(&[0.25f32, -0.5]).unwrap();
+    let (dx, db) = Activation::Gelu.bias_backward(&x, &b, &x).unwrap();
+    let wide: Vec<f64> = xs.iter().map(|&v| f64::from(v)).collect();
+    let (want_dx, want_db) =
+        cpu::fused::bias_backward(Activation::Gelu, &wide, &[0.25, -0.5], &wide);
+    let c = compare(
+        &xs,
+        &dx.read::<f32>().unwrap(),
+        &want_dx,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "bias backward with dy = x: {c:?}");
+    let c = compare(
+        &[0.0; 2],
+        &db.read::<f32>().unwrap(),
+        &want_db,
+        F32_ELEMENTWISE,
+        false,
+    );
+    assert!(c.ok(), "db with dy = x: {c:?}");
+    let p = g.upload(&[0.25f32, 0.5]).unwrap();
+    let (dx, _) = actgpu::Learnable::Prelu.backward(&x, &p, &x).unwrap();
+    let want: Vec<f32> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if v > 0.0 { v } else { [0.25, 0.5][i % 2] * v })
+        .collect();
+    assert_eq!(
+        dx.read::<f32>().unwrap(),
+        want,
+        "PReLU backward with dy = x"
+    );
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    for r in [
+        Activation::Gelu.record_bias_forward(&mut enc, &x, &b, &x),
+        actgpu::Learnable::Prelu.record_forward(&mut enc, &x, &p, &x),
+    ] {
+        match r {
+            Err(Error::InvalidArgument { reason, .. }) => {
+                assert!(!reason.contains("in-place"), "{reason}")
+            }
+            other => panic!("an output aliasing x: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn pipeline_cache_reuses_keys_and_compiles_new_constants() {
     let g = Gpu::with_options(GpuOptions::default()).unwrap();

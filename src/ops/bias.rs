@@ -8,7 +8,7 @@
 
 use super::activation::activation_constants;
 use super::elementwise::{
-    bound_bytes, check_operands, check_u32_elements, check_vectors, record, run, sized,
+    bound_bytes, check_inputs_outputs, check_u32_elements, check_vectors, record, run, sized,
     vector_binding, whole, Slot,
 };
 use super::learnable::check_not_parameter;
@@ -517,7 +517,7 @@ impl Activation {
         y: &Tensor,
     ) -> Result<()> {
         self.validate()?;
-        check_operands("bias_forward", &[x, y])?;
+        check_inputs_outputs("bias_forward", &[x], &[y])?;
         let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
         check_not_parameter("bias_forward", bias, &[y])?;
         check_vectors(&[bias])?;
@@ -585,7 +585,7 @@ impl Activation {
     ) -> Result<()> {
         const OP: &str = "bias_backward";
         self.validate()?;
-        check_operands(OP, &[x, dy, dx])?;
+        check_inputs_outputs(OP, &[x, dy], &[dx])?;
         let (rows, cols) = matrix_shape(OP, x, bias)?;
         matrix_shape(OP, x, db)?;
         check_not_parameter(OP, bias, &[dx])?;

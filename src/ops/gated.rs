@@ -5,9 +5,7 @@
 
 use super::activation::activation_constants;
 use super::bias::aligned_row_chunks;
-use super::elementwise::{
-    check_inputs_outputs, check_operands, check_u32_elements, record, run, Slot,
-};
+use super::elementwise::{check_inputs_outputs, check_u32_elements, record, run, Slot};
 use super::matmul::{check_distinct, expect_shape_any};
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
@@ -140,7 +138,7 @@ impl Gated {
         self.gate.validate()?;
         let (shape, half) = Self::split_shape(OP, x)?;
         expect_shape_any(OP, dout.gpu(), dout, &shape)?;
-        check_operands(OP, &[x, dx])?;
+        check_inputs_outputs(OP, &[x], &[dx])?;
         if !dout.gpu().same_context(x.gpu()) {
             return Err(Error::DeviceMismatch { op: OP });
         }

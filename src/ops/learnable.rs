@@ -6,7 +6,8 @@
 use super::activation::activation_constants;
 use super::bias::{column_grid, row_chunks, Reduction, RowChunk};
 use super::elementwise::{
-    check_operands, check_u32_elements, check_vectors, record, run, vector_binding, whole, Slot,
+    check_inputs_outputs, check_u32_elements, check_vectors, record, run, vector_binding, whole,
+    Slot,
 };
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
@@ -115,7 +116,7 @@ impl Learnable {
         p: &Tensor,
         y: &Tensor,
     ) -> Result<()> {
-        check_operands(self.name(), &[x, y])?;
+        check_inputs_outputs(self.name(), &[x], &[y])?;
         let (rows, cols, shared) = self.layout(self.name(), x, p)?;
         check_not_parameter(self.name(), p, &[y])?;
         check_vectors(&[p])?;
@@ -145,7 +146,7 @@ impl Learnable {
         dp: &Tensor,
     ) -> Result<()> {
         let op = self.name();
-        check_operands(op, &[x, dy, dx])?;
+        check_inputs_outputs(op, &[x, dy], &[dx])?;
         let (rows, cols, shared) = self.layout(op, x, p)?;
         if dp.shape() != p.shape() {
             return Err(Error::ShapeMismatch {
