@@ -716,9 +716,10 @@ fn has_tails(inputs: FusedInputs, cols: usize) -> bool {
 const TAILS_SEED: u64 = 0x7a11_5000;
 
 /// `sign(v)` times a seeded magnitude in [0.5, 2) for each of `values`: the gradients, and the other operand of a
-/// gated unit, of the tails checks. One sign on each side of 0 rather than a random one: [`tail_check`] leaves out
-/// the elements near a sign change of the reference between neighbouring inputs, and random signs would put one
-/// between nearly every pair (no tail variable here is within 2 of 0, where this sign changes).
+/// gated unit, of the tails checks (below 2 in magnitude, as [`FLUSH_UNDERFLOW`] assumes of a gradient). One sign
+/// on each side of 0 rather than a random one: [`tail_check`] leaves out the elements near a sign change of the
+/// reference between neighbouring inputs, and random signs would put one between nearly every pair (no tail
+/// variable here is within 2 of 0, where this sign changes).
 fn tail_factors(values: &[f32], seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     values
@@ -916,9 +917,10 @@ fn halves_f32(v: &[f32], half: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// A gated unit in its gate's tails, f32, in both layouts, with half width `half`: g takes [`tail_values`] of the
-/// gate's f and f' (row-major, padded to whole rows by repeating), a = -sign(g) and dout = sign(g) times magnitudes
-/// in [0.5, 2) (so dout a < 0: dg's sign is f''s flipped). y, da and dg of each layout by [`tail_check`] over g
-/// (the split layout's dx taken apart into da and dg).
+/// gate's f and f' (row-major, padded to whole rows by repeating), a = -sign(g) times a magnitude in [0.5, 2) and
+/// dout = sign(g) times one in [0.25, 1) (so dout a < 0: dg's sign is f''s flipped; and |dout a| < 2, the largest
+/// gradient [`FLUSH_UNDERFLOW`] allows for, as [`tail_factors`] gives the other checks). y, da and dg of each
+/// layout by [`tail_check`] over g (the split layout's dx taken apart into da and dg).
 fn check_gated_tails(gpu: &Gpu, unit: Gated, half: usize, seed: u64) -> Result<Vec<FusedCheck>> {
     let seed = seed.wrapping_add(TAILS_SEED);
     let gate = unit.gate;
@@ -930,7 +932,10 @@ fn check_gated_tails(gpu: &Gpu, unit: Gated, half: usize, seed: u64) -> Result<V
     let rows = gs.len().div_ceil(half);
     gs = (0..rows * half).map(|i| gs[i % gs.len()]).collect();
     let a32: Vec<f32> = tail_factors(&gs, seed).iter().map(|v| -v).collect();
-    let douts = tail_factors(&gs, seed + 1);
+    let douts: Vec<f32> = tail_factors(&gs, seed + 1)
+        .iter()
+        .map(|v| 0.5 * v)
+        .collect();
     let xs: Vec<f32> = a32
         .chunks(half)
         .zip(gs.chunks(half))
