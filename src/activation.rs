@@ -284,7 +284,9 @@ impl Activation {
         }
     }
 
-    /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`.
+    /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`, and
+    /// for [`Activation::Custom`] an id that a [`crate::CustomActivation`] registered (so that `Mlp::new` refuses
+    /// an unknown one rather than its first step).
     pub fn validate(self) -> Result<()> {
         let bad = |reason: String| {
             Err(Error::InvalidArgument {
@@ -303,6 +305,9 @@ impl Activation {
             }
             Activation::Hardtanh { min_val, max_val } if min_val > max_val => bad(format!(
                 "min_val {min_val} must not exceed max_val {max_val}"
+            )),
+            Activation::Custom { id } if crate::custom::lookup(id).is_none() => bad(format!(
+                "custom activation {id:#x} is not registered: no CustomActivation was created with it"
             )),
             _ => Ok(()),
         }

@@ -54,6 +54,10 @@ pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 /// Re-export of the wgpu version actgpu is built on, for hosts that share their device.
 pub use wgpu;
 
+/// Re-export of the `half` version whose `f16` and `bf16` the tensors upload and read (`actgpu::half::f16`), so a
+/// caller needs no dependency of its own to match it.
+pub use half;
+
 /// The README's code blocks, compiled and run as doctests so the quick start cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

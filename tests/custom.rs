@@ -366,3 +366,30 @@ fn a_looping_custom_derivative_in_a_deep_fused_backward_is_not_cut_short() {
     assert_eq!(grads.dw.read_f32().unwrap(), vec![0.5f32; k * n]);
     assert_eq!(grads.db.read_f32().unwrap(), vec![1.0f32; n]);
 }
+
+/// An id no `CustomActivation` registered is refused where the network is built, not at its first step, and by
+/// every launcher before any compilation.
+#[test]
+fn an_unregistered_custom_id_is_refused_up_front() {
+    let g = gpu();
+    let unknown = actgpu::Activation::Custom { id: u64::MAX };
+    let net = actgpu::Mlp::new(
+        g,
+        &[2, 3, 2],
+        &[unknown],
+        actgpu::Loss::SoftmaxCrossEntropy,
+        actgpu::Optimizer::Sgd(actgpu::Sgd::new(0.1)),
+        1,
+    );
+    assert!(
+        matches!(&net, Err(Error::InvalidArgument { reason, .. }) if reason.contains("not registered")),
+        "{:?}",
+        net.err()
+    );
+    let x = g.upload(&[1.0f32, -1.0]).unwrap();
+    assert!(matches!(
+        unknown.forward(&x),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(isru().activation().validate().is_ok());
+}
