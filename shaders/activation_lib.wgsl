@@ -216,6 +216,24 @@ fn celu_negative(x: f32) -> f32 {
     return select(P0 * expm1_f(v), (P0 * E88) * exp_c(v - 88.0), v > 88.0);
 }
 
+/// alpha e^x, ELU's derivative for x <= 0 (and a learnable ELU's df/dx). Past x = -87 e^x leaves the normal range
+/// (subnormal, or 0 on a device that flushes), while alpha e^x is normal for a large alpha (1e6 at x = -100:
+/// 3.7e-38; down to x = -176 for the largest f32): for |alpha| > 128 it is formed there as one exp,
+/// sign(alpha) exp_c(x + ln|alpha|), whose argument is at least -87.3 wherever the result is normal (and which
+/// keeps subnormal results, as exp_c(x) did, for a large dy to scale). No product of small factors, which a
+/// compiler could reassociate (GL's formed e^x 2^64 as h h from ((alpha 2^-64) h) h, a subnormal past x = -131);
+/// x is clamped to -250 (x = -inf gives 0), and an infinite alpha keeps alpha exp_c(x).
+/// For |alpha| <= 128, alpha exp_c(x) as before: the result is below 2^-119 past -87.34, where the subnormal e^x
+/// it multiplies is within 2^-17 relative wherever the product is normal, and a flushing device's 0 is within the
+/// checks' FLUSH_UNDERFLOW (2^-118 for |dy| <= 2).
+fn alpha_exp(alpha: f32, x: f32) -> f32 {
+    if (x < -87.0 && abs(alpha) > 128.0 && !is_inf(alpha)) {
+        let e = exp_c(max(x, -250.0) + log(abs(alpha)));
+        return select(e, -e, alpha < 0.0);
+    }
+    return alpha * exp_c(x);
+}
+
 fn elu_f(x: f32, alpha: f32) -> f32 {
     return select(alpha * expm1_f(x), x, x > 0.0);
 }
@@ -296,7 +314,7 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_RELU: { return select(0.0, 1.0, x > 0.0); }
         case ACT_RELU6: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
         case ACT_LEAKY_RELU: { return select(P0, 1.0, x > 0.0); }
-        case ACT_ELU: { return select(P0 * exp_c(x), 1.0, x > 0.0); }
+        case ACT_ELU: { return select(alpha_exp(P0, x), 1.0, x > 0.0); }
         case ACT_CELU: { return select(celu_exp(x / P0), 1.0, x > 0.0); }
         case ACT_SELU: {
             return 1.0507009873554805 * select(1.6732632423543772 * exp_c(x), 1.0, x > 0.0);

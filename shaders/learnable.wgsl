@@ -41,7 +41,7 @@ fn learn_dfdx(x: f32, p: f32) -> f32 {
             let v = swish_arg(p, x);
             return select(swish_grad(v), nan_f32(), is_nan(v));
         }
-        default: { return select(p * exp_c(x), 1.0, x > 0.0); }
+        default: { return select(alpha_exp(p, x), 1.0, x > 0.0); }
     }
 }
 

@@ -286,6 +286,158 @@ fn bit_identity_dump() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Results past the normal range of one of their factors.
+
+/// Edge inputs every check here adds: 0, -0, subnormals, small and large magnitudes, the largest f32, +-inf, NaN.
+fn edges() -> Vec<f32> {
+    let mut v = Vec::new();
+    for m in [
+        0.0,
+        f32::from_bits(1),
+        1e-40,
+        f32::MIN_POSITIVE,
+        1e-8,
+        1.0,
+        88.7,
+        1e30,
+        f32::MAX,
+        f32::INFINITY,
+    ] {
+        v.extend([m, -m]);
+    }
+    v.push(f32::NAN);
+    v
+}
+
+/// `act` forward and backward (dy = `dy`) at `xs` and the edge inputs: within `rel` relative of the f64 reference
+/// wherever it is a normal f32, and within the elementwise tolerance everywhere (NaN and +-inf in class; on a
+/// device that flushes subnormals, by its rules).
+fn check_far(act: Activation, xs: &[f32], dy: f32, rel: f64) {
+    use actgpu::verify::{compare_flushing, flushed_reference, Criterion, F32_ELEMENTWISE};
+    let g = gpu();
+    let mut inputs = xs.to_vec();
+    inputs.extend(edges());
+    let dys = vec![dy; inputs.len()];
+    let x = g.upload(&inputs).unwrap();
+    let flushes = g.flushes_subnormals().unwrap();
+    let forward = |v: f32, _: f32| cpu::activation::forward(act, v.into());
+    let backward = |v: f32, d: f32| cpu::activation::backward(act, v.into(), d.into());
+    let y: Vec<f32> = act.forward(&x).unwrap().read().unwrap();
+    let dx: Vec<f32> = act
+        .backward(&x, &g.upload(&dys).unwrap())
+        .unwrap()
+        .read()
+        .unwrap();
+    for (pass, got, f) in [
+        ("forward", y, &forward as &dyn Fn(f32, f32) -> f64),
+        ("backward", dx, &backward),
+    ] {
+        let reference: Vec<f64> = inputs.iter().zip(&dys).map(|(&v, &d)| f(v, d)).collect();
+        let flushed = flushed_reference(flushes, &inputs, &dys, f);
+        let c = compare_flushing(
+            Criterion::Tolerance(F32_ELEMENTWISE),
+            &inputs,
+            &got,
+            &reference,
+            flushed.as_deref(),
+        );
+        assert!(c.ok(), "{act:?} {pass}: {c:#?}");
+        for (i, &want) in reference.iter().enumerate() {
+            if want.is_finite() && want.abs() >= f64::from(f32::MIN_POSITIVE) {
+                let err = (f64::from(got[i]) - want).abs() / want.abs();
+                assert!(
+                    err <= rel,
+                    "{act:?} {pass} at x = {:e}, dy = {dy}: got {:e}, want {want:e} (relative error {err:.2e})",
+                    inputs[i],
+                    got[i]
+                );
+            }
+        }
+    }
+}
+
+/// ELU with a large alpha: ELU'(x) = alpha e^x for x <= 0 is normal although e^x is subnormal or 0 (alpha 1e6 at
+/// x = -100: 3.7e-38), down to x = -176 for the largest alpha; ELU itself is alpha (e^x - 1), -alpha to f32's
+/// precision there.
+#[test]
+fn elu_with_a_large_alpha_keeps_normal_derivatives() {
+    let xs = [
+        -1.0, -20.0, -80.0, -87.0, -87.5, -88.0, -90.0, -100.0, -103.5, -110.0, -120.0, -130.0,
+        -150.0, -170.0, -175.0,
+    ];
+    for alpha in [1e6f32, 200.0, 129.0, 1e30, 3e38, -1e6] {
+        for dy in [1.0, 0.5] {
+            check_far(Activation::Elu { alpha }, &xs, dy, 1e-5);
+        }
+    }
+}
+
+/// A learnable ELU whose alpha has drifted large: df/dx = alpha e^x as for the fixed ELU, one alpha per column.
+#[test]
+fn learnable_elu_with_a_large_alpha_keeps_normal_derivatives() {
+    use actgpu::verify::{compare_flushing, flushed_reference, Criterion, F32_ELEMENTWISE};
+    let g = gpu();
+    let ps = [1e6f32, 200.0, 1e30, 3e38, -1e6, 1.0, 0.5];
+    let mut rows = vec![
+        -1.0f32, -87.0, -88.0, -90.0, -100.0, -110.0, -120.0, -150.0, -175.0, 2.0,
+    ];
+    rows.extend(edges());
+    let xs: Vec<f32> = rows
+        .iter()
+        .flat_map(|&x| ps.iter().map(move |_| x))
+        .collect();
+    let dys = vec![1.0f32; xs.len()];
+    let x = g.upload_shaped(&xs, &[rows.len(), ps.len()]).unwrap();
+    let dy = g.upload_shaped(&dys, &[rows.len(), ps.len()]).unwrap();
+    let (dx, _) = Learnable::Elu
+        .backward(&x, &g.upload(&ps).unwrap(), &dy)
+        .unwrap();
+    let got: Vec<f32> = dx.read().unwrap();
+    let reference = |v: f32, i: usize| {
+        let (dfdx, _) =
+            cpu::fused::learnable_grads(Learnable::Elu, v.into(), ps[i % ps.len()].into());
+        if v.is_nan() {
+            f64::NAN
+        } else {
+            dfdx
+        }
+    };
+    let want: Vec<f64> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| reference(v, i))
+        .collect();
+    let flushes = g.flushes_subnormals().unwrap();
+    let indices: Vec<f32> = (0..xs.len()).map(|i| i as f32).collect();
+    let flushed = flushed_reference(flushes, &xs, &[], |v, _| v.into()).map(|f| {
+        f.iter()
+            .enumerate()
+            .map(|(i, &v)| reference(v as f32, i))
+            .collect::<Vec<_>>()
+    });
+    let c = compare_flushing(
+        Criterion::Tolerance(F32_ELEMENTWISE),
+        &indices,
+        &got,
+        &want,
+        flushed.as_deref(),
+    );
+    assert!(c.ok(), "{c:#?}");
+    for (i, &w) in want.iter().enumerate() {
+        if w.is_finite() && w.abs() >= f64::from(f32::MIN_POSITIVE) {
+            let err = (f64::from(got[i]) - w).abs() / w.abs();
+            assert!(
+                err <= 1e-5,
+                "x = {:e}, alpha = {:e}: got {:e}, want {w:e} (relative error {err:.2e})",
+                xs[i],
+                ps[i % ps.len()],
+                got[i]
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The sign of zero results.
 
 /// Zero results carry the sign IEEE arithmetic of PyTorch's formula gives in f32: x * g = -0 for x < 0 where a
