@@ -137,6 +137,22 @@ fn softplus_f(v: f32) -> f32 {
     return max(v, 0.0) + log1p_unit(exp_c(-abs(v)));
 }
 
+/// Softplus's softplus(v) / beta, v = beta x, beta = P0 (PyTorch's Softplus below its threshold). Past v = -86,
+/// softplus(v) is e^v in f32, subnormal past -87.3 (and 0 on a flushing device past -86.6, where log1p_unit's
+/// quotient is), while e^v / beta is normal for a small beta (1e-6 at v = -100: 3.7e-38): for beta < 2^-7 it is
+/// formed there as one exp, exp_c(v - ln beta), with ln beta a constant of the pipeline; its argument is at least
+/// -87.3 wherever the result is normal, and exp_c keeps subnormal results. v is clamped to -250 (x = -inf gives 0);
+/// the branch is taken only for beta >= 2.5e-37 (|v| <= beta F32_MAX), so ln of max(beta, 1e-37) is exact there.
+/// For beta >= 2^-7, softplus_f(v) / beta as before: the result is below 2^-118 past -86.6, where the subnormal
+/// e^v is within 2^-16 relative wherever the quotient is normal, and a flushing device's 0 is within the checks'
+/// FLUSH_UNDERFLOW.
+fn softplus_over_beta(v: f32) -> f32 {
+    if (P0 < 0.0078125 && v < -86.0) {
+        return exp_c(max(v, -250.0) - log(max(P0, 1e-37)));
+    }
+    return softplus_f(v) / P0;
+}
+
 /// tanh(x) = sign(x) t / (t + 2), t = expm1(2|x|) (relative accuracy near 0 from expm1); |x| is clamped to 10,
 /// past which tanh rounds to +-1 in f32. The sign is x's sign bit, set on the quotient (which is +0 or more), so
 /// that tanh(-0) = -0 as tanh is odd.
@@ -275,7 +291,7 @@ fn act_forward(x: f32) -> f32 {
         case ACT_SOFTPLUS: {
             // PyTorch: x when beta x > threshold, else softplus(beta x) / beta.
             let v = P0 * x;
-            y = select(softplus_f(v) / P0, x, v > P1);
+            y = select(softplus_over_beta(v), x, v > P1);
         }
         case ACT_SOFTSIGN: {
             // x / (1 + |x|), and sign(x) past |x| = 2^126, where the quotient rounds to +-1 in f32: drivers that

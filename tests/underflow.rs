@@ -343,7 +343,7 @@ fn check_far(act: Activation, xs: &[f32], dy: f32, rel: f64) {
         );
         assert!(c.ok(), "{act:?} {pass}: {c:#?}");
         for (i, &want) in reference.iter().enumerate() {
-            if want.is_finite() && want.abs() >= f64::from(f32::MIN_POSITIVE) {
+            if (want as f32).is_normal() {
                 let err = (f64::from(got[i]) - want).abs() / want.abs();
                 assert!(
                     err <= rel,
@@ -353,6 +353,29 @@ fn check_far(act: Activation, xs: &[f32], dy: f32, rel: f64) {
                 );
             }
         }
+    }
+}
+
+/// The x where `scale x` takes each value of `v`.
+fn at(scale: f32, v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&v| v / scale).collect()
+}
+
+/// Softplus with a small beta: for beta x < -87, e^(beta x) is subnormal or 0 in f32 while
+/// softplus(beta x) / beta = e^(beta x) / beta can be a normal f32 (beta = 1e-6, x = -1e8: 3.7e-38).
+#[test]
+fn softplus_with_a_small_beta_keeps_normal_results() {
+    let v = [
+        -80.0, -86.5, -87.5, -90.0, -95.0, -100.0, -103.5, -110.0, -120.0, -150.0,
+    ];
+    for beta in [1e-6f32, 1e-3, 2e-3, 1e-20, 1e-30, 1e-38] {
+        let act = Activation::Softplus {
+            beta,
+            threshold: 20.0,
+        };
+        let mut xs = at(beta, &v);
+        xs.extend(at(beta, &[-1.0, 0.5, 19.0, 21.0]));
+        check_far(act, &xs, 1.0, 1e-5);
     }
 }
 
@@ -424,7 +447,7 @@ fn learnable_elu_with_a_large_alpha_keeps_normal_derivatives() {
     );
     assert!(c.ok(), "{c:#?}");
     for (i, &w) in want.iter().enumerate() {
-        if w.is_finite() && w.abs() >= f64::from(f32::MIN_POSITIVE) {
+        if (w as f32).is_normal() {
             let err = (f64::from(got[i]) - w).abs() / w.abs();
             assert!(
                 err <= 1e-5,
