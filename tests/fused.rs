@@ -7,7 +7,7 @@
 mod common;
 
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
-use actgpu::verify::Rng;
+use actgpu::verify::{Rng, OTHER_PARAMETERS};
 use actgpu::{cpu, Activation, DType, Gated, Learnable, Tensor};
 use common::{describe, gpu};
 
@@ -57,9 +57,25 @@ fn bias_activation_matches_the_reference_on_fused_and_fallback_shapes() {
     assert_all_ok(checks);
 }
 
+/// Every activation, and those with other parameters once (Swish with beta 0, CELU with a negative alpha; their
+/// tails differ from the defaults').
 #[test]
 fn bias_activation_every_activation_f32() {
     let mut checks = Vec::new();
+    for act in OTHER_PARAMETERS {
+        checks.extend(
+            check_bias(
+                gpu(),
+                act,
+                33,
+                16,
+                DType::F32,
+                DType::F32,
+                FusedInputs::Random(3),
+            )
+            .unwrap(),
+        );
+    }
     for act in Activation::ALL {
         checks.extend(
             check_bias(
