@@ -46,20 +46,25 @@ fn exp_c(x: f32) -> f32 {
     return select(e, e * 5.421010862427522e-20, tiny);
 }
 
-/// expm1(x) = e^x - 1 with small relative error: Taylor series to x^9 for |x| < 0.5 (truncation < 1.1e-8
-/// relative), else exp(x) - 1 (no cancellation left to lose digits to). Returns -1 for x <= -100.
+/// expm1(x) / x = 1 + x/2 + x^2/6 + ... for |x| < 0.5: Taylor series to x^8 (expm1's to x^9, truncation < 1.1e-8
+/// relative).
+fn expm1_ratio(x: f32) -> f32 {
+    let p = 1.0 / 362880.0;
+    var s = x * p + 1.0 / 40320.0;
+    s = s * x + 1.0 / 5040.0;
+    s = s * x + 1.0 / 720.0;
+    s = s * x + 1.0 / 120.0;
+    s = s * x + 1.0 / 24.0;
+    s = s * x + 1.0 / 6.0;
+    s = s * x + 0.5;
+    return s * x + 1.0;
+}
+
+/// expm1(x) = e^x - 1 with small relative error: x expm1_ratio(x) for |x| < 0.5, else exp(x) - 1 (no cancellation
+/// left to lose digits to). Returns -1 for x <= -100.
 fn expm1_f(x: f32) -> f32 {
     if (abs(x) < 0.5) {
-        let p = 1.0 / 362880.0;
-        var s = x * p + 1.0 / 40320.0;
-        s = s * x + 1.0 / 5040.0;
-        s = s * x + 1.0 / 720.0;
-        s = s * x + 1.0 / 120.0;
-        s = s * x + 1.0 / 24.0;
-        s = s * x + 1.0 / 6.0;
-        s = s * x + 0.5;
-        s = s * x + 1.0;
-        return s * x;
+        return expm1_ratio(x) * x;
     }
     return exp_c(x) - 1.0;
 }
@@ -225,11 +230,19 @@ fn celu_exp(v: f32) -> f32 {
     return select(exp_c(v), E88 * exp_c(v - 88.0), v > 88.0);
 }
 
-/// CELU for x <= 0: alpha (e^(x / alpha) - 1), expm1 where e^v stays below exp_c's clamp; past it
-/// (alpha < 0) e^v dwarfs the 1, and alpha e^88 is formed first so that it overflows only where the result does.
+/// CELU for x <= 0: alpha (e^v - 1), v = x / alpha. For |v| < 0.5, x expm1(v) / v = x expm1_ratio(v): alpha
+/// expm1(v) scaled back a v that is subnormal for |x| < |alpha| 2^-126 (0 on a flushing device; 4.6% off at
+/// x = -2^-126 for alpha = 1e6, 0 for |x| < 2e-7 at alpha = 3e38); for alpha = 1 (the default) both forms round
+/// alike, and for another power of two wherever v is normal. Else alpha (exp_c(v) - 1) below exp_c's clamp; past it (alpha < 0) e^v dwarfs the 1,
+/// and (alpha e^(v - 88)) e^88 overflows only where the result does. Not (alpha e^88) e^(v - 88): naga evaluates
+/// alpha e^88 when the pipeline is created, and for |alpha| > 2.06 that infinite constant refused the pipeline of
+/// every such CELU, whatever x.
 fn celu_negative(x: f32) -> f32 {
     let v = x / P0;
-    return select(P0 * expm1_f(v), (P0 * E88) * exp_c(v - 88.0), v > 88.0);
+    if (abs(v) < 0.5) {
+        return x * expm1_ratio(v);
+    }
+    return select(P0 * (exp_c(v) - 1.0), (P0 * exp_c(v - 88.0)) * E88, v > 88.0);
 }
 
 /// alpha e^x, ELU's derivative for x <= 0 (and a learnable ELU's df/dx). Past x = -87 e^x leaves the normal range

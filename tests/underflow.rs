@@ -395,6 +395,33 @@ fn elu_with_a_large_alpha_keeps_normal_derivatives() {
     }
 }
 
+/// CELU with |alpha| > 2.06, any sign (PyTorch allows every nonzero alpha): its pipelines failed to build, naga
+/// evaluating alpha e^88 to an infinite constant; forward and backward against the reference, and through the
+/// fused bias kernel, which compiles the same library.
+#[test]
+fn celu_with_a_large_alpha_builds_and_matches_the_reference() {
+    let xs = [
+        -1.0, -10.0, -1e3, -1e6, -1e8, -1e30, -3e38, 0.5, 100.0, 3e38,
+    ];
+    for alpha in [2.1f32, 3.0, -3.0, 1e6, -1e6, 3e38, -3e38] {
+        let act = Activation::Celu { alpha };
+        check_far(act, &xs, 1.0, 1e-5);
+        let g = gpu();
+        let x = g.upload_shaped(&[-1.0f32, 2.0], &[1, 2]).unwrap();
+        let bias = g.upload(&[0.5f32, -0.5]).unwrap();
+        let y: Vec<f32> = act.bias_forward(&x, &bias).unwrap().read().unwrap();
+        for (i, (&xi, &bi)) in [-1.0f32, 2.0].iter().zip(&[0.5f32, -0.5]).enumerate() {
+            let want = cpu::activation::forward(act, f64::from(xi + bi));
+            assert!(
+                (f64::from(y[i]) - want).abs() <= 1e-6 + 1e-5 * want.abs(),
+                "{act:?} bias forward at {}: got {}, want {want}",
+                xi + bi,
+                y[i]
+            );
+        }
+    }
+}
+
 /// A learnable ELU whose alpha has drifted large: df/dx = alpha e^x as for the fixed ELU, one alpha per column.
 #[test]
 fn learnable_elu_with_a_large_alpha_keeps_normal_derivatives() {
