@@ -176,6 +176,33 @@ impl Dataset {
         }
     }
 
+    /// The class a model that ignores its input would predict: the most frequent training label (the lowest
+    /// such class on a tie), 0 without training points.
+    pub fn majority_class(&self) -> u32 {
+        let mut counts = vec![0usize; self.classes.max(1)];
+        for &y in &self.train_y {
+            if let Some(c) = counts.get_mut(y as usize) {
+                *c += 1;
+            }
+        }
+        // max_by_key keeps the last of equal maxima: reversed, the lowest class.
+        (0..counts.len())
+            .rev()
+            .max_by_key(|&c| counts[c])
+            .unwrap_or(0) as u32
+    }
+
+    /// The accuracy on `labels` (the test or validation labels) of always predicting
+    /// [`Dataset::majority_class`]: the baseline a classifier must beat to have learned anything from its input
+    /// (`1 / classes` on balanced classes; 0.9 where nine points in ten share a class). 0 for no labels.
+    pub fn majority_accuracy(&self, labels: &[u32]) -> f64 {
+        if labels.is_empty() {
+            return 0.0;
+        }
+        let m = self.majority_class();
+        labels.iter().filter(|&&y| y == m).count() as f64 / labels.len() as f64
+    }
+
     /// The same points with every feature (training, test and validation) multiplied by `scale` (each product
     /// rounded once to f32; exact for a power of two, and a scale of 1 leaves every bit as it was). Labels are
     /// unchanged.
@@ -286,6 +313,22 @@ fn checker_class(px: f32, py: f32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The majority baseline: 1/3 on the balanced spirals; the training set's most frequent class, scored on
+    /// other labels, on an unbalanced one; the lowest class on a tie.
+    #[test]
+    fn the_majority_baseline_predicts_the_most_frequent_training_class() {
+        let d = Dataset::new(DatasetKind::Spirals, 10, 10, 1);
+        assert_eq!(d.majority_class(), 0);
+        assert!((d.majority_accuracy(&d.test_y) - 1.0 / 3.0).abs() < 1e-12);
+        let mut d = d;
+        d.train_y = vec![2, 1, 2, 0, 2];
+        assert_eq!(d.majority_class(), 2);
+        assert_eq!(d.majority_accuracy(&[2, 2, 1, 0]), 0.5);
+        assert_eq!(d.majority_accuracy(&[]), 0.0);
+        d.train_y = vec![1, 2, 2, 1];
+        assert_eq!(d.majority_class(), 1);
+    }
 
     #[test]
     fn every_dataset_is_deterministic_balanced_and_bounded() {
