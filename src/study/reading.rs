@@ -232,9 +232,23 @@ pub fn reading(study: &Study) -> Vec<String> {
         }
         let uncounted: Vec<String> = s
             .iter()
-            .filter(|x| x.dead.is_none())
+            .filter(|x| !x.activation.counts_dead())
             .map(|x| x.activation.name())
             .collect();
+        let non_finite: Vec<String> = s
+            .iter()
+            .filter(|x| x.activation.counts_dead() && x.dead.is_none())
+            .map(|x| x.activation.name())
+            .collect();
+        if !non_finite.is_empty() {
+            if let Some(last) = lines.last_mut() {
+                let _ = write!(
+                    last,
+                    " No finite diagnosed step, so nothing to count (\"-\" in the table): {}.",
+                    non_finite.join(", ")
+                );
+            }
+        }
         if !uncounted.is_empty() {
             if let Some(last) = lines.last_mut() {
                 let _ = write!(
@@ -437,6 +451,25 @@ mod tests {
             .find(|l| l.starts_with("Highest mean test accuracy"))
             .unwrap();
         assert!(!line.contains("late drop"), "{line}");
+    }
+
+    #[test]
+    fn a_kind_without_a_finite_diagnosed_step_is_not_called_uncounted() {
+        let mut s = study_of(
+            1,
+            vec![Activation::Relu.into(), Activation::ReluSquared.into()],
+        );
+        (s.summaries[1].dead, s.summaries[1].dead_neurons) = (None, None);
+        let line = reading(&s)
+            .into_iter()
+            .find(|l| l.starts_with("Largest share"))
+            .unwrap();
+        assert!(
+            line.ends_with(
+                "No finite diagnosed step, so nothing to count (\"-\" in the table): relu_squared."
+            ) && !line.contains("Not counted"),
+            "{line}"
+        );
     }
 
     #[test]

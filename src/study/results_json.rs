@@ -7,7 +7,7 @@ use crate::bench::report::{json_num, json_str};
 use crate::nn::LayerDiagnostics;
 use crate::study::report::{init_flow, optimizer_text};
 use crate::study::seeds::{derive, hex, Purpose};
-use crate::study::summary::{ParamStats, Spread, Summary};
+use crate::study::summary::{diagnostics_finite, ParamStats, Spread, Summary};
 use crate::study::Study;
 
 fn json_array(values: &[f64]) -> String {
@@ -28,14 +28,16 @@ fn json_opt(v: Option<f64>) -> String {
 
 /// Per-layer diagnostics; the dead and saturated fractions (of pre-activations and of neurons) are `null` for the
 /// hidden layers (all but the last) when `counted` is false (gated and learnable kinds, which the kernels do not
-/// count).
+/// count), and for every layer of a step whose gradient norms are not finite ([`diagnostics_finite`]: its counts
+/// describe NaN rows, not units).
 fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
     let hidden = layers.len().saturating_sub(1);
+    let finite = diagnostics_finite(layers);
     let v: Vec<String> = layers
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let counted = counted || i >= hidden;
+            let counted = (counted || i >= hidden) && finite;
             format!(
                 "{{\"weight_grad_norm\": {}, \"bias_grad_norm\": {}, \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}}}",
                 json_num(l.weight_grad_norm),
@@ -228,4 +230,35 @@ pub fn json(study: &Study) -> String {
     out.push_str(&runs.join(",\n"));
     out.push_str("\n  ]\n}\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::report::tests::study_of;
+    use crate::study::summary::Summary;
+    use crate::Activation;
+
+    #[test]
+    fn a_non_finite_step_has_no_dead_counts() {
+        let mut s = study_of(1, vec![Activation::ReluSquared.into()]);
+        let finite = json(&s);
+        assert_eq!(finite.matches("\"dead_neuron_fraction\": null").count(), 0);
+        // The second epoch's diagnosed step carried a NaN: its 3 layers' counts are null, the others stay.
+        s.runs[0].epochs[1].layers[2].weight_grad_norm = f64::NAN;
+        s.summaries[0] = Summary::new(s.runs[0].activation, &s.runs, s.options.target);
+        let j = json(&s);
+        assert_eq!(j.matches("\"dead_neuron_fraction\": null").count(), 3);
+        assert_eq!(j.matches("\"dead_fraction\": null").count(), 3);
+        // Every step non-finite: the row's fractions are null too.
+        for e in &mut s.runs[0].epochs {
+            e.layers[0].bias_grad_norm = f64::INFINITY;
+        }
+        s.summaries[0] = Summary::new(s.runs[0].activation, &s.runs, s.options.target);
+        let j = json(&s);
+        assert!(
+            j.contains("\"dead_fraction\": null, \"dead_neuron_fraction\": null, \"saturated_fraction\": null"),
+            "{j}"
+        );
+    }
 }

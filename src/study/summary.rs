@@ -79,7 +79,10 @@ pub struct Summary {
     pub grad_norm: Vec<f64>,
     /// Mean over runs and diagnosed steps (each epoch's last full-size one) of the fraction of hidden
     /// pre-activations with `f'(z) = 0` ("dead" in [`crate::nn::diagnostics`]; all hidden layers together).
-    /// `None` for gated and learnable kinds, whose layers the kernels do not count.
+    /// `None` for gated and learnable kinds, whose layers the kernels do not count. Only steps whose
+    /// diagnostics are finite ([`diagnostics_finite`]) count: a step that carried a NaN or infinity counted
+    /// its non-finite rows as dead neurons but not as dead units (a diverged ReLU² read "0 % dead units,
+    /// 100 % dead neurons"); `None` too when no step was finite.
     pub dead: Option<f64>,
     /// Mean over runs and diagnosed steps of the saturated fraction of the hidden units (`None` as for `dead`).
     pub saturated: Option<f64>,
@@ -91,6 +94,14 @@ pub struct Summary {
     pub saturated_neurons: Option<f64>,
     /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
     pub act_params: Vec<ParamStats>,
+}
+
+/// Whether a diagnosed step's counts describe a network: every layer's gradient norm is finite. A step whose
+/// forward or backward carried a NaN or an infinity has non-finite norms, and its dead and saturated counts
+/// are artefacts of the NaN rows (a NaN pre-activation is neither inside nor outside an activation's flat
+/// region), so the reports show `-` (`null` in `results.json`) for them and leave them out of the means.
+pub fn diagnostics_finite(layers: &[crate::nn::LayerDiagnostics]) -> bool {
+    layers.iter().all(|l| l.grad_norm().is_finite())
 }
 
 /// Per-layer [`ParamStats`] of the runs' final learnable parameters (empty when no run has any). A NaN parameter
@@ -176,15 +187,19 @@ impl Summary {
             if !activation.counts_dead() {
                 return None;
             }
-            let (mut hit, mut all) = (0u64, 0u64);
+            let (mut hit, mut all, mut steps) = (0u64, 0u64, 0usize);
             for e in runs.iter().flat_map(|r| r.epochs.iter()) {
+                if !diagnostics_finite(&e.layers) {
+                    continue;
+                }
+                steps += 1;
                 let hidden = e.layers.len().saturating_sub(1);
                 for l in &e.layers[..hidden] {
                     hit += f(l);
                     all += of(l);
                 }
             }
-            Some(hit as f64 / all.max(1) as f64)
+            (steps > 0).then(|| hit as f64 / all.max(1) as f64)
         };
         Summary {
             activation,
@@ -511,6 +526,28 @@ mod tests {
         assert_eq!(fastest(std::slice::from_ref(&never)).len(), 0);
         assert_eq!(never.convergence_key(), None);
         assert_eq!(relu.convergence_key(), Some((false, 1, -1.0)));
+    }
+
+    #[test]
+    fn non_finite_diagnosed_steps_leave_the_dead_counts() {
+        // Seed 1 diverged in its second epoch: its diagnosed step's norms are NaN, and the kernels counted its
+        // NaN rows as dead neurons (all 5) but as no dead units.
+        let mut runs = [run(1, &[0.5, 0.6]), run(2, &[0.5, 0.6])];
+        let nan = &mut runs[0].epochs[1].layers;
+        nan[1].weight_grad_norm = f64::NAN;
+        (nan[0].dead, nan[0].dead_neurons) = (0, 5);
+        let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
+        // Only the three finite steps count: 5 of 10 units and 1 of 5 neurons in each.
+        assert_eq!((s.dead, s.dead_neurons), (Some(0.5), Some(0.2)));
+        // Diverged from the first step: nothing to count, not "0 % dead units, 100 % dead neurons".
+        let mut all = [run(1, &[0.0, 0.0])];
+        for e in &mut all[0].epochs {
+            e.layers[0].bias_grad_norm = f64::INFINITY;
+            (e.layers[0].dead, e.layers[0].dead_neurons) = (0, 5);
+        }
+        let s = Summary::new(Activation::ReluSquared.into(), &all, 0.9);
+        assert_eq!((s.dead, s.dead_neurons, s.saturated), (None, None, None));
+        assert!(diagnostics_finite(&runs[1].epochs[1].layers));
     }
 
     #[test]
