@@ -10,7 +10,8 @@ use crate::study::summary::{fastest, tail_epochs, Spread, Summary};
 use crate::study::Study;
 
 /// How far a kind's final test accuracy may sit below its mean over the last epochs before the reading names it
-/// as a late drop: 0.02, six points of a 300-point test set.
+/// as a late drop: 0.02, six points of a 300-point test set (compared with [`within`]'s rounding allowance, so
+/// that a gap of exactly six points, 0.020000000000000018 in f64, is not a drop).
 const LATE_DROP: f64 = 0.02;
 
 fn mean(s: Spread) -> Option<f64> {
@@ -92,7 +93,7 @@ pub fn reading(study: &Study) -> Vec<String> {
             .iter()
             .filter_map(|x| {
                 let (fin, tail) = (mean(x.test_acc)?, mean(x.test_acc_tail)?);
-                (tail - fin > LATE_DROP)
+                (!within(tail, fin, LATE_DROP))
                     .then(|| format!("{} ({fin:.3} final, {tail:.3})", x.activation))
             })
             .collect();
@@ -444,7 +445,18 @@ mod tests {
                 && line.contains(": gelu (0.917 final, 0.980)."),
             "{line}"
         );
+        // A gap of exactly 0.02 (6 of 300 points: 0.020000000000000018 in f64) is not more than 0.02.
+        let (fin, tail) = (106.0 / 300.0, 112.0 / 300.0);
+        assert_eq!(tail - fin, 0.020000000000000018);
+        s.summaries[1].test_acc = Some((fin, f64::NAN));
+        s.summaries[1].test_acc_tail = Some((tail, f64::NAN));
+        let line = reading(&s)
+            .into_iter()
+            .find(|l| l.starts_with("Highest mean test accuracy"))
+            .unwrap();
+        assert!(!line.contains("late drop"), "{line}");
         // No drop, no second sentence.
+        s.summaries[1].test_acc = Some((0.917, f64::NAN));
         s.summaries[1].test_acc_tail = Some((0.93, f64::NAN));
         let line = reading(&s)
             .into_iter()
