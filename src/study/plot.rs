@@ -3,8 +3,13 @@
 //! optional error bar). No plotting crate: the output is plain SVG 1.1 text that any browser renders.
 //!
 //! Tick spacing is the "nice number" rule: for a span `s` and about `n` ticks, the step is `m 10^k` with
-//! `m` in {1, 2, 5, 10}, the smallest such value `>= s / n`. A log axis puts ticks at powers of ten, or at
-//! 1, 2 and 5 times them when the data span less than two decades.
+//! `m` in {1, 2, 5, 10}, the smallest such value `>= s / n`; on an axis of whole numbers (epochs, layers) at
+//! least 1, so that no tick falls between two of them. A log axis puts ticks at powers of ten, or at 1, 2 and 5
+//! times them when the data span less than two decades.
+//!
+//! A line chart can carry horizontal guide lines ([`Guide`]: a baseline, a target), labelled on the plot and
+//! inside its y range. A series without a point to draw (a diverged run, say, whose caller leaves its points
+//! out) keeps its legend entry, so that its name, and what its caller says about it, stay on the chart.
 
 use std::fmt::Write;
 
@@ -15,6 +20,15 @@ pub struct Series {
     pub name: String,
     /// The points, in drawing order.
     pub points: Vec<(f64, f64)>,
+}
+
+/// A horizontal line across a line chart at `y`, dashed grey, with its label on the plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guide {
+    /// The text beside the line.
+    pub label: String,
+    /// Where it is drawn (kept inside the y range; left out if not finite, or not positive on a log axis).
+    pub y: f64,
 }
 
 /// A line chart of several series sharing axes.
@@ -28,7 +42,12 @@ pub struct LineChart {
     pub y_label: String,
     /// Whether the y axis is logarithmic (base 10).
     pub log_y: bool,
-    /// The series, drawn in order, each in its own colour and dash pattern.
+    /// Whether the x values are whole numbers (epochs, layers): ticks then fall only on whole numbers.
+    pub integer_x: bool,
+    /// Horizontal guide lines, drawn under the series.
+    pub guides: Vec<Guide>,
+    /// The series, drawn in order, each in its own colour and dash pattern; one with no point to draw keeps
+    /// its legend entry.
     pub series: Vec<Series>,
 }
 
@@ -102,16 +121,20 @@ pub fn nice_step(span: f64, n: usize) -> f64 {
         .unwrap_or(10.0 * mag)
 }
 
-/// Ticks covering `[lo, hi]` on a linear axis, returning the widened range and the tick values.
-fn linear_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
+/// Ticks covering `[lo, hi]` on a linear axis, returning the widened range and the tick values; on an axis of
+/// whole numbers (`integer`), a step of at least 1 from a whole number.
+fn linear_ticks(lo: f64, hi: f64, integer: bool) -> (f64, f64, Vec<f64>) {
     // A span of a few bits (two flat series one rounding apart) is flat too: spread over the whole height it
-    // would draw noise as a difference, under ticks that all print alike.
+    // would draw noise as a difference, under ticks that all print alike. A single whole number gets its
+    // neighbours, not half-way ticks.
+    let pad = if integer { 1.0 } else { 0.5 };
     let (lo, hi) = if hi - lo > 1e-9 * lo.abs().max(hi.abs()) {
         (lo, hi)
     } else {
-        (lo - 0.5, hi + 0.5)
+        (lo - pad, hi + pad)
     };
     let step = nice_step(hi - lo, 5);
+    let step = if integer { step.max(1.0) } else { step };
     let start = (lo / step).floor() * step;
     let end = (hi / step).ceil() * step;
     let count = ((end - start) / step).round() as usize;
@@ -189,14 +212,24 @@ fn style(i: usize) -> (&'static str, &'static str) {
     )
 }
 
-fn header(out: &mut String, title: &str, height: f64) {
+/// The width the legend's text needs at 12 px: about 7 px a character (sans-serif averages less), so that a long
+/// name (`elu_learnable_channel (1/3 runs diverged)`) widens the chart rather than running off it.
+const LEGEND_CHAR_W: f64 = 7.0;
+
+/// The line chart's width for legend names of at most `chars` characters beginning at `text_x`: [`WIDTH`], or
+/// wider where they would run past it.
+fn line_chart_width(text_x: f64, chars: usize) -> f64 {
+    WIDTH.max((text_x + LEGEND_CHAR_W * chars as f64 + 8.0).ceil())
+}
+
+fn header(out: &mut String, title: &str, width: f64, height: f64) {
     let _ = write!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
-         width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" \
+         width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" \
          font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-        WIDTH / 2.0,
+        width / 2.0,
         xml_escape(title)
     );
 }
@@ -246,9 +279,13 @@ impl LineChart {
         let (xmin, xmax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
             (a.min(p.0), b.max(p.0))
         });
-        let (ymin, ymax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.1), b.max(p.1))
-        });
+        let guide_ok = |g: &&Guide| g.y.is_finite() && (!self.log_y || g.y > 0.0);
+        let (ymin, ymax) = pts()
+            .map(|p| p.1)
+            .chain(self.guides.iter().filter(guide_ok).map(|g| g.y))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+                (a.min(y), b.max(y))
+            });
         let (xmin, xmax) = if xmin.is_finite() {
             (xmin, xmax)
         } else {
@@ -259,11 +296,11 @@ impl LineChart {
             (false, true) => (0.1, 1.0),
             (false, false) => (0.0, 1.0),
         };
-        let (x0, x1, xticks) = linear_ticks(xmin, xmax);
+        let (x0, x1, xticks) = linear_ticks(xmin, xmax, self.integer_x);
         let (y0, y1, yticks) = if self.log_y {
             log_ticks(ymin, ymax)
         } else {
-            linear_ticks(ymin, ymax)
+            linear_ticks(ymin, ymax, false)
         };
         let log_y = self.log_y;
         let x_of = move |x: f64| LEFT + (x - x0) / (x1 - x0) * plot_w;
@@ -272,7 +309,18 @@ impl LineChart {
             TOP + PLOT_H - (v - y0) / (y1 - y0) * PLOT_H
         };
         let mut out = String::new();
-        header(&mut out, &self.title, line_chart_height(self.series.len()));
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        header(
+            &mut out,
+            &self.title,
+            line_chart_width(LEFT + plot_w + 44.0, longest),
+            line_chart_height(self.series.len()),
+        );
         y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
         for &t in &xticks {
             let x = x_of(t);
@@ -293,6 +341,28 @@ impl LineChart {
             TOP + PLOT_H + 38.0,
             xml_escape(&self.x_label)
         );
+        // Each guide's label sits above its line, or below it where it would overlap an earlier label (two
+        // guides at about the same height: a baseline at the target, say).
+        let mut labels_at: Vec<f64> = Vec::new();
+        for g in self.guides.iter().filter(guide_ok) {
+            let y = y_of(g.y);
+            let above = y - 4.0;
+            let ly = if labels_at.iter().any(|&l| (l - above).abs() < 14.0) {
+                y + 14.0
+            } else {
+                above
+            };
+            labels_at.push(ly);
+            let _ = writeln!(
+                out,
+                "<line class=\"guide\" x1=\"{LEFT}\" y1=\"{y:.2}\" x2=\"{:.2}\" y2=\"{y:.2}\" stroke=\"#777777\" \
+                 stroke-width=\"1.2\" stroke-dasharray=\"5 4\"/><text x=\"{:.2}\" y=\"{ly:.2}\" \
+                 text-anchor=\"end\" fill=\"#555555\">{}</text>",
+                LEFT + plot_w,
+                LEFT + plot_w - 6.0,
+                xml_escape(&g.label)
+            );
+        }
         for (i, s) in self.series.iter().enumerate() {
             let (colour, dash) = style(i);
             let mut d = String::new();
@@ -311,13 +381,16 @@ impl LineChart {
                     pen_down = false;
                 }
             }
-            let _ = writeln!(
-                out,
-                "<path class=\"series\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" \
-                 stroke-dasharray=\"{dash}\"><title>{}</title></path>",
-                d.trim_end(),
-                xml_escape(&s.name)
-            );
+            // Nothing to draw (no usable point): no path, but the legend entry stays.
+            if !d.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<path class=\"series\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" \
+                     stroke-dasharray=\"{dash}\"><title>{}</title></path>",
+                    d.trim_end(),
+                    xml_escape(&s.name)
+                );
+            }
             let ly = TOP + 8.0 + LEGEND_STEP * i as f64;
             let lx = LEFT + plot_w + 14.0;
             let _ = writeln!(
@@ -345,10 +418,10 @@ impl BarChart {
             .map(|b| b.value + b.err.unwrap_or(0.0))
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
-        let (y0, y1, yticks) = linear_ticks(0.0, if top > 0.0 { top } else { 1.0 });
+        let (y0, y1, yticks) = linear_ticks(0.0, if top > 0.0 { top } else { 1.0 }, false);
         let y_of = move |y: f64| TOP + PLOT_H - (y - y0) / (y1 - y0) * PLOT_H;
         let mut out = String::new();
-        header(&mut out, &self.title, HEIGHT);
+        header(&mut out, &self.title, WIDTH, HEIGHT);
         y_axis(&mut out, plot_w, &yticks, &y_of, &self.y_label);
         let slot = plot_w / self.bars.len().max(1) as f64;
         for (i, b) in self.bars.iter().enumerate() {
@@ -460,6 +533,8 @@ pub(crate) mod tests {
             x_label: "epoch".into(),
             y_label: "loss".into(),
             log_y,
+            integer_x: true,
+            guides: Vec::new(),
             series: (0..14)
                 .map(|i| Series {
                     name: format!("act{i}"),
@@ -568,7 +643,7 @@ pub(crate) mod tests {
         assert_eq!(nice_step(1.0, 5), 0.2);
         assert_eq!(nice_step(0.07, 5), 0.02);
         assert_eq!(nice_step(30.0, 5), 10.0);
-        let (lo, hi, t) = linear_ticks(0.13, 0.97);
+        let (lo, hi, t) = linear_ticks(0.13, 0.97, false);
         assert_eq!((lo, hi, t.len()), (0.0, 1.0, 6));
         let (a, b, t) = log_ticks(0.003, 20.0);
         assert_eq!((a, b), (-3.0, 2.0));
@@ -580,15 +655,170 @@ pub(crate) mod tests {
             ["1.5e-4", "2.5e-4", "2.5e6"]
         );
         // Two flat series one bit apart span no height of their own.
-        let (lo, hi, _) = linear_ticks(0.9675023212627668, 0.967502321262767);
+        let (lo, hi, _) = linear_ticks(0.9675023212627668, 0.967502321262767, false);
         assert!(lo < 0.5 && hi > 1.4, "{lo} {hi}");
         // Ticks finer than four decimals get the decimals they need.
-        let (_, _, ticks) = linear_ticks(0.3332, 0.3334);
+        let (_, _, ticks) = linear_ticks(0.3332, 0.3334, false);
         let step = ticks[1] - ticks[0];
         let labels: Vec<String> = ticks.iter().map(|&t| axis_label(t, step)).collect();
         let mut distinct = labels.clone();
         distinct.dedup();
         assert_eq!(distinct, labels);
         assert_eq!(axis_label(0.33325, 5e-5), "0.33325");
+    }
+
+    /// The labels of the x axis's ticks (the `<text>` under each black tick mark).
+    fn x_tick_labels(svg: &str) -> Vec<String> {
+        svg.lines()
+            .filter(|l| l.starts_with("<line x1=") && l.contains("stroke=\"black\""))
+            .filter_map(|l| {
+                let text = &l[l.find("<text")?..];
+                Some(text[text.find('>')? + 1..text.find("</text>")?].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whole_number_axes_tick_only_whole_numbers() {
+        // Two epochs, three layers, one epoch, thirty: a step of at least 1 from a whole number.
+        for (xs, want) in [
+            (vec![1.0, 2.0], vec!["1", "2"]),
+            (vec![1.0, 2.0, 3.0], vec!["1", "2", "3"]),
+            (vec![1.0], vec!["0", "1", "2"]),
+            (vec![1.0, 30.0], vec!["0", "10", "20", "30"]),
+        ] {
+            let c = LineChart {
+                integer_x: true,
+                series: vec![Series {
+                    name: "relu".into(),
+                    points: xs.iter().map(|&x| (x, 0.5)).collect(),
+                }],
+                ..chart(false)
+            };
+            assert_eq!(x_tick_labels(&c.svg()), want, "{xs:?}");
+        }
+        // A continuous axis over the same two points ticks between them.
+        let c = LineChart {
+            integer_x: false,
+            series: vec![Series {
+                name: "relu".into(),
+                points: vec![(1.0, 0.5), (2.0, 0.6)],
+            }],
+            ..chart(false)
+        };
+        assert!(x_tick_labels(&c.svg()).contains(&"1.2".to_string()));
+    }
+
+    #[test]
+    fn guides_are_drawn_labelled_and_in_range() {
+        let c = LineChart {
+            guides: vec![
+                Guide {
+                    label: "baseline (majority class)".into(),
+                    y: 0.1,
+                },
+                Guide {
+                    label: "target <0.9>".into(),
+                    y: 0.9,
+                },
+                Guide {
+                    label: "never".into(),
+                    y: f64::NAN,
+                },
+            ],
+            series: vec![Series {
+                name: "relu".into(),
+                points: vec![(1.0, 0.5), (2.0, 0.6)],
+            }],
+            ..chart(false)
+        };
+        let svg = c.svg();
+        assert_well_formed(&svg);
+        assert_eq!(svg.matches("<line class=\"guide\"").count(), 2, "{svg}");
+        assert!(
+            svg.contains(">baseline (majority class)</text>")
+                && svg.contains(">target &lt;0.9&gt;</text>")
+        );
+        assert!(!svg.contains(">never<"));
+        // The y axis reaches both, though the series spans only 0.5 to 0.6.
+        let labels: Vec<&str> = svg
+            .lines()
+            .filter(|l| l.contains("stroke=\"#dddddd\""))
+            .filter_map(|l| l.split('>').nth(2)?.split('<').next())
+            .collect();
+        assert_eq!(labels.first().copied(), Some("0"), "{labels:?}");
+        assert_eq!(labels.last().copied(), Some("1"), "{labels:?}");
+        // Two guides at one height: the second label goes under the line, not over the first.
+        let same = LineChart {
+            guides: vec![
+                Guide {
+                    label: "a".into(),
+                    y: 0.9,
+                },
+                Guide {
+                    label: "b".into(),
+                    y: 0.9,
+                },
+            ],
+            ..c.clone()
+        };
+        let ys: Vec<f64> = same
+            .svg()
+            .lines()
+            .filter(|l| l.starts_with("<line class=\"guide\""))
+            .map(|l| {
+                let t = &l[l.find("<text").unwrap()..];
+                let y = &t[t.find(" y=\"").unwrap() + 4..];
+                y[..y.find('"').unwrap()].parse().unwrap()
+            })
+            .collect();
+        assert!((ys[0] - ys[1]).abs() >= 14.0, "{ys:?}");
+    }
+
+    #[test]
+    fn a_series_without_points_keeps_its_legend_entry() {
+        let c = LineChart {
+            series: vec![
+                Series {
+                    name: "relu".into(),
+                    points: vec![(1.0, 0.5), (2.0, 0.6)],
+                },
+                Series {
+                    name: "relu_squared (diverged)".into(),
+                    points: Vec::new(),
+                },
+            ],
+            ..chart(false)
+        };
+        let svg = c.svg();
+        assert_well_formed(&svg);
+        assert_eq!(svg.matches("<path class=\"series\"").count(), 1);
+        assert!(svg.contains(">relu_squared (diverged)</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_long_legend_name_widens_the_chart() {
+        let width = |names: &[&str]| -> f64 {
+            let c = LineChart {
+                series: names
+                    .iter()
+                    .map(|n| Series {
+                        name: n.to_string(),
+                        points: vec![(1.0, 0.5)],
+                    })
+                    .collect(),
+                ..chart(false)
+            };
+            let svg = c.svg();
+            assert_well_formed(&svg);
+            let root = &svg[svg.find("<svg").unwrap()..];
+            let w = &root[root.find(" width=\"").unwrap() + 8..];
+            w[..w.find('"').unwrap()].parse().unwrap()
+        };
+        assert_eq!(width(&["relu", "gelu (diverged)"]), WIDTH);
+        let name = "elu_learnable_channel (2/3 runs diverged)";
+        let w = width(&["relu", name]);
+        // The legend's text starts 44 px right of the plot (LEFT + 680) and needs about 7 px a character.
+        assert!(w >= LEFT + 680.0 + 44.0 + 7.0 * name.len() as f64, "{w}");
     }
 }
