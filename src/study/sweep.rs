@@ -13,11 +13,17 @@
 //! on the radius grid `(i + 1) / n`, so its validation and test sets (the same size) share every radius and label
 //! and differ only in that noise, and the test accuracy at the chosen rate is correspondingly less independent of
 //! the choice. Differences within the seed-to-seed spread are not evidence.
+//!
+//! A rate where every run of a kind diverged, or where its mean validation accuracy is no better than always
+//! predicting the most frequent training class ([`crate::datasets::Dataset::majority_accuracy`] on the validation
+//! labels), is not a candidate for its best rate: a kind with no other rate has none, and the table and
+//! `lr_sweep.md` say that it diverged, or stayed at that baseline, at every rate (rather than quoting a "best"
+//! rate at which it learned nothing). Cells where runs diverged say so.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::bench::report::json_str;
+use crate::bench::report::{json_num, json_str};
 use crate::study::candidate::Candidate;
 use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs};
 use crate::study::results_json::json_spread;
@@ -44,20 +50,66 @@ pub struct SweepRow {
     pub val_acc: Vec<Spread>,
     /// Its final validation NLL at each rate.
     pub val_nll: Vec<Spread>,
-    /// The index of its best rate: highest mean validation accuracy, ties to the lower mean validation NLL,
-    /// then the earlier rate.
-    pub best: usize,
+    /// Its runs at each rate (one per seed; 0 where that study did not run it).
+    pub runs: Vec<usize>,
+    /// How many of them diverged at each rate ([`Summary::diverged`]).
+    pub diverged: Vec<usize>,
+    /// The validation accuracy of always predicting the most frequent training class: a rate must beat it to
+    /// be a candidate for [`SweepRow::best`].
+    pub baseline: f64,
+    /// The index of its best rate among those where not every run diverged and the mean validation accuracy
+    /// beat [`SweepRow::baseline`]: highest mean validation accuracy, ties to the lower mean validation NLL, then
+    /// the earlier rate. `None` where no rate is such ([`SweepRow::no_best`] says why).
+    pub best: Option<usize>,
+    /// The rate the ranking goes by: [`SweepRow::best`], or without one the rate with the highest validation
+    /// accuracy (ties as for the best).
+    top: usize,
 }
 
 impl SweepRow {
-    /// Mean final validation accuracy at the best rate (what the ranking goes by).
+    /// Mean final validation accuracy at the best rate (what the ranking goes by); NaN without a best rate.
     pub fn best_val_acc(&self) -> f64 {
-        mean(self.val_acc[self.best]).unwrap_or(f64::NAN)
+        self.best
+            .and_then(|b| mean(self.val_acc[b]))
+            .unwrap_or(f64::NAN)
     }
 
-    /// Mean final test accuracy at the best rate.
+    /// Mean final test accuracy at the best rate; NaN without a best rate.
     pub fn best_test_acc(&self) -> f64 {
-        mean(self.test_acc[self.best]).unwrap_or(f64::NAN)
+        self.best
+            .and_then(|b| mean(self.test_acc[b]))
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Whether every run at rate `i` diverged (or none ran).
+    pub fn all_diverged(&self, i: usize) -> bool {
+        self.diverged[i] >= self.runs[i]
+    }
+
+    /// Whether rate `i` is a candidate for the best rate: not every run diverged, and the mean validation
+    /// accuracy is above [`SweepRow::baseline`] (by more than f64 rounding: a kind predicting the majority class
+    /// for every point scores the baseline exactly).
+    pub fn learned(&self, i: usize) -> bool {
+        !self.all_diverged(i) && mean(self.val_acc[i]).is_some_and(|a| a > self.baseline + 1e-9)
+    }
+
+    /// Why the kind has no best rate, as a phrase (`None` when it has one): it diverged at every rate, stayed at
+    /// the majority-class baseline at every rate, or some of each.
+    pub fn no_best(&self) -> Option<String> {
+        if self.best.is_some() {
+            return None;
+        }
+        let n = self.runs.len();
+        let diverged = (0..n).filter(|&i| self.all_diverged(i)).count();
+        Some(if diverged == n {
+            "diverged at every rate".to_string()
+        } else if diverged == 0 {
+            "stayed at the majority-class baseline at every rate".to_string()
+        } else {
+            format!(
+                "diverged at {diverged} of the {n} rates and stayed at the majority-class baseline at the others"
+            )
+        })
     }
 
     /// What the best rate is chosen by at rate `i`: mean validation accuracy, then negated mean validation NLL
@@ -74,9 +126,9 @@ impl SweepRow {
     }
 
     /// Whether every rate scored the same as the best one (accuracy and NLL): the rate made no difference, so
-    /// the best rate being at an edge of the range says nothing.
+    /// the best rate being at an edge of the range says nothing. True without a best rate.
     pub fn flat(&self) -> bool {
-        (0..self.val_acc.len()).all(|i| !ranks_above(self.key(self.best), self.key(i)))
+        (0..self.val_acc.len()).all(|i| !ranks_above(self.key(self.top), self.key(i)))
     }
 }
 
@@ -90,12 +142,22 @@ impl Sweep {
         self.studies.iter().map(|(lr, _)| *lr).collect()
     }
 
+    /// The validation accuracy of always predicting the most frequent training class (every study of a sweep
+    /// trains on the same data): what a rate must beat to count ([`SweepRow::learned`]).
+    pub fn baseline(&self) -> f64 {
+        self.studies
+            .first()
+            .map_or(0.0, |(_, s)| s.dataset.majority_accuracy(&s.dataset.val_y))
+    }
+
     /// One row per kind of the first study (the kinds every study ran), ranked by validation accuracy at the
-    /// best rate, ties to the lower validation NLL there (as the best rate is chosen), best first.
+    /// best rate, ties to the lower validation NLL there (as the best rate is chosen), best first; the kinds
+    /// without a best rate ([`SweepRow::no_best`]) last, in the same order by their highest validation accuracy.
     pub fn rows(&self) -> Vec<SweepRow> {
         let Some((_, first)) = self.studies.first() else {
             return Vec::new();
         };
+        let baseline = self.baseline();
         let mut rows: Vec<SweepRow> = first
             .options
             .activations
@@ -109,27 +171,38 @@ impl Sweep {
                 let column = |f: fn(&Summary) -> Spread| {
                     summaries.iter().map(|s| s.and_then(f)).collect::<Vec<_>>()
                 };
-                let mut row = SweepRow {
+                let row = SweepRow {
                     activation: act,
                     test_acc: column(|s| s.test_acc),
                     test_nll: column(|s| s.test_nll),
                     val_acc: column(|s| s.val_acc),
                     val_nll: column(|s| s.val_nll),
-                    best: 0,
+                    runs: summaries.iter().map(|s| s.map_or(0, |s| s.runs)).collect(),
+                    diverged: summaries
+                        .iter()
+                        .map(|s| s.map_or(0, |s| s.diverged))
+                        .collect(),
+                    baseline,
+                    best: None,
+                    top: 0,
                 };
-                row.best = (0..row.val_acc.len())
-                    .reduce(|b, i| {
+                let highest = |among: &dyn Fn(usize) -> bool| {
+                    (0..row.val_acc.len()).filter(|&i| among(i)).reduce(|b, i| {
                         if ranks_above(row.key(i), row.key(b)) {
                             i
                         } else {
                             b
                         }
                     })
-                    .unwrap_or(0);
-                row
+                };
+                let best = highest(&|i| row.learned(i));
+                let top = best.or_else(|| highest(&|_| true)).unwrap_or(0);
+                SweepRow { best, top, ..row }
             })
             .collect();
-        sort_best_first(&mut rows, |r| r.key(r.best));
+        sort_best_first(&mut rows, |r| r.key(r.top));
+        // Stable: the kinds without a best rate keep their order among themselves.
+        rows.sort_by_key(|r| r.best.is_none());
         rows
     }
 
@@ -149,8 +222,9 @@ impl Sweep {
         h
     }
 
-    /// The cells of each row: rank, name, test accuracy at each rate (`*` marks the best rate), the best rate,
-    /// the validation and the test accuracy there.
+    /// The cells of each row: rank, name, test accuracy at each rate (`*` marks the best rate; `diverged` where
+    /// every run did, `(k/n diverged)` after the accuracy where some did), the best rate, the validation and the
+    /// test accuracy there (`-` without a best rate: [`Sweep::without_best`] says why).
     fn cells(&self) -> Vec<Vec<String>> {
         let lrs = self.lrs();
         let sd = self.seeds() > 1;
@@ -160,14 +234,54 @@ impl Sweep {
             .map(|(rank, r)| {
                 let mut c = vec![(rank + 1).to_string(), r.activation.to_string()];
                 c.extend(r.test_acc.iter().enumerate().map(|(i, s)| {
-                    let mark = if i == r.best && s.is_some() { "*" } else { "" };
-                    format!("{}{mark}", spread(*s, 3, sd))
+                    let mark = if Some(i) == r.best && s.is_some() {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    match (r.runs[i], r.diverged[i]) {
+                        (n, k) if n > 0 && k >= n => format!("diverged{mark}"),
+                        (n, k) if k > 0 => {
+                            format!("{}{mark} ({k}/{n} diverged)", spread(*s, 3, sd))
+                        }
+                        _ => format!("{}{mark}", spread(*s, 3, sd)),
+                    }
                 }));
-                c.push(lrs[r.best].to_string());
-                c.push(format!("{:.3}", r.best_val_acc()));
-                c.push(format!("{:.3}", r.best_test_acc()));
+                match r.best {
+                    Some(b) => {
+                        c.push(lrs[b].to_string());
+                        c.push(format!("{:.3}", r.best_val_acc()));
+                        c.push(format!("{:.3}", r.best_test_acc()));
+                    }
+                    None => c.extend(["-", "-", "-"].map(String::from)),
+                }
                 c
             })
+            .collect()
+    }
+
+    /// The kinds without a best rate ([`SweepRow::no_best`]), as a sentence (`None` when every kind has one).
+    pub fn without_best(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .rows()
+            .iter()
+            .filter_map(|r| Some(format!("{} {}", r.activation, r.no_best()?)))
+            .collect();
+        (!parts.is_empty()).then(|| {
+            format!(
+                "No best rate (no rate where a run did not diverge and the validation accuracy beat always \
+                 predicting the most frequent class, {:.3}): {}.",
+                self.baseline(),
+                parts.join("; ")
+            )
+        })
+    }
+
+    /// What to read under the table: [`Sweep::without_best`] and [`Sweep::at_the_edges`], one sentence each.
+    pub fn notes(&self) -> Vec<String> {
+        self.without_best()
+            .into_iter()
+            .chain(self.at_the_edges())
             .collect()
     }
 
@@ -193,6 +307,13 @@ impl Sweep {
                 s.options.seeds,
                 if s.options.seeds == 1 { "" } else { "s" }
             );
+            let _ = writeln!(
+                out,
+                "- majority-class baseline (always predicting the most frequent training class): validation \
+                 accuracy {:.3}, test accuracy {:.3}",
+                self.baseline(),
+                s.dataset.majority_accuracy(&s.dataset.test_y)
+            );
         }
         for (lr, s) in &self.studies {
             let _ = writeln!(out, "- lr {lr}: `{}` (`lr-{lr}/report.md`)", s.command);
@@ -216,15 +337,15 @@ impl Sweep {
              in their angle noise, so there they are less independent than separate draws (or a CSV file's disjoint \
              rows) would be. Differences within the seed-to-seed spread are not evidence.\n",
         );
-        if let Some(edge) = self.at_the_edges() {
-            let _ = writeln!(out, "\n{edge}");
+        for note in self.notes() {
+            let _ = writeln!(out, "\n{note}");
         }
         out
     }
 
     /// The kinds whose best rate is the lowest or the highest one tried, as a sentence (`None` when there are
     /// none, or fewer than two rates): they may do better outside the range. A kind that scored the same at
-    /// every rate ([`SweepRow::flat`]) is not among them.
+    /// every rate ([`SweepRow::flat`]), or has no best rate ([`Sweep::without_best`]), is not among them.
     pub fn at_the_edges(&self) -> Option<String> {
         let lrs = self.lrs();
         let (lo, hi) = (
@@ -237,7 +358,7 @@ impl Sweep {
         let rows = self.rows();
         let at = |edge: f32| -> Vec<String> {
             rows.iter()
-                .filter(|r| lrs[r.best] == edge && !r.flat())
+                .filter(|r| r.best.is_some_and(|b| lrs[b] == edge) && !r.flat())
                 .map(|r| r.activation.to_string())
                 .collect()
         };
@@ -255,8 +376,9 @@ impl Sweep {
         })
     }
 
-    /// `lr_sweep.json`: the rates, and per kind its test and validation accuracy and NLL at each rate and its
-    /// best rate.
+    /// `lr_sweep.json`: the rates, the majority-class baseline, and per kind its test and validation accuracy
+    /// and NLL at each rate, its runs and diverged runs at each rate, and its best rate (`null` without one, with
+    /// `no_best` saying why).
     pub fn json(&self) -> String {
         let lrs = self.lrs();
         let rows: Vec<String> = self
@@ -264,23 +386,29 @@ impl Sweep {
             .iter()
             .map(|r| {
                 let list = |v: &[Spread]| v.iter().map(|&s| json_spread(s)).collect::<Vec<_>>().join(", ");
+                let counts = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
                 format!(
-                    "    {{\"activation\": {}, \"best_lr\": {}, \"test_acc\": [{}], \"test_nll\": [{}], \
-                     \"val_acc\": [{}], \"val_nll\": [{}]}}",
+                    "    {{\"activation\": {}, \"best_lr\": {}, \"no_best\": {}, \"test_acc\": [{}], \
+                     \"test_nll\": [{}], \"val_acc\": [{}], \"val_nll\": [{}], \"runs\": [{}], \
+                     \"diverged\": [{}]}}",
                     json_str(&r.activation.to_string()),
-                    lrs[r.best],
+                    r.best.map_or("null".to_string(), |b| lrs[b].to_string()),
+                    r.no_best().map_or("null".to_string(), |w| json_str(&w)),
                     list(&r.test_acc),
                     list(&r.test_nll),
                     list(&r.val_acc),
-                    list(&r.val_nll)
+                    list(&r.val_nll),
+                    counts(&r.runs),
+                    counts(&r.diverged)
                 )
             })
             .collect();
         // An f32 rate's shortest decimal form (0.003, not 0.003000000026077032) is a JSON number.
         let lr_list: Vec<String> = lrs.iter().map(f32::to_string).collect();
         format!(
-            "{{\n  \"lrs\": [{}],\n  \"rows\": [\n{}\n  ]\n}}\n",
+            "{{\n  \"lrs\": [{}],\n  \"majority_val_acc\": {},\n  \"rows\": [\n{}\n  ]\n}}\n",
             lr_list.join(", "),
+            json_num(self.baseline()),
             rows.join(",\n")
         )
     }
@@ -335,13 +463,13 @@ mod tests {
         let rows = s.rows();
         // Chosen and ranked by validation accuracy; the test accuracy at the chosen rate is what it is.
         assert_eq!(rows[0].activation, Activation::Sigmoid.into());
-        assert_eq!(rows[0].best, 1);
+        assert_eq!(rows[0].best, Some(1));
         assert_eq!(
             (rows[0].best_val_acc(), rows[0].best_test_acc()),
             (0.95, 0.5)
         );
         // relu ties across rates (same accuracy and NLL): the earlier rate.
-        assert_eq!(rows[1].best, 0);
+        assert_eq!(rows[1].best, Some(0));
         let t = s.table();
         assert_eq!(t.lines().count(), 3);
         assert!(
@@ -351,7 +479,7 @@ mod tests {
         // Below relu's validation accuracy, sigmoid ranks second and keeps its better rate.
         let rows = sweep(1, 0.7).rows();
         assert_eq!(rows[1].activation, Activation::Sigmoid.into());
-        assert_eq!(rows[1].best, 1);
+        assert_eq!(rows[1].best, Some(1));
     }
 
     #[test]
@@ -374,7 +502,7 @@ mod tests {
         }
         let rows = s.rows();
         assert_eq!(rows[0].activation, Activation::Sigmoid.into());
-        assert_eq!((rows[0].best, rows[1].best), (1, 0));
+        assert_eq!((rows[0].best, rows[1].best), (Some(1), Some(0)));
         // With the NLLs equal too, the studies' order stands.
         for x in &mut s.studies[1].1.summaries {
             x.val_nll = Some((0.3, f64::NAN));
@@ -424,5 +552,96 @@ mod tests {
             studies: s.studies.into_iter().take(1).collect(),
         };
         assert_eq!(one.at_the_edges(), None);
+    }
+
+    #[test]
+    fn diverged_and_baseline_kinds_have_no_best_rate() {
+        // relu diverges at every rate (its accuracy then counts every row wrong: 0); sigmoid stays at the
+        // majority-class baseline (1/3 on the balanced spirals) at every rate.
+        let mut s = sweep(1, 0.95);
+        let baseline = s.baseline();
+        assert!((baseline - 1.0 / 3.0).abs() < 1e-12, "{baseline}");
+        for (_, study) in &mut s.studies {
+            for x in &mut study.summaries {
+                if x.activation == Activation::Relu.into() {
+                    x.diverged = x.runs;
+                    x.test_acc = Some((0.0, f64::NAN));
+                    x.val_acc = Some((0.0, f64::NAN));
+                    x.val_nll = Some((f64::INFINITY, f64::NAN));
+                } else {
+                    x.test_acc = Some((baseline, f64::NAN));
+                    x.val_acc = Some((baseline, f64::NAN));
+                }
+            }
+        }
+        let rows = s.rows();
+        assert!(rows.iter().all(|r| r.best.is_none()), "{rows:?}");
+        // The one at the baseline ranks above the diverged one.
+        assert_eq!(rows[0].activation, Activation::Sigmoid.into());
+        assert_eq!(
+            rows[0].no_best().as_deref(),
+            Some("stayed at the majority-class baseline at every rate")
+        );
+        assert_eq!(rows[1].no_best().as_deref(), Some("diverged at every rate"));
+        let t = s.table();
+        let relu = t.lines().find(|l| l.contains("relu")).unwrap();
+        assert!(
+            relu.contains("diverged") && !relu.contains('*') && !relu.contains("0.001"),
+            "{t}"
+        );
+        assert!(!t.contains('*'), "no best rate to mark: {t}");
+        // Neither gets an edge warning ("may do better beyond it"); both are named as having no best rate.
+        assert_eq!(s.at_the_edges(), None);
+        let note = s.without_best().unwrap();
+        assert!(
+            note.contains("relu diverged at every rate")
+                && note.contains("sigmoid stayed at the majority-class baseline at every rate")
+                && note.contains("0.333"),
+            "{note}"
+        );
+        let md = s.markdown();
+        assert!(
+            md.contains(&note) && md.contains("| diverged | diverged |"),
+            "{md}"
+        );
+        assert!(md.contains("validation accuracy 0.333"), "{md}");
+        let json = s.json();
+        assert!(
+            json.contains("\"best_lr\": null, \"no_best\": \"diverged at every rate\"")
+                && json.contains("\"diverged\": [1, 1]")
+                && json.contains("\"majority_val_acc\": 3.333"),
+            "{json}"
+        );
+        // A rate where the kind learned is its best, though it diverged at the other; some of several seeds
+        // diverging is marked beside the accuracy.
+        for x in &mut s.studies[1].1.summaries {
+            if x.activation == Activation::Relu.into() {
+                x.diverged = 0;
+                x.val_acc = Some((0.8, f64::NAN));
+                x.val_nll = Some((0.5, f64::NAN));
+                x.test_acc = Some((0.75, f64::NAN));
+            }
+        }
+        for x in &mut s.studies[0].1.summaries {
+            if x.activation == Activation::Relu.into() {
+                x.runs = 3;
+                x.diverged = 1;
+                x.test_acc = Some((0.5, 0.4));
+            }
+        }
+        let rows = s.rows();
+        assert_eq!(
+            (rows[0].activation, rows[0].best),
+            (Activation::Relu.into(), Some(1))
+        );
+        let t = s.table();
+        assert!(
+            t.contains("0.500 (1/3 diverged)") && t.contains("0.750*"),
+            "{t}"
+        );
+        assert!(s
+            .at_the_edges()
+            .unwrap()
+            .contains("relu at the highest, 0.01"));
     }
 }
