@@ -29,10 +29,12 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel.
                         Sets: plain, gated (the 5 gated units), learnable (prelu, prelu_channel,
                         swish_learnable, elu_learnable), all (plain + gated + learnable: 31)
-  --all                 every plain activation plus the gated and learnable ones (--activations all)
+  --all                 every plain activation plus the gated and learnable ones (--activations all; not
+                        with --activations)
   --match-params        shrink the gated layers' widths (one common factor) so their network has about as
                         many parameters as the plain one; without it every kind has the same widths u, so a
-                        gated network has about twice the parameters
+                        gated network has about twice the parameters (without a gated kind it changes
+                        nothing, and the study says so)
   --epochs N            passes over the training set (default 30)
   --seeds K             runs per activation, seeds 1..=K; mean and standard deviation (default 1). Each
                         run's initialisation and batch order start from seeds derived from its seed, and
@@ -45,14 +47,16 @@ gradient flow and cost; ranks the activations by final test accuracy.
   --batch N             rows per step (default 64)
   --lr X                learning rate (default 0.005 for Adam, 0.1 for SGD)
   --lr-sweep X,Y,..     run the whole study once per learning rate and rank the kinds at their own best rate
-                        (lr_sweep.md; with --out, each rate's outputs go to DIR/lr-X/)
+                        (lr_sweep.md; with --out, each rate's outputs go to DIR/lr-X/); one rate is one
+                        study, written as a sweep
   --sgd                 SGD with momentum 0.9 instead of Adam
   --target X            test accuracy that counts as converged, in (0, 1] (default 0.9)
   --input-scale X       multiply every feature, training and test, by X (default 1: the built-in datasets lie
                         within about [-1.5, 1.5], where tanh-like units at their usual initialisation start
                         nearly linear; a larger scale tests how much an activation's result depends on that;
                         1e-6 to 1e6)
-  --out DIR             write results.json, report.md and SVG plots to DIR
+  --out DIR             write results.json, report.md and SVG plots to DIR (created if missing; the study
+                        warns if it holds another study's outputs that it will not overwrite)
   --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
   -h, --help            this text
 ";
@@ -232,6 +236,24 @@ fn data_source(v: &str) -> Result<DataSource, StudyError> {
     )))
 }
 
+/// `--out`'s value: a directory, or a path where one can be created. An existing file there (or in place of one
+/// of its parent directories) is a usage error now, rather than an I/O error from creating it.
+fn out_dir(v: &str) -> Result<PathBuf, StudyError> {
+    let path = PathBuf::from(v);
+    if let Some(existing) = path.ancestors().find(|p| p.exists()) {
+        if existing == path && !existing.is_dir() {
+            return Err(usage(format!("--out {v} is not a directory")));
+        }
+        if !existing.is_dir() {
+            return Err(usage(format!(
+                "--out {v}: {} is not a directory",
+                existing.display()
+            )));
+        }
+    }
+    Ok(path)
+}
+
 /// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `gated`, `learnable`, `all`),
 /// keeping the first occurrence of each candidate.
 pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
@@ -291,6 +313,8 @@ impl Options {
         };
         let mut test_points_set = false;
         let mut points_set = false;
+        // `--all` and `--activations` both choose the kinds: given together, one would silently lose.
+        let (mut all_set, mut activations_set) = (false, false);
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -301,6 +325,7 @@ impl Options {
                 }
                 "--all" => {
                     o.activations = Candidate::extended();
+                    all_set = true;
                     continue;
                 }
                 "--match-params" => {
@@ -326,7 +351,10 @@ impl Options {
                         v => return Err(usage(format!("--header takes yes or no, not '{v}'"))),
                     });
                 }
-                "--activations" => o.activations = parse_activations(&value(&mut it)?)?,
+                "--activations" => {
+                    o.activations = parse_activations(&value(&mut it)?)?;
+                    activations_set = true;
+                }
                 "--epochs" => o.epochs = bounded(flag, &value(&mut it)?, MAX_EPOCHS)?,
                 "--seeds" => o.seeds = bounded(flag, &value(&mut it)?, MAX_SEEDS)? as u64,
                 "--points" => {
@@ -383,9 +411,14 @@ impl Options {
                     }
                     o.input_scale = scale;
                 }
-                "--out" => o.out = Some(PathBuf::from(value(&mut it)?)),
+                "--out" => o.out = Some(out_dir(&value(&mut it)?)?),
                 other => return Err(usage(format!("unknown option '{other}'"))),
             }
+        }
+        if all_set && activations_set {
+            return Err(usage(
+                "--all and --activations exclude each other (--all is --activations all)",
+            ));
         }
         if o.lr.is_some() && !o.lr_sweep.is_empty() {
             return Err(usage("--lr and --lr-sweep exclude each other"));
@@ -402,6 +435,38 @@ impl Options {
             _ => {}
         }
         Ok(Command::Run(o))
+    }
+
+    /// What the study should tell the user about these options before it runs, one sentence each (for standard
+    /// error): `--match-params` without a gated kind changes nothing; `--lr-sweep` with one rate is one study.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.match_params
+            && !self
+                .activations
+                .iter()
+                .any(|c| matches!(c.hidden(), crate::Hidden::Gated(_)))
+        {
+            notes.push(
+                "--match-params changes only gated kinds' widths, and none of the activations is gated: every \
+                 kind runs at --hidden's widths"
+                    .to_string(),
+            );
+        }
+        if let [lr] = self.lr_sweep[..] {
+            let place = match &self.out {
+                Some(dir) => format!(
+                    " (written as a sweep's, to {} and lr_sweep.md)",
+                    dir.join(format!("lr-{lr}")).display()
+                ),
+                None => String::new(),
+            };
+            notes.push(format!(
+                "--lr-sweep {lr} has one rate: a single study at lr {lr}, with no other rate to compare it \
+                 against{place}"
+            ));
+        }
+        notes
     }
 
     /// The options of one study of the sweep: these, at learning rate `lr`, writing to `DIR/lr-<lr>` when
@@ -716,6 +781,11 @@ mod tests {
             "--dataset d.csv --label-column 0",
             "--header yes",
             "--dataset d.csv --header maybe",
+            "--all --activations relu",
+            "--activations relu --all",
+            "--quick --activations gelu --all",
+            "--out Cargo.toml",
+            "--out Cargo.toml/sub",
         ] {
             assert!(
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
@@ -767,5 +837,50 @@ mod tests {
             Options::parse(&args("--epochs 3 --help")),
             Ok(Command::Help)
         ));
+    }
+
+    #[test]
+    fn out_must_be_a_directory() {
+        // Relative to the package root, where cargo runs the tests.
+        let Err(StudyError::Usage(msg)) = Options::parse(&args("--out Cargo.toml")) else {
+            panic!("an existing file as --out")
+        };
+        assert_eq!(msg, "--out Cargo.toml is not a directory");
+        let Err(StudyError::Usage(msg)) = Options::parse(&args("--out Cargo.toml/x/y")) else {
+            panic!("a file as a parent of --out")
+        };
+        assert!(msg.ends_with("Cargo.toml is not a directory"), "{msg}");
+        // A directory, or a path where one can be made, is fine.
+        for ok in ["src", "target/not-there-yet/study"] {
+            assert!(
+                matches!(
+                    Options::parse(&args(&format!("--out {ok}"))),
+                    Ok(Command::Run(_))
+                ),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_that_change_nothing_are_noted() {
+        let notes = |a: &str| match Options::parse(&args(a)) {
+            Ok(Command::Run(o)) => o.notes(),
+            other => panic!("{a}: {other:?}"),
+        };
+        assert!(notes("--quick").is_empty());
+        assert!(notes("--activations relu,swiglu --match-params").is_empty());
+        assert!(notes("--lr-sweep 0.001,0.01").is_empty());
+        let n = notes("--quick --match-params");
+        assert_eq!(n.len(), 1);
+        assert!(n[0].contains("none of the activations is gated"), "{n:?}");
+        let n = notes("--lr-sweep 0.01");
+        assert_eq!(n.len(), 1);
+        assert!(
+            n[0].contains("one rate: a single study at lr 0.01"),
+            "{n:?}"
+        );
+        // --all alone still takes every kind; with --activations it is a usage error (bad_input_is_a_usage_error).
+        assert!(notes("--all --match-params").is_empty());
     }
 }
