@@ -414,12 +414,25 @@ impl Sweep {
     }
 
     /// Writes every study's outputs into `dir/lr-<rate>/` ([`crate::study::report::write_outputs`]) and the
-    /// sweep's `lr_sweep.md` and `lr_sweep.json` into `dir`; returns the paths written.
+    /// sweep's `lr_sweep.md` and `lr_sweep.json` into `dir` ([`Sweep::write_summary`]); returns the paths
+    /// written.
     pub fn write_outputs(&self, dir: &Path) -> Result<Vec<PathBuf>, StudyError> {
         let mut written = Vec::new();
         for (lr, study) in &self.studies {
             written.extend(write_outputs(study, &dir.join(format!("lr-{lr}")))?);
         }
+        written.extend(self.write_summary(dir)?);
+        Ok(written)
+    }
+
+    /// Writes only the sweep's own `lr_sweep.md` and `lr_sweep.json` into `dir` (created if missing), for a
+    /// caller that wrote each study's outputs as it finished; returns the paths written.
+    pub fn write_summary(&self, dir: &Path) -> Result<Vec<PathBuf>, StudyError> {
+        std::fs::create_dir_all(dir).map_err(|source| StudyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut written = Vec::new();
         for (name, text) in [
             ("lr_sweep.md", self.markdown()),
             ("lr_sweep.json", self.json()),
@@ -430,6 +443,38 @@ impl Sweep {
         }
         Ok(written)
     }
+}
+
+/// What `dir` holds from another kind of study that a run writing there will not overwrite, sorted by name:
+/// for a single study (`lrs` empty), a sweep's `lr_sweep.md`, `lr_sweep.json` and `lr-*` folders; for a sweep
+/// over `lrs`, a single study's `report.md`, `results.json` and charts at the top level, and `lr-*` folders of
+/// rates not in `lrs`. Each would sit beside the new outputs as if it belonged to them; the study warns about
+/// them rather than deleting what may be the user's. Empty when `dir` does not exist or cannot be read.
+pub fn stale_outputs(dir: &Path, lrs: &[f32]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let single = crate::study::figures::FILES
+        .iter()
+        .chain(&["report.md", "results.json"])
+        .copied()
+        .collect::<Vec<_>>();
+    let ours: Vec<String> = lrs.iter().map(|lr| format!("lr-{lr}")).collect();
+    let mut stale: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rate_folder = name.starts_with("lr-") && e.path().is_dir();
+            if lrs.is_empty() {
+                rate_folder || name == "lr_sweep.md" || name == "lr_sweep.json"
+            } else {
+                (rate_folder && !ours.contains(&name)) || single.contains(&name.as_str())
+            }
+        })
+        .map(|e| e.path())
+        .collect();
+    stale.sort();
+    stale
 }
 
 #[cfg(test)]
@@ -643,5 +688,43 @@ mod tests {
             .at_the_edges()
             .unwrap()
             .contains("relu at the highest, 0.01"));
+    }
+
+    #[test]
+    fn another_studys_outputs_are_found_not_ours() {
+        let dir = std::env::temp_dir().join(format!("actgpu-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(stale_outputs(&dir, &[]).is_empty(), "no directory yet");
+        for sub in ["lr-0.001", "lr-0.1", "notes"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        for file in [
+            "report.md",
+            "results.json",
+            "loss.svg",
+            "lr_sweep.md",
+            "lr_sweep.json",
+            "lr-readme.txt",
+            "mine.txt",
+        ] {
+            std::fs::write(dir.join(file), "x").unwrap();
+        }
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        // A single study overwrites report.md, results.json and the charts; a sweep's files are another's.
+        assert_eq!(
+            names(stale_outputs(&dir, &[])),
+            ["lr-0.001", "lr-0.1", "lr_sweep.json", "lr_sweep.md"]
+        );
+        // A sweep over 0.001 and 0.01 overwrites lr-0.001 and the sweep's files; a single study's outputs and
+        // the folder of a rate it does not run are another's.
+        assert_eq!(
+            names(stale_outputs(&dir, &[0.001, 0.01])),
+            ["loss.svg", "lr-0.1", "report.md", "results.json"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
