@@ -224,11 +224,27 @@ pub(crate) fn optimizer_text(study: &Study) -> String {
     }
 }
 
+/// The backend the environment asked for: the value of `WGPU_BACKEND` when it is set and not empty, else
+/// `default` (wgpu's choice among the backends built in). Read when the outputs are written, so in the process
+/// that ran the study.
+pub fn backend_setting() -> String {
+    std::env::var("WGPU_BACKEND")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
 /// `report.md`: the setup, the table, the reading and links to the charts.
 pub fn markdown(study: &Study) -> String {
     let mut out = String::from("# Activation study\n\n");
     let _ = writeln!(out, "- command: `{}`", study.command);
     let _ = writeln!(out, "- adapter: {}", study.adapter);
+    let _ = writeln!(
+        out,
+        "- actgpu {}, WGPU_BACKEND: {}",
+        env!("CARGO_PKG_VERSION"),
+        backend_setting()
+    );
     let _ = writeln!(
         out,
         "- date: {}; the whole study took {:.0} s; creating its pipelines took {:.0} s of thread time, in \
@@ -417,6 +433,12 @@ pub(crate) mod tests {
             let md = markdown(&s);
             assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 3);
             assert!(md.contains("![loss.svg](loss.svg)"));
+            let provenance = format!(
+                "- actgpu {}, WGPU_BACKEND: {}\n",
+                env!("CARGO_PKG_VERSION"),
+                backend_setting()
+            );
+            assert!(md.contains(&provenance), "{md}");
             let reading = reading(&s);
             assert!(reading[0].contains("**relu**"), "{reading:?}");
             assert!(reading
@@ -462,6 +484,11 @@ pub(crate) mod tests {
         assert_eq!(j.matches("\"timed_steps\": ").count(), 4);
         assert_eq!(j.matches("\"diagnosed_rows\": 2,").count(), 4 * 3);
         assert!(j.contains("\"command\": \"study --quick \\\"x\\\"\""));
+        assert!(j.contains(&format!(
+            "\"actgpu_version\": \"{}\",\n  \"wgpu_backend\": \"{}\",",
+            env!("CARGO_PKG_VERSION"),
+            backend_setting()
+        )));
         // Outside strings, brackets and braces nest properly.
         let (mut stack, mut in_str, mut esc) = (Vec::new(), false, false);
         for c in j.chars() {

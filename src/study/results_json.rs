@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::bench::report::{json_num, json_str};
 use crate::nn::LayerDiagnostics;
-use crate::study::report::{init_flow, optimizer_text};
+use crate::study::report::{backend_setting, init_flow, optimizer_text};
 use crate::study::seeds::{derive, hex, Purpose};
 use crate::study::summary::{diagnostics_finite, ParamStats, Spread, Summary};
 use crate::study::Study;
@@ -81,7 +81,8 @@ fn json_act_params(s: &Summary) -> String {
     format!("[{}]", v.join(", "))
 }
 
-/// `results.json`: the setup, one row per activation (ranked) with its summary, and every run's epochs (each with
+/// `results.json`: the crate version and the `WGPU_BACKEND` setting
+/// ([`crate::study::report::backend_setting`]), the setup, one row per activation (ranked) with its summary, and every run's epochs (each with
 /// `diagnosed_rows`, the rows of the batch its `layers` diagnostics were taken on: the epoch's last full one).
 /// The seeds the generators started from ([`crate::study::seeds`]) are in `dataset.derived_seeds` and in each
 /// run's `init_seed` and `shuffle_seed`, as hexadecimal strings. `dataset.train_points` and `test_points` count
@@ -93,6 +94,12 @@ pub fn json(study: &Study) -> String {
     let mut out = String::from("{\n");
     let _ = writeln!(out, "  \"command\": {},", json_str(&study.command));
     let _ = writeln!(out, "  \"adapter\": {},", json_str(&study.adapter));
+    let _ = writeln!(
+        out,
+        "  \"actgpu_version\": {},",
+        json_str(env!("CARGO_PKG_VERSION"))
+    );
+    let _ = writeln!(out, "  \"wgpu_backend\": {},", json_str(&backend_setting()));
     let _ = writeln!(out, "  \"date\": {},", json_str(&study.date));
     let _ = writeln!(out, "  \"wall_s\": {},", json_num(study.wall_s));
     let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
