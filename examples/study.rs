@@ -10,25 +10,61 @@
 //! the loss and accuracy curves, the ECE and the gradient norm per layer. With `--lr-sweep X,Y,..` it runs the
 //! study once per learning rate and ranks the kinds at their own best rate (`lr_sweep.md`, `lr_sweep.json`).
 //! The work lives in `actgpu::study`.
+//!
+//! Printing never stops the study: once standard output is closed (piped into `head`, say), the lines are dropped
+//! and the runs go on to write their `--out` files, each study's as soon as it finishes.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actgpu::datasets::Dataset;
 use actgpu::study::options::{Command, Options, USAGE};
-use actgpu::study::sweep::Sweep;
+use actgpu::study::sweep::{stale_outputs, Sweep};
 use actgpu::study::{report, run_study_on, Progress, Study, StudyError};
 use actgpu::Gpu;
+
+/// Set once a write to standard output has failed (a closed pipe): later lines are not even formatted.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// `println!` that never panics: a line that cannot be written (standard output closed) is dropped, and so is
+/// every later one.
+macro_rules! say {
+    () => { say(format_args!("")) };
+    ($($arg:tt)*) => { say(format_args!($($arg)*)) };
+}
+
+fn say(line: std::fmt::Arguments) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .is_err()
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `eprintln!` that never panics: a message standard error cannot take is dropped.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match Options::parse(&args) {
         Ok(Command::Run(o)) => o,
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            say!("{}", USAGE.trim_end_matches('\n'));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
+            tell!("error: {e}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -36,19 +72,34 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A dataset file that cannot be read or used is the caller's input, like a bad option: status 2.
         Err(e @ StudyError::Data(_)) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
-    // An output directory that cannot be created fails now, not after the runs it was to hold.
+    for note in options.notes() {
+        tell!("note: {note}");
+    }
     if let Some(dir) = &options.out {
+        // Another study's outputs that this one will not overwrite would read as part of it.
+        let stale = stale_outputs(dir, &options.lr_sweep);
+        if !stale.is_empty() {
+            let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+            tell!(
+                "warning: {} holds outputs of another study that this {} will not overwrite, and that will sit \
+                 beside its own: {} (move them, or choose another --out)",
+                dir.display(),
+                if options.lr_sweep.is_empty() { "study" } else { "sweep" },
+                names.join(", ")
+            );
+        }
+        // An output directory that cannot be created fails now, not after the runs it was to hold.
         std::fs::create_dir_all(dir).map_err(|source| StudyError::Io {
             path: dir.clone(),
             source,
@@ -57,37 +108,35 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     // So is a dataset file that cannot be read or used, before the GPU starts (seconds on a software adapter).
     let dataset = options.dataset()?;
     let gpu = Gpu::new()?;
-    println!("adapter: {}", gpu.adapter_line());
+    say!("adapter: {}", gpu.adapter_line());
     let (wall, compiled) = if options.lr_sweep.is_empty() {
         let study = one(&gpu, options, &dataset, &command(args))?;
-        if let Some(dir) = &options.out {
-            let files = report::write_outputs(&study, dir)?;
-            println!("\nwrote {} files to {}", files.len(), dir.display());
-        }
         (study.wall_s, study.compile_s)
     } else {
         let mut studies = Vec::new();
         for &lr in &options.lr_sweep {
-            println!("\n=== learning rate {lr}");
+            say!("\n=== learning rate {lr}");
             let single = options.at_lr(lr);
             let command = command(&at_lr(args, &single));
-            studies.push((lr, one(&gpu, &single, &dataset, &command)?));
+            // Each study writes its outputs (to DIR/lr-X/) as it finishes, so a later failure keeps them.
+            let study = one(&gpu, &single, &dataset, &command)?;
+            studies.push((lr, study));
         }
         let sweep = Sweep { studies };
-        println!("\n=== final test accuracy at each learning rate (* at each kind's best)\n");
-        print!("{}", sweep.table());
-        if let Some(edge) = sweep.at_the_edges() {
-            println!("\n{edge}");
+        say!("\n=== final test accuracy at each learning rate (* at each kind's best)\n");
+        say!("{}", sweep.table().trim_end_matches('\n'));
+        for note in sweep.notes() {
+            say!("\n{note}");
         }
         if let Some(dir) = &options.out {
-            let files = sweep.write_outputs(dir)?;
-            println!("\nwrote {} files to {}", files.len(), dir.display());
+            let files = sweep.write_summary(dir)?;
+            say!("\nwrote {} files to {}", files.len(), dir.display());
         }
         let wall = sweep.studies.iter().map(|(_, s)| s.wall_s).sum();
         let compiled = sweep.studies.iter().map(|(_, s)| s.compile_s).sum();
         (wall, compiled)
     };
-    println!(
+    say!(
         "study took {wall:.1} s; creating its {} pipelines took {compiled:.1} s of thread time, in parallel \
          before the runs",
         gpu.pipelines().len()
@@ -140,14 +189,15 @@ fn at_lr(args: &[String], single: &Options) -> Vec<String> {
     out
 }
 
-/// Runs one study, printing each run, then the ranked table and the reading.
+/// Runs one study, printing each run, then the ranked table and the reading; writes its outputs to `--out`
+/// first, if there is one, so that nothing printed can stand between the runs and the files.
 fn one(
     gpu: &Gpu,
     options: &Options,
     dataset: &Dataset,
     command: &str,
 ) -> Result<Study, StudyError> {
-    println!(
+    say!(
         "{} activations x {} seed(s) on {}, {} epochs",
         options.activations.len(),
         options.seeds,
@@ -157,16 +207,28 @@ fn one(
     let study = run_study_on(gpu, options, dataset.clone(), command, |p| {
         if let Progress::Run(r) = p {
             if let Some(e) = r.last() {
-                println!(
+                say!(
                     "  {:<15} seed {}: test acc {:.3}, NLL {:.3}, ECE {:.3} ({:.1} s)",
-                    r.activation, r.seed, e.test.accuracy, e.test.nll, e.test.ece, r.wall_s
+                    r.activation,
+                    r.seed,
+                    e.test.accuracy,
+                    e.test.nll,
+                    e.test.ece,
+                    r.wall_s
                 );
             }
         }
     })?;
-    println!("\n{}", report::table(&study));
+    let written = match &options.out {
+        Some(dir) => Some((report::write_outputs(&study, dir)?.len(), dir)),
+        None => None,
+    };
+    say!("\n{}", report::table(&study));
     for line in actgpu::study::reading::reading(&study) {
-        println!("- {}", line.replace("**", ""));
+        say!("- {}", line.replace("**", ""));
+    }
+    if let Some((files, dir)) = written {
+        say!("\nwrote {files} files to {}", dir.display());
     }
     Ok(study)
 }
