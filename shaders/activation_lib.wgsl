@@ -143,14 +143,14 @@ fn softplus_f(v: f32) -> f32 {
 }
 
 /// Softplus's softplus(v) / beta, v = beta x, beta = P0 (PyTorch's Softplus below its threshold). Past v = -86,
-/// softplus(v) is e^v in f32, subnormal past -87.3 (and 0 on a flushing device past -86.6, where log1p_unit's
+/// softplus(v) is e^v in f32, subnormal past -87.34 (and 0 on a flushing device past -86.64, where log1p_unit's
 /// quotient is), while e^v / beta is normal for a small beta (1e-6 at v = -100: 3.7e-38): for beta < 2^-7 it is
 /// formed there as one exp, exp_c(v - ln beta), with ln beta a constant of the pipeline; its argument is at least
 /// -87.3 wherever the result is normal, and exp_c keeps subnormal results. v is clamped to -250 (x = -inf gives 0);
 /// the branch is taken only for beta >= 2.5e-37 (|v| <= beta F32_MAX), so ln of max(beta, 1e-37) is exact there.
-/// For beta >= 2^-7, softplus_f(v) / beta as before: the result is below 2^-118 past -86.6, where the subnormal
-/// e^v is within 2^-16 relative wherever the quotient is normal, and a flushing device's 0 is within the checks'
-/// FLUSH_UNDERFLOW.
+/// For beta >= 2^-7, softplus_f(v) / beta as before: the result is below 2^-118 past -86.64, where the subnormal
+/// e^v (and its half in log1p_unit) is within 2^-15 relative wherever the quotient is normal, and a flushing
+/// device's 0 is within the checks' FLUSH_UNDERFLOW.
 fn softplus_over_beta(v: f32) -> f32 {
     if (P0 < 0.0078125 && v < -86.0) {
         return exp_c(max(v, -250.0) - log(max(P0, 1e-37)));
@@ -233,10 +233,10 @@ fn celu_exp(v: f32) -> f32 {
 /// CELU for x <= 0: alpha (e^v - 1), v = x / alpha. For |v| < 0.5, x expm1(v) / v = x expm1_ratio(v): alpha
 /// expm1(v) scaled back a v that is subnormal for |x| < |alpha| 2^-126 (0 on a flushing device; 4.6% off at
 /// x = -2^-126 for alpha = 1e6, 0 for |x| < 2e-7 at alpha = 3e38); for alpha = 1 (the default) both forms round
-/// alike, and for another power of two wherever v is normal. Else alpha (exp_c(v) - 1) below exp_c's clamp; past it (alpha < 0) e^v dwarfs the 1,
-/// and (alpha e^(v - 88)) e^88 overflows only where the result does. Not (alpha e^88) e^(v - 88): naga evaluates
-/// alpha e^88 when the pipeline is created, and for |alpha| > 2.06 that infinite constant refused the pipeline of
-/// every such CELU, whatever x.
+/// alike, and for another power of two wherever v is normal. Else alpha (exp_c(v) - 1) below exp_c's clamp; past
+/// it (alpha < 0) e^v dwarfs the 1, and (alpha e^(v - 88)) e^88 overflows only where the result does. Not
+/// (alpha e^88) e^(v - 88): naga evaluates alpha e^88 when the pipeline is created, and for |alpha| > 2.06 that
+/// infinite constant refused the pipeline of every such CELU, whatever x.
 fn celu_negative(x: f32) -> f32 {
     let v = x / P0;
     if (abs(v) < 0.5) {
