@@ -97,3 +97,40 @@ fn a_study_runs_on_a_csv_file() {
         "{json}"
     );
 }
+
+/// The study's CSV path (`Options::dataset`, no GPU): labels numbered from 1 make the same two classes as labels
+/// from 0 (no empty class 0), and [`actgpu::datasets::csv::load_named`] says which label each class is.
+#[test]
+fn csv_labels_from_one() {
+    use actgpu::datasets::csv::{load_named, CsvFormat};
+    use actgpu::datasets::DataSource;
+    let dir = std::env::temp_dir().join(format!("actgpu-csv-labels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, label: &dyn Fn(usize) -> String| {
+        let text: String = (0..60)
+            .map(|r| format!("{},{}.5,{}\n", r % 7, r % 2 * 3, label(r)))
+            .collect();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let dataset = |path: &std::path::Path| {
+        Options {
+            dataset: DataSource::Csv(path.to_path_buf()),
+            ..Options::default()
+        }
+        .dataset()
+    };
+    let zero = dataset(&write("zero.csv", &|r| (r % 2).to_string())).unwrap();
+    let one_path = write("one.csv", &|r| format!("{}.0", r % 2 + 1));
+    let one = dataset(&one_path).unwrap();
+    assert_eq!((zero.classes, one.classes), (2, 2));
+    assert_eq!(
+        (&one.train_x, &one.train_y, &one.test_y, &one.val_y),
+        (&zero.train_x, &zero.train_y, &zero.test_y, &zero.val_y)
+    );
+    let named = load_named(&one_path, &CsvFormat::default(), 1).unwrap();
+    assert_eq!(named.class_names, ["1", "2"]);
+    assert_eq!(named.dataset.classes, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,9 +18,11 @@
 //!   are distinct whole numbers or words (pandas' index, as `to_csv` writes it by default, or R's `write.csv`
 //!   row names), the first column is dropped, not read as a feature (an unnamed column of fractions or repeated
 //!   values stays a feature);
-//! - one label column (the last, unless chosen): whole-number labels that number their classes densely (`0..k`,
-//!   or `1..=k` leaving class 0 empty) are the class indices themselves; other whole numbers (`-1` and `1`, or
-//!   `10, 20, 30`) are numbered in numeric order, and any other labels (`setosa`) in sorted (byte) order; at most
+//! - one label column (the last, unless chosen): labels that are all numbers become classes by their sorted
+//!   distinct values (`0..=9` stay `0..=9`; `1, 2` become `0, 1`, as do `1.0, 2.0`, `-1, 1` and `10, 20`; `3, 7, 9`
+//!   become `0, 1, 2`; `1` and `1.0` are one class, `2.5` comes before `10.5`), and any other labels (`setosa`)
+//!   by their sorted (byte) order, so that every class has rows and the same classes spelt differently make the
+//!   same dataset. [`Table::class_names`] (and [`load_named`]) keep each class index's label. At most
 //!   [`MAX_CLASSES`] classes;
 //! - every other field a finite number: a missing value, `NA` or `nan` is an error naming the line and column,
 //!   not a silent zero.
@@ -148,7 +150,7 @@ pub struct Table {
     pub x: Vec<f64>,
     /// Each row's class index.
     pub labels: Vec<u32>,
-    /// The name of each class index: the label as written (for whole-number labels, the number).
+    /// The label of each class index: as written, or for numeric labels the number (`1.0` and `1` are `1`).
     pub class_names: Vec<String>,
 }
 
@@ -318,7 +320,12 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
             "the file has a header but no rows".into(),
         ));
     }
-    let (labels, class_names) = class_indices(&raw_labels)?;
+    let numeric_labels = raw_labels.iter().all(|(_, s)| finite(s).is_some());
+    let (labels, class_names) = class_indices(&raw_labels, numeric_labels);
+    let classes = class_names.len();
+    if classes > MAX_CLASSES {
+        return Err(CsvError::TooManyClasses { classes });
+    }
     Ok(Table {
         features,
         x,
@@ -327,54 +334,33 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
     })
 }
 
-/// Class indices and names of the labels (see the module documentation): dense whole numbers as they are, other
-/// whole numbers by numeric rank, anything else by sorted rank.
-fn class_indices(raw: &[(usize, String)]) -> Result<(Vec<u32>, Vec<String>), CsvError> {
-    let whole = |s: &str| {
-        s.parse::<f64>()
-            .ok()
-            .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
-            .map(|v| v as i64)
-    };
-    let too_many =
-        |classes: usize| (classes > MAX_CLASSES).then_some(CsvError::TooManyClasses { classes });
-    if let Some(values) = raw
-        .iter()
-        .map(|(_, s)| whole(s))
-        .collect::<Option<Vec<i64>>>()
-    {
+/// Class indices and names of the labels (see the module documentation): numbers by their sorted distinct
+/// values, anything else by sorted (byte) rank; every class index has a row.
+fn class_indices(raw: &[(usize, String)], numeric: bool) -> (Vec<u32>, Vec<String>) {
+    if numeric {
+        // `+ 0.0` makes -0 zero, one class with 0 under `total_cmp`.
+        let values: Vec<f64> = raw
+            .iter()
+            .map(|(_, s)| finite(s).map_or(0.0, |v| v + 0.0))
+            .collect();
         let mut distinct = values.clone();
-        distinct.sort_unstable();
+        distinct.sort_unstable_by(f64::total_cmp);
         distinct.dedup();
-        if let Some(e) = too_many(distinct.len()) {
-            return Err(e);
-        }
-        let (lo, hi, k) = (
-            distinct[0],
-            distinct[distinct.len() - 1],
-            distinct.len() as i64,
-        );
-        if (lo == 0 && hi == k - 1) || (lo == 1 && hi == k) {
-            let labels = values.iter().map(|&v| v as u32).collect();
-            return Ok((labels, (0..=hi).map(|c| c.to_string()).collect()));
-        }
         let labels = values
             .iter()
-            .map(|v| distinct.binary_search(v).unwrap_or(0) as u32)
+            .map(|v| distinct.binary_search_by(|d| d.total_cmp(v)).unwrap_or(0) as u32)
             .collect();
-        return Ok((labels, distinct.iter().map(i64::to_string).collect()));
+        // f64's shortest form: `1.0` is `1`, as whole numbers were always named; `1e20` in full.
+        return (labels, distinct.iter().map(f64::to_string).collect());
     }
     let mut names: Vec<String> = raw.iter().map(|(_, s)| s.clone()).collect();
     names.sort();
     names.dedup();
-    if let Some(e) = too_many(names.len()) {
-        return Err(e);
-    }
     let labels = raw
         .iter()
         .map(|(_, s)| names.binary_search(s).unwrap_or(0) as u32)
         .collect();
-    Ok((labels, names))
+    (labels, names)
 }
 
 /// Rows of each split, in file order.
@@ -419,7 +405,7 @@ fn rows_by_class(labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
 }
 
 impl Table {
-    /// Classes: one past the largest class index.
+    /// Classes: the distinct labels.
     pub fn classes(&self) -> usize {
         self.class_names.len()
     }
@@ -526,13 +512,35 @@ impl Table {
 }
 
 /// Reads `path` and makes it a dataset: [`parse`], then [`Table::into_dataset`] with the split drawn from
-/// `seed`. `label_column` counts from 0; `None` takes the last column.
+/// `seed`. `label_column` counts from 0; `None` takes the last column. [`load_named`] also gives each class's
+/// label.
 pub fn load(path: &Path, format: &CsvFormat, seed: u64) -> Result<Dataset, CsvError> {
+    load_named(path, format, seed).map(|loaded| loaded.dataset)
+}
+
+/// A dataset read from a CSV file, with the label each class index stands for.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The dataset ([`load`]'s).
+    pub dataset: Dataset,
+    /// The label of class index `c` is `class_names[c]` ([`Table::class_names`]): `["1", "2"]` for a file
+    /// labelled 1 and 2, whose classes are 0 and 1.
+    pub class_names: Vec<String>,
+}
+
+/// [`load`], keeping each class index's label.
+pub fn load_named(path: &Path, format: &CsvFormat, seed: u64) -> Result<Loaded, CsvError> {
     let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, format)?.into_dataset(DataSource::Csv(path.to_path_buf()), seed)
+    let table = parse(&text, format)?;
+    let class_names = table.class_names.clone();
+    let dataset = table.into_dataset(DataSource::Csv(path.to_path_buf()), seed)?;
+    Ok(Loaded {
+        dataset,
+        class_names,
+    })
 }
 
 #[cfg(test)]
@@ -561,13 +569,14 @@ mod tests {
         let t = parse("1\t0.5\t1e3\r\n0\t-1\t7\r\n", &label_at(0)).unwrap();
         assert_eq!((t.features, t.x.clone()), (2, vec![0.5, 1e3, -1.0, 7.0]));
         assert_eq!((t.labels.clone(), t.classes()), (vec![1, 0], 2));
-        // "1.0" is a whole number; 1-based labels keep their numbers (class 0 empty).
+        // "1.0" is a whole number; labels from 1 are numbered from 0 (no empty class 0).
         assert_eq!(table("0.5,1.0\n0.25,0\n").labels, [1, 0]);
         let one_based = table("1,1\n2,3\n3,2\n");
         assert_eq!(
             (one_based.labels.clone(), one_based.classes()),
-            (vec![1, 3, 2], 4)
+            (vec![0, 2, 1], 3)
         );
+        assert_eq!(one_based.class_names, ["1", "2", "3"]);
         // Sparse or negative whole numbers are numbered in numeric order ("10" after "2"), not kept as indices.
         let sparse = table("1,10\n2,2\n3,-1\n4,10000\n");
         assert_eq!(sparse.labels, [2, 1, 0, 3]);
@@ -810,6 +819,71 @@ mod tests {
                 assert!(v.is_finite() && v.abs() < 10.0, "{x:?}");
             }
         }
+    }
+
+    /// `rows` rows of two features and the label `labels[r % labels.len()]`; the first feature is the row number,
+    /// the second a fraction, so that no first row reads as a header.
+    fn labelled(rows: usize, labels: &[&str]) -> String {
+        (0..rows)
+            .map(|r| format!("{r},{}.25,{}\n", r * r % 7, labels[r % labels.len()]))
+            .collect()
+    }
+
+    #[test]
+    fn numeric_labels_are_classes_by_their_sorted_distinct_values() {
+        // Labels 1/2 (or 1.0/2.0) are two classes, as 0/1 and A/B are, not three with class 0 empty: the same
+        // dataset, bit for bit, as any other spelling of two classes.
+        let source = || DataSource::Csv("t.csv".into());
+        let reference = table(&labelled(40, &["0", "1"]))
+            .into_dataset(source(), 4)
+            .unwrap();
+        for labels in [
+            ["1", "2"],
+            ["1.0", "2.0"],
+            ["A", "B"],
+            ["3", "7"],
+            ["-1", "1"],
+        ] {
+            let t = table(&labelled(40, &labels));
+            assert_eq!(
+                (t.classes(), &t.labels[..4]),
+                (2, &[0, 1, 0, 1][..]),
+                "{labels:?}"
+            );
+            let d = t.into_dataset(source(), 4).unwrap();
+            assert_eq!(d.classes, 2, "{labels:?}");
+            assert_eq!(
+                (&d.train_x, &d.train_y, &d.test_x, &d.test_y, &d.val_x, &d.val_y),
+                (
+                    &reference.train_x,
+                    &reference.train_y,
+                    &reference.test_x,
+                    &reference.test_y,
+                    &reference.val_x,
+                    &reference.val_y
+                ),
+                "{labels:?}"
+            );
+        }
+        // 1..=3 become 0..=2, sparse 3/7/9 become 0/1/2; 0..=9 stay as they are.
+        let one_based = table(&labelled(9, &["1", "2", "3", "2"]));
+        assert_eq!(one_based.labels, [0, 1, 2, 1, 0, 1, 2, 1, 0]);
+        assert_eq!(one_based.class_names, ["1", "2", "3"]);
+        let sparse = table(&labelled(6, &["9", "3", "7"]));
+        assert_eq!(sparse.labels, [2, 0, 1, 2, 0, 1]);
+        assert_eq!(sparse.class_names, ["3", "7", "9"]);
+        let digits: Vec<String> = (0..10).rev().map(|d| d.to_string()).collect();
+        let digits: Vec<&str> = digits.iter().map(String::as_str).collect();
+        let t = table(&labelled(20, &digits));
+        assert_eq!(t.labels[..10], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+        assert_eq!(
+            t.class_names,
+            ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+        );
+        // Fractions are numbers too: in numeric order (10.5 after 2.5), and 0.5 and 0.50 are one class.
+        let fractions = table(&labelled(8, &["10.5", "2.5", "0.5", "-1", "0.50", "2.5"]));
+        assert_eq!(fractions.class_names, ["-1", "0.5", "2.5", "10.5"]);
+        assert_eq!(fractions.labels, [3, 2, 1, 0, 1, 2, 3, 2]);
     }
 
     #[test]
