@@ -99,11 +99,13 @@ fn a_study_runs_on_a_csv_file() {
 }
 
 /// The study's CSV path (`Options::dataset`, no GPU): labels numbered from 1 make the same two classes as labels
-/// from 0 (no empty class 0), and [`actgpu::datasets::csv::load_named`] says which label each class is.
+/// from 0 (no empty class 0), [`actgpu::datasets::csv::load_named`] says which label each class is, and a label
+/// column of distinct measurements is named as such rather than as a file too small to split.
 #[test]
-fn csv_labels_from_one() {
-    use actgpu::datasets::csv::{load_named, CsvFormat};
+fn csv_labels_from_one_and_a_continuous_label_column() {
+    use actgpu::datasets::csv::{load_named, CsvError, CsvFormat};
     use actgpu::datasets::DataSource;
+    use actgpu::study::StudyError;
     let dir = std::env::temp_dir().join(format!("actgpu-csv-labels-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, label: &dyn Fn(usize) -> String| {
@@ -132,5 +134,25 @@ fn csv_labels_from_one() {
     let named = load_named(&one_path, &CsvFormat::default(), 1).unwrap();
     assert_eq!(named.class_names, ["1", "2"]);
     assert_eq!(named.dataset.classes, 2);
+    let continuous = write("continuous.csv", &|r| format!("{}", r as f64 / 6.0));
+    let e = dataset(&continuous).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StudyError::Data(CsvError::NotAClass {
+                column: 3,
+                labels: 60,
+                rows: 60,
+                numeric: true
+            })
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().starts_with(
+            "dataset: 60 distinct labels in 60 rows: the label column (column 3) looks continuous"
+        ),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

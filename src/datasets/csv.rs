@@ -24,6 +24,10 @@
 //!   by their sorted (byte) order, so that every class has rows and the same classes spelt differently make the
 //!   same dataset. [`Table::class_names`] (and [`load_named`]) keep each class index's label. At most
 //!   [`MAX_CLASSES`] classes;
+//! - a label column of near-distinct values is not a class: 3 or more distinct labels with 2 rows or fewer per
+//!   label on average (distinct labels at least half the rows) is an error ([`CsvError::NotAClass`]) naming the
+//!   column, since a class needs 3 rows to give training, test and validation one each (a measurement such as a
+//!   price, or an identifier, chosen as the label). Two labels are classes however few the rows;
 //! - every other field a finite number: a missing value, `NA` or `nan` is an error naming the line and column,
 //!   not a silent zero.
 //!
@@ -93,6 +97,18 @@ pub enum CsvError {
         /// Distinct labels in the file.
         classes: usize,
     },
+    /// A label column of near-distinct values (see the module documentation): a measurement or an identifier, not
+    /// a class.
+    NotAClass {
+        /// The label column (from 1).
+        column: usize,
+        /// Distinct labels.
+        labels: usize,
+        /// Rows.
+        rows: usize,
+        /// Whether the labels are all numbers (a measurement) rather than words (names of the rows).
+        numeric: bool,
+    },
     /// Too little data for a study: the message says what.
     TooSmall(String),
 }
@@ -127,6 +143,22 @@ impl fmt::Display for CsvError {
                 f,
                 "{classes} distinct labels: more classes than {MAX_CLASSES} (is the label column the right one?)"
             ),
+            CsvError::NotAClass {
+                column,
+                labels,
+                rows,
+                numeric,
+            } => write!(
+                f,
+                "{labels} distinct labels in {rows} rows: the label column (column {column}) {}, not a class (2 \
+                 rows or fewer per label on average, where a class needs 3 to give training, test and validation \
+                 one each); choose the label column with --label-column",
+                if *numeric {
+                    "looks continuous"
+                } else {
+                    "looks like a name for each row"
+                }
+            ),
             CsvError::TooSmall(msg) => write!(f, "{msg}"),
         }
     }
@@ -152,6 +184,10 @@ pub struct Table {
     pub labels: Vec<u32>,
     /// The label of each class index: as written, or for numeric labels the number (`1.0` and `1` are `1`).
     pub class_names: Vec<String>,
+    /// The label's column in the file, from 0 (counting a row-name column).
+    pub label_column: usize,
+    /// Whether the labels are all numbers.
+    pub numeric_labels: bool,
 }
 
 /// Splits a line into trimmed fields with one pair of surrounding double quotes dropped.
@@ -324,13 +360,21 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
     let (labels, class_names) = class_indices(&raw_labels, numeric_labels);
     let classes = class_names.len();
     if classes > MAX_CLASSES {
-        return Err(CsvError::TooManyClasses { classes });
+        // So many labels in about as many rows are a measurement or an identifier: say that, not "too many".
+        return Err(
+            match not_a_class(label, classes, raw_labels.len(), numeric_labels) {
+                Some(e) => e,
+                None => CsvError::TooManyClasses { classes },
+            },
+        );
     }
     Ok(Table {
         features,
         x,
         labels,
         class_names,
+        label_column: label,
+        numeric_labels,
     })
 }
 
@@ -361,6 +405,17 @@ fn class_indices(raw: &[(usize, String)], numeric: bool) -> (Vec<u32>, Vec<Strin
         .map(|(_, s)| names.binary_search(s).unwrap_or(0) as u32)
         .collect();
     (labels, names)
+}
+
+/// [`CsvError::NotAClass`] where `labels` distinct labels in `rows` rows are no class column (see the module
+/// documentation): 3 or more labels, with 2 rows or fewer per label on average.
+fn not_a_class(column: usize, labels: usize, rows: usize, numeric: bool) -> Option<CsvError> {
+    (labels >= 3 && 2 * labels >= rows).then_some(CsvError::NotAClass {
+        column: column + 1,
+        labels,
+        rows,
+        numeric,
+    })
 }
 
 /// Rows of each split, in file order.
@@ -411,7 +466,8 @@ impl Table {
     }
 
     /// The dataset: split per class from `seed`, features standardised by the training rows (see the module
-    /// documentation). At least two classes and rows enough for a test and a validation row are needed.
+    /// documentation). At least two classes, a label column that is one ([`CsvError::NotAClass`]) and rows
+    /// enough for a test and a validation row are needed.
     pub fn into_dataset(self, source: DataSource, seed: u64) -> Result<Dataset, CsvError> {
         let classes = self.classes();
         let by_class = rows_by_class(&self.labels, classes);
@@ -421,6 +477,14 @@ impl Table {
                 "{} row(s) of {present} class: a classification study needs at least two classes",
                 self.labels.len()
             )));
+        }
+        if let Some(e) = not_a_class(
+            self.label_column,
+            present,
+            self.labels.len(),
+            self.numeric_labels,
+        ) {
+            return Err(e);
         }
         let s = split(by_class, seed);
         if s.test.is_empty() {
@@ -680,10 +744,23 @@ mod tests {
                 columns: 3
             }
         ));
-        let many: String = (0..10_001).map(|i| format!("{i}.5,c{i}\n")).collect();
+        let many: String = (0..30_003)
+            .map(|i| format!("{i}.5,c{}\n", i % 10_001))
+            .collect();
         assert!(matches!(
             err(&many, CsvFormat::default()),
             CsvError::TooManyClasses { classes: 10_001 }
+        ));
+        // As many labels in barely more rows are no class column, whose error says so.
+        let distinct: String = (0..10_001).map(|i| format!("{i}.5,{i}.25\n")).collect();
+        assert!(matches!(
+            err(&distinct, CsvFormat::default()),
+            CsvError::NotAClass {
+                column: 2,
+                labels: 10_001,
+                rows: 10_001,
+                numeric: true
+            }
         ));
         assert!(matches!(
             err("1,0\n2,\n", CsvFormat::default()),
@@ -796,6 +873,8 @@ mod tests {
             x: (0..10).map(f64::from).collect(),
             labels: (0..10).map(|r| r % 2).collect(),
             class_names: vec!["0".into(), "1".into()],
+            label_column: 1,
+            numeric_labels: true,
         };
         far.x[0] = 1e300;
         far.x[1] = 1e300;
@@ -884,6 +963,66 @@ mod tests {
         let fractions = table(&labelled(8, &["10.5", "2.5", "0.5", "-1", "0.50", "2.5"]));
         assert_eq!(fractions.class_names, ["-1", "0.5", "2.5", "10.5"]);
         assert_eq!(fractions.labels, [3, 2, 1, 0, 1, 2, 3, 2]);
+    }
+
+    #[test]
+    fn a_label_column_of_near_distinct_values_is_not_a_class() {
+        let source = || DataSource::Csv("t.csv".into());
+        let error = |text: &str| {
+            table(text)
+                .into_dataset(source(), 1)
+                .unwrap_err()
+                .to_string()
+        };
+        // A measurement in [0, 10) as the last column: 200 distinct values in 200 rows, one row per "class".
+        let continuous: String = (0..200)
+            .map(|r| format!("{r},{}.5,{}\n", r % 3, (r * 37 % 200) as f64 / 20.0 + 0.01))
+            .collect();
+        let e = table(&continuous).into_dataset(source(), 1).unwrap_err();
+        assert!(matches!(
+            e,
+            CsvError::NotAClass {
+                column: 3,
+                labels: 200,
+                rows: 200,
+                numeric: true
+            }
+        ));
+        assert_eq!(
+            error(&continuous),
+            "200 distinct labels in 200 rows: the label column (column 3) looks continuous, not a class (2 rows \
+             or fewer per label on average, where a class needs 3 to give training, test and validation one \
+             each); choose the label column with --label-column"
+        );
+        // Rounded to one decimal it repeats, 2 rows per value on average: still no class column.
+        let rounded: String = (0..200)
+            .map(|r| format!("{r},{}.5,{:.1}\n", r % 3, (r * 37 % 200) as f64 / 20.0))
+            .collect();
+        assert!(error(&rounded).starts_with(
+            "100 distinct labels in 200 rows: the label column (column 3) looks continuous"
+        ));
+        // A label column of names, one per row (an identifier), chosen as the first column.
+        let names: String = (0..30)
+            .map(|r| format!("row{r},{},{}.5\n", r % 4, r % 3))
+            .collect();
+        let e = parse(&names, &label_at(0))
+            .unwrap()
+            .into_dataset(source(), 1)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "30 distinct labels in 30 rows: the label column (column 1) looks like a name for each row, not a \
+             class (2 rows or fewer per label on average, where a class needs 3 to give training, test and \
+             validation one each); choose the label column with --label-column"
+        );
+        // Classes of 3 rows, or two classes however few rows, are classes: too few rows is the error there.
+        assert!(table(&labelled(
+            30,
+            &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+        ))
+        .into_dataset(source(), 1)
+        .is_ok());
+        assert!(error(&labelled(4, &["1", "2"])).contains("too few to hold out"));
     }
 
     #[test]
