@@ -108,7 +108,7 @@ pub fn tail_inputs() -> Vec<f32> {
 /// The parameterised activations with parameters other than PyTorch's defaults (including the edge cases
 /// `beta = 0` of Swish, which is `x / 2`, and a leaky ReLU of slope 0, which is ReLU and must give 0 at -inf, not
 /// `0 * -inf`), so that tests exercise the parameters as well as the defaults.
-pub const OTHER_PARAMETERS: [Activation; 9] = [
+pub const OTHER_PARAMETERS: [Activation; 10] = [
     Activation::LeakyRelu {
         negative_slope: 0.2,
     },
@@ -118,6 +118,9 @@ pub const OTHER_PARAMETERS: [Activation; 9] = [
     Activation::Elu { alpha: 0.5 },
     Activation::Celu { alpha: 2.0 },
     Activation::Celu { alpha: -0.5 },
+    // Past |alpha| = 2.06, alpha e^88 overflows f32: a form that multiplied it out was refused by naga when the
+    // pipeline was created ('Float literal is infinite'), which no alpha of 2 or below showed.
+    Activation::Celu { alpha: 3.0 },
     Activation::Swish { beta: 1.5 },
     Activation::Swish { beta: 0.0 },
     Activation::Softplus {
