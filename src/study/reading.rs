@@ -1,13 +1,26 @@
-//! The automatic reading of a study's results: one Markdown bullet each for the best and worst kinds,
-//! convergence, calibration, dead and saturated units, gradient flow, cost, parameter counts, the learnable
-//! kinds' trained parameters, and what the setup cannot show. `report.md` and the `study` example print it under
-//! the table ([`crate::study::report`]).
+//! The automatic reading of a study's results: one Markdown bullet each for the noise rule and the majority
+//! baseline, kinds that are one function under two names, the best and worst kinds, convergence, calibration,
+//! dead and saturated units, gradient flow, cost, parameter counts, the learnable kinds' trained parameters, and
+//! what the setup cannot show. `report.md` and the `study` example print it under the table
+//! ([`crate::study::report`]).
+//!
+//! The reading names a single best (or worst, fastest, best calibrated) kind only when it is ahead of every
+//! other by more than the noise: more than [`NOISE_POINTS`] test points and more than either kind's seed spread
+//! ([`crate::study::summary::noise`]; [`NOISE_EPOCHS`] epochs for the epochs to the target). Otherwise it names
+//! the kinds within noise of the best together, exact ties as ties. Kinds whose test accuracy is not above the
+//! majority baseline by more than the noise ([`above_baseline`]) are named as having learned nothing, and are
+//! left out of the best calibration and the fastest convergence; a target at or below the baseline says nothing.
 
 use std::fmt::Write;
 
-use crate::study::report::{arch, init_flow, optimizer_text, scale_text};
-use crate::study::summary::{fastest, tail_epochs, Spread, Summary};
+use crate::study::candidate::Candidate;
+use crate::study::report::{arch, init_flow, optimizer_text, scale_text, spread};
+use crate::study::summary::{
+    fastest, near_best, noise, point_floor, same_accuracy, tail_epochs, Spread, Summary,
+    NOISE_EPOCHS, NOISE_POINTS, ROUNDING,
+};
 use crate::study::Study;
+use crate::{Activation, Hidden};
 
 /// How far a kind's final test accuracy may sit below its mean over the last epochs before the reading names it
 /// as a late drop: 0.02, six points of a 300-point test set (compared with [`within`]'s rounding allowance, so
@@ -44,19 +57,171 @@ fn extreme(
         })
 }
 
-/// Whether accuracy `a` is within `tol` of the best, `b`. Accuracies are fractions of the test set, and
-/// `1.0 - 0.99` is `0.010000000000000009` in f64, so the comparison allows 1e-9 (far below one test point, or
-/// one point over several seeds) for the rounding.
+/// Whether accuracy `a` is within `tol` of the best, `b`, allowing [`ROUNDING`] (accuracies are fractions of
+/// the test set, and `1.0 - 0.99` is `0.010000000000000009` in f64).
 pub fn within(b: f64, a: f64, tol: f64) -> bool {
-    b - a <= tol + 1e-9
+    b - a <= tol + ROUNDING
 }
 
-/// A short automatic reading of the results: best and worst, convergence, calibration, dead and saturated
-/// units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per line.
+/// The majority baseline of the study: the test accuracy of always predicting the most frequent training class
+/// ([`crate::datasets::Dataset::majority_accuracy`]; 1/3 on the balanced spirals, 0.9 on 90/10 labels).
+pub fn baseline(study: &Study) -> f64 {
+    study.dataset.majority_accuracy(&study.dataset.test_y)
+}
+
+/// [`point_floor`] of the study's test set: [`crate::study::summary::NOISE_POINTS`] test points as a fraction.
+pub fn accuracy_floor(study: &Study) -> f64 {
+    point_floor(study.dataset.test_y.len())
+}
+
+/// Whether `s`'s mean final test accuracy is above the [`baseline`] by more than the noise: more than
+/// [`crate::study::summary::NOISE_POINTS`] test points and more than its seed spread ([`noise`]). A kind that
+/// is not has learned nothing from the input that shows on the test set (a constant guess scores the
+/// baseline, and a constant guess of the class frequencies has an ECE near 0), so the reading names no best
+/// calibration or fastest convergence among such kinds.
+pub fn above_baseline(study: &Study, s: &Summary) -> bool {
+    let floor = accuracy_floor(study);
+    mean(s.test_acc).is_some_and(|a| {
+        a.is_finite() && a - baseline(study) > noise(floor, s.test_acc, None) + ROUNDING
+    })
+}
+
+/// The function `c` computes when it is another kind's under a second name, with the parameters that make it
+/// so: CELU with alpha 1 is ELU (alpha 1), Swish with beta 1 is SiLU, leaky ReLU with slope 0 is ReLU. Such
+/// rows are one function trained twice with the same seeds, not two pieces of evidence.
+pub fn alias_of(c: Candidate) -> Option<(Candidate, &'static str)> {
+    match c.hidden() {
+        Hidden::Act(Activation::Celu { alpha: 1.0 }) => {
+            Some((Activation::Elu { alpha: 1.0 }.into(), "alpha 1"))
+        }
+        Hidden::Act(Activation::Swish { beta: 1.0 }) => Some((Activation::Silu.into(), "beta 1")),
+        Hidden::Act(Activation::LeakyRelu {
+            negative_slope: 0.0,
+        }) => Some((Activation::Relu.into(), "slope 0")),
+        _ => None,
+    }
+}
+
+/// The function a kind computes: its [`alias_of`] target, or itself.
+fn function_of(c: Candidate) -> Candidate {
+    alias_of(c).map_or(c, |(f, _)| f)
+}
+
+/// How many different functions `kinds` compute (aliases counted once, [`alias_of`]).
+fn distinct_functions(kinds: &[&Summary]) -> usize {
+    let mut seen: Vec<Candidate> = Vec::new();
+    for k in kinds {
+        let f = function_of(k.activation);
+        if !seen.contains(&f) {
+            seen.push(f);
+        }
+    }
+    seen.len()
+}
+
+/// Whether two spreads are the same numbers (a NaN equal to a NaN: a single run's missing deviation).
+fn same_spread(a: Spread, b: Spread) -> bool {
+    let same = |x: f64, y: f64| x == y || (x.is_nan() && y.is_nan());
+    match (a, b) {
+        (Some((m, d)), Some((n, e))) => same(m, n) && same(d, e),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// `kinds` (in order) with their values as `format` writes them with `digits` decimals: `gelu (0.968), tanh
+/// (0.950)`. Kinds with the same value ([`same_accuracy`]) are one entry, `relu6 and mish (tied at 1.000)`, in
+/// which the second name of a function ([`alias_of`]) joins the first, `silu = swish`. Where two entries of
+/// different values would read the same, up to two more decimals tell them apart (`0.9953`, `0.9947`), so that
+/// only a tie reads as one.
+fn listing(
+    kinds: &[&Summary],
+    value: impl Fn(&Summary) -> Spread,
+    format: impl Fn(Spread, usize) -> String,
+    digits: usize,
+) -> String {
+    // Each entry: its names and its value (the mean alone for a tie: tied means may have different spreads).
+    let mut entries: Vec<(Vec<String>, Spread)> = Vec::new();
+    let mut i = 0;
+    while i < kinds.len() {
+        let first = mean(value(kinds[i]));
+        let tied = kinds[i..]
+            .iter()
+            .take_while(|k| match (first, mean(value(k))) {
+                (Some(a), Some(b)) => same_accuracy(a, b),
+                _ => false,
+            })
+            .count()
+            .max(1);
+        let mut names: Vec<(Candidate, String)> = Vec::new();
+        for k in &kinds[i..i + tied] {
+            let f = function_of(k.activation);
+            match names.iter_mut().find(|(g, _)| *g == f) {
+                Some((_, name)) => {
+                    let _ = write!(name, " = {}", k.activation);
+                }
+                None => names.push((f, k.activation.name())),
+            }
+        }
+        let v = match value(kinds[i]) {
+            Some((m, _)) if tied > 1 => Some((m, f64::NAN)),
+            one => one,
+        };
+        entries.push((names.into_iter().map(|(_, n)| n).collect(), v));
+        i += tied;
+    }
+    let text = |v: Spread, d: usize| format(v.map(|(m, _)| (m, f64::NAN)), d);
+    let digits = (digits..digits + 2)
+        .find(|&d| {
+            entries
+                .windows(2)
+                .all(|w| text(w[0].1, d) != text(w[1].1, d))
+        })
+        .unwrap_or(digits + 2);
+    entries
+        .iter()
+        .map(|(names, v)| {
+            let v = format(*v, digits);
+            if names.len() > 1 {
+                format!("{} (tied at {v})", and_list(names))
+            } else {
+                format!("{} ({v})", names[0])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ` (N kinds, M functions)` for a group with aliases in it, ` (N kinds)` for one without.
+fn group_size(kinds: &[&Summary]) -> String {
+    match distinct_functions(kinds) {
+        f if f == kinds.len() => format!(" ({} kinds)", kinds.len()),
+        f => format!(" ({} kinds, {f} different functions)", kinds.len()),
+    }
+}
+
+/// A short automatic reading of the results: the noise rule and the majority baseline, best and worst (named
+/// alone only when ahead of every other kind by more than the noise: [`near_best`]), convergence, calibration,
+/// dead and saturated units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per
+/// line.
 pub fn reading(study: &Study) -> Vec<String> {
     let o = &study.options;
     let mut lines = Vec::new();
     let s = &study.summaries;
+    let sd = o.seeds > 1;
+    let acc = |x: &Summary| x.test_acc;
+    let acc_text = |v: Spread| spread(v, 3, sd);
+    let acc_at = |v: Spread, digits: usize| spread(v, digits, sd);
+    let floor = accuracy_floor(study);
+    let base = baseline(study);
     let diverged: Vec<String> = s
         .iter()
         .filter(|x| x.diverged > 0)
@@ -70,137 +235,152 @@ pub fn reading(study: &Study) -> Vec<String> {
             diverged.join(", ")
         ));
     }
-    if let (Some(best), Some(worst)) = (s.first(), s.last()) {
-        let (b, w) = (
-            mean(best.test_acc).unwrap_or(f64::NAN),
-            mean(worst.test_acc).unwrap_or(f64::NAN),
+    let above: Vec<&Summary> = s.iter().filter(|x| above_baseline(study, x)).collect();
+    let at_base: Vec<&Summary> = s.iter().filter(|x| !above_baseline(study, x)).collect();
+    let mut line = format!(
+        "Noise: two kinds count as different only where their means differ by more than {NOISE_POINTS} test \
+         points ({floor:.3} of accuracy on these {}){}. Kinds closer than that are named together, as within \
+         noise of each other; the table marks ~ a row within noise of the row above. Majority baseline (always \
+         predicting the most frequent training class, {}): {base:.3} test accuracy.",
+        study.dataset.test_y.len(),
+        if sd {
+            " and by more than either kind's seed spread (sample standard deviation)"
+        } else {
+            "; with one seed there is no spread to add"
+        },
+        study.dataset.majority_class()
+    );
+    if s.is_empty() {
+    } else if above.is_empty() {
+        line.push_str(
+            " **Every kind is at the baseline**: none learned anything from the input that shows on the test \
+             set, and the ranking orders noise.",
         );
-        let close: Vec<String> = s
-            .iter()
-            .filter(|x| mean(x.test_acc).is_some_and(|a| within(b, a, 0.01)))
-            .map(|x| x.activation.name())
-            .collect();
+    } else if at_base.is_empty() {
+        line.push_str(" Every kind is above it by more than the noise.");
+    } else {
+        let _ = write!(
+            line,
+            " **At the baseline** (not above it by more than the noise): {}: learned nothing from the input; \
+             they are left out of the best-calibrated and fastest lines.",
+            listing(&at_base, acc, acc_at, 3)
+        );
+    }
+    lines.push(line);
+    let aliases: Vec<String> = s
+        .iter()
+        .filter_map(|x| {
+            let (f, params) = alias_of(x.activation)?;
+            let twin = s.iter().find(|y| y.activation == f)?;
+            let same =
+                same_spread(x.test_acc, twin.test_acc) && same_spread(x.test_nll, twin.test_nll);
+            Some(format!(
+                "{} ({params}) is {f}{}",
+                x.activation,
+                if same { ", identical results" } else { "" }
+            ))
+        })
+        .collect();
+    if !aliases.is_empty() {
         lines.push(format!(
-            "Highest final test accuracy: **{}** ({b:.3}); {} within 0.01 of it: {}. Lowest: **{}** ({w:.3}).",
-            best.activation,
-            close.len(),
-            close.join(", "),
-            worst.activation
+            "The same function under two names: {}. Each such pair is one function trained twice with the same \
+             seeds, not two results: the lines here count it once (`a = b`).",
+            aliases.join("; ")
         ));
     }
-    if let Some((top, v)) = extreme(study, |x| mean(x.test_acc_tail), true) {
-        let dropped: Vec<String> = s
-            .iter()
-            .filter_map(|x| {
-                let (fin, tail) = (mean(x.test_acc)?, mean(x.test_acc_tail)?);
-                (!within(tail, fin, LATE_DROP))
-                    .then(|| format!("{} ({fin:.3} final, {tail:.3})", x.activation))
-            })
-            .collect();
+    if !above.is_empty() {
+        let top = near_best(s, acc, floor, true);
+        let mut line = match top.as_slice() {
+            [one] => {
+                let next = s.iter().find(|x| x.activation != one.activation);
+                format!(
+                    "Highest final test accuracy: **{}** ({}){}.",
+                    one.activation,
+                    acc_text(one.test_acc),
+                    next.map_or(String::new(), |n| format!(
+                        ", ahead of the next, {} ({}), by more than the noise",
+                        n.activation,
+                        acc_text(n.test_acc)
+                    ))
+                )
+            }
+            all if all.len() == s.len() => format!(
+                "Final test accuracy: every kind is within noise of the best{}: {}; the data do not rank them.",
+                group_size(all),
+                listing(all, acc, acc_at, 3)
+            ),
+            group => format!(
+                "Highest final test accuracy, within noise of each other{}: {}.",
+                group_size(group),
+                listing(group, acc, acc_at, 3)
+            ),
+        };
+        if top.len() < s.len() {
+            let low = near_best(s, acc, floor, false);
+            let _ = match low.as_slice() {
+                [one] => write!(
+                    line,
+                    " Lowest: **{}** ({}).",
+                    one.activation,
+                    acc_text(one.test_acc)
+                ),
+                group => write!(
+                    line,
+                    " Lowest, within noise of each other: {}.",
+                    listing(group, acc, acc_at, 3)
+                ),
+            };
+        }
+        lines.push(line);
+    }
+    let tail = |x: &Summary| x.test_acc_tail;
+    let top_tail = near_best(above.iter().copied(), tail, floor, true);
+    let dropped: Vec<String> = s
+        .iter()
+        .filter_map(|x| {
+            let (fin, tail) = (mean(x.test_acc)?, mean(x.test_acc_tail)?);
+            (!within(tail, fin, LATE_DROP))
+                .then(|| format!("{} ({fin:.3} final, {tail:.3})", x.activation))
+        })
+        .collect();
+    if !top_tail.is_empty() || !dropped.is_empty() {
         let mut line = format!(
-            "Highest mean test accuracy over the last {} epochs (where the runs had settled, whatever \
-             their last epoch did): **{}** ({v:.3}).",
-            tail_epochs(o.epochs),
-            top.activation
+            "Mean test accuracy over the last {} epochs (where the runs had settled, whatever their last epoch \
+             did)",
+            tail_epochs(o.epochs)
         );
+        match top_tail.as_slice() {
+            [] => {}
+            [one] => {
+                let _ = write!(
+                    line,
+                    ": highest for **{}** ({}).",
+                    one.activation,
+                    acc_text(one.test_acc_tail)
+                );
+            }
+            group => {
+                let _ = write!(
+                    line,
+                    ": highest, within noise of each other{}: {}.",
+                    group_size(group),
+                    listing(group, tail, acc_at, 3)
+                );
+            }
+        }
         if !dropped.is_empty() {
             let _ = write!(
                 line,
-                " Ending more than {LATE_DROP} below their own mean over those epochs (a late drop that the \
+                "{} Ending more than {LATE_DROP} below their own mean over those epochs (a late drop that the \
                  ranking by final accuracy counts in full): {}.",
+                if top_tail.is_empty() { "." } else { "" },
                 dropped.join(", ")
             );
         }
         lines.push(line);
     }
-    let best = fastest(s);
-    if let Some(&first) = best.first() {
-        let e = mean(first.epochs_to_target).unwrap_or(f64::NAN);
-        let names: Vec<String> = best.iter().map(|x| x.activation.name()).collect();
-        // A run that reached the target and then diverged does not count as having reached it.
-        let never: Vec<String> = s
-            .iter()
-            .filter(|x| x.reached == 0)
-            .map(|x| match x.diverged {
-                0 => x.activation.name(),
-                d => format!("{} ({d}/{} ended diverged)", x.activation, x.runs),
-            })
-            .collect();
-        let some: Vec<String> = s
-            .iter()
-            .filter(|x| {
-                x.reached > 0 && x.reached < x.runs && !names.contains(&x.activation.name())
-            })
-            .map(|x| format!("{} ({}/{})", x.activation, x.reached, x.runs))
-            .collect();
-        lines.push(format!(
-            "Fastest to {}% test accuracy: {} ({e:.1} epochs, {} steps of at most {} rows; reached in {}/{} \
-             run{}){}.{}{}{}",
-            percent(o.target),
-            names.join(", "),
-            (e * o
-                .train_config()
-                .steps_per_epoch(study.dataset.train_y.len()) as f64)
-                .round(),
-            o.batch,
-            first.reached,
-            first.runs,
-            if first.runs == 1 { "" } else { "s" },
-            if names.len() > 1 { ", tied" } else { "" },
-            if first.reached < first.runs {
-                " No kind reached it in every run, so this ranks by how many runs did, then by the mean epoch of \
-                 those runs."
-            } else {
-                ""
-            },
-            if some.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " Also reached it in some runs only (their mean epoch is over those runs, not comparable): {}.",
-                    some.join(", ")
-                )
-            },
-            if never.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " Never reached it in {} epochs (or only before ending diverged): {}.",
-                    o.epochs,
-                    never.join(", ")
-                )
-            }
-        ));
-    } else {
-        lines.push(format!(
-            "No activation reached {}% test accuracy in {} epochs.",
-            percent(o.target),
-            o.epochs
-        ));
-    }
-    if let (Some((lo, l)), Some((hi, h))) = (
-        extreme(study, |x| mean(x.test_ece), false),
-        extreme(study, |x| mean(x.test_ece), true),
-    ) {
-        let none: Vec<String> = s
-            .iter()
-            .filter(|x| !mean(x.test_ece).is_some_and(f64::is_finite))
-            .map(|x| x.activation.name())
-            .collect();
-        lines.push(format!(
-            "Best calibrated (lowest ECE): {} ({l:.3}); worst: {} ({h:.3}){}.",
-            lo.activation,
-            hi.activation,
-            if none.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", of those with a calibration to measure (not {}: non-finite outputs)",
-                    none.join(", ")
-                )
-            }
-        ));
-    }
+    fastest_line(study, &above, &mut lines);
+    calibration_line(study, &above, &at_base, &mut lines);
     if let Some((d, v)) = extreme(study, |x| x.dead, true) {
         let any: Vec<String> = s
             .iter()
@@ -301,9 +481,9 @@ pub fn reading(study: &Study) -> Vec<String> {
         ));
     }
     lines.push(format!(
-        "Scope: one {} dataset of {} training points{}, {}, {}, {} epochs, {} \
-         seed{}. {}Differences smaller than the seed-to-seed spread, or than a few test points ({} points: one \
-         is {:.3} of accuracy), are not evidence of a difference between activations.",
+        "Scope: one {} dataset of {} training points{}, {}, {}, {} epochs, {} seed{}.{} The ranking and \
+         these lines use test accuracy; choosing a kind by them is selection on the test set, which flatters the \
+         choice: choose on validation accuracy (val acc in the table) and keep the test set to report it.",
         study.dataset.source,
         study.dataset.train_y.len(),
         scale_text(o.input_scale),
@@ -316,14 +496,164 @@ pub fn reading(study: &Study) -> Vec<String> {
         o.seeds,
         if o.seeds == 1 { "" } else { "s" },
         if o.seeds == 1 {
-            "With one seed there is no spread to compare against. "
+            " With one seed the seed-to-seed spread is unmeasured: more seeds may separate kinds, or merge them."
         } else {
             ""
         },
-        study.dataset.test_y.len(),
-        1.0 / study.dataset.test_y.len().max(1) as f64
     ));
     lines
+}
+
+/// The reading's line on convergence: the kinds fastest to the target among those `above` the baseline
+/// ([`fastest`], within [`NOISE_EPOCHS`] or the seed spread of each other), those that reached it in some runs
+/// only, and those that never did; or that the target says nothing, where a constant guess reaches it.
+fn fastest_line(study: &Study, above: &[&Summary], lines: &mut Vec<String>) {
+    let (o, s) = (&study.options, &study.summaries);
+    let base = baseline(study);
+    if !s.is_empty() && o.target <= base + ROUNDING {
+        lines.push(format!(
+            "The target, {}% test accuracy, is at or below the majority baseline ({base:.3}): always guessing \
+             the most frequent class reaches it, so reaching it says nothing and no kind is named fastest.",
+            percent(o.target)
+        ));
+        return;
+    }
+    let best = fastest(above.iter().copied(), NOISE_EPOCHS);
+    let Some(&first) = best.first() else {
+        lines.push(format!(
+            "No activation {}reached {}% test accuracy in {} epochs.",
+            if above.len() < s.len() {
+                "above the baseline "
+            } else {
+                ""
+            },
+            percent(o.target),
+            o.epochs
+        ));
+        return;
+    };
+    let e = mean(first.epochs_to_target).unwrap_or(f64::NAN);
+    let sd = o.seeds > 1;
+    let epochs = |x: &Summary| x.epochs_to_target;
+    let epochs_at = |v: Spread, digits: usize| format!("{} epochs", spread(v, digits, sd));
+    let epochs_text = |v: Spread| epochs_at(v, 1);
+    let names: Vec<String> = best.iter().map(|x| x.activation.name()).collect();
+    // A run that reached the target and then diverged does not count as having reached it.
+    let never: Vec<String> = s
+        .iter()
+        .filter(|x| x.reached == 0)
+        .map(|x| match x.diverged {
+            0 => x.activation.name(),
+            d => format!("{} ({d}/{} ended diverged)", x.activation, x.runs),
+        })
+        .collect();
+    let some: Vec<String> = s
+        .iter()
+        .filter(|x| x.reached > 0 && x.reached < x.runs && !names.contains(&x.activation.name()))
+        .map(|x| format!("{} ({}/{})", x.activation, x.reached, x.runs))
+        .collect();
+    let steps = (e * o
+        .train_config()
+        .steps_per_epoch(study.dataset.train_y.len()) as f64)
+        .round();
+    let runs = format!(
+        "reached in {}/{} run{}",
+        first.reached,
+        first.runs,
+        if first.runs == 1 { "" } else { "s" }
+    );
+    let mut line = match best.as_slice() {
+        [one] => format!(
+            "Fastest to {}% test accuracy: {} ({}, {steps} steps of at most {} rows; {runs}).",
+            percent(o.target),
+            one.activation,
+            epochs_text(one.epochs_to_target),
+            o.batch
+        ),
+        group => format!(
+            "Fastest to {}% test accuracy, within noise of each other ({NOISE_EPOCHS} epoch or the seed \
+             spread): {}; {runs}, the first in {steps} steps of at most {} rows.",
+            percent(o.target),
+            listing(group, epochs, epochs_at, 1),
+            o.batch
+        ),
+    };
+    if first.reached < first.runs {
+        line.push_str(
+            " No kind reached it in every run, so this ranks by how many runs did, then by the mean epoch of \
+             those runs.",
+        );
+    }
+    if !some.is_empty() {
+        let _ = write!(
+            line,
+            " Also reached it in some runs only (their mean epoch is over those runs, not comparable): {}.",
+            some.join(", ")
+        );
+    }
+    if !never.is_empty() {
+        let _ = write!(
+            line,
+            " Never reached it in {} epochs (or only before ending diverged): {}.",
+            o.epochs,
+            never.join(", ")
+        );
+    }
+    lines.push(line);
+}
+
+/// The reading's line on calibration: the lowest and highest ECE among the kinds `above` the baseline, each
+/// with the kinds within noise of it ([`near_best`]). A kind at the baseline is left out: a constant guess of
+/// the class frequencies has an ECE near 0 without having learned anything.
+fn calibration_line(
+    study: &Study,
+    above: &[&Summary],
+    at_base: &[&Summary],
+    lines: &mut Vec<String>,
+) {
+    let ece = |x: &Summary| x.test_ece;
+    let sd = study.options.seeds > 1;
+    let text = |v: Spread| spread(v, 3, sd);
+    let text_at = |v: Spread, digits: usize| spread(v, digits, sd);
+    let floor = accuracy_floor(study);
+    let (lo, hi) = (
+        near_best(above.iter().copied(), ece, floor, false),
+        near_best(above.iter().copied(), ece, floor, true),
+    );
+    if lo.is_empty() {
+        return;
+    }
+    let part = |group: &[&Summary]| match group {
+        [one] => format!("{} ({})", one.activation, text(one.test_ece)),
+        group => format!(
+            "within noise of each other, {}",
+            listing(group, ece, text_at, 3)
+        ),
+    };
+    let none: Vec<String> = above
+        .iter()
+        .filter(|x| !mean(x.test_ece).is_some_and(f64::is_finite))
+        .map(|x| x.activation.name())
+        .collect();
+    let mut line = format!("Best calibrated (lowest ECE): {}", part(&lo));
+    // Where every kind is within noise of the best, there is no worst to name.
+    if lo.len() < above.len() - none.len() {
+        let _ = write!(line, "; worst: {}", part(&hi));
+    }
+    if !none.is_empty() {
+        let _ = write!(
+            line,
+            "; of those with a calibration to measure (not {}: non-finite outputs)",
+            none.join(", ")
+        );
+    }
+    if !at_base.is_empty() {
+        line.push_str(
+            "; kinds at the baseline left out (a constant guess of the class frequencies is well calibrated)",
+        );
+    }
+    line.push('.');
+    lines.push(line);
 }
 
 /// The reading's line on parameter counts when the study mixes plain and gated kinds: what a gated layer
@@ -400,8 +730,25 @@ fn learnable_line(study: &Study) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::report::tests::study_of;
-    use crate::Activation;
+    use crate::study::report::tests::{study_of, with_test_points};
+
+    /// The line starting with `prefix`.
+    fn line(s: &Study, prefix: &str) -> String {
+        let lines = reading(s);
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}: {lines:#?}"))
+            .clone()
+    }
+
+    fn three() -> Vec<Candidate> {
+        vec![
+            Activation::Relu.into(),
+            Activation::Gelu.into(),
+            Activation::Tanh.into(),
+        ]
+    }
 
     #[test]
     fn within_a_hundredth_is_exact_for_fractions_of_the_test_set() {
@@ -411,38 +758,207 @@ mod tests {
         assert!(within(1.0, 0.99, 0.01));
         assert!(within(1.0, 297.0 / 300.0, 0.01));
         assert!(!within(1.0, 296.0 / 300.0, 0.01));
-        let mut s = study_of(
-            1,
-            vec![
-                Activation::Relu.into(),
-                Activation::Gelu.into(),
-                Activation::Tanh.into(),
-            ],
-        );
+        // 3 points of 300 are 0.01 of accuracy: 0.99 is within noise of 1.0, 296 / 300 is not.
+        let mut s = with_test_points(study_of(1, three()), 100);
         s.summaries[0].test_acc = Some((1.0, f64::NAN));
         s.summaries[1].test_acc = Some((0.99, f64::NAN));
-        let first = &reading(&s)[0];
+        let first = line(&s, "Highest final test accuracy");
         assert!(
-            first.contains("2 within 0.01 of it: relu, gelu."),
+            first.starts_with(
+                "Highest final test accuracy, within noise of each other (2 kinds): relu (1.000), gelu (0.990). \
+                 Lowest: **tanh**"
+            ),
+            "{first}"
+        );
+        s.summaries[1].test_acc = Some((296.0 / 300.0, f64::NAN));
+        let first = line(&s, "Highest final test accuracy");
+        assert!(
+            first.starts_with(
+                "Highest final test accuracy: **relu** (1.000), ahead of the next, gelu (0.987), by more than \
+                 the noise."
+            ),
             "{first}"
         );
     }
 
     #[test]
+    fn a_single_best_needs_a_lead_larger_than_the_seed_spread() {
+        // The digits study: 3 seeds, 359 test points; gelu ahead by 1 of 1,077 points, spreads 0.002 to 0.009.
+        let mut s = with_test_points(study_of(3, three()), 359 / 3 + 1);
+        let n = s.dataset.test_y.len() as f64;
+        s.summaries[0].test_acc = Some((1043.0 / 3.0 / n, 0.009));
+        s.summaries[1].test_acc = Some((1042.0 / 3.0 / n, 0.002));
+        s.summaries[2].test_acc = Some((1042.0 / 3.0 / n, 0.004));
+        let first = line(&s, "Final test accuracy");
+        assert!(
+            first.starts_with(
+                "Final test accuracy: every kind is within noise of the best (3 kinds): relu (0.966 ± 0.009), \
+                 gelu and tanh (tied at 0.965); the data do not rank them."
+            ),
+            "{first}"
+        );
+        assert!(!first.contains("Lowest"), "{first}");
+        // A lead of 0.04 is more than the spreads (0.03) and the 3 points (0.008): relu alone.
+        s.summaries[0].test_acc = Some((0.99, 0.03));
+        s.summaries[1].test_acc = Some((0.95, 0.01));
+        s.summaries[2].test_acc = Some((0.5, 0.01));
+        let first = line(&s, "Highest final test accuracy");
+        assert!(first.starts_with("Highest final test accuracy: **relu** (0.990 ± 0.030), ahead of the next, gelu (0.950 ± 0.010)"), "{first}");
+        // The same lead with a spread of 0.05 is noise.
+        s.summaries[1].test_acc = Some((0.95, 0.05));
+        let first = line(&s, "Highest final test accuracy");
+        assert!(
+            first.starts_with(
+                "Highest final test accuracy, within noise of each other (2 kinds): relu"
+            ),
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn exact_ties_are_named_as_ties_and_aliases_count_once() {
+        let kinds: Vec<Candidate> = [
+            Activation::Gelu,
+            Activation::Hardswish,
+            Activation::Silu,
+            Activation::swish(),
+            Activation::Tanh,
+        ]
+        .map(Candidate::from)
+        .to_vec();
+        let mut s = with_test_points(study_of(1, kinds), 100);
+        for (k, (acc, tail)) in [
+            (1.0, 0.995),
+            (0.997, 0.995),
+            (0.99, 0.994),
+            (0.99, 0.994),
+            (0.4, 0.4),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.summaries[k].test_acc = Some((acc, f64::NAN));
+            s.summaries[k].test_acc_tail = Some((tail, f64::NAN));
+        }
+        s.summaries[3].test_nll = s.summaries[2].test_nll;
+        let tail = line(&s, "Mean test accuracy over the last 3 epochs");
+        assert!(
+            tail.contains(
+                ": highest, within noise of each other (4 kinds, 3 different functions): gelu and hardswish \
+                 (tied at 0.995), silu = swish (0.994)."
+            ),
+            "{tail}"
+        );
+        let alias = line(&s, "The same function under two names");
+        assert!(
+            alias.starts_with(
+                "The same function under two names: swish (beta 1) is silu, identical results."
+            ),
+            "{alias}"
+        );
+        assert_eq!(
+            reading(&s)
+                .iter()
+                .filter(|l| l.contains("(beta 1)"))
+                .count(),
+            1
+        );
+        // Two different means that read 0.995 at 3 decimals get a fourth, so that only a tie reads as one.
+        s.summaries[0].test_acc_tail = Some((1493.0 / 1500.0, f64::NAN));
+        let kinds: Vec<&Summary> = s.summaries.iter().take(4).collect();
+        let text = listing(&kinds, |x| x.test_acc_tail, |v, d| spread(v, d, false), 3);
+        assert_eq!(
+            text,
+            "gelu (0.9953), hardswish (0.9950), silu = swish (0.9940)"
+        );
+        assert_eq!(
+            alias_of(Activation::celu().into()),
+            Some((Activation::elu().into(), "alpha 1"))
+        );
+        assert_eq!(alias_of(Activation::Celu { alpha: 2.0 }.into()), None);
+        assert_eq!(alias_of(Activation::Elu { alpha: 1.0 }.into()), None);
+    }
+
+    #[test]
+    fn kinds_at_the_majority_baseline_learned_nothing() {
+        // Pure noise with 9 labels in 10 of class 0: every kind predicts class 0 and scores 0.9.
+        let mut s = with_test_points(study_of(1, three()), 100);
+        s.dataset.train_y = [vec![0; 9], vec![1]].concat();
+        s.dataset.test_y = [vec![0; 270], vec![1; 30]].concat();
+        for (k, x) in s.summaries.iter_mut().enumerate() {
+            x.test_acc = Some((0.9, f64::NAN));
+            x.test_acc_tail = Some((0.9, f64::NAN));
+            x.test_ece = Some((0.01 * (k + 1) as f64, f64::NAN));
+            (x.epochs_to_target, x.reached) = (Some((1.0, f64::NAN)), 1);
+        }
+        let lines = reading(&s);
+        assert!(
+            lines[0].contains("Majority baseline (always predicting the most frequent training class, 0): 0.900 test accuracy. **Every kind is at the baseline**"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "The target, 90% test accuracy, is at or below the majority baseline (0.900)"
+            ),
+            "{lines:#?}"
+        );
+        for no in [
+            "Highest",
+            "Mean test accuracy",
+            "Fastest",
+            "Best calibrated",
+            "Final test",
+        ] {
+            assert!(!lines.iter().any(|l| l.starts_with(no)), "{no}: {lines:#?}");
+        }
+        // Spirals (baseline 1/3): tanh at 0.34 is at it, and its ECE near 0 or its speed names it nowhere.
+        let mut s = with_test_points(study_of(1, three()), 100);
+        s.summaries[2].test_acc = Some((0.34, f64::NAN));
+        s.summaries[2].test_ece = Some((0.001, f64::NAN));
+        s.summaries[0].test_ece = Some((0.05, f64::NAN));
+        s.summaries[1].test_ece = Some((0.2, f64::NAN));
+        (s.summaries[2].epochs_to_target, s.summaries[2].reached) = (Some((1.0, f64::NAN)), 1);
+        (s.summaries[0].epochs_to_target, s.summaries[0].reached) = (Some((3.0, f64::NAN)), 1);
+        let lines = reading(&s);
+        assert!(
+            lines[0].ends_with(
+                "**At the baseline** (not above it by more than the noise): tanh (0.340): learned nothing from \
+                 the input; they are left out of the best-calibrated and fastest lines."
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            line(&s, "Best calibrated").starts_with("Best calibrated (lowest ECE): relu (0.050); worst: gelu (0.200); kinds at the baseline left out"),
+            "{lines:#?}"
+        );
+        assert!(
+            line(&s, "Fastest").starts_with("Fastest to 90% test accuracy: relu (3.0 epochs"),
+            "{lines:#?}"
+        );
+        assert!(above_baseline(&s, &s.summaries[0]) && !above_baseline(&s, &s.summaries[2]));
+        // 0.35 is 5 points above 1/3: above it.
+        s.summaries[2].test_acc = Some((0.35, f64::NAN));
+        assert!(above_baseline(&s, &s.summaries[2]));
+    }
+
+    #[test]
     fn a_late_drop_is_named_beside_the_best_tail_mean() {
-        let mut s = study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]);
+        let mut s = with_test_points(
+            study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]),
+            100,
+        );
         s.summaries[0].test_acc = Some((0.99, f64::NAN));
         s.summaries[0].test_acc_tail = Some((0.985, f64::NAN));
         s.summaries[1].test_acc = Some((0.917, f64::NAN));
-        s.summaries[1].test_acc_tail = Some((0.98, f64::NAN));
+        s.summaries[1].test_acc_tail = Some((0.97, f64::NAN));
         let line = reading(&s)
             .into_iter()
-            .find(|l| l.starts_with("Highest mean test accuracy over the last 3 epochs"))
+            .find(|l| l.starts_with("Mean test accuracy over the last 3 epochs"))
             .unwrap();
-        assert!(line.contains("**relu** (0.985)"), "{line}");
+        assert!(line.contains(": highest for **relu** (0.985)."), "{line}");
         assert!(
             line.contains("0.02 below their own mean")
-                && line.contains(": gelu (0.917 final, 0.980)."),
+                && line.contains(": gelu (0.917 final, 0.970)."),
             "{line}"
         );
         // A gap of exactly 0.02 (6 of 300 points: 0.020000000000000018 in f64) is not more than 0.02.
@@ -452,7 +968,7 @@ mod tests {
         s.summaries[1].test_acc_tail = Some((tail, f64::NAN));
         let line = reading(&s)
             .into_iter()
-            .find(|l| l.starts_with("Highest mean test accuracy"))
+            .find(|l| l.starts_with("Mean test accuracy"))
             .unwrap();
         assert!(!line.contains("late drop"), "{line}");
         // No drop, no second sentence.
@@ -460,7 +976,7 @@ mod tests {
         s.summaries[1].test_acc_tail = Some((0.93, f64::NAN));
         let line = reading(&s)
             .into_iter()
-            .find(|l| l.starts_with("Highest mean test accuracy"))
+            .find(|l| l.starts_with("Mean test accuracy"))
             .unwrap();
         assert!(!line.contains("late drop"), "{line}");
     }
@@ -486,34 +1002,40 @@ mod tests {
 
     #[test]
     fn fastest_says_how_many_runs_reached_the_target() {
-        let mut s = study_of(
-            5,
-            vec![
-                Activation::Relu.into(),
-                Activation::Gelu.into(),
-                Activation::Tanh.into(),
-            ],
-        );
+        let mut s = with_test_points(study_of(5, three()), 100);
         // relu reached it in 1 of 5 runs, faster; gelu in all 5.
         s.summaries[0].epochs_to_target = Some((1.0, f64::NAN));
         s.summaries[0].reached = 1;
         s.summaries[1].epochs_to_target = Some((4.0, 0.5));
         s.summaries[1].reached = 5;
-        let line = reading(&s)
-            .into_iter()
-            .find(|l| l.starts_with("Fastest"))
-            .unwrap();
+        let first = line(&s, "Fastest");
         assert!(
-            line.starts_with("Fastest to 90% test accuracy: gelu (4.0 epochs,")
-                && line.contains("reached in 5/5 runs)")
-                && line.contains("some runs only (their mean epoch is over those runs, not comparable): relu (1/5)"),
-            "{line}"
+            first.starts_with("Fastest to 90% test accuracy: gelu (4.0 ± 0.5 epochs,")
+                && first.contains("reached in 5/5 runs)")
+                && first.contains("some runs only (their mean epoch is over those runs, not comparable): relu (1/5)"),
+            "{first}"
+        );
+        // tanh, also in all 5, 0.8 epochs later: within 1 epoch, named with gelu.
+        s.summaries[2].test_acc = Some((0.9, 0.01));
+        s.summaries[2].epochs_to_target = Some((4.8, 0.2));
+        s.summaries[2].reached = 5;
+        let group = line(&s, "Fastest");
+        assert!(
+            group.starts_with(
+                "Fastest to 90% test accuracy, within noise of each other (1 epoch or the seed spread): gelu \
+                 (4.0 ± 0.5 epochs), tanh (4.8 ± 0.2 epochs); reached in 5/5 runs, the first in 4 steps of at \
+                 most 64 rows."
+            ),
+            "{group}"
         );
     }
 
     #[test]
     fn a_diverged_kind_is_named_in_the_convergence_and_calibration_lines() {
-        let mut s = study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]);
+        let mut s = with_test_points(
+            study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]),
+            100,
+        );
         s.options.target = 0.905;
         s.summaries[0].epochs_to_target = Some((3.0, f64::NAN));
         s.summaries[0].reached = 1;

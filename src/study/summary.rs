@@ -270,7 +270,7 @@ pub fn ranked(mut summaries: Vec<Summary>) -> Vec<Summary> {
 pub const SAME_ACCURACY: f64 = 1e-12;
 
 /// Whether two accuracies (or their `-inf` stand-ins) count as equal ([`SAME_ACCURACY`]).
-fn same_accuracy(a: f64, b: f64) -> bool {
+pub(crate) fn same_accuracy(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= SAME_ACCURACY
 }
 
@@ -302,13 +302,88 @@ pub(crate) fn sort_best_first<T>(items: &mut [T], key: impl Fn(&T) -> (f64, f64)
     }
 }
 
-/// The kinds fastest to the target, tied ones together (empty when no run reached it). A mean epoch over the
-/// runs that reached the target says nothing about those that did not, so a kind counts as fastest only among the
-/// kinds whose runs all reached it; when no kind's did, among those with the most runs that reached it; then by
-/// the mean epoch ([`Summary::convergence_key`]).
-pub fn fastest(summaries: &[Summary]) -> Vec<&Summary> {
+/// How many test points two means must differ by, at least, before the reports tell the kinds apart
+/// ([`noise`]): a single run's accuracy moves by a point or two between seeds, epochs and test draws, so a lead
+/// of one or two points is no evidence. Three points of a 300-point test set are 0.01.
+pub const NOISE_POINTS: usize = 3;
+
+/// How many epochs two mean epochs to the target must differ by, at least, before the reports tell the kinds
+/// apart: one run's test accuracy crosses a target an epoch earlier or later with the batch order alone.
+pub const NOISE_EPOCHS: f64 = 1.0;
+
+/// f64 rounding allowance of every comparison with a tolerance: accuracies are fractions of the test set, and
+/// `1.0 - 0.99` is `0.010000000000000009` in f64, so a difference of exactly the tolerance must pass. Far below
+/// one test point, or one point over several seeds.
+pub const ROUNDING: f64 = 1e-9;
+
+/// [`NOISE_POINTS`] as a fraction of a test set of `test_points` points: the smallest difference of accuracies
+/// (or of ECEs, which a few points move as much) that counts as more than noise.
+pub fn point_floor(test_points: usize) -> f64 {
+    NOISE_POINTS as f64 / test_points.max(1) as f64
+}
+
+/// The noise of a comparison of two kinds' means over seeds: the larger of `floor` and the two kinds' seed
+/// spreads (sample standard deviations; a single run has none, and a diverged one's is not a number, so they add
+/// nothing). The spread, not the standard error: the seeds share one test set, whose own noise the spread does
+/// not show and averaging over seeds does not remove.
+pub fn noise(floor: f64, a: Spread, b: Spread) -> f64 {
+    [a, b]
+        .into_iter()
+        .flatten()
+        .map(|(_, sd)| sd)
+        .filter(|sd| sd.is_finite())
+        .fold(floor, f64::max)
+}
+
+/// Whether the means of `a` and `b` are within [`noise`] of each other (both finite; [`ROUNDING`] allowed).
+pub fn within_noise(a: Spread, b: Spread, floor: f64) -> bool {
+    match (a, b) {
+        (Some((x, _)), Some((y, _))) if x.is_finite() && y.is_finite() => {
+            (x - y).abs() <= noise(floor, a, b) + ROUNDING
+        }
+        _ => false,
+    }
+}
+
+/// The kinds whose `value` is within [`noise`] of the best one's (the highest when `higher`, else the lowest),
+/// best first, the best included; empty when no value is finite. One kind alone means its lead over every other
+/// is larger than the noise; several mean the data do not tell them apart.
+pub fn near_best<'a>(
+    summaries: impl IntoIterator<Item = &'a Summary>,
+    value: impl Fn(&Summary) -> Spread,
+    floor: f64,
+    higher: bool,
+) -> Vec<&'a Summary> {
+    let sign = if higher { -1.0 } else { 1.0 };
+    let mut keyed: Vec<(&Summary, f64)> = summaries
+        .into_iter()
+        .filter_map(|s| value(s).map(|(m, _)| (s, m)))
+        .filter(|(_, m)| m.is_finite())
+        .collect();
+    // Stable: equal values keep the order they came in (the ranking's).
+    keyed.sort_by(|a, b| (sign * a.1).total_cmp(&(sign * b.1)));
+    let Some(&(best, _)) = keyed.first() else {
+        return Vec::new();
+    };
+    keyed
+        .into_iter()
+        .filter(|&(s, _)| within_noise(value(best), value(s), floor))
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// The kinds fastest to the target (empty when no run reached it), fastest first, with those within noise of
+/// the fastest: a mean epoch within the larger of `floor` epochs (the reports use [`NOISE_EPOCHS`]) and the two
+/// kinds' seed spreads ([`noise`]; a floor of 0 keeps only exact ties where there is no spread). A mean epoch over the runs that reached the target
+/// says nothing about those that did not, so a kind counts as fastest only among the kinds whose runs all
+/// reached it; when no kind's did, among those with the most runs that reached it; then by the mean epoch
+/// ([`Summary::convergence_key`]).
+pub fn fastest<'a>(
+    summaries: impl IntoIterator<Item = &'a Summary>,
+    floor: f64,
+) -> Vec<&'a Summary> {
     let keyed: Vec<(&Summary, (bool, usize, f64))> = summaries
-        .iter()
+        .into_iter()
         .filter_map(|s| s.convergence_key().map(|k| (s, k)))
         .collect();
     let Some(best) = keyed.iter().map(|&(_, k)| k).reduce(|a, b| {
@@ -324,11 +399,20 @@ pub fn fastest(summaries: &[Summary]) -> Vec<&Summary> {
     }) else {
         return Vec::new();
     };
-    keyed
-        .into_iter()
-        .filter(|&(_, k)| k == best)
-        .map(|(s, _)| s)
-        .collect()
+    let first = keyed.iter().find(|&&(_, k)| k == best).map(|&(s, _)| s);
+    let mut group: Vec<(&Summary, f64)> = keyed
+        .iter()
+        .filter(|&&(s, k)| {
+            (k.0, k.1) == (best.0, best.1)
+                && first.is_some_and(|f| {
+                    -k.2 - -best.2
+                        <= noise(floor, f.epochs_to_target, s.epochs_to_target) + ROUNDING
+                })
+        })
+        .map(|&(s, k)| (s, -k.2))
+        .collect();
+    group.sort_by(|a, b| a.1.total_cmp(&b.1));
+    group.into_iter().map(|(s, _)| s).collect()
 }
 
 #[cfg(test)]
@@ -515,15 +599,18 @@ mod tests {
         let all = [relu.clone(), tanh.clone(), gelu.clone(), never.clone()];
         let names = |v: Vec<&Summary>| v.iter().map(|s| s.activation.name()).collect::<Vec<_>>();
         // relu's mean over its one run (1.0) is lower, but tanh and gelu reached it every time: they tie at 2.5.
-        assert_eq!(names(fastest(&all)), ["tanh", "gelu"]);
+        assert_eq!(names(fastest(&all, 0.0)), ["tanh", "gelu"]);
         // With no kind reaching it in every run, the one reaching it most often, then the earlier epoch.
         let partial = Summary::new(
             Activation::Mish.into(),
             &[run(1, &[0.5, 0.5, 0.95]), run(2, &[0.5; 3])],
             0.9,
         );
-        assert_eq!(names(fastest(&[partial.clone(), relu.clone()])), ["relu"]);
-        assert_eq!(fastest(std::slice::from_ref(&never)).len(), 0);
+        assert_eq!(
+            names(fastest(&[partial.clone(), relu.clone()], 0.0)),
+            ["relu"]
+        );
+        assert_eq!(fastest(std::slice::from_ref(&never), 0.0).len(), 0);
         assert_eq!(never.convergence_key(), None);
         assert_eq!(relu.convergence_key(), Some((false, 1, -1.0)));
     }
@@ -548,6 +635,62 @@ mod tests {
         let s = Summary::new(Activation::ReluSquared.into(), &all, 0.9);
         assert_eq!((s.dead, s.dead_neurons, s.saturated), (None, None, None));
         assert!(diagnostics_finite(&runs[1].epochs[1].layers));
+    }
+
+    #[test]
+    fn noise_is_the_larger_of_the_floor_and_the_spreads() {
+        let floor = point_floor(300);
+        assert_eq!(floor, 0.01);
+        assert_eq!(noise(floor, Some((0.9, f64::NAN)), None), 0.01);
+        assert_eq!(noise(floor, Some((0.9, 0.02)), Some((0.8, 0.005))), 0.02);
+        // 3 points of 300 apart is within noise (0.010000000000000009 in f64), 4 is not.
+        let at = |a: f64| Some((a, f64::NAN));
+        assert!(within_noise(at(1.0), at(297.0 / 300.0), floor));
+        assert!(!within_noise(at(1.0), at(296.0 / 300.0), floor));
+        assert!(!within_noise(at(f64::NAN), at(1.0), floor));
+        let with = |kind: Activation, acc: Spread| {
+            let mut s = Summary::new(kind.into(), &[run(1, &[0.5])], 0.9);
+            s.test_acc = acc;
+            s
+        };
+        let all = [
+            with(Activation::Relu, Some((0.95, 0.002))),
+            with(Activation::Gelu, Some((0.97, 0.002))),
+            with(Activation::Tanh, Some((0.955, 0.02))),
+            with(Activation::Sigmoid, Some((0.5, 0.0))),
+            with(Activation::Mish, None),
+        ];
+        let names = |v: Vec<&Summary>| v.iter().map(|s| s.activation.name()).collect::<Vec<_>>();
+        // gelu is best; tanh's spread (0.02) covers its 0.015 gap, relu's 0.002 does not cover 0.02.
+        assert_eq!(
+            names(near_best(&all, |s| s.test_acc, floor, true)),
+            ["gelu", "tanh"]
+        );
+        assert_eq!(
+            names(near_best(&all, |s| s.test_acc, floor, false)),
+            ["sigmoid"]
+        );
+        assert_eq!(near_best(&all[4..], |s| s.test_acc, floor, true).len(), 0);
+    }
+
+    #[test]
+    fn the_fastest_group_takes_kinds_within_the_epoch_floor() {
+        let at = |kind: Activation, epoch: f64, sd: f64| {
+            let mut s = Summary::new(kind.into(), &[run(1, &[0.95]), run(2, &[0.95])], 0.9);
+            s.epochs_to_target = Some((epoch, sd));
+            s
+        };
+        let all = [
+            at(Activation::Relu, 5.0, 0.0),
+            at(Activation::Gelu, 4.0, 0.0),
+            at(Activation::Tanh, 6.0, 2.0),
+            at(Activation::Mish, 5.5, 0.0),
+        ];
+        let names = |v: Vec<&Summary>| v.iter().map(|s| s.activation.name()).collect::<Vec<_>>();
+        // No floor: tanh's spread of 2 epochs still covers its 2 epochs behind gelu.
+        assert_eq!(names(fastest(&all, 0.0)), ["gelu", "tanh"]);
+        // Within 1 epoch of gelu's 4: relu; within tanh's spread of 2: tanh; mish is 1.5 later.
+        assert_eq!(names(fastest(&all, NOISE_EPOCHS)), ["gelu", "relu", "tanh"]);
     }
 
     #[test]
