@@ -1,10 +1,13 @@
-//! The study's outputs: the ranked table (text and Markdown), `report.md` (the setup, the table, the reading of
+//! The study's outputs: the ranked table (text and Markdown), `report.md` (the setup with the crate version, the
+//! `WGPU_BACKEND` setting and the majority baseline, the table, the reading of
 //! [`crate::study::reading`] and the charts), and [`write_outputs`], which puts them, `results.json`
 //! ([`crate::study::results_json`]) and the charts in a directory.
 //!
 //! Table columns: the network's trained parameters (weights, biases, learnable activation parameters; a gated
 //! layer's linear map is twice as wide, so without `--match-params` a gated network has about twice as many),
-//! final test accuracy, the mean test accuracy over the last [`crate::study::summary::TAIL_EPOCHS`] epochs
+//! final test accuracy, `~` where it is within noise of the row above's ([`within_noise_of_previous`]), final
+//! validation accuracy (the one to choose a kind by: the ranking's test accuracy selects on the test set), the
+//! mean test accuracy over the last [`crate::study::summary::TAIL_EPOCHS`] epochs
 //! (where a run had settled, whatever its last epoch did), test NLL and ECE (see [`crate::study::metrics`]),
 //! final training loss
 //! (over the whole training set), epochs until the test accuracy first reached the target (with how many runs
@@ -25,17 +28,21 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::study::figures::figures;
-use crate::study::reading::reading;
+use crate::study::reading::{accuracy_floor, baseline, reading};
 use crate::study::results_json::json;
-use crate::study::summary::{tail_epochs, Spread, Summary};
+use crate::study::summary::{tail_epochs, within_noise, Spread, Summary};
 use crate::study::{Study, StudyError};
 
-/// The table's column titles ("acc last 5" reads "acc last N" in a study of N < 5 epochs).
-pub const COLUMNS: [&str; 14] = [
+/// The table's column titles ("acc last 5" reads "acc last N" in a study of N < 5 epochs). `~` marks a row
+/// whose test accuracy is within noise of the row above's ([`within_noise_of_previous`]); `val acc` is the
+/// validation accuracy, the one to choose a kind by (the ranking's test accuracy selects on the test set).
+pub const COLUMNS: [&str; 16] = [
     "#",
     "activation",
     "params",
     "test acc",
+    "~",
+    "val acc",
     "acc last 5",
     "test NLL",
     "ECE",
@@ -70,8 +77,25 @@ pub fn init_flow(s: &Summary) -> Option<f64> {
     }
 }
 
-/// The cells of one row (rank is 1-based).
-pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 14] {
+/// Whether the test accuracy of the `rank`-th kind (1-based, as ranked) is within noise of the kind ranked
+/// above it: the two means no further apart than [`crate::study::summary::NOISE_POINTS`] test points or either
+/// kind's seed spread ([`crate::study::summary::within_noise`]). False for the first.
+pub fn within_noise_of_previous(study: &Study, rank: usize) -> bool {
+    let s = &study.summaries;
+    match (
+        rank.checked_sub(2).and_then(|i| s.get(i)),
+        s.get(rank.wrapping_sub(1)),
+    ) {
+        (Some(prev), Some(this)) => {
+            within_noise(prev.test_acc, this.test_acc, accuracy_floor(study))
+        }
+        _ => false,
+    }
+}
+
+/// The cells of one row (rank is 1-based: the kind's place in `study.summaries`, which the `~` cell compares
+/// with the one above).
+pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 16] {
     let sd = study.options.seeds > 1;
     let to_target = match s.epochs_to_target {
         None => format!("never (0/{})", s.runs),
@@ -86,6 +110,12 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 14] {
         s.activation.name(),
         s.params.to_string(),
         spread(s.test_acc, 3, sd),
+        if within_noise_of_previous(study, rank) {
+            "~".into()
+        } else {
+            String::new()
+        },
+        spread(s.val_acc, 3, sd),
         spread(s.test_acc_tail, 3, sd),
         spread(s.test_nll, 3, sd),
         spread(s.test_ece, 3, sd),
@@ -107,10 +137,10 @@ pub fn table(study: &Study) -> String {
 }
 
 /// The column titles, then one row of cells per summary, best first.
-fn header_and_rows(study: &Study) -> Vec<[String; 14]> {
+fn header_and_rows(study: &Study) -> Vec<[String; 16]> {
     let mut titles = COLUMNS.map(String::from);
-    titles[4] = format!("acc last {}", tail_epochs(study.options.epochs));
-    let mut rows: Vec<[String; 14]> = vec![titles];
+    titles[6] = format!("acc last {}", tail_epochs(study.options.epochs));
+    let mut rows: Vec<[String; 16]> = vec![titles];
     rows.extend(
         study
             .summaries
@@ -279,7 +309,18 @@ pub fn markdown(study: &Study) -> String {
         study.options.epochs,
         study.options.seeds
     );
-    out.push_str("\nRanked by final test accuracy (then test NLL).");
+    let _ = writeln!(
+        out,
+        "- majority baseline: {:.3} test accuracy (always predicting class {}, the most frequent in training); \
+         a kind not above it by more than the noise learned nothing from the input",
+        baseline(study),
+        study.dataset.majority_class()
+    );
+    out.push_str(
+        "\nRanked by final test accuracy (then test NLL); ~ marks a row within noise of the row above (the \
+         reading's noise rule). Choosing a kind by this ranking is selection on the test set: choose by val acc \
+         (validation accuracy).",
+    );
     if study.options.seeds > 1 {
         out.push_str(" Values are mean ± sample standard deviation over seeds.");
     }
@@ -430,11 +471,6 @@ pub(crate) mod tests {
         study
     }
 
-    /// The reading of `study(seeds)` on 300 test points, where 3 points are 0.01 of accuracy.
-    fn reading_of_wide(seeds: u64) -> Vec<String> {
-        reading(&with_test_points(study(seeds), 100))
-    }
-
     #[test]
     fn table_markdown_and_reading() {
         for seeds in [1, 2] {
@@ -451,6 +487,10 @@ pub(crate) mod tests {
                 backend_setting()
             );
             assert!(md.contains(&provenance), "{md}");
+            assert!(
+                md.contains("- majority baseline: 0.333 test accuracy (always predicting class 0"),
+                "{md}"
+            );
             let reading = reading(&s);
             assert!(reading[0].starts_with("Noise: "), "{reading:?}");
             let wide = reading_of_wide(seeds);
@@ -464,6 +504,46 @@ pub(crate) mod tests {
                 .any(|l| l.contains("Never reached it") && l.contains("sigmoid")));
             assert_eq!(seeds > 1, t.contains('±'));
         }
+    }
+
+    /// The reading of `study(seeds)` on 300 test points, where 3 points are 0.01 of accuracy.
+    fn reading_of_wide(seeds: u64) -> Vec<String> {
+        reading(&with_test_points(study(seeds), 100))
+    }
+
+    #[test]
+    fn rows_within_noise_of_the_row_above_are_marked() {
+        let mut s = with_test_points(
+            study_of(
+                1,
+                vec![
+                    Activation::Relu.into(),
+                    Activation::Gelu.into(),
+                    Activation::Tanh.into(),
+                ],
+            ),
+            100,
+        );
+        // 1.0, then 0.99 (3 points below: noise), then 0.97 (6 points below 0.99: not).
+        for (k, a) in [1.0, 0.99, 0.97].into_iter().enumerate() {
+            s.summaries[k].test_acc = Some((a, f64::NAN));
+            s.summaries[k].val_acc = Some((a - 0.5, f64::NAN));
+        }
+        let marks: Vec<String> = (1..=3)
+            .map(|r| cells(&s, r, &s.summaries[r - 1])[4].clone())
+            .collect();
+        assert_eq!(marks, ["", "~", ""]);
+        assert_eq!(cells(&s, 2, &s.summaries[1])[5], "0.490");
+        let md = markdown_table(&s);
+        assert!(
+            md.starts_with("| # | activation | params | test acc | ~ | val acc | acc last 3 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 0.990 | ~ | 0.490 |"), "{md}");
+        // With two seeds the spread counts: 0.97 with a deviation of 0.03 is within noise of 0.99.
+        s.summaries[2].test_acc = Some((0.97, 0.03));
+        assert!(within_noise_of_previous(&s, 3));
+        assert!(!within_noise_of_previous(&s, 1) && !within_noise_of_previous(&s, 4));
     }
 
     #[test]
@@ -489,7 +569,7 @@ pub(crate) mod tests {
         s.summaries[0].reached = 1;
         s.summaries[0].test_acc = Some((0.9, f64::NAN));
         let row = cells(&s, 1, &s.summaries[0]);
-        assert_eq!((row[3].as_str(), row[8].as_str()), ("0.900", "8.0 (1/3)"));
+        assert_eq!((row[3].as_str(), row[10].as_str()), ("0.900", "8.0 (1/3)"));
         let t = table(&s);
         assert!(!t.contains("NaN") && !t.contains("± 0.0 "), "{t}");
     }

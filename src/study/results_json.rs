@@ -5,9 +5,12 @@ use std::fmt::Write;
 
 use crate::bench::report::{json_num, json_str};
 use crate::nn::LayerDiagnostics;
-use crate::study::report::{backend_setting, init_flow, optimizer_text};
+use crate::study::reading::{above_baseline, accuracy_floor, alias_of, baseline};
+use crate::study::report::{backend_setting, init_flow, optimizer_text, within_noise_of_previous};
 use crate::study::seeds::{derive, hex, Purpose};
-use crate::study::summary::{diagnostics_finite, ParamStats, Spread, Summary};
+use crate::study::summary::{
+    diagnostics_finite, ParamStats, Spread, Summary, NOISE_EPOCHS, NOISE_POINTS,
+};
 use crate::study::Study;
 
 fn json_array(values: &[f64]) -> String {
@@ -88,7 +91,11 @@ fn json_act_params(s: &Summary) -> String {
 /// run's `init_seed` and `shuffle_seed`, as hexadecimal strings. `dataset.train_points` and `test_points` count
 /// every class's points (the command line's `--points` is per class); a row's `test_acc_last5` averages the last
 /// 5 epochs, or all of a shorter run's; `diverged_runs` counts the runs that ended with a NaN or infinite output
-/// (their `test_nll` and `test_ece` are then null).
+/// (their `test_nll` and `test_ece` are then null). `baseline` is the majority baseline (always the most
+/// frequent training class) on the test and validation sets, `noise` the rule the reading tells kinds apart by;
+/// a row's `above_baseline` says whether its test accuracy beats the baseline by more than that noise,
+/// `within_noise_of_previous` whether it is within noise of the row above (`~` in the table), and
+/// `same_function_as` names the kind it computes the same function as (celu at alpha 1 is elu), or is null.
 pub fn json(study: &Study) -> String {
     let o = &study.options;
     let mut out = String::from("{\n");
@@ -138,6 +145,24 @@ pub fn json(study: &Study) -> String {
         o.train_config().steps_per_epoch(study.dataset.train_y.len()),
         o.match_params
     );
+    let _ = writeln!(
+        out,
+        "  \"baseline\": {{\"rule\": \"always the most frequent training class\", \"class\": {}, \"test_acc\": {}, \"val_acc\": {}}},",
+        study.dataset.majority_class(),
+        json_num(baseline(study)),
+        json_num(study.dataset.majority_accuracy(&study.dataset.val_y))
+    );
+    let _ = writeln!(
+        out,
+        "  \"noise\": {{\"rule\": {}, \"test_points\": {}, \"accuracy\": {}, \"epochs\": {}}},",
+        json_str(
+            "two kinds' means differ when further apart than accuracy (test_points of the test set) and than \
+             either kind's seed standard deviation; mean epochs to the target, than epochs and either deviation"
+        ),
+        NOISE_POINTS,
+        json_num(accuracy_floor(study)),
+        json_num(NOISE_EPOCHS)
+    );
     out.push_str("  \"rows\": [\n");
     let rows: Vec<String> = study
         .summaries
@@ -148,7 +173,8 @@ pub fn json(study: &Study) -> String {
                 "    {{\"rank\": {}, \"activation\": {}, \"family\": {}, \"sizes\": {}, \"params\": {}, \"runs\": {}, \"test_acc\": {}, \"test_acc_last5\": {}, \"test_nll\": {}, \"test_ece\": {}, \
                  \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"diverged_runs\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
-                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}}}",
+                 \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}, \"above_baseline\": {}, \
+                 \"within_noise_of_previous\": {}, \"same_function_as\": {}}}",
                 i + 1,
                 json_str(&s.activation.name()),
                 json_str(s.activation.family()),
@@ -175,7 +201,10 @@ pub fn json(study: &Study) -> String {
                 json_array(&s.test_acc_curve),
                 json_array(&s.initial_grad_norm),
                 json_array(&s.grad_norm),
-                json_act_params(s)
+                json_act_params(s),
+                above_baseline(study, s),
+                within_noise_of_previous(study, i + 1),
+                alias_of(s.activation).map_or("null".into(), |(f, _)| json_str(&f.name()))
             )
         })
         .collect();
@@ -245,6 +274,26 @@ mod tests {
     use crate::study::report::tests::study_of;
     use crate::study::summary::Summary;
     use crate::Activation;
+
+    #[test]
+    fn the_baseline_the_noise_rule_and_aliases_are_fields() {
+        let s = crate::study::report::tests::with_test_points(
+            study_of(1, vec![Activation::Silu.into(), Activation::swish().into()]),
+            100,
+        );
+        let j = json(&s);
+        assert!(
+            j.contains("\"baseline\": {\"rule\": \"always the most frequent training class\", \"class\": 0, \"test_acc\": 3.333333333333333e-1, \"val_acc\": 3.333333333333333e-1},"),
+            "{j}"
+        );
+        assert!(
+            j.contains("\"test_points\": 3, \"accuracy\": 1e-2, \"epochs\": 1e0}"),
+            "{j}"
+        );
+        // silu at 0.91 is above 1/3; swish at 0.61 is too, and 30 points below silu: not within noise.
+        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": null}"));
+        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": \"silu\"}"));
+    }
 
     #[test]
     fn a_non_finite_step_has_no_dead_counts() {
