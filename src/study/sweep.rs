@@ -464,7 +464,12 @@ pub fn stale_outputs(dir: &Path, lrs: &[f32]) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let rate_folder = name.starts_with("lr-") && e.path().is_dir();
+            // A rate's folder is `lr-` and a number: another study's own --out folder beside them (the
+            // published docs/study/lr-sweep beside docs/study's single study) is not one.
+            let rate_folder = name
+                .strip_prefix("lr-")
+                .is_some_and(|rate| rate.parse::<f32>().is_ok())
+                && e.path().is_dir();
             if lrs.is_empty() {
                 rate_folder || name == "lr_sweep.md" || name == "lr_sweep.json"
             } else {
@@ -695,7 +700,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("actgpu-stale-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         assert!(stale_outputs(&dir, &[]).is_empty(), "no directory yet");
-        for sub in ["lr-0.001", "lr-0.1", "notes"] {
+        for sub in ["lr-0.001", "lr-0.1", "lr-sweep", "notes"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         for file in [
