@@ -234,7 +234,8 @@ fn celu_exp(v: f32) -> f32 {
 /// expm1(v) scaled back a v that is subnormal for |x| < |alpha| 2^-126 (0 on a flushing device; 4.6% off at
 /// x = -2^-126 for alpha = 1e6, 0 for |x| < 2e-7 at alpha = 3e38); for alpha = 1 (the default) both forms round
 /// alike, and for another power of two wherever v is normal. Else alpha (exp_c(v) - 1) below exp_c's clamp; past
-/// it (alpha < 0) e^v dwarfs the 1, and (alpha e^(v - 88)) e^88 overflows only where the result does. Not
+/// it (alpha < 0) e^v dwarfs the 1, and (alpha e^(v - 88)) e^88 overflows only where the result does up to
+/// v = 176, where exp_c clamps again (beyond, which needs |alpha| < 1.6e-38, it stays at alpha e^176). Not
 /// (alpha e^88) e^(v - 88): naga evaluates alpha e^88 when the pipeline is created, and for |alpha| > 2.06 that
 /// infinite constant refused the pipeline of every such CELU, whatever x.
 fn celu_negative(x: f32) -> f32 {

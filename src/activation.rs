@@ -273,6 +273,11 @@ impl Activation {
     }
 
     /// The parameters passed to the kernel as the override constants `P0`, `P1` (0 where unused).
+    ///
+    /// A parameter the kernels divide by (CELU's alpha, softplus' beta) is computed as specified where its
+    /// magnitude lies in [2^-126, 2^126] (1.2e-38 to 8.5e37): WGSL bounds division only for such divisors, and
+    /// NVIDIA's drivers divide through a reciprocal that flushes to 0 past 2^126 (and flush a subnormal beta
+    /// itself).
     pub const fn params(self) -> [f32; 2] {
         match self {
             Activation::LeakyRelu { negative_slope } => [negative_slope, 0.0],

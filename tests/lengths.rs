@@ -431,20 +431,24 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         "PReLU backward, partial sums past a binding",
         &[(4_000, 40, DType::F32)],
     );
-    // Blocks taller than a loop-limited adapter's threads can walk are refused, never summed short: under a
-    // 64-byte binding, 8 columns of partial sums (32 bytes) allow 2 blocks, so 130,000 rows would take 65,000
-    // rows a block.
+    // Blocks taller than a loop-limited adapter's threads can walk are refused, never summed short. Under a
+    // 128 KiB binding one column's partial sums (8 f32, 32 bytes a block) allow 4,096 blocks, so 246 million rows
+    // of f16 (a 492 MB buffer, never written: the refusal comes first) would take 60,059 rows a block, each
+    // block's 120 KB of rows still fitting a binding.
     let tiny = Gpu::with_options(GpuOptions {
-        max_storage_binding_bytes: Some(64),
+        max_storage_binding_bytes: Some(128 * 1024),
         ..GpuOptions::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
     if tiny.loop_limited() {
-        let x = tiny.zeros(&[130_000, 8], DType::F32).unwrap();
+        let x = tiny.zeros(&[246_000_000, 1], DType::F16).unwrap();
         let sums = x.column_sums();
         assert!(
-            matches!(sums, Err(actgpu::Error::LimitExceeded { .. })),
-            "130,000 rows in 2 blocks on a loop-limited adapter: {sums:?}"
+            matches!(
+                &sums,
+                Err(actgpu::Error::LimitExceeded { limit, .. }) if limit.contains("loop-limited")
+            ),
+            "246 million rows in 4,096 blocks on a loop-limited adapter: {sums:?}"
         );
     }
 }

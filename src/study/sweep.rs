@@ -126,7 +126,7 @@ impl SweepRow {
     }
 
     /// Whether every rate scored the same as the best one (accuracy and NLL): the rate made no difference, so
-    /// the best rate being at an edge of the range says nothing. True without a best rate.
+    /// the best rate being at an edge of the range says nothing.
     pub fn flat(&self) -> bool {
         (0..self.val_acc.len()).all(|i| !ranks_above(self.key(self.top), self.key(i)))
     }
