@@ -19,9 +19,9 @@
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok), per 16-bit type the largest ULP error over its checks and how many were exact,
-//! and a one-line verdict (naming the subset `--only`, `--dtype` or `--minimum-limits` chose), or with `--json`
-//! one document `{"adapter": {"name", "backend", "driver"}, "subset" (null, or the same names as an array),
-//! "flushes_subnormals", "native_f16_rounds_to_nearest_even", "ulp_by_dtype": {"f16": {"checks",
+//! and a one-line verdict (naming the subset `--only` or `--dtype` chose, and `--minimum-limits`), or with
+//! `--json` one document `{"adapter": {"name", "backend", "driver"}, "subset" (null, or the same names as an
+//! array), "minimum_limits", "flushes_subnormals", "native_f16_rounds_to_nearest_even", "ulp_by_dtype": {"f16": {"checks",
 //! "max_ulp_err", "exact"}, "bf16": {...}}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
 //! "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where `flush_accepted` counts the
 //! elements that passed only because the device flushes subnormals (see `actgpu::verify::FLUSH_UNDERFLOW`;
@@ -74,13 +74,20 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// The part of the checks a run covers, for its verdict: empty for the whole set, else ", a subset (only NAME,
-/// f16 only, at the minimum limits)," as the options chose.
+/// f16 only)," as the options chose; then ", at the minimum limits," where the device was capped.
 fn subset(args: &Args) -> String {
     let parts = subset_parts(args);
-    if parts.is_empty() {
+    let mut clauses = Vec::new();
+    if !parts.is_empty() {
+        clauses.push(format!("a subset ({})", parts.join(", ")));
+    }
+    if args.minimum_limits {
+        clauses.push("at the minimum limits".to_string());
+    }
+    if clauses.is_empty() {
         String::new()
     } else {
-        format!(", a subset ({}),", parts.join(", "))
+        format!(", {},", clauses.join(", "))
     }
 }
 
@@ -102,9 +109,6 @@ fn subset_parts(args: &Args) -> Vec<String> {
     }
     if args.dtypes.len() == 1 {
         parts.push(format!("{} only", args.dtypes[0].name()));
-    }
-    if args.minimum_limits {
-        parts.push("at the minimum limits".to_string());
     }
     parts
 }
@@ -430,11 +434,12 @@ fn main() -> ExitCode {
             })
             .collect();
         println!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"subset\": {}, \"flushes_subnormals\": {}, \"native_f16_rounds_to_nearest_even\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"subset\": {}, \"minimum_limits\": {}, \"flushes_subnormals\": {}, \"native_f16_rounds_to_nearest_even\": {}, \"ulp_by_dtype\": {{{}}}, \"results\": [\n  {}\n]}}",
             json_str(&info.name),
             json_str(&format!("{:?}", info.backend)),
             json_str(&format!("{} {}", info.driver, info.driver_info)),
             subset_json(&args),
+            args.minimum_limits,
             flushes,
             f16_rounding,
             summary.join(", "),
