@@ -235,8 +235,20 @@ pub fn reading(study: &Study) -> Vec<String> {
             diverged.join(", ")
         ));
     }
-    let above: Vec<&Summary> = s.iter().filter(|x| above_baseline(study, x)).collect();
-    let at_base: Vec<&Summary> = s.iter().filter(|x| !above_baseline(study, x)).collect();
+    // A kind with a diverged run is named in the line above and nowhere else among the accuracy groups: its
+    // diverged runs' accuracies (non-finite rows counted wrong) pull its mean down and its spread up, which
+    // would put it "at the baseline" with seeds that learned, or "within noise" of the best.
+    let settled: Vec<&Summary> = s.iter().filter(|x| x.diverged == 0).collect();
+    let above: Vec<&Summary> = settled
+        .iter()
+        .copied()
+        .filter(|x| above_baseline(study, x))
+        .collect();
+    let at_base: Vec<&Summary> = settled
+        .iter()
+        .copied()
+        .filter(|x| !above_baseline(study, x))
+        .collect();
     let mut line = format!(
         "Noise: two kinds count as different only where their means differ by more than {NOISE_POINTS} test \
          points ({floor:.3} of accuracy on these {}){}. Kinds closer than that are named together, as within \
@@ -251,18 +263,25 @@ pub fn reading(study: &Study) -> Vec<String> {
         study.dataset.majority_class()
     );
     if s.is_empty() {
-    } else if above.is_empty() {
-        line.push_str(
-            " **Every kind is at the baseline**: none learned anything from the input that shows on the test \
-             set, and the ranking orders noise.",
-        );
+    } else if above.is_empty() && !settled.is_empty() {
+        line.push_str(if settled.len() == s.len() {
+            " **Every kind is at the baseline**: none learned anything from the input that shows on the test set, \
+             and the ranking orders noise."
+        } else {
+            " **Every kind that did not diverge is at the baseline**: none learned anything from the input that \
+             shows on the test set, and the ranking orders noise."
+        });
     } else if at_base.is_empty() {
-        line.push_str(" Every kind is above it by more than the noise.");
+        line.push_str(if settled.len() == s.len() {
+            " Every kind is above it by more than the noise."
+        } else {
+            " Every kind that did not diverge is above it by more than the noise."
+        });
     } else {
         let _ = write!(
             line,
-            " **At the baseline** (not above it by more than the noise): {}: learned nothing from the input; \
-             they are left out of the best-calibrated and fastest lines.",
+            " **At the baseline or below** (not above it by more than the noise): {}: learned nothing from the \
+             input; they are left out of the best-calibrated and fastest lines.",
             listing(&at_base, acc, acc_at, 3)
         );
     }
@@ -289,10 +308,10 @@ pub fn reading(study: &Study) -> Vec<String> {
         ));
     }
     if !above.is_empty() {
-        let top = near_best(s, acc, floor, true);
+        let top = near_best(settled.iter().copied(), acc, floor, true);
         let mut line = match top.as_slice() {
             [one] => {
-                let next = s.iter().find(|x| x.activation != one.activation);
+                let next = settled.iter().find(|x| x.activation != one.activation);
                 format!(
                     "Highest final test accuracy: **{}** ({}){}.",
                     one.activation,
@@ -304,7 +323,7 @@ pub fn reading(study: &Study) -> Vec<String> {
                     ))
                 )
             }
-            all if all.len() == s.len() => format!(
+            all if all.len() == settled.len() => format!(
                 "Final test accuracy: every kind is within noise of the best{}: {}; the data do not rank them.",
                 group_size(all),
                 listing(all, acc, acc_at, 3)
@@ -315,9 +334,16 @@ pub fn reading(study: &Study) -> Vec<String> {
                 listing(group, acc, acc_at, 3)
             ),
         };
-        if top.len() < s.len() {
-            let low = near_best(s, acc, floor, false);
+        if top.len() < settled.len() {
+            // The lowest group among the kinds not in the highest one: a noisy kind within noise of both ends
+            // is named once, with the highest.
+            let rest = settled
+                .iter()
+                .copied()
+                .filter(|x| !top.iter().any(|t| t.activation == x.activation));
+            let low = near_best(rest, acc, floor, false);
             let _ = match low.as_slice() {
+                [] => Ok(()),
                 [one] => write!(
                     line,
                     " Lowest: **{}** ({}).",
@@ -636,8 +662,13 @@ fn calibration_line(
         .map(|x| x.activation.name())
         .collect();
     let mut line = format!("Best calibrated (lowest ECE): {}", part(&lo));
-    // Where every kind is within noise of the best, there is no worst to name.
-    if lo.len() < above.len() - none.len() {
+    // Where every kind is within noise of the best, there is no worst to name; the worst group leaves out the
+    // best one's kinds, so no kind is named both.
+    let hi: Vec<&Summary> = hi
+        .into_iter()
+        .filter(|x| !lo.iter().any(|b| b.activation == x.activation))
+        .collect();
+    if lo.len() < above.len() - none.len() && !hi.is_empty() {
         let _ = write!(line, "; worst: {}", part(&hi));
     }
     if !none.is_empty() {
@@ -922,8 +953,8 @@ mod tests {
         let lines = reading(&s);
         assert!(
             lines[0].ends_with(
-                "**At the baseline** (not above it by more than the noise): tanh (0.340): learned nothing from \
-                 the input; they are left out of the best-calibrated and fastest lines."
+                "**At the baseline or below** (not above it by more than the noise): tanh (0.340): learned \
+                 nothing from the input; they are left out of the best-calibrated and fastest lines."
             ),
             "{lines:#?}"
         );
@@ -1055,13 +1086,57 @@ mod tests {
             .iter()
             .find(|l| l.starts_with("Best calibrated"))
             .unwrap();
+        // A diverged kind is named in the Diverged line, not among the calibrated ones.
+        assert!(!calibration.contains("gelu"), "{calibration}");
         assert!(
-            calibration.contains("(not gelu: non-finite outputs)"),
-            "{calibration}"
+            lines
+                .iter()
+                .any(|l| l.starts_with("**Diverged**") && l.contains("gelu (1/1)")),
+            "{lines:#?}"
         );
         assert_eq!(
             [0.9, 0.905, 0.999, 1.0, 0.5].map(percent),
             ["90", "90.5", "99.9", "100", "50"]
         );
+    }
+
+    /// A kind with a diverged seed (two seeds at 0.97, one diverged: 0.65 +- 0.56) is neither "at the baseline"
+    /// nor within noise of the best; a noisy kind within noise of both ends is named once, with the highest.
+    #[test]
+    fn diverged_and_noisy_kinds_are_not_misnamed() {
+        let kinds = vec![
+            Activation::Relu.into(),
+            Activation::Gelu.into(),
+            Activation::Tanh.into(),
+        ];
+        let mut s = with_test_points(study_of(3, kinds.clone()), 100);
+        s.summaries[0].test_acc = Some((0.97, 0.002));
+        s.summaries[1].test_acc = Some((0.65, 0.56));
+        s.summaries[1].diverged = 1;
+        s.summaries[2].test_acc = Some((0.5, 0.002));
+        let lines = reading(&s);
+        let first = &lines.iter().find(|l| l.starts_with("Noise")).unwrap();
+        assert!(!first.contains("gelu"), "{first}");
+        let top = lines
+            .iter()
+            .find(|l| l.starts_with("Highest final"))
+            .unwrap();
+        assert!(
+            top.starts_with("Highest final test accuracy: **relu**"),
+            "{top}"
+        );
+        // A 0.95 +- 0.002, B 0.90 +- 0.06, C 0.89 +- 0.002: B is within noise of A and of C; it is named with A.
+        let mut s = with_test_points(study_of(3, kinds), 100);
+        s.summaries[0].test_acc = Some((0.95, 0.002));
+        s.summaries[1].test_acc = Some((0.90, 0.06));
+        s.summaries[2].test_acc = Some((0.89, 0.002));
+        let lines = reading(&s);
+        let top = lines
+            .iter()
+            .find(|l| l.starts_with("Highest final"))
+            .unwrap();
+        let (high, low) = top.split_once("Lowest").unwrap();
+        assert!(high.contains("gelu") && !low.contains("gelu"), "{top}");
+        assert!(low.contains("tanh"), "{top}");
     }
 }

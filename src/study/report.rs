@@ -79,14 +79,15 @@ pub fn init_flow(s: &Summary) -> Option<f64> {
 
 /// Whether the test accuracy of the `rank`-th kind (1-based, as ranked) is within noise of the kind ranked
 /// above it: the two means no further apart than [`crate::study::summary::NOISE_POINTS`] test points or either
-/// kind's seed spread ([`crate::study::summary::within_noise`]). False for the first.
+/// kind's seed spread ([`crate::study::summary::within_noise`]). False for the first, and where either kind has
+/// a diverged run (its accuracy counts non-finite rows as wrong, and its spread says nothing about noise).
 pub fn within_noise_of_previous(study: &Study, rank: usize) -> bool {
     let s = &study.summaries;
     match (
         rank.checked_sub(2).and_then(|i| s.get(i)),
         s.get(rank.wrapping_sub(1)),
     ) {
-        (Some(prev), Some(this)) => {
+        (Some(prev), Some(this)) if prev.diverged == 0 && this.diverged == 0 => {
             within_noise(prev.test_acc, this.test_acc, accuracy_floor(study))
         }
         _ => false,

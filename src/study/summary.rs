@@ -346,8 +346,10 @@ pub fn within_noise(a: Spread, b: Spread, floor: f64) -> bool {
 }
 
 /// The kinds whose `value` is within [`noise`] of the best one's (the highest when `higher`, else the lowest),
-/// best first, the best included; empty when no value is finite. One kind alone means its lead over every other
-/// is larger than the noise; several mean the data do not tell them apart.
+/// best first, the best included, and every kind ranked between two of them (a steady kind nearer the best is
+/// not left out where a noisier one further away is within its spread); empty when no value is finite. One
+/// kind alone means its lead over every other is larger than the noise; several mean the data do not tell
+/// them apart.
 pub fn near_best<'a>(
     summaries: impl IntoIterator<Item = &'a Summary>,
     value: impl Fn(&Summary) -> Spread,
@@ -365,11 +367,12 @@ pub fn near_best<'a>(
     let Some(&(best, _)) = keyed.first() else {
         return Vec::new();
     };
-    keyed
-        .into_iter()
-        .filter(|&(s, _)| within_noise(value(best), value(s), floor))
-        .map(|(s, _)| s)
-        .collect()
+    let last = keyed
+        .iter()
+        .rposition(|&(s, _)| within_noise(value(best), value(s), floor))
+        .unwrap_or(0);
+    keyed.truncate(last + 1);
+    keyed.into_iter().map(|(s, _)| s).collect()
 }
 
 /// The kinds fastest to the target (empty when no run reached it), fastest first, with those within noise of
@@ -402,16 +405,20 @@ pub fn fastest<'a>(
     let first = keyed.iter().find(|&&(_, k)| k == best).map(|&(s, _)| s);
     let mut group: Vec<(&Summary, f64)> = keyed
         .iter()
-        .filter(|&&(s, k)| {
-            (k.0, k.1) == (best.0, best.1)
-                && first.is_some_and(|f| {
-                    -k.2 - -best.2
-                        <= noise(floor, f.epochs_to_target, s.epochs_to_target) + ROUNDING
-                })
-        })
+        .filter(|&&(_, k)| (k.0, k.1) == (best.0, best.1))
         .map(|&(s, k)| (s, -k.2))
         .collect();
     group.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // Up to the slowest kind within noise of the fastest, with every kind between (as `near_best`).
+    let last = group
+        .iter()
+        .rposition(|&(s, epochs)| {
+            first.is_some_and(|f| {
+                epochs - -best.2 <= noise(floor, f.epochs_to_target, s.epochs_to_target) + ROUNDING
+            })
+        })
+        .unwrap_or(0);
+    group.truncate(last + 1);
     group.into_iter().map(|(s, _)| s).collect()
 }
 
@@ -671,6 +678,29 @@ mod tests {
             ["sigmoid"]
         );
         assert_eq!(near_best(&all[4..], |s| s.test_acc, floor, true).len(), 0);
+        // The published depth study's case: a noisy kind further down within noise of the best, a steady one
+        // between it and the best not: the group runs from the best to the noisy one, the steady one included.
+        let at = |kind: Activation, m: f64, sd: f64| {
+            let mut s = Summary::new(kind.into(), &[run(1, &[0.95]), run(2, &[0.95])], 0.9);
+            s.test_acc = Some((m, sd));
+            s
+        };
+        let depth = [
+            at(Activation::Gelu, 0.998, 0.002),
+            at(
+                Activation::LeakyRelu {
+                    negative_slope: 0.01,
+                },
+                0.980,
+                0.013,
+            ),
+            at(Activation::QuickGelu, 0.963, 0.045),
+            at(Activation::Tanh, 0.90, 0.01),
+        ];
+        assert_eq!(
+            names(near_best(&depth, |s| s.test_acc, floor, true)),
+            ["gelu", "leaky_relu", "quick_gelu"]
+        );
     }
 
     #[test]
@@ -687,10 +717,15 @@ mod tests {
             at(Activation::Mish, 5.5, 0.0),
         ];
         let names = |v: Vec<&Summary>| v.iter().map(|s| s.activation.name()).collect::<Vec<_>>();
-        // No floor: tanh's spread of 2 epochs still covers its 2 epochs behind gelu.
-        assert_eq!(names(fastest(&all, 0.0)), ["gelu", "tanh"]);
-        // Within 1 epoch of gelu's 4: relu; within tanh's spread of 2: tanh; mish is 1.5 later.
-        assert_eq!(names(fastest(&all, NOISE_EPOCHS)), ["gelu", "relu", "tanh"]);
+        // No floor: tanh's spread of 2 epochs still covers its 2 epochs behind gelu, and the kinds ranked
+        // between (relu at 5, mish at 5.5) are named too: a steadier kind nearer the fastest is not left out.
+        assert_eq!(names(fastest(&all, 0.0)), ["gelu", "relu", "mish", "tanh"]);
+        assert_eq!(
+            names(fastest(&all[..2], 0.0)),
+            ["gelu"],
+            "relu, 1 epoch later without a spread, is not within noise without a floor"
+        );
+        assert_eq!(names(fastest(&all[..2], NOISE_EPOCHS)), ["gelu", "relu"]);
     }
 
     #[test]
