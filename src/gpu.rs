@@ -745,6 +745,37 @@ impl Gpu {
         }
     }
 
+    /// A buffer of `usage` holding `contents` (its size; a multiple of 4), created mapped and written through the
+    /// mapping, whose failure (out of memory, a lost or destroyed device) is an error for `op` ([`Gpu::lost_or`])
+    /// where wgpu's `create_buffer_init` panics. Called inside error scopes ([`Gpu::scoped`]), which catch a
+    /// refused creation.
+    pub(crate) fn buffer_with(
+        &self,
+        op: &'static str,
+        label: &'static str,
+        usage: wgpu::BufferUsages,
+        contents: &[u8],
+    ) -> Result<wgpu::Buffer> {
+        let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: contents.len() as u64,
+            usage,
+            mapped_at_creation: true,
+        });
+        buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| {
+                self.lost_or(Error::Wgpu {
+                    op,
+                    message: e.to_string(),
+                })
+            })?
+            .copy_from_slice(contents);
+        buffer.unmap();
+        Ok(buffer)
+    }
+
     /// `err`, or [`Error::DeviceLost`] where the device turns out to be lost (or destroyed): wgpu reports the
     /// resources of a lost device as invalid (a validation error, a failed mapping) before its lost callback has
     /// run, which happens at the next poll, made here without blocking.

@@ -77,30 +77,15 @@ impl Gpu {
         let bytes = padded_bytes(len, T::DTYPE);
         self.check_buffer_size(bytes)?;
         self.check_lost()?;
-        // Created mapped inside error scopes, so that a buffer wgpu could not make (out of memory, a lost host
+        // Created mapped inside error scopes, so that a buffer wgpu could not make (out of memory, a lost
         // device) is an error here rather than a panic when its mapping is written.
+        let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        contents.resize(bytes as usize, 0);
         let buffer = self
             .scoped("upload", || {
-                self.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("actgpu.tensor"),
-                    size: bytes,
-                    usage: TENSOR_USAGE,
-                    mapped_at_creation: true,
-                })
+                self.buffer_with("upload", "actgpu.tensor", TENSOR_USAGE, &contents)
             })
-            .map_err(|e| self.lost_or(e))?;
-        {
-            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| {
-                self.lost_or(Error::Wgpu {
-                    op: "upload",
-                    message: e.to_string(),
-                })
-            })?;
-            let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
-            contents.resize(bytes as usize, 0);
-            view.copy_from_slice(&contents);
-        }
-        buffer.unmap();
+            .map_err(|e| self.lost_or(e))??;
         Ok(Tensor {
             gpu: self.clone(),
             buffer,

@@ -33,31 +33,17 @@ const PARAMS_BINDING: u32 = 3;
 /// fields their kernel reads and the rest are zero.
 const MIN_UNIFORM_WORDS: usize = 8;
 
-/// A uniform buffer holding `words`, zero-padded to at least [`MIN_UNIFORM_WORDS`] and a multiple of 16 bytes.
-/// Created mapped, with the mapping's failure an error rather than a panic (wgpu's `create_buffer_init` panics
-/// when the device is lost or destroyed); the caller creates it inside its error scopes.
+/// A uniform buffer holding `words`, zero-padded to at least [`MIN_UNIFORM_WORDS`] and a multiple of 16 bytes
+/// ([`Gpu::buffer_with`]: a lost device is an error, not a panic); the caller creates it inside its error scopes.
 pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> Result<wgpu::Buffer> {
     let mut padded = words.to_vec();
     padded.resize(words.len().max(MIN_UNIFORM_WORDS).div_ceil(4) * 4, 0);
-    let bytes: &[u8] = bytemuck::cast_slice(&padded);
-    let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("actgpu.params"),
-        size: bytes.len() as u64,
-        usage: wgpu::BufferUsages::UNIFORM,
-        mapped_at_creation: true,
-    });
-    buffer
-        .slice(..)
-        .get_mapped_range_mut()
-        .map_err(|e| {
-            gpu.lost_or(Error::Wgpu {
-                op: "uniform",
-                message: e.to_string(),
-            })
-        })?
-        .copy_from_slice(bytes);
-    buffer.unmap();
-    Ok(buffer)
+    gpu.buffer_with(
+        "uniform",
+        "actgpu.params",
+        wgpu::BufferUsages::UNIFORM,
+        bytemuck::cast_slice(&padded),
+    )
 }
 
 /// Fails with [`Error::LimitExceeded`] unless `buffer` fits one storage binding of `gpu`: for kernels that bind
