@@ -78,12 +78,15 @@ pub fn accuracy_floor(study: &Study) -> f64 {
 /// [`crate::study::summary::NOISE_POINTS`] test points and more than its seed spread ([`noise`]). A kind that
 /// is not has learned nothing from the input that shows on the test set (a constant guess scores the
 /// baseline, and a constant guess of the class frequencies has an ECE near 0), so the reading names no best
-/// calibration or fastest convergence among such kinds.
+/// calibration or fastest convergence among such kinds. False for a kind with a diverged run, which the
+/// reading names only as diverged (and results.json marks not above).
 pub fn above_baseline(study: &Study, s: &Summary) -> bool {
     let floor = accuracy_floor(study);
-    mean(s.test_acc).is_some_and(|a| {
-        a.is_finite() && a - baseline(study) > noise(floor, s.test_acc, None) + ROUNDING
-    })
+    // A kind with a diverged run is not judged (its diverged runs' accuracy counts non-finite rows as wrong).
+    s.diverged == 0
+        && mean(s.test_acc).is_some_and(|a| {
+            a.is_finite() && a - baseline(study) > noise(floor, s.test_acc, None) + ROUNDING
+        })
 }
 
 /// The function `c` computes when it is another kind's under a second name, with the parameters that make it

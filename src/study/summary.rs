@@ -385,41 +385,21 @@ pub fn fastest<'a>(
     summaries: impl IntoIterator<Item = &'a Summary>,
     floor: f64,
 ) -> Vec<&'a Summary> {
-    let keyed: Vec<(&Summary, (bool, usize, f64))> = summaries
+    let keyed: Vec<(&Summary, (bool, usize))> = summaries
         .into_iter()
-        .filter_map(|s| s.convergence_key().map(|k| (s, k)))
+        .filter_map(|s| s.convergence_key().map(|k| (s, (k.0, k.1))))
         .collect();
-    let Some(best) = keyed.iter().map(|&(_, k)| k).reduce(|a, b| {
-        if (b.0, b.1)
-            .cmp(&(a.0, a.1))
-            .then(b.2.total_cmp(&a.2))
-            .is_gt()
-        {
-            b
-        } else {
-            a
-        }
-    }) else {
+    // The most complete reach first; among those kinds, the lowest mean epoch and those within noise of it
+    // ([`near_best`], lower first).
+    let Some(top) = keyed.iter().map(|&(_, k)| k).max() else {
         return Vec::new();
     };
-    let first = keyed.iter().find(|&&(_, k)| k == best).map(|&(s, _)| s);
-    let mut group: Vec<(&Summary, f64)> = keyed
-        .iter()
-        .filter(|&&(_, k)| (k.0, k.1) == (best.0, best.1))
-        .map(|&(s, k)| (s, -k.2))
-        .collect();
-    group.sort_by(|a, b| a.1.total_cmp(&b.1));
-    // Up to the slowest kind within noise of the fastest, with every kind between (as `near_best`).
-    let last = group
-        .iter()
-        .rposition(|&(s, epochs)| {
-            first.is_some_and(|f| {
-                epochs - -best.2 <= noise(floor, f.epochs_to_target, s.epochs_to_target) + ROUNDING
-            })
-        })
-        .unwrap_or(0);
-    group.truncate(last + 1);
-    group.into_iter().map(|(s, _)| s).collect()
+    near_best(
+        keyed.iter().filter(|&&(_, k)| k == top).map(|&(s, _)| s),
+        |s| s.epochs_to_target,
+        floor,
+        false,
+    )
 }
 
 #[cfg(test)]

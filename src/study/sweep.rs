@@ -27,7 +27,7 @@ use crate::bench::report::{json_num, json_str};
 use crate::study::candidate::Candidate;
 use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs};
 use crate::study::results_json::json_spread;
-use crate::study::summary::{ranks_above, sort_best_first, Spread, Summary};
+use crate::study::summary::{ranks_above, sort_best_first, Spread, Summary, ROUNDING};
 use crate::study::{Study, StudyError};
 
 /// The studies of a sweep, one per learning rate, in the order they ran.
@@ -90,7 +90,7 @@ impl SweepRow {
     /// accuracy is above [`SweepRow::baseline`] (by more than f64 rounding: a kind predicting the majority class
     /// for every point scores the baseline exactly).
     pub fn learned(&self, i: usize) -> bool {
-        !self.all_diverged(i) && mean(self.val_acc[i]).is_some_and(|a| a > self.baseline + 1e-9)
+        !self.all_diverged(i) && mean(self.val_acc[i]).is_some_and(|a| a > self.baseline + ROUNDING)
     }
 
     /// Why the kind has no best rate, as a phrase (`None` when it has one): it diverged at every rate, stayed at
