@@ -390,7 +390,8 @@ fn act_derivative(x: f32) -> f32 {
             // x/3 + 1/2, with its zero at x = -1.5 made exact: a driver that forms fma(x, 1/3, 0.5) gives 1.5e-8
             // there, 1/3 being inexact (NVIDIA's does, whichever form the source takes); elsewhere that is within
             // the tolerances.
-            return select(select(x / 3.0 + 0.5, 1.0, x > 3.0), 0.0, x < -3.0 || x == -1.5);
+            // The kinks take current PyTorch's choice (pytorch/pytorch#147801): 0 at x = -3, 1 at x = 3.
+            return select(select(x / 3.0 + 0.5, 1.0, x >= 3.0), 0.0, x <= -3.0 || x == -1.5);
         }
         case ACT_CUSTOM: { return custom_derivative(x); }
         default: { return nan_f32(); }

@@ -79,7 +79,8 @@ pub enum Activation {
     },
     /// `f(x) = min(max(x + 3, 0), 6) / 6`; `f'(x) = 1/6 if -3 < x < 3 else 0`.
     Hardsigmoid,
-    /// `f(x) = x min(max(x + 3, 0), 6) / 6`; `f'(x) = 0 if x < -3, x/3 + 1/2 if x <= 3, else 1`.
+    /// `f(x) = x min(max(x + 3, 0), 6) / 6`; `f'(x) = 0 if x <= -3, x/3 + 1/2 if x < 3, else 1`
+    /// (current PyTorch's choice at the kinks).
     Hardswish,
     /// Squared ReLU: `f(x) = max(x, 0)^2`; `f'(x) = 2 max(x, 0)`.
     ReluSquared,

@@ -34,8 +34,9 @@ fn reference_derivatives_match_central_finite_differences() {
 /// tanh(u) at x = -10) from the textbook formulas (GELU `x erfc(-x / sqrt 2) / 2`, the tanh form with 0.044715,
 /// QuickGELU `x sigmoid(1.702 x)`, SELU's constants to 32 digits, leaky ReLU's slope the f32 0.01 the parameter holds,
 /// softplus `ln(1 + e^x)`, mish `x tanh(softplus x)`, ...), `f'` by mpmath's numerical differentiation, then rounded to
-/// f64. At the kinks (hardswish at +-3) `f'` is PyTorch's choice: `x / 3 + 1/2` on `[-3, 3]`. Every activation of
-/// `Activation::ALL`, and the non-default parameters of `OTHER_PARAMETERS` with a closed form to pin.
+/// f64. At the kinks (hardswish at +-3) `f'` is current PyTorch's choice (pytorch/pytorch#147801, checked with
+/// 2.15): `x / 3 + 1/2` on `(-3, 3)`, 0 at -3 and 1 at 3. Every activation of `Activation::ALL`, and the
+/// non-default parameters of `OTHER_PARAMETERS` with a closed form to pin.
 #[rustfmt::skip]
 const KNOWN: &[(Activation, f64, f64, f64)] = &[
     (Activation::Identity, -10.0, -10.0, 1.0),
@@ -133,8 +134,8 @@ const KNOWN: &[(Activation, f64, f64, f64)] = &[
     (Activation::Hardsigmoid, -4.0, 0.0, 0.0),
     (Activation::Hardsigmoid, 1.0, 0.6666666666666666, 0.16666666666666666),
     (Activation::Hardsigmoid, 4.0, 1.0, 0.0),
-    (Activation::Hardswish, -3.0, 0.0, -0.5),
-    (Activation::Hardswish, 3.0, 3.0, 1.5),
+    (Activation::Hardswish, -3.0, 0.0, 0.0),
+    (Activation::Hardswish, 3.0, 3.0, 1.0),
     (Activation::Hardswish, 1.0, 0.6666666666666666, 0.8333333333333334),
     (Activation::Hardswish, -1.5, -0.375, 0.0),
     (Activation::ReluSquared, -10.0, 0.0, 0.0),

@@ -248,9 +248,9 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
         Activation::Hardtanh { .. } => step(x > p0 && x < p1),
         Activation::Hardsigmoid => step(x > -3.0 && x < 3.0) / 6.0,
         Activation::Hardswish => {
-            if x < -3.0 {
+            if x <= -3.0 {
                 0.0
-            } else if x <= 3.0 {
+            } else if x < 3.0 {
                 x / 3.0 + 0.5
             } else {
                 1.0
