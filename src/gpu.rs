@@ -250,19 +250,29 @@ fn adapter_candidates(
     }
 }
 
-/// The limits the kernels plan with: the device's, with the storage-binding size capped at [`MAX_BINDING_BYTES`].
-/// The kernels index elements and words with u32 arithmetic, sound for bindings below 2^31 bytes, which is what
-/// wgpu gives on Vulkan and DX12; Metal reports its whole buffer length (tens of GiB). Larger tensors run in
-/// chunks or are refused as `LimitExceeded`, as past any other binding limit.
+/// The limits the kernels plan with: the device's, with the storage-binding size capped at [`MAX_BINDING_BYTES`]
+/// and rounded down to whole [`BINDING_GRANULE`]s. The kernels index elements and words with u32 arithmetic,
+/// sound for bindings below 2^31 bytes, which is what wgpu gives on Vulkan and DX12; Metal reports its whole
+/// buffer length (tens of GiB). Larger tensors run in chunks or are refused as `LimitExceeded`, as past any other
+/// binding limit. The rounding makes the limit hold every buffer whose unpadded bytes it holds (buffers are
+/// padded to 32 bytes, [`crate::padded_bytes`]) and every chunk offset (a multiple of the device's offset
+/// alignment, at most 256): with the 2^31 - 1 of earlier versions a pass of rows sized on its bytes could pad
+/// past the limit and be refused.
 fn planned_limits(mut limits: wgpu::Limits) -> wgpu::Limits {
     limits.max_storage_buffer_binding_size = limits
         .max_storage_buffer_binding_size
-        .min(MAX_BINDING_BYTES);
+        .min(MAX_BINDING_BYTES)
+        / BINDING_GRANULE
+        * BINDING_GRANULE;
     limits
 }
 
-/// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 1` bytes (see [`Gpu::limits`]).
-pub const MAX_BINDING_BYTES: u64 = (1 << 31) - 1;
+/// What the planned storage-binding size is a multiple of: 256 bytes, the largest offset alignment wgpu allows.
+pub const BINDING_GRANULE: u64 = 256;
+
+/// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 256` bytes, the largest multiple
+/// of [`BINDING_GRANULE`] below 2^31 (see [`Gpu::limits`]).
+pub const MAX_BINDING_BYTES: u64 = (1 << 31) - BINDING_GRANULE;
 
 impl Gpu {
     /// The smallest device limits actgpu's kernels run within: those OpenGL ES 3.1 guarantees (wgpu's
@@ -518,7 +528,7 @@ impl Gpu {
     }
 
     /// The device's limits, with the storage-binding size capped at [`MAX_BINDING_BYTES`] (the kernels' u32
-    /// index arithmetic).
+    /// index arithmetic) and rounded down to a multiple of [`BINDING_GRANULE`].
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }
@@ -934,11 +944,27 @@ mod tests {
         })
     }
 
-    /// Metal reports its whole buffer length as the binding limit; the kernels plan with at most 2^31 - 1 bytes,
-    /// and a smaller limit is kept.
+    /// Metal reports its whole buffer length as the binding limit; the kernels plan with at most 2^31 - 256
+    /// bytes, a smaller limit is kept, and a limit that is not a multiple of 256 is rounded down (a padded buffer
+    /// sized to fit an odd limit would not).
     #[test]
     fn planned_limits_cap_the_binding_size() {
-        use super::{planned_limits, MAX_BINDING_BYTES};
+        use super::{planned_limits, BINDING_GRANULE, MAX_BINDING_BYTES};
+        assert_eq!(MAX_BINDING_BYTES % BINDING_GRANULE, 0);
+        for device in [u64::from(u32::MAX), (1 << 31) - 1, 1 << 31] {
+            let limits = wgpu::Limits {
+                max_storage_buffer_binding_size: device,
+                ..wgpu::Limits::default()
+            };
+            let planned = planned_limits(limits).max_storage_buffer_binding_size;
+            assert_eq!(planned, MAX_BINDING_BYTES, "device limit {device}");
+        }
+        let odd = wgpu::Limits {
+            max_storage_buffer_binding_size: (1 << 20) - 1,
+            ..wgpu::Limits::default()
+        };
+        let planned = planned_limits(odd).max_storage_buffer_binding_size;
+        assert_eq!(planned, (1 << 20) - 256);
         let metal_like = wgpu::Limits {
             max_storage_buffer_binding_size: 1 << 36,
             ..wgpu::Limits::default()

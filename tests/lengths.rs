@@ -431,6 +431,33 @@ fn fused_ops_past_the_binding_limit_chunk_or_refuse_typed() {
         "PReLU backward, partial sums past a binding",
         &[(4_000, 40, DType::F32)],
     );
+    // Blocks no taller than the rows one binding holds: rows of 3,000 f32 (12 KB), five to a 64 KiB binding,
+    // in blocks of the context's reduction rows (8 on CPU adapters, 32 on GPUs) were one block past a binding
+    // and refused. Up to 25 rows the partial sums (five blocks' worth fit a binding) allow blocks of five rows;
+    // past that they need taller blocks than a binding holds, refused typed.
+    let wide = [
+        (8, 3_000, DType::F32),
+        (20, 3_000, DType::F32),
+        (25, 3_000, DType::F32),
+    ];
+    assert_bias_ok(&gpu, "bias backward, blocks cut to a binding", &wide);
+    assert_prelu_per_column_ok(&gpu, "PReLU backward, blocks cut to a binding", &wide);
+    let tall = gpu
+        .upload_shaped(&vec![1.0f32; 33 * 3_000], &[33, 3_000])
+        .unwrap();
+    limit(tall.column_sums());
+    for (rows, cols, _) in wide {
+        let (xs, _) = inputs(rows * cols, 23);
+        let x = gpu.upload_shaped(&xs, &[rows, cols]).unwrap();
+        let sums = x.column_sums().unwrap().read::<f32>().unwrap();
+        for (c, &got) in sums.iter().enumerate() {
+            let want: f64 = (0..rows).map(|r| f64::from(xs[r * cols + c])).sum();
+            assert!(
+                (f64::from(got) - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "column_sums {rows}x{cols} col {c}: {got} against {want}"
+            );
+        }
+    }
     // Blocks taller than a loop-limited adapter's threads can walk are refused, never summed short. Under a
     // 128 KiB binding one column's partial sums (8 f32, 32 bytes a block) allow 4,096 blocks, so 246 million rows
     // of f16 (a 492 MB buffer, never written: the refusal comes first) would take 60,059 rows a block, each
@@ -587,4 +614,35 @@ fn whole_vectors_bind_their_own_bytes_or_are_refused() {
         matches!(aliased, Err(actgpu::Error::InvalidArgument { .. })),
         "{aliased:?}"
     );
+}
+
+/// A binding limit that is not a multiple of 32 (a host's device may report one): `Mlp` sizes its passes of rows
+/// on their bytes, and a pass of 2^20 - 1 bytes or less padded past the limit, so the network refused the rows it
+/// had chosen itself (`LimitExceeded`, requested 2^20 against 2^20 - 1). The planned limit is now rounded down
+/// to whole 256-byte granules.
+#[test]
+fn an_odd_binding_limit_is_planned_in_whole_granules() {
+    use actgpu::{Adam, Loss, Mlp, Optimizer, BINDING_GRANULE};
+    let gpu = Gpu::with_options(GpuOptions {
+        max_storage_binding_bytes: Some((1 << 20) - 1),
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let planned = gpu.limits().max_storage_buffer_binding_size;
+    assert_eq!(planned, (1 << 20) - BINDING_GRANULE);
+    let mut net = Mlp::new(
+        &gpu,
+        &[10, 10, 2],
+        &[Activation::Relu],
+        Loss::SoftmaxCrossEntropy,
+        Optimizer::Adam(Adam::new(0.01)),
+        3,
+    )
+    .unwrap();
+    let rows = 30_000;
+    let (xs, _) = inputs(rows * 10, 29);
+    let labels: Vec<u32> = (0..rows as u32).map(|r| r % 2).collect();
+    net.train_step_classes(&xs, &labels)
+        .unwrap_or_else(|e| panic!("30,000 rows under a 2^20 - 1 byte binding: {e}"));
+    assert!(net.loss().unwrap().is_finite());
 }

@@ -113,9 +113,15 @@ impl Reduction {
         let cols8 = cols.div_ceil(UNIT_ELEMENTS) * UNIT_ELEMENTS;
         let binding = gpu.limits().max_storage_buffer_binding_size as usize / 4 * 4;
         let max_blocks = (binding / (4 * cols8.max(1))).max(1);
+        // A block's rows must also fit one binding, since the row chunks hold whole blocks: f32 rows are the
+        // widest operand's (dy, dx), and a chunk leaves room for the padding its last binding runs into. Where the
+        // partial sums need taller blocks than that, the chunking refuses the tensor ([`aligned_row_chunks`]).
+        let rows_per_binding = (binding.saturating_sub(32) / (4 * cols.max(1))).max(1);
+        let fewest = rows.div_ceil(max_blocks);
         let rows_per_block = block_height(gpu, height, rows)
-            .max(rows.div_ceil(max_blocks))
-            .min(rows.max(1));
+            .max(fewest)
+            .min(rows.max(1))
+            .min(rows_per_binding.max(fewest));
         if gpu.loop_limited() && rows_per_block > LOOP_LIMITED_BLOCK_ROWS {
             return Err(Error::LimitExceeded {
                 limit: "rows per block of a column reduction on a loop-limited adapter",

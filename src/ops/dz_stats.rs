@@ -95,6 +95,19 @@ pub fn read_counts(counts: &Tensor) -> Result<DzCounts> {
     DzCounts::from_words(&counts.read::<f32>()?)
 }
 
+/// The two counters are u32 words that every chunk of a record adds into: past `u32::MAX` elements they would
+/// wrap, so such a tensor is refused.
+fn check_countable(n: u64) -> Result<()> {
+    if n > u64::from(u32::MAX) {
+        return Err(Error::LimitExceeded {
+            limit: "elements counted by one dz_stats record (u32 counters)",
+            max: u64::from(u32::MAX),
+            requested: n,
+        });
+    }
+    Ok(())
+}
+
 /// Records the counts of `act`'s derivative over `z` into `counts` and, when `grad = Some((dy, dz))`, writes
 /// `dz = dy * f'(z)` in the same pass. `z`, `dy`, `dz`: f32, one shape; `counts`: `[2 + units]` (added to).
 pub fn record(
@@ -122,6 +135,7 @@ pub fn record(
     if n == 0 {
         return Ok(());
     }
+    check_countable(n)?;
     let launch = gpu.launch_config();
     let entry = if grad.is_some() {
         "dz_stats"
@@ -189,4 +203,18 @@ fn part(slot: u32, t: &Tensor, start: u64, len: u64) -> wgpu::BindGroupEntry<'_>
 /// A new zeroed counter tensor for `z` (`[2 + units]`) on `z`'s context.
 pub fn counts_for(z: &Tensor) -> Result<Tensor> {
     z.gpu().zeros(&[2 + units_of(z)], DType::F32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_countable;
+
+    #[test]
+    fn more_elements_than_a_u32_counter_holds_are_refused() {
+        assert!(check_countable(u64::from(u32::MAX)).is_ok());
+        let err = check_countable(1 << 32).unwrap_err();
+        assert!(
+            matches!(err, crate::Error::LimitExceeded { requested, .. } if requested == 1 << 32)
+        );
+    }
 }

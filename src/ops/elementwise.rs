@@ -321,7 +321,14 @@ pub(crate) fn record(
         for &(slot, t) in whole_bindings {
             entries.push(vector_binding(slot, t)?);
         }
-        let mut params = vec![count as u32, first as u32];
+        // `first` counts 8-element units; no kernel reads it past 2^32 units today, but one that did would
+        // read a wrapped offset, so it is refused rather than truncated.
+        let first = u32::try_from(first).map_err(|_| Error::LimitExceeded {
+            limit: "first unit of a chunk (u32 kernel parameter)",
+            max: u64::from(u32::MAX),
+            requested: first,
+        })?;
+        let mut params = vec![count as u32, first];
         params.extend_from_slice(params_tail);
         dispatch(gpu, encoder, &pipeline, key.entry, entries, &params, grid)?;
     }
