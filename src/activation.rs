@@ -84,8 +84,8 @@ pub enum Activation {
     Hardswish,
     /// Squared ReLU: `f(x) = max(x, 0)^2`; `f'(x) = 2 max(x, 0)`.
     ReluSquared,
-    /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL and its f64 reference
-    /// are looked up by `id`. Not in [`Activation::ALL`].
+    /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL, its f64 reference
+    /// and its name ([`Activation::name`]) are looked up by `id`. Not in [`Activation::ALL`].
     Custom {
         /// The registered activation's id.
         id: u64,
@@ -231,8 +231,14 @@ impl Activation {
         }
     }
 
-    /// snake_case name, as PyTorch's functional API spells it (and as `validate` and `bench` print it).
-    pub const fn name(self) -> &'static str {
+    /// snake_case name, as PyTorch's functional API spells it (and as `validate` and `bench` print it); for
+    /// [`Activation::Custom`], the name its [`crate::CustomActivation`] was created with, and `custom` for an id
+    /// no `CustomActivation` registered. This is the name the crate prints (`Display`), puts in the `op` of the
+    /// typed errors an activation's kernels return, and saves in a network's metadata, so a user-defined
+    /// activation is named there as a built-in is. Not a `const fn`: a user-defined name is looked up in the
+    /// registry (each distinct name is stored once, for the life of the process, so that it can be returned as
+    /// `&'static str` like a built-in's).
+    pub fn name(self) -> &'static str {
         match self {
             Activation::Identity => "identity",
             Activation::Relu => "relu",
@@ -256,7 +262,10 @@ impl Activation {
             Activation::Hardsigmoid => "hardsigmoid",
             Activation::Hardswish => "hardswish",
             Activation::ReluSquared => "relu_squared",
-            Activation::Custom { .. } => "custom",
+            Activation::Custom { id } => match crate::custom::name_of(id) {
+                Some(name) => name,
+                None => "custom",
+            },
         }
     }
 
@@ -268,7 +277,10 @@ impl Activation {
         }
     }
 
-    /// The activation with this name and default parameters.
+    /// The built-in activation with this name and default parameters. A user-defined activation's name gives
+    /// `None`: [`crate::CustomActivation::new`] refuses the built-ins' names, and a saved network marks its
+    /// user-defined activations apart (`custom(<name>)`, [`crate::nn::checkpoint`]), so a name read back never
+    /// means both.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
@@ -292,7 +304,8 @@ impl Activation {
 
     /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`, and
     /// for [`Activation::Custom`] an id that a [`crate::CustomActivation`] registered (so that `Mlp::new` refuses
-    /// an unknown one rather than its first step).
+    /// an unknown one rather than its first step) under a name it accepts (see [`crate::CustomActivation::new`];
+    /// [`Error::InvalidArgument`] with `op` `"CustomActivation::new"` otherwise).
     pub fn validate(self) -> Result<()> {
         let bad = |reason: String| {
             Err(Error::InvalidArgument {
@@ -312,9 +325,18 @@ impl Activation {
             Activation::Hardtanh { min_val, max_val } if min_val > max_val => bad(format!(
                 "min_val {min_val} must not exceed max_val {max_val}"
             )),
-            Activation::Custom { id } if crate::custom::lookup(id).is_none() => bad(format!(
-                "custom activation {id:#x} is not registered: no CustomActivation was created with it"
-            )),
+            Activation::Custom { id } => match crate::custom::lookup(id) {
+                None => bad(format!(
+                    "custom activation {id:#x} is not registered: no CustomActivation was created with it"
+                )),
+                Some(registered) => match &registered.name_error {
+                    Some(why) => Err(Error::InvalidArgument {
+                        op: "CustomActivation::new",
+                        reason: why.clone(),
+                    }),
+                    None => Ok(()),
+                },
+            },
             _ => Ok(()),
         }
     }

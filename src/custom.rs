@@ -23,12 +23,12 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::verify::{check_activation, ActivationCheck, Pass};
-use crate::{Activation, CustomBody, Gpu, Result};
+use crate::{Activation, CustomBody, Error, Gated, Gpu, Learnable, Result};
 
 /// A scalar reference function.
 type Reference = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
@@ -38,6 +38,11 @@ type Reference = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
 pub(crate) struct Registered {
     /// The activation's name.
     pub name: String,
+    /// The same name interned ([`intern`]): what [`Activation::name`] returns for it.
+    pub(crate) interned: &'static str,
+    /// Why the name cannot be used ([`name_problem`]): found at creation, reported by [`Activation::validate`]
+    /// (so by every launcher and by `Mlp::new`).
+    pub(crate) name_error: Option<String>,
     /// WGSL defining `custom_forward` and `custom_derivative`.
     pub wgsl: String,
     /// f64 reference of f.
@@ -163,13 +168,103 @@ pub(crate) fn lookup(id: u64) -> Option<Arc<Registered>> {
         .cloned()
 }
 
+/// The name of the registered activation with this id, as [`Activation::name`] returns it.
+pub(crate) fn name_of(id: u64) -> Option<&'static str> {
+    registry()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&id)
+        .map(|r| r.interned)
+}
+
+/// `name` as a `&'static str`, so that [`Activation::name`] can return a user-defined activation's name as it
+/// returns a built-in's (and the typed errors, whose `op` is a `&'static str`, can carry it). Each distinct name
+/// is copied once and kept for the life of the process: registering a name again, however often, reuses the
+/// copy, so the memory kept is that of the distinct names a process ever registers.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&interned) = names.get(name) {
+        return interned;
+    }
+    let interned: &'static str = Box::leak(name.into());
+    names.insert(interned);
+    interned
+}
+
+/// The characters a name may not hold besides whitespace and control characters: those the checkpoint
+/// metadata writes its list of activations with ([`crate::nn::checkpoint`]: `gelu,custom(isru),softplus(1,20)`).
+const NAME_SEPARATORS: [char; 3] = ['(', ')', ','];
+
+/// Why `name` cannot name a user-defined activation, if it cannot: it is empty, holds whitespace, a control
+/// character or one of [`NAME_SEPARATORS`], or is a name the crate gives one of its own kinds (a built-in
+/// activation's, a gated unit's or a learnable activation's, or `custom`, which an unregistered id prints).
+fn name_problem(name: &str) -> Option<String> {
+    const RULE: &str = "a custom activation's name is printed and saved wherever a built-in's is, so it must \
+        be nonempty, without whitespace, control characters, `(`, `)` or `,`, and not a name of the crate's own";
+    if name.is_empty() {
+        return Some(format!("the name is empty: {RULE}"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || NAME_SEPARATORS.contains(&c))
+    {
+        return Some(format!("the name {name:?} holds {c:?}: {RULE}"));
+    }
+    let taken = if Activation::ALL.iter().any(|a| a.name() == name) {
+        "the built-in activation's"
+    } else if Gated::ALL.iter().any(|g| g.name() == name) {
+        "the built-in gated unit's"
+    } else if Learnable::ALL.iter().any(|k| k.name() == name) {
+        "the learnable activation's"
+    } else if name == "custom" {
+        "what an unregistered custom activation prints"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the name {name:?} is {taken}, and would be taken for it: {RULE}"
+    ))
+}
+
+/// The user-defined activation registered under `name`, for a file that names it ([`Mlp::from_safetensors`]):
+/// the most recent registration of that name, when every registration of it has the same WGSL (the kernels are
+/// then the same; the f64 references, which the file cannot tell apart, may differ).
+/// [`Error::UnresolvedCustomActivation`] when none is registered, or several with different WGSL are.
+///
+/// [`Mlp::from_safetensors`]: crate::Mlp::from_safetensors
+pub(crate) fn by_name(name: &str) -> Result<Activation> {
+    let registry = registry().read().unwrap_or_else(|e| e.into_inner());
+    let named: Vec<(u64, &str)> = registry
+        .iter()
+        .filter(|(_, r)| r.name == name)
+        .map(|(&id, r)| (id, r.wgsl.as_str()))
+        .collect();
+    let codes: HashSet<&str> = named.iter().map(|&(_, wgsl)| wgsl).collect();
+    match named.iter().map(|&(id, _)| id).max() {
+        Some(id) if codes.len() == 1 => Ok(Activation::Custom { id }),
+        _ => Err(Error::UnresolvedCustomActivation {
+            name: name.into(),
+            candidates: codes.len(),
+        }),
+    }
+}
+
 /// A user-defined activation. Creating one registers it for the life of the process under an id of its own (two
 /// created from the same name and WGSL are two activations, each with its own reference functions, compiled
 /// separately); [`CustomActivation::activation`] gives the [`Activation`] value that every launcher takes.
+///
+/// Its name is the activation's wherever the crate names one: [`Activation::name`] and `Display`, the `op` of
+/// the typed errors its kernels return, a gated unit's name (`gated_<name>`), and the `actgpu.activations`
+/// metadata of a saved [`crate::Mlp`] (as `custom(<name>)`, from which [`crate::Mlp::from_safetensors`] finds
+/// the registered activation again).
 #[derive(Clone)]
 pub struct CustomActivation {
     id: u64,
-    name: String,
+    name: &'static str,
 }
 
 impl CustomActivation {
@@ -185,6 +280,17 @@ impl CustomActivation {
     /// room for short loops; a fused dense backward ([`crate::DzMode::Fused`]) calls the derivative 4 or 8 times
     /// per element of K, tens of thousands of times per invocation, where a loop that runs at all can pass the
     /// limit: keep loops out of bodies meant for it, or use the default [`crate::DzMode::Separate`].
+    ///
+    /// The name is printed and saved wherever a built-in activation's is, so it must be nonempty, hold no
+    /// whitespace, control characters, `(`, `)` or `,` (the metadata's separators), and differ from the names
+    /// of the crate's own kinds: the built-in activations' ([`Activation::ALL`]: a custom `relu` would read as
+    /// [`Activation::Relu`] in an error, a table or a file), the gated units' ([`crate::Gated::ALL`]), the
+    /// learnable activations' ([`crate::Learnable::ALL`]) and `custom`. A name that breaks these rules is
+    /// refused as a braces mistake is, when the activation is first used rather than here: [`Activation::validate`], which every
+    /// launcher, [`CustomActivation::compile`] and [`crate::Mlp::new`] call, returns
+    /// [`crate::Error::InvalidArgument`] with `op` `"CustomActivation::new"`, saying why. Names compare exactly
+    /// (`ReLU` is not `relu`). Two activations may share a name (they stay two activations); a file naming it
+    /// is then ambiguous unless their WGSL is the same ([`crate::Mlp::from_safetensors`]).
     pub fn new(
         name: &str,
         forward_wgsl: &str,
@@ -203,8 +309,11 @@ impl CustomActivation {
                 unbalanced_braces(derivative_wgsl)
                     .map(|(line, why)| (CustomBody::Derivative, line, why))
             });
+        let interned = intern(name);
         let registered = Registered {
             name: name.to_string(),
+            interned,
+            name_error: name_problem(name),
             wgsl,
             forward: Arc::new(reference_forward),
             derivative: Arc::new(reference_derivative),
@@ -215,15 +324,13 @@ impl CustomActivation {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, Arc::new(registered));
-        CustomActivation {
-            id,
-            name: name.to_string(),
-        }
+        CustomActivation { id, name: interned }
     }
 
-    /// The name given at creation.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The name given at creation (the same string [`Activation::name`] returns for
+    /// [`CustomActivation::activation`]).
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The value to pass wherever an [`Activation`] is taken (plain, bias, gated kernels).

@@ -96,6 +96,17 @@ pub enum Error {
         /// The compiler's message.
         message: String,
     },
+    /// A file names a user-defined activation (`custom(<name>)` in a saved network's metadata) that cannot be
+    /// resolved: no [`crate::CustomActivation`] of that name is registered in this process, or several are
+    /// whose WGSL differs. Create the one the file was saved with ([`crate::CustomActivation::new`], with the
+    /// same name) before loading it.
+    UnresolvedCustomActivation {
+        /// The name the file gives.
+        name: String,
+        /// How many different activations (by their WGSL) are registered under that name: 0 when none is, 2
+        /// or more when the file does not say which it means.
+        candidates: usize,
+    },
     /// wgpu reported an error (shader compilation, validation, out of memory) captured through an error scope.
     Wgpu {
         /// The operation during which it was captured.
@@ -218,6 +229,19 @@ impl fmt::Display for Error {
             Error::CustomShader { name, message, .. } => {
                 write!(f, "custom activation {name}: WGSL error: {message}")
             }
+            Error::UnresolvedCustomActivation {
+                name,
+                candidates: 0,
+            } => write!(
+                f,
+                "custom activation {name:?} is not registered: create it with CustomActivation::new({name:?}, ..) \
+                 before loading a network that uses it"
+            ),
+            Error::UnresolvedCustomActivation { name, candidates } => write!(
+                f,
+                "custom activation {name:?} is ambiguous: {candidates} activations with different WGSL are \
+                 registered under that name"
+            ),
             Error::Wgpu { op, message } => write!(f, "{op}: wgpu error: {message}"),
             Error::InvalidSafetensors { reason } => write!(f, "invalid safetensors file: {reason}"),
             Error::MissingTensor { name } => write!(f, "tensor {name:?} is missing from the file"),

@@ -3,14 +3,24 @@
 
 mod common;
 
+use actgpu::nn::checkpoint::{parse_activation_spec, parse_hidden_spec, ACTIVATIONS_KEY};
+use actgpu::nn::safetensors::SafeTensors;
 use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
-use actgpu::{cpu, CustomActivation, CustomBody, DType, Error, Gated};
+use actgpu::{
+    cpu, Activation, CustomActivation, CustomBody, DType, Error, Gated, Hidden, Loss, Mlp,
+    Optimizer, Sgd,
+};
 use common::gpu;
 
 /// ISRU, `x / sqrt(1 + x^2)`: its derivative `(1 + x^2)^(-3/2)`. Written to stay finite at +-inf.
 fn isru() -> CustomActivation {
+    isru_named("isru")
+}
+
+/// [`isru`] registered under another name.
+fn isru_named(name: &str) -> CustomActivation {
     CustomActivation::new(
-        "isru",
+        name,
         "let c = clamp(x, -1e18, 1e18);\nreturn c * inverseSqrt(1.0 + c * c);",
         "let a = abs(x);\nlet r = select(inverseSqrt(1.0 + x * x), 1.0 / a, a > 1e12);\nreturn r * r * r;",
         |x| {
@@ -392,4 +402,278 @@ fn an_unregistered_custom_id_is_refused_up_front() {
         Err(Error::InvalidArgument { .. })
     ));
     assert!(isru().activation().validate().is_ok());
+}
+
+/// A user-defined activation is named by its own name wherever a built-in is: `name()`, `Display`, a gated
+/// unit's and a hidden layer's name, and the `op` of the typed errors its kernels return, so that the errors of
+/// two custom activations tell which is which.
+#[test]
+fn a_custom_activation_is_named_by_its_own_name_everywhere() {
+    let g = gpu();
+    let (isru, leaky) = (isru(), leaky_tenth());
+    let (a, b) = (isru.activation(), leaky.activation());
+    assert_eq!(a.name(), "isru");
+    assert_eq!(b.to_string(), "leaky_tenth");
+    assert_eq!(Gated { gate: a }.name(), "gated_isru");
+    assert_eq!(Hidden::Act(b).name(), "leaky_tenth");
+    // One name registered again and again is stored once.
+    assert!(std::ptr::eq(a.name(), isru.name()));
+    assert!(std::ptr::eq(
+        a.name(),
+        isru_named("isru").activation().name()
+    ));
+
+    let x = g.upload(&[1.0f32, 2.0, 3.0]).unwrap();
+    let short = g.upload(&[0.0f32; 2]).unwrap();
+    for (act, name) in [(a, "isru"), (b, "leaky_tenth")] {
+        let mut encoder = g.device().create_command_encoder(&Default::default());
+        let err = act.record_forward(&mut encoder, &x, &short).unwrap_err();
+        assert!(
+            matches!(&err, Error::ShapeMismatch { op, .. } if *op == name),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(&format!("{name}: ")), "{err}");
+    }
+
+    // An id no CustomActivation registered still prints as `custom`.
+    let unknown = Activation::Custom { id: u64::MAX };
+    assert_eq!(unknown.name(), "custom");
+}
+
+fn sgd() -> Optimizer {
+    Optimizer::Sgd(Sgd::new(0.1))
+}
+
+/// The network's predictions for `x`, as bits.
+fn predict(net: &mut Mlp, x: &actgpu::Tensor) -> Vec<u32> {
+    let y = net.predict(x).unwrap().read_f32().unwrap();
+    y.iter().map(|v| v.to_bits()).collect()
+}
+
+/// `bytes` with every `from` replaced by `to`, of the same length (so a file's header keeps its length and
+/// offsets).
+fn replaced(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    let mut out = bytes.to_vec();
+    let mut found = false;
+    for i in 0..=out.len() - from.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + to.len()].copy_from_slice(to);
+            found = true;
+        }
+    }
+    assert!(
+        found,
+        "{:?} is not in the file",
+        String::from_utf8_lossy(from)
+    );
+    out
+}
+
+/// A saved network's metadata names its user-defined activations (`custom(<name>)`, as a layer and as a gate),
+/// in a weights file and a training checkpoint, and the file loads back onto the activation registered under
+/// that name: the same kinds and predictions. With the same name and code registered again, the most recent is
+/// taken.
+#[test]
+fn a_saved_network_names_its_custom_activations_and_loads_them_back() {
+    let g = gpu();
+    let act = isru_named("isru_saved").activation();
+    let hidden = [
+        Hidden::Act(act),
+        Hidden::Gated(Gated { gate: act }),
+        Hidden::Act(Activation::Gelu),
+    ];
+    let loss = Loss::SoftmaxCrossEntropy;
+    let mut net = Mlp::with_layers(g, &[2, 4, 3, 3, 2], &hidden, loss, sgd(), 7).unwrap();
+    let expected = "custom(isru_saved),gated(custom(isru_saved)),gelu";
+    let bytes = net.to_safetensors_bytes().unwrap();
+    let file = SafeTensors::parse(&bytes).unwrap();
+    assert_eq!(file.metadata(ACTIVATIONS_KEY), Some(expected));
+    let checkpoint = net.to_training_checkpoint_bytes().unwrap();
+    let file = SafeTensors::parse(&checkpoint).unwrap();
+    assert_eq!(file.metadata(ACTIVATIONS_KEY), Some(expected));
+    assert_eq!(parse_activation_spec("custom(isru_saved)"), Some(act));
+    assert_eq!(
+        parse_hidden_spec("gated(custom(isru_saved))"),
+        Some(Hidden::Gated(Gated { gate: act }))
+    );
+
+    let x = g
+        .upload_shaped(&[0.5f32, -1.0, 2.0, 0.25, -3.0, 1.5], &[3, 2])
+        .unwrap();
+    let y = predict(&mut net, &x);
+    for bytes in [&bytes, &checkpoint] {
+        let mut back = Mlp::from_safetensors(g, bytes, loss, sgd()).unwrap();
+        assert_eq!(back.hidden(), hidden);
+        assert_eq!(predict(&mut back, &x), y);
+    }
+    let again = isru_named("isru_saved").activation();
+    let back = Mlp::from_safetensors(g, &bytes, loss, sgd()).unwrap();
+    assert_eq!(back.hidden()[0], Hidden::Act(again));
+    assert_eq!(back.hidden()[1], Hidden::Gated(Gated { gate: again }));
+}
+
+/// A file naming a user-defined activation that no CustomActivation of this process has, or several with
+/// different WGSL have, is a typed error naming it, before any network is built; a file that says only `custom`
+/// (written before the names were recorded) is refused as before. Loading the weights into a network built
+/// with the activation reads no metadata, and works throughout.
+#[test]
+fn a_file_naming_an_unresolved_custom_activation_is_a_typed_error_naming_it() {
+    let g = gpu();
+    let act = isru_named("isru_file_a").activation();
+    let loss = Loss::SoftmaxCrossEntropy;
+    let net = Mlp::with_layers(
+        g,
+        &[2, 3, 3, 2],
+        &[Hidden::Act(act), Hidden::Gated(Gated { gate: act })],
+        loss,
+        sgd(),
+        3,
+    )
+    .unwrap();
+    let bytes = net.to_safetensors_bytes().unwrap();
+    let unknown = replaced(&bytes, "custom(isru_file_a)", "custom(isru_file_z)");
+    let err = Mlp::from_safetensors(g, &unknown, loss, sgd()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnresolvedCustomActivation {
+            name: "isru_file_z".into(),
+            candidates: 0
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("\"isru_file_z\" is not registered"),
+        "{err}"
+    );
+    assert_eq!(parse_activation_spec("custom(isru_file_z)"), None);
+
+    // As a gate only.
+    let gate_only = replaced(
+        &bytes,
+        "gated(custom(isru_file_a))",
+        "gated(custom(isru_file_z))",
+    );
+    let err = Mlp::from_safetensors(g, &gate_only, loss, sgd()).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnresolvedCustomActivation { name, candidates: 0 } if name == "isru_file_z"),
+        "{err:?}"
+    );
+
+    // Two activations of different code under the name the file gives.
+    let _one = CustomActivation::new("isru_file_y", "return x;", "return 1.0;", |x| x, |_| 1.0);
+    let _two = CustomActivation::new(
+        "isru_file_y",
+        "return 2.0 * x;",
+        "return 2.0;",
+        |x| 2.0 * x,
+        |_| 2.0,
+    );
+    let ambiguous = replaced(&bytes, "custom(isru_file_a)", "custom(isru_file_y)");
+    let err = Mlp::from_safetensors(g, &ambiguous, loss, sgd()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnresolvedCustomActivation {
+            name: "isru_file_y".into(),
+            candidates: 2
+        }
+    );
+    assert!(
+        err.to_string().contains("\"isru_file_y\" is ambiguous"),
+        "{err}"
+    );
+
+    // A file of an older actgpu, which wrote `custom` without the name.
+    let nameless = replaced(&bytes, "custom(isru_file_a)", "custom             ");
+    let err = Mlp::from_safetensors(g, &nameless, loss, sgd()).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { reason, .. } if reason.contains("without its name")),
+        "{err:?}"
+    );
+
+    for file in [&unknown, &ambiguous, &nameless] {
+        let mut into = Mlp::with_layers(
+            g,
+            &[2, 3, 3, 2],
+            &[Hidden::Act(act), Hidden::Gated(Gated { gate: act })],
+            loss,
+            sgd(),
+            9,
+        )
+        .unwrap();
+        into.load_weights(file).unwrap();
+        assert_eq!(into.params().unwrap(), net.params().unwrap());
+    }
+}
+
+/// A user-defined activation may not take a name the crate gives one of its own kinds (a built-in activation, a
+/// gated unit, a learnable activation, `custom`) nor one the metadata cannot hold: it is refused, as a typed
+/// error, wherever it is used. A built-in's name read back is always the built-in.
+#[test]
+fn a_custom_activation_may_not_take_a_builtin_name() {
+    let g = gpu();
+    let fake = CustomActivation::new(
+        "relu",
+        "return max(x, 0.0);",
+        "return select(0.0, 1.0, x > 0.0);",
+        |x| x.max(0.0),
+        |x| if x > 0.0 { 1.0 } else { 0.0 },
+    );
+    assert_eq!(Activation::from_name("relu"), Some(Activation::Relu));
+    assert_eq!(parse_activation_spec("relu"), Some(Activation::Relu));
+    assert_eq!(
+        parse_hidden_spec("relu"),
+        Some(Hidden::Act(Activation::Relu))
+    );
+    let refused = |r: actgpu::Result<()>| match r {
+        Err(Error::InvalidArgument {
+            op: "CustomActivation::new",
+            reason,
+        }) => reason.contains("\"relu\" is the built-in activation's"),
+        _ => false,
+    };
+    let x = g.upload(&[1.0f32, -1.0]).unwrap();
+    assert!(refused(fake.activation().validate()));
+    assert!(refused(fake.compile(g)));
+    assert!(refused(fake.activation().forward(&x).map(|_| ())));
+    assert!(refused(fake.check(g).map(|_| ())));
+    // Mlp::new refuses it too (its `op` may name the call, with the reason kept).
+    let net = Mlp::new(g, &[2, 3, 2], &[fake.activation()], Loss::Mse, sgd(), 1);
+    assert!(
+        matches!(&net, Err(Error::InvalidArgument { reason, .. })
+            if reason.contains("\"relu\" is the built-in activation's")),
+        "{:?}",
+        net.err()
+    );
+
+    for name in [
+        "swiglu",
+        "prelu",
+        "custom",
+        "",
+        "a,b",
+        "f(x)",
+        "two words",
+        "tab\t",
+    ] {
+        let c = CustomActivation::new(name, "return x;", "return 1.0;", |x| x, |_| 1.0);
+        let err = c.activation().validate().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidArgument {
+                    op: "CustomActivation::new",
+                    ..
+                }
+            ),
+            "{name:?}: {err:?}"
+        );
+        assert_eq!(c.name(), name);
+    }
+    // Names compare exactly, and a user-defined name is never a built-in's.
+    let upper = CustomActivation::new("ReLU", "return x;", "return 1.0;", |x| x, |_| 1.0);
+    assert!(upper.activation().validate().is_ok());
+    assert_eq!(Activation::from_name("ReLU"), None);
+    assert_eq!(Activation::from_name("isru"), None);
 }

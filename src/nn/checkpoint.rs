@@ -25,7 +25,7 @@
 //! |---|---|
 //! | `format` | `pt`, as `safetensors.torch` writes it |
 //! | `actgpu.sizes` | layer sizes, input first, comma-separated: `2,64,64,3` |
-//! | `actgpu.activations` | each hidden layer's kind by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)`; gated units as `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu` or `gated(<activation>)` for another gate; learnable activations as `prelu(n)`, `swish_learnable(n)`, `elu_learnable(n)` with `n` the parameter's length (1: shared) |
+//! | `actgpu.activations` | each hidden layer's kind by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)`; gated units as `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu` or `gated(<activation>)` for another gate; learnable activations as `prelu(n)`, `swish_learnable(n)`, `elu_learnable(n)` with `n` the parameter's length (1: shared); a user-defined activation as `custom(<name>)`, its [`crate::CustomActivation`]'s name (`gated(custom(<name>))` as a gate) |
 //!
 //! So that a model trained here loads in PyTorch (with the matching activation modules):
 //!
@@ -35,6 +35,14 @@
 //! ```
 //!
 //! and a PyTorch model's `save_file(model.state_dict(), path)` loads here with [`Mlp::load_safetensors`].
+//!
+//! A user-defined activation's WGSL and reference are not in the file, only its name: [`Mlp::from_safetensors`]
+//! rebuilds the layer from the [`crate::CustomActivation`] registered under that name in the loading process
+//! (create it first, with the same name and code), and returns [`Error::UnresolvedCustomActivation`] naming it
+//! when there is none (or several with different WGSL). The `custom(..)` mark keeps its name apart from the
+//! built-in names, which [`crate::CustomActivation::new`] refuses anyway: `relu` in a file is always
+//! [`Activation::Relu`]. Files written before user-defined names were recorded say only `custom`; they load
+//! through [`Mlp::load_weights`] into a network built with the activation.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -59,10 +67,16 @@ pub fn linear_names(l: usize) -> (String, String) {
 }
 
 /// An activation as the metadata writes it: its name, with its parameters in parentheses where it has any
-/// (`leaky_relu(0.01)`, `softplus(1,20)`). f32 values print in the shortest form that reads back exactly.
+/// (`leaky_relu(0.01)`, `softplus(1,20)`). f32 values print in the shortest form that reads back exactly. A
+/// user-defined activation is `custom(<its name>)` (`custom` alone for an id no [`crate::CustomActivation`]
+/// registered, which nothing can read back).
 pub fn activation_spec(act: Activation) -> String {
     let [p0, p1] = act.params();
     match act {
+        Activation::Custom { id } => match crate::custom::name_of(id) {
+            Some(name) => format!("{CUSTOM_PREFIX}{name})"),
+            None => act.name().to_string(),
+        },
         Activation::LeakyRelu { .. }
         | Activation::Elu { .. }
         | Activation::Celu { .. }
@@ -74,9 +88,24 @@ pub fn activation_spec(act: Activation) -> String {
     }
 }
 
-/// The activation an [`activation_spec`] names; `None` for an unknown name, wrong parameters or `custom`
-/// (a user-defined activation's code is not in the file).
+/// How [`activation_spec`] opens a user-defined activation's spec, `custom(<name>)`.
+const CUSTOM_PREFIX: &str = "custom(";
+
+/// The name in a user-defined activation's spec, `custom(<name>)`.
+fn custom_spec_name(spec: &str) -> Option<&str> {
+    let name = spec.trim().strip_prefix(CUSTOM_PREFIX)?.strip_suffix(')')?;
+    Some(name.trim())
+}
+
+/// The activation an [`activation_spec`] names; `None` for an unknown name or wrong parameters. A built-in's
+/// name is always the built-in. `custom(<name>)` is the [`crate::CustomActivation`] registered under that name
+/// in this process (the most recent one, when several with the same WGSL are), and `None` when none is, or
+/// several with different WGSL are (the file holds the name, not the code); `custom` alone (an unregistered
+/// id's spec, or a file written before names were recorded) is `None`.
 pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
+    if let Some(name) = custom_spec_name(spec) {
+        return crate::custom::by_name(name).ok();
+    }
     let (name, args) = match spec.trim().split_once('(') {
         Some((name, rest)) => {
             let args = rest.strip_suffix(')')?.split(',');
@@ -99,7 +128,6 @@ pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
         (Activation::Hardtanh { .. }, &[min_val, max_val]) => {
             Activation::Hardtanh { min_val, max_val }
         }
-        (Activation::Custom { .. }, _) => return None,
         (act, []) => act,
         _ => return None,
     })
@@ -361,8 +389,11 @@ impl Mlp {
     /// the file, trained with `loss` and `optimizer` from step 0. The learnable layers' parameters are the file's,
     /// but their [`crate::Hidden::Learnable`] description is rebuilt from the metadata's kind names: `init` is the
     /// kind's default, and a per-channel layer one unit wide comes back as a shared one (the same single
-    /// parameter), so [`Mlp::hidden`] may differ from the saved network's in those two fields. A custom
-    /// activation has no name to rebuild it from: such a network loads through [`Mlp::load_weights`].
+    /// parameter), so [`Mlp::hidden`] may differ from the saved network's in those two fields. A user-defined
+    /// activation (`custom(<name>)`) is the [`crate::CustomActivation`] registered under its name in this
+    /// process (the most recent of several with the same WGSL), which must be created before loading:
+    /// [`Error::UnresolvedCustomActivation`] naming it when none is (or several whose WGSL differs are). A file that says only `custom` (written before the names were
+    /// recorded) is [`Error::InvalidArgument`]: build its network with [`Mlp::new`] and call [`Mlp::load_weights`].
     pub fn from_safetensors(
         gpu: &Gpu,
         bytes: &[u8],
@@ -384,15 +415,7 @@ impl Mlp {
         };
         let hidden: Vec<Hidden> = specs
             .iter()
-            .map(|s| {
-                parse_hidden_spec(s).ok_or_else(|| Error::InvalidArgument {
-                    op: OP,
-                    reason: format!(
-                        "activation {s:?} cannot be rebuilt (a custom one?): create the network with \
-                         Mlp::new or Mlp::with_layers and call load_weights"
-                    ),
-                })
-            })
+            .map(|s| parse_hidden_spec(s).ok_or_else(|| unrebuildable(OP, s)))
             .collect::<Result<_>>()?;
         let sizes = sizes_from_shapes(&file, &hidden)?;
         // A dtype that cannot load is refused before the network (its host init and GPU buffers) is built.
@@ -450,6 +473,34 @@ fn split_layers(spec: &str) -> Vec<&str> {
     }
     parts.push(&spec[start..]);
     parts
+}
+
+/// Why a hidden layer's spec (one that [`parse_hidden_spec`] refused) cannot be rebuilt: a user-defined
+/// activation that is not registered, or ambiguous, is [`Error::UnresolvedCustomActivation`] naming it; any other
+/// spec is [`Error::InvalidArgument`].
+fn unrebuildable(op: &'static str, spec: &str) -> Error {
+    let spec = spec.trim();
+    let activation = spec
+        .strip_prefix("gated(")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(spec);
+    if let Some(name) = custom_spec_name(activation) {
+        if let Err(e) = crate::custom::by_name(name) {
+            return e;
+        }
+    }
+    let why = if activation.trim() == "custom" {
+        "a user-defined activation saved without its name (by an older actgpu)"
+    } else {
+        "an unknown kind, or wrong parameters"
+    };
+    Error::InvalidArgument {
+        op,
+        reason: format!(
+            "activation {spec:?} cannot be rebuilt ({why}): create the network with Mlp::new or \
+             Mlp::with_layers and call load_weights"
+        ),
+    }
 }
 
 fn bad_metadata(reason: String) -> Error {
