@@ -755,33 +755,36 @@ impl Gpu {
         }
     }
 
-    /// A buffer of `usage` holding `contents` (its size; a multiple of 4), created mapped and written through the
-    /// mapping, whose failure (out of memory, a lost or destroyed device) is an error for `op` ([`Gpu::lost_or`])
-    /// where wgpu's `create_buffer_init` panics. Called inside error scopes ([`Gpu::scoped`]), which catch a
-    /// refused creation.
+    /// A buffer of `usage` and `size` bytes (a multiple of 4, at least `contents.len()`) holding `contents` and
+    /// then zeros, created mapped and written through the mapping, whose failure (out of memory, a lost or
+    /// destroyed device) is an error for `op` ([`Gpu::lost_or`]) where wgpu's `create_buffer_init` panics. The
+    /// caller's data goes straight into the mapping, with no padded copy of it on the host. Called inside error
+    /// scopes ([`Gpu::scoped`]), which catch a refused creation.
     pub(crate) fn buffer_with(
         &self,
         op: &'static str,
         label: &'static str,
         usage: wgpu::BufferUsages,
         contents: &[u8],
+        size: u64,
     ) -> Result<wgpu::Buffer> {
         let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: contents.len() as u64,
+            size,
             usage,
             mapped_at_creation: true,
         });
-        buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .map_err(|e| {
+        {
+            let mut mapped = buffer.slice(..).get_mapped_range_mut().map_err(|e| {
                 self.lost_or(Error::Wgpu {
                     op,
                     message: e.to_string(),
                 })
-            })?
-            .copy_from_slice(contents);
+            })?;
+            let (mut data, mut tail) = mapped.slice(..).split_at(contents.len());
+            data.copy_from_slice(contents);
+            tail.fill(0);
+        }
         buffer.unmap();
         Ok(buffer)
     }

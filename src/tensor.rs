@@ -78,12 +78,12 @@ impl Gpu {
         self.check_buffer_size(bytes)?;
         self.check_lost()?;
         // Created mapped inside error scopes, so that a buffer wgpu could not make (out of memory, a lost
-        // device) is an error here rather than a panic when its mapping is written.
-        let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        contents.resize(bytes as usize, 0);
+        // device) is an error here rather than a panic when its mapping is written. The data goes straight into
+        // the mapping: a padded host copy first would hold a third copy of a large tensor in host memory.
+        let contents = bytemuck::cast_slice::<T, u8>(data);
         let buffer = self
             .scoped("upload", || {
-                self.buffer_with("upload", "actgpu.tensor", TENSOR_USAGE, &contents)
+                self.buffer_with("upload", "actgpu.tensor", TENSOR_USAGE, contents, bytes)
             })
             .map_err(|e| self.lost_or(e))??;
         Ok(Tensor {
@@ -325,11 +325,21 @@ impl Tensor {
                 missing: format!("{missing:?}"),
             });
         }
-        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+        // wgpu writes whole 4-byte words: the data's whole words straight from the caller's slice (no host copy
+        // of a large tensor), then an odd 16-bit element's word padded with zeros, as the buffer's padding is.
+        let bytes = bytemuck::cast_slice::<T, u8>(data);
+        let (words, rest) = bytes.split_at(bytes.len() / 4 * 4);
+        let mut last = [0u8; 4];
+        last[..rest.len()].copy_from_slice(rest);
         // Scoped: a buffer the host destroyed would otherwise report to the device's handler, not here.
         self.gpu.scoped("Tensor::write", || {
-            self.gpu.queue().write_buffer(&self.buffer, 0, &bytes)
+            let queue = self.gpu.queue();
+            if !words.is_empty() {
+                queue.write_buffer(&self.buffer, 0, words);
+            }
+            if !rest.is_empty() {
+                queue.write_buffer(&self.buffer, words.len() as u64, &last);
+            }
         })
     }
 

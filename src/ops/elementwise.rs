@@ -36,13 +36,13 @@ const MIN_UNIFORM_WORDS: usize = 8;
 /// A uniform buffer holding `words`, zero-padded to at least [`MIN_UNIFORM_WORDS`] and a multiple of 16 bytes
 /// ([`Gpu::buffer_with`]: a lost device is an error, not a panic); the caller creates it inside its error scopes.
 pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> Result<wgpu::Buffer> {
-    let mut padded = words.to_vec();
-    padded.resize(words.len().max(MIN_UNIFORM_WORDS).div_ceil(4) * 4, 0);
+    let padded_words = words.len().max(MIN_UNIFORM_WORDS).div_ceil(4) * 4;
     gpu.buffer_with(
         "uniform",
         "actgpu.params",
         wgpu::BufferUsages::UNIFORM,
-        bytemuck::cast_slice(&padded),
+        bytemuck::cast_slice(words),
+        (padded_words * 4) as u64,
     )
 }
 
