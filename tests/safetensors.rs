@@ -126,7 +126,7 @@ const HIDDEN: [Activation; 2] = [
 #[test]
 fn round_trip_keeps_every_parameter_and_prediction_bit_for_bit() {
     let g = gpu();
-    let mut net = trained(&SIZES, &HIDDEN, 40);
+    let net = trained(&SIZES, &HIDDEN, 40);
     let bytes = net.to_safetensors_bytes().unwrap();
     let x = g
         .upload_shaped(
@@ -154,7 +154,7 @@ fn round_trip_keeps_every_parameter_and_prediction_bit_for_bit() {
     assert_eq!(bits(&got), bits(&want));
 
     // Rebuilt from the file alone: sizes from the shapes, activations from the metadata.
-    let mut rebuilt = Mlp::from_safetensors(g, &bytes, Loss::SoftmaxCrossEntropy, sgd()).unwrap();
+    let rebuilt = Mlp::from_safetensors(g, &bytes, Loss::SoftmaxCrossEntropy, sgd()).unwrap();
     assert_eq!(rebuilt.sizes(), SIZES);
     assert_eq!(rebuilt.activations(), HIDDEN);
     let got: Vec<f32> = rebuilt.predict(&x).unwrap().read().unwrap();

@@ -951,3 +951,299 @@ fn bad_network_arguments_are_typed_errors() {
     net.train_step_classes(&[0.0; 8], &[0, 1]).unwrap();
     assert!(net.loss().unwrap().is_finite());
 }
+
+/// `Mlp` is `Send + Sync` (a compile-time check): an `Arc<Mlp>` crosses threads.
+#[test]
+fn mlp_is_send_and_sync() {
+    const fn send_sync<T: Send + Sync>() {}
+    const _: () = send_sync::<Mlp>();
+}
+
+/// `predict` and `evaluate` take `&self`: through a shared borrow (while a weight is borrowed too), from four
+/// threads at once in a scope and from two threads sharing an `Arc<Mlp>`, every output is the one a lone call
+/// gives, bit for bit, in one pass and in passes (whose buffers a call takes for itself, or makes when another
+/// call holds them); that lone output matches the f64 reference; and `free_workspaces` and
+/// `set_inference_rows` still work on the network afterwards.
+#[test]
+fn predict_and_evaluate_through_a_shared_borrow_and_from_threads() {
+    let g = gpu();
+    let opt = Optimizer::Adam(Adam::new(0.01));
+    let (mut net, _) = train_gpu(opt, 12);
+    // Passes of at most 8 rows: 50 rows as six passes and a short one; 8, 7 and 1 rows in one pass.
+    net.set_inference_rows(Some(8)).unwrap();
+    let sets: Vec<(Vec<f32>, Tensor, Vec<u32>)> = [(50usize, 80u64), (7, 81), (1, 82), (8, 83)]
+        .iter()
+        .map(|&(rows, seed)| {
+            let x = random_values(rows * SIZES[0], 2.0, DType::F32, seed);
+            let xt = upload(g, &x, &[rows, SIZES[0]]);
+            (x, xt, labels(rows, 3, seed + 100))
+        })
+        .collect();
+    let run = |net: &Mlp| -> Vec<(Vec<u32>, f32)> {
+        sets.iter()
+            .map(|(_, x, t)| {
+                let out = net.predict(x).unwrap().read::<f32>().unwrap();
+                (bits(&out), net.evaluate(x, t).unwrap())
+            })
+            .collect()
+    };
+    let shared: &Mlp = &net;
+    let (w0, _) = shared.layer(0).unwrap();
+    let alone = run(shared);
+    assert_eq!(w0.shape(), [SIZES[0], SIZES[1]]);
+
+    // The lone outputs are the network's: against the f64 network trained the same way.
+    let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 12);
+    let mut reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, Loss::SoftmaxCrossEntropy, opt, &params);
+    for (x, t) in batches() {
+        reference.train_step(&widen(&x), BATCH, Target::Classes(&t));
+    }
+    for ((x, _, _), (out, _)) in sets.iter().zip(&alone) {
+        let want = reference.predict(&widen(x), x.len() / SIZES[0]);
+        let got: Vec<f32> = out.iter().map(|&b| f32::from_bits(b)).collect();
+        assert_within("predict through &Mlp", &got, &want, |i| {
+            1e-4 * (1.0 + want[i].abs())
+        });
+    }
+
+    // Four threads at once, each over the sets in its own order, three rounds.
+    let from_threads: Vec<Vec<(usize, Vec<u32>, f32)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (net, sets) = (&net, &sets);
+                scope.spawn(move || {
+                    let mut got = Vec::new();
+                    for round in 0..3 {
+                        for k in 0..sets.len() {
+                            let i = (k + t + round) % sets.len();
+                            let (_, x, labels) = &sets[i];
+                            let out = net.predict(x).unwrap().read::<f32>().unwrap();
+                            got.push((i, bits(&out), net.evaluate(x, labels).unwrap()));
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (t, got) in from_threads.iter().enumerate() {
+        for (i, out, acc) in got {
+            assert!(
+                *out == alone[*i].0 && *acc == alone[*i].1,
+                "thread {t}, set {i}: another output than a lone call's"
+            );
+        }
+    }
+
+    // Two threads sharing an Arc<Mlp>, as a server would.
+    let net = std::sync::Arc::new(net);
+    let shared_sets = std::sync::Arc::new(sets.clone());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (net, sets) = (net.clone(), shared_sets.clone());
+            std::thread::spawn(move || {
+                sets.iter()
+                    .map(|(_, x, t)| {
+                        let out = net.predict(x).unwrap().read::<f32>().unwrap();
+                        (bits(&out), net.evaluate(x, t).unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(
+            h.join().unwrap() == alone,
+            "Arc<Mlp>: another output than a lone call's"
+        );
+    }
+
+    // Back to one owner: the buffers can be dropped and the pass size changed, and outputs stay.
+    let mut net = std::sync::Arc::try_unwrap(net).unwrap();
+    net.free_workspaces();
+    assert_eq!(run(&net), alone);
+    net.set_inference_rows(None).unwrap();
+    let whole = run(&net);
+    for ((out, _), (want, _)) in whole.iter().zip(&alone) {
+        let (out, want): (Vec<f32>, Vec<f32>) = (
+            out.iter().map(|&b| f32::from_bits(b)).collect(),
+            want.iter().map(|&b| f32::from_bits(b)).collect(),
+        );
+        let want = widen(&want);
+        assert_within("one pass against passes of 8", &out, &want, |i| {
+            1e-6 * (1.0 + want[i].abs())
+        });
+    }
+}
+
+/// A caller's mistake in a network's public calls comes back naming that call in `op`, not an internal step
+/// (the optimizer's update, the loss kernel, the label upload, an activation's check).
+#[test]
+fn network_errors_name_the_public_call() {
+    let g = gpu();
+    let ce = Loss::SoftmaxCrossEntropy;
+    let sgd = Optimizer::Sgd(Sgd::new(0.1));
+    let relu = [Activation::Relu];
+    let nan_lr = Optimizer::Adam(Adam {
+        lr: f32::NAN,
+        ..Adam::new(0.01)
+    });
+    let invalid = |r: actgpu::Result<Mlp>| match r {
+        Err(Error::InvalidArgument { op, reason }) => (op, reason),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    // A NaN learning rate: at construction and when the rate changes.
+    let (op, reason) = invalid(Mlp::new(g, &[4, 3, 2], &relu, ce, nan_lr, 0));
+    assert_eq!(op, "Mlp::new", "{reason}");
+    assert!(reason.contains("lr"), "{reason}");
+    let kinds = [actgpu::Hidden::Act(Activation::Relu)];
+    let (op, _) = invalid(Mlp::with_layers(g, &[4, 3, 2], &kinds, ce, nan_lr, 0));
+    assert_eq!(op, "Mlp::with_layers");
+    let mut net = Mlp::new(g, &[4, 3, 2], &relu, ce, sgd, 0).unwrap();
+    for bad in [f32::NAN, -1.0] {
+        assert!(
+            matches!(
+                net.set_lr(bad),
+                Err(Error::InvalidArgument {
+                    op: "Mlp::set_lr",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
+    // A layer's bad constant: the call in `op`, the layer and its kind in the reason.
+    let celu = [Activation::Celu { alpha: 0.0 }];
+    let (op, reason) = invalid(Mlp::new(g, &[4, 3, 2], &celu, ce, sgd, 0));
+    assert_eq!(op, "Mlp::new");
+    assert!(reason.contains("hidden layer 0 (celu)"), "{reason}");
+    let prelu = [actgpu::Hidden::Learnable {
+        kind: actgpu::Learnable::Prelu,
+        init: f32::NAN,
+        per_channel: false,
+    }];
+    let (op, reason) = invalid(Mlp::with_layers(g, &[4, 3, 2], &prelu, ce, sgd, 0));
+    assert_eq!(op, "Mlp::with_layers");
+    assert!(reason.contains("prelu"), "{reason}");
+    assert_eq!(invalid(Mlp::new(g, &[4], &[], ce, sgd, 0)).0, "Mlp::new");
+
+    // Inference: the wrong width, type or context, and a source without COPY_SRC where passes need it.
+    let x = upload(g, &[0.5; 8], &[2, 4]);
+    let wide = upload(g, &[0.5; 10], &[2, 5]);
+    assert!(matches!(
+        net.predict(&wide),
+        Err(Error::ShapeMismatch {
+            op: "Mlp::predict",
+            ..
+        })
+    ));
+    assert!(matches!(
+        net.evaluate(&wide, &[0, 1]),
+        Err(Error::ShapeMismatch {
+            op: "Mlp::evaluate",
+            ..
+        })
+    ));
+    let half = g
+        .upload_f32_as(&[0.5; 8], DType::F16)
+        .unwrap()
+        .reshape(&[2, 4])
+        .unwrap();
+    assert!(matches!(
+        net.predict(&half),
+        Err(Error::DTypeMismatch {
+            op: "Mlp::predict",
+            ..
+        })
+    ));
+    let other = common::small_grid_gpu();
+    let elsewhere = upload(&other, &[0.5; 8], &[2, 4]);
+    assert!(matches!(
+        net.evaluate(&elsewhere, &[0, 1]),
+        Err(Error::DeviceMismatch {
+            op: "Mlp::evaluate"
+        })
+    ));
+    net.set_inference_rows(Some(1)).unwrap();
+    let own = storage_only(g, &x);
+    assert!(matches!(
+        net.evaluate(&own, &[0, 1]),
+        Err(Error::MissingUsage {
+            op: "Mlp::evaluate",
+            ..
+        })
+    ));
+
+    // Training: the wrong width, targets of the wrong kind or context (the loss kernel's own errors would
+    // name the loss), labels out of range or too few (the label upload's would name `Labels::upload`).
+    let two = Labels::upload(g, &[0, 1], 2).unwrap();
+    assert!(matches!(
+        net.train_step(&wide, Targets::Classes(&two)),
+        Err(Error::ShapeMismatch {
+            op: "Mlp::train_step",
+            ..
+        })
+    ));
+    let values = upload(g, &[0.5; 4], &[2, 2]);
+    assert!(matches!(
+        net.train_step(&x, Targets::Values(&values)),
+        Err(Error::InvalidArgument {
+            op: "Mlp::train_step",
+            ..
+        })
+    ));
+    let two_elsewhere = Labels::upload(&other, &[0, 1], 2).unwrap();
+    assert!(matches!(
+        net.train_step(&x, Targets::Classes(&two_elsewhere)),
+        Err(Error::DeviceMismatch {
+            op: "Mlp::train_step"
+        })
+    ));
+    let mut mse = Mlp::new(g, &[4, 3, 2], &relu, Loss::Mse, sgd, 0).unwrap();
+    assert!(matches!(
+        mse.train_step(&x, Targets::Classes(&two)),
+        Err(Error::InvalidArgument {
+            op: "Mlp::train_step",
+            ..
+        })
+    ));
+    let values_elsewhere = upload(&other, &[0.5; 4], &[2, 2]);
+    assert!(matches!(
+        mse.train_step(&x, Targets::Values(&values_elsewhere)),
+        Err(Error::DeviceMismatch {
+            op: "Mlp::train_step"
+        })
+    ));
+    for (x, labels, what) in [
+        (&[0.0f32; 8][..], &[0u32, 2][..], "a label out of range"),
+        (&[0.0; 8], &[0], "too few labels"),
+        (&[0.0; 6], &[0, 1], "a partial row"),
+    ] {
+        let e = net.train_step_classes(x, labels).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    op: "Mlp::train_step_classes",
+                    ..
+                } | Error::ShapeMismatch {
+                    op: "Mlp::train_step_classes",
+                    ..
+                }
+            ),
+            "{what}: {e:?}"
+        );
+    }
+    assert!(matches!(
+        net.loss(),
+        Err(Error::InvalidArgument {
+            op: "Mlp::loss",
+            ..
+        })
+    ));
+    // None of them changed the network: it still trains.
+    net.train_step_classes(&[0.0; 8], &[0, 1]).unwrap();
+    mse.train_step(&x, Targets::Values(&values)).unwrap();
+    assert!(net.loss().unwrap().is_finite() && mse.loss().unwrap().is_finite());
+}

@@ -341,7 +341,7 @@ fn safetensors_round_trip_keeps_every_kind_and_parameter() {
         Some("swiglu,geglu,prelu(16),swish_learnable(1)")
     );
     assert_eq!(file.metadata("actgpu.sizes"), Some("8,12,10,16,9,3"));
-    let mut copy = Mlp::from_safetensors(g, &bytes, Loss::SoftmaxCrossEntropy, opt).unwrap();
+    let copy = Mlp::from_safetensors(g, &bytes, Loss::SoftmaxCrossEntropy, opt).unwrap();
     assert_eq!(copy.sizes(), SIZES);
     assert_eq!(copy.hidden(), HIDDEN);
     assert_eq!(copy.params().unwrap(), net.params().unwrap());
@@ -360,8 +360,7 @@ fn safetensors_round_trip_keeps_every_kind_and_parameter() {
     let x = random_values(5 * SIZES[0], 1.0, DType::F32, 5);
     let xt = g.upload_shaped(&x, &[5, SIZES[0]]).unwrap();
     let (a, b) = (copy.predict(&xt).unwrap(), fresh.predict(&xt).unwrap());
-    let mut orig = net;
-    let c = orig.predict(&xt).unwrap();
+    let c = net.predict(&xt).unwrap();
     assert_eq!(a.read::<f32>().unwrap(), c.read::<f32>().unwrap());
     assert_eq!(b.read::<f32>().unwrap(), c.read::<f32>().unwrap());
     // A network whose layer kinds differ refuses the file, and is unchanged.

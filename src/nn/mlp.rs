@@ -19,6 +19,14 @@
 //! counters, whose sums do not depend on order), so the same seed on the same adapter with the same
 //! [`crate::GpuOptions`] gives the same bits (options such as the grid limit, the reduction height or the matmul
 //! kernel choose how sums are split, and so their order).
+//!
+//! Inference reads the network and nothing else of it: [`Mlp::predict`] and [`Mlp::evaluate`] take `&self`, and
+//! `Mlp` is `Send + Sync`, so one network (in an `Arc`, say) serves predictions to several threads at once, or
+//! predicts while its weights are borrowed. The buffers inference keeps between calls sit behind a lock that is
+//! held only to take them and to put them back: a call takes them for the length of its GPU work, and a call
+//! on another thread at the same time makes its own for that call (see [`Mlp::predict`]).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::nn::diagnostics::{Diagnostics, LayerDiagnostics};
 use crate::nn::init::init_layers;
@@ -105,8 +113,10 @@ pub struct Mlp {
     /// The training workspace of the batch size before the current one, kept so that an epoch's full batches
     /// and its shorter last one take turns without allocating.
     spare: Option<Workspace>,
-    /// Inference's buffers (no gradients), for [`Mlp::predict`] and [`Mlp::evaluate`].
-    infer: Option<Workspace>,
+    /// Inference's buffers (no gradients), for [`Mlp::predict`] and [`Mlp::evaluate`], which take `&self`: a
+    /// call takes them out for its GPU work and puts them back when that has finished, so that two calls at once
+    /// never share them ([`Mlp::infer_cache`] locks it).
+    infer: Mutex<Option<Workspace>>,
     /// [`Mlp::set_inference_rows`]'s value, if set.
     infer_rows: Option<usize>,
     /// [`Mlp::set_train_rows`]'s value, if set.
@@ -143,8 +153,6 @@ struct GradsOut<'a> {
 /// modest and fit a host device's default 128 MiB storage binding.
 const INFERENCE_PASS_BYTES: u64 = 64 << 20;
 
-const OP: &str = "Mlp";
-
 /// Every layer's weight `[sizes[l], linear width]` in f32 must fit one storage binding (the products bind it
 /// whole): checked before [`init_layers`] draws it, so that a size too large is [`Error::LimitExceeded`] rather
 /// than a host allocation of that size.
@@ -177,7 +185,7 @@ impl Mlp {
     /// A network with layer sizes `sizes` (input first, at least two, none zero), one activation per hidden
     /// layer (`hidden.len() == sizes.len() - 2`; the output layer is linear), initialised from `seed` by
     /// [`crate::nn::init_params`], trained with `loss` and `optimizer`. [`Mlp::with_layers`] takes gated and
-    /// learnable hidden layers too.
+    /// learnable hidden layers too, and says which mistakes are refused (here with `op` `"Mlp::new"`).
     pub fn new(
         gpu: &Gpu,
         sizes: &[usize],
@@ -187,7 +195,7 @@ impl Mlp {
         seed: u64,
     ) -> Result<Mlp> {
         let hidden: Vec<Hidden> = hidden.iter().map(|&a| Hidden::Act(a)).collect();
-        Mlp::with_layers(gpu, sizes, &hidden, loss, optimizer, seed)
+        Mlp::build("Mlp::new", gpu, sizes, &hidden, loss, optimizer, seed)
     }
 
     /// A network with layer sizes `sizes` (input first, at least two, none zero) and one [`Hidden`] kind per
@@ -195,7 +203,33 @@ impl Mlp {
     /// gated unit (whose linear map has `2 sizes[l + 1]` outputs) or a learnable activation (whose parameter,
     /// `[1]` or `[sizes[l + 1]]`, starts at its `init`). Weights and biases come from [`init_layers`] with
     /// `seed`; everything is trained with `loss` and `optimizer`.
+    ///
+    /// A caller's mistake is a typed error whose `op` names the call made (`"Mlp::with_layers"`, or
+    /// `"Mlp::new"`): [`Error::InvalidArgument`] for the sizes, the count of hidden layers, a layer's constants
+    /// (the reason names the layer and its kind) or the optimizer's hyperparameters
+    /// ([`Optimizer::validate`]'s rules), [`Error::LimitExceeded`] for a weight past one storage binding.
     pub fn with_layers(
+        gpu: &Gpu,
+        sizes: &[usize],
+        hidden: &[Hidden],
+        loss: Loss,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Mlp> {
+        Mlp::build(
+            "Mlp::with_layers",
+            gpu,
+            sizes,
+            hidden,
+            loss,
+            optimizer,
+            seed,
+        )
+    }
+
+    /// [`Mlp::with_layers`], its argument errors naming `op`, the public call that was made.
+    fn build(
+        op: &'static str,
         gpu: &Gpu,
         sizes: &[usize],
         hidden: &[Hidden],
@@ -205,13 +239,13 @@ impl Mlp {
     ) -> Result<Mlp> {
         if sizes.len() < 2 || sizes.contains(&0) {
             return Err(Error::InvalidArgument {
-                op: OP,
+                op,
                 reason: format!("layer sizes {sizes:?}: need at least two, none zero"),
             });
         }
         if hidden.len() != sizes.len() - 2 {
             return Err(Error::InvalidArgument {
-                op: OP,
+                op,
                 reason: format!(
                     "{} hidden layers need {} activations, got {}",
                     sizes.len() - 2,
@@ -220,10 +254,18 @@ impl Mlp {
                 ),
             });
         }
-        for kind in hidden {
-            kind.validate()?;
+        for (l, kind) in hidden.iter().enumerate() {
+            // The kind's own check names the activation in `op`; the caller called `op`, so it goes into the
+            // reason instead.
+            kind.validate().map_err(|e| match e {
+                Error::InvalidArgument { reason, .. } => Error::InvalidArgument {
+                    op,
+                    reason: format!("hidden layer {l} ({}): {reason}", kind.name()),
+                },
+                other => other,
+            })?;
         }
-        optimizer.validate()?;
+        optimizer.validate_for(op)?;
         check_weight_sizes(gpu, sizes, hidden)?;
         let mut layers = Vec::with_capacity(sizes.len() - 1);
         for (l, (w, b)) in init_layers(sizes, hidden, seed).into_iter().enumerate() {
@@ -267,7 +309,7 @@ impl Mlp {
             loss: gpu.zeros(&[1], DType::F32)?,
             work: None,
             spare: None,
-            infer: None,
+            infer: Mutex::new(None),
             infer_rows: None,
             train_rows: None,
             passes: None,
@@ -343,11 +385,12 @@ impl Mlp {
     }
 
     /// Sets the learning rate of the following steps (a uniform value: nothing recompiles). A rate that is not
-    /// finite or is negative is [`Error::InvalidArgument`] here, and the rate stays as it was.
+    /// finite or is negative is [`Error::InvalidArgument`] here (with `op` `"Mlp::set_lr"`), and the rate stays
+    /// as it was.
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
         let mut changed = self.optimizer;
         changed.set_lr(lr);
-        changed.validate()?;
+        changed.validate_for("Mlp::set_lr")?;
         self.optimizer = changed;
         Ok(())
     }
@@ -392,14 +435,14 @@ impl Mlp {
             .collect()
     }
 
-    /// The batch size of `x [batch, sizes[0]]`, checked.
-    fn batch_of(&self, x: &Tensor) -> Result<usize> {
+    /// The batch size of `x [batch, sizes[0]]`, checked, its errors naming `op` (the public call).
+    fn batch_of(&self, op: &'static str, x: &Tensor) -> Result<usize> {
         if !x.gpu().same_context(&self.gpu) {
-            return Err(Error::DeviceMismatch { op: OP });
+            return Err(Error::DeviceMismatch { op });
         }
         if x.dtype() != DType::F32 {
             return Err(Error::DTypeMismatch {
-                op: OP,
+                op,
                 expected: DType::F32,
                 got: x.dtype(),
             });
@@ -407,7 +450,7 @@ impl Mlp {
         match *x.shape() {
             [batch, d] if d == self.sizes[0] && batch > 0 => Ok(batch),
             _ => Err(Error::ShapeMismatch {
-                op: OP,
+                op,
                 expected: vec![
                     x.shape().first().copied().unwrap_or(0).max(1),
                     self.sizes[0],
@@ -497,35 +540,73 @@ impl Mlp {
         Ok(())
     }
 
-    /// Checks that `targets` fit the loss and a batch of `batch` rows.
-    fn check_targets(&self, targets: Targets, batch: usize) -> Result<()> {
+    /// Checks that `targets` fit the loss and a batch of `batch` rows, its errors naming `op` (the public call):
+    /// everything the loss kernel would refuse, so that none of its errors, which name the loss, reaches the
+    /// caller for a mistake of theirs.
+    fn check_targets(&self, op: &'static str, targets: Targets, batch: usize) -> Result<()> {
         let out = self.sizes[self.sizes.len() - 1];
         match targets {
-            Targets::Classes(labels) if labels.classes() != out => Err(Error::InvalidArgument {
-                op: OP,
-                reason: format!(
-                    "the labels were uploaded for {} classes, and the network has {out} outputs",
-                    labels.classes()
-                ),
-            }),
-            Targets::Classes(labels) if labels.len() != batch => Err(Error::ShapeMismatch {
-                op: OP,
-                expected: vec![batch],
-                got: vec![labels.len()],
-            }),
-            Targets::Values(t) if t.shape() != [batch, out] => Err(Error::ShapeMismatch {
-                op: OP,
-                expected: vec![batch, out],
-                got: t.shape().to_vec(),
-            }),
+            Targets::Classes(labels) if labels.classes() != out => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "the labels were uploaded for {} classes, and the network has {out} outputs",
+                        labels.classes()
+                    ),
+                })
+            }
+            Targets::Classes(labels) if labels.len() != batch => {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    expected: vec![batch],
+                    got: vec![labels.len()],
+                })
+            }
+            Targets::Values(t) if t.shape() != [batch, out] => {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    expected: vec![batch, out],
+                    got: t.shape().to_vec(),
+                })
+            }
             // Checked here, not only by the loss: a step in passes copies the targets' rows as f32 first.
-            Targets::Values(t) if t.dtype() != DType::F32 => Err(Error::DTypeMismatch {
-                op: OP,
-                expected: DType::F32,
-                got: t.dtype(),
-            }),
-            _ => Ok(()),
+            Targets::Values(t) if t.dtype() != DType::F32 => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    expected: DType::F32,
+                    got: t.dtype(),
+                })
+            }
+            _ => {}
         }
+        // What the loss kernel would refuse next, naming the loss: targets of the other kind, or of another
+        // context (a step in passes would copy from them first).
+        match (self.loss_fn, targets) {
+            (Loss::SoftmaxCrossEntropy, Targets::Values(_)) => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: "cross-entropy takes class indices (Targets::Classes)".into(),
+                })
+            }
+            (Loss::Mse | Loss::BceWithLogits, Targets::Classes(_)) => {
+                return Err(Error::InvalidArgument {
+                    op,
+                    reason: format!(
+                        "{} takes target values (Targets::Values)",
+                        self.loss_fn.name()
+                    ),
+                })
+            }
+            _ => {}
+        }
+        let same_context = match targets {
+            Targets::Classes(labels) => labels.same_context(&self.gpu),
+            Targets::Values(t) => t.gpu().same_context(&self.gpu),
+        };
+        if !same_context {
+            return Err(Error::DeviceMismatch { op });
+        }
+        Ok(())
     }
 
     /// One training step on the batch `x [batch, sizes[0]]` (f32) with `targets` (class indices `[batch]` for
@@ -541,12 +622,23 @@ impl Mlp {
     /// are added up weighted by its share of the batch, `g = sum_p (rows_p / batch) g_p`, before the one update:
     /// the batch's mean gradient, in another summation order than one pass would take (the last bits differ).
     /// Still one submission. The diagnostics count over the whole batch.
+    ///
+    /// A caller's mistake is a typed error with `op` `"Mlp::train_step"`: `x` or the targets from another
+    /// context ([`Error::DeviceMismatch`]), not f32 ([`Error::DTypeMismatch`]) or of the wrong shape
+    /// ([`Error::ShapeMismatch`]), targets of the wrong kind for the loss or labels uploaded for another class
+    /// count ([`Error::InvalidArgument`]), a source without `COPY_SRC` where passes need it
+    /// ([`Error::MissingUsage`]).
     pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
-        let batch = self.batch_of(x)?;
-        self.check_targets(targets, batch)?;
+        self.train_step_for("Mlp::train_step", x, targets)
+    }
+
+    /// [`Mlp::train_step`], its errors naming `op`, the public call that was made.
+    fn train_step_for(&mut self, op: &'static str, x: &Tensor, targets: Targets) -> Result<()> {
+        let batch = self.batch_of(op, x)?;
+        self.check_targets(op, targets, batch)?;
         let rows = self.train_rows().min(batch);
         if rows < batch {
-            self.pass_buffers(x, targets, rows)?;
+            self.pass_buffers(op, x, targets, rows)?;
         }
         if self.diag.is_some() {
             self.check_counted(batch)?;
@@ -574,7 +666,7 @@ impl Mlp {
         recorded?;
         if let Some(err) = oom.or(validation) {
             return Err(Error::Wgpu {
-                op: "Mlp::train_step",
+                op,
                 message: err.to_string(),
             });
         }
@@ -829,8 +921,14 @@ impl Mlp {
     }
 
     /// Makes the pass buffers ones for passes of `rows` rows and `targets`' kind (keeping the current ones where
-    /// they are), after checking that `x` and the targets can be copied from.
-    fn pass_buffers(&mut self, x: &Tensor, targets: Targets, rows: usize) -> Result<()> {
+    /// they are), after checking that `x` and the targets can be copied from (an error naming `op`).
+    fn pass_buffers(
+        &mut self,
+        op: &'static str,
+        x: &Tensor,
+        targets: Targets,
+        rows: usize,
+    ) -> Result<()> {
         let (source, classes) = match targets {
             Targets::Classes(labels) => (labels.buffer(), true),
             Targets::Values(t) => (t.buffer(), false),
@@ -839,7 +937,7 @@ impl Mlp {
             let missing = wgpu::BufferUsages::COPY_SRC - buffer.usage();
             if !missing.is_empty() {
                 return Err(Error::MissingUsage {
-                    op: "Mlp::train_step",
+                    op,
                     missing: format!("{missing:?}"),
                 });
             }
@@ -881,18 +979,21 @@ impl Mlp {
     }
 
     /// [`Mlp::train_step`] from host data: `x` row-major `[batch, sizes[0]]` and class indices (checked against
-    /// the output size).
+    /// the output size). Its errors name `"Mlp::train_step_classes"`.
     pub fn train_step_classes(&mut self, x: &[f32], labels: &[u32]) -> Result<()> {
-        let x = self.upload_batch(x)?;
-        let labels = Labels::upload(&self.gpu, labels, self.sizes[self.sizes.len() - 1])?;
-        self.train_step(&x, Targets::Classes(&labels))
+        const OP: &str = "Mlp::train_step_classes";
+        let x = self.upload_batch(OP, x)?;
+        let classes = self.sizes[self.sizes.len() - 1];
+        let labels = Labels::upload_for(OP, &self.gpu, labels, classes)?;
+        self.train_step_for(OP, &x, Targets::Classes(&labels))
     }
 
-    fn upload_batch(&self, x: &[f32]) -> Result<Tensor> {
+    /// `x` as `[batch, sizes[0]]` on the GPU; a length that is not a whole number of rows is an error naming `op`.
+    fn upload_batch(&self, op: &'static str, x: &[f32]) -> Result<Tensor> {
         let d = self.sizes[0];
         if x.is_empty() || !x.len().is_multiple_of(d) {
             return Err(Error::ShapeMismatch {
-                op: OP,
+                op,
                 expected: vec![x.len().div_ceil(d).max(1), d],
                 got: vec![x.len()],
             });
@@ -925,31 +1026,52 @@ impl Mlp {
     /// call, beside the training step's, until [`Mlp::free_workspaces`] or the network is dropped. Each row's
     /// output depends only on that row, though a pass's size can change the order a product sums in (a
     /// different kernel or split), so outputs can differ in the last bits between pass sizes.
-    pub fn predict(&mut self, x: &Tensor) -> Result<Tensor> {
-        let batch = self.batch_of(x)?;
+    ///
+    /// Takes `&self`: threads sharing the network (an `Arc<Mlp>`, say) may predict at once. A call takes the
+    /// kept buffers for the length of its GPU work; a call that finds them taken by another, still running,
+    /// makes a set of its own for that call, so concurrent calls never write into each other's buffers, and
+    /// give the outputs they would give one at a time. One set is kept afterwards (the first put back), so the
+    /// buffers kept stay bounded whatever the number of threads; a caller that wants no allocation at all from
+    /// concurrent calls gives each thread its own network, or takes turns.
+    ///
+    /// A caller's mistake is a typed error with `op` `"Mlp::predict"`: `x` from another context
+    /// ([`Error::DeviceMismatch`]), not f32 ([`Error::DTypeMismatch`]), not `[batch, sizes[0]]` with `batch > 0`
+    /// ([`Error::ShapeMismatch`]), or without `COPY_SRC` where passes need it ([`Error::MissingUsage`]).
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        self.predict_for("Mlp::predict", x)
+    }
+
+    /// [`Mlp::predict`], its errors naming `op`, the public call that was made.
+    fn predict_for(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
+        let batch = self.batch_of(op, x)?;
         let rows = self.inference_rows().min(batch);
         if rows < batch {
             let missing = wgpu::BufferUsages::COPY_SRC - x.buffer().usage();
             if !missing.is_empty() {
                 return Err(Error::MissingUsage {
-                    op: "Mlp::predict",
+                    op,
                     missing: format!("{missing:?}"),
                 });
             }
         }
-        if self.infer.as_ref().is_none_or(|w| w.batch != rows) {
-            // The old buffers go first, so that two sets are never alive at once.
-            self.infer = None;
-            self.infer = Some(self.new_workspace(rows, false)?);
-        }
+        // The kept buffers, taken out of the cache (the lock is held for this statement only): no other call can
+        // reach them until they are put back, after this call's GPU work has finished.
+        let kept = self.infer_cache().take();
+        let work = match kept {
+            Some(work) if work.batch == rows => work,
+            other => {
+                // Buffers of another size go first, so that two sets are never alive at once on one thread.
+                drop(other);
+                self.new_workspace(rows, false)?
+            }
+        };
         let (d, classes) = (self.sizes[0], self.sizes[self.sizes.len() - 1]);
         let out = self.gpu.zeros(&[batch, classes], DType::F32)?;
         // A pass of more than one takes its rows from a copy of x's rows.
         let staged = (rows < batch)
             .then(|| self.gpu.zeros(&[rows, d], DType::F32))
             .transpose()?;
-        let work = self.infer.as_ref().ok_or_else(no_workspace)?;
-        self.gpu.submit_and_wait("Mlp::predict", |enc| {
+        self.gpu.submit_and_wait(op, |enc| {
             for first in (0..batch).step_by(rows) {
                 let n = rows.min(batch - first);
                 let (input, pass) = match &staged {
@@ -967,7 +1089,7 @@ impl Mlp {
                         (input, (n < rows).then(|| work.rows_prefix(n)).transpose()?)
                     }
                 };
-                let work = pass.as_ref().unwrap_or(work);
+                let work = pass.as_ref().unwrap_or(&work);
                 self.record_forward(enc, work, &input, false)?;
                 let y = work.y[work.y.len() - 1].buffer();
                 let size = (n * classes * 4) as u64;
@@ -975,7 +1097,20 @@ impl Mlp {
             }
             Ok(())
         })?;
+        // The GPU work that used them has finished (`submit_and_wait` returned Ok: on an error the submission
+        // may still be running, and the buffers are dropped instead). Another call's set, put back first, stays.
+        let mut cache = self.infer_cache();
+        if cache.is_none() {
+            *cache = Some(work);
+        }
         Ok(out)
+    }
+
+    /// The inference cache, locked. A lock poisoned by a thread that panicked while holding it is recovered: the
+    /// cache holds only scratch buffers, which every call writes before it reads them, and the lock is held
+    /// only to take them or put them back, so a panic cannot leave them half made.
+    fn infer_cache(&self) -> MutexGuard<'_, Option<Workspace>> {
+        self.infer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The most rows [`Mlp::predict`] and [`Mlp::evaluate`] put through the network in one pass: set by
@@ -1035,18 +1170,22 @@ impl Mlp {
     pub fn free_workspaces(&mut self) {
         self.work = None;
         self.spare = None;
-        self.infer = None;
+        // `&mut self`: no call holds the lock or the buffers now (a poisoned lock is recovered, as everywhere).
+        *self.infer.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
         self.passes = None;
     }
 
     /// Classification accuracy on `x [batch, sizes[0]]` against class indices: the fraction of rows whose
     /// largest output (first on ties; with one output, `output > 0` as class 1) is the label; a row with a NaN
-    /// output counts as wrong. A label past the classes is `InvalidArgument`.
-    pub fn evaluate(&mut self, x: &Tensor, labels: &[u32]) -> Result<f32> {
-        let batch = self.batch_of(x)?;
+    /// output counts as wrong. A label past the classes is `InvalidArgument`. Takes `&self` and runs as
+    /// [`Mlp::predict`] does (threads may evaluate at once); its errors name `"Mlp::evaluate"`: those of
+    /// [`Mlp::predict`] for `x`, [`Error::ShapeMismatch`] for a label count other than the rows.
+    pub fn evaluate(&self, x: &Tensor, labels: &[u32]) -> Result<f32> {
+        const OP: &str = "Mlp::evaluate";
+        let batch = self.batch_of(OP, x)?;
         if labels.len() != batch {
             return Err(Error::ShapeMismatch {
-                op: "Mlp::evaluate",
+                op: OP,
                 expected: vec![batch],
                 got: vec![labels.len()],
             });
@@ -1056,11 +1195,11 @@ impl Mlp {
         let classes = out.max(2);
         if let Some(&bad) = labels.iter().find(|&&t| t as usize >= classes) {
             return Err(Error::InvalidArgument {
-                op: "Mlp::evaluate",
+                op: OP,
                 reason: format!("label {bad} is not below the {classes} classes"),
             });
         }
-        let logits: Vec<f32> = self.predict(x)?.read()?;
+        let logits: Vec<f32> = self.predict_for(OP, x)?.read()?;
         // A row with a NaN output is wrong whatever its label (argmax would read it as class 0).
         let correct = logits
             .chunks(out)
@@ -1082,9 +1221,10 @@ fn pass_rows(op: &'static str, rows: Option<usize>) -> Result<Option<usize>> {
     Ok(rows)
 }
 
+/// A buffer the network keeps is missing where a step records: a bug of this module, never a caller's mistake.
 fn no_workspace() -> Error {
     Error::InvalidArgument {
-        op: OP,
+        op: "Mlp",
         reason: "no workspace".into(),
     }
 }
@@ -1106,7 +1246,74 @@ fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::Mlp;
-    use crate::{Activation, Gpu, Loss, Optimizer, Sgd};
+    use crate::{Activation, Gpu, Loss, Optimizer, Sgd, Tensor};
+
+    /// A trained 3-5-2 network and a batch of 7 rows for it.
+    fn trained() -> (Gpu, Mlp, Tensor) {
+        let gpu = Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let (ce, opt) = (Loss::SoftmaxCrossEntropy, Optimizer::Sgd(Sgd::new(0.1)));
+        let mut net = Mlp::new(&gpu, &[3, 5, 2], &[Activation::Gelu], ce, opt, 1).unwrap();
+        net.train_step_classes(&[0.5, -0.25, 1.0, 0.75, 0.0, -1.0], &[0, 1])
+            .unwrap();
+        let x: Vec<f32> = (0..21).map(|i| (i as f32 - 10.0) / 7.0).collect();
+        let x = gpu.upload_shaped(&x, &[7, 3]).unwrap();
+        (gpu, net, x)
+    }
+
+    fn output_bits(net: &Mlp, x: &Tensor) -> Vec<u32> {
+        let out: Vec<f32> = net.predict(x).unwrap().read().unwrap();
+        out.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The buffer of the kept inference workspace's first output, if one is kept.
+    fn kept(net: &Mlp) -> Option<wgpu::Buffer> {
+        net.infer_cache().as_ref().map(|w| w.y[0].buffer().clone())
+    }
+
+    /// A prediction that finds the kept buffers taken (by a call still running on another thread) makes its own
+    /// and gives the same output; it puts them back only where the cache is empty, so that one set is kept.
+    #[test]
+    fn a_prediction_while_another_holds_the_buffers_makes_its_own() {
+        let (_gpu, net, x) = trained();
+        let want = output_bits(&net, &x);
+        let first = kept(&net).expect("the call keeps its buffers");
+        // As a call in flight would: the buffers out of the cache.
+        let taken = net.infer_cache().take();
+        assert_eq!(output_bits(&net, &x), want);
+        let second = kept(&net).expect("its own set went back into the empty cache");
+        assert_ne!(first, second);
+        // The call in flight finishes, finds the cache full and drops its set; the next call takes the kept one.
+        let mut cache = net.infer_cache();
+        if cache.is_none() {
+            *cache = taken;
+        }
+        drop(cache);
+        assert_eq!(output_bits(&net, &x), want);
+        assert_eq!(kept(&net), Some(second));
+    }
+
+    /// A thread that panicked holding the inference lock poisons it; later calls recover it (they neither panic
+    /// nor fail) and give the same outputs, and `free_workspaces` still drops the buffers.
+    #[test]
+    fn a_poisoned_inference_lock_is_recovered() {
+        let (_gpu, mut net, x) = trained();
+        let want = output_bits(&net, &x);
+        let accuracy = net.evaluate(&x, &[0, 1, 1, 0, 1, 0, 0]).unwrap();
+        std::thread::scope(|scope| {
+            let poisoner = scope.spawn(|| {
+                let _held = net.infer.lock().unwrap();
+                panic!("poisoning the inference lock on purpose");
+            });
+            assert!(poisoner.join().is_err());
+        });
+        assert!(net.infer.is_poisoned());
+        assert_eq!(output_bits(&net, &x), want);
+        assert_eq!(net.evaluate(&x, &[0, 1, 1, 0, 1, 0, 0]).unwrap(), accuracy);
+        assert!(kept(&net).is_some());
+        net.free_workspaces();
+        assert!(kept(&net).is_none());
+        assert_eq!(output_bits(&net, &x), want);
+    }
 
     /// Inference on another batch size keeps its own buffers: the training workspace, its batch size and its
     /// tensors, stay as the last step left them.
@@ -1126,7 +1333,7 @@ mod tests {
         net.predict(&x).unwrap();
         assert_eq!(buffer(&net), before);
         assert_eq!(
-            net.infer.as_ref().map(|w| (w.batch, w.dy.len())),
+            net.infer_cache().as_ref().map(|w| (w.batch, w.dy.len())),
             Some((3, 0))
         );
         // A shorter batch, then the full size again: the full size's buffers come back, not new ones; a third

@@ -54,7 +54,17 @@ impl Labels {
     /// Uploads `labels`, after checking that every index is below `classes`: `Error::InvalidArgument` names the
     /// first row that is not.
     pub fn upload(gpu: &Gpu, labels: &[u32], classes: usize) -> Result<Labels> {
-        check_range("Labels::upload", labels, classes)?;
+        Labels::upload_for("Labels::upload", gpu, labels, classes)
+    }
+
+    /// [`Labels::upload`], a label out of range naming `op`: the public call that took the labels.
+    pub(crate) fn upload_for(
+        op: &'static str,
+        gpu: &Gpu,
+        labels: &[u32],
+        classes: usize,
+    ) -> Result<Labels> {
+        check_range(op, labels, classes)?;
         // Uploaded as the bytes of an f32 tensor (a byte copy, no float arithmetic touches them): the same size
         // check and scoped buffer creation as any upload.
         let words = gpu.upload(bytemuck::cast_slice::<u32, f32>(labels))?;
@@ -148,6 +158,11 @@ impl Labels {
     /// The buffer of `u32` indices.
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+
+    /// Whether the labels live in `gpu`'s context.
+    pub(crate) fn same_context(&self, gpu: &Gpu) -> bool {
+        self.gpu.same_context(gpu)
     }
 }
 
@@ -367,12 +382,16 @@ impl Loss {
             dispatch(gpu, encoder, &pipeline, k.entry, entries, &params, (1, 1))?;
             return Ok(());
         }
-        let partial = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("actgpu.loss.partial"),
-            size: (threads * 4).div_ceil(16) as u64 * 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        // In error scopes, as every buffer the crate makes: on a host's device an unscoped failure would reach
+        // the host's handler (a panic by default) instead of this call's caller.
+        let partial = gpu.scoped(self.name(), || {
+            gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("actgpu.loss.partial"),
+                size: (threads * 4).div_ceil(16) as u64 * 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
         // Wide rows of cross-entropy: a workgroup of the reduction's size per row.
         let (wg, entry, workgroups) = if wide {
             (rwg, "softmax_cross_entropy_rows", n as u64)

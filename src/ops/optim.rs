@@ -165,7 +165,11 @@ pub fn sum_partials(partials: &[f32]) -> f64 {
 }
 
 fn invalid(reason: String) -> Error {
-    Error::InvalidArgument { op: OP, reason }
+    invalid_in(OP, reason)
+}
+
+fn invalid_in(op: &'static str, reason: String) -> Error {
+    Error::InvalidArgument { op, reason }
 }
 
 impl Optimizer {
@@ -187,7 +191,15 @@ impl Optimizer {
 
     /// Checks the hyperparameters as PyTorch does: finite, `lr >= 0`, `weight_decay >= 0`, `momentum >= 0`,
     /// Nesterov only with momentum > 0 and dampening 0, betas in [0, 1), `eps >= 0`.
+    /// [`Error::InvalidArgument`] otherwise, with `op` `"optimizer_update"`, the operation the values feed
+    /// (a network's calls name themselves instead: `"Mlp::set_lr"`, `"Mlp::new"`).
     pub fn validate(&self) -> Result<()> {
+        self.validate_for(OP)
+    }
+
+    /// [`Optimizer::validate`], its errors naming `op`: the public call that took the values.
+    pub(crate) fn validate_for(&self, op: &'static str) -> Result<()> {
+        let invalid = |reason: String| invalid_in(op, reason);
         let finite = |name: &str, v: f32| {
             if v.is_finite() {
                 Ok(())
