@@ -88,25 +88,10 @@ fn activation_inputs(rng: &mut Rng) -> Vec<f32> {
     x
 }
 
-/// The activations compared: every built-in at its defaults and the parametrised ones at other values.
+/// The activations compared: every built-in at its defaults and at the other parameters `validate` checks.
 fn activations() -> Vec<Activation> {
     let mut all = Activation::ALL.to_vec();
-    all.extend([
-        Activation::LeakyRelu {
-            negative_slope: 0.2,
-        },
-        Activation::Elu { alpha: 0.5 },
-        Activation::Celu { alpha: 2.0 },
-        Activation::Swish { beta: 1.5 },
-        Activation::Softplus {
-            beta: 2.0,
-            threshold: 10.0,
-        },
-        Activation::Hardtanh {
-            min_val: -2.0,
-            max_val: 3.0,
-        },
-    ]);
+    all.extend(actgpu::verify::OTHER_PARAMETERS);
     all
 }
 
