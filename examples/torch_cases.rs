@@ -1,7 +1,8 @@
 //! Writes the cases that `scripts/torch_crosscheck.py` compares with PyTorch: an independent oracle for the
-//! crate's claims "as PyTorch" (the activations' formulas, parameters and sign of zero, the gated halves, the
-//! losses' means, the optimizers' updates, the safetensors names an `nn.Sequential` loads), which the f64 CPU
-//! reference cannot check because it is this crate's own reading of PyTorch.
+//! crate's claims "as PyTorch" (the activations' formulas, parameters, derivatives at kinks and values at
+//! infinities, the gated halves, the losses' means, the optimizers' updates, the safetensors names an
+//! `nn.Sequential` loads), which the f64 CPU reference cannot check because it is this crate's own reading of
+//! PyTorch.
 //!
 //! ```text
 //! cargo run --release --example torch_cases -- OUT_DIR
@@ -46,8 +47,9 @@ impl Rng {
 }
 
 /// Edge values (zeros of both signs, subnormals, the thresholds of the piecewise formulas, overflow points,
-/// infinities, NaN), then uniform values in [-12, 12), then magnitudes spread log-uniformly over 1e-30..1e30.
-fn activation_inputs(rng: &mut Rng) -> Vec<f32> {
+/// infinities, NaN), then uniform values in [-12, 12), then magnitudes spread log-uniformly over 1e-30..1e30; and
+/// how many edge values lead.
+fn activation_inputs(rng: &mut Rng) -> (Vec<f32>, usize) {
     let magnitudes = [
         0.0f32,
         1e-45,
@@ -80,12 +82,13 @@ fn activation_inputs(rng: &mut Rng) -> Vec<f32> {
     ];
     let mut x: Vec<f32> = magnitudes.iter().flat_map(|&m| [m, -m]).collect();
     x.push(f32::NAN);
+    let edges = x.len();
     x.extend(rng.uniform(4000, -12.0, 12.0));
     x.extend((0..1000).map(|_| {
         let m = 10f64.powf(rng.next_f64() * 60.0 - 30.0);
         (if rng.next_f64() < 0.5 { -m } else { m }) as f32
     }));
-    x
+    (x, edges)
 }
 
 /// The activations compared: every built-in at its defaults and at the other parameters `validate` checks.
@@ -142,8 +145,16 @@ fn activation_cases(
     rng: &mut Rng,
     dtypes: &[DType],
 ) -> actgpu::Result<()> {
-    let x = activation_inputs(rng);
-    let dy = rng.uniform(x.len(), -2.0, 2.0);
+    let (x, edges) = activation_inputs(rng);
+    let mut dy = rng.uniform(x.len(), -2.0, 2.0);
+    // A few non-finite upstream gradients, against random x past the edge values: NaN must come out, and an
+    // infinite dy times a zero derivative is NaN too (the README's policy).
+    for (i, v) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+        .into_iter()
+        .enumerate()
+    {
+        dy[edges + 8 * i..edges + 8 * (i + 1)].fill(v);
+    }
     for act in activations() {
         let spec = actgpu::nn::checkpoint::activation_spec(act);
         for &dtype in dtypes {
