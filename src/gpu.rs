@@ -251,28 +251,31 @@ fn adapter_candidates(
 }
 
 /// The limits the kernels plan with: the device's, with the storage-binding size capped at [`MAX_BINDING_BYTES`]
-/// and rounded down to whole [`BINDING_GRANULE`]s. The kernels index elements and words with u32 arithmetic,
-/// sound for bindings below 2^31 bytes, which is what wgpu gives on Vulkan and DX12; Metal reports its whole
-/// buffer length (tens of GiB). Larger tensors run in chunks or are refused as `LimitExceeded`, as past any other
-/// binding limit. The rounding makes the limit hold every buffer whose unpadded bytes it holds (buffers are
-/// padded to 32 bytes, [`crate::padded_bytes`]) and every chunk offset (a multiple of the device's offset
-/// alignment, at most 256): with the 2^31 - 1 of earlier versions a pass of rows sized on its bytes could pad
-/// past the limit and be refused.
+/// and rounded down to a multiple of [`binding_granule`]. The kernels index elements and words with u32
+/// arithmetic, sound for bindings below 2^31 bytes, which is what wgpu gives on Vulkan and DX12; Metal reports its
+/// whole buffer length (tens of GiB). Larger tensors run in chunks or are refused as `LimitExceeded`, as past any
+/// other binding limit. The rounding makes the limit hold every buffer whose unpadded bytes it holds (buffers are
+/// padded to 32 bytes, [`crate::padded_bytes`]) and end where a chunk may start: with an odd limit (2^31 - 1
+/// in earlier versions) a pass of rows sized on its bytes could pad past the limit and be refused.
 fn planned_limits(mut limits: wgpu::Limits) -> wgpu::Limits {
+    let granule = binding_granule(&limits);
     limits.max_storage_buffer_binding_size = limits
         .max_storage_buffer_binding_size
         .min(MAX_BINDING_BYTES)
-        / BINDING_GRANULE
-        * BINDING_GRANULE;
+        / granule
+        * granule;
     limits
 }
 
-/// What the planned storage-binding size is a multiple of: 256 bytes, the largest offset alignment wgpu allows.
-pub const BINDING_GRANULE: u64 = 256;
+/// What the planned storage-binding size is a multiple of: the device's storage offset alignment or the
+/// 32-byte padding of every buffer, whichever is larger (both are powers of two).
+fn binding_granule(limits: &wgpu::Limits) -> u64 {
+    u64::from(limits.min_storage_buffer_offset_alignment).max(32)
+}
 
 /// The largest storage binding actgpu uses, whatever the device allows: `2^31 - 256` bytes, the largest multiple
-/// of [`BINDING_GRANULE`] below 2^31 (see [`Gpu::limits`]).
-pub const MAX_BINDING_BYTES: u64 = (1 << 31) - BINDING_GRANULE;
+/// of every storage offset alignment wgpu allows (at most 256) below 2^31 (see [`Gpu::limits`]).
+pub const MAX_BINDING_BYTES: u64 = (1 << 31) - 256;
 
 impl Gpu {
     /// The smallest device limits actgpu's kernels run within: those OpenGL ES 3.1 guarantees (wgpu's
@@ -528,7 +531,7 @@ impl Gpu {
     }
 
     /// The device's limits, with the storage-binding size capped at [`MAX_BINDING_BYTES`] (the kernels' u32
-    /// index arithmetic) and rounded down to a multiple of [`BINDING_GRANULE`].
+    /// index arithmetic) and rounded down to a multiple of the device's storage offset alignment and of 32.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }
@@ -952,8 +955,8 @@ mod tests {
     /// sized to fit an odd limit would not).
     #[test]
     fn planned_limits_cap_the_binding_size() {
-        use super::{planned_limits, BINDING_GRANULE, MAX_BINDING_BYTES};
-        assert_eq!(MAX_BINDING_BYTES % BINDING_GRANULE, 0);
+        use super::{planned_limits, MAX_BINDING_BYTES};
+        assert_eq!(MAX_BINDING_BYTES % 256, 0);
         for device in [u64::from(u32::MAX), (1 << 31) - 1, 1 << 31] {
             let limits = wgpu::Limits {
                 max_storage_buffer_binding_size: device,
@@ -962,12 +965,21 @@ mod tests {
             let planned = planned_limits(limits).max_storage_buffer_binding_size;
             assert_eq!(planned, MAX_BINDING_BYTES, "device limit {device}");
         }
-        let odd = wgpu::Limits {
-            max_storage_buffer_binding_size: (1 << 20) - 1,
-            ..wgpu::Limits::default()
-        };
-        let planned = planned_limits(odd).max_storage_buffer_binding_size;
-        assert_eq!(planned, (1 << 20) - 256);
+        // An odd limit rounds down to the offset alignment (256 in the defaults), or to 32 where that is less:
+        // a limit under 256 stays usable on a device with a small alignment.
+        for (align, limit, planned) in [
+            (256, (1 << 20) - 1, (1 << 20) - 256),
+            (16, 255, 224),
+            (64, 255, 192),
+        ] {
+            let limits = wgpu::Limits {
+                max_storage_buffer_binding_size: limit,
+                min_storage_buffer_offset_alignment: align,
+                ..wgpu::Limits::default()
+            };
+            let got = planned_limits(limits).max_storage_buffer_binding_size;
+            assert_eq!(got, planned, "alignment {align}, limit {limit}");
+        }
         let metal_like = wgpu::Limits {
             max_storage_buffer_binding_size: 1 << 36,
             ..wgpu::Limits::default()

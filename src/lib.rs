@@ -41,7 +41,7 @@ pub use custom::{CustomActivation, CustomCheck};
 pub use dispatch::{Intensity, LaunchConfig};
 pub use dtype::{DType, Element};
 pub use error::{CustomBody, Error, Result, NO_ADAPTER_HINT};
-pub use gpu::{F16Storage, Gpu, GpuOptions, BINDING_GRANULE, MAX_BINDING_BYTES};
+pub use gpu::{F16Storage, Gpu, GpuOptions, MAX_BINDING_BYTES};
 pub use nn::{Hidden, Mlp};
 pub use ops::dense::{Dense, DenseGrads, DzMode};
 pub use ops::gated::Gated;
