@@ -195,28 +195,30 @@ fn intern(name: &str) -> &'static str {
     interned
 }
 
-/// The characters a name may not hold besides whitespace and control characters: those the checkpoint
-/// metadata writes its list of activations with ([`crate::nn::checkpoint`]: `gelu,custom(isru),softplus(1,20)`).
-const NAME_SEPARATORS: [char; 3] = ['(', ')', ','];
+/// The characters a name may hold besides letters and digits (of any script, `char::is_alphanumeric`): none of
+/// the checkpoint metadata's separators (`gelu,custom(isru),softplus(1,20)`), no whitespace, and nothing
+/// invisible (zero-width or combining characters) that would print like another name.
+const NAME_PUNCTUATION: [char; 3] = ['_', '-', '.'];
 
-/// Why `name` cannot name a user-defined activation, if it cannot: it is empty, holds whitespace, a control
-/// character or one of [`NAME_SEPARATORS`], or is a name the crate gives one of its own kinds (a built-in
-/// activation's, a gated unit's or a learnable activation's, or `custom`, which an unregistered id prints).
+/// Why `name` cannot name a user-defined activation, if it cannot: it is empty, holds a character other than
+/// letters, digits and [`NAME_PUNCTUATION`], is a name the crate gives one of its own kinds (a built-in
+/// activation's, a gated unit's or a learnable activation's, or `custom`, which an unregistered id prints), or
+/// starts with `gated_`, how a gated unit with another gate is named (`gated_tanh`).
 fn name_problem(name: &str) -> Option<String> {
     const RULE: &str = "a custom activation's name is printed and saved wherever a built-in's is, so it must \
-        be nonempty, without whitespace, control characters, `(`, `)` or `,`, and not a name of the crate's own";
+        be nonempty, of letters, digits, `_`, `-` and `.`, and not a name of the crate's own or `gated_...`";
     if name.is_empty() {
         return Some(format!("the name is empty: {RULE}"));
     }
     if let Some(c) = name
         .chars()
-        .find(|&c| c.is_whitespace() || c.is_control() || NAME_SEPARATORS.contains(&c))
+        .find(|&c| !c.is_alphanumeric() && !NAME_PUNCTUATION.contains(&c))
     {
         return Some(format!("the name {name:?} holds {c:?}: {RULE}"));
     }
     let taken = if Activation::ALL.iter().any(|a| a.name() == name) {
         "the built-in activation's"
-    } else if Gated::ALL.iter().any(|g| g.name() == name) {
+    } else if Gated::ALL.iter().any(|g| g.name() == name) || name.starts_with("gated_") {
         "the built-in gated unit's"
     } else if Learnable::ALL.iter().any(|k| k.name() == name) {
         "the learnable activation's"
@@ -281,11 +283,12 @@ impl CustomActivation {
     /// per element of K, tens of thousands of times per invocation, where a loop that runs at all can pass the
     /// limit: keep loops out of bodies meant for it, or use the default [`crate::DzMode::Separate`].
     ///
-    /// The name is printed and saved wherever a built-in activation's is, so it must be nonempty, hold no
-    /// whitespace, control characters, `(`, `)` or `,` (the metadata's separators), and differ from the names
-    /// of the crate's own kinds: the built-in activations' ([`Activation::ALL`]: a custom `relu` would read as
-    /// [`Activation::Relu`] in an error, a table or a file), the gated units' ([`crate::Gated::ALL`]), the
-    /// learnable activations' ([`crate::Learnable::ALL`]) and `custom`. A name that breaks these rules is
+    /// The name is printed and saved wherever a built-in activation's is, so it must be nonempty, of letters,
+    /// digits (of any script), `_`, `-` and `.` (nothing the metadata separates with, nothing invisible), and
+    /// differ from the names of the crate's own kinds: the built-in activations' ([`Activation::ALL`]: a custom
+    /// `relu` would read as [`Activation::Relu`] in an error, a table or a file), the gated units'
+    /// ([`crate::Gated::ALL`], and any `gated_...`, as a gated unit with another gate is named), the learnable
+    /// activations' ([`crate::Learnable::ALL`]) and `custom`. A name that breaks these rules is
     /// refused as a braces mistake is, when the activation is first used rather than here: [`Activation::validate`], which every
     /// launcher, [`CustomActivation::compile`] and [`crate::Mlp::new`] call, returns
     /// [`crate::Error::InvalidArgument`] with `op` `"CustomActivation::new"`, saying why. Names compare exactly

@@ -656,6 +656,10 @@ fn a_custom_activation_may_not_take_a_builtin_name() {
         "f(x)",
         "two words",
         "tab\t",
+        // Invisible or look-alike: a zero-width space, a combining accent; and a gated unit's name.
+        "relu\u{200B}",
+        "e\u{301}lu",
+        "gated_tanh",
     ] {
         let c = CustomActivation::new(name, "return x;", "return 1.0;", |x| x, |_| 1.0);
         let err = c.activation().validate().unwrap_err();
@@ -674,6 +678,10 @@ fn a_custom_activation_may_not_take_a_builtin_name() {
     // Names compare exactly, and a user-defined name is never a built-in's.
     let upper = CustomActivation::new("ReLU", "return x;", "return 1.0;", |x| x, |_| 1.0);
     assert!(upper.activation().validate().is_ok());
+    for name in ["isru-v2", "my.act_3", "ρelu"] {
+        let c = CustomActivation::new(name, "return x;", "return 1.0;", |x| x, |_| 1.0);
+        assert!(c.activation().validate().is_ok(), "{name:?}");
+    }
     assert_eq!(Activation::from_name("ReLU"), None);
     assert_eq!(Activation::from_name("isru"), None);
 }
