@@ -1100,6 +1100,12 @@ fn network_errors_name_the_public_call() {
     let kinds = [actgpu::Hidden::Act(Activation::Relu)];
     let (op, _) = invalid(Mlp::with_layers(g, &[4, 3, 2], &kinds, ce, nan_lr, 0));
     assert_eq!(op, "Mlp::with_layers");
+    let saved = Mlp::new(g, &[4, 3, 2], &relu, ce, sgd, 0)
+        .unwrap()
+        .to_safetensors_bytes()
+        .unwrap();
+    let (op, _) = invalid(Mlp::from_safetensors(g, &saved, ce, nan_lr));
+    assert_eq!(op, "Mlp::from_safetensors");
     let mut net = Mlp::new(g, &[4, 3, 2], &relu, ce, sgd, 0).unwrap();
     for bad in [f32::NAN, -1.0] {
         assert!(

@@ -441,7 +441,7 @@ impl Mlp {
                 )));
             }
         }
-        let mut mlp = Mlp::with_layers(gpu, &sizes, &hidden, loss, optimizer, 0)?;
+        let mut mlp = Mlp::build(OP, gpu, &sizes, &hidden, loss, optimizer, 0)?;
         mlp.load_weights(bytes)?;
         Ok(mlp)
     }

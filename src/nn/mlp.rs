@@ -228,7 +228,7 @@ impl Mlp {
     }
 
     /// [`Mlp::with_layers`], its argument errors naming `op`, the public call that was made.
-    fn build(
+    pub(crate) fn build(
         op: &'static str,
         gpu: &Gpu,
         sizes: &[usize],
