@@ -780,3 +780,46 @@ fn a_pipeline_cache_refuses_another_device() {
     ));
     cache.get_or_create(&a, &key).unwrap();
 }
+
+/// `Tensor::write` of 16-bit data of every parity: the whole 4-byte words straight from the caller's slice, then
+/// an odd length's last element in a word of its own whose other half (the buffer's padding) is written as 0.
+#[test]
+fn sixteen_bit_writes_of_any_length_read_back() {
+    use actgpu::half::{bf16, f16};
+    let g = gpu();
+    for len in [1usize, 2, 3, 5, 17] {
+        let values: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.25).collect();
+        // Start from ones in every element and in the padding after them, so that a word not written shows.
+        let halves: Vec<f16> = vec![f16::ONE; len + 1];
+        let whole = g.upload(&halves).unwrap();
+        let t = Tensor::from_buffer(g, whole.buffer().clone(), &[len], DType::F16).unwrap();
+        t.write(&values.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>())
+            .unwrap();
+        let back: Vec<f32> = t
+            .read::<f16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32())
+            .collect();
+        assert_eq!(back, values, "f16, {len} elements");
+        let after = whole.read::<f16>().unwrap()[len];
+        let want = if len % 2 == 1 { f16::ZERO } else { f16::ONE };
+        assert_eq!(after, want, "f16, {len} elements: the half after the data");
+
+        let b = g.upload(&vec![bf16::ONE; len]).unwrap();
+        b.write(
+            &values
+                .iter()
+                .map(|&v| bf16::from_f32(v))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let back: Vec<f32> = b
+            .read::<bf16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_f32())
+            .collect();
+        assert_eq!(back, values, "bf16, {len} elements");
+    }
+}
