@@ -5,7 +5,8 @@
 //! (`-- --help` lists every option; `-- --quick` is a smoke test in seconds; `WGPU_BACKEND=vulkan` or `gl`
 //! picks the backend.)
 //!
-//! Prints the adapter and the setup, one line per run, then the ranked table and a short reading. With
+//! Prints the adapter and the setup (with which label became which class index, where a CSV file's labels are not
+//! already `0..k-1`), one line per run, then the ranked table and a short reading. With
 //! `--out DIR` it also writes `results.json` (every number), `report.md` (table and reading) and SVG charts of
 //! the loss and accuracy curves, the ECE and the gradient norm per layer. With `--lr-sweep X,Y,..` it runs the
 //! study once per learning rate and ranks the kinds at their own best rate (`lr_sweep.md`, `lr_sweep.json`).
@@ -109,6 +110,10 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     let dataset = options.dataset()?;
     let gpu = Gpu::new()?;
     say!("adapter: {}", gpu.adapter_line());
+    // A CSV file's labels become class indices by their sorted values: say which is which, where they differ.
+    if let Some(mapping) = report::class_mapping(&dataset) {
+        say!("classes (label -> class index): {mapping}");
+    }
     let (wall, compiled) = if options.lr_sweep.is_empty() {
         let study = one(&gpu, options, &dataset, &command(args))?;
         (study.wall_s, study.compile_s)

@@ -99,7 +99,8 @@ fn a_study_runs_on_a_csv_file() {
 }
 
 /// The study's CSV path (`Options::dataset`, no GPU): labels numbered from 1 make the same two classes as labels
-/// from 0 (no empty class 0), [`actgpu::datasets::csv::load_named`] says which label each class is, and a label
+/// from 0 (no empty class 0), the dataset (and [`actgpu::datasets::csv::load_named`]) says which label each class
+/// is, the report's mapping shows it where the labels are not their indices, and a label
 /// column of distinct measurements is named as such rather than as a file too small to split.
 #[test]
 fn csv_labels_from_one_and_a_continuous_label_column() {
@@ -134,6 +135,21 @@ fn csv_labels_from_one_and_a_continuous_label_column() {
     let named = load_named(&one_path, &CsvFormat::default(), 1).unwrap();
     assert_eq!(named.class_names, ["1", "2"]);
     assert_eq!(named.dataset.classes, 2);
+    // The study's dataset keeps the labels, and the report says which became which class where they differ.
+    assert_eq!(one.class_names, ["1", "2"]);
+    assert_eq!(
+        actgpu::study::report::class_mapping(&one).as_deref(),
+        Some("`1` -> 0, `2` -> 1")
+    );
+    assert_eq!(actgpu::study::report::class_mapping(&zero), None);
+    let words = dataset(&write("words.csv", &|r| {
+        ["setosa", "virginica"][r % 2].into()
+    }))
+    .unwrap();
+    assert_eq!(
+        actgpu::study::report::class_text(&words, words.majority_class()),
+        "0 (label `setosa`)"
+    );
     let continuous = write("continuous.csv", &|r| format!("{}", r as f64 / 6.0));
     let e = dataset(&continuous).unwrap_err();
     assert!(

@@ -22,7 +22,8 @@
 //!   distinct values (`0..=9` stay `0..=9`; `1, 2` become `0, 1`, as do `1.0, 2.0`, `-1, 1` and `10, 20`; `3, 7, 9`
 //!   become `0, 1, 2`; `1` and `1.0` are one class, `2.5` comes before `10.5`), and any other labels (`setosa`)
 //!   by their sorted (byte) order, so that every class has rows and the same classes spelt differently make the
-//!   same dataset. [`Table::class_names`] (and [`load_named`]) keep each class index's label. At most
+//!   same dataset. [`Table::class_names`] and the dataset's [`Dataset::class_names`] keep each class index's
+//!   label (the study's report and `results.json` show which label became which class). At most
 //!   [`MAX_CLASSES`] classes;
 //! - a label column of near-distinct values is not a class: 3 or more distinct labels with 2 rows or fewer per
 //!   label on average (distinct labels at least half the rows) is an error ([`CsvError::NotAClass`]) naming the
@@ -571,13 +572,14 @@ impl Table {
             test_y,
             val_x,
             val_y,
+            class_names: self.class_names,
         })
     }
 }
 
 /// Reads `path` and makes it a dataset: [`parse`], then [`Table::into_dataset`] with the split drawn from
-/// `seed`. `label_column` counts from 0; `None` takes the last column. [`load_named`] also gives each class's
-/// label.
+/// `seed`. `label_column` counts from 0; `None` takes the last column. Each class index's label is in the
+/// dataset's [`Dataset::class_names`].
 pub fn load(path: &Path, format: &CsvFormat, seed: u64) -> Result<Dataset, CsvError> {
     load_named(path, format, seed).map(|loaded| loaded.dataset)
 }
@@ -585,25 +587,23 @@ pub fn load(path: &Path, format: &CsvFormat, seed: u64) -> Result<Dataset, CsvEr
 /// A dataset read from a CSV file, with the label each class index stands for.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The dataset ([`load`]'s).
+    /// The dataset ([`load`]'s), which carries the same names in [`Dataset::class_names`].
     pub dataset: Dataset,
     /// The label of class index `c` is `class_names[c]` ([`Table::class_names`]): `["1", "2"]` for a file
     /// labelled 1 and 2, whose classes are 0 and 1.
     pub class_names: Vec<String>,
 }
 
-/// [`load`], keeping each class index's label.
+/// [`load`], with each class index's label also beside the dataset (the same as its [`Dataset::class_names`]).
 pub fn load_named(path: &Path, format: &CsvFormat, seed: u64) -> Result<Loaded, CsvError> {
     let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let table = parse(&text, format)?;
-    let class_names = table.class_names.clone();
-    let dataset = table.into_dataset(DataSource::Csv(path.to_path_buf()), seed)?;
+    let dataset = parse(&text, format)?.into_dataset(DataSource::Csv(path.to_path_buf()), seed)?;
     Ok(Loaded {
+        class_names: dataset.class_names.clone(),
         dataset,
-        class_names,
     })
 }
 
@@ -963,6 +963,27 @@ mod tests {
         let fractions = table(&labelled(8, &["10.5", "2.5", "0.5", "-1", "0.50", "2.5"]));
         assert_eq!(fractions.class_names, ["-1", "0.5", "2.5", "10.5"]);
         assert_eq!(fractions.labels, [3, 2, 1, 0, 1, 2, 3, 2]);
+        // The dataset keeps each class index's label, so that a report can say which label became which class
+        // where they are not the same.
+        let sparse = table(&labelled(30, &["9", "3", "7"]))
+            .into_dataset(source(), 4)
+            .unwrap();
+        assert_eq!(sparse.class_names, ["3", "7", "9"]);
+        assert_eq!(
+            (sparse.class_label(2), sparse.class_label(5)),
+            ("9".into(), "5".into())
+        );
+        assert!(!sparse.labels_are_indices());
+        assert!(reference.labels_are_indices());
+        let decimal = table(&labelled(30, &["1.0", "0.0"]))
+            .into_dataset(source(), 4)
+            .unwrap();
+        assert!(decimal.labels_are_indices(), "{:?}", decimal.class_names);
+        let words = table(&labelled(30, &["setosa", "virginica"]))
+            .into_dataset(source(), 4)
+            .unwrap();
+        assert_eq!(words.class_names, ["setosa", "virginica"]);
+        assert!(!words.labels_are_indices());
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub struct Dataset {
     pub val_x: Vec<f32>,
     /// Validation labels.
     pub val_y: Vec<u32>,
+    /// The label each class index stands for: `class_names[c]` is class `c`'s. A CSV file's labels become class
+    /// indices by their sorted distinct values ([`csv::Table::class_names`]: labels `1, 2` are classes `0, 1`,
+    /// `setosa, versicolor, virginica` are `0, 1, 2`); a built-in dataset's classes are their own labels
+    /// (`"0"`, `"1"`, ...). [`Dataset::labels_are_indices`] says whether a reader needs to be told.
+    pub class_names: Vec<String>,
 }
 
 impl Dataset {
@@ -173,7 +178,26 @@ impl Dataset {
             test_y,
             val_x,
             val_y,
+            class_names: (0..kind.classes()).map(|c| c.to_string()).collect(),
         }
+    }
+
+    /// The label of class index `c` ([`Dataset::class_names`]), or the index itself where there is no name for it.
+    pub fn class_label(&self, c: u32) -> String {
+        self.class_names
+            .get(c as usize)
+            .cloned()
+            .unwrap_or_else(|| c.to_string())
+    }
+
+    /// Whether every class's label is its own index (`0`, `1`, ... in order): a built-in dataset, or a CSV file
+    /// labelled `0..k-1` (or `0.0, 1.0, ...`). Where this is false, a class index means nothing to a reader until
+    /// the report says which label it stands for.
+    pub fn labels_are_indices(&self) -> bool {
+        self.class_names
+            .iter()
+            .enumerate()
+            .all(|(c, name)| *name == c.to_string())
     }
 
     /// The class a model that ignores its input would predict: the most frequent training label (the lowest
@@ -328,6 +352,20 @@ mod tests {
         assert_eq!(d.majority_accuracy(&[]), 0.0);
         d.train_y = vec![1, 2, 2, 1];
         assert_eq!(d.majority_class(), 1);
+    }
+
+    #[test]
+    fn a_built_in_datasets_classes_are_their_own_labels() {
+        for kind in DatasetKind::ALL {
+            let d = Dataset::new(kind, 5, 5, 1);
+            assert_eq!(d.class_names.len(), kind.classes(), "{kind}");
+            assert!(d.labels_are_indices(), "{kind}");
+            assert_eq!(d.clone().scaled(2.0).class_names, d.class_names);
+        }
+        let mut d = Dataset::new(DatasetKind::Spirals, 5, 5, 1);
+        d.class_names = vec!["b".into(), "a".into(), "c".into()];
+        assert!(!d.labels_are_indices());
+        assert_eq!(d.class_label(1), "a");
     }
 
     #[test]

@@ -10,14 +10,26 @@
 //! the kinds within noise of the best together, exact ties as ties. Kinds whose test accuracy is not above the
 //! majority baseline by more than the noise ([`above_baseline`]) are named as having learned nothing, and are
 //! left out of the best calibration and the fastest convergence; a target at or below the baseline says nothing.
+//! The same test of "above the baseline" ([`crate::study::summary::beats_baseline`]) decides which learning rates
+//! count in a sweep ([`crate::study::sweep`]).
+//!
+//! The lines on dead and saturated units, gradient flow and cost hold their numbers to the same rule, through the
+//! same [`near_best`]: they name a kind alone only where it is further from the next than the noise, and otherwise
+//! the kinds within noise of the extreme together (or every kind, where none stands out). For shares of the hidden
+//! units (pre-activations with `f'(z) = 0`, dead neurons, saturated pre-activations) the noise is
+//! [`NOISE_SHARE`] (two percentage points) or either kind's seed spread of its own runs' shares; for the gradient
+//! ratio at initialisation and the median step time, which vary by factors, a factor of [`NOISE_FACTOR`] (1.5) or
+//! either kind's seed spread of the logarithm ([`crate::study::summary::SeedSpreads`]). With one seed the floors
+//! alone apply. A class is named as the reader knows it: its index, and its label where a CSV file's labels are not
+//! their indices ([`crate::study::report::class_text`]).
 
 use std::fmt::Write;
 
 use crate::study::candidate::Candidate;
-use crate::study::report::{arch, init_flow, optimizer_text, scale_text, spread};
+use crate::study::report::{arch, class_text, init_flow, optimizer_text, scale_text, spread};
 use crate::study::summary::{
-    fastest, near_best, noise, point_floor, same_accuracy, tail_epochs, Spread, Summary,
-    NOISE_EPOCHS, NOISE_POINTS, ROUNDING,
+    beats_baseline, fastest, near_best, point_floor, same_accuracy, tail_epochs, Spread, Summary,
+    NOISE_EPOCHS, NOISE_FACTOR, NOISE_POINTS, NOISE_SHARE, ROUNDING,
 };
 use crate::study::Study;
 use crate::{Activation, Hidden};
@@ -75,18 +87,19 @@ pub fn accuracy_floor(study: &Study) -> f64 {
 }
 
 /// Whether `s`'s mean final test accuracy is above the [`baseline`] by more than the noise: more than
-/// [`crate::study::summary::NOISE_POINTS`] test points and more than its seed spread ([`noise`]). A kind that
+/// [`crate::study::summary::NOISE_POINTS`] test points and more than its seed spread ([`beats_baseline`], the
+/// test the learning-rate sweep applies to each rate's validation accuracy too). A kind that
 /// is not has learned nothing from the input that shows on the test set (a constant guess scores the
 /// baseline, and a constant guess of the class frequencies has an ECE near 0), so the reading names no best
 /// calibration or fastest convergence among such kinds. False for a kind with a diverged run, which the
 /// reading names only as diverged (and results.json marks not above).
 pub fn above_baseline(study: &Study, s: &Summary) -> bool {
-    let floor = accuracy_floor(study);
-    // A kind with a diverged run is not judged (its diverged runs' accuracy counts non-finite rows as wrong).
-    s.diverged == 0
-        && mean(s.test_acc).is_some_and(|a| {
-            a.is_finite() && a - baseline(study) > noise(floor, s.test_acc, None) + ROUNDING
-        })
+    beats_baseline(
+        s.test_acc,
+        s.diverged,
+        baseline(study),
+        accuracy_floor(study),
+    )
 }
 
 /// The function `c` computes when it is another kind's under a second name, with the parameters that make it
@@ -211,6 +224,197 @@ fn group_size(kinds: &[&Summary]) -> String {
     }
 }
 
+/// A quantity the reading's lines on dead and saturated units, gradient flow and cost compare kinds by, with the
+/// noise rule of the accuracy lines ([`near_best`], [`crate::study::summary::noise`]): two kinds differ only
+/// where their values are further apart than a floor and than either kind's seed spread
+/// ([`crate::study::summary::SeedSpreads`]). Shares of the hidden units are compared as they are, with a floor of
+/// [`NOISE_SHARE`]; the gradient flow at initialisation and the step time, which vary by factors, as logarithms,
+/// with a floor of a factor [`NOISE_FACTOR`].
+struct Measure {
+    /// The value the table shows.
+    value: fn(&Summary) -> Option<f64>,
+    /// Its seed spread: of the value for a share, of its logarithm for a factor.
+    sd: fn(&Summary) -> f64,
+    /// Compared as a logarithm (floor [`NOISE_FACTOR`]) rather than as a share (floor [`NOISE_SHARE`]).
+    log: bool,
+    /// The value as written: times `scale`, `digits` decimals, then `unit`.
+    scale: f64,
+    digits: usize,
+    unit: &'static str,
+}
+
+impl Measure {
+    const DEAD: Measure = Measure {
+        value: |x| x.dead,
+        sd: |x| x.spreads.dead,
+        ..Measure::SHARE
+    };
+    const DEAD_NEURONS: Measure = Measure {
+        value: |x| x.dead_neurons,
+        sd: |x| x.spreads.dead_neurons,
+        ..Measure::SHARE
+    };
+    const SATURATED: Measure = Measure {
+        value: |x| x.saturated,
+        sd: |x| x.spreads.saturated,
+        ..Measure::SHARE
+    };
+    const SHARE: Measure = Measure {
+        value: |_| None,
+        sd: |_| f64::NAN,
+        log: false,
+        scale: 100.0,
+        digits: 1,
+        unit: "%",
+    };
+    const INIT_FLOW: Measure = Measure {
+        value: init_flow,
+        sd: |x| x.spreads.log_init_flow,
+        log: true,
+        scale: 1.0,
+        digits: 3,
+        unit: "",
+    };
+    const STEP: Measure = Measure {
+        value: |x| x.step_s,
+        sd: |x| x.spreads.log_step,
+        log: true,
+        scale: 1e3,
+        digits: 2,
+        unit: " ms",
+    };
+
+    /// The noise rule in words.
+    fn rule(&self) -> String {
+        if self.log {
+            format!("a factor of {NOISE_FACTOR} or the seed spread")
+        } else {
+            format!(
+                "{} percentage points or the seed spread",
+                100.0 * NOISE_SHARE
+            )
+        }
+    }
+
+    /// What the noise rule compares: the value and its seed spread, or their logarithms (a value of 0 as the
+    /// lowest finite one); `None` without a finite value.
+    fn compared(&self, x: &Summary) -> Spread {
+        let v = (self.value)(x).filter(|v| v.is_finite())?;
+        let v = if self.log {
+            Some(v.ln()).filter(|l| l.is_finite()).unwrap_or(f64::MIN)
+        } else {
+            v
+        };
+        Some((v, (self.sd)(x)))
+    }
+
+    /// The value as written, with its seed spread where `sd` (several seeds) and the spread is of the value
+    /// itself (a share's; a factor's is of its logarithm, and not shown).
+    fn text(&self, v: Spread, digits: usize, sd: bool) -> String {
+        let unit = self.unit;
+        match v {
+            None => "-".into(),
+            Some((m, e)) if sd && !self.log && e.is_finite() => {
+                format!(
+                    "{:.digits$} ± {:.digits$}{unit}",
+                    self.scale * m,
+                    self.scale * e
+                )
+            }
+            Some((m, _)) => format!("{:.digits$}{unit}", self.scale * m),
+        }
+    }
+
+    /// The kinds of `kinds` with the largest (`largest`) or smallest value and those within noise of it, in that
+    /// order ([`near_best`]).
+    fn group<'a>(
+        &self,
+        kinds: impl IntoIterator<Item = &'a Summary>,
+        largest: bool,
+    ) -> Vec<&'a Summary> {
+        let floor = if self.log {
+            NOISE_FACTOR.ln()
+        } else {
+            NOISE_SHARE
+        };
+        near_best(kinds, |x| self.compared(x), floor, largest)
+    }
+
+    /// `group` in words, after `lead`: `lead relu (7.8%)` for one kind, `lead relu (7.8%), relu6 (7.7%), within
+    /// noise of each other (...)` for several, and `every kind within noise of each other (0.0-1.2%; ...)` where
+    /// the group holds each of the `of` kinds with a value (more than one).
+    fn named(&self, group: &[&Summary], of: usize, sd: bool, lead: &str) -> String {
+        let lead = if lead.is_empty() {
+            String::new()
+        } else {
+            format!("{lead} ")
+        };
+        let shown = |x: &Summary| {
+            (self.value)(x).map(|v| (v, if self.log { f64::NAN } else { (self.sd)(x) }))
+        };
+        match group {
+            [one] => format!(
+                "{lead}{} ({})",
+                one.activation,
+                self.text(shown(one), self.digits, sd)
+            ),
+            group if group.len() == of => {
+                let values = group.iter().filter_map(|x| (self.value)(x));
+                let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+                let d = self.digits;
+                format!(
+                    "every kind within noise of each other ({:.d$}-{:.d$}{}; {})",
+                    self.scale * lo,
+                    self.scale * hi,
+                    self.unit,
+                    self.rule()
+                )
+            }
+            // The table's decimals, not the extra ones `listing` adds to tell values apart: a step time or a
+            // share closer than that is no difference to show.
+            group => format!(
+                "{lead}{}, within noise of each other ({})",
+                listing(
+                    group,
+                    shown,
+                    |v, _| self.text(v, self.digits, sd),
+                    self.digits
+                ),
+                self.rule()
+            ),
+        }
+    }
+
+    /// [`Measure::named`] of the largest (or smallest) group among `kinds`.
+    fn phrase(&self, kinds: &[Summary], largest: bool, sd: bool, lead: &str) -> String {
+        let of = kinds.iter().filter(|x| self.compared(x).is_some()).count();
+        self.named(&self.group(kinds, largest), of, sd, lead)
+    }
+
+    /// The smallest and the largest group among `kinds`, each after its lead (`smallest for ...; largest for
+    /// ...`), the largest leaving out the kinds of the smallest; or `every kind within noise of each other`
+    /// where the smallest group holds every kind. `None` without a value.
+    fn ends(&self, kinds: &[Summary], sd: bool, low: &str, high: &str) -> Option<String> {
+        let of = kinds.iter().filter(|x| self.compared(x).is_some()).count();
+        let lo = self.group(kinds, false);
+        if lo.is_empty() {
+            return None;
+        }
+        let rest = kinds
+            .iter()
+            .filter(|x| !lo.iter().any(|l| l.activation == x.activation));
+        let hi = self.group(rest, true);
+        let low = self.named(&lo, of, sd, low);
+        Some(if hi.is_empty() {
+            low
+        } else {
+            format!("{low}; {}", self.named(&hi, usize::MAX, sd, high))
+        })
+    }
+}
+
 /// A short automatic reading of the results: the noise rule and the majority baseline, best and worst (named
 /// alone only when ahead of every other kind by more than the noise: [`near_best`]), convergence, calibration,
 /// dead and saturated units, gradient flow and cost, and what the setup cannot show. One Markdown bullet per
@@ -255,15 +459,24 @@ pub fn reading(study: &Study) -> Vec<String> {
     let mut line = format!(
         "Noise: two kinds count as different only where their means differ by more than {NOISE_POINTS} test \
          points ({floor:.3} of accuracy on these {}){}. Kinds closer than that are named together, as within \
-         noise of each other; the table marks ~ a row within noise of the row above. Majority baseline (always \
-         predicting the most frequent training class, {}): {base:.3} test accuracy.",
+         noise of each other; the table marks ~ a row within noise of the row above. The lines on dead and \
+         saturated units, gradient flow and cost hold their numbers to the same rule: shares of the hidden units \
+         differ only by more than {} percentage points, gradient ratios and step times only by more than a \
+         factor of {NOISE_FACTOR}{}. Majority baseline (always predicting the most frequent training class, {}): \
+         {base:.3} test accuracy.",
         study.dataset.test_y.len(),
         if sd {
             " and by more than either kind's seed spread (sample standard deviation)"
         } else {
             "; with one seed there is no spread to add"
         },
-        study.dataset.majority_class()
+        100.0 * NOISE_SHARE,
+        if sd {
+            ", and by more than either kind's seed spread"
+        } else {
+            ""
+        },
+        class_text(&study.dataset, study.dataset.majority_class())
     );
     if s.is_empty() {
     } else if above.is_empty() && !settled.is_empty() {
@@ -410,7 +623,7 @@ pub fn reading(study: &Study) -> Vec<String> {
     }
     fastest_line(study, &above, &mut lines);
     calibration_line(study, &above, &at_base, &mut lines);
-    if let Some((d, v)) = extreme(study, |x| x.dead, true) {
+    if let Some((_, v)) = extreme(study, |x| x.dead, true) {
         let any: Vec<String> = s
             .iter()
             .filter_map(|x| x.dead.filter(|&d| d >= 0.05).map(|d| (x, d)))
@@ -419,25 +632,26 @@ pub fn reading(study: &Study) -> Vec<String> {
         lines.push(if v > 0.0 {
             format!(
                 "Largest share of hidden pre-activations with f'(z) = 0 (no gradient through them on the epoch's \
-                 last full batch; for ReLU-like units that is every inactive unit, not only units dead for good): {} \
-                 ({:.1}%). At least 5%: {}.",
-                d.activation,
-                100.0 * v,
+                 last full batch; for ReLU-like units that is every inactive unit, not only units dead for good): {}. \
+                 At least 5%: {}.",
+                Measure::DEAD.phrase(s, true, sd, ""),
                 if any.is_empty() { "none".into() } else { any.join(", ") }
             )
         } else {
             "No activation had hidden pre-activations with f'(z) = 0.".into()
         });
-        if let (Some((d, v)), Some(last)) =
+        if let (Some((_, v)), Some(last)) =
             (extreme(study, |x| x.dead_neurons, true), lines.last_mut())
         {
             let _ = write!(
                 last,
-                " Neurons with f'(z) = 0 for every row of the batch (dead for that batch, the \"dying\" units): \
-                 most in {} ({:.1}% of the hidden neurons){}.",
-                d.activation,
-                100.0 * v,
-                if v == 0.0 { ", so none anywhere" } else { "" }
+                " Neurons with f'(z) = 0 for every row of the batch (dead for that batch, the \"dying\" units), as a \
+                 share of the hidden neurons: {}.",
+                if v == 0.0 {
+                    "none in any kind".to_string()
+                } else {
+                    Measure::DEAD_NEURONS.phrase(s, true, sd, "most in")
+                }
             );
         }
         let uncounted: Vec<String> = s
@@ -469,23 +683,17 @@ pub fn reading(study: &Study) -> Vec<String> {
             }
         }
     }
-    if let Some((d, v)) = extreme(study, |x| x.saturated, true) {
+    if let Some((_, v)) = extreme(study, |x| x.saturated, true) {
         if v > 0.0 {
             lines.push(format!(
-                "Most saturated hidden units (0 < |f'(z)| < 1e-3): {} ({:.1}%).",
-                d.activation,
-                100.0 * v
+                "Most saturated hidden units (0 < |f'(z)| < 1e-3): {}.",
+                Measure::SATURATED.phrase(s, true, sd, "")
             ));
         }
     }
-    if let (Some((lo, l)), Some((hi, h))) = (
-        extreme(study, init_flow, false),
-        extreme(study, init_flow, true),
-    ) {
+    if let Some(ends) = Measure::INIT_FLOW.ends(s, sd, "smallest for", "largest for") {
         lines.push(format!(
-            "Gradient reaching the first layer at initialisation, relative to the output layer: smallest for {} \
-             ({l:.3}), largest for {} ({h:.3}).",
-            lo.activation, hi.activation
+            "Gradient reaching the first layer at initialisation, relative to the output layer: {ends}."
         ));
     }
     if let Some(line) = parameters_line(study) {
@@ -494,19 +702,19 @@ pub fn reading(study: &Study) -> Vec<String> {
     if let Some(line) = learnable_line(study) {
         lines.push(line);
     }
-    if let (Some((lo, l)), Some((hi, h))) = (
+    if let (Some((_, l)), Some((_, h)), Some(ends)) = (
         extreme(study, |x| x.step_s, false),
         extreme(study, |x| x.step_s, true),
+        Measure::STEP.ends(s, sd, "the cheapest step was", "the dearest"),
     ) {
         lines.push(format!(
-            "Cost: the cheapest step was {} ({:.2} ms), the dearest {} ({:.2} ms), {:.2}x; at this size a step is \
-             mostly fixed overhead (submission, dispatches, waiting), so these times say little about the \
-             activation's own arithmetic (see BENCHMARKS.md for that).",
-            lo.activation,
-            l * 1e3,
-            hi.activation,
-            h * 1e3,
-            h / l
+            "Cost: {ends}{}; at this size a step is mostly fixed overhead (submission, dispatches, waiting), so \
+             these times say little about the activation's own arithmetic (see BENCHMARKS.md for that).",
+            if ends.starts_with("every kind") {
+                String::new()
+            } else {
+                format!("; {:.2}x from the cheapest to the dearest", h / l)
+            }
         ));
     }
     lines.push(format!(
@@ -765,6 +973,7 @@ fn learnable_line(study: &Study) -> Option<String> {
 mod tests {
     use super::*;
     use crate::study::report::tests::{study_of, with_test_points};
+    use crate::study::summary::SeedSpreads;
 
     /// The line starting with `prefix`.
     fn line(s: &Study, prefix: &str) -> String {
@@ -1141,5 +1350,141 @@ mod tests {
         let (high, low) = top.split_once("Lowest").unwrap();
         assert!(high.contains("gelu") && !low.contains("gelu"), "{top}");
         assert!(low.contains("tanh"), "{top}");
+    }
+
+    /// The published default study's diagnostics and step times (one seed), on nine of its kinds.
+    fn diagnosed(seeds: u64) -> Study {
+        let kinds: Vec<Candidate> = [
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::ReluSquared,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::QuickGelu,
+            Activation::Tanh,
+            Activation::leaky_relu(),
+            Activation::Hardsigmoid,
+        ]
+        .map(Candidate::from)
+        .to_vec();
+        let mut s = with_test_points(study_of(seeds, kinds), 100);
+        for (x, (dead, neurons, sat, flow, ms)) in s.summaries.iter_mut().zip([
+            (0.555, 0.078, 0.0, 0.267, 1.82),
+            (0.554, 0.077, 0.0, 0.267, 2.75),
+            (0.582, 0.064, 0.001, 0.723, 2.24),
+            (0.001, 0.0, 0.039, 0.353, 1.93),
+            (0.004, 0.0, 0.037, 0.353, 2.64),
+            (0.0, 0.0, 0.026, 0.342, 2.69),
+            (0.0, 0.0, 0.0, 1.5, 1.934),
+            (0.0, 0.0, 0.0, 0.267, 5.11),
+            (0.034, 0.024, 0.0, 0.002, 2.42),
+        ]) {
+            (x.dead, x.dead_neurons, x.saturated) = (Some(dead), Some(neurons), Some(sat));
+            x.initial_grad_norm = vec![flow, 0.5, 1.0];
+            x.step_s = Some(ms * 1e-3);
+            x.spreads = SeedSpreads::NONE;
+        }
+        s
+    }
+
+    /// The lines on dead and saturated units, gradient flow and cost name a kind alone only where it is further
+    /// from the next than the noise: two percentage points of a share, a factor of 1.5 of a gradient ratio or a
+    /// step time, or the seed spread where larger.
+    #[test]
+    fn diagnostics_and_cost_differ_only_beyond_the_noise() {
+        let s = diagnosed(1);
+        let dead = line(&s, "Largest share");
+        // relu_squared's 58.2 % is 2.7 points above relu's 55.5 %: more than 2 points, named alone.
+        assert!(
+            dead.contains("not only units dead for good): relu_squared (58.2%). At least 5%:"),
+            "{dead}"
+        );
+        // 7.8 %, 7.7 % and 6.4 % of the neurons are within 2 points of each other: no one of them "most".
+        assert!(
+            dead.contains(
+                "as a share of the hidden neurons: most in relu (7.8%), relu6 (7.7%), relu_squared (6.4%), within \
+                 noise of each other (2 percentage points or the seed spread)."
+            ),
+            "{dead}"
+        );
+        assert_eq!(
+            line(&s, "Most saturated"),
+            "Most saturated hidden units (0 < |f'(z)| < 1e-3): gelu (3.9%), gelu_tanh (3.7%), quick_gelu (2.6%), \
+             within noise of each other (2 percentage points or the seed spread)."
+        );
+        // hardsigmoid's 0.002 is far below the rest; tanh's 1.5 is more than 1.5 times relu_squared's 0.723.
+        assert_eq!(
+            line(&s, "Gradient reaching"),
+            "Gradient reaching the first layer at initialisation, relative to the output layer: smallest for \
+             hardsigmoid (0.002); largest for tanh (1.500)."
+        );
+        // Up to 1.5 times relu's 1.82 ms is the cheapest group (relu6's 2.75 ms is 1.51 times); leaky_relu's 5.11
+        // ms is more than 1.5 times relu6's 2.75. Times are shown as the table shows them (gelu's 1.930 ms and
+        // tanh's 1.934 both 1.93), not with the decimals that would tell them apart.
+        let cost = line(&s, "Cost");
+        assert!(
+            cost.starts_with(
+                "Cost: the cheapest step was relu (1.82 ms), gelu (1.93 ms), tanh (1.93 ms), relu_squared (2.24 ms), \
+                 hardsigmoid (2.42 ms), gelu_tanh (2.64 ms), quick_gelu (2.69 ms), within noise of each other (a \
+                 factor of 1.5 or the seed spread); the dearest leaky_relu (5.11 ms); 2.81x from the cheapest to \
+                 the dearest; at this size"
+            ),
+            "{cost}"
+        );
+        let noise = line(&s, "Noise");
+        assert!(
+            noise.contains(
+                "The lines on dead and saturated units, gradient flow and cost hold their numbers to the same rule: \
+                 shares of the hidden units differ only by more than 2 percentage points, gradient ratios and step \
+                 times only by more than a factor of 1.5. Majority"
+            ),
+            "{noise}"
+        );
+        // Steps within 1.5 times of each other: no cheapest, no dearest.
+        let mut even = diagnosed(1);
+        for (k, x) in even.summaries.iter_mut().enumerate() {
+            x.step_s = Some((1.82 + 0.05 * k as f64) * 1e-3);
+        }
+        assert!(
+            line(&even, "Cost").starts_with(
+                "Cost: every kind within noise of each other (1.82-2.22 ms; a factor of 1.5 or the seed spread); at \
+                 this size"
+            ),
+            "{}",
+            line(&even, "Cost")
+        );
+    }
+
+    /// With several seeds, a gap within either kind's seed spread is noise, though larger than the floor; the
+    /// spreads of shares show beside them.
+    #[test]
+    fn a_diagnostic_gap_within_the_seed_spread_is_noise() {
+        let mut s = diagnosed(3);
+        // relu_squared 58.2 % +- 3.0 covers its 2.7 points over relu: the two (and relu6, ranked between) together.
+        s.summaries[2].spreads.dead = 0.03;
+        // tanh's ratio 1.5 is 2.07 times relu_squared's 0.723: within a spread of the logarithm of 0.8.
+        s.summaries[6].spreads.log_init_flow = 0.8;
+        let dead = line(&s, "Largest share");
+        assert!(
+            dead.contains(
+                "dead for good): relu_squared (58.2 ± 3.0%), relu (55.5%), relu6 (55.4%), within noise of each \
+                 other (2 percentage points or the seed spread). At least"
+            ),
+            "{dead}"
+        );
+        let flow = line(&s, "Gradient reaching");
+        assert!(
+            flow.ends_with(
+                "smallest for hardsigmoid (0.002); largest for tanh (1.500), relu_squared (0.723), within noise of \
+                 each other (a factor of 1.5 or the seed spread)."
+            ),
+            "{flow}"
+        );
+        assert!(
+            line(&s, "Noise")
+                .contains("a factor of 1.5, and by more than either kind's seed spread."),
+            "{}",
+            line(&s, "Noise")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The study's outputs: the ranked table (text and Markdown), `report.md` (the setup with the crate version, the
-//! `WGPU_BACKEND` setting and the majority baseline, the table, the reading of
+//! `WGPU_BACKEND` setting, which label became which class index where a CSV file's labels are not already `0..k-1`
+//! ([`class_mapping`]) and the majority baseline, the table, the reading of
 //! [`crate::study::reading`] and the charts), and [`write_outputs`], which puts them, `results.json`
 //! ([`crate::study::results_json`]) and the charts in a directory.
 //!
@@ -208,6 +209,58 @@ pub(crate) fn markdown_grid<R: AsRef<[String]>>(rows: &[R]) -> String {
     out
 }
 
+/// How many classes [`class_mapping`] names before it says how many more there are (`results.json` names every
+/// one).
+pub const CLASSES_NAMED: usize = 20;
+
+/// `text` as a Markdown code span: fenced by one backtick more than the longest run of them in it, and padded
+/// with a space where it starts or ends with one.
+pub(crate) fn code(text: &str) -> String {
+    let run = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(run + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+/// Class `c` as a reader knows it: `2`, or where the dataset's labels are not their class indices
+/// ([`crate::datasets::Dataset::labels_are_indices`]), ``2 (label `virginica`)``.
+pub fn class_text(dataset: &crate::datasets::Dataset, c: u32) -> String {
+    if dataset.labels_are_indices() {
+        c.to_string()
+    } else {
+        format!("{c} (label {})", code(&dataset.class_label(c)))
+    }
+}
+
+/// Which label became which class index, `` `setosa` -> 0, `versicolor` -> 1, `virginica` -> 2 `` (the first
+/// [`CLASSES_NAMED`], then how many more), where a CSV file's labels are not already their indices (labels `1,
+/// 2` are classes `0, 1`; words are numbered by their sorted order: [`crate::datasets::csv`]). `None` where they
+/// are (a built-in dataset, or labels `0..k-1`), so that a report says nothing a reader does not need.
+pub fn class_mapping(dataset: &crate::datasets::Dataset) -> Option<String> {
+    if dataset.labels_are_indices() {
+        return None;
+    }
+    let n = dataset.class_names.len();
+    let mut named: Vec<String> = dataset
+        .class_names
+        .iter()
+        .take(CLASSES_NAMED)
+        .enumerate()
+        .map(|(c, label)| format!("{} -> {c}", code(label)))
+        .collect();
+    if n > CLASSES_NAMED {
+        named.push(format!(
+            "and {} more (`results.json` names every one: `dataset.class_labels`)",
+            n - CLASSES_NAMED
+        ));
+    }
+    Some(named.join(", "))
+}
+
 /// `2-64-64-64-3`: the layer sizes. Where kinds ran different widths (`--match-params` narrows the gated ones),
 /// each architecture with the kinds that ran it: `2-64-64-64-3 (relu, gelu), 2-45-45-45-3 (swiglu)`.
 pub fn arch(study: &Study) -> String {
@@ -292,6 +345,12 @@ pub fn markdown(study: &Study) -> String {
         study.options.data_seed,
         scale_text(study.options.input_scale)
     );
+    if let Some(mapping) = class_mapping(&study.dataset) {
+        let _ = writeln!(
+            out,
+            "- classes (label -> class index, by the labels' sorted distinct values): {mapping}"
+        );
+    }
     let _ = writeln!(
         out,
         "- network: {} MLP (same activation in every hidden layer, linear output; a gated layer of u units is a \
@@ -315,7 +374,7 @@ pub fn markdown(study: &Study) -> String {
         "- majority baseline: {:.3} test accuracy (always predicting class {}, the most frequent in training); \
          a kind not above it by more than the noise learned nothing from the input",
         baseline(study),
-        study.dataset.majority_class()
+        class_text(&study.dataset, study.dataset.majority_class())
     );
     out.push_str(
         "\nRanked by final test accuracy (then test NLL); ~ marks a row within noise of the row above (the \
@@ -510,6 +569,67 @@ pub(crate) mod tests {
     /// The reading of `study(seeds)` on 300 test points, where 3 points are 0.01 of accuracy.
     fn reading_of_wide(seeds: u64) -> Vec<String> {
         reading(&with_test_points(study(seeds), 100))
+    }
+
+    /// A CSV file's labels become classes by their sorted values: where they are not already `0..k-1`, the report,
+    /// the reading and `results.json` say which label each class index stands for.
+    #[test]
+    fn the_report_says_which_label_became_which_class() {
+        let mut s = with_test_points(study(1), 100);
+        let md = markdown(&s);
+        assert!(
+            !md.contains("- classes"),
+            "spirals' classes are their labels: {md}"
+        );
+        assert_eq!(class_mapping(&s.dataset), None);
+        assert!(json(&s).contains("\"classes\": 3, \"class_labels\": [\"0\", \"1\", \"2\"],"));
+        s.dataset.class_names = vec!["setosa".into(), "versi`color".into(), "virginica".into()];
+        let md = markdown(&s);
+        assert!(
+            md.contains(
+                "- classes (label -> class index, by the labels' sorted distinct values): `setosa` -> 0, \
+                 ``versi`color`` -> 1, `virginica` -> 2\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "(always predicting class 0 (label `setosa`), the most frequent in training)"
+            ),
+            "{md}"
+        );
+        let noise = &reading(&s)[0];
+        assert!(
+            noise.contains(
+                "(always predicting the most frequent training class, 0 (label `setosa`)):"
+            ),
+            "{noise}"
+        );
+        let j = json(&s);
+        assert!(
+            j.contains("\"class_labels\": [\"setosa\", \"versi`color\", \"virginica\"]")
+                && j.contains("\"class\": 0, \"label\": \"setosa\","),
+            "{j}"
+        );
+        // Labels 1 and 2 are classes 0 and 1: a reader must be told, or "class 1" reads as label 1.
+        s.dataset.class_names = vec!["1".into(), "2".into(), "3".into()];
+        assert_eq!(
+            class_mapping(&s.dataset).as_deref(),
+            Some("`1` -> 0, `2` -> 1, `3` -> 2")
+        );
+        // Many classes: the first CLASSES_NAMED, then how many more.
+        s.dataset.class_names = (1..=25).map(|c| c.to_string()).collect();
+        let many = class_mapping(&s.dataset).unwrap();
+        assert!(
+            many.ends_with(
+                "`20` -> 19, and 5 more (`results.json` names every one: `dataset.class_labels`)"
+            ),
+            "{many}"
+        );
+        assert_eq!(
+            (code("a"), code("`a"), code("a``b")),
+            ("`a`".into(), "`` `a ``".into(), "```a``b```".into())
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::study::reading::{above_baseline, accuracy_floor, alias_of, baseline};
 use crate::study::report::{backend_setting, init_flow, optimizer_text, within_noise_of_previous};
 use crate::study::seeds::{derive, hex, Purpose};
 use crate::study::summary::{
-    diagnostics_finite, ParamStats, Spread, Summary, NOISE_EPOCHS, NOISE_POINTS,
+    diagnostics_finite, ParamStats, SeedSpreads, Spread, Summary, NOISE_EPOCHS, NOISE_FACTOR,
+    NOISE_POINTS, NOISE_SHARE,
 };
 use crate::study::Study;
 
@@ -55,6 +56,25 @@ fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
     format!("[{}]", v.join(", "))
 }
 
+/// A row's [`SeedSpreads`] (of its `dead_fraction`, `dead_neuron_fraction`, `saturated_fraction`, and of the
+/// logarithms of `init_flow` and `step_s_median`): `null` where not measured (one run, or a kind the kernels do
+/// not count).
+fn json_seed_spreads(s: &SeedSpreads) -> String {
+    format!(
+        "{{\"dead\": {}, \"dead_neurons\": {}, \"saturated\": {}, \"log_init_flow\": {}, \"log_step_s\": {}}}",
+        json_num(s.dead),
+        json_num(s.dead_neurons),
+        json_num(s.saturated),
+        json_num(s.log_init_flow),
+        json_num(s.log_step)
+    )
+}
+
+fn json_strings(values: &[String]) -> String {
+    let v: Vec<String> = values.iter().map(|s| json_str(s)).collect();
+    format!("[{}]", v.join(", "))
+}
+
 fn json_usizes(values: &[usize]) -> String {
     let v: Vec<String> = values.iter().map(usize::to_string).collect();
     format!("[{}]", v.join(", "))
@@ -91,8 +111,12 @@ fn json_act_params(s: &Summary) -> String {
 /// run's `init_seed` and `shuffle_seed`, as hexadecimal strings. `dataset.train_points` and `test_points` count
 /// every class's points (the command line's `--points` is per class); a row's `test_acc_last5` averages the last
 /// 5 epochs, or all of a shorter run's; `diverged_runs` counts the runs that ended with a NaN or infinite output
-/// (their `test_nll` and `test_ece` are then null). `baseline` is the majority baseline (always the most
-/// frequent training class) on the test and validation sets, `noise` the rule the reading tells kinds apart by;
+/// (their `test_nll` and `test_ece` are then null). `dataset.class_labels[c]` is the label class index `c`
+/// stands for (a CSV file's labels by their sorted distinct values; a built-in dataset's classes are their own
+/// labels, `"0"`, `"1"`, ...). `baseline` is the majority baseline (always the most frequent training class, its
+/// index and its label) on the test and validation sets, `noise` the rule the reading tells kinds apart by
+/// (accuracy, epochs, and for the diagnostics and cost `share` and `factor`; each row's `seed_spreads` holds
+/// the spreads that rule compares with);
 /// a row's `above_baseline` says whether its test accuracy beats the baseline by more than that noise,
 /// `within_noise_of_previous` whether it is within noise of the row above (`~` in the table), and
 /// `same_function_as` names the kind it computes the same function as (celu at alpha 1 is elu), or is null.
@@ -112,11 +136,12 @@ pub fn json(study: &Study) -> String {
     let _ = writeln!(out, "  \"compile_s\": {},", json_num(study.compile_s));
     let _ = writeln!(
         out,
-        "  \"dataset\": {{\"name\": {}, \"features\": {}, \"classes\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
+        "  \"dataset\": {{\"name\": {}, \"features\": {}, \"classes\": {}, \"class_labels\": {}, \"train_points\": {}, \"test_points\": {}, \"seed\": {}, \
          \"derived_seeds\": {{\"rule\": {}, \"train\": {}, \"test\": {}, \"val\": {}}}, \"input_scale\": {}}},",
         json_str(&study.dataset.source.name()),
         study.dataset.features,
         study.dataset.classes,
+        json_strings(&study.dataset.class_names),
         study.dataset.train_y.len(),
         study.dataset.test_y.len(),
         o.data_seed,
@@ -147,21 +172,27 @@ pub fn json(study: &Study) -> String {
     );
     let _ = writeln!(
         out,
-        "  \"baseline\": {{\"rule\": \"always the most frequent training class\", \"class\": {}, \"test_acc\": {}, \"val_acc\": {}}},",
+        "  \"baseline\": {{\"rule\": \"always the most frequent training class\", \"class\": {}, \"label\": {}, \"test_acc\": {}, \"val_acc\": {}}},",
         study.dataset.majority_class(),
+        json_str(&study.dataset.class_label(study.dataset.majority_class())),
         json_num(baseline(study)),
         json_num(study.dataset.majority_accuracy(&study.dataset.val_y))
     );
     let _ = writeln!(
         out,
-        "  \"noise\": {{\"rule\": {}, \"test_points\": {}, \"accuracy\": {}, \"epochs\": {}}},",
+        "  \"noise\": {{\"rule\": {}, \"test_points\": {}, \"accuracy\": {}, \"epochs\": {}, \"share\": {}, \"factor\": {}}},",
         json_str(
             "two kinds' means differ when further apart than accuracy (test_points of the test set) and than \
-             either kind's seed standard deviation; mean epochs to the target, than epochs and either deviation"
+             either kind's seed standard deviation; mean epochs to the target, than epochs and either deviation; \
+             dead, dead-neuron and saturated fractions, than share and either kind's seed_spreads; init_flow and \
+             step_s_median, when one is more than factor times the other and their logarithms are further apart \
+             than either kind's seed_spreads (of the logarithm)"
         ),
         NOISE_POINTS,
         json_num(accuracy_floor(study)),
-        json_num(NOISE_EPOCHS)
+        json_num(NOISE_EPOCHS),
+        json_num(NOISE_SHARE),
+        json_num(NOISE_FACTOR)
     );
     out.push_str("  \"rows\": [\n");
     let rows: Vec<String> = study
@@ -174,7 +205,7 @@ pub fn json(study: &Study) -> String {
                  \"val_acc\": {}, \"val_nll\": {}, \"train_loss\": {}, \"epochs_to_target\": {}, \"reached_target\": {}, \"diverged_runs\": {}, \"step_s_median\": {}, \
                  \"dead_fraction\": {}, \"dead_neuron_fraction\": {}, \"saturated_fraction\": {}, \"saturated_neuron_fraction\": {}, \"init_flow\": {}, \"train_loss_curve\": {}, \
                  \"test_acc_curve\": {}, \"initial_grad_norm\": {}, \"grad_norm\": {}, \"activation_params\": {}, \"above_baseline\": {}, \
-                 \"within_noise_of_previous\": {}, \"same_function_as\": {}}}",
+                 \"within_noise_of_previous\": {}, \"same_function_as\": {}, \"seed_spreads\": {}}}",
                 i + 1,
                 json_str(&s.activation.name()),
                 json_str(s.activation.family()),
@@ -204,7 +235,8 @@ pub fn json(study: &Study) -> String {
                 json_act_params(s),
                 above_baseline(study, s),
                 within_noise_of_previous(study, i + 1),
-                alias_of(s.activation).map_or("null".into(), |(f, _)| json_str(&f.name()))
+                alias_of(s.activation).map_or("null".into(), |(f, _)| json_str(&f.name())),
+                json_seed_spreads(&s.spreads)
             )
         })
         .collect();
@@ -283,16 +315,22 @@ mod tests {
         );
         let j = json(&s);
         assert!(
-            j.contains("\"baseline\": {\"rule\": \"always the most frequent training class\", \"class\": 0, \"test_acc\": 3.333333333333333e-1, \"val_acc\": 3.333333333333333e-1},"),
+            j.contains("\"baseline\": {\"rule\": \"always the most frequent training class\", \"class\": 0, \"label\": \"0\", \"test_acc\": 3.333333333333333e-1, \"val_acc\": 3.333333333333333e-1},"),
             "{j}"
         );
         assert!(
-            j.contains("\"test_points\": 3, \"accuracy\": 1e-2, \"epochs\": 1e0}"),
+            j.contains("\"test_points\": 3, \"accuracy\": 1e-2, \"epochs\": 1e0, \"share\": 2e-2, \"factor\": 1.5e0}"),
             "{j}"
         );
         // silu at 0.91 is above 1/3; swish at 0.61 is too, and 30 points below silu: not within noise.
-        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": null}"));
-        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": \"silu\"}"));
+        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": null, \"seed_spreads\": {\"dead\": null,"));
+        assert!(j.contains("\"above_baseline\": true, \"within_noise_of_previous\": false, \"same_function_as\": \"silu\", \"seed_spreads\": {"));
+        // Two seeds of the same numbers: spreads of 0, not null.
+        let two = json(&study_of(2, vec![Activation::Relu.into()]));
+        assert!(
+            two.contains("\"seed_spreads\": {\"dead\": 0e0, \"dead_neurons\": 0e0, \"saturated\": 0e0, \"log_init_flow\": 0e0, \"log_step_s\": 0e0}"),
+            "{two}"
+        );
     }
 
     #[test]

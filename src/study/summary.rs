@@ -1,6 +1,9 @@
 //! One activation's runs over several seeds reduced to the numbers the report shows: means and sample standard
 //! deviations ([`mean_std`]) of the final scores, the convergence epoch, the median step time, mean curves and
-//! the per-layer gradient flow, the parameter count and the learnable activations' trained parameters.
+//! the per-layer gradient flow, the parameter count and the learnable activations' trained parameters, and the
+//! seed spreads of the pooled diagnostics and step time ([`SeedSpreads`]). Also the noise rule every comparison of
+//! the reports goes by ([`noise`], [`near_best`], [`beats_baseline`]; floors [`NOISE_POINTS`], [`NOISE_EPOCHS`],
+//! [`NOISE_SHARE`], [`NOISE_FACTOR`]).
 
 use crate::study::candidate::Candidate;
 use crate::study::metrics::{first_reaching, mean_std, mean_std_of_runs, median};
@@ -94,6 +97,74 @@ pub struct Summary {
     pub saturated_neurons: Option<f64>,
     /// Each hidden layer's learnable activation parameter after training (empty for other kinds).
     pub act_params: Vec<ParamStats>,
+    /// The seed-to-seed spreads of the dead and saturated shares, the gradient flow at initialisation and the
+    /// step time, which the reading's noise rule needs beside the means above ([`SeedSpreads`]).
+    pub spreads: SeedSpreads,
+}
+
+/// Sample standard deviations over a kind's runs (one per seed) of the quantities that [`Summary`] keeps as one
+/// pooled number: each run's own value, then their spread (NaN with fewer than two runs that have one: no
+/// spread measured, so the noise rule falls back on its floor, [`noise`]). The shares are fractions, as
+/// [`Summary::dead`]; the gradient flow and the step time, which vary by factors, are spread on a log scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeedSpreads {
+    /// Of each run's share of hidden pre-activations with `f'(z) = 0` ([`Summary::dead`] over that run alone).
+    pub dead: f64,
+    /// Of each run's share of hidden neurons with `f'(z) = 0` on every row ([`Summary::dead_neurons`]).
+    pub dead_neurons: f64,
+    /// Of each run's saturated share ([`Summary::saturated`]).
+    pub saturated: f64,
+    /// Of the natural logarithm of each run's `‖g_1‖ / ‖g_L‖` at the first step.
+    pub log_init_flow: f64,
+    /// Of the natural logarithm of each run's median step time.
+    pub log_step: f64,
+}
+
+impl SeedSpreads {
+    /// No spread measured (a single run).
+    pub const NONE: SeedSpreads = SeedSpreads {
+        dead: f64::NAN,
+        dead_neurons: f64::NAN,
+        saturated: f64::NAN,
+        log_init_flow: f64::NAN,
+        log_step: f64::NAN,
+    };
+}
+
+/// The sample standard deviation of the finite `values` (NaN with fewer than two).
+fn sd(values: impl IntoIterator<Item = f64>) -> f64 {
+    mean_std(&values.into_iter().collect::<Vec<_>>()).map_or(f64::NAN, |(_, sd)| sd)
+}
+
+type Count = fn(&crate::nn::LayerDiagnostics) -> u64;
+
+/// The fraction `f / of` over the hidden layers (all but the last) of every finite diagnosed step of `runs`
+/// ([`diagnostics_finite`]); `None` when no step was finite.
+fn hidden_fraction(runs: &[RunRecord], f: Count, of: Count) -> Option<f64> {
+    let (mut hit, mut all, mut steps) = (0u64, 0u64, 0usize);
+    for e in runs.iter().flat_map(|r| r.epochs.iter()) {
+        if !diagnostics_finite(&e.layers) {
+            continue;
+        }
+        steps += 1;
+        let hidden = e.layers.len().saturating_sub(1);
+        for l in &e.layers[..hidden] {
+            hit += f(l);
+            all += of(l);
+        }
+    }
+    (steps > 0).then(|| hit as f64 / all.max(1) as f64)
+}
+
+/// `‖g_1‖ / ‖g_L‖` of one set of per-layer gradient norms, if there are two layers and the ratio is a positive
+/// finite number.
+fn flow_ratio(norms: &[f64]) -> Option<f64> {
+    match (norms.first(), norms.last()) {
+        (Some(&a), Some(&b)) if norms.len() > 1 => {
+            Some(a / b).filter(|r| r.is_finite() && *r > 0.0)
+        }
+        _ => None,
+    }
 }
 
 /// Whether a diagnosed step's counts describe a network: every layer's gradient norm is finite. A step whose
@@ -182,24 +253,26 @@ impl Summary {
             .flat_map(|r| r.epochs.iter())
             .map(|e| e.layers.iter().map(|l| l.grad_norm()).collect())
             .collect();
-        type Count = fn(&crate::nn::LayerDiagnostics) -> u64;
-        let hidden_fraction = |f: Count, of: Count| {
-            if !activation.counts_dead() {
-                return None;
-            }
-            let (mut hit, mut all, mut steps) = (0u64, 0u64, 0usize);
-            for e in runs.iter().flat_map(|r| r.epochs.iter()) {
-                if !diagnostics_finite(&e.layers) {
-                    continue;
-                }
-                steps += 1;
-                let hidden = e.layers.len().saturating_sub(1);
-                for l in &e.layers[..hidden] {
-                    hit += f(l);
-                    all += of(l);
-                }
-            }
-            (steps > 0).then(|| hit as f64 / all.max(1) as f64)
+        let counted = activation.counts_dead();
+        let fraction =
+            |f: Count, of: Count| counted.then(|| hidden_fraction(runs, f, of)).flatten();
+        // Each run's own fraction, then their spread.
+        let fraction_sd = |f: Count, of: Count| {
+            sd(runs
+                .iter()
+                .filter(|_| counted)
+                .filter_map(|r| hidden_fraction(std::slice::from_ref(r), f, of)))
+        };
+        let spreads = SeedSpreads {
+            dead: fraction_sd(|l| l.dead, |l| l.units),
+            dead_neurons: fraction_sd(|l| l.dead_neurons, |l| l.neurons),
+            saturated: fraction_sd(|l| l.saturated, |l| l.units),
+            log_init_flow: sd(initial.iter().filter_map(|n| flow_ratio(n)).map(f64::ln)),
+            log_step: sd(runs
+                .iter()
+                .filter_map(|r| median(&r.step_s))
+                .filter(|&t| t > 0.0)
+                .map(f64::ln)),
         };
         Summary {
             activation,
@@ -225,11 +298,12 @@ impl Summary {
             test_acc_curve: mean_columns(&acc_curves),
             initial_grad_norm: mean_columns(&initial),
             grad_norm: mean_columns(&every_epoch),
-            dead: hidden_fraction(|l| l.dead, |l| l.units),
-            saturated: hidden_fraction(|l| l.saturated, |l| l.units),
-            dead_neurons: hidden_fraction(|l| l.dead_neurons, |l| l.neurons),
-            saturated_neurons: hidden_fraction(|l| l.saturated_neurons, |l| l.neurons),
+            dead: fraction(|l| l.dead, |l| l.units),
+            saturated: fraction(|l| l.saturated, |l| l.units),
+            dead_neurons: fraction(|l| l.dead_neurons, |l| l.neurons),
+            saturated_neurons: fraction(|l| l.saturated_neurons, |l| l.neurons),
             act_params: param_stats(runs),
+            spreads,
         }
     }
 
@@ -311,6 +385,18 @@ pub const NOISE_POINTS: usize = 3;
 /// apart: one run's test accuracy crosses a target an epoch earlier or later with the batch order alone.
 pub const NOISE_EPOCHS: f64 = 1.0;
 
+/// How far apart two kinds' shares of hidden units (pre-activations with `f'(z) = 0`, neurons with `f'(z) = 0` on
+/// every row, saturated pre-activations) must be, at least, before the reading tells them apart: two percentage
+/// points. The shares move between seeds with the initial weights and the diagnosed batches (ReLU's dead neurons
+/// on the spirals: 7.8 % with seed 1, 10.3 % over seeds 1 to 3), so with one seed a smaller gap is no evidence.
+pub const NOISE_SHARE: f64 = 0.02;
+
+/// The factor by which two kinds' gradient flow at initialisation (`‖g_1‖ / ‖g_L‖`) or median step times must
+/// differ, at least, before the reading tells them apart: 1.5 (compared as logarithms, with the seed spread of
+/// the logarithm: [`SeedSpreads`]). The flow moves by 10-30 % between seeds' initial weights, and a step's
+/// time by as much with the load of a shared machine.
+pub const NOISE_FACTOR: f64 = 1.5;
+
 /// f64 rounding allowance of every comparison with a tolerance: accuracies are fractions of the test set, and
 /// `1.0 - 0.99` is `0.010000000000000009` in f64, so a difference of exactly the tolerance must pass. Far below
 /// one test point, or one point over several seeds.
@@ -333,6 +419,19 @@ pub fn noise(floor: f64, a: Spread, b: Spread) -> f64 {
         .map(|(_, sd)| sd)
         .filter(|sd| sd.is_finite())
         .fold(floor, f64::max)
+}
+
+/// Whether a kind's mean accuracy `acc` is above the majority `baseline` by more than the noise: no run
+/// diverged (a diverged run's accuracy counts its non-finite rows as wrong, and its spread says nothing about
+/// noise), and the mean is above the baseline by more than the larger of `floor` ([`point_floor`]) and the kind's
+/// seed spread ([`noise`]). The one test of "learned something from the input": the reading's
+/// [`crate::study::reading::above_baseline`] applies it to the final test accuracy, and the learning-rate sweep's
+/// [`crate::study::sweep::SweepRow::learned`] to the validation accuracy at each rate.
+pub fn beats_baseline(acc: Spread, diverged: usize, baseline: f64, floor: f64) -> bool {
+    diverged == 0
+        && acc.is_some_and(|(a, _)| {
+            a.is_finite() && a - baseline > noise(floor, acc, None) + ROUNDING
+        })
 }
 
 /// Whether the means of `a` and `b` are within [`noise`] of each other (both finite; [`ROUNDING`] allowed).
@@ -681,6 +780,42 @@ mod tests {
             names(near_best(&depth, |s| s.test_acc, floor, true)),
             ["gelu", "leaky_relu", "quick_gelu"]
         );
+    }
+
+    #[test]
+    fn seed_spreads_are_of_each_runs_own_value() {
+        // Seed 1: 5 of 10 hidden units dead each epoch, a flow of 2 at the first step, steps of 1 s; seed 2: 3 of
+        // 10, a flow of 4, steps of 4 s.
+        let mut runs = [run(1, &[0.5, 0.6]), run(2, &[0.5, 0.6])];
+        for e in &mut runs[1].epochs {
+            e.layers[0].dead = 3;
+        }
+        runs[1].initial[0].weight_grad_norm = 4.0;
+        runs[1].step_s = vec![4.0];
+        let s = Summary::new(Activation::Relu.into(), &runs, 0.9);
+        let root2 = 2f64.sqrt();
+        assert!((s.dead.unwrap() - 0.4).abs() < 1e-12);
+        assert!(
+            (s.spreads.dead - 0.2 / root2).abs() < 1e-12,
+            "{:?}",
+            s.spreads
+        );
+        assert_eq!(s.spreads.dead_neurons, 0.0);
+        assert!((s.spreads.log_init_flow - 2f64.ln() / root2).abs() < 1e-12);
+        assert!((s.spreads.log_step - 4f64.ln() / root2).abs() < 1e-12);
+        // One run has no spread; a kind the kernels do not count has no share to spread.
+        let one = Summary::new(Activation::Relu.into(), &runs[..1], 0.9).spreads;
+        assert!([
+            one.dead,
+            one.dead_neurons,
+            one.saturated,
+            one.log_init_flow,
+            one.log_step
+        ]
+        .iter()
+        .all(|v| v.is_nan()));
+        let glu = Summary::new(Gated::GLU.into(), &runs, 0.9).spreads;
+        assert!(glu.dead.is_nan() && glu.saturated.is_nan() && glu.log_step.is_finite());
     }
 
     #[test]

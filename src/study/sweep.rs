@@ -14,11 +14,14 @@
 //! and differ only in that noise, and the test accuracy at the chosen rate is correspondingly less independent of
 //! the choice. Differences within the seed-to-seed spread are not evidence.
 //!
-//! A rate where every run of a kind diverged, or where its mean validation accuracy is no better than always
-//! predicting the most frequent training class ([`crate::datasets::Dataset::majority_accuracy`] on the validation
-//! labels), is not a candidate for its best rate: a kind with no other rate has none, and the table and
-//! `lr_sweep.md` say that it diverged, or stayed at that baseline, at every rate (rather than quoting a "best"
-//! rate at which it learned nothing). Cells where runs diverged say so.
+//! A rate is a candidate for a kind's best rate only where the kind learned something there, by the reading's
+//! own test ([`crate::study::summary::beats_baseline`], written once for both): no run diverged, and the mean
+//! validation accuracy is above always predicting the most frequent training class
+//! ([`crate::datasets::Dataset::majority_accuracy`] on the validation labels) by more than the noise, more than
+//! [`crate::study::summary::NOISE_POINTS`] validation points and more than the kind's seed spread. A kind with no
+//! such rate has no best rate, and the table and `lr_sweep.md` say that it diverged, or stayed at that baseline
+//! (within the noise), at every rate (rather than quoting a "best" rate at which it learned nothing). Cells where
+//! runs diverged say so.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +30,9 @@ use crate::bench::report::{json_num, json_str};
 use crate::study::candidate::Candidate;
 use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs};
 use crate::study::results_json::json_spread;
-use crate::study::summary::{ranks_above, sort_best_first, Spread, Summary, ROUNDING};
+use crate::study::summary::{
+    beats_baseline, point_floor, ranks_above, sort_best_first, Spread, Summary, NOISE_POINTS,
+};
 use crate::study::{Study, StudyError};
 
 /// The studies of a sweep, one per learning rate, in the order they ran.
@@ -54,12 +59,16 @@ pub struct SweepRow {
     pub runs: Vec<usize>,
     /// How many of them diverged at each rate ([`Summary::diverged`]).
     pub diverged: Vec<usize>,
-    /// The validation accuracy of always predicting the most frequent training class: a rate must beat it to
-    /// be a candidate for [`SweepRow::best`].
+    /// The validation accuracy of always predicting the most frequent training class: a rate must beat it by
+    /// more than the noise to be a candidate for [`SweepRow::best`] ([`SweepRow::learned`]).
     pub baseline: f64,
-    /// The index of its best rate among those where not every run diverged and the mean validation accuracy
-    /// beat [`SweepRow::baseline`]: highest mean validation accuracy, ties to the lower mean validation NLL, then
-    /// the earlier rate. `None` where no rate is such ([`SweepRow::no_best`] says why).
+    /// [`crate::study::summary::NOISE_POINTS`] validation points as a fraction of the validation set: the least a
+    /// rate's mean validation accuracy must be above [`SweepRow::baseline`] by (with the seed spread, where larger).
+    pub floor: f64,
+    /// The index of its best rate among those where it learned ([`SweepRow::learned`]: no run diverged and the
+    /// mean validation accuracy is above [`SweepRow::baseline`] by more than the noise): highest mean validation
+    /// accuracy, ties to the lower mean validation NLL, then the earlier rate. `None` where no rate is such
+    /// ([`SweepRow::no_best`] says why).
     pub best: Option<usize>,
     /// The rate the ranking goes by: [`SweepRow::best`], or without one the rate with the highest validation
     /// accuracy (ties as for the best).
@@ -86,29 +95,40 @@ impl SweepRow {
         self.diverged[i] >= self.runs[i]
     }
 
-    /// Whether rate `i` is a candidate for the best rate: not every run diverged, and the mean validation
-    /// accuracy is above [`SweepRow::baseline`] (by more than f64 rounding: a kind predicting the majority class
-    /// for every point scores the baseline exactly).
+    /// Whether rate `i` is a candidate for the best rate: the kind learned something there by the reading's test
+    /// ([`beats_baseline`]): no run diverged, and the mean validation accuracy is above [`SweepRow::baseline`] by
+    /// more than the noise ([`SweepRow::floor`] and the seed spread).
     pub fn learned(&self, i: usize) -> bool {
-        !self.all_diverged(i) && mean(self.val_acc[i]).is_some_and(|a| a > self.baseline + ROUNDING)
+        beats_baseline(self.val_acc[i], self.diverged[i], self.baseline, self.floor)
     }
 
-    /// Why the kind has no best rate, as a phrase (`None` when it has one): it diverged at every rate, stayed at
-    /// the majority-class baseline at every rate, or some of each.
+    /// Why the kind has no best rate, as a phrase (`None` when it has one): at every rate it diverged (every
+    /// run), had a diverged run, or stayed at the majority-class baseline (not above it by more than the noise),
+    /// or a mix of these, with how many rates each.
     pub fn no_best(&self) -> Option<String> {
         if self.best.is_some() {
             return None;
         }
         let n = self.runs.len();
-        let diverged = (0..n).filter(|&i| self.all_diverged(i)).count();
-        Some(if diverged == n {
-            "diverged at every rate".to_string()
-        } else if diverged == 0 {
-            "stayed at the majority-class baseline at every rate".to_string()
-        } else {
-            format!(
-                "diverged at {diverged} of the {n} rates and stayed at the majority-class baseline at the others"
-            )
+        let all = (0..n).filter(|&i| self.all_diverged(i)).count();
+        let some = (0..n)
+            .filter(|&i| !self.all_diverged(i) && self.diverged[i] > 0)
+            .count();
+        let parts: Vec<(usize, &str)> = [
+            (all, "diverged"),
+            (some, "had a diverged run"),
+            (n - all - some, "stayed at the majority-class baseline"),
+        ]
+        .into_iter()
+        .filter(|&(k, _)| k > 0)
+        .collect();
+        Some(match parts.as_slice() {
+            [] => "ran at no rate".to_string(),
+            [(_, what)] => format!("{what} at every rate"),
+            [init @ .., (k, what)] => {
+                let init: Vec<String> = init.iter().map(|(k, w)| format!("{w} at {k}")).collect();
+                format!("{} and {what} at {k} of the {n} rates", init.join(", "))
+            }
         })
     }
 
@@ -143,11 +163,19 @@ impl Sweep {
     }
 
     /// The validation accuracy of always predicting the most frequent training class (every study of a sweep
-    /// trains on the same data): what a rate must beat to count ([`SweepRow::learned`]).
+    /// trains on the same data): what a rate must beat by more than the noise to count ([`SweepRow::learned`]).
     pub fn baseline(&self) -> f64 {
         self.studies
             .first()
             .map_or(0.0, |(_, s)| s.dataset.majority_accuracy(&s.dataset.val_y))
+    }
+
+    /// [`crate::study::summary::NOISE_POINTS`] validation points as a fraction of the validation set
+    /// ([`SweepRow::floor`]).
+    pub fn floor(&self) -> f64 {
+        self.studies
+            .first()
+            .map_or(0.0, |(_, s)| point_floor(s.dataset.val_y.len()))
     }
 
     /// One row per kind of the first study (the kinds every study ran), ranked by validation accuracy at the
@@ -157,7 +185,7 @@ impl Sweep {
         let Some((_, first)) = self.studies.first() else {
             return Vec::new();
         };
-        let baseline = self.baseline();
+        let (baseline, floor) = (self.baseline(), self.floor());
         let mut rows: Vec<SweepRow> = first
             .options
             .activations
@@ -183,6 +211,7 @@ impl Sweep {
                         .map(|s| s.map_or(0, |s| s.diverged))
                         .collect(),
                     baseline,
+                    floor,
                     best: None,
                     top: 0,
                 };
@@ -269,9 +298,11 @@ impl Sweep {
             .collect();
         (!parts.is_empty()).then(|| {
             format!(
-                "No best rate (no rate where a run did not diverge and the validation accuracy beat always \
-                 predicting the most frequent class, {:.3}): {}.",
+                "No best rate (no rate where no run diverged and the validation accuracy was above always \
+                 predicting the most frequent class, {:.3}, by more than the noise: {NOISE_POINTS} validation \
+                 points, {:.3}, and the seed spread): {}.",
                 self.baseline(),
+                self.floor(),
                 parts.join("; ")
             )
         })
@@ -318,11 +349,15 @@ impl Sweep {
         for (lr, s) in &self.studies {
             let _ = writeln!(out, "- lr {lr}: `{}` (`lr-{lr}/report.md`)", s.command);
         }
-        out.push_str(
+        let _ = write!(
+            out,
             "\nFinal test accuracy (mean over seeds, ± the standard deviation with several seeds) at each rate; `*` \
              marks each kind's best rate, chosen on the validation set (highest mean validation accuracy, ties to \
-             the lower validation NLL), which also ranks the kinds; then the validation and the test accuracy at \
-             that rate.\n\n",
+             the lower validation NLL) among the rates where it learned (no run diverged, and the mean validation \
+             accuracy is above the majority-class baseline by more than the noise, as the study's reading judges \
+             it: more than {NOISE_POINTS} validation points, {:.3}, and more than the seed spread), which also \
+             ranks the kinds; then the validation and the test accuracy at that rate.\n\n",
+            self.floor()
         );
         let mut rows = vec![self.header()];
         rows.extend(
@@ -376,9 +411,10 @@ impl Sweep {
         })
     }
 
-    /// `lr_sweep.json`: the rates, the majority-class baseline, and per kind its test and validation accuracy
-    /// and NLL at each rate, its runs and diverged runs at each rate, and its best rate (`null` without one, with
-    /// `no_best` saying why).
+    /// `lr_sweep.json`: the rates, the majority-class baseline, the noise a rate's validation accuracy must clear
+    /// it by (`noise_val_acc`: [`crate::study::summary::NOISE_POINTS`] validation points, before the seed spread),
+    /// and per kind its test and validation accuracy and NLL at each rate, its runs and diverged runs at each
+    /// rate, and its best rate (`null` without one, with `no_best` saying why).
     pub fn json(&self) -> String {
         let lrs = self.lrs();
         let rows: Vec<String> = self
@@ -406,9 +442,10 @@ impl Sweep {
         // An f32 rate's shortest decimal form (0.003, not 0.003000000026077032) is a JSON number.
         let lr_list: Vec<String> = lrs.iter().map(f32::to_string).collect();
         format!(
-            "{{\n  \"lrs\": [{}],\n  \"majority_val_acc\": {},\n  \"rows\": [\n{}\n  ]\n}}\n",
+            "{{\n  \"lrs\": [{}],\n  \"majority_val_acc\": {},\n  \"noise_val_acc\": {},\n  \"rows\": [\n{}\n  ]\n}}\n",
             lr_list.join(", "),
             json_num(self.baseline()),
+            json_num(self.floor()),
             rows.join(",\n")
         )
     }
@@ -485,15 +522,16 @@ pub fn stale_outputs(dir: &Path, lrs: &[f32]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::report::tests::study_of;
+    use crate::study::reading::above_baseline;
+    use crate::study::report::tests::{study_of, with_test_points};
     use crate::Activation;
 
-    /// Two studies of relu and sigmoid; at the second rate sigmoid's validation accuracy is `sigmoid_val` and
-    /// its test accuracy 0.5.
+    /// Two studies of relu and sigmoid on 300 validation (and test) points; at the second rate sigmoid's
+    /// validation accuracy is `sigmoid_val` and its test accuracy 0.5.
     fn sweep(seeds: u64, sigmoid_val: f64) -> Sweep {
         let kinds = vec![Activation::Relu.into(), Activation::Sigmoid.into()];
-        let first = study_of(seeds, kinds.clone());
-        let mut second = study_of(seeds, kinds);
+        let first = with_test_points(study_of(seeds, kinds.clone()), 100);
+        let mut second = with_test_points(study_of(seeds, kinds), 100);
         for s in &mut second.summaries {
             if s.activation == Activation::Sigmoid.into() {
                 s.val_acc = Some((sigmoid_val, 0.01));
@@ -693,6 +731,84 @@ mod tests {
             .at_the_edges()
             .unwrap()
             .contains("relu at the highest, 0.01"));
+    }
+
+    /// A rate is a candidate for the best only where the kind learned there by the reading's test: no run
+    /// diverged, and the validation accuracy above the majority baseline by more than the noise (3 points of the
+    /// 300, and the seed spread). The sweep and the reading judge the same numbers alike.
+    #[test]
+    fn a_rate_counts_only_above_the_baseline_by_more_than_the_noise() {
+        let third = 1.0 / 3.0;
+        for (acc, sd, diverged, learned) in [
+            // 2 points above the baseline: within the 3-point floor (the sweep used to take any gap).
+            (third + 2.0 / 300.0, f64::NAN, 0, false),
+            (third + 3.0 / 300.0, 0.0, 0, false),
+            (third + 4.0 / 300.0, 0.0, 0, true),
+            // 20 points above, but the seeds spread by 25.
+            (0.533, 0.25, 0, false),
+            (0.533, 0.15, 0, true),
+            // A diverged run: its accuracy counts non-finite rows as wrong; the rate is not a candidate.
+            (0.95, 0.01, 1, false),
+        ] {
+            let mut s = sweep(3, 0.95);
+            for x in &mut s.studies[1].1.summaries {
+                if x.activation == Activation::Sigmoid.into() {
+                    (x.val_acc, x.test_acc, x.diverged) =
+                        (Some((acc, sd)), Some((acc, sd)), diverged);
+                }
+            }
+            let rows = s.rows();
+            let sigmoid = rows
+                .iter()
+                .find(|r| r.activation == Activation::Sigmoid.into())
+                .unwrap();
+            assert_eq!(
+                sigmoid.learned(1),
+                learned,
+                "{acc} ± {sd}, {diverged} diverged"
+            );
+            // The reading of that rate's study says the same of the test accuracy (the test and validation sets
+            // have the same size and the same baseline here).
+            let study = &s.studies[1].1;
+            let x = study
+                .summaries
+                .iter()
+                .find(|x| x.activation == Activation::Sigmoid.into())
+                .unwrap();
+            assert_eq!(above_baseline(study, x), learned, "{acc} ± {sd}");
+            // Not learned at the second rate: the first (0.62) is its best.
+            if !learned {
+                assert_eq!(sigmoid.best, Some(0), "{acc}");
+            }
+        }
+        // Both rates out: why, rate by rate.
+        let mut s = sweep(3, 0.95);
+        for (i, (_, study)) in s.studies.iter_mut().enumerate() {
+            for x in &mut study.summaries {
+                if x.activation == Activation::Sigmoid.into() {
+                    x.diverged = [3, 1][i];
+                }
+            }
+        }
+        let rows = s.rows();
+        let sigmoid = rows
+            .iter()
+            .find(|r| r.activation == Activation::Sigmoid.into())
+            .unwrap();
+        assert_eq!(
+            sigmoid.no_best().as_deref(),
+            Some("diverged at 1 and had a diverged run at 1 of the 2 rates")
+        );
+        let md = s.markdown();
+        assert!(
+            md.contains("by more than the noise, as the study's reading judges it: more than 3 validation points, 0.010"),
+            "{md}"
+        );
+        assert!(
+            s.json().contains("\"noise_val_acc\": 1e-2,"),
+            "{}",
+            s.json()
+        );
     }
 
     #[test]
