@@ -138,6 +138,23 @@ fn upload(gpu: &Gpu, data: &[f32], shape: &[usize], dtype: DType) -> actgpu::Res
     gpu.upload_f32_as(data, dtype)?.reshape(shape)
 }
 
+/// A tensor of `shape` with values uniform in [lo, hi), rounded to `dtype`.
+fn random(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    shape: &[usize],
+    lo: f64,
+    hi: f64,
+    dtype: DType,
+) -> actgpu::Result<Tensor> {
+    upload(
+        gpu,
+        &rng.uniform(shape.iter().product(), lo, hi),
+        shape,
+        dtype,
+    )
+}
+
 /// Every activation's forward and backward in each storage type; names `act/<spec>/<dtype>/{x,dy,y,dx}`.
 fn activation_cases(
     gpu: &Gpu,
@@ -180,19 +197,9 @@ fn bias_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Result<()>
         Activation::Tanh,
     ] {
         let name = format!("bias/{}", act.name());
-        let x = upload(
-            gpu,
-            &rng.uniform(rows * COLS, -5.0, 5.0),
-            &[rows, COLS],
-            DType::F32,
-        )?;
-        let b = upload(gpu, &rng.uniform(COLS, -1.0, 1.0), &[COLS], DType::F32)?;
-        let dy = upload(
-            gpu,
-            &rng.uniform(rows * COLS, -1.0, 1.0),
-            &[rows, COLS],
-            DType::F32,
-        )?;
+        let x = random(gpu, rng, &[rows, COLS], -5.0, 5.0, DType::F32)?;
+        let b = random(gpu, rng, &[COLS], -1.0, 1.0, DType::F32)?;
+        let dy = random(gpu, rng, &[rows, COLS], -1.0, 1.0, DType::F32)?;
         let (dx, db) = act.bias_backward(&x, &b, &dy)?;
         cases.add(format!("{name}/y"), &act.bias_forward(&x, &b)?)?;
         for (t, tensor) in [("x", &x), ("b", &b), ("dy", &dy), ("dx", &dx), ("db", &db)] {
@@ -208,18 +215,8 @@ fn gated_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Result<()
     for gated in Gated::ALL {
         for dtype in [DType::F32, DType::BF16] {
             let name = format!("gated/{}/{}", gated.name(), dtype.name());
-            let x = upload(
-                gpu,
-                &rng.uniform(rows * 2 * COLS, -6.0, 6.0),
-                &[rows, 2 * COLS],
-                dtype,
-            )?;
-            let dout = upload(
-                gpu,
-                &rng.uniform(rows * COLS, -1.0, 1.0),
-                &[rows, COLS],
-                dtype,
-            )?;
+            let x = random(gpu, rng, &[rows, 2 * COLS], -6.0, 6.0, dtype)?;
+            let dout = random(gpu, rng, &[rows, COLS], -1.0, 1.0, dtype)?;
             cases.add(format!("{name}/y"), &gated.forward(&x)?)?;
             cases.add(format!("{name}/dx"), &gated.backward(&x, &dout)?)?;
             cases.add(format!("{name}/x"), &x)?;
@@ -239,19 +236,9 @@ fn learnable_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Resul
         (Learnable::Elu, vec![0.7]),
     ] {
         let name = format!("learn/{}", kind.name());
-        let x = upload(
-            gpu,
-            &rng.uniform(rows * COLS, -6.0, 6.0),
-            &[rows, COLS],
-            DType::F32,
-        )?;
+        let x = random(gpu, rng, &[rows, COLS], -6.0, 6.0, DType::F32)?;
         let p = upload(gpu, &p, &[p.len()], DType::F32)?;
-        let dy = upload(
-            gpu,
-            &rng.uniform(rows * COLS, -1.0, 1.0),
-            &[rows, COLS],
-            DType::F32,
-        )?;
+        let dy = random(gpu, rng, &[rows, COLS], -1.0, 1.0, DType::F32)?;
         let (dx, dp) = kind.backward(&x, &p, &dy)?;
         cases.add(format!("{name}/y"), &kind.forward(&x, &p)?)?;
         for (t, tensor) in [("x", &x), ("p", &p), ("dy", &dy), ("dx", &dx), ("dp", &dp)] {
@@ -265,22 +252,12 @@ fn learnable_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Resul
 fn loss_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Result<()> {
     let rows = 29;
     // Logits up to +-60 so that some rows are nearly certain, as after a long training run.
-    let pred = upload(
-        gpu,
-        &rng.uniform(rows * COLS, -60.0, 60.0),
-        &[rows, COLS],
-        DType::F32,
-    )?;
+    let pred = random(gpu, rng, &[rows, COLS], -60.0, 60.0, DType::F32)?;
     let classes: Vec<u32> = (0..rows)
         .map(|_| (rng.next_f64() * COLS as f64) as u32)
         .collect();
     let labels = Labels::upload(gpu, &classes, COLS)?;
-    let values = upload(
-        gpu,
-        &rng.uniform(rows * COLS, 0.0, 1.0),
-        &[rows, COLS],
-        DType::F32,
-    )?;
+    let values = random(gpu, rng, &[rows, COLS], 0.0, 1.0, DType::F32)?;
     for (loss, targets) in [
         (Loss::SoftmaxCrossEntropy, Targets::Classes(&labels)),
         (Loss::Mse, Targets::Values(&values)),
