@@ -139,7 +139,7 @@ impl DeviceData {
 }
 
 /// Logits of `x` read back and scored against `labels`.
-fn score(net: &mut Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Scores> {
+fn score(net: &Mlp, x: &Tensor, labels: &[u32], classes: usize) -> Result<Scores> {
     let logits: Vec<f32> = net.predict(x)?.read()?;
     Ok(Scores::of_logits(&logits, classes, labels))
 }
@@ -284,9 +284,9 @@ pub fn train_one(
         }
         net.set_diagnostics(false)?;
         let record = EpochRecord {
-            train: score(&mut net, &data.train_x, &dataset.train_y, classes)?,
-            test: score(&mut net, &data.test_x, &dataset.test_y, classes)?,
-            val: score(&mut net, &data.val_x, &dataset.val_y, classes)?,
+            train: score(&net, &data.train_x, &dataset.train_y, classes)?,
+            test: score(&net, &data.test_x, &dataset.test_y, classes)?,
+            val: score(&net, &data.val_x, &dataset.val_y, classes)?,
             layers,
             diagnosed_rows: lengths.get(diagnosed).copied().unwrap_or(0),
         };
