@@ -554,12 +554,13 @@ fn mismatched_files_are_typed_errors_and_leave_the_network_unchanged() {
     header.push('}');
     let data = vec![0u8; 1_600_000];
     let started = std::time::Instant::now();
-    assert_eq!(
-        Mlp::from_safetensors(g, &raw(&header, &data), Loss::Mse, sgd()).err(),
-        Some(Error::MissingTensor {
-            name: "0.bias".into()
-        })
-    );
+    let reason = invalid(Mlp::from_safetensors(
+        g,
+        &raw(&header, &data),
+        Loss::Mse,
+        sgd(),
+    ));
+    assert!(reason.contains("lists 1 hidden layers"), "{reason}");
     eprintln!("400,000 tensors refused in {:?}", started.elapsed());
     // Writing refuses inconsistent tensors.
     assert!(matches!(
@@ -682,7 +683,7 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
             assert_eq!(rebuilt.params().unwrap(), first.params().unwrap());
         }
     }
-    // Mismatched optimizers and weights-only files are typed errors.
+    // Mismatched optimizers (named as such) and weights-only files are typed errors.
     let mut adam =
         Mlp::with_layers(g, &sizes, &hidden, ce, Optimizer::Adam(Adam::new(0.01)), 1).unwrap();
     let sgd_file = Mlp::with_layers(g, &sizes, &hidden, ce, momentum, 1)
@@ -691,11 +692,79 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
         .unwrap();
     assert!(matches!(
         adam.load_training_checkpoint_bytes(&sgd_file),
-        Err(Error::MissingTensor { .. })
+        Err(Error::InvalidArgument { .. })
     ));
     let weights_only = adam.to_safetensors_bytes().unwrap();
     assert!(matches!(
         adam.load_training_checkpoint_bytes(&weights_only),
         Err(Error::InvalidSafetensors { .. })
     ));
+}
+
+/// A training checkpoint resumes the network it was saved from: into one of other activations or sizes, or with
+/// another kind of optimizer, it is refused naming both (before, other activations loaded silently and another
+/// optimizer read as a missing state tensor). Metadata that lists fewer hidden layers than the file's linear
+/// layers is named as the metadata's fault, not as an unexpected tensor.
+#[test]
+fn a_training_checkpoint_is_refused_by_another_network_or_optimizer() {
+    let g = gpu();
+    let saved = trained(&SIZES, &HIDDEN, 41)
+        .to_training_checkpoint_bytes()
+        .unwrap();
+    let refused = |net: &mut Mlp, what: &str, words: &[&str]| match net
+        .load_training_checkpoint_bytes(&saved)
+    {
+        Err(Error::InvalidArgument { op, reason }) => {
+            assert_eq!(op, "Mlp::load_training_checkpoint", "{what}");
+            for w in words {
+                assert!(reason.contains(w), "{what}: {reason}");
+            }
+        }
+        other => panic!("{what}: expected InvalidArgument, got {other:?}"),
+    };
+    let adam = Optimizer::Adam(Adam::new(0.01));
+    let ce = Loss::SoftmaxCrossEntropy;
+    let relu = [Activation::Relu, HIDDEN[1]];
+    let mut other_acts = Mlp::new(g, &SIZES, &relu, ce, adam, 1).unwrap();
+    refused(
+        &mut other_acts,
+        "activations",
+        &["actgpu.activations", "relu"],
+    );
+    let momentum = Optimizer::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::new(0.1)
+    });
+    let mut other_opt = Mlp::new(g, &SIZES, &HIDDEN, ce, momentum, 1).unwrap();
+    refused(
+        &mut other_opt,
+        "optimizer",
+        &["\"adam\"", "\"sgd_momentum\""],
+    );
+    // The same network and optimizer kind resume.
+    let mut same = Mlp::new(g, &SIZES, &HIDDEN, ce, adam, 1).unwrap();
+    same.load_training_checkpoint_bytes(&saved).unwrap();
+
+    // Weights of three linear layers whose metadata names one hidden activation.
+    let file = SafeTensors::parse(&saved).unwrap();
+    let owned: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors
+        .iter()
+        .filter(|t| !t.name.contains("exp_avg"))
+        .map(|t| (t.name.clone(), t.shape.clone(), t.to_f32().unwrap()))
+        .collect();
+    let tensors: Vec<F32Tensor> = owned
+        .iter()
+        .map(|(name, shape, data)| F32Tensor { name, shape, data })
+        .collect();
+    let short = serialize_f32(
+        &tensors,
+        &[("actgpu.sizes", "5,7,6,3"), ("actgpu.activations", "gelu")],
+    )
+    .unwrap();
+    let reason = invalid(Mlp::from_safetensors(g, &short, ce, sgd()));
+    assert!(
+        reason.contains("lists 1 hidden layers") && reason.contains("\"4.weight\""),
+        "{reason}"
+    );
 }

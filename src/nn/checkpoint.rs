@@ -34,7 +34,10 @@
 //! model.load_state_dict(safetensors.torch.load_file("model.safetensors"))
 //! ```
 //!
-//! and a PyTorch model's `save_file(model.state_dict(), path)` loads here with [`Mlp::load_safetensors`].
+//! and a PyTorch model's `save_file(model.state_dict(), path)` loads here with [`Mlp::load_safetensors`]: every
+//! `nn.Linear` with its bias (one built with `bias=False` has no `"{2l}.bias"`, which is
+//! [`Error::MissingTensor`]; save zeros under that name to load it), the modules numbered as above (a
+//! `Dropout` between them, or `DataParallel`'s `module.` prefix, moves the names).
 //!
 //! A user-defined activation's WGSL and reference are not in the file, only its name: [`Mlp::from_safetensors`]
 //! rebuilds the layer from the [`crate::CustomActivation`] registered under that name in the loading process
@@ -237,10 +240,34 @@ fn sizes_from_shapes(file: &SafeTensors, hidden: &[Hidden]) -> Result<Vec<usize>
             }
         }
     }
+    // More linear layers than the metadata's activations account for: the metadata is what is wrong, not the
+    // tensor that load_weights would later find unexpected.
+    let (next, _) = linear_names(hidden.len() + 1);
+    if tensors.contains_key(next.as_str()) {
+        return Err(Error::InvalidSafetensors {
+            reason: format!(
+                "{ACTIVATIONS_KEY} lists {} hidden layers, but the file holds {next:?}, a linear layer past the \
+                 {} they imply",
+                hidden.len(),
+                hidden.len() + 1
+            ),
+        });
+    }
     Ok(sizes)
 }
 
 impl Mlp {
+    /// The `actgpu.sizes` and `actgpu.activations` metadata of this network, as its files write them.
+    pub(crate) fn architecture_metadata(&self) -> (String, String) {
+        let sizes = self.sizes();
+        let specs = self
+            .hidden()
+            .into_iter()
+            .enumerate()
+            .map(|(l, kind)| hidden_spec(kind, sizes[l + 1]));
+        (join(sizes), join(specs))
+    }
+
     /// The weights as a safetensors file in memory (see the module documentation for names, shapes and
     /// metadata). Reads the parameters back from the GPU (blocks). The optimizer's state (momentum, Adam's
     /// moments) and the step count are not saved: a network loaded from it starts training at step 1 with zero
@@ -285,9 +312,7 @@ impl Mlp {
                 });
             }
         }
-        let specs = (0..params.len() - 1).map(|l| hidden_spec(kinds[l], sizes[l + 1]));
-        let acts = join(specs);
-        let sizes = join(sizes);
+        let (sizes, acts) = self.architecture_metadata();
         serialize_f32(
             &tensors,
             &[

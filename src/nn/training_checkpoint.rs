@@ -22,7 +22,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::checkpoint::{activation_param_name, linear_names, transpose};
+use super::checkpoint::{
+    activation_param_name, linear_names, transpose, ACTIVATIONS_KEY, SIZES_KEY,
+};
 use super::safetensors::{read_file, serialize_f32, write_file, F32Tensor, SafeTensors};
 use crate::nn::Hidden;
 use crate::ops::optim::OptimState;
@@ -132,11 +134,7 @@ impl Mlp {
             .map(|(name, shape, data)| F32Tensor { name, shape, data })
             .collect();
         let step = self.steps().to_string();
-        let kind = match self.optimizer_states().first().map(|(_, s)| (&s.m, &s.v)) {
-            Some((Some(_), Some(_))) => "adam",
-            Some((Some(_), None)) => "sgd_momentum",
-            _ => "sgd",
-        };
+        let kind = self.state_kind();
         let mut metadata: Vec<(&str, &str)> = file
             .metadata
             .iter()
@@ -144,6 +142,15 @@ impl Mlp {
             .collect();
         metadata.extend([(STEP_KEY, step.as_str()), (OPTIMIZER_KEY, kind)]);
         serialize_f32(&tensors, &metadata)
+    }
+
+    /// What the optimizer keeps, as `actgpu.optimizer` names it: `adam` (Adam and AdamW), `sgd_momentum`, `sgd`.
+    fn state_kind(&self) -> &'static str {
+        match self.optimizer_states().first().map(|(_, s)| (&s.m, &s.v)) {
+            Some((Some(_), Some(_))) => "adam",
+            Some((Some(_), None)) => "sgd_momentum",
+            _ => "sgd",
+        }
     }
 
     /// Writes [`Mlp::to_training_checkpoint_bytes`] to `path`.
@@ -155,9 +162,11 @@ impl Mlp {
     /// training checkpoint in memory, so that the next [`Mlp::train_step`] continues the saved run. The
     /// network's optimizer must keep the state the file holds (the same kind: SGD with momentum, or Adam /
     /// AdamW); its hyperparameters stay its own. Everything is checked before anything is written: no
-    /// `actgpu.step` or a bad one is [`Error::InvalidSafetensors`], a missing state tensor
-    /// [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`], and a state tensor this
-    /// network's optimizer does not keep [`Error::InvalidArgument`].
+    /// `actgpu.step` or a bad one is [`Error::InvalidSafetensors`]; a file saved from another network (its
+    /// `actgpu.sizes` or `actgpu.activations` differing from this one's: a checkpoint resumes the run it was
+    /// saved from) or for another kind of optimizer (`actgpu.optimizer`) [`Error::InvalidArgument`] naming both;
+    /// a missing state tensor [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`],
+    /// and a state tensor this network's optimizer does not keep [`Error::InvalidArgument`].
     pub fn load_training_checkpoint_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         const OP: &str = "Mlp::load_training_checkpoint";
         let file = SafeTensors::parse(bytes)?;
@@ -169,6 +178,33 @@ impl Mlp {
                     "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
                 ),
             })?;
+        let (sizes, acts) = self.architecture_metadata();
+        // A file written before user-defined activations were named says `custom` alone: not compared.
+        let unnamed_custom = |spec: &str| spec.split(',').any(|s| s.trim() == "custom");
+        for (key, ours) in [(SIZES_KEY, &sizes), (ACTIVATIONS_KEY, &acts)] {
+            match file.metadata(key).map(str::trim) {
+                Some(theirs) if theirs != ours && !unnamed_custom(theirs) => {
+                    return Err(Error::InvalidArgument {
+                        op: OP,
+                        reason: format!(
+                            "the file's {key} is {theirs:?} and this network's {ours:?}: a training checkpoint \
+                             resumes the network it was saved from (load_weights takes weights alone)"
+                        ),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let kind = self.state_kind();
+        if let Some(theirs) = file.metadata(OPTIMIZER_KEY).filter(|t| t.trim() != kind) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "the file holds optimizer state of kind {theirs:?} and this network's optimizer keeps \
+                     {kind:?}: build the network with the optimizer the checkpoint was saved with"
+                ),
+            });
+        }
         let by_name: std::collections::HashMap<&str, _> =
             file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         let mut states = Vec::new();
