@@ -26,10 +26,12 @@
 use std::fmt::Write;
 
 use crate::study::candidate::Candidate;
-use crate::study::report::{arch, class_text, init_flow, optimizer_text, scale_text, spread};
+use crate::study::report::{
+    arch, class_text, init_flow, optimizer_text, ratio_text, scale_text, spread,
+};
 use crate::study::summary::{
-    beats_baseline, fastest, near_best, point_floor, same_accuracy, tail_epochs, Spread, Summary,
-    NOISE_EPOCHS, NOISE_FACTOR, NOISE_POINTS, NOISE_SHARE, ROUNDING,
+    beats_baseline, fastest, near_best, point_floor, same_accuracy, tail_epochs, within_noise,
+    Spread, Summary, NOISE_EPOCHS, NOISE_FACTOR, NOISE_POINTS, NOISE_SHARE, ROUNDING,
 };
 use crate::study::Study;
 use crate::{Activation, Hidden};
@@ -287,10 +289,10 @@ impl Measure {
     /// The noise rule in words.
     fn rule(&self) -> String {
         if self.log {
-            format!("a factor of {NOISE_FACTOR} or the seed spread")
+            format!("the larger of a factor of {NOISE_FACTOR} and the seed spread")
         } else {
             format!(
-                "{} percentage points or the seed spread",
+                "the larger of {} percentage points and the seed spread",
                 100.0 * NOISE_SHARE
             )
         }
@@ -321,6 +323,8 @@ impl Measure {
                     self.scale * e
                 )
             }
+            // A factor (the gradient flow) spans decades: small ones in scientific notation.
+            Some((m, _)) if self.log && self.unit.is_empty() => ratio_text(self.scale * m),
             Some((m, _)) => format!("{:.digits$}{unit}", self.scale * m),
         }
     }
@@ -332,12 +336,17 @@ impl Measure {
         kinds: impl IntoIterator<Item = &'a Summary>,
         largest: bool,
     ) -> Vec<&'a Summary> {
-        let floor = if self.log {
+        near_best(kinds, |x| self.compared(x), self.floor(), largest)
+    }
+
+    /// The noise floor of what [`Measure::compared`] compares: a share's percentage points, or the log of a
+    /// factor.
+    fn floor(&self) -> f64 {
+        if self.log {
             NOISE_FACTOR.ln()
         } else {
             NOISE_SHARE
-        };
-        near_best(kinds, |x| self.compared(x), floor, largest)
+        }
     }
 
     /// `group` in words, after `lead`: `lead relu (7.8%)` for one kind, `lead relu (7.8%), relu6 (7.7%), within
@@ -394,23 +403,36 @@ impl Measure {
     }
 
     /// The smallest and the largest group among `kinds`, each after its lead (`smallest for ...; largest for
-    /// ...`), the largest leaving out the kinds of the smallest; or `every kind within noise of each other`
-    /// where the smallest group holds every kind. `None` without a value.
-    fn ends(&self, kinds: &[Summary], sd: bool, low: &str, high: &str) -> Option<String> {
+    /// ...`): `every kind within noise of each other` where the smallest group holds every kind, and
+    /// `{low}; {apart}` (`no kind stands apart as the dearest`) where the two groups share a kind or a kind of
+    /// one is within noise of a kind of the other, so that no kind is named at an end it does not stand apart
+    /// at. `None` with fewer than two kinds with a value (one kind has no ends to compare).
+    fn ends(
+        &self,
+        kinds: &[Summary],
+        sd: bool,
+        (low, high, apart): (&str, &str, &str),
+    ) -> Option<String> {
         let of = kinds.iter().filter(|x| self.compared(x).is_some()).count();
-        let lo = self.group(kinds, false);
-        if lo.is_empty() {
+        if of < 2 {
             return None;
         }
-        let rest = kinds
-            .iter()
-            .filter(|x| !lo.iter().any(|l| l.activation == x.activation));
-        let hi = self.group(rest, true);
-        let low = self.named(&lo, of, sd, low);
-        Some(if hi.is_empty() {
-            low
+        let lo = self.group(kinds, false);
+        let hi = self.group(kinds, true);
+        let named_low = self.named(&lo, of, sd, low);
+        if lo.len() == of {
+            return Some(named_low);
+        }
+        let touching = hi.iter().any(|h| {
+            lo.iter().any(|l| {
+                h.activation == l.activation
+                    || within_noise(self.compared(h), self.compared(l), self.floor())
+            })
+        });
+        Some(if touching {
+            format!("{named_low}; {apart}")
         } else {
-            format!("{low}; {}", self.named(&hi, usize::MAX, sd, high))
+            format!("{named_low}; {}", self.named(&hi, usize::MAX, sd, high))
         })
     }
 }
@@ -691,7 +713,15 @@ pub fn reading(study: &Study) -> Vec<String> {
             ));
         }
     }
-    if let Some(ends) = Measure::INIT_FLOW.ends(s, sd, "smallest for", "largest for") {
+    if let Some(ends) = Measure::INIT_FLOW.ends(
+        s,
+        sd,
+        (
+            "smallest for",
+            "largest for",
+            "no kind stands apart as the largest",
+        ),
+    ) {
         lines.push(format!(
             "Gradient reaching the first layer at initialisation, relative to the output layer: {ends}."
         ));
@@ -705,7 +735,15 @@ pub fn reading(study: &Study) -> Vec<String> {
     if let (Some((_, l)), Some((_, h)), Some(ends)) = (
         extreme(study, |x| x.step_s, false),
         extreme(study, |x| x.step_s, true),
-        Measure::STEP.ends(s, sd, "the cheapest step was", "the dearest"),
+        Measure::STEP.ends(
+            s,
+            sd,
+            (
+                "the cheapest step was",
+                "the dearest",
+                "no kind stands apart as the dearest",
+            ),
+        ),
     ) {
         lines.push(format!(
             "Cost: {ends}{}; at this size a step is mostly fixed overhead (submission, dispatches, waiting), so \
@@ -1403,14 +1441,14 @@ mod tests {
         assert!(
             dead.contains(
                 "as a share of the hidden neurons: most in relu (7.8%), relu6 (7.7%), relu_squared (6.4%), within \
-                 noise of each other (2 percentage points or the seed spread)."
+                 noise of each other (the larger of 2 percentage points and the seed spread)."
             ),
             "{dead}"
         );
         assert_eq!(
             line(&s, "Most saturated"),
             "Most saturated hidden units (0 < |f'(z)| < 1e-3): gelu (3.9%), gelu_tanh (3.7%), quick_gelu (2.6%), \
-             within noise of each other (2 percentage points or the seed spread)."
+             within noise of each other (the larger of 2 percentage points and the seed spread)."
         );
         // hardsigmoid's 0.002 is far below the rest; tanh's 1.5 is more than 1.5 times relu_squared's 0.723.
         assert_eq!(
@@ -1425,8 +1463,8 @@ mod tests {
         assert!(
             cost.starts_with(
                 "Cost: the cheapest step was relu (1.82 ms), gelu (1.93 ms), tanh (1.93 ms), relu_squared (2.24 ms), \
-                 hardsigmoid (2.42 ms), gelu_tanh (2.64 ms), quick_gelu (2.69 ms), within noise of each other (a \
-                 factor of 1.5 or the seed spread); the dearest leaky_relu (5.11 ms); 2.81x from the cheapest to \
+                 hardsigmoid (2.42 ms), gelu_tanh (2.64 ms), quick_gelu (2.69 ms), within noise of each other (the \
+                 larger of a factor of 1.5 and the seed spread); the dearest leaky_relu (5.11 ms); 2.81x from the cheapest to \
                  the dearest; at this size"
             ),
             "{cost}"
@@ -1440,6 +1478,22 @@ mod tests {
             ),
             "{noise}"
         );
+        // The dearest within noise of a kind that is within noise of the cheapest group: relu6 at 3.50 ms is 1.30
+        // times quick_gelu's 2.69 and leaky_relu's 5.11 is 1.46 times relu6's, so neither is named the dearest.
+        let mut chained = diagnosed(1);
+        chained.summaries[1].step_s = Some(3.5e-3);
+        let cost = line(&chained, "Cost");
+        assert!(
+            cost.contains(
+                "quick_gelu (2.69 ms), within noise of each other (the larger of a factor of 1.5 and the seed \
+                 spread); no kind stands apart as the dearest; 2.81x from the cheapest to the dearest"
+            ),
+            "{cost}"
+        );
+        // One kind: no ends to compare, no line.
+        let mut one = diagnosed(1);
+        one.summaries.truncate(1);
+        assert!(reading(&one).iter().all(|l| !l.starts_with("Cost")));
         // Steps within 1.5 times of each other: no cheapest, no dearest.
         let mut even = diagnosed(1);
         for (k, x) in even.summaries.iter_mut().enumerate() {
@@ -1447,7 +1501,7 @@ mod tests {
         }
         assert!(
             line(&even, "Cost").starts_with(
-                "Cost: every kind within noise of each other (1.82-2.22 ms; a factor of 1.5 or the seed spread); at \
+                "Cost: every kind within noise of each other (1.82-2.22 ms; the larger of a factor of 1.5 and the seed spread); at \
                  this size"
             ),
             "{}",
@@ -1468,7 +1522,7 @@ mod tests {
         assert!(
             dead.contains(
                 "dead for good): relu_squared (58.2 ± 3.0%), relu (55.5%), relu6 (55.4%), within noise of each \
-                 other (2 percentage points or the seed spread). At least"
+                 other (the larger of 2 percentage points and the seed spread). At least"
             ),
             "{dead}"
         );
@@ -1476,7 +1530,7 @@ mod tests {
         assert!(
             flow.ends_with(
                 "smallest for hardsigmoid (0.002); largest for tanh (1.500), relu_squared (0.723), within noise of \
-                 each other (a factor of 1.5 or the seed spread)."
+                 each other (the larger of a factor of 1.5 and the seed spread)."
             ),
             "{flow}"
         );

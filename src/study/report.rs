@@ -66,6 +66,17 @@ pub(crate) fn spread(s: Spread, digits: usize, with_sd: bool) -> String {
     }
 }
 
+/// A gradient-flow ratio as the table and the reading print it: three decimals, or three significant figures
+/// in scientific notation below 0.001, so that a vanishing flow (5.7e-9 through ten sigmoid layers) is not a
+/// row of `0.000` that cannot be ranked by eye.
+pub fn ratio_text(r: f64) -> String {
+    if r != 0.0 && r.abs() < 1e-3 {
+        format!("{r:.2e}")
+    } else {
+        format!("{r:.3}")
+    }
+}
+
 /// `‖g_1‖ / ‖g_L‖` at the first step, if both are there, finite, and the last is not zero (an overflowed
 /// output gradient would make the ratio a plausible-looking 0).
 pub fn init_flow(s: &Summary) -> Option<f64> {
@@ -129,7 +140,7 @@ pub fn cells(study: &Study, rank: usize, s: &Summary) -> [String; 16] {
             .map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
         s.saturated
             .map_or("-".into(), |d| format!("{:.1}", 100.0 * d)),
-        init_flow(s).map_or("-".into(), |r| format!("{r:.3}")),
+        init_flow(s).map_or("-".into(), ratio_text),
     ]
 }
 
