@@ -393,8 +393,9 @@ pub const NOISE_SHARE: f64 = 0.02;
 
 /// The factor by which two kinds' gradient flow at initialisation (`‖g_1‖ / ‖g_L‖`) or median step times must
 /// differ, at least, before the reading tells them apart: 1.5 (compared as logarithms, with the seed spread of
-/// the logarithm: [`SeedSpreads`]). The flow moves by 10-30 % between seeds' initial weights, and a step's
-/// time by as much with the load of a shared machine.
+/// the logarithm: [`SeedSpreads`]). The flow moves by up to about that factor between seeds' initial weights
+/// (seed spreads of its logarithm up to 0.38 in the digits study), and a step's time with the load of a shared
+/// machine.
 pub const NOISE_FACTOR: f64 = 1.5;
 
 /// f64 rounding allowance of every comparison with a tolerance: accuracies are fractions of the test set, and
