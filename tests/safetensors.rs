@@ -741,9 +741,30 @@ fn a_training_checkpoint_is_refused_by_another_network_or_optimizer() {
         "optimizer",
         &["\"adam\"", "\"sgd_momentum\""],
     );
-    // The same network and optimizer kind resume.
+    // The same network and optimizer kind resume, whatever spelling of the metadata the readers accept.
     let mut same = Mlp::new(g, &SIZES, &HIDDEN, ce, adam, 1).unwrap();
     same.load_training_checkpoint_bytes(&saved).unwrap();
+    let parsed = SafeTensors::parse(&saved).unwrap();
+    let all: Vec<(String, Vec<usize>, Vec<f32>)> = parsed
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone(), t.to_f32().unwrap()))
+        .collect();
+    let views: Vec<F32Tensor> = all
+        .iter()
+        .map(|(name, shape, data)| F32Tensor { name, shape, data })
+        .collect();
+    let respelled: Vec<(&str, &str)> = parsed
+        .metadata
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "actgpu.sizes" => (k.as_str(), "5, 7, 6, 3"),
+            "actgpu.activations" => (k.as_str(), "gelu, softplus(2.0, 15.0)"),
+            _ => (k.as_str(), v.as_str()),
+        })
+        .collect();
+    let respelled = serialize_f32(&views, &respelled).unwrap();
+    same.load_training_checkpoint_bytes(&respelled).unwrap();
 
     // Weights of three linear layers whose metadata names one hidden activation.
     let file = SafeTensors::parse(&saved).unwrap();

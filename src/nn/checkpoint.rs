@@ -268,6 +268,43 @@ impl Mlp {
         (join(sizes), join(specs))
     }
 
+    /// Where `file`'s `actgpu.sizes` or `actgpu.activations` (each where present) describe another network than
+    /// this one: `Some((key, the file's, this network's))`. Compared layer by layer as parsed, then spelled as
+    /// this crate writes them, so that a spelling the readers accept (`elu(1.0)`, spaces) is no difference; a
+    /// layer whose spec does not parse is compared as text without whitespace, except the bare `custom` that
+    /// files written before user-defined activations were named hold (`custom`, `gated(custom)`), which is not
+    /// compared.
+    pub(crate) fn architecture_difference(
+        &self,
+        file: &SafeTensors,
+    ) -> Option<(&'static str, String, String)> {
+        let (sizes, acts) = self.architecture_metadata();
+        let bare = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        if let Some(theirs) = file.metadata(SIZES_KEY).filter(|t| bare(t) != sizes) {
+            return Some((SIZES_KEY, theirs.to_string(), sizes));
+        }
+        let theirs = file.metadata(ACTIVATIONS_KEY)?;
+        let units = self.sizes();
+        let ours = self.hidden();
+        let specs = split_layers(theirs);
+        let same = specs.len() == ours.len()
+            && specs
+                .iter()
+                .zip(&ours)
+                .enumerate()
+                .all(|(l, (&spec, &kind))| {
+                    let written = hidden_spec(kind, units[l + 1]);
+                    match parse_hidden_spec(spec) {
+                        Some(k) => hidden_spec(k, units[l + 1]) == written,
+                        None => {
+                            matches!(bare(spec).as_str(), "custom" | "gated(custom)")
+                                || bare(spec) == written
+                        }
+                    }
+                });
+        (!same).then(|| (ACTIVATIONS_KEY, theirs.to_string(), acts))
+    }
+
     /// The weights as a safetensors file in memory (see the module documentation for names, shapes and
     /// metadata). Reads the parameters back from the GPU (blocks). The optimizer's state (momentum, Adam's
     /// moments) and the step count are not saved: a network loaded from it starts training at step 1 with zero

@@ -14,17 +14,15 @@
 //! | Adam, AdamW | `"{name}.exp_avg"` (`m`), `"{name}.exp_avg_sq"` (`v`) |
 //!
 //! and the metadata `actgpu.step` (the steps taken: the next is `step + 1`, which selects SGD's first momentum
-//! step and Adam's bias correction) and `actgpu.optimizer` (`sgd`, `sgd_momentum` or `adam`, for a reader's
-//! information). The hyperparameters (learning rate, betas, decay) are not saved: the network that loads the
-//! file keeps its own optimizer, whose kind must match the file's state. [`Mlp::load_weights`] and
+//! step and Adam's bias correction) and `actgpu.optimizer` (`sgd`, `sgd_momentum` or `adam`: the kind of
+//! state the file holds, which the loading network's optimizer must keep). The hyperparameters (learning rate,
+//! betas, decay) are not saved: the network that loads the file keeps its own optimizer's. [`Mlp::load_weights`] and
 //! [`Mlp::from_safetensors`] read such a file's weights and skip its state, as from a weights-only file.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::checkpoint::{
-    activation_param_name, linear_names, transpose, ACTIVATIONS_KEY, SIZES_KEY,
-};
+use super::checkpoint::{activation_param_name, linear_names, transpose};
 use super::safetensors::{read_file, serialize_f32, write_file, F32Tensor, SafeTensors};
 use crate::nn::Hidden;
 use crate::ops::optim::OptimState;
@@ -178,22 +176,14 @@ impl Mlp {
                     "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
                 ),
             })?;
-        let (sizes, acts) = self.architecture_metadata();
-        // A file written before user-defined activations were named says `custom` alone: not compared.
-        let unnamed_custom = |spec: &str| spec.split(',').any(|s| s.trim() == "custom");
-        for (key, ours) in [(SIZES_KEY, &sizes), (ACTIVATIONS_KEY, &acts)] {
-            match file.metadata(key).map(str::trim) {
-                Some(theirs) if theirs != ours && !unnamed_custom(theirs) => {
-                    return Err(Error::InvalidArgument {
-                        op: OP,
-                        reason: format!(
-                            "the file's {key} is {theirs:?} and this network's {ours:?}: a training checkpoint \
-                             resumes the network it was saved from (load_weights takes weights alone)"
-                        ),
-                    })
-                }
-                _ => {}
-            }
+        if let Some((key, theirs, ours)) = self.architecture_difference(&file) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: format!(
+                    "the file's {key} is {theirs:?} and this network's {ours:?}: a training checkpoint resumes \
+                     the network it was saved from (load_weights takes weights alone)"
+                ),
+            });
         }
         let kind = self.state_kind();
         if let Some(theirs) = file.metadata(OPTIMIZER_KEY).filter(|t| t.trim() != kind) {
