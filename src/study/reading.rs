@@ -373,11 +373,18 @@ impl Measure {
                     (lo.min(v), hi.max(v))
                 });
                 let d = self.digits;
+                let range = if self.log && self.unit.is_empty() {
+                    format!("{}-{}", ratio_text(lo), ratio_text(hi))
+                } else {
+                    format!(
+                        "{:.d$}-{:.d$}{}",
+                        self.scale * lo,
+                        self.scale * hi,
+                        self.unit
+                    )
+                };
                 format!(
-                    "every kind within noise of each other ({:.d$}-{:.d$}{}; {})",
-                    self.scale * lo,
-                    self.scale * hi,
-                    self.unit,
+                    "every kind within noise of each other ({range}; {})",
                     self.rule()
                 )
             }
@@ -403,10 +410,10 @@ impl Measure {
     }
 
     /// The smallest and the largest group among `kinds`, each after its lead (`smallest for ...; largest for
-    /// ...`): `every kind within noise of each other` where the smallest group holds every kind, and
-    /// `{low}; {apart}` (`no kind stands apart as the dearest`) where the two groups share a kind or a kind of
-    /// one is within noise of a kind of the other, so that no kind is named at an end it does not stand apart
-    /// at. `None` with fewer than two kinds with a value (one kind has no ends to compare).
+    /// ...`): `every kind within noise of each other` where the smallest group holds every kind; else the
+    /// largest group's kinds that are further than the noise from every kind of the smallest group, or
+    /// `{low}; {apart}` (`no kind stands apart as the dearest`) where none is, so that no kind is named at an end
+    /// it does not stand apart at. `None` with fewer than two kinds with a value (one kind has no ends).
     fn ends(
         &self,
         kinds: &[Summary],
@@ -423,16 +430,23 @@ impl Measure {
         if lo.len() == of {
             return Some(named_low);
         }
-        let touching = hi.iter().any(|h| {
-            lo.iter().any(|l| {
-                h.activation == l.activation
-                    || within_noise(self.compared(h), self.compared(l), self.floor())
+        // The high group's kinds that are further than the noise from every kind of the low group.
+        let apart_hi: Vec<&Summary> = hi
+            .into_iter()
+            .filter(|h| {
+                !lo.iter().any(|l| {
+                    h.activation == l.activation
+                        || within_noise(self.compared(h), self.compared(l), self.floor())
+                })
             })
-        });
-        Some(if touching {
+            .collect();
+        Some(if apart_hi.is_empty() {
             format!("{named_low}; {apart}")
         } else {
-            format!("{named_low}; {}", self.named(&hi, usize::MAX, sd, high))
+            format!(
+                "{named_low}; {}",
+                self.named(&apart_hi, usize::MAX, sd, high)
+            )
         })
     }
 }
@@ -751,7 +765,7 @@ pub fn reading(study: &Study) -> Vec<String> {
             if ends.starts_with("every kind") {
                 String::new()
             } else {
-                format!("; {:.2}x from the cheapest to the dearest", h / l)
+                format!("; {:.2}x from the fastest step to the slowest", h / l)
             }
         ));
     }
@@ -1464,8 +1478,8 @@ mod tests {
             cost.starts_with(
                 "Cost: the cheapest step was relu (1.82 ms), gelu (1.93 ms), tanh (1.93 ms), relu_squared (2.24 ms), \
                  hardsigmoid (2.42 ms), gelu_tanh (2.64 ms), quick_gelu (2.69 ms), within noise of each other (the \
-                 larger of a factor of 1.5 and the seed spread); the dearest leaky_relu (5.11 ms); 2.81x from the cheapest to \
-                 the dearest; at this size"
+                 larger of a factor of 1.5 and the seed spread); the dearest leaky_relu (5.11 ms); 2.81x from the fastest step \
+                 to the slowest; at this size"
             ),
             "{cost}"
         );
@@ -1478,15 +1492,25 @@ mod tests {
             ),
             "{noise}"
         );
-        // The dearest within noise of a kind that is within noise of the cheapest group: relu6 at 3.50 ms is 1.30
-        // times quick_gelu's 2.69 and leaky_relu's 5.11 is 1.46 times relu6's, so neither is named the dearest.
+        // The dearest kinds: those further than the noise from every kind of the cheapest group. relu6 at 3.50 ms
+        // is within 1.5 times of quick_gelu's 2.69 (and of leaky_relu's 5.11), so it is not named; leaky_relu is
+        // 1.9 times the cheapest group's dearest, named alone.
         let mut chained = diagnosed(1);
         chained.summaries[1].step_s = Some(3.5e-3);
         let cost = line(&chained, "Cost");
         assert!(
             cost.contains(
                 "quick_gelu (2.69 ms), within noise of each other (the larger of a factor of 1.5 and the seed \
-                 spread); no kind stands apart as the dearest; 2.81x from the cheapest to the dearest"
+                 spread); the dearest leaky_relu (5.11 ms); 2.81x from the fastest step to the slowest"
+            ),
+            "{cost}"
+        );
+        // With leaky_relu at 3.90 ms too (1.45 times quick_gelu's), no kind stands apart from the cheapest group.
+        chained.summaries[7].step_s = Some(3.9e-3);
+        let cost = line(&chained, "Cost");
+        assert!(
+            cost.contains(
+                "the seed spread); no kind stands apart as the dearest; 2.14x from the fastest step to the slowest"
             ),
             "{cost}"
         );
