@@ -30,7 +30,7 @@ use crate::study::report::{
     arch, class_text, init_flow, optimizer_text, ratio_text, scale_text, spread,
 };
 use crate::study::summary::{
-    beats_baseline, fastest, near_best, point_floor, same_accuracy, tail_epochs, within_noise,
+    apart_from, beats_baseline, fastest, near_best, point_floor, same_accuracy, tail_epochs,
     Spread, Summary, NOISE_EPOCHS, NOISE_FACTOR, NOISE_POINTS, NOISE_SHARE, ROUNDING,
 };
 use crate::study::Study;
@@ -430,16 +430,7 @@ impl Measure {
         if lo.len() == of {
             return Some(named_low);
         }
-        // The high group's kinds that are further than the noise from every kind of the low group.
-        let apart_hi: Vec<&Summary> = hi
-            .into_iter()
-            .filter(|h| {
-                !lo.iter().any(|l| {
-                    h.activation == l.activation
-                        || within_noise(self.compared(h), self.compared(l), self.floor())
-                })
-            })
-            .collect();
+        let apart_hi = apart_from(hi, &lo, |x| self.compared(x), self.floor());
         Some(if apart_hi.is_empty() {
             format!("{named_low}; {apart}")
         } else {
@@ -925,12 +916,10 @@ fn calibration_line(
         .map(|x| x.activation.name())
         .collect();
     let mut line = format!("Best calibrated (lowest ECE): {}", part(&lo));
-    // Where every kind is within noise of the best, there is no worst to name; the worst group leaves out the
-    // best one's kinds, so no kind is named both.
-    let hi: Vec<&Summary> = hi
-        .into_iter()
-        .filter(|x| !lo.iter().any(|b| b.activation == x.activation))
-        .collect();
+    // Where every kind is within noise of the best, there is no worst to name; the worst named are the worst
+    // group's kinds further than the noise from every best one, so no kind is named both, or at an end it does
+    // not stand apart at.
+    let hi = apart_from(hi, &lo, ece, floor);
     if lo.len() < above.len() - none.len() && !hi.is_empty() {
         let _ = write!(line, "; worst: {}", part(&hi));
     }
@@ -1234,6 +1223,13 @@ mod tests {
         // 0.35 is 5 points above 1/3: above it.
         s.summaries[2].test_acc = Some((0.35, f64::NAN));
         assert!(above_baseline(&s, &s.summaries[2]));
+        // The worst is named only where it stands apart from every best-calibrated kind: 0.066 is 1.6 points
+        // from the best 0.050 but within 3 points of 0.058, which is within noise of the best.
+        for (x, e) in s.summaries.iter_mut().zip([0.050, 0.058, 0.066]) {
+            x.test_ece = Some((e, f64::NAN));
+        }
+        let ece = line(&s, "Best calibrated");
+        assert!(ece.contains("0.058") && !ece.contains("worst"), "{ece}");
     }
 
     #[test]

@@ -475,6 +475,25 @@ pub fn near_best<'a>(
     keyed.into_iter().map(|(s, _)| s).collect()
 }
 
+/// The kinds of `group` further than the noise from every kind of `other` (and not among them): the far end of
+/// a line that names both ends (the worst calibrated beside the best, the dearest step beside the cheapest), so
+/// that no kind is named at an end it does not stand apart at.
+pub fn apart_from<'a>(
+    group: Vec<&'a Summary>,
+    other: &[&Summary],
+    value: impl Fn(&Summary) -> Spread,
+    floor: f64,
+) -> Vec<&'a Summary> {
+    group
+        .into_iter()
+        .filter(|g| {
+            !other
+                .iter()
+                .any(|o| g.activation == o.activation || within_noise(value(g), value(o), floor))
+        })
+        .collect()
+}
+
 /// The kinds fastest to the target (empty when no run reached it), fastest first, with those within noise of
 /// the fastest: a mean epoch within the larger of `floor` epochs (the reports use [`NOISE_EPOCHS`]) and the two
 /// kinds' seed spreads ([`noise`]; a floor of 0 keeps only exact ties where there is no spread). A mean epoch over the runs that reached the target
