@@ -909,15 +909,7 @@ impl Mlp {
             .map(|l| self.sizes[l + 1])
             .max()
             .unwrap_or(0);
-        let elements = (batch as u64).saturating_mul(widest as u64);
-        if elements > u64::from(u32::MAX) {
-            return Err(Error::LimitExceeded {
-                limit: "elements a layer's diagnostics count in one step (32-bit counters)",
-                max: u64::from(u32::MAX),
-                requested: elements,
-            });
-        }
-        Ok(())
+        crate::ops::dz_stats::check_countable((batch as u64).saturating_mul(widest as u64))
     }
 
     /// Makes the pass buffers ones for passes of `rows` rows and `targets`' kind (keeping the current ones where

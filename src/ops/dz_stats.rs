@@ -95,12 +95,12 @@ pub fn read_counts(counts: &Tensor) -> Result<DzCounts> {
     DzCounts::from_words(&counts.read::<f32>()?)
 }
 
-/// The two counters are u32 words that every chunk of a record adds into: past `u32::MAX` elements they would
-/// wrap, so such a tensor is refused.
-fn check_countable(n: u64) -> Result<()> {
+/// The two counters are u32 words that every chunk of a record (and every pass of an `Mlp` step) adds into: past
+/// `u32::MAX` elements they would wrap, so such a count is refused.
+pub(crate) fn check_countable(n: u64) -> Result<()> {
     if n > u64::from(u32::MAX) {
         return Err(Error::LimitExceeded {
-            limit: "elements counted by one dz_stats record (u32 counters)",
+            limit: "elements added into one dz_stats counter (u32)",
             max: u64::from(u32::MAX),
             requested: n,
         });
