@@ -581,24 +581,7 @@ impl Mlp {
         }
         // What the loss kernel would refuse next, naming the loss: targets of the other kind, or of another
         // context (a step in passes would copy from them first).
-        match (self.loss_fn, targets) {
-            (Loss::SoftmaxCrossEntropy, Targets::Values(_)) => {
-                return Err(Error::InvalidArgument {
-                    op,
-                    reason: "cross-entropy takes class indices (Targets::Classes)".into(),
-                })
-            }
-            (Loss::Mse | Loss::BceWithLogits, Targets::Classes(_)) => {
-                return Err(Error::InvalidArgument {
-                    op,
-                    reason: format!(
-                        "{} takes target values (Targets::Values)",
-                        self.loss_fn.name()
-                    ),
-                })
-            }
-            _ => {}
-        }
+        self.loss_fn.check_target_kind(op, targets)?;
         let same_context = match targets {
             Targets::Classes(labels) => labels.same_context(&self.gpu),
             Targets::Values(t) => t.gpu().same_context(&self.gpu),

@@ -231,6 +231,20 @@ impl Loss {
         }
     }
 
+    /// [`Error::InvalidArgument`] naming `op` unless `targets` are the kind this loss takes: class indices for
+    /// cross-entropy, values for the others.
+    pub(crate) fn check_target_kind(self, op: &'static str, targets: Targets) -> Result<()> {
+        let reason = match (self, targets) {
+            (Loss::SoftmaxCrossEntropy, Targets::Classes(_))
+            | (Loss::Mse | Loss::BceWithLogits, Targets::Values(_)) => return Ok(()),
+            (Loss::SoftmaxCrossEntropy, _) => {
+                "cross-entropy takes class indices (Targets::Classes)".to_string()
+            }
+            (loss, _) => format!("{} takes target values (Targets::Values)", loss.name()),
+        };
+        Err(Error::InvalidArgument { op, reason })
+    }
+
     /// The entry point that computes the loss and its mean in one workgroup (at most `reduction_workgroup_size`
     /// partial sums: 256, or 128 on a device whose workgroups hold fewer).
     const fn small_entry(self) -> &'static str {
@@ -255,8 +269,9 @@ impl Loss {
         expect_shape(op, gpu, pred, pred.shape())?;
         expect_shape(op, gpu, grad, pred.shape())?;
         expect_shape(op, gpu, loss, &[1])?;
-        let (n, cols) = match (self, targets) {
-            (Loss::SoftmaxCrossEntropy, Targets::Classes(labels)) => {
+        self.check_target_kind(op, targets)?;
+        let (n, cols) = match targets {
+            Targets::Classes(labels) => {
                 let &[rows, cols] = pred.shape() else {
                     return Err(Error::InvalidArgument {
                         op,
@@ -278,21 +293,9 @@ impl Loss {
                 }
                 (rows, cols)
             }
-            (Loss::Mse | Loss::BceWithLogits, Targets::Values(t)) => {
+            Targets::Values(t) => {
                 expect_shape(op, gpu, t, pred.shape())?;
                 (pred.len(), 1)
-            }
-            (Loss::SoftmaxCrossEntropy, Targets::Values(_)) => {
-                return Err(Error::InvalidArgument {
-                    op,
-                    reason: "cross-entropy takes class indices (Targets::Classes)".into(),
-                })
-            }
-            (_, Targets::Classes(_)) => {
-                return Err(Error::InvalidArgument {
-                    op,
-                    reason: "this loss takes target values (Targets::Values)".into(),
-                })
             }
         };
         if n == 0 || cols == 0 {
