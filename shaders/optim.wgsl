@@ -36,6 +36,9 @@ struct OptimParams {
     eps: f32,
     step_size: f32,
     inv_sqrt_bc2: f32,
+    /// The `*_norm` entry points: where this dispatch's first partial sum goes in `partials` (past 0 for a
+    /// dispatch over a later chunk of a tensor larger than one storage binding).
+    partial_base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> grad: array<f32>;
@@ -149,8 +152,9 @@ fn norm_first(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 }
 
 fn store_partial(slot: u32, sq: f32) {
-    if (slot < arrayLength(&partials)) {
-        partials[slot] = sq;
+    let at = params.partial_base + slot;
+    if (at < arrayLength(&partials)) {
+        partials[at] = sq;
     }
 }
 

@@ -10,8 +10,13 @@
 //! thread, the sum of the squared gradients it read: the partial sums of `||grad||^2` (the raw gradient,
 //! before weight decay), so a gradient norm costs no extra pass over memory. [`norm_partials`] says how many
 //! partial sums a tensor needs; [`sum_partials`] adds them in f64.
+//!
+//! A tensor larger than one storage binding is updated in chunks, one dispatch each, bound at aligned offsets
+//! (so an Adam update of a 4 GiB embedding table runs where the device binds at most 2 GiB at a time). Each chunk
+//! holds whole blocks of a workgroup's elements, so its partial sums cover the same elements in the same order
+//! as one dispatch would, and the update and the norm are the same bits either way.
 
-use super::elementwise::{check_whole_binding, dispatch};
+use super::elementwise::{bound_bytes, check_vectors, dispatch};
 use super::matmul::{check_distinct, expect_shape};
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
@@ -118,11 +123,67 @@ impl Adam {
     }
 }
 
+/// The f32 tensor `t` whole at `binding` (its [`bound_bytes`]: a host's larger buffer need not fit a binding).
 fn bind(binding: u32, t: &Tensor) -> wgpu::BindGroupEntry<'_> {
+    chunk(binding, t, 0, bound_bytes(t) / 4)
+}
+
+/// Elements `[first, first + count)` of the f32 tensor `t` at `binding`.
+fn chunk(binding: u32, t: &Tensor, first: u64, count: u64) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
-        resource: t.buffer().as_entire_binding(),
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: t.buffer(),
+            offset: first * 4,
+            size: wgpu::BufferSize::new(count * 4),
+        }),
     }
+}
+
+/// The dispatches of an update over `n > 0` f32 elements: `(first, count)` pairs, each chunk's bindings within
+/// one storage binding of the device, every chunk but the last `per_chunk` elements, where `per_chunk` is the
+/// largest multiple of `block` and of the offset alignment (in elements) that fits the binding limit. One chunk
+/// where the tensor fits a binding, so that a tensor of up to 2 GiB (the crate's binding cap) is one dispatch.
+/// [`Error::LimitExceeded`] where not even one such step fits.
+fn chunk_plan(gpu: &Gpu, n: usize, block: u64) -> Result<Vec<(u64, u64)>> {
+    let limits = gpu.limits();
+    let align = (u64::from(limits.min_storage_buffer_offset_alignment) / 4).max(1);
+    let step = lcm(block.max(1), align);
+    let max = limits.max_storage_buffer_binding_size;
+    let per_chunk = max / 4 / step * step;
+    let n = n as u64;
+    if n * 4 <= max {
+        return Ok(vec![(0, n)]);
+    }
+    if per_chunk == 0 {
+        return Err(Error::LimitExceeded {
+            limit:
+                "max_storage_buffer_binding_size (below one aligned chunk of an optimizer update)",
+            max,
+            requested: step * 4,
+        });
+    }
+    Ok((0..n.div_ceil(per_chunk))
+        .map(|c| (c * per_chunk, per_chunk.min(n - c * per_chunk)))
+        .collect())
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
+}
+
+/// The partial sum of the `*_norm` entry points that element `i` (a multiple of [`NORM_PER_THREAD`] here: a
+/// chunk's start or length) starts, as the kernel's u32 parameter.
+fn partial_index(i: u64) -> Result<u32> {
+    u32::try_from(i / u64::from(NORM_PER_THREAD)).map_err(|_| Error::LimitExceeded {
+        limit: "partial sums of a gradient norm (u32 index)",
+        max: u64::from(u32::MAX),
+        requested: i / u64::from(NORM_PER_THREAD),
+    })
 }
 
 /// The optimizer state of one parameter tensor: the momentum buffer (SGD) or the two moments (Adam), zeros
@@ -271,11 +332,13 @@ impl Optimizer {
     }
 
     /// The uniform block: `[n, step, lr, weight_decay, momentum, dampening, nesterov, decoupled, beta1, beta2,
-    /// eps, step_size, inv_sqrt_bc2]`, the Adam bias corrections `step_size = lr / (1 - beta1^t)` and
-    /// `1 / sqrt(1 - beta2^t)` computed in f64.
-    fn params(&self, n: usize, step: u32) -> [u32; 13] {
+    /// eps, step_size, inv_sqrt_bc2, partial_base]` for a chunk of `n` elements, the Adam bias corrections
+    /// `step_size = lr / (1 - beta1^t)` and `1 / sqrt(1 - beta2^t)` computed in f64; the last (where the chunk's
+    /// partial sums of the gradient norm start) is the caller's to fill.
+    fn params(&self, n: u64, step: u32) -> [u32; 14] {
         let b = |v: f32| v.to_bits();
-        let mut p = [0u32; 13];
+        let mut p = [0u32; 14];
+        // One chunk's elements: at most a storage binding's 2^29 f32.
         p[0] = n as u32;
         p[1] = step;
         match *self {
@@ -305,7 +368,8 @@ impl Optimizer {
 
     /// Records one update of `param` from `grad` (same shape, f32) and `state` (from [`Optimizer::init_state`]),
     /// as step number `step` (1 for the first update: it selects SGD's first momentum step and Adam's bias
-    /// correction). One dispatch. The state and the count start together: `step` counts this state's updates
+    /// correction). One dispatch, or one per chunk past the storage-binding limit (see the module docs). The state
+    /// and the count start together: `step` counts this state's updates
     /// (PyTorch keeps the count per parameter), so a state created later starts again at step 1.
     pub fn record_update(
         &self,
@@ -399,47 +463,59 @@ impl Optimizer {
             }
             return Ok(());
         }
-        if n > u32::MAX as usize {
-            return Err(Error::LimitExceeded {
-                limit: "elements per optimizer update",
-                max: u64::from(u32::MAX),
-                requested: n as u64,
-            });
-        }
-        for t in outs.iter().chain([&grad]) {
-            check_whole_binding(gpu, t.buffer())?;
-        }
-        if let Some(p) = partials {
-            // The dispatch writes the first `norm_partials(n)`; a longer buffer's tail would keep whatever an
-            // earlier, larger update left there, and `sum_partials` would add it in.
-            let need = norm_partials(gpu, n)?;
-            if p.len() > need {
-                p.record_zero_range(encoder, OP, 4 * need as u64, 4 * p.len() as u64)?;
-            }
-        }
         let entry = match (entry, partials.is_some()) {
             ("sgd", true) => "sgd_norm",
             ("sgd_momentum", true) => "sgd_momentum_norm",
             ("adam", true) => "adam_norm",
             (entry, _) => entry,
         };
-        let (constants, groups) = if partials.is_some() {
-            let per_thread = [("NORM_PER_THREAD", f64::from(NORM_PER_THREAD))];
-            (per_thread.to_vec(), norm_grid(gpu, n)?)
+        let constants = if partials.is_some() {
+            vec![("NORM_PER_THREAD", f64::from(NORM_PER_THREAD))]
         } else {
-            let groups = grid(
-                (n as u64).div_ceil(u64::from(wg)),
-                gpu.limits().max_compute_workgroups_per_dimension,
-            )?;
-            (Vec::new(), groups)
+            Vec::new()
         };
+        // Each thread of a `*_norm` dispatch walks a workgroup's block of WG x NORM_PER_THREAD elements; chunks of
+        // whole blocks keep every partial sum over the same elements, in the same order, as one dispatch.
+        let block = if partials.is_some() {
+            u64::from(wg) * u64::from(NORM_PER_THREAD)
+        } else {
+            1
+        };
+        // Every chunk's parameters and grid before anything is recorded: a refusal leaves the encoder untouched.
+        let mut dispatches = Vec::new();
+        for (first, count) in chunk_plan(gpu, n, block)? {
+            let mut params = self.params(count, step);
+            let groups = if partials.is_some() {
+                // A chunk's partial sums start where its elements' would in one dispatch. The spare threads of a
+                // grid rounded up write zeros past the chunk's own, which the next chunk's dispatch overwrites.
+                params[13] = partial_index(first)?;
+                norm_grid(gpu, count as usize)?
+            } else {
+                grid(
+                    count.div_ceil(u64::from(wg)),
+                    gpu.limits().max_compute_workgroups_per_dimension,
+                )?
+            };
+            dispatches.push((first, count, params, groups));
+        }
+        if let (Some(p), Some(&(first, _, _, (gx, gy)))) = (partials, dispatches.last()) {
+            check_vectors(&[p])?;
+            // The dispatches write the partials up to the last chunk's last thread; a longer buffer's tail would
+            // keep whatever an earlier, larger update left there, and `sum_partials` would add it in.
+            let written =
+                first / u64::from(NORM_PER_THREAD) + u64::from(gx) * u64::from(gy) * u64::from(wg);
+            if (p.len() as u64) > written {
+                p.record_zero_range(encoder, OP, 4 * written, 4 * p.len() as u64)?;
+            }
+        }
         let key = PipelineKey::new(ShaderId::Optim, entry, wg, &constants);
         let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
-        let mut entries = vec![bind(0, grad), bind(1, param)];
-        entries.extend(slots.iter().map(|&(b, t)| bind(b, t)));
-        entries.extend(partials.map(|p| bind(7, p)));
-        let params = self.params(n, step);
-        dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups)?;
+        for (first, count, params, groups) in dispatches {
+            let mut entries = vec![chunk(0, grad, first, count), chunk(1, param, first, count)];
+            entries.extend(slots.iter().map(|&(b, t)| chunk(b, t, first, count)));
+            entries.extend(partials.map(|p| bind(7, p)));
+            dispatch(gpu, encoder, &pipeline, entry, entries, &params, groups)?;
+        }
         Ok(())
     }
 
@@ -476,9 +552,8 @@ pub(crate) fn record_accumulate(
     if n == 0 {
         return Ok(());
     }
-    for t in [sum, grad] {
-        check_whole_binding(gpu, t.buffer())?;
-    }
+    // Only `Mlp` accumulates, over gradients shaped like weights its products bound whole: one binding holds them.
+    check_vectors(&[sum, grad])?;
     let wg = gpu.launch_config().workgroup_size;
     let groups = grid(
         (n as u64).div_ceil(u64::from(wg)),
@@ -486,12 +561,8 @@ pub(crate) fn record_accumulate(
     )?;
     let key = PipelineKey::new(ShaderId::Optim, "accumulate", wg, &[]);
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
-    let mut params = [0u32; 13];
-    params[0] = u32::try_from(n).map_err(|_| Error::LimitExceeded {
-        limit: "elements per accumulation",
-        max: u64::from(u32::MAX),
-        requested: n as u64,
-    })?;
+    let mut params = [0u32; 14];
+    params[0] = n as u32;
     params[1] = if first { 1 } else { 2 };
     params[2] = weight.to_bits();
     let entries = vec![bind(0, grad), bind(1, sum)];

@@ -647,7 +647,11 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
 /// matters). Each step rounds the parameter and its update a few times in f32 and the state once: at most
 /// `16 u (|p| + |p0| + 30 lr)` per step, summed over the steps.
 pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
-    const N: usize = 1000;
+    check_optimizers_over(gpu, 1000)
+}
+
+/// [`check_optimizers`] over `n` parameters (more than one storage binding holds, to check the chunked update).
+pub fn check_optimizers_over(gpu: &Gpu, n: usize) -> Result<Vec<FusedCheck>> {
     const STEPS: u64 = 5;
     let optimizers = [
         ("sgd", Optimizer::Sgd(Sgd::new(0.1))),
@@ -680,21 +684,21 @@ pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     ];
     let mut out = Vec::new();
     for (o, (name, opt)) in optimizers.into_iter().enumerate() {
-        let p0 = random_values(N, 1.0, DType::F32, 500 + o as u64);
+        let p0 = random_values(n, 1.0, DType::F32, 500 + o as u64);
         let param = gpu.upload(&p0)?;
         let state = opt.init_state(&param)?;
         let mut want = widen(&p0);
-        let mut ref_state = cpu::optim::State::zeros(N);
-        let grad = gpu.zeros(&[N], DType::F32)?;
+        let mut ref_state = cpu::optim::State::zeros(n);
+        let grad = gpu.zeros(&[n], DType::F32)?;
         for step in 1..=STEPS {
-            let mut g = random_values(N, 1.0, DType::F32, 600 + step);
+            let mut g = random_values(n, 1.0, DType::F32, 600 + step);
             g.iter_mut().step_by(7).for_each(|v| *v *= 1e-6);
             grad.write(&g)?;
             opt.update(gpu, &param, &grad, &state, step)?;
             cpu::optim::update(&opt, &mut want, &widen(&g), &mut ref_state, step);
         }
         let lr = f64::from(opt.lr());
-        let bounds: Vec<f64> = (0..N)
+        let bounds: Vec<f64> = (0..n)
             .map(|i| STEPS as f64 * 16.0 * U * (want[i].abs() + f64::from(p0[i]).abs() + 30.0 * lr))
             .collect();
         out.push(row(
