@@ -171,21 +171,27 @@ fn failure_notes(checks: &[&Check], unwritten: usize) -> Vec<String> {
 
 fn activation_row(r: &ActivationCheck) -> Row {
     let small = r.small.as_ref();
-    // The input of the worst ratio among the general, small-input and tails checks.
-    let worst = [Some(&r.general), small, r.tail.as_ref()]
-        .into_iter()
-        .flatten()
-        .fold(&r.general, |w, c| {
-            if c.worst_ratio > w.worst_ratio {
-                c
-            } else {
-                w
-            }
-        })
-        .worst_input;
+    // The input of the worst ratio among the general, small-input, tails and dy-edge checks.
+    let worst = [
+        Some(&r.general),
+        small,
+        r.tail.as_ref(),
+        r.dy_edges.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(&r.general, |w, c| {
+        if c.worst_ratio > w.worst_ratio {
+            c
+        } else {
+            w
+        }
+    })
+    .worst_input;
     let checks: Vec<&Check> = std::iter::once(&r.general)
         .chain(small)
         .chain(r.tail.as_ref())
+        .chain(r.dy_edges.as_ref())
         .collect();
     Row {
         op: r.activation.name().to_string(),

@@ -398,17 +398,42 @@ fn act_derivative(x: f32) -> f32 {
     }
 }
 
+/// 2 v exactly for |v| < 2^127, formed on the bits (the exponent raised by one, or a subnormal's bits shifted,
+/// which carries into the exponent exactly) so that no compiler can merge the factor 2 into a neighbouring
+/// product: Mesa turned (dy r) 2 into (dy 2) r, which overflows where the true product does not (dy = f32::MAX
+/// and r = 0 gave inf * 0 = NaN).
+fn twice(v: f32) -> f32 {
+    let b = bitcast<u32>(v);
+    let mag = b & 0x7fffffffu;
+    return bitcast<f32>((b & 0x80000000u) | select(mag + 0x00800000u, mag << 1u, mag < 0x00800000u));
+}
+
+/// 2^127: from here 2 v overflows f32.
+const F32_TWO_127: f32 = 1.7014118346046923e38;
+
+/// dy e^v for v > 88 (CELU's f' with alpha < 0): e^v passes f32 from v = 88.73, while dy e^v is finite for a small
+/// enough |dy| up to v = 192 (dy = 2^-149). (dy e^(v - 88)) e^88 up to v = 176, past that
+/// ((dy e^(v - 176)) e^88) e^88, each factor applied to a product that is not a constant, so no compiler can fold
+/// the e^88s into one infinite constant; past v = 264 no nonzero f32 dy gives a finite result. dy = 0 gives 0 while
+/// e^v is finite in f64 (v <= 709.78, as the f64 reference), NaN past it.
+fn dy_exp_past_88(dy: f32, v: f32) -> f32 {
+    let w = min(v, 264.0) - 88.0;
+    let head = dy * exp_c(min(w, 88.0));
+    let dx = select(head, head * exp_c(max(w - 88.0, 0.0)), w > 88.0) * E88;
+    return select(dx, dy * select(0.0, bitcast<f32>(0x7f800000u), v > 709.78), dy == 0.0);
+}
+
 fn act_backward(x: f32, dy: f32) -> f32 {
     var dx: f32;
     if (ACT == ACT_RELU_SQUARED) {
-        // d/dx relu(x)^2 = 2 relu(x); (dy * r) * 2 overflows only where the true result does.
-        dx = (dy * max(x, 0.0)) * 2.0;
+        // d/dx relu(x)^2 = 2 relu(x), times dy in one rounding: dy (2 r) with 2 r exact; past r = 2^127, where
+        // 2 r overflows, (2 dy) r for |dy| < 2^127, else dy r, which overflows as the true result does.
+        let r = max(x, 0.0);
+        let huge = select(twice(dy) * r, dy * r, abs(dy) >= F32_TWO_127);
+        dx = select(dy * twice(r), huge, r >= F32_TWO_127);
     } else if (ACT == ACT_CELU && x <= 0.0 && x / P0 > 88.0) {
-        // alpha < 0 and e^(x / alpha) past exp_c's clamp: (dy e^(v - 88)) e^88 overflows only where the true
-        // result does (f' alone may overflow where dy f' is finite). Past v = 176, e^v > 1e76 and dy e^v is
-        // dy * inf (NaN for dy = 0, as the reference gives).
-        let v = x / P0;
-        dx = select((dy * exp_c(v - 88.0)) * E88, dy * bitcast<f32>(0x7f800000u), v > 176.0);
+        // alpha < 0 and e^(x / alpha) past exp_c's clamp: f' alone overflows where dy f' may be finite.
+        dx = dy_exp_past_88(dy, x / P0);
     } else {
         dx = dy * act_derivative(x);
     }

@@ -2,6 +2,7 @@
 //! whole check of one activation that the tests and the `validate` example share.
 
 mod compare;
+pub mod dy_edges;
 pub mod finite_difference;
 mod flush;
 pub mod fused;
@@ -195,6 +196,9 @@ pub struct ActivationCheck {
     /// ([`tail_inputs`]) with `|x| >= 2` whose reference is at least f32's smallest normal in magnitude, where the
     /// absolute term of the general tolerance would accept 0 or the wrong sign (sigmoid(-20) = 2.1e-9).
     pub tail: Option<Check>,
+    /// f32 backward only: every edge value of x against every edge value of dy ([`dy_edges`]), where `dy f'(x)`
+    /// may overflow, underflow, or meet an infinite or zero gradient.
+    pub dy_edges: Option<Check>,
     /// Output elements the kernel left unwritten (still poisoned).
     pub unwritten: usize,
 }
@@ -205,6 +209,7 @@ impl ActivationCheck {
         self.general.ok()
             && self.small.as_ref().is_none_or(Check::ok)
             && self.tail.as_ref().is_none_or(Check::ok)
+            && self.dy_edges.as_ref().is_none_or(Check::ok)
             && self.unwritten == 0
     }
 }
@@ -376,6 +381,13 @@ pub fn check_activation(
         Pass::Forward => tail_check(tail_tolerance(act, pass), &[&g, &t]),
         Pass::Backward => tail_check(tail_tolerance(act, pass), &[&t]),
     };
+    let (dy_edges, e_unwritten) = match pass {
+        Pass::Forward => (None, 0),
+        Pass::Backward => {
+            let (c, unwritten) = dy_edges::check_dy_edges(gpu, act)?;
+            (Some(c), unwritten)
+        }
+    };
     Ok(ActivationCheck {
         activation: act,
         pass,
@@ -383,7 +395,8 @@ pub fn check_activation(
         general,
         small: Some(small),
         tail: Some(tail),
-        unwritten: g.unwritten + s.unwritten + t.unwritten,
+        dy_edges,
+        unwritten: g.unwritten + s.unwritten + t.unwritten + e_unwritten,
     })
 }
 
@@ -471,6 +484,7 @@ pub fn check_activation_exhaustive(
         ),
         small: None,
         tail: None,
+        dy_edges: None,
         unwritten: r.unwritten,
     })
 }

@@ -1,0 +1,255 @@
+//! The backward with the incoming gradient at its edges as well as x: every edge value of x ([`edge_values`])
+//! against every value of [`DY_EDGES`] (zeros, subnormals, 1e30, `f32::MAX`, +-inf, NaN). The other checks draw
+//! `dy` from [-2, 2], where no product `dy f'(x)` can overflow or lose a subnormal derivative's digits; here a
+//! derivative has to hold at `dy = f32::MAX` too (relu_squared's `(dy r) 2` came out as NaN for `r = 0`, and CELU's
+//! `dy e^v` for alpha < 0 as inf where it is finite, before this check existed).
+//!
+//! An element passes ([`F32_DY_EDGES`]) when
+//!
+//! ```text
+//! reference NaN                  the result is NaN
+//! dy = +-inf, 0 < |f'(x)| < 2^-126   the result is NaN or the reference: an f32 derivative that rounds to 0 gives
+//!                                inf * 0 = NaN, as PyTorch's f32 backward does
+//! result +-inf                   the reference has its sign and is at least f32::MAX (1 - 1e-4)
+//! otherwise                      |got - ref| <= 1e-6 min(|dy|, 1) + 1e-4 |ref| + |dy| 2^-143 + 2^-149
+//! ```
+//!
+//! The last term is the derivative's own absolute error where it is subnormal (64 steps of 2^-149; a device
+//! that flushes subnormals may lose all of a derivative below 2^-126, so there it is `|dy| 2^-118`, as
+//! [`super::FLUSH_UNDERFLOW`] for `|dy| = 1`), and the last the result's own rounding where it is subnormal
+//! (2^-126 on a flushing device). The relative term is [`super::F32_TAIL`]'s: at `|dy| = 1e30` a
+//! result of ordinary size is `dy` times a tail of `f'`.
+
+use super::compare::{Check, Criterion, Failure};
+use super::{edge_values, run_activation_with, Dtypes, Pass, Run, Tolerance};
+use crate::{cpu, Activation, DType, Gpu, Result};
+
+/// The gradients every edge value of x meets.
+pub const DY_EDGES: [f32; 15] = [
+    0.0,
+    -0.0,
+    f32::from_bits(1),
+    -1e-40,
+    1e-30,
+    -0.5,
+    1.0,
+    -1.5,
+    1e30,
+    -1e30,
+    f32::MAX,
+    -f32::MAX,
+    f32::INFINITY,
+    f32::NEG_INFINITY,
+    f32::NAN,
+];
+
+/// The tolerance of the check, for reports: `1e-6 min(|dy|, 1) + 1e-4 |ref|`, plus the derivative's subnormal
+/// slack (module docs).
+pub const F32_DY_EDGES: Tolerance = Tolerance {
+    name: "f32_backward_dy_edges",
+    abs: 1e-6,
+    rel: 1e-4,
+};
+
+/// The derivative's absolute slack per unit of `|dy|` on a device that keeps subnormals: 64 steps of 2^-149.
+const SUBNORMAL_DERIVATIVE: f64 = 64.0 * F32_SUBNORMAL_STEP;
+
+/// The same on a device that flushes subnormals: 2^-118.
+const FLUSHED_DERIVATIVE: f64 = super::FLUSH_UNDERFLOW;
+
+/// f32's smallest subnormal, 2^-149.
+const F32_SUBNORMAL_STEP: f64 = f32::from_bits(1) as f64;
+
+/// f32's smallest normal, 2^-126.
+const F32_MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
+
+/// The inputs: every pair of an edge value of x and one of [`DY_EDGES`], as `(x, dy)`.
+pub fn dy_edge_inputs() -> (Vec<f32>, Vec<f32>) {
+    let xs = edge_values();
+    let x = xs
+        .iter()
+        .flat_map(|&v| DY_EDGES.iter().map(move |_| v))
+        .collect();
+    let dy = xs.iter().flat_map(|_| DY_EDGES).collect();
+    (x, dy)
+}
+
+/// Runs `act`'s f32 backward over [`dy_edge_inputs`] into a poisoned output and checks it (module docs).
+/// Returns the check and the number of output elements left unwritten.
+pub fn check_dy_edges(gpu: &Gpu, act: Activation) -> Result<(Check, usize)> {
+    let (x, dy) = dy_edge_inputs();
+    let run = run_activation_with(gpu, act, Pass::Backward, &x, &dy, Dtypes::all(DType::F32))?;
+    Ok((compare_dy_edges(act, &run, &dy), run.unwritten))
+}
+
+/// Checks a backward `run` over inputs `run.x` and gradients `dy` (module docs); on a device that flushes
+/// subnormals (`run.flushed`) an element also passes against the reference at its flushed inputs, with the
+/// flushed derivative slack.
+pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
+    let mut c = Check {
+        criterion: Criterion::Tolerance(F32_DY_EDGES),
+        count: 0,
+        failures: 0,
+        max_abs_err: 0.0,
+        max_rel_err: 0.0,
+        max_ulp_err: 0,
+        worst_input: f32::NAN,
+        worst_ratio: 0.0,
+        first_failures: Vec::new(),
+        flush_accepted: 0,
+    };
+    let slack = if run.flushed.is_some() {
+        FLUSHED_DERIVATIVE
+    } else {
+        SUBNORMAL_DERIVATIVE
+    };
+    let n = run
+        .x
+        .len()
+        .min(run.got.len())
+        .min(run.reference.len())
+        .min(dy.len());
+    if n != run.x.len() || n != dy.len() {
+        c.failures += 1;
+    }
+    for i in 0..n {
+        let (x, d, g, r) = (run.x[i], dy[i], run.got[i], run.reference[i]);
+        let derivative = cpu::activation::backward(act, f64::from(x), 1.0);
+        let mut e = element(g, r, d, derivative, slack);
+        if !e.pass {
+            if let Some(flushed) = &run.flushed {
+                let alt = element(g, flushed[i], d, derivative, FLUSHED_DERIVATIVE);
+                if alt.pass {
+                    e = alt;
+                    c.flush_accepted += 1;
+                }
+            }
+        }
+        c.count += 1;
+        c.max_abs_err = c.max_abs_err.max(e.abs_err);
+        c.max_rel_err = c.max_rel_err.max(e.rel_err);
+        if e.ratio > c.worst_ratio {
+            c.worst_ratio = e.ratio;
+            c.worst_input = x;
+        }
+        if !e.pass {
+            c.failures += 1;
+            if c.first_failures.len() < 8 {
+                c.first_failures.push(Failure {
+                    index: i,
+                    input: x,
+                    got: g,
+                    expected: r,
+                });
+            }
+        }
+    }
+    c
+}
+
+/// One element's verdict: pass, share of its allowance used, and its error split as [`F32_DY_EDGES`] splits it.
+struct Element {
+    pass: bool,
+    ratio: f64,
+    abs_err: f64,
+    rel_err: f64,
+}
+
+fn element(g: f32, r: f64, dy: f32, derivative: f64, slack: f64) -> Element {
+    let class = |pass: bool| Element {
+        pass,
+        ratio: if pass { 0.0 } else { f64::INFINITY },
+        abs_err: 0.0,
+        rel_err: 0.0,
+    };
+    if r.is_nan() {
+        return class(g.is_nan());
+    }
+    if g.is_nan() {
+        let underflowed = derivative != 0.0 && derivative.abs() < F32_MIN_NORMAL;
+        return class(dy.is_infinite() && underflowed);
+    }
+    if g.is_infinite() {
+        let at_overflow = r.abs() >= f64::from(f32::MAX) * (1.0 - F32_DY_EDGES.rel);
+        return class(at_overflow && (f64::from(g) > 0.0) == (r > 0.0));
+    }
+    let d = f64::from(dy).abs();
+    // The result's own rounding where it is subnormal: a step of 2^-149, or all of it below 2^-126 on a device
+    // that flushes.
+    let output = if slack == FLUSHED_DERIVATIVE {
+        F32_MIN_NORMAL
+    } else {
+        F32_SUBNORMAL_STEP
+    };
+    let allowed = F32_DY_EDGES.abs * d.min(1.0) + F32_DY_EDGES.rel * r.abs() + d * slack + output;
+    let err = (f64::from(g) - r).abs();
+    let pass = err <= allowed;
+    let ratio = if allowed > 0.0 {
+        err / allowed
+    } else if err == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    };
+    let relative = F32_DY_EDGES.rel * r.abs() >= F32_DY_EDGES.abs * d.min(1.0);
+    Element {
+        pass,
+        ratio,
+        abs_err: if relative { 0.0 } else { err },
+        rel_err: if relative && r != 0.0 {
+            err / r.abs()
+        } else {
+            0.0
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(x: f32, got: f32, reference: f64) -> Run {
+        Run {
+            x: vec![x],
+            got: vec![got],
+            reference: vec![reference],
+            flushed: None,
+            unwritten: 0,
+        }
+    }
+
+    /// relu_squared at r = 0 with dy = f32::MAX: the NaN the kernel gave before its fix fails, 0 passes.
+    #[test]
+    fn a_nan_for_a_finite_product_fails() {
+        let act = Activation::ReluSquared;
+        let r = cpu::activation::backward(act, 0.0, f64::from(f32::MAX));
+        assert_eq!(r, 0.0);
+        assert!(!compare_dy_edges(act, &run(0.0, f32::NAN, r), &[f32::MAX]).ok());
+        assert!(compare_dy_edges(act, &run(0.0, 0.0, r), &[f32::MAX]).ok());
+    }
+
+    /// An infinite dy times a derivative that underflows f32 may be NaN (PyTorch's inf * 0) or the limit; times a
+    /// normal derivative it must be the limit; an infinity for a finite product fails.
+    #[test]
+    fn nan_is_accepted_only_where_the_derivative_underflows() {
+        let act = Activation::Gelu;
+        let inf = f32::INFINITY;
+        let tail = cpu::activation::backward(act, -20.0, f64::from(inf));
+        assert_eq!(tail, f64::NEG_INFINITY);
+        assert!(compare_dy_edges(act, &run(-20.0, f32::NAN, tail), &[inf]).ok());
+        assert!(compare_dy_edges(act, &run(-20.0, -inf, tail), &[inf]).ok());
+        let body = cpu::activation::backward(act, -1.0, f64::from(inf));
+        assert!(!compare_dy_edges(act, &run(-1.0, f32::NAN, body), &[inf]).ok());
+        let finite = cpu::activation::backward(act, -1.0, 1e30);
+        assert!(!compare_dy_edges(act, &run(-1.0, -inf, finite), &[1e30]).ok());
+        assert!(compare_dy_edges(act, &run(-1.0, finite as f32, finite), &[1e30]).ok());
+    }
+
+    #[test]
+    fn every_pair_is_an_input() {
+        let (x, dy) = dy_edge_inputs();
+        assert_eq!(x.len(), edge_values().len() * DY_EDGES.len());
+        assert_eq!(x.len(), dy.len());
+        assert!(dy.iter().any(|d| d.is_nan()) && dy.contains(&f32::MAX));
+    }
+}
