@@ -295,11 +295,19 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     }
     // Edge inputs (0, -0, subnormals, large, MAX, +-inf, NaN; +inf gradients) through each family once, the
     // learnable parameters in the tensors' own type.
+    // In f32 every activation and every gated unit; in 16-bit types one of each family.
     let edges = FusedInputs::Edges(3);
-    for act in [Activation::Gelu, Activation::Relu] {
+    let (edge_acts, edge_units) = if dtype == DType::F32 {
+        (Activation::ALL.to_vec(), Gated::ALL.to_vec())
+    } else {
+        (vec![Activation::Gelu, Activation::Relu], vec![Gated::SWIGLU])
+    };
+    for act in edge_acts {
         out.extend(check_bias(gpu, act, 5, 24, dtype, DType::F32, edges)?);
     }
-    out.extend(check_gated(gpu, Gated::SWIGLU, 5, 24, dtype, edges)?);
+    for unit in edge_units {
+        out.extend(check_gated(gpu, unit, 5, 24, dtype, edges)?);
+    }
     for kind in Learnable::ALL {
         out.extend(check_learnable(
             gpu, kind, 5, 24, false, dtype, dtype, edges,
