@@ -22,6 +22,13 @@
 //                          (NaN for a NaN logit)
 //
 // `scale` is 1/rows or 1/n, rounded to f32 on the host.
+//
+// Past the storage-binding limit the host runs the loss kernels in chunks (src/ops/loss.rs): whole rows of
+// cross-entropy, or elements of mse and bce, one dispatch each, with pred, grad and target_values bound from the
+// chunk's first byte rounded down to the storage offset alignment (`base` elements before the chunk's first),
+// the class indices and the partial sums bound whole, each chunk writing its partial sums from `first`; then one
+// reduce_mean over all of them, scaled by the whole tensor's 1/n. Within one binding `first` and `base` are 0 and
+// every index is the one it always was.
 
 override WG: u32 = 64u;
 
@@ -32,8 +39,13 @@ struct LossParams {
     cols: u32,
     /// Threads that write a partial sum, and so partial sums to reduce.
     threads: u32,
-    /// 1 / n or 1 / rows.
+    /// 1 / n or 1 / rows of the whole tensor (also in a chunk).
     scale: f32,
+    /// This dispatch's first partial sum in `partial`, and for cross-entropy its first row's class index in
+    /// `labels` (0 within one binding).
+    first: u32,
+    /// Elements of pred, grad and target_values bound before this dispatch's first one (0 within one binding).
+    base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
@@ -63,11 +75,11 @@ fn exp_n(x: f32) -> f32 {
     return select(exp_c(x), x, is_nan(x));
 }
 
-/// Row `row` of softmax cross-entropy: writes the row's gradient and returns its loss term.
+/// Row `row` of the dispatch's softmax cross-entropy: writes the row's gradient and returns its loss term.
 fn cross_entropy_row(row: u32) -> f32 {
     let cols = params.cols;
-    let base = row * cols;
-    let t = labels[row];
+    let base = params.base + row * cols;
+    let t = labels[params.first + row];
     var a = 0u;
     var m = pred[base];
     // NaN and +inf are tested on the stored logits' bits: comparisons and arithmetic on NaN are not reliable
@@ -123,7 +135,7 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
                          @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = thread_index(wid, nwg, lid);
     if (row < params.n) {
-        partial[row] = cross_entropy_row(row);
+        partial[params.first + row] = cross_entropy_row(row);
     }
 }
 
@@ -166,7 +178,7 @@ fn softmax_cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
     // Every thread of a workgroup takes part in every barrier: a workgroup past the last row does its loops
     // over no columns.
     let cols = select(0u, params.cols, row < params.n);
-    let base = row * params.cols;
+    let base = params.base + row * params.cols;
     let pos_inf = 0x7f800000u;
     var m = 0.0;
     var a = NO_COLUMN;
@@ -203,7 +215,7 @@ fn softmax_cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
         a = row_inf_at[0];
         m = bitcast<f32>(pos_inf);
     }
-    let t = select(0u, labels[min(row, params.n - 1u)], row < params.n);
+    let t = select(0u, labels[params.first + min(row, params.n - 1u)], row < params.n);
     let invalid = t >= params.cols || row_nan[0] != 0u || infs > 1u;
     var rest = 0.0;
     if (!invalid && infs == 0u) {
@@ -237,17 +249,30 @@ fn softmax_cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
         } else {
             term = (m - pred[base + t]) + log1p_pos(rest);
         }
-        partial[row] = term;
+        partial[params.first + row] = term;
     }
 }
 
-/// Thread `t`'s elements of MSE (t, t + threads, ...): writes their gradients and returns their sum of squares.
+/// v / 2 exactly for a normal |v| >= 2^-125, on the bits, so that no compiler can fold it into a neighbouring
+/// product. MSE's gradient 2 (p - y) / n is finite where p - y overflows (p = 3e38, y = -3e38, n = 5: 2.4e38);
+/// there both are normal and at least 1e31 in magnitude, and (4 / n) (p/2 - y/2) gives it. As
+/// (2 / n) p - (2 / n) y it would be factored back into the overflowing form.
+fn halved(v: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(v) - 0x00800000u);
+}
+
+/// Thread `t`'s elements of MSE in this dispatch (t, t + threads, ...): writes their gradients and returns their
+/// sum of squares.
 fn mse_slice(t: u32) -> f32 {
     let two_scale = 2.0 * params.scale;
+    let b = params.base;
     var acc = 0.0;
     for (var i = t; i < params.n; i += params.threads) {
-        let d = pred[i] - target_values[i];
-        grad[i] = two_scale * d;
+        let p = pred[b + i];
+        let y = target_values[b + i];
+        let d = p - y;
+        grad[b + i] = select(two_scale * d, 2.0 * two_scale * (halved(p) - halved(y)),
+                             is_inf(d) && !is_inf(p) && !is_inf(y));
         acc = fma(d, d, acc);
     }
     return acc;
@@ -258,7 +283,7 @@ fn mse(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
        @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = thread_index(wid, nwg, lid);
     if (t < params.threads) {
-        partial[t] = mse_slice(t);
+        partial[params.first + t] = mse_slice(t);
     }
 }
 
@@ -270,16 +295,18 @@ fn bce_linear(x: f32, t: f32) -> f32 {
     return select(select(x * c, 0.0, c == 0.0), nan_f32(), is_nan(x) || is_nan(t));
 }
 
-/// Thread `t`'s elements of BCE with logits: writes their gradients and returns the sum of their terms.
+/// Thread `t`'s elements of BCE with logits in this dispatch: writes their gradients and returns the sum of their
+/// terms.
 fn bce_slice(t: u32) -> f32 {
+    let b = params.base;
     var acc = 0.0;
     for (var i = t; i < params.n; i += params.threads) {
-        let x = pred[i];
-        let y = target_values[i];
+        let x = pred[b + i];
+        let y = target_values[b + i];
         let e = exp_c(-abs(x));
         let r = 1.0 / (1.0 + e);
         let s = select(select(e * r, r, x >= 0.0), x, is_nan(x));
-        grad[i] = (s - y) * params.scale;
+        grad[b + i] = (s - y) * params.scale;
         acc += bce_linear(x, y) + log1p_unit(e);
     }
     return acc;
@@ -290,7 +317,7 @@ fn bce_with_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = thread_index(wid, nwg, lid);
     if (t < params.threads) {
-        partial[t] = bce_slice(t);
+        partial[params.first + t] = bce_slice(t);
     }
 }
 
