@@ -31,6 +31,10 @@ use crate::{DType, Error, Gpu, Result, Tensor};
 /// g = g + momentum b (nesterov), else b
 /// p = p - lr g
 /// ```
+///
+/// The momentum buffer is f32: where `b` or `g + momentum b` passes f32::MAX (gradients near 3e38), the step is
+/// infinite and the parameter becomes -inf or +inf (NaN if it was the opposite infinity), where the f64 reference
+/// stays finite.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sgd {
     /// Learning rate.
