@@ -300,7 +300,10 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     let (edge_acts, edge_units) = if dtype == DType::F32 {
         (Activation::ALL.to_vec(), Gated::ALL.to_vec())
     } else {
-        (vec![Activation::Gelu, Activation::Relu], vec![Gated::SWIGLU])
+        (
+            vec![Activation::Gelu, Activation::Relu],
+            vec![Gated::SWIGLU],
+        )
     };
     for act in edge_acts {
         out.extend(check_bias(gpu, act, 5, 24, dtype, DType::F32, edges)?);
