@@ -29,6 +29,14 @@
 //! The one exception: with the dead / saturated counts ([`Dense::record_backward_with_stats`]), Z and dY must be
 //! f32 (the counting pass, `shaders/dz_stats.wgsl`, reads f32); others are [`crate::Error::DTypeMismatch`]. The
 //! usual mixed-precision layer keeps X and W in f16 or bf16 and the gradients in f32.
+//!
+//! # Past the storage-binding limit
+//!
+//! The forward and `dX = dZ W^T` run in chunks of the batch's rows where X, Y, Z, dY or dX passes a binding (see
+//! [`crate::ops::matmul`]), each chunk's rows bit for bit what the whole product gives; W and the bias are bound
+//! whole and must each fit one. `dW = X^T dZ` (and, with [`DzMode::Fused`], `db = 1^T dZ`) sums over the batch
+//! and binds X, dY and Z whole: past the limit the backward is [`crate::Error::LimitExceeded`] (`Mlp::train_step`
+//! runs such a batch in passes of rows instead).
 
 use super::matmul::{
     check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
@@ -36,7 +44,8 @@ use super::matmul::{
 };
 use crate::ops::bias::{record_backward_column_sums_direct, record_column_sums};
 use crate::ops::dz_stats;
-use crate::{Activation, DType, Gpu, Result, Tensor};
+use crate::tensor::padded_bytes;
+use crate::{Activation, DType, Error, Gpu, Result, Tensor};
 
 /// How the backward pass forms `dZ = dY * f'(Z)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,7 +134,8 @@ impl Dense {
     /// Records `Y = f(X W + b)` in one kernel: `x [m, k]`, `w [k, n]`, `bias [n]` (optional), `y [m, n]`, and,
     /// when `z` is given, the pre-activation `Z = X W + b` into it (`[m, n]`), for the backward pass. With
     /// `k = 0`, `Y = f(b)` (or `f(0)`). Every tensor may be f32, f16 or bf16 (a 16-bit Y or Z adds one
-    /// conversion pass each, see the module documentation).
+    /// conversion pass each, see the module documentation). Past the storage-binding limit the batch runs in
+    /// chunks of rows; W or the bias past it is [`crate::Error::LimitExceeded`].
     pub fn record_forward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -173,7 +183,8 @@ impl Dense {
     /// (see the module documentation). With [`DzMode::Separate`] (the default, and what [`DzMode::Fused`] runs
     /// for a user-defined activation on a loop-limited adapter) and an activation other than identity, each call
     /// allocates an `[m, n]` f32 buffer for dZ: a training loop passes one that lives across steps to
-    /// [`Dense::record_backward_using`].
+    /// [`Dense::record_backward_using`]. Past the storage-binding limit dX runs in chunks of rows, while dW (and
+    /// the fused db) is [`crate::Error::LimitExceeded`] where X, dY or Z passes it (module documentation).
     #[allow(clippy::too_many_arguments)]
     pub fn record_backward(
         &self,
@@ -266,6 +277,23 @@ impl Dense {
             DzMode::Fused if act.custom_id().is_some() && gpu.loop_limited() => DzMode::Separate,
             mode => mode,
         };
+        // dW = X^T dZ sums over the rows, so it binds X and dZ (dY and Z where fused) whole, past the limit too:
+        // refused here, before a pass of the backward is recorded.
+        let max = gpu.limits().max_storage_buffer_binding_size;
+        let mut whole = vec![x.buffer().size(), dy.buffer().size()];
+        if act != Activation::Identity {
+            whole.push(z.buffer().size());
+            if mode == DzMode::Separate {
+                whole.push(scratch.map_or(padded_bytes(m * n, DType::F32), |s| s.buffer().size()));
+            }
+        }
+        if let Some(requested) = whole.into_iter().find(|&b| b > max) {
+            return Err(Error::LimitExceeded {
+                limit: "max_storage_buffer_binding_size (dW = X^T dZ binds X and dZ whole)",
+                max,
+                requested,
+            });
+        }
         match mode {
             DzMode::Fused => {
                 if let Some(stats) = stats {

@@ -1,11 +1,22 @@
 //! Matrix products of the dense layer (`shaders/matmul.wgsl`): `Y = X W`, `dW = X^T dZ`, `dX = dZ W^T`, f32
-//! accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros) whose operands fit a
-//! storage binding, with two limits: C's column blocks take one grid dimension, so C has at most 65,535 of them
-//! (about 2.1 million columns on the direct and 32-wide tiled kernels, 4.2 million on the tiled ones, 1 million
-//! on the generated kernels of a subgroup of 4 lanes), past which the product is [`Error::LimitExceeded`]; and
-//! a 16-bit C (or Z) is written through an f32 copy, which must fit a binding too (a 16-bit C of more than half
-//! the binding limit in bytes is `LimitExceeded`). Its rows continue along the grid's z past 65,535
-//! row blocks.
+//! accumulation, any shape (sizes of 0 dispatch nothing; an inner size of 0 gives zeros), with one limit on the
+//! grid: C's column blocks take one grid dimension, so C has at most 65,535 of them (about 2.1 million columns on
+//! the direct and 32-wide tiled kernels, 4.2 million on the tiled ones, 1 million on the generated kernels of a
+//! subgroup of 4 lanes), past which the product is [`Error::LimitExceeded`]. Its rows continue along the grid's z
+//! past 65,535 row blocks.
+//!
+//! # Past the storage-binding limit
+//!
+//! A product whose tensors each fit one storage binding (a 16-bit C or Z counted as its f32 copy, see below)
+//! binds them whole and records what it always has. Past that, `X W` and `dZ W^T` (and the dense layer's forward
+//! and `dX`), whose rows of C are A's rows, run in chunks of C's rows: each chunk binds its rows of A, C, the
+//! stored Z and a derivative's Z fused into A at offsets that are multiples of the device's
+//! `min_storage_buffer_offset_alignment` (rows of odd byte widths step by as many rows as that takes, so a 16-bit
+//! row of 37 elements steps by 128 rows under a 256-byte alignment), B and the bias whole, and runs the same
+//! kernel, with the same splits of K, on an M of its rows: its rows of C are bit for bit the unchunked product's.
+//! A 16-bit C or Z goes through a whole f32 copy, bound in chunks like C and rounded by one conversion pass. Still
+//! [`Error::LimitExceeded`]: B (W), the bias or a Z fused into B past a binding; one offset-aligned group of rows
+//! past it; and `X^T dZ` (`dW`, and the fused `db`), which sums over the rows, with an operand past it.
 //!
 //! All three forms run one generic kernel over strided operands, `C[i, j] = sum_p A(i, p) B(p, j)`, so no
 //! transpose is ever materialised. The kernels, chosen per adapter by [`MatmulKernel::for_gpu`] (or by
@@ -41,7 +52,7 @@
 //! - A 16-bit C (or pre-activation Z of the dense forward) goes through an f32 scratch and one conversion pass:
 //!   a kernel storing 16-bit values would race, the two halves of a packed word belonging to different threads.
 
-use super::elementwise::{check_whole_binding, dispatch, whole, Slot};
+use super::elementwise::{bound_bytes, check_vectors, check_whole_binding, dispatch, Slot};
 use super::matmul_subgroup;
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
@@ -246,6 +257,7 @@ impl Form {
 /// One product for the kernel: sizes `C [m, n]`, inner size `k`, operand strides, and what the epilogue and the
 /// operand loads do. Operands, bias and Z may each be f32, f16 or bf16; so may C and `z_out` (written through an
 /// f32 scratch and one rounding pass, see [`record_gemm`]).
+#[derive(Clone, Copy)]
 pub(crate) struct Gemm<'a> {
     pub kernel: MatmulKernel,
     pub op: &'static str,
@@ -257,9 +269,16 @@ pub(crate) struct Gemm<'a> {
     pub act: Activation,
     pub bias: Option<&'a Tensor>,
     pub z_out: Option<&'a Tensor>,
-    /// `(1 = A | 2 = B, Z)`: that operand is read as `act_backward(Z, operand)`.
+    /// `(1 = A | 2 = B, Z)` ([`FUSE_A`], [`FUSE_B`]): that operand is read as `act_backward(Z, operand)`, Z
+    /// laid out like it.
     pub fuse: Option<(u32, &'a Tensor)>,
 }
+
+/// [`Gemm::fuse`]'s code for a derivative fused into A (`FUSE_A` in `shaders/matmul.wgsl`).
+pub(crate) const FUSE_A: u32 = 1;
+
+/// [`Gemm::fuse`]'s code for a derivative fused into B (`FUSE_B` in `shaders/matmul.wgsl`).
+pub(crate) const FUSE_B: u32 = 2;
 
 /// Sizes and strides of `form` over `a` and `b`'s 2-D shapes: `[m, n, k, sa_i, sa_p, sb_p, sb_j]` of C, after
 /// checking that the operands agree.
@@ -376,11 +395,32 @@ fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form, u32)> {
     Some((rows, lanes, subgroup, form, vecs))
 }
 
-/// The pipeline's module, entry point, workgroup size, `TX` and grid for `g`: the generated kernel where `g` is
-/// eligible ([`generated`]) and both operands are f32, else the kernel of `shaders/matmul.wgsl`.
-fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
+/// The kernel and grid for `g`: the generated kernel where `g` is eligible ([`generated`]) and both operands
+/// are f32, else the kernel of `shaders/matmul.wgsl`.
+fn plan(g: &Gemm) -> Plan {
+    plan_with(g, g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32)
+}
+
+/// How a product runs: [`plan`]'s choice of kernel and its grid.
+struct Plan {
+    /// The pipeline's module.
+    shader: ShaderId,
+    /// Its entry point.
+    entry: &'static str,
+    /// Threads per workgroup.
+    wg: u32,
+    /// Threads along N (`TX`; the lanes of the generated kernels).
+    tx: u32,
+    /// `(column blocks, row blocks)` of C.
+    groups: (u32, u32),
+    /// Rows of C per workgroup.
+    block_rows: u32,
+}
+
+/// [`plan`] for operands that will be f32 when the product runs (`f32_operands`): the chunked path plans before
+/// it widens 16-bit operands.
+fn plan_with(g: &Gemm, f32_operands: bool) -> Plan {
     let [m, n, ..] = g.params;
-    let f32_operands = g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32;
     if let (true, Some((rows, lanes, subgroup, form, vecs))) = (f32_operands, generated(g)) {
         let shader = ShaderId::MatmulGenerated {
             form,
@@ -395,19 +435,31 @@ fn plan(g: &Gemm) -> (ShaderId, &'static str, u32, u32, (u32, u32)) {
         } else {
             "matmul_vec4"
         };
-        return (shader, entry, lanes, lanes, groups);
+        return Plan {
+            shader,
+            entry,
+            wg: lanes,
+            tx: lanes,
+            groups,
+            block_rows: rows,
+        };
     }
     let (wg, tx) = g.kernel.shape();
-    let groups = (
-        n.div_ceil(4 * tx),
-        m.div_ceil(g.kernel.rows_per_thread() * (wg / tx)),
-    );
+    let block_rows = g.kernel.rows_per_thread() * (wg / tx);
+    let groups = (n.div_ceil(4 * tx), m.div_ceil(block_rows));
     let shader = if g.kernel == MatmulKernel::TiledWide {
         ShaderId::MatmulWide
     } else {
         ShaderId::Matmul
     };
-    (shader, g.kernel.entry(), wg, tx, groups)
+    Plan {
+        shader,
+        entry: g.kernel.entry(),
+        wg,
+        tx,
+        groups,
+        block_rows,
+    }
 }
 
 /// Whether [`MatmulKernel::TiledWide`] stages an operand of `rows` x `cols` elements (`rows` along the output,
@@ -437,6 +489,9 @@ fn code(t: &Tensor) -> f64 {
 /// the direct kernel runs instead. A 16-bit C or `z_out` is written to an f32 scratch and
 /// rounded once, to nearest even, by one conversion pass (a 16-bit store from the kernel would race: the two
 /// halves of a packed word belong to different threads).
+///
+/// A product with a tensor past the storage-binding limit runs in chunks of C's rows where its rows of C are A's
+/// rows ([`record_row_chunks`]); any other is [`Error::LimitExceeded`].
 pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
     gpu.check_lost()?;
@@ -470,8 +525,31 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     // Widened operands past the binding limit leave the product to the direct kernel, which decodes in place.
     let max = gpu.limits().max_storage_buffer_binding_size;
     let fits = |t: &Tensor| padded_bytes(t.len(), DType::F32) <= max;
+    let widen = generated(&g).is_some() && fits(g.a) && fits(g.b);
+    // A product that fits one binding per tensor records exactly what it always has; past that, one whose rows
+    // of C are A's rows runs in chunks of them, and any other is refused.
+    if let Some(requested) = past_whole(&g, widen) {
+        if row_separable(&g) {
+            return record_row_chunks(encoder, g);
+        }
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested,
+        });
+    }
+    // What the launch could refuse, checked before the casts below record anything (`record_f32_out` checks
+    // the same on the f32 product).
+    let p = plan_with(
+        &g,
+        widen || (g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32),
+    );
+    grid_of(gpu, p.groups)?;
+    if is_tiled(&g, &p) {
+        tiled_splits(gpu, g.kernel, g.params)?;
+    }
     let (mut a32, mut b32) = (None, None);
-    if generated(&g).is_some() && fits(g.a) && fits(g.b) {
+    if widen {
         a32 = wide(g.a)?;
         b32 = wide(g.b)?;
         for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
@@ -505,10 +583,351 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     Ok(())
 }
 
+/// The bytes of the first buffer the unchunked path binds for `g` that passes one storage binding, if one does:
+/// A and B (their f32 copies where `widened`), C and the stored Z (an f32 copy of a 16-bit one), the bias and the
+/// fused Z, by their buffers' sizes as [`check_whole_binding`] reads them.
+fn past_whole(g: &Gemm, widened: bool) -> Option<u64> {
+    let max = g.c.gpu().limits().max_storage_buffer_binding_size;
+    let f32_copy = |t: &Tensor| padded_bytes(t.len(), DType::F32);
+    let operand = |t: &Tensor| match t.dtype() {
+        DType::F32 => t.buffer().size(),
+        _ if widened => f32_copy(t),
+        _ => t.buffer().size(),
+    };
+    let output = |t: &Tensor| match t.dtype() {
+        DType::F32 => t.buffer().size(),
+        _ => f32_copy(t),
+    };
+    let mut bytes = vec![operand(g.a), operand(g.b), output(g.c)];
+    bytes.extend(g.z_out.map(output));
+    bytes.extend(g.bias.map(|b| b.buffer().size()));
+    bytes.extend(g.fuse.map(|(_, z)| z.buffer().size()));
+    bytes.into_iter().find(|&b| b > max)
+}
+
+/// Whether C's rows of `g` are A's rows, A row-major (`Y = X W`, `dX = dZ W^T`, and the dense layer's products of
+/// those forms): then rows `i0 .. i1` of C read only rows `i0 .. i1` of A (and of a Z fused into A, laid out like
+/// A), with B, the bias and a Z fused into B read whole by every row, and a chunk of C's rows is the same kernel
+/// on an M of the chunk's rows. `X^T dZ` (and `1^T dZ`) sums over the rows instead.
+fn row_separable(g: &Gemm) -> bool {
+    let [_, _, k, sa_i, sa_p, ..] = g.params;
+    sa_i == k && sa_p == 1
+}
+
+/// How [`record_row_chunks`] runs a product: rows of C per chunk (the last takes what is left), whether its
+/// operands run as f32 (16-bit ones widened for a generated kernel), and the splits of K it aims for with whether
+/// a loop-limited adapter needs them (the whole product's, [`wanted_splits`] as [`fit_splits`] keeps them on its
+/// grid, so that each chunk adds K in the order the unchunked product would).
+#[derive(Debug, Clone, Copy)]
+struct RowChunks {
+    rows: u32,
+    f32_operands: bool,
+    splits: (u32, bool),
+}
+
+impl RowChunks {
+    /// `(first row, rows)` of each chunk of a C of `m` rows.
+    fn chunks(&self, m: u32) -> impl Iterator<Item = (u32, u32)> {
+        let step = self.rows;
+        (0..m)
+            .step_by(step as usize)
+            .map(move |first| (first, step.min(m - first)))
+    }
+}
+
+/// Records `g`, whose tensors do not all fit a storage binding, in chunks of C's rows ([`row_separable`]
+/// products): each chunk binds its rows of A, C, the stored Z and a Z fused into A at offsets that are multiples
+/// of the device's storage offset alignment, B, the bias and a Z fused into B whole, and runs the kernel the
+/// unchunked product would run on an M of its rows, so that its rows of C are bit for bit the unchunked
+/// product's. 16-bit outputs go through whole f32 copies (bound in chunks too, rounded by one conversion pass
+/// each, as in [`record_gemm`]), and for a generated kernel 16-bit operands are widened into f32 copies first, B's
+/// only where it fits a binding (else the direct kernel runs, decoding in place). Everything is planned and
+/// checked before anything is recorded: B, the bias or a Z fused into B past a binding, or one aligned group of
+/// rows past it, is [`Error::LimitExceeded`].
+fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+    let gpu = g.c.gpu();
+    let mut whole_bound = vec![g.b];
+    whole_bound.extend(g.bias);
+    whole_bound.extend(g.fuse.filter(|&(w, _)| w == FUSE_B).map(|(_, z)| z));
+    check_vectors(&whole_bound)?;
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    let widen = generated(&g).is_some()
+        && padded_bytes(g.b.len(), DType::F32) <= max
+        && row_chunks(&g, true).is_ok();
+    let plan = row_chunks(&g, widen)?;
+    let f32_copy = |t: &Tensor, wanted: bool| -> Result<Option<Tensor>> {
+        match t.dtype() {
+            DType::F32 => Ok(None),
+            _ if wanted => gpu.zeros(t.shape(), DType::F32).map(Some),
+            _ => Ok(None),
+        }
+    };
+    let a32 = f32_copy(g.a, widen)?;
+    let b32 = f32_copy(g.b, widen)?;
+    let c32 = f32_copy(g.c, true)?;
+    let z32 = match g.z_out {
+        Some(z) => f32_copy(z, true)?,
+        None => None,
+    };
+    for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
+        if let Some(dst) = dst {
+            src.record_cast(encoder, dst)?;
+        }
+    }
+    let f = Gemm {
+        a: a32.as_ref().unwrap_or(g.a),
+        b: b32.as_ref().unwrap_or(g.b),
+        c: c32.as_ref().unwrap_or(g.c),
+        z_out: z32.as_ref().or(g.z_out),
+        ..g
+    };
+    for (first, rows) in plan.chunks(g.params[0]) {
+        let chunk = with_rows(&f, rows);
+        let launch = chunk_launch(&chunk, plan)?;
+        record_product(encoder, &chunk, launch, &row_views(&f, first, rows))?;
+    }
+    if let Some(t) = &c32 {
+        t.record_cast(encoder, g.c)?;
+    }
+    if let (Some(t), Some(z)) = (&z32, g.z_out) {
+        t.record_cast(encoder, z)?;
+    }
+    Ok(())
+}
+
+/// `g` on an M of `rows` (one chunk's rows of C).
+fn with_rows<'a>(g: &Gemm<'a>, rows: u32) -> Gemm<'a> {
+    let mut params = g.params;
+    params[0] = rows;
+    Gemm { params, ..*g }
+}
+
+/// The launch of one chunk `g` (its params' M the chunk's rows) as `plan` runs it: [`plan_with`]'s kernel, the
+/// grid checked ([`grid_of`]), and on a tiled kernel the whole product's splits where they fit the chunk
+/// ([`fit_splits`]).
+fn chunk_launch(g: &Gemm, plan: RowChunks) -> Result<Launch> {
+    let gpu = g.c.gpu();
+    let p = plan_with(g, plan.f32_operands);
+    let grid3 = grid_of(gpu, p.groups)?;
+    let splits = if is_tiled(g, &p) {
+        let (whole, needed) = plan.splits;
+        let fit = fit_splits(gpu, g.kernel, g.params, whole, needed, true)?;
+        // The chunk's rows keep its partial products within a binding and its grid is the whole product's at
+        // most, so its splits fit; were they dropped, its bits would differ from the unchunked product's.
+        if fit != whole {
+            return Err(Error::LimitExceeded {
+                limit: "splits of K in one chunk of a product's rows",
+                max: u64::from(fit),
+                requested: u64::from(whole),
+            });
+        }
+        whole
+    } else {
+        1
+    };
+    Ok(Launch {
+        key: pipeline_key(g, &p),
+        splits,
+        groups: p.groups,
+        grid: grid3,
+    })
+}
+
+/// Plans `g`'s chunks of rows with its operands widened to f32 or not ([`RowChunks`]), and checks the launch of
+/// a full chunk and of the last, so that a product that cannot run is refused before anything is recorded.
+fn row_chunks(g: &Gemm, widened: bool) -> Result<RowChunks> {
+    let [m, n, k, ..] = g.params;
+    let f32_operands = widened || (g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32);
+    let p = plan_with(g, f32_operands);
+    // The splits of the whole product on a device whose binding held its partial products (the chunks bind
+    // theirs in parts): every chunk takes them, so that its rows have the K order of the unchunked product's.
+    // Checked on the whole product's grid, as `tiled_splits` checks them: a chunk, with fewer row blocks, could
+    // fit splits the whole product drops.
+    let splits = if is_tiled(g, &p) {
+        let gpu = g.c.gpu();
+        let (wanted, needed) = wanted_splits(gpu, g.kernel, g.params);
+        (
+            fit_splits(gpu, g.kernel, g.params, wanted, needed, false)?,
+            needed,
+        )
+    } else {
+        (1, false)
+    };
+    let a_bytes = if widened { 4 } else { g.a.dtype().size_bytes() };
+    let row = |elems: u32, bytes: usize| u64::from(elems) * bytes as u64;
+    // Bytes per row of C of each tensor bound by rows: A, C (f32, or its f32 copy), the stored Z (likewise) and
+    // a Z fused into A.
+    let mut row_bytes = vec![row(k, a_bytes), row(n, 4)];
+    if g.z_out.is_some() {
+        row_bytes.push(row(n, 4));
+    }
+    if let Some((FUSE_A, z)) = g.fuse {
+        row_bytes.push(row(k, z.dtype().size_bytes()));
+    }
+    let partial = if splits.0 > 1 {
+        row(n, 4) * u64::from(splits.0)
+    } else {
+        0
+    };
+    let rows = chunk_rows(g.c.gpu().limits(), m, &row_bytes, partial, p.block_rows)?;
+    let plan = RowChunks {
+        rows,
+        f32_operands,
+        splits,
+    };
+    for rows in [rows, m % rows] {
+        if rows > 0 {
+            chunk_launch(&with_rows(g, rows), plan)?;
+        }
+    }
+    Ok(plan)
+}
+
+/// Rows of C per chunk, for tensors bound by rows of `row_bytes` bytes per row of C each (0: one that holds no
+/// elements, bound whole) and split partial products of `partial_row_bytes` per row (0: unsplit): the most that
+/// keep each tensor's bound bytes (rounded up to 32, [`row_view`]) and the partial products within a binding, in
+/// a multiple of the rows after which every tensor's next chunk starts at a multiple of the offset alignment (and
+/// of 16 bytes, so that 16-bit elements keep their place in a packed word and in a `vec4<u32>` of
+/// `shaders/matmul_operands_wide.wgsl`): a row of 74 bytes under a 256-byte alignment steps by 128 rows. Also a
+/// multiple of the kernel's `block_rows` where a binding holds that many, so that no chunk but the last runs
+/// partly empty workgroups. At most `m`; [`Error::LimitExceeded`] where one aligned group of rows passes a
+/// binding.
+fn chunk_rows(
+    limits: &wgpu::Limits,
+    m: u32,
+    row_bytes: &[u64],
+    partial_row_bytes: u64,
+    block_rows: u32,
+) -> Result<u32> {
+    let align = lcm(
+        u64::from(limits.min_storage_buffer_offset_alignment).max(1),
+        16,
+    );
+    let binding = limits.max_storage_buffer_binding_size / 32 * 32;
+    let bound = || row_bytes.iter().copied().filter(|&b| b > 0);
+    let aligned = bound().map(|b| align / gcd(align, b)).fold(1, lcm);
+    let mut most = bound().map(|b| binding / b).min().unwrap_or(u64::MAX);
+    // The partial products go to the context's scratch buffer, which holds up to a binding in whole words.
+    let scratch = limits.max_storage_buffer_binding_size / 4 * 4;
+    if let Some(rows) = scratch.checked_div(partial_row_bytes) {
+        most = most.min(rows);
+    }
+    let blocks = lcm(aligned, u64::from(block_rows));
+    let step = if most >= blocks { blocks } else { aligned };
+    let rows = most / step * step;
+    if rows == 0 {
+        let widest = bound().max().unwrap_or(0).max(partial_row_bytes);
+        return Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size (one offset-aligned group of a product's rows)",
+            max: limits.max_storage_buffer_binding_size,
+            requested: aligned.saturating_mul(widest),
+        });
+    }
+    Ok(rows.min(u64::from(m)) as u32)
+}
+
+/// What one chunk of rows `first .. first + rows` of C binds of the whole product `g` (its M all of C's rows):
+/// those rows of A, C, the stored Z and a Z fused into A ([`row_view`]); B, the bias and a Z fused into B whole
+/// (their bound bytes, [`crate::ops::elementwise::bound_bytes`]); the spare buffers where `g` has no such
+/// tensor.
+fn row_views<'a>(g: &Gemm<'a>, first: u32, rows: u32) -> Views<'a> {
+    let [_, n, k, ..] = g.params;
+    let (read_spare, write_spare) = g.c.gpu().unused_bindings();
+    let whole = |t: &'a Tensor| row_view(t, 0, first, rows);
+    Views {
+        a: row_view(g.a, k, first, rows),
+        b: whole(g.b),
+        c: row_view(g.c, n, first, rows),
+        bias: g.bias.map_or(read_spare.as_entire_binding(), whole),
+        z_out: g.z_out.map_or(write_spare.as_entire_binding(), |z| {
+            row_view(z, n, first, rows)
+        }),
+        z_in: match g.fuse {
+            None => read_spare.as_entire_binding(),
+            Some((FUSE_A, z)) => row_view(z, k, first, rows),
+            Some((_, z)) => whole(z),
+        },
+    }
+}
+
+/// Rows `first .. first + rows` of `t`, `row_elems` elements to a row of C: from byte `first x row bytes` (a
+/// multiple of the offset alignment, as [`chunk_rows`] chose the rows), the rows' bytes rounded up to 32 within
+/// the tensor's padded bytes, so that a 16-bit tensor's last packed word, or a `vec4<u32>` holding its last
+/// elements, lies inside the binding. `row_elems` 0 (a tensor with no elements, or one read whole): its bound
+/// bytes from the start.
+fn row_view(t: &Tensor, row_elems: u32, first: u32, rows: u32) -> wgpu::BindingResource<'_> {
+    let row_bytes = u64::from(row_elems) * t.dtype().size_bytes() as u64;
+    let (offset, size) = row_range(bound_bytes(t), row_bytes, first, rows);
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: t.buffer(),
+        offset,
+        size: wgpu::BufferSize::new(size),
+    })
+}
+
+/// [`row_view`]'s `(offset, size)` in a tensor of `total` bound bytes for rows of `row_bytes` (0: the whole).
+fn row_range(total: u64, row_bytes: u64, first: u32, rows: u32) -> (u64, u64) {
+    if row_bytes == 0 {
+        return (0, total);
+    }
+    let offset = u64::from(first) * row_bytes;
+    let size = (u64::from(rows) * row_bytes).next_multiple_of(32);
+    (offset, size.min(total - offset))
+}
+
+/// Greatest common divisor (`gcd(a, 0) = a`).
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Least common multiple of two positive numbers.
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
+}
+
 /// [`record_gemm`] once C and `z_out` are f32 and a generated kernel's operands are f32.
 fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
-    let (shader, entry, wg, tx, groups) = plan(&g);
+    let p = plan(&g);
+    let grid3 = grid_of(gpu, p.groups)?;
+    let (read_spare, write_spare) = gpu.unused_bindings();
+    let bias = g.bias.map_or(read_spare, Tensor::buffer);
+    let z_out = g.z_out.map_or(write_spare, Tensor::buffer);
+    let z_in = g.fuse.map_or(read_spare, |(_, z)| z.buffer());
+    for b in [g.a.buffer(), g.b.buffer(), g.c.buffer(), bias, z_out, z_in] {
+        check_whole_binding(gpu, b)?;
+    }
+    let key = pipeline_key(&g, &p);
+    let splits = if is_tiled(&g, &p) {
+        tiled_splits(gpu, g.kernel, g.params)?
+    } else {
+        1
+    };
+    let launch = Launch {
+        key,
+        splits,
+        groups: p.groups,
+        grid: grid3,
+    };
+    let views = Views {
+        a: g.a.buffer().as_entire_binding(),
+        b: g.b.buffer().as_entire_binding(),
+        c: g.c.buffer().as_entire_binding(),
+        bias: bias.as_entire_binding(),
+        z_out: z_out.as_entire_binding(),
+        z_in: z_in.as_entire_binding(),
+    };
+    record_product(encoder, &g, launch, &views)
+}
+
+/// `(column blocks, row blocks)` as a dispatch grid `(x, y, z)`: row blocks past the per-dimension limit (a batch
+/// of millions of rows) continue along z (the shaders' `row_block`); column blocks past it are
+/// [`Error::LimitExceeded`].
+fn grid_of(gpu: &Gpu, groups: (u32, u32)) -> Result<(u32, u32, u32)> {
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if groups.0 > max {
         return Err(Error::LimitExceeded {
@@ -517,18 +936,30 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
             requested: u64::from(groups.0),
         });
     }
-    // Row blocks past the limit (a batch of millions of rows) continue along z: the shaders' `row_block`.
     let (row_blocks, row_layers) = grid(u64::from(groups.1), max)?;
-    let (read_spare, write_spare) = gpu.unused_bindings();
-    let bias = g.bias.map_or(read_spare, Tensor::buffer);
-    let z_out = g.z_out.map_or(write_spare, Tensor::buffer);
-    let z_in = g.fuse.map_or(read_spare, |(_, z)| z.buffer());
-    for b in [g.a.buffer(), g.b.buffer(), g.c.buffer(), bias, z_out, z_in] {
-        check_whole_binding(gpu, b)?;
-    }
+    Ok((groups.0, row_blocks, row_layers))
+}
+
+/// Whether `p` runs the generated code of `src/ops/matmul_subgroup.rs` rather than `shaders/matmul.wgsl`.
+fn is_generated(p: &Plan) -> bool {
+    !matches!(p.shader, ShaderId::Matmul | ShaderId::MatmulWide)
+}
+
+/// Whether `g` on `p` runs one of the tiled kernels, which split K over workgroups for products of few blocks.
+fn is_tiled(g: &Gemm, p: &Plan) -> bool {
+    !is_generated(p)
+        && matches!(
+            g.kernel,
+            MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide
+        )
+}
+
+/// The pipeline of `g` on `p`: its activation, epilogue and fused derivative, and for `shaders/matmul.wgsl` the
+/// operands' storage types (and for [`MatmulKernel::TiledWide`] which of them load by 16 bytes). Nothing in it
+/// depends on C's row count, so every chunk of a chunked product shares it.
+fn pipeline_key(g: &Gemm, p: &Plan) -> PipelineKey {
     let [p0, p1] = g.act.params();
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let generated = !matches!(shader, ShaderId::Matmul | ShaderId::MatmulWide);
     let mut constants = vec![
         ("ACT", f64::from(g.act.id())),
         ("P0", f64::from(p0)),
@@ -538,55 +969,87 @@ fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
         ("FUSE", f64::from(g.fuse.map_or(0, |(which, _)| which))),
         ("BIAS_T", g.bias.map_or(0.0, code)),
     ];
-    if !generated {
+    if !is_generated(p) {
         constants.extend([
-            ("TX", f64::from(tx)),
+            ("TX", f64::from(p.tx)),
             ("A_T", code(g.a)),
             ("B_T", code(g.b)),
             ("Z_T", g.fuse.map_or(0.0, |(_, z)| code(z))),
         ]);
     }
-    if shader == ShaderId::MatmulWide {
+    if p.shader == ShaderId::MatmulWide {
         let [m, n, k, sa_i, sa_p, sb_p, sb_j] = g.params;
         constants.extend([
             ("VEC_A", flag(wide_runs(m, k, (sa_i, sa_p)))),
             ("VEC_B", flag(wide_runs(n, k, (sb_j, sb_p)))),
         ]);
     }
-    let key = PipelineKey::new(shader, entry, wg, &constants).with_custom(g.act.custom_id());
-    let tiled = !generated
-        && matches!(
-            g.kernel,
-            MatmulKernel::Tiled | MatmulKernel::Tiled32 | MatmulKernel::TiledWide
-        );
-    let splits = if tiled {
-        tiled_splits(gpu, g.kernel, g.params)?
-    } else {
-        1
-    };
-    if splits > 1 {
-        return record_split(encoder, &g, key, splits, groups, [bias, z_out, z_in]);
+    PipelineKey::new(p.shader, p.entry, p.wg, &constants).with_custom(g.act.custom_id())
+}
+
+/// One product's launch: its pipeline, the splits of K (1: unsplit), the unsplit grid `(column blocks, row
+/// blocks)` and that grid laid out for one dispatch ([`grid_of`]).
+struct Launch {
+    key: PipelineKey,
+    splits: u32,
+    groups: (u32, u32),
+    grid: (u32, u32, u32),
+}
+
+/// What one dispatch binds for A, B, C, the bias, the stored Z and the fused Z (or the spare buffers standing in
+/// for those it does not use): whole buffers, or in the chunked path ([`record_row_chunks`]) one chunk's rows of
+/// A, C and the Zs shaped like them.
+struct Views<'a> {
+    a: wgpu::BindingResource<'a>,
+    b: wgpu::BindingResource<'a>,
+    c: wgpu::BindingResource<'a>,
+    bias: wgpu::BindingResource<'a>,
+    z_out: wgpu::BindingResource<'a>,
+    z_in: wgpu::BindingResource<'a>,
+}
+
+/// `resource` at `binding`.
+fn entry<'a>(binding: u32, resource: &wgpu::BindingResource<'a>) -> wgpu::BindGroupEntry<'a> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: resource.clone(),
     }
-    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &key)?;
+}
+
+/// Records `g` as `launch` says over the buffers of `views`: one dispatch, or the split pass and the pass adding
+/// the splits ([`record_split`]).
+fn record_product(
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Gemm,
+    launch: Launch,
+    views: &Views,
+) -> Result<()> {
+    let gpu = g.c.gpu();
+    if launch.splits > 1 {
+        return record_split(encoder, g, launch.key, launch.splits, launch.groups, views);
+    }
+    let generated = !matches!(launch.key.shader, ShaderId::Matmul | ShaderId::MatmulWide);
+    let pipeline = gpu.pipelines().get_or_create(gpu.device(), &launch.key)?;
     let mut entries = vec![
-        whole(Slot::X, g.a.buffer()),
-        whole(Slot::Out, g.c.buffer()),
-        whole(Slot::Dy, g.b.buffer()),
-        whole(Slot::Bias, bias),
-        wgpu::BindGroupEntry {
-            binding: 5,
-            resource: z_out.as_entire_binding(),
-        },
+        entry(Slot::X as u32, &views.a),
+        entry(Slot::Out as u32, &views.c),
+        entry(Slot::Dy as u32, &views.b),
+        entry(Slot::Bias as u32, &views.bias),
+        entry(5, &views.z_out),
     ];
     // The generated kernel never fuses a derivative into its loads, so it has no Z operand.
     if !generated {
-        entries.push(wgpu::BindGroupEntry {
-            binding: 7,
-            resource: z_in.as_entire_binding(),
-        });
+        entries.push(entry(7, &views.z_in));
     }
-    let grid3 = (groups.0, row_blocks, row_layers);
-    dispatch(gpu, encoder, &pipeline, g.op, entries, &g.params, grid3)?;
+    dispatch(
+        gpu,
+        encoder,
+        &pipeline,
+        g.op,
+        entries,
+        &g.params,
+        launch.grid,
+    )?;
     Ok(())
 }
 
@@ -641,19 +1104,40 @@ const LOOP_LIMITED_SPLIT_CHUNKS: u32 = 1024;
 /// split so that no split walks more; where those splits do not fit, [`Error::LimitExceeded`] (unsplit, the
 /// driver would cut the product short without a word).
 fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> Result<u32> {
+    let (splits, needed) = wanted_splits(gpu, kernel, params);
+    fit_splits(gpu, kernel, params, splits, needed, true)
+}
+
+/// The splits [`tiled_splits`] aims for on `params` before checking that they fit, and whether a loop-limited
+/// adapter needs them (a K deeper than one split may walk there).
+fn wanted_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> (u32, bool) {
     let [m, n, k, ..] = params;
     let (_, tx) = kernel.shape();
     let tile = 4 * tx;
     let chunks = k.div_ceil(TILED_CHUNK);
     let splits = split_count(m.div_ceil(tile) * n.div_ceil(tile), chunks);
-    let needed = if gpu.loop_limited() && chunks > LOOP_LIMITED_SPLIT_CHUNKS {
+    if gpu.loop_limited() && chunks > LOOP_LIMITED_SPLIT_CHUNKS {
         let s = splits.max(chunks.div_ceil(LOOP_LIMITED_SPLIT_CHUNKS));
         // As split_count does: ceil(chunks / s) a split, none empty.
-        Some(chunks.div_ceil(chunks.div_ceil(s)))
+        (chunks.div_ceil(chunks.div_ceil(s)), true)
     } else {
-        None
-    };
-    let splits = needed.unwrap_or(splits);
+        (splits, false)
+    }
+}
+
+/// `splits` for the product `params` where they fit ([`tiled_splits`]): their partial products within a
+/// binding, the split pass's row blocks and the summing pass's workgroups within the grid; else 1, or
+/// [`Error::LimitExceeded`] where the splits are `needed`.
+fn fit_splits(
+    gpu: &Gpu,
+    kernel: MatmulKernel,
+    params: [u32; 7],
+    splits: u32,
+    needed: bool,
+    partials_bound: bool,
+) -> Result<u32> {
+    let [m, n, ..] = params;
+    let tile = 4 * kernel.shape().1;
     let limits = gpu.limits();
     let bytes = u64::from(splits) * u64::from(m) * u64::from(n) * 4;
     let rows = u64::from(splits) * u64::from(m.div_ceil(tile));
@@ -662,8 +1146,8 @@ fn tiled_splits(gpu: &Gpu, kernel: MatmulKernel, params: [u32; 7]) -> Result<u32
     // The pass that adds the splits runs a thread per element of C over a two-dimensional grid.
     let sum_groups = (u64::from(m) * u64::from(n)).div_ceil(u64::from(kernel.shape().0));
     let sum_fits = sum_groups <= max_rows * max_rows;
-    if bytes > max_bytes || rows > max_rows || !sum_fits {
-        if needed.is_none() {
+    if (partials_bound && bytes > max_bytes) || rows > max_rows || !sum_fits {
+        if !needed {
             return Ok(1);
         }
         return Err(if !sum_fits {
@@ -726,15 +1210,14 @@ fn with_constants(
 
 /// Records `g` on the tiled kernel (pipeline `key`) with K split `splits` ways: `matmul_tiled_split` writes each
 /// split's raw product to the context's scratch buffer, then `matmul_split_sum` adds them in split order and
-/// applies the epilogue. `groups` is the unsplit grid; `[bias, z_out, z_in]` are the bound (or placeholder)
-/// buffers.
+/// applies the epilogue. `groups` is the unsplit grid; `views` the bound (or placeholder) buffers.
 fn record_split(
     encoder: &mut wgpu::CommandEncoder,
     g: &Gemm,
     key: PipelineKey,
     splits: u32,
     groups: (u32, u32),
-    [bias, z_out, z_in]: [&wgpu::Buffer; 3],
+    views: &Views,
 ) -> Result<()> {
     let gpu = g.c.gpu();
     let [m, n, ..] = g.params;
@@ -761,13 +1244,10 @@ fn record_split(
     }
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &split_key)?;
     let entries = vec![
-        whole(Slot::X, g.a.buffer()),
-        whole(Slot::Dy, g.b.buffer()),
+        entry(Slot::X as u32, &views.a),
+        entry(Slot::Dy as u32, &views.b),
         part.clone(),
-        wgpu::BindGroupEntry {
-            binding: 7,
-            resource: z_in.as_entire_binding(),
-        },
+        entry(7, &views.z_in),
     ];
     let split_groups = (groups.0, groups.1 * splits);
     dispatch(
@@ -794,12 +1274,9 @@ fn record_split(
     let pipeline = gpu.pipelines().get_or_create(gpu.device(), &sum_key)?;
     let entries = vec![
         part,
-        whole(Slot::Out, g.c.buffer()),
-        whole(Slot::Bias, bias),
-        wgpu::BindGroupEntry {
-            binding: 5,
-            resource: z_out.as_entire_binding(),
-        },
+        entry(Slot::Out as u32, &views.c),
+        entry(Slot::Bias as u32, &views.bias),
+        entry(5, &views.z_out),
     ];
     let elements = u64::from(m) * u64::from(n);
     let wg = u64::from(g.kernel.shape().0);
@@ -814,7 +1291,9 @@ fn record_split(
 /// Records `out = form(a, b)` with `kernel` (see [`Form`] for the shapes), `out[i, j] = sum_p A(i, p) B(p, j)`
 /// accumulated in f32. `a`, `b` and `out` are 2-D tensors, each f32, f16 or bf16 independently: 16-bit operands
 /// are decoded exactly, so the result is the f32-accumulated product of their exact values, and a 16-bit `out` is
-/// that f32 result rounded once, to nearest even.
+/// that f32 result rounded once, to nearest even. Past the storage-binding limit, [`Form::AB`] and [`Form::ABt`]
+/// run in chunks of `out`'s rows, bit for bit the unchunked result; `b` past the limit, a row of `a` or `out`
+/// past it, or [`Form::AtB`] with a tensor past it is [`Error::LimitExceeded`] (see the module documentation).
 pub fn record_form(
     kernel: MatmulKernel,
     encoder: &mut wgpu::CommandEncoder,
@@ -947,5 +1426,109 @@ mod split_tests {
         }
         // The dense layer 256 x 784 x 512 on 64 x 64 blocks: 32 blocks want 8 splits of 49 chunks, 7 chunks a split.
         assert_eq!(split_count(32, 49), 7);
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    fn limits(binding: u64, align: u32) -> wgpu::Limits {
+        wgpu::Limits {
+            max_storage_buffer_binding_size: binding,
+            min_storage_buffer_offset_alignment: align,
+            ..wgpu::Limits::default()
+        }
+    }
+
+    /// Every chunk starts each row-bound tensor at a multiple of the alignment (and of 16 bytes), and its rows,
+    /// rounded up to 32 bytes as `row_view` binds them, fit a binding.
+    #[test]
+    fn chunks_start_aligned_and_fit_a_binding() {
+        let widths: [&[u64]; 6] = [
+            &[148, 116],
+            &[74, 116],
+            &[2, 4],
+            &[1024, 4],
+            &[0, 12],
+            &[74, 58, 148],
+        ];
+        for align in [4, 32, 64, 256] {
+            for binding in [64 * 1024, 1 << 20, (1 << 20) + 96] {
+                let l = limits(binding, align);
+                for row_bytes in widths {
+                    for block in [1, 16, 32, 64] {
+                        let rows =
+                            u64::from(chunk_rows(&l, u32::MAX, row_bytes, 0, block).unwrap());
+                        for &b in row_bytes.iter().filter(|&&b| b > 0) {
+                            let what =
+                                format!("{align} {binding} {row_bytes:?} {block}: {rows} rows");
+                            assert_eq!(rows * b % lcm(u64::from(align), 16), 0, "{what}");
+                            assert!((rows * b).next_multiple_of(32) <= binding, "{what}");
+                        }
+                    }
+                }
+            }
+        }
+        // A of 37 16-bit elements a row (74 bytes: 128-row steps), C of 29 f32 (116 bytes: 564 rows at most).
+        assert_eq!(
+            chunk_rows(&limits(64 * 1024, 256), 100_000, &[74, 116], 0, 1).unwrap(),
+            512
+        );
+        // Fewer rows than a chunk holds: one chunk of all of them.
+        assert_eq!(
+            chunk_rows(&limits(64 * 1024, 256), 10, &[74, 116], 0, 64).unwrap(),
+            10
+        );
+        // Split partial products of 4 x 116 bytes a row bound the chunk too.
+        let rows = chunk_rows(&limits(64 * 1024, 256), 100_000, &[1024, 116], 464, 64).unwrap();
+        assert!(u64::from(rows) * 464 <= 64 * 1024 && rows == 64, "{rows}");
+    }
+
+    /// A chunk's view of a row-bound tensor covers its rows and ends on a 32-byte boundary, or at the tensor's
+    /// padded end: a 16-bit tensor's last packed word, or a `vec4` holding its last elements, lies inside the
+    /// binding (a driver that bounds-checks whole vectors would otherwise drop or clamp them, which the software
+    /// adapters, checking each component, do not show).
+    #[test]
+    fn a_row_view_ends_on_whole_vectors() {
+        for (elems, dtype) in [
+            (37, DType::F16),
+            (29, DType::F32),
+            (3, DType::BF16),
+            (1, DType::F16),
+        ] {
+            let row_bytes = elems * dtype.size_bytes() as u64;
+            for (first, rows) in [(0u32, 128u32), (128, 128), (256, 7), (0, 1), (384, 13)] {
+                let m = u64::from(first + rows);
+                let total = crate::tensor::padded_bytes((m * elems) as usize, dtype);
+                let (offset, size) = row_range(total, row_bytes, first, rows);
+                let what = format!(
+                    "{elems} {dtype:?} rows {first}..+{rows}: {offset} + {size} of {total}"
+                );
+                assert_eq!(offset, u64::from(first) * row_bytes, "{what}");
+                assert!(size >= u64::from(rows) * row_bytes, "{what}");
+                assert!(size % 32 == 0 || offset + size == total, "{what}");
+                assert!(offset + size <= total, "{what}");
+            }
+        }
+        assert_eq!(row_range(100, 0, 5, 5), (0, 100));
+    }
+
+    #[test]
+    fn a_row_group_past_a_binding_is_refused() {
+        // 74-byte rows step by 128 under 256-byte alignment: 9,472 bytes, past a 8 KiB binding.
+        let r = chunk_rows(&limits(8 * 1024, 256), 1_000, &[74], 0, 1);
+        assert!(
+            matches!(
+                r,
+                Err(Error::LimitExceeded {
+                    requested: 9_472,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        let r = chunk_rows(&limits(64 * 1024, 32), 2, &[80_000, 4], 0, 1);
+        assert!(matches!(r, Err(Error::LimitExceeded { .. })), "{r:?}");
     }
 }
