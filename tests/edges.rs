@@ -13,11 +13,9 @@ mod common;
 
 use actgpu::ops::matmul::{form_with, record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::training::loss_bound;
+use actgpu::verify::training::{loss_bound, optimizer_settings};
 use actgpu::verify::{compare_bounded, flush_subnormal, POISON};
-use actgpu::{
-    cpu, Activation, Adam, DType, Dense, DzMode, Gpu, Loss, Optimizer, Sgd, Targets, Tensor,
-};
+use actgpu::{cpu, Activation, DType, Dense, DzMode, Gpu, Loss, Optimizer, Targets, Tensor};
 use common::products::{
     assert_ok, dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ, U,
 };
@@ -611,39 +609,6 @@ const OPT_GRADS: [f32; 15] = [
 ];
 const OPT_STEPS: u64 = 2;
 
-/// The optimizer settings `validate` checks (`actgpu::verify::training::check_optimizers`).
-fn optimizers() -> [(&'static str, Optimizer); 6] {
-    [
-        ("sgd", Optimizer::Sgd(Sgd::new(0.1))),
-        (
-            "sgd_momentum",
-            Optimizer::Sgd(Sgd {
-                momentum: 0.9,
-                dampening: 0.1,
-                weight_decay: 0.01,
-                ..Sgd::new(0.05)
-            }),
-        ),
-        (
-            "sgd_nesterov",
-            Optimizer::Sgd(Sgd {
-                momentum: 0.8,
-                nesterov: true,
-                ..Sgd::new(0.05)
-            }),
-        ),
-        ("adam", Optimizer::Adam(Adam::new(0.01))),
-        (
-            "adam_l2",
-            Optimizer::Adam(Adam {
-                weight_decay: 0.1,
-                ..Adam::new(0.003)
-            }),
-        ),
-        ("adamw", Optimizer::Adam(Adam::adamw(0.02))),
-    ]
-}
-
 /// A finite f64 value that is +-inf in f32.
 fn past_f32(v: f64) -> bool {
     v.is_finite() && (v as f32).is_infinite()
@@ -782,7 +747,7 @@ fn optimizers_on_edge_gradients_and_parameters_match_the_reference() {
         .unzip();
     let n = p0.len();
     let grad64 = widen(&grads);
-    for (name, opt) in optimizers() {
+    for (name, opt) in optimizer_settings() {
         // The f64 reference, step by step.
         let mut params = vec![widen(&p0)];
         let mut states = Vec::new();

@@ -4,8 +4,8 @@
 
 mod common;
 
-use actgpu::ops::optim::{norm_partials, sum_partials, Adam, Optimizer, Sgd};
-use actgpu::verify::training::check_optimizers_over;
+use actgpu::ops::optim::{norm_partials, sum_partials, Adam, Optimizer};
+use actgpu::verify::training::{check_optimizers_over, optimizer_settings};
 use actgpu::verify::Rng;
 use actgpu::{DType, Error, Gpu, GpuOptions, Tensor};
 use common::{bits, gpu};
@@ -19,30 +19,6 @@ fn binding_gpu(bytes: u64) -> Gpu {
     .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
     assert_eq!(gpu.limits().max_storage_buffer_binding_size, bytes);
     gpu
-}
-
-/// Every optimizer, each with a setting that changes its arithmetic.
-fn optimizers() -> [Optimizer; 6] {
-    [
-        Optimizer::Sgd(Sgd::new(0.05)),
-        Optimizer::Sgd(Sgd {
-            momentum: 0.9,
-            dampening: 0.1,
-            weight_decay: 0.01,
-            ..Sgd::new(0.05)
-        }),
-        Optimizer::Sgd(Sgd {
-            momentum: 0.8,
-            nesterov: true,
-            ..Sgd::new(0.05)
-        }),
-        Optimizer::Adam(Adam::new(0.01)),
-        Optimizer::Adam(Adam {
-            weight_decay: 0.1,
-            ..Adam::new(0.003)
-        }),
-        Optimizer::Adam(Adam::adamw(0.02)),
-    ]
 }
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -110,7 +86,7 @@ fn chunked_updates_are_the_bits_of_one_dispatch() {
             norm_partials(&small, n).unwrap(),
             norm_partials(whole, n).unwrap()
         );
-        for opt in optimizers() {
+        for (_, opt) in optimizer_settings() {
             for norm in [false, true] {
                 assert!(
                     three_steps(&small, &opt, n, norm) == three_steps(whole, &opt, n, norm),

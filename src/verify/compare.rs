@@ -68,6 +68,45 @@ pub struct Check {
 }
 
 impl Check {
+    /// A check under `criterion` that has compared nothing yet.
+    pub(super) fn new(criterion: Criterion) -> Check {
+        Check {
+            criterion,
+            count: 0,
+            failures: 0,
+            max_abs_err: 0.0,
+            max_rel_err: 0.0,
+            max_ulp_err: 0,
+            worst_input: f32::NAN,
+            worst_ratio: 0.0,
+            first_failures: Vec::new(),
+            flush_accepted: 0,
+        }
+    }
+
+    /// Counts element `index` (input `input`, result `got`, reference `expected`) with its verdict `e`.
+    pub(super) fn add(&mut self, index: usize, input: f32, got: f32, expected: f64, e: &Element) {
+        self.count += 1;
+        self.max_abs_err = self.max_abs_err.max(e.abs_err);
+        self.max_rel_err = self.max_rel_err.max(e.rel_err);
+        self.max_ulp_err = self.max_ulp_err.max(e.ulp_err);
+        if e.ratio > self.worst_ratio || self.worst_input.is_nan() && e.ratio > 0.0 {
+            self.worst_ratio = e.ratio;
+            self.worst_input = input;
+        }
+        if !e.pass {
+            self.failures += 1;
+            if self.first_failures.len() < 8 {
+                self.first_failures.push(Failure {
+                    index,
+                    input,
+                    got,
+                    expected,
+                });
+            }
+        }
+    }
+
     /// True when no element failed.
     pub fn ok(&self) -> bool {
         self.failures == 0
@@ -218,7 +257,7 @@ pub fn compare_bounded(
 
 /// Counts one failure (at the shortest length's index, with NaN values) where the slices of a comparison differ in
 /// length: the element-by-element walk stops at the shortest, so the elements past it would go unchecked.
-fn check_lengths(c: &mut Check, lens: &[usize]) {
+pub(super) fn check_lengths(c: &mut Check, lens: &[usize]) {
     let shortest = lens.iter().copied().min().unwrap_or(0);
     if lens.iter().any(|&l| l != shortest) {
         c.failures += 1;
@@ -283,18 +322,7 @@ fn compare_with(
     skip_zero_reference: bool,
     flushed: Option<&[f64]>,
 ) -> Check {
-    let mut c = Check {
-        criterion,
-        count: 0,
-        failures: 0,
-        max_abs_err: 0.0,
-        max_rel_err: 0.0,
-        max_ulp_err: 0,
-        worst_input: f32::NAN,
-        worst_ratio: 0.0,
-        first_failures: Vec::new(),
-        flush_accepted: 0,
-    };
+    let mut c = Check::new(criterion);
     let storage = match criterion {
         Criterion::Ulp { dtype, .. } => dtype,
         _ => DType::F32,
@@ -309,7 +337,6 @@ fn compare_with(
         if skip_zero_reference && r == 0.0 {
             continue;
         }
-        c.count += 1;
         let mut e = element(criterion, storage, split, g, r);
         if !e.pass {
             if let Some(alt) = flushed {
@@ -323,42 +350,24 @@ fn compare_with(
                 }
             }
         }
-        c.max_abs_err = c.max_abs_err.max(e.abs_err);
-        c.max_rel_err = c.max_rel_err.max(e.rel_err);
-        c.max_ulp_err = c.max_ulp_err.max(e.ulp_err);
-        let (pass, ratio) = (e.pass, e.ratio);
-        if ratio > c.worst_ratio || c.worst_input.is_nan() && ratio > 0.0 {
-            c.worst_ratio = ratio;
-            c.worst_input = x;
-        }
-        if !pass {
-            c.failures += 1;
-            if c.first_failures.len() < 8 {
-                c.first_failures.push(Failure {
-                    index: i,
-                    input: x,
-                    got: g,
-                    expected: r,
-                });
-            }
-        }
+        c.add(i, x, g, r, &e);
     }
     c
 }
 
 /// The verdict on one element and its errors (zero where not measured).
-struct Element {
-    pass: bool,
+pub(super) struct Element {
+    pub(super) pass: bool,
     /// Share of the allowance used (0 for a pass by class, infinite for a wrong class).
-    ratio: f64,
-    abs_err: f64,
-    rel_err: f64,
-    ulp_err: u32,
+    pub(super) ratio: f64,
+    pub(super) abs_err: f64,
+    pub(super) rel_err: f64,
+    pub(super) ulp_err: u32,
 }
 
 impl Element {
     /// An exact match.
-    fn exact() -> Element {
+    pub(super) fn exact() -> Element {
         Element {
             pass: true,
             ratio: 0.0,

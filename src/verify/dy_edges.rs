@@ -20,7 +20,7 @@
 //! (2^-126 on a flushing device). The relative term is [`super::F32_TAIL`]'s: at `|dy| = 1e30` a
 //! result of ordinary size is `dy` times a tail of `f'`.
 
-use super::compare::{Check, Criterion, Failure};
+use super::compare::{check_lengths, Check, Criterion, Element};
 use super::{edge_values, run_activation_with, Dtypes, Pass, Run, Tolerance};
 use crate::{cpu, Activation, DType, Gpu, Result};
 
@@ -86,32 +86,22 @@ pub fn check_dy_edges(gpu: &Gpu, act: Activation) -> Result<(Check, usize)> {
 /// subnormals (`run.flushed`) an element also passes against the reference at its flushed inputs, with the
 /// flushed derivative slack.
 pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
-    let mut c = Check {
-        criterion: Criterion::Tolerance(F32_DY_EDGES),
-        count: 0,
-        failures: 0,
-        max_abs_err: 0.0,
-        max_rel_err: 0.0,
-        max_ulp_err: 0,
-        worst_input: f32::NAN,
-        worst_ratio: 0.0,
-        first_failures: Vec::new(),
-        flush_accepted: 0,
-    };
+    let mut c = Check::new(Criterion::Tolerance(F32_DY_EDGES));
     let slack = if run.flushed.is_some() {
         FLUSHED_DERIVATIVE
     } else {
         SUBNORMAL_DERIVATIVE
     };
+    check_lengths(
+        &mut c,
+        &[run.x.len(), run.got.len(), run.reference.len(), dy.len()],
+    );
     let n = run
         .x
         .len()
         .min(run.got.len())
         .min(run.reference.len())
         .min(dy.len());
-    if n != run.x.len() || n != dy.len() {
-        c.failures += 1;
-    }
     for i in 0..n {
         let (x, d, g, r) = (run.x[i], dy[i], run.got[i], run.reference[i]);
         let derivative = cpu::activation::backward(act, f64::from(x), 1.0);
@@ -125,42 +115,17 @@ pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
                 }
             }
         }
-        c.count += 1;
-        c.max_abs_err = c.max_abs_err.max(e.abs_err);
-        c.max_rel_err = c.max_rel_err.max(e.rel_err);
-        if e.ratio > c.worst_ratio {
-            c.worst_ratio = e.ratio;
-            c.worst_input = x;
-        }
-        if !e.pass {
-            c.failures += 1;
-            if c.first_failures.len() < 8 {
-                c.first_failures.push(Failure {
-                    index: i,
-                    input: x,
-                    got: g,
-                    expected: r,
-                });
-            }
-        }
+        c.add(i, x, g, r, &e);
     }
     c
 }
 
-/// One element's verdict: pass, share of its allowance used, and its error split as [`F32_DY_EDGES`] splits it.
-struct Element {
-    pass: bool,
-    ratio: f64,
-    abs_err: f64,
-    rel_err: f64,
-}
-
+/// One element's verdict ([`Element`], no ULPs) under the rule of the module docs.
 fn element(g: f32, r: f64, dy: f32, derivative: f64, slack: f64) -> Element {
     let class = |pass: bool| Element {
-        pass,
         ratio: if pass { 0.0 } else { f64::INFINITY },
-        abs_err: 0.0,
-        rel_err: 0.0,
+        pass,
+        ..Element::exact()
     };
     if r.is_nan() {
         return class(g.is_nan());
@@ -201,6 +166,7 @@ fn element(g: f32, r: f64, dy: f32, derivative: f64, slack: f64) -> Element {
         } else {
             0.0
         },
+        ulp_err: 0,
     }
 }
 

@@ -642,18 +642,10 @@ pub fn check_losses(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     Ok(out)
 }
 
-/// SGD (plain; momentum with dampening and weight decay; Nesterov), Adam (plain, with L2 weight decay) and AdamW,
-/// five steps each over 1,000 parameters with gradients of mixed scales (every 7th tiny, where Adam's eps
-/// matters). Each step rounds the parameter and its update a few times in f32 and the state once: at most
-/// `16 u (|p| + |p0| + 30 lr)` per step, summed over the steps.
-pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
-    check_optimizers_over(gpu, 1000)
-}
-
-/// [`check_optimizers`] over `n` parameters (more than one storage binding holds, to check the chunked update).
-pub fn check_optimizers_over(gpu: &Gpu, n: usize) -> Result<Vec<FusedCheck>> {
-    const STEPS: u64 = 5;
-    let optimizers = [
+/// The optimizer settings the checks use: SGD (plain; momentum with dampening and weight decay; Nesterov), Adam
+/// (plain, with L2 weight decay) and AdamW, each named as `validate` names it.
+pub fn optimizer_settings() -> [(&'static str, Optimizer); 6] {
+    [
         ("sgd", Optimizer::Sgd(Sgd::new(0.1))),
         (
             "sgd_momentum",
@@ -681,7 +673,21 @@ pub fn check_optimizers_over(gpu: &Gpu, n: usize) -> Result<Vec<FusedCheck>> {
             }),
         ),
         ("adamw", Optimizer::Adam(Adam::adamw(0.02))),
-    ];
+    ]
+}
+
+/// SGD (plain; momentum with dampening and weight decay; Nesterov), Adam (plain, with L2 weight decay) and AdamW,
+/// five steps each over 1,000 parameters with gradients of mixed scales (every 7th tiny, where Adam's eps
+/// matters). Each step rounds the parameter and its update a few times in f32 and the state once: at most
+/// `16 u (|p| + |p0| + 30 lr)` per step, summed over the steps.
+pub fn check_optimizers(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
+    check_optimizers_over(gpu, 1000)
+}
+
+/// [`check_optimizers`] over `n` parameters (more than one storage binding holds, to check the chunked update).
+pub fn check_optimizers_over(gpu: &Gpu, n: usize) -> Result<Vec<FusedCheck>> {
+    const STEPS: u64 = 5;
+    let optimizers = optimizer_settings();
     let mut out = Vec::new();
     for (o, (name, opt)) in optimizers.into_iter().enumerate() {
         let p0 = random_values(n, 1.0, DType::F32, 500 + o as u64);
