@@ -7,13 +7,13 @@
 mod common;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
+use actgpu::verify::compare_bounded;
 use actgpu::verify::fused::random_values;
-use actgpu::verify::{compare_bounded, poison_bits, POISON};
 use actgpu::{cpu, Activation, DType, Dense, DzMode, Error, Gpu, Tensor};
-use common::gpu;
 use common::products::{
     assert_ok, dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ,
 };
+use common::{gpu, poisoned};
 
 /// `STORE_16`: a value within `e` of `want` in f32, then rounded once to nearest in `dtype`, is within
 /// `e + u_t (|want| + e) + s_t` of `want`, with `u_t` the type's unit roundoff (f16 2^-11, bf16 2^-8, f32 0: no
@@ -49,22 +49,6 @@ fn random(
     // The reference's inputs are what the kernel decodes; the generator already rounded, so they agree.
     assert_eq!(decoded.len(), v.len());
     (t, decoded)
-}
-
-/// A tensor of `dtype` holding values no kernel stores: `POISON` in f32, a signalling NaN in 16 bits.
-fn poisoned(g: &Gpu, shape: &[usize], dtype: DType) -> Tensor {
-    let n = shape.iter().product();
-    match dtype {
-        DType::F16 => {
-            let v = vec![half::f16::from_bits(poison_bits(dtype)); n];
-            g.upload_shaped(&v, shape).unwrap()
-        }
-        DType::BF16 => {
-            let v = vec![half::bf16::from_bits(poison_bits(dtype)); n];
-            g.upload_shaped(&v, shape).unwrap()
-        }
-        _ => g.upload_shaped(&vec![POISON; n], shape).unwrap(),
-    }
 }
 
 /// Odd sizes, 1, tile multiples and 0 in each dimension, and shapes the generated kernels take (multiples of 4

@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 
 use actgpu::ops::matmul::{record_form, Form, MatmulKernel};
 use actgpu::verify::fused::random_values;
-use actgpu::verify::poison_bits;
+use actgpu::verify::POISON;
 use actgpu::{cpu, padded_bytes, Activation, DType, Dense, DzMode, Error, Gpu, GpuOptions, Tensor};
 use common::products::{dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
-use common::{assert_within, bits};
+use common::{assert_within, bits, poisoned};
 
 /// Bytes one storage binding holds on [`small`].
 const BINDING: u64 = 64 * 1024;
@@ -50,25 +50,6 @@ fn values(len: usize, scale: f64, dtype: DType, seed: u64) -> Vec<f32> {
 fn upload(g: &Gpu, v: &[f32], shape: &[usize], dtype: DType) -> Tensor {
     let t = g.upload_f32_as(v, dtype).unwrap();
     Tensor::from_buffer(g, t.buffer().clone(), shape, dtype).unwrap()
-}
-
-/// A `shape` tensor of `dtype` on `g` holding NaNs no kernel stores: a quiet NaN with a payload in f32, the
-/// signalling NaN of `poison_bits` in 16 bits.
-fn poisoned(g: &Gpu, shape: &[usize], dtype: DType) -> Tensor {
-    let n = shape.iter().product();
-    match dtype {
-        DType::F16 => {
-            let v = vec![half::f16::from_bits(poison_bits(dtype)); n];
-            g.upload_shaped(&v, shape).unwrap()
-        }
-        DType::BF16 => {
-            let v = vec![half::bf16::from_bits(poison_bits(dtype)); n];
-            g.upload_shaped(&v, shape).unwrap()
-        }
-        _ => g
-            .upload_shaped(&vec![f32::from_bits(0x7fc0_dead); n], shape)
-            .unwrap(),
-    }
 }
 
 /// The bound of a value within `e` of `want` in f32 once stored in `dtype`: plus one rounding to nearest (f16:
@@ -466,7 +447,7 @@ fn a_refused_dense_backward_records_nothing() {
             t.read_f32()
                 .unwrap()
                 .iter()
-                .all(|v| v.to_bits() == 0x7fc0_dead),
+                .all(|v| v.to_bits() == POISON.to_bits()),
             "{what} written"
         );
     }

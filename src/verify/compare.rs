@@ -201,18 +201,7 @@ pub fn compare_bounded(
     reference: &[f64],
     bounds: &[f64],
 ) -> Check {
-    let mut c = Check {
-        criterion: Criterion::Bounds { name },
-        count: 0,
-        failures: 0,
-        max_abs_err: 0.0,
-        max_rel_err: 0.0,
-        max_ulp_err: 0,
-        worst_input: f32::NAN,
-        worst_ratio: 0.0,
-        first_failures: Vec::new(),
-        flush_accepted: 0,
-    };
+    let mut c = Check::new(Criterion::Bounds { name });
     check_lengths(&mut c, &[got.len(), reference.len(), bounds.len()]);
     for (i, ((&g, &r), &b)) in got.iter().zip(reference).zip(bounds).enumerate() {
         c.count += 1;

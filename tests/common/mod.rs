@@ -8,7 +8,8 @@ pub mod products;
 
 use std::sync::OnceLock;
 
-use actgpu::{Gpu, Mlp};
+use actgpu::verify::{poison_bits, POISON};
+use actgpu::{DType, Gpu, Mlp, Tensor};
 
 /// The test binary's context, on the backend `WGPU_BACKEND` names.
 pub fn gpu() -> &'static Gpu {
@@ -123,4 +124,21 @@ pub fn minimum_limits_gpu() -> Gpu {
     assert_eq!(limits.max_compute_invocations_per_workgroup, 128);
     assert_eq!(limits.max_storage_buffers_per_shader_stage, 6);
     gpu
+}
+
+/// A `shape` tensor of `dtype` on `g` holding values no kernel stores: `POISON` in f32, a signalling NaN in 16
+/// bits, so that an element a kernel leaves unwritten fails its comparison.
+pub fn poisoned(g: &Gpu, shape: &[usize], dtype: DType) -> Tensor {
+    let n = shape.iter().product();
+    match dtype {
+        DType::F16 => {
+            let v = vec![half::f16::from_bits(poison_bits(dtype)); n];
+            g.upload_shaped(&v, shape).unwrap()
+        }
+        DType::BF16 => {
+            let v = vec![half::bf16::from_bits(poison_bits(dtype)); n];
+            g.upload_shaped(&v, shape).unwrap()
+        }
+        _ => g.upload_shaped(&vec![POISON; n], shape).unwrap(),
+    }
 }
