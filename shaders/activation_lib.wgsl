@@ -411,16 +411,24 @@ fn twice(v: f32) -> f32 {
 /// 2^127: from here 2 v overflows f32.
 const F32_TWO_127: f32 = 1.7014118346046923e38;
 
+/// 2^-126, f32's smallest normal.
+const F32_MIN_NORMAL: f32 = 1.1754943508222875e-38;
+
 /// dy e^v for v > 88 (CELU's f' with alpha < 0): e^v passes f32 from v = 88.73, while dy e^v is finite for a small
-/// enough |dy| up to v = 192 (dy = 2^-149). (dy e^(v - 88)) e^88 up to v = 176, past that
-/// ((dy e^(v - 176)) e^88) e^88, each factor applied to a product that is not a constant, so no compiler can fold
-/// the e^88s into one infinite constant; past v = 264 no nonzero f32 dy gives a finite result. dy = 0 gives 0 while
-/// e^v is finite in f64 (v <= 709.78, as the f64 reference), NaN past it.
+/// enough |dy| up to v = 192 (dy = 2^-149). As ((dy e^a) e^b) e^88 with e^v = e^a e^b e^88, a = min(v - 88, 88) and
+/// b = v - 176 past 176 (else 1, exactly): each factor applied to a product that is not a constant, so no compiler
+/// can fold the e^88s into one infinite constant; past v = 264 no nonzero f32 dy gives a finite result. A
+/// subnormal dy takes the factors the other way round, e^88 first: dy e^a would be subnormal again, rounded to a
+/// few digits before e^88 scales it up (2% off at v = 89, dy = 3 2^-149). dy = 0 gives 0 while e^v is finite in
+/// f64 (v up to ln f64::MAX = 709.7827, as the f64 reference), NaN past it.
 fn dy_exp_past_88(dy: f32, v: f32) -> f32 {
     let w = min(v, 264.0) - 88.0;
-    let head = dy * exp_c(min(w, 88.0));
-    let dx = select(head, head * exp_c(max(w - 88.0, 0.0)), w > 88.0) * E88;
-    return select(dx, dy * select(0.0, bitcast<f32>(0x7f800000u), v > 709.78), dy == 0.0);
+    let a = exp_c(min(w, 88.0));
+    let b = select(1.0, exp_c(w - 88.0), w > 88.0);
+    let tiny = abs(dy) < F32_MIN_NORMAL;
+    let dx = ((dy * select(a, E88, tiny)) * select(b, a, tiny)) * select(E88, b, tiny);
+    // 709.78265: the largest f32 below ln f64::MAX.
+    return select(dx, dy * select(0.0, bitcast<f32>(0x7f800000u), v > 709.7826538085938), dy == 0.0);
 }
 
 fn act_backward(x: f32, dy: f32) -> f32 {

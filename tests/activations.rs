@@ -5,10 +5,11 @@
 mod common;
 
 use actgpu::verify::{
-    check_activation, compare, compare_flushing, random_inputs, run_activation, tail_inputs,
-    Criterion, Dtypes, Pass, Tolerance, F32_ELEMENTWISE, F32_TAIL, OTHER_PARAMETERS, POISON,
+    check_activation, compare, compare_flushing, random_inputs, run_activation,
+    run_activation_with, tail_inputs, Criterion, Dtypes, Pass, Tolerance, F32_ELEMENTWISE,
+    F32_TAIL, OTHER_PARAMETERS, POISON,
 };
-use actgpu::{cpu, Activation};
+use actgpu::{cpu, Activation, DType};
 use common::{describe, gpu};
 
 fn check_all(acts: &[Activation], seed: u64) {
@@ -193,4 +194,48 @@ fn the_backward_tails_check_covers_the_tail() {
             tail.count
         );
     }
+}
+
+/// CELU with alpha < 0 past e^v's overflow (v = x / alpha > 88.73), where dy e^v is finite only for a small dy:
+/// for a subnormal dy the product must not be rounded while still subnormal and then scaled up (it was 2% off
+/// at v = 89, dy = 3 2^-149), nor overflow or turn NaN (dy = 0 gives 0). Relative error within 1e-4.
+#[test]
+fn celu_with_negative_alpha_scales_a_subnormal_gradient_once() {
+    let act = Activation::Celu { alpha: -0.5 };
+    let mut x = Vec::new();
+    let mut dy = Vec::new();
+    let tiny = f32::from_bits(1);
+    for v in [88.02f32, 89.0, 92.0, 100.0, 150.0, 177.0, 190.0, 300.0] {
+        for d in [0.0, tiny, 3.0 * tiny, -1e-40, 1e-39, 1e-30, 1.0] {
+            x.push(v * -0.5);
+            dy.push(d);
+        }
+    }
+    let run =
+        run_activation_with(gpu(), act, Pass::Backward, &x, &dy, Dtypes::all(DType::F32)).unwrap();
+    assert_eq!(run.unwritten, 0);
+    let close = |g: f32, r: f64| {
+        if (r as f32).is_finite() {
+            (f64::from(g) - r).abs() <= 1e-4 * r.abs() + f64::from(tiny)
+        } else {
+            f64::from(g) == f64::from(r as f32)
+        }
+    };
+    // A device that flushes subnormals reads a subnormal dy as 0: its reference is then the flushed one.
+    let bad: Vec<String> = (0..x.len())
+        .filter(|&i| {
+            let flushed = run
+                .flushed
+                .as_ref()
+                .is_some_and(|f| close(run.got[i], f[i]));
+            !close(run.got[i], run.reference[i]) && !flushed
+        })
+        .map(|i| {
+            format!(
+                "x {} dy {:e}: got {:e}, want {:e}",
+                x[i], dy[i], run.got[i], run.reference[i]
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -7,18 +7,20 @@
 //! An element passes ([`F32_DY_EDGES`]) when
 //!
 //! ```text
-//! reference NaN                  the result is NaN
-//! dy = +-inf, 0 < |f'(x)| < 2^-126   the result is NaN or the reference: an f32 derivative that rounds to 0 gives
-//!                                inf * 0 = NaN, as PyTorch's f32 backward does
-//! result +-inf                   the reference has its sign and is at least f32::MAX (1 - 1e-4)
-//! otherwise                      |got - ref| <= 1e-6 min(|dy|, 1) + 1e-4 |ref| + |dy| 2^-143 + 2^-149
+//! reference NaN                     the result is NaN
+//! dy = +-inf, 0 < |f'(x)| < 2^-126  also NaN passes: an f32 derivative that rounds to 0 gives inf * 0 = NaN, as
+//!                                   PyTorch's f32 backward does
+//! reference +-inf                   the result is that infinity
+//! result +-inf                      the reference has its sign and is at least f32::MAX (1 - 1e-4)
+//! otherwise                         |got - ref| <= 1e-6 min(|dy|, 1) + 1e-4 |ref| + s |dy| + 2^-149
+//!                                   with s = 2^-143 where 0 < |f'(x)| < 2^-126, else 0
 //! ```
 //!
-//! The last term is the derivative's own absolute error where it is subnormal (64 steps of 2^-149; a device
-//! that flushes subnormals may lose all of a derivative below 2^-126, so there it is `|dy| 2^-118`, as
-//! [`super::FLUSH_UNDERFLOW`] for `|dy| = 1`), and the last the result's own rounding where it is subnormal
-//! (2^-126 on a flushing device). The relative term is [`super::F32_TAIL`]'s: at `|dy| = 1e30` a
-//! result of ordinary size is `dy` times a tail of `f'`.
+//! `s |dy|` is the derivative's own absolute error where it is subnormal (64 steps of 2^-149), and 2^-149 the
+//! result's own rounding where it is subnormal. On a device that flushes subnormals, which may lose all of an
+//! intermediate below 2^-126, s is 2^-118 ([`super::FLUSH_UNDERFLOW`] for `|dy| = 1`) where `0 < |f'| < 2^-104`,
+//! and the result's rounding 2^-126. The relative term is [`super::F32_TAIL`]'s: at `|dy| = 1e30` a result of
+//! ordinary size is `dy` times a tail of `f'`.
 
 use super::compare::{check_lengths, Check, Criterion, Element};
 use super::{edge_values, run_activation_with, Dtypes, Pass, Run, Tolerance};
@@ -54,8 +56,12 @@ pub const F32_DY_EDGES: Tolerance = Tolerance {
 /// The derivative's absolute slack per unit of `|dy|` on a device that keeps subnormals: 64 steps of 2^-149.
 const SUBNORMAL_DERIVATIVE: f64 = 64.0 * F32_SUBNORMAL_STEP;
 
-/// The same on a device that flushes subnormals: 2^-118.
+/// The same on a device that flushes subnormals: 2^-118 ([`super::FLUSH_UNDERFLOW`]), where `|f'| < 2^-104`
+/// (below which 2^-118 passes the relative term).
 const FLUSHED_DERIVATIVE: f64 = super::FLUSH_UNDERFLOW;
+
+/// Where the flushed derivative slack applies: `0 < |f'| < 2^-104`.
+const FLUSHED_BAND: f64 = 1.0 / (1u128 << 104) as f64;
 
 /// f32's smallest subnormal, 2^-149.
 const F32_SUBNORMAL_STEP: f64 = f32::from_bits(1) as f64;
@@ -87,11 +93,7 @@ pub fn check_dy_edges(gpu: &Gpu, act: Activation) -> Result<(Check, usize)> {
 /// flushed derivative slack.
 pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
     let mut c = Check::new(Criterion::Tolerance(F32_DY_EDGES));
-    let slack = if run.flushed.is_some() {
-        FLUSHED_DERIVATIVE
-    } else {
-        SUBNORMAL_DERIVATIVE
-    };
+    let flushing = run.flushed.is_some();
     check_lengths(
         &mut c,
         &[run.x.len(), run.got.len(), run.reference.len(), dy.len()],
@@ -105,10 +107,10 @@ pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
     for i in 0..n {
         let (x, d, g, r) = (run.x[i], dy[i], run.got[i], run.reference[i]);
         let derivative = cpu::activation::backward(act, f64::from(x), 1.0);
-        let mut e = element(g, r, d, derivative, slack);
+        let mut e = element(g, r, d, derivative, flushing);
         if !e.pass {
             if let Some(flushed) = &run.flushed {
-                let alt = element(g, flushed[i], d, derivative, FLUSHED_DERIVATIVE);
+                let alt = element(g, flushed[i], d, derivative, true);
                 if alt.pass {
                     e = alt;
                     c.flush_accepted += 1;
@@ -121,7 +123,7 @@ pub fn compare_dy_edges(act: Activation, run: &Run, dy: &[f32]) -> Check {
 }
 
 /// One element's verdict ([`Element`], no ULPs) under the rule of the module docs.
-fn element(g: f32, r: f64, dy: f32, derivative: f64, slack: f64) -> Element {
+fn element(g: f32, r: f64, dy: f32, derivative: f64, flushing: bool) -> Element {
     let class = |pass: bool| Element {
         ratio: if pass { 0.0 } else { f64::INFINITY },
         pass,
@@ -134,19 +136,25 @@ fn element(g: f32, r: f64, dy: f32, derivative: f64, slack: f64) -> Element {
         let underflowed = derivative != 0.0 && derivative.abs() < F32_MIN_NORMAL;
         return class(dy.is_infinite() && underflowed);
     }
+    if r.is_infinite() {
+        return class(f64::from(g) == r);
+    }
     if g.is_infinite() {
         let at_overflow = r.abs() >= f64::from(f32::MAX) * (1.0 - F32_DY_EDGES.rel);
         return class(at_overflow && (f64::from(g) > 0.0) == (r > 0.0));
     }
     let d = f64::from(dy).abs();
-    // The result's own rounding where it is subnormal: a step of 2^-149, or all of it below 2^-126 on a device
-    // that flushes.
-    let output = if slack == FLUSHED_DERIVATIVE {
-        F32_MIN_NORMAL
+    // The derivative's own absolute error, only where it is small enough for that to pass the relative term, and
+    // the result's rounding where it is subnormal (module docs).
+    let (band, slack, output) = if flushing {
+        (FLUSHED_BAND, FLUSHED_DERIVATIVE, F32_MIN_NORMAL)
     } else {
-        F32_SUBNORMAL_STEP
+        (F32_MIN_NORMAL, SUBNORMAL_DERIVATIVE, F32_SUBNORMAL_STEP)
     };
-    let allowed = F32_DY_EDGES.abs * d.min(1.0) + F32_DY_EDGES.rel * r.abs() + d * slack + output;
+    let in_band = derivative != 0.0 && derivative.abs() < band;
+    let derivative_slack = if in_band { d * slack } else { 0.0 };
+    let allowed =
+        F32_DY_EDGES.abs * d.min(1.0) + F32_DY_EDGES.rel * r.abs() + derivative_slack + output;
     let err = (f64::from(g) - r).abs();
     let pass = err <= allowed;
     let ratio = if allowed > 0.0 {
@@ -209,6 +217,24 @@ mod tests {
         let finite = cpu::activation::backward(act, -1.0, 1e30);
         assert!(!compare_dy_edges(act, &run(-1.0, -inf, finite), &[1e30]).ok());
         assert!(compare_dy_edges(act, &run(-1.0, finite as f32, finite), &[1e30]).ok());
+    }
+
+    /// A finite result for an infinite reference fails (dy = inf: the derivative's slack, scaled by |dy|, once
+    /// let any finite result through); on a flushing device the derivative's slack applies only where f' is tiny.
+    #[test]
+    fn the_slacks_do_not_swallow_wrong_results() {
+        let (inf, max) = (f32::INFINITY, f32::MAX);
+        let limit = cpu::activation::backward(Activation::Gelu, -1.0, f64::from(inf));
+        assert_eq!(limit, f64::NEG_INFINITY);
+        for wrong in [0.0, 1.0, -1.0, 12345.0] {
+            assert!(!compare_dy_edges(Activation::Gelu, &run(-1.0, wrong, limit), &[inf]).ok());
+        }
+        let zero = cpu::activation::backward(Activation::Relu, -1.0, f64::from(max));
+        let mut flushed = run(-1.0, 900.0, zero);
+        flushed.flushed = Some(vec![zero]);
+        assert!(!compare_dy_edges(Activation::Relu, &flushed, &[max]).ok());
+        flushed.got = vec![0.0];
+        assert!(compare_dy_edges(Activation::Relu, &flushed, &[max]).ok());
     }
 
     #[test]

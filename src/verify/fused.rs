@@ -85,11 +85,10 @@ fn x_and_dy(
             if i < xs.len() {
                 let e = round_to(dtype, FUSED_EDGES[(c + seed as usize) % FUSED_EDGES.len()]);
                 xs[i] = e;
-                // Beside normal values up to 1e4 only: an infinite dy times a derivative that f32 rounds to 0 but
-                // f64 does not (x^2 at x = 1e-40, softsign' at 1e30) is NaN on the GPU, PyTorch's f32 inf * 0,
-                // and the limit in f64; the plain backward's dy-edge check (`super::dy_edges`) holds that case to
-                // its own rule, for every activation.
-                if (f32::MIN_POSITIVE..=1e4).contains(&e) {
+                // Beside normal values only: an infinite dy times a derivative that f32 rounds to 0 but f64 does
+                // not (x^2 at x = 1e-40) has no common answer. Where a normal x has such a derivative (softsign'
+                // at 1e30), the references follow the crate's f32 rule (`f32_policy`).
+                if e >= f32::MIN_POSITIVE && e.is_finite() {
                     dys[i] = f32::INFINITY;
                 }
             }
@@ -235,13 +234,31 @@ pub fn bias_references(
     // z + -0 is z for every z, -0 included.
     let zero = vec![-0.0; bias.len()];
     let y = reference::bias_forward(act, &z, &zero);
-    let (dx, sum) = reference::bias_backward(act, &z, &zero, &dyv);
+    let (mut dx, _) = reference::bias_backward(act, &z, &zero, &dyv);
+    f32_policy(act, &z, &dyv, &mut dx);
+    let mut sum = vec![0.0; cols];
+    for (i, &d) in dx.iter().enumerate() {
+        sum[i % cols] += d;
+    }
     FusedReferences {
         y,
         dx,
         sum,
         da: Vec::new(),
         dg: Vec::new(),
+    }
+}
+
+/// The crate's rule for an infinite dy times a derivative that is not 0 but rounds to 0 in f32 (README,
+/// "Numerical policy"; `super::dy_edges`): NaN, as PyTorch's f32 `inf * 0`, where the f64 reference has the
+/// infinite limit. Applied to `dx` of the backward of `act` at `z` with gradients `dy`.
+fn f32_policy(act: Activation, z: &[f64], dy: &[f64], dx: &mut [f64]) {
+    for ((d, &v), &g) in dx.iter_mut().zip(z).zip(dy) {
+        let derivative = cpu::activation::backward(act, v, 1.0);
+        let underflows = derivative != 0.0 && derivative.abs() < f64::from(f32::MIN_POSITIVE);
+        if g.is_infinite() && underflows {
+            *d = f64::NAN;
+        }
     }
 }
 
