@@ -442,13 +442,62 @@ fn a_refused_dense_backward_records_nothing() {
     );
     assert_limit("dense backward, dW past a binding", r);
     g.queue().submit([enc.finish()]);
-    for (what, t) in [("dZ", &scratch), ("dW", &dw)] {
+    let untouched = |what: &str, t: &Tensor| {
+        let v = t.read_f32().unwrap();
         assert!(
-            t.read_f32()
-                .unwrap()
-                .iter()
-                .all(|v| v.to_bits() == POISON.to_bits()),
+            v.iter().all(|v| v.to_bits() == POISON.to_bits()),
             "{what} written"
         );
-    }
+    };
+    untouched("dZ", &scratch);
+    untouched("dW", &dw);
+    // dW itself past the binding (W and dW [128, 256] f32, 128 KiB), X and dZ small: refused before dZ.
+    let (m, k, n) = (4, 128, 256);
+    let (x, w) = (ones(&[m, k], DType::F32), ones(&[k, n], DType::F32));
+    let (z, dy) = (ones(&[m, n], DType::F32), ones(&[m, n], DType::F32));
+    let dw = poisoned(g, &[k, n], DType::F32);
+    let scratch = poisoned(g, &[m, n], DType::F32);
+    let mut enc = g.device().create_command_encoder(&Default::default());
+    let r = dense.record_backward_using(
+        &mut enc,
+        &x,
+        &w,
+        &z,
+        &dy,
+        &dw,
+        None,
+        None,
+        None,
+        Some(&scratch),
+    );
+    assert_limit("dense backward, dW's own bytes past a binding", r);
+    g.queue().submit([enc.finish()]);
+    untouched("dZ", &scratch);
+}
+
+/// What the dense backward binds whole is checked by what its products bind: a dY over a host buffer larger than
+/// one binding, read only by the chunked dZ pass of the separate mode, runs (it was refused for its buffer's
+/// size), with the results of the same backward on a context that binds it whole.
+#[test]
+fn a_large_host_buffer_read_in_chunks_is_not_refused() {
+    let (m, k, n) = (4, 8, 16);
+    let dense = Dense {
+        dz: DzMode::Separate,
+        ..Dense::new(Activation::Gelu)
+    };
+    let run = |g: &Gpu| {
+        let x = upload(g, &values(m * k, 1.0, DType::F32, 1), &[m, k], DType::F32);
+        let w = upload(g, &values(k * n, 1.0, DType::F32, 2), &[k, n], DType::F32);
+        let z = upload(g, &values(m * n, 2.0, DType::F32, 3), &[m, n], DType::F32);
+        // dY's 64 elements at the start of a 128 KiB buffer.
+        let mut host = values(m * n, 1.0, DType::F32, 4);
+        host.resize(32 * 1024, 0.0);
+        let big = g.upload(&host).unwrap();
+        let dy = Tensor::from_buffer(g, big.buffer().clone(), &[m, n], DType::F32).unwrap();
+        let grads = dense
+            .backward(&x, &w, &z, &dy)
+            .unwrap_or_else(|e| panic!("{e}"));
+        [grads.dw, grads.db, grads.dx].map(|t| bits(&t.read_f32().unwrap()))
+    };
+    assert!(run(small()) == run(big()));
 }

@@ -39,13 +39,12 @@
 //! runs such a batch in passes of rows instead).
 
 use super::matmul::{
-    check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
-    MatmulKernel,
+    check_distinct, check_gemm, expect_shape, expect_shape_any, form_params, matrix, record_gemm,
+    Form, Gemm, MatmulKernel,
 };
 use crate::ops::bias::{record_backward_column_sums_direct, record_column_sums};
 use crate::ops::dz_stats;
-use crate::tensor::padded_bytes;
-use crate::{Activation, DType, Error, Gpu, Result, Tensor};
+use crate::{Activation, DType, Gpu, Result, Tensor};
 
 /// How the backward pass forms `dZ = dY * f'(Z)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -277,38 +276,29 @@ impl Dense {
             DzMode::Fused if act.custom_id().is_some() && gpu.loop_limited() => DzMode::Separate,
             mode => mode,
         };
-        // dW = X^T dZ sums over the rows, so it binds X and dZ (dY and Z where fused) whole, past the limit too:
-        // refused here, before a pass of the backward is recorded.
-        let max = gpu.limits().max_storage_buffer_binding_size;
-        let mut whole = vec![x.buffer().size(), dy.buffer().size()];
-        if act != Activation::Identity {
-            whole.push(z.buffer().size());
-            if mode == DzMode::Separate {
-                whole.push(scratch.map_or(padded_bytes(m * n, DType::F32), |s| s.buffer().size()));
-            }
-        }
-        if let Some(requested) = whole.into_iter().find(|&b| b > max) {
-            return Err(Error::LimitExceeded {
-                limit: "max_storage_buffer_binding_size (dW = X^T dZ binds X and dZ whole)",
-                max,
-                requested,
-            });
-        }
+        // Every product's refusals (a tensor past a binding that cannot be chunked, a grid, splits) are found
+        // before any pass of the backward is recorded: a refusal leaves the encoder untouched.
         match mode {
             DzMode::Fused => {
+                let one = db.map(|_| gpu.one_f32()).transpose()?;
+                let mut gemms = vec![fused(x, Form::AtB, dy, dw, (2, z))?];
+                if let Some(dx) = dx {
+                    gemms.push(fused(dy, Form::ABt, w, dx, (1, z))?);
+                }
+                if let (Some(db), Some(one)) = (db, &one) {
+                    // db = 1^T dZ: a one-row product whose A operand is the constant 1 (strides 0).
+                    let mut g = fused(x, Form::AtB, dy, db, (2, z))?;
+                    g.a = one;
+                    g.params = [1, n as u32, m as u32, 0, 0, n as u32, 1];
+                    gemms.push(g);
+                }
+                for &g in &gemms {
+                    check_gemm(g)?;
+                }
                 if let Some(stats) = stats {
                     dz_stats::record(encoder, act, z, None, stats)?;
                 }
-                record_gemm(encoder, fused(x, Form::AtB, dy, dw, (2, z))?)?;
-                if let Some(dx) = dx {
-                    record_gemm(encoder, fused(dy, Form::ABt, w, dx, (1, z))?)?;
-                }
-                if let Some(db) = db {
-                    // db = 1^T dZ: a one-row product whose A operand is the constant 1 (strides 0).
-                    let one = gpu.one_f32()?;
-                    let mut g = fused(x, Form::AtB, dy, db, (2, z))?;
-                    g.a = &one;
-                    g.params = [1, n as u32, m as u32, 0, 0, n as u32, 1];
+                for g in gemms {
                     record_gemm(encoder, g)?;
                 }
             }
@@ -317,6 +307,9 @@ impl Dense {
                     // dZ is empty (every gradient is a sum over no terms, or has no elements), or f' = 1 and dZ
                     // is dY itself: no pass forms it. The counts still come from the same pass as in the fused
                     // mode (every unit live, none saturated, for f' = 1), and it checks their dtypes too.
+                    for g in self.products_from_dz(x, w, dy, dw, dx)? {
+                        check_gemm(g)?;
+                    }
                     if let Some(stats) = stats {
                         dz_stats::record(encoder, act, z, None, stats)?;
                     }
@@ -330,6 +323,9 @@ impl Dense {
                         &owned
                     }
                 };
+                for g in self.products_from_dz(x, w, dz, dw, dx)? {
+                    check_gemm(g)?;
+                }
                 match (stats, db) {
                     (Some(stats), _) => dz_stats::record(encoder, act, z, Some((dy, dz)), stats)?,
                     // Few rows: dZ and db in one dispatch, the same bits as the two below.
@@ -346,6 +342,24 @@ impl Dense {
         Ok(())
     }
 
+    /// The products of [`Dense::record_products_from_dz`]: `dW = X^T dZ`, and `dX = dZ W^T` where given.
+    fn products_from_dz<'a>(
+        &self,
+        x: &'a Tensor,
+        w: &'a Tensor,
+        dz: &'a Tensor,
+        dw: &'a Tensor,
+        dx: Option<&'a Tensor>,
+    ) -> Result<Vec<Gemm<'a>>> {
+        let kernel = self.kernel_for(x.gpu());
+        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
+        let mut gemms = vec![plain(x, Form::AtB, dz, dw)?];
+        if let Some(dx) = dx {
+            gemms.push(plain(dz, Form::ABt, w, dx)?);
+        }
+        Ok(gemms)
+    }
+
     /// `dW = X^T dZ`, and where given `dX = dZ W^T` and `db` = column sums of dZ, on this layer's matmul kernel;
     /// shapes already checked.
     #[allow(clippy::too_many_arguments)]
@@ -359,11 +373,8 @@ impl Dense {
         db: Option<&Tensor>,
         dx: Option<&Tensor>,
     ) -> Result<()> {
-        let kernel = self.kernel_for(x.gpu());
-        let plain = |a, form, b, c| product(kernel, Activation::Identity, a, form, b, c, None);
-        record_gemm(encoder, plain(x, Form::AtB, dz, dw)?)?;
-        if let Some(dx) = dx {
-            record_gemm(encoder, plain(dz, Form::ABt, w, dx)?)?;
+        for g in self.products_from_dz(x, w, dz, dw, dx)? {
+            record_gemm(encoder, g)?;
         }
         if let Some(db) = db {
             record_column_sums(encoder, dz, db)?;

@@ -493,12 +493,41 @@ fn code(t: &Tensor) -> f64 {
 /// A product with a tensor past the storage-binding limit runs in chunks of C's rows where its rows of C are A's
 /// rows ([`record_row_chunks`]); any other is [`Error::LimitExceeded`].
 pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+    match prepare(g)? {
+        Prepared::Empty => Ok(()),
+        Prepared::Chunked(g) => record_row_chunks(encoder, g),
+        Prepared::Whole { g, widen } => record_whole(encoder, g, widen),
+    }
+}
+
+/// Every refusal [`record_gemm`] could make for `g`, found without recording anything: a caller that records
+/// several products checks them all first, so that a refusal leaves its encoder without half an op.
+pub(crate) fn check_gemm(g: Gemm) -> Result<()> {
+    match prepare(g)? {
+        Prepared::Chunked(g) => chunk_plan(&g).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+/// How [`record_gemm`] runs a product, once every check that needs no recording has passed.
+enum Prepared<'a> {
+    /// No element of C: nothing to record.
+    Empty,
+    /// Past one binding, in chunks of C's rows ([`record_row_chunks`]).
+    Chunked(Gemm<'a>),
+    /// Every tensor bound whole, 16-bit operands widened to f32 first where `widen`.
+    Whole { g: Gemm<'a>, widen: bool },
+}
+
+/// [`record_gemm`]'s checks and choices: the kernel (the tiled one for a K deeper than a loop-limited driver
+/// walks), whether 16-bit operands are widened, whole or in chunks, and the launch's grid and splits.
+fn prepare(g: Gemm) -> Result<Prepared> {
     let gpu = g.c.gpu();
     gpu.check_lost()?;
     g.act.validate()?;
     let [m, n, ..] = g.params;
     if m == 0 || n == 0 {
-        return Ok(());
+        return Ok(Prepared::Empty);
     }
     // A K deeper than a loop-limited driver lets one pass walk goes to the tiled kernel, split (tiled_splits).
     // A derivative in the loads, or a user-defined activation in the epilogue, may loop: the wider margin.
@@ -516,12 +545,6 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
         kernel: kernel.on_device(gpu.limits()),
         ..g
     };
-    let wide = |t: &Tensor| -> Result<Option<Tensor>> {
-        match t.dtype() {
-            DType::F32 => Ok(None),
-            _ => gpu.zeros(t.shape(), DType::F32).map(Some),
-        }
-    };
     // Widened operands past the binding limit leave the product to the direct kernel, which decodes in place.
     let max = gpu.limits().max_storage_buffer_binding_size;
     let fits = |t: &Tensor| padded_bytes(t.len(), DType::F32) <= max;
@@ -530,7 +553,7 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     // of C are A's rows runs in chunks of them, and any other is refused.
     if let Some(requested) = past_whole(&g, widen) {
         if row_separable(&g) {
-            return record_row_chunks(encoder, g);
+            return Ok(Prepared::Chunked(g));
         }
         return Err(Error::LimitExceeded {
             limit: "max_storage_buffer_binding_size",
@@ -538,8 +561,8 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
             requested,
         });
     }
-    // What the launch could refuse, checked before the casts below record anything (`record_f32_out` checks
-    // the same on the f32 product).
+    // What the launch could refuse, checked before `record_whole`'s casts record anything (`record_f32_out`
+    // checks the same on the f32 product).
     let p = plan_with(
         &g,
         widen || (g.a.dtype() == DType::F32 && g.b.dtype() == DType::F32),
@@ -548,6 +571,19 @@ pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result
     if is_tiled(&g, &p) {
         tiled_splits(gpu, g.kernel, g.params)?;
     }
+    Ok(Prepared::Whole { g, widen })
+}
+
+/// The unchunked product [`prepare`] found to fit: 16-bit operands widened where `widen`, 16-bit outputs through
+/// f32 copies.
+fn record_whole(encoder: &mut wgpu::CommandEncoder, g: Gemm, widen: bool) -> Result<()> {
+    let gpu = g.c.gpu();
+    let wide = |t: &Tensor| -> Result<Option<Tensor>> {
+        match t.dtype() {
+            DType::F32 => Ok(None),
+            _ => gpu.zeros(t.shape(), DType::F32).map(Some),
+        }
+    };
     let (mut a32, mut b32) = (None, None);
     if widen {
         a32 = wide(g.a)?;
@@ -646,15 +682,7 @@ impl RowChunks {
 /// rows past it, is [`Error::LimitExceeded`].
 fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
-    let mut whole_bound = vec![g.b];
-    whole_bound.extend(g.bias);
-    whole_bound.extend(g.fuse.filter(|&(w, _)| w == FUSE_B).map(|(_, z)| z));
-    check_vectors(&whole_bound)?;
-    let max = gpu.limits().max_storage_buffer_binding_size;
-    let widen = generated(&g).is_some()
-        && padded_bytes(g.b.len(), DType::F32) <= max
-        && row_chunks(&g, true).is_ok();
-    let plan = row_chunks(&g, widen)?;
+    let (plan, widen) = chunk_plan(&g)?;
     let f32_copy = |t: &Tensor, wanted: bool| -> Result<Option<Tensor>> {
         match t.dtype() {
             DType::F32 => Ok(None),
@@ -693,6 +721,21 @@ fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> 
         t.record_cast(encoder, z)?;
     }
     Ok(())
+}
+
+/// The chunks [`record_row_chunks`] runs `g` in, and whether its 16-bit operands are widened to f32 for a
+/// generated kernel; [`Error::LimitExceeded`] where what every chunk binds whole (B, the bias, a Z fused into B)
+/// or one aligned group of rows passes a binding, or a chunk's launch cannot run.
+fn chunk_plan(g: &Gemm) -> Result<(RowChunks, bool)> {
+    let mut whole_bound = vec![g.b];
+    whole_bound.extend(g.bias);
+    whole_bound.extend(g.fuse.filter(|&(w, _)| w == FUSE_B).map(|(_, z)| z));
+    check_vectors(&whole_bound)?;
+    let max = g.c.gpu().limits().max_storage_buffer_binding_size;
+    let widen = generated(g).is_some()
+        && padded_bytes(g.b.len(), DType::F32) <= max
+        && row_chunks(g, true).is_ok();
+    Ok((row_chunks(g, widen)?, widen))
 }
 
 /// `g` on an M of `rows` (one chunk's rows of C).
