@@ -373,6 +373,34 @@ fn fused_ops_follow_the_numerical_policy_on_edge_inputs() {
     assert_all_ok(checks);
 }
 
+/// An infinite gradient beside a gate value whose derivative rounds to 0 in f32 (softsign' at 1e30 and f32::MAX)
+/// gives NaN, the crate's f32 rule, for the bias op and for a gated unit, in both layouts; the references follow
+/// that rule (a gated unit with a softsign gate failed a correct kernel when they did not).
+#[test]
+fn an_infinite_gradient_times_an_underflowing_derivative_follows_the_f32_rule() {
+    let mut checks = Vec::new();
+    for seed in 0..20 {
+        let edges = FusedInputs::Edges(seed);
+        let unit = Gated {
+            gate: Activation::Softsign,
+        };
+        checks.extend(check_gated(gpu(), unit, 5, 24, DType::F32, edges).unwrap());
+        checks.extend(
+            check_bias(
+                gpu(),
+                Activation::Softsign,
+                5,
+                24,
+                DType::F32,
+                DType::F32,
+                edges,
+            )
+            .unwrap(),
+        );
+    }
+    assert_all_ok(checks);
+}
+
 /// Every f32 check on random inputs brings the tails of its op (rows named `<op>_tails`: inputs across
 /// +-[2, 130] and at the underflow edges, results checked relatively), and those checks reach the tails: each
 /// counts most of its elements, in every family and layout (a check that left everything out, as near a root say,

@@ -44,6 +44,7 @@ use super::matmul::{
 };
 use crate::ops::bias::{record_backward_column_sums_direct, record_column_sums};
 use crate::ops::dz_stats;
+use crate::ops::elementwise::check_vectors;
 use crate::{Activation, DType, Gpu, Result, Tensor};
 
 /// How the backward pass forms `dZ = dY * f'(Z)`.
@@ -303,6 +304,10 @@ impl Dense {
                 }
             }
             DzMode::Separate => {
+                // db's column sums bind it whole; with k = 0 no product above checks anything.
+                if let Some(db) = db {
+                    check_vectors(&[db])?;
+                }
                 if m * n == 0 || act == Activation::Identity {
                     // dZ is empty (every gradient is a sum over no terms, or has no elements), or f' = 1 and dZ
                     // is dY itself: no pass forms it. The counts still come from the same pass as in the fused

@@ -235,7 +235,7 @@ pub fn bias_references(
     let zero = vec![-0.0; bias.len()];
     let y = reference::bias_forward(act, &z, &zero);
     let (mut dx, _) = reference::bias_backward(act, &z, &zero, &dyv);
-    f32_policy(act, &z, &dyv, &mut dx);
+    f32_policy(act, &z, &dyv, &mut dx, flush);
     let mut sum = vec![0.0; cols];
     for (i, &d) in dx.iter().enumerate() {
         sum[i % cols] += d;
@@ -251,12 +251,17 @@ pub fn bias_references(
 
 /// The crate's rule for an infinite dy times a derivative that is not 0 but rounds to 0 in f32 (README,
 /// "Numerical policy"; `super::dy_edges`): NaN, as PyTorch's f32 `inf * 0`, where the f64 reference has the
-/// infinite limit. Applied to `dx` of the backward of `act` at `z` with gradients `dy`.
-fn f32_policy(act: Activation, z: &[f64], dy: &[f64], dx: &mut [f64]) {
+/// infinite limit. Applied to `dx = dy f'(z)` of `act`; on a flushing device (`flush`) every derivative below
+/// 2^-126 rounds to 0.
+fn f32_policy(act: Activation, z: &[f64], dy: &[f64], dx: &mut [f64], flush: bool) {
     for ((d, &v), &g) in dx.iter_mut().zip(z).zip(dy) {
         let derivative = cpu::activation::backward(act, v, 1.0);
-        let underflows = derivative != 0.0 && derivative.abs() < f64::from(f32::MIN_POSITIVE);
-        if g.is_infinite() && underflows {
+        let to_zero = if flush {
+            derivative.abs() < f64::from(f32::MIN_POSITIVE)
+        } else {
+            derivative as f32 == 0.0
+        };
+        if g.is_infinite() && derivative != 0.0 && to_zero {
             *d = f64::NAN;
         }
     }
@@ -273,7 +278,11 @@ pub fn gated_references(
 ) -> FusedReferences {
     let (a, g) = reference::split_halves(&read_as(x, flush), half);
     let y = reference::gated_forward(gate, &a, &g);
-    let (da, dg) = reference::gated_backward(gate, &a, &g, &read_as(dout, flush));
+    let dout = read_as(dout, flush);
+    let (da, mut dg) = reference::gated_backward(gate, &a, &g, &dout);
+    // dg = (dout a) f'(g): the f32 rule where dout a is infinite and f'(g) rounds to 0 (softsign at 1e30).
+    let scaled: Vec<f64> = dout.iter().zip(&a).map(|(d, a)| d * a).collect();
+    f32_policy(gate, &g, &scaled, &mut dg, flush);
     let dx = reference::join_halves(&da, &dg, half);
     FusedReferences {
         y,
