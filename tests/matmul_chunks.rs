@@ -417,31 +417,10 @@ fn what_a_chunk_of_rows_cannot_hold_is_refused_typed() {
 fn a_refused_dense_backward_records_nothing() {
     let g = small();
     let ones = |shape: &[usize], dtype| upload(g, &vec![1.0; shape.iter().product()], shape, dtype);
-    // X [1001, 37] past the binding: dW = X^T dZ cannot run, so the separate pass must not form dZ first.
-    let (m, k, n) = (1001, 37, 29);
-    let (x, w) = (ones(&[m, k], DType::F32), ones(&[k, n], DType::F32));
-    let (z, dy) = (ones(&[m, n], DType::F32), ones(&[m, n], DType::F32));
-    let dw = poisoned(g, &[k, n], DType::F32);
-    let scratch = poisoned(g, &[m, n], DType::F32);
     let dense = Dense {
         dz: DzMode::Separate,
         ..Dense::new(Activation::Gelu)
     };
-    let mut enc = g.device().create_command_encoder(&Default::default());
-    let r = dense.record_backward_using(
-        &mut enc,
-        &x,
-        &w,
-        &z,
-        &dy,
-        &dw,
-        None,
-        None,
-        None,
-        Some(&scratch),
-    );
-    assert_limit("dense backward, dW past a binding", r);
-    g.queue().submit([enc.finish()]);
     let untouched = |what: &str, t: &Tensor| {
         let v = t.read_f32().unwrap();
         assert!(
@@ -449,30 +428,34 @@ fn a_refused_dense_backward_records_nothing() {
             "{what} written"
         );
     };
-    untouched("dZ", &scratch);
-    untouched("dW", &dw);
-    // dW itself past the binding (W and dW [128, 256] f32, 128 KiB), X and dZ small: refused before dZ.
-    let (m, k, n) = (4, 128, 256);
-    let (x, w) = (ones(&[m, k], DType::F32), ones(&[k, n], DType::F32));
-    let (z, dy) = (ones(&[m, n], DType::F32), ones(&[m, n], DType::F32));
-    let dw = poisoned(g, &[k, n], DType::F32);
-    let scratch = poisoned(g, &[m, n], DType::F32);
-    let mut enc = g.device().create_command_encoder(&Default::default());
-    let r = dense.record_backward_using(
-        &mut enc,
-        &x,
-        &w,
-        &z,
-        &dy,
-        &dw,
-        None,
-        None,
-        None,
-        Some(&scratch),
-    );
-    assert_limit("dense backward, dW's own bytes past a binding", r);
-    g.queue().submit([enc.finish()]);
-    untouched("dZ", &scratch);
+    for (what, (m, k, n)) in [
+        // X [1001, 37] past the binding: dW = X^T dZ cannot run, so the separate pass must not form dZ first.
+        ("dW past a binding", (1001, 37, 29)),
+        // dW itself past the binding (W and dW [128, 256] f32, 128 KiB), X and dZ small.
+        ("dW's own bytes past a binding", (4, 128, 256)),
+    ] {
+        let (x, w) = (ones(&[m, k], DType::F32), ones(&[k, n], DType::F32));
+        let (z, dy) = (ones(&[m, n], DType::F32), ones(&[m, n], DType::F32));
+        let dw = poisoned(g, &[k, n], DType::F32);
+        let scratch = poisoned(g, &[m, n], DType::F32);
+        let mut enc = g.device().create_command_encoder(&Default::default());
+        let r = dense.record_backward_using(
+            &mut enc,
+            &x,
+            &w,
+            &z,
+            &dy,
+            &dw,
+            None,
+            None,
+            None,
+            Some(&scratch),
+        );
+        assert_limit(&format!("dense backward, {what}"), r);
+        g.queue().submit([enc.finish()]);
+        untouched(&format!("{what}: dZ"), &scratch);
+        untouched(&format!("{what}: dW"), &dw);
+    }
 }
 
 /// What the dense backward binds whole is checked by what its products bind: a dY over a host buffer larger than

@@ -215,14 +215,7 @@ pub fn compare_bounded(
             if r != 0.0 {
                 c.max_rel_err = c.max_rel_err.max(err / r.abs());
             }
-            let ratio = if b > 0.0 {
-                err / b
-            } else if err == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-            (err <= b, ratio)
+            (err <= b, share(err, b))
         };
         // The elements of a bounded comparison (sums, products) have no single input: NaN says so, and the
         // failures carry their index.
@@ -344,6 +337,18 @@ fn compare_with(
     c
 }
 
+/// The share `err / allowed` of an element's allowance that its error uses: 0 for an exact result under no
+/// allowance, infinite for any other.
+pub(super) fn share(err: f64, allowed: f64) -> f64 {
+    if allowed > 0.0 {
+        err / allowed
+    } else if err == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The verdict on one element and its errors (zero where not measured).
 pub(super) struct Element {
     pub(super) pass: bool,
@@ -393,14 +398,7 @@ fn element(criterion: Criterion, storage: DType, split: Tolerance, g: f32, r: f6
         match criterion {
             Criterion::Tolerance(tol) => {
                 let allowed = tol.allowed(r);
-                let ratio = if allowed > 0.0 {
-                    err / allowed
-                } else if err == 0.0 {
-                    0.0
-                } else {
-                    f64::INFINITY
-                };
-                (err <= allowed, ratio)
+                (err <= allowed, share(err, allowed))
             }
             Criterion::Bounds { .. } => (false, f64::INFINITY),
             // A flushed subnormal is accepted only on a device that flushes, by `compare_with`'s fallback, which

@@ -22,7 +22,7 @@
 //! and the result's rounding 2^-126. The relative term is [`super::F32_TAIL`]'s: at `|dy| = 1e30` a result of
 //! ordinary size is `dy` times a tail of `f'`.
 
-use super::compare::{check_lengths, Check, Criterion, Element};
+use super::compare::{check_lengths, share, Check, Criterion, Element};
 use super::{edge_values, run_activation_with, Dtypes, Pass, Run, Tolerance};
 use crate::{cpu, Activation, DType, Gpu, Result};
 
@@ -157,13 +157,7 @@ fn element(g: f32, r: f64, dy: f32, derivative: f64, flushing: bool) -> Element 
         F32_DY_EDGES.abs * d.min(1.0) + F32_DY_EDGES.rel * r.abs() + derivative_slack + output;
     let err = (f64::from(g) - r).abs();
     let pass = err <= allowed;
-    let ratio = if allowed > 0.0 {
-        err / allowed
-    } else if err == 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    };
+    let ratio = share(err, allowed);
     let relative = F32_DY_EDGES.rel * r.abs() >= F32_DY_EDGES.abs * d.min(1.0);
     Element {
         pass,
