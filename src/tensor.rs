@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use futures::channel::oneshot;
 
 use crate::dtype::Element;
+use crate::ops::recording::Recording;
 use crate::{DType, Error, Gpu, Result};
 
 /// Usage flags of every buffer actgpu allocates.
@@ -244,11 +245,7 @@ impl Tensor {
 
     /// Records the zeroing of this tensor's padded bytes (not the rest of a larger host buffer);
     /// [`Error::MissingUsage`] for a buffer without `COPY_DST`, which `clear_buffer` needs.
-    pub(crate) fn record_zero(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        op: &'static str,
-    ) -> Result<()> {
+    pub(crate) fn record_zero(&self, encoder: &mut Recording, op: &'static str) -> Result<()> {
         self.record_zero_range(encoder, op, 0, padded_bytes(self.len(), self.dtype))
     }
 
@@ -256,7 +253,7 @@ impl Tensor {
     /// [`Error::MissingUsage`] without `COPY_DST`.
     pub(crate) fn record_zero_range(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recording,
         op: &'static str,
         start: u64,
         end: u64,
@@ -270,7 +267,7 @@ impl Tensor {
         }
         let end = end.min(self.buffer.size()) / 4 * 4;
         if end > start {
-            encoder.clear_buffer(&self.buffer, start, Some(end - start));
+            encoder.clear(&self.buffer, start, end - start);
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ use crate::nn::init::init_layers;
 use crate::nn::Hidden;
 use crate::ops::loss::{Labels, Loss, Targets};
 use crate::ops::optim::{record_accumulate, OptimState, Optimizer};
+use crate::ops::recording::Recording;
 use crate::{Activation, DType, Dense, Error, Gpu, Result, Tensor};
 
 /// A learnable activation's parameter, its gradient and its optimizer state.
@@ -792,13 +793,19 @@ impl Mlp {
             self.record_pass(enc, short.as_ref().unwrap_or(work), &input, targets, &out)?;
             let (weight, first) = ((n as f64 / batch as f64) as f32, first == 0);
             for (layer, (dw, db, dp)) in self.layers.iter().zip(&out.layers) {
-                record_accumulate(enc, &layer.dw, dw, weight, first)?;
-                record_accumulate(enc, &layer.db, db, weight, first)?;
+                Recording::atomic(enc, |rec| {
+                    record_accumulate(rec, &layer.dw, dw, weight, first)
+                })?;
+                Recording::atomic(enc, |rec| {
+                    record_accumulate(rec, &layer.db, db, weight, first)
+                })?;
                 if let (Some(p), Some(dp)) = (&layer.param, dp) {
-                    record_accumulate(enc, &p.dp, dp, weight, first)?;
+                    Recording::atomic(enc, |rec| record_accumulate(rec, &p.dp, dp, weight, first))?;
                 }
             }
-            record_accumulate(enc, &self.loss, &pass.loss, weight, first)?;
+            Recording::atomic(enc, |rec| {
+                record_accumulate(rec, &self.loss, &pass.loss, weight, first)
+            })?;
         }
         self.record_updates(enc, step)
     }
@@ -840,15 +847,19 @@ impl Mlp {
                 )?,
                 (Hidden::Gated(gated), Some(dz), _, _) => {
                     gated.record_backward(enc, z, dy, dz)?;
-                    layer
-                        .dense
-                        .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
+                    Recording::atomic(enc, |rec| {
+                        layer
+                            .dense
+                            .record_backward_from_dz(rec, input, w, dz, dw, db, dx)
+                    })?;
                 }
                 (Hidden::Learnable { kind, .. }, Some(dz), Some(p), Some(dp)) => {
                     kind.record_backward(enc, z, &p.p, dy, dz, dp)?;
-                    layer
-                        .dense
-                        .record_backward_from_dz(enc, input, w, dz, dw, db, dx)?;
+                    Recording::atomic(enc, |rec| {
+                        layer
+                            .dense
+                            .record_backward_from_dz(rec, input, w, dz, dw, db, dx)
+                    })?;
                 }
                 _ => return Err(no_workspace()),
             }

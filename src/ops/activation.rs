@@ -16,6 +16,7 @@
 //! one buffer in its own type. Allocating variants give the output the type of `x`.
 
 use super::elementwise::{check_inputs_outputs, check_operands, record, Slot};
+use super::recording::Recording;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
 
@@ -140,7 +141,9 @@ pub(crate) fn native_f16_is_faster(gpu: &Gpu, intensity: Intensity) -> bool {
         let timer = Timer::new(gpu);
         let run = |k: &PipelineKey, reps: u32| {
             timer.sample(reps, 0, &mut |enc, _| {
-                record(gpu, enc, k, &[(Slot::X, &x), (Slot::Out, &y)], n, &[], &[])
+                Recording::atomic(enc, |rec| {
+                    record(gpu, rec, k, &[(Slot::X, &x), (Slot::Out, &y)], n, &[], &[])
+                })
             })
         };
         // One repetition of each compiles both pipelines; a second, on the timer's clock, sizes the samples.
@@ -171,6 +174,16 @@ impl Activation {
         x: &Tensor,
         y: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward(rec, x, y))
+    }
+
+    /// The commands of [`Self::record_forward`], planned into `encoder`.
+    pub(crate) fn plan_forward(
+        self,
+        encoder: &mut Recording,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
         self.validate()?;
         check_operands(self.name(), &[x, y])?;
         record(
@@ -190,6 +203,11 @@ impl Activation {
         encoder: &mut wgpu::CommandEncoder,
         x: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward_inplace(rec, x))
+    }
+
+    /// The commands of [`Self::record_forward_inplace`], planned into `encoder`.
+    fn plan_forward_inplace(self, encoder: &mut Recording, x: &Tensor) -> Result<()> {
         self.validate()?;
         check_operands(self.name(), &[x])?;
         record(
@@ -207,6 +225,17 @@ impl Activation {
     pub fn record_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_backward(rec, x, dy, dx))
+    }
+
+    /// The commands of [`Self::record_backward`], planned into `encoder`.
+    pub(crate) fn plan_backward(
+        self,
+        encoder: &mut Recording,
         x: &Tensor,
         dy: &Tensor,
         dx: &Tensor,
@@ -232,6 +261,11 @@ impl Activation {
         x: &Tensor,
         dy: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_backward_inplace(rec, x, dy))
+    }
+
+    /// The commands of [`Self::record_backward_inplace`], planned into `encoder`.
+    fn plan_backward_inplace(self, encoder: &mut Recording, x: &Tensor, dy: &Tensor) -> Result<()> {
         self.validate()?;
         check_operands(self.name(), &[x, dy])?;
         record(

@@ -12,6 +12,7 @@ use super::elementwise::{
     vector_binding, whole, Slot,
 };
 use super::learnable::check_not_parameter;
+use super::recording::Recording;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -154,7 +155,7 @@ impl Reduction {
     /// pipeline `key`.
     pub(crate) fn reduce(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recording,
         key: &PipelineKey,
         partial: &wgpu::Buffer,
         out: &Tensor,
@@ -355,6 +356,11 @@ pub fn record_column_sums(
     x: &Tensor,
     sums: &Tensor,
 ) -> Result<()> {
+    Recording::atomic(encoder, |rec| plan_column_sums(rec, x, sums))
+}
+
+/// The commands of [`record_column_sums`], planned into `encoder`.
+pub(crate) fn plan_column_sums(encoder: &mut Recording, x: &Tensor, sums: &Tensor) -> Result<()> {
     const OP: &str = "column_sums";
     let (rows, cols) = matrix_shape(OP, x, sums)?;
     if sums.buffer() == x.buffer() {
@@ -418,7 +424,7 @@ pub fn record_column_sums(
 /// then add the stored values, and every operand within a binding). Returns `false`, recording nothing, where it
 /// does not apply. Shapes are the caller's to check (the dense backward's).
 pub(crate) fn record_backward_column_sums_direct(
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     act: Activation,
     x: &Tensor,
     dy: &Tensor,
@@ -522,6 +528,17 @@ impl Activation {
         bias: &Tensor,
         y: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_bias_forward(rec, x, bias, y))
+    }
+
+    /// The commands of [`Self::record_bias_forward`], planned into `encoder`.
+    fn plan_bias_forward(
+        self,
+        encoder: &mut Recording,
+        x: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
         self.validate()?;
         check_inputs_outputs("bias_forward", &[x], &[y])?;
         let (rows, cols) = matrix_shape("bias_forward", x, bias)?;
@@ -589,6 +606,21 @@ impl Activation {
         dx: &Tensor,
         db: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| {
+            self.plan_bias_backward(rec, x, bias, dy, dx, db)
+        })
+    }
+
+    /// The commands of [`Self::record_bias_backward`], planned into `encoder`.
+    fn plan_bias_backward(
+        self,
+        encoder: &mut Recording,
+        x: &Tensor,
+        bias: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        db: &Tensor,
+    ) -> Result<()> {
         const OP: &str = "bias_backward";
         self.validate()?;
         check_inputs_outputs(OP, &[x, dy], &[dx])?;
@@ -629,7 +661,7 @@ impl Activation {
                 &[(Slot::Bias, bias)],
                 &[cols as u32, rows as u32],
             )?;
-            return record_column_sums(encoder, dx, db);
+            return plan_column_sums(encoder, dx, db);
         }
         let r = Reduction::new(x, rows, cols)?;
         // All-f32 operands walk one 16-byte word per thread (neighbours on neighbouring words); 16-bit units are

@@ -42,7 +42,8 @@ use super::matmul::{
     check_distinct, check_gemm, expect_shape, expect_shape_any, form_params, matrix, record_gemm,
     Form, Gemm, MatmulKernel,
 };
-use crate::ops::bias::{record_backward_column_sums_direct, record_column_sums};
+use super::recording::Recording;
+use crate::ops::bias::{plan_column_sums, record_backward_column_sums_direct};
 use crate::ops::dz_stats;
 use crate::ops::elementwise::check_vectors;
 use crate::{Activation, DType, Gpu, Result, Tensor};
@@ -145,6 +146,19 @@ impl Dense {
         y: &Tensor,
         z: Option<&Tensor>,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward(rec, x, w, bias, y, z))
+    }
+
+    /// The commands of [`Self::record_forward`], planned into `encoder`.
+    fn plan_forward(
+        &self,
+        encoder: &mut Recording,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        y: &Tensor,
+        z: Option<&Tensor>,
+    ) -> Result<()> {
         const OP: &str = "dense_forward";
         let (m, _, n) = sizes(OP, x, w)?;
         let gpu = x.gpu();
@@ -197,7 +211,9 @@ impl Dense {
         db: Option<&Tensor>,
         dx: Option<&Tensor>,
     ) -> Result<()> {
-        self.record_backward_with_stats(encoder, x, w, z, dy, dw, db, dx, None)
+        Recording::atomic(encoder, |rec| {
+            self.plan_backward_using(rec, x, w, z, dy, dw, db, dx, None, None)
+        })
     }
 
     /// [`Dense::record_backward`], and where `stats` is given (a `[2 + n]` counter tensor, see
@@ -220,7 +236,9 @@ impl Dense {
         dx: Option<&Tensor>,
         stats: Option<&Tensor>,
     ) -> Result<()> {
-        self.record_backward_using(encoder, x, w, z, dy, dw, db, dx, stats, None)
+        Recording::atomic(encoder, |rec| {
+            self.plan_backward_using(rec, x, w, z, dy, dw, db, dx, stats, None)
+        })
     }
 
     /// [`Dense::record_backward_with_stats`], writing dZ ([`DzMode::Separate`]) into `scratch` (`[m, n]` f32, a
@@ -232,6 +250,26 @@ impl Dense {
     pub fn record_backward_using(
         &self,
         encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        w: &Tensor,
+        z: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        db: Option<&Tensor>,
+        dx: Option<&Tensor>,
+        stats: Option<&Tensor>,
+        scratch: Option<&Tensor>,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| {
+            self.plan_backward_using(rec, x, w, z, dy, dw, db, dx, stats, scratch)
+        })
+    }
+
+    /// The commands of [`Self::record_backward_using`], planned into `encoder`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_backward_using(
+        &self,
+        encoder: &mut Recording,
         x: &Tensor,
         w: &Tensor,
         z: &Tensor,
@@ -297,7 +335,7 @@ impl Dense {
                     check_gemm(g)?;
                 }
                 if let Some(stats) = stats {
-                    dz_stats::record(encoder, act, z, None, stats)?;
+                    dz_stats::plan_record(encoder, act, z, None, stats)?;
                 }
                 for g in gemms {
                     record_gemm(encoder, g)?;
@@ -316,7 +354,7 @@ impl Dense {
                         check_gemm(g)?;
                     }
                     if let Some(stats) = stats {
-                        dz_stats::record(encoder, act, z, None, stats)?;
+                        dz_stats::plan_record(encoder, act, z, None, stats)?;
                     }
                     return self.record_products_from_dz(encoder, x, w, dy, dw, db, dx);
                 }
@@ -332,14 +370,16 @@ impl Dense {
                     check_gemm(g)?;
                 }
                 match (stats, db) {
-                    (Some(stats), _) => dz_stats::record(encoder, act, z, Some((dy, dz)), stats)?,
+                    (Some(stats), _) => {
+                        dz_stats::plan_record(encoder, act, z, Some((dy, dz)), stats)?
+                    }
                     // Few rows: dZ and db in one dispatch, the same bits as the two below.
                     (None, Some(db))
                         if record_backward_column_sums_direct(encoder, act, z, dy, dz, db)? =>
                     {
                         return self.record_products_from_dz(encoder, x, w, dz, dw, None, dx);
                     }
-                    (None, _) => self.activation.record_backward(encoder, z, dy, dz)?,
+                    (None, _) => self.activation.plan_backward(encoder, z, dy, dz)?,
                 }
                 self.record_products_from_dz(encoder, x, w, dz, dw, db, dx)?;
             }
@@ -370,7 +410,7 @@ impl Dense {
     #[allow(clippy::too_many_arguments)]
     fn record_products_from_dz(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recording,
         x: &Tensor,
         w: &Tensor,
         dz: &Tensor,
@@ -382,7 +422,7 @@ impl Dense {
             record_gemm(encoder, g)?;
         }
         if let Some(db) = db {
-            record_column_sums(encoder, dz, db)?;
+            plan_column_sums(encoder, dz, db)?;
         }
         Ok(())
     }
@@ -393,7 +433,7 @@ impl Dense {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_backward_from_dz(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recording,
         x: &Tensor,
         w: &Tensor,
         dz: &Tensor,

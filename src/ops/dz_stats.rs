@@ -27,6 +27,7 @@
 
 use super::elementwise::dispatch;
 use super::matmul::{check_distinct, expect_shape};
+use super::recording::Recording;
 use crate::dispatch::grid;
 use crate::ops::activation::activation_constants;
 use crate::pipeline::PipelineKey;
@@ -54,6 +55,11 @@ fn check_counts(z: &Tensor, counts: &Tensor) -> Result<()> {
 /// Records the zeroing of a counter tensor ([`crate::Error::MissingUsage`] for a host buffer without
 /// `COPY_DST`).
 pub fn clear_counts(encoder: &mut wgpu::CommandEncoder, counts: &Tensor) -> crate::Result<()> {
+    Recording::atomic(encoder, |rec| plan_clear_counts(rec, counts))
+}
+
+/// The commands of [`clear_counts`], planned into `encoder`.
+fn plan_clear_counts(encoder: &mut Recording, counts: &Tensor) -> crate::Result<()> {
     counts.record_zero(encoder, OP)
 }
 
@@ -112,6 +118,17 @@ pub(crate) fn check_countable(n: u64) -> Result<()> {
 /// `dz = dy * f'(z)` in the same pass. `z`, `dy`, `dz`: f32, one shape; `counts`: `[2 + units]` (added to).
 pub fn record(
     encoder: &mut wgpu::CommandEncoder,
+    act: Activation,
+    z: &Tensor,
+    grad: Option<(&Tensor, &Tensor)>,
+    counts: &Tensor,
+) -> Result<()> {
+    Recording::atomic(encoder, |rec| plan_record(rec, act, z, grad, counts))
+}
+
+/// The commands of [`record`], planned into `encoder`.
+pub(crate) fn plan_record(
+    encoder: &mut Recording,
     act: Activation,
     z: &Tensor,
     grad: Option<(&Tensor, &Tensor)>,

@@ -1,6 +1,7 @@
 //! Shared launch path of the memory-bound elementwise kernels: argument checks, chunking past the storage-binding
 //! limit, the 2D workgroup grid, bind groups.
 
+use super::recording::Recording;
 use crate::dispatch::{chunks, grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::{Error, Gpu, Result, Tensor};
@@ -150,7 +151,7 @@ impl From<(u32, u32, u32)> for Grid {
 /// `entries` plus the uniform `params` at binding 3.
 pub(crate) fn run(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     key: &PipelineKey,
     entries: Vec<wgpu::BindGroupEntry>,
     params: &[u32],
@@ -161,11 +162,11 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Records one dispatch of `pipeline` over a grid of workgroups with `entries` plus the uniform `params` at
+/// Plans one dispatch of `pipeline` over a grid of workgroups with `entries` plus the uniform `params` at
 /// binding 3.
 pub(crate) fn dispatch(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     pipeline: &wgpu::ComputePipeline,
     label: &str,
     entries: Vec<wgpu::BindGroupEntry>,
@@ -200,13 +201,7 @@ pub(crate) fn dispatch(
             },
             e => e,
         })??;
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
-    });
-    pass.set_pipeline(pipeline);
-    pass.set_bind_group(0, &bind_group, &[]);
-    pass.dispatch_workgroups(gx, gy, gz);
+    encoder.dispatch(pipeline, bind_group, (gx, gy, gz), label);
     Ok(())
 }
 
@@ -264,7 +259,7 @@ pub(crate) fn check_inputs_outputs(
 /// ([`vector_binding`]).
 pub(crate) fn record(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     key: &PipelineKey,
     operands: &[(Slot, &Tensor)],
     len: usize,

@@ -7,6 +7,7 @@ use super::activation::activation_constants;
 use super::bias::aligned_row_chunks;
 use super::elementwise::{check_inputs_outputs, check_u32_elements, record, run, Slot};
 use super::matmul::{check_distinct, expect_shape_any};
+use super::recording::Recording;
 use crate::dispatch::{grid, UNIT_ELEMENTS};
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -106,6 +107,11 @@ impl Gated {
         x: &Tensor,
         out: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward(rec, x, out))
+    }
+
+    /// The commands of [`Self::record_forward`], planned into `encoder`.
+    fn plan_forward(self, encoder: &mut Recording, x: &Tensor, out: &Tensor) -> Result<()> {
         const OP: &str = "gated_forward";
         self.gate.validate()?;
         let (shape, half) = Self::split_shape(OP, x)?;
@@ -130,6 +136,17 @@ impl Gated {
     pub fn record_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dout: &Tensor,
+        dx: &Tensor,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_backward(rec, x, dout, dx))
+    }
+
+    /// The commands of [`Self::record_backward`], planned into `encoder`.
+    fn plan_backward(
+        self,
+        encoder: &mut Recording,
         x: &Tensor,
         dout: &Tensor,
         dx: &Tensor,
@@ -166,7 +183,7 @@ impl Gated {
     #[allow(clippy::too_many_arguments)]
     fn record_split(
         self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut Recording,
         entry: &'static str,
         x: &Tensor,
         out: &Tensor,
@@ -233,6 +250,17 @@ impl Gated {
         g: &Tensor,
         out: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward_pair(rec, a, g, out))
+    }
+
+    /// The commands of [`Self::record_forward_pair`], planned into `encoder`.
+    fn plan_forward_pair(
+        self,
+        encoder: &mut Recording,
+        a: &Tensor,
+        g: &Tensor,
+        out: &Tensor,
+    ) -> Result<()> {
         self.gate.validate()?;
         check_inputs_outputs("gated_forward_pair", &[a, g], &[out])?;
         record(
@@ -251,6 +279,21 @@ impl Gated {
     pub fn record_backward_pair(
         self,
         encoder: &mut wgpu::CommandEncoder,
+        a: &Tensor,
+        g: &Tensor,
+        dout: &Tensor,
+        da: &Tensor,
+        dg: &Tensor,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| {
+            self.plan_backward_pair(rec, a, g, dout, da, dg)
+        })
+    }
+
+    /// The commands of [`Self::record_backward_pair`], planned into `encoder`.
+    fn plan_backward_pair(
+        self,
+        encoder: &mut Recording,
         a: &Tensor,
         g: &Tensor,
         dout: &Tensor,

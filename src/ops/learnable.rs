@@ -9,6 +9,7 @@ use super::elementwise::{
     check_inputs_outputs, check_u32_elements, check_vectors, record, run, vector_binding, whole,
     Slot,
 };
+use super::recording::Recording;
 use crate::dispatch::UNIT_ELEMENTS;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -116,6 +117,17 @@ impl Learnable {
         p: &Tensor,
         y: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_forward(rec, x, p, y))
+    }
+
+    /// The commands of [`Self::record_forward`], planned into `encoder`.
+    fn plan_forward(
+        self,
+        encoder: &mut Recording,
+        x: &Tensor,
+        p: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
         check_inputs_outputs(self.name(), &[x], &[y])?;
         let (rows, cols, shared) = self.layout(self.name(), x, p)?;
         check_not_parameter(self.name(), p, &[y])?;
@@ -139,6 +151,19 @@ impl Learnable {
     pub fn record_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        p: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        dp: &Tensor,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan_backward(rec, x, p, dy, dx, dp))
+    }
+
+    /// The commands of [`Self::record_backward`], planned into `encoder`.
+    fn plan_backward(
+        self,
+        encoder: &mut Recording,
         x: &Tensor,
         p: &Tensor,
         dy: &Tensor,

@@ -28,6 +28,7 @@
 
 use super::elementwise::{bound_bytes, dispatch};
 use super::matmul::{check_distinct, expect_shape};
+use super::recording::Recording;
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -372,6 +373,20 @@ impl Loss {
         grad: &Tensor,
         loss: &Tensor,
     ) -> Result<()> {
+        Recording::atomic(encoder, |rec| {
+            self.plan_record(rec, pred, targets, grad, loss)
+        })
+    }
+
+    /// The commands of [`Self::record`], planned into `encoder`.
+    fn plan_record(
+        self,
+        encoder: &mut Recording,
+        pred: &Tensor,
+        targets: Targets,
+        grad: &Tensor,
+        loss: &Tensor,
+    ) -> Result<()> {
         let gpu = pred.gpu();
         gpu.check_lost()?;
         let ops = Operands {
@@ -422,12 +437,7 @@ impl Loss {
 
     /// The loss within one binding ([`Loss::record`]): the operands bound whole, one loss dispatch (or the
     /// `*_small` one) and the reduction.
-    fn record_whole(
-        self,
-        encoder: &mut wgpu::CommandEncoder,
-        ops: &Operands,
-        plan: &Plan,
-    ) -> Result<()> {
+    fn record_whole(self, encoder: &mut Recording, ops: &Operands, plan: &Plan) -> Result<()> {
         let gpu = ops.pred.gpu();
         let (n, cols, threads, scale, wide) =
             (plan.n, plan.cols, plan.threads, plan.scale, plan.wide);
@@ -486,12 +496,7 @@ impl Loss {
     /// `pred`, `grad` and the target values from an aligned offset (`base` elements before its first), the class
     /// indices and the partial sums whole, and writing its partial sums from `first`; then one `reduce_mean` over
     /// all of them, scaled by the whole tensor's 1/n.
-    fn record_chunks(
-        self,
-        encoder: &mut wgpu::CommandEncoder,
-        ops: &Operands,
-        plan: &Plan,
-    ) -> Result<()> {
+    fn record_chunks(self, encoder: &mut Recording, ops: &Operands, plan: &Plan) -> Result<()> {
         let gpu = ops.pred.gpu();
         let dispatches = self.chunk_plan(gpu, plan)?;
         let partials: u64 = dispatches.iter().map(|d| d.threads).sum();

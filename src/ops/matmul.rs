@@ -54,6 +54,7 @@
 
 use super::elementwise::{bound_bytes, check_vectors, check_whole_binding, dispatch, Slot};
 use super::matmul_subgroup;
+use super::recording::Recording;
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -492,7 +493,7 @@ fn code(t: &Tensor) -> f64 {
 ///
 /// A product with a tensor past the storage-binding limit runs in chunks of C's rows where its rows of C are A's
 /// rows ([`record_row_chunks`]); any other is [`Error::LimitExceeded`].
-pub(crate) fn record_gemm(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+pub(crate) fn record_gemm(encoder: &mut Recording, g: Gemm) -> Result<()> {
     match prepare(g)? {
         Prepared::Empty => Ok(()),
         Prepared::Chunked(g) => record_row_chunks(encoder, g),
@@ -576,7 +577,7 @@ fn prepare(g: Gemm) -> Result<Prepared> {
 
 /// The unchunked product [`prepare`] found to fit: 16-bit operands widened where `widen`, 16-bit outputs through
 /// f32 copies.
-fn record_whole(encoder: &mut wgpu::CommandEncoder, g: Gemm, widen: bool) -> Result<()> {
+fn record_whole(encoder: &mut Recording, g: Gemm, widen: bool) -> Result<()> {
     let gpu = g.c.gpu();
     let wide = |t: &Tensor| -> Result<Option<Tensor>> {
         match t.dtype() {
@@ -590,7 +591,7 @@ fn record_whole(encoder: &mut wgpu::CommandEncoder, g: Gemm, widen: bool) -> Res
         b32 = wide(g.b)?;
         for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
             if let Some(dst) = dst {
-                src.record_cast(encoder, dst)?;
+                src.plan_cast(encoder, dst)?;
             }
         }
     }
@@ -611,10 +612,10 @@ fn record_whole(encoder: &mut wgpu::CommandEncoder, g: Gemm, widen: bool) -> Res
         },
     )?;
     if let Some(t) = &c32 {
-        t.record_cast(encoder, c)?;
+        t.plan_cast(encoder, c)?;
     }
     if let (Some(t), Some(z)) = (&z32, z_out) {
-        t.record_cast(encoder, z)?;
+        t.plan_cast(encoder, z)?;
     }
     Ok(())
 }
@@ -680,7 +681,7 @@ impl RowChunks {
 /// only where it fits a binding (else the direct kernel runs, decoding in place). Everything is planned and
 /// checked before anything is recorded: B, the bias or a Z fused into B past a binding, or one aligned group of
 /// rows past it, is [`Error::LimitExceeded`].
-fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+fn record_row_chunks(encoder: &mut Recording, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
     let (plan, widen) = chunk_plan(&g)?;
     let f32_copy = |t: &Tensor, wanted: bool| -> Result<Option<Tensor>> {
@@ -699,7 +700,7 @@ fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> 
     };
     for (src, dst) in [(g.a, &a32), (g.b, &b32)] {
         if let Some(dst) = dst {
-            src.record_cast(encoder, dst)?;
+            src.plan_cast(encoder, dst)?;
         }
     }
     let f = Gemm {
@@ -715,10 +716,10 @@ fn record_row_chunks(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> 
         record_product(encoder, &chunk, launch, &row_views(&f, first, rows))?;
     }
     if let Some(t) = &c32 {
-        t.record_cast(encoder, g.c)?;
+        t.plan_cast(encoder, g.c)?;
     }
     if let (Some(t), Some(z)) = (&z32, g.z_out) {
-        t.record_cast(encoder, z)?;
+        t.plan_cast(encoder, z)?;
     }
     Ok(())
 }
@@ -933,7 +934,7 @@ fn lcm(a: u64, b: u64) -> u64 {
 }
 
 /// [`record_gemm`] once C and `z_out` are f32 and a generated kernel's operands are f32.
-fn record_f32_out(encoder: &mut wgpu::CommandEncoder, g: Gemm) -> Result<()> {
+fn record_f32_out(encoder: &mut Recording, g: Gemm) -> Result<()> {
     let gpu = g.c.gpu();
     let p = plan(&g);
     let grid3 = grid_of(gpu, p.groups)?;
@@ -1061,12 +1062,7 @@ fn entry<'a>(binding: u32, resource: &wgpu::BindingResource<'a>) -> wgpu::BindGr
 
 /// Records `g` as `launch` says over the buffers of `views`: one dispatch, or the split pass and the pass adding
 /// the splits ([`record_split`]).
-fn record_product(
-    encoder: &mut wgpu::CommandEncoder,
-    g: &Gemm,
-    launch: Launch,
-    views: &Views,
-) -> Result<()> {
+fn record_product(encoder: &mut Recording, g: &Gemm, launch: Launch, views: &Views) -> Result<()> {
     let gpu = g.c.gpu();
     if launch.splits > 1 {
         return record_split(encoder, g, launch.key, launch.splits, launch.groups, views);
@@ -1255,7 +1251,7 @@ fn with_constants(
 /// split's raw product to the context's scratch buffer, then `matmul_split_sum` adds them in split order and
 /// applies the epilogue. `groups` is the unsplit grid; `views` the bound (or placeholder) buffers.
 fn record_split(
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     g: &Gemm,
     key: PipelineKey,
     splits: u32,
@@ -1345,6 +1341,18 @@ pub fn record_form(
     b: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    Recording::atomic(encoder, |rec| plan_form(kernel, rec, form, a, b, out))
+}
+
+/// The commands of [`record_form`], planned into `encoder`.
+fn plan_form(
+    kernel: MatmulKernel,
+    encoder: &mut Recording,
+    form: Form,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
     let op = form.name();
     let params = form_params(form, a, b)?;
     expect_shape_any(op, a.gpu(), b, b.shape())?;
@@ -1385,7 +1393,12 @@ pub fn record_matmul(
     w: &Tensor,
     y: &Tensor,
 ) -> Result<()> {
-    record_form(MatmulKernel::for_gpu(x.gpu()), encoder, Form::AB, x, w, y)
+    Recording::atomic(encoder, |rec| plan_matmul(rec, x, w, y))
+}
+
+/// The commands of [`record_matmul`], planned into `encoder`.
+fn plan_matmul(encoder: &mut Recording, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<()> {
+    plan_form(MatmulKernel::for_gpu(x.gpu()), encoder, Form::AB, x, w, y)
 }
 
 /// Records `dw = x^T dz`: `x [m, k]`, `dz [m, n]`, `dw [k, n]`, `dw[i, j] = sum_p x[p, i] dz[p, j]`; any storage
@@ -1396,7 +1409,12 @@ pub fn record_matmul_at_b(
     dz: &Tensor,
     dw: &Tensor,
 ) -> Result<()> {
-    record_form(
+    Recording::atomic(encoder, |rec| plan_matmul_at_b(rec, x, dz, dw))
+}
+
+/// The commands of [`record_matmul_at_b`], planned into `encoder`.
+fn plan_matmul_at_b(encoder: &mut Recording, x: &Tensor, dz: &Tensor, dw: &Tensor) -> Result<()> {
+    plan_form(
         MatmulKernel::for_gpu(x.gpu()),
         encoder,
         Form::AtB,
@@ -1414,7 +1432,12 @@ pub fn record_matmul_a_bt(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
-    record_form(
+    Recording::atomic(encoder, |rec| plan_matmul_a_bt(rec, dz, w, dx))
+}
+
+/// The commands of [`record_matmul_a_bt`], planned into `encoder`.
+fn plan_matmul_a_bt(encoder: &mut Recording, dz: &Tensor, w: &Tensor, dx: &Tensor) -> Result<()> {
+    plan_form(
         MatmulKernel::for_gpu(dz.gpu()),
         encoder,
         Form::ABt,

@@ -1,4 +1,9 @@
 //! Launchers: one module per kernel family, each recording into a caller's `wgpu::CommandEncoder`.
+//!
+//! Every `record_*` function is all or nothing: it plans each pass first (pipelines compiled, bind groups made,
+//! every chunk's grid and binding checked) and records them only when all succeeded, so one that returns an
+//! error has left the encoder as it was, whichever step failed, and the encoder can still be submitted with the
+//! caller's own work in it.
 
 pub mod activation;
 pub mod bias;
@@ -13,3 +18,4 @@ pub mod loss;
 pub mod matmul;
 pub(crate) mod matmul_subgroup;
 pub mod optim;
+pub(crate) mod recording;

@@ -18,6 +18,7 @@
 
 use super::elementwise::{bound_bytes, check_vectors, dispatch};
 use super::matmul::{check_distinct, expect_shape};
+use super::recording::Recording;
 use crate::dispatch::grid;
 use crate::pipeline::PipelineKey;
 use crate::shaders::ShaderId;
@@ -383,7 +384,21 @@ impl Optimizer {
         state: &OptimState,
         step: u64,
     ) -> Result<()> {
-        self.record_update_with_norm(encoder, param, grad, state, step, None)
+        Recording::atomic(encoder, |rec| {
+            self.plan_update(rec, param, grad, state, step)
+        })
+    }
+
+    /// The commands of [`Self::record_update`], planned into `encoder`.
+    fn plan_update(
+        &self,
+        encoder: &mut Recording,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &OptimState,
+        step: u64,
+    ) -> Result<()> {
+        self.plan_update_with_norm(encoder, param, grad, state, step, None)
     }
 
     /// [`Optimizer::record_update`], and where `partials` is given (f32, at least [`norm_partials`] elements)
@@ -394,6 +409,21 @@ impl Optimizer {
     pub fn record_update_with_norm(
         &self,
         encoder: &mut wgpu::CommandEncoder,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &OptimState,
+        step: u64,
+        partials: Option<&Tensor>,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| {
+            self.plan_update_with_norm(rec, param, grad, state, step, partials)
+        })
+    }
+
+    /// The commands of [`Self::record_update_with_norm`], planned into `encoder`.
+    fn plan_update_with_norm(
+        &self,
+        encoder: &mut Recording,
         param: &Tensor,
         grad: &Tensor,
         state: &OptimState,
@@ -541,7 +571,7 @@ impl Optimizer {
 /// pass), each pass's mean gradient weighted by its share of the batch. Not an optimizer; it shares the
 /// optimizers' shader and uniform block.
 pub(crate) fn record_accumulate(
-    encoder: &mut wgpu::CommandEncoder,
+    encoder: &mut Recording,
     sum: &Tensor,
     grad: &Tensor,
     weight: f32,
