@@ -367,8 +367,9 @@ impl Tensor {
         let copy_bytes = bytes.div_ceil(4) * 4;
         let device = self.gpu.device();
         // In error scopes: a copy wgpu refuses (a destroyed or foreign buffer) is an error, not a read of the
-        // staging buffer's zeros.
-        let staging = self.gpu.scoped("Tensor::read", || {
+        // staging buffer's zeros; and so is a map of it refused on a device the host destroyed (outside them it
+        // would reach the device's handler, which panics by default).
+        let (staging, rx) = self.gpu.scoped("Tensor::read", || {
             let staging = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("actgpu.readback"),
                 size: copy_bytes,
@@ -380,12 +381,12 @@ impl Tensor {
             });
             encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, copy_bytes);
             self.gpu.queue().submit([encoder.finish()]);
-            staging
+            let (tx, rx) = oneshot::channel();
+            staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            (staging, rx)
         })?;
-        let (tx, rx) = oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
         Ok(Some(PendingRead {
             staging,
             rx,

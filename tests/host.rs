@@ -403,13 +403,25 @@ fn a_device_destroyed_without_a_poll_is_an_error_not_a_panic() {
     );
     lost("predict", net.predict(&x).map(drop));
 
-    // A host's device: actgpu has no lost callback there, so the errors are whatever wgpu reports, typed.
+    // A host's device: actgpu has no lost callback there, so the errors are whatever wgpu reports, typed. A read
+    // is one too: the staging buffer's map, refused on the destroyed device, used to reach wgpu's default
+    // handler (a panic) from outside the read's error scopes.
     let (device, queue) = host_device();
     let host = Gpu::from_device(device.clone(), queue);
     let x = host.upload(&[1.0f32, 2.0]).unwrap();
     device.destroy();
     assert!(Activation::Gelu.forward(&x).is_err());
     assert!(host.upload(&[1.0f32]).is_err());
+    let r = x.read::<f32>();
+    assert!(
+        r.is_err(),
+        "read after the host destroyed its device: {r:?}"
+    );
+    let r = pollster::block_on(x.read_async::<f32>());
+    assert!(
+        r.is_err(),
+        "read_async after the host destroyed its device: {r:?}"
+    );
 }
 
 /// Read-only operands may share a buffer (dy = x), as the plain activation backward allows; an output that
