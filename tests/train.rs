@@ -948,6 +948,22 @@ fn bad_network_arguments_are_typed_errors() {
         net.evaluate(&x, &[0, 2]),
         Err(Error::InvalidArgument { .. })
     ));
+    // An empty batch is said to be one, by every entry point (not a shape that asks for a row).
+    let empty_batch = |what: &str, r: Result<(), Error>| {
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { reason, .. }) if reason.contains("empty batch")),
+            "{what}: {r:?}"
+        )
+    };
+    let none = g.zeros(&[0, 4], DType::F32).unwrap();
+    let no_labels = Labels::upload(g, &[], 2).unwrap();
+    empty_batch(
+        "train_step",
+        net.train_step(&none, Targets::Classes(&no_labels)),
+    );
+    empty_batch("train_step_classes", net.train_step_classes(&[], &[]));
+    empty_batch("predict", net.predict(&none).map(drop));
+    empty_batch("evaluate", net.evaluate(&none, &[]).map(drop));
     net.train_step_classes(&[0.0; 8], &[0, 1]).unwrap();
     assert!(net.loss().unwrap().is_finite());
 }

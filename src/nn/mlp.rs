@@ -450,6 +450,7 @@ impl Mlp {
         }
         match *x.shape() {
             [batch, d] if d == self.sizes[0] && batch > 0 => Ok(batch),
+            [0, d] if d == self.sizes[0] => Err(empty_batch(op)),
             _ => Err(Error::ShapeMismatch {
                 op,
                 expected: vec![
@@ -609,8 +610,8 @@ impl Mlp {
     ///
     /// A caller's mistake is a typed error with `op` `"Mlp::train_step"`: `x` or the targets from another
     /// context ([`Error::DeviceMismatch`]), not f32 ([`Error::DTypeMismatch`]) or of the wrong shape
-    /// ([`Error::ShapeMismatch`]), targets of the wrong kind for the loss or labels uploaded for another class
-    /// count ([`Error::InvalidArgument`]), a source without `COPY_SRC` where passes need it
+    /// ([`Error::ShapeMismatch`]), an empty batch, targets of the wrong kind for the loss or labels uploaded for
+    /// another class count ([`Error::InvalidArgument`]), a source without `COPY_SRC` where passes need it
     /// ([`Error::MissingUsage`]).
     pub fn train_step(&mut self, x: &Tensor, targets: Targets) -> Result<()> {
         self.train_step_for("Mlp::train_step", x, targets)
@@ -977,7 +978,10 @@ impl Mlp {
     /// `x` as `[batch, sizes[0]]` on the GPU; a length that is not a whole number of rows is an error naming `op`.
     fn upload_batch(&self, op: &'static str, x: &[f32]) -> Result<Tensor> {
         let d = self.sizes[0];
-        if x.is_empty() || !x.len().is_multiple_of(d) {
+        if x.is_empty() {
+            return Err(empty_batch(op));
+        }
+        if !x.len().is_multiple_of(d) {
             return Err(Error::ShapeMismatch {
                 op,
                 expected: vec![x.len().div_ceil(d).max(1), d],
@@ -1021,8 +1025,9 @@ impl Mlp {
     /// concurrent calls gives each thread its own network, or takes turns.
     ///
     /// A caller's mistake is a typed error with `op` `"Mlp::predict"`: `x` from another context
-    /// ([`Error::DeviceMismatch`]), not f32 ([`Error::DTypeMismatch`]), not `[batch, sizes[0]]` with `batch > 0`
-    /// ([`Error::ShapeMismatch`]), or without `COPY_SRC` where passes need it ([`Error::MissingUsage`]).
+    /// ([`Error::DeviceMismatch`]), not f32 ([`Error::DTypeMismatch`]), not `[batch, sizes[0]]`
+    /// ([`Error::ShapeMismatch`]), an empty batch (`batch` 0, [`Error::InvalidArgument`]), or without `COPY_SRC`
+    /// where passes need it ([`Error::MissingUsage`]).
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         self.predict_for("Mlp::predict", x)
     }
@@ -1193,6 +1198,17 @@ impl Mlp {
             .filter(|(row, &t)| !row.iter().any(|v| v.is_nan()) && argmax(row) == t as usize)
             .count();
         Ok(correct as f32 / batch as f32)
+    }
+}
+
+/// An empty batch, refused by every step, prediction and accuracy ([`Error::InvalidArgument`]): a mean loss over
+/// no rows has no value, and an accuracy none either.
+fn empty_batch(op: &'static str) -> Error {
+    Error::InvalidArgument {
+        op,
+        reason:
+            "an empty batch (0 rows): a step, a prediction and an accuracy need at least one row"
+                .into(),
     }
 }
 
