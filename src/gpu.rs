@@ -867,7 +867,9 @@ impl Gpu {
     /// finishes) comes back as [`Error::Wgpu`] for `op`, not through the device's error handler. The way to submit
     /// an encoder of one's own and still get typed errors; `gpu.queue().submit(..)` works too, but its errors then
     /// go to the device's handler (on a device [`Gpu::new`] made: reported by the next [`Gpu::wait`], read or
-    /// [`Gpu::submit_and_wait`], as op `"an earlier submission"`).
+    /// [`Gpu::submit_and_wait`], as op `"an earlier submission"`). The encoder must be this context's device's:
+    /// wgpu reports an encoder of another device to that device's handler, which no scope here sees (wgpu's
+    /// default handler panics).
     pub fn submit(&self, op: &'static str, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.check_lost()?;
         self.scoped(op, || {
