@@ -18,7 +18,8 @@
 //! isru.compile(&gpu)?; // a WGSL mistake is Error::CustomShader with the body and line in your code
 //! let act = isru.activation();
 //! let y = act.forward(&gpu.upload(&[1.0f32, -2.0])?)?;
-//! assert!(isru.check(&gpu)?.ok());
+//! let check = isru.check(&gpu)?;
+//! assert!(check.ok(), "{check}"); // the summary says which part failed, and where
 //! # Ok(())
 //! # }
 //! ```
@@ -401,5 +402,30 @@ impl CustomCheck {
     /// True when every part passed.
     pub fn ok(&self) -> bool {
         self.forward.ok() && self.backward.ok() && self.fd_mismatches.is_empty()
+    }
+}
+
+/// A summary: a verdict line, the forward and backward checks part by part, and the finite-difference check
+/// (`assert!(check.ok(), "{check}")` says what failed).
+impl std::fmt::Display for CustomCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{}: {}",
+            self.forward.activation,
+            if self.ok() { "ok" } else { "FAILED" }
+        )?;
+        writeln!(f, "{}", self.forward)?;
+        writeln!(f, "{}", self.backward)?;
+        write!(
+            f,
+            "f' against finite differences of f over [-8, 8]: largest distance {:.3e}, {} mismatches",
+            self.max_fd_err,
+            self.fd_mismatches.len()
+        )?;
+        if let Some(x) = self.fd_mismatches.first() {
+            write!(f, " (first at x = {x:?})")?;
+        }
+        Ok(())
     }
 }

@@ -92,6 +92,28 @@ fn a_wrong_derivative_is_caught_by_finite_differences() {
         "the check must flag a derivative that is not f'"
     );
     assert!(!check.ok());
+    // Its summary says so, part by part (the general backward values pass: the reference's f' is wrong the
+    // same way), and where the finite differences disagree.
+    let summary = check.to_string();
+    let first = summary.lines().next().unwrap();
+    assert_eq!(first, "isru_wrong_derivative: FAILED", "{summary}");
+    assert!(
+        summary.contains("isru_wrong_derivative backward, x f32 dy f32 out f32: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "{} mismatches (first at x = ",
+            check.fd_mismatches.len()
+        )),
+        "{summary}"
+    );
+    let ok = leaky_tenth().check(gpu()).unwrap().to_string();
+    assert!(ok.starts_with("leaky_tenth: ok\n"), "{ok}");
+    assert!(
+        ok.contains("\n  general: ") && ok.contains(" 0 failed"),
+        "{ok}"
+    );
 }
 
 /// The mistake NUMERICS.md warns of: exact GELU with the tanh approximation's derivative (in f64 as well, so

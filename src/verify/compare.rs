@@ -67,6 +67,33 @@ pub struct Check {
     pub flush_accepted: usize,
 }
 
+/// One line: the values compared and failed, the largest share of its allowance an error used (and where), the
+/// elements accepted only as flushed subnormals, and the first failure.
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} values, {} failed", self.count, self.failures)?;
+        if self.count > 0 {
+            write!(
+                f,
+                ", worst {:.0}% of its allowance (x = {:?})",
+                100.0 * self.worst_ratio,
+                self.worst_input
+            )?;
+        }
+        if self.flush_accepted > 0 {
+            write!(f, ", {} as flushed subnormals", self.flush_accepted)?;
+        }
+        if let Some(e) = self.first_failures.first() {
+            write!(
+                f,
+                "; first failure x = {:?}: got {:?}, reference {:?}",
+                e.input, e.got, e.expected
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Check {
     /// A check under `criterion` that has compared nothing yet.
     pub(super) fn new(criterion: Criterion) -> Check {

@@ -214,6 +214,37 @@ impl ActivationCheck {
     }
 }
 
+/// A verdict line (`gelu backward, x f32 dy f32 out f32: ok`) and one indented line per part checked.
+impl std::fmt::Display for ActivationCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.dtypes;
+        write!(
+            f,
+            "{} {}, x {} dy {} out {}: {}",
+            self.activation,
+            self.pass.name(),
+            d.x.name(),
+            d.dy.name(),
+            d.out.name(),
+            if self.ok() { "ok" } else { "FAILED" }
+        )?;
+        write!(f, "\n  general: {}", self.general)?;
+        for (part, check) in [
+            ("small inputs", &self.small),
+            ("tails", &self.tail),
+            ("dy edges", &self.dy_edges),
+        ] {
+            if let Some(c) = check {
+                write!(f, "\n  {part}: {c}")?;
+            }
+        }
+        if self.unwritten > 0 {
+            write!(f, "\n  unwritten: {} elements", self.unwritten)?;
+        }
+        Ok(())
+    }
+}
+
 /// The inputs [`check_activation`] uses: general (random, sweep of [-20, 20], edges) and small magnitudes.
 pub fn standard_inputs(seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut general = random_inputs(seed, 25_000);
