@@ -1,7 +1,9 @@
 //! All or nothing: an op plans every command it will record (pipelines compiled, bind groups made, grids and
 //! limits checked) into a [`Recording`] before any reaches the caller's encoder, so that an op that returns an
-//! error has recorded nothing, whatever step failed: a limit met only by a later chunk, a host buffer destroyed
-//! or lacking a usage, a custom activation's WGSL that one of several pipelines cannot compile.
+//! error has recorded nothing, whatever step failed: a limit met only by a later chunk, a host buffer that is
+//! destroyed (where a bind group binds it) or lacks a usage, a custom activation's WGSL that one of several
+//! pipelines cannot compile. What no planning step sees stays wgpu's to report when the encoder finishes: a clear
+//! of a buffer the host destroyed (a clear makes no bind group), or one destroyed after the call.
 //!
 //! Every public `record_*` function of [`crate::ops`] runs its body through [`Recording::atomic`]; the crate's
 //! internal steps take the `&mut Recording` and add to it. The commands reach the encoder in the order they
@@ -32,7 +34,8 @@ pub(crate) struct Recording {
 
 impl Recording {
     /// Runs `plan` on an empty recording and, where it returns `Ok`, records what it planned into `encoder`
-    /// (which cannot fail); where it returns `Err`, `encoder` is left as it was.
+    /// (which returns nothing to fail: wgpu validates the commands when the encoder finishes); where it returns
+    /// `Err`, `encoder` is left as it was.
     pub(crate) fn atomic<T>(
         encoder: &mut wgpu::CommandEncoder,
         plan: impl FnOnce(&mut Recording) -> Result<T>,

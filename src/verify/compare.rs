@@ -67,28 +67,32 @@ pub struct Check {
     pub flush_accepted: usize,
 }
 
-/// One line: the values compared and failed, the largest share of its allowance an error used (and where), the
-/// elements accepted only as flushed subnormals, and the first failure.
+/// One line: the criterion, the values compared and failed, the largest share of its allowance an error used
+/// (and at which input, where the check has inputs), the elements accepted only as flushed subnormals, and the
+/// first failure (its element index, and input where there is one).
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} values, {} failed", self.count, self.failures)?;
-        if self.count > 0 {
-            write!(
-                f,
-                ", worst {:.0}% of its allowance (x = {:?})",
-                100.0 * self.worst_ratio,
-                self.worst_input
-            )?;
+        match self.criterion {
+            Criterion::Tolerance(t) => write!(f, "{} (abs {:e}, rel {:e})", t.name, t.abs, t.rel)?,
+            Criterion::Ulp { dtype, max } => write!(f, "within {max} ulp of {}", dtype.name())?,
+            Criterion::Bounds { name } => write!(f, "{name}")?,
+        }
+        write!(f, ": {} values, {} failed", self.count, self.failures)?;
+        if self.worst_ratio > 0.0 {
+            write!(f, ", worst {:.3} of its allowance", self.worst_ratio)?;
+            if !self.worst_input.is_nan() {
+                write!(f, " at x = {:?}", self.worst_input)?;
+            }
         }
         if self.flush_accepted > 0 {
             write!(f, ", {} as flushed subnormals", self.flush_accepted)?;
         }
         if let Some(e) = self.first_failures.first() {
-            write!(
-                f,
-                "; first failure x = {:?}: got {:?}, reference {:?}",
-                e.input, e.got, e.expected
-            )?;
+            write!(f, "; first failure, element {}", e.index)?;
+            if !e.input.is_nan() {
+                write!(f, " (x = {:?})", e.input)?;
+            }
+            write!(f, ": got {:?}, reference {:?}", e.got, e.expected)?;
         }
         Ok(())
     }
