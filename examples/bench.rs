@@ -55,6 +55,10 @@ use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
 use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig, MatmulKernel};
 
+#[path = "common/stdout.rs"]
+mod stdout;
+use stdout::emit;
+
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
@@ -323,7 +327,7 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     // row it measured.
     let line = |text: &str| {
         if table {
-            emit(text);
+            emit("bench", text);
         } else {
             progress(text);
         }
@@ -336,8 +340,8 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
     })?;
     report.rows = rows;
     if table {
-        emit(&report.speedup_lines());
-        emit(&report.dtype_ratio_lines());
+        emit("bench", &report.speedup_lines());
+        emit("bench", &report.dtype_ratio_lines());
     }
     Ok(report)
 }
@@ -391,15 +395,18 @@ fn main() -> ExitCode {
         }
     };
     if args.json {
-        emit(&format!("{}\n", report.to_json()));
+        emit("bench", &format!("{}\n", report.to_json()));
     } else if args.markdown {
-        emit(&report.markdown());
+        emit("bench", &report.markdown());
     } else {
-        emit(&format!(
-            "{} measurements in {:.1} s\n",
-            report.rows.len(),
-            started.elapsed().as_secs_f64()
-        ));
+        emit(
+            "bench",
+            &format!(
+                "{} measurements in {:.1} s\n",
+                report.rows.len(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
     }
     ExitCode::SUCCESS
 }
@@ -409,19 +416,4 @@ fn progress(text: &str) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
-}
-
-/// Writes `text` to stdout at once. When the reader has gone (`bench | head`), ends the process quietly with
-/// status 0, as a command-line tool does on a closed pipe, instead of `print!`'s panic; any other write error
-/// ends it with status 1.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("bench: writing the report: {e}");
-        std::process::exit(1);
-    }
 }

@@ -15,9 +15,7 @@
 //! Printing never stops the study: once standard output is closed (piped into `head`, say), the lines are dropped
 //! and the runs go on to write their `--out` files, each study's as soon as it finishes.
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use actgpu::datasets::Dataset;
 use actgpu::study::options::{Command, Options, USAGE};
@@ -25,36 +23,9 @@ use actgpu::study::sweep::{stale_outputs, Sweep};
 use actgpu::study::{report, run_study_on, Progress, Study, StudyError};
 use actgpu::Gpu;
 
-/// Set once a write to standard output has failed (a closed pipe): later lines are not even formatted.
-static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
-
-/// `println!` that never panics: a line that cannot be written (standard output closed) is dropped, and so is
-/// every later one.
-macro_rules! say {
-    () => { say(format_args!("")) };
-    ($($arg:tt)*) => { say(format_args!($($arg)*)) };
-}
-
-fn say(line: std::fmt::Arguments) {
-    if STDOUT_GONE.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_fmt(line)
-        .and_then(|()| out.write_all(b"\n"))
-        .is_err()
-    {
-        STDOUT_GONE.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `eprintln!` that never panics: a message standard error cannot take is dropped.
-macro_rules! tell {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
+#[path = "common/stdout.rs"]
+mod stdout;
+use stdout::{say, tell};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

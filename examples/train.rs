@@ -21,6 +21,10 @@ use actgpu::datasets::spirals;
 use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
 
+#[path = "common/stdout.rs"]
+mod stdout;
+use stdout::emit;
+
 /// The spirals' classes ([`spirals`], shared with the activation study).
 const CLASSES: usize = 3;
 
@@ -46,7 +50,11 @@ fn parse_args() -> Result<Args, String> {
         time: false,
     };
     let mut it = std::env::args().skip(1);
+    let mut training_flags = Vec::new();
     while let Some(a) = it.next() {
+        if a != "--time" {
+            training_flags.push(a.clone());
+        }
         let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
         let mut count = |max: u64| -> Result<u64, String> {
             let v = value()?;
@@ -65,13 +73,38 @@ fn parse_args() -> Result<Args, String> {
             "--time" => args.time = true,
             "--activation" => {
                 let name = value()?;
-                args.activation = Activation::from_name(&name)
-                    .ok_or(format!("unknown activation {name:?}; {USAGE}"))?;
+                args.activation = Activation::from_name(&name).ok_or_else(|| {
+                    let names: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+                    format!(
+                        "unknown activation {name:?} (one of: {}); {USAGE}",
+                        names.join(", ")
+                    )
+                })?;
             }
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
+    // The timing runs its own network and steps: a training flag beside it would be ignored.
+    if args.time && !training_flags.is_empty() {
+        return Err(format!(
+            "--time runs its own fixed network and takes no other flag, got {}; {USAGE}",
+            training_flags.join(" ")
+        ));
+    }
     Ok(args)
+}
+
+/// `println!` to standard output through [`emit`]: a closed pipe (`train | head -1`) ends the run quietly.
+macro_rules! out {
+    ($($arg:tt)*) => { emit("train", &format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// The optimizer as the run's header line names it.
+fn describe(opt: &Optimizer) -> String {
+    match opt {
+        Optimizer::Sgd(s) => format!("SGD (lr {}, momentum {})", s.lr, s.momentum),
+        Optimizer::Adam(a) => format!("Adam (lr {})", a.lr),
+    }
 }
 
 fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
@@ -98,7 +131,7 @@ fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
             }
         }
         times.sort_by(f64::total_cmp);
-        println!(
+        out!(
             "784-512-512-10 GELU, batch 256, {name}: {:.1} ms per train_step (median of {}; min {:.1}, max {:.1}), loss {:.4}",
             times[times.len() / 2],
             times.len(),
@@ -112,7 +145,7 @@ fn time_steps(gpu: &Gpu) -> actgpu::Result<()> {
 
 fn main() -> actgpu::Result<()> {
     if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+        out!("{USAGE}");
         return Ok(());
     }
     let args = match parse_args() {
@@ -130,7 +163,7 @@ fn main() -> actgpu::Result<()> {
             std::process::exit(2);
         }
     };
-    println!("adapter: {}", gpu.adapter_line());
+    out!("adapter: {}", gpu.adapter_line());
     if args.time {
         return time_steps(&gpu);
     }
@@ -152,12 +185,13 @@ fn main() -> actgpu::Result<()> {
     net.set_diagnostics(diagnostics)?;
     let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
     let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;
-    println!(
-        "{} training points, {} test points, {act} hidden layers, {opt:?}",
+    out!(
+        "{} training points, {} test points, {act} hidden layers, {}",
         train_y.len(),
-        test_y.len()
+        test_y.len(),
+        describe(&opt)
     );
-    println!("epoch  loss(last batch)  train acc  test acc");
+    out!("epoch  loss(last batch)  train acc  test acc");
     let batch = 64;
     let mut order: Vec<usize> = (0..train_y.len()).collect();
     let mut rng = Rng::new(seed ^ 0x5eed);
@@ -185,10 +219,10 @@ fn main() -> actgpu::Result<()> {
         let loss = net.loss()?;
         let train_acc = net.evaluate(&train_t, &train_y)?;
         let test_acc = net.evaluate(&test_t, &test_y)?;
-        println!("{epoch:5}  {loss:16.5}  {train_acc:9.3}  {test_acc:8.3}");
+        out!("{epoch:5}  {loss:16.5}  {train_acc:9.3}  {test_acc:8.3}");
         if diagnostics {
             for (l, d) in net.diagnostics()?.iter().enumerate() {
-                println!(
+                out!(
                     "       layer {l}: |grad| {:.3e}  f'=0 {:5.1}%  dead neurons {:3}/{:<3}  saturated {:5.1}%",
                     d.grad_norm(),
                     100.0 * d.dead_fraction(),
@@ -199,8 +233,9 @@ fn main() -> actgpu::Result<()> {
             }
         }
     }
-    println!(
-        "{epochs} epochs in {:.2} s ({:.2} s of it in creating {} pipelines)",
+    out!(
+        "{epochs} epoch{} in {:.2} s ({:.2} s of it in creating {} pipelines)",
+        if epochs == 1 { "" } else { "s" },
         start.elapsed().as_secs_f64(),
         (gpu.pipelines().compile_time() - compiled_before).as_secs_f64(),
         gpu.pipelines().len()
