@@ -28,7 +28,9 @@
 //! - a label column of near-distinct values is not a class: 3 or more distinct labels with 2 rows or fewer per
 //!   label on average (distinct labels at least half the rows) is an error ([`CsvError::NotAClass`]) naming the
 //!   column, since a class needs 3 rows to give training, test and validation one each (a measurement such as a
-//!   price, or an identifier, chosen as the label). Two labels are classes however few the rows;
+//!   price, or an identifier, chosen as the label). Two labels are classes however few the rows. A label that is
+//!   empty or one of pandas' missing-value markers (`NA`, `nan`, `null`, ...) is an error naming the line
+//!   ([`CsvError::MissingLabel`]), not a class of its own;
 //! - every other field a finite number: a missing value, `NA` or `nan` is an error naming the line and column,
 //!   not a silent zero.
 //!
@@ -88,7 +90,8 @@ pub enum CsvError {
         /// Columns per row.
         columns: usize,
     },
-    /// A row whose label field is empty.
+    /// A row whose label field is empty or a missing-value marker (`NA`, `nan`, `null`: what pandas reads as
+    /// missing).
     MissingLabel {
         /// Line in the file.
         line: usize,
@@ -139,7 +142,10 @@ impl fmt::Display for CsvError {
                 f,
                 "label column {column} is past the {columns} columns of the rows"
             ),
-            CsvError::MissingLabel { line } => write!(f, "line {line}: the label is empty"),
+            CsvError::MissingLabel { line } => write!(
+                f,
+                "line {line}: the label is missing (empty, or a missing-value marker such as NA or nan)"
+            ),
             CsvError::TooManyClasses { classes } => write!(
                 f,
                 "{classes} distinct labels: more classes than {MAX_CLASSES} (is the label column the right one?)"
@@ -204,6 +210,13 @@ fn fields(line: &str, separator: char) -> Vec<&str> {
 }
 
 /// A finite number, or `None`.
+/// The fields pandas' `read_csv` reads as a missing value by default (`na_values`): a label that is one of them
+/// is missing, as an empty one is, rather than a class of its own (`NA` beside `0, 1, 2` would be a fourth).
+const MISSING_MARKERS: [&str; 19] = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
 fn finite(field: &str) -> Option<f64> {
     field.parse::<f64>().ok().filter(|v| v.is_finite())
 }
@@ -339,7 +352,7 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
                 continue;
             }
             if c == label {
-                if f.is_empty() {
+                if MISSING_MARKERS.contains(f) {
                     return Err(CsvError::MissingLabel { line });
                 }
                 raw_labels.push((line, f.to_string()));
@@ -766,6 +779,17 @@ mod tests {
             err("1,0\n2,\n", CsvFormat::default()),
             CsvError::MissingLabel { line: 2 }
         ));
+        // A missing-value marker is a missing label, not a class of its own, among numbers or words.
+        for marker in ["NA", "nan", "NaN", "null", "None", "N/A"] {
+            assert!(matches!(
+                err(&format!("1,0\n2,1\n3,{marker}\n"), CsvFormat::default()),
+                CsvError::MissingLabel { line: 3 }
+            ));
+            assert!(matches!(
+                err(&format!("1,cat\n2,dog\n3,{marker}\n"), CsvFormat::default()),
+                CsvError::MissingLabel { line: 3 }
+            ));
+        }
         assert!(matches!(
             err("", CsvFormat::default()),
             CsvError::TooSmall(_)
