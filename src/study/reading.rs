@@ -505,7 +505,18 @@ pub fn reading(study: &Study) -> Vec<String> {
         },
         class_text(&study.dataset, study.dataset.majority_class())
     );
+    // On a test set this small not even a perfect score is above the baseline by more than the noise: the
+    // groups below would call every kind "at the baseline", whatever it learned.
+    let too_few_points = 1.0 - base <= floor + ROUNDING;
     if s.is_empty() {
+    } else if too_few_points && above.is_empty() && !settled.is_empty() {
+        let _ = write!(
+            line,
+            " **The test set is too small to tell any kind from the baseline**: on {} test points no accuracy, \
+             a perfect one included, is above {base:.3} by more than the noise, so these results cannot show \
+             whether a kind learned anything (more points, `--points`, or a larger dataset can).",
+            study.dataset.test_y.len()
+        );
     } else if above.is_empty() && !settled.is_empty() {
         line.push_str(if settled.len() == s.len() {
             " **Every kind is at the baseline**: none learned anything from the input that shows on the test set, \
@@ -613,11 +624,16 @@ pub fn reading(study: &Study) -> Vec<String> {
         })
         .collect();
     if !top_tail.is_empty() || !dropped.is_empty() {
-        let mut line = format!(
-            "Mean test accuracy over the last {} epochs (where the runs had settled, whatever their last epoch \
-             did)",
-            tail_epochs(o.epochs)
-        );
+        // With no kind above the baseline there is no highest to name: the line then gives only the late drops.
+        let mut line = if top_tail.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Mean test accuracy over the last {} epochs (where the runs had settled, whatever their last \
+                 epoch did)",
+                tail_epochs(o.epochs)
+            )
+        };
         match top_tail.as_slice() {
             [] => {}
             [one] => {
@@ -638,11 +654,19 @@ pub fn reading(study: &Study) -> Vec<String> {
             }
         }
         if !dropped.is_empty() {
+            let over = if top_tail.is_empty() {
+                format!(
+                    "their own mean test accuracy over the last {} epochs",
+                    tail_epochs(o.epochs)
+                )
+            } else {
+                "their own mean over those epochs".to_string()
+            };
             let _ = write!(
                 line,
-                "{} Ending more than {LATE_DROP} below their own mean over those epochs (a late drop that the \
-                 ranking by final accuracy counts in full): {}.",
-                if top_tail.is_empty() { "." } else { "" },
+                "{}Ending more than {LATE_DROP} below {over} (a late drop that the ranking by final accuracy \
+                 counts in full): {}.",
+                if top_tail.is_empty() { "" } else { " " },
                 dropped.join(", ")
             );
         }
@@ -1230,6 +1254,62 @@ mod tests {
         }
         let ece = line(&s, "Best calibrated");
         assert!(ece.contains("0.058") && !ece.contains("worst"), "{ece}");
+    }
+
+    #[test]
+    fn a_test_set_too_small_to_tell_is_said_to_be() {
+        // One test point per class: a noise of 3 points is the whole set, and not even a perfect score is above
+        // the baseline by more. The reading says so rather than that nothing was learned.
+        let mut s = with_test_points(study_of(2, three()), 1);
+        for x in s.summaries.iter_mut() {
+            x.test_acc = Some((1.0, 0.0));
+            x.test_acc_tail = Some((1.0, 0.0));
+        }
+        let lines = reading(&s);
+        assert!(
+            lines[0].contains(
+                "**The test set is too small to tell any kind from the baseline**: on 3 test points"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("learned nothing") || l.contains("none learned anything")),
+            "{lines:#?}"
+        );
+        // With room above the baseline, the same scores are above it.
+        let mut s = with_test_points(study_of(2, three()), 100);
+        for x in s.summaries.iter_mut() {
+            x.test_acc = Some((1.0, 0.0));
+        }
+        assert!(reading(&s)[0].contains("Every kind is above it"));
+    }
+
+    #[test]
+    fn a_late_drop_without_a_kind_above_the_baseline_is_a_sentence_of_its_own() {
+        // Both kinds at the baseline at the end (0.34 against 1/3 on 300 points), one after a tail mean of 0.40:
+        // no highest tail mean to name, and the drop is said whole.
+        let mut s = with_test_points(
+            study_of(1, vec![Activation::Relu.into(), Activation::Gelu.into()]),
+            100,
+        );
+        for (x, tail) in s.summaries.iter_mut().zip([0.34, 0.40]) {
+            x.test_acc = Some((0.34, f64::NAN));
+            x.test_acc_tail = Some((tail, f64::NAN));
+        }
+        let lines = reading(&s);
+        assert!(
+            !lines.iter().any(|l| l.starts_with("Mean test accuracy")),
+            "{lines:#?}"
+        );
+        let line = line(&s, "Ending more than");
+        assert!(
+            line.starts_with(
+                "Ending more than 0.02 below their own mean test accuracy over the last 3 epochs (a late drop"
+            ) && line.ends_with(": gelu (0.340 final, 0.400)."),
+            "{line}"
+        );
     }
 
     #[test]
