@@ -53,7 +53,9 @@ use actgpu::bench::plan::{parse_size, Plan};
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
 use actgpu::verify::Pass;
-use actgpu::{Activation, DType, F16Storage, Gpu, GpuOptions, LaunchConfig, MatmulKernel};
+use actgpu::{
+    Activation, DType, F16Storage, Gated, Gpu, GpuOptions, LaunchConfig, Learnable, MatmulKernel,
+};
 
 #[path = "common/stdout.rs"]
 mod stdout;
@@ -144,7 +146,16 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                     plan.mlps
                         .extend(all.mlps.iter().filter(|m| m.name() == name).cloned());
                 } else {
-                    return Err(format!("unknown kernel {name:?}"));
+                    let names = |v: Vec<String>| v.join(", ");
+                    return Err(format!(
+                        "unknown kernel {name:?}: a set (activations, fused, training, compare, dense_compare, \
+                         matmul, cross_entropy, train_step, {}), an activation ({}), bias_ or dense_ and an \
+                         activation's name, a gated unit ({}) or a learnable activation ({})",
+                        names(all.mlps.iter().map(|m| m.name().to_string()).collect()),
+                        names(Activation::ALL.map(|a| a.name().to_string()).to_vec()),
+                        names(Gated::ALL.map(|g| g.name()).to_vec()),
+                        names(Learnable::ALL.map(|l| l.name().to_string()).to_vec()),
+                    ));
                 }
             }
         }
