@@ -85,6 +85,13 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
     if let Some(mapping) = report::class_mapping(&dataset) {
         say!("classes (label -> class index): {mapping}");
     }
+    let untested = report::untested_classes(&dataset);
+    if !untested.is_empty() {
+        tell!(
+            "warning: too few rows to hold out a test row, so the test accuracy says nothing about class {}",
+            untested.join("; class ")
+        );
+    }
     let (wall, compiled) = if options.lr_sweep.is_empty() {
         let study = one(&gpu, options, &dataset, &command(args))?;
         (study.wall_s, study.compile_s)

@@ -272,6 +272,25 @@ pub fn class_mapping(dataset: &crate::datasets::Dataset) -> Option<String> {
     Some(named.join(", "))
 }
 
+/// The classes of `dataset` that have no test row (a class of one or two rows in a CSV file: the split holds
+/// out a share of each class's rows, rounded), as [`class_text`] names them with their row counts (`2: 1 row`,
+/// ``3 (label `7`): 2 rows``): the test
+/// accuracy says nothing about them. Empty where every class is tested.
+pub fn untested_classes(dataset: &crate::datasets::Dataset) -> Vec<String> {
+    let count = |ys: &[u32], c: u32| ys.iter().filter(|&&y| y == c).count();
+    (0..dataset.classes as u32)
+        .filter(|&c| count(&dataset.test_y, c) == 0)
+        .map(|c| {
+            let rows = count(&dataset.train_y, c) + count(&dataset.val_y, c);
+            format!(
+                "{}: {rows} row{}",
+                class_text(dataset, c),
+                if rows == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
+}
+
 /// `2-64-64-64-3`: the layer sizes. Where kinds ran different widths (`--match-params` narrows the gated ones),
 /// each architecture with the kinds that ran it: `2-64-64-64-3 (relu, gelu), 2-45-45-45-3 (swiglu)`.
 pub fn arch(study: &Study) -> String {
@@ -540,6 +559,23 @@ pub(crate) mod tests {
     pub(crate) fn with_test_points(mut study: Study, per_class: usize) -> Study {
         study.dataset = Dataset::new(DatasetKind::Spirals, 4, per_class, 1);
         study
+    }
+
+    #[test]
+    fn classes_without_a_test_row_are_named_with_their_rows() {
+        let mut d = Dataset::new(DatasetKind::Spirals, 4, 10, 1);
+        assert!(untested_classes(&d).is_empty());
+        // Class 2's test rows relabelled: it keeps its training and validation rows, and no test row.
+        for y in d.test_y.iter_mut().filter(|y| **y == 2) {
+            *y = 0;
+        }
+        let rows = d
+            .train_y
+            .iter()
+            .chain(&d.val_y)
+            .filter(|&&y| y == 2)
+            .count();
+        assert_eq!(untested_classes(&d), vec![format!("2: {rows} rows")]);
     }
 
     #[test]
