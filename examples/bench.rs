@@ -359,7 +359,7 @@ fn run(args: &Args, gpu: &Gpu) -> actgpu::Result<Report> {
 
 fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
+        emit("bench", &format!("{USAGE}\n"));
         return ExitCode::SUCCESS;
     }
     let args = match parse_args() {

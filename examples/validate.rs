@@ -19,12 +19,14 @@
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok; an f32 activation's errors are those of its general and small-input checks,
-//! under the tolerances above, while its tails and dy-edge checks, under rules of their own, count in ok), per 16-bit type the largest ULP error over its checks and how many were exact,
-//! and a one-line verdict (naming the subset `--only` or `--dtype` chose, and `--minimum-limits`), or with
+//! under the tolerances above, while its tails and dy-edge checks, under rules of their own, count in ok), per
+//! 16-bit type the largest ULP error over its checks and how many were exact, and a one-line verdict (naming the subset `--only` or `--dtype` chose, and `--minimum-limits`), or with
 //! `--json` one document `{"adapter": {"name", "backend", "driver"}, "subset" (null, or the same names as an
 //! array), "minimum_limits", "flushes_subnormals", "native_f16_rounds_to_nearest_even", "ulp_by_dtype": {"f16": {"checks",
 //! "max_ulp_err", "exact"}, "bf16": {...}}, "results": [{"op", "output", "dtype", "pass", "max_abs_err",
-//! "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}`, where `flush_accepted` counts the
+//! "max_rel_err", "max_ulp_err", "worst_input", "flush_accepted", "ok"}]}` (an f32 activation's errors and worst
+//! input as in the table: its general and small-input checks, since 2026-12-01; earlier files took them over
+//! every part), where `flush_accepted` counts the
 //! elements that passed only because the device flushes subnormals (see `actgpu::verify::FLUSH_UNDERFLOW`;
 //! always 0 on a device that keeps them) and `native_f16_rounds_to_nearest_even` is the probe that lets the
 //! native f16 path be chosen (`Gpu::native_f16_rounds_to_nearest_even`). Exits 1 when any op is out of

@@ -1,5 +1,6 @@
 //! Standard output for the command-line examples without `println!`'s panic when the reader has gone (`train |
-//! head -1`): [`say!`] drops the line and every later one, for a command whose work goes on (a study writing its
+//! head -1`): [`say!`] drops the line and every later one (another write error ends the process with status
+//! 1), for a command whose work goes on (a study writing its
 //! `--out` files, `validate` reaching its verdict and exit status); [`emit`] ends the process quietly with
 //! status 0, as a command-line tool does on a closed pipe, for one whose output is all it makes.
 //!
@@ -31,18 +32,23 @@ macro_rules! tell {
 }
 pub(crate) use tell;
 
-/// The line of [`say!`], and its newline.
+/// The line of [`say!`], and its newline. Only a closed pipe is dropped quietly: any other write error (a full
+/// disk under `validate --json > file`) ends the process with status 1, as a truncated report must not pass for
+/// a whole one.
 pub fn say_line(line: std::fmt::Arguments) {
     if STDOUT_GONE.load(Ordering::Relaxed) {
         return;
     }
     let mut out = std::io::stdout().lock();
-    if out
-        .write_fmt(line)
-        .and_then(|()| out.write_all(b"\n"))
-        .is_err()
-    {
-        STDOUT_GONE.store(true, Ordering::Relaxed);
+    match out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "writing to standard output: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -95,6 +95,8 @@ pub enum CsvError {
     MissingLabel {
         /// Line in the file.
         line: usize,
+        /// The label field as written (empty, or the marker).
+        field: String,
     },
     /// More distinct labels than [`MAX_CLASSES`].
     TooManyClasses {
@@ -142,9 +144,13 @@ impl fmt::Display for CsvError {
                 f,
                 "label column {column} is past the {columns} columns of the rows"
             ),
-            CsvError::MissingLabel { line } => write!(
+            CsvError::MissingLabel { line, field } if field.is_empty() => {
+                write!(f, "line {line}: the label is empty")
+            }
+            CsvError::MissingLabel { line, field } => write!(
                 f,
-                "line {line}: the label is missing (empty, or a missing-value marker such as NA or nan)"
+                "line {line}: the label {field:?} is a missing value (one of pandas' default markers: NA, nan, \
+                 null, None, ...), not a class"
             ),
             CsvError::TooManyClasses { classes } => write!(
                 f,
@@ -209,7 +215,6 @@ fn fields(line: &str, separator: char) -> Vec<&str> {
         .collect()
 }
 
-/// A finite number, or `None`.
 /// The fields pandas' `read_csv` reads as a missing value by default (`na_values`): a label that is one of them
 /// is missing, as an empty one is, rather than a class of its own (`NA` beside `0, 1, 2` would be a fourth).
 const MISSING_MARKERS: [&str; 19] = [
@@ -217,6 +222,7 @@ const MISSING_MARKERS: [&str; 19] = [
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 ];
 
+/// A finite number, or `None`.
 fn finite(field: &str) -> Option<f64> {
     field.parse::<f64>().ok().filter(|v| v.is_finite())
 }
@@ -244,7 +250,10 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
         && (numbered(|rank, _| rank) || numbered(|_, column| column))
         && (!number(head[label]) || head[label].parse::<usize>() == Ok(label - index));
     let label_of = |l: &str| fields(l, separator).get(label).map(|f| f.to_string());
-    let label_word = !number(head[label])
+    // A missing-value marker is no word: `1,2,NA` above `3,4,0` is a data row with a missing label (an error),
+    // not a header over a numeric label.
+    let word = |f: &str| !number(f) && !MISSING_MARKERS.contains(&f);
+    let label_word = word(head[label])
         && lines
             .get(1)
             .and_then(|(_, l)| label_of(l))
@@ -253,7 +262,7 @@ fn is_header(lines: &[(usize, &str)], separator: char, label: usize) -> bool {
     // labels do repeat and the feature names are whole numbers (`400, 450`: wavelengths, years), names the column:
     // a class of one row on the first line is far less likely there.
     let whole_names = named().all(|(_, f)| f.parse::<i64>().is_ok());
-    let label_alone = whole_names && !number(head[label]) && {
+    let label_alone = whole_names && word(head[label]) && {
         let others: Vec<Option<String>> = lines[1..].iter().map(|(_, l)| label_of(l)).collect();
         let distinct: std::collections::HashSet<&Option<String>> = others.iter().collect();
         distinct.len() < others.len() && !distinct.contains(&Some(head[label].to_string()))
@@ -353,7 +362,10 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
             }
             if c == label {
                 if MISSING_MARKERS.contains(f) {
-                    return Err(CsvError::MissingLabel { line });
+                    return Err(CsvError::MissingLabel {
+                        line,
+                        field: f.to_string(),
+                    });
                 }
                 raw_labels.push((line, f.to_string()));
             } else {
@@ -777,17 +789,27 @@ mod tests {
         ));
         assert!(matches!(
             err("1,0\n2,\n", CsvFormat::default()),
-            CsvError::MissingLabel { line: 2 }
+            CsvError::MissingLabel { line: 2, .. }
         ));
+        // A marker in the first row is no header word: the row is data, and its label missing.
+        for marker in ["NA", "None", "null", "N/A"] {
+            assert!(matches!(
+                err(
+                    &format!("1,2,{marker}\n3,4,0\n5,6,1\n"),
+                    CsvFormat::default()
+                ),
+                CsvError::MissingLabel { line: 1, .. }
+            ));
+        }
         // A missing-value marker is a missing label, not a class of its own, among numbers or words.
         for marker in ["NA", "nan", "NaN", "null", "None", "N/A"] {
             assert!(matches!(
                 err(&format!("1,0\n2,1\n3,{marker}\n"), CsvFormat::default()),
-                CsvError::MissingLabel { line: 3 }
+                CsvError::MissingLabel { line: 3, .. }
             ));
             assert!(matches!(
                 err(&format!("1,cat\n2,dog\n3,{marker}\n"), CsvFormat::default()),
-                CsvError::MissingLabel { line: 3 }
+                CsvError::MissingLabel { line: 3, .. }
             ));
         }
         assert!(matches!(

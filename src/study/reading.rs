@@ -664,9 +664,9 @@ pub fn reading(study: &Study) -> Vec<String> {
             };
             let _ = write!(
                 line,
-                "{}Ending more than {LATE_DROP} below {over} (a late drop that the ranking by final accuracy \
+                "{}nding more than {LATE_DROP} below {over} (a late drop that the ranking by final accuracy \
                  counts in full): {}.",
-                if top_tail.is_empty() { "" } else { " " },
+                if top_tail.is_empty() { "Kinds e" } else { " E" },
                 dropped.join(", ")
             );
         }
@@ -1303,10 +1303,11 @@ mod tests {
             !lines.iter().any(|l| l.starts_with("Mean test accuracy")),
             "{lines:#?}"
         );
-        let line = line(&s, "Ending more than");
+        let line = line(&s, "Kinds ending more than");
         assert!(
             line.starts_with(
-                "Ending more than 0.02 below their own mean test accuracy over the last 3 epochs (a late drop"
+                "Kinds ending more than 0.02 below their own mean test accuracy over the last 3 epochs (a late \
+                 drop"
             ) && line.ends_with(": gelu (0.340 final, 0.400)."),
             "{line}"
         );
