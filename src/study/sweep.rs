@@ -32,6 +32,7 @@ use crate::study::report::{aligned, markdown_grid, spread, write, write_outputs}
 use crate::study::results_json::json_spread;
 use crate::study::summary::{
     beats_baseline, point_floor, ranks_above, sort_best_first, Spread, Summary, NOISE_POINTS,
+    ROUNDING,
 };
 use crate::study::{Study, StudyError};
 
@@ -296,14 +297,24 @@ impl Sweep {
             .iter()
             .filter_map(|r| Some(format!("{} {}", r.activation, r.no_best()?)))
             .collect();
+        // On a validation set this small not even a perfect score is above the baseline by more than the noise
+        // (the study's reading says the same of its test set).
+        let too_small = 1.0 - self.baseline() <= self.floor() + ROUNDING;
         (!parts.is_empty()).then(|| {
             format!(
                 "No best rate (no rate where no run diverged and the validation accuracy was above always \
                  predicting the most frequent class, {:.3}, by more than the noise: {NOISE_POINTS} validation \
-                 points, {:.3}, and the seed spread): {}.",
+                 points, {:.3}, and the seed spread): {}.{}",
                 self.baseline(),
                 self.floor(),
-                parts.join("; ")
+                parts.join("; "),
+                if too_small {
+                    " The validation set is too small to tell any kind from the baseline: not even a perfect \
+                     score is above it by more than the noise, so no rate can show whether a kind learned \
+                     (more points, `--points`, or a larger dataset can)."
+                } else {
+                    ""
+                }
             )
         })
     }
@@ -640,6 +651,46 @@ mod tests {
             studies: s.studies.into_iter().take(1).collect(),
         };
         assert_eq!(one.at_the_edges(), None);
+    }
+
+    #[test]
+    fn a_validation_set_too_small_to_tell_is_said_to_be() {
+        // One point per class: a perfect validation score is within the 3-point noise of 1/3.
+        let kinds = vec![Activation::Relu.into(), Activation::Sigmoid.into()];
+        let tiny = |lr| (lr, with_test_points(study_of(1, kinds.clone()), 1));
+        let mut s = Sweep {
+            studies: vec![tiny(0.001), tiny(0.01)],
+        };
+        for (_, study) in &mut s.studies {
+            for x in &mut study.summaries {
+                x.val_acc = Some((1.0, f64::NAN));
+            }
+        }
+        assert!(s.rows().iter().all(|r| r.best.is_none()));
+        let note = s.without_best().unwrap();
+        assert!(
+            note.ends_with(
+                "The validation set is too small to tell any kind from the baseline: not even a perfect score \
+                 is above it by more than the noise, so no rate can show whether a kind learned (more points, \
+                 `--points`, or a larger dataset can)."
+            ),
+            "{note}"
+        );
+        // On 300 validation points the kinds without a best rate are not put down to the set's size.
+        let note = sweep_at_baseline().without_best().unwrap();
+        assert!(!note.contains("too small"), "{note}");
+    }
+
+    /// [`sweep`] with every kind at the majority baseline at both rates (300 validation points).
+    fn sweep_at_baseline() -> Sweep {
+        let mut s = sweep(1, 0.95);
+        let baseline = s.baseline();
+        for (_, study) in &mut s.studies {
+            for x in &mut study.summaries {
+                x.val_acc = Some((baseline, f64::NAN));
+            }
+        }
+        s
     }
 
     #[test]
