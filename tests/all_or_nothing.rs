@@ -13,7 +13,7 @@ use actgpu::{
     Activation, DType, Dense, DzMode, Error, Gpu, GpuOptions, Learnable, Loss, MatmulKernel,
     Targets, Tensor,
 };
-use common::{gpu, poisoned};
+use common::{capped_binding_gpu, gpu, poisoned};
 
 /// One case: `record` on `g` with its outputs (made by `outputs`, then poisoned) is refused and leaves them
 /// untouched; on `control` (where it is not refused) the same call writes every one of them. Returns the
@@ -212,11 +212,7 @@ fn a_dense_backward_refused_by_the_reduction_grid_leaves_dw_unwritten() {
 fn bias_and_prelu_backward_refused_by_the_binding_leave_dx_unwritten() {
     // 64 KiB bindings: dx = dy f'(x + b) runs in chunks of rows (odd columns take the two-pass path), then the
     // column reduction needs more rows per block than one binding holds. The dx chunks were recorded first.
-    let small = Gpu::with_options(GpuOptions {
-        max_storage_binding_bytes: Some(65536),
-        ..GpuOptions::default()
-    })
-    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    let small = capped_binding_gpu(65536, GpuOptions::default());
     let (rows, cols) = (272, 1023);
     let inputs = |g: &Gpu| Inputs::plain(g, &[&[rows, cols], &[cols], &[rows, cols]]);
     for (what, learnable) in [

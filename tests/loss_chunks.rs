@@ -9,20 +9,14 @@ mod common;
 use actgpu::verify::fused::random_values;
 use actgpu::verify::training::{cross_entropy_depth, loss_bound, U};
 use actgpu::{cpu, DType, Error, Gpu, GpuOptions, Labels, Loss, Targets, Tensor};
-use common::{assert_within, bits, labels, widen};
+use common::{assert_within, bits, capped_binding_gpu, labels, widen};
 
 /// The binding limit of the chunked contexts: 64 KiB, so that modest shapes need several chunks.
 const SMALL_BINDING: u64 = 64 * 1024;
 
 /// A context with `options`, its storage bindings capped at 64 KiB.
 fn small_binding(options: GpuOptions) -> Gpu {
-    let gpu = Gpu::with_options(GpuOptions {
-        max_storage_binding_bytes: Some(SMALL_BINDING),
-        ..options
-    })
-    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
-    assert_eq!(gpu.limits().max_storage_buffer_binding_size, SMALL_BINDING);
-    gpu
+    capped_binding_gpu(SMALL_BINDING, options)
 }
 
 /// A context with `options` and the adapter's own binding limit.

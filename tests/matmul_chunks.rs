@@ -14,7 +14,7 @@ use actgpu::verify::fused::random_values;
 use actgpu::verify::POISON;
 use actgpu::{cpu, padded_bytes, Activation, DType, Dense, DzMode, Error, Gpu, GpuOptions, Tensor};
 use common::products::{dense_backward_bounds, dims, dot_bound, reference, KERNELS, LIPSCHITZ};
-use common::{assert_within, bits, poisoned};
+use common::{assert_within, bits, capped_binding_gpu, poisoned};
 
 /// Bytes one storage binding holds on [`small`].
 const BINDING: u64 = 64 * 1024;
@@ -22,15 +22,7 @@ const BINDING: u64 = 64 * 1024;
 /// A context whose storage bindings hold [`BINDING`] bytes, on the same adapter as [`big`].
 fn small() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = Gpu::with_options(GpuOptions {
-            max_storage_binding_bytes: Some(BINDING),
-            ..GpuOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(gpu.limits().max_storage_buffer_binding_size, BINDING);
-        gpu
-    })
+    GPU.get_or_init(|| capped_binding_gpu(BINDING, GpuOptions::default()))
 }
 
 /// The default context, whose bindings hold every tensor here whole.

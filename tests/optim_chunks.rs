@@ -8,17 +8,11 @@ use actgpu::ops::optim::{norm_partials, sum_partials, Adam, Optimizer};
 use actgpu::verify::training::{check_optimizers_over, optimizer_settings};
 use actgpu::verify::Rng;
 use actgpu::{DType, Error, Gpu, GpuOptions, Tensor};
-use common::{bits, gpu};
+use common::{bits, capped_binding_gpu, gpu};
 
 /// A context on the same adapter whose storage bindings hold `bytes`.
 fn binding_gpu(bytes: u64) -> Gpu {
-    let gpu = Gpu::with_options(GpuOptions {
-        max_storage_binding_bytes: Some(bytes),
-        ..GpuOptions::default()
-    })
-    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
-    assert_eq!(gpu.limits().max_storage_buffer_binding_size, bytes);
-    gpu
+    capped_binding_gpu(bytes, GpuOptions::default())
 }
 
 fn random(n: usize, seed: u64) -> Vec<f32> {

@@ -111,6 +111,18 @@ pub fn small_grid_gpu() -> Gpu {
     gpu
 }
 
+/// A context on the test binary's adapter with `options`, its storage bindings capped at `bytes` (checked to be
+/// the limit the kernels plan with, so a case meant to run in chunks does).
+pub fn capped_binding_gpu(bytes: u64, options: actgpu::GpuOptions) -> Gpu {
+    let gpu = Gpu::with_options(actgpu::GpuOptions {
+        max_storage_binding_bytes: Some(bytes),
+        ..options
+    })
+    .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+    assert_eq!(gpu.limits().max_storage_buffer_binding_size, bytes);
+    gpu
+}
+
 /// A context at actgpu's smallest supported limits ([`Gpu::MINIMUM_LIMITS`]: OpenGL ES 3.1's 128 invocations per
 /// workgroup, 6 storage buffers per stage, 128 MiB bindings), whatever the adapter offers. wgpu enforces the
 /// limits a device was created with, so a kernel that needs more fails to build its pipeline here.
