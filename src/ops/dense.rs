@@ -39,13 +39,12 @@
 //! runs such a batch in passes of rows instead).
 
 use super::matmul::{
-    check_distinct, check_gemm, expect_shape, expect_shape_any, form_params, matrix, record_gemm,
-    Form, Gemm, MatmulKernel,
+    check_distinct, expect_shape, expect_shape_any, form_params, matrix, record_gemm, Form, Gemm,
+    MatmulKernel,
 };
 use super::recording::Recording;
 use crate::ops::bias::{plan_column_sums, record_backward_column_sums_direct};
 use crate::ops::dz_stats;
-use crate::ops::elementwise::check_vectors;
 use crate::{Activation, DType, Gpu, Result, Tensor};
 
 /// How the backward pass forms `dZ = dY * f'(Z)`.
@@ -315,8 +314,6 @@ impl Dense {
             DzMode::Fused if act.custom_id().is_some() && gpu.loop_limited() => DzMode::Separate,
             mode => mode,
         };
-        // Every product's refusals (a tensor past a binding that cannot be chunked, a grid, splits) are found
-        // before any pass of the backward is recorded: a refusal leaves the encoder untouched.
         match mode {
             DzMode::Fused => {
                 let one = db.map(|_| gpu.one_f32()).transpose()?;
@@ -331,9 +328,6 @@ impl Dense {
                     g.params = [1, n as u32, m as u32, 0, 0, n as u32, 1];
                     gemms.push(g);
                 }
-                for &g in &gemms {
-                    check_gemm(g)?;
-                }
                 if let Some(stats) = stats {
                     dz_stats::plan_record(encoder, act, z, None, stats)?;
                 }
@@ -342,17 +336,10 @@ impl Dense {
                 }
             }
             DzMode::Separate => {
-                // db's column sums bind it whole; with k = 0 no product above checks anything.
-                if let Some(db) = db {
-                    check_vectors(&[db])?;
-                }
                 if m * n == 0 || act == Activation::Identity {
                     // dZ is empty (every gradient is a sum over no terms, or has no elements), or f' = 1 and dZ
                     // is dY itself: no pass forms it. The counts still come from the same pass as in the fused
                     // mode (every unit live, none saturated, for f' = 1), and it checks their dtypes too.
-                    for g in self.products_from_dz(x, w, dy, dw, dx)? {
-                        check_gemm(g)?;
-                    }
                     if let Some(stats) = stats {
                         dz_stats::plan_record(encoder, act, z, None, stats)?;
                     }
@@ -366,9 +353,6 @@ impl Dense {
                         &owned
                     }
                 };
-                for g in self.products_from_dz(x, w, dz, dw, dx)? {
-                    check_gemm(g)?;
-                }
                 match (stats, db) {
                     (Some(stats), _) => {
                         dz_stats::plan_record(encoder, act, z, Some((dy, dz)), stats)?

@@ -501,15 +501,6 @@ pub(crate) fn record_gemm(encoder: &mut Recording, g: Gemm) -> Result<()> {
     }
 }
 
-/// Every refusal [`record_gemm`] could make for `g`, found without recording anything: a caller that records
-/// several products checks them all first, so that a refusal leaves its encoder without half an op.
-pub(crate) fn check_gemm(g: Gemm) -> Result<()> {
-    match prepare(g)? {
-        Prepared::Chunked(g) => chunk_plan(&g).map(|_| ()),
-        _ => Ok(()),
-    }
-}
-
 /// How [`record_gemm`] runs a product, once every check that needs no recording has passed.
 enum Prepared<'a> {
     /// No element of C: nothing to record.
