@@ -94,18 +94,20 @@ fn sigmoid_f(x: f32) -> f32 {
     return select(e * r, r, x >= 0.0);
 }
 
-/// sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = exp(-|x|): no cancellation.
+/// sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = exp(-|x|): no cancellation. Capped at its
+/// maximum, 1/4: for |x| below about 6e-4 (e just below 1) the rounding of the quotient gave 1/4 (1 + 2^-23).
 fn sigmoid_grad(x: f32) -> f32 {
     let e = exp_c(-abs(x));
     let r = 1.0 / (1.0 + e);
-    return e * r * r;
+    return min(e * r * r, 0.25);
 }
 
-/// (sigmoid(v), sigmoid'(v)) from one exp: e = exp(-|v|), r = 1 / (1 + e), sigmoid = e r or r, sigmoid' = e r^2.
+/// (sigmoid(v), sigmoid'(v)) from one exp: e = exp(-|v|), r = 1 / (1 + e), sigmoid = e r or r, sigmoid' = e r^2
+/// capped at 1/4 as in sigmoid_grad.
 fn sigmoid_and_grad(v: f32) -> vec2<f32> {
     let e = exp_c(-abs(v));
     let r = 1.0 / (1.0 + e);
-    return vec2<f32>(select(e * r, r, v >= 0.0), e * r * r);
+    return vec2<f32>(select(e * r, r, v >= 0.0), min(e * r * r, 0.25));
 }
 
 /// Swish's beta x, 0 for beta = 0 at every x: 0 * +-inf would be NaN where the limit is x / 2 (and f' = 1/2).
@@ -168,11 +170,12 @@ fn tanh_f(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(r) | (bitcast<u32>(x) & 0x80000000u));
 }
 
-/// tanh'(x) = sech^2(x) = 4 e / (1 + e)^2, e = exp(-2|x|): no `1 - tanh^2` cancellation.
+/// tanh'(x) = sech^2(x) = 4 e / (1 + e)^2, e = exp(-2|x|): no `1 - tanh^2` cancellation. Capped at its maximum,
+/// 1: for |x| below about 3e-4 (e just below 1) the rounding of the quotient gave 1 + 2^-23.
 fn tanh_grad(x: f32) -> f32 {
     let e = exp_c(-2.0 * abs(x));
     let r = 1.0 / (1.0 + e);
-    return 4.0 * e * r * r;
+    return min(4.0 * e * r * r, 1.0);
 }
 
 /// erfc(z) e^(z^2) / t for t = 1 / (1 + z/2), z in [0, 11] (t in [0.1538, 1]): a degree-10 polynomial in t,

@@ -239,3 +239,49 @@ fn celu_with_negative_alpha_scales_a_subnormal_gradient_once() {
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Derivatives whose largest value is taken at 0 never pass it in f32: tanh' <= 1, sigmoid' <= 1/4 (and the
+/// gates built on sigmoid', such as softplus', <= 1), softsign' <= 1, on 0, -0, subnormals and every binade of
+/// tiny magnitudes down from 1e-2, where the rounding of e.g. 4 e / (1 + e)^2 with e = exp(-2|x|) just below 1
+/// could otherwise give 1 + 2^-23: a gradient outside f''s range, which a caller may rely on (a clip, a bound
+/// in a proof, a test of their own).
+#[test]
+fn derivatives_never_pass_their_maximum_near_zero() {
+    let mut v = vec![
+        0.0f32,
+        -0.0,
+        f32::from_bits(1),
+        -f32::from_bits(0x007f_ffff),
+    ];
+    let mut m = 1e-2f32;
+    while m > 1e-12 {
+        for k in 0..64 {
+            let x = m * (1.0 - k as f32 / 128.0);
+            v.extend([x, -x]);
+        }
+        m *= 0.5;
+    }
+    let g = gpu();
+    let x = g.upload(&v).unwrap();
+    let dy = g.upload(&vec![1.0f32; v.len()]).unwrap();
+    for (act, max) in [
+        (Activation::Tanh, 1.0f32),
+        (Activation::Sigmoid, 0.25),
+        (Activation::Softsign, 1.0),
+        (Activation::softplus(), 1.0),
+        (Activation::LogSigmoid, 1.0),
+    ] {
+        let dx: Vec<f32> = act.backward(&x, &dy).unwrap().read().unwrap();
+        let over: Vec<(f32, f32)> = v
+            .iter()
+            .zip(&dx)
+            .filter(|&(_, &d)| d > max || d.is_nan())
+            .map(|(&x, &d)| (x, d))
+            .take(5)
+            .collect();
+        assert!(
+            over.is_empty(),
+            "{act}' passes {max} at (x, f'(x)) {over:?}"
+        );
+    }
+}
