@@ -14,6 +14,9 @@
 //!
 //! Printing never stops the study: once standard output is closed (piped into `head`, say), the lines are dropped
 //! and the runs go on to write their `--out` files, each study's as soon as it finishes.
+//!
+//! Exits 0 when the study ran, 2 on a bad option, a dataset file that cannot be read or used, or no adapter (as
+//! `train`, `validate` and `bench` do), 1 when the GPU fails during the runs or an output cannot be written.
 
 use std::process::ExitCode;
 
@@ -40,21 +43,38 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match study(&options, &args) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A dataset file that cannot be read or used is the caller's input, like a bad option: status 2.
-        Err(e @ StudyError::Data(_)) => {
-            tell!("error: {e}");
-            ExitCode::from(2)
-        }
+    let dataset = match prepare(&options) {
+        Ok(dataset) => dataset,
+        Err(e) => return failed(&e),
+    };
+    // No adapter (or none that makes a device) is status 2, as train, validate and bench give it.
+    let gpu = match Gpu::new() {
+        Ok(gpu) => gpu,
         Err(e) => {
             tell!("error: {e}");
-            ExitCode::FAILURE
+            return ExitCode::from(2);
         }
+    };
+    match study(&gpu, &options, &dataset, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
     }
 }
 
-fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
+/// Reports `e` and gives its exit status.
+fn failed(e: &StudyError) -> ExitCode {
+    tell!("error: {e}");
+    match e {
+        // A dataset file that cannot be read or used is the caller's input, like a bad option: status 2.
+        StudyError::Data(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// What the study needs before the GPU starts: the notes on the options, the output directory and the dataset,
+/// so that a mistake in any of them is reported in milliseconds, not after the adapter starts (seconds on a
+/// software one).
+fn prepare(options: &Options) -> Result<Dataset, StudyError> {
     for note in options.notes() {
         tell!("note: {note}");
     }
@@ -77,15 +97,23 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
             source,
         })?;
     }
-    // So is a dataset file that cannot be read or used, before the GPU starts (seconds on a software adapter).
-    let dataset = options.dataset()?;
-    let gpu = Gpu::new()?;
+    // So is a dataset file that cannot be read or used.
+    options.dataset()
+}
+
+/// Runs the study (or the learning-rate sweep) of `options` on `dataset`, printing as it goes.
+fn study(
+    gpu: &Gpu,
+    options: &Options,
+    dataset: &Dataset,
+    args: &[String],
+) -> Result<(), StudyError> {
     say!("adapter: {}", gpu.adapter_line());
     // A CSV file's labels become class indices by their sorted values: say which is which, where they differ.
-    if let Some(mapping) = report::class_mapping(&dataset) {
+    if let Some(mapping) = report::class_mapping(dataset) {
         say!("classes (label -> class index): {mapping}");
     }
-    let untested = report::untested_classes(&dataset);
+    let untested = report::untested_classes(dataset);
     if !untested.is_empty() {
         tell!(
             "warning: too few rows to hold out a test row, so the test accuracy says nothing about class {}",
@@ -93,7 +121,7 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
         );
     }
     let (wall, compiled) = if options.lr_sweep.is_empty() {
-        let study = one(&gpu, options, &dataset, &command(args))?;
+        let study = one(gpu, options, dataset, &command(args))?;
         (study.wall_s, study.compile_s)
     } else {
         let mut studies = Vec::new();
@@ -102,7 +130,7 @@ fn study(options: &Options, args: &[String]) -> Result<(), StudyError> {
             let single = options.at_lr(lr);
             let command = command(&at_lr(args, &single));
             // Each study writes its outputs (to DIR/lr-X/) as it finishes, so a later failure keeps them.
-            let study = one(&gpu, &single, &dataset, &command)?;
+            let study = one(gpu, &single, dataset, &command)?;
             studies.push((lr, study));
         }
         let sweep = Sweep { studies };

@@ -296,7 +296,14 @@ impl Gpu {
 
     /// Creates a device on the adapter chosen by `WGPU_BACKEND` (which backends), `WGPU_ADAPTER_NAME` (a part of
     /// the adapter's name, if set) and the power preference (`WGPU_POWER_PREF`); where that adapter cannot make a
-    /// device, or its limits are below [`Gpu::MINIMUM_LIMITS`], the next one that can. Blocks.
+    /// device, or its limits are below [`Gpu::MINIMUM_LIMITS`], the next one that can. Blocks. A `WGPU_BACKEND`
+    /// or `WGPU_POWER_PREF` that wgpu would not understand (a misspelling) is [`Error::InvalidArgument`], not
+    /// silently the default.
+    ///
+    /// Each call makes its own `wgpu::Instance`, so the rule of [`Gpu::from_device`] holds between two contexts
+    /// made here too: an encoder of one context's device given to another's `record_*` calls or
+    /// [`Gpu::submit`] cannot be told apart from one of its own (wgpu panics, or uses whichever of its own
+    /// resources has the same index). Clone one `Gpu` rather than making two where their work meets.
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
     }
@@ -332,6 +339,15 @@ impl Gpu {
                     std::env::var("WGPU_BACKEND").unwrap_or_default()
                 ),
             }));
+        }
+        // A misspelt WGPU_POWER_PREF (`hgh`) would otherwise leave the default preference in place unsaid.
+        if let Ok(value) = std::env::var("WGPU_POWER_PREF") {
+            if wgpu::PowerPreference::from_env().is_none() {
+                return Err(invalid(&format!(
+                    "WGPU_POWER_PREF={value:?} names no power preference wgpu knows (low, high, none); unset it \
+                     to prefer high performance"
+                )));
+            }
         }
         let instance = wgpu::Instance::new(desc);
         let preferred = instance
