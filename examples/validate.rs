@@ -7,15 +7,19 @@
 //! reference rounded to the storage type.
 //!
 //! How to run: `cargo run --release --example validate [-- --json] [--only NAME] [--dtype f32|f16|bf16]
-//! [--minimum-limits]`; pick the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `--minimum-limits`
+//! [--minimum-limits]`; pick the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `--only` checks one
+//! op in every chosen type and nothing else: a plain activation (`gelu`), bias + an activation (`bias_gelu`:
+//! random and edge inputs, and a width without the fused column sums), a gated unit (`swiglu`: both
+//! layouts, random and edge inputs) or a learnable activation (`prelu`, `swish_learnable`, `elu_learnable`:
+//! shared and per-channel parameters, random and edge inputs), as `bench --kernels` names them. `--minimum-limits`
 //! caps the device at `Gpu::MINIMUM_LIMITS` (128 invocations per workgroup, 6 storage buffers per stage), so
 //! every check runs as it would on the smallest device actgpu supports.
 //!
-//! The fused ops follow in each type (unless `--only` picks one activation): bias + every activation (y, dx
-//! and db), the gated units in both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`.
-//! Then the training kernels (`actgpu::verify::training`): the three product forms with operands in each type,
-//! and in f32 the dense layer forward (y, z) and backward (dw, db, dx), the three losses with their gradients,
-//! and six optimizer configurations over five steps, each within a stated worst-case rounding bound.
+//! The fused ops follow in each type: bias + every activation (y, dx and db), the gated units in both layouts,
+//! the learnable activations (y, dx and dp), against `actgpu::cpu`. Then the training kernels
+//! (`actgpu::verify::training`): the three product forms with operands in each type, and in f32 the dense layer
+//! forward (y, z) and backward (dw, db, dx), the three losses with their gradients, and six optimizer
+//! configurations over five steps, each within a stated worst-case rounding bound.
 //!
 //! What it prints: a table (op, output, dtype, pass, max abs error, max relative error, max ULP error in the
 //! storage type, worst input, ok; an f32 activation's errors are those of its general and small-input checks,
@@ -34,6 +38,7 @@
 
 use std::process::ExitCode;
 
+use actgpu::bench::fused::FusedOp;
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::fused::{check_bias, check_gated, check_learnable, FusedCheck, FusedInputs};
 use actgpu::verify::training::{
@@ -67,7 +72,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--json" => args.json = true,
             "--minimum-limits" => args.minimum_limits = true,
-            "--only" => args.only = Some(it.next().ok_or("--only needs an activation name")?),
+            "--only" => args.only = Some(it.next().ok_or("--only needs an op's name")?),
             "--dtype" => {
                 let name = it.next().ok_or("--dtype needs f32, f16 or bf16")?;
                 args.dtypes =
@@ -241,20 +246,66 @@ fn check(gpu: &Gpu, act: Activation, pass: Pass, dtype: DType) -> actgpu::Result
     }
 }
 
-/// Every fused op in `dtype`: bias + each activation (fused db path, and the fallback width once), the gated
-/// units in both layouts, the learnable activations with shared and per-channel parameters, and each family
-/// once on edge inputs. In 16-bit types,
-/// whose arithmetic is the f32 one already checked, a representative few bias and gated ops keep the run short:
-/// every pipeline compiled costs time on a software adapter.
-fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
-    let (acts, units): (Vec<Activation>, Vec<Gated>) = if dtype == DType::F32 {
-        (Activation::ALL.to_vec(), Gated::ALL.to_vec())
-    } else {
-        let acts = vec![Activation::Relu, Activation::Gelu, Activation::Silu];
-        (acts, vec![Gated::GEGLU, Gated::SWIGLU])
+/// What `--only` chose.
+enum Only {
+    /// Every check.
+    All,
+    /// One plain activation, forward and backward.
+    Activation(Activation),
+    /// One fused op.
+    Fused(FusedOp),
+}
+
+impl Only {
+    /// `--only NAME`: a plain activation, or a fused op as `bench --kernels` names it.
+    fn parse(name: Option<&str>) -> Result<Only, String> {
+        let Some(name) = name else {
+            return Ok(Only::All);
+        };
+        if let Some(act) = Activation::from_name(name) {
+            return Ok(Only::Activation(act));
+        }
+        if let Some(op) = FusedOp::from_name(name) {
+            return Ok(Only::Fused(op));
+        }
+        let plain: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
+        let gated: Vec<String> = Gated::ALL.iter().map(|g| g.name()).collect();
+        let learnable: Vec<&str> = Learnable::ALL.iter().map(|l| l.name()).collect();
+        Err(format!(
+            "unknown op {name:?}: --only takes a plain activation ({}), bias_ and one of those (bias_gelu), a \
+             gated unit ({}) or a learnable activation ({})",
+            plain.join(", "),
+            gated.join(", "),
+            learnable.join(", ")
+        ))
+    }
+}
+
+/// The fused ops in `dtype` that `only` asks for. For the whole set: bias + each activation (fused db path, and
+/// the fallback width once), the gated units in both layouts, the learnable activations with shared and
+/// per-channel parameters, and each family once on edge inputs; in 16-bit types, whose arithmetic is the f32 one
+/// already checked, a representative few bias and gated ops keep the run short: every pipeline compiled costs
+/// time on a software adapter. For one fused op, the same checks of that op alone, in every type (edge inputs
+/// included). None for one plain activation.
+fn check_fused(gpu: &Gpu, dtype: DType, only: &Only) -> actgpu::Result<Vec<FusedCheck>> {
+    let (acts, units, learnables): (Vec<Activation>, Vec<Gated>, Vec<Learnable>) = match only {
+        Only::All if dtype == DType::F32 => (
+            Activation::ALL.to_vec(),
+            Gated::ALL.to_vec(),
+            Learnable::ALL.to_vec(),
+        ),
+        Only::All => (
+            vec![Activation::Relu, Activation::Gelu, Activation::Silu],
+            vec![Gated::GEGLU, Gated::SWIGLU],
+            Learnable::ALL.to_vec(),
+        ),
+        Only::Fused(FusedOp::Bias(act)) => (vec![*act], vec![], vec![]),
+        Only::Fused(FusedOp::Gated(unit)) => (vec![], vec![*unit], vec![]),
+        Only::Fused(FusedOp::Learnable(kind)) => (vec![], vec![], vec![*kind]),
+        Only::Activation(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
-    for act in acts {
+    for &act in &acts {
         let seed = u64::from(act.id());
         out.extend(check_bias(
             gpu,
@@ -266,16 +317,25 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
             FusedInputs::Random(seed),
         )?);
     }
-    out.extend(check_bias(
-        gpu,
-        Activation::Gelu,
-        33,
-        13,
-        dtype,
-        dtype,
-        FusedInputs::Random(99),
-    )?);
-    for unit in units {
+    // A width that is not a multiple of 8 or 4 (the column sums as a second pass): GELU for the whole set, else
+    // the chosen bias op's activation.
+    let other_width = match only {
+        Only::Fused(FusedOp::Bias(act)) => Some(*act),
+        Only::All => Some(Activation::Gelu),
+        _ => None,
+    };
+    if let Some(act) = other_width {
+        out.extend(check_bias(
+            gpu,
+            act,
+            33,
+            13,
+            dtype,
+            dtype,
+            FusedInputs::Random(99),
+        )?);
+    }
+    for &unit in &units {
         out.extend(check_gated(
             gpu,
             unit,
@@ -285,7 +345,7 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
             FusedInputs::Random(7),
         )?);
     }
-    for kind in Learnable::ALL {
+    for &kind in &learnables {
         for shared in [true, false] {
             out.extend(check_learnable(
                 gpu,
@@ -301,15 +361,15 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     }
     // Edge inputs (0, -0, subnormals, large, MAX, +-inf, NaN; +inf gradients) through each family once, the
     // learnable parameters in the tensors' own type.
-    // In f32 every activation and every gated unit; in 16-bit types one of each family.
+    // For the whole set, in f32 every activation and every gated unit, in 16-bit types one of each family; the
+    // one op `--only` chose in every type.
     let edges = FusedInputs::Edges(3);
-    let (edge_acts, edge_units) = if dtype == DType::F32 {
-        (Activation::ALL.to_vec(), Gated::ALL.to_vec())
-    } else {
-        (
+    let (edge_acts, edge_units) = match only {
+        Only::All if dtype != DType::F32 => (
             vec![Activation::Gelu, Activation::Relu],
             vec![Gated::SWIGLU],
-        )
+        ),
+        _ => (acts, units),
     };
     for act in edge_acts {
         out.extend(check_bias(gpu, act, 5, 24, dtype, DType::F32, edges)?);
@@ -317,7 +377,7 @@ fn check_fused(gpu: &Gpu, dtype: DType) -> actgpu::Result<Vec<FusedCheck>> {
     for unit in edge_units {
         out.extend(check_gated(gpu, unit, 5, 24, dtype, edges)?);
     }
-    for kind in Learnable::ALL {
+    for kind in learnables {
         out.extend(check_learnable(
             gpu, kind, 5, 24, false, dtype, dtype, edges,
         )?);
@@ -358,6 +418,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let only = match Only::parse(args.only.as_deref()) {
+        Ok(only) => only,
+        Err(msg) => {
+            eprintln!("validate: {msg}");
+            return ExitCode::from(2);
+        }
+    };
     let options = GpuOptions {
         cap_limits: args.minimum_limits.then_some(Gpu::MINIMUM_LIMITS),
         ..GpuOptions::default()
@@ -369,19 +436,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let acts: Vec<Activation> = match &args.only {
-        Some(name) => match Activation::from_name(name) {
-            Some(a) => vec![a],
-            None => {
-                let names: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
-                eprintln!(
-                    "validate: unknown activation {name:?}: --only takes one plain activation, one of {}",
-                    names.join(", ")
-                );
-                return ExitCode::from(2);
-            }
-        },
-        None => Activation::ALL.to_vec(),
+    let acts: Vec<Activation> = match only {
+        Only::All => Activation::ALL.to_vec(),
+        Only::Activation(act) => vec![act],
+        Only::Fused(_) => Vec::new(),
     };
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
@@ -397,8 +455,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        if args.only.is_none() {
-            match check_fused(&gpu, dtype) {
+        if !matches!(only, Only::Activation(_)) {
+            match check_fused(&gpu, dtype, &only) {
                 Ok(checks) => rows.extend(checks.iter().map(fused_row)),
                 Err(e) => {
                     eprintln!("validate: fused {}: {e}", dtype.name());
@@ -407,7 +465,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if args.only.is_none() {
+    if matches!(only, Only::All) {
         match check_training(&gpu, &args.dtypes) {
             Ok(checks) => rows.extend(checks.iter().map(fused_row)),
             Err(e) => {
