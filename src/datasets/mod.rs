@@ -227,6 +227,41 @@ impl Dataset {
         labels.iter().filter(|&&y| y == m).count() as f64 / labels.len() as f64
     }
 
+    /// At most `train_per_class` training rows of each class and at most `held_out_per_class` test and
+    /// validation rows of each class: the first of each class in the order the sets hold them (a CSV file's sets
+    /// are its random split, each in file order), the rest dropped. A smaller problem from the same split, for a
+    /// smoke test (`study --quick` on a CSV file); the features, classes and class names are unchanged, and so is
+    /// the standardisation a CSV file's features had from all of its training rows. (The fields are public: rows
+    /// past the end of a set's features, which no dataset made here has, are dropped.)
+    pub fn at_most_per_class(mut self, train_per_class: usize, held_out_per_class: usize) -> Self {
+        let (f, classes) = (self.features, self.classes);
+        let keep = |x: &mut Vec<f32>, y: &mut Vec<u32>, per_class: usize| {
+            let mut taken = vec![0usize; classes];
+            let (mut kept_x, mut kept_y) = (Vec::new(), Vec::new());
+            for (i, &label) in y.iter().enumerate() {
+                let start = i.checked_mul(f);
+                let Some(row) = start.and_then(|s| x.get(s..s.checked_add(f)?)) else {
+                    break;
+                };
+                // (A label past the classes, which no Dataset holds, would be kept rather than lost.)
+                let keep_row = taken.get_mut(label as usize).is_none_or(|n| {
+                    *n += 1;
+                    *n <= per_class
+                });
+                if keep_row {
+                    kept_y.push(label);
+                    kept_x.extend_from_slice(row);
+                }
+            }
+            *x = kept_x;
+            *y = kept_y;
+        };
+        keep(&mut self.train_x, &mut self.train_y, train_per_class);
+        keep(&mut self.test_x, &mut self.test_y, held_out_per_class);
+        keep(&mut self.val_x, &mut self.val_y, held_out_per_class);
+        self
+    }
+
     /// The same points with every feature (training, test and validation) multiplied by `scale` (each product
     /// rounded once to f32; exact for a power of two, and a scale of 1 leaves every bit as it was). Labels are
     /// unchanged.

@@ -57,7 +57,8 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         1e-6 to 1e6)
   --out DIR             write results.json, report.md and SVG plots to DIR (created if missing; the study
                         warns if it holds another study's outputs that it will not overwrite)
-  --quick               3 activations, 2 epochs, a tiny dataset: a smoke test in seconds
+  --quick               3 activations, 2 epochs, a tiny dataset (of a CSV file, at most 40 training and 20
+                        test and validation rows of each class): a smoke test in seconds
   -h, --help            this text
 ";
 
@@ -284,7 +285,8 @@ pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
 }
 
 impl Options {
-    /// The `--quick` settings: ReLU, tanh and GELU, 2 epochs, 40 training points per class, 32 wide.
+    /// The `--quick` settings: ReLU, tanh and GELU, 2 epochs, 40 training and 20 test points per class (of a
+    /// CSV file, at most that many rows of each class: [`Options::dataset`]), 32 wide.
     pub fn quick() -> Options {
         Options {
             activations: [Activation::Relu, Activation::Tanh, Activation::Gelu]
@@ -453,6 +455,17 @@ impl Options {
                     .to_string(),
             );
         }
+        if self.quick {
+            if let DataSource::Csv(path) = &self.dataset {
+                notes.push(format!(
+                    "--quick keeps at most {} training and {} test and validation rows of each class of {} (drop \
+                     --quick for the whole file)",
+                    self.points,
+                    self.test_points,
+                    path.display()
+                ));
+            }
+        }
         if let [lr] = self.lr_sweep[..] {
             let place = match &self.out {
                 Some(dir) => format!(
@@ -529,7 +542,9 @@ impl Options {
     /// The dataset the options describe, scaled by `input_scale`: a built-in one from
     /// [`crate::study::seeds::dataset`] (training, test and validation points each from a seed derived from the
     /// data seed), or a CSV file read and split by [`crate::datasets::csv::load`] with the seed derived from the
-    /// data seed for the test set. [`StudyError::Data`] where the file cannot be read or used.
+    /// data seed for the test set (with `--quick`, only the first `points` training and `test_points` test and
+    /// validation rows of each class: [`Dataset::at_most_per_class`]). [`StudyError::Data`] where the file cannot
+    /// be read or used.
     pub fn dataset(&self) -> Result<Dataset, StudyError> {
         let dataset = match &self.dataset {
             DataSource::Builtin(kind) => {
@@ -538,7 +553,13 @@ impl Options {
             DataSource::Csv(path) => {
                 let seed =
                     crate::study::seeds::derive(self.data_seed, crate::study::seeds::Purpose::Test);
-                crate::datasets::csv::load(path, &self.csv, seed).map_err(StudyError::Data)?
+                let full =
+                    crate::datasets::csv::load(path, &self.csv, seed).map_err(StudyError::Data)?;
+                if self.quick {
+                    full.at_most_per_class(self.points, self.test_points)
+                } else {
+                    full
+                }
             }
         };
         Ok(dataset.scaled(self.input_scale))
@@ -740,6 +761,58 @@ mod tests {
             panic!("not a run")
         };
         assert!(matches!(missing.dataset(), Err(StudyError::Data(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `--quick` on a CSV file keeps at most its points per class of each set, says so in a note, and takes them
+    /// from the same split as the whole file; without `--quick` every row is used.
+    #[test]
+    fn quick_on_a_csv_file_keeps_a_few_rows_of_each_class() {
+        let dir = std::env::temp_dir().join(format!("actgpu-quick-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("three.csv");
+        let mut text = String::new();
+        for r in 0..600 {
+            let c = r % 3;
+            text += &format!("{},{},{c}\n", c as f64 + r as f64 * 1e-3, r as f64 * 0.5);
+        }
+        std::fs::write(&file, text).unwrap();
+        let parse = |extra: &str| {
+            let mut argv = vec!["--dataset".to_string(), file.display().to_string()];
+            argv.extend(args(extra));
+            let Command::Run(o) = Options::parse(&argv).unwrap() else {
+                panic!("not a run")
+            };
+            o
+        };
+        let per_class = |y: &[u32]| -> Vec<usize> {
+            (0..3)
+                .map(|c| y.iter().filter(|&&l| l == c).count())
+                .collect()
+        };
+        let whole = parse("").dataset().unwrap();
+        assert_eq!(
+            whole.train_y.len() + whole.test_y.len() + whole.val_y.len(),
+            600
+        );
+        assert!(parse("").notes().is_empty());
+        let quick = parse("--quick");
+        let small = quick.dataset().unwrap();
+        assert_eq!(per_class(&small.train_y), [40, 40, 40]);
+        assert_eq!(per_class(&small.test_y), [20, 20, 20]);
+        assert_eq!(per_class(&small.val_y), [20, 20, 20]);
+        assert_eq!((small.features, small.classes), (2, 3));
+        // The kept rows are rows of the whole file's split, features and all.
+        let row = |x: &[f32], i: usize| x[2 * i..2 * i + 2].to_vec();
+        let whole_rows: Vec<Vec<f32>> = (0..whole.train_y.len())
+            .map(|i| row(&whole.train_x, i))
+            .collect();
+        assert!((0..small.train_y.len()).all(|i| whole_rows.contains(&row(&small.train_x, i))));
+        let notes = quick.notes();
+        assert!(
+            notes.len() == 1 && notes[0].contains("at most 40 training and 20 test"),
+            "{notes:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
