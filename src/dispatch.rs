@@ -79,13 +79,14 @@ impl LaunchConfig {
     }
 
     /// The same work per workgroup within the device's limits: while the workgroup is larger than `limits`
-    /// allow, half the threads do twice the units each.
+    /// allow, half the threads do twice the units each (units per thread saturate at `u32::MAX`, which no
+    /// launch check accepts).
     pub fn fit(self, limits: &wgpu::Limits) -> Self {
         let max = max_workgroup_threads(limits).max(1);
         let mut fitted = self;
         while fitted.workgroup_size > max {
             fitted.workgroup_size = fitted.workgroup_size.div_ceil(2);
-            fitted.units_per_thread *= 2;
+            fitted.units_per_thread = fitted.units_per_thread.saturating_mul(2);
         }
         fitted
     }

@@ -419,15 +419,19 @@ impl Gpu {
         })?;
         check_launch(options.launch, Some(&device.limits()))?;
         // A chunk of a long tensor starts at a multiple of the offset alignment and holds whole units (32 bytes of
-        // f32): a binding limit below two alignments would make every chunk larger than the limit.
-        if let Some(bytes) = options.max_storage_binding_bytes {
-            let need = 2 * u64::from(device.limits().min_storage_buffer_offset_alignment).max(32);
-            if bytes < need {
-                return Err(invalid(&format!(
-                    "max_storage_binding_bytes {bytes} is below {need}, twice the device's storage offset \
-                     alignment: no chunk of a long tensor would fit"
-                )));
-            }
+        // f32): a binding limit below two alignments would make every chunk larger than the limit. Whichever
+        // option lowered it (max_storage_binding_bytes, or cap_limits' max_storage_buffer_binding_size).
+        let bytes = device.limits().max_storage_buffer_binding_size;
+        let need = 2 * u64::from(device.limits().min_storage_buffer_offset_alignment).max(32);
+        if bytes < need {
+            let source = match options.max_storage_binding_bytes {
+                Some(b) if b == bytes => "max_storage_binding_bytes",
+                _ => "the storage binding limit (cap_limits' max_storage_buffer_binding_size)",
+            };
+            return Err(invalid(&format!(
+                "{source} {bytes} is below {need}, twice the device's storage offset alignment: no chunk of a \
+                 long tensor would fit"
+            )));
         }
         let gpu = Self::build(device, queue, &options);
         // Only a device we created gets our handlers: a host app's device keeps its own.

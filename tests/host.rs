@@ -262,6 +262,27 @@ fn bad_options_are_typed_errors() {
         ..GpuOptions::default()
     });
     assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    // The same limit reached through cap_limits.
+    let r = with(GpuOptions {
+        cap_limits: Some(wgpu::Limits {
+            max_storage_buffer_binding_size: 40,
+            ..Gpu::MINIMUM_LIMITS
+        }),
+        ..GpuOptions::default()
+    });
+    assert!(
+        matches!(&r, Err(Error::InvalidArgument { reason, .. }) if reason.contains("cap_limits")),
+        "{r:?}"
+    );
+    // A launch too wide for any device, fitted to the limits, saturates rather than overflowing.
+    let huge = actgpu::LaunchConfig {
+        workgroup_size: u32::MAX,
+        units_per_thread: u32::MAX,
+    };
+    assert_eq!(
+        huge.fit(&wgpu::Limits::default()).units_per_thread,
+        u32::MAX
+    );
     assert!(actgpu::dispatch::grid(5, 0).is_err());
     assert_eq!(actgpu::dispatch::chunks(3, 64, 16, 0).len(), 1);
 }

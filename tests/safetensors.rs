@@ -699,6 +699,42 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
         adam.load_training_checkpoint_bytes(&weights_only),
         Err(Error::InvalidSafetensors { .. })
     ));
+    // A step count that no step could follow (the optimizers count steps in a u32) is refused when loaded, not an
+    // overflow at the next train_step; the last step that can be taken is taken, and the one past it refused.
+    let mut counted = Mlp::with_layers(g, &sizes, &hidden, ce, momentum, 1).unwrap();
+    for step in ["4294967295", "18446744073709551615", "-1", "three"] {
+        assert!(
+            matches!(
+                counted.load_training_checkpoint_bytes(&with_step(&sgd_file, step)),
+                Err(Error::InvalidSafetensors { .. })
+            ),
+            "step {step}"
+        );
+    }
+    counted
+        .load_training_checkpoint_bytes(&with_step(&sgd_file, "4294967294"))
+        .unwrap();
+    assert_eq!(counted.steps(), u64::from(u32::MAX) - 1);
+    let (x, t) = &batches[0];
+    counted.train_step_classes(x, t).unwrap();
+    assert!(matches!(
+        counted.train_step_classes(x, t),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+/// `bytes` (a safetensors file) with the value of its header's `"actgpu.step"` replaced by `step`.
+fn with_step(bytes: &[u8], step: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let key = header.find("\"actgpu.step\"").unwrap() + "\"actgpu.step\"".len();
+    let open = key + header[key..].find('"').unwrap();
+    let close = open + 1 + header[open + 1..].find('"').unwrap();
+    let edited = format!("{}\"{step}\"{}", &header[..open], &header[close + 1..]);
+    let mut out = (edited.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(edited.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// A training checkpoint resumes the network it was saved from: into one of other activations or sizes, or with

@@ -117,6 +117,8 @@ pub enum CsvError {
     },
     /// Too little data for a study: the message says what.
     TooSmall(String),
+    /// A [`Table`] whose fields disagree (one built by hand rather than by [`parse`]): the message says how.
+    InconsistentTable(String),
 }
 
 impl fmt::Display for CsvError {
@@ -173,6 +175,7 @@ impl fmt::Display for CsvError {
                 }
             ),
             CsvError::TooSmall(msg) => write!(f, "{msg}"),
+            CsvError::InconsistentTable(msg) => write!(f, "inconsistent table: {msg}"),
         }
     }
 }
@@ -314,7 +317,7 @@ pub fn parse(text: &str, format: &CsvFormat) -> Result<Table, CsvError> {
     let label = label_column.unwrap_or(columns - 1);
     if label >= columns {
         return Err(CsvError::LabelColumn {
-            column: label + 1,
+            column: label.saturating_add(1),
             columns,
         });
     }
@@ -486,6 +489,27 @@ fn rows_by_class(labels: &[u32], classes: usize) -> Vec<Vec<usize>> {
 }
 
 impl Table {
+    /// [`CsvError::InconsistentTable`] unless every label is a class index and `x` holds `features` values for
+    /// each label (as [`parse`] makes them; the fields are public, so a table built by hand is checked).
+    fn check_consistent(&self) -> Result<(), CsvError> {
+        let classes = self.classes();
+        if let Some(&label) = self.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(CsvError::InconsistentTable(format!(
+                "label {label} is not a class index: there are {classes} class names"
+            )));
+        }
+        let want = self.labels.len().checked_mul(self.features);
+        if want != Some(self.x.len()) {
+            return Err(CsvError::InconsistentTable(format!(
+                "{} feature values for {} rows of {} features",
+                self.x.len(),
+                self.labels.len(),
+                self.features
+            )));
+        }
+        Ok(())
+    }
+
     /// Classes: the distinct labels.
     pub fn classes(&self) -> usize {
         self.class_names.len()
@@ -495,6 +519,7 @@ impl Table {
     /// documentation). At least two classes, a label column that is one ([`CsvError::NotAClass`]) and rows
     /// enough for a test and a validation row are needed.
     pub fn into_dataset(self, source: DataSource, seed: u64) -> Result<Dataset, CsvError> {
+        self.check_consistent()?;
         let classes = self.classes();
         let by_class = rows_by_class(&self.labels, classes);
         let present = by_class.iter().filter(|rows| !rows.is_empty()).count();
@@ -766,6 +791,14 @@ mod tests {
             err("1,2,0\n", label_at(3)),
             CsvError::LabelColumn {
                 column: 4,
+                columns: 3
+            }
+        ));
+        // The column is reported from 1 without overflowing at the largest index.
+        assert!(matches!(
+            err("1,2,0\n", label_at(usize::MAX)),
+            CsvError::LabelColumn {
+                column: usize::MAX,
                 columns: 3
             }
         ));
@@ -1097,5 +1130,42 @@ mod tests {
         let e = load(Path::new("/nonexistent/data.csv"), &CsvFormat::default(), 1).unwrap_err();
         assert!(matches!(e, CsvError::Io { .. }));
         assert!(e.to_string().contains("/nonexistent/data.csv"));
+    }
+    /// A table built by hand whose fields disagree is a typed error, not an index out of bounds.
+    #[test]
+    fn an_inconsistent_table_is_an_error() {
+        let table = Table {
+            features: 2,
+            x: vec![0.0; 12],
+            labels: vec![0, 1, 0, 1, 0, 1],
+            class_names: vec!["a".into(), "b".into()],
+            label_column: 2,
+            numeric_labels: false,
+        };
+        let source = DataSource::Csv("hand.csv".into());
+        let bad = |t: Table| match t.into_dataset(source.clone(), 1) {
+            Err(CsvError::InconsistentTable(msg)) => msg,
+            other => panic!("{other:?}"),
+        };
+        let wrong_label = Table {
+            labels: vec![0, 1, 5, 1, 0, 1],
+            ..table.clone()
+        };
+        assert!(bad(wrong_label).contains("label 5"));
+        let short = Table {
+            x: vec![0.0; 11],
+            ..table.clone()
+        };
+        assert!(bad(short).contains("11 feature values for 6 rows"));
+        let wide = Table {
+            features: usize::MAX,
+            ..table.clone()
+        };
+        bad(wide);
+        // The consistent table passes the check (whatever its size then allows).
+        assert!(!matches!(
+            table.into_dataset(source, 1),
+            Err(CsvError::InconsistentTable(_))
+        ));
     }
 }

@@ -78,10 +78,11 @@ impl Hidden {
         }
     }
 
-    /// The width of the linear map feeding a layer of `units` outputs: `2 units` when gated, else `units`.
+    /// The width of the linear map feeding a layer of `units` outputs: `2 units` when gated, else `units`
+    /// (`usize::MAX` where `2 units` is past it: no layer that wide can be made, and the size checks say so).
     pub const fn linear_width(self, units: usize) -> usize {
         match self {
-            Hidden::Gated(_) => 2 * units,
+            Hidden::Gated(_) => units.saturating_mul(2),
             _ => units,
         }
     }
@@ -142,5 +143,18 @@ impl Hidden {
             }),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gated_layer_is_twice_as_wide_and_saturates() {
+        let glu = Hidden::Gated(crate::Gated::GLU);
+        assert_eq!(glu.linear_width(3), 6);
+        assert_eq!(glu.linear_width(usize::MAX), usize::MAX);
+        assert_eq!(Hidden::Act(crate::Activation::Relu).linear_width(3), 3);
     }
 }

@@ -631,7 +631,8 @@ impl Mlp {
         self.workspace(rows)?;
         let gpu = self.gpu.clone();
         gpu.check_lost()?;
-        let step = self.step + 1;
+        // (Saturating: past u32::MAX steps the optimizer's own check refuses the step.)
+        let step = self.step.saturating_add(1);
         let device = gpu.device();
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

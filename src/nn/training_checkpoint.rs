@@ -160,7 +160,7 @@ impl Mlp {
     /// training checkpoint in memory, so that the next [`Mlp::train_step`] continues the saved run. The
     /// network's optimizer must keep the state the file holds (the same kind: SGD with momentum, or Adam /
     /// AdamW); its hyperparameters stay its own. Everything is checked before anything is written: no
-    /// `actgpu.step` or a bad one is [`Error::InvalidSafetensors`]; a file saved from another network (its
+    /// `actgpu.step` or a bad one (not a whole number below `u32::MAX`) is [`Error::InvalidSafetensors`]; a file saved from another network (its
     /// `actgpu.sizes` or `actgpu.activations` differing from this one's: a checkpoint resumes the run it was
     /// saved from) or for another kind of optimizer (`actgpu.optimizer`) [`Error::InvalidArgument`] naming both;
     /// a missing state tensor [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`],
@@ -176,6 +176,15 @@ impl Mlp {
                     "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
                 ),
             })?;
+        // The optimizers count steps in a u32 (Adam's bias correction, SGD's first step): the next step must fit.
+        if step >= u64::from(u32::MAX) {
+            return Err(Error::InvalidSafetensors {
+                reason: format!(
+                    "{STEP_KEY:?} is {step}: the optimizers count at most {} steps, so no step could follow it",
+                    u32::MAX
+                ),
+            });
+        }
         if let Some((key, theirs, ours)) = self.architecture_difference(&file) {
             return Err(Error::InvalidArgument {
                 op: OP,
