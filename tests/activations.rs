@@ -240,11 +240,11 @@ fn celu_with_negative_alpha_scales_a_subnormal_gradient_once() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-/// Derivatives whose largest value is taken at 0 never pass it in f32: tanh' <= 1, sigmoid' <= 1/4 (and the
-/// gates built on sigmoid', such as softplus', <= 1), softsign' <= 1, on 0, -0, subnormals and every binade of
-/// tiny magnitudes down from 1e-2, where the rounding of e.g. 4 e / (1 + e)^2 with e = exp(-2|x|) just below 1
-/// could otherwise give 1 + 2^-23: a gradient outside f''s range, which a caller may rely on (a clip, a bound
-/// in a proof, a test of their own).
+/// Derivatives that never exceed a bound their value near 0 reaches never pass it in f32: tanh' <= 1,
+/// sigmoid' <= 1/4, softsign' <= 1, and softplus' and log_sigmoid' (both a sigmoid) <= 1, on 0, -0, two
+/// subnormals and 64 points in each binade from 1e-2 down to 1e-12, where the rounding of e.g. 4 e / (1 + e)^2
+/// with e = exp(-2|x|) just below 1 could otherwise give 1 + 2^-23: a gradient outside f''s range, which a
+/// caller may rely on (a clip, a bound in a proof, a test of their own).
 #[test]
 fn derivatives_never_pass_their_maximum_near_zero() {
     let mut v = vec![
