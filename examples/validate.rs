@@ -285,8 +285,9 @@ impl Only {
 /// the fallback width once), the gated units in both layouts, the learnable activations with shared and
 /// per-channel parameters, and each family once on edge inputs; in 16-bit types, whose arithmetic is the f32 one
 /// already checked, a representative few bias and gated ops keep the run short: every pipeline compiled costs
-/// time on a software adapter. For one fused op, the same checks of that op alone, in every type (edge inputs
-/// included). None for one plain activation.
+/// time on a software adapter. For one fused op, its checks alone (random inputs, edge inputs, and for bias the
+/// width without fused column sums) in every chosen type: in 16-bit types more than the whole set runs, which
+/// keeps to the few above there. None for one plain activation.
 fn check_fused(gpu: &Gpu, dtype: DType, only: &Only) -> actgpu::Result<Vec<FusedCheck>> {
     let (acts, units, learnables): (Vec<Activation>, Vec<Gated>, Vec<Learnable>) = match only {
         Only::All if dtype == DType::F32 => (

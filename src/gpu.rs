@@ -298,7 +298,8 @@ impl Gpu {
     /// the adapter's name, if set) and the power preference (`WGPU_POWER_PREF`); where that adapter cannot make a
     /// device, or its limits are below [`Gpu::MINIMUM_LIMITS`], the next one that can. Blocks. A `WGPU_BACKEND`
     /// or `WGPU_POWER_PREF` that wgpu would not understand (a misspelling) is [`Error::InvalidArgument`], not
-    /// silently the default.
+    /// silently the default ([`Gpu::with_options`] too, where the options leave the backends unset or the power
+    /// preference at [`GpuOptions::default`]'s high performance, which is where the variables are read).
     ///
     /// Each call makes its own `wgpu::Instance`, so the rule of [`Gpu::from_device`] holds between two contexts
     /// made here too: an encoder of one context's device given to another's `record_*` calls or
@@ -340,9 +341,11 @@ impl Gpu {
                 ),
             }));
         }
-        // A misspelt WGPU_POWER_PREF (`hgh`) would otherwise leave the default preference in place unsaid.
+        // A misspelt WGPU_POWER_PREF (`hgh`) would otherwise leave the default preference in place unsaid. Where
+        // the options hold another preference than that default, the caller chose it, and the variable is not read.
         if let Ok(value) = std::env::var("WGPU_POWER_PREF") {
-            if wgpu::PowerPreference::from_env().is_none() {
+            let defaulted = options.power_preference == wgpu::PowerPreference::HighPerformance;
+            if defaulted && wgpu::PowerPreference::from_env().is_none() {
                 return Err(invalid(&format!(
                     "WGPU_POWER_PREF={value:?} names no power preference wgpu knows (low, high, none); unset it \
                      to prefer high performance"
@@ -424,9 +427,12 @@ impl Gpu {
         let bytes = device.limits().max_storage_buffer_binding_size;
         let need = 2 * u64::from(device.limits().min_storage_buffer_offset_alignment).max(32);
         if bytes < need {
-            let source = match options.max_storage_binding_bytes {
-                Some(b) if b == bytes => "max_storage_binding_bytes",
-                _ => "the storage binding limit (cap_limits' max_storage_buffer_binding_size)",
+            let source = match (options.max_storage_binding_bytes, &options.cap_limits) {
+                (Some(b), _) if b == bytes => "max_storage_binding_bytes",
+                (_, Some(_)) => {
+                    "the storage binding limit (cap_limits' max_storage_buffer_binding_size)"
+                }
+                _ => "the adapter's storage binding limit",
             };
             return Err(invalid(&format!(
                 "{source} {bytes} is below {need}, twice the device's storage offset alignment: no chunk of a \

@@ -699,10 +699,10 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
         adam.load_training_checkpoint_bytes(&weights_only),
         Err(Error::InvalidSafetensors { .. })
     ));
-    // A step count that no step could follow (the optimizers count steps in a u32) is refused when loaded, not an
-    // overflow at the next train_step; the last step that can be taken is taken, and the one past it refused.
+    // A step count past the optimizers' u32 is refused when loaded, not an overflow at the next train_step; the
+    // last step that can be taken is taken, and the one past it refused; a file at that last step still loads.
     let mut counted = Mlp::with_layers(g, &sizes, &hidden, ce, momentum, 1).unwrap();
-    for step in ["4294967295", "18446744073709551615", "-1", "three"] {
+    for step in ["4294967296", "18446744073709551615", "-1", "three"] {
         assert!(
             matches!(
                 counted.load_training_checkpoint_bytes(&with_step(&sgd_file, step)),
@@ -721,6 +721,10 @@ fn a_training_checkpoint_resumes_the_run_bit_for_bit() {
         counted.train_step_classes(x, t),
         Err(Error::InvalidArgument { .. })
     ));
+    counted
+        .load_training_checkpoint_bytes(&with_step(&sgd_file, "4294967295"))
+        .unwrap();
+    assert_eq!(counted.steps(), u64::from(u32::MAX));
 }
 
 /// `bytes` (a safetensors file) with the value of its header's `"actgpu.step"` replaced by `step`.

@@ -55,8 +55,10 @@ pub const TEST_FRACTION: f64 = 0.2;
 /// The most classes a file may have (each is an output unit; more is likely the wrong label column).
 pub const MAX_CLASSES: usize = 10_000;
 
-/// Why a CSV file could not become a dataset. Lines and columns count from 1, as editors show them.
+/// Why a CSV file could not become a dataset. Lines and columns count from 1, as editors show them. More
+/// variants may come (as [`crate::Error`]'s may): match with a catch-all arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CsvError {
     /// The file could not be read.
     Io {
@@ -440,7 +442,7 @@ fn class_indices(raw: &[(usize, String)], numeric: bool) -> (Vec<u32>, Vec<Strin
 /// documentation): 3 or more labels, with 2 rows or fewer per label on average.
 fn not_a_class(column: usize, labels: usize, rows: usize, numeric: bool) -> Option<CsvError> {
     (labels >= 3 && 2 * labels >= rows).then_some(CsvError::NotAClass {
-        column: column + 1,
+        column: column.saturating_add(1),
         labels,
         rows,
         numeric,

@@ -160,7 +160,7 @@ impl Mlp {
     /// training checkpoint in memory, so that the next [`Mlp::train_step`] continues the saved run. The
     /// network's optimizer must keep the state the file holds (the same kind: SGD with momentum, or Adam /
     /// AdamW); its hyperparameters stay its own. Everything is checked before anything is written: no
-    /// `actgpu.step` or a bad one (not a whole number below `u32::MAX`) is [`Error::InvalidSafetensors`]; a file saved from another network (its
+    /// `actgpu.step` or a bad one (not a whole number up to `u32::MAX`) is [`Error::InvalidSafetensors`]; a file saved from another network (its
     /// `actgpu.sizes` or `actgpu.activations` differing from this one's: a checkpoint resumes the run it was
     /// saved from) or for another kind of optimizer (`actgpu.optimizer`) [`Error::InvalidArgument`] naming both;
     /// a missing state tensor [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`],
@@ -176,11 +176,12 @@ impl Mlp {
                     "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
                 ),
             })?;
-        // The optimizers count steps in a u32 (Adam's bias correction, SGD's first step): the next step must fit.
-        if step >= u64::from(u32::MAX) {
+        // The optimizers count steps in a u32 (Adam's bias correction, SGD's first step): a file past that count
+        // was not saved by this crate. One at u32::MAX loads (to evaluate, say); the next train_step refuses.
+        if step > u64::from(u32::MAX) {
             return Err(Error::InvalidSafetensors {
                 reason: format!(
-                    "{STEP_KEY:?} is {step}: the optimizers count at most {} steps, so no step could follow it",
+                    "{STEP_KEY:?} is {step}: the optimizers count at most {} steps",
                     u32::MAX
                 ),
             });
