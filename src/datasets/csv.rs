@@ -1133,6 +1133,7 @@ mod tests {
         assert!(matches!(e, CsvError::Io { .. }));
         assert!(e.to_string().contains("/nonexistent/data.csv"));
     }
+
     /// A table built by hand whose fields disagree is a typed error, not an index out of bounds.
     #[test]
     fn an_inconsistent_table_is_an_error() {
