@@ -15,9 +15,12 @@
 //! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, `cross_entropy`
 //! (softmax cross-entropy with its gradient at 256 rows of 10, 1,000 and 32,000 classes), or `activations` /
 //! `fused` / `training` / `compare` for the default sets),
-//! `--pass forward|backward|both`, `--sizes N[,N...]` (`65536` or
+//! `--pass forward|backward|both` (for the kernels that have both: the products, the dense comparison,
+//! cross-entropy and the training steps run as they are whatever it says; a run left with nothing to measure exits
+//! 2), `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
-//! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N`, `--copy-mib N`,
+//! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N` (at most 10,000),
+//! `--copy-mib N`,
 //! `--clock timestamps|wall` (timestamps need the device feature `TIMESTAMP_QUERY`), `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
 //! thread, e.g. `256x2`, instead of the adapter's default), `--reduction-rows N` (rows per row block of the
 //! column reductions: bias + activation forward on the row grid and the bias backward's per-block partial column
@@ -27,8 +30,9 @@
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
-//! `--dtypes` is measured once, in the order first given. `--copy-mib` below 32 warns on stderr: two buffers that
-//! small may fit a last-level cache, and the copy ceiling would then be the cache's.
+//! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
+//! last value would silently win. `--copy-mib` below 32 warns on stderr: two buffers that small may fit a
+//! last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
 //! effect (the kernel that runs: `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256
@@ -66,6 +70,9 @@ const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] 
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
                      [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
 
+/// The most `--samples`: each lasts about 20 ms, so this is minutes per row already.
+const MAX_SAMPLES: u64 = 10_000;
+
 /// `--copy-mib` below this warns that the copy ceiling may be measured in a cache: two buffers of 32 MiB pass an
 /// H200's 50 MB L2.
 const MIN_COPY_MIB: u64 = 32;
@@ -92,6 +99,12 @@ fn parse_pair(flag: &str, v: &str) -> Result<(u32, u32), String> {
         .ok_or(format!(
             "{flag} needs AxB with positive integers, got {v:?}"
         ))
+}
+
+/// `forward`, `backward`, or `forward or backward`, as `--pass` chose.
+fn pass_names(passes: &[Pass]) -> String {
+    let names: Vec<&str> = passes.iter().map(|p| p.name()).collect();
+    names.join(" or ")
 }
 
 fn positive(flag: &str, v: &str) -> Result<u64, String> {
@@ -205,7 +218,18 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     let mut kernels_given = false;
+    // A value flag given twice would silently keep its last value.
+    let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
+        let repeatable = matches!(
+            a.as_str(),
+            "--quick" | "--json" | "--markdown" | "--kernels" | "--only"
+        );
+        if !repeatable && !seen.insert(a.as_str()) {
+            return Err(format!(
+                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
+            ));
+        }
         let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
         match a.as_str() {
             "--quick" => {}
@@ -253,9 +277,14 @@ fn parse_args() -> Result<Args, String> {
                 plan.large_only_dtypes.clear();
             }
             "--samples" => {
-                let n = positive(a, value()?)?.min(u64::from(u32::MAX)) as u32;
-                plan.sampling.samples = n;
-                ceilings.sampling.samples = n;
+                let n = positive(a, value()?)?;
+                if n > MAX_SAMPLES {
+                    return Err(format!(
+                        "{a} is at most {MAX_SAMPLES} (each sample lasts about 20 ms of every row), got {n}"
+                    ));
+                }
+                plan.sampling.samples = n as u32;
+                ceilings.sampling.samples = n as u32;
             }
             "--copy-mib" => {
                 let mib = positive(a, value()?)?;
@@ -405,6 +434,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The kernels chosen may have no pass of those --pass chose (dense_compare, the product and the training rows
+    // are forward or whole steps): a run that measured nothing says so rather than reporting an empty table.
+    if report.rows.is_empty() {
+        eprintln!(
+            "bench: nothing measured: the kernels chosen have no {} pass to time (the products, the dense \
+             comparison, cross-entropy and the training steps run as they are, whatever --pass says)",
+            pass_names(&args.plan.passes)
+        );
+        return ExitCode::from(2);
+    }
     if args.json {
         emit("bench", &format!("{}\n", report.to_json()));
     } else if args.markdown {

@@ -209,11 +209,12 @@ fn one(
     command: &str,
 ) -> Result<Study, StudyError> {
     say!(
-        "{} activations x {} seed(s) on {}, {} epochs",
+        "{} activations x {} seed(s) on {}, {} epoch{}",
         options.activations.len(),
         options.seeds,
         options.dataset,
-        options.epochs
+        options.epochs,
+        if options.epochs == 1 { "" } else { "s" }
     );
     let study = run_study_on(gpu, options, dataset.clone(), command, |p| {
         if let Progress::Run(r) = p {

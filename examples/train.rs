@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd --activation gelu --diagnostics]`
 //! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any name of `Activation::ALL`; an
-//! unknown argument or a bad value exits with status 2 and the usage.)
+//! unknown argument, a bad value or an option given twice exits with status 2 and the usage.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
@@ -51,7 +51,14 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     let mut training_flags = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
+        // A value flag given twice would silently keep its last value.
+        if matches!(a.as_str(), "--epochs" | "--seed" | "--activation") && !seen.insert(a.clone()) {
+            return Err(format!(
+                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
+            ));
+        }
         if a != "--time" {
             training_flags.push(a.clone());
         }

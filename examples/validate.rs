@@ -68,18 +68,32 @@ fn parse_args() -> Result<Args, String> {
         minimum_limits: false,
     };
     let mut it = std::env::args().skip(1);
+    let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
+        // A value option given twice would silently keep its last value.
+        if matches!(a.as_str(), "--only" | "--dtype") && !seen.insert(a.clone()) {
+            return Err(format!(
+                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
+            ));
+        }
         match a.as_str() {
             "--json" => args.json = true,
             "--minimum-limits" => args.minimum_limits = true,
-            "--only" => args.only = Some(it.next().ok_or("--only needs an op's name")?),
-            "--dtype" => {
-                let name = it.next().ok_or("--dtype needs f32, f16 or bf16")?;
-                args.dtypes =
-                    vec![DType::from_name(&name).ok_or(format!("unknown dtype {name:?}"))?];
+            "--only" => {
+                args.only = Some(
+                    it.next()
+                        .ok_or(format!("--only needs an op's name; {USAGE}"))?,
+                )
             }
-
-            other => return Err(format!("unknown argument {other:?}; try --help")),
+            "--dtype" => {
+                let name = it
+                    .next()
+                    .ok_or(format!("--dtype needs f32, f16 or bf16; {USAGE}"))?;
+                args.dtypes =
+                    vec![DType::from_name(&name)
+                        .ok_or(format!("unknown dtype {name:?}; {USAGE}"))?];
+            }
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
     Ok(args)

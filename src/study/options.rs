@@ -240,6 +240,12 @@ fn data_source(v: &str) -> Result<DataSource, StudyError> {
 /// `--out`'s value: a directory, or a path where one can be created. An existing file there (or in place of one
 /// of its parent directories) is a usage error now, rather than an I/O error from creating it.
 fn out_dir(v: &str) -> Result<PathBuf, StudyError> {
+    // An empty path would write the outputs into the working directory, as `.` does.
+    if v.is_empty() {
+        return Err(usage(
+            "--out needs a directory name (`--out .` for the working directory)".to_string(),
+        ));
+    }
     let path = PathBuf::from(v);
     if let Some(existing) = path.ancestors().find(|p| p.exists()) {
         if existing == path && !existing.is_dir() {
@@ -317,8 +323,15 @@ impl Options {
         let mut points_set = false;
         // `--all` and `--activations` both choose the kinds: given together, one would silently lose.
         let (mut all_set, mut activations_set) = (false, false);
+        // A value flag given twice would silently keep its last value.
+        let mut seen = std::collections::HashSet::new();
         let mut it = args.iter();
         while let Some(flag) = it.next() {
+            if VALUE_FLAGS.contains(&flag.as_str()) && !seen.insert(flag.as_str()) {
+                return Err(usage(format!(
+                    "{flag} is given twice: give it once (its last value would silently win)"
+                )));
+            }
             match flag.as_str() {
                 "--quick" => continue,
                 "--sgd" => {
@@ -844,6 +857,8 @@ mod tests {
             "--input-scale",
             "--frobnicate",
             "--epochs 18446744073709551615",
+            "--epochs 3 --epochs 4",
+            "--activations relu --quick --activations gelu",
             "--points 18446744073709551615",
             "--test-points 10000001",
             "--seeds 10001",
@@ -865,6 +880,11 @@ mod tests {
                 "{bad}"
             );
         }
+        // An empty --out would write into the working directory.
+        assert!(matches!(
+            Options::parse(&["--out".to_string(), String::new()]),
+            Err(StudyError::Usage(_))
+        ));
     }
 
     /// The flags the prescan skips a value after are exactly those the usage shows with a value (`--flag NAME`),
