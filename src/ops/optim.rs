@@ -385,20 +385,8 @@ impl Optimizer {
         step: u64,
     ) -> Result<()> {
         Recording::atomic(encoder, |rec| {
-            self.plan_update(rec, param, grad, state, step)
+            self.plan_update_with_norm(rec, param, grad, state, step, None)
         })
-    }
-
-    /// The commands of [`Self::record_update`], planned into `encoder`.
-    fn plan_update(
-        &self,
-        encoder: &mut Recording,
-        param: &Tensor,
-        grad: &Tensor,
-        state: &OptimState,
-        step: u64,
-    ) -> Result<()> {
-        self.plan_update_with_norm(encoder, param, grad, state, step, None)
     }
 
     /// [`Optimizer::record_update`], and where `partials` is given (f32, at least [`norm_partials`] elements)
