@@ -281,6 +281,23 @@ fn gelu_tanh_arg(x: f32) -> f32 {
     return 1.5957691216057308 * (c + 0.044715 * c * c * c);
 }
 
+/// x - tanh(x). For |x| < 1, x^3 p(x^2) with p a degree-6 polynomial fitted to (x - tanh x) / x^3 on [0, 1] in
+/// 40-digit arithmetic (mpmath `chebyfit`; 2.0e-8 absolute error, under 6e-8 of p's least value 0.35 before f32
+/// rounding, 2.4e-7 relative after it, emulated over 1e5 points): the difference would cancel there, every digit
+/// below |x| = 1e-4 in f32. From |x| = 1 the difference, which cancels by at most a factor of 3.2 there. +-inf gives
+/// itself, its limit.
+fn tanhshrink_f(x: f32) -> f32 {
+    let s = x * x;
+    var p = fma(0.00042069549090228975, s, -0.0025104593951255083);
+    p = fma(p, s, 0.008218921720981598);
+    p = fma(p, s, -0.02166011556982994);
+    p = fma(p, s, 0.053934790194034576);
+    p = fma(p, s, -0.1333312839269638);
+    p = fma(p, s, 0.3333333134651184);
+    let small = (x * s) * p;
+    return select(select(x - tanh_f(x), small, abs(x) < 1.0), x, is_inf(x));
+}
+
 fn mish_tsp(x: f32) -> f32 {
     // tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2); exactly 1 in f32 past x = 20.
     let e = exp_c(min(x, 20.0));
@@ -331,6 +348,17 @@ fn act_forward(x: f32) -> f32 {
             let r = max(x, 0.0);
             y = r * r;
         }
+        // PyTorch's mask, closed at +-lambd: |x| <= lambd is x in [-lambd, lambd] (empty for lambd < 0), and
+        // false at +-inf, which pass through.
+        case ACT_HARDSHRINK: { y = select(x, 0.0, abs(x) <= P0); }
+        case ACT_SOFTSHRINK: {
+            // x - lambd sign(x) outside [-lambd, lambd] (lambd >= 0), one rounding; +-inf give themselves. Inside,
+            // a zero of x's sign, as PyTorch's kernel gives (x * 0); hardshrink's is +0, as PyTorch's.
+            let moved = select(x + P0, x - P0, x > 0.0);
+            let zero = bitcast<f32>(bitcast<u32>(x) & 0x80000000u);
+            y = select(select(moved, x, is_inf(x)), zero, abs(x) <= P0);
+        }
+        case ACT_TANHSHRINK: { y = tanhshrink_f(x); }
         case ACT_CUSTOM: { y = custom_forward(x); }
         default: { y = nan_f32(); }
     }
@@ -395,6 +423,13 @@ fn act_derivative(x: f32) -> f32 {
             // the tolerances.
             // The kinks take current PyTorch's choice (pytorch/pytorch#147801): 0 at x = -3, 1 at x = 3.
             return select(select(x / 3.0 + 0.5, 1.0, x >= 3.0), 0.0, x <= -3.0 || x == -1.5);
+        }
+        // One case per activation: src/specialize.rs keeps a pipeline's own case by its single selector.
+        case ACT_HARDSHRINK: { return select(1.0, 0.0, abs(x) <= P0); }
+        case ACT_SOFTSHRINK: { return select(1.0, 0.0, abs(x) <= P0); }
+        case ACT_TANHSHRINK: {
+            let t = tanh_f(x);
+            return t * t;
         }
         case ACT_CUSTOM: { return custom_derivative(x); }
         default: { return nan_f32(); }

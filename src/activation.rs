@@ -84,6 +84,23 @@ pub enum Activation {
     Hardswish,
     /// Squared ReLU: `f(x) = max(x, 0)^2`; `f'(x) = 2 max(x, 0)`.
     ReluSquared,
+    /// Hard shrinkage: `f(x) = 0 if |x| <= lambd else x` (default lambd 0.5); `f'(x) = 0 if |x| <= lambd else 1`
+    /// (PyTorch's mask, closed at `+-lambd`). One of the shrinkage functions ([`Activation::SHRINK`]).
+    Hardshrink {
+        /// Half-width of the interval mapped to 0.
+        lambd: f32,
+    },
+    /// Soft shrinkage: `f(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0` (a zero of x's sign, as
+    /// PyTorch's; default lambd 0.5, which must not be negative); `f'(x) = 0 if |x| <= lambd else 1`. One of the
+    /// shrinkage functions.
+    Softshrink {
+        /// The amount every value is moved towards 0 (and the half-width of the interval mapped to 0).
+        lambd: f32,
+    },
+    /// `f(x) = x - tanh(x)`; `f'(x) = tanh^2(x)`. Computed without the cancellation of the difference near 0, where
+    /// `f(x) = x^3/3 - 2 x^5/15 + ...` (PyTorch's `x - tanh(x)` in f32 loses every digit below `|x|` = 1e-4). One
+    /// of the shrinkage functions.
+    Tanhshrink,
     /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL, its f64 reference
     /// and its name ([`Activation::name`]) are looked up by `id`. Not in [`Activation::ALL`].
     Custom {
@@ -102,7 +119,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
 
 impl Activation {
     /// Every activation, each with PyTorch's default parameters, in id order.
-    pub const ALL: [Activation; 22] = [
+    pub const ALL: [Activation; 25] = [
         Activation::Identity,
         Activation::Relu,
         Activation::Relu6,
@@ -125,6 +142,18 @@ impl Activation {
         Activation::Hardsigmoid,
         Activation::Hardswish,
         Activation::ReluSquared,
+        Activation::hardshrink(),
+        Activation::softshrink(),
+        Activation::Tanhshrink,
+    ];
+
+    /// The shrinkage functions, PyTorch's `Hardshrink`, `Softshrink` and `Tanhshrink` (defaults), the last three
+    /// of [`Activation::ALL`]. Operators of sparse coding and denoising more than hidden-layer activations: the
+    /// activation study's default set leaves them out (its `shrink` set names them).
+    pub const SHRINK: [Activation; 3] = [
+        Activation::hardshrink(),
+        Activation::softshrink(),
+        Activation::Tanhshrink,
     ];
 
     /// Leaky ReLU with PyTorch's default slope 0.01.
@@ -165,6 +194,16 @@ impl Activation {
         }
     }
 
+    /// Hard shrinkage with PyTorch's default lambd 0.5.
+    pub const fn hardshrink() -> Self {
+        Activation::Hardshrink { lambd: 0.5 }
+    }
+
+    /// Soft shrinkage with PyTorch's default lambd 0.5.
+    pub const fn softshrink() -> Self {
+        Activation::Softshrink { lambd: 0.5 }
+    }
+
     /// Stable numeric id, shared with the WGSL library through generated constants.
     pub const fn id(self) -> u32 {
         match self {
@@ -190,6 +229,9 @@ impl Activation {
             Activation::Hardsigmoid => 19,
             Activation::Hardswish => 20,
             Activation::ReluSquared => 21,
+            Activation::Hardshrink { .. } => 22,
+            Activation::Softshrink { .. } => 23,
+            Activation::Tanhshrink => 24,
             Activation::Custom { .. } => CUSTOM_ID,
         }
     }
@@ -207,15 +249,18 @@ impl Activation {
             | Activation::Hardtanh { .. }
             | Activation::Hardsigmoid
             | Activation::Hardswish
-            | Activation::ReluSquared => Intensity::Streaming,
+            | Activation::ReluSquared
+            | Activation::Hardshrink { .. }
+            | Activation::Softshrink { .. } => Intensity::Streaming,
             _ => Intensity::Arithmetic,
         }
     }
 
     /// Whether every value a pass of this activation stores is exactly representable in the output type `out`,
     /// given that the operand carrying the value (`x` forward, `dy` backward) has type `value`. True for
-    /// identity, relu, relu6 and hardtanh when `value == out`: the forward returns its input, 0 or a bound (the
-    /// hardtanh bounds must be representable in `out`), the backward `dy * f'(x)` with `f'` 0 or 1. The 16-bit
+    /// identity, relu, relu6, hardtanh and hardshrink when `value == out`: the forward returns its input, 0 or a
+    /// bound (the hardtanh bounds must be representable in `out`), the backward `dy * f'(x)` with `f'` 0 or 1; and
+    /// for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit
     /// kernels then store without rounding, which would change nothing (a NaN stays a NaN: it is an input's or
     /// the kernel's quiet one).
     pub(crate) fn stores_exactly(self, backward: bool, value: DType, out: DType) -> bool {
@@ -223,7 +268,11 @@ impl Activation {
             return false;
         }
         match self {
-            Activation::Identity | Activation::Relu | Activation::Relu6 => true,
+            Activation::Identity
+            | Activation::Relu
+            | Activation::Relu6
+            | Activation::Hardshrink { .. } => true,
+            Activation::Softshrink { .. } => backward,
             Activation::Hardtanh { min_val, max_val } => {
                 backward || (out.round_f32(min_val) == min_val && out.round_f32(max_val) == max_val)
             }
@@ -262,6 +311,9 @@ impl Activation {
             Activation::Hardsigmoid => "hardsigmoid",
             Activation::Hardswish => "hardswish",
             Activation::ReluSquared => "relu_squared",
+            Activation::Hardshrink { .. } => "hardshrink",
+            Activation::Softshrink { .. } => "softshrink",
+            Activation::Tanhshrink => "tanhshrink",
             Activation::Custom { id } => match crate::custom::name_of(id) {
                 Some(name) => name,
                 None => "custom",
@@ -298,11 +350,13 @@ impl Activation {
             Activation::Swish { beta } => [beta, 0.0],
             Activation::Softplus { beta, threshold } => [beta, threshold],
             Activation::Hardtanh { min_val, max_val } => [min_val, max_val],
+            Activation::Hardshrink { lambd } | Activation::Softshrink { lambd } => [lambd, 0.0],
             _ => [0.0, 0.0],
         }
     }
 
-    /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`, and
+    /// Checks the parameters: finite, `alpha != 0` for CELU, `beta > 0` for softplus, `min_val <= max_val`,
+    /// `lambd >= 0` for softshrink (as PyTorch; hardshrink takes any lambd, a negative one maps nothing to 0), and
     /// for [`Activation::Custom`] an id that a [`crate::CustomActivation`] registered (so that `Mlp::new` refuses
     /// an unknown one rather than its first step) under a name it accepts (see [`crate::CustomActivation::new`];
     /// [`Error::InvalidArgument`] with `op` `"CustomActivation::new"` otherwise).
@@ -325,6 +379,9 @@ impl Activation {
             Activation::Hardtanh { min_val, max_val } if min_val > max_val => bad(format!(
                 "min_val {min_val} must not exceed max_val {max_val}"
             )),
+            Activation::Softshrink { lambd } if lambd < 0.0 => {
+                bad(format!("lambd must not be negative, got {lambd}"))
+            }
             Activation::Custom { id } => match crate::custom::lookup(id) {
                 None => bad(format!(
                     "custom activation {id:#x} is not registered: no CustomActivation was created with it"

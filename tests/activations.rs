@@ -18,9 +18,17 @@ fn check_all(acts: &[Activation], seed: u64) {
         for pass in [Pass::Forward, Pass::Backward] {
             let r = check_activation(gpu(), act, pass, seed + u64::from(act.id()))
                 .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"));
+            // The small inputs compare nonzero results only; hardshrink and softshrink (lambd >= 1e-3) map every
+            // one of them to 0, forward and backward.
+            let zero_near_zero = [-1e-3, 1e-3].into_iter().all(|x| {
+                cpu::activation::forward(act, x) == 0.0
+                    && cpu::activation::derivative(act, x) == 0.0
+            });
             assert!(
                 r.general.count >= 300_000
-                    && r.small.as_ref().is_some_and(|s| s.count > 0)
+                    && r.small
+                        .as_ref()
+                        .is_some_and(|s| s.count > 0 || zero_near_zero)
                     && r.tail.is_some(),
                 "{act} {pass:?}: too few compared"
             );
@@ -50,6 +58,30 @@ fn every_activation_with_default_parameters_matches_the_reference() {
 #[test]
 fn parameterised_activations_match_the_reference_with_other_parameters() {
     check_all(&OTHER_PARAMETERS, 2);
+}
+
+/// Softshrink with `lambd = 0` (PyTorch allows it): the identity, with PyTorch's mask still closed at 0, so
+/// `f'(0) = 0` where both sides have slope 1 (which is why it is not among `OTHER_PARAMETERS`, whose derivatives
+/// the finite-difference check also takes). Every check of the other activations, and the identity itself.
+#[test]
+fn softshrink_with_lambd_zero_is_the_identity_but_at_zero() {
+    let act = Activation::Softshrink { lambd: 0.0 };
+    for pass in [Pass::Forward, Pass::Backward] {
+        let r = check_activation(gpu(), act, pass, 5).unwrap();
+        assert!(r.ok() && r.general.count >= 300_000, "{}", describe(&[r]));
+    }
+    let xs = [-3.5f32, -1e-30, -0.0, 0.0, 1e-30, 2.0, f32::INFINITY];
+    let f32s = Dtypes::all(DType::F32);
+    let r = run_activation(gpu(), act, Pass::Forward, &xs, 1, f32s).unwrap();
+    for (&x, &y) in xs.iter().zip(&r.got) {
+        assert_eq!(y.to_bits(), x.to_bits(), "softshrink(0) at {x:e}");
+    }
+    let dy = [0.5f32; 7];
+    let r = run_activation_with(gpu(), act, Pass::Backward, &xs, &dy, f32s).unwrap();
+    for (&x, &dx) in xs.iter().zip(&r.got) {
+        let want = if x == 0.0 { 0.0 } else { 0.5 };
+        assert_eq!(dx, want, "softshrink(0)' at {x:e}");
+    }
 }
 
 /// Relative accuracy of the tails: results from f32's smallest normal to 1e-2 in magnitude (sigmoid(-20) = 2e-9,

@@ -34,7 +34,7 @@ fn reference_derivatives_match_central_finite_differences() {
 /// tanh(u) at x = -10) from the textbook formulas (GELU `x erfc(-x / sqrt 2) / 2`, the tanh form with 0.044715,
 /// QuickGELU `x sigmoid(1.702 x)`, SELU's constants to 32 digits, leaky ReLU's slope the f32 0.01 the parameter holds,
 /// softplus `ln(1 + e^x)`, mish `x tanh(softplus x)`, ...), `f'` by mpmath's numerical differentiation, then rounded to
-/// f64. At the kinks (hardswish at +-3) `f'` is current PyTorch's choice (pytorch/pytorch#147801, checked with
+/// f64; tanhshrink `x - tanh x`, which mpmath's digits keep exact at 1e-8. At the kinks (hardswish at +-3) `f'` is current PyTorch's choice (pytorch/pytorch#147801, checked with
 /// 2.15): `x / 3 + 1/2` on `(-3, 3)`, 0 at -3 and 1 at 3. Every activation of `Activation::ALL`, and the
 /// non-default parameters of `OTHER_PARAMETERS` with a closed form to pin.
 #[rustfmt::skip]
@@ -142,6 +142,22 @@ const KNOWN: &[(Activation, f64, f64, f64)] = &[
     (Activation::ReluSquared, -1.0, 0.0, 0.0),
     (Activation::ReluSquared, 1.0, 1.0, 2.0),
     (Activation::ReluSquared, 2.5, 6.25, 5.0),
+    (Activation::hardshrink(), -0.7, -0.7, 1.0),
+    (Activation::hardshrink(), -0.5, 0.0, 0.0),
+    (Activation::hardshrink(), 0.25, 0.0, 0.0),
+    (Activation::hardshrink(), 0.5, 0.0, 0.0),
+    (Activation::hardshrink(), 2.5, 2.5, 1.0),
+    (Activation::softshrink(), -10.0, -9.5, 1.0),
+    (Activation::softshrink(), -0.5, 0.0, 0.0),
+    (Activation::softshrink(), 0.25, 0.0, 0.0),
+    (Activation::softshrink(), 0.5, 0.0, 0.0),
+    (Activation::softshrink(), 2.5, 2.0, 1.0),
+    (Activation::Tanhshrink, -10.0, -9.000000004122308, 0.9999999917553856),
+    (Activation::Tanhshrink, -1.0, -0.23840584404423512, 0.580025658385974),
+    (Activation::Tanhshrink, -0.05, -4.1625042120027805e-05, 0.002495839228432129),
+    (Activation::Tanhshrink, 1e-4, 3.33333332e-13, 9.999999933333334e-09),
+    (Activation::Tanhshrink, 1e-8, 3.333333333333333e-25, 1e-16),
+    (Activation::Tanhshrink, 2.5, 1.5133857018485697, 0.9734077733168394),
 ];
 
 /// The reference's forward and derivative at known values, to 1e-15 relative (a few f64 roundings; 1e-14 in the
@@ -279,10 +295,19 @@ fn invalid_parameters_are_rejected() {
         Activation::Elu {
             alpha: f32::INFINITY,
         },
+        Activation::Softshrink { lambd: -0.5 },
+        Activation::Hardshrink { lambd: f32::NAN },
     ] {
         assert!(
             matches!(act.validate(), Err(actgpu::Error::InvalidArgument { .. })),
             "{act:?}"
         );
+    }
+    // PyTorch takes any hardshrink lambd, a negative one too (nothing maps to 0), and a softshrink lambd of 0.
+    for act in [
+        Activation::Hardshrink { lambd: -1.0 },
+        Activation::Softshrink { lambd: 0.0 },
+    ] {
+        act.validate().unwrap();
     }
 }

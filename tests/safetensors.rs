@@ -164,7 +164,8 @@ fn round_trip_keeps_every_parameter_and_prediction_bit_for_bit() {
 
 #[test]
 fn activation_specs_round_trip_with_their_parameters() {
-    for act in Activation::ALL.into_iter().chain([
+    let others = actgpu::verify::OTHER_PARAMETERS;
+    for act in Activation::ALL.into_iter().chain(others).chain([
         Activation::LeakyRelu {
             negative_slope: 0.3,
         },
@@ -191,6 +192,11 @@ fn activation_specs_round_trip_with_their_parameters() {
     }
     // A bare name means the default parameters.
     assert_eq!(parse_activation_spec("elu"), Some(Activation::elu()));
+    assert_eq!(
+        activation_spec(Activation::Softshrink { lambd: 2.0 }),
+        "softshrink(2)"
+    );
+    assert_eq!(activation_spec(Activation::Tanhshrink), "tanhshrink");
 }
 
 #[test]

@@ -136,8 +136,48 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             let r = x.max(0.0);
             r * r
         }
+        Activation::Hardshrink { .. } => {
+            if x.abs() <= p0 {
+                0.0
+            } else {
+                x
+            }
+        }
+        Activation::Softshrink { .. } => {
+            if x > p0 {
+                x - p0
+            } else if x < -p0 {
+                x + p0
+            } else {
+                // A zero of x's sign, as PyTorch's `x * 0` (hardshrink's is +0).
+                0.0f64.copysign(x)
+            }
+        }
+        Activation::Tanhshrink => tanhshrink(x),
         Activation::Custom { id } => (registered(id).forward)(x),
     }
+}
+
+/// x - tanh(x): below |x| = 0.1 its Taylor series to x^15, `x^3/3 - 2 x^5/15 + 17 x^7/315 - ...` (the next term
+/// is below 2e-17 of the sum there), where the difference would cancel (for |x| < 1e-8 every digit); above, the
+/// difference, which loses at most 9 bits of f64 (x / (x - tanh x) = 300 at |x| = 0.1) and fewer beyond.
+pub fn tanhshrink(x: f64) -> f64 {
+    if x.abs() >= 0.1 {
+        return x - x.tanh();
+    }
+    // tanh's Taylor coefficients past the first, negated: 1/3, -2/15, 17/315, -62/2835, 1382/155925, ...
+    const C: [f64; 7] = [
+        1.0 / 3.0,
+        -2.0 / 15.0,
+        17.0 / 315.0,
+        -62.0 / 2835.0,
+        1382.0 / 155_925.0,
+        -21_844.0 / 6_081_075.0,
+        929_569.0 / 638_512_875.0,
+    ];
+    let s = x * x;
+    let p = C.iter().rev().fold(0.0, |acc, c| acc * s + c);
+    x * s * p
 }
 
 fn elu(x: f64, alpha: f64) -> f64 {
@@ -257,6 +297,11 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::ReluSquared => 2.0 * x.max(0.0),
+        Activation::Hardshrink { .. } | Activation::Softshrink { .. } => step(x.abs() > p0),
+        Activation::Tanhshrink => {
+            let t = x.tanh();
+            t * t
+        }
         Activation::Custom { id } => (registered(id).derivative)(x),
     }
 }
@@ -283,6 +328,7 @@ pub fn kinks(act: Activation) -> Vec<f64> {
         Activation::Hardtanh { .. } => vec![p0, p1],
         Activation::Hardsigmoid | Activation::Hardswish => vec![-3.0, 3.0],
         Activation::Softplus { .. } => vec![p1 / p0],
+        Activation::Hardshrink { .. } | Activation::Softshrink { .. } => vec![-p0, p0],
         _ => Vec::new(),
     }
 }

@@ -83,7 +83,9 @@ pub fn activation_spec(act: Activation) -> String {
         Activation::LeakyRelu { .. }
         | Activation::Elu { .. }
         | Activation::Celu { .. }
-        | Activation::Swish { .. } => format!("{}({p0})", act.name()),
+        | Activation::Swish { .. }
+        | Activation::Hardshrink { .. }
+        | Activation::Softshrink { .. } => format!("{}({p0})", act.name()),
         Activation::Softplus { .. } | Activation::Hardtanh { .. } => {
             format!("{}({p0},{p1})", act.name())
         }
@@ -125,6 +127,8 @@ pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
         (Activation::Elu { .. }, &[alpha]) => Activation::Elu { alpha },
         (Activation::Celu { .. }, &[alpha]) => Activation::Celu { alpha },
         (Activation::Swish { .. }, &[beta]) => Activation::Swish { beta },
+        (Activation::Hardshrink { .. }, &[lambd]) => Activation::Hardshrink { lambd },
+        (Activation::Softshrink { .. }, &[lambd]) => Activation::Softshrink { lambd },
         (Activation::Softplus { .. }, &[beta, threshold]) => {
             Activation::Softplus { beta, threshold }
         }

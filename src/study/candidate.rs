@@ -2,7 +2,8 @@
 //! [`Learnable`] activation, with the name it has on the command line and in every output, and the parameter
 //! count of the network it makes.
 //!
-//! Names: every [`Activation`] name; the gated units `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`
+//! Names: every [`Activation`] name (the shrinkage functions, [`Activation::SHRINK`], are not in the default set
+//! `plain` but in their own, `shrink`); the gated units `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`
 //! ([`Gated::ALL`]); the learnable ones `prelu`, `swish_learnable`, `elu_learnable` (one parameter shared by
 //! the layer, as `nn.PReLU()`) and `prelu_channel`, `swish_learnable_channel`, `elu_learnable_channel` (one per
 //! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]).
@@ -25,9 +26,22 @@ impl Candidate {
         Candidate(Hidden::learnable(Learnable::Elu, false)),
     ];
 
-    /// Every plain activation ([`Activation::ALL`]).
+    /// The plain activations the study compares by default: [`Activation::ALL`] but the shrinkage functions
+    /// ([`Activation::SHRINK`]), 22 kinds.
     pub fn plain_all() -> Vec<Candidate> {
-        Activation::ALL.into_iter().map(Candidate::from).collect()
+        Activation::ALL
+            .into_iter()
+            .filter(|a| !Activation::SHRINK.contains(a))
+            .map(Candidate::from)
+            .collect()
+    }
+
+    /// The shrinkage functions ([`Activation::SHRINK`]): hardshrink, softshrink, tanhshrink.
+    pub fn shrink() -> Vec<Candidate> {
+        Activation::SHRINK
+            .into_iter()
+            .map(Candidate::from)
+            .collect()
     }
 
     /// The gated units ([`Gated::ALL`]) and the learnable activations ([`Candidate::LEARNABLE`]).
@@ -39,9 +53,11 @@ impl Candidate {
             .collect()
     }
 
-    /// Every plain activation, then the gated and learnable ones (`--all`).
+    /// Every plain activation (the default set, then the shrinkage functions), then the gated and learnable ones
+    /// (`--all`).
     pub fn extended() -> Vec<Candidate> {
         let mut all = Candidate::plain_all();
+        all.extend(Candidate::shrink());
         all.extend(Candidate::gated_and_learnable());
         all
     }
@@ -190,7 +206,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_are_unique() {
         let names = Candidate::names();
-        assert_eq!(names.len(), 22 + 5 + 4 + 2);
+        assert_eq!(names.len(), 22 + 3 + 5 + 4 + 2);
         for n in &names {
             assert_eq!(Candidate::from_name(n).map(|c| c.name()).as_ref(), Some(n));
             assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
@@ -204,7 +220,11 @@ mod tests {
             Some(Candidate::from(Gated::SWIGLU))
         );
         assert_eq!(Candidate::from_name("glu_channel"), None);
-        assert_eq!(Candidate::extended().len(), 31);
+        assert_eq!(Candidate::extended().len(), 34);
+        assert_eq!(Candidate::plain_all().len(), 22);
+        assert!(Candidate::plain_all()
+            .iter()
+            .all(|c| !Candidate::shrink().contains(c)));
     }
 
     #[test]

@@ -27,10 +27,11 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         then value * gate(g)); the learnable ones prelu (one slope per layer, from 0.25),
                         prelu_channel (one slope per unit), swish_learnable (x sigmoid(beta x), beta from 1),
                         elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel.
-                        Sets: plain, gated (the 5 gated units), learnable (prelu, prelu_channel,
-                        swish_learnable, elu_learnable), all (plain + gated + learnable: 31)
-  --all                 every plain activation plus the gated and learnable ones (--activations all; not
-                        with --activations)
+                        Sets: plain, shrink (hardshrink, softshrink, tanhshrink: the shrinkage functions,
+                        not in plain), gated (the 5 gated units), learnable (prelu, prelu_channel,
+                        swish_learnable, elu_learnable), all (plain + shrink + gated + learnable: 34)
+  --all                 every plain activation, shrinkage function, gated and learnable kind (--activations
+                        all; not with --activations)
   --match-params        shrink the gated layers' widths (one common factor) so their network has about as
                         many parameters as the plain one; without it every kind has the same widths u, so a
                         gated network has about twice the parameters (without a gated kind it changes
@@ -261,19 +262,20 @@ fn out_dir(v: &str) -> Result<PathBuf, StudyError> {
     Ok(path)
 }
 
-/// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `gated`, `learnable`, `all`),
-/// keeping the first occurrence of each candidate.
+/// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `shrink`, `gated`, `learnable`,
+/// `all`), keeping the first occurrence of each candidate.
 pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
     let mut acts = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let found = match name {
             "plain" => Candidate::plain_all(),
+            "shrink" => Candidate::shrink(),
             "gated" => crate::Gated::ALL.map(Candidate::from).to_vec(),
             "learnable" => Candidate::LEARNABLE.to_vec(),
             "all" => Candidate::extended(),
             _ => vec![Candidate::from_name(name).ok_or_else(|| {
                 usage(format!(
-                    "unknown activation '{name}' (known: {}; sets: plain, gated, learnable, all)",
+                    "unknown activation '{name}' (known: {}; sets: plain, shrink, gated, learnable, all)",
                     Candidate::names().join(", ")
                 ))
             })?],
@@ -673,13 +675,18 @@ mod tests {
                 panic!("not a run")
             };
             assert_eq!(o.activations, Candidate::extended(), "{all}");
-            assert_eq!(o.activations.len(), 31);
+            assert_eq!(o.activations.len(), 34);
         }
         let Command::Run(o) = Options::parse(&args("--activations plain")).unwrap() else {
             panic!("not a run")
         };
         assert_eq!(o.activations, Options::default().activations);
         assert_eq!(o.activations.len(), 22);
+        let Command::Run(o) = Options::parse(&args("--activations shrink,relu")).unwrap() else {
+            panic!("not a run")
+        };
+        let names: Vec<String> = o.activations.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["hardshrink", "softshrink", "tanhshrink", "relu"]);
     }
 
     #[test]

@@ -107,9 +107,11 @@ pub fn tail_inputs() -> Vec<f32> {
 }
 
 /// The parameterised activations with parameters other than PyTorch's defaults (including the edge cases
-/// `beta = 0` of Swish, which is `x / 2`, and a leaky ReLU of slope 0, which is ReLU and must give 0 at -inf, not
-/// `0 * -inf`), so that tests exercise the parameters as well as the defaults.
-pub const OTHER_PARAMETERS: [Activation; 10] = [
+/// `beta = 0` of Swish, which is `x / 2`, a leaky ReLU of slope 0, which is ReLU and must give 0 at -inf, not
+/// `0 * -inf`, and a hardshrink with a negative lambd, which maps nothing to 0), so that tests exercise the
+/// parameters as well as the defaults. (Softshrink with `lambd = 0` is the identity with `f'(0) = 0`, PyTorch's
+/// mask, which no finite difference gives: `tests/activations.rs` checks it apart.)
+pub const OTHER_PARAMETERS: [Activation; 13] = [
     Activation::LeakyRelu {
         negative_slope: 0.2,
     },
@@ -132,6 +134,9 @@ pub const OTHER_PARAMETERS: [Activation; 10] = [
         min_val: -2.0,
         max_val: 3.0,
     },
+    Activation::Hardshrink { lambd: 1.5 },
+    Activation::Hardshrink { lambd: -1.0 },
+    Activation::Softshrink { lambd: 2.0 },
 ];
 
 /// The tolerance of an activation in a pass on general inputs. Every activation meets [`F32_ELEMENTWISE`]
