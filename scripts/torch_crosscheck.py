@@ -15,7 +15,9 @@ type); each table also shows PyTorch's own error in the storage type on the CPU,
   f32 at 1e-8 <= |x| <= 1e-3; a forward value of the wrong sign fails at any magnitude. So results below about
   1e-6 are checked for sign, not digits: PyTorch's float64 formulas lose some tails to cancellation themselves
   (GELU's 1 + erf(x / sqrt 2) is 0 from x = -8.5, sigmoid's s (1 - s) from x = 37), and the crate's own f64
-  reference proves those digits. An infinity where the reference has one, NaN exactly where it has one, except
+  reference proves those digits. Tanhshrink's differences x - tanh(x) and dy - dy (1 - tanh^2) cancel at small
+  |x| (every digit of y below 1e-8), inside the no-slack range, so there (|x| < 1e-2) its reference is mpmath's
+  at 50 digits (`tanhshrink_exact`). An infinity where the reference has one, NaN exactly where it has one, except
   what the README's numerical policy promises instead, counted and checked, not failed: at x = +-inf, where
   PyTorch forms 0 * inf = NaN, the limit, compared with PyTorch's float64 value at x = +-1e30 (an infinity
   where that value grows with x); and NaN out for a NaN x or dy or an infinite dy times a zero derivative, where
@@ -71,7 +73,28 @@ def activation(spec):
         "hardsigmoid": F.hardsigmoid,
         "hardswish": F.hardswish,
         "relu_squared": lambda x: F.relu(x) ** 2,
+        "hardshrink": lambda x: F.hardshrink(x, p[0] if p else 0.5),
+        "softshrink": lambda x: F.softshrink(x, p[0] if p else 0.5),
+        "tanhshrink": F.tanhshrink,
     }[name]
+
+
+def tanhshrink_exact(x64, dy64, torch_out):
+    """PyTorch's float64 (y, dx) of tanhshrink, but where |x| < 1e-2 (and dy is finite) x - tanh(x) and
+    dy tanh(x)^2 at 50 digits (mpmath, which torch's sympy brings): PyTorch forms both as differences, x - tanh(x)
+    and dy - dy (1 - tanh^2(x)), which cancel there in float64 too (every digit of y below |x| = 1e-8, 4% of dx at
+    1e-8), and the README's rule has no absolute slack for 1e-8 <= |x| <= 1e-3."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    y, dx = (np.array(t, dtype=np.float64) for t in torch_out)
+    for i, v in enumerate(x64):
+        if np.isfinite(v) and abs(v) < 1e-2:
+            t = mpmath.tanh(mpmath.mpf(float(v)))
+            y[i] = float(mpmath.mpf(float(v)) - t)
+            if np.isfinite(dy64[i]):
+                dx[i] = float(mpmath.mpf(float(dy64[i])) * t * t)
+    return y, dx
 
 
 def run_activation(f, x, dy, dtype):
@@ -121,6 +144,8 @@ def activation_rows(st, failures):
             x, dy = st.get_tensor(f"{key}/x").numpy(), st.get_tensor(f"{key}/dy").numpy()
             x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
             exact64 = run_activation(f, x64, dy64, torch.float64)
+            if spec == "tanhshrink":
+                exact64 = tanhshrink_exact(x64, dy64, exact64)
             proxy = np.where(np.isinf(x64), np.sign(x64) * LIMIT_PROXY, x64)
             limit64 = run_activation(f, proxy, dy64, torch.float64)
             same = run_activation(f, x, dy, TORCH_DTYPE[dtype])
