@@ -16,8 +16,8 @@ type); each table also shows PyTorch's own error in the storage type on the CPU,
   1e-6 are checked for sign, not digits: PyTorch's float64 formulas lose some tails to cancellation themselves
   (GELU's 1 + erf(x / sqrt 2) is 0 from x = -8.5, sigmoid's s (1 - s) from x = 37), and the crate's own f64
   reference proves those digits. Tanhshrink's differences x - tanh(x) and dy - dy (1 - tanh^2) cancel at small
-  |x| (every digit of y below 1e-8), inside the no-slack range, so there (|x| < 1e-2) its reference is mpmath's
-  at 50 digits (`tanhshrink_exact`). An infinity where the reference has one, NaN exactly where it has one, except
+  |x| (every digit of y below 1e-8), inside the no-slack range, and the second is inf - inf for an infinite dy,
+  so there (|x| < 1e-2, or dy infinite) its reference is mpmath's at 120 digits (`tanhshrink_exact`). An infinity where the reference has one, NaN exactly where it has one, except
   what the README's numerical policy promises instead, counted and checked, not failed: at x = +-inf, where
   PyTorch forms 0 * inf = NaN, the limit, compared with PyTorch's float64 value at x = +-1e30 (an infinity
   where that value grows with x); and NaN out for a NaN x or dy or an infinite dy times a zero derivative, where
@@ -30,6 +30,7 @@ type); each table also shows PyTorch's own error in the storage type on the CPU,
 Exit status 1 if any case fails.
 """
 import json
+import math
 import sys
 
 import numpy as np
@@ -80,20 +81,29 @@ def activation(spec):
 
 
 def tanhshrink_exact(x64, dy64, torch_out):
-    """PyTorch's float64 (y, dx) of tanhshrink, but where |x| < 1e-2 (and dy is finite) x - tanh(x) and
-    dy tanh(x)^2 at 50 digits (mpmath, which torch's sympy brings): PyTorch forms both as differences, x - tanh(x)
-    and dy - dy (1 - tanh^2(x)), which cancel there in float64 too (every digit of y below |x| = 1e-8, 4% of dx at
-    1e-8), and the README's rule has no absolute slack for 1e-8 <= |x| <= 1e-3."""
+    """PyTorch's float64 (y, dx) of tanhshrink, but x - tanh(x) and dy tanh(x)^2 from mpmath (which torch's sympy
+    brings) at 120 digits where |x| < 1e-2, and dy tanh(x)^2 wherever dy is infinite and x finite. PyTorch forms
+    both as differences, x - tanh(x) and dy - dy (1 - tanh^2(x)): near 0 they cancel in float64 too (every digit of
+    y below |x| = 1e-8, 4% of dx at 1e-8), where the README's rule has no absolute slack for
+    1e-8 <= |x| <= 1e-3 (120 digits keep x^3 / 3 beside x down to f32's smallest subnormal); and for an infinite
+    dy the backward's difference is inf - inf = NaN, where the product is +-inf (NaN at x = 0, inf * 0, as the
+    README's policy has it). A zero keeps x's sign (tanhshrink is odd), as mpmath's zeros cannot."""
     import mpmath
 
-    mpmath.mp.dps = 50
+    mpmath.mp.dps = 120
     y, dx = (np.array(t, dtype=np.float64) for t in torch_out)
     for i, v in enumerate(x64):
-        if np.isfinite(v) and abs(v) < 1e-2:
-            t = mpmath.tanh(mpmath.mpf(float(v)))
-            y[i] = float(mpmath.mpf(float(v)) - t)
-            if np.isfinite(dy64[i]):
-                dx[i] = float(mpmath.mpf(float(dy64[i])) * t * t)
+        if not np.isfinite(v):
+            continue
+        small, infinite_dy = abs(v) < 1e-2, np.isinf(dy64[i])
+        if not (small or infinite_dy):
+            continue
+        t = mpmath.tanh(mpmath.mpf(float(v)))
+        if small:
+            y[i] = math.copysign(float(mpmath.mpf(float(v)) - t), v) if v != 0 else v
+        if np.isfinite(dy64[i]) and small or infinite_dy:
+            d = mpmath.mpf(float(dy64[i])) * t * t
+            dx[i] = float("nan") if mpmath.isnan(d) else float(d)
     return y, dx
 
 
