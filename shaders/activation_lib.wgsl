@@ -282,8 +282,8 @@ fn gelu_tanh_arg(x: f32) -> f32 {
 }
 
 /// x - tanh(x). For |x| < 1, x^3 p(x^2) with p a degree-6 polynomial fitted to (x - tanh x) / x^3 on [0, 1] in
-/// 40-digit arithmetic (mpmath `chebyfit`; 2.0e-8 absolute error, under 6e-8 of p's least value 0.35 before f32
-/// rounding, 2.4e-7 relative after it, emulated over 1e5 points): the difference would cancel there, every digit
+/// 40-digit arithmetic (mpmath `chebyfit`; 2.0e-8 absolute error, at most 9e-8 relative as p falls from 1/3 to
+/// 1 - tanh 1 = 0.238, before f32 rounding; 2.4e-7 relative after it, emulated over 1e5 points): the difference would cancel there, every digit
 /// below |x| = 1e-4 in f32. From |x| = 1 the difference, which cancels by at most a factor of 3.2 there. +-inf gives
 /// itself, its limit.
 fn tanhshrink_f(x: f32) -> f32 {
@@ -353,7 +353,8 @@ fn act_forward(x: f32) -> f32 {
         case ACT_HARDSHRINK: { y = select(x, 0.0, abs(x) <= P0); }
         case ACT_SOFTSHRINK: {
             // x - lambd sign(x) outside [-lambd, lambd] (lambd >= 0), one rounding; +-inf give themselves. Inside,
-            // a zero of x's sign, as PyTorch's kernel gives (x * 0); hardshrink's is +0, as PyTorch's.
+            // a zero of x's sign, as PyTorch's scalar and CUDA code give (x * 0; its vectorised CPU code gives
+            // +0); hardshrink's is +0, PyTorch's constant.
             let moved = select(x + P0, x - P0, x > 0.0);
             let zero = bitcast<f32>(bitcast<u32>(x) & 0x80000000u);
             y = select(select(moved, x, is_inf(x)), zero, abs(x) <= P0);
@@ -424,7 +425,7 @@ fn act_derivative(x: f32) -> f32 {
             // The kinks take current PyTorch's choice (pytorch/pytorch#147801): 0 at x = -3, 1 at x = 3.
             return select(select(x / 3.0 + 0.5, 1.0, x >= 3.0), 0.0, x <= -3.0 || x == -1.5);
         }
-        // One case per activation: src/specialize.rs keeps a pipeline's own case by its single selector.
+        // One case per activation, as tests/reference.rs counts them (src/specialize.rs would keep a shared one).
         case ACT_HARDSHRINK: { return select(1.0, 0.0, abs(x) <= P0); }
         case ACT_SOFTSHRINK: { return select(1.0, 0.0, abs(x) <= P0); }
         case ACT_TANHSHRINK: {

@@ -7,7 +7,7 @@ use crate::{DType, Error, Intensity, Result};
 
 /// An activation function with its parameters. Constructors with PyTorch's defaults: [`Activation::leaky_relu`],
 /// [`Activation::elu`], [`Activation::celu`], [`Activation::swish`], [`Activation::softplus`],
-/// [`Activation::hardtanh`].
+/// [`Activation::hardtanh`], [`Activation::hardshrink`], [`Activation::softshrink`].
 ///
 /// Backward always means `dx = dy * f'(x)`, with the derivative at kinks as PyTorch defines it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,15 +91,16 @@ pub enum Activation {
         lambd: f32,
     },
     /// Soft shrinkage: `f(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0` (a zero of x's sign, as
-    /// PyTorch's; default lambd 0.5, which must not be negative); `f'(x) = 0 if |x| <= lambd else 1`. One of the
+    /// PyTorch's scalar and CUDA code give it, where its vectorised CPU code gives +0; default lambd 0.5, which
+    /// must not be negative); `f'(x) = 0 if |x| <= lambd else 1`. One of the
     /// shrinkage functions.
     Softshrink {
         /// The amount every value is moved towards 0 (and the half-width of the interval mapped to 0).
         lambd: f32,
     },
     /// `f(x) = x - tanh(x)`; `f'(x) = tanh^2(x)`. Computed without the cancellation of the difference near 0, where
-    /// `f(x) = x^3/3 - 2 x^5/15 + ...` (PyTorch's `x - tanh(x)` in f32 loses every digit below `|x|` = 1e-4). One
-    /// of the shrinkage functions.
+    /// `f(x) = x^3/3 - 2 x^5/15 + ...` (PyTorch's `x - tanh(x)` in f32 loses every digit below `|x|` = 1e-4), and
+    /// odd: a zero of x's sign for a tiny x (PyTorch's difference gives +0). One of the shrinkage functions.
     Tanhshrink,
     /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL, its f64 reference
     /// and its name ([`Activation::name`]) are looked up by `id`. Not in [`Activation::ALL`].

@@ -495,8 +495,9 @@ fn learnable_elu_with_a_large_alpha_keeps_normal_derivatives() {
 
 /// Zero results carry the sign IEEE arithmetic of PyTorch's formula gives in f32: x * g = -0 for x < 0 where a
 /// gate g underflows to 0 (GELU, SiLU, ..., and a slope of 0), tanh(-0) = -0, hardswish = x * 0 / 6 = -0 for
-/// x <= -3, softshrink = x * 0 inside [-lambd, lambd], tanhshrink(-0) = -0; a zero of x's sign at -inf too, where
-/// PyTorch forms NaN and the kernels give the limit. The zeros of the positive activations (softplus, sigmoid,
+/// x <= -3, softshrink = x * 0 inside [-lambd, lambd] (PyTorch's scalar code; its vectorised CPU code gives +0);
+/// a zero of x's sign at -inf too, where PyTorch forms NaN and the kernels give the limit; and tanhshrink, odd,
+/// -0 at -0 (x^3 p, where PyTorch's x - tanh(x) gives +0). The zeros of the positive activations (softplus, sigmoid,
 /// log-sigmoid of a large x, hardsigmoid, relu of x < 0) are +0, and hardshrink's, PyTorch's constant 0.
 /// `relu(-0)` is left out: max(-0, 0) is either zero in WGSL, and PyTorch itself gives -0 on the CPU and +0 on
 /// CUDA.

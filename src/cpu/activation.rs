@@ -149,7 +149,8 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             } else if x < -p0 {
                 x + p0
             } else {
-                // A zero of x's sign, as PyTorch's `x * 0` (hardshrink's is +0).
+                // A zero of x's sign, as PyTorch's scalar and CUDA `x * 0` (its vectorised CPU code gives +0;
+                // hardshrink's is +0 everywhere).
                 0.0f64.copysign(x)
             }
         }

@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | He (Kaiming) | `2 / fan_in` | `sqrt(6 / fan_in)` | rectifier-like: ReLU, ReLU6, leaky ReLU, squared ReLU, ELU, CELU, GELU (both), QuickGELU, SiLU, Swish, Mish, Softplus, HardSwish |
 //! | LeCun | `1 / fan_in` | `sqrt(3 / fan_in)` | SELU (self-normalising needs it) |
-//! | Xavier (Glorot) | `2 / (fan_in + fan_out)` | `sqrt(6 / (fan_in + fan_out))` | everything else: identity (the output layer), tanh, sigmoid, softsign, hardtanh, hardsigmoid, log-sigmoid, custom |
+//! | Xavier (Glorot) | `2 / (fan_in + fan_out)` | `sqrt(6 / (fan_in + fan_out))` | everything else: identity (the output layer), tanh, sigmoid, softsign, hardtanh, hardsigmoid, log-sigmoid, the shrinkage functions (hardshrink, softshrink, tanhshrink), custom |
 //!
 //! The draws come from SplitMix64 seeded with `seed`, layer by layer, row-major over `W [fan_in, fan_out]`,
 //! computed in f64 and rounded once to f32: the same seed gives the same bits on every machine.

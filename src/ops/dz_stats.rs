@@ -11,7 +11,8 @@
 //! neither. The threshold is absolute: it compares the factor by which the activation scales a gradient with
 //! 1e-3, whatever the activation's largest slope (0.25 for sigmoid, 1 for tanh and the rectifiers). It is not a
 //! tail test: where a non-monotone activation's slope crosses 0 (GELU near z = -0.75, SiLU -1.28, Mish -1.19,
-//! HardSwish -1.5) a narrow band counts as saturated too.
+//! HardSwish -1.5) a narrow band counts as saturated too, and so does tanhshrink's flat middle, `f'(z) = tanh^2 z`
+//! below 1e-3 for |z| < 0.032.
 //!
 //! and for every unit (column of Z, the layer's last dimension) whether any row gave it a nonzero `f'(z)`, and
 //! whether any gave it `|f'(z)| >= SATURATION_THRESHOLD`: a unit that none did is dead for the whole batch (the
