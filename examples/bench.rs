@@ -230,7 +230,14 @@ fn parse_args() -> Result<Args, String> {
                 "{a} is given twice: give it once (its last value would silently win); {USAGE}"
             ));
         }
-        let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
+        // A value that is itself an option (`--sizes --json`) means the value was forgotten.
+        let mut value = || match it.next() {
+            Some(v) if v.starts_with("--") => {
+                Err(format!("{a} needs a value, not the option {v}; {USAGE}"))
+            }
+            Some(v) => Ok(v),
+            None => Err(format!("{a} needs a value; {USAGE}")),
+        };
         match a.as_str() {
             "--quick" => {}
             "--json" => args.json = true,

@@ -62,7 +62,14 @@ fn parse_args() -> Result<Args, String> {
         if a != "--time" {
             training_flags.push(a.clone());
         }
-        let mut value = || it.next().ok_or(format!("{a} needs a value; {USAGE}"));
+        // A value that is itself an option (`--epochs --time`) means the value was forgotten.
+        let mut value = || match it.next() {
+            Some(v) if v.starts_with("--") => {
+                Err(format!("{a} needs a value, not the option {v}; {USAGE}"))
+            }
+            Some(v) => Ok(v),
+            None => Err(format!("{a} needs a value; {USAGE}")),
+        };
         let mut count = |max: u64| -> Result<u64, String> {
             let v = value()?;
             v.parse::<u64>()

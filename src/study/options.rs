@@ -351,10 +351,14 @@ impl Options {
                 }
                 _ => {}
             }
-            let value = |it: &mut std::slice::Iter<String>| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| usage(format!("{flag} needs a value")))
+            // A value that is itself an option (`--out --quick`) means the value was forgotten: taken as one, it
+            // named a directory `--quick`.
+            let value = |it: &mut std::slice::Iter<String>| match it.next() {
+                Some(v) if v.starts_with("--") => {
+                    Err(usage(format!("{flag} needs a value, not the option {v}")))
+                }
+                Some(v) => Ok(v.clone()),
+                None => Err(usage(format!("{flag} needs a value"))),
             };
             match flag.as_str() {
                 "--dataset" => o.dataset = data_source(&value(&mut it)?)?,
@@ -881,12 +885,22 @@ mod tests {
             "--quick --activations gelu --all",
             "--out Cargo.toml",
             "--out Cargo.toml/sub",
+            "--out --quick",
+            "--epochs --seeds 2",
         ] {
             assert!(
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
                 "{bad}"
             );
         }
+        // A forgotten value is named as such, not taken to be the next option.
+        let Err(StudyError::Usage(why)) = Options::parse(&args("--quick --out --quick")) else {
+            panic!("--out --quick was accepted")
+        };
+        assert!(
+            why.contains("--out needs a value, not the option --quick"),
+            "{why}"
+        );
         // An empty --out would write into the working directory.
         assert!(matches!(
             Options::parse(&["--out".to_string(), String::new()]),
@@ -927,12 +941,17 @@ mod tests {
             panic!("a sweep")
         };
         assert_eq!(o.lr_sweep, [0.01, 0.003]);
-        // `--quick` as the value of `--out` names a directory; it does not turn quick mode on.
-        let Ok(Command::Run(o)) = Options::parse(&args("--out --quick")) else {
+        // An option where a value belongs is refused (the value was forgotten; taken as a value, `--quick` named
+        // a directory), and a directory of that name is still reachable as a path, without turning quick on.
+        assert!(matches!(
+            Options::parse(&args("--out --quick")),
+            Err(StudyError::Usage(_))
+        ));
+        let Ok(Command::Run(o)) = Options::parse(&args("--out ./--quick")) else {
             panic!("a run")
         };
         assert!(!o.quick);
-        assert_eq!(o.out.as_deref(), Some(std::path::Path::new("--quick")));
+        assert_eq!(o.out.as_deref(), Some(std::path::Path::new("./--quick")));
         assert!(matches!(
             Options::parse(&args("--epochs 3 --help")),
             Ok(Command::Help)
