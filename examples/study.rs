@@ -98,7 +98,18 @@ fn prepare(options: &Options) -> Result<Dataset, StudyError> {
         })?;
     }
     // So is a dataset file that cannot be read or used.
-    options.dataset()
+    let dataset = options.dataset()?;
+    // A batch larger than the training set is one step an epoch over all of it, which the setup line's "batch"
+    // would not say.
+    let rows = dataset.train_y.len();
+    if options.batch > rows {
+        tell!(
+            "note: --batch {} is more than the {rows} training rows: every step takes all of them, one step an \
+             epoch",
+            options.batch
+        );
+    }
+    Ok(dataset)
 }
 
 /// Runs the study (or the learning-rate sweep) of `options` on `dataset`, printing as it goes.
