@@ -377,18 +377,39 @@ impl Plan {
     }
 }
 
+/// The largest element count [`parse_size`] takes, 2^47 (512 TiB of f32; any adapter refuses far less, as a
+/// typed error), or `usize::MAX` where that is less.
+pub const MAX_SIZE: u64 = 1 << 47;
+
 /// An element count as `bench --sizes` and the criterion benches' `ACTGPU_BENCH_ELEMENTS` take it: a positive
-/// integer (`65536`) or a power of two `2^k` with `k < 48` (`2^16`). 0 is refused: it would time an empty dispatch.
+/// integer (`65536`) or a power of two `2^k` (`2^16`), at most [`MAX_SIZE`] either way. 0 is refused: it would
+/// time an empty dispatch.
 pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     let bad = || format!("bad size {s:?}: give a positive element count, e.g. 65536 or 2^16");
-    match s.trim().split_once('^') {
+    let too_large = || format!("size {s:?} is past the largest, 2^47 ({MAX_SIZE} elements)");
+    let n: u64 = match s.trim().split_once('^') {
         Some(("2", k)) => {
             let k: u32 = k.parse().map_err(|_| bad())?;
-            1usize.checked_shl(k).filter(|_| k < 48).ok_or_else(bad)
+            1u64.checked_shl(k).unwrap_or(u64::MAX)
         }
-        Some(_) => Err(bad()),
-        None => s.trim().parse().ok().filter(|&n| n > 0).ok_or_else(bad),
-    }
+        Some(_) => return Err(bad()),
+        None => {
+            let digits = s.trim();
+            match digits.parse::<u64>() {
+                Ok(0) => return Err(bad()),
+                Ok(n) => n,
+                // All digits but past u64: a count, only too large.
+                Err(_) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    u64::MAX
+                }
+                Err(_) => return Err(bad()),
+            }
+        }
+    };
+    usize::try_from(n)
+        .ok()
+        .filter(|_| n <= MAX_SIZE)
+        .ok_or_else(too_large)
 }
 
 /// [`measure_alternating`] over one piece of work per item of `items`, recorded by `record(item, encoder, rep)`.
@@ -416,8 +437,15 @@ mod tests {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("2^24"), Ok(1 << 24));
         assert_eq!(parse_size("2^0"), Ok(1));
-        for bad in ["0", "2^48", "3^4", "-1", "", "2^", "1e6"] {
+        assert_eq!(parse_size("2^47"), Ok(1 << 47));
+        assert_eq!(parse_size("140737488355328"), Ok(1 << 47));
+        for bad in ["0", "2^48", "3^4", "-1", "", "2^", "1e6", "140737488355329"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        // A count past the largest says so, rather than asking for a positive count.
+        for large in ["2^48", "2^99", "140737488355329", "99999999999999999999999"] {
+            let why = parse_size(large).unwrap_err();
+            assert!(why.contains("past the largest"), "{large}: {why}");
         }
     }
 }
