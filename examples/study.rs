@@ -55,6 +55,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Widths this adapter cannot hold are the caller's mistake too, found before the first run.
+    let max_binding = gpu.limits().max_storage_buffer_binding_size;
+    if let Err(e) = options.check_weights_fit(&dataset, max_binding) {
+        tell!("error: {e}");
+        return ExitCode::from(2);
+    }
     match study(&gpu, &options, &dataset, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => failed(&e),

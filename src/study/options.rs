@@ -549,6 +549,38 @@ impl Options {
         }
     }
 
+    /// Whether every candidate's network fits a device whose largest storage binding is `max_binding` bytes:
+    /// the products bind each layer's f32 weight `[fan_in, linear width]` whole. Checked once the adapter is
+    /// known, before any run, so that widths it cannot hold are a usage error naming `--hidden` (status 2), not
+    /// the first run's `Mlp::new` failing ([`crate::Error::LimitExceeded`], status 1).
+    pub fn check_weights_fit(&self, dataset: &Dataset, max_binding: u64) -> Result<(), StudyError> {
+        for &c in &self.activations {
+            let mut sizes = vec![dataset.features];
+            sizes.extend(self.hidden_for(c, dataset));
+            sizes.push(dataset.classes);
+            let hidden_layers = sizes.len() - 2;
+            for (l, io) in sizes.windows(2).enumerate() {
+                let width = if l < hidden_layers {
+                    c.hidden().linear_width(io[1])
+                } else {
+                    io[1]
+                };
+                let bytes = io[0] as u128 * width as u128 * 4;
+                if bytes > u128::from(max_binding) {
+                    let hidden: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
+                    return Err(usage(format!(
+                        "--hidden {}: {c}'s layer {} has a weight of [{}, {width}] f32, {bytes} bytes, past this \
+                         adapter's largest storage binding ({max_binding} bytes)",
+                        hidden.join(","),
+                        l + 1,
+                        io[0]
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The network and schedule of `candidate`'s runs: [`Options::train_config`] with
     /// [`Options::hidden_for`]'s widths.
     pub fn config_for(&self, candidate: Candidate, dataset: &Dataset) -> TrainConfig {
@@ -933,6 +965,35 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn widths_past_a_binding_are_a_usage_error_naming_hidden() {
+        let o = Options::quick();
+        let d = o.dataset().unwrap();
+        o.check_weights_fit(&d, 128 << 20).unwrap();
+        let Command::Run(wide) = Options::parse(&args("--quick --hidden 65536,65536")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        // 65536 x 65536 f32 is 16 GiB; a 128 MiB binding holds neither it nor, for a gated kind, twice it.
+        let Err(StudyError::Usage(why)) = wide.check_weights_fit(&d, 128 << 20) else {
+            panic!("16 GiB weights fit a 128 MiB binding")
+        };
+        assert!(
+            why.starts_with(
+                "--hidden 65536,65536: relu's layer 2 has a weight of [65536, 65536] f32"
+            ),
+            "{why}"
+        );
+        // A gated layer's linear map is twice as wide: [2, 2u] must fit too.
+        let Command::Run(gated) =
+            Options::parse(&args("--quick --hidden 8 --activations glu")).unwrap()
+        else {
+            panic!("not a run")
+        };
+        gated.check_weights_fit(&d, 2 * 16 * 4).unwrap();
+        assert!(gated.check_weights_fit(&d, 2 * 16 * 4 - 1).is_err());
     }
 
     #[test]
