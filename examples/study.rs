@@ -15,8 +15,9 @@
 //! Printing never stops the study: once standard output is closed (piped into `head`, say), the lines are dropped
 //! and the runs go on to write their `--out` files, each study's as soon as it finishes.
 //!
-//! Exits 0 when the study ran, 2 on a bad option, a dataset file that cannot be read or used, or no adapter (as
-//! `train`, `validate` and `bench` do), 1 when the GPU fails during the runs or an output cannot be written.
+//! Exits 0 when the study ran, 2 on a bad option (hidden widths whose weights the adapter cannot bind included), a
+//! dataset file that cannot be read or used, or no adapter (as `train`, `validate` and `bench` do), 1 when the GPU
+//! fails during the runs or an output cannot be written.
 
 use std::process::ExitCode;
 
