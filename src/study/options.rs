@@ -233,6 +233,12 @@ fn data_source(v: &str) -> Result<DataSource, StudyError> {
     if csv_name || path.is_file() {
         return Ok(DataSource::Csv(path));
     }
+    // Something is there, but not a file to read rows from (a directory, /dev/null): say so, not "unknown".
+    if path.exists() {
+        return Err(usage(format!(
+            "--dataset '{v}' is not a regular file (a CSV file, or spirals, moons, circles, checkerboard)"
+        )));
+    }
     Err(usage(format!(
         "unknown dataset '{v}' (spirals, moons, circles, checkerboard, or a CSV file)"
     )))
@@ -924,6 +930,14 @@ mod tests {
                 matches!(Options::parse(&args(bad)), Err(StudyError::Usage(_))),
                 "{bad}"
             );
+        }
+        // A path that exists but holds no rows is named as such.
+        for v in ["/dev/null", "src"] {
+            let Err(StudyError::Usage(why)) = Options::parse(&args(&format!("--dataset {v}")))
+            else {
+                panic!("--dataset {v} was accepted")
+            };
+            assert!(why.contains("is not a regular file"), "{why}");
         }
         // A forgotten value is named as such, not taken to be the next option.
         let Err(StudyError::Usage(why)) = Options::parse(&args("--quick --out --quick")) else {
