@@ -357,11 +357,18 @@ impl Options {
                 }
                 _ => {}
             }
-            // A value that is itself an option (`--out --quick`) means the value was forgotten: taken as one, it
-            // named a directory `--quick`.
+            // A value that is itself an option (`--out --quick`, `--out -h`) means the value was forgotten: taken
+            // as one, it named a directory `--quick`. A path of that name is still reachable as `./--quick`.
             let value = |it: &mut std::slice::Iter<String>| match it.next() {
-                Some(v) if v.starts_with("--") => {
-                    Err(usage(format!("{flag} needs a value, not the option {v}")))
+                Some(v) if v.starts_with("--") || v == "-h" => {
+                    let path = if matches!(flag.as_str(), "--out" | "--dataset") {
+                        format!(" (a path that starts with - can be given as ./{v})")
+                    } else {
+                        String::new()
+                    };
+                    Err(usage(format!(
+                        "{flag} needs a value, not the option {v}{path}"
+                    )))
                 }
                 Some(v) => Ok(v.clone()),
                 None => Err(usage(format!("{flag} needs a value"))),
@@ -575,8 +582,8 @@ impl Options {
                 if bytes > u128::from(max_binding) {
                     let hidden: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
                     return Err(usage(format!(
-                        "--hidden {}: {c}'s layer {} has a weight of [{}, {width}] f32, {bytes} bytes, past this \
-                         adapter's largest storage binding ({max_binding} bytes)",
+                        "--hidden {}: {c}'s layer {} has a weight of [{}, {width}] f32, {bytes} bytes, past the \
+                         largest storage binding on this adapter ({max_binding} bytes)",
                         hidden.join(","),
                         l + 1,
                         io[0]
@@ -1018,10 +1025,12 @@ mod tests {
         assert_eq!(o.lr_sweep, [0.01, 0.003]);
         // An option where a value belongs is refused (the value was forgotten; taken as a value, `--quick` named
         // a directory), and a directory of that name is still reachable as a path, without turning quick on.
-        assert!(matches!(
-            Options::parse(&args("--out --quick")),
-            Err(StudyError::Usage(_))
-        ));
+        for forgotten in ["--out --quick", "--out -h", "--dataset --quick"] {
+            assert!(
+                matches!(Options::parse(&args(forgotten)), Err(StudyError::Usage(_))),
+                "{forgotten}"
+            );
+        }
         let Ok(Command::Run(o)) = Options::parse(&args("--out ./--quick")) else {
             panic!("a run")
         };
