@@ -283,9 +283,9 @@ fn gelu_tanh_arg(x: f32) -> f32 {
 
 /// x - tanh(x). For |x| < 1, x^3 p(x^2) with p a degree-6 polynomial fitted to (x - tanh x) / x^3 on [0, 1] in
 /// 40-digit arithmetic (mpmath `chebyfit`; 2.0e-8 absolute error, at most 9e-8 relative as p falls from 1/3 to
-/// 1 - tanh 1 = 0.238, before f32 rounding; 2.4e-7 relative after it, emulated over 1e5 points): the difference would cancel there, every digit
-/// below |x| = 1e-4 in f32. From |x| = 1 the difference, which cancels by at most a factor of 3.2 there. +-inf gives
-/// itself, its limit.
+/// 1 - tanh 1 = 0.238, before f32 rounding; 2.4e-7 relative after it, emulated over 1e5 points): the difference
+/// would cancel there, every digit below |x| = 1e-4 in f32. From |x| = 1 the difference, which cancels by at most
+/// a factor of 3.2 there. +-inf gives itself, its limit.
 fn tanhshrink_f(x: f32) -> f32 {
     let s = x * x;
     var p = fma(0.00042069549090228975, s, -0.0025104593951255083);

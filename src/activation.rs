@@ -92,8 +92,7 @@ pub enum Activation {
     },
     /// Soft shrinkage: `f(x) = x - lambd if x > lambd, x + lambd if x < -lambd, else 0` (a zero of x's sign, as
     /// PyTorch's scalar and CUDA code give it, where its vectorised CPU code gives +0; default lambd 0.5, which
-    /// must not be negative); `f'(x) = 0 if |x| <= lambd else 1`. One of the
-    /// shrinkage functions.
+    /// must not be negative); `f'(x) = 0 if |x| <= lambd else 1`. One of the shrinkage functions.
     Softshrink {
         /// The amount every value is moved towards 0 (and the half-width of the interval mapped to 0).
         lambd: f32,
@@ -261,9 +260,8 @@ impl Activation {
     /// given that the operand carrying the value (`x` forward, `dy` backward) has type `value`. True for
     /// identity, relu, relu6, hardtanh and hardshrink when `value == out`: the forward returns its input, 0 or a
     /// bound (the hardtanh bounds must be representable in `out`), the backward `dy * f'(x)` with `f'` 0 or 1; and
-    /// for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit
-    /// kernels then store without rounding, which would change nothing (a NaN stays a NaN: it is an input's or
-    /// the kernel's quiet one).
+    /// for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit kernels then store without
+    /// rounding, which would change nothing (a NaN stays a NaN: it is an input's or the kernel's quiet one).
     pub(crate) fn stores_exactly(self, backward: bool, value: DType, out: DType) -> bool {
         if value != out {
             return false;
