@@ -31,7 +31,8 @@
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
-//! last value would silently win. `--copy-mib` below 32 warns on stderr: two buffers that small may fit a
+//! last value would silently win; `--sizes`, `--shape`, `--matmul` or `--ce-wide-rows` where no chosen kernel
+//! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two buffers that small may fit a
 //! last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
@@ -354,6 +355,18 @@ fn parse_args() -> Result<Args, String> {
         eprintln!(
             "bench: warning: --copy-mib {copy_mib} is below {MIN_COPY_MIB}: the copy may run in a cache, and the \
              copy ceiling then measures the cache rather than memory"
+        );
+    }
+    // An option that sets something no chosen kernel uses changes nothing: say so rather than let the run look
+    // as if it had applied.
+    let given: Vec<&str> = raw
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--"))
+        .collect();
+    for (flag, what) in plan.ignored_options(&given) {
+        eprintln!(
+            "bench: note: {flag} sets {what}, which no chosen kernel uses: it changes nothing here"
         );
     }
     args.plan = plan;

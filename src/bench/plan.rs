@@ -139,6 +139,44 @@ impl Plan {
         }
     }
 
+    /// Of the options `given` (as `bench` spells them), those that set something no kernel of this plan uses,
+    /// each with what it sets: `--sizes` (the plain activations' element counts), `--shape` (the fused ops' and
+    /// comparisons' input), `--matmul` (the kernel of the products, dense layers and training steps) and
+    /// `--ce-wide-rows` (cross-entropy's kernel choice, in the loss rows and the training steps' loss). `bench`
+    /// notes them on stderr, since they change nothing in the run (`bench --kernels relu --shape 64x64` measured
+    /// relu as if the shape had not been given).
+    pub fn ignored_options<'a>(&self, given: &[&'a str]) -> Vec<(&'a str, &'static str)> {
+        let products = !(self.matmuls.is_empty()
+            && self.dense.is_empty()
+            && self.mlps.is_empty()
+            && self.dense_comparisons.is_empty());
+        given
+            .iter()
+            .filter_map(|&flag| {
+                let (used, what) = match flag {
+                    "--sizes" => (
+                        !self.activations.is_empty(),
+                        "the plain activations' element counts",
+                    ),
+                    "--shape" => (
+                        !(self.fused.is_empty() && self.comparisons.is_empty()),
+                        "the fused ops' and comparisons' input",
+                    ),
+                    "--matmul" => (
+                        products,
+                        "the kernel of the products, dense layers and training steps",
+                    ),
+                    "--ce-wide-rows" => (
+                        !(self.losses.is_empty() && self.mlps.is_empty()),
+                        "cross-entropy's kernel choice",
+                    ),
+                    _ => return None,
+                };
+                (!used).then_some((flag, what))
+            })
+            .collect()
+    }
+
     /// Measures every row of the plan on `timer`, calling `on_row` as each is done.
     pub fn run(&self, timer: &Timer, on_row: &mut dyn FnMut(Row)) -> Result<()> {
         let gpu = timer.gpu();
@@ -431,7 +469,37 @@ fn measure_each<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, MAX_SIZE};
+    use super::{parse_size, Plan, MAX_SIZE};
+
+    #[test]
+    fn options_no_chosen_kernel_uses_are_named() {
+        let only_relu = Plan {
+            activations: vec![crate::Activation::Relu],
+            fused: Vec::new(),
+            comparisons: Vec::new(),
+            dense_comparisons: Vec::new(),
+            matmuls: Vec::new(),
+            dense: Vec::new(),
+            mlps: Vec::new(),
+            losses: Vec::new(),
+            ..Plan::quick()
+        };
+        let given = [
+            "--sizes",
+            "--shape",
+            "--matmul",
+            "--ce-wide-rows",
+            "--samples",
+        ];
+        let ignored: Vec<&str> = only_relu
+            .ignored_options(&given)
+            .iter()
+            .map(|i| i.0)
+            .collect();
+        assert_eq!(ignored, ["--shape", "--matmul", "--ce-wide-rows"]);
+        // The whole default run uses every one of them.
+        assert!(Plan::default_run().ignored_options(&given).is_empty());
+    }
 
     #[test]
     fn sizes_parse_as_the_cli_and_the_criterion_benches_take_them() {
