@@ -32,8 +32,8 @@
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
 //! last value would silently win; `--sizes`, `--shape`, `--matmul` or `--ce-wide-rows` where no chosen kernel
-//! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two buffers that small may fit a
-//! last-level cache, and the copy ceiling would then be the cache's.
+//! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
+//! buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
 //! effect (the kernel that runs: `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256
@@ -62,6 +62,8 @@ use actgpu::{
     Activation, DType, F16Storage, Gated, Gpu, GpuOptions, LaunchConfig, Learnable, MatmulKernel,
 };
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/stdout.rs"]
 mod stdout;
 use stdout::emit;
@@ -226,19 +228,10 @@ fn parse_args() -> Result<Args, String> {
             a.as_str(),
             "--quick" | "--json" | "--markdown" | "--kernels" | "--only"
         );
-        if !repeatable && !seen.insert(a.as_str()) {
-            return Err(format!(
-                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
-            ));
+        if !repeatable {
+            cli::once(&mut seen, a, USAGE)?;
         }
-        // A value that is itself an option (`--sizes --json`) means the value was forgotten.
-        let mut value = || match it.next() {
-            Some(v) if v.starts_with("--") => {
-                Err(format!("{a} needs a value, not the option {v}; {USAGE}"))
-            }
-            Some(v) => Ok(v),
-            None => Err(format!("{a} needs a value; {USAGE}")),
-        };
+        let mut value = || cli::value(a, it.next(), USAGE);
         match a.as_str() {
             "--quick" => {}
             "--json" => args.json = true,

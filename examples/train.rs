@@ -21,6 +21,8 @@ use actgpu::datasets::spirals;
 use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/stdout.rs"]
 mod stdout;
 use stdout::emit;
@@ -53,23 +55,13 @@ fn parse_args() -> Result<Args, String> {
     let mut training_flags = Vec::new();
     let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
-        // A value flag given twice would silently keep its last value.
-        if matches!(a.as_str(), "--epochs" | "--seed" | "--activation") && !seen.insert(a.clone()) {
-            return Err(format!(
-                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
-            ));
+        if matches!(a.as_str(), "--epochs" | "--seed" | "--activation") {
+            cli::once(&mut seen, &a, USAGE)?;
         }
         if a != "--time" {
             training_flags.push(a.clone());
         }
-        // A value that is itself an option (`--epochs --time`) means the value was forgotten.
-        let mut value = || match it.next() {
-            Some(v) if v.starts_with("--") => {
-                Err(format!("{a} needs a value, not the option {v}; {USAGE}"))
-            }
-            Some(v) => Ok(v),
-            None => Err(format!("{a} needs a value; {USAGE}")),
-        };
+        let mut value = || cli::value(&a, it.next(), USAGE);
         let mut count = |max: u64| -> Result<u64, String> {
             let v = value()?;
             v.parse::<u64>()

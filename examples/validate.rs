@@ -49,6 +49,8 @@ use actgpu::verify::{
 };
 use actgpu::{Activation, DType, Gated, Gpu, GpuOptions, Learnable};
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/stdout.rs"]
 mod stdout;
 use stdout::say;
@@ -70,25 +72,15 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
-        // A value option given twice would silently keep its last value.
-        if matches!(a.as_str(), "--only" | "--dtype") && !seen.insert(a.clone()) {
-            return Err(format!(
-                "{a} is given twice: give it once (its last value would silently win); {USAGE}"
-            ));
+        if matches!(a.as_str(), "--only" | "--dtype") {
+            cli::once(&mut seen, &a, USAGE)?;
         }
         match a.as_str() {
             "--json" => args.json = true,
             "--minimum-limits" => args.minimum_limits = true,
-            "--only" => {
-                args.only = Some(
-                    it.next()
-                        .ok_or(format!("--only needs an op's name; {USAGE}"))?,
-                )
-            }
+            "--only" => args.only = Some(cli::value(&a, it.next(), USAGE)?),
             "--dtype" => {
-                let name = it
-                    .next()
-                    .ok_or(format!("--dtype needs f32, f16 or bf16; {USAGE}"))?;
+                let name = cli::value(&a, it.next(), USAGE)?;
                 args.dtypes =
                     vec![DType::from_name(&name)
                         .ok_or(format!("unknown dtype {name:?}; {USAGE}"))?];
