@@ -34,8 +34,9 @@ fn reference_derivatives_match_central_finite_differences() {
 /// tanh(u) at x = -10) from the textbook formulas (GELU `x erfc(-x / sqrt 2) / 2`, the tanh form with 0.044715,
 /// QuickGELU `x sigmoid(1.702 x)`, SELU's constants to 32 digits, leaky ReLU's slope the f32 0.01 the parameter holds,
 /// softplus `ln(1 + e^x)`, mish `x tanh(softplus x)`, ...), `f'` by mpmath's numerical differentiation, then rounded to
-/// f64; tanhshrink `x - tanh x`, which mpmath's digits keep exact at 1e-8. At the kinks (hardswish at +-3) `f'` is current PyTorch's choice (pytorch/pytorch#147801, checked with
-/// 2.15): `x / 3 + 1/2` on `(-3, 3)`, 0 at -3 and 1 at 3. Every activation of `Activation::ALL`, and the
+/// f64; tanhshrink `x - tanh x`, which mpmath's digits keep exact at 1e-8. At the kinks (hardswish at +-3) `f'`
+/// is current PyTorch's choice (pytorch/pytorch#147801, checked with 2.15): `x / 3 + 1/2` on `(-3, 3)`, 0 at -3
+/// and 1 at 3. Every activation of `Activation::ALL`, and the
 /// non-default parameters of `OTHER_PARAMETERS` with a closed form to pin.
 #[rustfmt::skip]
 const KNOWN: &[(Activation, f64, f64, f64)] = &[

@@ -160,9 +160,10 @@ impl Mlp {
     /// training checkpoint in memory, so that the next [`Mlp::train_step`] continues the saved run. The
     /// network's optimizer must keep the state the file holds (the same kind: SGD with momentum, or Adam /
     /// AdamW); its hyperparameters stay its own. Everything is checked before anything is written: no
-    /// `actgpu.step` or a bad one (not a whole number up to `u32::MAX`) is [`Error::InvalidSafetensors`]; a file saved from another network (its
-    /// `actgpu.sizes` or `actgpu.activations` differing from this one's: a checkpoint resumes the run it was
-    /// saved from) or for another kind of optimizer (`actgpu.optimizer`) [`Error::InvalidArgument`] naming both;
+    /// `actgpu.step` or a bad one (not a whole number up to `u32::MAX`) is [`Error::InvalidSafetensors`]; a file
+    /// saved from another network (its `actgpu.sizes` or `actgpu.activations` differing from this one's: a
+    /// checkpoint resumes the run it was saved from) or for another kind of optimizer (`actgpu.optimizer`)
+    /// [`Error::InvalidArgument`] naming both;
     /// a missing state tensor [`Error::MissingTensor`], one of the wrong shape [`Error::TensorShapeMismatch`],
     /// and a state tensor this network's optimizer does not keep [`Error::InvalidArgument`].
     pub fn load_training_checkpoint_bytes(&mut self, bytes: &[u8]) -> Result<()> {

@@ -83,11 +83,10 @@ pub const F32_TAIL: Tolerance = Tolerance {
 };
 
 /// The relative tolerance of the tails check of [`check_activation`] for an activation in a pass: [`F32_TAIL`]
-/// for those whose tails go through `exp` (the sigmoid, softplus, ELU and GELU families, mish, tanh) and for
-/// user-defined ones (whose formula is unknown), tanhshrink among them; for the rest (piecewise linear or
-/// rational: ReLU and its variants, hard*, hardshrink, softshrink, softsign, relu_squared, identity) the relative
-/// term of [`activation_tolerance`], `1e-5 |ref|`,
-/// with no absolute term.
+/// for those whose tails go through `exp` (the sigmoid, softplus, ELU and GELU families, mish, tanh, tanhshrink)
+/// and for user-defined ones (whose formula is unknown); for the rest (piecewise linear or rational: ReLU and its
+/// variants, hard*, hardshrink, softshrink, softsign, relu_squared, identity) the relative term of
+/// [`activation_tolerance`], `1e-5 |ref|`, with no absolute term.
 pub fn tail_tolerance(act: Activation, pass: Pass) -> Tolerance {
     // The activations without exp are the streaming ones (`Activation::intensity`).
     match act.intensity() {
@@ -152,9 +151,10 @@ pub const POISON: f32 = f32::from_bits(0x7f7f_dead);
 
 /// The bits written into 16-bit outputs before a kernel runs: a signalling NaN. Kernels that compute store only
 /// quiet NaNs, so an element still holding these bits was not written; the exact paths (identity, relu, relu6,
-/// hardtanh and hardshrink on 16-bit bits, softshrink's backward) copy an input's bits, a signalling NaN included, so a check that fed them these
-/// very bits would read its own input as unwritten. The checks' inputs come through `half`'s conversions, which
-/// quiet every NaN, so they never do (and the decoders never see a signalling NaN in them).
+/// hardtanh and hardshrink on 16-bit bits, softshrink's backward) copy an input's bits, a signalling NaN
+/// included, so a check that fed them these very bits would read its own input as unwritten. The checks' inputs
+/// come through `half`'s conversions, which quiet every NaN, so they never do (and the decoders never see a
+/// signalling NaN in them).
 pub const fn poison_bits(dtype: DType) -> u16 {
     match dtype {
         DType::F16 => 0x7d55,
