@@ -154,32 +154,52 @@ struct GradsOut<'a> {
 /// modest and fit a host device's default 128 MiB storage binding.
 const INFERENCE_PASS_BYTES: u64 = 64 << 20;
 
-/// Every layer's weight `[sizes[l], linear width]` in f32 must fit one storage binding (the products bind it
-/// whole): checked before [`init_layers`] draws it, so that a size too large is [`Error::LimitExceeded`] rather
-/// than a host allocation of that size.
+/// A layer weight too large for one storage binding ([`oversized_weight`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OversizedWeight {
+    /// The layer, from 0 (the input layer's weight).
+    pub layer: usize,
+    /// Its rows, `sizes[layer]` (the fan-in).
+    pub rows: usize,
+    /// Its columns, the layer's linear width (`2 units` for a gated layer, saturating at `usize::MAX`).
+    pub cols: usize,
+    /// Its bytes in f32, `u64::MAX` where the count passes that.
+    pub bytes: u64,
+}
+
+/// The first layer of a network with layer sizes `sizes` and hidden layers `hidden` (the output layer linear)
+/// whose f32 weight `[sizes[l], linear width]` passes `max_binding` bytes, if one does: the products bind a weight
+/// whole, so [`Mlp::new`] refuses such a network ([`Error::LimitExceeded`]) before drawing it, and the activation
+/// study before its first run.
+pub fn oversized_weight(
+    sizes: &[usize],
+    hidden: &[Hidden],
+    max_binding: u64,
+) -> Option<OversizedWeight> {
+    sizes.windows(2).enumerate().find_map(|(l, io)| {
+        let cols = hidden.get(l).map_or(io[1], |h| h.linear_width(io[1]));
+        let bytes = io[0] as u128 * cols as u128 * 4;
+        (bytes > u128::from(max_binding)).then(|| OversizedWeight {
+            layer: l,
+            rows: io[0],
+            cols,
+            bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
+        })
+    })
+}
+
+/// Every layer's weight must fit one storage binding ([`oversized_weight`]): checked before [`init_layers`] draws
+/// it, so that a size too large is [`Error::LimitExceeded`] rather than a host allocation of that size.
 fn check_weight_sizes(gpu: &Gpu, sizes: &[usize], hidden: &[Hidden]) -> Result<()> {
     let max = gpu.limits().max_storage_buffer_binding_size;
-    for (l, io) in sizes.windows(2).enumerate() {
-        let width = match hidden.get(l) {
-            Some(Hidden::Gated(_)) => io[1].checked_mul(2),
-            _ => Some(io[1]),
-        };
-        let bytes = width
-            .and_then(|w| w.checked_mul(io[0]))
-            .and_then(|e| e.checked_mul(4))
-            .and_then(|b| u64::try_from(b).ok());
-        match bytes {
-            Some(b) if b <= max => {}
-            _ => {
-                return Err(Error::LimitExceeded {
-                    limit: "max_storage_buffer_binding_size",
-                    max,
-                    requested: bytes.unwrap_or(u64::MAX),
-                })
-            }
-        }
+    match oversized_weight(sizes, hidden, max) {
+        Some(w) => Err(Error::LimitExceeded {
+            limit: "max_storage_buffer_binding_size",
+            max,
+            requested: w.bytes,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl Mlp {

@@ -568,27 +568,22 @@ impl Options {
     /// the first run's `Mlp::new` failing ([`crate::Error::LimitExceeded`], status 1).
     pub fn check_weights_fit(&self, dataset: &Dataset, max_binding: u64) -> Result<(), StudyError> {
         for &c in &self.activations {
+            let widths = self.hidden_for(c, dataset);
+            let kinds = vec![c.hidden(); widths.len()];
             let mut sizes = vec![dataset.features];
-            sizes.extend(self.hidden_for(c, dataset));
+            sizes.extend(widths);
             sizes.push(dataset.classes);
-            let hidden_layers = sizes.len() - 2;
-            for (l, io) in sizes.windows(2).enumerate() {
-                let width = if l < hidden_layers {
-                    c.hidden().linear_width(io[1])
-                } else {
-                    io[1]
-                };
-                let bytes = io[0] as u128 * width as u128 * 4;
-                if bytes > u128::from(max_binding) {
-                    let hidden: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
-                    return Err(usage(format!(
-                        "--hidden {}: {c}'s layer {} has a weight of [{}, {width}] f32, {bytes} bytes, past the \
-                         largest storage binding on this adapter ({max_binding} bytes)",
-                        hidden.join(","),
-                        l + 1,
-                        io[0]
-                    )));
-                }
+            if let Some(w) = crate::nn::mlp::oversized_weight(&sizes, &kinds, max_binding) {
+                let hidden: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
+                return Err(usage(format!(
+                    "--hidden {}: {c}'s layer {} has a weight of [{}, {}] f32, {} bytes, past the largest \
+                     storage binding on this adapter ({max_binding} bytes)",
+                    hidden.join(","),
+                    w.layer + 1,
+                    w.rows,
+                    w.cols,
+                    w.bytes
+                )));
             }
         }
         Ok(())
