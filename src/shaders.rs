@@ -52,6 +52,9 @@ pub enum ShaderId {
     },
     /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
     Loss,
+    /// Softmax and log-softmax over the last dimension, forward and backward (`shaders/softmax.wgsl`), operands
+    /// of any storage type packed in `u32` words (`shaders/activation_io_packed.wgsl`).
+    Softmax,
     /// Optimizer updates: SGD with momentum / Nesterov, Adam, AdamW (`shaders/optim.wgsl`).
     Optim,
     /// The dense backward's dZ pass with dead / saturated derivative counts (`shaders/dz_stats.wgsl`).
@@ -84,6 +87,7 @@ const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 const MATMUL_OPERANDS: &str = include_str!("../shaders/matmul_operands.wgsl");
 const MATMUL_OPERANDS_WIDE: &str = include_str!("../shaders/matmul_operands_wide.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
+const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const DZ_STATS: &str = include_str!("../shaders/dz_stats.wgsl");
 const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
@@ -101,6 +105,7 @@ impl ShaderId {
             ShaderId::MatmulWide => "actgpu.matmul_wide",
             ShaderId::MatmulGenerated { .. } => "actgpu.matmul_generated",
             ShaderId::Loss => "actgpu.loss",
+            ShaderId::Softmax => "actgpu.softmax",
             ShaderId::Optim => "actgpu.optim",
             ShaderId::DzStats => "actgpu.dz_stats",
             ShaderId::Ceilings => "actgpu.ceilings",
@@ -179,6 +184,7 @@ impl ShaderId {
                 };
             }
             ShaderId::Loss => &[STORAGE, library, LOSS],
+            ShaderId::Softmax => &[STORAGE, library, ACTIVATION_IO_PACKED, SOFTMAX],
             ShaderId::DzStats => &[STORAGE, library, DZ_STATS],
             ShaderId::Optim => {
                 return Source {

@@ -10,3 +10,4 @@ pub mod fused;
 pub mod loss;
 pub mod mlp;
 pub mod optim;
+pub mod softmax;

@@ -266,6 +266,31 @@ pub(crate) fn record(
     whole_bindings: &[(Slot, &Tensor)],
     params_tail: &[u32],
 ) -> Result<()> {
+    record_with_buffers(
+        gpu,
+        encoder,
+        key,
+        operands,
+        len,
+        whole_bindings,
+        &[],
+        params_tail,
+    )
+}
+
+/// [`record`] with `buffers` (scratch the op filled before, such as softmax's row statistics) also bound whole
+/// in every dispatch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_with_buffers(
+    gpu: &Gpu,
+    encoder: &mut Recording,
+    key: &PipelineKey,
+    operands: &[(Slot, &Tensor)],
+    len: usize,
+    whole_bindings: &[(Slot, &Tensor)],
+    buffers: &[(Slot, &wgpu::Buffer)],
+    params_tail: &[u32],
+) -> Result<()> {
     gpu.check_lost()?;
     if len == 0 {
         return Ok(());
@@ -315,6 +340,9 @@ pub(crate) fn record(
             .collect();
         for &(slot, t) in whole_bindings {
             entries.push(vector_binding(slot, t)?);
+        }
+        for &(slot, b) in buffers {
+            entries.push(whole(slot, b));
         }
         // `first` counts 8-element units; no kernel reads it past 2^32 units today, but one that did would
         // read a wrapped offset, so it is refused rather than truncated.

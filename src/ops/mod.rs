@@ -20,3 +20,4 @@ pub mod matmul;
 pub(crate) mod matmul_subgroup;
 pub mod optim;
 pub(crate) mod recording;
+pub mod softmax;

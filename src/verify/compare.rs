@@ -288,7 +288,7 @@ pub(super) fn check_lengths(c: &mut Check, lens: &[usize]) {
 /// to nearest even: with the f32 step keeping at least two bits more than the 16-bit type, that is the correct
 /// rounding of the f64 (`half`'s `from_f64` rounds through f32 to nearest, or truncates bf16's extra bits, and
 /// can land one encoding off near a tie).
-fn rounded(dtype: DType, r: f64) -> f32 {
+pub(super) fn rounded(dtype: DType, r: f64) -> f32 {
     match dtype {
         DType::F32 => r as f32,
         DType::F16 => half::f16::from_f32(round_to_odd_f32(r)).to_f32(),

@@ -103,7 +103,7 @@ fn run(gpu: &Gpu, body: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>) ->
 }
 
 /// A poisoned `[rows, cols]` (or `shape`) tensor of `dtype`.
-fn poisoned_shaped(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+pub(super) fn poisoned_shaped(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
     let t = poisoned(gpu, dtype, shape.iter().product())?;
     Tensor::from_buffer(gpu, t.buffer().clone(), shape, dtype)
 }

@@ -8,6 +8,7 @@ mod flush;
 pub mod fused;
 mod inputs;
 pub mod mlp;
+pub mod softmax;
 pub mod training;
 
 pub use compare::{
