@@ -11,7 +11,8 @@
 //! How to run: `cargo run --release --example bench [-- OPTIONS]`; pick the backend with `WGPU_BACKEND=vulkan`
 //! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
 //! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
-//! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `matmul`, `dense_gelu`,
+//! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `softmax`, `log_softmax`,
+//! `matmul`, `dense_gelu`,
 //! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, `cross_entropy`
 //! (softmax cross-entropy with its gradient at 256 rows of 10, 1,000 and 32,000 classes), or `activations` /
 //! `fused` / `training` / `compare` for the default sets),
@@ -166,7 +167,8 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                     return Err(format!(
                         "unknown kernel {name:?}: a set (activations, fused, training, compare, dense_compare, \
                          matmul, cross_entropy, train_step, {}), an activation ({}), bias_ or dense_ and an \
-                         activation's name, a gated unit ({}) or a learnable activation ({})",
+                         activation's name, a gated unit ({}), a learnable activation ({}), softmax or \
+                         log_softmax",
                         names(all.mlps.iter().map(|m| m.name().to_string()).collect()),
                         names(Activation::ALL.map(|a| a.name().to_string()).to_vec()),
                         names(Gated::ALL.map(|g| g.name()).to_vec()),

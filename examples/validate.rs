@@ -10,13 +10,15 @@
 //! [--minimum-limits]`; pick the backend with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. `--only` checks one
 //! op in every chosen type and nothing else: a plain activation (`gelu`), bias + an activation (`bias_gelu`:
 //! random and edge inputs, and a width without the fused column sums), a gated unit (`swiglu`: both
-//! layouts, random and edge inputs) or a learnable activation (`prelu`, `swish_learnable`, `elu_learnable`:
-//! shared and per-channel parameters, random and edge inputs), as `bench --kernels` names them. `--minimum-limits`
+//! layouts, random and edge inputs), a learnable activation (`prelu`, `swish_learnable`, `elu_learnable`:
+//! shared and per-channel parameters, random and edge inputs) or `softmax` / `log_softmax` (rows of 10 and 1,000
+//! columns and rows of edge values, forward and backward), as `bench --kernels` names them. `--minimum-limits`
 //! caps the device at `Gpu::MINIMUM_LIMITS` (128 invocations per workgroup, 6 storage buffers per stage), so
 //! every check runs as it would on the smallest device actgpu supports.
 //!
-//! The fused ops follow in each type: bias + every activation (y, dx and db), the gated units in both layouts,
-//! the learnable activations (y, dx and dp), against `actgpu::cpu`. Then the training kernels
+//! The fused ops follow in each type: softmax and log-softmax over rows (y and dx, under per-element bounds of
+//! their f32 arithmetic, `actgpu::verify::softmax`), bias + every activation (y, dx and db), the gated units in
+//! both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`. Then the training kernels
 //! (`actgpu::verify::training`): the three product forms with operands in each type, and in f32 the dense layer
 //! forward (y, z) and backward (dw, db, dx), the three losses with their gradients, and six optimizer
 //! configurations over five steps, each within a stated worst-case rounding bound.
@@ -47,7 +49,7 @@ use actgpu::verify::training::{
 use actgpu::verify::{
     check_activation, check_activation_exhaustive, ActivationCheck, Check, Criterion, Dtypes, Pass,
 };
-use actgpu::{Activation, DType, Gated, Gpu, GpuOptions, Learnable};
+use actgpu::{Activation, DType, Gated, Gpu, GpuOptions, Learnable, SoftmaxKind};
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -279,7 +281,7 @@ impl Only {
         let learnable: Vec<&str> = Learnable::ALL.iter().map(|l| l.name()).collect();
         Err(format!(
             "unknown op {name:?}: --only takes a plain activation ({}), bias_ and one of those (bias_gelu), a \
-             gated unit ({}) or a learnable activation ({})",
+             gated unit ({}), a learnable activation ({}) or softmax, log_softmax",
             plain.join(", "),
             gated.join(", "),
             learnable.join(", ")
@@ -309,9 +311,17 @@ fn check_fused(gpu: &Gpu, dtype: DType, only: &Only) -> actgpu::Result<Vec<Fused
         Only::Fused(FusedOp::Bias(act)) => (vec![*act], vec![], vec![]),
         Only::Fused(FusedOp::Gated(unit)) => (vec![], vec![*unit], vec![]),
         Only::Fused(FusedOp::Learnable(kind)) => (vec![], vec![], vec![*kind]),
+        Only::Fused(FusedOp::Softmax(kind)) => {
+            return actgpu::verify::softmax::check_standard(gpu, *kind, dtype)
+        }
         Only::Activation(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
+    if matches!(only, Only::All) {
+        for kind in SoftmaxKind::ALL {
+            out.extend(actgpu::verify::softmax::check_standard(gpu, kind, dtype)?);
+        }
+    }
     for &act in &acts {
         let seed = u64::from(act.id());
         out.extend(check_bias(

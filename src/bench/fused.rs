@@ -1,5 +1,6 @@
-//! Fused-kernel workloads: bias + activation, gated units and learnable activations, on an input `x` of shape
-//! `[rows, cols]`, recorded through their public launchers with random, rotated operands.
+//! Fused-kernel workloads: bias + activation, gated units, learnable activations and softmax over the last
+//! dimension, on an input `x` of shape `[rows, cols]`, recorded through their public launchers with random,
+//! rotated operands.
 //!
 //! Bytes counted per run (`s` = bytes per element of the storage type, `N = rows * cols`); the per-block partial
 //! sums of the reductions are the kernels' own overhead and are not counted, nor are the extra passes some widths
@@ -13,17 +14,24 @@
 //! | `bias_<act>`: `y = f(x + b)`; `dx = dy f'(x + b)`, `db = sum dx` | `2 N s + cols s` | `3 N s + 2 cols s` |
 //! | gated (`x = a \| g`): `out = a f(g)`; `da`, `dg` | `1.5 N s` (x in, half out) | `2.5 N s` (x, dout in, dx out) |
 //! | learnable (`p` per column): `y = f(x; p)`; `dx`, `dp` | `2 N s + cols s` | `3 N s + 2 cols s` |
+//! | `softmax`, `log_softmax` over rows: `y`; `dx` from `y`, `dy` | `2 N s` | `3 N s` |
+//!
+//! Softmax is counted at the least any kernel moves (each tensor once), not at what its two passes touch (the
+//! statistics read x again forward, y and dy again backward: `3 N s` and `5 N s`, log-softmax `4 N s` backward),
+//! so its rate against the copy ceiling says how far it is from a kernel that keeps each row on chip.
 //!
 //! FLOP per element of `x` are estimates built on [`flops_per_element`]: bias adds 1 forward and 2 backward (the
 //! add and the column sum); a gated unit costs, per output element (half an element of `x`), the gate's forward
 //! plus 1 forward, and the gate's forward and backward plus 2 backward; learnable activations cost their fixed
 //! twins (PReLU as leaky_relu, Swish as swish, ELU as elu) plus 2 backward for the parameter's gradient.
+//! Softmax counts both passes per element (`shaders/softmax.wgsl`, each `exp` 16 with its clamp and select): 56
+//! forward and 7 backward, log-softmax 36 forward (one `exp`) and 30 backward (the `exp` of y).
 
 use super::activations::{flops_per_element, random_values, rotation_sets};
 use crate::ops::gated::Gated;
 use crate::ops::learnable::Learnable;
 use crate::verify::{Pass, Rng};
-use crate::{Activation, DType, Error, Gpu, Result, Tensor};
+use crate::{Activation, DType, Error, Gpu, Result, SoftmaxKind, Tensor};
 
 /// A fused op.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,11 +42,13 @@ pub enum FusedOp {
     Gated(Gated),
     /// An activation with a per-column learnable parameter.
     Learnable(Learnable),
+    /// Softmax or log-softmax over the last dimension.
+    Softmax(SoftmaxKind),
 }
 
 impl FusedOp {
     /// The ops a default benchmark run measures: bias with relu, gelu, gelu_tanh and silu, every named gated
-    /// unit, every learnable activation.
+    /// unit, every learnable activation, softmax and log-softmax.
     pub fn defaults() -> Vec<FusedOp> {
         let bias = [
             Activation::Relu,
@@ -50,15 +60,18 @@ impl FusedOp {
         bias.into_iter()
             .chain(Gated::ALL.map(FusedOp::Gated))
             .chain(Learnable::ALL.map(FusedOp::Learnable))
+            .chain(SoftmaxKind::ALL.map(FusedOp::Softmax))
             .collect()
     }
 
-    /// `bias_<activation>`, the gated unit's name (e.g. `swiglu`), or the learnable activation's (e.g. `prelu`).
+    /// `bias_<activation>`, the gated unit's name (e.g. `swiglu`), the learnable activation's (e.g. `prelu`), or
+    /// `softmax` / `log_softmax`.
     pub fn name(self) -> String {
         match self {
             FusedOp::Bias(act) => format!("bias_{act}"),
             FusedOp::Gated(g) => g.name(),
             FusedOp::Learnable(l) => l.name().into(),
+            FusedOp::Softmax(k) => k.name().into(),
         }
     }
 
@@ -69,6 +82,9 @@ impl FusedOp {
         }
         if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == name) {
             return Some(FusedOp::Gated(g));
+        }
+        if let Some(k) = SoftmaxKind::from_name(name) {
+            return Some(FusedOp::Softmax(k));
         }
         Learnable::ALL
             .into_iter()
@@ -94,6 +110,10 @@ impl FusedOp {
                 };
                 f(twin, pass) + if pass == Pass::Backward { 2.0 } else { 0.0 }
             }
+            (FusedOp::Softmax(SoftmaxKind::Softmax), Pass::Forward) => 56.0,
+            (FusedOp::Softmax(SoftmaxKind::Softmax), Pass::Backward) => 7.0,
+            (FusedOp::Softmax(SoftmaxKind::LogSoftmax), Pass::Forward) => 36.0,
+            (FusedOp::Softmax(SoftmaxKind::LogSoftmax), Pass::Backward) => 30.0,
         }
     }
 
@@ -105,6 +125,8 @@ impl FusedOp {
         match (self, pass) {
             (FusedOp::Gated(_), Pass::Forward) => 1.5 * n * s,
             (FusedOp::Gated(_), Pass::Backward) => 2.5 * n * s,
+            (FusedOp::Softmax(_), Pass::Forward) => 2.0 * n * s,
+            (FusedOp::Softmax(_), Pass::Backward) => 3.0 * n * s,
             (_, Pass::Forward) => 2.0 * n * s + c * s,
             (_, Pass::Backward) => 3.0 * n * s + 2.0 * c * s,
         }
@@ -171,7 +193,7 @@ impl FusedOperands {
         let vector = match op {
             FusedOp::Bias(_) => Some(random_values(&mut rng, cols, -1.0, 1.0)),
             FusedOp::Learnable(l) => Some(vec![FusedOp::initial_param(l); cols]),
-            FusedOp::Gated(_) => None,
+            FusedOp::Gated(_) | FusedOp::Softmax(_) => None,
         };
         // Sized by the least a pass touches: x and the output.
         let count = rotation_sets(2 * n as u64 * dtype.size_bytes() as u64);
@@ -245,6 +267,11 @@ impl FusedOperands {
                 let p = s.vector.as_ref().ok_or_else(missing)?;
                 let dp = s.dvector.as_ref().ok_or_else(missing)?;
                 l.record_backward(encoder, &s.x, p, &s.dy, &s.out, dp)
+            }
+            (FusedOp::Softmax(k), Pass::Forward) => k.record_forward(encoder, &s.x, &s.out),
+            // x stands for y: the time does not depend on the values.
+            (FusedOp::Softmax(k), Pass::Backward) => {
+                k.record_backward(encoder, &s.x, &s.dy, &s.out)
             }
         }
     }

@@ -169,7 +169,7 @@ pub struct SoftmaxDtypes {
 /// Runs `kind` forward on `x` (`[rows, cols]`, values rounded to `dtypes.input`) into a poisoned output, then
 /// backward from the stored `y` (converted to `dtypes.input`) and `dy` (rounded to `dtypes.dy`) into a poisoned
 /// `dx`, and checks both against the f64 reference at the stored inputs; unwritten elements count as failures.
-/// `op` names the case in the checks.
+/// The checks are named after the kind, `_edges` appended for `edges` inputs.
 pub fn check(
     gpu: &Gpu,
     kind: SoftmaxKind,
@@ -177,7 +177,7 @@ pub fn check(
     shape: [usize; 2],
     x: &[f32],
     dy: &[f32],
-    op: &str,
+    edges: bool,
 ) -> Result<Vec<FusedCheck>> {
     let cols = shape[1];
     let xt = upload(gpu, x, dtypes.input, &shape)?;
@@ -210,7 +210,7 @@ pub fn check(
         &backward_bounds(kind, &ys, &dys, &dx_ref, cols),
     );
     backward.failures += dx_unwritten;
-    let name = format!("{}_{op}", kind.name());
+    let name = format!("{}{}", kind.name(), if edges { "_edges" } else { "" });
     Ok(vec![
         FusedCheck {
             op: name.clone(),
@@ -259,4 +259,34 @@ pub fn edge_rows() -> (Vec<f32>, usize) {
         [-3e38, -3e38, -3e38, -3e38, -3e38, -2.9e38],
     ];
     (rows.concat(), 6)
+}
+
+/// The checks `validate` runs for `kind` in `dtype` (every operand): random rows of 10 and 1,000 columns (x in
+/// [-8, 8), dy in [-1, 1)) and the [`edge_rows`].
+pub fn check_standard(gpu: &Gpu, kind: SoftmaxKind, dtype: DType) -> Result<Vec<FusedCheck>> {
+    let dtypes = SoftmaxDtypes {
+        input: dtype,
+        dy: dtype,
+        out: dtype,
+    };
+    let mut out = Vec::new();
+    for (i, shape) in [[33, 10], [7, 1000]].into_iter().enumerate() {
+        let n = shape[0] * shape[1];
+        let seed = 40 + 2 * i as u64;
+        let x = super::fused::random_values(n, 8.0, dtype, seed);
+        let dy = super::fused::random_values(n, 1.0, dtype, seed + 1);
+        out.extend(check(gpu, kind, dtypes, shape, &x, &dy, false)?);
+    }
+    let (x, cols) = edge_rows();
+    let dy = super::fused::random_values(x.len(), 2.0, dtype, 5);
+    out.extend(check(
+        gpu,
+        kind,
+        dtypes,
+        [x.len() / cols, cols],
+        &x,
+        &dy,
+        true,
+    )?);
+    Ok(out)
 }
