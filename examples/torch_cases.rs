@@ -1,6 +1,7 @@
 //! Writes the cases that `scripts/torch_crosscheck.py` compares with PyTorch: an independent oracle for the
 //! crate's claims "as PyTorch" (the activations' formulas, parameters, derivatives at kinks and values at
-//! infinities, the gated halves, the losses' means, the optimizers' updates, the safetensors names an
+//! infinities, the gated halves, softmax's backward from its output, the losses' means, the optimizers' updates,
+//! the safetensors names an
 //! `nn.Sequential` loads), which the f64 CPU reference cannot check because it is this crate's own reading of
 //! PyTorch.
 //!
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use actgpu::nn::safetensors::{serialize_f32, write_file, F32Tensor};
 use actgpu::{
     Activation, Adam, DType, Gated, Gpu, Hidden, Labels, Learnable, Loss, Mlp, Optimizer, Sgd,
-    Targets, Tensor,
+    SoftmaxKind, Targets, Tensor,
 };
 
 /// Adam steps of the MLP case, and updates of each optimizer case.
@@ -248,6 +249,30 @@ fn learnable_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Resul
     Ok(())
 }
 
+/// Softmax and log-softmax over rows, forward and backward (from the output, as PyTorch's backward takes it), in
+/// f32 and bf16; names `softmax/<kind>/<dtype>/{x,dy,y,dx}`. Logits in [-30, 30), so that some rows are nearly
+/// certain, and a first row of +-1e30 with ties at the maximum.
+fn softmax_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Result<()> {
+    let rows = 23;
+    for kind in SoftmaxKind::ALL {
+        for dtype in [DType::F32, DType::BF16] {
+            let name = format!("softmax/{}/{}", kind.name(), dtype.name());
+            let mut data = rng.uniform(rows * COLS, -30.0, 30.0);
+            for (j, v) in data[..COLS].iter_mut().enumerate() {
+                *v = [1e30, -1e30, *v][j % 3];
+            }
+            let x = upload(gpu, &data, &[rows, COLS], dtype)?;
+            let dy = random(gpu, rng, &[rows, COLS], -1.0, 1.0, dtype)?;
+            let y = kind.forward(&x)?;
+            cases.add(format!("{name}/dx"), &kind.backward(&y, &dy)?)?;
+            cases.add(format!("{name}/y"), &y)?;
+            cases.add(format!("{name}/x"), &x)?;
+            cases.add(format!("{name}/dy"), &dy)?;
+        }
+    }
+    Ok(())
+}
+
 /// The three losses and their gradients; names `loss/<name>/{pred,target,loss,grad}` (class indices as f32).
 fn loss_cases(gpu: &Gpu, cases: &mut Cases, rng: &mut Rng) -> actgpu::Result<()> {
     let rows = 29;
@@ -406,6 +431,7 @@ fn run(dir: &Path) -> actgpu::Result<()> {
     gated_cases(&gpu, &mut cases, &mut rng)?;
     learnable_cases(&gpu, &mut cases, &mut rng)?;
     loss_cases(&gpu, &mut cases, &mut rng)?;
+    softmax_cases(&gpu, &mut cases, &mut rng)?;
     optimizer_cases(&gpu, &mut cases, &mut rng)?;
     cases.write(&dir.join("cases.safetensors"))?;
     mlp_case(&gpu, dir, &mut rng)?;

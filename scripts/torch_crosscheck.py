@@ -24,6 +24,10 @@ type); each table also shows PyTorch's own error in the storage type on the CPU,
   PyTorch's masked backwards give a number;
 - bias + activation, gated units, learnable activations, losses: max |error| / max |ref| <= 1e-5, or within
   twice PyTorch's own f32 error; 2^-8 for the bf16 gated units, with no such allowance;
+- softmax and log-softmax over rows, f32 and bf16: the forward against torch.softmax / torch.log_softmax, the
+  backward against PyTorch's own backward (aten::_softmax_backward_data, _log_softmax_backward_data) applied to
+  actgpu's y and dy, both in float64 (rounded once to bf16 for bf16), within the same bound (2^-7 for bf16: one
+  ulp of the largest element, which may lie just below a power of two);
 - optimizers (20 updates) and a small MLP (20 Adam steps from the same weights, loaded by nn.Sequential under
   the file's names): the error over the largest move of a parameter, <= 1e-5 (1e-3 for the MLP, whose 20 steps
   amplify rounding) or within twice PyTorch's own f32 error.
@@ -215,7 +219,8 @@ def max_rel(got, exact, scale):
 
 
 def fused_rows(st, failures):
-    """Bias + activation, gated units, learnable activations and losses: relative errors against float64."""
+    """Bias + activation, gated units, learnable activations, losses and softmax: relative errors against
+    float64."""
     rows = []
 
     def check(name, got, exact64, torch_same, tol, escape=True):
@@ -299,6 +304,27 @@ def fused_rows(st, failures):
                 same = (loss.detach().reshape(1), pred.grad)
         check(f"{key} loss", t["loss"], exact[0], same[0], 1e-5)
         check(f"{key} grad", t["grad"], exact[1], same[1], 1e-5)
+
+    for key in sorted({k.rsplit("/", 1)[0] for k in st.keys() if k.startswith("softmax/")}):
+        _, name, dtype = key.split("/")
+        t = {n: st.get_tensor(f"{key}/{n}") for n in ("x", "dy", "y", "dx")}
+        if name == "softmax":
+            forward, backward = torch.softmax, torch.ops.aten._softmax_backward_data
+        else:
+            forward, backward = torch.log_softmax, torch.ops.aten._log_softmax_backward_data
+        results = {}
+        for dt in (torch.float64, TORCH_DTYPE[dtype]):
+            y = forward(t["x"].to(dt), dim=-1)
+            # PyTorch's backward takes the forward's output: here actgpu's own y, as actgpu's backward did.
+            dx = backward(t["dy"].to(dt), t["y"].to(dt), -1, dt)
+            results[dt] = (y, dx)
+        tol = 1e-5 if dtype == "f32" else 2.0**-7
+        for i, n in enumerate(("y", "dx")):
+            same = results[TORCH_DTYPE[dtype]][i].float()
+            exact = results[torch.float64][i].to(TORCH_DTYPE[dtype]).double()
+            # The first row (+-1e30) apart: its log-softmax of -2e30 would set the scale of every other row.
+            for part, label in ((slice(1, None), ""), (slice(0, 1), " (row of +-1e30)")):
+                check(f"{key} {n}{label}", t[n][part], exact[part], same[part], tol, escape=dtype == "f32")
     return rows
 
 
@@ -423,7 +449,7 @@ def main():
             f"| {spec} | {dtype} | {which} | {r['error']:.3f} | {r['torch_error']:.3g} | {r['worst_x']:.4g} |"
             f" {r['limits']} | {r['nan_kept']} | {r['problems']} | {r['sign_differs']} | {'yes' if ok else '**no**'} |"
         )
-    print("\nFused ops, losses (max |error| over max |exact|) against float64:\n")
+    print("\nFused ops, losses, softmax (max |error| over max |exact|) against float64:\n")
     print("| case | actgpu | torch f32/16-bit | ok |")
     print("|---|---:|---:|---|")
     for name, ours, theirs, ok in fused:

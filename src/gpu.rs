@@ -44,8 +44,9 @@ pub struct GpuOptions {
     /// instead of a thread; `None` keeps the adapter type's default: 256 on GPUs, where a thread per row leaves a
     /// batch of 256 rows to 256 threads walking every class in turn; 16,384 on CPU adapters, where the workgroup
     /// per row measured 5 to 25 times slower (its barriers, BENCHMARKS.md) but a thread's walk over more classes
-    /// would pass the driver's loop limit ([`Gpu::loop_limited`]).
-    /// [`Gpu::cross_entropy_wide_rows`] gives the value in effect.
+    /// would pass the driver's loop limit ([`Gpu::loop_limited`]). The row statistics of
+    /// [`crate::SoftmaxKind`] take the same choice (on a loop-limited adapter the workgroups from 30,000 columns
+    /// whatever this says). [`Gpu::cross_entropy_wide_rows`] gives the value in effect.
     pub cross_entropy_wide_rows: Option<usize>,
 }
 
