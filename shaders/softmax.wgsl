@@ -363,7 +363,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         var y: array<f32, 8>;
         for (var k = 0u; k < 8u; k++) {
             var v = 0.0;
-            if (e0 + k < len) {
+            if (k < len - e0) {
                 v = forward_value(oct_get(x, k), stats[2u * row], stats[2u * row + 1u]);
             }
             y[k] = v;
@@ -395,7 +395,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         var dx: array<f32, 8>;
         for (var k = 0u; k < 8u; k++) {
             var v = 0.0;
-            if (e0 + k < len) {
+            if (k < len - e0) {
                 v = backward_value(oct_get(y, k), oct_get(dy, k), stats[row]);
             }
             dx[k] = v;

@@ -45,7 +45,7 @@ pub struct GpuOptions {
     /// batch of 256 rows to 256 threads walking every class in turn; 16,384 on CPU adapters, where the workgroup
     /// per row measured 5 to 25 times slower (its barriers, BENCHMARKS.md) but a thread's walk over more classes
     /// would pass the driver's loop limit ([`Gpu::loop_limited`]). The row statistics of
-    /// [`crate::SoftmaxKind`] take the same choice (on a loop-limited adapter the workgroups from 30,000 columns
+    /// [`crate::SoftmaxKind`] take the same choice (on a loop-limited adapter the workgroups from 26,000 columns
     /// whatever this says). [`Gpu::cross_entropy_wide_rows`] gives the value in effect.
     pub cross_entropy_wide_rows: Option<usize>,
 }

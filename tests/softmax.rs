@@ -131,16 +131,101 @@ fn both_statistics_kernels_agree_with_the_reference() {
         let g = Gpu::with_options(options).unwrap_or_else(|e| panic!("{e}"));
         check_shapes(&g, f32s, &SHAPES[..6], what);
         check_shapes(&g, f16s, &SHAPES[..6], what);
+        // Special values through either kernel: the edge rows, and rows of 600 whose special values lie past
+        // the first workgroup's columns (the scan's tree combines them from later threads).
+        let (edges, cols) = edge_rows();
+        let mut wide = random_values(6 * 600, 8.0, DType::F32, 9);
+        wide[450] = f32::INFINITY;
+        wide[600 + 300] = f32::NAN;
+        wide[1200 + 599] = f32::INFINITY;
+        wide[1200 + 300] = f32::INFINITY;
+        wide[1800..2400].fill(f32::NEG_INFINITY);
+        wide[2400 + 400] = 50.0;
+        wide[2400 + 450] = 50.0;
+        wide[3000 + 599] = f32::NEG_INFINITY;
+        for (x, shape) in [(edges, [6 * 2, cols]), (wide, [6, 600])] {
+            let dy = random_values(x.len(), 2.0, DType::F32, 13);
+            for kind in SoftmaxKind::ALL {
+                let checks = check(&g, kind, f32s, shape, &x, &dy, true)
+                    .unwrap_or_else(|e| panic!("{what} {kind}: {e}"));
+                assert_ok(&format!("{what}, special values {shape:?}"), checks);
+            }
+        }
+    }
+}
+
+/// Rows whose every result is known to the last bit or two, at widths where a dropped or repeated unit moves it
+/// by far more than the rounding bounds of `check` allow (8 / 16,500 = 5e-4 against their 2e-3 there): equal
+/// logits give `1 / n` and `-log n`; backward, `y = 2^-14` and `dy = 1` give `D = n 2^-14` exactly (every
+/// partial sum is a multiple of 2^-14 below 2^10), so `dx = 2^-14 (1 - n 2^-14)` exactly, and log-softmax's
+/// `y = 0` gives `dx = 1 - n` exactly.
+#[test]
+fn rows_of_known_results_catch_a_dropped_unit() {
+    for (options, what) in [
+        (GpuOptions::default(), "default"),
+        (wide_from(1), "a workgroup per row"),
+        (wide_from(usize::MAX), "a thread per row"),
+    ] {
+        let g = Gpu::with_options(options).unwrap_or_else(|e| panic!("{e}"));
+        for cols in [37usize, 1000, 16_500, 25_999] {
+            let shape = [3, cols];
+            let n = 3 * cols;
+            let x = g.upload_shaped(&vec![1.25f32; n], &shape).unwrap();
+            let p: Vec<f32> = SoftmaxKind::Softmax.forward(&x).unwrap().read().unwrap();
+            let want = 1.0 / cols as f64;
+            assert!(
+                p.iter()
+                    .all(|&v| ((f64::from(v) - want) / want).abs() < 4e-7),
+                "{what} softmax of {cols} equal values: {:?}, want {want}",
+                &p[..4]
+            );
+            let l: Vec<f32> = SoftmaxKind::LogSoftmax.forward(&x).unwrap().read().unwrap();
+            let want = -(cols as f64).ln();
+            assert!(
+                l.iter()
+                    .all(|&v| ((f64::from(v) - want) / want).abs() < 1e-6),
+                "{what} log-softmax of {cols} equal values: {:?}, want {want}",
+                &l[..4]
+            );
+            let dy = g.upload_shaped(&vec![1.0f32; n], &shape).unwrap();
+            let y = g
+                .upload_shaped(&vec![1.0f32 / 16_384.0; n], &shape)
+                .unwrap();
+            let dx: Vec<f32> = SoftmaxKind::Softmax
+                .backward(&y, &dy)
+                .unwrap()
+                .read()
+                .unwrap();
+            let want = (1.0 - cols as f64 / 16_384.0) / 16_384.0;
+            assert!(
+                dx.iter().all(|&v| f64::from(v) == want),
+                "{what} softmax backward, {cols} columns: {:?}, want {want}",
+                &dx[..4]
+            );
+            let zeros = g.zeros(&shape, DType::F32).unwrap();
+            let dx: Vec<f32> = SoftmaxKind::LogSoftmax
+                .backward(&zeros, &dy)
+                .unwrap()
+                .read()
+                .unwrap();
+            let want = 1.0 - cols as f32;
+            assert!(
+                dx.iter().all(|&v| v == want),
+                "{what} log-softmax backward, {cols} columns: {:?}, want {want}",
+                &dx[..4]
+            );
+        }
     }
 }
 
 #[test]
 fn grids_past_the_per_dimension_limit_fold() {
-    // 32 workgroups per dimension: 5,000 rows take 79 workgroups of 64 threads, or 5,000 workgroups one per row,
-    // and the elementwise passes fold too.
+    // 8 workgroups per dimension: 5,000 rows take 79 workgroups of 64 threads, two dispatches of at most 4,096
+    // rows, or 5,000 workgroups one per row, 79 dispatches of at most 64 (each after the first `lead_rows` into
+    // its binding); the elementwise passes fold too.
     for wide in [1, usize::MAX] {
         let g = Gpu::with_options(GpuOptions {
-            max_workgroups_per_dimension: Some(32),
+            max_workgroups_per_dimension: Some(8),
             launch: Some(LaunchConfig {
                 workgroup_size: 64,
                 units_per_thread: 1,
@@ -148,7 +233,7 @@ fn grids_past_the_per_dimension_limit_fold() {
             ..wide_from(wide)
         })
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(g.limits().max_compute_workgroups_per_dimension, 32);
+        assert_eq!(g.limits().max_compute_workgroups_per_dimension, 8);
         for dtype in [DType::F32, DType::BF16] {
             let dtypes = SoftmaxDtypes {
                 input: dtype,
@@ -163,9 +248,26 @@ fn grids_past_the_per_dimension_limit_fold() {
 #[test]
 fn operands_past_the_binding_limit_run_in_chunks_of_rows() {
     // 64 KiB bindings: 3,001 x 37 f32 is 444 KB (7 chunks of rows, whose starts are not a row multiple of the
-    // alignment), 5,001 x 13 f16 130 KB with odd rows sharing words.
-    for wide in [1, usize::MAX] {
-        let g = capped_binding_gpu(64 * 1024, wide_from(wide));
+    // alignment), 5,001 x 13 f16 130 KB with odd rows sharing words, and a mix (f16 y, f32 dy, bf16 dx) whose
+    // operands' rows align differently. Then 8 workgroups per dimension as well: chunks of several dispatches.
+    let mixed = SoftmaxDtypes {
+        input: DType::F16,
+        dy: DType::F32,
+        out: DType::BF16,
+    };
+    for (wide, grid) in [
+        (1, None),
+        (usize::MAX, None),
+        (1, Some(8)),
+        (usize::MAX, Some(8)),
+    ] {
+        let g = capped_binding_gpu(
+            64 * 1024,
+            GpuOptions {
+                max_workgroups_per_dimension: grid,
+                ..wide_from(wide)
+            },
+        );
         for (dtype, shape) in [(DType::F32, [3_001, 37]), (DType::F16, [5_001, 13])] {
             let dtypes = SoftmaxDtypes {
                 input: dtype,
@@ -174,6 +276,7 @@ fn operands_past_the_binding_limit_run_in_chunks_of_rows() {
             };
             check_shapes(&g, dtypes, &[shape], "chunked");
         }
+        check_shapes(&g, mixed, &[[3_001, 21]], "chunked, mixed types");
     }
 }
 

@@ -39,10 +39,12 @@ pub enum SoftmaxKind {
     LogSoftmax,
 }
 
-/// Columns from which a thread's walks over a row would pass a loop-limited adapter's 65,535 iterations
-/// ([`Gpu::loop_limited`]: the forward statistics walk a row twice): wider rows take the workgroup-per-row kernels
-/// there whatever [`crate::GpuOptions::cross_entropy_wide_rows`] says.
-const LOOP_LIMITED_ROW_COLUMNS: usize = 30_000;
+/// Columns from which a thread's walks over a row could pass a loop-limited adapter's 65,535 loop iterations in
+/// all ([`Gpu::loop_limited`]): the forward statistics walk a row twice by 8-element units, each unit an
+/// iteration and its 8 elements an inner loop that may count 8 more, `2 (cols / 8 + 2) 9` at most, 58,536 at
+/// 26,000 columns. Wider rows take the workgroup-per-row kernels there whatever
+/// [`crate::GpuOptions::cross_entropy_wide_rows`] says.
+const LOOP_LIMITED_ROW_COLUMNS: usize = 26_000;
 
 /// Iterations a thread of the workgroup-per-row kernels may take in its walks over a row on a loop-limited
 /// adapter (two walks of `cols / workgroup size` each, inside the driver's 65,535).
@@ -74,10 +76,13 @@ impl SoftmaxKind {
     }
 
     /// Records `y = softmax(x)` (or log-softmax) over the last dimension of `x` into `encoder`; `y` has `x`'s
-    /// shape and any storage type. Nothing is submitted. Errors: tensors of different shapes or devices, `y`
-    /// sharing `x`'s buffer ([`Error::InvalidArgument`]), a shape without dimensions, more than `u32::MAX`
-    /// elements, or more rows than the statistics' scratch buffer holds in one binding (8 bytes a row)
-    /// ([`Error::LimitExceeded`]). An empty tensor records nothing.
+    /// shape and any storage type. Nothing is submitted, and on an error nothing is recorded. Errors:
+    /// [`Error::ShapeMismatch`] and [`Error::DeviceMismatch`] for tensors of different shapes or contexts;
+    /// [`Error::InvalidArgument`] for `y` sharing `x`'s buffer or a shape without dimensions;
+    /// [`Error::LimitExceeded`] for more than `u32::MAX` elements, more rows than the statistics' scratch buffer
+    /// holds in one binding (8 bytes a row), a row wider than one binding, or on a loop-limited adapter
+    /// ([`Gpu::loop_limited`]) a row wider than its kernels can walk (30,000 times the reduction's workgroup
+    /// size: 7.68 million columns at 256). An empty tensor records nothing.
     pub fn record_forward(
         self,
         encoder: &mut wgpu::CommandEncoder,
@@ -89,8 +94,8 @@ impl SoftmaxKind {
 
     /// Records the backward into `encoder`: `dx` from the forward's output `y` and the gradient `dy` of `y`
     /// (softmax `dx_j = y_j (dy_j - sum_k y_k dy_k)`, log-softmax `dx_j = dy_j - e^(y_j) sum_k dy_k`). `y` and
-    /// `dy` may share a buffer; `dx` must have its own. Errors as [`SoftmaxKind::record_forward`] (4 bytes of
-    /// scratch a row).
+    /// `dy` may share a buffer; `dx` must have its own (else [`Error::InvalidArgument`]). Errors otherwise as
+    /// [`SoftmaxKind::record_forward`] (4 bytes of scratch a row).
     pub fn record_backward(
         self,
         encoder: &mut wgpu::CommandEncoder,
