@@ -720,6 +720,41 @@ fn predict_and_evaluate_agree_with_the_reference() {
     }
 }
 
+#[test]
+fn predicted_probabilities_are_the_loss_reading_of_the_outputs() {
+    let g = gpu();
+    let opt = Optimizer::Sgd(Sgd::new(0.1));
+    let params = actgpu::nn::init_params(&SIZES, &HIDDEN, 3);
+    let batch = 9;
+    let x = random_values(batch * SIZES[0], 2.0, DType::F32, 91);
+    for loss in [Loss::SoftmaxCrossEntropy, Loss::BceWithLogits] {
+        let net = Mlp::new(g, &SIZES, &HIDDEN, loss, opt, 3).unwrap();
+        let reference = ref_mlp::Mlp::new(&SIZES, &HIDDEN, loss, opt, &params);
+        let logits = reference.predict(&widen(&x), batch);
+        let want: Vec<f64> = match loss {
+            Loss::SoftmaxCrossEntropy => {
+                actgpu::cpu::softmax::forward(actgpu::SoftmaxKind::Softmax, &logits, 3)
+            }
+            _ => logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect(),
+        };
+        let got = net
+            .predict_probabilities(&upload(g, &x, &[batch, SIZES[0]]))
+            .unwrap();
+        assert_eq!(got.shape(), [batch, 3]);
+        assert_within(loss.name(), &got.read::<f32>().unwrap(), &want, |i| {
+            1e-5 * (1e-3 + want[i].abs())
+        });
+    }
+    let mse = Mlp::new(g, &SIZES, &HIDDEN, Loss::Mse, opt, 3).unwrap();
+    assert!(matches!(
+        mse.predict_probabilities(&upload(g, &x, &[batch, SIZES[0]])),
+        Err(Error::InvalidArgument {
+            op: "Mlp::predict_probabilities",
+            ..
+        })
+    ));
+}
+
 /// A tensor shaped like `like` in a host buffer with `STORAGE` usage only (no `COPY_SRC`).
 fn storage_only(g: &Gpu, like: &Tensor) -> Tensor {
     let buffer = g.device().create_buffer(&wgpu::BufferDescriptor {

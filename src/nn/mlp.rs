@@ -1053,6 +1053,30 @@ impl Mlp {
         self.predict_for("Mlp::predict", x)
     }
 
+    /// What the network's loss reads its outputs as, for `x [batch, sizes[0]]`, computed on the GPU: under
+    /// [`Loss::SoftmaxCrossEntropy`] each row's class probabilities (softmax of its logits,
+    /// [`crate::SoftmaxKind::Softmax`]), under [`Loss::BceWithLogits`] each output's probability of 1 (its
+    /// sigmoid); submits and waits. Runs as [`Mlp::predict`] does, its errors naming
+    /// `"Mlp::predict_probabilities"`; under [`Loss::Mse`], whose outputs are values rather than logits,
+    /// [`Error::InvalidArgument`].
+    pub fn predict_probabilities(&self, x: &Tensor) -> Result<Tensor> {
+        const OP: &str = "Mlp::predict_probabilities";
+        let loss = self.loss_fn();
+        if loss == Loss::Mse {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: "a network trained with MSE outputs values, not logits: use predict".into(),
+            });
+        }
+        let logits = self.predict_for(OP, x)?;
+        if loss == Loss::SoftmaxCrossEntropy {
+            return crate::SoftmaxKind::Softmax.forward(&logits);
+        }
+        // A fresh tensor of predict_for's own: nothing else holds it.
+        Activation::Sigmoid.forward_inplace(&logits)?;
+        Ok(logits)
+    }
+
     /// [`Mlp::predict`], its errors naming `op`, the public call that was made.
     fn predict_for(&self, op: &'static str, x: &Tensor) -> Result<Tensor> {
         let batch = self.batch_of(op, x)?;
