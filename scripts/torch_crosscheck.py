@@ -80,6 +80,7 @@ def activation(spec):
         "relu_squared": lambda x: F.relu(x) ** 2,
         "hardshrink": lambda x: F.hardshrink(x, p[0] if p else 0.5),
         "softshrink": lambda x: F.softshrink(x, p[0] if p else 0.5),
+        "threshold": lambda x: F.threshold(x, *(p or [0.1, 20.0])),
         "tanhshrink": F.tanhshrink,
     }[name]
 

@@ -360,6 +360,8 @@ fn act_forward(x: f32) -> f32 {
             y = select(select(moved, x, is_inf(x)), zero, abs(x) <= P0);
         }
         case ACT_TANHSHRINK: { y = tanhshrink_f(x); }
+        // PyTorch's mask: x <= threshold gives value; +inf passes, -inf gives value.
+        case ACT_THRESHOLD: { y = select(x, P1, x <= P0); }
         case ACT_CUSTOM: { y = custom_forward(x); }
         default: { y = nan_f32(); }
     }
@@ -432,6 +434,7 @@ fn act_derivative(x: f32) -> f32 {
             let t = tanh_f(x);
             return t * t;
         }
+        case ACT_THRESHOLD: { return select(1.0, 0.0, x <= P0); }
         case ACT_CUSTOM: { return custom_derivative(x); }
         default: { return nan_f32(); }
     }

@@ -7,7 +7,9 @@ use crate::{DType, Error, Intensity, Result};
 
 /// An activation function with its parameters. Constructors with PyTorch's defaults: [`Activation::leaky_relu`],
 /// [`Activation::elu`], [`Activation::celu`], [`Activation::swish`], [`Activation::softplus`],
-/// [`Activation::hardtanh`], [`Activation::hardshrink`], [`Activation::softshrink`].
+/// [`Activation::hardtanh`], [`Activation::hardshrink`], [`Activation::softshrink`]; and
+/// [`Activation::threshold`] with the parameters of PyTorch's documentation example (its `Threshold` has no
+/// defaults).
 ///
 /// Backward always means `dx = dy * f'(x)`, with the derivative at kinks as PyTorch defines it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,6 +103,15 @@ pub enum Activation {
     /// `f(x) = x^3/3 - 2 x^5/15 + ...` (PyTorch's `x - tanh(x)` in f32 loses every digit below `|x|` = 1e-4), and
     /// odd: a zero of x's sign for a tiny x (PyTorch's difference gives +0). One of the shrinkage functions.
     Tanhshrink,
+    /// PyTorch's `Threshold`: `f(x) = x if x > threshold else value`; `f'(x) = 1 if x > threshold else 0`
+    /// (its mask: `x <= threshold` gives `value` and a zero derivative). `threshold = value = 0` is ReLU. PyTorch
+    /// gives no defaults; [`Activation::threshold`] takes its documentation's example, `Threshold(0.1, 20)`.
+    Threshold {
+        /// Inputs at or below it are replaced.
+        threshold: f32,
+        /// What replaces them.
+        value: f32,
+    },
     /// A user-defined activation, made by [`crate::CustomActivation::activation`]: its WGSL, its f64 reference
     /// and its name ([`Activation::name`]) are looked up by `id`. Not in [`Activation::ALL`].
     Custom {
@@ -119,7 +130,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_493_419_334_985_294_6;
 
 impl Activation {
     /// Every activation, each with PyTorch's default parameters, in id order.
-    pub const ALL: [Activation; 25] = [
+    pub const ALL: [Activation; 26] = [
         Activation::Identity,
         Activation::Relu,
         Activation::Relu6,
@@ -145,9 +156,10 @@ impl Activation {
         Activation::hardshrink(),
         Activation::softshrink(),
         Activation::Tanhshrink,
+        Activation::threshold(),
     ];
 
-    /// The shrinkage functions, PyTorch's `Hardshrink`, `Softshrink` and `Tanhshrink` (defaults), the last three
+    /// The shrinkage functions, PyTorch's `Hardshrink`, `Softshrink` and `Tanhshrink` (defaults), ids 22 to 24
     /// of [`Activation::ALL`]. Operators of sparse coding and denoising more than hidden-layer activations: the
     /// activation study's default set leaves them out (its `shrink` set names them).
     pub const SHRINK: [Activation; 3] = [
@@ -204,6 +216,14 @@ impl Activation {
         Activation::Softshrink { lambd: 0.5 }
     }
 
+    /// `Threshold(0.1, 20)`, the example of PyTorch's documentation (PyTorch's `Threshold` has no defaults).
+    pub const fn threshold() -> Self {
+        Activation::Threshold {
+            threshold: 0.1,
+            value: 20.0,
+        }
+    }
+
     /// Stable numeric id, shared with the WGSL library through generated constants.
     pub const fn id(self) -> u32 {
         match self {
@@ -232,6 +252,7 @@ impl Activation {
             Activation::Hardshrink { .. } => 22,
             Activation::Softshrink { .. } => 23,
             Activation::Tanhshrink => 24,
+            Activation::Threshold { .. } => 25,
             Activation::Custom { .. } => CUSTOM_ID,
         }
     }
@@ -251,16 +272,17 @@ impl Activation {
             | Activation::Hardswish
             | Activation::ReluSquared
             | Activation::Hardshrink { .. }
-            | Activation::Softshrink { .. } => Intensity::Streaming,
+            | Activation::Softshrink { .. }
+            | Activation::Threshold { .. } => Intensity::Streaming,
             _ => Intensity::Arithmetic,
         }
     }
 
     /// Whether every value a pass of this activation stores is exactly representable in the output type `out`,
     /// given that the operand carrying the value (`x` forward, `dy` backward) has type `value`. True for
-    /// identity, relu, relu6, hardtanh and hardshrink when `value == out`: the forward returns its input, 0 or a
-    /// bound (the hardtanh bounds must be representable in `out`), the backward `dy * f'(x)` with `f'` 0 or 1; and
-    /// for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit kernels then store without
+    /// identity, relu, relu6, hardtanh, hardshrink and threshold when `value == out`: the forward returns its
+    /// input, 0 or a constant (the hardtanh bounds and threshold's value must be representable in `out`), the
+    /// backward `dy * f'(x)` with `f'` 0 or 1; and for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit kernels then store without
     /// rounding, which would change nothing (a NaN stays a NaN: it is an input's or the kernel's quiet one).
     pub(crate) fn stores_exactly(self, backward: bool, value: DType, out: DType) -> bool {
         if value != out {
@@ -275,6 +297,7 @@ impl Activation {
             Activation::Hardtanh { min_val, max_val } => {
                 backward || (out.round_f32(min_val) == min_val && out.round_f32(max_val) == max_val)
             }
+            Activation::Threshold { value, .. } => backward || out.round_f32(value) == value,
             _ => false,
         }
     }
@@ -313,6 +336,7 @@ impl Activation {
             Activation::Hardshrink { .. } => "hardshrink",
             Activation::Softshrink { .. } => "softshrink",
             Activation::Tanhshrink => "tanhshrink",
+            Activation::Threshold { .. } => "threshold",
             Activation::Custom { id } => match crate::custom::name_of(id) {
                 Some(name) => name,
                 None => "custom",
@@ -350,6 +374,7 @@ impl Activation {
             Activation::Softplus { beta, threshold } => [beta, threshold],
             Activation::Hardtanh { min_val, max_val } => [min_val, max_val],
             Activation::Hardshrink { lambd } | Activation::Softshrink { lambd } => [lambd, 0.0],
+            Activation::Threshold { threshold, value } => [threshold, value],
             _ => [0.0, 0.0],
         }
     }

@@ -159,6 +159,12 @@ const KNOWN: &[(Activation, f64, f64, f64)] = &[
     (Activation::Tanhshrink, 1e-4, 3.33333332e-13, 9.999999933333334e-09),
     (Activation::Tanhshrink, 1e-8, 3.333333333333333e-25, 1e-16),
     (Activation::Tanhshrink, 2.5, 1.5133857018485697, 0.9734077733168394),
+    // Threshold(0.1, 20): the f32 threshold is 0.100000001490116..., so x = 0.1 in f64 lies below it.
+    (Activation::threshold(), -1.0, 20.0, 0.0),
+    (Activation::threshold(), 0.1, 20.0, 0.0),
+    (Activation::threshold(), 0.1f32 as f64, 20.0, 0.0),
+    (Activation::threshold(), 0.5, 0.5, 1.0),
+    (Activation::threshold(), 30.0, 30.0, 1.0),
 ];
 
 /// The reference's forward and derivative at known values, to 1e-15 relative (a few f64 roundings; 1e-14 in the
@@ -298,6 +304,14 @@ fn invalid_parameters_are_rejected() {
         },
         Activation::Softshrink { lambd: -0.5 },
         Activation::Hardshrink { lambd: f32::NAN },
+        Activation::Threshold {
+            threshold: f32::NAN,
+            value: 0.0,
+        },
+        Activation::Threshold {
+            threshold: 0.0,
+            value: f32::NEG_INFINITY,
+        },
     ] {
         assert!(
             matches!(act.validate(), Err(actgpu::Error::InvalidArgument { .. })),

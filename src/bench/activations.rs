@@ -24,7 +24,7 @@
 //! | quick_gelu | 32 | 39 | | hardswish | 10 | 13 |
 //! | silu | 31 | 38 | | relu_squared | 5 | 9 |
 //! | hardshrink | 6 | 10 | | softshrink | 12 | 10 |
-//! | tanhshrink | 72 | 56 | | | | |
+//! | tanhshrink | 72 | 56 | | threshold | 5 | 9 |
 
 use crate::verify::{Pass, Rng};
 use crate::{Activation, DType, Gpu, Result, Tensor};
@@ -82,6 +82,8 @@ pub const fn flops_per_element(act: Activation, pass: Pass) -> u32 {
         Activation::Softshrink { .. } => (9, 3),
         // tanh, and the degree-6 polynomial of the small arguments beside it (both are evaluated); f' is tanh^2.
         Activation::Tanhshrink => (69, 49),
+        // The compare and select of the mask, forward and backward.
+        Activation::Threshold { .. } => (2, 2),
         // User code: unknown; counted as the NaN handling only.
         Activation::Custom { .. } => (0, 0),
     };

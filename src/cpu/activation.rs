@@ -155,6 +155,13 @@ pub fn forward(act: Activation, x: f64) -> f64 {
             }
         }
         Activation::Tanhshrink => tanhshrink(x),
+        Activation::Threshold { .. } => {
+            if x <= p0 {
+                p1
+            } else {
+                x
+            }
+        }
         Activation::Custom { id } => (registered(id).forward)(x),
     }
 }
@@ -303,6 +310,7 @@ pub fn derivative(act: Activation, x: f64) -> f64 {
             let t = x.tanh();
             t * t
         }
+        Activation::Threshold { .. } => step(x > p0),
         Activation::Custom { id } => (registered(id).derivative)(x),
     }
 }
@@ -330,6 +338,7 @@ pub fn kinks(act: Activation) -> Vec<f64> {
         Activation::Hardsigmoid | Activation::Hardswish => vec![-3.0, 3.0],
         Activation::Softplus { .. } => vec![p1 / p0],
         Activation::Hardshrink { .. } | Activation::Softshrink { .. } => vec![-p0, p0],
+        Activation::Threshold { .. } => vec![p0],
         _ => Vec::new(),
     }
 }

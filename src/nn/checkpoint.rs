@@ -86,7 +86,9 @@ pub fn activation_spec(act: Activation) -> String {
         | Activation::Swish { .. }
         | Activation::Hardshrink { .. }
         | Activation::Softshrink { .. } => format!("{}({p0})", act.name()),
-        Activation::Softplus { .. } | Activation::Hardtanh { .. } => {
+        Activation::Softplus { .. }
+        | Activation::Hardtanh { .. }
+        | Activation::Threshold { .. } => {
             format!("{}({p0},{p1})", act.name())
         }
         _ => act.name().to_string(),
@@ -134,6 +136,9 @@ pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
         }
         (Activation::Hardtanh { .. }, &[min_val, max_val]) => {
             Activation::Hardtanh { min_val, max_val }
+        }
+        (Activation::Threshold { .. }, &[threshold, value]) => {
+            Activation::Threshold { threshold, value }
         }
         (act, []) => act,
         _ => return None,

@@ -6,7 +6,7 @@
 //!
 //! | scheme | variance | `a` | activations |
 //! |---|---|---|---|
-//! | He (Kaiming) | `2 / fan_in` | `sqrt(6 / fan_in)` | rectifier-like: ReLU, ReLU6, leaky ReLU, squared ReLU, ELU, CELU, GELU (both), QuickGELU, SiLU, Swish, Mish, Softplus, HardSwish |
+//! | He (Kaiming) | `2 / fan_in` | `sqrt(6 / fan_in)` | rectifier-like: ReLU, ReLU6, leaky ReLU, squared ReLU, ELU, CELU, GELU (both), QuickGELU, SiLU, Swish, Mish, Softplus, HardSwish, Threshold (a gate like ReLU's) |
 //! | LeCun | `1 / fan_in` | `sqrt(3 / fan_in)` | SELU (self-normalising needs it) |
 //! | Xavier (Glorot) | `2 / (fan_in + fan_out)` | `sqrt(6 / (fan_in + fan_out))` | everything else: identity (the output layer), tanh, sigmoid, softsign, hardtanh, hardsigmoid, log-sigmoid, the shrinkage functions (hardshrink, softshrink, tanhshrink), custom |
 //!
@@ -56,7 +56,8 @@ impl Init {
             | Swish { .. }
             | Mish
             | Softplus { .. }
-            | Hardswish => Init::He,
+            | Hardswish
+            | Threshold { .. } => Init::He,
             Selu => Init::LeCun,
             _ => Init::Xavier,
         }

@@ -3,7 +3,8 @@
 //! count of the network it makes.
 //!
 //! Names: every [`Activation`] name (the shrinkage functions, [`Activation::SHRINK`], are not in the default set
-//! `plain` but in their own, `shrink`); the gated units `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`
+//! `plain` but in their own, `shrink`; `threshold`, PyTorch's `Threshold(0.1, 20)`, a replacement of values
+//! rather than a hidden activation, is in none but `--all`); the gated units `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`
 //! ([`Gated::ALL`]); the learnable ones `prelu`, `swish_learnable`, `elu_learnable` (one parameter shared by
 //! the layer, as `nn.PReLU()`) and `prelu_channel`, `swish_learnable_channel`, `elu_learnable_channel` (one per
 //! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]).
@@ -27,11 +28,13 @@ impl Candidate {
     ];
 
     /// The plain activations the study compares by default: [`Activation::ALL`] but the shrinkage functions
-    /// ([`Activation::SHRINK`]), 22 kinds.
+    /// ([`Activation::SHRINK`]) and threshold, 22 kinds.
     pub fn plain_all() -> Vec<Candidate> {
         Activation::ALL
             .into_iter()
-            .filter(|a| !Activation::SHRINK.contains(a))
+            .filter(|a| {
+                !Activation::SHRINK.contains(a) && !matches!(a, Activation::Threshold { .. })
+            })
             .map(Candidate::from)
             .collect()
     }
@@ -53,11 +56,12 @@ impl Candidate {
             .collect()
     }
 
-    /// Every plain activation (the default set, then the shrinkage functions), then the gated and learnable ones
-    /// (`--all`).
+    /// Every plain activation (the default set, then the shrinkage functions and threshold), then the gated and
+    /// learnable ones (`--all`).
     pub fn extended() -> Vec<Candidate> {
         let mut all = Candidate::plain_all();
         all.extend(Candidate::shrink());
+        all.push(Candidate::from(Activation::threshold()));
         all.extend(Candidate::gated_and_learnable());
         all
     }
@@ -206,7 +210,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_are_unique() {
         let names = Candidate::names();
-        assert_eq!(names.len(), 22 + 3 + 5 + 4 + 2);
+        assert_eq!(names.len(), 22 + 3 + 1 + 5 + 4 + 2);
         for n in &names {
             assert_eq!(Candidate::from_name(n).map(|c| c.name()).as_ref(), Some(n));
             assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
@@ -220,7 +224,7 @@ mod tests {
             Some(Candidate::from(Gated::SWIGLU))
         );
         assert_eq!(Candidate::from_name("glu_channel"), None);
-        assert_eq!(Candidate::extended().len(), 34);
+        assert_eq!(Candidate::extended().len(), 35);
         assert_eq!(Candidate::plain_all().len(), 22);
         assert!(Candidate::plain_all()
             .iter()

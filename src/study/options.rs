@@ -29,9 +29,10 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel.
                         Sets: plain, shrink (hardshrink, softshrink, tanhshrink: the shrinkage functions,
                         not in plain), gated (the 5 gated units), learnable (prelu, prelu_channel,
-                        swish_learnable, elu_learnable), all (plain + shrink + gated + learnable: 34)
-  --all                 every plain activation, shrinkage function, gated and learnable kind (--activations
-                        all; not with --activations)
+                        swish_learnable, elu_learnable), all (plain + shrink + threshold + gated +
+                        learnable: 35)
+  --all                 every plain activation, shrinkage function, threshold, gated and learnable kind
+                        (--activations all; not with --activations)
   --match-params        shrink the gated layers' widths (one common factor) so their network has about as
                         many parameters as the plain one; without it every kind has the same widths u, so a
                         gated network has about twice the parameters (without a gated kind it changes
@@ -719,7 +720,7 @@ mod tests {
                 panic!("not a run")
             };
             assert_eq!(o.activations, Candidate::extended(), "{all}");
-            assert_eq!(o.activations.len(), 34);
+            assert_eq!(o.activations.len(), 35);
         }
         let Command::Run(o) = Options::parse(&args("--activations plain")).unwrap() else {
             panic!("not a run")

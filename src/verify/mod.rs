@@ -112,7 +112,7 @@ pub fn tail_inputs() -> Vec<f32> {
 /// `0 * -inf`, and a hardshrink with a negative lambd, which maps nothing to 0), so that tests exercise the
 /// parameters as well as the defaults. (Softshrink with `lambd = 0` is the identity with `f'(0) = 0`, PyTorch's
 /// mask, which no finite difference gives: `tests/activations.rs` checks it apart.)
-pub const OTHER_PARAMETERS: [Activation; 13] = [
+pub const OTHER_PARAMETERS: [Activation; 14] = [
     Activation::LeakyRelu {
         negative_slope: 0.2,
     },
@@ -138,6 +138,10 @@ pub const OTHER_PARAMETERS: [Activation; 13] = [
     Activation::Hardshrink { lambd: 1.5 },
     Activation::Hardshrink { lambd: -1.0 },
     Activation::Softshrink { lambd: 2.0 },
+    Activation::Threshold {
+        threshold: -1.0,
+        value: -2.5,
+    },
 ];
 
 /// The tolerance of an activation in a pass on general inputs. Every activation meets [`F32_ELEMENTWISE`]
