@@ -6,8 +6,8 @@ override X_T: u32 = T_F32;
 override DY_T: u32 = T_F32;
 override OUT_T: u32 = T_F32;
 /// 1 when the host knows that every value this pipeline stores is exactly representable in OUT_T (identity,
-/// relu, relu6, hardtanh and hardshrink, and softshrink's backward, over operands of the output's type: each
-/// result is an input, 0 or a bound, `Activation::stores_exactly`): rounding
+/// relu, relu6, hardtanh, hardshrink and threshold, and softshrink's backward, over operands of the output's
+/// type: each result is an input, 0 or a representable constant, `Activation::stores_exactly`): rounding
 /// would change nothing, so 16-bit stores skip it (`pack_oct_as`), and identity and relu may skip decoding too
 /// (`forward_in_bits`, `backward_in_bits`).
 override EXACT: u32 = 0u;

@@ -282,8 +282,9 @@ impl Activation {
     /// given that the operand carrying the value (`x` forward, `dy` backward) has type `value`. True for
     /// identity, relu, relu6, hardtanh, hardshrink and threshold when `value == out`: the forward returns its
     /// input, 0 or a constant (the hardtanh bounds and threshold's value must be representable in `out`), the
-    /// backward `dy * f'(x)` with `f'` 0 or 1; and for softshrink's backward (its forward's `x -+ lambd` rounds). The 16-bit kernels then store without
-    /// rounding, which would change nothing (a NaN stays a NaN: it is an input's or the kernel's quiet one).
+    /// backward `dy * f'(x)` with `f'` 0 or 1; and for softshrink's backward (its forward's `x -+ lambd`
+    /// rounds). The 16-bit kernels then store without rounding, which would change nothing (a NaN stays a NaN: it
+    /// is an input's or the kernel's quiet one).
     pub(crate) fn stores_exactly(self, backward: bool, value: DType, out: DType) -> bool {
         if value != out {
             return false;
@@ -297,7 +298,7 @@ impl Activation {
             Activation::Hardtanh { min_val, max_val } => {
                 backward || (out.round_f32(min_val) == min_val && out.round_f32(max_val) == max_val)
             }
-            Activation::Threshold { value, .. } => backward || out.round_f32(value) == value,
+            Activation::Threshold { value: v, .. } => backward || out.round_f32(v) == v,
             _ => false,
         }
     }

@@ -1056,24 +1056,33 @@ impl Mlp {
     /// What the network's loss reads its outputs as, for `x [batch, sizes[0]]`, computed on the GPU: under
     /// [`Loss::SoftmaxCrossEntropy`] each row's class probabilities (softmax of its logits,
     /// [`crate::SoftmaxKind::Softmax`]), under [`Loss::BceWithLogits`] each output's probability of 1 (its
-    /// sigmoid); submits and waits. Runs as [`Mlp::predict`] does, its errors naming
-    /// `"Mlp::predict_probabilities"`; under [`Loss::Mse`], whose outputs are values rather than logits,
+    /// sigmoid); submits and waits. Runs as [`Mlp::predict`] does (then one more submission for the softmax or
+    /// sigmoid), its errors naming `"Mlp::predict_probabilities"` where they are the caller's (those of
+    /// [`Mlp::predict`]); under [`Loss::Mse`], whose outputs are values rather than logits,
     /// [`Error::InvalidArgument`].
     pub fn predict_probabilities(&self, x: &Tensor) -> Result<Tensor> {
         const OP: &str = "Mlp::predict_probabilities";
-        let loss = self.loss_fn();
-        if loss == Loss::Mse {
-            return Err(Error::InvalidArgument {
+        let read_as = |loss: Loss| match loss {
+            Loss::SoftmaxCrossEntropy => Ok(true),
+            Loss::BceWithLogits => Ok(false),
+            Loss::Mse => Err(Error::InvalidArgument {
                 op: OP,
                 reason: "a network trained with MSE outputs values, not logits: use predict".into(),
-            });
-        }
+            }),
+        };
+        let softmax = read_as(self.loss_fn())?;
         let logits = self.predict_for(OP, x)?;
-        if loss == Loss::SoftmaxCrossEntropy {
-            return crate::SoftmaxKind::Softmax.forward(&logits);
+        if softmax {
+            let p = logits.zeros_like()?;
+            self.gpu.submit_and_wait(OP, |enc| {
+                crate::SoftmaxKind::Softmax.record_forward(enc, &logits, &p)
+            })?;
+            return Ok(p);
         }
         // A fresh tensor of predict_for's own: nothing else holds it.
-        Activation::Sigmoid.forward_inplace(&logits)?;
+        self.gpu.submit_and_wait(OP, |enc| {
+            Activation::Sigmoid.record_forward_inplace(enc, &logits)
+        })?;
         Ok(logits)
     }
 

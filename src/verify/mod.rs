@@ -156,7 +156,7 @@ pub const POISON: f32 = f32::from_bits(0x7f7f_dead);
 
 /// The bits written into 16-bit outputs before a kernel runs: a signalling NaN. Kernels that compute store only
 /// quiet NaNs, so an element still holding these bits was not written; the exact paths (identity, relu, relu6,
-/// hardtanh and hardshrink on 16-bit bits, softshrink's backward) copy an input's bits, a signalling NaN
+/// hardtanh, hardshrink and threshold on 16-bit bits, softshrink's backward) copy an input's bits, a signalling NaN
 /// included, so a check that fed them these very bits would read its own input as unwritten. The checks' inputs
 /// come through `half`'s conversions, which quiet every NaN, so they never do (and the decoders never see a
 /// signalling NaN in them).
