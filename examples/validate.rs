@@ -11,13 +11,15 @@
 //! op in every chosen type and nothing else: a plain activation (`gelu`), bias + an activation (`bias_gelu`:
 //! random and edge inputs, and a width without the fused column sums), a gated unit (`swiglu`: both
 //! layouts, random and edge inputs), a learnable activation (`prelu`, `swish_learnable`, `elu_learnable`:
-//! shared and per-channel parameters, random and edge inputs) or `softmax` / `log_softmax` (rows of 10 and 1,000
-//! columns and rows of edge values, forward and backward), as `bench --kernels` names them. `--minimum-limits`
+//! shared and per-channel parameters, random and edge inputs), `softmax` / `log_softmax` (rows of 10 and 1,000
+//! columns and rows of edge values, forward and backward) or `rrelu` (the randomized leaky ReLU's training mode:
+//! two slope ranges on random inputs, every pair of edge values as x and dy), as `bench --kernels` names them. `--minimum-limits`
 //! caps the device at `Gpu::MINIMUM_LIMITS` (128 invocations per workgroup, 6 storage buffers per stage), so
 //! every check runs as it would on the smallest device actgpu supports.
 //!
 //! The fused ops follow in each type: softmax and log-softmax over rows (y and dx, under per-element bounds of
-//! their f32 arithmetic, `actgpu::verify::softmax`), bias + every activation (y, dx and db), the gated units in
+//! their f32 arithmetic, `actgpu::verify::softmax`), the randomized leaky ReLU's training mode (y and dx at the
+//! slopes the reference draws, `actgpu::verify::rrelu`), bias + every activation (y, dx and db), the gated units in
 //! both layouts, the learnable activations (y, dx and dp), against `actgpu::cpu`. Then the training kernels
 //! (`actgpu::verify::training`): the three product forms with operands in each type, and in f32 the dense layer
 //! forward (y, z) and backward (dw, db, dx), the three losses with their gradients, and six optimizer
@@ -281,7 +283,7 @@ impl Only {
         let learnable: Vec<&str> = Learnable::ALL.iter().map(|l| l.name()).collect();
         Err(format!(
             "unknown op {name:?}: --only takes a plain activation ({}), bias_ and one of those (bias_gelu), a \
-             gated unit ({}), a learnable activation ({}) or softmax, log_softmax",
+             gated unit ({}), a learnable activation ({}), softmax, log_softmax or rrelu",
             plain.join(", "),
             gated.join(", "),
             learnable.join(", ")
@@ -314,6 +316,7 @@ fn check_fused(gpu: &Gpu, dtype: DType, only: &Only) -> actgpu::Result<Vec<Fused
         Only::Fused(FusedOp::Softmax(kind)) => {
             return actgpu::verify::softmax::check_standard(gpu, *kind, dtype)
         }
+        Only::Fused(FusedOp::Rrelu(_)) => return actgpu::verify::rrelu::check_standard(gpu, dtype),
         Only::Activation(_) => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
@@ -321,6 +324,7 @@ fn check_fused(gpu: &Gpu, dtype: DType, only: &Only) -> actgpu::Result<Vec<Fused
         for kind in SoftmaxKind::ALL {
             out.extend(actgpu::verify::softmax::check_standard(gpu, kind, dtype)?);
         }
+        out.extend(actgpu::verify::rrelu::check_standard(gpu, dtype)?);
     }
     for &act in &acts {
         let seed = u64::from(act.id());

@@ -49,6 +49,7 @@ pub use ops::learnable::Learnable;
 pub use ops::loss::{Labels, Loss, Targets};
 pub use ops::matmul::{matmul, matmul_a_bt, matmul_at_b, MatmulKernel};
 pub use ops::optim::{Adam, OptimState, Optimizer, Sgd};
+pub use ops::rrelu::Rrelu;
 pub use ops::softmax::SoftmaxKind;
 pub use tensor::{padded_bytes, Tensor, TENSOR_USAGE};
 

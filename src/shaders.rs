@@ -55,6 +55,9 @@ pub enum ShaderId {
     /// Softmax and log-softmax over the last dimension, forward and backward (`shaders/softmax.wgsl`), operands
     /// of any storage type packed in `u32` words (`shaders/activation_io_packed.wgsl`).
     Softmax,
+    /// The randomized leaky ReLU's training mode, forward and backward (`shaders/rrelu.wgsl`), operands of any
+    /// storage type packed in `u32` words (`shaders/activation_io_packed.wgsl`).
+    Rrelu,
     /// Optimizer updates: SGD with momentum / Nesterov, Adam, AdamW (`shaders/optim.wgsl`).
     Optim,
     /// The dense backward's dZ pass with dead / saturated derivative counts (`shaders/dz_stats.wgsl`).
@@ -88,6 +91,7 @@ const MATMUL_OPERANDS: &str = include_str!("../shaders/matmul_operands.wgsl");
 const MATMUL_OPERANDS_WIDE: &str = include_str!("../shaders/matmul_operands_wide.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
+const RRELU: &str = include_str!("../shaders/rrelu.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 const DZ_STATS: &str = include_str!("../shaders/dz_stats.wgsl");
 const CEILINGS: &str = include_str!("../shaders/ceilings.wgsl");
@@ -106,6 +110,7 @@ impl ShaderId {
             ShaderId::MatmulGenerated { .. } => "actgpu.matmul_generated",
             ShaderId::Loss => "actgpu.loss",
             ShaderId::Softmax => "actgpu.softmax",
+            ShaderId::Rrelu => "actgpu.rrelu",
             ShaderId::Optim => "actgpu.optim",
             ShaderId::DzStats => "actgpu.dz_stats",
             ShaderId::Ceilings => "actgpu.ceilings",
@@ -185,6 +190,7 @@ impl ShaderId {
             }
             ShaderId::Loss => &[STORAGE, library, LOSS],
             ShaderId::Softmax => &[STORAGE, library, ACTIVATION_IO_PACKED, SOFTMAX],
+            ShaderId::Rrelu => &[STORAGE, library, ACTIVATION_IO_PACKED, RRELU],
             ShaderId::DzStats => &[STORAGE, library, DZ_STATS],
             ShaderId::Optim => {
                 return Source {

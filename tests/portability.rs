@@ -1,6 +1,6 @@
 //! The backends CI cannot run: every pipeline a broad workload creates on this adapter (every activation in every
 //! storage type, the fused families, every matmul kernel with and without a fused derivative, the dense layer,
-//! losses, optimizers, softmax, an MLP step with diagnostics, a user-defined activation) is translated by naga, with the
+//! losses, optimizers, softmax, the randomized leaky ReLU, an MLP step with diagnostics, a user-defined activation) is translated by naga, with the
 //! pipeline's own override constants, to Metal Shading Language and to HLSL (shader model 6.2, what DXC
 //! compiles, for every pipeline; 5.1, FXC's, for those without 16-bit types or subgroups), as wgpu would
 //! translate it on a Mac or on DX12. A translation error here
@@ -15,7 +15,7 @@ use actgpu::verify::training::{check_dense_layer, check_losses, check_optimizers
 use actgpu::verify::OTHER_PARAMETERS;
 use actgpu::{
     Activation, CustomActivation, DType, Dense, DzMode, F16Storage, Gated, Gpu, GpuOptions, Hidden,
-    Learnable, Loss, MatmulKernel, Mlp, Optimizer, Sgd, SoftmaxKind, Tensor,
+    Learnable, Loss, MatmulKernel, Mlp, Optimizer, Rrelu, Sgd, SoftmaxKind, Tensor,
 };
 use naga::back::{hlsl, msl, PipelineConstants};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -77,6 +77,12 @@ fn build_pipelines(g: &Gpu) {
                 kind.backward(&y, &x).unwrap();
             }
         }
+    }
+    // The randomized leaky ReLU's training mode, both directions.
+    for dtype in [DType::F32, DType::F16] {
+        let x = tensor(g, 24, &[24], dtype);
+        let y = Rrelu::DEFAULT.forward(&x, 5).unwrap();
+        Rrelu::DEFAULT.backward(&x, &y, 5).unwrap();
     }
     let hidden = [
         Hidden::Act(Activation::Silu),

@@ -1,5 +1,5 @@
-//! Fused-kernel workloads: bias + activation, gated units, learnable activations and softmax over the last
-//! dimension, on an input `x` of shape `[rows, cols]`, recorded through their public launchers with random,
+//! Fused-kernel workloads: bias + activation, gated units, learnable activations, softmax over the last
+//! dimension and the randomized leaky ReLU's training mode, on an input `x` of shape `[rows, cols]`, recorded through their public launchers with random,
 //! rotated operands.
 //!
 //! Bytes counted per run (`s` = bytes per element of the storage type, `N = rows * cols`); the per-block partial
@@ -15,6 +15,7 @@
 //! | gated (`x = a \| g`): `out = a f(g)`; `da`, `dg` | `1.5 N s` (x in, half out) | `2.5 N s` (x, dout in, dx out) |
 //! | learnable (`p` per column): `y = f(x; p)`; `dx`, `dp` | `2 N s + cols s` | `3 N s + 2 cols s` |
 //! | `softmax`, `log_softmax` over rows: `y`; `dx` from `y`, `dy` | `2 N s` | `3 N s` |
+//! | `rrelu` (training): `y`; `dx` | `2 N s` | `3 N s` |
 //!
 //! Softmax is counted at the least any kernel moves (each tensor once), not at what its two passes touch (the
 //! statistics read x again forward, y and dy again backward: `3 N s` and `5 N s`, log-softmax `4 N s` backward),
@@ -25,13 +26,15 @@
 //! plus 1 forward, and the gate's forward and backward plus 2 backward; learnable activations cost their fixed
 //! twins (PReLU as leaky_relu, Swish as swish, ELU as elu) plus 2 backward for the parameter's gradient.
 //! Softmax counts both passes per element (`shaders/softmax.wgsl`, each `exp` 16 with its clamp and select): 56
-//! forward and 7 backward, log-softmax 36 forward (one `exp`) and 30 backward (the `exp` of y).
+//! forward and 7 backward, log-softmax 36 forward (one `exp`) and 30 backward (the `exp` of y). The randomized
+//! leaky ReLU counts its draw's integer operations as FLOP (`shaders/rrelu.wgsl`: pcg3d is 24, the conversion to
+//! `u` 3, the slope 3, the product and the selects 3): 33 forward and backward.
 
 use super::activations::{flops_per_element, random_values, rotation_sets};
 use crate::ops::gated::Gated;
 use crate::ops::learnable::Learnable;
 use crate::verify::{Pass, Rng};
-use crate::{Activation, DType, Error, Gpu, Result, SoftmaxKind, Tensor};
+use crate::{Activation, DType, Error, Gpu, Result, Rrelu, SoftmaxKind, Tensor};
 
 /// A fused op.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,11 +47,13 @@ pub enum FusedOp {
     Learnable(Learnable),
     /// Softmax or log-softmax over the last dimension.
     Softmax(SoftmaxKind),
+    /// The randomized leaky ReLU in training mode, a new seed each run.
+    Rrelu(Rrelu),
 }
 
 impl FusedOp {
     /// The ops a default benchmark run measures: bias with relu, gelu, gelu_tanh and silu, every named gated
-    /// unit, every learnable activation, softmax and log-softmax.
+    /// unit, every learnable activation, softmax and log-softmax, the randomized leaky ReLU (PyTorch's range).
     pub fn defaults() -> Vec<FusedOp> {
         let bias = [
             Activation::Relu,
@@ -61,22 +66,28 @@ impl FusedOp {
             .chain(Gated::ALL.map(FusedOp::Gated))
             .chain(Learnable::ALL.map(FusedOp::Learnable))
             .chain(SoftmaxKind::ALL.map(FusedOp::Softmax))
+            .chain([FusedOp::Rrelu(Rrelu::DEFAULT)])
             .collect()
     }
 
     /// `bias_<activation>`, the gated unit's name (e.g. `swiglu`), the learnable activation's (e.g. `prelu`), or
-    /// `softmax` / `log_softmax`.
+    /// `softmax` / `log_softmax`, or `rrelu`.
     pub fn name(self) -> String {
         match self {
             FusedOp::Bias(act) => format!("bias_{act}"),
             FusedOp::Gated(g) => g.name(),
             FusedOp::Learnable(l) => l.name().into(),
             FusedOp::Softmax(k) => k.name().into(),
+            FusedOp::Rrelu(_) => Rrelu::NAME.into(),
         }
     }
 
-    /// The op named as [`FusedOp::name`] prints it (built-in activations with default parameters).
+    /// The op named as [`FusedOp::name`] prints it (built-in activations with default parameters, the
+    /// randomized leaky ReLU with PyTorch's range).
     pub fn from_name(name: &str) -> Option<FusedOp> {
+        if name == Rrelu::NAME {
+            return Some(FusedOp::Rrelu(Rrelu::DEFAULT));
+        }
         if let Some(act) = name.strip_prefix("bias_") {
             return Activation::from_name(act).map(FusedOp::Bias);
         }
@@ -114,6 +125,7 @@ impl FusedOp {
             (FusedOp::Softmax(SoftmaxKind::Softmax), Pass::Backward) => 7.0,
             (FusedOp::Softmax(SoftmaxKind::LogSoftmax), Pass::Forward) => 36.0,
             (FusedOp::Softmax(SoftmaxKind::LogSoftmax), Pass::Backward) => 30.0,
+            (FusedOp::Rrelu(_), _) => 33.0,
         }
     }
 
@@ -125,8 +137,8 @@ impl FusedOp {
         match (self, pass) {
             (FusedOp::Gated(_), Pass::Forward) => 1.5 * n * s,
             (FusedOp::Gated(_), Pass::Backward) => 2.5 * n * s,
-            (FusedOp::Softmax(_), Pass::Forward) => 2.0 * n * s,
-            (FusedOp::Softmax(_), Pass::Backward) => 3.0 * n * s,
+            (FusedOp::Softmax(_) | FusedOp::Rrelu(_), Pass::Forward) => 2.0 * n * s,
+            (FusedOp::Softmax(_) | FusedOp::Rrelu(_), Pass::Backward) => 3.0 * n * s,
             (_, Pass::Forward) => 2.0 * n * s + c * s,
             (_, Pass::Backward) => 3.0 * n * s + 2.0 * c * s,
         }
@@ -193,7 +205,7 @@ impl FusedOperands {
         let vector = match op {
             FusedOp::Bias(_) => Some(random_values(&mut rng, cols, -1.0, 1.0)),
             FusedOp::Learnable(l) => Some(vec![FusedOp::initial_param(l); cols]),
-            FusedOp::Gated(_) | FusedOp::Softmax(_) => None,
+            FusedOp::Gated(_) | FusedOp::Softmax(_) | FusedOp::Rrelu(_) => None,
         };
         // Sized by the least a pass touches: x and the output.
         let count = rotation_sets(2 * n as u64 * dtype.size_bytes() as u64);
@@ -272,6 +284,12 @@ impl FusedOperands {
             // x stands for y: the time does not depend on the values.
             (FusedOp::Softmax(k), Pass::Backward) => {
                 k.record_backward(encoder, &s.x, &s.dy, &s.out)
+            }
+            (FusedOp::Rrelu(r), Pass::Forward) => {
+                r.record_forward(encoder, &s.x, rep, &s.out_forward)
+            }
+            (FusedOp::Rrelu(r), Pass::Backward) => {
+                r.record_backward(encoder, &s.x, &s.dy, rep, &s.out)
             }
         }
     }

@@ -10,4 +10,5 @@ pub mod fused;
 pub mod loss;
 pub mod mlp;
 pub mod optim;
+pub mod rrelu;
 pub mod softmax;

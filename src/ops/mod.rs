@@ -20,4 +20,5 @@ pub mod matmul;
 pub(crate) mod matmul_subgroup;
 pub mod optim;
 pub(crate) mod recording;
+pub mod rrelu;
 pub mod softmax;

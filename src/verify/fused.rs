@@ -167,7 +167,7 @@ pub fn check_values(
 /// [`check_values`] of the output `out`, its unwritten elements (still holding the poison) counted as failures:
 /// a 16-bit poison is a NaN, which a NaN reference would otherwise accept. `flushed` is used only where `gpu`
 /// flushes subnormals.
-fn values(
+pub(super) fn values(
     gpu: &Gpu,
     dtype: DType,
     x: &[f32],
@@ -183,7 +183,7 @@ fn values(
 
 /// `v` widened, each subnormal flushed to a zero of its sign when `flush`: the inputs as a device that flushes
 /// reads them.
-fn read_as(v: &[f32], flush: bool) -> Vec<f64> {
+pub(super) fn read_as(v: &[f32], flush: bool) -> Vec<f64> {
     v.iter()
         .map(|&x| f64::from(if flush { flush_subnormal(x) } else { x }))
         .collect()

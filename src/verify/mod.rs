@@ -8,6 +8,7 @@ mod flush;
 pub mod fused;
 mod inputs;
 pub mod mlp;
+pub mod rrelu;
 pub mod softmax;
 pub mod training;
 
