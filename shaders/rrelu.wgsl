@@ -8,7 +8,8 @@
 // Element e's slope a_e = lower + (upper - lower) u_e is drawn from a counter-based hash of (e, seed): u_e =
 // (pcg3d(e, seed_lo, seed_hi).x >> 8) 2^-24, uniform on the 2^24 multiples of 2^-24 in [0, 1). Nothing is stored
 // between the passes: the backward draws the same a_e from the same seed. `e` counts elements from the tensor's
-// start (the host refuses tensors past 2^32 elements), so a chunked launch draws what one launch would.
+// start plus `index_base` (the host refuses draws past 2^32 indices), so a chunked launch draws what one launch
+// would.
 //
 // Edge values follow the crate's leaky ReLU (`ACT_LEAKY_RELU` with P0 = a_e): NaN gives NaN both ways; a slope
 // of 0 gives a zero of x's sign (at x = -inf too, the limit); the backward is NaN where x or dy is.
@@ -27,6 +28,8 @@ struct RreluParams {
     /// The slopes' range [lower, upper].
     lower: f32,
     upper: f32,
+    /// The index of the tensor's first element in the draw (an MLP step in passes counts over the batch).
+    index_base: u32,
 }
 
 @group(0) @binding(3) var<uniform> params: RreluParams;
@@ -80,7 +83,7 @@ fn rrelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            let e = 8u * (params.first_unit + u);
+            let e = params.index_base + 8u * (params.first_unit + u);
             let x = load_x(u);
             store_out(u, Oct(rrelu_f4(x.a, e), rrelu_f4(x.b, e + 4u)));
         }
@@ -94,7 +97,7 @@ fn rrelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     for (var k = 0u; k < PER_THREAD; k++) {
         let u = base + k * WG;
         if (u < params.units) {
-            let e = 8u * (params.first_unit + u);
+            let e = params.index_base + 8u * (params.first_unit + u);
             let x = load_x(u);
             let dy = load_dy(u);
             store_out(u, Oct(rrelu_dx4(x.a, dy.a, e), rrelu_dx4(x.b, dy.b, e + 4u)));

@@ -2,14 +2,18 @@
 //! backward into poisoned outputs: random inputs and every pair of edge values in every storage type and a mix
 //! of them; the draw itself (its range, mean and spread on the GPU, the same bits for the same seed, new slopes
 //! for a new one); dispatch grids folded past their per-dimension limit and operands past the storage-binding
-//! limit, which must draw what one launch draws; evaluation mode; then the argument errors.
+//! limit, which must draw what one launch draws; evaluation mode; the argument errors; and `Hidden::Rrelu` layers
+//! of an `Mlp`: five steps against the f64 network (in one pass and in passes), the noise seed's determinism, a
+//! training checkpoint's resumption and the weights file's layer specs.
 
 mod common;
 
 use actgpu::verify::fused::{random_values, FusedCheck};
 use actgpu::verify::rrelu::{check, check_standard, RreluDtypes};
-use actgpu::{Activation, DType, Error, Gpu, GpuOptions, Rrelu};
-use common::{capped_binding_gpu, gpu, small_grid_gpu};
+use actgpu::{
+    Activation, Adam, DType, Error, Gpu, GpuOptions, Hidden, Loss, Mlp, Optimizer, Rrelu,
+};
+use common::{assert_same_training, bits, capped_binding_gpu, gpu, small_grid_gpu};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -182,4 +186,72 @@ fn argument_errors_are_typed() {
     let y = other.zeros(&[3], DType::F32).unwrap();
     let e = Rrelu::DEFAULT.forward_into(&x, 0, &y).unwrap_err();
     assert!(matches!(e, Error::DeviceMismatch { .. }), "{e}");
+}
+
+/// A network with randomized leaky ReLU hidden layers (one of them beside a plain one), trained `steps` steps of
+/// 9 rows on fixed data with noise seed `noise_seed`: the network and its losses.
+fn trained(steps: usize, noise_seed: u64, from: Option<&[u8]>) -> (Mlp, Vec<f32>) {
+    let hidden = [
+        Hidden::Rrelu(Rrelu::DEFAULT),
+        Hidden::Act(Activation::Gelu),
+        Hidden::Rrelu(Rrelu::new(0.0, 0.5).unwrap()),
+    ];
+    let opt = Optimizer::Adam(Adam::new(0.01));
+    let ce = Loss::SoftmaxCrossEntropy;
+    let mut net = Mlp::with_layers(gpu(), &[4, 12, 8, 6, 3], &hidden, ce, opt, 3).unwrap();
+    net.set_noise_seed(noise_seed);
+    if let Some(bytes) = from {
+        net.load_training_checkpoint_bytes(bytes).unwrap();
+    }
+    let x = random_values(9 * 4, 2.0, DType::F32, 1);
+    let labels: Vec<u32> = (0..9).map(|i| i % 3).collect();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        net.train_step_classes(&x, &labels).unwrap();
+        losses.push(net.loss().unwrap());
+    }
+    (net, losses)
+}
+
+#[test]
+fn an_mlp_with_an_rrelu_layer_trains_as_the_f64_reference() {
+    let checks = actgpu::verify::mlp::check_training_steps(gpu()).unwrap();
+    assert_eq!(checks.len(), 12);
+    assert_ok("mlp", checks);
+}
+
+#[test]
+fn rrelu_layers_draw_by_the_noise_seed_and_resume_from_a_training_checkpoint() {
+    // The same noise seed trains the same bits; another draws other slopes, and the training moves apart.
+    let (a, losses_a) = trained(4, 5, None);
+    let (b, losses_b) = trained(4, 5, None);
+    assert_same_training((&a, &losses_a), (&b, &losses_b));
+    let (c, _) = trained(4, 6, None);
+    assert_ne!(
+        bits(&a.params().unwrap()[0].0),
+        bits(&c.params().unwrap()[0].0)
+    );
+    // Evaluation mode draws nothing: the same input predicts the same bits twice.
+    let x = gpu().upload_shaped(&[-1.0f32; 8], &[2, 4]).unwrap();
+    let p: Vec<f32> = a.predict(&x).unwrap().read().unwrap();
+    assert_eq!(
+        bits(&p),
+        bits(&a.predict(&x).unwrap().read::<f32>().unwrap())
+    );
+    // A training checkpoint keeps the noise seed: 2 steps, save, 2 more resume the 4-step run bit for bit, into
+    // a network built with another noise seed.
+    let (half, _) = trained(2, 5, None);
+    let bytes = half.to_training_checkpoint_bytes().unwrap();
+    let (resumed, losses_r) = trained(2, 99, Some(&bytes));
+    assert_eq!(resumed.noise_seed(), 5);
+    assert_same_training((&a, &losses_a[2..]), (&resumed, &losses_r));
+    // The weights file names each layer's kind and range, and loads back as the same layers.
+    let weights = a.to_safetensors_bytes().unwrap();
+    let opt = Optimizer::Adam(Adam::new(0.01));
+    let copy = Mlp::from_safetensors(gpu(), &weights, Loss::SoftmaxCrossEntropy, opt).unwrap();
+    assert_eq!(copy.hidden(), a.hidden());
+    assert_eq!(
+        bits(&copy.predict(&x).unwrap().read::<f32>().unwrap()),
+        bits(&p)
+    );
 }

@@ -3,7 +3,9 @@
 //!
 //! Gated and learnable hidden layers ([`Hidden`]) run their linear map as a dense layer without activation,
 //! then the f64 references of the gated unit and the learnable activation ([`super::fused`]); backward forms
-//! dZ with their backward references and the activation parameter's gradient `dp` with it.
+//! dZ with their backward references and the activation parameter's gradient `dp` with it. A randomized leaky
+//! ReLU layer draws its training slopes as the GPU network does ([`crate::nn::rrelu_layer_seed`] of
+//! [`Mlp::noise_seed`], the step and the layer, then [`super::rrelu`]), and evaluates at their mean.
 
 use super::dense::{dense_backward, dense_forward, DenseGrads};
 use super::fused::{
@@ -69,6 +71,9 @@ pub struct Mlp {
     pub act_param_states: Vec<State>,
     /// Updates done so far.
     pub step: u64,
+    /// The seed of the randomized leaky ReLU layers' draws ([`crate::Mlp::noise_seed`]); 0 from the
+    /// constructors.
+    pub noise_seed: u64,
 }
 
 /// Every gradient of one step: the loss, each layer's dense gradients, and each layer's learnable activation
@@ -130,6 +135,7 @@ impl Mlp {
             act_param_states: act_params.iter().map(|p| State::zeros(p.len())).collect(),
             act_params,
             step: 0,
+            noise_seed: 0,
         }
     }
 
@@ -147,8 +153,24 @@ impl Mlp {
     }
 
     /// Layer outputs `Y_l` and pre-activations `Z_l` (the linear maps' outputs, `[batch, 2u]` for a gated
-    /// layer) for a batch `x [batch, sizes[0]]`.
+    /// layer) for a batch `x [batch, sizes[0]]`, in evaluation mode (a randomized leaky ReLU at its mean slope).
     pub fn forward(&self, x: &[f64], batch: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        self.forward_in(x, batch, None)
+    }
+
+    /// The seed of layer `l`'s randomized leaky ReLU draws in training step `step`.
+    fn draw_seed(&self, step: u64, l: usize) -> u64 {
+        crate::nn::rrelu_layer_seed(self.noise_seed, step, l)
+    }
+
+    /// [`Mlp::forward`] in training mode when `train_step` is given (the step whose draws the randomized leaky
+    /// ReLU layers take), else in evaluation mode.
+    fn forward_in(
+        &self,
+        x: &[f64],
+        batch: usize,
+        train_step: Option<u64>,
+    ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
         let (mut ys, mut zs): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
         for l in 0..self.weights.len() {
             let input: &[f64] = if l == 0 { x } else { &ys[l - 1] };
@@ -163,6 +185,15 @@ impl Mlp {
                     gated_forward(g.gate, &a, &gate)
                 }
                 Hidden::Learnable { kind, .. } => learnable_forward(kind, &z, &self.act_params[l]),
+                Hidden::Rrelu(r) => match train_step {
+                    Some(step) => super::rrelu::forward_all(r, self.draw_seed(step, l), &z),
+                    None => {
+                        let act = r.eval_activation();
+                        z.iter()
+                            .map(|&v| super::activation::forward(act, v))
+                            .collect()
+                    }
+                },
             };
             ys.push(y);
             zs.push(z);
@@ -186,9 +217,11 @@ impl Mlp {
         (g.loss, g.dense)
     }
 
-    /// The mean loss and every gradient, the learnable activation parameters' included.
+    /// The mean loss and every gradient, the learnable activation parameters' included, as the next training
+    /// step (`step + 1`) forms them: a randomized leaky ReLU layer at that step's draws.
     pub fn gradients(&self, x: &[f64], batch: usize, target: Target) -> Gradients {
-        let (ys, zs) = self.forward(x, batch);
+        let next = self.step + 1;
+        let (ys, zs) = self.forward_in(x, batch, Some(next));
         let out = *self.sizes.last().unwrap_or(&0);
         let (loss, mut dy) = loss_and_grad(self.loss, &ys[ys.len() - 1], out, target);
         let layers = self.weights.len();
@@ -211,6 +244,12 @@ impl Mlp {
                     act_params[l] = dp;
                     Some(dz)
                 }
+                Hidden::Rrelu(r) => Some(super::rrelu::backward_all(
+                    r,
+                    self.draw_seed(next, l),
+                    &zs[l],
+                    &dy,
+                )),
             };
             let w = &self.weights[l];
             let g = match dz {

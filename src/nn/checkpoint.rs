@@ -57,7 +57,7 @@ use super::training_checkpoint::is_state;
 use crate::nn::Hidden;
 use crate::ops::loss::Loss;
 use crate::ops::optim::Optimizer;
-use crate::{Activation, Error, Gated, Gpu, Learnable, Mlp, Result};
+use crate::{Activation, Error, Gated, Gpu, Learnable, Mlp, Result, Rrelu};
 
 /// Metadata key of the layer sizes.
 pub const SIZES_KEY: &str = "actgpu.sizes";
@@ -147,21 +147,34 @@ pub fn parse_activation_spec(spec: &str) -> Option<Activation> {
 
 /// A hidden layer's kind as the metadata writes it: [`activation_spec`] for a plain activation, the gated
 /// unit's name (`swiglu`; `gated(<activation spec>)` for a gate without one), or the learnable activation's
-/// name with the length of its parameter for a layer of `units` outputs (`prelu(64)`, `swish_learnable(1)`).
+/// name with the length of its parameter for a layer of `units` outputs (`prelu(64)`, `swish_learnable(1)`), or
+/// the randomized leaky ReLU with its range (`rrelu(0.125,0.33333334)`).
 pub fn hidden_spec(kind: Hidden, units: usize) -> String {
     match kind {
         Hidden::Act(act) => activation_spec(act),
         Hidden::Gated(g) if Gated::ALL.contains(&g) => g.name(),
         Hidden::Gated(g) => format!("gated({})", activation_spec(g.gate)),
         Hidden::Learnable { kind: k, .. } => format!("{}({})", k.name(), kind.param_len(units)),
+        Hidden::Rrelu(r) => format!("{}({},{})", Rrelu::NAME, r.lower, r.upper),
     }
 }
 
 /// The kind a [`hidden_spec`] names; `None` where [`parse_activation_spec`] would give `None`. A learnable
 /// layer comes back at its default initial value (the file holds the parameter), per channel when its length
-/// is not 1.
+/// is not 1. A randomized leaky ReLU's range must be valid ([`Rrelu::new`]); a bare `rrelu` is PyTorch's.
 pub fn parse_hidden_spec(spec: &str) -> Option<Hidden> {
     let spec = spec.trim();
+    if spec == Rrelu::NAME {
+        return Some(Hidden::Rrelu(Rrelu::DEFAULT));
+    }
+    if let Some(inner) = spec
+        .strip_prefix("rrelu(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let (lower, upper) = inner.split_once(',')?;
+        let r = Rrelu::new(lower.trim().parse().ok()?, upper.trim().parse().ok()?).ok()?;
+        return Some(Hidden::Rrelu(r));
+    }
     if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == spec) {
         return Some(Hidden::Gated(g));
     }

@@ -5,14 +5,18 @@
 //! | [`Hidden::Act`]`(f)` | `f(Z)`, fused into the matmul's epilogue | `u` | none |
 //! | [`Hidden::Gated`]`(f)` | `Z = [A \| G]` split over its last dimension, `Y = A * f(G)` | `2u` | none |
 //! | [`Hidden::Learnable`] | `f(Z; p)`, `p` of shape `[1]` or `[u]` (one per channel) | `u` | `p`, trained |
+//! | [`Hidden::Rrelu`]`(r)` | training: `Z` with a random slope per negative element; evaluation: the leaky ReLU at the mean slope | `u` | none |
 //!
 //! `u` is the layer's size in [`crate::Mlp::sizes`]: the next layer always sees `u` inputs. A gated layer is
 //! PyTorch's `Linear(in, 2u)` followed by the gated unit (`nn.GLU()` for [`Gated::GLU`]: the first half is the
 //! value, the second the gate). A learnable layer's `p` is trained by the network's optimizer with its own
-//! state; PyTorch's defaults start it at `0.25` (PReLU), `1` (Swish's beta) and `1` (ELU's alpha).
+//! state; PyTorch's defaults start it at `0.25` (PReLU), `1` (Swish's beta) and `1` (ELU's alpha). A randomized
+//! leaky ReLU layer draws new slopes every training step (from the network's noise seed, the step and the
+//! layer: [`crate::Mlp::noise_seed`]), and evaluates, predicts and computes losses outside training with their
+//! mean, as PyTorch's `nn.RReLU` in `eval()` mode.
 
 use crate::nn::init::Init;
-use crate::{Activation, Error, Gated, Learnable, Result};
+use crate::{Activation, Error, Gated, Learnable, Result, Rrelu};
 
 /// One hidden layer's kind (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,11 +34,19 @@ pub enum Hidden {
         /// One parameter per unit (`[u]`, as `nn.PReLU(num_parameters=u)`) instead of one shared (`[1]`).
         per_channel: bool,
     },
+    /// The randomized leaky ReLU ([`Rrelu`]): random slopes in training, their mean in evaluation.
+    Rrelu(Rrelu),
 }
 
 impl From<Activation> for Hidden {
     fn from(act: Activation) -> Self {
         Hidden::Act(act)
+    }
+}
+
+impl From<Rrelu> for Hidden {
+    fn from(r: Rrelu) -> Self {
+        Hidden::Rrelu(r)
     }
 }
 
@@ -99,12 +111,14 @@ impl Hidden {
     }
 
     /// The initialisation scheme of the linear map: a plain activation's ([`Init::for_activation`]), a gated
-    /// unit's gate's, and He for the learnable ones (PReLU, Swish and ELU are rectifier-like).
+    /// unit's gate's, He for the learnable ones (PReLU, Swish and ELU are rectifier-like), and the randomized
+    /// leaky ReLU's evaluation activation's (its leaky ReLU's).
     pub fn init(self) -> Init {
         match self {
             Hidden::Act(act) => Init::for_activation(act),
             Hidden::Gated(g) => Init::for_activation(g.gate),
             Hidden::Learnable { .. } => Init::He,
+            Hidden::Rrelu(r) => Init::for_activation(r.eval_activation()),
         }
     }
 
@@ -120,15 +134,18 @@ impl Hidden {
                 })
             }
             Hidden::Learnable { .. } => Ok(()),
+            Hidden::Rrelu(r) => r.validate(),
         }
     }
 
-    /// A readable name: the activation's, the gated unit's (`swiglu`), or the learnable one's (`prelu`).
+    /// A readable name: the activation's, the gated unit's (`swiglu`), the learnable one's (`prelu`), or
+    /// `rrelu`.
     pub fn name(self) -> String {
         match self {
             Hidden::Act(act) => act.name().to_string(),
             Hidden::Gated(g) => g.name(),
             Hidden::Learnable { kind, .. } => kind.name().to_string(),
+            Hidden::Rrelu(_) => Rrelu::NAME.to_string(),
         }
     }
 
@@ -144,6 +161,21 @@ impl Hidden {
             _ => None,
         }
     }
+}
+
+/// The seed of layer `layer`'s randomized leaky ReLU draws in training step `step` (the first step is 1) of a
+/// network whose noise seed is `noise_seed` ([`crate::Mlp::noise_seed`]): SplitMix64's finaliser applied in
+/// turn to the noise seed, then with the step, then with the layer mixed in, so that every step and layer draws
+/// independent slopes. A step split into passes ([`crate::Mlp::set_train_rows`]) draws what one pass would:
+/// elements are counted over the whole batch.
+pub fn rrelu_layer_seed(noise_seed: u64, step: u64, layer: usize) -> u64 {
+    fn mix(z: u64) -> u64 {
+        let z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    mix(mix(mix(noise_seed) ^ step) ^ layer as u64)
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
 //! A multi-layer perceptron trained on the GPU: dense layers `Y_l = f_l(Y_{l-1} W_l + b_l)` with one activation
 //! per hidden layer and a linear output layer, a fused loss, and a fused optimizer update per parameter tensor.
 //!
-//! A hidden layer may also be a gated unit or a learnable activation ([`Hidden`], [`Mlp::with_layers`]): its
-//! linear map `Z_l = Y_{l-1} W_l + b_l` runs as a dense layer without activation, then
+//! A hidden layer may also be a gated unit, a learnable activation or a randomized leaky ReLU ([`Hidden`],
+//! [`Mlp::with_layers`]): its linear map `Z_l = Y_{l-1} W_l + b_l` runs as a dense layer without activation, then
 //!
 //! ```text
 //! gated:      Z_l = [A | G] ([batch, 2u]),  Y_l = A * f(G)    backward: [dA | dG] = [dY f(G) | dY A f'(G)]
 //! learnable:  Y_l = f(Z_l; p)                                 backward: dZ = dY df/dz,  dp = sum dY df/dp
+//! rrelu:      Y_l = Z_l, or a Z_l where Z_l <= 0             backward: dZ = dY, or a dY
 //! ```
 //!
-//! where the backward kernel of the gated unit or of the learnable activation forms the whole dZ (and dp) in
-//! one pass, and the products `dW = X^T dZ`, `db = 1^T dZ`, `dX = dZ W^T` read it. `p` is updated by the same
+//! (the randomized leaky ReLU's slope `a` drawn per element and step in training, [`Mlp::noise_seed`], and its
+//! mean in evaluation) where the backward kernel of the gated unit, of the learnable activation or of the
+//! randomized leaky ReLU forms the whole dZ (and dp) in one pass, and the products `dW = X^T dZ`, `db = 1^T dZ`, `dX = dZ W^T` read it. `p` is updated by the same
 //! optimizer as the weights, with its own state, in the same submission.
 //!
 //! [`Mlp::train_step`] records the whole step, forward, loss, backward and update, into one command buffer,
 //! submits it once and returns without waiting or reading anything back; [`Mlp::loss`] reads the last step's
 //! loss when asked. Every kernel sums floats in a fixed order (the only atomics are the diagnostics' integer
-//! counters, whose sums do not depend on order), so the same seed on the same adapter with the same
+//! counters, whose sums do not depend on order) and the randomized leaky ReLU draws from a counter-based hash,
+//! so the same seed on the same adapter with the same
 //! [`crate::GpuOptions`] gives the same bits (options such as the grid limit, the reduction height or the matmul
 //! kernel choose how sums are split, and so their order).
 //!
@@ -100,6 +103,14 @@ impl Workspace {
     }
 }
 
+/// Where a training pass draws the randomized leaky ReLU layers' slopes: the step (the first is 1), and the
+/// pass's first row in the batch.
+#[derive(Debug, Clone, Copy)]
+struct Draw {
+    step: u64,
+    first_row: usize,
+}
+
 /// A multi-layer perceptron on the GPU (see the module documentation).
 #[derive(Debug)]
 pub struct Mlp {
@@ -109,6 +120,8 @@ pub struct Mlp {
     optimizer: Optimizer,
     layers: Vec<Layer>,
     step: u64,
+    /// [`Mlp::noise_seed`].
+    noise_seed: u64,
     loss: Tensor,
     work: Option<Workspace>,
     /// The training workspace of the batch size before the current one, kept so that an epoch's full batches
@@ -327,6 +340,7 @@ impl Mlp {
             optimizer,
             layers,
             step: 0,
+            noise_seed: seed,
             loss: gpu.zeros(&[1], DType::F32)?,
             work: None,
             spare: None,
@@ -379,6 +393,18 @@ impl Mlp {
     /// Updates done so far.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The seed of the randomized leaky ReLU layers' slopes ([`Hidden::Rrelu`]): step `s` draws layer `l`'s
+    /// from [`crate::nn::rrelu_layer_seed`]`(noise_seed, s, l)`. The constructors' `seed`; 0 for a network
+    /// loaded from weights; a training checkpoint keeps it. Networks without such a layer draw nothing.
+    pub fn noise_seed(&self) -> u64 {
+        self.noise_seed
+    }
+
+    /// Sets [`Mlp::noise_seed`] for the following steps.
+    pub fn set_noise_seed(&mut self, seed: u64) {
+        self.noise_seed = seed;
     }
 
     /// Each parameter tensor with its optimizer state, in the checkpoint's order: per layer W (`[in, out]`), b,
@@ -532,20 +558,21 @@ impl Mlp {
         Ok(work)
     }
 
-    /// Records the forward pass of the batch `x` into `work` (storing Z when `train`).
+    /// Records the forward pass of the batch `x` into `work`: in training (`draw` given, storing Z and drawing
+    /// the randomized leaky ReLU layers' slopes) or in evaluation.
     fn record_forward(
         &self,
         enc: &mut wgpu::CommandEncoder,
         work: &Workspace,
         x: &Tensor,
-        train: bool,
+        draw: Option<Draw>,
     ) -> Result<()> {
         for (l, layer) in self.layers.iter().enumerate() {
             let input = if l == 0 { x } else { &work.y[l - 1] };
             let (w, b, y) = (&layer.w, Some(&layer.b), &work.y[l]);
             match (layer.kind, work.z[l].as_ref(), layer.param.as_ref()) {
                 (Hidden::Act(_), z, _) => {
-                    let z = z.filter(|_| train);
+                    let z = z.filter(|_| draw.is_some());
                     layer.dense.record_forward(enc, input, w, b, y, z)?;
                 }
                 (Hidden::Gated(gated), Some(z), _) => {
@@ -555,6 +582,16 @@ impl Mlp {
                 (Hidden::Learnable { kind, .. }, Some(z), Some(p)) => {
                     layer.dense.record_forward(enc, input, w, b, z, None)?;
                     kind.record_forward(enc, z, &p.p, y)?;
+                }
+                (Hidden::Rrelu(r), Some(z), _) => {
+                    layer.dense.record_forward(enc, input, w, b, z, None)?;
+                    match draw {
+                        Some(d) => {
+                            let (seed, first) = self.draw_at(d, l)?;
+                            r.record_at(enc, z, None, seed, first, y)?;
+                        }
+                        None => r.eval_activation().record_forward(enc, z, y)?,
+                    }
                 }
                 _ => return Err(no_workspace()),
             }
@@ -764,7 +801,8 @@ impl Mlp {
                 .collect(),
             loss: &self.loss,
         };
-        self.record_pass(enc, work, x, targets, &out)?;
+        let draw = Draw { step, first_row: 0 };
+        self.record_pass(enc, work, x, targets, &out, draw)?;
         self.record_updates(enc, step)
     }
 
@@ -812,7 +850,12 @@ impl Mlp {
                 Targets::Values(&target)
             };
             let short = (n < pass.rows).then(|| work.rows_prefix(n)).transpose()?;
-            self.record_pass(enc, short.as_ref().unwrap_or(work), &input, targets, &out)?;
+            let draw = Draw {
+                step,
+                first_row: first,
+            };
+            let work = short.as_ref().unwrap_or(work);
+            self.record_pass(enc, work, &input, targets, &out, draw)?;
             let (weight, first) = ((n as f64 / batch as f64) as f32, first == 0);
             for (layer, (dw, db, dp)) in self.layers.iter().zip(&out.layers) {
                 Recording::atomic(enc, |rec| {
@@ -841,8 +884,9 @@ impl Mlp {
         x: &Tensor,
         targets: Targets,
         out: &GradsOut,
+        draw: Draw,
     ) -> Result<()> {
-        self.record_forward(enc, work, x, true)?;
+        self.record_forward(enc, work, x, Some(draw))?;
         let last = self.layers.len() - 1;
         self.loss_fn
             .record(enc, &work.y[last], targets, &work.dy[last], out.loss)?;
@@ -883,10 +927,34 @@ impl Mlp {
                             .record_backward_from_dz(rec, input, w, dz, dw, db, dx)
                     })?;
                 }
+                (Hidden::Rrelu(r), Some(dz), _, _) => {
+                    let (seed, first) = self.draw_at(draw, l)?;
+                    r.record_at(enc, z, Some(dy), seed, first, dz)?;
+                    Recording::atomic(enc, |rec| {
+                        layer
+                            .dense
+                            .record_backward_from_dz(rec, input, w, dz, dw, db, dx)
+                    })?;
+                }
                 _ => return Err(no_workspace()),
             }
         }
         Ok(())
+    }
+
+    /// Layer `l`'s randomized leaky ReLU draw in a pass: its seed, and the index of the pass's first element in
+    /// the batch ([`Error::LimitExceeded`] past 2^32).
+    fn draw_at(&self, draw: Draw, l: usize) -> Result<(u64, u32)> {
+        let first = draw.first_row.saturating_mul(self.sizes[l + 1]);
+        let first = u32::try_from(first).map_err(|_| Error::LimitExceeded {
+            limit: "elements of a randomized leaky ReLU layer's batch (u32 draw indices)",
+            max: u64::from(u32::MAX),
+            requested: first as u64,
+        })?;
+        Ok((
+            crate::nn::rrelu_layer_seed(self.noise_seed, draw.step, l),
+            first,
+        ))
     }
 
     /// The optimizer's update of every parameter tensor from the layers' gradients (with the diagnostics'
@@ -1135,7 +1203,7 @@ impl Mlp {
                     }
                 };
                 let work = pass.as_ref().unwrap_or(&work);
-                self.record_forward(enc, work, &input, false)?;
+                self.record_forward(enc, work, &input, None)?;
                 let y = work.y[work.y.len() - 1].buffer();
                 let size = (n * classes * 4) as u64;
                 enc.copy_buffer_to_buffer(y, 0, out.buffer(), (first * classes * 4) as u64, size);

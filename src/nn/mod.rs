@@ -14,6 +14,6 @@ pub mod safetensors;
 pub mod training_checkpoint;
 
 pub use diagnostics::LayerDiagnostics;
-pub use hidden::Hidden;
+pub use hidden::{rrelu_layer_seed, Hidden};
 pub use init::{init_layers, init_params, Init};
 pub use mlp::Mlp;

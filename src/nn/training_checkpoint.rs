@@ -15,7 +15,9 @@
 //!
 //! and the metadata `actgpu.step` (the steps taken: the next is `step + 1`, which selects SGD's first momentum
 //! step and Adam's bias correction) and `actgpu.optimizer` (`sgd`, `sgd_momentum` or `adam`: the kind of
-//! state the file holds, which the loading network's optimizer must keep). The hyperparameters (learning rate,
+//! state the file holds, which the loading network's optimizer must keep), and `actgpu.noise_seed`
+//! ([`Mlp::noise_seed`], so that the randomized leaky ReLU layers draw on as they would have; a file without it
+//! leaves the loading network's). The hyperparameters (learning rate,
 //! betas, decay) are not saved: the network that loads the file keeps its own optimizer's. [`Mlp::load_weights`] and
 //! [`Mlp::from_safetensors`] read such a file's weights and skip its state, as from a weights-only file.
 
@@ -30,6 +32,8 @@ use crate::{Activation, Error, Mlp, Result, Tensor};
 
 /// Metadata key of the steps taken.
 pub const STEP_KEY: &str = "actgpu.step";
+/// Metadata key of the randomized leaky ReLU layers' noise seed.
+pub const NOISE_SEED_KEY: &str = "actgpu.noise_seed";
 /// Metadata key of the optimizer's kind.
 pub const OPTIMIZER_KEY: &str = "actgpu.optimizer";
 
@@ -132,13 +136,18 @@ impl Mlp {
             .map(|(name, shape, data)| F32Tensor { name, shape, data })
             .collect();
         let step = self.steps().to_string();
+        let noise_seed = self.noise_seed().to_string();
         let kind = self.state_kind();
         let mut metadata: Vec<(&str, &str)> = file
             .metadata
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        metadata.extend([(STEP_KEY, step.as_str()), (OPTIMIZER_KEY, kind)]);
+        metadata.extend([
+            (STEP_KEY, step.as_str()),
+            (OPTIMIZER_KEY, kind),
+            (NOISE_SEED_KEY, noise_seed.as_str()),
+        ]);
         serialize_f32(&tensors, &metadata)
     }
 
@@ -177,6 +186,18 @@ impl Mlp {
                     "no {STEP_KEY:?} metadata with the steps taken: not a training checkpoint"
                 ),
             })?;
+        let noise_seed = match file.metadata(NOISE_SEED_KEY) {
+            None => None,
+            Some(s) => Some(
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| Error::InvalidSafetensors {
+                        reason: format!(
+                            "{NOISE_SEED_KEY:?} is {s:?}, not an unsigned 64-bit integer"
+                        ),
+                    })?,
+            ),
+        };
         // The optimizers count steps in a u32 (Adam's bias correction, SGD's first step): a file past that count
         // was not saved by this crate. One at u32::MAX loads (to evaluate, say); the next train_step refuses.
         if step > u64::from(u32::MAX) {
@@ -248,6 +269,9 @@ impl Mlp {
             t.write(&values)?;
         }
         self.set_steps(step);
+        if let Some(seed) = noise_seed {
+            self.set_noise_seed(seed);
+        }
         Ok(())
     }
 

@@ -111,7 +111,7 @@ impl Rrelu {
         seed: u64,
         y: &Tensor,
     ) -> Result<()> {
-        Recording::atomic(encoder, |rec| self.plan(rec, x, None, seed, y))
+        Recording::atomic(encoder, |rec| self.plan(rec, x, None, seed, 0, y))
     }
 
     /// Training-mode backward into a new tensor of x's type; submits and waits.
@@ -137,22 +137,38 @@ impl Rrelu {
         seed: u64,
         dx: &Tensor,
     ) -> Result<()> {
-        Recording::atomic(encoder, |rec| self.plan(rec, x, Some(dy), seed, dx))
+        Recording::atomic(encoder, |rec| self.plan(rec, x, Some(dy), seed, 0, dx))
     }
 
-    /// The forward (`dy` = None) or backward pass, planned into `encoder`.
-    pub(crate) fn plan(
+    /// The forward (`dy` = None) or backward pass recorded into `encoder`, element `i` of `x` drawn at index
+    /// `first_index + i` (an MLP step in passes counts its draws over the whole batch).
+    pub(crate) fn record_at(
+        self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        dy: Option<&Tensor>,
+        seed: u64,
+        first_index: u32,
+        out: &Tensor,
+    ) -> Result<()> {
+        Recording::atomic(encoder, |rec| self.plan(rec, x, dy, seed, first_index, out))
+    }
+
+    /// The forward (`dy` = None) or backward pass, planned into `encoder`, element `i` of `x` drawn at index
+    /// `first_index + i`.
+    fn plan(
         self,
         encoder: &mut Recording,
         x: &Tensor,
         dy: Option<&Tensor>,
         seed: u64,
+        first_index: u32,
         out: &Tensor,
     ) -> Result<()> {
         self.validate()?;
         let inputs: Vec<&Tensor> = [Some(x), dy].into_iter().flatten().collect();
         check_inputs_outputs(Self::NAME, &inputs, &[out])?;
-        check_u32_elements(x.len())?;
+        check_u32_elements(x.len().saturating_add(first_index as usize))?;
         let gpu = x.gpu();
         let launch = gpu.launch_for(Intensity::Arithmetic);
         let mut constants = activation_constants(Activation::Identity, launch);
@@ -177,6 +193,7 @@ impl Rrelu {
             (seed >> 32) as u32,
             self.lower.to_bits(),
             self.upper.to_bits(),
+            first_index,
         ];
         record(gpu, encoder, &key, &operands, x.len(), &[], &params)
     }

@@ -1,21 +1,25 @@
-//! Whole training steps against the f64 reference: an [`Mlp`] with a plain, a gated and a learnable hidden layer
-//! trained for a few steps on the GPU, in one pass per step and in passes of a few rows
+//! Whole training steps against the f64 reference: an [`Mlp`] with a plain, a gated, a learnable and a randomized
+//! leaky ReLU hidden layer trained for a few steps on the GPU, in one pass per step and in passes of a few rows
 //! ([`Mlp::set_train_rows`], which adds the passes' gradients with the `accumulate` kernel), and the same steps
-//! of [`crate::cpu::mlp::Mlp`] from the same initialisation: every weight, bias and activation parameter, and
-//! each step's loss.
+//! of [`crate::cpu::mlp::Mlp`] from the same initialisation and noise seed: every weight, bias and activation
+//! parameter, each step's loss, and the trained network's predictions (evaluation mode: the randomized leaky
+//! ReLU at its mean slope).
 
 use super::fused::{random_values, FusedCheck};
 use super::{compare_bounded, Pass, Rng};
 use crate::cpu::mlp::{self as ref_mlp, Target};
 use crate::nn::{init_layers, Hidden};
-use crate::{Activation, Adam, DType, Gated, Gpu, Learnable, Loss, Mlp, Optimizer, Result, Sgd};
+use crate::{
+    Activation, Adam, DType, Gated, Gpu, Learnable, Loss, Mlp, Optimizer, Result, Rrelu, Sgd,
+};
 
-/// 6 -> GELU 10 -> SwiGLU 8 -> PReLU (per channel) 7 -> 3.
-const SIZES: [usize; 5] = [6, 10, 8, 7, 3];
-const HIDDEN: [Hidden; 3] = [
+/// 6 -> GELU 10 -> SwiGLU 8 -> PReLU (per channel) 7 -> RReLU 5 -> 3.
+const SIZES: [usize; 6] = [6, 10, 8, 7, 5, 3];
+const HIDDEN: [Hidden; 4] = [
     Hidden::Act(Activation::Gelu),
     Hidden::Gated(Gated::SWIGLU),
     Hidden::learnable(Learnable::Prelu, true),
+    Hidden::Rrelu(Rrelu::DEFAULT),
 ];
 const BATCH: usize = 23;
 const STEPS: u64 = 5;
@@ -27,7 +31,8 @@ fn param_bound(p: f64) -> f64 {
 }
 
 /// Five steps of SGD with momentum and of Adam, each in one pass a step and in passes of 5 rows (four of 5 and
-/// one of 3), against the f64 network: a check of the parameters and one of the losses per run.
+/// one of 3), against the f64 network: a check of the parameters, one of the losses and one of the predictions
+/// per run.
 pub fn check_training_steps(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
     let momentum = Optimizer::Sgd(Sgd {
         momentum: 0.9,
@@ -45,6 +50,7 @@ pub fn check_training_steps(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
             net.set_train_rows(rows)?;
             let params = init_layers(&SIZES, &HIDDEN, seed);
             let mut reference = ref_mlp::Mlp::with_layers(&SIZES, &HIDDEN, loss, opt, &params);
+            reference.noise_seed = net.noise_seed();
             let (mut got_losses, mut want_losses) = (Vec::new(), Vec::new());
             for step in 0..STEPS {
                 let x = random_values(BATCH * SIZES[0], 1.0, DType::F32, 500 + step);
@@ -75,6 +81,16 @@ pub fn check_training_steps(gpu: &Gpu) -> Result<Vec<FusedCheck>> {
             let bounds: Vec<f64> = want_losses.iter().map(|l| 1e-5 * l.abs()).collect();
             let check = compare_bounded("mlp_loss", &got_losses, &want_losses, &bounds);
             out.push(row(&op, "loss", check));
+            // The trained network's logits in evaluation mode, within 1e-6 + 1e-5 of their size.
+            let x = random_values(BATCH * SIZES[0], 1.0, DType::F32, 700);
+            let got: Vec<f32> = net
+                .predict(&gpu.upload_shaped(&x, &[BATCH, SIZES[0]])?)?
+                .read()?;
+            let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let want = reference.predict(&x, BATCH);
+            let bounds: Vec<f64> = want.iter().map(|l| 1e-6 + 1e-5 * l.abs()).collect();
+            let check = compare_bounded("mlp_predict", &got, &want, &bounds);
+            out.push(row(&op, "predict", check));
         }
     }
     Ok(out)
