@@ -1,5 +1,5 @@
-//! What the study compares: one hidden-layer kind per row, a plain [`Activation`], a [`Gated`] unit or a
-//! [`Learnable`] activation, with the name it has on the command line and in every output, and the parameter
+//! What the study compares: one hidden-layer kind per row, a plain [`Activation`], a [`Gated`] unit, a
+//! [`Learnable`] activation or the randomized leaky ReLU, with the name it has on the command line and in every output, and the parameter
 //! count of the network it makes.
 //!
 //! Names: every [`Activation`] name (the shrinkage functions, [`Activation::SHRINK`], are not in the default set
@@ -7,11 +7,13 @@
 //! rather than a hidden activation, is in none but `--all`); the gated units `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`
 //! ([`Gated::ALL`]); the learnable ones `prelu`, `swish_learnable`, `elu_learnable` (one parameter shared by
 //! the layer, as `nn.PReLU()`) and `prelu_channel`, `swish_learnable_channel`, `elu_learnable_channel` (one per
-//! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]).
+//! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]); and
+//! `rrelu`, PyTorch's `RReLU()` (slopes drawn in `[1/8, 1/3]` each training step, their mean in evaluation), in
+//! `--all` and by name.
 
 use std::fmt;
 
-use crate::{Activation, Gated, Hidden, Learnable};
+use crate::{Activation, Gated, Hidden, Learnable, Rrelu};
 
 /// One hidden-layer kind the study trains (the same kind in every hidden layer of a run).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,12 +58,13 @@ impl Candidate {
             .collect()
     }
 
-    /// Every plain activation (the default set, then the shrinkage functions and threshold), then the gated and
-    /// learnable ones (`--all`).
+    /// Every plain activation (the default set, then the shrinkage functions and threshold), the randomized
+    /// leaky ReLU, then the gated and learnable ones (`--all`).
     pub fn extended() -> Vec<Candidate> {
         let mut all = Candidate::plain_all();
         all.extend(Candidate::shrink());
         all.push(Candidate::from(Activation::threshold()));
+        all.push(Candidate(Hidden::Rrelu(Rrelu::DEFAULT)));
         all.extend(Candidate::gated_and_learnable());
         all
     }
@@ -82,6 +85,9 @@ impl Candidate {
         }
         if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == name) {
             return Some(g.into());
+        }
+        if name == Rrelu::NAME {
+            return Some(Candidate(Hidden::Rrelu(Rrelu::DEFAULT)));
         }
         Learnable::ALL.into_iter().find_map(|kind| {
             let shared = Candidate(Hidden::learnable(kind, false));
@@ -108,12 +114,13 @@ impl Candidate {
         }
     }
 
-    /// `plain`, `gated` or `learnable`.
+    /// `plain`, `gated`, `learnable` or `randomized`.
     pub const fn family(self) -> &'static str {
         match self.0 {
             Hidden::Act(_) => "plain",
             Hidden::Gated(_) => "gated",
             Hidden::Learnable { .. } => "learnable",
+            Hidden::Rrelu(_) => "randomized",
         }
     }
 
@@ -210,7 +217,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_are_unique() {
         let names = Candidate::names();
-        assert_eq!(names.len(), 22 + 3 + 1 + 5 + 4 + 2);
+        assert_eq!(names.len(), 22 + 3 + 1 + 1 + 5 + 4 + 2);
         for n in &names {
             assert_eq!(Candidate::from_name(n).map(|c| c.name()).as_ref(), Some(n));
             assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n}");
@@ -224,7 +231,7 @@ mod tests {
             Some(Candidate::from(Gated::SWIGLU))
         );
         assert_eq!(Candidate::from_name("glu_channel"), None);
-        assert_eq!(Candidate::extended().len(), 35);
+        assert_eq!(Candidate::extended().len(), 36);
         assert_eq!(Candidate::plain_all().len(), 22);
         assert!(Candidate::plain_all()
             .iter()

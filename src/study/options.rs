@@ -26,12 +26,13 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         units glu, reglu, geglu, geglu_tanh, swiglu (a layer of u units is a Linear to 2u,
                         then value * gate(g)); the learnable ones prelu (one slope per layer, from 0.25),
                         prelu_channel (one slope per unit), swish_learnable (x sigmoid(beta x), beta from 1),
-                        elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel.
+                        elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel;
+                        rrelu (slopes drawn in [1/8, 1/3] each step, their mean in evaluation).
                         Sets: plain, shrink (hardshrink, softshrink, tanhshrink: the shrinkage functions,
                         not in plain), gated (the 5 gated units), learnable (prelu, prelu_channel,
-                        swish_learnable, elu_learnable), all (plain + shrink + threshold + gated +
-                        learnable: 35)
-  --all                 every plain activation, shrinkage function, threshold, gated and learnable kind
+                        swish_learnable, elu_learnable), all (plain + shrink + threshold + rrelu + gated +
+                        learnable: 36)
+  --all                 every plain activation, shrinkage function, threshold, rrelu, gated and learnable kind
                         (--activations all; not with --activations)
   --match-params        shrink the gated layers' widths (one common factor) so their network has about as
                         many parameters as the plain one; without it every kind has the same widths u, so a
@@ -720,7 +721,7 @@ mod tests {
                 panic!("not a run")
             };
             assert_eq!(o.activations, Candidate::extended(), "{all}");
-            assert_eq!(o.activations.len(), 35);
+            assert_eq!(o.activations.len(), 36);
         }
         let Command::Run(o) = Options::parse(&args("--activations plain")).unwrap() else {
             panic!("not a run")
