@@ -13,7 +13,7 @@
 //! layouts, random and edge inputs), a learnable activation (`prelu`, `swish_learnable`, `elu_learnable`:
 //! shared and per-channel parameters, random and edge inputs), `softmax` / `log_softmax` (rows of 10 and 1,000
 //! columns and rows of edge values, forward and backward) or `rrelu` (the randomized leaky ReLU's training mode:
-//! two slope ranges on random inputs, every pair of edge values as x and dy), as `bench --kernels` names them. `--minimum-limits`
+//! two slope ranges on random inputs, every pair of edge values as x and dy at two ranges, one of slope 0), as `bench --kernels` names them. `--minimum-limits`
 //! caps the device at `Gpu::MINIMUM_LIMITS` (128 invocations per workgroup, 6 storage buffers per stage), so
 //! every check runs as it would on the smallest device actgpu supports.
 //!

@@ -6,7 +6,8 @@
 //   backward   dx_e = dy_e if x_e > 0 else a_e dy_e
 //
 // Element e's slope a_e = lower + (upper - lower) u_e is drawn from a counter-based hash of (e, seed): u_e =
-// (pcg3d(e, seed_lo, seed_hi).x >> 8) 2^-24, uniform on the 2^24 multiples of 2^-24 in [0, 1). Nothing is stored
+// (pcg3d(e, seed_lo, seed_hi).x >> 8) 2^-24, uniform on the 2^24 multiples of 2^-24 in [0, 1) (a_e in f32 may
+// round to upper). Nothing is stored
 // between the passes: the backward draws the same a_e from the same seed. `e` counts elements from the tensor's
 // start plus `index_base` (the host refuses draws past 2^32 indices), so a chunked launch draws what one launch
 // would.

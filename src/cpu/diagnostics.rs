@@ -85,7 +85,9 @@ impl Mlp {
     /// Every layer's [`LayerStats`] for the batch `x [batch, sizes[0]]` at the current parameters: what
     /// [`crate::Mlp::diagnostics`] reports after a step on this batch from the same parameters.
     pub fn diagnostics(&self, x: &[f64], batch: usize, target: Target) -> Vec<LayerStats> {
-        let (_, zs) = self.forward(x, batch);
+        // The pre-activations of the step: a randomized leaky ReLU layer at that step's draws, which the layers
+        // after it see.
+        let (_, zs) = self.forward_in(x, batch, Some(self.step + 1));
         let (_, grads) = self.loss_and_grads(x, batch, target);
         grads
             .iter()

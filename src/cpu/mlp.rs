@@ -47,8 +47,8 @@ pub fn loss_and_grad(loss: Loss, pred: &[f64], cols: usize, target: Target) -> (
 pub struct Mlp {
     /// Layer sizes, input first.
     pub sizes: Vec<usize>,
-    /// One activation per hidden layer: the plain activation, [`Activation::Identity`] for a gated or
-    /// learnable layer (whose linear map runs without one; its kind is in `layers`).
+    /// One activation per hidden layer: the plain activation, [`Activation::Identity`] for a gated, learnable
+    /// or randomized leaky ReLU layer (whose linear map runs without one; its kind is in `layers`).
     pub hidden: Vec<Activation>,
     /// Each hidden layer's kind.
     pub layers: Vec<Hidden>,
@@ -165,7 +165,7 @@ impl Mlp {
 
     /// [`Mlp::forward`] in training mode when `train_step` is given (the step whose draws the randomized leaky
     /// ReLU layers take), else in evaluation mode.
-    fn forward_in(
+    pub(crate) fn forward_in(
         &self,
         x: &[f64],
         batch: usize,
@@ -230,7 +230,7 @@ impl Mlp {
         for l in (0..layers).rev() {
             let input: &[f64] = if l == 0 { x } else { &ys[l - 1] };
             let dims = self.dims(l, batch);
-            // dZ of a gated or learnable layer from its own backward; a plain layer's comes from dense_backward.
+            // dZ of a gated, learnable or rrelu layer from its own backward; a plain layer's from dense_backward.
             let dz = match self.kind(l) {
                 Hidden::Act(_) => None,
                 Hidden::Gated(g) => {

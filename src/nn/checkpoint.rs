@@ -25,7 +25,7 @@
 //! |---|---|
 //! | `format` | `pt`, as `safetensors.torch` writes it |
 //! | `actgpu.sizes` | layer sizes, input first, comma-separated: `2,64,64,3` |
-//! | `actgpu.activations` | each hidden layer's kind by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)`; gated units as `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu` or `gated(<activation>)` for another gate; learnable activations as `prelu(n)`, `swish_learnable(n)`, `elu_learnable(n)` with `n` the parameter's length (1: shared); a user-defined activation as `custom(<name>)`, its [`crate::CustomActivation`]'s name (`gated(custom(<name>))` as a gate) |
+//! | `actgpu.activations` | each hidden layer's kind by name with its parameters: `gelu,leaky_relu(0.01),softplus(1,20)`; gated units as `glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu` or `gated(<activation>)` for another gate; learnable activations as `prelu(n)`, `swish_learnable(n)`, `elu_learnable(n)` with `n` the parameter's length (1: shared); a randomized leaky ReLU as `rrelu(lower,upper)` (a bare `rrelu` reads as PyTorch's range); a user-defined activation as `custom(<name>)`, its [`crate::CustomActivation`]'s name (`gated(custom(<name>))` as a gate) |
 //!
 //! So that a model trained here loads in PyTorch (with the matching activation modules):
 //!

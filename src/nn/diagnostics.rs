@@ -12,9 +12,10 @@
 //! | dead neurons | columns of `Z_l` with `f'(z) == 0` in every row of the batch (the "dying ReLU" count; the dead elements also count a live neuron's inactive rows) | the same pass: two flags per column, each set by the first element that clears it |
 //! | saturated neurons | columns not dead with `|f'(z)| < 1e-3` in every row | the same flags |
 //!
-//! A gated or learnable hidden layer ([`crate::nn::Hidden`]) reports the norms of its linear map's `dW` and `db`
+//! A gated, learnable or randomized leaky ReLU hidden layer ([`crate::nn::Hidden`]) reports the norms of its linear map's `dW` and `db`
 //! (for a gated layer, `W` is `[fan_in, 2 units]`) and `units` = `batch × ` that width, but no dead or saturated
-//! elements (both 0): its dZ comes from the gated unit's or the learnable activation's own backward kernel,
+//! elements (both 0): its dZ comes from the gated unit's, the learnable activation's or the randomized leaky
+//! ReLU's own backward kernel,
 //! which does not count. The norm of a learnable activation parameter's gradient `‖dp‖_2` is gathered by its
 //! update like the others and read with [`crate::Mlp::activation_param_grad_norms`].
 //!
@@ -96,7 +97,7 @@ impl LayerDiagnostics {
 pub(crate) struct LayerBuffers {
     pub(crate) counts: Tensor,
     /// Whether the layer's backward marks its active neurons (a plain activation's does, but the identity's and a
-    /// gated or learnable one's do not: their dead neurons read 0).
+    /// gated, learnable or randomized leaky ReLU one's do not: their dead neurons read 0).
     pub(crate) counted: bool,
     pub(crate) w_partials: Tensor,
     pub(crate) b_partials: Tensor,

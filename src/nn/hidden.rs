@@ -82,7 +82,8 @@ impl Hidden {
         }
     }
 
-    /// The plain activation of an [`Hidden::Act`] layer; `None` for gated and learnable layers.
+    /// The plain activation of an [`Hidden::Act`] layer; `None` for gated, learnable and randomized leaky ReLU
+    /// layers.
     pub const fn plain(self) -> Option<Activation> {
         match self {
             Hidden::Act(act) => Some(act),
@@ -165,8 +166,9 @@ impl Hidden {
 
 /// The seed of layer `layer`'s randomized leaky ReLU draws in training step `step` (the first step is 1) of a
 /// network whose noise seed is `noise_seed` ([`crate::Mlp::noise_seed`]): SplitMix64's finaliser applied in
-/// turn to the noise seed, then with the step, then with the layer mixed in, so that every step and layer draws
-/// independent slopes. A step split into passes ([`crate::Mlp::set_train_rows`]) draws what one pass would:
+/// turn to the noise seed (with a constant mixed in first: a network's noise seed is its initialisation's seed
+/// by default, and [`crate::verify::Rng`], which draws the weights, is SplitMix64 too), then with the step,
+/// then with the layer mixed in, so that every step and layer draws independent slopes. A step split into passes ([`crate::Mlp::set_train_rows`]) draws what one pass would:
 /// elements are counted over the whole batch.
 pub fn rrelu_layer_seed(noise_seed: u64, step: u64, layer: usize) -> u64 {
     fn mix(z: u64) -> u64 {
@@ -175,7 +177,9 @@ pub fn rrelu_layer_seed(noise_seed: u64, step: u64, layer: usize) -> u64 {
         let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    mix(mix(mix(noise_seed) ^ step) ^ layer as u64)
+    /// "RReLU_ns" in ASCII: keeps the draws off the initialisation's stream.
+    const DOMAIN: u64 = 0x5252_654c_555f_6e73;
+    mix(mix(mix(noise_seed ^ DOMAIN) ^ step) ^ layer as u64)
 }
 
 #[cfg(test)]

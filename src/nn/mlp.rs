@@ -357,7 +357,8 @@ impl Mlp {
         &self.sizes
     }
 
-    /// The activation of each hidden layer (the output layer is linear). A gated or learnable layer shows as
+    /// The activation of each hidden layer (the output layer is linear). A gated, learnable or randomized leaky
+    /// ReLU layer shows as
     /// [`Activation::Identity`], the activation its linear map runs with; [`Mlp::hidden`] gives every kind.
     pub fn activations(&self) -> Vec<Activation> {
         let hidden = self.layers.len() - 1;
@@ -540,7 +541,7 @@ impl Mlp {
             let shape = [batch, units];
             work.y.push(self.gpu.zeros(&shape, DType::F32)?);
             let zshape = [batch, layer.kind.linear_width(units)];
-            // Inference needs Z only where the activation is a separate pass (gated, learnable).
+            // Inference needs Z only where the activation is a separate pass (gated, learnable, rrelu).
             let needs_z = l < last && (train || !matches!(layer.kind, Hidden::Act(_)));
             let z = needs_z
                 .then(|| self.gpu.zeros(&zshape, DType::F32))
@@ -663,6 +664,8 @@ impl Mlp {
     /// `COPY_SRC`, as the crate's own tensors and uploaded labels have), and each pass's mean gradients and loss
     /// are added up weighted by its share of the batch, `g = sum_p (rows_p / batch) g_p`, before the one update:
     /// the batch's mean gradient, in another summation order than one pass would take (the last bits differ).
+    /// (A randomized leaky ReLU layer numbers its draws over the batch, so its batch of `u` units is limited to
+    /// fewer than `2^32` elements, [`Error::LimitExceeded`] past it.)
     /// Still one submission. The diagnostics count over the whole batch.
     ///
     /// A caller's mistake is a typed error with `op` `"Mlp::train_step"`: `x` or the targets from another
@@ -1100,7 +1103,7 @@ impl Mlp {
     ///
     /// Any batch size: the rows go through the network in passes of at most [`Mlp::inference_rows`] rows (each
     /// pass's rows copied out of `x`, which then needs `COPY_SRC`, as the crate's own tensors have), so the
-    /// buffers inference keeps (each layer's output, and Z where a gated or learnable layer needs it) hold at
+    /// buffers inference keeps (each layer's output, and Z where a gated, learnable or randomized leaky ReLU layer needs it) hold at
     /// most that many rows, and a set larger than one storage binding still runs. They are kept for the next
     /// call, beside the training step's, until [`Mlp::free_workspaces`] or the network is dropped. Each row's
     /// output depends only on that row, though a pass's size can change the order a product sums in (a

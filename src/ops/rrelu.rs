@@ -18,7 +18,8 @@ use crate::{Activation, Error, Intensity, Result, Tensor};
 ///
 /// Training mode, element `e` of a tensor with the step's `seed`:
 /// - `y_e = x_e if x_e > 0 else a_e x_e`; `dx_e = dy_e if x_e > 0 else a_e dy_e`;
-/// - `a_e` = [`Rrelu::slope`]`(seed, e)`, uniform in `[lower, upper)` (on a grid of `2^24` points).
+/// - `a_e` = [`Rrelu::slope`]`(seed, e)`, uniform in `[lower, upper]` (`u` on a grid of `2^24` points in `[0, 1)`; the slope's
+///   f32 rounding can reach `upper`).
 ///
 /// Edge values as the crate's leaky ReLU: NaN gives NaN both ways, a slope of 0 gives a zero of x's sign (the
 /// limit at `x = -inf` too), and the backward is NaN where `x` or `dy` is. The same seed gives the same bits on
@@ -103,7 +104,7 @@ impl Rrelu {
     }
 
     /// Records the training-mode forward `y = rrelu(x)` with `seed` into `encoder`. `x` and `y` have the same
-    /// shape, each of any storage type, and distinct buffers; at most `2^32` elements.
+    /// shape, each of any storage type, and distinct buffers; at most `u32::MAX` elements.
     pub fn record_forward(
         self,
         encoder: &mut wgpu::CommandEncoder,

@@ -6,7 +6,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`candidate`] | what is compared: a plain activation, a gated unit or a learnable activation, its name and parameter count |
+//! | [`candidate`] | what is compared: a plain activation, a gated unit, a learnable activation or the randomized leaky ReLU, its name and parameter count |
 //! | [`crate::datasets`] | built-in 2-D classification datasets from a seed, with a train / test split, and CSV files split per class and standardised (always built: `examples/train.rs` uses them too) |
 //! | [`metrics`] | accuracy, NLL and ECE from logits in f64, the convergence epoch, mean and spread |
 //! | [`seeds`] | the seed of each random stream (data, initialisation, batch order), derived from the user's seeds per purpose |

@@ -17,7 +17,7 @@
 //! this includes every inactive unit, not only units dead for good), of hidden neurons with `f'(z) = 0` for every
 //! row of the batch (dead neurons: the dying units) and of pre-activations with `0 < |f'(z)| < 1e-3`
 //! (saturated), over every epoch's last full-size step (the last batch of `batch` rows: see
-//! [`crate::study::run::diagnosed_chunk`]; `-` for gated and learnable kinds, which the kernels count only
+//! [`crate::study::run::diagnosed_chunk`]; `-` for gated, learnable and randomized kinds, which the kernels count only
 //! for plain activations, and where no diagnosed step was finite, see
 //! [`crate::study::summary::diagnostics_finite`]; `null` in `results.json`), and the gradient flow at
 //! initialisation:

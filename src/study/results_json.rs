@@ -31,8 +31,8 @@ fn json_opt(v: Option<f64>) -> String {
 }
 
 /// Per-layer diagnostics; the dead and saturated fractions (of pre-activations and of neurons) are `null` for the
-/// hidden layers (all but the last) when `counted` is false (gated and learnable kinds, which the kernels do not
-/// count), and for every layer of a step whose gradient norms are not finite ([`diagnostics_finite`]: its counts
+/// hidden layers (all but the last) when `counted` is false (gated, learnable and randomized kinds, which the kernels
+/// do not count), and for every layer of a step whose gradient norms are not finite ([`diagnostics_finite`]: its counts
 /// describe NaN rows, not units).
 fn json_layers(layers: &[LayerDiagnostics], counted: bool) -> String {
     let hidden = layers.len().saturating_sub(1);

@@ -1,8 +1,8 @@
 //! Training one network for the study and recording what happens: per-epoch losses, accuracies and
 //! calibration, per-layer gradient flow, and the wall time of every training step.
 //!
-//! Each run trains `features -> hidden... -> classes` with one hidden-layer kind ([`Candidate`]: a plain, gated
-//! or learnable activation) in every hidden layer, softmax
+//! Each run trains `features -> hidden... -> classes` with one hidden-layer kind ([`Candidate`]: a plain, gated,
+//! learnable or randomized activation) in every hidden layer, softmax
 //! cross-entropy and the configured optimizer, from `seed`, on the same data for every activation. The seed is
 //! never handed to a generator as it is: the initialisation ([`crate::nn::init`]) starts from
 //! `derive(seed, Init)` and the batch order from `derive(seed, Shuffle)` ([`crate::study::seeds`]), so that the

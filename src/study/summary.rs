@@ -82,7 +82,7 @@ pub struct Summary {
     pub grad_norm: Vec<f64>,
     /// Mean over runs and diagnosed steps (each epoch's last full-size one) of the fraction of hidden
     /// pre-activations with `f'(z) = 0` ("dead" in [`crate::nn::diagnostics`]; all hidden layers together).
-    /// `None` for gated and learnable kinds, whose layers the kernels do not count. Only steps whose
+    /// `None` for gated, learnable and randomized kinds, whose layers the kernels do not count. Only steps whose
     /// diagnostics are finite ([`diagnostics_finite`]) count: a step that carried a NaN or infinity counted
     /// its non-finite rows as dead neurons but not as dead units (a diverged ReLU² read "0 % dead units,
     /// 100 % dead neurons"); `None` too when no step was finite.

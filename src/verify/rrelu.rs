@@ -77,8 +77,9 @@ pub fn check(
 }
 
 /// The check `validate` and the tests run in one storage type: PyTorch's default range and a wide one
-/// (`[0, 1]`, slopes down to 0) on seeded random x in `[-8, 8)` of an odd length, and the default range on the
-/// edge values ([`super::fused::FUSED_EDGES`]), each x beside each of them as dy.
+/// (`[0, 1]`) on seeded random x in `[-8, 8)` of an odd length, and on the edge values
+/// ([`super::fused::FUSED_EDGES`]), each x beside each of them as dy, the default range and a slope of 0
+/// (`[0, 0]`: a zero of x's sign forward, the limit at `-inf`, and `inf * 0` = NaN backward).
 pub fn check_standard(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
     let dtypes = RreluDtypes::all(dtype);
     let mut out = Vec::new();
@@ -92,7 +93,9 @@ pub fn check_standard(gpu: &Gpu, dtype: DType) -> Result<Vec<FusedCheck>> {
         out.extend(check(gpu, r, seed, dtypes, &x, &dy, false)?);
     }
     let (x, dy) = edge_pairs();
-    out.extend(check(gpu, Rrelu::DEFAULT, 9, dtypes, &x, &dy, true)?);
+    for r in [Rrelu::DEFAULT, Rrelu::new(0.0, 0.0)?] {
+        out.extend(check(gpu, r, 9, dtypes, &x, &dy, true)?);
+    }
     Ok(out)
 }
 
