@@ -8,34 +8,22 @@
 
 mod common;
 
-use actgpu::verify::fused::{random_values, FusedCheck};
+use actgpu::verify::fused::random_values;
 use actgpu::verify::rrelu::{check, check_standard, RreluDtypes};
 use actgpu::{
     Activation, Adam, DType, Error, Gpu, GpuOptions, Hidden, Loss, Mlp, Optimizer, Rrelu,
 };
-use common::{assert_same_training, bits, capped_binding_gpu, gpu, small_grid_gpu};
+use common::{
+    assert_checks_ok, assert_same_training, bits, capped_binding_gpu, gpu, small_grid_gpu,
+};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
-
-fn assert_ok(what: &str, checks: Vec<FusedCheck>) {
-    assert!(!checks.is_empty(), "{what}: no checks");
-    for c in checks {
-        assert!(
-            c.ok(),
-            "{what}: {} {} ({}): {}",
-            c.op,
-            c.pass.name(),
-            c.dtype.name(),
-            c.check
-        );
-    }
-}
 
 #[test]
 fn random_inputs_and_edge_pairs_match_the_reference_in_every_storage_type() {
     for dtype in DTYPES {
         let checks = check_standard(gpu(), dtype).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
-        assert_ok(dtype.name(), checks);
+        assert_checks_ok(dtype.name(), checks);
     }
 }
 
@@ -52,7 +40,7 @@ fn mixed_storage_types_match_the_reference() {
         let dys = random_values(1001, 1.0, dy, 80 + i as u64);
         let checks = check(gpu(), Rrelu::DEFAULT, 3, dtypes, &xs, &dys, false)
             .unwrap_or_else(|e| panic!("{dtypes:?}: {e}"));
-        assert_ok(&format!("{dtypes:?}"), checks);
+        assert_checks_ok(&format!("{dtypes:?}"), checks);
     }
 }
 
@@ -119,7 +107,7 @@ fn folded_grids_and_chunked_bindings_draw_what_one_launch_draws() {
     for (what, g) in [("folded grid", &small), ("64 KiB bindings", &capped)] {
         let checks = check(g, Rrelu::DEFAULT, 77, dtypes, &x, &dy, false)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_ok(what, checks);
+        assert_checks_ok(what, checks);
     }
     let whole = gpu_slopes(gpu(), Rrelu::DEFAULT, 77, n);
     assert_eq!(gpu_slopes(&capped, Rrelu::DEFAULT, 77, n), whole);
@@ -218,7 +206,7 @@ fn trained(steps: usize, noise_seed: u64, from: Option<&[u8]>) -> (Mlp, Vec<f32>
 fn an_mlp_with_an_rrelu_layer_trains_as_the_f64_reference() {
     let checks = actgpu::verify::mlp::check_training_steps(gpu()).unwrap();
     assert_eq!(checks.len(), 12);
-    assert_ok("mlp", checks);
+    assert_checks_ok("mlp", checks);
 }
 
 #[test]

@@ -6,10 +6,10 @@
 
 mod common;
 
-use actgpu::verify::fused::{random_values, FusedCheck};
+use actgpu::verify::fused::random_values;
 use actgpu::verify::softmax::{check, edge_rows, SoftmaxDtypes};
 use actgpu::{DType, Error, Gpu, GpuOptions, LaunchConfig, SoftmaxKind};
-use common::{capped_binding_gpu, gpu};
+use common::{assert_checks_ok, capped_binding_gpu, gpu};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -25,19 +25,6 @@ const SHAPES: [[usize; 2]; 7] = [
     [2, 16_500],
 ];
 
-fn assert_ok(what: &str, checks: Vec<FusedCheck>) {
-    for c in checks {
-        assert!(
-            c.ok(),
-            "{what}: {} {} ({}): {}",
-            c.op,
-            c.pass.name(),
-            c.dtype.name(),
-            c.check
-        );
-    }
-}
-
 /// Every shape of [`SHAPES`] in `dtypes`, both kinds, seeded random x in [-8, 8) and dy in [-1, 1).
 fn check_shapes(g: &Gpu, dtypes: SoftmaxDtypes, shapes: &[[usize; 2]], what: &str) {
     for kind in SoftmaxKind::ALL {
@@ -48,7 +35,7 @@ fn check_shapes(g: &Gpu, dtypes: SoftmaxDtypes, shapes: &[[usize; 2]], what: &st
             let dy = random_values(n, 1.0, dtypes.dy, seed + 1);
             let checks = check(g, kind, dtypes, shape, &x, &dy, false)
                 .unwrap_or_else(|e| panic!("{what} {kind} {shape:?}: {e}"));
-            assert_ok(&format!("{what} {shape:?}"), checks);
+            assert_checks_ok(&format!("{what} {shape:?}"), checks);
         }
     }
 }
@@ -85,7 +72,7 @@ fn edge_rows_follow_the_policy_for_special_values() {
             let dy = random_values(x.len(), 2.0, dtype, 5);
             let checks = check(gpu(), kind, dtypes, shape, &x, &dy, true)
                 .unwrap_or_else(|e| panic!("{kind} {}: {e}", dtype.name()));
-            assert_ok("edge rows", checks);
+            assert_checks_ok("edge rows", checks);
         }
     }
     // The policy itself, read back: one +inf is the limit, two are NaN, -inf beside a finite maximum is 0.
@@ -148,7 +135,7 @@ fn both_statistics_kernels_agree_with_the_reference() {
             for kind in SoftmaxKind::ALL {
                 let checks = check(&g, kind, f32s, shape, &x, &dy, true)
                     .unwrap_or_else(|e| panic!("{what} {kind}: {e}"));
-                assert_ok(&format!("{what}, special values {shape:?}"), checks);
+                assert_checks_ok(&format!("{what}, special values {shape:?}"), checks);
             }
         }
     }

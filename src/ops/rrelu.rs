@@ -112,7 +112,7 @@ impl Rrelu {
         seed: u64,
         y: &Tensor,
     ) -> Result<()> {
-        Recording::atomic(encoder, |rec| self.plan(rec, x, None, seed, 0, y))
+        self.record_at(encoder, x, None, seed, 0, y)
     }
 
     /// Training-mode backward into a new tensor of x's type; submits and waits.
@@ -138,7 +138,7 @@ impl Rrelu {
         seed: u64,
         dx: &Tensor,
     ) -> Result<()> {
-        Recording::atomic(encoder, |rec| self.plan(rec, x, Some(dy), seed, 0, dx))
+        self.record_at(encoder, x, Some(dy), seed, 0, dx)
     }
 
     /// The forward (`dy` = None) or backward pass recorded into `encoder`, element `i` of `x` drawn at index

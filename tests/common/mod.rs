@@ -8,6 +8,7 @@ pub mod products;
 
 use std::sync::OnceLock;
 
+use actgpu::verify::fused::FusedCheck;
 use actgpu::verify::{poison_bits, POISON};
 use actgpu::{DType, Gpu, Mlp, Tensor};
 
@@ -23,6 +24,21 @@ pub fn has_shader_f16() -> bool {
         .device()
         .features()
         .contains(actgpu::wgpu::Features::SHADER_F16)
+}
+
+/// Asserts that `checks` is not empty and that every check passed, naming the failing op, pass and type.
+pub fn assert_checks_ok(what: &str, checks: Vec<FusedCheck>) {
+    assert!(!checks.is_empty(), "{what}: no checks");
+    for c in checks {
+        assert!(
+            c.ok(),
+            "{what}: {} {} ({}): {}",
+            c.op,
+            c.pass.name(),
+            c.dtype.name(),
+            c.check
+        );
+    }
 }
 
 /// Formats the failures of a list of checks for an assertion message.
