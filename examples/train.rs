@@ -2,15 +2,21 @@
 //! from a seed (no downloads), 2 -> 64 -> 64 -> 3 with GELU, softmax cross-entropy and Adam.
 //!
 //! Run: `cargo run --release --example train [-- --epochs 20 --seed 1 --sgd --activation gelu --diagnostics]`
-//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any name of `Activation::ALL`; an
-//! unknown argument, a bad value or an option given twice exits with status 2 and the usage.)
+//! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any hidden-layer kind by name, as
+//! `Hidden::from_name` reads it: every activation of `Activation::ALL`, the gated units `glu`, `reglu`, `geglu`,
+//! `geglu_tanh`, `swiglu`, the learnable `prelu`, `swish_learnable`, `elu_learnable` (`_channel` appended for one
+//! parameter per unit) and `rrelu`, or with its constants as a checkpoint writes it (`leaky_relu(0.1)`,
+//! `rrelu(0.1,0.3)`, `gated(tanh)`); an unknown argument, a bad value or an option given twice exits with status
+//! 2 and the usage.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
 //! held-out test set drawn from the same spirals. With `--diagnostics`, each epoch's line is followed by one per
 //! layer from the epoch's last step: the gradient norm `sqrt(|dW|^2 + |db|^2)`, the share of pre-activations with
 //! `f'(z) = 0`, the neurons with `f'(z) = 0` in every row of the batch (dead neurons) and the share with
-//! `0 < |f'(z)| < 1e-3` (saturated), gathered by the step's own kernels.
+//! `0 < |f'(z)| < 1e-3` (saturated), gathered by the step's own kernels. Gated, learnable and randomized leaky
+//! ReLU layers do not count dead and saturated units (`actgpu::nn::diagnostics`): their lines give the gradient
+//! norm, and a learnable layer's the norm of its parameter's gradient, `|dp|`, too.
 //!
 //! `-- --time` instead times one `train_step` of a 784-512-512-10 GELU MLP at batch 256 with SGD and with Adam
 //! (median of 5 after 2 warm-up steps, waiting for the device each time) and prints milliseconds per step.
@@ -18,8 +24,9 @@
 use std::time::Instant;
 
 use actgpu::datasets::spirals;
+use actgpu::nn::checkpoint::parse_hidden_spec;
 use actgpu::verify::Rng;
-use actgpu::{Activation, Adam, Gpu, Loss, Mlp, Optimizer, Sgd};
+use actgpu::{Activation, Adam, Gpu, Hidden, Loss, Mlp, Optimizer, Sgd};
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -37,7 +44,7 @@ struct Args {
     epochs: u64,
     seed: u64,
     sgd: bool,
-    activation: Activation,
+    activation: Hidden,
     diagnostics: bool,
     time: bool,
 }
@@ -47,7 +54,7 @@ fn parse_args() -> Result<Args, String> {
         epochs: 20,
         seed: 1,
         sgd: false,
-        activation: Activation::Gelu,
+        activation: Hidden::Act(Activation::Gelu),
         diagnostics: false,
         time: false,
     };
@@ -79,13 +86,18 @@ fn parse_args() -> Result<Args, String> {
             "--time" => args.time = true,
             "--activation" => {
                 let name = value()?;
-                args.activation = Activation::from_name(&name).ok_or_else(|| {
-                    let names: Vec<&str> = Activation::ALL.iter().map(|a| a.name()).collect();
-                    format!(
-                        "unknown activation {name:?} (one of: {}); {USAGE}",
-                        names.join(", ")
-                    )
-                })?;
+                let kind = Hidden::from_name(&name)
+                    .or_else(|| parse_hidden_spec(&name))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown activation {name:?} (an activation, gated unit, learnable activation or \
+                             rrelu by name, as relu, swiglu, prelu_channel, or with its constants, as \
+                             leaky_relu(0.1), rrelu(0.1,0.3)); {USAGE}"
+                        )
+                    })?;
+                kind.validate()
+                    .map_err(|e| format!("--activation {name}: {e}; {USAGE}"))?;
+                args.activation = kind;
             }
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
@@ -187,14 +199,15 @@ fn main() -> actgpu::Result<()> {
     };
     let sizes = [2, 64, 64, CLASSES];
     let hidden = [act, act];
-    let mut net = Mlp::new(&gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, seed)?;
+    let mut net = Mlp::with_layers(&gpu, &sizes, &hidden, Loss::SoftmaxCrossEntropy, opt, seed)?;
     net.set_diagnostics(diagnostics)?;
     let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
     let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;
     out!(
-        "{} training points, {} test points, {act} hidden layers, {}",
+        "{} training points, {} test points, {} hidden layers, {}",
         train_y.len(),
         test_y.len(),
+        act.name(),
         describe(&opt)
     );
     out!("epoch  loss(last batch)  train acc  test acc");
@@ -227,15 +240,26 @@ fn main() -> actgpu::Result<()> {
         let test_acc = net.evaluate(&test_t, &test_y)?;
         out!("{epoch:5}  {loss:16.5}  {train_acc:9.3}  {test_acc:8.3}");
         if diagnostics {
-            for (l, d) in net.diagnostics()?.iter().enumerate() {
-                out!(
-                    "       layer {l}: |grad| {:.3e}  f'=0 {:5.1}%  dead neurons {:3}/{:<3}  saturated {:5.1}%",
-                    d.grad_norm(),
-                    100.0 * d.dead_fraction(),
-                    d.dead_neurons,
-                    d.neurons,
-                    100.0 * d.saturated_fraction()
-                );
+            let param_norms = net.activation_param_grad_norms()?;
+            let layers = net.diagnostics()?;
+            for (l, d) in layers.iter().enumerate() {
+                let counted = l + 1 == layers.len() || act.plain().is_some();
+                let rest = if counted {
+                    format!(
+                        "f'=0 {:5.1}%  dead neurons {:3}/{:<3}  saturated {:5.1}%",
+                        100.0 * d.dead_fraction(),
+                        d.dead_neurons,
+                        d.neurons,
+                        100.0 * d.saturated_fraction()
+                    )
+                } else {
+                    let param = param_norms[l].map_or(String::new(), |n| format!("|dp| {n:.3e}  "));
+                    format!(
+                        "{param}dead and saturated units not counted for {}",
+                        act.name()
+                    )
+                };
+                out!("       layer {l}: |grad| {:.3e}  {rest}", d.grad_norm());
             }
         }
     }

@@ -139,15 +139,45 @@ impl Hidden {
         }
     }
 
-    /// A readable name: the activation's, the gated unit's (`swiglu`), the learnable one's (`prelu`), or
-    /// `rrelu`.
+    /// A readable name: the activation's, the gated unit's (`swiglu`), the learnable one's (`prelu`, with
+    /// `_channel` appended for one parameter per unit: `prelu_channel`), or `rrelu`. [`Hidden::from_name`] reads
+    /// it back, with the kind's default constants.
     pub fn name(self) -> String {
         match self {
             Hidden::Act(act) => act.name().to_string(),
             Hidden::Gated(g) => g.name(),
+            Hidden::Learnable {
+                kind,
+                per_channel: true,
+                ..
+            } => format!("{}_channel", kind.name()),
             Hidden::Learnable { kind, .. } => kind.name().to_string(),
             Hidden::Rrelu(_) => Rrelu::NAME.to_string(),
         }
+    }
+
+    /// The kind a [`Hidden::name`] names, each with its default constants: every [`Activation`] name (as
+    /// [`Activation::from_name`]), the gated units of [`Gated::ALL`] (`glu`, `reglu`, `geglu`, `geglu_tanh`,
+    /// `swiglu`), the learnable activations at PyTorch's initial value, shared (`prelu`, `swish_learnable`,
+    /// `elu_learnable`) or per unit (`prelu_channel`, ...), and `rrelu` (PyTorch's range, [`Rrelu::DEFAULT`]).
+    /// `None` for any other name; [`crate::nn::checkpoint::parse_hidden_spec`] reads the forms with constants
+    /// (`leaky_relu(0.1)`, `rrelu(0.1,0.3)`, `gated(tanh)`).
+    pub fn from_name(name: &str) -> Option<Hidden> {
+        if let Some(act) = Activation::from_name(name) {
+            return Some(Hidden::Act(act));
+        }
+        if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == name) {
+            return Some(Hidden::Gated(g));
+        }
+        if name == Rrelu::NAME {
+            return Some(Hidden::Rrelu(Rrelu::DEFAULT));
+        }
+        Learnable::ALL.into_iter().find_map(|kind| {
+            [false, true]
+                .map(|per_channel| Hidden::learnable(kind, per_channel))
+                .into_iter()
+                .find(|h| h.name() == name)
+        })
     }
 
     /// The name of the trained parameter in a safetensors file, after the module index: `weight` for PReLU (as
@@ -192,5 +222,33 @@ mod tests {
         assert_eq!(glu.linear_width(3), 6);
         assert_eq!(glu.linear_width(usize::MAX), usize::MAX);
         assert_eq!(Hidden::Act(crate::Activation::Relu).linear_width(3), 3);
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        let learnable = Learnable::ALL
+            .into_iter()
+            .flat_map(|k| [false, true].map(|c| Hidden::learnable(k, c)));
+        let kinds: Vec<Hidden> = Activation::ALL
+            .into_iter()
+            .map(Hidden::Act)
+            .chain(Gated::ALL.map(Hidden::Gated))
+            .chain(learnable)
+            .chain([Hidden::Rrelu(Rrelu::DEFAULT)])
+            .collect();
+        let mut names: Vec<String> = kinds.iter().map(|h| h.name()).collect();
+        for (h, name) in kinds.iter().zip(&names) {
+            assert_eq!(Hidden::from_name(name), Some(*h), "{name}");
+        }
+        assert_eq!(
+            Hidden::learnable(Learnable::Prelu, true).name(),
+            "prelu_channel"
+        );
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), kinds.len(), "two kinds share a name");
+        for unknown in ["", "prelu_", "relu(0)", "swiglu_channel", "RELU"] {
+            assert_eq!(Hidden::from_name(unknown), None, "{unknown}");
+        }
     }
 }

@@ -78,22 +78,9 @@ impl Candidate {
         names
     }
 
-    /// The candidate with this name (see the module documentation).
+    /// The candidate with this name (see the module documentation; [`Hidden::from_name`]).
     pub fn from_name(name: &str) -> Option<Candidate> {
-        if let Some(act) = Activation::from_name(name) {
-            return Some(act.into());
-        }
-        if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == name) {
-            return Some(g.into());
-        }
-        if name == Rrelu::NAME {
-            return Some(Candidate(Hidden::Rrelu(Rrelu::DEFAULT)));
-        }
-        Learnable::ALL.into_iter().find_map(|kind| {
-            let shared = Candidate(Hidden::learnable(kind, false));
-            let channel = Candidate(Hidden::learnable(kind, true));
-            [shared, channel].into_iter().find(|c| c.name() == name)
-        })
+        Hidden::from_name(name).map(Candidate)
     }
 
     /// The layer kind.
@@ -101,17 +88,10 @@ impl Candidate {
         self.0
     }
 
-    /// The name on the command line and in the outputs: the activation's, the gated unit's, the learnable
-    /// one's with `_channel` appended when it has a parameter per unit.
+    /// The name on the command line and in the outputs ([`Hidden::name`]): the activation's, the gated unit's,
+    /// the learnable one's with `_channel` appended when it has a parameter per unit.
     pub fn name(self) -> String {
-        match self.0 {
-            Hidden::Learnable {
-                kind,
-                per_channel: true,
-                ..
-            } => format!("{}_channel", kind.name()),
-            h => h.name(),
-        }
+        self.0.name()
     }
 
     /// `plain`, `gated`, `learnable` or `randomized`.
