@@ -1,6 +1,7 @@
 //! Per-layer diagnostics against the f64 reference: gradient norms from the optimizer kernels' partial sums,
 //! dead and saturated counts from the dZ pass (and from the fused backward's counting pass), on a ReLU network
-//! with units dead by construction and on saturating sigmoid / tanh networks; with diagnostics on, the step
+//! with units dead by construction, on saturating sigmoid / tanh networks and on a network of every layer kind
+//! (gated, learnable, randomized leaky ReLU beside plain ReLU); with diagnostics on, the step
 //! computes the same bits as without; typed errors when they are off.
 
 mod common;
@@ -10,7 +11,10 @@ use actgpu::cpu::mlp::{self as ref_mlp, Target};
 use actgpu::ops::dz_stats::{self, read_counts};
 use actgpu::ops::optim::{norm_partials, sum_partials, NORM_PER_THREAD};
 use actgpu::verify::fused::random_values;
-use actgpu::{Activation, Adam, DType, Dense, DzMode, Error, Loss, Mlp, Optimizer, Sgd, Tensor};
+use actgpu::{
+    Activation, Adam, DType, Dense, DzMode, Error, Gated, Hidden, Learnable, Loss, Mlp, Optimizer,
+    Rrelu, Sgd, Tensor,
+};
 use common::{assert_same_training, bits, gpu, labels, widen};
 
 /// Unit roundoff of f32, 2^-24.
@@ -184,6 +188,71 @@ fn saturating_networks_count_saturated_units() {
         let flat = d[0].dead + d[0].saturated;
         assert!(flat > d[0].units / 20, "{what}: {d:?}");
     }
+}
+
+/// A network of every layer kind, diagnostics against the reference for three steps: the gated, learnable and
+/// randomized leaky ReLU layers report their linear maps' norms and count nothing, each learnable layer's
+/// parameter gradient norm matches, and the ReLU layer after the randomized one counts the dead units of the
+/// pre-activations that the step's training-mode draws gave.
+#[test]
+fn every_layer_kind_reports_as_the_reference() {
+    const BATCH: usize = 40;
+    let sizes = [6, 12, 10, 9, 11, 8, 4];
+    let hidden = [
+        Hidden::Gated(Gated::SWIGLU),
+        Hidden::learnable(Learnable::Prelu, true),
+        Hidden::Rrelu(Rrelu::DEFAULT),
+        Hidden::Act(Activation::Relu),
+        Hidden::learnable(Learnable::Elu, false),
+    ];
+    let relu_layer = 3;
+    let (loss, opt) = (Loss::SoftmaxCrossEntropy, Optimizer::Sgd(Sgd::new(0.05)));
+    let params = actgpu::nn::init_layers(&sizes, &hidden, 11);
+    let mut net = Mlp::with_layers(gpu(), &sizes, &hidden, loss, opt, 1).unwrap();
+    load(&net, &params);
+    net.set_diagnostics(true).unwrap();
+    let mut reference = ref_mlp::Mlp::with_layers(&sizes, &hidden, loss, opt, &params);
+    reference.noise_seed = net.noise_seed();
+    let norm = |v: &[f64]| v.iter().map(|g| g * g).sum::<f64>().sqrt();
+    let mut relu_dead = 0;
+    for s in 0..3 {
+        let what = format!("step {}", s + 1);
+        let x = random_values(BATCH * sizes[0], 2.0, DType::F32, 80 + s);
+        let t = labels(BATCH, sizes[sizes.len() - 1], 90 + s);
+        let want = reference.diagnostics(&widen(&x), BATCH, Target::Classes(&t));
+        let want_dp = reference
+            .gradients(&widen(&x), BATCH, Target::Classes(&t))
+            .act_params;
+        reference.train_step(&widen(&x), BATCH, Target::Classes(&t));
+        net.train_step_classes(&x, &t).unwrap();
+        let got = net.diagnostics().unwrap();
+        compare(&what, &got, &want);
+        for (l, d) in got.iter().enumerate().filter(|&(l, _)| l != relu_layer) {
+            let counts = (d.dead, d.saturated, d.dead_neurons, d.saturated_neurons);
+            assert_eq!(counts, (0, 0, 0, 0), "{what} layer {l} counted");
+        }
+        relu_dead += got[relu_layer].dead;
+        let dp = net.activation_param_grad_norms().unwrap();
+        assert_eq!(dp.len(), want_dp.len(), "{what}: layers");
+        for (l, (g, w)) in dp.iter().zip(&want_dp).enumerate() {
+            match g {
+                None => assert!(w.is_empty(), "{what} layer {l}: no ‖dp‖ on the GPU"),
+                Some(g) => {
+                    let w = norm(w);
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w + 1e-9,
+                        "{what} layer {l}: ‖dp‖ {g} on the GPU, {w} in f64"
+                    );
+                }
+            }
+        }
+        assert!(
+            dp[1].is_some() && dp[4].is_some(),
+            "{what}: learnable layers"
+        );
+    }
+    // Half the ReLU's inputs are negative: the counts compared above are not all zero.
+    assert!(relu_dead > 0, "the ReLU layer counted no dead unit");
 }
 
 #[test]
