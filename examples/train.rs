@@ -5,8 +5,8 @@
 //! (`WGPU_BACKEND=vulkan` or `gl` picks the backend; `--activation` takes any hidden-layer kind by name, as
 //! `Hidden::from_name` reads it: every activation of `Activation::ALL`, the gated units `glu`, `reglu`, `geglu`,
 //! `geglu_tanh`, `swiglu`, the learnable `prelu`, `swish_learnable`, `elu_learnable` (`_channel` appended for one
-//! parameter per unit) and `rrelu`, or with its constants as a checkpoint writes it (`leaky_relu(0.1)`,
-//! `rrelu(0.1,0.3)`, `gated(tanh)`); an unknown argument, a bad value or an option given twice exits with status
+//! parameter per unit) and `rrelu`, or with its constants (`leaky_relu(0.1)`, `rrelu(0.1,0.3)`,
+//! `gated(tanh)`); an unknown argument, a bad value or an option given twice exits with status
 //! 2 and the usage.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
@@ -24,7 +24,6 @@
 use std::time::Instant;
 
 use actgpu::datasets::spirals;
-use actgpu::nn::checkpoint::parse_hidden_spec;
 use actgpu::verify::Rng;
 use actgpu::{Activation, Adam, Gpu, Hidden, Loss, Mlp, Optimizer, Sgd};
 
@@ -86,9 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--time" => args.time = true,
             "--activation" => {
                 let name = value()?;
-                let kind = Hidden::from_name(&name)
-                    .or_else(|| parse_hidden_spec(&name))
-                    .ok_or_else(|| {
+                let kind = Hidden::from_name(&name).ok_or_else(|| {
                         format!(
                             "unknown activation {name:?} (an activation, gated unit, learnable activation or \
                              rrelu by name, as relu, swiglu, prelu_channel, or with its constants, as \

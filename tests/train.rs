@@ -1182,7 +1182,7 @@ fn network_errors_name_the_public_call() {
     let celu = [Activation::Celu { alpha: 0.0 }];
     let (op, reason) = invalid(Mlp::new(g, &[4, 3, 2], &celu, ce, sgd, 0));
     assert_eq!(op, "Mlp::new");
-    assert!(reason.contains("hidden layer 0 (celu)"), "{reason}");
+    assert!(reason.contains("hidden layer 0 (celu(0))"), "{reason}");
     let prelu = [actgpu::Hidden::Learnable {
         kind: actgpu::Learnable::Prelu,
         init: f32::NAN,

@@ -139,44 +139,46 @@ impl Hidden {
         }
     }
 
-    /// A readable name: the activation's, the gated unit's (`swiglu`), the learnable one's (`prelu`, with
-    /// `_channel` appended for one parameter per unit: `prelu_channel`), or `rrelu`. [`Hidden::from_name`] reads
-    /// it back, with the kind's default constants.
+    /// A readable name: the activation's (`leaky_relu`), the gated unit's (`swiglu`), the learnable one's
+    /// (`prelu`, with `_channel` appended for one parameter per unit: `prelu_channel`), or `rrelu`; with the
+    /// constants where they are not the kind's defaults, as [`crate::nn::checkpoint::hidden_spec`] writes them
+    /// (`leaky_relu(0.1)`, `rrelu(0.05,0.2)`, `gated(tanh)` for a gate [`Gated::ALL`] does not name). A
+    /// user-defined activation is its name. [`Hidden::from_name`] reads every name back but a learnable layer's
+    /// initial value (the name does not hold it) and a user-defined activation's (found by name where it is
+    /// registered).
     pub fn name(self) -> String {
         match self {
-            Hidden::Act(act) => act.name().to_string(),
-            Hidden::Gated(g) => g.name(),
             Hidden::Learnable {
                 kind,
                 per_channel: true,
                 ..
             } => format!("{}_channel", kind.name()),
             Hidden::Learnable { kind, .. } => kind.name().to_string(),
-            Hidden::Rrelu(_) => Rrelu::NAME.to_string(),
+            Hidden::Act(act @ Activation::Custom { .. }) => act.name().to_string(),
+            Hidden::Act(act) if Activation::from_name(act.name()) == Some(act) => {
+                act.name().to_string()
+            }
+            Hidden::Rrelu(r) if r == Rrelu::DEFAULT => Rrelu::NAME.to_string(),
+            _ => crate::nn::checkpoint::hidden_spec(self, 0),
         }
     }
 
-    /// The kind a [`Hidden::name`] names, each with its default constants: every [`Activation`] name (as
-    /// [`Activation::from_name`]), the gated units of [`Gated::ALL`] (`glu`, `reglu`, `geglu`, `geglu_tanh`,
-    /// `swiglu`), the learnable activations at PyTorch's initial value, shared (`prelu`, `swish_learnable`,
-    /// `elu_learnable`) or per unit (`prelu_channel`, ...), and `rrelu` (PyTorch's range, [`Rrelu::DEFAULT`]).
-    /// `None` for any other name; [`crate::nn::checkpoint::parse_hidden_spec`] reads the forms with constants
-    /// (`leaky_relu(0.1)`, `rrelu(0.1,0.3)`, `gated(tanh)`).
+    /// The kind a [`Hidden::name`] names: every [`Activation`] name (as [`Activation::from_name`]), the gated
+    /// units of [`Gated::ALL`] (`glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`), the learnable activations at
+    /// PyTorch's initial value, shared (`prelu`, `swish_learnable`, `elu_learnable`) or per unit
+    /// (`prelu_channel`, ...), and `rrelu` (PyTorch's range, [`Rrelu::DEFAULT`]), each with its default
+    /// constants; or a plain or gated activation or `rrelu` with its constants, as
+    /// [`crate::nn::checkpoint::parse_hidden_spec`] reads them (`leaky_relu(0.1)`, `softplus(2,20)`,
+    /// `rrelu(0.05,0.2)`, `gated(tanh)`). `None` for any other name, and for a learnable spec of
+    /// `parse_hidden_spec` (`prelu(64)`: a parameter's length, which only a checkpoint knows the meaning of).
     pub fn from_name(name: &str) -> Option<Hidden> {
-        if let Some(act) = Activation::from_name(name) {
-            return Some(Hidden::Act(act));
-        }
-        if let Some(g) = Gated::ALL.into_iter().find(|g| g.name() == name) {
-            return Some(Hidden::Gated(g));
-        }
-        if name == Rrelu::NAME {
-            return Some(Hidden::Rrelu(Rrelu::DEFAULT));
-        }
-        Learnable::ALL.into_iter().find_map(|kind| {
-            [false, true]
-                .map(|per_channel| Hidden::learnable(kind, per_channel))
-                .into_iter()
-                .find(|h| h.name() == name)
+        let learnable = Learnable::ALL
+            .into_iter()
+            .flat_map(|kind| [false, true].map(|per_channel| Hidden::learnable(kind, per_channel)))
+            .find(|h| h.name() == name);
+        learnable.or_else(|| {
+            crate::nn::checkpoint::parse_hidden_spec(name)
+                .filter(|h| !matches!(h, Hidden::Learnable { .. }))
         })
     }
 
@@ -247,8 +249,43 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), kinds.len(), "two kinds share a name");
-        for unknown in ["", "prelu_", "relu(0)", "swiglu_channel", "RELU"] {
+        for unknown in [
+            "",
+            "prelu_",
+            "relu(0)",
+            "swiglu_channel",
+            "RELU",
+            "prelu(4)",
+            "rrelu(0.5,0.25)",
+        ] {
             assert_eq!(Hidden::from_name(unknown), None, "{unknown}");
+        }
+        // Constants other than the defaults are in the name, and read back.
+        let with_constants = [
+            Hidden::Act(Activation::LeakyRelu {
+                negative_slope: 0.1,
+            }),
+            Hidden::Act(Activation::Softplus {
+                beta: 2.0,
+                threshold: 20.0,
+            }),
+            Hidden::Gated(Gated {
+                gate: Activation::Tanh,
+            }),
+            Hidden::Rrelu(Rrelu::new(0.05, 0.2).unwrap()),
+        ];
+        let names = with_constants.map(|h| h.name());
+        assert_eq!(
+            names,
+            [
+                "leaky_relu(0.1)",
+                "softplus(2,20)",
+                "gated(tanh)",
+                "rrelu(0.05,0.2)"
+            ]
+        );
+        for (h, name) in with_constants.iter().zip(&names) {
+            assert_eq!(Hidden::from_name(name), Some(*h), "{name}");
         }
     }
 }

@@ -9,7 +9,8 @@
 //! the layer, as `nn.PReLU()`) and `prelu_channel`, `swish_learnable_channel`, `elu_learnable_channel` (one per
 //! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]); and
 //! `rrelu`, PyTorch's `RReLU()` (slopes drawn in `[1/8, 1/3]` each training step, their mean in evaluation), in
-//! `--all` and by name.
+//! `--all` and by name. A plain or gated activation, or `rrelu`, with constants other than its defaults is named
+//! with them, as a checkpoint writes it (`leaky_relu(0.1)`, `rrelu(0.05,0.2)`, `gated(tanh)`), by name only.
 
 use std::fmt;
 

@@ -27,7 +27,9 @@ gradient flow and cost; ranks the activations by final test accuracy.
                         then value * gate(g)); the learnable ones prelu (one slope per layer, from 0.25),
                         prelu_channel (one slope per unit), swish_learnable (x sigmoid(beta x), beta from 1),
                         elu_learnable (alpha from 1), swish_learnable_channel, elu_learnable_channel;
-                        rrelu (slopes drawn in [1/8, 1/3] each step, their mean in evaluation).
+                        rrelu (slopes drawn in [1/8, 1/3] each step, their mean in evaluation). A plain
+                        or gated activation, or rrelu, may carry its constants, to compare them:
+                        leaky_relu(0.1), elu(0.5), softplus(2,20), rrelu(0.05,0.2), gated(tanh).
                         Sets: plain, shrink (hardshrink, softshrink, tanhshrink: the shrinkage functions,
                         not in plain), gated (the 5 gated units), learnable (prelu, prelu_channel,
                         swish_learnable, elu_learnable), all (plain + shrink + threshold + rrelu + gated +
@@ -270,23 +272,56 @@ fn out_dir(v: &str) -> Result<PathBuf, StudyError> {
     Ok(path)
 }
 
+/// The items of a comma-separated list whose items may hold commas inside parentheses (`relu,rrelu(0.1,0.3)`),
+/// trimmed, empty ones left out; `None` where the parentheses do not balance.
+fn split_top_level(list: &str) -> Option<Vec<&str>> {
+    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, ch) in list.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => {
+                items.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    items.push(list[start..].trim());
+    items.retain(|s| !s.is_empty());
+    Some(items)
+}
+
 /// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `shrink`, `gated`, `learnable`,
-/// `all`), keeping the first occurrence of each candidate.
+/// `all`), keeping the first occurrence of each candidate. A name may carry constants ([`Candidate::from_name`]:
+/// `leaky_relu(0.1)`, `rrelu(0.1,0.3)`), whose commas do not split the list.
 pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
     let mut acts = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let names = split_top_level(list)
+        .ok_or_else(|| usage(format!("--activations {list}: unbalanced parentheses")))?;
+    for name in names {
         let found = match name {
             "plain" => Candidate::plain_all(),
             "shrink" => Candidate::shrink(),
             "gated" => crate::Gated::ALL.map(Candidate::from).to_vec(),
             "learnable" => Candidate::LEARNABLE.to_vec(),
             "all" => Candidate::extended(),
-            _ => vec![Candidate::from_name(name).ok_or_else(|| {
-                usage(format!(
-                    "unknown activation '{name}' (known: {}; sets: plain, shrink, gated, learnable, all)",
-                    Candidate::names().join(", ")
-                ))
-            })?],
+            _ => {
+                let c = Candidate::from_name(name).ok_or_else(|| {
+                    usage(format!(
+                        "unknown activation '{name}' (known: {}; sets: plain, shrink, gated, learnable, all; \
+                         constants as leaky_relu(0.1), rrelu(0.05,0.2), each valid for its activation)",
+                        Candidate::names().join(", ")
+                    ))
+                })?;
+                c.hidden()
+                    .validate()
+                    .map_err(|e| usage(format!("--activations {name}: {e}")))?;
+                vec![c]
+            }
         };
         for c in found {
             if !acts.contains(&c) {
@@ -630,6 +665,7 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Hidden;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -665,6 +701,46 @@ mod tests {
         assert_eq!(o.seed_list().collect::<Vec<_>>(), vec![1, 2]);
         assert!(matches!(o.optimizer(), Optimizer::Sgd(s) if s.momentum == 0.9));
         assert_eq!(Options::parse(&args("--out x -h")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn names_with_constants_compare_one_activation_at_several_settings() {
+        let list = "leaky_relu, leaky_relu(0.1),rrelu(0.05,0.2),leaky_relu(0.01),softplus(2,20),gated(tanh)";
+        let got = parse_activations(list).unwrap();
+        let names: Vec<String> = got.iter().map(|c| c.name()).collect();
+        // leaky_relu(0.01) is leaky_relu at its default slope: the same candidate, kept once.
+        assert_eq!(
+            names,
+            [
+                "leaky_relu",
+                "leaky_relu(0.1)",
+                "rrelu(0.05,0.2)",
+                "softplus(2,20)",
+                "gated(tanh)"
+            ]
+        );
+        assert_eq!(
+            got[1].hidden(),
+            Hidden::Act(Activation::LeakyRelu {
+                negative_slope: 0.1
+            })
+        );
+        assert_eq!(
+            split_top_level(" a ,b(1,2),, c"),
+            Some(vec!["a", "b(1,2)", "c"])
+        );
+        let bad = [
+            "rrelu(0.1,0.3",
+            "relu)",
+            "leaky_relu(x)",
+            "prelu(4)",
+            "rrelu(0.3,0.1)",
+            "elu(inf)",
+        ];
+        for bad in bad {
+            let e = parse_activations(bad).unwrap_err();
+            assert!(matches!(e, StudyError::Usage(_)), "{bad}: {e:?}");
+        }
     }
 
     #[test]
