@@ -6,8 +6,8 @@
 //! `Hidden::from_name` reads it: every activation of `Activation::ALL`, the gated units `glu`, `reglu`, `geglu`,
 //! `geglu_tanh`, `swiglu`, the learnable `prelu`, `swish_learnable`, `elu_learnable` (`_channel` appended for one
 //! parameter per unit) and `rrelu`, or with its constants (`leaky_relu(0.1)`, `rrelu(0.1,0.3)`,
-//! `gated(tanh)`); an unknown argument, a bad value or an option given twice exits with status
-//! 2 and the usage.)
+//! `gated(tanh)`); an unknown argument, a bad value or `--epochs`, `--seed` or `--activation` given twice exits
+//! with status 2 and the usage.)
 //!
 //! Prints the adapter, then one line per epoch: the last batch's loss (the only value read back during the
 //! epoch: each `train_step` is one submission and reads nothing), and the accuracy on the training set and on a
@@ -201,10 +201,9 @@ fn main() -> actgpu::Result<()> {
     let train_t = gpu.upload_shaped(&train_x, &[train_y.len(), 2])?;
     let test_t = gpu.upload_shaped(&test_x, &[test_y.len(), 2])?;
     out!(
-        "{} training points, {} test points, {} hidden layers, {}",
+        "{} training points, {} test points, {act} hidden layers, {}",
         train_y.len(),
         test_y.len(),
-        act.name(),
         describe(&opt)
     );
     out!("epoch  loss(last batch)  train acc  test acc");

@@ -203,7 +203,8 @@ const NAME_PUNCTUATION: [char; 3] = ['_', '-', '.'];
 
 /// Why `name` cannot name a user-defined activation, if it cannot: it is empty, holds a character other than
 /// letters, digits and [`NAME_PUNCTUATION`], is a name the crate gives one of its own kinds (a built-in
-/// activation's, a gated unit's or a learnable activation's, or `custom`, which an unregistered id prints), or
+/// activation's, a gated unit's, a learnable activation's with or without `_channel`, `rrelu`, `softmax`,
+/// `log_softmax`, or `custom`, which an unregistered id prints), or
 /// starts with `gated_`, how a gated unit with another gate is named (`gated_tanh`).
 fn name_problem(name: &str) -> Option<String> {
     const RULE: &str = "a custom activation's name is printed and saved wherever a built-in's is, so it must \
@@ -221,8 +222,15 @@ fn name_problem(name: &str) -> Option<String> {
         "the built-in activation's"
     } else if Gated::ALL.iter().any(|g| g.name() == name) || name.starts_with("gated_") {
         "the built-in gated unit's"
-    } else if Learnable::ALL.iter().any(|k| k.name() == name) {
+    } else if Learnable::ALL
+        .iter()
+        .any(|k| k.name() == name || name.strip_suffix("_channel") == Some(k.name()))
+    {
         "the learnable activation's"
+    } else if name == crate::Rrelu::NAME {
+        "the randomized leaky ReLU's"
+    } else if crate::SoftmaxKind::ALL.iter().any(|k| k.name() == name) {
+        "the softmax's"
     } else if name == "custom" {
         "what an unregistered custom activation prints"
     } else {

@@ -439,6 +439,13 @@ fn a_custom_activation_is_named_by_its_own_name_everywhere() {
     assert_eq!(b.to_string(), "leaky_tenth");
     assert_eq!(Gated { gate: a }.name(), "gated_isru");
     assert_eq!(Hidden::Act(b).name(), "leaky_tenth");
+    assert_eq!(Hidden::Gated(Gated { gate: a }).name(), "gated_isru");
+    // Hidden::from_name finds them by those names while they are registered (train and the study read them).
+    assert_eq!(Hidden::from_name("leaky_tenth"), Some(Hidden::Act(b)));
+    assert_eq!(
+        Hidden::from_name("gated_isru"),
+        Some(Hidden::Gated(Gated { gate: a }))
+    );
     // One name registered again and again is stored once.
     assert!(std::ptr::eq(a.name(), isru.name()));
     assert!(std::ptr::eq(
@@ -683,6 +690,11 @@ fn a_custom_activation_may_not_take_a_builtin_name() {
         "relu\u{200B}",
         "e\u{301}lu",
         "gated_tanh",
+        // The other names the crate prints for its own kinds.
+        "rrelu",
+        "prelu_channel",
+        "elu_learnable_channel",
+        "log_softmax",
     ] {
         let c = CustomActivation::new(name, "return x;", "return 1.0;", |x| x, |_| 1.0);
         let err = c.activation().validate().unwrap_err();

@@ -139,13 +139,13 @@ impl Hidden {
         }
     }
 
-    /// A readable name: the activation's (`leaky_relu`), the gated unit's (`swiglu`), the learnable one's
-    /// (`prelu`, with `_channel` appended for one parameter per unit: `prelu_channel`), or `rrelu`; with the
-    /// constants where they are not the kind's defaults, as [`crate::nn::checkpoint::hidden_spec`] writes them
-    /// (`leaky_relu(0.1)`, `rrelu(0.05,0.2)`, `gated(tanh)` for a gate [`Gated::ALL`] does not name). A
-    /// user-defined activation is its name. [`Hidden::from_name`] reads every name back but a learnable layer's
-    /// initial value (the name does not hold it) and a user-defined activation's (found by name where it is
-    /// registered).
+    /// A readable name: the activation's (`leaky_relu`), the gated unit's (`swiglu`; `gated_tanh` for a gate
+    /// [`Gated::ALL`] does not name, as [`Gated::name`]), the learnable one's (`prelu`, with `_channel` appended
+    /// for one parameter per unit: `prelu_channel`), or `rrelu`; with the constants where they are not the
+    /// kind's defaults, as [`crate::nn::checkpoint::hidden_spec`] writes them (`leaky_relu(0.1)`,
+    /// `rrelu(0.05,0.2)`, `gated(leaky_relu(0.1))`). A user-defined activation is its name (`isru`, and
+    /// `gated_isru` as a gate). [`Hidden::from_name`] reads every valid kind's name back but a learnable
+    /// layer's initial value (the name does not hold it).
     pub fn name(self) -> String {
         match self {
             Hidden::Learnable {
@@ -154,32 +154,48 @@ impl Hidden {
                 ..
             } => format!("{}_channel", kind.name()),
             Hidden::Learnable { kind, .. } => kind.name().to_string(),
-            Hidden::Act(act @ Activation::Custom { .. }) => act.name().to_string(),
-            Hidden::Act(act) if Activation::from_name(act.name()) == Some(act) => {
-                act.name().to_string()
-            }
+            Hidden::Act(act) if default_constants(act) => act.name().to_string(),
+            Hidden::Gated(g) if default_constants(g.gate) => g.name(),
+            Hidden::Gated(g) => format!("gated({})", Hidden::Act(g.gate).name()),
             Hidden::Rrelu(r) if r == Rrelu::DEFAULT => Rrelu::NAME.to_string(),
-            _ => crate::nn::checkpoint::hidden_spec(self, 0),
+            Hidden::Act(_) | Hidden::Rrelu(_) => crate::nn::checkpoint::hidden_spec(self, 0),
         }
     }
 
-    /// The kind a [`Hidden::name`] names: every [`Activation`] name (as [`Activation::from_name`]), the gated
-    /// units of [`Gated::ALL`] (`glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`), the learnable activations at
-    /// PyTorch's initial value, shared (`prelu`, `swish_learnable`, `elu_learnable`) or per unit
-    /// (`prelu_channel`, ...), and `rrelu` (PyTorch's range, [`Rrelu::DEFAULT`]), each with its default
-    /// constants; or a plain or gated activation or `rrelu` with its constants, as
-    /// [`crate::nn::checkpoint::parse_hidden_spec`] reads them (`leaky_relu(0.1)`, `softplus(2,20)`,
-    /// `rrelu(0.05,0.2)`, `gated(tanh)`). `None` for any other name, and for a learnable spec of
+    /// The kind a [`Hidden::name`] names (surrounding whitespace ignored): every [`Activation`] name (as
+    /// [`Activation::from_name`]), a user-defined activation registered in this process by its name, the
+    /// gated units of [`Gated::ALL`] (`glu`, `reglu`, `geglu`, `geglu_tanh`, `swiglu`) and `gated_<activation
+    /// name>` for another gate, the learnable activations at PyTorch's initial value, shared (`prelu`,
+    /// `swish_learnable`, `elu_learnable`) or per unit (`prelu_channel`, ...), and `rrelu` (PyTorch's range,
+    /// [`Rrelu::DEFAULT`]), each with its default constants; or a plain or gated activation or `rrelu` with its
+    /// constants, as [`crate::nn::checkpoint::parse_hidden_spec`] reads them (`leaky_relu(0.1)`,
+    /// `softplus(2,20)`, `rrelu(0.05,0.2)`, `gated(tanh)`). `None` for any other name, for constants the kind
+    /// refuses ([`Hidden::validate`]: `elu(inf)`, `leaky_relu(NaN)`), and for a learnable spec of
     /// `parse_hidden_spec` (`prelu(64)`: a parameter's length, which only a checkpoint knows the meaning of).
     pub fn from_name(name: &str) -> Option<Hidden> {
-        let learnable = Learnable::ALL
-            .into_iter()
-            .flat_map(|kind| [false, true].map(|per_channel| Hidden::learnable(kind, per_channel)))
-            .find(|h| h.name() == name);
-        learnable.or_else(|| {
+        let name = name.trim();
+        let learnable = || {
+            Learnable::ALL
+                .into_iter()
+                .flat_map(|kind| {
+                    [false, true].map(|per_channel| Hidden::learnable(kind, per_channel))
+                })
+                .find(|h| h.name() == name)
+        };
+        let other_gate = || match Hidden::from_name(name.strip_prefix("gated_")?)? {
+            Hidden::Act(gate) => Some(Hidden::Gated(Gated { gate })),
+            _ => None,
+        };
+        let custom = || crate::custom::by_name(name).ok().map(Hidden::Act);
+        let spec = || {
             crate::nn::checkpoint::parse_hidden_spec(name)
                 .filter(|h| !matches!(h, Hidden::Learnable { .. }))
-        })
+        };
+        learnable()
+            .or_else(other_gate)
+            .or_else(custom)
+            .or_else(spec)
+            .filter(|h| h.validate().is_ok())
     }
 
     /// The name of the trained parameter in a safetensors file, after the module index: `weight` for PReLU (as
@@ -193,6 +209,19 @@ impl Hidden {
             }),
             _ => None,
         }
+    }
+}
+
+/// Whether `act` has its kind's default constants (a user-defined activation has none): what
+/// [`Activation::from_name`] gives for its name.
+fn default_constants(act: Activation) -> bool {
+    matches!(act, Activation::Custom { .. }) || Activation::from_name(act.name()) == Some(act)
+}
+
+/// The printed name, [`Hidden::name`].
+impl std::fmt::Display for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
     }
 }
 
@@ -257,6 +286,10 @@ mod tests {
             "RELU",
             "prelu(4)",
             "rrelu(0.5,0.25)",
+            "elu(inf)",
+            "leaky_relu(NaN)",
+            "gated_glu",
+            "gated_prelu",
         ] {
             assert_eq!(Hidden::from_name(unknown), None, "{unknown}");
         }
@@ -280,12 +313,35 @@ mod tests {
             [
                 "leaky_relu(0.1)",
                 "softplus(2,20)",
-                "gated(tanh)",
+                "gated_tanh",
                 "rrelu(0.05,0.2)"
             ]
         );
         for (h, name) in with_constants.iter().zip(&names) {
             assert_eq!(Hidden::from_name(name), Some(*h), "{name}");
         }
+        // A gate with constants; the other spellings of a gated unit; whitespace around a name.
+        let leaky_gate = Hidden::Gated(Gated {
+            gate: Activation::LeakyRelu {
+                negative_slope: 0.1,
+            },
+        });
+        assert_eq!(leaky_gate.name(), "gated(leaky_relu(0.1))");
+        assert_eq!(leaky_gate.to_string(), "gated(leaky_relu(0.1))");
+        assert_eq!(
+            Hidden::from_name("gated(leaky_relu(0.1))"),
+            Some(leaky_gate)
+        );
+        let tanh_gate = Some(with_constants[2]);
+        assert_eq!(Hidden::from_name("gated(tanh)"), tanh_gate);
+        assert_eq!(Hidden::from_name(" gated_tanh "), tanh_gate);
+        assert_eq!(
+            Hidden::from_name("gated_silu"),
+            Some(Hidden::Gated(Gated::SWIGLU))
+        );
+        assert_eq!(
+            Hidden::from_name(" prelu_channel\t"),
+            Some(Hidden::learnable(Learnable::Prelu, true))
+        );
     }
 }

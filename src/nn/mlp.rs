@@ -234,8 +234,9 @@ impl Mlp {
 
     /// A network with layer sizes `sizes` (input first, at least two, none zero) and one [`Hidden`] kind per
     /// hidden layer (`hidden.len() == sizes.len() - 2`; the output layer is linear): a plain activation, a
-    /// gated unit (whose linear map has `2 sizes[l + 1]` outputs) or a learnable activation (whose parameter,
-    /// `[1]` or `[sizes[l + 1]]`, starts at its `init`). Weights and biases come from [`init_layers`] with
+    /// gated unit (whose linear map has `2 sizes[l + 1]` outputs), a learnable activation (whose parameter,
+    /// `[1]` or `[sizes[l + 1]]`, starts at its `init`) or a randomized leaky ReLU (slopes drawn each training
+    /// step from [`Mlp::noise_seed`], their mean outside training). Weights and biases come from [`init_layers`] with
     /// `seed`; everything is trained with `loss` and `optimizer`.
     ///
     /// A caller's mistake is a typed error whose `op` names the call made (`"Mlp::with_layers"`, or

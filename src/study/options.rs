@@ -716,7 +716,7 @@ mod tests {
                 "leaky_relu(0.1)",
                 "rrelu(0.05,0.2)",
                 "softplus(2,20)",
-                "gated(tanh)"
+                "gated_tanh"
             ]
         );
         assert_eq!(

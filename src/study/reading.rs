@@ -105,24 +105,61 @@ pub fn above_baseline(study: &Study, s: &Summary) -> bool {
 }
 
 /// The function `c` computes when it is another kind's under a second name, with the parameters that make it
-/// so: CELU with alpha 1 is ELU (alpha 1), Swish with beta 1 is SiLU, leaky ReLU with slope 0 is ReLU. Such
-/// rows are one function trained twice with the same seeds, not two pieces of evidence.
+/// so: CELU with alpha 1 is ELU, Swish with beta 1 is SiLU and with beta 1.702 QuickGELU, leaky ReLU with
+/// slope 0 and threshold 0 with value 0 are ReLU, hardtanh from 0 to 6 is ReLU6; a gated unit whose gate is
+/// such an alias is the gated unit of its twin, and a randomized leaky ReLU whose range is one slope is the
+/// leaky ReLU at that slope. Such rows are one function trained twice with the same seeds, not two pieces of
+/// evidence; where the two kinds' networks start from different initialisations (hardtanh is initialised as
+/// tanh, Xavier, and ReLU6 as a rectifier, He), they are two experiments, and `None`.
 pub fn alias_of(c: Candidate) -> Option<(Candidate, &'static str)> {
+    twin_function(c).filter(|(twin, _)| twin.hidden().init() == c.hidden().init())
+}
+
+/// [`alias_of`] before the initialisations are compared.
+fn twin_function(c: Candidate) -> Option<(Candidate, &'static str)> {
     match c.hidden() {
-        Hidden::Act(Activation::Celu { alpha: 1.0 }) => {
-            Some((Activation::Elu { alpha: 1.0 }.into(), "alpha 1"))
+        Hidden::Act(act) => plain_alias(act).map(|(f, why)| (f.into(), why)),
+        Hidden::Gated(g) => plain_alias(g.gate)
+            .map(|(gate, why)| (Candidate(Hidden::Gated(crate::Gated { gate })), why)),
+        Hidden::Rrelu(r) if r.lower == r.upper => {
+            let leaky = Activation::LeakyRelu {
+                negative_slope: r.lower,
+            };
+            Some((leaky.into(), "lower = upper"))
         }
-        Hidden::Act(Activation::Swish { beta: 1.0 }) => Some((Activation::Silu.into(), "beta 1")),
-        Hidden::Act(Activation::LeakyRelu {
-            negative_slope: 0.0,
-        }) => Some((Activation::Relu.into(), "slope 0")),
         _ => None,
     }
 }
 
-/// The function a kind computes: its [`alias_of`] target, or itself.
+/// The plain activation `act` is under another name, and the parameters that make it so ([`alias_of`]).
+fn plain_alias(act: Activation) -> Option<(Activation, &'static str)> {
+    Some(match act {
+        Activation::Celu { alpha: 1.0 } => (Activation::Elu { alpha: 1.0 }, "alpha 1"),
+        Activation::Swish { beta: 1.0 } => (Activation::Silu, "beta 1"),
+        Activation::Swish { beta: 1.702 } => (Activation::QuickGelu, "beta 1.702"),
+        Activation::LeakyRelu {
+            negative_slope: 0.0,
+        } => (Activation::Relu, "slope 0"),
+        Activation::Hardtanh {
+            min_val: 0.0,
+            max_val: 6.0,
+        } => (Activation::Relu6, "min 0, max 6"),
+        Activation::Threshold {
+            threshold: 0.0,
+            value: 0.0,
+        } => (Activation::Relu, "threshold 0, value 0"),
+        _ => return None,
+    })
+}
+
+/// The function a kind computes: its [`alias_of`] target's (which may be an alias in turn: `rrelu(0,0)` is
+/// `leaky_relu(0)`, which is ReLU), or itself.
 fn function_of(c: Candidate) -> Candidate {
-    alias_of(c).map_or(c, |(f, _)| f)
+    let mut f = c;
+    while let Some((twin, _)) = alias_of(f) {
+        f = twin;
+    }
+    f
 }
 
 /// How many different functions `kinds` compute (aliases counted once, [`alias_of`]).
@@ -1185,6 +1222,30 @@ mod tests {
         );
         assert_eq!(alias_of(Activation::Celu { alpha: 2.0 }.into()), None);
         assert_eq!(alias_of(Activation::Elu { alpha: 1.0 }.into()), None);
+        // Constants from the command line: each alias by name, and chains of them.
+        let by_name = |n: &str| Candidate::from_name(n).unwrap();
+        for (name, twin) in [
+            ("threshold(0,0)", "relu"),
+            ("swish(1.702)", "quick_gelu"),
+            ("gated(swish(1))", "swiglu"),
+            ("rrelu(0.2,0.2)", "leaky_relu(0.2)"),
+            ("rrelu(0,0)", "leaky_relu(0)"),
+        ] {
+            assert_eq!(
+                alias_of(by_name(name)).map(|a| a.0),
+                Some(by_name(twin)),
+                "{name}"
+            );
+        }
+        assert_eq!(function_of(by_name("rrelu(0,0)")), by_name("relu"));
+        assert_eq!(alias_of(by_name("rrelu(0.1,0.2)")), None);
+        assert_eq!(alias_of(by_name("hardtanh(0,5)")), None);
+        // The same function from another initialisation is another experiment.
+        assert_eq!(
+            twin_function(by_name("hardtanh(0,6)")).map(|a| a.0),
+            Some(by_name("relu6"))
+        );
+        assert_eq!(alias_of(by_name("hardtanh(0,6)")), None);
     }
 
     #[test]
