@@ -328,6 +328,14 @@ mod tests {
         });
         assert_eq!(leaky_gate.name(), "gated(leaky_relu(0.1))");
         assert_eq!(leaky_gate.to_string(), "gated(leaky_relu(0.1))");
+        // The parts print as the layers they make.
+        assert_eq!(Gated::SWIGLU.to_string(), "swiglu");
+        assert_eq!(Learnable::Prelu.to_string(), "prelu");
+        assert_eq!(Rrelu::DEFAULT.to_string(), "rrelu");
+        assert_eq!(
+            Rrelu::new(0.05, 0.2).unwrap().to_string(),
+            "rrelu(0.05,0.2)"
+        );
         assert_eq!(
             Hidden::from_name("gated(leaky_relu(0.1))"),
             Some(leaky_gate)

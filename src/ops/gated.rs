@@ -20,6 +20,13 @@ pub struct Gated {
     pub gate: Activation,
 }
 
+/// The unit's name, [`Gated::name`] (`swiglu`, `gated_tanh`).
+impl std::fmt::Display for Gated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 impl Gated {
     /// GLU: `a * sigmoid(g)`.
     pub const GLU: Gated = Gated {

@@ -37,6 +37,13 @@ pub enum Learnable {
     Elu,
 }
 
+/// The activation's name, [`Learnable::name`] (`prelu`).
+impl std::fmt::Display for Learnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Learnable {
     /// Every learnable activation.
     pub const ALL: [Learnable; 3] = [Learnable::Prelu, Learnable::Swish, Learnable::Elu];

@@ -39,6 +39,14 @@ impl Default for Rrelu {
     }
 }
 
+/// `rrelu` at PyTorch's range, else `rrelu(lower,upper)`: the name a hidden layer of it has
+/// ([`crate::Hidden::name`]).
+impl std::fmt::Display for Rrelu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::Hidden::Rrelu(*self).name())
+    }
+}
+
 impl Rrelu {
     /// PyTorch's defaults, `lower = 1/8`, `upper = 1/3`.
     pub const DEFAULT: Rrelu = Rrelu {
