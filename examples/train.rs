@@ -85,16 +85,15 @@ fn parse_args() -> Result<Args, String> {
             "--time" => args.time = true,
             "--activation" => {
                 let name = value()?;
-                let kind = Hidden::from_name(&name).ok_or_else(|| {
-                        format!(
-                            "unknown activation {name:?} (an activation, gated unit, learnable activation or \
-                             rrelu by name, as relu, swiglu, prelu_channel, or with its constants, as \
-                             leaky_relu(0.1), rrelu(0.1,0.3)); {USAGE}"
-                        )
-                    })?;
-                kind.validate()
+                let kind = Hidden::parse_name(&name)
                     .map_err(|e| format!("--activation {name}: {e}; {USAGE}"))?;
-                args.activation = kind;
+                args.activation = kind.ok_or_else(|| {
+                    format!(
+                        "unknown activation {name:?} (an activation, gated unit, learnable activation or \
+                         rrelu by name, as relu, swiglu, prelu_channel, or with its constants, as \
+                         leaky_relu(0.1), rrelu(0.1,0.3)); {USAGE}"
+                    )
+                })?;
             }
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }

@@ -656,6 +656,14 @@ fn a_custom_activation_may_not_take_a_builtin_name() {
         parse_hidden_spec("relu"),
         Some(Hidden::Act(Activation::Relu))
     );
+    assert_eq!(
+        Hidden::from_name("relu"),
+        Some(Hidden::Act(Activation::Relu))
+    );
+    assert_eq!(
+        Hidden::from_name("gated_relu"),
+        Some(Hidden::Gated(Gated::REGLU))
+    );
     let refused = |r: actgpu::Result<()>| match r {
         Err(Error::InvalidArgument {
             op: "CustomActivation::new",

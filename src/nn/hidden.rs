@@ -173,6 +173,13 @@ impl Hidden {
     /// refuses ([`Hidden::validate`]: `elu(inf)`, `leaky_relu(NaN)`), and for a learnable spec of
     /// `parse_hidden_spec` (`prelu(64)`: a parameter's length, which only a checkpoint knows the meaning of).
     pub fn from_name(name: &str) -> Option<Hidden> {
+        Hidden::parse_name(name).ok().flatten()
+    }
+
+    /// [`Hidden::from_name`] with the reason for a refusal: `Ok(None)` for a name of no kind, the kind's
+    /// [`Hidden::validate`] error for constants it refuses (`elu(inf)`: what a command line should print).
+    pub fn parse_name(name: &str) -> Result<Option<Hidden>> {
+        use crate::nn::checkpoint::{parse_activation_spec, parse_hidden_spec};
         let name = name.trim();
         let learnable = || {
             Learnable::ALL
@@ -182,20 +189,24 @@ impl Hidden {
                 })
                 .find(|h| h.name() == name)
         };
-        let other_gate = || match Hidden::from_name(name.strip_prefix("gated_")?)? {
-            Hidden::Act(gate) => Some(Hidden::Gated(Gated { gate })),
-            _ => None,
+        let spec = || parse_hidden_spec(name).filter(|h| !matches!(h, Hidden::Learnable { .. }));
+        // `gated_<activation name>`, as Gated::name writes a gate Gated::ALL does not name.
+        let other_gate = || {
+            let gate = name.strip_prefix("gated_")?;
+            let gate = parse_activation_spec(gate).or_else(|| crate::custom::by_name(gate).ok())?;
+            Some(Hidden::Gated(Gated { gate }))
         };
+        // Last: a registration under a built-in's name (refused when used) does not hide the built-in.
         let custom = || crate::custom::by_name(name).ok().map(Hidden::Act);
-        let spec = || {
-            crate::nn::checkpoint::parse_hidden_spec(name)
-                .filter(|h| !matches!(h, Hidden::Learnable { .. }))
-        };
-        learnable()
+        let Some(kind) = learnable()
+            .or_else(spec)
             .or_else(other_gate)
             .or_else(custom)
-            .or_else(spec)
-            .filter(|h| h.validate().is_ok())
+        else {
+            return Ok(None);
+        };
+        kind.validate()?;
+        Ok(Some(kind))
     }
 
     /// The name of the trained parameter in a safetensors file, after the module index: `weight` for PReLU (as
@@ -330,6 +341,18 @@ mod tests {
         assert_eq!(leaky_gate.to_string(), "gated(leaky_relu(0.1))");
         // The parts print as the layers they make.
         assert_eq!(Gated::SWIGLU.to_string(), "swiglu");
+        let Hidden::Gated(leaky) = leaky_gate else {
+            unreachable!()
+        };
+        assert_eq!(leaky.to_string(), "gated(leaky_relu(0.1))");
+        // The reason for invalid constants; a chain of prefixes is no name.
+        assert!(matches!(
+            Hidden::parse_name("elu(inf)"),
+            Err(crate::Error::InvalidArgument { op: "elu", .. })
+        ));
+        assert!(matches!(Hidden::parse_name("elu(1)"), Ok(Some(_))));
+        assert!(matches!(Hidden::parse_name("no_such"), Ok(None)));
+        assert_eq!(Hidden::from_name("gated_gated_tanh"), None);
         assert_eq!(Learnable::Prelu.to_string(), "prelu");
         assert_eq!(Rrelu::DEFAULT.to_string(), "rrelu");
         assert_eq!(

@@ -20,10 +20,11 @@ pub struct Gated {
     pub gate: Activation,
 }
 
-/// The unit's name, [`Gated::name`] (`swiglu`, `gated_tanh`).
+/// The name a hidden layer of the unit has ([`crate::Hidden::name`]): [`Gated::name`] (`swiglu`, `gated_tanh`),
+/// or `gated(leaky_relu(0.1))` for a gate with constants other than its defaults.
 impl std::fmt::Display for Gated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
+        f.write_str(&crate::Hidden::Gated(*self).name())
     }
 }
 

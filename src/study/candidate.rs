@@ -10,7 +10,7 @@
 //! unit, as `nn.PReLU(num_parameters=u)`), each starting at PyTorch's value ([`Hidden::default_init`]); and
 //! `rrelu`, PyTorch's `RReLU()` (slopes drawn in `[1/8, 1/3]` each training step, their mean in evaluation), in
 //! `--all` and by name. A plain or gated activation, or `rrelu`, with constants other than its defaults is named
-//! with them, as a checkpoint writes it (`leaky_relu(0.1)`, `rrelu(0.05,0.2)`, `gated(tanh)`), by name only.
+//! with them ([`Hidden::name`]: `leaky_relu(0.1)`, `rrelu(0.05,0.2)`, `gated(leaky_relu(0.1))`), by name only.
 
 use std::fmt;
 

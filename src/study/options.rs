@@ -310,17 +310,16 @@ pub fn parse_activations(list: &str) -> Result<Vec<Candidate>, StudyError> {
             "learnable" => Candidate::LEARNABLE.to_vec(),
             "all" => Candidate::extended(),
             _ => {
-                let c = Candidate::from_name(name).ok_or_else(|| {
+                let kind = crate::Hidden::parse_name(name)
+                    .map_err(|e| usage(format!("--activations {name}: {e}")))?;
+                let kind = kind.ok_or_else(|| {
                     usage(format!(
                         "unknown activation '{name}' (known: {}; sets: plain, shrink, gated, learnable, all; \
                          constants as leaky_relu(0.1), rrelu(0.05,0.2), each valid for its activation)",
                         Candidate::names().join(", ")
                     ))
                 })?;
-                c.hidden()
-                    .validate()
-                    .map_err(|e| usage(format!("--activations {name}: {e}")))?;
-                vec![c]
+                vec![Candidate(kind)]
             }
         };
         for c in found {
