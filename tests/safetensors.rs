@@ -197,6 +197,47 @@ fn activation_specs_round_trip_with_their_parameters() {
         "softshrink(2)"
     );
     assert_eq!(activation_spec(Activation::Tanhshrink), "tanhshrink");
+    // Extreme constants print in exponent form, the shortest that reads back to the same bits.
+    for (act, spec) in [
+        (
+            Activation::LeakyRelu {
+                negative_slope: 1e-30,
+            },
+            "leaky_relu(1e-30)",
+        ),
+        (Activation::Elu { alpha: 1e-45 }, "elu(1e-45)"),
+        (Activation::Celu { alpha: 2.5e20 }, "celu(2.5e20)"),
+        (Activation::Swish { beta: f32::MAX }, "swish(3.4028235e38)"),
+        (
+            Activation::Softplus {
+                beta: 1e-4,
+                threshold: 1e16,
+            },
+            "softplus(0.0001,1e16)",
+        ),
+        (
+            Activation::Hardtanh {
+                min_val: -9.99e-5,
+                max_val: 9.99e15,
+            },
+            "hardtanh(-9.99e-5,9990000000000000)",
+        ),
+        (
+            Activation::Threshold {
+                threshold: -0.0,
+                value: 0.1,
+            },
+            "threshold(-0,0.1)",
+        ),
+    ] {
+        assert_eq!(activation_spec(act), spec);
+        let back = parse_activation_spec(spec).unwrap();
+        assert_eq!(
+            back.params().map(f32::to_bits),
+            act.params().map(f32::to_bits),
+            "{spec}"
+        );
+    }
 }
 
 #[test]

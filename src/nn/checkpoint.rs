@@ -70,7 +70,7 @@ pub fn linear_names(l: usize) -> (String, String) {
 }
 
 /// An activation as the metadata writes it: its name, with its parameters in parentheses where it has any
-/// (`leaky_relu(0.01)`, `softplus(1,20)`). f32 values print in the shortest form that reads back exactly. A
+/// (`leaky_relu(0.01)`, `softplus(1,20)`). f32 values print as [`constant_spec`] writes them. A
 /// user-defined activation is `custom(<its name>)` (`custom` alone for an id no [`crate::CustomActivation`]
 /// registered, which nothing can read back).
 pub fn activation_spec(act: Activation) -> String {
@@ -85,13 +85,31 @@ pub fn activation_spec(act: Activation) -> String {
         | Activation::Celu { .. }
         | Activation::Swish { .. }
         | Activation::Hardshrink { .. }
-        | Activation::Softshrink { .. } => format!("{}({p0})", act.name()),
+        | Activation::Softshrink { .. } => format!("{}({})", act.name(), constant_spec(p0)),
         Activation::Softplus { .. }
         | Activation::Hardtanh { .. }
         | Activation::Threshold { .. } => {
-            format!("{}({p0},{p1})", act.name())
+            format!(
+                "{}({},{})",
+                act.name(),
+                constant_spec(p0),
+                constant_spec(p1)
+            )
         }
         _ => act.name().to_string(),
+    }
+}
+
+/// An f32 constant as a spec writes it: the shortest decimal that reads back to the same f32 (`0.1`, not
+/// `0.100000001`), in exponent form where the plain form would spell out runs of zeros, below 1e-4 or from 1e16
+/// in magnitude (`1e-30`, `-2.5e20`, not 31 digits; `0.0001`, `5`, `-0`, `inf`, `NaN` stay plain). Rust's `str::parse`
+/// reads both forms back, as [`parse_activation_spec`] does.
+pub fn constant_spec(v: f32) -> String {
+    let magnitude = v.abs();
+    if magnitude.is_finite() && magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 
@@ -155,7 +173,12 @@ pub fn hidden_spec(kind: Hidden, units: usize) -> String {
         Hidden::Gated(g) if Gated::ALL.contains(&g) => g.name(),
         Hidden::Gated(g) => format!("gated({})", activation_spec(g.gate)),
         Hidden::Learnable { kind: k, .. } => format!("{}({})", k.name(), kind.param_len(units)),
-        Hidden::Rrelu(r) => format!("{}({},{})", Rrelu::NAME, r.lower, r.upper),
+        Hidden::Rrelu(r) => format!(
+            "{}({},{})",
+            Rrelu::NAME,
+            constant_spec(r.lower),
+            constant_spec(r.upper)
+        ),
     }
 }
 

@@ -359,6 +359,10 @@ mod tests {
             Rrelu::new(0.05, 0.2).unwrap().to_string(),
             "rrelu(0.05,0.2)"
         );
+        // Extreme constants in exponent form, not 30 digits.
+        let tiny = Hidden::Rrelu(Rrelu::new(1e-30, 0.5).unwrap());
+        assert_eq!(tiny.name(), "rrelu(1e-30,0.5)");
+        assert_eq!(Hidden::from_name(&tiny.name()), Some(tiny));
         assert_eq!(
             Hidden::from_name("gated(leaky_relu(0.1))"),
             Some(leaky_gate)
