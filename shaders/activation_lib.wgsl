@@ -421,11 +421,12 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_HARDTANH: { return select(0.0, 1.0, x > P0 && x < P1); }
         case ACT_HARDSIGMOID: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
         case ACT_HARDSWISH: {
-            // x/3 + 1/2, with its zero at x = -1.5 made exact: a driver that forms fma(x, 1/3, 0.5) gives 1.5e-8
-            // there, 1/3 being inexact (NVIDIA's does, whichever form the source takes); elsewhere that is within
-            // the tolerances.
+            // x/3 + 1/2 as (2x + 3) / 6: 2x + 3 is exact for x in [-3, 0] (Sterbenz), fused or not, so the result
+            // is one division's rounding everywhere, 0 exactly at x = -1.5 and 1.7 ULP at most (the survey of
+            // `examples/accuracy.rs` on lavapipe); x / 3 + 0.5 cancelled towards the zero (2,731 ULP at x = -1.50026,
+            // and 1.5e-8 at x = -1.5 on a driver that forms fma(x, 1/3, 0.5), NVIDIA's).
             // The kinks take current PyTorch's choice (pytorch/pytorch#147801): 0 at x = -3, 1 at x = 3.
-            return select(select(x / 3.0 + 0.5, 1.0, x >= 3.0), 0.0, x <= -3.0 || x == -1.5);
+            return select(select((x + x + 3.0) / 6.0, 1.0, x >= 3.0), 0.0, x <= -3.0);
         }
         // One case per activation, as tests/reference.rs counts them (src/specialize.rs would keep a shared one).
         case ACT_HARDSHRINK: { return select(1.0, 0.0, abs(x) <= P0); }
