@@ -10,6 +10,7 @@ mod inputs;
 pub mod mlp;
 pub mod rrelu;
 pub mod softmax;
+pub mod survey;
 pub mod training;
 
 pub use compare::{
