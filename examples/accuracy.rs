@@ -6,7 +6,11 @@
 //! reference in units in the last place of f32 at the exact value (`actgpu::verify::survey`). The backward runs
 //! at `dy = 1`, so it measures `f'(x)` itself. Where `validate` passes or fails each kernel against a tolerance,
 //! this reports what the kernels reach: the share correctly rounded (within 0.5 ULP) and within 1 and 4 ULP,
-//! the largest error and the input it was measured at, results a flushing device's rules accepted, and results
+//! the largest error and the input it was measured at, the largest mixed error (the smaller of the error in ULP
+//! of the result and the change of x, in ULP of x, that explains it: small where a large error is the function's
+//! own conditioning, near a zero or in a steep tail), over results in f32's normal range, the largest error of
+//! a result below 2^-126 in units of the subnormal spacing 2^-149, results a flushing device's rules accepted,
+//! and results
 //! of the wrong class (a NaN, an infinity where the reference has none, or the reverse), which there must be
 //! none of.
 //!
@@ -110,8 +114,8 @@ fn percent(share: Option<f64>) -> String {
 }
 
 fn row(s: &Survey) -> String {
-    let worst = match s.worst {
-        Some(w) if s.max_ulp > 0.0 => format!("{:e} ({:e} for {:e})", w.x, w.got, w.reference),
+    let at = |w: Option<actgpu::verify::survey::Mismatch>, err: f64| match w {
+        Some(w) if err > 0.0 => format!("{:e} ({:e} for {:e})", w.x, w.got, w.reference),
         _ => "-".to_string(),
     };
     let mut notes = Vec::new();
@@ -125,7 +129,7 @@ fn row(s: &Survey) -> String {
         notes.push(format!("{} unwritten", s.unwritten));
     }
     format!(
-        "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {} | {:.3} | {} | {} | {} |",
         s.activation.name(),
         s.pass.name(),
         s.inputs,
@@ -133,7 +137,11 @@ fn row(s: &Survey) -> String {
         percent(s.share_within(1.0)),
         percent(s.share_within(4.0)),
         s.max_ulp,
-        worst,
+        at(s.worst, s.max_ulp),
+        s.max_mixed_ulp,
+        at(s.worst_mixed, s.max_mixed_ulp),
+        s.max_subnormal_ulp,
+        at(s.worst_subnormal, s.max_subnormal_ulp),
         s.flushed,
         if notes.is_empty() {
             "ok".to_string()
@@ -180,8 +188,8 @@ fn main() -> ExitCode {
         gpu.flushes_subnormals().unwrap_or(false)
     );
     say!();
-    say!("| activation | pass | inputs | <= 0.5 ULP | <= 1 ULP | <= 4 ULP | max ULP | at x (got for exact) | flushed | classes |");
-    say!("|---|---|---:|---:|---:|---:|---:|---|---:|---|");
+    say!("| activation | pass | inputs | <= 0.5 ULP | <= 1 ULP | <= 4 ULP | max ULP | at x (got for exact) | max mixed, normal | at x | max subnormal, 2^-149 | at x | flushed | classes |");
+    say!("|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---|");
     let started = std::time::Instant::now();
     let mut bad = 0;
     for &act in &args.activations {
@@ -196,7 +204,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     bad += 1;
                     say!(
-                        "| {} | {} | - | - | - | - | - | - | - | error: {e} |",
+                        "| {} | {} | - | - | - | - | - | - | - | - | - | - | - | error: {e} |",
                         act.name(),
                         pass.name()
                     );

@@ -12,10 +12,14 @@
 //!   (GELU' at -0.7518, SiLU' at -1.2785, Mish' at -1.1924) cancels; both together are about 1% of the line on
 //!   lavapipe (BENCHMARKS.md, "f32 accuracy over the whole line"). A wrong coefficient or a broken range would
 //!   spread errors over the bulk and fail here.
+//! - every result in f32's normal range has a mixed error of at most 16 ULP: it is within 16 ULP of the exact
+//!   value, or is the exact value at an input within 16 ULP of x (`actgpu::verify::survey::mixed_ulp_error`).
+//!   The large errors above are the function's conditioning, not the kernel's instability; lavapipe and
+//!   llvmpipe GL reach 11.5 at most at stride 2^8.
 
 mod common;
 
-use actgpu::verify::survey::{survey_activation, Survey};
+use actgpu::verify::survey::{survey_activation, survey_blocks, Survey};
 use actgpu::verify::Pass;
 use actgpu::Activation;
 use common::gpu;
@@ -54,6 +58,9 @@ const ALGEBRAIC: [(Activation, f64); 3] = [
 /// The share of the line the transcendental activations must have within 4 ULP.
 const BULK_WITHIN_4_ULP: f64 = 0.98;
 
+/// The largest mixed error allowed of a result in f32's normal range, in ULP.
+const MAX_MIXED_ULP: f64 = 16.0;
+
 fn survey(act: Activation, pass: Pass) -> Survey {
     survey_activation(gpu(), act, pass, STRIDE, 11)
         .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"))
@@ -61,11 +68,13 @@ fn survey(act: Activation, pass: Pass) -> Survey {
 
 fn describe(s: &Survey) -> String {
     format!(
-        "{} {:?}: max {:.3} ULP at {:?}, within 4 ULP {:?}, {} wrong classes (first {:?})",
+        "{} {:?}: max {:.3} ULP at {:?}, max mixed {:.3} at {:?}, within 4 ULP {:?}, {} wrong classes (first {:?})",
         s.activation,
         s.pass,
         s.max_ulp,
         s.worst,
+        s.max_mixed_ulp,
+        s.worst_mixed,
         s.share_within(4.0),
         s.class_mismatches,
         s.first_mismatches.first()
@@ -73,14 +82,15 @@ fn describe(s: &Survey) -> String {
 }
 
 #[test]
-fn every_activation_keeps_its_class_over_the_whole_line_and_its_bulk_within_four_ulp() {
+fn every_activation_keeps_its_class_and_is_stable_over_the_whole_line() {
     let mut failures = Vec::new();
     for act in Activation::ALL {
         for pass in [Pass::Forward, Pass::Backward] {
             let s = survey(act, pass);
             assert_eq!(s.inputs, 2 * (1 << 32) / STRIDE);
             let bulk_ok = s.share_within(4.0).is_some_and(|w| w >= BULK_WITHIN_4_ULP);
-            if s.class_mismatches > 0 || s.unwritten > 0 || !bulk_ok {
+            let stable = s.max_mixed_ulp <= MAX_MIXED_ULP;
+            if s.class_mismatches > 0 || s.unwritten > 0 || !bulk_ok || !stable {
                 failures.push(describe(&s));
             }
         }
@@ -132,4 +142,28 @@ fn hardswish_derivative_does_not_cancel_at_its_zero() {
         );
     }
     assert_eq!(run.got[4096].to_bits(), 0, "exactly +0 at -1.5");
+}
+
+/// Every pattern around 0x7f7fdead, the poison the outputs hold before a kernel runs: identity returns it for
+/// that input, which is a written element, not an unwritten one.
+#[test]
+fn an_answer_equal_to_the_poison_is_not_unwritten() {
+    let poison = u64::from(actgpu::verify::POISON.to_bits());
+    for act in [Activation::Identity, Activation::Gelu, Activation::Relu] {
+        let s = survey_blocks(gpu(), act, Pass::Forward, 1, poison - 100..poison + 100, 3).unwrap();
+        assert_eq!(
+            (s.inputs, s.unwritten, s.class_mismatches),
+            (200, 0, 0),
+            "{act}"
+        );
+    }
+    let bad = survey_blocks(
+        gpu(),
+        Activation::Relu,
+        Pass::Forward,
+        1,
+        0..(1 << 32) + 1,
+        3,
+    );
+    assert!(bad.is_err());
 }

@@ -12,10 +12,19 @@
 //!   correctly rounded result is within 0.5; WGSL lets `exp`, `log` and friends be off by a few ULP, and a
 //!   function evaluated near a root of itself loses the digits the cancellation takes.
 //! - the backward is surveyed at `dy = 1`, so its result is `f'(x)` rounded once, with no product rounding.
+//! - a large error in ULP can be the function's own conditioning rather than the kernel's doing: near a zero of
+//!   `f` (GELU' at -0.7518) any relative error is, and in a steep tail (`exp(v)` at `v = -80`) one ULP of x moves
+//!   the result by dozens of ULP. So each result also gets a mixed error, [`mixed_ulp_error`]: the smaller of
+//!   its error in ULP of the result and the perturbation of x, in ULP of x, that the exact function needs to
+//!   reach it (to first order, `|g - r| / |f'(x)| / ulp(x)`). A small mixed error says the result is the
+//!   exact value, or the exact value at an input within that many ULP of x: the kernel is stable there, and only
+//!   the problem is ill-conditioned. It is taken over results in f32's normal range; a result below 2^-126 is
+//!   measured apart, in units of the subnormal spacing 2^-149 (an absolute error: a kernel that forms
+//!   `x * sigmoid(x)` from a subnormal sigmoid keeps few of its digits, as PyTorch's does).
 //! - on a device that flushes subnormals ([`crate::Gpu::flushes_subnormals`]), a result the flushing rules of
 //!   [`super::compare_flushing`] accept is counted as flushed and left out of the error statistics.
 
-use super::{flush::FLUSH_UNDERFLOW, run_activation_with, Dtypes, Pass, Rng};
+use super::{flush::FLUSH_UNDERFLOW, run_activation_with, Dtypes, Pass, Rng, POISON};
 use crate::{Activation, DType, Gpu, Result};
 
 /// Inputs per GPU run of a survey: 16 MiB of f32 each way.
@@ -51,6 +60,34 @@ pub fn ulp_error(got: f32, reference: f64) -> Option<f64> {
     Some((f64::from(got) - reference).abs() / f32_ulp_at(reference))
 }
 
+/// The mixed forward-backward error of `got` against the exact `reference` = f(x) where f has slope `slope` at
+/// x: the smaller of its [`ulp_error`] and `|got - reference| / |slope| / ulp(x)`, the change of x in ULP of
+/// f32 at x that moves f by the error, to first order (infinite where the slope is 0 or not finite). `None`
+/// where the classes differ, as [`ulp_error`].
+pub fn mixed_ulp_error(x: f32, got: f32, reference: f64, slope: f64) -> Option<f64> {
+    let forward = ulp_error(got, reference)?;
+    if forward == 0.0 || slope == 0.0 || !slope.is_finite() {
+        return Some(forward);
+    }
+    let backward = (f64::from(got) - reference).abs() / slope.abs() / f32_ulp_at(f64::from(x));
+    Some(forward.min(backward))
+}
+
+/// The slope at x of what `pass` computes: f'(x) for the forward (the reference's derivative), f''(x) for the
+/// backward by a central difference of the f64 reference's f' (step `2^-20 |x|`, at least 2^-60: its error is
+/// far below what the mixed error needs, a factor of two).
+fn reference_slope(act: Activation, pass: Pass, x: f32) -> f64 {
+    let x = f64::from(x);
+    match pass {
+        Pass::Forward => crate::cpu::activation::backward(act, x, 1.0),
+        Pass::Backward => {
+            let h = (x.abs() * 2f64.powi(-20)).max(2f64.powi(-60));
+            let d = |v: f64| crate::cpu::activation::backward(act, v, 1.0);
+            (d(x + h) - d(x - h)) / (2.0 * h)
+        }
+    }
+}
+
 /// One element where the result's class differs from the reference's (a NaN, an infinity).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mismatch {
@@ -84,13 +121,24 @@ pub struct Survey {
     pub max_ulp: f64,
     /// Where `max_ulp` was measured.
     pub worst: Option<Mismatch>,
+    /// The largest mixed error ([`mixed_ulp_error`]) over the measured results whose reference is in f32's
+    /// normal range (at least 2^-126 in magnitude).
+    pub max_mixed_ulp: f64,
+    /// Where `max_mixed_ulp` was measured.
+    pub worst_mixed: Option<Mismatch>,
+    /// The largest error over the measured results whose reference is below 2^-126 in magnitude (0 included),
+    /// in units of 2^-149, f32's subnormal spacing.
+    pub max_subnormal_ulp: f64,
+    /// Where `max_subnormal_ulp` was measured.
+    pub worst_subnormal: Option<Mismatch>,
     /// Results a flushing device's rules accepted (0 on a device that keeps subnormals).
     pub flushed: u64,
     /// Results whose class was wrong (a NaN for a number, a number for a NaN, an infinity off), counted.
     pub class_mismatches: u64,
     /// The first few of those.
     pub first_mismatches: Vec<Mismatch>,
-    /// Output elements a run left unwritten (still poisoned): must be 0.
+    /// Output elements a run left unwritten (still holding [`POISON`] where the reference is another value):
+    /// must be 0.
     pub unwritten: u64,
 }
 
@@ -105,6 +153,10 @@ impl Survey {
             histogram: [0; 7],
             max_ulp: 0.0,
             worst: None,
+            max_mixed_ulp: 0.0,
+            worst_mixed: None,
+            max_subnormal_ulp: 0.0,
+            worst_subnormal: None,
             flushed: 0,
             class_mismatches: 0,
             first_mismatches: Vec::new(),
@@ -120,8 +172,16 @@ impl Survey {
         (self.measured > 0).then(|| n as f64 / self.measured as f64)
     }
 
-    /// Adds one element.
-    fn add(&mut self, x: f32, got: f32, reference: f64, flushed: Option<f64>) {
+    /// Adds one element; `slope` gives the slope of the surveyed function at x, asked only where the error is
+    /// above 1 ULP.
+    fn add(
+        &mut self,
+        x: f32,
+        got: f32,
+        reference: f64,
+        flushed: Option<f64>,
+        slope: impl FnOnce() -> f64,
+    ) {
         self.inputs += 1;
         let err = ulp_error(got, reference);
         if err.is_none_or(|e| e > 1.0) {
@@ -153,6 +213,22 @@ impl Survey {
             self.max_ulp = err;
             self.worst = Some(here);
         }
+        if reference.abs() < f64::from(f32::MIN_POSITIVE) {
+            if err > self.max_subnormal_ulp || self.worst_subnormal.is_none() {
+                self.max_subnormal_ulp = err;
+                self.worst_subnormal = Some(here);
+            }
+            return;
+        }
+        let mixed = if err > 1.0 {
+            mixed_ulp_error(x, got, reference, slope()).unwrap_or(err)
+        } else {
+            err
+        };
+        if mixed > self.max_mixed_ulp || self.worst_mixed.is_none() {
+            self.max_mixed_ulp = mixed;
+            self.worst_mixed = Some(here);
+        }
     }
 }
 
@@ -173,13 +249,27 @@ pub fn survey_inputs(stride: u64, first: u64, count: u64, seed: u64) -> Vec<f32>
     out
 }
 
-/// Surveys `act` in `pass` with f32 storage at `stride` (a power of two from 1 to 2^31; [`survey_inputs`]),
-/// running [`SURVEY_CHUNK`] inputs at a time.
+/// Surveys `act` in `pass` with f32 storage at `stride` (a power of two from 1 to 2^31; [`survey_inputs`])
+/// over the whole line, running [`SURVEY_CHUNK`] inputs at a time.
 pub fn survey_activation(
     gpu: &Gpu,
     act: Activation,
     pass: Pass,
     stride: u64,
+    seed: u64,
+) -> Result<Survey> {
+    let blocks = (1u64 << 32) / stride.max(1);
+    survey_blocks(gpu, act, pass, stride, 0..blocks, seed)
+}
+
+/// [`survey_activation`] over the blocks `blocks` of `stride` patterns only (block `b` starts at bit pattern
+/// `b * stride`): every pattern of `[-2, -1)`, say, is the blocks `0xbf80_0000..0xc000_0000` at stride 1.
+pub fn survey_blocks(
+    gpu: &Gpu,
+    act: Activation,
+    pass: Pass,
+    stride: u64,
+    blocks: std::ops::Range<u64>,
     seed: u64,
 ) -> Result<Survey> {
     if !stride.is_power_of_two() || stride > 1 << 31 {
@@ -188,26 +278,41 @@ pub fn survey_activation(
             reason: format!("the stride must be a power of two from 1 to 2^31, not {stride}"),
         });
     }
-    let blocks = (1u64 << 32) / stride;
+    if blocks.end > (1u64 << 32) / stride {
+        return Err(crate::Error::InvalidArgument {
+            op: "survey_activation",
+            reason: format!(
+                "blocks {blocks:?} of {stride} patterns run past the 2^32 patterns of f32"
+            ),
+        });
+    }
     let per_chunk = if stride == 1 {
         SURVEY_CHUNK
     } else {
         SURVEY_CHUNK / 2
     } as u64;
     let mut survey = Survey::new(act, pass, stride);
-    let mut first = 0;
-    while first < blocks {
-        let count = per_chunk.min(blocks - first);
+    let mut first = blocks.start;
+    while first < blocks.end {
+        let count = per_chunk.min(blocks.end - first);
         let x = survey_inputs(stride, first, count, seed);
         let dy = match pass {
             Pass::Forward => Vec::new(),
             Pass::Backward => vec![1.0; x.len()],
         };
         let run = run_activation_with(gpu, act, pass, &x, &dy, Dtypes::all(DType::F32))?;
-        survey.unwritten += run.unwritten as u64;
         for i in 0..run.x.len() {
+            // An element holding the poison is unwritten unless the poison is its answer: at stride 1 the input
+            // 0x7f7fdead is among them, and f(x) = x there for most activations.
+            let poison = POISON.to_bits();
+            if run.got[i].to_bits() == poison && (run.reference[i] as f32).to_bits() != poison {
+                survey.unwritten += 1;
+            }
             let flushed = run.flushed.as_ref().map(|f| f[i]);
-            survey.add(run.x[i], run.got[i], run.reference[i], flushed);
+            let x = run.x[i];
+            survey.add(x, run.got[i], run.reference[i], flushed, || {
+                reference_slope(act, pass, x)
+            });
         }
         first += count;
     }
@@ -282,13 +387,16 @@ mod tests {
     #[test]
     fn the_histogram_and_the_worst_element() {
         let mut s = Survey::new(Activation::Relu, Pass::Forward, 1);
-        s.add(1.0, 1.0, 1.0, None);
-        s.add(2.0, 1.0, 1.0 + 3.0 * f64::from(f32::EPSILON), None);
-        s.add(3.0, f32::NAN, 1.0, None);
-        s.add(4.0, 0.0, 1e-45, Some(0.0));
+        let flat = || 0.0;
+        s.add(1.0, 1.0, 1.0, None, flat);
+        s.add(2.0, 1.0, 1.0 + 3.0 * f64::from(f32::EPSILON), None, flat);
+        s.add(3.0, f32::NAN, 1.0, None, flat);
+        s.add(4.0, 0.0, 1e-45, Some(0.0), flat);
         assert_eq!((s.inputs, s.measured, s.flushed), (4, 3, 0));
-        // 0 for 1e-45 is 0.71 ULP of the subnormal spacing: within 1.
+        // 0 for 1e-45 is 0.71 ULP of the subnormal spacing: within 1, and measured apart.
         assert_eq!(s.histogram, [1, 1, 0, 1, 0, 0, 0]);
+        assert_eq!(s.worst_subnormal.unwrap().x, 4.0);
+        assert!((s.max_subnormal_ulp - 1e-45 / 2f64.powi(-149)).abs() < 1e-12);
         assert_eq!(s.max_ulp, 3.0);
         assert_eq!(s.worst.unwrap().x, 2.0);
         assert_eq!(s.class_mismatches, 1);
@@ -296,7 +404,32 @@ mod tests {
         assert_eq!(s.share_within(1.0), Some(2.0 / 3.0));
         assert_eq!(s.share_within(3.0), None);
         // A flushing device's zero for a subnormal result is counted apart.
-        s.add(5.0, 0.0, 1e-40, Some(0.0));
+        s.add(5.0, 0.0, 1e-40, Some(0.0), flat);
         assert_eq!((s.inputs, s.measured, s.flushed), (5, 3, 1));
+        // Without a slope the mixed error is the error; a steep slope turns 1,000 ULP of the result into less
+        // than one of x.
+        assert_eq!((s.max_mixed_ulp, s.worst_mixed.unwrap().x), (3.0, 2.0));
+        let r = 1.0 + 1000.0 * f64::from(f32::EPSILON);
+        s.add(6.0, 1.0, r, None, || 1e6);
+        assert!(s.max_ulp >= 1000.0 && s.max_mixed_ulp == 3.0);
+        s.add(7.0, 1.0, r, None, || 1e-3);
+        assert!(s.max_mixed_ulp >= 1000.0 && s.worst_mixed.unwrap().x == 7.0);
+    }
+
+    #[test]
+    fn the_mixed_error_is_the_smaller_of_the_two() {
+        let eps = f64::from(f32::EPSILON);
+        // 8 ULP of the result at 1; a slope of 4 at x = 1 makes that 2 ULP of x.
+        assert_eq!(mixed_ulp_error(1.0, 1.0, 1.0 + 8.0 * eps, 4.0), Some(2.0));
+        assert_eq!(mixed_ulp_error(1.0, 1.0, 1.0 + 8.0 * eps, 0.5), Some(8.0));
+        assert_eq!(mixed_ulp_error(1.0, 1.0, 1.0 + 8.0 * eps, 0.0), Some(8.0));
+        assert_eq!(
+            mixed_ulp_error(1.0, 1.0, 1.0 + 8.0 * eps, f64::NAN),
+            Some(8.0)
+        );
+        assert_eq!(mixed_ulp_error(1.0, f32::NAN, 1.0, 1.0), None);
+        // The slope that matters for GELU' near its zero is f''(r) = 0.43.
+        let e = mixed_ulp_error(-0.75191694, -5.415082e-5, -5.411199252422505e-5, 0.432).unwrap();
+        assert!(e < 2.0, "{e}");
     }
 }
