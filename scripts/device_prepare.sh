@@ -26,9 +26,9 @@ if [ -n "${ACTGPU_BASE:-}" ]; then
   # The shared target/ may still hold this checkout's bench as fresh, which cargo would not copy out again.
   touch src/lib.rs
 fi
-cargo build --release --example validate --example bench
+cargo build --release --example validate --example bench --example accuracy
 mkdir -p .device-bin
-cp target/release/examples/validate target/release/examples/bench .device-bin/
+cp target/release/examples/validate target/release/examples/bench target/release/examples/accuracy .device-bin/
 # The release test binaries (the CPU-only `reference` left out), packed: stripped, they are about 6 MB each.
 rm -rf .device-bin/tests && mkdir -p .device-bin/tests
 cargo test --release --all-features --no-run --message-format=json |
@@ -40,7 +40,7 @@ for line in sys.stdin:
             and d['target']['name'] != 'reference':
         shutil.copy(d['executable'], '.device-bin/tests/' + d['target']['name'])
 "
-strip .device-bin/validate .device-bin/bench .device-bin/tests/*
+strip .device-bin/validate .device-bin/bench .device-bin/accuracy .device-bin/tests/*
 tar -C .device-bin -cJf .device-bin/tests.tar.xz tests
 rm -rf .device-bin/tests
 

@@ -5,7 +5,8 @@ mod common;
 
 use actgpu::nn::checkpoint::{parse_activation_spec, parse_hidden_spec, ACTIVATIONS_KEY};
 use actgpu::nn::safetensors::SafeTensors;
-use actgpu::verify::{compare, compare_storage, round_to, Rng, F32_ELEMENTWISE};
+use actgpu::verify::survey::survey_activation;
+use actgpu::verify::{compare, compare_storage, round_to, Pass, Rng, F32_ELEMENTWISE};
 use actgpu::{
     cpu, Activation, CustomActivation, CustomBody, DType, Error, Gated, Hidden, Loss, Mlp,
     Optimizer, Sgd,
@@ -52,6 +53,22 @@ fn leaky_tenth() -> CustomActivation {
         |x| if x > 0.0 { x } else { 0.1 * x },
         |x| if x > 0.0 { 1.0 } else { 0.1 },
     )
+}
+
+/// A user-defined activation is surveyed over the whole f32 line as a built-in is (ACCURACY.md): its WGSL keeps the
+/// reference's classes everywhere (NaN, the limits at +-inf) and every normal result has a small mixed error.
+#[test]
+fn a_custom_activation_can_be_surveyed_over_the_whole_line() {
+    let act = isru().activation();
+    for pass in [Pass::Forward, Pass::Backward] {
+        let s = survey_activation(gpu(), act, pass, 1 << 16, 5).unwrap();
+        assert_eq!(
+            (s.inputs, s.class_mismatches, s.unwritten),
+            (131_072, 0, 0),
+            "{s:?}"
+        );
+        assert!(s.max_mixed_ulp <= 16.0, "{s:?}");
+    }
 }
 
 /// A kink at 0 (a leaky relu of slope 0.1, with PyTorch's derivative 0.1 at 0): the sweep hits x = 0 and its
