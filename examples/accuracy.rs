@@ -15,16 +15,22 @@
 //! none of.
 //!
 //! How to run: `cargo run --release --example accuracy [-- --stride 2^12] [--only gelu,silu] [--pass
-//! forward|backward]`, the backend picked with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. The default stride,
+//! forward|backward] [--json]`, the backend picked with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. The default stride,
 //! 2^12, runs 2,097,152 inputs per activation and pass, 512 in each binade of each sign; on a 2-core machine
 //! with lavapipe the whole set takes a few minutes, stride 1 about four minutes per activation and pass.
 //!
-//! What it prints: the adapter, then a markdown table, a row per activation and pass. Exits 1 when any result
+//! What it prints: the adapter, then a markdown table, a row per activation and pass as each is measured; or with
+//! `--json` one document `{"adapter": {"name", "backend", "driver"}, "stride", "inputs_per_row",
+//! "flushes_subnormals", "rows": [{"activation", "pass", "inputs", "measured", "histogram" (the measured results
+//! by error: at most 0.5, 1, 2, 4, 16, 256 ULP, and above), "max_ulp", "worst", "max_mixed_ulp", "worst_mixed",
+//! "max_subnormal_ulp", "worst_subnormal" (each worst `{"x", "got", "reference"}` or null), "flushed",
+//! "class_mismatches", "unwritten", "error" (null, or why the row could not run)}]}`. Exits 1 when any result
 //! has the wrong class or is left unwritten, 2 on a bad argument or when no adapter can be had.
 
 use std::process::ExitCode;
 
-use actgpu::verify::survey::{survey_activation, Survey};
+use actgpu::bench::report::{json_num, json_str};
+use actgpu::verify::survey::{survey_activation, Mismatch, Survey};
 use actgpu::verify::Pass;
 use actgpu::{Activation, Gpu};
 
@@ -35,7 +41,7 @@ mod stdout;
 use stdout::say;
 
 const USAGE: &str =
-    "usage: accuracy [--stride N|2^k] [--only NAME[,NAME...]] [--pass forward|backward]";
+    "usage: accuracy [--stride N|2^k] [--only NAME[,NAME...]] [--pass forward|backward] [--json]";
 
 /// The default stride: 2^20 blocks, two inputs each.
 const DEFAULT_STRIDE: u64 = 1 << 12;
@@ -44,6 +50,7 @@ const DEFAULT_STRIDE: u64 = 1 << 12;
 const SEED: u64 = 0x5eed;
 
 struct Args {
+    json: bool,
     stride: u64,
     activations: Vec<Activation>,
     passes: Vec<Pass>,
@@ -68,6 +75,7 @@ fn parse_stride(s: &str) -> Result<u64, String> {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        json: false,
         stride: DEFAULT_STRIDE,
         activations: Activation::ALL.to_vec(),
         passes: vec![Pass::Forward, Pass::Backward],
@@ -79,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
             cli::once(&mut seen, &a, USAGE)?;
         }
         match a.as_str() {
+            "--json" => args.json = true,
             "--stride" => args.stride = parse_stride(&cli::value(&a, it.next(), USAGE)?)?,
             "--only" => {
                 let names = cli::value(&a, it.next(), USAGE)?;
@@ -110,6 +119,46 @@ fn percent(share: Option<f64>) -> String {
         Some(s) if s >= 0.999 => format!("{:.4}%", 100.0 * s),
         Some(s) => format!("{:.2}%", 100.0 * s),
         None => "-".to_string(),
+    }
+}
+
+/// A worst element as JSON, `null` where there is none or the error is 0.
+fn json_worst(w: Option<Mismatch>, err: f64) -> String {
+    match w {
+        Some(w) if err > 0.0 => format!(
+            "{{\"x\": {}, \"got\": {}, \"reference\": {}}}",
+            json_num(f64::from(w.x)),
+            json_num(f64::from(w.got)),
+            json_num(w.reference)
+        ),
+        _ => "null".to_string(),
+    }
+}
+
+/// One row of the JSON document: the survey, or the error that stopped it.
+fn json_row(act: Activation, pass: Pass, r: &Result<Survey, String>) -> String {
+    let head = format!(
+        "\"activation\": {}, \"pass\": {}",
+        json_str(act.name()),
+        json_str(pass.name())
+    );
+    match r {
+        Err(e) => format!("{{{head}, \"error\": {}}}", json_str(e)),
+        Ok(s) => format!(
+            "{{{head}, \"inputs\": {}, \"measured\": {}, \"histogram\": [{}], \"max_ulp\": {}, \"worst\": {}, \"max_mixed_ulp\": {}, \"worst_mixed\": {}, \"max_subnormal_ulp\": {}, \"worst_subnormal\": {}, \"flushed\": {}, \"class_mismatches\": {}, \"unwritten\": {}, \"error\": null}}",
+            s.inputs,
+            s.measured,
+            s.histogram.map(|n| n.to_string()).join(", "),
+            json_num(s.max_ulp),
+            json_worst(s.worst, s.max_ulp),
+            json_num(s.max_mixed_ulp),
+            json_worst(s.worst_mixed, s.max_mixed_ulp),
+            json_num(s.max_subnormal_ulp),
+            json_worst(s.worst_subnormal, s.max_subnormal_ulp),
+            s.flushed,
+            s.class_mismatches,
+            s.unwritten
+        ),
     }
 }
 
@@ -170,59 +219,77 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let info = gpu.adapter_info();
-    say!(
-        "adapter: {} ({:?}, {})",
-        info.name,
-        info.backend,
-        info.driver_info
-    );
-    say!(
-        "stride {} ({} inputs per row), f32, backward at dy = 1; flushes subnormals: {}",
-        args.stride,
-        if args.stride == 1 {
-            1u64 << 32
-        } else {
-            2 * ((1u64 << 32) / args.stride)
-        },
-        gpu.flushes_subnormals().unwrap_or(false)
-    );
-    say!();
-    say!("| activation | pass | inputs | <= 0.5 ULP | <= 1 ULP | <= 4 ULP | max ULP | at x (got for exact) | max mixed, normal | at x | max subnormal, 2^-149 | at x | flushed | classes |");
-    say!("|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---|");
+    let flushes = match gpu.flushes_subnormals() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("accuracy: subnormal probe: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let inputs_per_row = if args.stride == 1 {
+        1u64 << 32
+    } else {
+        2 * ((1u64 << 32) / args.stride)
+    };
+    if !args.json {
+        say!("adapter: {}", gpu.adapter_line());
+        say!(
+            "stride {} ({inputs_per_row} inputs per row), f32, backward at dy = 1; flushes subnormals: {flushes}",
+            args.stride
+        );
+        say!();
+        say!("| activation | pass | inputs | <= 0.5 ULP | <= 1 ULP | <= 4 ULP | max ULP | at x (got for exact) | max mixed, normal | at x | max subnormal, 2^-149 | at x | flushed | classes |");
+        say!("|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|---|");
+    }
     let started = std::time::Instant::now();
     let mut bad = 0;
+    let mut json_rows = Vec::new();
     for &act in &args.activations {
         for &pass in &args.passes {
-            match survey_activation(&gpu, act, pass, args.stride, SEED) {
-                Ok(s) => {
-                    if s.class_mismatches > 0 || s.unwritten > 0 {
-                        bad += 1;
-                    }
-                    say!("{}", row(&s));
-                }
-                Err(e) => {
-                    bad += 1;
-                    say!(
-                        "| {} | {} | - | - | - | - | - | - | - | - | - | - | - | error: {e} |",
-                        act.name(),
-                        pass.name()
-                    );
-                }
+            let r =
+                survey_activation(&gpu, act, pass, args.stride, SEED).map_err(|e| e.to_string());
+            if r.as_ref()
+                .map_or(true, |s| s.class_mismatches > 0 || s.unwritten > 0)
+            {
+                bad += 1;
+            }
+            if args.json {
+                json_rows.push(json_row(act, pass, &r));
+                continue;
+            }
+            match r {
+                Ok(s) => say!("{}", row(&s)),
+                Err(e) => say!(
+                    "| {} | {} | - | - | - | - | - | - | - | - | - | - | - | error: {e} |",
+                    act.name(),
+                    pass.name()
+                ),
             }
         }
     }
-    say!();
-    say!(
-        "{} rows in {:.1} s; {}",
-        args.activations.len() * args.passes.len(),
-        started.elapsed().as_secs_f64(),
-        if bad == 0 {
-            "every result has the reference's class".to_string()
-        } else {
-            format!("{bad} rows with wrong classes, unwritten elements or errors")
-        }
-    );
+    if args.json {
+        let info = gpu.adapter_info();
+        say!(
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}}, \"stride\": {}, \"inputs_per_row\": {inputs_per_row}, \"flushes_subnormals\": {flushes}, \"rows\": [\n  {}\n]}}",
+            json_str(&info.name),
+            json_str(&format!("{:?}", info.backend)),
+            json_str(&format!("{} {}", info.driver, info.driver_info)),
+            args.stride,
+            json_rows.join(",\n  ")
+        );
+    } else {
+        say!();
+        say!(
+            "{} rows in {:.1} s; {}",
+            args.activations.len() * args.passes.len(),
+            started.elapsed().as_secs_f64(),
+            if bad == 0 {
+                "every result has the reference's class".to_string()
+            } else {
+                format!("{bad} rows with wrong classes, unwritten elements or errors")
+            }
+        );
+    }
     if bad == 0 {
         ExitCode::SUCCESS
     } else {
