@@ -12,10 +12,10 @@
 //!   (GELU' at -0.7518, SiLU' at -1.2785, Mish' at -1.1924) cancels; both together are about 1% of the line on
 //!   lavapipe (BENCHMARKS.md, "f32 accuracy over the whole line"). A wrong coefficient or a broken range would
 //!   spread errors over the bulk and fail here.
-//! - every result in f32's normal range has a mixed error of at most 16 ULP: it is within 16 ULP of the exact
-//!   value, or is the exact value at an input within 16 ULP of x (`actgpu::verify::survey::mixed_ulp_error`).
-//!   The large errors above are the function's conditioning, not the kernel's instability; lavapipe and
-//!   llvmpipe GL reach 11.5 at most at stride 2^8.
+//! - every result in f32's normal range has a mixed error of at most 16 ULP on the CPU adapters (32 on others,
+//!   [`MAX_MIXED_ULP_ANY`]): it is within 16 ULP of the exact value, or is the exact value at an input within
+//!   16 ULP of x (`actgpu::verify::survey::mixed_ulp_error`). The large errors above are the function's
+//!   conditioning, not the kernel's instability; lavapipe and llvmpipe GL reach 11.1 at most at stride 2^8.
 
 mod common;
 
@@ -58,8 +58,23 @@ const ALGEBRAIC: [(Activation, f64); 3] = [
 /// The share of the line the transcendental activations must have within 4 ULP.
 const BULK_WITHIN_4_ULP: f64 = 0.98;
 
-/// The largest mixed error allowed of a result in f32's normal range, in ULP.
-const MAX_MIXED_ULP: f64 = 16.0;
+/// The largest mixed error allowed of a result in f32's normal range, in ULP, on the CPU adapters measured
+/// (lavapipe and llvmpipe GL: 11.1 at most at stride 2^8, ACCURACY.md).
+const MAX_MIXED_ULP_MEASURED: f64 = 16.0;
+
+/// The same on other adapters: WGSL lets `exp` be 3 ULP off near 0 and a division 2.5, and a derivative
+/// composes a handful of them, so a conformant driver that uses every allowance can reach about 20; an unstable
+/// formula reads as hundreds or more.
+const MAX_MIXED_ULP_ANY: f64 = 32.0;
+
+/// [`MAX_MIXED_ULP_MEASURED`] on a CPU adapter, else [`MAX_MIXED_ULP_ANY`].
+fn max_mixed_ulp() -> f64 {
+    if gpu().adapter_info().device_type == wgpu::DeviceType::Cpu {
+        MAX_MIXED_ULP_MEASURED
+    } else {
+        MAX_MIXED_ULP_ANY
+    }
+}
 
 fn survey(act: Activation, pass: Pass) -> Survey {
     survey_activation(gpu(), act, pass, STRIDE, 11)
@@ -89,7 +104,7 @@ fn every_activation_keeps_its_class_and_is_stable_over_the_whole_line() {
             let s = survey(act, pass);
             assert_eq!(s.inputs, 2 * (1 << 32) / STRIDE);
             let bulk_ok = s.share_within(4.0).is_some_and(|w| w >= BULK_WITHIN_4_ULP);
-            let stable = s.max_mixed_ulp <= MAX_MIXED_ULP;
+            let stable = s.max_mixed_ulp <= max_mixed_ulp();
             if s.class_mismatches > 0 || s.unwritten > 0 || !bulk_ok || !stable {
                 failures.push(describe(&s));
             }
