@@ -15,7 +15,7 @@
 //! none of.
 //!
 //! How to run: `cargo run --release --example accuracy [-- --stride 2^12] [--only gelu,silu] [--pass
-//! forward|backward] [--json]`, the backend picked with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. The default stride,
+//! forward|backward] [--json]`; `--only` takes constants too (`--only 'elu(0.5),softplus(2,20)'`), the backend picked with `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`. The default stride,
 //! 2^12, runs 2,097,152 inputs per activation and pass, 512 in each binade of each sign; on a 2-core machine
 //! with lavapipe the whole set takes a few minutes, stride 1 about four minutes per activation and pass.
 //!
@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::verify::survey::{survey_activation, Mismatch, Survey};
 use actgpu::verify::Pass;
-use actgpu::{Activation, Gpu};
+use actgpu::{Activation, Gpu, Hidden};
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -91,12 +91,9 @@ fn parse_args() -> Result<Args, String> {
             "--stride" => args.stride = parse_stride(&cli::value(&a, it.next(), USAGE)?)?,
             "--only" => {
                 let names = cli::value(&a, it.next(), USAGE)?;
-                args.activations = names
-                    .split(',')
-                    .map(|n| {
-                        Activation::from_name(n.trim())
-                            .ok_or(format!("unknown activation {:?}; {USAGE}", n.trim()))
-                    })
+                args.activations = split_top_level(&names)
+                    .into_iter()
+                    .map(parse_activation)
                     .collect::<Result<_, _>>()?;
             }
             "--pass" => {
@@ -110,6 +107,43 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// `s` split at the commas outside parentheses: `elu(0.5),softplus(2,20)` is two names.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// An activation by name, with constants where they are not the defaults (`gelu`, `elu(0.5)`,
+/// `softplus(2,20)`), as `Hidden::parse_name` reads a plain activation; its reason where the constants are
+/// invalid.
+fn parse_activation(name: &str) -> Result<Activation, String> {
+    match Hidden::parse_name(name) {
+        Ok(Some(Hidden::Act(act))) => Ok(act),
+        Ok(Some(other)) => Err(format!(
+            "{other} is not a plain activation (the survey runs f and f' of one); {USAGE}"
+        )),
+        Ok(None) => Err(format!("unknown activation {:?}; {USAGE}", name.trim())),
+        Err(e) => Err(format!("{}: {e}; {USAGE}", name.trim())),
+    }
+}
+
+/// The activation's name as a row prints it, with its constants where they are not the defaults.
+fn display_name(act: Activation) -> String {
+    Hidden::Act(act).name()
 }
 
 /// A share as a percentage with enough digits to tell 100% from almost.
@@ -139,7 +173,7 @@ fn json_worst(w: Option<Mismatch>, err: f64) -> String {
 fn json_row(act: Activation, pass: Pass, r: &Result<Survey, String>) -> String {
     let head = format!(
         "\"activation\": {}, \"pass\": {}",
-        json_str(act.name()),
+        json_str(&display_name(act)),
         json_str(pass.name())
     );
     match r {
@@ -179,7 +213,7 @@ fn row(s: &Survey) -> String {
     }
     format!(
         "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {} | {:.3} | {} | {} | {} |",
-        s.activation.name(),
+        display_name(s.activation),
         s.pass.name(),
         s.inputs,
         percent(s.share_within(0.5)),
@@ -261,7 +295,7 @@ fn main() -> ExitCode {
                 Ok(s) => say!("{}", row(&s)),
                 Err(e) => say!(
                     "| {} | {} | - | - | - | - | - | - | - | - | - | - | - | error: {e} |",
-                    act.name(),
+                    display_name(act),
                     pass.name()
                 ),
             }
