@@ -30,6 +30,7 @@
 use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
+use actgpu::nn::hidden::split_list;
 use actgpu::verify::survey::{survey_activation, Mismatch, Survey};
 use actgpu::verify::Pass;
 use actgpu::{Activation, Gpu, Hidden};
@@ -91,7 +92,8 @@ fn parse_args() -> Result<Args, String> {
             "--stride" => args.stride = parse_stride(&cli::value(&a, it.next(), USAGE)?)?,
             "--only" => {
                 let names = cli::value(&a, it.next(), USAGE)?;
-                args.activations = split_top_level(&names)
+                args.activations = split_list(&names)
+                    .ok_or(format!("--only {names}: unbalanced parentheses; {USAGE}"))?
                     .into_iter()
                     .map(parse_activation)
                     .collect::<Result<_, _>>()?;
@@ -107,24 +109,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// `s` split at the commas outside parentheses: `elu(0.5),softplus(2,20)` is two names.
-fn split_top_level(s: &str) -> Vec<&str> {
-    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    parts
 }
 
 /// An activation by name, with constants where they are not the defaults (`gelu`, `elu(0.5)`,

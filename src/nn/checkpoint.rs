@@ -564,22 +564,10 @@ fn state_of(known: &HashSet<&str>, name: &str) -> bool {
             .is_some_and(|(base, _)| known.contains(base))
 }
 
-/// `spec` split at the commas outside parentheses (`gelu,softplus(1,20)` is two layers).
+/// `spec` split at the commas outside parentheses (`gelu,softplus(1,20)` is two layers); one item, which no
+/// spec parser reads, where the parentheses do not balance.
 fn split_layers(spec: &str) -> Vec<&str> {
-    let (mut parts, mut depth, mut start) = (Vec::new(), 0i32, 0);
-    for (i, c) in spec.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&spec[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&spec[start..]);
-    parts
+    crate::nn::hidden::split_list(spec).unwrap_or_else(|| vec![spec])
 }
 
 /// Why a hidden layer's spec (one that [`parse_hidden_spec`] refused) cannot be rebuilt: a user-defined

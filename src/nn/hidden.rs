@@ -236,6 +236,29 @@ impl std::fmt::Display for Hidden {
     }
 }
 
+/// The items of a comma-separated list whose items may hold commas inside parentheses (`relu,rrelu(0.1,0.3)` is
+/// two items), untrimmed and empty ones kept; `None` where the parentheses do not balance. How the study's
+/// `--activations`, `examples/accuracy.rs`'s `--only` and a checkpoint's list of hidden-layer specs split.
+pub fn split_list(list: &str) -> Option<Vec<&str>> {
+    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, ch) in list.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => {
+                items.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    items.push(&list[start..]);
+    Some(items)
+}
+
 /// The seed of layer `layer`'s randomized leaky ReLU draws in training step `step` (the first step is 1) of a
 /// network whose noise seed is `noise_seed` ([`crate::Mlp::noise_seed`]): SplitMix64's finaliser applied in
 /// turn to the noise seed (with a constant mixed in first: a network's noise seed is its initialisation's seed
@@ -257,6 +280,18 @@ pub fn rrelu_layer_seed(noise_seed: u64, step: u64, layer: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_split_outside_parentheses() {
+        assert_eq!(
+            split_list("relu,rrelu(0.1,0.3), gated(softplus(1,20)),"),
+            Some(vec!["relu", "rrelu(0.1,0.3)", " gated(softplus(1,20))", ""])
+        );
+        assert_eq!(split_list(""), Some(vec![""]));
+        for unbalanced in ["elu(1", "relu)", "a),(b"] {
+            assert_eq!(split_list(unbalanced), None, "{unbalanced}");
+        }
+    }
 
     #[test]
     fn a_gated_layer_is_twice_as_wide_and_saturates() {

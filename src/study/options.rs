@@ -275,24 +275,14 @@ fn out_dir(v: &str) -> Result<PathBuf, StudyError> {
 /// The items of a comma-separated list whose items may hold commas inside parentheses (`relu,rrelu(0.1,0.3)`),
 /// trimmed, empty ones left out; `None` where the parentheses do not balance.
 fn split_top_level(list: &str) -> Option<Vec<&str>> {
-    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
-    for (i, ch) in list.char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => depth = depth.checked_sub(1)?,
-            ',' if depth == 0 => {
-                items.push(list[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if depth != 0 {
-        return None;
-    }
-    items.push(list[start..].trim());
-    items.retain(|s| !s.is_empty());
-    Some(items)
+    let items = crate::nn::hidden::split_list(list)?;
+    Some(
+        items
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
 }
 
 /// Parses a comma-separated list of names and sets (see [`USAGE`]: `plain`, `shrink`, `gated`, `learnable`,
