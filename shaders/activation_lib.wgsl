@@ -425,10 +425,11 @@ fn act_derivative(x: f32) -> f32 {
         case ACT_HARDTANH: { return select(0.0, 1.0, x > P0 && x < P1); }
         case ACT_HARDSIGMOID: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
         case ACT_HARDSWISH: {
-            // x/3 + 1/2 as (2x + 3) / 6: 2x + 3 is exact for x in [-3, 0] (Sterbenz), fused or not, so the result
-            // is one division's rounding everywhere, 0 exactly at x = -1.5 and 1.7 ULP at most (the survey of
-            // `examples/accuracy.rs` on lavapipe); x / 3 + 0.5 cancelled towards the zero (2,731 ULP at x = -1.50026,
-            // and 1.5e-8 at x = -1.5 on a driver that forms fma(x, 1/3, 0.5), NVIDIA's).
+            // x/3 + 1/2 as (2x + 3) / 6: 2x + 3 is exact for x in [-3, -0.75] (Sterbenz), fused or not, so near the
+            // zero the result is one division's rounding and 0 exactly at x = -1.5; above -0.75 the sum rounds
+            // but no longer cancels. 1.7 ULP at most over the line (ACCURACY.md, lavapipe); x / 3 + 0.5 cancelled
+            // towards the zero (2,731 ULP at x = -1.50026, and 1.5e-8 at x = -1.5 on a driver that forms
+            // fma(x, 1/3, 0.5), NVIDIA's).
             // The kinks take current PyTorch's choice (pytorch/pytorch#147801): 0 at x = -3, 1 at x = 3.
             return select(select((x + x + 3.0) / 6.0, 1.0, x >= 3.0), 0.0, x <= -3.0);
         }

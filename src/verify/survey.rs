@@ -4,10 +4,10 @@
 //! The checks of [`super::check_activation`] pass or fail against a tolerance on chosen inputs; a survey measures
 //! instead, over inputs spread evenly through every binade, both signs, the infinities and the NaN payloads:
 //!
-//! - inputs: the bit patterns are cut into blocks of `stride`; each block gives its first pattern (so ±0, ±inf,
-//!   every power of two and the first NaN payload are among them at strides up to 2^23) and one pattern drawn
-//!   uniformly from the block by a seeded generator (so the low mantissa bits are not always zero). Stride 1
-//!   takes each of the 2^32 patterns once.
+//! - inputs: the bit patterns are cut into blocks of `stride`; each block gives its first pattern (so ±0, ±inf
+//!   and every power of two are among them at strides up to 2^23) and one pattern drawn uniformly from the block
+//!   by a seeded generator (so the low mantissa bits are not always zero, and the blocks above +-inf give NaN
+//!   payloads). Stride 1 takes each of the 2^32 patterns once.
 //! - the error of a result `g` against the exact `r` (the f64 reference): `|g - r| / ulp(r)`, [`ulp_error`]. A
 //!   correctly rounded result is within 0.5; WGSL lets `exp`, `log` and friends be off by a few ULP, and a
 //!   function evaluated near a root of itself loses the digits the cancellation takes.
@@ -21,8 +21,13 @@
 //!   the problem is ill-conditioned. It is taken over results in f32's normal range; a result below 2^-126 is
 //!   measured apart, in units of the subnormal spacing 2^-149 (an absolute error: a kernel that forms
 //!   `x * sigmoid(x)` from a subnormal sigmoid keeps few of its digits, as PyTorch's does).
-//! - on a device that flushes subnormals ([`crate::Gpu::flushes_subnormals`]), a result the flushing rules of
-//!   [`super::compare_flushing`] accept is counted as flushed and left out of the error statistics.
+//! - a NaN result for a NaN reference is counted apart ([`Survey::nans`]), not as an exact result: it would
+//!   inflate the shares of the histogram by the 0.4% of patterns that are NaN.
+//! - on a device that flushes subnormals ([`crate::Gpu::flushes_subnormals`]), a result more than 1 ULP off is
+//!   counted as flushed and left out of the error statistics where it is within 1 ULP of the reference at
+//!   flushed inputs, or within [`FLUSH_UNDERFLOW`] of the exact value: the rules of [`super::compare_flushing`],
+//!   at 1 ULP in place of its tolerance. On such a device the errors of results below about 2^-95 are
+//!   therefore not measured; on one that keeps subnormals (Mesa's) every result is.
 
 use super::{flush::FLUSH_UNDERFLOW, run_activation_with, Dtypes, Pass, Rng, POISON};
 use crate::{Activation, DType, Gpu, Result};
@@ -110,16 +115,18 @@ pub struct Survey {
     pub stride: u64,
     /// Inputs run, NaN payloads included.
     pub inputs: u64,
-    /// Results whose class matched and that the flushing rules did not take: the ones the error statistics
-    /// cover.
+    /// NaN results for NaN references (every NaN input's): right, and counted apart from `measured`.
+    pub nans: u64,
+    /// Numbers and infinities whose class matched and that the flushing rules did not take: the results the
+    /// error statistics cover.
     pub measured: u64,
     /// `measured` by error, bucket `i` holding errors up to [`ULP_BUCKETS`]`[i]` (and above the bucket before);
     /// the last entry, errors above 256 ULP.
     pub histogram: [u64; 7],
-    /// The largest error in ULP, its input, the result and the reference there (the first input of that error
-    /// in the order run).
+    /// The largest error in ULP over the measured results.
     pub max_ulp: f64,
-    /// Where `max_ulp` was measured.
+    /// Where `max_ulp` was measured: its input, the result and the reference there (the first input of that
+    /// error in the order run).
     pub worst: Option<Mismatch>,
     /// The largest mixed error ([`mixed_ulp_error`]) over the measured results whose reference is in f32's
     /// normal range (at least 2^-126 in magnitude).
@@ -149,6 +156,7 @@ impl Survey {
             pass,
             stride,
             inputs: 0,
+            nans: 0,
             measured: 0,
             histogram: [0; 7],
             max_ulp: 0.0,
@@ -195,6 +203,10 @@ impl Survey {
                 }
             }
         }
+        if got.is_nan() && reference.is_nan() {
+            self.nans += 1;
+            return;
+        }
         let here = Mismatch { x, got, reference };
         let Some(err) = err else {
             self.class_mismatches += 1;
@@ -232,6 +244,13 @@ impl Survey {
     }
 }
 
+/// Whether an output element still holding [`POISON`] was left unwritten: yes unless the poison is its answer
+/// (at stride 1 the input 0x7f7fdead is among the inputs, and `f(x) = x` there for most activations). A kernel
+/// that left such an element unwritten would go unseen, one pattern in 2^32.
+pub fn is_unwritten(got: f32, reference: f64) -> bool {
+    got.to_bits() == POISON.to_bits() && (reference as f32).to_bits() != POISON.to_bits()
+}
+
 /// The f32 inputs of a survey at `stride` (a power of two, 1 to 2^31), block `first .. first + count` of the
 /// `2^32 / stride` blocks, as the module documentation describes: stride 1 gives each pattern of the blocks
 /// once, a larger stride each block's first pattern and one drawn from the block (`seed` and the block's index
@@ -258,6 +277,7 @@ pub fn survey_activation(
     stride: u64,
     seed: u64,
 ) -> Result<Survey> {
+    // `max(1)`: a stride of 0 reaches survey_blocks' error, not a division by zero here.
     let blocks = (1u64 << 32) / stride.max(1);
     survey_blocks(gpu, act, pass, stride, 0..blocks, seed)
 }
@@ -302,10 +322,8 @@ pub fn survey_blocks(
         };
         let run = run_activation_with(gpu, act, pass, &x, &dy, Dtypes::all(DType::F32))?;
         for i in 0..run.x.len() {
-            // An element holding the poison is unwritten unless the poison is its answer: at stride 1 the input
-            // 0x7f7fdead is among them, and f(x) = x there for most activations.
-            let poison = POISON.to_bits();
-            if run.got[i].to_bits() == poison && (run.reference[i] as f32).to_bits() != poison {
+            // Counted here, not taken from `run.unwritten`, which counts every poisoned element.
+            if is_unwritten(run.got[i], run.reference[i]) {
                 survey.unwritten += 1;
             }
             let flushed = run.flushed.as_ref().map(|f| f[i]);
@@ -391,8 +409,9 @@ mod tests {
         s.add(1.0, 1.0, 1.0, None, flat);
         s.add(2.0, 1.0, 1.0 + 3.0 * f64::from(f32::EPSILON), None, flat);
         s.add(3.0, f32::NAN, 1.0, None, flat);
+        s.add(3.5, f32::NAN, f64::NAN, None, flat);
         s.add(4.0, 0.0, 1e-45, Some(0.0), flat);
-        assert_eq!((s.inputs, s.measured, s.flushed), (4, 3, 0));
+        assert_eq!((s.inputs, s.nans, s.measured, s.flushed), (5, 1, 3, 0));
         // 0 for 1e-45 is 0.71 ULP of the subnormal spacing: within 1, and measured apart.
         assert_eq!(s.histogram, [1, 1, 0, 1, 0, 0, 0]);
         assert_eq!(s.worst_subnormal.unwrap().x, 4.0);
@@ -405,7 +424,7 @@ mod tests {
         assert_eq!(s.share_within(3.0), None);
         // A flushing device's zero for a subnormal result is counted apart.
         s.add(5.0, 0.0, 1e-40, Some(0.0), flat);
-        assert_eq!((s.inputs, s.measured, s.flushed), (5, 3, 1));
+        assert_eq!((s.inputs, s.measured, s.flushed), (6, 3, 1));
         // Without a slope the mixed error is the error; a steep slope turns 1,000 ULP of the result into less
         // than one of x.
         assert_eq!((s.max_mixed_ulp, s.worst_mixed.unwrap().x), (3.0, 2.0));
@@ -414,6 +433,16 @@ mod tests {
         assert!(s.max_ulp >= 1000.0 && s.max_mixed_ulp == 3.0);
         s.add(7.0, 1.0, r, None, || 1e-3);
         assert!(s.max_mixed_ulp >= 1000.0 && s.worst_mixed.unwrap().x == 7.0);
+    }
+
+    #[test]
+    fn the_poison_is_unwritten_unless_it_is_the_answer() {
+        let p = f64::from(POISON);
+        assert!(is_unwritten(POISON, 1.0));
+        assert!(is_unwritten(POISON, f64::NAN));
+        assert!(!is_unwritten(POISON, p));
+        assert!(!is_unwritten(1.0, 1.0));
+        assert!(!is_unwritten(f32::NAN, 1.0));
     }
 
     #[test]
