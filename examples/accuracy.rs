@@ -34,7 +34,7 @@ use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::nn::hidden::split_list;
-use actgpu::verify::survey::{survey_activation, Mismatch, Survey};
+use actgpu::verify::survey::{survey_activation, Point, Survey};
 use actgpu::verify::Pass;
 use actgpu::{Activation, Gpu, Hidden};
 
@@ -144,7 +144,7 @@ fn percent(share: Option<f64>) -> String {
 }
 
 /// A worst element as JSON, `null` where there is none or the error is 0.
-fn json_worst(w: Option<Mismatch>, err: f64) -> String {
+fn json_worst(w: Option<Point>, err: f64) -> String {
     match w {
         Some(w) if err > 0.0 => format!(
             "{{\"x\": {}, \"got\": {}, \"reference\": {}}}",
@@ -185,7 +185,7 @@ fn json_row(act: Activation, pass: Pass, r: &Result<Survey, String>) -> String {
 }
 
 fn row(s: &Survey) -> String {
-    let at = |w: Option<actgpu::verify::survey::Mismatch>, err: f64| match w {
+    let at = |w: Option<actgpu::verify::survey::Point>, err: f64| match w {
         Some(w) if err > 0.0 => format!("{:e} ({:e} for {:e})", w.x, w.got, w.reference),
         _ => "-".to_string(),
     };

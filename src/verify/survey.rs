@@ -93,9 +93,9 @@ fn reference_slope(act: Activation, pass: Pass, x: f32) -> f64 {
     }
 }
 
-/// One element where the result's class differs from the reference's (a NaN, an infinity).
+/// One surveyed element: a worst error's, or one whose result's class differs from the reference's.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Mismatch {
+pub struct Point {
     /// The input.
     pub x: f32,
     /// The kernel's result.
@@ -127,23 +127,23 @@ pub struct Survey {
     pub max_ulp: f64,
     /// Where `max_ulp` was measured: its input, the result and the reference there (the first input of that
     /// error in the order run).
-    pub worst: Option<Mismatch>,
+    pub worst: Option<Point>,
     /// The largest mixed error ([`mixed_ulp_error`]) over the measured results whose reference is in f32's
     /// normal range (at least 2^-126 in magnitude).
     pub max_mixed_ulp: f64,
     /// Where `max_mixed_ulp` was measured.
-    pub worst_mixed: Option<Mismatch>,
+    pub worst_mixed: Option<Point>,
     /// The largest error over the measured results whose reference is below 2^-126 in magnitude (0 included),
     /// in units of 2^-149, f32's subnormal spacing.
     pub max_subnormal_ulp: f64,
     /// Where `max_subnormal_ulp` was measured.
-    pub worst_subnormal: Option<Mismatch>,
+    pub worst_subnormal: Option<Point>,
     /// Results a flushing device's rules accepted (0 on a device that keeps subnormals).
     pub flushed: u64,
     /// Results whose class was wrong (a NaN for a number, a number for a NaN, an infinity off), counted.
     pub class_mismatches: u64,
     /// The first few of those.
-    pub first_mismatches: Vec<Mismatch>,
+    pub first_mismatches: Vec<Point>,
     /// Output elements a run left unwritten (still holding [`POISON`] where the reference is another value):
     /// must be 0.
     pub unwritten: u64,
@@ -207,7 +207,7 @@ impl Survey {
             self.nans += 1;
             return;
         }
-        let here = Mismatch { x, got, reference };
+        let here = Point { x, got, reference };
         let Some(err) = err else {
             self.class_mismatches += 1;
             if self.first_mismatches.len() < 8 {
