@@ -34,7 +34,7 @@ use std::process::ExitCode;
 
 use actgpu::bench::report::{json_num, json_str};
 use actgpu::nn::hidden::split_list;
-use actgpu::verify::survey::{survey_activation, Point, Survey};
+use actgpu::verify::survey::{inputs_per_survey, survey_activation, Point, Survey};
 use actgpu::verify::Pass;
 use actgpu::{Activation, Gpu, Hidden};
 
@@ -248,11 +248,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let inputs_per_row = if args.stride == 1 {
-        1u64 << 32
-    } else {
-        2 * ((1u64 << 32) / args.stride)
-    };
+    let inputs_per_row = inputs_per_survey(args.stride);
     if !args.json {
         say!("adapter: {}", gpu.adapter_line());
         say!(

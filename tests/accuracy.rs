@@ -23,7 +23,9 @@
 
 mod common;
 
-use actgpu::verify::survey::{survey_activation, survey_blocks, ulp_error, Survey};
+use actgpu::verify::survey::{
+    inputs_per_survey, survey_activation, survey_blocks, ulp_error, Survey,
+};
 use actgpu::verify::{run_activation_with, Dtypes, Pass};
 use actgpu::{Activation, DType};
 use common::{gpu, max_mixed_ulp, on_cpu_adapter};
@@ -113,7 +115,7 @@ fn every_activation_keeps_its_class_and_its_bounds_over_the_whole_line() {
         for pass in [Pass::Forward, Pass::Backward] {
             let s = survey_activation(gpu(), act, pass, STRIDE, 11)
                 .unwrap_or_else(|e| panic!("{act} {pass:?}: {e}"));
-            assert_eq!(s.inputs, 2 * (1 << 32) / STRIDE);
+            assert_eq!(s.inputs, inputs_per_survey(STRIDE));
             // Every NaN input's result is NaN; the rest are measured, none of them flushed on Mesa.
             assert!(
                 s.nans > 0 && s.measured + s.nans + s.flushed == s.inputs,

@@ -251,16 +251,31 @@ pub fn is_unwritten(got: f32, reference: f64) -> bool {
     got.to_bits() == POISON.to_bits() && (reference as f32).to_bits() != POISON.to_bits()
 }
 
+/// Inputs a block of `stride` patterns gives ([`survey_inputs`]): its one pattern at stride 1, else two.
+pub const fn inputs_per_block(stride: u64) -> u64 {
+    if stride == 1 {
+        1
+    } else {
+        2
+    }
+}
+
+/// Inputs a survey of the whole line at `stride` (a power of two from 1 to 2^31) runs ([`survey_activation`]'s
+/// [`Survey::inputs`]): `2^32` at stride 1, else two per block of `stride` patterns.
+pub const fn inputs_per_survey(stride: u64) -> u64 {
+    (1u64 << 32) / stride * inputs_per_block(stride)
+}
+
 /// The f32 inputs of a survey at `stride` (a power of two, 1 to 2^31), block `first .. first + count` of the
 /// `2^32 / stride` blocks, as the module documentation describes: stride 1 gives each pattern of the blocks
 /// once, a larger stride each block's first pattern and one drawn from the block (`seed` and the block's index
 /// choose it, so any split into chunks gives the same inputs).
 pub fn survey_inputs(stride: u64, first: u64, count: u64, seed: u64) -> Vec<f32> {
-    let mut out = Vec::with_capacity(if stride == 1 { count } else { 2 * count } as usize);
+    let mut out = Vec::with_capacity((count * inputs_per_block(stride)) as usize);
     for block in first..first + count {
         let start = block * stride;
         out.push(f32::from_bits(start as u32));
-        if stride > 1 {
+        if inputs_per_block(stride) == 2 {
             let draw = Rng::new(seed ^ block.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64();
             out.push(f32::from_bits((start + draw % stride) as u32));
         }
@@ -283,7 +298,7 @@ pub fn survey_activation(
 }
 
 /// [`survey_activation`] over the blocks `blocks` of `stride` patterns only (block `b` starts at bit pattern
-/// `b * stride`): every pattern of `[-2, -1)`, say, is the blocks `0xbf80_0000..0xc000_0000` at stride 1.
+/// `b * stride`): every pattern of `(-2, -1]`, say, is the blocks `0xbf80_0000..0xc000_0000` at stride 1.
 pub fn survey_blocks(
     gpu: &Gpu,
     act: Activation,
@@ -306,11 +321,7 @@ pub fn survey_blocks(
             ),
         });
     }
-    let per_chunk = if stride == 1 {
-        SURVEY_CHUNK
-    } else {
-        SURVEY_CHUNK / 2
-    } as u64;
+    let per_chunk = SURVEY_CHUNK as u64 / inputs_per_block(stride);
     let mut survey = Survey::new(act, pass, stride);
     let mut first = blocks.start;
     while first < blocks.end {
@@ -378,6 +389,10 @@ mod tests {
         assert_eq!(
             every.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             [5, 6, 7]
+        );
+        assert_eq!(
+            (inputs_per_survey(1), inputs_per_survey(1 << 16)),
+            (1 << 32, 131_072)
         );
         // Stride 2^23: each block's first pattern and one from inside it.
         let stride = 1u64 << 23;
