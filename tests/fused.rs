@@ -866,3 +866,96 @@ fn products_past_the_normal_range_keep_their_value() {
         f64::from(dout) * f64::from(a) * 2.0 * f64::from(gate),
     );
 }
+
+/// The `_into` forms of the gated and learnable ops write into the caller's (poisoned) tensors exactly what the
+/// allocating forms return, and refuse an output of the wrong shape with a typed error.
+#[test]
+fn into_forms_write_what_the_allocating_forms_return() {
+    let g = gpu();
+    let (rows, cols) = (5, 24);
+    let values = |n: usize, salt: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 37 + salt) % 101) as f32 / 16.0 - 3.0)
+            .collect()
+    };
+    let upload = |v: Vec<f32>, shape: &[usize]| g.upload_shaped(&v, shape).unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.read::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    let poisoned = |shape: &[usize]| common::poisoned(g, shape, DType::F32);
+
+    let x = upload(values(rows * cols, 1), &[rows, cols]);
+    let a = upload(values(rows * cols / 2, 2), &[rows, cols / 2]);
+    let gate = upload(values(rows * cols / 2, 3), &[rows, cols / 2]);
+    let dout = upload(values(rows * cols / 2, 4), &[rows, cols / 2]);
+    for unit in Gated::ALL {
+        let out = poisoned(&[rows, cols / 2]);
+        unit.forward_into(&x, &out).unwrap();
+        assert_eq!(
+            bits(&out),
+            bits(&unit.forward(&x).unwrap()),
+            "{unit} forward_into"
+        );
+        let dx = poisoned(&[rows, cols]);
+        unit.backward_into(&x, &dout, &dx).unwrap();
+        assert_eq!(
+            bits(&dx),
+            bits(&unit.backward(&x, &dout).unwrap()),
+            "{unit} backward_into"
+        );
+        let out = poisoned(&[rows, cols / 2]);
+        unit.forward_pair_into(&a, &gate, &out).unwrap();
+        assert_eq!(
+            bits(&out),
+            bits(&unit.forward_pair(&a, &gate).unwrap()),
+            "{unit} forward_pair_into"
+        );
+        let (da, dg) = (poisoned(&[rows, cols / 2]), poisoned(&[rows, cols / 2]));
+        unit.backward_pair_into(&a, &gate, &dout, &da, &dg).unwrap();
+        let (da_new, dg_new) = unit.backward_pair(&a, &gate, &dout).unwrap();
+        assert_eq!(
+            (bits(&da), bits(&dg)),
+            (bits(&da_new), bits(&dg_new)),
+            "{unit} backward_pair_into"
+        );
+        let wrong = poisoned(&[rows, cols]);
+        assert!(
+            matches!(
+                unit.forward_into(&x, &wrong),
+                Err(actgpu::Error::ShapeMismatch { .. })
+            ),
+            "{unit} forward_into a [rows, 2C] output"
+        );
+    }
+
+    let dy = upload(values(rows * cols, 5), &[rows, cols]);
+    for kind in Learnable::ALL {
+        for p_len in [1, cols] {
+            let p = upload(vec![0.375; p_len], &[p_len]);
+            let y = poisoned(&[rows, cols]);
+            kind.forward_into(&x, &p, &y).unwrap();
+            assert_eq!(
+                bits(&y),
+                bits(&kind.forward(&x, &p).unwrap()),
+                "{kind} forward_into, p [{p_len}]"
+            );
+            let (dx, dp) = (poisoned(&[rows, cols]), poisoned(&[p_len]));
+            kind.backward_into(&x, &p, &dy, &dx, &dp).unwrap();
+            let (dx_new, dp_new) = kind.backward(&x, &p, &dy).unwrap();
+            assert_eq!(
+                (bits(&dx), bits(&dp)),
+                (bits(&dx_new), bits(&dp_new)),
+                "{kind} backward_into, p [{p_len}]"
+            );
+            let wrong = poisoned(&[rows, cols + 1]);
+            assert!(
+                kind.forward_into(&x, &p, &wrong).is_err(),
+                "{kind} forward_into a wrong shape"
+            );
+        }
+    }
+}

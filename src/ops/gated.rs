@@ -331,37 +331,64 @@ impl Gated {
     pub fn forward(self, x: &Tensor) -> Result<Tensor> {
         let (shape, _) = Self::split_shape("gated_forward", x)?;
         let out = x.gpu().zeros(&shape, x.dtype())?;
-        x.gpu()
-            .submit_and_wait("gated_forward", |enc| self.record_forward(enc, x, &out))?;
+        self.forward_into(x, &out)?;
         Ok(out)
+    }
+
+    /// `a * gate(g)` for the split form, into an existing `out = [.., C]` of any storage type; submits and waits.
+    pub fn forward_into(self, x: &Tensor, out: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait("gated_forward", |enc| self.record_forward(enc, x, out))
     }
 
     /// `dx = [da | dg]` for the split form, in x's type; submits and waits.
     pub fn backward(self, x: &Tensor, dout: &Tensor) -> Result<Tensor> {
         let dx = x.zeros_like()?;
-        x.gpu().submit_and_wait("gated_backward", |enc| {
-            self.record_backward(enc, x, dout, &dx)
-        })?;
+        self.backward_into(x, dout, &dx)?;
         Ok(dx)
+    }
+
+    /// `dx = [da | dg]` for the split form, into an existing tensor of x's shape; submits and waits.
+    pub fn backward_into(self, x: &Tensor, dout: &Tensor, dx: &Tensor) -> Result<()> {
+        x.gpu().submit_and_wait("gated_backward", |enc| {
+            self.record_backward(enc, x, dout, dx)
+        })
     }
 
     /// `a * gate(g)` into a new tensor of a's type; submits and waits.
     pub fn forward_pair(self, a: &Tensor, g: &Tensor) -> Result<Tensor> {
         let out = a.zeros_like()?;
-        a.gpu().submit_and_wait("gated_forward_pair", |enc| {
-            self.record_forward_pair(enc, a, g, &out)
-        })?;
+        self.forward_pair_into(a, g, &out)?;
         Ok(out)
+    }
+
+    /// `a * gate(g)` into an existing tensor of a's shape; submits and waits.
+    pub fn forward_pair_into(self, a: &Tensor, g: &Tensor, out: &Tensor) -> Result<()> {
+        a.gpu().submit_and_wait("gated_forward_pair", |enc| {
+            self.record_forward_pair(enc, a, g, out)
+        })
     }
 
     /// `(da, dg)` in a's and g's types; submits and waits.
     pub fn backward_pair(self, a: &Tensor, g: &Tensor, dout: &Tensor) -> Result<(Tensor, Tensor)> {
         let da = a.zeros_like()?;
         let dg = g.zeros_like()?;
-        a.gpu().submit_and_wait("gated_backward_pair", |enc| {
-            self.record_backward_pair(enc, a, g, dout, &da, &dg)
-        })?;
+        self.backward_pair_into(a, g, dout, &da, &dg)?;
         Ok((da, dg))
+    }
+
+    /// `da` and `dg` into existing tensors of a's and g's shapes; submits and waits.
+    pub fn backward_pair_into(
+        self,
+        a: &Tensor,
+        g: &Tensor,
+        dout: &Tensor,
+        da: &Tensor,
+        dg: &Tensor,
+    ) -> Result<()> {
+        a.gpu().submit_and_wait("gated_backward_pair", |enc| {
+            self.record_backward_pair(enc, a, g, dout, da, dg)
+        })
     }
 }
 

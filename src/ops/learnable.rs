@@ -284,19 +284,36 @@ impl Learnable {
     /// `f(x; p)` into a new tensor of x's type; submits and waits.
     pub fn forward(self, x: &Tensor, p: &Tensor) -> Result<Tensor> {
         let y = x.zeros_like()?;
-        x.gpu()
-            .submit_and_wait(self.name(), |enc| self.record_forward(enc, x, p, &y))?;
+        self.forward_into(x, p, &y)?;
         Ok(y)
+    }
+
+    /// `f(x; p)` into an existing tensor of x's shape; submits and waits.
+    pub fn forward_into(self, x: &Tensor, p: &Tensor, y: &Tensor) -> Result<()> {
+        x.gpu()
+            .submit_and_wait(self.name(), |enc| self.record_forward(enc, x, p, y))
     }
 
     /// `(dx, dp)` in x's and p's types; submits and waits.
     pub fn backward(self, x: &Tensor, p: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor)> {
         let dx = x.zeros_like()?;
         let dp = p.zeros_like()?;
-        x.gpu().submit_and_wait(self.name(), |enc| {
-            self.record_backward(enc, x, p, dy, &dx, &dp)
-        })?;
+        self.backward_into(x, p, dy, &dx, &dp)?;
         Ok((dx, dp))
+    }
+
+    /// `dx` and `dp` into existing tensors of x's and p's shapes; submits and waits.
+    pub fn backward_into(
+        self,
+        x: &Tensor,
+        p: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        dp: &Tensor,
+    ) -> Result<()> {
+        x.gpu().submit_and_wait(self.name(), |enc| {
+            self.record_backward(enc, x, p, dy, dx, dp)
+        })
     }
 }
 
