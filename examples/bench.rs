@@ -36,12 +36,12 @@
 //! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
 //! buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
-//! What it prints: the adapter, the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in
-//! effect (the kernel that runs: `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256
-//! threads), the two
-//! ceilings and every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the
+//! What it prints: the adapter (and a CPU adapter's host CPU: the same llvmpipe measured 7x apart on two hosts),
+//! the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in effect (the kernel that runs:
+//! `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256 threads), the two ceilings and
+//! every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the
 //! fraction of the copy ceiling, the approximate FLOP per element and the fraction of the FMA ceiling; or with
-//! `--json` one document `{"adapter": {"name", "backend", "driver"}, "clock", "launch", "streaming_launch",
+//! `--json` one document `{"adapter": {"name", "backend", "driver"}, "host_cpu", "clock", "launch", "streaming_launch",
 //! "f16_native": {"streaming", "arithmetic"}, "reduction_rows", "matmul_kernel", "ceilings": {"copy_bytes_per_s", "fma_flops_per_s", ...}, "rows": [{"kernel",
 //! "pass", "dtype", "elements" or "shape", "median_s", "min_s", "max_s", "bytes_per_s", "fraction_of_ceiling",
 //! ...}], "comparisons": [...], "dtype_ratios": [...]}`. With `--json` or `--markdown` the table goes to stderr

@@ -3,9 +3,9 @@
 use super::report::{gbs, secs, Report};
 
 impl Report {
-    /// The run as Markdown: one paragraph naming the adapter, clock, launch shape, f16 path, reduction rows and
-    /// ceilings (with every copy candidate), then one table row per measurement with the same columns as
-    /// [`Report::table`].
+    /// The run as Markdown: one paragraph naming the adapter (and a CPU adapter's host CPU), clock, launch shape,
+    /// f16 path, reduction rows and ceilings (with every copy candidate), then one table row per measurement with
+    /// the same columns as [`Report::table`].
     pub fn markdown(&self) -> String {
         let c = &self.ceilings;
         let candidates: Vec<String> = c
@@ -14,11 +14,14 @@ impl Report {
             .map(|k| format!("{} {}", k.name, gbs(k.rate)))
             .collect();
         let mut out = format!(
-            "Adapter: `{}`; clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
+            "Adapter: `{}`{}; clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
              streaming activations {}x{}; f16 path: {}; reduction rows per block: {}; matmul: {}.\n\n\
              Ceilings: **copy {}** (fastest of: {}; {} MiB per buffer, bytes read + written), \
              **FMA {:.1} GFLOP/s** ({}); for comparison `copy_buffer_to_buffer` {}.\n\n",
             self.adapter_line,
+            self.host_cpu
+                .as_ref()
+                .map_or(String::new(), |cpu| format!("; host CPU: `{cpu}`")),
             self.clock.name(),
             self.launch.workgroup_size,
             self.launch.units_per_thread,

@@ -21,6 +21,7 @@ pub mod ceilings;
 pub mod compare;
 pub mod dtype_ratio;
 pub mod fused;
+pub mod host;
 mod markdown;
 pub mod plan;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Benchmark rows, the printed table and the JSON document of `bench --json`.
 //!
-//! The document is `{"adapter": {"name", "backend", "driver"}, "clock", "launch": {"workgroup_size",
+//! The document is `{"adapter": {"name", "backend", "driver"}, "host_cpu" (a CPU adapter's processor,
+//! [`super::host::host_cpu`]; `null` for other adapters), "clock", "launch": {"workgroup_size",
 //! "units_per_thread"}, "streaming_launch": {...}, "f16_native": {"streaming", "arithmetic"} (the f16 path in effect per
 //! kernel intensity: [`Gpu::f16_native_for`]),
 //! "reduction_rows" ([`Gpu::reduction_rows`]), "matmul_kernel" (`direct`, `tiled`, ...), "ceilings": {"copy_bytes_per_s",
@@ -172,6 +173,8 @@ pub struct Report {
     pub driver: String,
     /// One line naming the adapter (see [`Gpu::adapter_line`]).
     pub adapter_line: String,
+    /// The host CPU of a CPU adapter ([`super::host::host_cpu`]), which runs the kernels; `None` for other adapters.
+    pub host_cpu: Option<String>,
     /// Workgroup size and work per thread of the arithmetic-bound elementwise kernels.
     pub launch: LaunchConfig,
     /// The same for the streaming (memory-bound) activation kernels ([`crate::Intensity`]).
@@ -201,6 +204,7 @@ impl Report {
             backend: format!("{:?}", info.backend),
             driver: format!("{} {}", info.driver, info.driver_info),
             adapter_line: gpu.adapter_line(),
+            host_cpu: (info.device_type == wgpu::DeviceType::Cpu).then(super::host::host_cpu),
             launch: gpu.launch_config(),
             streaming_launch: gpu.launch_for(crate::Intensity::Streaming),
             f16_native: [
@@ -244,6 +248,9 @@ impl Report {
             self.reduction_rows,
             self.matmul_kernel.name()
         );
+        if let Some(cpu) = &self.host_cpu {
+            out += &format!("host CPU: {cpu}\n");
+        }
         out += &format!(
             "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
             gbs(c.copy.rate),
@@ -439,7 +446,7 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"clock\": {},\n\
+            "{{\"adapter\": {{\"name\": {}, \"backend\": {}, \"driver\": {}}},\n\"host_cpu\": {},\n\"clock\": {},\n\
              \"launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"streaming_launch\": {{\"workgroup_size\": {}, \"units_per_thread\": {}}},\n\
              \"f16_native\": {{\"streaming\": {}, \"arithmetic\": {}}},\n\"reduction_rows\": {},\n\"matmul_kernel\": {},\n\
@@ -449,6 +456,7 @@ impl Report {
             json_str(&self.adapter_name),
             json_str(&self.backend),
             json_str(&self.driver),
+            self.host_cpu.as_deref().map_or("null".into(), json_str),
             json_str(self.clock.name()),
             self.launch.workgroup_size,
             self.launch.units_per_thread,
@@ -586,6 +594,7 @@ pub(super) fn test_report(rows: Vec<Row>) -> Report {
         backend: "Noop".into(),
         driver: String::new(),
         adapter_line: "test".into(),
+        host_cpu: None,
         launch: LaunchConfig {
             workgroup_size: 256,
             units_per_thread: 1,
@@ -675,6 +684,26 @@ mod tests {
         );
         let lines = report.dtype_ratio_lines();
         assert!(lines.contains("24.00 us, f32 42.00 us, 1.75x"), "{lines}");
+    }
+
+    /// A CPU adapter's report names the host CPU in the header, the JSON and the Markdown; another's says nothing
+    /// in the text and `null` in the JSON.
+    #[test]
+    fn the_host_cpu_is_named_where_it_is_known() {
+        let mut report = test_report(vec![]);
+        assert!(!report.header().contains("host CPU"));
+        assert!(!report.markdown().contains("host CPU"));
+        assert!(report.to_json().contains("\"host_cpu\": null,"));
+        report.host_cpu = Some("AMD EPYC (x86_64, 2 threads; avx2 fma, no avx512f)".into());
+        assert!(report
+            .header()
+            .contains("\nhost CPU: AMD EPYC (x86_64, 2 threads; avx2 fma, no avx512f)\n"));
+        assert!(report
+            .markdown()
+            .contains("Adapter: `test`; host CPU: `AMD EPYC (x86_64, 2 threads; avx2 fma, no avx512f)`; clock: "));
+        assert!(report
+            .to_json()
+            .contains("\"host_cpu\": \"AMD EPYC (x86_64, 2 threads; avx2 fma, no avx512f)\","));
     }
 
     #[test]
