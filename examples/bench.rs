@@ -36,7 +36,7 @@
 //! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
 //! buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
-//! What it prints: the adapter (and a CPU adapter's host CPU: the same llvmpipe measured 7x apart on two hosts),
+//! What it prints: the adapter (and a CPU adapter's host CPU: the same llvmpipe measured 7-8x apart on two hosts),
 //! the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in effect (the kernel that runs:
 //! `--matmul tiled` runs `tiled32` on a device whose workgroups hold fewer than 256 threads), the two ceilings and
 //! every copy candidate, then a table of kernel, pass, dtype, size, median/min/max time, GB/s, the

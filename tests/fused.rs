@@ -953,7 +953,10 @@ fn into_forms_write_what_the_allocating_forms_return() {
             );
             let wrong = poisoned(&[rows, cols + 1]);
             assert!(
-                kind.forward_into(&x, &p, &wrong).is_err(),
+                matches!(
+                    kind.forward_into(&x, &p, &wrong),
+                    Err(actgpu::Error::ShapeMismatch { .. })
+                ),
                 "{kind} forward_into a wrong shape"
             );
         }

@@ -1,10 +1,10 @@
 //! The host CPU, named in a benchmark report of a CPU adapter: llvmpipe's adapter name says the vector width and
-//! LLVM version but not the processor, and the same adapter name measured a 7x lower copy ceiling on an AVX2-only
+//! LLVM version but not the processor, and the same adapter name measured a 7-8x lower copy ceiling on an AVX2-only
 //! AMD EPYC than on an Intel Xeon with AVX-512 (BENCHMARKS.md, "A second kind of host").
 
 /// `"<model> (<arch>, <n> threads; <vector features>)"`: the model from `/proc/cpuinfo` where there is one
 /// (`"unknown model"` elsewhere), the threads this process may use, and on x86_64 whether AVX2, FMA and AVX-512F
-/// are present (the features that decide how llvmpipe's per-lane code compiles).
+/// are present (LLVM compiles llvmpipe's shaders for them; the two hosts measured so far differ in AVX-512F).
 pub fn host_cpu() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -23,14 +23,19 @@ pub fn host_cpu() -> String {
     )
 }
 
-/// The first `model name` (x86) or `Hardware` / `CPU part` line's value (Arm) of a `/proc/cpuinfo` text.
+/// The first `model name` (x86) or `Hardware` / `CPU part` line's value (Arm) of a `/proc/cpuinfo` text, the
+/// part number prefixed so that it reads as an identifier (`CPU part 0xd0c`).
 fn cpuinfo_model(cpuinfo: &str) -> Option<String> {
     ["model name", "Hardware", "CPU part"]
         .iter()
         .find_map(|key| {
             cpuinfo.lines().find_map(|line| {
                 let (k, v) = line.split_once(':')?;
-                (k.trim() == *key && !v.trim().is_empty()).then(|| v.trim().to_string())
+                let v = v.trim();
+                (k.trim() == *key && !v.is_empty()).then(|| match *key {
+                    "CPU part" => format!("CPU part {v}"),
+                    _ => v.to_string(),
+                })
             })
         })
 }
@@ -67,7 +72,7 @@ mod tests {
         let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n";
         assert_eq!(cpuinfo_model(x86).as_deref(), Some("AMD EPYC"));
         let arm = "processor\t: 0\nCPU part\t: 0xd0c\n";
-        assert_eq!(cpuinfo_model(arm).as_deref(), Some("0xd0c"));
+        assert_eq!(cpuinfo_model(arm).as_deref(), Some("CPU part 0xd0c"));
         assert_eq!(cpuinfo_model("processor\t: 0\nmodel name\t:\n"), None);
     }
 

@@ -231,14 +231,17 @@ impl Report {
         )
     }
 
-    /// The header lines: adapter, clock, launch shapes, f16 path, reduction rows and ceilings, with every copy
-    /// candidate.
+    /// The header lines: adapter, a CPU adapter's host CPU, clock, launch shapes, f16 path, reduction rows and
+    /// ceilings, with every copy candidate.
     pub fn header(&self) -> String {
         let c = &self.ceilings;
         let mut out = format!(
-            "adapter: {}\nclock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
+            "adapter: {}\n{}clock: {}; elementwise launch (threads x 8-element units per thread): {}x{}, \
              streaming activations {}x{}; f16 path: {}; reduction rows per block: {}; matmul: {}\n",
             self.adapter_line,
+            self.host_cpu
+                .as_ref()
+                .map_or(String::new(), |cpu| format!("host CPU: {cpu}\n")),
             self.clock.name(),
             self.launch.workgroup_size,
             self.launch.units_per_thread,
@@ -248,9 +251,6 @@ impl Report {
             self.reduction_rows,
             self.matmul_kernel.name()
         );
-        if let Some(cpu) = &self.host_cpu {
-            out += &format!("host CPU: {cpu}\n");
-        }
         out += &format!(
             "ceiling copy: {} (fastest of {} copy kernels: {}; {} MiB per buffer, bytes read + written)\n",
             gbs(c.copy.rate),
