@@ -127,6 +127,9 @@ fn study(
     args: &[String],
 ) -> Result<(), StudyError> {
     say!("adapter: {}", gpu.adapter_line());
+    if let Some(host) = gpu.host_cpu() {
+        say!("host CPU: {host}");
+    }
     // A CSV file's labels become class indices by their sorted values: say which is which, where they differ.
     if let Some(mapping) = report::class_mapping(dataset) {
         say!("classes (label -> class index): {mapping}");

@@ -28,6 +28,20 @@ fn the_binding_limit_is_capped_for_u32_indexing() {
 }
 
 #[test]
+fn a_cpu_adapter_names_its_host_processor() {
+    let g = gpu();
+    let cpu = g.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    match g.host_cpu() {
+        Some(line) => {
+            assert!(cpu, "host_cpu() is for CPU adapters: {line}");
+            assert!(line.contains(std::env::consts::ARCH), "{line}");
+            assert!(line.contains(" threads"), "{line}");
+        }
+        None => assert!(!cpu, "a CPU adapter names its host: {}", g.adapter_line()),
+    }
+}
+
+#[test]
 fn records_into_the_host_apps_own_device_and_encoder() {
     let (device, queue) = host_device();
     let gpu = Gpu::from_device(device.clone(), queue.clone());

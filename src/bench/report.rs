@@ -204,7 +204,7 @@ impl Report {
             backend: format!("{:?}", info.backend),
             driver: format!("{} {}", info.driver, info.driver_info),
             adapter_line: gpu.adapter_line(),
-            host_cpu: (info.device_type == wgpu::DeviceType::Cpu).then(super::host::host_cpu),
+            host_cpu: gpu.host_cpu(),
             launch: gpu.launch_config(),
             streaming_launch: gpu.launch_for(crate::Intensity::Streaming),
             f16_native: [

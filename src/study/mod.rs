@@ -107,6 +107,8 @@ pub struct Study {
     pub command: String,
     /// The adapter line ([`Gpu::adapter_line`]).
     pub adapter: String,
+    /// The host processor of a CPU adapter ([`Gpu::host_cpu`]), on which its costs depend; `None` for others.
+    pub host_cpu: Option<String>,
     /// When it finished, as `YYYY-MM-DD HH:MM UTC`.
     pub date: String,
     /// The data every run trained on.
@@ -190,6 +192,7 @@ pub fn run_study_on(
         options: options.clone(),
         command: command.to_string(),
         adapter: gpu.adapter_line(),
+        host_cpu: gpu.host_cpu(),
         date: utc_now(),
         dataset,
         runs,

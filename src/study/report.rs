@@ -353,6 +353,9 @@ pub fn markdown(study: &Study) -> String {
     let mut out = String::from("# Activation study\n\n");
     let _ = writeln!(out, "- command: `{}`", study.command);
     let _ = writeln!(out, "- adapter: {}", study.adapter);
+    if let Some(host) = &study.host_cpu {
+        let _ = writeln!(out, "- host CPU: {host}");
+    }
     let _ = writeln!(
         out,
         "- actgpu {}, WGPU_BACKEND: {}",
@@ -546,6 +549,7 @@ pub(crate) mod tests {
             options,
             command: "study --quick \"x\"".into(),
             adapter: "test adapter".into(),
+            host_cpu: Some("Test CPU (x86_64, 2 threads)".into()),
             date: "2026-01-01 00:00 UTC".into(),
             runs,
             summaries: ranked(summaries),
@@ -594,6 +598,10 @@ pub(crate) mod tests {
                 backend_setting()
             );
             assert!(md.contains(&provenance), "{md}");
+            assert!(
+                md.contains("- adapter: test adapter\n- host CPU: Test CPU (x86_64, 2 threads)\n"),
+                "{md}"
+            );
             assert!(
                 md.contains("- majority baseline: 0.333 test accuracy (always predicting class 0"),
                 "{md}"

@@ -1,5 +1,6 @@
-//! `results.json`: every number of a study, the adapter and the command, as one JSON document (written by hand,
-//! like the bench report's, so that the study needs no serialisation crate).
+//! `results.json`: every number of a study, the adapter (and a CPU adapter's host processor, `host_cpu`, `null`
+//! for others: its costs depend on it) and the command, as one JSON document (written by hand, like the bench
+//! report's, so that the study needs no serialisation crate).
 
 use std::fmt::Write;
 
@@ -125,6 +126,8 @@ pub fn json(study: &Study) -> String {
     let mut out = String::from("{\n");
     let _ = writeln!(out, "  \"command\": {},", json_str(&study.command));
     let _ = writeln!(out, "  \"adapter\": {},", json_str(&study.adapter));
+    let host = study.host_cpu.as_deref().map_or("null".into(), json_str);
+    let _ = writeln!(out, "  \"host_cpu\": {host},");
     let _ = writeln!(
         out,
         "  \"actgpu_version\": {},",
@@ -314,6 +317,13 @@ mod tests {
             100,
         );
         let j = json(&s);
+        assert!(
+            j.contains("  \"adapter\": \"test adapter\",\n  \"host_cpu\": \"Test CPU (x86_64, 2 threads)\",\n"),
+            "{j}"
+        );
+        let mut other = s.clone();
+        other.host_cpu = None;
+        assert!(json(&other).contains("  \"host_cpu\": null,\n"));
         assert!(
             j.contains("\"baseline\": {\"rule\": \"always the most frequent training class\", \"class\": 0, \"label\": \"0\", \"test_acc\": 3.333333333333333e-1, \"val_acc\": 3.333333333333333e-1},"),
             "{j}"

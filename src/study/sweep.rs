@@ -340,6 +340,9 @@ impl Sweep {
         let mut out = String::from("# Learning-rate sweep\n\n");
         if let Some((_, s)) = self.studies.first() {
             let _ = writeln!(out, "- adapter: {}", s.adapter);
+            if let Some(host) = &s.host_cpu {
+                let _ = writeln!(out, "- host CPU: {host}");
+            }
             let _ = writeln!(
                 out,
                 "- data: {} ({} training points), {} epochs, {} seed{} per kind and rate",
