@@ -4,7 +4,8 @@
 # at the loop counter was lowered, and times it against the same loop on f32 lanes. Without AVX-512, LLVM lowers the
 # i32 insert through the stack (a vector store, a scalar store into it, a vector reload that store forwarding
 # cannot serve); with AVX-512 it is a masked broadcast in registers. BENCHMARKS.md, "What a loaded word costs".
-# Needs llc (Debian: llvm) and a C compiler. Usage: bash scripts/lane_insert/run.sh
+# x86_64 only. Needs llc (Debian: llvm; the IR uses typed pointers, which LLVM 14-16 read) and a C compiler.
+# Usage: bash scripts/lane_insert/run.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
