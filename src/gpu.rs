@@ -778,7 +778,7 @@ impl Gpu {
     /// The host processor that runs a CPU adapter's kernels (lavapipe, llvmpipe), as
     /// [`crate::bench::host::host_cpu`] describes it (`AMD EPYC (x86_64, 2 threads; avx2 fma, no avx512f)`);
     /// `None` for other adapters. A software adapter's speed depends on it as much as on the adapter: the same
-    /// `llvmpipe` adapter moved memory 7-8x slower on an AMD EPYC than on an Intel Xeon (BENCHMARKS.md).
+    /// `llvmpipe` adapter moved memory 6-8x slower on an AMD EPYC than on an Intel Xeon (BENCHMARKS.md).
     pub fn host_cpu(&self) -> Option<String> {
         (self.inner.info.device_type == wgpu::DeviceType::Cpu).then(crate::bench::host::host_cpu)
     }

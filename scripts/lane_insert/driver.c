@@ -18,21 +18,22 @@ static double now(void) {
 int main(void) {
     const long n = 1L << 24;
     float *a = aligned_alloc(64, n * sizeof(float));
+    if (!a) return 2;
     for (long i = 0; i < n; i++) a[i] = (float)(i & 1023);
     v8i all = {-1, -1, -1, -1, -1, -1, -1, -1};
     double best_i32 = 1e9, best_f32 = 1e9;
-    int sink = 0;
+    unsigned sink = 0;
     for (int pass = 0; pass < 5; pass++) {
         double t0 = now();
         v8i x = load_lanes_i32((const int *)a, n, all);
         double t1 = now();
         v8f y = load_lanes_f32(a, n, all);
         double t2 = now();
-        sink += x[1] + (int)y[1];
+        sink += (unsigned)x[1] + (unsigned)y[1];
         if (t1 - t0 < best_i32) best_i32 = t1 - t0;
         if (t2 - t1 < best_f32) best_f32 = t2 - t1;
     }
     printf("i32 lanes (as llvmpipe loads storage words): %.2f ns per word\n", 1e9 * best_i32 / n);
     printf("f32 lanes (control):                         %.2f ns per word\n", 1e9 * best_f32 / n);
-    return sink == 42;  // keeps the sums live
+    return sink == 42u;  // keeps the sums live
 }

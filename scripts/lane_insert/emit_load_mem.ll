@@ -1,8 +1,11 @@
-; The loop llvmpipe builds for a storage-buffer load whose address differs per lane (emit_load_mem in gallivm's
-; lp_bld_nir_soa.c, Mesa 22.3), as it stands after mem2reg, for 8 lanes: per lane, the lane's word offset and
-; exec-mask bit are taken out of vectors at the loop counter, and an active lane's 32-bit word is loaded and
-; inserted into the result vector at the counter (an inactive lane gets 0). llvmpipe loads storage words as
-; integers (<8 x i32>); the f32 copy is the control. Each function sums the vectors it builds over n words.
+; A simplified form of the loop llvmpipe builds for a storage-buffer load whose address differs per lane
+; (emit_load_mem in gallivm's lp_bld_nir_soa.c, Mesa 22.3), as it stands after mem2reg, for 8 lanes: per lane, the
+; lane's word offset and exec-mask bit are taken out of vectors at the loop counter, and an active lane's 32-bit word
+; is loaded and inserted into the result vector at the counter. Mesa's loop also tests each offset against the
+; buffer's size (a lane past it gets 0) and skips an inactive lane, which keeps its old value; here one branch stands
+; for both tests and the inactive lane gets 0. What is measured, the insert at a variable lane index, is the same.
+; llvmpipe loads storage words as integers (<8 x i32>); the f32 copy is the control. Each function sums the
+; vectors it builds over n words.
 
 define <8 x i32> @load_lanes_i32(i32* %a, i64 %n, <8 x i32> %mask) {
 entry:
