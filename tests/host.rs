@@ -27,6 +27,7 @@ fn the_binding_limit_is_capped_for_u32_indexing() {
     assert!(planned <= g.device().limits().max_storage_buffer_binding_size);
 }
 
+/// `Gpu::host_cpu` names the host processor exactly where the adapter is a CPU adapter, whose speed depends on it.
 #[test]
 fn a_cpu_adapter_names_its_host_processor() {
     let g = gpu();

@@ -622,6 +622,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains('±'));
+        assert!(
+            md.contains("- adapter: test adapter\n- host CPU: Test CPU (x86_64, 2 threads)\n"),
+            "{md}"
+        );
         let json = s.json();
         assert!(json.contains("\"lrs\": [0.001, 0.01]"), "{json}");
         assert!(
