@@ -4,8 +4,9 @@
 //! How to run: `cargo bench --bench dense [-- FILTER]`, e.g. `-- matmul/256x784x512`; pick the backend with
 //! `WGPU_BACKEND=vulkan` or `WGPU_BACKEND=gl`.
 //!
-//! What it measures, on the adapter's matmul kernel ([`actgpu::MatmulKernel::for_gpu`]): `Y = X W` at 1024^3,
-//! 256x784x512 and 256x512x512 (`[m, k, n]`, the shapes of BENCHMARKS.md); the GELU dense layer's forward and
+//! What it measures, on the adapter's matmul kernel ([`actgpu::MatmulKernel::for_gpu`]): a dense layer's three
+//! products, `Y = X W` (group `matmul`) and the backward's `X^T dZ` (`matmul_at_b`) and `dZ W^T` (`matmul_a_bt`),
+//! at the layer shapes 1024^3, 256x784x512 and 256x512x512 (`[m, k, n]`, the shapes of BENCHMARKS.md); the GELU dense layer's forward and
 //! backward at 256x784x512; the fused dense forward against matmul + bias + GELU as separate kernels at
 //! [`DENSE_COMPARISON_SHAPES`]. Each iteration is one run timed by [`actgpu::bench::Timer`] inside
 //! `iter_custom`, so the device is synchronised before a time is reported; throughput is FLOP (printed as
@@ -16,8 +17,9 @@ use std::time::Duration;
 use actgpu::bench::compare::{DenseCompareOperands, DENSE_COMPARISON_SHAPES};
 use actgpu::bench::training::{DenseOperands, MatmulOperands};
 use actgpu::bench::Timer;
+use actgpu::ops::matmul::Form;
 use actgpu::verify::Pass;
-use actgpu::{Activation, Gpu};
+use actgpu::{Activation, DType, Gpu};
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
 /// The products of BENCHMARKS.md, `[m, k, n]`.
@@ -53,15 +55,18 @@ fn configured<'a>(
 }
 
 fn matmuls(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {
-    let mut group = configured(c, "matmul");
-    for (i, shape) in MATMULS.into_iter().enumerate() {
-        let ops = MatmulOperands::new(gpu, shape, 0x3a7 + i as u64).expect("operands");
-        group.throughput(Throughput::Elements(ops.flops() as u64));
-        group.bench_function(shape_name(shape), |b| {
-            b.iter_custom(|iters| timed(timer, iters, &mut |enc, rep| ops.record(enc, rep)))
-        });
+    for form in [Form::AB, Form::AtB, Form::ABt] {
+        let mut group = configured(c, form.name());
+        for (i, shape) in MATMULS.into_iter().enumerate() {
+            let ops = MatmulOperands::of_form(gpu, shape, form, DType::F32, 0x3a7 + i as u64)
+                .expect("operands");
+            group.throughput(Throughput::Elements(ops.flops() as u64));
+            group.bench_function(shape_name(shape), |b| {
+                b.iter_custom(|iters| timed(timer, iters, &mut |enc, rep| ops.record(enc, rep)))
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn dense(c: &mut Criterion, gpu: &Gpu, timer: &Timer) {

@@ -16,9 +16,10 @@
 //! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, `cross_entropy`
 //! (softmax cross-entropy with its gradient at 256 rows of 10, 1,000 and 32,000 classes), or `activations` /
 //! `fused` / `training` / `compare` for the default sets),
-//! `--pass forward|backward|both` (for the kernels that have both: the products, the dense comparison,
-//! cross-entropy and the training steps run as they are whatever it says; a run left with nothing to measure exits
-//! 2), `--sizes N[,N...]` (`65536` or
+//! `--pass forward|backward|both` (for the kernels that have both; for `matmul` the forward's `X W` and the
+//! backward's `X^T dZ` (`matmul_at_b`) and `dZ W^T` (`matmul_a_bt`) at the same layer shapes; the dense
+//! comparison, cross-entropy and the training steps run as they are whatever it says; a run left with nothing to
+//! measure exits 2), `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
 //! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N` (at most 10,000),
 //! `--copy-mib N`,
@@ -453,8 +454,8 @@ fn main() -> ExitCode {
     // are forward or whole steps): a run that measured nothing says so rather than reporting an empty table.
     if report.rows.is_empty() {
         eprintln!(
-            "bench: nothing measured: the kernels chosen have no {} pass to time (the products, the dense \
-             comparison, cross-entropy and the training steps run as they are, whatever --pass says)",
+            "bench: nothing measured: the kernels chosen have no {} pass to time (the dense comparison, \
+             cross-entropy and the training steps run as they are, whatever --pass says)",
             pass_names(&args.plan.passes)
         );
         return ExitCode::from(2);

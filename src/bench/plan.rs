@@ -12,6 +12,7 @@ use super::training::{DenseOperands, LossOperands, MatmulOperands, MlpStep};
 use super::{
     measure, measure_alternating, measure_submitted, Measurement, RecordFn, Sampling, Timer,
 };
+use crate::ops::matmul::Form;
 use crate::verify::Pass;
 use crate::{Activation, Adam, DType, Error, Optimizer, Result, Sgd};
 
@@ -71,7 +72,8 @@ pub struct Plan {
     pub sizes: Vec<usize>,
     /// `[rows, cols]` of the fused ops' input.
     pub shape: [usize; 2],
-    /// Matrix products `[m, k, n]` (f32).
+    /// Matrix products, each a dense layer's `[m, k, n]`: `X W` (the forward pass; f32, and at the largest also
+    /// [`Plan::large_only_dtypes`]), `X^T dZ` and `dZ W^T` (the backward pass; f32).
     pub matmuls: Vec<[usize; 3]>,
     /// Dense layers: activation and `[m, k, n]` (f32).
     pub dense: Vec<(Activation, [usize; 3])>,
@@ -100,9 +102,8 @@ pub const LOSS_SHAPES: [[usize; 2]; 3] = [[256, 10], [256, 1000], [256, 32_000]]
 
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
-    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; matmul 1024^3 (in all three types), 256x784x512
-    /// and 256x512x512; a
-    /// GELU dense layer 256x784x512; the fused-against-unfused dense forward at [`DENSE_COMPARISON_SHAPES`];
+    /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; the products of 1024^3 (`X W` in all three
+    /// types), 256x784x512 and 256x512x512; a GELU dense layer 256x784x512; the fused-against-unfused dense forward at [`DENSE_COMPARISON_SHAPES`];
     /// cross-entropy at [`LOSS_SHAPES`]; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
@@ -279,8 +280,8 @@ impl Plan {
         self.run_training(timer, on_row)
     }
 
-    /// The compute-bound rows, judged against the FMA ceiling: matmuls (f32, and at the largest product also the
-    /// [`Plan::large_only_dtypes`] as X and W), dense layers and training steps (f32).
+    /// The compute-bound rows, judged against the FMA ceiling: the products of [`Plan::matmuls`] (the forward's
+    /// with the passes' forward, the backward's two with their backward), dense layers and training steps (f32).
     fn run_training(&self, timer: &Timer, on_row: &mut dyn FnMut(Row)) -> Result<()> {
         let gpu = timer.gpu();
         let row =
@@ -302,24 +303,41 @@ impl Plan {
             .iter()
             .map(|s| s.iter().product::<usize>())
             .max();
+        // The forward's product `X W` in every type of the shape, the backward's `X^T dZ` and `dZ W^T` in f32, all
+        // of one shape sampled in turn so that the forms' rates compare side by side.
         for (i, &shape) in self.matmuls.iter().enumerate() {
             let volume = Some(shape.iter().product::<usize>());
+            let seed = 0x3a7 + i as u64;
             let mut sets = Vec::new();
-            for dtype in self.dtypes_at(volume == largest) {
-                sets.push((
-                    dtype,
-                    MatmulOperands::with_dtype(gpu, shape, dtype, 0x3a7 + i as u64)?,
-                ));
+            if self.passes.contains(&Pass::Forward) {
+                for dtype in self.dtypes_at(volume == largest) {
+                    sets.push(MatmulOperands::with_dtype(gpu, shape, dtype, seed)?);
+                }
             }
-            let alloc = sets.iter().map(|(_, ops)| ops.alloc_bytes_per_rep());
+            if self.passes.contains(&Pass::Backward) {
+                for form in [Form::AtB, Form::ABt] {
+                    sets.push(MatmulOperands::of_form(gpu, shape, form, DType::F32, seed)?);
+                }
+            }
+            let alloc = sets.iter().map(|ops| ops.alloc_bytes_per_rep());
             let timer = &timer.allocating(alloc.max().unwrap_or(0));
-            let ms = measure_each(timer, &self.sampling, &sets, |(_, ops), enc, rep| {
+            let ms = measure_each(timer, &self.sampling, &sets, |ops, enc, rep| {
                 ops.record(enc, rep)
             })?;
-            for ((dtype, ops), m) in sets.iter().zip(ms) {
+            for (ops, m) in sets.iter().zip(ms) {
+                let pass = match ops.form() {
+                    Form::AB => "forward",
+                    Form::AtB | Form::ABt => "backward",
+                };
                 on_row(Row {
-                    dtype: dtype.name(),
-                    ..row("matmul".into(), "forward", shape.to_vec(), m, ops.flops())
+                    dtype: ops.dtype().name(),
+                    ..row(
+                        ops.form().name().into(),
+                        pass,
+                        shape.to_vec(),
+                        m,
+                        ops.flops(),
+                    )
                 });
             }
         }

@@ -4,7 +4,8 @@
 //! FLOP counted (a product of `[m, k]` by `[k, n]` is `2 m k n`; elementwise work uses
 //! [`flops_per_element`]):
 //!
-//! - matmul `[m, k] x [k, n]`: `2 m k n`;
+//! - matmul `[m, k] x [k, n]`: `2 m k n`, and the same for a layer `[m, k, n]`'s backward products
+//!   `X^T dZ` (`matmul_at_b`) and `dZ W^T` (`matmul_a_bt`);
 //! - dense forward `Y = f(X W + b)`: `2 m k n + m n (1 + f)`, `f` the activation's forward FLOP per element;
 //! - dense backward (dZ, then `dW = X^T dZ`, `dX = dZ W^T`, `db`): `4 m k n + m n (f' + 1)`, `f'` the
 //!   activation's backward FLOP per element;
@@ -18,7 +19,7 @@
 //! submits itself ([`Mlp::train_step`]) and is timed on the wall clock with [`super::measure_submitted`].
 
 use super::activations::{flops_per_element, random_values, rotation_sets};
-use crate::ops::matmul::record_matmul;
+use crate::ops::matmul::{record_form, Form};
 use crate::verify::{Pass, Rng};
 use crate::{Activation, DType, Dense, Gpu, Labels, Loss, Mlp, Optimizer, Result, Targets, Tensor};
 
@@ -76,63 +77,98 @@ impl LossOperands {
     }
 }
 
-/// Random operands of `Y = X W`, `x [m, k]`, `w [k, n]` (both of one storage type), `y` f32, rotated like the
-/// elementwise ones.
+/// Random operands of one of a dense layer's products on its `[m, k, n]` (`x [m, k]`, `w [k, n]`), rotated like
+/// the elementwise ones: `Y = X W` ([`Form::AB`]; `x` and `w` of one storage type), and the backward's
+/// `dW = X^T dZ` ([`Form::AtB`]) and `dX = dZ W^T` ([`Form::ABt`]), `dz [m, n]` (f32); the output is f32.
 #[derive(Debug)]
 pub struct MatmulOperands {
     shape: [usize; 3],
+    form: Form,
     dtype: DType,
     sets: Vec<[Tensor; 3]>,
 }
 
 impl MatmulOperands {
-    /// f32 operands for `[m, k, n]`, entries uniform in [-1, 1).
+    /// f32 operands of `Y = X W` for `[m, k, n]`, entries uniform in [-1, 1).
     pub fn new(gpu: &Gpu, shape: [usize; 3], seed: u64) -> Result<Self> {
         Self::with_dtype(gpu, shape, DType::F32, seed)
     }
 
-    /// Operands for `[m, k, n]` with `x` and `w` in `dtype` (entries uniform in [-1, 1), rounded to it).
+    /// Operands of `Y = X W` for `[m, k, n]` with `x` and `w` in `dtype` (entries uniform in [-1, 1), rounded to
+    /// it).
     pub fn with_dtype(gpu: &Gpu, shape: [usize; 3], dtype: DType, seed: u64) -> Result<Self> {
-        let [m, k, n] = shape;
+        Self::of_form(gpu, shape, Form::AB, dtype, seed)
+    }
+
+    /// Operands of the dense layer `[m, k, n]`'s product `form`, its two operands in `dtype` (entries uniform in
+    /// [-1, 1), rounded to it): `A`, `B` and `C` are `[m, k]`, `[k, n]` and `[m, n]` for [`Form::AB`], `[m, k]`,
+    /// `[m, n]` and `[k, n]` for [`Form::AtB`], `[m, n]`, `[k, n]` and `[m, k]` for [`Form::ABt`].
+    pub fn of_form(
+        gpu: &Gpu,
+        shape: [usize; 3],
+        form: Form,
+        dtype: DType,
+        seed: u64,
+    ) -> Result<Self> {
+        let [a_shape, b_shape, c_shape] = form_shapes(form, shape);
         let mut rng = Rng::new(seed);
-        let x = random_values(&mut rng, m * k, -1.0, 1.0);
-        let w = random_values(&mut rng, k * n, -1.0, 1.0);
-        let operand_bytes = dtype.size_bytes() * (m * k + k * n) + 4 * m * n;
+        let elements = |s: [usize; 2]| s[0] * s[1];
+        let a = random_values(&mut rng, elements(a_shape), -1.0, 1.0);
+        let b = random_values(&mut rng, elements(b_shape), -1.0, 1.0);
+        let operand_bytes =
+            dtype.size_bytes() * (elements(a_shape) + elements(b_shape)) + 4 * elements(c_shape);
         let count = rotation_sets(operand_bytes as u64);
-        let upload = |v: &[f32], shape: &[usize]| -> Result<Tensor> {
+        let upload = |v: &[f32], shape: [usize; 2]| -> Result<Tensor> {
             let t = gpu.upload_f32_as(v, dtype)?;
-            Tensor::from_buffer(gpu, t.buffer().clone(), shape, dtype)
+            Tensor::from_buffer(gpu, t.buffer().clone(), &shape, dtype)
         };
         let sets = (0..count)
             .map(|_| {
                 Ok([
-                    upload(&x, &[m, k])?,
-                    upload(&w, &[k, n])?,
-                    gpu.zeros(&[m, n], DType::F32)?,
+                    upload(&a, a_shape)?,
+                    upload(&b, b_shape)?,
+                    gpu.zeros(&c_shape, DType::F32)?,
                 ])
             })
             .collect::<Result<_>>()?;
-        Ok(MatmulOperands { shape, dtype, sets })
+        Ok(MatmulOperands {
+            shape,
+            form,
+            dtype,
+            sets,
+        })
     }
 
-    /// `[m, k, n]`.
+    /// The layer's `[m, k, n]`.
     pub fn shape(&self) -> [usize; 3] {
         self.shape
     }
 
-    /// Records `Y = X W` on operand set `rep % sets`.
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, rep: u64) -> Result<()> {
-        let [x, w, y] = &self.sets[(rep % self.sets.len() as u64) as usize];
-        record_matmul(encoder, x, w, y)
+    /// The product.
+    pub fn form(&self) -> Form {
+        self.form
     }
 
-    /// Bytes one call allocates, estimated high: with 16-bit X and W, f32 copies of both (`4 (m k + k n)`, which
+    /// The operands' storage type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Records the product on operand set `rep % sets`, with the adapter's kernel
+    /// ([`crate::MatmulKernel::for_gpu`]), as [`crate::ops::matmul::record_matmul`] and its siblings do.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, rep: u64) -> Result<()> {
+        let [a, b, c] = &self.sets[(rep % self.sets.len() as u64) as usize];
+        let kernel = crate::MatmulKernel::for_gpu(a.gpu());
+        record_form(kernel, encoder, self.form, a, b, c)
+    }
+
+    /// Bytes one call allocates, estimated high: with 16-bit operands, f32 copies of both (`4 (|A| + |B|)`, which
     /// the kernels that load `vec4<f32>` widen them into); none in f32. See [`super::Timer::allocating`].
     pub fn alloc_bytes_per_rep(&self) -> u64 {
-        let [m, k, n] = self.shape.map(|d| d as u64);
+        let [a, b, _] = form_shapes(self.form, self.shape);
         match self.dtype {
             DType::F32 => 0,
-            _ => 4 * (m * k + k * n),
+            _ => 4 * (a[0] * a[1] + b[0] * b[1]) as u64,
         }
     }
 
@@ -140,6 +176,15 @@ impl MatmulOperands {
     pub fn flops(&self) -> f64 {
         let [m, k, n] = self.shape;
         2.0 * (m * k * n) as f64
+    }
+}
+
+/// The shapes of A, B and C of the dense layer `[m, k, n]`'s product `form` (see [`MatmulOperands::of_form`]).
+fn form_shapes(form: Form, [m, k, n]: [usize; 3]) -> [[usize; 2]; 3] {
+    match form {
+        Form::AB => [[m, k], [k, n], [m, n]],
+        Form::AtB => [[m, k], [m, n], [k, n]],
+        Form::ABt => [[m, n], [k, n], [m, k]],
     }
 }
 
