@@ -12,7 +12,8 @@
 //! or `WGPU_BACKEND=gl`. A default run takes a few minutes on a software adapter. Options:
 //! `--quick` (seconds: 2^16 elements, fused ops on 256x256, 3 samples, 32 MiB copy ceiling), `--json`,
 //! `--kernels NAME[,NAME...]` (names such as `gelu`, `bias_gelu`, `swiglu`, `prelu`, `softmax`, `log_softmax`,
-//! `matmul`, `dense_gelu`,
+//! `matmul` (a dense layer's three products, each in its pass), `matmul_at_b` or `matmul_a_bt` (one of the
+//! backward's), `dense_gelu`,
 //! `dense_compare` (fused against unfused dense forward), `train_step`, `train_step_adam`, `cross_entropy`
 //! (softmax cross-entropy with its gradient at 256 rows of 10, 1,000 and 32,000 classes), or `activations` /
 //! `fused` / `training` / `compare` for the default sets),
@@ -21,7 +22,8 @@
 //! comparison, cross-entropy and the training steps run as they are whatever it says; a run left with nothing to
 //! measure exits 2), `--sizes N[,N...]` (`65536` or
 //! `2^16`), `--shape ROWSxCOLS` (the fused ops' input), `--dtypes f32,f16,bf16` (measured at every size; by default
-//! f32 everywhere and f16, bf16 at the largest size and on the fused shape), `--samples N` (at most 10,000),
+//! f32 everywhere and f16, bf16 at the largest size and on the fused shape; the products' `X W` at the largest
+//! product, the backward's products f32 only), `--samples N` (at most 10,000),
 //! `--copy-mib N`,
 //! `--clock timestamps|wall` (timestamps need the device feature `TIMESTAMP_QUERY`), `--launch WGxUNITS` (the elementwise kernels' workgroup size and 8-element units per
 //! thread, e.g. `256x2`, instead of the adapter's default), `--reduction-rows N` (rows per row block of the
@@ -59,6 +61,7 @@ use actgpu::bench::fused::FusedOp;
 use actgpu::bench::plan::{parse_size, Plan};
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
+use actgpu::ops::matmul::Form;
 use actgpu::verify::Pass;
 use actgpu::{
     Activation, DType, F16Storage, Gated, Gpu, GpuOptions, LaunchConfig, Learnable, MatmulKernel,
@@ -126,6 +129,7 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     plan.activations.clear();
     plan.fused.clear();
     plan.matmuls.clear();
+    plan.matmul_forms.clear();
     plan.dense.clear();
     plan.mlps.clear();
     plan.losses.clear();
@@ -145,11 +149,23 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
             }
             "training" => {
                 plan.matmuls.extend(&all.matmuls);
+                plan.matmul_forms.extend(&all.matmul_forms);
                 plan.dense.extend(&all.dense);
                 plan.dense_comparisons.extend(&all.dense_comparisons);
                 plan.mlps.extend(all.mlps.iter().cloned());
             }
-            "matmul" => plan.matmuls.extend(&all.matmuls),
+            "matmul" => {
+                plan.matmuls.extend(&all.matmuls);
+                plan.matmul_forms.extend(&all.matmul_forms);
+            }
+            "matmul_at_b" | "matmul_a_bt" => {
+                plan.matmuls.extend(&all.matmuls);
+                plan.matmul_forms.push(if name == "matmul_at_b" {
+                    Form::AtB
+                } else {
+                    Form::ABt
+                });
+            }
             "cross_entropy" => plan.losses.extend(&all.losses),
             "train_step" => plan.mlps.extend(all.mlps.iter().cloned()),
             _ => {
@@ -167,9 +183,9 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                     let names = |v: Vec<String>| v.join(", ");
                     return Err(format!(
                         "unknown kernel {name:?}: a set (activations, fused, training, compare, dense_compare, \
-                         matmul, cross_entropy, train_step, {}), an activation ({}), bias_ or dense_ and an \
-                         activation's name, a gated unit ({}), a learnable activation ({}), softmax or \
-                         log_softmax",
+                         matmul (its three products), cross_entropy, train_step, {}), an activation ({}), \
+                         bias_ or dense_ and an activation's name, a gated unit ({}), a learnable activation ({}), softmax, \
+                         log_softmax, or one product of the backward (matmul_at_b, matmul_a_bt)",
                         names(all.mlps.iter().map(|m| m.name().to_string()).collect()),
                         names(Activation::ALL.map(|a| a.name().to_string()).to_vec()),
                         names(Gated::ALL.map(|g| g.name()).to_vec()),
@@ -183,6 +199,7 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
     dedup(&mut plan.activations);
     dedup(&mut plan.fused);
     dedup(&mut plan.matmuls);
+    dedup(&mut plan.matmul_forms);
     dedup(&mut plan.dense);
     dedup(&mut plan.mlps);
     dedup(&mut plan.losses);
@@ -450,12 +467,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // The kernels chosen may have no pass of those --pass chose (dense_compare, the product and the training rows
-    // are forward or whole steps): a run that measured nothing says so rather than reporting an empty table.
+    // The kernels chosen may have no pass of those --pass chose (dense_compare is a forward, matmul_at_b and
+    // matmul_a_bt are backward): a run that measured nothing says so rather than reporting an empty table.
     if report.rows.is_empty() {
         eprintln!(
-            "bench: nothing measured: the kernels chosen have no {} pass to time (the dense comparison, \
-             cross-entropy and the training steps run as they are, whatever --pass says)",
+            "bench: nothing measured: the kernels chosen have no {} pass to time (the dense comparison times \
+             the forward only, matmul_at_b and matmul_a_bt the backward; cross-entropy and the training steps \
+             run whatever --pass says)",
             pass_names(&args.plan.passes)
         );
         return ExitCode::from(2);

@@ -31,9 +31,10 @@ if compgen -G '.device-bin/bench_*' > /dev/null; then
 fi
 
 # Matmul kernel: the products, dense layers and training steps on each (tiled32 measured slower on the H200;
-# swept again for other GPUs; tiled_wide, the 16-byte loads, not yet measured on a GPU).
+# swept again for other GPUs; tiled_wide, the 16-byte loads, not yet measured on a GPU). 40 s each: since
+# 2026-12-02 the products have rows for the backward's two forms as well, 11 product rows where there were 5.
 for kernel in tiled tiled_wide tiled32; do
-  bench "$out/sweep-matmul.md" 30 --kernels training --matmul "$kernel"
+  bench "$out/sweep-matmul.md" 40 --kernels training --matmul "$kernel"
 done
 
 # Cross-entropy: the adapter's choice (a workgroup per row from 256 classes on GPUs) against a thread per row

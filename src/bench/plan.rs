@@ -75,6 +75,9 @@ pub struct Plan {
     /// Matrix products, each a dense layer's `[m, k, n]`: `X W` (the forward pass; f32, and at the largest also
     /// [`Plan::large_only_dtypes`]), `X^T dZ` and `dZ W^T` (the backward pass; f32).
     pub matmuls: Vec<[usize; 3]>,
+    /// Which of a dense layer's products the matmul rows measure at each of [`Plan::matmuls`], each where
+    /// [`Plan::passes`] has its pass ([`form_pass`]).
+    pub matmul_forms: Vec<Form>,
     /// Dense layers: activation and `[m, k, n]` (f32).
     pub dense: Vec<(Activation, [usize; 3])>,
     /// Training steps.
@@ -112,6 +115,7 @@ impl Plan {
             comparisons: Comparison::ALL.to_vec(),
             dense_comparisons: DENSE_COMPARISON_SHAPES.to_vec(),
             matmuls: vec![[1024, 1024, 1024], [256, 784, 512], [256, 512, 512]],
+            matmul_forms: vec![Form::AB, Form::AtB, Form::ABt],
             dense: vec![(Activation::Gelu, [256, 784, 512])],
             mlps: MlpSpec::reference(),
             losses: LOSS_SHAPES.to_vec(),
@@ -147,7 +151,7 @@ impl Plan {
     /// notes them on stderr, since they change nothing in the run (`bench --kernels relu --shape 64x64` measured
     /// relu as if the shape had not been given).
     pub fn ignored_options<'a>(&self, given: &[&'a str]) -> Vec<(&'a str, &'static str)> {
-        let products = !(self.matmuls.is_empty()
+        let products = !((self.matmuls.is_empty() || self.matmul_forms.is_empty())
             && self.dense.is_empty()
             && self.mlps.is_empty()
             && self.dense_comparisons.is_empty());
@@ -280,8 +284,9 @@ impl Plan {
         self.run_training(timer, on_row)
     }
 
-    /// The compute-bound rows, judged against the FMA ceiling: the products of [`Plan::matmuls`] (the forward's
-    /// with the passes' forward, the backward's two with their backward), dense layers and training steps (f32).
+    /// The compute-bound rows, judged against the FMA ceiling: the products of [`Plan::matmuls`] (`X W` when the
+    /// passes include forward, `X^T dZ` and `dZ W^T` in f32 when they include backward; of those, the ones in
+    /// [`Plan::matmul_forms`]), dense layers and training steps (f32).
     fn run_training(&self, timer: &Timer, on_row: &mut dyn FnMut(Row)) -> Result<()> {
         let gpu = timer.gpu();
         let row =
@@ -297,7 +302,8 @@ impl Plan {
                 variant: None,
                 round_ratios: None,
             };
-        // Operands in every type at the largest product (16-bit X and W, f32 Y), f32 elsewhere.
+        // `X W` in every type at the largest product (16-bit X and W, f32 Y), f32 elsewhere; the backward's
+        // products in f32.
         let largest = self
             .matmuls
             .iter()
@@ -308,16 +314,16 @@ impl Plan {
         for (i, &shape) in self.matmuls.iter().enumerate() {
             let volume = Some(shape.iter().product::<usize>());
             let seed = 0x3a7 + i as u64;
+            let wanted =
+                |f: Form| self.matmul_forms.contains(&f) && self.passes.contains(&form_pass(f));
             let mut sets = Vec::new();
-            if self.passes.contains(&Pass::Forward) {
+            if wanted(Form::AB) {
                 for dtype in self.dtypes_at(volume == largest) {
                     sets.push(MatmulOperands::with_dtype(gpu, shape, dtype, seed)?);
                 }
             }
-            if self.passes.contains(&Pass::Backward) {
-                for form in [Form::AtB, Form::ABt] {
-                    sets.push(MatmulOperands::of_form(gpu, shape, form, DType::F32, seed)?);
-                }
+            for form in [Form::AtB, Form::ABt].into_iter().filter(|&f| wanted(f)) {
+                sets.push(MatmulOperands::of_form(gpu, shape, form, DType::F32, seed)?);
             }
             let alloc = sets.iter().map(|ops| ops.alloc_bytes_per_rep());
             let timer = &timer.allocating(alloc.max().unwrap_or(0));
@@ -325,10 +331,7 @@ impl Plan {
                 ops.record(enc, rep)
             })?;
             for (ops, m) in sets.iter().zip(ms) {
-                let pass = match ops.form() {
-                    Form::AB => "forward",
-                    Form::AtB | Form::ABt => "backward",
-                };
+                let pass = form_pass(ops.form()).name();
                 on_row(Row {
                     dtype: ops.dtype().name(),
                     ..row(
@@ -467,6 +470,15 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
         .ok()
         .filter(|_| n <= MAX_SIZE)
         .ok_or_else(too_large)
+}
+
+/// The pass a dense layer's product belongs to: `X W` ([`Form::AB`]) the forward, `X^T dZ` and `dZ W^T` the
+/// backward.
+pub fn form_pass(form: Form) -> Pass {
+    match form {
+        Form::AB => Pass::Forward,
+        Form::AtB | Form::ABt => Pass::Backward,
+    }
 }
 
 /// [`measure_alternating`] over one piece of work per item of `items`, recorded by `record(item, encoder, rep)`.

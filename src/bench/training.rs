@@ -77,9 +77,10 @@ impl LossOperands {
     }
 }
 
-/// Random operands of one of a dense layer's products on its `[m, k, n]` (`x [m, k]`, `w [k, n]`), rotated like
-/// the elementwise ones: `Y = X W` ([`Form::AB`]; `x` and `w` of one storage type), and the backward's
-/// `dW = X^T dZ` ([`Form::AtB`]) and `dX = dZ W^T` ([`Form::ABt`]), `dz [m, n]` (f32); the output is f32.
+/// Random operands of one of a dense layer's products on its `[m, k, n]` (`x [m, k]`, `w [k, n]`, `dz [m, n]`),
+/// rotated like the elementwise ones: `Y = X W` ([`Form::AB`]), and the backward's `dW = X^T dZ` ([`Form::AtB`])
+/// and `dX = dZ W^T` ([`Form::ABt`]). Both operands are of one storage type (the bench gives the backward's f32);
+/// the output is f32.
 #[derive(Debug)]
 pub struct MatmulOperands {
     shape: [usize; 3],
