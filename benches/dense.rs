@@ -6,11 +6,11 @@
 //!
 //! What it measures, on the adapter's matmul kernel ([`actgpu::MatmulKernel::for_gpu`]): a dense layer's three
 //! products, `Y = X W` (group `matmul`) and the backward's `X^T dZ` (`matmul_at_b`) and `dZ W^T` (`matmul_a_bt`),
-//! at the layer shapes 1024^3, 256x784x512 and 256x512x512 (`[m, k, n]`, the shapes of BENCHMARKS.md); the GELU dense layer's forward and
-//! backward at 256x784x512; the fused dense forward against matmul + bias + GELU as separate kernels at
-//! [`DENSE_COMPARISON_SHAPES`]. Each iteration is one run timed by [`actgpu::bench::Timer`] inside
-//! `iter_custom`, so the device is synchronised before a time is reported; throughput is FLOP (printed as
-//! elements/s), counted as in [`actgpu::bench::training`].
+//! at the layer shapes 1024^3, 256x784x512 and 256x512x512 (`[m, k, n]`, the shapes of BENCHMARKS.md); the
+//! GELU dense layer's forward and backward at 256x784x512; the fused dense forward against matmul + bias + GELU
+//! as separate kernels at [`DENSE_COMPARISON_SHAPES`]. Each iteration is one run timed by
+//! [`actgpu::bench::Timer`] inside `iter_custom`, so the device is synchronised before a time is reported;
+//! throughput is FLOP (printed as elements/s), counted as in [`actgpu::bench::training`].
 
 use std::time::Duration;
 

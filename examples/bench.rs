@@ -184,8 +184,8 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                     return Err(format!(
                         "unknown kernel {name:?}: a set (activations, fused, training, compare, dense_compare, \
                          matmul (its three products), cross_entropy, train_step, {}), an activation ({}), \
-                         bias_ or dense_ and an activation's name, a gated unit ({}), a learnable activation ({}), softmax, \
-                         log_softmax, or one product of the backward (matmul_at_b, matmul_a_bt)",
+                         bias_ or dense_ and an activation's name, a gated unit ({}), a learnable activation \
+                         ({}), softmax, log_softmax, or one product of the backward (matmul_at_b, matmul_a_bt)",
                         names(all.mlps.iter().map(|m| m.name().to_string()).collect()),
                         names(Activation::ALL.map(|a| a.name().to_string()).to_vec()),
                         names(Gated::ALL.map(|g| g.name()).to_vec()),

@@ -106,8 +106,8 @@ pub const LOSS_SHAPES: [[usize; 2]; 3] = [[256, 10], [256, 1000], [256, 32_000]]
 impl Plan {
     /// The default run: every activation at 2^16, 2^20 and 2^24 elements in f32 and at 2^24 in f16 and bf16;
     /// [`FusedOp::defaults`] on 4096 x 4096 in all three types; the products of 1024^3 (`X W` in all three
-    /// types), 256x784x512 and 256x512x512; a GELU dense layer 256x784x512; the fused-against-unfused dense forward at [`DENSE_COMPARISON_SHAPES`];
-    /// cross-entropy at [`LOSS_SHAPES`]; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
+    /// types), 256x784x512 and 256x512x512; a GELU dense layer 256x784x512; the fused-against-unfused dense
+    /// forward at [`DENSE_COMPARISON_SHAPES`]; cross-entropy at [`LOSS_SHAPES`]; [`MlpSpec::reference`]; forward and backward; [`Sampling::DEFAULT`].
     pub fn default_run() -> Plan {
         Plan {
             activations: Activation::ALL.to_vec(),
@@ -302,15 +302,14 @@ impl Plan {
                 variant: None,
                 round_ratios: None,
             };
-        // `X W` in every type at the largest product (16-bit X and W, f32 Y), f32 elsewhere; the backward's
-        // products in f32.
         let largest = self
             .matmuls
             .iter()
             .map(|s| s.iter().product::<usize>())
             .max();
-        // The forward's product `X W` in every type of the shape, the backward's `X^T dZ` and `dZ W^T` in f32, all
-        // of one shape sampled in turn so that the forms' rates compare side by side.
+        // `X W` in every type at the largest product (16-bit X and W, f32 Y) and in f32 elsewhere, the backward's
+        // `X^T dZ` and `dZ W^T` in f32; a shape's rows sampled in turn, so that the forms' rates compare side by
+        // side.
         for (i, &shape) in self.matmuls.iter().enumerate() {
             let volume = Some(shape.iter().product::<usize>());
             let seed = 0x3a7 + i as u64;
