@@ -49,6 +49,8 @@ pub enum ShaderId {
         subgroup: bool,
         /// Column blocks of four per invocation (1 with `subgroup`).
         vecs: u32,
+        /// How B is loaded: `vec4`s, or scalars where its rows are not whole `vec4`s.
+        b_load: crate::ops::matmul::BLoad,
     },
     /// Losses fused with their gradients, and the mean's reduction (`shaders/loss.wgsl`).
     Loss,
@@ -174,11 +176,12 @@ impl ShaderId {
                 lanes,
                 subgroup,
                 vecs,
+                b_load,
             } => {
                 let kernel = if subgroup {
-                    crate::ops::matmul_subgroup::kernel_source(form, rows, lanes)
+                    crate::ops::matmul_subgroup::kernel_source(form, rows, lanes, b_load)
                 } else {
-                    crate::ops::matmul_subgroup::private_source(form, rows, lanes, vecs)
+                    crate::ops::matmul_subgroup::private_source(form, rows, lanes, vecs, b_load)
                 };
                 return Source {
                     text: format!(

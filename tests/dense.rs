@@ -29,8 +29,11 @@ fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
 /// its K chunk; (100, 12, 24) and (129, 6, 16) put 100 and 129 rows of a width that is a multiple of 8 on either
 /// side of the separate backward's one-dispatch dZ and db (at most 128 rows), as (64, 64, 64) does; (20, 148, 132)
 /// gives the GL kernel 2 column blocks per invocation in every form, with a last workgroup of 4 columns, as
-/// (64, 64, 64) does with none left over.
-const SHAPES: [(usize, usize, usize); 14] = [
+/// (64, 64, 64) does with none left over. (70, 36, 10), (37, 20, 45) and (9, 8, 67) have outputs that are not a
+/// multiple of 4 wide, where the generated kernels load W and dZ as scalars (`BLoad::Scalar`): a classifier's 10
+/// outputs in three row blocks and a K tail, a second column block of 13 columns, and the GL kernel's second block
+/// of 4 columns left wholly past N in its last workgroup.
+const SHAPES: [(usize, usize, usize); 17] = [
     (1, 1, 1),
     (3, 5, 7),
     (64, 64, 64),
@@ -45,6 +48,9 @@ const SHAPES: [(usize, usize, usize); 14] = [
     (100, 12, 24),
     (129, 6, 16),
     (20, 148, 132),
+    (70, 36, 10),
+    (37, 20, 45),
+    (9, 8, 67),
 ];
 
 /// One product of `form` on `kernel` with random operands of `shape` (seeded by `seed`) into a poisoned output,

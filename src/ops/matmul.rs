@@ -89,17 +89,18 @@ pub enum MatmulKernel {
     TiledWide,
     /// One subgroup per workgroup, a block of 32 rows by 4 columns per lane, one operand loaded by the lanes
     /// together and shared by `subgroupBroadcast`; generated, straight-line code (`src/ops/matmul_subgroup.rs`).
-    /// Runs where the device has `SUBGROUP` with one fixed subgroup size, the operands' rows hold whole `vec4`s
-    /// (see `src/ops/matmul_subgroup.rs`) and no derivative is fused into the loads; anything else runs
-    /// [`MatmulKernel::Direct`]. 16-bit operands are widened to f32 first (see the module documentation). The choice on CPU adapters with subgroups (lavapipe): about 4.5x the direct kernel at
+    /// Runs where the device has `SUBGROUP` with one fixed subgroup size, the rows of A hold whole `vec4`s (B's
+    /// need not, [`BLoad`]; see `src/ops/matmul_subgroup.rs`) and no derivative is fused into the loads; anything
+    /// else runs [`MatmulKernel::Direct`]. 16-bit operands are widened to f32 first (see the module
+    /// documentation). The choice on CPU adapters with subgroups (lavapipe): about 4.5x the direct kernel at
     /// 256x784x512.
     Subgroup,
     /// The generated code of [`MatmulKernel::Subgroup`] without subgroups: 8 invocations per workgroup, each
     /// owning 16 rows by 4 or 8 columns (8 for products at least 64 wide) and loading its own A, `vec4` loads of
-    /// both operands. Runs where the operands' rows hold whole `vec4`s, else [`MatmulKernel::Direct`]; 16-bit
-    /// operands are widened to f32 first. The choice on CPU adapters without subgroups (llvmpipe GL): 1024^3 in
-    /// 105 ms on a quiet 2-core machine, against 139-150 ms with 32 rows by 4 columns per invocation (see
-    /// `vec4_blocks` in the source and BENCHMARKS.md).
+    /// both operands (of B as scalars where its rows are not whole `vec4`s, [`BLoad`]). Runs where the rows of A
+    /// hold whole `vec4`s, else [`MatmulKernel::Direct`]; 16-bit operands are widened to f32 first. The choice on
+    /// CPU adapters without subgroups (llvmpipe GL): 1024^3 in 105 ms on a quiet 2-core machine, against 139-150
+    /// ms with 32 rows by 4 columns per invocation (see `vec4_blocks` in the source and BENCHMARKS.md).
     Vec4,
 }
 
@@ -255,6 +256,19 @@ impl Form {
     }
 }
 
+/// How the generated kernels of CPU adapters ([`MatmulKernel::Subgroup`], [`MatmulKernel::Vec4`]) load B, the
+/// operand each invocation loads for its own columns: part of their [`crate::shaders::ShaderId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BLoad {
+    /// One `vec4` per row of B (`X W`, `X^T dZ`: N is a multiple of 4, so every row of B starts on 16 bytes; always
+    /// in `dZ W^T`, whose B rows run along K).
+    Vec4,
+    /// Four scalar loads per `vec4`, columns past N clamped to the last: `X W` and `X^T dZ` with N not a multiple
+    /// of 4, such as a classifier's 10 outputs. Four of llvmpipe's loops over the lanes where [`BLoad::Vec4`] has
+    /// one, against the direct kernel's one per FMA.
+    Scalar,
+}
+
 /// One product for the kernel: sizes `C [m, n]`, inner size `k`, operand strides, and what the epilogue and the
 /// operand loads do. Operands, bias and Z may each be f32, f16 or bf16; so may C and `z_out` (written through an
 /// f32 scratch and one rounding pass, see [`record_gemm`]).
@@ -380,11 +394,11 @@ pub(crate) fn check_distinct(
     Ok(())
 }
 
-/// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form, column blocks)` for
+/// The generated kernel `g` runs, if any: `(rows, lanes, subgroup, form, column blocks, B's loads)` for
 /// [`MatmulKernel::Subgroup`] (where the device has subgroups) or [`MatmulKernel::Vec4`], with no derivative fused
-/// into the loads and operands laid out as the generated kernels' `vec4` loads need
+/// into the loads and operands laid out as the generated kernels' `vec4` loads of A need
 /// ([`matmul_subgroup::form_of`]).
-fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form, u32)> {
+fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form, u32, BLoad)> {
     let (rows, lanes, subgroup, vecs) = match (g.kernel, g.fuse) {
         (MatmulKernel::Subgroup, None) => {
             (matmul_subgroup::ROWS, subgroup_lanes(g.c.gpu())?, true, 1)
@@ -392,8 +406,8 @@ fn generated(g: &Gemm) -> Option<(u32, u32, bool, Form, u32)> {
         (MatmulKernel::Vec4, None) => (VEC4_ROWS, VEC4_LANES, false, vec4_blocks(g.params[1])),
         _ => return None,
     };
-    let form = matmul_subgroup::form_of(g.params)?;
-    Some((rows, lanes, subgroup, form, vecs))
+    let (form, b_load) = matmul_subgroup::form_of(g.params)?;
+    Some((rows, lanes, subgroup, form, vecs, b_load))
 }
 
 /// The kernel and grid for `g`: the generated kernel where `g` is eligible ([`generated`]) and both operands
@@ -422,13 +436,15 @@ struct Plan {
 /// it widens 16-bit operands.
 fn plan_with(g: &Gemm, f32_operands: bool) -> Plan {
     let [m, n, ..] = g.params;
-    if let (true, Some((rows, lanes, subgroup, form, vecs))) = (f32_operands, generated(g)) {
+    if let (true, Some((rows, lanes, subgroup, form, vecs, b_load))) = (f32_operands, generated(g))
+    {
         let shader = ShaderId::MatmulGenerated {
             form,
             rows,
             lanes,
             subgroup,
             vecs,
+            b_load,
         };
         let groups = matmul_subgroup::groups(m, n, rows, 4 * vecs * lanes);
         let entry = if subgroup {

@@ -21,15 +21,21 @@
 //!
 //! ```text
 //! AB   C = X W     A rows contiguous along K: lane l loads A[i, 4(q0 + l) .. +4] for each row i, per L vec4 steps;
-//!                  B row p: one vec4 B[p, j0 .. j0 + 4] per lane and K step.          Needs K % 4 = 0, N % 4 = 0.
+//!                  B row p: one vec4 B[p, j0 .. j0 + 4] per lane and K step (four scalars where N % 4 != 0).
+//!                                                                                      Needs K % 4 = 0.
 //! AtB  C = X^T dZ  A = X [K, M] contiguous along M: lane l loads X[p0 + l, i0 + 4g .. +4] for each group g of 4
-//!                  rows, per L K steps; B as in AB.                                    Needs M % 4 = 0, N % 4 = 0.
+//!                  rows, per L K steps; B as in AB.                                    Needs M % 4 = 0.
 //! ABt  C = dZ W^T  A as in AB; B = W [N, K] contiguous along K: lane l loads W[j0 + c, 4q .. +4] for its four
 //!                  columns c and transposes them in registers (free: a vec4 is four scalar registers).   K % 4 = 0.
 //! ```
 //!
 //! Rows past M and columns past N are clamped to the last one for loading and dropped at the store; a K that is not
-//! a multiple of the chunk runs a tail loop in which every lane loads the shared values itself.
+//! a multiple of the chunk runs a tail loop in which every lane loads the shared values itself. B's rows start on
+//! 16 bytes only where N is a multiple of 4; elsewhere (a classifier's 10 outputs) AB and AtB load each lane's four
+//! values of B as four scalars, each column clamped ([`BLoad::Scalar`]): four lane loops where a `vec4` costs one,
+//! but the direct kernel, which ran those products before, costs one per FMA. On lavapipe the 256x512x10 output
+//! layer of the 784-512-512-10 MLP went from 2.5 to 0.9 ms (`X W`) and 1.9 to 0.8 ms (`X^T dZ`), wall clock per
+//! submission (BENCHMARKS.md).
 //!
 //! Without subgroups every invocation loads A itself (the tail loop over all of K), and a load that every lane
 //! makes at the same address still costs the loop over the lanes: with 4 columns, 32 rows and one K step of four
@@ -45,27 +51,37 @@
 
 use std::fmt::Write;
 
-use super::matmul::Form;
+use super::matmul::{BLoad, Form};
 
 /// Rows of C per workgroup (one named `vec4` accumulator each).
 pub(crate) const ROWS: u32 = 32;
 
-/// Whether a product with `params` `[m, n, k, sa_i, sa_p, sb_p, sb_j]` has the memory layout of `form` with the
-/// sizes the generated kernel's `vec4` loads need (see the module documentation).
-pub(crate) fn eligible(form: Form, params: [u32; 7]) -> bool {
+/// How a product with `params` `[m, n, k, sa_i, sa_p, sb_p, sb_j]` that has the memory layout of `form` loads B
+/// in the generated kernel, where it has the sizes the kernel's `vec4` loads of A need (see the module
+/// documentation); `None` where it does not.
+pub(crate) fn eligible(form: Form, params: [u32; 7]) -> Option<BLoad> {
     let [m, n, k, sa_i, sa_p, sb_p, sb_j] = params;
+    let b_rows = |ok: bool| {
+        ok.then_some(if n % 4 == 0 {
+            BLoad::Vec4
+        } else {
+            BLoad::Scalar
+        })
+    };
     match form {
-        Form::AB => sa_i == k && sa_p == 1 && sb_p == n && sb_j == 1 && k % 4 == 0 && n % 4 == 0,
-        Form::AtB => sa_i == 1 && sa_p == m && sb_p == n && sb_j == 1 && m % 4 == 0 && n % 4 == 0,
-        Form::ABt => sa_i == k && sa_p == 1 && sb_p == 1 && sb_j == k && k % 4 == 0,
+        Form::AB => b_rows(sa_i == k && sa_p == 1 && sb_p == n && sb_j == 1 && k % 4 == 0),
+        Form::AtB => b_rows(sa_i == 1 && sa_p == m && sb_p == n && sb_j == 1 && m % 4 == 0),
+        Form::ABt => {
+            (sa_i == k && sa_p == 1 && sb_p == 1 && sb_j == k && k % 4 == 0).then_some(BLoad::Vec4)
+        }
     }
 }
 
-/// The form of a product the generated kernel can run, if any.
-pub(crate) fn form_of(params: [u32; 7]) -> Option<Form> {
+/// The form of a product the generated kernel can run, if any, and how it loads B.
+pub(crate) fn form_of(params: [u32; 7]) -> Option<(Form, BLoad)> {
     [Form::AB, Form::AtB, Form::ABt]
         .into_iter()
-        .find(|&f| eligible(f, params))
+        .find_map(|f| eligible(f, params).map(|b| (f, b)))
 }
 
 /// `(x, y)` workgroups for `C [m, n]` with `rows` rows and `cols` columns per workgroup.
@@ -76,7 +92,7 @@ pub(crate) fn groups(m: u32, n: u32, rows: u32, cols: u32) -> (u32, u32) {
 const COMPONENTS: [&str; 4] = ["x", "y", "z", "w"];
 
 /// AB, ABt: whole chunks of `lanes` `vec4` steps along K, lane `l` loading step `q0 + l` of every row of A.
-fn shared_chunks(o: &mut String, form: Form, rows: u32, lanes: u32) {
+fn shared_chunks(o: &mut String, form: Form, rows: u32, lanes: u32, b_load: BLoad) {
     emit(
         o,
         1,
@@ -90,14 +106,14 @@ fn shared_chunks(o: &mut String, form: Form, rows: u32, lanes: u32) {
         for r in 0..rows {
             emit(o, 3, &format!("let a{r} = subgroupBroadcast(av{r}, {l}u);"));
         }
-        k4_block(o, 3, form, rows, &format!("q0 + {l}u"), 1);
+        k4_block(o, 3, form, rows, &format!("q0 + {l}u"), 1, b_load);
         emit(o, 2, "}");
     }
     emit(o, 1, "}");
 }
 
 /// AtB: whole chunks of `lanes` K steps, lane `l` loading row `p0 + l` of X for every group of four rows of C.
-fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32) {
+fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32, b_load: BLoad) {
     emit(
         o,
         1,
@@ -109,8 +125,8 @@ fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32) {
     }
     for l in 0..lanes {
         emit(o, 2, "{");
-        emit(o, 3, "let b = b_v4[bp];");
-        emit(o, 3, "bp += n4;");
+        emit(o, 3, &format!("let b = {};", b_row(b_load, 0)));
+        emit(o, 3, &b_step_after(b_load, 0, true).unwrap_or_default());
         for g in 0..rows / 4 {
             emit(o, 3, &format!("let a{g} = subgroupBroadcast(av{g}, {l}u);"));
         }
@@ -127,6 +143,27 @@ fn block(v: u32) -> String {
         String::new()
     } else {
         format!("_{v}")
+    }
+}
+
+/// Column block `v`'s four values of the current row of B (AB, AtB): `b_v4[bp_v]`, or four scalar loads at the
+/// row's offset `bp` and the block's clamped columns `bc{4v} .. bc{4v + 3}`.
+fn b_row(b_load: BLoad, v: u32) -> String {
+    match b_load {
+        BLoad::Vec4 => format!("b_v4[bp{}]", block(v)),
+        BLoad::Scalar => {
+            let c = |i: u32| format!("b_s[bp + bc{}]", 4 * v + i);
+            format!("vec4<f32>({}, {}, {}, {})", c(0), c(1), c(2), c(3))
+        }
+    }
+}
+
+/// The step to the next row of B after column block `v`'s load: each block's own `vec4` offset, or the one row
+/// offset that every block shares, stepped after the last block (`last`).
+fn b_step_after(b_load: BLoad, v: u32, last: bool) -> Option<String> {
+    match b_load {
+        BLoad::Vec4 => Some(format!("bp{} += n4;", block(v))),
+        BLoad::Scalar => last.then(|| "bp += params.n;".to_string()),
     }
 }
 
@@ -155,7 +192,15 @@ fn row_of_group(r: u32) -> String {
 
 /// The K steps of one `vec4` of A per row (AB, ABt), with `a{r}` the row's four values along K, for `vecs`
 /// column blocks of four.
-fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str, vecs: u32) {
+fn k4_block(
+    out: &mut String,
+    depth: usize,
+    form: Form,
+    rows: u32,
+    q: &str,
+    vecs: u32,
+    b_load: BLoad,
+) {
     if form == Form::ABt {
         for c in 0..4 * vecs {
             emit(out, depth, &format!("let w{c} = b_v4[bw{c} + {q}];"));
@@ -168,8 +213,14 @@ fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str, vecs
                 let w = |c: u32| format!("w{}.{comp}", 4 * v + c);
                 format!("vec4<f32>({}, {}, {}, {})", w(0), w(1), w(2), w(3))
             } else {
-                emit(out, depth, &format!("let b{e}{sfx} = b_v4[bp{sfx}];"));
-                emit(out, depth, &format!("bp{sfx} += n4;"));
+                emit(
+                    out,
+                    depth,
+                    &format!("let b{e}{sfx} = {};", b_row(b_load, v)),
+                );
+                if let Some(step) = b_step_after(b_load, v, v + 1 == vecs) {
+                    emit(out, depth, &step);
+                }
                 format!("b{e}{sfx}")
             };
             fma_rows(out, depth, rows, |r| format!("a{r}.{comp}"), &b, v);
@@ -177,22 +228,28 @@ fn k4_block(out: &mut String, depth: usize, form: Form, rows: u32, q: &str, vecs
     }
 }
 
-/// The WGSL of `matmul_subgroup` for `form` with `rows` rows per workgroup and `lanes` lanes per subgroup: bindings
-/// 0 (A) and 2 (B) as `vec4` arrays, the rest from `shaders/matmul_common.wgsl`, which the module includes first.
-/// `rows` is a multiple of 4.
-pub(crate) fn kernel_source(form: Form, rows: u32, lanes: u32) -> String {
-    generate(form, rows, lanes, true, 1)
+/// The WGSL of `matmul_subgroup` for `form` with `rows` rows per workgroup and `lanes` lanes per subgroup, loading
+/// B as `b_load` says: bindings 0 (A) and 2 (B) as `vec4` arrays (B as `f32` for [`BLoad::Scalar`]), the rest from
+/// `shaders/matmul_common.wgsl`, which the module includes first. `rows` is a multiple of 4.
+pub(crate) fn kernel_source(form: Form, rows: u32, lanes: u32, b_load: BLoad) -> String {
+    generate(form, rows, lanes, true, 1, b_load)
 }
 
 /// The WGSL of `matmul_vec4`: the same blocks and `vec4` loads without subgroups, each invocation loading its own
 /// A (the tail loop of [`kernel_source`] over all of K) and owning `vecs` blocks of 4 columns, `lanes`
 /// invocations per workgroup. For adapters without subgroups (llvmpipe GL).
-pub(crate) fn private_source(form: Form, rows: u32, lanes: u32, vecs: u32) -> String {
-    generate(form, rows, lanes, false, vecs)
+pub(crate) fn private_source(
+    form: Form,
+    rows: u32,
+    lanes: u32,
+    vecs: u32,
+    b_load: BLoad,
+) -> String {
+    generate(form, rows, lanes, false, vecs, b_load)
 }
 
 /// Each invocation owns `rows` rows by `4 vecs` columns of C (`vecs` is 1 with `shared`).
-fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> String {
+fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32, b_load: BLoad) -> String {
     let mut s = String::new();
     let o = &mut s;
     let (entry, lane) = if shared {
@@ -200,11 +257,15 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
     } else {
         ("matmul_vec4", "local_invocation_index")
     };
+    let b_binding = match b_load {
+        BLoad::Vec4 => "b_v4: array<vec4<f32>>",
+        BLoad::Scalar => "b_s: array<f32>",
+    };
     let _ = writeln!(
         o,
         "// Generated by src/ops/matmul_subgroup.rs: {form:?}, {rows} rows x {} columns per workgroup of {lanes} \
-         invocations.\n@group(0) @binding(0) var<storage, read> a_v4: array<vec4<f32>>;\n\
-         @group(0) @binding(2) var<storage, read> b_v4: array<vec4<f32>>;\n\n\
+         invocations, B loaded as {b_load:?}.\n@group(0) @binding(0) var<storage, read> a_v4: array<vec4<f32>>;\n\
+         @group(0) @binding(2) var<storage, read> {b_binding};\n\n\
          @compute @workgroup_size(WG)\n\
          fn {entry}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n    \
          @builtin({lane}) lane: u32) {{",
@@ -242,6 +303,12 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
                 &format!("let bw{c} = min(j0 + {c}u, params.n - 1u) * k4;"),
             );
         }
+    } else if b_load == BLoad::Scalar {
+        // The row offset of B, and each column clamped to the last (its loads feed only columns not stored).
+        emit(o, 1, "var bp = 0u;");
+        for c in 0..4 * vecs {
+            emit(o, 1, &format!("let bc{c} = min(j0 + {c}u, params.n - 1u);"));
+        }
     } else {
         emit(o, 1, "let n4 = params.n / 4u;");
         emit(o, 1, "var bp = min(j0 / 4u, n4 - 1u);");
@@ -261,12 +328,12 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
                 1,
                 &format!("let kfull = params.k - params.k % {lanes}u;"),
             );
-            shared_chunks_at_b(o, rows, lanes);
+            shared_chunks_at_b(o, rows, lanes, b_load);
         }
         (Form::AtB, false) => emit(o, 1, "let kfull = 0u;"),
         (_, true) => {
             emit(o, 1, &format!("let kfull = k4 - k4 % {lanes}u;"));
-            shared_chunks(o, form, rows, lanes);
+            shared_chunks(o, form, rows, lanes, b_load);
         }
         (_, false) => emit(o, 1, "let kfull = 0u;"),
     }
@@ -274,9 +341,10 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
         emit(o, 1, "for (var p = kfull; p < params.k; p++) {");
         emit(o, 2, "let row = p * m4;");
         for v in 0..vecs {
-            let sfx = block(v);
-            emit(o, 2, &format!("let b{sfx} = b_v4[bp{sfx}];"));
-            emit(o, 2, &format!("bp{sfx} += n4;"));
+            emit(o, 2, &format!("let b{} = {};", block(v), b_row(b_load, v)));
+            if let Some(step) = b_step_after(b_load, v, v + 1 == vecs) {
+                emit(o, 2, &step);
+            }
         }
         for g in 0..rows / 4 {
             emit(o, 2, &format!("let a{g} = a_v4[row + ag{g}];"));
@@ -289,7 +357,7 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32) -> Strin
         for r in 0..rows {
             emit(o, 2, &format!("let a{r} = a_v4[ar{r} + q];"));
         }
-        k4_block(o, 2, form, rows, "q", vecs);
+        k4_block(o, 2, form, rows, "q", vecs, b_load);
     }
     emit(o, 1, "}");
     for r in 0..rows {
@@ -318,11 +386,29 @@ mod tests {
     #[test]
     fn forms_are_told_apart_by_strides_and_sizes() {
         // Y = X W, X [8, 12], W [12, 16]: [m, n, k, sa_i, sa_p, sb_p, sb_j].
-        assert_eq!(form_of([8, 16, 12, 12, 1, 16, 1]), Some(Form::AB));
+        assert_eq!(
+            form_of([8, 16, 12, 12, 1, 16, 1]),
+            Some((Form::AB, BLoad::Vec4))
+        );
         // dW = X^T dZ, X [6, 8], dZ [6, 16]: M = 8, K = 6.
-        assert_eq!(form_of([8, 16, 6, 1, 8, 16, 1]), Some(Form::AtB));
+        assert_eq!(
+            form_of([8, 16, 6, 1, 8, 16, 1]),
+            Some((Form::AtB, BLoad::Vec4))
+        );
         // dX = dZ W^T, dZ [5, 12], W [10, 12]: N = 10 need not be a multiple of 4.
-        assert_eq!(form_of([5, 10, 12, 12, 1, 1, 12]), Some(Form::ABt));
+        assert_eq!(
+            form_of([5, 10, 12, 12, 1, 1, 12]),
+            Some((Form::ABt, BLoad::Vec4))
+        );
+        // Ten outputs: W [12, 10] and dZ [6, 10] are loaded as scalars.
+        assert_eq!(
+            form_of([8, 10, 12, 12, 1, 10, 1]),
+            Some((Form::AB, BLoad::Scalar))
+        );
+        assert_eq!(
+            form_of([8, 10, 6, 1, 8, 10, 1]),
+            Some((Form::AtB, BLoad::Scalar))
+        );
         // K = 10 is not a multiple of 4: no vec4 rows of A.
         assert_eq!(form_of([8, 16, 10, 10, 1, 16, 1]), None);
         // The constant-1 operand of a fused bias gradient (strides 0).
@@ -332,7 +418,7 @@ mod tests {
     #[test]
     fn source_has_one_accumulator_per_row_and_a_tail() {
         for form in [Form::AB, Form::AtB, Form::ABt] {
-            let s = kernel_source(form, 8, 8);
+            let s = kernel_source(form, 8, 8, BLoad::Vec4);
             assert!(s.contains("var acc7 = vec4<f32>();") && !s.contains("acc8"));
             assert!(s.contains("subgroupBroadcast(av0, 7u)"));
             assert!(s.contains("kfull"));
@@ -340,15 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn scalar_b_loads_clamp_each_column_and_step_one_row_offset() {
+        for form in [Form::AB, Form::AtB] {
+            let s = kernel_source(form, 8, 8, BLoad::Scalar);
+            assert!(s.contains("var<storage, read> b_s: array<f32>;") && !s.contains("b_v4"));
+            assert!(s.contains("let bc3 = min(j0 + 3u, params.n - 1u);"));
+            assert!(
+                s.contains("vec4<f32>(b_s[bp + bc0], b_s[bp + bc1], b_s[bp + bc2], b_s[bp + bc3])")
+            );
+            assert!(s.contains("bp += params.n;") && !s.contains("n4"));
+            // Two column blocks share the row offset, stepped once per row after the second block's load.
+            let p = private_source(form, 8, 8, 2, BLoad::Scalar);
+            assert!(p.contains("b_s[bp + bc7]") && !p.contains("bp_1"));
+            let loads = p.matches("b_s[bp + bc0]").count();
+            assert_eq!(p.matches("bp += params.n;").count(), loads);
+        }
+    }
+
+    #[test]
     fn private_source_has_accumulators_and_stores_per_column_block() {
         for form in [Form::AB, Form::AtB, Form::ABt] {
-            let s = private_source(form, 8, 8, 2);
+            let s = private_source(form, 8, 8, 2, BLoad::Vec4);
             assert!(s.contains("var acc7_1 = vec4<f32>();") && !s.contains("acc7_2"));
             assert!(s.contains("let j0 = (wid.x * 8u + lane) * 8u;"));
             assert!(s.contains("store_c(i0 + 7u, j0 + 7u, acc7_1.w);"));
             assert!(!s.contains("subgroupBroadcast"));
             // One block is the plain layout, names and all.
-            assert!(!private_source(form, 8, 8, 1).contains("_1"));
+            assert!(!private_source(form, 8, 8, 1, BLoad::Vec4).contains("_1"));
         }
     }
 }
