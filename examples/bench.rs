@@ -32,7 +32,9 @@
 //! cross-entropy takes a workgroup per row: `GpuOptions::cross_entropy_wide_rows`), `--f16 auto|packed|native` (how the
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
-//! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--markdown` (the report as Markdown,
+//! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--matmul-shapes MxKxN[,MxKxN...]`
+//! (the dense layers `[m, k, n]` whose products the matmul rows measure, instead of 1024^3, 256x784x512 and
+//! 256x512x512: `--kernels matmul --matmul-shapes 256x512x10` times a classifier's output layer), `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
 //! last value would silently win; `--sizes`, `--shape`, `--matmul` or `--ce-wide-rows` where no chosen kernel
@@ -76,7 +78,8 @@ use stdout::emit;
 const USAGE: &str = "usage: bench [--quick] [--json] [--kernels NAME[,NAME...]] [--pass forward|backward|both] \
                      [--sizes N[,N...]] [--shape ROWSxCOLS] [--dtypes T[,T...]] [--samples N] [--copy-mib N] \
                      [--clock timestamps|wall] [--launch WGxUNITS] [--reduction-rows N] [--ce-wide-rows N] \
-                     [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] [--markdown]";
+                     [--f16 auto|packed|native] [--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4] \
+                     [--matmul-shapes MxKxN[,MxKxN...]] [--markdown]";
 
 /// The most `--samples`: each lasts about 20 ms, so this is minutes per row already.
 const MAX_SAMPLES: u64 = 10_000;
@@ -109,6 +112,17 @@ fn parse_pair(flag: &str, v: &str) -> Result<(u32, u32), String> {
         ))
 }
 
+/// A dense layer's `[m, k, n]` from `MxKxN`, each positive.
+fn parse_triple(flag: &str, v: &str) -> Result<[usize; 3], String> {
+    let dims: Vec<usize> = v.split('x').filter_map(|d| d.parse().ok()).collect();
+    match dims[..] {
+        [m, k, n] if v.split('x').count() == 3 && m > 0 && k > 0 && n > 0 => Ok([m, k, n]),
+        _ => Err(format!(
+            "{flag} needs MxKxN with positive integers, got {v:?}"
+        )),
+    }
+}
+
 /// `forward`, `backward`, or `forward or backward`, as `--pass` chose.
 fn pass_names(passes: &[Pass]) -> String {
     let names: Vec<&str> = passes.iter().map(|p| p.name()).collect();
@@ -121,6 +135,9 @@ fn positive(flag: &str, v: &str) -> Result<u64, String> {
         .filter(|&n| n > 0)
         .ok_or(format!("{flag} needs a positive integer, got {v:?}"))
 }
+
+/// The backward's two products, each a kernel name of its own (`Form::name`: `matmul_at_b`, `matmul_a_bt`).
+const BACKWARD_FORMS: [Form; 2] = [Form::AtB, Form::ABt];
 
 /// Keeps in `plan` only the kernels `v` names (the training rows keep the plan's shapes).
 fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
@@ -158,13 +175,10 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                 plan.matmuls.extend(&all.matmuls);
                 plan.matmul_forms.extend(&all.matmul_forms);
             }
-            "matmul_at_b" | "matmul_a_bt" => {
+            _ if BACKWARD_FORMS.iter().any(|f| f.name() == name) => {
                 plan.matmuls.extend(&all.matmuls);
-                plan.matmul_forms.push(if name == "matmul_at_b" {
-                    Form::AtB
-                } else {
-                    Form::ABt
-                });
+                plan.matmul_forms
+                    .extend(BACKWARD_FORMS.into_iter().filter(|f| f.name() == name));
             }
             "cross_entropy" => plan.losses.extend(&all.losses),
             "train_step" => plan.mlps.extend(all.mlps.iter().cloned()),
@@ -185,11 +199,12 @@ fn select_kernels(plan: &mut Plan, v: &str) -> Result<(), String> {
                         "unknown kernel {name:?}: a set (activations, fused, training, compare, dense_compare, \
                          matmul (its three products), cross_entropy, train_step, {}), an activation ({}), \
                          bias_ or dense_ and an activation's name, a gated unit ({}), a learnable activation \
-                         ({}), softmax, log_softmax, or one product of the backward (matmul_at_b, matmul_a_bt)",
+                         ({}), softmax, log_softmax, or one product of the backward ({})",
                         names(all.mlps.iter().map(|m| m.name().to_string()).collect()),
                         names(Activation::ALL.map(|a| a.name().to_string()).to_vec()),
                         names(Gated::ALL.map(|g| g.name()).to_vec()),
                         names(Learnable::ALL.map(|l| l.name().to_string()).to_vec()),
+                        names(BACKWARD_FORMS.map(|f| f.name().to_string()).to_vec()),
                     ));
                 }
             }
@@ -241,6 +256,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = raw.iter();
     let mut kernels_given = false;
+    let mut matmul_shapes = None;
     // A value flag given twice would silently keep its last value.
     let mut seen = std::collections::HashSet::new();
     while let Some(a) = it.next() {
@@ -344,6 +360,14 @@ fn parse_args() -> Result<Args, String> {
                         .ok_or(format!("unknown matmul kernel {name:?}; {USAGE}"))?,
                 );
             }
+            "--matmul-shapes" => {
+                let mut shapes = value()?
+                    .split(',')
+                    .map(|v| parse_triple(a, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                dedup(&mut shapes);
+                matmul_shapes = Some(shapes);
+            }
             "--f16" => {
                 args.f16_storage = match value()?.as_str() {
                     "auto" => F16Storage::Auto,
@@ -369,6 +393,11 @@ fn parse_args() -> Result<Args, String> {
             "bench: warning: --copy-mib {copy_mib} is below {MIN_COPY_MIB}: the copy may run in a cache, and the \
              copy ceiling then measures the cache rather than memory"
         );
+    }
+    // The product rows' shapes, whichever of --kernels and --matmul-shapes came first; a plan without product rows
+    // keeps none (Plan::ignored_options notes it).
+    if let (Some(shapes), false) = (matmul_shapes, plan.matmuls.is_empty()) {
+        plan.matmuls = shapes;
     }
     // An option that sets something no chosen kernel uses changes nothing: say so rather than let the run look
     // as if it had applied.

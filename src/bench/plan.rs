@@ -171,6 +171,10 @@ impl Plan {
                         products,
                         "the kernel of the products, dense layers and training steps",
                     ),
+                    "--matmul-shapes" => (
+                        !(self.matmuls.is_empty() || self.matmul_forms.is_empty()),
+                        "the matmul rows' layer shapes",
+                    ),
                     "--ce-wide-rows" => (
                         !(self.losses.is_empty() && self.mlps.is_empty()),
                         "cross-entropy's kernel choice",
@@ -517,6 +521,7 @@ mod tests {
             "--sizes",
             "--shape",
             "--matmul",
+            "--matmul-shapes",
             "--ce-wide-rows",
             "--samples",
         ];
@@ -525,7 +530,10 @@ mod tests {
             .iter()
             .map(|i| i.0)
             .collect();
-        assert_eq!(ignored, ["--shape", "--matmul", "--ce-wide-rows"]);
+        assert_eq!(
+            ignored,
+            ["--shape", "--matmul", "--matmul-shapes", "--ce-wide-rows"]
+        );
         // The whole default run uses every one of them.
         assert!(Plan::default_run().ignored_options(&given).is_empty());
     }
