@@ -264,8 +264,8 @@ pub enum BLoad {
     /// in `dZ W^T`, whose B rows run along K).
     Vec4,
     /// Four scalar loads per `vec4`, columns past N clamped to the last: `X W` and `X^T dZ` with N not a multiple
-    /// of 4, such as a classifier's 10 outputs. Four of llvmpipe's loops over the lanes where [`BLoad::Vec4`] has
-    /// one, against the direct kernel's one per FMA.
+    /// of 4, such as a classifier's 10 outputs. Four of llvmpipe's loops over the lanes per row of B where
+    /// [`BLoad::Vec4`] has one; the direct kernel, which ran these products before, has two per FMA.
     Scalar,
 }
 

@@ -33,9 +33,9 @@
 //! a multiple of the chunk runs a tail loop in which every lane loads the shared values itself. B's rows start on
 //! 16 bytes only where N is a multiple of 4; elsewhere (a classifier's 10 outputs) AB and AtB load each lane's four
 //! values of B as four scalars, each column clamped ([`BLoad::Scalar`]): four lane loops where a `vec4` costs one,
-//! but the direct kernel, which ran those products before, costs one per FMA. On lavapipe the 256x512x10 output
-//! layer of the 784-512-512-10 MLP went from 2.5 to 0.9 ms (`X W`) and 1.9 to 0.8 ms (`X^T dZ`), wall clock per
-//! submission (BENCHMARKS.md).
+//! but the direct kernel, which ran those products before, costs two per FMA. On lavapipe the 256x512x10 output
+//! layer of the 784-512-512-10 MLP went from 2.8-2.9 to 0.71-0.74 ms (`X W`) and from 2.7-2.9 to 0.79-0.85 ms
+//! (`X^T dZ`): `bench --kernels matmul --matmul-shapes 256x512x10`, against `--matmul direct` (BENCHMARKS.md).
 //!
 //! Without subgroups every invocation loads A itself (the tail loop over all of K), and a load that every lane
 //! makes at the same address still costs the loop over the lanes: with 4 columns, 32 rows and one K step of four
