@@ -34,7 +34,8 @@
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--matmul-shapes MxKxN[,MxKxN...]`
 //! (the dense layers `[m, k, n]` whose products the matmul rows measure, instead of 1024^3, 256x784x512 and
-//! 256x512x512: `--kernels matmul --matmul-shapes 256x512x10` times a classifier's output layer), `--markdown` (the report as Markdown,
+//! 256x512x512: `--kernels matmul --matmul-shapes 256x512x10` times a classifier's output layer),
+//! `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
 //! last value would silently win; `--sizes`, `--shape`, `--matmul` or `--ce-wide-rows` where no chosen kernel
