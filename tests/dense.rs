@@ -30,9 +30,10 @@ fn poisoned(g: &Gpu, shape: &[usize]) -> Tensor {
 /// side of the separate backward's one-dispatch dZ and db (at most 128 rows), as (64, 64, 64) does; (20, 148, 132)
 /// gives the GL kernel 2 column blocks per invocation in every form, with a last workgroup of 4 columns, as
 /// (64, 64, 64) does with none left over. (70, 36, 10), (37, 20, 45) and (9, 8, 67) have outputs that are not a
-/// multiple of 4 wide, where the generated kernels load W and dZ as scalars (`BLoad::Scalar`): a classifier's 10
-/// outputs in three row blocks and a K tail, a second column block of 13 columns, and the GL kernel's second block
-/// of 4 columns left wholly past N in its last workgroup.
+/// multiple of 4 wide, where `X W` and `X^T dZ` on the generated kernels load W and dZ as scalars
+/// (`BLoad::Scalar`): a classifier's 10 outputs over several row blocks with a K tail, a second workgroup with 13
+/// of its 32 columns in range, and a last GL workgroup whose second block of 4 columns per invocation lies wholly
+/// past N.
 const SHAPES: [(usize, usize, usize); 17] = [
     (1, 1, 1),
     (3, 5, 7),

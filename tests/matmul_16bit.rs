@@ -52,8 +52,9 @@ fn random(
 }
 
 /// Odd sizes, 1, tile multiples and 0 in each dimension, and shapes the generated kernels take (multiples of 4
-/// with tails of their 32-row block, 32-column block and K chunk).
-const SHAPES: [(usize, usize, usize); 10] = [
+/// with tails of their 32-row block, 32-column block and K chunk; (36, 68, 10) with 10 outputs, whose widened W
+/// and dZ they load as scalars).
+const SHAPES: [(usize, usize, usize); 11] = [
     (1, 1, 1),
     (3, 5, 7),
     (64, 64, 64),
@@ -64,6 +65,7 @@ const SHAPES: [(usize, usize, usize); 10] = [
     (9, 130, 70),
     (36, 68, 20),
     (33, 260, 12),
+    (36, 68, 10),
 ];
 
 /// `(A, B, C)` storage types, cycled over the shapes so every form on every kernel meets f16 and bf16 in both

@@ -116,8 +116,8 @@ fn check_form_between(
 
 /// 1,001 rows: 37 and 29 wide (rows of 148 and 116 bytes in f32, 74 and 58 in 16 bits: a 16-bit row starts on a
 /// whole word only every other row); 36 and 28 wide, the multiples of 4 the generated kernels' `vec4` loads
-/// take.
-const SHAPES: [(usize, usize, usize); 2] = [(1001, 37, 29), (1001, 36, 28)];
+/// take; 36 by 29, where they load W's rows of 29 as scalars.
+const SHAPES: [(usize, usize, usize); 3] = [(1001, 37, 29), (1001, 36, 28), (1001, 36, 29)];
 
 #[test]
 fn row_separable_products_past_a_binding_run_in_chunks_on_every_kernel() {

@@ -43,8 +43,8 @@
 //!
 //! - [`MatmulKernel::Direct`] and the tiled kernels decode 16-bit operands in their loads (override type
 //!   codes `A_T`, `B_T`, the integer codecs of `shaders/storage.wgsl`).
-//! - [`MatmulKernel::Subgroup`] and [`MatmulKernel::Vec4`] load `vec4<f32>`s, so a 16-bit operand is widened to
-//!   an f32 scratch by one conversion pass first (exact; `O(rows cols)` work against the product's `O(m n k)`).
+//! - [`MatmulKernel::Subgroup`] and [`MatmulKernel::Vec4`] load f32 (`vec4<f32>`s, or B's scalars, [`BLoad`]),
+//!   so a 16-bit operand is widened to an f32 scratch by one conversion pass first (exact; `O(rows cols)` work against the product's `O(m n k)`).
 //!   Measured against running the direct kernel, which decodes in its loads, on a loaded 2-core machine (Mesa
 //!   22.3.6, `A` and `B` both f16, median of 4): lavapipe 256x784x512 7.8 vs 32.7 ms, 1024^3 75 vs 367 ms (f32
 //!   operands: 10.3 and 67 ms); llvmpipe GL 16.6 vs 30.1 ms, 172 vs 356 ms (f32: 14.2 and 161 ms). Widening
@@ -500,8 +500,8 @@ fn code(t: &Tensor) -> f64 {
 /// Records one product. `C [m, n]` with `m` or `n` 0 records nothing.
 ///
 /// Storage types: the kernels of `shaders/matmul.wgsl` decode 16-bit A, B, Z and bias at the load (exact). The
-/// generated kernels ([`MatmulKernel::Subgroup`], [`MatmulKernel::Vec4`]) bind their operands as `vec4<f32>`, so a
-/// 16-bit operand is first widened into an f32 scratch by one conversion pass (exact, `O(rows x cols)` against the
+/// generated kernels ([`MatmulKernel::Subgroup`], [`MatmulKernel::Vec4`]) bind their operands as f32 (`vec4<f32>`,
+/// or `f32` for [`BLoad::Scalar`]'s B), so a 16-bit operand is first widened into an f32 scratch by one conversion pass (exact, `O(rows x cols)` against the
 /// product's `O(m n k)`), which keeps the fast kernel; where the f32 copy would pass the storage-binding limit,
 /// the direct kernel runs instead. A 16-bit C or `z_out` is written to an f32 scratch and
 /// rounded once, to nearest even, by one conversion pass (a 16-bit store from the kernel would race: the two

@@ -1,8 +1,8 @@
 //! The matmul kernels of CPU adapters: generated, fully unrolled WGSL in which each invocation owns 32 rows by 4
-//! columns of C (or several such column blocks) and loads both operands as `vec4`s; with subgroups (lavapipe), the
-//! lanes of a subgroup load A together and share it by `subgroupBroadcast` ([`kernel_source`]); without (llvmpipe
-//! GL), each invocation loads its own A and may own several column blocks, so that each load of A feeds more
-//! FMAs ([`private_source`]).
+//! columns of C (or several such column blocks) and loads both operands as `vec4`s (B as scalars where its rows
+//! are not whole `vec4`s); with subgroups (lavapipe), the lanes of a subgroup load A together and share it by
+//! `subgroupBroadcast` ([`kernel_source`]); without (llvmpipe GL), each invocation loads its own A and may own
+//! several column blocks, so that each load of A feeds more FMAs ([`private_source`]).
 //!
 //! Why it looks like this (Mesa 22.3 llvmpipe, where a workgroup runs on one CPU thread and invocations are the
 //! lanes of 8-wide AVX2 vectors):
@@ -235,7 +235,7 @@ pub(crate) fn kernel_source(form: Form, rows: u32, lanes: u32, b_load: BLoad) ->
     generate(form, rows, lanes, true, 1, b_load)
 }
 
-/// The WGSL of `matmul_vec4`: the same blocks and `vec4` loads without subgroups, each invocation loading its own
+/// The WGSL of `matmul_vec4`: the same blocks and loads without subgroups, each invocation loading its own
 /// A (the tail loop of [`kernel_source`] over all of K) and owning `vecs` blocks of 4 columns, `lanes`
 /// invocations per workgroup. For adapters without subgroups (llvmpipe GL).
 pub(crate) fn private_source(
