@@ -33,13 +33,14 @@
 //! kernels access all-f16 tensors: `GpuOptions::f16_storage`; by default `auto`, the faster path timed once),
 //! `--matmul direct|tiled|tiled32|tiled_wide|subgroup|vec4` (the kernel of every product, dense layer and
 //! training step: `GpuOptions::matmul_kernel`; by default the adapter's), `--matmul-shapes MxKxN[,MxKxN...]`
-//! (the dense layers `[m, k, n]` whose products the matmul rows measure, instead of 1024^3, 256x784x512 and
-//! 256x512x512: `--kernels matmul --matmul-shapes 256x512x10` times a classifier's output layer),
+//! (the dense layers `[m, k, n]` whose products the matmul rows measure, instead of the run's: 1024^3,
+//! 256x784x512 and 256x512x512, or 64^3 with `--quick`; `--kernels matmul --matmul-shapes 256x512x10` times a
+//! classifier's output layer; each size as `--sizes` takes them, and no operand past its largest count),
 //! `--markdown` (the report as Markdown,
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
-//! last value would silently win; `--sizes`, `--shape`, `--matmul` or `--ce-wide-rows` where no chosen kernel
-//! uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
+//! last value would silently win; `--sizes`, `--shape`, `--matmul`, `--matmul-shapes` or `--ce-wide-rows` where
+//! no chosen kernel uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
 //! buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter (and a CPU adapter's host CPU: the same llvmpipe measured 7-8x apart on two hosts),
@@ -61,7 +62,7 @@ use std::process::ExitCode;
 use actgpu::bench::ceilings::{measure_ceilings, CeilingConfig};
 use actgpu::bench::compare::Comparison;
 use actgpu::bench::fused::FusedOp;
-use actgpu::bench::plan::{parse_size, Plan};
+use actgpu::bench::plan::{parse_size, Plan, MAX_SIZE};
 use actgpu::bench::report::Report;
 use actgpu::bench::{Clock, Timer};
 use actgpu::ops::matmul::Form;
@@ -113,14 +114,26 @@ fn parse_pair(flag: &str, v: &str) -> Result<(u32, u32), String> {
         ))
 }
 
-/// A dense layer's `[m, k, n]` from `MxKxN`, each positive.
+/// A dense layer's `[m, k, n]` from `MxKxN`, each size as `--sizes` takes it (`256` or `2^8`), and no operand
+/// (`m k`, `k n`, `m n` elements) past the largest element count `--sizes` takes.
 fn parse_triple(flag: &str, v: &str) -> Result<[usize; 3], String> {
-    let dims: Vec<usize> = v.split('x').filter_map(|d| d.parse().ok()).collect();
-    match dims[..] {
-        [m, k, n] if v.split('x').count() == 3 && m > 0 && k > 0 && n > 0 => Ok([m, k, n]),
-        _ => Err(format!(
-            "{flag} needs MxKxN with positive integers, got {v:?}"
-        )),
+    let parts: Vec<&str> = v.split('x').collect();
+    let [m, k, n] = parts[..] else {
+        return Err(format!("{flag} needs MxKxN, got {v:?}"));
+    };
+    let dims = [m, k, n]
+        .map(parse_size)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{flag} {v:?}: {e}"))?;
+    let [m, k, n] = [dims[0], dims[1], dims[2]];
+    let fits = |a: usize, b: usize| a.checked_mul(b).is_some_and(|e| e as u64 <= MAX_SIZE);
+    if fits(m, k) && fits(k, n) && fits(m, n) {
+        Ok([m, k, n])
+    } else {
+        Err(format!(
+            "{flag} {v:?}: an operand has more than {MAX_SIZE} elements"
+        ))
     }
 }
 
