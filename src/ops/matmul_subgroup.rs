@@ -385,34 +385,25 @@ mod tests {
 
     #[test]
     fn forms_are_told_apart_by_strides_and_sizes() {
-        // Y = X W, X [8, 12], W [12, 16]: [m, n, k, sa_i, sa_p, sb_p, sb_j].
-        assert_eq!(
-            form_of([8, 16, 12, 12, 1, 16, 1]),
-            Some((Form::AB, BLoad::Vec4))
-        );
-        // dW = X^T dZ, X [6, 8], dZ [6, 16]: M = 8, K = 6.
-        assert_eq!(
-            form_of([8, 16, 6, 1, 8, 16, 1]),
-            Some((Form::AtB, BLoad::Vec4))
-        );
-        // dX = dZ W^T, dZ [5, 12], W [10, 12]: N = 10 need not be a multiple of 4.
-        assert_eq!(
-            form_of([5, 10, 12, 12, 1, 1, 12]),
-            Some((Form::ABt, BLoad::Vec4))
-        );
-        // Ten outputs: W [12, 10] and dZ [6, 10] are loaded as scalars.
-        assert_eq!(
-            form_of([8, 10, 12, 12, 1, 10, 1]),
-            Some((Form::AB, BLoad::Scalar))
-        );
-        assert_eq!(
-            form_of([8, 10, 6, 1, 8, 10, 1]),
-            Some((Form::AtB, BLoad::Scalar))
-        );
-        // K = 10 is not a multiple of 4: no vec4 rows of A.
-        assert_eq!(form_of([8, 16, 10, 10, 1, 16, 1]), None);
-        // The constant-1 operand of a fused bias gradient (strides 0).
-        assert_eq!(form_of([1, 16, 6, 0, 0, 16, 1]), None);
+        // [m, n, k, sa_i, sa_p, sb_p, sb_j] and the kernel's form and B loads.
+        let cases = [
+            // Y = X W, X [8, 12], W [12, 16].
+            ([8, 16, 12, 12, 1, 16, 1], Some((Form::AB, BLoad::Vec4))),
+            // dW = X^T dZ, X [6, 8], dZ [6, 16]: M = 8, K = 6.
+            ([8, 16, 6, 1, 8, 16, 1], Some((Form::AtB, BLoad::Vec4))),
+            // dX = dZ W^T, dZ [5, 12], W [10, 12]: N = 10 need not be a multiple of 4.
+            ([5, 10, 12, 12, 1, 1, 12], Some((Form::ABt, BLoad::Vec4))),
+            // Ten outputs: W [12, 10] and dZ [6, 10] are loaded as scalars.
+            ([8, 10, 12, 12, 1, 10, 1], Some((Form::AB, BLoad::Scalar))),
+            ([8, 10, 6, 1, 8, 10, 1], Some((Form::AtB, BLoad::Scalar))),
+            // K = 10 is not a multiple of 4: no vec4 rows of A.
+            ([8, 16, 10, 10, 1, 16, 1], None),
+            // The constant-1 operand of a fused bias gradient (strides 0).
+            ([1, 16, 6, 0, 0, 16, 1], None),
+        ];
+        for (params, want) in cases {
+            assert_eq!(form_of(params), want, "{params:?}");
+        }
     }
 
     #[test]
