@@ -40,8 +40,8 @@
 //! for BENCHMARKS.md; not with `--json`). A name repeated in `--kernels`, `--sizes` (`2^16,65536` included) or
 //! `--dtypes` is measured once, in the order first given; an option given twice is refused (status 2), as its
 //! last value would silently win; `--sizes`, `--shape`, `--matmul`, `--matmul-shapes` or `--ce-wide-rows` where
-//! no chosen kernel uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on stderr: two
-//! buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
+//! no chosen kernel uses what it sets is noted on stderr (`Plan::ignored_options`). `--copy-mib` below 32 warns on
+//! stderr: two buffers that small may fit a last-level cache, and the copy ceiling would then be the cache's.
 //!
 //! What it prints: the adapter (and a CPU adapter's host CPU: the same llvmpipe measured 7-8x apart on two hosts),
 //! the clock, the launch shapes, the f16 path, reduction rows and matmul kernel in effect (the kernel that runs:

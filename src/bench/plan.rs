@@ -147,9 +147,9 @@ impl Plan {
     /// Of the options `given` (as `bench` spells them), those that set something no kernel of this plan uses,
     /// each with what it sets: `--sizes` (the plain activations' element counts), `--shape` (the fused ops' and
     /// comparisons' input), `--matmul` (the kernel of the products, dense layers and training steps),
-    /// `--matmul-shapes` (the matmul rows' layer shapes) and `--ce-wide-rows` (cross-entropy's kernel choice, in the loss rows and the training steps' loss). `bench`
-    /// notes them on stderr, since they change nothing in the run (`bench --kernels relu --shape 64x64` measured
-    /// relu as if the shape had not been given).
+    /// `--matmul-shapes` (the matmul rows' layer shapes) and `--ce-wide-rows` (cross-entropy's kernel choice, in
+    /// the loss rows and the training steps' loss). `bench` notes them on stderr, since they change nothing in the
+    /// run (`bench --kernels relu --shape 64x64` measured relu as if the shape had not been given).
     pub fn ignored_options<'a>(&self, given: &[&'a str]) -> Vec<(&'a str, &'static str)> {
         let products = !((self.matmuls.is_empty() || self.matmul_forms.is_empty())
             && self.dense.is_empty()
