@@ -121,12 +121,8 @@ fn parse_triple(flag: &str, v: &str) -> Result<[usize; 3], String> {
     let [m, k, n] = parts[..] else {
         return Err(format!("{flag} needs MxKxN, got {v:?}"));
     };
-    let dims = [m, k, n]
-        .map(parse_size)
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{flag} {v:?}: {e}"))?;
-    let [m, k, n] = [dims[0], dims[1], dims[2]];
+    let size = |d: &str| parse_size(d).map_err(|e| format!("{flag} {v:?}: {e}"));
+    let [m, k, n] = [size(m)?, size(k)?, size(n)?];
     let fits = |a: usize, b: usize| a.checked_mul(b).is_some_and(|e| e as u64 <= MAX_SIZE);
     if fits(m, k) && fits(k, n) && fits(m, n) {
         Ok([m, k, n])

@@ -125,8 +125,7 @@ fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32, b_load: BLoad) {
     }
     for l in 0..lanes {
         emit(o, 2, "{");
-        emit(o, 3, &format!("let b = {};", b_row(b_load, 0)));
-        emit(o, 3, &b_step_after(b_load, 0, true).unwrap_or_default());
+        load_b_row(o, 3, "b", b_load, 0, 1);
         for g in 0..rows / 4 {
             emit(o, 3, &format!("let a{g} = subgroupBroadcast(av{g}, {l}u);"));
         }
@@ -146,24 +145,25 @@ fn block(v: u32) -> String {
     }
 }
 
-/// Column block `v`'s four values of the current row of B (AB, AtB): `b_v4[bp_v]`, or four scalar loads at the
-/// row's offset `bp` and the block's clamped columns `bc{4v} .. bc{4v + 3}`.
-fn b_row(b_load: BLoad, v: u32) -> String {
+/// `let {name} = ` column block `v`'s four values of the current row of B (AB, AtB), and the step to the next
+/// row: `b_v4[bp_v]` and that block's own `vec4` offset; or four scalar loads at the row's offset `bp` and the
+/// block's clamped columns `bc{4v} .. bc{4v + 3}`, with `bp`, which every block shares, stepped after the last
+/// of the `vecs` blocks.
+fn load_b_row(out: &mut String, depth: usize, name: &str, b_load: BLoad, v: u32, vecs: u32) {
     match b_load {
-        BLoad::Vec4 => format!("b_v4[bp{}]", block(v)),
+        BLoad::Vec4 => {
+            let sfx = block(v);
+            emit(out, depth, &format!("let {name} = b_v4[bp{sfx}];"));
+            emit(out, depth, &format!("bp{sfx} += n4;"));
+        }
         BLoad::Scalar => {
             let c = |i: u32| format!("b_s[bp + bc{}]", 4 * v + i);
-            format!("vec4<f32>({}, {}, {}, {})", c(0), c(1), c(2), c(3))
+            let row = format!("vec4<f32>({}, {}, {}, {})", c(0), c(1), c(2), c(3));
+            emit(out, depth, &format!("let {name} = {row};"));
+            if v + 1 == vecs {
+                emit(out, depth, "bp += params.n;");
+            }
         }
-    }
-}
-
-/// The step to the next row of B after column block `v`'s load: each block's own `vec4` offset, or the one row
-/// offset that every block shares, stepped after the last block (`last`).
-fn b_step_after(b_load: BLoad, v: u32, last: bool) -> Option<String> {
-    match b_load {
-        BLoad::Vec4 => Some(format!("bp{} += n4;", block(v))),
-        BLoad::Scalar => last.then(|| "bp += params.n;".to_string()),
     }
 }
 
@@ -213,15 +213,9 @@ fn k4_block(
                 let w = |c: u32| format!("w{}.{comp}", 4 * v + c);
                 format!("vec4<f32>({}, {}, {}, {})", w(0), w(1), w(2), w(3))
             } else {
-                emit(
-                    out,
-                    depth,
-                    &format!("let b{e}{sfx} = {};", b_row(b_load, v)),
-                );
-                if let Some(step) = b_step_after(b_load, v, v + 1 == vecs) {
-                    emit(out, depth, &step);
-                }
-                format!("b{e}{sfx}")
+                let name = format!("b{e}{sfx}");
+                load_b_row(out, depth, &name, b_load, v, vecs);
+                name
             };
             fma_rows(out, depth, rows, |r| format!("a{r}.{comp}"), &b, v);
         }
@@ -341,10 +335,7 @@ fn generate(form: Form, rows: u32, lanes: u32, shared: bool, vecs: u32, b_load: 
         emit(o, 1, "for (var p = kfull; p < params.k; p++) {");
         emit(o, 2, "let row = p * m4;");
         for v in 0..vecs {
-            emit(o, 2, &format!("let b{} = {};", block(v), b_row(b_load, v)));
-            if let Some(step) = b_step_after(b_load, v, v + 1 == vecs) {
-                emit(o, 2, &step);
-            }
+            load_b_row(o, 2, &format!("b{}", block(v)), b_load, v, vecs);
         }
         for g in 0..rows / 4 {
             emit(o, 2, &format!("let a{g} = a_v4[row + ag{g}];"));
