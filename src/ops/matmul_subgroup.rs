@@ -123,13 +123,27 @@ fn shared_chunks_at_b(o: &mut String, rows: u32, lanes: u32, b_load: BLoad) {
     for g in 0..rows / 4 {
         emit(o, 2, &format!("let av{g} = a_v4[row + ag{g}];"));
     }
-    for l in 0..lanes {
+    // Up to four K steps at a time (lanes l0 ..), so that each accumulator takes that many FMAs in a row.
+    for l0 in (0..lanes).step_by(4) {
+        let steps = (lanes - l0).min(4);
         emit(o, 2, "{");
-        load_b_row(o, 3, "b", b_load, 0, 1);
-        for g in 0..rows / 4 {
-            emit(o, 3, &format!("let a{g} = subgroupBroadcast(av{g}, {l}u);"));
+        for e in 0..steps {
+            load_b_row(o, 3, &format!("b{e}"), b_load, 0, 1);
         }
-        fma_rows(o, 3, rows, row_of_group, "b", 0);
+        for g in 0..rows / 4 {
+            for e in 0..steps {
+                emit(
+                    o,
+                    3,
+                    &format!("let a{g}_{e} = subgroupBroadcast(av{g}, {}u);", l0 + e),
+                );
+            }
+            for (c, comp) in COMPONENTS.iter().enumerate() {
+                fma_steps(o, 3, 4 * g + c as u32, 0, steps, |e| {
+                    format!("a{g}_{e}.{comp}")
+                });
+            }
+        }
         emit(o, 2, "}");
     }
     emit(o, 1, "}");
@@ -191,7 +205,8 @@ fn row_of_group(r: u32) -> String {
 }
 
 /// The K steps of one `vec4` of A per row (AB, ABt), with `a{r}` the row's four values along K, for `vecs`
-/// column blocks of four.
+/// column blocks of four: the four rows of B (`b{e}` for K step `e`, per block) first, then each accumulator's
+/// four FMAs in a row ([`fma_steps`]).
 fn k4_block(
     out: &mut String,
     depth: usize,
@@ -208,17 +223,45 @@ fn k4_block(
     }
     for (e, comp) in COMPONENTS.iter().enumerate() {
         for v in 0..vecs {
-            let sfx = block(v);
-            let b = if form == Form::ABt {
+            let name = format!("b{e}{}", block(v));
+            if form == Form::ABt {
                 let w = |c: u32| format!("w{}.{comp}", 4 * v + c);
-                format!("vec4<f32>({}, {}, {}, {})", w(0), w(1), w(2), w(3))
+                let row = format!("vec4<f32>({}, {}, {}, {})", w(0), w(1), w(2), w(3));
+                emit(out, depth, &format!("let {name} = {row};"));
             } else {
-                let name = format!("b{e}{sfx}");
                 load_b_row(out, depth, &name, b_load, v, vecs);
-                name
-            };
-            fma_rows(out, depth, rows, |r| format!("a{r}.{comp}"), &b, v);
+            }
         }
+    }
+    for r in 0..rows {
+        for v in 0..vecs {
+            fma_steps(out, depth, r, v, 4, |e| {
+                format!("a{r}.{}", COMPONENTS[e as usize])
+            });
+        }
+    }
+}
+
+/// `steps` FMAs in a row into row `r`'s accumulator of column block `v`: `acc += a(e) * b{e}` for each K step
+/// `e`. One accumulator at a time, because the 32 rows' accumulators cannot all live in registers: llvmpipe's
+/// code (`perf` and `gdb` on lavapipe, 2026-12-02) keeps them on the stack, and an FMA per accumulator per K step
+/// loaded and stored one there for each (mul, add) pair, where four in a row load and store it once.
+fn fma_steps(
+    out: &mut String,
+    depth: usize,
+    r: u32,
+    v: u32,
+    steps: u32,
+    a: impl Fn(u32) -> String,
+) {
+    let acc = format!("acc{r}{}", block(v));
+    for e in 0..steps {
+        let b = format!("b{e}{}", block(v));
+        emit(
+            out,
+            depth,
+            &format!("{acc} = fma(vec4<f32>({}), {b}, {acc});", a(e)),
+        );
     }
 }
 
@@ -436,5 +479,26 @@ mod tests {
             // One block is the plain layout, names and all.
             assert!(!private_source(form, 8, 8, 1, BLoad::Vec4).contains("_1"));
         }
+    }
+
+    #[test]
+    fn each_accumulator_takes_four_k_steps_in_a_row() {
+        let run = |a: [&str; 4]| {
+            (0..4)
+                .map(|e| format!("acc0 = fma(vec4<f32>({}), b{e}, acc0);", a[e]))
+                .collect::<Vec<_>>()
+                .join("\n            ")
+        };
+        for form in [Form::AB, Form::ABt] {
+            let s = kernel_source(form, 8, 8, BLoad::Vec4);
+            assert!(
+                s.contains(&run(["a0.x", "a0.y", "a0.z", "a0.w"])),
+                "{form:?}"
+            );
+        }
+        // AtB: four lanes' broadcasts, then row 4 g + c takes component c of each.
+        let s = kernel_source(Form::AtB, 8, 8, BLoad::Vec4);
+        assert!(s.contains("let a0_3 = subgroupBroadcast(av0, 7u);"));
+        assert!(s.contains(&run(["a0_0.x", "a0_1.x", "a0_2.x", "a0_3.x"])));
     }
 }
