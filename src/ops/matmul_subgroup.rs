@@ -15,6 +15,10 @@
 //!   row), and the inner loop broadcasts them, so every element of A is loaded once per subgroup.
 //! - Loops over private arrays are not unrolled by the driver and the arrays go to memory (a rolled version of
 //!   this kernel measured 10x slower), hence the generated, straight-line code with one named accumulator per row.
+//! - Those 32 `vec4` accumulators (128 AVX2 registers' worth) live on the stack, and `fma` becomes a multiply and
+//!   an add. So each accumulator takes four K steps' FMAs in a row, which load and store it once, where one FMA
+//!   per row per K step loaded and stored it for every (mul, add) pair ([`fma_steps`]; 624207d: 1.2-1.4x at
+//!   1024^3 on lavapipe, 1.4-1.9x at the MLP shapes, BENCHMARKS.md).
 //!
 //! Each workgroup is one subgroup of `L` lanes and computes a block of `R` rows of C by `4 L` columns; lane `l`
 //! owns columns `j0 .. j0 + 4`, `j0 = 4 (L x + l)`, in one `vec4` accumulator per row:
